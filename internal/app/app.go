@@ -1,0 +1,189 @@
+// Package app is the composition root: it opens the key-encryption key,
+// the database and every service, in one place, from one validated
+// configuration. Nothing else constructs long-lived components.
+//
+// # Lifetime
+//
+// [Open] starts the audit batcher (the only goroutine app owns); [App.Close]
+// drains it first, then closes the database. Close must be called after
+// the HTTP server has stopped accepting requests.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/phivault/phivault/internal/audit"
+	"github.com/phivault/phivault/internal/authn"
+	"github.com/phivault/phivault/internal/config"
+	"github.com/phivault/phivault/internal/fhir"
+	"github.com/phivault/phivault/internal/fhir/search"
+	"github.com/phivault/phivault/internal/httpapi"
+	"github.com/phivault/phivault/internal/keys"
+	"github.com/phivault/phivault/internal/record"
+	"github.com/phivault/phivault/internal/storage"
+	"github.com/phivault/phivault/internal/storage/postgres"
+	"github.com/phivault/phivault/internal/storage/sqlite"
+)
+
+// Version is reported by the capability statement; the CLI sets it.
+const Version = "0.1.0"
+
+// kmsTimeout bounds every call to a remote KMS.
+const kmsTimeout = 10 * time.Second
+
+// App is an opened phivault instance.
+type App struct {
+	Config  config.Config
+	Store   storage.Store
+	Keys    *keys.Keyring
+	Record  *record.Service
+	Log     *audit.Log
+	batcher *audit.Batcher
+	auth    *authn.Authenticator
+	logger  *slog.Logger
+}
+
+// Open opens everything the configuration names. The caller must Close.
+func Open(ctx context.Context, c config.Config, logger *slog.Logger) (*App, error) {
+	httpClient := &http.Client{Timeout: kmsTimeout}
+	kek, err := keys.OpenKEK(ctx, keys.KEKSource{KeyFile: c.Keys.KeyFile, URI: c.Keys.KMSURI}, httpClient)
+	if err != nil {
+		return nil, fmt.Errorf("opening the key-encryption key (keys.key_file / keys.kms_uri): %w", err)
+	}
+	st, err := OpenStore(ctx, c.Storage)
+	if err != nil {
+		return nil, err
+	}
+	kr := keys.NewKeyring(kek, keys.Options{})
+	if err := loadSystemKeys(ctx, st, kr); err != nil {
+		st.Close()
+		return nil, err
+	}
+	reg, err := search.New()
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("loading search parameters: %w", err)
+	}
+	a := &App{Config: c, Store: st, Keys: kr, logger: logger}
+	a.Log = audit.NewLog(kr)
+	a.batcher = audit.NewBatcher(st, audit.BatcherOptions{})
+	a.Record = record.New(record.Deps{
+		Store:     st,
+		Keys:      kr,
+		Validator: fhir.NewValidator(),
+		Registry:  reg,
+		Log:       a.Log,
+		Batcher:   a.batcher,
+		Now:       time.Now,
+		NewID:     func() string { return uuid.NewString() },
+		Limits:    fhir.Limits{MaxBytes: c.Limits.MaxBodyBytes, MaxEntries: c.Limits.MaxBundleEntries},
+	})
+	a.auth = authn.NewAuthenticator(st)
+	return a, nil
+}
+
+// OpenStore opens the configured database and applies migrations.
+func OpenStore(ctx context.Context, c config.Storage) (storage.Store, error) {
+	switch c.Driver {
+	case "postgres":
+		st, err := postgres.Open(ctx, c.PostgresURL, postgres.Options{})
+		if err != nil {
+			return nil, fmt.Errorf("opening PostgreSQL (storage.postgres_url): %w", err)
+		}
+		return st, nil
+	default:
+		st, err := sqlite.Open(ctx, c.SQLitePath, sqlite.Options{})
+		if err != nil {
+			return nil, fmt.Errorf("opening SQLite database %s (storage.sqlite_path): %w", c.SQLitePath, err)
+		}
+		return st, nil
+	}
+}
+
+// systemKeys are created on first start and wrapped under the KEK.
+var systemKeyNames = []string{keys.SystemBlindIndex, keys.SystemToken, keys.SystemAudit}
+
+// loadSystemKeys loads the blind-index, token and audit keys, creating
+// any that is missing (first start). Concurrent first starts of several
+// processes converge: the loser of the insert race reloads.
+func loadSystemKeys(ctx context.Context, st storage.Store, kr *keys.Keyring) error {
+	recs := make(map[string]storage.KeyRecord, len(systemKeyNames))
+	err := st.Update(ctx, func(tx storage.Tx) error {
+		for _, name := range systemKeyNames {
+			rec, err := tx.Key(ctx, name)
+			if errors.Is(err, storage.ErrNotFound) {
+				rec, err = kr.NewSystemKey(name, time.Now())
+				if err != nil {
+					return err
+				}
+				if err := tx.PutKey(ctx, rec); err != nil {
+					return err
+				}
+			} else if err != nil {
+				return err
+			}
+			recs[name] = rec
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("loading system keys: %w", err)
+	}
+	if err := kr.LoadSystemKeys(recs[keys.SystemBlindIndex], recs[keys.SystemToken], recs[keys.SystemAudit]); err != nil {
+		return fmt.Errorf("opening system keys (wrong key file for this database?): %w", err)
+	}
+	return nil
+}
+
+// Handler is the HTTP handler of this instance.
+func (a *App) Handler() http.Handler {
+	return httpapi.New(httpapi.Options{
+		Record:        a.Record,
+		Authenticator: a.auth,
+		Logger:        a.logger,
+		Now:           time.Now,
+		BaseURL:       a.Config.Server.BaseURL,
+		MaxBodyBytes:  a.Config.Limits.MaxBodyBytes,
+		Version:       Version,
+		Ready: func(ctx context.Context) error {
+			_, err := a.Store.Key(ctx, keys.SystemToken)
+			return err
+		},
+	}).Handler()
+}
+
+// CreateToken creates an API token and returns its secret (show it once).
+func (a *App) CreateToken(ctx context.Context, name string, roles []string) (authn.Secret, error) {
+	secret, tok, err := authn.NewToken(name, roles, time.Now())
+	if err != nil {
+		return "", err
+	}
+	err = a.Store.Update(ctx, func(tx storage.Tx) error {
+		if err := tx.PutToken(ctx, tok); err != nil {
+			return err
+		}
+		rec, err := a.Log.Seal(audit.Event{Time: time.Now(), Action: audit.ActionTokenCreate, Outcome: audit.OutcomeSuccess,
+			Agent: audit.Agent{Client: "cli"}, Entities: []string{"token/" + tok.ID}})
+		if err != nil {
+			return err
+		}
+		return tx.AppendAudit(ctx, rec)
+	})
+	if err != nil {
+		return "", fmt.Errorf("storing token: %w", err)
+	}
+	return secret, nil
+}
+
+// Close drains the audit batcher and closes the database.
+func (a *App) Close() error {
+	a.batcher.Close()
+	return a.Store.Close()
+}

@@ -1,0 +1,229 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/phivault/phivault/internal/audit"
+	"github.com/phivault/phivault/internal/keys"
+	"github.com/phivault/phivault/internal/storage"
+)
+
+// Progress reports a long operation: phase, units done, and total (-1
+// when unknown).
+type Progress func(phase string, done, total int64)
+
+// ErrKMSRotation means KEK rotation of a KMS key happens in the KMS.
+var ErrKMSRotation = errors.New("the KEK lives in a KMS: rotate it there (new key version); phivault keeps using the KMS key URI")
+
+// isDataOwner reports whether owner names a DEK (not a system key).
+func isDataOwner(owner string) bool { return !strings.HasPrefix(owner, "system/") }
+
+// RotateKEK rotates the key-encryption key and re-wraps every data and
+// system key under the new primary. It is online (the server keeps
+// serving: records are replaced one transaction at a time and old KEK
+// keys stay in the key file, so every wrap opens at every moment) and
+// resumable: if records wrapped under an older KEK remain, it finishes
+// those instead of rotating again.
+func (a *App) RotateKEK(ctx context.Context, progress Progress) (rotated bool, rewrapped int64, err error) {
+	if a.Config.Keys.KeyFile == "" {
+		return false, 0, ErrKMSRotation
+	}
+	var recs []storage.KeyRecord
+	if err := a.Store.ScanKeys(ctx, func(r storage.KeyRecord) error {
+		if !r.Shredded {
+			recs = append(recs, r)
+		}
+		return nil
+	}); err != nil {
+		return false, 0, fmt.Errorf("listing keys: %w", err)
+	}
+	primary := a.Keys.KEK().PrimaryID()
+	stale := 0
+	for _, r := range recs {
+		if r.KEKID != primary {
+			stale++
+		}
+	}
+	if stale == 0 {
+		if _, err := keys.RotateKeyFile(a.Config.Keys.KeyFile); err != nil {
+			return false, 0, fmt.Errorf("rotating the key file: %w", err)
+		}
+		kek, err := keys.OpenKEK(ctx, keys.KEKSource{KeyFile: a.Config.Keys.KeyFile}, nil)
+		if err != nil {
+			return false, 0, fmt.Errorf("reopening the rotated key file: %w", err)
+		}
+		a.Keys.SetKEK(kek)
+		primary, rotated = kek.PrimaryID(), true
+	}
+	total := int64(len(recs))
+	for i, r := range recs {
+		if err := ctx.Err(); err != nil {
+			return rotated, rewrapped, err
+		}
+		err := a.Store.Update(ctx, func(tx storage.Tx) error {
+			cur, err := tx.Key(ctx, r.Owner)
+			if err != nil || cur.Shredded || cur.KEKID == primary {
+				return err
+			}
+			nr, err := a.Keys.Rewrap(cur)
+			if err != nil {
+				return err
+			}
+			if err := tx.ReplaceKey(ctx, nr); err != nil {
+				return err
+			}
+			rewrapped++
+			return nil
+		})
+		if err != nil {
+			return rotated, rewrapped, fmt.Errorf("re-wrapping the key of %s: %w", r.Owner, err)
+		}
+		if progress != nil {
+			progress("re-wrapping data keys", int64(i+1), total)
+		}
+	}
+	err = a.auditKeyOp(ctx, "kek")
+	return rotated, rewrapped, err
+}
+
+// RotateDEKs gives owner (or every owner when owner is "") a new primary
+// data key, re-seals every stored version under it, then destroys the old
+// keys. Writes always read the key record inside their transaction, so
+// they seal with the new primary while this runs. Re-running after an
+// interruption completes the work (each step is idempotent).
+func (a *App) RotateDEKs(ctx context.Context, owner string, progress Progress) (resealed int64, err error) {
+	var owners []string
+	if err := a.Store.ScanKeys(ctx, func(r storage.KeyRecord) error {
+		if !r.Shredded && isDataOwner(r.Owner) && (owner == "" || r.Owner == owner) {
+			owners = append(owners, r.Owner)
+		}
+		return nil
+	}); err != nil {
+		return 0, fmt.Errorf("listing keys: %w", err)
+	}
+	if owner != "" && len(owners) == 0 {
+		return 0, fmt.Errorf("no data key for %s", owner)
+	}
+	want := make(map[string]bool, len(owners))
+	for i, o := range owners {
+		want[o] = true
+		if err := a.Store.Update(ctx, func(tx storage.Tx) error {
+			cur, err := tx.Key(ctx, o)
+			if err != nil {
+				return err
+			}
+			nr, err := a.Keys.RotateDEK(cur)
+			if err != nil {
+				return err
+			}
+			return tx.ReplaceKey(ctx, nr)
+		}); err != nil {
+			return 0, fmt.Errorf("rotating the key of %s: %w", o, err)
+		}
+		a.Keys.Forget(o)
+		if progress != nil {
+			progress("new data keys", int64(i+1), int64(len(owners)))
+		}
+	}
+	// Re-seal every version not sealed with its owner's primary key, in
+	// small transactions.
+	const batch = 200
+	var pending []storage.Version
+	var scanned int64
+	flush := func() error {
+		if len(pending) == 0 {
+			return nil
+		}
+		err := a.Store.Update(ctx, func(tx storage.Tx) error {
+			for _, v := range pending {
+				rec, err := tx.Key(ctx, v.Owner)
+				if err != nil {
+					return err
+				}
+				dek, err := a.Keys.DEK(rec)
+				if err != nil {
+					return err
+				}
+				if dek.SealedWithPrimary(v.Ciphertext) {
+					continue
+				}
+				ad := keys.ResourceAD{Type: v.Type, ID: v.ID, Version: v.Version, Owner: v.Owner}
+				pt, err := dek.Open(v.Ciphertext, ad)
+				if err != nil {
+					return fmt.Errorf("opening %s/%s/_history/%d: %w", v.Type, v.ID, v.Version, err)
+				}
+				ct, err := dek.Seal(pt, ad)
+				if err != nil {
+					return err
+				}
+				if err := tx.RewriteCiphertext(ctx, storage.VersionRef{Type: v.Type, ID: v.ID, Version: v.Version}, ct); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		resealed += int64(len(pending))
+		pending = pending[:0]
+		return nil
+	}
+	err = a.Store.ScanVersions(ctx, storage.VersionRef{}, func(v storage.Version) error {
+		scanned++
+		if progress != nil && scanned%100 == 0 {
+			progress("re-sealing versions", scanned, -1)
+		}
+		if v.Deleted || !want[v.Owner] {
+			return nil
+		}
+		pending = append(pending, v)
+		if len(pending) >= batch {
+			return flush()
+		}
+		return nil
+	})
+	if err == nil {
+		err = flush()
+	}
+	if err != nil {
+		return resealed, fmt.Errorf("re-sealing versions: %w", err)
+	}
+	for i, o := range owners {
+		if err := a.Store.Update(ctx, func(tx storage.Tx) error {
+			cur, err := tx.Key(ctx, o)
+			if err != nil {
+				return err
+			}
+			nr, err := a.Keys.RetireOldDEKKeys(cur)
+			if err != nil {
+				return err
+			}
+			return tx.ReplaceKey(ctx, nr)
+		}); err != nil {
+			return resealed, fmt.Errorf("retiring old keys of %s: %w", o, err)
+		}
+		a.Keys.Forget(o)
+		if progress != nil {
+			progress("retiring old data keys", int64(i+1), int64(len(owners)))
+		}
+	}
+	return resealed, a.auditKeyOp(ctx, "dek")
+}
+
+func (a *App) auditKeyOp(ctx context.Context, what string) error {
+	return a.Store.Update(ctx, func(tx storage.Tx) error {
+		rec, err := a.Log.Seal(audit.Event{Time: nowUTC(), Action: audit.ActionKeyRotate, Outcome: audit.OutcomeSuccess,
+			Agent: audit.Agent{Client: "cli"}, Entities: []string{"key/" + what}})
+		if err != nil {
+			return err
+		}
+		return tx.AppendAudit(ctx, rec)
+	})
+}
+
+func nowUTC() time.Time { return time.Now().UTC() }

@@ -1,0 +1,161 @@
+package audit
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/phivault/phivault/internal/storage"
+)
+
+// Batcher defaults. A batch commits as soon as it holds MaxBatch records
+// or the oldest has waited MaxDelay: with one fsync per batch the read
+// path pays about one commit per MaxBatch requests (DESIGN §3, §12).
+const (
+	DefaultMaxBatch = 256
+	DefaultMaxDelay = 2 * time.Millisecond
+	// DefaultQueue bounds the records waiting for a batch, so a stalled
+	// database turns into back-pressure, not unbounded memory.
+	DefaultQueue = 8192
+)
+
+// BatcherOptions configures a Batcher; the zero value means the defaults.
+type BatcherOptions struct {
+	MaxBatch int
+	MaxDelay time.Duration
+	Queue    int
+}
+
+type pending struct {
+	rec  storage.AuditRecord
+	done chan error
+}
+
+// Batcher group-commits audit records. Record blocks until the record's
+// batch is durable. Batcher owns one goroutine, started by NewBatcher and
+// stopped by Close, which first drains every queued record.
+type Batcher struct {
+	app   Appender
+	opt   BatcherOptions
+	in    chan pending
+	stop  chan struct{}
+	wg    sync.WaitGroup
+	close sync.Once
+}
+
+// NewBatcher starts a batcher writing through app.
+func NewBatcher(app Appender, opt BatcherOptions) *Batcher {
+	if opt.MaxBatch <= 0 {
+		opt.MaxBatch = DefaultMaxBatch
+	}
+	if opt.MaxDelay <= 0 {
+		opt.MaxDelay = DefaultMaxDelay
+	}
+	if opt.Queue <= 0 {
+		opt.Queue = DefaultQueue
+	}
+	b := &Batcher{app: app, opt: opt, in: make(chan pending, opt.Queue), stop: make(chan struct{})}
+	b.wg.Add(1)
+	go b.run()
+	return b
+}
+
+// Record appends rec and returns once it is durable. It returns an error
+// wrapping ErrUnavailable if the batch failed or the batcher is closed,
+// and ctx.Err() if ctx ends first (the record may still be written).
+func (b *Batcher) Record(ctx context.Context, rec storage.AuditRecord) error {
+	p := pending{rec: rec, done: make(chan error, 1)}
+	select {
+	case <-b.stop:
+		return fmt.Errorf("%w: shutting down", ErrUnavailable)
+	default:
+	}
+	select {
+	case b.in <- p:
+	case <-b.stop:
+		return fmt.Errorf("%w: shutting down", ErrUnavailable)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-p.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Close stops accepting records, commits those queued, and waits.
+func (b *Batcher) Close() {
+	b.close.Do(func() { close(b.stop) })
+	b.wg.Wait()
+}
+
+func (b *Batcher) run() {
+	defer b.wg.Done()
+	batch := make([]pending, 0, b.opt.MaxBatch)
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	for {
+		select {
+		case p := <-b.in:
+			batch = append(batch, p)
+			if len(batch) == 1 {
+				timer.Reset(b.opt.MaxDelay)
+			}
+			// Take whatever else is already queued without waiting.
+		fill:
+			for len(batch) < b.opt.MaxBatch {
+				select {
+				case p := <-b.in:
+					batch = append(batch, p)
+				default:
+					break fill
+				}
+			}
+			if len(batch) >= b.opt.MaxBatch {
+				timer.Stop()
+				batch = b.flush(batch)
+			}
+		case <-timer.C:
+			batch = b.flush(batch)
+		case <-b.stop:
+			timer.Stop()
+			for {
+				select {
+				case p := <-b.in:
+					batch = append(batch, p)
+					if len(batch) >= b.opt.MaxBatch {
+						batch = b.flush(batch)
+					}
+				default:
+					b.flush(batch)
+					return
+				}
+			}
+		}
+	}
+}
+
+func (b *Batcher) flush(batch []pending) []pending {
+	if len(batch) == 0 {
+		return batch
+	}
+	recs := make([]storage.AuditRecord, len(batch))
+	for i, p := range batch {
+		recs[i] = p.rec
+	}
+	// The batch is committed on its own context: a request that gave up
+	// must not abort the records of the others.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	err := b.app.AppendAudit(ctx, recs...)
+	cancel()
+	if err != nil {
+		err = fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	for _, p := range batch {
+		p.done <- err
+	}
+	return batch[:0]
+}

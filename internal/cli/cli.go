@@ -1,0 +1,96 @@
+// Package cli is phivault's command line: one cobra command per
+// subcommand, all of them thin over internal/app.
+//
+// Commands write human output to stdout, progress and diagnostics to
+// stderr, and never print secrets except where printing one is the
+// point (a new token, printed once).
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/phivault/phivault/internal/config"
+)
+
+// Version is set at build time with -ldflags "-X ...cli.Version=v1.2.3".
+var Version = "dev"
+
+// env carries the process environment to the commands; nothing reads
+// os.Getenv or os.Stdout elsewhere.
+type env struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	getenv         func(string) string
+	dataDir        string
+}
+
+// Main runs the CLI and returns the process exit code.
+func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	e := &env{stdin: stdin, stdout: stdout, stderr: stderr, getenv: os.Getenv}
+	root := e.root()
+	root.SetArgs(args)
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	if err := root.ExecuteContext(ctx); err != nil {
+		fmt.Fprintln(stderr, "phivault:", err)
+		if errors.Is(err, errUsage) {
+			return 2
+		}
+		return 1
+	}
+	return 0
+}
+
+var errUsage = errors.New("usage")
+
+func (e *env) root() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "phivault",
+		Short:         "A FHIR R4 server with every safeguard on by default",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.PersistentFlags().StringVar(&e.dataDir, "data", config.DefaultDataDir, "data directory")
+	root.AddCommand(
+		e.initCmd(),
+		e.serveCmd(),
+		e.demoCmd(),
+		e.importCmd(),
+		e.synthCmd(),
+		e.keysCmd(),
+		e.verifyCmd(),
+		e.tokenCmd(),
+		e.versionCmd(),
+	)
+	return root
+}
+
+func (e *env) versionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			fmt.Fprintln(e.stdout, "phivault", Version)
+			return nil
+		},
+	}
+}
+
+// logger is the JSON logger for long-running commands.
+func (e *env) logger() *slog.Logger {
+	return slog.New(slog.NewJSONHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+}
+
+// loadConfig reads the data directory's configuration with overrides.
+func (e *env) loadConfig(o config.Overrides) (config.Config, error) {
+	return config.Load(e.dataDir, e.getenv, o)
+}

@@ -1,0 +1,113 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+
+	"github.com/phivault/phivault/internal/app"
+	"github.com/phivault/phivault/internal/audit"
+	"github.com/phivault/phivault/internal/config"
+	"github.com/phivault/phivault/internal/record"
+	"github.com/phivault/phivault/internal/synth"
+)
+
+func (e *env) demoCmd() *cobra.Command {
+	var patients int
+	var listen string
+	cmd := &cobra.Command{
+		Use:   "demo",
+		Short: "Create a demo data directory with synthetic patients and serve it",
+		Long: `demo initialises a data directory (default ./phivault-demo) if it has none,
+loads synthetic patients, starts the HTTPS server and prints where to go and
+a fresh API token. Run it again to serve the same data.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !cmd.Flags().Changed("data") && !cmd.Root().PersistentFlags().Changed("data") {
+				e.dataDir = "./phivault-demo"
+			}
+			return e.runDemo(cmd, patients, listen)
+		},
+	}
+	cmd.Flags().IntVar(&patients, "patients", 25, "synthetic patients to load on first start")
+	cmd.Flags().StringVar(&listen, "listen", config.DefaultListen, "address to listen on")
+	return cmd
+}
+
+func (e *env) runDemo(cmd *cobra.Command, patients int, listen string) error {
+	ctx := cmd.Context()
+	fresh := !fileExists(filepath.Join(e.dataDir, config.FileName))
+	if fresh {
+		fmt.Fprintf(e.stderr, "creating demo data directory %s\n", e.dataDir)
+		if err := e.runInit(cmd, initOptions{dataDir: e.dataDir, logName: config.DefaultLogName, listen: listen, quiet: true}); err != nil {
+			return err
+		}
+	}
+	c, err := e.loadConfig(config.Overrides{Listen: listen})
+	if err != nil {
+		return err
+	}
+	if fresh {
+		if err := e.loadDemoPatients(ctx, c, patients); err != nil {
+			return err
+		}
+	}
+	a, err := app.Open(ctx, c, e.logger())
+	if err != nil {
+		return err
+	}
+	secret, err := a.CreateToken(ctx, "demo", []string{"system"})
+	a.Close()
+	if err != nil {
+		return err
+	}
+	return e.serve(ctx, c, func(addr string) {
+		base := c.Server.BaseURL
+		ca := filepath.Join(e.dataDir, "tls", "ca.crt")
+		fmt.Fprintf(e.stdout, `
+phivault demo is running at %s  (data: %s)
+
+  FHIR API        %s/fhir   (CapabilityStatement: %s/fhir/metadata)
+  TLS CA          %s
+  API token       %s
+
+Try:
+  curl --cacert %s -H "Authorization: Bearer %s" "%s/fhir/Patient?_count=5"
+
+Press Ctrl-C to stop.
+`, base, e.dataDir, base, base, ca, secret.Reveal(), ca, secret.Reveal(), base)
+	})
+}
+
+// loadDemoPatients generates and stores synthetic patients through the
+// record service, audited as a demo import.
+func (e *env) loadDemoPatients(ctx context.Context, c config.Config, n int) error {
+	a, err := app.Open(ctx, c, e.logger())
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	caller := record.Caller{Agent: audit.Agent{User: "demo", Client: "cli"}, Purpose: "HOPERAT"}
+	bar := progressbar.NewOptions(n+1, progressbar.OptionSetWriter(e.stderr), progressbar.OptionSetDescription("loading synthetic patients"),
+		progressbar.OptionShowCount(), progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionOnCompletion(func() { fmt.Fprintln(e.stderr) }))
+	err = synth.Generate(ctx, synth.Options{Patients: n, Seed: 1, Start: synth.DefaultStart}, func(_ string, b []byte) error {
+		res, err := a.Record.Parse(b)
+		if err != nil {
+			return err
+		}
+		if _, err := a.Record.ProcessBundle(ctx, caller, res, record.ReturnMinimal); err != nil {
+			return err
+		}
+		return bar.Add(1)
+	})
+	if err != nil {
+		return fmt.Errorf("loading demo patients: %w", err)
+	}
+	_ = bar.Finish()
+	return nil
+}
+

@@ -1,0 +1,411 @@
+package cli
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+
+	"github.com/phivault/phivault/internal/app"
+	"github.com/phivault/phivault/internal/audit"
+	"github.com/phivault/phivault/internal/config"
+	"github.com/phivault/phivault/internal/record"
+)
+
+// ndjsonBatch is how many NDJSON lines travel in one batch Bundle.
+const ndjsonBatch = 500
+
+func (e *env) importCmd() *cobra.Command {
+	var o importOptions
+	cmd := &cobra.Command{
+		Use:   "import FILE|DIR...",
+		Short: "Load FHIR Bundles (.json) and NDJSON (.ndjson) into a stopped data directory or a running server",
+		Long: `import loads transaction and batch Bundles (*.json) and NDJSON files (*.ndjson,
+one resource per line, stored under their own ids) with a progress bar.
+
+Without --url it writes into the data directory (--data) while its server is
+stopped. With --url it posts to a running server; the bearer token comes from
+PHIVAULT_TOKEN or --token-file (never a flag value). Either way every write is
+audited. Bundles of shared resources (Synthea's hospitalInformation* and
+practitionerInformation*) are loaded first so that conditional references
+resolve.`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return e.runImport(cmd.Context(), o, args)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.url, "url", "", "base URL of a running server, e.g. https://localhost:8443")
+	f.StringVar(&o.tokenFile, "token-file", "", "file holding the API token (default: $PHIVAULT_TOKEN)")
+	f.StringVar(&o.caCert, "cacert", "", "CA certificate to trust for --url (default: DATA/tls/ca.crt if present, else system roots)")
+	f.BoolVar(&o.quiet, "quiet", false, "no progress bar")
+	return cmd
+}
+
+type importOptions struct {
+	url, tokenFile, caCert string
+	quiet                  bool
+}
+
+// importTally counts entries per resource type and outcome.
+type importTally struct {
+	input    map[string]int
+	accepted map[string]int
+	failed   int
+	firstErr string
+}
+
+func newTally() *importTally {
+	return &importTally{input: map[string]int{}, accepted: map[string]int{}}
+}
+
+// loader sends one Bundle somewhere and returns the response Bundle.
+type loader func(ctx context.Context, bundle []byte) ([]byte, error)
+
+func (e *env) runImport(ctx context.Context, o importOptions, args []string) error {
+	files, err := importFiles(args)
+	if err != nil {
+		return err
+	}
+	var total int64
+	for _, f := range files {
+		if st, err := os.Stat(f); err == nil {
+			total += st.Size()
+		}
+	}
+	var load loader
+	if o.url != "" {
+		load, err = e.remoteLoader(o)
+		if err != nil {
+			return err
+		}
+	} else {
+		c, err := e.loadConfig(config.Overrides{})
+		if err != nil {
+			return err
+		}
+		a, err := app.Open(ctx, c, e.logger())
+		if err != nil {
+			return err
+		}
+		defer a.Close()
+		caller := record.Caller{Agent: audit.Agent{User: "import", Client: "cli"}, Purpose: "HOPERAT"}
+		load = func(ctx context.Context, b []byte) ([]byte, error) {
+			res, err := a.Record.Parse(b)
+			if err != nil {
+				return nil, err
+			}
+			return a.Record.ProcessBundle(ctx, caller, res, record.ReturnMinimal)
+		}
+	}
+	bar := progressbar.NewOptions64(total,
+		progressbar.OptionSetWriter(e.stderr),
+		progressbar.OptionSetDescription("importing"),
+		progressbar.OptionShowBytes(true),
+		progressbar.OptionSetVisibility(!o.quiet),
+		progressbar.OptionThrottle(100*time.Millisecond),
+		progressbar.OptionShowCount(),
+		progressbar.OptionOnCompletion(func() { fmt.Fprintln(e.stderr) }),
+	)
+	t := newTally()
+	start := time.Now()
+	for _, f := range files {
+		if err := importFile(ctx, f, load, t, bar); err != nil {
+			var re *record.Error
+			if errors.As(err, &re) && re.Err != nil {
+				// The cause names operations and references, never content.
+				return fmt.Errorf("%s: %w (%v)", filepath.Base(f), err, re.Err)
+			}
+			return fmt.Errorf("%s: %w", filepath.Base(f), err)
+		}
+	}
+	_ = bar.Finish()
+	return e.printTally(t, time.Since(start))
+}
+
+func (e *env) printTally(t *importTally, d time.Duration) error {
+	types := make([]string, 0, len(t.input))
+	in, ok := 0, 0
+	for k, n := range t.input {
+		types = append(types, k)
+		in += n
+	}
+	sort.Strings(types)
+	fmt.Fprintf(e.stdout, "%-28s %8s %8s\n", "resource type", "input", "accepted")
+	for _, k := range types {
+		fmt.Fprintf(e.stdout, "%-28s %8d %8d\n", k, t.input[k], t.accepted[k])
+		ok += t.accepted[k]
+	}
+	rate := float64(ok) / d.Seconds()
+	fmt.Fprintf(e.stdout, "%-28s %8d %8d   (%.1fs, %.0f resources/s)\n", "total", in, ok, d.Seconds(), rate)
+	if t.failed > 0 {
+		return fmt.Errorf("%d entries were refused; first: %s", t.failed, t.firstErr)
+	}
+	return nil
+}
+
+// importFiles expands directories (non-recursively into *.json and
+// *.ndjson, recursively into subdirectories) and orders shared-resource
+// bundles first.
+func importFiles(args []string) ([]string, error) {
+	var files []string
+	for _, a := range args {
+		st, err := os.Stat(a)
+		if err != nil {
+			return nil, fmt.Errorf("reading %s: %w", a, err)
+		}
+		if !st.IsDir() {
+			files = append(files, a)
+			continue
+		}
+		err = filepath.WalkDir(a, func(p string, d os.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if !d.IsDir() && (strings.HasSuffix(p, ".json") || strings.HasSuffix(p, ".ndjson")) {
+				files = append(files, p)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("reading %s: %w", a, err)
+		}
+	}
+	rank := func(p string) int {
+		b := filepath.Base(p)
+		switch {
+		case strings.HasPrefix(b, "hospitalInformation"), strings.HasPrefix(b, "organizations"):
+			return 0
+		case strings.HasPrefix(b, "practitionerInformation"), strings.HasPrefix(b, "practitioners"):
+			return 1
+		}
+		return 2
+	}
+	sort.SliceStable(files, func(i, j int) bool {
+		if ri, rj := rank(files[i]), rank(files[j]); ri != rj {
+			return ri < rj
+		}
+		return files[i] < files[j]
+	})
+	return files, nil
+}
+
+func importFile(ctx context.Context, path string, load loader, t *importTally, bar *progressbar.ProgressBar) error {
+	if strings.HasSuffix(path, ".ndjson") {
+		return importNDJSON(ctx, path, load, t, bar)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	var head struct {
+		ResourceType string `json:"resourceType"`
+		Entry        []struct {
+			Resource struct {
+				ResourceType string `json:"resourceType"`
+			} `json:"resource"`
+		} `json:"entry"`
+	}
+	if err := json.Unmarshal(b, &head); err != nil {
+		return fmt.Errorf("not a JSON Bundle")
+	}
+	if head.ResourceType != "Bundle" {
+		return fmt.Errorf("not a Bundle (resourceType %q)", head.ResourceType)
+	}
+	types := make([]string, len(head.Entry))
+	for i, en := range head.Entry {
+		types[i] = en.Resource.ResourceType
+	}
+	if err := loadBundle(ctx, b, types, load, t); err != nil {
+		return err
+	}
+	_ = bar.Add64(int64(len(b)))
+	return nil
+}
+
+func loadBundle(ctx context.Context, b []byte, types []string, load loader, t *importTally) error {
+	for _, typ := range types {
+		t.input[typ]++
+	}
+	resp, err := load(ctx, b)
+	if err != nil {
+		return err
+	}
+	var out struct {
+		Entry []struct {
+			Response struct {
+				Status  string          `json:"status"`
+				Outcome json.RawMessage `json:"outcome"`
+			} `json:"response"`
+		} `json:"entry"`
+	}
+	if err := json.Unmarshal(resp, &out); err != nil {
+		return fmt.Errorf("reading the response Bundle: %w", err)
+	}
+	for i, en := range out.Entry {
+		if i >= len(types) {
+			break
+		}
+		if strings.HasPrefix(en.Response.Status, "2") {
+			t.accepted[types[i]]++
+			continue
+		}
+		t.failed++
+		if t.firstErr == "" {
+			t.firstErr = en.Response.Status + " " + string(en.Response.Outcome)
+		}
+	}
+	return nil
+}
+
+func importNDJSON(ctx context.Context, path string, load loader, t *importTally, bar *progressbar.ProgressBar) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 0, 1<<20), 16<<20)
+	var entries []map[string]any
+	var types []string
+	var size int64
+	flush := func() error {
+		if len(entries) == 0 {
+			return nil
+		}
+		b, err := json.Marshal(map[string]any{"resourceType": "Bundle", "type": "batch", "entry": entries})
+		if err != nil {
+			return err
+		}
+		if err := loadBundle(ctx, b, types, load, t); err != nil {
+			return err
+		}
+		_ = bar.Add64(size)
+		entries, types, size = entries[:0], types[:0], 0
+		return nil
+	}
+	line := 0
+	for sc.Scan() {
+		line++
+		raw := bytes.TrimSpace(sc.Bytes())
+		size += int64(len(sc.Bytes()) + 1)
+		if len(raw) == 0 {
+			continue
+		}
+		var res map[string]any
+		if err := json.Unmarshal(raw, &res); err != nil {
+			return fmt.Errorf("line %d is not a JSON resource", line)
+		}
+		typ, _ := res["resourceType"].(string)
+		id, _ := res["id"].(string)
+		req := map[string]any{"method": "POST", "url": typ}
+		if id != "" {
+			req = map[string]any{"method": "PUT", "url": typ + "/" + id}
+		}
+		entries = append(entries, map[string]any{"resource": res, "request": req})
+		types = append(types, typ)
+		if len(entries) == ndjsonBatch {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("reading line %d: %w", line+1, err)
+	}
+	return flush()
+}
+
+// remoteLoader posts Bundles to a running server.
+func (e *env) remoteLoader(o importOptions) (loader, error) {
+	tok := e.getenv("PHIVAULT_TOKEN")
+	if o.tokenFile != "" {
+		b, err := os.ReadFile(o.tokenFile)
+		if err != nil {
+			return nil, fmt.Errorf("reading --token-file: %w", err)
+		}
+		tok = strings.TrimSpace(string(b))
+	}
+	if tok == "" {
+		return nil, errors.New("--url needs a token: set PHIVAULT_TOKEN or --token-file")
+	}
+	tlsConf := &tls.Config{MinVersion: tls.VersionTLS12}
+	ca := o.caCert
+	if ca == "" {
+		if p := filepath.Join(e.dataDir, "tls", "ca.crt"); fileExists(p) {
+			ca = p
+		}
+	}
+	if ca != "" {
+		pem, err := os.ReadFile(ca)
+		if err != nil {
+			return nil, fmt.Errorf("reading --cacert: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--cacert %s holds no PEM certificate", ca)
+		}
+		tlsConf.RootCAs = pool
+	}
+	client := &http.Client{Timeout: 10 * time.Minute, Transport: &http.Transport{TLSClientConfig: tlsConf}}
+	endpoint := strings.TrimSuffix(o.url, "/") + "/fhir"
+	return func(ctx context.Context, b []byte) ([]byte, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, bytes.NewReader(b))
+		if err != nil {
+			return nil, err
+		}
+		req.Header.Set("Content-Type", "application/fhir+json")
+		req.Header.Set("Accept", "application/fhir+json")
+		req.Header.Set("Prefer", "return=minimal")
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := client.Do(req)
+		if err != nil {
+			return nil, fmt.Errorf("posting to %s: %w", endpoint, err)
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
+		if err != nil {
+			return nil, fmt.Errorf("reading the response: %w", err)
+		}
+		if resp.StatusCode != http.StatusOK {
+			return nil, fmt.Errorf("server answered %s: %s", resp.Status, outcomeText(body))
+		}
+		return body, nil
+	}, nil
+}
+
+// outcomeText extracts the diagnostics of an OperationOutcome.
+func outcomeText(b []byte) string {
+	var oo struct {
+		Issue []struct {
+			Diagnostics string `json:"diagnostics"`
+		} `json:"issue"`
+	}
+	if json.Unmarshal(b, &oo) != nil || len(oo.Issue) == 0 {
+		return "no details"
+	}
+	parts := make([]string, len(oo.Issue))
+	for i, is := range oo.Issue {
+		parts[i] = is.Diagnostics
+	}
+	return strings.Join(parts, "; ")
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}

@@ -1,0 +1,176 @@
+package cli
+
+import (
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/phivault/phivault/internal/app"
+	"github.com/phivault/phivault/internal/config"
+	"github.com/phivault/phivault/internal/keys"
+	"github.com/phivault/phivault/internal/tlsca"
+)
+
+func (e *env) initCmd() *cobra.Command {
+	var o initOptions
+	cmd := &cobra.Command{
+		Use:   "init",
+		Short: "Create a data directory: configuration, key file, TLS certificate, log signing key, first token",
+		Long: `init creates a new data directory. It writes:
+
+  phivault.json            the configuration
+  keys/kek.json            the key-encryption key (mode 0600); keep it apart from
+                           database backups, or put it on another volume with --key-file
+  keys/log-signer.key      the audit log's Ed25519 signing key (mode 0600)
+  log-verifier.pub         the public verifier key for the audit log
+  tls/ca.crt               a new local CA (its private key is discarded)
+  tls/server.crt, .key     a localhost certificate signed by that CA
+
+It refuses to overwrite anything, and prints an admin API token once.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			o.dataDir = e.dataDir
+			return e.runInit(cmd, o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.keyFile, "key-file", "", "where to create the key-encryption key file (default DATA/keys/kek.json)")
+	f.StringVar(&o.kmsURI, "kms-uri", "", "use a KMS key instead of a key file (Tink KMS URI, e.g. hcvault://host/transit/keys/name)")
+	f.StringVar(&o.postgres, "postgres", "", "use PostgreSQL at this URL instead of the embedded SQLite")
+	f.StringVar(&o.logName, "log-name", config.DefaultLogName, "origin name of the audit log's signed checkpoints")
+	f.StringVar(&o.listen, "listen", config.DefaultListen, "address to listen on")
+	return cmd
+}
+
+type initOptions struct {
+	dataDir, keyFile, kmsURI, postgres, logName, listen string
+	quiet                                               bool
+}
+
+// runInit creates the data directory; it is also the first step of demo.
+func (e *env) runInit(cmd *cobra.Command, o initOptions) error {
+	ctx := cmd.Context()
+	if _, err := os.Stat(filepath.Join(o.dataDir, config.FileName)); err == nil {
+		return fmt.Errorf("%s already holds a phivault configuration; init never overwrites", o.dataDir)
+	}
+	for _, d := range []string{o.dataDir, filepath.Join(o.dataDir, "keys"), filepath.Join(o.dataDir, "tls")} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return fmt.Errorf("creating %s: %w", d, err)
+		}
+	}
+	c := config.Default(o.dataDir)
+	c.Server.Listen = o.listen
+	c.Audit.LogName = o.logName
+	if o.postgres != "" {
+		c.Storage.Driver, c.Storage.PostgresURL = "postgres", o.postgres
+	}
+	switch {
+	case o.kmsURI != "":
+		c.Keys.KeyFile, c.Keys.KMSURI = "", o.kmsURI
+	case o.keyFile != "":
+		abs, err := filepath.Abs(o.keyFile)
+		if err != nil {
+			return fmt.Errorf("resolving --key-file: %w", err)
+		}
+		c.Keys.KeyFile = abs
+	}
+	if _, port, err := net.SplitHostPort(o.listen); err == nil {
+		c.Server.BaseURL = "https://localhost:" + port
+	}
+	// Validate before creating anything else.
+	resolved := c
+	for _, p := range []*string{&resolved.Server.TLSCert, &resolved.Server.TLSKey, &resolved.Storage.SQLitePath, &resolved.Keys.KeyFile, &resolved.Audit.SigningKey, &resolved.Audit.VerifierKey} {
+		*p = resolved.Path(*p)
+	}
+	if err := resolved.Validate(); err != nil {
+		return err
+	}
+	now := time.Now()
+	if resolved.Keys.KeyFile != "" {
+		if err := os.MkdirAll(filepath.Dir(resolved.Keys.KeyFile), 0o700); err != nil {
+			return fmt.Errorf("creating key directory: %w", err)
+		}
+		if err := keys.CreateKeyFile(resolved.Keys.KeyFile); err != nil {
+			if errors.Is(err, fs.ErrExist) {
+				return fmt.Errorf("key file %s already exists; init never overwrites", resolved.Keys.KeyFile)
+			}
+			return err
+		}
+	}
+	fp, err := tlsca.Create(tlsca.Files{
+		CACert:     filepath.Join(o.dataDir, "tls", "ca.crt"),
+		ServerCert: resolved.Server.TLSCert,
+		ServerKey:  resolved.Server.TLSKey,
+	}, now)
+	if err != nil {
+		return err
+	}
+	skey, vkey, err := note.GenerateKey(rand.Reader, resolved.Audit.LogName)
+	if err != nil {
+		return fmt.Errorf("generating log signing key: %w", err)
+	}
+	if err := writeNew(resolved.Audit.SigningKey, []byte(skey+"\n"), 0o600); err != nil {
+		return err
+	}
+	if err := writeNew(resolved.Audit.VerifierKey, []byte(vkey+"\n"), 0o644); err != nil {
+		return err
+	}
+	if err := config.Write(c); err != nil {
+		return err
+	}
+	a, err := app.Open(ctx, resolved, e.logger())
+	if err != nil {
+		return fmt.Errorf("creating the database: %w", err)
+	}
+	defer a.Close()
+	secret, err := a.CreateToken(ctx, "admin", []string{"system"})
+	if err != nil {
+		return err
+	}
+	if o.quiet {
+		return nil
+	}
+	fmt.Fprintf(e.stdout, `phivault data directory created: %s
+
+  configuration     %s
+  key file (KEK)    %s  (mode 0600; keep it off database backups)
+  audit verifier    %s
+  TLS CA            %s
+  CA fingerprint    SHA-256 %s
+
+Admin API token (shown once; store it in a password manager):
+
+  %s
+
+Start the server with:  phivault serve --data %s
+`, o.dataDir, filepath.Join(o.dataDir, config.FileName), describeKEK(resolved), vkey,
+		filepath.Join(o.dataDir, "tls", "ca.crt"), fp, secret.Reveal(), o.dataDir)
+	return nil
+}
+
+func describeKEK(c config.Config) string {
+	if c.Keys.KMSURI != "" {
+		return c.Keys.KMSURI
+	}
+	return c.Keys.KeyFile
+}
+
+func writeNew(path string, b []byte, mode os.FileMode) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
+	if err != nil {
+		return fmt.Errorf("creating %s: %w", path, err)
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return f.Close()
+}

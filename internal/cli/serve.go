@@ -1,0 +1,114 @@
+package cli
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/phivault/phivault/internal/app"
+	"github.com/phivault/phivault/internal/config"
+)
+
+// Server timeouts bound what a slow or malicious client can hold open
+// (slowloris); the write timeout leaves room for a large transaction.
+const (
+	readHeaderTimeout = 10 * time.Second
+	readTimeout       = 2 * time.Minute
+	writeTimeout      = 5 * time.Minute
+	idleTimeout       = 2 * time.Minute
+	shutdownTimeout   = 30 * time.Second
+	maxHeaderBytes    = 64 << 10
+)
+
+func (e *env) serveCmd() *cobra.Command {
+	var o config.Overrides
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Serve the FHIR API over HTTPS",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := e.loadConfig(o)
+			if err != nil {
+				return err
+			}
+			return e.serve(cmd.Context(), c, nil)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.Listen, "listen", "", "address to listen on (overrides server.listen)")
+	f.StringVar(&o.PostgresURL, "postgres", "", "PostgreSQL URL (overrides storage; prefer PGPASSWORD for the password)")
+	f.StringVar(&o.BaseURL, "base-url", "", "public base URL (overrides server.base_url)")
+	return cmd
+}
+
+// serve runs the server until ctx ends. started, if set, is called with
+// the bound address once the listener is open.
+func (e *env) serve(ctx context.Context, c config.Config, started func(addr string)) error {
+	log := e.logger()
+	a, err := app.Open(ctx, c, log)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	ln, err := net.Listen("tcp", c.Server.Listen)
+	if err != nil {
+		return fmt.Errorf("listening on %s (server.listen): %w", c.Server.Listen, err)
+	}
+	srv := &http.Server{
+		Handler:           a.Handler(),
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	scheme := "http"
+	if !c.Server.Insecure {
+		cert, err := tls.LoadX509KeyPair(c.Server.TLSCert, c.Server.TLSKey)
+		if err != nil {
+			return fmt.Errorf("loading TLS certificate (server.tls_cert, server.tls_key): %w", err)
+		}
+		// TLS 1.3 preferred, nothing below 1.2 (DESIGN §2); Go's default
+		// TLS 1.2 suites are AEAD-only with forward secrecy.
+		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+		scheme = "https"
+	}
+	log.Info("serving", slog.String("address", ln.Addr().String()), slog.String("scheme", scheme), slog.Any("storage", c.Storage))
+	if started != nil {
+		started(ln.Addr().String())
+	}
+	errc := make(chan error, 1)
+	go func() {
+		if scheme == "https" {
+			errc <- srv.ServeTLS(ln, "", "")
+		} else {
+			errc <- srv.Serve(ln)
+		}
+	}()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	// Shutdown order: stop accepting, let in-flight requests finish (their
+	// audit records commit), then app.Close drains the audit batcher and
+	// closes the database.
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutting down: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}

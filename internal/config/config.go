@@ -1,0 +1,295 @@
+// Package config is the one reader of phivault's configuration.
+//
+// Configuration is read once, in this order, each layer overriding the
+// one before: the file phivault.json in the data directory, then
+// PHIVAULT_* environment variables, then command-line flags. [Load]
+// validates the result and every error names the option at fault.
+// Components receive their own sub-struct, never the whole Config.
+//
+// # Security invariants
+//
+//   - Secrets are never read from the file or flags: the KEK lives in its
+//     own key file (or a KMS), the log signing key in its own file.
+//     A PostgreSQL URL may carry a password; prefer PGPASSWORD or
+//     ~/.pgpass, and the URL is never logged (see [Storage.LogValue]).
+//   - Relative paths are resolved against the data directory, so a
+//     config file cannot point a process at another working directory's
+//     files by accident.
+package config
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// FileName is the configuration file inside the data directory.
+const FileName = "phivault.json"
+
+// DefaultDataDir is used when --data is not given.
+const DefaultDataDir = "./phivault-data"
+
+// Default values, each with its reason.
+const (
+	// DefaultListen binds to loopback: exposing PHI to a network is an
+	// explicit decision of the operator.
+	DefaultListen = "127.0.0.1:8443"
+	// DefaultMaxBodyBytes bounds any request body (16 MiB: a large
+	// patient transaction Bundle fits; a memory-exhaustion attempt does not).
+	DefaultMaxBodyBytes = 16 << 20
+	// DefaultMaxBundleEntries bounds work per Bundle.
+	DefaultMaxBundleEntries = 10000
+	// DefaultLogName is the origin line of signed audit checkpoints.
+	DefaultLogName = "phivault.localhost/audit"
+)
+
+// ErrInvalid wraps every validation error; the message names the option.
+var ErrInvalid = errors.New("invalid configuration")
+
+// Config is the whole configuration. The zero value is not valid; use
+// [Default] or [Load].
+type Config struct {
+	DataDir string `json:"-"`
+
+	Server  Server  `json:"server"`
+	Storage Storage `json:"storage"`
+	Keys    Keys    `json:"keys"`
+	Audit   Audit   `json:"audit"`
+	Limits  Limits  `json:"limits"`
+}
+
+// Server configures the HTTP listener.
+type Server struct {
+	Listen  string `json:"listen"`
+	BaseURL string `json:"base_url"` // public base, e.g. https://localhost:8443
+	TLSCert string `json:"tls_cert"`
+	TLSKey  string `json:"tls_key"`
+	// Insecure serves plain HTTP. Only for a TLS-terminating proxy on the
+	// same host; serve refuses it on a non-loopback address.
+	Insecure bool `json:"insecure_http"`
+}
+
+// Storage selects the database.
+type Storage struct {
+	Driver      string `json:"driver"` // "sqlite" (default) or "postgres"
+	SQLitePath  string `json:"sqlite_path"`
+	PostgresURL string `json:"postgres_url"`
+}
+
+// LogValue hides the PostgreSQL URL, which may carry a password.
+func (s Storage) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("driver", s.Driver), slog.String("sqlite_path", s.SQLitePath))
+}
+
+// Keys locates the key-encryption key.
+type Keys struct {
+	KeyFile string `json:"key_file"` // local Tink keyset (mode 0600), outside the database
+	KMSURI  string `json:"kms_uri"`  // e.g. hcvault://vault:8200/transit/keys/phivault
+}
+
+// Audit configures the audit log.
+type Audit struct {
+	LogName     string `json:"log_name"`
+	SigningKey  string `json:"signing_key"` // note signer key file (mode 0600)
+	VerifierKey string `json:"verifier_key"`
+}
+
+// Limits bounds the work untrusted input can cause.
+type Limits struct {
+	MaxBodyBytes     int64 `json:"max_body_bytes"`
+	MaxBundleEntries int   `json:"max_bundle_entries"`
+}
+
+// Default returns the configuration of a fresh data directory.
+func Default(dataDir string) Config {
+	return Config{
+		DataDir: dataDir,
+		Server: Server{
+			Listen:  DefaultListen,
+			TLSCert: "tls/server.crt",
+			TLSKey:  "tls/server.key",
+		},
+		Storage: Storage{Driver: "sqlite", SQLitePath: "phivault.db"},
+		Keys:    Keys{KeyFile: "keys/kek.json"},
+		Audit: Audit{
+			LogName:     DefaultLogName,
+			SigningKey:  "keys/log-signer.key",
+			VerifierKey: "log-verifier.pub",
+		},
+		Limits: Limits{MaxBodyBytes: DefaultMaxBodyBytes, MaxBundleEntries: DefaultMaxBundleEntries},
+	}
+}
+
+// Overrides are values from flags; empty fields do not override.
+type Overrides struct {
+	Listen      string
+	PostgresURL string
+	KeyFile     string
+	KMSURI      string
+	BaseURL     string
+}
+
+// Load reads dataDir/phivault.json, applies PHIVAULT_* variables from
+// getenv and then flags, resolves paths and validates. A missing file is
+// an error: run "phivault init" first.
+func Load(dataDir string, getenv func(string) string, o Overrides) (Config, error) {
+	c := Default(dataDir)
+	b, err := os.ReadFile(filepath.Join(dataDir, FileName))
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return Config{}, fmt.Errorf("no %s in %s: run \"phivault init --data %s\" first", FileName, dataDir, dataDir)
+		}
+		return Config{}, fmt.Errorf("reading configuration: %w", err)
+	}
+	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
+		return Config{}, fmt.Errorf("%w: %s: %v", ErrInvalid, FileName, err)
+	}
+	c.DataDir = dataDir
+	if err := c.applyEnv(getenv); err != nil {
+		return Config{}, err
+	}
+	c.applyOverrides(o)
+	c.resolvePaths()
+	return c, c.Validate()
+}
+
+func (c *Config) applyEnv(getenv func(string) string) error {
+	str := map[string]*string{
+		"PHIVAULT_LISTEN":      &c.Server.Listen,
+		"PHIVAULT_BASE_URL":    &c.Server.BaseURL,
+		"PHIVAULT_TLS_CERT":    &c.Server.TLSCert,
+		"PHIVAULT_TLS_KEY":     &c.Server.TLSKey,
+		"PHIVAULT_POSTGRES":    &c.Storage.PostgresURL,
+		"PHIVAULT_SQLITE_PATH": &c.Storage.SQLitePath,
+		"PHIVAULT_KEY_FILE":    &c.Keys.KeyFile,
+		"PHIVAULT_KMS_URI":     &c.Keys.KMSURI,
+		"PHIVAULT_LOG_NAME":    &c.Audit.LogName,
+		"PHIVAULT_STORAGE":     &c.Storage.Driver,
+	}
+	for name, p := range str {
+		if v := getenv(name); v != "" {
+			*p = v
+		}
+	}
+	if v := getenv("PHIVAULT_POSTGRES"); v != "" {
+		c.Storage.Driver = "postgres"
+	}
+	if v := getenv("PHIVAULT_MAX_BODY_BYTES"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return fmt.Errorf("%w: PHIVAULT_MAX_BODY_BYTES must be an integer", ErrInvalid)
+		}
+		c.Limits.MaxBodyBytes = n
+	}
+	return nil
+}
+
+func (c *Config) applyOverrides(o Overrides) {
+	if o.Listen != "" {
+		c.Server.Listen = o.Listen
+	}
+	if o.PostgresURL != "" {
+		c.Storage.Driver = "postgres"
+		c.Storage.PostgresURL = o.PostgresURL
+	}
+	if o.KeyFile != "" {
+		c.Keys.KeyFile = o.KeyFile
+	}
+	if o.KMSURI != "" {
+		c.Keys.KMSURI = o.KMSURI
+		c.Keys.KeyFile = ""
+	}
+	if o.BaseURL != "" {
+		c.Server.BaseURL = o.BaseURL
+	}
+}
+
+func (c *Config) resolvePaths() {
+	for _, p := range []*string{&c.Server.TLSCert, &c.Server.TLSKey, &c.Storage.SQLitePath, &c.Keys.KeyFile, &c.Audit.SigningKey, &c.Audit.VerifierKey} {
+		*p = c.Path(*p)
+	}
+}
+
+// Path resolves p against the data directory ("" stays "").
+func (c Config) Path(p string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(c.DataDir, p)
+}
+
+// Validate checks every option; the error names the first bad one.
+func (c Config) Validate() error {
+	bad := func(opt, why string) error { return fmt.Errorf("%w: %s: %s", ErrInvalid, opt, why) }
+	host, _, err := net.SplitHostPort(c.Server.Listen)
+	if err != nil {
+		return bad("server.listen (PHIVAULT_LISTEN, --listen)", "must be host:port")
+	}
+	if c.Server.Insecure {
+		ip := net.ParseIP(host)
+		if host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			return bad("server.insecure_http", "plain HTTP is allowed on loopback only")
+		}
+	} else if c.Server.TLSCert == "" || c.Server.TLSKey == "" {
+		return bad("server.tls_cert/tls_key", "required unless insecure_http")
+	}
+	if c.Server.BaseURL != "" {
+		u, err := url.Parse(c.Server.BaseURL)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return bad("server.base_url (PHIVAULT_BASE_URL, --base-url)", "must be an absolute http(s) URL")
+		}
+	}
+	switch c.Storage.Driver {
+	case "sqlite":
+		if c.Storage.SQLitePath == "" {
+			return bad("storage.sqlite_path", "required for the sqlite driver")
+		}
+	case "postgres":
+		u, err := url.Parse(c.Storage.PostgresURL)
+		if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+			return bad("storage.postgres_url (PHIVAULT_POSTGRES, --postgres)", "must be a postgres:// URL")
+		}
+	default:
+		return bad("storage.driver (PHIVAULT_STORAGE)", `must be "sqlite" or "postgres"`)
+	}
+	if (c.Keys.KeyFile == "") == (c.Keys.KMSURI == "") {
+		return bad("keys.key_file / keys.kms_uri", "exactly one must be set")
+	}
+	if c.Audit.LogName == "" || strings.ContainsAny(c.Audit.LogName, "\n+ ") {
+		return bad("audit.log_name", "required, with no spaces, plus signs or newlines")
+	}
+	if c.Limits.MaxBodyBytes < 1024 || c.Limits.MaxBodyBytes > 1<<30 {
+		return bad("limits.max_body_bytes", "must be between 1 KiB and 1 GiB")
+	}
+	if c.Limits.MaxBundleEntries < 1 || c.Limits.MaxBundleEntries > 100000 {
+		return bad("limits.max_bundle_entries", "must be between 1 and 100000")
+	}
+	return nil
+}
+
+// Write stores c as dataDir/phivault.json with paths as given (relative
+// paths stay relative). It refuses to overwrite an existing file.
+func Write(c Config) error {
+	b, err := json.MarshalIndent(c, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encoding configuration: %w", err)
+	}
+	f, err := os.OpenFile(filepath.Join(c.DataDir, FileName), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("creating configuration file: %w", err)
+	}
+	if _, err := f.Write(append(b, '\n')); err != nil {
+		f.Close()
+		return fmt.Errorf("writing configuration file: %w", err)
+	}
+	return f.Close()
+}

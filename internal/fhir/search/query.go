@@ -1,0 +1,478 @@
+package search
+
+import (
+	"fmt"
+	"net/url"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/phivault/phivault/internal/fhir"
+)
+
+// Bounds on a query (STYLE rule 24: search complexity is bounded).
+const (
+	// MaxParams caps the parameter occurrences (AND clauses, control
+	// parameters included) of one query.
+	MaxParams = 32
+	// MaxAlternatives caps the comma-separated values (OR) of one
+	// occurrence.
+	MaxAlternatives = 64
+	// MaxValueLen caps one raw parameter value, in bytes.
+	MaxValueLen = 1024
+	// DefaultCount is the page size when _count is absent.
+	DefaultCount = 20
+	// MaxCount is the largest page: larger _count values are lowered to it
+	// (FHIR lets a server return fewer than asked).
+	MaxCount = 1000
+)
+
+// DateOp is a FHIR date prefix. The semantics, for a resource range R
+// and the query range Q of the value at its precision: eq: R within Q;
+// ne: not eq; gt: R.Hi > Q.Hi; lt: R.Lo < Q.Lo; ge: R.Hi >= Q.Lo;
+// le: R.Lo <= Q.Hi (the same strings as storage.DateOp).
+type DateOp string
+
+const (
+	OpEq DateOp = "eq"
+	OpNe DateOp = "ne"
+	OpGt DateOp = "gt"
+	OpLt DateOp = "lt"
+	OpGe DateOp = "ge"
+	OpLe DateOp = "le"
+)
+
+// DatePred is one date comparison; Lo and Hi are unix microseconds, UTC,
+// inclusive: the range of the query value at its precision.
+type DatePred struct {
+	Op     DateOp
+	Lo, Hi int64
+}
+
+// Pred is one parameter occurrence: the resource must match it (the
+// predicates of a Query are ANDed). Exactly one form is used:
+//
+//   - Missing != nil: the :missing modifier; the resource has (false) or
+//     lacks (true) any index term of Param.Code.
+//   - Terms: the resource has an index term equal to one of them (OR).
+//     Each Term's own Param names the index column to look in, which may
+//     differ from Param.Code ("name:exact"). The caller hashes each Key
+//     exactly as it hashes index terms.
+//   - Dates: the resource has a date term satisfying one of them (OR).
+//
+// Negate (the token :not modifier) inverts the whole predicate: the
+// resource matches when no term of Param satisfies it.
+type Pred struct {
+	Param    *Param
+	Modifier string // "", "exact", "not", "missing", or a resource type (reference)
+	Negate   bool
+	Missing  *bool
+	Terms    []Term
+	Dates    []DatePred
+}
+
+// SortSpec is one _sort key: "_id", "_lastUpdated" or a date parameter.
+type SortSpec struct {
+	Param string
+	Desc  bool
+}
+
+// Query is a parsed search. Preds, ID (OR of ids) and LastUpdated (each
+// element ANDed) all must match.
+type Query struct {
+	Type        string
+	Preds       []Pred
+	ID          []string
+	LastUpdated []DatePred
+	Count       int // page size, 0..MaxCount; DefaultCount when absent
+	Sort        []SortSpec
+	Total       string // "", "none", "estimate" or "accurate"
+	Ignored     []string
+}
+
+// ignoredParams are accepted and ignored: they concern representation,
+// which the HTTP layer handles.
+var ignoredParams = map[string]bool{"_format": true, "_pretty": true}
+
+// ParseQuery parses the search parameters q for resourceType.
+//
+// Supported: the parameters of [Registry.Params]; _id; _lastUpdated
+// (repeatable, no comma); _count; _sort (_id, _lastUpdated and date
+// parameters, "-" for descending); _total; _format and _pretty (ignored).
+// Modifiers: string :exact; token :not; reference :<Type>; :missing on
+// all. Date prefixes eq ne gt lt ge le. Comma means OR, repetition AND.
+//
+// With lenient false an unknown parameter is an error wrapping
+// [ErrUnknownParam], and an unsupported control parameter (_summary,
+// _include, ...) one wrapping [ErrUnsupported]; with lenient true both are
+// listed (sorted) in Query.Ignored. Other errors wrap [ErrUnsupported],
+// [ErrInvalidValue], [ErrTooComplex] or, for a resourceType that is not
+// an R4 type, [fhir.ErrUnknownType]. Error text never contains values.
+func (r *Registry) ParseQuery(resourceType string, q url.Values, lenient bool) (*Query, error) {
+	if !fhir.IsStorableType(resourceType) {
+		return nil, fmt.Errorf("parsing search: %w", fhir.ErrUnknownType)
+	}
+	out := &Query{Type: resourceType, Count: DefaultCount}
+	n := 0
+	for _, vs := range q {
+		n += len(vs)
+	}
+	if n > MaxParams {
+		return nil, fmt.Errorf("parsing search: more than %d parameters: %w", MaxParams, ErrTooComplex)
+	}
+	keys := make([]string, 0, len(q))
+	for k := range q {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys) // deterministic errors and predicate order
+	seen := map[string]bool{}
+	for _, k := range keys {
+		for _, raw := range q[k] {
+			if len(raw) > MaxValueLen {
+				return nil, fmt.Errorf("parsing search parameter %s: value longer than %d bytes: %w", safeParam(k), MaxValueLen, ErrTooComplex)
+			}
+			ignored, err := r.parseOne(out, k, raw, lenient, seen)
+			if err != nil {
+				return nil, err
+			}
+			if ignored && !slices.Contains(out.Ignored, k) {
+				out.Ignored = append(out.Ignored, k)
+			}
+		}
+	}
+	return out, nil
+}
+
+// parseOne handles one key=value; it reports whether it was ignored.
+func (r *Registry) parseOne(out *Query, key, raw string, lenient bool, seen map[string]bool) (bool, error) {
+	name := safeParam(key)
+	code, modifier, _ := strings.Cut(key, ":")
+	once := func() error {
+		if seen[code] {
+			return fmt.Errorf("parsing search parameter %s: given more than once: %w", name, ErrInvalidValue)
+		}
+		seen[code] = true
+		return nil
+	}
+	if strings.HasPrefix(code, "_") {
+		if modifier != "" && !ignoredParams[code] {
+			return r.unsupported(lenient, "parsing search parameter %s: modifiers are not supported on it", name)
+		}
+		switch code {
+		case "_id":
+			if err := once(); err != nil {
+				return false, err
+			}
+			ids, err := alternatives(name, raw)
+			if err != nil {
+				return false, err
+			}
+			for _, id := range ids {
+				if !idRE.MatchString(id) {
+					return false, fmt.Errorf("parsing search parameter _id: not a valid id: %w", ErrInvalidValue)
+				}
+			}
+			out.ID = ids
+		case "_lastUpdated":
+			if strings.Contains(raw, ",") {
+				return false, fmt.Errorf("parsing search parameter _lastUpdated: comma-separated values are not supported, repeat the parameter: %w", ErrUnsupported)
+			}
+			d, err := parseDatePred(name, unescape(raw))
+			if err != nil {
+				return false, err
+			}
+			out.LastUpdated = append(out.LastUpdated, d)
+		case "_count":
+			if err := once(); err != nil {
+				return false, err
+			}
+			c, err := strconv.Atoi(raw)
+			if err != nil || c < 0 {
+				return false, fmt.Errorf("parsing search parameter _count: not a non-negative integer: %w", ErrInvalidValue)
+			}
+			out.Count = min(c, MaxCount)
+		case "_sort":
+			if err := once(); err != nil {
+				return false, err
+			}
+			s, err := r.parseSort(out.Type, raw)
+			if err != nil {
+				return false, err
+			}
+			out.Sort = s
+		case "_total":
+			if err := once(); err != nil {
+				return false, err
+			}
+			switch raw {
+			case "none", "estimate", "accurate":
+				out.Total = raw
+			default:
+				return false, fmt.Errorf("parsing search parameter _total: want none, estimate or accurate: %w", ErrInvalidValue)
+			}
+		default:
+			if ignoredParams[code] {
+				return false, nil
+			}
+			return r.unsupported(lenient, "parsing search: parameter %s is not supported", name)
+		}
+		return false, nil
+	}
+	if strings.Contains(code, ".") {
+		return r.unsupported(lenient, "parsing search parameter %s: chained parameters are not supported", name)
+	}
+	p, ok := r.Lookup(out.Type, code)
+	if !ok {
+		if lenient {
+			return true, nil
+		}
+		return false, fmt.Errorf("parsing search: parameter %s is not supported for %s: %w", name, out.Type, ErrUnknownParam)
+	}
+	pred, err := parsePred(p, modifier, raw)
+	if err != nil {
+		return false, err
+	}
+	out.Preds = append(out.Preds, pred)
+	return false, nil
+}
+
+func (r *Registry) unsupported(lenient bool, format string, name string) (bool, error) {
+	if lenient {
+		return true, nil
+	}
+	return false, fmt.Errorf(format+": %w", name, ErrUnsupported)
+}
+
+func parsePred(p *Param, modifier, raw string) (Pred, error) {
+	name := p.Code
+	if modifier != "" {
+		name += ":" + safeParam(modifier)
+	}
+	pred := Pred{Param: p, Modifier: modifier}
+	if modifier == "missing" {
+		switch raw {
+		case "true", "false":
+			b := raw == "true"
+			pred.Missing = &b
+			return pred, nil
+		}
+		return pred, fmt.Errorf("parsing search parameter %s: want true or false: %w", name, ErrInvalidValue)
+	}
+	switch {
+	case modifier == "":
+	case p.Type == String && modifier == "exact":
+	case p.Type == Token && modifier == "not":
+		pred.Negate = true
+	case p.Type == Reference && fhir.IsStorableType(modifier) && (len(p.Targets) == 0 || slices.Contains(p.Targets, modifier)):
+	case modifier == "contains":
+		return pred, fmt.Errorf("parsing search parameter %s: the :contains modifier is not supported (string search matches prefixes; use :exact for whole values): %w", name, ErrUnsupported)
+	default:
+		return pred, fmt.Errorf("parsing search parameter %s: modifier is not supported for a %s parameter: %w", name, p.Type, ErrUnsupported)
+	}
+	alts, err := alternatives(name, raw)
+	if err != nil {
+		return pred, err
+	}
+	for _, a := range alts {
+		switch p.Type {
+		case Token:
+			t, err := tokenQueryTerm(p, name, a)
+			if err != nil {
+				return pred, err
+			}
+			pred.Terms = append(pred.Terms, t)
+		case String:
+			if modifier == "exact" {
+				pred.Terms = append(pred.Terms, Term{Param: p.Code + exactSuffix, Key: unescape(a)})
+				continue
+			}
+			n := []rune(Normalize(unescape(a)))
+			if len(n) == 0 {
+				return pred, fmt.Errorf("parsing search parameter %s: empty value: %w", name, ErrInvalidValue)
+			}
+			pred.Terms = append(pred.Terms, Term{Param: p.Code, Key: string(n[:min(len(n), MaxPrefixRunes)])})
+		case Reference:
+			t, err := referenceQueryTerm(p, name, modifier, unescape(a))
+			if err != nil {
+				return pred, err
+			}
+			pred.Terms = append(pred.Terms, t)
+		case Date:
+			if p.identifying {
+				t, err := identifyingDateTerm(p, name, unescape(a))
+				if err != nil {
+					return pred, err
+				}
+				pred.Terms = append(pred.Terms, t)
+				continue
+			}
+			d, err := parseDatePred(name, unescape(a))
+			if err != nil {
+				return pred, err
+			}
+			pred.Dates = append(pred.Dates, d)
+		}
+	}
+	return pred, nil
+}
+
+func tokenQueryTerm(p *Param, name, v string) (Term, error) {
+	parts := splitEscaped(v, '|')
+	switch len(parts) {
+	case 1:
+		code := unescape(parts[0])
+		if code == "" {
+			break
+		}
+		return Term{Param: p.Code, Key: tokenAnyKey(code)}, nil
+	case 2:
+		sys, code := unescape(parts[0]), unescape(parts[1])
+		if code == "" {
+			return Term{}, fmt.Errorf("parsing search parameter %s: system| without a code is not supported: %w", name, ErrUnsupported)
+		}
+		if sys == "" {
+			return Term{Param: p.Code, Key: tokenNoSystemKey(code)}, nil
+		}
+		return Term{Param: p.Code, Key: tokenSystemKey(sys, code)}, nil
+	}
+	return Term{}, fmt.Errorf("parsing search parameter %s: want code, system|code or |code: %w", name, ErrInvalidValue)
+}
+
+func referenceQueryTerm(p *Param, name, modifier, v string) (Term, error) {
+	if idRE.MatchString(v) {
+		if modifier != "" {
+			return Term{Param: p.Code, Key: modifier + "/" + v}, nil
+		}
+		if len(p.Targets) == 1 {
+			return Term{Param: p.Code, Key: p.Targets[0] + "/" + v}, nil
+		}
+		return Term{Param: p.Code, Key: v}, nil
+	}
+	typ, id, ok := parseReference(v)
+	if !ok || (modifier != "" && typ != modifier) {
+		return Term{}, fmt.Errorf("parsing search parameter %s: want id, Type/id or an absolute URL ending in Type/id: %w", name, ErrInvalidValue)
+	}
+	return Term{Param: p.Code, Key: typ + "/" + id}, nil
+}
+
+func identifyingDateTerm(p *Param, name, v string) (Term, error) {
+	if len(v) >= 2 && v[0] >= 'a' && v[0] <= 'z' {
+		if v[:2] != "eq" {
+			return Term{}, fmt.Errorf("parsing search parameter %s: only equality is supported (it is blind-indexed by year, month and day): %w", name, ErrUnsupported)
+		}
+		v = v[2:]
+	}
+	lo, _, prec, ok := parseDate(v)
+	if !ok {
+		return Term{}, fmt.Errorf("parsing search parameter %s: not a valid date: %w", name, ErrInvalidValue)
+	}
+	switch prec {
+	case precYear:
+		return Term{Param: p.Code, Key: yearKey(lo)}, nil
+	case precMonth:
+		return Term{Param: p.Code, Key: monthKey(lo)}, nil
+	case precDay:
+		return Term{Param: p.Code, Key: dayKey(lo)}, nil
+	}
+	return Term{}, fmt.Errorf("parsing search parameter %s: want a date (YYYY, YYYY-MM or YYYY-MM-DD), not a time: %w", name, ErrInvalidValue)
+}
+
+func parseDatePred(name, v string) (DatePred, error) {
+	op := OpEq
+	if len(v) >= 2 && v[0] >= 'a' && v[0] <= 'z' {
+		switch p := DateOp(v[:2]); p {
+		case OpEq, OpNe, OpGt, OpLt, OpGe, OpLe:
+			op, v = p, v[2:]
+		case "sa", "eb", "ap":
+			return DatePred{}, fmt.Errorf("parsing search parameter %s: prefixes sa, eb and ap are not supported: %w", name, ErrUnsupported)
+		default:
+			return DatePred{}, fmt.Errorf("parsing search parameter %s: unknown prefix: %w", name, ErrInvalidValue)
+		}
+	}
+	lo, hi, _, ok := parseDate(v)
+	if !ok {
+		return DatePred{}, fmt.Errorf("parsing search parameter %s: not a valid date: %w", name, ErrInvalidValue)
+	}
+	return DatePred{Op: op, Lo: lo.UnixMicro(), Hi: hi.UnixMicro()}, nil
+}
+
+func (r *Registry) parseSort(typ, raw string) ([]SortSpec, error) {
+	items := strings.Split(raw, ",")
+	if len(items) > MaxAlternatives {
+		return nil, fmt.Errorf("parsing search parameter _sort: more than %d keys: %w", MaxAlternatives, ErrTooComplex)
+	}
+	var out []SortSpec
+	for _, it := range items {
+		desc := strings.HasPrefix(it, "-")
+		code := strings.TrimPrefix(it, "-")
+		switch code {
+		case "_id", "_lastUpdated":
+		default:
+			p, ok := r.Lookup(typ, code)
+			if !ok || p.Type != Date || p.identifying {
+				return nil, fmt.Errorf("parsing search parameter _sort: sorting by %s is not supported (use _id, _lastUpdated or a date parameter): %w", safeParam(code), ErrUnsupported)
+			}
+		}
+		out = append(out, SortSpec{Param: code, Desc: desc})
+	}
+	return out, nil
+}
+
+// alternatives splits a value on unescaped commas (OR), refusing empty
+// values and more than MaxAlternatives.
+func alternatives(name, raw string) ([]string, error) {
+	parts := splitEscaped(raw, ',')
+	if len(parts) > MaxAlternatives {
+		return nil, fmt.Errorf("parsing search parameter %s: more than %d values: %w", name, MaxAlternatives, ErrTooComplex)
+	}
+	for _, p := range parts {
+		if p == "" {
+			return nil, fmt.Errorf("parsing search parameter %s: empty value: %w", name, ErrInvalidValue)
+		}
+	}
+	return parts, nil
+}
+
+// splitEscaped splits s on sep where it is not preceded by a backslash
+// (FHIR search escaping: \, \| \$ \\). Escapes are kept for unescape.
+func splitEscaped(s string, sep byte) []string {
+	var out []string
+	start := 0
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '\\':
+			i++
+		case sep:
+			out = append(out, s[start:i])
+			start = i + 1
+		}
+	}
+	return append(out, s[start:])
+}
+
+// unescape removes FHIR search escapes.
+func unescape(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var sb strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+1 < len(s) {
+			i++
+		}
+		sb.WriteByte(s[i])
+	}
+	return sb.String()
+}
+
+// paramName matches what can be a search parameter name with modifier;
+// anything else is client data and is not echoed.
+var paramName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_\-.]{0,63}(:[A-Za-z][A-Za-z0-9\-]{0,63})?$`)
+
+func safeParam(s string) string {
+	if paramName.MatchString(s) {
+		return s
+	}
+	return "(unprintable)"
+}

@@ -1,0 +1,261 @@
+package search
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+
+	"github.com/phivault/phivault/internal/fhir"
+	"github.com/phivault/phivault/internal/fhir/spec"
+)
+
+// ParamType is the FHIR search parameter type of a supported parameter.
+type ParamType int
+
+const (
+	Token ParamType = iota + 1
+	String
+	Reference
+	Date
+)
+
+func (t ParamType) String() string {
+	switch t {
+	case Token:
+		return "token"
+	case String:
+		return "string"
+	case Reference:
+		return "reference"
+	case Date:
+		return "date"
+	}
+	return "unknown"
+}
+
+// supported is THE table of search parameters phivault implements, per
+// resource type. Every entry must exist in the vendored R4 SearchParameter
+// bundle for that type (New fails otherwise); everything else is an
+// unknown parameter. Identifying parameters (see [Param.Identifying]) are
+// marked with a trailing "!".
+var supported = map[string][]string{
+	"Patient":              {"identifier!", "name!", "family!", "given!", "birthdate!", "gender", "telecom!"},
+	"Practitioner":         {"identifier!", "name!"},
+	"PractitionerRole":     {"identifier", "practitioner", "organization"}, // R4 defines no name here
+	"Organization":         {"identifier", "name"},
+	"Location":             {"identifier", "name"},
+	"Observation":          {"patient", "subject", "code", "date", "category", "status", "encounter"},
+	"Condition":            {"patient", "subject", "code", "category", "encounter"},
+	"Encounter":            {"patient", "subject", "date", "status"},
+	"Immunization":         {"patient", "date", "status"},
+	"DiagnosticReport":     {"patient", "subject", "code", "date", "category", "status", "encounter"},
+	"DocumentReference":    {"patient", "subject", "date", "category", "status", "encounter"},
+	"MedicationRequest":    {"patient", "subject", "code", "date", "category", "status", "encounter"},
+	"AllergyIntolerance":   {"patient", "code", "date", "category"},
+	"Procedure":            {"patient", "subject", "code", "date", "category", "status", "encounter"},
+	"Claim":                {"patient", "created", "status", "encounter"},
+	"ExplanationOfBenefit": {"patient", "created", "status", "encounter"},
+	"CareTeam":             {"patient", "subject", "date", "category", "status", "encounter"},
+}
+
+// Param is one supported search parameter of one resource type.
+// Params are immutable and shared; compare them by pointer or Code.
+type Param struct {
+	Code       string    // e.g. "birthdate"
+	Base       string    // resource type, e.g. "Patient"
+	Type       ParamType // token, string, reference or date
+	Expression string    // the R4 FHIRPath expression
+	Targets    []string  // reference target types (reference params)
+
+	identifying bool
+	expr        expr
+}
+
+// Identifying reports whether the parameter's values identify a person
+// (Patient identifier, name, family, given, birthdate, telecom;
+// Practitioner identifier, name). All token, string and reference terms
+// are blind-indexed (hashed) by the caller anyway; an identifying date
+// is, in addition, never indexed as a plaintext range (see [IndexTerms]).
+func (p *Param) Identifying() bool { return p.identifying }
+
+// Registry holds the supported search parameters and the Patient
+// compartment, loaded from the vendored R4 definitions. It is immutable
+// after [New] and safe for concurrent use.
+type Registry struct {
+	params      map[string]map[string]*Param // type -> code -> param
+	compartment map[string]expr              // type -> union of its compartment params
+}
+
+type searchParamBundle struct {
+	Entry []struct {
+		Resource struct {
+			Code       string   `json:"code"`
+			Base       []string `json:"base"`
+			Type       string   `json:"type"`
+			Expression string   `json:"expression"`
+			Target     []string `json:"target"`
+		} `json:"resource"`
+	} `json:"entry"`
+}
+
+type spDef struct {
+	typ, expression string
+	target          []string
+}
+
+// New loads the embedded SearchParameter bundle and Patient compartment
+// definition and compiles every expression it needs (a few milliseconds).
+// Create one Registry per process and share it.
+func New() (*Registry, error) {
+	raw, err := spec.SearchParameters()
+	if err != nil {
+		return nil, err
+	}
+	var b searchParamBundle
+	if err := json.Unmarshal(raw, &b); err != nil {
+		return nil, fmt.Errorf("parsing embedded search parameters: %w", err)
+	}
+	defs := map[[2]string]spDef{}
+	for _, e := range b.Entry {
+		for _, base := range e.Resource.Base {
+			defs[[2]string{base, e.Resource.Code}] = spDef{e.Resource.Type, e.Resource.Expression, e.Resource.Target}
+		}
+	}
+	r := &Registry{params: map[string]map[string]*Param{}, compartment: map[string]expr{}}
+	for typ, codes := range supported {
+		r.params[typ] = map[string]*Param{}
+		for _, c := range codes {
+			code, identifying := c, false
+			if c[len(c)-1] == '!' {
+				code, identifying = c[:len(c)-1], true
+			}
+			d, ok := defs[[2]string{typ, code}]
+			if !ok {
+				return nil, fmt.Errorf("loading search parameters: R4 defines no %s:%s", typ, code)
+			}
+			p := &Param{Code: code, Base: typ, Expression: d.expression, Targets: d.target, identifying: identifying}
+			switch d.typ {
+			case "token":
+				p.Type = Token
+			case "string":
+				p.Type = String
+			case "reference":
+				p.Type = Reference
+			case "date":
+				p.Type = Date
+			default:
+				return nil, fmt.Errorf("loading search parameters: %s:%s has unsupported type %s", typ, code, d.typ)
+			}
+			if p.expr, err = compile(d.expression); err != nil {
+				return nil, fmt.Errorf("loading search parameter %s:%s: %w", typ, code, err)
+			}
+			r.params[typ][code] = p
+		}
+	}
+	if err := r.loadCompartment(defs); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+func (r *Registry) loadCompartment(defs map[[2]string]spDef) error {
+	raw, err := spec.PatientCompartment()
+	if err != nil {
+		return err
+	}
+	var cd struct {
+		Resource []struct {
+			Code  string   `json:"code"`
+			Param []string `json:"param"`
+		} `json:"resource"`
+	}
+	if err := json.Unmarshal(raw, &cd); err != nil {
+		return fmt.Errorf("parsing embedded patient compartment: %w", err)
+	}
+	for _, res := range cd.Resource {
+		if len(res.Param) == 0 || res.Code == "Patient" {
+			continue // not in the compartment, or the Patient itself
+		}
+		var u unionExpr
+		for _, code := range res.Param {
+			d, ok := defs[[2]string{res.Code, code}]
+			if !ok || d.typ != "reference" {
+				return fmt.Errorf("loading patient compartment: %s:%s is not an R4 reference parameter", res.Code, code)
+			}
+			e, err := compile(d.expression)
+			if err != nil {
+				return fmt.Errorf("loading patient compartment %s:%s: %w", res.Code, code, err)
+			}
+			u = append(u, e)
+		}
+		r.compartment[res.Code] = u
+	}
+	return nil
+}
+
+// Lookup returns the supported parameter code of resourceType.
+func (r *Registry) Lookup(resourceType, code string) (*Param, bool) {
+	p, ok := r.params[resourceType][code]
+	return p, ok
+}
+
+// Params returns the supported parameters of resourceType sorted by code
+// (nil for a type with none), e.g. for a CapabilityStatement.
+func (r *Registry) Params(resourceType string) []*Param {
+	var out []*Param
+	for _, p := range r.params[resourceType] {
+		out = append(out, p)
+	}
+	slices.SortFunc(out, func(a, b *Param) int {
+		if a.Code < b.Code {
+			return -1
+		}
+		if a.Code > b.Code {
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+// InCompartment reports whether resourceType belongs to the Patient
+// compartment (Patient itself included).
+func (r *Registry) InCompartment(resourceType string) bool {
+	_, ok := r.compartment[resourceType]
+	return ok || resourceType == "Patient"
+}
+
+// PatientOf returns the id of the one patient whose compartment res
+// belongs to: a Patient's own id; for a compartment type, the single
+// distinct Patient referenced through its compartment parameters (R4
+// compartmentdefinition-patient). ok is false when res is outside the
+// compartment, references no Patient, or references several distinct
+// patients: the caller then seals it with the organisation key.
+// Only literal relative or absolute references "Patient/<id>" count.
+func (r *Registry) PatientOf(res fhir.Resource) (patientID string, ok bool) {
+	rt := res.Type()
+	if rt == "Patient" {
+		id := res.ID()
+		return id, id != ""
+	}
+	e, in := r.compartment[rt]
+	if !in {
+		return "", false
+	}
+	for _, it := range evaluate(e, res) {
+		m, isMap := it.v.(map[string]any)
+		if !isMap {
+			continue
+		}
+		ref, _ := m["reference"].(string)
+		typ, id, okRef := parseReference(ref)
+		if !okRef || typ != "Patient" {
+			continue
+		}
+		if patientID != "" && patientID != id {
+			return "", false
+		}
+		patientID = id
+	}
+	return patientID, patientID != ""
+}

@@ -1,0 +1,379 @@
+package httpapi
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/phivault/phivault/internal/audit"
+	"github.com/phivault/phivault/internal/fhir"
+	"github.com/phivault/phivault/internal/record"
+)
+
+func (s *Server) fhirRoutes(mux *http.ServeMux) {
+	mux.Handle("POST /fhir", s.handle(s.bundle))
+	mux.Handle("POST /fhir/{$}", s.handle(s.bundle))
+	mux.Handle("GET /fhir/_history", s.handle(s.history))
+	mux.Handle("GET /fhir/{type}", s.handle(s.search))
+	mux.Handle("POST /fhir/{type}/_search", s.handle(s.search))
+	mux.Handle("POST /fhir/{type}", s.handle(s.create))
+	mux.Handle("GET /fhir/{type}/_history", s.handle(s.history))
+	mux.Handle("GET /fhir/{type}/{id}", s.handle(s.read))
+	mux.Handle("PUT /fhir/{type}/{id}", s.handle(s.update))
+	mux.Handle("DELETE /fhir/{type}/{id}", s.handle(s.delete))
+	mux.Handle("GET /fhir/{type}/{id}/_history", s.handle(s.history))
+	mux.Handle("GET /fhir/{type}/{id}/_history/{vid}", s.handle(s.vread))
+	mux.Handle("GET /fhir/Patient/{id}/$everything", s.handle(s.everything))
+	mux.Handle("POST /fhir/Patient/{id}/$everything", s.handle(s.everything))
+	mux.Handle("POST /fhir/Patient/{id}/$erase", s.handle(s.erase))
+	mux.Handle("/fhir/", s.handle(func(w http.ResponseWriter, r *http.Request) error {
+		return httpError(http.StatusNotFound, "not-supported", "unknown FHIR endpoint or method")
+	}))
+}
+
+// caller builds the audit identity of a request.
+func (s *Server) caller(r *http.Request) record.Caller {
+	p, _ := PrincipalFrom(r.Context())
+	role := ""
+	if len(p.Roles) > 0 {
+		role = strings.Join(p.Roles, ",")
+	}
+	return record.Caller{
+		Agent:     audit.Agent{User: p.ID, Role: role, Client: p.Kind, Address: clientIP(r)},
+		Purpose:   "TREAT",
+		RequestID: RequestID(r.Context()),
+	}
+}
+
+func clientIP(r *http.Request) string {
+	host := r.RemoteAddr
+	if i := strings.LastIndexByte(host, ':'); i > 0 {
+		host = host[:i]
+	}
+	return strings.Trim(host, "[]")
+}
+
+// resourceType checks the {type} path value: 404 for non-R4 names.
+func resourceType(r *http.Request) (string, error) {
+	t := r.PathValue("type")
+	if !fhir.IsR4Type(t) {
+		return "", httpError(http.StatusNotFound, "not-supported", "unknown or non-R4 resource type")
+	}
+	return t, nil
+}
+
+func pathID(r *http.Request) (string, error) {
+	id := r.PathValue("id")
+	if !record.ValidID(id) {
+		return "", httpError(http.StatusBadRequest, "invalid", "the id is not a valid FHIR id")
+	}
+	return id, nil
+}
+
+func (s *Server) readBody(r *http.Request) ([]byte, error) {
+	b, err := io.ReadAll(r.Body)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, httpError(http.StatusRequestEntityTooLarge, "too-costly", "the request body is larger than the server accepts")
+		}
+		return nil, httpError(http.StatusBadRequest, "structure", "the request body could not be read")
+	}
+	if len(b) == 0 {
+		return nil, httpError(http.StatusBadRequest, "structure", "a FHIR JSON body is required")
+	}
+	return b, nil
+}
+
+func (s *Server) parseBody(r *http.Request) (fhir.Resource, error) {
+	b, err := s.readBody(r)
+	if err != nil {
+		return nil, err
+	}
+	return s.rec.Parse(b)
+}
+
+// preferReturn reads Prefer: return=...; the default is representation.
+func preferReturn(r *http.Request) record.Return {
+	for _, p := range strings.Split(r.Header.Get("Prefer"), ",") {
+		k, v, _ := strings.Cut(strings.TrimSpace(p), "=")
+		if strings.TrimSpace(k) != "return" {
+			continue
+		}
+		switch strings.Trim(strings.TrimSpace(v), `"`) {
+		case "minimal":
+			return record.ReturnMinimal
+		case "OperationOutcome":
+			return record.ReturnOutcome
+		}
+	}
+	return record.ReturnRepresentation
+}
+
+// lenient reports Prefer: handling=lenient (unknown search parameters
+// are ignored instead of refused).
+func lenient(r *http.Request) bool {
+	for _, p := range strings.Split(r.Header.Get("Prefer"), ",") {
+		if strings.ReplaceAll(strings.TrimSpace(p), " ", "") == "handling=lenient" {
+			return true
+		}
+	}
+	return false
+}
+
+func setVersionHeaders(w http.ResponseWriter, st record.Stored) {
+	w.Header().Set("ETag", record.ETag(st.Version))
+	w.Header().Set("Last-Modified", st.LastUpdated.UTC().Format(http.TimeFormat))
+}
+
+func (s *Server) location(st record.Stored) string {
+	return s.baseURL + "/fhir/" + st.Type + "/" + st.ID + "/_history/" + strconv.FormatInt(st.Version, 10)
+}
+
+// writeStored answers a write according to Prefer.
+func (s *Server) writeStored(w http.ResponseWriter, r *http.Request, status int, st record.Stored, msg string) {
+	setVersionHeaders(w, st)
+	if status == http.StatusCreated {
+		w.Header().Set("Location", s.location(st))
+	}
+	switch preferReturn(r) {
+	case record.ReturnMinimal:
+		w.WriteHeader(status)
+	case record.ReturnOutcome:
+		writeJSON(w, r, status, record.Informational(msg))
+	default:
+		writeBody(w, r, status, st.JSON)
+	}
+}
+
+func (s *Server) read(w http.ResponseWriter, r *http.Request) error {
+	typ, err := resourceType(r)
+	if err != nil {
+		return err
+	}
+	id, err := pathID(r)
+	if err != nil {
+		return err
+	}
+	st, err := s.rec.Read(r.Context(), s.caller(r), typ, id)
+	if err != nil {
+		if errors.Is(err, record.ErrGone) && st.Version > 0 {
+			setVersionHeaders(w, st)
+		}
+		return err
+	}
+	if notModified(r, st) {
+		setVersionHeaders(w, st)
+		w.WriteHeader(http.StatusNotModified)
+		return nil
+	}
+	setVersionHeaders(w, st)
+	writeBody(w, r, http.StatusOK, st.JSON)
+	return nil
+}
+
+// notModified honours If-None-Match and If-Modified-Since on reads.
+func notModified(r *http.Request, st record.Stored) bool {
+	if inm := r.Header.Get("If-None-Match"); inm != "" {
+		v, err := record.ParseETag(inm)
+		return err == nil && v == st.Version
+	}
+	if ims := r.Header.Get("If-Modified-Since"); ims != "" {
+		t, err := http.ParseTime(ims)
+		return err == nil && !st.LastUpdated.Truncate(time.Second).After(t)
+	}
+	return false
+}
+
+func (s *Server) vread(w http.ResponseWriter, r *http.Request) error {
+	typ, err := resourceType(r)
+	if err != nil {
+		return err
+	}
+	id, err := pathID(r)
+	if err != nil {
+		return err
+	}
+	v, err := strconv.ParseInt(r.PathValue("vid"), 10, 64)
+	if err != nil || v < 1 {
+		return httpError(http.StatusBadRequest, "invalid", "the version id must be a positive integer")
+	}
+	st, err := s.rec.VRead(r.Context(), s.caller(r), typ, id, v)
+	if err != nil {
+		return err
+	}
+	setVersionHeaders(w, st)
+	writeBody(w, r, http.StatusOK, st.JSON)
+	return nil
+}
+
+func (s *Server) create(w http.ResponseWriter, r *http.Request) error {
+	typ, err := resourceType(r)
+	if err != nil {
+		return err
+	}
+	res, err := s.parseBody(r)
+	if err != nil {
+		return err
+	}
+	if res.Type() != typ {
+		return httpError(http.StatusBadRequest, "invalid", "the resourceType in the body does not match the URL")
+	}
+	st, created, err := s.rec.Create(r.Context(), s.caller(r), res, r.Header.Get("If-None-Exist"))
+	if err != nil {
+		return err
+	}
+	if !created {
+		s.writeStored(w, r, http.StatusOK, st, "a matching resource already exists; nothing was created")
+		return nil
+	}
+	s.writeStored(w, r, http.StatusCreated, st, "created")
+	return nil
+}
+
+func (s *Server) update(w http.ResponseWriter, r *http.Request) error {
+	typ, err := resourceType(r)
+	if err != nil {
+		return err
+	}
+	id, err := pathID(r)
+	if err != nil {
+		return err
+	}
+	var ifMatch int64
+	if im := r.Header.Get("If-Match"); im != "" {
+		if ifMatch, err = record.ParseETag(im); err != nil {
+			return httpError(http.StatusBadRequest, "invalid", `If-Match must be a version ETag such as W/"3"`)
+		}
+	}
+	res, err := s.parseBody(r)
+	if err != nil {
+		return err
+	}
+	st, created, err := s.rec.Update(r.Context(), s.caller(r), typ, id, res, ifMatch)
+	if err != nil {
+		return err
+	}
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+	}
+	s.writeStored(w, r, status, st, "updated")
+	return nil
+}
+
+func (s *Server) delete(w http.ResponseWriter, r *http.Request) error {
+	typ, err := resourceType(r)
+	if err != nil {
+		return err
+	}
+	id, err := pathID(r)
+	if err != nil {
+		return err
+	}
+	if err := s.rec.Delete(r.Context(), s.caller(r), typ, id); err != nil {
+		return err
+	}
+	if preferReturn(r) == record.ReturnOutcome {
+		writeJSON(w, r, http.StatusOK, record.Informational("deleted"))
+		return nil
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) bundle(w http.ResponseWriter, r *http.Request) error {
+	res, err := s.parseBody(r)
+	if err != nil {
+		return err
+	}
+	out, err := s.rec.ProcessBundle(r.Context(), s.caller(r), res, preferReturn(r))
+	if err != nil {
+		return err
+	}
+	writeBody(w, r, http.StatusOK, out)
+	return nil
+}
+
+// searchValues returns the query parameters of a GET search, or the
+// form body of POST _search merged with the URL query.
+func searchValues(r *http.Request) (url.Values, error) {
+	if r.Method != http.MethodPost {
+		return r.URL.Query(), nil
+	}
+	if err := r.ParseForm(); err != nil {
+		return nil, httpError(http.StatusBadRequest, "invalid", "the search form could not be parsed")
+	}
+	return r.Form, nil
+}
+
+func (s *Server) search(w http.ResponseWriter, r *http.Request) error {
+	typ, err := resourceType(r)
+	if err != nil {
+		return err
+	}
+	vals, err := searchValues(r)
+	if err != nil {
+		return err
+	}
+	page, err := s.rec.Search(r.Context(), s.caller(r), typ, vals, record.SearchOptions{Lenient: lenient(r), BaseURL: s.baseURL + "/fhir"})
+	if err != nil {
+		return err
+	}
+	writeBody(w, r, http.StatusOK, page.Bundle)
+	return nil
+}
+
+func (s *Server) history(w http.ResponseWriter, r *http.Request) error {
+	typ := r.PathValue("type")
+	if typ != "" {
+		var err error
+		if typ, err = resourceType(r); err != nil {
+			return err
+		}
+	}
+	id := r.PathValue("id")
+	if id != "" && !record.ValidID(id) {
+		return httpError(http.StatusBadRequest, "invalid", "the id is not a valid FHIR id")
+	}
+	out, err := s.rec.History(r.Context(), s.caller(r), typ, id, r.URL.Query(), s.baseURL+"/fhir")
+	if err != nil {
+		return err
+	}
+	writeBody(w, r, http.StatusOK, out)
+	return nil
+}
+
+func (s *Server) everything(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r)
+	if err != nil {
+		return err
+	}
+	vals, err := searchValues(r)
+	if err != nil {
+		return err
+	}
+	out, err := s.rec.Everything(r.Context(), s.caller(r), id, vals, s.baseURL+"/fhir")
+	if err != nil {
+		return err
+	}
+	writeBody(w, r, http.StatusOK, out)
+	return nil
+}
+
+func (s *Server) erase(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r)
+	if err != nil {
+		return err
+	}
+	n, err := s.rec.Erase(r.Context(), s.caller(r), id)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, r, http.StatusOK, record.Informational("patient erased: its data key was destroyed and "+strconv.FormatInt(n, 10)+" resources are no longer readable; the audit trail is kept"))
+	return nil
+}

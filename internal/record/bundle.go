@@ -1,0 +1,545 @@
+package record
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/phivault/phivault/internal/audit"
+	"github.com/phivault/phivault/internal/fhir"
+	"github.com/phivault/phivault/internal/storage"
+)
+
+// Return says what a write response carries (Prefer: return=...).
+type Return int
+
+// Return preferences.
+const (
+	ReturnMinimal Return = iota
+	ReturnRepresentation
+	ReturnOutcome
+)
+
+// entry is one Bundle entry during processing.
+type entry struct {
+	idx         int
+	method      string
+	typ, id     string // target of the request URL
+	query       string // conditional query (PUT/DELETE/GET with "?")
+	fullURL     string
+	ifNoneExist string
+	ifMatch     int64
+	res         fhir.Resource
+
+	// results
+	status   int
+	location string
+	version  int64
+	modified time.Time
+	body     []byte
+	err      *Error
+	existing storage.Version // conditional create matched
+}
+
+// methodOrder is the processing order FHIR requires for transactions:
+// DELETE, POST, PUT/PATCH, then GET (R4 §3.1.0.11.2).
+var methodOrder = map[string]int{http.MethodDelete: 0, http.MethodPost: 1, http.MethodPut: 2, http.MethodGet: 3}
+
+// ProcessBundle runs a batch or transaction Bundle and returns the
+// response Bundle. A transaction is atomic: any failing entry fails the
+// whole Bundle with that entry's error and nothing is stored.
+func (s *Service) ProcessBundle(ctx context.Context, c Caller, b fhir.Resource, ret Return) ([]byte, error) {
+	if b.Type() != "Bundle" {
+		return nil, invalid("POST to the base URL takes a Bundle")
+	}
+	kind, _ := b["type"].(string)
+	if kind != "transaction" && kind != "batch" {
+		return nil, invalid(`the Bundle type must be "transaction" or "batch"`)
+	}
+	raw, _ := b["entry"].([]any)
+	if _, ok := b["entry"]; ok && raw == nil {
+		return nil, invalid("Bundle.entry must be an array")
+	}
+	if len(raw) > s.maxEntries() {
+		return nil, fail(http.StatusRequestEntityTooLarge, ErrInvalid, "too-costly",
+			fmt.Sprintf("the Bundle has more than %d entries", s.maxEntries()))
+	}
+	entries := make([]*entry, len(raw))
+	refs := make(map[string]string) // fullUrl -> Type/id
+	for i, r := range raw {
+		e := &entry{idx: i}
+		entries[i] = e
+		if err := s.prepareEntry(e, r); err != nil {
+			if kind == "transaction" {
+				return nil, entryError(i, err)
+			}
+			e.err = AsError(err)
+			continue
+		}
+		if e.fullURL != "" && (e.method == http.MethodPost || e.method == http.MethodPut) && e.id != "" {
+			refs[e.fullURL] = e.typ + "/" + e.id
+		}
+	}
+	if kind == "transaction" {
+		if err := s.transaction(ctx, c, entries, refs); err != nil {
+			return nil, err
+		}
+	} else {
+		s.batchEntries(ctx, c, entries, refs)
+	}
+	s.runReads(ctx, c, entries)
+	return s.responseBundle(kind, entries, ret)
+}
+
+func entryError(i int, err error) error {
+	e := AsError(err)
+	out := &Error{Status: e.Status, Err: e.Err}
+	for _, is := range e.Issues {
+		is.Diagnostic = fmt.Sprintf("Bundle.entry[%d]: %s", i, is.Diagnostic)
+		out.Issues = append(out.Issues, is)
+	}
+	return out
+}
+
+func (s *Service) prepareEntry(e *entry, raw any) error {
+	m, ok := raw.(map[string]any)
+	if !ok {
+		return invalid("each Bundle entry must be an object")
+	}
+	if f, ok := m["fullUrl"].(string); ok {
+		e.fullURL = f
+	}
+	req, ok := m["request"].(map[string]any)
+	if !ok {
+		return invalid("each entry of a batch or transaction needs a request")
+	}
+	e.method, _ = req["method"].(string)
+	if _, ok := methodOrder[e.method]; !ok {
+		return invalid("entry.request.method must be GET, POST, PUT or DELETE")
+	}
+	u, _ := req["url"].(string)
+	if u == "" {
+		return invalid("entry.request.url is required")
+	}
+	path, query, _ := strings.Cut(u, "?")
+	parts := strings.Split(strings.Trim(path, "/"), "/")
+	if !fhir.IsR4Type(parts[0]) {
+		return invalid("entry.request.url names an unknown resource type")
+	}
+	e.typ, e.query = parts[0], query
+	if len(parts) >= 2 {
+		e.id = parts[1]
+		if !ValidID(e.id) {
+			return invalid("entry.request.url has an invalid id")
+		}
+	}
+	if inx, ok := req["ifNoneExist"].(string); ok {
+		e.ifNoneExist = inx
+	}
+	if im, ok := req["ifMatch"].(string); ok {
+		v, err := ParseETag(im)
+		if err != nil {
+			return invalid("entry.request.ifMatch is not a valid ETag")
+		}
+		e.ifMatch = v
+	}
+	switch e.method {
+	case http.MethodPost, http.MethodPut:
+		r, ok := m["resource"].(map[string]any)
+		if !ok {
+			return invalid("a POST or PUT entry needs a resource")
+		}
+		e.res = fhir.Resource(r)
+		if e.res.Type() != e.typ {
+			return invalid("the entry's resourceType does not match its request URL")
+		}
+		if err := s.validate(e.res); err != nil {
+			return err
+		}
+		if e.method == http.MethodPost {
+			if len(parts) != 1 {
+				return invalid("a POST entry's URL must be a resource type")
+			}
+			e.id = s.newID()
+			e.res.SetID(e.id)
+		} else {
+			if e.id == "" && e.query == "" {
+				return invalid("a PUT entry's URL must be Type/id or a conditional Type?query")
+			}
+			if e.id != "" && e.res.ID() != e.id {
+				return invalid("a PUT entry's resource id must match its URL")
+			}
+		}
+	case http.MethodDelete:
+		if e.id == "" && e.query == "" {
+			return invalid("a DELETE entry's URL must be Type/id or a conditional Type?query")
+		}
+	}
+	return nil
+}
+
+// transaction writes every entry in one database transaction.
+func (s *Service) transaction(ctx context.Context, c Caller, entries []*entry, refs map[string]string) error {
+	order := orderedWrites(entries)
+	originals := make([]fhir.Resource, len(entries))
+	for i, e := range entries {
+		originals[i] = e.res
+	}
+	err := s.store.Update(ctx, func(tx storage.Tx) error {
+		// A retried attempt starts again from the Bundle as received.
+		local := make(map[string]string, len(refs))
+		for k, v := range refs {
+			local[k] = v
+		}
+		for i, e := range entries {
+			if originals[i] != nil {
+				e.res = fhir.Resource(cloneJSON(map[string]any(originals[i])).(map[string]any))
+			}
+			e.existing, e.err = storage.Version{}, nil
+		}
+		for _, e := range order {
+			if err := s.writeEntry(ctx, tx, c, e, local, entries); err != nil {
+				return entryError(e.idx, err)
+			}
+		}
+		return nil
+	})
+	return storageError(err)
+}
+
+// batchEntries runs each entry on its own. Entries share one database
+// transaction for speed; if that transaction fails for a reason other
+// than an entry's own error, each entry is retried in its own.
+func (s *Service) batchEntries(ctx context.Context, c Caller, entries []*entry, refs map[string]string) {
+	order := orderedWrites(entries)
+	err := s.store.Update(ctx, func(tx storage.Tx) error {
+		for _, e := range order {
+			if e.err != nil {
+				continue
+			}
+			if err := s.writeEntry(ctx, tx, c, e, refs, entries); err != nil {
+				var re *Error
+				if errors.As(err, &re) && re.Status < 500 {
+					e.err = re
+					continue
+				}
+				return err
+			}
+		}
+		return nil
+	})
+	if err == nil {
+		return
+	}
+	for _, e := range order {
+		if e.err != nil {
+			continue
+		}
+		e.status = 0
+		err := s.store.Update(ctx, func(tx storage.Tx) error {
+			return s.writeEntry(ctx, tx, c, e, refs, entries)
+		})
+		if err != nil {
+			e.err = AsError(storageError(err))
+		}
+	}
+}
+
+func orderedWrites(entries []*entry) []*entry {
+	var w []*entry
+	for _, e := range entries {
+		if e.method != http.MethodGet && e.err == nil {
+			w = append(w, e)
+		}
+	}
+	sort.SliceStable(w, func(i, j int) bool { return methodOrder[w[i].method] < methodOrder[w[j].method] })
+	return w
+}
+
+// writeEntry performs one write entry inside tx.
+func (s *Service) writeEntry(ctx context.Context, tx storage.Tx, c Caller, e *entry, refs map[string]string, all []*entry) error {
+	switch e.method {
+	case http.MethodDelete:
+		id, err := s.resolveTarget(ctx, tx, e)
+		if err != nil {
+			return err
+		}
+		if id == "" {
+			e.status = http.StatusNoContent
+			return nil
+		}
+		if err := s.delete(ctx, tx, c, e.typ, id); err != nil {
+			if errors.Is(err, storage.ErrNotFound) {
+				return notFound("the resource to delete does not exist")
+			}
+			return err
+		}
+		e.status = http.StatusNoContent
+		return nil
+	case http.MethodPost:
+		if e.ifNoneExist != "" {
+			q, err := s.conditionQuery(e.typ, e.ifNoneExist)
+			if err != nil {
+				return err
+			}
+			v, found, err := s.matchOne(ctx, tx, q)
+			if err != nil {
+				return err
+			}
+			if found {
+				e.existing, e.status = v, http.StatusOK
+				e.location = entityRef(v.Type, v.ID, v.Version)
+				e.version, e.modified = v.Version, v.LastUpdated
+				if e.fullURL != "" {
+					refs[e.fullURL] = v.Type + "/" + v.ID
+				}
+				return nil
+			}
+		}
+		if err := s.rewriteRefs(ctx, tx, e.res, refs); err != nil {
+			return err
+		}
+		v, err := s.writeVersion(ctx, tx, e.res, 1, s.now())
+		if err != nil {
+			return err
+		}
+		s.entryWritten(e, v, http.StatusCreated)
+		return s.appendWriteEvent(ctx, tx, c, audit.ActionCreate, v)
+	case http.MethodPut:
+		if e.id == "" {
+			id, err := s.resolveTarget(ctx, tx, e)
+			if err != nil {
+				return err
+			}
+			if id == "" {
+				id = s.newID()
+			}
+			e.id = id
+			e.res.SetID(id)
+		}
+		if err := s.rewriteRefs(ctx, tx, e.res, refs); err != nil {
+			return err
+		}
+		v, created, err := s.update(ctx, tx, c, e.res, e.ifMatch)
+		if err != nil {
+			return err
+		}
+		status := http.StatusOK
+		if created {
+			status = http.StatusCreated
+		}
+		s.entryWritten(e, v, status)
+		return nil
+	}
+	return nil
+}
+
+func (s *Service) entryWritten(e *entry, v storage.Version, status int) {
+	e.status, e.version, e.modified = status, v.Version, v.LastUpdated
+	e.location = entityRef(v.Type, v.ID, v.Version)
+	e.body = nil
+}
+
+// resolveTarget finds the id a conditional PUT or DELETE applies to: ""
+// when nothing matches, ErrPreconditionFailed when several do.
+func (s *Service) resolveTarget(ctx context.Context, tx storage.Tx, e *entry) (string, error) {
+	if e.id != "" {
+		return e.id, nil
+	}
+	q, err := s.conditionQuery(e.typ, e.query)
+	if err != nil {
+		return "", err
+	}
+	v, found, err := s.matchOne(ctx, tx, q)
+	if err != nil || !found {
+		return "", err
+	}
+	return v.ID, nil
+}
+
+// rewriteRefs replaces references to Bundle fullUrls (urn:uuid:...) and
+// conditional references (Type?query) with the resolved Type/id.
+func (s *Service) rewriteRefs(ctx context.Context, tx storage.Tx, res fhir.Resource, refs map[string]string) error {
+	var walkErr error
+	var walk func(v any)
+	walk = func(v any) {
+		switch t := v.(type) {
+		case map[string]any:
+			for k, val := range t {
+				if k == "reference" {
+					if ref, ok := val.(string); ok {
+						nr, err := s.resolveRef(ctx, tx, ref, refs)
+						if err != nil && walkErr == nil {
+							walkErr = err
+						}
+						if nr != "" {
+							t[k] = nr
+						}
+						continue
+					}
+				}
+				walk(val)
+			}
+		case []any:
+			for _, x := range t {
+				walk(x)
+			}
+		}
+	}
+	walk(map[string]any(res))
+	return walkErr
+}
+
+func (s *Service) resolveRef(ctx context.Context, tx storage.Tx, ref string, refs map[string]string) (string, error) {
+	if r, ok := refs[ref]; ok {
+		return r, nil
+	}
+	if strings.HasPrefix(ref, "urn:uuid:") || strings.HasPrefix(ref, "urn:oid:") {
+		return "", invalid("a reference names a fullUrl that is not in the Bundle")
+	}
+	typ, query, ok := strings.Cut(ref, "?")
+	if !ok || !fhir.IsR4Type(typ) || strings.Contains(typ, "/") {
+		return "", nil
+	}
+	q, err := s.conditionQuery(typ, query)
+	if err != nil {
+		return "", err
+	}
+	r, err := tx.Search(ctx, q)
+	if err != nil {
+		return "", err
+	}
+	if len(r.Versions) != 1 {
+		return "", fail(http.StatusPreconditionFailed, ErrPreconditionFailed, "not-found",
+			fmt.Sprintf("a conditional reference to %s matched %d resources; it must match exactly one", typ, len(r.Versions)))
+	}
+	resolved := typ + "/" + r.Versions[0].ID
+	refs[ref] = resolved
+	return resolved, nil
+}
+
+// runReads performs GET entries after the writes, and fills in bodies of
+// written entries when they are wanted.
+func (s *Service) runReads(ctx context.Context, c Caller, entries []*entry) {
+	for _, e := range entries {
+		if e.method != http.MethodGet || e.err != nil {
+			continue
+		}
+		if e.id != "" && e.query == "" {
+			st, err := s.Read(ctx, c, e.typ, e.id)
+			if err != nil {
+				e.err = AsError(err)
+				continue
+			}
+			e.status, e.body, e.version, e.modified = http.StatusOK, st.JSON, st.Version, st.LastUpdated
+			continue
+		}
+		vals, err := url.ParseQuery(e.query)
+		if err != nil {
+			e.err = invalid("entry.request.url has an invalid query")
+			continue
+		}
+		page, err := s.Search(ctx, c, e.typ, vals, SearchOptions{})
+		if err != nil {
+			e.err = AsError(err)
+			continue
+		}
+		e.status, e.body = http.StatusOK, page.Bundle
+	}
+}
+
+func (s *Service) responseBundle(kind string, entries []*entry, ret Return) ([]byte, error) {
+	type resp struct {
+		Status       string          `json:"status"`
+		Location     string          `json:"location,omitempty"`
+		Etag         string          `json:"etag,omitempty"`
+		LastModified string          `json:"lastModified,omitempty"`
+		Outcome      json.RawMessage `json:"outcome,omitempty"`
+	}
+	type ent struct {
+		FullURL  string          `json:"fullUrl,omitempty"`
+		Resource json.RawMessage `json:"resource,omitempty"`
+		Response resp            `json:"response"`
+	}
+	out := struct {
+		ResourceType string `json:"resourceType"`
+		ID           string `json:"id"`
+		Type         string `json:"type"`
+		Entry        []ent  `json:"entry"`
+	}{ResourceType: "Bundle", ID: s.newID(), Type: kind + "-response", Entry: make([]ent, 0, len(entries))}
+	for _, e := range entries {
+		var x ent
+		if e.err != nil {
+			x.Response.Status = statusLine(e.err.Status)
+			oo, _ := json.Marshal(OperationOutcome(e.err))
+			x.Response.Outcome = oo
+			out.Entry = append(out.Entry, x)
+			continue
+		}
+		x.Response.Status = statusLine(e.status)
+		if e.location != "" {
+			x.Response.Location = e.location
+			x.FullURL = strings.SplitN(e.location, "/_history/", 2)[0]
+		}
+		if e.version > 0 {
+			x.Response.Etag = ETag(e.version)
+			x.Response.LastModified = e.modified.UTC().Format(time.RFC3339Nano)
+		}
+		switch {
+		case e.method == http.MethodGet:
+			x.Resource = e.body
+		case ret == ReturnRepresentation && e.res != nil && e.existing.ID == "":
+			b, err := e.res.Marshal()
+			if err != nil {
+				return nil, err
+			}
+			x.Resource = b
+		}
+		out.Entry = append(out.Entry, x)
+	}
+	return json.Marshal(out)
+}
+
+func statusLine(code int) string {
+	return strconv.Itoa(code) + " " + http.StatusText(code)
+}
+
+// ETag is the weak ETag of a version, as FHIR uses: W/"3".
+func ETag(version int64) string { return `W/"` + strconv.FormatInt(version, 10) + `"` }
+
+// ParseETag reads W/"3" or "3" into 3.
+func ParseETag(s string) (int64, error) {
+	s = strings.TrimPrefix(strings.TrimSpace(s), "W/")
+	s = strings.Trim(s, `"`)
+	v, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || v < 1 {
+		return 0, errors.New("invalid etag")
+	}
+	return v, nil
+}
+
+func cloneJSON(v any) any {
+	switch t := v.(type) {
+	case map[string]any:
+		m := make(map[string]any, len(t))
+		for k, x := range t {
+			m[k] = cloneJSON(x)
+		}
+		return m
+	case []any:
+		a := make([]any, len(t))
+		for i, x := range t {
+			a[i] = cloneJSON(x)
+		}
+		return a
+	default:
+		return v
+	}
+}

@@ -1,0 +1,283 @@
+package record
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/phivault/phivault/internal/audit"
+	"github.com/phivault/phivault/internal/fhir"
+	"github.com/phivault/phivault/internal/keys"
+	"github.com/phivault/phivault/internal/storage"
+)
+
+// Read returns the current version of typ/id: ErrNotFound, or ErrGone
+// if it was deleted.
+func (s *Service) Read(ctx context.Context, c Caller, typ, id string) (Stored, error) {
+	v, err := s.store.Current(ctx, typ, id)
+	if err != nil {
+		return Stored{}, storageError(err)
+	}
+	return s.readVersion(ctx, c, audit.ActionRead, v)
+}
+
+// VRead returns one version of typ/id.
+func (s *Service) VRead(ctx context.Context, c Caller, typ, id string, version int64) (Stored, error) {
+	v, err := s.store.VersionOf(ctx, typ, id, version)
+	if err != nil {
+		return Stored{}, storageError(err)
+	}
+	return s.readVersion(ctx, c, audit.ActionVRead, v)
+}
+
+func (s *Service) readVersion(ctx context.Context, c Caller, a audit.Action, v storage.Version) (Stored, error) {
+	if v.Deleted {
+		return storedOf(v, nil), gone("the resource was deleted")
+	}
+	body, err := s.open(ctx, v)
+	if err != nil {
+		return Stored{}, err
+	}
+	ev := s.event(c, a)
+	ev.Entities = []string{entityRef(v.Type, v.ID, v.Version)}
+	if p := patientOfOwner(v.Owner); p != "" {
+		ev.Patients = []string{p}
+	}
+	if err := s.recordRead(ctx, ev); err != nil {
+		return Stored{}, err
+	}
+	return storedOf(v, body), nil
+}
+
+// Create stores res as a new resource with a server-assigned id. With a
+// non-empty ifNoneExist query it is a conditional create: if exactly one
+// resource matches, that one is returned with created=false; if several
+// match, ErrPreconditionFailed.
+func (s *Service) Create(ctx context.Context, c Caller, res fhir.Resource, ifNoneExist string) (st Stored, created bool, err error) {
+	if err := s.validate(res); err != nil {
+		return Stored{}, false, err
+	}
+	res.SetID(s.newID())
+	var cond *storage.Query
+	if ifNoneExist != "" {
+		q, err := s.conditionQuery(res.Type(), ifNoneExist)
+		if err != nil {
+			return Stored{}, false, err
+		}
+		cond = &q
+	}
+	var existing storage.Version
+	err = s.store.Update(ctx, func(tx storage.Tx) error {
+		existing = storage.Version{}
+		if cond != nil {
+			v, found, err := s.matchOne(ctx, tx, *cond)
+			if err != nil {
+				return err
+			}
+			if found {
+				existing = v
+				return nil
+			}
+		}
+		now := s.now()
+		v, err := s.writeVersion(ctx, tx, res, 1, now)
+		if err != nil {
+			return err
+		}
+		st = storedOf(v, nil)
+		return s.appendWriteEvent(ctx, tx, c, audit.ActionCreate, v)
+	})
+	if err != nil {
+		return Stored{}, false, storageError(err)
+	}
+	if existing.ID != "" {
+		st, err := s.readVersion(ctx, c, audit.ActionRead, existing)
+		return st, false, err
+	}
+	st.JSON, err = res.Marshal()
+	return st, true, err
+}
+
+// conditionQuery parses a conditional-operation query (If-None-Exist,
+// conditional references) into a storage query matching at most two.
+func (s *Service) conditionQuery(typ, rawQuery string) (storage.Query, error) {
+	vals, err := url.ParseQuery(rawQuery)
+	if err != nil {
+		return storage.Query{}, invalid("the conditional query is not a valid query string")
+	}
+	p, err := s.parseSearch(typ, vals, false)
+	if err != nil {
+		return storage.Query{}, err
+	}
+	if len(p.q.Clauses) == 0 {
+		return storage.Query{}, invalid("a conditional query needs at least one search parameter")
+	}
+	p.q.Count, p.q.Offset, p.q.Total, p.q.Sort = 2, 0, false, nil
+	return p.q, nil
+}
+
+// matchOne runs a conditional query in tx under a lock that serialises
+// concurrent conditional creates of the same query across processes.
+func (s *Service) matchOne(ctx context.Context, tx storage.Tx, q storage.Query) (storage.Version, bool, error) {
+	if err := tx.Lock(ctx, lockName(q)); err != nil {
+		return storage.Version{}, false, err
+	}
+	r, err := tx.Search(ctx, q)
+	if err != nil {
+		return storage.Version{}, false, err
+	}
+	switch len(r.Versions) {
+	case 0:
+		return storage.Version{}, false, nil
+	case 1:
+		return r.Versions[0], true, nil
+	default:
+		return storage.Version{}, false, fail(http.StatusPreconditionFailed, ErrPreconditionFailed, "multiple-matches", "the conditional query matched more than one resource")
+	}
+}
+
+// Update stores res as the next version of typ/id, creating it if it
+// does not exist. ifMatch > 0 requires the current version to be ifMatch.
+func (s *Service) Update(ctx context.Context, c Caller, typ, id string, res fhir.Resource, ifMatch int64) (st Stored, created bool, err error) {
+	if !ValidID(id) {
+		return Stored{}, false, invalid("the id in the URL is not a valid FHIR id")
+	}
+	if res.Type() != typ {
+		return Stored{}, false, invalid("the resourceType in the body does not match the URL")
+	}
+	if res.ID() != id {
+		return Stored{}, false, invalid("the id in the body must match the id in the URL")
+	}
+	if err := s.validate(res); err != nil {
+		return Stored{}, false, err
+	}
+	err = s.store.Update(ctx, func(tx storage.Tx) error {
+		v, isNew, err := s.update(ctx, tx, c, res, ifMatch)
+		st, created = storedOf(v, nil), isNew
+		return err
+	})
+	if err != nil {
+		return Stored{}, false, storageError(err)
+	}
+	st.JSON, err = res.Marshal()
+	return st, created, err
+}
+
+func (s *Service) update(ctx context.Context, tx storage.Tx, c Caller, res fhir.Resource, ifMatch int64) (storage.Version, bool, error) {
+	next := int64(1)
+	cur, err := tx.Current(ctx, res.Type(), res.ID())
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		if ifMatch > 0 {
+			return storage.Version{}, false, fail(http.StatusPreconditionFailed, ErrPreconditionFailed, "conflict", "If-Match names a version that does not exist")
+		}
+	case err != nil:
+		return storage.Version{}, false, err
+	default:
+		if ifMatch > 0 && cur.Version != ifMatch {
+			return storage.Version{}, false, fail(http.StatusPreconditionFailed, ErrPreconditionFailed, "conflict",
+				fmt.Sprintf("If-Match version %d is not the current version %d", ifMatch, cur.Version))
+		}
+		next = cur.Version + 1
+	}
+	v, err := s.writeVersion(ctx, tx, res, next, s.now())
+	if err != nil {
+		return storage.Version{}, false, err
+	}
+	a := audit.ActionUpdate
+	if next == 1 {
+		a = audit.ActionCreate
+	}
+	return v, next == 1, s.appendWriteEvent(ctx, tx, c, a, v)
+}
+
+// Delete marks typ/id deleted (its history is kept). Deleting a deleted
+// resource succeeds and changes nothing; an unknown one is ErrNotFound.
+func (s *Service) Delete(ctx context.Context, c Caller, typ, id string) error {
+	err := s.store.Update(ctx, func(tx storage.Tx) error {
+		return s.delete(ctx, tx, c, typ, id)
+	})
+	return storageError(err)
+}
+
+func (s *Service) delete(ctx context.Context, tx storage.Tx, c Caller, typ, id string) error {
+	cur, err := tx.Current(ctx, typ, id)
+	if err != nil {
+		return err
+	}
+	if cur.Deleted {
+		return nil
+	}
+	v := storage.Version{Type: typ, ID: id, Version: cur.Version + 1, Owner: cur.Owner, LastUpdated: s.now().UTC().Truncate(time.Microsecond), Deleted: true}
+	if err := tx.Put(ctx, v, nil); err != nil {
+		return err
+	}
+	return s.appendWriteEvent(ctx, tx, c, audit.ActionDelete, v)
+}
+
+// writeVersion seals res as version of its type/id and stores it with
+// its index rows.
+func (s *Service) writeVersion(ctx context.Context, tx storage.Tx, res fhir.Resource, version int64, now time.Time) (storage.Version, error) {
+	now = now.UTC().Truncate(time.Microsecond)
+	res.SetVersionID(strconv.FormatInt(version, 10))
+	res.SetLastUpdated(now)
+	body, err := res.Marshal()
+	if err != nil {
+		return storage.Version{}, invalid("the resource could not be encoded")
+	}
+	owner := s.ownerOf(res)
+	dek, err := s.dekInTx(ctx, tx, owner)
+	if err != nil {
+		return storage.Version{}, err
+	}
+	v := storage.Version{Type: res.Type(), ID: res.ID(), Version: version, Owner: owner, LastUpdated: now}
+	v.Ciphertext, err = dek.Seal(body, keys.ResourceAD{Type: v.Type, ID: v.ID, Version: v.Version, Owner: owner})
+	if err != nil {
+		return storage.Version{}, fmt.Errorf("sealing %s/%s: %w", v.Type, v.ID, err)
+	}
+	rows, err := s.indexRows(res)
+	if err != nil {
+		return storage.Version{}, err
+	}
+	if err := tx.Put(ctx, v, rows); err != nil {
+		return storage.Version{}, err
+	}
+	return v, nil
+}
+
+func (s *Service) appendWriteEvent(ctx context.Context, tx storage.Tx, c Caller, a audit.Action, v storage.Version) error {
+	ev := s.event(c, a)
+	ev.Entities = []string{entityRef(v.Type, v.ID, v.Version)}
+	if p := patientOfOwner(v.Owner); p != "" {
+		ev.Patients = []string{p}
+	}
+	rec, err := s.log.Seal(ev)
+	if err != nil {
+		return unavailable(err)
+	}
+	return tx.AppendAudit(ctx, rec)
+}
+
+// lockName is the cross-process lock of a conditional query: the same
+// query on the same type always takes the same lock.
+func lockName(q storage.Query) string {
+	var h strings.Builder
+	fmt.Fprintf(&h, "%s|", q.Type)
+	for _, cl := range q.Clauses {
+		for _, c := range cl.Any {
+			fmt.Fprintf(&h, "%d/%s/%s/%v/%d/%d/%q/", c.Kind, c.Param, c.Op, c.Negate, c.Lo, c.Hi, c.IDs)
+			for _, x := range c.Hashes {
+				h.WriteString(hex.EncodeToString(x))
+			}
+		}
+		h.WriteByte('&')
+	}
+	// The storage driver hashes the name into its lock key space.
+	return "conditional:" + h.String()
+}

@@ -1,0 +1,184 @@
+package record
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/phivault/phivault/internal/audit"
+	"github.com/phivault/phivault/internal/storage"
+)
+
+// History page sizes: FHIR leaves them to the server.
+const (
+	defaultHistoryCount = 50
+	maxHistoryCount     = 1000
+)
+
+// History returns a history Bundle for one resource (typ and id), a type
+// (typ only) or the whole system (neither). Parameters: _count, _since,
+// and _page (an opaque cursor from a previous page's next link).
+func (s *Service) History(ctx context.Context, c Caller, typ, id string, vals url.Values, base string) ([]byte, error) {
+	q := storage.HistoryQuery{Type: typ, ID: id, Count: defaultHistoryCount}
+	if tok := vals.Get("_page"); tok != "" {
+		cur, err := s.openCursor("history", tok)
+		if err != nil {
+			return nil, err
+		}
+		if cur.Type != typ || cur.ID != id {
+			return nil, invalid("the paging cursor belongs to another history")
+		}
+		q.Offset, q.Count, q.Since = cur.Offset, cur.Count, time.UnixMicro(cur.Since)
+		if cur.Since == 0 {
+			q.Since = time.Time{}
+		}
+	} else {
+		if v := vals.Get("_count"); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 {
+				return nil, invalid("_count must be a positive integer")
+			}
+			q.Count = min(n, maxHistoryCount)
+		}
+		if v := vals.Get("_since"); v != "" {
+			t, err := time.Parse(time.RFC3339Nano, v)
+			if err != nil {
+				return nil, invalid("_since must be an instant such as 2024-01-01T00:00:00Z")
+			}
+			q.Since = t
+		}
+	}
+	want := q.Count
+	q.Count = want + 1 // one more tells whether there is a next page
+	vs, err := s.store.History(ctx, q)
+	if err != nil {
+		return nil, storageError(err)
+	}
+	if id != "" && len(vs) == 0 && q.Offset == 0 {
+		if _, err := s.store.Current(ctx, typ, id); err != nil {
+			return nil, storageError(err)
+		}
+	}
+	more := len(vs) > want
+	if more {
+		vs = vs[:want]
+	}
+	type req struct {
+		Method string `json:"method"`
+		URL    string `json:"url"`
+	}
+	type resp struct {
+		Status       string `json:"status"`
+		Etag         string `json:"etag"`
+		LastModified string `json:"lastModified"`
+	}
+	type ent struct {
+		FullURL  string          `json:"fullUrl"`
+		Resource json.RawMessage `json:"resource,omitempty"`
+		Request  req             `json:"request"`
+		Response resp            `json:"response"`
+	}
+	ev := s.event(c, audit.ActionHistory)
+	entries := make([]ent, 0, len(vs))
+	patients := map[string]bool{}
+	for _, v := range vs {
+		e := ent{FullURL: base + "/" + v.Type + "/" + v.ID,
+			Response: resp{Etag: ETag(v.Version), LastModified: v.LastUpdated.UTC().Format(time.RFC3339Nano)}}
+		switch {
+		case v.Deleted:
+			e.Request = req{Method: http.MethodDelete, URL: v.Type + "/" + v.ID}
+			e.Response.Status = statusLine(http.StatusGone)
+		default:
+			body, err := s.open(ctx, v)
+			if err != nil {
+				if AsError(err).Status == http.StatusGone {
+					continue // erased patient: its versions no longer exist
+				}
+				return nil, err
+			}
+			e.Resource = body
+			e.Request = req{Method: http.MethodPut, URL: v.Type + "/" + v.ID}
+			if v.Version == 1 {
+				e.Request = req{Method: http.MethodPost, URL: v.Type}
+				e.Response.Status = statusLine(http.StatusCreated)
+			} else {
+				e.Response.Status = statusLine(http.StatusOK)
+			}
+		}
+		ev.Entities = append(ev.Entities, entityRef(v.Type, v.ID, v.Version))
+		if p := patientOfOwner(v.Owner); p != "" && !patients[p] {
+			patients[p] = true
+			ev.Patients = append(ev.Patients, p)
+		}
+		entries = append(entries, e)
+	}
+	links := []map[string]string{{"relation": "self", "url": base + historyPath(typ, id)}}
+	if more {
+		var since int64
+		if !q.Since.IsZero() {
+			since = q.Since.UnixMicro()
+		}
+		tok, err := s.sealCursor("history", cursor{Type: typ, ID: id, Offset: q.Offset + want, Count: want, Since: since})
+		if err != nil {
+			return nil, err
+		}
+		links = append(links, map[string]string{"relation": "next", "url": base + historyPath(typ, id) + "?_page=" + url.QueryEscape(tok)})
+	}
+	if err := s.recordRead(ctx, ev); err != nil {
+		return nil, err
+	}
+	return json.Marshal(map[string]any{
+		"resourceType": "Bundle", "id": s.newID(), "type": "history",
+		"link": links, "entry": entries,
+	})
+}
+
+func historyPath(typ, id string) string {
+	switch {
+	case typ == "":
+		return "/_history"
+	case id == "":
+		return "/" + typ + "/_history"
+	default:
+		return "/" + typ + "/" + id + "/_history"
+	}
+}
+
+// cursor is the state behind an opaque next link. It is sealed with the
+// token key, so it cannot be forged and does not show search values in
+// URLs or logs.
+type cursor struct {
+	Type   string     `json:"t,omitempty"`
+	ID     string     `json:"i,omitempty"`
+	Offset int        `json:"o,omitempty"`
+	Count  int        `json:"c,omitempty"`
+	Since  int64      `json:"s,omitempty"`
+	Query  url.Values `json:"q,omitempty"`
+	After  string     `json:"a,omitempty"`
+}
+
+func (s *Service) sealCursor(purpose string, c cursor) (string, error) {
+	b, err := json.Marshal(c)
+	if err != nil {
+		return "", err
+	}
+	return s.keys.SealToken("cursor/"+purpose, b)
+}
+
+func (s *Service) openCursor(purpose, tok string) (cursor, error) {
+	var c cursor
+	if len(tok) > 8192 {
+		return c, invalid("the paging cursor is invalid or expired")
+	}
+	b, err := s.keys.OpenToken("cursor/"+purpose, tok)
+	if err != nil {
+		return c, invalid("the paging cursor is invalid or expired")
+	}
+	if err := json.Unmarshal(b, &c); err != nil {
+		return c, invalid("the paging cursor is invalid or expired")
+	}
+	return c, nil
+}

@@ -1,0 +1,266 @@
+package record
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"sort"
+	"strings"
+
+	"github.com/phivault/phivault/internal/audit"
+	"github.com/phivault/phivault/internal/fhir"
+	"github.com/phivault/phivault/internal/fhir/search"
+	"github.com/phivault/phivault/internal/storage"
+)
+
+// SearchOptions tunes one search.
+type SearchOptions struct {
+	Lenient bool   // Prefer: handling=lenient
+	BaseURL string // for fullUrl and links, e.g. https://host/fhir
+}
+
+// Page is one page of search results as a searchset Bundle.
+type Page struct {
+	Bundle []byte
+	Count  int
+}
+
+// plan is a parsed search turned into a storage query.
+type plan struct {
+	q       storage.Query
+	total   bool
+	params  []string // parameter names searched (for the audit event; never values)
+	ignored []string
+}
+
+// hashInput is the blind-index input for a term of a resource type: the
+// type, the index column and the normalised key, unambiguously joined.
+func hashInput(typ string, t search.Term) string {
+	return typ + "\x00" + t.Param + "\x00" + t.Key
+}
+
+// indexRows computes the search-index rows of res.
+func (s *Service) indexRows(res fhir.Resource) ([]storage.IndexRow, error) {
+	vals, err := s.reg.Extract(res)
+	if err != nil {
+		return nil, invalid("the resource's search values could not be extracted")
+	}
+	terms := search.Terms(vals)
+	rows := make([]storage.IndexRow, 0, len(terms))
+	typ := res.Type()
+	for _, t := range terms {
+		if t.IsDate {
+			rows = append(rows, storage.IndexRow{Param: t.Param, Lo: t.Lo, Hi: t.Hi, IsDate: true})
+			continue
+		}
+		h, err := s.keys.BlindIndex(hashInput(typ, t))
+		if err != nil {
+			return nil, fmt.Errorf("computing blind index: %w", err)
+		}
+		rows = append(rows, storage.IndexRow{Param: t.Param, Hash: h})
+	}
+	return rows, nil
+}
+
+// parseSearch parses FHIR search parameters into a storage query.
+func (s *Service) parseSearch(typ string, vals url.Values, lenient bool) (plan, error) {
+	q, err := s.reg.ParseQuery(typ, vals, lenient)
+	if err != nil {
+		return plan{}, searchError(err)
+	}
+	p := plan{q: storage.Query{Type: typ, Count: q.Count, Total: q.Total == "accurate" || q.Total == "estimate"}, ignored: q.Ignored}
+	p.total = p.q.Total
+	if len(q.ID) > 0 {
+		p.q.Clauses = append(p.q.Clauses, storage.Clause{Any: []storage.Cond{{Kind: storage.CondID, IDs: q.ID}}})
+		p.params = append(p.params, "_id")
+	}
+	for _, d := range q.LastUpdated {
+		p.q.Clauses = append(p.q.Clauses, storage.Clause{Any: []storage.Cond{{Kind: storage.CondLastUpdated, Op: storage.DateOp(d.Op), Lo: d.Lo, Hi: d.Hi}}})
+		p.params = append(p.params, "_lastUpdated")
+	}
+	for _, pr := range q.Preds {
+		cl, err := s.clause(typ, pr)
+		if err != nil {
+			return plan{}, err
+		}
+		p.q.Clauses = append(p.q.Clauses, cl)
+		name := pr.Param.Code
+		if pr.Modifier != "" {
+			name += ":" + pr.Modifier
+		}
+		p.params = append(p.params, name)
+	}
+	for _, so := range q.Sort {
+		switch so.Param {
+		case "_id":
+			p.q.Sort = append(p.q.Sort, storage.Sort{Key: storage.SortID, Desc: so.Desc})
+		case "_lastUpdated":
+			p.q.Sort = append(p.q.Sort, storage.Sort{Key: storage.SortLastUpdated, Desc: so.Desc})
+		default:
+			p.q.Sort = append(p.q.Sort, storage.Sort{Key: storage.SortDate, Param: so.Param, Desc: so.Desc})
+		}
+	}
+	return p, nil
+}
+
+// clause turns one predicate into a disjunction of storage conditions.
+func (s *Service) clause(typ string, pr search.Pred) (storage.Clause, error) {
+	var cl storage.Clause
+	switch {
+	case pr.Missing != nil:
+		cl.Any = []storage.Cond{{Kind: storage.CondMissing, Param: pr.Param.Code, Missing: *pr.Missing}}
+	case len(pr.Dates) > 0:
+		for _, d := range pr.Dates {
+			cl.Any = append(cl.Any, storage.Cond{Kind: storage.CondDate, Param: pr.Param.Code, Op: storage.DateOp(d.Op), Lo: d.Lo, Hi: d.Hi, Negate: pr.Negate})
+		}
+	default:
+		// One condition per index column, holding every alternative's
+		// hash: a negated predicate then means "none of these".
+		byCol := map[string][][]byte{}
+		var cols []string
+		for _, t := range pr.Terms {
+			h, err := s.keys.BlindIndex(hashInput(typ, t))
+			if err != nil {
+				return cl, fmt.Errorf("computing blind index: %w", err)
+			}
+			if _, ok := byCol[t.Param]; !ok {
+				cols = append(cols, t.Param)
+			}
+			byCol[t.Param] = append(byCol[t.Param], h)
+		}
+		sort.Strings(cols)
+		for _, c := range cols {
+			cl.Any = append(cl.Any, storage.Cond{Kind: storage.CondHash, Param: c, Hashes: byCol[c], Negate: pr.Negate})
+		}
+	}
+	if len(cl.Any) == 0 {
+		return cl, invalid("a search parameter has no value")
+	}
+	return cl, nil
+}
+
+func searchError(err error) error {
+	code := "invalid"
+	switch {
+	case errors.Is(err, search.ErrUnknownParam):
+		code = "not-supported"
+	case errors.Is(err, search.ErrUnsupported):
+		code = "not-supported"
+	case errors.Is(err, search.ErrTooComplex):
+		code = "too-costly"
+	}
+	// The search package guarantees its messages name parameters, never values.
+	return failCause(http.StatusBadRequest, ErrInvalid, code, err.Error(), err)
+}
+
+// Search runs a FHIR search and returns one page as a searchset Bundle.
+// A request carrying _page continues an earlier search: the cursor
+// holds the original parameters, sealed, so next links show no search
+// values.
+func (s *Service) Search(ctx context.Context, c Caller, typ string, vals url.Values, opt SearchOptions) (Page, error) {
+	offset := 0
+	if tok := vals.Get("_page"); tok != "" {
+		cur, err := s.openCursor("search", tok)
+		if err != nil {
+			return Page{}, err
+		}
+		if cur.Type != typ {
+			return Page{}, invalid("the paging cursor belongs to another search")
+		}
+		vals, offset = cur.Query, cur.Offset
+	}
+	p, err := s.parseSearch(typ, vals, opt.Lenient)
+	if err != nil {
+		return Page{}, err
+	}
+	count := p.q.Count
+	p.q.Offset = offset
+	p.q.Count = count + 1 // one more tells whether there is a next page
+	if count == 0 {
+		p.q.Count = 0
+		p.q.Total = true
+	}
+	r, err := s.store.Search(ctx, p.q)
+	if err != nil {
+		if errors.Is(err, storage.ErrTooComplex) {
+			return Page{}, failCause(http.StatusBadRequest, ErrInvalid, "too-costly", "the search is too complex", err)
+		}
+		return Page{}, storageError(err)
+	}
+	more := count > 0 && len(r.Versions) > count
+	if more {
+		r.Versions = r.Versions[:count]
+	}
+	type ent struct {
+		FullURL  string            `json:"fullUrl"`
+		Resource json.RawMessage   `json:"resource"`
+		Search   map[string]string `json:"search"`
+	}
+	ev := s.event(c, audit.ActionSearch)
+	ev.Query = typ + "?" + strings.Join(p.params, "&")
+	entries := make([]ent, 0, len(r.Versions))
+	seen := map[string]bool{}
+	for _, v := range r.Versions {
+		body, err := s.open(ctx, v)
+		if err != nil {
+			if errors.Is(err, ErrGone) {
+				continue // erased between the query and the read
+			}
+			return Page{}, err
+		}
+		entries = append(entries, ent{FullURL: opt.BaseURL + "/" + v.Type + "/" + v.ID, Resource: body, Search: map[string]string{"mode": "match"}})
+		ev.Entities = append(ev.Entities, entityRef(v.Type, v.ID, v.Version))
+		if pt := patientOfOwner(v.Owner); pt != "" && !seen[pt] {
+			seen[pt] = true
+			ev.Patients = append(ev.Patients, pt)
+		}
+	}
+	// Links carry the search sealed in an opaque cursor: search values
+	// can be PHI and must not travel in URLs, proxies or logs.
+	self := opt.BaseURL + "/" + typ
+	clean := url.Values{}
+	for k, v := range vals {
+		if k != "_page" {
+			clean[k] = v
+		}
+	}
+	pageLink := func(rel string, off int) (map[string]string, error) {
+		tok, err := s.sealCursor("search", cursor{Type: typ, Offset: off, Query: clean})
+		if err != nil {
+			return nil, err
+		}
+		return map[string]string{"relation": rel, "url": self + "?_page=" + url.QueryEscape(tok)}, nil
+	}
+	selfLink, err := pageLink("self", offset)
+	if err != nil {
+		return Page{}, err
+	}
+	links := []map[string]string{selfLink}
+	if more {
+		next, err := pageLink("next", offset+count)
+		if err != nil {
+			return Page{}, err
+		}
+		links = append(links, next)
+	}
+	if err := s.recordRead(ctx, ev); err != nil {
+		return Page{}, err
+	}
+	bundle := map[string]any{"resourceType": "Bundle", "id": s.newID(), "type": "searchset", "link": links, "entry": entries}
+	if p.total {
+		bundle["total"] = r.Total
+	} else if offset == 0 && !more {
+		bundle["total"] = len(entries)
+	}
+	if len(p.ignored) > 0 {
+		bundle["meta"] = map[string]any{"tag": []any{map[string]any{
+			"system": "http://phivault.dev/fhir/CodeSystem/search", "code": "ignored-parameters",
+			"display": "ignored: " + strings.Join(p.ignored, ", "),
+		}}}
+	}
+	b, err := json.Marshal(bundle)
+	return Page{Bundle: b, Count: len(entries)}, err
+}

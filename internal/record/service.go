@@ -1,0 +1,308 @@
+// Package record is the patient record: FHIR resources stored encrypted,
+// indexed blindly, versioned and audited. It is the domain layer between
+// the HTTP API (which speaks FHIR REST) and storage (which sees only
+// ciphertext and keyed hashes).
+//
+// # Security invariants
+//
+//   - Every resource body is sealed with its owner's data key before it
+//     reaches storage; the associated data binds type, id, version and
+//     owner, so a row moved onto another record or version does not open.
+//   - Search-index values are keyed hashes (blind indexes) computed by the
+//     keyring; only non-identifying clinical dates are stored in clear.
+//   - A write and its audit event commit in one transaction. A read
+//     returns no PHI until its audit event is durable (fail closed).
+//   - Error messages never echo resource content or search values.
+package record
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"regexp"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/phivault/phivault/internal/audit"
+	"github.com/phivault/phivault/internal/fhir"
+	"github.com/phivault/phivault/internal/fhir/search"
+	"github.com/phivault/phivault/internal/keys"
+	"github.com/phivault/phivault/internal/storage"
+)
+
+// OrgOwner owns the key of resources outside any patient compartment.
+const OrgOwner = "org"
+
+// Service is the record. It is safe for concurrent use.
+type Service struct {
+	store  storage.Store
+	keys   *keys.Keyring
+	val    *fhir.Validator
+	reg    *search.Registry
+	log    *audit.Log
+	batch  *audit.Batcher
+	now    func() time.Time
+	newID  func() string
+	limits fhir.Limits
+
+	keyMu    sync.Mutex
+	keyCache map[string]storage.KeyRecord
+}
+
+// Deps are the Service's collaborators.
+type Deps struct {
+	Store     storage.Store
+	Keys      *keys.Keyring
+	Validator *fhir.Validator
+	Registry  *search.Registry
+	Log       *audit.Log
+	Batcher   *audit.Batcher
+	Now       func() time.Time
+	NewID     func() string
+	Limits    fhir.Limits
+}
+
+// New returns a Service.
+func New(d Deps) *Service {
+	return &Service{
+		store: d.Store, keys: d.Keys, val: d.Validator, reg: d.Registry,
+		log: d.Log, batch: d.Batcher, now: d.Now, newID: d.NewID, limits: d.Limits,
+		keyCache: make(map[string]storage.KeyRecord),
+	}
+}
+
+// Registry returns the search-parameter registry (for the capability statement).
+func (s *Service) Registry() *search.Registry { return s.reg }
+
+// Caller is who is acting and why; it becomes the audit agent.
+type Caller struct {
+	Agent     audit.Agent
+	Purpose   string
+	RequestID string
+}
+
+// Stored is a resource as stored: its JSON (with meta set) and metadata.
+type Stored struct {
+	Type        string
+	ID          string
+	Version     int64
+	LastUpdated time.Time
+	Deleted     bool
+	JSON        []byte
+}
+
+// Ref is "Type/id".
+func (s Stored) Ref() string { return s.Type + "/" + s.ID }
+
+// idPattern is the FHIR id datatype: [A-Za-z0-9\-\.]{1,64}.
+var idPattern = regexp.MustCompile(`^[A-Za-z0-9\-.]{1,64}$`)
+
+func (s *Service) maxEntries() int {
+	if s.limits.MaxEntries > 0 {
+		return s.limits.MaxEntries
+	}
+	return fhir.DefaultMaxEntries
+}
+
+// ValidID reports whether id is a valid FHIR logical id.
+func ValidID(id string) bool { return idPattern.MatchString(id) }
+
+// Parse decodes and validates a resource body.
+func (s *Service) Parse(body []byte) (fhir.Resource, error) {
+	res, err := fhir.Decode(bytes.NewReader(body), s.limits)
+	if err != nil {
+		return nil, decodeError(err)
+	}
+	return res, nil
+}
+
+func decodeError(err error) error {
+	switch {
+	case errors.Is(err, fhir.ErrTooLarge):
+		return failCause(http.StatusRequestEntityTooLarge, ErrInvalid, "too-costly", "the request body is larger than the server accepts", err)
+	case errors.Is(err, fhir.ErrTooDeep):
+		return failCause(http.StatusBadRequest, ErrInvalid, "too-costly", "the JSON is nested too deeply", err)
+	case errors.Is(err, fhir.ErrUnknownType):
+		return failCause(http.StatusBadRequest, ErrInvalid, "not-supported", "unknown or non-R4 resource type", err)
+	default:
+		return failCause(http.StatusBadRequest, ErrInvalid, "structure", "the body is not a valid FHIR JSON resource: "+safeDetail(err), err)
+	}
+}
+
+// safeDetail returns the message of a fhir package error, which that
+// package guarantees never echoes values.
+func safeDetail(err error) string {
+	var fe interface{ Public() string }
+	if errors.As(err, &fe) {
+		return fe.Public()
+	}
+	return "malformed JSON"
+}
+
+func (s *Service) validate(res fhir.Resource) error {
+	if err := s.val.Validate(res); err != nil {
+		var ve *fhir.ValidationError
+		if errors.As(err, &ve) {
+			e := &Error{Status: http.StatusUnprocessableEntity, Err: fmt.Errorf("%w: %w", ErrUnprocessable, err)}
+			for i, is := range ve.Issues {
+				if i == 20 {
+					break
+				}
+				e.Issues = append(e.Issues, Issue{Code: "invalid", Diagnostic: is.Message, Location: is.Path})
+			}
+			return e
+		}
+		if errors.Is(err, fhir.ErrUnknownType) {
+			return failCause(http.StatusBadRequest, ErrInvalid, "not-supported", "unknown or non-R4 resource type", err)
+		}
+		return failCause(http.StatusUnprocessableEntity, ErrUnprocessable, "invalid", "the resource is not valid FHIR R4", err)
+	}
+	return nil
+}
+
+// ownerOf returns the key owner of res: its patient compartment or org.
+func (s *Service) ownerOf(res fhir.Resource) string {
+	if pid, ok := s.reg.PatientOf(res); ok {
+		return "Patient/" + pid
+	}
+	return OrgOwner
+}
+
+// dekInTx returns owner's DEK, creating the key in tx if it is new. Writes
+// always read the key record inside the transaction, so they seal with
+// the current primary key even while a rotation runs in another process.
+func (s *Service) dekInTx(ctx context.Context, tx storage.Tx, owner string) (*keys.DEK, error) {
+	rec, err := tx.Key(ctx, owner)
+	if errors.Is(err, storage.ErrNotFound) {
+		rec, err = s.keys.NewDEK(owner, s.now())
+		if err != nil {
+			return nil, fmt.Errorf("creating data key: %w", err)
+		}
+		if err := tx.PutKey(ctx, rec); err != nil {
+			return nil, fmt.Errorf("storing data key: %w", err)
+		}
+	} else if err != nil {
+		return nil, fmt.Errorf("loading data key: %w", err)
+	}
+	if rec.Shredded {
+		return nil, gone("this patient's record was erased")
+	}
+	return s.keys.DEK(rec)
+}
+
+// dekForRead returns owner's DEK through a small record cache. If
+// opening fails with a cached record, callers retry with fresh=true
+// (the key may have been rotated by another process).
+func (s *Service) dekForRead(ctx context.Context, owner string, fresh bool) (*keys.DEK, error) {
+	s.keyMu.Lock()
+	rec, ok := s.keyCache[owner]
+	s.keyMu.Unlock()
+	if !ok || fresh {
+		var err error
+		rec, err = s.store.Key(ctx, owner)
+		if err != nil {
+			return nil, err
+		}
+		s.keyMu.Lock()
+		if len(s.keyCache) >= maxKeyCache {
+			clear(s.keyCache)
+		}
+		s.keyCache[owner] = rec
+		s.keyMu.Unlock()
+	}
+	if rec.Shredded {
+		return nil, keys.ErrShredded
+	}
+	return s.keys.DEK(rec)
+}
+
+// maxKeyCache bounds the wrapped-key record cache (the unwrapped keys
+// have their own bounded cache in the keyring).
+const maxKeyCache = 100000
+
+func (s *Service) forgetKey(owner string) {
+	s.keyMu.Lock()
+	delete(s.keyCache, owner)
+	s.keyMu.Unlock()
+	s.keys.Forget(owner)
+}
+
+// open decrypts one stored version.
+func (s *Service) open(ctx context.Context, v storage.Version) ([]byte, error) {
+	ad := keys.ResourceAD{Type: v.Type, ID: v.ID, Version: v.Version, Owner: v.Owner}
+	for _, fresh := range []bool{false, true} {
+		dek, err := s.dekForRead(ctx, v.Owner, fresh)
+		if errors.Is(err, keys.ErrShredded) {
+			return nil, gone("this patient's record was erased")
+		}
+		if err != nil {
+			return nil, unavailable(fmt.Errorf("loading key for %s/%s: %w", v.Type, v.ID, err))
+		}
+		pt, err := dek.Open(v.Ciphertext, ad)
+		if err == nil {
+			return pt, nil
+		}
+		if fresh {
+			return nil, &Error{Status: http.StatusInternalServerError,
+				Issues: []Issue{{Code: "exception", Diagnostic: "a stored resource failed its integrity check"}},
+				Err:    fmt.Errorf("opening %s/%s/_history/%d: %w", v.Type, v.ID, v.Version, err)}
+		}
+	}
+	panic("unreachable")
+}
+
+func storedOf(v storage.Version, body []byte) Stored {
+	return Stored{Type: v.Type, ID: v.ID, Version: v.Version, LastUpdated: v.LastUpdated, Deleted: v.Deleted, JSON: body}
+}
+
+// recordRead makes a read's audit event durable before the caller
+// returns PHI. It fails closed.
+func (s *Service) recordRead(ctx context.Context, ev audit.Event) error {
+	rec, err := s.log.Seal(ev)
+	if err != nil {
+		return unavailable(err)
+	}
+	if err := s.batch.Record(ctx, rec); err != nil {
+		return unavailable(err)
+	}
+	return nil
+}
+
+// event starts an audit event for c.
+func (s *Service) event(c Caller, a audit.Action) audit.Event {
+	return audit.Event{Time: s.now(), Action: a, Outcome: audit.OutcomeSuccess, Agent: c.Agent, Purpose: c.Purpose, RequestID: c.RequestID}
+}
+
+func entityRef(typ, id string, version int64) string {
+	return typ + "/" + id + "/_history/" + strconv.FormatInt(version, 10)
+}
+
+func patientOfOwner(owner string) string {
+	if owner == OrgOwner {
+		return ""
+	}
+	return owner
+}
+
+func storageError(err error) error {
+	var e *Error
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &e):
+		return e
+	case errors.Is(err, storage.ErrNotFound):
+		return notFound("resource not found")
+	case errors.Is(err, storage.ErrConflict):
+		return failCause(http.StatusConflict, ErrConflict, "conflict", "the resource was changed concurrently; retry", err)
+	case errors.Is(err, storage.ErrUnavailable), errors.Is(err, audit.ErrUnavailable):
+		return unavailable(err)
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return unavailable(err)
+	default:
+		return &Error{Status: http.StatusInternalServerError, Issues: []Issue{{Code: "exception", Diagnostic: "internal error"}}, Err: err}
+	}
+}

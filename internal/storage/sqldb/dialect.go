@@ -1,0 +1,170 @@
+package sqldb
+
+import (
+	"context"
+	"errors"
+	"hash/fnv"
+	"io/fs"
+	"strconv"
+	"strings"
+
+	"github.com/phivault/phivault/internal/storage"
+)
+
+// Dialect is what differs between the SQL engines. Everything else (the
+// statements, the transaction logic, the search compiler) is shared.
+// A Dialect is a plain value built once by a driver package; its
+// functions must be safe for concurrent use.
+type Dialect struct {
+	// Name appears in error text and logs ("sqlite", "postgres").
+	Name string
+
+	// Dollar selects $1, $2, ... placeholders (PostgreSQL) instead of ?.
+	Dollar bool
+
+	// LockRows is appended to SELECTs that read the current pointer
+	// inside a write transaction, e.g. " FOR UPDATE OF r". Empty when the
+	// engine has a single writer.
+	LockRows string
+
+	// LockSQL takes a transaction-scoped lock on the int64 passed as its
+	// only parameter (written with ?), e.g.
+	// "SELECT pg_advisory_xact_lock(?)". Empty means Lock is a no-op.
+	LockSQL string
+
+	// Migrations holds the forward-only schema migrations at its root,
+	// named NNNN_description.sql and applied in numeric order.
+	Migrations fs.FS
+
+	// Classify maps a driver error to one of storage.ErrConflict or
+	// storage.ErrUnavailable (or nil when it is neither) and says whether
+	// rolling back and running the transaction again may succeed
+	// (serialization failure, deadlock, busy).
+	Classify func(err error) (kind error, retry bool)
+}
+
+// errLostRace is the cause of the ErrConflict that Put returns when the
+// transaction read the resource, decided on its next version, and then
+// found that another transaction had committed first. Update retries it.
+var errLostRace = errors.New("a concurrent transaction wrote this resource first")
+
+// dbError carries the storage sentinel (Kind), the cause, and whether
+// Update may retry. Its text is the cause's text: driver messages name
+// constraints and codes, never bound values.
+type dbError struct {
+	kind  error
+	err   error
+	retry bool
+}
+
+func (e *dbError) Error() string   { return e.err.Error() }
+func (e *dbError) Unwrap() []error { return []error{e.kind, e.err} }
+
+// isRetryable reports whether err (possibly wrapped by fn) marks a
+// transaction that may succeed when run again.
+func isRetryable(err error) bool {
+	var de *dbError
+	return errors.As(err, &de) && de.retry
+}
+
+// translate wraps a driver error with op and the storage sentinel it
+// maps to. Context errors and errors already translated pass through
+// with op added.
+func (s *Store) translate(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var de *dbError
+	switch {
+	case errors.As(err, &de), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return wrapOp(op, err)
+	case errors.Is(err, errNoRows):
+		return wrapOp(op, storage.ErrNotFound)
+	}
+	kind, retry := s.d.Classify(err)
+	if kind == nil {
+		return wrapOp(op, err)
+	}
+	return wrapOp(op, &dbError{kind: kind, err: err, retry: retry})
+}
+
+func wrapOp(op string, err error) error {
+	return &opError{op: op, err: err}
+}
+
+// opError prefixes the operation without fmt, so hot paths stay cheap.
+type opError struct {
+	op  string
+	err error
+}
+
+func (e *opError) Error() string { return e.op + ": " + e.err.Error() }
+func (e *opError) Unwrap() error { return e.err }
+
+// lockKey maps a lock name to the 64-bit key of an advisory lock. FNV-1a
+// over a namespaced name: collisions only serialise two unrelated
+// creates, they never break correctness.
+func lockKey(name string) int64 {
+	h := fnv.New64a()
+	h.Write([]byte("phivault/lock/"))
+	h.Write([]byte(name))
+	return int64(h.Sum64())
+}
+
+// rebind rewrites ? placeholders to $n for dialects that need it. The
+// statements it sees are written in this package and contain no string
+// literals, so every ? is a placeholder.
+func rebind(dollar bool, q string) string {
+	if !dollar || !strings.Contains(q, "?") {
+		return q
+	}
+	var b strings.Builder
+	b.Grow(len(q) + 16)
+	n := 0
+	for i := 0; i < len(q); i++ {
+		if q[i] == '?' {
+			n++
+			b.WriteByte('$')
+			b.WriteString(strconv.Itoa(n))
+			continue
+		}
+		b.WriteByte(q[i])
+	}
+	return b.String()
+}
+
+// builder assembles a statement whose SQL text comes only from this
+// package and whose values travel only as arguments.
+type builder struct {
+	sb     strings.Builder
+	args   []any
+	dollar bool
+}
+
+func (b *builder) sql(s string) *builder { b.sb.WriteString(s); return b }
+
+// arg appends one bound value and writes its placeholder.
+func (b *builder) arg(v any) *builder {
+	b.args = append(b.args, v)
+	if b.dollar {
+		b.sb.WriteByte('$')
+		b.sb.WriteString(strconv.Itoa(len(b.args)))
+	} else {
+		b.sb.WriteByte('?')
+	}
+	return b
+}
+
+// list writes "(?, ?, ...)" for vals.
+func list[T any](b *builder, vals []T, conv func(T) any) *builder {
+	b.sql("(")
+	for i, v := range vals {
+		if i > 0 {
+			b.sql(", ")
+		}
+		b.arg(conv(v))
+	}
+	return b.sql(")")
+}
+
+func (b *builder) String() string { return b.sb.String() }

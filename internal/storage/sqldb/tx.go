@@ -1,0 +1,357 @@
+package sqldb
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/phivault/phivault/internal/storage"
+)
+
+var _ storage.Tx = (*tx)(nil)
+
+// auditLock is the Lock name AppendAudit takes so that audit sequence
+// numbers are assigned in commit order across processes: a bigserial
+// value is drawn at INSERT, so without it a reader could see seq 11
+// committed before seq 10 and skip 10 for ever.
+const auditLock = "audit-sequence"
+
+// tx is one write transaction. Not safe for concurrent use.
+type tx struct {
+	s  *Store
+	tx *sql.Tx
+
+	// seen records the version each Current call observed (0 for not
+	// found), so Put can tell a lost race (retry) from a stale
+	// expectation of the caller (ErrConflict).
+	seen map[[2]string]int64
+
+	// unprepared lists the statements that ran without a cached
+	// prepared form; Update prepares them after commit.
+	unprepared []string
+}
+
+func (t *tx) store() *Store { return t.s }
+
+func (t *tx) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	if st := t.s.ws.lookup(q); st != nil {
+		return t.tx.StmtContext(ctx, st).QueryContext(ctx, args...)
+	}
+	t.note(q)
+	return t.tx.QueryContext(ctx, rebind(t.s.d.Dollar, q), args...)
+}
+
+func (t *tx) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	if st := t.s.ws.lookup(q); st != nil {
+		return t.tx.StmtContext(ctx, st).ExecContext(ctx, args...)
+	}
+	t.note(q)
+	return t.tx.ExecContext(ctx, rebind(t.s.d.Dollar, q), args...)
+}
+
+func (t *tx) note(q string) {
+	if !slices.Contains(t.unprepared, q) {
+		t.unprepared = append(t.unprepared, q)
+	}
+}
+
+// Current implements storage.Tx. On PostgreSQL it locks the resource's
+// current row until the end of the transaction, so a read-modify-write
+// of an existing resource cannot lose a race.
+func (t *tx) Current(ctx context.Context, typ, id string) (storage.Version, error) {
+	v, err := current(ctx, t, typ, id, t.s.d.LockRows)
+	if t.seen == nil {
+		t.seen = make(map[[2]string]int64)
+	}
+	switch {
+	case err == nil:
+		t.seen[[2]string{typ, id}] = v.Version
+	case errors.Is(err, storage.ErrNotFound):
+		t.seen[[2]string{typ, id}] = 0
+	}
+	return v, err
+}
+
+// Search implements storage.Tx.
+func (t *tx) Search(ctx context.Context, q storage.Query) (storage.Result, error) {
+	return search(ctx, t.s, t.tx, q)
+}
+
+// Key implements storage.Tx.
+func (t *tx) Key(ctx context.Context, owner string) (storage.KeyRecord, error) {
+	return key(ctx, t.s, t, owner)
+}
+
+// Put implements storage.Tx.
+func (t *tx) Put(ctx context.Context, v storage.Version, index []storage.IndexRow) error {
+	if err := validVersion(v, index); err != nil {
+		return err
+	}
+	lu := v.LastUpdated.UnixMicro()
+	var res sql.Result
+	var err error
+	if v.Version == 1 {
+		const q = `INSERT INTO resources (type, id, version, owner, deleted, last_updated) VALUES (?, ?, 1, ?, ?, ?)
+ON CONFLICT (type, id) DO NOTHING`
+		res, err = t.exec(ctx, q, v.Type, v.ID, v.Owner, v.Deleted, lu)
+	} else {
+		const q = `UPDATE resources SET version = ?, owner = ?, deleted = ?, last_updated = ? WHERE type = ? AND id = ? AND version = ?`
+		res, err = t.exec(ctx, q, v.Version, v.Owner, v.Deleted, lu, v.Type, v.ID, v.Version-1)
+	}
+	if err != nil {
+		return t.s.translate("put", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return t.s.translate("put", err)
+	}
+	k := [2]string{v.Type, v.ID}
+	if n == 0 {
+		if seen, ok := t.seen[k]; ok && seen == v.Version-1 {
+			// This transaction saw version-1 and another one committed
+			// in between (a concurrent create): running fn again will
+			// see the winner's write.
+			return wrapOp("put", &dbError{kind: storage.ErrConflict, err: errLostRace, retry: true})
+		}
+		return wrapOp("put", storage.ErrConflict)
+	}
+	const qv = `INSERT INTO resource_versions (type, id, version, owner, last_updated, deleted, ciphertext) VALUES (?, ?, ?, ?, ?, ?, ?)`
+	if _, err := t.exec(ctx, qv, v.Type, v.ID, v.Version, v.Owner, lu, v.Deleted, nullBytes(v.Ciphertext)); err != nil {
+		return t.s.translate("put version", err)
+	}
+	if v.Version > 1 {
+		// A new resource has no index rows yet: skipping the DELETE
+		// saves a statement per created resource during imports.
+		const qd = `DELETE FROM search_index WHERE type = ? AND id = ?`
+		if _, err := t.exec(ctx, qd, v.Type, v.ID); err != nil {
+			return t.s.translate("put index", err)
+		}
+	}
+	if !v.Deleted {
+		if err := t.insertIndex(ctx, v.Type, v.ID, index); err != nil {
+			return err
+		}
+	}
+	if t.seen != nil {
+		t.seen[k] = v.Version
+	}
+	return nil
+}
+
+func (t *tx) insertIndex(ctx context.Context, typ, id string, index []storage.IndexRow) error {
+	for len(index) > 0 {
+		n := min(len(index), insertChunk)
+		q := multiRow(`INSERT INTO search_index (type, id, param, h, lo, hi) VALUES `, 6, n)
+		args := make([]any, 0, 6*n)
+		for _, r := range index[:n] {
+			if r.IsDate {
+				args = append(args, typ, id, r.Param, nil, r.Lo, r.Hi)
+			} else {
+				args = append(args, typ, id, r.Param, r.Hash, nil, nil)
+			}
+		}
+		if _, err := t.exec(ctx, q, args...); err != nil {
+			return t.s.translate("put index", err)
+		}
+		index = index[n:]
+	}
+	return nil
+}
+
+// multiRow returns prefix followed by n groups of cols placeholders.
+func multiRow(prefix string, cols, n int) string {
+	group := "(" + strings.Repeat("?, ", cols-1) + "?)"
+	var b strings.Builder
+	b.Grow(len(prefix) + n*(len(group)+2))
+	b.WriteString(prefix)
+	for i := range n {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(group)
+	}
+	return b.String()
+}
+
+// PutKey implements storage.Tx.
+func (t *tx) PutKey(ctx context.Context, k storage.KeyRecord) error {
+	if err := validText("key owner", k.Owner); err != nil {
+		return err
+	}
+	const q = `INSERT INTO keys (owner, wrapped, kek_id, created, shredded) VALUES (?, ?, ?, ?, ?) ON CONFLICT (owner) DO NOTHING`
+	res, err := t.exec(ctx, q, k.Owner, nullBytes(k.Wrapped), int64(k.KEKID), k.Created.UnixMicro(), k.Shredded)
+	if err != nil {
+		return t.s.translate("put key", err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return t.s.translate("put key", err)
+	} else if n == 0 {
+		return wrapOp("put key", storage.ErrConflict)
+	}
+	return nil
+}
+
+// ReplaceKey implements storage.Tx.
+func (t *tx) ReplaceKey(ctx context.Context, k storage.KeyRecord) error {
+	if k.Wrapped == nil {
+		return errors.New("replace key: nil wrapped key (use Shred to destroy a key)")
+	}
+	const q = `UPDATE keys SET wrapped = ?, kek_id = ? WHERE owner = ? AND NOT shredded`
+	res, err := t.exec(ctx, q, k.Wrapped, int64(k.KEKID), k.Owner)
+	if err != nil {
+		return t.s.translate("replace key", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return t.s.translate("replace key", err)
+	}
+	if n == 1 {
+		return nil
+	}
+	if _, err := t.Key(ctx, k.Owner); err != nil {
+		return fmt.Errorf("replace key: %w", err)
+	}
+	return fmt.Errorf("replace key: key is shredded: %w", storage.ErrConflict)
+}
+
+// RewriteCiphertext implements storage.Tx.
+func (t *tx) RewriteCiphertext(ctx context.Context, ref storage.VersionRef, ciphertext []byte) error {
+	const q = `UPDATE resource_versions SET ciphertext = ? WHERE type = ? AND id = ? AND version = ?`
+	res, err := t.exec(ctx, q, nullBytes(ciphertext), ref.Type, ref.ID, ref.Version)
+	if err != nil {
+		return t.s.translate("rewrite ciphertext", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return t.s.translate("rewrite ciphertext", err)
+	}
+	if n == 0 {
+		return wrapOp("rewrite ciphertext", storage.ErrNotFound)
+	}
+	return nil
+}
+
+// Shred implements storage.Tx.
+func (t *tx) Shred(ctx context.Context, owner string) (int64, error) {
+	now := t.s.now().UTC().UnixMicro()
+	// One statement moves every live resource of owner to a delete
+	// marker and reports which, so no concurrent create slips between
+	// the pointer update and the marker rows.
+	const qu = `UPDATE resources SET version = version + 1, deleted = ?, last_updated = ? WHERE owner = ? AND NOT deleted RETURNING type, id, version`
+	rows, err := t.query(ctx, qu, true, now, owner)
+	if err != nil {
+		return 0, t.s.translate("shred", err)
+	}
+	var refs []storage.VersionRef
+	for rows.Next() {
+		var r storage.VersionRef
+		if err := rows.Scan(&r.Type, &r.ID, &r.Version); err != nil {
+			rows.Close()
+			return 0, t.s.translate("shred", err)
+		}
+		refs = append(refs, r)
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return 0, t.s.translate("shred", err)
+	}
+	for rest := refs; len(rest) > 0; {
+		n := min(len(rest), insertChunk)
+		q := multiRow(`INSERT INTO resource_versions (type, id, version, owner, last_updated, deleted, ciphertext) VALUES `, 7, n)
+		args := make([]any, 0, 7*n)
+		for _, r := range rest[:n] {
+			args = append(args, r.Type, r.ID, r.Version, owner, now, true, nil)
+			if t.seen != nil {
+				t.seen[[2]string{r.Type, r.ID}] = r.Version
+			}
+		}
+		if _, err := t.exec(ctx, q, args...); err != nil {
+			return 0, t.s.translate("shred", err)
+		}
+		rest = rest[n:]
+	}
+	const qi = `DELETE FROM search_index WHERE EXISTS (SELECT 1 FROM resources r WHERE r.type = search_index.type AND r.id = search_index.id AND r.owner = ?)`
+	if _, err := t.exec(ctx, qi, owner); err != nil {
+		return 0, t.s.translate("shred index", err)
+	}
+	const qk = `UPDATE keys SET wrapped = NULL, shredded = ? WHERE owner = ?`
+	if _, err := t.exec(ctx, qk, true, owner); err != nil {
+		return 0, t.s.translate("shred key", err)
+	}
+	return int64(len(refs)), nil
+}
+
+// AppendAudit implements storage.Tx.
+func (t *tx) AppendAudit(ctx context.Context, recs ...storage.AuditRecord) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	if err := t.Lock(ctx, auditLock); err != nil {
+		return err
+	}
+	for len(recs) > 0 {
+		n := min(len(recs), insertChunk)
+		q := multiRow(`INSERT INTO audit_events (recorded_at, body) VALUES `, 2, n)
+		args := make([]any, 0, 2*n)
+		for _, r := range recs[:n] {
+			args = append(args, r.Time.UnixMicro(), r.Body)
+		}
+		if _, err := t.exec(ctx, q, args...); err != nil {
+			return t.s.translate("append audit", err)
+		}
+		recs = recs[n:]
+	}
+	return nil
+}
+
+// Lock implements storage.Tx.
+func (t *tx) Lock(ctx context.Context, name string) error {
+	if t.s.d.LockSQL == "" {
+		return nil
+	}
+	if _, err := t.exec(ctx, t.s.d.LockSQL, lockKey(name)); err != nil {
+		return t.s.translate("lock", err)
+	}
+	return nil
+}
+
+func validVersion(v storage.Version, index []storage.IndexRow) error {
+	for _, f := range [...]struct{ name, val string }{{"type", v.Type}, {"id", v.ID}, {"owner", v.Owner}} {
+		if err := validText("put: "+f.name, f.val); err != nil {
+			return err
+		}
+	}
+	if v.Version < 1 {
+		return fmt.Errorf("put: version %d is not positive", v.Version)
+	}
+	for i, r := range index {
+		if err := validText("put: index param", r.Param); err != nil {
+			return err
+		}
+		switch {
+		case r.IsDate && r.Hash != nil:
+			return fmt.Errorf("put: index row %d has both a hash and a date range", i)
+		case r.IsDate && r.Lo > r.Hi:
+			return fmt.Errorf("put: index row %d has an empty date range", i)
+		case !r.IsDate && r.Hash == nil:
+			return fmt.Errorf("put: index row %d has neither a hash nor a date range", i)
+		}
+	}
+	return nil
+}
+
+// validText rejects what one of the engines cannot store in a text
+// column, so both behave the same. The value itself is not echoed: it
+// may be an identifier derived from PHI.
+func validText(what, s string) error {
+	if s == "" {
+		return fmt.Errorf("%s is empty", what)
+	}
+	if !utf8.ValidString(s) || strings.IndexByte(s, 0) >= 0 {
+		return fmt.Errorf("%s is not valid UTF-8 without NUL bytes", what)
+	}
+	return nil
+}

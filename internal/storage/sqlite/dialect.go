@@ -1,0 +1,54 @@
+package sqlite
+
+import (
+	"embed"
+	"errors"
+	"io/fs"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/phivault/phivault/internal/storage"
+	"github.com/phivault/phivault/internal/storage/sqldb"
+)
+
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// Dialect returns the SQLite dialect of sqldb. With one writer
+// connection there is nothing to lock: Lock is a no-op and Current takes
+// no row locks.
+func Dialect() sqldb.Dialect {
+	sub, err := fs.Sub(migrationFiles, "migrations")
+	if err != nil {
+		panic("sqlite: embedded migrations missing: " + err.Error()) // programmer error
+	}
+	return sqldb.Dialect{
+		Name:       "sqlite",
+		Migrations: sub,
+		Classify:   classify,
+	}
+}
+
+// classify maps SQLite result codes (extended codes are enabled by the
+// driver; the primary code is the low byte).
+func classify(err error) (kind error, retry bool) {
+	var e *sqlite.Error
+	if !errors.As(err, &e) {
+		return nil, false
+	}
+	switch e.Code() & 0xff {
+	case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
+		// Another process holds the write lock past busy_timeout.
+		return storage.ErrUnavailable, true
+	case sqlite3.SQLITE_CONSTRAINT:
+		switch e.Code() {
+		case sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY, sqlite3.SQLITE_CONSTRAINT_UNIQUE:
+			return storage.ErrConflict, false
+		}
+	case sqlite3.SQLITE_IOERR, sqlite3.SQLITE_FULL, sqlite3.SQLITE_CANTOPEN,
+		sqlite3.SQLITE_READONLY, sqlite3.SQLITE_NOMEM, sqlite3.SQLITE_PROTOCOL:
+		return storage.ErrUnavailable, false
+	}
+	return nil, false
+}

@@ -1,0 +1,9 @@
+-- API tokens for service accounts: only the SHA-256 of each secret.
+CREATE TABLE api_tokens (
+	id      TEXT    NOT NULL PRIMARY KEY,
+	name    TEXT    NOT NULL,
+	hash    BLOB   NOT NULL UNIQUE,
+	roles   TEXT    NOT NULL,
+	created INTEGER    NOT NULL,
+	revoked INTEGER    NOT NULL
+);

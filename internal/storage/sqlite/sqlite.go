@@ -1,0 +1,146 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+
+	"github.com/phivault/phivault/internal/storage"
+	"github.com/phivault/phivault/internal/storage/sqldb"
+)
+
+// Defaults for Options.
+const (
+	// DefaultBusyTimeout is how long a connection waits for a lock held
+	// by another connection (the writer, a checkpoint, a backup) before
+	// SQLITE_BUSY, which Update retries and then reports as
+	// storage.ErrUnavailable.
+	DefaultBusyTimeout = 5 * time.Second
+)
+
+// Options configures Open. The zero value means the defaults.
+type Options struct {
+	// Readers is the size of the read-only connection pool. Default
+	// 2 × GOMAXPROCS; must not be negative.
+	Readers int
+
+	// BusyTimeout is PRAGMA busy_timeout. Default DefaultBusyTimeout;
+	// must not be negative.
+	BusyTimeout time.Duration
+
+	// Store tunes the shared implementation (clock, retry bound).
+	Store sqldb.Options
+}
+
+// Open opens (creating it with mode 0600 if missing) the SQLite database
+// at path, migrates it to head and returns the store. The caller must
+// Close it. Only one process may open a database at a time: the single
+// writer connection is what makes Lock a no-op.
+func Open(ctx context.Context, path string, opts Options) (*sqldb.Store, error) {
+	if path == "" {
+		return nil, errors.New("sqlite: open: empty path")
+	}
+	if opts.Readers < 0 {
+		return nil, fmt.Errorf("sqlite: open: Options.Readers %d is negative", opts.Readers)
+	}
+	if opts.Readers == 0 {
+		opts.Readers = 2 * runtime.GOMAXPROCS(0)
+	}
+	if opts.BusyTimeout < 0 {
+		return nil, fmt.Errorf("sqlite: open: Options.BusyTimeout %v is negative", opts.BusyTimeout)
+	}
+	if opts.BusyTimeout == 0 {
+		opts.BusyTimeout = DefaultBusyTimeout
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open: %w", err)
+	}
+	// Create the file ourselves so it is 0600 from the first byte;
+	// SQLite gives the -wal and -shm files the database file's mode.
+	f, err := os.OpenFile(abs, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open: %w", err)
+	}
+	f.Close()
+
+	writer, err := sql.Open("sqlite", dsn(abs, opts.BusyTimeout, true))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open writer: %w", err)
+	}
+	writer.SetMaxOpenConns(1)
+	writer.SetMaxIdleConns(1)
+	writer.SetConnMaxLifetime(0)
+	writer.SetConnMaxIdleTime(0)
+
+	d := Dialect()
+	if err := sqldb.Migrate(ctx, writer, d); err != nil {
+		writer.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", filepath.Base(abs), err)
+	}
+
+	reader, err := sql.Open("sqlite", dsn(abs, opts.BusyTimeout, false))
+	if err != nil {
+		writer.Close()
+		return nil, fmt.Errorf("sqlite: open readers: %w", err)
+	}
+	reader.SetMaxOpenConns(opts.Readers)
+	reader.SetMaxIdleConns(opts.Readers)
+	reader.SetConnMaxIdleTime(0)
+	if err := reader.PingContext(ctx); err != nil {
+		writer.Close()
+		reader.Close()
+		return nil, fmt.Errorf("sqlite: open readers: %w", unavailable(err))
+	}
+	s, err := sqldb.New(writer, reader, d, opts.Store)
+	if err != nil {
+		writer.Close()
+		reader.Close()
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	return s, nil
+}
+
+// dsn builds the modernc.org/sqlite data source name. The PRAGMAs are
+// constants of this package; only the path comes from the caller, and it
+// is escaped as a file: URI path.
+//
+//   - journal_mode=WAL: readers never block the writer or each other.
+//   - synchronous=FULL: WAL is fsynced at every commit, so an
+//     acknowledged write survives power loss (NORMAL may lose the last
+//     transactions, which for PHI and its audit trail is not acceptable).
+//   - foreign_keys=1, busy_timeout: see Options.BusyTimeout.
+//   - The writer begins every transaction IMMEDIATE, taking the write
+//     lock up front, so a transaction never fails to upgrade a read lock
+//     half-way (SQLITE_BUSY_SNAPSHOT).
+//   - Readers run with query_only=1: a bug cannot write through them.
+func dsn(path string, busy time.Duration, writer bool) string {
+	q := url.Values{}
+	q.Add("_pragma", "busy_timeout("+strconv.FormatInt(busy.Milliseconds(), 10)+")")
+	q.Add("_pragma", "foreign_keys(1)")
+	q.Add("_pragma", "synchronous(FULL)")
+	if writer {
+		q.Add("_pragma", "journal_mode(WAL)")
+		q.Set("_txlock", "immediate")
+	} else {
+		q.Add("_pragma", "query_only(1)")
+	}
+	u := url.URL{Scheme: "file", Path: path, RawQuery: q.Encode()}
+	return u.String()
+}
+
+func unavailable(err error) error {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", storage.ErrUnavailable, err)
+}

@@ -1,0 +1,327 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Sentinel errors. Drivers translate every driver-specific error into one
+// of these (wrapped with the operation that failed), so callers use
+// [errors.Is] and never import a SQL driver.
+var (
+	// ErrNotFound means the resource, version or key does not exist.
+	// The FHIR layer answers 404.
+	ErrNotFound = errors.New("storage: not found")
+
+	// ErrConflict means a write lost a race or broke a uniqueness rule:
+	// the expected current version was not the stored one, or the row
+	// already exists. The FHIR layer answers 409 (or 412 for If-Match).
+	ErrConflict = errors.New("storage: conflict")
+
+	// ErrUnavailable means the database could not be reached or the
+	// transaction could not commit for a reason that may pass (busy,
+	// connection lost, serialization failure after retries). Callers
+	// answer 503 with a Retry-After header.
+	ErrUnavailable = errors.New("storage: unavailable")
+
+	// ErrTooComplex means a Query exceeds one of the limits below
+	// (MaxClauses, MaxConds, MaxValues, MaxSorts). The query was not run.
+	// The FHIR layer answers 400 with an OperationOutcome asking the
+	// client to simplify the search.
+	ErrTooComplex = errors.New("storage: query too complex")
+)
+
+// Limits on one Query. Search is driven by untrusted input, so the work
+// one request can ask of the database is bounded: every condition is a
+// subquery and every value a bound parameter (SQLite allows 32766
+// parameters per statement, PostgreSQL 65535).
+const (
+	MaxClauses = 32   // clauses (AND terms) per query
+	MaxConds   = 128  // conditions (OR terms) summed over all clauses
+	MaxValues  = 1024 // hashes and ids summed over all conditions
+	MaxSorts   = 8    // sort keys
+)
+
+// Version is one stored version of a resource. Nothing in it is PHI in
+// plaintext: the body is ciphertext sealed with the owner's key, and the
+// type, id and owner are pseudonymous.
+type Version struct {
+	Type    string // FHIR resource type, e.g. "Observation"
+	ID      string // logical id
+	Version int64  // 1, 2, 3, ...
+
+	// Owner names the data-encryption key that sealed Ciphertext:
+	// "Patient/<id>" for resources in a patient compartment, "org" for
+	// the rest. Crypto-shredding a patient destroys that owner's key.
+	Owner string
+
+	Ciphertext  []byte    // nil for a delete marker
+	LastUpdated time.Time // UTC, microsecond precision
+	Deleted     bool      // a delete marker: the resource is gone, history kept
+}
+
+// IndexRow is one search-index entry for the current version of a
+// resource. Token, string and reference values are stored only as keyed
+// hashes (Hash); dates as a UTC range [Lo, Hi] in microseconds since the
+// Unix epoch. Exactly one of Hash or the range is set.
+type IndexRow struct {
+	Param  string // search parameter code, e.g. "code", "name:prefix"
+	Hash   []byte // keyed hash of the normalised value (blind index)
+	Lo     int64  // date range start, unix microseconds (inclusive)
+	Hi     int64  // date range end, unix microseconds (inclusive)
+	IsDate bool   // true when Lo/Hi are set rather than Hash
+}
+
+// KeyRecord is one owner's wrapped data-encryption key.
+type KeyRecord struct {
+	Owner    string // "Patient/<id>" or "org" or a system key name
+	Wrapped  []byte // the DEK keyset encrypted under the KEK; nil once shredded
+	KEKID    uint32 // the KEK key id that wrapped it (for resumable rotation)
+	Created  time.Time
+	Shredded bool
+}
+
+// Store is the whole persistence layer. Implementations are safe for
+// concurrent use by many goroutines and, for PostgreSQL, by several
+// processes on one database.
+type Store interface {
+	Reader
+
+	// Update runs fn in one write transaction and commits it if fn
+	// returns nil. If the transaction loses a race that a retry can win
+	// (serialization failure, deadlock, a concurrent insert of the same
+	// key), Update rolls back and calls fn again, up to a small bound;
+	// fn must therefore have no side effects outside tx. An error from
+	// fn is returned unchanged after rollback.
+	Update(ctx context.Context, fn func(tx Tx) error) error
+
+	// AppendAudit durably appends audit records in one transaction (the
+	// read-audit batcher calls it with many records at once). It returns
+	// only after the commit is durable.
+	AppendAudit(ctx context.Context, recs ...AuditRecord) error
+
+	// Close releases the connections. It does not block on running
+	// transactions beyond the context of their calls.
+	Close() error
+}
+
+// Reader is the read-only capability, safe to hand to code that must
+// never write.
+type Reader interface {
+	// Current returns the current version (possibly a delete marker) of
+	// type/id, or ErrNotFound.
+	Current(ctx context.Context, typ, id string) (Version, error)
+
+	// VersionOf returns one version, or ErrNotFound.
+	VersionOf(ctx context.Context, typ, id string, version int64) (Version, error)
+
+	// History lists versions newest first, filtered by q.
+	History(ctx context.Context, q HistoryQuery) ([]Version, error)
+
+	// Search returns the current, non-deleted versions that match q, in
+	// q.Sort order, and the total count when q.Total is set.
+	Search(ctx context.Context, q Query) (Result, error)
+
+	// Key returns the key record of owner, or ErrNotFound.
+	Key(ctx context.Context, owner string) (KeyRecord, error)
+
+	// ScanVersions calls fn for every stored version of every resource
+	// (all versions, delete markers included), in (type, id, version)
+	// order, starting strictly after the given position (empty = from
+	// the start). It stops at the first error from fn and returns it.
+	// Used by verify and key rotation; it streams and holds no
+	// transaction open for longer than a batch.
+	ScanVersions(ctx context.Context, after VersionRef, fn func(Version) error) error
+
+	// ScanKeys calls fn for every key record in owner order.
+	ScanKeys(ctx context.Context, fn func(KeyRecord) error) error
+
+	// ScanAudit calls fn for every audit record with sequence number
+	// greater than after, in sequence order.
+	ScanAudit(ctx context.Context, after int64, fn func(seq int64, rec AuditRecord) error) error
+
+	// Owned returns up to limit current, non-deleted versions whose
+	// Owner is owner, in (type, id) order, strictly after the given
+	// position (empty = from the start). Patient/$everything pages with it.
+	Owned(ctx context.Context, owner string, after VersionRef, limit int) ([]Version, error)
+
+	// TokenByHash returns the API token with this hash, or ErrNotFound.
+	TokenByHash(ctx context.Context, hash []byte) (APIToken, error)
+
+	// Counts returns the number of current, non-deleted resources per type.
+	Counts(ctx context.Context) (map[string]int64, error)
+}
+
+// VersionRef names one version.
+type VersionRef struct {
+	Type    string
+	ID      string
+	Version int64
+}
+
+// Tx is a write transaction. It is not safe for concurrent use.
+type Tx interface {
+	// Current, Search and Key read inside the transaction and see its
+	// own writes.
+	Current(ctx context.Context, typ, id string) (Version, error)
+	Search(ctx context.Context, q Query) (Result, error)
+	Key(ctx context.Context, owner string) (KeyRecord, error)
+
+	// Put stores v as the new current version of v.Type/v.ID and
+	// replaces that resource's index rows with index. v.Version must be
+	// exactly one more than the stored current version (1 for a new
+	// resource); otherwise Put returns ErrConflict and writes nothing.
+	// A delete marker (v.Deleted) is not searchable: its index is
+	// ignored and the resource's index rows are removed. Type, ID, Owner
+	// and Param must be valid UTF-8 without NUL bytes (PostgreSQL text
+	// cannot hold them); hashes and ciphertext are arbitrary bytes.
+	Put(ctx context.Context, v Version, index []IndexRow) error
+
+	// PutKey inserts a new key record; ErrConflict if owner exists.
+	PutKey(ctx context.Context, k KeyRecord) error
+
+	// ReplaceKey overwrites owner's wrapped key and KEKID (rotation),
+	// or ErrNotFound. It returns ErrConflict for a shredded key: a
+	// destroyed key is never revived.
+	ReplaceKey(ctx context.Context, k KeyRecord) error
+
+	// RewriteCiphertext replaces the ciphertext of one stored version
+	// in place (DEK rotation re-encrypts old versions); ErrNotFound if
+	// the version does not exist.
+	RewriteCiphertext(ctx context.Context, ref VersionRef, ciphertext []byte) error
+
+	// Shred crypto-shreds owner: it destroys the wrapped key (keeps the
+	// record, Shredded=true), deletes the index rows of every resource
+	// whose Owner is owner, and marks those resources deleted by
+	// appending a delete marker version (history stays, ciphertext of
+	// older versions is unreadable without the key). It returns how many
+	// resources it erased; resources already deleted are not counted,
+	// so a second Shred returns 0.
+	Shred(ctx context.Context, owner string) (int64, error)
+
+	// PutToken stores a new API token; ErrConflict if the id exists.
+	PutToken(ctx context.Context, t APIToken) error
+
+	// AppendAudit adds audit records in this transaction, so a write and
+	// its audit event commit or fail together.
+	AppendAudit(ctx context.Context, recs ...AuditRecord) error
+
+	// Lock takes a transaction-scoped lock on name, serialising
+	// conditional creates (If-None-Exist) across processes. A no-op on
+	// drivers with a single writer.
+	Lock(ctx context.Context, name string) error
+}
+
+// HistoryQuery selects versions for _history.
+type HistoryQuery struct {
+	Type   string    // "" = every type (system history)
+	ID     string    // "" = every resource of Type
+	Since  time.Time // zero = no lower bound (exclusive lower bound on LastUpdated)
+	Count  int       // maximum rows; must be > 0
+	Offset int
+}
+
+// Query is a search already translated into index terms: the FHIR layer
+// parses parameters and computes the hashes; the store only matches.
+type Query struct {
+	Type string // required
+
+	// All clauses must match (AND). Each clause matches when any of its
+	// conditions matches (OR), as FHIR defines repeated and
+	// comma-separated parameter values.
+	Clauses []Clause
+
+	Sort   []Sort
+	Count  int // page size; 0 means "count only" when Total is set
+	Offset int
+	Total  bool // also count all matches
+}
+
+// Clause is a disjunction of conditions.
+type Clause struct {
+	Any []Cond
+}
+
+// CondKind says which field of a Cond is used.
+type CondKind int
+
+const (
+	// CondHash matches index rows of Param whose Hash equals one of Hashes.
+	CondHash CondKind = iota + 1
+	// CondDate matches index rows of Param whose range satisfies Op
+	// against [Lo, Hi].
+	CondDate
+	// CondID matches resources whose logical id is one of IDs.
+	CondID
+	// CondLastUpdated matches the resource's LastUpdated (as a range
+	// [Lo, Hi] in unix microseconds) by Op.
+	CondLastUpdated
+	// CondMissing matches resources with (Missing=true) or without any
+	// index row for Param.
+	CondMissing
+)
+
+// DateOp is a FHIR date comparison prefix.
+type DateOp string
+
+const (
+	OpEq DateOp = "eq" // resource range within [Lo, Hi]
+	OpNe DateOp = "ne" // not eq
+	OpGt DateOp = "gt" // resource Hi > search Hi
+	OpLt DateOp = "lt" // resource Lo < search Lo
+	OpGe DateOp = "ge" // resource Hi >= search Lo
+	OpLe DateOp = "le" // resource Lo <= search Hi
+)
+
+// Cond is one condition. Negate inverts it (the :not modifier): the
+// resource matches when no index row of Param satisfies the condition.
+type Cond struct {
+	Kind    CondKind
+	Param   string
+	Hashes  [][]byte
+	Op      DateOp
+	Lo, Hi  int64
+	IDs     []string
+	Missing bool
+	Negate  bool
+}
+
+// SortKey names what to sort on.
+type SortKey int
+
+const (
+	SortLastUpdated SortKey = iota + 1
+	SortID
+	SortDate // by the earliest Lo of index rows of Param
+)
+
+// Sort is one sort key.
+type Sort struct {
+	Key   SortKey
+	Param string // for SortDate
+	Desc  bool
+}
+
+// Result is one page of search matches.
+type Result struct {
+	Versions []Version
+	Total    int64 // set when Query.Total was set, else -1
+}
+
+// AuditRecord is one sealed audit event. The body is ciphertext under the
+// log key; the store sequences records in commit order.
+type AuditRecord struct {
+	Time time.Time
+	Body []byte
+}
+
+// APIToken is a stored bearer token: only the SHA-256 of the secret.
+type APIToken struct {
+	ID      string
+	Name    string
+	Hash    []byte
+	Roles   []string
+	Created time.Time
+	Revoked bool
+}

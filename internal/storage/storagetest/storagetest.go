@@ -1,0 +1,1041 @@
+// Package storagetest is the conformance suite every storage.Store
+// driver must pass. Drivers call Run from their own tests with a
+// function that opens a fresh, empty store.
+package storagetest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/phivault/phivault/internal/storage"
+)
+
+// Open returns a fresh, empty, migrated store; the callee registers its
+// Close with t.Cleanup.
+type Open func(t *testing.T) storage.Store
+
+// Run runs the whole suite, each case on a store of its own.
+func Run(t *testing.T, open func(t *testing.T) storage.Store) {
+	cases := []struct {
+		name string
+		fn   func(t *testing.T, s storage.Store)
+	}{
+		{"PutCurrentVersionOf", testPutCurrent},
+		{"VersionConflict", testVersionConflict},
+		{"DeleteMarker", testDeleteMarker},
+		{"History", testHistory},
+		{"SearchConditions", testSearchConditions},
+		{"SearchSortPaging", testSearchSortPaging},
+		{"SearchInTx", testSearchInTx},
+		{"SearchLimits", testSearchLimits},
+		{"IndexReplacedOnUpdate", testIndexReplaced},
+		{"Keys", testKeys},
+		{"RewriteCiphertext", testRewriteCiphertext},
+		{"Shred", testShred},
+		{"Audit", testAudit},
+		{"ScanVersions", testScanVersions},
+		{"Counts", testCounts},
+		{"UpdateRollback", testUpdateRollback},
+		{"ContextCancelled", testContextCancelled},
+		{"ConcurrentUpdates", testConcurrentUpdates},
+		{"ConcurrentCreates", testConcurrentCreates},
+		{"HostileValues", testHostileValues},
+		{"Lock", testLock},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			c.fn(t, open(t))
+		})
+	}
+}
+
+// base is a fixed clock origin with microsecond precision.
+var base = time.Date(2024, 3, 1, 12, 0, 0, 123456000, time.UTC)
+
+func at(sec int) time.Time { return base.Add(time.Duration(sec) * time.Second) }
+
+func ver(typ, id string, v int64, owner string, t time.Time) storage.Version {
+	return storage.Version{
+		Type: typ, ID: id, Version: v, Owner: owner, LastUpdated: t,
+		Ciphertext: fmt.Appendf(nil, "sealed:%s/%s/%d\x00\xff", typ, id, v),
+	}
+}
+
+func hash(s string) []byte { return []byte("h\x00" + s) }
+
+func tok(param, value string) storage.IndexRow {
+	return storage.IndexRow{Param: param, Hash: hash(value)}
+}
+
+func date(param string, lo, hi int64) storage.IndexRow {
+	return storage.IndexRow{Param: param, Lo: lo, Hi: hi, IsDate: true}
+}
+
+// put stores versions in one Update and fails the test on error.
+func put(t *testing.T, s storage.Store, v storage.Version, idx ...storage.IndexRow) {
+	t.Helper()
+	if err := s.Update(t.Context(), func(tx storage.Tx) error {
+		return tx.Put(t.Context(), v, idx)
+	}); err != nil {
+		t.Fatalf("put %s/%s v%d: %v", v.Type, v.ID, v.Version, err)
+	}
+}
+
+func tryPut(t *testing.T, s storage.Store, v storage.Version, idx ...storage.IndexRow) error {
+	t.Helper()
+	return s.Update(t.Context(), func(tx storage.Tx) error {
+		return tx.Put(t.Context(), v, idx)
+	})
+}
+
+func equalVersion(t *testing.T, got, want storage.Version) {
+	t.Helper()
+	if got.Type != want.Type || got.ID != want.ID || got.Version != want.Version ||
+		got.Owner != want.Owner || got.Deleted != want.Deleted ||
+		!got.LastUpdated.Equal(want.LastUpdated) || got.LastUpdated.Location() != time.UTC ||
+		!bytes.Equal(got.Ciphertext, want.Ciphertext) || (got.Ciphertext == nil) != (want.Ciphertext == nil) {
+		t.Errorf("version mismatch:\n got %+v\nwant %+v", got, want)
+	}
+}
+
+func ids(vs []storage.Version) []string {
+	out := make([]string, len(vs))
+	for i, v := range vs {
+		out[i] = v.ID
+	}
+	return out
+}
+
+func refs(vs []storage.Version) []string {
+	out := make([]string, len(vs))
+	for i, v := range vs {
+		out[i] = fmt.Sprintf("%s/%s/%d", v.Type, v.ID, v.Version)
+	}
+	return out
+}
+
+func search(t *testing.T, s storage.Reader, q storage.Query) storage.Result {
+	t.Helper()
+	res, err := s.Search(t.Context(), q)
+	if err != nil {
+		t.Fatalf("search: %v", err)
+	}
+	return res
+}
+
+func testPutCurrent(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	if _, err := s.Current(ctx, "Patient", "p1"); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("Current of a missing resource: err = %v, want ErrNotFound", err)
+	}
+	v1 := ver("Patient", "p1", 1, "Patient/p1", at(0))
+	v2 := ver("Patient", "p1", 2, "Patient/p1", at(1))
+	put(t, s, v1, tok("name", "ann"))
+	put(t, s, v2, tok("name", "anne"))
+
+	got, err := s.Current(ctx, "Patient", "p1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	equalVersion(t, got, v2)
+	old, err := s.VersionOf(ctx, "Patient", "p1", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	equalVersion(t, old, v1)
+	for _, v := range []int64{0, 3} {
+		if _, err := s.VersionOf(ctx, "Patient", "p1", v); !errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("VersionOf v%d: err = %v, want ErrNotFound", v, err)
+		}
+	}
+	if _, err := s.Current(ctx, "Observation", "p1"); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("Current under another type: err = %v, want ErrNotFound", err)
+	}
+	// The transaction sees its own writes.
+	err = s.Update(ctx, func(tx storage.Tx) error {
+		if err := tx.Put(ctx, ver("Patient", "p2", 1, "Patient/p2", at(2)), nil); err != nil {
+			return err
+		}
+		v, err := tx.Current(ctx, "Patient", "p2")
+		if err != nil || v.Version != 1 {
+			return fmt.Errorf("own write not visible: %v %v", v.Version, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func testVersionConflict(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	put(t, s, ver("Patient", "p1", 1, "Patient/p1", at(0)), tok("name", "ann"))
+	for _, tc := range []struct {
+		name string
+		v    storage.Version
+	}{
+		{"create again", ver("Patient", "p1", 1, "Patient/p1", at(1))},
+		{"skip a version", ver("Patient", "p1", 3, "Patient/p1", at(1))},
+		{"update a missing resource", ver("Patient", "p9", 2, "Patient/p9", at(1))},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tryPut(t, s, tc.v, tok("name", "mallory"))
+			if !errors.Is(err, storage.ErrConflict) {
+				t.Fatalf("err = %v, want ErrConflict", err)
+			}
+		})
+	}
+	cur, err := s.Current(ctx, "Patient", "p1")
+	if err != nil || cur.Version != 1 || !bytes.Equal(cur.Ciphertext, ver("Patient", "p1", 1, "", at(0)).Ciphertext) {
+		t.Fatalf("after conflicts: %+v %v", cur, err)
+	}
+	for _, v := range []int64{2, 3} {
+		if _, err := s.VersionOf(ctx, "Patient", "p1", v); !errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("VersionOf v%d after conflict: %v, want ErrNotFound", v, err)
+		}
+	}
+	if _, err := s.Current(ctx, "Patient", "p9"); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("conflicting create wrote p9: %v", err)
+	}
+	res := search(t, s, storage.Query{Type: "Patient", Count: 10, Clauses: []storage.Clause{{Any: []storage.Cond{{Kind: storage.CondHash, Param: "name", Hashes: [][]byte{hash("mallory")}}}}}})
+	if len(res.Versions) != 0 {
+		t.Errorf("index rows of a conflicting put were written: %v", ids(res.Versions))
+	}
+
+	// A conflict leaves the transaction usable: fn may handle it.
+	err = s.Update(ctx, func(tx storage.Tx) error {
+		if err := tx.Put(ctx, ver("Patient", "p1", 1, "Patient/p1", at(2)), nil); !errors.Is(err, storage.ErrConflict) {
+			return fmt.Errorf("want ErrConflict, got %v", err)
+		}
+		return tx.Put(ctx, ver("Patient", "p2", 1, "Patient/p2", at(2)), nil)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Current(ctx, "Patient", "p2"); err != nil {
+		t.Errorf("write after a handled conflict was lost: %v", err)
+	}
+}
+
+func testDeleteMarker(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	put(t, s, ver("Observation", "o1", 1, "Patient/p1", at(0)), tok("code", "a"))
+	del := storage.Version{Type: "Observation", ID: "o1", Version: 2, Owner: "Patient/p1", LastUpdated: at(1), Deleted: true}
+	put(t, s, del, tok("code", "a"))
+	got, err := s.Current(ctx, "Observation", "o1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	equalVersion(t, got, del)
+	if v, err := s.VersionOf(ctx, "Observation", "o1", 1); err != nil || v.Ciphertext == nil {
+		t.Errorf("history lost on delete: %+v %v", v, err)
+	}
+	q := storage.Query{Type: "Observation", Count: 10, Total: true}
+	if res := search(t, s, q); len(res.Versions) != 0 || res.Total != 0 {
+		t.Errorf("deleted resource found by search: %v total %d", ids(res.Versions), res.Total)
+	}
+	q.Clauses = []storage.Clause{{Any: []storage.Cond{{Kind: storage.CondHash, Param: "code", Hashes: [][]byte{hash("a")}}}}}
+	if res := search(t, s, q); len(res.Versions) != 0 {
+		t.Errorf("deleted resource found by its index: %v", ids(res.Versions))
+	}
+	if c, _ := s.Counts(ctx); c["Observation"] != 0 {
+		t.Errorf("Counts includes a deleted resource: %v", c)
+	}
+	// Re-create after delete continues the version sequence.
+	put(t, s, ver("Observation", "o1", 3, "Patient/p1", at(2)), tok("code", "b"))
+	q.Clauses[0].Any[0].Hashes = [][]byte{hash("b")}
+	if res := search(t, s, q); !slices.Equal(ids(res.Versions), []string{"o1"}) {
+		t.Errorf("re-created resource not found: %v", ids(res.Versions))
+	}
+}
+
+func testHistory(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	put(t, s, ver("Patient", "p1", 1, "Patient/p1", at(0)))
+	put(t, s, ver("Observation", "o1", 1, "Patient/p1", at(1)))
+	put(t, s, ver("Patient", "p1", 2, "Patient/p1", at(2)))
+	put(t, s, ver("Observation", "o2", 1, "Patient/p1", at(3)))
+	put(t, s, storage.Version{Type: "Observation", ID: "o1", Version: 2, Owner: "Patient/p1", LastUpdated: at(4), Deleted: true})
+
+	for _, tc := range []struct {
+		name string
+		q    storage.HistoryQuery
+		want []string
+	}{
+		{"system", storage.HistoryQuery{Count: 10}, []string{"Observation/o1/2", "Observation/o2/1", "Patient/p1/2", "Observation/o1/1", "Patient/p1/1"}},
+		{"type", storage.HistoryQuery{Type: "Observation", Count: 10}, []string{"Observation/o1/2", "Observation/o2/1", "Observation/o1/1"}},
+		{"instance", storage.HistoryQuery{Type: "Observation", ID: "o1", Count: 10}, []string{"Observation/o1/2", "Observation/o1/1"}},
+		{"since is exclusive", storage.HistoryQuery{Since: at(2), Count: 10}, []string{"Observation/o1/2", "Observation/o2/1"}},
+		{"count", storage.HistoryQuery{Count: 2}, []string{"Observation/o1/2", "Observation/o2/1"}},
+		{"offset", storage.HistoryQuery{Count: 2, Offset: 2}, []string{"Patient/p1/2", "Observation/o1/1"}},
+		{"past the end", storage.HistoryQuery{Count: 2, Offset: 5}, []string{}},
+		{"unknown instance", storage.HistoryQuery{Type: "Patient", ID: "nope", Count: 2}, []string{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			vs, err := s.History(ctx, tc.q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := refs(vs); !slices.Equal(got, tc.want) {
+				t.Errorf("got %v, want %v", got, tc.want)
+			}
+		})
+	}
+	vs, _ := s.History(ctx, storage.HistoryQuery{Type: "Observation", ID: "o1", Count: 1})
+	if len(vs) != 1 || !vs[0].Deleted || vs[0].Ciphertext != nil {
+		t.Errorf("delete marker in history: %+v", vs)
+	}
+	if _, err := s.History(ctx, storage.HistoryQuery{}); err == nil {
+		t.Error("History with Count 0 succeeded")
+	}
+}
+
+// searchFixture stores the resources the search tests query:
+//
+//	o1 code=a        date [100,199]  updated at(1)
+//	o2 code=b        date [200,299]  updated at(2)
+//	o3 code=a,b      date [150,250]  updated at(3)
+//	o4 code=c        (no date)       updated at(4)
+//	o5 (no code)     date [300,399]  updated at(5)
+//	o6 code=a, deleted; Patient p1 code=a (other type)
+func searchFixture(t *testing.T, s storage.Store) {
+	t.Helper()
+	put(t, s, ver("Observation", "o1", 1, "Patient/p1", at(1)), tok("code", "a"), date("date", 100, 199))
+	put(t, s, ver("Observation", "o2", 1, "Patient/p1", at(2)), tok("code", "b"), date("date", 200, 299))
+	put(t, s, ver("Observation", "o3", 1, "Patient/p2", at(3)), tok("code", "a"), tok("code", "b"), date("date", 150, 250))
+	put(t, s, ver("Observation", "o4", 1, "Patient/p2", at(4)), tok("code", "c"))
+	put(t, s, ver("Observation", "o5", 1, "org", at(5)), date("date", 300, 399))
+	put(t, s, ver("Observation", "o6", 1, "org", at(6)), tok("code", "a"))
+	put(t, s, storage.Version{Type: "Observation", ID: "o6", Version: 2, Owner: "org", LastUpdated: at(7), Deleted: true})
+	put(t, s, ver("Patient", "p1", 1, "Patient/p1", at(0)), tok("code", "a"), date("date", 100, 199))
+}
+
+func one(c storage.Cond) []storage.Clause { return []storage.Clause{{Any: []storage.Cond{c}}} }
+
+func codeIs(vals ...string) storage.Cond {
+	c := storage.Cond{Kind: storage.CondHash, Param: "code"}
+	for _, v := range vals {
+		c.Hashes = append(c.Hashes, hash(v))
+	}
+	return c
+}
+
+func dateCond(op storage.DateOp, lo, hi int64) storage.Cond {
+	return storage.Cond{Kind: storage.CondDate, Param: "date", Op: op, Lo: lo, Hi: hi}
+}
+
+func negate(c storage.Cond) storage.Cond { c.Negate = true; return c }
+
+func testSearchConditions(t *testing.T, s storage.Store) {
+	searchFixture(t, s)
+	us := func(sec int) int64 { return at(sec).UnixMicro() }
+	for _, tc := range []struct {
+		name    string
+		clauses []storage.Clause
+		want    []string
+	}{
+		{"no clauses", nil, []string{"o1", "o2", "o3", "o4", "o5"}},
+		{"hash", one(codeIs("a")), []string{"o1", "o3"}},
+		{"hash any of", one(codeIs("a", "b")), []string{"o1", "o2", "o3"}},
+		{"hash unknown", one(codeIs("zzz")), []string{}},
+		{"hash none given", one(codeIs()), []string{}},
+		{"hash none given negated", one(negate(codeIs())), []string{"o1", "o2", "o3", "o4", "o5"}},
+		{"hash wrong param", one(storage.Cond{Kind: storage.CondHash, Param: "status", Hashes: [][]byte{hash("a")}}), []string{}},
+		{"or within clause", []storage.Clause{{Any: []storage.Cond{codeIs("a"), codeIs("c")}}}, []string{"o1", "o3", "o4"}},
+		{"and across clauses", []storage.Clause{{Any: []storage.Cond{codeIs("a")}}, {Any: []storage.Cond{codeIs("b")}}}, []string{"o3"}},
+		{"and with or", []storage.Clause{{Any: []storage.Cond{codeIs("a"), codeIs("c")}}, {Any: []storage.Cond{dateCond(storage.OpLt, 200, 299)}}}, []string{"o1", "o3"}},
+		{"not", one(negate(codeIs("a"))), []string{"o2", "o4", "o5"}},
+		{"not any of", one(negate(codeIs("a", "b"))), []string{"o4", "o5"}},
+		{"missing true", one(storage.Cond{Kind: storage.CondMissing, Param: "code", Missing: true}), []string{"o5"}},
+		{"missing false", one(storage.Cond{Kind: storage.CondMissing, Param: "code", Missing: false}), []string{"o1", "o2", "o3", "o4"}},
+		{"missing true negated", one(storage.Cond{Kind: storage.CondMissing, Param: "date", Missing: true, Negate: true}), []string{"o1", "o2", "o3", "o5"}},
+		{"id", one(storage.Cond{Kind: storage.CondID, IDs: []string{"o1", "o4", "o6", "p1"}}), []string{"o1", "o4"}},
+		{"id negated", one(storage.Cond{Kind: storage.CondID, IDs: []string{"o1", "o4"}, Negate: true}), []string{"o2", "o3", "o5"}},
+		{"id none given", one(storage.Cond{Kind: storage.CondID}), []string{}},
+		// Date prefixes against the search range [200, 299].
+		{"date eq", one(dateCond(storage.OpEq, 200, 299)), []string{"o2"}},
+		{"date ne", one(dateCond(storage.OpNe, 200, 299)), []string{"o1", "o3", "o5"}},
+		{"date gt", one(dateCond(storage.OpGt, 200, 299)), []string{"o5"}},
+		{"date lt", one(dateCond(storage.OpLt, 200, 299)), []string{"o1", "o3"}},
+		{"date ge", one(dateCond(storage.OpGe, 200, 299)), []string{"o2", "o3", "o5"}},
+		{"date le", one(dateCond(storage.OpLe, 200, 299)), []string{"o1", "o2", "o3"}},
+		{"date eq negated", one(negate(dateCond(storage.OpEq, 200, 299))), []string{"o1", "o3", "o4", "o5"}},
+		// Boundaries: inclusive ends.
+		{"date eq exact range", one(dateCond(storage.OpEq, 100, 199)), []string{"o1"}},
+		{"date eq one short", one(dateCond(storage.OpEq, 101, 199)), []string{}},
+		{"date ge at hi", one(dateCond(storage.OpGe, 399, 399)), []string{"o5"}},
+		{"date gt at hi", one(dateCond(storage.OpGt, 399, 399)), []string{}},
+		{"date le at lo", one(dateCond(storage.OpLe, 100, 100)), []string{"o1"}},
+		{"date lt at lo", one(dateCond(storage.OpLt, 100, 100)), []string{}},
+		// _lastUpdated is a point: o3 was updated at(3).
+		{"lastUpdated eq", one(storage.Cond{Kind: storage.CondLastUpdated, Op: storage.OpEq, Lo: us(3), Hi: us(3)}), []string{"o3"}},
+		{"lastUpdated ne", one(storage.Cond{Kind: storage.CondLastUpdated, Op: storage.OpNe, Lo: us(3), Hi: us(3)}), []string{"o1", "o2", "o4", "o5"}},
+		{"lastUpdated gt", one(storage.Cond{Kind: storage.CondLastUpdated, Op: storage.OpGt, Lo: us(3), Hi: us(3)}), []string{"o4", "o5"}},
+		{"lastUpdated ge", one(storage.Cond{Kind: storage.CondLastUpdated, Op: storage.OpGe, Lo: us(3), Hi: us(4) - 1}), []string{"o3", "o4", "o5"}},
+		{"lastUpdated lt", one(storage.Cond{Kind: storage.CondLastUpdated, Op: storage.OpLt, Lo: us(3), Hi: us(3)}), []string{"o1", "o2"}},
+		{"lastUpdated le", one(storage.Cond{Kind: storage.CondLastUpdated, Op: storage.OpLe, Lo: us(2), Hi: us(3)}), []string{"o1", "o2", "o3"}},
+		{"lastUpdated negated", one(storage.Cond{Kind: storage.CondLastUpdated, Op: storage.OpLe, Lo: us(2), Hi: us(3), Negate: true}), []string{"o4", "o5"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res := search(t, s, storage.Query{Type: "Observation", Clauses: tc.clauses, Count: 100, Total: true, Sort: []storage.Sort{{Key: storage.SortID}}})
+			if got := ids(res.Versions); !slices.Equal(got, tc.want) {
+				t.Errorf("got %v, want %v", got, tc.want)
+			}
+			if res.Total != int64(len(tc.want)) {
+				t.Errorf("total %d, want %d", res.Total, len(tc.want))
+			}
+		})
+	}
+}
+
+func testSearchSortPaging(t *testing.T, s storage.Store) {
+	searchFixture(t, s)
+	for _, tc := range []struct {
+		name string
+		sort []storage.Sort
+		want []string
+	}{
+		{"default", nil, []string{"o1", "o2", "o3", "o4", "o5"}},
+		{"id asc", []storage.Sort{{Key: storage.SortID}}, []string{"o1", "o2", "o3", "o4", "o5"}},
+		{"id desc", []storage.Sort{{Key: storage.SortID, Desc: true}}, []string{"o5", "o4", "o3", "o2", "o1"}},
+		{"lastUpdated asc", []storage.Sort{{Key: storage.SortLastUpdated}}, []string{"o1", "o2", "o3", "o4", "o5"}},
+		{"lastUpdated desc", []storage.Sort{{Key: storage.SortLastUpdated, Desc: true}}, []string{"o5", "o4", "o3", "o2", "o1"}},
+		{"date asc, missing last", []storage.Sort{{Key: storage.SortDate, Param: "date"}}, []string{"o1", "o3", "o2", "o5", "o4"}},
+		{"date desc, missing last", []storage.Sort{{Key: storage.SortDate, Param: "date", Desc: true}}, []string{"o5", "o2", "o3", "o1", "o4"}},
+		{"unknown date param ties broken by id", []storage.Sort{{Key: storage.SortDate, Param: "nope", Desc: true}}, []string{"o1", "o2", "o3", "o4", "o5"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res := search(t, s, storage.Query{Type: "Observation", Sort: tc.sort, Count: 100})
+			if got := ids(res.Versions); !slices.Equal(got, tc.want) {
+				t.Errorf("got %v, want %v", got, tc.want)
+			}
+			if res.Total != -1 {
+				t.Errorf("Total = %d without Query.Total, want -1", res.Total)
+			}
+			// Pages of 2 concatenate to the full order.
+			var paged []string
+			for off := 0; off < 6; off += 2 {
+				res := search(t, s, storage.Query{Type: "Observation", Sort: tc.sort, Count: 2, Offset: off, Total: true})
+				if res.Total != 5 {
+					t.Errorf("page at %d: total %d, want 5", off, res.Total)
+				}
+				paged = append(paged, ids(res.Versions)...)
+			}
+			if !slices.Equal(paged, tc.want) {
+				t.Errorf("paged %v, want %v", paged, tc.want)
+			}
+		})
+	}
+	// Equal sort keys: paging is still stable (tie-broken by id).
+	for i := range 7 {
+		put(t, s, ver("Encounter", fmt.Sprintf("e%d", 6-i), 1, "org", at(100)))
+	}
+	var paged []string
+	for off := 0; off < 7; off += 3 {
+		paged = append(paged, ids(search(t, s, storage.Query{Type: "Encounter", Count: 3, Offset: off}).Versions)...)
+	}
+	if want := []string{"e0", "e1", "e2", "e3", "e4", "e5", "e6"}; !slices.Equal(paged, want) {
+		t.Errorf("ties: paged %v, want %v", paged, want)
+	}
+	res := search(t, s, storage.Query{Type: "Observation", Total: true})
+	if res.Total != 5 || len(res.Versions) != 0 {
+		t.Errorf("count-only search: total %d, %d versions", res.Total, len(res.Versions))
+	}
+}
+
+func testSearchInTx(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	err := s.Update(ctx, func(tx storage.Tx) error {
+		if err := tx.Put(ctx, ver("Observation", "o1", 1, "org", at(0)), []storage.IndexRow{tok("code", "a")}); err != nil {
+			return err
+		}
+		res, err := tx.Search(ctx, storage.Query{Type: "Observation", Clauses: one(codeIs("a")), Count: 10, Total: true})
+		if err != nil {
+			return err
+		}
+		if !slices.Equal(ids(res.Versions), []string{"o1"}) || res.Total != 1 {
+			return fmt.Errorf("tx search does not see its own write: %v %d", ids(res.Versions), res.Total)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func testSearchLimits(t *testing.T, s storage.Store) {
+	many := func(n int) []storage.Clause {
+		cs := make([]storage.Clause, n)
+		for i := range cs {
+			cs[i] = storage.Clause{Any: []storage.Cond{codeIs("a")}}
+		}
+		return cs
+	}
+	bigHash := codeIs()
+	for i := range storage.MaxValues + 1 {
+		bigHash.Hashes = append(bigHash.Hashes, hash(fmt.Sprint(i)))
+	}
+	wide := storage.Clause{}
+	for range storage.MaxConds + 1 {
+		wide.Any = append(wide.Any, codeIs("a"))
+	}
+	for _, tc := range []struct {
+		name string
+		q    storage.Query
+	}{
+		{"clauses", storage.Query{Type: "Observation", Count: 1, Clauses: many(storage.MaxClauses + 1)}},
+		{"conditions", storage.Query{Type: "Observation", Count: 1, Clauses: []storage.Clause{wide}}},
+		{"values", storage.Query{Type: "Observation", Count: 1, Clauses: one(bigHash)}},
+		{"sorts", storage.Query{Type: "Observation", Count: 1, Sort: make([]storage.Sort, storage.MaxSorts+1)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := s.Search(t.Context(), tc.q); !errors.Is(err, storage.ErrTooComplex) {
+				t.Errorf("err = %v, want ErrTooComplex", err)
+			}
+		})
+	}
+	// At the limits the query runs.
+	ok := storage.Query{Type: "Observation", Count: 1, Clauses: many(storage.MaxClauses)}
+	if _, err := s.Search(t.Context(), ok); err != nil {
+		t.Errorf("query at MaxClauses: %v", err)
+	}
+	bigHash.Hashes = bigHash.Hashes[:storage.MaxValues]
+	if _, err := s.Search(t.Context(), storage.Query{Type: "Observation", Count: 1, Clauses: one(bigHash)}); err != nil {
+		t.Errorf("query at MaxValues: %v", err)
+	}
+	if _, err := s.Search(t.Context(), storage.Query{Type: "Observation", Count: 1, Clauses: one(storage.Cond{Kind: 99})}); err == nil {
+		t.Error("unknown condition kind accepted")
+	}
+}
+
+func testIndexReplaced(t *testing.T, s storage.Store) {
+	put(t, s, ver("Observation", "o1", 1, "org", at(0)), tok("code", "a"), date("date", 1, 2))
+	put(t, s, ver("Observation", "o1", 2, "org", at(1)), tok("code", "b"))
+	for _, tc := range []struct {
+		c    storage.Cond
+		want []string
+	}{
+		{codeIs("a"), []string{}},
+		{codeIs("b"), []string{"o1"}},
+		{dateCond(storage.OpLe, 0, 10), []string{}},
+		{storage.Cond{Kind: storage.CondMissing, Param: "date", Missing: true}, []string{"o1"}},
+	} {
+		res := search(t, s, storage.Query{Type: "Observation", Clauses: one(tc.c), Count: 10})
+		if got := ids(res.Versions); !slices.Equal(got, tc.want) {
+			t.Errorf("%+v: got %v, want %v", tc.c, got, tc.want)
+		}
+	}
+}
+
+func testKeys(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	if _, err := s.Key(ctx, "Patient/p1"); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("missing key: %v", err)
+	}
+	k1 := storage.KeyRecord{Owner: "Patient/p1", Wrapped: []byte("wrapped-1\x00"), KEKID: 0xfffffffe, Created: at(0)}
+	k0 := storage.KeyRecord{Owner: "org", Wrapped: []byte("wrapped-org"), KEKID: 7, Created: at(1)}
+	for _, k := range []storage.KeyRecord{k1, k0} {
+		if err := s.Update(ctx, func(tx storage.Tx) error { return tx.PutKey(ctx, k) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.Key(ctx, "Patient/p1")
+	if err != nil || !reflect.DeepEqual(got, k1) {
+		t.Fatalf("Key = %+v, %v; want %+v", got, err, k1)
+	}
+	dup := k1
+	dup.Wrapped = []byte("other")
+	if err := s.Update(ctx, func(tx storage.Tx) error { return tx.PutKey(ctx, dup) }); !errors.Is(err, storage.ErrConflict) {
+		t.Fatalf("duplicate PutKey: %v, want ErrConflict", err)
+	}
+	rot := storage.KeyRecord{Owner: "Patient/p1", Wrapped: []byte("wrapped-2"), KEKID: 3}
+	err = s.Update(ctx, func(tx storage.Tx) error {
+		if err := tx.ReplaceKey(ctx, rot); err != nil {
+			return err
+		}
+		k, err := tx.Key(ctx, "Patient/p1")
+		if err != nil || !bytes.Equal(k.Wrapped, rot.Wrapped) {
+			return fmt.Errorf("tx does not see its own ReplaceKey: %+v %v", k, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ = s.Key(ctx, "Patient/p1")
+	if want := (storage.KeyRecord{Owner: "Patient/p1", Wrapped: rot.Wrapped, KEKID: 3, Created: k1.Created}); !reflect.DeepEqual(got, want) {
+		t.Errorf("after ReplaceKey: %+v, want %+v", got, want)
+	}
+	if err := s.Update(ctx, func(tx storage.Tx) error {
+		return tx.ReplaceKey(ctx, storage.KeyRecord{Owner: "Patient/none", Wrapped: []byte("x")})
+	}); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("ReplaceKey of a missing owner: %v, want ErrNotFound", err)
+	}
+	var owners []string
+	if err := s.ScanKeys(ctx, func(k storage.KeyRecord) error { owners = append(owners, k.Owner); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"Patient/p1", "org"}; !slices.Equal(owners, want) {
+		t.Errorf("ScanKeys order %v, want %v", owners, want)
+	}
+}
+
+func testRewriteCiphertext(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	put(t, s, ver("Patient", "p1", 1, "Patient/p1", at(0)))
+	put(t, s, ver("Patient", "p1", 2, "Patient/p1", at(1)))
+	err := s.Update(ctx, func(tx storage.Tx) error {
+		return tx.RewriteCiphertext(ctx, storage.VersionRef{Type: "Patient", ID: "p1", Version: 1}, []byte("resealed"))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v1, _ := s.VersionOf(ctx, "Patient", "p1", 1)
+	v2, _ := s.VersionOf(ctx, "Patient", "p1", 2)
+	if string(v1.Ciphertext) != "resealed" || v1.Version != 1 || !v1.LastUpdated.Equal(at(0)) {
+		t.Errorf("rewritten version: %+v", v1)
+	}
+	if !bytes.Equal(v2.Ciphertext, ver("Patient", "p1", 2, "", at(1)).Ciphertext) {
+		t.Errorf("other version changed: %q", v2.Ciphertext)
+	}
+	err = s.Update(ctx, func(tx storage.Tx) error {
+		return tx.RewriteCiphertext(ctx, storage.VersionRef{Type: "Patient", ID: "p1", Version: 3}, []byte("x"))
+	})
+	if !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("rewrite of a missing version: %v, want ErrNotFound", err)
+	}
+}
+
+func testShred(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	for _, owner := range []string{"Patient/p1", "Patient/p2"} {
+		k := storage.KeyRecord{Owner: owner, Wrapped: []byte("dek"), KEKID: 1, Created: at(0)}
+		if err := s.Update(ctx, func(tx storage.Tx) error { return tx.PutKey(ctx, k) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put(t, s, ver("Patient", "p1", 1, "Patient/p1", at(0)), tok("name", "ann"))
+	put(t, s, ver("Observation", "o1", 1, "Patient/p1", at(1)), tok("code", "a"))
+	put(t, s, ver("Observation", "o1", 2, "Patient/p1", at(2)), tok("code", "a"))
+	put(t, s, ver("Observation", "o2", 1, "Patient/p2", at(3)), tok("code", "a"))
+	put(t, s, ver("Observation", "o3", 1, "Patient/p1", at(4)))
+	put(t, s, storage.Version{Type: "Observation", ID: "o3", Version: 2, Owner: "Patient/p1", LastUpdated: at(5), Deleted: true})
+
+	var n int64
+	err := s.Update(ctx, func(tx storage.Tx) (err error) {
+		n, err = tx.Shred(ctx, "Patient/p1")
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 2 {
+		t.Errorf("Shred erased %d resources, want 2 (p1, o1; o3 was already deleted)", n)
+	}
+	k, err := s.Key(ctx, "Patient/p1")
+	if err != nil || k.Wrapped != nil || !k.Shredded || k.KEKID != 1 {
+		t.Errorf("shredded key record: %+v %v", k, err)
+	}
+	if k, _ := s.Key(ctx, "Patient/p2"); k.Shredded || k.Wrapped == nil {
+		t.Errorf("other owner's key touched: %+v", k)
+	}
+	for _, r := range [][2]string{{"Patient", "p1"}, {"Observation", "o1"}, {"Observation", "o3"}} {
+		v, err := s.Current(ctx, r[0], r[1])
+		if err != nil || !v.Deleted || v.Ciphertext != nil {
+			t.Errorf("%s/%s after shred: %+v %v", r[0], r[1], v, err)
+		}
+	}
+	if v, _ := s.Current(ctx, "Observation", "o1"); v.Version != 3 {
+		t.Errorf("o1 delete marker is version %d, want 3", v.Version)
+	}
+	res := search(t, s, storage.Query{Type: "Observation", Clauses: one(codeIs("a")), Count: 10})
+	if got := ids(res.Versions); !slices.Equal(got, []string{"o2"}) {
+		t.Errorf("search after shred: %v, want [o2]", got)
+	}
+	// The index rows are gone, not just hidden: :missing sees none.
+	res = search(t, s, storage.Query{Type: "Patient", Clauses: one(storage.Cond{Kind: storage.CondMissing, Param: "name", Missing: true}), Count: 10})
+	if len(res.Versions) != 0 {
+		t.Errorf("shredded patient still searchable: %v", ids(res.Versions))
+	}
+	if c, _ := s.Counts(ctx); c["Observation"] != 1 || c["Patient"] != 0 {
+		t.Errorf("Counts after shred: %v", c)
+	}
+	if err := s.Update(ctx, func(tx storage.Tx) (err error) { n, err = tx.Shred(ctx, "Patient/p1"); return err }); err != nil || n != 0 {
+		t.Errorf("second Shred: %d, %v; want 0, nil", n, err)
+	}
+	if err := s.Update(ctx, func(tx storage.Tx) error {
+		return tx.ReplaceKey(ctx, storage.KeyRecord{Owner: "Patient/p1", Wrapped: []byte("revived"), KEKID: 2})
+	}); !errors.Is(err, storage.ErrConflict) {
+		t.Errorf("ReplaceKey of a shredded key: %v, want ErrConflict", err)
+	}
+}
+
+func testAudit(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	rec := func(i int) storage.AuditRecord {
+		return storage.AuditRecord{Time: at(i), Body: fmt.Appendf(nil, "event-%d\x00", i)}
+	}
+	if err := s.AppendAudit(ctx, rec(1), rec(2)); err != nil {
+		t.Fatal(err)
+	}
+	err := s.Update(ctx, func(tx storage.Tx) error {
+		if err := tx.Put(ctx, ver("Patient", "p1", 1, "Patient/p1", at(3)), nil); err != nil {
+			return err
+		}
+		return tx.AppendAudit(ctx, rec(3))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Rolled back with its write: no audit record either.
+	boom := errors.New("boom")
+	if err := s.Update(ctx, func(tx storage.Tx) error {
+		if err := tx.AppendAudit(ctx, rec(99)); err != nil {
+			return err
+		}
+		return boom
+	}); !errors.Is(err, boom) {
+		t.Fatalf("Update returned %v, want boom", err)
+	}
+	batch := make([]storage.AuditRecord, 450) // more than one insert chunk and one scan batch
+	for i := range batch {
+		batch[i] = rec(4 + i)
+	}
+	if err := s.AppendAudit(ctx, batch...); err != nil {
+		t.Fatal(err)
+	}
+	var seqs []int64
+	var got []storage.AuditRecord
+	if err := s.ScanAudit(ctx, 0, func(seq int64, r storage.AuditRecord) error {
+		seqs = append(seqs, seq)
+		got = append(got, r)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 453 {
+		t.Fatalf("ScanAudit returned %d records, want 453", len(got))
+	}
+	for i, r := range got {
+		want := rec(i + 1)
+		if !r.Time.Equal(want.Time) || !bytes.Equal(r.Body, want.Body) {
+			t.Fatalf("record %d = %q at %v, want %q", i, r.Body, r.Time, want.Body)
+		}
+		if i > 0 && seqs[i] <= seqs[i-1] {
+			t.Fatalf("sequence not increasing at %d: %d after %d", i, seqs[i], seqs[i-1])
+		}
+	}
+	var after []int64
+	s.ScanAudit(ctx, seqs[1], func(seq int64, _ storage.AuditRecord) error { after = append(after, seq); return nil })
+	if len(after) != 451 || after[0] != seqs[2] {
+		t.Errorf("ScanAudit after %d: %d records starting %v", seqs[1], len(after), after[:min(1, len(after))])
+	}
+	stop := errors.New("stop")
+	calls := 0
+	if err := s.ScanAudit(ctx, 0, func(int64, storage.AuditRecord) error { calls++; return stop }); !errors.Is(err, stop) || calls != 1 {
+		t.Errorf("ScanAudit did not stop at fn's error: %v after %d calls", err, calls)
+	}
+}
+
+func testScanVersions(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	var want []string
+	err := s.Update(ctx, func(tx storage.Tx) error {
+		for i := range 150 {
+			id := fmt.Sprintf("r%03d", i)
+			for v := int64(1); v <= 2; v++ {
+				if err := tx.Put(ctx, ver("Observation", id, v, "org", at(i)), nil); err != nil {
+					return err
+				}
+			}
+		}
+		return tx.Put(ctx, ver("Patient", "a", 1, "org", at(0)), nil)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 150 {
+		want = append(want, fmt.Sprintf("Observation/r%03d/1", i), fmt.Sprintf("Observation/r%03d/2", i))
+	}
+	want = append(want, "Patient/a/1")
+
+	scan := func(after storage.VersionRef) []string {
+		var got []string
+		if err := s.ScanVersions(ctx, after, func(v storage.Version) error {
+			if v.Ciphertext == nil {
+				return fmt.Errorf("no ciphertext on %s/%s", v.Type, v.ID)
+			}
+			got = append(got, fmt.Sprintf("%s/%s/%d", v.Type, v.ID, v.Version))
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	if got := scan(storage.VersionRef{}); !slices.Equal(got, want) {
+		t.Fatalf("full scan: %d versions, want %d", len(got), len(want))
+	}
+	for _, tc := range []struct {
+		after storage.VersionRef
+		from  int
+	}{
+		{storage.VersionRef{Type: "Observation", ID: "r010", Version: 1}, 21},
+		{storage.VersionRef{Type: "Observation", ID: "r010", Version: 2}, 22},
+		{storage.VersionRef{Type: "Observation", ID: "r010"}, 20},
+		{storage.VersionRef{Type: "Observation", ID: "r999"}, 300},
+		{storage.VersionRef{Type: "Patient", ID: "a", Version: 1}, 301},
+	} {
+		if got := scan(tc.after); !slices.Equal(got, want[tc.from:]) {
+			t.Errorf("resume after %+v: got %d versions starting %v, want from %d", tc.after, len(got), got[:min(1, len(got))], tc.from)
+		}
+	}
+}
+
+func testCounts(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	if c, err := s.Counts(ctx); err != nil || len(c) != 0 {
+		t.Fatalf("empty store Counts: %v %v", c, err)
+	}
+	put(t, s, ver("Patient", "p1", 1, "org", at(0)))
+	put(t, s, ver("Patient", "p1", 2, "org", at(1)))
+	put(t, s, ver("Patient", "p2", 1, "org", at(1)))
+	put(t, s, ver("Observation", "o1", 1, "org", at(1)))
+	c, err := s.Counts(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := map[string]int64{"Patient": 2, "Observation": 1}; !reflect.DeepEqual(c, want) {
+		t.Errorf("Counts = %v, want %v", c, want)
+	}
+}
+
+func testUpdateRollback(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	boom := errors.New("boom")
+	err := s.Update(ctx, func(tx storage.Tx) error {
+		if err := tx.Put(ctx, ver("Patient", "p1", 1, "Patient/p1", at(0)), []storage.IndexRow{tok("name", "x")}); err != nil {
+			return err
+		}
+		if err := tx.PutKey(ctx, storage.KeyRecord{Owner: "Patient/p1", Wrapped: []byte("k"), Created: at(0)}); err != nil {
+			return err
+		}
+		return boom
+	})
+	if err != boom {
+		t.Fatalf("Update returned %v, want fn's error unchanged", err)
+	}
+	if _, err := s.Current(ctx, "Patient", "p1"); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("rolled-back Put visible: %v", err)
+	}
+	if _, err := s.Key(ctx, "Patient/p1"); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("rolled-back PutKey visible: %v", err)
+	}
+	if vs, _ := s.History(ctx, storage.HistoryQuery{Count: 10}); len(vs) != 0 {
+		t.Errorf("rolled-back version in history: %v", refs(vs))
+	}
+	// The store is usable afterwards and the version starts at 1.
+	put(t, s, ver("Patient", "p1", 1, "Patient/p1", at(0)))
+}
+
+func testContextCancelled(t *testing.T, s storage.Store) {
+	put(t, s, ver("Patient", "p1", 1, "Patient/p1", at(0)))
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	called := false
+	err := s.Update(ctx, func(tx storage.Tx) error {
+		called = true
+		return tx.Put(ctx, ver("Patient", "p1", 2, "Patient/p1", at(1)), nil)
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("Update on a cancelled context: %v, want context.Canceled", err)
+	}
+	if called {
+		t.Error("fn ran on a cancelled context")
+	}
+	if _, err := s.Current(ctx, "Patient", "p1"); err == nil {
+		t.Error("Current on a cancelled context succeeded")
+	}
+	if _, err := s.Search(ctx, storage.Query{Type: "Patient", Count: 1}); err == nil {
+		t.Error("Search on a cancelled context succeeded")
+	}
+	// Cancelled in the middle of a transaction: nothing commits.
+	ctx2, cancel2 := context.WithCancel(t.Context())
+	err = s.Update(ctx2, func(tx storage.Tx) error {
+		if err := tx.Put(ctx2, ver("Patient", "p1", 2, "Patient/p1", at(1)), nil); err != nil {
+			return err
+		}
+		cancel2()
+		return tx.Put(ctx2, ver("Patient", "p2", 1, "Patient/p2", at(1)), nil)
+	})
+	if err == nil {
+		t.Fatal("Update cancelled mid-transaction succeeded")
+	}
+	if v, err := s.Current(t.Context(), "Patient", "p1"); err != nil || v.Version != 1 {
+		t.Errorf("cancelled transaction committed: v%d %v", v.Version, err)
+	}
+}
+
+// rmw increments typ/id by one version with a read-modify-write,
+// retrying on ErrConflict as an HTTP client would on 409.
+func rmw(ctx context.Context, s storage.Store, typ, id string, tick int) (attempts int, err error) {
+	for {
+		attempts++
+		err := s.Update(ctx, func(tx storage.Tx) error {
+			cur, err := tx.Current(ctx, typ, id)
+			next := int64(1)
+			switch {
+			case err == nil:
+				next = cur.Version + 1
+			case !errors.Is(err, storage.ErrNotFound):
+				return err
+			}
+			v := ver(typ, id, next, "org", at(tick))
+			return tx.Put(ctx, v, []storage.IndexRow{tok("n", fmt.Sprint(next))})
+		})
+		if errors.Is(err, storage.ErrConflict) || errors.Is(err, storage.ErrUnavailable) {
+			if attempts > 1000 {
+				return attempts, err
+			}
+			continue
+		}
+		return attempts, err
+	}
+}
+
+// ConcurrentRMW runs workers×perWorker read-modify-write increments of
+// typ/id spread over the given stores and checks that no write was lost
+// and versions are contiguous. Exported for multi-store driver tests.
+func ConcurrentRMW(t *testing.T, stores []storage.Store, typ, id string, workers, perWorker int) {
+	t.Helper()
+	ctx := t.Context()
+	errs := make(chan error, workers)
+	for w := range workers {
+		s := stores[w%len(stores)]
+		go func() {
+			for i := range perWorker {
+				if _, err := rmw(ctx, s, typ, id, w*1000+i); err != nil {
+					errs <- fmt.Errorf("worker %d: %w", w, err)
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range workers {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	CheckContiguous(t, stores[0], typ, id, int64(workers*perWorker))
+}
+
+// CheckContiguous asserts that typ/id has exactly versions 1..n and that
+// the current version and its index row are version n.
+func CheckContiguous(t *testing.T, s storage.Store, typ, id string, n int64) {
+	t.Helper()
+	ctx := t.Context()
+	cur, err := s.Current(ctx, typ, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cur.Version != n {
+		t.Errorf("%s/%s: final version %d, want %d (successful writes)", typ, id, cur.Version, n)
+	}
+	vs, err := s.History(ctx, storage.HistoryQuery{Type: typ, ID: id, Count: int(n) + 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := make(map[int64]bool)
+	for _, v := range vs {
+		if seen[v.Version] {
+			t.Errorf("%s/%s: duplicate version %d", typ, id, v.Version)
+		}
+		seen[v.Version] = true
+	}
+	for v := int64(1); v <= n; v++ {
+		if !seen[v] {
+			t.Errorf("%s/%s: version %d missing", typ, id, v)
+		}
+	}
+	if int64(len(vs)) != n {
+		t.Errorf("%s/%s: %d versions stored, want %d", typ, id, len(vs), n)
+	}
+	res := search(t, s, storage.Query{Type: typ, Clauses: one(storage.Cond{Kind: storage.CondHash, Param: "n", Hashes: [][]byte{hash(fmt.Sprint(n))}}), Count: 10})
+	if got := ids(res.Versions); !slices.Equal(got, []string{id}) {
+		t.Errorf("%s/%s: index not at version %d: %v", typ, id, n, got)
+	}
+}
+
+func testConcurrentUpdates(t *testing.T, s storage.Store) {
+	ConcurrentRMW(t, []storage.Store{s}, "Observation", "hot", 8, 25)
+}
+
+func testConcurrentCreates(t *testing.T, s storage.Store) {
+	// Many ids, each created by 8 racing goroutines: every goroutine's
+	// write lands (as version 1..8), none is lost or duplicated.
+	for i := range 5 {
+		ConcurrentRMW(t, []storage.Store{s}, "Patient", fmt.Sprintf("new%d", i), 8, 1)
+	}
+}
+
+func testHostileValues(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	hostile := []string{
+		`o'brien`,
+		`'; DROP TABLE resources; --`,
+		`" OR 1=1 --`,
+		`\x00?$1%_*`,
+		`Ünïcødé-患者-🩺`,
+		`a\'b`,
+	}
+	for i, id := range hostile {
+		v := ver("Observation", id, 1, "Patient/"+id, at(i))
+		put(t, s, v, storage.IndexRow{Param: id, Hash: []byte(id + "\x00\x00'")})
+		got, err := s.Current(ctx, "Observation", id)
+		if err != nil {
+			t.Fatalf("Current(%q): %v", id, err)
+		}
+		equalVersion(t, got, v)
+		res := search(t, s, storage.Query{Type: "Observation", Count: 10, Clauses: one(storage.Cond{Kind: storage.CondHash, Param: id, Hashes: [][]byte{[]byte(id + "\x00\x00'")}})})
+		if got := ids(res.Versions); !slices.Equal(got, []string{id}) {
+			t.Errorf("search for %q: %v", id, got)
+		}
+		// A hash equal up to the NUL byte does not match.
+		res = search(t, s, storage.Query{Type: "Observation", Count: 10, Clauses: one(storage.Cond{Kind: storage.CondHash, Param: id, Hashes: [][]byte{[]byte(id + "\x00")}})})
+		if len(res.Versions) != 0 {
+			t.Errorf("truncated hash for %q matched %v", id, ids(res.Versions))
+		}
+		res = search(t, s, storage.Query{Type: "Observation", Count: 10, Clauses: one(storage.Cond{Kind: storage.CondID, IDs: []string{id}})})
+		if got := ids(res.Versions); !slices.Equal(got, []string{id}) {
+			t.Errorf("_id search for %q: %v", id, got)
+		}
+	}
+	if c, _ := s.Counts(ctx); c["Observation"] != int64(len(hostile)) {
+		t.Errorf("Counts = %v, want %d Observations (tables intact)", c, len(hostile))
+	}
+	// Text the engines cannot store identically is refused, not mangled.
+	for _, id := range []string{"nul\x00id", "bad\xffutf8", ""} {
+		if err := tryPut(t, s, ver("Observation", id, 1, "org", at(0))); err == nil {
+			t.Errorf("Put with id %q succeeded", id)
+		}
+	}
+}
+
+func testLock(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	err := s.Update(ctx, func(tx storage.Tx) error {
+		if err := tx.Lock(ctx, "Patient?identifier=x"); err != nil {
+			return err
+		}
+		return tx.Lock(ctx, "Patient?identifier=x") // re-entrant within a transaction
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
