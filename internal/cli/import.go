@@ -13,7 +13,9 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
+	"sync"
 	"strings"
 	"time"
 
@@ -53,16 +55,19 @@ resolve.`,
 	f.StringVar(&o.tokenFile, "token-file", "", "file holding the API token (default: $PHIVAULT_TOKEN)")
 	f.StringVar(&o.caCert, "cacert", "", "CA certificate to trust for --url (default: DATA/tls/ca.crt if present, else system roots)")
 	f.BoolVar(&o.quiet, "quiet", false, "no progress bar")
+	f.IntVar(&o.workers, "workers", runtime.GOMAXPROCS(0)+1, "patient bundles loaded at once")
 	return cmd
 }
 
 type importOptions struct {
 	url, tokenFile, caCert string
 	quiet                  bool
+	workers                int
 }
 
 // importTally counts entries per resource type and outcome.
 type importTally struct {
+	mu       sync.Mutex
 	input    map[string]int
 	accepted map[string]int
 	failed   int
@@ -123,15 +128,21 @@ func (e *env) runImport(ctx context.Context, o importOptions, args []string) err
 	)
 	t := newTally()
 	start := time.Now()
-	for _, f := range files {
-		if err := importFile(ctx, f, load, t, bar); err != nil {
-			var re *record.Error
-			if errors.As(err, &re) && re.Err != nil {
-				// The cause names operations and references, never content.
-				return fmt.Errorf("%s: %w (%v)", filepath.Base(f), err, re.Err)
-			}
-			return fmt.Errorf("%s: %w", filepath.Base(f), err)
+	// Shared-resource bundles go first, one at a time, so that the
+	// patients' conditional references resolve; patient bundles then load
+	// on several workers: while one transaction holds the database, the
+	// others parse, validate and encrypt.
+	shared := 0
+	for shared < len(files) && sharedRank(files[shared]) < 2 {
+		shared++
+	}
+	for _, f := range files[:shared] {
+		if err := importOne(ctx, f, load, t, bar); err != nil {
+			return err
 		}
+	}
+	if err := parallelImport(ctx, files[shared:], o.workers, load, t, bar); err != nil {
+		return err
 	}
 	_ = bar.Finish()
 	return e.printTally(t, time.Since(start))
@@ -185,23 +196,79 @@ func importFiles(args []string) ([]string, error) {
 			return nil, fmt.Errorf("reading %s: %w", a, err)
 		}
 	}
-	rank := func(p string) int {
-		b := filepath.Base(p)
-		switch {
-		case strings.HasPrefix(b, "hospitalInformation"), strings.HasPrefix(b, "organizations"):
-			return 0
-		case strings.HasPrefix(b, "practitionerInformation"), strings.HasPrefix(b, "practitioners"):
-			return 1
-		}
-		return 2
-	}
 	sort.SliceStable(files, func(i, j int) bool {
-		if ri, rj := rank(files[i]), rank(files[j]); ri != rj {
+		if ri, rj := sharedRank(files[i]), sharedRank(files[j]); ri != rj {
 			return ri < rj
 		}
 		return files[i] < files[j]
 	})
 	return files, nil
+}
+
+// sharedRank orders bundles of shared resources (organisations, then
+// practitioners) before patient bundles.
+func sharedRank(p string) int {
+	b := filepath.Base(p)
+	switch {
+	case strings.HasPrefix(b, "hospitalInformation"), strings.HasPrefix(b, "organizations"), strings.HasSuffix(b, "-shared.json"):
+		return 0
+	case strings.HasPrefix(b, "practitionerInformation"), strings.HasPrefix(b, "practitioners"):
+		return 1
+	}
+	return 2
+}
+
+func importOne(ctx context.Context, f string, load loader, t *importTally, bar *progressbar.ProgressBar) error {
+	if err := importFile(ctx, f, load, t, bar); err != nil {
+		var re *record.Error
+		if errors.As(err, &re) && re.Err != nil {
+			// The cause names operations and references, never content.
+			return fmt.Errorf("%s: %w (%v)", filepath.Base(f), err, re.Err)
+		}
+		return fmt.Errorf("%s: %w", filepath.Base(f), err)
+	}
+	return nil
+}
+
+// parallelImport loads files on n workers and stops at the first error.
+func parallelImport(ctx context.Context, files []string, n int, load loader, t *importTally, bar *progressbar.ProgressBar) error {
+	if n < 1 {
+		n = 1
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	work := make(chan string)
+	errc := make(chan error, n)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for f := range work {
+				if err := importOne(ctx, f, load, t, bar); err != nil {
+					errc <- err
+					cancel()
+					return
+				}
+			}
+		}()
+	}
+feed:
+	for _, f := range files {
+		select {
+		case work <- f:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(work)
+	wg.Wait()
+	select {
+	case err := <-errc:
+		return err
+	default:
+		return ctx.Err()
+	}
 }
 
 func importFile(ctx context.Context, path string, load loader, t *importTally, bar *progressbar.ProgressBar) error {
@@ -238,9 +305,11 @@ func importFile(ctx context.Context, path string, load loader, t *importTally, b
 }
 
 func loadBundle(ctx context.Context, b []byte, types []string, load loader, t *importTally) error {
+	t.mu.Lock()
 	for _, typ := range types {
 		t.input[typ]++
 	}
+	t.mu.Unlock()
 	resp, err := load(ctx, b)
 	if err != nil {
 		return err
@@ -256,6 +325,8 @@ func loadBundle(ctx context.Context, b []byte, types []string, load loader, t *i
 	if err := json.Unmarshal(resp, &out); err != nil {
 		return fmt.Errorf("reading the response Bundle: %w", err)
 	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	for i, en := range out.Entry {
 		if i >= len(types) {
 			break

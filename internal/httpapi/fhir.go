@@ -30,9 +30,11 @@ func (s *Server) fhirRoutes(mux *http.ServeMux) {
 	mux.Handle("GET /fhir/Patient/{id}/$everything", s.handle(s.everything))
 	mux.Handle("POST /fhir/Patient/{id}/$everything", s.handle(s.everything))
 	mux.Handle("POST /fhir/Patient/{id}/$erase", s.handle(s.erase))
-	mux.Handle("/fhir/", s.handle(func(w http.ResponseWriter, r *http.Request) error {
+	unknown := s.handle(func(w http.ResponseWriter, r *http.Request) error {
 		return httpError(http.StatusNotFound, "not-supported", "unknown FHIR endpoint or method")
-	}))
+	})
+	mux.Handle("/fhir", unknown)
+	mux.Handle("/fhir/", unknown)
 }
 
 // caller builds the audit identity of a request.

@@ -80,7 +80,12 @@ func (s *Server) Handler() http.Handler {
 		writeJSON(w, r, http.StatusOK, map[string]string{"status": "ready"})
 		return nil
 	}))
-	mux.Handle("/fhir/", s.fhirHandler())
+	// "/fhir" itself is the FHIR base, where batches and transactions are
+	// POSTed: it must be served, not redirected to "/fhir/" (clients do
+	// not re-send a POST body after a redirect).
+	fhir := s.fhirHandler()
+	mux.Handle("/fhir", fhir)
+	mux.Handle("/fhir/", fhir)
 	return s.withRequest(securityHeaders(mux))
 }
 
@@ -90,6 +95,7 @@ func (s *Server) fhirHandler() http.Handler {
 	mux.Handle("GET /fhir/metadata", s.handle(s.capabilities))
 	authed := http.NewServeMux()
 	s.fhirRoutes(authed)
+	mux.Handle("/fhir", s.authenticate(authed))
 	mux.Handle("/fhir/", s.authenticate(authed))
 	return s.limitBody(negotiate(mux))
 }

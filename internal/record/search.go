@@ -179,9 +179,11 @@ func (s *Service) Search(ctx context.Context, c Caller, typ string, vals url.Val
 	count := p.q.Count
 	p.q.Offset = offset
 	p.q.Count = count + 1 // one more tells whether there is a next page
+	// _count=0 asks for the total only (R4 §3.1.1.5.7).
 	if count == 0 {
 		p.q.Count = 0
 		p.q.Total = true
+		p.total = true
 	}
 	r, err := s.store.Search(ctx, p.q)
 	if err != nil {

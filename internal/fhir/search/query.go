@@ -293,11 +293,11 @@ func parsePred(p *Param, modifier, raw string) (Pred, error) {
 			}
 			pred.Terms = append(pred.Terms, Term{Param: p.Code, Key: string(n[:min(len(n), MaxPrefixRunes)])})
 		case Reference:
-			t, err := referenceQueryTerm(p, name, modifier, unescape(a))
+			ts, err := referenceQueryTerms(p, name, modifier, unescape(a))
 			if err != nil {
 				return pred, err
 			}
-			pred.Terms = append(pred.Terms, t)
+			pred.Terms = append(pred.Terms, ts...)
 		case Date:
 			if p.identifying {
 				t, err := identifyingDateTerm(p, name, unescape(a))
@@ -339,21 +339,28 @@ func tokenQueryTerm(p *Param, name, v string) (Term, error) {
 	return Term{}, fmt.Errorf("parsing search parameter %s: want code, system|code or |code: %w", name, ErrInvalidValue)
 }
 
-func referenceQueryTerm(p *Param, name, modifier, v string) (Term, error) {
+// referenceQueryTerms returns the terms one reference value matches. The
+// index holds only "Type/id", so a bare id becomes one alternative per
+// target type of the parameter (or the :Type modifier's type).
+func referenceQueryTerms(p *Param, name, modifier, v string) ([]Term, error) {
 	if idRE.MatchString(v) {
 		if modifier != "" {
-			return Term{Param: p.Code, Key: modifier + "/" + v}, nil
+			return []Term{{Param: p.Code, Key: modifier + "/" + v}}, nil
 		}
-		if len(p.Targets) == 1 {
-			return Term{Param: p.Code, Key: p.Targets[0] + "/" + v}, nil
+		if len(p.Targets) == 0 {
+			return nil, fmt.Errorf("parsing search parameter %s: give the reference as Type/id: %w", name, ErrInvalidValue)
 		}
-		return Term{Param: p.Code, Key: v}, nil
+		ts := make([]Term, len(p.Targets))
+		for i, t := range p.Targets {
+			ts[i] = Term{Param: p.Code, Key: t + "/" + v}
+		}
+		return ts, nil
 	}
 	typ, id, ok := parseReference(v)
 	if !ok || (modifier != "" && typ != modifier) {
-		return Term{}, fmt.Errorf("parsing search parameter %s: want id, Type/id or an absolute URL ending in Type/id: %w", name, ErrInvalidValue)
+		return nil, fmt.Errorf("parsing search parameter %s: want id, Type/id or an absolute URL ending in Type/id: %w", name, ErrInvalidValue)
 	}
-	return Term{Param: p.Code, Key: typ + "/" + id}, nil
+	return []Term{{Param: p.Code, Key: typ + "/" + id}}, nil
 }
 
 func identifyingDateTerm(p *Param, name, v string) (Term, error) {
@@ -410,8 +417,12 @@ func (r *Registry) parseSort(typ, raw string) ([]SortSpec, error) {
 		case "_id", "_lastUpdated":
 		default:
 			p, ok := r.Lookup(typ, code)
-			if !ok || p.Type != Date || p.identifying {
-				return nil, fmt.Errorf("parsing search parameter _sort: sorting by %s is not supported (use _id, _lastUpdated or a date parameter): %w", safeParam(code), ErrUnsupported)
+			if !ok {
+				// A _sort value is client data: name only known parameters.
+				return nil, fmt.Errorf("parsing search parameter _sort: sorting by an unknown parameter is not supported (use _id, _lastUpdated or a date parameter): %w", ErrUnsupported)
+			}
+			if p.Type != Date || p.identifying {
+				return nil, fmt.Errorf("parsing search parameter _sort: sorting by %s is not supported (use _id, _lastUpdated or a date parameter): %w", p.Code, ErrUnsupported)
 			}
 		}
 		out = append(out, SortSpec{Param: code, Desc: desc})

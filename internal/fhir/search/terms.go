@@ -55,7 +55,7 @@ func yearKey(t time.Time) string  { return "y|" + t.Format("2006") }
 //     key or the "no system" key, so code=c, code=s|c and code=|c match;
 //   - string: under Param, every prefix (1 to MaxPrefixRunes runes) of the
 //     normalised value ([Normalize]); under Param+":exact", the value as is;
-//   - reference: "Type/id" and the bare "id";
+//   - reference: "Type/id" (a bare-id query expands to each target type);
 //   - date: the range [Lo, Hi], unless the value is identifying
 //     (birthdate): then keys for its year, month and day, as far as its
 //     precision goes, so that only equality at one of those precisions
@@ -90,7 +90,9 @@ func IndexTerms(v Value) []Term {
 		if !ok || typ == "" || id == "" {
 			return nil
 		}
-		return []Term{key(v.Param, v.Ref), key(v.Param, id)}
+		// Only "Type/id": a query for a bare id expands to each target
+		// type of the parameter, which keeps the index one row smaller.
+		return []Term{key(v.Param, v.Ref)}
 	case Date:
 		if v.Identifying {
 			var t []Term

@@ -50,7 +50,7 @@ func TestIndexTerms(t *testing.T) {
 		{"string", Value{Param: "family", Type: String, Str: "Kühn"},
 			[]string{"family=k", "family=ku", "family=kuh", "family=kuhn", "family:exact=Kühn"}},
 		{"reference", Value{Param: "subject", Type: Reference, Ref: "Patient/p1"},
-			[]string{"subject=Patient/p1", "subject=p1"}},
+			[]string{"subject=Patient/p1"}},
 		{"birthdate day", Value{Param: "birthdate", Type: Date, Identifying: true, Lo: bdLo, Hi: bdHi},
 			[]string{"birthdate=d|1976-01-14", "birthdate=m|1976-01", "birthdate=y|1976"}},
 		{"birthdate month", Value{Param: "birthdate", Type: Date, Identifying: true, Lo: bmLo, Hi: bmHi},

@@ -88,4 +88,3 @@ func unavailable(err error) error {
 	}
 	return fmt.Errorf("%w: %w", storage.ErrUnavailable, err)
 }
-

@@ -117,4 +117,3 @@ func SchemaVersion(ctx context.Context, db *sql.DB) (int, error) {
 	}
 	return v, nil
 }
-

@@ -199,8 +199,9 @@ func cond(b *builder, typ string, c storage.Cond) {
 		list(b, c.Hashes, func(h []byte) any { return h })
 		b.sql(")")
 	case storage.CondDate:
+		// "h IS NULL" selects the partial date index.
 		indexIn(b, typ, c.Param, c.Negate)
-		b.sql(" AND ")
+		b.sql(" AND s.h IS NULL AND ")
 		dateOp(b, "s.lo", "s.hi", c)
 		b.sql(")")
 	}

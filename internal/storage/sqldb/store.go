@@ -481,14 +481,18 @@ func (c *stmtCache) get(ctx context.Context, q string) (*sql.Stmt, error) {
 	if st := c.lookup(q); st != nil {
 		return st, nil
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if st := c.m[q]; st != nil {
-		return st, nil
-	}
+	// Prepare without holding mu: waiting for a connection while holding
+	// it would block a transaction that owns the only writer connection
+	// and needs a lookup.
 	st, err := c.db.PrepareContext(ctx, rebind(c.dollar, q))
 	if err != nil {
 		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if prev := c.m[q]; prev != nil {
+		st.Close()
+		return prev, nil
 	}
 	c.m[q] = st
 	return st, nil
@@ -501,4 +505,9 @@ func (c *stmtCache) close() {
 		st.Close()
 		delete(c.m, q)
 	}
+}
+
+// SchemaVersion returns the highest migration applied to the database.
+func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
+	return SchemaVersion(ctx, s.writer)
 }

@@ -73,7 +73,7 @@ func Open(ctx context.Context, path string, opts Options) (*sqldb.Store, error) 
 	}
 	f.Close()
 
-	writer, err := sql.Open("sqlite", dsn(abs, opts.BusyTimeout, true))
+	writer, err := sql.Open("sqlite", DSN(abs, opts.BusyTimeout, true))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open writer: %w", err)
 	}
@@ -88,7 +88,7 @@ func Open(ctx context.Context, path string, opts Options) (*sqldb.Store, error) 
 		return nil, fmt.Errorf("sqlite: open %s: %w", filepath.Base(abs), err)
 	}
 
-	reader, err := sql.Open("sqlite", dsn(abs, opts.BusyTimeout, false))
+	reader, err := sql.Open("sqlite", DSN(abs, opts.BusyTimeout, false))
 	if err != nil {
 		writer.Close()
 		return nil, fmt.Errorf("sqlite: open readers: %w", err)
@@ -110,7 +110,9 @@ func Open(ctx context.Context, path string, opts Options) (*sqldb.Store, error) 
 	return s, nil
 }
 
-// dsn builds the modernc.org/sqlite data source name. The PRAGMAs are
+// DSN returns the modernc.org/sqlite data source name Open uses for the
+// writer (writer=true) or a reader connection; exported for tests and
+// offline tools (backup, verify). The PRAGMAs are
 // constants of this package; only the path comes from the caller, and it
 // is escaped as a file: URI path.
 //
@@ -123,7 +125,7 @@ func Open(ctx context.Context, path string, opts Options) (*sqldb.Store, error) 
 //     lock up front, so a transaction never fails to upgrade a read lock
 //     half-way (SQLITE_BUSY_SNAPSHOT).
 //   - Readers run with query_only=1: a bug cannot write through them.
-func dsn(path string, busy time.Duration, writer bool) string {
+func DSN(path string, busy time.Duration, writer bool) string {
 	q := url.Values{}
 	q.Add("_pragma", "busy_timeout("+strconv.FormatInt(busy.Milliseconds(), 10)+")")
 	q.Add("_pragma", "foreign_keys(1)")

@@ -40,8 +40,8 @@ CREATE TABLE search_index (
 	lo    INTEGER,
 	hi    INTEGER
 );
-CREATE INDEX search_index_hash ON search_index (type, param, h, id);
-CREATE INDEX search_index_date ON search_index (type, param, lo, hi, id);
+CREATE INDEX search_index_hash ON search_index (type, param, h, id) WHERE h IS NOT NULL;
+CREATE INDEX search_index_date ON search_index (type, param, lo, hi, id) WHERE h IS NULL;
 CREATE INDEX search_index_resource ON search_index (type, id);
 
 -- Wrapped data-encryption keys; wrapped is NULL once shredded.

@@ -1,0 +1,129 @@
+package postgres_test
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/phivault/phivault/internal/storage"
+	"github.com/phivault/phivault/internal/storage/postgres"
+	"github.com/phivault/phivault/internal/storage/postgres/pgtest"
+	"github.com/phivault/phivault/internal/storage/sqldb"
+	"github.com/phivault/phivault/internal/storage/storagetest"
+)
+
+func openURL(t testing.TB, url string, opts postgres.Options) *sqldb.Store {
+	t.Helper()
+	s, err := postgres.Open(t.Context(), url, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	storagetest.Run(t, func(t *testing.T) storage.Store {
+		return openURL(t, pgtest.NewDatabase(t), postgres.Options{})
+	})
+}
+
+// TestTwoProcesses runs two stores with separate pools on one database,
+// as two phivault processes would, racing read-modify-write updates of
+// the same resources and creates of the same ids.
+func TestTwoProcesses(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	a := openURL(t, url, postgres.Options{MaxConns: 4})
+	b := openURL(t, url, postgres.Options{MaxConns: 4})
+	stores := []storage.Store{a, b}
+	t.Run("updates", func(t *testing.T) {
+		storagetest.ConcurrentRMW(t, stores, "Observation", "hot", 8, 25)
+	})
+	t.Run("creates", func(t *testing.T) {
+		for i := range 10 {
+			storagetest.ConcurrentRMW(t, stores, "Patient", fmt.Sprintf("new%d", i), 8, 1)
+		}
+	})
+	t.Run("audit order", func(t *testing.T) {
+		done := make(chan error, 8)
+		for w := range 8 {
+			go func() {
+				for i := range 20 {
+					if err := stores[w%2].AppendAudit(t.Context(), storage.AuditRecord{Body: fmt.Appendf(nil, "%d-%d", w, i)}); err != nil {
+						done <- err
+						return
+					}
+				}
+				done <- nil
+			}()
+		}
+		for range 8 {
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+		}
+		var last int64
+		n := 0
+		if err := a.ScanAudit(t.Context(), 0, func(seq int64, _ storage.AuditRecord) error {
+			if seq <= last {
+				return fmt.Errorf("seq %d after %d", seq, last)
+			}
+			last = seq
+			n++
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if n != 160 {
+			t.Errorf("%d audit records, want 160", n)
+		}
+	})
+}
+
+func TestMigrations(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	ms, err := sqldb.Migrations(postgres.Dialect())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Concurrent first opens on an empty database serialise on the
+	// migration lock; reopening is a no-op.
+	errs := make(chan error, 3)
+	for range 3 {
+		go func() {
+			s, err := postgres.Open(t.Context(), url, postgres.Options{MaxConns: 2})
+			if err == nil {
+				s.Close()
+			}
+			errs <- err
+		}()
+	}
+	for range 3 {
+		if err := <-errs; err != nil {
+			t.Fatalf("concurrent open: %v", err)
+		}
+	}
+	s := openURL(t, url, postgres.Options{})
+	if v, err := s.SchemaVersion(t.Context()); err != nil || v != len(ms) {
+		t.Fatalf("schema version %d, %v; want %d", v, err, len(ms))
+	}
+}
+
+func TestUnreachable(t *testing.T) {
+	_, err := postgres.Open(t.Context(), "postgres://nobody@127.0.0.1:1/x?sslmode=disable&connect_timeout=2", postgres.Options{})
+	if !errors.Is(err, storage.ErrUnavailable) {
+		t.Fatalf("Open of an unreachable server: %v, want ErrUnavailable", err)
+	}
+}
+
+func BenchmarkPut(b *testing.B) {
+	storagetest.BenchPut(b, openURL(b, pgtest.NewDatabase(b), postgres.Options{}))
+}
+
+func BenchmarkPutBatch100(b *testing.B) {
+	storagetest.BenchPutBatch100(b, openURL(b, pgtest.NewDatabase(b), postgres.Options{}))
+}
+
+func BenchmarkCurrent(b *testing.B) {
+	storagetest.BenchCurrent(b, openURL(b, pgtest.NewDatabase(b), postgres.Options{}))
+}

@@ -1,0 +1,42 @@
+// Package sqldb implements storage.Store once, on database/sql, for every
+// SQL engine phivault supports. A Dialect carries what differs: the
+// placeholder style, row and advisory locks, error classification and
+// the embedded migrations.
+//
+// # Invariants
+//
+//   - Parameterised SQL only. Statement text is assembled from constants
+//     of this package (table and column names, operators, placeholders);
+//     every value, including search parameter codes, travels as a bound
+//     argument. A grep for fmt.Sprintf in a query finds nothing.
+//   - No plaintext PHI column (see package storage). Errors carry the
+//     driver's message (constraint names, codes), never bound values.
+//   - Timestamps are int64 unix microseconds, UTC, in every engine.
+//   - Text values are valid UTF-8 without NUL, and compare bytewise
+//     (BINARY on SQLite, COLLATE "C" on PostgreSQL), so ordering and
+//     keyset pagination agree across engines.
+//
+// # Concurrency
+//
+// A Store is safe for concurrent use. Update runs fn in one transaction
+// on the writer handle and retries it, with a bounded backoff, when the
+// attempt lost a race that a rerun can win: the dialect marks
+// serialization failures, deadlocks and busy errors retryable, and Put
+// marks the ErrConflict it returns when this transaction read version
+// v-1 and another transaction committed v first (a concurrent create).
+// A Put whose expected version was simply wrong is an ErrConflict that
+// is not retried. Put moves the current pointer with a compare-and-set
+// (UPDATE ... WHERE version = v-1, or INSERT ... ON CONFLICT DO NOTHING
+// for v = 1), so a conflict writes nothing and leaves the transaction
+// usable.
+//
+// Reads outside a transaction use the reader handle. ScanVersions,
+// ScanKeys and ScanAudit page with keyset queries of scanBatch rows and
+// call fn between queries, so no scan holds a transaction open.
+//
+// # Migrations
+//
+// Migrate applies the dialect's NNNN_*.sql files forward-only in one
+// transaction, under the dialect's lock, and records them in
+// schema_migrations. It refuses a database newer than the binary.
+package sqldb
