@@ -110,4 +110,3 @@ func (e *env) loadDemoPatients(ctx context.Context, c config.Config, n int) erro
 	_ = bar.Finish()
 	return nil
 }
-

@@ -15,8 +15,8 @@ import (
 	"path/filepath"
 	"runtime"
 	"sort"
-	"sync"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/schollz/progressbar/v3"

@@ -117,10 +117,10 @@ func (e *env) runInit(cmd *cobra.Command, o initOptions) error {
 	if err != nil {
 		return fmt.Errorf("generating log signing key: %w", err)
 	}
-	if err := writeNew(resolved.Audit.SigningKey, []byte(skey+"\n"), 0o600); err != nil {
+	if err := tlsca.WriteNew(resolved.Audit.SigningKey, []byte(skey+"\n"), 0o600); err != nil {
 		return err
 	}
-	if err := writeNew(resolved.Audit.VerifierKey, []byte(vkey+"\n"), 0o644); err != nil {
+	if err := tlsca.WriteNew(resolved.Audit.VerifierKey, []byte(vkey+"\n"), 0o644); err != nil {
 		return err
 	}
 	if err := config.Write(c); err != nil {
@@ -161,16 +161,4 @@ func describeKEK(c config.Config) string {
 		return c.Keys.KMSURI
 	}
 	return c.Keys.KeyFile
-}
-
-func writeNew(path string, b []byte, mode os.FileMode) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
-	if err != nil {
-		return fmt.Errorf("creating %s: %w", path, err)
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	return f.Close()
 }

@@ -2,6 +2,7 @@ package cli_test
 
 import (
 	"encoding/hex"
+	"fmt"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -145,31 +146,42 @@ func newSecMatcher(phi secPHI) *secMatcher {
 	return m
 }
 
-// find returns the needles that occur in data, case-insensitively.
-func (m *secMatcher) find(data []byte) []string {
+// find returns the needles that occur in data, case-insensitively, with
+// some bytes of context each. A needle made only of hex digits and dashes
+// (a postal code, an SSN) must not touch another hex digit or dash: such a
+// match sits inside a random UUID (resource ids are pseudonymous UUIDs in
+// clear), whereas a leaked value stands between quotes or other bytes.
+func (m *secMatcher) find(data []byte) map[string]string {
 	low := secLowerBytes(data)
-	var hits []string
-	seen := map[string]bool{}
+	hits := map[string]string{}
 	for i := 0; i+4 <= len(low); i++ {
 		cands, ok := m.byPrefix[[4]byte(low[i:i+4])]
 		if !ok {
 			continue
 		}
 		for _, c := range cands {
-			if !seen[c] && strings.HasPrefix(string(low[i:min(len(low), i+len(c))]), c) {
-				seen[c] = true
-				hits = append(hits, c)
+			end := i + len(c)
+			if _, dup := hits[c]; dup || end > len(low) || string(low[i:end]) != c {
+				continue
 			}
+			if secHexish(c) && ((i > 0 && secHexish(string(low[i-1]))) || (end < len(low) && secHexish(string(low[end])))) {
+				continue
+			}
+			hits[c] = fmt.Sprintf("%q", data[max(0, i-24):min(len(data), end+24)])
 		}
 	}
 	return hits
 }
 
+func secHexish(s string) bool {
+	return strings.Trim(s, "0123456789abcdef-") == ""
+}
+
 // assertNoPHI fails for every PHI value found in data.
 func (m *secMatcher) assertNoPHI(t *testing.T, what string, data []byte) {
 	t.Helper()
-	for _, h := range m.find(data) {
-		t.Errorf("%s (%d bytes) holds plaintext %s %q", what, len(data), m.field[h], h)
+	for h, ctx := range m.find(data) {
+		t.Errorf("%s (%d bytes) holds plaintext %s %q in %s", what, len(data), m.field[h], h, ctx)
 	}
 	t.Logf("scanned %s: %d bytes, %d PHI values", what, len(data), m.n)
 }
@@ -185,8 +197,14 @@ func TestMatcherFindsPlantedPHI(t *testing.T) {
 	if len(got) != 2 {
 		t.Fatalf("find = %q, want the family name and the hex SSN", got)
 	}
-	if m.find([]byte("nothing to see, 999-52-831")) != nil {
-		t.Fatal("a prefix of a value matched")
+	if got := m.find([]byte("nothing to see, 999-52-831")); len(got) != 0 {
+		t.Fatalf("a prefix of a value matched: %q", got)
+	}
+	if got := m.find([]byte(`"id":"5ba60d91-b952-de1b-999-52-8318ab"`)); len(got) != 0 {
+		t.Fatalf("a match inside a hex id counted: %q", got)
+	}
+	if got := m.find([]byte(`"value":"999-52-8318"`)); len(got) != 1 {
+		t.Fatalf("a quoted SSN was not found: %q", got)
 	}
 }
 

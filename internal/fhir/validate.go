@@ -23,12 +23,15 @@ const schemaURL = "http://hl7.org/fhir/json-schema/4.0"
 // can fail thousands of rules, and the client needs only the first few.
 const MaxIssues = 100
 
-// Validator checks resources against the R4 JSON schema.
+// Validator checks resources against the R4 JSON schema and the required
+// elements (min >= 1) of the R4 StructureDefinitions.
 //
 // The schema is compiled on first use (about 1.2 s, once per Validator;
 // create one per process and share it). Each resource is validated against
 // its own definition, #/definitions/<Type> (about 18 µs for an
 // Observation), never the root oneOf over every type (about 40x slower).
+// The required-element check then walks the resource once (about 2 µs for
+// an Observation).
 // A Validator is safe for concurrent use; its zero value is not usable,
 // use [NewValidator].
 type Validator struct {
@@ -36,6 +39,7 @@ type Validator struct {
 	err      error
 	schemas  map[string]*jsonschema.Schema // read-only after once
 	patterns map[string]string             // regex -> primitive type name; read-only after once
+	required *reqTable                     // read-only after once
 }
 
 // NewValidator returns a Validator that compiles the embedded schema
@@ -46,7 +50,12 @@ func NewValidator() *Validator { return &Validator{} }
 // pays the cost and reports a broken embedded schema early. It is
 // idempotent and safe for concurrent use.
 func (v *Validator) Compile() error {
-	v.once.Do(func() { v.schemas, v.patterns, v.err = compileR4() })
+	v.once.Do(func() {
+		v.schemas, v.patterns, v.err = compileR4()
+		if v.err == nil {
+			v.required, v.err = compileRequired()
+		}
+	})
 	return v.err
 }
 
@@ -63,13 +72,16 @@ func compileR4() (map[string]*jsonschema.Schema, map[string]string, error) {
 	// pattern failure does not say which primitive it was: map each
 	// primitive's regex back to its name (dateTime, id, uri, ...).
 	patterns := map[string]string{}
-	if defs, ok := doc.(map[string]any)["definitions"].(map[string]any); ok {
-		for name, d := range defs {
-			if p, ok := d.(map[string]any)["pattern"].(string); ok && elementName.MatchString(name) {
-				patterns[p] = name
-			}
+	defs, ok := doc.(map[string]any)["definitions"].(map[string]any)
+	if !ok {
+		return nil, nil, fmt.Errorf("parsing embedded FHIR schema: no definitions")
+	}
+	for name, d := range defs {
+		if p, ok := d.(map[string]any)["pattern"].(string); ok && elementName.MatchString(name) {
+			patterns[p] = name
 		}
 	}
+	addCanonicalElements(defs)
 	c := jsonschema.NewCompiler()
 	c.DefaultDraft(jsonschema.Draft6)
 	if err := c.AddResource(schemaURL, doc); err != nil {
@@ -86,8 +98,36 @@ func compileR4() (map[string]*jsonschema.Schema, map[string]string, error) {
 	return out, patterns, nil
 }
 
-// Issue is one schema violation. Path is a FHIRPath-like location such as
-// "Observation.code.coding[0].system"; Message says what is wrong. Neither
+// addCanonicalElements fixes a defect of the official R4 JSON schema: it
+// defines the _element (id and extensions) of every primitive property
+// except those of type canonical, so valid R4 JSON such as
+// StructureDefinition._baseDefinition or Meta._profile, which 30 of the
+// official R4 examples use, fails as an unknown element. For each
+// canonical property (single or array) without its _property, it adds one
+// referring to Element, as the schema does for every other primitive.
+// The vendored file itself stays unchanged.
+func addCanonicalElements(defs map[string]any) {
+	const canonical, element = "#/definitions/canonical", "#/definitions/Element"
+	for _, d := range defs {
+		props, _ := d.(map[string]any)["properties"].(map[string]any)
+		for name, p := range props {
+			p, _ := p.(map[string]any)
+			if _, ok := props["_"+name]; ok || p == nil {
+				continue
+			}
+			if p["$ref"] == canonical {
+				props["_"+name] = map[string]any{"$ref": element}
+				continue
+			}
+			if items, _ := p["items"].(map[string]any); p["type"] == "array" && items["$ref"] == canonical {
+				props["_"+name] = map[string]any{"type": "array", "items": map[string]any{"$ref": element}}
+			}
+		}
+	}
+}
+
+// Issue is one schema violation or missing required element. Path is a
+// FHIRPath-like location such as "Observation.code.coding[0].system"; Message says what is wrong. Neither
 // contains a value from the resource.
 type Issue struct {
 	Path    string
@@ -126,7 +166,13 @@ func (e *ValidationError) Unwrap() []error {
 	return []error{ErrInvalid}
 }
 
-// Validate checks res against the schema definition of its resourceType.
+// Validate checks res against the schema definition of its resourceType,
+// then checks that every element the R4 StructureDefinitions require
+// (min >= 1) is present, in res, its backbone elements and data types,
+// its extensions, and its contained and bundled resources. A missing one
+// is an [Issue] such as {Path: "Observation.component[1].code", Message:
+// "required element is missing"}; a required choice element is reported
+// as, for instance, "Extension.value[x]".
 //
 // It returns nil, a *[ValidationError] (wrapping [ErrInvalid]), an error
 // wrapping [ErrUnknownType] when res's type, or that of a contained or
@@ -147,7 +193,6 @@ func (v *Validator) Validate(res Resource) error {
 		return fmt.Errorf("validating resource: resourceType is not an R4 resource type: %w", ErrUnknownType)
 	}
 	ve := &ValidationError{}
-	checkNestedTypes(map[string]any(res), rt, 0, ve)
 	err := sch.Validate(map[string]any(res))
 	if err != nil {
 		var se *jsonschema.ValidationError
@@ -156,35 +201,13 @@ func (v *Validator) Validate(res Resource) error {
 		}
 		v.collect(se, rt, ve)
 	}
+	// Also reports nested non-R4 resource types (setting unknownType even
+	// when the schema issues already reached MaxIssues).
+	v.required.checkRequired(res, rt, ve)
 	if len(ve.Issues) == 0 {
 		return nil
 	}
 	return ve
-}
-
-// checkNestedTypes reports nested resources (contained, Bundle entries,
-// Parameters) whose resourceType is not R4. Only nested objects carrying a
-// string resourceType are resources; no R4 element has that name.
-func checkNestedTypes(v any, path string, depth int, ve *ValidationError) {
-	if depth > DefaultMaxDepth*2 || len(ve.Issues) >= MaxIssues {
-		return
-	}
-	switch x := v.(type) {
-	case map[string]any:
-		if depth > 0 {
-			if rt, ok := x["resourceType"].(string); ok && !IsR4Type(rt) {
-				ve.add(path+".resourceType", "not an R4 resource type")
-				ve.unknownType = true
-			}
-		}
-		for k, c := range x {
-			checkNestedTypes(c, path+"."+safeName(k), depth+1, ve)
-		}
-	case []any:
-		for i, c := range x {
-			checkNestedTypes(c, path+"["+strconv.Itoa(i)+"]", depth+1, ve)
-		}
-	}
 }
 
 func (ve *ValidationError) add(path, msg string) {
@@ -211,6 +234,15 @@ func (v *Validator) collect(e *jsonschema.ValidationError, rt string, ve *Valida
 	if len(e.Causes) > 0 {
 		for _, c := range e.Causes {
 			v.collect(c, rt, ve)
+		}
+		return
+	}
+	if k, ok := e.ErrorKind.(*kind.Required); ok {
+		// Reported as the required-element check does, one issue per
+		// element, so that ve.add drops the check's duplicate.
+		at := location(rt, e.InstanceLocation)
+		for _, m := range k.Missing {
+			ve.add(at+"."+safeName(m), missingMessage)
 		}
 		return
 	}
@@ -249,12 +281,6 @@ func (v *Validator) message(e *jsonschema.ValidationError) string {
 	switch k := e.ErrorKind.(type) {
 	case *kind.Type:
 		return fmt.Sprintf("wrong JSON type %s, want %s", k.Got, strings.Join(k.Want, " or "))
-	case *kind.Required:
-		names := make([]string, len(k.Missing))
-		for i, m := range k.Missing {
-			names[i] = safeName(m)
-		}
-		return "missing required element " + strings.Join(names, ", ")
 	case *kind.AdditionalProperties:
 		names := make([]string, 0, len(k.Properties))
 		for _, p := range k.Properties {

@@ -66,9 +66,9 @@ func TestValidateRejects(t *testing.T) {
 		wantErr  error
 	}{
 		// The R4 JSON schema marks only complex elements required (a primitive
-		// may be replaced by its _element extension): Observation.code is
-		// checked, Observation.status is not.
-		{"missing code", `{"resourceType":"Observation","status":"final"}`, "Observation", "missing required element code", ErrInvalid},
+		// may be replaced by its _element extension); required primitives
+		// such as Observation.status are checked in required_test.go.
+		{"missing code", `{"resourceType":"Observation","status":"final"}`, "Observation.code", "required element is missing", ErrInvalid},
 		{"bad status code", `{` + obs + `,"status":"Zyxwvut"}`, "Observation.status", "allowed codes", ErrInvalid},
 		{"status wrong type", `{` + obs + `,"status":5}`, "Observation.status", "allowed codes", ErrInvalid},
 		{"text wrong type", `{` + obs + `,"status":"final","issued":5}`, "Observation.issued", "wrong JSON type number, want string", ErrInvalid},

@@ -76,6 +76,17 @@ func pathID(r *http.Request) (string, error) {
 	return id, nil
 }
 
+// typeAndID checks the {type} and {id} path values.
+func typeAndID(r *http.Request) (typ, id string, err error) {
+	if typ, err = resourceType(r); err != nil {
+		return "", "", err
+	}
+	if id, err = pathID(r); err != nil {
+		return "", "", err
+	}
+	return typ, id, nil
+}
+
 func (s *Server) readBody(r *http.Request) ([]byte, error) {
 	b, err := io.ReadAll(r.Body)
 	if err != nil {
@@ -153,11 +164,7 @@ func (s *Server) writeStored(w http.ResponseWriter, r *http.Request, status int,
 }
 
 func (s *Server) read(w http.ResponseWriter, r *http.Request) error {
-	typ, err := resourceType(r)
-	if err != nil {
-		return err
-	}
-	id, err := pathID(r)
+	typ, id, err := typeAndID(r)
 	if err != nil {
 		return err
 	}
@@ -192,11 +199,7 @@ func notModified(r *http.Request, st record.Stored) bool {
 }
 
 func (s *Server) vread(w http.ResponseWriter, r *http.Request) error {
-	typ, err := resourceType(r)
-	if err != nil {
-		return err
-	}
-	id, err := pathID(r)
+	typ, id, err := typeAndID(r)
 	if err != nil {
 		return err
 	}
@@ -238,11 +241,7 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) update(w http.ResponseWriter, r *http.Request) error {
-	typ, err := resourceType(r)
-	if err != nil {
-		return err
-	}
-	id, err := pathID(r)
+	typ, id, err := typeAndID(r)
 	if err != nil {
 		return err
 	}
@@ -269,11 +268,7 @@ func (s *Server) update(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) delete(w http.ResponseWriter, r *http.Request) error {
-	typ, err := resourceType(r)
-	if err != nil {
-		return err
-	}
-	id, err := pathID(r)
+	typ, id, err := typeAndID(r)
 	if err != nil {
 		return err
 	}

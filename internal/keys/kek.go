@@ -53,6 +53,8 @@ type KEK struct {
 	aead    tink.AEAD
 	primary uint32 // Tink key id of the primary key; 0 for a KMS
 	desc    string // safe to log
+	path    string          // the key file; "" for a KMS
+	ids     map[uint32]bool // key ids in the key file; nil for a KMS
 }
 
 // noCompare makes a struct incomparable, so key types cannot be compared
@@ -97,10 +99,20 @@ func openFileKEK(path string) (*KEK, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening key file %s: %w", path, err)
 	}
+	ids := make(map[uint32]bool, h.Len())
+	for i := range h.Len() {
+		e, err := h.Entry(i)
+		if err != nil {
+			return nil, fmt.Errorf("opening key file %s: %w", path, err)
+		}
+		ids[e.KeyID()] = true
+	}
 	return &KEK{
 		aead:    a,
 		primary: p.KeyID(),
 		desc:    fmt.Sprintf("local key file (AES-256-GCM, %d keys, primary %d)", h.Len(), p.KeyID()),
+		path:    path,
+		ids:     ids,
 	}, nil
 }
 

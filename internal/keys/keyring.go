@@ -3,6 +3,7 @@ package keys
 import (
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -46,7 +47,18 @@ type Keyring struct {
 	kek   atomic.Pointer[KEK] // never nil; replaced by SetKEK
 	cache *dekCache
 	sys   atomic.Pointer[systemKeys] // nil until LoadSystemKeys
+	now   func() time.Time
+
+	reloadMu   sync.Mutex // serialises key-file reloads
+	lastReload time.Time  // guarded by reloadMu
 }
+
+// kekReloadInterval rate-limits re-reading the key file when a record is
+// wrapped under a KEK key this process has not loaded (another process
+// rotated the KEK, online): once a second picks up a rotation at once,
+// while a flood of records with a bogus KEKID cannot turn every request
+// into a file read.
+const kekReloadInterval = time.Second
 
 // NewKeyring returns a keyring over kek. kek must not be nil.
 func NewKeyring(kek *KEK, opts Options) *Keyring {
@@ -66,7 +78,7 @@ func NewKeyring(kek *KEK, opts Options) *Keyring {
 	if now == nil {
 		now = time.Now
 	}
-	k := &Keyring{cache: newDEKCache(size, ttl, now)}
+	k := &Keyring{cache: newDEKCache(size, ttl, now), now: now}
 	k.kek.Store(kek)
 	return k
 }
@@ -126,7 +138,7 @@ func (k *Keyring) DEK(rec storage.KeyRecord) (*DEK, error) {
 	if d, ok := k.cache.get(ck); ok {
 		return d, nil
 	}
-	h, err := k.kek.Load().unwrap(rec.Wrapped, rec.Owner)
+	h, err := k.unwrap(rec)
 	if err != nil {
 		return nil, err
 	}
@@ -156,7 +168,7 @@ func (k *Keyring) Rewrap(rec storage.KeyRecord) (storage.KeyRecord, error) {
 	if err := checkAnyOwner(rec.Owner); err != nil {
 		return storage.KeyRecord{}, fmt.Errorf("rewrapping key: %w", err)
 	}
-	h, err := k.kek.Load().unwrap(rec.Wrapped, rec.Owner)
+	h, err := k.unwrap(rec)
 	if err != nil {
 		return storage.KeyRecord{}, err
 	}
@@ -216,7 +228,7 @@ func (k *Keyring) editDEK(rec storage.KeyRecord, op string, edit func(*keyset.Ma
 	if err := checkDEKOwner(rec.Owner); err != nil {
 		return storage.KeyRecord{}, fmt.Errorf("%s key: %w", op, err)
 	}
-	h, err := k.kek.Load().unwrap(rec.Wrapped, rec.Owner)
+	h, err := k.unwrap(rec)
 	if err != nil {
 		return storage.KeyRecord{}, err
 	}
@@ -232,6 +244,49 @@ func (k *Keyring) editDEK(rec storage.KeyRecord, op string, edit func(*keyset.Ma
 		return storage.KeyRecord{}, fmt.Errorf("%s key of %s: %w", op, rec.Owner, err)
 	}
 	return k.record(rec.Owner, nh, rec.Created)
+}
+
+// unwrap opens rec's wrapped keyset under the KEK. If that fails and rec
+// names a KEK key that the loaded key file lacks (another process, such as
+// an online "keys rotate", added it), it reloads the key file, at most
+// once per kekReloadInterval, and tries again. A reloaded file must hold
+// every key of the old one; otherwise it is ignored.
+func (k *Keyring) unwrap(rec storage.KeyRecord) (*keyset.Handle, error) {
+	kek := k.kek.Load()
+	h, err := kek.unwrap(rec.Wrapped, rec.Owner)
+	if err == nil || kek.path == "" || kek.ids[rec.KEKID] {
+		return h, err
+	}
+	if nk := k.reloadKEK(kek); nk != nil {
+		return nk.unwrap(rec.Wrapped, rec.Owner)
+	}
+	return nil, err
+}
+
+// reloadKEK re-reads the key file of old and installs it if it is a
+// superset of old. It returns the KEK to retry with, or nil.
+func (k *Keyring) reloadKEK(old *KEK) *KEK {
+	k.reloadMu.Lock()
+	defer k.reloadMu.Unlock()
+	if cur := k.kek.Load(); cur != old {
+		return cur // reloaded (or rotated) while we waited
+	}
+	now := k.now()
+	if !k.lastReload.IsZero() && now.Sub(k.lastReload) < kekReloadInterval {
+		return nil
+	}
+	k.lastReload = now
+	nk, err := openFileKEK(old.path)
+	if err != nil {
+		return nil
+	}
+	for id := range old.ids {
+		if !nk.ids[id] {
+			return nil
+		}
+	}
+	k.kek.Store(nk)
+	return nk
 }
 
 // record wraps h for owner into a key record.

@@ -138,4 +138,3 @@ func (s *Service) Erase(ctx context.Context, c Caller, id string) (int64, error)
 	s.forgetKey(owner)
 	return n, nil
 }
-

@@ -99,7 +99,7 @@ func Create(f Files, now time.Time) (fingerprint string, err error) {
 		return "", err
 	}
 	chain := append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srvDER}), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})...)
-	if err := writeFile(f.ServerCert, chain, 0o644); err != nil {
+	if err := WriteNew(f.ServerCert, chain, 0o644); err != nil {
 		return "", err
 	}
 	if err := writePEM(f.CACert, "CERTIFICATE", caDER, 0o644); err != nil {
@@ -129,10 +129,11 @@ func serial() *big.Int {
 }
 
 func writePEM(path, typ string, der []byte, mode os.FileMode) error {
-	return writeFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), mode)
+	return WriteNew(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), mode)
 }
 
-func writeFile(path string, b []byte, mode os.FileMode) error {
+// WriteNew creates path with mode and writes b; it never overwrites.
+func WriteNew(path string, b []byte, mode os.FileMode) error {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
 	if err != nil {
 		return fmt.Errorf("creating %s: %w", path, err)

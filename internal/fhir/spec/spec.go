@@ -1,6 +1,8 @@
 // Package spec embeds the FHIR R4 (4.0.1) artefacts phivault needs at run
-// time: the JSON schema, the SearchParameter bundle and the Patient
-// compartment definition. See NOTICE for their origin and licence.
+// time: the JSON schema, the SearchParameter bundle, the Patient
+// compartment definition and the table of required elements generated
+// from the R4 StructureDefinitions. See NOTICE for their origin and
+// licence.
 //
 // The files are stored gzip-compressed (about 0.4 MB instead of 5.2 MB) so
 // the repository and the binary stay small; they are decompressed once, by
@@ -34,6 +36,11 @@ func SearchParameters() ([]byte, error) { return load("search-parameters.json.gz
 // PatientCompartment returns the R4 Patient CompartmentDefinition,
 // uncompressed.
 func PatientCompartment() ([]byte, error) { return load("compartmentdefinition-patient.json.gz") }
+
+// RequiredElements returns the table of elements with minimum cardinality
+// 1 or more, generated from the R4 StructureDefinitions by
+// internal/fhir/internal/gen (its doc describes the format), uncompressed.
+func RequiredElements() ([]byte, error) { return load("required-elements.json.gz") }
 
 func load(name string) ([]byte, error) {
 	f, err := files.Open(name)
