@@ -22,7 +22,7 @@ func (e *env) synthCmd() *cobra.Command {
 		Use:   "synth",
 		Short: "Generate realistic synthetic patients as FHIR Bundles (deterministic)",
 		Long: `synth writes one batch Bundle of organisations, locations and practitioners
-(shared.json) and one transaction Bundle per patient into --out. The same
+(0000000-shared.json) and one transaction Bundle per patient into --out. The same
 --seed always gives the same files. Load them with "phivault import DIR".`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

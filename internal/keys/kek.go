@@ -51,8 +51,8 @@ type KEK struct {
 	_ noCompare
 
 	aead    tink.AEAD
-	primary uint32 // Tink key id of the primary key; 0 for a KMS
-	desc    string // safe to log
+	primary uint32          // Tink key id of the primary key; 0 for a KMS
+	desc    string          // safe to log
 	path    string          // the key file; "" for a KMS
 	ids     map[uint32]bool // key ids in the key file; nil for a KMS
 }
