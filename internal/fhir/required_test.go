@@ -1,7 +1,10 @@
 package fhir
 
 import (
+	"bytes"
 	"errors"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -152,4 +155,42 @@ func BenchmarkCheckRequiredObservation(b *testing.B) {
 			b.Fatal(ve)
 		}
 	}
+}
+
+// FuzzValidate checks that Validate never panics on a decoded body, that
+// it returns nil, a *ValidationError or ErrUnknownType, and that it
+// respects MaxIssues. Seeds: the official examples in testdata/r4-examples.
+func FuzzValidate(f *testing.F) {
+	files, _ := filepath.Glob("testdata/r4-examples/*.json")
+	for _, p := range files {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		if len(b) < 4<<10 {
+			f.Add(b)
+		}
+	}
+	f.Add([]byte(`{"resourceType":"Observation","component":[{},{"extension":[{}]}],"_status":{"extension":[{"extension":[{}]}]}}`))
+	f.Add([]byte(`{"resourceType":"Questionnaire","item":[{"item":[{"item":[{}]}]}],"contained":[{"resourceType":"Bot"}]}`))
+	v := sharedValidator(f)
+	lim := Limits{MaxBytes: 64 << 10, MaxDepth: 24, MaxEntries: 8}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		res, err := Decode(bytes.NewReader(body), lim)
+		if err != nil {
+			return
+		}
+		err = v.Validate(res)
+		var ve *ValidationError
+		switch {
+		case err == nil:
+		case errors.As(err, &ve):
+			if len(ve.Issues) == 0 || len(ve.Issues) > MaxIssues {
+				t.Fatalf("%d issues", len(ve.Issues))
+			}
+		case errors.Is(err, ErrUnknownType):
+		default:
+			t.Fatalf("unexpected error: %v", err)
+		}
+	})
 }

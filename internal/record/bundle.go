@@ -192,7 +192,8 @@ func (s *Service) transaction(ctx context.Context, c Caller, entries []*entry, r
 	for i, e := range entries {
 		originals[i] = e.res
 	}
-	err := s.store.Update(ctx, func(tx storage.Tx) error {
+	err := s.store.Update(ctx, func(stx storage.Tx) error {
+		tx := &auditBuffer{Tx: stx}
 		// A retried attempt starts again from the Bundle as received.
 		local := make(map[string]string, len(refs))
 		for k, v := range refs {
@@ -209,7 +210,7 @@ func (s *Service) transaction(ctx context.Context, c Caller, entries []*entry, r
 				return entryError(e.idx, err)
 			}
 		}
-		return nil
+		return tx.flush(ctx)
 	})
 	return storageError(err)
 }
@@ -219,7 +220,8 @@ func (s *Service) transaction(ctx context.Context, c Caller, entries []*entry, r
 // than an entry's own error, each entry is retried in its own.
 func (s *Service) batchEntries(ctx context.Context, c Caller, entries []*entry, refs map[string]string) {
 	order := orderedWrites(entries)
-	err := s.store.Update(ctx, func(tx storage.Tx) error {
+	err := s.store.Update(ctx, func(stx storage.Tx) error {
+		tx := &auditBuffer{Tx: stx}
 		for _, e := range order {
 			if e.err != nil {
 				continue
@@ -233,7 +235,7 @@ func (s *Service) batchEntries(ctx context.Context, c Caller, entries []*entry, 
 				return err
 			}
 		}
-		return nil
+		return tx.flush(ctx)
 	})
 	if err == nil {
 		return
@@ -542,4 +544,26 @@ func cloneJSON(v any) any {
 	default:
 		return v
 	}
+}
+
+// auditBuffer is a transaction whose audit appends are collected and
+// written in one multi-row statement when the Bundle's writes are done:
+// the events still commit in the same transaction as the data.
+type auditBuffer struct {
+	storage.Tx
+	recs []storage.AuditRecord
+}
+
+func (b *auditBuffer) AppendAudit(_ context.Context, recs ...storage.AuditRecord) error {
+	b.recs = append(b.recs, recs...)
+	return nil
+}
+
+func (b *auditBuffer) flush(ctx context.Context) error {
+	if len(b.recs) == 0 {
+		return nil
+	}
+	err := b.Tx.AppendAudit(ctx, b.recs...)
+	b.recs = b.recs[:0]
+	return err
 }
