@@ -36,12 +36,16 @@ type pending struct {
 // batch is durable. Batcher owns one goroutine, started by NewBatcher and
 // stopped by Close, which first drains every queued record.
 type Batcher struct {
-	app   Appender
-	opt   BatcherOptions
-	in    chan pending
-	stop  chan struct{}
-	wg    sync.WaitGroup
-	close sync.Once
+	app  Appender
+	opt  BatcherOptions
+	in   chan pending
+	stop chan struct{}
+	// exited is closed when run has answered its last record; a record
+	// that raced Close into the queue after the final drain gets
+	// ErrUnavailable instead of waiting forever.
+	exited chan struct{}
+	wg     sync.WaitGroup
+	close  sync.Once
 }
 
 // NewBatcher starts a batcher writing through app.
@@ -55,7 +59,7 @@ func NewBatcher(app Appender, opt BatcherOptions) *Batcher {
 	if opt.Queue <= 0 {
 		opt.Queue = DefaultQueue
 	}
-	b := &Batcher{app: app, opt: opt, in: make(chan pending, opt.Queue), stop: make(chan struct{})}
+	b := &Batcher{app: app, opt: opt, in: make(chan pending, opt.Queue), stop: make(chan struct{}), exited: make(chan struct{})}
 	b.wg.Add(1)
 	go b.run()
 	return b
@@ -81,6 +85,14 @@ func (b *Batcher) Record(ctx context.Context, rec storage.AuditRecord) error {
 	select {
 	case err := <-p.done:
 		return err
+	case <-b.exited:
+		// run answers every record it took before exited closes.
+		select {
+		case err := <-p.done:
+			return err
+		default:
+			return fmt.Errorf("%w: shutting down", ErrUnavailable)
+		}
 	case <-ctx.Done():
 		return ctx.Err()
 	}
@@ -94,6 +106,7 @@ func (b *Batcher) Close() {
 
 func (b *Batcher) run() {
 	defer b.wg.Done()
+	defer close(b.exited)
 	batch := make([]pending, 0, b.opt.MaxBatch)
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()

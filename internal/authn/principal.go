@@ -62,6 +62,9 @@ func (Secret) LogValue() slog.Value { return slog.StringValue("[redacted]") }
 // String redacts.
 func (Secret) String() string { return "[redacted]" }
 
+// GoString redacts (%#v would otherwise print the string itself).
+func (Secret) GoString() string { return "authn.Secret([redacted])" }
+
 // Reveal returns the secret, for printing it once to its owner.
 func (s Secret) Reveal() string { return string(s) }
 

@@ -563,7 +563,7 @@ func (b *auditBuffer) flush(ctx context.Context) error {
 	if len(b.recs) == 0 {
 		return nil
 	}
-	err := b.Tx.AppendAudit(ctx, b.recs...)
+	err := appendAudit(ctx, b.Tx, b.recs...)
 	b.recs = b.recs[:0]
 	return err
 }

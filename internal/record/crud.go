@@ -261,7 +261,18 @@ func (s *Service) appendWriteEvent(ctx context.Context, tx storage.Tx, c Caller,
 	if err != nil {
 		return unavailable(err)
 	}
-	return tx.AppendAudit(ctx, rec)
+	return appendAudit(ctx, tx, rec)
+}
+
+// appendAudit appends write events in tx. Whatever the storage cause, a
+// write whose event cannot be appended fails closed as unavailable (503
+// with Retry-After), like a read whose event cannot be made durable.
+// The cause stays in the chain, so Update still retries what it may.
+func appendAudit(ctx context.Context, tx storage.Tx, recs ...storage.AuditRecord) error {
+	if err := tx.AppendAudit(ctx, recs...); err != nil {
+		return unavailable(fmt.Errorf("%w: %w", audit.ErrUnavailable, err))
+	}
+	return nil
 }
 
 // lockName is the cross-process lock of a conditional query: the same

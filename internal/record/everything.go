@@ -127,7 +127,7 @@ func (s *Service) Erase(ctx context.Context, c Caller, id string) (int64, error)
 		if err != nil {
 			return unavailable(err)
 		}
-		return tx.AppendAudit(ctx, r)
+		return appendAudit(ctx, tx, r)
 	})
 	if errors.Is(err, storage.ErrNotFound) {
 		return 0, notFound("no such patient")

@@ -81,18 +81,37 @@ func (s *Service) parseSearch(typ string, vals url.Values, lenient bool) (plan, 
 		p.q.Clauses = append(p.q.Clauses, storage.Clause{Any: []storage.Cond{{Kind: storage.CondLastUpdated, Op: storage.DateOp(d.Op), Lo: d.Lo, Hi: d.Hi}}})
 		p.params = append(p.params, "_lastUpdated")
 	}
+	ranks := make([]int, len(p.q.Clauses)) // _id first; _lastUpdated after
+	for i := range ranks {
+		if i > 0 || len(q.ID) == 0 {
+			ranks[i] = 9
+		}
+	}
 	for _, pr := range q.Preds {
 		cl, err := s.clause(typ, pr)
 		if err != nil {
 			return plan{}, err
 		}
 		p.q.Clauses = append(p.q.Clauses, cl)
+		ranks = append(ranks, selectivity(pr))
 		name := pr.Param.Code
 		if pr.Modifier != "" {
 			name += ":" + pr.Modifier
 		}
 		p.params = append(p.params, name)
 	}
+	// The store drives the query from the first clause: put the most
+	// selective first (a stable sort keeps the rest in request order).
+	idx := make([]int, len(p.q.Clauses))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.SliceStable(idx, func(a, b int) bool { return ranks[idx[a]] < ranks[idx[b]] })
+	sorted := make([]storage.Clause, len(idx))
+	for i, j := range idx {
+		sorted[i] = p.q.Clauses[j]
+	}
+	p.q.Clauses = sorted
 	for _, so := range q.Sort {
 		switch so.Param {
 		case "_id":
@@ -104,6 +123,28 @@ func (s *Service) parseSearch(typ string, vals url.Values, lenient bool) (plan, 
 		}
 	}
 	return p, nil
+}
+
+// selectivity ranks a predicate by how few resources it usually
+// matches: a reference (one patient, one encounter) or an identifier
+// narrows most; a status or category least. Lower is more selective.
+func selectivity(pr search.Pred) int {
+	switch {
+	case pr.Negate || pr.Missing != nil:
+		return 8
+	case pr.Param.Type == search.Reference:
+		return 1
+	case pr.Param.Identifying():
+		return 2
+	case pr.Param.Type == search.String:
+		return 3
+	case pr.Param.Code == "status" || pr.Param.Code == "category" || pr.Param.Code == "gender":
+		return 6
+	case pr.Param.Type == search.Token:
+		return 4
+	default:
+		return 5
+	}
 }
 
 // clause turns one predicate into a disjunction of storage conditions.

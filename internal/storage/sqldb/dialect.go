@@ -36,6 +36,10 @@ type Dialect struct {
 	// named NNNN_description.sql and applied in numeric order.
 	Migrations fs.FS
 
+	// GroupCommit commits concurrent Updates together (see group.go):
+	// right for engines with a single writer connection.
+	GroupCommit bool
+
 	// Classify maps a driver error to one of storage.ErrConflict or
 	// storage.ErrUnavailable (or nil when it is neither) and says whether
 	// rolling back and running the transaction again may succeed

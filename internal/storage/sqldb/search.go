@@ -21,8 +21,11 @@ func search(ctx context.Context, s *Store, db querier, q storage.Query) (storage
 	res := storage.Result{Total: -1}
 	if q.Total {
 		b := &builder{dollar: s.d.Dollar}
-		b.sql("SELECT COUNT(*) FROM resources r WHERE ")
-		where(b, q)
+		cq := q
+		b.sql("SELECT COUNT(*) FROM ")
+		driven := from(b, &cq)
+		b.sql(" WHERE ")
+		where(b, cq, driven)
 		rows, err := db.QueryContext(ctx, b.String(), b.args...)
 		if err != nil {
 			return storage.Result{}, s.translate("search count", err)
@@ -38,9 +41,10 @@ func search(ctx context.Context, s *Store, db querier, q storage.Query) (storage
 		return res, nil
 	}
 	b := &builder{dollar: s.d.Dollar}
-	b.sql(`SELECT r.type, r.id, r.version, r.owner, r.deleted, r.last_updated, v.ciphertext
-FROM resources r JOIN resource_versions v ON v.type = r.type AND v.id = r.id AND v.version = r.version WHERE `)
-	where(b, q)
+	b.sql(`SELECT r.type, r.id, r.version, r.owner, r.deleted, r.last_updated, v.ciphertext FROM `)
+	driven := from(b, &q)
+	b.sql(` JOIN resource_versions v ON v.type = r.type AND v.id = r.id AND v.version = r.version WHERE `)
+	where(b, q, driven)
 	orderBy(b, q.Sort)
 	b.sql(" LIMIT ").arg(int64(q.Count)).sql(" OFFSET ").arg(int64(q.Offset))
 	rows, err := db.QueryContext(ctx, b.String(), b.args...)
@@ -137,6 +141,33 @@ func validOp(op storage.DateOp) bool {
 	return false
 }
 
+// from writes the FROM clause for the resources alias r. When the first
+// clause is a single positive hash or id condition, the query is driven
+// from it: its matching ids are found in the index first and only those
+// resources are visited. Otherwise the planner would walk every resource
+// of the type in sort order and test each one (SQLite has no statistics
+// to know better), which is slow for selective searches on large types.
+// Callers put their most selective clause first. from removes the
+// driving clause from q.
+func from(b *builder, q *storage.Query) (driven bool) {
+	if len(q.Clauses) > 0 && len(q.Clauses[0].Any) == 1 {
+		c := q.Clauses[0].Any[0]
+		switch {
+		case c.Kind == storage.CondHash && !c.Negate && len(c.Hashes) > 0:
+			b.sql("(SELECT DISTINCT s.id FROM search_index s WHERE s.type = ").arg(q.Type).sql(" AND s.param = ").arg(c.Param).sql(" AND s.h IN ")
+			list(b, c.Hashes, func(h []byte) any { return h })
+			b.sql(") d JOIN resources r ON r.type = ").arg(q.Type).sql(" AND r.id = d.id")
+			q.Clauses = q.Clauses[1:]
+			return true
+		case c.Kind == storage.CondID && !c.Negate && len(c.IDs) > 0:
+			b.sql("resources r")
+			return true
+		}
+	}
+	b.sql("resources r")
+	return false
+}
+
 // where writes the WHERE condition for the resources alias r.
 //
 // Each index condition is "r.id IN (SELECT s.id FROM search_index s
@@ -144,7 +175,11 @@ func validOp(op storage.DateOp) bool {
 // EXISTS: both planners drive it from the (type, param, h|lo) indexes
 // instead of probing every resource of the type. search_index.id is NOT
 // NULL, so the negated form NOT IN is exact.
-func where(b *builder, q storage.Query) {
+//
+// When the query is driven (few candidate resources), the remaining
+// conditions are correlated point lookups (EXISTS ... s.id = r.id)
+// instead of sets materialised in full.
+func where(b *builder, q storage.Query, driven bool) {
 	b.sql("r.type = ").arg(q.Type).sql(" AND NOT r.deleted")
 	for _, cl := range q.Clauses {
 		b.sql(" AND (")
@@ -152,13 +187,13 @@ func where(b *builder, q storage.Query) {
 			if i > 0 {
 				b.sql(" OR ")
 			}
-			cond(b, q.Type, c)
+			cond(b, q.Type, c, driven)
 		}
 		b.sql(")")
 	}
 }
 
-func cond(b *builder, typ string, c storage.Cond) {
+func cond(b *builder, typ string, c storage.Cond, correlated bool) {
 	switch c.Kind {
 	case storage.CondID:
 		switch {
@@ -183,7 +218,7 @@ func cond(b *builder, typ string, c storage.Cond) {
 		b.sql(")")
 	case storage.CondMissing:
 		// missing=true: no row of Param; :not inverts.
-		indexIn(b, typ, c.Param, c.Missing != c.Negate)
+		indexIn(b, typ, c.Param, c.Missing != c.Negate, correlated)
 		b.sql(")")
 	case storage.CondHash:
 		if len(c.Hashes) == 0 {
@@ -194,13 +229,13 @@ func cond(b *builder, typ string, c storage.Cond) {
 			}
 			return
 		}
-		indexIn(b, typ, c.Param, c.Negate)
+		indexIn(b, typ, c.Param, c.Negate, correlated)
 		b.sql(" AND s.h IN ")
 		list(b, c.Hashes, func(h []byte) any { return h })
 		b.sql(")")
 	case storage.CondDate:
 		// "h IS NULL" selects the partial date index.
-		indexIn(b, typ, c.Param, c.Negate)
+		indexIn(b, typ, c.Param, c.Negate, correlated)
 		b.sql(" AND s.h IS NULL AND ")
 		dateOp(b, "s.lo", "s.hi", c)
 		b.sql(")")
@@ -209,7 +244,14 @@ func cond(b *builder, typ string, c storage.Cond) {
 
 // indexIn opens "r.id [NOT] IN (SELECT s.id FROM search_index s WHERE
 // s.type = ? AND s.param = ?"; the caller adds conditions and ")".
-func indexIn(b *builder, typ, param string, negate bool) {
+func indexIn(b *builder, typ, param string, negate, correlated bool) {
+	if correlated {
+		if negate {
+			b.sql("NOT ")
+		}
+		b.sql("EXISTS (SELECT 1 FROM search_index s WHERE s.type = ").arg(typ).sql(" AND s.param = ").arg(param).sql(" AND s.id = r.id")
+		return
+	}
 	b.sql("r.id ")
 	if negate {
 		b.sql("NOT ")

@@ -56,6 +56,7 @@ type Store struct {
 	ws, rs      *stmtCache
 	now         func() time.Time
 	maxAttempts int
+	group       *committer // nil unless Dialect.GroupCommit
 }
 
 // New wraps open database handles; the schema must already be at head
@@ -76,7 +77,7 @@ func New(writer, reader *sql.DB, d Dialect, opts Options) (*Store, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Store{
+	st := &Store{
 		d:           d,
 		writer:      writer,
 		reader:      reader,
@@ -84,11 +85,18 @@ func New(writer, reader *sql.DB, d Dialect, opts Options) (*Store, error) {
 		rs:          newStmtCache(reader, d.Dollar),
 		now:         opts.Now,
 		maxAttempts: opts.MaxAttempts,
-	}, nil
+	}
+	if d.GroupCommit {
+		st.group = newCommitter(st)
+	}
+	return st, nil
 }
 
 // Close closes the prepared statements and both handles.
 func (s *Store) Close() error {
+	if s.group != nil {
+		s.group.close()
+	}
 	s.ws.close()
 	s.rs.close()
 	err := s.writer.Close()
@@ -133,7 +141,12 @@ func (s *Store) Update(ctx context.Context, fn func(tx storage.Tx) error) error 
 			case <-t.C:
 			}
 		}
-		err := s.updateOnce(ctx, fn)
+		var err error
+		if s.group != nil {
+			err = s.group.update(ctx, fn)
+		} else {
+			err = s.updateOnce(ctx, fn)
+		}
 		if err == nil || !isRetryable(err) || ctx.Err() != nil {
 			return err
 		}

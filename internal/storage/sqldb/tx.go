@@ -33,11 +33,24 @@ type tx struct {
 	// unprepared lists the statements that ran without a cached
 	// prepared form; Update prepares them after commit.
 	unprepared []string
+
+	// detach runs statements without the caller's cancellation: in a
+	// group commit, interrupting one caller's statement could roll back
+	// the transaction the whole group shares.
+	detach bool
+}
+
+func (t *tx) stmtCtx(ctx context.Context) context.Context {
+	if t.detach {
+		return context.WithoutCancel(ctx)
+	}
+	return ctx
 }
 
 func (t *tx) store() *Store { return t.s }
 
 func (t *tx) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	ctx = t.stmtCtx(ctx)
 	if st := t.s.ws.lookup(q); st != nil {
 		return t.tx.StmtContext(ctx, st).QueryContext(ctx, args...)
 	}
@@ -46,6 +59,7 @@ func (t *tx) query(ctx context.Context, q string, args ...any) (*sql.Rows, error
 }
 
 func (t *tx) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	ctx = t.stmtCtx(ctx)
 	if st := t.s.ws.lookup(q); st != nil {
 		return t.tx.StmtContext(ctx, st).ExecContext(ctx, args...)
 	}

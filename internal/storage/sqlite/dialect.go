@@ -24,9 +24,10 @@ func Dialect() sqldb.Dialect {
 		panic("sqlite: embedded migrations missing: " + err.Error()) // programmer error
 	}
 	return sqldb.Dialect{
-		Name:       "sqlite",
-		Migrations: sub,
-		Classify:   classify,
+		Name:        "sqlite",
+		Migrations:  sub,
+		Classify:    classify,
+		GroupCommit: true,
 	}
 }
 

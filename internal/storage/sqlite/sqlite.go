@@ -125,11 +125,18 @@ func Open(ctx context.Context, path string, opts Options) (*sqldb.Store, error) 
 //     lock up front, so a transaction never fails to upgrade a read lock
 //     half-way (SQLITE_BUSY_SNAPSHOT).
 //   - Readers run with query_only=1: a bug cannot write through them.
+//
+// cacheKiB is the page cache of one connection (SQLite's default is 2 MiB).
+const cacheKiB = 64 << 10
+
 func DSN(path string, busy time.Duration, writer bool) string {
 	q := url.Values{}
 	q.Add("_pragma", "busy_timeout("+strconv.FormatInt(busy.Milliseconds(), 10)+")")
 	q.Add("_pragma", "foreign_keys(1)")
 	q.Add("_pragma", "synchronous(FULL)")
+	// Each connection caches up to cacheKiB of pages, so the upper levels
+	// of the B-trees stay in memory instead of costing a read per page.
+	q.Add("_pragma", "cache_size(-"+strconv.FormatInt(cacheKiB, 10)+")")
 	if writer {
 		q.Add("_pragma", "journal_mode(WAL)")
 		q.Set("_txlock", "immediate")

@@ -1,0 +1,292 @@
+package config_test
+
+import (
+	"bytes"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/phivault/phivault/internal/config"
+)
+
+// writeConfig writes dir/phivault.json.
+func writeConfig(t *testing.T, dir, body string) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(dir, config.FileName), []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// env is a hand-written getenv.
+type env map[string]string
+
+func (e env) get(name string) string { return e[name] }
+
+func TestLoadPrecedence(t *testing.T) {
+	const file = `{"server":{"listen":"127.0.0.1:1001","base_url":"https://file.example"},` +
+		`"keys":{"key_file":"file-kek.json"}}`
+	tests := []struct {
+		name        string
+		env         env
+		flags       config.Overrides
+		wantListen  string
+		wantBase    string
+		wantKeyFile string // relative to the data dir
+	}{
+		{"file only", nil, config.Overrides{}, "127.0.0.1:1001", "https://file.example", "file-kek.json"},
+		{"env over file", env{"PHIVAULT_LISTEN": "127.0.0.1:1002", "PHIVAULT_BASE_URL": "https://env.example", "PHIVAULT_KEY_FILE": "env-kek.json"},
+			config.Overrides{}, "127.0.0.1:1002", "https://env.example", "env-kek.json"},
+		{"flags over env", env{"PHIVAULT_LISTEN": "127.0.0.1:1002", "PHIVAULT_BASE_URL": "https://env.example", "PHIVAULT_KEY_FILE": "env-kek.json"},
+			config.Overrides{Listen: "127.0.0.1:1003", BaseURL: "https://flag.example", KeyFile: "flag-kek.json"},
+			"127.0.0.1:1003", "https://flag.example", "flag-kek.json"},
+		{"flags over file without env", nil, config.Overrides{Listen: "127.0.0.1:1003"}, "127.0.0.1:1003", "https://file.example", "file-kek.json"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			writeConfig(t, dir, file)
+			c, err := config.Load(dir, tt.env.get, tt.flags)
+			if err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+			if c.Server.Listen != tt.wantListen {
+				t.Errorf("listen: got %q, want %q", c.Server.Listen, tt.wantListen)
+			}
+			if c.Server.BaseURL != tt.wantBase {
+				t.Errorf("base_url: got %q, want %q", c.Server.BaseURL, tt.wantBase)
+			}
+			if want := filepath.Join(dir, tt.wantKeyFile); c.Keys.KeyFile != want {
+				t.Errorf("key_file: got %q, want %q", c.Keys.KeyFile, want)
+			}
+			if c.DataDir != dir {
+				t.Errorf("data dir: got %q, want %q", c.DataDir, dir)
+			}
+		})
+	}
+}
+
+func TestLoadPostgresAndKMSOverrides(t *testing.T) {
+	tests := []struct {
+		name       string
+		env        env
+		flags      config.Overrides
+		wantDriver string
+		wantURL    string
+		wantKMS    string
+		wantNoFile bool
+	}{
+		{"env postgres selects the driver", env{"PHIVAULT_POSTGRES": "postgres://db/phi"}, config.Overrides{}, "postgres", "postgres://db/phi", "", false},
+		{"flag postgres over env", env{"PHIVAULT_POSTGRES": "postgres://env/phi"}, config.Overrides{PostgresURL: "postgres://flag/phi"}, "postgres", "postgres://flag/phi", "", false},
+		{"flag kms replaces the key file", nil, config.Overrides{KMSURI: "hcvault://vault:8200/transit/keys/pv"}, "sqlite", "", "hcvault://vault:8200/transit/keys/pv", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			writeConfig(t, dir, `{}`)
+			c, err := config.Load(dir, tt.env.get, tt.flags)
+			if err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+			if c.Storage.Driver != tt.wantDriver || c.Storage.PostgresURL != tt.wantURL {
+				t.Errorf("storage: got %s %q, want %s %q", c.Storage.Driver, c.Storage.PostgresURL, tt.wantDriver, tt.wantURL)
+			}
+			if c.Keys.KMSURI != tt.wantKMS || (c.Keys.KeyFile == "") != tt.wantNoFile {
+				t.Errorf("keys: got %+v", c.Keys)
+			}
+		})
+	}
+}
+
+func TestLoadRejects(t *testing.T) {
+	tests := []struct {
+		name     string
+		file     *string // nil: no file
+		env      env
+		wantText string
+		invalid  bool // wraps ErrInvalid
+	}{
+		{"missing file", nil, nil, "phivault init", false},
+		{"unknown field", ptr(`{"server":{"listen":"127.0.0.1:1","tls_certificate":"x"}}`), nil, "tls_certificate", true},
+		{"unknown section", ptr(`{"secrets":{}}`), nil, "secrets", true},
+		{"malformed JSON", ptr(`{"server":`), nil, config.FileName, true},
+		{"non-integer body limit", ptr(`{}`), env{"PHIVAULT_MAX_BODY_BYTES": "lots"}, "PHIVAULT_MAX_BODY_BYTES", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if tt.file != nil {
+				writeConfig(t, dir, *tt.file)
+			}
+			_, err := config.Load(dir, tt.env.get, config.Overrides{})
+			if err == nil {
+				t.Fatal("Load succeeded")
+			}
+			if !strings.Contains(err.Error(), tt.wantText) {
+				t.Errorf("error %q does not name %q", err, tt.wantText)
+			}
+			if errors.Is(err, config.ErrInvalid) != tt.invalid {
+				t.Errorf("errors.Is(err, ErrInvalid) = %v, want %v (%v)", !tt.invalid, tt.invalid, err)
+			}
+		})
+	}
+}
+
+func ptr(s string) *string { return &s }
+
+func TestValidateNamesTheOption(t *testing.T) {
+	tests := []struct {
+		name   string
+		mutate func(c *config.Config)
+		option string
+	}{
+		{"listen without port", func(c *config.Config) { c.Server.Listen = "localhost" }, "server.listen"},
+		{"insecure on all interfaces", func(c *config.Config) { c.Server.Insecure = true; c.Server.Listen = "0.0.0.0:8080" }, "server.insecure_http"},
+		{"insecure on empty host", func(c *config.Config) { c.Server.Insecure = true; c.Server.Listen = ":8080" }, "server.insecure_http"},
+		{"insecure on a LAN address", func(c *config.Config) { c.Server.Insecure = true; c.Server.Listen = "192.168.1.10:8080" }, "server.insecure_http"},
+		{"insecure on a host name", func(c *config.Config) { c.Server.Insecure = true; c.Server.Listen = "phivault.example:8080" }, "server.insecure_http"},
+		{"no TLS files", func(c *config.Config) { c.Server.TLSKey = "" }, "server.tls_cert/tls_key"},
+		{"relative base url", func(c *config.Config) { c.Server.BaseURL = "/fhir" }, "server.base_url"},
+		{"base url scheme", func(c *config.Config) { c.Server.BaseURL = "ftp://host/x" }, "server.base_url"},
+		{"unknown driver", func(c *config.Config) { c.Storage.Driver = "mysql" }, "storage.driver"},
+		{"sqlite without path", func(c *config.Config) { c.Storage.SQLitePath = "" }, "storage.sqlite_path"},
+		{"postgres without url", func(c *config.Config) { c.Storage.Driver = "postgres" }, "storage.postgres_url"},
+		{"postgres url scheme", func(c *config.Config) {
+			c.Storage.Driver = "postgres"
+			c.Storage.PostgresURL = "mysql://u:p@h/db"
+		}, "storage.postgres_url"},
+		{"neither key file nor kms", func(c *config.Config) { c.Keys.KeyFile = "" }, "keys.key_file / keys.kms_uri"},
+		{"both key file and kms", func(c *config.Config) { c.Keys.KMSURI = "hcvault://v/transit/keys/k" }, "keys.key_file / keys.kms_uri"},
+		{"empty log name", func(c *config.Config) { c.Audit.LogName = "" }, "audit.log_name"},
+		{"log name with space", func(c *config.Config) { c.Audit.LogName = "a b" }, "audit.log_name"},
+		{"log name with newline", func(c *config.Config) { c.Audit.LogName = "a\nb" }, "audit.log_name"},
+		{"log name with plus", func(c *config.Config) { c.Audit.LogName = "a+b" }, "audit.log_name"},
+		{"body limit too small", func(c *config.Config) { c.Limits.MaxBodyBytes = 1023 }, "limits.max_body_bytes"},
+		{"body limit too large", func(c *config.Config) { c.Limits.MaxBodyBytes = 1<<30 + 1 }, "limits.max_body_bytes"},
+		{"no bundle entries", func(c *config.Config) { c.Limits.MaxBundleEntries = 0 }, "limits.max_bundle_entries"},
+		{"too many bundle entries", func(c *config.Config) { c.Limits.MaxBundleEntries = 100001 }, "limits.max_bundle_entries"},
+	}
+	base := config.Default(t.TempDir())
+	if err := base.Validate(); err != nil {
+		t.Fatalf("the default configuration is invalid: %v", err)
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := config.Default(t.TempDir())
+			tt.mutate(&c)
+			err := c.Validate()
+			if !errors.Is(err, config.ErrInvalid) {
+				t.Fatalf("Validate: got %v, want ErrInvalid", err)
+			}
+			if !strings.Contains(err.Error(), tt.option) {
+				t.Errorf("error %q does not name %q", err, tt.option)
+			}
+		})
+	}
+}
+
+func TestValidateAccepts(t *testing.T) {
+	tests := []struct {
+		name   string
+		mutate func(c *config.Config)
+	}{
+		{"insecure on 127.0.0.1", func(c *config.Config) { c.Server.Insecure = true; c.Server.Listen = "127.0.0.1:8080" }},
+		{"insecure on ::1", func(c *config.Config) { c.Server.Insecure = true; c.Server.Listen = "[::1]:8080" }},
+		{"insecure on localhost", func(c *config.Config) { c.Server.Insecure = true; c.Server.Listen = "localhost:8080" }},
+		{"insecure needs no TLS files", func(c *config.Config) {
+			c.Server.Insecure = true
+			c.Server.TLSCert, c.Server.TLSKey = "", ""
+		}},
+		{"postgres", func(c *config.Config) {
+			c.Storage.Driver = "postgres"
+			c.Storage.PostgresURL = "postgresql://u@db:5432/phi?sslmode=verify-full"
+		}},
+		{"kms instead of key file", func(c *config.Config) {
+			c.Keys.KeyFile = ""
+			c.Keys.KMSURI = "hcvault://vault:8200/transit/keys/phivault"
+		}},
+		{"limits at bounds", func(c *config.Config) {
+			c.Limits.MaxBodyBytes, c.Limits.MaxBundleEntries = 1024, 100000
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := config.Default(t.TempDir())
+			tt.mutate(&c)
+			if err := c.Validate(); err != nil {
+				t.Fatalf("Validate: %v", err)
+			}
+		})
+	}
+}
+
+func TestLoadResolvesPathsAgainstDataDir(t *testing.T) {
+	dir := t.TempDir()
+	abs := filepath.Join(t.TempDir(), "elsewhere", "kek.json")
+	writeConfig(t, dir, `{"server":{"tls_cert":"tls/a.crt","tls_key":"tls/a.key"},`+
+		`"storage":{"sqlite_path":"db/p.db"},"keys":{"key_file":"`+abs+`"},`+
+		`"audit":{"signing_key":"k/s.key","verifier_key":"v.pub"}}`)
+	c, err := config.Load(dir, env{}.get, config.Overrides{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, got, want string
+	}{
+		{"tls_cert", c.Server.TLSCert, filepath.Join(dir, "tls/a.crt")},
+		{"tls_key", c.Server.TLSKey, filepath.Join(dir, "tls/a.key")},
+		{"sqlite_path", c.Storage.SQLitePath, filepath.Join(dir, "db/p.db")},
+		{"absolute key_file kept", c.Keys.KeyFile, abs},
+		{"signing_key", c.Audit.SigningKey, filepath.Join(dir, "k/s.key")},
+		{"verifier_key", c.Audit.VerifierKey, filepath.Join(dir, "v.pub")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.got != tt.want {
+				t.Fatalf("got %q, want %q", tt.got, tt.want)
+			}
+		})
+	}
+	// The working directory must play no part.
+	t.Chdir(t.TempDir())
+	c2, err := config.Load(dir, env{}.get, config.Overrides{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c2.Storage.SQLitePath != c.Storage.SQLitePath {
+		t.Errorf("sqlite_path depends on the working directory: %q vs %q", c2.Storage.SQLitePath, c.Storage.SQLitePath)
+	}
+}
+
+func TestStorageLogValueHidesPostgresURL(t *testing.T) {
+	const password = "s3cr3t-Pa55w0rd"
+	st := config.Storage{Driver: "postgres", PostgresURL: "postgres://phivault:" + password + "@db.internal:5432/phi"}
+	var text, js bytes.Buffer
+	loggers := []struct {
+		name string
+		log  *slog.Logger
+		out  *bytes.Buffer
+	}{
+		{"text", slog.New(slog.NewTextHandler(&text, nil)), &text},
+		{"json", slog.New(slog.NewJSONHandler(&js, nil)), &js},
+	}
+	for _, l := range loggers {
+		t.Run(l.name, func(t *testing.T) {
+			l.log.Info("opening storage", "storage", st)
+			c := config.Default(t.TempDir())
+			c.Storage = st
+			l.log.Info("configuration", slog.Any("storage", c.Storage))
+			out := l.out.String()
+			for _, leak := range []string{password, "db.internal", "postgres://"} {
+				if strings.Contains(out, leak) {
+					t.Errorf("log output carries %q: %s", leak, out)
+				}
+			}
+			if !strings.Contains(out, "postgres") {
+				t.Errorf("log output lost the driver name: %s", out)
+			}
+		})
+	}
+}

@@ -1,0 +1,168 @@
+package sqldb
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/phivault/phivault/internal/storage"
+)
+
+// Group commit (engines with one writer connection, i.e. SQLite).
+//
+// Every Update waits for the single writer connection, and every commit
+// is an fsync (synchronous=FULL). Under concurrent writes the committer
+// goroutine therefore runs the transactions that are waiting together:
+// one BEGIN, one SAVEPOINT per Update (so a failing fn rolls back only
+// its own writes), one COMMIT and one fsync for all of them. Each Update
+// still returns only after its writes are durable, and each fn sees the
+// writes of the fns before it, exactly as if they had run one after
+// another. A failed COMMIT fails every Update of the group.
+const (
+	// maxGroup bounds the Updates committed together, so one group's
+	// latency stays bounded.
+	maxGroup = 64
+	// groupStatementTimeout bounds the work of one fn in a group. Its
+	// statements run detached from the caller's cancellation (tx.detach):
+	// interrupting a statement can roll back the whole shared
+	// transaction.
+	groupStatementTimeout = 30 * time.Second
+)
+
+type groupReq struct {
+	ctx  context.Context
+	fn   func(tx storage.Tx) error
+	done chan error
+}
+
+// committer owns the group-commit goroutine.
+type committer struct {
+	s    *Store
+	in   chan groupReq
+	stop chan struct{}
+	wg   sync.WaitGroup
+	once sync.Once
+}
+
+func newCommitter(s *Store) *committer {
+	c := &committer{s: s, in: make(chan groupReq), stop: make(chan struct{})}
+	c.wg.Add(1)
+	go c.run()
+	return c
+}
+
+// close stops the goroutine after the group in progress.
+func (c *committer) close() {
+	c.once.Do(func() { close(c.stop) })
+	c.wg.Wait()
+}
+
+// update runs fn in the next group and returns its outcome.
+func (c *committer) update(ctx context.Context, fn func(tx storage.Tx) error) error {
+	r := groupReq{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	select {
+	case c.in <- r:
+	case <-ctx.Done():
+		return fmt.Errorf("update: %w", ctx.Err())
+	case <-c.stop:
+		return fmt.Errorf("update: %w: store closed", storage.ErrUnavailable)
+	}
+	// Once queued the request runs to completion: waiting for it keeps
+	// the caller's view consistent with what was committed.
+	return <-r.done
+}
+
+func (c *committer) run() {
+	defer c.wg.Done()
+	for {
+		var first groupReq
+		select {
+		case first = <-c.in:
+		case <-c.stop:
+			return
+		}
+		group := []groupReq{first}
+	fill:
+		for len(group) < maxGroup {
+			select {
+			case r := <-c.in:
+				group = append(group, r)
+			default:
+				break fill
+			}
+		}
+		c.commit(group)
+	}
+}
+
+// commit runs one group in one transaction.
+func (c *committer) commit(group []groupReq) {
+	s := c.s
+	results := make([]error, len(group))
+	fail := func(err error) {
+		for i, r := range group {
+			if results[i] == nil {
+				r.done <- err
+			} else {
+				r.done <- results[i]
+			}
+		}
+	}
+	bctx, cancel := context.WithTimeout(context.Background(), groupStatementTimeout*time.Duration(len(group)))
+	defer cancel()
+	sqlTx, err := s.writer.BeginTx(bctx, nil)
+	if err != nil {
+		fail(s.translate("begin", err))
+		return
+	}
+	var unprepared []string
+	ran := 0
+	for i, r := range group {
+		if err := r.ctx.Err(); err != nil {
+			results[i] = fmt.Errorf("update: %w", err)
+			continue
+		}
+		if _, err := sqlTx.ExecContext(bctx, "SAVEPOINT g"); err != nil {
+			_ = sqlTx.Rollback()
+			fail(s.translate("savepoint", err))
+			return
+		}
+		t := &tx{s: s, tx: sqlTx, detach: true}
+		ferr := r.fn(t)
+		if ferr == nil && r.ctx.Err() != nil {
+			// Cancelled before commit: nothing of it may commit.
+			ferr = fmt.Errorf("update: %w", r.ctx.Err())
+		}
+		if ferr != nil {
+			results[i] = ferr
+			if _, err := sqlTx.ExecContext(bctx, "ROLLBACK TO g"); err != nil {
+				_ = sqlTx.Rollback()
+				fail(s.translate("rollback to savepoint", err))
+				return
+			}
+		}
+		if _, err := sqlTx.ExecContext(bctx, "RELEASE g"); err != nil {
+			_ = sqlTx.Rollback()
+			fail(s.translate("release savepoint", err))
+			return
+		}
+		if ferr == nil {
+			ran++
+			unprepared = append(unprepared, t.unprepared...)
+		}
+	}
+	if ran == 0 {
+		_ = sqlTx.Rollback()
+		fail(nil)
+		return
+	}
+	if err := sqlTx.Commit(); err != nil {
+		fail(s.translate("commit", err))
+		return
+	}
+	fail(nil)
+	for _, q := range unprepared {
+		_, _ = s.ws.get(bctx, q)
+	}
+}
