@@ -46,6 +46,8 @@ type entry struct {
 	body     []byte
 	err      *Error
 	existing storage.Version // conditional create matched
+
+	prep *pending // prepared before the transaction (fast path), or nil
 }
 
 // methodOrder is the processing order FHIR requires for transactions:
@@ -192,15 +194,22 @@ func (s *Service) transaction(ctx context.Context, c Caller, entries []*entry, r
 	for i, e := range entries {
 		originals[i] = e.res
 	}
+	s.prepareCreates(ctx, entries, refs)
+	attempt := 0
 	err := s.store.Update(ctx, func(stx storage.Tx) error {
 		tx := &auditBuffer{Tx: stx}
-		// A retried attempt starts again from the Bundle as received.
+		attempt++
+		// A retried attempt starts again from the Bundle as received,
+		// and prepares nothing ahead.
 		local := make(map[string]string, len(refs))
 		for k, v := range refs {
 			local[k] = v
 		}
 		for i, e := range entries {
-			if originals[i] != nil {
+			if attempt > 1 {
+				e.prep = nil
+			}
+			if e.prep == nil && originals[i] != nil {
 				e.res = fhir.Resource(cloneJSON(map[string]any(originals[i])).(map[string]any))
 			}
 			e.existing, e.err = storage.Version{}, nil
@@ -213,6 +222,48 @@ func (s *Service) transaction(ctx context.Context, c Caller, entries []*entry, r
 		return tx.flush(ctx)
 	})
 	return storageError(err)
+}
+
+// prepareCreates does, before the transaction, the CPU work of every
+// create in a transaction Bundle: it resolves references (conditional
+// ones against committed data), encodes the resource and computes its
+// blind-index rows, so the transaction itself only seals and writes.
+// Transactions run one at a time on SQLite: work done outside them runs
+// in parallel. It prepares nothing if the Bundle has
+// a conditional create, whose outcome can change other entries'
+// references, or if anything fails; the transaction then does all the
+// work itself, with the same result.
+func (s *Service) prepareCreates(ctx context.Context, entries []*entry, refs map[string]string) {
+	for _, e := range entries {
+		if e.ifNoneExist != "" || (e.method == http.MethodPost && e.res == nil) {
+			return
+		}
+	}
+	local := make(map[string]string, len(refs))
+	for k, v := range refs {
+		local[k] = v
+	}
+	now := s.now()
+	preps := make([]*pending, len(entries))
+	for i, e := range entries {
+		if e.method != http.MethodPost {
+			continue
+		}
+		res := fhir.Resource(cloneJSON(map[string]any(e.res)).(map[string]any))
+		if err := s.rewriteRefs(ctx, s.store, res, local); err != nil {
+			return
+		}
+		p, err := s.prepareVersion(res, 1, now)
+		if err != nil {
+			return
+		}
+		preps[i] = p
+	}
+	for i, e := range entries {
+		if preps[i] != nil {
+			e.prep, e.res = preps[i], preps[i].res
+		}
+	}
 }
 
 // batchEntries runs each entry on its own. Entries share one database
@@ -305,10 +356,16 @@ func (s *Service) writeEntry(ctx context.Context, tx storage.Tx, c Caller, e *en
 				return nil
 			}
 		}
-		if err := s.rewriteRefs(ctx, tx, e.res, refs); err != nil {
-			return err
+		var v storage.Version
+		var err error
+		if e.prep != nil {
+			v, err = s.storeVersion(ctx, tx, e.prep)
+		} else {
+			if err := s.rewriteRefs(ctx, tx, e.res, refs); err != nil {
+				return err
+			}
+			v, err = s.writeVersion(ctx, tx, e.res, 1, s.now())
 		}
-		v, err := s.writeVersion(ctx, tx, e.res, 1, s.now())
 		if err != nil {
 			return err
 		}
@@ -329,7 +386,7 @@ func (s *Service) writeEntry(ctx context.Context, tx storage.Tx, c Caller, e *en
 		if err := s.rewriteRefs(ctx, tx, e.res, refs); err != nil {
 			return err
 		}
-		v, created, err := s.update(ctx, tx, c, e.res, e.ifMatch)
+		v, created, err := s.update(ctx, tx, c, e.res, e.ifMatch, nil)
 		if err != nil {
 			return err
 		}
@@ -368,7 +425,14 @@ func (s *Service) resolveTarget(ctx context.Context, tx storage.Tx, e *entry) (s
 
 // rewriteRefs replaces references to Bundle fullUrls (urn:uuid:...) and
 // conditional references (Type?query) with the resolved Type/id.
-func (s *Service) rewriteRefs(ctx context.Context, tx storage.Tx, res fhir.Resource, refs map[string]string) error {
+// searcher is what resolving a conditional reference needs: a write
+// transaction, or the store itself when a Bundle is prepared before its
+// transaction starts.
+type searcher interface {
+	Search(ctx context.Context, q storage.Query) (storage.Result, error)
+}
+
+func (s *Service) rewriteRefs(ctx context.Context, tx searcher, res fhir.Resource, refs map[string]string) error {
 	var walkErr error
 	var walk func(v any)
 	walk = func(v any) {
@@ -399,7 +463,7 @@ func (s *Service) rewriteRefs(ctx context.Context, tx storage.Tx, res fhir.Resou
 	return walkErr
 }
 
-func (s *Service) resolveRef(ctx context.Context, tx storage.Tx, ref string, refs map[string]string) (string, error) {
+func (s *Service) resolveRef(ctx context.Context, tx searcher, ref string, refs map[string]string) (string, error) {
 	if r, ok := refs[ref]; ok {
 		return r, nil
 	}

@@ -72,6 +72,12 @@ func (s *Service) Create(ctx context.Context, c Caller, res fhir.Resource, ifNon
 		}
 		cond = &q
 	}
+	// Encoding and indexing happen before the transaction, so concurrent
+	// creates do that work in parallel.
+	p, err := s.prepareVersion(res, 1, s.now())
+	if err != nil {
+		return Stored{}, false, err
+	}
 	var existing storage.Version
 	err = s.store.Update(ctx, func(tx storage.Tx) error {
 		existing = storage.Version{}
@@ -85,8 +91,7 @@ func (s *Service) Create(ctx context.Context, c Caller, res fhir.Resource, ifNon
 				return nil
 			}
 		}
-		now := s.now()
-		v, err := s.writeVersion(ctx, tx, res, 1, now)
+		v, err := s.storeVersion(ctx, tx, p)
 		if err != nil {
 			return err
 		}
@@ -100,8 +105,8 @@ func (s *Service) Create(ctx context.Context, c Caller, res fhir.Resource, ifNon
 		st, err := s.readVersion(ctx, c, audit.ActionRead, existing)
 		return st, false, err
 	}
-	st.JSON, err = res.Marshal()
-	return st, true, err
+	st.JSON = p.body
+	return st, true, nil
 }
 
 // conditionQuery parses a conditional-operation query (If-None-Exist,
@@ -157,8 +162,18 @@ func (s *Service) Update(ctx context.Context, c Caller, typ, id string, res fhir
 	if err := s.validate(res); err != nil {
 		return Stored{}, false, err
 	}
+	// Prepare the likely next version outside the transaction; if another
+	// writer gets there first, update prepares again inside.
+	var p *pending
+	next := int64(1)
+	if cur, err := s.store.Current(ctx, typ, id); err == nil {
+		next = cur.Version + 1
+	}
+	if p, err = s.prepareVersion(res, next, s.now()); err != nil {
+		return Stored{}, false, err
+	}
 	err = s.store.Update(ctx, func(tx storage.Tx) error {
-		v, isNew, err := s.update(ctx, tx, c, res, ifMatch)
+		v, isNew, err := s.update(ctx, tx, c, res, ifMatch, p)
 		st, created = storedOf(v, nil), isNew
 		return err
 	})
@@ -169,7 +184,9 @@ func (s *Service) Update(ctx context.Context, c Caller, typ, id string, res fhir
 	return st, created, err
 }
 
-func (s *Service) update(ctx context.Context, tx storage.Tx, c Caller, res fhir.Resource, ifMatch int64) (storage.Version, bool, error) {
+// update writes res as the next version of its type/id; p, if it was
+// prepared for exactly that version, saves encoding and indexing again.
+func (s *Service) update(ctx context.Context, tx storage.Tx, c Caller, res fhir.Resource, ifMatch int64, p *pending) (storage.Version, bool, error) {
 	next := int64(1)
 	cur, err := tx.Current(ctx, res.Type(), res.ID())
 	switch {
@@ -186,7 +203,12 @@ func (s *Service) update(ctx context.Context, tx storage.Tx, c Caller, res fhir.
 		}
 		next = cur.Version + 1
 	}
-	v, err := s.writeVersion(ctx, tx, res, next, s.now())
+	var v storage.Version
+	if p != nil && p.v.Version == next {
+		v, err = s.storeVersion(ctx, tx, p)
+	} else {
+		v, err = s.writeVersion(ctx, tx, res, next, s.now())
+	}
 	if err != nil {
 		return storage.Version{}, false, err
 	}
@@ -221,34 +243,60 @@ func (s *Service) delete(ctx context.Context, tx storage.Tx, c Caller, typ, id s
 	return s.appendWriteEvent(ctx, tx, c, audit.ActionDelete, v)
 }
 
-// writeVersion seals res as version of its type/id and stores it with
-// its index rows.
-func (s *Service) writeVersion(ctx context.Context, tx storage.Tx, res fhir.Resource, version int64, now time.Time) (storage.Version, error) {
+// pending is a resource version ready to be sealed and stored: encoded,
+// with its owner and blind-index rows computed. Preparing is the CPU
+// work of a write; it can run outside the transaction.
+type pending struct {
+	res  fhir.Resource
+	v    storage.Version // without ciphertext
+	body []byte
+	rows []storage.IndexRow
+}
+
+// prepareVersion sets res's version and lastUpdated and computes
+// everything its write needs but the data key.
+func (s *Service) prepareVersion(res fhir.Resource, version int64, now time.Time) (*pending, error) {
 	now = now.UTC().Truncate(time.Microsecond)
 	res.SetVersionID(strconv.FormatInt(version, 10))
 	res.SetLastUpdated(now)
 	body, err := res.Marshal()
 	if err != nil {
-		return storage.Version{}, invalid("the resource could not be encoded")
-	}
-	owner := s.ownerOf(res)
-	dek, err := s.dekInTx(ctx, tx, owner)
-	if err != nil {
-		return storage.Version{}, err
-	}
-	v := storage.Version{Type: res.Type(), ID: res.ID(), Version: version, Owner: owner, LastUpdated: now}
-	v.Ciphertext, err = dek.Seal(body, keys.ResourceAD{Type: v.Type, ID: v.ID, Version: v.Version, Owner: owner})
-	if err != nil {
-		return storage.Version{}, fmt.Errorf("sealing %s/%s: %w", v.Type, v.ID, err)
+		return nil, invalid("the resource could not be encoded")
 	}
 	rows, err := s.indexRows(res)
 	if err != nil {
+		return nil, err
+	}
+	owner := s.ownerOf(res)
+	return &pending{res: res, body: body, rows: rows,
+		v: storage.Version{Type: res.Type(), ID: res.ID(), Version: version, Owner: owner, LastUpdated: now}}, nil
+}
+
+// storeVersion seals a prepared version with its owner's key (created in
+// tx if new) and stores it with its index rows.
+func (s *Service) storeVersion(ctx context.Context, tx storage.Tx, p *pending) (storage.Version, error) {
+	dek, err := s.dekInTx(ctx, tx, p.v.Owner)
+	if err != nil {
 		return storage.Version{}, err
 	}
-	if err := tx.Put(ctx, v, rows); err != nil {
+	v := p.v
+	v.Ciphertext, err = dek.Seal(p.body, keys.ResourceAD{Type: v.Type, ID: v.ID, Version: v.Version, Owner: v.Owner})
+	if err != nil {
+		return storage.Version{}, fmt.Errorf("sealing %s/%s: %w", v.Type, v.ID, err)
+	}
+	if err := tx.Put(ctx, v, p.rows); err != nil {
 		return storage.Version{}, err
 	}
 	return v, nil
+}
+
+// writeVersion prepares and stores res as version of its type/id.
+func (s *Service) writeVersion(ctx context.Context, tx storage.Tx, res fhir.Resource, version int64, now time.Time) (storage.Version, error) {
+	p, err := s.prepareVersion(res, version, now)
+	if err != nil {
+		return storage.Version{}, err
+	}
+	return s.storeVersion(ctx, tx, p)
 }
 
 func (s *Service) appendWriteEvent(ctx context.Context, tx storage.Tx, c Caller, a audit.Action, v storage.Version) error {

@@ -126,17 +126,27 @@ func Open(ctx context.Context, path string, opts Options) (*sqldb.Store, error) 
 //     half-way (SQLITE_BUSY_SNAPSHOT).
 //   - Readers run with query_only=1: a bug cannot write through them.
 //
-// cacheKiB is the page cache of one connection (SQLite's default is 2 MiB).
-const cacheKiB = 64 << 10
+// Page caches per connection (SQLite's default is 2 MiB). They are
+// upper bounds: memory is used only as pages are read.
+const (
+	readerCacheKiB = 64 << 10
+	writerCacheKiB = 512 << 10
+)
 
 func DSN(path string, busy time.Duration, writer bool) string {
 	q := url.Values{}
 	q.Add("_pragma", "busy_timeout("+strconv.FormatInt(busy.Milliseconds(), 10)+")")
 	q.Add("_pragma", "foreign_keys(1)")
 	q.Add("_pragma", "synchronous(FULL)")
-	// Each connection caches up to cacheKiB of pages, so the upper levels
-	// of the B-trees stay in memory instead of costing a read per page.
-	q.Add("_pragma", "cache_size(-"+strconv.FormatInt(cacheKiB, 10)+")")
+	// Each connection caches pages, so the upper levels of the B-trees
+	// stay in memory instead of costing a read per page. The writer's
+	// cache is larger: blind-index keys are random, so index inserts touch
+	// pages all over the index.
+	cache := readerCacheKiB
+	if writer {
+		cache = writerCacheKiB
+	}
+	q.Add("_pragma", "cache_size(-"+strconv.Itoa(cache)+")")
 	if writer {
 		q.Add("_pragma", "journal_mode(WAL)")
 		q.Set("_txlock", "immediate")
