@@ -85,7 +85,7 @@ func Open(ctx context.Context, c config.Config, logger *slog.Logger) (*App, erro
 		NewID:     func() string { return uuid.NewString() },
 		Limits:    fhir.Limits{MaxBytes: c.Limits.MaxBodyBytes, MaxEntries: c.Limits.MaxBundleEntries},
 	})
-	a.auth = authn.NewAuthenticator(st)
+	a.auth = authn.NewAuthenticator(st, nil)
 	return a, nil
 }
 

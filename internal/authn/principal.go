@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/phivault/phivault/internal/storage"
@@ -99,10 +100,33 @@ type TokenStore interface {
 // Authenticator turns credentials into principals.
 type Authenticator struct {
 	tokens TokenStore
+	now    func() time.Time
+
+	mu    sync.Mutex
+	cache map[string]cachedToken // key: token hash
 }
 
-// NewAuthenticator returns an Authenticator over tokens.
-func NewAuthenticator(tokens TokenStore) *Authenticator { return &Authenticator{tokens: tokens} }
+type cachedToken struct {
+	p       Principal
+	expires time.Time
+}
+
+// Token lookups are cached briefly: every API request authenticates, and
+// a database round trip per request is a tenth of a read's cost. A
+// revoked token therefore stops working within tokenCacheTTL.
+const (
+	tokenCacheTTL  = time.Second
+	tokenCacheSize = 10000
+)
+
+// NewAuthenticator returns an Authenticator over tokens; now is the clock
+// (time.Now when nil).
+func NewAuthenticator(tokens TokenStore, now func() time.Time) *Authenticator {
+	if now == nil {
+		now = time.Now
+	}
+	return &Authenticator{tokens: tokens, now: now, cache: make(map[string]cachedToken)}
+}
 
 // Bearer authenticates an "Authorization" header value. Every failure is
 // ErrUnauthenticated; a storage outage is returned wrapped as is.
@@ -115,7 +139,15 @@ func (a *Authenticator) Bearer(ctx context.Context, header string) (Principal, e
 	if len(tok) > maxTokenLen || !strings.HasPrefix(tok, TokenPrefix) {
 		return Principal{}, ErrUnauthenticated
 	}
-	t, err := a.tokens.TokenByHash(ctx, HashToken(tok))
+	hash := HashToken(tok)
+	now := a.now()
+	a.mu.Lock()
+	c, ok := a.cache[string(hash)]
+	a.mu.Unlock()
+	if ok && now.Before(c.expires) {
+		return c.p, nil
+	}
+	t, err := a.tokens.TokenByHash(ctx, hash)
 	if err != nil {
 		if errors.Is(err, storage.ErrNotFound) {
 			return Principal{}, ErrUnauthenticated
@@ -125,5 +157,12 @@ func (a *Authenticator) Bearer(ctx context.Context, header string) (Principal, e
 	if t.Revoked {
 		return Principal{}, ErrUnauthenticated
 	}
-	return Principal{Kind: "token", ID: t.ID, Name: t.Name, Roles: t.Roles}, nil
+	p := Principal{Kind: "token", ID: t.ID, Name: t.Name, Roles: t.Roles}
+	a.mu.Lock()
+	if len(a.cache) >= tokenCacheSize {
+		clear(a.cache)
+	}
+	a.cache[string(hash)] = cachedToken{p: p, expires: now.Add(tokenCacheTTL)}
+	a.mu.Unlock()
+	return p, nil
 }

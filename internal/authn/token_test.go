@@ -138,7 +138,7 @@ func TestBearer(t *testing.T) {
 		{"revoked", "Bearer " + revoked.Reveal(), ""},
 		{"truncated", "Bearer " + valid.Reveal()[:20], ""},
 	}
-	a := authn.NewAuthenticator(store)
+	a := authn.NewAuthenticator(store, nil)
 	var msgs []string
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -173,7 +173,7 @@ func TestBearer(t *testing.T) {
 
 func TestBearerRejectsLongTokensBeforeLookup(t *testing.T) {
 	store := &fakeTokens{byHash: map[string]storage.APIToken{}}
-	a := authn.NewAuthenticator(store)
+	a := authn.NewAuthenticator(store, nil)
 	header := "Bearer " + authn.TokenPrefix + strings.Repeat("x", 1<<20)
 	if _, err := a.Bearer(t.Context(), header); !errors.Is(err, authn.ErrUnauthenticated) {
 		t.Fatalf("got %v, want ErrUnauthenticated", err)
@@ -185,7 +185,7 @@ func TestBearerRejectsLongTokensBeforeLookup(t *testing.T) {
 
 func TestBearerStorageOutage(t *testing.T) {
 	outage := fmt.Errorf("token by hash: %w", storage.ErrUnavailable)
-	a := authn.NewAuthenticator(&fakeTokens{err: outage})
+	a := authn.NewAuthenticator(&fakeTokens{err: outage}, nil)
 	secret, _, err := authn.NewToken("x", nil, now)
 	if err != nil {
 		t.Fatal(err)
@@ -236,5 +236,38 @@ func TestSecretRedacts(t *testing.T) {
 				t.Fatalf("want a visible redaction marker, got %s", tt.out)
 			}
 		})
+	}
+}
+
+// TestBearerCacheExpires: a successful lookup is cached for at most a
+// second, so revoking a token takes effect within that time; failures
+// are never cached.
+func TestBearerCacheExpires(t *testing.T) {
+	secret, tok, err := authn.NewToken("svc", []string{"system"}, time.Unix(0, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := &fakeTokens{byHash: map[string]storage.APIToken{string(tok.Hash): tok}}
+	now := time.Unix(1000, 0)
+	a := authn.NewAuthenticator(store, func() time.Time { return now })
+	hdr := "Bearer " + secret.Reveal()
+	if _, err := a.Bearer(t.Context(), hdr); err != nil {
+		t.Fatalf("valid token: %v", err)
+	}
+	tok.Revoked = true
+	store.byHash[string(tok.Hash)] = tok
+	now = now.Add(500 * time.Millisecond)
+	if _, err := a.Bearer(t.Context(), hdr); err != nil {
+		t.Fatalf("within the cache time: %v", err)
+	}
+	if store.calls != 1 {
+		t.Errorf("store calls = %d, want 1 (cached)", store.calls)
+	}
+	now = now.Add(time.Second)
+	if _, err := a.Bearer(t.Context(), hdr); !errors.Is(err, authn.ErrUnauthenticated) {
+		t.Fatalf("revoked token after the cache time: %v, want ErrUnauthenticated", err)
+	}
+	if _, err := a.Bearer(t.Context(), hdr); !errors.Is(err, authn.ErrUnauthenticated) {
+		t.Fatalf("a refused token must not be cached as valid: %v", err)
 	}
 }

@@ -194,7 +194,7 @@ func start(t *testing.T) *server {
 	logs := &syncBuffer{}
 	h := httpapi.New(httpapi.Options{
 		Record:        rec,
-		Authenticator: authn.NewAuthenticator(st),
+		Authenticator: authn.NewAuthenticator(st, nil),
 		Logger:        slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Now:           time.Now,
 		MaxBodyBytes:  1 << 20,
