@@ -397,4 +397,3 @@ func secReadUpdate(c secFHIR, id string) error {
 	}
 	return nil
 }
-

@@ -2,8 +2,8 @@ package cli_test
 
 import (
 	"encoding/hex"
-	"fmt"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -52,7 +52,7 @@ func secCollectPHI(t *testing.T, root string) secPHI {
 				continue
 			}
 			var p struct {
-				Name         []struct {
+				Name []struct {
 					Text   string   `json:"text"`
 					Family string   `json:"family"`
 					Given  []string `json:"given"`
