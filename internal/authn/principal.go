@@ -66,6 +66,10 @@ func (Secret) String() string { return "[redacted]" }
 // GoString redacts (%#v would otherwise print the string itself).
 func (Secret) GoString() string { return "authn.Secret([redacted])" }
 
+// MarshalJSON redacts, so encoding a struct that holds a Secret cannot
+// leak it.
+func (Secret) MarshalJSON() ([]byte, error) { return []byte(`"[redacted]"`), nil }
+
 // Reveal returns the secret, for printing it once to its owner.
 func (s Secret) Reveal() string { return string(s) }
 

@@ -83,6 +83,18 @@ type Storage struct {
 	PostgresURL string `json:"postgres_url"`
 }
 
+// LogValue logs the configuration without the PostgreSQL URL, which may
+// carry a password.
+func (c Config) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("data_dir", c.DataDir),
+		slog.String("listen", c.Server.Listen),
+		slog.Any("storage", c.Storage),
+		slog.Bool("kms", c.Keys.KMSURI != ""),
+		slog.String("log_name", c.Audit.LogName),
+	)
+}
+
 // LogValue hides the PostgreSQL URL, which may carry a password.
 func (s Storage) LogValue() slog.Value {
 	return slog.GroupValue(slog.String("driver", s.Driver), slog.String("sqlite_path", s.SQLitePath))
