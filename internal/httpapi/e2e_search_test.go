@@ -270,6 +270,10 @@ func TestE2ESearch(t *testing.T) {
 			if n, _ := r.Total(); n != 3 || len(r.Entries()) != 0 {
 				t.Errorf("_count=0: total %d, %d entries; want the count only", n, len(r.Entries()))
 			}
+			r = s.Do(t, "GET", "/fhir/Observation?patient="+bare("P1")+"&_summary=count", nil, nil).Want(t, http.StatusOK)
+			if n, _ := r.Total(); n != 3 || len(r.Entries()) != 0 {
+				t.Errorf("_summary=count: total %d, %d entries; want the count only", n, len(r.Entries()))
+			}
 			r = s.Do(t, "GET", "/fhir/Observation?patient="+bare("P1")+"&_count=100000", nil, nil).Want(t, http.StatusOK)
 			if len(r.Entries()) != 3 {
 				t.Errorf("_count=100000: %d entries", len(r.Entries()))

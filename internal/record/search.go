@@ -72,6 +72,9 @@ func (s *Service) parseSearch(typ string, vals url.Values, lenient bool) (plan, 
 		return plan{}, searchError(err)
 	}
 	p := plan{q: storage.Query{Type: typ, Count: q.Count, Total: q.Total == "accurate" || q.Total == "estimate"}, ignored: q.Ignored}
+	if q.Summary == "count" {
+		p.q.Count, p.q.Total = 0, true
+	}
 	p.total = p.q.Total
 	if len(q.ID) > 0 {
 		p.q.Clauses = append(p.q.Clauses, storage.Clause{Any: []storage.Cond{{Kind: storage.CondID, IDs: q.ID}}})

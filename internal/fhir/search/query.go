@@ -88,6 +88,7 @@ type Query struct {
 	Count       int // page size, 0..MaxCount; DefaultCount when absent
 	Sort        []SortSpec
 	Total       string // "", "none", "estimate" or "accurate"
+	Summary     string // "" or "count" (_summary=count: the total only)
 	Ignored     []string
 }
 
@@ -201,6 +202,16 @@ func (r *Registry) parseOne(out *Query, key, raw string, lenient bool, seen map[
 				return false, err
 			}
 			out.Sort = s
+		case "_summary":
+			// Only _summary=count (a total without entries) is supported;
+			// other summaries would need per-element rendering.
+			if err := once(); err != nil {
+				return false, err
+			}
+			if raw != "count" {
+				return r.unsupported(lenient, "parsing search parameter %s: only _summary=count is supported", name)
+			}
+			out.Summary = "count"
 		case "_total":
 			if err := once(); err != nil {
 				return false, err

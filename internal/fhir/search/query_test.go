@@ -119,7 +119,7 @@ func TestParseQueryErrors(t *testing.T) {
 		{"Patient", "_sort=birthdate", ErrUnsupported},
 		{"Patient", "_sort=name", ErrUnsupported},
 		{"Observation", "_sort=code", ErrUnsupported},
-		{"Observation", "_summary=count", ErrUnsupported},
+		{"Observation", "_summary=data", ErrUnsupported},
 		{"Observation", "_include=Observation:subject", ErrUnsupported},
 		{"Observation", "_elements=id", ErrUnsupported},
 		{"Observation", "_count=-1", ErrInvalidValue},
@@ -169,7 +169,7 @@ func TestParseQueryDoesNotEchoParamNames(t *testing.T) {
 }
 
 func TestParseQueryLenient(t *testing.T) {
-	q := mustQuery(t, "Observation", "colour=red&_summary=count&_include=x&status=final&subject.name=x", true)
+	q := mustQuery(t, "Observation", "colour=red&_summary=text&_include=x&status=final&subject.name=x", true)
 	if !slices.Equal(q.Ignored, []string{"_include", "_summary", "colour", "subject.name"}) {
 		t.Errorf("Ignored = %q", q.Ignored)
 	}
@@ -246,5 +246,12 @@ func TestQueryMatchesIndex(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+func TestParseQuerySummaryCount(t *testing.T) {
+	q := mustQuery(t, "Observation", "status=final&_summary=count", false)
+	if q.Summary != "count" {
+		t.Errorf("Summary = %q, want count", q.Summary)
 	}
 }
