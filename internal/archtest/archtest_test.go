@@ -47,6 +47,8 @@ var domain = []string{
 	module + "/internal/fhir/...",
 	module + "/internal/keys",
 	module + "/internal/authn",
+	module + "/internal/authn/session",
+	module + "/internal/identity",
 	module + "/internal/storage", // the interface package only: drivers live below it
 }
 
@@ -89,6 +91,11 @@ var cryptoAllowed = map[string]struct {
 	module + "/internal/tlsca": {[]string{"crypto/ecdsa", "crypto/elliptic", "crypto/sha256"}, "local CA certificates and their SHA-256 fingerprint"},
 	module + "/internal/authn": {[]string{"crypto/sha256"}, "stored form of 256-bit API tokens"},
 	module + "/internal/cli":   {[]string{"golang.org/x/mod/sumdb/note"}, "creates the audit checkpoint note signer at init"},
+
+	// Issue 3 (identity).
+	module + "/internal/authn/session":  {[]string{"crypto/sha256"}, "stored form of 256-bit session tokens and the CSRF token bound to them"},
+	module + "/internal/authn/recovery": {[]string{"crypto/sha256"}, "stored form of 80-bit recovery codes"},
+	module + "/internal/authn/password": {[]string{"golang.org/x/crypto/argon2"}, "password hashing (argon2id), the named allow-list of rule 4"},
 }
 
 // match reports whether path matches pattern ("x/..." matches x and below;

@@ -1,6 +1,7 @@
 package postgres_test
 
 import (
+	"database/sql"
 	"errors"
 	"fmt"
 	"testing"
@@ -25,6 +26,19 @@ func openURL(t testing.TB, url string, opts postgres.Options) *sqldb.Store {
 func TestConformance(t *testing.T) {
 	storagetest.Run(t, func(t *testing.T) storage.Store {
 		return openURL(t, pgtest.NewDatabase(t), postgres.Options{})
+	})
+}
+
+func TestIdentityConformance(t *testing.T) {
+	storagetest.RunIdentity(t, func(t *testing.T) storagetest.IdentityStores {
+		url := pgtest.NewDatabase(t)
+		s := openURL(t, url, postgres.Options{})
+		db, err := sql.Open("pgx", url) // registered by pgx/v5/stdlib, which postgres imports
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return storagetest.IdentityStores{Users: s.Users(), Sessions: s.Sessions(), DB: db}
 	})
 }
 

@@ -34,6 +34,14 @@
 // ScanKeys and ScanAudit page with keyset queries of scanBatch rows and
 // call fn between queries, so no scan holds a transaction open.
 //
+// # Identity
+//
+// Users() and Sessions() implement the identity and session store
+// interfaces on the same database (identity.go, sessions.go). Their
+// errors wrap both the storage sentinel and the domain one
+// (identity.ErrNotFound/ErrExists, session.ErrNotFound). Sessions hold
+// only the SHA-256 of each token.
+//
 // # Migrations
 //
 // Migrate applies the dialect's NNNN_*.sql files forward-only in one

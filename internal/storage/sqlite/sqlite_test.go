@@ -27,6 +27,23 @@ func TestConformance(t *testing.T) {
 	storagetest.Run(t, func(t *testing.T) storage.Store { return open(t) })
 }
 
+func TestIdentityConformance(t *testing.T) {
+	storagetest.RunIdentity(t, func(t *testing.T) storagetest.IdentityStores {
+		path := filepath.Join(t.TempDir(), "phivault.db")
+		s, err := sqlite.Open(t.Context(), path, sqlite.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		db, err := sql.Open("sqlite", sqlite.DSN(path, sqlite.DefaultBusyTimeout, false))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return storagetest.IdentityStores{Users: s.Users(), Sessions: s.Sessions(), DB: db}
+	})
+}
+
 func TestMigrations(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "phivault.db")
 	ms, err := sqldb.Migrations(sqlite.Dialect())

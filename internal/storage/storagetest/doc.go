@@ -2,7 +2,8 @@
 // driver must pass, and the shared benchmarks. Drivers call Run from
 // their own tests with a function that opens a fresh, empty store per
 // case; ConcurrentRMW is exported for driver tests that race several
-// Store instances on one database.
+// Store instances on one database. RunIdentity is the suite of the
+// identity and session stores (sqldb.Store.Users and Sessions).
 //
 // The suite asserts behaviour a user would notice: lost updates,
 // version gaps, deleted or shredded resources found by search, hostile
