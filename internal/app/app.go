@@ -21,6 +21,8 @@ import (
 
 	"github.com/phivault/phivault/internal/audit"
 	"github.com/phivault/phivault/internal/authn"
+	"github.com/phivault/phivault/internal/authn/login"
+	"github.com/phivault/phivault/internal/authn/password"
 	"github.com/phivault/phivault/internal/config"
 	"github.com/phivault/phivault/internal/fhir"
 	"github.com/phivault/phivault/internal/fhir/search"
@@ -29,6 +31,7 @@ import (
 	"github.com/phivault/phivault/internal/record"
 	"github.com/phivault/phivault/internal/storage"
 	"github.com/phivault/phivault/internal/storage/postgres"
+	"github.com/phivault/phivault/internal/storage/sqldb"
 	"github.com/phivault/phivault/internal/storage/sqlite"
 )
 
@@ -48,10 +51,36 @@ type App struct {
 	batcher *audit.Batcher
 	auth    *authn.Authenticator
 	logger  *slog.Logger
+	// Login is interactive sign-in and session authentication (issue 3).
+	Login *login.Service
+}
+
+// Option adjusts [Open]. Tests use them to inject a clock and limits.
+type Option func(*openOptions)
+
+type openOptions struct {
+	now   func() time.Time
+	login []func(*login.Options)
+}
+
+// WithClock makes authentication (login, lockout, rate limits, sessions)
+// read the time from now instead of time.Now.
+func WithClock(now func() time.Time) Option {
+	return func(o *openOptions) { o.now = now }
+}
+
+// WithLoginOptions lets edit adjust the login service's options after
+// Open has filled them in (lockout policy, address limits, hasher).
+func WithLoginOptions(edit func(*login.Options)) Option {
+	return func(o *openOptions) { o.login = append(o.login, edit) }
 }
 
 // Open opens everything the configuration names. The caller must Close.
-func Open(ctx context.Context, c config.Config, logger *slog.Logger) (*App, error) {
+func Open(ctx context.Context, c config.Config, logger *slog.Logger, opts ...Option) (*App, error) {
+	oo := openOptions{now: time.Now}
+	for _, o := range opts {
+		o(&oo)
+	}
 	httpClient := &http.Client{Timeout: kmsTimeout}
 	kek, err := keys.OpenKEK(ctx, keys.KEKSource{KeyFile: c.Keys.KeyFile, URI: c.Keys.KMSURI}, httpClient)
 	if err != nil {
@@ -86,7 +115,36 @@ func Open(ctx context.Context, c config.Config, logger *slog.Logger) (*App, erro
 		Limits:    fhir.Limits{MaxBytes: c.Limits.MaxBodyBytes, MaxEntries: c.Limits.MaxBundleEntries},
 	})
 	a.auth = authn.NewAuthenticator(st, nil)
+	if err := a.openLogin(oo); err != nil {
+		a.batcher.Close()
+		st.Close()
+		return nil, err
+	}
 	return a, nil
+}
+
+// openLogin builds the login service over the SQL store.
+func (a *App) openLogin(oo openOptions) error {
+	sq, ok := a.Store.(*sqldb.Store)
+	if !ok {
+		return errors.New("opening login: the store is not the SQL store")
+	}
+	h, err := password.NewHasher(password.HasherConfig{})
+	if err != nil {
+		return fmt.Errorf("opening login: %w", err)
+	}
+	lo := login.Options{
+		Users: sq.Users(), Store: sq.Logins(), Sessions: sq.Sessions(), Keys: a.Keys,
+		Log: a.Log, Audit: a.batcher, Hasher: h, Now: oo.now, Logger: a.logger,
+	}
+	for _, edit := range oo.login {
+		edit(&lo)
+	}
+	a.Login, err = login.New(lo)
+	if err != nil {
+		return fmt.Errorf("opening login: %w", err)
+	}
+	return nil
 }
 
 // OpenStore opens the configured database and applies migrations.
@@ -147,6 +205,8 @@ func (a *App) Handler() http.Handler {
 	return httpapi.New(httpapi.Options{
 		Record:        a.Record,
 		Authenticator: a.auth,
+		Login:         a.Login,
+		Accounts:      a.adminAccounts(),
 		Logger:        a.logger,
 		Now:           time.Now,
 		BaseURL:       a.Config.Server.BaseURL,

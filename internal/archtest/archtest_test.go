@@ -79,7 +79,7 @@ var primitives = []string{
 	"crypto/hmac", "crypto/md5", "crypto/mlkem", "crypto/pbkdf2", "crypto/rc4",
 	"crypto/rsa", "crypto/sha1", "crypto/sha256", "crypto/sha3", "crypto/sha512",
 	"golang.org/x/crypto/...", "github.com/tink-crypto/...", "filippo.io/...",
-	"golang.org/x/mod/sumdb/note",
+	"golang.org/x/mod/sumdb/note", "github.com/go-jose/...",
 }
 
 // cryptoAllowed says which package may import which primitives, and why.
@@ -96,6 +96,7 @@ var cryptoAllowed = map[string]struct {
 	module + "/internal/authn/session":  {[]string{"crypto/sha256"}, "stored form of 256-bit session tokens and the CSRF token bound to them"},
 	module + "/internal/authn/recovery": {[]string{"crypto/sha256"}, "stored form of 80-bit recovery codes"},
 	module + "/internal/authn/password": {[]string{"golang.org/x/crypto/argon2"}, "password hashing (argon2id), the named allow-list of rule 4"},
+	module + "/internal/authn/smart":    {[]string{"crypto/sha256", "crypto/rsa", "crypto/ecdsa", "github.com/go-jose/..."}, "stored form of SMART access tokens; size and curve checks of client JWKs; JWT assertions verified by go-jose (RS384/ES384 only)"},
 }
 
 // match reports whether path matches pattern ("x/..." matches x and below;

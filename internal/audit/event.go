@@ -27,6 +27,31 @@ const (
 	ActionKeyRotate   Action = "key-rotate"
 	ActionLogin       Action = "login"
 	ActionTokenCreate Action = "token-create"
+
+	// Account administration (issue 3). Entities: "User/<id>". Denied
+	// attempts carry OutcomeDenied and no entity when none was reached.
+	ActionUserCreate      Action = "user-create"
+	ActionUserDisable     Action = "user-disable"
+	ActionUserEnable      Action = "user-enable"
+	ActionUserSetRoles    Action = "user-set-roles"
+	ActionUserResetMFA    Action = "user-reset-mfa"
+	ActionUserSetPassword Action = "user-set-password" // enrolment: a password set with an enrolment secret
+	ActionUserAdmin       Action = "user-admin"        // an /admin/api request refused before any change
+)
+
+// Authentication events (issue 3). ActionLogin is a session started, or
+// a login refused at the password step; these are its sub-steps and the
+// session's end. Agent.User is the account id, or "unknown" for a name
+// that has no account; Agent.Session is the session id once there is one.
+const (
+	ActionLoginPassword    Action = "login-password"     // password accepted, second factor owed
+	ActionLockout          Action = "lockout"            // an account entered a lockout period
+	ActionMFAEnrollStart   Action = "mfa-enroll-start"   // a TOTP secret was issued for enrolment
+	ActionMFAEnroll        Action = "mfa-enroll"         // enrolment confirmed (or refused) with a first code
+	ActionMFAVerify        Action = "mfa-verify"         // a second factor was checked
+	ActionRecoveryCodeUsed Action = "recovery-code-used" // a recovery code was consumed
+	ActionLogout           Action = "logout"             // a user ended their current session
+	ActionSessionRevoke    Action = "session-revoke"     // a session was ended by id
 )
 
 // Outcome is the result of the access (FHIR AuditEvent.outcome, simplified).

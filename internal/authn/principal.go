@@ -38,10 +38,17 @@ var (
 
 // Principal is an authenticated caller.
 type Principal struct {
-	Kind  string   // "token"
-	ID    string   // token id (never the secret)
-	Name  string   // a label chosen by the administrator
+	Kind  string   // "token" or "session"
+	ID    string   // token id, or the user id of a session (never a secret)
+	Name  string   // a label chosen by the administrator, or the username
 	Roles []string // e.g. "system"
+
+	// MFA reports that a second factor was verified when the session
+	// began. Always false for API tokens: they are service credentials,
+	// not workforce accounts.
+	MFA bool
+	// SessionID is the session's public id ("" for API tokens).
+	SessionID string
 }
 
 // TokenPrefix marks phivault API tokens so secret scanners can find them.

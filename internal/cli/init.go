@@ -15,6 +15,7 @@ import (
 
 	"github.com/phivault/phivault/internal/app"
 	"github.com/phivault/phivault/internal/config"
+	"github.com/phivault/phivault/internal/identity"
 	"github.com/phivault/phivault/internal/keys"
 	"github.com/phivault/phivault/internal/tlsca"
 )
@@ -47,11 +48,16 @@ It refuses to overwrite anything, and prints an admin API token once.`,
 	f.StringVar(&o.postgres, "postgres", "", "use PostgreSQL at this URL instead of the embedded SQLite")
 	f.StringVar(&o.logName, "log-name", config.DefaultLogName, "origin name of the audit log's signed checkpoints")
 	f.StringVar(&o.listen, "listen", config.DefaultListen, "address to listen on")
+	f.StringVar(&o.adminUser, "admin-user", defaultAdminUser, "username of the first security admin")
 	return cmd
 }
 
+// defaultAdminUser is the username of the first security admin.
+const defaultAdminUser = "admin"
+
 type initOptions struct {
 	dataDir, keyFile, kmsURI, postgres, logName, listen string
+	adminUser                                           string // "" means defaultAdminUser
 	quiet                                               bool
 }
 
@@ -92,6 +98,12 @@ func (e *env) runInit(cmd *cobra.Command, o initOptions) error {
 	}
 	if err := resolved.Validate(); err != nil {
 		return err
+	}
+	if o.adminUser == "" {
+		o.adminUser = defaultAdminUser
+	}
+	if err := identity.ValidateUsername(o.adminUser); err != nil {
+		return fmt.Errorf("--admin-user: %w", err)
 	}
 	now := time.Now()
 	if resolved.Keys.KeyFile != "" {
@@ -135,6 +147,14 @@ func (e *env) runInit(cmd *cobra.Command, o initOptions) error {
 	if err != nil {
 		return err
 	}
+	acc, err := a.Accounts()
+	if err != nil {
+		return err
+	}
+	admin, enrol, err := acc.Add(ctx, cliAgent(), identity.User{Username: o.adminUser, Roles: []identity.Role{identity.RoleSecurityAdmin}})
+	if err != nil {
+		return fmt.Errorf("creating the first security admin: %w", err)
+	}
 	if o.quiet {
 		return nil
 	}
@@ -150,9 +170,15 @@ Admin API token (shown once; store it in a password manager):
 
   %s
 
+Security admin %q (role security-admin): one-time enrolment secret
+(shown once; valid for %s; set a password with "phivault user set-password"
+or POST /auth/enrol, then enrol a second factor at the first login):
+
+  %s
+
 Start the server with:  phivault serve --data %s
 `, o.dataDir, filepath.Join(o.dataDir, config.FileName), describeKEK(resolved), vkey,
-		filepath.Join(o.dataDir, "tls", "ca.crt"), fp, secret.Reveal(), o.dataDir)
+		filepath.Join(o.dataDir, "tls", "ca.crt"), fp, secret.Reveal(), admin.Username, app.EnrolmentLifetime, enrol.Reveal(), o.dataDir)
 	return nil
 }
 

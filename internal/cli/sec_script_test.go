@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"testing"
 
@@ -40,6 +41,19 @@ func TestScripts(t *testing.T) {
 				if got := st.Mode().Perm(); (uint64(got) == want) == neg {
 					ts.Fatalf("%s has mode %04o, want %s%s", args[0], got, map[bool]string{true: "not ", false: ""}[neg], args[1])
 				}
+			},
+			// enrolsecret FILE: writes the one enrolment secret (pve_...) of
+			// the last command's stdout to FILE, so a script can use it
+			// without it ever being a flag.
+			"enrolsecret": func(ts *testscript.TestScript, neg bool, args []string) {
+				if len(args) != 1 || neg {
+					ts.Fatalf("usage: enrolsecret FILE")
+				}
+				m := regexp.MustCompile(`pve_[A-Za-z0-9_-]{43}`).FindAllString(ts.ReadFile("stdout"), -1)
+				if len(m) != 1 {
+					ts.Fatalf("stdout holds %d enrolment secrets, want 1", len(m))
+				}
+				ts.Check(os.WriteFile(ts.MkAbs(args[0]), []byte(m[0]+"\n"), 0o600))
 			},
 			// cmpdir A B: both directories hold the same files, byte for byte.
 			"cmpdir": func(ts *testscript.TestScript, neg bool, args []string) {

@@ -12,8 +12,18 @@
 //  2. security headers (HSTS, nosniff, a deny-all CSP, no framing, no-store);
 //  3. body size limit (http.MaxBytesReader);
 //  4. format negotiation (JSON only: 406/415 otherwise);
-//  5. authentication (bearer token → Principal; 401 without one);
+//  5. authentication (auth_session.go): an Authorization header is a
+//     bearer API token, and only that; without one, the session cookie
+//     (session → user, refused if disabled), whose state-changing
+//     requests must carry X-CSRF-Token. 401 without a valid credential;
+//     403 for a cookie request without the CSRF token, and for a session
+//     that may not reach PHI (workforce without a verified second factor,
+//     or a non-workforce account until authorization lands);
 //  6. the FHIR handler, which audits before it responds (fail closed).
+//
+// /auth/ (auth.go: login, second factor, logout, own sessions) takes
+// steps 1–2, its own small body limit, and authenticates the session
+// cookie itself where an endpoint needs it.
 //
 // Authorization (policy decisions, search narrowing) and rate limiting
 // join this stack with the identity and authorization issues.
@@ -27,12 +37,12 @@ package httpapi
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"net/http"
 	"time"
 
 	"github.com/phivault/phivault/internal/authn"
+	"github.com/phivault/phivault/internal/authn/login"
 	"github.com/phivault/phivault/internal/record"
 )
 
@@ -40,6 +50,8 @@ import (
 type Server struct {
 	rec     *record.Service
 	auth    *authn.Authenticator
+	login   *login.Service // nil: no interactive login, bearer tokens only
+	admin   Accounts       // nil: /admin/api and /auth/enrol answer 503 (admin.go)
 	log     *slog.Logger
 	now     func() time.Time
 	baseURL string
@@ -52,6 +64,8 @@ type Server struct {
 type Options struct {
 	Record        *record.Service
 	Authenticator *authn.Authenticator
+	Login         *login.Service // optional: /auth/ routes and session cookies
+	Accounts      Accounts       // account administration: /admin/api, /auth/enrol (admin.go)
 	Logger        *slog.Logger
 	Now           func() time.Time
 	BaseURL       string // public base URL, e.g. https://localhost:8443
@@ -62,7 +76,7 @@ type Options struct {
 
 // New returns a Server.
 func New(o Options) *Server {
-	return &Server{rec: o.Record, auth: o.Authenticator, log: o.Logger, now: o.Now,
+	return &Server{rec: o.Record, auth: o.Authenticator, login: o.Login, admin: o.Accounts, log: o.Logger, now: o.Now,
 		baseURL: o.BaseURL, maxBody: o.MaxBodyBytes, version: o.Version, ready: o.Ready}
 }
 
@@ -86,6 +100,10 @@ func (s *Server) Handler() http.Handler {
 	fhir := s.fhirHandler()
 	mux.Handle("/fhir", fhir)
 	mux.Handle("/fhir/", fhir)
+	if s.login != nil {
+		s.authRoutes(mux)
+	}
+	s.adminRoutes(mux)
 	return s.withRequest(securityHeaders(mux))
 }
 
@@ -111,18 +129,16 @@ func (s *Server) limitBody(next http.Handler) http.Handler {
 	})
 }
 
-// authenticate requires a valid bearer token.
+// authenticate requires a bearer token or a session cookie that may
+// reach PHI (see principal and phiGate in auth_session.go).
 func (s *Server) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p, err := s.auth.Bearer(r.Context(), r.Header.Get("Authorization"))
+		p, err := s.principal(r)
+		if err == nil {
+			err = phiGate(p)
+		}
 		if err != nil {
-			if !errors.Is(err, authn.ErrUnauthenticated) {
-				s.log.ErrorContext(r.Context(), "authentication backend failed", slog.String("request_id", RequestID(r.Context())), slog.String("error", err.Error()))
-				writeOutcome(w, r, httpError(http.StatusServiceUnavailable, "transient", "the service is temporarily unavailable; retry later"))
-				return
-			}
-			w.Header().Set("WWW-Authenticate", `Bearer realm="phivault"`)
-			writeOutcome(w, r, httpError(http.StatusUnauthorized, "login", "authentication required: send a valid bearer token"))
+			s.writeAuthnError(w, r, err)
 			return
 		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey, p)))

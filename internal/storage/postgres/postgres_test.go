@@ -42,6 +42,13 @@ func TestIdentityConformance(t *testing.T) {
 	})
 }
 
+func TestLoginConformance(t *testing.T) {
+	storagetest.RunLogin(t, func(t *testing.T) storagetest.LoginStores {
+		s := openURL(t, pgtest.NewDatabase(t), postgres.Options{})
+		return storagetest.LoginStores{Store: s, Users: s.Users(), Sessions: s.Sessions(), Logins: s.Logins()}
+	})
+}
+
 // TestTwoProcesses runs two stores with separate pools on one database,
 // as two phivault processes would, racing read-modify-write updates of
 // the same resources and creates of the same ids.

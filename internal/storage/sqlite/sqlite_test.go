@@ -44,6 +44,17 @@ func TestIdentityConformance(t *testing.T) {
 	})
 }
 
+func TestLoginConformance(t *testing.T) {
+	storagetest.RunLogin(t, func(t *testing.T) storagetest.LoginStores {
+		s, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "phivault.db"), sqlite.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return storagetest.LoginStores{Store: s, Users: s.Users(), Sessions: s.Sessions(), Logins: s.Logins()}
+	})
+}
+
 func TestMigrations(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "phivault.db")
 	ms, err := sqldb.Migrations(sqlite.Dialect())

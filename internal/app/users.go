@@ -1,0 +1,275 @@
+package app
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/phivault/phivault/internal/audit"
+	"github.com/phivault/phivault/internal/authn"
+	"github.com/phivault/phivault/internal/authn/password"
+	"github.com/phivault/phivault/internal/httpapi"
+	"github.com/phivault/phivault/internal/identity"
+	"github.com/phivault/phivault/internal/storage"
+	"github.com/phivault/phivault/internal/storage/sqldb"
+)
+
+// Account administration (issue 3, DESIGN §7–8).
+//
+// # Atomicity
+//
+// Every change commits in one database transaction together with its
+// audit event and its side effects: the enrolment secret of a new
+// account, the deletion of second factors on an MFA reset, and the
+// revocation of every session of the user on disable, role change, MFA
+// reset and password enrolment (sqldb.Users.CreateAudited and Apply). A
+// change is therefore never visible without its audit record, and a
+// disabled account never keeps a live session.
+//
+// # Enrolment
+//
+// A new account has no password. [Accounts.Add] returns a one-time
+// enrolment secret (256 bits, prefix "pve_", shown once, stored as its
+// SHA-256, valid for [EnrolmentLifetime]); its owner sets a password with
+// it ([Accounts.Enrol]), and enrols a second factor at first login.
+
+// EnrolmentLifetime is how long an enrolment secret is valid: 24 hours,
+// long enough to hand the secret over within a working day, short enough
+// that a secret lost in a mailbox or a ticket dies quickly (NIST SP
+// 800-63B §6.1.2.1 asks for short-lived activation secrets).
+const EnrolmentLifetime = 24 * time.Hour
+
+// EnrolmentPrefix marks enrolment secrets so secret scanners can find
+// them and so they are never confused with API ("pvt_") or session
+// ("pvs_") tokens.
+const EnrolmentPrefix = "pve_"
+
+// enrolmentBytes is 256 bits: like API tokens, nothing to brute-force,
+// which is what makes a fast unsalted hash the right stored form.
+const enrolmentBytes = 32
+
+// maxSecretLen bounds what is hashed from untrusted input.
+const maxSecretLen = 128
+
+// ErrEnrolmentRefused means the enrolment secret is unknown, expired,
+// used, or not the named user's, or the account is disabled. Which one
+// is not said: show the message as is, the same way every time.
+var ErrEnrolmentRefused = errors.New("the enrolment secret is not valid: it may be wrong, expired or already used")
+
+// Accounts is the account administration service: the security-admin
+// surface (CLI and /admin/api) and password enrolment. It is safe for
+// concurrent use. Obtain one with [App.Accounts]; keep it for the life
+// of the server, since its Hasher bounds the argon2id work in flight.
+type Accounts struct {
+	store  *sqldb.Store
+	users  *sqldb.Users
+	log    *audit.Log
+	hasher *password.Hasher
+	now    func() time.Time
+	rand   io.Reader
+}
+
+// Accounts returns the account service of a. Each call creates a new
+// password Hasher (with its own concurrency bound), so callers keep the
+// result rather than calling it per request.
+func (a *App) Accounts() (*Accounts, error) {
+	st, ok := a.Store.(*sqldb.Store)
+	if !ok {
+		return nil, errors.New("account administration needs the SQL store")
+	}
+	h, err := password.NewHasher(password.HasherConfig{})
+	if err != nil {
+		return nil, err
+	}
+	return &Accounts{store: st, users: st.Users(), log: a.Log, hasher: h, now: time.Now, rand: rand.Reader}, nil
+}
+
+// WithClock returns a copy of x that reads the time from now: tests use
+// it to expire enrolment secrets.
+func (x *Accounts) WithClock(now func() time.Time) *Accounts {
+	y := *x
+	y.now = now
+	return &y
+}
+
+// Directory returns the read capability over accounts.
+func (x *Accounts) Directory() identity.Directory { return x.users }
+
+// Add creates an account without a password from the username, display
+// name, roles and FHIR user of u (its other fields are ignored) and
+// returns it with its one-time enrolment secret. Errors:
+// identity.ErrInvalid (a *identity.FieldError naming the field),
+// identity.ErrExists for a taken username.
+func (x *Accounts) Add(ctx context.Context, actor audit.Agent, u identity.User) (identity.User, authn.Secret, error) {
+	id, err := identity.NewID(x.rand)
+	if err != nil {
+		return identity.User{}, "", err
+	}
+	nu := identity.User{ID: id, Username: u.Username, DisplayName: u.DisplayName, Roles: u.Roles, FHIRUser: u.FHIRUser}
+	secret, err := x.newSecret()
+	if err != nil {
+		return identity.User{}, "", err
+	}
+	enr := &sqldb.Enrolment{Hash: authn.HashToken(secret.Reveal()), Expires: x.now().Add(EnrolmentLifetime)}
+	out, err := x.users.CreateAudited(ctx, nu, enr, x.auditFn(actor, audit.ActionUserCreate))
+	if err != nil {
+		return identity.User{}, "", fmt.Errorf("adding user: %w", err)
+	}
+	return out, secret, nil
+}
+
+// SetDisabled disables (and revokes every session of) or re-enables
+// user id. Errors: identity.ErrNotFound.
+func (x *Accounts) SetDisabled(ctx context.Context, actor audit.Agent, id string, disabled bool) (identity.User, error) {
+	c := sqldb.AccountChange{Op: "enable user", Change: func(u *identity.User) { u.Disabled = disabled },
+		Audit: x.auditFn(actor, audit.ActionUserEnable)}
+	if disabled {
+		c.Op, c.RevokeSessions, c.Audit = "disable user", true, x.auditFn(actor, audit.ActionUserDisable)
+	}
+	return x.apply(ctx, id, c)
+}
+
+// SetRoles replaces the roles of user id and revokes its sessions, so
+// the new roles apply from the next login. Errors: identity.ErrNotFound,
+// identity.ErrInvalid.
+func (x *Accounts) SetRoles(ctx context.Context, actor audit.Agent, id string, roles []identity.Role) (identity.User, error) {
+	roles = append([]identity.Role(nil), roles...)
+	return x.apply(ctx, id, sqldb.AccountChange{Op: "set roles", Change: func(u *identity.User) { u.Roles = roles },
+		RevokeSessions: true, Audit: x.auditFn(actor, audit.ActionUserSetRoles)})
+}
+
+// ResetMFA deletes every second factor of user id (TOTP, recovery codes,
+// WebAuthn credentials), marks MFA not enrolled and revokes its
+// sessions. The password is kept: the user enrols a second factor again
+// at the next login. Errors: identity.ErrNotFound.
+func (x *Accounts) ResetMFA(ctx context.Context, actor audit.Agent, id string) (identity.User, error) {
+	return x.apply(ctx, id, sqldb.AccountChange{Op: "reset mfa", Change: func(u *identity.User) { u.MFAEnrolled = false },
+		ClearMFA: true, RevokeSessions: true, Audit: x.auditFn(actor, audit.ActionUserResetMFA)})
+}
+
+// Enrol sets the password of username with its enrolment secret. The
+// secret is checked first (a cheap lookup by hash, no KDF run), so
+// nothing about the account is revealed to someone without it: every
+// failure of the secret, an unknown user and a disabled account are
+// [ErrEnrolmentRefused]. Only then is the password checked against the
+// policy (password.ErrTooShort, ErrCommon... whose messages are safe to
+// show) before the secret is used up, so a refused password does not
+// burn it. On success the secret is deleted, the argon2id hash stored
+// and the user's sessions revoked, with the audit event, in one
+// transaction. password.ErrBusy means the hasher is saturated (503).
+func (x *Accounts) Enrol(ctx context.Context, actor audit.Agent, username, secret, pw string) (identity.User, error) {
+	now := x.now()
+	refused := func() (identity.User, error) {
+		x.appendDenied(ctx, actor, audit.ActionUserSetPassword)
+		return identity.User{}, ErrEnrolmentRefused
+	}
+	if len(secret) > maxSecretLen || !strings.HasPrefix(secret, EnrolmentPrefix) {
+		return refused()
+	}
+	hash := authn.HashToken(secret)
+	id, err := x.users.EnrolmentUser(ctx, hash, now)
+	if errors.Is(err, identity.ErrNotFound) {
+		return refused()
+	}
+	if err != nil {
+		return identity.User{}, fmt.Errorf("enrolment: %w", err)
+	}
+	u, err := x.users.ByID(ctx, id)
+	if errors.Is(err, identity.ErrNotFound) {
+		return refused()
+	}
+	if err != nil {
+		return identity.User{}, fmt.Errorf("enrolment: %w", err)
+	}
+	if u.Username != username || u.Disabled {
+		return refused()
+	}
+	if err := password.Check(pw, u.Username, u.DisplayName); err != nil {
+		return identity.User{}, err
+	}
+	phc, err := x.hasher.Hash(ctx, pw)
+	if err != nil {
+		return identity.User{}, fmt.Errorf("enrolment: %w", err)
+	}
+	out, err := x.apply(ctx, id, sqldb.AccountChange{Op: "set password", Change: func(u *identity.User) { u.PasswordHash = phc },
+		ConsumeEnrolment: hash, EnrolmentNow: now, RevokeSessions: true,
+		Audit: x.auditFn(actor, audit.ActionUserSetPassword)})
+	if errors.Is(err, identity.ErrNotFound) {
+		// Used or expired between the lookup and the transaction.
+		return refused()
+	}
+	return out, err
+}
+
+// Denied records an administration request refused before any change
+// (no permission, a malformed request), for the audit trail (STYLE rule
+// 28). An error means the record could not be made durable: fail the
+// request with 503.
+func (x *Accounts) Denied(ctx context.Context, actor audit.Agent, entity string) error {
+	ev := audit.Event{Time: x.now(), Action: audit.ActionUserAdmin, Outcome: audit.OutcomeDenied, Agent: actor}
+	if entity != "" {
+		ev.Entities = []string{entity}
+	}
+	return x.append(ctx, ev)
+}
+
+func (x *Accounts) apply(ctx context.Context, id string, c sqldb.AccountChange) (identity.User, error) {
+	u, err := x.users.Apply(ctx, id, c)
+	if err != nil {
+		return identity.User{}, fmt.Errorf("%s: %w", c.Op, err)
+	}
+	return u, nil
+}
+
+// auditFn returns the audit record builder for a successful change by
+// actor: the action, the agent, and "User/<id>" as the entity.
+func (x *Accounts) auditFn(actor audit.Agent, act audit.Action) sqldb.AuditFn {
+	return func(u identity.User) (storage.AuditRecord, error) {
+		return x.log.Seal(audit.Event{Time: x.now(), Action: act, Outcome: audit.OutcomeSuccess,
+			Agent: actor, Entities: []string{"User/" + u.ID}})
+	}
+}
+
+// appendDenied records a refused enrolment. Failing to record it does
+// not change the answer (the request is refused either way).
+func (x *Accounts) appendDenied(ctx context.Context, actor audit.Agent, act audit.Action) {
+	_ = x.append(ctx, audit.Event{Time: x.now(), Action: act, Outcome: audit.OutcomeDenied, Agent: actor})
+}
+
+func (x *Accounts) append(ctx context.Context, ev audit.Event) error {
+	rec, err := x.log.Seal(ev)
+	if err != nil {
+		return err
+	}
+	if err := x.store.AppendAudit(ctx, rec); err != nil {
+		return fmt.Errorf("%w: %w", audit.ErrUnavailable, err)
+	}
+	return nil
+}
+
+func (x *Accounts) newSecret() (authn.Secret, error) {
+	var b [enrolmentBytes]byte
+	if _, err := io.ReadFull(x.rand, b[:]); err != nil {
+		return "", fmt.Errorf("generating enrolment secret: %w", err)
+	}
+	return authn.Secret(EnrolmentPrefix + base64.RawURLEncoding.EncodeToString(b[:])), nil
+}
+
+var _ httpapi.Accounts = (*Accounts)(nil)
+
+// adminAccounts is the account service for the HTTP handler, or nil
+// (the admin endpoints then answer 503) if it cannot be built.
+func (a *App) adminAccounts() httpapi.Accounts {
+	acc, err := a.Accounts()
+	if err != nil {
+		a.logger.Error("account administration unavailable", slog.String("error", err.Error()))
+		return nil
+	}
+	return acc
+}

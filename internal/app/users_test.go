@@ -1,0 +1,174 @@
+package app_test
+
+import (
+	"encoding/json"
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/phivault/phivault/internal/apitest"
+	"github.com/phivault/phivault/internal/app"
+	"github.com/phivault/phivault/internal/audit"
+	"github.com/phivault/phivault/internal/authn/password"
+	"github.com/phivault/phivault/internal/authn/session"
+	"github.com/phivault/phivault/internal/identity"
+	"github.com/phivault/phivault/internal/storage"
+	"github.com/phivault/phivault/internal/storage/sqldb"
+)
+
+var admin = audit.Agent{User: "usr_admin", Role: "security-admin", Address: "192.0.2.1"}
+
+func accounts(t *testing.T) (*apitest.Server, *app.Accounts) {
+	t.Helper()
+	s := apitest.Start(t, "sqlite")
+	acc, err := s.App.Accounts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, acc
+}
+
+func events(t *testing.T, a *app.App) []audit.Event {
+	t.Helper()
+	var out []audit.Event
+	err := a.Store.ScanAudit(t.Context(), 0, func(_ int64, rec storage.AuditRecord) error {
+		b, err := a.Log.Open(rec)
+		if err != nil {
+			return err
+		}
+		var ev audit.Event
+		if err := json.Unmarshal(b, &ev); err != nil {
+			return err
+		}
+		out = append(out, ev)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestAccountChangesAudited checks that each change commits one audit
+// event naming the acting principal and "User/<id>", and that the
+// changes that must end sessions do.
+func TestAccountChangesAudited(t *testing.T) {
+	s, acc := accounts(t)
+	ctx := t.Context()
+	u, secret, err := acc.Add(ctx, admin, identity.User{Username: "nurse.jo", Roles: []identity.Role{identity.RoleNurse}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.PasswordHash != "" || secret.Reveal() == "" {
+		t.Fatalf("new user has a password or no secret: %+v", u)
+	}
+	m, err := session.NewManager(s.App.Store.(*sqldb.Store).Sessions(), session.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps := []struct {
+		action  audit.Action
+		revokes bool
+		do      func() (identity.User, error)
+	}{
+		{audit.ActionUserDisable, true, func() (identity.User, error) { return acc.SetDisabled(ctx, admin, u.ID, true) }},
+		{audit.ActionUserEnable, false, func() (identity.User, error) { return acc.SetDisabled(ctx, admin, u.ID, false) }},
+		{audit.ActionUserSetRoles, true, func() (identity.User, error) {
+			return acc.SetRoles(ctx, admin, u.ID, []identity.Role{identity.RolePhysician})
+		}},
+		{audit.ActionUserResetMFA, true, func() (identity.User, error) { return acc.ResetMFA(ctx, admin, u.ID) }},
+	}
+	for _, st := range steps {
+		t.Run(string(st.action), func(t *testing.T) {
+			sec, _, err := m.Create(ctx, u.ID, true, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			before := len(events(t, s.App))
+			if _, err := st.do(); err != nil {
+				t.Fatal(err)
+			}
+			evs := events(t, s.App)
+			if len(evs) != before+1 {
+				t.Fatalf("%d audit events appended, want 1", len(evs)-before)
+			}
+			ev := evs[len(evs)-1]
+			if ev.Action != st.action || ev.Outcome != audit.OutcomeSuccess || ev.Agent != admin || !slices.Equal(ev.Entities, []string{"User/" + u.ID}) {
+				t.Errorf("audit event %+v", ev)
+			}
+			_, err = m.Validate(ctx, sec.Reveal())
+			if st.revokes != errors.Is(err, session.ErrInvalidSession) {
+				t.Errorf("session after %s: %v (revocation expected: %v)", st.action, err, st.revokes)
+			}
+		})
+	}
+	found := false
+	for _, ev := range events(t, s.App) {
+		found = found || (ev.Action == audit.ActionUserCreate && ev.Agent == admin && slices.Equal(ev.Entities, []string{"User/" + u.ID}))
+	}
+	if !found {
+		t.Error("no user-create audit event")
+	}
+}
+
+func TestResetMFAClearsFactors(t *testing.T) {
+	s, acc := accounts(t)
+	ctx := t.Context()
+	u, _, err := acc.Add(ctx, admin, identity.User{Username: "dr.who", Roles: []identity.Role{identity.RolePhysician}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logins := s.App.Store.(*sqldb.Store).Logins()
+	rec, err := s.App.Log.Seal(audit.Event{Time: time.Now(), Action: "test", Outcome: audit.OutcomeSuccess})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := logins.PutTOTP(ctx, u.ID, []byte("sealed"), rec); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := logins.TOTP(ctx, u.ID); err != nil {
+		t.Fatalf("TOTP before reset: %v", err)
+	}
+	if _, err := acc.ResetMFA(ctx, admin, u.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := logins.TOTP(ctx, u.ID); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("TOTP after reset: %v, want ErrNotFound", err)
+	}
+}
+
+func TestEnrolmentSecretExpires(t *testing.T) {
+	_, acc := accounts(t)
+	ctx := t.Context()
+	t0 := time.Now()
+	at := func(d time.Duration) *app.Accounts { return acc.WithClock(func() time.Time { return t0.Add(d) }) }
+	const pw = "correct horse battery staple"
+
+	_, secret, err := at(0).Add(ctx, admin, identity.User{Username: "late.user", Roles: []identity.Role{identity.RoleBilling}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := at(app.EnrolmentLifetime).Enrol(ctx, admin, "late.user", secret.Reveal(), pw); !errors.Is(err, app.ErrEnrolmentRefused) {
+		t.Errorf("Enrol at expiry: %v, want ErrEnrolmentRefused", err)
+	}
+
+	_, secret, err = at(0).Add(ctx, admin, identity.User{Username: "prompt.user", Roles: []identity.Role{identity.RoleBilling}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := at(time.Hour).Enrol(ctx, admin, "prompt.user", secret.Reveal(), "prompt.user is me"); !errors.Is(err, password.ErrContext) {
+		t.Errorf("Enrol with the username in the password: %v, want ErrContext", err)
+	}
+	u, err := at(time.Hour).Enrol(ctx, admin, "prompt.user", secret.Reveal(), pw)
+	if err != nil {
+		t.Fatalf("Enrol within the lifetime: %v", err)
+	}
+	ok, _, err := password.Verify(pw, u.PasswordHash)
+	if err != nil || !ok {
+		t.Errorf("stored hash does not verify the password: %v %v", ok, err)
+	}
+	if _, err := at(time.Hour).Enrol(ctx, admin, "prompt.user", secret.Reveal(), pw); !errors.Is(err, app.ErrEnrolmentRefused) {
+		t.Errorf("second Enrol: %v, want ErrEnrolmentRefused", err)
+	}
+}

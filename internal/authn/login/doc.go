@@ -1,0 +1,50 @@
+// Package login is the interactive sign-in of local accounts: a password
+// step, a second factor for every workforce account (TOTP or a recovery
+// code, with TOTP enrolment on first login), and the session that
+// results. It also turns a session cookie back into an [authn.Principal].
+//
+// # Flow
+//
+//  1. [Service.Login] checks the per-address rate limit, the per-account
+//     lockout and the password. An account without a workforce role gets
+//     a session at once. A workforce account gets a challenge instead: an
+//     opaque token sealed by the keyring (purpose "login-challenge") that
+//     names the user, the step still owed ("mfa" or "enroll"), the
+//     account's last-modified time and an expiry five minutes away.
+//  2. With an "enroll" challenge, [Service.EnrollTOTP] creates a TOTP
+//     secret (sealed at rest, bound to the user id) and
+//     [Service.ConfirmTOTP] checks a first code, marks the account
+//     enrolled, replaces its recovery codes and starts the session.
+//  3. With an "mfa" challenge, [Service.Verify] checks a TOTP code or a
+//     recovery code and starts the session.
+//
+// # Security invariants
+//
+//   - "No such user", "wrong password", "disabled" and "locked" get the
+//     same answer, [ErrInvalidCredentials]; the unknown-user path runs a
+//     dummy argon2id verification and updates a lockout row exactly as a
+//     real account does (rows are keyed by a keyed hash of the name as
+//     typed, so no typed name is stored in clear).
+//   - A session of a workforce account exists only after a second factor
+//     succeeded: sessions are created in the same transaction that
+//     consumes the TOTP step (compare-and-set on last_step) or deletes
+//     the recovery code, resets the lockout and appends the audit events.
+//     A code therefore logs in at most once, even under concurrent
+//     requests.
+//   - Second-factor failures count toward the same lockout as password
+//     failures, and a correct password alone never resets that count for
+//     an account that owes a second factor.
+//   - A challenge is refused once expired, for another step, or when the
+//     account changed since it was issued (password change, MFA reset,
+//     roles, disabling): its last-modified time is sealed into it.
+//   - Every authentication event is audited: in the transaction of the
+//     state change when there is one, otherwise through the batcher; if
+//     the audit append fails the attempt fails (fail closed).
+//   - Secrets (passwords, codes, TOTP secrets, session tokens) never
+//     reach an error text or the audit log; audit events carry user ids,
+//     or "unknown" for a name that has no account.
+//
+// # Concurrency
+//
+// A [Service] is safe for concurrent use; it holds no per-request state.
+package login

@@ -1,0 +1,134 @@
+package smart
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"unicode/utf8"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+)
+
+// allowedAlgs is fixed before parsing: SMART Backend Services names RS384
+// and ES384. "none", HS* and everything else never reach a key.
+var allowedAlgs = []jose.SignatureAlgorithm{jose.RS384, jose.ES384}
+
+// errAuthFailed is the one public answer before the signature is
+// verified: it does not tell which client ids exist or which kid is known.
+const errAuthFailed = "client authentication failed"
+
+// authenticateClient checks the client assertion in form (RFC 7521 §4.2,
+// RFC 7523 §3, SMART Backend Services) and returns the client. Every
+// failure wraps ErrInvalidClient (or ErrInvalidRequest for a missing
+// parameter); a failing store wraps errServer.
+func (s *Server) authenticateClient(ctx context.Context, form url.Values) (Client, error) {
+	typ, assertion := form.Get("client_assertion_type"), form.Get("client_assertion")
+	if typ == "" || assertion == "" {
+		return Client{}, oauthErr(ErrInvalidRequest, "client_assertion_type and client_assertion are required", nil)
+	}
+	if typ != AssertionType {
+		return Client{}, oauthErr(ErrInvalidClient, "unsupported client_assertion_type", nil)
+	}
+	c, claims, err := s.verifyAssertion(ctx, assertion)
+	if err != nil {
+		return Client{}, err
+	}
+	// RFC 7521 §4.2: a client_id parameter, if sent, must name the same client.
+	if id := form.Get("client_id"); id != "" && id != c.ID {
+		return Client{}, oauthErr(ErrInvalidClient, "client_id does not match the assertion", nil)
+	}
+	// The jti is recorded last, so a refused assertion does not burn it.
+	exp := claims.Expiry.Time().Add(ClockSkew)
+	if err := s.store.UseJTI(ctx, c.ID, claims.ID, exp, s.opts.Now()); err != nil {
+		if errors.Is(err, ErrReplay) {
+			return Client{}, oauthErr(ErrInvalidClient, "client assertion jti was already used", nil)
+		}
+		return Client{}, oauthErr(errServer, "", fmt.Errorf("recording jti: %w", err))
+	}
+	return c, nil
+}
+
+// verifyAssertion verifies the signature and the claims, but does not
+// record the jti.
+func (s *Server) verifyAssertion(ctx context.Context, assertion string) (Client, *jwt.Claims, error) {
+	fail := func(cause error) error { return oauthErr(ErrInvalidClient, errAuthFailed, cause) }
+	if len(assertion) > MaxAssertionLen {
+		return Client{}, nil, fail(fmt.Errorf("assertion longer than %d bytes", MaxAssertionLen))
+	}
+	tok, err := jwt.ParseSigned(assertion, allowedAlgs)
+	if err != nil {
+		// go-jose's text names the problem (e.g. the unexpected alg), never
+		// the token.
+		return Client{}, nil, fail(fmt.Errorf("parsing assertion: %w", err))
+	}
+	if len(tok.Headers) != 1 {
+		return Client{}, nil, fail(errors.New("assertion must carry exactly one signature"))
+	}
+	h := tok.Headers[0]
+	if h.KeyID == "" {
+		return Client{}, nil, fail(errors.New("assertion header has no kid"))
+	}
+	var unverified jwt.Claims
+	if err := tok.UnsafeClaimsWithoutVerification(&unverified); err != nil {
+		return Client{}, nil, fail(fmt.Errorf("decoding claims: %w", err))
+	}
+	// The unverified iss is only a lookup key, bounded before use.
+	id := unverified.Issuer
+	if id == "" || len(id) > 256 || !utf8.ValidString(id) {
+		return Client{}, nil, fail(errors.New("assertion iss is missing or malformed"))
+	}
+	c, err := s.store.Client(ctx, id)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return Client{}, nil, fail(errors.New("unknown client"))
+	case err != nil:
+		return Client{}, nil, oauthErr(errServer, "", fmt.Errorf("looking up client: %w", err))
+	case c.Disabled:
+		return Client{}, nil, fail(fmt.Errorf("client %s is disabled", c.ID))
+	case len(c.JWKS) == 0 && c.JWKSURL == "":
+		return Client{}, nil, fail(fmt.Errorf("client %s has no keys", c.ID))
+	}
+	key, err := s.keys.key(ctx, c, h.KeyID)
+	if err != nil {
+		return Client{}, nil, fail(fmt.Errorf("client %s: %w", c.ID, err))
+	}
+	if !keyMatchesAlg(key, h.Algorithm) {
+		return Client{}, nil, fail(fmt.Errorf("client %s: key type does not match alg %s", c.ID, h.Algorithm))
+	}
+	var claims jwt.Claims
+	if err := tok.Claims(key.Key, &claims); err != nil {
+		return Client{}, nil, fail(fmt.Errorf("client %s: verifying signature: %w", c.ID, err))
+	}
+	// From here the caller has proven it holds the key: descriptions may
+	// name the claim.
+	if err := s.checkClaims(c.ID, &claims); err != nil {
+		return Client{}, nil, err
+	}
+	return c, &claims, nil
+}
+
+func (s *Server) checkClaims(id string, c *jwt.Claims) error {
+	bad := func(desc string) error { return oauthErr(ErrInvalidClient, desc, fmt.Errorf("client %s", id)) }
+	now := s.opts.Now()
+	switch {
+	case c.Issuer != id || c.Subject != id:
+		return bad("client assertion iss and sub must both be the client_id")
+	case len(c.Audience) != 1 || c.Audience[0] != s.tokenURL:
+		return bad("client assertion aud must be the token endpoint URL")
+	case c.Expiry == nil:
+		return bad("client assertion has no exp")
+	case now.After(c.Expiry.Time().Add(ClockSkew)):
+		return bad("client assertion has expired")
+	case c.Expiry.Time().After(now.Add(MaxAssertionLifetime + ClockSkew)):
+		return bad("client assertion exp is more than five minutes ahead")
+	case c.NotBefore != nil && c.NotBefore.Time().After(now.Add(ClockSkew)):
+		return bad("client assertion is not yet valid (nbf)")
+	case c.IssuedAt != nil && c.IssuedAt.Time().After(now.Add(ClockSkew)):
+		return bad("client assertion iat is in the future")
+	case c.ID == "" || len(c.ID) > maxJTILen || !utf8.ValidString(c.ID):
+		return bad("client assertion jti is missing or too long")
+	}
+	return nil
+}

@@ -1,0 +1,65 @@
+// Package smart is phivault's SMART on FHIR authorization server. This
+// first slice implements SMART Backend Services (client credentials with
+// private_key_jwt, RFC 7523), token introspection (RFC 7662), token
+// revocation (RFC 7009) and /.well-known/smart-configuration. App Launch
+// (authorization code with PKCE) and refresh tokens come next.
+//
+// # Clients
+//
+// A [Registry] registers clients. A backend client has a JWK Set (inline
+// or by https URL) and a set of system/ scopes. Keys are validated once,
+// at registration: RSA of 2048 to 8192 bits or EC P-384, each with a
+// unique kid, public only. The same rules apply to every JWK Set fetched
+// from a URL.
+//
+// # Client authentication
+//
+// Every endpoint authenticates the client with a signed JWT assertion
+// (client_assertion_type urn:ietf:params:oauth:client-assertion-type:jwt-bearer).
+// Verification is done by go-jose; this package never parses or checks a
+// signature itself. The rules, and why:
+//
+//   - alg is RS384 or ES384 only, fixed before parsing: refuses "none",
+//     HS* (algorithm confusion with a public key as HMAC secret) and
+//     everything SMART does not list.
+//   - the kid selects one key of the client's registered set, and the
+//     key type must match alg; a key's own "alg", if present, must match.
+//   - iss = sub = the registered client_id; aud is a single value equal
+//     to the token endpoint URL (string equality; a list is refused, which
+//     closes the audience-injection attacks on private_key_jwt).
+//   - exp is present, not past, and at most [MaxAssertionLifetime] ahead;
+//     nbf and iat, if present, are not in the future; all with
+//     [ClockSkew] of leeway.
+//   - jti is present and is used once: it is stored until exp plus the
+//     skew, and a second use is refused.
+//
+// Before the signature is verified every failure gets the same answer
+// ("client authentication failed"), so the endpoint does not say which
+// client ids exist. After it is verified the description names the
+// failed claim: the caller has proven it holds the key.
+//
+// # Access tokens
+//
+// Access tokens are opaque: "pva_" and 256 random bits in base64url. Only
+// their SHA-256 is stored (a fast hash suffices for a high-entropy
+// secret). They live [DefaultAccessTokenTTL] by default and never longer
+// than [MaxAccessTokenTTL]. [Server.ValidateAccessToken] answers from an
+// in-memory cache for [DefaultTokenCacheTTL]: a revocation through this
+// process takes effect at once, one made by another process (or by
+// disabling the client) within that TTL.
+//
+// # Security invariants
+//
+//   - No secret (token, assertion, key) appears in an error, a log line
+//     or an audit event. Errors carry a public description for the client
+//     apart from the internal cause.
+//   - Work driven by input is bounded: request body, assertion length,
+//     scope string, JWK Set size and key count, RSA modulus size.
+//   - JWK Sets are fetched through the injected *http.Client, never
+//     http.DefaultClient; redirects are refused; https only unless
+//     loopback is explicitly allowed.
+//   - Every token issue, refusal and revocation is appended to the audit
+//     log before the response; if that fails the request fails.
+//
+// Values of type [Server] and [Registry] are safe for concurrent use.
+package smart

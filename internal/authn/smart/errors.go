@@ -1,0 +1,90 @@
+package smart
+
+import (
+	"errors"
+	"net/http"
+)
+
+// Errors. The OAuth error sentinels are what the endpoints answer (RFC
+// 6749 §5.2); callers match them with errors.Is.
+var (
+	// ErrInvalidRequest: a parameter is missing, repeated or malformed.
+	ErrInvalidRequest = errors.New("invalid_request")
+	// ErrInvalidClient: client authentication failed. Answer 401.
+	ErrInvalidClient = errors.New("invalid_client")
+	// ErrInvalidGrant: the grant is invalid.
+	ErrInvalidGrant = errors.New("invalid_grant")
+	// ErrInvalidScope: no requested scope can be granted.
+	ErrInvalidScope = errors.New("invalid_scope")
+	// ErrUnauthorizedClient: this client may not use this grant type.
+	ErrUnauthorizedClient = errors.New("unauthorized_client")
+	// ErrUnsupportedGrantType: the grant type is not supported.
+	ErrUnsupportedGrantType = errors.New("unsupported_grant_type")
+
+	// ErrInvalidToken means an access token is unknown, malformed,
+	// expired or revoked, or its client is disabled: answer 401 with the
+	// same message whatever the reason.
+	ErrInvalidToken = errors.New("smart: invalid access token")
+	// ErrInvalidJWKS means a JWK Set or JWKS URL was refused at
+	// registration or after a fetch; the text says why.
+	ErrInvalidJWKS = errors.New("smart: invalid JWK Set")
+	// ErrNotFound is returned by a Store for an unknown client or token.
+	ErrNotFound = errors.New("smart: not found")
+	// ErrReplay is returned by ReplayStore.UseJTI for a jti already used.
+	ErrReplay = errors.New("smart: assertion replayed")
+	// ErrExists is returned by ClientStore.CreateClient for a duplicate id.
+	ErrExists = errors.New("smart: client exists")
+	// errServer marks failures of phivault itself (storage, audit).
+	errServer = errors.New("server_error")
+)
+
+// oauthError is an RFC 6749 §5.2 error: code and public description for
+// the client, cause for the log only.
+type oauthError struct {
+	kind  error  // one of the sentinels above
+	desc  string // safe to show the client
+	cause error  // internal; may be nil
+}
+
+func (e *oauthError) Error() string {
+	s := e.kind.Error() + ": " + e.desc
+	if e.cause != nil {
+		s += ": " + e.cause.Error()
+	}
+	return s
+}
+
+func (e *oauthError) Unwrap() []error {
+	if e.cause == nil {
+		return []error{e.kind}
+	}
+	return []error{e.kind, e.cause}
+}
+
+func oauthErr(kind error, desc string, cause error) error {
+	return &oauthError{kind: kind, desc: desc, cause: cause}
+}
+
+// status maps an error to its HTTP status and public code/description.
+func status(err error) (int, string, string) {
+	var oe *oauthError
+	desc := "internal error"
+	if errors.As(err, &oe) {
+		desc = oe.desc
+	}
+	switch {
+	case errors.Is(err, ErrInvalidClient):
+		return http.StatusUnauthorized, "invalid_client", desc
+	case errors.Is(err, ErrInvalidRequest):
+		return http.StatusBadRequest, "invalid_request", desc
+	case errors.Is(err, ErrInvalidGrant):
+		return http.StatusBadRequest, "invalid_grant", desc
+	case errors.Is(err, ErrInvalidScope):
+		return http.StatusBadRequest, "invalid_scope", desc
+	case errors.Is(err, ErrUnauthorizedClient):
+		return http.StatusBadRequest, "unauthorized_client", desc
+	case errors.Is(err, ErrUnsupportedGrantType):
+		return http.StatusBadRequest, "unsupported_grant_type", desc
+	}
+	return http.StatusInternalServerError, "server_error", "internal error"
+}

@@ -1,0 +1,284 @@
+package smart
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"mime"
+	"net"
+	"net/http"
+	"strconv"
+
+	"github.com/phivault/phivault/internal/audit"
+	"github.com/phivault/phivault/internal/authn/smart/scope"
+)
+
+// handlerFunc is a handler that returns its error; serve maps it.
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+// TokenHandler serves POST TokenPath: grant_type=client_credentials with
+// a private_key_jwt client assertion (SMART Backend Services).
+func (s *Server) TokenHandler() http.Handler { return s.serve(s.token) }
+
+// IntrospectHandler serves POST IntrospectPath (RFC 7662). The caller
+// authenticates like at the token endpoint and may introspect only its
+// own tokens: any other token is reported inactive.
+func (s *Server) IntrospectHandler() http.Handler { return s.serve(s.introspect) }
+
+// RevokeHandler serves POST RevokePath (RFC 7009). The caller
+// authenticates like at the token endpoint and may revoke only its own
+// tokens; the answer is 200 whether or not the token existed.
+func (s *Server) RevokeHandler() http.Handler { return s.serve(s.revokeHandler) }
+
+// serve checks method and content type, bounds and parses the form, runs
+// h, and writes an RFC 6749 §5.2 error if it fails. Responses are never
+// cached (RFC 6749 §5.1).
+func (s *Server) serve(h handlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		w.Header().Set("Pragma", "no-cache")
+		if r.Method != http.MethodPost {
+			w.Header().Set("Allow", http.MethodPost)
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		err := parseForm(w, r)
+		if err == nil {
+			err = h(w, r)
+		}
+		if err == nil {
+			return
+		}
+		code, name, desc := status(err)
+		level := slog.LevelInfo
+		if code >= 500 {
+			level = slog.LevelError
+		}
+		s.log.LogAttrs(r.Context(), level, "oauth request refused",
+			slog.String("path", r.URL.Path), slog.String("error", name), slog.String("detail", err.Error()))
+		writeJSON(w, code, map[string]string{"error": name, "error_description": desc})
+	})
+}
+
+// parseForm reads at most MaxBodyBytes of a form body. Parameters in the
+// URL query are ignored: credentials do not belong there. A repeated
+// parameter is refused (RFC 6749 §3.2).
+func parseForm(w http.ResponseWriter, r *http.Request) error {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "application/x-www-form-urlencoded" {
+		return oauthErr(ErrInvalidRequest, "the body must be application/x-www-form-urlencoded", nil)
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
+	if err := r.ParseForm(); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return oauthErr(ErrInvalidRequest, "request body too large", nil)
+		}
+		return oauthErr(ErrInvalidRequest, "malformed request body", nil)
+	}
+	for k, v := range r.PostForm {
+		if len(v) > 1 {
+			return oauthErr(ErrInvalidRequest, "parameter "+strconv.Quote(truncate(k, 32))+" is repeated", nil)
+		}
+	}
+	return nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+type tokenResponse struct {
+	AccessToken string `json:"access_token"`
+	TokenType   string `json:"token_type"`
+	ExpiresIn   int64  `json:"expires_in"`
+	Scope       string `json:"scope"`
+}
+
+func (s *Server) token(w http.ResponseWriter, r *http.Request) error {
+	ctx, form := r.Context(), r.PostForm
+	switch gt := form.Get("grant_type"); gt {
+	case "client_credentials":
+	case "":
+		return oauthErr(ErrInvalidRequest, "grant_type is required", nil)
+	default:
+		return oauthErr(ErrUnsupportedGrantType, "only client_credentials is supported", nil)
+	}
+	c, err := s.authenticateClient(ctx, form)
+	if err != nil {
+		return s.deny(ctx, r, audit.ActionTokenCreate, "", err)
+	}
+	if c.Type != Backend {
+		return s.deny(ctx, r, audit.ActionTokenCreate, c.ID, oauthErr(ErrUnauthorizedClient, "client_credentials is for backend clients", nil))
+	}
+	requested, err := scope.ParseSet(form.Get("scope"))
+	if err != nil {
+		return s.deny(ctx, r, audit.ActionTokenCreate, c.ID, oauthErr(ErrInvalidScope, "the scope parameter is malformed or too large", err))
+	}
+	if requested.Empty() {
+		return s.deny(ctx, r, audit.ActionTokenCreate, c.ID, oauthErr(ErrInvalidScope, "scope is required", nil))
+	}
+	granted := scope.Intersect(c.Scopes, requested)
+	if granted.Empty() {
+		return s.deny(ctx, r, audit.ActionTokenCreate, c.ID, oauthErr(ErrInvalidScope, "none of the requested scopes is registered for this client", nil))
+	}
+	// Audit first: if the event cannot be recorded, no token exists.
+	if err := s.record(ctx, r, audit.ActionTokenCreate, audit.OutcomeSuccess, c.ID, http.StatusOK); err != nil {
+		return err
+	}
+	secret, t, err := s.issue(ctx, c.ID, granted)
+	if err != nil {
+		return oauthErr(errServer, "", err)
+	}
+	writeJSON(w, http.StatusOK, tokenResponse{
+		AccessToken: secret,
+		TokenType:   "Bearer",
+		ExpiresIn:   int64(t.Expires.Sub(t.Issued).Seconds()),
+		Scope:       granted.String(),
+	})
+	return nil
+}
+
+type introspection struct {
+	Active    bool   `json:"active"`
+	Scope     string `json:"scope,omitempty"`
+	ClientID  string `json:"client_id,omitempty"`
+	TokenType string `json:"token_type,omitempty"`
+	Exp       int64  `json:"exp,omitempty"`
+	Iat       int64  `json:"iat,omitempty"`
+}
+
+func (s *Server) introspect(w http.ResponseWriter, r *http.Request) error {
+	ctx, form := r.Context(), r.PostForm
+	c, err := s.authenticateClient(ctx, form)
+	if err != nil {
+		return s.deny(ctx, r, ActionTokenIntrospect, "", err)
+	}
+	tok := form.Get("token")
+	if tok == "" {
+		return oauthErr(ErrInvalidRequest, "token is required", nil)
+	}
+	resp := introspection{}
+	g, err := s.ValidateAccessToken(ctx, tok)
+	switch {
+	case err == nil && g.ClientID == c.ID:
+		h := hashToken(tok)
+		issued := g.Expires.Add(-s.opts.AccessTokenTTL)
+		if ct, ok := s.cached(h, s.opts.Now()); ok {
+			issued = ct.tok.Issued
+		}
+		resp = introspection{Active: true, Scope: g.Scopes.String(), ClientID: g.ClientID, TokenType: "Bearer",
+			Exp: g.Expires.Unix(), Iat: issued.Unix()}
+	case err == nil, errors.Is(err, ErrInvalidToken):
+	default:
+		return oauthErr(errServer, "", err)
+	}
+	if err := s.record(ctx, r, ActionTokenIntrospect, audit.OutcomeSuccess, c.ID, http.StatusOK); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, resp)
+	return nil
+}
+
+func (s *Server) revokeHandler(w http.ResponseWriter, r *http.Request) error {
+	ctx, form := r.Context(), r.PostForm
+	c, err := s.authenticateClient(ctx, form)
+	if err != nil {
+		return s.deny(ctx, r, ActionTokenRevoke, "", err)
+	}
+	tok := form.Get("token")
+	if tok == "" {
+		return oauthErr(ErrInvalidRequest, "token is required", nil)
+	}
+	if _, err := s.revoke(ctx, c.ID, tok); err != nil {
+		return oauthErr(errServer, "", err)
+	}
+	if err := s.record(ctx, r, ActionTokenRevoke, audit.OutcomeSuccess, c.ID, http.StatusOK); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusOK)
+	return nil
+}
+
+// deny audits a refusal and returns err (or the audit failure).
+func (s *Server) deny(ctx context.Context, r *http.Request, a audit.Action, clientID string, err error) error {
+	code, _, _ := status(err)
+	outcome := audit.OutcomeDenied
+	if code >= 500 {
+		outcome = audit.OutcomeError
+	}
+	if aerr := s.record(ctx, r, a, outcome, clientID, code); aerr != nil {
+		return errors.Join(aerr, err)
+	}
+	return err
+}
+
+// record appends an audit event; it names the client id only, never a
+// token, an assertion or a claim the caller chose.
+func (s *Server) record(ctx context.Context, r *http.Request, a audit.Action, o audit.Outcome, clientID string, code int) error {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = ""
+	}
+	ev := audit.Event{Time: s.opts.Now().UTC(), Action: a, Outcome: o, Agent: audit.Agent{Client: clientID, Address: host}, Status: code}
+	if err := s.opts.Audit.Record(ctx, ev); err != nil {
+		return oauthErr(errServer, "", err)
+	}
+	return nil
+}
+
+// Configuration is the /.well-known/smart-configuration document (SMART
+// App Launch 2.0 §"SMART configuration"): only what this server does.
+type Configuration struct {
+	Issuer                            string   `json:"issuer,omitempty"`
+	TokenEndpoint                     string   `json:"token_endpoint"`
+	IntrospectionEndpoint             string   `json:"introspection_endpoint"`
+	RevocationEndpoint                string   `json:"revocation_endpoint"`
+	TokenEndpointAuthMethodsSupported []string `json:"token_endpoint_auth_methods_supported"`
+	TokenEndpointAuthSigningAlgs      []string `json:"token_endpoint_auth_signing_alg_values_supported"`
+	GrantTypesSupported               []string `json:"grant_types_supported"`
+	ScopesSupported                   []string `json:"scopes_supported"`
+	Capabilities                      []string `json:"capabilities"`
+}
+
+// Configuration returns the discovery document.
+func (s *Server) Configuration() Configuration {
+	return Configuration{
+		TokenEndpoint:                     s.tokenURL,
+		IntrospectionEndpoint:             s.endpoint(IntrospectPath),
+		RevocationEndpoint:                s.endpoint(RevokePath),
+		TokenEndpointAuthMethodsSupported: []string{"private_key_jwt"},
+		TokenEndpointAuthSigningAlgs:      []string{"RS384", "ES384"},
+		GrantTypesSupported:               []string{"client_credentials"},
+		ScopesSupported:                   []string{"system/*.cruds", "system/*.rs", "system/*.read", "system/*.write"},
+		Capabilities:                      []string{"client-confidential-asymmetric", "permission-v1", "permission-v2"},
+	}
+}
+
+// ConfigurationHandler serves GET ConfigurationPath.
+func (s *Server) ConfigurationHandler() http.Handler {
+	body, err := json.Marshal(s.Configuration())
+	if err != nil {
+		panic("smart: encoding the configuration: " + err.Error()) // fixed types: programmer error
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "public, max-age=3600")
+		_, _ = w.Write(body)
+	})
+}

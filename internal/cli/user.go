@@ -1,0 +1,360 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/phivault/phivault/internal/app"
+	"github.com/phivault/phivault/internal/audit"
+	"github.com/phivault/phivault/internal/identity"
+)
+
+// cliAgent is the audit agent of every account change made here: the
+// operator at the console, who holds the data directory's key file.
+func cliAgent() audit.Agent { return audit.Agent{Client: "cli"} }
+
+// maxSecretFile bounds the enrolment secret file read (a secret is 47
+// bytes; anything much larger is not one).
+const maxSecretFile = 1 << 10
+
+// maxPasswordInput bounds the password read from stdin.
+const maxPasswordInput = 4 << 10
+
+func (e *env) userCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "user",
+		Short: "Manage local accounts: add, list, show, disable, enable, set roles, reset MFA",
+		Long: `user manages local accounts. Every change is audited and commits together
+with its audit event. A new account has no password: "user add" prints a
+one-time enrolment secret, with which its owner sets a password ("user
+set-password" or POST /auth/enrol) and then enrols a second factor at the
+first login. Password hashes are never shown.`,
+	}
+	cmd.AddCommand(e.userAddCmd(), e.userListCmd(), e.userShowCmd(),
+		e.userSetDisabledCmd(true), e.userSetDisabledCmd(false),
+		e.userSetRolesCmd(), e.userResetMFACmd(), e.userSetPasswordCmd())
+	return cmd
+}
+
+// withAccounts opens the app and its account service for one command.
+func (e *env) withAccounts(cmd *cobra.Command, fn func(context.Context, *app.Accounts) error) error {
+	a, err := e.openApp(cmd)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	acc, err := a.Accounts()
+	if err != nil {
+		return err
+	}
+	return fn(cmd.Context(), acc)
+}
+
+// userFlagErr rewrites an identity field error to name the option or
+// argument the operator typed.
+func userFlagErr(err error) error {
+	var fe *identity.FieldError
+	if !errors.As(err, &fe) {
+		if errors.Is(err, identity.ErrExists) {
+			return errors.New("USERNAME: that username is taken")
+		}
+		if errors.Is(err, identity.ErrNotFound) {
+			return errors.New("USERNAME: no such user")
+		}
+		return err
+	}
+	opt := map[string]string{"username": "USERNAME", "display_name": "--display-name", "fhir_user": "--fhir-user", "roles": "--roles"}[fe.Field]
+	if opt == "" {
+		opt = fe.Field
+	}
+	return fmt.Errorf("%s: %s", opt, fe.Reason)
+}
+
+func parseRolesFlag(s string) ([]identity.Role, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, errors.New("--roles: at least one role is required (one of " + roleNames() + ")")
+	}
+	var out []identity.Role
+	for _, p := range strings.Split(s, ",") {
+		r, err := identity.ParseRole(strings.TrimSpace(p))
+		if err != nil {
+			return nil, fmt.Errorf("--roles: unknown role (one of %s)", roleNames())
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+func roleNames() string { return identity.FormatRoles(identity.Roles()) }
+
+func (e *env) userAddCmd() *cobra.Command {
+	var roles, display, fhirUser string
+	cmd := &cobra.Command{
+		Use:   "add USERNAME --roles ROLE[,ROLE]",
+		Short: "Add an account and print its one-time enrolment secret",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			rs, err := parseRolesFlag(roles)
+			if err != nil {
+				return err
+			}
+			return e.withAccounts(cmd, func(ctx context.Context, acc *app.Accounts) error {
+				u, secret, err := acc.Add(ctx, cliAgent(), identity.User{Username: args[0], DisplayName: display, Roles: rs, FHIRUser: fhirUser})
+				if err != nil {
+					return userFlagErr(err)
+				}
+				printEnrolment(e.stdout, u, secret.Reveal())
+				return nil
+			})
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&roles, "roles", "", "comma-separated roles: "+roleNames())
+	f.StringVar(&display, "display-name", "", "display name (workforce accounts only)")
+	f.StringVar(&fhirUser, "fhir-user", "", "linked FHIR resource: Practitioner/<id>, or Patient/<id> for a patient account")
+	return cmd
+}
+
+// printEnrolment prints a new account's enrolment secret, once.
+func printEnrolment(w io.Writer, u identity.User, secret string) {
+	fmt.Fprintf(w, `User %s created (id %s, roles %s).
+
+One-time enrolment secret for %s (shown once; valid for %s):
+
+  %s
+
+The user sets a password with it (phivault user set-password, or POST
+/auth/enrol) and enrols a second factor at the first login.
+`, u.Username, u.ID, identity.FormatRoles(u.Roles), u.Username, app.EnrolmentLifetime, secret)
+}
+
+func (e *env) userListCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "list",
+		Short: "List accounts",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return e.withAccounts(cmd, func(ctx context.Context, acc *app.Accounts) error {
+				tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "USERNAME\tID\tROLES\tSTATUS\tPASSWORD\tMFA")
+				after := ""
+				for {
+					us, err := acc.Directory().List(ctx, after, identity.MaxPage)
+					if err != nil {
+						return err
+					}
+					for _, u := range us {
+						fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", u.Username, u.ID, identity.FormatRoles(u.Roles),
+							status(u), yesNo(u.PasswordHash != "", "set", "not set"), yesNo(u.MFAEnrolled, "enrolled", "not enrolled"))
+					}
+					if len(us) < identity.MaxPage {
+						break
+					}
+					after = us[len(us)-1].Username
+				}
+				return tw.Flush()
+			})
+		},
+	}
+}
+
+func status(u identity.User) string { return yesNo(u.Disabled, "disabled", "active") }
+
+func yesNo(b bool, yes, no string) string {
+	if b {
+		return yes
+	}
+	return no
+}
+
+func (e *env) userShowCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "show USERNAME",
+		Short: "Show one account (never its password hash)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return e.withAccounts(cmd, func(ctx context.Context, acc *app.Accounts) error {
+				u, err := acc.Directory().ByUsername(ctx, args[0])
+				if err != nil {
+					return userFlagErr(err)
+				}
+				printUser(e.stdout, u)
+				return nil
+			})
+		},
+	}
+}
+
+func printUser(w io.Writer, u identity.User) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "username\t%s\n", u.Username)
+	fmt.Fprintf(tw, "id\t%s\n", u.ID)
+	fmt.Fprintf(tw, "display name\t%s\n", u.DisplayName)
+	fmt.Fprintf(tw, "roles\t%s\n", identity.FormatRoles(u.Roles))
+	fmt.Fprintf(tw, "fhir user\t%s\n", u.FHIRUser)
+	fmt.Fprintf(tw, "status\t%s\n", status(u))
+	fmt.Fprintf(tw, "password\t%s\n", yesNo(u.PasswordHash != "", "set", "not set"))
+	fmt.Fprintf(tw, "mfa\t%s\n", yesNo(u.MFAEnrolled, "enrolled", "not enrolled"))
+	fmt.Fprintf(tw, "created\t%s\n", u.Created.Format(time.RFC3339))
+	fmt.Fprintf(tw, "updated\t%s\n", u.Updated.Format(time.RFC3339))
+	tw.Flush()
+}
+
+// byName resolves USERNAME to the account's id.
+func byName(ctx context.Context, acc *app.Accounts, name string) (identity.User, error) {
+	u, err := acc.Directory().ByUsername(ctx, name)
+	if err != nil {
+		return identity.User{}, userFlagErr(err)
+	}
+	return u, nil
+}
+
+func (e *env) userSetDisabledCmd(disable bool) *cobra.Command {
+	use, short, done := "enable USERNAME", "Re-enable a disabled account", "enabled"
+	if disable {
+		use, short, done = "disable USERNAME", "Disable an account and end all its sessions", "disabled; its sessions are revoked"
+	}
+	return &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return e.withAccounts(cmd, func(ctx context.Context, acc *app.Accounts) error {
+				u, err := byName(ctx, acc, args[0])
+				if err != nil {
+					return err
+				}
+				if _, err := acc.SetDisabled(ctx, cliAgent(), u.ID, disable); err != nil {
+					return userFlagErr(err)
+				}
+				fmt.Fprintf(e.stdout, "User %s %s.\n", u.Username, done)
+				return nil
+			})
+		},
+	}
+}
+
+func (e *env) userSetRolesCmd() *cobra.Command {
+	var roles string
+	cmd := &cobra.Command{
+		Use:   "set-roles USERNAME --roles ROLE[,ROLE]",
+		Short: "Replace an account's roles and end its sessions",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			rs, err := parseRolesFlag(roles)
+			if err != nil {
+				return err
+			}
+			return e.withAccounts(cmd, func(ctx context.Context, acc *app.Accounts) error {
+				u, err := byName(ctx, acc, args[0])
+				if err != nil {
+					return err
+				}
+				u, err = acc.SetRoles(ctx, cliAgent(), u.ID, rs)
+				if err != nil {
+					return userFlagErr(err)
+				}
+				fmt.Fprintf(e.stdout, "User %s now has roles %s; its sessions are revoked.\n", u.Username, identity.FormatRoles(u.Roles))
+				return nil
+			})
+		},
+	}
+	cmd.Flags().StringVar(&roles, "roles", "", "comma-separated roles: "+roleNames())
+	return cmd
+}
+
+func (e *env) userResetMFACmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "reset-mfa USERNAME",
+		Short: "Remove an account's second factors and end its sessions; the password is kept",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return e.withAccounts(cmd, func(ctx context.Context, acc *app.Accounts) error {
+				u, err := byName(ctx, acc, args[0])
+				if err != nil {
+					return err
+				}
+				if _, err := acc.ResetMFA(ctx, cliAgent(), u.ID); err != nil {
+					return userFlagErr(err)
+				}
+				fmt.Fprintf(e.stdout, "MFA of %s reset; its sessions are revoked. A second factor is enrolled again at the next login.\n", u.Username)
+				return nil
+			})
+		},
+	}
+}
+
+func (e *env) userSetPasswordCmd() *cobra.Command {
+	var secretFile string
+	cmd := &cobra.Command{
+		Use:   "set-password --enrolment-secret-file FILE USERNAME",
+		Short: "Set an account's password with its enrolment secret; the password is read from stdin",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if secretFile == "" {
+				return errors.New("--enrolment-secret-file: required (the file holding the one-time enrolment secret)")
+			}
+			secret, err := readBounded(secretFile, maxSecretFile)
+			if err != nil {
+				return fmt.Errorf("--enrolment-secret-file: %w", err)
+			}
+			pw, err := readPassword(e.stdin)
+			if err != nil {
+				return err
+			}
+			return e.withAccounts(cmd, func(ctx context.Context, acc *app.Accounts) error {
+				u, err := acc.Enrol(ctx, cliAgent(), args[0], strings.TrimSpace(secret), pw)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(e.stdout, "Password of %s set. A second factor is enrolled at the first login.\n", u.Username)
+				return nil
+			})
+		},
+	}
+	cmd.Flags().StringVar(&secretFile, "enrolment-secret-file", "", "file holding the one-time enrolment secret (never pass a secret as a flag)")
+	return cmd
+}
+
+func readBounded(path string, limit int64) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return "", err
+	}
+	if int64(len(b)) > limit {
+		return "", errors.New("file is too large to hold an enrolment secret")
+	}
+	return string(b), nil
+}
+
+// readPassword reads the first line of r (without its line ending): the
+// password is never a flag, so it stays out of shell history and ps.
+func readPassword(r io.Reader) (string, error) {
+	br := bufio.NewReaderSize(io.LimitReader(r, maxPasswordInput), maxPasswordInput)
+	line, err := br.ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", fmt.Errorf("reading the password from stdin: %w", err)
+	}
+	if !strings.HasSuffix(line, "\n") && len(line) >= maxPasswordInput {
+		return "", errors.New("reading the password from stdin: line too long")
+	}
+	line = strings.TrimSuffix(strings.TrimSuffix(line, "\n"), "\r")
+	if line == "" {
+		return "", errors.New("stdin: no password given (write it on the first line of stdin)")
+	}
+	return line, nil
+}

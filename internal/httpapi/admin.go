@@ -1,0 +1,461 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/phivault/phivault/internal/audit"
+	"github.com/phivault/phivault/internal/authn"
+	"github.com/phivault/phivault/internal/authn/password"
+	"github.com/phivault/phivault/internal/identity"
+	"github.com/phivault/phivault/internal/storage"
+)
+
+// Account administration: /admin/api/users and /auth/enrol.
+//
+// These endpoints are not FHIR, so their errors are plain JSON,
+// {"error": "<safe message>", "request_id": "<id>"}, with the internal
+// cause in the log only. Request bodies are JSON objects of at most
+// [maxAdminBody] bytes; unknown fields are refused.
+//
+// # Authorization
+//
+// /admin/api requires a principal with the role security-admin. A
+// session principal must also have passed a second factor. TEMPORARY:
+// API tokens with the role "system" (the token "phivault init" prints)
+// are allowed too, until security admins log in with sessions; remove
+// the "system" grant then. Every refusal is audited (user-admin,
+// denied) before the 403 is sent, and every change is audited by the
+// Accounts service in the transaction that makes it.
+//
+// /auth/enrol is public: it is rate-limited per client address and
+// answers every failure of the enrolment secret with one message.
+
+// maxAdminBody bounds admin and enrolment request bodies (STYLE rule 24):
+// the largest, a new user, is well under 1 KiB.
+const maxAdminBody = 16 << 10
+
+// defaultListLimit is the page size of GET /admin/api/users without ?limit.
+const defaultListLimit = 100
+
+// Accounts is the account service behind /admin/api and /auth/enrol
+// (app.Accounts). Every change method records its audit event with the
+// change, in one transaction, and revokes sessions where the change
+// requires it.
+//
+// DEVIATION from STYLE rule 14 (1–3 methods): the admin API is the one
+// consumer and needs each operation; splitting would only add names.
+type Accounts interface {
+	// Directory is the read capability (GET endpoints).
+	Directory() identity.Directory
+	// Add creates an account without a password and returns its
+	// one-time enrolment secret. identity.ErrInvalid, ErrExists.
+	Add(ctx context.Context, actor audit.Agent, u identity.User) (identity.User, authn.Secret, error)
+	// SetDisabled, SetRoles and ResetMFA: identity.ErrNotFound, ErrInvalid.
+	SetDisabled(ctx context.Context, actor audit.Agent, id string, disabled bool) (identity.User, error)
+	SetRoles(ctx context.Context, actor audit.Agent, id string, roles []identity.Role) (identity.User, error)
+	ResetMFA(ctx context.Context, actor audit.Agent, id string) (identity.User, error)
+	// Enrol sets username's password with its enrolment secret. Password
+	// policy errors (password.ErrTooShort...) are shown as they are;
+	// password.ErrBusy and storage.ErrUnavailable mean 503; every other
+	// error is answered with one generic refusal.
+	Enrol(ctx context.Context, actor audit.Agent, username, secret, pw string) (identity.User, error)
+	// Denied records a refused admin request; an error means it could
+	// not be recorded (answer 503).
+	Denied(ctx context.Context, actor audit.Agent, entity string) error
+}
+
+// apiError is an error of the JSON (non-FHIR) endpoints: the message is
+// safe for the client; err is the internal cause, for the log.
+type apiError struct {
+	status     int
+	msg        string
+	err        error
+	retryAfter time.Duration
+}
+
+func (e *apiError) Error() string { return e.msg + ": " + errString(e.err) }
+func (e *apiError) Unwrap() error { return e.err }
+
+func apiErr(status int, msg string, err error) *apiError {
+	return &apiError{status: status, msg: msg, err: err}
+}
+
+// adminAPI holds the state of the admin and enrolment endpoints.
+type adminAPI struct {
+	s        *Server
+	accounts Accounts
+	limiter  *password.AddressLimiter
+}
+
+// adminRoutes mounts /admin/api/ and /auth/enrol on mux. Without an
+// Accounts service they answer 503.
+func (s *Server) adminRoutes(mux *http.ServeMux) {
+	a := &adminAPI{s: s, accounts: s.admin, limiter: password.NewAddressLimiter(password.AddressLimits{Now: s.now})}
+	admin := http.NewServeMux()
+	admin.Handle("GET /admin/api/users", a.authorize(a.list))
+	admin.Handle("POST /admin/api/users", a.authorize(a.create))
+	admin.Handle("GET /admin/api/users/{id}", a.authorize(a.show))
+	admin.Handle("POST /admin/api/users/{id}/disable", a.authorize(a.setDisabled(true)))
+	admin.Handle("POST /admin/api/users/{id}/enable", a.authorize(a.setDisabled(false)))
+	admin.Handle("POST /admin/api/users/{id}/roles", a.authorize(a.setRoles))
+	admin.Handle("POST /admin/api/users/{id}/reset-mfa", a.authorize(a.resetMFA))
+	admin.Handle("/admin/api/", a.handle(func(w http.ResponseWriter, r *http.Request) error {
+		return apiErr(http.StatusNotFound, "no such endpoint", nil)
+	}))
+	mux.Handle("/admin/api/", admin)
+	mux.Handle("POST /auth/enrol", a.handle(a.enrol))
+}
+
+// handle adapts a handlerFunc for the JSON endpoints: it maps errors to
+// {"error", "request_id"} with a safe message and logs the cause.
+func (a *adminAPI) handle(h handlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if a.accounts == nil {
+			a.writeError(w, r, apiErr(http.StatusServiceUnavailable, "account administration is not available", errors.New("no Accounts service configured")))
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, maxAdminBody)
+		if err := h(w, r); err != nil {
+			a.writeError(w, r, asAPIError(err))
+		}
+	})
+}
+
+func (a *adminAPI) writeError(w http.ResponseWriter, r *http.Request, e *apiError) {
+	lvl := slog.LevelInfo
+	if e.status >= 500 {
+		lvl = slog.LevelError
+	}
+	id := RequestID(r.Context())
+	a.s.log.Log(r.Context(), lvl, "request failed", slog.String("request_id", id),
+		slog.Int("status", e.status), slog.String("error", errString(e.err)))
+	switch {
+	case e.retryAfter > 0:
+		w.Header().Set("Retry-After", strconv.Itoa(int(e.retryAfter.Round(time.Second)/time.Second)+1))
+	case e.status == http.StatusServiceUnavailable:
+		w.Header().Set("Retry-After", "1")
+	}
+	if e.status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="phivault"`)
+	}
+	writeAPIJSON(w, e.status, map[string]string{"error": e.msg, "request_id": id})
+}
+
+func writeAPIJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status, b = http.StatusInternalServerError, []byte(`{"error":"internal error"}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}
+
+// asAPIError maps service errors to safe answers. Field errors name the
+// field and never quote its value, so their text is safe to show.
+func asAPIError(err error) *apiError {
+	var ae *apiError
+	var fe *identity.FieldError
+	var mb *http.MaxBytesError
+	switch {
+	case errors.As(err, &ae):
+		return ae
+	case errors.As(err, &mb):
+		return apiErr(http.StatusRequestEntityTooLarge, "the request body is too large", err)
+	case errors.As(err, &fe):
+		return apiErr(http.StatusBadRequest, fmt.Sprintf("invalid %s: %s", fe.Field, fe.Reason), err)
+	case errors.Is(err, identity.ErrNotFound):
+		return apiErr(http.StatusNotFound, "no such user", err)
+	case errors.Is(err, identity.ErrExists):
+		return apiErr(http.StatusConflict, "that username is taken", err)
+	case errors.Is(err, password.ErrBusy), errors.Is(err, storage.ErrUnavailable), errors.Is(err, audit.ErrUnavailable),
+		errors.Is(err, context.DeadlineExceeded):
+		return apiErr(http.StatusServiceUnavailable, "the service is temporarily unavailable; retry later", err)
+	}
+	return apiErr(http.StatusInternalServerError, "internal error", err)
+}
+
+// principal authenticates an /admin/api request as the FHIR API does
+// (Server.principal: a bearer API token, or the session cookie with its
+// CSRF header on state changes), answering refusals as JSON.
+func (a *adminAPI) principal(r *http.Request) (authn.Principal, error) {
+	p, err := a.s.principal(r)
+	switch {
+	case err == nil:
+		return p, nil
+	case errors.Is(err, errNoCredential):
+		return authn.Principal{}, apiErr(http.StatusUnauthorized, "authentication required", err)
+	case errors.Is(err, errCSRF):
+		return authn.Principal{}, apiErr(http.StatusForbidden, "a cookie-authenticated request that changes state must carry the X-CSRF-Token header", err)
+	}
+	return authn.Principal{}, apiErr(http.StatusServiceUnavailable, "the service is temporarily unavailable; retry later", err)
+}
+
+// mayAdminister reports whether p may use /admin/api: role
+// security-admin (with a second factor, for a session), or, for now, an
+// API token with role system.
+func mayAdminister(p authn.Principal) bool {
+	switch {
+	case p.Kind == "session" && !p.MFA:
+		return false
+	case slices.Contains(p.Roles, string(identity.RoleSecurityAdmin)):
+		return true
+	case p.Kind == "token" && slices.Contains(p.Roles, string(identity.RoleSystem)):
+		return true // TEMPORARY: see the package note above
+	}
+	return false
+}
+
+// agent is the audit agent of a request by p: ids only, never names.
+func agent(p authn.Principal, r *http.Request) audit.Agent {
+	ag := audit.Agent{User: p.ID, Role: strings.Join(p.Roles, ","), Session: p.SessionID}
+	if addr := clientAddr(r); addr.IsValid() {
+		ag.Address = addr.String()
+	}
+	return ag
+}
+
+type actorKey struct{}
+
+// authorize authenticates and authorizes an /admin/api request, audits
+// a refusal before answering it, and hands the audit agent to h.
+func (a *adminAPI) authorize(h handlerFunc) http.Handler {
+	return a.handle(func(w http.ResponseWriter, r *http.Request) error {
+		p, err := a.principal(r)
+		if err != nil {
+			return err
+		}
+		ag := agent(p, r)
+		if !mayAdminister(p) {
+			entity := ""
+			if id := r.PathValue("id"); id != "" && len(id) <= identity.MaxIDLen {
+				entity = "User/" + id
+			}
+			if err := a.accounts.Denied(r.Context(), ag, entity); err != nil {
+				return err
+			}
+			return apiErr(http.StatusForbidden, "this requires the security-admin role", errors.New("principal lacks security-admin"))
+		}
+		return h(w, r.WithContext(context.WithValue(r.Context(), actorKey{}, ag)))
+	})
+}
+
+func actor(r *http.Request) audit.Agent {
+	ag, _ := r.Context().Value(actorKey{}).(audit.Agent)
+	return ag
+}
+
+// userJSON is the public form of an account: never the password hash.
+type userJSON struct {
+	ID          string    `json:"id"`
+	Username    string    `json:"username"`
+	DisplayName string    `json:"display_name,omitempty"`
+	Roles       []string  `json:"roles"`
+	FHIRUser    string    `json:"fhir_user,omitempty"`
+	Disabled    bool      `json:"disabled"`
+	MFAEnrolled bool      `json:"mfa_enrolled"`
+	PasswordSet bool      `json:"password_set"`
+	Created     time.Time `json:"created"`
+	Updated     time.Time `json:"updated"`
+}
+
+func toJSON(u identity.User) userJSON {
+	rs := make([]string, len(u.Roles))
+	for i, r := range u.Roles {
+		rs[i] = string(r)
+	}
+	return userJSON{ID: u.ID, Username: u.Username, DisplayName: u.DisplayName, Roles: rs, FHIRUser: u.FHIRUser,
+		Disabled: u.Disabled, MFAEnrolled: u.MFAEnrolled, PasswordSet: u.PasswordHash != "", Created: u.Created, Updated: u.Updated}
+}
+
+// decode reads one JSON object into v, refusing unknown fields and
+// trailing data.
+func decode(r *http.Request, v any) error {
+	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
+		return apiErr(http.StatusUnsupportedMediaType, "send application/json", nil)
+	}
+	d := json.NewDecoder(r.Body)
+	d.DisallowUnknownFields()
+	if err := d.Decode(v); err != nil {
+		var mb *http.MaxBytesError
+		if errors.As(err, &mb) {
+			return err
+		}
+		return apiErr(http.StatusBadRequest, "the body is not the expected JSON object", err)
+	}
+	if _, err := d.Token(); !errors.Is(err, io.EOF) {
+		return apiErr(http.StatusBadRequest, "the body is not the expected JSON object", errors.New("trailing data"))
+	}
+	return nil
+}
+
+func parseRoles(names []string) ([]identity.Role, error) {
+	out := make([]identity.Role, 0, len(names))
+	for _, n := range names {
+		r, err := identity.ParseRole(n)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+func (a *adminAPI) list(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	limit := defaultListLimit
+	if s := q.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > identity.MaxPage {
+			return apiErr(http.StatusBadRequest, fmt.Sprintf("limit must be 1 to %d", identity.MaxPage), err)
+		}
+		limit = n
+	}
+	us, err := a.accounts.Directory().List(r.Context(), q.Get("after"), limit)
+	if err != nil {
+		return err
+	}
+	out := struct {
+		Users []userJSON `json:"users"`
+		Next  string     `json:"next,omitempty"` // pass as ?after= for the next page
+	}{Users: make([]userJSON, 0, len(us))}
+	for _, u := range us {
+		out.Users = append(out.Users, toJSON(u))
+	}
+	if len(us) == limit {
+		out.Next = us[len(us)-1].Username
+	}
+	writeAPIJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (a *adminAPI) create(w http.ResponseWriter, r *http.Request) error {
+	var in struct {
+		Username    string   `json:"username"`
+		DisplayName string   `json:"display_name"`
+		Roles       []string `json:"roles"`
+		FHIRUser    string   `json:"fhir_user"`
+	}
+	if err := decode(r, &in); err != nil {
+		return err
+	}
+	if len(in.Roles) > identity.MaxRoles {
+		return &identity.FieldError{Field: "roles", Reason: fmt.Sprintf("more than %d roles", identity.MaxRoles)}
+	}
+	roles, err := parseRoles(in.Roles)
+	if err != nil {
+		return err
+	}
+	u, secret, err := a.accounts.Add(r.Context(), actor(r), identity.User{Username: in.Username, DisplayName: in.DisplayName, Roles: roles, FHIRUser: in.FHIRUser})
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Location", "/admin/api/users/"+u.ID)
+	writeAPIJSON(w, http.StatusCreated, struct {
+		User            userJSON `json:"user"`
+		EnrolmentSecret string   `json:"enrolment_secret"` // shown once
+	}{toJSON(u), secret.Reveal()})
+	return nil
+}
+
+func (a *adminAPI) show(w http.ResponseWriter, r *http.Request) error {
+	u, err := a.accounts.Directory().ByID(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	writeAPIJSON(w, http.StatusOK, toJSON(u))
+	return nil
+}
+
+func (a *adminAPI) setDisabled(disabled bool) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		u, err := a.accounts.SetDisabled(r.Context(), actor(r), r.PathValue("id"), disabled)
+		if err != nil {
+			return err
+		}
+		writeAPIJSON(w, http.StatusOK, toJSON(u))
+		return nil
+	}
+}
+
+func (a *adminAPI) setRoles(w http.ResponseWriter, r *http.Request) error {
+	var in struct {
+		Roles []string `json:"roles"`
+	}
+	if err := decode(r, &in); err != nil {
+		return err
+	}
+	if len(in.Roles) > identity.MaxRoles {
+		return &identity.FieldError{Field: "roles", Reason: fmt.Sprintf("more than %d roles", identity.MaxRoles)}
+	}
+	roles, err := parseRoles(in.Roles)
+	if err != nil {
+		return err
+	}
+	u, err := a.accounts.SetRoles(r.Context(), actor(r), r.PathValue("id"), roles)
+	if err != nil {
+		return err
+	}
+	writeAPIJSON(w, http.StatusOK, toJSON(u))
+	return nil
+}
+
+func (a *adminAPI) resetMFA(w http.ResponseWriter, r *http.Request) error {
+	u, err := a.accounts.ResetMFA(r.Context(), actor(r), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	writeAPIJSON(w, http.StatusOK, toJSON(u))
+	return nil
+}
+
+// enrolRefused is the one answer to every failure of an enrolment
+// secret (unknown, expired, used, another user's, disabled account).
+const enrolRefused = "the enrolment secret is not valid: it may be wrong, expired or already used"
+
+// passwordPolicy are the password errors whose messages are shown.
+var passwordPolicy = []error{password.ErrTooShort, password.ErrTooLong, password.ErrInvalidUTF8, password.ErrCommon, password.ErrContext}
+
+func (a *adminAPI) enrol(w http.ResponseWriter, r *http.Request) error {
+	addr := clientAddr(r)
+	if ok, retry := a.limiter.Allow(addr); !ok {
+		return &apiError{status: http.StatusTooManyRequests, msg: "too many attempts; retry later", err: errors.New("address rate limit"), retryAfter: retry}
+	}
+	var in struct {
+		Username        string `json:"username"`
+		EnrolmentSecret string `json:"enrolment_secret"`
+		Password        string `json:"password"`
+	}
+	if err := decode(r, &in); err != nil {
+		return err
+	}
+	ag := audit.Agent{Client: "enrol"}
+	if addr.IsValid() {
+		ag.Address = addr.String()
+	}
+	u, err := a.accounts.Enrol(r.Context(), ag, in.Username, in.EnrolmentSecret, in.Password)
+	if err != nil {
+		for _, pe := range passwordPolicy {
+			if errors.Is(err, pe) {
+				return apiErr(http.StatusBadRequest, pe.Error(), err)
+			}
+		}
+		if e := asAPIError(err); e.status == http.StatusServiceUnavailable {
+			return e
+		}
+		return apiErr(http.StatusBadRequest, enrolRefused, err)
+	}
+	writeAPIJSON(w, http.StatusOK, map[string]string{"status": "password set", "username": u.Username,
+		"next": "log in and enrol a second factor"})
+	return nil
+}

@@ -1,0 +1,291 @@
+package httpapi
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/phivault/phivault/internal/audit"
+	"github.com/phivault/phivault/internal/authn"
+	"github.com/phivault/phivault/internal/authn/login"
+	"github.com/phivault/phivault/internal/authn/password"
+	"github.com/phivault/phivault/internal/authn/session"
+)
+
+// maxAuthBody bounds /auth/ request bodies: a username, a password of at
+// most 128 characters (4 bytes each), a challenge of at most
+// keys.MaxTokenLen and a code fit well within it (STYLE rule 24).
+const maxAuthBody = 8 << 10
+
+// authError is an /auth/ failure: the status and public message for the
+// client, the cause for the log.
+type authError struct {
+	status     int
+	msg        string
+	retryAfter time.Duration
+	err        error
+}
+
+func (e *authError) Error() string { return e.msg }
+
+// authRoutes mounts the JSON login API. Answers are application/json;
+// errors are {"error": "<safe message>"} with the request id in the
+// X-Request-Id header only, so refusals that must look alike (unknown
+// user, wrong password) are byte-identical.
+func (s *Server) authRoutes(mux *http.ServeMux) {
+	mux.Handle("POST /auth/login", s.authHandle(s.authLogin))
+	mux.Handle("POST /auth/mfa/totp/enroll", s.authHandle(s.authEnroll))
+	mux.Handle("POST /auth/mfa/totp/confirm", s.authHandle(s.authConfirm))
+	mux.Handle("POST /auth/mfa/verify", s.authHandle(s.authVerify))
+	mux.Handle("POST /auth/logout", s.authHandle(s.authLogout))
+	mux.Handle("GET /auth/sessions", s.authHandle(s.authSessions))
+	mux.Handle("DELETE /auth/sessions/{id}", s.authHandle(s.authRevoke))
+}
+
+// authHandle bounds the body and maps errors.
+func (s *Server) authHandle(h handlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, maxAuthBody)
+		err := h(w, r)
+		if err == nil {
+			return
+		}
+		e := s.authErr(err)
+		lvl := slog.LevelInfo
+		if e.status >= 500 {
+			lvl = slog.LevelError
+		}
+		s.log.Log(r.Context(), lvl, "auth request failed", slog.String("request_id", RequestID(r.Context())),
+			slog.Int("status", e.status), slog.String("error", errString(e.err)))
+		if e.retryAfter > 0 {
+			w.Header().Set("Retry-After", strconv.Itoa(int((e.retryAfter+time.Second-1)/time.Second)))
+		}
+		writeAuthJSON(w, e.status, map[string]string{"error": e.msg})
+	})
+}
+
+// authErr maps service errors to statuses and safe messages.
+func (s *Server) authErr(err error) *authError {
+	var ae *authError
+	var rl *login.RateLimitError
+	switch {
+	case errors.As(err, &ae):
+		return ae
+	case errors.As(err, &rl):
+		return &authError{status: http.StatusTooManyRequests, msg: login.ErrRateLimited.Error(), retryAfter: rl.RetryAfter, err: err}
+	case errors.Is(err, login.ErrInvalidCredentials), errors.Is(err, login.ErrInvalidChallenge), errors.Is(err, login.ErrInvalidCode):
+		return &authError{status: http.StatusUnauthorized, msg: err.Error(), err: err}
+	case errors.Is(err, login.ErrNotFound):
+		return &authError{status: http.StatusNotFound, msg: err.Error(), err: err}
+	case errors.Is(err, errNoCredential), errors.Is(err, authn.ErrUnauthenticated):
+		return &authError{status: http.StatusUnauthorized, msg: "authentication required: log in", err: err}
+	case errors.Is(err, errCSRF):
+		return &authError{status: http.StatusForbidden, msg: "a cookie-authenticated request that changes state must carry the X-CSRF-Token header", err: err}
+	case errors.Is(err, password.ErrBusy), errors.Is(err, audit.ErrUnavailable):
+		return &authError{status: http.StatusServiceUnavailable, msg: "the service is busy; retry later", retryAfter: time.Second, err: err}
+	}
+	return &authError{status: http.StatusServiceUnavailable, msg: "the service is temporarily unavailable; retry later", retryAfter: time.Second, err: err}
+}
+
+func writeAuthJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status, b = http.StatusInternalServerError, []byte(`{"error":"internal error"}`)
+	}
+	w.Header().Set("Content-Type", mediaJSON+"; charset=utf-8")
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}
+
+// decodeAuth reads one JSON object with only known fields. It requires
+// Content-Type application/json: a cross-site form cannot send that
+// without a CORS preflight, which is never granted, so a third-party page
+// cannot log a browser in to the attacker's account (login CSRF).
+// Endpoints that act on an existing session are CSRF-checked instead.
+func decodeAuth(r *http.Request, v any) error {
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != mediaJSON {
+		return &authError{status: http.StatusUnsupportedMediaType, msg: "the body must be application/json", err: errors.New("auth request is not application/json")}
+	}
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil || dec.More() {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return &authError{status: http.StatusRequestEntityTooLarge, msg: "the request body is too large", err: err}
+		}
+		return &authError{status: http.StatusBadRequest, msg: "the body must be one JSON object with the documented fields", err: errors.New("malformed auth request body")}
+	}
+	return nil
+}
+
+// sessionJSON is a session as its owner sees it.
+type sessionJSON struct {
+	ID       string    `json:"id"`
+	Created  time.Time `json:"created"`
+	LastSeen time.Time `json:"last_seen"`
+	Expires  time.Time `json:"expires"`
+	MFA      bool      `json:"mfa"`
+	Address  string    `json:"address,omitempty"`
+	Current  bool      `json:"current,omitempty"`
+}
+
+func toSessionJSON(x session.Session, current string) sessionJSON {
+	return sessionJSON{ID: x.ID, Created: x.Created, LastSeen: x.LastSeen, Expires: x.ExpiresAbsolute,
+		MFA: x.MFA, Address: x.Address, Current: x.ID == current}
+}
+
+// writeStarted sets the cookie and answers with the session and its CSRF
+// token; extra adds fields (recovery codes).
+func writeStarted(w http.ResponseWriter, st login.Started, extra map[string]any) {
+	setSessionCookie(w, st.Secret)
+	body := map[string]any{"session": toSessionJSON(st.Session, st.Session.ID), "csrf_token": st.CSRF}
+	for k, v := range extra {
+		body[k] = v
+	}
+	writeAuthJSON(w, http.StatusOK, body)
+}
+
+func (s *Server) authLogin(w http.ResponseWriter, r *http.Request) error {
+	var in struct {
+		Username string `json:"username"`
+		Password string `json:"password"`
+	}
+	if err := decodeAuth(r, &in); err != nil {
+		return err
+	}
+	res, err := s.login.Login(r.Context(), in.Username, in.Password, clientAddr(r))
+	if err != nil {
+		return err
+	}
+	if res.Session != nil {
+		writeStarted(w, *res.Session, nil)
+		return nil
+	}
+	methods := []string{login.MethodTOTP, login.MethodRecovery}
+	if res.EnrollmentRequired {
+		methods = []string{login.MethodTOTP}
+	}
+	writeAuthJSON(w, http.StatusOK, map[string]any{"mfa_required": true, "enrollment_required": res.EnrollmentRequired,
+		"methods": methods, "challenge": res.Challenge})
+	return nil
+}
+
+func (s *Server) authEnroll(w http.ResponseWriter, r *http.Request) error {
+	var in struct {
+		Challenge string `json:"challenge"`
+	}
+	if err := decodeAuth(r, &in); err != nil {
+		return err
+	}
+	enr, err := s.login.EnrollTOTP(r.Context(), in.Challenge, clientAddr(r))
+	if err != nil {
+		return err
+	}
+	// The URI, secret and QR code are shown once, here; they never
+	// reach a log.
+	writeAuthJSON(w, http.StatusOK, map[string]any{"otpauth_uri": enr.Key.URI(), "secret": enr.Key.Secret(),
+		"qr_png": base64.StdEncoding.EncodeToString(enr.PNG)})
+	return nil
+}
+
+func (s *Server) authConfirm(w http.ResponseWriter, r *http.Request) error {
+	var in struct {
+		Challenge string `json:"challenge"`
+		Code      string `json:"code"`
+	}
+	if err := decodeAuth(r, &in); err != nil {
+		return err
+	}
+	st, codes, err := s.login.ConfirmTOTP(r.Context(), in.Challenge, in.Code, clientAddr(r))
+	if err != nil {
+		return err
+	}
+	shown := make([]string, len(codes))
+	for i, c := range codes {
+		shown[i] = c.Reveal()
+	}
+	writeStarted(w, st, map[string]any{"recovery_codes": shown})
+	return nil
+}
+
+func (s *Server) authVerify(w http.ResponseWriter, r *http.Request) error {
+	var in struct {
+		Challenge string `json:"challenge"`
+		Method    string `json:"method"`
+		Code      string `json:"code"`
+	}
+	if err := decodeAuth(r, &in); err != nil {
+		return err
+	}
+	st, err := s.login.Verify(r.Context(), in.Challenge, in.Method, in.Code, clientAddr(r))
+	if err != nil {
+		return err
+	}
+	writeStarted(w, st, nil)
+	return nil
+}
+
+// sessionPrincipal authenticates an /auth/ request that acts on the
+// caller's own sessions: the session cookie (with CSRF for unsafe
+// methods) and nothing else.
+func (s *Server) sessionPrincipal(r *http.Request) (authn.Principal, error) {
+	p, err := s.principal(r)
+	if err != nil {
+		return authn.Principal{}, err
+	}
+	if p.Kind != "session" {
+		return authn.Principal{}, errNoCredential
+	}
+	return p, nil
+}
+
+func (s *Server) authLogout(w http.ResponseWriter, r *http.Request) error {
+	p, err := s.sessionPrincipal(r)
+	if err != nil {
+		return err
+	}
+	if err := s.login.Logout(r.Context(), p, clientAddr(r)); err != nil {
+		return err
+	}
+	clearSessionCookie(w)
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) authSessions(w http.ResponseWriter, r *http.Request) error {
+	p, err := s.sessionPrincipal(r)
+	if err != nil {
+		return err
+	}
+	ss, err := s.login.Sessions(r.Context(), p)
+	if err != nil {
+		return err
+	}
+	out := make([]sessionJSON, len(ss))
+	for i, x := range ss {
+		out[i] = toSessionJSON(x, p.SessionID)
+	}
+	writeAuthJSON(w, http.StatusOK, map[string]any{"sessions": out})
+	return nil
+}
+
+func (s *Server) authRevoke(w http.ResponseWriter, r *http.Request) error {
+	p, err := s.sessionPrincipal(r)
+	if err != nil {
+		return err
+	}
+	id := r.PathValue("id")
+	if err := s.login.Revoke(r.Context(), p, id, clientAddr(r)); err != nil {
+		return err
+	}
+	if id == p.SessionID {
+		clearSessionCookie(w)
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}

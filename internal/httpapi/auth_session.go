@@ -1,0 +1,135 @@
+package httpapi
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/netip"
+
+	"github.com/phivault/phivault/internal/authn"
+	"github.com/phivault/phivault/internal/authn/login"
+	"github.com/phivault/phivault/internal/authn/session"
+)
+
+// SessionCookie is the session cookie's name. The __Host- prefix makes
+// browsers accept it only with Secure, Path=/ and no Domain, so a
+// sibling subdomain cannot plant or overwrite it (RFC 6265bis §4.1.3.2).
+const SessionCookie = "__Host-phivault_session"
+
+// CSRFHeader carries session.CSRFToken(secret) on every state-changing
+// request authenticated by the session cookie.
+const CSRFHeader = "X-CSRF-Token"
+
+// Authentication refusals, mapped by writeAuthnError.
+var (
+	errNoCredential = errors.New("no valid credential")
+	errCSRF         = errors.New("missing or wrong csrf token")
+	errNeedsMFA     = errors.New("session without a second factor")
+	errNoPHIAccess  = errors.New("session of an account that may not use the fhir api yet")
+)
+
+// safeMethod reports methods that change nothing and so need no CSRF
+// token (RFC 9110 §9.2.1).
+func safeMethod(m string) bool {
+	return m == http.MethodGet || m == http.MethodHead || m == http.MethodOptions
+}
+
+// principal authenticates r: an Authorization header is an API token
+// and nothing else (a request carrying both is judged by the header, so
+// a bad header never falls back to the cookie); otherwise the session
+// cookie, whose unsafe requests must carry the CSRF header. Bearer
+// requests are not CSRF-checked: browsers never attach them on their own.
+func (s *Server) principal(r *http.Request) (authn.Principal, error) {
+	if h := r.Header.Get("Authorization"); h != "" || s.login == nil {
+		p, err := s.auth.Bearer(r.Context(), h)
+		if errors.Is(err, authn.ErrUnauthenticated) {
+			return authn.Principal{}, errNoCredential
+		}
+		return p, err
+	}
+	c, err := r.Cookie(SessionCookie)
+	if err != nil {
+		return authn.Principal{}, errNoCredential
+	}
+	p, err := s.login.Authenticate(r.Context(), c.Value)
+	if errors.Is(err, authn.ErrUnauthenticated) {
+		return authn.Principal{}, errNoCredential
+	}
+	if err != nil {
+		return authn.Principal{}, err
+	}
+	if !safeMethod(r.Method) && !session.CheckCSRF(c.Value, r.Header.Get(CSRFHeader)) {
+		return authn.Principal{}, errCSRF
+	}
+	return p, nil
+}
+
+// phiGate decides whether p may reach the FHIR API at all. API tokens
+// pass (service credentials). A session passes only for a workforce
+// account whose second factor was verified: no PHI without MFA (issue 3),
+// enforced here even though sessions of workforce accounts are only
+// created after MFA. Patient and system accounts are refused until the
+// authorization issue narrows what they may see: without it a session
+// would reach every record.
+func phiGate(p authn.Principal) error {
+	if p.Kind != "session" {
+		return nil
+	}
+	if login.RequiresMFA(p) {
+		return errNeedsMFA
+	}
+	if !p.MFA {
+		return errNoPHIAccess
+	}
+	return nil
+}
+
+// writeAuthnError answers an authentication refusal as an
+// OperationOutcome; a backend failure is 503 and logged.
+func (s *Server) writeAuthnError(w http.ResponseWriter, r *http.Request, err error) {
+	switch {
+	case errors.Is(err, errNoCredential):
+		w.Header().Set("WWW-Authenticate", `Bearer realm="phivault"`)
+		if s.login != nil {
+			if _, cerr := r.Cookie(SessionCookie); cerr == nil {
+				clearSessionCookie(w)
+			}
+		}
+		writeOutcome(w, r, httpError(http.StatusUnauthorized, "login", "authentication required: send a valid bearer token or log in"))
+	case errors.Is(err, errCSRF):
+		writeOutcome(w, r, httpError(http.StatusForbidden, "forbidden", "a cookie-authenticated request that changes state must carry the X-CSRF-Token header"))
+	case errors.Is(err, errNeedsMFA):
+		writeOutcome(w, r, httpError(http.StatusForbidden, "forbidden", "a second factor is required before accessing health information"))
+	case errors.Is(err, errNoPHIAccess):
+		writeOutcome(w, r, httpError(http.StatusForbidden, "forbidden", "this account may not use the FHIR API"))
+	default:
+		s.log.ErrorContext(r.Context(), "authentication backend failed", slog.String("request_id", RequestID(r.Context())), slog.String("error", err.Error()))
+		w.Header().Set("Retry-After", "1")
+		writeOutcome(w, r, httpError(http.StatusServiceUnavailable, "transient", "the service is temporarily unavailable; retry later"))
+	}
+}
+
+// setSessionCookie hands the session token to the browser: HttpOnly (no
+// script reads it), Secure, SameSite=Strict (never sent on cross-site
+// requests), Path=/ and no Domain (the __Host- rules). No Max-Age: the
+// server enforces idle and absolute expiry; the browser drops it at exit.
+func setSessionCookie(w http.ResponseWriter, secret session.Secret) {
+	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: secret.Reveal(), Path: "/",
+		Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode})
+}
+
+func clearSessionCookie(w http.ResponseWriter) {
+	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: "", Path: "/", MaxAge: -1,
+		Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode})
+}
+
+// clientAddr is the peer address of r. Forwarded headers are not
+// trusted: no proxy configuration exists yet, and trusting them would
+// let any client pick its own rate-limit bucket.
+func clientAddr(r *http.Request) netip.Addr {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr().Unmap()
+}

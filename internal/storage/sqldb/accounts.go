@@ -1,0 +1,215 @@
+package sqldb
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/phivault/phivault/internal/identity"
+	"github.com/phivault/phivault/internal/storage"
+)
+
+// This file holds the audited account changes of the security-admin
+// surface (app.Accounts): each one writes the users row, its side
+// effects (enrolment secret, second factors, sessions) and its audit
+// record in ONE transaction, so a change is never committed without its
+// audit event, and a disabled user or reset MFA never leaves a live
+// session behind.
+
+// Enrolment is an enrolment secret to store: the SHA-256 of the secret
+// (the secret itself is shown once and never stored) and its expiry.
+type Enrolment struct {
+	Hash    []byte
+	Expires time.Time
+}
+
+// AuditFn builds the audit record of a change from the user as stored
+// after it. It runs inside the transaction and may run more than once
+// (Update retries), so it must have no side effects.
+type AuditFn func(identity.User) (storage.AuditRecord, error)
+
+// AccountChange is one audited change of an existing account. Every
+// field but Op and Audit is optional; all of it commits or none does.
+type AccountChange struct {
+	Op     string               // operation name for errors: "disable user"
+	Change func(*identity.User) // edits the user; the result is validated
+
+	// ConsumeEnrolment is the hash of an enrolment secret that must be
+	// the user's outstanding one and unexpired at EnrolmentNow (the
+	// caller's clock; zero means the store's); it is deleted. Otherwise
+	// Apply fails with identity.ErrNotFound and writes nothing.
+	ConsumeEnrolment []byte
+	EnrolmentNow     time.Time
+
+	ClearMFA       bool // delete the user's TOTP, recovery-code and WebAuthn rows
+	RevokeSessions bool // revoke every live session of the user
+
+	Audit AuditFn // required
+}
+
+// CreateAudited stores nu (as [Users.Create]), its enrolment secret when
+// enr is not nil, and the audit record from audit, in one transaction.
+// Errors are those of Create; a taken enrolment hash is ErrExists too
+// (a 256-bit collision: not expected to happen).
+func (u *Users) CreateAudited(ctx context.Context, nu identity.User, enr *Enrolment, audit AuditFn) (identity.User, error) {
+	if audit == nil {
+		return identity.User{}, errors.New("create user: no audit record")
+	}
+	now := u.s.now().UTC().Truncate(time.Microsecond)
+	nu.Created, nu.Updated = now, now
+	nu.Roles = append([]identity.Role(nil), nu.Roles...)
+	if err := nu.Validate(); err != nil {
+		return identity.User{}, err
+	}
+	err := u.s.Update(ctx, func(stx storage.Tx) error {
+		t := stx.(*tx)
+		const q = `INSERT INTO users (id, username, display_name, fhir_user, roles, disabled, mfa_enrolled, password_hash, created, updated)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`
+		res, err := t.exec(ctx, q, nu.ID, nu.Username, nu.DisplayName, nu.FHIRUser, identity.FormatRoles(nu.Roles),
+			nu.Disabled, nu.MFAEnrolled, nu.PasswordHash, now.UnixMicro(), now.UnixMicro())
+		if err != nil {
+			return identityErr(t.s.translate("create user", err))
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return identityErr(t.s.translate("create user", err))
+		}
+		if n == 0 {
+			return identityErr(wrapOp("create user", storage.ErrConflict))
+		}
+		if enr != nil {
+			if err := t.putEnrolment(ctx, nu.ID, *enr, now); err != nil {
+				return err
+			}
+		}
+		rec, err := audit(nu)
+		if err != nil {
+			return err
+		}
+		return t.AppendAudit(ctx, rec)
+	})
+	if err != nil {
+		return identity.User{}, err
+	}
+	return nu, nil
+}
+
+// Apply performs c on user id in one transaction (reading the user with
+// its row locked on PostgreSQL) and returns the user as stored after it.
+// Errors: identity.ErrNotFound for an unknown id or, with
+// ConsumeEnrolment, for a secret that is not the user's, has expired or
+// was used; identity.ErrInvalid if the change makes the user invalid.
+func (u *Users) Apply(ctx context.Context, id string, c AccountChange) (identity.User, error) {
+	if c.Audit == nil {
+		return identity.User{}, errors.New(c.Op + ": no audit record")
+	}
+	if !lookupable(id) {
+		return identity.User{}, identityErr(wrapOp(c.Op, storage.ErrNotFound))
+	}
+	var out identity.User
+	err := u.s.Update(ctx, func(stx storage.Tx) error {
+		t := stx.(*tx)
+		q := `SELECT ` + userCols + ` FROM users r WHERE r.id = ?` + t.s.d.LockRows
+		rows, err := t.query(ctx, q, id)
+		cur, err := oneUser(t.s, c.Op, rows, err)
+		if err != nil {
+			return err
+		}
+		now := t.s.now().UTC().Truncate(time.Microsecond)
+		if c.ConsumeEnrolment != nil {
+			const qd = `DELETE FROM enrolment_secrets WHERE user_id = ? AND hash = ? AND expires > ?`
+			at := c.EnrolmentNow
+			if at.IsZero() {
+				at = now
+			}
+			res, err := t.exec(ctx, qd, id, c.ConsumeEnrolment, at.UnixMicro())
+			if err != nil {
+				return identityErr(t.s.translate(c.Op, err))
+			}
+			if n, err := res.RowsAffected(); err != nil || n != 1 {
+				return identityErr(errors.Join(wrapOp(c.Op+": enrolment secret", storage.ErrNotFound), err))
+			}
+		}
+		if c.Change != nil {
+			c.Change(&cur)
+			if err := cur.Validate(); err != nil {
+				return err
+			}
+			cur.Updated = now
+			const qu = `UPDATE users SET display_name = ?, fhir_user = ?, roles = ?, disabled = ?, mfa_enrolled = ?, password_hash = ?, updated = ? WHERE id = ?`
+			if _, err := t.exec(ctx, qu, cur.DisplayName, cur.FHIRUser, identity.FormatRoles(cur.Roles), cur.Disabled, cur.MFAEnrolled, cur.PasswordHash, cur.Updated.UnixMicro(), cur.ID); err != nil {
+				return identityErr(t.s.translate(c.Op, err))
+			}
+		}
+		if c.ClearMFA {
+			for _, qm := range []string{
+				`DELETE FROM totp_credentials WHERE user_id = ?`,
+				`DELETE FROM recovery_codes WHERE user_id = ?`,
+				`DELETE FROM webauthn_credentials WHERE user_id = ?`,
+			} {
+				if _, err := t.exec(ctx, qm, id); err != nil {
+					return t.s.translate(c.Op+": clearing second factors", err)
+				}
+			}
+		}
+		if c.RevokeSessions {
+			const qs = `UPDATE sessions SET revoked = ? WHERE user_id = ? AND NOT revoked`
+			if _, err := t.exec(ctx, qs, true, id); err != nil {
+				return t.s.translate(c.Op+": revoking sessions", err)
+			}
+		}
+		rec, err := c.Audit(cur)
+		if err != nil {
+			return err
+		}
+		if err := t.AppendAudit(ctx, rec); err != nil {
+			return err
+		}
+		out = cur
+		return nil
+	})
+	return out, err
+}
+
+// EnrolmentUser returns the id of the user whose outstanding enrolment
+// secret hashes to hash, if it has not expired at now;
+// otherwise an error wrapping identity.ErrNotFound. Lookups are by hash,
+// so timing reveals nothing about stored secrets.
+func (u *Users) EnrolmentUser(ctx context.Context, hash []byte, now time.Time) (string, error) {
+	const q = `SELECT user_id, expires FROM enrolment_secrets WHERE hash = ?`
+	rows, err := u.s.r().query(ctx, q, hash)
+	if err != nil {
+		return "", identityErr(u.s.translate("enrolment secret", err))
+	}
+	defer rows.Close()
+	var id string
+	var expires int64
+	found := rows.Next()
+	if found {
+		if err := rows.Scan(&id, &expires); err != nil {
+			return "", identityErr(u.s.translate("enrolment secret", err))
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return "", identityErr(u.s.translate("enrolment secret", err))
+	}
+	if !found || !now.Before(fromMicros(expires)) {
+		return "", identityErr(wrapOp("enrolment secret", storage.ErrNotFound))
+	}
+	return id, nil
+}
+
+// putEnrolment replaces user id's outstanding enrolment secret.
+func (t *tx) putEnrolment(ctx context.Context, id string, e Enrolment, now time.Time) error {
+	if len(e.Hash) == 0 {
+		return errors.New("store enrolment secret: empty hash")
+	}
+	if _, err := t.exec(ctx, `DELETE FROM enrolment_secrets WHERE user_id = ?`, id); err != nil {
+		return t.s.translate("store enrolment secret", err)
+	}
+	const q = `INSERT INTO enrolment_secrets (user_id, hash, created, expires) VALUES (?, ?, ?, ?)`
+	if _, err := t.exec(ctx, q, id, e.Hash, now.UnixMicro(), e.Expires.UnixMicro()); err != nil {
+		return identityErr(t.s.translate("store enrolment secret", err))
+	}
+	return nil
+}

@@ -1,0 +1,208 @@
+package sqldb
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/phivault/phivault/internal/authn/smart"
+	"github.com/phivault/phivault/internal/authn/smart/scope"
+	"github.com/phivault/phivault/internal/storage"
+)
+
+var _ smart.Store = (*Smart)(nil)
+
+// Smart implements smart.Store on the smart_* tables (migration 0006).
+// Only the SHA-256 of each access token is stored. It is safe for
+// concurrent use.
+type Smart struct{ s *Store }
+
+// Smart returns the SMART authorization server store over this database.
+func (s *Store) Smart() *Smart { return &Smart{s: s} }
+
+// smartErr adds smart's sentinels to storage's.
+func smartErr(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, storage.ErrNotFound):
+		return &kindError{kind: smart.ErrNotFound, err: err}
+	case errors.Is(err, storage.ErrConflict):
+		return &kindError{kind: smart.ErrExists, err: err}
+	}
+	return err
+}
+
+// CreateClient implements smart.ClientStore.
+func (ss *Smart) CreateClient(ctx context.Context, c smart.Client) error {
+	for _, f := range []struct{ name, v string }{{"id", c.ID}, {"name", c.Name}, {"type", string(c.Type)}} {
+		if err := validText("create client: "+f.name, f.v); err != nil {
+			return err
+		}
+	}
+	if c.JWKSURL != "" {
+		if err := validText("create client: jwks url", c.JWKSURL); err != nil {
+			return err
+		}
+	}
+	uris := c.RedirectURIs
+	if uris == nil {
+		uris = []string{}
+	}
+	ru, err := json.Marshal(uris)
+	if err != nil {
+		return fmt.Errorf("create client: encoding redirect uris: %w", err)
+	}
+	return smartErr(ss.s.Update(ctx, func(stx storage.Tx) error {
+		t := stx.(*tx)
+		const q = `INSERT INTO smart_clients (id, name, type, jwks, jwks_url, redirect_uris, scopes, created, disabled)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
+		_, err := t.exec(ctx, q, c.ID, c.Name, string(c.Type), string(c.JWKS), c.JWKSURL, string(ru), c.Scopes.String(),
+			c.Created.UnixMicro(), c.Disabled)
+		return t.s.translate("create client", err)
+	}))
+}
+
+// Client implements smart.ClientStore.
+func (ss *Smart) Client(ctx context.Context, id string) (smart.Client, error) {
+	if !lookupable(id) {
+		return smart.Client{}, smartErr(wrapOp("client", storage.ErrNotFound))
+	}
+	const q = `SELECT id, name, type, jwks, jwks_url, redirect_uris, scopes, created, disabled FROM smart_clients WHERE id = ?`
+	rows, err := ss.s.r().query(ctx, q, id)
+	if err != nil {
+		return smart.Client{}, ss.s.translate("client", err)
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return smart.Client{}, ss.s.translate("client", err)
+		}
+		return smart.Client{}, smartErr(wrapOp("client", storage.ErrNotFound))
+	}
+	var c smart.Client
+	var typ, jwks, uris, scopes string
+	var created int64
+	if err := rows.Scan(&c.ID, &c.Name, &typ, &jwks, &c.JWKSURL, &uris, &scopes, &created, &c.Disabled); err != nil {
+		return smart.Client{}, ss.s.translate("client", err)
+	}
+	c.Type, c.Created = smart.ClientType(typ), fromMicros(created)
+	if jwks != "" {
+		c.JWKS = []byte(jwks)
+	}
+	if err := json.Unmarshal([]byte(uris), &c.RedirectURIs); err != nil {
+		return smart.Client{}, fmt.Errorf("client %s: decoding redirect uris: %w", c.ID, err)
+	}
+	if c.Scopes, err = scope.ParseSet(scopes); err != nil {
+		return smart.Client{}, fmt.Errorf("client %s: stored scopes: %w", c.ID, err)
+	}
+	return c, rows.Err()
+}
+
+// UseJTI implements smart.ReplayStore. It deletes expired jtis first, so
+// the table holds at most the assertions of the last few minutes.
+func (ss *Smart) UseJTI(ctx context.Context, clientID, jti string, expires, now time.Time) error {
+	if !lookupable(clientID) || !lookupable(jti) {
+		return errors.New("use jti: malformed client id or jti")
+	}
+	err := ss.s.Update(ctx, func(stx storage.Tx) error {
+		t := stx.(*tx)
+		if _, err := t.exec(ctx, `DELETE FROM smart_assertion_jtis WHERE expires < ?`, now.UnixMicro()); err != nil {
+			return t.s.translate("use jti", err)
+		}
+		rows, err := t.query(ctx, `SELECT 1 FROM smart_assertion_jtis WHERE client_id = ? AND jti = ?`, clientID, jti)
+		if err != nil {
+			return t.s.translate("use jti", err)
+		}
+		found := rows.Next()
+		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+			return t.s.translate("use jti", err)
+		}
+		if found {
+			return smart.ErrReplay
+		}
+		// A concurrent insert of the same pair fails on the primary key:
+		// ErrConflict, mapped to ErrReplay below.
+		_, err = t.exec(ctx, `INSERT INTO smart_assertion_jtis (client_id, jti, expires) VALUES (?, ?, ?)`,
+			clientID, jti, expires.UnixMicro())
+		return t.s.translate("use jti", err)
+	})
+	if err != nil && !errors.Is(err, smart.ErrReplay) && errors.Is(err, storage.ErrConflict) {
+		return &kindError{kind: smart.ErrReplay, err: err}
+	}
+	return err
+}
+
+// PutToken implements smart.TokenStore; it deletes tokens that expired
+// before t.Issued.
+func (ss *Smart) PutToken(ctx context.Context, tk smart.Token) error {
+	if len(tk.Hash) == 0 {
+		return errors.New("put token: empty hash")
+	}
+	if !lookupable(tk.ClientID) {
+		return smartErr(wrapOp("put token: client", storage.ErrNotFound))
+	}
+	return smartErr(ss.s.Update(ctx, func(stx storage.Tx) error {
+		t := stx.(*tx)
+		if _, err := t.exec(ctx, `DELETE FROM smart_access_tokens WHERE expires < ?`, tk.Issued.UnixMicro()); err != nil {
+			return t.s.translate("put token", err)
+		}
+		const q = `INSERT INTO smart_access_tokens (token_hash, client_id, scopes, issued, expires, revoked) VALUES (?, ?, ?, ?, ?, ?)`
+		_, err := t.exec(ctx, q, tk.Hash, tk.ClientID, tk.Scopes.String(), tk.Issued.UnixMicro(), tk.Expires.UnixMicro(), tk.Revoked)
+		return t.s.translate("put token", err)
+	}))
+}
+
+// TokenByHash implements smart.TokenStore.
+func (ss *Smart) TokenByHash(ctx context.Context, hash []byte) (smart.Token, error) {
+	if len(hash) == 0 || len(hash) > 64 {
+		return smart.Token{}, smartErr(wrapOp("token by hash", storage.ErrNotFound))
+	}
+	const q = `SELECT token_hash, client_id, scopes, issued, expires, revoked FROM smart_access_tokens WHERE token_hash = ?`
+	rows, err := ss.s.r().query(ctx, q, hash)
+	if err != nil {
+		return smart.Token{}, ss.s.translate("token by hash", err)
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return smart.Token{}, ss.s.translate("token by hash", err)
+		}
+		return smart.Token{}, smartErr(wrapOp("token by hash", storage.ErrNotFound))
+	}
+	var tk smart.Token
+	var scopes string
+	var issued, expires int64
+	if err := rows.Scan(&tk.Hash, &tk.ClientID, &scopes, &issued, &expires, &tk.Revoked); err != nil {
+		return smart.Token{}, ss.s.translate("token by hash", err)
+	}
+	tk.Issued, tk.Expires = fromMicros(issued), fromMicros(expires)
+	if tk.Scopes, err = scope.ParseSet(scopes); err != nil {
+		return smart.Token{}, fmt.Errorf("token by hash: stored scopes: %w", err)
+	}
+	return tk, rows.Err()
+}
+
+// RevokeToken implements smart.TokenStore.
+func (ss *Smart) RevokeToken(ctx context.Context, hash []byte) error {
+	if len(hash) == 0 || len(hash) > 64 {
+		return smartErr(wrapOp("revoke token", storage.ErrNotFound))
+	}
+	return smartErr(ss.s.Update(ctx, func(stx storage.Tx) error {
+		t := stx.(*tx)
+		res, err := t.exec(ctx, `UPDATE smart_access_tokens SET revoked = ? WHERE token_hash = ?`, true, hash)
+		if err != nil {
+			return t.s.translate("revoke token", err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return t.s.translate("revoke token", err)
+		}
+		if n == 0 {
+			return wrapOp("revoke token", storage.ErrNotFound)
+		}
+		return nil
+	}))
+}
