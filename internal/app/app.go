@@ -23,6 +23,7 @@ import (
 	"github.com/phivault/phivault/internal/authn"
 	"github.com/phivault/phivault/internal/authn/login"
 	"github.com/phivault/phivault/internal/authn/password"
+	"github.com/phivault/phivault/internal/authn/smart"
 	"github.com/phivault/phivault/internal/config"
 	"github.com/phivault/phivault/internal/fhir"
 	"github.com/phivault/phivault/internal/fhir/search"
@@ -53,6 +54,9 @@ type App struct {
 	logger  *slog.Logger
 	// Login is interactive sign-in and session authentication (issue 3).
 	Login *login.Service
+	// SMART is the SMART on FHIR authorization server; nil without a
+	// configured base URL.
+	SMART *smart.Server
 }
 
 // Option adjusts [Open]. Tests use them to inject a clock and limits.
@@ -116,6 +120,11 @@ func Open(ctx context.Context, c config.Config, logger *slog.Logger, opts ...Opt
 	})
 	a.auth = authn.NewAuthenticator(st, nil)
 	if err := a.openLogin(oo); err != nil {
+		a.batcher.Close()
+		st.Close()
+		return nil, err
+	}
+	if err := a.openSMART(oo.now); err != nil {
 		a.batcher.Close()
 		st.Close()
 		return nil, err
@@ -206,6 +215,7 @@ func (a *App) Handler() http.Handler {
 		Record:        a.Record,
 		Authenticator: a.auth,
 		Login:         a.Login,
+		SMART:         a.SMART,
 		Accounts:      a.adminAccounts(),
 		Logger:        a.logger,
 		Now:           time.Now,

@@ -26,6 +26,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/phivault/phivault/internal/authn/smart/scope"
 	"github.com/phivault/phivault/internal/storage"
 )
 
@@ -49,6 +50,10 @@ type Principal struct {
 	MFA bool
 	// SessionID is the session's public id ("" for API tokens).
 	SessionID string
+
+	// Scopes are the SMART scopes of an OAuth access token; nil for
+	// other credentials. They only narrow what the principal may do.
+	Scopes *scope.Set
 }
 
 // TokenPrefix marks phivault API tokens so secret scanners can find them.

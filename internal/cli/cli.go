@@ -68,6 +68,7 @@ func (e *env) root() *cobra.Command {
 		e.keysCmd(),
 		e.verifyCmd(),
 		e.tokenCmd(),
+		e.clientCmd(),
 		e.userCmd(),
 		e.versionCmd(),
 	)

@@ -41,6 +41,9 @@ func safeMethod(m string) bool {
 // requests are not CSRF-checked: browsers never attach them on their own.
 func (s *Server) principal(r *http.Request) (authn.Principal, error) {
 	if h := r.Header.Get("Authorization"); h != "" || s.login == nil {
+		if p, isSMART, err := s.smartPrincipal(r, h); isSMART {
+			return p, err
+		}
 		p, err := s.auth.Bearer(r.Context(), h)
 		if errors.Is(err, authn.ErrUnauthenticated) {
 			return authn.Principal{}, errNoCredential
@@ -102,6 +105,9 @@ func (s *Server) writeAuthnError(w http.ResponseWriter, r *http.Request, err err
 		writeOutcome(w, r, httpError(http.StatusForbidden, "forbidden", "a second factor is required before accessing health information"))
 	case errors.Is(err, errNoPHIAccess):
 		writeOutcome(w, r, httpError(http.StatusForbidden, "forbidden", "this account may not use the FHIR API"))
+	case errors.Is(err, errScope):
+		w.Header().Set("WWW-Authenticate", `Bearer realm="phivault", error="insufficient_scope"`)
+		writeOutcome(w, r, httpError(http.StatusForbidden, "forbidden", "the access token's scopes do not allow this request"))
 	default:
 		s.log.ErrorContext(r.Context(), "authentication backend failed", slog.String("request_id", RequestID(r.Context())), slog.String("error", err.Error()))
 		w.Header().Set("Retry-After", "1")

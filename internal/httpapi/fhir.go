@@ -288,6 +288,9 @@ func (s *Server) bundle(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if p, _ := PrincipalFrom(r.Context()); bundleScopeGate(p, res) != nil {
+		return httpError(http.StatusForbidden, "forbidden", "the access token's scopes do not allow every entry of this Bundle")
+	}
 	out, err := s.rec.ProcessBundle(r.Context(), s.caller(r), res, preferReturn(r))
 	if err != nil {
 		return err

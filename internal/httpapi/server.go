@@ -43,6 +43,7 @@ import (
 
 	"github.com/phivault/phivault/internal/authn"
 	"github.com/phivault/phivault/internal/authn/login"
+	"github.com/phivault/phivault/internal/authn/smart"
 	"github.com/phivault/phivault/internal/record"
 )
 
@@ -51,6 +52,7 @@ type Server struct {
 	rec     *record.Service
 	auth    *authn.Authenticator
 	login   *login.Service // nil: no interactive login, bearer tokens only
+	smart   *smart.Server  // nil: no SMART authorization server
 	admin   Accounts       // nil: /admin/api and /auth/enrol answer 503 (admin.go)
 	log     *slog.Logger
 	now     func() time.Time
@@ -65,6 +67,7 @@ type Options struct {
 	Record        *record.Service
 	Authenticator *authn.Authenticator
 	Login         *login.Service // optional: /auth/ routes and session cookies
+	SMART         *smart.Server  // optional: /oauth2/ and SMART access tokens at /fhir
 	Accounts      Accounts       // account administration: /admin/api, /auth/enrol (admin.go)
 	Logger        *slog.Logger
 	Now           func() time.Time
@@ -76,7 +79,7 @@ type Options struct {
 
 // New returns a Server.
 func New(o Options) *Server {
-	return &Server{rec: o.Record, auth: o.Authenticator, login: o.Login, admin: o.Accounts, log: o.Logger, now: o.Now,
+	return &Server{rec: o.Record, auth: o.Authenticator, login: o.Login, smart: o.SMART, admin: o.Accounts, log: o.Logger, now: o.Now,
 		baseURL: o.BaseURL, maxBody: o.MaxBodyBytes, version: o.Version, ready: o.Ready}
 }
 
@@ -104,6 +107,9 @@ func (s *Server) Handler() http.Handler {
 		s.authRoutes(mux)
 	}
 	s.adminRoutes(mux)
+	if s.smart != nil {
+		s.smartRoutes(mux)
+	}
 	return s.withRequest(securityHeaders(mux))
 }
 
@@ -136,6 +142,9 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 		p, err := s.principal(r)
 		if err == nil {
 			err = phiGate(p)
+		}
+		if err == nil {
+			err = scopeGate(p, r)
 		}
 		if err != nil {
 			s.writeAuthnError(w, r, err)

@@ -1,0 +1,64 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/phivault/phivault/internal/audit"
+	"github.com/phivault/phivault/internal/authn/smart"
+	"github.com/phivault/phivault/internal/storage/sqldb"
+)
+
+// jwksTimeout bounds fetching a backend client's published JWK Set.
+const jwksTimeout = 10 * time.Second
+
+// auditRecorder makes an audit event durable through the group-commit
+// batcher; it is how services outside the record layer audit.
+type auditRecorder struct {
+	log   *audit.Log
+	batch *audit.Batcher
+}
+
+func (r auditRecorder) Record(ctx context.Context, ev audit.Event) error {
+	rec, err := r.log.Seal(ev)
+	if err != nil {
+		return err
+	}
+	return r.batch.Record(ctx, rec)
+}
+
+// openSMART builds the SMART on FHIR authorization server (Backend
+// Services). It needs the public base URL, which token assertions must
+// name as their audience; without one, SMART is off.
+func (a *App) openSMART(now func() time.Time) error {
+	if a.Config.Server.BaseURL == "" {
+		return nil
+	}
+	sq, ok := a.Store.(*sqldb.Store)
+	if !ok {
+		return fmt.Errorf("smart: the store %T has no SMART tables", a.Store)
+	}
+	s, err := smart.New(sq.Smart(), smart.Options{
+		BaseURL:    a.Config.Server.BaseURL,
+		HTTPClient: &http.Client{Timeout: jwksTimeout},
+		Audit:      auditRecorder{log: a.Log, batch: a.batcher},
+		Logger:     a.logger,
+		Now:        now,
+	})
+	if err != nil {
+		return fmt.Errorf("starting the SMART authorization server (server.base_url): %w", err)
+	}
+	a.SMART = s
+	return nil
+}
+
+// Clients is the SMART client registry.
+func (a *App) Clients() (*smart.Registry, error) {
+	sq, ok := a.Store.(*sqldb.Store)
+	if !ok {
+		return nil, fmt.Errorf("smart: the store %T has no SMART tables", a.Store)
+	}
+	return smart.NewRegistry(sq.Smart(), smart.RegistryOptions{})
+}
