@@ -63,19 +63,8 @@ func (u *Users) CreateAudited(ctx context.Context, nu identity.User, enr *Enrolm
 	}
 	err := u.s.Update(ctx, func(stx storage.Tx) error {
 		t := stx.(*tx)
-		const q = `INSERT INTO users (id, username, display_name, fhir_user, roles, disabled, mfa_enrolled, password_hash, created, updated)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`
-		res, err := t.exec(ctx, q, nu.ID, nu.Username, nu.DisplayName, nu.FHIRUser, identity.FormatRoles(nu.Roles),
-			nu.Disabled, nu.MFAEnrolled, nu.PasswordHash, now.UnixMicro(), now.UnixMicro())
-		if err != nil {
-			return identityErr(t.s.translate("create user", err))
-		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return identityErr(t.s.translate("create user", err))
-		}
-		if n == 0 {
-			return identityErr(wrapOp("create user", storage.ErrConflict))
+		if err := t.insertUser(ctx, nu, now); err != nil {
+			return err
 		}
 		if enr != nil {
 			if err := t.putEnrolment(ctx, nu.ID, *enr, now); err != nil {

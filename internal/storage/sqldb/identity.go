@@ -144,21 +144,7 @@ func (u *Users) Create(ctx context.Context, nu identity.User) (identity.User, er
 	}
 	err := u.s.Update(ctx, func(stx storage.Tx) error {
 		t := stx.(*tx)
-		const q = `INSERT INTO users (id, username, display_name, fhir_user, roles, disabled, mfa_enrolled, password_hash, created, updated)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`
-		res, err := t.exec(ctx, q, nu.ID, nu.Username, nu.DisplayName, nu.FHIRUser, identity.FormatRoles(nu.Roles),
-			nu.Disabled, nu.MFAEnrolled, nu.PasswordHash, now.UnixMicro(), now.UnixMicro())
-		if err != nil {
-			return identityErr(t.s.translate("create user", err))
-		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return identityErr(t.s.translate("create user", err))
-		}
-		if n == 0 {
-			return identityErr(wrapOp("create user", storage.ErrConflict))
-		}
-		return nil
+		return t.insertUser(ctx, nu, now)
 	})
 	if err != nil {
 		return identity.User{}, err
@@ -215,4 +201,23 @@ func (u *Users) modify(ctx context.Context, op, id string, change func(*identity
 		return nil
 	})
 	return out, err
+}
+
+// insertUser inserts nu; a taken id or username is ErrExists.
+func (t *tx) insertUser(ctx context.Context, nu identity.User, now time.Time) error {
+	const q = `INSERT INTO users (id, username, display_name, fhir_user, roles, disabled, mfa_enrolled, password_hash, created, updated)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`
+	res, err := t.exec(ctx, q, nu.ID, nu.Username, nu.DisplayName, nu.FHIRUser, identity.FormatRoles(nu.Roles),
+		nu.Disabled, nu.MFAEnrolled, nu.PasswordHash, now.UnixMicro(), now.UnixMicro())
+	if err != nil {
+		return identityErr(t.s.translate("create user", err))
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return identityErr(t.s.translate("create user", err))
+	}
+	if n == 0 {
+		return identityErr(wrapOp("create user", storage.ErrConflict))
+	}
+	return nil
 }
