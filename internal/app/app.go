@@ -24,6 +24,7 @@ import (
 	"github.com/phivault/phivault/internal/authn/login"
 	"github.com/phivault/phivault/internal/authn/password"
 	"github.com/phivault/phivault/internal/authn/smart"
+	"github.com/phivault/phivault/internal/authn/sso"
 	"github.com/phivault/phivault/internal/config"
 	"github.com/phivault/phivault/internal/fhir"
 	"github.com/phivault/phivault/internal/fhir/search"
@@ -57,6 +58,9 @@ type App struct {
 	// SMART is the SMART on FHIR authorization server; nil without a
 	// configured base URL.
 	SMART *smart.Server
+	// SSO is enterprise sign-in through an OIDC IdP; nil when the oidc
+	// section is absent or disabled, or discovery failed at start-up.
+	SSO *sso.Service
 }
 
 // Option adjusts [Open]. Tests use them to inject a clock and limits.
@@ -65,6 +69,14 @@ type Option func(*openOptions)
 type openOptions struct {
 	now   func() time.Time
 	login []func(*login.Options)
+	idp   *http.Client
+}
+
+// WithOIDCClient sets the HTTP client used to reach the OIDC IdP
+// (discovery, JWKS, token); it must have a timeout. Default: a client
+// with the system roots and a 10 s timeout.
+func WithOIDCClient(c *http.Client) Option {
+	return func(o *openOptions) { o.idp = c }
 }
 
 // WithClock makes authentication (login, lockout, rate limits, sessions)
@@ -125,6 +137,11 @@ func Open(ctx context.Context, c config.Config, logger *slog.Logger, opts ...Opt
 		return nil, err
 	}
 	if err := a.openSMART(oo.now); err != nil {
+		a.batcher.Close()
+		st.Close()
+		return nil, err
+	}
+	if err := a.openSSO(ctx, oo); err != nil {
 		a.batcher.Close()
 		st.Close()
 		return nil, err
@@ -216,6 +233,7 @@ func (a *App) Handler() http.Handler {
 		Authenticator: a.auth,
 		Login:         a.Login,
 		SMART:         a.SMART,
+		SSO:           a.ssoHandler(),
 		Accounts:      a.adminAccounts(),
 		Logger:        a.logger,
 		Now:           time.Now,

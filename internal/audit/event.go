@@ -52,6 +52,14 @@ const (
 	ActionRecoveryCodeUsed Action = "recovery-code-used" // a recovery code was consumed
 	ActionLogout           Action = "logout"             // a user ended their current session
 	ActionSessionRevoke    Action = "session-revoke"     // a session was ended by id
+
+	// ActionSSOLogin is a sign-in through the enterprise IdP (OIDC): a
+	// success once the IdP's identity is linked to an enabled account
+	// (followed by ActionLogin when the session starts), a denial for a
+	// forged callback, a failed exchange, no mapped role or a refused
+	// account. Policies carry "oidc", "issuer=<url>", the IdP's
+	// "amr=<a+b>" and "acr=<v>" when stated, and the reason; never a token.
+	ActionSSOLogin Action = "sso-login"
 )
 
 // Outcome is the result of the access (FHIR AuditEvent.outcome, simplified).

@@ -2,7 +2,9 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"path/filepath"
 	"time"
 
@@ -23,8 +25,12 @@ func (e *env) demoCmd() *cobra.Command {
 		Use:   "demo",
 		Short: "Create a demo data directory with synthetic patients and serve it",
 		Long: `demo initialises a data directory (default ./phivault-demo) if it has none,
-loads synthetic patients, starts the HTTPS server and prints where to go and
-a fresh API token. Run it again to serve the same data.`,
+loads synthetic patients and creates demo accounts (one per workforce role,
+with a password and an enrolled TOTP secret, and a patient account), starts
+the HTTPS server and prints where to go, the accounts (with otpauth URIs and
+QR codes for an authenticator app) and a fresh API token. The accounts are
+kept in DATA/demo-accounts.txt (mode 0600). Run it again to serve the same
+data.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if !cmd.Flags().Changed("data") && !cmd.Root().PersistentFlags().Changed("data") {
@@ -55,6 +61,17 @@ func (e *env) runDemo(cmd *cobra.Command, patients int, listen string) error {
 		if err := e.loadDemoPatients(ctx, c, patients); err != nil {
 			return err
 		}
+		accs, err := createDemoAccounts(ctx, c, e.logger())
+		if err != nil {
+			return err
+		}
+		if err := writeDemoAccounts(e.dataDir, accs); err != nil {
+			return err
+		}
+	}
+	accs, err := readDemoAccounts(e.dataDir)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
 	}
 	a, err := app.Open(ctx, c, e.logger())
 	if err != nil {
@@ -67,6 +84,9 @@ func (e *env) runDemo(cmd *cobra.Command, patients int, listen string) error {
 	}
 	return e.serve(ctx, c, func(addr string) {
 		base := c.Server.BaseURL
+		if len(accs) > 0 {
+			_ = printDemoAccounts(e.stdout, accs, filepath.Join(e.dataDir, demoAccountsFile))
+		}
 		ca := filepath.Join(e.dataDir, "tls", "ca.crt")
 		fmt.Fprintf(e.stdout, `
 phivault demo is running at %s  (data: %s)

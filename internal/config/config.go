@@ -63,6 +63,8 @@ type Config struct {
 	Keys    Keys    `json:"keys"`
 	Audit   Audit   `json:"audit"`
 	Limits  Limits  `json:"limits"`
+	// OIDC is enterprise SSO; nil (no "oidc" section) means SSO off.
+	OIDC *OIDC `json:"oidc,omitempty"`
 }
 
 // Server configures the HTTP listener.
@@ -171,6 +173,9 @@ func Load(dataDir string, getenv func(string) string, o Overrides) (Config, erro
 	}
 	c.applyOverrides(o)
 	c.resolvePaths()
+	if err := c.OIDC.readSecret(); err != nil {
+		return Config{}, err
+	}
 	return c, c.Validate()
 }
 
@@ -194,6 +199,18 @@ func (c *Config) applyEnv(getenv func(string) string) error {
 	}
 	if v := getenv("PHIVAULT_POSTGRES"); v != "" {
 		c.Storage.Driver = "postgres"
+	}
+	if c.OIDC != nil {
+		for name, p := range map[string]*string{
+			"PHIVAULT_OIDC_ISSUER":       &c.OIDC.Issuer,
+			"PHIVAULT_OIDC_CLIENT_ID":    &c.OIDC.ClientID,
+			"PHIVAULT_OIDC_REDIRECT_URL": &c.OIDC.RedirectURL,
+		} {
+			if v := getenv(name); v != "" {
+				*p = v
+			}
+		}
+		c.OIDC.clientSecret = getenv("PHIVAULT_OIDC_CLIENT_SECRET")
 	}
 	if v := getenv("PHIVAULT_MAX_BODY_BYTES"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
@@ -228,6 +245,9 @@ func (c *Config) applyOverrides(o Overrides) {
 func (c *Config) resolvePaths() {
 	for _, p := range []*string{&c.Server.TLSCert, &c.Server.TLSKey, &c.Storage.SQLitePath, &c.Keys.KeyFile, &c.Audit.SigningKey, &c.Audit.VerifierKey} {
 		*p = c.Path(*p)
+	}
+	if c.OIDC != nil {
+		c.OIDC.ClientSecretFile = c.Path(c.OIDC.ClientSecretFile)
 	}
 }
 
@@ -284,6 +304,11 @@ func (c Config) Validate() error {
 	}
 	if c.Limits.MaxBundleEntries < 1 || c.Limits.MaxBundleEntries > 100000 {
 		return bad("limits.max_bundle_entries", "must be between 1 and 100000")
+	}
+	if c.OIDC.On() {
+		if _, err := c.OIDC.RP(); err != nil {
+			return fmt.Errorf("%w: %w", ErrInvalid, err)
+		}
 	}
 	return nil
 }

@@ -54,6 +54,7 @@ type Server struct {
 	login   *login.Service // nil: no interactive login, bearer tokens only
 	smart   *smart.Server  // nil: no SMART authorization server
 	admin   Accounts       // nil: /admin/api and /auth/enrol answer 503 (admin.go)
+	sso     SSO            // nil: no /auth/oidc/ routes (auth_oidc.go)
 	log     *slog.Logger
 	now     func() time.Time
 	baseURL string
@@ -69,6 +70,7 @@ type Options struct {
 	Login         *login.Service // optional: /auth/ routes and session cookies
 	SMART         *smart.Server  // optional: /oauth2/ and SMART access tokens at /fhir
 	Accounts      Accounts       // account administration: /admin/api, /auth/enrol (admin.go)
+	SSO           SSO            // optional, with Login: enterprise sign-in at /auth/oidc/ (auth_oidc.go)
 	Logger        *slog.Logger
 	Now           func() time.Time
 	BaseURL       string // public base URL, e.g. https://localhost:8443
@@ -79,7 +81,7 @@ type Options struct {
 
 // New returns a Server.
 func New(o Options) *Server {
-	return &Server{rec: o.Record, auth: o.Authenticator, login: o.Login, smart: o.SMART, admin: o.Accounts, log: o.Logger, now: o.Now,
+	return &Server{rec: o.Record, auth: o.Authenticator, login: o.Login, smart: o.SMART, admin: o.Accounts, sso: o.SSO, log: o.Logger, now: o.Now,
 		baseURL: o.BaseURL, maxBody: o.MaxBodyBytes, version: o.Version, ready: o.Ready}
 }
 
@@ -105,6 +107,9 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("/fhir/", fhir)
 	if s.login != nil {
 		s.authRoutes(mux)
+		if s.sso != nil {
+			s.ssoRoutes(mux)
+		}
 	}
 	s.adminRoutes(mux)
 	if s.smart != nil {

@@ -82,7 +82,7 @@ type Config struct {
 	RoleMap map[string]identity.Role
 
 	// MFAValues are the "amr" values that count as an IdP second factor.
-	// Empty means [DefaultMFAValues]. Option oidc.mfa_amr_values.
+	// Empty means [DefaultMFAValues]. Option oidc.mfa_values.
 	MFAValues []string
 
 	// ACRValues are "acr" values that count as an IdP second factor (for
@@ -90,7 +90,7 @@ type Config struct {
 	// "http://schemas.openid.net/pape/policies/2007/06/multi-factor").
 	// When set they are also sent as the acr_values request parameter, a
 	// hint to the IdP (OIDC Core §3.1.2.1). Empty means none.
-	// Option oidc.mfa_acr_values.
+	// Option oidc.acr_values.
 	ACRValues []string
 }
 
@@ -152,10 +152,10 @@ func (c Config) Validate() error {
 		}
 	}
 	if slices.Contains(c.MFAValues, "") {
-		return bad("oidc.mfa_amr_values", "empty value")
+		return bad("oidc.mfa_values", "empty value")
 	}
 	if slices.Contains(c.ACRValues, "") {
-		return bad("oidc.mfa_acr_values", "empty value")
+		return bad("oidc.acr_values", "empty value")
 	}
 	return nil
 }

@@ -42,8 +42,8 @@ func TestConfigValidate(t *testing.T) {
 		{"unknown role", func(c *oidc.Config) { c.RoleMap["x"] = "superuser" }, "oidc.role_map"},
 		{"system role", func(c *oidc.Config) { c.RoleMap["bots"] = identity.RoleSystem }, "oidc.role_map"},
 		{"empty group", func(c *oidc.Config) { c.RoleMap[""] = identity.RoleNurse }, "oidc.role_map"},
-		{"empty amr value", func(c *oidc.Config) { c.MFAValues = []string{"otp", ""} }, "oidc.mfa_amr_values"},
-		{"empty acr value", func(c *oidc.Config) { c.ACRValues = []string{""} }, "oidc.mfa_acr_values"},
+		{"empty amr value", func(c *oidc.Config) { c.MFAValues = []string{"otp", ""} }, "oidc.mfa_values"},
+		{"empty acr value", func(c *oidc.Config) { c.ACRValues = []string{""} }, "oidc.acr_values"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

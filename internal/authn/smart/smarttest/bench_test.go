@@ -41,3 +41,48 @@ func BenchmarkValidateAccessTokenSQLite(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkPrincipalSMART is what a request with a SMART access token
+// pays to become a principal (bench/README.md "Authentication costs"):
+// "warm" hits the server's access-token cache (the default), "cold" is
+// a miss with two indexed reads on SQLite (the cache disabled). The
+// principal itself is built from the grant without further reads.
+func BenchmarkPrincipalSMART(b *testing.B) {
+	db, err := sqlite.Open(b.Context(), filepath.Join(b.TempDir(), "phivault.db"), sqlite.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { db.Close() })
+	st := db.Smart()
+	scopes, _ := scope.ParseSet("system/*.rs")
+	now := time.Now()
+	if err := st.CreateClient(b.Context(), smart.Client{ID: "c1", Name: "bench", Type: smart.Backend, JWKSURL: "https://x.example/j", Scopes: scopes, Created: now}); err != nil {
+		b.Fatal(err)
+	}
+	tok := "pva_" + rand.Text() + rand.Text()[:17]
+	if err := st.PutToken(b.Context(), smart.Token{Hash: hash(tok), ClientID: "c1", Scopes: scopes, Issued: now, Expires: now.Add(time.Hour)}); err != nil {
+		b.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		ttl  time.Duration // 0: the default cache; -1: no cache
+	}{{"warm", 0}, {"cold", -1}} {
+		b.Run(c.name, func(b *testing.B) {
+			srv, err := smart.New(st, smart.Options{BaseURL: "https://phivault.test", Audit: &nopAudit{}, TokenCacheTTL: c.ttl})
+			if err != nil {
+				b.Fatal(err)
+			}
+			ctx := b.Context()
+			if _, err := srv.ValidateAccessToken(ctx, tok); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				g, err := srv.ValidateAccessToken(ctx, tok)
+				if err != nil || !g.Scopes.Allows(scope.System, "Observation", scope.Read) {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,298 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/phivault/phivault/internal/app"
+	"github.com/phivault/phivault/internal/audit"
+	"github.com/phivault/phivault/internal/authn/login"
+	"github.com/phivault/phivault/internal/authn/password"
+	"github.com/phivault/phivault/internal/authn/totp"
+	"github.com/phivault/phivault/internal/config"
+	"github.com/phivault/phivault/internal/identity"
+	"github.com/phivault/phivault/internal/record"
+)
+
+// Demo accounts (issue 3): `phivault demo` creates one account per
+// workforce role and one patient account, with generated passwords and,
+// for the workforce, an enrolled TOTP secret, and prints them so a person
+// can log in with a real authenticator app. Printing secrets is the point
+// of a demo; nothing here runs outside `phivault demo`.
+
+// demoAccountsFile holds the demo accounts (passwords and TOTP URIs) in
+// the data directory, mode 0600, so a restart can print them again.
+const demoAccountsFile = "demo-accounts.txt"
+
+// demoUser is one account demo creates.
+type demoUser struct {
+	username, display string
+	role              identity.Role
+}
+
+var demoWorkforce = []demoUser{
+	{"dr.house", "Gregory House", identity.RolePhysician},
+	{"nurse.joy", "Joy Nurse", identity.RoleNurse},
+	{"desk.pam", "Pam Desk", identity.RoleFrontDesk},
+	{"bill.ing", "Bill Ing", identity.RoleBilling},
+	{"privacy.pat", "Pat Privacy", identity.RolePrivacyOfficer},
+	{"sec.sam", "Sam Security", identity.RoleSecurityAdmin},
+	{"audit.al", "Al Audit", identity.RoleAuditor},
+}
+
+// demoPatientUser is the patient account, linked to the first loaded
+// synthetic Patient.
+var demoPatientUser = demoUser{"patient.pia", "", identity.RolePatient} // no display name: a patient's name is PHI
+
+// demoAccount is a created account as printed: TOTPURI is empty for the
+// patient (no second factor is required of patients).
+type demoAccount struct {
+	Username, Role, Password, FHIRUser, TOTPURI string
+}
+
+// demoAddr is the client address recorded for the demo set-up logins.
+var demoAddr = netip.MustParseAddr("127.0.0.1")
+
+// createDemoAccounts creates the demo accounts in the data directory of
+// c: each account is added and its password set through the account
+// service (argon2id), and each workforce account enrols TOTP through the
+// login service's own enrolment flow (password, EnrollTOTP, ConfirmTOTP),
+// so the secret is sealed at rest exactly as for a real user; the session
+// that enrolment starts is logged out at once.
+func createDemoAccounts(ctx context.Context, c config.Config, logger *slog.Logger) ([]demoAccount, error) {
+	// The set-up makes 3 logins per account from one address: lift the
+	// per-address limit of this short-lived instance only.
+	a, err := app.Open(ctx, c, logger, app.WithLoginOptions(func(o *login.Options) { o.AddressLimits.Burst = 1000 }))
+	if err != nil {
+		return nil, err
+	}
+	defer a.Close()
+	acc, err := a.Accounts()
+	if err != nil {
+		return nil, err
+	}
+	pid, err := firstPatientID(ctx, a)
+	if err != nil {
+		return nil, err
+	}
+	actor := audit.Agent{User: "demo", Client: "cli"}
+	users := append(append([]demoUser(nil), demoWorkforce...), demoPatientUser)
+	out := make([]demoAccount, 0, len(users))
+	for _, du := range users {
+		u := identity.User{Username: du.username, DisplayName: du.display, Roles: []identity.Role{du.role}}
+		if du.role == identity.RolePatient {
+			u.FHIRUser = "Patient/" + pid
+		}
+		pw, err := demoPassword(du.username, du.display)
+		if err != nil {
+			return nil, err
+		}
+		nu, secret, err := acc.Add(ctx, actor, u)
+		if err != nil {
+			return nil, fmt.Errorf("demo account %s: %w", du.username, err)
+		}
+		if _, err := acc.Enrol(ctx, actor, du.username, secret.Reveal(), pw); err != nil {
+			return nil, fmt.Errorf("demo account %s: setting password: %w", du.username, err)
+		}
+		da := demoAccount{Username: du.username, Role: string(du.role), Password: pw, FHIRUser: nu.FHIRUser}
+		if du.role.Workforce() {
+			key, err := enrolDemoTOTP(ctx, a.Login, du.username, pw)
+			if err != nil {
+				return nil, fmt.Errorf("demo account %s: enrolling TOTP: %w", du.username, err)
+			}
+			da.TOTPURI = key.URI()
+		}
+		out = append(out, da)
+	}
+	return out, nil
+}
+
+// enrolDemoTOTP runs the first-login TOTP enrolment of username. It
+// confirms with the previous step's code (within the ±1 step skew), so
+// the code an authenticator app shows right after the demo starts is
+// not refused as already used.
+func enrolDemoTOTP(ctx context.Context, s *login.Service, username, pw string) (totp.Key, error) {
+	res, err := s.Login(ctx, username, pw, demoAddr)
+	if err != nil {
+		return totp.Key{}, err
+	}
+	if !res.EnrollmentRequired {
+		return totp.Key{}, errors.New("the account did not ask for enrolment")
+	}
+	enr, err := s.EnrollTOTP(ctx, res.Challenge, demoAddr)
+	if err != nil {
+		return totp.Key{}, err
+	}
+	var started login.Started
+	for _, at := range []time.Duration{-30 * time.Second, 0} {
+		code, err := totp.Code(enr.Key.Secret(), time.Now().Add(at))
+		if err != nil {
+			return totp.Key{}, err
+		}
+		started, _, err = s.ConfirmTOTP(ctx, res.Challenge, code, demoAddr)
+		if errors.Is(err, login.ErrInvalidCode) {
+			continue // the step changed between computing and checking
+		}
+		if err != nil {
+			return totp.Key{}, err
+		}
+		break
+	}
+	if started.Session.ID == "" {
+		return totp.Key{}, errors.New("the enrolment code was refused")
+	}
+	p, err := s.Authenticate(ctx, started.Secret.Reveal())
+	if err != nil {
+		return totp.Key{}, err
+	}
+	if err := s.Logout(ctx, p, demoAddr); err != nil {
+		return totp.Key{}, err
+	}
+	return enr.Key, nil
+}
+
+// firstPatientID returns the id of a stored Patient.
+func firstPatientID(ctx context.Context, a *app.App) (string, error) {
+	caller := record.Caller{Agent: audit.Agent{User: "demo", Client: "cli"}, Purpose: "HOPERAT"}
+	page, err := a.Record.Search(ctx, caller, "Patient", url.Values{"_count": {"1"}}, record.SearchOptions{})
+	if err != nil {
+		return "", fmt.Errorf("finding a demo patient: %w", err)
+	}
+	var b struct {
+		Entry []struct {
+			Resource struct {
+				ID string `json:"id"`
+			} `json:"resource"`
+		} `json:"entry"`
+	}
+	if err := json.Unmarshal(page.Bundle, &b); err != nil {
+		return "", fmt.Errorf("finding a demo patient: %w", err)
+	}
+	if len(b.Entry) == 0 || b.Entry[0].Resource.ID == "" {
+		return "", errors.New("finding a demo patient: no Patient is stored (load at least one with --patients)")
+	}
+	return b.Entry[0].Resource.ID, nil
+}
+
+// demoAlphabet has no look-alike characters (0/o, 1/l/i).
+const demoAlphabet = "abcdefghjkmnpqrstuvwxyz23456789"
+
+// demoPassword returns a random password of four groups of five
+// characters (about 99 bits) that passes the password policy.
+func demoPassword(words ...string) (string, error) {
+	for {
+		var b [20]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return "", err
+		}
+		var sb strings.Builder
+		for i, c := range b {
+			if i > 0 && i%5 == 0 {
+				sb.WriteByte('-')
+			}
+			sb.WriteByte(demoAlphabet[int(c)%len(demoAlphabet)])
+		}
+		if pw := sb.String(); password.Check(pw, words...) == nil {
+			return pw, nil
+		}
+	}
+}
+
+// writeDemoAccounts stores accs in dir/demo-accounts.txt, mode 0600, one
+// tab-separated line per account after comment lines.
+func writeDemoAccounts(dir string, accs []demoAccount) error {
+	var sb strings.Builder
+	sb.WriteString("# phivault demo accounts: passwords and TOTP secrets of a DEMO; keep this file private.\n")
+	sb.WriteString("# username\trole\tpassword\tfhirUser\totpauth URI\n")
+	for _, x := range accs {
+		fmt.Fprintf(&sb, "%s\t%s\t%s\t%s\t%s\n", x.Username, x.Role, x.Password, dash(x.FHIRUser), dash(x.TOTPURI))
+	}
+	p := filepath.Join(dir, demoAccountsFile)
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", p, err)
+	}
+	if _, err := f.WriteString(sb.String()); err != nil {
+		f.Close()
+		return fmt.Errorf("writing %s: %w", p, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("writing %s: %w", p, err)
+	}
+	return nil
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// readDemoAccounts reads what writeDemoAccounts wrote; os.ErrNotExist
+// when the data directory has no demo accounts file.
+func readDemoAccounts(dir string) ([]demoAccount, error) {
+	f, err := os.Open(filepath.Join(dir, demoAccountsFile))
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out []demoAccount
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		fs := strings.Split(line, "\t")
+		if len(fs) != 5 {
+			return nil, fmt.Errorf("%s: malformed line", demoAccountsFile)
+		}
+		for i := range fs {
+			if fs[i] == "-" {
+				fs[i] = ""
+			}
+		}
+		out = append(out, demoAccount{Username: fs[0], Role: fs[1], Password: fs[2], FHIRUser: fs[3], TOTPURI: fs[4]})
+	}
+	return out, sc.Err()
+}
+
+// printDemoAccounts writes the account table, then the otpauth URI and
+// a terminal QR code of each workforce account.
+func printDemoAccounts(w io.Writer, accs []demoAccount, file string) error {
+	fmt.Fprintf(w, "\nDemo accounts (also in %s, mode 0600; `phivault demo` prints them again on restart):\n\n", file)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "  USERNAME\tROLE\tPASSWORD\tFHIR USER")
+	for _, x := range accs {
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", x.Username, x.Role, x.Password, dash(x.FHIRUser))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(w, "\nWorkforce accounts need a TOTP code: scan a QR code with an authenticator app,")
+	fmt.Fprintln(w, "or add the otpauth URI. The patient account logs in with its password only.")
+	for _, x := range accs {
+		if x.TOTPURI == "" {
+			continue
+		}
+		fmt.Fprintf(w, "\n%s (%s)\n  %s\n", x.Username, x.Role, x.TOTPURI)
+		if err := totp.WriteQR(w, x.TOTPURI); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,112 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/phivault/phivault/internal/authn/oidc"
+	"github.com/phivault/phivault/internal/identity"
+)
+
+// maxSecretFile bounds the client secret file read at start-up.
+const maxSecretFile = 4 << 10
+
+// OIDC is the "oidc" section: enterprise SSO through an OpenID Connect
+// IdP (package oidc documents each option). Without the section, or
+// with enabled false, SSO is off.
+//
+// The client secret is never read from this file or a flag (STYLE rule
+// 23): it comes from the PHIVAULT_OIDC_CLIENT_SECRET environment
+// variable or else from client_secret_file (mode 0600 or stricter), and
+// it is not written back by [Write].
+type OIDC struct {
+	Enabled          bool              `json:"enabled"`
+	Issuer           string            `json:"issuer"`             // PHIVAULT_OIDC_ISSUER
+	ClientID         string            `json:"client_id"`          // PHIVAULT_OIDC_CLIENT_ID
+	ClientSecretFile string            `json:"client_secret_file"` // relative to the data directory
+	RedirectURL      string            `json:"redirect_url"`       // PHIVAULT_OIDC_REDIRECT_URL; https://<base>/auth/oidc/callback
+	Scopes           []string          `json:"scopes,omitempty"`
+	GroupsClaim      string            `json:"groups_claim,omitempty"`
+	RoleMap          map[string]string `json:"role_map"` // IdP group -> phivault role
+	MFAValues        []string          `json:"mfa_values,omitempty"`
+	ACRValues        []string          `json:"acr_values,omitempty"`
+	// AutoProvision creates an account on a first sign-in; nil means
+	// true. false: only identities already linked may sign in.
+	AutoProvision *bool `json:"auto_provision,omitempty"`
+
+	clientSecret string // from the environment or the file; never marshalled
+}
+
+// On reports whether SSO is configured and enabled (nil-safe).
+func (o *OIDC) On() bool { return o != nil && o.Enabled }
+
+// Provision reports whether a first sign-in creates an account.
+func (o *OIDC) Provision() bool { return o.AutoProvision == nil || *o.AutoProvision }
+
+// LogValue implements [slog.LogValuer]: the secret is never logged.
+func (o OIDC) LogValue() slog.Value {
+	c, _ := o.RP()
+	return c.LogValue()
+}
+
+// readSecret fills the client secret from the file when the environment
+// did not (nil-safe; a disabled section reads nothing).
+func (o *OIDC) readSecret() error {
+	if !o.On() || o.clientSecret != "" || o.ClientSecretFile == "" {
+		return nil
+	}
+	const opt = "oidc.client_secret_file"
+	f, err := os.Open(o.ClientSecretFile)
+	if err != nil {
+		return fmt.Errorf("%w: %s: %v", ErrInvalid, opt, errors.Unwrap(err))
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("%w: %s: %v", ErrInvalid, opt, err)
+	}
+	if st.Mode().Perm()&0o077 != 0 {
+		return fmt.Errorf("%w: %s: mode %04o; the secret file must not be readable by group or others (chmod 600)", ErrInvalid, opt, st.Mode().Perm())
+	}
+	b, err := io.ReadAll(io.LimitReader(f, maxSecretFile+1))
+	if err != nil || len(b) > maxSecretFile {
+		return fmt.Errorf("%w: %s: unreadable or larger than %d bytes", ErrInvalid, opt, maxSecretFile)
+	}
+	o.clientSecret = strings.TrimSpace(string(b))
+	return nil
+}
+
+// RP returns the relying-party configuration, validated; errors wrap
+// oidc.ErrInvalidConfig and name the option.
+func (o OIDC) RP() (oidc.Config, error) {
+	c := oidc.Config{Issuer: o.Issuer, ClientID: o.ClientID, ClientSecret: o.clientSecret, RedirectURL: o.RedirectURL,
+		Scopes: o.Scopes, GroupsClaim: o.GroupsClaim, MFAValues: o.MFAValues, ACRValues: o.ACRValues,
+		RoleMap: make(map[string]identity.Role, len(o.RoleMap))}
+	groups := make([]string, 0, len(o.RoleMap))
+	for g := range o.RoleMap {
+		groups = append(groups, g)
+	}
+	sort.Strings(groups)
+	for _, g := range groups {
+		r := identity.Role(o.RoleMap[g])
+		// A patient account must name its Patient resource, which an IdP
+		// cannot: patients are not provisioned by SSO.
+		if r == identity.RolePatient {
+			return oidc.Config{}, fmt.Errorf("%w: oidc.role_map: group %q: role %q cannot be granted by SSO", oidc.ErrInvalidConfig, g, r)
+		}
+		c.RoleMap[g] = r
+	}
+	if err := c.Validate(); err != nil {
+		return oidc.Config{}, err
+	}
+	return c, nil
+}
+
+// SetClientSecret sets the client secret (tests and callers that build
+// a Config without [Load]).
+func (o *OIDC) SetClientSecret(secret string) { o.clientSecret = secret }
