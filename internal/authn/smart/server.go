@@ -102,8 +102,15 @@ type Server struct {
 	keys     *keyResolver
 	log      *slog.Logger
 
-	mu    sync.RWMutex
-	cache map[[32]byte]cachedToken
+	mu      sync.RWMutex
+	cache   map[[32]byte]cachedToken
+	clients map[string]cachedClient // disabled flags, same lifetime as cache
+}
+
+// cachedClient is a client's disabled flag as read at fetched.
+type cachedClient struct {
+	disabled bool
+	fetched  time.Time
 }
 
 // New validates opts and returns a Server over store.
@@ -156,6 +163,7 @@ func New(store Store, opts Options) (*Server, error) {
 		keys:     newKeyResolver(opts.HTTPClient, opts.JWKSCacheTTL, opts.AllowLoopbackJWKS, opts.Now),
 		log:      opts.Logger,
 		cache:    map[[32]byte]cachedToken{},
+		clients:  map[string]cachedClient{},
 	}, nil
 }
 

@@ -105,14 +105,11 @@ func (s *Server) lookup(ctx context.Context, h [32]byte, now time.Time) (cachedT
 	if err != nil {
 		return cachedToken{}, fmt.Errorf("validating access token: %w", err)
 	}
-	c, err := s.store.Client(ctx, t.ClientID)
-	if errors.Is(err, ErrNotFound) {
-		return cachedToken{}, ErrInvalidToken
-	}
+	disabled, err := s.clientDisabled(ctx, t.ClientID, now)
 	if err != nil {
-		return cachedToken{}, fmt.Errorf("validating access token: %w", err)
+		return cachedToken{}, err
 	}
-	ct := cachedToken{tok: t, disabled: c.Disabled, fetched: now}
+	ct := cachedToken{tok: t, disabled: disabled, fetched: now}
 	if s.opts.TokenCacheTTL >= 0 {
 		s.mu.Lock()
 		if len(s.cache) >= maxCachedTokens {
@@ -164,4 +161,35 @@ func (s *Server) revoke(ctx context.Context, clientID, token string) (bool, erro
 	delete(s.cache, h) // again: a concurrent lookup may have cached it
 	s.mu.Unlock()
 	return true, nil
+}
+
+// clientDisabled reads a client's disabled flag, cached for the token
+// cache's lifetime: many tokens of one client then cost one client
+// lookup. Disabling a client therefore takes effect within that time,
+// as revoking a token does.
+func (s *Server) clientDisabled(ctx context.Context, id string, now time.Time) (bool, error) {
+	if s.opts.TokenCacheTTL >= 0 {
+		s.mu.RLock()
+		c, ok := s.clients[id]
+		s.mu.RUnlock()
+		if ok && now.Sub(c.fetched) < s.opts.TokenCacheTTL {
+			return c.disabled, nil
+		}
+	}
+	c, err := s.store.Client(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		return false, ErrInvalidToken
+	}
+	if err != nil {
+		return false, fmt.Errorf("validating access token: %w", err)
+	}
+	if s.opts.TokenCacheTTL >= 0 {
+		s.mu.Lock()
+		if len(s.clients) >= maxCachedTokens {
+			clear(s.clients)
+		}
+		s.clients[id] = cachedClient{disabled: c.Disabled, fetched: now}
+		s.mu.Unlock()
+	}
+	return c.Disabled, nil
 }
