@@ -14,6 +14,7 @@ import (
 	"github.com/phivault/phivault/internal/audit"
 	"github.com/phivault/phivault/internal/authn"
 	"github.com/phivault/phivault/internal/authn/password"
+	"github.com/phivault/phivault/internal/authn/session"
 	"github.com/phivault/phivault/internal/httpapi"
 	"github.com/phivault/phivault/internal/identity"
 	"github.com/phivault/phivault/internal/storage"
@@ -205,6 +206,44 @@ func (x *Accounts) Enrol(ctx context.Context, actor audit.Agent, username, secre
 		return refused()
 	}
 	return out, err
+}
+
+// Sessions lists the active sessions of user id, newest first, at most
+// session.MaxListed; never their tokens (only hashes are stored).
+// Errors: identity.ErrNotFound for an unknown user.
+func (x *Accounts) Sessions(ctx context.Context, id string) ([]session.Session, error) {
+	if _, err := x.users.ByID(ctx, id); err != nil {
+		return nil, fmt.Errorf("list sessions: %w", err)
+	}
+	m, err := session.NewManager(x.store.Sessions(), session.Options{Now: x.now})
+	if err != nil {
+		return nil, err
+	}
+	return m.ListForUser(ctx, id)
+}
+
+// RevokeSession ends session id of any user, with its audit event
+// (session-revoke, actor as the agent, "Session/<id>" and "User/<owner>"
+// as entities) in the same transaction. Errors: session.ErrNotFound for
+// an unknown or already revoked session.
+func (x *Accounts) RevokeSession(ctx context.Context, actor audit.Agent, id string) error {
+	_, err := x.store.Sessions().RevokeAudited(ctx, id, func(owner string) (storage.AuditRecord, error) {
+		return x.log.Seal(audit.Event{Time: x.now(), Action: audit.ActionSessionRevoke, Outcome: audit.OutcomeSuccess,
+			Agent: actor, Entities: []string{"Session/" + id, "User/" + owner}})
+	})
+	if err != nil {
+		return fmt.Errorf("revoke session: %w", err)
+	}
+	return nil
+}
+
+// RevokeSessions ends every session of user id, with its audit event
+// (session-revoke, entity "User/<id>"), in one transaction. Errors:
+// identity.ErrNotFound.
+func (x *Accounts) RevokeSessions(ctx context.Context, actor audit.Agent, id string) error {
+	_, err := x.apply(ctx, id, sqldb.AccountChange{Op: "revoke sessions", RevokeSessions: true,
+		Audit: x.auditFn(actor, audit.ActionSessionRevoke)})
+	return err
 }
 
 // Denied records an administration request refused before any change

@@ -172,3 +172,79 @@ func TestEnrolmentSecretExpires(t *testing.T) {
 		t.Errorf("second Enrol: %v, want ErrEnrolmentRefused", err)
 	}
 }
+
+// TestAdminSessions: an admin lists a user's sessions, ends one by id and
+// then all of them; each revocation commits one audit event naming the
+// admin, and an unknown or already revoked session is session.ErrNotFound.
+func TestAdminSessions(t *testing.T) {
+	s, acc := accounts(t)
+	ctx := t.Context()
+	u, _, err := acc.Add(ctx, admin, identity.User{Username: "nurse.sam", Roles: []identity.Role{identity.RoleNurse}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := session.NewManager(s.App.Store.(*sqldb.Store).Sessions(), session.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sec1, x1, err := m.Create(ctx, u.ID, true, "192.0.2.9")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sec2, _, err := m.Create(ctx, u.ID, true, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ss, err := acc.Sessions(ctx, u.ID)
+	if err != nil || len(ss) != 2 {
+		t.Fatalf("Sessions: %d sessions, %v; want 2", len(ss), err)
+	}
+	if _, err := acc.Sessions(ctx, "usr_nobody"); !errors.Is(err, identity.ErrNotFound) {
+		t.Errorf("Sessions of an unknown user: %v, want identity.ErrNotFound", err)
+	}
+
+	before := len(events(t, s.App))
+	if err := acc.RevokeSession(ctx, admin, x1.ID); err != nil {
+		t.Fatal(err)
+	}
+	evs := events(t, s.App)
+	if len(evs) != before+1 {
+		t.Fatalf("%d audit events appended, want 1", len(evs)-before)
+	}
+	ev := evs[len(evs)-1]
+	if ev.Action != audit.ActionSessionRevoke || ev.Outcome != audit.OutcomeSuccess || ev.Agent != admin ||
+		!slices.Equal(ev.Entities, []string{"Session/" + x1.ID, "User/" + u.ID}) {
+		t.Errorf("audit event %+v", ev)
+	}
+	if _, err := m.Validate(ctx, sec1.Reveal()); !errors.Is(err, session.ErrInvalidSession) {
+		t.Errorf("revoked session: %v, want ErrInvalidSession", err)
+	}
+	if _, err := m.Validate(ctx, sec2.Reveal()); err != nil {
+		t.Errorf("the other session was revoked too: %v", err)
+	}
+	for _, id := range []string{x1.ID, "ses_00000000000000000000000000000000", "x"} {
+		if err := acc.RevokeSession(ctx, admin, id); !errors.Is(err, session.ErrNotFound) {
+			t.Errorf("RevokeSession(%q): %v, want session.ErrNotFound", id, err)
+		}
+	}
+	if n := len(events(t, s.App)); n != before+1 {
+		t.Errorf("refused revocations appended %d audit events", n-before-1)
+	}
+
+	if err := acc.RevokeSessions(ctx, admin, u.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Validate(ctx, sec2.Reveal()); !errors.Is(err, session.ErrInvalidSession) {
+		t.Errorf("session after RevokeSessions: %v, want ErrInvalidSession", err)
+	}
+	ev = events(t, s.App)[before+1]
+	if ev.Action != audit.ActionSessionRevoke || ev.Agent != admin || !slices.Equal(ev.Entities, []string{"User/" + u.ID}) {
+		t.Errorf("RevokeSessions audit event %+v", ev)
+	}
+	if ss, err := acc.Sessions(ctx, u.ID); err != nil || len(ss) != 0 {
+		t.Errorf("Sessions after RevokeSessions: %d, %v; want none", len(ss), err)
+	}
+	if err := acc.RevokeSessions(ctx, admin, "usr_nobody"); !errors.Is(err, identity.ErrNotFound) {
+		t.Errorf("RevokeSessions of an unknown user: %v, want identity.ErrNotFound", err)
+	}
+}

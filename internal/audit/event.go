@@ -35,7 +35,7 @@ const (
 	ActionUserEnable      Action = "user-enable"
 	ActionUserSetRoles    Action = "user-set-roles"
 	ActionUserResetMFA    Action = "user-reset-mfa"
-	ActionUserSetPassword Action = "user-set-password" // enrolment: a password set with an enrolment secret
+	ActionUserSetPassword Action = "user-set-password" // a password set with an enrolment secret, or changed by its owner (policy "self-service")
 	ActionUserAdmin       Action = "user-admin"        // an /admin/api request refused before any change
 )
 
@@ -51,7 +51,7 @@ const (
 	ActionMFAVerify        Action = "mfa-verify"         // a second factor was checked
 	ActionRecoveryCodeUsed Action = "recovery-code-used" // a recovery code was consumed
 	ActionLogout           Action = "logout"             // a user ended their current session
-	ActionSessionRevoke    Action = "session-revoke"     // a session was ended by id
+	ActionSessionRevoke    Action = "session-revoke"     // a session ended by id ("Session/<id>"), or all of a user's by an admin ("User/<id>")
 
 	// ActionSSOLogin is a sign-in through the enterprise IdP (OIDC): a
 	// success once the IdP's identity is linked to an enabled account

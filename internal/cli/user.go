@@ -32,7 +32,7 @@ const maxPasswordInput = 4 << 10
 func (e *env) userCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "user",
-		Short: "Manage local accounts: add, list, show, disable, enable, set roles, reset MFA",
+		Short: "Manage local accounts: add, list, show, disable, enable, set roles, reset MFA, sessions",
 		Long: `user manages local accounts. Every change is audited and commits together
 with its audit event. A new account has no password: "user add" prints a
 one-time enrolment secret, with which its owner sets a password ("user
@@ -41,7 +41,8 @@ first login. Password hashes are never shown.`,
 	}
 	cmd.AddCommand(e.userAddCmd(), e.userListCmd(), e.userShowCmd(),
 		e.userSetDisabledCmd(true), e.userSetDisabledCmd(false),
-		e.userSetRolesCmd(), e.userResetMFACmd(), e.userSetPasswordCmd())
+		e.userSetRolesCmd(), e.userResetMFACmd(), e.userSetPasswordCmd(),
+		e.userSessionsCmd(), e.userRevokeSessionsCmd())
 	return cmd
 }
 
@@ -287,6 +288,58 @@ func (e *env) userResetMFACmd() *cobra.Command {
 					return userFlagErr(err)
 				}
 				fmt.Fprintf(e.stdout, "MFA of %s reset; its sessions are revoked. A second factor is enrolled again at the next login.\n", u.Username)
+				return nil
+			})
+		},
+	}
+}
+
+func (e *env) userSessionsCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "sessions USERNAME",
+		Short: "List an account's active sessions (never their tokens)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return e.withAccounts(cmd, func(ctx context.Context, acc *app.Accounts) error {
+				u, err := byName(ctx, acc, args[0])
+				if err != nil {
+					return err
+				}
+				ss, err := acc.Sessions(ctx, u.ID)
+				if err != nil {
+					return userFlagErr(err)
+				}
+				if len(ss) == 0 {
+					fmt.Fprintf(e.stdout, "User %s has no active sessions.\n", u.Username)
+					return nil
+				}
+				tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "SESSION\tCREATED\tLAST SEEN\tEXPIRES\tMFA\tADDRESS")
+				for _, x := range ss {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", x.ID, x.Created.Format(time.RFC3339), x.LastSeen.Format(time.RFC3339),
+						x.ExpiresAbsolute.Format(time.RFC3339), yesNo(x.MFA, "yes", "no"), x.Address)
+				}
+				return tw.Flush()
+			})
+		},
+	}
+}
+
+func (e *env) userRevokeSessionsCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "revoke-sessions USERNAME",
+		Short: "End every session of an account (audited)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return e.withAccounts(cmd, func(ctx context.Context, acc *app.Accounts) error {
+				u, err := byName(ctx, acc, args[0])
+				if err != nil {
+					return err
+				}
+				if err := acc.RevokeSessions(ctx, cliAgent(), u.ID); err != nil {
+					return userFlagErr(err)
+				}
+				fmt.Fprintf(e.stdout, "All sessions of %s are revoked.\n", u.Username)
 				return nil
 			})
 		},

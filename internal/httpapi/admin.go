@@ -16,11 +16,13 @@ import (
 	"github.com/phivault/phivault/internal/audit"
 	"github.com/phivault/phivault/internal/authn"
 	"github.com/phivault/phivault/internal/authn/password"
+	"github.com/phivault/phivault/internal/authn/session"
 	"github.com/phivault/phivault/internal/identity"
 	"github.com/phivault/phivault/internal/storage"
 )
 
-// Account administration: /admin/api/users and /auth/enrol.
+// Account administration: /admin/api/users, /admin/api/sessions and
+// /auth/enrol.
 //
 // These endpoints are not FHIR, so their errors are plain JSON,
 // {"error": "<safe message>", "request_id": "<id>"}, with the internal
@@ -69,6 +71,14 @@ type Accounts interface {
 	// password.ErrBusy and storage.ErrUnavailable mean 503; every other
 	// error is answered with one generic refusal.
 	Enrol(ctx context.Context, actor audit.Agent, username, secret, pw string) (identity.User, error)
+	// Sessions lists user id's active sessions (identity.ErrNotFound).
+	Sessions(ctx context.Context, id string) ([]session.Session, error)
+	// RevokeSession ends session id of any user, audited with actor as
+	// the agent; session.ErrNotFound for no such live session.
+	RevokeSession(ctx context.Context, actor audit.Agent, id string) error
+	// RevokeSessions ends every session of user id, audited
+	// (identity.ErrNotFound).
+	RevokeSessions(ctx context.Context, actor audit.Agent, id string) error
 	// Denied records a refused admin request; an error means it could
 	// not be recorded (answer 503).
 	Denied(ctx context.Context, actor audit.Agent, entity string) error
@@ -109,6 +119,9 @@ func (s *Server) adminRoutes(mux *http.ServeMux) {
 	admin.Handle("POST /admin/api/users/{id}/enable", a.authorize(a.setDisabled(false)))
 	admin.Handle("POST /admin/api/users/{id}/roles", a.authorize(a.setRoles))
 	admin.Handle("POST /admin/api/users/{id}/reset-mfa", a.authorize(a.resetMFA))
+	admin.Handle("GET /admin/api/users/{id}/sessions", a.authorize(a.sessions))
+	admin.Handle("POST /admin/api/users/{id}/revoke-sessions", a.authorize(a.revokeSessions))
+	admin.Handle("DELETE /admin/api/sessions/{id}", a.authorize(a.revokeSession))
 	admin.Handle("/admin/api/", a.handle(func(w http.ResponseWriter, r *http.Request) error {
 		return apiErr(http.StatusNotFound, "no such endpoint", nil)
 	}))
@@ -174,6 +187,8 @@ func asAPIError(err error) *apiError {
 		return apiErr(http.StatusRequestEntityTooLarge, "the request body is too large", err)
 	case errors.As(err, &fe):
 		return apiErr(http.StatusBadRequest, fmt.Sprintf("invalid %s: %s", fe.Field, fe.Reason), err)
+	case errors.Is(err, session.ErrNotFound):
+		return apiErr(http.StatusNotFound, "no such session", err)
 	case errors.Is(err, identity.ErrNotFound):
 		return apiErr(http.StatusNotFound, "no such user", err)
 	case errors.Is(err, identity.ErrExists):
@@ -240,6 +255,9 @@ func (a *adminAPI) authorize(h handlerFunc) http.Handler {
 			entity := ""
 			if id := r.PathValue("id"); id != "" && len(id) <= identity.MaxIDLen {
 				entity = "User/" + id
+				if strings.HasPrefix(r.URL.Path, "/admin/api/sessions/") {
+					entity = "Session/" + id
+				}
 			}
 			if err := a.accounts.Denied(r.Context(), ag, entity); err != nil {
 				return err
@@ -416,6 +434,48 @@ func (a *adminAPI) resetMFA(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	writeAPIJSON(w, http.StatusOK, toJSON(u))
+	return nil
+}
+
+// adminSessionJSON is a session as a security admin sees it: never its
+// token (only the token's hash is stored).
+type adminSessionJSON struct {
+	ID       string    `json:"id"`
+	UserID   string    `json:"user_id"`
+	Created  time.Time `json:"created"`
+	LastSeen time.Time `json:"last_seen"`
+	Expires  time.Time `json:"expires"`
+	MFA      bool      `json:"mfa"`
+	Address  string    `json:"address,omitempty"`
+}
+
+func (a *adminAPI) sessions(w http.ResponseWriter, r *http.Request) error {
+	ss, err := a.accounts.Sessions(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	out := make([]adminSessionJSON, len(ss))
+	for i, x := range ss {
+		out[i] = adminSessionJSON{ID: x.ID, UserID: x.UserID, Created: x.Created, LastSeen: x.LastSeen,
+			Expires: x.ExpiresAbsolute, MFA: x.MFA, Address: x.Address}
+	}
+	writeAPIJSON(w, http.StatusOK, map[string]any{"sessions": out})
+	return nil
+}
+
+func (a *adminAPI) revokeSession(w http.ResponseWriter, r *http.Request) error {
+	if err := a.accounts.RevokeSession(r.Context(), actor(r), r.PathValue("id")); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (a *adminAPI) revokeSessions(w http.ResponseWriter, r *http.Request) error {
+	if err := a.accounts.RevokeSessions(r.Context(), actor(r), r.PathValue("id")); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/phivault/phivault/internal/authn/login"
 	"github.com/phivault/phivault/internal/authn/password"
 	"github.com/phivault/phivault/internal/authn/session"
+	"github.com/phivault/phivault/internal/storage"
 )
 
 // maxAuthBody bounds /auth/ request bodies: a username, a password of at
@@ -45,6 +46,7 @@ func (s *Server) authRoutes(mux *http.ServeMux) {
 	mux.Handle("POST /auth/logout", s.authHandle(s.authLogout))
 	mux.Handle("GET /auth/sessions", s.authHandle(s.authSessions))
 	mux.Handle("DELETE /auth/sessions/{id}", s.authHandle(s.authRevoke))
+	mux.Handle("POST /auth/password", s.authHandle(s.authChangePassword))
 }
 
 // authHandle bounds the body and maps errors.
@@ -73,12 +75,18 @@ func (s *Server) authHandle(h handlerFunc) http.Handler {
 func (s *Server) authErr(err error) *authError {
 	var ae *authError
 	var rl *login.RateLimitError
+	for _, pe := range passwordPolicy {
+		if errors.Is(err, pe) {
+			return &authError{status: http.StatusBadRequest, msg: pe.Error(), err: err}
+		}
+	}
 	switch {
 	case errors.As(err, &ae):
 		return ae
 	case errors.As(err, &rl):
 		return &authError{status: http.StatusTooManyRequests, msg: login.ErrRateLimited.Error(), retryAfter: rl.RetryAfter, err: err}
-	case errors.Is(err, login.ErrInvalidCredentials), errors.Is(err, login.ErrInvalidChallenge), errors.Is(err, login.ErrInvalidCode):
+	case errors.Is(err, login.ErrInvalidCredentials), errors.Is(err, login.ErrInvalidChallenge), errors.Is(err, login.ErrInvalidCode),
+		errors.Is(err, login.ErrWrongPassword):
 		return &authError{status: http.StatusUnauthorized, msg: err.Error(), err: err}
 	case errors.Is(err, login.ErrNotFound):
 		return &authError{status: http.StatusNotFound, msg: err.Error(), err: err}
@@ -86,6 +94,8 @@ func (s *Server) authErr(err error) *authError {
 		return &authError{status: http.StatusUnauthorized, msg: "authentication required: log in", err: err}
 	case errors.Is(err, errCSRF):
 		return &authError{status: http.StatusForbidden, msg: "a cookie-authenticated request that changes state must carry the X-CSRF-Token header", err: err}
+	case errors.Is(err, storage.ErrConflict):
+		return &authError{status: http.StatusConflict, msg: "the account changed meanwhile; retry", err: err}
 	case errors.Is(err, password.ErrBusy), errors.Is(err, audit.ErrUnavailable):
 		return &authError{status: http.StatusServiceUnavailable, msg: "the service is busy; retry later", retryAfter: time.Second, err: err}
 	}
@@ -287,5 +297,29 @@ func (s *Server) authRevoke(w http.ResponseWriter, r *http.Request) error {
 		clearSessionCookie(w)
 	}
 	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// authChangePassword is the self-service password change of the
+// session's owner: {"current_password", "new_password"}. Success ends
+// every session of the account and answers like a login, with a new
+// session cookie and CSRF token for the caller (the old cookie is dead).
+func (s *Server) authChangePassword(w http.ResponseWriter, r *http.Request) error {
+	p, err := s.sessionPrincipal(r)
+	if err != nil {
+		return err
+	}
+	var in struct {
+		Current string `json:"current_password"`
+		New     string `json:"new_password"`
+	}
+	if err := decodeAuth(r, &in); err != nil {
+		return err
+	}
+	st, err := s.login.ChangePassword(r.Context(), p, in.Current, in.New, clientAddr(r))
+	if err != nil {
+		return err
+	}
+	writeStarted(w, st, nil)
 	return nil
 }

@@ -37,6 +37,11 @@
 //   - A challenge is refused once expired, for another step, or when the
 //     account changed since it was issued (password change, MFA reset,
 //     roles, disabling): its last-modified time is sealed into it.
+//   - A password change ([Service.ChangePassword]) proves the current
+//     password again under the same rate limit and lockout as a login,
+//     and ends every session of the account in the transaction that
+//     stores the new hash; the caller continues on a new session created
+//     in that same transaction (the token rotates).
 //   - Every authentication event is audited: in the transaction of the
 //     state change when there is one, otherwise through the batcher; if
 //     the audit append fails the attempt fails (fail closed).

@@ -34,6 +34,10 @@ var (
 	ErrInvalidCode = errors.New("invalid code")
 	// ErrNotFound: no such session of the caller. Answer 404.
 	ErrNotFound = errors.New("no such session")
+	// ErrWrongPassword: the current password given to change it is
+	// wrong, or the account is locked out. Answer 401; the session stays
+	// valid.
+	ErrWrongPassword = errors.New("the current password is wrong")
 )
 
 // RateLimitError is an [ErrRateLimited] with the wait.

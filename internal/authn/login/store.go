@@ -20,6 +20,11 @@ type StepChange struct {
 	From, To int64
 }
 
+// PasswordChange is a compare-and-set of a user's PHC password hash.
+type PasswordChange struct {
+	From, To string
+}
+
 // Commit is everything one successful second factor (or a password-only
 // login) changes, applied in one transaction by [Store.Commit]. Zero
 // fields change nothing.
@@ -39,6 +44,13 @@ type Commit struct {
 	// the user is enrolled already.
 	Enrol          bool
 	RecoveryHashes [][]byte
+	// Password replaces the user's password hash (a self-service
+	// change); the commit fails with storage.ErrConflict if the stored
+	// hash is not From or the account is disabled.
+	Password *PasswordChange
+	// RevokeSessions revokes every live session of the user before
+	// Session is stored, so Session is the only one left.
+	RevokeSessions bool
 	// Session is stored with the SHA-256 of its token.
 	Session   session.Session
 	TokenHash []byte

@@ -248,6 +248,22 @@ func (l *Logins) Commit(ctx context.Context, c login.Commit) error {
 				}
 			}
 		}
+		if c.Password != nil {
+			if c.Password.To == "" {
+				return errors.New("commit login: empty password hash")
+			}
+			now := t.s.now().UTC().Truncate(time.Microsecond).UnixMicro()
+			res, err := t.exec(ctx, `UPDATE users SET password_hash = ?, updated = ? WHERE id = ? AND password_hash = ? AND NOT disabled`,
+				c.Password.To, now, c.UserID, c.Password.From)
+			if err := affected(t, "commit login: password", res, err); err != nil {
+				return err
+			}
+		}
+		if c.RevokeSessions {
+			if _, err := t.exec(ctx, `UPDATE sessions SET revoked = ? WHERE user_id = ? AND NOT revoked`, true, c.UserID); err != nil {
+				return t.s.translate("commit login: revoking sessions", err)
+			}
+		}
 		if c.LoginKey != nil {
 			if err := validKey(c.LoginKey); err != nil {
 				return err

@@ -170,3 +170,48 @@ func (ss *Sessions) ListByUser(ctx context.Context, userID string, limit int) ([
 	xs, err := scanSessions(rows)
 	return xs, ss.s.translate("list sessions", err)
 }
+
+// RevokeAudited revokes live session id of any user and appends the
+// audit record audit builds from the session's owner, in one
+// transaction, and returns the owner's id (the security-admin
+// surface). An error wrapping session.ErrNotFound (and
+// storage.ErrNotFound) means there is no such unrevoked session. audit
+// may run more than once (retries); it must have no side effects.
+func (ss *Sessions) RevokeAudited(ctx context.Context, id string, audit func(userID string) (storage.AuditRecord, error)) (string, error) {
+	if !lookupable(id) {
+		return "", sessionErr(wrapOp("revoke session", storage.ErrNotFound))
+	}
+	var owner string
+	err := ss.s.Update(ctx, func(stx storage.Tx) error {
+		t := stx.(*tx)
+		rows, err := t.query(ctx, `SELECT user_id FROM sessions WHERE id = ? AND NOT revoked`+t.s.d.LockRows, id)
+		if err != nil {
+			return t.s.translate("revoke session", err)
+		}
+		var uid string
+		found := rows.Next()
+		if found {
+			err = rows.Scan(&uid)
+		}
+		if err := errors.Join(err, rows.Err(), rows.Close()); err != nil {
+			return t.s.translate("revoke session", err)
+		}
+		if !found {
+			return sessionErr(wrapOp("revoke session", storage.ErrNotFound))
+		}
+		res, err := t.exec(ctx, `UPDATE sessions SET revoked = ? WHERE id = ? AND NOT revoked`, true, id)
+		if err := affected(t, "revoke session", res, err); err != nil {
+			return err
+		}
+		rec, err := audit(uid)
+		if err != nil {
+			return err
+		}
+		if err := t.AppendAudit(ctx, rec); err != nil {
+			return err
+		}
+		owner = uid
+		return nil
+	})
+	return owner, err
+}
