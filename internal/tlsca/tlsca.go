@@ -51,6 +51,14 @@ type Files struct {
 // them, and returns the SHA-256 fingerprint of the CA certificate as
 // colon-separated hex. It refuses to overwrite any file.
 func Create(f Files, now time.Time) (fingerprint string, err error) {
+	// Refuse before writing anything, so a partly existing set never
+	// leaves a new orphan key behind. (WriteNew's O_EXCL still guards
+	// against a file appearing in between.)
+	for _, p := range []string{f.ServerKey, f.ServerCert, f.CACert} {
+		if _, err := os.Lstat(p); err == nil {
+			return "", fmt.Errorf("creating %s: %w", p, os.ErrExist)
+		}
+	}
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return "", fmt.Errorf("generating CA key: %w", err)
