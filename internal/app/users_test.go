@@ -1,7 +1,6 @@
 package app_test
 
 import (
-	"encoding/json"
 	"errors"
 	"slices"
 	"testing"
@@ -31,23 +30,11 @@ func accounts(t *testing.T) (*apitest.Server, *app.Accounts) {
 
 func events(t *testing.T, a *app.App) []audit.Event {
 	t.Helper()
-	var out []audit.Event
-	err := a.Store.ScanAudit(t.Context(), 0, func(_ int64, rec storage.AuditRecord) error {
-		b, err := a.Log.Open(rec)
-		if err != nil {
-			return err
-		}
-		var ev audit.Event
-		if err := json.Unmarshal(b, &ev); err != nil {
-			return err
-		}
-		out = append(out, ev)
-		return nil
-	})
+	evs, err := a.Log.Events(t.Context(), a.Store, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return out
+	return evs
 }
 
 // TestAccountChangesAudited checks that each change commits one audit

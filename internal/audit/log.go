@@ -20,6 +20,7 @@ package audit
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -73,4 +74,30 @@ func (l *Log) Open(rec storage.AuditRecord) ([]byte, error) {
 // Appender makes records durable; storage.Store implements it.
 type Appender interface {
 	AppendAudit(ctx context.Context, recs ...storage.AuditRecord) error
+}
+
+// Scanner reads stored audit records in sequence order; storage.Reader
+// implements it.
+type Scanner interface {
+	ScanAudit(ctx context.Context, after int64, fn func(seq int64, rec storage.AuditRecord) error) error
+}
+
+// Events opens and decodes every record of s after sequence number after,
+// in order. It returns an error wrapping the first record that does not
+// open (a wrong log key, or a tampered body).
+func (l *Log) Events(ctx context.Context, s Scanner, after int64) ([]Event, error) {
+	var out []Event
+	err := s.ScanAudit(ctx, after, func(seq int64, rec storage.AuditRecord) error {
+		b, err := l.Open(rec)
+		if err != nil {
+			return fmt.Errorf("audit record %d: %w", seq, err)
+		}
+		var ev Event
+		if err := json.Unmarshal(b, &ev); err != nil {
+			return fmt.Errorf("decoding audit record %d: %w", seq, err)
+		}
+		out = append(out, ev)
+		return nil
+	})
+	return out, err
 }

@@ -2,6 +2,7 @@ package audit_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"flag"
 	"os"
@@ -217,5 +218,41 @@ func TestEventFieldsCarryNoPHI(t *testing.T) {
 		if !slices.Contains(got, f) {
 			t.Errorf("phiFreeFields lists %q, which audit.Event no longer has", f)
 		}
+	}
+}
+
+// fakeScanner serves stored records in sequence order.
+type fakeScanner []storage.AuditRecord
+
+func (f fakeScanner) ScanAudit(_ context.Context, after int64, fn func(int64, storage.AuditRecord) error) error {
+	for i, r := range f {
+		if seq := int64(i + 1); seq > after {
+			if err := fn(seq, r); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// TestLogEvents: Events opens every record after a sequence number, in
+// order, and names the first record that does not open.
+func TestLogEvents(t *testing.T) {
+	l := audit.NewLog(&fakeSealer{})
+	var recs fakeScanner
+	for _, a := range []audit.Action{audit.ActionRead, audit.ActionCreate, audit.ActionSearch} {
+		r, err := l.Seal(audit.Event{Action: a, Outcome: audit.OutcomeSuccess})
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs = append(recs, r)
+	}
+	evs, err := l.Events(t.Context(), recs, 1)
+	if err != nil || len(evs) != 2 || evs[0].Action != audit.ActionCreate || evs[1].Action != audit.ActionSearch {
+		t.Fatalf("Events after 1 = %+v, %v; want create, search", evs, err)
+	}
+	recs[1].Body = []byte("tampered")
+	if _, err := l.Events(t.Context(), recs, 0); err == nil || !strings.Contains(err.Error(), "audit record 2") {
+		t.Errorf("a tampered record: err = %v, want one naming record 2", err)
 	}
 }

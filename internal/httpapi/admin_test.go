@@ -1,7 +1,6 @@
 package httpapi_test
 
 import (
-	"encoding/json"
 	"errors"
 	"net/http"
 	"regexp"
@@ -12,7 +11,6 @@ import (
 	"github.com/phivault/phivault/internal/apitest"
 	"github.com/phivault/phivault/internal/audit"
 	"github.com/phivault/phivault/internal/authn/session"
-	"github.com/phivault/phivault/internal/storage"
 	"github.com/phivault/phivault/internal/storage/sqldb"
 )
 
@@ -23,23 +21,11 @@ var enrolSecretRE = regexp.MustCompile(`^pve_[A-Za-z0-9_-]{43}$`)
 // auditEvents opens every audit record of s in order.
 func auditEvents(t *testing.T, s *apitest.Server) []audit.Event {
 	t.Helper()
-	var out []audit.Event
-	err := s.App.Store.ScanAudit(t.Context(), 0, func(_ int64, rec storage.AuditRecord) error {
-		b, err := s.App.Log.Open(rec)
-		if err != nil {
-			return err
-		}
-		var ev audit.Event
-		if err := json.Unmarshal(b, &ev); err != nil {
-			return err
-		}
-		out = append(out, ev)
-		return nil
-	})
+	evs, err := s.App.Log.Events(t.Context(), s.App.Store, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return out
+	return evs
 }
 
 // wantAudited fails unless an event with action, outcome and entity exists.

@@ -278,18 +278,10 @@ func (e *authEnv) verify(t *testing.T, username, pw, method, code string) resp {
 func (e *authEnv) auditActions(t *testing.T) []string {
 	t.Helper()
 	var out []string
-	err := e.app.Store.ScanAudit(t.Context(), 0, func(_ int64, rec storage.AuditRecord) error {
-		b, err := e.app.Log.Open(rec)
-		if err != nil {
-			return err
-		}
-		var ev audit.Event
-		if err := json.Unmarshal(b, &ev); err != nil {
-			return err
-		}
+	evs, err := e.app.Log.Events(t.Context(), e.app.Store, 0)
+	for _, ev := range evs {
 		out = append(out, string(ev.Action)+"/"+string(ev.Outcome))
-		return nil
-	})
+	}
 	if err != nil {
 		t.Fatal(err)
 	}

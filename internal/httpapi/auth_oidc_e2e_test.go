@@ -30,7 +30,6 @@ import (
 	"github.com/phivault/phivault/internal/httpapi"
 	"github.com/phivault/phivault/internal/identity"
 	"github.com/phivault/phivault/internal/keys"
-	"github.com/phivault/phivault/internal/storage"
 	"github.com/phivault/phivault/internal/storage/sqldb"
 )
 
@@ -245,23 +244,11 @@ func ssoSessionOf(t *testing.T, r resp) creds {
 // auditEvents returns every audit event so far.
 func (e *ssoEnv) auditEvents(t *testing.T) []audit.Event {
 	t.Helper()
-	var out []audit.Event
-	err := e.app.Store.ScanAudit(t.Context(), 0, func(_ int64, rec storage.AuditRecord) error {
-		b, err := e.app.Log.Open(rec)
-		if err != nil {
-			return err
-		}
-		var ev audit.Event
-		if err := json.Unmarshal(b, &ev); err != nil {
-			return err
-		}
-		out = append(out, ev)
-		return nil
-	})
+	evs, err := e.app.Log.Events(t.Context(), e.app.Store, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return out
+	return evs
 }
 
 // lastSSO returns the last sso-login event.

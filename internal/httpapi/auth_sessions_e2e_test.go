@@ -1,7 +1,6 @@
 package httpapi_test
 
 import (
-	"encoding/json"
 	"net/http"
 	"slices"
 	"strings"
@@ -12,29 +11,16 @@ import (
 	"github.com/phivault/phivault/internal/authn/login"
 	"github.com/phivault/phivault/internal/authn/password"
 	"github.com/phivault/phivault/internal/identity"
-	"github.com/phivault/phivault/internal/storage"
 )
 
 // events returns every audit event of e so far.
 func (e *authEnv) events(t *testing.T) []audit.Event {
 	t.Helper()
-	var out []audit.Event
-	err := e.app.Store.ScanAudit(t.Context(), 0, func(_ int64, rec storage.AuditRecord) error {
-		b, err := e.app.Log.Open(rec)
-		if err != nil {
-			return err
-		}
-		var ev audit.Event
-		if err := json.Unmarshal(b, &ev); err != nil {
-			return err
-		}
-		out = append(out, ev)
-		return nil
-	})
+	evs, err := e.app.Log.Events(t.Context(), e.app.Store, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return out
+	return evs
 }
 
 // wantEvent returns the last audit event with action, outcome and entity,

@@ -24,7 +24,6 @@ import (
 	"github.com/phivault/phivault/internal/config"
 	"github.com/phivault/phivault/internal/identity"
 	"github.com/phivault/phivault/internal/keys"
-	"github.com/phivault/phivault/internal/storage"
 	"github.com/phivault/phivault/internal/storage/sqldb"
 )
 
@@ -119,20 +118,12 @@ func stuffPost(ctx context.Context, c *http.Client, u string, body map[string]st
 func lockedAgents(t *testing.T, a *app.App) map[string]bool {
 	t.Helper()
 	out := map[string]bool{}
-	err := a.Store.ScanAudit(t.Context(), 0, func(_ int64, rec storage.AuditRecord) error {
-		b, err := a.Log.Open(rec)
-		if err != nil {
-			return err
-		}
-		var ev audit.Event
-		if err := json.Unmarshal(b, &ev); err != nil {
-			return err
-		}
+	evs, err := a.Log.Events(t.Context(), a.Store, 0)
+	for _, ev := range evs {
 		if ev.Action == audit.ActionLockout {
 			out[ev.Agent.User] = true
 		}
-		return nil
-	})
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
