@@ -229,11 +229,7 @@ func (e *env) userSetDisabledCmd(disable bool) *cobra.Command {
 		Short: short,
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return e.withAccounts(cmd, func(ctx context.Context, acc *app.Accounts) error {
-				u, err := byName(ctx, acc, args[0])
-				if err != nil {
-					return err
-				}
+			return e.withUser(cmd, args[0], func(ctx context.Context, acc *app.Accounts, u identity.User) error {
 				if _, err := acc.SetDisabled(ctx, cliAgent(), u.ID, disable); err != nil {
 					return userFlagErr(err)
 				}
@@ -255,12 +251,8 @@ func (e *env) userSetRolesCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return e.withAccounts(cmd, func(ctx context.Context, acc *app.Accounts) error {
-				u, err := byName(ctx, acc, args[0])
-				if err != nil {
-					return err
-				}
-				u, err = acc.SetRoles(ctx, cliAgent(), u.ID, rs)
+			return e.withUser(cmd, args[0], func(ctx context.Context, acc *app.Accounts, u identity.User) error {
+				u, err := acc.SetRoles(ctx, cliAgent(), u.ID, rs)
 				if err != nil {
 					return userFlagErr(err)
 				}
@@ -279,11 +271,7 @@ func (e *env) userResetMFACmd() *cobra.Command {
 		Short: "Remove an account's second factors and end its sessions; the password is kept",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return e.withAccounts(cmd, func(ctx context.Context, acc *app.Accounts) error {
-				u, err := byName(ctx, acc, args[0])
-				if err != nil {
-					return err
-				}
+			return e.withUser(cmd, args[0], func(ctx context.Context, acc *app.Accounts, u identity.User) error {
 				if _, err := acc.ResetMFA(ctx, cliAgent(), u.ID); err != nil {
 					return userFlagErr(err)
 				}
@@ -300,11 +288,7 @@ func (e *env) userSessionsCmd() *cobra.Command {
 		Short: "List an account's active sessions (never their tokens)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return e.withAccounts(cmd, func(ctx context.Context, acc *app.Accounts) error {
-				u, err := byName(ctx, acc, args[0])
-				if err != nil {
-					return err
-				}
+			return e.withUser(cmd, args[0], func(ctx context.Context, acc *app.Accounts, u identity.User) error {
 				ss, err := acc.Sessions(ctx, u.ID)
 				if err != nil {
 					return userFlagErr(err)
@@ -331,11 +315,7 @@ func (e *env) userRevokeSessionsCmd() *cobra.Command {
 		Short: "End every session of an account (audited)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return e.withAccounts(cmd, func(ctx context.Context, acc *app.Accounts) error {
-				u, err := byName(ctx, acc, args[0])
-				if err != nil {
-					return err
-				}
+			return e.withUser(cmd, args[0], func(ctx context.Context, acc *app.Accounts, u identity.User) error {
 				if err := acc.RevokeSessions(ctx, cliAgent(), u.ID); err != nil {
 					return userFlagErr(err)
 				}
@@ -410,4 +390,15 @@ func readPassword(r io.Reader) (string, error) {
 		return "", errors.New("stdin: no password given (write it on the first line of stdin)")
 	}
 	return line, nil
+}
+
+// withUser runs fn with the account named username.
+func (e *env) withUser(cmd *cobra.Command, username string, fn func(ctx context.Context, acc *app.Accounts, u identity.User) error) error {
+	return e.withAccounts(cmd, func(ctx context.Context, acc *app.Accounts) error {
+		u, err := byName(ctx, acc, username)
+		if err != nil {
+			return err
+		}
+		return fn(ctx, acc, u)
+	})
 }
