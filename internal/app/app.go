@@ -37,7 +37,8 @@ import (
 	"github.com/phivault/phivault/internal/storage/sqlite"
 )
 
-// Version is reported by the capability statement; the CLI sets it.
+// Version is the one version of phivault: the capability statement and
+// "phivault version" report it.
 const Version = "0.1.0"
 
 // kmsTimeout bounds every call to a remote KMS.

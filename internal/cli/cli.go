@@ -16,11 +16,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/phivault/phivault/internal/app"
 	"github.com/phivault/phivault/internal/config"
 )
-
-// Version is set at build time with -ldflags "-X ...cli.Version=v1.2.3".
-var Version = "dev"
 
 // env carries the process environment to the commands; nothing reads
 // os.Getenv or os.Stdout elsewhere.
@@ -81,7 +79,7 @@ func (e *env) versionCmd() *cobra.Command {
 		Short: "Print the version",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			fmt.Fprintln(e.stdout, "phivault", Version)
+			fmt.Fprintln(e.stdout, "phivault", app.Version)
 			return nil
 		},
 	}
