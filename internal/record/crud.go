@@ -180,6 +180,10 @@ func (s *Service) Update(ctx context.Context, c Caller, typ, id string, res fhir
 	if err != nil {
 		return Stored{}, false, storageError(err)
 	}
+	if st.Version == p.v.Version {
+		st.JSON = p.body // stored as prepared: no second encoding
+		return st, created, nil
+	}
 	st.JSON, err = res.Marshal()
 	return st, created, err
 }
