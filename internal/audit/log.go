@@ -9,20 +9,37 @@
 // PHI leaves the server. If recording fails, the caller fails the request
 // (fail closed): [ErrUnavailable] maps to 503.
 //
+// # The transparency log (ADR 0010)
+//
+// Every event is also a leaf of an RFC 6962 Merkle tree: the leaf is a
+// random 16-byte salt followed by the canonical event bytes
+// ([Event.Marshal]); [LeafSize] and [SplitLeaf] describe it. The sealed
+// body holds the whole leaf, so an auditor who may open the body can
+// recompute the leaf hash, while the public tree hashes reveal nothing
+// guessable (without the salt, a hash cannot be matched against a
+// guessed event). [Log.Seal] computes the leaf hash when the event is
+// sequenced; package audit/merkle integrates sequenced records into the
+// tree, signs C2SP checkpoints, serves tiles and proofs, and verifies.
+//
 // # Security invariants
 //
 //   - Events hold references and pseudonymous ids only; never resource
 //     content, search values or names.
 //   - Event bodies are sealed with the log key, not a patient key, so
 //     crypto-shredding a patient keeps the trail.
+//   - Each leaf has a fresh salt from a cryptographic random source.
 //   - There is no delete path.
 package audit
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+
+	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/phivault/phivault/internal/storage"
 )
@@ -38,37 +55,103 @@ type Sealer interface {
 	OpenAudit(context string, ciphertext []byte) ([]byte, error)
 }
 
-// sealContext binds sealed bodies to their use (associated data).
-const sealContext = "phivault/audit-event/v1"
+// Seal contexts bind sealed bodies to their use and format (associated
+// data): v2 bodies hold a leaf (salt || event), v1 bodies (sealed before
+// the transparency log) the event alone. A body cannot be opened as the
+// other format, so the two are never confused.
+const (
+	sealContext   = "phivault/audit-event/v2"
+	sealContextV1 = "phivault/audit-event/v1"
+)
+
+// SaltSize is the length of the random salt that starts every leaf:
+// 128 bits, so a leaf hash cannot be matched against guessed events.
+const SaltSize = 16
 
 // Log turns events into sealed records. It is safe for concurrent use.
 type Log struct {
 	sealer Sealer
+	rand   io.Reader
 }
 
-// NewLog returns a Log sealing with s.
-func NewLog(s Sealer) *Log { return &Log{sealer: s} }
+// LogOption adjusts [NewLog].
+type LogOption func(*Log)
 
-// Seal encodes and encrypts ev into a record ready to append.
+// WithRand makes the log draw leaf salts from r instead of crypto/rand
+// (tests use a deterministic source; production must not).
+func WithRand(r io.Reader) LogOption { return func(l *Log) { l.rand = r } }
+
+// NewLog returns a Log sealing with s.
+func NewLog(s Sealer, opts ...LogOption) *Log {
+	l := &Log{sealer: s, rand: rand.Reader}
+	for _, o := range opts {
+		o(l)
+	}
+	return l
+}
+
+// Seal encodes ev into a leaf (a fresh salt and the canonical event
+// bytes), encrypts the leaf and returns a record ready to append, with
+// the leaf's RFC 6962 hash.
 func (l *Log) Seal(ev Event) (storage.AuditRecord, error) {
 	b, err := ev.Marshal()
 	if err != nil {
 		return storage.AuditRecord{}, err
 	}
-	ct, err := l.sealer.SealAudit(sealContext, b)
+	leaf := make([]byte, SaltSize, SaltSize+len(b))
+	if _, err := io.ReadFull(l.rand, leaf); err != nil {
+		return storage.AuditRecord{}, fmt.Errorf("sealing audit event: drawing salt: %w", err)
+	}
+	leaf = append(leaf, b...)
+	ct, err := l.sealer.SealAudit(sealContext, leaf)
 	if err != nil {
 		return storage.AuditRecord{}, fmt.Errorf("sealing audit event: %w", err)
 	}
-	return storage.AuditRecord{Time: ev.Time, Body: ct}, nil
+	h := tlog.RecordHash(leaf)
+	return storage.AuditRecord{Time: ev.Time, Body: ct, LeafHash: h[:]}, nil
 }
 
-// Open decrypts a stored record.
+// Open decrypts a stored record and returns the canonical event bytes
+// (without the salt).
 func (l *Log) Open(rec storage.AuditRecord) ([]byte, error) {
-	b, err := l.sealer.OpenAudit(sealContext, rec.Body)
+	leaf, legacy, err := l.OpenLeaf(rec.Body)
 	if err != nil {
-		return nil, fmt.Errorf("opening audit record: %w", err)
+		return nil, err
 	}
-	return b, nil
+	if legacy {
+		return leaf, nil
+	}
+	_, ev, err := SplitLeaf(leaf)
+	return ev, err
+}
+
+// OpenLeaf decrypts a sealed body and returns the Merkle tree leaf it
+// holds. legacy reports a body sealed before the transparency log
+// (format v1): its leaf is the event bytes alone, without a salt.
+func (l *Log) OpenLeaf(body []byte) (leaf []byte, legacy bool, err error) {
+	leaf, err = l.sealer.OpenAudit(sealContext, body)
+	if err == nil {
+		if len(leaf) < SaltSize {
+			return nil, false, fmt.Errorf("opening audit record: %w", ErrBadLeaf)
+		}
+		return leaf, false, nil
+	}
+	if b, err1 := l.sealer.OpenAudit(sealContextV1, body); err1 == nil {
+		return b, true, nil
+	}
+	return nil, false, fmt.Errorf("opening audit record: %w", err)
+}
+
+// ErrBadLeaf means a leaf is shorter than its salt.
+var ErrBadLeaf = errors.New("audit: malformed leaf")
+
+// SplitLeaf splits a leaf into its salt and the canonical event bytes.
+// It returns ErrBadLeaf for a leaf shorter than SaltSize.
+func SplitLeaf(leaf []byte) (salt, event []byte, err error) {
+	if len(leaf) < SaltSize {
+		return nil, nil, ErrBadLeaf
+	}
+	return leaf[:SaltSize], leaf[SaltSize:], nil
 }
 
 // Appender makes records durable; storage.Store implements it.

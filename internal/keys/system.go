@@ -11,6 +11,7 @@ import (
 	"github.com/tink-crypto/tink-go/v2/keyset"
 	"github.com/tink-crypto/tink-go/v2/prf"
 	"github.com/tink-crypto/tink-go/v2/prf/hmacprf"
+	"github.com/tink-crypto/tink-go/v2/signature"
 	"github.com/tink-crypto/tink-go/v2/tink"
 )
 
@@ -50,13 +51,17 @@ type systemKeys struct {
 
 // NewSystemKey creates the system key name ([SystemBlindIndex]: an
 // HMAC-SHA256 PRF keyset with a 256-bit key; [SystemToken] and
-// [SystemAudit]: an AES-256-GCM keyset), wrapped under the KEK bound to name. Store it once
+// [SystemAudit]: an AES-256-GCM keyset; [SystemLogSigner]: an Ed25519 keyset), wrapped under the KEK bound to name. Store it once
 // at init; it is not loaded until [Keyring.LoadSystemKeys].
 func (k *Keyring) NewSystemKey(name string, now time.Time) (storage.KeyRecord, error) {
 	var tmpl = aead.AES256GCMKeyTemplate()
 	switch name {
 	case SystemBlindIndex:
 		tmpl = prf.HMACSHA256PRFKeyTemplate()
+	case SystemLogSigner:
+		// Ed25519 without Tink's 5-byte prefix: C2SP signed notes carry
+		// plain RFC 8032 signatures.
+		tmpl = signature.ED25519KeyWithoutPrefixTemplate()
 	case SystemToken, SystemAudit:
 	default:
 		return storage.KeyRecord{}, fmt.Errorf("creating system key: unknown name %q", name)

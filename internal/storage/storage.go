@@ -314,6 +314,10 @@ type Result struct {
 type AuditRecord struct {
 	Time time.Time
 	Body []byte
+	// LeafHash is the RFC 6962 leaf hash of the event's Merkle tree leaf
+	// (see package audit), stored at sequencing so the log integrator
+	// needs no decryption. Nil for records sealed before the tree existed.
+	LeafHash []byte
 }
 
 // APIToken is a stored bearer token: only the SHA-256 of the secret.

@@ -22,8 +22,10 @@ type Migration struct {
 }
 
 // Migrations lists the dialect's migrations in version order. File names
-// must look like 0001_init.sql; versions must be unique and start at 1
-// without gaps, so a missing file is caught at build time by the tests.
+// must look like 0001_init.sql; versions must be unique and start at 1.
+// Numbers may skip (work merged from parallel branches reserves its
+// numbers ahead), so Migrate applies every version not yet recorded
+// rather than everything above the highest one.
 func Migrations(d Dialect) ([]Migration, error) {
 	if d.Migrations == nil {
 		return nil, fmt.Errorf("%s migrations: no migration files", d.Name)
@@ -46,13 +48,16 @@ func Migrations(d Dialect) ([]Migration, error) {
 		ms = append(ms, Migration{Version: v, Name: name, SQL: string(body)})
 	}
 	slices.SortFunc(ms, func(a, b Migration) int { return a.Version - b.Version })
-	for i, m := range ms {
-		if m.Version != i+1 {
-			return nil, fmt.Errorf("%s migrations: expected version %d, found %s", d.Name, i+1, m.Name)
-		}
-	}
 	if len(ms) == 0 {
 		return nil, fmt.Errorf("%s migrations: no migration files", d.Name)
+	}
+	if ms[0].Version != 1 {
+		return nil, fmt.Errorf("%s migrations: expected version 1 first, found %s", d.Name, ms[0].Name)
+	}
+	for i := 1; i < len(ms); i++ {
+		if ms[i].Version == ms[i-1].Version {
+			return nil, fmt.Errorf("%s migrations: %s and %s share a version", d.Name, ms[i-1].Name, ms[i].Name)
+		}
 	}
 	return ms, nil
 }
@@ -85,14 +90,37 @@ func Migrate(ctx context.Context, db *sql.DB, d Dialect) error {
 	if _, err := tx.ExecContext(ctx, create); err != nil {
 		return fmt.Errorf("migrate %s: creating schema_migrations: %w", d.Name, err)
 	}
-	var head int
-	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&head); err != nil {
-		return fmt.Errorf("migrate %s: reading version: %w", d.Name, err)
+	applied := make(map[int]bool)
+	rows, err := tx.QueryContext(ctx, `SELECT version FROM schema_migrations`)
+	if err != nil {
+		return fmt.Errorf("migrate %s: reading versions: %w", d.Name, err)
 	}
-	if head > len(ms) {
-		return fmt.Errorf("migrate %s: database schema version %d is newer than this binary (%d)", d.Name, head, len(ms))
+	for rows.Next() {
+		var v int
+		if err := rows.Scan(&v); err != nil {
+			rows.Close()
+			return fmt.Errorf("migrate %s: reading versions: %w", d.Name, err)
+		}
+		applied[v] = true
 	}
-	for _, m := range ms[head:] {
+	if err := rows.Err(); err != nil {
+		rows.Close()
+		return fmt.Errorf("migrate %s: reading versions: %w", d.Name, err)
+	}
+	rows.Close()
+	known := make(map[int]bool, len(ms))
+	for _, m := range ms {
+		known[m.Version] = true
+	}
+	for v := range applied {
+		if !known[v] {
+			return fmt.Errorf("migrate %s: database schema version %d is unknown to this binary (newest %d)", d.Name, v, ms[len(ms)-1].Version)
+		}
+	}
+	for _, m := range ms {
+		if applied[m.Version] {
+			continue
+		}
 		if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
 			return fmt.Errorf("migrate %s: applying %s: %w", d.Name, m.Name, err)
 		}

@@ -308,10 +308,10 @@ func (t *tx) AppendAudit(ctx context.Context, recs ...storage.AuditRecord) error
 	}
 	for len(recs) > 0 {
 		n := min(len(recs), insertChunk)
-		q := multiRow(`INSERT INTO audit_events (recorded_at, body) VALUES `, 2, n)
-		args := make([]any, 0, 2*n)
+		q := multiRow(`INSERT INTO audit_events (recorded_at, body, leaf_hash) VALUES `, 3, n)
+		args := make([]any, 0, 3*n)
 		for _, r := range recs[:n] {
-			args = append(args, r.Time.UnixMicro(), r.Body)
+			args = append(args, r.Time.UnixMicro(), r.Body, nullBytes(r.LeafHash))
 		}
 		if _, err := t.exec(ctx, q, args...); err != nil {
 			return t.s.translate("append audit", err)
