@@ -4,8 +4,9 @@
 //
 // # Lifetime
 //
-// [Open] starts the audit batcher (the only goroutine app owns); [App.Close]
-// drains it first, then closes the database. Close must be called after
+// [Open] starts the audit batcher and the audit log integrator (the only
+// goroutines app owns); [App.Close] drains the batcher first, then stops
+// the integrator after a last integration, then closes the database. Close must be called after
 // the HTTP server has stopped accepting requests.
 package app
 
@@ -52,6 +53,7 @@ type App struct {
 	Record  *record.Service
 	Log     *audit.Log
 	batcher *audit.Batcher
+	tlog    *transparency // the Merkle tree side of the audit log (tlog.go)
 	auth    *authn.Authenticator
 	logger  *slog.Logger
 	// Login is interactive sign-in and session authentication (issue 3).
@@ -119,7 +121,11 @@ func Open(ctx context.Context, c config.Config, logger *slog.Logger, opts ...Opt
 	}
 	a := &App{Config: c, Store: st, Keys: kr, logger: logger}
 	a.Log = audit.NewLog(kr)
-	a.batcher = audit.NewBatcher(st, audit.BatcherOptions{})
+	if err := a.openTransparency(ctx); err != nil {
+		st.Close()
+		return nil, err
+	}
+	a.batcher = audit.NewBatcher(wakingAppender{st: st, wake: a.tlog.integ.Wake}, audit.BatcherOptions{})
 	a.Record = record.New(record.Deps{
 		Store:     st,
 		Keys:      kr,
@@ -133,18 +139,15 @@ func Open(ctx context.Context, c config.Config, logger *slog.Logger, opts ...Opt
 	})
 	a.auth = authn.NewAuthenticator(st, nil)
 	if err := a.openLogin(oo); err != nil {
-		a.batcher.Close()
-		st.Close()
+		a.Close()
 		return nil, err
 	}
 	if err := a.openSMART(oo.now); err != nil {
-		a.batcher.Close()
-		st.Close()
+		a.Close()
 		return nil, err
 	}
 	if err := a.openSSO(ctx, oo); err != nil {
-		a.batcher.Close()
-		st.Close()
+		a.Close()
 		return nil, err
 	}
 	return a, nil
@@ -193,7 +196,7 @@ func OpenStore(ctx context.Context, c config.Storage) (storage.Store, error) {
 }
 
 // systemKeys are created on first start and wrapped under the KEK.
-var systemKeyNames = []string{keys.SystemBlindIndex, keys.SystemToken, keys.SystemAudit}
+var systemKeyNames = []string{keys.SystemBlindIndex, keys.SystemToken, keys.SystemAudit, keys.SystemLogSigner}
 
 // loadSystemKeys loads the blind-index, token and audit keys, creating
 // any that is missing (first start). Concurrent first starts of several
@@ -271,8 +274,10 @@ func (a *App) CreateToken(ctx context.Context, name string, roles []string) (aut
 	return secret, nil
 }
 
-// Close drains the audit batcher and closes the database.
+// Close drains the audit batcher, integrates the last records into the
+// audit log and stops the integrator, then closes the database.
 func (a *App) Close() error {
 	a.batcher.Close()
-	return a.Store.Close()
+	err := a.tlog.close()
+	return errors.Join(err, a.Store.Close())
 }

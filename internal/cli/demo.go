@@ -49,7 +49,7 @@ func (e *env) runDemo(cmd *cobra.Command, patients int, listen string) error {
 	fresh := !fileExists(filepath.Join(e.dataDir, config.FileName))
 	if fresh {
 		fmt.Fprintf(e.stderr, "creating demo data directory %s\n", e.dataDir)
-		if err := e.runInit(cmd, initOptions{dataDir: e.dataDir, logName: config.DefaultLogName, listen: listen, quiet: true}); err != nil {
+		if err := e.runInit(cmd, initOptions{dataDir: e.dataDir, listen: listen, quiet: true}); err != nil {
 			return err
 		}
 	}

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -11,7 +10,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/mod/sumdb/note"
 
 	"github.com/phivault/phivault/internal/app"
 	"github.com/phivault/phivault/internal/config"
@@ -30,8 +28,9 @@ func (e *env) initCmd() *cobra.Command {
   phivault.json            the configuration
   keys/kek.json            the key-encryption key (mode 0600); keep it apart from
                            database backups, or put it on another volume with --key-file
-  keys/log-signer.key      the audit log's Ed25519 signing key (mode 0600)
-  log-verifier.pub         the public verifier key for the audit log
+  log-verifier.pub         the public verifier key of the audit log (its Ed25519
+                           signing key is stored in the database, wrapped
+                           under the key-encryption key)
   tls/ca.crt               a new local CA (its private key is discarded)
   tls/server.crt, .key     a localhost certificate signed by that CA
 
@@ -46,7 +45,7 @@ It refuses to overwrite anything, and prints an admin API token once.`,
 	f.StringVar(&o.keyFile, "key-file", "", "where to create the key-encryption key file (default DATA/keys/kek.json)")
 	f.StringVar(&o.kmsURI, "kms-uri", "", "use a KMS key instead of a key file (Tink KMS URI, e.g. hcvault://host/transit/keys/name)")
 	f.StringVar(&o.postgres, "postgres", "", "use PostgreSQL at this URL instead of the embedded SQLite")
-	f.StringVar(&o.logName, "log-name", config.DefaultLogName, "origin name of the audit log's signed checkpoints")
+	f.StringVar(&o.logName, "log-name", "", "origin name of the audit log's signed checkpoints (default: the base URL's host followed by /audit)")
 	f.StringVar(&o.listen, "listen", config.DefaultListen, "address to listen on")
 	f.StringVar(&o.adminUser, "admin-user", defaultAdminUser, "username of the first security admin")
 	return cmd
@@ -74,7 +73,6 @@ func (e *env) runInit(cmd *cobra.Command, o initOptions) error {
 	}
 	c := config.Default(o.dataDir)
 	c.Server.Listen = o.listen
-	c.Audit.LogName = o.logName
 	if o.postgres != "" {
 		c.Storage.Driver, c.Storage.PostgresURL = "postgres", o.postgres
 	}
@@ -91,9 +89,15 @@ func (e *env) runInit(cmd *cobra.Command, o initOptions) error {
 	if _, port, err := net.SplitHostPort(o.listen); err == nil {
 		c.Server.BaseURL = "https://localhost:" + port
 	}
+	// The log name is written into the file: changing it later would
+	// change the verifier key that monitors hold.
+	c.Audit.LogName = o.logName
+	if c.Audit.LogName == "" {
+		c.Audit.LogName = config.LogNameFor(c.Server.BaseURL)
+	}
 	// Validate before creating anything else.
 	resolved := c
-	for _, p := range []*string{&resolved.Server.TLSCert, &resolved.Server.TLSKey, &resolved.Storage.SQLitePath, &resolved.Keys.KeyFile, &resolved.Audit.SigningKey, &resolved.Audit.VerifierKey} {
+	for _, p := range []*string{&resolved.Server.TLSCert, &resolved.Server.TLSKey, &resolved.Storage.SQLitePath, &resolved.Keys.KeyFile, &resolved.Audit.VerifierKey} {
 		*p = resolved.Path(*p)
 	}
 	if err := resolved.Validate(); err != nil {
@@ -125,24 +129,19 @@ func (e *env) runInit(cmd *cobra.Command, o initOptions) error {
 	if err != nil {
 		return err
 	}
-	skey, vkey, err := note.GenerateKey(rand.Reader, resolved.Audit.LogName)
-	if err != nil {
-		return fmt.Errorf("generating log signing key: %w", err)
-	}
-	if err := tlsca.WriteNew(resolved.Audit.SigningKey, []byte(skey+"\n"), 0o600); err != nil {
-		return err
-	}
-	if err := tlsca.WriteNew(resolved.Audit.VerifierKey, []byte(vkey+"\n"), 0o644); err != nil {
-		return err
-	}
 	if err := config.Write(c); err != nil {
 		return err
 	}
+	// Open creates the system keys, the log signing key among them.
 	a, err := app.Open(ctx, resolved, e.logger())
 	if err != nil {
 		return fmt.Errorf("creating the database: %w", err)
 	}
 	defer a.Close()
+	vkey := a.LogVerifierKey()
+	if err := tlsca.WriteNew(resolved.Audit.VerifierKey, []byte(vkey+"\n"), 0o644); err != nil {
+		return err
+	}
 	secret, err := a.CreateToken(ctx, "admin", []string{"system"})
 	if err != nil {
 		return err

@@ -9,7 +9,8 @@
 // # Security invariants
 //
 //   - Secrets are never read from the file or flags: the KEK lives in its
-//     own key file (or a KMS), the log signing key in its own file.
+//     own key file (or a KMS); the audit log signing key is stored in the
+//     database wrapped under the KEK.
 //     A PostgreSQL URL may carry a password; prefer PGPASSWORD or
 //     ~/.pgpass, and the URL is never logged (see [Storage.LogValue]).
 //   - Relative paths are resolved against the data directory, so a
@@ -28,6 +29,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // FileName is the configuration file inside the data directory.
@@ -46,8 +49,12 @@ const (
 	DefaultMaxBodyBytes = 16 << 20
 	// DefaultMaxBundleEntries bounds work per Bundle.
 	DefaultMaxBundleEntries = 10000
-	// DefaultLogName is the origin line of signed audit checkpoints.
+	// DefaultLogName is the origin line of signed audit checkpoints when
+	// there is no base URL to derive it from (see [LogNameFor]).
 	DefaultLogName = "phivault.localhost/audit"
+	// maxLogName bounds the log name: it is the first line of every
+	// checkpoint and the name in the verifier key.
+	maxLogName = 255
 )
 
 // ErrInvalid wraps every validation error; the message names the option.
@@ -110,9 +117,25 @@ type Keys struct {
 
 // Audit configures the audit log.
 type Audit struct {
-	LogName     string `json:"log_name"`
-	SigningKey  string `json:"signing_key"` // note signer key file (mode 0600)
+	// LogName is the origin of the signed checkpoints (C2SP
+	// tlog-checkpoint) and the name in the verifier key. Empty means
+	// derived from the base URL (see [LogNameFor]); init writes the
+	// derived name into the file, because changing it later changes the
+	// verifier key that monitors hold.
+	LogName string `json:"log_name"`
+	// VerifierKey is where init writes the public verifier key.
 	VerifierKey string `json:"verifier_key"`
+}
+
+// LogNameFor returns the default log name for a base URL: its host (and
+// port) followed by "/audit", e.g. "fhir.example.org/audit"; or
+// DefaultLogName without a usable base URL.
+func LogNameFor(baseURL string) string {
+	u, err := url.Parse(baseURL)
+	if err != nil || u.Host == "" {
+		return DefaultLogName
+	}
+	return strings.ToLower(u.Host) + "/audit"
 }
 
 // Limits bounds the work untrusted input can cause.
@@ -133,8 +156,6 @@ func Default(dataDir string) Config {
 		Storage: Storage{Driver: "sqlite", SQLitePath: "phivault.db"},
 		Keys:    Keys{KeyFile: "keys/kek.json"},
 		Audit: Audit{
-			LogName:     DefaultLogName,
-			SigningKey:  "keys/log-signer.key",
 			VerifierKey: "log-verifier.pub",
 		},
 		Limits: Limits{MaxBodyBytes: DefaultMaxBodyBytes, MaxBundleEntries: DefaultMaxBundleEntries},
@@ -172,6 +193,9 @@ func Load(dataDir string, getenv func(string) string, o Overrides) (Config, erro
 		return Config{}, err
 	}
 	c.applyOverrides(o)
+	if c.Audit.LogName == "" {
+		c.Audit.LogName = LogNameFor(c.Server.BaseURL)
+	}
 	c.resolvePaths()
 	if err := c.OIDC.readSecret(); err != nil {
 		return Config{}, err
@@ -243,7 +267,7 @@ func (c *Config) applyOverrides(o Overrides) {
 }
 
 func (c *Config) resolvePaths() {
-	for _, p := range []*string{&c.Server.TLSCert, &c.Server.TLSKey, &c.Storage.SQLitePath, &c.Keys.KeyFile, &c.Audit.SigningKey, &c.Audit.VerifierKey} {
+	for _, p := range []*string{&c.Server.TLSCert, &c.Server.TLSKey, &c.Storage.SQLitePath, &c.Keys.KeyFile, &c.Audit.VerifierKey} {
 		*p = c.Path(*p)
 	}
 	if c.OIDC != nil {
@@ -296,8 +320,9 @@ func (c Config) Validate() error {
 	if (c.Keys.KeyFile == "") == (c.Keys.KMSURI == "") {
 		return bad("keys.key_file / keys.kms_uri", "exactly one must be set")
 	}
-	if c.Audit.LogName == "" || strings.ContainsAny(c.Audit.LogName, "\n+ ") {
-		return bad("audit.log_name", "required, with no spaces, plus signs or newlines")
+	if c.Audit.LogName == "" || len(c.Audit.LogName) > maxLogName || !utf8.ValidString(c.Audit.LogName) ||
+		strings.ContainsRune(c.Audit.LogName, '+') || strings.IndexFunc(c.Audit.LogName, unicode.IsSpace) >= 0 {
+		return bad("audit.log_name (PHIVAULT_LOG_NAME)", "required, at most 255 bytes of UTF-8, with no spaces or plus signs (it names the checkpoint signer)")
 	}
 	if c.Limits.MaxBodyBytes < 1024 || c.Limits.MaxBodyBytes > 1<<30 {
 		return bad("limits.max_body_bytes", "must be between 1 KiB and 1 GiB")

@@ -227,7 +227,7 @@ func TestLoadResolvesPathsAgainstDataDir(t *testing.T) {
 	abs := filepath.Join(t.TempDir(), "elsewhere", "kek.json")
 	writeConfig(t, dir, `{"server":{"tls_cert":"tls/a.crt","tls_key":"tls/a.key"},`+
 		`"storage":{"sqlite_path":"db/p.db"},"keys":{"key_file":"`+abs+`"},`+
-		`"audit":{"signing_key":"k/s.key","verifier_key":"v.pub"}}`)
+		`"audit":{"verifier_key":"v.pub"}}`)
 	c, err := config.Load(dir, env{}.get, config.Overrides{})
 	if err != nil {
 		t.Fatal(err)
@@ -239,7 +239,6 @@ func TestLoadResolvesPathsAgainstDataDir(t *testing.T) {
 		{"tls_key", c.Server.TLSKey, filepath.Join(dir, "tls/a.key")},
 		{"sqlite_path", c.Storage.SQLitePath, filepath.Join(dir, "db/p.db")},
 		{"absolute key_file kept", c.Keys.KeyFile, abs},
-		{"signing_key", c.Audit.SigningKey, filepath.Join(dir, "k/s.key")},
 		{"verifier_key", c.Audit.VerifierKey, filepath.Join(dir, "v.pub")},
 	}
 	for _, tt := range tests {
@@ -286,6 +285,29 @@ func TestStorageLogValueHidesPostgresURL(t *testing.T) {
 			}
 			if !strings.Contains(out, "postgres") {
 				t.Errorf("log output lost the driver name: %s", out)
+			}
+		})
+	}
+}
+
+// TestLogNameDerivedFromBaseURL: without audit.log_name the checkpoint
+// origin is the base URL's host followed by "/audit".
+func TestLogNameDerivedFromBaseURL(t *testing.T) {
+	tests := []struct{ name, base, want string }{
+		{"host and port", "https://FHIR.example.org:8443/x", "fhir.example.org:8443/audit"},
+		{"host only", "https://fhir.example.org", "fhir.example.org/audit"},
+		{"no base URL", "", config.DefaultLogName},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			writeConfig(t, dir, `{"server":{"base_url":"`+tt.base+`"},"audit":{"log_name":""}}`)
+			c, err := config.Load(dir, env{}.get, config.Overrides{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Audit.LogName != tt.want {
+				t.Fatalf("log name %q, want %q", c.Audit.LogName, tt.want)
 			}
 		})
 	}

@@ -79,6 +79,12 @@ type LogReader interface {
 	// silently: fn sees the leaves that exist, so callers compare
 	// indexes.
 	ScanLeaves(ctx context.Context, from, to int64, fn func(LogLeaf) error) error
+	// ScanHashes calls fn for the stored hashes with id in [from, to), in
+	// id order (missing ids are skipped: callers compare ids).
+	ScanHashes(ctx context.Context, from, to int64, fn func(id int64, hash []byte) error) error
+	// ScanPending calls fn for every record not yet integrated, in
+	// sequence order (Index is -1).
+	ScanPending(ctx context.Context, fn func(LogLeaf) error) error
 	// CountPending returns the number of records not yet integrated.
 	CountPending(ctx context.Context) (int64, error)
 	// LeafIndexOf returns the leaf index of the record with sequence

@@ -213,6 +213,81 @@ WHERE leaf_index >= ? AND leaf_index < ? ORDER BY leaf_index LIMIT ?`
 	return nil
 }
 
+// hashScanBatch is the rows per query of ScanHashes (40 bytes each).
+const hashScanBatch = 4096
+
+// ScanHashes implements storage.LogReader.
+func (l *TLog) ScanHashes(ctx context.Context, from, to int64, fn func(id int64, hash []byte) error) error {
+	const q = `SELECT id, hash FROM tlog_hashes WHERE id >= ? AND id < ? ORDER BY id LIMIT ?`
+	type row struct {
+		id int64
+		h  []byte
+	}
+	for from < to {
+		rows, err := l.s.r().query(ctx, q, from, to, hashScanBatch)
+		if err != nil {
+			return l.s.translate("scan tree hashes", err)
+		}
+		var batch []row
+		for rows.Next() {
+			var r row
+			if err := rows.Scan(&r.id, &r.h); err != nil {
+				rows.Close()
+				return l.s.translate("scan tree hashes", err)
+			}
+			batch = append(batch, r)
+		}
+		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+			return l.s.translate("scan tree hashes", err)
+		}
+		for _, r := range batch {
+			if err := fn(r.id, r.h); err != nil {
+				return err
+			}
+		}
+		if len(batch) < hashScanBatch {
+			return nil
+		}
+		from = batch[len(batch)-1].id + 1
+	}
+	return nil
+}
+
+// ScanPending implements storage.LogReader.
+func (l *TLog) ScanPending(ctx context.Context, fn func(storage.LogLeaf) error) error {
+	const q = `SELECT seq, recorded_at, body, leaf_hash FROM audit_events WHERE leaf_index IS NULL AND seq > ? ORDER BY seq LIMIT ?`
+	after := int64(-1 << 62)
+	for {
+		rows, err := l.s.r().query(ctx, q, after, scanBatch)
+		if err != nil {
+			return l.s.translate("scan pending", err)
+		}
+		var batch []storage.LogLeaf
+		for rows.Next() {
+			lf := storage.LogLeaf{Index: -1}
+			var at int64
+			if err := rows.Scan(&lf.Seq, &at, &lf.Body, &lf.LeafHash); err != nil {
+				rows.Close()
+				return l.s.translate("scan pending", err)
+			}
+			lf.Time = fromMicros(at)
+			batch = append(batch, lf)
+		}
+		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+			return l.s.translate("scan pending", err)
+		}
+		for _, lf := range batch {
+			if err := fn(lf); err != nil {
+				return err
+			}
+		}
+		if len(batch) < scanBatch {
+			return nil
+		}
+		after = batch[len(batch)-1].Seq
+	}
+}
+
 // CountPending implements storage.LogReader.
 func (l *TLog) CountPending(ctx context.Context) (int64, error) {
 	const q = `SELECT COUNT(*) FROM audit_events WHERE leaf_index IS NULL`

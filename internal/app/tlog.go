@@ -1,0 +1,115 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/phivault/phivault/internal/audit/merkle"
+	"github.com/phivault/phivault/internal/keys"
+	"github.com/phivault/phivault/internal/storage"
+	"github.com/phivault/phivault/internal/storage/sqldb"
+)
+
+// transparency is the audit log's Merkle tree side (ADR 0010): the
+// signer, the integrator and its goroutine, and the reader behind /log.
+type transparency struct {
+	signer *keys.LogSigner
+	store  storage.LogStore
+	integ  *merkle.Integrator
+	reader *merkle.Reader
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// finalIntegrationTimeout bounds the last integration Close runs, so a
+// stuck database cannot hang shutdown.
+const finalIntegrationTimeout = 30 * time.Second
+
+// openTransparency loads the log signing key (created with the other
+// system keys) and starts the integrator goroutine, which App.Close
+// stops after draining the batcher.
+func (a *App) openTransparency(ctx context.Context) error {
+	sq, ok := a.Store.(*sqldb.Store)
+	if !ok {
+		return errors.New("opening the audit log: the store is not the SQL store")
+	}
+	rec, err := a.Store.Key(ctx, keys.SystemLogSigner)
+	if err != nil {
+		return fmt.Errorf("opening the audit log signing key: %w", err)
+	}
+	signer, err := a.Keys.LoadLogSigner(rec, a.Config.Audit.LogName)
+	if err != nil {
+		return fmt.Errorf("opening the audit log signing key (audit.log_name): %w", err)
+	}
+	t := &transparency{signer: signer, store: sq.TLog()}
+	t.integ, err = merkle.NewIntegrator(merkle.IntegratorOptions{
+		Store: t.store, Signer: signer, Origin: a.Config.Audit.LogName, Opener: a.Log, Logger: a.logger,
+	})
+	if err != nil {
+		return err
+	}
+	t.reader = merkle.NewReader(t.store, a.Log)
+	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	t.cancel = cancel
+	t.wg.Add(1)
+	go func() {
+		defer t.wg.Done()
+		_ = t.integ.Run(rctx)
+	}()
+	t.integ.Wake() // sign the empty tree's checkpoint on a new log
+	a.tlog = t
+	return nil
+}
+
+// close stops the integrator goroutine and integrates what is left, so
+// every event recorded by this process is in a signed checkpoint.
+func (t *transparency) close() error {
+	t.cancel()
+	t.wg.Wait()
+	ctx, cancel := context.WithTimeout(context.Background(), finalIntegrationTimeout)
+	defer cancel()
+	_, err := t.integ.IntegrateAll(ctx)
+	return err
+}
+
+// LogVerifierKey returns the audit log's public note verifier key.
+func (a *App) LogVerifierKey() string { return a.tlog.signer.VerifierKey() }
+
+// LogReader serves the published log (checkpoints, tiles, proofs).
+func (a *App) LogReader() *merkle.Reader { return a.tlog.reader }
+
+// IntegrateLog integrates every pending audit record now and returns the
+// tree size.
+func (a *App) IntegrateLog(ctx context.Context) (int64, error) {
+	return a.tlog.integ.IntegrateAll(ctx)
+}
+
+// VerifyLog recomputes the audit log from the stored events and checks
+// every checkpoint with the log's own key (see merkle.Verify).
+func (a *App) VerifyLog(ctx context.Context, progress func(done, total int64)) (merkle.VerifyReport, error) {
+	v, err := merkle.NewVerifier(a.tlog.signer.VerifierKey())
+	if err != nil {
+		return merkle.VerifyReport{}, err
+	}
+	return merkle.Verify(ctx, merkle.VerifyOptions{
+		Store: a.tlog.store, Opener: a.Log, Verifier: v, Origin: a.Config.Audit.LogName, Progress: progress,
+	})
+}
+
+// wakingAppender wakes the integrator after each durable batch, so a
+// checkpoint follows the appends within MinGap rather than Interval.
+type wakingAppender struct {
+	st   storage.Store
+	wake func()
+}
+
+func (w wakingAppender) AppendAudit(ctx context.Context, recs ...storage.AuditRecord) error {
+	err := w.st.AppendAudit(ctx, recs...)
+	if err == nil && w.wake != nil {
+		w.wake()
+	}
+	return err
+}
