@@ -244,6 +244,8 @@ func (a *App) Handler() http.Handler {
 		BaseURL:       a.Config.Server.BaseURL,
 		MaxBodyBytes:  a.Config.Limits.MaxBodyBytes,
 		Version:       Version,
+		Log:           a.tlog.reader,
+		LogAudit:      auditRecorder{log: a.Log, batch: a.batcher},
 		Ready: func(ctx context.Context) error {
 			_, err := a.Store.Key(ctx, keys.SystemToken)
 			return err

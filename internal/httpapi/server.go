@@ -21,6 +21,9 @@
 //     or a non-workforce account until authorization lands);
 //  6. the FHIR handler, which audits before it responds (fail closed).
 //
+// /log/ (log.go: the audit transparency log) takes steps 1–2; its entry
+// bundles authenticate as step 5 and are audited, the rest is public.
+//
 // /auth/ (auth.go: login, second factor, logout, own sessions) takes
 // steps 1–2, its own small body limit, and authenticates the session
 // cookie itself where an endpoint needs it.
@@ -49,18 +52,20 @@ import (
 
 // Server holds the HTTP handlers' dependencies.
 type Server struct {
-	rec     *record.Service
-	auth    *authn.Authenticator
-	login   *login.Service // nil: no interactive login, bearer tokens only
-	smart   *smart.Server  // nil: no SMART authorization server
-	admin   Accounts       // nil: /admin/api and /auth/enrol answer 503 (admin.go)
-	sso     SSO            // nil: no /auth/oidc/ routes (auth_oidc.go)
-	log     *slog.Logger
-	now     func() time.Time
-	baseURL string
-	maxBody int64
-	version string
-	ready   func(context.Context) error
+	rec      *record.Service
+	auth     *authn.Authenticator
+	login    *login.Service // nil: no interactive login, bearer tokens only
+	smart    *smart.Server  // nil: no SMART authorization server
+	admin    Accounts       // nil: /admin/api and /auth/enrol answer 503 (admin.go)
+	sso      SSO            // nil: no /auth/oidc/ routes (auth_oidc.go)
+	log      *slog.Logger
+	now      func() time.Time
+	baseURL  string
+	maxBody  int64
+	version  string
+	ready    func(context.Context) error
+	tlog     TransparencyLog // nil: no /log routes (log.go)
+	logAudit AuditRecorder   // audits entry-bundle reads (log.go)
 }
 
 // Options configures a Server.
@@ -77,12 +82,14 @@ type Options struct {
 	MaxBodyBytes  int64
 	Version       string
 	Ready         func(context.Context) error // readiness probe (database reachable)
+	Log           TransparencyLog             // optional: /log routes (log.go)
+	LogAudit      AuditRecorder               // required with Log: audits entry-bundle reads
 }
 
 // New returns a Server.
 func New(o Options) *Server {
 	return &Server{rec: o.Record, auth: o.Authenticator, login: o.Login, smart: o.SMART, admin: o.Accounts, sso: o.SSO, log: o.Logger, now: o.Now,
-		baseURL: o.BaseURL, maxBody: o.MaxBodyBytes, version: o.Version, ready: o.Ready}
+		baseURL: o.BaseURL, maxBody: o.MaxBodyBytes, version: o.Version, ready: o.Ready, tlog: o.Log, logAudit: o.LogAudit}
 }
 
 // Handler returns the whole HTTP handler with the middleware stack.
@@ -112,6 +119,7 @@ func (s *Server) Handler() http.Handler {
 		}
 	}
 	s.adminRoutes(mux)
+	s.logRoutes(mux)
 	if s.smart != nil {
 		s.smartRoutes(mux)
 	}

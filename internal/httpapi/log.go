@@ -1,0 +1,215 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+
+	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/phivault/phivault/internal/audit"
+	"github.com/phivault/phivault/internal/audit/merkle"
+	"github.com/phivault/phivault/internal/authn"
+	"github.com/phivault/phivault/internal/identity"
+	"github.com/phivault/phivault/internal/record"
+	"github.com/phivault/phivault/internal/storage"
+)
+
+// The transparency log of audit events (ADR 0010), under /log:
+//
+//	GET /log/checkpoint                          public: C2SP signed checkpoint
+//	GET /log/tile/<L>/<N>[.p/<W>]                public: C2SP hash tiles
+//	GET /log/tile/entries/<N>[.p/<W>]            auditors: C2SP entry bundles
+//	GET /log/proof/inclusion?index=I[&size=S]    public: C2SP tlog-proof
+//	GET /log/proof/consistency?old=A&new=B       public: one hash per line
+//
+// Public endpoints reveal hashes of salted leaves only. Entry bundles
+// hold the audit events: they need an authenticated principal with the
+// auditor or privacy-officer role (401 without credentials, 403 with
+// another role) and every read or refusal is audited, fail closed.
+
+// TransparencyLog is what the /log routes read; *merkle.Reader
+// implements it.
+type TransparencyLog interface {
+	Checkpoint(ctx context.Context) (storage.Checkpoint, error)
+	Tile(ctx context.Context, t tlog.Tile) ([]byte, error)
+	EntryBundle(ctx context.Context, t tlog.Tile) ([]byte, error)
+	InclusionProof(ctx context.Context, r merkle.InclusionRequest) ([]byte, error)
+	ConsistencyProof(ctx context.Context, r merkle.ConsistencyRequest) ([]byte, error)
+}
+
+// AuditRecorder makes one audit event durable before the response.
+type AuditRecorder interface {
+	Record(ctx context.Context, ev audit.Event) error
+}
+
+// Cache lifetimes of /log responses. Full tiles and bundles never
+// change (C2SP tlog-tiles: "immutable"); a partial tile or the
+// checkpoint changes as the log grows.
+const (
+	cacheImmutable  = "public, max-age=31536000, immutable"
+	cacheCheckpoint = "no-cache"
+	cachePartial    = "public, max-age=5"
+)
+
+// logAuditRoles may read entry bundles.
+var logAuditRoles = []string{string(identity.RoleAuditor), string(identity.RolePrivacyOfficer)}
+
+func (s *Server) logRoutes(mux *http.ServeMux) {
+	if s.tlog == nil {
+		return
+	}
+	mux.Handle("GET /log/checkpoint", s.handle(s.logCheckpoint))
+	mux.Handle("GET /log/tile/", s.handle(s.logTile))
+	mux.Handle("GET /log/proof/inclusion", s.handle(s.logInclusion))
+	mux.Handle("GET /log/proof/consistency", s.handle(s.logConsistency))
+}
+
+func (s *Server) logCheckpoint(w http.ResponseWriter, r *http.Request) error {
+	c, err := s.tlog.Checkpoint(r.Context())
+	if err != nil {
+		return logError(err)
+	}
+	writeText(w, cacheCheckpoint, c.Note)
+	return nil
+}
+
+func (s *Server) logTile(w http.ResponseWriter, r *http.Request) error {
+	rest := strings.TrimPrefix(r.URL.Path, "/log/tile/")
+	t, err := merkle.ParseTilePath(rest)
+	if err != nil {
+		return logError(err)
+	}
+	cache := cacheImmutable
+	if t.W < merkle.TileWidth {
+		cache = cachePartial
+	}
+	if t.L == -1 {
+		return s.logEntries(w, r, t, cache)
+	}
+	data, err := s.tlog.Tile(r.Context(), t)
+	if err != nil {
+		return logError(err)
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Cache-Control", cache)
+	_, _ = w.Write(data)
+	return nil
+}
+
+// logEntries serves an entry bundle to auditors; the read (or refusal)
+// is audited before any byte is sent.
+func (s *Server) logEntries(w http.ResponseWriter, r *http.Request, t tlog.Tile, cache string) error {
+	p, err := s.principal(r)
+	if err == nil {
+		err = phiGate(p)
+	}
+	if err != nil {
+		s.writeAuthnError(w, r, err)
+		return nil
+	}
+	ev := audit.Event{Time: s.now().UTC(), Action: audit.ActionLogRead, Outcome: audit.OutcomeSuccess,
+		Agent: logAgent(p, r), Entities: []string{"log/tile/" + merkle.TilePath(t)}, RequestID: RequestID(r.Context()), Status: http.StatusOK}
+	if !slices.ContainsFunc(p.Roles, func(role string) bool { return slices.Contains(logAuditRoles, role) }) || p.Scopes != nil {
+		ev.Outcome, ev.Status, ev.Policies = audit.OutcomeDenied, http.StatusForbidden, []string{"log-entries-auditors-only"}
+		if err := s.recordLogAccess(r.Context(), ev); err != nil {
+			return err
+		}
+		return httpError(http.StatusForbidden, "forbidden", "entry bundles are for the auditor and privacy-officer roles")
+	}
+	data, err := s.tlog.EntryBundle(r.Context(), t)
+	if err != nil {
+		return logError(err)
+	}
+	if err := s.recordLogAccess(r.Context(), ev); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	// Bundles are for one principal: never in a shared cache.
+	w.Header().Set("Cache-Control", strings.Replace(cache, "public", "private", 1))
+	_, _ = w.Write(data)
+	return nil
+}
+
+func (s *Server) recordLogAccess(ctx context.Context, ev audit.Event) error {
+	if s.logAudit == nil {
+		return &record.Error{Status: http.StatusServiceUnavailable, Issues: []record.Issue{{Code: "transient", Diagnostic: "the audit log is unavailable"}},
+			Err: errors.New("no audit recorder for /log")}
+	}
+	if err := s.logAudit.Record(ctx, ev); err != nil {
+		return &record.Error{Status: http.StatusServiceUnavailable, Issues: []record.Issue{{Code: "transient", Diagnostic: "the audit log is unavailable; retry later"}}, Err: err}
+	}
+	return nil
+}
+
+func logAgent(p authn.Principal, r *http.Request) audit.Agent {
+	a := audit.Agent{User: p.ID, Client: p.Kind, Session: p.SessionID, Address: clientIP(r)}
+	if len(p.Roles) > 0 {
+		a.Role = strings.Join(p.Roles, ",")
+	}
+	return a
+}
+
+func (s *Server) logInclusion(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	req, err := merkle.ParseInclusionRequest(q.Get("index"), q.Get("size"))
+	if err != nil {
+		return logError(err)
+	}
+	b, err := s.tlog.InclusionProof(r.Context(), req)
+	if err != nil {
+		return logError(err)
+	}
+	cache := cacheImmutable
+	if req.Size == 0 {
+		cache = cacheCheckpoint // the latest checkpoint moves
+	}
+	writeText(w, cache, b)
+	return nil
+}
+
+func (s *Server) logConsistency(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	req, err := merkle.ParseConsistencyRequest(q.Get("old"), q.Get("new"))
+	if err != nil {
+		return logError(err)
+	}
+	b, err := s.tlog.ConsistencyProof(r.Context(), req)
+	if err != nil {
+		return logError(err)
+	}
+	writeText(w, cacheImmutable, b)
+	return nil
+}
+
+func writeText(w http.ResponseWriter, cache string, b []byte) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", cache)
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+	_, _ = w.Write(b)
+}
+
+// logError maps merkle errors to statuses; the message of a 400 or 404
+// names the bad parameter or the missing object (public values only).
+func logError(err error) error {
+	switch {
+	case errors.Is(err, merkle.ErrBadRequest):
+		return &record.Error{Status: http.StatusBadRequest, Issues: []record.Issue{{Code: "invalid", Diagnostic: publicMessage(err)}}, Err: err}
+	case errors.Is(err, merkle.ErrNotFound):
+		return &record.Error{Status: http.StatusNotFound, Issues: []record.Issue{{Code: "not-found", Diagnostic: publicMessage(err)}}, Err: err}
+	}
+	return &record.Error{Status: http.StatusInternalServerError, Issues: []record.Issue{{Code: "exception", Diagnostic: "internal error"}}, Err: err}
+}
+
+// publicMessage strips the "merkle: ..." sentinel prefix; the rest is
+// built from the request's own numbers.
+func publicMessage(err error) string {
+	msg := err.Error()
+	for _, s := range []error{merkle.ErrBadRequest, merkle.ErrNotFound} {
+		msg = strings.TrimPrefix(msg, s.Error()+": ")
+	}
+	return msg
+}
