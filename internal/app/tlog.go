@@ -90,7 +90,13 @@ func (a *App) IntegrateLog(ctx context.Context) (int64, error) {
 // VerifyLog recomputes the audit log from the stored events and checks
 // every checkpoint with the log's own key (see merkle.Verify).
 func (a *App) VerifyLog(ctx context.Context, progress func(done, total int64)) (merkle.VerifyReport, error) {
-	v, err := merkle.NewVerifier(a.tlog.signer.VerifierKey())
+	return a.VerifyLogWith(ctx, a.tlog.signer.VerifierKey(), progress)
+}
+
+// VerifyLogWith is VerifyLog with checkpoints checked by the verifier
+// key vkey (one the auditor holds, rather than the server's own).
+func (a *App) VerifyLogWith(ctx context.Context, vkey string, progress func(done, total int64)) (merkle.VerifyReport, error) {
+	v, err := merkle.NewVerifier(vkey)
 	if err != nil {
 		return merkle.VerifyReport{}, err
 	}

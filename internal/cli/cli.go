@@ -65,6 +65,7 @@ func (e *env) root() *cobra.Command {
 		e.synthCmd(),
 		e.keysCmd(),
 		e.verifyCmd(),
+		e.auditCmd(),
 		e.tokenCmd(),
 		e.clientCmd(),
 		e.userCmd(),

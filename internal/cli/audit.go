@@ -1,0 +1,288 @@
+package cli
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/phivault/phivault/internal/audit/merkle"
+)
+
+func (e *env) auditCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "audit",
+		Short: "The tamper-evident audit log: verify it, print its verifier key, monitor a server",
+	}
+	cmd.AddCommand(e.auditVerifyCmd(), e.auditPubkeyCmd(), e.auditMonitorCmd())
+	return cmd
+}
+
+func (e *env) auditPubkeyCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "pubkey",
+		Short: "Print the audit log's note verifier key (give it to monitors and auditors)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			a, err := e.openApp(cmd)
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			fmt.Fprintln(e.stdout, a.LogVerifierKey())
+			return nil
+		},
+	}
+}
+
+func (e *env) auditVerifyCmd() *cobra.Command {
+	var vkey string
+	cmd := &cobra.Command{
+		Use:   "verify",
+		Short: "Recompute the audit log's Merkle tree from the stored events and check every checkpoint",
+		Long: `verify opens every audit event with the log key, recomputes its leaf hash
+and the tree, checks every stored checkpoint's signature and root (so all of
+them are consistent with each other), and names the first divergence: the leaf
+index, the record's sequence number and what differs.
+
+By default checkpoints are checked with the server's own key; --vkey pins the
+verifier key you hold (from "phivault audit pubkey" run earlier, or published).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			a, err := e.openApp(cmd)
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			if vkey == "" {
+				vkey = a.LogVerifierKey()
+			}
+			if _, err := merkle.NewVerifier(vkey); err != nil {
+				return fmt.Errorf("--vkey: %w", err)
+			}
+			bar := progressbar.NewOptions64(-1, progressbar.OptionSetWriter(e.stderr),
+				progressbar.OptionSetDescription("verifying audit log"), progressbar.OptionShowCount(), progressbar.OptionShowIts(),
+				progressbar.OptionThrottle(100*time.Millisecond))
+			var last int64
+			r, err := a.VerifyLogWith(cmd.Context(), vkey, func(done, total int64) {
+				if total > 0 {
+					bar.ChangeMax64(total)
+				}
+				_ = bar.Add64(done - last)
+				last = done
+			})
+			_ = bar.Finish()
+			fmt.Fprintln(e.stderr)
+			var d *merkle.Divergence
+			if errors.As(err, &d) {
+				fmt.Fprintf(e.stdout, "TAMPERED %s\n", d.Error())
+				return errors.New("audit log verification failed")
+			}
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stdout, "leaves %d, checkpoints %d, root %s, pending %d\n", r.Leaves, r.Checkpoints, r.Root, r.Pending)
+			fmt.Fprintln(e.stdout, "OK: every audit event matches the tree and every checkpoint")
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&vkey, "vkey", "", "verifier key to check checkpoints with (default: the server's own)")
+	return cmd
+}
+
+// Monitor limits.
+const (
+	// monitorTimeout bounds one HTTP request of the monitor.
+	monitorTimeout = 30 * time.Second
+	// maxTileBytes is a full hash tile: 256 hashes of 32 bytes.
+	maxTileBytes = merkle.TileWidth * tlog.HashSize
+)
+
+func (e *env) auditMonitorCmd() *cobra.Command {
+	var base, vkey, state, caFile string
+	var interval time.Duration
+	cmd := &cobra.Command{
+		Use:   "monitor",
+		Short: "Check a phivault audit log over HTTP: signatures, consistency, no fork, rewrite or rollback",
+		Long: `monitor reads only the public endpoints of a phivault server (/log/checkpoint
+and /log/tile/...). It checks the latest checkpoint's signature with --vkey and,
+against the last checkpoint it accepted (kept in --state), that the log only
+grew: same size with another root is a FORK, a smaller size a ROLLBACK, a larger
+tree that does not extend the old one a REWRITE. On an alarm it prints ALARM,
+keeps the old state as evidence and exits with status 1.
+
+Run it on another machine, from cron or with --interval.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if base == "" || vkey == "" || state == "" {
+				return fmt.Errorf("%w: --url, --vkey and --state are required", errUsage)
+			}
+			u, err := url.Parse(base)
+			if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+				return fmt.Errorf("%w: --url must be an absolute http(s) URL", errUsage)
+			}
+			v, err := merkle.NewVerifier(vkey)
+			if err != nil {
+				return fmt.Errorf("--vkey: %w", err)
+			}
+			client := &http.Client{Timeout: monitorTimeout}
+			if caFile != "" {
+				pem, err := os.ReadFile(caFile)
+				if err != nil {
+					return fmt.Errorf("--cacert: %w", err)
+				}
+				pool := x509.NewCertPool()
+				if !pool.AppendCertsFromPEM(pem) {
+					return fmt.Errorf("--cacert: no PEM certificate in %s", caFile)
+				}
+				client.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
+			}
+			m := merkle.NewMonitor(&httpSource{client: client, base: strings.TrimSuffix(u.String(), "/")}, v.Name(), v)
+			for {
+				if err := e.monitorOnce(cmd.Context(), m, state); err != nil {
+					return err
+				}
+				if interval <= 0 {
+					return nil
+				}
+				select {
+				case <-cmd.Context().Done():
+					return nil
+				case <-time.After(interval):
+				}
+			}
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&base, "url", "", "base URL of the phivault server, e.g. https://fhir.example.org")
+	f.StringVar(&vkey, "vkey", "", "the log's note verifier key (phivault audit pubkey)")
+	f.StringVar(&state, "state", "", "file keeping the last checkpoint accepted (created if missing)")
+	f.StringVar(&caFile, "cacert", "", "PEM CA certificate to trust for the server (default: the system roots)")
+	f.DurationVar(&interval, "interval", 0, "check again at this interval (default: check once)")
+	return cmd
+}
+
+// monitorOnce runs one check, prints the outcome and saves the state.
+func (e *env) monitorOnce(ctx context.Context, m *merkle.Monitor, statePath string) error {
+	var prev *merkle.MonitorState
+	b, err := os.ReadFile(statePath)
+	switch {
+	case err == nil:
+		s, err := merkle.ParseMonitorState(b)
+		if err != nil {
+			return fmt.Errorf("--state %s: %w", statePath, err)
+		}
+		prev = &s
+	case !errors.Is(err, os.ErrNotExist):
+		return fmt.Errorf("--state: %w", err)
+	}
+	next, err := m.Check(ctx, prev)
+	for _, alarm := range []error{merkle.ErrFork, merkle.ErrRewrite, merkle.ErrRollback, merkle.ErrSignature} {
+		if errors.Is(err, alarm) {
+			fmt.Fprintf(e.stdout, "ALARM %s\n", err)
+			return errors.New("audit log monitor: alarm raised; the saved state is unchanged")
+		}
+	}
+	if err != nil {
+		return err
+	}
+	if prev != nil && prev.Size == next.Size {
+		fmt.Fprintf(e.stdout, "OK size %d unchanged, root %s\n", next.Size, next.Root)
+	} else if prev != nil {
+		fmt.Fprintf(e.stdout, "OK size %d -> %d consistent, root %s\n", prev.Size, next.Size, next.Root)
+	} else {
+		fmt.Fprintf(e.stdout, "OK first checkpoint size %d, root %s\n", next.Size, next.Root)
+	}
+	out, err := jsonIndent(next)
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(statePath, out, 0o644)
+}
+
+// httpSource reads a log's public endpoints. Responses are capped.
+type httpSource struct {
+	client *http.Client
+	base   string
+}
+
+func (s *httpSource) get(ctx context.Context, path string, max int64) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.base+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s: %s", path, resp.Status)
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, max+1))
+	if err != nil {
+		return nil, fmt.Errorf("GET %s: %w", path, err)
+	}
+	if int64(len(b)) > max {
+		return nil, fmt.Errorf("GET %s: response larger than %d bytes", path, max)
+	}
+	return b, nil
+}
+
+func (s *httpSource) Checkpoint(ctx context.Context) ([]byte, error) {
+	return s.get(ctx, "/log/checkpoint", merkle.MaxCheckpointSize)
+}
+
+func (s *httpSource) Tile(ctx context.Context, t tlog.Tile) ([]byte, error) {
+	return s.get(ctx, "/log/tile/"+merkle.TilePath(t), maxTileBytes)
+}
+
+// writeFileAtomic replaces path with data through a temporary file in
+// the same directory, so a crash never leaves a half-written state.
+func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
+	f, err := os.CreateTemp(filepath.Dir(path), ".state-*")
+	if err != nil {
+		return fmt.Errorf("saving state: %w", err)
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return fmt.Errorf("saving state: %w", err)
+	}
+	if err := f.Chmod(mode); err != nil {
+		f.Close()
+		return fmt.Errorf("saving state: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("saving state: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("saving state: %w", err)
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		return fmt.Errorf("saving state: %w", err)
+	}
+	return nil
+}
+
+func jsonIndent(v any) ([]byte, error) {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("encoding state: %w", err)
+	}
+	return append(b, '\n'), nil
+}
