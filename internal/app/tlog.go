@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -52,6 +53,13 @@ func (a *App) openTransparency(ctx context.Context) error {
 		return err
 	}
 	t.reader = merkle.NewReader(t.store, a.Log)
+	// Integrate now, so /log/checkpoint answers from the first request
+	// (a new log gets the empty tree's checkpoint). A failure is logged,
+	// not fatal: a tampered log must not keep the server down; "phivault
+	// audit verify" names the damage.
+	if _, err := t.integ.IntegrateAll(ctx); err != nil {
+		a.logger.Error("audit log integration failed at start", slog.String("err", err.Error()))
+	}
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	t.cancel = cancel
 	t.wg.Add(1)
@@ -59,7 +67,6 @@ func (a *App) openTransparency(ctx context.Context) error {
 		defer t.wg.Done()
 		_ = t.integ.Run(rctx)
 	}()
-	t.integ.Wake() // sign the empty tree's checkpoint on a new log
 	a.tlog = t
 	return nil
 }

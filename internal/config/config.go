@@ -118,10 +118,10 @@ type Keys struct {
 // Audit configures the audit log.
 type Audit struct {
 	// LogName is the origin of the signed checkpoints (C2SP
-	// tlog-checkpoint) and the name in the verifier key. Empty means
-	// derived from the base URL (see [LogNameFor]); init writes the
-	// derived name into the file, because changing it later changes the
-	// verifier key that monitors hold.
+	// tlog-checkpoint) and the name in the verifier key. init writes
+	// [LogNameFor] the base URL into the file, because changing it later
+	// changes the verifier key that monitors hold; an empty value in the
+	// file means the same derivation at every start.
 	LogName string `json:"log_name"`
 	// VerifierKey is where init writes the public verifier key.
 	VerifierKey string `json:"verifier_key"`
@@ -156,6 +156,7 @@ func Default(dataDir string) Config {
 		Storage: Storage{Driver: "sqlite", SQLitePath: "phivault.db"},
 		Keys:    Keys{KeyFile: "keys/kek.json"},
 		Audit: Audit{
+			LogName:     DefaultLogName, // init writes LogNameFor(base URL) instead
 			VerifierKey: "log-verifier.pub",
 		},
 		Limits: Limits{MaxBodyBytes: DefaultMaxBodyBytes, MaxBundleEntries: DefaultMaxBundleEntries},
