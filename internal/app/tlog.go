@@ -57,7 +57,7 @@ func (a *App) openTransparency(ctx context.Context) error {
 	// (a new log gets the empty tree's checkpoint). A failure is logged,
 	// not fatal: a tampered log must not keep the server down; "phivault
 	// audit verify" names the damage.
-	if _, err := t.integ.IntegrateAll(ctx); err != nil {
+	if _, err := t.integ.IntegrateAll(ctx); err != nil && a.logger != nil {
 		a.logger.Error("audit log integration failed at start", slog.String("err", err.Error()))
 	}
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))

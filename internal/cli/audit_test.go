@@ -1,0 +1,100 @@
+package cli_test
+
+import (
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// TestAuditVerifyCLI: "phivault audit verify" passes on an honest data
+// directory and names the leaf and record of a row changed with SQL; a
+// wrong verifier key fails the signature check.
+func TestAuditVerifyCLI(t *testing.T) {
+	for _, d := range secDrivers {
+		t.Run(d.name, func(t *testing.T) {
+			dir, _ := secInit(t, d.initArgs(t)...)
+			secMustRun(t, "user", "add", "--data", dir, "--roles", "auditor", "alice")
+			r := secMustRun(t, "audit", "verify", "--data", dir)
+			if !strings.Contains(r.stdout, "OK: every audit event matches") {
+				t.Fatalf("verify: %s", r.stdout)
+			}
+			pub := secMustRun(t, "audit", "pubkey", "--data", dir).stdout
+			file, err := os.ReadFile(filepath.Join(dir, "log-verifier.pub"))
+			if err != nil || string(file) != pub {
+				t.Fatalf("pubkey %q, log-verifier.pub %q (%v)", pub, file, err)
+			}
+
+			other := filepath.Join(t.TempDir(), "other")
+			secMustRun(t, "init", "--data", other, "--log-name", "localhost:8443/audit")
+			otherKey := strings.TrimSpace(secMustRun(t, "audit", "pubkey", "--data", other).stdout)
+			r = secRun(t, "audit", "verify", "--data", dir, "--vkey", otherKey)
+			if r.code == 0 || !strings.Contains(r.stdout, "signature does not verify") {
+				t.Fatalf("verify with another key: exit %d\n%s", r.code, r.stdout)
+			}
+
+			db := secDB(t, dir)
+			seq := secCount(t, dir, db, "SELECT seq FROM audit_events WHERE leaf_index = 1")
+			secExec(t, dir, db, "UPDATE audit_events SET body = ? WHERE leaf_index = 1", []byte("rewritten history"))
+			r = secRun(t, "audit", "verify", "--data", dir)
+			want := regexp.MustCompile(`TAMPERED audit log diverges at leaf 1 \(seq ` + strconv.FormatInt(seq, 10) + `\): sealed body does not open`)
+			if r.code != 1 || !want.MatchString(r.stdout) {
+				t.Fatalf("verify after tampering: exit %d\n%s\n%s", r.code, r.stdout, secTail(r.stderr, 500))
+			}
+		})
+	}
+}
+
+// TestAuditMonitorCLI: "phivault audit monitor" follows a server over
+// HTTP, and alarms (exit 1, state kept) when the server rolls back to an
+// older checkpoint or shows checkpoints signed by another key.
+func TestAuditMonitorCLI(t *testing.T) {
+	dir, _ := secInit(t)
+	vkey := strings.TrimSpace(secMustRun(t, "audit", "pubkey", "--data", dir).stdout)
+	a := secOpenApp(t, dir)
+	ts := httptest.NewServer(a.Handler())
+	defer ts.Close()
+	state := filepath.Join(t.TempDir(), "state.json")
+	monitor := func() secResult {
+		return secRun(t, "audit", "monitor", "--url", ts.URL, "--vkey", vkey, "--state", state)
+	}
+	if r := monitor(); r.code != 0 || !strings.Contains(r.stdout, "OK first checkpoint") {
+		t.Fatalf("first run: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	for range 3 {
+		if _, err := a.CreateToken(t.Context(), "more", []string{"system"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := a.IntegrateLog(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if r := monitor(); r.code != 0 || !strings.Contains(r.stdout, "consistent") {
+		t.Fatalf("after growth: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	saved, _ := os.ReadFile(state)
+
+	// Roll back: drop the newest checkpoint, as restoring an old backup would.
+	db := secDB(t, dir)
+	secExec(t, dir, db, "DELETE FROM tlog_checkpoints WHERE size = (SELECT MAX(size) FROM tlog_checkpoints)")
+	r := monitor()
+	if r.code != 1 || !strings.Contains(r.stdout, "ALARM merkle: rolled-back log") {
+		t.Fatalf("rollback: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	if now, _ := os.ReadFile(state); string(now) != string(saved) {
+		t.Errorf("state changed by an alarm")
+	}
+
+	// Another log (another key, same name) behind the same URL.
+	other := filepath.Join(t.TempDir(), "other")
+	secMustRun(t, "init", "--data", other, "--log-name", "localhost:8443/audit")
+	b := secOpenApp(t, other)
+	ts.Config.Handler = b.Handler()
+	r = monitor()
+	if r.code != 1 || !strings.Contains(r.stdout, "ALARM merkle: checkpoint signature does not verify") {
+		t.Fatalf("impostor: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+}
