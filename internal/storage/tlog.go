@@ -39,7 +39,7 @@ type LogTx interface {
 	// Latest returns the newest checkpoint, or ErrNotFound for none.
 	Latest(ctx context.Context) (Checkpoint, error)
 	// Pending returns up to limit records without a leaf index, in
-	// sequence order (Index is -1).
+	// sequence order (Index is -1). Body is nil when LeafHash is set.
 	Pending(ctx context.Context, limit int) ([]LogLeaf, error)
 	// ReadHashes returns the stored hashes with the given ids, in order;
 	// ErrNotFound if one is missing.
