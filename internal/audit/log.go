@@ -44,9 +44,16 @@ import (
 	"github.com/phivault/phivault/internal/storage"
 )
 
-// ErrUnavailable means the event could not be made durable. Callers fail
-// the request with 503 and return no PHI.
-var ErrUnavailable = errors.New("audit: log unavailable")
+// Sentinel errors.
+var (
+	// ErrUnavailable means the event could not be made durable. Callers
+	// fail the request with 503 and return no PHI.
+	ErrUnavailable = errors.New("audit: log unavailable")
+
+	// ErrBadLeaf means a decrypted leaf is shorter than its salt: the
+	// body was not sealed by this package. Treat it as tampering.
+	ErrBadLeaf = errors.New("audit: malformed leaf")
+)
 
 // Sealer encrypts and decrypts event bodies with the log key. It is
 // implemented by the keyring.
@@ -141,9 +148,6 @@ func (l *Log) OpenLeaf(body []byte) (leaf []byte, legacy bool, err error) {
 	}
 	return nil, false, fmt.Errorf("opening audit record: %w", err)
 }
-
-// ErrBadLeaf means a leaf is shorter than its salt.
-var ErrBadLeaf = errors.New("audit: malformed leaf")
 
 // SplitLeaf splits a leaf into its salt and the canonical event bytes.
 // It returns ErrBadLeaf for a leaf shorter than SaltSize.
