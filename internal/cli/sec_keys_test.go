@@ -52,12 +52,15 @@ func secSnapshot(t *testing.T, dir string) map[string]string {
 	return snap
 }
 
-// TestInitKeyFileExclusive checks that init creates the key file and the
-// log signing key with mode 0600, and that a second init, or an init
+// TestInitKeyFileExclusive checks that init creates the key file with
+// mode 0600 (the log signing key lives in the database, wrapped under it), and that a second init, or an init
 // whose key file already exists elsewhere, refuses and changes nothing.
 func TestInitKeyFileExclusive(t *testing.T) {
 	dir, _ := secInit(t)
-	for _, f := range []string{"keys/kek.json", "keys/log-signer.key", "phivault.json", "tls/server.key"} {
+	if _, err := os.Stat(filepath.Join(dir, "keys", "log-signer.key")); !os.IsNotExist(err) {
+		t.Errorf("init wrote a plaintext log signing key file: %v", err)
+	}
+	for _, f := range []string{"keys/kek.json", "phivault.json", "tls/server.key"} {
 		st, err := os.Stat(filepath.Join(dir, f))
 		if err != nil {
 			t.Fatal(err)
@@ -147,8 +150,8 @@ func TestKeysRotate(t *testing.T) {
 			dir, _ := secImportSynth(t, 3, drv.initArgs(t)...)
 			p0, by, out := secStatus(t, dir)
 			m := secDataKeysRE.FindStringSubmatch(out)
-			if m == nil || m[1] != "3" || m[3] != "3" {
-				t.Fatalf("keys status does not count 3 patient and 3 system keys:\n%s", out)
+			if m == nil || m[1] != "3" || m[3] != "4" {
+				t.Fatalf("keys status does not count 3 patient and 4 system keys (blind index, token, audit, log signer):\n%s", out)
 			}
 			if len(by) != 1 || !strings.Contains(out, "(primary)") {
 				t.Fatalf("a fresh directory has keys under %v:\n%s", by, out)
