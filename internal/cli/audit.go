@@ -103,6 +103,10 @@ verifier key you hold (from "phivault audit pubkey" run earlier, or published).`
 	return cmd
 }
 
+// errAlarm is the monitor's exit for a fork, rewrite, rollback or bad
+// signature: the process exits 1 and the state file is unchanged.
+var errAlarm = errors.New("audit log monitor: alarm raised; the saved state is unchanged")
+
 // Monitor limits.
 const (
 	// monitorTimeout bounds one HTTP request of the monitor.
@@ -152,11 +156,14 @@ Run it on another machine, from cron or with --interval.`,
 			}
 			m := merkle.NewMonitor(&httpSource{client: client, base: strings.TrimSuffix(u.String(), "/")}, v.Name(), v)
 			for {
-				if err := e.monitorOnce(cmd.Context(), m, state); err != nil {
+				err := e.monitorOnce(cmd.Context(), m, state)
+				switch {
+				case errors.Is(err, errAlarm), interval <= 0:
 					return err
-				}
-				if interval <= 0 {
-					return nil
+				case err != nil:
+					// A server that cannot be reached is not an alarm;
+					// keep watching and say so.
+					fmt.Fprintf(e.stderr, "phivault: audit monitor: %v (retrying in %s)\n", err, interval)
 				}
 				select {
 				case <-cmd.Context().Done():
@@ -193,7 +200,7 @@ func (e *env) monitorOnce(ctx context.Context, m *merkle.Monitor, statePath stri
 	for _, alarm := range []error{merkle.ErrFork, merkle.ErrRewrite, merkle.ErrRollback, merkle.ErrSignature} {
 		if errors.Is(err, alarm) {
 			fmt.Fprintf(e.stdout, "ALARM %s\n", err)
-			return errors.New("audit log monitor: alarm raised; the saved state is unchanged")
+			return errAlarm
 		}
 	}
 	if err != nil {

@@ -164,3 +164,51 @@ func TestIntegrateThenVerify(t *testing.T) {
 		}
 	})
 }
+
+// TestEventProof is the patient view's check of one event: the event
+// bytes, the salt in the proof's extra line and the embedded signed
+// checkpoint are enough to prove the event is in the log.
+func TestEventProof(t *testing.T) {
+	c := newCrypt(t)
+	d := openSQLite(t)
+	c.appendEvents(t, d.st, 0, 300)
+	if _, err := c.integrator(t, d.st).IntegrateAll(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	var seq int64
+	if err := d.raw.QueryRow("SELECT seq FROM audit_events WHERE leaf_index = 123").Scan(&seq); err != nil {
+		t.Fatal(err)
+	}
+	r := merkle.NewReader(d.st.TLog(), c.log)
+	ep, err := r.EventProof(t.Context(), seq, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(ep.Event, []byte(`"request_id":"req-123"`)) {
+		t.Errorf("event %s", ep.Event)
+	}
+	p, err := merkle.ParseInclusionProof(ep.Proof)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, _ := merkle.NewVerifier(c.signer.VerifierKey())
+	cp, err := merkle.OpenCheckpoint(p.Checkpoint, testOrigin, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf := tlog.RecordHash(append(append([]byte{}, p.Extra...), ep.Event...))
+	if len(p.Extra) != 16 || p.Index != 123 {
+		t.Fatalf("extra %d bytes, index %d", len(p.Extra), p.Index)
+	}
+	if err := merkle.CheckInclusion(p.Proof, cp.Size, cp.Root, p.Index, leaf); err != nil {
+		t.Errorf("event proof: %v", err)
+	}
+	// A changed event no longer matches.
+	forged := bytes.Replace(ep.Event, []byte("req-123"), []byte("req-124"), 1)
+	if merkle.CheckInclusion(p.Proof, cp.Size, cp.Root, p.Index, tlog.RecordHash(append(append([]byte{}, p.Extra...), forged...))) == nil {
+		t.Error("a changed event verified")
+	}
+	if _, err := r.EventProof(t.Context(), 1<<40, 0); !errors.Is(err, merkle.ErrNotFound) {
+		t.Errorf("unknown record: %v", err)
+	}
+}

@@ -90,8 +90,15 @@ func ParseConsistencyRequest(old, new string) (ConsistencyRequest, error) {
 // index, the inclusion proof hashes and, after an empty line, the
 // signed checkpoint verbatim.
 func FormatInclusionProof(index int64, p tlog.RecordProof, checkpoint []byte) []byte {
+	return formatProof(nil, index, p, checkpoint)
+}
+
+func formatProof(extra []byte, index int64, p tlog.RecordProof, checkpoint []byte) []byte {
 	var b bytes.Buffer
 	b.WriteString(ProofHeader + "\n")
+	if extra != nil {
+		b.WriteString("extra " + base64.StdEncoding.EncodeToString(extra) + "\n")
+	}
 	fmt.Fprintf(&b, "index %d\n", index)
 	for _, h := range p {
 		b.WriteString(base64.StdEncoding.EncodeToString(h[:]) + "\n")

@@ -8,6 +8,7 @@ import (
 
 	"golang.org/x/mod/sumdb/tlog"
 
+	"github.com/phivault/phivault/internal/audit"
 	"github.com/phivault/phivault/internal/storage"
 )
 
@@ -172,4 +173,60 @@ func (r *Reader) LeafIndexOf(ctx context.Context, seq int64) (int64, error) {
 		return 0, fmt.Errorf("%w: no audit record %d", ErrNotFound, seq)
 	}
 	return i, err
+}
+
+// EventProof is what a patient view shows for one audit event so the
+// patient can check it is in the log: the event's canonical bytes and a
+// C2SP tlog-proof whose "extra" line is the leaf's salt. The leaf hash
+// is RecordHash(salt || Event); the proof embeds the signed checkpoint.
+type EventProof struct {
+	Index int64
+	Event []byte // canonical event JSON (the caller decides what to show)
+	Proof []byte // C2SP tlog-proof, extra = the 16-byte salt
+}
+
+// EventProof returns the proof for the audit record with sequence
+// number seq in the checkpoint of size (0: the latest). Errors wrap
+// ErrNotFound for no such record, a record not yet integrated (retry
+// in a second) or not in that checkpoint. The caller must only serve it
+// to someone allowed to see the event (the patient it names).
+func (r *Reader) EventProof(ctx context.Context, seq, size int64) (EventProof, error) {
+	if r.opener == nil {
+		return EventProof{}, errors.New("event proof: no leaf opener")
+	}
+	idx, err := r.LeafIndexOf(ctx, seq)
+	if err != nil {
+		return EventProof{}, err
+	}
+	if idx < 0 {
+		return EventProof{}, fmt.Errorf("%w: audit record %d is not integrated yet", ErrNotFound, seq)
+	}
+	c, err := r.checkpointFor(ctx, size)
+	if err != nil {
+		return EventProof{}, err
+	}
+	if idx >= c.Size {
+		return EventProof{}, fmt.Errorf("%w: leaf %d is not in the tree of size %d", ErrNotFound, idx, c.Size)
+	}
+	var leaf []byte
+	var legacy bool
+	err = r.store.ScanLeaves(ctx, idx, idx+1, func(l storage.LogLeaf) error {
+		leaf, legacy, err = r.opener.OpenLeaf(l.Body)
+		return err
+	})
+	if err != nil {
+		return EventProof{}, fmt.Errorf("event proof: leaf %d: %w", idx, err)
+	}
+	if leaf == nil {
+		return EventProof{}, fmt.Errorf("%w: leaf %d missing from the store", ErrInconsistent, idx)
+	}
+	p, err := tlog.ProveRecord(c.Size, idx, storedHashes(ctx, r.store))
+	if err != nil {
+		return EventProof{}, fmt.Errorf("proving leaf %d in tree %d: %w", idx, c.Size, err)
+	}
+	if legacy {
+		// No salt: the leaf is the event itself; "extra" is empty.
+		return EventProof{Index: idx, Event: leaf, Proof: formatProof([]byte{}, idx, p, c.Note)}, nil
+	}
+	return EventProof{Index: idx, Event: leaf[audit.SaltSize:], Proof: formatProof(leaf[:audit.SaltSize], idx, p, c.Note)}, nil
 }
