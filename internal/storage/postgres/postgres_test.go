@@ -42,6 +42,13 @@ func TestIdentityConformance(t *testing.T) {
 	})
 }
 
+func TestLogConformance(t *testing.T) {
+	storagetest.RunLog(t, func(t *testing.T) storagetest.LogStores {
+		s := openURL(t, pgtest.NewDatabase(t), postgres.Options{})
+		return storagetest.LogStores{Store: s, Log: s.TLog()}
+	})
+}
+
 func TestLoginConformance(t *testing.T) {
 	storagetest.RunLogin(t, func(t *testing.T) storagetest.LoginStores {
 		s := openURL(t, pgtest.NewDatabase(t), postgres.Options{})

@@ -44,6 +44,13 @@ func TestIdentityConformance(t *testing.T) {
 	})
 }
 
+func TestLogConformance(t *testing.T) {
+	storagetest.RunLog(t, func(t *testing.T) storagetest.LogStores {
+		s := open(t)
+		return storagetest.LogStores{Store: s, Log: s.TLog()}
+	})
+}
+
 func TestLoginConformance(t *testing.T) {
 	storagetest.RunLogin(t, func(t *testing.T) storagetest.LoginStores {
 		s, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "phivault.db"), sqlite.Options{})
