@@ -88,4 +88,3 @@ func BenchmarkInclusionProof(b *testing.B) {
 		}
 	}
 }
-
