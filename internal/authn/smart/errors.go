@@ -34,6 +34,16 @@ var (
 	ErrReplay = errors.New("smart: assertion replayed")
 	// ErrExists is returned by ClientStore.CreateClient for a duplicate id.
 	ErrExists = errors.New("smart: client exists")
+	// ErrCodeUsed is returned by LaunchStore.UseCode for a code already
+	// exchanged: revoke its authorization (RFC 6749 §4.1.2).
+	ErrCodeUsed = errors.New("smart: authorization code already used")
+	// ErrRefreshSpent is returned by LaunchStore.RotateRefreshToken for
+	// a refresh token already rotated: revoke its authorization.
+	ErrRefreshSpent = errors.New("smart: refresh token already used")
+	// ErrUnsupportedResponseType: response_type is not "code".
+	ErrUnsupportedResponseType = errors.New("unsupported_response_type")
+	// ErrAccessDenied: the user denied the request at consent.
+	ErrAccessDenied = errors.New("access_denied")
 	// errServer marks failures of phivault itself (storage, audit).
 	errServer = errors.New("server_error")
 )

@@ -109,10 +109,14 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) error {
 	ctx, form := r.Context(), r.PostForm
 	switch gt := form.Get("grant_type"); gt {
 	case "client_credentials":
+	case "authorization_code":
+		return s.authorizationCode(w, r)
+	case "refresh_token":
+		return s.refreshToken(w, r)
 	case "":
 		return oauthErr(ErrInvalidRequest, "grant_type is required", nil)
 	default:
-		return oauthErr(ErrUnsupportedGrantType, "only client_credentials is supported", nil)
+		return oauthErr(ErrUnsupportedGrantType, "grant_type must be client_credentials, authorization_code or refresh_token", nil)
 	}
 	c, err := s.authenticateClient(ctx, form)
 	if err != nil {
@@ -241,6 +245,8 @@ func (s *Server) record(ctx context.Context, r *http.Request, a audit.Action, o 
 // App Launch 2.0 §"SMART configuration"): only what this server does.
 type Configuration struct {
 	Issuer                            string   `json:"issuer,omitempty"`
+	JWKSURI                           string   `json:"jwks_uri,omitempty"`
+	AuthorizationEndpoint             string   `json:"authorization_endpoint,omitempty"`
 	TokenEndpoint                     string   `json:"token_endpoint"`
 	IntrospectionEndpoint             string   `json:"introspection_endpoint"`
 	RevocationEndpoint                string   `json:"revocation_endpoint"`
@@ -248,11 +254,33 @@ type Configuration struct {
 	TokenEndpointAuthSigningAlgs      []string `json:"token_endpoint_auth_signing_alg_values_supported"`
 	GrantTypesSupported               []string `json:"grant_types_supported"`
 	ScopesSupported                   []string `json:"scopes_supported"`
+	CodeChallengeMethodsSupported     []string `json:"code_challenge_methods_supported,omitempty"`
+	ResponseTypesSupported            []string `json:"response_types_supported,omitempty"`
 	Capabilities                      []string `json:"capabilities"`
 }
 
 // Configuration returns the discovery document.
 func (s *Server) Configuration() Configuration {
+	c := s.backendConfiguration()
+	if s.opts.Launch == nil {
+		return c
+	}
+	c.Issuer = s.Issuer()
+	c.JWKSURI = s.endpoint(JWKSPath)
+	c.AuthorizationEndpoint = s.endpoint(AuthorizePath)
+	c.TokenEndpointAuthMethodsSupported = []string{"private_key_jwt", "none"}
+	c.GrantTypesSupported = []string{"authorization_code", "refresh_token", "client_credentials"}
+	c.CodeChallengeMethodsSupported = []string{"S256"}
+	c.ResponseTypesSupported = []string{"code"}
+	c.ScopesSupported = append([]string{"openid", "fhirUser", "launch/patient", "offline_access", "online_access",
+		"patient/*.cruds", "patient/*.rs", "user/*.cruds", "user/*.rs"}, c.ScopesSupported...)
+	c.Capabilities = []string{"launch-standalone", "client-public", "client-confidential-asymmetric",
+		"context-standalone-patient", "permission-v1", "permission-v2", "permission-patient", "permission-user",
+		"permission-offline", "permission-online", "sso-openid-connect"}
+	return c
+}
+
+func (s *Server) backendConfiguration() Configuration {
 	return Configuration{
 		TokenEndpoint:                     s.tokenURL,
 		IntrospectionEndpoint:             s.endpoint(IntrospectPath),
