@@ -151,6 +151,9 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 		if err == nil {
 			err = scopeGate(p, r)
 		}
+		if err == nil {
+			err = s.launchGate(r, p)
+		}
 		if err != nil {
 			s.writeAuthnError(w, r, err)
 			return

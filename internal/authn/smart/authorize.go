@@ -3,6 +3,8 @@ package smart
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -383,3 +385,41 @@ func (s *Server) OpenFlow(sealed, binding string) (Flow, error) {
 	sf.Req.Scope = set
 	return Flow{Req: sf.Req, Patient: sf.Patient}, nil
 }
+
+// FlowCookiePrefix marks the authorize flow cookie's value.
+const FlowCookiePrefix = "pvf_"
+
+// NewFlowBinding returns a new flow cookie value: 256 random bits. The
+// sealed flow and the CSRF token of the authorize pages are bound to it.
+func (s *Server) NewFlowBinding() (string, error) {
+	sec, _, err := s.newSecret(FlowCookiePrefix)
+	return sec, err
+}
+
+// csrfDomain separates the CSRF token from every other hash of the flow
+// cookie (the flow binding).
+const csrfDomain = "phivault authorize csrf v1\x00"
+
+// FlowCSRF is the CSRF token of the authorize pages of the browser
+// holding the flow cookie binding: SHA-256 over a domain prefix and the
+// 256-bit cookie value, which a cross-site attacker cannot read (the
+// argument of session.CSRFToken).
+func FlowCSRF(binding string) string {
+	h := sha256.Sum256([]byte(csrfDomain + binding))
+	return base64.RawURLEncoding.EncodeToString(h[:])
+}
+
+// CheckFlowCSRF reports, in constant time, whether token is the CSRF
+// token of binding. A malformed binding never matches.
+func CheckFlowCSRF(binding, token string) bool {
+	if len(binding) != secretLen || binding[:len(FlowCookiePrefix)] != FlowCookiePrefix || token == "" {
+		return false
+	}
+	return constantTimeEqual(FlowCSRF(binding), token)
+}
+
+// Client returns the registered client with this id (ErrNotFound).
+func (s *Server) Client(ctx context.Context, id string) (Client, error) { return s.store.Client(ctx, id) }
+
+// LaunchEnabled reports whether App Launch is configured.
+func (s *Server) LaunchEnabled() bool { return s.opts.Launch != nil }

@@ -28,6 +28,9 @@ var (
 	// ErrInvalidJWKS means a JWK Set or JWKS URL was refused at
 	// registration or after a fetch; the text says why.
 	ErrInvalidJWKS = errors.New("smart: invalid JWK Set")
+	// ErrInvalidRedirectURI means a redirect URI was refused at
+	// registration; the text says why.
+	ErrInvalidRedirectURI = errors.New("smart: invalid redirect URI")
 	// ErrNotFound is returned by a Store for an unknown client or token.
 	ErrNotFound = errors.New("smart: not found")
 	// ErrReplay is returned by ReplayStore.UseJTI for a jti already used.
