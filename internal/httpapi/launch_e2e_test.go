@@ -623,6 +623,33 @@ func TestSMARTLaunchRefusals(t *testing.T) {
 		_, err := other.Exchange(e.ctx(t), c, oauth2.VerifierOption(verifier))
 		wantOAuthError(t, err, "invalid_grant")
 	})
+	t.Run("revoke refresh token", func(t *testing.T) {
+		off := e.oauthConfig(e.clientID, "launch/patient offline_access patient/*.rs")
+		v := oauth2.GenerateVerifier()
+		p := b.send(t, "GET", e.authURL(off, "rv", v), nil)
+		p = b.pick(t, p, "Launchling", e.mine.patient)
+		tok, err := off.Exchange(e.ctx(t), redirected(t, b.consent(t, p, "approve")).Get("code"), oauth2.VerifierOption(v))
+		if err != nil || tok.RefreshToken == "" {
+			t.Fatalf("exchange: %v (refresh token %t)", err, tok != nil && tok.RefreshToken != "")
+		}
+		// RFC 7009 with the public client's client_id.
+		form := url.Values{"client_id": {e.clientID}, "token": {tok.RefreshToken}}
+		req, _ := http.NewRequestWithContext(t.Context(), "POST", e.url+smart.RevokePath, strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		resp, err := e.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("revoke: %d", resp.StatusCode)
+		}
+		_, err = off.TokenSource(e.ctx(t), &oauth2.Token{RefreshToken: tok.RefreshToken}).Token()
+		wantOAuthError(t, err, "invalid_grant")
+		if got, _ := e.fhirGet(t, tok.AccessToken, "/fhir/Patient/"+e.mine.patient); got != http.StatusUnauthorized {
+			t.Fatalf("access token after its refresh token was revoked: %d, want 401", got)
+		}
+	})
 	t.Run("discovery", func(t *testing.T) {
 		r := e.do(t, "GET", "/.well-known/smart-configuration", nil, creds{})
 		for _, want := range []string{`"authorization_endpoint":"` + e.url + `/oauth2/authorize"`, `"code_challenge_methods_supported":["S256"]`,

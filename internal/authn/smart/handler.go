@@ -196,7 +196,15 @@ func (s *Server) introspect(w http.ResponseWriter, r *http.Request) error {
 
 func (s *Server) revokeHandler(w http.ResponseWriter, r *http.Request) error {
 	ctx, form := r.Context(), r.PostForm
-	c, err := s.authenticateClient(ctx, form)
+	var c Client
+	var err error
+	if s.opts.Launch != nil && form.Get("client_assertion") == "" && form.Get("client_assertion_type") == "" {
+		// A public app revokes with its client_id (RFC 7009 §2.1): the
+		// token itself is the proof, and it must be this client's.
+		c, err = s.launchClient(ctx, form)
+	} else {
+		c, err = s.authenticateClient(ctx, form)
+	}
 	if err != nil {
 		return s.deny(ctx, r, ActionTokenRevoke, "", err)
 	}
@@ -204,7 +212,13 @@ func (s *Server) revokeHandler(w http.ResponseWriter, r *http.Request) error {
 	if tok == "" {
 		return oauthErr(ErrInvalidRequest, "token is required", nil)
 	}
-	if _, err := s.revoke(ctx, c.ID, tok); err != nil {
+	if s.opts.Launch != nil && len(tok) == secretLen && tok[:len(RefreshTokenPrefix)] == RefreshTokenPrefix {
+		// Revoking a refresh token ends its authorization, with every
+		// access token issued from it (RFC 7009 §2.1 "SHOULD").
+		if err := s.revokeRefresh(ctx, r, c.ID, tok); err != nil {
+			return err
+		}
+	} else if _, err := s.revoke(ctx, c.ID, tok); err != nil {
 		return oauthErr(errServer, "", err)
 	}
 	if err := s.record(ctx, r, ActionTokenRevoke, audit.OutcomeSuccess, c.ID, http.StatusOK); err != nil {

@@ -73,7 +73,7 @@ func (s *Server) authorizationCode(w http.ResponseWriter, r *http.Request) error
 	}
 	c, err := s.launchClient(ctx, form)
 	if err != nil {
-		return s.deny(ctx, r, audit.ActionTokenCreate, form.Get("client_id"), err)
+		return s.deny(ctx, r, audit.ActionTokenCreate, "", err)
 	}
 	code, verifier, ru := form.Get("code"), form.Get("code_verifier"), form.Get("redirect_uri")
 	if code == "" || verifier == "" || ru == "" {
@@ -131,7 +131,7 @@ func (s *Server) refreshToken(w http.ResponseWriter, r *http.Request) error {
 	}
 	c, err := s.launchClient(ctx, form)
 	if err != nil {
-		return s.deny(ctx, r, ActionTokenRefresh, form.Get("client_id"), err)
+		return s.deny(ctx, r, ActionTokenRefresh, "", err)
 	}
 	bad := func(desc string) error {
 		return s.deny(ctx, r, ActionTokenRefresh, c.ID, oauthErr(ErrInvalidGrant, desc, nil))
@@ -263,6 +263,10 @@ func (s *Server) issueLaunchWith(ctx context.Context, w http.ResponseWriter, a A
 // revokeFamily revokes an authorization and every token issued from
 // it, audits it, and drops its tokens from this process's cache.
 func (s *Server) revokeFamily(ctx context.Context, r *http.Request, a Authorization, reason string) error {
+	status := http.StatusBadRequest // a reuse: the request is refused
+	if reason == "client-revoked" {
+		status = http.StatusOK
+	}
 	if err := s.opts.Launch.RevokeAuthorization(ctx, a.ID); err != nil && !errors.Is(err, ErrNotFound) {
 		return oauthErr(errServer, "", err)
 	}
@@ -273,7 +277,7 @@ func (s *Server) revokeFamily(ctx context.Context, r *http.Request, a Authorizat
 		}
 	}
 	s.mu.Unlock()
-	return s.recordToken(ctx, r, ActionFamilyRevoke, audit.OutcomeSuccess, a, http.StatusBadRequest, reason)
+	return s.recordToken(ctx, r, ActionFamilyRevoke, audit.OutcomeSuccess, a, status, reason)
 }
 
 // recordToken audits a token event of an authorization: client, user,
@@ -286,4 +290,29 @@ func (s *Server) recordToken(ctx context.Context, r *http.Request, act audit.Act
 // disabled or deleted account gets no new tokens by refresh.
 type UserChecker interface {
 	UserActive(ctx context.Context, userID string) (bool, error)
+}
+
+// revokeRefresh revokes the authorization of a refresh token of
+// clientID; another client's or an unknown token is ignored (RFC 7009
+// §2.2: the answer is 200 either way).
+func (s *Server) revokeRefresh(ctx context.Context, r *http.Request, clientID, tok string) error {
+	h := hashToken(tok)
+	rt, err := s.opts.Launch.RefreshToken(ctx, h[:])
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return oauthErr(errServer, "", err)
+	}
+	a, err := s.opts.Launch.Authorization(ctx, rt.Authorization)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return oauthErr(errServer, "", err)
+	}
+	if a.ClientID != clientID || a.Revoked {
+		return nil
+	}
+	return s.revokeFamily(ctx, r, a, "client-revoked")
 }
