@@ -175,8 +175,16 @@ func searchInCompartment(r *http.Request, typ, pid string) error {
 		case name == "_include" || name == "_revinclude" || name == "_has" || name == "_page" || strings.Contains(k, "."):
 			return errCompartment
 		case typ == "Patient" && k == "_id",
-			typ != "Patient" && (k == "patient" || k == "subject" || k == "subject:Patient" || k == "patient:Patient"):
-			if len(vs) != 1 || !isPatientRef(vs[0], pid, typ == "Patient") {
+			typ != "Patient" && (k == "patient" || k == "patient:Patient" || k == "subject:Patient"):
+			// These name a Patient whatever the value's form.
+			if len(vs) != 1 || (vs[0] != pid && vs[0] != "Patient/"+pid) || typ == "Patient" && vs[0] != pid {
+				return errCompartment
+			}
+			named = true
+		case typ != "Patient" && k == "subject":
+			// subject may reference other types: a bare id would also
+			// match Group/<id>. Only the typed reference names the patient.
+			if len(vs) != 1 || vs[0] != "Patient/"+pid {
 				return errCompartment
 			}
 			named = true
@@ -186,11 +194,4 @@ func searchInCompartment(r *http.Request, typ, pid string) error {
 		return errCompartment
 	}
 	return nil
-}
-
-func isPatientRef(v, pid string, bareOnly bool) bool {
-	if v == pid {
-		return true
-	}
-	return !bareOnly && v == "Patient/"+pid
 }
