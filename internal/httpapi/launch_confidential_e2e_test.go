@@ -21,7 +21,11 @@ import (
 // its code with a private_key_jwt assertion (and PKCE); without the
 // assertion it is refused.
 func TestSMARTLaunchConfidential(t *testing.T) {
-	e := startLaunch(t, "sqlite")
+	forDrivers(t, testLaunchConfidential)
+}
+
+func testLaunchConfidential(t *testing.T, driver string) {
+	e := startLaunch(t, driver)
 	secret := e.addLaunchUser(t, "dr.quinn", "Practitioner/pr-3", identity.RolePhysician)
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {

@@ -477,7 +477,18 @@ func TestSMARTLaunchStandalone(t *testing.T) {
 // TestSMARTLaunchPatientAccount: a patient account gets its own linked
 // Patient without a picker, and user/ scopes reach only its own record.
 func TestSMARTLaunchPatientAccount(t *testing.T) {
-	e := startLaunch(t, "sqlite")
+	forDrivers(t, testLaunchPatientAccount)
+}
+
+// forDrivers runs fn on SQLite and PostgreSQL.
+func forDrivers(t *testing.T, fn func(t *testing.T, driver string)) {
+	for _, d := range []string{"sqlite", "postgres"} {
+		t.Run(d, func(t *testing.T) { fn(t, d) })
+	}
+}
+
+func testLaunchPatientAccount(t *testing.T, driver string) {
+	e := startLaunch(t, driver)
 	e.addLaunchUser(t, "ada", "Patient/"+e.mine.patient, identity.RolePatient)
 	cfg := e.oauthConfig(e.clientID, "openid fhirUser launch/patient user/*.rs")
 	verifier := oauth2.GenerateVerifier()
@@ -502,7 +513,11 @@ func TestSMARTLaunchPatientAccount(t *testing.T) {
 // TestSMARTLaunchRefusals: the negative cases of the authorize and
 // token endpoints.
 func TestSMARTLaunchRefusals(t *testing.T) {
-	e := startLaunch(t, "sqlite")
+	forDrivers(t, testLaunchRefusals)
+}
+
+func testLaunchRefusals(t *testing.T, driver string) {
+	e := startLaunch(t, driver)
 	secret := e.addLaunchUser(t, "dr.house", "Practitioner/pr-2", identity.RolePhysician)
 	cfg := e.oauthConfig(e.clientID, "openid launch/patient patient/*.rs")
 	b := e.browser(t)
@@ -541,6 +556,8 @@ func TestSMARTLaunchRefusals(t *testing.T) {
 			{"missing redirect_uri", func(q url.Values) { q.Del("redirect_uri") }},
 			{"unknown client", func(q url.Values) { q.Set("client_id", "nobody") }},
 			{"repeated client_id", func(q url.Values) { q.Add("client_id", "x") }},
+			{"markup in client_id", func(q url.Values) { q.Set("client_id", `<script>alert(1)</script>`) }},
+			{"markup in redirect_uri", func(q url.Values) { q.Set("redirect_uri", `https://x/"><script>alert(1)</script>`) }},
 		} {
 			t.Run(c.name, func(t *testing.T) {
 				q := good.Query()
@@ -550,6 +567,9 @@ func TestSMARTLaunchRefusals(t *testing.T) {
 				p := b.send(t, "GET", u.String(), nil)
 				if p.status != http.StatusBadRequest || p.location != "" || !strings.Contains(p.body, "<html") {
 					t.Fatalf("%d Location %q: want a 400 HTML page and no redirect", p.status, p.location)
+				}
+				if strings.Contains(p.body, "<script") || strings.Contains(p.body, "evil.example") {
+					t.Fatal("the error page echoes the request")
 				}
 			})
 		}
