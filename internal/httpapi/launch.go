@@ -345,12 +345,14 @@ func (s *Server) nextStep(w http.ResponseWriter, r *http.Request, f smart.Flow, 
 	if err != nil {
 		return err
 	}
-	if smart.NeedsPatient(f.Req) && f.Patient == "" {
-		if u.Patient {
-			f.Patient = strings.TrimPrefix(u.FHIRUser, "Patient/")
-		} else {
-			return s.renderFlow(w, r, http.StatusOK, "picker", f, binding, client, pageData{Title: "Choose a patient"})
-		}
+	switch {
+	case !smart.NeedsPatient(f.Req):
+		f.Patient = ""
+	case u.Patient:
+		// A patient account shares its own record, whatever the flow held.
+		f.Patient = strings.TrimPrefix(u.FHIRUser, "Patient/")
+	case f.Patient == "":
+		return s.renderFlow(w, r, http.StatusOK, "picker", f, binding, client, pageData{Title: "Choose a patient"})
 	}
 	return s.renderFlow(w, r, http.StatusOK, "consent", f, binding, client, pageData{Title: "Allow this app?",
 		User: p.Name, Patient: f.Patient, Scopes: describeScopes(f.Req.Scope)})

@@ -508,6 +508,27 @@ func testLaunchPatientAccount(t *testing.T, driver string) {
 	if got, _ := e.fhirGet(t, tok.AccessToken, "/fhir/Observation/"+e.other.obs); got != http.StatusForbidden {
 		t.Errorf("another patient's Observation with user/ scopes of a patient account: %d, want 403", got)
 	}
+	if got, _ := e.fhirGet(t, tok.AccessToken, "/fhir/Observation?patient="+e.mine.patient); got != http.StatusOK {
+		t.Errorf("own compartment search: %d", got)
+	}
+
+	// A disabled account's app can no longer refresh.
+	off := e.oauthConfig(e.clientID, "offline_access patient/*.rs")
+	v := oauth2.GenerateVerifier()
+	q = redirected(t, b.consent(t, b.send(t, "GET", e.authURL(off, "p-2", v), nil), "approve"))
+	tok, err = off.Exchange(e.ctx(t), q.Get("code"), oauth2.VerifierOption(v))
+	if err != nil || tok.RefreshToken == "" {
+		t.Fatalf("exchange: %v", err)
+	}
+	u, err := e.app.Store.(*sqldb.Store).Users().ByUsername(t.Context(), "ada")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.app.Store.(*sqldb.Store).Users().SetDisabled(t.Context(), u.ID, true); err != nil {
+		t.Fatal(err)
+	}
+	_, err = off.TokenSource(e.ctx(t), &oauth2.Token{RefreshToken: tok.RefreshToken}).Token()
+	wantOAuthError(t, err, "invalid_grant")
 }
 
 // TestSMARTLaunchRefusals: the negative cases of the authorize and

@@ -114,6 +114,15 @@ func (s *Server) authorizationCode(w http.ResponseWriter, r *http.Request) error
 	case !isVerifier(verifier) || !constantTimeEqual(pkceS256(verifier), cd.Challenge):
 		return bad("code_verifier does not match the code_challenge")
 	}
+	if s.opts.Users != nil {
+		active, err := s.opts.Users.UserActive(ctx, authz.UserID)
+		if err != nil {
+			return oauthErr(errServer, "", err)
+		}
+		if !active {
+			return bad("the user's account is disabled")
+		}
+	}
 	if err := s.recordToken(ctx, r, audit.ActionTokenCreate, audit.OutcomeSuccess, authz, http.StatusOK, "authorization-code"); err != nil {
 		return err
 	}
