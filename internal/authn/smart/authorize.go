@@ -419,7 +419,9 @@ func CheckFlowCSRF(binding, token string) bool {
 }
 
 // Client returns the registered client with this id (ErrNotFound).
-func (s *Server) Client(ctx context.Context, id string) (Client, error) { return s.store.Client(ctx, id) }
+func (s *Server) Client(ctx context.Context, id string) (Client, error) {
+	return s.store.Client(ctx, id)
+}
 
 // LaunchEnabled reports whether App Launch is configured.
 func (s *Server) LaunchEnabled() bool { return s.opts.Launch != nil }
