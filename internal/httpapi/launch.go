@@ -236,11 +236,15 @@ func (s *Server) openFlow(r *http.Request) (smart.Flow, string, string, error) {
 	if err != nil {
 		return smart.Flow{}, "", "", err
 	}
-	name := ""
-	if cl, err := s.smart.Client(r.Context(), f.Req.ClientID); err == nil {
-		name = cl.Name
+	// The client may have been disabled since the flow began.
+	cl, err := s.smart.Client(r.Context(), f.Req.ClientID)
+	switch {
+	case errors.Is(err, smart.ErrNotFound) || err == nil && cl.Disabled:
+		return smart.Flow{}, "", "", &pageError{status: http.StatusBadRequest, msg: "This app is no longer registered or is disabled.", err: errors.New("authorize flow of a disabled or deleted client")}
+	case err != nil:
+		return smart.Flow{}, "", "", err
 	}
-	return f, c.Value, name, nil
+	return f, c.Value, cl.Name, nil
 }
 
 func (s *Server) authorizeLogin(w http.ResponseWriter, r *http.Request) error {

@@ -54,12 +54,10 @@ func (s *Server) launchClient(ctx context.Context, form url.Values) (Client, err
 		return Client{}, fail
 	case err != nil:
 		return Client{}, oauthErr(errServer, "", fmt.Errorf("looking up client: %w", err))
-	case c.Disabled:
+	case c.Disabled, c.Type != Public:
+		// A client with keys must use them; the answer is the same as
+		// for an unknown client, so client ids cannot be probed.
 		return Client{}, fail
-	case c.Type == Confidential:
-		return Client{}, oauthErr(ErrInvalidClient, "this client must authenticate with private_key_jwt", nil)
-	case c.Type != Public:
-		return Client{}, oauthErr(ErrUnauthorizedClient, "this client may not use this grant type", nil)
 	}
 	return c, nil
 }
