@@ -5,6 +5,8 @@ import (
 	"crypto/rsa"
 	"encoding/json"
 	"net/http"
+	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -83,6 +85,29 @@ func testLaunchConfidential(t *testing.T, driver string) {
 	if got, _ := e.fhirGet(t, tok.AccessToken, "/fhir/Observation/"+e.mine.obs+"/_history/1"); got != http.StatusOK {
 		t.Errorf("vread with user/*.rs: %d", got)
 	}
+	// Introspection by the client names the user.
+	form := url.Values{"token": {tok.AccessToken}, "client_assertion_type": {smart.AssertionType}}
+	now := e.clock.Now()
+	a, _ := jwt.Signed(signer).Claims(jwt.Claims{Issuer: id, Subject: id, Audience: jwt.Audience{e.url + smart.TokenPath},
+		Expiry: jwt.NewNumericDate(now.Add(2 * time.Minute)), IssuedAt: jwt.NewNumericDate(now), ID: rand.Text()}).Serialize()
+	form.Set("client_assertion", a)
+	req, _ := http.NewRequestWithContext(t.Context(), "POST", e.url+smart.IntrospectPath, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := e.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var in struct {
+		Active   bool   `json:"active"`
+		Sub      string `json:"sub"`
+		FHIRUser string `json:"fhirUser"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&in)
+	resp.Body.Close()
+	if err != nil || !in.Active || in.Sub == "" || in.FHIRUser != e.url+"/fhir/Practitioner/pr-3" {
+		t.Errorf("introspection: %+v, %v", in, err)
+	}
+
 	// Refresh also needs the assertion.
 	if _, err := cfg.TokenSource(e.ctx(t), &oauth2.Token{RefreshToken: tok.RefreshToken}).Token(); err == nil {
 		t.Fatal("a confidential client refreshed without its assertion")

@@ -1,6 +1,7 @@
 package httpapi_test
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"strings"
@@ -44,7 +45,8 @@ func TestSMARTLaunchStandalone(t *testing.T) {
 				t.Fatalf("redirect query %v: want state st-1 and a code", q)
 			}
 
-			tok, err := cfg.Exchange(e.ctx(t), q.Get("code"), oauth2.VerifierOption(verifier))
+			code := q.Get("code")
+			tok, err := cfg.Exchange(e.ctx(t), code, oauth2.VerifierOption(verifier))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -131,11 +133,18 @@ func TestSMARTLaunchStandalone(t *testing.T) {
 				t.Fatalf("deny redirect %v", q)
 			}
 
-			// Nothing secret reached the log.
-			logs := e.logs.String()
-			for _, s := range []string{access, rt1, tok2.RefreshToken, q.Get("code"), raw, verifier} {
-				if s != "" && strings.Contains(logs, s) {
-					t.Fatal("a token, code or verifier reached the log")
+			// Nothing secret reached the log or the audit trail, nor the
+			// patient's name (PHI shown to the user in the picker).
+			evs, err := e.app.Log.Events(t.Context(), e.app.Store, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			trail, _ := json.Marshal(evs)
+			for where, text := range map[string]string{"log": e.logs.String(), "audit trail": string(trail)} {
+				for _, s := range []string{access, rt1, tok2.RefreshToken, code, raw, verifier, "Launchling"} {
+					if s != "" && strings.Contains(text, s) {
+						t.Fatalf("a token, code, verifier or name reached the %s", where)
+					}
 				}
 			}
 		})

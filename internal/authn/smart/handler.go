@@ -160,6 +160,11 @@ type introspection struct {
 	TokenType string `json:"token_type,omitempty"`
 	Exp       int64  `json:"exp,omitempty"`
 	Iat       int64  `json:"iat,omitempty"`
+	// App Launch tokens only: the user, their FHIR resource and the
+	// launch patient (SMART App Launch "token introspection").
+	Sub      string `json:"sub,omitempty"`
+	FHIRUser string `json:"fhirUser,omitempty"`
+	Patient  string `json:"patient,omitempty"`
 }
 
 func (s *Server) introspect(w http.ResponseWriter, r *http.Request) error {
@@ -183,6 +188,12 @@ func (s *Server) introspect(w http.ResponseWriter, r *http.Request) error {
 		}
 		resp = introspection{Active: true, Scope: g.Scopes.String(), ClientID: g.ClientID, TokenType: "Bearer",
 			Exp: g.Expires.Unix(), Iat: issued.Unix()}
+		if a := g.Launch; a != nil {
+			resp.Sub, resp.Patient = a.UserID, a.Patient
+			if a.FHIRUser != "" {
+				resp.FHIRUser = s.FHIRBaseURL() + "/" + a.FHIRUser
+			}
+		}
 	case err == nil, errors.Is(err, ErrInvalidToken):
 	default:
 		return oauthErr(errServer, "", err)
