@@ -368,6 +368,23 @@ func testLaunchRefusals(t *testing.T, driver string) {
 			t.Fatalf("access token after its refresh token was revoked: %d, want 401", got)
 		}
 	})
+	t.Run("online_access lifetime", func(t *testing.T) {
+		on := e.oauthConfig(e.clientID, "launch/patient online_access patient/*.rs")
+		v := oauth2.GenerateVerifier()
+		p := b.pick(t, b.send(t, "GET", e.authURL(on, "on", v), nil), "Launchling", e.mine.patient)
+		tok, err := on.Exchange(e.ctx(t), redirected(t, b.consent(t, p, "approve")).Get("code"), oauth2.VerifierOption(v))
+		if err != nil || tok.RefreshToken == "" {
+			t.Fatalf("exchange: %v (online_access must give a refresh token)", err)
+		}
+		e.clock.Advance(smart.OnlineRefreshTTL - time.Minute)
+		tok, err = on.TokenSource(e.ctx(t), &oauth2.Token{RefreshToken: tok.RefreshToken}).Token()
+		if err != nil {
+			t.Fatalf("refresh within the idle time: %v", err)
+		}
+		e.clock.Advance(smart.OnlineRefreshTTL + time.Second)
+		_, err = on.TokenSource(e.ctx(t), &oauth2.Token{RefreshToken: tok.RefreshToken}).Token()
+		wantOAuthError(t, err, "invalid_grant")
+	})
 	t.Run("discovery", func(t *testing.T) {
 		r := e.do(t, "GET", "/.well-known/smart-configuration", nil, creds{})
 		for _, want := range []string{`"authorization_endpoint":"` + e.url + `/oauth2/authorize"`, `"code_challenge_methods_supported":["S256"]`,

@@ -43,6 +43,7 @@ type launchEnv struct {
 	driver   string
 	token    string
 	clientID string
+	recovery []string                      // recovery codes of the last workforce user added
 	mine     struct{ patient, obs string } // the launch patient's
 	other    struct{ patient, obs string }
 }
@@ -141,7 +142,7 @@ func (e *launchEnv) registerApp(t *testing.T, name string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	set, err := scope.ParseSet("openid fhirUser launch/patient offline_access patient/*.rs user/*.rs")
+	set, err := scope.ParseSet("openid fhirUser launch/patient offline_access online_access patient/*.rs user/*.rs")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,8 +171,9 @@ func (e *launchEnv) addLaunchUser(t *testing.T, username, fhirUser string, roles
 	if roles[0] == identity.RolePatient {
 		return ""
 	}
-	secret, _, _ := e.enrol(t, username, pw)
+	secret, codes, _ := e.enrol(t, username, pw)
 	e.clock.Advance(30 * time.Second) // the enrolment code's step is spent
+	e.recovery = codes
 	return secret
 }
 
@@ -285,7 +287,8 @@ func redirected(t *testing.T, p page) url.Values {
 }
 
 // signIn walks the sign-in pages (password, then TOTP when secret is
-// set) from the first page of a flow and returns the next page.
+// set, or a recovery code when it is "recovery:<code>") from the first
+// page of a flow and returns the next page.
 func (b *browser) signIn(t *testing.T, first page, username, secret string) page {
 	t.Helper()
 	if first.status != http.StatusOK || !strings.Contains(first.body, `action="/oauth2/authorize/login"`) {
@@ -298,8 +301,13 @@ func (b *browser) signIn(t *testing.T, first page, username, secret string) page
 	if !strings.Contains(p.body, `action="/oauth2/authorize/mfa"`) {
 		t.Fatalf("after the password: %d, want the second-factor form: %.300s", p.status, p.body)
 	}
-	code := b.e.code(t, secret, b.e.clock.Now())
-	return b.post(t, p, "/oauth2/authorize/mfa", url.Values{"challenge": {p.field(t, "challenge")}, "method": {"totp"}, "code": {code}})
+	method, code := "totp", ""
+	if rc, ok := strings.CutPrefix(secret, "recovery:"); ok {
+		method, code = "recovery", rc
+	} else {
+		code = b.e.code(t, secret, b.e.clock.Now())
+	}
+	return b.post(t, p, "/oauth2/authorize/mfa", url.Values{"challenge": {p.field(t, "challenge")}, "method": {method}, "code": {code}})
 }
 
 // pick searches the picker by name and picks patient id.
