@@ -353,11 +353,6 @@ func (s *Server) SealFlow(f Flow, binding string) (string, error) {
 	return tok, nil
 }
 
-// ErrFlow means a sealed flow is malformed, expired, or bound to
-// another browser: show an error page and ask the user to start again
-// from the app.
-var ErrFlow = errors.New("smart: the authorization request expired or is invalid; start again from the app")
-
 // OpenFlow opens a sealed flow (untrusted) and checks its binding and
 // expiry; every refusal is ErrFlow.
 func (s *Server) OpenFlow(sealed, binding string) (Flow, error) {

@@ -43,10 +43,10 @@ var (
 	// ErrRefreshSpent is returned by LaunchStore.RotateRefreshToken for
 	// a refresh token already rotated: revoke its authorization.
 	ErrRefreshSpent = errors.New("smart: refresh token already used")
-	// ErrUnsupportedResponseType: response_type is not "code".
-	ErrUnsupportedResponseType = errors.New("unsupported_response_type")
-	// ErrAccessDenied: the user denied the request at consent.
-	ErrAccessDenied = errors.New("access_denied")
+	// ErrFlow means a sealed authorize flow is malformed, expired, or
+	// bound to another browser: show an error page (400) and ask the
+	// user to start again from the app.
+	ErrFlow = errors.New("smart: the authorization request expired or is invalid; start again from the app")
 	// errServer marks failures of phivault itself (storage, audit).
 	errServer = errors.New("server_error")
 )
