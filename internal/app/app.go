@@ -142,7 +142,7 @@ func Open(ctx context.Context, c config.Config, logger *slog.Logger, opts ...Opt
 		a.Close()
 		return nil, err
 	}
-	if err := a.openSMART(oo.now); err != nil {
+	if err := a.openSMART(ctx, oo.now); err != nil {
 		a.Close()
 		return nil, err
 	}

@@ -2,12 +2,14 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"time"
 
 	"github.com/phivault/phivault/internal/audit"
 	"github.com/phivault/phivault/internal/authn/smart"
+	"github.com/phivault/phivault/internal/identity"
 	"github.com/phivault/phivault/internal/storage/sqldb"
 )
 
@@ -32,7 +34,7 @@ func (r auditRecorder) Record(ctx context.Context, ev audit.Event) error {
 // openSMART builds the SMART on FHIR authorization server (Backend
 // Services). It needs the public base URL, which token assertions must
 // name as their audience; without one, SMART is off.
-func (a *App) openSMART(now func() time.Time) error {
+func (a *App) openSMART(ctx context.Context, now func() time.Time) error {
 	if a.Config.Server.BaseURL == "" {
 		return nil
 	}
@@ -44,14 +46,35 @@ func (a *App) openSMART(now func() time.Time) error {
 		BaseURL:    a.Config.Server.BaseURL,
 		HTTPClient: &http.Client{Timeout: jwksTimeout},
 		Audit:      auditRecorder{log: a.Log, batch: a.batcher},
+		Launch:     sq.Smart(),
+		Sealer:     a.Keys,
+		Users:      activeUsers{sq.Users()},
 		Logger:     a.logger,
 		Now:        now,
 	})
 	if err != nil {
 		return fmt.Errorf("starting the SMART authorization server (server.base_url): %w", err)
 	}
+	if err := s.LoadSigningKey(ctx); err != nil {
+		return fmt.Errorf("starting the SMART authorization server: %w", err)
+	}
 	a.SMART = s
 	return nil
+}
+
+// activeUsers tells the SMART server whether the user behind an App
+// Launch authorization may still refresh it.
+type activeUsers struct{ dir identity.Directory }
+
+func (u activeUsers) UserActive(ctx context.Context, id string) (bool, error) {
+	usr, err := u.dir.ByID(ctx, id)
+	if errors.Is(err, identity.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return !usr.Disabled, nil
 }
 
 // Clients is the SMART client registry.

@@ -54,6 +54,14 @@ type Principal struct {
 	// Scopes are the SMART scopes of an OAuth access token; nil for
 	// other credentials. They only narrow what the principal may do.
 	Scopes *scope.Set
+
+	// SMART App Launch tokens (Kind "smart-app") only: the app's
+	// client_id, the user's FHIR resource ("Practitioner/<id>" or
+	// "Patient/<id>") and the launch patient id, "" without patient
+	// context.
+	Client   string
+	FHIRUser string
+	Patient  string
 }
 
 // TokenPrefix marks phivault API tokens so secret scanners can find them.

@@ -105,6 +105,9 @@ func (s *Server) writeAuthnError(w http.ResponseWriter, r *http.Request, err err
 		writeOutcome(w, r, httpError(http.StatusForbidden, "forbidden", "a second factor is required before accessing health information"))
 	case errors.Is(err, errNoPHIAccess):
 		writeOutcome(w, r, httpError(http.StatusForbidden, "forbidden", "this account may not use the FHIR API"))
+	case errors.Is(err, errCompartment):
+		w.Header().Set("WWW-Authenticate", `Bearer realm="phivault", error="insufficient_scope"`)
+		writeOutcome(w, r, httpError(http.StatusForbidden, "forbidden", "the access token reaches only the launch patient's compartment, through reads and searches that name that patient"))
 	case errors.Is(err, errScope):
 		w.Header().Set("WWW-Authenticate", `Bearer realm="phivault", error="insufficient_scope"`)
 		writeOutcome(w, r, httpError(http.StatusForbidden, "forbidden", "the access token's scopes do not allow this request"))

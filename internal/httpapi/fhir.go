@@ -44,8 +44,12 @@ func (s *Server) caller(r *http.Request) record.Caller {
 	if len(p.Roles) > 0 {
 		role = strings.Join(p.Roles, ",")
 	}
+	client := p.Kind
+	if p.Client != "" {
+		client = p.Client // a SMART app: its client_id
+	}
 	return record.Caller{
-		Agent:     audit.Agent{User: p.ID, Role: role, Client: p.Kind, Address: clientIP(r)},
+		Agent:     audit.Agent{User: p.ID, Role: role, Client: client, Address: clientIP(r)},
 		Purpose:   "TREAT",
 		RequestID: RequestID(r.Context()),
 	}

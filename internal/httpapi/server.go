@@ -19,14 +19,19 @@
 //     403 for a cookie request without the CSRF token, and for a session
 //     that may not reach PHI (workforce without a verified second factor,
 //     or a non-workforce account until authorization lands);
-//  6. the FHIR handler, which audits before it responds (fail closed).
+//  6. the SMART scope gates (smart.go, launch_gate.go): a token's scopes
+//     only narrow; an App Launch token with patient/ scopes (or of a
+//     patient account) is confined to one patient's compartment;
+//  7. the FHIR handler, which audits before it responds (fail closed).
 //
 // /log/ (log.go: the audit transparency log) takes steps 1–2; its entry
 // bundles authenticate as step 5 and are audited, the rest is public.
 //
 // /auth/ (auth.go: login, second factor, logout, own sessions) takes
 // steps 1–2, its own small body limit, and authenticates the session
-// cookie itself where an endpoint needs it.
+// cookie itself where an endpoint needs it. The SMART App Launch pages
+// at /oauth2/authorize (launch.go) take steps 1–2 with their own CSP and
+// body limit, and check their flow cookie and CSRF token themselves.
 //
 // Authorization (policy decisions, search narrowing) and rate limiting
 // join this stack with the identity and authorization issues.
@@ -158,6 +163,9 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 		}
 		if err == nil {
 			err = scopeGate(p, r)
+		}
+		if err == nil {
+			err = s.launchGate(r, p)
 		}
 		if err != nil {
 			s.writeAuthnError(w, r, err)

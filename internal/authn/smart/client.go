@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -23,9 +24,9 @@ const (
 	// Backend: SMART Backend Services, client_credentials with
 	// private_key_jwt and system/ scopes.
 	Backend ClientType = "backend"
-	// Public: App Launch without client authentication (next slice).
+	// Public: App Launch without client authentication (PKCE only).
 	Public ClientType = "public"
-	// Confidential: App Launch with client authentication (next slice).
+	// Confidential: App Launch with private_key_jwt client authentication.
 	Confidential ClientType = "confidential"
 )
 
@@ -177,4 +178,116 @@ func isLoopback(host string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// AppRegistration is what RegisterApp needs: an App Launch client.
+type AppRegistration struct {
+	Name string
+	// Public apps (browser, mobile) hold no secret: they prove
+	// possession of the code with PKCE only. Otherwise the client is
+	// confidential and authenticates with private_key_jwt (JWKS or
+	// JWKSURL required).
+	Public       bool
+	JWKS         []byte
+	JWKSURL      string
+	RedirectURIs []string
+	Scopes       scope.Set
+}
+
+// MaxRedirectURIs bounds the redirect URIs of one client.
+const MaxRedirectURIs = 16
+
+// RegisterApp validates reg and stores a new App Launch client; it
+// returns the new client_id. Redirect URIs must be absolute https URLs
+// (http only to a loopback host, RFC 8252 §7.3) or a private-use scheme
+// with a dot (RFC 8252 §7.1, "com.example.app:/cb"), without fragment or
+// credentials; they are later matched by exact string comparison.
+// Scopes may be patient/ and user/ resource scopes and the non-resource
+// scopes; system/ scopes belong to backend clients. Errors wrap
+// ErrInvalidRedirectURI, ErrInvalidJWKS or scope.ErrSyntax.
+func (r *Registry) RegisterApp(ctx context.Context, reg AppRegistration) (string, error) {
+	if err := checkName(reg.Name); err != nil {
+		return "", fmt.Errorf("register app client: %w", err)
+	}
+	c := Client{ID: r.opts.NewID(), Name: reg.Name, Type: Public, Created: r.opts.Now().UTC()}
+	if !reg.Public {
+		c.Type = Confidential
+		switch {
+		case len(reg.JWKS) > 0 && reg.JWKSURL != "":
+			return "", fmt.Errorf("register app client: give a JWK Set or its URL, not both: %w", ErrInvalidJWKS)
+		case len(reg.JWKS) > 0:
+			set, err := parseJWKS(reg.JWKS)
+			if err != nil {
+				return "", fmt.Errorf("register app client: %w", err)
+			}
+			c.JWKS = set.json
+		case reg.JWKSURL != "":
+			if err := checkJWKSURL(reg.JWKSURL, r.opts.AllowLoopbackJWKS); err != nil {
+				return "", fmt.Errorf("register app client: %w", err)
+			}
+			c.JWKSURL = reg.JWKSURL
+		default:
+			return "", fmt.Errorf("register app client: a confidential client needs a JWK Set or its URL (or register it --public): %w", ErrInvalidJWKS)
+		}
+	} else if len(reg.JWKS) > 0 || reg.JWKSURL != "" {
+		return "", fmt.Errorf("register app client: a public client has no keys: %w", ErrInvalidJWKS)
+	}
+	if len(reg.RedirectURIs) == 0 || len(reg.RedirectURIs) > MaxRedirectURIs {
+		return "", fmt.Errorf("register app client: 1 to %d redirect URIs are required: %w", MaxRedirectURIs, ErrInvalidRedirectURI)
+	}
+	for _, u := range reg.RedirectURIs {
+		if err := checkRedirectURI(u); err != nil {
+			return "", fmt.Errorf("register app client: %w", err)
+		}
+	}
+	c.RedirectURIs = slices.Clone(reg.RedirectURIs)
+	if reg.Scopes.Empty() {
+		return "", fmt.Errorf("register app client: at least one scope is required: %w", scope.ErrSyntax)
+	}
+	resource := false
+	for _, s := range reg.Scopes.Scopes() {
+		switch {
+		case s.Kind == scope.KindResource && s.Context == scope.System:
+			return "", fmt.Errorf("register app client: %w %q: system/ scopes belong to backend clients", scope.ErrSyntax, s.String())
+		case s.Kind == scope.KindResource && s.Restricted():
+			return "", fmt.Errorf("register app client: %w %q: search restrictions in scopes are not supported yet", scope.ErrSyntax, s.String())
+		case s.Kind == scope.KindLaunch:
+			return "", fmt.Errorf("register app client: %w %q: EHR launch is not supported", scope.ErrSyntax, s.String())
+		case s.Kind == scope.KindLaunchContext && s.Launch != "patient":
+			return "", fmt.Errorf("register app client: %w %q: only launch/patient is supported", scope.ErrSyntax, s.String())
+		case s.Kind == scope.KindResource:
+			resource = true
+		}
+	}
+	if !resource {
+		return "", fmt.Errorf("register app client: at least one patient/ or user/ scope is required: %w", scope.ErrSyntax)
+	}
+	c.Scopes = reg.Scopes
+	if err := r.store.CreateClient(ctx, c); err != nil {
+		return "", fmt.Errorf("register app client: %w", err)
+	}
+	return c.ID, nil
+}
+
+// checkRedirectURI applies the registration rules of RegisterApp.
+func checkRedirectURI(raw string) error {
+	if raw == "" || len(raw) > MaxRedirectURILen {
+		return fmt.Errorf("redirect URI must be 1 to %d bytes: %w", MaxRedirectURILen, ErrInvalidRedirectURI)
+	}
+	u, err := url.Parse(raw)
+	if err != nil || !u.IsAbs() {
+		return fmt.Errorf("redirect URI %q is not an absolute URI: %w", truncate(raw, 64), ErrInvalidRedirectURI)
+	}
+	if u.Fragment != "" || strings.Contains(raw, "#") || u.User != nil {
+		return fmt.Errorf("redirect URI %q has a fragment or credentials: %w", truncate(raw, 64), ErrInvalidRedirectURI)
+	}
+	switch {
+	case u.Scheme == "https" && u.Host != "":
+		return nil
+	case u.Scheme == "http" && isLoopback(u.Hostname()):
+		return nil
+	case u.Scheme != "http" && u.Scheme != "https" && strings.Contains(u.Scheme, ".") && !strings.EqualFold(u.Scheme, "javascript"):
+		return nil
+	}
+	return fmt.Errorf("redirect URI %q must be https, http on loopback, or a private-use scheme: %w", truncate(raw, 64), ErrInvalidRedirectURI)
 }

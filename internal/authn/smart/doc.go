@@ -1,8 +1,11 @@
-// Package smart is phivault's SMART on FHIR authorization server. This
-// first slice implements SMART Backend Services (client credentials with
-// private_key_jwt, RFC 7523), token introspection (RFC 7662), token
-// revocation (RFC 7009) and /.well-known/smart-configuration. App Launch
-// (authorization code with PKCE) and refresh tokens come next.
+// Package smart is phivault's SMART on FHIR authorization server: SMART
+// Backend Services (client credentials with private_key_jwt, RFC 7523),
+// SMART App Launch 2.0 standalone (authorization code with PKCE S256,
+// refresh tokens with rotation, OpenID Connect id_tokens), token
+// introspection (RFC 7662), token revocation (RFC 7009),
+// /.well-known/smart-configuration and /.well-known/openid-configuration.
+// docs/smart.md describes the flows for operators; ADR 0008 says why this
+// is built on go-jose rather than an OAuth framework.
 //
 // # Clients
 //
@@ -48,6 +51,33 @@
 // process takes effect at once, one made by another process (or by
 // disabling the client) within that TTL.
 //
+// # App Launch
+//
+// [Server.Authorize] validates an authorize request: client_id and
+// redirect_uri first (exact string match against the registration),
+// and until both are good every error is an [AuthorizeError] with
+// Redirect false, which the HTTP layer shows as a page and never as a
+// redirect. [ParseAuthorize] is the pure parser behind it (fuzzed). The
+// HTTP layer then signs the user in, picks the launch patient and shows
+// the consent; the request travels between pages sealed by the keyring
+// ([Server.SealFlow], [Server.OpenFlow]) and bound to a flow cookie.
+// [Server.Approve] audits the consent, then stores an [Authorization]
+// (the family of every token of this consent) and a single-use code.
+//
+// At the token endpoint, authorization_code checks the client (public:
+// client_id; confidential: its assertion), spends the code (compare-and-
+// set in the store), then checks client, redirect_uri, expiry ([CodeTTL])
+// and the PKCE verifier. A code presented twice revokes its
+// authorization. refresh_token rotates: the presented token is spent in
+// the transaction that stores its successor, and a spent token presented
+// again revokes the authorization, its access tokens and its refresh
+// tokens. Lifetimes: [OfflineRefreshTTL], [OfflineAuthorizationTTL],
+// [OnlineRefreshTTL], [OnlineAuthorizationTTL], [IDTokenTTL].
+//
+// id_tokens are RS256, signed by go-jose with a 2048-bit key generated
+// once per database and stored sealed ([Server.LoadSigningKey]); the
+// public key is served by [Server.JWKSHandler].
+//
 // # Security invariants
 //
 //   - No secret (token, assertion, key) appears in an error, a log line
@@ -58,8 +88,14 @@
 //   - JWK Sets are fetched through the injected *http.Client, never
 //     http.DefaultClient; redirects are refused; https only unless
 //     loopback is explicitly allowed.
-//   - Every token issue, refusal and revocation is appended to the audit
-//     log before the response; if that fails the request fails.
+//   - Every token issue, refusal, refresh, revocation and consent is
+//     appended to the audit log before the response; if that fails the
+//     request fails. Events name client, user, session and patient
+//     references and a fixed reason, never a code, token or verifier.
+//   - Codes, refresh tokens and access tokens are 256-bit secrets stored
+//     as SHA-256 only; codes live [CodeTTL] and are single use.
+//   - PKCE is S256 only; a redirect_uri is never normalised or matched
+//     by prefix.
 //
 // Values of type [Server] and [Registry] are safe for concurrent use.
 package smart

@@ -28,12 +28,25 @@ var (
 	// ErrInvalidJWKS means a JWK Set or JWKS URL was refused at
 	// registration or after a fetch; the text says why.
 	ErrInvalidJWKS = errors.New("smart: invalid JWK Set")
+	// ErrInvalidRedirectURI means a redirect URI was refused at
+	// registration; the text says why.
+	ErrInvalidRedirectURI = errors.New("smart: invalid redirect URI")
 	// ErrNotFound is returned by a Store for an unknown client or token.
 	ErrNotFound = errors.New("smart: not found")
 	// ErrReplay is returned by ReplayStore.UseJTI for a jti already used.
 	ErrReplay = errors.New("smart: assertion replayed")
 	// ErrExists is returned by ClientStore.CreateClient for a duplicate id.
 	ErrExists = errors.New("smart: client exists")
+	// ErrCodeUsed is returned by LaunchStore.UseCode for a code already
+	// exchanged: revoke its authorization (RFC 6749 §4.1.2).
+	ErrCodeUsed = errors.New("smart: authorization code already used")
+	// ErrRefreshSpent is returned by LaunchStore.RotateRefreshToken for
+	// a refresh token already rotated: revoke its authorization.
+	ErrRefreshSpent = errors.New("smart: refresh token already used")
+	// ErrFlow means a sealed authorize flow is malformed, expired, or
+	// bound to another browser: show an error page (400) and ask the
+	// user to start again from the app.
+	ErrFlow = errors.New("smart: the authorization request expired or is invalid; start again from the app")
 	// errServer marks failures of phivault itself (storage, audit).
 	errServer = errors.New("server_error")
 )

@@ -109,10 +109,14 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) error {
 	ctx, form := r.Context(), r.PostForm
 	switch gt := form.Get("grant_type"); gt {
 	case "client_credentials":
+	case "authorization_code":
+		return s.authorizationCode(w, r)
+	case "refresh_token":
+		return s.refreshToken(w, r)
 	case "":
 		return oauthErr(ErrInvalidRequest, "grant_type is required", nil)
 	default:
-		return oauthErr(ErrUnsupportedGrantType, "only client_credentials is supported", nil)
+		return oauthErr(ErrUnsupportedGrantType, "grant_type must be client_credentials, authorization_code or refresh_token", nil)
 	}
 	c, err := s.authenticateClient(ctx, form)
 	if err != nil {
@@ -156,6 +160,11 @@ type introspection struct {
 	TokenType string `json:"token_type,omitempty"`
 	Exp       int64  `json:"exp,omitempty"`
 	Iat       int64  `json:"iat,omitempty"`
+	// App Launch tokens only: the user, their FHIR resource and the
+	// launch patient (SMART App Launch "token introspection").
+	Sub      string `json:"sub,omitempty"`
+	FHIRUser string `json:"fhirUser,omitempty"`
+	Patient  string `json:"patient,omitempty"`
 }
 
 func (s *Server) introspect(w http.ResponseWriter, r *http.Request) error {
@@ -179,6 +188,12 @@ func (s *Server) introspect(w http.ResponseWriter, r *http.Request) error {
 		}
 		resp = introspection{Active: true, Scope: g.Scopes.String(), ClientID: g.ClientID, TokenType: "Bearer",
 			Exp: g.Expires.Unix(), Iat: issued.Unix()}
+		if a := g.Launch; a != nil {
+			resp.Sub, resp.Patient = a.UserID, a.Patient
+			if a.FHIRUser != "" {
+				resp.FHIRUser = s.FHIRBaseURL() + "/" + a.FHIRUser
+			}
+		}
 	case err == nil, errors.Is(err, ErrInvalidToken):
 	default:
 		return oauthErr(errServer, "", err)
@@ -192,7 +207,15 @@ func (s *Server) introspect(w http.ResponseWriter, r *http.Request) error {
 
 func (s *Server) revokeHandler(w http.ResponseWriter, r *http.Request) error {
 	ctx, form := r.Context(), r.PostForm
-	c, err := s.authenticateClient(ctx, form)
+	var c Client
+	var err error
+	if s.opts.Launch != nil && form.Get("client_assertion") == "" && form.Get("client_assertion_type") == "" {
+		// A public app revokes with its client_id (RFC 7009 §2.1): the
+		// token itself is the proof, and it must be this client's.
+		c, err = s.launchClient(ctx, form)
+	} else {
+		c, err = s.authenticateClient(ctx, form)
+	}
 	if err != nil {
 		return s.deny(ctx, r, ActionTokenRevoke, "", err)
 	}
@@ -200,7 +223,13 @@ func (s *Server) revokeHandler(w http.ResponseWriter, r *http.Request) error {
 	if tok == "" {
 		return oauthErr(ErrInvalidRequest, "token is required", nil)
 	}
-	if _, err := s.revoke(ctx, c.ID, tok); err != nil {
+	if s.opts.Launch != nil && len(tok) == secretLen && tok[:len(RefreshTokenPrefix)] == RefreshTokenPrefix {
+		// Revoking a refresh token ends its authorization, with every
+		// access token issued from it (RFC 7009 §2.1 "SHOULD").
+		if err := s.revokeRefresh(ctx, r, c.ID, tok); err != nil {
+			return err
+		}
+	} else if _, err := s.revoke(ctx, c.ID, tok); err != nil {
 		return oauthErr(errServer, "", err)
 	}
 	if err := s.record(ctx, r, ActionTokenRevoke, audit.OutcomeSuccess, c.ID, http.StatusOK); err != nil {
@@ -241,6 +270,8 @@ func (s *Server) record(ctx context.Context, r *http.Request, a audit.Action, o 
 // App Launch 2.0 §"SMART configuration"): only what this server does.
 type Configuration struct {
 	Issuer                            string   `json:"issuer,omitempty"`
+	JWKSURI                           string   `json:"jwks_uri,omitempty"`
+	AuthorizationEndpoint             string   `json:"authorization_endpoint,omitempty"`
 	TokenEndpoint                     string   `json:"token_endpoint"`
 	IntrospectionEndpoint             string   `json:"introspection_endpoint"`
 	RevocationEndpoint                string   `json:"revocation_endpoint"`
@@ -248,11 +279,33 @@ type Configuration struct {
 	TokenEndpointAuthSigningAlgs      []string `json:"token_endpoint_auth_signing_alg_values_supported"`
 	GrantTypesSupported               []string `json:"grant_types_supported"`
 	ScopesSupported                   []string `json:"scopes_supported"`
+	CodeChallengeMethodsSupported     []string `json:"code_challenge_methods_supported,omitempty"`
+	ResponseTypesSupported            []string `json:"response_types_supported,omitempty"`
 	Capabilities                      []string `json:"capabilities"`
 }
 
 // Configuration returns the discovery document.
 func (s *Server) Configuration() Configuration {
+	c := s.backendConfiguration()
+	if s.opts.Launch == nil {
+		return c
+	}
+	c.Issuer = s.Issuer()
+	c.JWKSURI = s.endpoint(JWKSPath)
+	c.AuthorizationEndpoint = s.endpoint(AuthorizePath)
+	c.TokenEndpointAuthMethodsSupported = []string{"private_key_jwt", "none"}
+	c.GrantTypesSupported = []string{"authorization_code", "refresh_token", "client_credentials"}
+	c.CodeChallengeMethodsSupported = []string{"S256"}
+	c.ResponseTypesSupported = []string{"code"}
+	c.ScopesSupported = append([]string{"openid", "fhirUser", "launch/patient", "offline_access", "online_access",
+		"patient/*.cruds", "patient/*.rs", "user/*.cruds", "user/*.rs"}, c.ScopesSupported...)
+	c.Capabilities = []string{"launch-standalone", "client-public", "client-confidential-asymmetric",
+		"context-standalone-patient", "permission-v1", "permission-v2", "permission-patient", "permission-user",
+		"permission-offline", "permission-online", "sso-openid-connect"}
+	return c
+}
+
+func (s *Server) backendConfiguration() Configuration {
 	return Configuration{
 		TokenEndpoint:                     s.tokenURL,
 		IntrospectionEndpoint:             s.endpoint(IntrospectPath),

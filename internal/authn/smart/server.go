@@ -83,6 +83,16 @@ type Options struct {
 	// Audit records token events (required).
 	Audit Auditor
 
+	// Launch stores App Launch authorizations, codes, refresh tokens and
+	// the id_token key. Nil: App Launch is off (Backend Services only).
+	Launch LaunchStore
+	// Sealer seals the id_token signing key at rest and the authorize
+	// flow between pages (the keyring). Required with Launch.
+	Sealer Sealer
+	// Users, if set, is asked at every refresh whether the user who
+	// approved the app is still active.
+	Users UserChecker
+
 	// Logger receives internal failure details. Default: discard.
 	Logger *slog.Logger
 
@@ -101,6 +111,8 @@ type Server struct {
 	tokenURL string
 	keys     *keyResolver
 	log      *slog.Logger
+
+	signer *signer // id_token key; nil until LoadSigningKey
 
 	mu      sync.RWMutex
 	cache   map[[32]byte]cachedToken
@@ -146,6 +158,9 @@ func New(store Store, opts Options) (*Server, error) {
 	}
 	if opts.TokenCacheTTL == 0 {
 		opts.TokenCacheTTL = DefaultTokenCacheTTL
+	}
+	if opts.Launch != nil && opts.Sealer == nil {
+		return nil, errors.New("smart: new: Options.Sealer is required with Options.Launch")
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)

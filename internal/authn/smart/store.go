@@ -53,6 +53,13 @@ type Token struct {
 	Issued   time.Time
 	Expires  time.Time
 	Revoked  bool
+
+	// Authorization is the id of the App Launch authorization the token
+	// was issued from, "" for Backend Services.
+	Authorization string
+	// Launch is that authorization as read with the token (nil for
+	// Backend Services). A revoked authorization revokes the token.
+	Launch *Authorization
 }
 
 // Auditor appends an audit event durably (the audit batcher). An error
@@ -66,4 +73,12 @@ type Auditor interface {
 const (
 	ActionTokenRevoke     audit.Action = "token-revoke"
 	ActionTokenIntrospect audit.Action = "token-introspect"
+	// ActionAuthorize: a user approved or denied an app at the consent
+	// screen, or an authorize request was refused.
+	ActionAuthorize audit.Action = "oauth-authorize"
+	// ActionTokenRefresh: a refresh token was exchanged (or refused).
+	ActionTokenRefresh audit.Action = "token-refresh"
+	// ActionFamilyRevoke: an authorization and every token issued from
+	// it were revoked because a spent code or refresh token came back.
+	ActionFamilyRevoke audit.Action = "token-family-revoke"
 )

@@ -28,6 +28,10 @@ type Grant struct {
 	ClientID string
 	Scopes   scope.Set
 	Expires  time.Time
+
+	// Launch is the App Launch authorization behind the token: the user
+	// who approved it and the launch patient. Nil for Backend Services.
+	Launch *Authorization
 }
 
 type cachedToken struct {
@@ -43,6 +47,12 @@ func hashToken(tok string) [32]byte { return sha256.Sum256([]byte(tok)) }
 
 // issue creates, stores and returns a new access token.
 func (s *Server) issue(ctx context.Context, clientID string, scopes scope.Set) (string, Token, error) {
+	return s.issueFor(ctx, clientID, scopes, "")
+}
+
+// issueFor issues an access token of the App Launch authorization
+// authz ("" for Backend Services).
+func (s *Server) issueFor(ctx context.Context, clientID string, scopes scope.Set, authz string) (string, Token, error) {
 	var b [accessTokenBytes]byte
 	if _, err := io.ReadFull(s.opts.Rand, b[:]); err != nil {
 		return "", Token{}, fmt.Errorf("generating access token: %w", err)
@@ -50,7 +60,7 @@ func (s *Server) issue(ctx context.Context, clientID string, scopes scope.Set) (
 	secret := AccessTokenPrefix + base64.RawURLEncoding.EncodeToString(b[:])
 	h := hashToken(secret)
 	now := s.opts.Now().UTC()
-	t := Token{Hash: h[:], ClientID: clientID, Scopes: scopes, Issued: now, Expires: now.Add(s.opts.AccessTokenTTL)}
+	t := Token{Hash: h[:], ClientID: clientID, Scopes: scopes, Issued: now, Expires: now.Add(s.opts.AccessTokenTTL), Authorization: authz}
 	if err := s.store.PutToken(ctx, t); err != nil {
 		return "", Token{}, fmt.Errorf("storing access token: %w", err)
 	}
@@ -79,7 +89,10 @@ func (s *Server) ValidateAccessToken(ctx context.Context, token string) (Grant, 
 	if ct.tok.Revoked || ct.disabled || !now.Before(ct.tok.Expires) {
 		return Grant{}, ErrInvalidToken
 	}
-	return Grant{ClientID: ct.tok.ClientID, Scopes: ct.tok.Scopes, Expires: ct.tok.Expires}, nil
+	if ct.tok.Authorization != "" && (ct.tok.Launch == nil || ct.tok.Launch.Revoked) {
+		return Grant{}, ErrInvalidToken
+	}
+	return Grant{ClientID: ct.tok.ClientID, Scopes: ct.tok.Scopes, Expires: ct.tok.Expires, Launch: ct.tok.Launch}, nil
 }
 
 func (s *Server) cached(h [32]byte, now time.Time) (cachedToken, bool) {

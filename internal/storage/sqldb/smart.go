@@ -149,8 +149,8 @@ func (ss *Smart) PutToken(ctx context.Context, tk smart.Token) error {
 		if _, err := t.exec(ctx, `DELETE FROM smart_access_tokens WHERE expires < ?`, tk.Issued.UnixMicro()); err != nil {
 			return t.s.translate("put token", err)
 		}
-		const q = `INSERT INTO smart_access_tokens (token_hash, client_id, scopes, issued, expires, revoked) VALUES (?, ?, ?, ?, ?, ?)`
-		_, err := t.exec(ctx, q, tk.Hash, tk.ClientID, tk.Scopes.String(), tk.Issued.UnixMicro(), tk.Expires.UnixMicro(), tk.Revoked)
+		const q = `INSERT INTO smart_access_tokens (token_hash, client_id, scopes, issued, expires, revoked, authz_id) VALUES (?, ?, ?, ?, ?, ?, ?)`
+		_, err := t.exec(ctx, q, tk.Hash, tk.ClientID, tk.Scopes.String(), tk.Issued.UnixMicro(), tk.Expires.UnixMicro(), tk.Revoked, tk.Authorization)
 		return t.s.translate("put token", err)
 	}))
 }
@@ -160,7 +160,10 @@ func (ss *Smart) TokenByHash(ctx context.Context, hash []byte) (smart.Token, err
 	if len(hash) == 0 || len(hash) > 64 {
 		return smart.Token{}, smartErr(wrapOp("token by hash", storage.ErrNotFound))
 	}
-	const q = `SELECT token_hash, client_id, scopes, issued, expires, revoked FROM smart_access_tokens WHERE token_hash = ?`
+	// An App Launch token carries its authorization (user, patient,
+	// family revocation) through the join; a backend token has none.
+	const q = `SELECT t.token_hash, t.client_id, t.scopes, t.issued, t.expires, t.revoked, t.authz_id, ` + authzColumns + `
+FROM smart_access_tokens t LEFT JOIN smart_authorizations a ON a.id = t.authz_id WHERE t.token_hash = ?`
 	rows, err := ss.s.r().query(ctx, q, hash)
 	if err != nil {
 		return smart.Token{}, ss.s.translate("token by hash", err)
@@ -175,8 +178,16 @@ func (ss *Smart) TokenByHash(ctx context.Context, hash []byte) (smart.Token, err
 	var tk smart.Token
 	var scopes string
 	var issued, expires int64
-	if err := rows.Scan(&tk.Hash, &tk.ClientID, &scopes, &issued, &expires, &tk.Revoked); err != nil {
+	var a nullAuthorization
+	if err := rows.Scan(append([]any{&tk.Hash, &tk.ClientID, &scopes, &issued, &expires, &tk.Revoked, &tk.Authorization}, a.dest()...)...); err != nil {
 		return smart.Token{}, ss.s.translate("token by hash", err)
+	}
+	if tk.Authorization != "" {
+		la, err := a.authorization()
+		if err != nil {
+			return smart.Token{}, fmt.Errorf("token by hash: %w", err)
+		}
+		tk.Launch = &la
 	}
 	tk.Issued, tk.Expires = fromMicros(issued), fromMicros(expires)
 	if tk.Scopes, err = scope.ParseSet(scopes); err != nil {

@@ -32,3 +32,25 @@ func TestPostgres(t *testing.T) {
 		return s.Smart()
 	})
 }
+
+func TestLaunchSQLite(t *testing.T) {
+	smarttest.RunLaunch(t, func(t *testing.T) smarttest.LaunchStore {
+		s, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "phivault.db"), sqlite.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s.Smart()
+	})
+}
+
+func TestLaunchPostgres(t *testing.T) {
+	smarttest.RunLaunch(t, func(t *testing.T) smarttest.LaunchStore {
+		s, err := postgres.Open(t.Context(), pgtest.NewDatabase(t), postgres.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s.Smart()
+	})
+}

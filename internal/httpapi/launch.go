@@ -1,0 +1,379 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"mime"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/phivault/phivault/internal/audit"
+	"github.com/phivault/phivault/internal/authn"
+	"github.com/phivault/phivault/internal/authn/login"
+	"github.com/phivault/phivault/internal/authn/smart"
+	"github.com/phivault/phivault/internal/httpapi/launchui"
+	"github.com/phivault/phivault/internal/identity"
+	"github.com/phivault/phivault/internal/record"
+)
+
+// AuthorizeCookie binds an authorize flow to one browser: 256 random
+// bits; the sealed flow in each form and the forms' CSRF token are
+// derived from it. __Host-: Secure, Path=/, no Domain. SameSite=Strict:
+// it is only ever read by our own forms, posted from our own pages.
+const AuthorizeCookie = "__Host-phivault_authorize"
+
+// launchCSP is the policy of the authorize pages. It has no form-action:
+// after the consent POST the browser follows a 303 to the app's
+// redirect_uri, and Chrome applies form-action to that redirect too. The
+// forms post to our own paths only (fixed in the templates).
+const launchCSP = "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; frame-ancestors 'none'"
+
+// maxAuthorizeQuery bounds an authorize request's query string or body.
+const maxAuthorizeQuery = 16 << 10
+
+// maxPickerResults bounds the patients listed by the picker.
+const maxPickerResults = 20
+
+// launchRoutes mounts the App Launch authorize flow and the OpenID
+// Connect endpoints.
+//
+//	GET|POST /oauth2/authorize          validate, then sign-in or consent
+//	POST     /oauth2/authorize/login    password step
+//	POST     /oauth2/authorize/mfa      TOTP or recovery code step
+//	POST     /oauth2/authorize/patient  patient picker (search, pick)
+//	POST     /oauth2/authorize/consent  approve or deny: 303 to the app
+func (s *Server) launchRoutes(mux *http.ServeMux) {
+	mux.Handle("GET /oauth2/authorize", s.launchHandle(s.authorizeStart))
+	mux.Handle("POST /oauth2/authorize", s.launchHandle(s.authorizeStart))
+	mux.Handle("POST /oauth2/authorize/login", s.launchHandle(s.authorizeLogin))
+	mux.Handle("POST /oauth2/authorize/mfa", s.launchHandle(s.authorizeMFA))
+	mux.Handle("POST /oauth2/authorize/patient", s.launchHandle(s.authorizePatient))
+	mux.Handle("POST /oauth2/authorize/consent", s.launchHandle(s.authorizeConsent))
+	mux.Handle("GET /oauth2/assets/launch.css", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/css; charset=utf-8")
+		w.Header().Set("Cache-Control", "public, max-age=3600")
+		_, _ = w.Write(launchui.CSS)
+	}))
+	mux.Handle("GET "+smart.JWKSPath, s.smart.JWKSHandler())
+	mux.Handle("GET "+smart.OpenIDConfigurationPath, s.smart.OpenIDConfigurationHandler())
+}
+
+// pageError is an authorize-flow failure shown as an HTML page: the
+// status and safe message for the user, the cause for the log.
+type pageError struct {
+	status int
+	msg    string
+	err    error
+}
+
+func (e *pageError) Error() string { return e.msg }
+
+// launchHandle sets the page CSP, bounds the body and renders errors as
+// pages (never as redirects: those are explicit in the handlers).
+func (s *Server) launchHandle(h handlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Security-Policy", launchCSP)
+		r.Body = http.MaxBytesReader(w, r.Body, maxAuthorizeQuery)
+		err := h(w, r)
+		if err == nil {
+			return
+		}
+		var pe *pageError
+		if !errors.As(err, &pe) {
+			pe = &pageError{status: http.StatusServiceUnavailable, msg: "The service is temporarily unavailable. Try again later.", err: err}
+			if errors.Is(err, smart.ErrFlow) {
+				pe = &pageError{status: http.StatusBadRequest, msg: smart.ErrFlow.Error(), err: err}
+			}
+		}
+		lvl := slog.LevelInfo
+		if pe.status >= 500 {
+			lvl = slog.LevelError
+			w.Header().Set("Retry-After", "1")
+		}
+		s.log.Log(r.Context(), lvl, "authorize request failed", slog.String("request_id", RequestID(r.Context())),
+			slog.Int("status", pe.status), slog.String("error", errString(pe.err)))
+		s.render(w, r, pe.status, "error", pageData{Title: "Cannot authorize this app", Message: pe.msg})
+	})
+}
+
+// pageData is what the templates show. Nothing in it is a secret except
+// Flow and CSRF, which belong in the form (never in a URL or log).
+type pageData struct {
+	Title, Message, Error, Client, RequestID string
+	Flow, CSRF, Challenge                    string
+	User, Patient, Query                     string
+	Scopes                                   []string
+	Patients                                 []pickerPatient
+}
+
+type pickerPatient struct{ ID, Name, BirthDate string }
+
+func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name string, d pageData) {
+	d.RequestID = RequestID(r.Context())
+	var buf bytes.Buffer
+	if err := launchui.Templates.ExecuteTemplate(&buf, name, d); err != nil {
+		s.log.ErrorContext(r.Context(), "rendering authorize page", slog.String("request_id", d.RequestID), slog.String("error", err.Error()))
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write(buf.Bytes())
+}
+
+// authorizeParams reads the authorize request from the query (GET) or
+// the form body (POST), bounded.
+func authorizeParams(r *http.Request) (url.Values, error) {
+	if r.Method == http.MethodGet {
+		if len(r.URL.RawQuery) > maxAuthorizeQuery {
+			return nil, &pageError{status: http.StatusBadRequest, msg: "The authorization request is too large.", err: errors.New("authorize query too large")}
+		}
+		q, err := url.ParseQuery(r.URL.RawQuery)
+		if err != nil {
+			return nil, &pageError{status: http.StatusBadRequest, msg: "The authorization request is malformed.", err: err}
+		}
+		return q, nil
+	}
+	if err := parseLaunchForm(r); err != nil {
+		return nil, err
+	}
+	return r.PostForm, nil
+}
+
+func parseLaunchForm(r *http.Request) error {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "application/x-www-form-urlencoded" {
+		return &pageError{status: http.StatusUnsupportedMediaType, msg: "The form must be sent as application/x-www-form-urlencoded.", err: errors.New("authorize form content type")}
+	}
+	if err := r.ParseForm(); err != nil {
+		return &pageError{status: http.StatusBadRequest, msg: "The form is malformed or too large.", err: err}
+	}
+	return nil
+}
+
+// authorizeStart validates the request, starts the flow (cookie, sealed
+// state) and shows the next page: sign-in, or with a session already
+// present the patient picker or consent.
+func (s *Server) authorizeStart(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	q, err := authorizeParams(r)
+	if err != nil {
+		return err
+	}
+	req, client, err := s.smart.Authorize(ctx, q)
+	var ae *smart.AuthorizeError
+	if errors.As(err, &ae) {
+		if aerr := s.smart.RefuseAuthorize(ctx, r, client.ID, http.StatusBadRequest, "authorize-"+ae.Code); aerr != nil {
+			return aerr
+		}
+		if !ae.Redirect {
+			// Never redirect to a URI that is not registered.
+			return &pageError{status: http.StatusBadRequest, msg: "The app sent an invalid authorization request: " + ae.Desc + ".", err: ae}
+		}
+		http.Redirect(w, r, smart.ErrorRedirect(req, ae.Code, ae.Desc), http.StatusSeeOther)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	binding, err := s.smart.NewFlowBinding()
+	if err != nil {
+		return err
+	}
+	http.SetCookie(w, &http.Cookie{Name: AuthorizeCookie, Value: binding, Path: "/", MaxAge: int(smart.FlowTTL.Seconds()),
+		Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode})
+	f := smart.Flow{Req: req}
+	if p, ok := s.launchSession(r); ok {
+		return s.nextStep(w, r, f, binding, client.Name, p)
+	}
+	return s.renderFlow(w, r, http.StatusOK, "login", f, binding, client.Name, pageData{Title: "Sign in"})
+}
+
+// launchSession returns the principal of a valid session cookie that
+// may approve apps: a workforce account with a verified second factor,
+// or a patient account.
+func (s *Server) launchSession(r *http.Request) (authn.Principal, bool) {
+	c, err := r.Cookie(SessionCookie)
+	if err != nil {
+		return authn.Principal{}, false
+	}
+	p, err := s.login.Authenticate(r.Context(), c.Value)
+	if err != nil || login.RequiresMFA(p) {
+		return authn.Principal{}, false
+	}
+	return p, true
+}
+
+// renderFlow renders a page of the flow with a freshly sealed state.
+func (s *Server) renderFlow(w http.ResponseWriter, r *http.Request, status int, page string, f smart.Flow, binding, client string, d pageData) error {
+	sealed, err := s.smart.SealFlow(f, binding)
+	if err != nil {
+		return err
+	}
+	d.Flow, d.CSRF, d.Client = sealed, smart.FlowCSRF(binding), client
+	s.render(w, r, status, page, d)
+	return nil
+}
+
+// openFlow checks the flow cookie, the CSRF token and the sealed flow of
+// a form post. A missing or wrong CSRF token is refused with 403.
+func (s *Server) openFlow(r *http.Request) (smart.Flow, string, string, error) {
+	if err := parseLaunchForm(r); err != nil {
+		return smart.Flow{}, "", "", err
+	}
+	c, err := r.Cookie(AuthorizeCookie)
+	if err != nil {
+		return smart.Flow{}, "", "", &pageError{status: http.StatusBadRequest, msg: smart.ErrFlow.Error(), err: errors.New("no authorize flow cookie")}
+	}
+	if !smart.CheckFlowCSRF(c.Value, r.PostForm.Get("csrf_token")) {
+		return smart.Flow{}, "", "", &pageError{status: http.StatusForbidden, msg: "The form is missing its security token or it does not match. Start again from the app.", err: errCSRF}
+	}
+	f, err := s.smart.OpenFlow(r.PostForm.Get("flow"), c.Value)
+	if err != nil {
+		return smart.Flow{}, "", "", err
+	}
+	// The client may have been disabled since the flow began.
+	cl, err := s.smart.Client(r.Context(), f.Req.ClientID)
+	switch {
+	case errors.Is(err, smart.ErrNotFound) || err == nil && cl.Disabled:
+		return smart.Flow{}, "", "", &pageError{status: http.StatusBadRequest, msg: "This app is no longer registered or is disabled.", err: errors.New("authorize flow of a disabled or deleted client")}
+	case err != nil:
+		return smart.Flow{}, "", "", err
+	}
+	return f, c.Value, cl.Name, nil
+}
+
+func (s *Server) authorizeLogin(w http.ResponseWriter, r *http.Request) error {
+	f, binding, client, err := s.openFlow(r)
+	if err != nil {
+		return err
+	}
+	res, err := s.login.Login(r.Context(), r.PostForm.Get("username"), r.PostForm.Get("password"), clientAddr(r))
+	if msg, ok := loginRefusal(err); ok {
+		return s.renderFlow(w, r, http.StatusUnauthorized, "login", f, binding, client, pageData{Title: "Sign in", Error: msg})
+	}
+	if err != nil {
+		return err
+	}
+	if res.Session != nil {
+		setSessionCookie(w, res.Session.Secret)
+		p, err := s.login.Authenticate(r.Context(), res.Session.Secret.Reveal())
+		if err != nil {
+			return err
+		}
+		return s.nextStep(w, r, f, binding, client, p)
+	}
+	if res.EnrollmentRequired {
+		return &pageError{status: http.StatusForbidden, msg: "Your account has no second factor yet. Sign in to phivault once to set one up, then start again from the app."}
+	}
+	return s.renderFlow(w, r, http.StatusOK, "mfa", f, binding, client, pageData{Title: "Second factor", Challenge: res.Challenge})
+}
+
+// loginRefusal maps login errors to the message shown on the form.
+func loginRefusal(err error) (string, bool) {
+	var rl *login.RateLimitError
+	switch {
+	case err == nil:
+		return "", false
+	case errors.As(err, &rl):
+		return "Too many attempts. Wait a moment and try again.", true
+	case errors.Is(err, login.ErrInvalidCredentials):
+		return "The username or password is wrong.", true
+	case errors.Is(err, login.ErrInvalidCode):
+		return "The code is wrong or was already used.", true
+	}
+	return "", false
+}
+
+func (s *Server) authorizeMFA(w http.ResponseWriter, r *http.Request) error {
+	f, binding, client, err := s.openFlow(r)
+	if err != nil {
+		return err
+	}
+	ch := r.PostForm.Get("challenge")
+	st, err := s.login.Verify(r.Context(), ch, r.PostForm.Get("method"), r.PostForm.Get("code"), clientAddr(r))
+	if errors.Is(err, login.ErrInvalidChallenge) {
+		return s.renderFlow(w, r, http.StatusUnauthorized, "login", f, binding, client, pageData{Title: "Sign in", Error: "The sign-in took too long. Sign in again."})
+	}
+	if msg, ok := loginRefusal(err); ok {
+		return s.renderFlow(w, r, http.StatusUnauthorized, "mfa", f, binding, client, pageData{Title: "Second factor", Challenge: ch, Error: msg})
+	}
+	if err != nil {
+		return err
+	}
+	setSessionCookie(w, st.Secret)
+	p, err := s.login.Authenticate(r.Context(), st.Secret.Reveal())
+	if err != nil {
+		return err
+	}
+	return s.nextStep(w, r, f, binding, client, p)
+}
+
+// launchUser loads the signed-in user as the SMART server sees them.
+// Only workforce accounts (with MFA) and patient accounts linked to a
+// Patient may approve apps.
+func (s *Server) launchUser(ctx context.Context, p authn.Principal) (smart.LaunchUser, error) {
+	if s.admin == nil {
+		return smart.LaunchUser{}, errors.New("account directory unavailable")
+	}
+	u, err := s.admin.Directory().ByID(ctx, p.ID)
+	if err != nil {
+		return smart.LaunchUser{}, err
+	}
+	lu := smart.LaunchUser{ID: u.ID, FHIRUser: u.FHIRUser, Roles: p.Roles, Session: p.SessionID}
+	switch {
+	case u.HasRole(identity.RolePatient):
+		if !strings.HasPrefix(u.FHIRUser, "Patient/") {
+			return smart.LaunchUser{}, &pageError{status: http.StatusForbidden, msg: "Your account is not linked to a patient record."}
+		}
+		lu.Patient = true
+	case u.RequiresMFA():
+		if !p.MFA {
+			return smart.LaunchUser{}, &pageError{status: http.StatusForbidden, msg: "A second factor is required."}
+		}
+	default:
+		return smart.LaunchUser{}, &pageError{status: http.StatusForbidden, msg: "This account may not authorize apps."}
+	}
+	return lu, nil
+}
+
+// nextStep shows the patient picker or the consent page.
+func (s *Server) nextStep(w http.ResponseWriter, r *http.Request, f smart.Flow, binding, client string, p authn.Principal) error {
+	u, err := s.launchUser(r.Context(), p)
+	if err != nil {
+		return err
+	}
+	switch {
+	case !smart.NeedsPatient(f.Req):
+		f.Patient = ""
+	case u.Patient:
+		// A patient account shares its own record, whatever the flow held.
+		f.Patient = strings.TrimPrefix(u.FHIRUser, "Patient/")
+	case f.Patient == "":
+		return s.renderFlow(w, r, http.StatusOK, "picker", f, binding, client, pageData{Title: "Choose a patient"})
+	}
+	return s.renderFlow(w, r, http.StatusOK, "consent", f, binding, client, pageData{Title: "Allow this app?",
+		User: p.Name, Patient: f.Patient, Scopes: describeScopes(f.Req.Scope)})
+}
+
+// flowPrincipal is the session behind a post-login form of the flow.
+func (s *Server) flowPrincipal(r *http.Request) (authn.Principal, error) {
+	p, ok := s.launchSession(r)
+	if !ok {
+		return authn.Principal{}, &pageError{status: http.StatusUnauthorized, msg: "Your session ended. Start again from the app.", err: errNoCredential}
+	}
+	return p, nil
+}
+
+// launchCaller is the audit identity of the picker's record reads.
+func (s *Server) launchCaller(r *http.Request, p authn.Principal, clientID string) record.Caller {
+	return record.Caller{
+		Agent:     audit.Agent{User: p.ID, Role: strings.Join(p.Roles, ","), Client: clientID, Session: p.SessionID, Address: clientIP(r)},
+		Purpose:   "TREAT",
+		RequestID: RequestID(r.Context()),
+	}
+}
