@@ -22,6 +22,7 @@ import (
 	"github.com/phivault/phivault/internal/audit"
 	"github.com/phivault/phivault/internal/authn"
 	"github.com/phivault/phivault/internal/authn/login"
+	"github.com/phivault/phivault/internal/authn/passkey"
 	"github.com/phivault/phivault/internal/authn/password"
 	"github.com/phivault/phivault/internal/authn/smart"
 	"github.com/phivault/phivault/internal/authn/sso"
@@ -163,6 +164,15 @@ func (a *App) openLogin(oo openOptions) error {
 	lo := login.Options{
 		Users: sq.Users(), Store: sq.Logins(), Sessions: sq.Sessions(), Keys: a.Keys,
 		Log: a.Log, Audit: a.batcher, Hasher: h, Now: oo.now, Logger: a.logger,
+	}
+	// Passkeys need the public origin: the RP ID and the one accepted
+	// origin come from server.base_url (ADR 0009).
+	if a.Config.Server.BaseURL != "" {
+		rp, err := passkey.New(passkey.Config{BaseURL: a.Config.Server.BaseURL, Now: oo.now})
+		if err != nil {
+			return fmt.Errorf("opening login: server.base_url: %w", err)
+		}
+		lo.RP, lo.Passkeys = rp, sq.Logins()
 	}
 	for _, edit := range oo.login {
 		edit(&lo)
