@@ -169,10 +169,14 @@ func (a *App) openLogin(oo openOptions) error {
 	// origin come from server.base_url (ADR 0009).
 	if a.Config.Server.BaseURL != "" {
 		rp, err := passkey.New(passkey.Config{BaseURL: a.Config.Server.BaseURL, Now: oo.now})
-		if err != nil {
+		switch {
+		case errors.Is(err, passkey.ErrIPAddress):
+			a.logger.Warn("passkeys disabled: server.base_url names an IP address, not a domain")
+		case err != nil:
 			return fmt.Errorf("opening login: server.base_url: %w", err)
+		default:
+			lo.RP, lo.Passkeys = rp, sq.Logins()
 		}
-		lo.RP, lo.Passkeys = rp, sq.Logins()
 	}
 	for _, edit := range oo.login {
 		edit(&lo)

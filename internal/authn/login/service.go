@@ -99,10 +99,10 @@ type Options struct {
 	// return ErrPasskeysDisabled.
 	Passkeys PasskeyStore
 	RP       *passkey.RP
-	NewID    func() string // passkey ids; default uuid.NewString
-	Now            func() time.Time       // default time.Now
-	Rand           io.Reader              // TOTP secrets and recovery codes; default crypto/rand
-	Logger         *slog.Logger           // default slog.Default(); never sees a secret
+	NewID    func() string    // passkey ids; default uuid.NewString
+	Now      func() time.Time // default time.Now
+	Rand     io.Reader        // TOTP secrets and recovery codes; default crypto/rand
+	Logger   *slog.Logger     // default slog.Default(); never sees a secret
 }
 
 // Service runs logins. It is safe for concurrent use.

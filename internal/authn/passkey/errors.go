@@ -21,6 +21,10 @@ var (
 	// ErrSignCount: the signature counter did not increase, so the
 	// authenticator may have been cloned (§6.1.1). Refuse and audit.
 	ErrSignCount = errors.New("the passkey was not accepted")
+	// ErrIPAddress: the base URL's host is an IP address, which cannot
+	// be an RP ID (browsers offer WebAuthn to domains only). Run without
+	// passkeys, or configure a host name.
+	ErrIPAddress = errors.New("passkey: the base URL's host is an IP address; WebAuthn needs a domain name (localhost will do for a demo)")
 	// ErrTooMany: the user already has MaxCredentials passkeys.
 	ErrTooMany = errors.New("too many passkeys: remove one first")
 )

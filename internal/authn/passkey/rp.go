@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"strings"
 	"time"
@@ -71,11 +72,15 @@ type RP struct {
 }
 
 // New validates c and returns an RP whose ID is the host of c.BaseURL and
-// whose only origin is its origin.
+// whose only origin is its origin. A base URL whose host is an IP
+// address gets [ErrIPAddress].
 func New(c Config) (*RP, error) {
 	u, err := url.Parse(c.BaseURL)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Hostname() == "" {
 		return nil, errors.New("passkey: new relying party: Config.BaseURL must be an absolute http(s) URL")
+	}
+	if net.ParseIP(u.Hostname()) != nil {
+		return nil, ErrIPAddress
 	}
 	if c.Name == "" {
 		c.Name = "phivault"
