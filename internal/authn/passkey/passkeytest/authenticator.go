@@ -194,7 +194,9 @@ func (a *Authenticator) Assert(optionsJSON []byte) ([]byte, error) {
 	_ = binary.Write(&ad, binary.BigEndian, a.Counter)
 	cd := a.clientData("webauthn.get", o.PublicKey.Challenge)
 	h := sha256.Sum256(cd)
-	sig, err := ecdsa.SignASN1(rand.Reader, a.key, append(bytes.Clone(ad.Bytes()), h[:]...))
+	// ES256: ECDSA over SHA-256 of the signed data (RFC 9053 §2.1).
+	digest := sha256.Sum256(append(bytes.Clone(ad.Bytes()), h[:]...))
+	sig, err := ecdsa.SignASN1(rand.Reader, a.key, digest[:])
 	if err != nil {
 		return nil, err
 	}
