@@ -52,6 +52,7 @@ func (c *fakeClock) Advance(d time.Duration) {
 // cheap password hasher.
 type authEnv struct {
 	url    string
+	base   string // the configured base URL (the WebAuthn origin)
 	app    *app.App
 	clock  *fakeClock
 	hasher *password.Hasher
@@ -60,6 +61,14 @@ type authEnv struct {
 }
 
 func startAuth(t *testing.T, edit func(*login.Options)) *authEnv {
+	t.Helper()
+	return startAuthHost(t, edit, "")
+}
+
+// startAuthHost is startAuth with the base URL naming host (at the
+// listener's port) instead of the listener's IP address; passkeys need
+// a domain name.
+func startAuthHost(t *testing.T, edit func(*login.Options), host string) *authEnv {
 	t.Helper()
 	dir := t.TempDir()
 	c := config.Default(dir)
@@ -74,6 +83,13 @@ func startAuth(t *testing.T, edit func(*login.Options)) *authEnv {
 	}
 	ts := httptest.NewUnstartedServer(nil)
 	c.Server.BaseURL = "https://" + ts.Listener.Addr().String()
+	if host != "" {
+		_, port, _ := strings.Cut(ts.Listener.Addr().String(), "]:")
+		if port == "" {
+			_, port, _ = strings.Cut(ts.Listener.Addr().String(), ":")
+		}
+		c.Server.BaseURL = "https://" + host + ":" + port
+	}
 	if err := c.Validate(); err != nil {
 		ts.Listener.Close()
 		t.Fatal(err)
@@ -111,7 +127,7 @@ func startAuth(t *testing.T, edit func(*login.Options)) *authEnv {
 	})
 	client := ts.Client()
 	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	return &authEnv{url: ts.URL, app: a, clock: clock, hasher: h, client: client, logs: logs}
+	return &authEnv{url: ts.URL, base: c.Server.BaseURL, app: a, clock: clock, hasher: h, client: client, logs: logs}
 }
 
 type writerFunc func([]byte) (int, error)
