@@ -206,7 +206,6 @@ func TestPasskeySignInRefusals(t *testing.T) {
 		t.Fatalf("login challenge as ceremony: %d %s", r.status, r.body)
 	}
 
-
 	a.Origin = "https://evil.example"
 	refuse("origin of another site", a, rejected)
 	a.Origin = strings.Replace(e.base, "https://", "http://", 1)
