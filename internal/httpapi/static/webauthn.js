@@ -152,7 +152,11 @@
     remove: function (csrfToken, id) {
       return call("DELETE", "/auth/passkeys/" + encodeURIComponent(id), undefined, csrfToken);
     },
-    // Exposed for tests and the UI: the encoders, pure functions.
-    _encode: Object.freeze({ toBuffer: toBuffer, toBase64url: toBase64url })
+    // The conversions, pure functions, for pages that drive a ceremony
+    // step by step (and for tests).
+    codec: Object.freeze({
+      toBuffer: toBuffer, toBase64url: toBase64url,
+      creationOptions: creationOptions, requestOptions: requestOptions, credentialJSON: credentialJSON
+    })
   });
 })();
