@@ -68,7 +68,7 @@ func startAuth(t *testing.T, edit func(*login.Options)) *authEnv {
 // startAuthHost is startAuth with the base URL naming host (at the
 // listener's port) instead of the listener's IP address; passkeys need
 // a domain name.
-func startAuthHost(t *testing.T, edit func(*login.Options), host string) *authEnv {
+func startAuthHost(t testing.TB, edit func(*login.Options), host string) *authEnv {
 	t.Helper()
 	dir := t.TempDir()
 	c := config.Default(dir)

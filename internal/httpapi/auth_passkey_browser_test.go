@@ -45,14 +45,14 @@ const chromiumPath = "/usr/bin/chromium"
 const harnessCSP = "default-src 'none'; script-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
 type browserEnv struct {
-	app      *app.App
-	base     string // http://localhost:<port>, the configured origin
-	other    string // http://localhost:<other port>: another origin, same RP ID
-	ip       string // http://127.0.0.1:<port>: another origin, other RP ID
-	hasher   *password.Hasher
-	logs     *bytes.Buffer
-	logMu    *sync.Mutex
-	browser  context.Context
+	app     *app.App
+	base    string // http://localhost:<port>, the configured origin
+	other   string // http://localhost:<other port>: another origin, same RP ID
+	ip      string // http://127.0.0.1:<port>: another origin, other RP ID
+	hasher  *password.Hasher
+	logs    *bytes.Buffer
+	logMu   *sync.Mutex
+	browser context.Context
 }
 
 // harness serves testdata/browser under /test/ with the strict CSP,
