@@ -16,6 +16,7 @@ import (
 	"github.com/phivault/phivault/internal/authn/password"
 	"github.com/phivault/phivault/internal/httpapi"
 	"github.com/phivault/phivault/internal/identity"
+	"github.com/phivault/phivault/internal/storage/sqldb"
 )
 
 // startPasskeys is startAuth on https://localhost:<port>, so the
@@ -435,5 +436,37 @@ func TestWebAuthnScript(t *testing.T) {
 	res.Body.Close()
 	if res.StatusCode != http.StatusNotModified {
 		t.Errorf("revalidation: %d, want 304", res.StatusCode)
+	}
+}
+
+func TestPasskeyAddNeedsVerifiedSession(t *testing.T) {
+	e := startPasskeys(t, nil)
+	hash, _ := e.hasher.Hash(t.Context(), pw)
+	id, _ := identity.NewID(nil)
+	if _, err := e.app.Store.(*sqldb.Store).Users().Create(t.Context(), identity.User{ID: id, Username: "pat.pk",
+		Roles: []identity.Role{identity.RolePatient}, FHIRUser: "Patient/p1", PasswordHash: hash}); err != nil {
+		t.Fatal(err)
+	}
+	// A patient account signs in with its password alone: that session
+	// has no verified second factor and may not add a passkey.
+	c := sessionOf(t, e.do(t, "POST", "/auth/login", map[string]string{"username": "pat.pk", "password": pw}, creds{}))
+	r := e.do(t, "POST", "/auth/webauthn/register/begin", map[string]string{}, c)
+	if r.status != http.StatusForbidden || r.str("error") != login.ErrNeedsVerifiedSession.Error() {
+		t.Fatalf("add from a password-only session: %d %s", r.status, r.body)
+	}
+	// API tokens are not sessions.
+	req, _ := http.NewRequestWithContext(t.Context(), "GET", e.url+"/auth/passkeys", nil)
+	tok, err := e.app.CreateToken(t.Context(), "svc", []string{"system"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+tok.Reveal())
+	res, err := e.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("GET /auth/passkeys with an API token: %d", res.StatusCode)
 	}
 }
