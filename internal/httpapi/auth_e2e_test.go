@@ -27,6 +27,7 @@ import (
 	"github.com/phivault/phivault/internal/identity"
 	"github.com/phivault/phivault/internal/keys"
 	"github.com/phivault/phivault/internal/storage"
+	"github.com/phivault/phivault/internal/storage/postgres/pgtest"
 	"github.com/phivault/phivault/internal/storage/sqldb"
 )
 
@@ -70,10 +71,21 @@ func startAuth(t *testing.T, edit func(*login.Options)) *authEnv {
 // a domain name.
 func startAuthHost(t testing.TB, edit func(*login.Options), host string) *authEnv {
 	t.Helper()
+	return startAuthOn(t, edit, host, "sqlite")
+}
+
+// startAuthOn is startAuthHost on driver ("sqlite" or "postgres").
+func startAuthOn(t testing.TB, edit func(*login.Options), host, driver string) *authEnv {
+	t.Helper()
 	dir := t.TempDir()
 	c := config.Default(dir)
-	c.Storage.Driver = "sqlite"
-	c.Storage.SQLitePath = c.Path(c.Storage.SQLitePath)
+	c.Storage.Driver = driver
+	switch driver {
+	case "postgres":
+		c.Storage.PostgresURL = pgtest.NewDatabase(t)
+	default:
+		c.Storage.SQLitePath = c.Path(c.Storage.SQLitePath)
+	}
 	if err := os.MkdirAll(c.Path("keys"), 0o700); err != nil {
 		t.Fatal(err)
 	}

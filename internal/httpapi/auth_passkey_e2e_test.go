@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/phivault/phivault/internal/apitest"
 	"github.com/phivault/phivault/internal/audit"
 	"github.com/phivault/phivault/internal/authn/login"
 	"github.com/phivault/phivault/internal/authn/passkey"
@@ -90,7 +91,12 @@ func anyStrings(v any) []string {
 }
 
 func TestPasskeyEnrolAndSignIn(t *testing.T) {
-	e := startPasskeys(t, nil)
+	for _, driver := range apitest.Drivers {
+		t.Run(driver, func(t *testing.T) { testPasskeyEnrolAndSignIn(t, startAuthOn(t, nil, "localhost", driver)) })
+	}
+}
+
+func testPasskeyEnrolAndSignIn(t *testing.T, e *authEnv) {
 	u := e.addUser(t, "dr.pk", pw, identity.RolePhysician)
 	a := e.authenticator(t)
 	fin, c := e.enrolPasskey(t, "dr.pk", pw, a)
@@ -318,7 +324,14 @@ func TestPasskeyManagement(t *testing.T) {
 }
 
 func TestPasskeyLastFactorAndReset(t *testing.T) {
-	e := startPasskeys(t, func(o *login.Options) { o.AddressLimits = password.AddressLimits{Burst: 1000} })
+	for _, driver := range apitest.Drivers {
+		t.Run(driver, func(t *testing.T) {
+			testPasskeyLastFactorAndReset(t, startAuthOn(t, func(o *login.Options) { o.AddressLimits = password.AddressLimits{Burst: 1000} }, "localhost", driver))
+		})
+	}
+}
+
+func testPasskeyLastFactorAndReset(t *testing.T, e *authEnv) {
 	u := e.addUser(t, "solo.pk", pw, identity.RoleNurse)
 	a := e.authenticator(t)
 	fin, c := e.enrolPasskey(t, "solo.pk", pw, a)
