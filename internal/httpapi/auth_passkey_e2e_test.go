@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -481,5 +482,49 @@ func TestPasskeyAddNeedsVerifiedSession(t *testing.T) {
 	res.Body.Close()
 	if res.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("GET /auth/passkeys with an API token: %d", res.StatusCode)
+	}
+}
+
+// TestPasskeyConcurrentReplay sends one genuine answer many times at
+// once: the ceremony is single use across connections (and, on
+// PostgreSQL, across pool connections), so exactly one session starts.
+func TestPasskeyConcurrentReplay(t *testing.T) {
+	for _, driver := range apitest.Drivers {
+		t.Run(driver, func(t *testing.T) {
+			e := startAuthOn(t, func(o *login.Options) {
+				o.Lockout = password.Lockout{FreeFailures: 50}
+				o.AddressLimits = password.AddressLimits{Burst: 1000}
+			}, "localhost", driver)
+			e.addUser(t, "race.pk", pw, identity.RoleNurse)
+			a := e.authenticator(t)
+			e.enrolPasskey(t, "race.pk", pw, a)
+			ch := e.challenge(t, "race.pk", pw)
+			b := e.do(t, "POST", "/auth/webauthn/login/begin", map[string]string{"challenge": ch.str("challenge")}, creds{})
+			cred, err := a.Assert(optionsOf(t, b))
+			if err != nil {
+				t.Fatal(err)
+			}
+			body := map[string]any{"challenge": ch.str("challenge"), "ceremony": b.str("ceremony"), "credential": json.RawMessage(cred)}
+			const n = 8
+			statuses := make([]int, n)
+			var wg sync.WaitGroup
+			for i := range n {
+				wg.Go(func() { statuses[i] = e.do(t, "POST", "/auth/webauthn/login/finish", body, creds{}).status })
+			}
+			wg.Wait()
+			ok := 0
+			for _, s := range statuses {
+				switch s {
+				case http.StatusOK:
+					ok++
+				case http.StatusUnauthorized:
+				default:
+					t.Errorf("unexpected status %d", s)
+				}
+			}
+			if ok != 1 {
+				t.Fatalf("%d sessions from one passkey answer (statuses %v), want exactly 1", ok, statuses)
+			}
+		})
 	}
 }
