@@ -92,10 +92,13 @@ func listen(t *testing.T) (net.Listener, string) {
 // headless Chromium for the whole test.
 func startBrowserEnv(t *testing.T) *browserEnv {
 	t.Helper()
-	if _, err := os.Stat(chromiumPath); err != nil {
-		if _, err := exec.LookPath("chromium"); err != nil {
+	chromium := chromiumPath
+	if _, err := os.Stat(chromium); err != nil {
+		p, err := exec.LookPath("chromium")
+		if err != nil {
 			t.Skip("needs-chromium: " + chromiumPath + " not found (apt-get install -y chromium)")
 		}
+		chromium = p
 	}
 	dir := t.TempDir()
 	c := config.Default(dir)
@@ -134,7 +137,7 @@ func startBrowserEnv(t *testing.T) *browserEnv {
 	s1.Start()
 	s2.Start()
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromiumPath), chromedp.NoSandbox,
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromium), chromedp.NoSandbox,
 		chromedp.DisableGPU, chromedp.UserDataDir(filepath.Join(dir, "chromium")))
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	browser, cancelBrowser := chromedp.NewContext(allocCtx)
