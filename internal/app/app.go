@@ -23,6 +23,7 @@ import (
 	"github.com/phivault/phivault/internal/audit"
 	"github.com/phivault/phivault/internal/authn"
 	"github.com/phivault/phivault/internal/authn/login"
+	"github.com/phivault/phivault/internal/authn/passkey"
 	"github.com/phivault/phivault/internal/authn/password"
 	"github.com/phivault/phivault/internal/authn/smart"
 	"github.com/phivault/phivault/internal/authn/sso"
@@ -166,6 +167,19 @@ func (a *App) openLogin(oo openOptions) error {
 	lo := login.Options{
 		Users: sq.Users(), Store: sq.Logins(), Sessions: sq.Sessions(), Keys: a.Keys,
 		Log: a.Log, Audit: a.batcher, Hasher: h, Now: oo.now, Logger: a.logger,
+	}
+	// Passkeys need the public origin: the RP ID and the one accepted
+	// origin come from server.base_url (ADR 0009).
+	if a.Config.Server.BaseURL != "" {
+		rp, err := passkey.New(passkey.Config{BaseURL: a.Config.Server.BaseURL, Now: oo.now})
+		switch {
+		case errors.Is(err, passkey.ErrIPAddress):
+			a.logger.Warn("passkeys disabled: server.base_url names an IP address, not a domain")
+		case err != nil:
+			return fmt.Errorf("opening login: server.base_url: %w", err)
+		default:
+			lo.RP, lo.Passkeys = rp, sq.Logins()
+		}
 	}
 	for _, edit := range oo.login {
 		edit(&lo)

@@ -60,6 +60,15 @@ const (
 	// account. Policies carry "oidc", "issuer=<url>", the IdP's
 	// "amr=<a+b>" and "acr=<v>" when stated, and the reason; never a token.
 	ActionSSOLogin Action = "sso-login"
+
+	// Passkey management by the account's owner (ADR 0009). Entities
+	// carry "Passkey/<phivault id>", never the credential id. Enrolment
+	// with a passkey and sign-in with one are ActionMFAEnroll and
+	// ActionMFAVerify with the policy "webauthn"; a refused sign-in whose
+	// signature counter went backwards also carries "sign-count-regression".
+	ActionPasskeyAdd    Action = "passkey-add"    // a passkey registered from a verified session (or refused)
+	ActionPasskeyRename Action = "passkey-rename" // a passkey renamed
+	ActionPasskeyRemove Action = "passkey-remove" // a passkey removed (or refused: the last second factor)
 )
 
 // Outcome is the result of the access (FHIR AuditEvent.outcome, simplified).

@@ -47,12 +47,18 @@ func (s *Server) authRoutes(mux *http.ServeMux) {
 	mux.Handle("GET /auth/sessions", s.authHandle(s.authSessions))
 	mux.Handle("DELETE /auth/sessions/{id}", s.authHandle(s.authRevoke))
 	mux.Handle("POST /auth/password", s.authHandle(s.authChangePassword))
+	s.passkeyRoutes(mux)
 }
 
-// authHandle bounds the body and maps errors.
+// authHandle bounds the body at maxAuthBody and maps errors.
 func (s *Server) authHandle(h handlerFunc) http.Handler {
+	return s.authHandleLimit(maxAuthBody, h)
+}
+
+// authHandleLimit bounds the body at limit bytes and maps errors.
+func (s *Server) authHandleLimit(limit int64, h handlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		r.Body = http.MaxBytesReader(w, r.Body, maxAuthBody)
+		r.Body = http.MaxBytesReader(w, r.Body, limit)
 		err := h(w, r)
 		if err == nil {
 			return
@@ -79,6 +85,9 @@ func (s *Server) authErr(err error) *authError {
 		if errors.Is(err, pe) {
 			return &authError{status: http.StatusBadRequest, msg: pe.Error(), err: err}
 		}
+	}
+	if pe := passkeyErr(err); pe != nil && !errors.As(err, &ae) {
+		return pe
 	}
 	switch {
 	case errors.As(err, &ae):
@@ -176,10 +185,7 @@ func (s *Server) authLogin(w http.ResponseWriter, r *http.Request) error {
 		writeStarted(w, *res.Session, nil)
 		return nil
 	}
-	methods := []string{login.MethodTOTP, login.MethodRecovery}
-	if res.EnrollmentRequired {
-		methods = []string{login.MethodTOTP}
-	}
+	methods := res.Methods
 	writeAuthJSON(w, http.StatusOK, map[string]any{"mfa_required": true, "enrollment_required": res.EnrollmentRequired,
 		"methods": methods, "challenge": res.Challenge})
 	return nil

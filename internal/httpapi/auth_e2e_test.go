@@ -27,6 +27,7 @@ import (
 	"github.com/phivault/phivault/internal/identity"
 	"github.com/phivault/phivault/internal/keys"
 	"github.com/phivault/phivault/internal/storage"
+	"github.com/phivault/phivault/internal/storage/postgres/pgtest"
 	"github.com/phivault/phivault/internal/storage/sqldb"
 )
 
@@ -52,6 +53,7 @@ func (c *fakeClock) Advance(d time.Duration) {
 // cheap password hasher.
 type authEnv struct {
 	url    string
+	base   string // the configured base URL (the WebAuthn origin)
 	app    *app.App
 	clock  *fakeClock
 	hasher *password.Hasher
@@ -61,10 +63,29 @@ type authEnv struct {
 
 func startAuth(t *testing.T, edit func(*login.Options)) *authEnv {
 	t.Helper()
+	return startAuthHost(t, edit, "")
+}
+
+// startAuthHost is startAuth with the base URL naming host (at the
+// listener's port) instead of the listener's IP address; passkeys need
+// a domain name.
+func startAuthHost(t testing.TB, edit func(*login.Options), host string) *authEnv {
+	t.Helper()
+	return startAuthOn(t, edit, host, "sqlite")
+}
+
+// startAuthOn is startAuthHost on driver ("sqlite" or "postgres").
+func startAuthOn(t testing.TB, edit func(*login.Options), host, driver string) *authEnv {
+	t.Helper()
 	dir := t.TempDir()
 	c := config.Default(dir)
-	c.Storage.Driver = "sqlite"
-	c.Storage.SQLitePath = c.Path(c.Storage.SQLitePath)
+	c.Storage.Driver = driver
+	switch driver {
+	case "postgres":
+		c.Storage.PostgresURL = pgtest.NewDatabase(t)
+	default:
+		c.Storage.SQLitePath = c.Path(c.Storage.SQLitePath)
+	}
 	if err := os.MkdirAll(c.Path("keys"), 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -74,6 +95,13 @@ func startAuth(t *testing.T, edit func(*login.Options)) *authEnv {
 	}
 	ts := httptest.NewUnstartedServer(nil)
 	c.Server.BaseURL = "https://" + ts.Listener.Addr().String()
+	if host != "" {
+		_, port, _ := strings.Cut(ts.Listener.Addr().String(), "]:")
+		if port == "" {
+			_, port, _ = strings.Cut(ts.Listener.Addr().String(), ":")
+		}
+		c.Server.BaseURL = "https://" + host + ":" + port
+	}
 	if err := c.Validate(); err != nil {
 		ts.Listener.Close()
 		t.Fatal(err)
@@ -111,7 +139,7 @@ func startAuth(t *testing.T, edit func(*login.Options)) *authEnv {
 	})
 	client := ts.Client()
 	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	return &authEnv{url: ts.URL, app: a, clock: clock, hasher: h, client: client, logs: logs}
+	return &authEnv{url: ts.URL, base: c.Server.BaseURL, app: a, clock: clock, hasher: h, client: client, logs: logs}
 }
 
 type writerFunc func([]byte) (int, error)

@@ -112,12 +112,8 @@ func ssoErr(err error) error {
 // writeChallenge answers a login that owes a second factor, as POST
 // /auth/login does.
 func writeChallenge(w http.ResponseWriter, res login.Result) {
-	methods := []string{login.MethodTOTP, login.MethodRecovery}
-	if res.EnrollmentRequired {
-		methods = []string{login.MethodTOTP}
-	}
 	writeAuthJSON(w, http.StatusOK, map[string]any{"mfa_required": true, "enrollment_required": res.EnrollmentRequired,
-		"methods": methods, "challenge": res.Challenge})
+		"methods": res.Methods, "challenge": res.Challenge})
 }
 
 // wantsJSON reports whether the Accept header names application/json.

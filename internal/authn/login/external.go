@@ -112,10 +112,14 @@ func (s *Service) LoginExternal(ctx context.Context, u identity.User, x External
 	if err != nil {
 		return Result{}, fmt.Errorf("sso login: %w", err)
 	}
+	methods, err := s.methods(ctx, u.ID, step)
+	if err != nil {
+		return Result{}, fmt.Errorf("sso login: %w", err)
+	}
 	if err := s.record(ctx, s.event(audit.ActionSSOLogin, audit.OutcomeSuccess, u.ID, addr, "", append(slices.Clip(pol), "mfa-"+step)...)); err != nil {
 		return Result{}, err
 	}
-	return Result{MFARequired: true, EnrollmentRequired: step == stepEnroll, Challenge: tok}, nil
+	return Result{MFARequired: true, EnrollmentRequired: step == stepEnroll, Challenge: tok, Methods: methods}, nil
 }
 
 // FailExternal audits a refused SSO sign-in (audit.ActionSSOLogin,

@@ -10,7 +10,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/phivault/phivault/internal/audit"
+	"github.com/phivault/phivault/internal/authn/passkey"
 	"github.com/phivault/phivault/internal/authn/password"
 	"github.com/phivault/phivault/internal/authn/session"
 	"github.com/phivault/phivault/internal/identity"
@@ -38,6 +41,19 @@ var (
 	// wrong, or the account is locked out. Answer 401; the session stays
 	// valid.
 	ErrWrongPassword = errors.New("the current password is wrong")
+	// ErrPasskeysDisabled: the server has no WebAuthn relying party
+	// configured. Answer 404.
+	ErrPasskeysDisabled = errors.New("passkeys are not enabled on this server")
+	// ErrPasskeyNotFound: the caller has no passkey with that id. Answer
+	// 404.
+	ErrPasskeyNotFound = errors.New("no such passkey")
+	// ErrLastFactor: removing this passkey would leave the account
+	// without a second factor. Answer 409; an administrator's MFA reset
+	// is the way to start over.
+	ErrLastFactor = errors.New("this is the account's last second factor; add another before removing it")
+	// ErrNeedsVerifiedSession: adding a passkey needs a session whose
+	// second factor was verified. Answer 403.
+	ErrNeedsVerifiedSession = errors.New("adding a passkey requires a session signed in with a second factor")
 )
 
 // RateLimitError is an [ErrRateLimited] with the wait.
@@ -78,9 +94,15 @@ type Options struct {
 	AddressLimits  password.AddressLimits // zero value: the defaults; Now is set from Now when nil
 	SessionOptions session.Options        // zero value: the defaults; Now is set from Now when nil
 	Issuer         string                 // TOTP issuer; default DefaultIssuer
-	Now            func() time.Time       // default time.Now
-	Rand           io.Reader              // TOTP secrets and recovery codes; default crypto/rand
-	Logger         *slog.Logger           // default slog.Default(); never sees a secret
+	// Passkeys and RP enable WebAuthn (both or neither): the credential
+	// store and the relying party. Without them the passkey methods
+	// return ErrPasskeysDisabled.
+	Passkeys PasskeyStore
+	RP       *passkey.RP
+	NewID    func() string    // passkey ids; default uuid.NewString
+	Now      func() time.Time // default time.Now
+	Rand     io.Reader        // TOTP secrets and recovery codes; default crypto/rand
+	Logger   *slog.Logger     // default slog.Default(); never sees a secret
 }
 
 // Service runs logins. It is safe for concurrent use.
@@ -96,6 +118,9 @@ type Service struct {
 	sessOpts session.Options
 	sessions *session.Manager
 	issuer   string
+	passkeys PasskeyStore
+	rp       *passkey.RP
+	newID    func() string
 	now      func() time.Time
 	rand     io.Reader
 	logger   *slog.Logger
@@ -116,6 +141,12 @@ func New(o Options) (*Service, error) {
 		return nil, errors.New("login: new service: Options.Log and Options.Audit are required")
 	case o.Hasher == nil:
 		return nil, errors.New("login: new service: Options.Hasher is nil")
+	}
+	if (o.Passkeys == nil) != (o.RP == nil) {
+		return nil, errors.New("login: new service: Options.Passkeys and Options.RP go together")
+	}
+	if o.NewID == nil {
+		o.NewID = uuid.NewString
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -139,7 +170,7 @@ func New(o Options) (*Service, error) {
 	return &Service{
 		users: o.Users, store: o.Store, keys: o.Keys, log: o.Log, audit: o.Audit, hasher: o.Hasher,
 		lockout: o.Lockout, limiter: password.NewAddressLimiter(o.AddressLimits),
-		sessOpts: o.SessionOptions, sessions: m, issuer: o.Issuer, now: o.Now, rand: o.Rand, logger: o.Logger,
+		sessOpts: o.SessionOptions, sessions: m, issuer: o.Issuer, passkeys: o.Passkeys, rp: o.RP, newID: o.NewID, now: o.Now, rand: o.Rand, logger: o.Logger,
 	}, nil
 }
 
@@ -160,6 +191,12 @@ type Result struct {
 	MFARequired        bool
 	EnrollmentRequired bool
 	Challenge          string
+	// Methods are the second factors the challenge accepts: for an
+	// enrolment, the factors that can be enrolled (MethodTOTP, and
+	// MethodWebAuthn when passkeys are enabled); otherwise the enrolled
+	// ones (MethodTOTP when a TOTP secret is stored, MethodWebAuthn when
+	// a passkey is, and always MethodRecovery).
+	Methods []string
 }
 
 // unknownUser is the audit agent for a login name with no account: the
@@ -270,20 +307,24 @@ func (s *Service) Login(ctx context.Context, username, pw string, addr netip.Add
 	if err != nil {
 		return Result{}, err
 	}
+	methods, err := s.methods(ctx, u.ID, step)
+	if err != nil {
+		return Result{}, err
+	}
 	if err := s.record(ctx, s.event(audit.ActionLoginPassword, audit.OutcomeSuccess, u.ID, addr, "", "mfa-"+step)); err != nil {
 		return Result{}, err
 	}
-	return Result{MFARequired: true, EnrollmentRequired: step == stepEnroll, Challenge: tok}, nil
+	return Result{MFARequired: true, EnrollmentRequired: step == stepEnroll, Challenge: tok, Methods: methods}, nil
 }
 
 // fail records a failed attempt on key: one more failure, an audit event
 // for action and, when this failure starts a lockout, a lockout event;
 // all in one transaction.
-func (s *Service) fail(ctx context.Context, key []byte, action audit.Action, agent string, addr netip.Addr) error {
+func (s *Service) fail(ctx context.Context, key []byte, action audit.Action, agent string, addr netip.Addr, policies ...string) error {
 	now := s.now()
 	err := s.store.UpdateLoginState(ctx, key, func(cur password.AccountState) (password.AccountState, []storage.AuditRecord, error) {
 		next := s.lockout.Fail(cur, now)
-		evs := []audit.Event{s.event(action, audit.OutcomeDenied, agent, addr, "")}
+		evs := []audit.Event{s.event(action, audit.OutcomeDenied, agent, addr, "", policies...)}
 		if ok, _ := s.lockout.Allow(next, now); !ok {
 			evs = append(evs, s.event(audit.ActionLockout, audit.OutcomeSuccess, agent, addr, ""))
 		}

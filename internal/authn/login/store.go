@@ -2,7 +2,9 @@ package login
 
 import (
 	"context"
+	"time"
 
+	"github.com/phivault/phivault/internal/authn/passkey"
 	"github.com/phivault/phivault/internal/authn/password"
 	"github.com/phivault/phivault/internal/authn/session"
 	"github.com/phivault/phivault/internal/storage"
@@ -44,6 +46,19 @@ type Commit struct {
 	// the user is enrolled already.
 	Enrol          bool
 	RecoveryHashes [][]byte
+	// Ceremony marks a passkey ceremony used; the commit fails with
+	// storage.ErrConflict if it was used already (a replay).
+	Ceremony *CeremonyUse
+	// NewPasskey stores a credential of UserID; storage.ErrConflict if
+	// its credential id is registered already (to anyone) or the user
+	// has passkey.MaxCredentials. With Enrol, any unconfirmed TOTP
+	// secret of the user is deleted: the passkey is the enrolled factor.
+	NewPasskey *passkey.Credential
+	// PasskeyUse stores a sign-in's counter, backup state and last use;
+	// the commit fails with storage.ErrConflict if the stored counter is
+	// not Use.PrevSignCount (a concurrent sign-in with the same
+	// credential) or the credential is gone.
+	PasskeyUse *passkey.Use
 	// Password replaces the user's password hash (a self-service
 	// change); the commit fails with storage.ErrConflict if the stored
 	// hash is not From or the account is disabled.
@@ -55,6 +70,35 @@ type Commit struct {
 	Session   session.Session
 	TokenHash []byte
 	Audit     []storage.AuditRecord
+}
+
+// CeremonyUse is a finished passkey ceremony: the keyed hash of
+// [passkey.Ceremony.UseKey] and the ceremony's expiry (after which the
+// row may be pruned: the sealed ceremony no longer opens).
+type CeremonyUse struct {
+	Key     []byte
+	Expires time.Time
+}
+
+// PasskeyStore is the database side of passkey management. The SQL
+// implementation is sqldb.Store.Logins(). Implementations are safe for
+// concurrent use and return errors wrapping the storage sentinels.
+type PasskeyStore interface {
+	// Passkeys returns the user's credentials, oldest first.
+	Passkeys(ctx context.Context, userID string) ([]passkey.Credential, error)
+	// AddPasskey stores c for an enrolled user, marks the ceremony used
+	// and appends rec, in one transaction: storage.ErrConflict if the
+	// credential id is taken, the ceremony used, the user not enrolled
+	// or at passkey.MaxCredentials; storage.ErrNotFound for no such user.
+	AddPasskey(ctx context.Context, c passkey.Credential, use CeremonyUse, rec storage.AuditRecord) error
+	// RenamePasskey renames the user's passkey id and appends rec;
+	// storage.ErrNotFound if the user has no such passkey.
+	RenamePasskey(ctx context.Context, userID, id, name string, rec storage.AuditRecord) error
+	// DeletePasskey deletes the user's passkey id and appends rec;
+	// storage.ErrNotFound if the user has no such passkey, and an error
+	// wrapping ErrLastFactor (and storage.ErrConflict) if it is the last
+	// second factor (no other passkey, no TOTP) of an enrolled user.
+	DeletePasskey(ctx context.Context, userID, id string, rec storage.AuditRecord) error
 }
 
 // Store is the database side of login. The SQL implementation is

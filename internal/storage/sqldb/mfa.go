@@ -233,6 +233,9 @@ func (l *Logins) Commit(ctx context.Context, c login.Commit) error {
 				return err
 			}
 		}
+		if err := commitPasskey(ctx, t, c); err != nil {
+			return err
+		}
 		if c.Enrol {
 			now := t.s.now().UTC().Truncate(time.Microsecond).UnixMicro()
 			res, err := t.exec(ctx, `UPDATE users SET mfa_enrolled = ?, updated = ? WHERE id = ? AND NOT mfa_enrolled`, true, now, c.UserID)

@@ -23,8 +23,9 @@ type LoginStores struct {
 }
 
 // RunLogin runs the login store conformance suite (lockout state, TOTP
-// credentials, recovery codes, the atomic login commit), each case on a
-// database of its own.
+// credentials, recovery codes, the atomic login commit, and passkeys
+// when the store is a login.PasskeyStore), each case on a database of
+// its own.
 func RunLogin(t *testing.T, open func(t *testing.T) LoginStores) {
 	for _, c := range []struct {
 		name string
@@ -37,6 +38,16 @@ func RunLogin(t *testing.T, open func(t *testing.T) LoginStores) {
 		{"RevokeOwnSession", testRevokeOwnSession},
 	} {
 		t.Run(c.name, func(t *testing.T) { c.fn(t, open(t)) })
+	}
+	for _, c := range passkeyCases {
+		t.Run(c.name, func(t *testing.T) {
+			s := open(t)
+			p, ok := s.Logins.(login.PasskeyStore)
+			if !ok {
+				t.Skip("the login store is not a login.PasskeyStore")
+			}
+			c.fn(t, s, p)
+		})
 	}
 }
 

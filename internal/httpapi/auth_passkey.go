@@ -1,0 +1,276 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"net/http"
+	"time"
+
+	_ "embed"
+
+	"github.com/phivault/phivault/internal/authn/login"
+	"github.com/phivault/phivault/internal/authn/passkey"
+)
+
+// Passkeys (ADR 0009): JSON endpoints under /auth/ for the WebAuthn
+// ceremonies and the owner's passkey list, and the browser helper
+// /static/webauthn.js that drives them.
+//
+//	POST   /auth/webauthn/register/begin   {"challenge"} enrolment, or {} with the session cookie + CSRF header (add)
+//	POST   /auth/webauthn/register/finish  {"challenge"?, "ceremony", "name"?, "credential"}
+//	POST   /auth/webauthn/login/begin      {"challenge"}
+//	POST   /auth/webauthn/login/finish     {"challenge", "ceremony", "credential"}
+//	GET    /auth/passkeys
+//	PATCH  /auth/passkeys/{id}             {"name"}          (cookie + CSRF)
+//	DELETE /auth/passkeys/{id}                                (cookie + CSRF)
+//
+// Begin answers {"options": {"publicKey": {...}}, "ceremony": "<sealed>"};
+// binary fields of the options are base64url. "credential" is the
+// PublicKeyCredential as JSON (W3C WebAuthn §5.1 toJSON form), checked
+// by go-webauthn.
+
+// maxPasskeyBody bounds the finish bodies: the authenticator's answer
+// (passkey.MaxResponseBytes) plus a challenge, a ceremony (each at most
+// keys.MaxTokenLen) and a name.
+const maxPasskeyBody = passkey.MaxResponseBytes + 12<<10
+
+// webauthnJS is the browser helper, embedded so the binary serves it
+// with no CDN and a strict CSP (script-src 'self').
+//
+//go:embed static/webauthn.js
+var webauthnJS []byte
+
+// webauthnJSTag is the ETag of webauthnJS (FNV-1a: an identity for
+// caches, not a security check).
+var webauthnJSTag = func() string {
+	h := fnv.New64a()
+	h.Write(webauthnJS)
+	return fmt.Sprintf(`"%x"`, h.Sum64())
+}()
+
+// WebAuthnScriptPath is where the browser helper is served.
+const WebAuthnScriptPath = "/static/webauthn.js"
+
+func (s *Server) passkeyRoutes(mux *http.ServeMux) {
+	mux.Handle("POST /auth/webauthn/register/begin", s.authHandle(s.passkeyRegisterBegin))
+	mux.Handle("POST /auth/webauthn/register/finish", s.authHandleLimit(maxPasskeyBody, s.passkeyRegisterFinish))
+	mux.Handle("POST /auth/webauthn/login/begin", s.authHandle(s.passkeyLoginBegin))
+	mux.Handle("POST /auth/webauthn/login/finish", s.authHandleLimit(maxPasskeyBody, s.passkeyLoginFinish))
+	mux.Handle("GET /auth/passkeys", s.authHandle(s.passkeyList))
+	mux.Handle("PATCH /auth/passkeys/{id}", s.authHandle(s.passkeyRename))
+	mux.Handle("DELETE /auth/passkeys/{id}", s.authHandle(s.passkeyDelete))
+	mux.HandleFunc("GET "+WebAuthnScriptPath, serveWebAuthnJS)
+}
+
+// serveWebAuthnJS serves the helper: a JavaScript content type (with
+// nosniff from securityHeaders, browsers refuse any other), revalidated
+// with an ETag after an hour, so a new release reaches browsers soon.
+func serveWebAuthnJS(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Content-Type", "text/javascript; charset=utf-8")
+	h.Set("Cache-Control", "public, max-age=3600")
+	h.Set("ETag", webauthnJSTag)
+	http.ServeContent(w, r, "webauthn.js", time.Time{}, bytes.NewReader(webauthnJS))
+}
+
+// passkeyJSON is a passkey as its owner sees it: never the credential
+// id or public key.
+type passkeyJSON struct {
+	ID             string    `json:"id"`
+	Name           string    `json:"name"`
+	Created        time.Time `json:"created"`
+	LastUsed       time.Time `json:"last_used"`
+	BackupEligible bool      `json:"backup_eligible"`
+	BackupState    bool      `json:"backup_state"`
+	Transports     []string  `json:"transports,omitempty"`
+}
+
+func toPasskeyJSON(c passkey.Credential) passkeyJSON {
+	return passkeyJSON{ID: c.ID, Name: c.Name, Created: c.Created, LastUsed: c.LastUsed,
+		BackupEligible: c.BackupEligible, BackupState: c.BackupState, Transports: c.Transports}
+}
+
+func writeBegin(w http.ResponseWriter, b login.PasskeyBegin) {
+	writeAuthJSON(w, http.StatusOK, map[string]any{"options": b.Options, "ceremony": b.Ceremony})
+}
+
+// credentialJSON checks that the "credential" member is a JSON object
+// before go-webauthn parses it.
+func credentialJSON(raw json.RawMessage) ([]byte, error) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || raw[0] != '{' {
+		return nil, &authError{status: http.StatusBadRequest, msg: "the body must be one JSON object with the documented fields",
+			err: errors.New("passkey credential is not a JSON object")}
+	}
+	return raw, nil
+}
+
+func (s *Server) passkeyRegisterBegin(w http.ResponseWriter, r *http.Request) error {
+	var in struct {
+		Challenge string `json:"challenge"`
+	}
+	if err := decodeAuth(r, &in); err != nil {
+		return err
+	}
+	if in.Challenge != "" {
+		b, err := s.login.BeginPasskeyEnrol(r.Context(), in.Challenge, clientAddr(r))
+		if err != nil {
+			return err
+		}
+		writeBegin(w, b)
+		return nil
+	}
+	p, err := s.sessionPrincipal(r)
+	if err != nil {
+		return err
+	}
+	b, err := s.login.BeginPasskeyAdd(r.Context(), p, clientAddr(r))
+	if err != nil {
+		return err
+	}
+	writeBegin(w, b)
+	return nil
+}
+
+func (s *Server) passkeyRegisterFinish(w http.ResponseWriter, r *http.Request) error {
+	var in struct {
+		Challenge  string          `json:"challenge"`
+		Ceremony   string          `json:"ceremony"`
+		Name       string          `json:"name"`
+		Credential json.RawMessage `json:"credential"`
+	}
+	if err := decodeAuth(r, &in); err != nil {
+		return err
+	}
+	cred, err := credentialJSON(in.Credential)
+	if err != nil {
+		return err
+	}
+	if in.Challenge != "" {
+		st, pk, codes, err := s.login.FinishPasskeyEnrol(r.Context(), in.Challenge, in.Ceremony, in.Name, cred, clientAddr(r))
+		if err != nil {
+			return err
+		}
+		shown := make([]string, len(codes))
+		for i, c := range codes {
+			shown[i] = c.Reveal()
+		}
+		writeStarted(w, st, map[string]any{"recovery_codes": shown, "passkey": toPasskeyJSON(pk)})
+		return nil
+	}
+	p, err := s.sessionPrincipal(r)
+	if err != nil {
+		return err
+	}
+	pk, err := s.login.FinishPasskeyAdd(r.Context(), p, in.Ceremony, in.Name, cred, clientAddr(r))
+	if err != nil {
+		return err
+	}
+	writeAuthJSON(w, http.StatusCreated, map[string]any{"passkey": toPasskeyJSON(pk)})
+	return nil
+}
+
+func (s *Server) passkeyLoginBegin(w http.ResponseWriter, r *http.Request) error {
+	var in struct {
+		Challenge string `json:"challenge"`
+	}
+	if err := decodeAuth(r, &in); err != nil {
+		return err
+	}
+	b, err := s.login.BeginPasskeyLogin(r.Context(), in.Challenge, clientAddr(r))
+	if err != nil {
+		return err
+	}
+	writeBegin(w, b)
+	return nil
+}
+
+func (s *Server) passkeyLoginFinish(w http.ResponseWriter, r *http.Request) error {
+	var in struct {
+		Challenge  string          `json:"challenge"`
+		Ceremony   string          `json:"ceremony"`
+		Credential json.RawMessage `json:"credential"`
+	}
+	if err := decodeAuth(r, &in); err != nil {
+		return err
+	}
+	cred, err := credentialJSON(in.Credential)
+	if err != nil {
+		return err
+	}
+	st, err := s.login.FinishPasskeyLogin(r.Context(), in.Challenge, in.Ceremony, cred, clientAddr(r))
+	if err != nil {
+		return err
+	}
+	writeStarted(w, st, nil)
+	return nil
+}
+
+func (s *Server) passkeyList(w http.ResponseWriter, r *http.Request) error {
+	p, err := s.sessionPrincipal(r)
+	if err != nil {
+		return err
+	}
+	list, err := s.login.Passkeys(r.Context(), p)
+	if err != nil {
+		return err
+	}
+	out := make([]passkeyJSON, len(list))
+	for i, c := range list {
+		out[i] = toPasskeyJSON(c)
+	}
+	writeAuthJSON(w, http.StatusOK, map[string]any{"passkeys": out})
+	return nil
+}
+
+func (s *Server) passkeyRename(w http.ResponseWriter, r *http.Request) error {
+	p, err := s.sessionPrincipal(r)
+	if err != nil {
+		return err
+	}
+	var in struct {
+		Name string `json:"name"`
+	}
+	if err := decodeAuth(r, &in); err != nil {
+		return err
+	}
+	name, err := s.login.RenamePasskey(r.Context(), p, r.PathValue("id"), in.Name, clientAddr(r))
+	if err != nil {
+		return err
+	}
+	writeAuthJSON(w, http.StatusOK, map[string]any{"id": r.PathValue("id"), "name": name})
+	return nil
+}
+
+func (s *Server) passkeyDelete(w http.ResponseWriter, r *http.Request) error {
+	p, err := s.sessionPrincipal(r)
+	if err != nil {
+		return err
+	}
+	if err := s.login.DeletePasskey(r.Context(), p, r.PathValue("id"), clientAddr(r)); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// passkeyErr maps the passkey errors to statuses and safe messages;
+// nil when err is none of them.
+func passkeyErr(err error) *authError {
+	switch {
+	case errors.Is(err, passkey.ErrInvalidCeremony):
+		return &authError{status: http.StatusUnauthorized, msg: passkey.ErrInvalidCeremony.Error(), err: err}
+	case errors.Is(err, passkey.ErrRejected), errors.Is(err, passkey.ErrSignCount):
+		return &authError{status: http.StatusUnauthorized, msg: passkey.ErrRejected.Error(), err: err}
+	case errors.Is(err, passkey.ErrTooMany), errors.Is(err, login.ErrLastFactor):
+		return &authError{status: http.StatusConflict, msg: err.Error(), err: err}
+	case errors.Is(err, login.ErrPasskeysDisabled), errors.Is(err, login.ErrPasskeyNotFound):
+		return &authError{status: http.StatusNotFound, msg: err.Error(), err: err}
+	case errors.Is(err, login.ErrNeedsVerifiedSession):
+		return &authError{status: http.StatusForbidden, msg: err.Error(), err: err}
+	}
+	return nil
+}

@@ -1,0 +1,249 @@
+package sqldb
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/phivault/phivault/internal/authn/login"
+	"github.com/phivault/phivault/internal/authn/passkey"
+	"github.com/phivault/phivault/internal/storage"
+)
+
+var _ login.PasskeyStore = (*Logins)(nil)
+
+const passkeyCols = `id, user_id, credential_id, public_key, sign_count, aaguid, transports, backup_eligible, backup_state, user_verified, name, created, last_used`
+
+func scanPasskeys(rows *sql.Rows) ([]passkey.Credential, error) {
+	defer rows.Close()
+	var out []passkey.Credential
+	for rows.Next() {
+		var c passkey.Credential
+		var count, created, used int64
+		var tr string
+		if err := rows.Scan(&c.ID, &c.UserID, &c.CredentialID, &c.PublicKey, &count, &c.AAGUID, &tr,
+			&c.BackupEligible, &c.BackupState, &c.UserVerified, &c.Name, &created, &used); err != nil {
+			return nil, err
+		}
+		if count < 0 || count > 1<<32-1 {
+			return nil, fmt.Errorf("passkey %s: sign count out of range", c.ID)
+		}
+		c.SignCount = uint32(count)
+		if tr != "" {
+			c.Transports = strings.Split(tr, ",")
+		}
+		c.Created, c.LastUsed = fromMicros(created), fromMicros(used)
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// Passkeys implements login.PasskeyStore.
+func (l *Logins) Passkeys(ctx context.Context, userID string) ([]passkey.Credential, error) {
+	if !lookupable(userID) {
+		return nil, nil
+	}
+	rows, err := l.s.r().query(ctx, `SELECT `+passkeyCols+` FROM webauthn_credentials WHERE user_id = ? ORDER BY created, id`, userID)
+	if err != nil {
+		return nil, l.s.translate("passkeys", err)
+	}
+	out, err := scanPasskeys(rows)
+	return out, l.s.translate("passkeys", err)
+}
+
+func validPasskey(c passkey.Credential) error {
+	switch {
+	case !lookupable(c.ID) || !lookupable(c.UserID):
+		return errors.New("store passkey: empty or invalid id")
+	case len(c.CredentialID) == 0 || len(c.CredentialID) > passkey.MaxCredentialIDBytes:
+		return errors.New("store passkey: credential id length out of range")
+	case len(c.PublicKey) == 0:
+		return errors.New("store passkey: empty public key")
+	}
+	for _, t := range c.Transports {
+		if t == "" || strings.Contains(t, ",") {
+			return errors.New("store passkey: malformed transport")
+		}
+	}
+	return validText("store passkey: name", c.Name)
+}
+
+// insertPasskey stores c unless the user has passkey.MaxCredentials
+// already (storage.ErrConflict); a taken credential id is ErrConflict.
+func insertPasskey(ctx context.Context, t *tx, c passkey.Credential) error {
+	if err := validPasskey(c); err != nil {
+		return err
+	}
+	n, err := countPasskeys(ctx, t, c.UserID)
+	if err != nil {
+		return err
+	}
+	if n >= passkey.MaxCredentials {
+		return wrapOp("store passkey: too many", storage.ErrConflict)
+	}
+	aaguid := c.AAGUID
+	if aaguid == nil {
+		aaguid = []byte{}
+	}
+	const q = `INSERT INTO webauthn_credentials (` + passkeyCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	_, err = t.exec(ctx, q, c.ID, c.UserID, c.CredentialID, c.PublicKey, int64(c.SignCount), aaguid, strings.Join(c.Transports, ","),
+		c.BackupEligible, c.BackupState, c.UserVerified, c.Name, c.Created.UnixMicro(), c.LastUsed.UnixMicro())
+	return t.s.translate("store passkey", err)
+}
+
+func countPasskeys(ctx context.Context, t *tx, userID string) (int, error) {
+	var n int
+	rows, err := t.query(ctx, `SELECT COUNT(*) FROM webauthn_credentials WHERE user_id = ?`, userID)
+	if err != nil {
+		return 0, t.s.translate("count passkeys", err)
+	}
+	defer rows.Close()
+	if rows.Next() {
+		if err := rows.Scan(&n); err != nil {
+			return 0, t.s.translate("count passkeys", err)
+		}
+	}
+	return n, t.s.translate("count passkeys", rows.Err())
+}
+
+// useCeremony records a finished ceremony, pruning expired ones;
+// storage.ErrConflict if it was recorded before.
+func useCeremony(ctx context.Context, t *tx, u login.CeremonyUse) error {
+	if len(u.Key) == 0 || len(u.Key) > maxLoginKey {
+		return errors.New("use ceremony: key must be 1 to 64 bytes")
+	}
+	now := t.s.now().UnixMicro()
+	if _, err := t.exec(ctx, `DELETE FROM webauthn_ceremonies WHERE expires < ?`, now); err != nil {
+		return t.s.translate("use ceremony: prune", err)
+	}
+	res, err := t.exec(ctx, `INSERT INTO webauthn_ceremonies (use_key, expires) VALUES (?, ?) ON CONFLICT (use_key) DO NOTHING`,
+		u.Key, u.Expires.UnixMicro())
+	return affected(t, "use ceremony", res, err)
+}
+
+// AddPasskey implements login.PasskeyStore.
+func (l *Logins) AddPasskey(ctx context.Context, c passkey.Credential, use login.CeremonyUse, rec storage.AuditRecord) error {
+	if !lookupable(c.UserID) {
+		return wrapOp("add passkey", storage.ErrNotFound)
+	}
+	return l.s.Update(ctx, func(stx storage.Tx) error {
+		t := stx.(*tx)
+		e, err := enrolled(ctx, t, "add passkey", c.UserID)
+		if err != nil {
+			return err
+		}
+		if !e {
+			return wrapOp("add passkey: user not enrolled", storage.ErrConflict)
+		}
+		if err := useCeremony(ctx, t, use); err != nil {
+			return err
+		}
+		if err := insertPasskey(ctx, t, c); err != nil {
+			return err
+		}
+		return t.AppendAudit(ctx, rec)
+	})
+}
+
+// RenamePasskey implements login.PasskeyStore.
+func (l *Logins) RenamePasskey(ctx context.Context, userID, id, name string, rec storage.AuditRecord) error {
+	if !lookupable(userID) || !lookupable(id) {
+		return wrapOp("rename passkey", storage.ErrNotFound)
+	}
+	if err := validText("rename passkey: name", name); err != nil {
+		return err
+	}
+	return l.s.Update(ctx, func(stx storage.Tx) error {
+		t := stx.(*tx)
+		res, err := t.exec(ctx, `UPDATE webauthn_credentials SET name = ? WHERE id = ? AND user_id = ?`, name, id, userID)
+		if err := affected(t, "rename passkey", res, err); err != nil {
+			if errors.Is(err, storage.ErrConflict) {
+				return wrapOp("rename passkey", storage.ErrNotFound)
+			}
+			return err
+		}
+		return t.AppendAudit(ctx, rec)
+	})
+}
+
+// DeletePasskey implements login.PasskeyStore. The user row is locked
+// first (on PostgreSQL) so two concurrent deletions of a user's last
+// two passkeys cannot both see one left.
+func (l *Logins) DeletePasskey(ctx context.Context, userID, id string, rec storage.AuditRecord) error {
+	if !lookupable(userID) || !lookupable(id) {
+		return wrapOp("delete passkey", storage.ErrNotFound)
+	}
+	return l.s.Update(ctx, func(stx storage.Tx) error {
+		t := stx.(*tx)
+		e, err := enrolled(ctx, t, "delete passkey", userID)
+		if err != nil {
+			return err
+		}
+		res, err := t.exec(ctx, `DELETE FROM webauthn_credentials WHERE id = ? AND user_id = ?`, id, userID)
+		if err := affected(t, "delete passkey", res, err); err != nil {
+			if errors.Is(err, storage.ErrConflict) {
+				return wrapOp("delete passkey", storage.ErrNotFound)
+			}
+			return err
+		}
+		if e {
+			n, err := countPasskeys(ctx, t, userID)
+			if err != nil {
+				return err
+			}
+			hasTOTP, err := hasTOTP(ctx, t, userID)
+			if err != nil {
+				return err
+			}
+			if n == 0 && !hasTOTP {
+				return fmt.Errorf("delete passkey: %w: %w", login.ErrLastFactor, storage.ErrConflict)
+			}
+		}
+		return t.AppendAudit(ctx, rec)
+	})
+}
+
+func hasTOTP(ctx context.Context, t *tx, userID string) (bool, error) {
+	rows, err := t.query(ctx, `SELECT 1 FROM totp_credentials WHERE user_id = ?`, userID)
+	if err != nil {
+		return false, t.s.translate("totp credential", err)
+	}
+	defer rows.Close()
+	ok := rows.Next()
+	return ok, t.s.translate("totp credential", rows.Err())
+}
+
+// commitPasskey applies the passkey parts of a login commit.
+func commitPasskey(ctx context.Context, t *tx, c login.Commit) error {
+	if c.Ceremony != nil {
+		if err := useCeremony(ctx, t, *c.Ceremony); err != nil {
+			return err
+		}
+	}
+	if c.NewPasskey != nil {
+		if c.NewPasskey.UserID != c.UserID {
+			return errors.New("commit login: passkey of another user")
+		}
+		if c.Enrol {
+			// The passkey is the enrolled factor: an unconfirmed TOTP
+			// secret shown earlier must not become a second one.
+			if _, err := t.exec(ctx, `DELETE FROM totp_credentials WHERE user_id = ?`, c.UserID); err != nil {
+				return t.s.translate("commit login: totp", err)
+			}
+		}
+		if err := insertPasskey(ctx, t, *c.NewPasskey); err != nil {
+			return err
+		}
+	}
+	if u := c.PasskeyUse; u != nil {
+		x := u.Credential
+		res, err := t.exec(ctx, `UPDATE webauthn_credentials SET sign_count = ?, backup_state = ?, last_used = ? WHERE id = ? AND user_id = ? AND sign_count = ?`,
+			int64(x.SignCount), x.BackupState, x.LastUsed.UnixMicro(), x.ID, c.UserID, int64(u.PrevSignCount))
+		if err := affected(t, "commit login: passkey use", res, err); err != nil {
+			return err
+		}
+	}
+	return nil
+}
