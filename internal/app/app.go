@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/phivault/phivault/internal/audit/index"
 	"log/slog"
 	"net/http"
 	"time"
@@ -62,6 +63,11 @@ type App struct {
 	// SSO is enterprise sign-in through an OIDC IdP; nil when the oidc
 	// section is absent or disabled, or discovery failed at start-up.
 	SSO *sso.Service
+	// AuditIndex searches the audit log (FHIR AuditEvent); nil when the
+	// store has no index tables.
+	AuditIndex *index.Reader
+
+	indexer *auditIndexer
 }
 
 // Option adjusts [Open]. Tests use them to inject a clock and limits.
@@ -143,6 +149,11 @@ func Open(ctx context.Context, c config.Config, logger *slog.Logger, opts ...Opt
 		return nil, err
 	}
 	if err := a.openSSO(ctx, oo); err != nil {
+		a.batcher.Close()
+		st.Close()
+		return nil, err
+	}
+	if err := a.openAuditIndex(); err != nil {
 		a.batcher.Close()
 		st.Close()
 		return nil, err
@@ -236,6 +247,7 @@ func (a *App) Handler() http.Handler {
 		SMART:         a.SMART,
 		SSO:           a.ssoHandler(),
 		Accounts:      a.adminAccounts(),
+		AuditLog:      a.auditLog(),
 		Logger:        a.logger,
 		Now:           time.Now,
 		BaseURL:       a.Config.Server.BaseURL,

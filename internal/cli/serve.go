@@ -119,9 +119,10 @@ func (e *env) serve(ctx context.Context, c config.Config, started func(addr stri
 	return nil
 }
 
-// startExport runs one exporter per configured SIEM sink until the
-// returned stop function is called (after the HTTP server has drained,
-// so the last requests' events are still exported on the next start).
+// startExport runs the audit index follower and one exporter per
+// configured SIEM sink until the
+// returned stop function is called (after the HTTP server has drained;
+// the last requests' events are exported on the next start).
 func (e *env) startExport(ctx context.Context, a *app.App) (stop func(), err error) {
 	xs, err := a.Exporters("")
 	if err != nil {
@@ -129,6 +130,11 @@ func (e *env) startExport(ctx context.Context, a *app.App) (stop func(), err err
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		a.RunAuditIndex(ctx)
+	}()
 	for _, x := range xs {
 		wg.Add(1)
 		go func() {

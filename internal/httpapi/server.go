@@ -55,6 +55,7 @@ type Server struct {
 	smart   *smart.Server  // nil: no SMART authorization server
 	admin   Accounts       // nil: /admin/api and /auth/enrol answer 503 (admin.go)
 	sso     SSO            // nil: no /auth/oidc/ routes (auth_oidc.go)
+	audit   AuditLog       // nil: /fhir/AuditEvent answers 404 (auditevent.go)
 	log     *slog.Logger
 	now     func() time.Time
 	baseURL string
@@ -71,6 +72,7 @@ type Options struct {
 	SMART         *smart.Server  // optional: /oauth2/ and SMART access tokens at /fhir
 	Accounts      Accounts       // account administration: /admin/api, /auth/enrol (admin.go)
 	SSO           SSO            // optional, with Login: enterprise sign-in at /auth/oidc/ (auth_oidc.go)
+	AuditLog      AuditLog       // optional: GET /fhir/AuditEvent (auditevent.go)
 	Logger        *slog.Logger
 	Now           func() time.Time
 	BaseURL       string // public base URL, e.g. https://localhost:8443
@@ -81,7 +83,7 @@ type Options struct {
 
 // New returns a Server.
 func New(o Options) *Server {
-	return &Server{rec: o.Record, auth: o.Authenticator, login: o.Login, smart: o.SMART, admin: o.Accounts, sso: o.SSO, log: o.Logger, now: o.Now,
+	return &Server{rec: o.Record, auth: o.Authenticator, login: o.Login, smart: o.SMART, admin: o.Accounts, sso: o.SSO, audit: o.AuditLog, log: o.Logger, now: o.Now,
 		baseURL: o.BaseURL, maxBody: o.MaxBodyBytes, version: o.Version, ready: o.Ready}
 }
 

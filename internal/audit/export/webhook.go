@@ -155,4 +155,3 @@ func (s *WebhookSink) Close() error {
 	s.client.CloseIdleConnections()
 	return nil
 }
-

@@ -11,7 +11,7 @@ import (
 var _ export.Cursors = (*ExportCursors)(nil)
 
 // ExportCursors implements export.Cursors on the audit_export_cursors
-// table (migration 0008): per SIEM sink, the sequence number of the last
+// table (migration 0008_audit_followers): per SIEM sink, the sequence number of the last
 // audit record it accepted.
 type ExportCursors struct{ s *Store }
 

@@ -1,0 +1,82 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/phivault/phivault/internal/audit/export"
+	"github.com/phivault/phivault/internal/audit/index"
+	"github.com/phivault/phivault/internal/httpapi"
+	"github.com/phivault/phivault/internal/storage/sqldb"
+)
+
+// indexPoll is how often "serve" brings the audit index up to date
+// between searches (a search also catches up first).
+const indexPoll = time.Second
+
+// auditIndexer follows the log into the audit index, one drain at a
+// time in this process; another process's drain shows up as a moved
+// cursor, which is not an error.
+type auditIndexer struct {
+	mu sync.Mutex
+	x  *export.Exporter
+}
+
+func (ix *auditIndexer) catchUp(ctx context.Context) error {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	for {
+		_, err := ix.x.Drain(ctx, nil)
+		if !errors.Is(err, export.ErrMoved) {
+			return err
+		}
+	}
+}
+
+// openAuditIndex builds the index follower and the reader of the log.
+func (a *App) openAuditIndex() error {
+	sq, ok := a.Store.(*sqldb.Store)
+	if !ok {
+		return nil
+	}
+	x, err := export.New(export.Options{
+		Sink: index.NewSink(sq, a.Keys), Source: a.Store, Log: a.Log, Cursors: sq.ExportCursors(),
+		Batch: 1000, Logger: a.logger,
+	})
+	if err != nil {
+		return err
+	}
+	a.indexer = &auditIndexer{x: x}
+	a.AuditIndex = index.NewReader(sq, a.Keys, a.Log, a.batcher, time.Now, a.indexer.catchUp)
+	return nil
+}
+
+// auditLog is the HTTP layer's view of the index (nil-safe).
+func (a *App) auditLog() httpapi.AuditLog {
+	if a.AuditIndex == nil {
+		return nil
+	}
+	return a.AuditIndex
+}
+
+// RunAuditIndex keeps the audit index within about a second of the log
+// until ctx ends ("phivault serve" runs it).
+func (a *App) RunAuditIndex(ctx context.Context) {
+	if a.indexer == nil {
+		return
+	}
+	t := time.NewTicker(indexPoll)
+	defer t.Stop()
+	for {
+		if err := a.indexer.catchUp(ctx); err != nil && ctx.Err() == nil {
+			a.logger.WarnContext(ctx, "audit index: catching up failed; retrying", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
