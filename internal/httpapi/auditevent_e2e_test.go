@@ -162,4 +162,3 @@ func TestAuditEventSearch(t *testing.T) {
 		s.Do(t, http.MethodGet, "/fhir/AuditEvent?outcome=2", nil, aud).WantOutcome(t, http.StatusBadRequest)
 	})
 }
-
