@@ -177,6 +177,12 @@ func (r *Reader) audit(ctx context.Context, c Caller, action audit.Action, query
 	for _, e := range got {
 		ev.Entities = append(ev.Entities, "AuditEvent/"+strconv.FormatInt(e.Seq, 10))
 	}
+	return r.record(ctx, ev)
+}
+
+// record seals ev and makes it durable; any failure is
+// audit.ErrUnavailable (the caller answers 503 and returns nothing).
+func (r *Reader) record(ctx context.Context, ev audit.Event) error {
 	rec, err := r.log.Seal(ev)
 	if err != nil {
 		return fmt.Errorf("%w: %v", audit.ErrUnavailable, err)
@@ -194,12 +200,5 @@ func (r *Reader) Denied(ctx context.Context, c Caller, query string) error {
 		Time: r.now().UTC(), Action: audit.ActionSearch, Outcome: audit.OutcomeDenied, Agent: c.Agent,
 		Purpose: c.Purpose, Query: query, RequestID: c.RequestID, Status: 403,
 	}
-	rec, err := r.log.Seal(ev)
-	if err != nil {
-		return fmt.Errorf("%w: %v", audit.ErrUnavailable, err)
-	}
-	if err := r.rec.Record(ctx, rec); err != nil {
-		return fmt.Errorf("%w: %v", audit.ErrUnavailable, err)
-	}
-	return nil
+	return r.record(ctx, ev)
 }
