@@ -80,3 +80,31 @@ func (a *App) RunAuditIndex(ctx context.Context) {
 		}
 	}
 }
+
+// pruneEvery is how often "serve" prunes dead authentication state.
+const pruneEvery = time.Hour
+
+// RunPrune removes, every hour until ctx ends, sessions a month past
+// their expiry and idle failed-login counters (sqldb.Store.Prune).
+func (a *App) RunPrune(ctx context.Context) {
+	sq, ok := a.Store.(*sqldb.Store)
+	if !ok {
+		return
+	}
+	t := time.NewTicker(pruneEvery)
+	defer t.Stop()
+	for {
+		p, err := sq.Prune(ctx, time.Now())
+		switch {
+		case err != nil && ctx.Err() == nil:
+			a.logger.WarnContext(ctx, "pruning authentication state failed", "err", err)
+		case p.Sessions+p.LoginFailures > 0:
+			a.logger.InfoContext(ctx, "pruned authentication state", "sessions", p.Sessions, "login_failure_counters", p.LoginFailures)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

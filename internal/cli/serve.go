@@ -119,7 +119,8 @@ func (e *env) serve(ctx context.Context, c config.Config, started func(addr stri
 	return nil
 }
 
-// startExport runs the audit index follower and one exporter per
+// startExport runs the audit index follower, the pruning of dead
+// authentication state, and one exporter per
 // configured SIEM sink until the
 // returned stop function is called (after the HTTP server has drained;
 // the last requests' events are exported on the next start).
@@ -130,10 +131,14 @@ func (e *env) startExport(ctx context.Context, a *app.App) (stop func(), err err
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	wg.Add(1)
+	wg.Add(2)
 	go func() {
 		defer wg.Done()
 		a.RunAuditIndex(ctx)
+	}()
+	go func() {
+		defer wg.Done()
+		a.RunPrune(ctx)
 	}()
 	for _, x := range xs {
 		wg.Add(1)
