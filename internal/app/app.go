@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/phivault/phivault/internal/audit/index"
 	"log/slog"
 	"net/http"
 	"time"
@@ -65,6 +66,11 @@ type App struct {
 	// SSO is enterprise sign-in through an OIDC IdP; nil when the oidc
 	// section is absent or disabled, or discovery failed at start-up.
 	SSO *sso.Service
+	// AuditIndex searches the audit log (FHIR AuditEvent); nil when the
+	// store has no index tables.
+	AuditIndex *index.Reader
+
+	indexer *auditIndexer
 }
 
 // Option adjusts [Open]. Tests use them to inject a clock and limits.
@@ -149,6 +155,11 @@ func Open(ctx context.Context, c config.Config, logger *slog.Logger, opts ...Opt
 	}
 	if err := a.openSSO(ctx, oo); err != nil {
 		a.Close()
+		return nil, err
+	}
+	if err := a.openAuditIndex(); err != nil {
+		a.batcher.Close()
+		st.Close()
 		return nil, err
 	}
 	return a, nil
@@ -253,6 +264,7 @@ func (a *App) Handler() http.Handler {
 		SMART:         a.SMART,
 		SSO:           a.ssoHandler(),
 		Accounts:      a.adminAccounts(),
+		AuditLog:      a.auditLog(),
 		Logger:        a.logger,
 		Now:           time.Now,
 		BaseURL:       a.Config.Server.BaseURL,
@@ -260,6 +272,7 @@ func (a *App) Handler() http.Handler {
 		Version:       Version,
 		Log:           a.tlog.reader,
 		LogAudit:      auditRecorder{log: a.Log, batch: a.batcher},
+		LogVerifier:   a.LogVerifierKey(),
 		Ready: func(ctx context.Context) error {
 			_, err := a.Store.Key(ctx, keys.SystemToken)
 			return err

@@ -25,9 +25,9 @@ import (
 func (e *env) auditCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "audit",
-		Short: "The tamper-evident audit log: verify it, print its verifier key, monitor a server",
+		Short: "The tamper-evident audit log: verify it, print its verifier key, monitor a server, export it to a SIEM",
 	}
-	cmd.AddCommand(e.auditVerifyCmd(), e.auditPubkeyCmd(), e.auditMonitorCmd())
+	cmd.AddCommand(e.auditVerifyCmd(), e.auditPubkeyCmd(), e.auditMonitorCmd(), e.auditExportCmd())
 	return cmd
 }
 

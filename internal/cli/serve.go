@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -85,6 +86,11 @@ func (e *env) serve(ctx context.Context, c config.Config, started func(addr stri
 	if started != nil {
 		started(ln.Addr().String())
 	}
+	stopExport, err := e.startExport(ctx, a)
+	if err != nil {
+		return err
+	}
+	defer stopExport()
 	errc := make(chan error, 1)
 	go func() {
 		if scheme == "https" {
@@ -111,4 +117,42 @@ func (e *env) serve(ctx context.Context, c config.Config, started func(addr stri
 		return err
 	}
 	return nil
+}
+
+// startExport runs the audit index follower, the pruning of dead
+// authentication state, and one exporter per
+// configured SIEM sink until the
+// returned stop function is called (after the HTTP server has drained;
+// the last requests' events are exported on the next start).
+func (e *env) startExport(ctx context.Context, a *app.App) (stop func(), err error) {
+	xs, err := a.Exporters("")
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		a.RunAuditIndex(ctx)
+	}()
+	go func() {
+		defer wg.Done()
+		a.RunPrune(ctx)
+	}()
+	for _, x := range xs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = x.Run(ctx)
+		}()
+		e.logger().Info("exporting the audit log", slog.String("sink", x.Sink().Name()))
+	}
+	return func() {
+		cancel()
+		wg.Wait()
+		for _, x := range xs {
+			x.Sink().Close()
+		}
+	}, nil
 }

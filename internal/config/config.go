@@ -72,6 +72,8 @@ type Config struct {
 	Limits  Limits  `json:"limits"`
 	// OIDC is enterprise SSO; nil (no "oidc" section) means SSO off.
 	OIDC *OIDC `json:"oidc,omitempty"`
+	// Export lists the SIEM sinks the audit log is streamed to (export.go).
+	Export []ExportSink `json:"export,omitempty"`
 }
 
 // Server configures the HTTP listener.
@@ -193,12 +195,16 @@ func Load(dataDir string, getenv func(string) string, o Overrides) (Config, erro
 	if err := c.applyEnv(getenv); err != nil {
 		return Config{}, err
 	}
+	c.exportEnv(getenv)
 	c.applyOverrides(o)
 	if c.Audit.LogName == "" {
 		c.Audit.LogName = LogNameFor(c.Server.BaseURL)
 	}
 	c.resolvePaths()
 	if err := c.OIDC.readSecret(); err != nil {
+		return Config{}, err
+	}
+	if err := c.readExportSecrets(); err != nil {
 		return Config{}, err
 	}
 	return c, c.Validate()
@@ -274,6 +280,7 @@ func (c *Config) resolvePaths() {
 	if c.OIDC != nil {
 		c.OIDC.ClientSecretFile = c.Path(c.OIDC.ClientSecretFile)
 	}
+	c.exportPaths()
 }
 
 // Path resolves p against the data directory ("" stays "").
@@ -336,7 +343,7 @@ func (c Config) Validate() error {
 			return fmt.Errorf("%w: %w", ErrInvalid, err)
 		}
 	}
-	return nil
+	return c.validateExport()
 }
 
 // Write stores c as dataDir/phivault.json with paths as given (relative

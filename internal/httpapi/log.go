@@ -39,6 +39,8 @@ type TransparencyLog interface {
 	EntryBundle(ctx context.Context, t tlog.Tile) ([]byte, error)
 	InclusionProof(ctx context.Context, r merkle.InclusionRequest) ([]byte, error)
 	ConsistencyProof(ctx context.Context, r merkle.ConsistencyRequest) ([]byte, error)
+	// LeafProof proves one event's inclusion (GET /fhir/AuditEvent/{id}/$proof).
+	LeafProof(ctx context.Context, idx, size int64) (merkle.EventProof, error)
 }
 
 // AuditRecorder makes one audit event durable before the response.

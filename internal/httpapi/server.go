@@ -57,20 +57,22 @@ import (
 
 // Server holds the HTTP handlers' dependencies.
 type Server struct {
-	rec      *record.Service
-	auth     *authn.Authenticator
-	login    *login.Service // nil: no interactive login, bearer tokens only
-	smart    *smart.Server  // nil: no SMART authorization server
-	admin    Accounts       // nil: /admin/api and /auth/enrol answer 503 (admin.go)
-	sso      SSO            // nil: no /auth/oidc/ routes (auth_oidc.go)
-	log      *slog.Logger
-	now      func() time.Time
-	baseURL  string
-	maxBody  int64
-	version  string
-	ready    func(context.Context) error
-	tlog     TransparencyLog // nil: no /log routes (log.go)
-	logAudit AuditRecorder   // audits entry-bundle reads (log.go)
+	rec         *record.Service
+	auth        *authn.Authenticator
+	login       *login.Service // nil: no interactive login, bearer tokens only
+	smart       *smart.Server  // nil: no SMART authorization server
+	admin       Accounts       // nil: /admin/api and /auth/enrol answer 503 (admin.go)
+	sso         SSO            // nil: no /auth/oidc/ routes (auth_oidc.go)
+	audit       AuditLog       // nil: /fhir/AuditEvent answers 404 (auditevent.go)
+	log         *slog.Logger
+	now         func() time.Time
+	baseURL     string
+	maxBody     int64
+	version     string
+	ready       func(context.Context) error
+	tlog        TransparencyLog // nil: no /log routes (log.go)
+	logAudit    AuditRecorder   // audits entry-bundle reads (log.go)
+	logVerifier string
 }
 
 // Options configures a Server.
@@ -81,6 +83,7 @@ type Options struct {
 	SMART         *smart.Server  // optional: /oauth2/ and SMART access tokens at /fhir
 	Accounts      Accounts       // account administration: /admin/api, /auth/enrol (admin.go)
 	SSO           SSO            // optional, with Login: enterprise sign-in at /auth/oidc/ (auth_oidc.go)
+	AuditLog      AuditLog       // optional: GET /fhir/AuditEvent (auditevent.go)
 	Logger        *slog.Logger
 	Now           func() time.Time
 	BaseURL       string // public base URL, e.g. https://localhost:8443
@@ -89,12 +92,13 @@ type Options struct {
 	Ready         func(context.Context) error // readiness probe (database reachable)
 	Log           TransparencyLog             // optional: /log routes (log.go)
 	LogAudit      AuditRecorder               // required with Log: audits entry-bundle reads
+	LogVerifier   string                      // the log's note verifier key, given with event proofs
 }
 
 // New returns a Server.
 func New(o Options) *Server {
-	return &Server{rec: o.Record, auth: o.Authenticator, login: o.Login, smart: o.SMART, admin: o.Accounts, sso: o.SSO, log: o.Logger, now: o.Now,
-		baseURL: o.BaseURL, maxBody: o.MaxBodyBytes, version: o.Version, ready: o.Ready, tlog: o.Log, logAudit: o.LogAudit}
+	return &Server{rec: o.Record, auth: o.Authenticator, login: o.Login, smart: o.SMART, admin: o.Accounts, sso: o.SSO, audit: o.AuditLog, log: o.Logger, now: o.Now,
+		baseURL: o.BaseURL, maxBody: o.MaxBodyBytes, version: o.Version, ready: o.Ready, tlog: o.Log, logAudit: o.LogAudit, logVerifier: o.LogVerifier}
 }
 
 // Handler returns the whole HTTP handler with the middleware stack.

@@ -201,6 +201,19 @@ func (r *Reader) EventProof(ctx context.Context, seq, size int64) (EventProof, e
 	if idx < 0 {
 		return EventProof{}, fmt.Errorf("%w: audit record %d is not integrated yet", ErrNotFound, seq)
 	}
+	return r.LeafProof(ctx, idx, size)
+}
+
+// LeafProof is [Reader.EventProof] for the leaf at index idx (the id of
+// the event's FHIR AuditEvent). The same rule holds: serve it only to
+// someone allowed to see the event.
+func (r *Reader) LeafProof(ctx context.Context, idx, size int64) (EventProof, error) {
+	if r.opener == nil {
+		return EventProof{}, errors.New("event proof: no leaf opener")
+	}
+	if idx < 0 {
+		return EventProof{}, fmt.Errorf("%w: leaf %d", ErrNotFound, idx)
+	}
 	c, err := r.checkpointFor(ctx, size)
 	if err != nil {
 		return EventProof{}, err

@@ -1,10 +1,12 @@
 package postgres_test
 
 import (
+	"context"
 	"database/sql"
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/phivault/phivault/internal/storage"
 	"github.com/phivault/phivault/internal/storage/postgres"
@@ -52,7 +54,11 @@ func TestLogConformance(t *testing.T) {
 func TestLoginConformance(t *testing.T) {
 	storagetest.RunLogin(t, func(t *testing.T) storagetest.LoginStores {
 		s := openURL(t, pgtest.NewDatabase(t), postgres.Options{})
-		return storagetest.LoginStores{Store: s, Users: s.Users(), Sessions: s.Sessions(), Logins: s.Logins()}
+		return storagetest.LoginStores{Store: s, Users: s.Users(), Sessions: s.Sessions(), Logins: s.Logins(),
+			Prune: func(ctx context.Context, now time.Time) (int64, int64, error) {
+				p, err := s.Prune(ctx, now)
+				return p.Sessions, p.LoginFailures, err
+			}}
 	})
 }
 

@@ -1,6 +1,7 @@
 package sqlite_test
 
 import (
+	"context"
 	"database/sql"
 	"os"
 	"path/filepath"
@@ -58,7 +59,11 @@ func TestLoginConformance(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { s.Close() })
-		return storagetest.LoginStores{Store: s, Users: s.Users(), Sessions: s.Sessions(), Logins: s.Logins()}
+		return storagetest.LoginStores{Store: s, Users: s.Users(), Sessions: s.Sessions(), Logins: s.Logins(),
+			Prune: func(ctx context.Context, now time.Time) (int64, int64, error) {
+				p, err := s.Prune(ctx, now)
+				return p.Sessions, p.LoginFailures, err
+			}}
 	})
 }
 

@@ -20,6 +20,9 @@ type LoginStores struct {
 	Users    UserStore
 	Sessions session.Store
 	Logins   login.Store
+	// Prune removes dead sessions and idle failed-login counters as of
+	// now, returning how many of each it removed.
+	Prune func(ctx context.Context, now time.Time) (sessions, failures int64, err error)
 }
 
 // RunLogin runs the login store conformance suite (lockout state, TOTP
@@ -36,6 +39,7 @@ func RunLogin(t *testing.T, open func(t *testing.T) LoginStores) {
 		{"CommitTOTPStep", testCommitTOTP},
 		{"CommitRecoveryAndEnrol", testCommitRecovery},
 		{"RevokeOwnSession", testRevokeOwnSession},
+		{"Prune", testPrune},
 	} {
 		t.Run(c.name, func(t *testing.T) { c.fn(t, open(t)) })
 	}
@@ -244,5 +248,47 @@ func testRevokeOwnSession(t *testing.T, s LoginStores) {
 	}
 	if err := s.Logins.RevokeSession(ctx, a.ID, sess.ID, rec("x")); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("revoking twice: %v, want ErrNotFound", err)
+	}
+}
+
+// Pruning removes sessions a month past their absolute expiry and
+// failed-login counters idle for a month past their backoff; it keeps
+// live sessions, recent failures and locks until reset.
+func testPrune(t *testing.T, s LoginStores) {
+	ctx := t.Context()
+	u := mustCreate(t, IdentityStores{Users: s.Users}, newUser(t, "prune.user"))
+	sess, hash := commitSession(u.ID, 1)
+	if err := s.Sessions.Create(ctx, sess, hash); err != nil {
+		t.Fatal(err)
+	}
+	set := func(key byte, st password.AccountState) {
+		t.Helper()
+		err := s.Logins.UpdateLoginState(ctx, bytes.Repeat([]byte{key}, 32), func(password.AccountState) (password.AccountState, []storage.AuditRecord, error) {
+			return st, nil, nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	now := time.Now().UTC()
+	set(1, password.AccountState{Failures: 2})                                                               // below the free failures: no lock
+	set(2, password.AccountState{Failures: 3, LockedUntil: now.Add(time.Minute)})                            // recent failures
+	set(3, password.AccountState{Failures: 100, LockedUntil: time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)}) // locked until reset
+
+	// Today: nothing goes.
+	ns, nf, err := s.Prune(ctx, now)
+	if err != nil || ns != 0 || nf != 0 {
+		t.Fatalf("prune now: %d sessions, %d counters, %v; want 0, 0", ns, nf, err)
+	}
+	wantSession(t, s, hash, true)
+	// Two months on: the session and both idle counters go; the lock
+	// until reset stays.
+	ns, nf, err = s.Prune(ctx, now.Add(60*24*time.Hour))
+	if err != nil || ns != 1 || nf != 2 {
+		t.Fatalf("prune in two months: %d sessions, %d counters, %v; want 1, 2", ns, nf, err)
+	}
+	wantSession(t, s, hash, false)
+	if st, err := s.Logins.LoginState(ctx, bytes.Repeat([]byte{3}, 32)); err != nil || st.Failures != 100 {
+		t.Fatalf("the lock until reset was pruned: %+v, %v", st, err)
 	}
 }

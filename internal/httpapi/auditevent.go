@@ -1,0 +1,366 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/phivault/phivault/internal/audit"
+	"github.com/phivault/phivault/internal/audit/index"
+	"github.com/phivault/phivault/internal/audit/merkle"
+	"github.com/phivault/phivault/internal/identity"
+	"github.com/phivault/phivault/internal/record"
+)
+
+// AuditLog is the searchable audit log behind GET /fhir/AuditEvent
+// (package index); nil serves 404 there.
+type AuditLog interface {
+	Search(ctx context.Context, c index.Caller, f index.Filter) ([]index.Entry, error)
+	Get(ctx context.Context, c index.Caller, leaf int64) (index.Entry, error)
+	Denied(ctx context.Context, c index.Caller, query string) error
+}
+
+// auditReaders may read every event; a patient reads the events that
+// touched their own record; nobody else reads the log.
+var auditReaders = []string{string(identity.RoleAuditor), string(identity.RolePrivacyOfficer)}
+
+// auditEventParams are the AuditEvent search parameters served.
+var auditEventParams = map[string]bool{
+	"patient": true, "agent": true, "entity": true, "subtype": true, "outcome": true,
+	"date": true, "_count": true, "_before": true, "_format": true,
+}
+
+// auditOr routes requests on the AuditEvent type to auditH and all
+// others to h. The log is append-only: AuditEvent has no create,
+// update, delete or history, whatever the caller's rights.
+func auditOr(h, auditH handlerFunc) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		if r.PathValue("type") == "AuditEvent" {
+			return auditH(w, r)
+		}
+		return h(w, r)
+	}
+}
+
+func auditRefuse(http.ResponseWriter, *http.Request) error {
+	return httpError(http.StatusMethodNotAllowed, "not-supported", "the audit log is append-only: AuditEvent can only be read and searched")
+}
+
+// auditScope says what the caller may read: everything (""), the
+// record of one patient ("Patient/<id>"), or nothing (an error).
+func (s *Server) auditScope(r *http.Request) (patient string, err error) {
+	p, _ := PrincipalFrom(r.Context())
+	if slices.ContainsFunc(p.Roles, func(role string) bool { return slices.Contains(auditReaders, role) }) {
+		return "", nil
+	}
+	if slices.Contains(p.Roles, string(identity.RolePatient)) && p.Kind == "session" && s.admin != nil {
+		u, err := s.admin.Directory().ByID(r.Context(), p.ID)
+		if err != nil {
+			return "", err
+		}
+		if strings.HasPrefix(u.FHIRUser, "Patient/") {
+			return u.FHIRUser, nil
+		}
+	}
+	return "", errAuditForbidden
+}
+
+var errAuditForbidden = httpError(http.StatusForbidden, "forbidden", "only auditors, privacy officers and the patient concerned may read the audit log")
+
+func (s *Server) auditCaller(r *http.Request) index.Caller {
+	c := s.caller(r)
+	return index.Caller{Agent: c.Agent, Purpose: "HOPERAT", RequestID: c.RequestID}
+}
+
+// deny records a refused read of the log, then answers 403.
+func (s *Server) auditDeny(r *http.Request, query string) error {
+	if err := s.audit.Denied(r.Context(), s.auditCaller(r), query); err != nil {
+		return &record.Error{Status: http.StatusServiceUnavailable, Issues: []record.Issue{{Code: "transient", Diagnostic: "the audit log is unavailable"}}, Err: err}
+	}
+	return errAuditForbidden
+}
+
+func (s *Server) auditSearch(w http.ResponseWriter, r *http.Request) error {
+	if s.audit == nil {
+		return httpError(http.StatusNotFound, "not-supported", "the audit log is not searchable on this server")
+	}
+	scope, err := s.auditScope(r)
+	if errors.Is(err, errAuditForbidden) {
+		return s.auditDeny(r, "AuditEvent")
+	}
+	if err != nil {
+		return err
+	}
+	f, err := parseAuditFilter(r.URL.Query())
+	if err != nil {
+		return err
+	}
+	if scope != "" {
+		if f.Patient != "" && f.Patient != scope {
+			return s.auditDeny(r, "AuditEvent?patient")
+		}
+		f.Patient = scope
+	}
+	entries, err := s.audit.Search(r.Context(), s.auditCaller(r), f)
+	if err != nil {
+		return auditErr(err)
+	}
+	base := s.baseURL + "/fhir"
+	bundle := map[string]any{
+		"resourceType": "Bundle", "type": "searchset",
+		"link": []any{map[string]any{"relation": "self", "url": base + "/AuditEvent?" + r.URL.RawQuery}},
+	}
+	var out []any
+	for _, e := range entries {
+		id := strconv.FormatInt(e.Index, 10)
+		out = append(out, map[string]any{
+			"fullUrl":  base + "/AuditEvent/" + id,
+			"resource": e.Event.AuditEvent(id),
+			"search":   map[string]any{"mode": "match"},
+		})
+	}
+	if out != nil {
+		bundle["entry"] = out
+	}
+	if limit := effectiveLimit(f.Limit); len(entries) == limit && entries[len(entries)-1].Index > 0 {
+		q := r.URL.Query()
+		q.Set("_before", strconv.FormatInt(entries[len(entries)-1].Index, 10))
+		bundle["link"] = append(bundle["link"].([]any), map[string]any{"relation": "next", "url": base + "/AuditEvent?" + q.Encode()})
+	}
+	writeJSON(w, r, http.StatusOK, bundle)
+	return nil
+}
+
+func effectiveLimit(n int) int {
+	if n <= 0 {
+		return 50
+	}
+	return min(n, index.MaxLimit)
+}
+
+func (s *Server) auditRead(w http.ResponseWriter, r *http.Request) error {
+	if s.audit == nil {
+		return httpError(http.StatusNotFound, "not-supported", "the audit log is not readable on this server")
+	}
+	leaf, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil || leaf < 0 {
+		return httpError(http.StatusNotFound, "not-found", "no such AuditEvent")
+	}
+	scope, err := s.auditScope(r)
+	if errors.Is(err, errAuditForbidden) {
+		return s.auditDeny(r, "AuditEvent/"+strconv.FormatInt(leaf, 10))
+	}
+	if err != nil {
+		return err
+	}
+	e, err := s.audit.Get(r.Context(), s.auditCaller(r), leaf)
+	if err != nil {
+		return auditErr(err)
+	}
+	// A patient may read an event only if it touched their record; any
+	// other event answers as if it did not exist.
+	if scope != "" && !slices.Contains(e.Event.Patients, scope) {
+		return httpError(http.StatusNotFound, "not-found", "no such AuditEvent")
+	}
+	writeJSON(w, r, http.StatusOK, e.Event.AuditEvent(strconv.FormatInt(leaf, 10)))
+	return nil
+}
+
+// auditProof answers GET /fhir/AuditEvent/{id}/$proof: everything a
+// patient (or anyone they give it to) needs to check, with standard
+// tools, that this event is in the signed log: the event's canonical
+// bytes, its leaf salt, a C2SP tlog-proof against the latest signed
+// checkpoint (embedded), and the log's verifier key. Access is that of
+// the event itself.
+func (s *Server) auditProof(w http.ResponseWriter, r *http.Request) error {
+	if s.audit == nil || s.tlog == nil {
+		return httpError(http.StatusNotFound, "not-supported", "the audit log has no proofs on this server")
+	}
+	leaf, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil || leaf < 0 {
+		return httpError(http.StatusNotFound, "not-found", "no such AuditEvent")
+	}
+	scope, err := s.auditScope(r)
+	if errors.Is(err, errAuditForbidden) {
+		return s.auditDeny(r, "AuditEvent/"+strconv.FormatInt(leaf, 10)+"/$proof")
+	}
+	if err != nil {
+		return err
+	}
+	e, err := s.audit.Get(r.Context(), s.auditCaller(r), leaf)
+	if err != nil {
+		return auditErr(err)
+	}
+	if scope != "" && !slices.Contains(e.Event.Patients, scope) {
+		return httpError(http.StatusNotFound, "not-found", "no such AuditEvent")
+	}
+	p, err := s.tlog.LeafProof(r.Context(), leaf, 0)
+	if errors.Is(err, merkle.ErrNotFound) {
+		return httpError(http.StatusNotFound, "not-found", "the event is not in a signed checkpoint yet; retry in a second")
+	}
+	if err != nil {
+		return err
+	}
+	writeJSON(w, r, http.StatusOK, map[string]any{
+		"resourceType": "Parameters",
+		"parameter": []any{
+			map[string]any{"name": "index", "valueString": strconv.FormatInt(p.Index, 10)},
+			map[string]any{"name": "event", "valueBase64Binary": base64.StdEncoding.EncodeToString(p.Event)},
+			map[string]any{"name": "proof", "valueString": string(p.Proof)},
+			map[string]any{"name": "verifierKey", "valueString": s.logVerifier},
+		},
+	})
+	return nil
+}
+
+func auditErr(err error) error {
+	switch {
+	case errors.Is(err, index.ErrNotFound):
+		return httpError(http.StatusNotFound, "not-found", "no such AuditEvent")
+	case errors.Is(err, audit.ErrUnavailable):
+		return &record.Error{Status: http.StatusServiceUnavailable, Issues: []record.Issue{{Code: "transient", Diagnostic: "the audit log is unavailable"}}, Err: err}
+	}
+	return err
+}
+
+// parseAuditFilter reads the AuditEvent search parameters. Unknown
+// parameters are refused (400), as are malformed values.
+func parseAuditFilter(q url.Values) (index.Filter, error) {
+	var f index.Filter
+	bad := func(param, why string) error {
+		return httpError(http.StatusBadRequest, "invalid", "AuditEvent search parameter "+param+": "+why)
+	}
+	for name := range q {
+		if !auditEventParams[name] {
+			return f, httpError(http.StatusBadRequest, "not-supported", "unknown AuditEvent search parameter (supported: patient, agent, entity, subtype, outcome, date, _count)")
+		}
+		if name != "date" && len(q[name]) > 1 {
+			return f, bad(name, "give it once")
+		}
+	}
+	if v := q.Get("patient"); v != "" {
+		if !strings.HasPrefix(v, "Patient/") {
+			v = "Patient/" + v
+		}
+		if !record.ValidID(strings.TrimPrefix(v, "Patient/")) {
+			return f, bad("patient", "not a Patient reference")
+		}
+		f.Patient = v
+	}
+	if v := q.Get("entity"); v != "" {
+		typ, id, ok := strings.Cut(v, "/")
+		if !ok || typ == "" || !record.ValidID(id) {
+			return f, bad("entity", "must be a reference Type/id")
+		}
+		f.Entity = v
+	}
+	if v := q.Get("agent"); v != "" {
+		if len(v) > 256 {
+			return f, bad("agent", "too long")
+		}
+		f.Agent = v
+	}
+	if v := q.Get("subtype"); v != "" {
+		if len(v) > 64 {
+			return f, bad("subtype", "too long")
+		}
+		f.Action = audit.Action(v)
+	}
+	switch v := q.Get("outcome"); v {
+	case "":
+	case "0", "success":
+		f.Outcome = audit.OutcomeSuccess
+	case "4", "denied":
+		f.Outcome = audit.OutcomeDenied
+	case "8", "12", "error":
+		f.Outcome = audit.OutcomeError
+	default:
+		return f, bad("outcome", "must be 0, 4 or 8")
+	}
+	for _, d := range q["date"] {
+		if err := applyDate(&f, d); err != nil {
+			return f, bad("date", err.Error())
+		}
+	}
+	if v := q.Get("_count"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return f, bad("_count", "must be a positive integer")
+		}
+		f.Limit = min(n, index.MaxLimit)
+	}
+	if v := q.Get("_before"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 1 {
+			return f, bad("_before", "must be a position in the log")
+		}
+		f.Before = n
+	}
+	return f, nil
+}
+
+// applyDate narrows f by one FHIR date parameter value: a prefix (eq,
+// ge, gt, le, lt; eq by default) and a date, a year-month, a year or a
+// dateTime, each meaning the interval it covers.
+func applyDate(f *index.Filter, v string) error {
+	prefix := "eq"
+	if len(v) > 2 && v[0] >= 'a' && v[0] <= 'z' {
+		prefix, v = v[:2], v[2:]
+	}
+	lo, hi, err := dateRange(v)
+	if err != nil {
+		return err
+	}
+	later := func(a, b time.Time) time.Time {
+		if a.IsZero() || b.After(a) {
+			return b
+		}
+		return a
+	}
+	earlier := func(a, b time.Time) time.Time {
+		if a.IsZero() || b.Before(a) {
+			return b
+		}
+		return a
+	}
+	switch prefix {
+	case "eq":
+		f.Since, f.Until = later(f.Since, lo), earlier(f.Until, hi)
+	case "ge":
+		f.Since = later(f.Since, lo)
+	case "gt":
+		f.Since = later(f.Since, hi)
+	case "le":
+		f.Until = earlier(f.Until, hi)
+	case "lt":
+		f.Until = earlier(f.Until, lo)
+	default:
+		return errors.New("the prefix must be eq, ge, gt, le or lt")
+	}
+	return nil
+}
+
+// dateRange returns the half-open interval [lo, hi) a FHIR date or
+// dateTime value covers.
+func dateRange(v string) (lo, hi time.Time, err error) {
+	for _, l := range []struct {
+		layout string
+		next   func(time.Time) time.Time
+	}{
+		{"2006", func(t time.Time) time.Time { return t.AddDate(1, 0, 0) }},
+		{"2006-01", func(t time.Time) time.Time { return t.AddDate(0, 1, 0) }},
+		{"2006-01-02", func(t time.Time) time.Time { return t.AddDate(0, 0, 1) }},
+		{time.RFC3339Nano, func(t time.Time) time.Time { return t.Add(time.Microsecond) }},
+	} {
+		if t, err := time.Parse(l.layout, v); err == nil {
+			return t.UTC(), l.next(t).UTC(), nil
+		}
+	}
+	return lo, hi, errors.New("must be a FHIR date or dateTime (YYYY, YYYY-MM, YYYY-MM-DD or YYYY-MM-DDThh:mm:ssZ)")
+}

@@ -1,0 +1,22 @@
+-- Followers of the audit log (issue 5), in Merkle leaf order. SIEM
+-- export: per sink, its position, the number of leaves it accepted
+-- (the index of the next one to send). The exporter advances it only
+-- after the sink has taken the batch, so a slow or failed sink loses
+-- nothing. Sink names come from the configuration; "_index" is the
+-- audit index below. updated is unix microseconds UTC.
+
+CREATE TABLE audit_export_cursors (
+	sink    TEXT    PRIMARY KEY,
+	next    INTEGER NOT NULL,
+	updated INTEGER NOT NULL
+);
+
+-- The audit index (issue 5): blind-index terms (HMAC under the
+-- blind-index key) of each audit event's patients, resources, agent,
+-- client, action and outcome, written by the index follower (cursor
+-- "_index" above). Derived data: it can be rebuilt from the log.
+CREATE TABLE audit_terms (
+	term BLOB    NOT NULL,
+	leaf INTEGER NOT NULL, -- leaf index (audit_events.leaf_index)
+	PRIMARY KEY (term, leaf)
+) WITHOUT ROWID;
