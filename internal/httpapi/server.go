@@ -52,20 +52,20 @@ import (
 
 // Server holds the HTTP handlers' dependencies.
 type Server struct {
-	rec      *record.Service
-	auth     *authn.Authenticator
-	login    *login.Service // nil: no interactive login, bearer tokens only
-	smart    *smart.Server  // nil: no SMART authorization server
-	admin    Accounts       // nil: /admin/api and /auth/enrol answer 503 (admin.go)
-	sso      SSO            // nil: no /auth/oidc/ routes (auth_oidc.go)
-	log      *slog.Logger
-	now      func() time.Time
-	baseURL  string
-	maxBody  int64
-	version  string
-	ready    func(context.Context) error
-	tlog     TransparencyLog // nil: no /log routes (log.go)
-	logAudit AuditRecorder   // audits entry-bundle reads (log.go)
+	rec     *record.Service
+	auth    *authn.Authenticator
+	login   *login.Service // nil: no interactive login, bearer tokens only
+	smart   *smart.Server  // nil: no SMART authorization server
+	admin   Accounts       // nil: /admin/api and /auth/enrol answer 503 (admin.go)
+	sso     SSO            // nil: no /auth/oidc/ routes (auth_oidc.go)
+	log     *slog.Logger
+	now     func() time.Time
+	baseURL string
+	maxBody int64
+	version string
+	ready   func(context.Context) error
+	tlog    TransparencyLog // nil: no /log routes (log.go)
+	logRec  AuditRecorder   // audits entry-bundle reads (log.go)
 }
 
 // Options configures a Server.
@@ -89,7 +89,7 @@ type Options struct {
 // New returns a Server.
 func New(o Options) *Server {
 	return &Server{rec: o.Record, auth: o.Authenticator, login: o.Login, smart: o.SMART, admin: o.Accounts, sso: o.SSO, log: o.Logger, now: o.Now,
-		baseURL: o.BaseURL, maxBody: o.MaxBodyBytes, version: o.Version, ready: o.Ready, tlog: o.Log, logAudit: o.LogAudit}
+		baseURL: o.BaseURL, maxBody: o.MaxBodyBytes, version: o.Version, ready: o.Ready, tlog: o.Log, logRec: o.LogAudit}
 }
 
 // Handler returns the whole HTTP handler with the middleware stack.
