@@ -6,8 +6,9 @@
 //
 // [Open] starts the audit batcher and the audit log integrator (the only
 // goroutines app owns); [App.Close] drains the batcher first, then stops
-// the integrator after a last integration, then closes the database. Close must be called after
-// the HTTP server has stopped accepting requests.
+// the integrator after a last integration (tlog.go), then closes the
+// database. Close must be called after the HTTP server has stopped
+// accepting requests.
 package app
 
 import (

@@ -127,6 +127,10 @@ type Audit struct {
 	LogName string `json:"log_name"`
 	// VerifierKey is where init writes the public verifier key.
 	VerifierKey string `json:"verifier_key"`
+	// SigningKey is obsolete (the signing key now lives in the database,
+	// wrapped under the KEK); a configuration that still sets it is
+	// refused with instructions, so no plaintext key file lingers.
+	SigningKey string `json:"signing_key,omitempty"`
 }
 
 // LogNameFor returns the default log name for a base URL: its host (and
@@ -331,6 +335,9 @@ func (c Config) Validate() error {
 	if c.Audit.LogName == "" || len(c.Audit.LogName) > maxLogName || !utf8.ValidString(c.Audit.LogName) ||
 		strings.ContainsRune(c.Audit.LogName, '+') || strings.IndexFunc(c.Audit.LogName, unicode.IsSpace) >= 0 {
 		return bad("audit.log_name (PHIVAULT_LOG_NAME)", "required, at most 255 bytes of UTF-8, with no spaces or plus signs (it names the checkpoint signer)")
+	}
+	if c.Audit.SigningKey != "" {
+		return bad("audit.signing_key", "obsolete: the log signing key is now created in the database, wrapped under the KEK; remove the option, securely delete the old key file, and publish the new key (phivault audit pubkey)")
 	}
 	if c.Limits.MaxBodyBytes < 1024 || c.Limits.MaxBodyBytes > 1<<30 {
 		return bad("limits.max_body_bytes", "must be between 1 KiB and 1 GiB")

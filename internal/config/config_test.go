@@ -163,6 +163,7 @@ func TestValidateNamesTheOption(t *testing.T) {
 		{"log name with space", func(c *config.Config) { c.Audit.LogName = "a b" }, "audit.log_name"},
 		{"log name with newline", func(c *config.Config) { c.Audit.LogName = "a\nb" }, "audit.log_name"},
 		{"log name with plus", func(c *config.Config) { c.Audit.LogName = "a+b" }, "audit.log_name"},
+		{"obsolete signing key file", func(c *config.Config) { c.Audit.SigningKey = "keys/log-signer.key" }, "audit.signing_key"},
 		{"body limit too small", func(c *config.Config) { c.Limits.MaxBodyBytes = 1023 }, "limits.max_body_bytes"},
 		{"body limit too large", func(c *config.Config) { c.Limits.MaxBodyBytes = 1<<30 + 1 }, "limits.max_body_bytes"},
 		{"no bundle entries", func(c *config.Config) { c.Limits.MaxBundleEntries = 0 }, "limits.max_bundle_entries"},

@@ -137,11 +137,11 @@ func (s *Server) logEntries(w http.ResponseWriter, r *http.Request, t tlog.Tile,
 }
 
 func (s *Server) recordLogAccess(ctx context.Context, ev audit.Event) error {
-	if s.logAudit == nil {
+	if s.logRec == nil {
 		return &record.Error{Status: http.StatusServiceUnavailable, Issues: []record.Issue{{Code: "transient", Diagnostic: "the audit log is unavailable"}},
 			Err: errors.New("no audit recorder for /log")}
 	}
-	if err := s.logAudit.Record(ctx, ev); err != nil {
+	if err := s.logRec.Record(ctx, ev); err != nil {
 		return &record.Error{Status: http.StatusServiceUnavailable, Issues: []record.Issue{{Code: "transient", Diagnostic: "the audit log is unavailable; retry later"}}, Err: err}
 	}
 	return nil

@@ -71,7 +71,7 @@ type Server struct {
 	version     string
 	ready       func(context.Context) error
 	tlog        TransparencyLog // nil: no /log routes (log.go)
-	logAudit    AuditRecorder   // audits entry-bundle reads (log.go)
+	logRec      AuditRecorder   // audits entry-bundle reads (log.go)
 	logVerifier string
 }
 
@@ -98,7 +98,7 @@ type Options struct {
 // New returns a Server.
 func New(o Options) *Server {
 	return &Server{rec: o.Record, auth: o.Authenticator, login: o.Login, smart: o.SMART, admin: o.Accounts, sso: o.SSO, audit: o.AuditLog, log: o.Logger, now: o.Now,
-		baseURL: o.BaseURL, maxBody: o.MaxBodyBytes, version: o.Version, ready: o.Ready, tlog: o.Log, logAudit: o.LogAudit, logVerifier: o.LogVerifier}
+		baseURL: o.BaseURL, maxBody: o.MaxBodyBytes, version: o.Version, ready: o.Ready, tlog: o.Log, logRec: o.LogAudit, logVerifier: o.LogVerifier}
 }
 
 // Handler returns the whole HTTP handler with the middleware stack.

@@ -107,3 +107,35 @@ func TestTwoIntegratorsRace(t *testing.T) {
 	}
 	t.Logf("%d leaves, %d checkpoints", rep.Leaves, rep.Checkpoints)
 }
+
+// TestVerifyWhileIntegrating: verification of a live log (appends and
+// integrations running) reports no divergence.
+func TestVerifyWhileIntegrating(t *testing.T) {
+	drivers(t, func(t *testing.T, open func(testing.TB) *db) {
+		c := newCrypt(t)
+		d := open(t)
+		in := c.integrator(t, d.st)
+		c.appendEvents(t, d.st, 0, 500)
+		if _, err := in.IntegrateAll(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(t.Context())
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			for i := 500; ctx.Err() == nil; i += 20 {
+				c.appendEvents(t, d.st, i, i+20)
+				if _, err := in.IntegrateAll(ctx); err != nil && ctx.Err() == nil {
+					t.Errorf("integrate: %v", err)
+					return
+				}
+			}
+		})
+		for range 5 {
+			if _, err := c.verify(t, d.st, c.signer.VerifierKey()); err != nil {
+				t.Errorf("Verify of a live log: %v", err)
+			}
+		}
+		cancel()
+		wg.Wait()
+	})
+}

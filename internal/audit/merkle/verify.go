@@ -57,6 +57,9 @@ type VerifyReport struct {
 	Pending     int64     // records sequenced but not yet integrated (all opened)
 }
 
+// errStopScan ends a scan early without an error.
+var errStopScan = errors.New("stop scan")
+
 // verifyBatch is how many leaves Verify recomputes before it compares
 // their stored tree hashes in one range read.
 const verifyBatch = 4096
@@ -209,16 +212,31 @@ func Verify(ctx context.Context, o VerifyOptions) (VerifyReport, error) {
 	}
 	// Leaves past the checkpoints read above are legitimate only if an
 	// integrator signed them meanwhile (it does so in the same
-	// transaction); one without a checkpoint was indexed by hand.
-	latest, err := o.Store.LatestCheckpoint(ctx)
-	if err != nil && !errors.Is(err, storage.ErrNotFound) {
-		return rep, err
-	}
-	err = o.Store.ScanLeaves(ctx, max(total, latest.Size), 1<<62, func(l storage.LogLeaf) error {
-		return &Divergence{Index: l.Index, Seq: l.Seq, What: fmt.Sprintf("leaf is beyond the latest checkpoint (size %d): indexed without a signed checkpoint", max(total, latest.Size))}
-	})
-	if err != nil {
-		return rep, err
+	// transaction, so a newer checkpoint covers them); one without a
+	// checkpoint was indexed by hand. A running integrator can move the
+	// latest checkpoint during this scan: re-read it before accusing.
+	bound := total
+	for attempt := 0; ; attempt++ {
+		latest, err := o.Store.LatestCheckpoint(ctx)
+		if err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return rep, err
+		}
+		bound = max(bound, latest.Size)
+		var beyond *storage.LogLeaf
+		err = o.Store.ScanLeaves(ctx, bound, 1<<62, func(l storage.LogLeaf) error {
+			beyond = &l
+			return errStopScan
+		})
+		if err != nil && !errors.Is(err, errStopScan) {
+			return rep, err
+		}
+		if beyond == nil {
+			break
+		}
+		if again, err := o.Store.LatestCheckpoint(ctx); err == nil && again.Size > beyond.Index && attempt < 8 {
+			continue // signed meanwhile
+		}
+		return rep, &Divergence{Index: beyond.Index, Seq: beyond.Seq, What: fmt.Sprintf("leaf is beyond the latest checkpoint (size %d): indexed without a signed checkpoint", bound)}
 	}
 	err = o.Store.ScanPending(ctx, func(l storage.LogLeaf) error {
 		leaf, _, err := o.Opener.OpenLeaf(l.Body)
