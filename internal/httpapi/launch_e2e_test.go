@@ -90,6 +90,9 @@ func TestSMARTLaunchStandalone(t *testing.T) {
 				{"/fhir/Observation", http.StatusForbidden},
 				{"/fhir/Observation/does-not-exist", http.StatusForbidden},
 				{"/fhir/Observation?patient=" + e.mine.patient + "&_include=Observation:subject", http.StatusForbidden},
+				{"/fhir/Patient/" + e.mine.patient + "%2F..%2F" + e.other.patient, http.StatusForbidden},
+				{"/fhir/_history", http.StatusForbidden},
+				{"/fhir/Observation/" + e.mine.obs + "/_history", http.StatusForbidden},
 			} {
 				if got, body := e.fhirGet(t, access, c.path); got != c.want {
 					t.Errorf("GET %s: %d, want %d: %.200s", c.path, got, c.want, body)

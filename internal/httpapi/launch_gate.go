@@ -3,6 +3,7 @@ package httpapi
 import (
 	"errors"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/phivault/phivault/internal/authn"
@@ -103,7 +104,10 @@ func compartmentOf(p authn.Principal) string {
 
 // inCompartment checks that r stays inside Patient/pid.
 func (s *Server) inCompartment(r *http.Request, pid string) error {
-	parts := strings.Split(strings.Trim(strings.TrimPrefix(r.URL.Path, "/fhir"), "/"), "/")
+	parts, ok := pathSegments(r)
+	if !ok {
+		return errCompartment
+	}
 	get := r.Method == http.MethodGet || r.Method == http.MethodHead
 	if !get || len(parts) == 0 || parts[0] == "" || parts[0] == "_history" {
 		return errCompartment
@@ -134,6 +138,21 @@ func (s *Server) inCompartment(r *http.Request, pid string) error {
 		return nil
 	}
 	return errCompartment
+}
+
+// pathSegments splits the escaped path after /fhir into unescaped
+// segments, as the router does: an escaped "/" stays inside its segment.
+func pathSegments(r *http.Request) ([]string, bool) {
+	raw := strings.Split(strings.Trim(strings.TrimPrefix(r.URL.EscapedPath(), "/fhir"), "/"), "/")
+	out := make([]string, len(raw))
+	for i, seg := range raw {
+		u, err := url.PathUnescape(seg)
+		if err != nil || strings.Contains(u, "/") {
+			return nil, false
+		}
+		out[i] = u
+	}
+	return out, true
 }
 
 func parseVersion(s string) (int64, bool) {
