@@ -25,6 +25,11 @@
 // steps 1–2, its own small body limit, and authenticates the session
 // cookie itself where an endpoint needs it.
 //
+// The web UI (internal/webui, mounted at / when Options.UI is set) takes
+// steps 1–2 and then its own middleware, which replaces the deny-all CSP
+// with the UI's strict one and checks form CSRF tokens (see that
+// package's documentation).
+//
 // Authorization (policy decisions, search narrowing) and rate limiting
 // join this stack with the identity and authorization issues.
 //
@@ -55,6 +60,7 @@ type Server struct {
 	smart   *smart.Server  // nil: no SMART authorization server
 	admin   Accounts       // nil: /admin/api and /auth/enrol answer 503 (admin.go)
 	sso     SSO            // nil: no /auth/oidc/ routes (auth_oidc.go)
+	ui      http.Handler   // nil: no web UI at / (ui.go)
 	log     *slog.Logger
 	now     func() time.Time
 	baseURL string
@@ -71,6 +77,7 @@ type Options struct {
 	SMART         *smart.Server  // optional: /oauth2/ and SMART access tokens at /fhir
 	Accounts      Accounts       // account administration: /admin/api, /auth/enrol (admin.go)
 	SSO           SSO            // optional, with Login: enterprise sign-in at /auth/oidc/ (auth_oidc.go)
+	UI            http.Handler   // optional: the web UI, mounted at / (ui.go)
 	Logger        *slog.Logger
 	Now           func() time.Time
 	BaseURL       string // public base URL, e.g. https://localhost:8443
@@ -81,7 +88,7 @@ type Options struct {
 
 // New returns a Server.
 func New(o Options) *Server {
-	return &Server{rec: o.Record, auth: o.Authenticator, login: o.Login, smart: o.SMART, admin: o.Accounts, sso: o.SSO, log: o.Logger, now: o.Now,
+	return &Server{rec: o.Record, auth: o.Authenticator, login: o.Login, smart: o.SMART, admin: o.Accounts, sso: o.SSO, ui: o.UI, log: o.Logger, now: o.Now,
 		baseURL: o.BaseURL, maxBody: o.MaxBodyBytes, version: o.Version, ready: o.Ready}
 }
 
@@ -114,6 +121,11 @@ func (s *Server) Handler() http.Handler {
 	s.adminRoutes(mux)
 	if s.smart != nil {
 		s.smartRoutes(mux)
+	}
+	if s.ui != nil {
+		// The least specific pattern: everything no route above claims,
+		// including the UI's own 404 page.
+		mux.Handle("/", s.ui)
 	}
 	return s.withRequest(securityHeaders(mux))
 }
