@@ -4,11 +4,11 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
-	"net/http"
-	"strconv"
 	"fmt"
+	"net/http"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -303,7 +303,9 @@ func submit(sel, want string) chromedp.Action[chromedp.Void] {
 
 func navigate(u string) chromedp.Action[chromedp.Void] { return chromedp.Navigate(u) }
 
-func waitCSS(sel string) chromedp.Action[chromedp.Void] { return chromedp.WaitVisible(chromedp.CSS(sel)) }
+func waitCSS(sel string) chromedp.Action[chromedp.Void] {
+	return chromedp.WaitVisible(chromedp.CSS(sel))
+}
 
 // jsString quotes s as a JavaScript string literal.
 func jsString(s string) string {

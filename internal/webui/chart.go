@@ -106,10 +106,10 @@ type noteRow struct {
 // writeForms holds the add-note and add-observation forms' values and
 // errors when a submission is shown again.
 type writeForms struct {
-	NoteTitle, NoteText, NoteError    string
-	ObsKind, ObsValue, ObsValue2      string
-	ObsWhen, ObsError                 string
-	Kinds                             []obsKindOption
+	NoteTitle, NoteText, NoteError string
+	ObsKind, ObsValue, ObsValue2   string
+	ObsWhen, ObsError              string
+	Kinds                          []obsKindOption
 }
 
 // loadChart reads the patient and every section.

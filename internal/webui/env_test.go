@@ -201,4 +201,3 @@ func (e *env) signIn(t *testing.T, tb *tab, u *user, landing string) {
 		submit("#mfa-form button[type=submit]", landing),
 	)
 }
-

@@ -53,17 +53,17 @@ type encryptionFacts struct {
 }
 
 type mfaFacts struct {
-	Available         bool
-	Workforce         int
-	Enrolled          int
-	Percent           string
+	Available bool
+	Workforce int
+	Enrolled  int
+	Percent   string
 }
 
 type auditFacts struct {
-	Available        bool
-	Error            bool
-	Status           AuditLogStatus
-	SinceVerified    string
+	Available     bool
+	Error         bool
+	Status        AuditLogStatus
+	SinceVerified string
 }
 
 type trustView struct {
