@@ -236,7 +236,13 @@ func (u *UI) handle(h handlerFunc) http.Handler {
 		if pe.retryAfter > 0 {
 			w.Header().Set("Retry-After", fmt.Sprint(int((pe.retryAfter+time.Second-1)/time.Second)))
 		}
-		u.render(w, r, pe.status, "error", pageData{Title: pe.title, Data: errorView{Status: pe.status, Title: pe.title, Message: pe.msg}})
+		// Show who is signed in on error pages too (the header, the
+		// sign-out button); a failure here just leaves the header out.
+		var v *viewer
+		if !errors.Is(pe.err, errSignedOut) && pe.status != http.StatusServiceUnavailable {
+			v, _ = u.authenticate(r)
+		}
+		u.render(w, r, pe.status, "error", pageData{Title: pe.title, Viewer: v, Data: errorView{Status: pe.status, Title: pe.title, Message: pe.msg}})
 	})
 }
 
