@@ -221,7 +221,7 @@ func age(birth string, now time.Time) string {
 		return ""
 	}
 	y := now.Year() - b.Year()
-	if now.YearDay() < b.YearDay() {
+	if now.Month() < b.Month() || now.Month() == b.Month() && now.Day() < b.Day() {
 		y--
 	}
 	return fmt.Sprintf("%d", y)
