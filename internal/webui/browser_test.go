@@ -323,3 +323,33 @@ func atoi(s string) int {
 func tlsInsecure() *tls.Config { return &tls.Config{InsecureSkipVerify: true} }
 
 func noRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+
+// a11yProbe lists accessibility defects of the current page that a
+// machine can see: controls without a label, images without alt, not
+// exactly one h1, missing landmarks or language, no visible focus.
+const a11yProbe = `(function () {
+  var bad = [];
+  document.querySelectorAll("input:not([type=hidden]), select, textarea").forEach(function (e) {
+    if (!e.labels || e.labels.length === 0) { bad.push("unlabelled " + e.tagName + "#" + e.id); }
+  });
+  document.querySelectorAll("img").forEach(function (e) { if (!e.hasAttribute("alt")) { bad.push("img without alt"); } });
+  if (document.querySelectorAll("h1").length !== 1) { bad.push(document.querySelectorAll("h1").length + " h1"); }
+  if (!document.querySelector("main") || !document.querySelector("header")) { bad.push("missing landmarks"); }
+  if (!document.documentElement.lang) { bad.push("no lang"); }
+  var f = document.querySelector("main input:not([type=hidden]), main button");
+  if (f) {
+    f.focus();
+    var s = getComputedStyle(f);
+    if (s.outlineStyle === "none" || parseFloat(s.outlineWidth) < 2) { bad.push("no visible focus on " + f.tagName); }
+    f.blur();
+  }
+  return bad;
+})()`
+
+// checkA11y fails the test with the page's accessibility defects.
+func (tb *tab) checkA11y() {
+	tb.t.Helper()
+	for _, b := range eval[[]string](tb, a11yProbe) {
+		tb.t.Errorf("accessibility, at %s: %s", tb.location(), b)
+	}
+}
