@@ -33,6 +33,9 @@ type viewer struct {
 // Clinical reports whether the viewer may use the patient pages.
 func (v *viewer) Clinical() bool { return clinicalRole(v.P.Roles) }
 
+// Patient reports whether the viewer is a patient account.
+func (v *viewer) Patient() bool { return slices.Contains(v.P.Roles, string(identity.RolePatient)) }
+
 // clinicalRoles may search patients and open charts. Until the
 // authorization engine decides per patient (care team, consent,
 // break-the-glass), the UI keeps everyone else, front desk and billing

@@ -32,7 +32,7 @@ type env struct {
 // they do not use the browser's (127.0.0.1) rate-limit bucket.
 var setupAddr = netip.MustParseAddr("192.0.2.10")
 
-func start(t *testing.T, driver string) *env {
+func start(t testing.TB, driver string) *env {
 	t.Helper()
 	// Cheap argon2id: these tests are about the pages, not the KDF cost.
 	h, err := password.NewHasher(password.HasherConfig{Params: password.Params{Memory: 64, Time: 1, Threads: 1}})
@@ -57,8 +57,16 @@ type user struct {
 
 // addUser creates an account with a password; enrolled accounts get a
 // TOTP secret through the login service's own enrolment flow.
-func (e *env) addUser(t *testing.T, username, display string, enrolled bool, roles ...identity.Role) *user {
+func (e *env) addUser(t testing.TB, username, display string, enrolled bool, roles ...identity.Role) *user {
 	t.Helper()
+	return e.addAccount(t, identity.User{Username: username, DisplayName: display, Roles: roles}, enrolled)
+}
+
+// addAccount creates the account a (username, display name, roles,
+// FHIR user) with a password, enrolled in TOTP if asked.
+func (e *env) addAccount(t testing.TB, a identity.User, enrolled bool) *user {
+	t.Helper()
+	username, display := a.Username, a.DisplayName
 	pw := "correct horse battery " + username
 	hash, err := e.hasher.Hash(t.Context(), pw)
 	if err != nil {
@@ -69,7 +77,7 @@ func (e *env) addUser(t *testing.T, username, display string, enrolled bool, rol
 		t.Fatal(err)
 	}
 	if _, err := e.App.Store.(*sqldb.Store).Users().Create(t.Context(), identity.User{ID: id, Username: username, DisplayName: display,
-		Roles: roles, PasswordHash: hash}); err != nil {
+		Roles: a.Roles, FHIRUser: a.FHIRUser, PasswordHash: hash}); err != nil {
 		t.Fatal(err)
 	}
 	u := &user{Username: username, Password: pw, Display: display}
@@ -110,7 +118,7 @@ func (e *env) addUser(t *testing.T, username, display string, enrolled bool, rol
 
 // code returns a TOTP code for a step not used before (each code signs
 // in once; the server accepts one step either side of now).
-func (u *user) code(t *testing.T) string {
+func (u *user) code(t testing.TB) string {
 	t.Helper()
 	u.mu.Lock()
 	defer u.mu.Unlock()
@@ -132,7 +140,7 @@ func (u *user) code(t *testing.T) string {
 
 // loadPatients stores n synthetic patients (the demo's generator) and
 // returns their ids in order.
-func (e *env) loadPatients(t *testing.T, n int) []string {
+func (e *env) loadPatients(t testing.TB, n int) []string {
 	t.Helper()
 	c := record.Caller{Agent: audit.Agent{User: "webui-test", Client: "cli"}, Purpose: "HOPERAT"}
 	err := synth.Generate(t.Context(), synth.Options{Patients: n, Seed: 7, Start: synth.DefaultStart}, func(_ string, b []byte) error {
@@ -171,7 +179,7 @@ func (e *env) loadPatients(t *testing.T, n int) []string {
 }
 
 // patient reads a Patient through the API.
-func (e *env) patient(t *testing.T, id string) map[string]any {
+func (e *env) patient(t testing.TB, id string) map[string]any {
 	t.Helper()
 	r := e.Do(t, "GET", "/fhir/Patient/"+id, nil, nil).Want(t, 200)
 	return r.JSON

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -62,7 +63,7 @@ func (q patientQuery) validate() string {
 
 // values is the FHIR search for q.
 func (q patientQuery) values() url.Values {
-	v := url.Values{"_count": {"50"}}
+	v := url.Values{"_count": {strconv.Itoa(searchResults)}}
 	if q.Name != "" {
 		v.Set("name", q.Name)
 	}

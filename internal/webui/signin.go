@@ -214,6 +214,9 @@ func (u *UI) logout(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	httpapi.ClearSessionCookie(w)
+	// Ask the browser to drop what it may hold for this origin (cached
+	// pages, storage); the cookies are expired above.
+	w.Header().Set("Clear-Site-Data", `"cache", "storage"`)
 	return redirect(w, r, "/signed-out")
 }
 

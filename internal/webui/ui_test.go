@@ -348,9 +348,10 @@ func TestSessionsAndIdle(t *testing.T) {
 // role kept away from patients, and error pages with the request id.
 func TestPagesForRoles(t *testing.T) {
 	e := start(t, "sqlite")
-	e.loadPatients(t, 2)
+	ids := e.loadPatients(t, 2)
 	desk := e.addUser(t, "desk.test", "Dee Desk", true, identity.RoleFrontDesk)
 	e.addUser(t, "dr.pending", "Pen Ding", false, identity.RolePhysician)
+	pia := e.addAccount(t, identity.User{Username: "patient.test", Roles: []identity.Role{identity.RolePatient}, FHIRUser: "Patient/" + ids[1]}, false)
 
 	tb := newTab(t)
 	tb.ignore(`status of 403 \(Forbidden\) https://[^ ]+/patients$`) // the refusal this test asks for
@@ -375,6 +376,17 @@ func TestPagesForRoles(t *testing.T) {
 	if eval[int](tb, `document.querySelectorAll('a[href="/patients"]').length`) != 0 {
 		t.Errorf("front desk sees the Patients link")
 	}
+
+	// A patient account signs in with its password only and is told the
+	// portal is not there yet; patient search is refused.
+	tb2 := newTab(t)
+	tb2.ignore(`status of 403 \(Forbidden\) https://[^ ]+/patients$`)
+	tb2.do(navigate(e.URL+"/login"), waitCSS("#login-form"), fill("#username", pia.Username, "#password", pia.Password),
+		submit("#login-form button[type=submit]", "#home"))
+	if got := tb2.text("#home"); !strings.Contains(got, "patient portal") {
+		t.Errorf("patient start page: %q", got)
+	}
+	tb2.do(navigate(e.URL+"/patients"), waitCSS("#error-message"))
 
 	c := http.Client{Transport: &http.Transport{TLSClientConfig: tlsInsecure()}, CheckRedirect: noRedirect}
 	resp, err := c.Get(e.URL + "/no-such-page")
