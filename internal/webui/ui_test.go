@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/pquerna/otp/totp"
 
 	"github.com/phivault/phivault/internal/apitest"
+	"github.com/phivault/phivault/internal/audit"
 	"github.com/phivault/phivault/internal/identity"
 	"github.com/phivault/phivault/internal/webui"
 )
@@ -85,6 +87,32 @@ func TestClinicianFlow(t *testing.T) {
 				t.Errorf("after sign-out: %q", got)
 			}
 			tb.do(navigate(e.URL+"/patients"), waitCSS("#login-form"))
+
+			// Every PHI access of the pages is in the audit log, as the UI's
+			// (client "webui", with the session), and no search value is.
+			evs, err := e.App.Log.Events(t.Context(), e.App.Store, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pt := "Patient/" + ids[0]
+			counts := map[audit.Action]int{}
+			for _, ev := range evs {
+				if ev.Agent.Client != "webui" {
+					continue
+				}
+				if ev.Agent.Session == "" || ev.Purpose != "TREAT" || ev.RequestID == "" {
+					t.Errorf("UI audit event without session, purpose or request id: %+v", ev)
+				}
+				if strings.Contains(ev.Query, family) {
+					t.Errorf("a search value reached the audit log: %q", ev.Query)
+				}
+				if slices.Contains(ev.Patients, pt) || ev.Action == audit.ActionSearch {
+					counts[ev.Action]++
+				}
+			}
+			if counts[audit.ActionRead] < 4 || counts[audit.ActionSearch] < 7*4 || counts[audit.ActionCreate] != 3 {
+				t.Errorf("audit events of the UI: %v; want the chart's reads and searches and 3 creates", counts)
+			}
 
 			// No PHI reached the server log: not the search term, not the note.
 			logs := e.Logs()
@@ -401,5 +429,15 @@ func TestPagesForRoles(t *testing.T) {
 	}
 	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/html") {
 		t.Errorf("404 page content type %q", ct)
+	}
+	for path, want := range map[string]int{"/static/": 404, "/static/app.css": 200, "/static/idle.js": 200, "/static/nope.js": 404} {
+		resp, err := c.Get(e.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("%s: %d, want %d", path, resp.StatusCode, want)
+		}
 	}
 }
