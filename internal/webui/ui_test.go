@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 	"github.com/pquerna/otp/totp"
 
@@ -364,12 +365,31 @@ func TestSessionsAndIdle(t *testing.T) {
 	if got := eval[string](tb, `document.body.dataset.idleTimeout`); got != "900" {
 		t.Errorf("idle timeout attribute %q, want 900 (15 minutes)", got)
 	}
-	tb.do(
-		chromedp.WaitReady(chromedp.CSS("#idle-warning"), chromedp.NodeReady),
-	)
-	eval[bool](tb, `(document.getElementById("idle-warning").hidden = false, true)`)
-	tb.do(chromedp.Click(chromedp.CSS("#idle-stay")), chromedp.WaitNotVisible(chromedp.CSS("#idle-warning")))
-	tb.do(navigate(e.URL+"/patients"), waitCSS("#patient-search"))
+	// The warning, on a clock 200 times fast (DevTools wraps the
+	// page's timers before idle.js runs): it appears two minutes before
+	// the end, "Stay signed in" hides it and keeps the session, and when
+	// time runs out the page is left.
+	fast := newTab(t)
+	if _, err := chromedp.Run(fast.ctx, call(page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: `(function () {
+	  var st = window.setTimeout, si = window.setInterval;
+	  window.setTimeout = function (f, d) { return st(f, (d || 0) / 200); };
+	  window.setInterval = function (f, d) { return si(f, (d || 0) / 200); };
+	})();`})); err != nil {
+		t.Fatal(err)
+	}
+	nurse := e.addUser(t, "nurse.idle", "Ida Idle", true, identity.RoleNurse)
+	e.signIn(t, fast, nurse, "#patient-search")
+	fast.do(navigate(e.URL+"/sessions"), waitCSS("#sessions"), waitCSS("#idle-warning"))
+	if got := fast.text("#idle-countdown"); !strings.HasPrefix(got, "Time left: ") {
+		t.Errorf("countdown %q", got)
+	}
+	fast.do(chromedp.Click(chromedp.CSS("#idle-stay")), chromedp.WaitNotVisible(chromedp.CSS("#idle-warning")))
+	if fast.location() != e.URL+"/sessions" {
+		t.Errorf("stay signed in left the page")
+	}
+	// Time runs out: the page goes to /login, which returns a live
+	// session to the start page.
+	fast.do(waitCSS("#idle-warning"), waitCSS("#patient-search"))
 }
 
 // TestPagesForRoles: the trust page without sign-in, a non-clinical
