@@ -203,6 +203,17 @@ func TestCSRFRefused(t *testing.T) {
 		t.Errorf("break-the-glass: %d", status)
 	}
 
+	// A page on another origin that makes the browser POST a form here
+	// (sign-out, with no token it could know) changes nothing: the
+	// SameSite=Strict cookie is not sent, and the token would be missing.
+	evil := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		io.WriteString(w, `<!doctype html><title>evil</title><form id="f" method="post" action="`+e.URL+`/logout"><input name="csrf" value="guess"></form><script>document.getElementById("f").submit()</script>`)
+	}))
+	defer evil.Close()
+	tb.do(navigate(evil.URL), waitCSS("#login-form"))
+	tb.do(navigate(e.URL+"/sessions"), waitCSS("#sessions"))
+
 	// Before sign-in: the login form needs its pre-session token too.
 	c := http.Client{Transport: &http.Transport{TLSClientConfig: tlsInsecure()}, CheckRedirect: noRedirect}
 	resp, err := c.PostForm(e.URL+"/login", url.Values{"username": {doc.Username}, "password": {doc.Password}})

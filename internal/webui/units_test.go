@@ -1,6 +1,8 @@
 package webui
 
 import (
+	"context"
+	"html"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -12,6 +14,7 @@ import (
 	"time"
 
 	"github.com/phivault/phivault/internal/authn/login"
+	"github.com/phivault/phivault/internal/identity"
 	"github.com/phivault/phivault/internal/record"
 )
 
@@ -198,5 +201,93 @@ func TestFHIRView(t *testing.T) {
 	}
 	if got := age("2000-03-01", time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)); got != "26" {
 		t.Errorf("age on the birthday after a leap year: %q", got)
+	}
+}
+
+// fakeDirectory is an identity.Directory over a slice, for the trust page.
+type fakeDirectory struct{ users []identity.User }
+
+func (f fakeDirectory) ByID(context.Context, string) (identity.User, error) {
+	return identity.User{}, identity.ErrNotFound
+}
+
+func (f fakeDirectory) ByUsername(context.Context, string) (identity.User, error) {
+	return identity.User{}, identity.ErrNotFound
+}
+
+func (f fakeDirectory) List(_ context.Context, after string, limit int) ([]identity.User, error) {
+	var out []identity.User
+	for _, u := range f.users {
+		if u.Username > after && len(out) < limit {
+			out = append(out, u)
+		}
+	}
+	return out, nil
+}
+
+// fakeAuditLog is what the Merkle audit log will provide.
+type fakeAuditLog struct {
+	st  AuditLogStatus
+	err error
+}
+
+func (f fakeAuditLog) TrustStatus(context.Context) (AuditLogStatus, error) { return f.st, f.err }
+
+func TestTrustPage(t *testing.T) {
+	now := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
+	dir := fakeDirectory{users: []identity.User{
+		{Username: "a", Roles: []identity.Role{identity.RolePhysician}, MFAEnrolled: true},
+		{Username: "b", Roles: []identity.Role{identity.RoleNurse}},
+		{Username: "c", Roles: []identity.Role{identity.RoleBilling}, MFAEnrolled: true},
+		{Username: "d", Roles: []identity.Role{identity.RolePatient}},
+		{Username: "e", Roles: []identity.Role{identity.RoleNurse}, Disabled: true},
+	}}
+	for _, c := range []struct {
+		name  string
+		log   AuditLog
+		wants []string
+	}{
+		{"no audit log yet", nil, []string{"2 of 3", "67%", "Not available yet"}},
+		{"audit log", fakeAuditLog{st: AuditLogStatus{Size: 12345, Checkpoint: "phivault.example/log\n12345\nq1w2e3=\n\n— phivault.example/log abc=\n",
+			CheckpointTime: now.Add(-time.Minute), VerifierKey: "phivault.example/log+1234abcd+AQID", LastVerification: now.Add(-90 * time.Minute)}},
+			[]string{"12345", "phivault.example/log+1234abcd+AQID", "1h30m0s ago", "q1w2e3="}},
+		{"audit log failing", fakeAuditLog{err: fmt.Errorf("down")}, []string{"Tamper-evident access log</h3>\n  <p>Not available right now."}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			u := bareUI(t)
+			u.users, u.auditLog, u.trust, u.now = dir, c.log, &trustCache{}, func() time.Time { return now }
+			rec := httptest.NewRecorder()
+			if err := u.trustPage(rec, httptest.NewRequest("GET", "/trust", nil)); err != nil {
+				t.Fatal(err)
+			}
+			body := html.UnescapeString(rec.Body.String())
+			for _, w := range c.wants {
+				if !strings.Contains(body, w) {
+					t.Errorf("trust page lacks %q in\n%s", w, body[strings.Index(body, "Tamper"):])
+				}
+			}
+			if strings.Contains(body, `id="fact-patient-keys"`) {
+				t.Errorf("encryption facts shown without a keyring")
+			}
+		})
+	}
+}
+
+// TestPasskeyHook: with Options.Passkeys the sign-in page offers a
+// passkey and loads the WebAuthn helper (same origin); without, neither.
+func TestPasskeyHook(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		u := bareUI(t)
+		u.passkeys = on
+		rec := httptest.NewRecorder()
+		u.render(rec, httptest.NewRequest("GET", "/login", nil), 200, "login", pageData{Title: "Sign in", CSRF: "tok", Data: loginView{}})
+		body := rec.Body.String()
+		has := strings.Contains(body, `<script src="/static/webauthn.js" defer></script>`) && strings.Contains(body, `id="passkey-button"`)
+		if has != on {
+			t.Errorf("Passkeys=%v: passkey sign-in shown %v", on, has)
+		}
+		if strings.Contains(body, "<script>") || strings.Contains(body, "style=") {
+			t.Errorf("inline script or style on the sign-in page")
+		}
 	}
 }
