@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"html"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -288,6 +290,31 @@ func TestPasskeyHook(t *testing.T) {
 		}
 		if strings.Contains(body, "<script>") || strings.Contains(body, "style=") {
 			t.Errorf("inline script or style on the sign-in page")
+		}
+	}
+}
+
+// TestTemplatesHaveNoInlineCode: the CSP would refuse inline script,
+// style and event handlers; none may appear in a template.
+func TestTemplatesHaveNoInlineCode(t *testing.T) {
+	bad := regexp.MustCompile(`(?i)<style|\sstyle=|\son[a-z]+=|javascript:`)
+	script := regexp.MustCompile(`(?is)<script([^>]*)>(.*?)</script>`)
+	names, err := fs.Glob(templateFS, "templates/*.html")
+	if err != nil || len(names) < 10 {
+		t.Fatalf("templates: %v %d", err, len(names))
+	}
+	for _, n := range names {
+		b, err := templateFS.ReadFile(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m := bad.Find(b); m != nil {
+			t.Errorf("%s: inline code %q", n, m)
+		}
+		for _, m := range script.FindAllSubmatch(b, -1) {
+			if !strings.Contains(string(m[1]), "src=") || strings.TrimSpace(string(m[2])) != "" {
+				t.Errorf("%s: inline script %q", n, m[0])
+			}
 		}
 	}
 }
