@@ -133,6 +133,7 @@ func TestEnrolment(t *testing.T) {
 	e := start(t, "sqlite")
 	nurse := e.addUser(t, "nurse.new", "Nina New", false, identity.RoleNurse)
 	tb := newTab(t)
+	tb.ignore(`status of 401 \(Unauthorized\) https://[^ ]+/login/mfa$`) // the reused recovery code
 	tb.do(
 		navigate(e.URL+"/login"), waitCSS("#login-form"),
 		fill("#username", nurse.Username, "#password", nurse.Password),
@@ -157,9 +158,30 @@ func TestEnrolment(t *testing.T) {
 	if n := eval[int](tb, `document.querySelectorAll("#recovery-codes li").length`); n < 8 {
 		t.Errorf("%d recovery codes shown", n)
 	}
+	recoveryCode := tb.text("#recovery-codes li code")
 	tb.do(submit(`a.button[href="/"]`, "#patient-search"))
 	if got := tb.text("#who-role"); !strings.Contains(got, "nurse") {
 		t.Errorf("role %q", got)
+	}
+
+	// A recovery code signs in once instead of an app code.
+	recover := func(want string) {
+		t.Helper()
+		tb.do(
+			navigate(e.URL+"/login"), waitCSS("#login-form"),
+			fill("#username", nurse.Username, "#password", nurse.Password),
+			submit("#login-form button[type=submit]", "#mfa-form"),
+			chromedp.Click(chromedp.CSS("#method-recovery")),
+			fill("#code", recoveryCode),
+			submit("#mfa-form button[type=submit]", want),
+		)
+	}
+	tb.do(submit("#sign-out", "#page-title"))
+	recover("#patient-search")
+	tb.do(submit("#sign-out", "#page-title"))
+	recover("#form-error")
+	if got := tb.text("#form-error"); !strings.Contains(got, "not accepted") {
+		t.Errorf("reused recovery code: %q", got)
 	}
 }
 
