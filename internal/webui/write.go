@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -53,6 +54,10 @@ func kindOptions(selected string) []obsKindOption {
 	}
 	return out
 }
+
+// measurement is a typed value: digits with an optional decimal part
+// (point or comma); no signs, exponents or hexadecimal.
+var measurement = regexp.MustCompile(`^[0-9]{1,4}([.,][0-9]{1,3})?$`)
 
 // datetimeLocal is the format of <input type="datetime-local">.
 const datetimeLocal = "2006-01-02T15:04"
@@ -184,8 +189,11 @@ func (u *UI) addObservation(w http.ResponseWriter, r *http.Request) error {
 	var v1, v2 float64
 	at := u.now().UTC().Truncate(time.Second)
 	parse := func(s string) (float64, bool) {
+		if !measurement.MatchString(s) {
+			return 0, false
+		}
 		x, err := strconv.ParseFloat(strings.ReplaceAll(s, ",", "."), 64)
-		return x, err == nil && kind != nil && x >= kind.Min && x <= kind.Max && !strings.ContainsAny(s, "eE")
+		return x, err == nil && kind != nil && x >= kind.Min && x <= kind.Max
 	}
 	var ok bool
 	switch {
