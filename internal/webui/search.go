@@ -137,6 +137,17 @@ func (s *searchStore) get(id, sessionID string) (patientQuery, bool) {
 	return v.q, true
 }
 
+// dropSession forgets every search of sessionID (at sign-out).
+func (s *searchStore) dropSession(sessionID string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k, v := range s.byID {
+		if v.session == sessionID {
+			delete(s.byID, k)
+		}
+	}
+}
+
 type searchView struct {
 	Query   patientQuery
 	Error   string

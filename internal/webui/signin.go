@@ -213,6 +213,7 @@ func (u *UI) logout(w http.ResponseWriter, r *http.Request) error {
 	if err := u.login.Logout(r.Context(), v.P, httpapi.ClientAddr(r)); err != nil && !errors.Is(err, login.ErrNotFound) {
 		return err
 	}
+	u.searches.dropSession(v.P.SessionID)
 	httpapi.ClearSessionCookie(w)
 	// Ask the browser to drop what it may hold for this origin (cached
 	// pages, storage); the cookies are expired above.
@@ -265,6 +266,7 @@ func (u *UI) revokeSession(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	u.searches.dropSession(id)
 	if id == v.P.SessionID {
 		httpapi.ClearSessionCookie(w)
 		return redirect(w, r, "/signed-out")

@@ -116,6 +116,10 @@ func TestSearchStore(t *testing.T) {
 	if len(s.byID) > maxSearches {
 		t.Errorf("store holds %d searches, cap %d", len(s.byID), maxSearches)
 	}
+	s.dropSession("ses_a")
+	if len(s.byID) != 0 {
+		t.Errorf("%d searches left after sign-out", len(s.byID))
+	}
 }
 
 func TestPatientQueryValidate(t *testing.T) {
