@@ -57,8 +57,9 @@ type Server struct {
 
 // Start starts phivault on driver ("sqlite" or "postgres") and creates an
 // API token with the "system" role. On PostgreSQL it skips the test with
-// a "needs-postgres:" message when the server cannot be reached.
-func Start(t testing.TB, driver string) *Server {
+// a "needs-postgres:" message when the server cannot be reached. opts
+// are passed to app.Open (a login rate limit for browser tests, a clock).
+func Start(t testing.TB, driver string, opts ...app.Option) *Server {
 	t.Helper()
 	dir := t.TempDir()
 	c := config.Default(dir)
@@ -89,7 +90,7 @@ func Start(t testing.TB, driver string) *Server {
 	}
 	logs := &lockedBuffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	a, err := app.Open(t.Context(), c, logger)
+	a, err := app.Open(t.Context(), c, logger, opts...)
 	if err != nil {
 		ts.Listener.Close()
 		t.Fatalf("apitest: opening phivault on %s: %v", driver, err)

@@ -39,6 +39,7 @@ import (
 	"github.com/phivault/phivault/internal/storage/postgres"
 	"github.com/phivault/phivault/internal/storage/sqldb"
 	"github.com/phivault/phivault/internal/storage/sqlite"
+	"github.com/phivault/phivault/internal/webui"
 )
 
 // Version is the one version of phivault: the capability statement and
@@ -72,6 +73,9 @@ type App struct {
 	AuditIndex *index.Reader
 
 	indexer *auditIndexer
+	// idleTimeout is the sessions' idle timeout (0: the session
+	// package's default), which the web UI's warning counts down.
+	idleTimeout time.Duration
 }
 
 // Option adjusts [Open]. Tests use them to inject a clock and limits.
@@ -200,6 +204,7 @@ func (a *App) openLogin(oo openOptions) error {
 	if err != nil {
 		return fmt.Errorf("opening login: %w", err)
 	}
+	a.idleTimeout = lo.SessionOptions.IdleTimeout
 	return nil
 }
 
@@ -266,6 +271,7 @@ func (a *App) Handler() http.Handler {
 		SSO:           a.ssoHandler(),
 		Accounts:      a.adminAccounts(),
 		AuditLog:      a.auditLog(),
+		UI:            a.webUI(),
 		Logger:        a.logger,
 		Now:           time.Now,
 		BaseURL:       a.Config.Server.BaseURL,
@@ -279,6 +285,25 @@ func (a *App) Handler() http.Handler {
 			return err
 		},
 	}).Handler()
+}
+
+// webUI builds the web interface (internal/webui), or nil (no UI, the
+// API still serves) if it cannot be built.
+func (a *App) webUI() http.Handler {
+	sq, ok := a.Store.(*sqldb.Store)
+	if !ok {
+		return nil
+	}
+	ui, err := webui.New(webui.Options{
+		Login: a.Login, Record: a.Record, Users: sq.Users(),
+		Keys: a.Keys, KeyScanner: a.Store,
+		IdleTimeout: a.idleTimeout, Logger: a.logger, AuditLog: a,
+	})
+	if err != nil {
+		a.logger.Error("web UI unavailable", slog.String("error", err.Error()))
+		return nil
+	}
+	return ui.Handler()
 }
 
 // CreateToken creates an API token and returns its secret (show it once).

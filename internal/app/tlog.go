@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/phivault/phivault/internal/webui"
 	"log/slog"
 	"sync"
 	"time"
@@ -102,14 +103,76 @@ func (a *App) VerifyLog(ctx context.Context, progress func(done, total int64)) (
 
 // VerifyLogWith is VerifyLog with checkpoints checked by the verifier
 // key vkey (one the auditor holds, rather than the server's own).
+//
+// A verification with the log's own key that ran to the end (passed, or
+// found a divergence) is recorded, for the trust page and operators.
 func (a *App) VerifyLogWith(ctx context.Context, vkey string, progress func(done, total int64)) (merkle.VerifyReport, error) {
 	v, err := merkle.NewVerifier(vkey)
 	if err != nil {
 		return merkle.VerifyReport{}, err
 	}
-	return merkle.Verify(ctx, merkle.VerifyOptions{
+	rep, err := merkle.Verify(ctx, merkle.VerifyOptions{
 		Store: a.tlog.store, Opener: a.Log, Verifier: v, Origin: a.Config.Audit.LogName, Progress: progress,
 	})
+	var div *merkle.Divergence
+	if sq, ok := a.Store.(*sqldb.Store); ok && vkey == a.tlog.signer.VerifierKey() && (err == nil || errors.As(err, &div)) {
+		rec := sqldb.Verification{Finished: time.Now().UTC(), Size: rep.Leaves, OK: err == nil}
+		if err != nil {
+			rec.Detail = err.Error()
+		}
+		if rerr := sq.RecordVerification(ctx, rec); rerr != nil && a.logger != nil {
+			a.logger.Warn("recording the audit log verification failed", slog.String("err", rerr.Error()))
+		}
+	}
+	return rep, err
+}
+
+// verifyEvery is how often "serve" verifies the whole audit log.
+const verifyEvery = 24 * time.Hour
+
+// RunLogVerification verifies the whole audit log one minute after
+// start and then every day until ctx ends, recording each outcome; a
+// divergence is logged at error level (the operator's alarm).
+func (a *App) RunLogVerification(ctx context.Context) {
+	t := time.NewTimer(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		rep, err := a.VerifyLog(ctx, nil)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			a.logger.Error("audit log verification failed", slog.String("err", err.Error()))
+		case err == nil:
+			a.logger.Info("audit log verified", slog.Int64("leaves", rep.Leaves), slog.Int("checkpoints", rep.Checkpoints))
+		}
+		t.Reset(verifyEvery)
+	}
+}
+
+// TrustStatus implements webui.AuditLog: the log's size, latest signed
+// checkpoint, verifier key and last successful full verification.
+func (a *App) TrustStatus(ctx context.Context) (webui.AuditLogStatus, error) {
+	var st webui.AuditLogStatus
+	c, err := a.tlog.store.LatestCheckpoint(ctx)
+	if err != nil {
+		return st, err
+	}
+	st.Size, st.Checkpoint, st.CheckpointTime = uint64(c.Size), string(c.Note), c.Created
+	st.VerifierKey = a.tlog.signer.VerifierKey()
+	if sq, ok := a.Store.(*sqldb.Store); ok {
+		v, err := sq.LastVerification(ctx, true)
+		switch {
+		case err == nil:
+			st.LastVerification = v.Finished
+		case !errors.Is(err, storage.ErrNotFound):
+			return st, err
+		}
+	}
+	return st, nil
 }
 
 // wakingAppender wakes the integrator after each durable batch, so a

@@ -91,6 +91,7 @@ func (e *env) runDemo(cmd *cobra.Command, patients int, listen string) error {
 		fmt.Fprintf(e.stdout, `
 phivault demo is running at %s  (data: %s)
 
+  Web UI          %s/   (sign in with a demo account above and its TOTP code)
   FHIR API        %s/fhir   (CapabilityStatement: %s/fhir/metadata)
   TLS CA          %s
   API token       %s
@@ -99,7 +100,7 @@ Try:
   curl --cacert %s -H "Authorization: Bearer %s" "%s/fhir/Patient?_count=5"
 
 Press Ctrl-C to stop.
-`, base, e.dataDir, base, base, ca, secret.Reveal(), ca, secret.Reveal(), base)
+`, base, e.dataDir, base, base, base, ca, secret.Reveal(), ca, secret.Reveal(), base)
 	})
 }
 

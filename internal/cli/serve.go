@@ -120,7 +120,8 @@ func (e *env) serve(ctx context.Context, c config.Config, started func(addr stri
 }
 
 // startExport runs the audit index follower, the pruning of dead
-// authentication state, and one exporter per
+// authentication state, the daily verification of the audit log, and
+// one exporter per
 // configured SIEM sink until the
 // returned stop function is called (after the HTTP server has drained;
 // the last requests' events are exported on the next start).
@@ -131,7 +132,7 @@ func (e *env) startExport(ctx context.Context, a *app.App) (stop func(), err err
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
 	go func() {
 		defer wg.Done()
 		a.RunAuditIndex(ctx)
@@ -139,6 +140,10 @@ func (e *env) startExport(ctx context.Context, a *app.App) (stop func(), err err
 	go func() {
 		defer wg.Done()
 		a.RunPrune(ctx)
+	}()
+	go func() {
+		defer wg.Done()
+		a.RunLogVerification(ctx)
 	}()
 	for _, x := range xs {
 		wg.Add(1)

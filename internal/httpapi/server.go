@@ -33,6 +33,11 @@
 // at /oauth2/authorize (launch.go) take steps 1–2 with their own CSP and
 // body limit, and check their flow cookie and CSRF token themselves.
 //
+// The web UI (internal/webui, mounted at / when Options.UI is set) takes
+// steps 1–2 and then its own middleware, which replaces the deny-all CSP
+// with the UI's strict one and checks form CSRF tokens (see that
+// package's documentation).
+//
 // Authorization (policy decisions, search narrowing) and rate limiting
 // join this stack with the identity and authorization issues.
 //
@@ -64,6 +69,7 @@ type Server struct {
 	admin       Accounts       // nil: /admin/api and /auth/enrol answer 503 (admin.go)
 	sso         SSO            // nil: no /auth/oidc/ routes (auth_oidc.go)
 	audit       AuditLog       // nil: /fhir/AuditEvent answers 404 (auditevent.go)
+	ui          http.Handler   // nil: no web UI at / (ui.go)
 	log         *slog.Logger
 	now         func() time.Time
 	baseURL     string
@@ -84,6 +90,7 @@ type Options struct {
 	Accounts      Accounts       // account administration: /admin/api, /auth/enrol (admin.go)
 	SSO           SSO            // optional, with Login: enterprise sign-in at /auth/oidc/ (auth_oidc.go)
 	AuditLog      AuditLog       // optional: GET /fhir/AuditEvent (auditevent.go)
+	UI            http.Handler   // optional: the web UI, mounted at / (ui.go)
 	Logger        *slog.Logger
 	Now           func() time.Time
 	BaseURL       string // public base URL, e.g. https://localhost:8443
@@ -97,7 +104,7 @@ type Options struct {
 
 // New returns a Server.
 func New(o Options) *Server {
-	return &Server{rec: o.Record, auth: o.Authenticator, login: o.Login, smart: o.SMART, admin: o.Accounts, sso: o.SSO, audit: o.AuditLog, log: o.Logger, now: o.Now,
+	return &Server{rec: o.Record, auth: o.Authenticator, login: o.Login, smart: o.SMART, admin: o.Accounts, sso: o.SSO, audit: o.AuditLog, ui: o.UI, log: o.Logger, now: o.Now,
 		baseURL: o.BaseURL, maxBody: o.MaxBodyBytes, version: o.Version, ready: o.Ready, tlog: o.Log, logRec: o.LogAudit, logVerifier: o.LogVerifier}
 }
 
@@ -131,6 +138,11 @@ func (s *Server) Handler() http.Handler {
 	s.logRoutes(mux)
 	if s.smart != nil {
 		s.smartRoutes(mux)
+	}
+	if s.ui != nil {
+		// The least specific pattern: everything no route above claims,
+		// including the UI's own 404 page.
+		mux.Handle("/", s.ui)
 	}
 	return s.withRequest(securityHeaders(mux))
 }

@@ -20,3 +20,15 @@ CREATE TABLE audit_terms (
 	leaf INTEGER NOT NULL, -- leaf index (audit_events.leaf_index)
 	PRIMARY KEY (term, leaf)
 ) WITHOUT ROWID;
+
+-- Full verifications of the audit log ("phivault audit verify" and the
+-- daily one in "phivault serve"): when each finished, the tree size it
+-- covered, whether it passed, and the first divergence (leaf and what
+-- differs; no event content). The trust page shows the latest success.
+CREATE TABLE audit_verifications (
+	finished INTEGER NOT NULL,
+	size     INTEGER NOT NULL,
+	ok       INTEGER NOT NULL,
+	detail   TEXT NOT NULL
+);
+CREATE INDEX audit_verifications_finished ON audit_verifications (finished);

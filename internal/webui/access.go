@@ -1,0 +1,251 @@
+package webui
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/phivault/phivault/internal/audit"
+	"github.com/phivault/phivault/internal/authn"
+	"github.com/phivault/phivault/internal/authn/login"
+	"github.com/phivault/phivault/internal/authn/session"
+	"github.com/phivault/phivault/internal/httpapi"
+	"github.com/phivault/phivault/internal/identity"
+	"github.com/phivault/phivault/internal/record"
+)
+
+// viewer is the signed-in person of a request.
+type viewer struct {
+	P           authn.Principal
+	DisplayName string // the account's display name, or its username
+	Role        string // roles, comma-separated, for the header
+	FHIRUser    string // "Practitioner/<id>" when linked
+	secret      string // the session cookie value: never rendered
+	csrf        string // session.CSRFToken(secret)
+}
+
+// Clinical reports whether the viewer may use the patient pages.
+func (v *viewer) Clinical() bool { return clinicalRole(v.P.Roles) }
+
+// Patient reports whether the viewer is a patient account.
+func (v *viewer) Patient() bool { return slices.Contains(v.P.Roles, string(identity.RolePatient)) }
+
+// clinicalRoles may search patients and open charts. Until the
+// authorization engine decides per patient (care team, consent,
+// break-the-glass), the UI keeps everyone else, front desk and billing
+// included, away from clinical data altogether (DESIGN §8).
+var clinicalRoles = []string{string(identity.RolePhysician), string(identity.RoleNurse)}
+
+func clinicalRole(roles []string) bool {
+	return slices.ContainsFunc(roles, func(r string) bool { return slices.Contains(clinicalRoles, r) })
+}
+
+type viewerKey struct{}
+
+func viewerFrom(ctx context.Context) *viewer {
+	v, _ := ctx.Value(viewerKey{}).(*viewer)
+	return v
+}
+
+// errSignedOut means no usable session: the browser is sent to sign in.
+var errSignedOut = errors.New("no valid session")
+
+// authenticate returns the viewer of r's session cookie: errSignedOut
+// without a valid session or for a workforce session that skipped its
+// second factor (which the login service never creates; refused anyway).
+func (u *UI) authenticate(r *http.Request) (*viewer, error) {
+	c, err := r.Cookie(httpapi.SessionCookie)
+	if err != nil {
+		return nil, errSignedOut
+	}
+	return u.viewerFor(r.Context(), c.Value)
+}
+
+// viewerFor authenticates a session token (untrusted: a cookie value).
+func (u *UI) viewerFor(ctx context.Context, secret string) (*viewer, error) {
+	p, err := u.login.Authenticate(ctx, secret)
+	if errors.Is(err, authn.ErrUnauthenticated) {
+		return nil, errSignedOut
+	}
+	if err != nil {
+		return nil, pageErr(http.StatusServiceUnavailable, "Temporarily unavailable", "Your session could not be checked. Try again in a moment.", err)
+	}
+	if login.RequiresMFA(p) {
+		return nil, errSignedOut
+	}
+	v := &viewer{P: p, DisplayName: p.Name, Role: strings.Join(p.Roles, ", "), secret: secret, csrf: session.CSRFToken(secret)}
+	if usr, err := u.users.ByID(ctx, p.ID); err == nil {
+		if usr.DisplayName != "" {
+			v.DisplayName = usr.DisplayName
+		}
+		v.FHIRUser = usr.FHIRUser
+	}
+	return v, nil
+}
+
+// signedIn runs h for a signed-in browser; others are sent to /login
+// (a stale cookie is cleared first).
+func (u *UI) signedIn(h handlerFunc) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		v, err := u.authenticate(r)
+		if errors.Is(err, errSignedOut) {
+			if _, cerr := r.Cookie(httpapi.SessionCookie); cerr == nil {
+				httpapi.ClearSessionCookie(w)
+			}
+			return redirect(w, r, "/login")
+		}
+		if err != nil {
+			return err
+		}
+		return h(w, r.WithContext(context.WithValue(r.Context(), viewerKey{}, v)))
+	}
+}
+
+// form is signedIn for a POST: the form's csrf field must be the
+// session's CSRF token, else the request is refused (403 page) before h
+// runs.
+func (u *UI) form(h handlerFunc) handlerFunc {
+	return u.signedIn(func(w http.ResponseWriter, r *http.Request) error {
+		if err := checkOrigin(r); err != nil {
+			return err
+		}
+		if err := r.ParseForm(); err != nil {
+			return formParseError(err)
+		}
+		if !session.CheckCSRF(viewerFrom(r.Context()).secret, r.PostForm.Get("csrf")) {
+			return errCSRF
+		}
+		return h(w, r)
+	})
+}
+
+// clinical is signedIn for the patient pages: a clinical role is needed.
+func (u *UI) clinical(h handlerFunc) handlerFunc {
+	return u.signedIn(func(w http.ResponseWriter, r *http.Request) error {
+		if err := clinicalGate(viewerFrom(r.Context())); err != nil {
+			return err
+		}
+		return h(w, r)
+	})
+}
+
+// clinicalForm is form plus the clinical gate.
+func (u *UI) clinicalForm(h handlerFunc) handlerFunc {
+	return u.form(func(w http.ResponseWriter, r *http.Request) error {
+		if err := clinicalGate(viewerFrom(r.Context())); err != nil {
+			return err
+		}
+		return h(w, r)
+	})
+}
+
+func clinicalGate(v *viewer) error {
+	if !v.P.MFA || !v.Clinical() {
+		return pageErr(http.StatusForbidden, "Not available to your role",
+			"Patient records are available to clinical staff (physicians and nurses) only.", errors.New("non-clinical role at a clinical page"))
+	}
+	return nil
+}
+
+// checkOrigin refuses a POST that the browser itself marks cross-site
+// (Sec-Fetch-Site), before any other work. The CSRF token remains the
+// control; this only rejects the obvious cases early.
+func checkOrigin(r *http.Request) error {
+	if r.Header.Get("Sec-Fetch-Site") == "cross-site" {
+		return errCSRF
+	}
+	return nil
+}
+
+func formParseError(err error) error {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return pageErr(http.StatusRequestEntityTooLarge, "Too much text", "The form was larger than the server accepts. Shorten the text and try again.", err)
+	}
+	return pageErr(http.StatusBadRequest, "Form not understood", "The form could not be read. Go back, reload the page and try again.", err)
+}
+
+// Pre-session CSRF: before sign-in there is no session to bind a token
+// to, so the sign-in forms use double submit with a random __Host-
+// cookie: the field must equal the cookie. A third-party page can make
+// the browser send the cookie but cannot read it, nor plant a __Host-
+// cookie from a sibling domain (RFC 6265bis §4.1.3.2).
+const preSessionCookie = "__Host-phivault_presession"
+
+// challengeCookie holds the login challenge between the password and
+// the second factor (sealed, five minutes, see login.ChallengeTTL). A
+// cookie keeps it out of the page and of URLs.
+const challengeCookie = "__Host-phivault_challenge"
+
+// preSessionToken returns the browser's pre-session token, setting a
+// new cookie if it has none.
+func (u *UI) preSessionToken(w http.ResponseWriter, r *http.Request) (string, error) {
+	if c, err := r.Cookie(preSessionCookie); err == nil && len(c.Value) == 43 {
+		return c.Value, nil
+	}
+	var b [32]byte
+	rd := u.rand
+	if rd == nil {
+		rd = rand.Reader
+	}
+	if _, err := io.ReadFull(rd, b[:]); err != nil {
+		return "", err
+	}
+	tok := base64.RawURLEncoding.EncodeToString(b[:])
+	http.SetCookie(w, &http.Cookie{Name: preSessionCookie, Value: tok, Path: "/", Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode})
+	return tok, nil
+}
+
+// preSession checks a sign-in form's double-submit token.
+func (u *UI) preSession(h handlerFunc) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		if err := checkOrigin(r); err != nil {
+			return err
+		}
+		if err := r.ParseForm(); err != nil {
+			return formParseError(err)
+		}
+		c, err := r.Cookie(preSessionCookie)
+		field := r.PostForm.Get("csrf")
+		if err != nil || len(c.Value) != 43 || subtle.ConstantTimeCompare([]byte(c.Value), []byte(field)) != 1 {
+			return errCSRF
+		}
+		return h(w, r)
+	}
+}
+
+func setChallenge(w http.ResponseWriter, challenge string) {
+	http.SetCookie(w, &http.Cookie{Name: challengeCookie, Value: challenge, Path: "/", MaxAge: int(login.ChallengeTTL.Seconds()),
+		Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode})
+}
+
+func clearChallenge(w http.ResponseWriter) {
+	http.SetCookie(w, &http.Cookie{Name: challengeCookie, Value: "", Path: "/", MaxAge: -1, Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode})
+}
+
+func challengeOf(r *http.Request) string {
+	c, err := r.Cookie(challengeCookie)
+	if err != nil {
+		return ""
+	}
+	return c.Value
+}
+
+// caller is the audit identity of a UI request to the record service.
+func caller(r *http.Request, v *viewer) record.Caller {
+	addr := ""
+	if a := httpapi.ClientAddr(r); a.IsValid() {
+		addr = a.String()
+	}
+	return record.Caller{
+		Agent:     audit.Agent{User: v.P.ID, Role: strings.Join(v.P.Roles, ","), Client: "webui", Session: v.P.SessionID, Address: addr},
+		Purpose:   "TREAT",
+		RequestID: httpapi.RequestID(r.Context()),
+	}
+}

@@ -1,0 +1,97 @@
+package webui_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/phivault/phivault/internal/identity"
+)
+
+// TestScreenshots saves a PNG of each main page into the directory named
+// by PHIVAULT_SCREENSHOTS (`make screenshots` sets it to
+// docs/screenshots). It loads synthetic patients with the demo's
+// generator and the demo's physician, and drives Chromium through the
+// pages. Without the variable it does nothing.
+func TestScreenshots(t *testing.T) {
+	dir := os.Getenv("PHIVAULT_SCREENSHOTS")
+	if dir == "" {
+		t.Skip("set PHIVAULT_SCREENSHOTS to a directory to write screenshots (make screenshots)")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	e := start(t, "sqlite")
+	ids := e.loadPatients(t, 10)
+	family := familyName(e.patient(t, ids[0]))
+	house := e.addUser(t, "dr.house", "Gregory House", true, identity.RolePhysician)
+	e.addUser(t, "nurse.joy", "Joy Nurse", true, identity.RoleNurse)
+	e.addUser(t, "desk.pam", "Pam Desk", true, identity.RoleFrontDesk)
+	newcomer := e.addUser(t, "nurse.new", "Nina New", false, identity.RoleNurse)
+
+	tb := newTab(t)
+	tb.ignore(`status of 40[04]`) // the validation and 404 pages shot below
+	shot := func(name string) {
+		t.Helper()
+		png, err := chromedp.Run(tb.ctx, chromedp.FullScreenshot(100))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%s.png: %d bytes", name, len(png))
+	}
+	view := func(w, h int64) {
+		t.Helper()
+		tb.do(chromedp.EmulateViewport(w, h))
+	}
+	view(1200, 800)
+
+	// First sign-in of a new nurse: enrolment and recovery codes.
+	tb.do(navigate(e.URL+"/login"), waitCSS("#login-form"), fill("#username", newcomer.Username, "#password", newcomer.Password))
+	shot("01-sign-in")
+	tb.do(submit("#login-form button[type=submit]", "#enrol-start"), submit("#enrol-start button[type=submit]", "#totp-qr"))
+	shot("02-enrol-totp")
+	tb.do(fill("#code", mustCode(t, tb.text("#totp-secret"))), submit("#enrol-confirm button[type=submit]", "#recovery-codes"))
+	shot("03-recovery-codes")
+	tb.do(submit("#sign-out", "#page-title"))
+
+	// The physician: second step, search, chart.
+	tb.do(navigate(e.URL+"/login"), waitCSS("#login-form"), fill("#username", house.Username, "#password", house.Password),
+		submit("#login-form button[type=submit]", "#mfa-form"))
+	shot("04-second-step")
+	tb.do(fill("#code", house.code(t)), submit("#mfa-form button[type=submit]", "#patient-search"))
+	tb.do(fill("#name", family), submit("#patient-search button[type=submit]", "#results"))
+	shot("05-patient-search")
+	tb.do(submit(`#results a[href="/patients/`+ids[0]+`"]`, "#vitals-chart"))
+	tb.do(fill("#note-title", "Follow-up", "#note-text", "Blood pressure well controlled on current dose.\nRepeat labs in three months."),
+		submit("#add-note button[type=submit]", "#notes-list"))
+	tb.do(fill("#obs-kind", "heart-rate", "#obs-value", "400"), submit("#add-observation button[type=submit]", "#observation-error"))
+	shot("06-chart")
+	view(390, 844)
+	tb.do(navigate(e.URL+"/patients/"+ids[0]), waitCSS("#vitals-chart"))
+	// Responsive: nothing makes the phone page scroll sideways (wide
+	// tables scroll inside their own box).
+	if sw, iw := eval[int](tb, `document.documentElement.scrollWidth`), eval[int](tb, `window.innerWidth`); sw > iw {
+		t.Errorf("the chart is %d px wide on a %d px phone screen", sw, iw)
+	}
+	shot("07-chart-phone")
+	view(1200, 800)
+	tb.do(navigate(e.URL+"/sessions"), waitCSS("#sessions"))
+	eval[bool](tb, `(document.getElementById("idle-warning").hidden = false, document.getElementById("idle-countdown").textContent = "Time left: 1:47.", true)`)
+	shot("08-sessions-idle-warning")
+	tb.do(navigate(e.URL+"/no-such-page"), waitCSS("#error-message"))
+	shot("09-not-found")
+	tb.do(submit("#sign-out", "#page-title"), navigate(e.URL+"/trust"), waitCSS("#live-facts"))
+	shot("10-trust")
+}
+
+func mustCode(t *testing.T, secret string) string {
+	t.Helper()
+	u := &user{Secret: strings.TrimSpace(secret)}
+	return u.code(t)
+}

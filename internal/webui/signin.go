@@ -1,0 +1,284 @@
+package webui
+
+import (
+	"encoding/base64"
+	"errors"
+	"html/template"
+	"net/http"
+	"time"
+
+	"github.com/phivault/phivault/internal/authn/login"
+	"github.com/phivault/phivault/internal/authn/password"
+	"github.com/phivault/phivault/internal/httpapi"
+)
+
+// Sign-in: password (POST /login), then either the second factor
+// (/login/mfa: a TOTP code or a recovery code) or, at first sign-in,
+// TOTP enrolment (/login/enrol: QR code, first code, recovery codes
+// shown once). The login service does the work and the auditing; these
+// handlers only carry the challenge (in a __Host- cookie) and render.
+
+type loginView struct {
+	Error    string
+	Username string
+}
+
+func (u *UI) loginForm(w http.ResponseWriter, r *http.Request) error {
+	if v, err := u.authenticate(r); err == nil && v != nil {
+		return redirect(w, r, "/")
+	}
+	tok, err := u.preSessionToken(w, r)
+	if err != nil {
+		return err
+	}
+	u.render(w, r, http.StatusOK, "login", pageData{Title: "Sign in", CSRF: tok, Data: loginView{}})
+	return nil
+}
+
+// loginError maps a sign-in failure to the message shown on the form
+// (status, message), or returns ok=false for errors handled as pages.
+func loginError(err error) (int, string, bool) {
+	switch {
+	case errors.Is(err, login.ErrInvalidCredentials):
+		return http.StatusUnauthorized, "The username or password is not right, or the account is locked or disabled.", true
+	case errors.Is(err, login.ErrInvalidCode):
+		return http.StatusUnauthorized, "That code was not accepted. Codes can be used once only; wait for the next one and try again.", true
+	case errors.Is(err, password.ErrBusy):
+		return http.StatusServiceUnavailable, "The server is busy. Try again in a moment.", true
+	}
+	return 0, "", false
+}
+
+func (u *UI) loginSubmit(w http.ResponseWriter, r *http.Request) error {
+	username := r.PostForm.Get("username")
+	res, err := u.login.Login(r.Context(), username, r.PostForm.Get("password"), httpapi.ClientAddr(r))
+	if status, msg, ok := loginError(err); ok {
+		u.render(w, r, status, "login", pageData{Title: "Sign in", CSRF: r.PostForm.Get("csrf"),
+			Data: loginView{Error: msg, Username: username}})
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if res.Session != nil {
+		httpapi.SetSessionCookie(w, res.Session.Secret)
+		return redirect(w, r, "/")
+	}
+	setChallenge(w, res.Challenge)
+	if res.EnrollmentRequired {
+		return redirect(w, r, "/login/enrol")
+	}
+	return redirect(w, r, "/login/mfa")
+}
+
+// restart sends the browser back to the password step with a message,
+// for a missing or expired challenge.
+func (u *UI) restart(w http.ResponseWriter, r *http.Request, csrf string) {
+	clearChallenge(w)
+	u.render(w, r, http.StatusUnauthorized, "login", pageData{Title: "Sign in", CSRF: csrf,
+		Data: loginView{Error: "Your sign-in took too long or was interrupted. Enter your password again."}})
+}
+
+type mfaView struct {
+	Error    string
+	Recovery bool
+}
+
+func (u *UI) mfaForm(w http.ResponseWriter, r *http.Request) error {
+	tok, err := u.preSessionToken(w, r)
+	if err != nil {
+		return err
+	}
+	if challengeOf(r) == "" {
+		u.restart(w, r, tok)
+		return nil
+	}
+	u.render(w, r, http.StatusOK, "mfa", pageData{Title: "Second step", CSRF: tok, Data: mfaView{}})
+	return nil
+}
+
+func (u *UI) mfaSubmit(w http.ResponseWriter, r *http.Request) error {
+	csrf := r.PostForm.Get("csrf")
+	ch := challengeOf(r)
+	if ch == "" {
+		u.restart(w, r, csrf)
+		return nil
+	}
+	method := login.MethodTOTP
+	if r.PostForm.Get("method") == login.MethodRecovery {
+		method = login.MethodRecovery
+	}
+	st, err := u.login.Verify(r.Context(), ch, method, r.PostForm.Get("code"), httpapi.ClientAddr(r))
+	if errors.Is(err, login.ErrInvalidChallenge) {
+		u.restart(w, r, csrf)
+		return nil
+	}
+	if status, msg, ok := loginError(err); ok {
+		u.render(w, r, status, "mfa", pageData{Title: "Second step", CSRF: csrf, Data: mfaView{Error: msg, Recovery: method == login.MethodRecovery}})
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	clearChallenge(w)
+	httpapi.SetSessionCookie(w, st.Secret)
+	return redirect(w, r, "/")
+}
+
+type enrolView struct {
+	Error  string
+	QR     template.URL // data:image/png;base64,… built here from the PNG bytes
+	Secret string       // the base32 secret, for typing into an app
+	Shown  bool         // the QR code step (after "Set up")
+}
+
+func (u *UI) enrolForm(w http.ResponseWriter, r *http.Request) error {
+	tok, err := u.preSessionToken(w, r)
+	if err != nil {
+		return err
+	}
+	if challengeOf(r) == "" {
+		u.restart(w, r, tok)
+		return nil
+	}
+	u.render(w, r, http.StatusOK, "enrol", pageData{Title: "Set up your authenticator", CSRF: tok, Data: enrolView{}})
+	return nil
+}
+
+// enrolStart issues the TOTP secret and shows it in the POST answer
+// itself (never in a URL, never stored by the browser: no-store).
+func (u *UI) enrolStart(w http.ResponseWriter, r *http.Request) error {
+	csrf := r.PostForm.Get("csrf")
+	ch := challengeOf(r)
+	if ch == "" {
+		u.restart(w, r, csrf)
+		return nil
+	}
+	enr, err := u.login.EnrollTOTP(r.Context(), ch, httpapi.ClientAddr(r))
+	if errors.Is(err, login.ErrInvalidChallenge) {
+		u.restart(w, r, csrf)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	u.render(w, r, http.StatusOK, "enrol", pageData{Title: "Set up your authenticator", CSRF: csrf, Data: enrolView{
+		// The data: URI is built from server-made PNG bytes only.
+		QR:     template.URL("data:image/png;base64," + base64.StdEncoding.EncodeToString(enr.PNG)),
+		Secret: enr.Key.Secret(), Shown: true,
+	}})
+	return nil
+}
+
+type recoveryView struct{ Codes []string }
+
+func (u *UI) enrolConfirm(w http.ResponseWriter, r *http.Request) error {
+	csrf := r.PostForm.Get("csrf")
+	ch := challengeOf(r)
+	if ch == "" {
+		u.restart(w, r, csrf)
+		return nil
+	}
+	st, codes, err := u.login.ConfirmTOTP(r.Context(), ch, r.PostForm.Get("code"), httpapi.ClientAddr(r))
+	if errors.Is(err, login.ErrInvalidChallenge) {
+		u.restart(w, r, csrf)
+		return nil
+	}
+	if status, msg, ok := loginError(err); ok {
+		// The secret stays pending: "Set up" again shows a new one.
+		u.render(w, r, status, "enrol", pageData{Title: "Set up your authenticator", CSRF: csrf, Data: enrolView{Error: msg}})
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	clearChallenge(w)
+	httpapi.SetSessionCookie(w, st.Secret)
+	shown := make([]string, len(codes))
+	for i, c := range codes {
+		shown[i] = c.Reveal()
+	}
+	// Shown once, in this answer: the browser keeps no copy (no-store)
+	// and the server keeps only their hashes.
+	v, err := u.viewerFor(r.Context(), st.Secret.Reveal())
+	if err != nil {
+		return err
+	}
+	u.render(w, r, http.StatusOK, "recovery", pageData{Title: "Your recovery codes", Viewer: v, Data: recoveryView{Codes: shown}})
+	return nil
+}
+
+func (u *UI) logout(w http.ResponseWriter, r *http.Request) error {
+	v := viewerFrom(r.Context())
+	if err := u.login.Logout(r.Context(), v.P, httpapi.ClientAddr(r)); err != nil && !errors.Is(err, login.ErrNotFound) {
+		return err
+	}
+	u.searches.dropSession(v.P.SessionID)
+	httpapi.ClearSessionCookie(w)
+	// Ask the browser to drop what it may hold for this origin (cached
+	// pages, storage); the cookies are expired above.
+	w.Header().Set("Clear-Site-Data", `"cache", "storage"`)
+	return redirect(w, r, "/signed-out")
+}
+
+func (u *UI) signedOut(w http.ResponseWriter, r *http.Request) error {
+	u.render(w, r, http.StatusOK, "signed-out", pageData{Title: "Signed out"})
+	return nil
+}
+
+// keepalive is the idle warning's "stay signed in": authenticating the
+// session (done by form) records the activity.
+func (u *UI) keepalive(w http.ResponseWriter, r *http.Request) error {
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+type sessionRow struct {
+	ID       string
+	Created  time.Time
+	LastSeen time.Time
+	Expires  time.Time
+	Address  string
+	Current  bool
+}
+
+func (u *UI) sessionsPage(w http.ResponseWriter, r *http.Request) error {
+	v := viewerFrom(r.Context())
+	ss, err := u.login.Sessions(r.Context(), v.P)
+	if err != nil {
+		return err
+	}
+	rows := make([]sessionRow, len(ss))
+	for i, s := range ss {
+		rows[i] = sessionRow{ID: s.ID, Created: s.Created, LastSeen: s.LastSeen, Expires: s.ExpiresAbsolute, Address: s.Address, Current: s.ID == v.P.SessionID}
+	}
+	u.render(w, r, http.StatusOK, "sessions", pageData{Title: "My sessions", Viewer: v, Nav: "sessions", Data: rows})
+	return nil
+}
+
+func (u *UI) revokeSession(w http.ResponseWriter, r *http.Request) error {
+	v := viewerFrom(r.Context())
+	id := r.PathValue("id")
+	err := u.login.Revoke(r.Context(), v.P, id, httpapi.ClientAddr(r))
+	if errors.Is(err, login.ErrNotFound) {
+		return pageErr(http.StatusNotFound, "Session not found", "That session has already ended or is not yours.", err)
+	}
+	if err != nil {
+		return err
+	}
+	u.searches.dropSession(id)
+	if id == v.P.SessionID {
+		httpapi.ClearSessionCookie(w)
+		return redirect(w, r, "/signed-out")
+	}
+	return redirect(w, r, "/sessions")
+}
+
+func (u *UI) home(w http.ResponseWriter, r *http.Request) error {
+	v := viewerFrom(r.Context())
+	if v.Clinical() {
+		return redirect(w, r, "/patients")
+	}
+	u.render(w, r, http.StatusOK, "home", pageData{Title: "phivault", Viewer: v, Nav: "home"})
+	return nil
+}

@@ -1,0 +1,324 @@
+package webui
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"html"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/phivault/phivault/internal/authn/login"
+	"github.com/phivault/phivault/internal/identity"
+	"github.com/phivault/phivault/internal/record"
+)
+
+// bareUI is a UI with templates and a logger only: enough to render.
+func bareUI(t *testing.T) *UI {
+	t.Helper()
+	pages, err := parsePages()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &UI{pages: pages, log: slog.New(slog.NewTextHandler(io.Discard, nil)), now: time.Now, idle: 15 * time.Minute}
+}
+
+func TestErrorPages(t *testing.T) {
+	u := bareUI(t)
+	for _, c := range []struct {
+		name       string
+		err        error
+		status     int
+		want       string
+		retryAfter string
+	}{
+		{"rate limit", &login.RateLimitError{RetryAfter: 2500 * time.Millisecond}, 429, "Wait 3s", "3"},
+		{"csrf", errCSRF, 403, "did not carry a valid security token", ""},
+		{"not found", &record.Error{Status: 404}, 404, "does not exist", ""},
+		{"unavailable", &record.Error{Status: 503}, 503, "nothing was shown or saved", "1"},
+		{"internal", fmt.Errorf("disk on fire at /var/secret"), 500, "could not complete this request", ""},
+		{"not implemented", pageErr(501, "Emergency access is not available yet", "plain words", nil), 501, "plain words", ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			rec := httptest.NewRecorder()
+			u.handle(func(http.ResponseWriter, *http.Request) error { return c.err }).ServeHTTP(rec, httptest.NewRequest("GET", "/x", nil))
+			body := rec.Body.String()
+			if rec.Code != c.status || !strings.Contains(body, c.want) {
+				t.Errorf("got %d, want %d with %q:\n%s", rec.Code, c.status, c.want, body)
+			}
+			if strings.Contains(body, "/var/secret") {
+				t.Errorf("the internal cause reached the page")
+			}
+			if got := rec.Header().Get("Retry-After"); got != c.retryAfter {
+				t.Errorf("Retry-After %q, want %q", got, c.retryAfter)
+			}
+			if !strings.Contains(body, "Request id") {
+				t.Errorf("no request id on the page")
+			}
+		})
+	}
+}
+
+// TestDeniedPage: a 403 from the record service renders the treatment
+// relationship page with the break-the-glass form, escaping nothing odd
+// into its action.
+func TestDeniedPage(t *testing.T) {
+	u := bareUI(t)
+	if !denied(&record.Error{Status: http.StatusForbidden}) || denied(&record.Error{Status: 404}) || denied(nil) {
+		t.Fatal("denied() misclassifies")
+	}
+	rec := httptest.NewRecorder()
+	u.renderDenied(rec, httptest.NewRequest("GET", "/patients/abc", nil), "abc-123")
+	body := rec.Body.String()
+	if rec.Code != 403 || !strings.Contains(body, "no treatment relationship") || !strings.Contains(body, `action="/patients/abc-123/break-glass"`) {
+		t.Errorf("denied page: %d\n%s", rec.Code, body)
+	}
+	rec = httptest.NewRecorder()
+	u.renderDenied(rec, httptest.NewRequest("GET", "/", nil), `"><script>`)
+	if strings.Contains(rec.Body.String(), "break-glass") {
+		t.Errorf("an invalid id got a break-the-glass form")
+	}
+}
+
+func TestSearchStore(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	s := newSearchStore(func() time.Time { return now })
+	q := patientQuery{Name: "Smith"}
+	id, err := s.put(nil, "ses_a", q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(id) != 32 || strings.Contains(id, "Smith") {
+		t.Fatalf("id %q is not opaque", id)
+	}
+	if got, ok := s.get(id, "ses_a"); !ok || got != q {
+		t.Errorf("own search not found")
+	}
+	if _, ok := s.get(id, "ses_b"); ok {
+		t.Errorf("another session reads the search")
+	}
+	now = now.Add(searchTTL + time.Second)
+	if _, ok := s.get(id, "ses_a"); ok {
+		t.Errorf("expired search still served")
+	}
+	for i := 0; i < maxSearches+10; i++ {
+		if _, err := s.put(nil, "ses_a", q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(s.byID) > maxSearches {
+		t.Errorf("store holds %d searches, cap %d", len(s.byID), maxSearches)
+	}
+	s.dropSession("ses_a")
+	if len(s.byID) != 0 {
+		t.Errorf("%d searches left after sign-out", len(s.byID))
+	}
+}
+
+func TestPatientQueryValidate(t *testing.T) {
+	for _, c := range []struct {
+		q    patientQuery
+		want string
+	}{
+		{patientQuery{}, "Enter a name"},
+		{patientQuery{Name: strings.Repeat("a", 101)}, "at most 100"},
+		{patientQuery{BirthDate: "01/02/1970"}, "YYYY-MM-DD"},
+		{patientQuery{Name: "\xff"}, "not text"},
+		{patientQuery{BirthDate: "1970-01-02"}, ""},
+		{patientQuery{Identifier: "MRN-1", Name: "O'Brien"}, ""},
+	} {
+		if got := c.q.validate(); (c.want == "") != (got == "") || !strings.Contains(got, c.want) {
+			t.Errorf("%+v: %q, want %q", c.q, got, c.want)
+		}
+	}
+}
+
+func TestBuildVitals(t *testing.T) {
+	var obs []obj
+	raw := `[
+	 {"effectiveDateTime":"2024-01-01T10:00:00Z","code":{"coding":[{"system":"http://loinc.org","code":"8867-4"}]},"valueQuantity":{"value":70,"unit":"/min"}},
+	 {"effectiveDateTime":"2025-01-01T10:00:00Z","code":{"coding":[{"system":"http://loinc.org","code":"8867-4"}]},"valueQuantity":{"value":90,"unit":"/min"}},
+	 {"effectiveDateTime":"2024-06-01T10:00:00Z","code":{"coding":[{"system":"http://loinc.org","code":"85354-9"}]},"component":[
+	   {"code":{"coding":[{"system":"http://loinc.org","code":"8480-6"}]},"valueQuantity":{"value":120}},
+	   {"code":{"coding":[{"system":"http://loinc.org","code":"8462-4"}]},"valueQuantity":{"value":80}}]},
+	 {"effectiveDateTime":"not a date","code":{"coding":[{"system":"http://loinc.org","code":"8867-4"}]},"valueQuantity":{"value":1}},
+	 {"effectiveDateTime":"2024-06-01T10:00:00Z","code":{"coding":[{"system":"http://loinc.org","code":"29463-7"}]},"valueQuantity":{"value":"heavy"}}
+	]`
+	if err := json.Unmarshal([]byte(raw), &obs); err != nil {
+		t.Fatal(err)
+	}
+	c := buildVitals(obs)
+	if c == nil || len(c.Panels) != 2 {
+		t.Fatalf("panels: %+v", c)
+	}
+	hr := c.Panels[0]
+	if hr.Title != "Heart rate (/min)" || len(hr.Series) != 1 || len(hr.Series[0].Dots) != 2 {
+		t.Fatalf("heart rate panel: %+v", hr)
+	}
+	// Oldest on the left edge, newest on the right; the higher value higher up.
+	d := hr.Series[0].Dots
+	if d[0].X != "56.0" || d[1].X != "624.0" {
+		t.Errorf("x positions %s, %s", d[0].X, d[1].X)
+	}
+	if !(atof(d[1].Y) < atof(d[0].Y)) {
+		t.Errorf("90 is drawn below 70")
+	}
+	if len(c.Panels[1].Series) != 2 || c.Start != "2024-01-01" || c.End != "2025-01-01" {
+		t.Errorf("blood pressure panel or range: %+v", c)
+	}
+	if len(c.Rows) != 3 || c.Rows[0].Value != "90 /min" {
+		t.Errorf("table rows: %+v", c.Rows)
+	}
+	if buildVitals(nil) != nil {
+		t.Errorf("a chart without data")
+	}
+}
+
+func atof(s string) float64 {
+	var f float64
+	fmt.Sscan(s, &f)
+	return f
+}
+
+func TestFHIRView(t *testing.T) {
+	var p obj
+	_ = json.Unmarshal([]byte(`{"name":[{"use":"usual","given":["Bo"]},{"use":"official","family":"Ng","given":["Ann","B."]}],
+	  "identifier":[{"value":"ssn"},{"type":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/v2-0203","code":"MR"}]},"value":"MRN-7"}]}`), &p)
+	if got := humanName(p); got != "Ng, Ann B." {
+		t.Errorf("name %q", got)
+	}
+	if got := mrn(p); got != "MRN-7" {
+		t.Errorf("mrn %q", got)
+	}
+	var d obj
+	_ = json.Unmarshal([]byte(`{"content":[{"attachment":{"contentType":"text/plain; charset=utf-8","data":"PGI+aGk8L2I+"}}]}`), &d)
+	if got := attachmentText(d); got != "<b>hi</b>" {
+		t.Errorf("note %q", got)
+	}
+	if got := age("2000-06-15", time.Date(2026, 6, 14, 0, 0, 0, 0, time.UTC)); got != "25" {
+		t.Errorf("age %q", got)
+	}
+	if got := age("2000-03-01", time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)); got != "26" {
+		t.Errorf("age on the birthday after a leap year: %q", got)
+	}
+}
+
+// fakeDirectory is an identity.Directory over a slice, for the trust page.
+type fakeDirectory struct{ users []identity.User }
+
+func (f fakeDirectory) ByID(context.Context, string) (identity.User, error) {
+	return identity.User{}, identity.ErrNotFound
+}
+
+func (f fakeDirectory) ByUsername(context.Context, string) (identity.User, error) {
+	return identity.User{}, identity.ErrNotFound
+}
+
+func (f fakeDirectory) List(_ context.Context, after string, limit int) ([]identity.User, error) {
+	var out []identity.User
+	for _, u := range f.users {
+		if u.Username > after && len(out) < limit {
+			out = append(out, u)
+		}
+	}
+	return out, nil
+}
+
+// fakeAuditLog is what the Merkle audit log will provide.
+type fakeAuditLog struct {
+	st  AuditLogStatus
+	err error
+}
+
+func (f fakeAuditLog) TrustStatus(context.Context) (AuditLogStatus, error) { return f.st, f.err }
+
+func TestTrustPage(t *testing.T) {
+	now := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
+	dir := fakeDirectory{users: []identity.User{
+		{Username: "a", Roles: []identity.Role{identity.RolePhysician}, MFAEnrolled: true},
+		{Username: "b", Roles: []identity.Role{identity.RoleNurse}},
+		{Username: "c", Roles: []identity.Role{identity.RoleBilling}, MFAEnrolled: true},
+		{Username: "d", Roles: []identity.Role{identity.RolePatient}},
+		{Username: "e", Roles: []identity.Role{identity.RoleNurse}, Disabled: true},
+	}}
+	for _, c := range []struct {
+		name  string
+		log   AuditLog
+		wants []string
+	}{
+		{"no audit log yet", nil, []string{"2 of 3", "67%", "Not available yet"}},
+		{"audit log", fakeAuditLog{st: AuditLogStatus{Size: 12345, Checkpoint: "phivault.example/log\n12345\nq1w2e3=\n\n— phivault.example/log abc=\n",
+			CheckpointTime: now.Add(-time.Minute), VerifierKey: "phivault.example/log+1234abcd+AQID", LastVerification: now.Add(-90 * time.Minute)}},
+			[]string{"12345", "phivault.example/log+1234abcd+AQID", "1h30m0s ago", "q1w2e3="}},
+		{"audit log failing", fakeAuditLog{err: fmt.Errorf("down")}, []string{"Tamper-evident access log</h3>\n  <p>Not available right now."}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			u := bareUI(t)
+			u.users, u.auditLog, u.trust, u.now = dir, c.log, &trustCache{}, func() time.Time { return now }
+			rec := httptest.NewRecorder()
+			if err := u.trustPage(rec, httptest.NewRequest("GET", "/trust", nil)); err != nil {
+				t.Fatal(err)
+			}
+			body := html.UnescapeString(rec.Body.String())
+			for _, w := range c.wants {
+				if !strings.Contains(body, w) {
+					t.Errorf("trust page lacks %q in\n%s", w, body[strings.Index(body, "Tamper"):])
+				}
+			}
+			if strings.Contains(body, `id="fact-patient-keys"`) {
+				t.Errorf("encryption facts shown without a keyring")
+			}
+		})
+	}
+}
+
+// TestPasskeyHook: with Options.Passkeys the sign-in page offers a
+// passkey and loads the WebAuthn helper (same origin); without, neither.
+func TestPasskeyHook(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		u := bareUI(t)
+		u.passkeys = on
+		rec := httptest.NewRecorder()
+		u.render(rec, httptest.NewRequest("GET", "/login", nil), 200, "login", pageData{Title: "Sign in", CSRF: "tok", Data: loginView{}})
+		body := rec.Body.String()
+		has := strings.Contains(body, `<script src="/static/webauthn.js" defer></script>`) && strings.Contains(body, `id="passkey-button"`)
+		if has != on {
+			t.Errorf("Passkeys=%v: passkey sign-in shown %v", on, has)
+		}
+		if strings.Contains(body, "<script>") || strings.Contains(body, "style=") {
+			t.Errorf("inline script or style on the sign-in page")
+		}
+	}
+}
+
+// TestTemplatesHaveNoInlineCode: the CSP would refuse inline script,
+// style and event handlers; none may appear in a template.
+func TestTemplatesHaveNoInlineCode(t *testing.T) {
+	bad := regexp.MustCompile(`(?i)<style|\sstyle=|\son[a-z]+=|javascript:`)
+	script := regexp.MustCompile(`(?is)<script([^>]*)>(.*?)</script>`)
+	names, err := fs.Glob(templateFS, "templates/*.html")
+	if err != nil || len(names) < 10 {
+		t.Fatalf("templates: %v %d", err, len(names))
+	}
+	for _, n := range names {
+		b, err := templateFS.ReadFile(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m := bad.Find(b); m != nil {
+			t.Errorf("%s: inline code %q", n, m)
+		}
+		for _, m := range script.FindAllSubmatch(b, -1) {
+			if !strings.Contains(string(m[1]), "src=") || strings.TrimSpace(string(m[2])) != "" {
+				t.Errorf("%s: inline script %q", n, m[0])
+			}
+		}
+	}
+}
