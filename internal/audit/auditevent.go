@@ -50,6 +50,15 @@ var authEvents = map[Action]string{
 	ActionLogout:        "110123",
 }
 
+// ActionCode returns the FHIR AuditEvent.action code of an action: C,
+// R, U, D or E (http://hl7.org/fhir/audit-event-action).
+func ActionCode(a Action) string {
+	if r, ok := restful[a]; ok {
+		return r[1]
+	}
+	return "E"
+}
+
 // AuditEvent renders e as a FHIR R4 AuditEvent resource following the
 // IHE BALP patterns: type "rest" with the RESTful interaction as subtype
 // for FHIR interactions, DICOM "User Authentication" for sign-in and
@@ -74,19 +83,17 @@ func (e Event) AuditEvent(id string) map[string]any {
 	if r, ok := restful[e.Action]; ok {
 		ae["type"] = coding(sysEventType, "rest", "RESTful Operation")
 		ae["subtype"] = []any{coding(sysRESTful, r[0], "")}
-		ae["action"] = r[1]
 		if r[0] == "operation" {
 			ae["subtype"] = []any{coding(sysRESTful, "operation", ""), coding(SystemAction, string(e.Action), "")}
 		}
 	} else if sub, ok := authEvents[e.Action]; ok {
 		ae["type"] = coding(sysDICOM, "110114", "User Authentication")
 		ae["subtype"] = []any{coding(sysDICOM, sub, map[string]string{"110122": "Login", "110123": "Logout"}[sub]), coding(SystemAction, string(e.Action), "")}
-		ae["action"] = "E"
 	} else {
 		ae["type"] = coding(sysDICOM, "110100", "Application Activity")
 		ae["subtype"] = []any{coding(SystemAction, string(e.Action), "")}
-		ae["action"] = "E"
 	}
+	ae["action"] = ActionCode(e.Action)
 	if e.Outcome != OutcomeSuccess && e.Outcome != "" {
 		ae["outcomeDesc"] = string(e.Outcome)
 	}

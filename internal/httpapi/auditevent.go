@@ -32,7 +32,7 @@ var auditReaders = []string{string(identity.RoleAuditor), string(identity.RolePr
 
 // auditEventParams are the AuditEvent search parameters served.
 var auditEventParams = map[string]bool{
-	"patient": true, "agent": true, "entity": true, "subtype": true, "outcome": true,
+	"patient": true, "agent": true, "entity": true, "subtype": true, "action": true, "outcome": true,
 	"date": true, "_count": true, "_before": true, "_format": true,
 }
 
@@ -238,7 +238,7 @@ func parseAuditFilter(q url.Values) (index.Filter, error) {
 	}
 	for name := range q {
 		if !auditEventParams[name] {
-			return f, httpError(http.StatusBadRequest, "not-supported", "unknown AuditEvent search parameter (supported: patient, agent, entity, subtype, outcome, date, _count)")
+			return f, httpError(http.StatusBadRequest, "not-supported", "unknown AuditEvent search parameter (supported: patient, agent, entity, subtype, action, outcome, date, _count)")
 		}
 		if name != "date" && len(q[name]) > 1 {
 			return f, bad(name, "give it once")
@@ -271,6 +271,13 @@ func parseAuditFilter(q url.Values) (index.Filter, error) {
 			return f, bad("subtype", "too long")
 		}
 		f.Action = audit.Action(v)
+	}
+	switch v := q.Get("action"); v {
+	case "":
+	case "C", "R", "U", "D", "E":
+		f.CRUDE = v
+	default:
+		return f, bad("action", "must be C, R, U, D or E")
 	}
 	switch v := q.Get("outcome"); v {
 	case "":

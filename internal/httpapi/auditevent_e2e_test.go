@@ -98,6 +98,14 @@ func TestAuditEventSearch(t *testing.T) {
 		if n := len(r.Resources()); n != 3 {
 			t.Fatalf("reads of A: %d, want 3", n)
 		}
+		r = s.Do(t, http.MethodGet, "/fhir/AuditEvent?patient="+a+"&action=R", nil, aud).Want(t, http.StatusOK)
+		if n := len(r.Resources()); n != 3 {
+			t.Fatalf("action=R on A: %d, want the 3 reads", n)
+		}
+		r = s.Do(t, http.MethodGet, "/fhir/AuditEvent?patient="+a+"&action=C", nil, aud).Want(t, http.StatusOK)
+		if n := len(r.Resources()); n != 2 {
+			t.Fatalf("action=C on A: %d, want the 2 creates", n)
+		}
 		r = s.Do(t, http.MethodGet, "/fhir/AuditEvent?entity=Observation/"+obs, nil, aud).Want(t, http.StatusOK)
 		if n := len(r.Resources()); n != 1 || subtypeCode(r.Resources()[0]) != "create" {
 			t.Fatalf("events of the observation: %d, want its create", n)

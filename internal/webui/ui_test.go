@@ -447,7 +447,10 @@ func TestPagesForRoles(t *testing.T) {
 	if got := tb.text("#facts-mfa"); !strings.Contains(got, "1 of 2") {
 		t.Errorf("MFA fact %q, want 1 of 2", got)
 	}
-	tb.do(waitCSS("#facts-audit-pending"))
+	tb.do(waitCSS("#facts-audit"))
+	if got := tb.text("#facts-audit"); !strings.Contains(got, "Entries in the access log") || !strings.Contains(got, "Last full verification") {
+		t.Errorf("audit-log facts %q", got)
+	}
 
 	e.signIn(t, tb, desk, "#home")
 	tb.do(navigate(e.URL+"/patients"), waitCSS("#error-message"))

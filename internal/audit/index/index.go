@@ -47,6 +47,7 @@ const (
 	KindAgent   = "audit:agent|"
 	KindClient  = "audit:client|"
 	KindAction  = "audit:action|"
+	KindCRUDE   = "audit:crude|" // the FHIR AuditEvent.action code
 	KindOutcome = "audit:outcome|"
 )
 
@@ -110,7 +111,7 @@ func Terms(b Blinder, ev audit.Event) ([][]byte, error) {
 	if ev.Agent.Client != "" {
 		vals = append(vals, KindClient+ev.Agent.Client)
 	}
-	vals = append(vals, KindAction+string(ev.Action), KindOutcome+string(ev.Outcome))
+	vals = append(vals, KindAction+string(ev.Action), KindCRUDE+audit.ActionCode(ev.Action), KindOutcome+string(ev.Outcome))
 	seen := make(map[string]bool, len(vals))
 	out := make([][]byte, 0, len(vals))
 	for _, v := range vals {

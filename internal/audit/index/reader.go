@@ -26,6 +26,7 @@ type Filter struct {
 	Agent   string // user or token id
 	Client  string
 	Action  audit.Action
+	CRUDE   string // C, R, U, D or E
 	Outcome audit.Outcome
 	Since   time.Time // inclusive
 	Until   time.Time // exclusive
@@ -102,7 +103,7 @@ func (r *Reader) Search(ctx context.Context, c Caller, f Filter) ([]Entry, error
 	for _, t := range []struct{ kind, val, name string }{
 		{KindPatient, f.Patient, "patient"}, {KindEntity, resourceRef(f.Entity), "entity"},
 		{KindAgent, f.Agent, "agent"}, {KindClient, f.Client, "client"},
-		{KindAction, string(f.Action), "subtype"}, {KindOutcome, string(f.Outcome), "outcome"},
+		{KindAction, string(f.Action), "subtype"}, {KindCRUDE, f.CRUDE, "action"}, {KindOutcome, string(f.Outcome), "outcome"},
 	} {
 		if t.val == "" {
 			continue
