@@ -32,13 +32,14 @@ const (
 	Create          Action = "create"
 	Update          Action = "update"
 	Delete          Action = "delete"
-	BreakGlass      Action = "breakGlass"
+	Erase           Action = "erase" // Patient/$erase: crypto-shredding
+	OpenGrant       Action = "breakGlass"
 	ViewIdentifiers Action = "viewIdentifiers"
 )
 
 // Actions lists the FHIR interactions a policy can decide.
 func Actions() []Action {
-	return []Action{Read, VRead, Search, History, Everything, Create, Update, Delete, BreakGlass, ViewIdentifiers}
+	return []Action{Read, VRead, Search, History, Everything, Create, Update, Delete, Erase, OpenGrant, ViewIdentifiers}
 }
 
 // ParseAction returns the action named s, or false.
@@ -136,7 +137,13 @@ type Authorizer struct {
 	now      func() time.Time
 	ttl      time.Duration
 
+	// gen invalidates user facts (CareTeam, Encounter, PractitionerRole
+	// writes, grants); fgen filters and the restricted list (any fact
+	// write); pgen every patient's facts (policy change). A Patient or
+	// Consent write drops that one patient's facts.
 	gen     atomic.Uint64
+	fgen    atomic.Uint64
+	pgen    atomic.Uint64
 	mu      sync.Mutex
 	userC   map[string]userEntry
 	patC    map[string]patientEntry
@@ -190,16 +197,32 @@ func (a *Authorizer) SetPolicies(p *Policies) {
 
 // Invalidate drops every cached fact and filter: the record calls it
 // after a write of a resource type that entities are built from.
-func (a *Authorizer) Invalidate() { a.gen.Add(1) }
+func (a *Authorizer) Invalidate() {
+	a.gen.Add(1)
+	a.fgen.Add(1)
+	a.pgen.Add(1)
+}
 
 // FactTypes are the resource types whose writes change entities.
 var FactTypes = []string{"CareTeam", "Encounter", "PractitionerRole", "Consent", "Patient"}
 
-// Changed is the record's write hook: it invalidates the caches when
-// typ is one of FactTypes.
-func (a *Authorizer) Changed(typ string) {
-	if slices.Contains(FactTypes, typ) {
-		a.Invalidate()
+// Changed is the record's write hook, called after a committed write of
+// typ owned by owner ("" when unknown): it invalidates what the write
+// can change. Other processes' writes are seen within CacheTTL.
+func (a *Authorizer) Changed(typ, owner string) {
+	switch typ {
+	case "CareTeam", "Encounter", "PractitionerRole":
+		a.gen.Add(1)
+		a.fgen.Add(1)
+	case "Patient", "Consent":
+		a.fgen.Add(1)
+		if owner == "" || !strings.HasPrefix(owner, "Patient/") {
+			a.pgen.Add(1)
+			return
+		}
+		a.mu.Lock()
+		delete(a.patC, owner)
+		a.mu.Unlock()
 	}
 }
 
@@ -214,6 +237,14 @@ type subject struct {
 	workflow bool     // a workforce clinician whose relations were loaded
 }
 
+type noIOKey struct{}
+
+// WithoutIO marks ctx so that decisions and filters use cached facts
+// only, failing with ErrNeedsFacts instead of reading storage.
+func WithoutIO(ctx context.Context) context.Context { return context.WithValue(ctx, noIOKey{}, true) }
+
+func noIO(ctx context.Context) bool { v, _ := ctx.Value(noIOKey{}).(bool); return v }
+
 // principalKey identifies a principal in caches: kind and id.
 func principalKey(p authn.Principal) string { return p.Kind + ":" + p.ID }
 
@@ -226,6 +257,9 @@ func (a *Authorizer) subjectOf(ctx context.Context, p authn.Principal) (*subject
 	a.mu.Unlock()
 	if ok && e.gen == g && now.Sub(e.loaded) < a.ttl && slices.Equal(e.facts.p.Roles, p.Roles) {
 		return e.facts, nil
+	}
+	if noIO(ctx) {
+		return nil, &NeedsFacts{}
 	}
 	s := &subject{p: p}
 	if p.Kind == "session" {
@@ -315,12 +349,15 @@ func (a *Authorizer) loadUserFacts(ctx context.Context, fhirUser string, now tim
 
 // patientFactsOf loads (or reuses) the facts of owner "Patient/<id>".
 func (a *Authorizer) patientFactsOf(ctx context.Context, owner string) (*PatientFacts, error) {
-	g, now := a.gen.Load(), a.now()
+	g, now := a.pgen.Load(), a.now()
 	a.mu.Lock()
 	e, ok := a.patC[owner]
 	a.mu.Unlock()
 	if ok && e.gen == g && now.Sub(e.loaded) < a.ttl {
 		return e.facts, nil
+	}
+	if noIO(ctx) {
+		return nil, &NeedsFacts{Owner: owner}
 	}
 	id := strings.TrimPrefix(owner, "Patient/")
 	f, found, err := a.src.Resource(ctx, "Patient", id)
@@ -528,7 +565,7 @@ func scopeInteraction(a Action) (scope.Interaction, bool) {
 		return scope.Create, true
 	case Update:
 		return scope.Update, true
-	case Delete:
+	case Delete, Erase:
 		return scope.Delete, true
 	}
 	return 0, false

@@ -20,6 +20,25 @@ var (
 	// storage.ErrUnavailable.
 	ErrUndecidable = errors.New("authz: decision failed")
 
+	// ErrNeedsFacts means a decision asked under [WithoutIO] needed
+	// facts that were not cached. The caller leaves its transaction,
+	// decides once outside it (which loads them) and retries. Decisions
+	// inside a write transaction never read the database: on PostgreSQL
+	// a transaction waiting for a second pool connection can deadlock.
+	ErrNeedsFacts = errors.New("authz: facts not cached")
+
 	// ErrNoGrant means there is no unexpired break-the-glass grant.
 	ErrNoGrant = errors.New("authz: no break-the-glass grant")
 )
+
+// NeedsFacts is the error (wrapping ErrNeedsFacts) of a decision under
+// WithoutIO that missed the cache: it says what to load.
+type NeedsFacts struct {
+	Owner  string // patient facts of this owner ("" = none missing)
+	Filter string // the search filter of this type
+}
+
+func (e *NeedsFacts) Error() string { return "authz: facts not cached" }
+
+// Is makes errors.Is(err, ErrNeedsFacts) true.
+func (e *NeedsFacts) Is(target error) bool { return target == ErrNeedsFacts }

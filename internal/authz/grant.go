@@ -3,6 +3,8 @@ package authz
 import (
 	"context"
 	"time"
+
+	"github.com/phivault/phivault/internal/audit"
 )
 
 // DefaultGrantTTL is how long a break-the-glass grant lasts unless the
@@ -83,4 +85,49 @@ type ReviewStore interface {
 	CloseReview(ctx context.Context, id, by, outcome string, at time.Time) (Review, error)
 	// Alerts lists up to limit alerts, newest first.
 	Alerts(ctx context.Context, limit int) ([]Alert, error)
+}
+
+// Desk is the privacy officer's review queue with auditing: closing a
+// review appends its audit event (durable before Close returns).
+type Desk struct {
+	store ReviewStore
+	log   *audit.Log
+	rec   AuditRecorder
+	now   func() time.Time
+}
+
+// NewDesk returns a Desk; now is time.Now when nil.
+func NewDesk(store ReviewStore, log *audit.Log, rec AuditRecorder, now func() time.Time) *Desk {
+	if now == nil {
+		now = time.Now
+	}
+	return &Desk{store: store, log: log, rec: rec, now: now}
+}
+
+// List lists reviews (open only when open).
+func (d *Desk) List(ctx context.Context, open bool, limit int) ([]Review, error) {
+	return d.store.Reviews(ctx, open, limit)
+}
+
+// Alerts lists alerts, newest first.
+func (d *Desk) Alerts(ctx context.Context, limit int) ([]Alert, error) {
+	return d.store.Alerts(ctx, limit)
+}
+
+// Close closes review id with outcome and audits it.
+func (d *Desk) Close(ctx context.Context, agent audit.Agent, requestID, id, outcome string) (Review, error) {
+	r, err := d.store.CloseReview(ctx, id, agent.User, outcome, d.now())
+	if err != nil {
+		return Review{}, err
+	}
+	ev := audit.Event{Time: d.now(), Action: audit.ActionReviewClose, Outcome: audit.OutcomeSuccess, Agent: agent,
+		Patients: []string{r.Patient}, Entities: []string{"Review/" + r.ID, "Grant/" + r.GrantID}, Policies: []string{"outcome=" + outcome}, RequestID: requestID}
+	rec, err := d.log.Seal(ev)
+	if err != nil {
+		return Review{}, err
+	}
+	if err := d.rec.Record(ctx, rec); err != nil {
+		return Review{}, err
+	}
+	return r, nil
 }

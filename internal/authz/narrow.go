@@ -80,12 +80,15 @@ const filterTTL = 2 * time.Second
 // FilterLabels label is probed the same way.
 func (a *Authorizer) Narrow(ctx context.Context, p authn.Principal, action Action, typ string) (Filter, error) {
 	key := filterKey{principal: principalKey(p), action: action, typ: typ}
-	g, now := a.gen.Load(), a.now()
+	g, now := a.gen.Load()<<32^a.fgen.Load(), a.now()
 	a.mu.Lock()
 	e, ok := a.filterC[key]
 	a.mu.Unlock()
 	if ok && e.gen == g && now.Sub(e.loaded) < filterTTL {
 		return e.f, nil
+	}
+	if noIO(ctx) {
+		return Filter{}, &NeedsFacts{Filter: typ}
 	}
 	s, err := a.subjectOf(ctx, p)
 	if err != nil {
@@ -201,12 +204,15 @@ func (a *Authorizer) narrow(ctx context.Context, s *subject, action Action, typ 
 // restricted returns the patients whose decisions may differ from an
 // unrelated patient's: those with a Consent, or flagged VIP/employee.
 func (a *Authorizer) restricted(ctx context.Context) ([]string, error) {
-	g, now := a.gen.Load(), a.now()
+	g, now := a.fgen.Load(), a.now()
 	a.mu.Lock()
 	e := a.restrC
 	a.mu.Unlock()
 	if e != nil && e.gen == g && now.Sub(e.loaded) < a.ttl {
 		return e.owners, nil
+	}
+	if noIO(ctx) {
+		return nil, &NeedsFacts{Filter: "Patient"}
 	}
 	var out []string
 	for _, q := range []struct{ typ, label string }{{"Consent", ""}, {"Patient", "tag:VIP"}, {"Patient", "tag:EMP"}, {"Patient", "tag:employee"}, {"Patient", "VIP"}, {"Patient", "EMP"}} {

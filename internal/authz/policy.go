@@ -42,9 +42,9 @@ type Policies struct {
 	set     *cedar.PolicySet
 	ids     []string
 	conceal map[string]bool // policies annotated @conceal("true")
-	files  map[string][]byte
-	hash   string
-	source string
+	files   map[string][]byte
+	hash    string
+	source  string
 }
 
 // Hash is the SHA-256 (hex) of the policy files, names and contents in

@@ -19,14 +19,18 @@
 //     403 for a cookie request without the CSRF token, and for a session
 //     that may not reach PHI (workforce without a verified second factor,
 //     or a non-workforce account until authorization lands);
-//  6. the FHIR handler, which audits before it responds (fail closed).
+//  6. authorization (authz.go): the principal's Cedar guard joins the
+//     request; the record consults it on every resource it touches and
+//     narrows searches inside the query. Denials are 403 OperationOutcomes
+//     (404 where a policy conceals existence, ADR 0011), audited with the
+//     deciding policy ids before the answer; without an Authorizer, 503;
+//  7. the FHIR handler, which audits before it responds (fail closed).
 //
 // /auth/ (auth.go: login, second factor, logout, own sessions) takes
 // steps 1–2, its own small body limit, and authenticates the session
 // cookie itself where an endpoint needs it.
 //
-// Authorization (policy decisions, search narrowing) and rate limiting
-// join this stack with the identity and authorization issues.
+// Rate limiting joins this stack with its own issue.
 //
 // # Security invariants
 //
@@ -44,6 +48,7 @@ import (
 	"github.com/phivault/phivault/internal/authn"
 	"github.com/phivault/phivault/internal/authn/login"
 	"github.com/phivault/phivault/internal/authn/smart"
+	"github.com/phivault/phivault/internal/authz"
 	"github.com/phivault/phivault/internal/record"
 )
 
@@ -61,6 +66,9 @@ type Server struct {
 	maxBody int64
 	version string
 	ready   func(context.Context) error
+	authz   *authz.Authorizer // nil: the FHIR API answers 503 (fail closed)
+	glass   *authz.BreakGlass // nil: $break-glass answers 503
+	reviews Reviews           // nil: the review desk answers 503
 }
 
 // Options configures a Server.
@@ -77,12 +85,16 @@ type Options struct {
 	MaxBodyBytes  int64
 	Version       string
 	Ready         func(context.Context) error // readiness probe (database reachable)
+	Authorizer    *authz.Authorizer           // required: decisions on every FHIR request (authz.go)
+	BreakGlass    *authz.BreakGlass           // optional: POST /fhir/Patient/{id}/$break-glass
+	Reviews       Reviews                     // optional: /admin/api/break-glass, /admin/api/alerts
 }
 
 // New returns a Server.
 func New(o Options) *Server {
 	return &Server{rec: o.Record, auth: o.Authenticator, login: o.Login, smart: o.SMART, admin: o.Accounts, sso: o.SSO, log: o.Logger, now: o.Now,
-		baseURL: o.BaseURL, maxBody: o.MaxBodyBytes, version: o.Version, ready: o.Ready}
+		baseURL: o.BaseURL, maxBody: o.MaxBodyBytes, version: o.Version, ready: o.Ready,
+		authz: o.Authorizer, glass: o.BreakGlass, reviews: o.Reviews}
 }
 
 // Handler returns the whole HTTP handler with the middleware stack.
@@ -124,8 +136,8 @@ func (s *Server) fhirHandler() http.Handler {
 	mux.Handle("GET /fhir/metadata", s.handle(s.capabilities))
 	authed := http.NewServeMux()
 	s.fhirRoutes(authed)
-	mux.Handle("/fhir", s.authenticate(authed))
-	mux.Handle("/fhir/", s.authenticate(authed))
+	mux.Handle("/fhir", s.authenticate(s.authorize(authed)))
+	mux.Handle("/fhir/", s.authenticate(s.authorize(authed)))
 	return s.limitBody(negotiate(mux))
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/phivault/phivault/internal/audit"
 	"github.com/phivault/phivault/internal/authz"
 	"github.com/phivault/phivault/internal/fhir/search"
+	"github.com/phivault/phivault/internal/keys"
 	"github.com/phivault/phivault/internal/storage"
 )
 
@@ -105,7 +106,7 @@ func (s *Service) narrow(ctx context.Context, c Caller, q *storage.Query) (authz
 	}
 	f, err := c.Guard.Narrow(ctx, authz.Search, q.Type)
 	if err != nil {
-		return authz.Filter{}, err
+		return authz.Filter{}, err // ErrNeedsFacts included: see updateTx
 	}
 	cls, err := s.narrowing(q.Type, f)
 	if err != nil {
@@ -134,6 +135,8 @@ func actionOf(a audit.Action) authz.Action {
 		return authz.Update
 	case audit.ActionDelete:
 		return authz.Delete
+	case audit.ActionErase:
+		return authz.Erase
 	}
 	return authz.Action(a)
 }
@@ -157,6 +160,9 @@ func (s *Service) check(ctx context.Context, c Caller, a audit.Action, v storage
 		}
 	}
 	d, err := c.Guard.Decide(ctx, actionOf(a), t)
+	if errors.Is(err, authz.ErrNeedsFacts) {
+		return authz.Decision{}, err // updateTx loads the facts and reruns
+	}
 	if err != nil {
 		return authz.Decision{}, s.denial(c, a, v, authz.Decision{Policies: []string{"undecidable"}}, err)
 	}
@@ -226,20 +232,109 @@ func decided(ev *audit.Event, d authz.Decision) {
 	}
 }
 
-// writeHook is called with the resource type after every committed
-// write (authz.Authorizer.Changed: entity caches).
-type writeHook = func(typ string)
+// writeHook is called with the resource type and owner after every
+// committed write (authz.Authorizer.Changed: entity caches).
+type writeHook = func(typ, owner string)
 
 // SetWriteHook installs fn, called after every committed write with the
-// type written. Set it once, before serving.
-func (s *Service) SetWriteHook(fn func(typ string)) { s.hook.Store(&fn) }
+// type and owner written ("" when not known). Set it once, before serving.
+func (s *Service) SetWriteHook(fn func(typ, owner string)) { s.hook.Store(&fn) }
 
-func (s *Service) changed(types ...string) {
+func (s *Service) changed(typ, owner string) {
 	if p := s.hook.Load(); p != nil {
-		for _, t := range types {
-			(*p)(t)
+		(*p)(typ, owner)
+	}
+}
+
+// maxFactRounds bounds how often a write transaction is rerun because a
+// decision inside it needed facts that were not cached.
+const maxFactRounds = 16
+
+// updateTx runs fn in a write transaction whose authorization decisions
+// use cached facts only (authz.WithoutIO): a transaction must not wait
+// for a second database connection. When a decision misses the cache,
+// the facts are loaded outside the transaction and fn runs again.
+func (s *Service) updateTx(ctx context.Context, c Caller, fn func(ctx context.Context, tx storage.Tx) error) error {
+	inner := authz.WithoutIO(ctx)
+	for round := 1; ; round++ {
+		err := s.store.Update(ctx, func(tx storage.Tx) error { return fn(inner, tx) })
+		var nf *authz.NeedsFacts
+		if c.Guard == nil || !errors.As(err, &nf) {
+			return err
+		}
+		if round == maxFactRounds {
+			return unavailable(fmt.Errorf("authorization facts kept changing: %w", err))
+		}
+		if err := s.prewarm(ctx, c, nf); err != nil {
+			return err
 		}
 	}
+}
+
+// prewarmEntries loads, before a Bundle's transaction, the facts its
+// entries' decisions will need (the owners known ahead), so the
+// transaction rarely reruns.
+func (s *Service) prewarmEntries(ctx context.Context, c Caller, entries []*entry) {
+	if c.Guard == nil {
+		return
+	}
+	seen := map[string]bool{}
+	for _, e := range entries {
+		var owner string
+		switch {
+		case e.err != nil:
+			continue
+		case e.prep != nil:
+			owner = e.prep.v.Owner
+		case e.res != nil:
+			owner = s.ownerOf(e.res)
+		case e.id != "":
+			if v, err := s.store.Current(ctx, e.typ, e.id); err == nil {
+				owner = v.Owner
+			}
+		}
+		if owner != "" && !seen[owner] {
+			seen[owner] = true
+			_ = s.prewarm(ctx, c, &authz.NeedsFacts{Owner: owner})
+		}
+	}
+}
+
+// prewarm loads what a decision under WithoutIO missed, by deciding
+// once outside the transaction (the answer itself is not used here).
+func (s *Service) prewarm(ctx context.Context, c Caller, nf *authz.NeedsFacts) error {
+	owner := nf.Owner
+	if owner == "" {
+		owner = OrgOwner
+	}
+	if _, err := c.Guard.Decide(ctx, authz.Read, authz.Target{Type: "Patient", Owner: owner}); err != nil && !errors.Is(err, authz.ErrDenied) {
+		return s.prewarmErr(c, err)
+	}
+	if nf.Filter != "" {
+		if _, err := c.Guard.Narrow(ctx, authz.Search, nf.Filter); err != nil {
+			return s.prewarmErr(c, err)
+		}
+	}
+	return nil
+}
+
+func (s *Service) prewarmErr(c Caller, err error) error {
+	return s.denial(c, audit.ActionSearch, storage.Version{}, authz.Decision{Policies: []string{"undecidable"}}, err)
+}
+
+// openInTx decrypts v with the key read through tx (no second connection).
+func (s *Service) openInTx(ctx context.Context, tx storage.Tx, v storage.Version) ([]byte, error) {
+	dek, err := s.dekInTx(ctx, tx, v.Owner)
+	if err != nil {
+		return nil, err
+	}
+	pt, err := dek.Open(v.Ciphertext, keys.ResourceAD{Type: v.Type, ID: v.ID, Version: v.Version, Owner: v.Owner})
+	if err != nil {
+		return nil, &Error{Status: http.StatusInternalServerError,
+			Issues: []Issue{{Code: "exception", Diagnostic: "a stored resource failed its integrity check"}},
+			Err:    fmt.Errorf("opening %s/%s/_history/%d: %w", v.Type, v.ID, v.Version, err)}
+	}
+	return pt, nil
 }
 
 // --- authz.Source: the reads entities are built from -----------------
@@ -331,4 +426,14 @@ func (s *Service) found(ctx context.Context, q storage.Query) ([]authz.Found, er
 		out = append(out, authz.Found{Type: v.Type, ID: v.ID, Owner: v.Owner, JSON: body})
 	}
 	return out, nil
+}
+
+// SealNote seals text with owner's data key, bound to a break-the-glass
+// grant id (authz.NoteSealer). The patient must have a key (exist).
+func (s *Service) SealNote(ctx context.Context, owner, grantID string, text []byte) ([]byte, error) {
+	dek, err := s.dekForRead(ctx, owner, false)
+	if err != nil {
+		return nil, fmt.Errorf("loading key of %s: %w", owner, err)
+	}
+	return dek.Seal(text, keys.ResourceAD{Type: "BreakGlassNote", ID: grantID, Version: 1, Owner: owner})
 }

@@ -48,6 +48,8 @@ type entry struct {
 	existing storage.Version // conditional create matched
 
 	prep *pending // prepared before the transaction (fast path), or nil
+
+	owner string // owner of the version written (write hook)
 }
 
 // methodOrder is the processing order FHIR requires for transactions:
@@ -195,8 +197,9 @@ func (s *Service) transaction(ctx context.Context, c Caller, entries []*entry, r
 		originals[i] = e.res
 	}
 	s.prepareCreates(ctx, c, entries, refs)
+	s.prewarmEntries(ctx, c, entries)
 	attempt := 0
-	err := s.store.Update(ctx, func(stx storage.Tx) error {
+	err := s.updateTx(ctx, c, func(ctx context.Context, stx storage.Tx) error {
 		tx := &auditBuffer{Tx: stx}
 		attempt++
 		// A retried attempt starts again from the Bundle as received,
@@ -231,7 +234,7 @@ func (s *Service) transaction(ctx context.Context, c Caller, entries []*entry, r
 func (s *Service) changedEntries(entries []*entry) {
 	for _, e := range entries {
 		if e.method != http.MethodGet && e.err == nil && e.status != 0 {
-			s.changed(e.typ)
+			s.changed(e.typ, e.owner)
 		}
 	}
 }
@@ -296,8 +299,14 @@ func (s *Service) prepareCreates(ctx context.Context, c Caller, entries []*entry
 // than an entry's own error, each entry is retried in its own.
 func (s *Service) batchEntries(ctx context.Context, c Caller, entries []*entry, refs map[string]string) {
 	order := orderedWrites(entries)
-	err := s.store.Update(ctx, func(stx storage.Tx) error {
+	s.prewarmEntries(ctx, c, entries)
+	err := s.updateTx(ctx, c, func(ctx context.Context, stx storage.Tx) error {
 		tx := &auditBuffer{Tx: stx}
+		for _, e := range order {
+			if e.err != nil && e.err.denied != nil {
+				e.err = nil // decided in an earlier round; decided again
+			}
+		}
 		for _, e := range order {
 			if e.err != nil {
 				continue
@@ -323,7 +332,7 @@ func (s *Service) batchEntries(ctx context.Context, c Caller, entries []*entry, 
 			continue
 		}
 		e.status = 0
-		err := s.store.Update(ctx, func(tx storage.Tx) error {
+		err := s.updateTx(ctx, c, func(ctx context.Context, tx storage.Tx) error {
 			return s.writeEntry(ctx, tx, c, e, refs, entries)
 		})
 		if err != nil {
@@ -357,7 +366,9 @@ func (s *Service) writeEntry(ctx context.Context, tx storage.Tx, c Caller, e *en
 			e.status = http.StatusNoContent
 			return nil
 		}
-		if err := s.delete(ctx, tx, c, e.typ, id); err != nil {
+		owner, err := s.delete(ctx, tx, c, e.typ, id)
+		e.owner = owner
+		if err != nil {
 			if errors.Is(err, storage.ErrNotFound) {
 				return notFound("the resource to delete does not exist")
 			}
@@ -435,7 +446,7 @@ func (s *Service) writeEntry(ctx context.Context, tx storage.Tx, c Caller, e *en
 }
 
 func (s *Service) entryWritten(e *entry, v storage.Version, status int) {
-	e.status, e.version, e.modified = status, v.Version, v.LastUpdated
+	e.status, e.version, e.modified, e.owner = status, v.Version, v.LastUpdated, v.Owner
 	e.location = entityRef(v.Type, v.ID, v.Version)
 	e.body = nil
 }

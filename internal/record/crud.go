@@ -97,7 +97,7 @@ func (s *Service) Create(ctx context.Context, c Caller, res fhir.Resource, ifNon
 		return Stored{}, false, s.recordDenial(ctx, err)
 	}
 	var existing storage.Version
-	err = s.store.Update(ctx, func(tx storage.Tx) error {
+	err = s.updateTx(ctx, c, func(ctx context.Context, tx storage.Tx) error {
 		existing = storage.Version{}
 		if cond != nil {
 			v, found, err := s.matchOne(ctx, tx, *cond)
@@ -119,7 +119,7 @@ func (s *Service) Create(ctx context.Context, c Caller, res fhir.Resource, ifNon
 	if err != nil {
 		return Stored{}, false, storageError(err)
 	}
-	s.changed(p.v.Type)
+	s.changed(p.v.Type, p.v.Owner)
 	if existing.ID != "" {
 		st, err := s.readVersion(ctx, c, audit.ActionRead, existing)
 		return st, false, err
@@ -147,6 +147,9 @@ func (s *Service) conditionQuery(ctx context.Context, c Caller, typ, rawQuery st
 	}
 	p.q.Count, p.q.Offset, p.q.Total, p.q.Sort = 2, 0, false, nil
 	if _, err := s.narrow(ctx, c, &p.q); err != nil {
+		if errors.Is(err, authz.ErrNeedsFacts) {
+			return storage.Query{}, err
+		}
 		// Not recorded here: this may run inside a write transaction.
 		return storage.Query{}, s.denial(c, audit.ActionSearch, storage.Version{Type: typ}, authz.Decision{Policies: []string{"undecidable"}}, err)
 	}
@@ -192,21 +195,30 @@ func (s *Service) Update(ctx context.Context, c Caller, typ, id string, res fhir
 	// writer gets there first, update prepares again inside.
 	var p *pending
 	next := int64(1)
-	if cur, err := s.store.Current(ctx, typ, id); err == nil {
+	cur, err := s.store.Current(ctx, typ, id)
+	if err == nil {
 		next = cur.Version + 1
 	}
 	if p, err = s.prepareVersion(res, next, s.now()); err != nil {
 		return Stored{}, false, err
 	}
-	err = s.store.Update(ctx, func(tx storage.Tx) error {
+	if c.Guard != nil { // load the facts the decisions in the transaction need
+		for _, o := range []string{cur.Owner, p.v.Owner} {
+			if o != "" {
+				_ = s.prewarm(ctx, c, &authz.NeedsFacts{Owner: o})
+			}
+		}
+	}
+	var owner string
+	err = s.updateTx(ctx, c, func(ctx context.Context, tx storage.Tx) error {
 		v, isNew, err := s.update(ctx, tx, c, res, ifMatch, p)
-		st, created = storedOf(v, nil), isNew
+		st, created, owner = storedOf(v, nil), isNew, v.Owner
 		return err
 	})
 	if err != nil {
 		return Stored{}, false, storageError(s.recordDenial(ctx, err))
 	}
-	s.changed(typ)
+	s.changed(typ, owner)
 	if st.Version == p.v.Version {
 		st.JSON = p.body // stored as prepared: no second encoding
 		return st, created, nil
@@ -230,7 +242,7 @@ func (s *Service) update(ctx context.Context, tx storage.Tx, c Caller, res fhir.
 	default:
 		var body []byte
 		if !cur.Deleted {
-			if body, err = s.open(ctx, cur); err != nil {
+			if body, err = s.openInTx(ctx, tx, cur); err != nil {
 				return storage.Version{}, false, err
 			}
 		}
@@ -268,38 +280,44 @@ func (s *Service) update(ctx context.Context, tx storage.Tx, c Caller, res fhir.
 // Delete marks typ/id deleted (its history is kept). Deleting a deleted
 // resource succeeds and changes nothing; an unknown one is ErrNotFound.
 func (s *Service) Delete(ctx context.Context, c Caller, typ, id string) error {
-	err := s.store.Update(ctx, func(tx storage.Tx) error {
-		return s.delete(ctx, tx, c, typ, id)
+	if cur, err := s.store.Current(ctx, typ, id); err == nil && c.Guard != nil {
+		_ = s.prewarm(ctx, c, &authz.NeedsFacts{Owner: cur.Owner})
+	}
+	var owner string
+	err := s.updateTx(ctx, c, func(ctx context.Context, tx storage.Tx) error {
+		var err error
+		owner, err = s.delete(ctx, tx, c, typ, id)
+		return err
 	})
 	if err == nil {
-		s.changed(typ)
+		s.changed(typ, owner)
 	}
 	return storageError(s.recordDenial(ctx, err))
 }
 
-func (s *Service) delete(ctx context.Context, tx storage.Tx, c Caller, typ, id string) error {
+func (s *Service) delete(ctx context.Context, tx storage.Tx, c Caller, typ, id string) (owner string, err error) {
 	cur, err := tx.Current(ctx, typ, id)
 	if err != nil {
-		return err
+		return "", err
 	}
 	var body []byte
 	if !cur.Deleted {
-		if body, err = s.open(ctx, cur); err != nil {
-			return err
+		if body, err = s.openInTx(ctx, tx, cur); err != nil {
+			return "", err
 		}
 	}
 	d, err := s.check(ctx, c, audit.ActionDelete, cur, body)
 	if err != nil {
-		return err
+		return "", err
 	}
 	if cur.Deleted {
-		return nil
+		return cur.Owner, nil
 	}
 	v := storage.Version{Type: typ, ID: id, Version: cur.Version + 1, Owner: cur.Owner, LastUpdated: s.now().UTC().Truncate(time.Microsecond), Deleted: true}
 	if err := tx.Put(ctx, v, nil); err != nil {
-		return err
+		return "", err
 	}
-	return s.appendWriteEvent(ctx, tx, c, audit.ActionDelete, v, d)
+	return v.Owner, s.appendWriteEvent(ctx, tx, c, audit.ActionDelete, v, d)
 }
 
 // pending is a resource version ready to be sealed and stored: encoded,

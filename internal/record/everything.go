@@ -148,6 +148,17 @@ func cutRef(ref string) (typ, id string, ok bool) {
 // resources read as gone. The audit trail, sealed with the log key, stays.
 func (s *Service) Erase(ctx context.Context, c Caller, id string) (int64, error) {
 	owner := "Patient/" + id
+	if c.Guard != nil {
+		p, err := s.store.Current(ctx, "Patient", id)
+		if errors.Is(err, storage.ErrNotFound) {
+			p = storage.Version{Type: "Patient", ID: id, Owner: owner}
+		} else if err != nil {
+			return 0, storageError(err)
+		}
+		if _, err := s.check(ctx, c, audit.ActionErase, p, nil); err != nil {
+			return 0, s.recordDenial(ctx, err)
+		}
+	}
 	var n int64
 	err := s.store.Update(ctx, func(tx storage.Tx) error {
 		rec, err := tx.Key(ctx, owner)
