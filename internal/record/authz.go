@@ -280,6 +280,10 @@ func (s *Service) prewarmEntries(ctx context.Context, c Caller, entries []*entry
 	}
 	seen := map[string]bool{}
 	for _, e := range entries {
+		if e.err == nil && (e.query != "" || e.ifNoneExist != "") && !seen["?"+e.typ] {
+			seen["?"+e.typ] = true
+			_ = s.prewarm(ctx, c, &authz.NeedsFacts{Filter: e.typ})
+		}
 		var owner string
 		switch {
 		case e.err != nil:

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/phivault/phivault/internal/audit"
+	"github.com/phivault/phivault/internal/authz"
 	"github.com/phivault/phivault/internal/fhir"
 	"github.com/phivault/phivault/internal/storage"
 )
@@ -219,6 +220,9 @@ func (s *Service) transaction(ctx context.Context, c Caller, entries []*entry, r
 		}
 		for _, e := range order {
 			if err := s.writeEntry(ctx, tx, c, e, local, entries); err != nil {
+				if errors.Is(err, authz.ErrNeedsFacts) {
+					return err // updateTx loads the facts and reruns
+				}
 				return entryError(e.idx, err)
 			}
 		}
