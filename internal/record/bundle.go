@@ -51,6 +51,7 @@ type entry struct {
 	prep *pending // prepared before the transaction (fast path), or nil
 
 	owner string // owner of the version written (write hook)
+	newID string // id a conditional PUT that matched nothing creates
 }
 
 // methodOrder is the processing order FHIR requires for transactions:
@@ -194,8 +195,9 @@ func (s *Service) prepareEntry(e *entry, raw any) error {
 func (s *Service) transaction(ctx context.Context, c Caller, entries []*entry, refs map[string]string) error {
 	order := orderedWrites(entries)
 	originals := make([]fhir.Resource, len(entries))
+	origIDs := make([]string, len(entries))
 	for i, e := range entries {
-		originals[i] = e.res
+		originals[i], origIDs[i] = e.res, e.id
 	}
 	s.prepareCreates(ctx, c, entries, refs)
 	s.prewarmEntries(ctx, c, entries)
@@ -217,6 +219,9 @@ func (s *Service) transaction(ctx context.Context, c Caller, entries []*entry, r
 				e.res = fhir.Resource(cloneJSON(map[string]any(originals[i])).(map[string]any))
 			}
 			e.existing, e.err = storage.Version{}, nil
+			if attempt > 1 && e.method == http.MethodPut {
+				e.id = origIDs[i] // a conditional PUT resolves its target again
+			}
 		}
 		for _, e := range order {
 			if err := s.writeEntry(ctx, tx, c, e, local, entries); err != nil {
@@ -427,7 +432,11 @@ func (s *Service) writeEntry(ctx context.Context, tx storage.Tx, c Caller, e *en
 				return err
 			}
 			if id == "" {
-				id = s.newID()
+				// The same new id on every attempt of the transaction.
+				if e.newID == "" {
+					e.newID = s.newID()
+				}
+				id = e.newID
 			}
 			e.id = id
 			e.res.SetID(id)
