@@ -127,6 +127,12 @@ func setup(t *testing.T, s *apitest.Server, a actor, variant, ownPID string) sce
 		"Observation": s.Create(t, labelled(observation(pid, nil), label)),
 		"Coverage":    s.Create(t, labelled(coverage(pid), label)),
 	}}
+	if a.role == "system" {
+		if variant == "consent-denied" {
+			s.Create(t, consentDeny(pid, "Practitioner/someone"))
+		}
+		return sc
+	}
 	if a.role == "patient" {
 		if variant == "consent-denied" {
 			s.Create(t, consentDeny(pid, "Practitioner/someone"))
