@@ -260,7 +260,10 @@ func try(t *testing.T, s *apitest.Server, a actor, variant string, sc scenario, 
 	return false
 }
 
-func uuidLike() string { u := uniq() + uniq() + uniq(); return u[:8] + "-" + u[8:12] + "-4" + u[13:16] + "-8" + u[17:20] + "-" + u[20:32] }
+func uuidLike() string {
+	u := uniq() + uniq() + uniq()
+	return u[:8] + "-" + u[8:12] + "-4" + u[13:16] + "-8" + u[17:20] + "-" + u[20:32]
+}
 
 const matrixGolden = "testdata/authz-matrix.golden"
 
