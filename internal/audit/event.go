@@ -76,6 +76,9 @@ const (
 	// ActionPolicyChange is a policy set coming into force; Policies
 	// carries "hash=<sha256>" and "source=<embedded|dir>".
 	ActionPolicyChange Action = "policy-change"
+	// ActionPolicyExplain is "phivault policy explain": a decision
+	// computed for an operator, audited like any other.
+	ActionPolicyExplain Action = "policy-explain"
 )
 
 // Outcome is the result of the access (FHIR AuditEvent.outcome, simplified).

@@ -234,7 +234,6 @@ type subject struct {
 	facts    UserFacts
 	actors   []string // fhirUser, PractitionerRole and Organization refs (consent actors)
 	patient  string   // "Patient/<id>" for a patient account
-	workflow bool     // a workforce clinician whose relations were loaded
 }
 
 type noIOKey struct{}
@@ -291,22 +290,7 @@ func (a *Authorizer) subjectOf(ctx context.Context, p authn.Principal) (*subject
 	if s.facts.Organization != "" {
 		s.actors = append(s.actors, s.facts.Organization)
 	}
-	s.uid = types.NewEntityUID("PhiVault::User", types.String(key))
-	parents := make([]types.EntityUID, 0, len(p.Roles))
-	for _, r := range p.Roles {
-		parents = append(parents, types.NewEntityUID("PhiVault::Role", types.String(r)))
-	}
-	cts := make([]types.Value, 0, len(s.facts.CareTeams))
-	for _, c := range s.facts.CareTeams {
-		cts = append(cts, types.String(c))
-	}
-	s.entity = types.Entity{UID: s.uid, Parents: types.NewEntityUIDSet(parents...), Attributes: types.NewRecord(types.RecordMap{
-		"kind":         types.String(p.Kind),
-		"fhirUser":     types.String(s.facts.FHIRUser),
-		"organization": types.String(s.facts.Organization),
-		"department":   types.String(s.facts.Department),
-		"careTeams":    types.NewSet(cts...),
-	})}
+	a.buildEntity(s)
 	a.mu.Lock()
 	if len(a.userC) >= maxCached {
 		clear(a.userC)
@@ -345,6 +329,28 @@ func (a *Authorizer) loadUserFacts(ctx context.Context, fhirUser string, now tim
 		return fail("relations", errors.New("more relations than the limit"))
 	}
 	return userFacts(fhirUser, roles, teams, encs, now)
+}
+
+// buildEntity builds the Cedar entity of s from its principal and facts.
+func (a *Authorizer) buildEntity(s *subject) {
+	p := s.p
+	key := principalKey(p)
+	s.uid = types.NewEntityUID("PhiVault::User", types.String(key))
+	parents := make([]types.EntityUID, 0, len(p.Roles))
+	for _, r := range p.Roles {
+		parents = append(parents, types.NewEntityUID("PhiVault::Role", types.String(r)))
+	}
+	cts := make([]types.Value, 0, len(s.facts.CareTeams))
+	for _, c := range s.facts.CareTeams {
+		cts = append(cts, types.String(c))
+	}
+	s.entity = types.Entity{UID: s.uid, Parents: types.NewEntityUIDSet(parents...), Attributes: types.NewRecord(types.RecordMap{
+		"kind":         types.String(p.Kind),
+		"fhirUser":     types.String(s.facts.FHIRUser),
+		"organization": types.String(s.facts.Organization),
+		"department":   types.String(s.facts.Department),
+		"careTeams":    types.NewSet(cts...),
+	})}
 }
 
 // patientFactsOf loads (or reuses) the facts of owner "Patient/<id>".

@@ -68,6 +68,7 @@ func (e *env) root() *cobra.Command {
 		e.tokenCmd(),
 		e.clientCmd(),
 		e.userCmd(),
+		e.policyCmd(),
 		e.versionCmd(),
 	)
 	return root

@@ -16,10 +16,10 @@ import (
 // Each has an Observation with the same code; A also has a 42 CFR
 // Part 2 Observation with that code (hidden without consent).
 type leakEnv struct {
-	doc                     actor
-	a, b                    string // patient ids
-	obsA, obsB, obsPart2    string
-	code                    string
+	doc                  actor
+	a, b                 string // patient ids
+	obsA, obsB, obsPart2 string
+	code                 string
 }
 
 func newLeakEnv(t *testing.T, s *apitest.Server) leakEnv {
