@@ -228,12 +228,12 @@ func (a *Authorizer) Changed(typ, owner string) {
 
 // subject is the principal as the policies see it, with its facts.
 type subject struct {
-	p        authn.Principal
-	uid      types.EntityUID
-	entity   types.Entity
-	facts    UserFacts
-	actors   []string // fhirUser, PractitionerRole and Organization refs (consent actors)
-	patient  string   // "Patient/<id>" for a patient account
+	p       authn.Principal
+	uid     types.EntityUID
+	entity  types.Entity
+	facts   UserFacts
+	actors  []string // fhirUser, PractitionerRole and Organization refs (consent actors)
+	patient string   // "Patient/<id>" for a patient account
 }
 
 type noIOKey struct{}

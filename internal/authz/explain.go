@@ -15,7 +15,7 @@ import (
 // "phivault policy explain" prints. It holds references and codes only.
 type Explanation struct {
 	Decision
-	Principal   string   // "session:usr_..."
+	Principal   string // "session:usr_..."
 	Roles       []string
 	FHIRUser    string
 	Resource    string // "Type/id"
