@@ -90,6 +90,7 @@ var cryptoAllowed = map[string]struct {
 	module + "/internal/keys":  {[]string{"..."}, "all encryption and signing lives here (rule 21)"},
 	module + "/internal/tlsca": {[]string{"crypto/ecdsa", "crypto/elliptic", "crypto/sha256"}, "local CA certificates and their SHA-256 fingerprint"},
 	module + "/internal/authn": {[]string{"crypto/sha256"}, "stored form of 256-bit API tokens"},
+	module + "/internal/authz": {[]string{"crypto/sha256"}, "content hash (version) of the authorization policy set: an identifier, not a secret"},
 	module + "/internal/cli":   {[]string{"golang.org/x/mod/sumdb/note"}, "creates the audit checkpoint note signer at init"},
 
 	// Issue 3 (identity).
