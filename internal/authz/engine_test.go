@@ -34,7 +34,9 @@ func (m *memSource) Referencing(_ context.Context, typ, param, ref string, limit
 	return out, nil
 }
 
-func containsRef(b []byte, ref string) bool { return ref != "" && bytes.Contains(b, []byte(`"`+ref+`"`)) }
+func containsRef(b []byte, ref string) bool {
+	return ref != "" && bytes.Contains(b, []byte(`"`+ref+`"`))
+}
 
 func (m *memSource) OwnedOfType(_ context.Context, owner, typ string, limit int) ([]Found, error) {
 	m.reads++

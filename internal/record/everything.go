@@ -186,5 +186,6 @@ func (s *Service) Erase(ctx context.Context, c Caller, id string) (int64, error)
 		return 0, storageError(err)
 	}
 	s.forgetKey(owner)
+	s.changed("Patient", owner)
 	return n, nil
 }
