@@ -254,7 +254,12 @@ func (a *Authorizer) subjectOf(ctx context.Context, p authn.Principal) (*subject
 	a.mu.Lock()
 	e, ok := a.userC[key]
 	a.mu.Unlock()
-	if ok && e.gen == g && now.Sub(e.loaded) < a.ttl && slices.Equal(e.facts.p.Roles, p.Roles) {
+	// Under WithoutIO (inside a write transaction) facts younger than the
+	// TTL serve even if a write elsewhere bumped the generation: the
+	// transaction cannot load, and concurrent writes of CareTeams and
+	// Encounters (an import) would otherwise starve it. The staleness is
+	// the one other processes' writes have anyway (CacheTTL).
+	if ok && (e.gen == g || noIO(ctx)) && now.Sub(e.loaded) < a.ttl && slices.Equal(e.facts.p.Roles, p.Roles) {
 		return e.facts, nil
 	}
 	if noIO(ctx) {

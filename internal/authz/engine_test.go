@@ -143,8 +143,9 @@ func TestDecideCachesAndInvalidates(t *testing.T) {
 	// The care team ends: after the write hook, the next decision denies.
 	src.res = nil
 	a.Changed("CareTeam", "Patient/p1")
-	if _, err := a.Decide(WithoutIO(t.Context()), p, Read, tgt); !errors.Is(err, ErrNeedsFacts) {
-		t.Fatalf("after invalidation under WithoutIO: %v, want ErrNeedsFacts", err)
+	other := Target{Type: "Observation", ID: "o9", Owner: "Patient/p9"}
+	if _, err := a.Decide(WithoutIO(t.Context()), p, Read, other); !errors.Is(err, ErrNeedsFacts) {
+		t.Fatalf("uncached patient under WithoutIO: %v, want ErrNeedsFacts", err)
 	}
 	if d, err := a.Decide(t.Context(), p, Read, tgt); err != nil || d.Allowed {
 		t.Fatalf("after the care team ended: %+v %v", d, err)

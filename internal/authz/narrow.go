@@ -84,7 +84,9 @@ func (a *Authorizer) Narrow(ctx context.Context, p authn.Principal, action Actio
 	a.mu.Lock()
 	e, ok := a.filterC[key]
 	a.mu.Unlock()
-	if ok && e.gen == g && now.Sub(e.loaded) < filterTTL {
+	// Inside a write transaction (conditional matching) a filter younger
+	// than filterTTL serves even after a write elsewhere: see subjectOf.
+	if ok && (e.gen == g || noIO(ctx)) && now.Sub(e.loaded) < filterTTL {
 		return e.f, nil
 	}
 	if noIO(ctx) {
