@@ -261,11 +261,27 @@ func TestAuthzBreakGlass(t *testing.T) {
 		for k, v := range doc.wheaders {
 			jsonDoc[k] = v
 		}
-		asJSON := apitest.H{"Content-Type": "application/json"}
+		po := newActor(t, s, "privacy-officer", "")
+		asPO := apitest.H{"Content-Type": "application/json"}
+		for k, v := range po.wheaders {
+			asPO[k] = v
+		}
 		close := "/admin/api/break-glass/reviews/" + id + "/close"
 		s.Do(t, "POST", close, map[string]any{"outcome": "appropriate"}, jsonDoc).Want(t, http.StatusForbidden)
-		s.Do(t, "POST", close, map[string]any{"outcome": "appropriate"}, asJSON).Want(t, http.StatusOK)
-		s.Do(t, "POST", close, map[string]any{"outcome": "appropriate"}, asJSON).Want(t, http.StatusConflict)
+		s.Do(t, "POST", close, map[string]any{"outcome": "appropriate"}, asPO).Want(t, http.StatusOK)
+		s.Do(t, "POST", close, map[string]any{"outcome": "appropriate"}, asPO).Want(t, http.StatusConflict)
+		s.Do(t, "GET", "/admin/api/break-glass/reviews", nil, po.headers).Want(t, http.StatusOK)
+		evs, err = s.App.Log.Events(t.Context(), s.App.Store, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		closed := false
+		for _, ev := range evs {
+			closed = closed || ev.Action == audit.ActionReviewClose && ev.Agent.User == po.userID && slices.Contains(ev.Entities, "Review/"+id)
+		}
+		if !closed {
+			t.Fatal("closing the review was not audited")
+		}
 	})
 }
 
