@@ -312,6 +312,22 @@ func TestAuthzConsentAndMasking(t *testing.T) {
 		s.Do(t, "PUT", "/fhir/Consent/"+cid, c, pat.wheaders).Want(t, http.StatusOK)
 		s.Do(t, "GET", "/fhir/Observation/"+obs, nil, doc.headers).Want(t, http.StatusOK)
 
+		// A Part 2 record needs the patient's consent naming the actor
+		// and the label; with it, read and search both reach it.
+		p2 := s.Create(t, labelled(observation(pid, nil), "42CFRPart2"))
+		s.Do(t, "GET", "/fhir/Observation/"+p2, nil, doc.headers).WantOutcome(t, http.StatusNotFound)
+		permit := consentDeny(pid, doc.fhirUser)
+		permit["provision"] = map[string]any{"type": "permit", "provision": []any{map[string]any{"type": "permit",
+			"actor":         []any{map[string]any{"role": map[string]any{"coding": []any{map[string]any{"code": "PRCP"}}}, "reference": map[string]any{"reference": doc.fhirUser}}},
+			"securityLabel": []any{map[string]any{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "42CFRPart2"}}}}}
+		s.Do(t, "POST", "/fhir/Consent", permit, pat.wheaders).Want(t, http.StatusCreated)
+		s.Do(t, "GET", "/fhir/Observation/"+p2, nil, doc.headers).Want(t, http.StatusOK)
+		r = s.Do(t, "GET", "/fhir/Observation?subject=Patient/"+pid, nil, doc.headers).Want(t, http.StatusOK)
+		sameSet(t, "search with a Part 2 consent", r.IDs(), []string{"Observation/" + obs, "Observation/" + p2})
+		other2 := s.Create(t, labelled(observation(other, nil), "42CFRPart2"))
+		careTeam(t, s, other, doc.fhirUser)
+		s.Do(t, "GET", "/fhir/Observation/"+other2, nil, doc.headers).WantOutcome(t, http.StatusNotFound)
+
 		// Minimum necessary: front desk reads the patient without the SSN.
 		desk := newActor(t, s, "front-desk", "")
 		pr := s.Do(t, "GET", "/fhir/Patient/"+pid, nil, desk.headers).Want(t, http.StatusOK)
