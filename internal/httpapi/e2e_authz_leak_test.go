@@ -148,6 +148,15 @@ func TestAuthzSearchLeaks(t *testing.T) {
 				t.Fatalf("If-None-Exist on a hidden resource: %d, want 201 (no match visible)", r.Status)
 			}
 		})
+		t.Run("old version of a since-labelled resource", func(t *testing.T) {
+			id := s.Create(t, observation(e.a, nil))
+			s.Do(t, "GET", "/fhir/Observation/"+id+"/_history/1", nil, e.doc.headers).Want(t, http.StatusOK)
+			o := labelled(observation(e.a, nil), "42CFRPart2")
+			o["id"] = id
+			s.Do(t, "PUT", "/fhir/Observation/"+id, o, nil).Want(t, http.StatusOK)
+			s.Do(t, "GET", "/fhir/Observation/"+id+"/_history/1", nil, e.doc.headers).WantOutcome(t, http.StatusNotFound)
+			s.Do(t, "GET", "/fhir/Observation/"+id+"/_history", nil, e.doc.headers).WantOutcome(t, http.StatusNotFound)
+		})
 		t.Run("history", func(t *testing.T) {
 			r := s.Do(t, "GET", "/fhir/Observation/_history?_count=1000", nil, e.doc.headers).Want(t, http.StatusOK)
 			for _, en := range r.Entries() {

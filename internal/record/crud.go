@@ -34,6 +34,20 @@ func (s *Service) VRead(ctx context.Context, c Caller, typ, id string, version i
 	if err != nil {
 		return Stored{}, storageError(err)
 	}
+	// An old version is decided on the current one too: a resource
+	// labelled sensitive (or moved to another compartment) since must
+	// not be read through its history.
+	if cur, err := s.store.Current(ctx, typ, id); c.Guard != nil && err == nil && cur.Version != v.Version {
+		var body []byte
+		if !cur.Deleted {
+			if body, err = s.open(ctx, cur); err != nil && !errors.Is(err, ErrGone) {
+				return Stored{}, err
+			}
+		}
+		if _, err := s.check(ctx, c, audit.ActionVRead, cur, body); err != nil {
+			return Stored{}, s.recordDenial(ctx, err)
+		}
+	}
 	return s.readVersion(ctx, c, audit.ActionVRead, v)
 }
 
