@@ -321,6 +321,15 @@ func TestAuthzConsentAndMasking(t *testing.T) {
 		s.Do(t, "PUT", "/fhir/Consent/"+cid, c, pat.wheaders).Want(t, http.StatusOK)
 		s.Do(t, "GET", "/fhir/Observation/"+obs, nil, doc.headers).Want(t, http.StatusOK)
 
+		// Nobody but the patient writes its consent, and clinicians do
+		// not grant themselves relationships.
+		self := consentDeny(pid, doc.fhirUser)
+		self["provision"] = map[string]any{"type": "permit"}
+		s.Do(t, "POST", "/fhir/Consent", self, doc.wheaders).WantOutcome(t, http.StatusForbidden)
+		s.Do(t, "POST", "/fhir/CareTeam", map[string]any{"resourceType": "CareTeam", "status": "active",
+			"subject":     map[string]any{"reference": "Patient/" + pid},
+			"participant": []any{map[string]any{"member": map[string]any{"reference": doc.fhirUser}}}}, doc.wheaders).WantOutcome(t, http.StatusForbidden)
+
 		// A Part 2 record needs the patient's consent naming the actor
 		// and the label; with it, read and search both reach it.
 		p2 := s.Create(t, labelled(observation(pid, nil), "42CFRPart2"))
