@@ -4,6 +4,7 @@ go 1.26.8
 
 require (
 	github.com/boombuler/barcode v1.1.0
+	github.com/cedar-policy/cedar-go v1.9.2
 	github.com/coreos/go-oidc/v3 v3.21.0
 	github.com/go-jose/go-jose/v4 v4.1.9
 	github.com/golang-jwt/jwt/v5 v5.3.1
@@ -25,6 +26,8 @@ require (
 	golang.org/x/time v0.16.0
 	modernc.org/sqlite v1.62.0
 )
+
+require golang.org/x/exp v0.0.0-20220921023135-46d9e7742f1e // indirect
 
 require (
 	github.com/cenkalti/backoff/v4 v4.3.0 // indirect

@@ -18,6 +18,7 @@ import (
 	"github.com/phivault/phivault/internal/audit/index"
 	"log/slog"
 	"net/http"
+	"path/filepath"
 	"time"
 
 	"github.com/google/uuid"
@@ -29,6 +30,7 @@ import (
 	"github.com/phivault/phivault/internal/authn/password"
 	"github.com/phivault/phivault/internal/authn/smart"
 	"github.com/phivault/phivault/internal/authn/sso"
+	"github.com/phivault/phivault/internal/authz"
 	"github.com/phivault/phivault/internal/config"
 	"github.com/phivault/phivault/internal/fhir"
 	"github.com/phivault/phivault/internal/fhir/search"
@@ -76,6 +78,11 @@ type App struct {
 	// idleTimeout is the sessions' idle timeout (0: the session
 	// package's default), which the web UI's warning counts down.
 	idleTimeout time.Duration
+	// Authz decides every FHIR request (Cedar policies); BreakGlass
+	// opens emergency grants; Desk is the privacy officer's review queue.
+	Authz      *authz.Authorizer
+	BreakGlass *authz.BreakGlass
+	Desk       *authz.Desk
 }
 
 // Option adjusts [Open]. Tests use them to inject a clock and limits.
@@ -150,6 +157,11 @@ func Open(ctx context.Context, c config.Config, logger *slog.Logger, opts ...Opt
 		Limits:    fhir.Limits{MaxBytes: c.Limits.MaxBodyBytes, MaxEntries: c.Limits.MaxBundleEntries},
 	})
 	a.auth = authn.NewAuthenticator(st, nil)
+	if err := a.openAuthz(ctx); err != nil {
+		a.batcher.Close()
+		st.Close()
+		return nil, err
+	}
 	if err := a.openLogin(oo); err != nil {
 		a.Close()
 		return nil, err
@@ -168,6 +180,57 @@ func Open(ctx context.Context, c config.Config, logger *slog.Logger, opts ...Opt
 		return nil, err
 	}
 	return a, nil
+}
+
+// PolicyDir is where a deployment's policy overrides live, under the
+// data directory: *.cedar files there replace the embedded defaults.
+const PolicyDir = "policies"
+
+// openAuthz loads and validates the policy set (a bad file stops the
+// start), records its version when it changed (audited), and builds the
+// authorizer, break-the-glass and the review desk.
+func (a *App) openAuthz(ctx context.Context) error {
+	sq, ok := a.Store.(*sqldb.Store)
+	if !ok {
+		return errors.New("opening authorization: the store is not the SQL store")
+	}
+	pol, err := authz.LoadPolicies(filepath.Join(a.Config.DataDir, PolicyDir))
+	if err != nil {
+		return fmt.Errorf("loading authorization policies (%s): %w", filepath.Join(a.Config.DataDir, PolicyDir), err)
+	}
+	if _, err := RecordPolicyVersion(ctx, sq.Authz(), a.Log, pol, audit.Agent{User: "phivault", Client: "serve"}); err != nil {
+		return err
+	}
+	a.Authz, err = authz.New(authz.Options{Policies: pol, Source: a.Record, Users: sq.Users(), Grants: sq.Authz()})
+	if err != nil {
+		return fmt.Errorf("opening authorization: %w", err)
+	}
+	a.Record.SetWriteHook(a.Authz.Changed)
+	a.BreakGlass, err = authz.NewBreakGlass(authz.BreakGlassOptions{Authorizer: a.Authz, Writer: sq.Authz(), Notes: a.Record,
+		Log: a.Log, Recorder: a.batcher, NewID: func() string { return uuid.NewString() }})
+	if err != nil {
+		return fmt.Errorf("opening break-the-glass: %w", err)
+	}
+	a.Desk = authz.NewDesk(sq.Authz(), a.Log, a.batcher, nil)
+	return nil
+}
+
+// RecordPolicyVersion stores pol's content hash with the time if it
+// differs from the version in force, with a policy-change audit event
+// in the same transaction. It reports whether it recorded one.
+func RecordPolicyVersion(ctx context.Context, st *sqldb.Authz, log *audit.Log, pol *authz.Policies, agent audit.Agent) (bool, error) {
+	now := time.Now()
+	ev := audit.Event{Time: now, Action: audit.ActionPolicyChange, Outcome: audit.OutcomeSuccess, Agent: agent,
+		Policies: []string{"hash=" + pol.Hash(), "source=" + pol.Source()}}
+	rec, err := log.Seal(ev)
+	if err != nil {
+		return false, fmt.Errorf("recording the policy version: %w", err)
+	}
+	changed, err := st.RecordPolicyVersion(ctx, pol.Hash(), pol.Source(), now, rec.Body)
+	if err != nil {
+		return false, err
+	}
+	return changed, nil
 }
 
 // openLogin builds the login service over the SQL store.
@@ -280,6 +343,9 @@ func (a *App) Handler() http.Handler {
 		Log:           a.tlog.reader,
 		LogAudit:      auditRecorder{log: a.Log, batch: a.batcher},
 		LogVerifier:   a.LogVerifierKey(),
+		Authorizer:    a.Authz,
+		BreakGlass:    a.BreakGlass,
+		Reviews:       a.Desk,
 		Ready: func(ctx context.Context) error {
 			_, err := a.Store.Key(ctx, keys.SystemToken)
 			return err

@@ -91,6 +91,7 @@ var cryptoAllowed = map[string]struct {
 	module + "/internal/tlsca":        {[]string{"crypto/ecdsa", "crypto/elliptic", "crypto/sha256"}, "local CA certificates and their SHA-256 fingerprint"},
 	module + "/internal/authn":        {[]string{"crypto/sha256"}, "stored form of 256-bit API tokens"},
 	module + "/internal/audit/merkle": {[]string{"golang.org/x/mod/sumdb/note"}, "signs (through keys.LogSigner) and verifies C2SP checkpoints: the Merkle item of rule 4's allow-list"},
+	module + "/internal/authz":        {[]string{"crypto/sha256"}, "content hash (version) of the authorization policy set: an identifier, not a secret"},
 
 	// Issue 3 (identity).
 	module + "/internal/authn/session":             {[]string{"crypto/sha256"}, "stored form of 256-bit session tokens and the CSRF token bound to them"},

@@ -71,6 +71,25 @@ const (
 	ActionPasskeyRemove Action = "passkey-remove" // a passkey removed (or refused: the last second factor)
 )
 
+// Authorization events (issue: Cedar policies). Every FHIR access event
+// carries the deciding policy ids in Policies; these are the events of
+// authorization itself.
+const (
+	// ActionBreakGlass is a break-the-glass grant opened (success, with
+	// purpose ETREAT) or refused (denied). Entities: "Patient/<id>" and
+	// "Grant/<id>".
+	ActionBreakGlass Action = "break-glass"
+	// ActionReviewClose is a privacy officer closing a break-the-glass
+	// review ("Review/<id>"); Policies carries the outcome.
+	ActionReviewClose Action = "break-glass-review"
+	// ActionPolicyChange is a policy set coming into force; Policies
+	// carries "hash=<sha256>" and "source=<embedded|dir>".
+	ActionPolicyChange Action = "policy-change"
+	// ActionPolicyExplain is "phivault policy explain": a decision
+	// computed for an operator, audited like any other.
+	ActionPolicyExplain Action = "policy-explain"
+)
+
 // Outcome is the result of the access (FHIR AuditEvent.outcome, simplified).
 type Outcome string
 

@@ -69,6 +69,7 @@ func (e *env) root() *cobra.Command {
 		e.tokenCmd(),
 		e.clientCmd(),
 		e.userCmd(),
+		e.policyCmd(),
 		e.versionCmd(),
 	)
 	return root

@@ -23,6 +23,7 @@ import (
 	"github.com/phivault/phivault/internal/authn/password"
 	"github.com/phivault/phivault/internal/authn/totp"
 	"github.com/phivault/phivault/internal/config"
+	"github.com/phivault/phivault/internal/fhir"
 	"github.com/phivault/phivault/internal/identity"
 	"github.com/phivault/phivault/internal/record"
 )
@@ -90,11 +91,23 @@ func createDemoAccounts(ctx context.Context, c config.Config, logger *slog.Logge
 	}
 	actor := audit.Agent{User: "demo", Client: "cli"}
 	users := append(append([]demoUser(nil), demoWorkforce...), demoPatientUser)
+	var clinicians []string
 	out := make([]demoAccount, 0, len(users))
 	for _, du := range users {
 		u := identity.User{Username: du.username, DisplayName: du.display, Roles: []identity.Role{du.role}}
-		if du.role == identity.RolePatient {
+		switch du.role {
+		case identity.RolePatient:
 			u.FHIRUser = "Patient/" + pid
+		case identity.RolePhysician, identity.RoleNurse:
+			// Clinicians reach patients through a treatment relationship:
+			// each gets a Practitioner, and the care team of the demo
+			// patient below.
+			ref, err := demoPractitioner(ctx, a, du.display)
+			if err != nil {
+				return nil, err
+			}
+			u.FHIRUser = ref
+			clinicians = append(clinicians, ref)
 		}
 		pw, err := demoPassword(du.username, du.display)
 		if err != nil {
@@ -117,7 +130,40 @@ func createDemoAccounts(ctx context.Context, c config.Config, logger *slog.Logge
 		}
 		out = append(out, da)
 	}
+	if err := demoCareTeam(ctx, a, pid, clinicians); err != nil {
+		return nil, err
+	}
 	return out, nil
+}
+
+// demoCaller writes the demo's set-up resources (a trusted in-process
+// caller: the operator holds the key file).
+var demoCaller = record.Caller{Agent: audit.Agent{User: "demo", Client: "cli"}, Purpose: "HOPERAT"}
+
+// demoPractitioner stores a Practitioner for a demo clinician.
+func demoPractitioner(ctx context.Context, a *app.App, name string) (string, error) {
+	given, family, _ := strings.Cut(name, " ")
+	res := fhir.Resource{"resourceType": "Practitioner", "active": true,
+		"name": []any{map[string]any{"family": family, "given": []any{given}}}}
+	st, _, err := a.Record.Create(ctx, demoCaller, res, "")
+	if err != nil {
+		return "", fmt.Errorf("demo practitioner: %w", err)
+	}
+	return "Practitioner/" + st.ID, nil
+}
+
+// demoCareTeam puts the demo clinicians on the demo patient's care team.
+func demoCareTeam(ctx context.Context, a *app.App, pid string, members []string) error {
+	parts := make([]any, 0, len(members))
+	for _, m := range members {
+		parts = append(parts, map[string]any{"member": map[string]any{"reference": m}})
+	}
+	res := fhir.Resource{"resourceType": "CareTeam", "status": "active",
+		"subject": map[string]any{"reference": "Patient/" + pid}, "participant": parts}
+	if _, _, err := a.Record.Create(ctx, demoCaller, res, ""); err != nil {
+		return fmt.Errorf("demo care team: %w", err)
+	}
+	return nil
 }
 
 // enrolDemoTOTP runs the first-login TOTP enrolment of username. It

@@ -28,6 +28,7 @@ import (
 
 	"github.com/phivault/phivault/internal/audit"
 	"github.com/phivault/phivault/internal/authn"
+	"github.com/phivault/phivault/internal/authz"
 	"github.com/phivault/phivault/internal/fhir"
 	"github.com/phivault/phivault/internal/fhir/search"
 	"github.com/phivault/phivault/internal/httpapi"
@@ -191,8 +192,21 @@ func start(t *testing.T) *server {
 		Now:       time.Now,
 		NewID:     ids.next,
 	})
+	// The default authorization policies (the system token reaches
+	// everything), over the same store: the FHIR API refuses to serve
+	// without an authorizer.
+	pol, err := authz.Defaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	az, err := authz.New(authz.Options{Policies: pol, Source: rec, Users: db.Users(), Grants: db.Authz()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec.SetWriteHook(az.Changed)
 	logs := &syncBuffer{}
 	h := httpapi.New(httpapi.Options{
+		Authorizer:    az,
 		Record:        rec,
 		Authenticator: authn.NewAuthenticator(st, nil),
 		Logger:        slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),

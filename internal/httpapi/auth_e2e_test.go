@@ -177,6 +177,17 @@ func (r resp) str(k string) string { s, _ := r.json[k].(string); return s }
 // token, or nothing.
 type creds struct {
 	cookie, csrf string
+	bearer       string // an API token instead
+}
+
+// token creates an API token with the system role (service credential).
+func (e *authEnv) token(t *testing.T) string {
+	t.Helper()
+	sec, err := e.app.CreateToken(t.Context(), "test-"+uniq(), []string{"system"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sec.Reveal()
 }
 
 func (e *authEnv) do(t *testing.T, method, path string, body any, c creds) resp {
@@ -201,6 +212,9 @@ func (e *authEnv) do(t *testing.T, method, path string, body any, c creds) resp 
 	}
 	if c.csrf != "" {
 		req.Header.Set(httpapi.CSRFHeader, c.csrf)
+	}
+	if c.bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+c.bearer)
 	}
 	res, err := e.client.Do(req)
 	if err != nil {
@@ -329,7 +343,10 @@ const pw = "correct horse battery staple"
 
 func TestAuthLoginTOTP(t *testing.T) {
 	e := startAuth(t, nil)
-	u := e.addUser(t, "nurse.jo", pw, identity.RoleNurse)
+	// Front desk as well as nurse: registering a patient (the write
+	// below, which tests CSRF) is front-desk work under the default
+	// authorization policies; a nurse alone needs a care relationship.
+	u := e.addUser(t, "nurse.jo", pw, identity.RoleNurse, identity.RoleFrontDesk)
 	anon := e.do(t, "GET", "/fhir/Patient?identifier=x", nil, creds{})
 	if anon.status != http.StatusUnauthorized {
 		t.Fatalf("anonymous FHIR read: %d", anon.status)
@@ -578,16 +595,32 @@ func TestAuthAddressRateLimit(t *testing.T) {
 	wantActions(t, e.auditActions(t), "login/denied")
 }
 
-func TestAuthPatientSessionNoFHIR(t *testing.T) {
+// TestAuthPatientSession: a patient account (no second factor needed)
+// reaches the FHIR API, confined by the policies to its own compartment.
+func TestAuthPatientSession(t *testing.T) {
 	e := startAuth(t, nil)
 	hash, _ := e.hasher.Hash(t.Context(), pw)
+	// Two patients, written by the system token.
+	own := e.do(t, "POST", "/fhir/Patient", patient(uniq(), nil), creds{bearer: e.token(t)})
+	other := e.do(t, "POST", "/fhir/Patient", patient(uniq(), nil), creds{bearer: e.token(t)})
+	if own.status != http.StatusCreated || other.status != http.StatusCreated {
+		t.Fatalf("creating patients: %d %d", own.status, other.status)
+	}
+	ownID, otherID := own.json["id"].(string), other.json["id"].(string)
 	id, _ := identity.NewID(nil)
-	if _, err := e.app.Store.(*sqldb.Store).Users().Create(t.Context(), identity.User{ID: id, Username: "pat.one", Roles: []identity.Role{identity.RolePatient}, FHIRUser: "Patient/p1", PasswordHash: hash}); err != nil {
+	if _, err := e.app.Store.(*sqldb.Store).Users().Create(t.Context(), identity.User{ID: id, Username: "pat.one", Roles: []identity.Role{identity.RolePatient}, FHIRUser: "Patient/" + ownID, PasswordHash: hash}); err != nil {
 		t.Fatal(err)
 	}
 	c := sessionOf(t, e.do(t, "POST", "/auth/login", map[string]string{"username": "pat.one", "password": pw}, creds{}))
-	if r := e.do(t, "GET", "/fhir/Patient?identifier=x", nil, c); r.status != http.StatusForbidden {
-		t.Fatalf("patient session on /fhir: %d, want 403 until authorization lands", r.status)
+	if r := e.do(t, "GET", "/fhir/Patient/"+ownID, nil, c); r.status != http.StatusOK {
+		t.Fatalf("patient reads own record: %d %s", r.status, r.body)
+	}
+	if r := e.do(t, "GET", "/fhir/Patient/"+otherID, nil, c); r.status != http.StatusForbidden {
+		t.Fatalf("patient reads another patient: %d, want 403", r.status)
+	}
+	r := e.do(t, "GET", "/fhir/Patient?_total=accurate", nil, c)
+	if r.status != http.StatusOK || r.json["total"] != float64(1) {
+		t.Fatalf("patient searches patients: %d total %v, want only its own", r.status, r.json["total"])
 	}
 	if r := e.do(t, "GET", "/auth/sessions", nil, c); r.status != http.StatusOK {
 		t.Fatalf("patient lists own sessions: %d", r.status)

@@ -9,6 +9,7 @@ import (
 	"github.com/phivault/phivault/internal/authn"
 	"github.com/phivault/phivault/internal/authn/login"
 	"github.com/phivault/phivault/internal/authn/session"
+	"github.com/phivault/phivault/internal/identity"
 )
 
 // SessionCookie is the session cookie's name. The __Host- prefix makes
@@ -71,15 +72,18 @@ func (s *Server) principal(r *http.Request) (authn.Principal, error) {
 // pass (service credentials). A session passes only for a workforce
 // account whose second factor was verified: no PHI without MFA (issue 3),
 // enforced here even though sessions of workforce accounts are only
-// created after MFA. Patient and system accounts are refused until the
-// authorization issue narrows what they may see: without it a session
-// would reach every record.
+// created after MFA. A patient account passes: the authorization
+// policies confine it to its own compartment. Other non-workforce
+// sessions (system) are refused.
 func phiGate(p authn.Principal) error {
 	if p.Kind != "session" {
 		return nil
 	}
 	if login.RequiresMFA(p) {
 		return errNeedsMFA
+	}
+	if len(p.Roles) == 1 && p.Roles[0] == string(identity.RolePatient) {
+		return nil // a patient: the policies confine it to its own compartment
 	}
 	if !p.MFA {
 		return errNoPHIAccess

@@ -31,6 +31,7 @@ func (s *Server) fhirRoutes(mux *http.ServeMux) {
 	mux.Handle("POST /fhir/Patient/{id}/$everything", s.handle(s.everything))
 	mux.Handle("POST /fhir/Patient/{id}/$erase", s.handle(s.erase))
 	mux.Handle("GET /fhir/AuditEvent/{id}/$proof", s.handle(s.auditProof))
+	mux.Handle("POST /fhir/Patient/{id}/$break-glass", s.handle(s.breakGlass))
 	unknown := s.handle(func(w http.ResponseWriter, r *http.Request) error {
 		return httpError(http.StatusNotFound, "not-supported", "unknown FHIR endpoint or method")
 	})
@@ -53,6 +54,7 @@ func (s *Server) caller(r *http.Request) record.Caller {
 		Agent:     audit.Agent{User: p.ID, Role: role, Client: client, Address: clientIP(r)},
 		Purpose:   "TREAT",
 		RequestID: RequestID(r.Context()),
+		Guard:     guardFrom(r.Context()),
 	}
 }
 

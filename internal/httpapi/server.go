@@ -22,7 +22,12 @@
 //  6. the SMART scope gates (smart.go, launch_gate.go): a token's scopes
 //     only narrow; an App Launch token with patient/ scopes (or of a
 //     patient account) is confined to one patient's compartment;
-//  7. the FHIR handler, which audits before it responds (fail closed).
+//  7. authorization (authz.go): the principal's Cedar guard joins the
+//     request; the record consults it on every resource it touches and
+//     narrows searches inside the query. Denials are 403 OperationOutcomes
+//     (404 where a policy conceals existence, ADR 0011), audited with the
+//     deciding policy ids before the answer; without an Authorizer, 503;
+//  8. the FHIR handler, which audits before it responds (fail closed).
 //
 // /log/ (log.go: the audit transparency log) takes steps 1–2; its entry
 // bundles authenticate as step 5 and are audited, the rest is public.
@@ -38,8 +43,7 @@
 // with the UI's strict one and checks form CSRF tokens (see that
 // package's documentation).
 //
-// Authorization (policy decisions, search narrowing) and rate limiting
-// join this stack with the identity and authorization issues.
+// Rate limiting joins this stack with its own issue.
 //
 // # Security invariants
 //
@@ -57,6 +61,7 @@ import (
 	"github.com/phivault/phivault/internal/authn"
 	"github.com/phivault/phivault/internal/authn/login"
 	"github.com/phivault/phivault/internal/authn/smart"
+	"github.com/phivault/phivault/internal/authz"
 	"github.com/phivault/phivault/internal/record"
 )
 
@@ -79,6 +84,9 @@ type Server struct {
 	tlog        TransparencyLog // nil: no /log routes (log.go)
 	logRec      AuditRecorder   // audits entry-bundle reads (log.go)
 	logVerifier string
+	authz       *authz.Authorizer // nil: the FHIR API answers 503 (fail closed)
+	glass       *authz.BreakGlass // nil: $break-glass answers 503
+	reviews     Reviews           // nil: the review desk answers 503
 }
 
 // Options configures a Server.
@@ -100,12 +108,16 @@ type Options struct {
 	Log           TransparencyLog             // optional: /log routes (log.go)
 	LogAudit      AuditRecorder               // required with Log: audits entry-bundle reads
 	LogVerifier   string                      // the log's note verifier key, given with event proofs
+	Authorizer    *authz.Authorizer           // required: decisions on every FHIR request (authz.go)
+	BreakGlass    *authz.BreakGlass           // optional: POST /fhir/Patient/{id}/$break-glass
+	Reviews       Reviews                     // optional: /admin/api/break-glass, /admin/api/alerts
 }
 
 // New returns a Server.
 func New(o Options) *Server {
 	return &Server{rec: o.Record, auth: o.Authenticator, login: o.Login, smart: o.SMART, admin: o.Accounts, sso: o.SSO, audit: o.AuditLog, ui: o.UI, log: o.Logger, now: o.Now,
-		baseURL: o.BaseURL, maxBody: o.MaxBodyBytes, version: o.Version, ready: o.Ready, tlog: o.Log, logRec: o.LogAudit, logVerifier: o.LogVerifier}
+		baseURL: o.BaseURL, maxBody: o.MaxBodyBytes, version: o.Version, ready: o.Ready, tlog: o.Log, logRec: o.LogAudit, logVerifier: o.LogVerifier,
+		authz: o.Authorizer, glass: o.BreakGlass, reviews: o.Reviews}
 }
 
 // Handler returns the whole HTTP handler with the middleware stack.
@@ -153,8 +165,8 @@ func (s *Server) fhirHandler() http.Handler {
 	mux.Handle("GET /fhir/metadata", s.handle(s.capabilities))
 	authed := http.NewServeMux()
 	s.fhirRoutes(authed)
-	mux.Handle("/fhir", s.authenticate(authed))
-	mux.Handle("/fhir/", s.authenticate(authed))
+	mux.Handle("/fhir", s.authenticate(s.authorize(authed)))
+	mux.Handle("/fhir/", s.authenticate(s.authorize(authed)))
 	return s.limitBody(negotiate(mux))
 }
 

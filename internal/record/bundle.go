@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/phivault/phivault/internal/audit"
+	"github.com/phivault/phivault/internal/authz"
 	"github.com/phivault/phivault/internal/fhir"
 	"github.com/phivault/phivault/internal/storage"
 )
@@ -48,6 +49,9 @@ type entry struct {
 	existing storage.Version // conditional create matched
 
 	prep *pending // prepared before the transaction (fast path), or nil
+
+	owner string // owner of the version written (write hook)
+	newID string // id a conditional PUT that matched nothing creates
 }
 
 // methodOrder is the processing order FHIR requires for transactions:
@@ -102,7 +106,7 @@ func (s *Service) ProcessBundle(ctx context.Context, c Caller, b fhir.Resource, 
 
 func entryError(i int, err error) error {
 	e := AsError(err)
-	out := &Error{Status: e.Status, Err: e.Err}
+	out := &Error{Status: e.Status, Err: e.Err, denied: e.denied}
 	for _, is := range e.Issues {
 		is.Diagnostic = fmt.Sprintf("Bundle.entry[%d]: %s", i, is.Diagnostic)
 		out.Issues = append(out.Issues, is)
@@ -191,12 +195,14 @@ func (s *Service) prepareEntry(e *entry, raw any) error {
 func (s *Service) transaction(ctx context.Context, c Caller, entries []*entry, refs map[string]string) error {
 	order := orderedWrites(entries)
 	originals := make([]fhir.Resource, len(entries))
+	origIDs := make([]string, len(entries))
 	for i, e := range entries {
-		originals[i] = e.res
+		originals[i], origIDs[i] = e.res, e.id
 	}
-	s.prepareCreates(ctx, entries, refs)
+	s.prepareCreates(ctx, c, entries, refs)
+	s.prewarmEntries(ctx, c, entries)
 	attempt := 0
-	err := s.store.Update(ctx, func(stx storage.Tx) error {
+	err := s.updateTx(ctx, c, func(ctx context.Context, stx storage.Tx) error {
 		tx := &auditBuffer{Tx: stx}
 		attempt++
 		// A retried attempt starts again from the Bundle as received,
@@ -213,15 +219,46 @@ func (s *Service) transaction(ctx context.Context, c Caller, entries []*entry, r
 				e.res = fhir.Resource(cloneJSON(map[string]any(originals[i])).(map[string]any))
 			}
 			e.existing, e.err = storage.Version{}, nil
+			if attempt > 1 && e.method == http.MethodPut {
+				e.id = origIDs[i] // a conditional PUT resolves its target again
+			}
 		}
 		for _, e := range order {
 			if err := s.writeEntry(ctx, tx, c, e, local, entries); err != nil {
+				if errors.Is(err, authz.ErrNeedsFacts) {
+					return err // updateTx loads the facts and reruns
+				}
 				return entryError(e.idx, err)
 			}
 		}
 		return tx.flush(ctx)
 	})
-	return storageError(err)
+	if err == nil {
+		s.changedEntries(entries)
+	}
+	return storageError(s.recordDenial(ctx, err))
+}
+
+// changedEntries calls the write hook with the types of written entries.
+func (s *Service) changedEntries(entries []*entry) {
+	for _, e := range entries {
+		if e.method != http.MethodGet && e.err == nil && e.status != 0 {
+			s.changed(e.typ, e.owner)
+		}
+	}
+}
+
+// recordEntryDenials records the audit events of batch entries denied
+// inside the shared transaction (rolled back or not, a denial is kept
+// only in the entry).
+func (s *Service) recordEntryDenials(ctx context.Context, entries []*entry) {
+	for _, e := range entries {
+		if e.err != nil && e.err.denied != nil {
+			if err := s.recordDenial(ctx, e.err); err != nil {
+				e.err = AsError(err)
+			}
+		}
+	}
 }
 
 // prepareCreates does, before the transaction, the CPU work of every
@@ -233,7 +270,7 @@ func (s *Service) transaction(ctx context.Context, c Caller, entries []*entry, r
 // a conditional create, whose outcome can change other entries'
 // references, or if anything fails; the transaction then does all the
 // work itself, with the same result.
-func (s *Service) prepareCreates(ctx context.Context, entries []*entry, refs map[string]string) {
+func (s *Service) prepareCreates(ctx context.Context, c Caller, entries []*entry, refs map[string]string) {
 	for _, e := range entries {
 		if e.ifNoneExist != "" || (e.method == http.MethodPost && e.res == nil) {
 			return
@@ -250,7 +287,7 @@ func (s *Service) prepareCreates(ctx context.Context, entries []*entry, refs map
 			continue
 		}
 		res := fhir.Resource(cloneJSON(map[string]any(e.res)).(map[string]any))
-		if err := s.rewriteRefs(ctx, s.store, res, local); err != nil {
+		if err := s.rewriteRefs(ctx, c, s.store, res, local); err != nil {
 			return
 		}
 		p, err := s.prepareVersion(res, 1, now)
@@ -271,8 +308,14 @@ func (s *Service) prepareCreates(ctx context.Context, entries []*entry, refs map
 // than an entry's own error, each entry is retried in its own.
 func (s *Service) batchEntries(ctx context.Context, c Caller, entries []*entry, refs map[string]string) {
 	order := orderedWrites(entries)
-	err := s.store.Update(ctx, func(stx storage.Tx) error {
+	s.prewarmEntries(ctx, c, entries)
+	err := s.updateTx(ctx, c, func(ctx context.Context, stx storage.Tx) error {
 		tx := &auditBuffer{Tx: stx}
+		for _, e := range order {
+			if e.err != nil && e.err.denied != nil {
+				e.err = nil // decided in an earlier round; decided again
+			}
+		}
 		for _, e := range order {
 			if e.err != nil {
 				continue
@@ -289,6 +332,8 @@ func (s *Service) batchEntries(ctx context.Context, c Caller, entries []*entry, 
 		return tx.flush(ctx)
 	})
 	if err == nil {
+		s.recordEntryDenials(ctx, entries)
+		s.changedEntries(entries)
 		return
 	}
 	for _, e := range order {
@@ -296,13 +341,15 @@ func (s *Service) batchEntries(ctx context.Context, c Caller, entries []*entry, 
 			continue
 		}
 		e.status = 0
-		err := s.store.Update(ctx, func(tx storage.Tx) error {
+		err := s.updateTx(ctx, c, func(ctx context.Context, tx storage.Tx) error {
 			return s.writeEntry(ctx, tx, c, e, refs, entries)
 		})
 		if err != nil {
 			e.err = AsError(storageError(err))
 		}
 	}
+	s.recordEntryDenials(ctx, entries)
+	s.changedEntries(entries)
 }
 
 func orderedWrites(entries []*entry) []*entry {
@@ -320,7 +367,7 @@ func orderedWrites(entries []*entry) []*entry {
 func (s *Service) writeEntry(ctx context.Context, tx storage.Tx, c Caller, e *entry, refs map[string]string, all []*entry) error {
 	switch e.method {
 	case http.MethodDelete:
-		id, err := s.resolveTarget(ctx, tx, e)
+		id, err := s.resolveTarget(ctx, c, tx, e)
 		if err != nil {
 			return err
 		}
@@ -328,7 +375,9 @@ func (s *Service) writeEntry(ctx context.Context, tx storage.Tx, c Caller, e *en
 			e.status = http.StatusNoContent
 			return nil
 		}
-		if err := s.delete(ctx, tx, c, e.typ, id); err != nil {
+		owner, err := s.delete(ctx, tx, c, e.typ, id)
+		e.owner = owner
+		if err != nil {
 			if errors.Is(err, storage.ErrNotFound) {
 				return notFound("the resource to delete does not exist")
 			}
@@ -338,7 +387,7 @@ func (s *Service) writeEntry(ctx context.Context, tx storage.Tx, c Caller, e *en
 		return nil
 	case http.MethodPost:
 		if e.ifNoneExist != "" {
-			q, err := s.conditionQuery(e.typ, e.ifNoneExist)
+			q, err := s.conditionQuery(ctx, c, e.typ, e.ifNoneExist)
 			if err != nil {
 				return err
 			}
@@ -356,34 +405,43 @@ func (s *Service) writeEntry(ctx context.Context, tx storage.Tx, c Caller, e *en
 				return nil
 			}
 		}
-		var v storage.Version
-		var err error
-		if e.prep != nil {
-			v, err = s.storeVersion(ctx, tx, e.prep)
-		} else {
-			if err := s.rewriteRefs(ctx, tx, e.res, refs); err != nil {
+		p := e.prep
+		if p == nil {
+			if err := s.rewriteRefs(ctx, c, tx, e.res, refs); err != nil {
 				return err
 			}
-			v, err = s.writeVersion(ctx, tx, e.res, 1, s.now())
+			var err error
+			if p, err = s.prepareVersion(e.res, 1, s.now()); err != nil {
+				return err
+			}
 		}
+		d, err := s.check(ctx, c, audit.ActionCreate, storage.Version{Type: p.v.Type, Owner: p.v.Owner}, p.body)
+		if err != nil {
+			return err
+		}
+		v, err := s.storeVersion(ctx, tx, p)
 		if err != nil {
 			return err
 		}
 		s.entryWritten(e, v, http.StatusCreated)
-		return s.appendWriteEvent(ctx, tx, c, audit.ActionCreate, v)
+		return s.appendWriteEvent(ctx, tx, c, audit.ActionCreate, v, d)
 	case http.MethodPut:
 		if e.id == "" {
-			id, err := s.resolveTarget(ctx, tx, e)
+			id, err := s.resolveTarget(ctx, c, tx, e)
 			if err != nil {
 				return err
 			}
 			if id == "" {
-				id = s.newID()
+				// The same new id on every attempt of the transaction.
+				if e.newID == "" {
+					e.newID = s.newID()
+				}
+				id = e.newID
 			}
 			e.id = id
 			e.res.SetID(id)
 		}
-		if err := s.rewriteRefs(ctx, tx, e.res, refs); err != nil {
+		if err := s.rewriteRefs(ctx, c, tx, e.res, refs); err != nil {
 			return err
 		}
 		v, created, err := s.update(ctx, tx, c, e.res, e.ifMatch, nil)
@@ -401,18 +459,18 @@ func (s *Service) writeEntry(ctx context.Context, tx storage.Tx, c Caller, e *en
 }
 
 func (s *Service) entryWritten(e *entry, v storage.Version, status int) {
-	e.status, e.version, e.modified = status, v.Version, v.LastUpdated
+	e.status, e.version, e.modified, e.owner = status, v.Version, v.LastUpdated, v.Owner
 	e.location = entityRef(v.Type, v.ID, v.Version)
 	e.body = nil
 }
 
 // resolveTarget finds the id a conditional PUT or DELETE applies to: ""
 // when nothing matches, ErrPreconditionFailed when several do.
-func (s *Service) resolveTarget(ctx context.Context, tx storage.Tx, e *entry) (string, error) {
+func (s *Service) resolveTarget(ctx context.Context, c Caller, tx storage.Tx, e *entry) (string, error) {
 	if e.id != "" {
 		return e.id, nil
 	}
-	q, err := s.conditionQuery(e.typ, e.query)
+	q, err := s.conditionQuery(ctx, c, e.typ, e.query)
 	if err != nil {
 		return "", err
 	}
@@ -432,7 +490,7 @@ type searcher interface {
 	Search(ctx context.Context, q storage.Query) (storage.Result, error)
 }
 
-func (s *Service) rewriteRefs(ctx context.Context, tx searcher, res fhir.Resource, refs map[string]string) error {
+func (s *Service) rewriteRefs(ctx context.Context, c Caller, tx searcher, res fhir.Resource, refs map[string]string) error {
 	var walkErr error
 	var walk func(v any)
 	walk = func(v any) {
@@ -441,7 +499,7 @@ func (s *Service) rewriteRefs(ctx context.Context, tx searcher, res fhir.Resourc
 			for k, val := range t {
 				if k == "reference" {
 					if ref, ok := val.(string); ok {
-						nr, err := s.resolveRef(ctx, tx, ref, refs)
+						nr, err := s.resolveRef(ctx, c, tx, ref, refs)
 						if err != nil && walkErr == nil {
 							walkErr = err
 						}
@@ -463,7 +521,7 @@ func (s *Service) rewriteRefs(ctx context.Context, tx searcher, res fhir.Resourc
 	return walkErr
 }
 
-func (s *Service) resolveRef(ctx context.Context, tx searcher, ref string, refs map[string]string) (string, error) {
+func (s *Service) resolveRef(ctx context.Context, c Caller, tx searcher, ref string, refs map[string]string) (string, error) {
 	if r, ok := refs[ref]; ok {
 		return r, nil
 	}
@@ -474,7 +532,7 @@ func (s *Service) resolveRef(ctx context.Context, tx searcher, ref string, refs 
 	if !ok || !fhir.IsR4Type(typ) || strings.Contains(typ, "/") {
 		return "", nil
 	}
-	q, err := s.conditionQuery(typ, query)
+	q, err := s.conditionQuery(ctx, c, typ, query)
 	if err != nil {
 		return "", err
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/phivault/phivault/internal/audit"
+	"github.com/phivault/phivault/internal/authz"
 	"github.com/phivault/phivault/internal/fhir"
 	"github.com/phivault/phivault/internal/keys"
 	"github.com/phivault/phivault/internal/storage"
@@ -33,18 +34,45 @@ func (s *Service) VRead(ctx context.Context, c Caller, typ, id string, version i
 	if err != nil {
 		return Stored{}, storageError(err)
 	}
+	// An old version is decided on the current one too: a resource
+	// labelled sensitive (or moved to another compartment) since must
+	// not be read through its history.
+	if cur, err := s.store.Current(ctx, typ, id); c.Guard != nil && err == nil && cur.Version != v.Version {
+		var body []byte
+		if !cur.Deleted {
+			if body, err = s.open(ctx, cur); err != nil && !errors.Is(err, ErrGone) {
+				return Stored{}, err
+			}
+		}
+		if _, err := s.check(ctx, c, audit.ActionVRead, cur, body); err != nil {
+			return Stored{}, s.recordDenial(ctx, err)
+		}
+	}
 	return s.readVersion(ctx, c, audit.ActionVRead, v)
 }
 
 func (s *Service) readVersion(ctx context.Context, c Caller, a audit.Action, v storage.Version) (Stored, error) {
 	if v.Deleted {
+		if _, err := s.check(ctx, c, a, v, nil); err != nil {
+			return Stored{}, s.recordDenial(ctx, err)
+		}
 		return storedOf(v, nil), gone("the resource was deleted")
 	}
 	body, err := s.open(ctx, v)
 	if err != nil {
 		return Stored{}, err
 	}
+	d, err := s.check(ctx, c, a, v, body)
+	if err != nil {
+		return Stored{}, s.recordDenial(ctx, err)
+	}
+	if d.Mask {
+		if body, err = authz.Redact(body); err != nil {
+			return Stored{}, s.recordDenial(ctx, s.denial(c, a, v, authz.Decision{Policies: []string{"undecidable"}}, err))
+		}
+	}
 	ev := s.event(c, a)
+	decided(&ev, d)
 	ev.Entities = []string{entityRef(v.Type, v.ID, v.Version)}
 	if p := patientOfOwner(v.Owner); p != "" {
 		ev.Patients = []string{p}
@@ -66,9 +94,9 @@ func (s *Service) Create(ctx context.Context, c Caller, res fhir.Resource, ifNon
 	res.SetID(s.newID())
 	var cond *storage.Query
 	if ifNoneExist != "" {
-		q, err := s.conditionQuery(res.Type(), ifNoneExist)
+		q, err := s.conditionQuery(ctx, c, res.Type(), ifNoneExist)
 		if err != nil {
-			return Stored{}, false, err
+			return Stored{}, false, s.recordDenial(ctx, err)
 		}
 		cond = &q
 	}
@@ -78,8 +106,12 @@ func (s *Service) Create(ctx context.Context, c Caller, res fhir.Resource, ifNon
 	if err != nil {
 		return Stored{}, false, err
 	}
+	d, err := s.check(ctx, c, audit.ActionCreate, storage.Version{Type: p.v.Type, Owner: p.v.Owner}, p.body)
+	if err != nil {
+		return Stored{}, false, s.recordDenial(ctx, err)
+	}
 	var existing storage.Version
-	err = s.store.Update(ctx, func(tx storage.Tx) error {
+	err = s.updateTx(ctx, c, func(ctx context.Context, tx storage.Tx) error {
 		existing = storage.Version{}
 		if cond != nil {
 			v, found, err := s.matchOne(ctx, tx, *cond)
@@ -96,11 +128,12 @@ func (s *Service) Create(ctx context.Context, c Caller, res fhir.Resource, ifNon
 			return err
 		}
 		st = storedOf(v, nil)
-		return s.appendWriteEvent(ctx, tx, c, audit.ActionCreate, v)
+		return s.appendWriteEvent(ctx, tx, c, audit.ActionCreate, v, d)
 	})
 	if err != nil {
 		return Stored{}, false, storageError(err)
 	}
+	s.changed(p.v.Type, p.v.Owner)
 	if existing.ID != "" {
 		st, err := s.readVersion(ctx, c, audit.ActionRead, existing)
 		return st, false, err
@@ -111,7 +144,10 @@ func (s *Service) Create(ctx context.Context, c Caller, res fhir.Resource, ifNon
 
 // conditionQuery parses a conditional-operation query (If-None-Exist,
 // conditional references) into a storage query matching at most two.
-func (s *Service) conditionQuery(typ, rawQuery string) (storage.Query, error) {
+//
+// The caller's search narrowing applies: a conditional operation cannot
+// match (and so reveal) what the caller may not see.
+func (s *Service) conditionQuery(ctx context.Context, c Caller, typ, rawQuery string) (storage.Query, error) {
 	vals, err := url.ParseQuery(rawQuery)
 	if err != nil {
 		return storage.Query{}, invalid("the conditional query is not a valid query string")
@@ -124,6 +160,13 @@ func (s *Service) conditionQuery(typ, rawQuery string) (storage.Query, error) {
 		return storage.Query{}, invalid("a conditional query needs at least one search parameter")
 	}
 	p.q.Count, p.q.Offset, p.q.Total, p.q.Sort = 2, 0, false, nil
+	if _, err := s.narrow(ctx, c, &p.q); err != nil {
+		if errors.Is(err, authz.ErrNeedsFacts) {
+			return storage.Query{}, err
+		}
+		// Not recorded here: this may run inside a write transaction.
+		return storage.Query{}, s.denial(c, audit.ActionSearch, storage.Version{Type: typ}, authz.Decision{Policies: []string{"undecidable"}}, err)
+	}
 	return p.q, nil
 }
 
@@ -166,20 +209,30 @@ func (s *Service) Update(ctx context.Context, c Caller, typ, id string, res fhir
 	// writer gets there first, update prepares again inside.
 	var p *pending
 	next := int64(1)
-	if cur, err := s.store.Current(ctx, typ, id); err == nil {
+	cur, err := s.store.Current(ctx, typ, id)
+	if err == nil {
 		next = cur.Version + 1
 	}
 	if p, err = s.prepareVersion(res, next, s.now()); err != nil {
 		return Stored{}, false, err
 	}
-	err = s.store.Update(ctx, func(tx storage.Tx) error {
+	if c.Guard != nil { // load the facts the decisions in the transaction need
+		for _, o := range []string{cur.Owner, p.v.Owner} {
+			if o != "" {
+				_ = s.prewarm(ctx, c, &authz.NeedsFacts{Owner: o})
+			}
+		}
+	}
+	var owner string
+	err = s.updateTx(ctx, c, func(ctx context.Context, tx storage.Tx) error {
 		v, isNew, err := s.update(ctx, tx, c, res, ifMatch, p)
-		st, created = storedOf(v, nil), isNew
+		st, created, owner = storedOf(v, nil), isNew, v.Owner
 		return err
 	})
 	if err != nil {
-		return Stored{}, false, storageError(err)
+		return Stored{}, false, storageError(s.recordDenial(ctx, err))
 	}
+	s.changed(typ, owner)
 	if st.Version == p.v.Version {
 		st.JSON = p.body // stored as prepared: no second encoding
 		return st, created, nil
@@ -201,50 +254,84 @@ func (s *Service) update(ctx context.Context, tx storage.Tx, c Caller, res fhir.
 	case err != nil:
 		return storage.Version{}, false, err
 	default:
+		var body []byte
+		if !cur.Deleted {
+			if body, err = s.openInTx(ctx, tx, cur); err != nil {
+				return storage.Version{}, false, err
+			}
+		}
+		if _, err := s.check(ctx, c, audit.ActionUpdate, cur, body); err != nil {
+			return storage.Version{}, false, err
+		}
 		if ifMatch > 0 && cur.Version != ifMatch {
 			return storage.Version{}, false, fail(http.StatusPreconditionFailed, ErrPreconditionFailed, "conflict",
 				fmt.Sprintf("If-Match version %d is not the current version %d", ifMatch, cur.Version))
 		}
 		next = cur.Version + 1
 	}
-	var v storage.Version
-	if p != nil && p.v.Version == next {
-		v, err = s.storeVersion(ctx, tx, p)
-	} else {
-		v, err = s.writeVersion(ctx, tx, res, next, s.now())
-	}
-	if err != nil {
-		return storage.Version{}, false, err
+	if p == nil || p.v.Version != next {
+		if p, err = s.prepareVersion(res, next, s.now()); err != nil {
+			return storage.Version{}, false, err
+		}
 	}
 	a := audit.ActionUpdate
 	if next == 1 {
 		a = audit.ActionCreate
 	}
-	return v, next == 1, s.appendWriteEvent(ctx, tx, c, a, v)
+	// The new version is decided too: an update may move a resource
+	// into another compartment or change its labels.
+	d, err := s.check(ctx, c, a, storage.Version{Type: p.v.Type, ID: p.v.ID, Owner: p.v.Owner}, p.body)
+	if err != nil {
+		return storage.Version{}, false, err
+	}
+	v, err := s.storeVersion(ctx, tx, p)
+	if err != nil {
+		return storage.Version{}, false, err
+	}
+	return v, next == 1, s.appendWriteEvent(ctx, tx, c, a, v, d)
 }
 
 // Delete marks typ/id deleted (its history is kept). Deleting a deleted
 // resource succeeds and changes nothing; an unknown one is ErrNotFound.
 func (s *Service) Delete(ctx context.Context, c Caller, typ, id string) error {
-	err := s.store.Update(ctx, func(tx storage.Tx) error {
-		return s.delete(ctx, tx, c, typ, id)
+	if cur, err := s.store.Current(ctx, typ, id); err == nil && c.Guard != nil {
+		_ = s.prewarm(ctx, c, &authz.NeedsFacts{Owner: cur.Owner})
+	}
+	var owner string
+	err := s.updateTx(ctx, c, func(ctx context.Context, tx storage.Tx) error {
+		var err error
+		owner, err = s.delete(ctx, tx, c, typ, id)
+		return err
 	})
-	return storageError(err)
+	if err == nil {
+		s.changed(typ, owner)
+	}
+	return storageError(s.recordDenial(ctx, err))
 }
 
-func (s *Service) delete(ctx context.Context, tx storage.Tx, c Caller, typ, id string) error {
+func (s *Service) delete(ctx context.Context, tx storage.Tx, c Caller, typ, id string) (owner string, err error) {
 	cur, err := tx.Current(ctx, typ, id)
 	if err != nil {
-		return err
+		return "", err
+	}
+	var body []byte
+	if !cur.Deleted {
+		if body, err = s.openInTx(ctx, tx, cur); err != nil {
+			return "", err
+		}
+	}
+	d, err := s.check(ctx, c, audit.ActionDelete, cur, body)
+	if err != nil {
+		return "", err
 	}
 	if cur.Deleted {
-		return nil
+		return cur.Owner, nil
 	}
 	v := storage.Version{Type: typ, ID: id, Version: cur.Version + 1, Owner: cur.Owner, LastUpdated: s.now().UTC().Truncate(time.Microsecond), Deleted: true}
 	if err := tx.Put(ctx, v, nil); err != nil {
-		return err
+		return "", err
 	}
-	return s.appendWriteEvent(ctx, tx, c, audit.ActionDelete, v)
+	return v.Owner, s.appendWriteEvent(ctx, tx, c, audit.ActionDelete, v, d)
 }
 
 // pending is a resource version ready to be sealed and stored: encoded,
@@ -271,6 +358,11 @@ func (s *Service) prepareVersion(res fhir.Resource, version int64, now time.Time
 	if err != nil {
 		return nil, err
 	}
+	lrows, err := s.labelRows(res.Type(), body)
+	if err != nil {
+		return nil, err
+	}
+	rows = append(rows, lrows...)
 	owner := s.ownerOf(res)
 	return &pending{res: res, body: body, rows: rows,
 		v: storage.Version{Type: res.Type(), ID: res.ID(), Version: version, Owner: owner, LastUpdated: now}}, nil
@@ -303,8 +395,9 @@ func (s *Service) writeVersion(ctx context.Context, tx storage.Tx, res fhir.Reso
 	return s.storeVersion(ctx, tx, p)
 }
 
-func (s *Service) appendWriteEvent(ctx context.Context, tx storage.Tx, c Caller, a audit.Action, v storage.Version) error {
+func (s *Service) appendWriteEvent(ctx context.Context, tx storage.Tx, c Caller, a audit.Action, v storage.Version, d authz.Decision) error {
 	ev := s.event(c, a)
+	decided(&ev, d)
 	ev.Entities = []string{entityRef(v.Type, v.ID, v.Version)}
 	if p := patientOfOwner(v.Owner); p != "" {
 		ev.Patients = []string{p}

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+
+	"github.com/phivault/phivault/internal/audit"
 )
 
 // Sentinel errors. Every error the service returns wraps one of these
@@ -16,6 +18,9 @@ var (
 	ErrConflict           = errors.New("record: conflict")                   // 409
 	ErrPreconditionFailed = errors.New("record: precondition failed")        // 412
 	ErrUnavailable        = errors.New("record: unavailable")                // 503
+	// ErrForbidden means the authorization policies denied the request
+	// (403; 404 with ErrNotFound where the policy conceals existence).
+	ErrForbidden = errors.New("record: forbidden") // 403
 )
 
 // Issue is one OperationOutcome issue: severity error, a FHIR issue-type
@@ -32,6 +37,11 @@ type Error struct {
 	Status int
 	Issues []Issue
 	Err    error
+
+	// denied is the audit event of an authorization denial decided
+	// inside a write transaction: the transaction rolls back, so the
+	// event is recorded after it (see recordDenial).
+	denied *audit.Event
 }
 
 func (e *Error) Error() string {

@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/http"
 	"net/url"
 	"strconv"
 
 	"github.com/phivault/phivault/internal/audit"
+	"github.com/phivault/phivault/internal/authz"
 	"github.com/phivault/phivault/internal/storage"
 )
 
@@ -23,6 +25,8 @@ const (
 func (s *Service) Everything(ctx context.Context, c Caller, id string, vals url.Values, base string) ([]byte, error) {
 	owner := "Patient/" + id
 	count := defaultEverythingCount
+	var purpose string
+	var policies []string
 	var after storage.VersionRef
 	if tok := vals.Get("_page"); tok != "" {
 		cur, err := s.openCursor("everything", tok)
@@ -32,6 +36,16 @@ func (s *Service) Everything(ctx context.Context, c Caller, id string, vals url.
 		if cur.ID != id {
 			return nil, invalid("the paging cursor belongs to another patient")
 		}
+		// A cursor is no grant: decide again on every page.
+		p := storage.Version{Type: "Patient", ID: id, Owner: owner}
+		if pv, err := s.store.Current(ctx, "Patient", id); err == nil {
+			p = pv
+		}
+		d, err := s.check(ctx, c, audit.ActionEverything, p, nil)
+		if err != nil {
+			return nil, s.recordDenial(ctx, err)
+		}
+		purpose, policies = d.Purpose, d.Policies
 		count = cur.Count
 		t, i, _ := cutRef(cur.After)
 		after = storage.VersionRef{Type: t, ID: i}
@@ -43,6 +57,16 @@ func (s *Service) Everything(ctx context.Context, c Caller, id string, vals url.
 		if p.Deleted {
 			return nil, gone("the patient was deleted or erased")
 		}
+		body, err := s.open(ctx, p)
+		if err != nil {
+			return nil, err
+		}
+		d, err := s.check(ctx, c, audit.ActionEverything, p, body)
+		if err != nil {
+			return nil, s.recordDenial(ctx, err)
+		}
+		purpose = d.Purpose
+		policies = d.Policies
 		if v := vals.Get("_count"); v != "" {
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 1 {
@@ -66,6 +90,7 @@ func (s *Service) Everything(ctx context.Context, c Caller, id string, vals url.
 	}
 	ev := s.event(c, audit.ActionEverything)
 	ev.Patients = []string{owner}
+	decided(&ev, authz.Decision{Policies: policies, Purpose: purpose})
 	entries := make([]ent, 0, len(vs))
 	for _, v := range vs {
 		body, err := s.open(ctx, v)
@@ -74,6 +99,20 @@ func (s *Service) Everything(ctx context.Context, c Caller, id string, vals url.
 				return nil, gone("the patient's record was erased")
 			}
 			return nil, err
+		}
+		// Every entry is decided on its own labels: a sensitive
+		// resource the caller may not see is left out.
+		d, err := s.check(ctx, c, audit.ActionRead, v, body)
+		if err != nil {
+			if AsError(err).Status == http.StatusServiceUnavailable {
+				return nil, err
+			}
+			continue
+		}
+		if d.Mask {
+			if body, err = authz.Redact(body); err != nil {
+				continue
+			}
 		}
 		ev.Entities = append(ev.Entities, entityRef(v.Type, v.ID, v.Version))
 		entries = append(entries, ent{FullURL: base + "/" + v.Type + "/" + v.ID, Resource: body, Search: map[string]string{"mode": "match"}})
@@ -109,6 +148,17 @@ func cutRef(ref string) (typ, id string, ok bool) {
 // resources read as gone. The audit trail, sealed with the log key, stays.
 func (s *Service) Erase(ctx context.Context, c Caller, id string) (int64, error) {
 	owner := "Patient/" + id
+	if c.Guard != nil {
+		p, err := s.store.Current(ctx, "Patient", id)
+		if errors.Is(err, storage.ErrNotFound) {
+			p = storage.Version{Type: "Patient", ID: id, Owner: owner}
+		} else if err != nil {
+			return 0, storageError(err)
+		}
+		if _, err := s.check(ctx, c, audit.ActionErase, p, nil); err != nil {
+			return 0, s.recordDenial(ctx, err)
+		}
+	}
 	var n int64
 	err := s.store.Update(ctx, func(tx storage.Tx) error {
 		rec, err := tx.Key(ctx, owner)
@@ -136,5 +186,6 @@ func (s *Service) Erase(ctx context.Context, c Caller, id string) (int64, error)
 		return 0, storageError(err)
 	}
 	s.forgetKey(owner)
+	s.changed("Patient", owner)
 	return n, nil
 }

@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"time"
 
 	"github.com/phivault/phivault/internal/audit"
+	"github.com/phivault/phivault/internal/authz"
 	"github.com/phivault/phivault/internal/storage"
 )
 
@@ -51,6 +53,22 @@ func (s *Service) History(ctx context.Context, c Caller, typ, id string, vals ur
 			q.Since = t
 		}
 	}
+	if id != "" && c.Guard != nil {
+		// An instance's history is decided on its current version.
+		cur, err := s.store.Current(ctx, typ, id)
+		if err != nil {
+			return nil, storageError(err)
+		}
+		var body []byte
+		if !cur.Deleted {
+			if body, err = s.open(ctx, cur); err != nil && AsError(err).Status != http.StatusGone {
+				return nil, err
+			}
+		}
+		if _, err := s.check(ctx, c, audit.ActionHistory, cur, body); err != nil {
+			return nil, s.recordDenial(ctx, err)
+		}
+	}
 	want := q.Count
 	q.Count = want + 1 // one more tells whether there is a next page
 	vs, err := s.store.History(ctx, q)
@@ -84,7 +102,39 @@ func (s *Service) History(ctx context.Context, c Caller, typ, id string, vals ur
 	ev := s.event(c, audit.ActionHistory)
 	entries := make([]ent, 0, len(vs))
 	patients := map[string]bool{}
+	policies := map[string]bool{}
 	for _, v := range vs {
+		var body []byte
+		if !v.Deleted {
+			b, err := s.open(ctx, v)
+			if err != nil {
+				if AsError(err).Status == http.StatusGone {
+					continue // erased patient: its versions no longer exist
+				}
+				return nil, err
+			}
+			body = b
+		}
+		// Each version is decided on its own (owner and labels); a
+		// version the caller may not see is left out.
+		d, err := s.check(ctx, c, audit.ActionHistory, v, body)
+		if err != nil {
+			if AsError(err).Status == http.StatusServiceUnavailable {
+				return nil, err
+			}
+			continue
+		}
+		if d.Mask && body != nil {
+			if body, err = authz.Redact(body); err != nil {
+				continue
+			}
+		}
+		for _, id := range d.Policies {
+			policies[id] = true
+		}
+		if d.Purpose != "" {
+			ev.Purpose = d.Purpose
+		}
 		e := ent{FullURL: base + "/" + v.Type + "/" + v.ID,
 			Response: resp{Etag: ETag(v.Version), LastModified: v.LastUpdated.UTC().Format(time.RFC3339Nano)}}
 		switch {
@@ -92,13 +142,6 @@ func (s *Service) History(ctx context.Context, c Caller, typ, id string, vals ur
 			e.Request = req{Method: http.MethodDelete, URL: v.Type + "/" + v.ID}
 			e.Response.Status = statusLine(http.StatusGone)
 		default:
-			body, err := s.open(ctx, v)
-			if err != nil {
-				if AsError(err).Status == http.StatusGone {
-					continue // erased patient: its versions no longer exist
-				}
-				return nil, err
-			}
 			e.Resource = body
 			e.Request = req{Method: http.MethodPut, URL: v.Type + "/" + v.ID}
 			if v.Version == 1 {
@@ -127,6 +170,10 @@ func (s *Service) History(ctx context.Context, c Caller, typ, id string, vals ur
 		}
 		links = append(links, map[string]string{"relation": "next", "url": base + historyPath(typ, id) + "?_page=" + url.QueryEscape(tok)})
 	}
+	for id := range policies {
+		ev.Policies = append(ev.Policies, id)
+	}
+	slices.Sort(ev.Policies)
 	if err := s.recordRead(ctx, ev); err != nil {
 		return nil, err
 	}

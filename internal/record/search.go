@@ -1,6 +1,7 @@
 package record
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/phivault/phivault/internal/audit"
+	"github.com/phivault/phivault/internal/authz"
 	"github.com/phivault/phivault/internal/fhir"
 	"github.com/phivault/phivault/internal/fhir/search"
 	"github.com/phivault/phivault/internal/storage"
@@ -220,6 +222,13 @@ func (s *Service) Search(ctx context.Context, c Caller, typ string, vals url.Val
 	if err != nil {
 		return Page{}, err
 	}
+	// Authorization narrowing joins the query itself (after the planner
+	// ordered the caller's clauses): totals, paging and predicates only
+	// ever see what the caller may see.
+	f, err := s.narrow(ctx, c, &p.q)
+	if err != nil {
+		return Page{}, s.recordDenial(ctx, s.denial(c, audit.ActionSearch, storage.Version{Type: typ}, authz.Decision{Policies: []string{"undecidable"}}, err))
+	}
 	count := p.q.Count
 	p.q.Offset = offset
 	p.q.Count = count + 1 // one more tells whether there is a next page
@@ -247,6 +256,12 @@ func (s *Service) Search(ctx context.Context, c Caller, typ string, vals url.Val
 	}
 	ev := s.event(c, audit.ActionSearch)
 	ev.Query = typ + "?" + strings.Join(p.params, "&")
+	if c.Guard != nil {
+		ev.Policies, ev.Purpose = f.Policies, cmp.Or(f.Purpose, ev.Purpose)
+		if f.Nothing() {
+			ev.Outcome = audit.OutcomeDenied
+		}
+	}
 	entries := make([]ent, 0, len(r.Versions))
 	seen := map[string]bool{}
 	for _, v := range r.Versions {
@@ -256,6 +271,21 @@ func (s *Service) Search(ctx context.Context, c Caller, typ string, vals url.Val
 				continue // erased between the query and the read
 			}
 			return Page{}, err
+		}
+		// Each match is decided again on its own labels (defence in
+		// depth: the filter already excluded what the policies deny).
+		d, err := s.check(ctx, c, audit.ActionSearch, v, body)
+		if err != nil {
+			var e *Error
+			if errors.As(err, &e) && e.Status == http.StatusServiceUnavailable {
+				return Page{}, err
+			}
+			continue
+		}
+		if d.Mask {
+			if body, err = authz.Redact(body); err != nil {
+				continue
+			}
 		}
 		entries = append(entries, ent{FullURL: opt.BaseURL + "/" + v.Type + "/" + v.ID, Resource: body, Search: map[string]string{"mode": "match"}})
 		ev.Entities = append(ev.Entities, entityRef(v.Type, v.ID, v.Version))

@@ -24,6 +24,7 @@ import (
 	"regexp"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/phivault/phivault/internal/audit"
@@ -50,6 +51,8 @@ type Service struct {
 
 	keyMu    sync.Mutex
 	keyCache map[string]storage.KeyRecord
+
+	hook atomic.Pointer[writeHook] // SetWriteHook
 }
 
 // Deps are the Service's collaborators.
@@ -82,6 +85,10 @@ type Caller struct {
 	Agent     audit.Agent
 	Purpose   string
 	RequestID string
+
+	// Guard authorizes the caller's requests; nil for a trusted
+	// in-process caller (see Guard).
+	Guard Guard
 }
 
 // Stored is a resource as stored: its JSON (with meta set) and metadata.

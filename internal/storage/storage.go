@@ -41,6 +41,11 @@ const (
 	MaxConds   = 128  // conditions (OR terms) summed over all clauses
 	MaxValues  = 1024 // hashes and ids summed over all conditions
 	MaxSorts   = 8    // sort keys
+
+	// MaxOwners bounds the owners summed over all CondOwner conditions
+	// (authorization narrowing: the patients a caller may see). Well
+	// under both drivers' bound-parameter limits.
+	MaxOwners = 20000
 )
 
 // Version is one stored version of a resource. Nothing in it is PHI in
@@ -260,6 +265,11 @@ const (
 	// CondMissing matches resources with (Missing=true) or without any
 	// index row for Param.
 	CondMissing
+	// CondOwner matches resources whose Owner is one of Owners
+	// ("Patient/<id>" or "org"). Authorization adds these conditions
+	// (search narrowing); their values count against MaxOwners, not
+	// MaxValues.
+	CondOwner
 )
 
 // DateOp is a FHIR date comparison prefix.
@@ -283,6 +293,7 @@ type Cond struct {
 	Op      DateOp
 	Lo, Hi  int64
 	IDs     []string
+	Owners  []string
 	Missing bool
 	Negate  bool
 }

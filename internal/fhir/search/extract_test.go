@@ -92,6 +92,9 @@ func TestExtractSynthea(t *testing.T) {
 		{"Encounter", "subject", []string{pat}},
 		{"Encounter", "status", []string{"finished"}},
 		{"Encounter", "date", []string{"1995-02-03T06:21:13Z..1995-02-04T06:21:13.999999Z"}},
+		// Synthea's participant is a conditional reference (resolved on
+		// import); a literal one is tested in TestExtractParticipant.
+		{"Encounter", "participant", nil},
 		{"Immunization", "patient", []string{pat}},
 		{"Immunization", "status", []string{"completed"}},
 		{"Immunization", "date", []string{"1976-04-21T06:21:13Z..1976-04-21T06:21:13.999999Z"}},
@@ -276,6 +279,34 @@ func TestParseDate(t *testing.T) {
 		}
 		if got := hi.Format(time.RFC3339Nano); got != tt.hi {
 			t.Errorf("parseDate(%q) hi = %s, want %s", tt.in, got, tt.hi)
+		}
+	}
+}
+
+// TestExtractParticipant: Encounter and CareTeam participants are
+// indexed (authorization finds a practitioner's patients through them).
+func TestExtractParticipant(t *testing.T) {
+	r, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, res := range []fhir.Resource{
+		{"resourceType": "Encounter", "id": "e1", "status": "finished", "class": map[string]any{"code": "AMB"},
+			"participant": []any{map[string]any{"individual": map[string]any{"reference": "Practitioner/pr-1"}}}},
+		{"resourceType": "CareTeam", "id": "c1", "participant": []any{map[string]any{"member": map[string]any{"reference": "Practitioner/pr-1"}}}},
+	} {
+		vals, err := r.Extract(res)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, v := range vals {
+			if v.Param == "participant" {
+				got = append(got, render(v))
+			}
+		}
+		if !slices.Contains(got, "Practitioner/pr-1") {
+			t.Errorf("%s participant values %q lack Practitioner/pr-1", res.Type(), got)
 		}
 	}
 }

@@ -46,7 +46,7 @@ var supported = map[string][]string{
 	"Location":             {"identifier", "name"},
 	"Observation":          {"patient", "subject", "code", "date", "category", "status", "encounter"},
 	"Condition":            {"patient", "subject", "code", "category", "encounter"},
-	"Encounter":            {"patient", "subject", "date", "status"},
+	"Encounter":            {"patient", "subject", "date", "status", "participant"},
 	"Immunization":         {"patient", "date", "status"},
 	"DiagnosticReport":     {"patient", "subject", "code", "date", "category", "status", "encounter"},
 	"DocumentReference":    {"patient", "subject", "date", "category", "status", "encounter"},
@@ -55,7 +55,7 @@ var supported = map[string][]string{
 	"Procedure":            {"patient", "subject", "code", "date", "category", "status", "encounter"},
 	"Claim":                {"patient", "created", "status", "encounter"},
 	"ExplanationOfBenefit": {"patient", "created", "status", "encounter"},
-	"CareTeam":             {"patient", "subject", "date", "category", "status", "encounter"},
+	"CareTeam":             {"patient", "subject", "date", "category", "status", "encounter", "participant"},
 }
 
 // Param is one supported search parameter of one resource type.

@@ -83,7 +83,7 @@ func checkQuery(q storage.Query) error {
 	if len(q.Sort) > storage.MaxSorts {
 		return fmt.Errorf("search: %d sort keys, limit %d: %w", len(q.Sort), storage.MaxSorts, storage.ErrTooComplex)
 	}
-	conds, values := 0, 0
+	conds, values, owners := 0, 0, 0
 	for _, cl := range q.Clauses {
 		if len(cl.Any) == 0 {
 			return fmt.Errorf("search: empty clause")
@@ -91,7 +91,9 @@ func checkQuery(q storage.Query) error {
 		conds += len(cl.Any)
 		for _, c := range cl.Any {
 			values += len(c.Hashes) + len(c.IDs)
+			owners += len(c.Owners)
 			switch c.Kind {
+			case storage.CondOwner:
 			case storage.CondHash, storage.CondMissing:
 				if c.Param == "" {
 					return fmt.Errorf("search: condition without a parameter")
@@ -115,6 +117,9 @@ func checkQuery(q storage.Query) error {
 	}
 	if conds > storage.MaxConds {
 		return fmt.Errorf("search: %d conditions, limit %d: %w", conds, storage.MaxConds, storage.ErrTooComplex)
+	}
+	if owners > storage.MaxOwners {
+		return fmt.Errorf("search: %d owners, limit %d: %w", owners, storage.MaxOwners, storage.ErrTooComplex)
 	}
 	if values > storage.MaxValues {
 		return fmt.Errorf("search: %d values, limit %d: %w", values, storage.MaxValues, storage.ErrTooComplex)
@@ -208,6 +213,20 @@ func cond(b *builder, typ string, c storage.Cond, correlated bool) {
 			}
 			b.sql("IN ")
 			list(b, c.IDs, func(id string) any { return id })
+		}
+	case storage.CondOwner:
+		switch {
+		case len(c.Owners) == 0 && c.Negate:
+			b.sql("1 = 1")
+		case len(c.Owners) == 0:
+			b.sql("1 = 0")
+		default:
+			b.sql("r.owner ")
+			if c.Negate {
+				b.sql("NOT ")
+			}
+			b.sql("IN ")
+			list(b, c.Owners, func(o string) any { return o })
 		}
 	case storage.CondLastUpdated:
 		if c.Negate {

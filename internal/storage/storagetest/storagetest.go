@@ -44,6 +44,7 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 		{"ConcurrentCreates", testConcurrentCreates},
 		{"HostileValues", testHostileValues},
 		{"Lock", testLock},
+		{"SearchOwner", testSearchOwner},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -694,5 +695,51 @@ func testLock(t *testing.T, s storage.Store) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// testSearchOwner: CondOwner (authorization narrowing) restricts matches,
+// totals and paging to the owners listed (or, negated, to the others),
+// and composes with index conditions in one disjunction.
+func testSearchOwner(t *testing.T, s storage.Store) {
+	label := []byte("psy")
+	put(t, s, ver("Observation", "a1", 1, "Patient/a", at(1)))
+	put(t, s, ver("Observation", "a2", 1, "Patient/a", at(2)), storage.IndexRow{Param: "authz:security", Hash: label})
+	put(t, s, ver("Observation", "b1", 1, "Patient/b", at(3)))
+	put(t, s, ver("Observation", "o1", 1, "org", at(4)))
+	owner := func(neg bool, os ...string) storage.Cond {
+		return storage.Cond{Kind: storage.CondOwner, Owners: os, Negate: neg}
+	}
+	for _, tc := range []struct {
+		name    string
+		clauses []storage.Clause
+		want    []string
+	}{
+		{"one owner", one(owner(false, "Patient/a")), []string{"a1", "a2"}},
+		{"two owners", one(owner(false, "Patient/a", "org")), []string{"a1", "a2", "o1"}},
+		{"none", one(owner(false)), nil},
+		{"all but", one(owner(true, "Patient/a")), []string{"b1", "o1"}},
+		{"all but none", one(owner(true)), []string{"a1", "a2", "b1", "o1"}},
+		{"label rule", []storage.Clause{
+			{Any: []storage.Cond{owner(false, "Patient/a", "Patient/b")}},
+			{Any: []storage.Cond{{Kind: storage.CondHash, Param: "authz:security", Hashes: [][]byte{label}, Negate: true}, owner(false, "Patient/b")}},
+		}, []string{"a1", "b1"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res := search(t, s, storage.Query{Type: "Observation", Count: 10, Total: true, Clauses: tc.clauses})
+			if got := ids(res.Versions); !slices.Equal(got, tc.want) {
+				t.Errorf("matches %v, want %v", got, tc.want)
+			}
+			if res.Total != int64(len(tc.want)) {
+				t.Errorf("total %d, want %d", res.Total, len(tc.want))
+			}
+		})
+	}
+	many := make([]string, storage.MaxOwners+1)
+	for i := range many {
+		many[i] = fmt.Sprintf("Patient/%d", i)
+	}
+	if _, err := s.Search(t.Context(), storage.Query{Type: "Observation", Count: 1, Clauses: one(owner(false, many...))}); !errors.Is(err, storage.ErrTooComplex) {
+		t.Errorf("%d owners: %v, want ErrTooComplex", len(many), err)
 	}
 }

@@ -1,0 +1,315 @@
+package authz
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Found is one stored resource handed to authorization by its [Source]:
+// decrypted JSON, never logged, never kept beyond the facts derived from it.
+type Found struct {
+	Type, ID string
+	Owner    string // storage.Version.Owner: "Patient/<id>" or "org"
+	JSON     []byte
+}
+
+// maxRelations bounds the resources read to build one user's or one
+// patient's facts (care teams, encounters, consents). Beyond it the
+// decision fails closed with ErrUndecidable rather than decide on a
+// truncated view (a truncated consent list could allow what a consent
+// denies).
+const maxRelations = 5000
+
+// UserFacts is what stored data says about a workforce user, derived
+// from PractitionerRole, CareTeam and Encounter resources that reference
+// the user's fhirUser Practitioner.
+type UserFacts struct {
+	FHIRUser     string
+	Organization string
+	Department   string
+	CareTeams    []string        // "CareTeam/<id>", sorted
+	CareTeamOf   map[string]bool // patient owner -> active care-team member
+	EncounterOf  map[string]bool // patient owner -> encounter participant
+	Grants       []Grant         // unexpired break-the-glass grants at load time
+}
+
+// Related returns the patient owners the user has a treatment
+// relationship or an unexpired grant with, sorted.
+func (u *UserFacts) Related(now time.Time) []string {
+	set := map[string]bool{}
+	for p := range u.CareTeamOf {
+		set[p] = true
+	}
+	for p := range u.EncounterOf {
+		set[p] = true
+	}
+	for _, g := range u.Grants {
+		if g.Covers(g.Patient, now) {
+			set[g.Patient] = true
+		}
+	}
+	out := make([]string, 0, len(set))
+	for p := range set {
+		out = append(out, p)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// PatientFacts is what stored data says about a patient: the Patient
+// resource's labels and flags, and its patient-privacy Consents.
+type PatientFacts struct {
+	Ref      string // "Patient/<id>"
+	Labels   []string
+	VIP      bool
+	Employee bool
+	Consents []Consent
+}
+
+// Labels that flag a patient (meta.security or meta.tag codes of the
+// Patient resource). "EMP" is the v3 RoleCode for an employee.
+var (
+	vipCodes      = []string{"VIP"}
+	employeeCodes = []string{"EMP", "employee"}
+)
+
+type coding struct {
+	System string `json:"system"`
+	Code   string `json:"code"`
+}
+
+type codeable struct {
+	Coding []coding `json:"coding"`
+}
+
+type reference struct {
+	Reference string `json:"reference"`
+}
+
+type period struct {
+	Start string `json:"start"`
+	End   string `json:"end"`
+}
+
+// maxLabels bounds the labels read from one resource.
+const maxLabels = 64
+
+type metaOnly struct {
+	Meta struct {
+		Security []coding `json:"security"`
+		Tag      []coding `json:"tag"`
+	} `json:"meta"`
+	Category json.RawMessage `json:"category"`
+}
+
+// ResourceLabels returns the meta.security codes of a resource (and,
+// withTags, its meta.tag codes) and its category codes. Malformed JSON
+// is an error: the caller fails closed.
+func ResourceLabels(body []byte, withTags bool) (labels, category []string, err error) {
+	var m metaOnly
+	if err := json.Unmarshal(body, &m); err != nil {
+		return nil, nil, fmt.Errorf("reading resource labels: %w", ErrUndecidable)
+	}
+	add := func(cs []coding) {
+		for _, c := range cs {
+			if c.Code != "" && len(labels) < maxLabels && !slices.Contains(labels, c.Code) {
+				labels = append(labels, c.Code)
+			}
+		}
+	}
+	add(m.Meta.Security)
+	if withTags {
+		add(m.Meta.Tag)
+	}
+	if len(m.Category) > 0 {
+		// category is a CodeableConcept or an array of them depending on type.
+		var one codeable
+		var many []codeable
+		if json.Unmarshal(m.Category, &many) == nil {
+			for _, c := range many {
+				for _, cd := range c.Coding {
+					if cd.Code != "" && len(category) < maxLabels {
+						category = append(category, cd.Code)
+					}
+				}
+			}
+		} else if json.Unmarshal(m.Category, &one) == nil {
+			for _, cd := range one.Coding {
+				if cd.Code != "" && len(category) < maxLabels {
+					category = append(category, cd.Code)
+				}
+			}
+		}
+	}
+	return labels, category, nil
+}
+
+// patientFacts derives PatientFacts from the Patient resource (nil if
+// none is stored) and the patient's Consent resources.
+func patientFacts(ref string, patient []byte, consents []Found) (PatientFacts, error) {
+	pf := PatientFacts{Ref: ref}
+	if patient != nil {
+		labels, _, err := ResourceLabels(patient, true)
+		if err != nil {
+			return PatientFacts{}, err
+		}
+		pf.Labels = labels
+		for _, l := range labels {
+			pf.VIP = pf.VIP || slices.Contains(vipCodes, l)
+			pf.Employee = pf.Employee || slices.Contains(employeeCodes, l)
+		}
+	}
+	for _, f := range consents {
+		c, err := ParseConsent(f.JSON)
+		if err != nil {
+			return PatientFacts{}, fmt.Errorf("consent %s/%s: %w", f.Type, f.ID, err)
+		}
+		if c.Applies() && c.Patient == ref {
+			pf.Consents = append(pf.Consents, c)
+		}
+	}
+	return pf, nil
+}
+
+// careTeamFacts reads an R4 CareTeam: its subject, status, period and
+// participant members (with their periods).
+type careTeamJSON struct {
+	Status      string    `json:"status"`
+	Subject     reference `json:"subject"`
+	Period      *period   `json:"period"`
+	Participant []struct {
+		Member reference `json:"member"`
+		Period *period   `json:"period"`
+	} `json:"participant"`
+}
+
+type encounterJSON struct {
+	Status      string    `json:"status"`
+	Subject     reference `json:"subject"`
+	Participant []struct {
+		Individual reference `json:"individual"`
+		Period     *period   `json:"period"`
+	} `json:"participant"`
+}
+
+type practitionerRoleJSON struct {
+	Active       *bool      `json:"active"`
+	Practitioner reference  `json:"practitioner"`
+	Organization reference  `json:"organization"`
+	Specialty    []codeable `json:"specialty"`
+	Period       *period    `json:"period"`
+}
+
+// inPeriod reports whether now falls within p (open ends allowed). An
+// unparseable bound counts as not in the period (fail closed for grants
+// of access; consents treat it the same way, see consent.go).
+func inPeriod(p *period, now time.Time) bool {
+	if p == nil {
+		return true
+	}
+	if p.Start != "" {
+		t, ok := parseFHIRTime(p.Start, false)
+		if !ok || now.Before(t) {
+			return false
+		}
+	}
+	if p.End != "" {
+		t, ok := parseFHIRTime(p.End, true)
+		if !ok || now.After(t) {
+			return false
+		}
+	}
+	return true
+}
+
+// parseFHIRTime parses a FHIR dateTime of any precision; end selects
+// the last instant of a partial date.
+func parseFHIRTime(s string, end bool) (time.Time, bool) {
+	for _, l := range []struct {
+		layout string
+		step   func(time.Time) time.Time
+	}{
+		{time.RFC3339Nano, nil},
+		{"2006-01-02T15:04:05", nil},
+		{"2006-01-02", func(t time.Time) time.Time { return t.AddDate(0, 0, 1) }},
+		{"2006-01", func(t time.Time) time.Time { return t.AddDate(0, 1, 0) }},
+		{"2006", func(t time.Time) time.Time { return t.AddDate(1, 0, 0) }},
+	} {
+		t, err := time.Parse(l.layout, s)
+		if err != nil {
+			continue
+		}
+		if end && l.step != nil {
+			t = l.step(t).Add(-time.Nanosecond)
+		}
+		return t, true
+	}
+	return time.Time{}, false
+}
+
+// userFacts derives UserFacts for fhirUser from the PractitionerRoles of
+// the practitioner and the CareTeams and Encounters naming it (directly
+// or through one of its PractitionerRoles).
+func userFacts(fhirUser string, roles, careTeams, encounters []Found, now time.Time) (UserFacts, error) {
+	uf := UserFacts{FHIRUser: fhirUser, CareTeamOf: map[string]bool{}, EncounterOf: map[string]bool{}}
+	members := map[string]bool{fhirUser: true}
+	for _, f := range roles {
+		var pr practitionerRoleJSON
+		if err := json.Unmarshal(f.JSON, &pr); err != nil {
+			return UserFacts{}, fmt.Errorf("reading PractitionerRole/%s: %w", f.ID, ErrUndecidable)
+		}
+		if pr.Practitioner.Reference != fhirUser || (pr.Active != nil && !*pr.Active) || !inPeriod(pr.Period, now) {
+			continue
+		}
+		members["PractitionerRole/"+f.ID] = true
+		if uf.Organization == "" {
+			uf.Organization = pr.Organization.Reference
+		}
+		if uf.Department == "" && len(pr.Specialty) > 0 && len(pr.Specialty[0].Coding) > 0 {
+			uf.Department = pr.Specialty[0].Coding[0].Code
+		}
+	}
+	for _, f := range careTeams {
+		var ct careTeamJSON
+		if err := json.Unmarshal(f.JSON, &ct); err != nil {
+			return UserFacts{}, fmt.Errorf("reading CareTeam/%s: %w", f.ID, ErrUndecidable)
+		}
+		if ct.Status != "" && ct.Status != "active" || !inPeriod(ct.Period, now) {
+			continue
+		}
+		if !strings.HasPrefix(f.Owner, "Patient/") || ct.Subject.Reference != f.Owner {
+			continue
+		}
+		for _, p := range ct.Participant {
+			if members[p.Member.Reference] && inPeriod(p.Period, now) {
+				uf.CareTeamOf[f.Owner] = true
+				uf.CareTeams = append(uf.CareTeams, "CareTeam/"+f.ID)
+				break
+			}
+		}
+	}
+	for _, f := range encounters {
+		var e encounterJSON
+		if err := json.Unmarshal(f.JSON, &e); err != nil {
+			return UserFacts{}, fmt.Errorf("reading Encounter/%s: %w", f.ID, ErrUndecidable)
+		}
+		if e.Status == "cancelled" || e.Status == "entered-in-error" {
+			continue
+		}
+		if !strings.HasPrefix(f.Owner, "Patient/") || e.Subject.Reference != f.Owner {
+			continue
+		}
+		for _, p := range e.Participant {
+			if members[p.Individual.Reference] {
+				uf.EncounterOf[f.Owner] = true
+				break
+			}
+		}
+	}
+	slices.Sort(uf.CareTeams)
+	uf.CareTeams = slices.Compact(uf.CareTeams)
+	return uf, nil
+}

@@ -1,0 +1,133 @@
+package authz
+
+import (
+	"context"
+	"time"
+
+	"github.com/phivault/phivault/internal/audit"
+)
+
+// DefaultGrantTTL is how long a break-the-glass grant lasts unless the
+// deployment says otherwise: long enough for an emergency episode, short
+// enough that a forgotten grant closes itself (DESIGN §8).
+const DefaultGrantTTL = 60 * time.Minute
+
+// MaxGrantTTL bounds a configured grant lifetime.
+const MaxGrantTTL = 24 * time.Hour
+
+// Grant is a break-the-glass grant: one user, one patient, until
+// Expires. It is a value of its own, never a flag on a user or a
+// session, so it cannot outlive its expiry or spread to other patients.
+type Grant struct {
+	ID      string
+	UserID  string // the account that broke the glass
+	Patient string // "Patient/<id>"
+	Reason  string // the v3 PurposeOfUse / ActReason code given (e.g. ETREAT); free text is kept sealed
+	Created time.Time
+	Expires time.Time
+}
+
+// Covers reports whether g grants access to patient at now.
+func (g Grant) Covers(patient string, now time.Time) bool {
+	return g.Patient == patient && !now.Before(g.Created) && now.Before(g.Expires)
+}
+
+// Review is a review-queue entry a privacy officer must close: one per
+// break-the-glass grant.
+type Review struct {
+	ID       string
+	GrantID  string
+	UserID   string
+	Patient  string
+	Reason   string
+	Created  time.Time
+	Expires  time.Time // the grant's expiry
+	Closed   bool
+	ClosedBy string // account id of the privacy officer
+	ClosedAt time.Time
+	Outcome  string // "appropriate" or "inappropriate"
+}
+
+// Alert is a high-priority alert record raised by an authorization
+// event (today: a break-the-glass grant).
+type Alert struct {
+	ID       string
+	Kind     string // "break-glass"
+	Priority string // "high"
+	UserID   string
+	Patient  string
+	Ref      string // the grant id
+	Created  time.Time
+}
+
+// GrantStore persists grants, their review-queue entries and alerts.
+// Implementations are safe for concurrent use; errors wrap the storage
+// sentinels.
+type GrantStore interface {
+	// ActiveGrants returns userID's grants that have not expired at now.
+	ActiveGrants(ctx context.Context, userID string, now time.Time) ([]Grant, error)
+}
+
+// GrantWriter opens grants: the grant, its sealed free-text reason, its
+// review-queue entry and its alert commit together, with the audit
+// record, or not at all.
+type GrantWriter interface {
+	CreateGrant(ctx context.Context, g Grant, sealedNote []byte, r Review, a Alert, audit []byte) error
+}
+
+// ReviewStore is the privacy officer's queue (a privileged capability).
+type ReviewStore interface {
+	// Reviews lists up to limit entries, open ones only when open is true,
+	// newest first.
+	Reviews(ctx context.Context, open bool, limit int) ([]Review, error)
+	// CloseReview closes entry id; ErrNotFound-wrapped when unknown,
+	// ErrConflict-wrapped when already closed.
+	CloseReview(ctx context.Context, id, by, outcome string, at time.Time) (Review, error)
+	// Alerts lists up to limit alerts, newest first.
+	Alerts(ctx context.Context, limit int) ([]Alert, error)
+}
+
+// Desk is the privacy officer's review queue with auditing: closing a
+// review appends its audit event (durable before Close returns).
+type Desk struct {
+	store ReviewStore
+	log   *audit.Log
+	rec   AuditRecorder
+	now   func() time.Time
+}
+
+// NewDesk returns a Desk; now is time.Now when nil.
+func NewDesk(store ReviewStore, log *audit.Log, rec AuditRecorder, now func() time.Time) *Desk {
+	if now == nil {
+		now = time.Now
+	}
+	return &Desk{store: store, log: log, rec: rec, now: now}
+}
+
+// List lists reviews (open only when open).
+func (d *Desk) List(ctx context.Context, open bool, limit int) ([]Review, error) {
+	return d.store.Reviews(ctx, open, limit)
+}
+
+// Alerts lists alerts, newest first.
+func (d *Desk) Alerts(ctx context.Context, limit int) ([]Alert, error) {
+	return d.store.Alerts(ctx, limit)
+}
+
+// Close closes review id with outcome and audits it.
+func (d *Desk) Close(ctx context.Context, agent audit.Agent, requestID, id, outcome string) (Review, error) {
+	r, err := d.store.CloseReview(ctx, id, agent.User, outcome, d.now())
+	if err != nil {
+		return Review{}, err
+	}
+	ev := audit.Event{Time: d.now(), Action: audit.ActionReviewClose, Outcome: audit.OutcomeSuccess, Agent: agent,
+		Patients: []string{r.Patient}, Entities: []string{"Review/" + r.ID, "Grant/" + r.GrantID}, Policies: []string{"outcome=" + outcome}, RequestID: requestID}
+	rec, err := d.log.Seal(ev)
+	if err != nil {
+		return Review{}, err
+	}
+	if err := d.rec.Record(ctx, rec); err != nil {
+		return Review{}, err
+	}
+	return r, nil
+}

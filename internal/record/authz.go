@@ -1,0 +1,443 @@
+package record
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+
+	"github.com/phivault/phivault/internal/audit"
+	"github.com/phivault/phivault/internal/authz"
+	"github.com/phivault/phivault/internal/fhir/search"
+	"github.com/phivault/phivault/internal/keys"
+	"github.com/phivault/phivault/internal/storage"
+)
+
+// Guard is the authorization of one caller (authz.Bound). The record
+// consults it wherever it learns what a request touches: before a
+// write, after opening a resource (whose labels it then knows) and, for
+// a search, before the query runs (the narrowing filter).
+//
+// A Caller with a nil Guard is a trusted in-process caller (import,
+// demo, verify: code that already holds the key file); the HTTP API
+// always sets one.
+type Guard interface {
+	Decide(ctx context.Context, action authz.Action, t authz.Target) (authz.Decision, error)
+	Narrow(ctx context.Context, action authz.Action, typ string) (authz.Filter, error)
+}
+
+var _ Guard = (*authz.Bound)(nil)
+
+// Index columns of resource labels for authorization (blind indexes
+// like every token): meta.security and meta.tag codes. Not FHIR search
+// parameters: the HTTP API cannot search them.
+const (
+	labelParam = "authz:security"
+	tagParam   = "authz:tag"
+)
+
+// labelRows indexes the meta.security and meta.tag codes of a resource.
+func (s *Service) labelRows(typ string, body []byte) ([]storage.IndexRow, error) {
+	sec, _, err := authz.ResourceLabels(body, false)
+	if err != nil {
+		return nil, invalid("the resource's meta could not be read")
+	}
+	all, _, _ := authz.ResourceLabels(body, true)
+	var rows []storage.IndexRow
+	add := func(param, code string) error {
+		h, err := s.keys.BlindIndex(hashInput(typ, search.Term{Param: param, Key: code}))
+		if err != nil {
+			return fmt.Errorf("computing blind index: %w", err)
+		}
+		rows = append(rows, storage.IndexRow{Param: param, Hash: h})
+		return nil
+	}
+	for _, c := range sec {
+		if err := add(labelParam, c); err != nil {
+			return nil, err
+		}
+	}
+	for _, c := range all {
+		if !slices.Contains(sec, c) {
+			if err := add(tagParam, c); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return rows, nil
+}
+
+func (s *Service) labelHash(typ, param, code string) ([]byte, error) {
+	return s.keys.BlindIndex(hashInput(typ, search.Term{Param: param, Key: code}))
+}
+
+// narrowing turns an authorization filter into store clauses.
+func (s *Service) narrowing(typ string, f authz.Filter) ([]storage.Clause, error) {
+	var cls []storage.Clause
+	switch {
+	case f.All && len(f.Except) > 0:
+		cls = append(cls, storage.Clause{Any: []storage.Cond{{Kind: storage.CondOwner, Owners: f.Except, Negate: true}}})
+	case !f.All:
+		cls = append(cls, storage.Clause{Any: []storage.Cond{{Kind: storage.CondOwner, Owners: f.Owners}}})
+	}
+	for _, r := range f.Labels {
+		h, err := s.labelHash(typ, labelParam, r.Label)
+		if err != nil {
+			return nil, fmt.Errorf("computing blind index: %w", err)
+		}
+		// Without the label, or with an owner the rule admits.
+		cl := storage.Clause{Any: []storage.Cond{{Kind: storage.CondHash, Param: labelParam, Hashes: [][]byte{h}, Negate: true}}}
+		if r.Except || len(r.Owners) > 0 {
+			cl.Any = append(cl.Any, storage.Cond{Kind: storage.CondOwner, Owners: r.Owners, Negate: r.Except})
+		}
+		cls = append(cls, cl)
+	}
+	return cls, nil
+}
+
+// narrow adds c's search filter for typ to q; ok=false when nothing
+// may match (q is then left unrun by callers that can skip it).
+func (s *Service) narrow(ctx context.Context, c Caller, q *storage.Query) (authz.Filter, error) {
+	if c.Guard == nil {
+		return authz.Filter{All: true}, nil
+	}
+	f, err := c.Guard.Narrow(ctx, authz.Search, q.Type)
+	if err != nil {
+		return authz.Filter{}, err // ErrNeedsFacts included: see updateTx
+	}
+	cls, err := s.narrowing(q.Type, f)
+	if err != nil {
+		return authz.Filter{}, err
+	}
+	q.Clauses = append(q.Clauses, cls...)
+	return f, nil
+}
+
+// actionOf maps audit actions onto policy actions.
+func actionOf(a audit.Action) authz.Action {
+	switch a {
+	case audit.ActionRead:
+		return authz.Read
+	case audit.ActionVRead:
+		return authz.VRead
+	case audit.ActionSearch:
+		return authz.Search
+	case audit.ActionHistory:
+		return authz.History
+	case audit.ActionEverything:
+		return authz.Everything
+	case audit.ActionCreate:
+		return authz.Create
+	case audit.ActionUpdate:
+		return authz.Update
+	case audit.ActionDelete:
+		return authz.Delete
+	case audit.ActionErase:
+		return authz.Erase
+	}
+	return authz.Action(a)
+}
+
+// allowAll is the decision for a trusted caller without a Guard.
+var allowAll = authz.Decision{Allowed: true}
+
+// check decides act on typ/id of owner, whose current body (if known)
+// gives the labels. A denial or a failure to decide is an *Error
+// carrying its audit event: callers outside a transaction pass it to
+// recordDenial; inside one, the event is recorded after rollback.
+func (s *Service) check(ctx context.Context, c Caller, a audit.Action, v storage.Version, body []byte) (authz.Decision, error) {
+	if c.Guard == nil {
+		return allowAll, nil
+	}
+	t := authz.Target{Type: v.Type, ID: v.ID, Owner: v.Owner}
+	if body != nil {
+		var err error
+		if t.Labels, t.Category, err = authz.ResourceLabels(body, false); err != nil {
+			return authz.Decision{}, s.denial(c, a, v, authz.Decision{Policies: []string{"undecidable"}}, err)
+		}
+	}
+	d, err := c.Guard.Decide(ctx, actionOf(a), t)
+	if errors.Is(err, authz.ErrNeedsFacts) {
+		return authz.Decision{}, err // updateTx loads the facts and reruns
+	}
+	if err != nil {
+		return authz.Decision{}, s.denial(c, a, v, authz.Decision{Policies: []string{"undecidable"}}, err)
+	}
+	if !d.Allowed {
+		return d, s.denial(c, a, v, d, nil)
+	}
+	return d, nil
+}
+
+// denial builds the error (with its audit event) for a denied request.
+func (s *Service) denial(c Caller, a audit.Action, v storage.Version, d authz.Decision, cause error) *Error {
+	ev := s.event(c, a)
+	ev.Outcome = audit.OutcomeDenied
+	ev.Policies = d.Policies
+	if v.Type != "" {
+		ref := v.Type + "/" + v.ID
+		if v.Version > 0 {
+			ref = entityRef(v.Type, v.ID, v.Version)
+		}
+		if v.ID == "" {
+			ref = v.Type
+		}
+		ev.Entities = []string{ref}
+	}
+	if p := patientOfOwner(v.Owner); p != "" {
+		ev.Patients = []string{p}
+	}
+	var e *Error
+	switch {
+	case cause != nil && (errors.Is(cause, storage.ErrUnavailable) || errors.Is(cause, context.Canceled) || errors.Is(cause, context.DeadlineExceeded)):
+		e = unavailable(fmt.Errorf("%w: %w", ErrForbidden, cause))
+		ev.Outcome = audit.OutcomeError
+	case cause != nil:
+		e = failCause(http.StatusForbidden, ErrForbidden, "forbidden", "access denied: the request could not be authorized", cause)
+	case d.Conceal:
+		// The same answer as a resource that does not exist.
+		e = failCause(http.StatusNotFound, ErrNotFound, "not-found", "resource not found", ErrForbidden)
+	default:
+		e = fail(http.StatusForbidden, ErrForbidden, "forbidden", "access denied by policy")
+	}
+	ev.Status = e.Status
+	e.denied = &ev
+	return e
+}
+
+// recordDenial makes the audit event of a denial durable (outside any
+// transaction) and returns err; if the event cannot be recorded, the
+// request fails as unavailable instead.
+func (s *Service) recordDenial(ctx context.Context, err error) error {
+	var e *Error
+	if !errors.As(err, &e) || e.denied == nil {
+		return err
+	}
+	ev := *e.denied
+	e.denied = nil
+	if rerr := s.recordRead(ctx, ev); rerr != nil {
+		return rerr
+	}
+	return e
+}
+
+// decided stamps an access event with the decision.
+func decided(ev *audit.Event, d authz.Decision) {
+	ev.Policies = d.Policies
+	if d.Purpose != "" {
+		ev.Purpose = d.Purpose
+	}
+}
+
+// writeHook is called with the resource type and owner after every
+// committed write (authz.Authorizer.Changed: entity caches).
+type writeHook = func(typ, owner string)
+
+// SetWriteHook installs fn, called after every committed write with the
+// type and owner written ("" when not known). Set it once, before serving.
+func (s *Service) SetWriteHook(fn func(typ, owner string)) { s.hook.Store(&fn) }
+
+func (s *Service) changed(typ, owner string) {
+	if p := s.hook.Load(); p != nil {
+		(*p)(typ, owner)
+	}
+}
+
+// maxFactRounds bounds how often a write transaction is rerun because a
+// decision inside it needed facts that were not cached.
+const maxFactRounds = 16
+
+// updateTx runs fn in a write transaction whose authorization decisions
+// use cached facts only (authz.WithoutIO): a transaction must not wait
+// for a second database connection. When a decision misses the cache,
+// the facts are loaded outside the transaction and fn runs again.
+func (s *Service) updateTx(ctx context.Context, c Caller, fn func(ctx context.Context, tx storage.Tx) error) error {
+	inner := authz.WithoutIO(ctx)
+	for round := 1; ; round++ {
+		err := s.store.Update(ctx, func(tx storage.Tx) error { return fn(inner, tx) })
+		var nf *authz.NeedsFacts
+		if c.Guard == nil || !errors.As(err, &nf) {
+			return err
+		}
+		if round == maxFactRounds {
+			return unavailable(fmt.Errorf("authorization facts kept changing: %w", err))
+		}
+		if err := s.prewarm(ctx, c, nf); err != nil {
+			return err
+		}
+	}
+}
+
+// prewarmEntries loads, before a Bundle's transaction, the facts its
+// entries' decisions will need (the owners known ahead), so the
+// transaction rarely reruns.
+func (s *Service) prewarmEntries(ctx context.Context, c Caller, entries []*entry) {
+	if c.Guard == nil {
+		return
+	}
+	seen := map[string]bool{}
+	for _, e := range entries {
+		if e.err == nil && (e.query != "" || e.ifNoneExist != "") && !seen["?"+e.typ] {
+			seen["?"+e.typ] = true
+			_ = s.prewarm(ctx, c, &authz.NeedsFacts{Filter: e.typ})
+		}
+		var owner string
+		switch {
+		case e.err != nil:
+			continue
+		case e.prep != nil:
+			owner = e.prep.v.Owner
+		case e.res != nil:
+			owner = s.ownerOf(e.res)
+		case e.id != "":
+			if v, err := s.store.Current(ctx, e.typ, e.id); err == nil {
+				owner = v.Owner
+			}
+		}
+		if owner != "" && !seen[owner] {
+			seen[owner] = true
+			_ = s.prewarm(ctx, c, &authz.NeedsFacts{Owner: owner})
+		}
+	}
+}
+
+// prewarm loads what a decision under WithoutIO missed, by deciding
+// once outside the transaction (the answer itself is not used here).
+func (s *Service) prewarm(ctx context.Context, c Caller, nf *authz.NeedsFacts) error {
+	owner := nf.Owner
+	if owner == "" {
+		owner = OrgOwner
+	}
+	if _, err := c.Guard.Decide(ctx, authz.Read, authz.Target{Type: "Patient", Owner: owner}); err != nil && !errors.Is(err, authz.ErrDenied) {
+		return s.prewarmErr(c, err)
+	}
+	if nf.Filter != "" {
+		if _, err := c.Guard.Narrow(ctx, authz.Search, nf.Filter); err != nil {
+			return s.prewarmErr(c, err)
+		}
+	}
+	return nil
+}
+
+func (s *Service) prewarmErr(c Caller, err error) error {
+	return s.denial(c, audit.ActionSearch, storage.Version{}, authz.Decision{Policies: []string{"undecidable"}}, err)
+}
+
+// openInTx decrypts v with the key read through tx (no second connection).
+func (s *Service) openInTx(ctx context.Context, tx storage.Tx, v storage.Version) ([]byte, error) {
+	dek, err := s.dekInTx(ctx, tx, v.Owner)
+	if err != nil {
+		return nil, err
+	}
+	pt, err := dek.Open(v.Ciphertext, keys.ResourceAD{Type: v.Type, ID: v.ID, Version: v.Version, Owner: v.Owner})
+	if err != nil {
+		return nil, &Error{Status: http.StatusInternalServerError,
+			Issues: []Issue{{Code: "exception", Diagnostic: "a stored resource failed its integrity check"}},
+			Err:    fmt.Errorf("opening %s/%s/_history/%d: %w", v.Type, v.ID, v.Version, err)}
+	}
+	return pt, nil
+}
+
+// --- authz.Source: the reads entities are built from -----------------
+
+var _ authz.Source = (*Service)(nil)
+
+// Referencing implements authz.Source.
+func (s *Service) Referencing(ctx context.Context, typ, param, ref string, limit int) ([]authz.Found, error) {
+	p, err := s.parseSearch(typ, url.Values{param: {ref}}, false)
+	if err != nil {
+		return nil, err
+	}
+	p.q.Count, p.q.Total = limit, false
+	return s.found(ctx, p.q)
+}
+
+// OwnedOfType implements authz.Source.
+func (s *Service) OwnedOfType(ctx context.Context, owner, typ string, limit int) ([]authz.Found, error) {
+	q := storage.Query{Type: typ, Count: limit, Clauses: []storage.Clause{{Any: []storage.Cond{{Kind: storage.CondOwner, Owners: []string{owner}}}}}}
+	return s.found(ctx, q)
+}
+
+// Resource implements authz.Source.
+func (s *Service) Resource(ctx context.Context, typ, id string) (authz.Found, bool, error) {
+	v, err := s.store.Current(ctx, typ, id)
+	if errors.Is(err, storage.ErrNotFound) {
+		return authz.Found{}, false, nil
+	}
+	if err != nil {
+		return authz.Found{}, false, err
+	}
+	if v.Deleted {
+		return authz.Found{}, false, nil
+	}
+	body, err := s.open(ctx, v)
+	if errors.Is(err, ErrGone) {
+		return authz.Found{}, false, nil
+	}
+	if err != nil {
+		return authz.Found{}, false, err
+	}
+	return authz.Found{Type: v.Type, ID: v.ID, Owner: v.Owner, JSON: body}, true, nil
+}
+
+// OwnersOf implements authz.Source: label "" is any, "tag:X" a
+// meta.tag code, otherwise a meta.security code.
+func (s *Service) OwnersOf(ctx context.Context, typ, label string, limit int) ([]string, error) {
+	q := storage.Query{Type: typ, Count: limit}
+	if label != "" {
+		param := labelParam
+		if code, ok := strings.CutPrefix(label, "tag:"); ok {
+			param, label = tagParam, code
+		}
+		h, err := s.labelHash(typ, param, label)
+		if err != nil {
+			return nil, err
+		}
+		q.Clauses = []storage.Clause{{Any: []storage.Cond{{Kind: storage.CondHash, Param: param, Hashes: [][]byte{h}}}}}
+	}
+	r, err := s.store.Search(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{}
+	var out []string
+	for _, v := range r.Versions {
+		if v.Owner != OrgOwner && !seen[v.Owner] {
+			seen[v.Owner] = true
+			out = append(out, v.Owner)
+		}
+	}
+	return out, nil
+}
+
+func (s *Service) found(ctx context.Context, q storage.Query) ([]authz.Found, error) {
+	r, err := s.store.Search(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]authz.Found, 0, len(r.Versions))
+	for _, v := range r.Versions {
+		body, err := s.open(ctx, v)
+		if errors.Is(err, ErrGone) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, authz.Found{Type: v.Type, ID: v.ID, Owner: v.Owner, JSON: body})
+	}
+	return out, nil
+}
+
+// SealNote seals text with owner's data key, bound to a break-the-glass
+// grant id (authz.NoteSealer). The patient must have a key (exist).
+func (s *Service) SealNote(ctx context.Context, owner, grantID string, text []byte) ([]byte, error) {
+	dek, err := s.dekForRead(ctx, owner, false)
+	if err != nil {
+		return nil, fmt.Errorf("loading key of %s: %w", owner, err)
+	}
+	return dek.Seal(text, keys.ResourceAD{Type: "BreakGlassNote", ID: grantID, Version: 1, Owner: owner})
+}

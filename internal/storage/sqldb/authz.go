@@ -1,0 +1,273 @@
+package sqldb
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/phivault/phivault/internal/authz"
+	"github.com/phivault/phivault/internal/storage"
+)
+
+var (
+	_ authz.GrantStore  = (*Authz)(nil)
+	_ authz.GrantWriter = (*Authz)(nil)
+	_ authz.ReviewStore = (*Authz)(nil)
+)
+
+// Authz implements the authorization stores on the authz_* tables
+// (migration 0011): break-the-glass grants, their review queue, alerts
+// and policy versions. It is safe for concurrent use.
+type Authz struct{ s *Store }
+
+// Authz returns the authorization store over this database.
+func (s *Store) Authz() *Authz { return &Authz{s: s} }
+
+// maxAuthzList bounds one listing.
+const maxAuthzList = 500
+
+// ActiveGrants implements authz.GrantStore.
+func (a *Authz) ActiveGrants(ctx context.Context, userID string, now time.Time) ([]authz.Grant, error) {
+	const q = `SELECT id, user_id, patient, reason, created, expires FROM authz_grants WHERE user_id = ? AND expires > ? ORDER BY created`
+	rows, err := a.s.r().query(ctx, q, userID, now.UnixMicro())
+	if err != nil {
+		return nil, a.s.translate("active grants", err)
+	}
+	defer rows.Close()
+	var out []authz.Grant
+	for rows.Next() {
+		var g authz.Grant
+		var created, expires int64
+		if err := rows.Scan(&g.ID, &g.UserID, &g.Patient, &g.Reason, &created, &expires); err != nil {
+			return nil, a.s.translate("active grants", err)
+		}
+		g.Created, g.Expires = fromMicros(created), fromMicros(expires)
+		out = append(out, g)
+	}
+	return out, a.s.translate("active grants", rows.Err())
+}
+
+// CreateGrant implements authz.GrantWriter: grant, review entry, alert
+// and audit record in one transaction.
+func (a *Authz) CreateGrant(ctx context.Context, g authz.Grant, note []byte, r authz.Review, al authz.Alert, audit []byte) error {
+	for _, f := range []struct{ name, v string }{{"id", g.ID}, {"user", g.UserID}, {"patient", g.Patient}, {"reason", g.Reason}, {"review", r.ID}, {"alert", al.ID}} {
+		if err := validText("create grant: "+f.name, f.v); err != nil {
+			return err
+		}
+	}
+	return a.s.Update(ctx, func(stx storage.Tx) error {
+		t := stx.(*tx)
+		if _, err := t.exec(ctx, `INSERT INTO authz_grants (id, user_id, patient, reason, note, created, expires) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			g.ID, g.UserID, g.Patient, g.Reason, note, g.Created.UnixMicro(), g.Expires.UnixMicro()); err != nil {
+			return t.s.translate("create grant", err)
+		}
+		if _, err := t.exec(ctx, `INSERT INTO authz_reviews (id, grant_id, user_id, patient, reason, created, expires, closed, closed_by, closed_at, outcome) VALUES (?, ?, ?, ?, ?, ?, ?, ?, '', 0, '')`,
+			r.ID, g.ID, g.UserID, g.Patient, g.Reason, g.Created.UnixMicro(), g.Expires.UnixMicro(), false); err != nil {
+			return t.s.translate("create review", err)
+		}
+		if _, err := t.exec(ctx, `INSERT INTO authz_alerts (id, kind, priority, user_id, patient, ref, created) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			al.ID, al.Kind, al.Priority, al.UserID, al.Patient, al.Ref, al.Created.UnixMicro()); err != nil {
+			return t.s.translate("create alert", err)
+		}
+		return t.AppendAudit(ctx, storage.AuditRecord{Time: g.Created, Body: audit})
+	})
+}
+
+const reviewCols = `id, grant_id, user_id, patient, reason, created, expires, closed, closed_by, closed_at, outcome`
+
+func scanReview(rows *sql.Rows) (authz.Review, error) {
+	var r authz.Review
+	var created, expires, closedAt int64
+	if err := rows.Scan(&r.ID, &r.GrantID, &r.UserID, &r.Patient, &r.Reason, &created, &expires, &r.Closed, &r.ClosedBy, &closedAt, &r.Outcome); err != nil {
+		return authz.Review{}, err
+	}
+	r.Created, r.Expires = fromMicros(created), fromMicros(expires)
+	if r.Closed {
+		r.ClosedAt = fromMicros(closedAt)
+	}
+	return r, nil
+}
+
+// Reviews implements authz.ReviewStore.
+func (a *Authz) Reviews(ctx context.Context, open bool, limit int) ([]authz.Review, error) {
+	if limit < 1 || limit > maxAuthzList {
+		limit = maxAuthzList
+	}
+	q := `SELECT ` + reviewCols + ` FROM authz_reviews ORDER BY created DESC, id LIMIT ?`
+	args := []any{limit}
+	if open {
+		q = `SELECT ` + reviewCols + ` FROM authz_reviews WHERE closed = ? ORDER BY created DESC, id LIMIT ?`
+		args = []any{false, limit}
+	}
+	rows, err := a.s.r().query(ctx, q, args...)
+	if err != nil {
+		return nil, a.s.translate("reviews", err)
+	}
+	defer rows.Close()
+	var out []authz.Review
+	for rows.Next() {
+		r, err := scanReview(rows)
+		if err != nil {
+			return nil, a.s.translate("reviews", err)
+		}
+		out = append(out, r)
+	}
+	return out, a.s.translate("reviews", rows.Err())
+}
+
+// CloseReview implements authz.ReviewStore.
+func (a *Authz) CloseReview(ctx context.Context, id, by, outcome string, at time.Time) (authz.Review, error) {
+	if !lookupable(id) {
+		return authz.Review{}, wrapOp("close review", storage.ErrNotFound)
+	}
+	if err := validText("close review: by", by); err != nil {
+		return authz.Review{}, err
+	}
+	var out authz.Review
+	err := a.s.Update(ctx, func(stx storage.Tx) error {
+		t := stx.(*tx)
+		rows, err := t.query(ctx, `SELECT `+reviewCols+` FROM authz_reviews WHERE id = ?`, id)
+		if err != nil {
+			return t.s.translate("close review", err)
+		}
+		found := rows.Next()
+		if found {
+			out, err = scanReview(rows)
+		}
+		if err := errors.Join(err, rows.Err(), rows.Close()); err != nil {
+			return t.s.translate("close review", err)
+		}
+		if !found {
+			return wrapOp("close review", storage.ErrNotFound)
+		}
+		if out.Closed {
+			return wrapOp("close review", storage.ErrConflict)
+		}
+		if _, err := t.exec(ctx, `UPDATE authz_reviews SET closed = ?, closed_by = ?, closed_at = ?, outcome = ? WHERE id = ?`,
+			true, by, at.UnixMicro(), outcome, id); err != nil {
+			return t.s.translate("close review", err)
+		}
+		out.Closed, out.ClosedBy, out.ClosedAt, out.Outcome = true, by, at.UTC(), outcome
+		return nil
+	})
+	return out, err
+}
+
+// Alerts implements authz.ReviewStore.
+func (a *Authz) Alerts(ctx context.Context, limit int) ([]authz.Alert, error) {
+	if limit < 1 || limit > maxAuthzList {
+		limit = maxAuthzList
+	}
+	rows, err := a.s.r().query(ctx, `SELECT id, kind, priority, user_id, patient, ref, created FROM authz_alerts ORDER BY created DESC, id LIMIT ?`, limit)
+	if err != nil {
+		return nil, a.s.translate("alerts", err)
+	}
+	defer rows.Close()
+	var out []authz.Alert
+	for rows.Next() {
+		var al authz.Alert
+		var created int64
+		if err := rows.Scan(&al.ID, &al.Kind, &al.Priority, &al.UserID, &al.Patient, &al.Ref, &created); err != nil {
+			return nil, a.s.translate("alerts", err)
+		}
+		al.Created = fromMicros(created)
+		out = append(out, al)
+	}
+	return out, a.s.translate("alerts", rows.Err())
+}
+
+// PolicyVersion is one policy set that came into force.
+type PolicyVersion struct {
+	Seq     int64
+	Hash    string
+	Source  string
+	Created time.Time
+}
+
+// LatestPolicyVersion returns the policy set recorded last, or an error
+// wrapping storage.ErrNotFound when none was.
+func (a *Authz) LatestPolicyVersion(ctx context.Context) (PolicyVersion, error) {
+	rows, err := a.s.r().query(ctx, `SELECT seq, hash, source, created FROM authz_policy_versions ORDER BY seq DESC LIMIT 1`)
+	if err != nil {
+		return PolicyVersion{}, a.s.translate("latest policy version", err)
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return PolicyVersion{}, a.s.translate("latest policy version", err)
+		}
+		return PolicyVersion{}, wrapOp("latest policy version", storage.ErrNotFound)
+	}
+	var v PolicyVersion
+	var created int64
+	if err := rows.Scan(&v.Seq, &v.Hash, &v.Source, &created); err != nil {
+		return PolicyVersion{}, a.s.translate("latest policy version", err)
+	}
+	v.Created = fromMicros(created)
+	return v, nil
+}
+
+// PolicyVersions lists the recorded policy versions, newest first.
+func (a *Authz) PolicyVersions(ctx context.Context, limit int) ([]PolicyVersion, error) {
+	if limit < 1 || limit > maxAuthzList {
+		limit = maxAuthzList
+	}
+	rows, err := a.s.r().query(ctx, `SELECT seq, hash, source, created FROM authz_policy_versions ORDER BY seq DESC LIMIT ?`, limit)
+	if err != nil {
+		return nil, a.s.translate("policy versions", err)
+	}
+	defer rows.Close()
+	var out []PolicyVersion
+	for rows.Next() {
+		var v PolicyVersion
+		var created int64
+		if err := rows.Scan(&v.Seq, &v.Hash, &v.Source, &created); err != nil {
+			return nil, a.s.translate("policy versions", err)
+		}
+		v.Created = fromMicros(created)
+		out = append(out, v)
+	}
+	return out, a.s.translate("policy versions", rows.Err())
+}
+
+// RecordPolicyVersion stores a policy version with its audit record, in
+// one transaction, unless the latest recorded version has the same hash
+// (then it records nothing and returns false).
+func (a *Authz) RecordPolicyVersion(ctx context.Context, hash, source string, at time.Time, audit []byte) (bool, error) {
+	if err := validText("record policy version: source", source); err != nil {
+		return false, err
+	}
+	recorded := false
+	err := a.s.Update(ctx, func(stx storage.Tx) error {
+		t := stx.(*tx)
+		recorded = false
+		if err := t.Lock(ctx, "authz-policy-version"); err != nil {
+			return err
+		}
+		rows, err := t.query(ctx, `SELECT hash FROM authz_policy_versions ORDER BY seq DESC LIMIT 1`)
+		if err != nil {
+			return t.s.translate("record policy version", err)
+		}
+		var last string
+		if rows.Next() {
+			err = rows.Scan(&last)
+		}
+		if err := errors.Join(err, rows.Err(), rows.Close()); err != nil {
+			return t.s.translate("record policy version", err)
+		}
+		if last == hash {
+			return nil
+		}
+		if _, err := t.exec(ctx, `INSERT INTO authz_policy_versions (hash, source, created) VALUES (?, ?, ?)`, hash, source, at.UnixMicro()); err != nil {
+			return t.s.translate("record policy version", err)
+		}
+		recorded = true
+		return t.AppendAudit(ctx, storage.AuditRecord{Time: at, Body: audit})
+	})
+	if err != nil {
+		return false, fmt.Errorf("recording policy version: %w", err)
+	}
+	return recorded, nil
+}
