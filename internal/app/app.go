@@ -363,7 +363,7 @@ func (a *App) webUI() http.Handler {
 	ui, err := webui.New(webui.Options{
 		Login: a.Login, Record: a.Record, Users: sq.Users(),
 		Keys: a.Keys, KeyScanner: a.Store,
-		IdleTimeout: a.idleTimeout, Logger: a.logger, AuditLog: a,
+		IdleTimeout: a.idleTimeout, Logger: a.logger, AuditLog: a, Authz: a.Authz,
 	})
 	if err != nil {
 		a.logger.Error("web UI unavailable", slog.String("error", err.Error()))

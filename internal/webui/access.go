@@ -6,6 +6,7 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
+	"github.com/phivault/phivault/internal/authz"
 	"io"
 	"net/http"
 	"slices"
@@ -28,6 +29,7 @@ type viewer struct {
 	FHIRUser    string // "Practitioner/<id>" when linked
 	secret      string // the session cookie value: never rendered
 	csrf        string // session.CSRFToken(secret)
+	guard       record.Guard
 }
 
 // Clinical reports whether the viewer may use the patient pages.
@@ -79,7 +81,10 @@ func (u *UI) viewerFor(ctx context.Context, secret string) (*viewer, error) {
 	if login.RequiresMFA(p) {
 		return nil, errSignedOut
 	}
-	v := &viewer{P: p, DisplayName: p.Name, Role: strings.Join(p.Roles, ", "), secret: secret, csrf: session.CSRFToken(secret)}
+	v := &viewer{P: p, DisplayName: p.Name, Role: strings.Join(p.Roles, ", "), secret: secret, csrf: session.CSRFToken(secret), guard: denyAll{}}
+	if u.authz != nil {
+		v.guard = u.authz.For(p)
+	}
 	if usr, err := u.users.ByID(ctx, p.ID); err == nil {
 		if usr.DisplayName != "" {
 			v.DisplayName = usr.DisplayName
@@ -247,5 +252,20 @@ func caller(r *http.Request, v *viewer) record.Caller {
 		Agent:     audit.Agent{User: v.P.ID, Role: strings.Join(v.P.Roles, ","), Client: "webui", Session: v.P.SessionID, Address: addr},
 		Purpose:   "TREAT",
 		RequestID: httpapi.RequestID(r.Context()),
+		Guard:     v.guard,
 	}
+}
+
+// denyAll is the guard without an authorizer: every decision fails, so
+// the UI never reads a record unauthorised (fail closed).
+type denyAll struct{}
+
+var errNoAuthorizer = errors.New("webui: no authorizer")
+
+func (denyAll) Decide(context.Context, authz.Action, authz.Target) (authz.Decision, error) {
+	return authz.Decision{}, errNoAuthorizer
+}
+
+func (denyAll) Narrow(context.Context, authz.Action, string) (authz.Filter, error) {
+	return authz.Filter{}, errNoAuthorizer
 }

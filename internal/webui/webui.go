@@ -5,6 +5,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"github.com/phivault/phivault/internal/authz"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -53,9 +54,14 @@ type Options struct {
 	// nil the page says they are not available.
 	Keys       *keys.Keyring
 	KeyScanner KeyScanner
-	// AuditLog feeds the trust page's audit-log facts; nil until the
-	// Merkle audit log lands ("not available yet" is shown).
+	// AuditLog feeds the trust page's audit-log facts; nil shows "not
+	// available yet".
 	AuditLog AuditLog
+
+	// Authz decides every record access the UI makes for a signed-in
+	// user, as the FHIR API does (Cedar policies, search narrowing).
+	// Without it every record access is refused (fail closed).
+	Authz *authz.Authorizer
 
 	// IdleTimeout is the session idle timeout the warning script counts
 	// down; default session.DefaultIdleTimeout. It must match the login
@@ -78,6 +84,7 @@ type UI struct {
 	keys     *keys.Keyring
 	scanner  KeyScanner
 	auditLog AuditLog
+	authz    *authz.Authorizer
 	idle     time.Duration
 	passkeys bool
 	log      *slog.Logger
@@ -113,7 +120,7 @@ func New(o Options) (*UI, error) {
 		return nil, fmt.Errorf("webui: new: %w", err)
 	}
 	return &UI{
-		login: o.Login, rec: o.Record, users: o.Users, keys: o.Keys, scanner: o.KeyScanner, auditLog: o.AuditLog,
+		login: o.Login, rec: o.Record, users: o.Users, keys: o.Keys, scanner: o.KeyScanner, auditLog: o.AuditLog, authz: o.Authz,
 		idle: o.IdleTimeout, passkeys: o.Passkeys, log: o.Logger, now: o.Now, rand: o.Rand,
 		pages: pages, searches: newSearchStore(o.Now), trust: &trustCache{},
 	}, nil
