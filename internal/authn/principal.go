@@ -64,6 +64,11 @@ type Principal struct {
 	Patient  string
 }
 
+// KindSMARTApp is the Kind of a SMART App Launch access token's
+// principal: it acts for the user who approved the app (ID is the
+// user's id), within the token's scopes.
+const KindSMARTApp = "smart-app"
+
 // TokenPrefix marks phivault API tokens so secret scanners can find them.
 const TokenPrefix = "pvt_"
 

@@ -266,7 +266,10 @@ func (a *Authorizer) subjectOf(ctx context.Context, p authn.Principal) (*subject
 		return nil, &NeedsFacts{}
 	}
 	s := &subject{p: p}
-	if p.Kind == "session" {
+	// A session, and a SMART App Launch token (which acts for the user
+	// who approved it), are a user: their facts decide, and the token's
+	// scopes only narrow (the scope gate ran before).
+	if p.Kind == "session" || p.Kind == authn.KindSMARTApp {
 		u, err := a.users.ByID(ctx, p.ID)
 		if err != nil {
 			return nil, fmt.Errorf("loading user %s: %w: %w", p.ID, ErrUndecidable, err)
@@ -518,7 +521,14 @@ func (a *Authorizer) eval(s *subject, action Action, t Target, pf *PatientFacts)
 	scoped, scopeAllows := s.p.Scopes != nil, false
 	if scoped {
 		if i, ok := scopeInteraction(action); ok {
-			scopeAllows = s.p.Scopes.Allows(scope.System, t.Type, i)
+			if s.p.Kind == authn.KindSMARTApp {
+				// An app acts for its user: patient/ scopes (the launch
+				// gate confines them to the launch patient's compartment)
+				// and user/ scopes; never system/.
+				scopeAllows = s.p.Scopes.Allows(scope.Patient, t.Type, i) || s.p.Scopes.Allows(scope.User, t.Type, i)
+			} else {
+				scopeAllows = s.p.Scopes.Allows(scope.System, t.Type, i)
+			}
 		}
 	}
 	purpose := "TREAT"

@@ -80,6 +80,13 @@ func testLaunchConfidential(t *testing.T, driver string) {
 			t.Errorf("GET %s with user/*.rs: %d", path, got)
 		}
 	}
+	// A scope never grants more than the user's own access: user/*.rs does
+	// not reach a patient the physician has no treatment relationship with.
+	stranger := e.create(t, map[string]any{"resourceType": "Patient", "name": []any{map[string]any{"family": "Stranger"}}})
+	strangerObs := e.create(t, launchObservation(stranger))
+	if got, _ := e.fhirGet(t, tok.AccessToken, "/fhir/Observation/"+strangerObs); got != http.StatusForbidden && got != http.StatusNotFound {
+		t.Errorf("GET another patient's Observation with user/*.rs and no relationship: %d, want 403 or 404", got)
+	}
 	if got, _ := e.fhirGet(t, tok.AccessToken, "/fhir/Condition?patient="+e.mine.patient); got != http.StatusOK {
 		t.Errorf("search with user/*.rs: %d", got)
 	}

@@ -13,7 +13,7 @@ import (
 )
 
 // kindSMARTApp is the Principal.Kind of an App Launch access token.
-const kindSMARTApp = "smart-app"
+const kindSMARTApp = authn.KindSMARTApp
 
 // errCompartment is a request of a patient-limited token outside that
 // patient's compartment, or of a shape the gate cannot confine to it.

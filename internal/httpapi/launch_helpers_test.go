@@ -154,7 +154,10 @@ func (e *launchEnv) registerApp(t *testing.T, name string) string {
 }
 
 // addLaunchUser creates an account with a FHIR user and, for workforce
-// roles, enrols TOTP through /auth; it returns the TOTP secret.
+// roles, enrols TOTP through /auth; it returns the TOTP secret. A
+// practitioner is put on the care team of both test patients: the
+// user's own policy (a treatment relationship) allows them, so what a
+// test refuses is refused by the token's scopes.
 func (e *launchEnv) addLaunchUser(t *testing.T, username, fhirUser string, roles ...identity.Role) string {
 	t.Helper()
 	hash, err := e.hasher.Hash(t.Context(), pw)
@@ -170,6 +173,13 @@ func (e *launchEnv) addLaunchUser(t *testing.T, username, fhirUser string, roles
 	}
 	if roles[0] == identity.RolePatient {
 		return ""
+	}
+	if strings.HasPrefix(fhirUser, "Practitioner/") {
+		for _, pid := range []string{e.mine.patient, e.other.patient} {
+			e.create(t, map[string]any{"resourceType": "CareTeam", "status": "active",
+				"subject":     map[string]any{"reference": "Patient/" + pid},
+				"participant": []any{map[string]any{"member": map[string]any{"reference": fhirUser}}}})
+		}
 	}
 	secret, codes, _ := e.enrol(t, username, pw)
 	e.clock.Advance(30 * time.Second) // the enrolment code's step is spent

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/netip"
 	"net/url"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/phivault/phivault/internal/audit"
 	"github.com/phivault/phivault/internal/authn/login"
 	"github.com/phivault/phivault/internal/authn/password"
+	"github.com/phivault/phivault/internal/fhir"
 	"github.com/phivault/phivault/internal/identity"
 	"github.com/phivault/phivault/internal/record"
 	"github.com/phivault/phivault/internal/storage/sqldb"
@@ -26,6 +28,28 @@ import (
 type env struct {
 	*apitest.Server
 	hasher *password.Hasher
+
+	// Clinicians are on the care team of every patient the test loads
+	// (authorization lets a clinician reach a patient only through a
+	// treatment relationship): their Practitioner references, and the
+	// patients loaded so far.
+	mu         sync.Mutex
+	clinicians []string
+	patients   []string
+}
+
+// trusted is the test's own in-process caller (no authorization guard).
+var trusted = record.Caller{Agent: audit.Agent{User: "webui-test", Client: "cli"}, Purpose: "HOPERAT"}
+
+// careTeam puts practitioner ref on patient pid's care team.
+func (e *env) careTeam(t testing.TB, pid, ref string) {
+	t.Helper()
+	_, _, err := e.App.Record.Create(t.Context(), trusted, fhir.Resource{"resourceType": "CareTeam", "status": "active",
+		"subject":     map[string]any{"reference": "Patient/" + pid},
+		"participant": []any{map[string]any{"member": map[string]any{"reference": ref}}}}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
 }
 
 // setupAddr is the client address of logins made by the test itself, so
@@ -67,6 +91,22 @@ func (e *env) addUser(t testing.TB, username, display string, enrolled bool, rol
 func (e *env) addAccount(t testing.TB, a identity.User, enrolled bool) *user {
 	t.Helper()
 	username, display := a.Username, a.DisplayName
+	if a.FHIRUser == "" && slices.ContainsFunc(a.Roles, func(r identity.Role) bool {
+		return r == identity.RolePhysician || r == identity.RoleNurse
+	}) {
+		st, _, err := e.App.Record.Create(t.Context(), trusted, fhir.Resource{"resourceType": "Practitioner", "active": true}, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.FHIRUser = "Practitioner/" + st.ID
+		e.mu.Lock()
+		e.clinicians = append(e.clinicians, a.FHIRUser)
+		pids := slices.Clone(e.patients)
+		e.mu.Unlock()
+		for _, pid := range pids {
+			e.careTeam(t, pid, a.FHIRUser)
+		}
+	}
 	pw := "correct horse battery " + username
 	hash, err := e.hasher.Hash(t.Context(), pw)
 	if err != nil {
@@ -142,7 +182,10 @@ func (u *user) code(t testing.TB) string {
 // returns their ids in order.
 func (e *env) loadPatients(t testing.TB, n int) []string {
 	t.Helper()
-	c := record.Caller{Agent: audit.Agent{User: "webui-test", Client: "cli"}, Purpose: "HOPERAT"}
+	c := trusted
+	e.mu.Lock()
+	before := len(e.patients)
+	e.mu.Unlock()
 	err := synth.Generate(t.Context(), synth.Options{Patients: n, Seed: 7, Start: synth.DefaultStart}, func(_ string, b []byte) error {
 		res, err := e.App.Record.Parse(b)
 		if err != nil {
@@ -172,10 +215,26 @@ func (e *env) loadPatients(t testing.TB, n int) []string {
 	for _, x := range b.Entry {
 		ids = append(ids, x.Resource.ID)
 	}
-	if len(ids) != n {
-		t.Fatalf("loaded %d patients, want %d", len(ids), n)
+	if len(ids) != before+n {
+		t.Fatalf("%d patients stored, want %d", len(ids), before+n)
 	}
-	return ids
+	e.mu.Lock()
+	known := slices.Clone(e.patients)
+	e.patients = ids
+	refs := slices.Clone(e.clinicians)
+	e.mu.Unlock()
+	var added []string
+	for _, id := range ids {
+		if !slices.Contains(known, id) {
+			added = append(added, id)
+		}
+	}
+	for _, pid := range added {
+		for _, ref := range refs {
+			e.careTeam(t, pid, ref)
+		}
+	}
+	return added
 }
 
 // patient reads a Patient through the API.
