@@ -61,4 +61,3 @@ by hand, for example after an outage.`,
 	cmd.Flags().StringVar(&only, "sink", "", "export to this sink only (its name in the configuration)")
 	return cmd
 }
-

@@ -262,3 +262,51 @@ func TestAuditEventProofVerifiesWithStandardTools(t *testing.T) {
 		s.Do(t, http.MethodGet, "/fhir/AuditEvent/99999999/$proof", nil, aud).WantOutcome(t, http.StatusNotFound)
 	})
 }
+
+// A patient reads the events that touched their own record — who (the
+// agent and role), when, what and why — with each event's proof, and
+// nothing about anyone else.
+func TestPatientReadsOwnAccessHistory(t *testing.T) {
+	apitest.Run(t, func(t *testing.T, s *apitest.Server) {
+		mine := s.Create(t, patient(uniq(), nil))
+		other := s.Create(t, patient(uniq(), nil))
+		s.Do(t, http.MethodGet, "/fhir/Patient/"+mine, nil, nil).Want(t, http.StatusOK)
+		s.Do(t, http.MethodGet, "/fhir/Patient/"+other, nil, nil).Want(t, http.StatusOK)
+		me := newActor(t, s, "patient", mine)
+
+		r := s.Do(t, http.MethodGet, "/fhir/AuditEvent", nil, me.headers).Want(t, http.StatusOK)
+		got := r.Resources()
+		var reads int
+		for _, ae := range got {
+			refs := entityRefs(ae)
+			if !slices.Contains(refs, "Patient/"+mine) || slices.Contains(refs, "Patient/"+other) {
+				t.Fatalf("the patient sees an event not about them: %v", refs)
+			}
+			if subtypeCode(ae) == "read" {
+				reads++
+				agent := ae["agent"].([]any)[0].(map[string]any)
+				if agent["who"] == nil || ae["recorded"] == nil || ae["purposeOfEvent"] == nil {
+					t.Fatalf("who/when/why missing: %v", ae)
+				}
+			}
+		}
+		if reads != 1 || len(got) < 2 {
+			t.Fatalf("the patient sees %d reads in %d events, want the read and the create", reads, len(got))
+		}
+		id := got[len(got)-1]["id"].(string)
+		s.Do(t, http.MethodGet, "/fhir/AuditEvent/"+id, nil, me.headers).Want(t, http.StatusOK)
+		s.Do(t, http.MethodGet, "/fhir/AuditEvent/"+id+"/$proof", nil, me.headers).Want(t, http.StatusOK)
+
+		// Another patient's trail: refused, or not there.
+		s.Do(t, http.MethodGet, "/fhir/AuditEvent?patient="+other, nil, me.headers).WantOutcome(t, http.StatusForbidden)
+		aud := auditorHeaders(t, s)
+		r = s.Do(t, http.MethodGet, "/fhir/AuditEvent?patient="+other+"&subtype=read", nil, aud).Want(t, http.StatusOK)
+		otherID := r.Resources()[0]["id"].(string)
+		s.Do(t, http.MethodGet, "/fhir/AuditEvent/"+otherID, nil, me.headers).WantOutcome(t, http.StatusNotFound)
+		s.Do(t, http.MethodGet, "/fhir/AuditEvent/"+otherID+"/$proof", nil, me.headers).WantOutcome(t, http.StatusNotFound)
+
+		// A clinician is not an auditor.
+		doc := newActor(t, s, "physician", "")
+		s.Do(t, http.MethodGet, "/fhir/AuditEvent?patient="+mine, nil, doc.headers).WantOutcome(t, http.StatusForbidden)
+	})
+}

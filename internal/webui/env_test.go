@@ -41,6 +41,19 @@ type env struct {
 // trusted is the test's own in-process caller (no authorization guard).
 var trusted = record.Caller{Agent: audit.Agent{User: "webui-test", Client: "cli"}, Purpose: "HOPERAT"}
 
+// treat puts every clinician created so far on the care team of pid (a
+// patient the test stored itself), and those created later too.
+func (e *env) treat(t testing.TB, pid string) {
+	t.Helper()
+	e.mu.Lock()
+	e.patients = append(e.patients, pid)
+	refs := slices.Clone(e.clinicians)
+	e.mu.Unlock()
+	for _, ref := range refs {
+		e.careTeam(t, pid, ref)
+	}
+}
+
 // careTeam puts practitioner ref on patient pid's care team.
 func (e *env) careTeam(t testing.TB, pid, ref string) {
 	t.Helper()

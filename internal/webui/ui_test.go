@@ -340,6 +340,7 @@ func TestMarkupInert(t *testing.T) {
 		"birthDate":    "1970-01-01",
 	}, nil).Want(t, 201)
 	id := r.ID()
+	e.treat(t, id)
 	doc := e.addUser(t, "dr.xss", "Xavier Xss", true, identity.RolePhysician)
 	tb := newTab(t)
 	tb.dismissDialogs()
