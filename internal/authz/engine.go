@@ -189,12 +189,6 @@ func New(o Options) (*Authorizer, error) {
 // Policies returns the policy set in force.
 func (a *Authorizer) Policies() *Policies { return a.policies.Load() }
 
-// SetPolicies replaces the policy set (already validated).
-func (a *Authorizer) SetPolicies(p *Policies) {
-	a.policies.Store(p)
-	a.Invalidate()
-}
-
 // Invalidate drops every cached fact and filter: the record calls it
 // after a write of a resource type that entities are built from.
 func (a *Authorizer) Invalidate() {
@@ -202,9 +196,6 @@ func (a *Authorizer) Invalidate() {
 	a.fgen.Add(1)
 	a.pgen.Add(1)
 }
-
-// FactTypes are the resource types whose writes change entities.
-var FactTypes = []string{"CareTeam", "Encounter", "PractitionerRole", "Consent", "Patient"}
 
 // Changed is the record's write hook, called after a committed write of
 // typ owned by owner ("" when unknown): it invalidates what the write
