@@ -358,6 +358,20 @@ func TestAuthzConsentAndMasking(t *testing.T) {
 		if strings.Contains(string(sr.Body), "999-12-3456") {
 			t.Fatal("front desk search shows the SSN")
 		}
+		s.Do(t, "GET", "/fhir/Patient/"+pid, nil, pat.headers).Want(t, http.StatusOK)
+		evs, err := s.App.Log.Events(t.Context(), s.App.Store, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		purposes := map[string]string{}
+		for _, ev := range evs {
+			if ev.Action == audit.ActionRead && ev.Outcome == audit.OutcomeSuccess {
+				purposes[ev.Agent.User] = ev.Purpose
+			}
+		}
+		if purposes[pat.userID] != "PATRQT" || purposes[desk.userID] != "HOPERAT" || purposes[doc.userID] != "TREAT" {
+			t.Fatalf("purposes of use: patient %q, front desk %q, physician %q", purposes[pat.userID], purposes[desk.userID], purposes[doc.userID])
+		}
 		dr := s.Do(t, "GET", "/fhir/Patient/"+pid, nil, doc.headers).Want(t, http.StatusOK)
 		if !strings.Contains(string(dr.Body), "999-12-3456") {
 			t.Fatal("the treating physician does not see the SSN")
