@@ -231,6 +231,17 @@ type HistoryQuery struct {
 	Since  time.Time // zero = no lower bound (exclusive lower bound on LastUpdated)
 	Count  int       // maximum rows; must be > 0
 	Offset int
+
+	// Owners, when set, keeps only versions whose Owner is in Owners.In
+	// (or, with Except, is not): authorization narrowing. At most
+	// MaxOwners owners.
+	Owners *OwnerSet
+}
+
+// OwnerSet is a set of owners ("Patient/<id>", "org"), or its complement.
+type OwnerSet struct {
+	In     []string
+	Except bool
 }
 
 // Query is a search already translated into index terms: the FHIR layer

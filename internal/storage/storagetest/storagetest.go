@@ -46,6 +46,7 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 		{"Lock", testLock},
 		{"SearchOwner", testSearchOwner},
 		{"ReplaceIndex", testReplaceIndex},
+		{"HistoryOwners", testHistoryOwners},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -772,5 +773,34 @@ func testReplaceIndex(t *testing.T, s storage.Store) {
 	err := s.Update(ctx, func(tx storage.Tx) error { return tx.ReplaceIndex(ctx, "Observation", "nope", 1, nil) })
 	if !errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("unknown resource: %v, want ErrNotFound", err)
+	}
+}
+
+// testHistoryOwners: HistoryQuery.Owners narrows history to (or away
+// from) a set of owners.
+func testHistoryOwners(t *testing.T, s storage.Store) {
+	put(t, s, ver("Observation", "h1", 1, "Patient/a", at(1)))
+	put(t, s, ver("Observation", "h2", 1, "Patient/b", at(2)))
+	put(t, s, ver("Observation", "h3", 1, "org", at(3)))
+	for _, tc := range []struct {
+		name string
+		set  *storage.OwnerSet
+		want []string
+	}{
+		{"all", nil, []string{"h3", "h2", "h1"}},
+		{"in", &storage.OwnerSet{In: []string{"Patient/a", "org"}}, []string{"h3", "h1"}},
+		{"none", &storage.OwnerSet{}, nil},
+		{"except", &storage.OwnerSet{In: []string{"Patient/a"}, Except: true}, []string{"h3", "h2"}},
+		{"except none", &storage.OwnerSet{Except: true}, []string{"h3", "h2", "h1"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			vs, err := s.History(t.Context(), storage.HistoryQuery{Type: "Observation", Count: 10, Owners: tc.set})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := ids(vs); !slices.Equal(got, tc.want) {
+				t.Errorf("history %v, want %v", got, tc.want)
+			}
+		})
 	}
 }
