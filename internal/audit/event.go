@@ -88,6 +88,9 @@ const (
 	// ActionPolicyExplain is "phivault policy explain": a decision
 	// computed for an operator, audited like any other.
 	ActionPolicyExplain Action = "policy-explain"
+	// ActionReindex is "phivault reindex": every current resource
+	// decrypted to recompute its index rows; Policies carries the count.
+	ActionReindex Action = "reindex"
 )
 
 // Outcome is the result of the access (FHIR AuditEvent.outcome, simplified).

@@ -83,3 +83,26 @@ func TestResourceLabels(t *testing.T) {
 		t.Fatalf("with tags: %v", l)
 	}
 }
+
+func FuzzRedact(f *testing.F) {
+	seeds(f, "patient-*.json")
+	f.Fuzz(func(t *testing.T, b []byte) {
+		out, err := Redact(b)
+		if err != nil {
+			if !errors.Is(err, ErrUndecidable) {
+				t.Fatalf("error %v does not wrap ErrUndecidable", err)
+			}
+			return
+		}
+		var res map[string]any
+		if json.Unmarshal(out, &res) != nil {
+			return // the input was valid JSON but not an object: returned unchanged
+		}
+		ids, _ := res["identifier"].([]any)
+		for _, x := range ids {
+			if id, _ := x.(map[string]any); sensitiveIdentifier(id) {
+				t.Fatalf("a sensitive identifier survived: %v", id)
+			}
+		}
+	})
+}

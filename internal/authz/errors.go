@@ -26,9 +26,6 @@ var (
 	// inside a write transaction never read the database: on PostgreSQL
 	// a transaction waiting for a second pool connection can deadlock.
 	ErrNeedsFacts = errors.New("authz: facts not cached")
-
-	// ErrNoGrant means there is no unexpired break-the-glass grant.
-	ErrNoGrant = errors.New("authz: no break-the-glass grant")
 )
 
 // NeedsFacts is the error (wrapping ErrNeedsFacts) of a decision under

@@ -70,6 +70,7 @@ func (e *env) root() *cobra.Command {
 		e.clientCmd(),
 		e.userCmd(),
 		e.policyCmd(),
+		e.reindexCmd(),
 		e.versionCmd(),
 	)
 	return root

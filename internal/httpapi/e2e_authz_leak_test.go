@@ -10,6 +10,8 @@ import (
 
 	"github.com/phivault/phivault/internal/apitest"
 	"github.com/phivault/phivault/internal/audit"
+	"github.com/phivault/phivault/internal/record"
+	"github.com/phivault/phivault/internal/storage"
 )
 
 // leakEnv: a physician on Patient A's care team; Patient B unrelated.
@@ -356,9 +358,49 @@ func TestAuthzConsentAndMasking(t *testing.T) {
 		if strings.Contains(string(sr.Body), "999-12-3456") {
 			t.Fatal("front desk search shows the SSN")
 		}
+		s.Do(t, "GET", "/fhir/Patient/"+pid, nil, pat.headers).Want(t, http.StatusOK)
+		evs, err := s.App.Log.Events(t.Context(), s.App.Store, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		purposes := map[string]string{}
+		for _, ev := range evs {
+			if ev.Action == audit.ActionRead && ev.Outcome == audit.OutcomeSuccess {
+				purposes[ev.Agent.User] = ev.Purpose
+			}
+		}
+		if purposes[pat.userID] != "PATRQT" || purposes[desk.userID] != "HOPERAT" || purposes[doc.userID] != "TREAT" {
+			t.Fatalf("purposes of use: patient %q, front desk %q, physician %q", purposes[pat.userID], purposes[desk.userID], purposes[doc.userID])
+		}
 		dr := s.Do(t, "GET", "/fhir/Patient/"+pid, nil, doc.headers).Want(t, http.StatusOK)
 		if !strings.Contains(string(dr.Body), "999-12-3456") {
 			t.Fatal("the treating physician does not see the SSN")
 		}
+	})
+}
+
+// TestAuthzReindex: data indexed before the participant and label rows
+// existed (simulated by emptying a CareTeam's index) grants nothing —
+// fail closed — until "reindex" recomputes the rows.
+func TestAuthzReindex(t *testing.T) {
+	apitest.Run(t, func(t *testing.T, s *apitest.Server) {
+		pid := s.Create(t, patient(uniq(), nil))
+		doc := newActor(t, s, "physician", "")
+		ct := s.Create(t, map[string]any{"resourceType": "CareTeam", "status": "active",
+			"subject":     map[string]any{"reference": "Patient/" + pid},
+			"participant": []any{map[string]any{"member": map[string]any{"reference": doc.fhirUser}}}})
+		obs := s.Create(t, observation(pid, nil))
+		if err := s.App.Store.Update(t.Context(), func(tx storage.Tx) error {
+			return tx.ReplaceIndex(t.Context(), "CareTeam", ct, 1, nil)
+		}); err != nil {
+			t.Fatal(err)
+		}
+		s.App.Authz.Invalidate()
+		s.Do(t, "GET", "/fhir/Observation/"+obs, nil, doc.headers).WantOutcome(t, http.StatusForbidden)
+		n, err := s.App.Record.Reindex(t.Context(), record.Caller{Agent: audit.Agent{Client: "test"}}, nil)
+		if err != nil || n < 4 {
+			t.Fatalf("Reindex = %d, %v", n, err)
+		}
+		s.Do(t, "GET", "/fhir/Observation/"+obs, nil, doc.headers).Want(t, http.StatusOK)
 	})
 }

@@ -69,6 +69,20 @@ func (s *Service) History(ctx context.Context, c Caller, typ, id string, vals ur
 			return nil, s.recordDenial(ctx, err)
 		}
 	}
+	if id == "" && typ != "" && c.Guard != nil {
+		// Type history is narrowed inside the query to the owners the
+		// caller may see (labels are decided per version below).
+		f, err := c.Guard.Narrow(ctx, authz.History, typ)
+		if err != nil {
+			return nil, s.recordDenial(ctx, s.denial(c, audit.ActionHistory, storage.Version{Type: typ}, authz.Decision{Policies: []string{"undecidable"}}, err))
+		}
+		switch {
+		case f.All:
+			q.Owners = &storage.OwnerSet{In: f.Except, Except: true}
+		default:
+			q.Owners = &storage.OwnerSet{In: f.Owners}
+		}
+	}
 	want := q.Count
 	q.Count = want + 1 // one more tells whether there is a next page
 	vs, err := s.store.History(ctx, q)

@@ -183,6 +183,12 @@ type Tx interface {
 	// cannot hold them); hashes and ciphertext are arbitrary bytes.
 	Put(ctx context.Context, v Version, index []IndexRow) error
 
+	// ReplaceIndex replaces the index rows of type/id, whose current
+	// version must be version (else ErrConflict: a newer write indexed
+	// it already; ErrNotFound if there is none). A delete marker keeps
+	// no rows. Reindexing uses it when the index gains parameters.
+	ReplaceIndex(ctx context.Context, typ, id string, version int64, index []IndexRow) error
+
 	// PutKey inserts a new key record; ErrConflict if owner exists.
 	PutKey(ctx context.Context, k KeyRecord) error
 
@@ -225,6 +231,17 @@ type HistoryQuery struct {
 	Since  time.Time // zero = no lower bound (exclusive lower bound on LastUpdated)
 	Count  int       // maximum rows; must be > 0
 	Offset int
+
+	// Owners, when set, keeps only versions whose Owner is in Owners.In
+	// (or, with Except, is not): authorization narrowing. At most
+	// MaxOwners owners.
+	Owners *OwnerSet
+}
+
+// OwnerSet is a set of owners ("Patient/<id>", "org"), or its complement.
+type OwnerSet struct {
+	In     []string
+	Except bool
 }
 
 // Query is a search already translated into index terms: the FHIR layer

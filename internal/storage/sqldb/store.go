@@ -233,6 +233,21 @@ func (s *Store) History(ctx context.Context, q storage.HistoryQuery) ([]storage.
 	if !q.Since.IsZero() {
 		b.sql(" AND last_updated > ").arg(q.Since.UnixMicro())
 	}
+	if o := q.Owners; o != nil {
+		switch {
+		case len(o.In) > storage.MaxOwners:
+			return nil, fmt.Errorf("history: %d owners, limit %d: %w", len(o.In), storage.MaxOwners, storage.ErrTooComplex)
+		case len(o.In) == 0 && !o.Except:
+			b.sql(" AND 1 = 0")
+		case len(o.In) > 0:
+			b.sql(" AND owner ")
+			if o.Except {
+				b.sql("NOT ")
+			}
+			b.sql("IN ")
+			list(b, o.In, func(s string) any { return s })
+		}
+	}
 	b.sql(" ORDER BY last_updated DESC, type, id, version DESC LIMIT ").arg(int64(q.Count)).sql(" OFFSET ").arg(int64(q.Offset))
 	rows, err := s.reader.QueryContext(ctx, b.String(), b.args...)
 	if err != nil {

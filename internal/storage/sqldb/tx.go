@@ -156,6 +156,28 @@ ON CONFLICT (type, id) DO NOTHING`
 	return nil
 }
 
+// ReplaceIndex implements storage.Tx.
+func (t *tx) ReplaceIndex(ctx context.Context, typ, id string, version int64, index []storage.IndexRow) error {
+	if err := validVersion(storage.Version{Type: typ, ID: id, Owner: "x", Version: version}, index); err != nil {
+		return err
+	}
+	cur, err := t.Current(ctx, typ, id)
+	if err != nil {
+		return err
+	}
+	if cur.Version != version {
+		return wrapOp("replace index", storage.ErrConflict)
+	}
+	const qd = `DELETE FROM search_index WHERE type = ? AND id = ?`
+	if _, err := t.exec(ctx, qd, typ, id); err != nil {
+		return t.s.translate("replace index", err)
+	}
+	if cur.Deleted {
+		return nil
+	}
+	return t.insertIndex(ctx, typ, id, index)
+}
+
 func (t *tx) insertIndex(ctx context.Context, typ, id string, index []storage.IndexRow) error {
 	for len(index) > 0 {
 		n := min(len(index), insertChunk)

@@ -1,0 +1,222 @@
+package authz
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/cedar-policy/cedar-go/types"
+
+	"github.com/phivault/phivault/internal/authn"
+)
+
+// Entities: the facts a decision needs, loaded from the Source, cached
+// with generations (see Changed) and a TTL, and turned into Cedar
+// entities per request.
+
+// Invalidate drops every cached fact and filter: the record calls it
+// after a write of a resource type that entities are built from.
+func (a *Authorizer) Invalidate() {
+	a.gen.Add(1)
+	a.fgen.Add(1)
+	a.pgen.Add(1)
+}
+
+// Changed is the record's write hook, called after a committed write of
+// typ owned by owner ("" when unknown): it invalidates what the write
+// can change. Other processes' writes are seen within CacheTTL.
+func (a *Authorizer) Changed(typ, owner string) {
+	switch typ {
+	case "CareTeam", "Encounter", "PractitionerRole":
+		a.gen.Add(1)
+		a.fgen.Add(1)
+	case "Patient", "Consent":
+		a.fgen.Add(1)
+		if owner == "" || !strings.HasPrefix(owner, "Patient/") {
+			a.pgen.Add(1)
+			return
+		}
+		a.mu.Lock()
+		delete(a.patC, owner)
+		a.mu.Unlock()
+	}
+}
+
+// subject is the principal as the policies see it, with its facts.
+type subject struct {
+	p       authn.Principal
+	uid     types.EntityUID
+	entity  types.Entity
+	facts   UserFacts
+	actors  []string // fhirUser, PractitionerRole and Organization refs (consent actors)
+	patient string   // "Patient/<id>" for a patient account
+}
+
+type noIOKey struct{}
+
+// WithoutIO marks ctx so that decisions and filters use cached facts
+// only, failing with ErrNeedsFacts instead of reading storage.
+func WithoutIO(ctx context.Context) context.Context { return context.WithValue(ctx, noIOKey{}, true) }
+
+func noIO(ctx context.Context) bool { v, _ := ctx.Value(noIOKey{}).(bool); return v }
+
+// principalKey identifies a principal in caches: kind and id.
+func principalKey(p authn.Principal) string { return p.Kind + ":" + p.ID }
+
+// subjectOf loads (or reuses) the subject for p.
+func (a *Authorizer) subjectOf(ctx context.Context, p authn.Principal) (*subject, error) {
+	key := principalKey(p)
+	g, now := a.gen.Load(), a.now()
+	a.mu.Lock()
+	e, ok := a.userC[key]
+	a.mu.Unlock()
+	// Under WithoutIO (inside a write transaction) facts younger than the
+	// TTL serve even if a write elsewhere bumped the generation: the
+	// transaction cannot load, and concurrent writes of CareTeams and
+	// Encounters (an import) would otherwise starve it. The staleness is
+	// the one other processes' writes have anyway (CacheTTL).
+	if ok && (e.gen == g || noIO(ctx)) && now.Sub(e.loaded) < a.ttl && slices.Equal(e.facts.p.Roles, p.Roles) {
+		return e.facts, nil
+	}
+	if noIO(ctx) {
+		return nil, &NeedsFacts{}
+	}
+	s := &subject{p: p}
+	// A session, and a SMART App Launch token (which acts for the user
+	// who approved it), are a user: their facts decide, and the token's
+	// scopes only narrow (the scope gate ran before).
+	if p.Kind == "session" || p.Kind == authn.KindSMARTApp {
+		u, err := a.users.ByID(ctx, p.ID)
+		if err != nil {
+			return nil, fmt.Errorf("loading user %s: %w: %w", p.ID, ErrUndecidable, err)
+		}
+		s.facts.FHIRUser = u.FHIRUser
+		switch {
+		case strings.HasPrefix(u.FHIRUser, "Patient/"):
+			s.patient = u.FHIRUser
+		case strings.HasPrefix(u.FHIRUser, "Practitioner/"):
+			uf, err := a.loadUserFacts(ctx, u.FHIRUser, now)
+			if err != nil {
+				return nil, err
+			}
+			s.facts = uf
+		}
+		grants, err := a.grants.ActiveGrants(ctx, p.ID, now)
+		if err != nil {
+			return nil, fmt.Errorf("loading grants: %w: %w", ErrUndecidable, err)
+		}
+		s.facts.Grants = grants
+	}
+	s.actors = []string{}
+	if s.facts.FHIRUser != "" {
+		s.actors = append(s.actors, s.facts.FHIRUser)
+	}
+	if s.facts.Organization != "" {
+		s.actors = append(s.actors, s.facts.Organization)
+	}
+	a.buildEntity(s)
+	a.mu.Lock()
+	if len(a.userC) >= maxCached {
+		clear(a.userC)
+	}
+	a.userC[key] = userEntry{gen: g, loaded: now, facts: s}
+	a.mu.Unlock()
+	return s, nil
+}
+
+func (a *Authorizer) loadUserFacts(ctx context.Context, fhirUser string, now time.Time) (UserFacts, error) {
+	fail := func(what string, err error) (UserFacts, error) {
+		return UserFacts{}, fmt.Errorf("loading %s of %s: %w: %w", what, fhirUser, ErrUndecidable, err)
+	}
+	roles, err := a.src.Referencing(ctx, "PractitionerRole", "practitioner", fhirUser, maxRelations+1)
+	if err != nil {
+		return fail("practitioner roles", err)
+	}
+	refs := []string{fhirUser}
+	for _, r := range roles {
+		refs = append(refs, "PractitionerRole/"+r.ID)
+	}
+	var teams, encs []Found
+	for _, ref := range refs {
+		t, err := a.src.Referencing(ctx, "CareTeam", "participant", ref, maxRelations+1)
+		if err != nil {
+			return fail("care teams", err)
+		}
+		teams = append(teams, t...)
+		e, err := a.src.Referencing(ctx, "Encounter", "participant", ref, maxRelations+1)
+		if err != nil {
+			return fail("encounters", err)
+		}
+		encs = append(encs, e...)
+	}
+	if len(roles) > maxRelations || len(teams) > maxRelations || len(encs) > maxRelations {
+		return fail("relations", errors.New("more relations than the limit"))
+	}
+	return userFacts(fhirUser, roles, teams, encs, now)
+}
+
+// buildEntity builds the Cedar entity of s from its principal and facts.
+func (a *Authorizer) buildEntity(s *subject) {
+	p := s.p
+	key := principalKey(p)
+	s.uid = types.NewEntityUID("PhiVault::User", types.String(key))
+	parents := make([]types.EntityUID, 0, len(p.Roles))
+	for _, r := range p.Roles {
+		parents = append(parents, types.NewEntityUID("PhiVault::Role", types.String(r)))
+	}
+	cts := make([]types.Value, 0, len(s.facts.CareTeams))
+	for _, c := range s.facts.CareTeams {
+		cts = append(cts, types.String(c))
+	}
+	s.entity = types.Entity{UID: s.uid, Parents: types.NewEntityUIDSet(parents...), Attributes: types.NewRecord(types.RecordMap{
+		"kind":         types.String(p.Kind),
+		"fhirUser":     types.String(s.facts.FHIRUser),
+		"organization": types.String(s.facts.Organization),
+		"department":   types.String(s.facts.Department),
+		"careTeams":    types.NewSet(cts...),
+	})}
+}
+
+// patientFactsOf loads (or reuses) the facts of owner "Patient/<id>".
+func (a *Authorizer) patientFactsOf(ctx context.Context, owner string) (*PatientFacts, error) {
+	g, now := a.pgen.Load(), a.now()
+	a.mu.Lock()
+	e, ok := a.patC[owner]
+	a.mu.Unlock()
+	if ok && e.gen == g && now.Sub(e.loaded) < a.ttl {
+		return e.facts, nil
+	}
+	if noIO(ctx) {
+		return nil, &NeedsFacts{Owner: owner}
+	}
+	id := strings.TrimPrefix(owner, "Patient/")
+	f, found, err := a.src.Resource(ctx, "Patient", id)
+	if err != nil {
+		return nil, fmt.Errorf("loading patient facts: %w: %w", ErrUndecidable, err)
+	}
+	var body []byte
+	if found {
+		body = f.JSON
+	}
+	consents, err := a.src.OwnedOfType(ctx, owner, "Consent", maxRelations+1)
+	if err != nil {
+		return nil, fmt.Errorf("loading consents: %w: %w", ErrUndecidable, err)
+	}
+	if len(consents) > maxRelations {
+		return nil, fmt.Errorf("loading consents: more than %d: %w", maxRelations, ErrUndecidable)
+	}
+	pf, err := patientFacts(owner, body, consents)
+	if err != nil {
+		return nil, err
+	}
+	a.mu.Lock()
+	if len(a.patC) >= maxCached {
+		clear(a.patC)
+	}
+	a.patC[owner] = patientEntry{gen: g, loaded: now, facts: &pf}
+	a.mu.Unlock()
+	return &pf, nil
+}
