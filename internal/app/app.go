@@ -363,7 +363,7 @@ func (a *App) webUI() http.Handler {
 	ui, err := webui.New(webui.Options{
 		Login: a.Login, Record: a.Record, Users: sq.Users(),
 		Keys: a.Keys, KeyScanner: a.Store,
-		IdleTimeout: a.idleTimeout, Logger: a.logger, AuditLog: a, Authz: a.Authz,
+		IdleTimeout: a.idleTimeout, Logger: a.logger, AuditLog: a, Authz: a.Authz, BreakGlass: a.BreakGlass,
 	})
 	if err != nil {
 		a.logger.Error("web UI unavailable", slog.String("error", err.Error()))

@@ -6,11 +6,14 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
 
+	"github.com/phivault/phivault/internal/authz"
 	"github.com/phivault/phivault/internal/record"
+	"github.com/phivault/phivault/internal/storage"
 )
 
 // The chart: the Patient (one audited read), then one audited search per
@@ -254,7 +257,8 @@ func bundleResources(bundle []byte) ([]obj, error) {
 }
 
 type deniedView struct {
-	ID string
+	ID    string
+	Error string
 }
 
 // chartPage renders the chart, or the "no treatment relationship" page
@@ -281,12 +285,51 @@ func (u *UI) renderDenied(w http.ResponseWriter, r *http.Request, id string) {
 	u.render(w, r, http.StatusForbidden, "denied", pageData{Title: "No treatment relationship", Viewer: viewerFrom(r.Context()), Nav: "patients", Data: deniedView{ID: id}})
 }
 
-// breakGlass is where the break-the-glass form posts. The grant (a
-// time-boxed, audited, reviewed emergency access) is the authorization
-// engine's; until it lands this answers 501 with a plain message.
+// breakGlass is where the break-the-glass form posts: it opens the
+// authorization engine's emergency grant on this one patient (time-boxed,
+// every access under it audited with purpose ETREAT, a high-priority
+// alert and a review the privacy officer must close), then shows the
+// chart. The reason text may hold PHI: it is sealed by the engine and
+// never logged here.
 func (u *UI) breakGlass(w http.ResponseWriter, r *http.Request) error {
-	return pageErr(http.StatusNotImplemented, "Emergency access is not available yet",
-		"Break-the-glass access is not available on this server yet. Contact the privacy office or the patient's care team.", errors.New("break-the-glass not implemented"))
+	v := viewerFrom(r.Context())
+	id := r.PathValue("id")
+	if !record.ValidID(id) {
+		return pageErr(http.StatusNotFound, "Not found", "There is no such patient.", errors.New("bad patient id"))
+	}
+	if u.glass == nil {
+		return pageErr(http.StatusServiceUnavailable, "Emergency access is unavailable",
+			"Emergency access cannot be opened right now. Contact the privacy office or the patient's care team.", errors.New("no break-glass service"))
+	}
+	reason := r.PostForm.Get("reason")
+	if !slices.Contains(authz.ReasonCodes, reason) {
+		reason = ""
+	}
+	body, err := json.Marshal(map[string]any{"resourceType": "Parameters", "parameter": []any{
+		map[string]any{"name": "reason", "valueCode": reason},
+		map[string]any{"name": "text", "valueString": r.PostForm.Get("detail")},
+	}})
+	if err != nil {
+		return err
+	}
+	req, err := authz.ParseBreakGlass(body)
+	if err != nil {
+		u.render(w, r, http.StatusBadRequest, "denied", pageData{Title: "No treatment relationship", Viewer: v, Nav: "patients",
+			Data: deniedView{ID: id, Error: "Choose a reason and explain the emergency in words (at most 1,000 characters)."}})
+		return nil
+	}
+	c := caller(r, v)
+	c.Purpose = "ETREAT"
+	_, _, err = u.glass.Open(r.Context(), v.P, c.Agent, c.RequestID, id, req)
+	switch {
+	case err == nil:
+		return redirect(w, r, "/patients/"+id)
+	case errors.Is(err, storage.ErrNotFound):
+		return pageErr(http.StatusNotFound, "Not found", "There is no such patient.", err)
+	case errors.Is(err, authz.ErrDenied):
+		return pageErr(http.StatusForbidden, "Emergency access not permitted", "Your account may not use emergency access.", err)
+	}
+	return pageErr(http.StatusServiceUnavailable, "Emergency access is unavailable", "Emergency access could not be opened. Try again, or contact the privacy office.", err)
 }
 
 // noteTitle returns a default title.

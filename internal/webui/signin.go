@@ -85,6 +85,12 @@ type mfaView struct {
 }
 
 func (u *UI) mfaForm(w http.ResponseWriter, r *http.Request) error {
+	return u.challengeForm(w, r, "mfa", "Second step", mfaView{})
+}
+
+// challengeForm shows a page of the sign-in challenge (the second step,
+// enrolment), or starts sign-in again when there is no challenge.
+func (u *UI) challengeForm(w http.ResponseWriter, r *http.Request, page, title string, data any) error {
 	tok, err := u.preSessionToken(w, r)
 	if err != nil {
 		return err
@@ -93,7 +99,7 @@ func (u *UI) mfaForm(w http.ResponseWriter, r *http.Request) error {
 		u.restart(w, r, tok)
 		return nil
 	}
-	u.render(w, r, http.StatusOK, "mfa", pageData{Title: "Second step", CSRF: tok, Data: mfaView{}})
+	u.render(w, r, http.StatusOK, page, pageData{Title: title, CSRF: tok, Data: data})
 	return nil
 }
 
@@ -133,16 +139,7 @@ type enrolView struct {
 }
 
 func (u *UI) enrolForm(w http.ResponseWriter, r *http.Request) error {
-	tok, err := u.preSessionToken(w, r)
-	if err != nil {
-		return err
-	}
-	if challengeOf(r) == "" {
-		u.restart(w, r, tok)
-		return nil
-	}
-	u.render(w, r, http.StatusOK, "enrol", pageData{Title: "Set up your authenticator", CSRF: tok, Data: enrolView{}})
-	return nil
+	return u.challengeForm(w, r, "enrol", "Set up your authenticator", enrolView{})
 }
 
 // enrolStart issues the TOTP secret and shows it in the POST answer

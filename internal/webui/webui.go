@@ -62,6 +62,9 @@ type Options struct {
 	// user, as the FHIR API does (Cedar policies, search narrowing).
 	// Without it every record access is refused (fail closed).
 	Authz *authz.Authorizer
+	// BreakGlass opens emergency grants from the "no treatment
+	// relationship" page; without it that form answers 503.
+	BreakGlass *authz.BreakGlass
 
 	// IdleTimeout is the session idle timeout the warning script counts
 	// down; default session.DefaultIdleTimeout. It must match the login
@@ -85,6 +88,7 @@ type UI struct {
 	scanner  KeyScanner
 	auditLog AuditLog
 	authz    *authz.Authorizer
+	glass    *authz.BreakGlass
 	idle     time.Duration
 	passkeys bool
 	log      *slog.Logger
@@ -120,7 +124,7 @@ func New(o Options) (*UI, error) {
 		return nil, fmt.Errorf("webui: new: %w", err)
 	}
 	return &UI{
-		login: o.Login, rec: o.Record, users: o.Users, keys: o.Keys, scanner: o.KeyScanner, auditLog: o.AuditLog, authz: o.Authz,
+		login: o.Login, rec: o.Record, users: o.Users, keys: o.Keys, scanner: o.KeyScanner, auditLog: o.AuditLog, authz: o.Authz, glass: o.BreakGlass,
 		idle: o.IdleTimeout, passkeys: o.Passkeys, log: o.Logger, now: o.Now, rand: o.Rand,
 		pages: pages, searches: newSearchStore(o.Now), trust: &trustCache{},
 	}, nil

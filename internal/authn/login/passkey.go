@@ -109,22 +109,33 @@ func reason(err error) string {
 	return "refused"
 }
 
+// passkeyChallenge is the start of every passkey ceremony on a login
+// challenge: passkeys on, the address within its limits (counted under
+// action), the challenge valid for step, and the user's passkeys.
+func (s *Service) passkeyChallenge(ctx context.Context, token, step string, action audit.Action, addr netip.Addr) (identity.User, passkey.User, error) {
+	if s.rp == nil {
+		return identity.User{}, passkey.User{}, ErrPasskeysDisabled
+	}
+	if err := s.checkAddress(ctx, action, unknownUser, addr); err != nil {
+		return identity.User{}, passkey.User{}, err
+	}
+	u, err := s.challengeUser(ctx, token, step)
+	if err != nil {
+		return identity.User{}, passkey.User{}, err
+	}
+	pu, err := s.passkeyUser(ctx, u)
+	if err != nil {
+		return identity.User{}, passkey.User{}, err
+	}
+	return u, pu, nil
+}
+
 // BeginPasskeyEnrol starts registering a passkey as the first second
 // factor of the user of an enrolment challenge (instead of TOTP).
 // Errors: [ErrPasskeysDisabled], [ErrInvalidChallenge], [*RateLimitError],
 // storage and audit errors.
 func (s *Service) BeginPasskeyEnrol(ctx context.Context, challengeToken string, addr netip.Addr) (PasskeyBegin, error) {
-	if s.rp == nil {
-		return PasskeyBegin{}, ErrPasskeysDisabled
-	}
-	if err := s.checkAddress(ctx, audit.ActionMFAEnrollStart, unknownUser, addr); err != nil {
-		return PasskeyBegin{}, err
-	}
-	u, err := s.challengeUser(ctx, challengeToken, stepEnroll)
-	if err != nil {
-		return PasskeyBegin{}, err
-	}
-	pu, err := s.passkeyUser(ctx, u)
+	u, pu, err := s.passkeyChallenge(ctx, challengeToken, stepEnroll, audit.ActionMFAEnrollStart, addr)
 	if err != nil {
 		return PasskeyBegin{}, err
 	}
@@ -228,17 +239,7 @@ func (s *Service) recoveryCodes() ([]recovery.Code, [][]byte, error) {
 // passkey.ErrRejected (no passkey registered), [*RateLimitError],
 // storage errors.
 func (s *Service) BeginPasskeyLogin(ctx context.Context, challengeToken string, addr netip.Addr) (PasskeyBegin, error) {
-	if s.rp == nil {
-		return PasskeyBegin{}, ErrPasskeysDisabled
-	}
-	if err := s.checkAddress(ctx, audit.ActionMFAVerify, unknownUser, addr); err != nil {
-		return PasskeyBegin{}, err
-	}
-	u, err := s.challengeUser(ctx, challengeToken, stepMFA)
-	if err != nil {
-		return PasskeyBegin{}, err
-	}
-	pu, err := s.passkeyUser(ctx, u)
+	u, pu, err := s.passkeyChallenge(ctx, challengeToken, stepMFA, audit.ActionMFAVerify, addr)
 	if err != nil {
 		return PasskeyBegin{}, err
 	}
