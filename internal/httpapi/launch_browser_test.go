@@ -2,7 +2,6 @@ package httpapi_test
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -20,11 +19,6 @@ import (
 	"github.com/phivault/phivault/internal/identity"
 )
 
-// browserTests runs the App Launch flow in a real headless Chromium
-// (go test ./internal/httpapi -run Browser -browser). It is off by
-// default: it needs a Chromium binary and two busy cores.
-var browserTests = flag.Bool("browser", false, "run the App Launch flow in headless Chromium")
-
 // TestSMARTLaunchBrowser checks what only a real browser can: the app
 // (on another site: localhost, not 127.0.0.1) links to /oauth2/authorize;
 // the SameSite=Strict flow cookie set on that cross-site navigation is
@@ -32,12 +26,9 @@ var browserTests = flag.Bool("browser", false, "run the App Launch flow in headl
 // 303 after consent reach the app (no form-action); and the app gets a
 // code it can exchange.
 func TestSMARTLaunchBrowser(t *testing.T) {
-	if !*browserTests {
-		t.Skip("run with -browser")
-	}
 	chromium, err := exec.LookPath("chromium")
 	if err != nil {
-		t.Skip("no chromium binary")
+		t.Skip("needs-chromium: no chromium binary on PATH (apt-get install -y chromium)")
 	}
 	e := startLaunch(t, "sqlite")
 	secret := e.addLaunchUser(t, "dr.web", "Practitioner/pr-9", identity.RolePhysician)
