@@ -2,13 +2,17 @@ package httpapi
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"strings"
 
+	"github.com/phivault/phivault/internal/audit"
 	"github.com/phivault/phivault/internal/authn"
 	"github.com/phivault/phivault/internal/authn/login"
 	"github.com/phivault/phivault/internal/authn/session"
+	"github.com/phivault/phivault/internal/fhir"
 	"github.com/phivault/phivault/internal/identity"
 )
 
@@ -145,4 +149,76 @@ func clientAddr(r *http.Request) netip.Addr {
 		return netip.Addr{}
 	}
 	return ap.Addr().Unmap()
+}
+
+// gatePolicies names, for the audit trail, the gate that refused an
+// authenticated principal.
+var gatePolicies = []struct {
+	err    error
+	policy string
+}{
+	{errScope, "smart-scope"},
+	{errCompartment, "smart-launch-compartment"},
+	{errNeedsMFA, "mfa-required"},
+	{errNoPHIAccess, "no-phi-access"},
+	{errCSRF, "csrf"},
+}
+
+// auditGateDenial records the refusal of an authenticated principal by
+// a gate (scopes, launch compartment, MFA, CSRF) before the 403 is sent.
+// It returns an error (answered 503) only if the event could not be
+// recorded; unauthenticated requests have no principal to record.
+func (s *Server) auditGateDenial(r *http.Request, p authn.Principal, err error) error {
+	policy := ""
+	for _, g := range gatePolicies {
+		if errors.Is(err, g.err) {
+			policy = g.policy
+		}
+	}
+	if policy == "" || s.logRec == nil {
+		return nil
+	}
+	c := s.caller(r)
+	if p.Kind == "session" {
+		c.Agent.Session = p.SessionID
+	}
+	ev := audit.Event{
+		Time: s.now().UTC(), Action: gateAction(r), Outcome: audit.OutcomeDenied, Agent: c.Agent,
+		Purpose: c.Purpose, Query: r.Method + " " + fhirType(r.URL.Path), Policies: []string{policy},
+		Status: http.StatusForbidden, RequestID: c.RequestID,
+	}
+	if rerr := s.logRec.Record(r.Context(), ev); rerr != nil {
+		return fmt.Errorf("recording a refusal: %w", rerr)
+	}
+	return nil
+}
+
+// gateAction is the audit action a refused FHIR request would have been.
+func gateAction(r *http.Request) audit.Action {
+	parts := strings.Split(strings.Trim(strings.TrimPrefix(r.URL.Path, "/fhir"), "/"), "/")
+	switch r.Method {
+	case http.MethodPost:
+		if len(parts) == 1 && parts[0] != "" {
+			return audit.ActionCreate
+		}
+		return audit.ActionTransaction
+	case http.MethodPut, http.MethodPatch:
+		return audit.ActionUpdate
+	case http.MethodDelete:
+		return audit.ActionDelete
+	}
+	if len(parts) >= 2 {
+		return audit.ActionRead
+	}
+	return audit.ActionSearch
+}
+
+// fhirType is the resource type of a FHIR path ("" for the base): the
+// query of a refusal names it, never an id or a search value.
+func fhirType(path string) string {
+	t, _, _ := strings.Cut(strings.Trim(strings.TrimPrefix(path, "/fhir"), "/"), "/")
+	if !fhir.IsR4Type(t) {
+		return ""
+	}
+	return t
 }

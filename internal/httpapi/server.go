@@ -196,6 +196,9 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 			err = s.launchGate(r, p)
 		}
 		if err != nil {
+			if aerr := s.auditGateDenial(r, p, err); aerr != nil {
+				err = aerr
+			}
 			s.writeAuthnError(w, r, err)
 			return
 		}

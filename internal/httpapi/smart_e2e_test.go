@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/phivault/phivault/internal/apitest"
+	"github.com/phivault/phivault/internal/audit"
 	"github.com/phivault/phivault/internal/authn/smart"
 	"github.com/phivault/phivault/internal/authn/smart/scope"
 )
@@ -80,6 +82,24 @@ func TestSMARTBackendServicesFHIR(t *testing.T) {
 			map[string]any{"request": map[string]any{"method": "DELETE", "url": "Patient/" + created.ID()}}}}
 		s.Do(t, "POST", "/fhir", bundle, bearer).WantOutcome(t, http.StatusForbidden)
 		s.Do(t, "GET", "/fhir/Patient/"+created.ID(), nil, nil).Want(t, http.StatusOK) // not deleted
+		// Each refusal by the scope gate is in the audit log, with the gate
+		// as the deciding policy and no search value.
+		evs, err := s.App.Log.Events(t.Context(), s.App.Store, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var refused []string
+		for _, ev := range evs {
+			if ev.Outcome == audit.OutcomeDenied && slices.Contains(ev.Policies, "smart-scope") {
+				refused = append(refused, string(ev.Action)+" "+ev.Query)
+				if strings.Contains(ev.Query, created.ID()) {
+					t.Errorf("a refusal's query names an id or value: %q", ev.Query)
+				}
+			}
+		}
+		if want := []string{"create POST Patient", "search-type GET Condition"}; len(refused) < 2 || !slices.Equal(refused[:2], want) {
+			t.Errorf("audited scope refusals %v, want %v first", refused, want)
+		}
 		// An unknown or malformed SMART token is a 401, like any bad credential.
 		s.Do(t, "GET", "/fhir/Patient", nil, apitest.H{"Authorization": "Bearer pva_" + strings.Repeat("A", 43)}).WantOutcome(t, http.StatusUnauthorized)
 		// The discovery document advertises the token endpoint.
