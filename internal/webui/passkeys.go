@@ -247,7 +247,7 @@ func (u *UI) passkeyEnrolFinish(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	}
 	if err != nil {
-		if u.passkeyPageError(w, r, "enrol", "Set up your second step", err, func(msg string) any { return enrolView{Error: msg, Passkey: true} }) {
+		if u.passkeyPageError(w, r, "enrol", "Set up your authenticator", err, func(msg string) any { return enrolView{Error: msg, Passkey: true} }) {
 			return nil
 		}
 		return err
