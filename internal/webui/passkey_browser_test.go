@@ -99,7 +99,8 @@ func (tb *tab) passkeyNames() []string {
 
 // TestPasskeyUI: a new account enrols a passkey at first sign-in instead
 // of the app and sees its recovery codes once; signs out and in again
-// with password + passkey; on the Security page adds a second passkey
+// with password + passkey (after a failed ceremony shows a plain
+// message); on the Security page adds a second passkey
 // (a security key), renames it, removes the first, and is refused,
 // with the service's plain message, removing the last one.
 func TestPasskeyUI(t *testing.T) {
@@ -138,8 +139,20 @@ func TestPasskeyUI(t *testing.T) {
 		waitCSS("#login-form"),
 		fill("#username", nurse.Username, "#password", nurse.Password),
 		submit("#login-form button[type=submit]", "#passkey-signin"),
-		submit("#passkey-button", "#patient-search"),
 	)
+	// A failed ceremony (the authenticator cannot verify the user):
+	// a plain message, and the page stays.
+	if _, err := chromedp.Call(tb.ctx, webauthn.SetUserVerified, webauthn.SetUserVerifiedParams{AuthenticatorID: platform, IsUserVerified: false}); err != nil {
+		t.Fatal(err)
+	}
+	tb.do(chromedp.Click(chromedp.CSS("#passkey-button")), chromedp.WaitVisible(chromedp.CSS("#passkey-error")))
+	if got := tb.text("#passkey-error"); !strings.Contains(got, "not used") {
+		t.Fatalf("failed passkey step: %q", got)
+	}
+	if _, err := chromedp.Call(tb.ctx, webauthn.SetUserVerified, webauthn.SetUserVerifiedParams{AuthenticatorID: platform, IsUserVerified: true}); err != nil {
+		t.Fatal(err)
+	}
+	tb.do(submit("#passkey-button", "#patient-search"))
 	if got := tb.text("#who-name"); got != "Kim Key" {
 		t.Fatalf("signed in as %q", got)
 	}
