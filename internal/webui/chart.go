@@ -96,6 +96,9 @@ type chartView struct {
 	Observations []row
 	Vitals       *vitalsChart
 	Form         writeForms
+	// EmergencyUntil is "HH:MM UTC" while the viewer reads this chart
+	// under a break-the-glass grant (emergency.go); "" otherwise.
+	EmergencyUntil string
 }
 
 // row is one line of a chart list.
@@ -274,6 +277,9 @@ func (u *UI) chartPage(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	cv.Form.Kinds = kindOptions("")
+	if cv.EmergencyUntil, err = u.emergencyUntil(r.Context(), v, cv.ID); err != nil {
+		return err
+	}
 	u.render(w, r, http.StatusOK, "chart", pageData{Title: "Chart", Viewer: v, Nav: "patients", Data: cv})
 	return nil
 }

@@ -1,5 +1,5 @@
 // Package webui is phivault's browser interface: sign-in with a second
-// factor, the workforce's own sessions, the clinician's patient search
+// factor (TOTP or a passkey), the workforce's own sessions and passkeys, the clinician's patient search
 // and chart, and the public trust page. Pages are rendered on the
 // server with html/template; the few scripts and the stylesheet are
 // files embedded in the binary and served from /static/.
@@ -39,6 +39,11 @@
 //     authorization engine (Cedar, care teams, break-the-glass) decides
 //     per patient inside the record service; a 403 from it renders the
 //     "no treatment relationship" page with the break-the-glass form.
+//     While a grant lasts, that patient's chart carries a banner saying
+//     so, read from the grant store on every view.
+//   - The login challenge stays in its HttpOnly cookie: the passkey
+//     "begin" endpoints read it there (passkeys.go), so no page, URL or
+//     script holds it. Passkey "finish" is a CSRF-checked form POST.
 //
 // # Concurrency
 //

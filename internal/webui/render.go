@@ -68,7 +68,6 @@ type pageData struct {
 	RequestID string
 	// IdleSeconds is the session idle timeout for idle.js; 0 when signed out.
 	IdleSeconds int
-	Passkeys    bool
 	Nav         string // the current section, for aria-current
 	Data        any
 }
@@ -82,7 +81,6 @@ func (u *UI) render(w http.ResponseWriter, r *http.Request, status int, name str
 		panic("webui: unknown page " + name)
 	}
 	d.RequestID = httpapi.RequestID(r.Context())
-	d.Passkeys = u.passkeys
 	if d.Viewer != nil {
 		d.IdleSeconds = int(u.idle / time.Second)
 		if d.CSRF == "" {

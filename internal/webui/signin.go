@@ -65,6 +65,7 @@ func (u *UI) loginSubmit(w http.ResponseWriter, r *http.Request) error {
 		return redirect(w, r, "/")
 	}
 	setChallenge(w, res.Challenge)
+	setMethods(w, res.Methods)
 	if res.EnrollmentRequired {
 		return redirect(w, r, "/login/enrol")
 	}
@@ -82,10 +83,11 @@ func (u *UI) restart(w http.ResponseWriter, r *http.Request, csrf string) {
 type mfaView struct {
 	Error    string
 	Recovery bool
+	Passkey  bool // the account has a passkey (passkeys.go)
 }
 
 func (u *UI) mfaForm(w http.ResponseWriter, r *http.Request) error {
-	return u.challengeForm(w, r, "mfa", "Second step", mfaView{})
+	return u.challengeForm(w, r, "mfa", "Second step", mfaView{Passkey: passkeyOffered(r)})
 }
 
 // challengeForm shows a page of the sign-in challenge (the second step,
@@ -120,7 +122,7 @@ func (u *UI) mfaSubmit(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	}
 	if status, msg, ok := loginError(err); ok {
-		u.render(w, r, status, "mfa", pageData{Title: "Second step", CSRF: csrf, Data: mfaView{Error: msg, Recovery: method == login.MethodRecovery}})
+		u.render(w, r, status, "mfa", pageData{Title: "Second step", CSRF: csrf, Data: mfaView{Error: msg, Recovery: method == login.MethodRecovery, Passkey: passkeyOffered(r)}})
 		return nil
 	}
 	if err != nil {
@@ -136,10 +138,12 @@ type enrolView struct {
 	QR     template.URL // data:image/png;base64,… built here from the PNG bytes
 	Secret string       // the base32 secret, for typing into an app
 	Shown  bool         // the QR code step (after "Set up")
+	// Passkey offers a passkey instead of the app (passkeys.go).
+	Passkey bool
 }
 
 func (u *UI) enrolForm(w http.ResponseWriter, r *http.Request) error {
-	return u.challengeForm(w, r, "enrol", "Set up your authenticator", enrolView{})
+	return u.challengeForm(w, r, "enrol", "Set up your authenticator", enrolView{Passkey: passkeyOffered(r)})
 }
 
 // enrolStart issues the TOTP secret and shows it in the POST answer
@@ -167,7 +171,10 @@ func (u *UI) enrolStart(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-type recoveryView struct{ Codes []string }
+type recoveryView struct {
+	Codes   []string
+	Passkey bool // enrolled with a passkey (else the authenticator app)
+}
 
 func (u *UI) enrolConfirm(w http.ResponseWriter, r *http.Request) error {
 	csrf := r.PostForm.Get("csrf")
@@ -183,7 +190,7 @@ func (u *UI) enrolConfirm(w http.ResponseWriter, r *http.Request) error {
 	}
 	if status, msg, ok := loginError(err); ok {
 		// The secret stays pending: "Set up" again shows a new one.
-		u.render(w, r, status, "enrol", pageData{Title: "Set up your authenticator", CSRF: csrf, Data: enrolView{Error: msg}})
+		u.render(w, r, status, "enrol", pageData{Title: "Set up your authenticator", CSRF: csrf, Data: enrolView{Error: msg, Passkey: passkeyOffered(r)}})
 		return nil
 	}
 	if err != nil {

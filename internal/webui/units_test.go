@@ -279,25 +279,6 @@ func TestTrustPage(t *testing.T) {
 	}
 }
 
-// TestPasskeyHook: with Options.Passkeys the sign-in page offers a
-// passkey and loads the WebAuthn helper (same origin); without, neither.
-func TestPasskeyHook(t *testing.T) {
-	for _, on := range []bool{false, true} {
-		u := bareUI(t)
-		u.passkeys = on
-		rec := httptest.NewRecorder()
-		u.render(rec, httptest.NewRequest("GET", "/login", nil), 200, "login", pageData{Title: "Sign in", CSRF: "tok", Data: loginView{}})
-		body := rec.Body.String()
-		has := strings.Contains(body, `<script src="/static/webauthn.js" defer></script>`) && strings.Contains(body, `id="passkey-button"`)
-		if has != on {
-			t.Errorf("Passkeys=%v: passkey sign-in shown %v", on, has)
-		}
-		if strings.Contains(body, "<script>") || strings.Contains(body, "style=") {
-			t.Errorf("inline script or style on the sign-in page")
-		}
-	}
-}
-
 // TestTemplatesHaveNoInlineCode: the CSP would refuse inline script,
 // style and event handlers; none may appear in a template.
 func TestTemplatesHaveNoInlineCode(t *testing.T) {

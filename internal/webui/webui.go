@@ -70,9 +70,6 @@ type Options struct {
 	// down; default session.DefaultIdleTimeout. It must match the login
 	// service's session options.
 	IdleTimeout time.Duration
-	// Passkeys shows "sign in with a passkey" on the sign-in page and
-	// loads /static/webauthn.js (shipped with the WebAuthn work).
-	Passkeys bool
 
 	Logger *slog.Logger     // default slog.Default()
 	Now    func() time.Time // default time.Now
@@ -90,7 +87,6 @@ type UI struct {
 	authz    *authz.Authorizer
 	glass    *authz.BreakGlass
 	idle     time.Duration
-	passkeys bool
 	log      *slog.Logger
 	now      func() time.Time
 	rand     io.Reader
@@ -125,7 +121,7 @@ func New(o Options) (*UI, error) {
 	}
 	return &UI{
 		login: o.Login, rec: o.Record, users: o.Users, keys: o.Keys, scanner: o.KeyScanner, auditLog: o.AuditLog, authz: o.Authz, glass: o.BreakGlass,
-		idle: o.IdleTimeout, passkeys: o.Passkeys, log: o.Logger, now: o.Now, rand: o.Rand,
+		idle: o.IdleTimeout, log: o.Logger, now: o.Now, rand: o.Rand,
 		pages: pages, searches: newSearchStore(o.Now), trust: &trustCache{},
 	}, nil
 }
@@ -155,6 +151,7 @@ func (u *UI) Handler() http.Handler {
 	mux.Handle("GET /sessions", u.handle(u.signedIn(u.sessionsPage)))
 	mux.Handle("POST /sessions/{id}/revoke", u.handle(u.form(u.revokeSession)))
 	mux.Handle("POST /session/keepalive", u.handle(u.form(u.keepalive)))
+	u.passkeyRoutes(mux) // passkeys.go: passkey sign-in, enrolment, Security page
 
 	// Clinician (patients.go).
 	mux.Handle("GET /patients", u.handle(u.clinical(u.searchForm)))

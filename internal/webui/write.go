@@ -76,6 +76,9 @@ func (u *UI) showWriteError(w http.ResponseWriter, r *http.Request, status int, 
 	}
 	f.Kinds = kindOptions(f.ObsKind)
 	cv.Form = f
+	if cv.EmergencyUntil, err = u.emergencyUntil(r.Context(), v, cv.ID); err != nil {
+		return err
+	}
 	u.render(w, r, status, "chart", pageData{Title: "Chart", Viewer: v, Nav: "patients", Data: cv})
 	return nil
 }
