@@ -33,7 +33,7 @@ func TestScreenshots(t *testing.T) {
 	newcomer := e.addUser(t, "nurse.new", "Nina New", false, identity.RoleNurse)
 
 	tb := newTab(t)
-	tb.ignore(`status of 40[04]`) // the validation and 404 pages shot below
+	tb.ignore(`status of 40[034]`) // the validation, refusal and 404 pages shot below
 	shot := func(name string) {
 		t.Helper()
 		png, err := chromedp.Run(tb.ctx, chromedp.FullScreenshot(100))
@@ -81,6 +81,15 @@ func TestScreenshots(t *testing.T) {
 	}
 	shot("07-chart-phone")
 	view(1200, 800)
+	// A patient outside the physician's care team: refused, then break
+	// the glass, and the chart under the grant's banner.
+	stranger := e.Do(t, "POST", "/fhir/Patient", map[string]any{"resourceType": "Patient",
+		"name": []any{map[string]any{"family": "Rivera", "given": []string{"Alma"}}}, "gender": "female", "birthDate": "1958-07-14"}, nil).Want(t, 201).ID()
+	tb.do(navigate(e.URL+"/patients/"+stranger), waitCSS("#break-glass"))
+	tb.do(fill("#bg-reason", "ETREAT", "#bg-detail", "Brought in unconscious; allergies unknown."))
+	shot("11-break-glass")
+	tb.do(submit("#break-glass button[type=submit]", "#patient-name"))
+	shot("12-emergency-access")
 	tb.do(navigate(e.URL+"/sessions"), waitCSS("#sessions"))
 	eval[bool](tb, `(document.getElementById("idle-warning").hidden = false, document.getElementById("idle-countdown").textContent = "Time left: 1:47.", true)`)
 	shot("08-sessions-idle-warning")
