@@ -360,8 +360,12 @@ func (a *App) webUI() http.Handler {
 	if !ok {
 		return nil
 	}
+	var access webui.AccessLog
+	if a.AuditIndex != nil { // no typed nil in the interface
+		access = a.AuditIndex
+	}
 	ui, err := webui.New(webui.Options{
-		Login: a.Login, Record: a.Record, Users: sq.Users(),
+		Login: a.Login, Record: a.Record, Users: sq.Users(), Access: access,
 		Keys: a.Keys, KeyScanner: a.Store,
 		IdleTimeout: a.idleTimeout, Logger: a.logger, AuditLog: a, Authz: a.Authz, BreakGlass: a.BreakGlass,
 	})
