@@ -24,6 +24,9 @@ import (
 // the read could not be recorded, and no entries.
 type AccessLog interface {
 	Search(ctx context.Context, c index.Caller, f index.Filter) ([]index.Entry, error)
+	// Get returns the event at a leaf index (index.ErrNotFound if none),
+	// after recording the read.
+	Get(ctx context.Context, c index.Caller, leaf int64) (index.Entry, error)
 }
 
 // errNotPatient is a portal page asked for by a non-patient account.

@@ -6,4 +6,10 @@ import "net/http"
 func (u *UI) portalRoutes(mux *http.ServeMux) {
 	mux.Handle("GET /portal", u.handle(u.portal(u.portalRecord)))
 	mux.Handle("GET /portal/access", u.handle(u.portal(u.portalAccess)))
+	mux.Handle("GET /portal/access/{id}/report", u.handle(u.portal(u.reportForm)))
+	mux.Handle("POST /portal/access/{id}/report", u.handle(u.portalForm(u.reportSubmit)))
+
+	// Privacy office (portal_reports.go).
+	mux.Handle("GET /privacy/reports", u.handle(u.privacy(u.reportsPage)))
+	mux.Handle("POST /privacy/reports/{rid}/close", u.handle(u.privacyForm(u.reportClose)))
 }

@@ -122,4 +122,31 @@ func TestPortalRecordAndAccess(t *testing.T) {
 			t.Errorf("tampered %s: %q, want a failure naming %q", name, got, tc.want)
 		}
 	}
+
+	// "I don't recognise this access": the report reaches the privacy
+	// officer with its comment, who closes it.
+	tb.do(navigate(e.URL+"/portal/access"), waitCSS("#access-"+row),
+		chromedp.Click(chromedp.CSS("#access-"+row+" a.report")), waitCSS("#report-form"))
+	tb.checkA11y()
+	tb.do(fill("#report-comment", "I was not at that clinic <b>then</b>"), submit("#report-form button[type=submit]", "#report-sent"))
+
+	po := e.addUser(t, "privacy.officer", "Priya Office", true, identity.RolePrivacyOfficer)
+	tbp := newTab(t)
+	e.signIn(t, tbp, po, "#home")
+	tbp.do(navigate(e.URL+"/privacy/reports"), waitCSS("#reports-list"))
+	tbp.checkA11y()
+	if got := tbp.text("#reports-list .report-leaf"); got != row {
+		t.Errorf("reported log position %q, want %q", got, row)
+	}
+	if got := tbp.text("#reports-list .report-comment"); got != "I was not at that clinic <b>then</b>" {
+		t.Errorf("report comment %q (escaped text expected)", got)
+	}
+	tbp.do(fill(".close-report textarea", "Checked with the clinic: the visit took place."),
+		submit(".close-report button[type=submit]", "#report-closed"))
+	if n := eval[int](tbp, `document.querySelectorAll("#reports-list tr.report-row").length`); n != 0 {
+		t.Errorf("%d open reports after closing, want 0", n)
+	}
+	// A patient may not see the privacy office's page.
+	tb.ignore(`status of 403 \(Forbidden\) https://[^ ]+/privacy/reports$`)
+	tb.do(navigate(e.URL+"/privacy/reports"), waitCSS("#error-message"))
 }

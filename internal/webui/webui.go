@@ -70,6 +70,11 @@ type Options struct {
 	// "who accessed my record" (portal_access.go); nil says it is not
 	// available.
 	Access AccessLog
+	// Reports keeps patients' access reports and Audit records the
+	// portal's own actions (report, close); without either, reports
+	// answer 503.
+	Reports ReportStore
+	Audit   AuditFunc
 
 	// IdleTimeout is the session idle timeout the warning script counts
 	// down; default session.DefaultIdleTimeout. It must match the login
@@ -95,6 +100,8 @@ type UI struct {
 	authz    *authz.Authorizer
 	glass    *authz.BreakGlass
 	access   AccessLog
+	reports  ReportStore
+	auditFn  AuditFunc
 	idle     time.Duration
 	passkeys bool
 	log      *slog.Logger
@@ -130,7 +137,7 @@ func New(o Options) (*UI, error) {
 		return nil, fmt.Errorf("webui: new: %w", err)
 	}
 	return &UI{
-		login: o.Login, rec: o.Record, users: o.Users, keys: o.Keys, scanner: o.KeyScanner, auditLog: o.AuditLog, authz: o.Authz, glass: o.BreakGlass, access: o.Access,
+		login: o.Login, rec: o.Record, users: o.Users, keys: o.Keys, scanner: o.KeyScanner, auditLog: o.AuditLog, authz: o.Authz, glass: o.BreakGlass, access: o.Access, reports: o.Reports, auditFn: o.Audit,
 		idle: o.IdleTimeout, passkeys: o.Passkeys, log: o.Logger, now: o.Now, rand: o.Rand,
 		pages: pages, searches: newSearchStore(o.Now), trust: &trustCache{},
 	}, nil
