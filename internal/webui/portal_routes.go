@@ -8,6 +8,8 @@ func (u *UI) portalRoutes(mux *http.ServeMux) {
 	mux.Handle("GET /portal/access", u.handle(u.portal(u.portalAccess)))
 	mux.Handle("GET /portal/access/{id}/report", u.handle(u.portal(u.reportForm)))
 	mux.Handle("POST /portal/access/{id}/report", u.handle(u.portalForm(u.reportSubmit)))
+	mux.Handle("GET /portal/consent", u.handle(u.portal(u.consentPage)))
+	mux.Handle("POST /portal/consent", u.handle(u.portalForm(u.consentSubmit)))
 
 	// Privacy office (portal_reports.go).
 	mux.Handle("GET /privacy/reports", u.handle(u.privacy(u.reportsPage)))

@@ -150,3 +150,50 @@ func TestPortalRecordAndAccess(t *testing.T) {
 	tb.ignore(`status of 403 \(Forbidden\) https://[^ ]+/privacy/reports$`)
 	tb.do(navigate(e.URL+"/privacy/reports"), waitCSS("#error-message"))
 }
+
+// TestPortalConsent: the patient blocks a clinician who accessed the
+// record and hides a sensitive category; the consent in force is shown
+// in words, and the clinician's next chart request is refused.
+func TestPortalConsent(t *testing.T) {
+	e := start(t, "sqlite")
+	pid := e.loadPatients(t, 1)[0]
+	doc := e.addUser(t, "dr.blocked", "Bo Blocked", true, identity.RolePhysician)
+	pat := e.addAccount(t, identity.User{Username: "patient.consent", Roles: []identity.Role{identity.RolePatient}, FHIRUser: "Patient/" + pid}, false)
+
+	tbd := newTab(t)
+	tbd.ignore(`status of (403 \(Forbidden\)|404 \(Not Found\))`) // the refusal this test asks for
+	e.signIn(t, tbd, doc, "#patient-search")
+	tbd.do(navigate(e.URL+"/patients/"+pid), waitCSS("#patient-name"))
+
+	tb := newTab(t)
+	e.signInPatient(t, tb, pat, "#portal-record")
+	tb.do(navigate(e.URL+"/portal/consent"), waitCSS("#consent-form"))
+	tb.checkA11y()
+	if got := tb.text("#consent-summary"); !strings.Contains(got, "not made any sharing choices") {
+		t.Errorf("summary before any choice: %q", got)
+	}
+	box := eval[string](tb, `(function(){
+	  var ls = document.querySelectorAll("#consent-form label");
+	  for (var i = 0; i < ls.length; i++) if (ls[i].textContent === "Bo Blocked") return ls[i].htmlFor;
+	  return "";
+	})()`)
+	if box == "" {
+		t.Fatalf("the clinician who opened the chart is not offered for blocking")
+	}
+	tb.do(chromedp.Click(chromedp.CSS("#"+box)), chromedp.Click(chromedp.CSS("#cat-PSY-withhold")),
+		submit("#consent-form button[type=submit]", "#consent-saved"))
+	got := tb.text("#consent-summary")
+	if !strings.Contains(got, "Bo Blocked may not see any of your record") || !strings.Contains(got, "Hidden from everyone, your care team included: mental health") {
+		t.Errorf("summary after saving: %q", got)
+	}
+	if !eval[bool](tb, `document.getElementById("`+box+`").checked && document.getElementById("cat-PSY-withhold").checked`) {
+		t.Errorf("the form does not show the saved choices")
+	}
+
+	// The blocked clinician is refused the chart (the consent's denial
+	// is concealed: the record answers as if it did not exist).
+	tbd.do(navigate(e.URL+"/patients/"+pid), waitCSS("#page-title"))
+	if eval[int](tbd, `document.querySelectorAll("#patient-name").length`) != 0 {
+		t.Fatalf("the blocked clinician still sees the chart")
+	}
+}
