@@ -305,7 +305,16 @@ func (u *UI) consentSubmit(w http.ResponseWriter, r *http.Request) error {
 	}
 	var subs []any
 	if withhold != nil {
-		subs = append(subs, map[string]any{"type": "deny", "securityLabel": withhold})
+		// Hidden from everyone but the patient: the nested permit naming
+		// the patient keeps their own access (consent-deny binds every
+		// session, the patient's included).
+		subs = append(subs, map[string]any{"type": "deny", "securityLabel": withhold, "provision": []any{map[string]any{
+			"type": "permit",
+			"actor": []any{map[string]any{
+				"role":      map[string]any{"coding": []any{map[string]any{"system": sysParticipant, "code": "PRCP"}}},
+				"reference": map[string]any{"reference": "Patient/" + pid},
+			}},
+		}}})
 	}
 	if share != nil {
 		subs = append(subs, map[string]any{"type": "permit", "securityLabel": share})

@@ -10,6 +10,8 @@ func (u *UI) portalRoutes(mux *http.ServeMux) {
 	mux.Handle("POST /portal/access/{id}/report", u.handle(u.portalForm(u.reportSubmit)))
 	mux.Handle("GET /portal/consent", u.handle(u.portal(u.consentPage)))
 	mux.Handle("POST /portal/consent", u.handle(u.portalForm(u.consentSubmit)))
+	mux.Handle("GET /portal/download", u.handle(u.portal(u.downloadPage)))
+	mux.Handle("GET /portal/download/record.json", u.handle(u.portal(u.downloadBundle)))
 
 	// Privacy office (portal_reports.go).
 	mux.Handle("GET /privacy/reports", u.handle(u.privacy(u.reportsPage)))

@@ -62,6 +62,19 @@ func TestPortalRecordAndAccess(t *testing.T) {
 	}
 	tb.checkA11y()
 
+	// Download my data: the whole compartment as one Bundle, an attachment.
+	tb.do(navigate(e.URL+"/portal/download"), waitCSS("#download-link"))
+	tb.checkA11y()
+	got := eval[string](tb, `(async function(){
+	  var r = await fetch(document.getElementById("download-link").href);
+	  var b = await r.json();
+	  var pats = b.entry.filter(function(e){ return e.resource.resourceType === "Patient" }).map(function(e){ return e.resource.id });
+	  return [r.status, r.headers.get("Content-Disposition"), b.resourceType, b.type, pats.join(","), b.entry.length > 10].join("|");
+	})()`)
+	if want := `200|attachment; filename="my-health-record.json"|Bundle|collection|` + pid + `|true`; got != want {
+		t.Errorf("download: %s, want %s", got, want)
+	}
+
 	tb.do(navigate(e.URL+"/portal/access"), waitCSS("#access-list"))
 	tb.checkA11y()
 	row := eval[string](tb, `(function(){
