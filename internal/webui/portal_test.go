@@ -136,6 +136,20 @@ func TestPortalRecordAndAccess(t *testing.T) {
 		}
 	}
 
+	// Download proof: a JSON bundle saved from a blob, no error shown.
+	tb.do(chromedp.Click(chromedp.CSS("#access-" + row + " button.proof-download")))
+	time.Sleep(time.Second)
+	if got := tb.text("#verify-" + row); strings.Contains(got, "could not be downloaded") {
+		t.Errorf("download proof: %q", got)
+	}
+
+	// An event that did not touch this record cannot be reported: 404.
+	tb.ignore(`status of 404 \(Not Found\) https://[^ ]+/portal/access/0/report$`)
+	tb.do(navigate(e.URL+"/portal/access/0/report"), waitCSS("#error-message"))
+	if got := tb.text("#page-title"); got != "Not found" {
+		t.Errorf("report of another record's event: %q", got)
+	}
+
 	// "I don't recognise this access": the report reaches the privacy
 	// officer with its comment, who closes it.
 	tb.do(navigate(e.URL+"/portal/access"), waitCSS("#access-"+row),
@@ -202,6 +216,9 @@ func TestPortalConsent(t *testing.T) {
 	if !eval[bool](tb, `document.getElementById("`+box+`").checked && document.getElementById("cat-PSY-withhold").checked`) {
 		t.Errorf("the form does not show the saved choices")
 	}
+
+	// The patient still sees their own record, hidden categories included.
+	tb.do(navigate(e.URL+"/portal"), waitCSS("#patient-name"))
 
 	// The blocked clinician is refused the chart (the consent's denial
 	// is concealed: the record answers as if it did not exist).
