@@ -67,6 +67,7 @@ const maxBlocked = 32
 // consentChoice is one category row of the form.
 type consentChoice struct {
 	Code, Label, Choice string // Choice: "default", "share" or "withhold"
+	Default             string // what the clinic's rules do without a choice
 }
 
 // blockChoice is one person the patient may block.
@@ -201,7 +202,13 @@ func (u *UI) consentView(r *http.Request, v *viewer, pid string) (consentView, e
 		case slices.Contains(cur.Shared, sc.Code):
 			ch = "share"
 		}
-		view.Categories = append(view.Categories, consentChoice{Code: sc.Code, Label: sc.Label, Choice: ch})
+		def := "Clinic rules: my care team only"
+		if sc.Code == "42CFRPart2" {
+			// part2-needs-consent: without a consent nobody but the
+			// patient (and an emergency grant) reaches these records.
+			def = "Clinic rules: nobody without my consent, except in an emergency"
+		}
+		view.Categories = append(view.Categories, consentChoice{Code: sc.Code, Label: sc.Label, Choice: ch, Default: def})
 	}
 	view.People = append(view.People, cur.Blocked...)
 	for _, c := range cands {
