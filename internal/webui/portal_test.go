@@ -1,12 +1,16 @@
 package webui_test
 
 import (
+	"encoding/base64"
+	"encoding/json"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/phivault/phivault/internal/identity"
 )
@@ -148,6 +152,71 @@ func TestPortalRecordAndAccess(t *testing.T) {
 	tb.do(navigate(e.URL+"/portal/access/0/report"), waitCSS("#error-message"))
 	if got := tb.text("#page-title"); got != "Not found" {
 		t.Errorf("report of another record's event: %q", got)
+	}
+
+	// verify.js's inclusion check against golang.org/x/mod/sumdb/tlog
+	// for every leaf of trees of 1 to 33 leaves (odd sizes, last leaf,
+	// powers of two), and a wrong path fails.
+	type vector struct {
+		Leaf, Root  string
+		Index, Size int64
+		Path        []string
+	}
+	var vs []vector
+	var hashes []tlog.Hash
+	hr := tlog.HashReaderFunc(func(idx []int64) ([]tlog.Hash, error) {
+		out := make([]tlog.Hash, len(idx))
+		for i, x := range idx {
+			out[i] = hashes[x]
+		}
+		return out, nil
+	})
+	leafOf := func(i int64) tlog.Hash { return tlog.RecordHash([]byte{byte(i), byte(i >> 8)}) }
+	for n := int64(1); n <= 33; n++ {
+		hs, err := tlog.StoredHashesForRecordHash(n-1, leafOf(n-1), hr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hashes = append(hashes, hs...)
+		root, err := tlog.TreeHash(n, hr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := int64(0); i < n; i++ {
+			p, err := tlog.ProveRecord(n, i, hr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			leaf := leafOf(i)
+			v := vector{Leaf: base64.StdEncoding.EncodeToString(leaf[:]), Root: base64.StdEncoding.EncodeToString(root[:]), Index: i, Size: n}
+			for _, h := range p {
+				v.Path = append(v.Path, base64.StdEncoding.EncodeToString(h[:]))
+			}
+			vs = append(vs, v)
+		}
+	}
+	js, err := json.Marshal(vs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb.do(navigate(e.URL+"/portal/access"), waitCSS("#access-list"))
+	res := eval[string](tb, `(async function(){
+	  var V = window.phivaultVerify, vs = `+string(js)+`, bad = [];
+	  var eq = function(a, b){ return a.length === b.length && a.every(function(x, i){ return x === b[i] }) };
+	  for (var k = 0; k < vs.length; k++) {
+	    var v = vs[k], path = (v.Path || []).map(function(h){ return V.b64(h, "h") });
+	    var root = await V.rootFromPath(V.b64(v.Leaf, "l"), BigInt(v.Index), BigInt(v.Size), path);
+	    if (!eq(Array.from(root), Array.from(V.b64(v.Root, "r")))) bad.push(v.Index + "/" + v.Size);
+	    if (path.length > 0) {
+	      path[0] = path[0].slice(); path[0][0] ^= 1;
+	      var wrong = await V.rootFromPath(V.b64(v.Leaf, "l"), BigInt(v.Index), BigInt(v.Size), path).catch(function(){ return new Uint8Array(32) });
+	      if (eq(Array.from(wrong), Array.from(V.b64(v.Root, "r")))) bad.push("tampered " + v.Index + "/" + v.Size);
+	    }
+	  }
+	  return vs.length + " " + bad.join(",");
+	})()`)
+	if want := strconv.Itoa(len(vs)) + " "; res != want {
+		t.Errorf("verify.js inclusion vectors: %q, want %q (failures listed)", res, want)
 	}
 
 	// "I don't recognise this access": the report reaches the privacy

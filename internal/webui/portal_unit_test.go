@@ -112,3 +112,24 @@ func TestPortalConsentID(t *testing.T) {
 		t.Errorf("consentID of a 64-character id = %q (%d)", got, len(got))
 	}
 }
+
+// FuzzPortalAccessQuery: any query string parses or is refused, never
+// panics, and what is accepted stays within the documented bounds.
+func FuzzPortalAccessQuery(f *testing.F) {
+	for _, s := range []string{"", "from=2026-01-02&to=2026-01-03&action=R&who=abc&before=9", "who=%00", "before=99999999999999999999", "to=2026-02-30"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		v, err := url.ParseQuery(raw)
+		if err != nil {
+			return
+		}
+		q, err := parseAccessQuery(v)
+		if err != nil {
+			return
+		}
+		if len(q.agent) > maxAgentParam || q.before < 0 || !strings.Contains("CRUDE", q.crude) {
+			t.Fatalf("accepted out of bounds: %+v", q)
+		}
+	})
+}

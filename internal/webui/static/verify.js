@@ -259,7 +259,7 @@
     }
   }
 
-  window.phivaultVerify = { check: check, parseProof: parseProof, parseCheckpoint: parseCheckpoint };
+  window.phivaultVerify = { check: check, parseProof: parseProof, parseCheckpoint: parseCheckpoint, rootFromPath: rootFromPath, b64: b64 };
 
   document.addEventListener("DOMContentLoaded", function () {
     var section = document.getElementById("portal-access");
