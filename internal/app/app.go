@@ -360,8 +360,19 @@ func (a *App) webUI() http.Handler {
 	if !ok {
 		return nil
 	}
+	var access webui.AccessLog
+	if a.AuditIndex != nil { // no typed nil in the interface
+		access = a.AuditIndex
+	}
 	ui, err := webui.New(webui.Options{
-		Login: a.Login, Record: a.Record, Users: sq.Users(),
+		Login: a.Login, Record: a.Record, Users: sq.Users(), Access: access, Reports: sq,
+		Audit: func(ctx context.Context, ev audit.Event) error {
+			rec, err := a.Log.Seal(ev)
+			if err != nil {
+				return fmt.Errorf("%w: %v", audit.ErrUnavailable, err)
+			}
+			return a.batcher.Record(ctx, rec)
+		},
 		Keys: a.Keys, KeyScanner: a.Store,
 		IdleTimeout: a.idleTimeout, Logger: a.logger, AuditLog: a, Authz: a.Authz, BreakGlass: a.BreakGlass,
 	})

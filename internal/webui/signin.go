@@ -283,6 +283,9 @@ func (u *UI) home(w http.ResponseWriter, r *http.Request) error {
 	if v.Clinical() {
 		return redirect(w, r, "/patients")
 	}
+	if v.Patient() {
+		return redirect(w, r, "/portal")
+	}
 	u.render(w, r, http.StatusOK, "home", pageData{Title: "phivault", Viewer: v, Nav: "home"})
 	return nil
 }

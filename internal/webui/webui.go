@@ -66,6 +66,16 @@ type Options struct {
 	// relationship" page; without it that form answers 503.
 	BreakGlass *authz.BreakGlass
 
+	// Access is the searchable audit log behind the patient portal's
+	// "who accessed my record" (portal_access.go); nil says it is not
+	// available.
+	Access AccessLog
+	// Reports keeps patients' access reports and Audit records the
+	// portal's own actions (report, close); without either, reports
+	// answer 503.
+	Reports ReportStore
+	Audit   AuditFunc
+
 	// IdleTimeout is the session idle timeout the warning script counts
 	// down; default session.DefaultIdleTimeout. It must match the login
 	// service's session options.
@@ -86,6 +96,9 @@ type UI struct {
 	auditLog AuditLog
 	authz    *authz.Authorizer
 	glass    *authz.BreakGlass
+	access   AccessLog
+	reports  ReportStore
+	auditFn  AuditFunc
 	idle     time.Duration
 	log      *slog.Logger
 	now      func() time.Time
@@ -120,7 +133,7 @@ func New(o Options) (*UI, error) {
 		return nil, fmt.Errorf("webui: new: %w", err)
 	}
 	return &UI{
-		login: o.Login, rec: o.Record, users: o.Users, keys: o.Keys, scanner: o.KeyScanner, auditLog: o.AuditLog, authz: o.Authz, glass: o.BreakGlass,
+		login: o.Login, rec: o.Record, users: o.Users, keys: o.Keys, scanner: o.KeyScanner, auditLog: o.AuditLog, authz: o.Authz, glass: o.BreakGlass, access: o.Access, reports: o.Reports, auditFn: o.Audit,
 		idle: o.IdleTimeout, log: o.Logger, now: o.Now, rand: o.Rand,
 		pages: pages, searches: newSearchStore(o.Now), trust: &trustCache{},
 	}, nil
@@ -161,6 +174,9 @@ func (u *UI) Handler() http.Handler {
 	mux.Handle("POST /patients/{id}/notes", u.handle(u.clinicalForm(u.addNote)))
 	mux.Handle("POST /patients/{id}/observations", u.handle(u.clinicalForm(u.addObservation)))
 	mux.Handle("POST /patients/{id}/break-glass", u.handle(u.clinicalForm(u.breakGlass)))
+
+	// Patient portal (portal*.go).
+	u.portalRoutes(mux)
 
 	mux.Handle("/", u.handle(func(w http.ResponseWriter, r *http.Request) error {
 		return pageErr(http.StatusNotFound, "Page not found", "There is no page at this address. Check the link, or go back to the start page.", nil)

@@ -161,3 +161,9 @@ func BenchmarkPutBatch100(b *testing.B) {
 func BenchmarkCurrent(b *testing.B) {
 	storagetest.BenchCurrent(b, openURL(b, pgtest.NewDatabase(b), postgres.Options{}))
 }
+
+func TestReportsConformance(t *testing.T) {
+	storagetest.RunReports(t, func(t *testing.T) storagetest.ReportStore {
+		return openURL(t, pgtest.NewDatabase(t), postgres.Options{})
+	})
+}
