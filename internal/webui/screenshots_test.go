@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 
@@ -97,6 +98,44 @@ func TestScreenshots(t *testing.T) {
 	shot("09-not-found")
 	tb.do(submit("#sign-out", "#page-title"), navigate(e.URL+"/trust"), waitCSS("#live-facts"))
 	shot("10-trust")
+
+	// The patient whose chart the physician read: the portal.
+	pat := e.addAccount(t, identity.User{Username: "patient.shots", Roles: []identity.Role{identity.RolePatient}, FHIRUser: "Patient/" + ids[0]}, false)
+	tp := newTab(t)
+	tp.ignore(`status of 404 \(Not Found\) https://[^ ]+/\$proof`) // a proof asked before its checkpoint is signed
+	tp.do(chromedp.EmulateViewport(1200, 800))
+	e.signInPatient(t, tp, pat, "#portal-record")
+	png := func(name string) {
+		t.Helper()
+		b, err := chromedp.Run(tp.ctx, chromedp.FullScreenshot(100))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name+".png"), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	png("13-portal-record")
+	tp.do(navigate(e.URL+"/portal/access"), waitCSS("#access-list"))
+	row := eval[string](tp, `(function(){
+	  var rows = document.querySelectorAll("#access-list tr.access-row");
+	  for (var i = 0; i < rows.length; i++) {
+	    if (rows[i].querySelector(".who-cell").textContent.indexOf("Gregory House") >= 0) return rows[i].dataset.id;
+	  }
+	  return "";
+	})()`)
+	if row != "" {
+		for range 20 {
+			tp.do(chromedp.Click(chromedp.CSS("#access-" + row + " button.verify")))
+			if strings.HasPrefix(tp.waitText("#verify-"+row, "erified"), "Verified") {
+				break
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
+	}
+	png("14-portal-access-verified")
+	tp.do(navigate(e.URL+"/portal/consent"), waitCSS("main form"))
+	png("15-portal-consent")
 }
 
 func mustCode(t *testing.T, secret string) string {
