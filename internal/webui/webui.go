@@ -70,6 +70,9 @@ type Options struct {
 	// down; default session.DefaultIdleTimeout. It must match the login
 	// service's session options.
 	IdleTimeout time.Duration
+	// Console is the staff administration console (admin.go).
+	Console Console
+
 	// Passkeys shows "sign in with a passkey" on the sign-in page and
 	// loads /static/webauthn.js (shipped with the WebAuthn work).
 	Passkeys bool
@@ -98,6 +101,7 @@ type UI struct {
 	pages    map[string]*pageTemplate
 	searches *searchStore
 	trust    *trustCache
+	console  Console
 }
 
 // New validates o and returns a UI. Errors name the Options field.
@@ -126,7 +130,7 @@ func New(o Options) (*UI, error) {
 	return &UI{
 		login: o.Login, rec: o.Record, users: o.Users, keys: o.Keys, scanner: o.KeyScanner, auditLog: o.AuditLog, authz: o.Authz, glass: o.BreakGlass,
 		idle: o.IdleTimeout, passkeys: o.Passkeys, log: o.Logger, now: o.Now, rand: o.Rand,
-		pages: pages, searches: newSearchStore(o.Now), trust: &trustCache{},
+		pages: pages, searches: newSearchStore(o.Now), trust: &trustCache{}, console: o.Console,
 	}, nil
 }
 
@@ -164,6 +168,9 @@ func (u *UI) Handler() http.Handler {
 	mux.Handle("POST /patients/{id}/notes", u.handle(u.clinicalForm(u.addNote)))
 	mux.Handle("POST /patients/{id}/observations", u.handle(u.clinicalForm(u.addObservation)))
 	mux.Handle("POST /patients/{id}/break-glass", u.handle(u.clinicalForm(u.breakGlass)))
+
+	// Administration console (admin*.go).
+	u.adminRoutes(mux)
 
 	mux.Handle("/", u.handle(func(w http.ResponseWriter, r *http.Request) error {
 		return pageErr(http.StatusNotFound, "Page not found", "There is no page at this address. Check the link, or go back to the start page.", nil)
