@@ -26,6 +26,9 @@ func (a *App) console(sq *sqldb.Store) webui.Console {
 	} else {
 		a.logger.Error("console: account administration unavailable", slog.String("error", err.Error()))
 	}
+	if a.AuditIndex != nil {
+		c.AuditLog = a.AuditIndex
+	}
 	if a.Desk != nil {
 		c.Reviews = a.Desk
 	}

@@ -75,6 +75,8 @@ type Verification struct {
 type Console struct {
 	Accounts ConsoleAccounts
 	Reviews  ConsoleReviews
+	// AuditLog searches the audit log (index.Reader), auditing each read.
+	AuditLog ConsoleAuditLog
 	// LastVerification returns the last full verification of the audit
 	// log, or an error wrapping storage.ErrNotFound when none ran.
 	LastVerification func(ctx context.Context) (Verification, error)
@@ -174,6 +176,11 @@ func (u *UI) adminRoutes(mux *http.ServeMux) {
 	// Break-the-glass review desk (admin_reviews.go).
 	mux.Handle("GET /admin/reviews", u.handle(u.staff(privacy, u.adminReviews)))
 	mux.Handle("POST /admin/reviews/{rid}/close", u.handle(u.staffForm(privacy, u.adminCloseReview)))
+
+	// Audit log search (admin_audit.go).
+	mux.Handle("GET /admin/audit", u.handle(u.staff(auditReaders, u.adminAudit)))
+	mux.Handle("POST /admin/audit", u.handle(u.staffForm(auditReaders, u.adminAudit)))
+	mux.Handle("GET /admin/audit/{index}", u.handle(u.staff(auditReaders, u.adminAuditEvent)))
 
 	// Audit log status (admin_log.go).
 	mux.Handle("GET /admin/log", u.handle(u.staff(logReaders, u.adminLog)))

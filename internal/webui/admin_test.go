@@ -217,6 +217,48 @@ func TestAdminReviews(t *testing.T) {
 	if got := at.text("#log-never-verified"); !strings.Contains(got, "No full verification") {
 		t.Errorf("verification %q", got)
 	}
+
+	// The auditor searches the log for the patient (POSTed: the
+	// reference is not in the URL) and finds the break-the-glass event.
+	at.do(navigate(e.URL+"/admin/audit"), waitCSS("#audit-search"))
+	at.checkA11y()
+	at.do(fill("#a-patient", pid, "#a-action", "break-glass"), submit("#audit-search button[type=submit]", "#audit-results"))
+	if strings.Contains(at.location(), pid) {
+		t.Errorf("the patient id is in the URL")
+	}
+	if n := eval[int](at, `document.querySelectorAll("#audit-results tbody tr a").length`); n != 1 {
+		t.Fatalf("%d break-glass events for the patient, want 1: %q", n, at.text("#audit-results"))
+	}
+	if got := at.text("#audit-results"); !strings.Contains(got, "dr.glass") || !strings.Contains(got, "Patient/"+pid) {
+		t.Errorf("results %q", got)
+	}
+	at.do(submit("#audit-results tbody a", "#audit-event"))
+	if got := at.text("#ev-action"); got != "break-glass" {
+		t.Errorf("event detail action %q", got)
+	}
+	// A malformed date is refused with a message, and nothing searched.
+	at.ignore(`status of 400 \(Bad Request\)`)
+	at.do(navigate(e.URL+"/admin/audit"), waitCSS("#audit-search"))
+	eval[string](at, `document.getElementById("a-from").type = "text"`)
+	at.do(fill("#a-from", "yesterday"), submit("#audit-search button[type=submit]", "#form-error"))
+	// The search and the opened event are themselves audited.
+	var audID string
+	for _, x := range mustList(t, e) {
+		if x.Username == aud.Username {
+			audID = x.ID
+		}
+	}
+	var searched, read bool
+	for _, ev := range e.auditEvents(t) {
+		if ev.Agent.User != audID || ev.Agent.Client != "webui" {
+			continue
+		}
+		searched = searched || (ev.Action == audit.ActionSearch && slices.Contains(ev.Patients, "Patient/"+pid))
+		read = read || ev.Action == audit.ActionRead
+	}
+	if !searched || !read {
+		t.Errorf("the auditor's search (%t) and read (%t) are not both audited", searched, read)
+	}
 }
 
 // TestAdminRefused: a physician gets 403 on every console page and form,
@@ -246,14 +288,14 @@ func TestAdminRefused(t *testing.T) {
 		return atoi(v[0]), v[1]
 	}
 	before := len(e.auditEvents(t))
-	pages := []string{"/admin", "/admin/users", "/admin/users/new", "/admin/users/" + victim, "/admin/users/" + victim + "/reset-mfa", "/admin/reviews", "/admin/log"}
+	pages := []string{"/admin", "/admin/users", "/admin/users/new", "/admin/users/" + victim, "/admin/users/" + victim + "/reset-mfa", "/admin/reviews", "/admin/log", "/admin/audit", "/admin/audit/1"}
 	for _, p := range pages {
 		if status, body := fetch("GET", p, ""); status != http.StatusForbidden || !strings.Contains(body, "Not available to your role") {
 			t.Errorf("physician GET %s: %d", p, status)
 		}
 	}
 	forms := []string{"/admin/users", "/admin/users/new", "/admin/users/" + victim + "/roles", "/admin/users/" + victim + "/disable",
-		"/admin/users/" + victim + "/enable", "/admin/users/" + victim + "/reset-mfa", "/admin/users/" + victim + "/sessions/x/revoke", "/admin/reviews/x/close"}
+		"/admin/users/" + victim + "/enable", "/admin/users/" + victim + "/reset-mfa", "/admin/users/" + victim + "/sessions/x/revoke", "/admin/reviews/x/close", "/admin/audit"}
 	for _, p := range forms {
 		if status, _ := fetch("POST", p, "confirm=yes&role=physician&outcome=appropriate&csrf="+url.QueryEscape(tok)); status != http.StatusForbidden {
 			t.Errorf("physician POST %s: %d", p, status)
