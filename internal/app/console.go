@@ -21,6 +21,17 @@ func (a *App) console(sq *sqldb.Store) webui.Console {
 			return webui.Verification{Finished: v.Finished, Size: v.Size, OK: v.OK, Detail: v.Detail}, nil
 		},
 	}
+	c.PolicyVersions = func(ctx context.Context, limit int) ([]webui.PolicyVersion, error) {
+		vs, err := sq.Authz().PolicyVersions(ctx, limit)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]webui.PolicyVersion, len(vs))
+		for i, v := range vs {
+			out[i] = webui.PolicyVersion{Seq: v.Seq, Hash: v.Hash, Source: v.Source, Created: v.Created}
+		}
+		return out, nil
+	}
 	if acc, err := a.Accounts(); err == nil {
 		c.Accounts = acc
 	} else {

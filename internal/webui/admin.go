@@ -75,6 +75,9 @@ type Verification struct {
 type Console struct {
 	Accounts ConsoleAccounts
 	Reviews  ConsoleReviews
+	// PolicyVersions lists the recorded versions of the policy set,
+	// newest first.
+	PolicyVersions func(ctx context.Context, limit int) ([]PolicyVersion, error)
 	// AuditLog searches the audit log (index.Reader), auditing each read.
 	AuditLog ConsoleAuditLog
 	// LastVerification returns the last full verification of the audit
@@ -172,6 +175,10 @@ func (u *UI) adminRoutes(mux *http.ServeMux) {
 	mux.Handle("GET /admin/users/{id}/reset-mfa", u.handle(u.staff(secAdmin, u.adminResetMFAConfirm)))
 	mux.Handle("POST /admin/users/{id}/reset-mfa", u.handle(u.staffForm(secAdmin, u.adminResetMFA)))
 	mux.Handle("POST /admin/users/{id}/sessions/{sid}/revoke", u.handle(u.staffForm(secAdmin, u.adminRevokeSession)))
+
+	// Policy and keys, read-only (admin_policy.go).
+	mux.Handle("GET /admin/policy", u.handle(u.staff(secAdmin, u.adminPolicy)))
+	mux.Handle("GET /admin/keys", u.handle(u.staff(secAdmin, u.adminKeys)))
 
 	// Break-the-glass review desk (admin_reviews.go).
 	mux.Handle("GET /admin/reviews", u.handle(u.staff(privacy, u.adminReviews)))

@@ -125,6 +125,24 @@ func TestAdminAccounts(t *testing.T) {
 	}
 	tb.do(submit("#enable-form button", "#disable-form"))
 
+	// Policy and keys, read-only.
+	tb.do(navigate(e.URL+"/admin/policy"), waitCSS("#policy-facts"))
+	tb.checkA11y()
+	if got, want := tb.text("#policy-hash"), e.App.Authz.Policies().Hash(); got != want {
+		t.Errorf("policy hash %q, want %q", got, want)
+	}
+	if n := eval[int](tb, `document.querySelectorAll("#policy-ids li").length`); n != len(e.App.Authz.Policies().IDs()) || n == 0 {
+		t.Errorf("%d policy ids listed", n)
+	}
+	if got := tb.text(".policy-source"); !strings.Contains(got, "permit") {
+		t.Errorf("policy source not shown")
+	}
+	tb.do(navigate(e.URL+"/admin/keys"), waitCSS("#key-status"))
+	tb.checkA11y()
+	if got := tb.text("#kek"); got != e.App.Keys.KEK().Description() {
+		t.Errorf("KEK %q", got)
+	}
+
 	// Every change is audited with the admin as the agent, from the UI.
 	adminID := ""
 	for _, x := range mustList(t, e) {
@@ -288,7 +306,7 @@ func TestAdminRefused(t *testing.T) {
 		return atoi(v[0]), v[1]
 	}
 	before := len(e.auditEvents(t))
-	pages := []string{"/admin", "/admin/users", "/admin/users/new", "/admin/users/" + victim, "/admin/users/" + victim + "/reset-mfa", "/admin/reviews", "/admin/log", "/admin/audit", "/admin/audit/1"}
+	pages := []string{"/admin", "/admin/users", "/admin/users/new", "/admin/users/" + victim, "/admin/users/" + victim + "/reset-mfa", "/admin/reviews", "/admin/log", "/admin/audit", "/admin/audit/1", "/admin/policy", "/admin/keys"}
 	for _, p := range pages {
 		if status, body := fetch("GET", p, ""); status != http.StatusForbidden || !strings.Contains(body, "Not available to your role") {
 			t.Errorf("physician GET %s: %d", p, status)
