@@ -37,6 +37,9 @@ func (a *App) console(sq *sqldb.Store) webui.Console {
 	} else {
 		a.logger.Error("console: account administration unavailable", slog.String("error", err.Error()))
 	}
+	if ca, err := a.ClientAdmin(); err == nil {
+		c.Clients = ca
+	}
 	if a.AuditIndex != nil {
 		c.AuditLog = a.AuditIndex
 	}

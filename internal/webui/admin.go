@@ -75,6 +75,8 @@ type Verification struct {
 type Console struct {
 	Accounts ConsoleAccounts
 	Reviews  ConsoleReviews
+	// Clients administers SMART clients (app.ClientAdmin).
+	Clients ConsoleClients
 	// PolicyVersions lists the recorded versions of the policy set,
 	// newest first.
 	PolicyVersions func(ctx context.Context, limit int) ([]PolicyVersion, error)
@@ -175,6 +177,11 @@ func (u *UI) adminRoutes(mux *http.ServeMux) {
 	mux.Handle("GET /admin/users/{id}/reset-mfa", u.handle(u.staff(secAdmin, u.adminResetMFAConfirm)))
 	mux.Handle("POST /admin/users/{id}/reset-mfa", u.handle(u.staffForm(secAdmin, u.adminResetMFA)))
 	mux.Handle("POST /admin/users/{id}/sessions/{sid}/revoke", u.handle(u.staffForm(secAdmin, u.adminRevokeSession)))
+
+	// SMART clients (admin_clients.go).
+	mux.Handle("GET /admin/clients", u.handle(u.staff(secAdmin, u.adminClients)))
+	mux.Handle("POST /admin/clients", u.handle(u.staffForm(secAdmin, u.adminRegisterClient)))
+	mux.Handle("POST /admin/clients/{cid}/disable", u.handle(u.staffForm(secAdmin, u.adminDisableClient)))
 
 	// Policy and keys, read-only (admin_policy.go).
 	mux.Handle("GET /admin/policy", u.handle(u.staff(secAdmin, u.adminPolicy)))

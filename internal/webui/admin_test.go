@@ -125,6 +125,25 @@ func TestAdminAccounts(t *testing.T) {
 	}
 	tb.do(submit("#enable-form button", "#disable-form"))
 
+	// SMART clients: a refused registration says why, a public app is
+	// registered (client_id shown), then disabled.
+	tb.do(navigate(e.URL+"/admin/clients"), waitCSS("#client-form"))
+	tb.checkA11y()
+	tb.do(fill("#c-name", "Refill <app>", "#c-scopes", "openid fhirUser launch/patient patient/*.rs", "#c-redirects", "ftp://bad"),
+		chromedp.Click(chromedp.CSS("#kind-public")), submit("#client-form button[type=submit]", "#form-error"))
+	if got := tb.text("#form-error"); !strings.Contains(got, "redirect URI") {
+		t.Errorf("bad redirect: %q", got)
+	}
+	tb.do(fill("#c-redirects", "https://app.example/cb"), submit("#client-form button[type=submit]", "#new-client-id"))
+	cid := tb.text("#new-client-id")
+	if got := tb.text("#clients"); !strings.Contains(got, "Refill <app>") || !strings.Contains(got, cid) || !strings.Contains(got, "https://app.example/cb") {
+		t.Errorf("clients list %q", got)
+	}
+	tb.do(submit(".disable-client button", "#done"))
+	if got := tb.text("#clients"); !strings.Contains(got, "disabled") {
+		t.Errorf("client not disabled: %q", got)
+	}
+
 	// Policy and keys, read-only.
 	tb.do(navigate(e.URL+"/admin/policy"), waitCSS("#policy-facts"))
 	tb.checkA11y()
@@ -150,7 +169,7 @@ func TestAdminAccounts(t *testing.T) {
 			adminID = x.ID
 		}
 	}
-	want := []audit.Action{audit.ActionUserCreate, audit.ActionSessionRevoke, audit.ActionUserSetRoles, audit.ActionUserResetMFA, audit.ActionUserDisable, audit.ActionUserEnable}
+	want := []audit.Action{audit.ActionClientRegister, audit.ActionClientDisable, audit.ActionUserCreate, audit.ActionSessionRevoke, audit.ActionUserSetRoles, audit.ActionUserResetMFA, audit.ActionUserDisable, audit.ActionUserEnable}
 	got := map[audit.Action]bool{}
 	for _, ev := range e.auditEvents(t) {
 		if ev.Agent.User == adminID && ev.Agent.Client == "webui" && ev.Outcome == audit.OutcomeSuccess {
@@ -306,14 +325,14 @@ func TestAdminRefused(t *testing.T) {
 		return atoi(v[0]), v[1]
 	}
 	before := len(e.auditEvents(t))
-	pages := []string{"/admin", "/admin/users", "/admin/users/new", "/admin/users/" + victim, "/admin/users/" + victim + "/reset-mfa", "/admin/reviews", "/admin/log", "/admin/audit", "/admin/audit/1", "/admin/policy", "/admin/keys"}
+	pages := []string{"/admin", "/admin/users", "/admin/users/new", "/admin/users/" + victim, "/admin/users/" + victim + "/reset-mfa", "/admin/reviews", "/admin/log", "/admin/audit", "/admin/audit/1", "/admin/policy", "/admin/keys", "/admin/clients"}
 	for _, p := range pages {
 		if status, body := fetch("GET", p, ""); status != http.StatusForbidden || !strings.Contains(body, "Not available to your role") {
 			t.Errorf("physician GET %s: %d", p, status)
 		}
 	}
 	forms := []string{"/admin/users", "/admin/users/new", "/admin/users/" + victim + "/roles", "/admin/users/" + victim + "/disable",
-		"/admin/users/" + victim + "/enable", "/admin/users/" + victim + "/reset-mfa", "/admin/users/" + victim + "/sessions/x/revoke", "/admin/reviews/x/close", "/admin/audit"}
+		"/admin/users/" + victim + "/enable", "/admin/users/" + victim + "/reset-mfa", "/admin/users/" + victim + "/sessions/x/revoke", "/admin/reviews/x/close", "/admin/audit", "/admin/clients", "/admin/clients/x/disable"}
 	for _, p := range forms {
 		if status, _ := fetch("POST", p, "confirm=yes&role=physician&outcome=appropriate&csrf="+url.QueryEscape(tok)); status != http.StatusForbidden {
 			t.Errorf("physician POST %s: %d", p, status)
