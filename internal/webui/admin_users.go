@@ -1,6 +1,7 @@
 package webui
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -61,39 +62,51 @@ func (u *UI) adminUsers(w http.ResponseWriter, r *http.Request) error {
 			return pageErr(http.StatusBadRequest, "Search too long", "Shorten the search and try again.", errors.New("console: search term too long"))
 		}
 	}
-	dir := acc.Directory()
-	view := usersView{Query: q}
-	needle := strings.ToLower(q)
-	for scanned := 0; ; {
-		us, err := dir.List(r.Context(), after, identity.MaxPage)
-		if err != nil {
-			return u.consoleErr(err)
-		}
-		for i, x := range us {
-			if needle == "" || strings.Contains(strings.ToLower(x.Username), needle) || strings.Contains(strings.ToLower(x.DisplayName), needle) ||
-				strings.Contains(strings.ToLower(x.FHIRUser), needle) {
-				view.Users = append(view.Users, toUserRow(x))
-				if len(view.Users) == userPage {
-					if i < len(us)-1 || len(us) == identity.MaxPage {
-						view.Next = x.Username
-					}
-					goto done
-				}
-			}
-		}
-		scanned += len(us)
-		if len(us) < identity.MaxPage {
-			break
-		}
-		after = us[len(us)-1].Username
-		if scanned >= maxUserScan {
-			view.Next, view.Scanned = after, true
-			break
-		}
+	view, err := findUsers(r.Context(), acc.Directory(), q, after)
+	if err != nil {
+		return u.consoleErr(err)
 	}
-done:
 	u.render(w, r, http.StatusOK, "admin-users", pageData{Title: "Accounts", Viewer: viewerFrom(r.Context()), Nav: "admin", Data: view})
 	return nil
+}
+
+// findUsers returns up to userPage accounts after the username after
+// whose username, display name or FHIR user contains q (any case),
+// reading at most maxUserScan accounts; Next is set when there may be
+// more.
+func findUsers(ctx context.Context, dir identity.Directory, q, after string) (usersView, error) {
+	view := usersView{Query: q}
+	needle := strings.ToLower(q)
+	match := func(x identity.User) bool {
+		return needle == "" || strings.Contains(strings.ToLower(x.Username), needle) ||
+			strings.Contains(strings.ToLower(x.DisplayName), needle) || strings.Contains(strings.ToLower(x.FHIRUser), needle)
+	}
+	for scanned := 0; scanned < maxUserScan; {
+		us, err := dir.List(ctx, after, identity.MaxPage)
+		if err != nil {
+			return usersView{}, err
+		}
+		for i, x := range us {
+			if !match(x) {
+				continue
+			}
+			view.Users = append(view.Users, toUserRow(x))
+			if len(view.Users) == userPage {
+				if i < len(us)-1 || len(us) == identity.MaxPage {
+					view.Next = x.Username
+				}
+				return view, nil
+			}
+		}
+		if len(us) < identity.MaxPage {
+			return view, nil
+		}
+		scanned += len(us)
+		after = us[len(us)-1].Username
+	}
+	// The scan bound was reached: offer to search further.
+	view.Next, view.Scanned = after, true
+	return view, nil
 }
 
 type inviteView struct {
