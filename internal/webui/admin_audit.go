@@ -39,7 +39,7 @@ var auditReaders = []identity.Role{identity.RoleAuditor, identity.RolePrivacyOff
 // auditActions are the actions the form offers.
 var auditActions = []string{"read", "vread", "search-type", "history", "create", "update", "delete", "transaction", "batch", "$everything", "$erase",
 	"import", "key-rotate", "login", "login-password", "logout", "lockout", "mfa-enroll", "mfa-verify", "recovery-code-used", "session-revoke", "sso-login",
-	"token-create", "user-create", "user-disable", "user-enable", "user-set-roles", "user-reset-mfa", "user-set-password", "user-admin",
+	"token-create", "client-register", "client-disable", "user-create", "user-disable", "user-enable", "user-set-roles", "user-reset-mfa", "user-set-password", "user-admin",
 	"passkey-add", "passkey-remove", "break-glass", "break-glass-review", "policy-change", "policy-explain", "reindex"}
 
 type auditForm struct {
