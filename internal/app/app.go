@@ -375,6 +375,7 @@ func (a *App) webUI() http.Handler {
 		},
 		Keys: a.Keys, KeyScanner: a.Store,
 		IdleTimeout: a.idleTimeout, Logger: a.logger, AuditLog: a, Authz: a.Authz, BreakGlass: a.BreakGlass,
+		Console: a.console(sq),
 	})
 	if err != nil {
 		a.logger.Error("web UI unavailable", slog.String("error", err.Error()))

@@ -28,6 +28,10 @@ const (
 	ActionLogin       Action = "login"
 	ActionTokenCreate Action = "token-create"
 
+	// SMART client administration (web console). Entities: "Client/<id>".
+	ActionClientRegister Action = "client-register"
+	ActionClientDisable  Action = "client-disable"
+
 	// Account administration (issue 3). Entities: "User/<id>". Denied
 	// attempts carry OutcomeDenied and no entity when none was reached.
 	ActionUserCreate      Action = "user-create"

@@ -15,7 +15,6 @@ import (
 
 	"github.com/phivault/phivault/internal/audit"
 	"github.com/phivault/phivault/internal/audit/index"
-	"github.com/phivault/phivault/internal/identity"
 	"github.com/phivault/phivault/internal/record"
 	"github.com/phivault/phivault/internal/storage"
 )
@@ -196,11 +195,6 @@ func privacyGate(v *viewer) error {
 			"Access reports are for the privacy office only.", errors.New("non-privacy-officer at a privacy page"))
 	}
 	return nil
-}
-
-// PrivacyOfficer reports whether the viewer has the privacy-officer role.
-func (v *viewer) PrivacyOfficer() bool {
-	return slices.Contains(v.P.Roles, string(identity.RolePrivacyOfficer))
 }
 
 type reportRow struct {

@@ -80,6 +80,8 @@ type Options struct {
 	// down; default session.DefaultIdleTimeout. It must match the login
 	// service's session options.
 	IdleTimeout time.Duration
+	// Console is the staff administration console (admin.go).
+	Console Console
 
 	Logger *slog.Logger     // default slog.Default()
 	Now    func() time.Time // default time.Now
@@ -107,6 +109,7 @@ type UI struct {
 	pages    map[string]*pageTemplate
 	searches *searchStore
 	trust    *trustCache
+	console  Console
 }
 
 // New validates o and returns a UI. Errors name the Options field.
@@ -135,7 +138,7 @@ func New(o Options) (*UI, error) {
 	return &UI{
 		login: o.Login, rec: o.Record, users: o.Users, keys: o.Keys, scanner: o.KeyScanner, auditLog: o.AuditLog, authz: o.Authz, glass: o.BreakGlass, access: o.Access, reports: o.Reports, auditFn: o.Audit,
 		idle: o.IdleTimeout, log: o.Logger, now: o.Now, rand: o.Rand,
-		pages: pages, searches: newSearchStore(o.Now), trust: &trustCache{},
+		pages: pages, searches: newSearchStore(o.Now), trust: &trustCache{}, console: o.Console,
 	}, nil
 }
 
@@ -177,6 +180,8 @@ func (u *UI) Handler() http.Handler {
 
 	// Patient portal (portal*.go).
 	u.portalRoutes(mux)
+	// Administration console (admin*.go).
+	u.adminRoutes(mux)
 
 	mux.Handle("/", u.handle(func(w http.ResponseWriter, r *http.Request) error {
 		return pageErr(http.StatusNotFound, "Page not found", "There is no page at this address. Check the link, or go back to the start page.", nil)

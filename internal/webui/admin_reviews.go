@@ -1,0 +1,96 @@
+package webui
+
+import (
+	"errors"
+	"net/http"
+	"time"
+)
+
+// The break-the-glass review desk (privacy officer): open reviews, each
+// closed with an outcome through authz.Desk (which audits the closing,
+// review-close, with the patient and the grant), and the alerts list.
+//
+// The desk does not expose the sealed free-text reason of a grant, so
+// the page shows the reason code only.
+
+// maxReviews bounds the reviews and alerts one page lists, as the JSON
+// desk does.
+const maxReviews = 200
+
+type reviewRow struct {
+	ID, Grant, User, UserName, Patient, Reason string
+	Created, Expires, ClosedAt                 time.Time
+	Closed                                     bool
+	ClosedBy, Outcome                          string
+}
+
+type alertRow struct {
+	ID, Kind, Priority, User, UserName, Patient, Ref string
+	Created                                          time.Time
+}
+
+type reviewsView struct {
+	All     bool
+	Reviews []reviewRow
+	Alerts  []alertRow
+	Done    bool
+}
+
+// userName returns an account's username for display, or "" (the id is
+// shown then).
+func (u *UI) userName(r *http.Request, id string, cache map[string]string) string {
+	if n, ok := cache[id]; ok {
+		return n
+	}
+	n := ""
+	if x, err := u.users.ByID(r.Context(), id); err == nil {
+		n = x.Username
+	}
+	cache[id] = n
+	return n
+}
+
+func (u *UI) adminReviews(w http.ResponseWriter, r *http.Request) error {
+	desk := u.console.Reviews
+	if desk == nil {
+		return unavailable("The break-the-glass review desk")
+	}
+	all := r.URL.Query().Get("state") == "all"
+	rs, err := desk.List(r.Context(), !all, maxReviews)
+	if err != nil {
+		return u.consoleErr(err)
+	}
+	as, err := desk.Alerts(r.Context(), maxReviews)
+	if err != nil {
+		return u.consoleErr(err)
+	}
+	names := map[string]string{}
+	view := reviewsView{All: all, Done: r.URL.Query().Get("done") == "closed"}
+	for _, x := range rs {
+		view.Reviews = append(view.Reviews, reviewRow{ID: x.ID, Grant: x.GrantID, User: x.UserID, UserName: u.userName(r, x.UserID, names),
+			Patient: x.Patient, Reason: x.Reason, Created: x.Created, Expires: x.Expires, Closed: x.Closed, ClosedAt: x.ClosedAt,
+			ClosedBy: u.userName(r, x.ClosedBy, names), Outcome: x.Outcome})
+	}
+	for _, x := range as {
+		view.Alerts = append(view.Alerts, alertRow{ID: x.ID, Kind: x.Kind, Priority: x.Priority, User: x.UserID, UserName: u.userName(r, x.UserID, names),
+			Patient: x.Patient, Ref: x.Ref, Created: x.Created})
+	}
+	u.render(w, r, http.StatusOK, "admin-reviews", pageData{Title: "Break-the-glass reviews", Viewer: viewerFrom(r.Context()), Nav: "admin", Data: view})
+	return nil
+}
+
+func (u *UI) adminCloseReview(w http.ResponseWriter, r *http.Request) error {
+	desk := u.console.Reviews
+	if desk == nil {
+		return unavailable("The break-the-glass review desk")
+	}
+	outcome := r.PostForm.Get("outcome")
+	if outcome != "appropriate" && outcome != "inappropriate" {
+		return pageErr(http.StatusBadRequest, "Choose an outcome", "Choose whether the access was appropriate or inappropriate, then close the review.", errors.New("console: review outcome missing"))
+	}
+	v := viewerFrom(r.Context())
+	if _, err := desk.Close(r.Context(), consoleAgent(r, v), requestID(r), r.PathValue("rid"), outcome); err != nil {
+		return u.consoleErr(err)
+	}
+	return redirect(w, r, "/admin/reviews?done=closed")
+}

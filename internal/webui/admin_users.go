@@ -1,0 +1,364 @@
+package webui
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/phivault/phivault/internal/audit"
+	"github.com/phivault/phivault/internal/authn/password"
+	"github.com/phivault/phivault/internal/authn/session"
+	"github.com/phivault/phivault/internal/identity"
+	"github.com/phivault/phivault/internal/storage"
+)
+
+// Account administration pages (security admin): list and search,
+// invite, roles, disable/enable, MFA reset, sessions. Every change is a
+// call to ConsoleAccounts, which audits it.
+
+// userPage is the number of accounts on one page of the list.
+const userPage = 50
+
+// maxUserScan bounds the accounts a search reads (STYLE rule 24): a
+// search filters pages of the directory, which is ordered by username.
+const maxUserScan = 20_000
+
+// maxQuery bounds a search term.
+const maxQuery = 128
+
+type userRow struct {
+	ID, Username, DisplayName, Roles, FHIRUser string
+	Disabled, MFAEnrolled, PasswordSet         bool
+}
+
+func toUserRow(x identity.User) userRow {
+	return userRow{ID: x.ID, Username: x.Username, DisplayName: x.DisplayName, Roles: identity.FormatRoles(x.Roles),
+		FHIRUser: x.FHIRUser, Disabled: x.Disabled, MFAEnrolled: x.MFAEnrolled, PasswordSet: x.PasswordHash != ""}
+}
+
+type usersView struct {
+	Query   string
+	Users   []userRow
+	Next    string // the "after" cursor of the next page, posted back in a form
+	Scanned bool   // the search stopped at maxUserScan
+}
+
+// adminUsers lists accounts (GET: the first page; POST: a search or a
+// further page, so neither the term nor the cursor is in a URL).
+func (u *UI) adminUsers(w http.ResponseWriter, r *http.Request) error {
+	acc := u.console.Accounts
+	if acc == nil {
+		return unavailable("Account administration")
+	}
+	var q, after string
+	if r.Method == http.MethodPost {
+		q = strings.TrimSpace(r.PostForm.Get("q"))
+		after = r.PostForm.Get("after")
+		if len(q) > maxQuery || len(after) > 256 {
+			return pageErr(http.StatusBadRequest, "Search too long", "Shorten the search and try again.", errors.New("console: search term too long"))
+		}
+	}
+	view, err := findUsers(r.Context(), acc.Directory(), q, after)
+	if err != nil {
+		return u.consoleErr(err)
+	}
+	u.render(w, r, http.StatusOK, "admin-users", pageData{Title: "Accounts", Viewer: viewerFrom(r.Context()), Nav: "admin", Data: view})
+	return nil
+}
+
+// findUsers returns up to userPage accounts after the username after
+// whose username, display name or FHIR user contains q (any case),
+// reading at most maxUserScan accounts; Next is set when there may be
+// more.
+func findUsers(ctx context.Context, dir identity.Directory, q, after string) (usersView, error) {
+	view := usersView{Query: q}
+	needle := strings.ToLower(q)
+	match := func(x identity.User) bool {
+		return needle == "" || strings.Contains(strings.ToLower(x.Username), needle) ||
+			strings.Contains(strings.ToLower(x.DisplayName), needle) || strings.Contains(strings.ToLower(x.FHIRUser), needle)
+	}
+	for scanned := 0; scanned < maxUserScan; {
+		us, err := dir.List(ctx, after, identity.MaxPage)
+		if err != nil {
+			return usersView{}, err
+		}
+		for i, x := range us {
+			if !match(x) {
+				continue
+			}
+			view.Users = append(view.Users, toUserRow(x))
+			if len(view.Users) == userPage {
+				if i < len(us)-1 || len(us) == identity.MaxPage {
+					view.Next = x.Username
+				}
+				return view, nil
+			}
+		}
+		if len(us) < identity.MaxPage {
+			return view, nil
+		}
+		scanned += len(us)
+		after = us[len(us)-1].Username
+	}
+	// The scan bound was reached: offer to search further.
+	view.Next, view.Scanned = after, true
+	return view, nil
+}
+
+type inviteView struct {
+	Error                           string
+	Username, DisplayName, FHIRUser string
+	Roles                           []roleChoice
+	Created                         *userRow
+	Secret                          string // the one-time enrolment secret, only in the answer to the POST
+}
+
+type roleChoice struct {
+	Name    string
+	Checked bool
+}
+
+func roleChoices(have []string) []roleChoice {
+	var out []roleChoice
+	for _, r := range identity.Roles() {
+		if r == identity.RoleSystem {
+			continue // service clients authenticate with keys, not accounts
+		}
+		out = append(out, roleChoice{Name: string(r), Checked: slices.Contains(have, string(r))})
+	}
+	return out
+}
+
+func (u *UI) adminInviteForm(w http.ResponseWriter, r *http.Request) error {
+	if u.console.Accounts == nil {
+		return unavailable("Account administration")
+	}
+	u.render(w, r, http.StatusOK, "admin-invite", pageData{Title: "Invite a user", Viewer: viewerFrom(r.Context()), Nav: "admin",
+		Data: inviteView{Roles: roleChoices(nil)}})
+	return nil
+}
+
+// parseRoles reads the role checkboxes of a form.
+func parseFormRoles(r *http.Request) ([]identity.Role, []string, error) {
+	names := r.PostForm["role"]
+	if len(names) > identity.MaxRoles {
+		return nil, names, &identity.FieldError{Field: "roles", Reason: fmt.Sprintf("more than %d roles", identity.MaxRoles)}
+	}
+	out := make([]identity.Role, 0, len(names))
+	for _, n := range names {
+		x, err := identity.ParseRole(n)
+		if err != nil || x == identity.RoleSystem {
+			return nil, names, &identity.FieldError{Field: "roles", Reason: "unknown role"}
+		}
+		out = append(out, x)
+	}
+	return out, names, nil
+}
+
+// adminInvite creates the account and shows its enrolment secret, once.
+func (u *UI) adminInvite(w http.ResponseWriter, r *http.Request) error {
+	acc := u.console.Accounts
+	if acc == nil {
+		return unavailable("Account administration")
+	}
+	v := viewerFrom(r.Context())
+	f := r.PostForm
+	view := inviteView{Username: strings.TrimSpace(f.Get("username")), DisplayName: strings.TrimSpace(f.Get("display_name")),
+		FHIRUser: strings.TrimSpace(f.Get("fhir_user"))}
+	roles, names, err := parseFormRoles(r)
+	view.Roles = roleChoices(names)
+	if err == nil {
+		nu, secret, aerr := acc.Add(r.Context(), consoleAgent(r, v), identity.User{Username: view.Username, DisplayName: view.DisplayName, Roles: roles, FHIRUser: view.FHIRUser})
+		err = aerr
+		if err == nil {
+			row := toUserRow(nu)
+			view.Created, view.Secret = &row, secret.Reveal()
+			u.render(w, r, http.StatusCreated, "admin-invite", pageData{Title: "User invited", Viewer: v, Nav: "admin", Data: view})
+			return nil
+		}
+	}
+	msg, ok := formMessage(err)
+	if !ok {
+		return u.consoleErr(err)
+	}
+	view.Error = msg
+	u.render(w, r, http.StatusBadRequest, "admin-invite", pageData{Title: "Invite a user", Viewer: v, Nav: "admin", Data: view})
+	return nil
+}
+
+// formMessage is the safe message of a refused change, shown next to the
+// form; false for errors that are not the user's to fix.
+func formMessage(err error) (string, bool) {
+	var fe *identity.FieldError
+	switch {
+	case errors.As(err, &fe):
+		// Field errors name the field and never quote its value.
+		return fmt.Sprintf("Check the %s: %s.", strings.ReplaceAll(fe.Field, "_", " "), fe.Reason), true
+	case errors.Is(err, identity.ErrExists):
+		return "That username is taken. Choose another.", true
+	case errors.Is(err, identity.ErrInvalid):
+		return "Check the form: a value is not valid.", true
+	}
+	return "", false
+}
+
+// consoleErr maps a service error to a page with a safe message.
+func (u *UI) consoleErr(err error) error {
+	switch {
+	case errors.Is(err, session.ErrNotFound):
+		return pageErr(http.StatusNotFound, "No such session", "This session does not exist or has already ended.", err)
+	case errors.Is(err, identity.ErrNotFound), errors.Is(err, storage.ErrNotFound):
+		return pageErr(http.StatusNotFound, "Not found", "There is no such entry. It may have been removed.", err)
+	case errors.Is(err, storage.ErrConflict):
+		return pageErr(http.StatusConflict, "Already done", "Someone else changed this entry first. Reload the page to see its current state.", err)
+	case errors.Is(err, storage.ErrUnavailable), errors.Is(err, audit.ErrUnavailable), errors.Is(err, password.ErrBusy):
+		return &pageError{status: http.StatusServiceUnavailable, title: "Temporarily unavailable",
+			msg: "The service is temporarily unavailable, so nothing was changed. Try again in a moment.", retryAfter: time.Second, err: err}
+	}
+	if msg, ok := formMessage(err); ok {
+		return pageErr(http.StatusBadRequest, "Not accepted", msg, err)
+	}
+	return err
+}
+
+type adminSessionRow struct {
+	ID                         string
+	Created, LastSeen, Expires time.Time
+	MFA                        bool
+	Address                    string
+}
+
+type userView struct {
+	User     userRow
+	Roles    []roleChoice
+	Sessions []adminSessionRow
+	Done     string
+}
+
+// doneMessages are the confirmations a redirect after a change may ask
+// for (?done=<key>): fixed text, nothing from the request is echoed.
+var doneMessages = map[string]string{
+	"roles":     "Roles saved. The user's sessions were ended, so the new roles apply from the next sign-in.",
+	"disabled":  "Account disabled. Every session of the user was ended.",
+	"enabled":   "Account enabled.",
+	"reset-mfa": "Second factor reset. The user's sessions were ended; they set up a second step at the next sign-in.",
+	"revoked":   "Session ended.",
+}
+
+func (u *UI) adminUser(w http.ResponseWriter, r *http.Request) error {
+	acc := u.console.Accounts
+	if acc == nil {
+		return unavailable("Account administration")
+	}
+	id := r.PathValue("id")
+	x, err := acc.Directory().ByID(r.Context(), id)
+	if err != nil {
+		return u.consoleErr(err)
+	}
+	ss, err := acc.Sessions(r.Context(), id)
+	if err != nil {
+		return u.consoleErr(err)
+	}
+	row := toUserRow(x)
+	view := userView{User: row, Roles: roleChoices(strings.Split(row.Roles, ",")), Done: doneMessages[r.URL.Query().Get("done")]}
+	for _, s := range ss {
+		view.Sessions = append(view.Sessions, adminSessionRow{ID: s.ID, Created: s.Created, LastSeen: s.LastSeen, Expires: s.ExpiresAbsolute, MFA: s.MFA, Address: s.Address})
+	}
+	title := x.Username
+	if x.DisplayName != "" {
+		title = x.DisplayName
+	}
+	u.render(w, r, http.StatusOK, "admin-user", pageData{Title: title, Viewer: viewerFrom(r.Context()), Nav: "admin", Data: view})
+	return nil
+}
+
+func userURL(id, done string) string {
+	return "/admin/users/" + id + "?done=" + done
+}
+
+func (u *UI) adminSetRoles(w http.ResponseWriter, r *http.Request) error {
+	acc := u.console.Accounts
+	if acc == nil {
+		return unavailable("Account administration")
+	}
+	roles, _, err := parseFormRoles(r)
+	if err != nil {
+		return u.consoleErr(err)
+	}
+	x, err := acc.SetRoles(r.Context(), consoleAgent(r, viewerFrom(r.Context())), r.PathValue("id"), roles)
+	if err != nil {
+		return u.consoleErr(err)
+	}
+	return redirect(w, r, userURL(x.ID, "roles"))
+}
+
+func (u *UI) adminSetDisabled(disabled bool) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		acc := u.console.Accounts
+		if acc == nil {
+			return unavailable("Account administration")
+		}
+		x, err := acc.SetDisabled(r.Context(), consoleAgent(r, viewerFrom(r.Context())), r.PathValue("id"), disabled)
+		if err != nil {
+			return u.consoleErr(err)
+		}
+		done := "enabled"
+		if disabled {
+			done = "disabled"
+		}
+		return redirect(w, r, userURL(x.ID, done))
+	}
+}
+
+func (u *UI) adminResetMFAConfirm(w http.ResponseWriter, r *http.Request) error {
+	acc := u.console.Accounts
+	if acc == nil {
+		return unavailable("Account administration")
+	}
+	x, err := acc.Directory().ByID(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return u.consoleErr(err)
+	}
+	u.render(w, r, http.StatusOK, "admin-reset-mfa", pageData{Title: "Reset second factor", Viewer: viewerFrom(r.Context()), Nav: "admin", Data: toUserRow(x)})
+	return nil
+}
+
+func (u *UI) adminResetMFA(w http.ResponseWriter, r *http.Request) error {
+	acc := u.console.Accounts
+	if acc == nil {
+		return unavailable("Account administration")
+	}
+	if r.PostForm.Get("confirm") != "yes" {
+		return pageErr(http.StatusBadRequest, "Not confirmed", "Tick the confirmation box to reset the second factor.", errors.New("console: reset-mfa without confirmation"))
+	}
+	x, err := acc.ResetMFA(r.Context(), consoleAgent(r, viewerFrom(r.Context())), r.PathValue("id"))
+	if err != nil {
+		return u.consoleErr(err)
+	}
+	return redirect(w, r, userURL(x.ID, "reset-mfa"))
+}
+
+// adminRevokeSession ends one session of user id. The session must be
+// one of that user's, so a form cannot be pointed at another account's.
+func (u *UI) adminRevokeSession(w http.ResponseWriter, r *http.Request) error {
+	acc := u.console.Accounts
+	if acc == nil {
+		return unavailable("Account administration")
+	}
+	id, sid := r.PathValue("id"), r.PathValue("sid")
+	ss, err := acc.Sessions(r.Context(), id)
+	if err != nil {
+		return u.consoleErr(err)
+	}
+	if !slices.ContainsFunc(ss, func(s session.Session) bool { return s.ID == sid }) {
+		return u.consoleErr(session.ErrNotFound)
+	}
+	if err := acc.RevokeSession(r.Context(), consoleAgent(r, viewerFrom(r.Context())), sid); err != nil {
+		return u.consoleErr(err)
+	}
+	return redirect(w, r, userURL(id, "revoked"))
+}
