@@ -136,6 +136,31 @@ func TestScreenshots(t *testing.T) {
 	png("14-portal-access-verified")
 	tp.do(navigate(e.URL+"/portal/consent"), waitCSS("main form"))
 	png("15-portal-consent")
+
+	// The staff console: a security admin, a privacy officer, an auditor.
+	console := func(u *user, steps ...struct{ path, wait, name string }) {
+		t.Helper()
+		tc := newTab(t)
+		tc.do(chromedp.EmulateViewport(1200, 800))
+		e.signIn(t, tc, u, "#home")
+		for _, st := range steps {
+			tc.do(navigate(e.URL+st.path), waitCSS(st.wait))
+			b, err := chromedp.Run(tc.ctx, chromedp.FullScreenshot(100))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, st.name+".png"), b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	type step = struct{ path, wait, name string }
+	console(e.addUser(t, "admin.sam", "Sam Secure", true, identity.RoleSecurityAdmin),
+		step{"/admin/users", "#users", "16-admin-users"}, step{"/admin/policy", "#policy-facts", "17-admin-policy"})
+	console(e.addUser(t, "privacy.pat", "Pat Privacy", true, identity.RolePrivacyOfficer),
+		step{"/admin/reviews", "#reviews", "18-admin-break-glass-reviews"})
+	console(e.addUser(t, "audit.ann", "Ann Auditor", true, identity.RoleAuditor),
+		step{"/admin/log", "#log-status", "19-admin-log-status"})
 }
 
 func mustCode(t *testing.T, secret string) string {
