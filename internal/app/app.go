@@ -211,7 +211,7 @@ func (a *App) openAuthz(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("opening break-the-glass: %w", err)
 	}
-	a.Desk = authz.NewDesk(sq.Authz(), a.Log, a.batcher, nil)
+	a.Desk = authz.NewDesk(sq.Authz(), a.Record, a.Log, a.batcher, nil)
 	return nil
 }
 

@@ -2,7 +2,12 @@ package authz
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/phivault/phivault/internal/audit"
 )
@@ -46,6 +51,7 @@ type Review struct {
 	ClosedBy string // account id of the privacy officer
 	ClosedAt time.Time
 	Outcome  string // "appropriate" or "inappropriate"
+	Noted    bool   // the reviewer left a note (kept sealed with the patient's key)
 }
 
 // Alert is a high-priority alert record raised by an authorization
@@ -80,9 +86,12 @@ type ReviewStore interface {
 	// Reviews lists up to limit entries, open ones only when open is true,
 	// newest first.
 	Reviews(ctx context.Context, open bool, limit int) ([]Review, error)
-	// CloseReview closes entry id; ErrNotFound-wrapped when unknown,
-	// ErrConflict-wrapped when already closed.
-	CloseReview(ctx context.Context, id, by, outcome string, at time.Time) (Review, error)
+	// Review returns entry id; ErrNotFound-wrapped when unknown.
+	Review(ctx context.Context, id string) (Review, error)
+	// CloseReview closes entry id with the reviewer's sealed note (nil
+	// for none); ErrNotFound-wrapped when unknown, ErrConflict-wrapped
+	// when already closed.
+	CloseReview(ctx context.Context, id, by, outcome string, note []byte, at time.Time) (Review, error)
 	// Alerts lists up to limit alerts, newest first.
 	Alerts(ctx context.Context, limit int) ([]Alert, error)
 }
@@ -91,18 +100,23 @@ type ReviewStore interface {
 // review appends its audit event (durable before Close returns).
 type Desk struct {
 	store ReviewStore
+	notes NoteSealer
 	log   *audit.Log
 	rec   AuditRecorder
 	now   func() time.Time
 }
 
-// NewDesk returns a Desk; now is time.Now when nil.
-func NewDesk(store ReviewStore, log *audit.Log, rec AuditRecorder, now func() time.Time) *Desk {
+// NewDesk returns a Desk; now is time.Now when nil. notes seals the
+// reviewers' notes with the patient's key.
+func NewDesk(store ReviewStore, notes NoteSealer, log *audit.Log, rec AuditRecorder, now func() time.Time) *Desk {
 	if now == nil {
 		now = time.Now
 	}
-	return &Desk{store: store, log: log, rec: rec, now: now}
+	return &Desk{store: store, notes: notes, log: log, rec: rec, now: now}
 }
+
+// maxReviewNote bounds a reviewer's note, in characters.
+const maxReviewNote = 2000
 
 // List lists reviews (open only when open).
 func (d *Desk) List(ctx context.Context, open bool, limit int) ([]Review, error) {
@@ -115,8 +129,32 @@ func (d *Desk) Alerts(ctx context.Context, limit int) ([]Alert, error) {
 }
 
 // Close closes review id with outcome and audits it.
-func (d *Desk) Close(ctx context.Context, agent audit.Agent, requestID, id, outcome string) (Review, error) {
-	r, err := d.store.CloseReview(ctx, id, agent.User, outcome, d.now())
+//
+// note is the reviewer's free text ("" for none): it may name people or
+// clinical facts, so it is sealed with the patient's key (erased with the
+// patient) and never logged or put in the audit event. A note that is
+// not valid UTF-8, holds control characters other than newlines and
+// tabs, or exceeds 2,000 characters wraps ErrBadRequest.
+func (d *Desk) Close(ctx context.Context, agent audit.Agent, requestID, id, outcome, note string) (Review, error) {
+	var sealed []byte
+	if strings.TrimSpace(note) != "" {
+		if !utf8.ValidString(note) || utf8.RuneCountInString(note) > maxReviewNote || strings.IndexFunc(note, func(c rune) bool {
+			return unicode.IsControl(c) && c != '\n' && c != '\r' && c != '\t'
+		}) >= 0 {
+			return Review{}, fmt.Errorf("the note must be text of at most %d characters: %w", maxReviewNote, ErrBadRequest)
+		}
+		rv, err := d.store.Review(ctx, id)
+		if err != nil {
+			return Review{}, err
+		}
+		if d.notes == nil {
+			return Review{}, errors.New("close review: no note sealer")
+		}
+		if sealed, err = d.notes.SealNote(ctx, rv.Patient, "Review/"+id, []byte(note)); err != nil {
+			return Review{}, fmt.Errorf("close review: sealing the note: %w", err)
+		}
+	}
+	r, err := d.store.CloseReview(ctx, id, agent.User, outcome, sealed, d.now())
 	if err != nil {
 		return Review{}, err
 	}

@@ -114,7 +114,7 @@ func (s *Server) breakGlass(w http.ResponseWriter, r *http.Request) error {
 // and /admin/api/alerts (authz.Desk).
 type Reviews interface {
 	List(ctx context.Context, open bool, limit int) ([]authz.Review, error)
-	Close(ctx context.Context, agent audit.Agent, requestID, id, outcome string) (authz.Review, error)
+	Close(ctx context.Context, agent audit.Agent, requestID, id, outcome, note string) (authz.Review, error)
 	Alerts(ctx context.Context, limit int) ([]authz.Alert, error)
 }
 
@@ -199,6 +199,7 @@ func (a *adminAPI) listReviews(w http.ResponseWriter, r *http.Request) error {
 func (a *adminAPI) closeReview(w http.ResponseWriter, r *http.Request) error {
 	var body struct {
 		Outcome string `json:"outcome"`
+		Note    string `json:"note"`
 	}
 	if err := decode(r, &body); err != nil {
 		return err
@@ -206,8 +207,10 @@ func (a *adminAPI) closeReview(w http.ResponseWriter, r *http.Request) error {
 	if body.Outcome != "appropriate" && body.Outcome != "inappropriate" {
 		return apiErr(http.StatusBadRequest, `outcome must be "appropriate" or "inappropriate"`, nil)
 	}
-	rv, err := a.s.reviews.Close(r.Context(), actor(r), RequestID(r.Context()), r.PathValue("id"), body.Outcome)
+	rv, err := a.s.reviews.Close(r.Context(), actor(r), RequestID(r.Context()), r.PathValue("id"), body.Outcome, body.Note)
 	switch {
+	case errors.Is(err, authz.ErrBadRequest):
+		return apiErr(http.StatusBadRequest, "the note must be text of at most 2,000 characters", err)
 	case errors.Is(err, storage.ErrNotFound):
 		return apiErr(http.StatusNotFound, "no such review", err)
 	case errors.Is(err, storage.ErrConflict):

@@ -279,7 +279,8 @@ func TestAuthzBreakGlass(t *testing.T) {
 		}
 		close := "/admin/api/break-glass/reviews/" + id + "/close"
 		s.Do(t, "POST", close, map[string]any{"outcome": "appropriate"}, jsonDoc).Want(t, http.StatusForbidden)
-		s.Do(t, "POST", close, map[string]any{"outcome": "appropriate"}, asPO).Want(t, http.StatusOK)
+		s.Do(t, "POST", close, map[string]any{"outcome": "appropriate", "note": "bell\u0007"}, asPO).Want(t, http.StatusBadRequest)
+		s.Do(t, "POST", close, map[string]any{"outcome": "appropriate", "note": "Checked with the ward: a real emergency."}, asPO).Want(t, http.StatusOK)
 		s.Do(t, "POST", close, map[string]any{"outcome": "appropriate"}, asPO).Want(t, http.StatusConflict)
 		s.Do(t, "GET", "/admin/api/break-glass/reviews", nil, po.headers).Want(t, http.StatusOK)
 		evs, err = s.App.Log.Events(t.Context(), s.App.Store, 0)

@@ -57,7 +57,7 @@ type ConsoleAccounts interface {
 // review is audited by the desk.
 type ConsoleReviews interface {
 	List(ctx context.Context, open bool, limit int) ([]authz.Review, error)
-	Close(ctx context.Context, agent audit.Agent, requestID, id, outcome string) (authz.Review, error)
+	Close(ctx context.Context, agent audit.Agent, requestID, id, outcome, note string) (authz.Review, error)
 	Alerts(ctx context.Context, limit int) ([]authz.Alert, error)
 }
 

@@ -4,11 +4,14 @@ import (
 	"errors"
 	"net/http"
 	"time"
+
+	"github.com/phivault/phivault/internal/authz"
 )
 
 // The break-the-glass review desk (privacy officer): open reviews, each
 // closed with an outcome through authz.Desk (which audits the closing,
-// review-close, with the patient and the grant), and the alerts list.
+// review-close, with the patient and the grant; the reviewer's note is
+// sealed with the patient's key), and the alerts list.
 //
 // The desk does not expose the sealed free-text reason of a grant, so
 // the page shows the reason code only.
@@ -20,7 +23,7 @@ const maxReviews = 200
 type reviewRow struct {
 	ID, Grant, User, UserName, Patient, Reason string
 	Created, Expires, ClosedAt                 time.Time
-	Closed                                     bool
+	Closed, Noted                              bool
 	ClosedBy, Outcome                          string
 }
 
@@ -69,7 +72,7 @@ func (u *UI) adminReviews(w http.ResponseWriter, r *http.Request) error {
 	for _, x := range rs {
 		view.Reviews = append(view.Reviews, reviewRow{ID: x.ID, Grant: x.GrantID, User: x.UserID, UserName: u.userName(r, x.UserID, names),
 			Patient: x.Patient, Reason: x.Reason, Created: x.Created, Expires: x.Expires, Closed: x.Closed, ClosedAt: x.ClosedAt,
-			ClosedBy: u.userName(r, x.ClosedBy, names), Outcome: x.Outcome})
+			ClosedBy: u.userName(r, x.ClosedBy, names), Outcome: x.Outcome, Noted: x.Noted})
 	}
 	for _, x := range as {
 		view.Alerts = append(view.Alerts, alertRow{ID: x.ID, Kind: x.Kind, Priority: x.Priority, User: x.UserID, UserName: u.userName(r, x.UserID, names),
@@ -89,7 +92,11 @@ func (u *UI) adminCloseReview(w http.ResponseWriter, r *http.Request) error {
 		return pageErr(http.StatusBadRequest, "Choose an outcome", "Choose whether the access was appropriate or inappropriate, then close the review.", errors.New("console: review outcome missing"))
 	}
 	v := viewerFrom(r.Context())
-	if _, err := desk.Close(r.Context(), consoleAgent(r, v), requestID(r), r.PathValue("rid"), outcome); err != nil {
+	_, err := desk.Close(r.Context(), consoleAgent(r, v), requestID(r), r.PathValue("rid"), outcome, r.PostForm.Get("note"))
+	if errors.Is(err, authz.ErrBadRequest) {
+		return pageErr(http.StatusBadRequest, "Check the note", "The note must be text of at most 2,000 characters.", err)
+	}
+	if err != nil {
 		return u.consoleErr(err)
 	}
 	return redirect(w, r, "/admin/reviews?done=closed")

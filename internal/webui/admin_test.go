@@ -1,9 +1,12 @@
 package webui_test
 
 import (
+	"bytes"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -231,14 +234,26 @@ func TestAdminReviews(t *testing.T) {
 	if a := tb.text("#alerts"); !strings.Contains(a, "break-glass") || !strings.Contains(a, "dr.glass") {
 		t.Errorf("alerts %q", a)
 	}
-	tb.do(chromedp.SetValue(chromedp.CSS(".close-review select"), "appropriate"), submit(".close-review button", "#done"))
+	const note = "Confirmed with the ED charge nurse: patient arrived unconscious."
+	tb.do(chromedp.SetValue(chromedp.CSS(".close-review select"), "appropriate"), chromedp.SetValue(chromedp.CSS(".close-review textarea"), note),
+		submit(".close-review button", "#done"))
 	tb.do(waitCSS("#no-reviews"), submit("#show-all", "#reviews"))
-	if got := tb.text("#reviews"); !strings.Contains(got, "appropriate, by privacy.po") {
-		t.Errorf("closed review %q", got)
+	if got := tb.text("#reviews"); !strings.Contains(got, "appropriate, by privacy.po") || !strings.Contains(got, "with a note, kept sealed") || strings.Contains(got, note) {
+		t.Errorf("closed review %q: want the outcome and that a note is kept, not the note's text", got)
 	}
 	closed := false
 	for _, ev := range e.auditEvents(t) {
 		closed = closed || (ev.Action == audit.ActionReviewClose && slices.Contains(ev.Patients, "Patient/"+pid) && ev.Agent.Client == "webui")
+		if b, _ := json.Marshal(ev); strings.Contains(string(b), "charge nurse") {
+			t.Errorf("the reviewer's note is in the audit event")
+		}
+	}
+	// The note is stored sealed: its text is nowhere in the database files.
+	for _, f := range []string{"", "-wal"} {
+		b, err := os.ReadFile(e.App.Config.Storage.SQLitePath + f)
+		if err == nil && bytes.Contains(b, []byte("charge nurse")) {
+			t.Errorf("the reviewer's note is in clear in the database%s file", f)
+		}
 	}
 	if !closed {
 		t.Errorf("the review's closing is not audited")

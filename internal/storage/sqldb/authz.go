@@ -75,12 +75,12 @@ func (a *Authz) CreateGrant(ctx context.Context, g authz.Grant, note []byte, r a
 	})
 }
 
-const reviewCols = `id, grant_id, user_id, patient, reason, created, expires, closed, closed_by, closed_at, outcome`
+const reviewCols = `id, grant_id, user_id, patient, reason, created, expires, closed, closed_by, closed_at, outcome, close_note IS NOT NULL`
 
 func scanReview(rows *sql.Rows) (authz.Review, error) {
 	var r authz.Review
 	var created, expires, closedAt int64
-	if err := rows.Scan(&r.ID, &r.GrantID, &r.UserID, &r.Patient, &r.Reason, &created, &expires, &r.Closed, &r.ClosedBy, &closedAt, &r.Outcome); err != nil {
+	if err := rows.Scan(&r.ID, &r.GrantID, &r.UserID, &r.Patient, &r.Reason, &created, &expires, &r.Closed, &r.ClosedBy, &closedAt, &r.Outcome, &r.Noted); err != nil {
 		return authz.Review{}, err
 	}
 	r.Created, r.Expires = fromMicros(created), fromMicros(expires)
@@ -117,8 +117,28 @@ func (a *Authz) Reviews(ctx context.Context, open bool, limit int) ([]authz.Revi
 	return out, a.s.translate("reviews", rows.Err())
 }
 
+// Review implements authz.ReviewStore.
+func (a *Authz) Review(ctx context.Context, id string) (authz.Review, error) {
+	if !lookupable(id) {
+		return authz.Review{}, wrapOp("review", storage.ErrNotFound)
+	}
+	rows, err := a.s.r().query(ctx, `SELECT `+reviewCols+` FROM authz_reviews WHERE id = ?`, id)
+	if err != nil {
+		return authz.Review{}, a.s.translate("review", err)
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return authz.Review{}, a.s.translate("review", err)
+		}
+		return authz.Review{}, wrapOp("review", storage.ErrNotFound)
+	}
+	r, err := scanReview(rows)
+	return r, a.s.translate("review", err)
+}
+
 // CloseReview implements authz.ReviewStore.
-func (a *Authz) CloseReview(ctx context.Context, id, by, outcome string, at time.Time) (authz.Review, error) {
+func (a *Authz) CloseReview(ctx context.Context, id, by, outcome string, note []byte, at time.Time) (authz.Review, error) {
 	if !lookupable(id) {
 		return authz.Review{}, wrapOp("close review", storage.ErrNotFound)
 	}
@@ -145,11 +165,11 @@ func (a *Authz) CloseReview(ctx context.Context, id, by, outcome string, at time
 		if out.Closed {
 			return wrapOp("close review", storage.ErrConflict)
 		}
-		if _, err := t.exec(ctx, `UPDATE authz_reviews SET closed = ?, closed_by = ?, closed_at = ?, outcome = ? WHERE id = ?`,
-			true, by, at.UnixMicro(), outcome, id); err != nil {
+		if _, err := t.exec(ctx, `UPDATE authz_reviews SET closed = ?, closed_by = ?, closed_at = ?, outcome = ?, close_note = ? WHERE id = ?`,
+			true, by, at.UnixMicro(), outcome, nullBytes(note), id); err != nil {
 			return t.s.translate("close review", err)
 		}
-		out.Closed, out.ClosedBy, out.ClosedAt, out.Outcome = true, by, at.UTC(), outcome
+		out.Closed, out.ClosedBy, out.ClosedAt, out.Outcome, out.Noted = true, by, at.UTC(), outcome, len(note) > 0
 		return nil
 	})
 	return out, err

@@ -28,7 +28,8 @@ CREATE TABLE authz_reviews (
 	closed    BOOLEAN NOT NULL,
 	closed_by TEXT COLLATE "C" NOT NULL,
 	closed_at BIGINT  NOT NULL,
-	outcome   TEXT COLLATE "C" NOT NULL
+	outcome   TEXT COLLATE "C" NOT NULL,
+	close_note BYTEA -- the privacy officer's note, sealed with the patient's key; NULL without one
 );
 CREATE INDEX authz_reviews_open ON authz_reviews (closed, created);
 

@@ -28,7 +28,8 @@ CREATE TABLE authz_reviews (
 	closed    INTEGER NOT NULL,
 	closed_by TEXT    NOT NULL,
 	closed_at INTEGER NOT NULL,
-	outcome   TEXT    NOT NULL
+	outcome   TEXT    NOT NULL,
+	close_note BLOB -- the privacy officer's note, sealed with the patient's key; NULL without one
 );
 CREATE INDEX authz_reviews_open ON authz_reviews (closed, created);
 
