@@ -2,7 +2,9 @@ package authz
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"strings"
 )
 
 // ActiveGrant returns userID's unexpired break-the-glass grant on
@@ -24,4 +26,30 @@ func (a *Authorizer) ActiveGrant(ctx context.Context, userID, patient string) (G
 		}
 	}
 	return best, found, nil
+}
+
+// Affiliation returns the name of the organisation a practitioner acts
+// for, from its PractitionerRole (the same fact the policies use), or ""
+// when fhirUser is not a practitioner or has none. The patient's "who
+// accessed my record" shows it; it reads directory data, not PHI.
+func (a *Authorizer) Affiliation(ctx context.Context, fhirUser string) (string, error) {
+	if !strings.HasPrefix(fhirUser, "Practitioner/") {
+		return "", nil
+	}
+	uf, err := a.loadUserFacts(ctx, fhirUser, a.now())
+	if err != nil || uf.Organization == "" {
+		return "", err
+	}
+	_, id, _ := strings.Cut(uf.Organization, "/")
+	f, found, err := a.src.Resource(ctx, "Organization", id)
+	if err != nil || !found {
+		return uf.Organization, nil // the reference, when the resource cannot be read
+	}
+	var org struct {
+		Name string `json:"name"`
+	}
+	if json.Unmarshal(f.JSON, &org) != nil || strings.TrimSpace(org.Name) == "" {
+		return uf.Organization, nil
+	}
+	return org.Name, nil
 }

@@ -87,6 +87,7 @@ func start(t testing.TB, driver string) *env {
 type user struct {
 	Username, Password, Display string
 	Secret                      string // TOTP secret once enrolled
+	FHIRUser                    string // "Practitioner/<id>" of a clinician the harness created
 
 	mu   sync.Mutex
 	last time.Time // time of the last TOTP code handed out
@@ -133,7 +134,7 @@ func (e *env) addAccount(t testing.TB, a identity.User, enrolled bool) *user {
 		Roles: a.Roles, FHIRUser: a.FHIRUser, PasswordHash: hash}); err != nil {
 		t.Fatal(err)
 	}
-	u := &user{Username: username, Password: pw, Display: display}
+	u := &user{Username: username, Password: pw, Display: display, FHIRUser: a.FHIRUser}
 	if !enrolled {
 		return u
 	}

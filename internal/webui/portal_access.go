@@ -219,7 +219,7 @@ func (u *UI) accessRows(r *http.Request, v *viewer, id string, q accessQuery) ([
 	if err != nil {
 		return nil, 0, err
 	}
-	names := map[string][2]string{} // account id → display name, FHIR user
+	names := map[string][3]string{} // account id → display name, FHIR user, organisation
 	rows := make([]accessRow, 0, len(entries))
 	for _, e := range entries {
 		ev := e.Event
@@ -233,15 +233,25 @@ func (u *UI) accessRows(r *http.Request, v *viewer, id string, q accessQuery) ([
 			n, ok := names[ev.Agent.User]
 			if !ok {
 				if usr, err := u.users.ByID(r.Context(), ev.Agent.User); err == nil {
-					n = [2]string{usr.DisplayName, usr.FHIRUser}
+					n = [3]string{usr.DisplayName, usr.FHIRUser, ""}
 					if n[0] == "" {
 						n[0] = usr.Username
+					}
+					if u.authz != nil {
+						// The organisation the practitioner acts for
+						// (PractitionerRole): directory data, not PHI.
+						if org, err := u.authz.Affiliation(r.Context(), usr.FHIRUser); err == nil {
+							n[2] = org
+						}
 					}
 				}
 				names[ev.Agent.User] = n
 			}
 			if n[0] != "" {
 				row.Who, row.FHIRUser = n[0], n[1]
+				if n[2] != "" {
+					row.Org = n[2]
+				}
 			} else {
 				row.Who = serviceText(ev.Agent.Client)
 			}

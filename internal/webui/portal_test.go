@@ -48,6 +48,10 @@ func TestPortalRecordAndAccess(t *testing.T) {
 	ids := e.loadPatients(t, 1)
 	pid := ids[0]
 	doc := e.addUser(t, "dr.portal", "Dana Doctor", true, identity.RolePhysician)
+	// Dana acts for a named clinic: the patient sees it next to her name.
+	org := e.Do(t, "POST", "/fhir/Organization", map[string]any{"resourceType": "Organization", "name": "Riverside Family Clinic"}, nil).Want(t, 201).ID()
+	e.Do(t, "POST", "/fhir/PractitionerRole", map[string]any{"resourceType": "PractitionerRole", "active": true,
+		"practitioner": map[string]any{"reference": doc.FHIRUser}, "organization": map[string]any{"reference": "Organization/" + org}}, nil).Want(t, 201)
 	pat := e.addAccount(t, identity.User{Username: "patient.portal", Roles: []identity.Role{identity.RolePatient}, FHIRUser: "Patient/" + pid}, false)
 	family := familyName(e.patient(t, pid))
 
@@ -93,6 +97,9 @@ func TestPortalRecordAndAccess(t *testing.T) {
 	}
 	if got := tb.text("#access-" + row); !strings.Contains(got, "physician") || !regexp.MustCompile(`(searched|looked at) your `).MatchString(got) {
 		t.Errorf("access row %q: want the role and what was done in words", got)
+	}
+	if got := tb.text("#access-" + row); !strings.Contains(got, "Riverside Family Clinic") {
+		t.Errorf("access row %q: want the clinician's organisation", got)
 	}
 
 	// Verify in the browser. The newest entries may not be in a signed
