@@ -539,4 +539,35 @@ func TestBreakGlass(t *testing.T) {
 	if !opened || !etreat {
 		t.Fatalf("audit: break-glass event %t, chart read with purpose ETREAT %t", opened, etreat)
 	}
+
+	// The patient finds that emergency access in "who accessed my
+	// record", and Verify proves it is in the signed log.
+	pat := e.addAccount(t, identity.User{Username: "sam.stranger", Roles: []identity.Role{identity.RolePatient}, FHIRUser: "Patient/" + id}, false)
+	tp := newTab(t)
+	tp.ignore(`status of 404 \(Not Found\) https://[^ ]+/\$proof`) // a proof asked before its checkpoint is signed
+	e.signInPatient(t, tp, pat, "#portal-record")
+	tp.do(navigate(e.URL+"/portal/access"), waitCSS("#access-list"))
+	row := eval[string](tp, `(function(){
+	  var rows = document.querySelectorAll("#access-list tr.access-row");
+	  for (var i = 0; i < rows.length; i++) {
+	    var t = rows[i].textContent;
+	    if (t.indexOf("Gail Glass") >= 0 && t.indexOf("emergency access") >= 0) return rows[i].dataset.id;
+	  }
+	  return "";
+	})()`)
+	if row == "" {
+		t.Fatalf("the emergency access is not in the patient's list: %s", tp.text("#access-list"))
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		tp.do(chromedp.Click(chromedp.CSS("#access-" + row + " button.verify")))
+		got := tp.waitText("#verify-"+row, "erified")
+		if strings.HasPrefix(got, "Verified") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("verify the emergency access: %q", got)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
 }
