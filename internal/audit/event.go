@@ -86,6 +86,9 @@ const (
 	// ActionReviewClose is a privacy officer closing a break-the-glass
 	// review ("Review/<id>"); Policies carries the outcome.
 	ActionReviewClose Action = "break-glass-review"
+	// ActionReviewRead is a privacy officer reading the sealed free-text
+	// reason of a break-the-glass grant under review.
+	ActionReviewRead Action = "break-glass-review-read"
 	// ActionPolicyChange is a policy set coming into force; Policies
 	// carries "hash=<sha256>" and "source=<embedded|dir>".
 	ActionPolicyChange Action = "policy-change"

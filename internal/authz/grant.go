@@ -88,6 +88,8 @@ type ReviewStore interface {
 	Reviews(ctx context.Context, open bool, limit int) ([]Review, error)
 	// Review returns entry id; ErrNotFound-wrapped when unknown.
 	Review(ctx context.Context, id string) (Review, error)
+	// GrantNote returns the sealed free text of grant id (nil for none).
+	GrantNote(ctx context.Context, grantID string) ([]byte, error)
 	// CloseReview closes entry id with the reviewer's sealed note (nil
 	// for none); ErrNotFound-wrapped when unknown, ErrConflict-wrapped
 	// when already closed.
@@ -117,6 +119,44 @@ func NewDesk(store ReviewStore, notes NoteSealer, log *audit.Log, rec AuditRecor
 
 // maxReviewNote bounds a reviewer's note, in characters.
 const maxReviewNote = 2000
+
+// NoteOpener opens notes sealed with a patient's key (the record).
+type NoteOpener interface {
+	OpenNote(ctx context.Context, owner, grantID string, sealed []byte) ([]byte, error)
+}
+
+// Reason returns the free text the clinician gave when breaking the
+// glass, for the privacy officer reviewing it. The read is audited
+// (ActionReviewRead, the patient and the grant) before the text is
+// returned; if that fails, nothing is returned. "" when there is none.
+func (d *Desk) Reason(ctx context.Context, agent audit.Agent, requestID, id string) (string, error) {
+	opener, ok := d.notes.(NoteOpener)
+	if !ok {
+		return "", errors.New("review reason: notes cannot be opened")
+	}
+	rv, err := d.store.Review(ctx, id)
+	if err != nil {
+		return "", err
+	}
+	sealed, err := d.store.GrantNote(ctx, rv.GrantID)
+	if err != nil || len(sealed) == 0 {
+		return "", err
+	}
+	ev := audit.Event{Time: d.now(), Action: audit.ActionReviewRead, Outcome: audit.OutcomeSuccess, Agent: agent,
+		Patients: []string{rv.Patient}, Entities: []string{"Review/" + rv.ID, "Grant/" + rv.GrantID}, Purpose: "HOPERAT", RequestID: requestID}
+	rec, err := d.log.Seal(ev)
+	if err != nil {
+		return "", err
+	}
+	if err := d.rec.Record(ctx, rec); err != nil {
+		return "", err
+	}
+	text, err := opener.OpenNote(ctx, rv.Patient, rv.GrantID, sealed)
+	if err != nil {
+		return "", fmt.Errorf("review reason: %w", err)
+	}
+	return string(text), nil
+}
 
 // List lists reviews (open only when open).
 func (d *Desk) List(ctx context.Context, open bool, limit int) ([]Review, error) {

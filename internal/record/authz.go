@@ -432,6 +432,16 @@ func (s *Service) found(ctx context.Context, q storage.Query) ([]authz.Found, er
 	return out, nil
 }
 
+// OpenNote opens a note SealNote sealed for owner and grantID. After the
+// patient's erasure it fails: the key is gone.
+func (s *Service) OpenNote(ctx context.Context, owner, grantID string, sealed []byte) ([]byte, error) {
+	dek, err := s.dekForRead(ctx, owner, false)
+	if err != nil {
+		return nil, fmt.Errorf("loading key of %s: %w", owner, err)
+	}
+	return dek.Open(sealed, keys.ResourceAD{Type: "BreakGlassNote", ID: grantID, Version: 1, Owner: owner})
+}
+
 // SealNote seals text with owner's data key, bound to a break-the-glass
 // grant id (authz.NoteSealer). The patient must have a key (exist).
 func (s *Service) SealNote(ctx context.Context, owner, grantID string, text []byte) ([]byte, error) {

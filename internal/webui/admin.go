@@ -59,6 +59,8 @@ type ConsoleReviews interface {
 	List(ctx context.Context, open bool, limit int) ([]authz.Review, error)
 	Close(ctx context.Context, agent audit.Agent, requestID, id, outcome, note string) (authz.Review, error)
 	Alerts(ctx context.Context, limit int) ([]authz.Alert, error)
+	// Reason opens the clinician's sealed free-text reason (audited).
+	Reason(ctx context.Context, agent audit.Agent, requestID, id string) (string, error)
 }
 
 // Verification is the outcome of the last full verification of the

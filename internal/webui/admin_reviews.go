@@ -13,8 +13,8 @@ import (
 // review-close, with the patient and the grant; the reviewer's note is
 // sealed with the patient's key), and the alerts list.
 //
-// The desk does not expose the sealed free-text reason of a grant, so
-// the page shows the reason code only.
+// Open reviews show the clinician's sealed free-text reason, opened with
+// the patient's key; each such read is audited (break-glass-review-read).
 
 // maxReviews bounds the reviews and alerts one page lists, as the JSON
 // desk does.
@@ -24,6 +24,7 @@ type reviewRow struct {
 	ID, Grant, User, UserName, Patient, Reason string
 	Created, Expires, ClosedAt                 time.Time
 	Closed, Noted                              bool
+	ReasonText                                 string // the clinician's words (open reviews; the read is audited)
 	ClosedBy, Outcome                          string
 }
 
@@ -69,10 +70,21 @@ func (u *UI) adminReviews(w http.ResponseWriter, r *http.Request) error {
 	}
 	names := map[string]string{}
 	view := reviewsView{All: all, Done: r.URL.Query().Get("done") == "closed"}
+	v := viewerFrom(r.Context())
 	for _, x := range rs {
-		view.Reviews = append(view.Reviews, reviewRow{ID: x.ID, Grant: x.GrantID, User: x.UserID, UserName: u.userName(r, x.UserID, names),
+		row := reviewRow{ID: x.ID, Grant: x.GrantID, User: x.UserID, UserName: u.userName(r, x.UserID, names),
 			Patient: x.Patient, Reason: x.Reason, Created: x.Created, Expires: x.Expires, Closed: x.Closed, ClosedAt: x.ClosedAt,
-			ClosedBy: u.userName(r, x.ClosedBy, names), Outcome: x.Outcome, Noted: x.Noted})
+			ClosedBy: u.userName(r, x.ClosedBy, names), Outcome: x.Outcome, Noted: x.Noted}
+		if !x.Closed {
+			// The reviewer reads the clinician's own words; each read is
+			// audited before it is shown (fail closed).
+			text, err := desk.Reason(r.Context(), consoleAgent(r, v), requestID(r), x.ID)
+			if err != nil {
+				return u.consoleErr(err)
+			}
+			row.ReasonText = text
+		}
+		view.Reviews = append(view.Reviews, row)
 	}
 	for _, x := range as {
 		view.Alerts = append(view.Alerts, alertRow{ID: x.ID, Kind: x.Kind, Priority: x.Priority, User: x.UserID, UserName: u.userName(r, x.UserID, names),

@@ -228,8 +228,15 @@ func TestAdminReviews(t *testing.T) {
 	if !strings.Contains(got, "dr.glass") || !strings.Contains(got, "Patient/"+pid) || !strings.Contains(got, "ETREAT") {
 		t.Fatalf("review queue %q", got)
 	}
-	if strings.Contains(got, "Sealed detail text") {
-		t.Errorf("the sealed free text is shown")
+	if !strings.Contains(got, "Sealed detail text") {
+		t.Errorf("the clinician's reason is not shown to the reviewer: %q", got)
+	}
+	reasonRead := false
+	for _, ev := range e.auditEvents(t) {
+		reasonRead = reasonRead || (ev.Action == audit.ActionReviewRead && slices.Contains(ev.Patients, "Patient/"+pid))
+	}
+	if !reasonRead {
+		t.Errorf("the reviewer's reading of the reason is not audited")
 	}
 	if a := tb.text("#alerts"); !strings.Contains(a, "break-glass") || !strings.Contains(a, "dr.glass") {
 		t.Errorf("alerts %q", a)

@@ -117,6 +117,28 @@ func (a *Authz) Reviews(ctx context.Context, open bool, limit int) ([]authz.Revi
 	return out, a.s.translate("reviews", rows.Err())
 }
 
+// GrantNote implements authz.ReviewStore: the sealed free text of a
+// grant (nil when it has none).
+func (a *Authz) GrantNote(ctx context.Context, grantID string) ([]byte, error) {
+	if !lookupable(grantID) {
+		return nil, wrapOp("grant note", storage.ErrNotFound)
+	}
+	rows, err := a.s.r().query(ctx, `SELECT note FROM authz_grants WHERE id = ?`, grantID)
+	if err != nil {
+		return nil, a.s.translate("grant note", err)
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return nil, a.s.translate("grant note", err)
+		}
+		return nil, wrapOp("grant note", storage.ErrNotFound)
+	}
+	var note []byte
+	err = rows.Scan(&note)
+	return note, a.s.translate("grant note", err)
+}
+
 // Review implements authz.ReviewStore.
 func (a *Authz) Review(ctx context.Context, id string) (authz.Review, error) {
 	if !lookupable(id) {
