@@ -362,7 +362,7 @@ func TestAuthLoginTOTP(t *testing.T) {
 	if r := e.do(t, "POST", "/fhir/Patient", p, creds{cookie: c.cookie}); r.status != http.StatusForbidden || r.json["resourceType"] != "OperationOutcome" {
 		t.Fatalf("POST without X-CSRF-Token: %d %s, want 403 OperationOutcome", r.status, r.body)
 	}
-	if r := e.do(t, "POST", "/fhir/Patient", p, creds{cookie: c.cookie, csrf: "x" + c.csrf[1:]}); r.status != http.StatusForbidden {
+	if r := e.do(t, "POST", "/fhir/Patient", p, creds{cookie: c.cookie, csrf: wrongToken(c.csrf)}); r.status != http.StatusForbidden {
 		t.Fatalf("POST with a wrong X-CSRF-Token: %d", r.status)
 	}
 	if r := e.do(t, "POST", "/fhir/Patient", p, c); r.status != http.StatusCreated {
@@ -682,4 +682,18 @@ func TestAuthDisabledSession(t *testing.T) {
 	if r.status != http.StatusUnauthorized || !strings.Contains(r.header.Get("Set-Cookie"), "Max-Age=0") {
 		t.Fatalf("disabled user's session: %d, Set-Cookie %q", r.status, r.header.Get("Set-Cookie"))
 	}
+}
+
+// wrongToken changes the first character of a token, so that it is
+// always different from it (replacing it by a fixed letter would leave
+// a token that starts with that letter unchanged, one time in 64).
+func wrongToken(tok string) string {
+	if tok == "" {
+		return "x"
+	}
+	c := byte('x')
+	if tok[0] == c {
+		c = 'y'
+	}
+	return string(c) + tok[1:]
 }
