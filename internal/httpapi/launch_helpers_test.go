@@ -6,29 +6,19 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
-	"net/http/httptest"
 	"net/url"
-	"os"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"golang.org/x/oauth2"
 
-	"github.com/phivault/phivault/internal/app"
-	"github.com/phivault/phivault/internal/authn/login"
-	"github.com/phivault/phivault/internal/authn/password"
 	"github.com/phivault/phivault/internal/authn/smart"
 	"github.com/phivault/phivault/internal/authn/smart/scope"
-	"github.com/phivault/phivault/internal/config"
 	"github.com/phivault/phivault/internal/identity"
-	"github.com/phivault/phivault/internal/keys"
-	"github.com/phivault/phivault/internal/storage/postgres/pgtest"
 	"github.com/phivault/phivault/internal/storage/sqldb"
 )
 
@@ -50,59 +40,12 @@ type launchEnv struct {
 
 func startLaunch(t *testing.T, driver string) *launchEnv {
 	t.Helper()
-	dir := t.TempDir()
-	c := config.Default(dir)
-	c.Storage.Driver = driver
-	if driver == "postgres" {
-		c.Storage.PostgresURL = pgtest.NewDatabase(t)
-	} else {
-		c.Storage.SQLitePath = c.Path(c.Storage.SQLitePath)
-	}
-	if err := os.MkdirAll(c.Path("keys"), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	c.Keys.KeyFile = c.Path(c.Keys.KeyFile)
-	if err := keys.CreateKeyFile(c.Keys.KeyFile); err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewUnstartedServer(nil)
-	c.Server.BaseURL = "https://" + ts.Listener.Addr().String()
-	if err := c.Validate(); err != nil {
-		ts.Listener.Close()
-		t.Fatal(err)
-	}
-	h, err := password.NewHasher(password.HasherConfig{Params: password.Params{Memory: 64, Time: 1, Threads: 1}})
+	ae := startAuthOn(t, nil, "", driver)
+	tok, err := ae.app.CreateToken(t.Context(), "seed", []string{"system"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	clock := &fakeClock{t: time.Now().UTC().Truncate(time.Second)}
-	logs := &bytes.Buffer{}
-	var mu sync.Mutex
-	logger := slog.New(slog.NewJSONHandler(writerFunc(func(p []byte) (int, error) {
-		mu.Lock()
-		defer mu.Unlock()
-		return logs.Write(p)
-	}), nil))
-	a, err := app.Open(t.Context(), c, logger, app.WithClock(clock.Now), app.WithLoginOptions(func(o *login.Options) { o.Hasher = h }))
-	if err != nil {
-		ts.Listener.Close()
-		t.Fatal(err)
-	}
-	tok, err := a.CreateToken(t.Context(), "seed", []string{"system"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts.Config.Handler = a.Handler()
-	ts.StartTLS()
-	t.Cleanup(func() {
-		ts.Close()
-		if err := a.Close(); err != nil {
-			t.Error(err)
-		}
-	})
-	client := ts.Client()
-	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	e := &launchEnv{authEnv: &authEnv{url: ts.URL, app: a, clock: clock, hasher: h, client: client, logs: logs}, driver: driver, token: tok.Reveal()}
+	e := &launchEnv{authEnv: ae, driver: driver, token: tok.Reveal()}
 	e.mine.patient = e.create(t, map[string]any{"resourceType": "Patient", "name": []any{map[string]any{"family": "Launchling", "given": []any{"Ada"}}}})
 	e.mine.obs = e.create(t, launchObservation(e.mine.patient))
 	e.other.patient = e.create(t, map[string]any{"resourceType": "Patient", "name": []any{map[string]any{"family": "Otherson", "given": []any{"Bo"}}}})
