@@ -50,14 +50,14 @@ func (a *App) openAuditIndex() error {
 		return nil
 	}
 	x, err := export.New(export.Options{
-		Sink: index.NewSink(sq, a.Keys), Source: sq.TLog(), Log: a.Log, Cursors: sq.ExportCursors(),
+		Sink: index.NewSink(sq, a.Keys), Source: a.tlog.reader, Cursors: sq.ExportCursors(),
 		Batch: 1000, Logger: a.logger,
 	})
 	if err != nil {
 		return err
 	}
 	a.indexer = &auditIndexer{x: x, integrate: a.IntegrateLog}
-	a.AuditIndex = index.NewReader(sq, a.Keys, a.Log, a.batcher, time.Now, a.indexer.catchUp)
+	a.AuditIndex = index.NewReader(sq, a.Keys, a.tlog.reader, a.Log, a.batcher, time.Now, a.indexer.catchUp)
 	return nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/phivault/phivault/internal/audit"
 	"github.com/phivault/phivault/internal/audit/merkle"
 	"github.com/phivault/phivault/internal/keys"
 	"github.com/phivault/phivault/internal/storage"
@@ -188,4 +189,10 @@ func (w wakingAppender) AppendAudit(ctx context.Context, recs ...storage.AuditRe
 		w.wake()
 	}
 	return err
+}
+
+// AuditEvents opens every stored audit event, integrated and pending
+// (audit.Log.Events): for tests and tools, it reads the whole log.
+func (a *App) AuditEvents(ctx context.Context) ([]audit.Event, error) {
+	return a.Log.Events(ctx, a.tlog.store)
 }

@@ -30,7 +30,7 @@ func accounts(t *testing.T) (*apitest.Server, *app.Accounts) {
 
 func events(t *testing.T, a *app.App) []audit.Event {
 	t.Helper()
-	evs, err := a.Log.Events(t.Context(), a.Store, 0)
+	evs, err := a.AuditEvents(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}

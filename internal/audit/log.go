@@ -163,28 +163,77 @@ type Appender interface {
 	AppendAudit(ctx context.Context, recs ...storage.AuditRecord) error
 }
 
-// Scanner reads stored audit records in sequence order; storage.Reader
+// Source reads the stored log: the integrated events in their entry
+// bundles and the records not yet integrated; storage.LogReader
 // implements it.
-type Scanner interface {
-	ScanAudit(ctx context.Context, after int64, fn func(seq int64, rec storage.AuditRecord) error) error
+type Source interface {
+	ScanBundles(ctx context.Context, from, to int64, fn func(storage.Bundle) error) error
+	ScanPending(ctx context.Context, fn func(storage.LogLeaf) error) error
 }
 
-// Events opens and decodes every record of s after sequence number after,
-// in order. It returns an error wrapping the first record that does not
-// open (a wrong log key, or a tampered body).
-func (l *Log) Events(ctx context.Context, s Scanner, after int64) ([]Event, error) {
+// Events opens and decodes every stored event: the integrated ones in
+// leaf order, then the pending ones in sequence order. An integrator
+// may run meanwhile: Events rereads until the bundles did not grow
+// while it read the pending records, so each event is returned once. It
+// returns an error naming the first bundle or record that does not open
+// (a wrong log key, or tampering). It reads the whole log: it is for
+// tests and tools, not for serving.
+func (l *Log) Events(ctx context.Context, s Source) ([]Event, error) {
 	var out []Event
-	err := s.ScanAudit(ctx, after, func(seq int64, rec storage.AuditRecord) error {
-		b, err := l.Open(rec)
-		if err != nil {
-			return fmt.Errorf("audit record %d: %w", seq, err)
-		}
+	decode := func(where string, b []byte) error {
 		var ev Event
 		if err := json.Unmarshal(b, &ev); err != nil {
-			return fmt.Errorf("decoding audit record %d: %w", seq, err)
+			return fmt.Errorf("decoding %s: %w", where, err)
 		}
 		out = append(out, ev)
 		return nil
-	})
-	return out, err
+	}
+	var size int64 // leaves read from bundles
+	for {
+		err := s.ScanBundles(ctx, size/BundleWidth, 1<<62, func(b storage.Bundle) error {
+			leaves, v1, err := l.OpenBundle(b.N, b.Width, b.Sealed)
+			if err != nil {
+				return err
+			}
+			for i := size - b.N*BundleWidth; i < int64(len(leaves)); i++ {
+				_, ev, err := LeafEvent(leaves[i], v1 != nil && v1[i])
+				if err != nil {
+					return fmt.Errorf("leaf %d: %w", size, err)
+				}
+				if err := decode(fmt.Sprintf("leaf %d", size), ev); err != nil {
+					return err
+				}
+				size++
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		n := len(out)
+		err = s.ScanPending(ctx, func(lf storage.LogLeaf) error {
+			b, err := l.Open(storage.AuditRecord{Body: lf.Body})
+			if err != nil {
+				return fmt.Errorf("audit record %d: %w", lf.Seq, err)
+			}
+			return decode(fmt.Sprintf("audit record %d", lf.Seq), b)
+		})
+		if err != nil {
+			return nil, err
+		}
+		grew := false
+		err = s.ScanBundles(ctx, size/BundleWidth, 1<<62, func(b storage.Bundle) error {
+			if b.N*BundleWidth+int64(b.Width) > size {
+				grew = true
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		if !grew {
+			return out, nil
+		}
+		out = out[:n] // integrated meanwhile: read the new leaves, then pending again
+	}
 }

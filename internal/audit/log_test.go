@@ -222,12 +222,16 @@ func TestEventFieldsCarryNoPHI(t *testing.T) {
 }
 
 // fakeScanner serves stored records in sequence order.
-type fakeScanner []storage.AuditRecord
+// fakeSource is a stored log: sealed bundles and pending records.
+type fakeSource struct {
+	bundles []storage.Bundle
+	pending []storage.LogLeaf
+}
 
-func (f fakeScanner) ScanAudit(_ context.Context, after int64, fn func(int64, storage.AuditRecord) error) error {
-	for i, r := range f {
-		if seq := int64(i + 1); seq > after {
-			if err := fn(seq, r); err != nil {
+func (f *fakeSource) ScanBundles(_ context.Context, from, to int64, fn func(storage.Bundle) error) error {
+	for _, b := range f.bundles {
+		if b.N >= from && b.N < to {
+			if err := fn(b); err != nil {
 				return err
 			}
 		}
@@ -235,24 +239,61 @@ func (f fakeScanner) ScanAudit(_ context.Context, after int64, fn func(int64, st
 	return nil
 }
 
-// TestLogEvents: Events opens every record after a sequence number, in
-// order, and names the first record that does not open.
+func (f *fakeSource) ScanPending(_ context.Context, fn func(storage.LogLeaf) error) error {
+	for _, l := range f.pending {
+		if err := fn(l); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// TestLogEvents: Events opens every integrated event (bundles, v1
+// leaves included) then every pending record, in order, and names the
+// first bundle or record that does not open.
 func TestLogEvents(t *testing.T) {
 	l := audit.NewLog(&fakeSealer{})
-	var recs fakeScanner
-	for _, a := range []audit.Action{audit.ActionRead, audit.ActionCreate, audit.ActionSearch} {
+	leaf := func(a audit.Action) []byte {
 		r, err := l.Seal(audit.Event{Action: a, Outcome: audit.OutcomeSuccess})
 		if err != nil {
 			t.Fatal(err)
 		}
-		recs = append(recs, r)
+		lf, _, err := l.OpenLeaf(r.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return lf
 	}
-	evs, err := l.Events(t.Context(), recs, 1)
-	if err != nil || len(evs) != 2 || evs[0].Action != audit.ActionCreate || evs[1].Action != audit.ActionSearch {
-		t.Fatalf("Events after 1 = %+v, %v; want create, search", evs, err)
+	v1, err := audit.Event{Action: audit.ActionLogin, Outcome: audit.OutcomeSuccess}.Marshal()
+	if err != nil {
+		t.Fatal(err)
 	}
-	recs[1].Body = []byte("tampered")
-	if _, err := l.Events(t.Context(), recs, 0); err == nil || !strings.Contains(err.Error(), "audit record 2") {
-		t.Errorf("a tampered record: err = %v, want one naming record 2", err)
+	sealed, err := l.SealBundle(0, [][]byte{v1, leaf(audit.ActionRead)}, []bool{true, false})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := &fakeSource{bundles: []storage.Bundle{{N: 0, Width: 2, Sealed: sealed}}}
+	for i, a := range []audit.Action{audit.ActionCreate, audit.ActionSearch} {
+		r, err := l.Seal(audit.Event{Action: a, Outcome: audit.OutcomeSuccess})
+		if err != nil {
+			t.Fatal(err)
+		}
+		src.pending = append(src.pending, storage.LogLeaf{Seq: int64(i + 7), Index: -1, Body: r.Body, LeafHash: r.LeafHash})
+	}
+	evs, err := l.Events(t.Context(), src)
+	var got []audit.Action
+	for _, ev := range evs {
+		got = append(got, ev.Action)
+	}
+	if err != nil || !slices.Equal(got, []audit.Action{audit.ActionLogin, audit.ActionRead, audit.ActionCreate, audit.ActionSearch}) {
+		t.Fatalf("Events = %v, %v; want login, read, create, search", got, err)
+	}
+	src.pending[1].Body = []byte("tampered")
+	if _, err := l.Events(t.Context(), src); err == nil || !strings.Contains(err.Error(), "audit record 8") {
+		t.Errorf("a tampered record: err = %v, want one naming record 8", err)
+	}
+	src.pending = nil
+	if _, err := l.Events(t.Context(), &fakeSource{bundles: []storage.Bundle{{N: 1, Width: 2, Sealed: sealed}}}); err == nil || !strings.Contains(err.Error(), "entry bundle 1") {
+		t.Errorf("a moved bundle: err = %v, want one naming entry bundle 1", err)
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 )
@@ -37,10 +36,9 @@ func TestAuditVerifyCLI(t *testing.T) {
 			}
 
 			db := secDB(t, dir)
-			seq := secCount(t, dir, db, "SELECT seq FROM audit_events WHERE leaf_index = 1")
-			secExec(t, dir, db, "UPDATE audit_events SET body = ? WHERE leaf_index = 1", []byte("rewritten history"))
+			secExec(t, dir, db, "UPDATE tlog_bundles SET body = ? WHERE n = 0", []byte("rewritten history"))
 			r = secRun(t, "audit", "verify", "--data", dir)
-			want := regexp.MustCompile(`TAMPERED audit log diverges at leaf 1 \(seq ` + strconv.FormatInt(seq, 10) + `\): sealed body does not open`)
+			want := regexp.MustCompile(`TAMPERED audit log diverges at leaf 0: entry bundle 0 \(leaves 0\.\.[0-9]+\) does not open with the log key`)
 			if r.code != 1 || !want.MatchString(r.stdout) {
 				t.Fatalf("verify after tampering: exit %d\n%s\n%s", r.code, r.stdout, secTail(r.stderr, 500))
 			}

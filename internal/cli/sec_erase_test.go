@@ -35,7 +35,7 @@ func TestEraseCryptoShreds(t *testing.T) {
 			if len(victimRows) < 10 {
 				t.Fatalf("the victim owns only %d versions", len(victimRows))
 			}
-			audit0 := secCount(t, dir, db, "SELECT COUNT(*) FROM audit_events")
+			audit0 := secCount(t, dir, db, secAuditCount)
 
 			srv := secOpenApp(t, dir)
 			ts := httptest.NewServer(srv.Handler())
@@ -108,12 +108,12 @@ func TestEraseCryptoShreds(t *testing.T) {
 				t.Errorf("verify after erase: %+v, %v; want %d erased versions and no problems", rep, err, len(victimRows))
 			}
 
-			audit1 := secCount(t, dir, db, "SELECT COUNT(*) FROM audit_events")
+			audit1 := secCount(t, dir, db, secAuditCount)
 			if audit1 <= audit0 {
 				t.Fatalf("audit_events went from %d to %d across the erase", audit0, audit1)
 			}
 			c.do(http.MethodGet, "Patient/"+other, nil)
-			if audit2 := secCount(t, dir, db, "SELECT COUNT(*) FROM audit_events"); audit2 <= audit1 {
+			if audit2 := secCount(t, dir, db, secAuditCount); audit2 <= audit1 {
 				t.Errorf("audit_events stopped growing after the erase: %d then %d", audit1, audit2)
 			}
 			t.Logf("%s: erased %d versions; %d open attempts with the other %d keys all failed", drv.name, len(victimRows), tried, len(recs))

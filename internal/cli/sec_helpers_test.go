@@ -298,3 +298,8 @@ func (c secFHIR) do(method, path string, body []byte, hdr ...string) (*http.Resp
 func secCtx() context.Context { return context.Background() }
 
 func secDiscardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// secAuditCount counts every stored audit event in one statement (one
+// snapshot): the pending records plus the leaves in the entry bundles
+// (ADR 0014: the integrator moves records into bundles).
+const secAuditCount = `SELECT (SELECT COUNT(*) FROM audit_events) + COALESCE((SELECT MAX(n * 256 + width) FROM tlog_bundles), 0)`

@@ -28,7 +28,7 @@ func TestImportThroughServer(t *testing.T) {
 	secMustRun(t, "synth", "--patients", "5", "--out", synthDir)
 
 	t.Setenv("PHIVAULT_TOKEN", "pvt_not-a-real-token-at-all-000000000000000")
-	audit0 := secCount(t, dir, db, "SELECT COUNT(*) FROM audit_events")
+	audit0 := secCount(t, dir, db, secAuditCount)
 	r := secRun(t, "import", "--url", ts.URL, "--cacert", ca, "--quiet", synthDir)
 	if r.code != 1 || !strings.Contains(r.stderr, "401") {
 		t.Fatalf("import with a wrong token: exit %d, stderr %q; want exit 1 naming 401", r.code, r.stderr)
@@ -43,7 +43,7 @@ func TestImportThroughServer(t *testing.T) {
 		if src == secSyntheaDir && testing.Short() {
 			continue
 		}
-		before := secCount(t, dir, db, "SELECT COUNT(*) FROM audit_events")
+		before := secCount(t, dir, db, secAuditCount)
 		r := secMustRun(t, "import", "--url", ts.URL, "--cacert", ca, "--quiet", src)
 		in, acc := secTally(t, r.stdout)
 		n := 0
@@ -57,12 +57,12 @@ func TestImportThroughServer(t *testing.T) {
 		if rate := secRateRE.FindStringSubmatch(r.stdout); rate != nil {
 			t.Logf("import --url %s: %d resources, %s s, %s resources/s", filepath.Base(src), n, rate[1], rate[2])
 		}
-		if after := secCount(t, dir, db, "SELECT COUNT(*) FROM audit_events"); after-before < int64(n) {
+		if after := secCount(t, dir, db, secAuditCount); after-before < int64(n) {
 			t.Errorf("importing %d resources added only %d audit events", n, after-before)
 		}
 	}
 	secAssertCounts(t, srv, want)
-	if audit0 == secCount(t, dir, db, "SELECT COUNT(*) FROM audit_events") {
+	if audit0 == secCount(t, dir, db, secAuditCount) {
 		t.Error("nothing was audited")
 	}
 }

@@ -320,7 +320,7 @@ func (e *authEnv) verify(t *testing.T, username, pw, method, code string) resp {
 func (e *authEnv) auditActions(t *testing.T) []string {
 	t.Helper()
 	var out []string
-	evs, err := e.app.Log.Events(t.Context(), e.app.Store, 0)
+	evs, err := e.app.AuditEvents(t.Context())
 	for _, ev := range evs {
 		out = append(out, string(ev.Action)+"/"+string(ev.Outcome))
 	}

@@ -244,7 +244,7 @@ func ssoSessionOf(t *testing.T, r resp) creds {
 // auditEvents returns every audit event so far.
 func (e *ssoEnv) auditEvents(t *testing.T) []audit.Event {
 	t.Helper()
-	evs, err := e.app.Log.Events(t.Context(), e.app.Store, 0)
+	evs, err := e.app.AuditEvents(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}

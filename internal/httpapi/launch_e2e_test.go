@@ -138,7 +138,7 @@ func TestSMARTLaunchStandalone(t *testing.T) {
 
 			// Nothing secret reached the log or the audit trail, nor the
 			// patient's name (PHI shown to the user in the picker).
-			evs, err := e.app.Log.Events(t.Context(), e.app.Store, 0)
+			evs, err := e.app.AuditEvents(t.Context())
 			if err != nil {
 				t.Fatal(err)
 			}

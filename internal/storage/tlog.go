@@ -5,19 +5,49 @@ import (
 	"time"
 )
 
-// The transparency log (ADR 0010). Audit records are sequenced first
-// (AppendAudit: durable rows, in commit order); an integrator then gives
-// each a leaf index, stores the Merkle tree's hashes and a signed
-// checkpoint, all in one transaction ([LogStore.Integrate]). These
-// types carry no PHI: bodies stay sealed, hashes are of salted leaves.
+// The transparency log (ADR 0010, ADR 0014). Audit records are
+// sequenced first (AppendAudit: durable rows, in commit order); an
+// integrator then gives each a leaf index, moves it into its sealed
+// entry bundle, stores the hash tiles and a signed checkpoint and
+// deletes the record, all in one transaction ([LogStore.Integrate]).
+// These types carry no PHI: bundles and bodies stay sealed, hashes are
+// of salted leaves.
 
-// LogLeaf is one audit record with its place in the tree.
+// LogLeaf is one audit record not yet in the tree (or, for a database
+// written before entry bundles, one integrated under the old layout).
 type LogLeaf struct {
 	Seq      int64 // sequence number (commit order)
 	Index    int64 // leaf index; -1 while not integrated
 	Time     time.Time
 	Body     []byte // sealed under the log key
 	LeafHash []byte // as stored at sequencing; nil for legacy records
+}
+
+// Bundle is one sealed entry bundle: the leaves with indexes
+// [N*256, N*256+Width), sealed together under the log key (ADR 0014).
+// Integrated events live only here: the integrator moves each pending
+// record into its bundle and deletes the record in one transaction.
+type Bundle struct {
+	N      int64
+	Width  int
+	Sealed []byte
+}
+
+// Tile is one stored hash tile (C2SP tlog-tiles, height 8): Width
+// hashes of 32 bytes at tile level Level (tree level 8*Level), the
+// nodes [N*256, N*256+Width) of that level. The last tile of a level
+// is partial and rewritten as the tree grows; full tiles never change.
+type Tile struct {
+	Level int
+	N     int64
+	Width int
+	Data  []byte
+}
+
+// TileRef names a stored tile.
+type TileRef struct {
+	Level int
+	N     int64
 }
 
 // Checkpoint is one signed tree head: the tree of Size leaves has root
@@ -34,21 +64,34 @@ type Checkpoint struct {
 // other integrator runs concurrently anywhere (PostgreSQL: across
 // processes). Not safe for concurrent use.
 type LogTx interface {
-	// Size is the number of integrated leaves (the next leaf index).
+	// Size is the number of integrated leaves: the leaves held by the
+	// stored bundles (the next leaf index).
 	Size(ctx context.Context) (int64, error)
 	// Latest returns the newest checkpoint, or ErrNotFound for none.
 	Latest(ctx context.Context) (Checkpoint, error)
 	// Pending returns up to limit records without a leaf index, in
-	// sequence order (Index is -1). Body is nil when LeafHash is set.
+	// sequence order (Index is -1), with their sealed bodies.
 	Pending(ctx context.Context, limit int) ([]LogLeaf, error)
-	// ReadHashes returns the stored hashes with the given ids, in order;
-	// ErrNotFound if one is missing.
-	ReadHashes(ctx context.Context, ids []int64) ([][]byte, error)
-	// Assign gives records seqs the leaf indexes first, first+1, ...;
-	// it fails if any already has one.
-	Assign(ctx context.Context, first int64, seqs []int64) error
-	// PutHashes stores hashes under ids first, first+1, ...
-	PutHashes(ctx context.Context, first int64, hashes [][]byte) error
+	// Legacy returns up to limit records integrated under the layout
+	// before entry bundles (one row per leaf, with a leaf index), from
+	// leaf index from on, in index order. Empty once converted.
+	Legacy(ctx context.Context, from int64, limit int) ([]LogLeaf, error)
+	// Bundle returns bundle n, or ErrNotFound.
+	Bundle(ctx context.Context, n int64) (Bundle, error)
+	// ReadTiles returns the stored tiles refs name, in order; a missing
+	// tile is ErrNotFound.
+	ReadTiles(ctx context.Context, refs []TileRef) ([]Tile, error)
+	// PutBundle stores b, replacing a narrower bundle n.
+	PutBundle(ctx context.Context, b Bundle) error
+	// PutTiles stores tiles, replacing narrower ones at the same place.
+	PutTiles(ctx context.Context, tiles []Tile) error
+	// Remove deletes the records seqs once they are in a bundle: every
+	// one must exist and be pending (Legacy ones: integrated), or it
+	// fails with ErrConflict.
+	Remove(ctx context.Context, seqs []int64, legacy bool) error
+	// DropLegacyHashes deletes the tree hashes of the old layout once
+	// its leaves are converted.
+	DropLegacyHashes(ctx context.Context) error
 	// PutCheckpoint stores a checkpoint; ErrConflict if its size exists.
 	PutCheckpoint(ctx context.Context, c Checkpoint) error
 }
@@ -71,23 +114,21 @@ type LogReader interface {
 	CheckpointAt(ctx context.Context, size int64) (Checkpoint, error)
 	// ScanCheckpoints calls fn for every checkpoint in size order.
 	ScanCheckpoints(ctx context.Context, fn func(Checkpoint) error) error
-	// ReadHashes returns the stored hashes with the given ids, in order;
-	// ErrNotFound if one is missing.
-	ReadHashes(ctx context.Context, ids []int64) ([][]byte, error)
-	// ScanLeaves calls fn for the integrated leaves with index in
-	// [from, to), in index order. A missing index is not skipped
-	// silently: fn sees the leaves that exist, so callers compare
-	// indexes.
-	ScanLeaves(ctx context.Context, from, to int64, fn func(LogLeaf) error) error
-	// ScanHashes calls fn for the stored hashes with id in [from, to), in
-	// id order (missing ids are skipped: callers compare ids).
-	ScanHashes(ctx context.Context, from, to int64, fn func(id int64, hash []byte) error) error
+	// ReadTiles returns the stored tiles refs name, in order; a missing
+	// tile is ErrNotFound.
+	ReadTiles(ctx context.Context, refs []TileRef) ([]Tile, error)
+	// ScanTiles calls fn for the stored tiles of one level with N in
+	// [from, to), in order. Missing tiles are skipped: callers compare N.
+	ScanTiles(ctx context.Context, level int, from, to int64, fn func(Tile) error) error
+	// ScanBundles calls fn for the stored bundles with N in [from, to),
+	// in order. Missing bundles are skipped: callers compare N.
+	ScanBundles(ctx context.Context, from, to int64, fn func(Bundle) error) error
 	// ScanPending calls fn for every record not yet integrated, in
 	// sequence order (Index is -1).
 	ScanPending(ctx context.Context, fn func(LogLeaf) error) error
 	// CountPending returns the number of records not yet integrated.
 	CountPending(ctx context.Context) (int64, error)
-	// LeafIndexOf returns the leaf index of the record with sequence
-	// number seq: -1 if not yet integrated, ErrNotFound if no such record.
-	LeafIndexOf(ctx context.Context, seq int64) (int64, error)
+	// CountLegacy returns the number of records integrated under the
+	// layout before entry bundles and not yet converted.
+	CountLegacy(ctx context.Context) (int64, error)
 }

@@ -22,7 +22,7 @@ import (
 // auditEvents returns the audit log's events.
 func (e *env) auditEvents(t *testing.T) []audit.Event {
 	t.Helper()
-	evs, err := e.App.Log.Events(t.Context(), e.App.Store, 0)
+	evs, err := e.App.AuditEvents(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}

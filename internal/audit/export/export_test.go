@@ -27,7 +27,7 @@ import (
 	"github.com/phivault/phivault/internal/apitest"
 	"github.com/phivault/phivault/internal/audit"
 	"github.com/phivault/phivault/internal/audit/export"
-	"github.com/phivault/phivault/internal/storage"
+	"github.com/phivault/phivault/internal/audit/merkle"
 	"github.com/phivault/phivault/internal/storage/sqldb"
 	"github.com/phivault/phivault/internal/tlsca"
 )
@@ -44,8 +44,8 @@ func logSeqs(t *testing.T, s *apitest.Server) []int64 {
 		t.Fatal(err)
 	}
 	var idx []int64
-	err = s.App.Store.(*sqldb.Store).TLog().ScanLeaves(t.Context(), 0, size, func(lf storage.LogLeaf) error {
-		idx = append(idx, lf.Index)
+	err = s.App.LogReader().ScanLeaves(t.Context(), 0, size, func(i int64, _ []byte, _ bool) error {
+		idx = append(idx, i)
 		return nil
 	})
 	if err != nil {
@@ -74,7 +74,7 @@ func newExporter(t *testing.T, s *apitest.Server, sink export.Sink, batch int, r
 		t.Fatal(err)
 	}
 	x, err := export.New(export.Options{
-		Sink: sink, Redact: red, Source: s.App.Store.(*sqldb.Store).TLog(), Log: s.App.Log,
+		Sink: sink, Redact: red, Source: s.App.LogReader(),
 		Cursors: s.App.Store.(*sqldb.Store).ExportCursors(), Batch: batch,
 	})
 	if err != nil {
@@ -481,7 +481,7 @@ func TestExportStopsAtAnUnreadableRecord(t *testing.T) {
 	}
 	defer f.Close()
 	x, err := export.New(export.Options{
-		Sink: f, Source: s.App.Store.(*sqldb.Store).TLog(), Log: brokenOpener{}, Cursors: s.App.Store.(*sqldb.Store).ExportCursors(),
+		Sink: f, Source: merkle.NewReader(s.App.Store.(*sqldb.Store).TLog(), brokenKey{}), Cursors: s.App.Store.(*sqldb.Store).ExportCursors(),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -494,9 +494,17 @@ func TestExportStopsAtAnUnreadableRecord(t *testing.T) {
 	}
 }
 
-// brokenOpener opens nothing, as a wrong log key would.
-type brokenOpener struct{}
+// brokenKey opens nothing, as a wrong log key would.
+type brokenKey struct{}
 
-func (brokenOpener) Open(storage.AuditRecord) ([]byte, error) {
-	return nil, errors.New("opening audit record: authentication failed")
+func (brokenKey) OpenLeaf([]byte) ([]byte, bool, error) {
+	return nil, false, errors.New("opening audit record: authentication failed")
+}
+
+func (brokenKey) SealBundle(int64, [][]byte, []bool) ([]byte, error) {
+	return nil, errors.New("sealing: no key")
+}
+
+func (brokenKey) OpenBundle(int64, int, []byte) ([][]byte, []bool, error) {
+	return nil, nil, errors.New("opening entry bundle: authentication failed")
 }

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/phivault/phivault/internal/audit"
-	"github.com/phivault/phivault/internal/storage"
 )
 
 // ErrMoved is returned by [Cursors.Advance] when the cursor is no
@@ -27,18 +26,16 @@ type Cursors interface {
 	Advance(ctx context.Context, sink string, from, to int64) error
 }
 
-// Opener decrypts a stored audit record; *audit.Log implements it.
-type Opener interface {
-	Open(rec storage.AuditRecord) ([]byte, error)
-}
-
-// Source reads the integrated log in leaf order; the SQL store's
-// transparency log (storage.LogReader) implements it. Exporting in leaf
-// order, not sequence order, matters on PostgreSQL: a transaction can
-// commit with a lower sequence number than one already committed, but a
-// leaf index is assigned once, after commit, without gaps.
+// Source reads the integrated log in leaf order, decrypted from its
+// entry bundles; *merkle.Reader implements it. Exporting in leaf order,
+// not sequence order, matters on PostgreSQL: a transaction can commit
+// with a lower sequence number than one already committed, but a leaf
+// index is assigned once, after commit, without gaps.
 type Source interface {
-	ScanLeaves(ctx context.Context, from, to int64, fn func(storage.LogLeaf) error) error
+	// Size is the number of integrated leaves (the latest checkpoint's).
+	Size(ctx context.Context) (int64, error)
+	// ScanLeaves calls fn with every leaf in [from, to), in order.
+	ScanLeaves(ctx context.Context, from, to int64, fn func(index int64, leaf []byte, v1 bool) error) error
 }
 
 // Default pacing.
@@ -48,12 +45,11 @@ const (
 	DefaultMaxBackoff = time.Minute
 )
 
-// Options configure an [Exporter]. Sink, Source, Log and Cursors are required.
+// Options configure an [Exporter]. Sink, Source and Cursors are required.
 type Options struct {
 	Sink       Sink
 	Redact     Redaction
 	Source     Source
-	Log        Opener
 	Cursors    Cursors
 	Batch      int           // records per Send; DefaultBatch if 0
 	Poll       time.Duration // wait when caught up; DefaultPoll if 0
@@ -69,8 +65,8 @@ type Exporter struct {
 
 // New validates o and returns the exporter.
 func New(o Options) (*Exporter, error) {
-	if o.Sink == nil || o.Source == nil || o.Log == nil || o.Cursors == nil {
-		return nil, errors.New("export: sink, source, log and cursors are required")
+	if o.Sink == nil || o.Source == nil || o.Cursors == nil {
+		return nil, errors.New("export: sink, source and cursors are required")
 	}
 	if o.Batch <= 0 {
 		o.Batch = DefaultBatch
@@ -90,9 +86,6 @@ func New(o Options) (*Exporter, error) {
 // Sink returns the exporter's sink.
 func (x *Exporter) Sink() Sink { return x.o.Sink }
 
-// errBatchFull stops a scan once a batch is full.
-var errBatchFull = errors.New("batch full")
-
 // Step exports at most one batch: it reads the integrated leaves from
 // the cursor on, sends them, and advances the cursor. It returns how
 // many records the sink accepted (0 when caught up). On any error the
@@ -104,26 +97,25 @@ func (x *Exporter) Step(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("export %s: reading cursor: %w", name, err)
 	}
-	batch := make([]Record, 0, x.o.Batch)
-	err = x.o.Source.ScanLeaves(ctx, from, from+int64(x.o.Batch), func(lf storage.LogLeaf) error {
-		if want := from + int64(len(batch)); lf.Index != want {
-			return fmt.Errorf("leaf %d is missing from the log", want)
-		}
-		b, err := x.o.Log.Open(storage.AuditRecord{Time: lf.Time, Body: lf.Body})
+	size, err := x.o.Source.Size(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("export %s: reading the log size: %w", name, err)
+	}
+	to := min(size, from+int64(x.o.Batch))
+	batch := make([]Record, 0, max(0, to-from))
+	err = x.o.Source.ScanLeaves(ctx, from, to, func(i int64, leaf []byte, v1 bool) error {
+		_, b, err := audit.LeafEvent(leaf, v1)
 		if err != nil {
-			return fmt.Errorf("leaf %d: %w", lf.Index, err)
+			return fmt.Errorf("leaf %d: %w", i, err)
 		}
 		var ev audit.Event
 		if err := json.Unmarshal(b, &ev); err != nil {
-			return fmt.Errorf("decoding leaf %d: %w", lf.Index, err)
+			return fmt.Errorf("decoding leaf %d: %w", i, err)
 		}
-		batch = append(batch, Record{Index: lf.Index, Seq: lf.Seq, Event: x.o.Redact.Apply(ev)})
-		if len(batch) == x.o.Batch {
-			return errBatchFull
-		}
+		batch = append(batch, Record{Index: i, Event: x.o.Redact.Apply(ev)})
 		return nil
 	})
-	if err != nil && !errors.Is(err, errBatchFull) {
+	if err != nil {
 		return 0, fmt.Errorf("export %s: reading the log after %d: %w", name, from, err)
 	}
 	if len(batch) == 0 {
@@ -132,7 +124,7 @@ func (x *Exporter) Step(ctx context.Context) (int, error) {
 	if err := x.o.Sink.Send(ctx, batch); err != nil {
 		return 0, err
 	}
-	to := batch[len(batch)-1].Index + 1
+	to = batch[len(batch)-1].Index + 1
 	if err := x.o.Cursors.Advance(ctx, name, from, to); err != nil {
 		return 0, fmt.Errorf("export %s: advancing cursor to %d: %w", name, to, err)
 	}

@@ -10,12 +10,11 @@ import (
 )
 
 // Record is one exported audit event: its leaf index in the Merkle tree
-// (its position in the published log, which an inclusion proof names),
-// its sequence number, and the event after redaction. It encodes as one
-// flat JSON object, the event's fields plus "index" and "seq".
+// (its position in the published log, which an inclusion proof names,
+// and the id of its FHIR AuditEvent) and the event after redaction. It
+// encodes as one flat JSON object, the event's fields plus "index".
 type Record struct {
 	Index int64 `json:"index"`
-	Seq   int64 `json:"seq"`
 	audit.Event
 }
 
@@ -29,7 +28,7 @@ func (r Record) MarshalLine() ([]byte, error) {
 }
 
 // Fields that a [Redaction] may remove, by their JSON names. "time",
-// "action", "outcome", "index" and "seq" are what makes a record useful
+// "action", "outcome" and "index" are what makes a record useful
 // and are never removed.
 var redactable = map[string]func(*audit.Event){
 	"agent.user":    func(e *audit.Event) { e.Agent.User = "" },

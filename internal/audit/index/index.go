@@ -31,7 +31,6 @@ import (
 	"time"
 
 	"github.com/phivault/phivault/internal/audit"
-	"github.com/phivault/phivault/internal/storage"
 )
 
 // Blinder computes blind-index hashes; *keys.Keyring implements it.
@@ -49,12 +48,16 @@ const (
 	KindAction  = "audit:action|"
 	KindCRUDE   = "audit:crude|" // the FHIR AuditEvent.action code
 	KindOutcome = "audit:outcome|"
+	KindAll     = "audit:all|" // every event: searches without a filter
 )
 
-// Row is one stored term of one event, by the event's leaf index.
+// Row is one stored term of one event, by the event's leaf index, with
+// the event's time (date filters run on the index: the events
+// themselves are sealed in entry bundles).
 type Row struct {
 	Index int64
 	Term  []byte
+	At    time.Time
 }
 
 // Query selects events: all Terms must match (AND); Since and Until
@@ -69,17 +72,12 @@ type Query struct {
 	Limit  int
 }
 
-// Hit is one stored event that matched, by leaf index.
-type Hit struct {
-	Index int64
-	Rec   storage.AuditRecord
-}
-
 // Store keeps and searches the terms; the SQL store implements it.
+// SearchAudit returns the leaf indexes of the matching events (Terms is
+// never empty), newest first.
 type Store interface {
 	PutAuditTerms(ctx context.Context, rows []Row) error
-	SearchAudit(ctx context.Context, q Query) ([]Hit, error)
-	AuditByIndex(ctx context.Context, index int64) (storage.AuditRecord, error)
+	SearchAudit(ctx context.Context, q Query) ([]int64, error)
 }
 
 // Term returns the blind-index term of value under kind.
@@ -111,7 +109,7 @@ func Terms(b Blinder, ev audit.Event) ([][]byte, error) {
 	if ev.Agent.Client != "" {
 		vals = append(vals, KindClient+ev.Agent.Client)
 	}
-	vals = append(vals, KindAction+string(ev.Action), KindCRUDE+audit.ActionCode(ev.Action), KindOutcome+string(ev.Outcome))
+	vals = append(vals, KindAction+string(ev.Action), KindCRUDE+audit.ActionCode(ev.Action), KindOutcome+string(ev.Outcome), KindAll)
 	seen := make(map[string]bool, len(vals))
 	out := make([][]byte, 0, len(vals))
 	for _, v := range vals {

@@ -43,9 +43,16 @@ type Entry struct {
 	Leaf  []byte
 }
 
-// Opener decrypts a stored record; *audit.Log implements it.
-type Opener interface {
-	OpenLeaf(body []byte) (leaf []byte, legacy bool, err error)
+// Leaves reads integrated leaves from the log's entry bundles;
+// *merkle.Reader implements it.
+type Leaves interface {
+	Size(ctx context.Context) (int64, error)
+	Leaves(ctx context.Context, indexes []int64, fn func(index int64, leaf []byte, v1 bool) error) error
+}
+
+// Sealer seals the audit event of each read of the log; *audit.Log
+// implements it.
+type Sealer interface {
 	Seal(ev audit.Event) (storage.AuditRecord, error)
 }
 
@@ -57,21 +64,22 @@ type Recorder interface {
 
 // Reader searches the indexed log and audits every read of it.
 type Reader struct {
-	store Store
-	blind Blinder
-	log   Opener
-	rec   Recorder
-	now   func() time.Time
-	sync  func(context.Context) error
+	store  Store
+	blind  Blinder
+	leaves Leaves
+	log    Sealer
+	rec    Recorder
+	now    func() time.Time
+	sync   func(context.Context) error
 }
 
 // NewReader returns a Reader. catchUp, if not nil, is called before
 // each search to bring the index up to date with the log.
-func NewReader(st Store, b Blinder, log Opener, rec Recorder, now func() time.Time, catchUp func(context.Context) error) *Reader {
+func NewReader(st Store, b Blinder, leaves Leaves, log Sealer, rec Recorder, now func() time.Time, catchUp func(context.Context) error) *Reader {
 	if now == nil {
 		now = time.Now
 	}
-	return &Reader{store: st, blind: b, log: log, rec: rec, now: now, sync: catchUp}
+	return &Reader{store: st, blind: b, leaves: leaves, log: log, rec: rec, now: now, sync: catchUp}
 }
 
 // Caller is who reads the log, for the audit record of the read.
@@ -118,17 +126,20 @@ func (r *Reader) Search(ctx context.Context, c Caller, f Filter) ([]Entry, error
 	if !f.Since.IsZero() || !f.Until.IsZero() {
 		names += "&date"
 	}
+	if len(q.Terms) == 0 {
+		all, err := Term(r.blind, KindAll, "")
+		if err != nil {
+			return nil, err
+		}
+		q.Terms = append(q.Terms, all)
+	}
 	hits, err := r.store.SearchAudit(ctx, q)
 	if err != nil {
 		return nil, fmt.Errorf("searching the audit log: %w", err)
 	}
-	out := make([]Entry, 0, len(hits))
-	for _, h := range hits {
-		e, err := r.open(h.Index, h.Rec)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, e)
+	out, err := r.open(ctx, hits)
+	if err != nil {
+		return nil, err
 	}
 	query := "AuditEvent"
 	if names != "" {
@@ -142,39 +153,46 @@ func (r *Reader) Search(ctx context.Context, c Caller, f Filter) ([]Entry, error
 
 // Get returns the entry at leaf index, after recording the read.
 func (r *Reader) Get(ctx context.Context, c Caller, index int64) (Entry, error) {
-	rec, err := r.store.AuditByIndex(ctx, index)
-	if errors.Is(err, storage.ErrNotFound) {
-		return Entry{}, ErrNotFound
-	}
+	size, err := r.leaves.Size(ctx)
 	if err != nil {
 		return Entry{}, fmt.Errorf("reading the audit log: %w", err)
 	}
-	e, err := r.open(index, rec)
+	if index < 0 || index >= size {
+		return Entry{}, ErrNotFound
+	}
+	got, err := r.open(ctx, []int64{index})
 	if err != nil {
 		return Entry{}, err
 	}
-	if err := r.audit(ctx, c, audit.ActionRead, "", "", []Entry{e}); err != nil {
+	if err := r.audit(ctx, c, audit.ActionRead, "", "", got); err != nil {
 		return Entry{}, err
 	}
-	return e, nil
+	return got[0], nil
 }
 
-func (r *Reader) open(index int64, rec storage.AuditRecord) (Entry, error) {
-	leaf, legacy, err := r.log.OpenLeaf(rec.Body)
-	if err != nil {
-		return Entry{}, fmt.Errorf("leaf %d: %w", index, err)
+// open reads and decodes the leaves at indexes, in the order given.
+func (r *Reader) open(ctx context.Context, indexes []int64) ([]Entry, error) {
+	out := make([]Entry, len(indexes))
+	pos := make(map[int64]int, len(indexes))
+	for i, x := range indexes {
+		pos[x] = i
 	}
-	b := leaf
-	if !legacy {
-		if _, b, err = audit.SplitLeaf(leaf); err != nil {
-			return Entry{}, fmt.Errorf("leaf %d: %w", index, err)
+	err := r.leaves.Leaves(ctx, indexes, func(index int64, leaf []byte, v1 bool) error {
+		_, b, err := audit.LeafEvent(leaf, v1)
+		if err != nil {
+			return fmt.Errorf("leaf %d: %w", index, err)
 		}
+		var ev audit.Event
+		if err := json.Unmarshal(b, &ev); err != nil {
+			return fmt.Errorf("decoding leaf %d: %w", index, err)
+		}
+		out[pos[index]] = Entry{Index: index, Event: ev, Leaf: leaf}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading the audit log: %w", err)
 	}
-	var ev audit.Event
-	if err := json.Unmarshal(b, &ev); err != nil {
-		return Entry{}, fmt.Errorf("decoding leaf %d: %w", index, err)
-	}
-	return Entry{Index: index, Event: ev, Leaf: leaf}, nil
+	return out, nil
 }
 
 // audit records the read of the log: the leaves returned as

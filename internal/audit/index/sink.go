@@ -32,7 +32,7 @@ func (s *Sink) Send(ctx context.Context, batch []export.Record) error {
 			return err
 		}
 		for _, t := range ts {
-			rows = append(rows, Row{Index: r.Index, Term: t})
+			rows = append(rows, Row{Index: r.Index, Term: t, At: r.Event.Time})
 		}
 	}
 	return s.store.PutAuditTerms(ctx, rows)

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 
+	"github.com/phivault/phivault/internal/audit"
 	"github.com/phivault/phivault/internal/storage"
 )
 
@@ -33,11 +34,14 @@ const (
 	DefaultMinGap = 100 * time.Millisecond
 )
 
-// LeafOpener decrypts a sealed body to its leaf; *audit.Log implements
-// it. The integrator uses it only for records sealed before the
-// transparency log existed (no stored leaf hash); Verify for every leaf.
-type LeafOpener interface {
+// LogKey opens sealed records and seals and opens entry bundles with
+// the log key; *audit.Log implements it. The integrator opens every
+// pending record to move its leaf into a bundle; Verify and the Reader
+// open bundles.
+type LogKey interface {
 	OpenLeaf(body []byte) (leaf []byte, legacy bool, err error)
+	SealBundle(n int64, leaves [][]byte, v1 []bool) ([]byte, error)
+	OpenBundle(n int64, width int, sealed []byte) (leaves [][]byte, v1 []bool, err error)
 }
 
 // IntegratorOptions configures an Integrator. Store, Signer and Origin
@@ -45,8 +49,8 @@ type LeafOpener interface {
 type IntegratorOptions struct {
 	Store  storage.LogStore
 	Signer note.Signer
-	Origin string     // checkpoint origin; must equal Signer.Name()
-	Opener LeafOpener // needed only for legacy records
+	Origin string // checkpoint origin; must equal Signer.Name()
+	Opener LogKey // opens records, seals bundles
 
 	MaxBatch int
 	Interval time.Duration
@@ -70,6 +74,8 @@ func NewIntegrator(o IntegratorOptions) (*Integrator, error) {
 		return nil, errors.New("new integrator: IntegratorOptions.Store is nil")
 	case o.Signer == nil:
 		return nil, errors.New("new integrator: IntegratorOptions.Signer is nil")
+	case o.Opener == nil:
+		return nil, errors.New("new integrator: IntegratorOptions.Opener is nil")
 	case o.Origin == "" || o.Origin != o.Signer.Name():
 		return nil, fmt.Errorf("new integrator: IntegratorOptions.Origin %q must equal the signer's name %q", o.Origin, o.Signer.Name())
 	case o.MaxBatch < 0 || o.Interval < 0 || o.MinGap < 0:
@@ -131,8 +137,8 @@ func (in *Integrator) Run(ctx context.Context) error {
 // the tree size reached.
 func (in *Integrator) IntegrateAll(ctx context.Context) (int64, error) {
 	for {
-		n, size, err := in.Integrate(ctx)
-		if err != nil || n < in.o.MaxBatch {
+		n, size, converted, err := in.integrate(ctx)
+		if err != nil || (n < in.o.MaxBatch && !converted) {
 			return size, err
 		}
 	}
@@ -140,102 +146,219 @@ func (in *Integrator) IntegrateAll(ctx context.Context) (int64, error) {
 
 // Integrate runs one integration transaction: it takes up to MaxBatch
 // pending records in sequence order, gives them the next leaf indexes,
-// stores their tree hashes and a signed checkpoint of the new size. On
-// an empty log it signs the checkpoint of the empty tree once. It
-// returns the records integrated and the tree size. Errors wrap
-// ErrInconsistent when the stored state was tampered with.
+// moves their leaves into the sealed entry bundles (rewriting the last,
+// partial one), stores the new hash tiles and a signed checkpoint of the
+// new size, and deletes the records. On an empty log it signs the
+// checkpoint of the empty tree once. It returns the records integrated
+// and the tree size. Errors wrap ErrInconsistent when the stored state
+// was tampered with.
+//
+// A database written before entry bundles holds integrated records one
+// row per leaf: Integrate converts them first, MaxBatch at a time and
+// in leaf order, signing nothing (their checkpoints exist); the last
+// conversion checks the rebuilt tree's root against the latest
+// checkpoint and fails, changing nothing, if they differ.
 func (in *Integrator) Integrate(ctx context.Context) (added int, size int64, err error) {
+	added, size, _, err = in.integrate(ctx)
+	return added, size, err
+}
+
+// integrate is Integrate; converted reports records of the previous
+// layout converted (pending ones may be left even if added < MaxBatch).
+func (in *Integrator) integrate(ctx context.Context) (added int, size int64, converted bool, err error) {
 	err = in.o.Store.Integrate(ctx, func(tx storage.LogTx) error {
-		added, size = 0, 0
+		added, size, converted = 0, 0, false
 		cur, err := tx.Size(ctx)
 		if err != nil {
 			return err
 		}
+		size = cur
 		latest, err := tx.Latest(ctx)
 		switch {
 		case errors.Is(err, storage.ErrNotFound):
-			if cur != 0 {
-				return fmt.Errorf("%w: %d leaves but no checkpoint", ErrInconsistent, cur)
-			}
 			latest.Size = -1
 		case err != nil:
 			return err
-		case latest.Size != cur:
-			return fmt.Errorf("%w: %d leaves but the latest checkpoint has size %d", ErrInconsistent, cur, latest.Size)
 		}
-		pending, err := tx.Pending(ctx, in.o.MaxBatch)
+		recs, err := tx.Legacy(ctx, cur, in.o.MaxBatch)
 		if err != nil {
 			return err
 		}
-		size = cur
-		if len(pending) == 0 && latest.Size == cur {
-			return nil
+		converting := len(recs) > 0
+		var old tlog.HashReader
+		switch {
+		case converting:
+			if latest.Size < cur+int64(len(recs)) {
+				return fmt.Errorf("%w: %d leaves of the previous layout beyond the latest checkpoint (size %d)", ErrInconsistent, cur+int64(len(recs)), latest.Size)
+			}
+			if cur > 0 {
+				// The conversion's own tiles of the previous chunks; the
+				// last chunk checks the root they lead to.
+				old = uncheckedTiles{storedTiles{ctx: ctx, src: tx}}
+			}
+		case latest.Size < 0 && cur != 0:
+			return fmt.Errorf("%w: %d leaves but no checkpoint", ErrInconsistent, cur)
+		case latest.Size >= 0 && latest.Size != cur:
+			return fmt.Errorf("%w: %d leaves but the latest checkpoint has size %d", ErrInconsistent, cur, latest.Size)
+		default:
+			if recs, err = tx.Pending(ctx, in.o.MaxBatch); err != nil {
+				return err
+			}
+			if len(recs) == 0 && latest.Size == cur {
+				return nil
+			}
+			if cur > 0 {
+				if old, err = treeHashes(ctx, tx, cur, latest.Root); err != nil {
+					return err
+				}
+			}
 		}
-		hr := newOverlay(ctx, tx)
-		first := tlog.StoredHashCount(cur)
-		next := first
-		var hashes [][]byte
-		seqs := make([]int64, len(pending))
-		for i, p := range pending {
-			h, err := in.leafHash(p)
+		ov := &overlay{old: old, known: make(map[int64]tlog.Hash)}
+		leaves := make([][]byte, len(recs))
+		v1 := make([]bool, len(recs))
+		seqs := make([]int64, len(recs))
+		for i, p := range recs {
+			idx := cur + int64(i)
+			if converting && p.Index != idx {
+				return fmt.Errorf("%w: leaf %d is missing from the records of the previous layout (next is %d, seq %d)", ErrInconsistent, idx, p.Index, p.Seq)
+			}
+			leaf, legacy, h, err := in.open(p)
 			if err != nil {
 				return err
 			}
-			hs, err := tlog.StoredHashesForRecordHash(cur+int64(i), h, hr)
+			hs, err := tlog.StoredHashesForRecordHash(idx, h, ov)
 			if err != nil {
-				return fmt.Errorf("hashing leaf %d: %w", cur+int64(i), err)
+				return fmt.Errorf("hashing leaf %d: %w", idx, err)
 			}
-			for _, x := range hs {
-				hr.known[next] = x
-				next++
-				hashes = append(hashes, bytes.Clone(x[:]))
+			id := tlog.StoredHashCount(idx)
+			for k, x := range hs {
+				ov.known[id+int64(k)] = x
 			}
-			seqs[i] = p.Seq
+			leaves[i], v1[i], seqs[i] = leaf, legacy, p.Seq
 		}
-		size = cur + int64(len(pending))
-		root, err := tlog.TreeHash(size, hr)
+		size = cur + int64(len(recs))
+		if err := in.putBundles(ctx, tx, cur, leaves, v1); err != nil {
+			return err
+		}
+		var tiles []storage.Tile
+		for _, t := range tlog.NewTiles(TileHeight, cur, size) {
+			data, err := tlog.ReadTileData(t, ov)
+			if err != nil {
+				return fmt.Errorf("tile %s: %w", TilePath(t), err)
+			}
+			tiles = append(tiles, storage.Tile{Level: t.L, N: t.N, Width: t.W, Data: data})
+		}
+		if err := tx.PutTiles(ctx, tiles); err != nil {
+			return err
+		}
+		root, err := tlog.TreeHash(size, ov)
 		if err != nil {
 			return fmt.Errorf("tree hash of size %d: %w", size, err)
+		}
+		if err := tx.Remove(ctx, seqs, converting); err != nil {
+			return err
+		}
+		if converting {
+			added, converted = len(recs), true
+			more, err := tx.Legacy(ctx, size, 1)
+			if err != nil {
+				return err
+			}
+			if len(more) > 0 {
+				in.o.Logger.Info("converting the audit log to entry bundles", slog.Int64("leaves", size), slog.Int64("of", latest.Size))
+				return nil
+			}
+			if latest.Size != size || !bytes.Equal(latest.Root, root[:]) {
+				return fmt.Errorf("%w: the records of the previous layout rebuild a tree of size %d whose root differs from the latest checkpoint's (size %d): run phivault audit verify on a copy made with the previous version", ErrInconsistent, size, latest.Size)
+			}
+			in.o.Logger.Info("audit log converted to entry bundles", slog.Int64("leaves", size))
+			return tx.DropLegacyHashes(ctx)
 		}
 		msg, err := SignCheckpoint(in.o.Origin, size, root, in.o.Signer)
 		if err != nil {
 			return err
 		}
-		if err := tx.Assign(ctx, cur, seqs); err != nil {
-			return err
-		}
-		if err := tx.PutHashes(ctx, first, hashes); err != nil {
-			return err
-		}
 		if err := tx.PutCheckpoint(ctx, storage.Checkpoint{Size: size, Root: root[:], Note: msg, Created: in.o.Now().UTC()}); err != nil {
 			return err
 		}
-		added = len(pending)
+		added = len(recs)
 		return nil
 	})
 	if err != nil {
-		return 0, 0, fmt.Errorf("integrating audit records: %w", err)
+		return 0, 0, false, fmt.Errorf("integrating audit records: %w", err)
 	}
-	return added, size, nil
+	return added, size, converted, nil
 }
 
-// leafHash is the stored leaf hash, or for a legacy record the hash of
-// its decrypted leaf.
-func (in *Integrator) leafHash(p storage.LogLeaf) (tlog.Hash, error) {
-	var h tlog.Hash
-	if p.LeafHash != nil {
-		if len(p.LeafHash) != tlog.HashSize {
-			return h, fmt.Errorf("%w: record %d has a %d-byte leaf hash", ErrInconsistent, p.Seq, len(p.LeafHash))
-		}
-		copy(h[:], p.LeafHash)
-		return h, nil
-	}
-	if in.o.Opener == nil {
-		return h, fmt.Errorf("record %d has no leaf hash and no opener is configured", p.Seq)
-	}
-	leaf, _, err := in.o.Opener.OpenLeaf(p.Body)
+// open returns the leaf sealed in record p and its hash, checking it
+// against the leaf hash stored at sequencing.
+func (in *Integrator) open(p storage.LogLeaf) ([]byte, bool, tlog.Hash, error) {
+	leaf, v1, err := in.o.Opener.OpenLeaf(p.Body)
 	if err != nil {
-		return h, fmt.Errorf("record %d: %w", p.Seq, err)
+		return nil, false, tlog.Hash{}, fmt.Errorf("%w: record %d does not open with the log key: %w", ErrInconsistent, p.Seq, err)
 	}
-	return tlog.RecordHash(leaf), nil
+	h := tlog.RecordHash(leaf)
+	if p.LeafHash != nil && !bytes.Equal(p.LeafHash, h[:]) {
+		return nil, false, h, fmt.Errorf("%w: record %d: the stored leaf hash differs from the hash of its sealed leaf", ErrInconsistent, p.Seq)
+	}
+	return leaf, v1, h, nil
+}
+
+// putBundles appends leaves (indexes cur, cur+1, ...) to the entry
+// bundles: it reopens the partial bundle they continue and seals every
+// bundle they reach.
+func (in *Integrator) putBundles(ctx context.Context, tx storage.LogTx, cur int64, leaves [][]byte, v1 []bool) error {
+	n := cur / audit.BundleWidth
+	var buf [][]byte
+	var bufV1 []bool
+	if k := int(cur % audit.BundleWidth); k > 0 {
+		b, err := tx.Bundle(ctx, n)
+		if err != nil {
+			return fmt.Errorf("%w: partial entry bundle %d: %w", ErrInconsistent, n, err)
+		}
+		if b.Width != k {
+			return fmt.Errorf("%w: partial entry bundle %d has %d leaves, the tree %d", ErrInconsistent, n, b.Width, k)
+		}
+		if buf, bufV1, err = in.o.Opener.OpenBundle(n, b.Width, b.Sealed); err != nil {
+			return fmt.Errorf("%w: %w", ErrInconsistent, err)
+		}
+		if bufV1 == nil {
+			bufV1 = make([]bool, len(buf))
+		}
+	}
+	for len(leaves) > 0 {
+		k := min(len(leaves), audit.BundleWidth-len(buf))
+		buf = append(buf, leaves[:k]...)
+		bufV1 = append(bufV1, v1[:k]...)
+		leaves, v1 = leaves[k:], v1[k:]
+		sealed, err := in.o.Opener.SealBundle(n, buf, bufV1)
+		if err != nil {
+			return err
+		}
+		if err := tx.PutBundle(ctx, storage.Bundle{N: n, Width: len(buf), Sealed: sealed}); err != nil {
+			return err
+		}
+		n, buf, bufV1 = n+1, buf[:0:0], bufV1[:0:0]
+	}
+	return nil
+}
+
+// uncheckedTiles reads hashes from stored tiles without checking them
+// against a root: only the conversion of the previous layout uses it,
+// for the tiles it wrote itself, and checks the root it reaches.
+type uncheckedTiles struct{ t storedTiles }
+
+func (u uncheckedTiles) ReadHashes(ids []int64) ([]tlog.Hash, error) {
+	out := make([]tlog.Hash, len(ids))
+	for i, id := range ids {
+		t := tlog.TileForIndex(TileHeight, id)
+		data, err := u.t.ReadTiles([]tlog.Tile{t})
+		if err != nil {
+			return nil, err
+		}
+		if out[i], err = tlog.HashFromTile(t, data[0], id); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }

@@ -3,6 +3,7 @@ package merkle_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"testing"
 
 	"golang.org/x/mod/sumdb/note"
@@ -61,12 +62,19 @@ func TestIntegrateThenVerify(t *testing.T) {
 		if len(sizes) != len(want) {
 			t.Fatalf("checkpoint sizes %v, want %v", sizes, want)
 		}
-		err = d.st.TLog().ScanLeaves(ctx, 0, 1000, func(l storage.LogLeaf) error {
-			leaf, legacy, err := c.log.OpenLeaf(l.Body)
-			if err != nil || legacy {
-				t.Fatalf("leaf %d: %v legacy=%v", l.Index, err, legacy)
+		// Every event is in its sealed entry bundle and nowhere else.
+		if n, err := d.st.TLog().CountPending(ctx); err != nil || n != 0 {
+			t.Fatalf("pending records after integration: %d %v", n, err)
+		}
+		var rows int
+		if err := d.raw.QueryRow("SELECT COUNT(*) FROM audit_events").Scan(&rows); err != nil || rows != 0 {
+			t.Fatalf("audit_events rows after integration: %d %v", rows, err)
+		}
+		err = merkle.NewReader(d.st.TLog(), c.log).ScanLeaves(ctx, 0, 1000, func(i int64, leaf []byte, legacy bool) error {
+			if legacy || !bytes.Contains(leaf, fmt.Appendf(nil, `"request_id":"req-%d"`, i)) {
+				t.Fatalf("leaf %d: legacy=%v, or not the %dth event", i, legacy, i)
 			}
-			hs, err := tlog.StoredHashes(l.Index, leaf, tlog.HashReaderFunc(func(ids []int64) ([]tlog.Hash, error) {
+			hs, err := tlog.StoredHashes(i, leaf, tlog.HashReaderFunc(func(ids []int64) ([]tlog.Hash, error) {
 				out := make([]tlog.Hash, len(ids))
 				for i, id := range ids {
 					out[i] = hashes[id]
@@ -175,12 +183,8 @@ func TestEventProof(t *testing.T) {
 	if _, err := c.integrator(t, d.st).IntegrateAll(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	var seq int64
-	if err := d.raw.QueryRow("SELECT seq FROM audit_events WHERE leaf_index = 123").Scan(&seq); err != nil {
-		t.Fatal(err)
-	}
 	r := merkle.NewReader(d.st.TLog(), c.log)
-	ep, err := r.EventProof(t.Context(), seq, 0)
+	ep, err := r.LeafProof(t.Context(), 123, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -208,7 +212,7 @@ func TestEventProof(t *testing.T) {
 	if merkle.CheckInclusion(p.Proof, cp.Size, cp.Root, p.Index, tlog.RecordHash(append(append([]byte{}, p.Extra...), forged...))) == nil {
 		t.Error("a changed event verified")
 	}
-	if _, err := r.EventProof(t.Context(), 1<<40, 0); !errors.Is(err, merkle.ErrNotFound) {
-		t.Errorf("unknown record: %v", err)
+	if _, err := r.LeafProof(t.Context(), 300, 0); !errors.Is(err, merkle.ErrNotFound) {
+		t.Errorf("leaf beyond the tree: %v", err)
 	}
 }

@@ -2,19 +2,22 @@ package merkle_test
 
 import (
 	"context"
+	"encoding/json"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/phivault/phivault/internal/storage"
+	"github.com/phivault/phivault/internal/audit"
+	"github.com/phivault/phivault/internal/audit/merkle"
 	"github.com/phivault/phivault/internal/storage/postgres/pgtest"
 )
 
 // TestTwoIntegratorsRace runs two phivault processes' worth of stores
 // (separate connection pools) on one PostgreSQL database: writers append
 // on both while both integrators loop. Every record ends with exactly
-// one leaf index, indexes run 0..n-1 without gap, an index once seen
-// never moves, and the whole log verifies.
+// one leaf index, indexes run 0..n-1 without gap, an event once seen at
+// an index never moves, and the whole log verifies. Events are told
+// apart by their request ids (unique per appended event).
 func TestTwoIntegratorsRace(t *testing.T) {
 	url := pgtest.NewDatabase(t)
 	c := newCrypt(t)
@@ -38,16 +41,23 @@ func TestTwoIntegratorsRace(t *testing.T) {
 			}
 		})
 	}
-	seen := make(map[int64]int64) // seq -> leaf index, as first observed
+	seen := make(map[string]int64) // request id -> leaf index, as first observed
 	var seenMu sync.Mutex
 	observe := func() {
-		err := a.st.TLog().ScanLeaves(context.Background(), 0, 1<<62, func(l storage.LogLeaf) error {
+		r := merkle.NewReader(a.st.TLog(), c.log)
+		size, err := r.Size(context.Background())
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		err = r.ScanLeaves(context.Background(), 0, size, func(i int64, leaf []byte, _ bool) error {
+			id := requestID(t, leaf)
 			seenMu.Lock()
 			defer seenMu.Unlock()
-			if prev, ok := seen[l.Seq]; ok && prev != l.Index {
-				t.Errorf("record %d moved from leaf %d to %d", l.Seq, prev, l.Index)
+			if prev, ok := seen[id]; ok && prev != i {
+				t.Errorf("event %s moved from leaf %d to %d", id, prev, i)
 			}
-			seen[l.Seq] = l.Index
+			seen[id] = i
 			return nil
 		})
 		if err != nil {
@@ -76,24 +86,25 @@ func TestTwoIntegratorsRace(t *testing.T) {
 	observe()
 
 	const total = writers * batches * perBatch
-	idx := make(map[int64]int64)
-	err := b.st.TLog().ScanLeaves(t.Context(), 0, 1<<62, func(l storage.LogLeaf) error {
-		if prev, dup := idx[l.Index]; dup {
-			t.Errorf("leaf %d held by records %d and %d", l.Index, prev, l.Seq)
+	rb := merkle.NewReader(b.st.TLog(), c.log)
+	size, err := rb.Size(t.Context())
+	if err != nil || size != total {
+		t.Fatalf("tree size %d (%v), want %d", size, err, total)
+	}
+	byEvent := make(map[string]int64)
+	err = rb.ScanLeaves(t.Context(), 0, size, func(i int64, leaf []byte, _ bool) error {
+		id := requestID(t, leaf)
+		if prev, dup := byEvent[id]; dup {
+			t.Errorf("event %s at leaves %d and %d", id, prev, i)
 		}
-		idx[l.Index] = l.Seq
+		byEvent[id] = i
 		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(idx) != total {
-		t.Fatalf("%d leaves, want %d", len(idx), total)
-	}
-	for i := range int64(total) {
-		if _, ok := idx[i]; !ok {
-			t.Fatalf("leaf %d missing", i)
-		}
+	if len(byEvent) != total {
+		t.Fatalf("%d distinct events, want %d", len(byEvent), total)
 	}
 	if n, err := a.st.TLog().CountPending(t.Context()); err != nil || n != 0 {
 		t.Fatalf("pending %d, %v", n, err)
@@ -138,4 +149,17 @@ func TestVerifyWhileIntegrating(t *testing.T) {
 		cancel()
 		wg.Wait()
 	})
+}
+
+// requestID returns the request id of the event in leaf.
+func requestID(t *testing.T, leaf []byte) string {
+	_, b, err := audit.SplitLeaf(leaf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ev audit.Event
+	if err := json.Unmarshal(b, &ev); err != nil {
+		t.Fatal(err)
+	}
+	return ev.RequestID
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 
 	"golang.org/x/mod/sumdb/tlog"
 
@@ -20,12 +21,12 @@ const maxEntrySize = 1<<16 - 1
 // tiles, entry bundles and proofs. It is safe for concurrent use.
 type Reader struct {
 	store  storage.LogReader
-	opener LeafOpener
+	opener LogKey
 }
 
-// NewReader returns a Reader over store. opener decrypts leaves for
-// entry bundles; with a nil opener EntryBundle fails.
-func NewReader(store storage.LogReader, opener LeafOpener) *Reader {
+// NewReader returns a Reader over store. opener opens the sealed entry
+// bundles; with a nil opener only checkpoints, tiles and proofs work.
+func NewReader(store storage.LogReader, opener LogKey) *Reader {
 	return &Reader{store: store, opener: opener}
 }
 
@@ -39,6 +40,16 @@ func (r *Reader) Checkpoint(ctx context.Context) (storage.Checkpoint, error) {
 	return c, err
 }
 
+// Size returns the size of the latest checkpoint: the number of leaves
+// that can be read; 0 before the first integration.
+func (r *Reader) Size(ctx context.Context) (int64, error) {
+	c, err := r.store.LatestCheckpoint(ctx)
+	if errors.Is(err, storage.ErrNotFound) {
+		return 0, nil
+	}
+	return c.Size, err
+}
+
 // Tile returns the data of hash tile t (t.L >= 0): t.W hashes of 32
 // bytes. The tile must lie within the latest checkpoint; otherwise the
 // error wraps ErrNotFound.
@@ -49,11 +60,16 @@ func (r *Reader) Tile(ctx context.Context, t tlog.Tile) ([]byte, error) {
 	if err := r.within(ctx, t); err != nil {
 		return nil, err
 	}
-	data, err := tlog.ReadTileData(t, storedHashes(ctx, r.store))
+	// The stored tile was written with a checkpoint that covers it, in
+	// the same transaction; its first W hashes never change.
+	data, err := storedTiles{ctx: ctx, src: r.store}.ReadTiles([]tlog.Tile{t})
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, fmt.Errorf("%w: tile %s missing from the store", ErrInconsistent, TilePath(t))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("reading tile %s: %w", TilePath(t), err)
 	}
-	return data, nil
+	return data[0], nil
 }
 
 // EntryBundle returns the C2SP entry bundle of tile t (t.L == -1): each
@@ -64,39 +80,94 @@ func (r *Reader) EntryBundle(ctx context.Context, t tlog.Tile) ([]byte, error) {
 	if t.H != TileHeight || t.L != -1 || t.W < 1 || t.W > TileWidth {
 		return nil, fmt.Errorf("%w: not an entry bundle", ErrBadRequest)
 	}
-	if r.opener == nil {
-		return nil, errors.New("entry bundle: no leaf opener")
-	}
 	if err := r.within(ctx, t); err != nil {
 		return nil, err
 	}
 	from := t.N * TileWidth
-	to := from + int64(t.W)
 	var out []byte
-	next := from
-	err := r.store.ScanLeaves(ctx, from, to, func(l storage.LogLeaf) error {
-		if l.Index != next {
-			return fmt.Errorf("%w: leaf %d missing from the store", ErrInconsistent, next)
-		}
-		leaf, _, err := r.opener.OpenLeaf(l.Body)
-		if err != nil {
-			return fmt.Errorf("entry bundle: leaf %d: %w", l.Index, err)
-		}
+	err := r.ScanLeaves(ctx, from, from+int64(t.W), func(i int64, leaf []byte, _ bool) error {
 		if len(leaf) > maxEntrySize {
-			return fmt.Errorf("entry bundle: leaf %d has %d bytes, more than an entry bundle holds", l.Index, len(leaf))
+			return fmt.Errorf("entry bundle: leaf %d has %d bytes, more than an entry bundle holds", i, len(leaf))
 		}
 		out = binary.BigEndian.AppendUint16(out, uint16(len(leaf)))
 		out = append(out, leaf...)
-		next++
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	if next != to {
-		return nil, fmt.Errorf("%w: leaf %d missing from the store", ErrInconsistent, next)
-	}
 	return out, nil
+}
+
+// Leaves calls fn with the leaves at indexes (in index order, each
+// once), opening each entry bundle they fall in once. Every index must
+// be integrated; the caller bounds them by Size.
+func (r *Reader) Leaves(ctx context.Context, indexes []int64, fn func(index int64, leaf []byte, v1 bool) error) error {
+	idx := slices.Clone(indexes)
+	slices.Sort(idx)
+	idx = slices.Compact(idx)
+	for len(idx) > 0 {
+		n := idx[0] / TileWidth
+		k := 1
+		for k < len(idx) && idx[k]/TileWidth == n {
+			k++
+		}
+		want := idx[:k]
+		idx = idx[k:]
+		err := r.ScanLeaves(ctx, want[0], want[len(want)-1]+1, func(i int64, leaf []byte, v1 bool) error {
+			if _, ok := slices.BinarySearch(want, i); !ok {
+				return nil
+			}
+			return fn(i, leaf, v1)
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ScanLeaves calls fn with every leaf with index in [from, to), in
+// order, decrypted from the entry bundles, and whether it is a format
+// v1 leaf (no salt: see audit.LeafEvent). Leaves must be integrated: a
+// missing one is an error wrapping ErrInconsistent (the caller bounds to
+// by a checkpoint's size). Leaves hold audit events: callers decide who
+// sees them.
+func (r *Reader) ScanLeaves(ctx context.Context, from, to int64, fn func(index int64, leaf []byte, v1 bool) error) error {
+	if r.opener == nil {
+		return errors.New("reading audit leaves: no log key")
+	}
+	if from < 0 || from >= to {
+		return nil
+	}
+	next := from
+	first, last := from/TileWidth, (to-1)/TileWidth
+	err := r.store.ScanBundles(ctx, first, last+1, func(b storage.Bundle) error {
+		if b.N != next/TileWidth {
+			return fmt.Errorf("%w: entry bundle %d missing from the store", ErrInconsistent, next/TileWidth)
+		}
+		leaves, v1, err := r.opener.OpenBundle(b.N, b.Width, b.Sealed)
+		if err != nil {
+			return fmt.Errorf("%w: %w", ErrInconsistent, err)
+		}
+		for k := next - b.N*TileWidth; k < int64(len(leaves)) && next < to; k++ {
+			if err := fn(next, leaves[k], v1 != nil && v1[k]); err != nil {
+				return err
+			}
+			next++
+		}
+		if next < to && next < (b.N+1)*TileWidth {
+			return errStopScan // the last bundle ends before to
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, errStopScan) {
+		return err
+	}
+	if next < to {
+		return fmt.Errorf("%w: leaf %d missing from the entry bundles", ErrInconsistent, next)
+	}
+	return nil
 }
 
 // within checks that tile t is complete in the latest checkpoint.
@@ -139,7 +210,11 @@ func (r *Reader) InclusionProof(ctx context.Context, req InclusionRequest) ([]by
 	if req.Index >= c.Size {
 		return nil, fmt.Errorf("%w: leaf %d is not in the tree of size %d", ErrNotFound, req.Index, c.Size)
 	}
-	p, err := tlog.ProveRecord(c.Size, req.Index, storedHashes(ctx, r.store))
+	hr, err := treeHashes(ctx, r.store, c.Size, c.Root)
+	if err != nil {
+		return nil, err
+	}
+	p, err := tlog.ProveRecord(c.Size, req.Index, hr)
 	if err != nil {
 		return nil, fmt.Errorf("proving leaf %d in tree %d: %w", req.Index, c.Size, err)
 	}
@@ -157,22 +232,15 @@ func (r *Reader) ConsistencyProof(ctx context.Context, req ConsistencyRequest) (
 	if req.New > c.Size {
 		return nil, fmt.Errorf("%w: size %d is beyond the tree of size %d", ErrNotFound, req.New, c.Size)
 	}
-	p, err := tlog.ProveTree(req.New, req.Old, storedHashes(ctx, r.store))
+	hr, err := treeHashes(ctx, r.store, c.Size, c.Root)
+	if err != nil {
+		return nil, err
+	}
+	p, err := tlog.ProveTree(req.New, req.Old, hr)
 	if err != nil {
 		return nil, fmt.Errorf("proving consistency %d..%d: %w", req.Old, req.New, err)
 	}
 	return FormatConsistencyProof(p), nil
-}
-
-// LeafIndexOf returns the leaf index of the audit record with sequence
-// number seq (the patient view fetches InclusionProof with it): -1 while
-// not yet integrated; an error wrapping ErrNotFound for no such record.
-func (r *Reader) LeafIndexOf(ctx context.Context, seq int64) (int64, error) {
-	i, err := r.store.LeafIndexOf(ctx, seq)
-	if errors.Is(err, storage.ErrNotFound) {
-		return 0, fmt.Errorf("%w: no audit record %d", ErrNotFound, seq)
-	}
-	return i, err
 }
 
 // EventProof is what a patient view shows for one audit event so the
@@ -185,32 +253,12 @@ type EventProof struct {
 	Proof []byte // C2SP tlog-proof, extra = the 16-byte salt
 }
 
-// EventProof returns the proof for the audit record with sequence
-// number seq in the checkpoint of size (0: the latest). Errors wrap
-// ErrNotFound for no such record, a record not yet integrated (retry
-// in a second) or not in that checkpoint. The caller must only serve it
-// to someone allowed to see the event (the patient it names).
-func (r *Reader) EventProof(ctx context.Context, seq, size int64) (EventProof, error) {
-	if r.opener == nil {
-		return EventProof{}, errors.New("event proof: no leaf opener")
-	}
-	idx, err := r.LeafIndexOf(ctx, seq)
-	if err != nil {
-		return EventProof{}, err
-	}
-	if idx < 0 {
-		return EventProof{}, fmt.Errorf("%w: audit record %d is not integrated yet", ErrNotFound, seq)
-	}
-	return r.LeafProof(ctx, idx, size)
-}
-
-// LeafProof is [Reader.EventProof] for the leaf at index idx (the id of
-// the event's FHIR AuditEvent). The same rule holds: serve it only to
-// someone allowed to see the event.
+// LeafProof returns the proof for the leaf at index idx (the id of the
+// event's FHIR AuditEvent) in the checkpoint of size (0: the latest).
+// Errors wrap ErrNotFound for a leaf not in that checkpoint (not yet
+// integrated: retry in a second). The caller must only serve it to
+// someone allowed to see the event (the patient it names, an auditor).
 func (r *Reader) LeafProof(ctx context.Context, idx, size int64) (EventProof, error) {
-	if r.opener == nil {
-		return EventProof{}, errors.New("event proof: no leaf opener")
-	}
 	if idx < 0 {
 		return EventProof{}, fmt.Errorf("%w: leaf %d", ErrNotFound, idx)
 	}
@@ -223,17 +271,18 @@ func (r *Reader) LeafProof(ctx context.Context, idx, size int64) (EventProof, er
 	}
 	var leaf []byte
 	var legacy bool
-	err = r.store.ScanLeaves(ctx, idx, idx+1, func(l storage.LogLeaf) error {
-		leaf, legacy, err = r.opener.OpenLeaf(l.Body)
-		return err
+	err = r.ScanLeaves(ctx, idx, idx+1, func(_ int64, l []byte, v1 bool) error {
+		leaf, legacy = l, v1
+		return nil
 	})
 	if err != nil {
 		return EventProof{}, fmt.Errorf("event proof: leaf %d: %w", idx, err)
 	}
-	if leaf == nil {
-		return EventProof{}, fmt.Errorf("%w: leaf %d missing from the store", ErrInconsistent, idx)
+	hr, err := treeHashes(ctx, r.store, c.Size, c.Root)
+	if err != nil {
+		return EventProof{}, err
 	}
-	p, err := tlog.ProveRecord(c.Size, idx, storedHashes(ctx, r.store))
+	p, err := tlog.ProveRecord(c.Size, idx, hr)
 	if err != nil {
 		return EventProof{}, fmt.Errorf("proving leaf %d in tree %d: %w", idx, c.Size, err)
 	}

@@ -40,12 +40,12 @@ func (d *Divergence) Error() string {
 // VerifyOptions configures Verify.
 type VerifyOptions struct {
 	Store    storage.LogReader // required
-	Opener   LeafOpener        // required: decrypts every leaf
+	Opener   LogKey            // required: opens every bundle and pending record
 	Verifier note.Verifier     // required: the log's checkpoint key
 	Origin   string            // required: the checkpoint origin
 
 	// Progress, if set, is called with the leaves checked and the total
-	// from time to time (every verifyBatch leaves) and at the end.
+	// from time to time (every progressEvery leaves) and at the end.
 	Progress func(done, total int64)
 }
 
@@ -53,27 +53,39 @@ type VerifyOptions struct {
 type VerifyReport struct {
 	Leaves      int64     // integrated leaves recomputed
 	Checkpoints int       // checkpoints whose signature and root matched
+	Tiles       int64     // stored hash tiles compared
 	Root        tlog.Hash // root of the latest checkpoint
 	Pending     int64     // records sequenced but not yet integrated (all opened)
 }
 
+// ErrConverting is returned by Verify while records of the layout
+// before entry bundles remain: the integrator of "phivault serve"
+// converts them at its first run, and verification runs after.
+var ErrConverting = errors.New("the audit log is being converted to entry bundles")
+
 // errStopScan ends a scan early without an error.
 var errStopScan = errors.New("stop scan")
 
-// verifyBatch is how many leaves Verify recomputes before it compares
-// their stored tree hashes in one range read.
-const verifyBatch = 4096
+// progressEvery is how many leaves pass between Progress calls.
+const progressEvery = 1 << 16
 
 // Verify recomputes the whole log from the stored events: it opens
-// every sealed body with the log key, recomputes its leaf hash and the
-// tree's stored hashes, checks every checkpoint's signature and that its
-// root is the root of the recomputed tree at its size (so every two
-// checkpoints are consistent), and opens every pending record. It
-// returns the first divergence as a *Divergence; other errors are I/O.
+// every sealed entry bundle with the log key, recomputes each leaf's
+// hash and the tree, checks every stored hash tile against the
+// recomputed hashes, every checkpoint's signature and that its root is
+// the root of the recomputed tree at its size (so every two checkpoints
+// are consistent), that no leaf lies beyond the latest checkpoint, and
+// opens every pending record. It returns the first divergence as a
+// *Divergence; other errors are I/O.
 func Verify(ctx context.Context, o VerifyOptions) (VerifyReport, error) {
 	var rep VerifyReport
 	if o.Store == nil || o.Opener == nil || o.Verifier == nil || o.Origin == "" {
 		return rep, errors.New("verify: Store, Opener, Verifier and Origin are required")
+	}
+	if n, err := o.Store.CountLegacy(ctx); err != nil {
+		return rep, err
+	} else if n > 0 {
+		return rep, fmt.Errorf("%w: %d records left", ErrConverting, n)
 	}
 	var cps []Checkpoint
 	err := o.Store.ScanCheckpoints(ctx, func(c storage.Checkpoint) error {
@@ -98,8 +110,10 @@ func Verify(ctx context.Context, o VerifyOptions) (VerifyReport, error) {
 	}
 
 	f := newFrontier()
-	next, ci := int64(0), 0
-	// An empty tree's checkpoint is checked before any leaf.
+	tiles := newTileChecker(ctx, o.Store)
+	ci := 0
+	// Checkpoint roots need the frontier at exactly their size; an empty
+	// tree's checkpoint is checked before any leaf.
 	check := func() error {
 		for ci < len(cps) && cps[ci].Size == f.count {
 			root, err := f.root()
@@ -107,6 +121,10 @@ func Verify(ctx context.Context, o VerifyOptions) (VerifyReport, error) {
 				return err
 			}
 			if root != cps[ci].Root {
+				// The stored tiles may name the leaf more precisely.
+				if err := tiles.finish(); err != nil {
+					return err
+				}
 				lo := int64(0)
 				if ci > 0 {
 					lo = cps[ci-1].Size
@@ -121,91 +139,93 @@ func Verify(ctx context.Context, o VerifyOptions) (VerifyReport, error) {
 	if err := check(); err != nil {
 		return rep, err
 	}
-	type computed struct {
-		leaf   storage.LogLeaf
-		hashes []tlog.Hash
+	var lastProgress int64
+	progress := func() {
+		if o.Progress != nil && f.count-lastProgress >= progressEvery {
+			lastProgress = f.count
+			o.Progress(f.count, total)
+		}
 	}
-	var batch []computed
-	flush := func() error {
-		if len(batch) == 0 {
-			return nil
-		}
-		first := batch[0].leaf.Index
-		lo := tlog.StoredHashCount(first)
-		hi := tlog.StoredHashCount(batch[len(batch)-1].leaf.Index + 1)
-		want := make([]tlog.Hash, 0, hi-lo)
-		owner := make([]int, 0, hi-lo)
-		for i, c := range batch {
-			want = append(want, c.hashes...)
-			for range c.hashes {
-				owner = append(owner, i)
-			}
-		}
-		id := lo
-		err := o.Store.ScanHashes(ctx, lo, hi, func(gotID int64, h []byte) error {
-			if gotID != id {
-				l := batch[owner[id-lo]].leaf
-				return &Divergence{Index: l.Index, Seq: l.Seq, What: fmt.Sprintf("stored tree hash %d is missing", id)}
-			}
-			if !bytes.Equal(h, want[id-lo][:]) {
-				l := batch[owner[id-lo]].leaf
-				return &Divergence{Index: l.Index, Seq: l.Seq, What: fmt.Sprintf("stored tree hash %d differs from the one recomputed from the event (event or tree changed, or leaves reordered)", id)}
-			}
-			id++
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		if id != hi {
-			l := batch[owner[id-lo]].leaf
-			return &Divergence{Index: l.Index, Seq: l.Seq, What: fmt.Sprintf("stored tree hash %d is missing", id)}
-		}
-		batch = batch[:0]
-		if o.Progress != nil {
-			o.Progress(next, total)
-		}
-		return nil
-	}
-	visit := func(l storage.LogLeaf, h tlog.Hash, opened bool) error {
-		if l.Index != next {
-			return &Divergence{Index: next, What: fmt.Sprintf("leaf missing: the next stored leaf is %d (seq %d); a record was deleted or its index changed", l.Index, l.Seq)}
-		}
-		if !opened {
-			return &Divergence{Index: l.Index, Seq: l.Seq, What: "sealed body does not open with the log key (modified, replaced or not ours)"}
-		}
-		if l.LeafHash != nil && !bytes.Equal(l.LeafHash, h[:]) {
-			return &Divergence{Index: l.Index, Seq: l.Seq, What: "stored leaf hash differs from the hash of the decrypted leaf"}
-		}
+	// leaf appends one leaf: the general path (the last, partial bundle,
+	// or a bundle the checkpoints end inside of).
+	leaf := func(h tlog.Hash) error {
 		hs, err := f.append(h)
 		if err != nil {
 			return err
 		}
-		batch = append(batch, computed{leaf: l, hashes: hs})
-		next++
-		// Checkpoint roots need the frontier at exactly their size; the
-		// stored hashes of the leaves before are compared first, so the
-		// divergence named is the earliest.
-		if ci < len(cps) && cps[ci].Size == f.count {
-			if err := flush(); err != nil {
+		for k := 0; k < len(hs); k += TileHeight {
+			if err := tiles.put(k/TileHeight, hs[k]); err != nil {
 				return err
 			}
-			return check()
 		}
-		if len(batch) >= verifyBatch {
-			return flush()
+		if ci < len(cps) && cps[ci].Size == f.count {
+			return check()
 		}
 		return nil
 	}
-	err = scanOpened(ctx, o, total, visit)
-	if err != nil {
+	visit := func(ob *openedBundle) error {
+		base := f.count
+		w := min(int64(len(ob.hashes)), total-base)
+		if w < TileWidth || ob.nodes == nil {
+			for _, h := range ob.hashes[:w] {
+				if err := leaf(h); err != nil {
+					return err
+				}
+			}
+			progress()
+			return nil
+		}
+		// A full bundle is a complete subtree of 256 leaves whose
+		// hashes the workers computed: checkpoints inside it take their
+		// roots from those and the frontier above; the frontier takes
+		// its root at tree level 8.
+		br := bundleHashes{f: f, base: base, nodes: ob.nodes}
+		for ci < len(cps) && cps[ci].Size < base+TileWidth {
+			root, err := tlog.TreeHash(cps[ci].Size, br)
+			if err != nil {
+				return err
+			}
+			if root != cps[ci].Root {
+				for _, h := range ob.hashes[:cps[ci].Size-base] {
+					if err := tiles.put(0, h); err != nil {
+						return err
+					}
+				}
+				if err := tiles.finish(); err != nil {
+					return err
+				}
+				return &Divergence{Index: -1, Size: cps[ci].Size, What: fmt.Sprintf(
+					"its signed root differs from the root recomputed from the stored events: a leaf in [%d, %d) or the tree was rewritten", cps[max(ci-1, 0)].Size, cps[ci].Size)}
+			}
+			ci++
+		}
+		for _, h := range ob.hashes {
+			if err := tiles.put(0, h); err != nil {
+				return err
+			}
+		}
+		hs, err := f.appendNode(TileHeight, ob.nodes[TileHeight][0])
+		if err != nil {
+			return err
+		}
+		for k := 0; k < len(hs); k += TileHeight {
+			if err := tiles.put(1+k/TileHeight, hs[k]); err != nil {
+				return err
+			}
+		}
+		progress()
+		return check()
+	}
+	if err := scanOpened(ctx, o, total, visit); err != nil {
 		return rep, err
 	}
-	if err := flush(); err != nil {
+	// The partial tiles first: a leaf removed from the last bundle shows
+	// there, at its place, rather than as a short log.
+	if err := tiles.finish(); err != nil {
 		return rep, err
 	}
-	if next < total {
-		return rep, &Divergence{Index: next, What: fmt.Sprintf("leaf missing: the store has %d leaves, the latest checkpoint %d", next, total)}
+	if f.count < total {
+		return rep, &Divergence{Index: f.count, What: fmt.Sprintf("leaf missing: the entry bundles hold %d leaves, the latest checkpoint %d", f.count, total)}
 	}
 	if err := check(); err != nil {
 		return rep, err
@@ -213,7 +233,7 @@ func Verify(ctx context.Context, o VerifyOptions) (VerifyReport, error) {
 	// Leaves past the checkpoints read above are legitimate only if an
 	// integrator signed them meanwhile (it does so in the same
 	// transaction, so a newer checkpoint covers them); one without a
-	// checkpoint was indexed by hand. A running integrator can move the
+	// checkpoint was added by hand. A running integrator can move the
 	// latest checkpoint during this scan: re-read it before accusing.
 	bound := total
 	for attempt := 0; ; attempt++ {
@@ -222,21 +242,24 @@ func Verify(ctx context.Context, o VerifyOptions) (VerifyReport, error) {
 			return rep, err
 		}
 		bound = max(bound, latest.Size)
-		var beyond *storage.LogLeaf
-		err = o.Store.ScanLeaves(ctx, bound, 1<<62, func(l storage.LogLeaf) error {
-			beyond = &l
-			return errStopScan
+		var beyond int64 = -1
+		err = o.Store.ScanBundles(ctx, bound/TileWidth, 1<<62, func(b storage.Bundle) error {
+			if end := b.N*TileWidth + int64(b.Width); end > bound {
+				beyond = max(bound, b.N*TileWidth)
+				return errStopScan
+			}
+			return nil
 		})
 		if err != nil && !errors.Is(err, errStopScan) {
 			return rep, err
 		}
-		if beyond == nil {
+		if beyond < 0 {
 			break
 		}
-		if again, err := o.Store.LatestCheckpoint(ctx); err == nil && again.Size > beyond.Index && attempt < 8 {
+		if again, err := o.Store.LatestCheckpoint(ctx); err == nil && again.Size > beyond && attempt < 8 {
 			continue // signed meanwhile
 		}
-		return rep, &Divergence{Index: beyond.Index, Seq: beyond.Seq, What: fmt.Sprintf("leaf is beyond the latest checkpoint (size %d): indexed without a signed checkpoint", bound)}
+		return rep, &Divergence{Index: beyond, What: fmt.Sprintf("leaf is beyond the latest checkpoint (size %d): added to an entry bundle without a signed checkpoint", bound)}
 	}
 	err = o.Store.ScanPending(ctx, func(l storage.LogLeaf) error {
 		leaf, _, err := o.Opener.OpenLeaf(l.Body)
@@ -253,38 +276,175 @@ func Verify(ctx context.Context, o VerifyOptions) (VerifyReport, error) {
 	if err != nil {
 		return rep, err
 	}
-	rep.Leaves = next
+	rep.Leaves = f.count
 	rep.Checkpoints = len(cps)
+	rep.Tiles = tiles.compared
 	if o.Progress != nil {
-		o.Progress(next, total)
+		o.Progress(f.count, total)
 	}
 	return rep, nil
 }
 
-// Verification pipeline: one goroutine reads leaves from the store,
-// openWorkers decrypt and hash them, and the caller's goroutine visits
-// them in index order. Every goroutine stops when scanOpened returns.
+// tileChecker compares the stored hash tiles with the hashes the
+// verification recomputes: it collects, per tile level, the hashes of
+// the tile being filled (tree level 8*L, from the stored hashes of
+// each appended leaf), compares each tile when it is full and the last,
+// partial ones at the end. Stored tiles are read ahead tileAhead at a
+// time per level.
+type tileChecker struct {
+	ctx      context.Context
+	store    storage.LogReader
+	levels   []tileLevel
+	compared int64
+}
+
+type tileLevel struct {
+	n      int64 // tile being filled
+	hashes []byte
+	ahead  []storage.Tile // stored tiles read ahead, from n on
+}
+
+const tileAhead = 128
+
+func newTileChecker(ctx context.Context, st storage.LogReader) *tileChecker {
+	return &tileChecker{ctx: ctx, store: st}
+}
+
+// put appends hash h to the tile being filled at tile level L (tree
+// level 8*L) and compares the tile when it is full.
+func (c *tileChecker) put(L int, h tlog.Hash) error {
+	for len(c.levels) <= L {
+		c.levels = append(c.levels, tileLevel{hashes: make([]byte, 0, TileWidth*tlog.HashSize)})
+	}
+	lv := &c.levels[L]
+	lv.hashes = append(lv.hashes, h[:]...)
+	if len(lv.hashes) == TileWidth*tlog.HashSize {
+		if err := c.compare(L, lv); err != nil {
+			return err
+		}
+		lv.n++
+		lv.hashes = lv.hashes[:0]
+	}
+	return nil
+}
+
+// finish compares the partial tiles.
+func (c *tileChecker) finish() error {
+	for L := range c.levels {
+		if lv := &c.levels[L]; len(lv.hashes) > 0 {
+			if err := c.compare(L, lv); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (c *tileChecker) compare(L int, lv *tileLevel) error {
+	if len(lv.ahead) == 0 || lv.ahead[0].N > lv.n {
+		lv.ahead = lv.ahead[:0]
+		err := c.store.ScanTiles(c.ctx, L, lv.n, lv.n+tileAhead, func(t storage.Tile) error {
+			lv.ahead = append(lv.ahead, t)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	w := len(lv.hashes) / tlog.HashSize
+	first := lv.n << (uint(L) * TileHeight) * TileWidth // first leaf under the tile
+	if len(lv.ahead) == 0 || lv.ahead[0].N != lv.n {
+		return &Divergence{Index: first, What: fmt.Sprintf("stored hash tile %d/%d is missing", L, lv.n)}
+	}
+	t := lv.ahead[0]
+	lv.ahead = lv.ahead[1:]
+	if t.Width < w || len(t.Data) != t.Width*tlog.HashSize {
+		return &Divergence{Index: first, What: fmt.Sprintf("stored hash tile %d/%d has %d hashes, the tree %d", L, lv.n, t.Width, w)}
+	}
+	if !bytes.Equal(t.Data[:len(lv.hashes)], lv.hashes) {
+		k := 0
+		for bytes.Equal(t.Data[k*tlog.HashSize:(k+1)*tlog.HashSize], lv.hashes[k*tlog.HashSize:(k+1)*tlog.HashSize]) {
+			k++
+		}
+		node := lv.n*TileWidth + int64(k)
+		leaf := node << (uint(L) * TileHeight)
+		return &Divergence{Index: leaf, What: fmt.Sprintf("stored hash tile %d/%d differs from the hashes recomputed from the events at its hash %d (tree level %d, from leaf %d): the tile or the events were changed", L, lv.n, k, L*TileHeight, leaf)}
+	}
+	c.compared++
+	return nil
+}
+
+// Verification pipeline: one goroutine reads entry bundles from the
+// store, openWorkers open them and hash their leaves, and the caller's
+// goroutine visits the leaf hashes in index order. Every goroutine
+// stops when scanOpened returns.
 const (
-	openBatch   = 512 // leaves per unit of work
-	openWorkers = 2   // the machine class phivault targets has 2 cores
-	openAhead   = 8   // batches in flight: bounds memory to ~1.5 MiB of bodies
+	openWorkers = 2  // the machine class phivault targets has 2 cores
+	openAhead   = 32 // bundles in flight: bounds memory to ~5 MiB of bundles
 )
 
-type openedBatch struct {
-	leaves []storage.LogLeaf
-	hashes []tlog.Hash
-	ok     []bool
+type openedBundle struct {
+	b      storage.Bundle
+	hashes []tlog.Hash   // leaf hashes
+	nodes  [][]tlog.Hash // full bundles: nodes[l] are the subtree's hashes at tree level l (0..8)
+	err    error
 	done   chan struct{}
 }
 
-// scanOpened calls visit for every stored leaf in [0, total) in index
-// order with its leaf hash, and opened=false when its body did not
-// open. It returns the first error of visit or of the scan.
-func scanOpened(ctx context.Context, o VerifyOptions, total int64, visit func(l storage.LogLeaf, h tlog.Hash, opened bool) error) error {
+// subtree computes the hashes of the complete subtree of 256 leaves
+// with leaf hashes hs, level by level.
+func subtree(hs []tlog.Hash) [][]tlog.Hash {
+	nodes := make([][]tlog.Hash, TileHeight+1)
+	nodes[0] = hs
+	for l := 1; l <= TileHeight; l++ {
+		prev := nodes[l-1]
+		cur := make([]tlog.Hash, len(prev)/2)
+		for i := range cur {
+			cur[i] = tlog.NodeHash(prev[2*i], prev[2*i+1])
+		}
+		nodes[l] = cur
+	}
+	return nodes
+}
+
+// bundleHashes reads the tree of a checkpoint that ends inside a full
+// bundle starting at leaf base: hashes below tree level 8 from the
+// bundle's subtree, the others from the frontier before the bundle.
+type bundleHashes struct {
+	f     *frontier
+	base  int64
+	nodes [][]tlog.Hash
+}
+
+func (b bundleHashes) ReadHashes(ids []int64) ([]tlog.Hash, error) {
+	out := make([]tlog.Hash, len(ids))
+	for i, id := range ids {
+		level, n := tlog.SplitStoredHashIndex(id)
+		if level >= TileHeight {
+			h, err := b.f.ReadHashes(ids[i : i+1])
+			if err != nil {
+				return nil, err
+			}
+			out[i] = h[0]
+			continue
+		}
+		k := n - b.base>>uint(level)
+		if k < 0 || k >= int64(len(b.nodes[level])) {
+			return nil, fmt.Errorf("tree hash at level %d index %d is not in the bundle", level, n)
+		}
+		out[i] = b.nodes[level][k]
+	}
+	return out, nil
+}
+
+// scanOpened calls visit with every stored entry bundle covering
+// [0, total), in order, opened and hashed. A bundle that is missing, out
+// of place or does not open is a *Divergence.
+func scanOpened(ctx context.Context, o VerifyOptions, total int64, visit func(*openedBundle) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	work := make(chan *openedBatch, openAhead)
-	order := make(chan *openedBatch, openAhead)
+	work := make(chan *openedBundle, openAhead)
+	order := make(chan *openedBundle, openAhead)
 	var wg sync.WaitGroup
 	defer wg.Wait() // after cancel (deferred later, runs first)
 	defer cancel()
@@ -292,15 +452,19 @@ func scanOpened(ctx context.Context, o VerifyOptions, total int64, visit func(l 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for b := range work {
-				for i, l := range b.leaves {
-					leaf, _, err := o.Opener.OpenLeaf(l.Body)
-					b.ok[i] = err == nil
-					if err == nil {
-						b.hashes[i] = tlog.RecordHash(leaf)
+			for ob := range work {
+				leaves, _, err := o.Opener.OpenBundle(ob.b.N, ob.b.Width, ob.b.Sealed)
+				ob.err = err
+				if err == nil {
+					ob.hashes = make([]tlog.Hash, len(leaves))
+					for i, l := range leaves {
+						ob.hashes[i] = tlog.RecordHash(l)
+					}
+					if len(leaves) == TileWidth {
+						ob.nodes = subtree(ob.hashes)
 					}
 				}
-				close(b.done)
+				close(ob.done)
 			}
 		}()
 	}
@@ -310,41 +474,43 @@ func scanOpened(ctx context.Context, o VerifyOptions, total int64, visit func(l 
 		defer wg.Done()
 		defer close(order)
 		defer close(work)
-		var cur []storage.LogLeaf
-		send := func() error {
-			b := &openedBatch{leaves: cur, hashes: make([]tlog.Hash, len(cur)), ok: make([]bool, len(cur)), done: make(chan struct{})}
-			cur = nil
-			for _, ch := range []chan *openedBatch{order, work} {
+		if total == 0 {
+			scanErr <- nil
+			return
+		}
+		err := o.Store.ScanBundles(ctx, 0, (total-1)/TileWidth+1, func(b storage.Bundle) error {
+			ob := &openedBundle{b: b, done: make(chan struct{})}
+			for _, ch := range []chan *openedBundle{order, work} {
 				select {
-				case ch <- b:
+				case ch <- ob:
 				case <-ctx.Done():
 					return ctx.Err()
 				}
 			}
 			return nil
-		}
-		err := o.Store.ScanLeaves(ctx, 0, total, func(l storage.LogLeaf) error {
-			cur = append(cur, l)
-			if len(cur) >= openBatch {
-				return send()
-			}
-			return nil
 		})
-		if err == nil && len(cur) > 0 {
-			err = send()
-		}
 		scanErr <- err
 	}()
-	for b := range order {
+	next := int64(0)
+	for ob := range order {
 		select {
-		case <-b.done:
+		case <-ob.done:
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-		for i, l := range b.leaves {
-			if err := visit(l, b.hashes[i], b.ok[i]); err != nil {
-				return err
-			}
+		first := ob.b.N * TileWidth
+		if first != next {
+			return &Divergence{Index: next, What: fmt.Sprintf("leaf missing: entry bundle %d is missing or ends early (the next stored bundle is %d)", next/TileWidth, ob.b.N)}
+		}
+		if ob.err != nil {
+			return &Divergence{Index: first, What: fmt.Sprintf("entry bundle %d (leaves %d..%d) does not open with the log key (modified, moved, replaced or not ours)", ob.b.N, first, first+int64(ob.b.Width)-1)}
+		}
+		if err := visit(ob); err != nil {
+			return err
+		}
+		next = first + int64(len(ob.hashes))
+		if next >= total {
+			break // leaves beyond the checkpoints are checked after
 		}
 	}
 	return <-scanErr

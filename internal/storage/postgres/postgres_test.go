@@ -46,8 +46,14 @@ func TestIdentityConformance(t *testing.T) {
 
 func TestLogConformance(t *testing.T) {
 	storagetest.RunLog(t, func(t *testing.T) storagetest.LogStores {
-		s := openURL(t, pgtest.NewDatabase(t), postgres.Options{})
-		return storagetest.LogStores{Store: s, Log: s.TLog()}
+		url := pgtest.NewDatabase(t)
+		s := openURL(t, url, postgres.Options{})
+		db, err := sql.Open("pgx", url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return storagetest.LogStores{Store: s, Log: s.TLog(), DB: db}
 	})
 }
 

@@ -17,8 +17,8 @@ import (
 // integrator's commit.
 const integratorLock = "tlog-integrator"
 
-// tlogChunk bounds the rows of one multi-row statement: 200 rows of two
-// parameters stay far below SQLite's and PostgreSQL's parameter limits.
+// tlogChunk bounds the values of one IN list: 400 parameters stay far
+// below SQLite's and PostgreSQL's limits.
 const tlogChunk = 400
 
 var (
@@ -57,70 +57,123 @@ func (x *logTx) Latest(ctx context.Context) (storage.Checkpoint, error) {
 }
 
 func (x *logTx) Pending(ctx context.Context, limit int) ([]storage.LogLeaf, error) {
-	// The body is read only for legacy records without a leaf hash: the
-	// integrator needs no decryption otherwise.
-	const q = `SELECT seq, recorded_at, CASE WHEN leaf_hash IS NULL THEN body END, leaf_hash FROM audit_events WHERE leaf_index IS NULL ORDER BY seq LIMIT ?`
-	rows, err := x.t.query(ctx, q, limit)
+	const q = `SELECT seq, recorded_at, body, leaf_hash FROM audit_events WHERE leaf_index IS NULL ORDER BY seq LIMIT ?`
+	return scanLogLeaves(ctx, x.t, "pending audit", false, q, limit)
+}
+
+func (x *logTx) Legacy(ctx context.Context, from int64, limit int) ([]storage.LogLeaf, error) {
+	const q = `SELECT seq, recorded_at, body, leaf_hash, leaf_index FROM audit_events
+WHERE leaf_index >= ? ORDER BY leaf_index LIMIT ?`
+	return scanLogLeaves(ctx, x.t, "legacy audit", true, q, from, limit)
+}
+
+// scanLogLeaves runs q and scans (seq, recorded_at, body, leaf_hash)
+// and, if indexed, leaf_index.
+func scanLogLeaves(ctx context.Context, r runner, op string, indexed bool, q string, args ...any) ([]storage.LogLeaf, error) {
+	rows, err := r.query(ctx, q, args...)
 	if err != nil {
-		return nil, x.t.s.translate("pending audit", err)
+		return nil, r.store().translate(op, err)
 	}
 	defer rows.Close()
 	var out []storage.LogLeaf
 	for rows.Next() {
 		l := storage.LogLeaf{Index: -1}
 		var at int64
-		if err := rows.Scan(&l.Seq, &at, &l.Body, &l.LeafHash); err != nil {
-			return nil, x.t.s.translate("pending audit", err)
+		dst := []any{&l.Seq, &at, &l.Body, &l.LeafHash}
+		if indexed {
+			dst = append(dst, &l.Index)
+		}
+		if err := rows.Scan(dst...); err != nil {
+			return nil, r.store().translate(op, err)
 		}
 		l.Time = fromMicros(at)
 		out = append(out, l)
 	}
-	return out, x.t.s.translate("pending audit", rows.Err())
+	return out, r.store().translate(op, rows.Err())
 }
 
-func (x *logTx) ReadHashes(ctx context.Context, ids []int64) ([][]byte, error) {
-	return readHashes(ctx, x.t, ids)
+func (x *logTx) Bundle(ctx context.Context, n int64) (storage.Bundle, error) {
+	var out []storage.Bundle
+	err := scanBundles(ctx, x.t, n, n+1, func(b storage.Bundle) error { out = append(out, b); return nil })
+	if err != nil {
+		return storage.Bundle{}, err
+	}
+	if len(out) == 0 {
+		return storage.Bundle{}, wrapOp("read bundle", storage.ErrNotFound)
+	}
+	return out[0], nil
 }
 
-// Assign sets leaf indexes with one UPDATE per run of consecutive
-// sequence numbers (usually one per batch), each guarded by
-// "leaf_index IS NULL" and checked for the number of rows it changed.
-func (x *logTx) Assign(ctx context.Context, first int64, seqs []int64) error {
-	const q = `UPDATE audit_events SET leaf_index = seq + ? WHERE seq >= ? AND seq <= ? AND leaf_index IS NULL`
+func (x *logTx) ReadTiles(ctx context.Context, refs []storage.TileRef) ([]storage.Tile, error) {
+	return readTiles(ctx, x.t, refs)
+}
+
+// PutBundle replaces the row of b.N only with a wider bundle: the
+// last, partial bundle grows with each integration.
+func (x *logTx) PutBundle(ctx context.Context, b storage.Bundle) error {
+	const q = `INSERT INTO tlog_bundles (n, width, body) VALUES (?, ?, ?)
+ON CONFLICT (n) DO UPDATE SET width = excluded.width, body = excluded.body WHERE tlog_bundles.width < excluded.width`
+	res, err := x.t.exec(ctx, q, b.N, b.Width, b.Sealed)
+	if err != nil {
+		return x.t.s.translate("put bundle", err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return x.t.s.translate("put bundle", err)
+	} else if n != 1 {
+		return fmt.Errorf("put bundle %d: not wider than the stored one: %w", b.N, storage.ErrConflict)
+	}
+	return nil
+}
+
+func (x *logTx) PutTiles(ctx context.Context, tiles []storage.Tile) error {
+	const q = `INSERT INTO tlog_tiles (level, n, width, data) VALUES (?, ?, ?, ?)
+ON CONFLICT (level, n) DO UPDATE SET width = excluded.width, data = excluded.data WHERE tlog_tiles.width < excluded.width`
+	for _, t := range tiles {
+		res, err := x.t.exec(ctx, q, t.Level, t.N, t.Width, t.Data)
+		if err != nil {
+			return x.t.s.translate("put tiles", err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return x.t.s.translate("put tiles", err)
+		} else if n != 1 {
+			return fmt.Errorf("put tile %d/%d: not wider than the stored one: %w", t.Level, t.N, storage.ErrConflict)
+		}
+	}
+	return nil
+}
+
+// Remove deletes with one DELETE per run of consecutive sequence
+// numbers (usually one per batch), each guarded by the record's state
+// and checked for the number of rows it removed.
+func (x *logTx) Remove(ctx context.Context, seqs []int64, legacy bool) error {
+	q := `DELETE FROM audit_events WHERE seq >= ? AND seq <= ? AND leaf_index IS NULL`
+	if legacy {
+		q = `DELETE FROM audit_events WHERE seq >= ? AND seq <= ? AND leaf_index IS NOT NULL`
+	}
 	for i := 0; i < len(seqs); {
 		j := i + 1
 		for j < len(seqs) && seqs[j] == seqs[j-1]+1 {
 			j++
 		}
-		res, err := x.t.exec(ctx, q, first+int64(i)-seqs[i], seqs[i], seqs[j-1])
+		res, err := x.t.exec(ctx, q, seqs[i], seqs[j-1])
 		if err != nil {
-			return x.t.s.translate("assign leaf indexes", err)
+			return x.t.s.translate("remove integrated records", err)
 		}
 		n, err := res.RowsAffected()
 		if err != nil {
-			return x.t.s.translate("assign leaf indexes", err)
+			return x.t.s.translate("remove integrated records", err)
 		}
 		if n != int64(j-i) {
-			return fmt.Errorf("assign leaf indexes: %d of records %d..%d changed, want %d: %w", n, seqs[i], seqs[j-1], j-i, storage.ErrConflict)
+			return fmt.Errorf("remove integrated records: %d of records %d..%d removed, want %d: %w", n, seqs[i], seqs[j-1], j-i, storage.ErrConflict)
 		}
 		i = j
 	}
 	return nil
 }
 
-func (x *logTx) PutHashes(ctx context.Context, first int64, hashes [][]byte) error {
-	for len(hashes) > 0 {
-		n := min(len(hashes), tlogChunk)
-		q := multiRow(`INSERT INTO tlog_hashes (id, hash) VALUES `, 2, n)
-		args := make([]any, 0, 2*n)
-		for i, h := range hashes[:n] {
-			args = append(args, first+int64(i), h)
-		}
-		if _, err := x.t.exec(ctx, q, args...); err != nil {
-			return x.t.s.translate("put tree hashes", err)
-		}
-		first += int64(n)
-		hashes = hashes[n:]
+func (x *logTx) DropLegacyHashes(ctx context.Context) error {
+	if _, err := x.t.exec(ctx, `DELETE FROM tlog_hashes`); err != nil {
+		return x.t.s.translate("drop legacy tree hashes", err)
 	}
 	return nil
 }
@@ -169,88 +222,84 @@ func (l *TLog) ScanCheckpoints(ctx context.Context, fn func(storage.Checkpoint) 
 	}
 }
 
-// ReadHashes implements storage.LogReader.
-func (l *TLog) ReadHashes(ctx context.Context, ids []int64) ([][]byte, error) {
-	return readHashes(ctx, l.s.r(), ids)
+// ReadTiles implements storage.LogReader.
+func (l *TLog) ReadTiles(ctx context.Context, refs []storage.TileRef) ([]storage.Tile, error) {
+	return readTiles(ctx, l.s.r(), refs)
 }
 
-// leafScanBatch is the rows per query of ScanLeaves: verification reads
-// the whole log, so bigger pages mean fewer round trips (about 300 KiB
-// of sealed events per page).
-const leafScanBatch = 1024
+// tileScanBatch is the tiles per query of ScanTiles (8 KiB each).
+const tileScanBatch = 256
 
-// ScanLeaves implements storage.LogReader.
-func (l *TLog) ScanLeaves(ctx context.Context, from, to int64, fn func(storage.LogLeaf) error) error {
-	const q = `SELECT seq, leaf_index, recorded_at, body, leaf_hash FROM audit_events
-WHERE leaf_index >= ? AND leaf_index < ? ORDER BY leaf_index LIMIT ?`
+// ScanTiles implements storage.LogReader.
+func (l *TLog) ScanTiles(ctx context.Context, level int, from, to int64, fn func(storage.Tile) error) error {
+	const q = `SELECT n, width, data FROM tlog_tiles WHERE level = ? AND n >= ? AND n < ? ORDER BY n LIMIT ?`
 	for from < to {
-		rows, err := l.s.r().query(ctx, q, from, to, leafScanBatch)
+		rows, err := l.s.r().query(ctx, q, level, from, to, tileScanBatch)
 		if err != nil {
-			return l.s.translate("scan leaves", err)
+			return l.s.translate("scan tiles", err)
 		}
-		var batch []storage.LogLeaf
+		var batch []storage.Tile
 		for rows.Next() {
-			var lf storage.LogLeaf
-			var at int64
-			if err := rows.Scan(&lf.Seq, &lf.Index, &at, &lf.Body, &lf.LeafHash); err != nil {
+			t := storage.Tile{Level: level}
+			if err := rows.Scan(&t.N, &t.Width, &t.Data); err != nil {
 				rows.Close()
-				return l.s.translate("scan leaves", err)
+				return l.s.translate("scan tiles", err)
 			}
-			lf.Time = fromMicros(at)
-			batch = append(batch, lf)
+			batch = append(batch, t)
 		}
 		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
-			return l.s.translate("scan leaves", err)
+			return l.s.translate("scan tiles", err)
 		}
-		for _, lf := range batch {
-			if err := fn(lf); err != nil {
+		for _, t := range batch {
+			if err := fn(t); err != nil {
 				return err
 			}
 		}
-		if len(batch) < leafScanBatch {
+		if len(batch) < tileScanBatch {
 			return nil
 		}
-		from = batch[len(batch)-1].Index + 1
+		from = batch[len(batch)-1].N + 1
 	}
 	return nil
 }
 
-// hashScanBatch is the rows per query of ScanHashes (40 bytes each).
-const hashScanBatch = 4096
+// ScanBundles implements storage.LogReader.
+func (l *TLog) ScanBundles(ctx context.Context, from, to int64, fn func(storage.Bundle) error) error {
+	return scanBundles(ctx, l.s.r(), from, to, fn)
+}
 
-// ScanHashes implements storage.LogReader.
-func (l *TLog) ScanHashes(ctx context.Context, from, to int64, fn func(id int64, hash []byte) error) error {
-	const q = `SELECT id, hash FROM tlog_hashes WHERE id >= ? AND id < ? ORDER BY id LIMIT ?`
-	type row struct {
-		id int64
-		h  []byte
-	}
+// bundleScanBatch is the bundles per query of ScanBundles: a full
+// bundle is about 70 KiB sealed, so a page is a few MiB.
+const bundleScanBatch = 32
+
+func scanBundles(ctx context.Context, r runner, from, to int64, fn func(storage.Bundle) error) error {
+	const q = `SELECT n, width, body FROM tlog_bundles WHERE n >= ? AND n < ? ORDER BY n LIMIT ?`
 	for from < to {
-		rows, err := l.s.r().query(ctx, q, from, to, hashScanBatch)
+		rows, err := r.query(ctx, q, from, to, bundleScanBatch)
 		if err != nil {
-			return l.s.translate("scan tree hashes", err)
+			return r.store().translate("scan bundles", err)
 		}
-		var batch []row
+		var batch []storage.Bundle
 		for rows.Next() {
-			var r row
-			if err := rows.Scan(&r.id, &r.h); err != nil {
+			var b storage.Bundle
+			if err := rows.Scan(&b.N, &b.Width, &b.Sealed); err != nil {
 				rows.Close()
-				return l.s.translate("scan tree hashes", err)
+				return r.store().translate("scan bundles", err)
 			}
-			batch = append(batch, r)
+			batch = append(batch, b)
 		}
 		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
-			return l.s.translate("scan tree hashes", err)
+			return r.store().translate("scan bundles", err)
 		}
-		for _, r := range batch {
-			if err := fn(r.id, r.h); err != nil {
+		for _, b := range batch {
+			if err := fn(b); err != nil {
 				return err
 			}
 		}
-		if len(batch) < hashScanBatch {
+		if len(batch) < bundleScanBatch {
 			return nil
 		}
-		from = batch[len(batch)-1].id + 1
+		from = batch[len(batch)-1].N + 1
 	}
 	return nil
 }
@@ -260,79 +309,52 @@ func (l *TLog) ScanPending(ctx context.Context, fn func(storage.LogLeaf) error) 
 	const q = `SELECT seq, recorded_at, body, leaf_hash FROM audit_events WHERE leaf_index IS NULL AND seq > ? ORDER BY seq LIMIT ?`
 	after := int64(-1 << 62)
 	for {
-		rows, err := l.s.r().query(ctx, q, after, scanBatch)
+		batch, err := scanLogLeaves(ctx, l.s.r(), "scan pending", false, q, after, leafScanBatch)
 		if err != nil {
-			return l.s.translate("scan pending", err)
-		}
-		var batch []storage.LogLeaf
-		for rows.Next() {
-			lf := storage.LogLeaf{Index: -1}
-			var at int64
-			if err := rows.Scan(&lf.Seq, &at, &lf.Body, &lf.LeafHash); err != nil {
-				rows.Close()
-				return l.s.translate("scan pending", err)
-			}
-			lf.Time = fromMicros(at)
-			batch = append(batch, lf)
-		}
-		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
-			return l.s.translate("scan pending", err)
+			return err
 		}
 		for _, lf := range batch {
 			if err := fn(lf); err != nil {
 				return err
 			}
 		}
-		if len(batch) < scanBatch {
+		if len(batch) < leafScanBatch {
 			return nil
 		}
 		after = batch[len(batch)-1].Seq
 	}
 }
 
+// leafScanBatch is the rows per query of ScanPending.
+const leafScanBatch = 1024
+
 // CountPending implements storage.LogReader.
 func (l *TLog) CountPending(ctx context.Context) (int64, error) {
-	const q = `SELECT COUNT(*) FROM audit_events WHERE leaf_index IS NULL`
-	rows, err := l.s.r().query(ctx, q)
+	return count(ctx, l.s.r(), "count pending", `SELECT COUNT(*) FROM audit_events WHERE leaf_index IS NULL`)
+}
+
+// CountLegacy implements storage.LogReader.
+func (l *TLog) CountLegacy(ctx context.Context) (int64, error) {
+	return count(ctx, l.s.r(), "count legacy", `SELECT COUNT(*) FROM audit_events WHERE leaf_index IS NOT NULL`)
+}
+
+func count(ctx context.Context, r runner, op, q string) (int64, error) {
+	rows, err := r.query(ctx, q)
 	if err != nil {
-		return 0, l.s.translate("count pending", err)
+		return 0, r.store().translate(op, err)
 	}
 	defer rows.Close()
 	var n int64
 	if rows.Next() {
 		if err := rows.Scan(&n); err != nil {
-			return 0, l.s.translate("count pending", err)
+			return 0, r.store().translate(op, err)
 		}
 	}
-	return n, l.s.translate("count pending", rows.Err())
-}
-
-// LeafIndexOf implements storage.LogReader.
-func (l *TLog) LeafIndexOf(ctx context.Context, seq int64) (int64, error) {
-	const q = `SELECT leaf_index FROM audit_events WHERE seq = ?`
-	rows, err := l.s.r().query(ctx, q, seq)
-	if err != nil {
-		return 0, l.s.translate("leaf index", err)
-	}
-	defer rows.Close()
-	if !rows.Next() {
-		if err := rows.Err(); err != nil {
-			return 0, l.s.translate("leaf index", err)
-		}
-		return 0, wrapOp("leaf index", storage.ErrNotFound)
-	}
-	var idx *int64
-	if err := rows.Scan(&idx); err != nil {
-		return 0, l.s.translate("leaf index", err)
-	}
-	if idx == nil {
-		return -1, nil
-	}
-	return *idx, nil
+	return n, r.store().translate(op, rows.Err())
 }
 
 func logSize(ctx context.Context, r runner) (int64, error) {
-	const q = `SELECT COALESCE(MAX(leaf_index) + 1, 0) FROM audit_events`
+	const q = `SELECT COALESCE(MAX(n * 256 + width), 0) FROM tlog_bundles`
 	rows, err := r.query(ctx, q)
 	if err != nil {
 		return 0, r.store().translate("log size", err)
@@ -387,46 +409,48 @@ func scanCheckpoints(rows interface {
 	return out, rows.Err()
 }
 
-// readHashes reads ids (in any order) with IN-list queries of tlogChunk
-// ids and returns the hashes in the order of ids.
-func readHashes(ctx context.Context, r runner, ids []int64) ([][]byte, error) {
-	out := make([][]byte, len(ids))
-	pos := make(map[int64][]int, len(ids))
-	for i, id := range ids {
-		pos[id] = append(pos[id], i)
+// readTiles reads refs (in any order) with one query per level and
+// returns the tiles in the order of refs.
+func readTiles(ctx context.Context, r runner, refs []storage.TileRef) ([]storage.Tile, error) {
+	out := make([]storage.Tile, len(refs))
+	found := make([]bool, len(refs))
+	byLevel := make(map[int][]int64)
+	for _, ref := range refs {
+		byLevel[ref.Level] = append(byLevel[ref.Level], ref.N)
 	}
-	uniq := make([]int64, 0, len(pos))
-	for id := range pos {
-		uniq = append(uniq, id)
-	}
-	for len(uniq) > 0 {
-		n := min(len(uniq), tlogChunk)
-		b := &builder{dollar: false}
-		b.sql(`SELECT id, hash FROM tlog_hashes WHERE id IN `)
-		list(b, uniq[:n], func(v int64) any { return v })
-		rows, err := queryUncached(ctx, r, b.String(), b.args...)
-		if err != nil {
-			return nil, r.store().translate("read tree hashes", err)
-		}
-		for rows.Next() {
-			var id int64
-			var h []byte
-			if err := rows.Scan(&id, &h); err != nil {
-				rows.Close()
-				return nil, r.store().translate("read tree hashes", err)
+	for level, ns := range byLevel {
+		for len(ns) > 0 {
+			k := min(len(ns), tlogChunk)
+			b := &builder{dollar: false}
+			b.sql(`SELECT n, width, data FROM tlog_tiles WHERE level = `)
+			b.arg(level)
+			b.sql(` AND n IN `)
+			list(b, ns[:k], func(v int64) any { return v })
+			rows, err := queryUncached(ctx, r, b.String(), b.args...)
+			if err != nil {
+				return nil, r.store().translate("read tiles", err)
 			}
-			for _, i := range pos[id] {
-				out[i] = h
+			for rows.Next() {
+				t := storage.Tile{Level: level}
+				if err := rows.Scan(&t.N, &t.Width, &t.Data); err != nil {
+					rows.Close()
+					return nil, r.store().translate("read tiles", err)
+				}
+				for i, ref := range refs {
+					if ref.Level == level && ref.N == t.N {
+						out[i], found[i] = t, true
+					}
+				}
 			}
+			if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+				return nil, r.store().translate("read tiles", err)
+			}
+			ns = ns[k:]
 		}
-		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
-			return nil, r.store().translate("read tree hashes", err)
-		}
-		uniq = uniq[n:]
 	}
-	for i, h := range out {
-		if h == nil {
-			return nil, fmt.Errorf("read tree hashes: hash %d: %w", ids[i], storage.ErrNotFound)
+	for i, ok := range found {
+		if !ok {
+			return nil, fmt.Errorf("read tiles: tile %d/%d: %w", refs[i].Level, refs[i].N, storage.ErrNotFound)
 		}
 	}
 	return out, nil

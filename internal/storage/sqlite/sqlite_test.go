@@ -47,8 +47,19 @@ func TestIdentityConformance(t *testing.T) {
 
 func TestLogConformance(t *testing.T) {
 	storagetest.RunLog(t, func(t *testing.T) storagetest.LogStores {
-		s := open(t)
-		return storagetest.LogStores{Store: s, Log: s.TLog()}
+		path := filepath.Join(t.TempDir(), "phivault.db")
+		s, err := sqlite.Open(t.Context(), path, sqlite.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		// A writer connection: the legacy case sets leaf indexes by hand.
+		db, err := sql.Open("sqlite", sqlite.DSN(path, sqlite.DefaultBusyTimeout, true))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return storagetest.LogStores{Store: s, Log: s.TLog(), DB: db}
 	})
 }
 
