@@ -49,13 +49,18 @@ func BenchmarkAppendIntegrate(b *testing.B) {
 	}
 }
 
-// verifyLog builds a log of n events on SQLite once per benchmark.
-func verifyLog(b *testing.B, n int) (*crypt, *db) {
+// verifyLog builds a log of n events on SQLite once per benchmark,
+// integrated 4,096 at a time.
+func verifyLog(b *testing.B, n int) (*crypt, *db) { return verifyLogEvery(b, n, 4096) }
+
+// verifyLogEvery builds a log of n events integrated every `every`
+// events: one checkpoint per integration.
+func verifyLogEvery(b *testing.B, n, every int) (*crypt, *db) {
 	c := newCrypt(b)
 	d := openSQLite(b)
 	in := c.integrator(b, d.st)
-	for i := 0; i < n; i += 4096 {
-		c.appendEvents(b, d.st, i, min(i+4096, n))
+	for i := 0; i < n; i += every {
+		c.appendEvents(b, d.st, i, min(i+every, n))
 		if _, err := in.IntegrateAll(b.Context()); err != nil {
 			b.Fatal(err)
 		}
@@ -72,6 +77,22 @@ func BenchmarkVerify(b *testing.B) {
 	for range b.N {
 		rep, err := c.verify(b, d.st, c.signer.VerifierKey())
 		if err != nil || rep.Leaves != n {
+			b.Fatalf("%+v %v", rep, err)
+		}
+	}
+	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "leaves/s")
+}
+
+// BenchmarkVerifyManyCheckpoints is BenchmarkVerify on a log
+// integrated every 37 events (2,703 checkpoints, most of them inside
+// entry bundles), as a lightly loaded server signs them.
+func BenchmarkVerifyManyCheckpoints(b *testing.B) {
+	const n = 100_000
+	c, d := verifyLogEvery(b, n, 37)
+	b.ResetTimer()
+	for range b.N {
+		rep, err := c.verify(b, d.st, c.signer.VerifierKey())
+		if err != nil || rep.Leaves != n || rep.Checkpoints != (n+36)/37 {
 			b.Fatalf("%+v %v", rep, err)
 		}
 	}

@@ -214,6 +214,7 @@ func (in *Integrator) integrate(ctx context.Context) (added int, size int64, con
 			}
 		}
 		ov := &overlay{old: old, known: make(map[int64]tlog.Hash)}
+		seen := make(map[tlog.Hash]int64, len(recs)) // leaf hash -> seq
 		leaves := make([][]byte, len(recs))
 		v1 := make([]bool, len(recs))
 		seqs := make([]int64, len(recs))
@@ -226,6 +227,12 @@ func (in *Integrator) integrate(ctx context.Context) (added int, size int64, con
 			if err != nil {
 				return err
 			}
+			// Every leaf has its own random salt: the same leaf twice is
+			// a copied record.
+			if first, dup := seen[h]; dup {
+				return fmt.Errorf("%w: record %d holds the same leaf as record %d (a copied record)", ErrInconsistent, p.Seq, first)
+			}
+			seen[h] = p.Seq
 			hs, err := tlog.StoredHashesForRecordHash(idx, h, ov)
 			if err != nil {
 				return fmt.Errorf("hashing leaf %d: %w", idx, err)

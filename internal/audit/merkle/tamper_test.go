@@ -125,6 +125,11 @@ func TestVerifyNamesTampering(t *testing.T) {
 			d.exec(t, "UPDATE audit_events SET body = ? WHERE leaf_index IS NULL AND seq = (SELECT MAX(seq) FROM audit_events)", bodies[0])
 			return "record not yet integrated, and its stored leaf hash differs"
 		}},
+		{"copy a pending record", func(t *testing.T, c *crypt, d *db, _ storage.Bundle) string {
+			c.appendEvents(t, d.st, 300, 301)
+			d.exec(t, "INSERT INTO audit_events (recorded_at, body, leaf_hash) SELECT recorded_at, body, leaf_hash FROM audit_events")
+			return "holds the same leaf as record"
+		}},
 		{"change a checkpoint root", func(t *testing.T, c *crypt, d *db, _ storage.Bundle) string {
 			d.exec(t, "UPDATE tlog_checkpoints SET root = ? WHERE size = 200", make([]byte, 32))
 			return "checkpoint of size 200: the stored size or root differs from the signed note"
@@ -214,5 +219,15 @@ func TestIntegratorRefusesTamperedTree(t *testing.T) {
 				}
 			})
 		}
+		t.Run("copied record", func(t *testing.T) {
+			c := newCrypt(t)
+			d := open(t)
+			c.appendEvents(t, d.st, 0, 5)
+			d.exec(t, "INSERT INTO audit_events (recorded_at, body, leaf_hash) SELECT recorded_at, body, leaf_hash FROM audit_events")
+			_, err := c.integrator(t, d.st).IntegrateAll(t.Context())
+			if !errors.Is(err, merkle.ErrInconsistent) || !strings.Contains(err.Error(), "a copied record") {
+				t.Fatalf("integrating a copied record: %v, want ErrInconsistent", err)
+			}
+		})
 	})
 }
