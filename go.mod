@@ -27,7 +27,10 @@ require (
 	modernc.org/sqlite v1.62.0
 )
 
-require golang.org/x/exp v0.0.0-20220921023135-46d9e7742f1e // indirect
+require (
+	filippo.io/mldsa v0.0.0-20260215214346-43d0283efc3e // indirect
+	golang.org/x/exp v0.0.0-20220921023135-46d9e7742f1e // indirect
+)
 
 require (
 	github.com/cenkalti/backoff/v4 v4.3.0 // indirect

@@ -17,6 +17,7 @@ import (
 
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
+	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/phivault/phivault/internal/audit/merkle"
@@ -27,7 +28,7 @@ func (e *env) auditCmd() *cobra.Command {
 		Use:   "audit",
 		Short: "The tamper-evident audit log: verify it, print its verifier key, monitor a server, export it to a SIEM",
 	}
-	cmd.AddCommand(e.auditVerifyCmd(), e.auditPubkeyCmd(), e.auditMonitorCmd(), e.auditExportCmd())
+	cmd.AddCommand(e.auditVerifyCmd(), e.auditPubkeyCmd(), e.auditMonitorCmd(), e.auditWitnessKeyCmd(), e.auditExportCmd())
 	return cmd
 }
 
@@ -116,7 +117,7 @@ const (
 )
 
 func (e *env) auditMonitorCmd() *cobra.Command {
-	var base, vkey, state, caFile string
+	var base, vkey, state, caFile, witnessKey, cosigned string
 	var interval time.Duration
 	cmd := &cobra.Command{
 		Use:   "monitor",
@@ -127,6 +128,11 @@ against the last checkpoint it accepted (kept in --state), that the log only
 grew: same size with another root is a FORK, a smaller size a ROLLBACK, a larger
 tree that does not extend the old one a REWRITE. On an alarm it prints ALARM,
 keeps the old state as evidence and exits with status 1.
+
+With --witness-key (made by "phivault audit witness-key") it also acts as a
+witness: each checkpoint it accepted is co-signed (C2SP tlog-cosignature,
+cosignature/v1) and written to --cosigned, for the log operator to publish next
+to the checkpoint. It never co-signs a checkpoint that raised an alarm.
 
 Run it on another machine, from cron or with --interval.`,
 		Args: cobra.NoArgs,
@@ -154,9 +160,26 @@ Run it on another machine, from cron or with --interval.`,
 				}
 				client.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
 			}
+			var w *witness
+			switch {
+			case witnessKey != "" && cosigned == "":
+				return fmt.Errorf("%w: --witness-key needs --cosigned", errUsage)
+			case witnessKey == "" && cosigned != "":
+				return fmt.Errorf("%w: --cosigned needs --witness-key", errUsage)
+			case witnessKey != "":
+				b, err := os.ReadFile(witnessKey)
+				if err != nil {
+					return fmt.Errorf("--witness-key: %w", err)
+				}
+				s, err := merkle.NewWitnessSigner(strings.TrimSpace(string(b)))
+				if err != nil {
+					return fmt.Errorf("--witness-key %s: %w", witnessKey, err)
+				}
+				w = &witness{signer: s, log: v, out: cosigned}
+			}
 			m := merkle.NewMonitor(&httpSource{client: client, base: strings.TrimSuffix(u.String(), "/")}, v.Name(), v)
 			for {
-				err := e.monitorOnce(cmd.Context(), m, state)
+				err := e.monitorOnce(cmd.Context(), m, state, w)
 				switch {
 				case errors.Is(err, errAlarm), interval <= 0:
 					return err
@@ -179,11 +202,59 @@ Run it on another machine, from cron or with --interval.`,
 	f.StringVar(&state, "state", "", "file keeping the last checkpoint accepted (created if missing)")
 	f.StringVar(&caFile, "cacert", "", "PEM CA certificate to trust for the server (default: the system roots)")
 	f.DurationVar(&interval, "interval", 0, "check again at this interval (default: check once)")
+	f.StringVar(&witnessKey, "witness-key", "", "file holding this witness's signing key: co-sign each accepted checkpoint")
+	f.StringVar(&cosigned, "cosigned", "", "file the co-signed checkpoint is written to (with --witness-key)")
 	return cmd
 }
 
-// monitorOnce runs one check, prints the outcome and saves the state.
-func (e *env) monitorOnce(ctx context.Context, m *merkle.Monitor, statePath string) error {
+// witness co-signs the checkpoints the monitor accepted.
+type witness struct {
+	signer note.Signer
+	log    note.Verifier
+	out    string
+}
+
+func (e *env) auditWitnessKeyCmd() *cobra.Command {
+	var name, out string
+	cmd := &cobra.Command{
+		Use:   "witness-key",
+		Short: "Make a witness signing key for \"audit monitor --witness-key\" and print its verifier key",
+		Long: `witness-key writes a new Ed25519 witness signing key to --out (mode 0600; it
+refuses to replace a file) and prints the witness's cosignature/v1 verifier key:
+give that to whoever checks the co-signed checkpoints. Keep the signing key on
+the witness machine only.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if name == "" || out == "" {
+				return fmt.Errorf("%w: --name and --out are required", errUsage)
+			}
+			skey, vkey, err := merkle.GenerateWitnessKey(name)
+			if err != nil {
+				return err
+			}
+			f, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+			if err != nil {
+				return fmt.Errorf("--out: %w", err)
+			}
+			if _, err := f.WriteString(skey + "\n"); err != nil {
+				f.Close()
+				return fmt.Errorf("--out: %w", err)
+			}
+			if err := f.Close(); err != nil {
+				return fmt.Errorf("--out: %w", err)
+			}
+			fmt.Fprintln(e.stdout, vkey)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&name, "name", "", "the witness's name, e.g. witness.example.org")
+	cmd.Flags().StringVar(&out, "out", "", "file to write the signing key to")
+	return cmd
+}
+
+// monitorOnce runs one check, prints the outcome, saves the state and,
+// for a witness, co-signs the accepted checkpoint.
+func (e *env) monitorOnce(ctx context.Context, m *merkle.Monitor, statePath string, w *witness) error {
 	var prev *merkle.MonitorState
 	b, err := os.ReadFile(statePath)
 	switch {
@@ -217,7 +288,21 @@ func (e *env) monitorOnce(ctx context.Context, m *merkle.Monitor, statePath stri
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(statePath, out, 0o644)
+	if err := writeFileAtomic(statePath, out, 0o644); err != nil {
+		return err
+	}
+	if w == nil {
+		return nil
+	}
+	cos, err := merkle.Cosign([]byte(next.Checkpoint), w.log, w.signer)
+	if err != nil {
+		return err
+	}
+	if err := writeFileAtomic(w.out, cos, 0o644); err != nil {
+		return fmt.Errorf("--cosigned: %w", err)
+	}
+	fmt.Fprintf(e.stdout, "COSIGNED size %d as %s\n", next.Size, w.signer.Name())
+	return nil
 }
 
 // httpSource reads a log's public endpoints. Responses are capped.
