@@ -48,8 +48,12 @@ func (a *App) openTransparency(ctx context.Context) error {
 		return fmt.Errorf("opening the audit log signing key (audit.log_name): %w", err)
 	}
 	t := &transparency{signer: signer, store: sq.TLog()}
+	v, err := merkle.NewVerifier(signer.VerifierKey())
+	if err != nil {
+		return fmt.Errorf("opening the audit log signing key: %w", err)
+	}
 	t.integ, err = merkle.NewIntegrator(merkle.IntegratorOptions{
-		Store: t.store, Signer: signer, Origin: a.Config.Audit.LogName, Opener: a.Log, Logger: a.logger,
+		Store: t.store, Signer: signer, Verifier: v, Origin: a.Config.Audit.LogName, Opener: a.Log, Logger: a.logger,
 	})
 	if err != nil {
 		return err

@@ -79,7 +79,7 @@ var primitives = []string{
 	"crypto/hmac", "crypto/md5", "crypto/mlkem", "crypto/pbkdf2", "crypto/rc4",
 	"crypto/rsa", "crypto/sha1", "crypto/sha256", "crypto/sha3", "crypto/sha512",
 	"golang.org/x/crypto/...", "github.com/tink-crypto/...", "filippo.io/...",
-	"golang.org/x/mod/sumdb/note", "github.com/go-jose/...",
+	"golang.org/x/mod/sumdb/note", "github.com/go-jose/...", "github.com/transparency-dev/formats/note",
 }
 
 // cryptoAllowed says which package may import which primitives, and why.
@@ -90,7 +90,7 @@ var cryptoAllowed = map[string]struct {
 	module + "/internal/keys":         {[]string{"..."}, "all encryption and signing lives here (rule 21)"},
 	module + "/internal/tlsca":        {[]string{"crypto/ecdsa", "crypto/elliptic", "crypto/sha256"}, "local CA certificates and their SHA-256 fingerprint"},
 	module + "/internal/authn":        {[]string{"crypto/sha256"}, "stored form of 256-bit API tokens"},
-	module + "/internal/audit/merkle": {[]string{"golang.org/x/mod/sumdb/note"}, "signs (through keys.LogSigner) and verifies C2SP checkpoints: the Merkle item of rule 4's allow-list"},
+	module + "/internal/audit/merkle": {[]string{"golang.org/x/mod/sumdb/note", "github.com/transparency-dev/formats/note"}, "signs (through keys.LogSigner) and verifies C2SP checkpoints, and co-signs them as an outside witness (C2SP tlog-cosignature, a key held by the monitor's machine, not phivault's): the Merkle item of rule 4's allow-list"},
 	module + "/internal/authz":        {[]string{"crypto/sha256"}, "content hash (version) of the authorization policy set: an identifier, not a secret"},
 
 	// Issue 3 (identity).

@@ -69,6 +69,9 @@ func (l *Log) OpenBundle(n int64, width int, sealed []byte) (leaves [][]byte, v1
 	}
 	leaves = make([][]byte, 0, width)
 	for len(pt) > 0 {
+		if len(leaves) == width {
+			return nil, nil, fmt.Errorf("opening entry bundle %d: more than %d leaves: %w", n, width, ErrBadBundle)
+		}
 		k, m := binary.Uvarint(pt)
 		if m <= 0 || k>>1 > uint64(len(pt)-m) {
 			return nil, nil, fmt.Errorf("opening entry bundle %d: %w", n, ErrBadBundle)

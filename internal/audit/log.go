@@ -171,6 +171,9 @@ type Source interface {
 	ScanPending(ctx context.Context, fn func(storage.LogLeaf) error) error
 }
 
+// errStopEvents ends a bundle scan of Events at a gap.
+var errStopEvents = errors.New("stop")
+
 // Events opens and decodes every stored event: the integrated ones in
 // leaf order, then the pending ones in sequence order. An integrator
 // may run meanwhile: Events rereads until the bundles did not grow
@@ -191,6 +194,11 @@ func (l *Log) Events(ctx context.Context, s Source) ([]Event, error) {
 	var size int64 // leaves read from bundles
 	for {
 		err := s.ScanBundles(ctx, size/BundleWidth, 1<<62, func(b storage.Bundle) error {
+			if b.N*BundleWidth > size {
+				// The bundle before grew between two pages of the scan
+				// (or is missing): stop; the loop below rereads.
+				return errStopEvents
+			}
 			leaves, v1, err := l.OpenBundle(b.N, b.Width, b.Sealed)
 			if err != nil {
 				return err
@@ -207,7 +215,7 @@ func (l *Log) Events(ctx context.Context, s Source) ([]Event, error) {
 			}
 			return nil
 		})
-		if err != nil {
+		if err != nil && !errors.Is(err, errStopEvents) {
 			return nil, err
 		}
 		n := len(out)
@@ -221,15 +229,23 @@ func (l *Log) Events(ctx context.Context, s Source) ([]Event, error) {
 		if err != nil {
 			return nil, err
 		}
-		grew := false
+		grew, gap := false, false
 		err = s.ScanBundles(ctx, size/BundleWidth, 1<<62, func(b storage.Bundle) error {
-			if b.N*BundleWidth+int64(b.Width) > size {
+			switch {
+			case b.N*BundleWidth > size:
+				gap = true
+			case b.N*BundleWidth+int64(b.Width) > size:
 				grew = true
+			default:
+				return nil
 			}
-			return nil
+			return errStopEvents
 		})
-		if err != nil {
+		if err != nil && !errors.Is(err, errStopEvents) {
 			return nil, err
+		}
+		if gap {
+			return nil, fmt.Errorf("leaf %d: entry bundle %d is missing", size, size/BundleWidth)
 		}
 		if !grew {
 			return out, nil

@@ -293,7 +293,10 @@ func TestLogEvents(t *testing.T) {
 		t.Errorf("a tampered record: err = %v, want one naming record 8", err)
 	}
 	src.pending = nil
-	if _, err := l.Events(t.Context(), &fakeSource{bundles: []storage.Bundle{{N: 1, Width: 2, Sealed: sealed}}}); err == nil || !strings.Contains(err.Error(), "entry bundle 1") {
-		t.Errorf("a moved bundle: err = %v, want one naming entry bundle 1", err)
+	if _, err := l.Events(t.Context(), &fakeSource{bundles: []storage.Bundle{{N: 1, Width: 2, Sealed: sealed}}}); err == nil || !strings.Contains(err.Error(), "entry bundle 0 is missing") {
+		t.Errorf("a moved bundle: err = %v, want one naming the missing entry bundle 0", err)
+	}
+	if _, err := l.Events(t.Context(), &fakeSource{bundles: []storage.Bundle{{N: 0, Width: 3, Sealed: sealed}}}); err == nil || !strings.Contains(err.Error(), "entry bundle 0") {
+		t.Errorf("a bundle opened with another width: err = %v, want one naming entry bundle 0", err)
 	}
 }

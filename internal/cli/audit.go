@@ -17,7 +17,6 @@ import (
 
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
-	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/phivault/phivault/internal/audit/merkle"
@@ -54,10 +53,11 @@ func (e *env) auditVerifyCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "verify",
 		Short: "Recompute the audit log's Merkle tree from the stored events and check every checkpoint",
-		Long: `verify opens every audit event with the log key, recomputes its leaf hash
-and the tree, checks every stored checkpoint's signature and root (so all of
-them are consistent with each other), and names the first divergence: the leaf
-index, the record's sequence number and what differs.
+		Long: `verify opens every entry bundle with the log key, recomputes each leaf's hash
+and the tree, compares every stored hash tile, checks every stored checkpoint's
+signature and root (so all of them are consistent with each other) and opens
+every record not yet integrated, and names the first divergence: the leaf index
+(or the pending record's sequence number) and what differs.
 
 By default checkpoints are checked with the server's own key; --vkey pins the
 verifier key you hold (from "phivault audit pubkey" run earlier, or published).`,
@@ -171,11 +171,11 @@ Run it on another machine, from cron or with --interval.`,
 				if err != nil {
 					return fmt.Errorf("--witness-key: %w", err)
 				}
-				s, err := merkle.NewWitnessSigner(strings.TrimSpace(string(b)))
+				mw, err := merkle.NewWitness(strings.TrimSpace(string(b)), v)
 				if err != nil {
 					return fmt.Errorf("--witness-key %s: %w", witnessKey, err)
 				}
-				w = &witness{signer: s, log: v, out: cosigned}
+				w = &witness{w: mw, out: cosigned}
 			}
 			m := merkle.NewMonitor(&httpSource{client: client, base: strings.TrimSuffix(u.String(), "/")}, v.Name(), v)
 			for {
@@ -207,11 +207,10 @@ Run it on another machine, from cron or with --interval.`,
 	return cmd
 }
 
-// witness co-signs the checkpoints the monitor accepted.
+// witness co-signs the checkpoints the monitor accepted into out.
 type witness struct {
-	signer note.Signer
-	log    note.Verifier
-	out    string
+	w   *merkle.Witness
+	out string
 }
 
 func (e *env) auditWitnessKeyCmd() *cobra.Command {
@@ -294,14 +293,14 @@ func (e *env) monitorOnce(ctx context.Context, m *merkle.Monitor, statePath stri
 	if w == nil {
 		return nil
 	}
-	cos, err := merkle.Cosign([]byte(next.Checkpoint), w.log, w.signer)
+	cos, err := w.w.Cosign([]byte(next.Checkpoint))
 	if err != nil {
 		return err
 	}
 	if err := writeFileAtomic(w.out, cos, 0o644); err != nil {
 		return fmt.Errorf("--cosigned: %w", err)
 	}
-	fmt.Fprintf(e.stdout, "COSIGNED size %d as %s\n", next.Size, w.signer.Name())
+	fmt.Fprintf(e.stdout, "COSIGNED size %d as %s\n", next.Size, w.w.Name())
 	return nil
 }
 

@@ -142,8 +142,10 @@ type Reader interface {
 	// ScanKeys calls fn for every key record in owner order.
 	ScanKeys(ctx context.Context, fn func(KeyRecord) error) error
 
-	// ScanAudit calls fn for every audit record with sequence number
-	// greater than after, in sequence order.
+	// ScanAudit calls fn for every audit record still in audit_events
+	// (not yet integrated: the integrator moves records into entry
+	// bundles, storage.LogReader) with sequence number greater than
+	// after, in sequence order.
 	ScanAudit(ctx context.Context, after int64, fn func(seq int64, rec AuditRecord) error) error
 
 	// Owned returns up to limit current, non-deleted versions whose

@@ -131,4 +131,10 @@ type LogReader interface {
 	// CountLegacy returns the number of records integrated under the
 	// layout before entry bundles and not yet converted.
 	CountLegacy(ctx context.Context) (int64, error)
+	// FirstLegacy returns the record of that layout with the smallest
+	// leaf index, or ErrNotFound.
+	FirstLegacy(ctx context.Context) (LogLeaf, error)
+	// StoredSize is LogTx.Size outside a transaction: the leaves the
+	// stored bundles hold.
+	StoredSize(ctx context.Context) (int64, error)
 }

@@ -173,10 +173,11 @@ func (r *Reader) Get(ctx context.Context, c Caller, index int64) (Entry, error) 
 // open reads and decodes the leaves at indexes, in the order given.
 func (r *Reader) open(ctx context.Context, indexes []int64) ([]Entry, error) {
 	out := make([]Entry, len(indexes))
-	pos := make(map[int64]int, len(indexes))
+	pos := make(map[int64][]int, len(indexes))
 	for i, x := range indexes {
-		pos[x] = i
+		pos[x] = append(pos[x], i)
 	}
+	got := 0
 	err := r.leaves.Leaves(ctx, indexes, func(index int64, leaf []byte, v1 bool) error {
 		_, b, err := audit.LeafEvent(leaf, v1)
 		if err != nil {
@@ -186,11 +187,19 @@ func (r *Reader) open(ctx context.Context, indexes []int64) ([]Entry, error) {
 		if err := json.Unmarshal(b, &ev); err != nil {
 			return fmt.Errorf("decoding leaf %d: %w", index, err)
 		}
-		out[pos[index]] = Entry{Index: index, Event: ev, Leaf: leaf}
+		for _, i := range pos[index] {
+			out[i] = Entry{Index: index, Event: ev, Leaf: leaf}
+			got++
+		}
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("reading the audit log: %w", err)
+	}
+	if got != len(indexes) {
+		// The index names a leaf the log does not hold: the derived
+		// index is damaged; answer nothing rather than empty entries.
+		return nil, fmt.Errorf("reading the audit log: %d of %d indexed events are not in the log", len(indexes)-got, len(indexes))
 	}
 	return out, nil
 }

@@ -89,7 +89,7 @@ func TestConvertPreviousLayout(t *testing.T) {
 		if _, err := c.verify(t, d.st, c.signer.VerifierKey()); !errors.Is(err, merkle.ErrConverting) {
 			t.Fatalf("Verify before conversion: %v, want ErrConverting", err)
 		}
-		in, err := merkle.NewIntegrator(merkle.IntegratorOptions{Store: d.st.TLog(), Signer: c.signer, Origin: testOrigin, Opener: c.log, MaxBatch: 256})
+		in, err := merkle.NewIntegrator(merkle.IntegratorOptions{Store: d.st.TLog(), Signer: c.signer, Origin: testOrigin, Opener: c.log, Verifier: c.verifier(t), MaxBatch: 256})
 		if err != nil {
 			t.Fatal(err)
 		}

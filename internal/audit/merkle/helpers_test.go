@@ -9,6 +9,7 @@ import (
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib"
+	"golang.org/x/mod/sumdb/note"
 
 	"github.com/phivault/phivault/internal/audit"
 	"github.com/phivault/phivault/internal/audit/merkle"
@@ -153,7 +154,7 @@ func (c *crypt) appendEvents(t testing.TB, st storage.Store, from, to int) {
 
 func (c *crypt) integrator(t testing.TB, st *sqldb.Store) *merkle.Integrator {
 	t.Helper()
-	in, err := merkle.NewIntegrator(merkle.IntegratorOptions{Store: st.TLog(), Signer: c.signer, Origin: testOrigin, Opener: c.log})
+	in, err := merkle.NewIntegrator(merkle.IntegratorOptions{Store: st.TLog(), Signer: c.signer, Origin: testOrigin, Opener: c.log, Verifier: c.verifier(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,4 +168,14 @@ func (c *crypt) verify(t testing.TB, st *sqldb.Store, vkey string) (merkle.Verif
 		t.Fatal(err)
 	}
 	return merkle.Verify(context.Background(), merkle.VerifyOptions{Store: st.TLog(), Opener: c.log, Verifier: v, Origin: testOrigin})
+}
+
+// verifier is the log's own checkpoint verifier.
+func (c *crypt) verifier(t testing.TB) note.Verifier {
+	t.Helper()
+	v, err := merkle.NewVerifier(c.signer.VerifierKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
 }

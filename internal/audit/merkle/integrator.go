@@ -18,8 +18,8 @@ import (
 // Integrator defaults.
 const (
 	// DefaultMaxBatch is the most records one integration transaction
-	// takes: at ~100 bytes of tree hashes per leaf this is a few hundred
-	// KiB of writes, short enough not to stall the single SQLite writer.
+	// takes: 32 entry bundles and their tiles, a few MiB of writes, short
+	// enough not to stall the single SQLite writer for long.
 	DefaultMaxBatch = 8192
 
 	// DefaultInterval is how often the integrator looks for pending
@@ -51,6 +51,10 @@ type IntegratorOptions struct {
 	Signer note.Signer
 	Origin string // checkpoint origin; must equal Signer.Name()
 	Opener LogKey // opens records, seals bundles
+	// Verifier checks the latest stored checkpoint's signature before the
+	// tree is extended from it: the stored root column alone could have
+	// been changed with the tiles.
+	Verifier note.Verifier
 
 	MaxBatch int
 	Interval time.Duration
@@ -76,6 +80,8 @@ func NewIntegrator(o IntegratorOptions) (*Integrator, error) {
 		return nil, errors.New("new integrator: IntegratorOptions.Signer is nil")
 	case o.Opener == nil:
 		return nil, errors.New("new integrator: IntegratorOptions.Opener is nil")
+	case o.Verifier == nil || o.Verifier.Name() != o.Origin:
+		return nil, errors.New("new integrator: IntegratorOptions.Verifier must be the signer's verifier")
 	case o.Origin == "" || o.Origin != o.Signer.Name():
 		return nil, fmt.Errorf("new integrator: IntegratorOptions.Origin %q must equal the signer's name %q", o.Origin, o.Signer.Name())
 	case o.MaxBatch < 0 || o.Interval < 0 || o.MinGap < 0:
@@ -179,6 +185,12 @@ func (in *Integrator) integrate(ctx context.Context) (added int, size int64, con
 			latest.Size = -1
 		case err != nil:
 			return err
+		default:
+			// Extend only a tree whose root the log key signed.
+			cp, err := OpenCheckpoint(latest.Note, in.o.Origin, in.o.Verifier)
+			if err != nil || cp.Size != latest.Size || !bytes.Equal(cp.Root[:], latest.Root) {
+				return fmt.Errorf("%w: the latest checkpoint (size %d) is not the signed one: %v", ErrInconsistent, latest.Size, err)
+			}
 		}
 		recs, err := tx.Legacy(ctx, cur, in.o.MaxBatch)
 		if err != nil {

@@ -106,6 +106,9 @@ func (r *Reader) Leaves(ctx context.Context, indexes []int64, fn func(index int6
 	idx := slices.Clone(indexes)
 	slices.Sort(idx)
 	idx = slices.Compact(idx)
+	if len(idx) > 0 && idx[0] < 0 {
+		return fmt.Errorf("%w: leaf %d", ErrNotFound, idx[0])
+	}
 	for len(idx) > 0 {
 		n := idx[0] / TileWidth
 		k := 1

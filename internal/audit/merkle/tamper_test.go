@@ -108,6 +108,22 @@ func TestVerifyNamesTampering(t *testing.T) {
 			d.exec(t, "UPDATE tlog_tiles SET data = ? WHERE level = 1 AND n = 0", make([]byte, 32))
 			return "leaf 0: stored hash tile 1/0 differs"
 		}},
+		{"overwrite the last tile", func(t *testing.T, c *crypt, d *db, _ storage.Bundle) string {
+			d.exec(t, "UPDATE tlog_tiles SET width = 256, data = ? WHERE level = 0 AND n = 1", make([]byte, 256*32))
+			return "leaf 256: stored hash tile 0/1 differs"
+		}},
+		{"widen the last tile", func(t *testing.T, c *crypt, d *db, _ storage.Bundle) string {
+			tl, err := d.st.TLog().ReadTiles(t.Context(), []storage.TileRef{{Level: 0, N: 1}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			d.exec(t, "UPDATE tlog_tiles SET width = 256, data = ? WHERE level = 0 AND n = 1", append(tl[0].Data, make([]byte, (256-tl[0].Width)*32)...))
+			return "leaf 256: stored hash tile 0/1 has 256 hashes, more than the tree of the latest checkpoint (size 300)"
+		}},
+		{"add a tile beyond the tree", func(t *testing.T, c *crypt, d *db, _ storage.Bundle) string {
+			d.exec(t, "INSERT INTO tlog_tiles (level, n, width, data) VALUES (0, 7, 1, ?)", make([]byte, 32))
+			return "leaf 1792: stored hash tile 0/7 has 1 hashes, more than the tree of the latest checkpoint (size 300)"
+		}},
 		{"delete a tile", func(t *testing.T, c *crypt, d *db, _ storage.Bundle) string {
 			d.exec(t, "DELETE FROM tlog_tiles WHERE level = 0 AND n = 1")
 			return "leaf 256: stored hash tile 0/1 is missing"
@@ -199,6 +215,7 @@ func TestIntegratorRefusesTamperedTree(t *testing.T) {
 		for name, tamper := range map[string]string{
 			"tile":   "UPDATE tlog_tiles SET data = ? WHERE level = 0 AND n = 0",
 			"bundle": "UPDATE tlog_bundles SET body = ? WHERE n = 0",
+			"root":   "UPDATE tlog_checkpoints SET root = ? WHERE size = 100",
 		} {
 			t.Run(name, func(t *testing.T) {
 				c := newCrypt(t)

@@ -65,6 +65,9 @@ func tileLeaves(t tlog.Tile) (int64, bool) {
 	if level < 0 {
 		level = 0
 	}
+	if t.N < 0 || t.N > (int64(1)<<62)/TileWidth {
+		return 0, false
+	}
 	end := t.N*TileWidth + int64(t.W)
 	shift := uint(level * TileHeight)
 	if shift >= 63 || end > (int64(1)<<62)>>shift {

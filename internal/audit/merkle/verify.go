@@ -82,10 +82,26 @@ func Verify(ctx context.Context, o VerifyOptions) (VerifyReport, error) {
 	if o.Store == nil || o.Opener == nil || o.Verifier == nil || o.Origin == "" {
 		return rep, errors.New("verify: Store, Opener, Verifier and Origin are required")
 	}
-	if n, err := o.Store.CountLegacy(ctx); err != nil {
+	// Records of the layout before entry bundles are converted in leaf
+	// order from the end of the bundles on: one below it is not waiting
+	// for conversion but was put there (or left there) by hand.
+	switch first, err := o.Store.FirstLegacy(ctx); {
+	case errors.Is(err, storage.ErrNotFound):
+	case err != nil:
 		return rep, err
-	} else if n > 0 {
-		return rep, fmt.Errorf("%w: %d records left", ErrConverting, n)
+	default:
+		size, err := o.Store.StoredSize(ctx)
+		if err != nil {
+			return rep, err
+		}
+		if first.Index < size {
+			return rep, &Divergence{Index: first.Index, Seq: first.Seq, What: fmt.Sprintf("a record of the layout before entry bundles, at a leaf the entry bundles already hold (%d leaves): inserted or left behind", size)}
+		}
+		n, err := o.Store.CountLegacy(ctx)
+		if err != nil {
+			return rep, err
+		}
+		return rep, fmt.Errorf("%w: %d records left (phivault serve converts them at start)", ErrConverting, n)
 	}
 	cps, err := openCheckpoints(ctx, o)
 	if err != nil {
@@ -114,12 +130,8 @@ func Verify(ctx context.Context, o VerifyOptions) (VerifyReport, error) {
 				if err := tiles.finish(); err != nil {
 					return err
 				}
-				lo := int64(0)
-				if ci > 0 {
-					lo = cps[ci-1].Size
-				}
 				return &Divergence{Index: -1, Size: cps[ci].Size, What: fmt.Sprintf(
-					"its signed root differs from the root recomputed from the stored events: a leaf in [%d, %d) or the tree was rewritten", lo, cps[ci].Size)}
+					"its signed root differs from the root recomputed from the stored events: a leaf in [%d, %d) or the tree was rewritten", lowerBound(cps, ci), cps[ci].Size)}
 			}
 			ci++
 		}
@@ -184,7 +196,7 @@ func Verify(ctx context.Context, o VerifyOptions) (VerifyReport, error) {
 					return err
 				}
 				return &Divergence{Index: -1, Size: cps[ci].Size, What: fmt.Sprintf(
-					"its signed root differs from the root recomputed from the stored events: a leaf in [%d, %d) or the tree was rewritten", cps[max(ci-1, 0)].Size, cps[ci].Size)}
+					"its signed root differs from the root recomputed from the stored events: a leaf in [%d, %d) or the tree was rewritten", lowerBound(cps, ci), cps[ci].Size)}
 			}
 			ci++
 		}
@@ -250,6 +262,14 @@ func Verify(ctx context.Context, o VerifyOptions) (VerifyReport, error) {
 		}
 		return rep, &Divergence{Index: beyond, What: fmt.Sprintf("leaf is beyond the latest checkpoint (size %d): added to an entry bundle without a signed checkpoint", bound)}
 	}
+	// Tiles beyond the tree: a partial tile wider than the latest
+	// checkpoint's tree, or a tile past it, was not written by an
+	// integrator (and would block the next integration).
+	for L := 0; L < 8; L++ {
+		if err := tilesWithin(ctx, o, L, total, bound); err != nil {
+			return rep, err
+		}
+	}
 	seen := make(map[tlog.Hash]int64) // leaf hash -> seq of the pending records
 	err = o.Store.ScanPending(ctx, func(l storage.LogLeaf) error {
 		leaf, _, err := o.Opener.OpenLeaf(l.Body)
@@ -277,6 +297,43 @@ func Verify(ctx context.Context, o VerifyOptions) (VerifyReport, error) {
 		o.Progress(f.count, total)
 	}
 	return rep, nil
+}
+
+// tilesWithin checks that the stored tiles of level L from the last one
+// verification compared (the tree of total leaves) on are within the
+// tree of bound leaves (the latest checkpoint, re-read once more).
+func tilesWithin(ctx context.Context, o VerifyOptions, L int, total, bound int64) error {
+	shift := uint(L * TileHeight)
+	width := func(size, n int64) int64 { // width of tile n at level L in a tree of size leaves
+		return min(TileWidth, (size>>shift)-n*TileWidth)
+	}
+	var bad *storage.Tile
+	err := o.Store.ScanTiles(ctx, L, (total>>shift)/TileWidth, 1<<50, func(t storage.Tile) error {
+		if int64(t.Width) > width(bound, t.N) {
+			bad = &t
+			return errStopScan
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, errStopScan) {
+		return err
+	}
+	if bad == nil {
+		return nil
+	}
+	if latest, err := o.Store.LatestCheckpoint(ctx); err == nil && int64(bad.Width) <= width(latest.Size, bad.N) {
+		return nil // signed meanwhile
+	}
+	first := bad.N * TileWidth << shift
+	return &Divergence{Index: first, What: fmt.Sprintf("stored hash tile %d/%d has %d hashes, more than the tree of the latest checkpoint (size %d) has: added without a signed checkpoint", L, bad.N, bad.Width, bound)}
+}
+
+// lowerBound is the size of the checkpoint before cps[ci] (0 for none).
+func lowerBound(cps []Checkpoint, ci int) int64 {
+	if ci == 0 {
+		return 0
+	}
+	return cps[ci-1].Size
 }
 
 // openCheckpoints reads every stored checkpoint and checks its

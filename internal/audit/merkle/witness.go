@@ -48,6 +48,30 @@ func NewWitnessVerifier(vkey string) (note.Verifier, error) {
 	return v, nil
 }
 
+// Witness co-signs checkpoints of one log.
+type Witness struct {
+	signer note.Signer
+	log    note.Verifier
+}
+
+// NewWitness returns the witness of the log whose checkpoints log
+// verifies, signing with skey (GenerateWitnessKey).
+func NewWitness(skey string, log note.Verifier) (*Witness, error) {
+	s, err := NewWitnessSigner(skey)
+	if err != nil {
+		return nil, err
+	}
+	return &Witness{signer: s, log: log}, nil
+}
+
+// Name is the witness's name.
+func (w *Witness) Name() string { return w.signer.Name() }
+
+// Cosign is [Cosign] with the witness's key.
+func (w *Witness) Cosign(checkpoint []byte) ([]byte, error) {
+	return Cosign(checkpoint, w.log, w.signer)
+}
+
 // Cosign returns the checkpoint note signed, with the log's signatures
 // that log verifies kept, plus the witness's cosignature. The caller
 // must have checked the checkpoint (Monitor.Check) first: a witness

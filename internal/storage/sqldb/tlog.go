@@ -338,6 +338,25 @@ func (l *TLog) CountLegacy(ctx context.Context) (int64, error) {
 	return count(ctx, l.s.r(), "count legacy", `SELECT COUNT(*) FROM audit_events WHERE leaf_index IS NOT NULL`)
 }
 
+// FirstLegacy implements storage.LogReader.
+func (l *TLog) FirstLegacy(ctx context.Context) (storage.LogLeaf, error) {
+	const q = `SELECT seq, recorded_at, body, leaf_hash, leaf_index FROM audit_events
+WHERE leaf_index IS NOT NULL ORDER BY leaf_index LIMIT 1`
+	got, err := scanLogLeaves(ctx, l.s.r(), "first legacy audit", true, q)
+	if err != nil {
+		return storage.LogLeaf{}, err
+	}
+	if len(got) == 0 {
+		return storage.LogLeaf{}, wrapOp("first legacy audit", storage.ErrNotFound)
+	}
+	return got[0], nil
+}
+
+// StoredSize implements storage.LogReader.
+func (l *TLog) StoredSize(ctx context.Context) (int64, error) {
+	return logSize(ctx, l.s.r())
+}
+
 func count(ctx context.Context, r runner, op, q string) (int64, error) {
 	rows, err := r.query(ctx, q)
 	if err != nil {

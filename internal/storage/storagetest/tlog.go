@@ -48,6 +48,12 @@ func RunLog(t *testing.T, open func(t *testing.T) LogStores) {
 		if n, err := s.Log.CountLegacy(ctx); err != nil || n != 0 {
 			t.Errorf("CountLegacy: %d, %v", n, err)
 		}
+		if _, err := s.Log.FirstLegacy(ctx); !errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("FirstLegacy of an empty log: %v, want ErrNotFound", err)
+		}
+		if n, err := s.Log.StoredSize(ctx); err != nil || n != 0 {
+			t.Errorf("StoredSize of an empty log: %d, %v", n, err)
+		}
 		if got := scanPending(t, s); len(got) != 0 {
 			t.Errorf("ScanPending: %+v", got)
 		}
@@ -257,6 +263,9 @@ func RunLog(t *testing.T, open func(t *testing.T) LogStores) {
 		if n, err := s.Log.CountLegacy(ctx); err != nil || n != 4 {
 			t.Errorf("CountLegacy: %d, %v; want 4", n, err)
 		}
+		if l, err := s.Log.FirstLegacy(ctx); err != nil || l.Index != 0 || l.Seq != seq[1] {
+			t.Errorf("FirstLegacy: %+v, %v; want leaf 0, seq %d", l, err, seq[1])
+		}
 		if n, err := s.Log.CountPending(ctx); err != nil || n != 2 {
 			t.Errorf("CountPending: %d, %v; want 2", n, err)
 		}
@@ -367,6 +376,9 @@ func RunLog(t *testing.T, open func(t *testing.T) LogStores) {
 		wantBundle(t, s, b0)
 		if n := size(t, s); n != 10 {
 			t.Errorf("Size: %d, want 10", n)
+		}
+		if n, err := s.Log.StoredSize(ctx); err != nil || n != 10 {
+			t.Errorf("StoredSize: %d, %v; want 10", n, err)
 		}
 		for _, b := range []storage.Bundle{
 			{N: 0, Width: 10, Sealed: []byte("equal")},
