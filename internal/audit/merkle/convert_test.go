@@ -159,3 +159,24 @@ func TestConvertRefusesTamperedPreviousLayout(t *testing.T) {
 		}
 	})
 }
+
+// TestVerifyNamesStrayPreviousLayoutRow: a row of the previous layout at
+// a leaf the bundles already hold is not a conversion in progress (which
+// would stop verification) but a divergence.
+func TestVerifyNamesStrayPreviousLayoutRow(t *testing.T) {
+	drivers(t, func(t *testing.T, open func(testing.TB) *db) {
+		c := newCrypt(t)
+		d := open(t)
+		c.appendEvents(t, d.st, 0, 50)
+		if _, err := c.integrator(t, d.st).IntegrateAll(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		c.appendEvents(t, d.st, 50, 51)
+		d.exec(t, "UPDATE audit_events SET leaf_index = 7")
+		_, err := c.verify(t, d.st, c.signer.VerifierKey())
+		var div *merkle.Divergence
+		if !errors.As(err, &div) || div.Index != 7 {
+			t.Fatalf("Verify: %v, want a divergence at leaf 7", err)
+		}
+	})
+}
