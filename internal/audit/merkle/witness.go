@@ -29,23 +29,14 @@ func GenerateWitnessKey(name string) (skey, vkey string, err error) {
 	return skey, vkey, nil
 }
 
-// NewWitnessSigner returns the cosignature/v1 signer of a key made by
+// newWitnessSigner returns the cosignature/v1 signer of a key made by
 // GenerateWitnessKey.
-func NewWitnessSigner(skey string) (note.Signer, error) {
+func newWitnessSigner(skey string) (note.Signer, error) {
 	s, err := fnote.NewSignerForCosignatureV1(skey)
 	if err != nil {
 		return nil, fmt.Errorf("witness key: %w", err)
 	}
 	return s, nil
-}
-
-// NewWitnessVerifier returns the verifier of a witness's cosignatures.
-func NewWitnessVerifier(vkey string) (note.Verifier, error) {
-	v, err := fnote.NewVerifierForCosignatureV1(vkey)
-	if err != nil {
-		return nil, fmt.Errorf("witness verifier key: %w", err)
-	}
-	return v, nil
 }
 
 // Witness co-signs checkpoints of one log.
@@ -57,7 +48,7 @@ type Witness struct {
 // NewWitness returns the witness of the log whose checkpoints log
 // verifies, signing with skey (GenerateWitnessKey).
 func NewWitness(skey string, log note.Verifier) (*Witness, error) {
-	s, err := NewWitnessSigner(skey)
+	s, err := newWitnessSigner(skey)
 	if err != nil {
 		return nil, err
 	}
