@@ -117,6 +117,16 @@ func Verify(ctx context.Context, o VerifyOptions) (VerifyReport, error) {
 	f := newFrontier()
 	tiles := newTileChecker(ctx, o.Store)
 	ci := 0
+	// rootDiffers is the divergence of checkpoint ci, whose root is not
+	// the recomputed one; the stored tiles, compared first, may name the
+	// leaf more precisely.
+	rootDiffers := func() error {
+		if err := tiles.finish(); err != nil {
+			return err
+		}
+		return &Divergence{Index: -1, Size: cps[ci].Size, What: fmt.Sprintf(
+			"its signed root differs from the root recomputed from the stored events: a leaf in [%d, %d) or the tree was rewritten", lowerBound(cps, ci), cps[ci].Size)}
+	}
 	// Checkpoint roots need the frontier at exactly their size; an empty
 	// tree's checkpoint is checked before any leaf.
 	check := func() error {
@@ -126,12 +136,7 @@ func Verify(ctx context.Context, o VerifyOptions) (VerifyReport, error) {
 				return err
 			}
 			if root != cps[ci].Root {
-				// The stored tiles may name the leaf more precisely.
-				if err := tiles.finish(); err != nil {
-					return err
-				}
-				return &Divergence{Index: -1, Size: cps[ci].Size, What: fmt.Sprintf(
-					"its signed root differs from the root recomputed from the stored events: a leaf in [%d, %d) or the tree was rewritten", lowerBound(cps, ci), cps[ci].Size)}
+				return rootDiffers()
 			}
 			ci++
 		}
@@ -192,11 +197,7 @@ func Verify(ctx context.Context, o VerifyOptions) (VerifyReport, error) {
 						return err
 					}
 				}
-				if err := tiles.finish(); err != nil {
-					return err
-				}
-				return &Divergence{Index: -1, Size: cps[ci].Size, What: fmt.Sprintf(
-					"its signed root differs from the root recomputed from the stored events: a leaf in [%d, %d) or the tree was rewritten", lowerBound(cps, ci), cps[ci].Size)}
+				return rootDiffers()
 			}
 			ci++
 		}
