@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -222,7 +223,7 @@ func logIntegrate(t *testing.T, open func(t *testing.T) LogStores) {
 	for _, c := range scanCheckpoints(t, s) {
 		sizes = append(sizes, c.Size)
 	}
-	if !equalSeqs(sizes, []int64{70, 140, 210, 280, 300}) {
+	if !slices.Equal(sizes, []int64{70, 140, 210, 280, 300}) {
 		t.Errorf("checkpoint sizes %v", sizes)
 	}
 }
@@ -420,10 +421,10 @@ func appendPending(t *testing.T, s LogStores, n int) []storage.LogLeaf {
 // this order, by Pending, ScanPending and CountPending.
 func wantPending(t *testing.T, s LogStores, seqs ...int64) {
 	t.Helper()
-	if got := seqsOf(pending(t, s, len(seqs)+10)); !equalSeqs(got, seqs) {
+	if got := seqsOf(pending(t, s, len(seqs)+10)); !slices.Equal(got, seqs) {
 		t.Errorf("pending %v, want %v", got, seqs)
 	}
-	if got := seqsOf(scanPending(t, s)); !equalSeqs(got, seqs) {
+	if got := seqsOf(scanPending(t, s)); !slices.Equal(got, seqs) {
 		t.Errorf("ScanPending %v, want %v", got, seqs)
 	}
 	if n, err := s.Log.CountPending(t.Context()); err != nil || n != int64(len(seqs)) {
@@ -518,32 +519,8 @@ func seqsOf(ls []storage.LogLeaf) []int64 {
 	return out
 }
 
-func equalSeqs(a, b []int64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
 func equalBundle(a, b storage.Bundle) bool {
 	return a.N == b.N && a.Width == b.Width && bytes.Equal(a.Sealed, b.Sealed)
-}
-
-func equalBundles(a, b []storage.Bundle) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if !equalBundle(a[i], b[i]) {
-			return false
-		}
-	}
-	return true
 }
 
 func bundleNs(bs []storage.Bundle) []int64 {
@@ -556,18 +533,6 @@ func bundleNs(bs []storage.Bundle) []int64 {
 
 func equalTile(a, b storage.Tile) bool {
 	return a.Level == b.Level && a.N == b.N && a.Width == b.Width && bytes.Equal(a.Data, b.Data)
-}
-
-func equalTiles(a, b []storage.Tile) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if !equalTile(a[i], b[i]) {
-			return false
-		}
-	}
-	return true
 }
 
 func tileNs(ts []storage.Tile) []int64 {

@@ -3,6 +3,7 @@ package storagetest
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/phivault/phivault/internal/storage"
@@ -159,15 +160,15 @@ func logBundlePaging(t *testing.T, open func(t *testing.T) LogStores) {
 	if n := size(t, s); n != 70*256+17 {
 		t.Errorf("Size: %d, want %d", n, 70*256+17)
 	}
-	if got := scanBundles(t, s, 0, 1000); !equalBundles(got, all) {
+	if got := scanBundles(t, s, 0, 1000); !slices.EqualFunc(got, all, equalBundle) {
 		t.Errorf("ScanBundles [0,1000): %v, want %v", bundleNs(got), bundleNs(all))
 	}
 	// [5, 68): bundles 5..67 without 33.
-	if got := scanBundles(t, s, 5, 68); !equalBundles(got, all[5:67]) {
+	if got := scanBundles(t, s, 5, 68); !slices.EqualFunc(got, all[5:67], equalBundle) {
 		t.Errorf("ScanBundles [5,68): %v, want %v", bundleNs(got), bundleNs(all[5:67]))
 	}
 	// [30, 64): exactly 33 bundles but the gap, across a page.
-	if got := scanBundles(t, s, 30, 65); !equalBundles(got, all[30:64]) {
+	if got := scanBundles(t, s, 30, 65); !slices.EqualFunc(got, all[30:64], equalBundle) {
 		t.Errorf("ScanBundles [30,65): %v, want %v", bundleNs(got), bundleNs(all[30:64]))
 	}
 	boom := errors.New("boom")

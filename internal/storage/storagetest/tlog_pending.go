@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -42,7 +43,7 @@ func logPending(t *testing.T, open func(t *testing.T) LogStores) {
 	if got := pending(t, s, 2); len(got) != 2 || got[0].Seq != p[0].Seq || got[1].Seq != p[1].Seq {
 		t.Errorf("Pending(2): %v, want the first two of %v", seqsOf(got), seqsOf(p))
 	}
-	if got := scanPending(t, s); !equalSeqs(seqsOf(got), seqsOf(p)) {
+	if got := scanPending(t, s); !slices.Equal(seqsOf(got), seqsOf(p)) {
 		t.Errorf("ScanPending: %v, want %v", seqsOf(got), seqsOf(p))
 	} else {
 		for i, l := range got {
@@ -90,7 +91,7 @@ func logPendingPaging(t *testing.T, open func(t *testing.T) LogStores) {
 	if c, err := s.Log.CountPending(ctx); err != nil || c != n {
 		t.Errorf("CountPending: %d, %v; want %d", c, err, n)
 	}
-	if p := pending(t, s, n+10); !equalSeqs(seqsOf(p), seqsOf(got)) {
+	if p := pending(t, s, n+10); !slices.Equal(seqsOf(p), seqsOf(got)) {
 		t.Errorf("Pending(all) differs from ScanPending")
 	}
 }
@@ -183,7 +184,7 @@ func logLegacy(t *testing.T, open func(t *testing.T) LogStores) {
 		t.Errorf("CountPending: %d, %v; want 2", n, err)
 	}
 	wantPending(t, s, seq[4], seq[5])
-	if got := scanPending(t, s); !equalSeqs(seqsOf(got), []int64{seq[4], seq[5]}) {
+	if got := scanPending(t, s); !slices.Equal(seqsOf(got), []int64{seq[4], seq[5]}) {
 		t.Errorf("ScanPending: %v, want only the pending %v", seqsOf(got), seq[4:])
 	}
 	integrate(t, s, func(tx storage.LogTx) error {

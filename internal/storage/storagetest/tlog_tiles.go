@@ -2,6 +2,7 @@ package storagetest
 
 import (
 	"errors"
+	"slices"
 	"testing"
 
 	"github.com/phivault/phivault/internal/storage"
@@ -28,7 +29,7 @@ func logTiles(t *testing.T, open func(t *testing.T) LogStores) {
 	refs := []storage.TileRef{{Level: 1, N: 0}, {Level: 0, N: 1}, {Level: 0, N: 0}, {Level: 2, N: 0}, {Level: 0, N: 1}}
 	want := []storage.Tile{t10, t01, t00, t20, t01}
 	got, err := s.Log.ReadTiles(ctx, refs)
-	if err != nil || !equalTiles(got, want) {
+	if err != nil || !slices.EqualFunc(got, want, equalTile) {
 		t.Errorf("ReadTiles %v: %+v, %v", refs, got, err)
 	}
 	for _, missing := range [][]storage.TileRef{
@@ -93,7 +94,7 @@ func logTiles(t *testing.T, open func(t *testing.T) LogStores) {
 		{2, 1, 0, nil},
 		{3, 0, 10, nil},
 	} {
-		if got := scanTiles(t, s, c.level, c.from, c.to); !equalTiles(got, c.want) {
+		if got := scanTiles(t, s, c.level, c.from, c.to); !slices.EqualFunc(got, c.want, equalTile) {
 			t.Errorf("ScanTiles level %d [%d,%d): %+v, want %+v", c.level, c.from, c.to, got, c.want)
 		}
 	}
@@ -125,17 +126,17 @@ func logTilePaging(t *testing.T, open func(t *testing.T) LogStores) {
 		}
 		return tx.PutTiles(ctx, l0)
 	})
-	if got := scanTiles(t, s, 0, 0, 1000); !equalTiles(got, l0) {
+	if got := scanTiles(t, s, 0, 0, 1000); !slices.EqualFunc(got, l0, equalTile) {
 		t.Errorf("ScanTiles level 0 [0,1000): %d tiles %v, want %d", len(got), tileNs(got), len(l0))
 	}
 	// [10, 290) is 280 tiles: more than a page, from an offset.
-	if got := scanTiles(t, s, 0, 10, 290); !equalTiles(got, l0[10:290]) {
+	if got := scanTiles(t, s, 0, 10, 290); !slices.EqualFunc(got, l0[10:290], equalTile) {
 		t.Errorf("ScanTiles level 0 [10,290): %d tiles, want 280", len(got))
 	}
-	if got := scanTiles(t, s, 0, 250, 520); !equalTiles(got, l0[250:]) {
+	if got := scanTiles(t, s, 0, 250, 520); !slices.EqualFunc(got, l0[250:], equalTile) {
 		t.Errorf("ScanTiles level 0 [250,520): %d tiles, want %d", len(got), len(l0[250:]))
 	}
-	if got := scanTiles(t, s, 1, 0, 1000); !equalTiles(got, l1) {
+	if got := scanTiles(t, s, 1, 0, 1000); !slices.EqualFunc(got, l1, equalTile) {
 		t.Errorf("ScanTiles level 1: %+v, want %+v", got, l1)
 	}
 	boom := errors.New("boom")
@@ -164,7 +165,7 @@ func logTilePaging(t *testing.T, open func(t *testing.T) LogStores) {
 		}
 	}
 	got, err := s.Log.ReadTiles(ctx, refs)
-	if err != nil || !equalTiles(got, want) {
+	if err != nil || !slices.EqualFunc(got, want, equalTile) {
 		t.Errorf("ReadTiles of %d tiles: %d, %v", len(refs), len(got), err)
 	}
 	refs = append(refs, storage.TileRef{Level: 0, N: 300})
