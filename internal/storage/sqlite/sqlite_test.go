@@ -144,6 +144,8 @@ func TestDurabilitySettings(t *testing.T) {
 		{true, "busy_timeout", "5000"},
 		{false, "synchronous", "2"},
 		{false, "query_only", "1"},
+		{false, "mmap_size", "2147418112"}, // readers map the file (entry bundles, ADR 0014)
+		{true, "mmap_size", "0"},           // the writer does not
 	} {
 		db, err := sql.Open("sqlite", sqlite.DSN(path, sqlite.DefaultBusyTimeout, tc.writer))
 		if err != nil {
