@@ -16,6 +16,11 @@ const (
 	ActionVRead       Action = "vread"
 	ActionSearch      Action = "search-type"
 	ActionHistory     Action = "history"
+	// ActionHistoryType and ActionHistorySystem are type-level and
+	// system-level _history (FHIR's history-type and history-system
+	// interactions); ActionHistory is an instance's.
+	ActionHistoryType   Action = "history-type"
+	ActionHistorySystem Action = "history-system"
 	ActionCreate      Action = "create"
 	ActionUpdate      Action = "update"
 	ActionDelete      Action = "delete"

@@ -148,30 +148,22 @@ func NewBreakGlass(o BreakGlassOptions) (*BreakGlass, error) {
 	return &BreakGlass{az: o.Authorizer, writer: o.Writer, notes: o.Notes, log: o.Log, rec: o.Recorder, ttl: o.TTL, newID: o.NewID}, nil
 }
 
-// Open opens a grant for p on Patient/patientID. It returns an error
-// wrapping storage.ErrNotFound for an unknown patient, ErrDenied when
-// the policies refuse (the refusal is audited before Open returns), and
-// ErrUndecidable or storage errors otherwise.
+// Open opens a grant for p on Patient/patientID. It returns ErrDenied
+// when the policies refuse (the refusal is audited before Open
+// returns), an error wrapping storage.ErrNotFound for an unknown
+// patient (audited too), and ErrUndecidable or storage errors otherwise.
+//
+// Whether the caller may break the glass at all is decided before the
+// patient is looked up, so a caller who may not learns nothing about
+// which patients exist: the same 403 for every id.
 func (b *BreakGlass) Open(ctx context.Context, p authn.Principal, agent audit.Agent, requestID, patientID string, req BreakGlassRequest) (Grant, Decision, error) {
 	owner := "Patient/" + patientID
-	f, found, err := b.az.src.Resource(ctx, "Patient", patientID)
-	if err != nil {
-		return Grant{}, Decision{}, fmt.Errorf("break glass: loading patient: %w", err)
-	}
-	if !found {
-		return Grant{}, Decision{}, fmt.Errorf("break glass: %w", storage.ErrNotFound)
-	}
-	labels, cat, err := ResourceLabels(f.JSON, false)
-	if err != nil {
-		return Grant{}, Decision{}, err
-	}
 	now := b.az.now()
 	ev := audit.Event{Time: now, Action: audit.ActionBreakGlass, Outcome: audit.OutcomeSuccess, Agent: agent,
 		Purpose: "ETREAT", Patients: []string{owner}, RequestID: requestID}
-	d, err := b.az.Decide(ctx, p, OpenGrant, Target{Type: "Patient", ID: patientID, Owner: owner, Labels: labels, Category: cat})
-	if err != nil || !d.Allowed {
-		ev.Outcome, ev.Policies, ev.Entities = audit.OutcomeDenied, d.Policies, []string{owner}
-		if err != nil {
+	refuse := func(d Decision, err error, outcome audit.Outcome) (Grant, Decision, error) {
+		ev.Outcome, ev.Policies, ev.Entities = outcome, d.Policies, []string{owner}
+		if err != nil && len(ev.Policies) == 0 {
 			ev.Policies = []string{"undecidable"}
 		}
 		rec, serr := b.log.Seal(ev)
@@ -185,6 +177,28 @@ func (b *BreakGlass) Open(ctx context.Context, p authn.Principal, agent audit.Ag
 			return Grant{}, d, err
 		}
 		return Grant{}, d, fmt.Errorf("break glass: %w", ErrDenied)
+	}
+	// First: may this caller break the glass on a patient like this one
+	// at all (role, kind of credential, the patient's consents)?
+	d, err := b.az.Decide(ctx, p, OpenGrant, Target{Type: "Patient", ID: patientID, Owner: owner})
+	if err != nil || !d.Allowed {
+		return refuse(d, err, audit.OutcomeDenied)
+	}
+	f, found, err := b.az.src.Resource(ctx, "Patient", patientID)
+	if err != nil {
+		return Grant{}, Decision{}, fmt.Errorf("break glass: loading patient: %w", err)
+	}
+	if !found {
+		_, _, err := refuse(Decision{Policies: []string{"no-such-patient"}}, fmt.Errorf("break glass: %w", storage.ErrNotFound), audit.OutcomeError)
+		return Grant{}, Decision{}, err
+	}
+	labels, cat, err := ResourceLabels(f.JSON, false)
+	if err != nil {
+		return refuse(Decision{}, err, audit.OutcomeDenied)
+	}
+	d, err = b.az.Decide(ctx, p, OpenGrant, Target{Type: "Patient", ID: patientID, Owner: owner, Labels: labels, Category: cat, Body: f.JSON})
+	if err != nil || !d.Allowed {
+		return refuse(d, err, audit.OutcomeDenied)
 	}
 	g := Grant{ID: b.newID(), UserID: p.ID, Patient: owner, Reason: req.Reason, Created: now, Expires: now.Add(b.ttl)}
 	note, err := b.notes.SealNote(ctx, owner, g.ID, []byte(req.Text))

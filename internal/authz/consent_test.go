@@ -60,7 +60,8 @@ func TestConsentEvaluate(t *testing.T) {
 				t.Fatal(err)
 			}
 			tc.req.Now = now
-			deny, permit := c.Evaluate(tc.req)
+			r := c.Evaluate(tc.req)
+			deny, permit := r.Deny, r.Permit
 			if deny != tc.deny || permit != tc.permit {
 				t.Fatalf("Evaluate = deny %v permit %v, want %v %v", deny, permit, tc.deny, tc.permit)
 			}
@@ -78,14 +79,14 @@ func TestConsentNotEnforced(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d, _ := c.Evaluate(ConsentRequest{Type: "Observation", Now: time.Now()}); d {
+	if c.Evaluate(ConsentRequest{Type: "Observation", Now: time.Now()}).Deny {
 		t.Fatal("an inactive consent denied")
 	}
 	m["status"] = "active"
 	m["scope"] = map[string]any{"coding": []any{map[string]any{"code": "research"}}}
 	b, _ = json.Marshal(m)
 	c, _ = ParseConsent(b)
-	if d, _ := c.Evaluate(ConsentRequest{Type: "Observation", Now: time.Now()}); d {
+	if c.Evaluate(ConsentRequest{Type: "Observation", Now: time.Now()}).Deny {
 		t.Fatal("a research consent denied (only patient-privacy is enforced)")
 	}
 }
@@ -136,7 +137,7 @@ func FuzzResourceLabels(f *testing.F) {
 	seeds(f, "*.json")
 	f.Fuzz(func(t *testing.T, b []byte) {
 		l, c, err := ResourceLabels(b, true)
-		if err == nil && (len(l) > maxLabels || len(c) > maxLabels) {
+		if err == nil && (len(l) > MaxLabels || len(c) > MaxLabels) {
 			t.Fatalf("%d labels, %d categories: over the bound", len(l), len(c))
 		}
 	})

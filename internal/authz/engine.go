@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -52,13 +53,33 @@ func ParseAction(s string) (Action, bool) {
 // (record.OrgOwner, repeated here so authz does not import record).
 const OrgOwner = "org"
 
+// JointPrefix starts the owner of a resource that names several
+// patients ("Joint/<h>"): it belongs to each of them (record.JointOwner).
+const JointPrefix = "Joint/"
+
+// maxJointPatients bounds the patients of one joint decision.
+const maxJointPatients = 1000
+
 // Target is the resource a request acts on.
 type Target struct {
 	Type     string
 	ID       string   // "" for a create before its id is assigned
-	Owner    string   // "Patient/<id>" or OrgOwner (storage.Version.Owner)
+	Owner    string   // "Patient/<id>", OrgOwner or "Joint/<h>" (storage.Version.Owner)
+	// Patients are the patients a "Joint/<h>" owner stands for (a
+	// resource naming several patients): the request is decided for each
+	// of them and allowed only when every decision allows it.
+	Patients []string
 	Labels   []string // meta.security codes
 	Category []string
+	// Body is the resource's decrypted JSON when the caller knows it
+	// (nil otherwise): consent criteria about content (code, data,
+	// dataPeriod, profiles) are matched against it, and without it they
+	// fail closed. It is read for this decision only.
+	Body []byte `json:"-"`
+
+	// probe is set on the targets search narrowing decides: no resource
+	// in particular (ConsentRequest.Probe).
+	probe bool
 }
 
 // Decision is the answer to one request.
@@ -78,6 +99,11 @@ type Decision struct {
 	// @conceal("true"): the answer must not reveal that the resource
 	// exists (404, not 403; ADR 0011).
 	Conceal bool
+
+	// partial is set when a consent's criteria about resource content
+	// took part in a decision made without the resource (a search
+	// probe): the decision holds for no resource in particular.
+	partial bool
 }
 
 // PolicyNone is recorded as the deciding policy of a default deny:
@@ -99,6 +125,9 @@ type Source interface {
 	// OwnersOf returns the distinct owners of up to limit current
 	// resources of typ carrying label ("" = any), without decrypting.
 	OwnersOf(ctx context.Context, typ, label string, limit int) ([]string, error)
+	// JointOwners returns up to limit joint owners ("Joint/<h>") naming
+	// any of patients, each with every patient it names.
+	JointOwners(ctx context.Context, patients []string, limit int) (map[string][]string, error)
 }
 
 // Users finds accounts (identity.Directory satisfies it).
@@ -117,6 +146,9 @@ type Options struct {
 	// write invalidated them: the staleness another process's write
 	// can cause (PostgreSQL fleets). Default DefaultCacheTTL.
 	CacheTTL time.Duration
+	// EncounterWindow is how long an encounter's participants keep a
+	// treatment relationship after it ends. Default DefaultEncounterWindow.
+	EncounterWindow time.Duration
 }
 
 // DefaultCacheTTL: facts change on writes in this process (the
@@ -136,6 +168,8 @@ type Authorizer struct {
 	grants   GrantStore
 	now      func() time.Time
 	ttl      time.Duration
+	// encounterWindow: see Options.EncounterWindow.
+	encounterWindow time.Duration
 
 	// gen invalidates user facts (CareTeam, Encounter, PractitionerRole
 	// writes, grants); fgen filters and the restricted list (any fact
@@ -180,7 +214,10 @@ func New(o Options) (*Authorizer, error) {
 	if o.CacheTTL <= 0 {
 		o.CacheTTL = DefaultCacheTTL
 	}
-	a := &Authorizer{src: o.Source, users: o.Users, grants: o.Grants, now: o.Now, ttl: o.CacheTTL,
+	if o.EncounterWindow <= 0 {
+		o.EncounterWindow = DefaultEncounterWindow
+	}
+	a := &Authorizer{src: o.Source, users: o.Users, grants: o.Grants, now: o.Now, ttl: o.CacheTTL, encounterWindow: o.EncounterWindow,
 		userC: map[string]userEntry{}, patC: map[string]patientEntry{}, filterC: map[filterKey]filterEntry{}}
 	a.policies.Store(o.Policies)
 	return a, nil
@@ -205,6 +242,9 @@ func (a *Authorizer) Decide(ctx context.Context, p authn.Principal, action Actio
 }
 
 func (a *Authorizer) decide(ctx context.Context, s *subject, action Action, t Target) (Decision, error) {
+	if strings.HasPrefix(t.Owner, JointPrefix) {
+		return a.decideJoint(ctx, s, action, t)
+	}
 	var pf *PatientFacts
 	if strings.HasPrefix(t.Owner, "Patient/") {
 		if t.Owner == anyPatient {
@@ -232,6 +272,40 @@ func (a *Authorizer) decide(ctx context.Context, s *subject, action Action, t Ta
 		}
 	}
 	return d, nil
+}
+
+// decideJoint decides a resource that names several patients: it is
+// every one of theirs, so each patient's decision must allow it (their
+// relationships, flags and consents all apply). The first denial
+// decides; an allow carries the union of the deciding policies, ETREAT
+// when a grant reached any of them, and masking when any masks.
+func (a *Authorizer) decideJoint(ctx context.Context, s *subject, action Action, t Target) (Decision, error) {
+	if len(t.Patients) < 2 || len(t.Patients) > maxJointPatients {
+		return Decision{}, fmt.Errorf("deciding on a joint owner without its patients: %w", ErrUndecidable)
+	}
+	out := Decision{Allowed: true}
+	pols := map[string]bool{}
+	for _, p := range t.Patients {
+		if !strings.HasPrefix(p, "Patient/") {
+			return Decision{}, fmt.Errorf("deciding on a joint owner: a member is not a patient: %w", ErrUndecidable)
+		}
+		tp := t
+		tp.Owner, tp.Patients = p, nil
+		d, err := a.decide(ctx, s, action, tp)
+		if err != nil || !d.Allowed {
+			return d, err
+		}
+		for _, id := range d.Policies {
+			pols[id] = true
+		}
+		out.Mask = out.Mask || d.Mask
+		out.partial = out.partial || d.partial
+		if d.Purpose != "" {
+			out.Purpose = d.Purpose
+		}
+	}
+	out.Policies = slices.Sorted(maps.Keys(pols))
+	return out, nil
 }
 
 // getter serves the three entities of one request without a map.
@@ -268,7 +342,7 @@ func (a *Authorizer) eval(s *subject, action Action, t Target, pf *PatientFacts)
 		"category":    stringSet(t.Category),
 	}
 	g := getter{user: &s.entity}
-	var breakGlass, consentDeny, consentPermit bool
+	var breakGlass, consentDeny, consentPermit, partial bool
 	if pf != nil {
 		patUID := types.NewEntityUID("PhiVault::Patient", types.String(pf.Ref))
 		careTeam, encounter := emptySet, emptySet
@@ -292,10 +366,20 @@ func (a *Authorizer) eval(s *subject, action Action, t Target, pf *PatientFacts)
 			breakGlass = breakGlass || gr.Covers(pf.Ref, now)
 		}
 		if s.patient != pf.Ref { // a patient's own consent does not bind the patient
-			cr := ConsentRequest{Actors: s.actors, Type: t.Type, Labels: t.Labels, Now: now}
+			// A consent that could not be read denies (fail closed).
+			consentDeny = pf.Undecidable
+			cr := ConsentRequest{Actors: s.actors, Type: t.Type, Labels: t.Labels, Now: now, Probe: t.probe,
+				Actions: ConsentActions(action, s.p), Purpose: purposeOfUse(s.p.Roles, breakGlass)}
+			if t.Body != nil && len(pf.Consents) > 0 {
+				rf, err := NewResourceFacts(t.Type, t.ID, t.Body)
+				if err != nil {
+					return Decision{Policies: []string{"undecidable"}}, err
+				}
+				cr.Resource = rf
+			}
 			for _, c := range pf.Consents {
-				d, p := c.Evaluate(cr)
-				consentDeny, consentPermit = consentDeny || d, consentPermit || p
+				r := c.Evaluate(cr)
+				consentDeny, consentPermit, partial = consentDeny || r.Deny, consentPermit || r.Permit, partial || r.Partial
 			}
 		}
 	}
@@ -318,10 +402,7 @@ func (a *Authorizer) eval(s *subject, action Action, t Target, pf *PatientFacts)
 			}
 		}
 	}
-	purpose := "TREAT"
-	if breakGlass {
-		purpose = "ETREAT"
-	}
+	purpose := purposeOfUse(s.p.Roles, breakGlass)
 	req := cedar.Request{
 		Principal: s.uid,
 		Action:    types.NewEntityUID("PhiVault::Action", types.String(action)),
@@ -345,7 +426,7 @@ func (a *Authorizer) eval(s *subject, action Action, t Target, pf *PatientFacts)
 		}
 		return Decision{Policies: ids}, fmt.Errorf("evaluating policies %s: %w", strings.Join(ids, ","), ErrUndecidable)
 	}
-	d := Decision{Allowed: dec == cedar.Allow}
+	d := Decision{Allowed: dec == cedar.Allow, partial: partial}
 	pol := a.policies.Load()
 	for _, r := range diag.Reasons {
 		d.Policies = append(d.Policies, string(r.PolicyID))

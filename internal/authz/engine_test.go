@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,9 +17,10 @@ import (
 // memSource is a hand-written in-memory Source: resources by type, and
 // an error to fail with.
 type memSource struct {
-	res   []Found
-	err   error
-	reads int
+	res    []Found
+	joints map[string][]string // joint owner -> its patients
+	err    error
+	reads  int
 }
 
 func (m *memSource) Referencing(_ context.Context, typ, param, ref string, limit int) ([]Found, error) {
@@ -65,8 +68,32 @@ func (m *memSource) Resource(_ context.Context, typ, id string) (Found, bool, er
 	return Found{}, false, nil
 }
 
-func (m *memSource) OwnersOf(context.Context, string, string, int) ([]string, error) {
-	return nil, m.err
+func (m *memSource) OwnersOf(_ context.Context, typ, label string, _ int) ([]string, error) {
+	if m.err != nil {
+		return nil, m.err
+	}
+	var out []string
+	for _, f := range m.res {
+		if f.Type == typ && f.Owner != OrgOwner && (label == "" || bytes.Contains(f.JSON, []byte(`"`+strings.TrimPrefix(label, "tag:")+`"`))) {
+			out = append(out, f.Owner)
+		}
+	}
+	return out, nil
+}
+
+func (m *memSource) JointOwners(_ context.Context, patients []string, _ int) (map[string][]string, error) {
+	if m.err != nil {
+		return nil, m.err
+	}
+	out := map[string][]string{}
+	for j, ps := range m.joints {
+		for _, p := range ps {
+			if slices.Contains(patients, p) {
+				out[j] = ps
+			}
+		}
+	}
+	return out, nil
 }
 
 type memUsers map[string]identity.User

@@ -2,8 +2,10 @@ package authz
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -63,12 +65,24 @@ func WithoutIO(ctx context.Context) context.Context { return context.WithValue(c
 
 func noIO(ctx context.Context) bool { v, _ := ctx.Value(noIOKey{}).(bool); return v }
 
-// principalKey identifies a principal in caches: kind and id.
+// principalKey identifies a principal to the policies: kind and id.
 func principalKey(p authn.Principal) string { return p.Kind + ":" + p.ID }
+
+// cacheKey identifies what a cached subject or filter was computed
+// for: the principal and everything of it a decision reads besides the
+// stored facts, its roles and SMART scopes. Two tokens of one account
+// can carry different scopes (and roles change): each gets its own.
+func cacheKey(p authn.Principal) string {
+	k := principalKey(p) + "\x00" + strings.Join(p.Roles, ",")
+	if p.Scopes != nil {
+		k += "\x00" + p.Scopes.String()
+	}
+	return k
+}
 
 // subjectOf loads (or reuses) the subject for p.
 func (a *Authorizer) subjectOf(ctx context.Context, p authn.Principal) (*subject, error) {
-	key := principalKey(p)
+	key := cacheKey(p)
 	g, now := a.gen.Load(), a.now()
 	a.mu.Lock()
 	e, ok := a.userC[key]
@@ -78,7 +92,7 @@ func (a *Authorizer) subjectOf(ctx context.Context, p authn.Principal) (*subject
 	// transaction cannot load, and concurrent writes of CareTeams and
 	// Encounters (an import) would otherwise starve it. The staleness is
 	// the one other processes' writes have anyway (CacheTTL).
-	if ok && (e.gen == g || noIO(ctx)) && now.Sub(e.loaded) < a.ttl && slices.Equal(e.facts.p.Roles, p.Roles) {
+	if ok && (e.gen == g || noIO(ctx)) && now.Sub(e.loaded) < a.ttl {
 		return e.facts, nil
 	}
 	if noIO(ctx) {
@@ -114,9 +128,9 @@ func (a *Authorizer) subjectOf(ctx context.Context, p authn.Principal) (*subject
 	if s.facts.FHIRUser != "" {
 		s.actors = append(s.actors, s.facts.FHIRUser)
 	}
-	if s.facts.Organization != "" {
-		s.actors = append(s.actors, s.facts.Organization)
-	}
+	s.actors = append(s.actors, s.facts.Roles...)
+	s.actors = append(s.actors, s.facts.Organizations...)
+	s.actors = append(s.actors, s.facts.CareTeams...)
 	a.buildEntity(s)
 	a.mu.Lock()
 	if len(a.userC) >= maxCached {
@@ -155,8 +169,45 @@ func (a *Authorizer) loadUserFacts(ctx context.Context, fhirUser string, now tim
 	if len(roles) > maxRelations || len(teams) > maxRelations || len(encs) > maxRelations {
 		return fail("relations", errors.New("more relations than the limit"))
 	}
-	return userFacts(fhirUser, roles, teams, encs, now)
+	uf, err := userFacts(fhirUser, roles, teams, encs, now, a.encounterWindow)
+	if err != nil {
+		return UserFacts{}, err
+	}
+	// The organizations the user's organizations are part of: a consent
+	// naming a hospital binds its departments' staff.
+	seen := map[string]bool{}
+	queue := slices.Clone(uf.Organizations)
+	for len(queue) > 0 && len(seen) < maxOrganizations {
+		o := queue[0]
+		queue = queue[1:]
+		if seen[o] {
+			continue
+		}
+		seen[o] = true
+		typ, id := splitRef(o)
+		if typ != "Organization" {
+			continue
+		}
+		f, found, err := a.src.Resource(ctx, typ, id)
+		if err != nil {
+			return fail("organizations", err)
+		}
+		if !found {
+			continue
+		}
+		var org struct {
+			PartOf reference `json:"partOf"`
+		}
+		if json.Unmarshal(f.JSON, &org) == nil && org.PartOf.Reference != "" && relativeRef(org.PartOf.Reference) {
+			queue = append(queue, org.PartOf.Reference)
+		}
+	}
+	uf.Organizations = slices.Sorted(maps.Keys(seen))
+	return uf, nil
 }
+
+// maxOrganizations bounds the organization hierarchy walked for one user.
+const maxOrganizations = 64
 
 // buildEntity builds the Cedar entity of s from its principal and facts.
 func (a *Authorizer) buildEntity(s *subject) {
@@ -201,16 +252,31 @@ func (a *Authorizer) patientFactsOf(ctx context.Context, owner string) (*Patient
 	if found {
 		body = f.JSON
 	}
-	consents, err := a.src.OwnedOfType(ctx, owner, "Consent", maxRelations+1)
+	consents, err := a.src.OwnedOfType(ctx, owner, "Consent", maxConsents+1)
 	if err != nil {
 		return nil, fmt.Errorf("loading consents: %w: %w", ErrUndecidable, err)
-	}
-	if len(consents) > maxRelations {
-		return nil, fmt.Errorf("loading consents: more than %d: %w", maxRelations, ErrUndecidable)
 	}
 	pf, err := patientFacts(owner, body, consents)
 	if err != nil {
 		return nil, err
+	}
+	if len(consents) > maxConsents {
+		// More consents than are read: the rest could deny. Fail closed
+		// for this patient alone.
+		pf.Undecidable = true
+	}
+	for i := range pf.Consents {
+		if !hasRelated(pf.Consents[i].Root) {
+			continue
+		}
+		err := resolveRelated(pf.Consents[i].Root, func(ref string) ([]byte, bool, error) {
+			typ, id := splitRef(ref)
+			f, found, err := a.src.Resource(ctx, typ, id)
+			return f.JSON, found, err
+		})
+		if err != nil {
+			return nil, fmt.Errorf("loading consent data: %w: %w", ErrUndecidable, err)
+		}
 	}
 	a.mu.Lock()
 	if len(a.patC) >= maxCached {

@@ -1,6 +1,9 @@
 package authz
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // Errors.
 var (
@@ -19,6 +22,11 @@ var (
 	// (fail closed); the HTTP layer answers 503 when the cause is
 	// storage.ErrUnavailable.
 	ErrUndecidable = errors.New("authz: decision failed")
+
+	// ErrTooManyLabels means a resource carries more security labels,
+	// tags or categories than [MaxLabels]; it wraps ErrUndecidable. The
+	// record refuses such a resource when it is written (422).
+	ErrTooManyLabels = fmt.Errorf("more labels than the server decides on: %w", ErrUndecidable)
 
 	// ErrNeedsFacts means a decision asked under [WithoutIO] needed
 	// facts that were not cached. The caller leaves its transaction,

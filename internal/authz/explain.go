@@ -54,9 +54,17 @@ func (a *Authorizer) Explain(ctx context.Context, p authn.Principal, action Acti
 		}
 		x.VIP, x.Employee = pf.VIP, pf.Employee
 		if s.patient != t.Owner {
+			x.ConsentDeny = pf.Undecidable
+			cr := ConsentRequest{Actors: s.actors, Type: t.Type, Labels: t.Labels, Now: now,
+				Actions: ConsentActions(action, p), Purpose: purposeOfUse(p.Roles, x.BreakGlass)}
+			if t.Body != nil {
+				if cr.Resource, err = NewResourceFacts(t.Type, t.ID, t.Body); err != nil {
+					return Explanation{}, err
+				}
+			}
 			for _, c := range pf.Consents {
-				dn, ok := c.Evaluate(ConsentRequest{Actors: s.actors, Type: t.Type, Labels: t.Labels, Now: now})
-				x.ConsentDeny, x.ConsentOK = x.ConsentDeny || dn, x.ConsentOK || ok
+				r := c.Evaluate(cr)
+				x.ConsentDeny, x.ConsentOK = x.ConsentDeny || r.Deny, x.ConsentOK || r.Permit
 			}
 		}
 	}

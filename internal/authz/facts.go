@@ -16,21 +16,28 @@ type Found struct {
 	JSON     []byte
 }
 
-// maxRelations bounds the resources read to build one user's or one
-// patient's facts (care teams, encounters, consents). Beyond it the
-// decision fails closed with ErrUndecidable rather than decide on a
-// truncated view (a truncated consent list could allow what a consent
-// denies).
+// maxRelations bounds the resources read to build one user's facts
+// (roles, care teams, encounters). Beyond it the user's decisions fail
+// closed with ErrUndecidable rather than be made on a truncated view.
 const maxRelations = 5000
+
+// maxConsents bounds the Consents read for one patient; a patient with
+// more is decided as if one of the others denied (PatientFacts.Undecidable).
+const maxConsents = 1000
 
 // UserFacts is what stored data says about a workforce user, derived
 // from PractitionerRole, CareTeam and Encounter resources that reference
 // the user's fhirUser Practitioner.
 type UserFacts struct {
 	FHIRUser     string
-	Organization string
+	Organization string // the first active PractitionerRole's organization
 	Department   string
-	CareTeams    []string        // "CareTeam/<id>", sorted
+	// Roles are the user's active "PractitionerRole/<id>"; Organizations
+	// the organizations of those roles and every organization they are
+	// part of (Organization.partOf), sorted: consent actors match them.
+	Roles         []string
+	Organizations []string
+	CareTeams     []string        // "CareTeam/<id>", sorted
 	CareTeamOf   map[string]bool // patient owner -> active care-team member
 	EncounterOf  map[string]bool // patient owner -> encounter participant
 	Grants       []Grant         // unexpired break-the-glass grants at load time
@@ -67,6 +74,15 @@ type PatientFacts struct {
 	VIP      bool
 	Employee bool
 	Consents []Consent
+	// Undecidable is set when one of the patient's Consents could not be
+	// read (beyond the parser's limits: written before they were checked
+	// at write time). It denies every access a consent could bind
+	// ("consent-deny"); the patient's own account and service
+	// credentials are not bound, so the patient (or a repair) can still
+	// fix it. It never fails a decision about another patient.
+	Undecidable bool
+	// UndecidableConsents are the ids of the Consents that could not be read.
+	UndecidableConsents []string
 }
 
 // Labels that flag a patient (meta.security or meta.tag codes of the
@@ -94,8 +110,11 @@ type period struct {
 	End   string `json:"end"`
 }
 
-// maxLabels bounds the labels read from one resource.
-const maxLabels = 64
+// MaxLabels bounds the distinct security labels (and tags) of one
+// resource, and its category codes. A resource with more is not
+// decided on a truncated list (which would drop a sensitive label):
+// it is refused when written and undecidable when read.
+const MaxLabels = 64
 
 type metaOnly struct {
 	Meta struct {
@@ -115,7 +134,7 @@ func ResourceLabels(body []byte, withTags bool) (labels, category []string, err 
 	}
 	add := func(cs []coding) {
 		for _, c := range cs {
-			if c.Code != "" && len(labels) < maxLabels && !slices.Contains(labels, c.Code) {
+			if c.Code != "" && !slices.Contains(labels, c.Code) {
 				labels = append(labels, c.Code)
 			}
 		}
@@ -124,6 +143,9 @@ func ResourceLabels(body []byte, withTags bool) (labels, category []string, err 
 	if withTags {
 		add(m.Meta.Tag)
 	}
+	if len(labels) > MaxLabels {
+		return nil, nil, fmt.Errorf("reading resource labels: more than %d labels: %w", MaxLabels, ErrTooManyLabels)
+	}
 	if len(m.Category) > 0 {
 		// category is a CodeableConcept or an array of them depending on type.
 		var one codeable
@@ -131,17 +153,20 @@ func ResourceLabels(body []byte, withTags bool) (labels, category []string, err 
 		if json.Unmarshal(m.Category, &many) == nil {
 			for _, c := range many {
 				for _, cd := range c.Coding {
-					if cd.Code != "" && len(category) < maxLabels {
+					if cd.Code != "" {
 						category = append(category, cd.Code)
 					}
 				}
 			}
 		} else if json.Unmarshal(m.Category, &one) == nil {
 			for _, cd := range one.Coding {
-				if cd.Code != "" && len(category) < maxLabels {
+				if cd.Code != "" {
 					category = append(category, cd.Code)
 				}
 			}
+		}
+		if len(category) > MaxLabels {
+			return nil, nil, fmt.Errorf("reading resource categories: more than %d: %w", MaxLabels, ErrTooManyLabels)
 		}
 	}
 	return labels, category, nil
@@ -165,7 +190,9 @@ func patientFacts(ref string, patient []byte, consents []Found) (PatientFacts, e
 	for _, f := range consents {
 		c, err := ParseConsent(f.JSON)
 		if err != nil {
-			return PatientFacts{}, fmt.Errorf("consent %s/%s: %w", f.Type, f.ID, err)
+			pf.Undecidable = true
+			pf.UndecidableConsents = append(pf.UndecidableConsents, f.ID)
+			continue
 		}
 		if c.Applies() && c.Patient == ref {
 			pf.Consents = append(pf.Consents, c)
@@ -189,6 +216,7 @@ type careTeamJSON struct {
 type encounterJSON struct {
 	Status      string    `json:"status"`
 	Subject     reference `json:"subject"`
+	Period      *period   `json:"period"`
 	Participant []struct {
 		Individual reference `json:"individual"`
 		Period     *period   `json:"period"`
@@ -250,10 +278,45 @@ func parseFHIRTime(s string, end bool) (time.Time, bool) {
 	return time.Time{}, false
 }
 
+// DefaultEncounterWindow is how long after an encounter ends (its
+// period.end, or the participant's) its participants keep their
+// treatment relationship with the patient: follow-up of results,
+// discharge letters and coding questions come in the weeks after a
+// visit. After it the relationship ends; a care team is the lasting one.
+const DefaultEncounterWindow = 30 * 24 * time.Hour
+
+// encounterCurrent reports whether an encounter (or a participant's part
+// in it) still gives a relationship at now: from its start (if known)
+// until its end plus window. An encounter that is finished without an
+// end ends at its start plus window, and without either gives none
+// (fail closed). One still going on (planned, arrived, triaged,
+// in-progress, onleave) with no end is current.
+func encounterCurrent(status string, p *period, now time.Time, window time.Duration) bool {
+	if p == nil || p.Start == "" && p.End == "" {
+		return status != "finished" && status != "unknown"
+	}
+	if p.Start != "" {
+		start, ok := parseFHIRTime(p.Start, false)
+		if !ok || now.Before(start.Add(-window)) {
+			return false // a planned encounter opens the record shortly before it
+		}
+	}
+	end := p.End
+	if end == "" {
+		if status != "finished" && status != "unknown" {
+			return true
+		}
+		end = p.Start
+	}
+	t, ok := parseFHIRTime(end, true)
+	return ok && !now.After(t.Add(window))
+}
+
 // userFacts derives UserFacts for fhirUser from the PractitionerRoles of
 // the practitioner and the CareTeams and Encounters naming it (directly
-// or through one of its PractitionerRoles).
-func userFacts(fhirUser string, roles, careTeams, encounters []Found, now time.Time) (UserFacts, error) {
+// or through one of its PractitionerRoles). An encounter relationship
+// lasts until the encounter's end plus window (encounterCurrent).
+func userFacts(fhirUser string, roles, careTeams, encounters []Found, now time.Time, window time.Duration) (UserFacts, error) {
 	uf := UserFacts{FHIRUser: fhirUser, CareTeamOf: map[string]bool{}, EncounterOf: map[string]bool{}}
 	members := map[string]bool{fhirUser: true}
 	for _, f := range roles {
@@ -265,8 +328,12 @@ func userFacts(fhirUser string, roles, careTeams, encounters []Found, now time.T
 			continue
 		}
 		members["PractitionerRole/"+f.ID] = true
+		uf.Roles = append(uf.Roles, "PractitionerRole/"+f.ID)
 		if uf.Organization == "" {
 			uf.Organization = pr.Organization.Reference
+		}
+		if o := pr.Organization.Reference; o != "" && !slices.Contains(uf.Organizations, o) {
+			uf.Organizations = append(uf.Organizations, o)
 		}
 		if uf.Department == "" && len(pr.Specialty) > 0 && len(pr.Specialty[0].Coding) > 0 {
 			uf.Department = pr.Specialty[0].Coding[0].Code
@@ -302,8 +369,11 @@ func userFacts(fhirUser string, roles, careTeams, encounters []Found, now time.T
 		if !strings.HasPrefix(f.Owner, "Patient/") || e.Subject.Reference != f.Owner {
 			continue
 		}
+		if !encounterCurrent(e.Status, e.Period, now, window) {
+			continue
+		}
 		for _, p := range e.Participant {
-			if members[p.Individual.Reference] {
+			if members[p.Individual.Reference] && (p.Period == nil || encounterCurrent("finished", p.Period, now, window)) {
 				uf.EncounterOf[f.Owner] = true
 				break
 			}
@@ -311,5 +381,6 @@ func userFacts(fhirUser string, roles, careTeams, encounters []Found, now time.T
 	}
 	slices.Sort(uf.CareTeams)
 	uf.CareTeams = slices.Compact(uf.CareTeams)
+	slices.Sort(uf.Roles)
 	return uf, nil
 }

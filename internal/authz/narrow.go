@@ -3,7 +3,9 @@ package authz
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/phivault/phivault/internal/authn"
@@ -21,12 +23,20 @@ var FilterLabels = []string{"R", "V", "PSY", "HIV", "ETH", "SDV", "42CFRPart2", 
 //
 // A resource passes when its owner passes (All and not in Except, or in
 // Owners) and, for each LabelRule whose label it carries, its owner
-// passes the rule.
+// passes the rule. Resources of the PerRow owners never pass the
+// filter: the caller decides each of them on its own content (reading
+// it) and admits the allowed ones by id.
 type Filter struct {
 	All    bool     // every owner, except Except
-	Owners []string // when !All: the owners allowed ("Patient/<id>", "org")
+	Owners []string // when !All: the owners allowed ("Patient/<id>", "org", "Joint/<h>")
 	Except []string // when All: the owners excluded
 	Labels []LabelRule
+	// PerRow are the owners whose decisions depend on each resource's
+	// content (a consent with criteria about labels, codes, data or
+	// dates that bind this caller): they are excluded from the owner
+	// conditions above, and the record decides their resources one by
+	// one.
+	PerRow []string
 	// Policies are the ids of the policies that decided the probes.
 	Policies []string
 	// Purpose is ETREAT when any owner is reached under a grant.
@@ -42,7 +52,7 @@ type LabelRule struct {
 }
 
 // Nothing reports whether the filter admits no resource at all.
-func (f Filter) Nothing() bool { return !f.All && len(f.Owners) == 0 }
+func (f Filter) Nothing() bool { return !f.All && len(f.Owners) == 0 && len(f.PerRow) == 0 }
 
 // MaxFilterOwners bounds the owners of one filter (a bound on query
 // size: each is a bound parameter). A caller related to more patients
@@ -76,10 +86,14 @@ const filterTTL = 2 * time.Second
 // relationship with (if allowed, every owner is, bar the restricted
 // patients — those with consents or VIP/employee flags — that a
 // decision of their own denies); otherwise each related patient (care
-// team, encounter, grant, own record) and "org" in turn. Then each
-// FilterLabels label is probed the same way.
+// team, encounter, grant, own record) and "org" in turn. Then each label
+// the policies name ([Policies.Labels]) is probed the same way. A
+// patient whose decision depends on the content of each resource (a
+// consent about labels, codes or data that binds this caller) is put
+// in PerRow. Resources naming several patients ("Joint/..." owners)
+// pass when every patient they name does.
 func (a *Authorizer) Narrow(ctx context.Context, p authn.Principal, action Action, typ string) (Filter, error) {
-	key := filterKey{principal: principalKey(p), action: action, typ: typ}
+	key := filterKey{principal: cacheKey(p), action: action, typ: typ}
 	g, now := a.gen.Load()<<32^a.fgen.Load(), a.now()
 	a.mu.Lock()
 	e, ok := a.filterC[key]
@@ -112,10 +126,16 @@ func (a *Authorizer) Narrow(ctx context.Context, p authn.Principal, action Actio
 func (a *Authorizer) narrow(ctx context.Context, s *subject, action Action, typ string, now time.Time) (Filter, error) {
 	var f Filter
 	policies := map[string]bool{}
-	decide := func(owner string, labels []string) (bool, error) {
-		d, err := a.decide(ctx, s, action, Target{Type: typ, Owner: owner, Labels: labels})
+	perRow := map[string]bool{}
+	// decide probes owner with labels; ok=false, partial=true when the
+	// decision depends on each resource's content.
+	decide := func(owner string, labels []string) (ok, partial bool, err error) {
+		d, err := a.decide(ctx, s, action, Target{Type: typ, Owner: owner, Labels: labels, probe: true})
 		if err != nil {
-			return false, err
+			return false, false, err
+		}
+		if d.partial {
+			return false, true, nil
 		}
 		if d.Allowed {
 			for _, id := range d.Policies {
@@ -125,13 +145,13 @@ func (a *Authorizer) narrow(ctx context.Context, s *subject, action Action, typ 
 				f.Purpose = d.Purpose
 			}
 		}
-		return d.Allowed, nil
+		return d.Allowed, false, nil
 	}
 	related := s.facts.Related(now)
 	if s.patient != "" {
 		related = append(related, s.patient)
 	}
-	anyOK, err := decide(anyPatient, nil)
+	anyOK, _, err := decide(anyPatient, nil)
 	if err != nil {
 		return Filter{}, err
 	}
@@ -147,9 +167,13 @@ func (a *Authorizer) narrow(ctx context.Context, s *subject, action Action, typ 
 	candidates = slices.Compact(candidates)
 	allowed := map[string]bool{}
 	for _, o := range candidates {
-		ok, err := decide(o, nil)
+		ok, partial, err := decide(o, nil)
 		if err != nil {
 			return Filter{}, err
+		}
+		if partial {
+			perRow[o] = true
+			continue
 		}
 		allowed[o] = ok
 		switch {
@@ -160,28 +184,29 @@ func (a *Authorizer) narrow(ctx context.Context, s *subject, action Action, typ 
 		}
 	}
 	f.All = anyOK
-	if anyOK && !allowed[OrgOwner] {
+	if anyOK && !allowed[OrgOwner] && !perRow[OrgOwner] {
 		f.Except = append(f.Except, OrgOwner)
 	}
-	if len(f.Owners) > MaxFilterOwners || len(f.Except) > MaxFilterOwners {
-		return Filter{}, fmt.Errorf("narrowing: more than %d owners: %w", MaxFilterOwners, ErrUndecidable)
-	}
-	for _, l := range FilterLabels {
+	for _, l := range a.policies.Load().labels {
 		labels := []string{l}
 		base := false
 		if anyOK {
-			if base, err = decide(anyPatient, labels); err != nil {
+			if base, _, err = decide(anyPatient, labels); err != nil {
 				return Filter{}, err
 			}
 		}
 		rule := LabelRule{Label: l, Except: base}
 		for _, o := range candidates {
-			if !allowed[o] {
+			if !allowed[o] || perRow[o] {
 				continue // the owner is excluded anyway
 			}
-			ok, err := decide(o, labels)
+			ok, partial, err := decide(o, labels)
 			if err != nil {
 				return Filter{}, err
+			}
+			if partial {
+				perRow[o] = true
+				continue
 			}
 			if base && !ok || !base && ok {
 				rule.Owners = append(rule.Owners, o)
@@ -193,6 +218,32 @@ func (a *Authorizer) narrow(ctx context.Context, s *subject, action Action, typ 
 		}
 		f.Labels = append(f.Labels, rule)
 	}
+	// An owner found per-row late (by a label probe) leaves the lists.
+	if len(perRow) > 0 {
+		drop := func(os []string) []string {
+			return slices.DeleteFunc(os, func(o string) bool { return perRow[o] })
+		}
+		f.Owners = drop(f.Owners)
+		for i := range f.Labels {
+			f.Labels[i].Owners = drop(f.Labels[i].Owners)
+		}
+		if f.All {
+			// Excluded from the owner condition: admitted by id only.
+			f.Except = drop(f.Except)
+			for o := range perRow {
+				f.Except = append(f.Except, o)
+			}
+		}
+		f.PerRow = slices.Sorted(maps.Keys(perRow))
+	}
+	if err := a.joint(ctx, &f, anyOK); err != nil {
+		return Filter{}, err
+	}
+	slices.Sort(f.Except)
+	slices.Sort(f.Owners)
+	if len(f.Owners) > MaxFilterOwners || len(f.Except) > MaxFilterOwners || len(f.PerRow) > MaxFilterOwners {
+		return Filter{}, fmt.Errorf("narrowing: more than %d owners: %w", MaxFilterOwners, ErrUndecidable)
+	}
 	for id := range policies {
 		f.Policies = append(f.Policies, id)
 	}
@@ -201,6 +252,64 @@ func (a *Authorizer) narrow(ctx context.Context, s *subject, action Action, typ 
 		f.Policies = []string{PolicyNone}
 	}
 	return f, nil
+}
+
+// joint extends f to the resources that name several patients (their
+// owner is "Joint/<h>", a key of their own): such a resource passes an
+// owner condition or a label rule when every patient it names does, and
+// is decided per row when one of them is.
+func (a *Authorizer) joint(ctx context.Context, f *Filter, anyOK bool) error {
+	mentioned := slices.Concat(f.Owners, f.Except, f.PerRow)
+	for _, r := range f.Labels {
+		mentioned = append(mentioned, r.Owners...)
+	}
+	mentioned = slices.DeleteFunc(slices.Clone(mentioned), func(o string) bool { return !strings.HasPrefix(o, "Patient/") })
+	slices.Sort(mentioned)
+	mentioned = slices.Compact(mentioned)
+	if len(mentioned) == 0 {
+		return nil
+	}
+	joints, err := a.src.JointOwners(ctx, mentioned, MaxFilterOwners+1)
+	if err != nil {
+		return fmt.Errorf("narrowing: loading joint owners: %w: %w", ErrUndecidable, err)
+	}
+	if len(joints) > MaxFilterOwners {
+		return fmt.Errorf("narrowing: more than %d joint owners: %w", MaxFilterOwners, ErrUndecidable)
+	}
+	in := func(list []string, o string) bool { _, ok := slices.BinarySearch(list, o); return ok }
+	sortedCopy := func(l []string) []string { c := slices.Clone(l); slices.Sort(c); return c }
+	owners, except, perRow := sortedCopy(f.Owners), sortedCopy(f.Except), sortedCopy(f.PerRow)
+	for _, j := range slices.Sorted(maps.Keys(joints)) {
+		members := joints[j]
+		anyIn := func(list []string) bool { return slices.ContainsFunc(members, func(m string) bool { return in(list, m) }) }
+		allIn := func(list ...[]string) bool {
+			return !slices.ContainsFunc(members, func(m string) bool {
+				return !slices.ContainsFunc(list, func(l []string) bool { return in(l, m) })
+			})
+		}
+		switch {
+		case anyOK && anyIn(except) && !anyIn(perRow):
+			f.Except = append(f.Except, j) // a member is denied outright
+		case !anyOK && !allIn(owners, perRow):
+			// a member is not allowed: nothing to add
+		case anyIn(perRow):
+			f.PerRow = append(f.PerRow, j)
+			if anyOK {
+				f.Except = append(f.Except, j)
+			}
+		case !anyOK:
+			f.Owners = append(f.Owners, j)
+		}
+		for i := range f.Labels {
+			r := &f.Labels[i]
+			ro := sortedCopy(r.Owners)
+			if r.Except && anyIn(ro) || !r.Except && allIn(ro) {
+				r.Owners = append(r.Owners, j)
+			}
+		}
+	}
+	slices.Sort(f.PerRow)
+	return nil
 }
 
 // restricted returns the patients whose decisions may differ from an

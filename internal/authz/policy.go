@@ -5,9 +5,11 @@ import (
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -45,7 +47,16 @@ type Policies struct {
 	files   map[string][]byte
 	hash    string
 	source  string
+	// labels are the string literals the policies compare resource or
+	// patient labels with (FilterLabels included): the labels search
+	// narrowing probes.
+	labels []string
 }
+
+// Labels returns the security labels search narrowing decides on: the
+// built-in [FilterLabels] and every label literal the policies compare
+// a labels attribute with.
+func (p *Policies) Labels() []string { return slices.Clone(p.labels) }
 
 // Hash is the SHA-256 (hex) of the policy files, names and contents in
 // name order: the version of the policy set.
@@ -149,6 +160,10 @@ func ParsePolicies(source string, files map[string][]byte) (*Policies, error) {
 	h := sha256.New()
 	var ids []string
 	conceal := map[string]bool{}
+	labels := map[string]bool{}
+	for _, l := range FilterLabels {
+		labels[l] = true
+	}
 	kept := make(map[string][]byte, len(files))
 	for _, name := range names {
 		text := files[name]
@@ -176,13 +191,72 @@ func ParsePolicies(source string, files map[string][]byte) (*Policies, error) {
 			if p.Annotations()["conceal"] == "true" {
 				conceal[string(id)] = true
 			}
+			js, err := p.MarshalJSON()
+			if err != nil {
+				return nil, fmt.Errorf("policy file %s: policy %q: %w: %w", name, id, ErrInvalidPolicy, err)
+			}
+			var tree any
+			if err := json.Unmarshal(js, &tree); err != nil {
+				return nil, fmt.Errorf("policy file %s: policy %q: %w: %w", name, id, ErrInvalidPolicy, err)
+			}
+			labelLiterals(tree, false, labels)
 		}
 	}
 	if len(ids) == 0 {
 		return nil, fmt.Errorf("policy set from %s has no policies (everything would be denied): %w", source, ErrInvalidPolicy)
 	}
 	sort.Strings(ids)
-	return &Policies{set: set, ids: ids, conceal: conceal, files: kept, hash: hex.EncodeToString(h.Sum(nil)), source: source}, nil
+	return &Policies{set: set, ids: ids, conceal: conceal, files: kept, hash: hex.EncodeToString(h.Sum(nil)), source: source,
+		labels: slices.Sorted(maps.Keys(labels))}, nil
+}
+
+// labelLiterals adds to out the string literals of every comparison in
+// a policy's JSON form (Cedar's JSON policy format) that involves a
+// "labels" attribute: resource.labels.containsAny(["HIV", ...]),
+// resource.labels.contains("X"), and the like.
+func labelLiterals(n any, inLabels bool, out map[string]bool) {
+	switch x := n.(type) {
+	case map[string]any:
+		if !inLabels && mentionsLabels(x) {
+			for _, op := range []string{"contains", "containsAll", "containsAny", "==", "!="} {
+				if _, ok := x[op]; ok {
+					inLabels = true
+				}
+			}
+		}
+		if v, ok := x["Value"].(string); ok && inLabels {
+			out[v] = true
+		}
+		for _, c := range x {
+			labelLiterals(c, inLabels, out)
+		}
+	case []any:
+		for _, c := range x {
+			labelLiterals(c, inLabels, out)
+		}
+	}
+}
+
+// mentionsLabels reports whether the subtree reads an attribute "labels".
+func mentionsLabels(n any) bool {
+	switch x := n.(type) {
+	case map[string]any:
+		if a, ok := x["attr"].(string); ok && a == "labels" {
+			return true
+		}
+		for _, c := range x {
+			if mentionsLabels(c) {
+				return true
+			}
+		}
+	case []any:
+		for _, c := range x {
+			if mentionsLabels(c) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func validator() (*validate.Validator, error) {

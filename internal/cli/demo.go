@@ -112,7 +112,7 @@ func (e *env) loadDemoPatients(ctx context.Context, c config.Config, n int) erro
 		return err
 	}
 	defer a.Close()
-	caller := record.Caller{Agent: audit.Agent{User: "demo", Client: "cli"}, Purpose: "HOPERAT"}
+	caller := record.Caller{Agent: audit.Agent{User: "demo", Client: "cli"}, Purpose: "HOPERAT", Guard: record.Offline()}
 	bar := progressbar.NewOptions(n+1, progressbar.OptionSetWriter(e.stderr), progressbar.OptionSetDescription("loading synthetic patients"),
 		progressbar.OptionShowCount(), progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionOnCompletion(func() { fmt.Fprintln(e.stderr) }))
 	err = synth.Generate(ctx, synth.Options{Patients: n, Seed: 1, Start: synth.DefaultStart}, func(_ string, b []byte) error {

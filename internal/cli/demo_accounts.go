@@ -138,7 +138,7 @@ func createDemoAccounts(ctx context.Context, c config.Config, logger *slog.Logge
 
 // demoCaller writes the demo's set-up resources (a trusted in-process
 // caller: the operator holds the key file).
-var demoCaller = record.Caller{Agent: audit.Agent{User: "demo", Client: "cli"}, Purpose: "HOPERAT"}
+var demoCaller = record.Caller{Agent: audit.Agent{User: "demo", Client: "cli"}, Purpose: "HOPERAT", Guard: record.Offline()}
 
 // demoPractitioner stores a Practitioner for a demo clinician.
 func demoPractitioner(ctx context.Context, a *app.App, name string) (string, error) {
@@ -212,7 +212,7 @@ func enrolDemoTOTP(ctx context.Context, s *login.Service, username, pw string) (
 
 // firstPatientID returns the id of a stored Patient.
 func firstPatientID(ctx context.Context, a *app.App) (string, error) {
-	caller := record.Caller{Agent: audit.Agent{User: "demo", Client: "cli"}, Purpose: "HOPERAT"}
+	caller := record.Caller{Agent: audit.Agent{User: "demo", Client: "cli"}, Purpose: "HOPERAT", Guard: record.Offline()}
 	page, err := a.Record.Search(ctx, caller, "Patient", url.Values{"_count": {"1"}}, record.SearchOptions{})
 	if err != nil {
 		return "", fmt.Errorf("finding a demo patient: %w", err)

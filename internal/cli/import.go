@@ -108,7 +108,7 @@ func (e *env) runImport(ctx context.Context, o importOptions, args []string) err
 			return err
 		}
 		defer a.Close()
-		caller := record.Caller{Agent: audit.Agent{User: "import", Client: "cli"}, Purpose: "HOPERAT"}
+		caller := record.Caller{Agent: audit.Agent{User: "import", Client: "cli"}, Purpose: "HOPERAT", Guard: record.Offline()}
 		load = func(ctx context.Context, b []byte) ([]byte, error) {
 			res, err := a.Record.Parse(b)
 			if err != nil {

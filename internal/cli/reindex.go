@@ -24,7 +24,7 @@ are not found (access is denied, not granted). Audited; safe while serving.`,
 				return err
 			}
 			defer a.Close()
-			c := record.Caller{Agent: audit.Agent{Client: "cli"}, Purpose: "HOPERAT"}
+			c := record.Caller{Agent: audit.Agent{Client: "cli"}, Purpose: "HOPERAT", Guard: record.Offline()}
 			n, err := a.Record.Reindex(cmd.Context(), c, func(n int64) { fmt.Fprintf(e.stderr, "reindexed %d resources\n", n) })
 			if err != nil {
 				return err

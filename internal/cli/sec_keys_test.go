@@ -300,7 +300,7 @@ func secAllCiphertexts(t *testing.T, dir string, db *sql.DB) map[string]secVersi
 }
 
 func secCaller() record.Caller {
-	return record.Caller{Agent: audit.Agent{User: "test", Client: "test"}, Purpose: "TREAT"}
+	return record.Caller{Agent: audit.Agent{User: "test", Client: "test"}, Purpose: "TREAT", Guard: record.Offline()}
 }
 
 func secKeyRecords(t *testing.T, dir string) map[string]storage.KeyRecord {

@@ -29,7 +29,7 @@ func secImportSynth(t *testing.T, n int, initArgs ...string) (dir, token string)
 // service (as a PUT would).
 func secUpdateTimes(t *testing.T, a *app.App, typ, id string, k int) {
 	t.Helper()
-	caller := record.Caller{Agent: audit.Agent{User: "test", Client: "test"}, Purpose: "TREAT"}
+	caller := record.Caller{Agent: audit.Agent{User: "test", Client: "test"}, Purpose: "TREAT", Guard: record.Offline()}
 	for range k {
 		st, err := a.Record.Read(t.Context(), caller, typ, id)
 		if err != nil {

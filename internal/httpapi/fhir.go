@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/phivault/phivault/internal/audit"
+	"github.com/phivault/phivault/internal/authz"
 	"github.com/phivault/phivault/internal/fhir"
 	"github.com/phivault/phivault/internal/record"
 )
@@ -52,34 +53,10 @@ func (s *Server) caller(r *http.Request) record.Caller {
 	}
 	return record.Caller{
 		Agent:     audit.Agent{User: p.ID, Role: role, Client: client, Address: clientIP(r)},
-		Purpose:   purposeOf(p.Roles),
+		Purpose:   authz.PurposeOf(p.Roles),
 		RequestID: RequestID(r.Context()),
 		Guard:     guardFrom(r.Context()),
 	}
-}
-
-// purposeOf is the v3 PurposeOfUse recorded for a principal's accesses
-// by its role (break-the-glass accesses record ETREAT instead): patients
-// PATRQT, billing HPAYMT, researchers HRESCH, clinicians TREAT,
-// everyone else (front desk, oversight, service credentials) HOPERAT.
-func purposeOf(roles []string) string {
-	for _, r := range roles {
-		switch r {
-		case "physician", "nurse":
-			return "TREAT"
-		}
-	}
-	for _, r := range roles {
-		switch r {
-		case "patient":
-			return "PATRQT"
-		case "billing":
-			return "HPAYMT"
-		case "researcher":
-			return "HRESCH"
-		}
-	}
-	return "HOPERAT"
 }
 
 func clientIP(r *http.Request) string {

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/phivault/phivault/internal/audit"
+	"github.com/phivault/phivault/internal/authz"
 	"github.com/phivault/phivault/internal/authn"
 	"github.com/phivault/phivault/internal/authn/login"
 	"github.com/phivault/phivault/internal/authn/smart"
@@ -369,11 +370,19 @@ func (s *Server) flowPrincipal(r *http.Request) (authn.Principal, error) {
 	return p, nil
 }
 
-// launchCaller is the audit identity of the picker's record reads.
+// launchCaller is the identity of the picker's record reads: the
+// signed-in user, authorized by their own guard (the picker searches
+// and reads exactly what the user may search and read, narrowed the
+// same way), audited as theirs. Without an authorizer it has no guard,
+// and the record refuses everything.
 func (s *Server) launchCaller(r *http.Request, p authn.Principal, clientID string) record.Caller {
-	return record.Caller{
+	c := record.Caller{
 		Agent:     audit.Agent{User: p.ID, Role: strings.Join(p.Roles, ","), Client: clientID, Session: p.SessionID, Address: clientIP(r)},
-		Purpose:   "TREAT",
+		Purpose:   authz.PurposeOf(p.Roles),
 		RequestID: RequestID(r.Context()),
 	}
+	if s.authz != nil {
+		c.Guard = s.authz.For(p)
+	}
+	return c
 }

@@ -133,8 +133,15 @@ func checkDEKOwner(owner string) error {
 		return nil
 	}
 	id, ok := strings.CutPrefix(owner, patientPrefix)
+	if !ok {
+		id, ok = strings.CutPrefix(owner, jointPrefix)
+	}
 	if !ok || id == "" || len(owner) > maxOwnerLen || strings.ContainsAny(id, "/\x00") {
-		return fmt.Errorf("invalid key owner %q, want %q or %q", owner, OwnerOrg, patientPrefix+"<id>")
+		return fmt.Errorf("invalid key owner %q, want %q, %q or %q", owner, OwnerOrg, patientPrefix+"<id>", jointPrefix+"<h>")
 	}
 	return nil
 }
+
+// jointPrefix starts the owner of the key of a resource naming several
+// patients (storage.JointPrefix).
+const jointPrefix = "Joint/"

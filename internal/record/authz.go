@@ -11,6 +11,7 @@ import (
 
 	"github.com/phivault/phivault/internal/audit"
 	"github.com/phivault/phivault/internal/authz"
+	"github.com/phivault/phivault/internal/fhir"
 	"github.com/phivault/phivault/internal/fhir/search"
 	"github.com/phivault/phivault/internal/keys"
 	"github.com/phivault/phivault/internal/storage"
@@ -21,15 +22,64 @@ import (
 // write, after opening a resource (whose labels it then knows) and, for
 // a search, before the query runs (the narrowing filter).
 //
-// A Caller with a nil Guard is a trusted in-process caller (import,
-// demo, verify: code that already holds the key file); the HTTP API
-// always sets one.
+// Every Caller needs one: a nil Guard refuses everything (see
+// [Caller]). Trusted offline commands use [Offline].
 type Guard interface {
 	Decide(ctx context.Context, action authz.Action, t authz.Target) (authz.Decision, error)
 	Narrow(ctx context.Context, action authz.Action, typ string) (authz.Filter, error)
 }
 
-var _ Guard = (*authz.Bound)(nil)
+var (
+	_ Guard = (*authz.Bound)(nil)
+	_ Guard = offline{}
+	_ Guard = noGuard{}
+)
+
+// PolicyOffline is recorded as the deciding policy of every access by
+// an [Offline] caller.
+const PolicyOffline = "offline-operator"
+
+// offline is the guard of trusted offline commands.
+type offline struct{}
+
+func (offline) Decide(context.Context, authz.Action, authz.Target) (authz.Decision, error) {
+	return authz.Decision{Allowed: true, Policies: []string{PolicyOffline}}, nil
+}
+
+func (offline) Narrow(context.Context, authz.Action, string) (authz.Filter, error) {
+	return authz.Filter{All: true, Policies: []string{PolicyOffline}}, nil
+}
+
+// Offline returns the guard of a trusted offline command (import, demo
+// seeding, reindex, verify): code run by an operator who already holds
+// the key file and the data directory, for whom authorization can add
+// nothing. It allows everything, and every access it makes is audited
+// with the policy [PolicyOffline]. Nothing that serves requests may use
+// it: internal/archtest fails the build of a test if httpapi or webui
+// (or any package but the CLI, the composition root and tests) names it.
+func Offline() Guard { return offline{} }
+
+// ErrNoGuard is the cause of the refusal of a Caller without a Guard.
+var ErrNoGuard = errors.New("record: the caller has no authorization guard")
+
+// noGuard is what a Caller without a Guard gets: every decision fails.
+type noGuard struct{}
+
+func (noGuard) Decide(context.Context, authz.Action, authz.Target) (authz.Decision, error) {
+	return authz.Decision{}, fmt.Errorf("%w: %w", ErrNoGuard, authz.ErrUndecidable)
+}
+
+func (noGuard) Narrow(context.Context, authz.Action, string) (authz.Filter, error) {
+	return authz.Filter{}, fmt.Errorf("%w: %w", ErrNoGuard, authz.ErrUndecidable)
+}
+
+// guard returns c's guard: noGuard (refuse everything) when it has none.
+func (c Caller) guard() Guard {
+	if c.Guard == nil {
+		return noGuard{}
+	}
+	return c.Guard
+}
 
 // Index columns of resource labels for authorization (blind indexes
 // like every token): meta.security and meta.tag codes. Not FHIR search
@@ -43,9 +93,12 @@ const (
 func (s *Service) labelRows(typ string, body []byte) ([]storage.IndexRow, error) {
 	sec, _, err := authz.ResourceLabels(body, false)
 	if err != nil {
-		return nil, invalid("the resource's meta could not be read")
+		return nil, labelsError(err)
 	}
-	all, _, _ := authz.ResourceLabels(body, true)
+	all, _, err := authz.ResourceLabels(body, true)
+	if err != nil {
+		return nil, labelsError(err)
+	}
 	var rows []storage.IndexRow
 	add := func(param, code string) error {
 		h, err := s.keys.BlindIndex(hashInput(typ, search.Term{Param: param, Key: code}))
@@ -70,45 +123,156 @@ func (s *Service) labelRows(typ string, body []byte) ([]storage.IndexRow, error)
 	return rows, nil
 }
 
+func labelsError(err error) error {
+	if errors.Is(err, authz.ErrTooManyLabels) {
+		return failCause(http.StatusUnprocessableEntity, ErrUnprocessable, "too-costly",
+			fmt.Sprintf("the resource carries more than %d security labels, tags or categories; authorization decides on all of them, so more are refused", authz.MaxLabels), err)
+	}
+	return failCause(http.StatusUnprocessableEntity, ErrUnprocessable, "invalid", "the resource's meta could not be read", err)
+}
+
+// decidable refuses what authorization could not decide on once
+// stored: a Consent it cannot read in full (it would deny every access
+// to the patient's record), and a resource that refers to a patient by
+// something else than a literal reference (a contained Patient, an
+// identifier-only Patient reference), which would hold that patient's
+// information without belonging to the patient.
+func decidable(res fhir.Resource) error {
+	if res.Type() == "Consent" {
+		body, err := res.Marshal()
+		if err != nil {
+			return invalid("the resource could not be encoded")
+		}
+		if _, err := authz.ParseConsent(body); err != nil {
+			return failCause(http.StatusUnprocessableEntity, ErrUnprocessable, "business-rule",
+				"this Consent cannot be enforced in full: "+consentProblem(err)+"; authorization would refuse every access it could bind, so it is not accepted", err)
+		}
+	}
+	if search.UnresolvedPatient(res) {
+		return fail(http.StatusUnprocessableEntity, ErrUnprocessable, "business-rule",
+			"a patient must be referenced literally (Patient/<id>): contained Patient resources and identifier-only Patient references are not accepted; resolve them with a conditional reference (Patient?identifier=...) in a transaction")
+	}
+	return nil
+}
+
+// consentProblem is the safe reason ParseConsent gave (its messages
+// quote nothing from the input).
+func consentProblem(err error) string {
+	msg := err.Error()
+	msg = strings.TrimPrefix(msg, "parsing consent: ")
+	if i := strings.Index(msg, ": authz:"); i >= 0 {
+		msg = msg[:i]
+	}
+	return msg
+}
+
 func (s *Service) labelHash(typ, param, code string) ([]byte, error) {
 	return s.keys.BlindIndex(hashInput(typ, search.Term{Param: param, Key: code}))
 }
 
-// narrowing turns an authorization filter into store clauses.
-func (s *Service) narrowing(typ string, f authz.Filter) ([]storage.Clause, error) {
+// narrowing turns an authorization filter into store clauses. The
+// owner condition comes first; allowed are the ids of the PerRow
+// owners' resources decided one by one (perRow): they pass it too.
+func (s *Service) narrowing(typ string, f authz.Filter, allowed []string) ([]storage.Clause, error) {
 	var cls []storage.Clause
+	var owner *storage.Clause
 	switch {
 	case f.All && len(f.Except) > 0:
 		cls = append(cls, storage.Clause{Any: []storage.Cond{{Kind: storage.CondOwner, Owners: f.Except, Negate: true}}})
+		owner = &cls[0]
 	case !f.All:
 		cls = append(cls, storage.Clause{Any: []storage.Cond{{Kind: storage.CondOwner, Owners: f.Owners}}})
+		owner = &cls[0]
+	}
+	if owner != nil && len(allowed) > 0 {
+		owner.Any = append(owner.Any, storage.Cond{Kind: storage.CondID, IDs: allowed, Authz: true})
 	}
 	for _, r := range f.Labels {
 		h, err := s.labelHash(typ, labelParam, r.Label)
 		if err != nil {
 			return nil, fmt.Errorf("computing blind index: %w", err)
 		}
-		// Without the label, or with an owner the rule admits.
+		// Without the label, or with an owner the rule admits. The
+		// per-row owners' resources were decided on all their labels
+		// already: a rule listing admitted owners admits them too.
+		owners := r.Owners
+		if !r.Except {
+			owners = slices.Concat(owners, f.PerRow)
+		}
 		cl := storage.Clause{Any: []storage.Cond{{Kind: storage.CondHash, Param: labelParam, Hashes: [][]byte{h}, Negate: true}}}
-		if r.Except || len(r.Owners) > 0 {
-			cl.Any = append(cl.Any, storage.Cond{Kind: storage.CondOwner, Owners: r.Owners, Negate: r.Except})
+		if r.Except || len(owners) > 0 {
+			cl.Any = append(cl.Any, storage.Cond{Kind: storage.CondOwner, Owners: owners, Negate: r.Except})
 		}
 		cls = append(cls, cl)
 	}
 	return cls, nil
 }
 
-// narrow adds c's search filter for typ to q; ok=false when nothing
-// may match (q is then left unrun by callers that can skip it).
-func (s *Service) narrow(ctx context.Context, c Caller, q *storage.Query) (authz.Filter, error) {
-	if c.Guard == nil {
-		return authz.Filter{All: true}, nil
+// MaxPerRow bounds the resources of consent-restricted patients one
+// narrowed query decides one by one (perRow): beyond it the search is
+// refused as too costly rather than answered incompletely.
+const MaxPerRow = 5000
+
+// keyedReader is what deciding stored resources one by one needs: the
+// store, or a write transaction.
+type keyedReader interface {
+	Search(ctx context.Context, q storage.Query) (storage.Result, error)
+	Key(ctx context.Context, owner string) (storage.KeyRecord, error)
+	JointMembers(ctx context.Context, owner string) ([]string, error)
+}
+
+// perRow decides, one by one, the resources of f's PerRow owners that
+// q (the caller's own clauses, before narrowing) matches, and returns
+// the ids of those c may see for action. rd is the store, or the write
+// transaction a conditional operation runs in.
+func (s *Service) perRow(ctx context.Context, c Caller, rd keyedReader, q storage.Query, f authz.Filter, a audit.Action) ([]string, error) {
+	if len(f.PerRow) == 0 {
+		return nil, nil
 	}
-	f, err := c.Guard.Narrow(ctx, authz.Search, q.Type)
+	q.Clauses = append(slices.Clone(q.Clauses), storage.Clause{Any: []storage.Cond{{Kind: storage.CondOwner, Owners: f.PerRow}}})
+	q.Count, q.Offset, q.Total, q.Sort = MaxPerRow+1, 0, false, nil
+	r, err := rd.Search(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	if len(r.Versions) > MaxPerRow {
+		return nil, failCause(http.StatusBadRequest, ErrInvalid, "too-costly",
+			"the search reaches too many records whose patients restrict access by consent; add a more selective parameter (such as patient)",
+			fmt.Errorf("narrowing: more than %d per-row decisions", MaxPerRow))
+	}
+	var ids []string
+	for _, v := range r.Versions {
+		body, err := s.openWith(ctx, rd, v)
+		if errors.Is(err, ErrGone) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if _, err := s.checkWith(ctx, rd, c, a, v, body); err != nil {
+			if errors.Is(err, authz.ErrNeedsFacts) || AsError(err).Status == http.StatusServiceUnavailable {
+				return nil, err
+			}
+			continue
+		}
+		ids = append(ids, v.ID)
+	}
+	return ids, nil
+}
+
+// narrow adds c's search filter for q.Type to q, deciding the resources
+// of consent-restricted patients one by one through rd (the store, or
+// the write transaction a conditional operation runs in).
+func (s *Service) narrow(ctx context.Context, c Caller, rd keyedReader, q *storage.Query) (authz.Filter, error) {
+	f, err := c.guard().Narrow(ctx, authz.Search, q.Type)
 	if err != nil {
 		return authz.Filter{}, err // ErrNeedsFacts included: see updateTx
 	}
-	cls, err := s.narrowing(q.Type, f)
+	allowed, err := s.perRow(ctx, c, rd, *q, f, audit.ActionSearch)
+	if err != nil {
+		return authz.Filter{}, err
+	}
+	cls, err := s.narrowing(q.Type, f, allowed)
 	if err != nil {
 		return authz.Filter{}, err
 	}
@@ -141,25 +305,32 @@ func actionOf(a audit.Action) authz.Action {
 	return authz.Action(a)
 }
 
-// allowAll is the decision for a trusted caller without a Guard.
-var allowAll = authz.Decision{Allowed: true}
-
 // check decides act on typ/id of owner, whose current body (if known)
 // gives the labels. A denial or a failure to decide is an *Error
 // carrying its audit event: callers outside a transaction pass it to
 // recordDenial; inside one, the event is recorded after rollback.
 func (s *Service) check(ctx context.Context, c Caller, a audit.Action, v storage.Version, body []byte) (authz.Decision, error) {
-	if c.Guard == nil {
-		return allowAll, nil
+	return s.checkWith(ctx, nil, c, a, v, body)
+}
+
+// checkWith is check reading what it needs (a joint owner's patients)
+// through rd: a write transaction, or nil for the store.
+func (s *Service) checkWith(ctx context.Context, rd memberReader, c Caller, a audit.Action, v storage.Version, body []byte) (authz.Decision, error) {
+	t := authz.Target{Type: v.Type, ID: v.ID, Owner: v.Owner, Body: body}
+	if strings.HasPrefix(v.Owner, JointPrefix) {
+		ps, err := s.patientsOf(ctx, rd, v.Owner)
+		if err != nil {
+			return authz.Decision{}, s.denial(c, a, v, authz.Decision{Policies: []string{"undecidable"}}, err)
+		}
+		t.Patients = ps
 	}
-	t := authz.Target{Type: v.Type, ID: v.ID, Owner: v.Owner}
 	if body != nil {
 		var err error
 		if t.Labels, t.Category, err = authz.ResourceLabels(body, false); err != nil {
 			return authz.Decision{}, s.denial(c, a, v, authz.Decision{Policies: []string{"undecidable"}}, err)
 		}
 	}
-	d, err := c.Guard.Decide(ctx, actionOf(a), t)
+	d, err := c.guard().Decide(ctx, actionOf(a), t)
 	if errors.Is(err, authz.ErrNeedsFacts) {
 		return authz.Decision{}, err // updateTx loads the facts and reruns
 	}
@@ -187,9 +358,7 @@ func (s *Service) denial(c Caller, a audit.Action, v storage.Version, d authz.De
 		}
 		ev.Entities = []string{ref}
 	}
-	if p := patientOfOwner(v.Owner); p != "" {
-		ev.Patients = []string{p}
-	}
+	ev.Patients = s.eventPatients(v.Owner)
 	var e *Error
 	switch {
 	case cause != nil && (errors.Is(cause, storage.ErrUnavailable) || errors.Is(cause, context.Canceled) || errors.Is(cause, context.DeadlineExceeded)):
@@ -259,7 +428,7 @@ func (s *Service) updateTx(ctx context.Context, c Caller, fn func(ctx context.Co
 	for round := 1; ; round++ {
 		err := s.store.Update(ctx, func(tx storage.Tx) error { return fn(inner, tx) })
 		var nf *authz.NeedsFacts
-		if c.Guard == nil || !errors.As(err, &nf) {
+		if !errors.As(err, &nf) {
 			return err
 		}
 		if round == maxFactRounds {
@@ -275,9 +444,6 @@ func (s *Service) updateTx(ctx context.Context, c Caller, fn func(ctx context.Co
 // entries' decisions will need (the owners known ahead), so the
 // transaction rarely reruns.
 func (s *Service) prewarmEntries(ctx context.Context, c Caller, entries []*entry) {
-	if c.Guard == nil {
-		return
-	}
 	seen := map[string]bool{}
 	for _, e := range entries {
 		if e.err == nil && (e.query != "" || e.ifNoneExist != "") && !seen["?"+e.typ] {
@@ -291,7 +457,7 @@ func (s *Service) prewarmEntries(ctx context.Context, c Caller, entries []*entry
 		case e.prep != nil:
 			owner = e.prep.v.Owner
 		case e.res != nil:
-			owner = s.ownerOf(e.res)
+			owner, _, _ = s.ownerOf(e.res)
 		case e.id != "":
 			if v, err := s.store.Current(ctx, e.typ, e.id); err == nil {
 				owner = v.Owner
@@ -311,11 +477,11 @@ func (s *Service) prewarm(ctx context.Context, c Caller, nf *authz.NeedsFacts) e
 	if owner == "" {
 		owner = OrgOwner
 	}
-	if _, err := c.Guard.Decide(ctx, authz.Read, authz.Target{Type: "Patient", Owner: owner}); err != nil && !errors.Is(err, authz.ErrDenied) {
+	if _, err := c.guard().Decide(ctx, authz.Read, authz.Target{Type: "Patient", Owner: owner}); err != nil && !errors.Is(err, authz.ErrDenied) {
 		return s.prewarmErr(c, err)
 	}
 	if nf.Filter != "" {
-		if _, err := c.Guard.Narrow(ctx, authz.Search, nf.Filter); err != nil {
+		if _, err := c.guard().Narrow(ctx, authz.Search, nf.Filter); err != nil {
 			return s.prewarmErr(c, err)
 		}
 	}
@@ -326,9 +492,37 @@ func (s *Service) prewarmErr(c Caller, err error) error {
 	return s.denial(c, audit.ActionSearch, storage.Version{}, authz.Decision{Policies: []string{"undecidable"}}, err)
 }
 
+// openWith decrypts v through rd: a write transaction's key read, or
+// the store's cached keys.
+func (s *Service) openWith(ctx context.Context, rd keyedReader, v storage.Version) ([]byte, error) {
+	if tx, ok := rd.(storage.Tx); ok {
+		return s.openInTx(ctx, tx, v)
+	}
+	return s.open(ctx, v)
+}
+
+// eventPatients are the patients an audit event about a version of
+// owner names: the patient, or every patient of a joint owner (whose
+// decision loaded them).
+func (s *Service) eventPatients(owner string) []string {
+	ps, err := s.patientsOf(context.Background(), cachedOnly{}, owner)
+	if err != nil {
+		return nil
+	}
+	return slices.Clone(ps)
+}
+
+// cachedOnly is a memberReader that reads nothing: eventPatients uses
+// the cache filled by the decision on the same version.
+type cachedOnly struct{}
+
+func (cachedOnly) JointMembers(context.Context, string) ([]string, error) {
+	return nil, storage.ErrNotFound
+}
+
 // openInTx decrypts v with the key read through tx (no second connection).
 func (s *Service) openInTx(ctx context.Context, tx storage.Tx, v storage.Version) ([]byte, error) {
-	dek, err := s.dekInTx(ctx, tx, v.Owner)
+	dek, err := s.dekInTx(ctx, tx, v.Owner, nil, false)
 	if err != nil {
 		return nil, err
 	}
@@ -381,6 +575,11 @@ func (s *Service) Resource(ctx context.Context, typ, id string) (authz.Found, bo
 		return authz.Found{}, false, err
 	}
 	return authz.Found{Type: v.Type, ID: v.ID, Owner: v.Owner, JSON: body}, true, nil
+}
+
+// JointOwners implements authz.Source.
+func (s *Service) JointOwners(ctx context.Context, patients []string, limit int) (map[string][]string, error) {
+	return s.store.JointOwners(ctx, patients, limit)
 }
 
 // OwnersOf implements authz.Source: label "" is any, "tag:X" a

@@ -387,7 +387,7 @@ func (s *Service) writeEntry(ctx context.Context, tx storage.Tx, c Caller, e *en
 		return nil
 	case http.MethodPost:
 		if e.ifNoneExist != "" {
-			q, err := s.conditionQuery(ctx, c, e.typ, e.ifNoneExist)
+			q, err := s.conditionQuery(ctx, c, tx, e.typ, e.ifNoneExist)
 			if err != nil {
 				return err
 			}
@@ -415,7 +415,7 @@ func (s *Service) writeEntry(ctx context.Context, tx storage.Tx, c Caller, e *en
 				return err
 			}
 		}
-		d, err := s.check(ctx, c, audit.ActionCreate, storage.Version{Type: p.v.Type, Owner: p.v.Owner}, p.body)
+		d, err := s.checkWith(ctx, tx, c, audit.ActionCreate, storage.Version{Type: p.v.Type, Owner: p.v.Owner}, p.body)
 		if err != nil {
 			return err
 		}
@@ -470,7 +470,7 @@ func (s *Service) resolveTarget(ctx context.Context, c Caller, tx storage.Tx, e 
 	if e.id != "" {
 		return e.id, nil
 	}
-	q, err := s.conditionQuery(ctx, c, e.typ, e.query)
+	q, err := s.conditionQuery(ctx, c, tx, e.typ, e.query)
 	if err != nil {
 		return "", err
 	}
@@ -483,14 +483,11 @@ func (s *Service) resolveTarget(ctx context.Context, c Caller, tx storage.Tx, e 
 
 // rewriteRefs replaces references to Bundle fullUrls (urn:uuid:...) and
 // conditional references (Type?query) with the resolved Type/id.
-// searcher is what resolving a conditional reference needs: a write
-// transaction, or the store itself when a Bundle is prepared before its
-// transaction starts.
-type searcher interface {
-	Search(ctx context.Context, q storage.Query) (storage.Result, error)
-}
+// Resolving a conditional reference reads through a keyedReader: a
+// write transaction, or the store itself when a Bundle is prepared
+// before its transaction starts.
 
-func (s *Service) rewriteRefs(ctx context.Context, c Caller, tx searcher, res fhir.Resource, refs map[string]string) error {
+func (s *Service) rewriteRefs(ctx context.Context, c Caller, tx keyedReader, res fhir.Resource, refs map[string]string) error {
 	var walkErr error
 	var walk func(v any)
 	walk = func(v any) {
@@ -521,7 +518,7 @@ func (s *Service) rewriteRefs(ctx context.Context, c Caller, tx searcher, res fh
 	return walkErr
 }
 
-func (s *Service) resolveRef(ctx context.Context, c Caller, tx searcher, ref string, refs map[string]string) (string, error) {
+func (s *Service) resolveRef(ctx context.Context, c Caller, tx keyedReader, ref string, refs map[string]string) (string, error) {
 	if r, ok := refs[ref]; ok {
 		return r, nil
 	}
@@ -532,7 +529,7 @@ func (s *Service) resolveRef(ctx context.Context, c Caller, tx searcher, ref str
 	if !ok || !fhir.IsR4Type(typ) || strings.Contains(typ, "/") {
 		return "", nil
 	}
-	q, err := s.conditionQuery(ctx, c, typ, query)
+	q, err := s.conditionQuery(ctx, c, tx, typ, query)
 	if err != nil {
 		return "", err
 	}

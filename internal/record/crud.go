@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -37,7 +38,7 @@ func (s *Service) VRead(ctx context.Context, c Caller, typ, id string, version i
 	// An old version is decided on the current one too: a resource
 	// labelled sensitive (or moved to another compartment) since must
 	// not be read through its history.
-	if cur, err := s.store.Current(ctx, typ, id); c.Guard != nil && err == nil && cur.Version != v.Version {
+	if cur, err := s.store.Current(ctx, typ, id); err == nil && cur.Version != v.Version {
 		var body []byte
 		if !cur.Deleted {
 			if body, err = s.open(ctx, cur); err != nil && !errors.Is(err, ErrGone) {
@@ -74,9 +75,7 @@ func (s *Service) readVersion(ctx context.Context, c Caller, a audit.Action, v s
 	ev := s.event(c, a)
 	decided(&ev, d)
 	ev.Entities = []string{entityRef(v.Type, v.ID, v.Version)}
-	if p := patientOfOwner(v.Owner); p != "" {
-		ev.Patients = []string{p}
-	}
+	ev.Patients = s.eventPatients(v.Owner)
 	if err := s.recordRead(ctx, ev); err != nil {
 		return Stored{}, err
 	}
@@ -94,7 +93,7 @@ func (s *Service) Create(ctx context.Context, c Caller, res fhir.Resource, ifNon
 	res.SetID(s.newID())
 	var cond *storage.Query
 	if ifNoneExist != "" {
-		q, err := s.conditionQuery(ctx, c, res.Type(), ifNoneExist)
+		q, err := s.conditionQuery(ctx, c, s.store, res.Type(), ifNoneExist)
 		if err != nil {
 			return Stored{}, false, s.recordDenial(ctx, err)
 		}
@@ -147,7 +146,7 @@ func (s *Service) Create(ctx context.Context, c Caller, res fhir.Resource, ifNon
 //
 // The caller's search narrowing applies: a conditional operation cannot
 // match (and so reveal) what the caller may not see.
-func (s *Service) conditionQuery(ctx context.Context, c Caller, typ, rawQuery string) (storage.Query, error) {
+func (s *Service) conditionQuery(ctx context.Context, c Caller, rd keyedReader, typ, rawQuery string) (storage.Query, error) {
 	vals, err := url.ParseQuery(rawQuery)
 	if err != nil {
 		return storage.Query{}, invalid("the conditional query is not a valid query string")
@@ -160,8 +159,9 @@ func (s *Service) conditionQuery(ctx context.Context, c Caller, typ, rawQuery st
 		return storage.Query{}, invalid("a conditional query needs at least one search parameter")
 	}
 	p.q.Count, p.q.Offset, p.q.Total, p.q.Sort = 2, 0, false, nil
-	if _, err := s.narrow(ctx, c, &p.q); err != nil {
-		if errors.Is(err, authz.ErrNeedsFacts) {
+	if _, err := s.narrow(ctx, c, rd, &p.q); err != nil {
+		var e *Error
+		if errors.Is(err, authz.ErrNeedsFacts) || errors.As(err, &e) {
 			return storage.Query{}, err
 		}
 		// Not recorded here: this may run inside a write transaction.
@@ -216,11 +216,10 @@ func (s *Service) Update(ctx context.Context, c Caller, typ, id string, res fhir
 	if p, err = s.prepareVersion(res, next, s.now()); err != nil {
 		return Stored{}, false, err
 	}
-	if c.Guard != nil { // load the facts the decisions in the transaction need
-		for _, o := range []string{cur.Owner, p.v.Owner} {
-			if o != "" {
-				_ = s.prewarm(ctx, c, &authz.NeedsFacts{Owner: o})
-			}
+	// Load the facts the decisions in the transaction need.
+	for _, o := range []string{cur.Owner, p.v.Owner} {
+		if o != "" {
+			_ = s.prewarm(ctx, c, &authz.NeedsFacts{Owner: o})
 		}
 	}
 	var owner string
@@ -249,7 +248,7 @@ func (s *Service) update(ctx context.Context, tx storage.Tx, c Caller, res fhir.
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
 		if ifMatch > 0 {
-			return storage.Version{}, false, fail(http.StatusPreconditionFailed, ErrPreconditionFailed, "conflict", "If-Match names a version that does not exist")
+			return storage.Version{}, false, s.ifMatchMissing(ctx, tx, c, res, nil)
 		}
 	case err != nil:
 		return storage.Version{}, false, err
@@ -260,7 +259,12 @@ func (s *Service) update(ctx context.Context, tx storage.Tx, c Caller, res fhir.
 				return storage.Version{}, false, err
 			}
 		}
-		if _, err := s.check(ctx, c, audit.ActionUpdate, cur, body); err != nil {
+		if _, err := s.checkWith(ctx, tx, c, audit.ActionUpdate, cur, body); err != nil {
+			if e := AsError(err); ifMatch > 0 && e.Status == http.StatusNotFound && e.denied != nil {
+				// Concealed: answer exactly as for an id that does not
+				// exist, or If-Match would tell them apart.
+				return storage.Version{}, false, s.ifMatchMissing(ctx, tx, c, res, e)
+			}
 			return storage.Version{}, false, err
 		}
 		if ifMatch > 0 && cur.Version != ifMatch {
@@ -280,7 +284,7 @@ func (s *Service) update(ctx context.Context, tx storage.Tx, c Caller, res fhir.
 	}
 	// The new version is decided too: an update may move a resource
 	// into another compartment or change its labels.
-	d, err := s.check(ctx, c, a, storage.Version{Type: p.v.Type, ID: p.v.ID, Owner: p.v.Owner}, p.body)
+	d, err := s.checkWith(ctx, tx, c, a, storage.Version{Type: p.v.Type, ID: p.v.ID, Owner: p.v.Owner}, p.body)
 	if err != nil {
 		return storage.Version{}, false, err
 	}
@@ -291,10 +295,37 @@ func (s *Service) update(ctx context.Context, tx storage.Tx, c Caller, res fhir.
 	return v, next == 1, s.appendWriteEvent(ctx, tx, c, a, v, d)
 }
 
+// ifMatchMissing is the answer to a PUT with If-Match on an id that
+// does not exist — or that the caller may not know exists (hidden, a
+// concealed denial): the decision on creating the body as a new
+// resource, and if that is allowed, 412. hidden carries the concealed
+// denial's audit event, which is what is recorded then.
+func (s *Service) ifMatchMissing(ctx context.Context, tx storage.Tx, c Caller, res fhir.Resource, hidden *Error) error {
+	clone := fhir.Resource(maps.Clone(map[string]any(res)))
+	p, err := s.prepareVersion(clone, 1, s.now())
+	if err != nil {
+		return err
+	}
+	_, cerr := s.checkWith(ctx, tx, c, audit.ActionCreate, storage.Version{Type: p.v.Type, ID: p.v.ID, Owner: p.v.Owner}, p.body)
+	if errors.Is(cerr, authz.ErrNeedsFacts) {
+		return cerr
+	}
+	out := AsError(cerr)
+	if cerr == nil {
+		out = fail(http.StatusPreconditionFailed, ErrPreconditionFailed, "conflict", "If-Match names a version that does not exist")
+	}
+	if hidden != nil {
+		ev := *hidden.denied
+		ev.Status = out.Status
+		out.denied = &ev
+	}
+	return out
+}
+
 // Delete marks typ/id deleted (its history is kept). Deleting a deleted
 // resource succeeds and changes nothing; an unknown one is ErrNotFound.
 func (s *Service) Delete(ctx context.Context, c Caller, typ, id string) error {
-	if cur, err := s.store.Current(ctx, typ, id); err == nil && c.Guard != nil {
+	if cur, err := s.store.Current(ctx, typ, id); err == nil {
 		_ = s.prewarm(ctx, c, &authz.NeedsFacts{Owner: cur.Owner})
 	}
 	var owner string
@@ -320,7 +351,7 @@ func (s *Service) delete(ctx context.Context, tx storage.Tx, c Caller, typ, id s
 			return "", err
 		}
 	}
-	d, err := s.check(ctx, c, audit.ActionDelete, cur, body)
+	d, err := s.checkWith(ctx, tx, c, audit.ActionDelete, cur, body)
 	if err != nil {
 		return "", err
 	}
@@ -338,15 +369,19 @@ func (s *Service) delete(ctx context.Context, tx storage.Tx, c Caller, typ, id s
 // with its owner and blind-index rows computed. Preparing is the CPU
 // work of a write; it can run outside the transaction.
 type pending struct {
-	res  fhir.Resource
-	v    storage.Version // without ciphertext
-	body []byte
-	rows []storage.IndexRow
+	res      fhir.Resource
+	v        storage.Version // without ciphertext
+	patients []string        // the patients it names ("Patient/<id>")
+	body     []byte
+	rows     []storage.IndexRow
 }
 
 // prepareVersion sets res's version and lastUpdated and computes
 // everything its write needs but the data key.
 func (s *Service) prepareVersion(res fhir.Resource, version int64, now time.Time) (*pending, error) {
+	if err := decidable(res); err != nil {
+		return nil, err
+	}
 	now = now.UTC().Truncate(time.Microsecond)
 	res.SetVersionID(strconv.FormatInt(version, 10))
 	res.SetLastUpdated(now)
@@ -363,15 +398,18 @@ func (s *Service) prepareVersion(res fhir.Resource, version int64, now time.Time
 		return nil, err
 	}
 	rows = append(rows, lrows...)
-	owner := s.ownerOf(res)
-	return &pending{res: res, body: body, rows: rows,
+	owner, patients, err := s.ownerOf(res)
+	if err != nil {
+		return nil, err
+	}
+	return &pending{res: res, body: body, rows: rows, patients: patients,
 		v: storage.Version{Type: res.Type(), ID: res.ID(), Version: version, Owner: owner, LastUpdated: now}}, nil
 }
 
 // storeVersion seals a prepared version with its owner's key (created in
 // tx if new) and stores it with its index rows.
 func (s *Service) storeVersion(ctx context.Context, tx storage.Tx, p *pending) (storage.Version, error) {
-	dek, err := s.dekInTx(ctx, tx, p.v.Owner)
+	dek, err := s.dekInTx(ctx, tx, p.v.Owner, p.patients, true)
 	if err != nil {
 		return storage.Version{}, err
 	}
@@ -399,9 +437,7 @@ func (s *Service) appendWriteEvent(ctx context.Context, tx storage.Tx, c Caller,
 	ev := s.event(c, a)
 	decided(&ev, d)
 	ev.Entities = []string{entityRef(v.Type, v.ID, v.Version)}
-	if p := patientOfOwner(v.Owner); p != "" {
-		ev.Patients = []string{p}
-	}
+	ev.Patients = s.eventPatients(v.Owner)
 	rec, err := s.log.Seal(ev)
 	if err != nil {
 		return unavailable(err)

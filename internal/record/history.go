@@ -20,9 +20,24 @@ const (
 	maxHistoryCount     = 1000
 )
 
+// maxHistoryScan bounds the versions one history page reads to fill
+// itself with versions the caller may see (most are excluded inside the
+// query already; the rest are decided one by one).
+const maxHistoryScan = 5000
+
 // History returns a history Bundle for one resource (typ and id), a type
 // (typ only) or the whole system (neither). Parameters: _count, _since,
 // and _page (an opaque cursor from a previous page's next link).
+//
+// Every version is decided twice: on itself (its owner and labels) and
+// on the resource's current version, as a vread is, so a version of a
+// record labelled sensitive since, or moved to another patient, is not
+// served. Type history is narrowed inside the query on the current
+// version's owner and labels, and a page is filled with visible
+// versions, so its size and its next link do not reveal hidden writes.
+// System history is for callers who may see every resource of every
+// type stored (service credentials): anyone else is refused, since no
+// narrowing can hide the server-wide write volume from its paging.
 func (s *Service) History(ctx context.Context, c Caller, typ, id string, vals url.Values, base string) ([]byte, error) {
 	q := storage.HistoryQuery{Type: typ, ID: id, Count: defaultHistoryCount}
 	if tok := vals.Get("_page"); tok != "" {
@@ -53,7 +68,9 @@ func (s *Service) History(ctx context.Context, c Caller, typ, id string, vals ur
 			q.Since = t
 		}
 	}
-	if id != "" && c.Guard != nil {
+	action := audit.ActionHistory
+	switch {
+	case id != "":
 		// An instance's history is decided on its current version.
 		cur, err := s.store.Current(ctx, typ, id)
 		if err != nil {
@@ -68,36 +85,18 @@ func (s *Service) History(ctx context.Context, c Caller, typ, id string, vals ur
 		if _, err := s.check(ctx, c, audit.ActionHistory, cur, body); err != nil {
 			return nil, s.recordDenial(ctx, err)
 		}
-	}
-	if id == "" && typ != "" && c.Guard != nil {
-		// Type history is narrowed inside the query to the owners the
-		// caller may see (labels are decided per version below).
-		f, err := c.Guard.Narrow(ctx, authz.History, typ)
-		if err != nil {
-			return nil, s.recordDenial(ctx, s.denial(c, audit.ActionHistory, storage.Version{Type: typ}, authz.Decision{Policies: []string{"undecidable"}}, err))
+	case typ != "":
+		action = audit.ActionHistoryType
+		if err := s.narrowHistory(ctx, c, &q); err != nil {
+			return nil, err
 		}
-		switch {
-		case f.All:
-			q.Owners = &storage.OwnerSet{In: f.Except, Except: true}
-		default:
-			q.Owners = &storage.OwnerSet{In: f.Owners}
+	default:
+		action = audit.ActionHistorySystem
+		if err := s.systemHistoryAllowed(ctx, c); err != nil {
+			return nil, err
 		}
 	}
 	want := q.Count
-	q.Count = want + 1 // one more tells whether there is a next page
-	vs, err := s.store.History(ctx, q)
-	if err != nil {
-		return nil, storageError(err)
-	}
-	if id != "" && len(vs) == 0 && q.Offset == 0 {
-		if _, err := s.store.Current(ctx, typ, id); err != nil {
-			return nil, storageError(err)
-		}
-	}
-	more := len(vs) > want
-	if more {
-		vs = vs[:want]
-	}
 	type req struct {
 		Method string `json:"method"`
 		URL    string `json:"url"`
@@ -113,88 +112,201 @@ func (s *Service) History(ctx context.Context, c Caller, typ, id string, vals ur
 		Request  req             `json:"request"`
 		Response resp            `json:"response"`
 	}
-	ev := s.event(c, audit.ActionHistory)
-	entries := make([]ent, 0, len(vs))
-	patients := map[string]bool{}
-	policies := map[string]bool{}
-	for _, v := range vs {
-		var body []byte
-		if !v.Deleted {
-			b, err := s.open(ctx, v)
-			if err != nil {
-				if AsError(err).Status == http.StatusGone {
-					continue // erased patient: its versions no longer exist
-				}
-				return nil, err
-			}
-			body = b
-		}
-		// Each version is decided on its own (owner and labels); a
-		// version the caller may not see is left out.
-		d, err := s.check(ctx, c, audit.ActionHistory, v, body)
+	evs := newEvents(s.event(c, action))
+	entries := make([]ent, 0, want)
+	current := map[string]storage.Version{} // type/id -> current version, decided
+	denied := map[string]bool{}             // type/id whose current version is denied
+	raw, scanned, next := q.Offset, 0, -1
+	exhausted := false
+scan:
+	for scanned < maxHistoryScan {
+		q.Offset = raw
+		q.Count = min(max(want+1-len(entries), 50), maxHistoryCount+1)
+		vs, err := s.store.History(ctx, q)
 		if err != nil {
-			if AsError(err).Status == http.StatusServiceUnavailable {
-				return nil, err
-			}
-			continue
+			return nil, storageError(err)
 		}
-		if d.Mask && body != nil {
-			if body, err = authz.Redact(body); err != nil {
+		if id != "" && len(vs) == 0 && raw == 0 {
+			if _, err := s.store.Current(ctx, typ, id); err != nil {
+				return nil, storageError(err)
+			}
+		}
+		for _, v := range vs {
+			if len(entries) == want {
+				next = raw // a further visible version: the next page starts here
+				break scan
+			}
+			raw++
+			scanned++
+			var body []byte
+			if !v.Deleted {
+				b, err := s.open(ctx, v)
+				if err != nil {
+					if AsError(err).Status == http.StatusGone {
+						continue // erased patient: its versions no longer exist
+					}
+					return nil, err
+				}
+				body = b
+			}
+			// Each version is decided on its own (owner and labels)...
+			d, err := s.check(ctx, c, audit.ActionHistory, v, body)
+			if err != nil {
+				if AsError(err).Status == http.StatusServiceUnavailable {
+					return nil, err
+				}
 				continue
 			}
-		}
-		for _, id := range d.Policies {
-			policies[id] = true
-		}
-		if d.Purpose != "" {
-			ev.Purpose = d.Purpose
-		}
-		e := ent{FullURL: base + "/" + v.Type + "/" + v.ID,
-			Response: resp{Etag: ETag(v.Version), LastModified: v.LastUpdated.UTC().Format(time.RFC3339Nano)}}
-		switch {
-		case v.Deleted:
-			e.Request = req{Method: http.MethodDelete, URL: v.Type + "/" + v.ID}
-			e.Response.Status = statusLine(http.StatusGone)
-		default:
-			e.Resource = body
-			e.Request = req{Method: http.MethodPut, URL: v.Type + "/" + v.ID}
-			if v.Version == 1 {
-				e.Request = req{Method: http.MethodPost, URL: v.Type}
-				e.Response.Status = statusLine(http.StatusCreated)
-			} else {
-				e.Response.Status = statusLine(http.StatusOK)
+			// ...and on the resource's current version.
+			if id == "" {
+				ok, err := s.currentAllows(ctx, c, v, current, denied)
+				if err != nil {
+					return nil, err
+				}
+				if !ok {
+					continue
+				}
 			}
+			if d.Mask && body != nil {
+				if body, err = authz.Redact(body); err != nil {
+					continue
+				}
+			}
+			e := ent{FullURL: base + "/" + v.Type + "/" + v.ID,
+				Response: resp{Etag: ETag(v.Version), LastModified: v.LastUpdated.UTC().Format(time.RFC3339Nano)}}
+			switch {
+			case v.Deleted:
+				e.Request = req{Method: http.MethodDelete, URL: v.Type + "/" + v.ID}
+				e.Response.Status = statusLine(http.StatusGone)
+			default:
+				e.Resource = body
+				e.Request = req{Method: http.MethodPut, URL: v.Type + "/" + v.ID}
+				if v.Version == 1 {
+					e.Request = req{Method: http.MethodPost, URL: v.Type}
+					e.Response.Status = statusLine(http.StatusCreated)
+				} else {
+					e.Response.Status = statusLine(http.StatusOK)
+				}
+			}
+			evs.add(d, entityRef(v.Type, v.ID, v.Version), s.eventPatients(v.Owner))
+			entries = append(entries, e)
 		}
-		ev.Entities = append(ev.Entities, entityRef(v.Type, v.ID, v.Version))
-		if p := patientOfOwner(v.Owner); p != "" && !patients[p] {
-			patients[p] = true
-			ev.Patients = append(ev.Patients, p)
+		if len(vs) < q.Count {
+			exhausted = true
+			break
 		}
-		entries = append(entries, e)
+	}
+	if next < 0 && !exhausted && len(entries) > 0 {
+		next = raw // the scan budget ran out: continue from where it stopped
 	}
 	links := []map[string]string{{"relation": "self", "url": base + historyPath(typ, id)}}
-	if more {
+	if next >= 0 {
 		var since int64
 		if !q.Since.IsZero() {
 			since = q.Since.UnixMicro()
 		}
-		tok, err := s.sealCursor("history", cursor{Type: typ, ID: id, Offset: q.Offset + want, Count: want, Since: since})
+		tok, err := s.sealCursor("history", cursor{Type: typ, ID: id, Offset: next, Count: want, Since: since})
 		if err != nil {
 			return nil, err
 		}
 		links = append(links, map[string]string{"relation": "next", "url": base + historyPath(typ, id) + "?_page=" + url.QueryEscape(tok)})
 	}
-	for id := range policies {
-		ev.Policies = append(ev.Policies, id)
-	}
-	slices.Sort(ev.Policies)
-	if err := s.recordRead(ctx, ev); err != nil {
+	if err := s.recordReads(ctx, evs.list()...); err != nil {
 		return nil, err
 	}
 	return json.Marshal(map[string]any{
 		"resourceType": "Bundle", "id": s.newID(), "type": "history",
 		"link": links, "entry": entries,
 	})
+}
+
+// narrowHistory narrows a type history inside the query: each version's
+// own owner, and its resource's current owner and labels (the narrowing
+// clauses of a search, applied to the current version).
+func (s *Service) narrowHistory(ctx context.Context, c Caller, q *storage.HistoryQuery) error {
+	f, err := c.guard().Narrow(ctx, authz.History, q.Type)
+	if err != nil {
+		return s.recordDenial(ctx, s.denial(c, audit.ActionHistoryType, storage.Version{Type: q.Type}, authz.Decision{Policies: []string{"undecidable"}}, err))
+	}
+	allowed, err := s.perRow(ctx, c, s.store, storage.Query{Type: q.Type}, f, audit.ActionHistory)
+	if err != nil {
+		return s.recordDenial(ctx, err)
+	}
+	if q.Current, err = s.narrowing(q.Type, f, allowed); err != nil {
+		return err
+	}
+	// A version's own owner: the per-row owners' versions pass here and
+	// are held to the allowed ids by the current-version clauses.
+	if f.All {
+		except := slices.DeleteFunc(slices.Clone(f.Except), func(o string) bool { return slices.Contains(f.PerRow, o) })
+		q.Owners = &storage.OwnerSet{In: except, Except: true}
+	} else {
+		q.Owners = &storage.OwnerSet{In: slices.Concat(f.Owners, f.PerRow)}
+	}
+	return nil
+}
+
+// systemHistoryAllowed admits system history for a caller whose
+// narrowing admits every resource of every type stored; anyone else is
+// refused (audited).
+func (s *Service) systemHistoryAllowed(ctx context.Context, c Caller) error {
+	types, err := s.store.Types(ctx)
+	if err != nil {
+		return storageError(err)
+	}
+	deny := func(cause error, policies ...string) error {
+		e := s.denial(c, audit.ActionHistorySystem, storage.Version{}, authz.Decision{Policies: policies}, cause)
+		if cause == nil {
+			e.Status = http.StatusForbidden
+			e.Issues = []Issue{{Code: "forbidden", Diagnostic: "system-level history needs access to every resource; use type-level or instance history"}}
+			e.denied.Status = http.StatusForbidden
+		}
+		return s.recordDenial(ctx, e)
+	}
+	for _, t := range types {
+		f, err := c.guard().Narrow(ctx, authz.History, t)
+		if err != nil {
+			return deny(err, "undecidable")
+		}
+		if !f.All || len(f.Except) > 0 || len(f.Labels) > 0 || len(f.PerRow) > 0 {
+			return deny(nil, "system-history-restricted")
+		}
+	}
+	return nil
+}
+
+// currentAllows decides a version of another resource's history (type
+// or system level) on the resource's current version too. Decisions
+// are kept per resource for the page.
+func (s *Service) currentAllows(ctx context.Context, c Caller, v storage.Version, current map[string]storage.Version, denied map[string]bool) (bool, error) {
+	key := v.Type + "/" + v.ID
+	if denied[key] {
+		return false, nil
+	}
+	if _, ok := current[key]; ok {
+		return true, nil
+	}
+	cur, err := s.store.Current(ctx, v.Type, v.ID)
+	if err != nil {
+		return false, storageError(err)
+	}
+	if cur.Version != v.Version {
+		var body []byte
+		if !cur.Deleted {
+			if body, err = s.open(ctx, cur); err != nil && AsError(err).Status != http.StatusGone {
+				return false, err
+			}
+		}
+		if _, err := s.check(ctx, c, audit.ActionHistory, cur, body); err != nil {
+			if AsError(err).Status == http.StatusServiceUnavailable {
+				return false, err
+			}
+			denied[key] = true
+			return false, nil
+		}
+	}
+	current[key] = cur
+	return true, nil
 }
 
 func historyPath(typ, id string) string {

@@ -1,7 +1,6 @@
 package record
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -225,7 +224,7 @@ func (s *Service) Search(ctx context.Context, c Caller, typ string, vals url.Val
 	// Authorization narrowing joins the query itself (after the planner
 	// ordered the caller's clauses): totals, paging and predicates only
 	// ever see what the caller may see.
-	f, err := s.narrow(ctx, c, &p.q)
+	f, err := s.narrow(ctx, c, s.store, &p.q)
 	if err != nil {
 		return Page{}, s.recordDenial(ctx, s.denial(c, audit.ActionSearch, storage.Version{Type: typ}, authz.Decision{Policies: []string{"undecidable"}}, err))
 	}
@@ -254,16 +253,14 @@ func (s *Service) Search(ctx context.Context, c Caller, typ string, vals url.Val
 		Resource json.RawMessage   `json:"resource"`
 		Search   map[string]string `json:"search"`
 	}
-	ev := s.event(c, audit.ActionSearch)
-	ev.Query = typ + "?" + strings.Join(p.params, "&")
-	if c.Guard != nil {
-		ev.Policies, ev.Purpose = f.Policies, cmp.Or(f.Purpose, ev.Purpose)
-		if f.Nothing() {
-			ev.Outcome = audit.OutcomeDenied
-		}
+	base := s.event(c, audit.ActionSearch)
+	base.Query = typ + "?" + strings.Join(p.params, "&")
+	base.Policies = f.Policies
+	if f.Nothing() {
+		base.Outcome = audit.OutcomeDenied
 	}
+	evs := newEvents(base)
 	entries := make([]ent, 0, len(r.Versions))
-	seen := map[string]bool{}
 	for _, v := range r.Versions {
 		body, err := s.open(ctx, v)
 		if err != nil {
@@ -288,11 +285,7 @@ func (s *Service) Search(ctx context.Context, c Caller, typ string, vals url.Val
 			}
 		}
 		entries = append(entries, ent{FullURL: opt.BaseURL + "/" + v.Type + "/" + v.ID, Resource: body, Search: map[string]string{"mode": "match"}})
-		ev.Entities = append(ev.Entities, entityRef(v.Type, v.ID, v.Version))
-		if pt := patientOfOwner(v.Owner); pt != "" && !seen[pt] {
-			seen[pt] = true
-			ev.Patients = append(ev.Patients, pt)
-		}
+		evs.add(d, entityRef(v.Type, v.ID, v.Version), s.eventPatients(v.Owner))
 	}
 	// Links carry the search sealed in an opaque cursor: search values
 	// can be PHI and must not travel in URLs, proxies or logs.
@@ -322,7 +315,7 @@ func (s *Service) Search(ctx context.Context, c Caller, typ string, vals url.Val
 		}
 		links = append(links, next)
 	}
-	if err := s.recordRead(ctx, ev); err != nil {
+	if err := s.recordReads(ctx, evs.list()...); err != nil {
 		return Page{}, err
 	}
 	bundle := map[string]any{"resourceType": "Bundle", "id": s.newID(), "type": "searchset", "link": links, "entry": entries}

@@ -23,6 +23,7 @@ import (
 	"net/http"
 	"regexp"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -51,6 +52,7 @@ type Service struct {
 
 	keyMu    sync.Mutex
 	keyCache map[string]storage.KeyRecord
+	members  map[string][]string // joint owner -> its patients (owner_joint.go)
 
 	hook atomic.Pointer[writeHook] // SetWriteHook
 }
@@ -81,13 +83,21 @@ func New(d Deps) *Service {
 func (s *Service) Registry() *search.Registry { return s.reg }
 
 // Caller is who is acting and why; it becomes the audit agent.
+//
+// Its Guard authorizes every request it makes. There is no implicit
+// trust: a Caller without a Guard (the zero value, or a literal that
+// forgot it) is refused everything, as undecidable. Trusted offline
+// commands that already hold the key file say so explicitly with
+// [Offline], the only way to build a guard that allows everything
+// (internal/archtest keeps it out of every package that serves requests).
 type Caller struct {
 	Agent     audit.Agent
 	Purpose   string
 	RequestID string
 
-	// Guard authorizes the caller's requests; nil for a trusted
-	// in-process caller (see Guard).
+	// Guard authorizes the caller's requests: the principal's
+	// authz.Bound for a request, [Offline] for trusted offline commands.
+	// nil refuses everything.
 	Guard Guard
 }
 
@@ -170,26 +180,25 @@ func (s *Service) validate(res fhir.Resource) error {
 	return nil
 }
 
-// ownerOf returns the key owner of res: its patient compartment or org.
-func (s *Service) ownerOf(res fhir.Resource) string {
-	if pid, ok := s.reg.PatientOf(res); ok {
-		return "Patient/" + pid
-	}
-	return OrgOwner
-}
-
-// dekInTx returns owner's DEK, creating the key in tx if it is new. Writes
-// always read the key record inside the transaction, so they seal with
-// the current primary key even while a rotation runs in another process.
-func (s *Service) dekInTx(ctx context.Context, tx storage.Tx, owner string) (*keys.DEK, error) {
+// dekInTx returns owner's DEK, creating the key in tx if it is new (a
+// joint owner's with the patients it stands for). Writes always read
+// the key record inside the transaction, so they seal with the current
+// primary key even while a rotation runs in another process. create is
+// false for reads: a missing key is then an error.
+func (s *Service) dekInTx(ctx context.Context, tx storage.Tx, owner string, patients []string, create bool) (*keys.DEK, error) {
 	rec, err := tx.Key(ctx, owner)
-	if errors.Is(err, storage.ErrNotFound) {
+	if errors.Is(err, storage.ErrNotFound) && create {
 		rec, err = s.keys.NewDEK(owner, s.now())
 		if err != nil {
 			return nil, fmt.Errorf("creating data key: %w", err)
 		}
 		if err := tx.PutKey(ctx, rec); err != nil {
 			return nil, fmt.Errorf("storing data key: %w", err)
+		}
+		if strings.HasPrefix(owner, JointPrefix) {
+			if err := tx.PutJointOwner(ctx, owner, patients); err != nil {
+				return nil, fmt.Errorf("storing a joint owner: %w", err)
+			}
 		}
 	} else if err != nil {
 		return nil, fmt.Errorf("loading data key: %w", err)
@@ -287,12 +296,6 @@ func entityRef(typ, id string, version int64) string {
 	return typ + "/" + id + "/_history/" + strconv.FormatInt(version, 10)
 }
 
-func patientOfOwner(owner string) string {
-	if owner == OrgOwner {
-		return ""
-	}
-	return owner
-}
 
 func storageError(err error) error {
 	var e *Error

@@ -57,8 +57,11 @@ type Version struct {
 	Version int64  // 1, 2, 3, ...
 
 	// Owner names the data-encryption key that sealed Ciphertext:
-	// "Patient/<id>" for resources in a patient compartment, "org" for
-	// the rest. Crypto-shredding a patient destroys that owner's key.
+	// "Patient/<id>" for resources in one patient's compartment,
+	// "Joint/<h>" for resources naming several patients (a key of their
+	// own, whose patients JointMembers lists), "org" for the rest.
+	// Crypto-shredding a patient destroys that owner's key and every
+	// joint key naming it.
 	Owner string
 
 	Ciphertext  []byte    // nil for a delete marker
@@ -149,16 +152,33 @@ type Reader interface {
 	ScanAudit(ctx context.Context, after int64, fn func(seq int64, rec AuditRecord) error) error
 
 	// Owned returns up to limit current, non-deleted versions whose
-	// Owner is owner, in (type, id) order, strictly after the given
-	// position (empty = from the start). Patient/$everything pages with it.
-	Owned(ctx context.Context, owner string, after VersionRef, limit int) ([]Version, error)
+	// Owner is one of owners (at most MaxOwners), in (type, id) order,
+	// strictly after the given position (empty = from the start).
+	// Patient/$everything pages with it.
+	Owned(ctx context.Context, owners []string, after VersionRef, limit int) ([]Version, error)
+
+	// JointMembers returns the patients a joint owner ("Joint/<h>")
+	// stands for, sorted; ErrNotFound for an unknown one.
+	JointMembers(ctx context.Context, owner string) ([]string, error)
+
+	// JointOwners returns the joint owners naming any of patients (at
+	// most MaxOwners; up to limit owners), each with all its patients.
+	JointOwners(ctx context.Context, patients []string, limit int) (map[string][]string, error)
 
 	// TokenByHash returns the API token with this hash, or ErrNotFound.
 	TokenByHash(ctx context.Context, hash []byte) (APIToken, error)
 
 	// Counts returns the number of current, non-deleted resources per type.
 	Counts(ctx context.Context) (map[string]int64, error)
+
+	// Types returns every resource type that has a stored resource,
+	// deleted ones included, sorted.
+	Types(ctx context.Context) ([]string, error)
 }
+
+// JointPrefix starts a joint owner: "Joint/<h>", the key owner of a
+// resource that names several patients.
+const JointPrefix = "Joint/"
 
 // VersionRef names one version.
 type VersionRef struct {
@@ -208,10 +228,18 @@ type Tx interface {
 	// record, Shredded=true), deletes the index rows of every resource
 	// whose Owner is owner, and marks those resources deleted by
 	// appending a delete marker version (history stays, ciphertext of
-	// older versions is unreadable without the key). It returns how many
-	// resources it erased; resources already deleted are not counted,
-	// so a second Shred returns 0.
+	// older versions is unreadable without the key). For a patient it
+	// does the same to every joint owner naming the patient. It returns
+	// how many resources it erased; resources already deleted are not
+	// counted, so a second Shred returns 0.
 	Shred(ctx context.Context, owner string) (int64, error)
+
+	// PutJointOwner records the patients (2 to 1,000, sorted) a joint
+	// owner stands for. Recording the same again is a no-op.
+	PutJointOwner(ctx context.Context, owner string, patients []string) error
+
+	// JointMembers is Reader.JointMembers inside the transaction.
+	JointMembers(ctx context.Context, owner string) ([]string, error)
 
 	// PutToken stores a new API token; ErrConflict if the id exists.
 	PutToken(ctx context.Context, t APIToken) error
@@ -238,6 +266,12 @@ type HistoryQuery struct {
 	// (or, with Except, is not): authorization narrowing. At most
 	// MaxOwners owners.
 	Owners *OwnerSet
+
+	// Current, when set (with Type), keeps only versions whose
+	// resource's current version matches these clauses (as Query.Clauses
+	// do, deleted current versions included): authorization narrowing
+	// decided on the current version's owner and labels.
+	Current []Clause
 }
 
 // OwnerSet is a set of owners ("Patient/<id>", "org"), or its complement.
@@ -315,6 +349,10 @@ type Cond struct {
 	Owners  []string
 	Missing bool
 	Negate  bool
+	// Authz marks a CondID added by authorization narrowing (the ids of
+	// resources decided one by one): its IDs count against MaxOwners,
+	// not MaxValues.
+	Authz bool
 }
 
 // SortKey names what to sort on.

@@ -250,7 +250,7 @@ func caller(r *http.Request, v *viewer) record.Caller {
 	}
 	return record.Caller{
 		Agent:     audit.Agent{User: v.P.ID, Role: strings.Join(v.P.Roles, ","), Client: "webui", Session: v.P.SessionID, Address: addr},
-		Purpose:   "TREAT",
+		Purpose:   authz.PurposeOf(v.P.Roles),
 		RequestID: httpapi.RequestID(r.Context()),
 		Guard:     v.guard,
 	}

@@ -225,6 +225,119 @@ func (r *Registry) InCompartment(resourceType string) bool {
 	return ok || resourceType == "Patient"
 }
 
+// PatientsOf returns the ids of every patient res names, sorted and
+// distinct: a Patient's own id; for other types, the patients its
+// compartment parameters reference (R4 compartmentdefinition-patient)
+// and every other literal reference to a Patient anywhere in it
+// (contained resources included) — a resource that names a patient
+// holds that patient's information, whatever the element. A Consent
+// belongs to its patient alone (the patients its provisions name are
+// actors of the patient's decision, not its subjects).
+func (r *Registry) PatientsOf(res fhir.Resource) []string {
+	rt := res.Type()
+	if rt == "Patient" {
+		if id := res.ID(); id != "" {
+			return []string{id}
+		}
+		return nil
+	}
+	set := map[string]bool{}
+	if e, in := r.compartment[rt]; in {
+		for _, it := range evaluate(e, res) {
+			m, isMap := it.v.(map[string]any)
+			if !isMap {
+				continue
+			}
+			ref, _ := m["reference"].(string)
+			if typ, id, ok := parseReference(ref); ok && typ == "Patient" {
+				set[id] = true
+			}
+		}
+	}
+	if rt != "Consent" {
+		walkReferences(map[string]any(res), 0, func(ref string) {
+			if typ, id, ok := parseReference(ref); ok && typ == "Patient" {
+				set[id] = true
+			}
+		})
+	}
+	out := make([]string, 0, len(set))
+	for id := range set {
+		out = append(out, id)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// UnresolvedPatient reports whether res refers to a patient it does not
+// name by a literal reference: a contained Patient, or a Reference typed
+// "Patient" that has no literal reference (an identifier only). Such a
+// resource would hold a patient's information without belonging to
+// that patient; the record refuses it.
+func UnresolvedPatient(res fhir.Resource) bool {
+	if rt := res.Type(); rt == "Patient" {
+		return false
+	}
+	found := false
+	var walk func(v any, depth int)
+	walk = func(v any, depth int) {
+		if found || depth > maxRefDepth {
+			return
+		}
+		switch x := v.(type) {
+		case map[string]any:
+			if rt, _ := x["resourceType"].(string); rt == "Patient" && depth > 0 {
+				found = true
+				return
+			}
+			if t, _ := x["type"].(string); t == "Patient" {
+				ref, _ := x["reference"].(string)
+				if typ, _, ok := parseReference(ref); !ok || typ != "Patient" {
+					found = true
+					return
+				}
+			}
+			for _, c := range x {
+				walk(c, depth+1)
+			}
+		case []any:
+			for _, c := range x {
+				walk(c, depth+1)
+			}
+		}
+	}
+	walk(map[string]any(res), 0)
+	return found
+}
+
+// maxRefDepth bounds the walk of a resource for references (decoding
+// already bounds nesting; this is a second guard).
+const maxRefDepth = 128
+
+// walkReferences calls fn with the value of every "reference" string
+// element in v.
+func walkReferences(v any, depth int, fn func(string)) {
+	if depth > maxRefDepth {
+		return
+	}
+	switch x := v.(type) {
+	case map[string]any:
+		for k, c := range x {
+			if k == "reference" {
+				if s, ok := c.(string); ok {
+					fn(s)
+					continue
+				}
+			}
+			walkReferences(c, depth+1, fn)
+		}
+	case []any:
+		for _, c := range x {
+			walkReferences(c, depth+1, fn)
+		}
+	}
+}
+
 // PatientOf returns the id of the one patient whose compartment res
 // belongs to: a Patient's own id; for a compartment type, the single
 // distinct Patient referenced through its compartment parameters (R4

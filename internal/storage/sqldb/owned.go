@@ -2,6 +2,7 @@ package sqldb
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"time"
 
@@ -12,15 +13,24 @@ import (
 const maxOwnedLimit = 10000
 
 // Owned implements storage.Reader.
-func (s *Store) Owned(ctx context.Context, owner string, after storage.VersionRef, limit int) ([]storage.Version, error) {
+func (s *Store) Owned(ctx context.Context, owners []string, after storage.VersionRef, limit int) ([]storage.Version, error) {
 	if limit <= 0 || limit > maxOwnedLimit {
 		limit = maxOwnedLimit
 	}
-	const q = `SELECT v.type, v.id, v.version, v.owner, v.deleted, v.last_updated, v.ciphertext
+	if len(owners) == 0 {
+		return nil, nil
+	}
+	if len(owners) > storage.MaxOwners {
+		return nil, fmt.Errorf("owned: %d owners, limit %d: %w", len(owners), storage.MaxOwners, storage.ErrTooComplex)
+	}
+	b := &builder{dollar: s.d.Dollar}
+	b.sql(`SELECT v.type, v.id, v.version, v.owner, v.deleted, v.last_updated, v.ciphertext
 FROM resources r JOIN resource_versions v ON v.type = r.type AND v.id = r.id AND v.version = r.version
-WHERE r.owner = ? AND NOT r.deleted AND (r.type, r.id) > (?, ?)
-ORDER BY r.type, r.id LIMIT ?`
-	rows, err := s.r().query(ctx, q, owner, after.Type, after.ID, limit)
+WHERE r.owner IN `)
+	list(b, owners, func(o string) any { return o })
+	b.sql(` AND NOT r.deleted AND (r.type > `).arg(after.Type).sql(` OR r.type = `).arg(after.Type).sql(` AND r.id > `).arg(after.ID)
+	b.sql(`) ORDER BY r.type, r.id LIMIT `).arg(int64(limit))
+	rows, err := s.reader.QueryContext(ctx, b.String(), b.args...)
 	if err != nil {
 		return nil, s.translate("owned", err)
 	}

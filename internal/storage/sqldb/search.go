@@ -90,8 +90,13 @@ func checkQuery(q storage.Query) error {
 		}
 		conds += len(cl.Any)
 		for _, c := range cl.Any {
-			values += len(c.Hashes) + len(c.IDs)
+			values += len(c.Hashes)
 			owners += len(c.Owners)
+			if c.Authz {
+				owners += len(c.IDs)
+			} else {
+				values += len(c.IDs)
+			}
 			switch c.Kind {
 			case storage.CondOwner:
 			case storage.CondHash, storage.CondMissing:

@@ -222,16 +222,28 @@ func (s *Store) History(ctx context.Context, q storage.HistoryQuery) ([]storage.
 	if q.ID != "" && q.Type == "" {
 		return nil, errors.New("history: an id needs a type")
 	}
+	if len(q.Current) > 0 {
+		if q.Type == "" {
+			return nil, errors.New("history: narrowing on the current version needs a type")
+		}
+		if err := checkQuery(storage.Query{Type: q.Type, Clauses: q.Current}); err != nil {
+			return nil, fmt.Errorf("history: %w", err)
+		}
+	}
 	b := &builder{dollar: s.d.Dollar}
-	b.sql(`SELECT type, id, version, owner, deleted, last_updated, ciphertext FROM resource_versions WHERE 1 = 1`)
+	b.sql(`SELECT v.type, v.id, v.version, v.owner, v.deleted, v.last_updated, v.ciphertext FROM resource_versions v`)
+	if len(q.Current) > 0 {
+		b.sql(` JOIN resources r ON r.type = v.type AND r.id = v.id`)
+	}
+	b.sql(` WHERE 1 = 1`)
 	if q.Type != "" {
-		b.sql(" AND type = ").arg(q.Type)
+		b.sql(" AND v.type = ").arg(q.Type)
 	}
 	if q.ID != "" {
-		b.sql(" AND id = ").arg(q.ID)
+		b.sql(" AND v.id = ").arg(q.ID)
 	}
 	if !q.Since.IsZero() {
-		b.sql(" AND last_updated > ").arg(q.Since.UnixMicro())
+		b.sql(" AND v.last_updated > ").arg(q.Since.UnixMicro())
 	}
 	if o := q.Owners; o != nil {
 		switch {
@@ -240,7 +252,7 @@ func (s *Store) History(ctx context.Context, q storage.HistoryQuery) ([]storage.
 		case len(o.In) == 0 && !o.Except:
 			b.sql(" AND 1 = 0")
 		case len(o.In) > 0:
-			b.sql(" AND owner ")
+			b.sql(" AND v.owner ")
 			if o.Except {
 				b.sql("NOT ")
 			}
@@ -248,7 +260,17 @@ func (s *Store) History(ctx context.Context, q storage.HistoryQuery) ([]storage.
 			list(b, o.In, func(s string) any { return s })
 		}
 	}
-	b.sql(" ORDER BY last_updated DESC, type, id, version DESC LIMIT ").arg(int64(q.Count)).sql(" OFFSET ").arg(int64(q.Offset))
+	for _, cl := range q.Current {
+		b.sql(" AND (")
+		for i, c := range cl.Any {
+			if i > 0 {
+				b.sql(" OR ")
+			}
+			cond(b, q.Type, c, true)
+		}
+		b.sql(")")
+	}
+	b.sql(" ORDER BY v.last_updated DESC, v.type, v.id, v.version DESC LIMIT ").arg(int64(q.Count)).sql(" OFFSET ").arg(int64(q.Offset))
 	rows, err := s.reader.QueryContext(ctx, b.String(), b.args...)
 	if err != nil {
 		return nil, s.translate("history", err)
@@ -355,6 +377,28 @@ func (s *Store) ScanAudit(ctx context.Context, after int64, fn func(seq int64, r
 		}
 		after = batch[len(batch)-1].seq
 	}
+}
+
+// Types implements storage.Reader.
+func (s *Store) Types(ctx context.Context) ([]string, error) {
+	const q = `SELECT DISTINCT type FROM resources ORDER BY type`
+	rows, err := s.r().query(ctx, q)
+	if err != nil {
+		return nil, s.translate("types", err)
+	}
+	var out []string
+	for rows.Next() {
+		var t string
+		if err := rows.Scan(&t); err != nil {
+			rows.Close()
+			return nil, s.translate("types", err)
+		}
+		out = append(out, t)
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return nil, s.translate("types", err)
+	}
+	return out, nil
 }
 
 // Counts implements storage.Reader.

@@ -273,6 +273,28 @@ func (t *tx) RewriteCiphertext(ctx context.Context, ref storage.VersionRef, ciph
 
 // Shred implements storage.Tx.
 func (t *tx) Shred(ctx context.Context, owner string) (int64, error) {
+	n, err := t.shredOne(ctx, owner)
+	if err != nil || !strings.HasPrefix(owner, "Patient/") {
+		return n, err
+	}
+	// Every joint key naming the patient goes with it: a resource that
+	// names several patients is unreadable once any of them is erased.
+	joints, err := t.jointOwnersOf(ctx, owner)
+	if err != nil {
+		return 0, err
+	}
+	for _, j := range joints {
+		m, err := t.shredOne(ctx, j)
+		if err != nil {
+			return 0, err
+		}
+		n += m
+	}
+	return n, nil
+}
+
+// shredOne crypto-shreds one key owner (see storage.Tx.Shred).
+func (t *tx) shredOne(ctx context.Context, owner string) (int64, error) {
 	now := t.s.now().UTC().UnixMicro()
 	// One statement moves every live resource of owner to a delete
 	// marker and reports which, so no concurrent create slips between

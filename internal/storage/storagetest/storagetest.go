@@ -47,6 +47,9 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 		{"SearchOwner", testSearchOwner},
 		{"ReplaceIndex", testReplaceIndex},
 		{"HistoryOwners", testHistoryOwners},
+		{"JointOwners", testJointOwners},
+		{"Types", testTypes},
+		{"HistoryCurrent", testHistoryCurrent},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

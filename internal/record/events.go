@@ -1,0 +1,87 @@
+package record
+
+import (
+	"cmp"
+	"context"
+	"slices"
+
+	"github.com/phivault/phivault/internal/audit"
+	"github.com/phivault/phivault/internal/authz"
+)
+
+// events are the audit events of one request that returns several
+// resources (search, history, $everything): one per purpose of use,
+// because a purpose is recorded only for the decisions made under it. A
+// clinician's search that returns one patient under a break-the-glass
+// grant (ETREAT) and another through the care team (TREAT) leaves two
+// events, and the second patient's record never shows an emergency
+// access.
+type events struct {
+	base  audit.Event
+	by    map[string]*audit.Event
+	order []string
+	seen  map[string]map[string]bool // purpose -> patients already listed
+	pols  map[string]map[string]bool // purpose -> policies
+}
+
+func newEvents(base audit.Event) *events {
+	return &events{base: base, by: map[string]*audit.Event{}, seen: map[string]map[string]bool{}, pols: map[string]map[string]bool{}}
+}
+
+// add records one returned resource decided by d.
+func (e *events) add(d authz.Decision, entity string, patients []string) {
+	p := cmp.Or(d.Purpose, e.base.Purpose)
+	ev, ok := e.by[p]
+	if !ok {
+		c := e.base
+		c.Purpose = p
+		c.Entities = nil
+		c.Patients = nil
+		c.Policies = slices.Clone(e.base.Policies)
+		ev = &c
+		e.by[p] = ev
+		e.order = append(e.order, p)
+		e.seen[p] = map[string]bool{}
+		e.pols[p] = map[string]bool{}
+		for _, id := range c.Policies {
+			e.pols[p][id] = true
+		}
+	}
+	ev.Entities = append(ev.Entities, entity)
+	for _, pt := range patients {
+		if !e.seen[p][pt] {
+			e.seen[p][pt] = true
+			ev.Patients = append(ev.Patients, pt)
+		}
+	}
+	for _, id := range d.Policies {
+		if !e.pols[p][id] {
+			e.pols[p][id] = true
+			ev.Policies = append(ev.Policies, id)
+		}
+	}
+}
+
+// list returns the events: the base event alone when nothing was added.
+func (e *events) list() []audit.Event {
+	if len(e.order) == 0 {
+		return []audit.Event{e.base}
+	}
+	out := make([]audit.Event, 0, len(e.order))
+	for _, p := range e.order {
+		ev := *e.by[p]
+		slices.Sort(ev.Policies)
+		out = append(out, ev)
+	}
+	return out
+}
+
+// recordReads makes every event durable before the caller returns PHI.
+func (s *Service) recordReads(ctx context.Context, evs ...audit.Event) error {
+	for _, ev := range evs {
+		if err := s.recordRead(ctx, ev); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,135 @@
+package sqldb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/phivault/phivault/internal/storage"
+)
+
+// Joint owners: a resource that names several patients is sealed with a
+// key of its own ("Joint/<h>"), and joint_owners lists the patients it
+// stands for, so authorization can decide for each of them and erasing
+// any of them destroys the joint key (Shred).
+
+// maxJointMembers bounds the patients of one joint owner (a bound on
+// one insert's parameters; the record refuses resources naming more).
+const maxJointMembers = 1000
+
+// PutJointOwner implements storage.Tx.
+func (t *tx) PutJointOwner(ctx context.Context, owner string, patients []string) error {
+	if !strings.HasPrefix(owner, storage.JointPrefix) || len(patients) < 2 || len(patients) > maxJointMembers {
+		return fmt.Errorf("put joint owner: %d patients for %q: need 2 to %d and a joint owner", len(patients), owner, maxJointMembers)
+	}
+	if err := validText("joint owner", owner); err != nil {
+		return err
+	}
+	for rest := patients; len(rest) > 0; {
+		n := min(len(rest), insertChunk)
+		q := multiRow(`INSERT INTO joint_owners (owner, patient) VALUES `, 2, n) + ` ON CONFLICT (owner, patient) DO NOTHING`
+		args := make([]any, 0, 2*n)
+		for _, p := range rest[:n] {
+			if err := validText("joint owner patient", p); err != nil {
+				return err
+			}
+			args = append(args, owner, p)
+		}
+		if _, err := t.exec(ctx, q, args...); err != nil {
+			return t.s.translate("put joint owner", err)
+		}
+		rest = rest[n:]
+	}
+	return nil
+}
+
+// JointMembers implements storage.Tx.
+func (t *tx) JointMembers(ctx context.Context, owner string) ([]string, error) {
+	return jointMembers(ctx, t, owner)
+}
+
+// JointMembers implements storage.Reader.
+func (s *Store) JointMembers(ctx context.Context, owner string) ([]string, error) {
+	return jointMembers(ctx, s.r(), owner)
+}
+
+func jointMembers(ctx context.Context, r runner, owner string) ([]string, error) {
+	const q = `SELECT patient FROM joint_owners WHERE owner = ? ORDER BY patient`
+	rows, err := r.query(ctx, q, owner)
+	if err != nil {
+		return nil, r.store().translate("joint members", err)
+	}
+	var out []string
+	for rows.Next() {
+		var p string
+		if err := rows.Scan(&p); err != nil {
+			rows.Close()
+			return nil, r.store().translate("joint members", err)
+		}
+		out = append(out, p)
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return nil, r.store().translate("joint members", err)
+	}
+	if len(out) == 0 {
+		return nil, wrapOp("joint members", storage.ErrNotFound)
+	}
+	return out, nil
+}
+
+// JointOwners implements storage.Reader.
+func (s *Store) JointOwners(ctx context.Context, patients []string, limit int) (map[string][]string, error) {
+	out := map[string][]string{}
+	if len(patients) == 0 {
+		return out, nil
+	}
+	if len(patients) > storage.MaxOwners {
+		return nil, fmt.Errorf("joint owners: %d patients, limit %d: %w", len(patients), storage.MaxOwners, storage.ErrTooComplex)
+	}
+	if limit <= 0 {
+		return nil, fmt.Errorf("joint owners: limit %d must be positive", limit)
+	}
+	b := &builder{dollar: s.d.Dollar}
+	b.sql(`SELECT j.owner, j.patient FROM joint_owners j WHERE j.owner IN (SELECT DISTINCT m.owner FROM joint_owners m WHERE m.patient IN `)
+	list(b, patients, func(p string) any { return p })
+	b.sql(` ORDER BY m.owner LIMIT `).arg(int64(limit)).sql(`) ORDER BY j.owner, j.patient`)
+	rows, err := s.reader.QueryContext(ctx, b.String(), b.args...)
+	if err != nil {
+		return nil, s.translate("joint owners", err)
+	}
+	for rows.Next() {
+		var o, p string
+		if err := rows.Scan(&o, &p); err != nil {
+			rows.Close()
+			return nil, s.translate("joint owners", err)
+		}
+		out[o] = append(out[o], p)
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return nil, s.translate("joint owners", err)
+	}
+	return out, nil
+}
+
+// jointOwnersOf returns the joint owners naming patient, inside t.
+func (t *tx) jointOwnersOf(ctx context.Context, patient string) ([]string, error) {
+	const q = `SELECT owner FROM joint_owners WHERE patient = ? ORDER BY owner`
+	rows, err := t.query(ctx, q, patient)
+	if err != nil {
+		return nil, t.s.translate("joint owners", err)
+	}
+	var out []string
+	for rows.Next() {
+		var o string
+		if err := rows.Scan(&o); err != nil {
+			rows.Close()
+			return nil, t.s.translate("joint owners", err)
+		}
+		out = append(out, o)
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return nil, t.s.translate("joint owners", err)
+	}
+	return out, nil
+}
