@@ -12,26 +12,26 @@ type Action string
 
 // Actions recorded by phivault.
 const (
-	ActionRead        Action = "read"
-	ActionVRead       Action = "vread"
-	ActionSearch      Action = "search-type"
-	ActionHistory     Action = "history"
+	ActionRead    Action = "read"
+	ActionVRead   Action = "vread"
+	ActionSearch  Action = "search-type"
+	ActionHistory Action = "history"
 	// ActionHistoryType and ActionHistorySystem are type-level and
 	// system-level _history (FHIR's history-type and history-system
 	// interactions); ActionHistory is an instance's.
 	ActionHistoryType   Action = "history-type"
 	ActionHistorySystem Action = "history-system"
-	ActionCreate      Action = "create"
-	ActionUpdate      Action = "update"
-	ActionDelete      Action = "delete"
-	ActionTransaction Action = "transaction"
-	ActionBatch       Action = "batch"
-	ActionEverything  Action = "$everything"
-	ActionErase       Action = "$erase"
-	ActionImport      Action = "import"
-	ActionKeyRotate   Action = "key-rotate"
-	ActionLogin       Action = "login"
-	ActionTokenCreate Action = "token-create"
+	ActionCreate        Action = "create"
+	ActionUpdate        Action = "update"
+	ActionDelete        Action = "delete"
+	ActionTransaction   Action = "transaction"
+	ActionBatch         Action = "batch"
+	ActionEverything    Action = "$everything"
+	ActionErase         Action = "$erase"
+	ActionImport        Action = "import"
+	ActionKeyRotate     Action = "key-rotate"
+	ActionLogin         Action = "login"
+	ActionTokenCreate   Action = "token-create"
 
 	// SMART client administration (web console). Entities: "Client/<id>".
 	ActionClientRegister Action = "client-register"

@@ -62,9 +62,9 @@ const maxJointPatients = 1000
 
 // Target is the resource a request acts on.
 type Target struct {
-	Type     string
-	ID       string   // "" for a create before its id is assigned
-	Owner    string   // "Patient/<id>", OrgOwner or "Joint/<h>" (storage.Version.Owner)
+	Type  string
+	ID    string // "" for a create before its id is assigned
+	Owner string // "Patient/<id>", OrgOwner or "Joint/<h>" (storage.Version.Owner)
 	// Patients are the patients a "Joint/<h>" owner stands for (a
 	// resource naming several patients): the request is decided for each
 	// of them and allowed only when every decision allows it.

@@ -38,9 +38,9 @@ type UserFacts struct {
 	Roles         []string
 	Organizations []string
 	CareTeams     []string        // "CareTeam/<id>", sorted
-	CareTeamOf   map[string]bool // patient owner -> active care-team member
-	EncounterOf  map[string]bool // patient owner -> encounter participant
-	Grants       []Grant         // unexpired break-the-glass grants at load time
+	CareTeamOf    map[string]bool // patient owner -> active care-team member
+	EncounterOf   map[string]bool // patient owner -> encounter participant
+	Grants        []Grant         // unexpired break-the-glass grants at load time
 }
 
 // Related returns the patient owners the user has a treatment

@@ -281,7 +281,9 @@ func (a *Authorizer) joint(ctx context.Context, f *Filter, anyOK bool) error {
 	owners, except, perRow := sortedCopy(f.Owners), sortedCopy(f.Except), sortedCopy(f.PerRow)
 	for _, j := range slices.Sorted(maps.Keys(joints)) {
 		members := joints[j]
-		anyIn := func(list []string) bool { return slices.ContainsFunc(members, func(m string) bool { return in(list, m) }) }
+		anyIn := func(list []string) bool {
+			return slices.ContainsFunc(members, func(m string) bool { return in(list, m) })
+		}
 		allIn := func(list ...[]string) bool {
 			return !slices.ContainsFunc(members, func(m string) bool {
 				return !slices.ContainsFunc(list, func(l []string) bool { return in(l, m) })

@@ -11,10 +11,10 @@ import (
 	"strings"
 
 	"github.com/phivault/phivault/internal/audit"
-	"github.com/phivault/phivault/internal/authz"
 	"github.com/phivault/phivault/internal/authn"
 	"github.com/phivault/phivault/internal/authn/login"
 	"github.com/phivault/phivault/internal/authn/smart"
+	"github.com/phivault/phivault/internal/authz"
 	"github.com/phivault/phivault/internal/httpapi/launchui"
 	"github.com/phivault/phivault/internal/identity"
 	"github.com/phivault/phivault/internal/record"

@@ -296,7 +296,6 @@ func entityRef(typ, id string, version int64) string {
 	return typ + "/" + id + "/_history/" + strconv.FormatInt(version, 10)
 }
 
-
 func storageError(err error) error {
 	var e *Error
 	switch {

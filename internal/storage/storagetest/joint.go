@@ -43,10 +43,14 @@ func testJointOwners(t *testing.T, s storage.Store) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Update(ctx, func(tx storage.Tx) error { return tx.PutJointOwner(ctx, "Patient/x", []string{"Patient/a", "Patient/b"}) }); err == nil {
+	if err := s.Update(ctx, func(tx storage.Tx) error {
+		return tx.PutJointOwner(ctx, "Patient/x", []string{"Patient/a", "Patient/b"})
+	}); err == nil {
 		t.Error("PutJointOwner of a non-joint owner succeeded")
 	}
-	if err := s.Update(ctx, func(tx storage.Tx) error { return tx.PutJointOwner(ctx, storage.JointPrefix+"one", []string{"Patient/a"}) }); err == nil {
+	if err := s.Update(ctx, func(tx storage.Tx) error {
+		return tx.PutJointOwner(ctx, storage.JointPrefix+"one", []string{"Patient/a"})
+	}); err == nil {
 		t.Error("PutJointOwner with one patient succeeded")
 	}
 	if m, err := s.JointMembers(ctx, k); err != nil || !slices.Equal(m, []string{"Patient/b", "Patient/c"}) {
@@ -124,7 +128,7 @@ func testTypes(t *testing.T, s storage.Store) {
 // included), combined with the versions' own owners.
 func testHistoryCurrent(t *testing.T, s storage.Store) {
 	psy := []byte("psy")
-	put(t, s, ver("Observation", "x", 1, "Patient/a", at(1)))                                                     // unlabelled v1...
+	put(t, s, ver("Observation", "x", 1, "Patient/a", at(1)))                                                       // unlabelled v1...
 	put(t, s, ver("Observation", "x", 2, "Patient/a", at(2)), storage.IndexRow{Param: "authz:security", Hash: psy}) // ...labelled since
 	put(t, s, ver("Observation", "y", 1, "Patient/a", at(3)))
 	put(t, s, ver("Observation", "z", 1, "Patient/b", at(4)))
