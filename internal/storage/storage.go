@@ -234,6 +234,13 @@ type Tx interface {
 	// counted, so a second Shred returns 0.
 	Shred(ctx context.Context, owner string) (int64, error)
 
+	// Reown moves one stored version to another key owner with its
+	// ciphertext re-sealed for it (reindex: a resource that names several
+	// patients, stored before joint owners, leaves the organisation's
+	// key). The resource's current owner follows when ref is its current
+	// version. ErrNotFound if the version does not exist.
+	Reown(ctx context.Context, ref VersionRef, owner string, ciphertext []byte) error
+
 	// PutJointOwner records the patients (2 to 1,000, sorted) a joint
 	// owner stands for. Recording the same again is a no-op.
 	PutJointOwner(ctx context.Context, owner string, patients []string) error

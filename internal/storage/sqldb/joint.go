@@ -133,3 +133,27 @@ func (t *tx) jointOwnersOf(ctx context.Context, patient string) ([]string, error
 	}
 	return out, nil
 }
+
+// Reown implements storage.Tx.
+func (t *tx) Reown(ctx context.Context, ref storage.VersionRef, owner string, ciphertext []byte) error {
+	if err := validText("owner", owner); err != nil {
+		return err
+	}
+	const qv = `UPDATE resource_versions SET owner = ?, ciphertext = ? WHERE type = ? AND id = ? AND version = ?`
+	res, err := t.exec(ctx, qv, owner, nullBytes(ciphertext), ref.Type, ref.ID, ref.Version)
+	if err != nil {
+		return t.s.translate("reown", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return t.s.translate("reown", err)
+	}
+	if n == 0 {
+		return wrapOp("reown", storage.ErrNotFound)
+	}
+	const qr = `UPDATE resources SET owner = ? WHERE type = ? AND id = ? AND version = ?`
+	if _, err := t.exec(ctx, qr, owner, ref.Type, ref.ID, ref.Version); err != nil {
+		return t.s.translate("reown", err)
+	}
+	return nil
+}
