@@ -100,6 +100,10 @@ const (
 	// ActionPolicyExplain is "phivault policy explain": a decision
 	// computed for an operator, audited like any other.
 	ActionPolicyExplain Action = "policy-explain"
+	// ActionConsentRepair is a security administrator listing (Policies
+	// "list") or retiring a Consent authorization cannot read (an update
+	// event with the policy "consent-repair" records the retirement).
+	ActionConsentRepair Action = "consent-repair"
 	// ActionReindex is "phivault reindex": every current resource
 	// decrypted to recompute its index rows; Policies carries the count.
 	ActionReindex Action = "reindex"

@@ -190,6 +190,9 @@ func patientFacts(ref string, patient []byte, consents []Found) (PatientFacts, e
 	for _, f := range consents {
 		c, err := ParseConsent(f.JSON)
 		if err != nil {
+			if !possiblyEnforced(f.JSON) {
+				continue // inactive (a retired one, say): never enforced
+			}
 			pf.Undecidable = true
 			pf.UndecidableConsents = append(pf.UndecidableConsents, f.ID)
 			continue
@@ -199,6 +202,19 @@ func patientFacts(ref string, patient []byte, consents []Found) (PatientFacts, e
 		}
 	}
 	return pf, nil
+}
+
+// possiblyEnforced reports whether a Consent that could not be parsed
+// in full might be enforced: unless its status can be read and is not
+// active, it might (fail closed).
+func possiblyEnforced(body []byte) bool {
+	var c struct {
+		Status string `json:"status"`
+	}
+	if json.Unmarshal(body, &c) != nil {
+		return true
+	}
+	return c.Status == "active"
 }
 
 // careTeamFacts reads an R4 CareTeam: its subject, status, period and

@@ -123,6 +123,7 @@ func (s *Server) adminRoutes(mux *http.ServeMux) {
 	admin.Handle("POST /admin/api/users/{id}/revoke-sessions", a.authorize(a.revokeSessions))
 	admin.Handle("DELETE /admin/api/sessions/{id}", a.authorize(a.revokeSession))
 	a.reviewRoutes(admin)
+	a.repairRoutes(admin)
 	admin.Handle("/admin/api/", a.handle(func(w http.ResponseWriter, r *http.Request) error {
 		return apiErr(http.StatusNotFound, "no such endpoint", nil)
 	}))
