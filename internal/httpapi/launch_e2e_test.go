@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
 
+	"github.com/phivault/phivault/internal/audit"
 	"github.com/phivault/phivault/internal/authn/smart"
 	"github.com/phivault/phivault/internal/identity"
 	"github.com/phivault/phivault/internal/storage/sqldb"
@@ -397,4 +399,57 @@ func testLaunchRefusals(t *testing.T, driver string) {
 			}
 		}
 	})
+}
+
+// TestSMARTLaunchPickerAuthorized: the patient picker searches and reads
+// through the signed-in user's own authorization (issue 11, item 1): a
+// researcher or an auditor finds no patient, by name or by id, and the
+// audit log records the search as denied, with its policies.
+func TestSMARTLaunchPickerAuthorized(t *testing.T) {
+	forDrivers(t, testLaunchPickerAuthorized)
+}
+
+func testLaunchPickerAuthorized(t *testing.T, driver string) {
+	e := startLaunch(t, driver)
+	for i, role := range []identity.Role{identity.RoleResearcher, identity.RoleAuditor} {
+		username := fmt.Sprintf("picker.%s", role)
+		secret := e.addLaunchUser(t, username, fmt.Sprintf("Practitioner/pk-%d", i), role)
+		cfg := e.oauthConfig(e.clientID, "openid fhirUser launch/patient patient/*.rs")
+		b := e.browser(t)
+		picker := b.signIn(t, b.send(t, "GET", e.authURL(cfg, "pk", oauth2.GenerateVerifier()), nil), username, secret)
+		if !strings.Contains(picker.body, `action="/oauth2/authorize/patient"`) {
+			t.Fatalf("%s: want the patient picker: %d %.300s", role, picker.status, picker.body)
+		}
+		for _, q := range []string{"Launchling", e.mine.patient} {
+			found := b.post(t, picker, "/oauth2/authorize/patient", url.Values{"action": {"search"}, "q": {q}})
+			if strings.Contains(found.body, "Patients found") || strings.Contains(found.body, `name="patient" value=`) || !strings.Contains(found.body, "No patient found") {
+				t.Fatalf("%s: the picker lists a patient it may not read (query %q)", role, q)
+			}
+		}
+		picked := b.post(t, picker, "/oauth2/authorize/patient", url.Values{"action": {"pick"}, "patient": {e.mine.patient}})
+		if strings.Contains(picked.body, `action="/oauth2/authorize/consent"`) {
+			t.Fatalf("%s: picking a patient it may not read reached the consent page", role)
+		}
+		evs, err := e.app.AuditEvents(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		users, err := e.app.Store.(*sqldb.Store).Users().ByUsername(t.Context(), username)
+		if err != nil {
+			t.Fatal(err)
+		}
+		searched := false
+		for _, ev := range evs {
+			if ev.Agent.User != users.ID || ev.Action != audit.ActionSearch {
+				continue
+			}
+			searched = true
+			if ev.Outcome != audit.OutcomeDenied || len(ev.Policies) == 0 || ev.Purpose == "TREAT" || len(ev.Patients) != 0 {
+				t.Errorf("%s: picker search audited as %+v; want denied, with policies, not as treatment", role, ev)
+			}
+		}
+		if !searched {
+			t.Errorf("%s: the picker's search left no audit event", role)
+		}
+	}
 }

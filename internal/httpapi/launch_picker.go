@@ -13,10 +13,10 @@ import (
 )
 
 // authorizePatient is the patient picker of a workforce user. Searches
-// and reads go through the record service, audited as the user's.
-// Which patients a user may pick is not restricted yet: that decision
-// belongs to the authorization (Cedar) issue, and will narrow this
-// search like every other.
+// and reads go through the record service with the user's own guard
+// (launchCaller): the picker lists only patients the user may read,
+// narrowed like any search, and audited as the user's. A patient the
+// user may not read is answered exactly as one that does not exist.
 func (s *Server) authorizePatient(w http.ResponseWriter, r *http.Request) error {
 	f, binding, client, err := s.openFlow(r)
 	if err != nil {
@@ -41,7 +41,7 @@ func (s *Server) authorizePatient(w http.ResponseWriter, r *http.Request) error 
 			return s.renderFlow(w, r, http.StatusBadRequest, "picker", f, binding, client, pageData{Title: "Choose a patient", Error: "Choose a patient from the list."})
 		}
 		if _, err := s.rec.Read(r.Context(), caller, "Patient", id); err != nil {
-			if errors.Is(err, record.ErrNotFound) || errors.Is(err, record.ErrGone) {
+			if hiddenOrMissing(err) {
 				return s.renderFlow(w, r, http.StatusBadRequest, "picker", f, binding, client, pageData{Title: "Choose a patient", Error: "That patient does not exist."})
 			}
 			return err
@@ -95,7 +95,7 @@ func (s *Server) findPatients(ctx context.Context, c record.Caller, q string) ([
 		switch {
 		case err == nil:
 			add(st.JSON)
-		case errors.Is(err, record.ErrNotFound), errors.Is(err, record.ErrGone):
+		case hiddenOrMissing(err):
 		default:
 			return nil, err
 		}
@@ -120,4 +120,11 @@ func (s *Server) findPatients(ctx context.Context, c record.Caller, q string) ([
 		add(e.Resource)
 	}
 	return out, nil
+}
+
+// hiddenOrMissing reports whether a picker read failed because the
+// patient does not exist, was deleted, or may not be read by the user:
+// the picker answers all three alike.
+func hiddenOrMissing(err error) bool {
+	return errors.Is(err, record.ErrNotFound) || errors.Is(err, record.ErrGone) || errors.Is(err, record.ErrForbidden)
 }
