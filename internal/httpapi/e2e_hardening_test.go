@@ -13,6 +13,7 @@ import (
 	"github.com/phivault/phivault/internal/apitest"
 	"github.com/phivault/phivault/internal/audit"
 	"github.com/phivault/phivault/internal/keys"
+	"github.com/phivault/phivault/internal/record"
 	"github.com/phivault/phivault/internal/storage"
 )
 
@@ -502,6 +503,62 @@ func TestPurposeRecordedPerDecision(t *testing.T) {
 		ev := wantAudited(t, s, audit.ActionRead, audit.OutcomeSuccess, "Observation/"+oMine+"/_history/1")
 		if ev.Purpose != "TREAT" {
 			t.Fatalf("read of the care-team patient recorded as %s", ev.Purpose)
+		}
+	})
+}
+
+// Item 3, data written before: reindex moves every version of a
+// resource naming two patients from the organisation's key to a joint
+// key, so erasing either patient makes all of them unreadable.
+func TestReindexMovesJointResources(t *testing.T) {
+	apitest.Run(t, func(t *testing.T, s *apitest.Server) {
+		ctx := t.Context()
+		a, b := s.Create(t, patient(uniq(), nil)), s.Create(t, patient(uniq(), nil))
+		s.Create(t, map[string]any{"resourceType": "Basic", "code": map[string]any{"text": "org key"}}) // the org key exists
+		orgRec, err := s.App.Store.Key(ctx, "org")
+		if err != nil {
+			t.Fatal(err)
+		}
+		dek, err := s.App.Keys.DEK(orgRec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		id := "legacy" + uniq()
+		for v := int64(1); v <= 2; v++ {
+			body, _ := json.Marshal(map[string]any{"resourceType": "Coverage", "id": id, "status": "active",
+				"meta":        map[string]any{"versionId": fmt.Sprint(v), "lastUpdated": "2024-01-01T00:00:00.000000Z"},
+				"beneficiary": map[string]any{"reference": "Patient/" + a},
+				"subscriber":  map[string]any{"reference": "Patient/" + b},
+				"payor":       []any{map[string]any{"display": "Payer"}}})
+			ct, err := dek.Seal(body, keys.ResourceAD{Type: "Coverage", ID: id, Version: v, Owner: "org"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ver := storage.Version{Type: "Coverage", ID: id, Version: v, Owner: "org", Ciphertext: ct, LastUpdated: time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)}
+			if err := s.App.Store.Update(ctx, func(tx storage.Tx) error { return tx.Put(ctx, ver, nil) }); err != nil {
+				t.Fatal(err)
+			}
+		}
+		s.App.Authz.Invalidate()
+		researcher := newActor(t, s, "researcher", "")
+		s.Do(t, "GET", "/fhir/Coverage/"+id, nil, researcher.headers).Want(t, http.StatusOK) // the defect, before reindex
+		if _, err := s.App.Record.Reindex(ctx, record.Caller{Agent: audit.Agent{Client: "test"}, Guard: record.Offline()}, nil); err != nil {
+			t.Fatal(err)
+		}
+		s.App.Authz.Invalidate()
+		for v := int64(1); v <= 2; v++ {
+			ver, err := s.App.Store.VersionOf(ctx, "Coverage", id, v)
+			if err != nil || !strings.HasPrefix(ver.Owner, storage.JointPrefix) {
+				t.Fatalf("version %d after reindex: owner %q %v, want a joint owner", v, ver.Owner, err)
+			}
+		}
+		s.Do(t, "GET", "/fhir/Coverage/"+id, nil, researcher.headers).WantOutcome(t, http.StatusForbidden, http.StatusNotFound)
+		s.Do(t, "GET", "/fhir/Coverage/"+id+"/_history/1", nil, nil).Want(t, http.StatusOK)
+		s.Do(t, "POST", "/fhir/Patient/"+b+"/$erase", nil, nil).Want(t, http.StatusOK)
+		for _, path := range []string{"/fhir/Coverage/" + id, "/fhir/Coverage/" + id + "/_history/1", "/fhir/Coverage/" + id + "/_history/2"} {
+			if r := s.Do(t, "GET", path, nil, nil); r.Status == http.StatusOK {
+				t.Errorf("%s readable after one of its patients was erased", path)
+			}
 		}
 	})
 }

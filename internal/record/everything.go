@@ -170,6 +170,12 @@ func (s *Service) Erase(ctx context.Context, c Caller, id string) (int64, error)
 	if _, err := s.check(ctx, c, audit.ActionErase, p, nil); err != nil {
 		return 0, s.recordDenial(ctx, err)
 	}
+	// The joint keys naming the patient are shredded with its own
+	// (storage.Tx.Shred); their cached copies go too.
+	joints, err := s.store.JointOwners(ctx, []string{owner}, storage.MaxOwners)
+	if err != nil {
+		return 0, storageError(err)
+	}
 	var n int64
 	err = s.store.Update(ctx, func(tx storage.Tx) error {
 		rec, err := tx.Key(ctx, owner)
@@ -197,6 +203,10 @@ func (s *Service) Erase(ctx context.Context, c Caller, id string) (int64, error)
 		return 0, storageError(err)
 	}
 	s.forgetKey(owner)
+	for j := range joints {
+		s.forgetKey(j)
+		s.changed("", j)
+	}
 	s.changed("Patient", owner)
 	return n, nil
 }

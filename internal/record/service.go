@@ -51,7 +51,7 @@ type Service struct {
 	limits fhir.Limits
 
 	keyMu    sync.Mutex
-	keyCache map[string]storage.KeyRecord
+	keyCache map[string]cachedKey
 	members  map[string][]string // joint owner -> its patients (owner_joint.go)
 
 	hook atomic.Pointer[writeHook] // SetWriteHook
@@ -75,7 +75,7 @@ func New(d Deps) *Service {
 	return &Service{
 		store: d.Store, keys: d.Keys, val: d.Validator, reg: d.Registry,
 		log: d.Log, batch: d.Batcher, now: d.Now, newID: d.NewID, limits: d.Limits,
-		keyCache: make(map[string]storage.KeyRecord),
+		keyCache: make(map[string]cachedKey),
 	}
 }
 
@@ -214,9 +214,10 @@ func (s *Service) dekInTx(ctx context.Context, tx storage.Tx, owner string, pati
 // (the key may have been rotated by another process).
 func (s *Service) dekForRead(ctx context.Context, owner string, fresh bool) (*keys.DEK, error) {
 	s.keyMu.Lock()
-	rec, ok := s.keyCache[owner]
+	ck, ok := s.keyCache[owner]
 	s.keyMu.Unlock()
-	if !ok || fresh {
+	rec := ck.rec
+	if !ok || fresh || s.now().Sub(ck.loaded) >= keyRecordTTL {
 		var err error
 		rec, err = s.store.Key(ctx, owner)
 		if err != nil {
@@ -226,7 +227,7 @@ func (s *Service) dekForRead(ctx context.Context, owner string, fresh bool) (*ke
 		if len(s.keyCache) >= maxKeyCache {
 			clear(s.keyCache)
 		}
-		s.keyCache[owner] = rec
+		s.keyCache[owner] = cachedKey{rec: rec, loaded: s.now()}
 		s.keyMu.Unlock()
 	}
 	if rec.Shredded {
@@ -238,6 +239,17 @@ func (s *Service) dekForRead(ctx context.Context, owner string, fresh bool) (*ke
 // maxKeyCache bounds the wrapped-key record cache (the unwrapped keys
 // have their own bounded cache in the keyring).
 const maxKeyCache = 100000
+
+// keyRecordTTL bounds how long a key record is reused without reading
+// it again: an erasure by another process of a fleet (a shredded record)
+// is honoured here within this time. The unwrapped key itself is cached
+// by the wrapped bytes, so a re-read costs one indexed row.
+const keyRecordTTL = 5 * time.Second
+
+type cachedKey struct {
+	rec    storage.KeyRecord
+	loaded time.Time
+}
 
 func (s *Service) forgetKey(owner string) {
 	s.keyMu.Lock()
