@@ -403,20 +403,24 @@ func (a *Authorizer) eval(s *subject, action Action, t Target, pf *PatientFacts)
 		}
 	}
 	purpose := purposeOfUse(s.p.Roles, breakGlass)
-	req := cedar.Request{
-		Principal: s.uid,
-		Action:    types.NewEntityUID("PhiVault::Action", types.String(action)),
-		Resource:  resUID,
-		Context: types.NewRecord(types.RecordMap{
-			"purpose":       types.String(purpose),
-			"breakGlass":    types.Boolean(breakGlass),
-			"consentDeny":   types.Boolean(consentDeny),
-			"consentPermit": types.Boolean(consentPermit),
-			"scoped":        types.Boolean(scoped),
-			"scopeAllows":   types.Boolean(scopeAllows),
-		}),
+	pol := a.policies.Load()
+	authorize := func(deny, permit bool) (cedar.Decision, cedar.Diagnostic) {
+		req := cedar.Request{
+			Principal: s.uid,
+			Action:    types.NewEntityUID("PhiVault::Action", types.String(action)),
+			Resource:  resUID,
+			Context: types.NewRecord(types.RecordMap{
+				"purpose":       types.String(purpose),
+				"breakGlass":    types.Boolean(breakGlass),
+				"consentDeny":   types.Boolean(deny),
+				"consentPermit": types.Boolean(permit),
+				"scoped":        types.Boolean(scoped),
+				"scopeAllows":   types.Boolean(scopeAllows),
+			}),
+		}
+		return cedar.Authorize(pol.set, g, req)
 	}
-	dec, diag := cedar.Authorize(a.policies.Load().set, g, req)
+	dec, diag := authorize(consentDeny, consentPermit)
 	if len(diag.Errors) > 0 {
 		// A policy that errors is skipped by Cedar; a skipped forbid
 		// could turn a deny into an allow. Fail closed.
@@ -426,8 +430,19 @@ func (a *Authorizer) eval(s *subject, action Action, t Target, pf *PatientFacts)
 		}
 		return Decision{Policies: ids}, fmt.Errorf("evaluating policies %s: %w", strings.Join(ids, ","), ErrUndecidable)
 	}
+	if partial {
+		// The consents' answer depends on each resource's content; it
+		// matters only if the policies decide differently for some
+		// answer (service credentials, say, are exempt from consents).
+		partial = false
+		for _, c := range [][2]bool{{false, false}, {true, false}, {false, true}, {true, true}} {
+			if d2, diag2 := authorize(c[0], c[1]); d2 != dec || len(diag2.Errors) > 0 {
+				partial = true
+				break
+			}
+		}
+	}
 	d := Decision{Allowed: dec == cedar.Allow, partial: partial}
-	pol := a.policies.Load()
 	for _, r := range diag.Reasons {
 		d.Policies = append(d.Policies, string(r.PolicyID))
 		if !d.Allowed && pol.conceal[string(r.PolicyID)] {

@@ -5,11 +5,13 @@ import (
 	"flag"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/phivault/phivault/internal/apitest"
 	"github.com/phivault/phivault/internal/authn/session"
@@ -69,15 +71,38 @@ func newActor(t *testing.T, s *apitest.Server, role, pid string) actor {
 // The matrix's dimensions.
 var (
 	matrixRoles        = []string{"physician", "nurse", "front-desk", "billing", "researcher", "privacy-officer", "security-admin", "auditor", "patient", "system"}
-	matrixVariants     = []string{"care-team", "no-relation", "break-glass", "consent-denied", "sensitive"}
+	matrixVariants     = []string{"care-team", "no-relation", "break-glass", "consent-denied", "sensitive", "hiv", "consent-label", "joint"}
 	matrixTypes        = []string{"Observation", "Patient", "Coverage"}
-	matrixInteractions = []string{"read", "vread", "search", "history", "everything", "create", "update", "delete", "batch-get", "transaction-post"}
+	matrixInteractions = []string{"read", "vread", "search", "search-count", "history", "history-type", "history-system", "everything",
+		"create", "conditional-create", "update", "delete", "batch-get", "transaction-post", "conditional-reference"}
+)
+
+// customLabel is a security label outside the built-in list, which the
+// consent-label variant's Consent denies to everyone.
+const customLabel = "CONFIDENTIAL-X"
+
+// variantLabel is the security label the variant's resources carry.
+func variantLabel(variant string) string {
+	switch variant {
+	case "sensitive":
+		return "42CFRPart2"
+	case "hiv":
+		return "HIV"
+	case "consent-label":
+		return customLabel
+	}
+	return ""
+}
+
+var (
 )
 
 // scenario is one variant's data for one actor.
 type scenario struct {
 	pid     string            // the patient
+	other   string            // the joint variant's second patient, else ""
 	targets map[string]string // type -> id of the resource read
+	since   string            // just before the targets were created (history)
 }
 
 func coverage(pid string) map[string]any {
@@ -118,15 +143,25 @@ func setup(t *testing.T, s *apitest.Server, a actor, variant, ownPID string) sce
 	if a.role != "patient" || variant == "no-relation" || variant == "break-glass" {
 		pid = s.Create(t, patient(uniq(), nil))
 	}
-	label := ""
-	if variant == "sensitive" {
-		label = "42CFRPart2"
+	label := variantLabel(variant)
+	sc := scenario{pid: pid, since: time.Now().Add(-time.Second).UTC().Format(time.RFC3339Nano)}
+	if variant == "joint" {
+		sc.other = s.Create(t, patient(uniq(), nil))
 	}
-	sc := scenario{pid: pid, targets: map[string]string{
+	sc.targets = map[string]string{
 		"Patient":     pid,
-		"Observation": s.Create(t, labelled(observation(pid, nil), label)),
-		"Coverage":    s.Create(t, labelled(coverage(pid), label)),
-	}}
+		"Observation": s.Create(t, labelled(jointly(observation(pid, nil), sc.other), label)),
+		"Coverage":    s.Create(t, labelled(jointly(coverage(pid), sc.other), label)),
+	}
+	if variant == "consent-label" {
+		s.Create(t, consentDenyLabel(pid, customLabel))
+	}
+	if pid == ownPID {
+		// The patient's own record, made before this variant: a new
+		// version puts it among the versions since sc.since (history).
+		r := s.Do(t, "GET", "/fhir/Patient/"+pid, nil, nil).Want(t, http.StatusOK)
+		s.Do(t, "PUT", "/fhir/Patient/"+pid, r.JSON, nil).Want(t, http.StatusOK)
+	}
 	if a.role == "system" {
 		if variant == "consent-denied" {
 			s.Create(t, consentDeny(pid, "Practitioner/someone"))
@@ -140,7 +175,7 @@ func setup(t *testing.T, s *apitest.Server, a actor, variant, ownPID string) sce
 		return sc
 	}
 	switch variant {
-	case "care-team", "sensitive":
+	case "care-team", "sensitive", "hiv", "consent-label", "joint":
 		careTeam(t, s, pid, a.fhirUser)
 	case "consent-denied":
 		careTeam(t, s, pid, a.fhirUser)
@@ -159,15 +194,37 @@ func setup(t *testing.T, s *apitest.Server, a actor, variant, ownPID string) sce
 	return sc
 }
 
+// jointly makes res name other too (a second patient), when other != "".
+func jointly(res map[string]any, other string) map[string]any {
+	if other == "" {
+		return res
+	}
+	switch res["resourceType"] {
+	case "Observation":
+		res["performer"] = []any{map[string]any{"reference": "Patient/" + other}}
+	case "Coverage":
+		res["subscriber"] = map[string]any{"reference": "Patient/" + other}
+	}
+	return res
+}
+
+// consentDenyLabel is a patient-privacy Consent denying a label to everyone.
+func consentDenyLabel(pid, label string) map[string]any {
+	c := consentDeny(pid, "")
+	c["provision"] = map[string]any{"type": "permit", "provision": []any{map[string]any{"type": "deny",
+		"securityLabel": []any{map[string]any{"system": "urn:phivault:test:labels", "code": label}}}}}
+	return c
+}
+
 // fresh creates a new resource of typ for pid (targets of update/delete).
-func fresh(t *testing.T, s *apitest.Server, typ, pid, label string) (string, map[string]any) {
+func fresh(t *testing.T, s *apitest.Server, typ string, sc scenario, label string) (string, map[string]any) {
 	t.Helper()
 	var res map[string]any
 	switch typ {
 	case "Observation":
-		res = observation(pid, nil)
+		res = jointly(observation(sc.pid, nil), sc.other)
 	case "Coverage":
-		res = coverage(pid)
+		res = jointly(coverage(sc.pid), sc.other)
 	case "Patient":
 		res = patient(uniq(), nil)
 	}
@@ -180,10 +237,7 @@ func fresh(t *testing.T, s *apitest.Server, typ, pid, label string) (string, map
 // try runs one interaction and reports whether it was allowed.
 func try(t *testing.T, s *apitest.Server, a actor, variant string, sc scenario, typ, inter string) bool {
 	t.Helper()
-	label := ""
-	if variant == "sensitive" {
-		label = "42CFRPart2"
-	}
+	label := variantLabel(variant)
 	target := sc.targets[typ]
 	ok := func(r *apitest.Response, want int) bool {
 		if r.Status >= 500 {
@@ -213,17 +267,61 @@ func try(t *testing.T, s *apitest.Server, a actor, variant string, sc scenario, 
 		return ok(s.Do(t, "GET", "/fhir/"+typ+"/"+target+"/_history/1", nil, a.headers), http.StatusOK)
 	case "search":
 		return contains(s.Do(t, "GET", "/fhir/"+typ+"?_id="+target, nil, a.headers), typ+"/"+target)
+	case "search-count":
+		r := s.Do(t, "GET", "/fhir/"+typ+"?_id="+target+"&_summary=count", nil, a.headers)
+		if r.Status != http.StatusOK {
+			return ok(r, http.StatusOK)
+		}
+		n, _ := r.Total()
+		return n == 1
 	case "history":
 		r := s.Do(t, "GET", "/fhir/"+typ+"/"+target+"/_history", nil, a.headers)
 		return ok(r, http.StatusOK) && len(r.Entries()) > 0
+	case "history-type", "history-system":
+		path := "/fhir/" + typ + "/_history"
+		if inter == "history-system" {
+			path = "/fhir/_history"
+		}
+		r := s.Do(t, "GET", path+"?_count=1000&_since="+url.QueryEscape(sc.since), nil, a.headers)
+		if r.Status != http.StatusOK {
+			return ok(r, http.StatusOK)
+		}
+		for _, e := range r.Entries() {
+			if u, _ := e["fullUrl"].(string); strings.HasSuffix(u, "/"+typ+"/"+target) {
+				return true
+			}
+		}
+		return false
+	case "conditional-create":
+		_, res := fresh(t, s, typ, sc, label)
+		delete(res, "id")
+		h := apitest.H{"If-None-Exist": "_id=" + target}
+		for k, v := range a.wheaders {
+			h[k] = v
+		}
+		r := s.Do(t, "POST", "/fhir/"+typ, res, h)
+		if r.Status == http.StatusCreated {
+			return false // no visible match: a new resource
+		}
+		return ok(r, http.StatusOK) && r.ID() == target
+	case "conditional-reference":
+		_, res := fresh(t, s, "Observation", sc, "")
+		delete(res, "id")
+		res["focus"] = []any{map[string]any{"reference": typ + "?_id=" + target}}
+		b := bundle("transaction", entry("urn:uuid:"+uuidLike(), "POST", "Observation", res, nil))
+		r := s.Do(t, "POST", "/fhir", b, a.wheaders)
+		if r.Status == http.StatusPreconditionFailed {
+			return false // resolved to nothing the caller may see
+		}
+		return ok(r, http.StatusOK)
 	case "everything":
 		return contains(s.Do(t, "GET", "/fhir/Patient/"+sc.pid+"/$everything", nil, a.headers), typ+"/"+target)
 	case "create":
-		_, res := fresh(t, s, typ, sc.pid, label)
+		_, res := fresh(t, s, typ, sc, label)
 		delete(res, "id")
 		return ok(s.Do(t, "POST", "/fhir/"+typ, res, a.wheaders), http.StatusCreated)
 	case "update":
-		id, res := fresh(t, s, typ, sc.pid, label)
+		id, res := fresh(t, s, typ, sc, label)
 		if typ == "Patient" {
 			id, res = sc.pid, nil
 			r := s.Do(t, "GET", "/fhir/Patient/"+id, nil, nil).Want(t, http.StatusOK)
@@ -231,7 +329,7 @@ func try(t *testing.T, s *apitest.Server, a actor, variant string, sc scenario, 
 		}
 		return ok(s.Do(t, "PUT", "/fhir/"+typ+"/"+id, res, a.wheaders), http.StatusOK)
 	case "delete":
-		id, _ := fresh(t, s, typ, sc.pid, label)
+		id, _ := fresh(t, s, typ, sc, label)
 		if typ == "Patient" {
 			id = sc.pid
 		}
@@ -251,7 +349,7 @@ func try(t *testing.T, s *apitest.Server, a actor, variant string, sc scenario, 
 		st := statuses(r)
 		return len(st) == 1 && strings.HasPrefix(st[0], "200")
 	case "transaction-post":
-		_, res := fresh(t, s, typ, sc.pid, label)
+		_, res := fresh(t, s, typ, sc, label)
 		delete(res, "id")
 		b := bundle("transaction", entry("urn:uuid:"+uuidLike(), "POST", typ, res, nil))
 		return ok(s.Do(t, "POST", "/fhir", b, a.wheaders), http.StatusOK)
@@ -363,9 +461,22 @@ func writeMatrix(t *testing.T, lines []string) {
 # CareTeam), no-relation, break-glass (the user opened a grant on the
 # patient first; refused for roles that may not), consent-denied (on the
 # care team, but a patient-privacy Consent denies that practitioner),
-# sensitive (on the care team; the resources carry 42CFRPart2). For the
-# patient role, care-team/consent-denied/sensitive are its own record
-# (its own Consent denies another actor), the others another patient's.
+# sensitive (on the care team; the resources carry 42CFRPart2), hiv (on
+# the care team; the resources carry HIV, a built-in sensitive label),
+# consent-label (on the care team; the resources carry CONFIDENTIAL-X, a
+# label outside the built-in list, which the patient's Consent denies to
+# everyone), joint (on the care team; the Observation and Coverage also
+# name a second, unrelated patient). For the patient role, every variant
+# but no-relation and break-glass is its own record (its own Consent
+# binds others, not the patient), the others another patient's.
+#
+# Interactions: read, vread, search (by _id), search-count (_summary=count
+# by _id: 1 is an allow), history (instance), history-type and
+# history-system (the target among the versions since it was created),
+# everything, create, conditional-create (If-None-Exist _id=target: an
+# allow returns the target), update, delete, batch-get, transaction-post,
+# conditional-reference (a transaction whose Observation refers to
+# Type?_id=target: an allow resolves it).
 `
 	if err := os.MkdirAll(filepath.Dir(matrixGolden), 0o755); err != nil {
 		t.Fatal(err)
