@@ -402,16 +402,25 @@ func testLaunchRefusals(t *testing.T, driver string) {
 }
 
 // TestSMARTLaunchPickerAuthorized: the patient picker searches and reads
-// through the signed-in user's own authorization (issue 11, item 1): a
-// researcher or an auditor finds no patient, by name or by id, and the
-// audit log records the search as denied, with its policies.
+// through the signed-in user's own authorization (issue 11, item 1),
+// for every workforce role: it lists the patient exactly when the role
+// may read it (clinicians on the care team, front desk and billing),
+// finds nothing for the others, by name or by id, and the audit log
+// records each picker search with the user's policies and purpose.
 func TestSMARTLaunchPickerAuthorized(t *testing.T) {
 	forDrivers(t, testLaunchPickerAuthorized)
 }
 
 func testLaunchPickerAuthorized(t *testing.T, driver string) {
 	e := startLaunch(t, driver)
-	for i, role := range []identity.Role{identity.RoleResearcher, identity.RoleAuditor} {
+	for i, rc := range []struct {
+		role  identity.Role
+		finds bool
+	}{
+		{identity.RolePhysician, true}, {identity.RoleNurse, true}, {identity.RoleFrontDesk, true}, {identity.RoleBilling, true},
+		{identity.RoleResearcher, false}, {identity.RoleAuditor, false}, {identity.RolePrivacyOfficer, false}, {identity.RoleSecurityAdmin, false},
+	} {
+		role := rc.role
 		username := fmt.Sprintf("picker.%s", role)
 		secret := e.addLaunchUser(t, username, fmt.Sprintf("Practitioner/pk-%d", i), role)
 		cfg := e.oauthConfig(e.clientID, "openid fhirUser launch/patient patient/*.rs")
@@ -422,30 +431,37 @@ func testLaunchPickerAuthorized(t *testing.T, driver string) {
 		}
 		for _, q := range []string{"Launchling", e.mine.patient} {
 			found := b.post(t, picker, "/oauth2/authorize/patient", url.Values{"action": {"search"}, "q": {q}})
-			if strings.Contains(found.body, "Patients found") || strings.Contains(found.body, `name="patient" value=`) || !strings.Contains(found.body, "No patient found") {
-				t.Fatalf("%s: the picker lists a patient it may not read (query %q)", role, q)
+			listed := strings.Contains(found.body, `name="patient" value="`+e.mine.patient+`"`)
+			if listed != rc.finds {
+				t.Errorf("%s: the picker lists the patient: %v, want %v (query %q)", role, listed, rc.finds, q)
+			}
+			if !rc.finds && (strings.Contains(found.body, "Patients found") || !strings.Contains(found.body, "No patient found")) {
+				t.Errorf("%s: the picker answered a patient it may not read otherwise than one that does not exist (query %q)", role, q)
 			}
 		}
-		picked := b.post(t, picker, "/oauth2/authorize/patient", url.Values{"action": {"pick"}, "patient": {e.mine.patient}})
-		if strings.Contains(picked.body, `action="/oauth2/authorize/consent"`) {
-			t.Fatalf("%s: picking a patient it may not read reached the consent page", role)
+		if !rc.finds {
+			picked := b.post(t, picker, "/oauth2/authorize/patient", url.Values{"action": {"pick"}, "patient": {e.mine.patient}})
+			missing := b.post(t, picker, "/oauth2/authorize/patient", url.Values{"action": {"pick"}, "patient": {"no-such-" + e.mine.patient}})
+			if strings.Contains(picked.body, `action="/oauth2/authorize/consent"`) || picked.status != missing.status {
+				t.Errorf("%s: picking a patient it may not read: %d, an unknown one: %d", role, picked.status, missing.status)
+			}
 		}
 		evs, err := e.app.AuditEvents(t.Context())
 		if err != nil {
 			t.Fatal(err)
 		}
-		users, err := e.app.Store.(*sqldb.Store).Users().ByUsername(t.Context(), username)
+		user, err := e.app.Store.(*sqldb.Store).Users().ByUsername(t.Context(), username)
 		if err != nil {
 			t.Fatal(err)
 		}
 		searched := false
 		for _, ev := range evs {
-			if ev.Agent.User != users.ID || ev.Action != audit.ActionSearch {
+			if ev.Agent.User != user.ID || ev.Action != audit.ActionSearch {
 				continue
 			}
 			searched = true
-			if ev.Outcome != audit.OutcomeDenied || len(ev.Policies) == 0 || ev.Purpose == "TREAT" || len(ev.Patients) != 0 {
-				t.Errorf("%s: picker search audited as %+v; want denied, with policies, not as treatment", role, ev)
+			if len(ev.Policies) == 0 || (!rc.finds && (ev.Outcome != audit.OutcomeDenied || ev.Purpose == "TREAT" || len(ev.Patients) != 0)) {
+				t.Errorf("%s: picker search audited as %+v", role, ev)
 			}
 		}
 		if !searched {
