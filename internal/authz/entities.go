@@ -31,6 +31,10 @@ func (a *Authorizer) Invalidate() {
 // typ owned by owner ("" when unknown): it invalidates what the write
 // can change. Other processes' writes are seen within CacheTTL.
 func (a *Authorizer) Changed(typ, owner string) {
+	if strings.HasPrefix(owner, JointPrefix) {
+		// A resource naming several patients: filters list joint owners.
+		a.fgen.Add(1)
+	}
 	switch typ {
 	case "CareTeam", "Encounter", "PractitionerRole":
 		a.gen.Add(1)
