@@ -562,3 +562,36 @@ func TestReindexMovesJointResources(t *testing.T) {
 		}
 	})
 }
+
+// $everything pages are filled with what the caller may see: a short
+// page would tell that hidden records (42 CFR Part 2 here) exist.
+func TestEverythingPagesFilled(t *testing.T) {
+	apitest.Run(t, func(t *testing.T, s *apitest.Server) {
+		pid := s.Create(t, patient(uniq(), nil))
+		doc := newActor(t, s, "physician", "")
+		careTeam(t, s, pid, doc.fhirUser)
+		var hidden []string
+		for range 4 {
+			hidden = append(hidden, s.Create(t, labelled(observation(pid, nil), "42CFRPart2")))
+			s.Create(t, observation(pid, nil))
+		}
+		var got []string
+		next := "/fhir/Patient/" + pid + "/$everything?_count=2"
+		for i := 0; next != "" && i < 20; i++ {
+			r := s.Do(t, "GET", next, nil, doc.headers).Want(t, http.StatusOK)
+			if n := len(r.Entries()); n != 2 && r.Link("next") != "" {
+				t.Fatalf("page %d has %d entries and a next link", i, n)
+			}
+			got = append(got, r.IDs()...)
+			next = r.Link("next")
+		}
+		for _, h := range hidden {
+			if slices.Contains(got, "Observation/"+h) {
+				t.Fatalf("$everything served a Part 2 record to a clinician without consent")
+			}
+		}
+		if len(got) != 1+4+1 { // the Patient, 4 Observations, the CareTeam
+			t.Fatalf("$everything pages hold %d entries, want 6: %v", len(got), got)
+		}
+	})
+}

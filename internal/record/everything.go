@@ -18,6 +18,9 @@ import (
 const (
 	defaultEverythingCount = 500
 	maxEverythingCount     = 1000
+	// maxEverythingScan bounds the resources one page reads to fill
+	// itself with entries the caller may see.
+	maxEverythingScan = 5000
 )
 
 // Everything returns the Patient and every current resource in its
@@ -87,14 +90,6 @@ func (s *Service) Everything(ctx context.Context, c Caller, id string, vals url.
 		owners = append(owners, j)
 		s.rememberMembers(j, ps)
 	}
-	vs, err := s.store.Owned(ctx, owners, after, count+1)
-	if err != nil {
-		return nil, storageError(err)
-	}
-	more := len(vs) > count
-	if more {
-		vs = vs[:count]
-	}
 	type ent struct {
 		FullURL  string            `json:"fullUrl"`
 		Resource json.RawMessage   `json:"resource"`
@@ -104,37 +99,62 @@ func (s *Service) Everything(ctx context.Context, c Caller, id string, vals url.
 	bev.Patients = []string{owner}
 	decided(&bev, authz.Decision{Policies: policies, Purpose: purpose})
 	evs := newEvents(bev)
-	entries := make([]ent, 0, len(vs))
-	for _, v := range vs {
-		body, err := s.open(ctx, v)
+	entries := make([]ent, 0, count)
+	// The page is filled with entries the caller may see, so its size
+	// and its next link do not tell that hidden ones (a sensitive or
+	// consent-denied record) exist.
+	var last storage.Version
+	more, scanned := false, 0
+scan:
+	for scanned < maxEverythingScan {
+		vs, err := s.store.Owned(ctx, owners, after, count+1)
 		if err != nil {
-			if errors.Is(err, ErrGone) {
-				return nil, gone("the patient's record was erased")
-			}
-			return nil, err
+			return nil, storageError(err)
 		}
-		// Every entry is decided on its own labels: a sensitive
-		// resource the caller may not see is left out.
-		d, err := s.check(ctx, c, audit.ActionRead, v, body)
-		if err != nil {
-			if AsError(err).Status == http.StatusServiceUnavailable {
+		for _, v := range vs {
+			after = storage.VersionRef{Type: v.Type, ID: v.ID}
+			scanned++
+			body, err := s.open(ctx, v)
+			if err != nil {
+				if errors.Is(err, ErrGone) {
+					return nil, gone("the patient's record was erased")
+				}
 				return nil, err
 			}
-			continue
-		}
-		if d.Mask {
-			if body, err = authz.Redact(body); err != nil {
+			// Every entry is decided on its own labels: a sensitive
+			// resource the caller may not see is left out.
+			d, err := s.check(ctx, c, audit.ActionRead, v, body)
+			if err != nil {
+				if AsError(err).Status == http.StatusServiceUnavailable {
+					return nil, err
+				}
 				continue
 			}
+			if len(entries) == count {
+				more = true // a further visible entry: the next page starts after last
+				break scan
+			}
+			if d.Mask {
+				if body, err = authz.Redact(body); err != nil {
+					continue
+				}
+			}
+			evs.add(d, entityRef(v.Type, v.ID, v.Version), slices.Concat([]string{owner}, s.eventPatients(v.Owner)))
+			entries = append(entries, ent{FullURL: base + "/" + v.Type + "/" + v.ID, Resource: body, Search: map[string]string{"mode": "match"}})
+			last = v
 		}
-		evs.add(d, entityRef(v.Type, v.ID, v.Version), slices.Concat([]string{owner}, s.eventPatients(v.Owner)))
-		entries = append(entries, ent{FullURL: base + "/" + v.Type + "/" + v.ID, Resource: body, Search: map[string]string{"mode": "match"}})
+		if len(vs) < count+1 {
+			break
+		}
+	}
+	resume := storage.VersionRef{Type: last.Type, ID: last.ID}
+	if scanned >= maxEverythingScan && !more {
+		more, resume = true, after // the scan budget ran out: continue from there
 	}
 	self := base + "/Patient/" + id + "/$everything"
 	links := []map[string]string{{"relation": "self", "url": self}}
 	if more {
-		last := vs[len(vs)-1]
-		tok, err := s.sealCursor("everything", cursor{ID: id, Count: count, After: last.Type + "/" + last.ID})
+		tok, err := s.sealCursor("everything", cursor{ID: id, Count: count, After: resume.Type + "/" + resume.ID})
 		if err != nil {
 			return nil, err
 		}
