@@ -192,11 +192,14 @@ type Tx interface {
 	ReplaceIndex(ctx context.Context, typ, id string, version int64, index []IndexRow) error
 
 	// PutKey inserts a new key record; ErrConflict if owner exists.
+	// A record whose KEKID a KEK epoch retired is refused with an error
+	// wrapping ErrRetiredKEK and ErrUnavailable (see EpochStore).
 	PutKey(ctx context.Context, k KeyRecord) error
 
 	// ReplaceKey overwrites owner's wrapped key and KEKID (rotation),
 	// or ErrNotFound. It returns ErrConflict for a shredded key: a
-	// destroyed key is never revived.
+	// destroyed key is never revived. A retired KEKID is refused as by
+	// PutKey.
 	ReplaceKey(ctx context.Context, k KeyRecord) error
 
 	// RewriteCiphertext replaces the ciphertext of one stored version
@@ -210,7 +213,10 @@ type Tx interface {
 	// appending a delete marker version (history stays, ciphertext of
 	// older versions is unreadable without the key). It returns how many
 	// resources it erased; resources already deleted are not counted,
-	// so a second Shred returns 0.
+	// so a second Shred returns 0. The record keeps its KEKID: the KEK
+	// key that last wrapped the destroyed key, which the KEK epoch job
+	// reads to know that erasure is not final until that key is
+	// destroyed (ADR 0015).
 	Shred(ctx context.Context, owner string) (int64, error)
 
 	// PutToken stores a new API token; ErrConflict if the id exists.
