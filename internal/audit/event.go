@@ -25,6 +25,11 @@ const (
 	ActionErase       Action = "$erase"
 	ActionImport      Action = "import"
 	ActionKeyRotate   Action = "key-rotate"
+	// ActionKeyEpoch is a step of a KEK epoch (crypto-shredding made
+	// final, ADR 0015): Entities "key/kek-epoch/<n>"; Policies carry
+	// "state=<retained|complete>", "erasures=<n>", "rewrapped=<n>",
+	// "destroy_after=<RFC 3339>" or "destroyed=<KEK key ids>".
+	ActionKeyEpoch    Action = "key-epoch"
 	ActionLogin       Action = "login"
 	ActionTokenCreate Action = "token-create"
 

@@ -135,27 +135,32 @@ func DestroyKEKKeys(path string, ids []uint32) (removed int, err error) {
 	return removed, nil
 }
 
-// ReloadKEK re-reads the key file and installs it if its primary key is
-// want: the KEK key id the database records as in force (the current
-// KEK epoch). Unlike the reload on an unknown KEKID, the new file need
-// not hold every key of the old one: the database vouches for it, since
-// an epoch destroys retired keys only after every record was re-wrapped
-// under want. It reports whether it installed a new KEK; it returns an
-// error wrapping [ErrKEKMismatch] if the file's primary is not want (the
-// file was not replaced yet on this machine). A KMS KEK is left alone.
-func (k *Keyring) ReloadKEK(want uint32) (bool, error) {
+// ReloadKEK re-reads the key file and installs it if accept approves its
+// primary key id: the KEK epoch job's follower passes "not retired" (the
+// database's fence), once this process's own primary was retired. Unlike
+// the reload on an unknown KEKID, the new file need not hold every key
+// of the old one: the database vouches for it, since an epoch destroys
+// retired keys only after every record was re-wrapped under the primary
+// in force. It reports whether it installed a new KEK; it returns an
+// error wrapping [ErrKEKMismatch] if accept refuses the file's primary
+// (the file was not replaced yet on this machine). A KMS KEK is left
+// alone.
+func (k *Keyring) ReloadKEK(accept func(primary uint32) bool) (bool, error) {
 	k.reloadMu.Lock()
 	defer k.reloadMu.Unlock()
 	cur := k.kek.Load()
-	if cur.path == "" || cur.primary == want {
+	if cur.path == "" {
 		return false, nil
 	}
 	nk, err := openFileKEK(cur.path)
 	if err != nil {
 		return false, fmt.Errorf("reloading the key file: %w", err)
 	}
-	if nk.primary != want {
-		return false, fmt.Errorf("reloading the key file %s: primary %d, the database's KEK epoch is at %d: %w", cur.path, nk.primary, want, ErrKEKMismatch)
+	if nk.primary == cur.primary {
+		return false, nil
+	}
+	if !accept(nk.primary) {
+		return false, fmt.Errorf("reloading the key file %s: its primary %d is retired too: %w", cur.path, nk.primary, ErrKEKMismatch)
 	}
 	k.kek.Store(nk)
 	return true, nil

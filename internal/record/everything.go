@@ -187,5 +187,6 @@ func (s *Service) Erase(ctx context.Context, c Caller, id string) (int64, error)
 	}
 	s.forgetKey(owner)
 	s.changed("Patient", owner)
+	s.erased(owner)
 	return n, nil
 }

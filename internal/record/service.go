@@ -52,7 +52,8 @@ type Service struct {
 	keyMu    sync.Mutex
 	keyCache map[string]storage.KeyRecord
 
-	hook atomic.Pointer[writeHook] // SetWriteHook
+	hook      atomic.Pointer[writeHook]          // SetWriteHook
+	eraseHook atomic.Pointer[func(owner string)] // SetEraseHook
 }
 
 // Deps are the Service's collaborators.
