@@ -165,6 +165,7 @@ func TestDurabilitySettings(t *testing.T) {
 func BenchmarkPut(b *testing.B)         { storagetest.BenchPut(b, open(b)) }
 func BenchmarkPutBatch100(b *testing.B) { storagetest.BenchPutBatch100(b, open(b)) }
 func BenchmarkCurrent(b *testing.B)     { storagetest.BenchCurrent(b, open(b)) }
+func BenchmarkUpdate(b *testing.B)      { storagetest.BenchUpdate(b, open(b)) }
 
 func TestReportsConformance(t *testing.T) {
 	storagetest.RunReports(t, func(t *testing.T) storagetest.ReportStore { return open(t) })
