@@ -134,7 +134,7 @@ func Open(ctx context.Context, c config.Config, logger *slog.Logger, opts ...Opt
 	if err != nil {
 		return nil, err
 	}
-	kr := keys.NewKeyring(kek, keys.Options{})
+	kr := keys.NewKeyring(kek, keys.Options{Destroyed: destroyedKEKs(st)})
 	if err := loadSystemKeys(ctx, st, kr); err != nil {
 		st.Close()
 		return nil, err

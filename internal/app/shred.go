@@ -645,8 +645,9 @@ func (j *epochJob) audit(ctx context.Context, tx storage.EpochTx, e storage.KEKE
 
 // followEpoch reloads the key file when this process's KEK primary was
 // retired by an epoch another process runs, so it wraps new keys under
-// the key in force (the fence refuses its writes until then). It logs
-// once per retired primary when the file on this machine is still old.
+// the key in force (the fence refuses its writes until then), and when it
+// still holds a destroyed KEK key in memory. It logs once per retired
+// primary when the file on this machine is still old.
 func (a *App) followEpoch(ctx context.Context, warned map[uint32]bool) {
 	kek := a.Keys.KEK()
 	if kek.IsKMS() {
@@ -661,10 +662,13 @@ func (a *App) followEpoch(ctx context.Context, warned map[uint32]bool) {
 		return
 	}
 	retired := make(map[uint32]bool, len(rs))
+	stale := false
 	for _, r := range rs {
 		retired[r.KEKID] = true
+		// A destroyed key still loaded in memory is a stale copy too.
+		stale = stale || r.KEKID == kek.PrimaryID() || (!r.Destroyed.IsZero() && kek.Has(r.KEKID))
 	}
-	if !retired[kek.PrimaryID()] {
+	if !stale {
 		return
 	}
 	changed, err := a.Keys.ReloadKEK(func(p uint32) bool { return !retired[p] })
@@ -740,5 +744,39 @@ func (a *App) wakeEpoch(string) {
 	select {
 	case a.epochWake <- struct{}{}:
 	default:
+	}
+}
+
+// destroyedKEKTimeout bounds the database read behind destroyedKEKs: it
+// runs on a read that found a record under a KEK key this process lacks.
+const destroyedKEKTimeout = 5 * time.Second
+
+// destroyedKEKs is the keyring's Options.Destroyed: whether a KEK epoch
+// destroyed every one of ids, by the database's record. It lets a process
+// adopt a key file from which an epoch run by another process removed
+// keys, at the first record it cannot open, without waiting for
+// RunKEKEpochs to follow.
+func destroyedKEKs(st storage.Store) func(ids []uint32) bool {
+	sq, ok := st.(*sqldb.Store)
+	if !ok {
+		return nil
+	}
+	return func(ids []uint32) bool {
+		ctx, cancel := context.WithTimeout(context.Background(), destroyedKEKTimeout)
+		defer cancel()
+		rs, err := sq.Epochs().RetiredKEKs(ctx)
+		if err != nil {
+			return false
+		}
+		gone := make(map[uint32]bool, len(rs))
+		for _, r := range rs {
+			gone[r.KEKID] = !r.Destroyed.IsZero()
+		}
+		for _, id := range ids {
+			if !gone[id] {
+				return false
+			}
+		}
+		return true
 	}
 }

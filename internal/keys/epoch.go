@@ -3,6 +3,7 @@ package keys
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 
 	"github.com/tink-crypto/tink-go/v2/aead"
@@ -156,7 +157,7 @@ func (k *Keyring) ReloadKEK(accept func(primary uint32) bool) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("reloading the key file: %w", err)
 	}
-	if nk.primary == cur.primary {
+	if nk.primary == cur.primary && maps.Equal(nk.ids, cur.ids) {
 		return false, nil
 	}
 	if !accept(nk.primary) {

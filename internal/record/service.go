@@ -224,7 +224,13 @@ func (s *Service) dekForRead(ctx context.Context, owner string, fresh bool) (*ke
 	if rec.Shredded {
 		return nil, keys.ErrShredded
 	}
-	return s.keys.DEK(rec)
+	dek, err := s.keys.DEK(rec)
+	if err != nil && ok && !fresh && errors.Is(err, keys.ErrDecrypt) {
+		// The cached record may be wrapped under a KEK key that a KEK
+		// epoch has since destroyed (ADR 0015): read it afresh.
+		return s.dekForRead(ctx, owner, true)
+	}
+	return dek, err
 }
 
 // maxKeyCache bounds the wrapped-key record cache (the unwrapped keys
