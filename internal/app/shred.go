@@ -75,6 +75,11 @@ type EpochOptions struct {
 	// Force starts an epoch even if no erasure is pending (an operator
 	// who wants to retire every older KEK key).
 	Force bool
+	// AddOnly stops after the new key is in the key file and the old
+	// ones are fenced off, before any record is re-wrapped: a fleet whose
+	// hosts keep their own copy of the key file distributes the new file
+	// then, so every host can open what the next run re-wraps.
+	AddOnly bool
 	// Progress reports long phases; nil for none.
 	Progress Progress
 }
@@ -101,8 +106,9 @@ type ErasureStatus struct {
 	Primary  uint32
 	FileKeys []uint32
 	// Pending counts shredded key records whose last wrapping KEK key is
-	// still live in the key file: a copy of such a data key (a backup,
-	// a free page) still opens with the key file. An epoch is owed.
+	// still live in the key file, or retired by an epoch still in
+	// progress: a copy of such a data key (a backup, a free page) still
+	// opens with the key file. An epoch is owed, or running.
 	Pending int64
 	// Retained counts shredded records whose KEK key is retired but kept
 	// until the retention ends (RetainedUntil, the latest such date).
@@ -158,9 +164,9 @@ func (a *App) ErasureStatus(ctx context.Context) (ErasureStatus, error) {
 	for _, r := range st.Retired {
 		retired[r.KEKID] = r
 	}
-	until := make(map[int64]time.Time, len(st.Epochs))
+	byNum := make(map[int64]storage.KEKEpoch, len(st.Epochs))
 	for _, e := range st.Epochs {
-		until[e.Epoch] = e.DestroyAfter
+		byNum[e.Epoch] = e
 	}
 	err = a.Store.ScanKeys(ctx, func(r storage.KeyRecord) error {
 		if !r.Shredded {
@@ -170,9 +176,9 @@ func (a *App) ErasureStatus(ctx context.Context) (ErasureStatus, error) {
 		switch {
 		case !kek.Has(r.KEKID):
 			st.Final++
-		case isRetired:
+		case isRetired && byNum[ret.Epoch].State == storage.EpochRetained:
 			st.Retained++
-			if u := until[ret.Epoch]; u.After(st.RetainedUntil) {
+			if u := byNum[ret.Epoch].DestroyAfter; u.After(st.RetainedUntil) {
 				st.RetainedUntil = u
 			}
 		default:
@@ -244,6 +250,10 @@ func (j *epochJob) run(ctx context.Context) error {
 		if e, err = j.add(ctx, e); err != nil {
 			return err
 		}
+	}
+	if j.o.AddOnly {
+		j.rep.Epoch = e
+		return nil
 	}
 	if e.State == storage.EpochRewrapping {
 		if e, err = j.rewrap(ctx, e); err != nil {

@@ -137,7 +137,7 @@ every stored version under it, and then destroys the old data keys.`,
 }
 
 func (e *env) keysShredEpochCmd() *cobra.Command {
-	var status, force bool
+	var status, force, addOnly bool
 	cmd := &cobra.Command{
 		Use:   "shred-epoch",
 		Short: "Make erasures final: re-wrap every data key under a new KEK key and destroy the old KEK keys",
@@ -154,7 +154,9 @@ With keys.shred_retention_days > 0 the retired keys are kept that long (older
 backups stay restorable) and destroyed by a later run.
 
 --status only prints how final the erasures are. --force starts an epoch even
-if no erasure is pending.
+if no erasure is pending. --add-key-only stops once the new key is in the key
+file (a fleet whose hosts keep their own copy distributes it then, and runs
+the command again).
 
 With a Vault transit KEK, rotate the transit key first; this command then
 re-wraps every data key under the newest version and prints the Vault steps
@@ -185,7 +187,7 @@ that destroy the older versions.`,
 				fmt.Fprint(e.stdout, vaultSteps)
 				return nil
 			}
-			rep, err := a.RunKEKEpoch(cmd.Context(), app.EpochOptions{Force: force, Progress: bar.update})
+			rep, err := a.RunKEKEpoch(cmd.Context(), app.EpochOptions{Force: force, AddOnly: addOnly, Progress: bar.update})
 			bar.done()
 			if err != nil {
 				return err
@@ -207,6 +209,7 @@ that destroy the older versions.`,
 	}
 	cmd.Flags().BoolVar(&status, "status", false, "only print how final the erasures are")
 	cmd.Flags().BoolVar(&force, "force", false, "start an epoch even if no erasure is pending")
+	cmd.Flags().BoolVar(&addOnly, "add-key-only", false, "stop once the new KEK key is in the key file (per-host key files: distribute it, then run again)")
 	return cmd
 }
 

@@ -34,9 +34,9 @@ var (
 func TestKeysShredEpoch(t *testing.T) {
 	for _, drv := range secDrivers {
 		t.Run(drv.name, func(t *testing.T) {
-			dir, token := secImportSynth(t, 4, drv.initArgs(t)...)
+			dir, token := secImportSynth(t, 5, drv.initArgs(t)...)
 			db := secDB(t, dir)
-			pats := secRows(t, dir, db, "Patient", 4)
+			pats := secRows(t, dir, db, "Patient", 5)
 			kekPath := secConfig(t, dir).Keys.KeyFile
 
 			srv := secOpenApp(t, dir) // another process of the fleet: its KEK is loaded now
@@ -141,12 +141,36 @@ func TestKeysShredEpoch(t *testing.T) {
 			}
 			k2 := secKEK(t, kekPath)
 
+			// --add-key-only stops once the key is in the file and
+			// fenced; the next run finishes.
+			if resp, body := c.do(http.MethodPost, "Patient/"+pats[3].id+"/$erase", nil); resp.StatusCode != http.StatusOK {
+				t.Fatalf("$erase: %s %s", resp.Status, body)
+			}
+			out = secMustRun(t, "keys", "shred-epoch", "--add-key-only", "--data", dir).stdout
+			if !strings.Contains(out, "ran KEK epoch 3: rewrapping") {
+				t.Fatalf("--add-key-only printed:\n%s", out)
+			}
+			if k := secKEK(t, kekPath); len(k.KeyIDs()) != 2 {
+				t.Fatalf("after --add-key-only the key file holds %v, want the old and the new key", k.KeyIDs())
+			}
+			out = secMustRun(t, "keys", "shred-epoch", "--data", dir).stdout
+			if !strings.Contains(out, "resumed KEK epoch 3: complete") {
+				t.Fatalf("the run after --add-key-only printed:\n%s", out)
+			}
+
 			// An epoch interrupted after writing its key to the file.
+			// (The server, not following, adopts the new file at the
+			// first key it cannot open, at most once a second.)
+			secEventually(t, func() bool {
+				resp, _ := c.do(http.MethodGet, "Patient/"+pats[2].id, nil)
+				return resp.StatusCode == http.StatusOK
+			})
 			if resp, body := c.do(http.MethodPost, "Patient/"+pats[2].id+"/$erase", nil); resp.StatusCode != http.StatusOK {
 				t.Fatalf("$erase: %s %s", resp.Status, body)
 			}
+			k2 = secKEK(t, kekPath)
 			if err := sq.Epochs().UpdateEpoch(t.Context(), func(tx storage.EpochTx) error {
-				return tx.PutEpoch(t.Context(), storage.KEKEpoch{Epoch: 3, State: storage.EpochAdding, PrevPrimary: k2.PrimaryID(),
+				return tx.PutEpoch(t.Context(), storage.KEKEpoch{Epoch: 4, State: storage.EpochAdding, PrevPrimary: k2.PrimaryID(),
 					Started: time.Now(), Erasures: 1, Holder: "crashed/1/x", Heartbeat: time.Now().Add(-time.Hour)})
 			}); err != nil {
 				t.Fatal(err)
@@ -156,14 +180,14 @@ func TestKeysShredEpoch(t *testing.T) {
 				t.Fatal(err)
 			}
 			out = secMustRun(t, "keys", "shred-epoch", "--data", dir).stdout
-			if !strings.Contains(out, "resumed KEK epoch 3: complete") {
+			if !strings.Contains(out, "resumed KEK epoch 4: complete") {
 				t.Fatalf("resuming after the key was added printed:\n%s", out)
 			}
 			if k := secKEK(t, kekPath); len(k.KeyIDs()) != 1 || k.PrimaryID() != added {
 				t.Fatalf("the resumed epoch did not adopt the added key %d: the file holds %v", added, k.KeyIDs())
 			}
-			if m := secFinalRE.FindStringSubmatch(out); m == nil || m[1] != "3" {
-				t.Fatalf("three erasures are not final:\n%s", out)
+			if m := secFinalRE.FindStringSubmatch(out); m == nil || m[1] != "4" {
+				t.Fatalf("four erasures are not final:\n%s", out)
 			}
 			if v := secMustRun(t, "verify", "--data", dir); !strings.Contains(v.stdout, secVerifyOKText) {
 				t.Fatalf("verify after the epochs:\n%s", v.stdout)
@@ -173,7 +197,7 @@ func TestKeysShredEpoch(t *testing.T) {
 			// vouches that the missing keys were destroyed); the reload is
 			// rate-limited to one a second.
 			secEventually(t, func() bool {
-				resp, _ := c.do(http.MethodGet, "Patient/"+pats[3].id, nil)
+				resp, _ := c.do(http.MethodGet, "Patient/"+pats[4].id, nil)
 				return resp.StatusCode == http.StatusOK
 			})
 			// The audit log records each epoch's steps.
@@ -188,7 +212,8 @@ func TestKeysShredEpoch(t *testing.T) {
 				}
 			}
 			want := []string{"key/kek-epoch/1 state=retained", "key/kek-epoch/1 state=complete", "key/kek-epoch/2 state=retained",
-				"key/kek-epoch/2 state=complete", "key/kek-epoch/3 state=retained", "key/kek-epoch/3 state=complete"}
+				"key/kek-epoch/2 state=complete", "key/kek-epoch/3 state=retained", "key/kek-epoch/3 state=complete",
+				"key/kek-epoch/4 state=retained", "key/kek-epoch/4 state=complete"}
 			if strings.Join(epochEvents, ";") != strings.Join(want, ";") {
 				t.Errorf("key-epoch audit events %q, want %q", epochEvents, want)
 			}
