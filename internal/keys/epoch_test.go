@@ -7,6 +7,11 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+
+	"github.com/tink-crypto/tink-go/v2/aead"
+	"github.com/tink-crypto/tink-go/v2/keyset"
+
+	"github.com/phivault/phivault/internal/storage"
 )
 
 // TestKEKEpochDestroysOldKeys walks one KEK epoch at the keys level: a
@@ -155,5 +160,35 @@ func TestReloadKEK(t *testing.T) {
 	}
 	if k.KEK().PrimaryID() != id || k.KEK().Has(old) {
 		t.Fatalf("after the reload: %v", k.KEK())
+	}
+}
+
+// TestRewrapAnyOwner: a KEK epoch re-wraps every record whatever its
+// owner string (joint owners, names this package does not know), bound
+// to that owner.
+func TestRewrapAnyOwner(t *testing.T) {
+	k := newKeyring(t, Options{})
+	h, err := keyset.NewHandle(aead.AES256GCMKeyTemplate())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := k.record("Joint/4f2a", h, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	re, err := k.Rewrap(rec)
+	if err != nil {
+		t.Fatalf("Rewrap of a joint owner: %v", err)
+	}
+	if err := k.KEK().CheckWrappedByPrimary(re); err != nil {
+		t.Fatal(err)
+	}
+	moved := re
+	moved.Owner = "Joint/other"
+	if err := k.KEK().CheckWrappedByPrimary(moved); !errors.Is(err, ErrDecrypt) {
+		t.Fatalf("a re-wrapped key moved to another owner: %v", err)
+	}
+	if _, err := k.Rewrap(storage.KeyRecord{Owner: "", Wrapped: re.Wrapped}); err == nil {
+		t.Fatal("Rewrap accepted an empty owner")
 	}
 }

@@ -162,7 +162,8 @@ func (k *Keyring) DEK(rec storage.KeyRecord) (*DEK, error) {
 // within the TTL).
 func (k *Keyring) Forget(owner string) { k.cache.forget(owner) }
 
-// Rewrap re-wraps rec's keyset (a DEK or a system key) under the KEK's
+// Rewrap re-wraps rec's keyset (a DEK, a system key, or the key of any
+// other owner the record layer stores) under the KEK's
 // current primary key and sets KEKID to it: the step of KEK rotation.
 // The keyset itself is unchanged, so no ciphertext needs re-sealing.
 // It always re-wraps; resumable rotation skips records whose KEKID
@@ -171,8 +172,11 @@ func (k *Keyring) Rewrap(rec storage.KeyRecord) (storage.KeyRecord, error) {
 	if err := checkLive(rec); err != nil {
 		return storage.KeyRecord{}, err
 	}
-	if err := checkAnyOwner(rec.Owner); err != nil {
-		return storage.KeyRecord{}, fmt.Errorf("rewrapping key: %w", err)
+	// Any owner string is re-wrapped as it is (a KEK epoch must move
+	// every record, whatever owners the record layer invents, e.g.
+	// joint owners): the owner is bound as associated data either way.
+	if rec.Owner == "" || len(rec.Owner) > maxRewrapOwnerLen {
+		return storage.KeyRecord{}, fmt.Errorf("rewrapping key: owner of %d bytes", len(rec.Owner))
 	}
 	h, err := k.unwrap(rec)
 	if err != nil {
@@ -319,13 +323,10 @@ func checkLive(rec storage.KeyRecord) error {
 	return nil
 }
 
-// checkAnyOwner accepts DEK owners and system key names.
-func checkAnyOwner(owner string) error {
-	if owner == SystemBlindIndex || owner == SystemToken || owner == SystemAudit || owner == SystemLogSigner {
-		return nil
-	}
-	return checkDEKOwner(owner)
-}
+// maxRewrapOwnerLen bounds the owner Rewrap accepts: far above any owner
+// phivault writes ("Patient/" and a 64-character id, a system key name,
+// a joint owner's hash), so a corrupted row cannot make it bind megabytes.
+const maxRewrapOwnerLen = 1024
 
 // String implements [fmt.Stringer] without key material.
 func (k *Keyring) String() string {
