@@ -2,16 +2,8 @@ package storage
 
 import (
 	"context"
-	"errors"
 	"time"
 )
-
-// ErrRetiredKEK means a key record was to be stored wrapped under a KEK
-// key that a KEK epoch has retired: the process's key file is older than
-// the epoch in force. It wraps ErrUnavailable as well (the FHIR layer
-// answers 503): the write succeeds once the process has reloaded the new
-// key file. Nothing was written.
-var ErrRetiredKEK = errors.New("storage: key wrapped under a retired KEK key")
 
 // EpochState is the phase of a KEK epoch (docs/adr/0015).
 type EpochState string

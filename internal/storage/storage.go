@@ -30,6 +30,13 @@ var (
 	// The FHIR layer answers 400 with an OperationOutcome asking the
 	// client to simplify the search.
 	ErrTooComplex = errors.New("storage: query too complex")
+
+	// ErrRetiredKEK means a key record was to be stored wrapped under a
+	// KEK key that a KEK epoch has retired (EpochStore): the process's
+	// key file is older than the epoch in force. It comes wrapped with
+	// ErrUnavailable (the FHIR layer answers 503): the write succeeds
+	// once the process has reloaded the new key file. Nothing was written.
+	ErrRetiredKEK = errors.New("storage: key wrapped under a retired KEK key")
 )
 
 // Limits on one Query. Search is driven by untrusted input, so the work
