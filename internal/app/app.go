@@ -18,6 +18,7 @@ import (
 	"github.com/phivault/phivault/internal/audit/index"
 	"log/slog"
 	"net/http"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -83,6 +84,11 @@ type App struct {
 	Authz      *authz.Authorizer
 	BreakGlass *authz.BreakGlass
 	Desk       *authz.Desk
+
+	// holder names this process in the KEK epoch job's lease (shred.go);
+	// epochWake is signalled after every erasure (RunKEKEpochs).
+	holder    string
+	epochWake chan struct{}
 }
 
 // Option adjusts [Open]. Tests use them to inject a clock and limits.
@@ -128,7 +134,7 @@ func Open(ctx context.Context, c config.Config, logger *slog.Logger, opts ...Opt
 	if err != nil {
 		return nil, err
 	}
-	kr := keys.NewKeyring(kek, keys.Options{})
+	kr := keys.NewKeyring(kek, keys.Options{Destroyed: destroyedKEKs(st)})
 	if err := loadSystemKeys(ctx, st, kr); err != nil {
 		st.Close()
 		return nil, err
@@ -138,7 +144,7 @@ func Open(ctx context.Context, c config.Config, logger *slog.Logger, opts ...Opt
 		st.Close()
 		return nil, fmt.Errorf("loading search parameters: %w", err)
 	}
-	a := &App{Config: c, Store: st, Keys: kr, logger: logger}
+	a := &App{Config: c, Store: st, Keys: kr, logger: logger, holder: processName(), epochWake: make(chan struct{}, 1)}
 	a.Log = audit.NewLog(kr)
 	if err := a.openTransparency(ctx); err != nil {
 		st.Close()
@@ -156,6 +162,7 @@ func Open(ctx context.Context, c config.Config, logger *slog.Logger, opts ...Opt
 		NewID:     func() string { return uuid.NewString() },
 		Limits:    fhir.Limits{MaxBytes: c.Limits.MaxBodyBytes, MaxEntries: c.Limits.MaxBundleEntries},
 	})
+	a.Record.SetEraseHook(a.wakeEpoch)
 	a.auth = authn.NewAuthenticator(st, nil)
 	if err := a.openAuthz(ctx); err != nil {
 		a.batcher.Close()
@@ -405,6 +412,16 @@ func (a *App) CreateToken(ctx context.Context, name string, roles []string) (aut
 		return "", fmt.Errorf("storing token: %w", err)
 	}
 	return secret, nil
+}
+
+// processName identifies this process in leases: host, pid and a random
+// suffix (a restarted process with the same pid is another holder).
+func processName() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "unknown-host"
+	}
+	return fmt.Sprintf("%s/%d/%s", host, os.Getpid(), uuid.NewString()[:8])
 }
 
 // Close drains the audit batcher, integrates the last records into the

@@ -32,6 +32,19 @@ func (a *App) RotateKEK(ctx context.Context, progress Progress) (rotated bool, r
 	if a.Config.Keys.KeyFile == "" {
 		return false, 0, ErrKMSRotation
 	}
+	// A KEK epoch writes the key file and fences keys: a rotation beside
+	// one would change the primary under it (shred.go).
+	st, err := a.ErasureStatus(ctx)
+	if err != nil {
+		return false, 0, err
+	}
+	if e, ok := st.InProgress(); ok {
+		return false, 0, fmt.Errorf("KEK epoch %d is %s: finish it first (phivault keys shred-epoch)", e.Epoch, e.State)
+	}
+	retired := make(map[uint32]bool, len(st.Retired))
+	for _, r := range st.Retired {
+		retired[r.KEKID] = true
+	}
 	var recs []storage.KeyRecord
 	if err := a.Store.ScanKeys(ctx, func(r storage.KeyRecord) error {
 		if !r.Shredded {
@@ -49,7 +62,7 @@ func (a *App) RotateKEK(ctx context.Context, progress Progress) (rotated bool, r
 		}
 	}
 	if stale == 0 {
-		if _, err := keys.RotateKeyFile(a.Config.Keys.KeyFile); err != nil {
+		if _, err := keys.AddKEKKey(a.Config.Keys.KeyFile, func(id uint32) bool { return retired[id] }); err != nil {
 			return false, 0, fmt.Errorf("rotating the key file: %w", err)
 		}
 		kek, err := keys.OpenKEK(ctx, keys.KEKSource{KeyFile: a.Config.Keys.KeyFile}, nil)
@@ -213,6 +226,52 @@ func (a *App) RotateDEKs(ctx context.Context, owner string, progress Progress) (
 		}
 	}
 	return resealed, a.auditKeyOp(ctx, "dek")
+}
+
+// RewrapAll re-wraps every live key record under the KEK as it is now:
+// with a Vault transit KEK, after the operator rotated the transit key,
+// every record moves to the newest Vault key version, so that the older
+// versions can be destroyed in Vault (min_decryption_version, trim:
+// docs/operations.md) and with them every stale copy of an erased
+// patient's key. It then compacts the keys table. Re-running it is
+// harmless.
+func (a *App) RewrapAll(ctx context.Context, progress Progress) (int64, error) {
+	var owners []string
+	if err := a.Store.ScanKeys(ctx, func(r storage.KeyRecord) error {
+		if !r.Shredded {
+			owners = append(owners, r.Owner)
+		}
+		return nil
+	}); err != nil {
+		return 0, fmt.Errorf("listing keys: %w", err)
+	}
+	var n int64
+	for i, o := range owners {
+		err := a.Store.Update(ctx, func(tx storage.Tx) error {
+			cur, err := tx.Key(ctx, o)
+			if err != nil || cur.Shredded {
+				return err
+			}
+			nr, err := a.Keys.Rewrap(cur)
+			if err != nil {
+				return err
+			}
+			return tx.ReplaceKey(ctx, nr)
+		})
+		if err != nil {
+			return n, fmt.Errorf("re-wrapping the key of %s: %w", o, err)
+		}
+		n++
+		if progress != nil {
+			progress("re-wrapping data keys", int64(i+1), int64(len(owners)))
+		}
+	}
+	if sq, err := a.sqlStore(); err == nil {
+		if err := sq.CompactKeys(ctx); err != nil {
+			a.logger.Warn("compacting the keys table failed", "err", err)
+		}
+	}
+	return n, a.auditKeyOp(ctx, "kms-rewrap")
 }
 
 func (a *App) auditKeyOp(ctx context.Context, what string) error {

@@ -97,6 +97,7 @@ var cryptoAllowed = map[string]struct {
 	module + "/internal/authn/session":             {[]string{"crypto/sha256"}, "stored form of 256-bit session tokens and the CSRF token bound to them"},
 	module + "/internal/authn/recovery":            {[]string{"crypto/sha256"}, "stored form of 80-bit recovery codes"},
 	module + "/internal/authn/password":            {[]string{"golang.org/x/crypto/argon2"}, "password hashing (argon2id), the named allow-list of rule 4"},
+	module + "/internal/keys/keystest":             {[]string{"github.com/tink-crypto/..."}, "an attacker's scanner for the crypto-shredding tests: unwraps key bytes found in raw database files with a stolen key file (ADR 0015); linked by tests only"},
 	module + "/internal/authn/passkey/passkeytest": {[]string{"crypto/ecdsa", "crypto/elliptic", "crypto/sha256"}, "a software WebAuthn authenticator for tests (signs assertions, never verifies); linked by tests only"},
 	module + "/internal/authn/smart":               {[]string{"crypto/sha256", "crypto/rsa", "crypto/ecdsa", "github.com/go-jose/..."}, "stored form of SMART access tokens; size and curve checks of client JWKs; JWT assertions verified by go-jose (RS384/ES384 only)"},
 }

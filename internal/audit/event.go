@@ -30,8 +30,13 @@ const (
 	ActionErase         Action = "$erase"
 	ActionImport        Action = "import"
 	ActionKeyRotate     Action = "key-rotate"
-	ActionLogin         Action = "login"
-	ActionTokenCreate   Action = "token-create"
+	// ActionKeyEpoch is a step of a KEK epoch (crypto-shredding made
+	// final, ADR 0015): Entities "key/kek-epoch/<n>"; Policies carry
+	// "state=<retained|complete>", "erasures=<n>", "rewrapped=<n>",
+	// "destroy_after=<RFC 3339>" or "destroyed=<KEK key ids>".
+	ActionKeyEpoch    Action = "key-epoch"
+	ActionLogin       Action = "login"
+	ActionTokenCreate Action = "token-create"
 
 	// SMART client administration (web console). Entities: "Client/<id>".
 	ActionClientRegister Action = "client-register"

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
@@ -15,7 +16,7 @@ import (
 
 func (e *env) keysCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "keys", Short: "Inspect and rotate encryption keys"}
-	cmd.AddCommand(e.keysStatusCmd(), e.keysRotateCmd())
+	cmd.AddCommand(e.keysStatusCmd(), e.keysRotateCmd(), e.keysShredEpochCmd())
 	return cmd
 }
 
@@ -78,6 +79,11 @@ func (e *env) keysStatusCmd() *cobra.Command {
 			if len(ids) > 1 {
 				fmt.Fprintln(e.stdout, "some keys are wrapped by an older KEK: run \"phivault keys rotate\" to finish")
 			}
+			st, err := a.ErasureStatus(cmd.Context())
+			if err != nil {
+				return err
+			}
+			e.printErasureStatus(st)
 			return nil
 		},
 	}
@@ -128,6 +134,117 @@ every stored version under it, and then destroys the old data keys.`,
 	cmd.Flags().BoolVar(&deks, "deks", false, "rotate data keys and re-encrypt all data")
 	cmd.Flags().StringVar(&owner, "owner", "", "with --deks, only this owner (e.g. Patient/123)")
 	return cmd
+}
+
+func (e *env) keysShredEpochCmd() *cobra.Command {
+	var status, force, addOnly bool
+	cmd := &cobra.Command{
+		Use:   "shred-epoch",
+		Short: "Make erasures final: re-wrap every data key under a new KEK key and destroy the old KEK keys",
+		Long: `shred-epoch runs a KEK epoch (docs/adr/0015): it adds a new key to the key
+file, re-wraps every data key under it, checks every one under the new key
+alone, and then destroys the older KEK keys, so that no copy of an erased
+patient's data key left in free pages, the WAL, dead tuples, replicas or
+backups can be opened with the key file. Finally it checkpoints SQLite's WAL
+or vacuums PostgreSQL's keys table. "serve" runs it by itself after every
+erasure unless keys.shred_epoch_manual is set; this command runs it now, also
+beside a running server, and resumes an interrupted epoch.
+
+With keys.shred_retention_days > 0 the retired keys are kept that long (older
+backups stay restorable) and destroyed by a later run.
+
+--status only prints how final the erasures are. --force starts an epoch even
+if no erasure is pending. --add-key-only stops once the new key is in the key
+file (a fleet whose hosts keep their own copy distributes it then, and runs
+the command again).
+
+With a Vault transit KEK, rotate the transit key first; this command then
+re-wraps every data key under the newest version and prints the Vault steps
+that destroy the older versions.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			a, err := e.openApp(cmd)
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			if status {
+				st, err := a.ErasureStatus(cmd.Context())
+				if err != nil {
+					return err
+				}
+				e.printErasureStatus(st)
+				return nil
+			}
+			bar := e.phaseBar()
+			if a.Config.Keys.KeyFile == "" {
+				n, err := a.RewrapAll(cmd.Context(), bar.update)
+				bar.done()
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(e.stdout, "re-wrapped %d keys under the newest version of %s\n", n, a.Keys.KEK().Description())
+				fmt.Fprint(e.stdout, vaultSteps)
+				return nil
+			}
+			rep, err := a.RunKEKEpoch(cmd.Context(), app.EpochOptions{Force: force, AddOnly: addOnly, Progress: bar.update})
+			bar.done()
+			if err != nil {
+				return err
+			}
+			switch {
+			case rep.Epoch.Epoch == 0:
+				fmt.Fprintln(e.stdout, "no erasure is pending: nothing to do")
+			default:
+				verb := "resumed"
+				if rep.Started {
+					verb = "ran"
+				}
+				fmt.Fprintf(e.stdout, "%s KEK epoch %d: %s, KEK %d primary, re-wrapped %d keys, destroyed %d KEK keys\n",
+					verb, rep.Epoch.Epoch, rep.Epoch.State, rep.Epoch.KEKID, rep.Rewrapped, len(rep.Destroyed))
+			}
+			e.printErasureStatus(rep.Status)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&status, "status", false, "only print how final the erasures are")
+	cmd.Flags().BoolVar(&force, "force", false, "start an epoch even if no erasure is pending")
+	cmd.Flags().BoolVar(&addOnly, "add-key-only", false, "stop once the new KEK key is in the key file (per-host key files: distribute it, then run again)")
+	return cmd
+}
+
+// vaultSteps are the operator's Vault steps after RewrapAll (shown with
+// the transit mount and key name of the configured URI in the docs).
+const vaultSteps = `now destroy the older transit key versions in Vault (an admin token):
+  vault read transit/keys/<name>                      # note latest_version
+  vault write transit/keys/<name>/config min_decryption_version=<latest> min_encryption_version=<latest>
+  vault write transit/keys/<name>/trim min_available_version=<latest>
+`
+
+// printErasureStatus prints how final the erasures are.
+func (e *env) printErasureStatus(st app.ErasureStatus) {
+	if st.KMS {
+		fmt.Fprintln(e.stdout, "erasures             final once the Vault transit key was rotated and its older versions trimmed (phivault keys shred-epoch)")
+		return
+	}
+	fmt.Fprintf(e.stdout, "erasures final       %d\n", st.Final)
+	if st.Retained > 0 {
+		fmt.Fprintf(e.stdout, "erasures retained    %d (retired KEK keys kept until %s)\n", st.Retained, st.RetainedUntil.UTC().Format(time.RFC3339))
+	}
+	if st.Pending > 0 {
+		fmt.Fprintf(e.stdout, "erasures pending     %d (their KEK key is live: run \"phivault keys shred-epoch\")\n", st.Pending)
+	}
+	if p, ok := st.InProgress(); ok {
+		fmt.Fprintf(e.stdout, "KEK epoch %d          %s (interrupted or running: \"phivault keys shred-epoch\" resumes it)\n", p.Epoch, p.State)
+	} else if n := len(st.Epochs); n > 0 {
+		l := st.Epochs[n-1]
+		fmt.Fprintf(e.stdout, "last KEK epoch       %d %s (KEK %d)\n", l.Epoch, l.State, l.KEKID)
+	}
+	for _, r := range st.Retired {
+		if r.Destroyed.IsZero() {
+			fmt.Fprintf(e.stdout, "retired KEK key      %d (epoch %d) still in the key file\n", r.KEKID, r.Epoch)
+		}
+	}
 }
 
 // phaseBar shows a progress bar per phase of a long operation.

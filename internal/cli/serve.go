@@ -132,10 +132,14 @@ func (e *env) startExport(ctx context.Context, a *app.App) (stop func(), err err
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	wg.Add(3)
+	wg.Add(4)
 	go func() {
 		defer wg.Done()
 		a.RunAuditIndex(ctx)
+	}()
+	go func() {
+		defer wg.Done()
+		a.RunKEKEpochs(ctx)
 	}()
 	go func() {
 		defer wg.Done()

@@ -115,7 +115,24 @@ func (s Storage) LogValue() slog.Value {
 type Keys struct {
 	KeyFile string `json:"key_file"` // local Tink keyset (mode 0600), outside the database
 	KMSURI  string `json:"kms_uri"`  // e.g. hcvault://vault:8200/transit/keys/phivault
+
+	// ShredRetentionDays keeps the KEK keys a KEK epoch retired for this
+	// many days before destroying them, so database backups taken before
+	// an erasure stay restorable for that long; an erasure is final only
+	// when they are destroyed (ADR 0015). 0 (the default) destroys them
+	// as soon as every key is re-wrapped.
+	ShredRetentionDays int `json:"shred_retention_days,omitempty"`
+	// ShredManual stops "serve" from running KEK epochs by itself after
+	// an erasure: the operator runs "phivault keys shred-epoch" (a fleet
+	// whose processes each hold their own copy of the key file must
+	// distribute the new file between the steps; docs/operations.md).
+	ShredManual bool `json:"shred_epoch_manual,omitempty"`
 }
+
+// maxShredRetentionDays bounds keys.shred_retention_days: about the
+// HIPAA six years; longer keeps erased data recoverable longer than any
+// retention rule asks.
+const maxShredRetentionDays = 6 * 366
 
 // Audit configures the audit log.
 type Audit struct {
@@ -247,6 +264,13 @@ func (c *Config) applyEnv(getenv func(string) string) error {
 		}
 		c.OIDC.clientSecret = getenv("PHIVAULT_OIDC_CLIENT_SECRET")
 	}
+	if v := getenv("PHIVAULT_SHRED_RETENTION_DAYS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return fmt.Errorf("%w: PHIVAULT_SHRED_RETENTION_DAYS must be an integer", ErrInvalid)
+		}
+		c.Keys.ShredRetentionDays = n
+	}
 	if v := getenv("PHIVAULT_MAX_BODY_BYTES"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil {
@@ -331,6 +355,9 @@ func (c Config) Validate() error {
 	}
 	if (c.Keys.KeyFile == "") == (c.Keys.KMSURI == "") {
 		return bad("keys.key_file / keys.kms_uri", "exactly one must be set")
+	}
+	if c.Keys.ShredRetentionDays < 0 || c.Keys.ShredRetentionDays > maxShredRetentionDays {
+		return bad("keys.shred_retention_days (PHIVAULT_SHRED_RETENTION_DAYS)", fmt.Sprintf("must be between 0 and %d", maxShredRetentionDays))
 	}
 	if c.Audit.LogName == "" || len(c.Audit.LogName) > maxLogName || !utf8.ValidString(c.Audit.LogName) ||
 		strings.ContainsRune(c.Audit.LogName, '+') || strings.IndexFunc(c.Audit.LogName, unicode.IsSpace) >= 0 {

@@ -159,6 +159,8 @@ func TestValidateNamesTheOption(t *testing.T) {
 		}, "storage.postgres_url"},
 		{"neither key file nor kms", func(c *config.Config) { c.Keys.KeyFile = "" }, "keys.key_file / keys.kms_uri"},
 		{"both key file and kms", func(c *config.Config) { c.Keys.KMSURI = "hcvault://v/transit/keys/k" }, "keys.key_file / keys.kms_uri"},
+		{"negative shred retention", func(c *config.Config) { c.Keys.ShredRetentionDays = -1 }, "keys.shred_retention_days"},
+		{"shred retention beyond six years", func(c *config.Config) { c.Keys.ShredRetentionDays = 6*366 + 1 }, "keys.shred_retention_days"},
 		{"empty log name", func(c *config.Config) { c.Audit.LogName = "" }, "audit.log_name"},
 		{"log name with space", func(c *config.Config) { c.Audit.LogName = "a b" }, "audit.log_name"},
 		{"log name with newline", func(c *config.Config) { c.Audit.LogName = "a\nb" }, "audit.log_name"},

@@ -69,12 +69,34 @@
 // # Crypto-shredding
 //
 // Erasing a patient destroys its wrapped DEK (the storage layer sets
-// Wrapped to nil and Shredded to true). Without the wrapped keyset no
-// ciphertext of that patient can be opened, including copies in backups
-// made after the shred; backups taken before it still hold the wrapped
-// DEK, so erasure is complete once those have expired. [Keyring.DEK] returns [ErrShredded] for such a
-// record before looking at the cache, and [Keyring.Forget] drops any
-// unwrapped copy from memory at once.
+// Wrapped to nil and Shredded to true, keeping KEKID). [Keyring.DEK]
+// returns [ErrShredded] for such a record before looking at the cache,
+// and [Keyring.Forget] drops any unwrapped copy from memory at once.
+//
+// That is not enough on its own: older copies of the wrapped DEK stay in
+// free pages, the WAL, dead tuples, replicas and backups, and open with
+// the key file. Erasure is final only when every KEK key that wrapped
+// the DEK is destroyed.
+//
+// # KEK epochs
+//
+// A KEK epoch (docs/adr/0015; the job is internal/app/shred.go) adds a
+// key with [AddKEKKey] (never reusing an id the database fenced off),
+// installs it with [Keyring.SetKEK], re-wraps every live record with
+// [Keyring.Rewrap], checks each with [KEK.CheckWrappedByPrimary] (it
+// opens under the new key alone), and only then removes the old keys
+// with [DestroyKEKKeys]. Every write of the key file is atomic (0600
+// temporary, fsync, rename, fsync of the directory), zeroes the bytes of
+// the replaced file through a descriptor kept across the rename, and
+// scrubs temporaries an interrupted write left; the key file never
+// loses a key that a live record needs, whatever step a crash stops.
+// Processes that loaded the old file adopt the new one with
+// [Keyring.ReloadKEK], or when [Options.Destroyed] (the database's
+// record of destroyed keys) vouches for the keys it lacks.
+//
+// A Vault transit KEK keeps its versions in Vault: the operator rotates
+// the transit key, every record is re-wrapped (the newest version
+// encrypts), and the older versions are trimmed in Vault.
 //
 // # Security invariants
 //

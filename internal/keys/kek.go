@@ -55,6 +55,7 @@ type KEK struct {
 	desc    string          // safe to log
 	path    string          // the key file; "" for a KMS
 	ids     map[uint32]bool // key ids in the key file; nil for a KMS
+	h       *keyset.Handle  // the key file's keyset; nil for a KMS
 }
 
 // noCompare makes a struct incomparable, so key types cannot be compared
@@ -113,6 +114,7 @@ func openFileKEK(path string) (*KEK, error) {
 		desc:    fmt.Sprintf("local key file (AES-256-GCM, %d keys, primary %d)", h.Len(), p.KeyID()),
 		path:    path,
 		ids:     ids,
+		h:       h,
 	}, nil
 }
 

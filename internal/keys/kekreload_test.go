@@ -85,3 +85,41 @@ func TestKeyringReloadRefusesShrunkKeyFile(t *testing.T) {
 	server.Forget("Patient/p1")
 	dekOf(t, server, rec)
 }
+
+// TestKeyringReloadAdoptsEpochFile: after a KEK epoch run by another
+// process destroyed the key this keyring loaded, a record re-wrapped
+// under the new key makes it adopt the shrunk file, but only if the
+// database vouches (Options.Destroyed) that the missing key was destroyed.
+func TestKeyringReloadAdoptsEpochFile(t *testing.T) {
+	for _, vouch := range []bool{true, false} {
+		path := newKeyFile(t)
+		old := openFileKEKT(t, path).PrimaryID()
+		var asked []uint32
+		server := NewKeyring(openFileKEKT(t, path), Options{CacheSize: -1, Destroyed: func(ids []uint32) bool {
+			asked = append(asked, ids...)
+			return vouch
+		}})
+		rec := newDEKRec(t, server, "Patient/p1")
+		if _, err := AddKEKKey(path, nil); err != nil {
+			t.Fatal(err)
+		}
+		job := NewKeyring(openFileKEKT(t, path), Options{})
+		re, err := job.Rewrap(rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := DestroyKEKKeys(path, []uint32{old}); err != nil {
+			t.Fatal(err)
+		}
+		_, err = server.DEK(re)
+		if vouch && err != nil {
+			t.Fatalf("vouched: the server does not open the re-wrapped record: %v", err)
+		}
+		if !vouch && !errors.Is(err, ErrDecrypt) {
+			t.Fatalf("not vouched: err %v, want ErrDecrypt (the shrunk file must not be adopted)", err)
+		}
+		if len(asked) != 1 || asked[0] != old {
+			t.Errorf("Destroyed was asked about %v, want [%d]", asked, old)
+		}
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/tink-crypto/tink-go/v2/aead"
 	"github.com/tink-crypto/tink-go/v2/aead/aesgcm"
@@ -69,30 +70,56 @@ func CreateKeyFile(path string) error {
 // file lose one of the new keys (harmless while nothing was wrapped under
 // it, since the running servers only learn of it on restart).
 func RotateKeyFile(path string) (newPrimary uint32, err error) {
+	return AddKEKKey(path, nil)
+}
+
+// AddKEKKey is [RotateKeyFile] with a new key id for which avoid (if not
+// nil) reports false: the ids of retired KEK keys, which the database
+// refuses as wrapping keys (see "KEK epochs" in the package doc), are
+// never reused.
+func AddKEKKey(path string, avoid func(uint32) bool) (newPrimary uint32, err error) {
 	h, err := readKeyFile(path)
 	if err != nil {
 		return 0, fmt.Errorf("rotating key file: %w", err)
 	}
 	m := keyset.NewManagerFromHandle(h)
-	id, err := m.Add(aead.AES256GCMKeyTemplate())
-	if err != nil {
-		return 0, fmt.Errorf("rotating key file %s: adding key: %w", path, err)
+	var id uint32
+	// A clash with avoid has probability n/2^32 per try; 16 tries
+	// cannot all clash unless avoid is broken.
+	for try := 0; ; try++ {
+		if id, err = m.Add(aead.AES256GCMKeyTemplate()); err != nil {
+			return 0, fmt.Errorf("rotating key file %s: adding key: %w", path, err)
+		}
+		if avoid == nil || !avoid(id) {
+			break
+		}
+		if err := m.Delete(id); err != nil || try == 15 {
+			return 0, fmt.Errorf("rotating key file %s: no fresh key id", path)
+		}
 	}
 	if err := m.SetPrimary(id); err != nil {
 		return 0, fmt.Errorf("rotating key file %s: %w", path, err)
 	}
-	nh, err := m.Handle()
-	if err != nil {
-		return 0, fmt.Errorf("rotating key file %s: %w", path, err)
-	}
-	var buf bytes.Buffer
-	if err := insecurecleartextkeyset.Write(nh, keyset.NewJSONWriter(&buf)); err != nil {
-		return 0, fmt.Errorf("rotating key file %s: encoding keyset: %w", path, err)
-	}
-	if err := replaceFile(path, buf.Bytes()); err != nil {
+	if err := writeKeyFile(path, m); err != nil {
 		return 0, fmt.Errorf("rotating key file %s: %w", path, err)
 	}
 	return id, nil
+}
+
+// writeKeyFile encodes m's keyset and replaces the file at path with it.
+func writeKeyFile(path string, m *keyset.Manager) error {
+	nh, err := m.Handle()
+	if err != nil {
+		return err
+	}
+	if err := checkAES256GCM(nh); err != nil {
+		return err
+	}
+	var buf bytes.Buffer
+	if err := insecurecleartextkeyset.Write(nh, keyset.NewJSONWriter(&buf)); err != nil {
+		return fmt.Errorf("encoding keyset: %w", err)
+	}
+	return replaceFile(path, buf.Bytes())
 }
 
 // readKeyFile opens, checks and parses a key file.
@@ -155,10 +182,19 @@ func checkAES256GCM(h *keyset.Handle) error {
 }
 
 // replaceFile writes data to a 0600 temporary file beside path and renames
-// it over path, so a crash leaves either the old or the new file.
+// it over path, so a crash leaves either the old or the new file. The
+// old file's bytes are then overwritten with zeros through a descriptor
+// kept open across the rename, so a retired key does not stay readable
+// in an unlinked inode that a process or a backup agent still holds.
+// (File systems that copy on write, and SSDs that remap blocks, may keep
+// the old blocks anyway: docs/adr/0015 says what follows.) Temporary
+// files left by an earlier crash are scrubbed first.
 func replaceFile(path string, data []byte) error {
 	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err := scrubStaleTemps(path); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, tempPrefix(path)+"*")
 	if err != nil {
 		return fmt.Errorf("creating temporary file: %w", err)
 	}
@@ -172,11 +208,83 @@ func replaceFile(path string, data []byte) error {
 		_ = os.Remove(tmp)
 		return err
 	}
+	old, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		_ = os.Remove(tmp)
+		return fmt.Errorf("opening the old file: %w", err)
+	}
 	if err := os.Rename(tmp, path); err != nil {
 		_ = os.Remove(tmp)
+		if old != nil {
+			old.Close()
+		}
 		return fmt.Errorf("replacing file: %w", err)
 	}
-	return syncDir(dir)
+	if err := syncDir(dir); err != nil {
+		if old != nil {
+			old.Close()
+		}
+		return err
+	}
+	if old != nil {
+		if err := zeroAndClose(old); err != nil {
+			return fmt.Errorf("scrubbing the replaced file: %w", err)
+		}
+	}
+	return nil
+}
+
+// tempPrefix is the name prefix of replaceFile's temporary files.
+func tempPrefix(path string) string { return "." + filepath.Base(path) + ".tmp-" }
+
+// scrubStaleTemps zeroes and removes the temporary files an interrupted
+// replaceFile left beside path: each may hold keys since retired.
+func scrubStaleTemps(path string) error {
+	dir := filepath.Dir(path)
+	matches, err := filepath.Glob(filepath.Join(dir, globEscape(tempPrefix(path))+"*"))
+	if err != nil {
+		return fmt.Errorf("listing stale temporary files: %w", err)
+	}
+	for _, m := range matches {
+		f, err := os.OpenFile(m, os.O_WRONLY, 0)
+		if err == nil {
+			err = zeroAndClose(f)
+		}
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("scrubbing stale temporary file %s: %w", filepath.Base(m), err)
+		}
+		if err := os.Remove(m); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("removing stale temporary file %s: %w", filepath.Base(m), err)
+		}
+	}
+	if len(matches) > 0 {
+		return syncDir(dir)
+	}
+	return nil
+}
+
+// globEscape escapes the glob metacharacters of a literal file name.
+func globEscape(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if strings.ContainsRune(`*?[\`, r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// zeroAndClose overwrites f's content with zeros, fsyncs and closes it.
+func zeroAndClose(f *os.File) error {
+	st, err := f.Stat()
+	if err == nil {
+		_, err = f.WriteAt(make([]byte, st.Size()), 0)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	return errors.Join(err, f.Close())
 }
 
 // writeAndSync writes data, fsyncs and closes f.

@@ -37,6 +37,11 @@ type Options struct {
 	CacheTTL time.Duration
 	// Clock returns the current time; nil means time.Now.
 	Clock func() time.Time
+	// Destroyed, when set, reports whether a KEK epoch destroyed every
+	// one of ids (the database's record, ADR 0015). A reloaded key file
+	// that lacks keys this keyring holds is adopted only if Destroyed
+	// vouches for each missing one; without it, never.
+	Destroyed func(ids []uint32) bool
 }
 
 // Keyring unwraps, caches and rotates data-encryption keys under a KEK,
@@ -44,10 +49,11 @@ type Options struct {
 type Keyring struct {
 	_ noCompare
 
-	kek   atomic.Pointer[KEK] // never nil; replaced by SetKEK
-	cache *dekCache
-	sys   atomic.Pointer[systemKeys] // nil until LoadSystemKeys
-	now   func() time.Time
+	kek       atomic.Pointer[KEK] // never nil; replaced by SetKEK
+	cache     *dekCache
+	sys       atomic.Pointer[systemKeys] // nil until LoadSystemKeys
+	now       func() time.Time
+	destroyed func(ids []uint32) bool // Options.Destroyed
 
 	reloadMu   sync.Mutex // serialises key-file reloads
 	lastReload time.Time  // guarded by reloadMu
@@ -78,7 +84,7 @@ func NewKeyring(kek *KEK, opts Options) *Keyring {
 	if now == nil {
 		now = time.Now
 	}
-	k := &Keyring{cache: newDEKCache(size, ttl, now), now: now}
+	k := &Keyring{cache: newDEKCache(size, ttl, now), now: now, destroyed: opts.Destroyed}
 	k.kek.Store(kek)
 	return k
 }
@@ -156,7 +162,8 @@ func (k *Keyring) DEK(rec storage.KeyRecord) (*DEK, error) {
 // within the TTL).
 func (k *Keyring) Forget(owner string) { k.cache.forget(owner) }
 
-// Rewrap re-wraps rec's keyset (a DEK or a system key) under the KEK's
+// Rewrap re-wraps rec's keyset (a DEK, a system key, or the key of any
+// other owner the record layer stores) under the KEK's
 // current primary key and sets KEKID to it: the step of KEK rotation.
 // The keyset itself is unchanged, so no ciphertext needs re-sealing.
 // It always re-wraps; resumable rotation skips records whose KEKID
@@ -165,8 +172,11 @@ func (k *Keyring) Rewrap(rec storage.KeyRecord) (storage.KeyRecord, error) {
 	if err := checkLive(rec); err != nil {
 		return storage.KeyRecord{}, err
 	}
-	if err := checkAnyOwner(rec.Owner); err != nil {
-		return storage.KeyRecord{}, fmt.Errorf("rewrapping key: %w", err)
+	// Any owner string is re-wrapped as it is (a KEK epoch must move
+	// every record, whatever owners the record layer invents, e.g.
+	// joint owners): the owner is bound as associated data either way.
+	if rec.Owner == "" || len(rec.Owner) > maxRewrapOwnerLen {
+		return storage.KeyRecord{}, fmt.Errorf("rewrapping key: owner of %d bytes", len(rec.Owner))
 	}
 	h, err := k.unwrap(rec)
 	if err != nil {
@@ -250,7 +260,8 @@ func (k *Keyring) editDEK(rec storage.KeyRecord, op string, edit func(*keyset.Ma
 // names a KEK key that the loaded key file lacks (another process, such as
 // an online "keys rotate", added it), it reloads the key file, at most
 // once per kekReloadInterval, and tries again. A reloaded file must hold
-// every key of the old one; otherwise it is ignored.
+// every key of the old one, except keys that Options.Destroyed vouches a
+// KEK epoch destroyed; otherwise it is ignored.
 func (k *Keyring) unwrap(rec storage.KeyRecord) (*keyset.Handle, error) {
 	kek := k.kek.Load()
 	h, err := kek.unwrap(rec.Wrapped, rec.Owner)
@@ -264,7 +275,8 @@ func (k *Keyring) unwrap(rec storage.KeyRecord) (*keyset.Handle, error) {
 }
 
 // reloadKEK re-reads the key file of old and installs it if it is a
-// superset of old. It returns the KEK to retry with, or nil.
+// superset of old, or lacks only keys an epoch destroyed. It returns the
+// KEK to retry with, or nil.
 func (k *Keyring) reloadKEK(old *KEK) *KEK {
 	k.reloadMu.Lock()
 	defer k.reloadMu.Unlock()
@@ -280,10 +292,14 @@ func (k *Keyring) reloadKEK(old *KEK) *KEK {
 	if err != nil {
 		return nil
 	}
+	var missing []uint32
 	for id := range old.ids {
 		if !nk.ids[id] {
-			return nil
+			missing = append(missing, id)
 		}
+	}
+	if len(missing) > 0 && (k.destroyed == nil || !k.destroyed(missing)) {
+		return nil
 	}
 	k.kek.Store(nk)
 	return nk
@@ -307,13 +323,10 @@ func checkLive(rec storage.KeyRecord) error {
 	return nil
 }
 
-// checkAnyOwner accepts DEK owners and system key names.
-func checkAnyOwner(owner string) error {
-	if owner == SystemBlindIndex || owner == SystemToken || owner == SystemAudit || owner == SystemLogSigner {
-		return nil
-	}
-	return checkDEKOwner(owner)
-}
+// maxRewrapOwnerLen bounds the owner Rewrap accepts: far above any owner
+// phivault writes ("Patient/" and a 64-character id, a system key name,
+// a joint owner's hash), so a corrupted row cannot make it bind megabytes.
+const maxRewrapOwnerLen = 1024
 
 // String implements [fmt.Stringer] without key material.
 func (k *Keyring) String() string {

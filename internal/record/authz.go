@@ -415,6 +415,18 @@ func (s *Service) changed(typ, owner string) {
 	}
 }
 
+// SetEraseHook installs fn, called with the owner after every committed
+// erasure ($erase): the KEK epoch job that makes the erasure final
+// (ADR 0015) is woken by it. fn must not block. Set it once, before
+// serving.
+func (s *Service) SetEraseHook(fn func(owner string)) { s.eraseHook.Store(&fn) }
+
+func (s *Service) erased(owner string) {
+	if p := s.eraseHook.Load(); p != nil {
+		(*p)(owner)
+	}
+}
+
 // maxFactRounds bounds how often a write transaction is rerun because a
 // decision inside it needed facts that were not cached.
 const maxFactRounds = 16

@@ -228,5 +228,6 @@ func (s *Service) Erase(ctx context.Context, c Caller, id string) (int64, error)
 		s.changed("", j)
 	}
 	s.changed("Patient", owner)
+	s.erased(owner)
 	return n, nil
 }

@@ -54,7 +54,8 @@ type Service struct {
 	keyCache map[string]cachedKey
 	members  map[string][]string // joint owner -> its patients (owner_joint.go)
 
-	hook atomic.Pointer[writeHook] // SetWriteHook
+	hook      atomic.Pointer[writeHook]          // SetWriteHook
+	eraseHook atomic.Pointer[func(owner string)] // SetEraseHook
 }
 
 // Deps are the Service's collaborators.
@@ -233,7 +234,13 @@ func (s *Service) dekForRead(ctx context.Context, owner string, fresh bool) (*ke
 	if rec.Shredded {
 		return nil, keys.ErrShredded
 	}
-	return s.keys.DEK(rec)
+	dek, err := s.keys.DEK(rec)
+	if err != nil && ok && !fresh && errors.Is(err, keys.ErrDecrypt) {
+		// The cached record may be wrapped under a KEK key that a KEK
+		// epoch has since destroyed (ADR 0015): read it afresh.
+		return s.dekForRead(ctx, owner, true)
+	}
+	return dek, err
 }
 
 // maxKeyCache bounds the wrapped-key record cache (the unwrapped keys

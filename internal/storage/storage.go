@@ -30,6 +30,13 @@ var (
 	// The FHIR layer answers 400 with an OperationOutcome asking the
 	// client to simplify the search.
 	ErrTooComplex = errors.New("storage: query too complex")
+
+	// ErrRetiredKEK means a key record was to be stored wrapped under a
+	// KEK key that a KEK epoch has retired (EpochStore): the process's
+	// key file is older than the epoch in force. It comes wrapped with
+	// ErrUnavailable (the FHIR layer answers 503): the write succeeds
+	// once the process has reloaded the new key file. Nothing was written.
+	ErrRetiredKEK = errors.New("storage: key wrapped under a retired KEK key")
 )
 
 // Limits on one Query. Search is driven by untrusted input, so the work
@@ -212,11 +219,14 @@ type Tx interface {
 	ReplaceIndex(ctx context.Context, typ, id string, version int64, index []IndexRow) error
 
 	// PutKey inserts a new key record; ErrConflict if owner exists.
+	// A record whose KEKID a KEK epoch retired is refused with an error
+	// wrapping ErrRetiredKEK and ErrUnavailable (see EpochStore).
 	PutKey(ctx context.Context, k KeyRecord) error
 
 	// ReplaceKey overwrites owner's wrapped key and KEKID (rotation),
 	// or ErrNotFound. It returns ErrConflict for a shredded key: a
-	// destroyed key is never revived.
+	// destroyed key is never revived. A retired KEKID is refused as by
+	// PutKey.
 	ReplaceKey(ctx context.Context, k KeyRecord) error
 
 	// RewriteCiphertext replaces the ciphertext of one stored version
@@ -231,7 +241,10 @@ type Tx interface {
 	// older versions is unreadable without the key). For a patient it
 	// does the same to every joint owner naming the patient. It returns
 	// how many resources it erased; resources already deleted are not
-	// counted, so a second Shred returns 0.
+	// counted, so a second Shred returns 0. The records keep their KEKID:
+	// the KEK key that last wrapped the destroyed key, which the KEK
+	// epoch job reads to know that erasure is not final until that key
+	// is destroyed (ADR 0015).
 	Shred(ctx context.Context, owner string) (int64, error)
 
 	// Reown moves one stored version to another key owner with its

@@ -35,12 +35,19 @@ func Dialect() sqldb.Dialect {
 		panic("postgres: embedded migrations missing: " + err.Error()) // programmer error
 	}
 	return sqldb.Dialect{
-		Name:       "postgres",
-		Dollar:     true,
-		LockRows:   " FOR UPDATE OF r",
-		LockSQL:    "SELECT pg_advisory_xact_lock(?)",
-		Migrations: sub,
-		Classify:   classify,
+		Name:     "postgres",
+		Dollar:   true,
+		LockRows: " FOR UPDATE OF r",
+		LockSQL:  "SELECT pg_advisory_xact_lock(?)",
+		// Key writes take the epoch lock shared, a KEK epoch's fence
+		// takes it exclusively (sqldb/epoch.go).
+		LockSharedSQL: "SELECT pg_advisory_xact_lock_shared(?)",
+		// VACUUM removes the dead tuples of re-wrapped and shredded key
+		// records from the heap (it cannot reach the WAL, replicas or
+		// backups: only the destroyed KEK keys answer those, ADR 0015).
+		CompactKeys: []string{"VACUUM keys"},
+		Migrations:  sub,
+		Classify:    classify,
 	}
 }
 

@@ -173,3 +173,12 @@ func TestReportsConformance(t *testing.T) {
 		return openURL(t, pgtest.NewDatabase(t), postgres.Options{})
 	})
 }
+
+func TestEpochConformance(t *testing.T) {
+	storagetest.RunEpoch(t, func(t *testing.T) storagetest.EpochStores {
+		url := pgtest.NewDatabase(t)
+		s := openURL(t, url, postgres.Options{})
+		o := openURL(t, url, postgres.Options{MaxConns: 4})
+		return storagetest.EpochStores{Store: s, Epochs: s.Epochs(), CompactKeys: s.CompactKeys, Other: o}
+	})
+}

@@ -32,6 +32,18 @@ type Dialect struct {
 	// "SELECT pg_advisory_xact_lock(?)". Empty means Lock is a no-op.
 	LockSQL string
 
+	// LockSharedSQL takes the shared form of LockSQL's lock (e.g.
+	// "SELECT pg_advisory_xact_lock_shared(?)"): many holders at once,
+	// excluded by a LockSQL holder. Empty means a no-op.
+	LockSharedSQL string
+
+	// CompactKeys are statements run outside any transaction after a KEK
+	// epoch, so the old bytes of destroyed and re-wrapped key records
+	// leave the engine's files where it can: SQLite checkpoints its WAL
+	// and truncates it; PostgreSQL vacuums the keys table. Each returns
+	// at most one row; see Store.CompactKeys.
+	CompactKeys []string
+
 	// Migrations holds the forward-only schema migrations at its root,
 	// named NNNN_description.sql and applied in numeric order.
 	Migrations fs.FS

@@ -218,6 +218,9 @@ func (t *tx) PutKey(ctx context.Context, k storage.KeyRecord) error {
 	if err := validText("key owner", k.Owner); err != nil {
 		return err
 	}
+	if err := t.checkFence(ctx, "put key", k.KEKID); err != nil {
+		return err
+	}
 	const q = `INSERT INTO keys (owner, wrapped, kek_id, created, shredded) VALUES (?, ?, ?, ?, ?) ON CONFLICT (owner) DO NOTHING`
 	res, err := t.exec(ctx, q, k.Owner, nullBytes(k.Wrapped), int64(k.KEKID), k.Created.UnixMicro(), k.Shredded)
 	if err != nil {
@@ -235,6 +238,9 @@ func (t *tx) PutKey(ctx context.Context, k storage.KeyRecord) error {
 func (t *tx) ReplaceKey(ctx context.Context, k storage.KeyRecord) error {
 	if k.Wrapped == nil {
 		return errors.New("replace key: nil wrapped key (use Shred to destroy a key)")
+	}
+	if err := t.checkFence(ctx, "replace key", k.KEKID); err != nil {
+		return err
 	}
 	const q = `UPDATE keys SET wrapped = ?, kek_id = ? WHERE owner = ? AND NOT shredded`
 	res, err := t.exec(ctx, q, k.Wrapped, int64(k.KEKID), k.Owner)

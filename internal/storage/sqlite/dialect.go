@@ -28,6 +28,12 @@ func Dialect() sqldb.Dialect {
 		Migrations:  sub,
 		Classify:    classify,
 		GroupCommit: true,
+		// With secure_delete on (sqlite.go), freed cells and pages are
+		// zeroed in the pages written to the WAL; the checkpoint copies
+		// them into the database file and TRUNCATE empties the WAL, so
+		// no older page image with a destroyed wrapped key stays in
+		// either file (ADR 0015).
+		CompactKeys: []string{"PRAGMA wal_checkpoint(TRUNCATE)"},
 	}
 }
 

@@ -125,6 +125,12 @@ func Open(ctx context.Context, path string, opts Options) (*sqldb.Store, error) 
 //     lock up front, so a transaction never fails to upgrade a read lock
 //     half-way (SQLITE_BUSY_SNAPSHOT).
 //   - Readers run with query_only=1: a bug cannot write through them.
+//   - The writer runs with secure_delete=1: SQLite zeroes deleted
+//     content (a shredded or re-wrapped key record, a replaced index
+//     row) instead of leaving it in free space of a page or on the
+//     freelist. It costs some writes of zeros, measured in ADR 0015;
+//     the WAL still holds older page images until a checkpoint, which
+//     the KEK epoch runs with TRUNCATE (Store.CompactKeys).
 //
 // Page caches per connection (SQLite's default is 2 MiB). They are
 // upper bounds: memory is used only as pages are read.
@@ -158,6 +164,7 @@ func DSN(path string, busy time.Duration, writer bool) string {
 	}
 	q.Add("_pragma", "cache_size(-"+strconv.Itoa(cache)+")")
 	if writer {
+		q.Add("_pragma", "secure_delete(1)")
 		q.Add("_pragma", "journal_mode(WAL)")
 		q.Set("_txlock", "immediate")
 	} else {

@@ -165,7 +165,26 @@ func TestDurabilitySettings(t *testing.T) {
 func BenchmarkPut(b *testing.B)         { storagetest.BenchPut(b, open(b)) }
 func BenchmarkPutBatch100(b *testing.B) { storagetest.BenchPutBatch100(b, open(b)) }
 func BenchmarkCurrent(b *testing.B)     { storagetest.BenchCurrent(b, open(b)) }
+func BenchmarkUpdate(b *testing.B)      { storagetest.BenchUpdate(b, open(b)) }
 
 func TestReportsConformance(t *testing.T) {
 	storagetest.RunReports(t, func(t *testing.T) storagetest.ReportStore { return open(t) })
+}
+
+func TestEpochConformance(t *testing.T) {
+	storagetest.RunEpoch(t, func(t *testing.T) storagetest.EpochStores {
+		path := filepath.Join(t.TempDir(), "phivault.db")
+		s, err := sqlite.Open(t.Context(), path, sqlite.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		// A second process on the same file (the CLI beside the server).
+		o, err := sqlite.Open(t.Context(), path, sqlite.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { o.Close() })
+		return storagetest.EpochStores{Store: s, Epochs: s.Epochs(), CompactKeys: s.CompactKeys, Other: o}
+	})
 }

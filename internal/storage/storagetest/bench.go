@@ -95,3 +95,33 @@ func BenchCurrent(b *testing.B, s storage.Store) {
 		}
 	})
 }
+
+// BenchUpdate measures updates of existing resources (one per Update):
+// each replaces the resource's index rows, so it deletes as much as it
+// inserts. SQLite's secure_delete (ADR 0015) costs most here.
+func BenchUpdate(b *testing.B, s storage.Store) {
+	ct := benchCiphertext()
+	ctx := b.Context()
+	const n = 1000
+	if err := s.Update(ctx, func(tx storage.Tx) error {
+		for i := range n {
+			v, idx := benchResource(i, ct)
+			if err := tx.Put(ctx, v, idx); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(ct)))
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		v, idx := benchResource(i%n, ct)
+		v.Version = int64(i/n) + 2
+		if err := s.Update(ctx, func(tx storage.Tx) error { return tx.Put(ctx, v, idx) }); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "resources/s")
+}

@@ -12,7 +12,7 @@ import (
 // several patients (joint owners), type-level history narrowed on the
 // current version, and the other reads authorization uses.
 
-func putKey(t *testing.T, s storage.Store, owner string) {
+func putOwnerKey(t *testing.T, s storage.Store, owner string) {
 	t.Helper()
 	k := storage.KeyRecord{Owner: owner, Wrapped: []byte("dek:" + owner), KEKID: 1, Created: at(0)}
 	if err := s.Update(t.Context(), func(tx storage.Tx) error { return tx.PutKey(t.Context(), k) }); err != nil {
@@ -27,7 +27,7 @@ func testJointOwners(t *testing.T, s storage.Store) {
 	ctx := t.Context()
 	const j, k = storage.JointPrefix + "ab", storage.JointPrefix + "bc"
 	for _, o := range []string{"Patient/a", "Patient/b", "Patient/c", j, k} {
-		putKey(t, s, o)
+		putOwnerKey(t, s, o)
 	}
 	if err := s.Update(ctx, func(tx storage.Tx) error {
 		if err := tx.PutJointOwner(ctx, j, []string{"Patient/a", "Patient/b"}); err != nil {
