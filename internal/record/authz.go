@@ -149,6 +149,12 @@ var allowAll = authz.Decision{Allowed: true}
 // carrying its audit event: callers outside a transaction pass it to
 // recordDenial; inside one, the event is recorded after rollback.
 func (s *Service) check(ctx context.Context, c Caller, a audit.Action, v storage.Version, body []byte) (authz.Decision, error) {
+	return s.checkAs(ctx, c, a, actionOf(a), v, body)
+}
+
+// checkAs is check deciding the authorization action act (which may
+// differ from the audit action's, e.g. authz.HistoryType).
+func (s *Service) checkAs(ctx context.Context, c Caller, a audit.Action, act authz.Action, v storage.Version, body []byte) (authz.Decision, error) {
 	if c.Guard == nil {
 		return allowAll, nil
 	}
@@ -159,7 +165,7 @@ func (s *Service) check(ctx context.Context, c Caller, a audit.Action, v storage
 			return authz.Decision{}, s.denial(c, a, v, authz.Decision{Policies: []string{"undecidable"}}, err)
 		}
 	}
-	d, err := c.Guard.Decide(ctx, actionOf(a), t)
+	d, err := c.Guard.Decide(ctx, act, t)
 	if errors.Is(err, authz.ErrNeedsFacts) {
 		return authz.Decision{}, err // updateTx loads the facts and reruns
 	}

@@ -72,7 +72,7 @@ func (s *Service) History(ctx context.Context, c Caller, typ, id string, vals ur
 	if id == "" && typ != "" && c.Guard != nil {
 		// Type history is narrowed inside the query to the owners the
 		// caller may see (labels are decided per version below).
-		f, err := c.Guard.Narrow(ctx, authz.History, typ)
+		f, err := c.Guard.Narrow(ctx, authz.HistoryType, typ)
 		if err != nil {
 			return nil, s.recordDenial(ctx, s.denial(c, audit.ActionHistory, storage.Version{Type: typ}, authz.Decision{Policies: []string{"undecidable"}}, err))
 		}
@@ -113,6 +113,12 @@ func (s *Service) History(ctx context.Context, c Caller, typ, id string, vals ur
 		Request  req             `json:"request"`
 		Response resp            `json:"response"`
 	}
+	// SMART v2 scopes: instance history needs "r", type and system
+	// history "s" (authz.HistoryType).
+	level := authz.History
+	if id == "" {
+		level = authz.HistoryType
+	}
 	ev := s.event(c, audit.ActionHistory)
 	entries := make([]ent, 0, len(vs))
 	patients := map[string]bool{}
@@ -131,7 +137,7 @@ func (s *Service) History(ctx context.Context, c Caller, typ, id string, vals ur
 		}
 		// Each version is decided on its own (owner and labels); a
 		// version the caller may not see is left out.
-		d, err := s.check(ctx, c, audit.ActionHistory, v, body)
+		d, err := s.checkAs(ctx, c, audit.ActionHistory, level, v, body)
 		if err != nil {
 			if AsError(err).Status == http.StatusServiceUnavailable {
 				return nil, err
