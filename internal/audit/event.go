@@ -41,6 +41,16 @@ const (
 	ActionUserResetMFA    Action = "user-reset-mfa"
 	ActionUserSetPassword Action = "user-set-password" // a password set with an enrolment secret, or changed by its owner (policy "self-service")
 	ActionUserAdmin       Action = "user-admin"        // an /admin/api request refused before any change
+
+	// The two-person rule (ADR 0018): a role grant that reaches PHI is
+	// requested by one administrator (or the identity provider's group
+	// mapping) and approved or rejected by another. Entities:
+	// "User/<id>" and "Request/<id>"; Policies: "roles=<requested>" and
+	// "two-person-rule". A refusal (self-approval, a stale request) is
+	// the same action with OutcomeDenied.
+	ActionUserGrantRequest Action = "user-grant-request"
+	ActionUserGrantApprove Action = "user-grant-approve"
+	ActionUserGrantReject  Action = "user-grant-reject"
 )
 
 // Authentication events (issue 3). ActionLogin is a session started, or
