@@ -255,7 +255,9 @@ func TestSeparationOfDuties(t *testing.T) {
 			other := e.account(t, "dr.other", "Practitioner/pr-other", identity.RoleResearcher)
 			_, err := s.App.Store.(*sqldb.Store).Users().Apply(t.Context(), other.ID, sqldb.AccountChange{Op: "move",
 				Change: func(u *identity.User) { u.FHIRUser = "Practitioner/pr-real" },
-				Audit:  func(identity.User) (storage.AuditRecord, error) { return storage.AuditRecord{Time: time.Now(), Body: []byte("x")}, nil }})
+				Audit: func(identity.User) (storage.AuditRecord, error) {
+					return storage.AuditRecord{Time: time.Now(), Body: []byte("x")}, nil
+				}})
 			if !errors.Is(err, identity.ErrFHIRUserBound) {
 				t.Fatalf("moving an account onto a bound FHIR user: %v, want ErrFHIRUserBound", err)
 			}
