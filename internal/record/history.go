@@ -121,7 +121,6 @@ func (s *Service) History(ctx context.Context, c Caller, typ, id string, vals ur
 	}
 	ev := s.event(c, audit.ActionHistory)
 	entries := make([]ent, 0, len(vs))
-	patients := map[string]bool{}
 	policies := map[string]bool{}
 	for _, v := range vs {
 		var body []byte
@@ -171,11 +170,9 @@ func (s *Service) History(ctx context.Context, c Caller, typ, id string, vals ur
 				e.Response.Status = statusLine(http.StatusOK)
 			}
 		}
-		ev.Entities = append(ev.Entities, entityRef(v.Type, v.ID, v.Version))
-		if p := patientOfOwner(v.Owner); p != "" && !patients[p] {
-			patients[p] = true
-			ev.Patients = append(ev.Patients, p)
-		}
+		// Touch links the entity to its patient: each patient's view of
+		// the event shows only their own resources (audit.PatientView).
+		ev.Touch(entityRef(v.Type, v.ID, v.Version), patientOfOwner(v.Owner))
 		entries = append(entries, e)
 	}
 	links := []map[string]string{{"relation": "self", "url": base + historyPath(typ, id)}}

@@ -263,7 +263,6 @@ func (s *Service) Search(ctx context.Context, c Caller, typ string, vals url.Val
 		}
 	}
 	entries := make([]ent, 0, len(r.Versions))
-	seen := map[string]bool{}
 	for _, v := range r.Versions {
 		body, err := s.open(ctx, v)
 		if err != nil {
@@ -288,11 +287,9 @@ func (s *Service) Search(ctx context.Context, c Caller, typ string, vals url.Val
 			}
 		}
 		entries = append(entries, ent{FullURL: opt.BaseURL + "/" + v.Type + "/" + v.ID, Resource: body, Search: map[string]string{"mode": "match"}})
-		ev.Entities = append(ev.Entities, entityRef(v.Type, v.ID, v.Version))
-		if pt := patientOfOwner(v.Owner); pt != "" && !seen[pt] {
-			seen[pt] = true
-			ev.Patients = append(ev.Patients, pt)
-		}
+		// Touch links the entity to its patient: each patient's view of
+		// the event shows only their own resources (audit.PatientView).
+		ev.Touch(entityRef(v.Type, v.ID, v.Version), patientOfOwner(v.Owner))
 	}
 	// Links carry the search sealed in an opaque cursor: search values
 	// can be PHI and must not travel in URLs, proxies or logs.
