@@ -12,6 +12,8 @@ import (
 	"github.com/phivault/phivault/internal/app"
 	"github.com/phivault/phivault/internal/audit"
 	"github.com/phivault/phivault/internal/authn/session"
+	"github.com/phivault/phivault/internal/authn/smart"
+	"github.com/phivault/phivault/internal/authn/smart/scope"
 	"github.com/phivault/phivault/internal/httpapi"
 	"github.com/phivault/phivault/internal/identity"
 	"github.com/phivault/phivault/internal/storage"
@@ -242,6 +244,31 @@ func TestSeparationOfDuties(t *testing.T) {
 				t.Errorf("an expired request is still pending (%v)", err)
 			}
 			wantRoles(t, e.roles(t, x.ID), identity.RoleResearcher)
+		})
+
+		t.Run("a backend client registered by an admin raises an alert", func(t *testing.T) {
+			ca, err := s.App.ClientAdmin()
+			if err != nil {
+				t.Fatal(err)
+			}
+			sc, err := scope.ParseSet("system/Patient.rs")
+			if err != nil {
+				t.Fatal(err)
+			}
+			id, err := ca.RegisterBackend(t.Context(), audit.Agent{User: alice.ID, Session: "ses_a", Client: "webui"},
+				smart.BackendRegistration{Name: "nightly export", JWKSURL: "https://keys.example/jwks.json", Scopes: sc})
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := s.Do(t, "GET", "/admin/api/alerts", nil, nil).Want(t, http.StatusOK)
+			found := false
+			for _, a := range r.JSON["alerts"].([]any) {
+				m := a.(map[string]any)
+				found = found || m["kind"] == "client-backend-registered" && m["user"] == alice.ID && m["ref"] == "Client/"+id
+			}
+			if !found {
+				t.Errorf("no alert for the backend client: %s", r)
+			}
 		})
 
 		t.Run("a FHIR user has at most one enabled account", func(t *testing.T) {
