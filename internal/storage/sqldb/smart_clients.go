@@ -6,8 +6,8 @@ import (
 	"fmt"
 
 	"github.com/phivault/phivault/internal/authn/smart"
-	"github.com/phivault/phivault/internal/authz"
 	"github.com/phivault/phivault/internal/authn/smart/scope"
+	"github.com/phivault/phivault/internal/authz"
 	"github.com/phivault/phivault/internal/storage"
 )
 
