@@ -39,6 +39,15 @@ import (
 // denied) before the 403 is sent, and every change is audited by the
 // Accounts service in the transaction that makes it.
 //
+// # Separation of duties (ADR 0018)
+//
+// Nobody changes their own account (403). Adding a role that reaches
+// PHI, or security-admin, answers 202 with the "pending_request" that a
+// second security admin decides: GET /admin/api/requests, POST
+// /admin/api/requests/{id}/approve (a session with a second factor, not
+// the requester, not the account concerned) or /reject. A FHIR user
+// bound to another enabled account is 409.
+//
 // /auth/enrol is public: it is rate-limited per client address and
 // answers every failure of the enrolment secret with one message.
 
