@@ -173,3 +173,12 @@ func TestReportsConformance(t *testing.T) {
 		return openURL(t, pgtest.NewDatabase(t), postgres.Options{})
 	})
 }
+
+func TestFHIRUserMigration(t *testing.T) {
+	db, err := sql.Open("pgx", pgtest.NewDatabase(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	storagetest.RunFHIRUserMigration(t, db, postgres.Dialect())
+}

@@ -169,3 +169,13 @@ func BenchmarkCurrent(b *testing.B)     { storagetest.BenchCurrent(b, open(b)) }
 func TestReportsConformance(t *testing.T) {
 	storagetest.RunReports(t, func(t *testing.T) storagetest.ReportStore { return open(t) })
 }
+
+func TestFHIRUserMigration(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "phivault.db")
+	db, err := sql.Open("sqlite", sqlite.DSN(path, sqlite.DefaultBusyTimeout, true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	storagetest.RunFHIRUserMigration(t, db, sqlite.Dialect())
+}
