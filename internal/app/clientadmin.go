@@ -8,6 +8,7 @@ import (
 
 	"github.com/phivault/phivault/internal/audit"
 	"github.com/phivault/phivault/internal/authn/smart"
+	"github.com/phivault/phivault/internal/authz"
 	"github.com/phivault/phivault/internal/storage"
 	"github.com/phivault/phivault/internal/storage/sqldb"
 )
@@ -41,6 +42,21 @@ func (c *ClientAdmin) registry(actor audit.Agent) (*smart.Registry, error) {
 	st := sqldb.AuditedClients{Smart: c.smart, Seal: func(cl smart.Client) (storage.AuditRecord, error) {
 		return c.log.Seal(audit.Event{Time: c.now(), Action: audit.ActionClientRegister, Outcome: audit.OutcomeSuccess,
 			Agent: actor, Entities: []string{"Client/" + cl.ID}})
+	}, Alert: func(cl smart.Client) *authz.Alert {
+		if cl.Type != smart.Backend {
+			return nil // an App Launch app acts for its signed-in user, within that user's access
+		}
+		// A backend client is a service credential of its own: whoever
+		// holds its key reaches what its system/ scopes allow. The
+		// registering administrator may hold it, so the privacy officer
+		// is told (ADR 0018; the two-person rule does not cover clients
+		// yet).
+		by := actor.User
+		if by == "" {
+			by = actor.Client
+		}
+		return &authz.Alert{ID: "alr_client_" + cl.ID, Kind: "client-backend-registered", Priority: "high", UserID: by,
+			Ref: "Client/" + cl.ID, Created: c.now().UTC()}
 	}}
 	return smart.NewRegistry(st, smart.RegistryOptions{Now: c.now})
 }

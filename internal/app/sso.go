@@ -6,7 +6,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
+
+	"github.com/phivault/phivault/internal/audit"
+	"github.com/phivault/phivault/internal/authz"
+	"github.com/phivault/phivault/internal/identity"
+	"github.com/phivault/phivault/internal/storage"
 
 	"github.com/phivault/phivault/internal/authn/oidc"
 	"github.com/phivault/phivault/internal/authn/sso"
@@ -47,7 +53,8 @@ func (a *App) openSSO(ctx context.Context, oo openOptions) error {
 	if !ok {
 		return errors.New("opening sso: the store is not the SQL store")
 	}
-	a.SSO, err = sso.New(sso.Options{RP: rp, Issuer: cfg.Issuer, Accounts: sq.Users(), Login: a.Login, Keys: a.Keys,
+	accounts := ssoAccounts{Users: sq.Users(), log: a.Log, now: oo.now}
+	a.SSO, err = sso.New(sso.Options{RP: rp, Issuer: cfg.Issuer, Accounts: accounts, Login: a.Login, Keys: a.Keys,
 		Log: a.Log, NoAutoProvision: !c.Provision(), Now: oo.now})
 	if err != nil {
 		return fmt.Errorf("opening sso: %w", err)
@@ -62,4 +69,75 @@ func (a *App) ssoHandler() httpapi.SSO {
 		return nil
 	}
 	return a.SSO
+}
+
+// ssoAccounts is the account side of SSO: sqldb.Users with the IdP's
+// role requests of the two-person rule (ADR 0018).
+type ssoAccounts struct {
+	*sqldb.Users
+	log *audit.Log
+	now func() time.Time // nil: time.Now
+}
+
+var _ sso.Accounts = ssoAccounts{}
+
+// ssoRequester is the RequestedBy of the IdP's role requests.
+const ssoRequester = "sso"
+
+func (x ssoAccounts) clock() time.Time {
+	if x.now == nil {
+		return time.Now()
+	}
+	return x.now()
+}
+
+// PendingRoles implements sso.Accounts.
+func (x ssoAccounts) PendingRoles(ctx context.Context, id string) ([]identity.Role, error) {
+	r, err := x.Users.RequestFor(ctx, id, x.clock())
+	if errors.Is(err, identity.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return r.Roles, nil
+}
+
+// RequestRoles implements sso.Accounts.
+func (x ssoAccounts) RequestRoles(ctx context.Context, id string, roles []identity.Role, auditFn sso.RequestAuditFn) error {
+	now := x.clock().UTC()
+	if old, err := x.Users.RequestFor(ctx, id, now); err == nil && old.RequestedBy == ssoRequester {
+		// The IdP's own earlier request, for other groups: superseded.
+		_, _, err := x.Users.DecideRequest(ctx, old.ID, sqldb.Decision{By: ssoRequester, Now: now,
+			Audit: func(r identity.Request, u identity.User) (storage.AuditRecord, error) {
+				return x.log.Seal(audit.Event{Time: now, Action: audit.ActionUserGrantReject, Outcome: audit.OutcomeSuccess,
+					Agent: audit.Agent{User: u.ID, Client: ssoRequester}, Entities: []string{"User/" + u.ID, "Request/" + r.ID},
+					Policies: []string{"superseded-by-idp-groups", "two-person-rule"}})
+			}})
+		if err != nil && !errors.Is(err, identity.ErrNotFound) {
+			return err
+		}
+	} else if err != nil && !errors.Is(err, identity.ErrNotFound) {
+		return err
+	}
+	reqID, err := identity.NewRequestID(nil)
+	if err != nil {
+		return err
+	}
+	alertID, err := identity.NewRequestID(nil)
+	if err != nil {
+		return err
+	}
+	u, err := x.Users.ByID(ctx, id)
+	if err != nil {
+		return err
+	}
+	p := sqldb.Pending{
+		Request: identity.Request{ID: reqID, UserID: id, Roles: roles, RequestedBy: ssoRequester, Created: now, Expires: now.Add(identity.RequestTTL)},
+		Alert: authz.Alert{ID: "alr_" + strings.TrimPrefix(alertID, "rqs_"), Kind: alertRequested, Priority: "high", UserID: id,
+			Patient: patientOf(u), Ref: "Request/" + reqID, Created: now},
+		Audit: auditFn,
+	}
+	_, err = x.Users.RequestRoles(ctx, p)
+	return err
 }

@@ -104,21 +104,53 @@ func (x *Accounts) Directory() identity.Directory { return x.users }
 
 // Add creates an account without a password from the username, display
 // name, roles and FHIR user of u (its other fields are ignored) and
-// returns it with its one-time enrolment secret. Errors:
-// identity.ErrInvalid (a *identity.FieldError naming the field),
-// identity.ErrExists for a taken username.
+// returns it with its one-time enrolment secret. Roles that need a
+// second administrator (identity.Role.NeedsApproval) are not given yet:
+// they become a pending request ([Accounts.PendingRequest]) with an
+// alert, and the account holds the others (possibly none) meanwhile.
+// Errors: identity.ErrInvalid (a *identity.FieldError naming the field),
+// identity.ErrExists for a taken username, identity.ErrFHIRUserBound
+// for a FHIR user bound to another enabled account.
 func (x *Accounts) Add(ctx context.Context, actor audit.Agent, u identity.User) (identity.User, authn.Secret, error) {
+	return x.add(ctx, actor, u, false)
+}
+
+// AddBreakGlass is Add outside the two-person rule: every role takes
+// effect at once, with an alert for the privacy officer. It is the
+// offline CLI's ("phivault user add --break-glass"): an operator with
+// the key file and the data directory creates the first administrators.
+func (x *Accounts) AddBreakGlass(ctx context.Context, actor audit.Agent, u identity.User) (identity.User, authn.Secret, error) {
+	return x.add(ctx, actor, u, true)
+}
+
+func (x *Accounts) add(ctx context.Context, actor audit.Agent, u identity.User, breakGlass bool) (identity.User, authn.Secret, error) {
+	if len(u.Roles) == 0 {
+		return identity.User{}, "", &identity.FieldError{Field: "roles", Reason: "at least one role is required"}
+	}
 	id, err := identity.NewID(x.rand)
 	if err != nil {
 		return identity.User{}, "", err
 	}
-	nu := identity.User{ID: id, Username: u.Username, DisplayName: u.DisplayName, Roles: u.Roles, FHIRUser: u.FHIRUser}
+	roles := append([]identity.Role(nil), u.Roles...)
+	nu := identity.User{ID: id, Username: u.Username, DisplayName: u.DisplayName, Roles: roles, FHIRUser: u.FHIRUser}
 	secret, err := x.newSecret()
 	if err != nil {
 		return identity.User{}, "", err
 	}
-	enr := &sqldb.Enrolment{Hash: authn.HashToken(secret.Reveal()), Expires: x.now().Add(EnrolmentLifetime)}
-	out, err := x.users.CreateAudited(ctx, nu, enr, x.auditFn(actor, audit.ActionUserCreate))
+	c := sqldb.Create{Enrolment: &sqldb.Enrolment{Hash: authn.HashToken(secret.Reveal()), Expires: x.now().Add(EnrolmentLifetime)}}
+	now, pending := identity.Split(nil, roles)
+	switch {
+	case pending && breakGlass:
+		if c.Alert, err = x.alert(alertBreakGlass, nu, "User/"+id); err != nil {
+			return identity.User{}, "", err
+		}
+	case pending:
+		nu.Roles = now
+		if c.Request, err = x.pending(actor, nu, roles); err != nil {
+			return identity.User{}, "", err
+		}
+	}
+	out, err := x.users.CreateAudited(ctx, nu, c, x.auditFn(actor, audit.ActionUserCreate, "roles="+identity.FormatRoles(nu.Roles)))
 	if err != nil {
 		return identity.User{}, "", fmt.Errorf("adding user: %w", err)
 	}
@@ -126,30 +158,95 @@ func (x *Accounts) Add(ctx context.Context, actor audit.Agent, u identity.User) 
 }
 
 // SetDisabled disables (and revokes every session of) or re-enables
-// user id. Errors: identity.ErrNotFound.
+// user id. Re-enabling an account bound to a FHIR user that another
+// enabled account holds is refused. Nobody disables or enables their
+// own account. Errors: identity.ErrNotFound, identity.ErrSelf,
+// identity.ErrFHIRUserBound.
 func (x *Accounts) SetDisabled(ctx context.Context, actor audit.Agent, id string, disabled bool) (identity.User, error) {
 	c := sqldb.AccountChange{Op: "enable user", Change: func(u *identity.User) { u.Disabled = disabled },
 		Audit: x.auditFn(actor, audit.ActionUserEnable)}
 	if disabled {
 		c.Op, c.RevokeSessions, c.Audit = "disable user", true, x.auditFn(actor, audit.ActionUserDisable)
 	}
+	if err := x.notSelf(ctx, actor, id, map[bool]audit.Action{true: audit.ActionUserDisable, false: audit.ActionUserEnable}[disabled]); err != nil {
+		return identity.User{}, err
+	}
 	return x.apply(ctx, id, c)
 }
 
-// SetRoles replaces the roles of user id and revokes its sessions, so
-// the new roles apply from the next login. Errors: identity.ErrNotFound,
-// identity.ErrInvalid.
+// SetRoles changes the roles of user id to roles and revokes its
+// sessions, so the change applies from the next login. Removed roles
+// and added roles that need no approval take effect at once; if roles
+// adds a role that needs a second administrator, the whole of roles
+// becomes a pending request (with an alert) that takes effect only when
+// approved ([Accounts.Approve]). Nobody changes their own roles.
+// Errors: identity.ErrNotFound, identity.ErrInvalid, identity.ErrSelf,
+// identity.ErrRequestPending.
 func (x *Accounts) SetRoles(ctx context.Context, actor audit.Agent, id string, roles []identity.Role) (identity.User, error) {
-	roles = append([]identity.Role(nil), roles...)
-	return x.apply(ctx, id, sqldb.AccountChange{Op: "set roles", Change: func(u *identity.User) { u.Roles = roles },
-		RevokeSessions: true, Audit: x.auditFn(actor, audit.ActionUserSetRoles)})
+	return x.setRoles(ctx, actor, id, roles, false)
+}
+
+// SetRolesBreakGlass is SetRoles outside the two-person rule, for the
+// offline CLI: every role takes effect at once, with an alert.
+func (x *Accounts) SetRolesBreakGlass(ctx context.Context, actor audit.Agent, id string, roles []identity.Role) (identity.User, error) {
+	return x.setRoles(ctx, actor, id, roles, true)
+}
+
+func (x *Accounts) setRoles(ctx context.Context, actor audit.Agent, id string, roles []identity.Role, breakGlass bool) (identity.User, error) {
+	if len(roles) == 0 {
+		return identity.User{}, &identity.FieldError{Field: "roles", Reason: "at least one role is required (disable the account to remove every access)"}
+	}
+	if err := x.notSelf(ctx, actor, id, audit.ActionUserSetRoles); err != nil {
+		return identity.User{}, err
+	}
+	target := append([]identity.Role(nil), roles...)
+	c := sqldb.AccountChange{Op: "set roles", RevokeIfRolesChanged: true}
+	if breakGlass {
+		cur, err := x.users.ByID(ctx, id)
+		if err != nil {
+			return identity.User{}, fmt.Errorf("set roles: %w", err)
+		}
+		if _, pending := identity.Split(cur.Roles, target); pending {
+			if c.Alert, err = x.alert(alertBreakGlass, cur, "User/"+cur.ID); err != nil {
+				return identity.User{}, err
+			}
+		}
+		c.Change = func(u *identity.User) { u.Roles = target }
+	} else {
+		// Split on the account as stored, in the transaction: a
+		// concurrent change cannot turn a request into a grant.
+		c.Change = func(u *identity.User) { u.Roles, _ = identity.Split(u.Roles, target) }
+		reqID, err := identity.NewRequestID(x.rand)
+		if err != nil {
+			return identity.User{}, err
+		}
+		alertID, err := x.newAlertID()
+		if err != nil {
+			return identity.User{}, err
+		}
+		c.Request = func(u identity.User) *sqldb.Pending {
+			if identity.FormatRoles(u.Roles) == identity.FormatRoles(target) {
+				return nil
+			}
+			return x.pendingAs(reqID, alertID, actor, u, target)
+		}
+	}
+	c.Audit = func(u identity.User) (storage.AuditRecord, error) {
+		return x.auditFn(actor, audit.ActionUserSetRoles, "roles="+identity.FormatRoles(u.Roles))(u)
+	}
+	return x.apply(ctx, id, c)
 }
 
 // ResetMFA deletes every second factor of user id (TOTP, recovery codes,
 // WebAuthn credentials), marks MFA not enrolled and revokes its
 // sessions. The password is kept: the user enrols a second factor again
-// at the next login. Errors: identity.ErrNotFound.
+// at the next login. Nobody resets their own second factor here (that
+// would let a stolen session replace it). Errors: identity.ErrNotFound,
+// identity.ErrSelf.
 func (x *Accounts) ResetMFA(ctx context.Context, actor audit.Agent, id string) (identity.User, error) {
+	if err := x.notSelf(ctx, actor, id, audit.ActionUserResetMFA); err != nil {
+		return identity.User{}, err
+	}
 	return x.apply(ctx, id, sqldb.AccountChange{Op: "reset mfa", Change: func(u *identity.User) { u.MFAEnrolled = false },
 		ClearMFA: true, RevokeSessions: true, Audit: x.auditFn(actor, audit.ActionUserResetMFA)})
 }
@@ -267,11 +364,11 @@ func (x *Accounts) apply(ctx context.Context, id string, c sqldb.AccountChange) 
 }
 
 // auditFn returns the audit record builder for a successful change by
-// actor: the action, the agent, and "User/<id>" as the entity.
-func (x *Accounts) auditFn(actor audit.Agent, act audit.Action) sqldb.AuditFn {
+// actor: the action, the agent, "User/<id>" as the entity and policies.
+func (x *Accounts) auditFn(actor audit.Agent, act audit.Action, policies ...string) sqldb.AuditFn {
 	return func(u identity.User) (storage.AuditRecord, error) {
 		return x.log.Seal(audit.Event{Time: x.now(), Action: act, Outcome: audit.OutcomeSuccess,
-			Agent: actor, Entities: []string{"User/" + u.ID}})
+			Agent: actor, Entities: []string{"User/" + u.ID}, Policies: policies})
 	}
 }
 

@@ -43,7 +43,7 @@ func events(t *testing.T, a *app.App) []audit.Event {
 func TestAccountChangesAudited(t *testing.T) {
 	s, acc := accounts(t)
 	ctx := t.Context()
-	u, secret, err := acc.Add(ctx, admin, identity.User{Username: "nurse.jo", Roles: []identity.Role{identity.RoleNurse}})
+	u, secret, err := acc.AddBreakGlass(ctx, admin, identity.User{Username: "nurse.jo", Roles: []identity.Role{identity.RoleNurse}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +62,7 @@ func TestAccountChangesAudited(t *testing.T) {
 		{audit.ActionUserDisable, true, func() (identity.User, error) { return acc.SetDisabled(ctx, admin, u.ID, true) }},
 		{audit.ActionUserEnable, false, func() (identity.User, error) { return acc.SetDisabled(ctx, admin, u.ID, false) }},
 		{audit.ActionUserSetRoles, true, func() (identity.User, error) {
-			return acc.SetRoles(ctx, admin, u.ID, []identity.Role{identity.RolePhysician})
+			return acc.SetRoles(ctx, admin, u.ID, []identity.Role{identity.RoleResearcher}) // a removal: at once
 		}},
 		{audit.ActionUserResetMFA, true, func() (identity.User, error) { return acc.ResetMFA(ctx, admin, u.ID) }},
 	}

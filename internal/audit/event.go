@@ -3,6 +3,7 @@ package audit
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -51,6 +52,16 @@ const (
 	ActionUserResetMFA    Action = "user-reset-mfa"
 	ActionUserSetPassword Action = "user-set-password" // a password set with an enrolment secret, or changed by its owner (policy "self-service")
 	ActionUserAdmin       Action = "user-admin"        // an /admin/api request refused before any change
+
+	// The two-person rule (ADR 0018): a role grant that reaches PHI is
+	// requested by one administrator (or the identity provider's group
+	// mapping) and approved or rejected by another. Entities:
+	// "User/<id>" and "Request/<id>"; Policies: "roles=<requested>" and
+	// "two-person-rule". A refusal (self-approval, a stale request) is
+	// the same action with OutcomeDenied.
+	ActionUserGrantRequest Action = "user-grant-request"
+	ActionUserGrantApprove Action = "user-grant-approve"
+	ActionUserGrantReject  Action = "user-grant-reject"
 )
 
 // Authentication events (issue 3). ActionLogin is a session started, or
@@ -147,6 +158,87 @@ type Event struct {
 	Policies  []string  `json:"policies,omitempty"` // ids of the policies that decided
 	Status    int       `json:"status,omitempty"`   // HTTP status returned
 	RequestID string    `json:"request_id,omitempty"`
+
+	// Compartments says whose each entity is: Compartments[i] lists the
+	// positions in Patients of the patients in whose compartment
+	// Entities[i] is (empty: in none). It is set by [Event.Touch]; nil in
+	// events built otherwise (each then touches at most one patient) and
+	// in events written before it existed. A patient's view of the event
+	// ([Event.PatientView]) holds only that patient's entities.
+	Compartments [][]int `json:"compartments,omitempty"`
+}
+
+// Touch records that the event touched resource ref ("Type/id" or
+// "Type/id/_history/v"), in the compartments of patients ("Patient/<id>";
+// none for a resource outside every patient compartment): ref is
+// appended to Entities, each patient not yet in Patients to Patients,
+// and the link between them to Compartments. Use it for every entity
+// of an event that may touch several patients (a search, a history), so
+// that each patient's view shows only their own resources.
+func (e *Event) Touch(ref string, patients ...string) {
+	if len(e.Compartments) != len(e.Entities) {
+		// Entities added without Touch: their owners are unknown, so
+		// the event is treated as such (see PatientView) from now on.
+		e.Entities = append(e.Entities, ref)
+		for _, p := range patients {
+			if p != "" && !slices.Contains(e.Patients, p) {
+				e.Patients = append(e.Patients, p)
+			}
+		}
+		return
+	}
+	owners := []int{}
+	for _, p := range patients {
+		if p == "" {
+			continue
+		}
+		i := slices.Index(e.Patients, p)
+		if i < 0 {
+			e.Patients = append(e.Patients, p)
+			i = len(e.Patients) - 1
+		}
+		if !slices.Contains(owners, i) {
+			owners = append(owners, i)
+		}
+	}
+	e.Entities = append(e.Entities, ref)
+	e.Compartments = append(e.Compartments, owners)
+}
+
+// PatientView is the event as patient ("Patient/<id>") may see it in
+// their access history (issue 11 item 8), and false when the event did
+// not touch that patient. It keeps what the event did, when, why and
+// with what outcome, and who did it (the account or client and its
+// role); it drops every other patient and their resources, the agent's
+// network address and session, and the deciding policies unless the
+// event touched that patient alone (a policy can say something about
+// another patient's record). Entities are the patient's own: those
+// Compartments places in the patient's compartment; for an event
+// without Compartments, all of them when the patient is the only one it
+// touched, none otherwise (whose they are is not known: fail closed).
+func (e Event) PatientView(patient string) (Event, bool) {
+	me := slices.Index(e.Patients, patient)
+	if patient == "" || me < 0 {
+		return Event{}, false
+	}
+	v := Event{Time: e.Time, Action: e.Action, Outcome: e.Outcome, Purpose: e.Purpose, Query: e.Query,
+		Status: e.Status, RequestID: e.RequestID, Patients: []string{patient},
+		Agent: Agent{User: e.Agent.User, Role: e.Agent.Role, Client: e.Agent.Client}}
+	alone := len(e.Patients) == 1
+	if alone {
+		v.Policies = slices.Clone(e.Policies)
+	}
+	switch {
+	case len(e.Compartments) == len(e.Entities) && e.Compartments != nil:
+		for i, owners := range e.Compartments {
+			if slices.Contains(owners, me) {
+				v.Entities = append(v.Entities, e.Entities[i])
+			}
+		}
+	case alone:
+		v.Entities = slices.Clone(e.Entities)
+	}
+	return v, true
 }
 
 // Marshal is the canonical encoding of e (JSON, fields in declaration order).

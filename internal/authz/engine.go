@@ -38,6 +38,21 @@ const (
 	ViewIdentifiers Action = "viewIdentifiers"
 )
 
+// HistoryType is type- and system-level history. The policies decide it
+// as [History] (PhiVault::Action::"history"); only the SMART scope it
+// needs differs: SMART App Launch 2.0 puts type- and system-level
+// history under "s" (search), instance history under "r" (read). It is
+// not a policy action, so [Actions] does not list it.
+const HistoryType Action = "history-type"
+
+// policyAction is the action the policies decide for a.
+func policyAction(a Action) Action {
+	if a == HistoryType {
+		return History
+	}
+	return a
+}
+
 // Actions lists the FHIR interactions a policy can decide.
 func Actions() []Action {
 	return []Action{Read, VRead, Search, History, Everything, Create, Update, Delete, Erase, OpenGrant, ViewIdentifiers}
@@ -262,7 +277,7 @@ func (a *Authorizer) decide(ctx context.Context, s *subject, action Action, t Ta
 	if err != nil || !d.Allowed {
 		return d, err
 	}
-	if action == Read || action == VRead || action == Search || action == History || action == Everything {
+	if action == Read || action == VRead || action == Search || action == History || action == HistoryType || action == Everything {
 		if t.Type == "Patient" || t.Type == "RelatedPerson" || t.Type == "Person" {
 			v, err := a.eval(s, ViewIdentifiers, t, pf)
 			if err != nil {
@@ -407,7 +422,7 @@ func (a *Authorizer) eval(s *subject, action Action, t Target, pf *PatientFacts)
 	authorize := func(deny, permit bool) (cedar.Decision, cedar.Diagnostic) {
 		req := cedar.Request{
 			Principal: s.uid,
-			Action:    types.NewEntityUID("PhiVault::Action", types.String(action)),
+			Action:    types.NewEntityUID("PhiVault::Action", types.String(policyAction(action))),
 			Resource:  resUID,
 			Context: types.NewRecord(types.RecordMap{
 				"purpose":       types.String(purpose),
@@ -463,7 +478,7 @@ func scopeInteraction(a Action) (scope.Interaction, bool) {
 	switch a {
 	case Read, VRead, History, Everything, ViewIdentifiers:
 		return scope.Read, true
-	case Search:
+	case Search, HistoryType:
 		return scope.Search, true
 	case Create:
 		return scope.Create, true

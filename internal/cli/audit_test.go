@@ -21,7 +21,7 @@ func TestAuditVerifyCLI(t *testing.T) {
 	for _, d := range secDrivers {
 		t.Run(d.name, func(t *testing.T) {
 			dir, _ := secInit(t, d.initArgs(t)...)
-			secMustRun(t, "user", "add", "--data", dir, "--roles", "auditor", "alice")
+			secMustRun(t, "user", "add", "--data", dir, "--roles", "auditor", "--break-glass", "alice")
 			r := secMustRun(t, "audit", "verify", "--data", dir)
 			if !strings.Contains(r.stdout, "OK: every audit event matches") {
 				t.Fatalf("verify: %s", r.stdout)

@@ -150,7 +150,10 @@ func (e *env) runInit(cmd *cobra.Command, o initOptions) error {
 	if err != nil {
 		return err
 	}
-	admin, enrol, err := acc.Add(ctx, cliAgent(), identity.User{Username: o.adminUser, Roles: []identity.Role{identity.RoleSecurityAdmin}})
+	// The first administrator cannot be approved by a second one: init,
+	// run by the operator who holds the key file, is the break-glass path
+	// (ADR 0018), and raises the alert that says so.
+	admin, enrol, err := acc.AddBreakGlass(ctx, cliAgent(), identity.User{Username: o.adminUser, Roles: []identity.Role{identity.RoleSecurityAdmin}})
 	if err != nil {
 		return fmt.Errorf("creating the first security admin: %w", err)
 	}
@@ -175,9 +178,13 @@ or POST /auth/enrol, then enrol a second factor at the first login):
 
   %s
 
+Role grants that reach patient data, and new security admins, need a
+second security admin's approval. Create the second one now, from this
+host:  phivault user add NAME --roles security-admin --break-glass --data %s
+
 Start the server with:  phivault serve --data %s
 `, o.dataDir, filepath.Join(o.dataDir, config.FileName), describeKEK(resolved), vkey,
-		filepath.Join(o.dataDir, "tls", "ca.crt"), fp, secret.Reveal(), admin.Username, app.EnrolmentLifetime, enrol.Reveal(), o.dataDir)
+		filepath.Join(o.dataDir, "tls", "ca.crt"), fp, secret.Reveal(), admin.Username, app.EnrolmentLifetime, enrol.Reveal(), o.dataDir, o.dataDir)
 	return nil
 }
 

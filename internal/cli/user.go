@@ -65,6 +65,9 @@ func (e *env) withAccounts(cmd *cobra.Command, fn func(context.Context, *app.Acc
 func userFlagErr(err error) error {
 	var fe *identity.FieldError
 	if !errors.As(err, &fe) {
+		if errors.Is(err, identity.ErrFHIRUserBound) {
+			return errors.New("--fhir-user: " + identity.ErrFHIRUserBound.Error())
+		}
 		if errors.Is(err, identity.ErrExists) {
 			return errors.New("USERNAME: that username is taken")
 		}
@@ -97,19 +100,44 @@ func parseRolesFlag(s string) ([]identity.Role, error) {
 
 func roleNames() string { return identity.FormatRoles(identity.Roles()) }
 
+// breakGlassHelp explains the --break-glass flag of add and set-roles.
+const breakGlassHelp = "grant roles that reach patient data (or security-admin) at once, outside the two-person rule; raises an alert (for the first administrators, or when no second administrator can approve)"
+
+// needsBreakGlass is the refusal of a grant that needs a second
+// administrator, made without --break-glass.
+func needsBreakGlass(target []identity.Role) error {
+	var need []string
+	for _, r := range target {
+		if r.NeedsApproval() {
+			need = append(need, string(r))
+		}
+	}
+	return fmt.Errorf("--roles: %s need a second administrator's approval: grant them in the console or with POST /admin/api/users/{id}/roles (a second security admin approves), or pass --break-glass (an operator with the key file and the data directory; an alert is raised)",
+		strings.Join(need, ", "))
+}
+
 func (e *env) userAddCmd() *cobra.Command {
 	var roles, display, fhirUser string
+	var breakGlass bool
 	cmd := &cobra.Command{
-		Use:   "add USERNAME --roles ROLE[,ROLE]",
+		Use:   "add USERNAME --roles ROLE[,ROLE] [--break-glass]",
 		Short: "Add an account and print its one-time enrolment secret",
-		Args:  cobra.ExactArgs(1),
+		Long: `add creates an account. Roles that reach patient data, and security-admin,
+need a second administrator's approval (two-person rule); the offline CLI
+grants them only with --break-glass, which raises an alert for the privacy
+officer. It is meant for the first security administrators of an
+installation, by an operator who holds the key file and the data directory.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			rs, err := parseRolesFlag(roles)
 			if err != nil {
 				return err
 			}
+			if _, pending := identity.Split(nil, rs); pending && !breakGlass {
+				return needsBreakGlass(rs)
+			}
 			return e.withAccounts(cmd, func(ctx context.Context, acc *app.Accounts) error {
-				u, secret, err := acc.Add(ctx, cliAgent(), identity.User{Username: args[0], DisplayName: display, Roles: rs, FHIRUser: fhirUser})
+				u, secret, err := acc.AddBreakGlass(ctx, cliAgent(), identity.User{Username: args[0], DisplayName: display, Roles: rs, FHIRUser: fhirUser})
 				if err != nil {
 					return userFlagErr(err)
 				}
@@ -122,6 +150,7 @@ func (e *env) userAddCmd() *cobra.Command {
 	f.StringVar(&roles, "roles", "", "comma-separated roles: "+roleNames())
 	f.StringVar(&display, "display-name", "", "display name (workforce accounts only)")
 	f.StringVar(&fhirUser, "fhir-user", "", "linked FHIR resource: Practitioner/<id>, or Patient/<id> for a patient account")
+	f.BoolVar(&breakGlass, "break-glass", false, breakGlassHelp)
 	return cmd
 }
 
@@ -242,17 +271,25 @@ func (e *env) userSetDisabledCmd(disable bool) *cobra.Command {
 
 func (e *env) userSetRolesCmd() *cobra.Command {
 	var roles string
+	var breakGlass bool
 	cmd := &cobra.Command{
-		Use:   "set-roles USERNAME --roles ROLE[,ROLE]",
+		Use:   "set-roles USERNAME --roles ROLE[,ROLE] [--break-glass]",
 		Short: "Replace an account's roles and end its sessions",
-		Args:  cobra.ExactArgs(1),
+		Long: `set-roles replaces an account's roles. Adding a role that reaches patient
+data, or security-admin, needs a second administrator's approval
+(two-person rule); the offline CLI does it only with --break-glass, which
+raises an alert for the privacy officer.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			rs, err := parseRolesFlag(roles)
 			if err != nil {
 				return err
 			}
 			return e.withUser(cmd, args[0], func(ctx context.Context, acc *app.Accounts, u identity.User) error {
-				u, err := acc.SetRoles(ctx, cliAgent(), u.ID, rs)
+				if _, pending := identity.Split(u.Roles, rs); pending && !breakGlass {
+					return needsBreakGlass(rs)
+				}
+				u, err := acc.SetRolesBreakGlass(ctx, cliAgent(), u.ID, rs)
 				if err != nil {
 					return userFlagErr(err)
 				}
@@ -262,6 +299,7 @@ func (e *env) userSetRolesCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&roles, "roles", "", "comma-separated roles: "+roleNames())
+	cmd.Flags().BoolVar(&breakGlass, "break-glass", false, breakGlassHelp)
 	return cmd
 }
 

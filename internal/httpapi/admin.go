@@ -39,6 +39,15 @@ import (
 // denied) before the 403 is sent, and every change is audited by the
 // Accounts service in the transaction that makes it.
 //
+// # Separation of duties (ADR 0018)
+//
+// Nobody changes their own account (403). Adding a role that reaches
+// PHI, or security-admin, answers 202 with the "pending_request" that a
+// second security admin decides: GET /admin/api/requests, POST
+// /admin/api/requests/{id}/approve (a session with a second factor, not
+// the requester, not the account concerned) or /reject. A FHIR user
+// bound to another enabled account is 409.
+//
 // /auth/enrol is public: it is rate-limited per client address and
 // answers every failure of the enrolment secret with one message.
 
@@ -82,6 +91,15 @@ type Accounts interface {
 	// Denied records a refused admin request; an error means it could
 	// not be recorded (answer 503).
 	Denied(ctx context.Context, actor audit.Agent, entity string) error
+
+	// Requests lists the pending role requests (two-person rule, ADR
+	// 0018); PendingRequest returns the one for an account, if any.
+	Requests(ctx context.Context) ([]identity.Request, error)
+	PendingRequest(ctx context.Context, userID string) (identity.Request, bool, error)
+	// Approve and Reject decide a request as a second administrator:
+	// identity.ErrNotFound, ErrSelf, ErrApprover, ErrRequestStale.
+	Approve(ctx context.Context, actor audit.Agent, id string) (identity.User, error)
+	Reject(ctx context.Context, actor audit.Agent, id string) error
 }
 
 // apiError is an error of the JSON (non-FHIR) endpoints: the message is
@@ -122,6 +140,9 @@ func (s *Server) adminRoutes(mux *http.ServeMux) {
 	admin.Handle("GET /admin/api/users/{id}/sessions", a.authorize(a.sessions))
 	admin.Handle("POST /admin/api/users/{id}/revoke-sessions", a.authorize(a.revokeSessions))
 	admin.Handle("DELETE /admin/api/sessions/{id}", a.authorize(a.revokeSession))
+	admin.Handle("GET /admin/api/requests", a.authorize(a.requests))
+	admin.Handle("POST /admin/api/requests/{id}/approve", a.authorize(a.decide(true)))
+	admin.Handle("POST /admin/api/requests/{id}/reject", a.authorize(a.decide(false)))
 	a.reviewRoutes(admin)
 	a.repairRoutes(admin)
 	admin.Handle("/admin/api/", a.handle(func(w http.ResponseWriter, r *http.Request) error {
@@ -191,8 +212,12 @@ func asAPIError(err error) *apiError {
 		return apiErr(http.StatusBadRequest, fmt.Sprintf("invalid %s: %s", fe.Field, fe.Reason), err)
 	case errors.Is(err, session.ErrNotFound):
 		return apiErr(http.StatusNotFound, "no such session", err)
+	case errors.Is(err, identity.ErrSelf), errors.Is(err, identity.ErrApprover):
+		return apiErr(http.StatusForbidden, sentinelText(err, identity.ErrSelf, identity.ErrApprover), err)
+	case errors.Is(err, identity.ErrFHIRUserBound), errors.Is(err, identity.ErrRequestPending), errors.Is(err, identity.ErrRequestStale):
+		return apiErr(http.StatusConflict, sentinelText(err, identity.ErrFHIRUserBound, identity.ErrRequestPending, identity.ErrRequestStale), err)
 	case errors.Is(err, identity.ErrNotFound):
-		return apiErr(http.StatusNotFound, "no such user", err)
+		return apiErr(http.StatusNotFound, "no such user or request", err)
 	case errors.Is(err, identity.ErrExists):
 		return apiErr(http.StatusConflict, "that username is taken", err)
 	case errors.Is(err, password.ErrBusy), errors.Is(err, storage.ErrUnavailable), errors.Is(err, audit.ErrUnavailable),
@@ -200,6 +225,17 @@ func asAPIError(err error) *apiError {
 		return apiErr(http.StatusServiceUnavailable, "the service is temporarily unavailable; retry later", err)
 	}
 	return apiErr(http.StatusInternalServerError, "internal error", err)
+}
+
+// sentinelText is the text of the first of sentinels that err wraps:
+// their texts are written for the client.
+func sentinelText(err error, sentinels ...error) string {
+	for _, x := range sentinels {
+		if errors.Is(err, x) {
+			return x.Error()
+		}
+	}
+	return "refused"
 }
 
 // principal authenticates an /admin/api request as the FHIR API does
@@ -257,8 +293,11 @@ func (a *adminAPI) authorize(h handlerFunc) http.Handler {
 			entity := ""
 			if id := r.PathValue("id"); id != "" && len(id) <= identity.MaxIDLen {
 				entity = "User/" + id
-				if strings.HasPrefix(r.URL.Path, "/admin/api/sessions/") {
+				switch {
+				case strings.HasPrefix(r.URL.Path, "/admin/api/sessions/"):
 					entity = "Session/" + id
+				case strings.HasPrefix(r.URL.Path, "/admin/api/requests/"):
+					entity = "Request/" + id
 				}
 			}
 			if err := a.accounts.Denied(r.Context(), ag, entity); err != nil {
@@ -287,6 +326,62 @@ type userJSON struct {
 	PasswordSet bool      `json:"password_set"`
 	Created     time.Time `json:"created"`
 	Updated     time.Time `json:"updated"`
+	// PendingRequest is the role request awaiting a second
+	// administrator, when there is one (the roles above are in force).
+	PendingRequest *requestJSON `json:"pending_request,omitempty"`
+}
+
+// requestJSON is a pending role request (two-person rule).
+type requestJSON struct {
+	ID          string    `json:"id"`
+	UserID      string    `json:"user_id"`
+	Roles       []string  `json:"roles"`      // the roles once approved
+	Adds        []string  `json:"adds"`       // the roles being approved
+	BaseRoles   []string  `json:"base_roles"` // the roles when requested
+	RequestedBy string    `json:"requested_by"`
+	Created     time.Time `json:"created"`
+	Expires     time.Time `json:"expires"`
+}
+
+func roleNames(rs []identity.Role) []string {
+	out := make([]string, len(rs))
+	for i, r := range rs {
+		out[i] = string(r)
+	}
+	return out
+}
+
+func toRequestJSON(r identity.Request) *requestJSON {
+	return &requestJSON{ID: r.ID, UserID: r.UserID, Roles: roleNames(r.Roles), Adds: roleNames(r.Adds()), BaseRoles: roleNames(r.BaseRoles),
+		RequestedBy: r.RequestedBy, Created: r.Created, Expires: r.Expires}
+}
+
+// withPending is u's JSON with its pending request, if any.
+func (a *adminAPI) withPending(ctx context.Context, u identity.User) (userJSON, error) {
+	j := toJSON(u)
+	r, ok, err := a.accounts.PendingRequest(ctx, u.ID)
+	if err != nil {
+		return userJSON{}, err
+	}
+	if ok {
+		j.PendingRequest = toRequestJSON(r)
+	}
+	return j, nil
+}
+
+// changed answers a change of u: 202 Accepted when part of it awaits a
+// second administrator, 200 otherwise.
+func (a *adminAPI) changed(w http.ResponseWriter, r *http.Request, u identity.User) error {
+	j, err := a.withPending(r.Context(), u)
+	if err != nil {
+		return err
+	}
+	status := http.StatusOK
+	if j.PendingRequest != nil && j.PendingRequest.RequestedBy == actor(r).User {
+		status = http.StatusAccepted
+	}
+	writeAPIJSON(w, status, j)
+	return nil
 }
 
 func toJSON(u identity.User) userJSON {
@@ -380,11 +475,15 @@ func (a *adminAPI) create(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	j, err := a.withPending(r.Context(), u)
+	if err != nil {
+		return err
+	}
 	w.Header().Set("Location", "/admin/api/users/"+u.ID)
 	writeAPIJSON(w, http.StatusCreated, struct {
 		User            userJSON `json:"user"`
 		EnrolmentSecret string   `json:"enrolment_secret"` // shown once
-	}{toJSON(u), secret.Reveal()})
+	}{j, secret.Reveal()})
 	return nil
 }
 
@@ -393,13 +492,51 @@ func (a *adminAPI) show(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeAPIJSON(w, http.StatusOK, toJSON(u))
+	j, err := a.withPending(r.Context(), u)
+	if err != nil {
+		return err
+	}
+	writeAPIJSON(w, http.StatusOK, j)
 	return nil
 }
 
 func (a *adminAPI) setDisabled(disabled bool) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		u, err := a.accounts.SetDisabled(r.Context(), actor(r), r.PathValue("id"), disabled)
+		if err != nil {
+			return err
+		}
+		writeAPIJSON(w, http.StatusOK, toJSON(u))
+		return nil
+	}
+}
+
+// requests lists the pending role requests.
+func (a *adminAPI) requests(w http.ResponseWriter, r *http.Request) error {
+	rs, err := a.accounts.Requests(r.Context())
+	if err != nil {
+		return err
+	}
+	out := make([]*requestJSON, 0, len(rs))
+	for _, x := range rs {
+		out = append(out, toRequestJSON(x))
+	}
+	writeAPIJSON(w, http.StatusOK, map[string]any{"requests": out})
+	return nil
+}
+
+// decide approves (200 with the account) or rejects (204) a request.
+func (a *adminAPI) decide(approve bool) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		id := r.PathValue("id")
+		if !approve {
+			if err := a.accounts.Reject(r.Context(), actor(r), id); err != nil {
+				return err
+			}
+			w.WriteHeader(http.StatusNoContent)
+			return nil
+		}
+		u, err := a.accounts.Approve(r.Context(), actor(r), id)
 		if err != nil {
 			return err
 		}
@@ -426,8 +563,7 @@ func (a *adminAPI) setRoles(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeAPIJSON(w, http.StatusOK, toJSON(u))
-	return nil
+	return a.changed(w, r, u)
 }
 
 func (a *adminAPI) resetMFA(w http.ResponseWriter, r *http.Request) error {

@@ -11,6 +11,7 @@ import (
 	"github.com/phivault/phivault/internal/apitest"
 	"github.com/phivault/phivault/internal/audit"
 	"github.com/phivault/phivault/internal/authn/session"
+	"github.com/phivault/phivault/internal/identity"
 	"github.com/phivault/phivault/internal/storage/sqldb"
 )
 
@@ -88,8 +89,10 @@ func TestAdminAPIRefusesNonAdmins(t *testing.T) {
 
 func TestAdminAPIUsers(t *testing.T) {
 	apitest.Run(t, func(t *testing.T, s *apitest.Server) {
+		// A researcher: a role that reaches no PHI takes effect at once
+		// (the two-person rule is TestSeparationOfDuties').
 		r := s.Do(t, "POST", "/admin/api/users", map[string]any{
-			"username": "nurse.jo", "display_name": "Jo Nurse", "roles": []string{"nurse"}, "fhir_user": "Practitioner/pr-1",
+			"username": "nurse.jo", "display_name": "Jo Nurse", "roles": []string{"researcher"}, "fhir_user": "Practitioner/pr-1",
 		}, jsonBody).Want(t, http.StatusCreated)
 		secret, _ := r.JSON["enrolment_secret"].(string)
 		if !enrolSecretRE.MatchString(secret) {
@@ -154,6 +157,14 @@ func TestAdminAPIUsers(t *testing.T) {
 			}
 		}
 
+		// Two roles, so that "set roles" below removes one (at once).
+		acc, err := s.App.Accounts()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := acc.SetRolesBreakGlass(t.Context(), audit.Agent{Client: "cli"}, id, []identity.Role{identity.RoleResearcher, identity.RoleAuditor}); err != nil {
+			t.Fatal(err)
+		}
 		for _, tc := range []struct {
 			name    string
 			path    string
@@ -164,8 +175,8 @@ func TestAdminAPIUsers(t *testing.T) {
 		}{
 			{"disable", "/disable", nil, audit.ActionUserDisable, true, func(u map[string]any) bool { return u["disabled"] == true }},
 			{"enable", "/enable", nil, audit.ActionUserEnable, false, func(u map[string]any) bool { return u["disabled"] == false }},
-			{"set roles", "/roles", map[string]any{"roles": []string{"physician", "nurse"}}, audit.ActionUserSetRoles, true,
-				func(u map[string]any) bool { rs, _ := u["roles"].([]any); return len(rs) == 2 && rs[0] == "physician" }},
+			{"set roles", "/roles", map[string]any{"roles": []string{"researcher"}}, audit.ActionUserSetRoles, true,
+				func(u map[string]any) bool { rs, _ := u["roles"].([]any); return len(rs) == 1 && rs[0] == "researcher" }},
 			{"reset mfa", "/reset-mfa", nil, audit.ActionUserResetMFA, true, func(u map[string]any) bool { return u["mfa_enrolled"] == false }},
 		} {
 			t.Run(tc.name, func(t *testing.T) {

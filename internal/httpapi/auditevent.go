@@ -119,9 +119,21 @@ func (s *Server) auditSearch(w http.ResponseWriter, r *http.Request) error {
 	var out []any
 	for _, e := range entries {
 		id := strconv.FormatInt(e.Index, 10)
+		ev := e.Event
+		if scope != "" {
+			// A patient sees their own view of each event: no other
+			// patient, none of their resources, no staff address.
+			v, ok := ev.PatientView(scope)
+			if !ok || f.Entity != "" && !viewHasEntity(v, f.Entity) {
+				// The entity matched another patient's part of the
+				// event: not an answer to this patient's search.
+				continue
+			}
+			ev = v
+		}
 		out = append(out, map[string]any{
 			"fullUrl":  base + "/AuditEvent/" + id,
-			"resource": e.Event.AuditEvent(id),
+			"resource": ev.AuditEvent(id),
 			"search":   map[string]any{"mode": "match"},
 		})
 	}
@@ -135,6 +147,12 @@ func (s *Server) auditSearch(w http.ResponseWriter, r *http.Request) error {
 	}
 	writeJSON(w, r, http.StatusOK, bundle)
 	return nil
+}
+
+// viewHasEntity reports whether a patient's view of an event holds the
+// resource ref ("Type/id", any version).
+func viewHasEntity(v audit.Event, ref string) bool {
+	return slices.ContainsFunc(v.Entities, func(e string) bool { return e == ref || strings.HasPrefix(e, ref+"/_history/") })
 }
 
 func effectiveLimit(n int) int {
@@ -163,21 +181,37 @@ func (s *Server) auditRead(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return auditErr(err)
 	}
-	// A patient may read an event only if it touched their record; any
-	// other event answers as if it did not exist.
-	if scope != "" && !slices.Contains(e.Event.Patients, scope) {
-		return httpError(http.StatusNotFound, "not-found", "no such AuditEvent")
+	// A patient may read an event only if it touched their record (any
+	// other event answers as if it did not exist), and then only their
+	// own view of it.
+	ev := e.Event
+	if scope != "" {
+		v, ok := ev.PatientView(scope)
+		if !ok {
+			return httpError(http.StatusNotFound, "not-found", "no such AuditEvent")
+		}
+		ev = v
 	}
-	writeJSON(w, r, http.StatusOK, e.Event.AuditEvent(strconv.FormatInt(leaf, 10)))
+	writeJSON(w, r, http.StatusOK, ev.AuditEvent(strconv.FormatInt(leaf, 10)))
 	return nil
 }
 
-// auditProof answers GET /fhir/AuditEvent/{id}/$proof: everything a
-// patient (or anyone they give it to) needs to check, with standard
-// tools, that this event is in the signed log: the event's canonical
-// bytes, its leaf salt, a C2SP tlog-proof against the latest signed
-// checkpoint (embedded), and the log's verifier key. Access is that of
-// the event itself.
+// auditProof answers GET /fhir/AuditEvent/{id}/$proof: what is needed
+// to check, with standard tools, that this event is in the signed log,
+// with a C2SP tlog-proof against the latest signed checkpoint
+// (embedded) and the log's verifier key. Access is that of the event
+// itself.
+//
+// An auditor or privacy officer gets the event's canonical bytes and,
+// in the proof's extra line, its leaf salt: they recompute the leaf.
+// A patient gets their view of the event (audit.Event.PatientView) and
+// the leaf hash, never the leaf or its salt: the leaf names other
+// patients and staff addresses, and the salt would let a patient confirm
+// guesses of them against the hash. The patient checks that the leaf
+// is in the signed log; that the view is a faithful part of that leaf is
+// derived by the server from the very bytes it hashed, and anyone with
+// the event's full proof (an auditor) can check it afterwards: the leaf
+// at that position can never change (docs/audit-log.md, ADR 0018).
 func (s *Server) auditProof(w http.ResponseWriter, r *http.Request) error {
 	if s.audit == nil || s.tlog == nil {
 		return httpError(http.StatusNotFound, "not-supported", "the audit log has no proofs on this server")
@@ -197,7 +231,8 @@ func (s *Server) auditProof(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return auditErr(err)
 	}
-	if scope != "" && !slices.Contains(e.Event.Patients, scope) {
+	view, ok := e.Event.PatientView(scope)
+	if scope != "" && !ok {
 		return httpError(http.StatusNotFound, "not-found", "no such AuditEvent")
 	}
 	p, err := s.tlog.LeafProof(r.Context(), leaf, 0)
@@ -206,6 +241,23 @@ func (s *Server) auditProof(w http.ResponseWriter, r *http.Request) error {
 	}
 	if err != nil {
 		return err
+	}
+	if scope != "" {
+		b, err := view.Marshal()
+		if err != nil {
+			return err
+		}
+		writeJSON(w, r, http.StatusOK, map[string]any{
+			"resourceType": "Parameters",
+			"parameter": []any{
+				map[string]any{"name": "index", "valueString": strconv.FormatInt(p.Index, 10)},
+				map[string]any{"name": "view", "valueBase64Binary": base64.StdEncoding.EncodeToString(b)},
+				map[string]any{"name": "leafHash", "valueBase64Binary": base64.StdEncoding.EncodeToString(p.LeafHash[:])},
+				map[string]any{"name": "proof", "valueString": string(p.HashProof)},
+				map[string]any{"name": "verifierKey", "valueString": s.logVerifier},
+			},
+		})
+		return nil
 	}
 	writeJSON(w, r, http.StatusOK, map[string]any{
 		"resourceType": "Parameters",

@@ -101,6 +101,7 @@ func ssoErr(err error) error {
 		{sso.ErrFailed, http.StatusUnauthorized},
 		{sso.ErrNoRole, http.StatusForbidden},
 		{sso.ErrRefused, http.StatusForbidden},
+		{sso.ErrAwaitingApproval, http.StatusForbidden},
 	} {
 		if errors.Is(err, m.sentinel) {
 			return &authError{status: m.status, msg: m.sentinel.Error(), err: err}

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -107,7 +108,7 @@ func startSSO(t *testing.T, autoProvision bool) *ssoEnv {
 	mc := m.Config()
 	c.OIDC = &config.OIDC{Enabled: true, Issuer: mc.Issuer, ClientID: mc.ClientID,
 		RedirectURL: c.Server.BaseURL + "/auth/oidc/callback", Scopes: []string{"openid", "email", "profile", "groups"},
-		RoleMap:       map[string]string{"clinicians": "physician", "nursing": "nurse", "audit": "auditor"},
+		RoleMap:       map[string]string{"clinicians": "physician", "nursing": "nurse", "audit": "auditor", "research": "researcher"},
 		AutoProvision: &autoProvision}
 	c.OIDC.SetClientSecret(mc.ClientSecret)
 	if err := c.Validate(); err != nil {
@@ -279,6 +280,35 @@ func (e *ssoEnv) userCount(t *testing.T) int {
 	return len(us)
 }
 
+// admit signs u in for the first time (provisioned, its roles awaiting
+// approval: 403) and approves the IdP's request as a second
+// administrator, so that the next sign-in gets a session.
+func (e *ssoEnv) admit(t *testing.T, u *idpUser) identity.User {
+	t.Helper()
+	r := e.signIn(t, u, "application/json")
+	if r.status != http.StatusForbidden || sessionCookie(r) != "" || !strings.Contains(string(r.body), "awaits") {
+		t.Fatalf("first sign-in of roles that reach PHI: %d %s, want 403 awaiting approval", r.status, r.body)
+	}
+	acc, err := e.app.Accounts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, ok := e.linked(t, u.sub)
+	if !ok {
+		t.Fatal("no account provisioned")
+	}
+	req, ok, err := acc.PendingRequest(t.Context(), got.ID)
+	if err != nil || !ok || req.RequestedBy != "sso" {
+		t.Fatalf("pending request of the IdP: %+v %v %v", req, ok, err)
+	}
+	approver := audit.Agent{User: "usr_approver", Role: "security-admin", Session: "ses_approver"}
+	got, err = acc.Approve(t.Context(), approver, req.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
 func drLee(amr ...string) *idpUser {
 	return &idpUser{sub: "00u1abc", email: "Dr.Lee@Hospital.example", name: "Dr Lee", groups: []string{"clinicians", "all-staff"}, amr: amr}
 }
@@ -286,6 +316,7 @@ func drLee(amr ...string) *idpUser {
 func TestSSOIdPMFACreatesSession(t *testing.T) {
 	t.Parallel()
 	e := startSSO(t, true)
+	e.admit(t, drLee("pwd", "otp"))
 	cb := e.authorize(t, drLee("pwd", "otp"))
 	r := e.get(t, cb.String(), "application/json")
 	c := ssoSessionOf(t, r)
@@ -337,6 +368,7 @@ func TestSSOIdPMFACreatesSession(t *testing.T) {
 func TestSSOWithoutIdPMFAAsksForPhivaultMFA(t *testing.T) {
 	t.Parallel()
 	e := startSSO(t, true)
+	e.admit(t, drLee("pwd"))
 	r := e.signIn(t, drLee("pwd"), "application/json")
 	if r.status != http.StatusOK || r.json["mfa_required"] != true || r.json["enrollment_required"] != true || r.str("challenge") == "" {
 		t.Fatalf("callback without IdP MFA: %d %s, want an enrolment challenge", r.status, r.body)
@@ -444,6 +476,7 @@ func TestSSONoAutoProvision(t *testing.T) {
 func TestSSODisabledUser(t *testing.T) {
 	t.Parallel()
 	e := startSSO(t, true)
+	e.admit(t, drLee("otp"))
 	ssoSessionOf(t, e.signIn(t, drLee("otp"), "application/json"))
 	u, _ := e.linked(t, "00u1abc")
 	if _, err := e.app.Store.(*sqldb.Store).Users().SetDisabled(t.Context(), u.ID, true); err != nil {
@@ -461,9 +494,12 @@ func TestSSODisabledUser(t *testing.T) {
 func TestSSORolesFollowIdPGroups(t *testing.T) {
 	t.Parallel()
 	e := startSSO(t, true)
+	e.admit(t, drLee("otp"))
 	first := ssoSessionOf(t, e.signIn(t, drLee("otp"), "application/json"))
 	u := drLee("otp")
 	u.groups = []string{"nursing", "audit"}
+	// physician is removed at once; nurse and auditor await approval.
+	e.admit(t, u)
 	r := e.signIn(t, u, "application/json")
 	ssoSessionOf(t, r)
 	got, _ := e.linked(t, "00u1abc")
@@ -501,4 +537,49 @@ func sameRoleSet(a, b []identity.Role) bool {
 	slices.Sort(a)
 	slices.Sort(b)
 	return slices.Equal(a, b)
+}
+
+// TestSSOGroupsCannotGrantPHI: the IdP's group mapping changes an
+// account's roles at its own sign-in; a group that maps to a role that
+// reaches PHI only requests it (issue 11 item 7), and the account cannot
+// approve its own request.
+func TestSSOGroupsCannotGrantPHI(t *testing.T) {
+	t.Parallel()
+	e := startSSO(t, true)
+	u := drLee("otp")
+	u.groups = []string{"research"}
+	ssoSessionOf(t, e.signIn(t, u, "application/json")) // researcher: no approval needed
+	got, _ := e.linked(t, u.sub)
+	if !slices.Equal(got.Roles, []identity.Role{identity.RoleResearcher}) {
+		t.Fatalf("provisioned roles %v, want researcher", got.Roles)
+	}
+	u.groups = []string{"research", "clinicians"}
+	ssoSessionOf(t, e.signIn(t, u, "application/json"))
+	if got, _ = e.linked(t, u.sub); !slices.Equal(got.Roles, []identity.Role{identity.RoleResearcher}) {
+		t.Fatalf("roles after a clinicians group appeared: %v, want researcher until approved", got.Roles)
+	}
+	acc, err := e.app.Accounts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, ok, err := acc.PendingRequest(t.Context(), got.ID)
+	if err != nil || !ok || req.RequestedBy != "sso" || !slices.Contains(req.Roles, identity.RolePhysician) {
+		t.Fatalf("pending request %+v %v %v, want the IdP's request for physician", req, ok, err)
+	}
+	// Signing in again does not stack requests.
+	ssoSessionOf(t, e.signIn(t, u, "application/json"))
+	if again, _, _ := acc.PendingRequest(t.Context(), got.ID); again.ID != req.ID {
+		t.Errorf("a second sign-in replaced the request %s by %s", req.ID, again.ID)
+	}
+	self := audit.Agent{User: got.ID, Session: "ses_self"}
+	if _, err := acc.Approve(t.Context(), self, req.ID); !errors.Is(err, identity.ErrSelf) {
+		t.Fatalf("the account approving its own grant: %v, want ErrSelf", err)
+	}
+	var requested bool
+	for _, ev := range e.auditEvents(t) {
+		requested = requested || ev.Action == audit.ActionUserGrantRequest && ev.Agent.Client == "sso" && slices.Contains(ev.Entities, "Request/"+req.ID)
+	}
+	if !requested {
+		t.Error("the IdP's request is not audited")
+	}
 }

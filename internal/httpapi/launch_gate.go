@@ -48,12 +48,7 @@ func (s *Server) launchGate(r *http.Request, p authn.Principal) error {
 		}
 		return nil
 	}
-	allows := func(c scope.Context) bool {
-		if typ == "*" {
-			return p.Scopes.Allows(c, "*", scope.Read) && p.Scopes.Allows(c, "*", scope.Search)
-		}
-		return p.Scopes.Allows(c, typ, inter)
-	}
+	allows := func(c scope.Context) bool { return allowsRequest(*p.Scopes, c, typ, inter) }
 	var compartment string
 	switch {
 	case allows(scope.User) && !isPatientAccount(p):

@@ -70,29 +70,36 @@ func scopeGate(p authn.Principal, r *http.Request) error {
 	if !ok {
 		return nil // the bundle handler checks each entry
 	}
-	if typ == "*" {
-		for _, i := range []scope.Interaction{scope.Read, scope.Search} {
-			if !p.Scopes.Allows(scope.System, "*", i) {
-				return errScope
-			}
-		}
-		return nil
-	}
-	if !p.Scopes.Allows(scope.System, typ, inter) {
+	if !allowsRequest(*p.Scopes, scope.System, typ, inter) {
 		return errScope
 	}
 	return nil
 }
 
+// allowsRequest reports whether set allows, in context c, the
+// interaction inter on typ as interactionOf returned them. typ "*" is a
+// request over every type: system history needs inter (search) on every
+// type; $everything, which reads a whole compartment, needs read and
+// search on every type.
+func allowsRequest(set scope.Set, c scope.Context, typ string, inter scope.Interaction) bool {
+	if typ == "*" && inter == scope.Read {
+		return set.Allows(c, "*", scope.Read) && set.Allows(c, "*", scope.Search)
+	}
+	return set.Allows(c, typ, inter)
+}
+
 // interactionOf maps a FHIR request to the resource type and SMART
-// interaction it needs; ok=false for the base URL (Bundles).
+// interaction it needs; ok=false for the base URL (Bundles). SMART App
+// Launch 2.0 ("SMART v2 scopes"): "r" covers read, vread and instance
+// history; "s" covers type and system search and type and system
+// history.
 func interactionOf(r *http.Request) (typ string, i scope.Interaction, ok bool) {
 	parts := strings.Split(strings.Trim(strings.TrimPrefix(r.URL.Path, "/fhir"), "/"), "/")
 	if len(parts) == 0 || parts[0] == "" {
 		return "", 0, false
 	}
 	if parts[0] == "_history" {
-		return "*", scope.Read, true
+		return "*", scope.Search, true
 	}
 	typ = parts[0]
 	switch {
@@ -103,7 +110,7 @@ func interactionOf(r *http.Request) (typ string, i scope.Interaction, ok bool) {
 	case len(parts) >= 2 && parts[1] == "_search":
 		return typ, scope.Search, true
 	case len(parts) >= 2 && parts[1] == "_history":
-		return typ, scope.Read, true
+		return typ, scope.Search, true
 	}
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:

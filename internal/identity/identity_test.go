@@ -39,7 +39,9 @@ func TestValidate(t *testing.T) {
 		{"unicode look-alike", func(u *identity.User) { u.Username = "nurse.jо" }, "username"}, // Cyrillic о
 		{"empty id", func(u *identity.User) { u.ID = "" }, "id"},
 		{"id with slash", func(u *identity.User) { u.ID = "a/b" }, "id"},
-		{"no roles", func(u *identity.User) { u.Roles = nil }, "roles"},
+		{"no roles, awaiting approval", func(u *identity.User) { u.Roles = nil }, ""},
+		{"no roles, patient link", func(u *identity.User) { u.Roles, u.DisplayName, u.FHIRUser = nil, "", "Patient/p1" }, ""},
+		{"no roles, patient link, named", func(u *identity.User) { u.Roles, u.FHIRUser = nil, "Patient/p1" }, "display_name"},
 		{"unknown role", func(u *identity.User) { u.Roles = []identity.Role{"admin"} }, "roles"},
 		{"repeated role", func(u *identity.User) { u.Roles = []identity.Role{identity.RoleNurse, identity.RoleNurse} }, "roles"},
 		{"patient and nurse", func(u *identity.User) {
@@ -141,10 +143,17 @@ func TestRequiresMFA(t *testing.T) {
 		{[]identity.Role{identity.RoleSystem}, false},
 		{[]identity.Role{identity.RoleSystem, identity.RoleAuditor}, true},
 		{[]identity.Role{identity.RoleFrontDesk}, true},
+		{nil, true}, // a workforce account awaiting approval enrols meanwhile
 	} {
 		if got := (identity.User{Roles: tc.roles}).RequiresMFA(); got != tc.want {
 			t.Errorf("RequiresMFA(%v) = %v, want %v", tc.roles, got, tc.want)
 		}
+	}
+}
+
+func TestRequiresMFAPendingPatient(t *testing.T) {
+	if (identity.User{FHIRUser: "Patient/p1"}).RequiresMFA() {
+		t.Error("a patient account awaiting approval must not owe a second factor")
 	}
 }
 

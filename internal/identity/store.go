@@ -37,7 +37,13 @@ type Directory interface {
 //
 // Errors: ErrInvalid (a *FieldError) for a user that fails
 // [User.Validate] after the change, ErrNotFound for an unknown id,
-// ErrExists from Create for a taken id or username.
+// ErrExists from Create for a taken id or username, ErrFHIRUserBound
+// when the result would be a second enabled account bound to one FHIR
+// user (Create, SetDisabled(false), any change of FHIRUser).
+//
+// These are storage capabilities: the separation-of-duties rules of the
+// package doc (no self-change, the two-person rule) are the
+// administration service's (app.Accounts), which every surface uses.
 type Admin interface {
 	// Create stores u (u.ID from [NewID]); Created and Updated are set
 	// by the store and u's values for them are ignored.

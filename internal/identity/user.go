@@ -79,8 +79,13 @@ type User struct {
 func (u User) HasRole(r Role) bool { return slices.Contains(u.Roles, r) }
 
 // RequiresMFA reports whether u holds any workforce role, which must
-// authenticate with a second factor ([Role.Workforce]).
+// authenticate with a second factor ([Role.Workforce]). An account with
+// no role yet that is not bound to a Patient is a workforce account
+// awaiting approval: it enrols its second factor meanwhile.
 func (u User) RequiresMFA() bool {
+	if len(u.Roles) == 0 {
+		return !strings.HasPrefix(u.FHIRUser, "Patient/")
+	}
 	return slices.ContainsFunc(u.Roles, Role.Workforce)
 }
 
@@ -100,12 +105,15 @@ func (u User) LogValue() slog.Value {
 //
 //   - ID: 1–64 of [A-Za-z0-9._-];
 //   - Username: see [ValidateUsername];
-//   - Roles: at least one, known, no repeats; patient cannot be combined
-//     with any other role (a patient who is also staff has two accounts,
-//     so patient access never inherits workforce grants or vice versa);
+//   - Roles: known, no repeats; patient cannot be combined with any
+//     other role (a patient who is also staff has two accounts, so
+//     patient access never inherits workforce grants or vice versa). No
+//     role at all is valid: an account whose roles await a second
+//     administrator's approval has no access (ADR 0018);
 //   - a patient account has FHIRUser "Patient/<id>" and an empty
 //     DisplayName: the patient's name is PHI and lives only in the
-//     encrypted Patient resource;
+//     encrypted Patient resource; an account with no role that
+//     references a Patient is held to the same rules;
 //   - a workforce account's FHIRUser, if set, is "Practitioner/<id>";
 //   - DisplayName: at most 128 runes of printable UTF-8;
 //   - PasswordHash: at most 512 bytes of printable ASCII.
@@ -122,10 +130,10 @@ func (u User) Validate() error {
 	if err := validDisplayName(u.DisplayName); err != nil {
 		return err
 	}
-	patient := u.HasRole(RolePatient)
 	typ, id, hasRef := strings.Cut(u.FHIRUser, "/")
+	patient := u.HasRole(RolePatient) || len(u.Roles) == 0 && typ == "Patient"
 	switch {
-	case u.FHIRUser == "" && patient:
+	case u.FHIRUser == "" && u.HasRole(RolePatient):
 		return &FieldError{Field: "fhir_user", Reason: "a patient account must name its Patient resource"}
 	case u.FHIRUser == "":
 	case !hasRef || validFHIRID(id) != nil:
@@ -194,9 +202,6 @@ func validFHIRID(id string) error {
 }
 
 func validRoles(roles []Role) error {
-	if len(roles) == 0 {
-		return &FieldError{Field: "roles", Reason: "at least one role is required"}
-	}
 	if len(roles) > MaxRoles {
 		return &FieldError{Field: "roles", Reason: fmt.Sprintf("more than %d roles", MaxRoles)}
 	}

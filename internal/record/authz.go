@@ -310,12 +310,23 @@ func actionOf(a audit.Action) authz.Action {
 // carrying its audit event: callers outside a transaction pass it to
 // recordDenial; inside one, the event is recorded after rollback.
 func (s *Service) check(ctx context.Context, c Caller, a audit.Action, v storage.Version, body []byte) (authz.Decision, error) {
-	return s.checkWith(ctx, nil, c, a, v, body)
+	return s.decideWith(ctx, nil, c, a, actionOf(a), v, body)
+}
+
+// checkAs is check deciding the authorization action act (which may
+// differ from the audit action's, e.g. authz.HistoryType).
+func (s *Service) checkAs(ctx context.Context, c Caller, a audit.Action, act authz.Action, v storage.Version, body []byte) (authz.Decision, error) {
+	return s.decideWith(ctx, nil, c, a, act, v, body)
 }
 
 // checkWith is check reading what it needs (a joint owner's patients)
 // through rd: a write transaction, or nil for the store.
 func (s *Service) checkWith(ctx context.Context, rd memberReader, c Caller, a audit.Action, v storage.Version, body []byte) (authz.Decision, error) {
+	return s.decideWith(ctx, rd, c, a, actionOf(a), v, body)
+}
+
+// decideWith is the decision behind check, checkAs and checkWith.
+func (s *Service) decideWith(ctx context.Context, rd memberReader, c Caller, a audit.Action, act authz.Action, v storage.Version, body []byte) (authz.Decision, error) {
 	t := authz.Target{Type: v.Type, ID: v.ID, Owner: v.Owner, Body: body}
 	if strings.HasPrefix(v.Owner, JointPrefix) {
 		ps, err := s.patientsOf(ctx, rd, v.Owner)
@@ -330,7 +341,7 @@ func (s *Service) checkWith(ctx context.Context, rd memberReader, c Caller, a au
 			return authz.Decision{}, s.denial(c, a, v, authz.Decision{Policies: []string{"undecidable"}}, err)
 		}
 	}
-	d, err := c.guard().Decide(ctx, actionOf(a), t)
+	d, err := c.guard().Decide(ctx, act, t)
 	if errors.Is(err, authz.ErrNeedsFacts) {
 		return authz.Decision{}, err // updateTx loads the facts and reruns
 	}
@@ -356,9 +367,10 @@ func (s *Service) denial(c Caller, a audit.Action, v storage.Version, d authz.De
 		if v.ID == "" {
 			ref = v.Type
 		}
-		ev.Entities = []string{ref}
+		ev.Touch(ref, s.eventPatients(v.Owner)...)
+	} else {
+		ev.Patients = s.eventPatients(v.Owner)
 	}
-	ev.Patients = s.eventPatients(v.Owner)
 	var e *Error
 	switch {
 	case cause != nil && (errors.Is(cause, storage.ErrUnavailable) || errors.Is(cause, context.Canceled) || errors.Is(cause, context.DeadlineExceeded)):

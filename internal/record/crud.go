@@ -74,8 +74,7 @@ func (s *Service) readVersion(ctx context.Context, c Caller, a audit.Action, v s
 	}
 	ev := s.event(c, a)
 	decided(&ev, d)
-	ev.Entities = []string{entityRef(v.Type, v.ID, v.Version)}
-	ev.Patients = s.eventPatients(v.Owner)
+	ev.Touch(entityRef(v.Type, v.ID, v.Version), s.eventPatients(v.Owner)...)
 	if err := s.recordRead(ctx, ev); err != nil {
 		return Stored{}, err
 	}
@@ -444,8 +443,7 @@ func (s *Service) writeVersion(ctx context.Context, tx storage.Tx, res fhir.Reso
 func (s *Service) appendWriteEvent(ctx context.Context, tx storage.Tx, c Caller, a audit.Action, v storage.Version, d authz.Decision) error {
 	ev := s.event(c, a)
 	decided(&ev, d)
-	ev.Entities = []string{entityRef(v.Type, v.ID, v.Version)}
-	ev.Patients = s.eventPatients(v.Owner)
+	ev.Touch(entityRef(v.Type, v.ID, v.Version), s.eventPatients(v.Owner)...)
 	rec, err := s.log.Seal(ev)
 	if err != nil {
 		return unavailable(err)

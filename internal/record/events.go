@@ -20,12 +20,11 @@ type events struct {
 	base  audit.Event
 	by    map[string]*audit.Event
 	order []string
-	seen  map[string]map[string]bool // purpose -> patients already listed
 	pols  map[string]map[string]bool // purpose -> policies
 }
 
 func newEvents(base audit.Event) *events {
-	return &events{base: base, by: map[string]*audit.Event{}, seen: map[string]map[string]bool{}, pols: map[string]map[string]bool{}}
+	return &events{base: base, by: map[string]*audit.Event{}, pols: map[string]map[string]bool{}}
 }
 
 // add records one returned resource decided by d.
@@ -35,25 +34,20 @@ func (e *events) add(d authz.Decision, entity string, patients []string) {
 	if !ok {
 		c := e.base
 		c.Purpose = p
-		c.Entities = nil
-		c.Patients = nil
+		c.Entities, c.Compartments = nil, nil
+		c.Patients = slices.Clone(e.base.Patients)
 		c.Policies = slices.Clone(e.base.Policies)
 		ev = &c
 		e.by[p] = ev
 		e.order = append(e.order, p)
-		e.seen[p] = map[string]bool{}
 		e.pols[p] = map[string]bool{}
 		for _, id := range c.Policies {
 			e.pols[p][id] = true
 		}
 	}
-	ev.Entities = append(ev.Entities, entity)
-	for _, pt := range patients {
-		if !e.seen[p][pt] {
-			e.seen[p][pt] = true
-			ev.Patients = append(ev.Patients, pt)
-		}
-	}
+	// Touch links the entity to its patients: each patient's view of
+	// the event shows only their own resources (audit.PatientView).
+	ev.Touch(entity, patients...)
 	for _, id := range d.Policies {
 		if !e.pols[p][id] {
 			e.pols[p][id] = true

@@ -96,6 +96,12 @@ func (s *Service) History(ctx context.Context, c Caller, typ, id string, vals ur
 			return nil, err
 		}
 	}
+	// SMART v2 scopes: instance history needs "r", type and system
+	// history "s" (authz.HistoryType); the policies decide both as history.
+	level := authz.History
+	if id == "" {
+		level = authz.HistoryType
+	}
 	want := q.Count
 	type req struct {
 		Method string `json:"method"`
@@ -150,7 +156,7 @@ scan:
 				body = b
 			}
 			// Each version is decided on its own (owner and labels)...
-			d, err := s.check(ctx, c, audit.ActionHistory, v, body)
+			d, err := s.checkAs(ctx, c, action, level, v, body)
 			if err != nil {
 				if AsError(err).Status == http.StatusServiceUnavailable {
 					return nil, err
@@ -159,7 +165,7 @@ scan:
 			}
 			// ...and on the resource's current version.
 			if id == "" {
-				ok, err := s.currentAllows(ctx, c, v, current, denied)
+				ok, err := s.currentAllows(ctx, c, action, v, current, denied)
 				if err != nil {
 					return nil, err
 				}
@@ -224,7 +230,7 @@ scan:
 // own owner, and its resource's current owner and labels (the narrowing
 // clauses of a search, applied to the current version).
 func (s *Service) narrowHistory(ctx context.Context, c Caller, q *storage.HistoryQuery) error {
-	f, err := c.guard().Narrow(ctx, authz.History, q.Type)
+	f, err := c.guard().Narrow(ctx, authz.HistoryType, q.Type)
 	if err != nil {
 		return s.recordDenial(ctx, s.denial(c, audit.ActionHistoryType, storage.Version{Type: q.Type}, authz.Decision{Policies: []string{"undecidable"}}, err))
 	}
@@ -264,7 +270,7 @@ func (s *Service) systemHistoryAllowed(ctx context.Context, c Caller) error {
 		return s.recordDenial(ctx, e)
 	}
 	for _, t := range types {
-		f, err := c.guard().Narrow(ctx, authz.History, t)
+		f, err := c.guard().Narrow(ctx, authz.HistoryType, t)
 		if err != nil {
 			return deny(err, "undecidable")
 		}
@@ -278,7 +284,7 @@ func (s *Service) systemHistoryAllowed(ctx context.Context, c Caller) error {
 // currentAllows decides a version of another resource's history (type
 // or system level) on the resource's current version too. Decisions
 // are kept per resource for the page.
-func (s *Service) currentAllows(ctx context.Context, c Caller, v storage.Version, current map[string]storage.Version, denied map[string]bool) (bool, error) {
+func (s *Service) currentAllows(ctx context.Context, c Caller, a audit.Action, v storage.Version, current map[string]storage.Version, denied map[string]bool) (bool, error) {
 	key := v.Type + "/" + v.ID
 	if denied[key] {
 		return false, nil
@@ -297,7 +303,7 @@ func (s *Service) currentAllows(ctx context.Context, c Caller, v storage.Version
 				return false, err
 			}
 		}
-		if _, err := s.check(ctx, c, audit.ActionHistory, cur, body); err != nil {
+		if _, err := s.checkAs(ctx, c, a, authz.HistoryType, cur, body); err != nil {
 			if AsError(err).Status == http.StatusServiceUnavailable {
 				return false, err
 			}

@@ -51,6 +51,13 @@ type ConsoleAccounts interface {
 	// Denied records a refused console request; an error means it could
 	// not be recorded, and the request fails with 503.
 	Denied(ctx context.Context, actor audit.Agent, entity string) error
+
+	// The two-person rule (ADR 0018): pending role requests, and their
+	// approval or rejection by a second administrator (audited).
+	Requests(ctx context.Context) ([]identity.Request, error)
+	PendingRequest(ctx context.Context, userID string) (identity.Request, bool, error)
+	Approve(ctx context.Context, actor audit.Agent, id string) (identity.User, error)
+	Reject(ctx context.Context, actor audit.Agent, id string) error
 }
 
 // ConsoleReviews is the privacy officer's desk (authz.Desk): closing a
@@ -179,6 +186,9 @@ func (u *UI) adminRoutes(mux *http.ServeMux) {
 	mux.Handle("GET /admin/users/{id}/reset-mfa", u.handle(u.staff(secAdmin, u.adminResetMFAConfirm)))
 	mux.Handle("POST /admin/users/{id}/reset-mfa", u.handle(u.staffForm(secAdmin, u.adminResetMFA)))
 	mux.Handle("POST /admin/users/{id}/sessions/{sid}/revoke", u.handle(u.staffForm(secAdmin, u.adminRevokeSession)))
+	mux.Handle("GET /admin/requests", u.handle(u.staff(secAdmin, u.adminRequests)))
+	mux.Handle("POST /admin/requests/{rid}/approve", u.handle(u.staffForm(secAdmin, u.adminDecide(true))))
+	mux.Handle("POST /admin/requests/{rid}/reject", u.handle(u.staffForm(secAdmin, u.adminDecide(false))))
 
 	// SMART clients (admin_clients.go).
 	mux.Handle("GET /admin/clients", u.handle(u.staff(secAdmin, u.adminClients)))

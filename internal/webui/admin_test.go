@@ -96,10 +96,33 @@ func TestAdminAccounts(t *testing.T) {
 	tb.do(waitCSS("#no-sessions"))
 	nt.do(navigate(e.URL+"/sessions"), waitCSS("#login-form"))
 
-	// Roles: nurse → nurse + auditor.
+	// Roles: nurse → nurse + auditor. The auditor role reaches PHI (the
+	// trail names patients): it waits for a second administrator.
 	tb.do(chromedp.Click(chromedp.CSS("#role-auditor")), submit("#roles-form button[type=submit]", "#done"))
+	if got := tb.text("#user-roles"); got != "nurse" {
+		t.Errorf("roles after saving %q, want nurse until approved", got)
+	}
+	if got := tb.text("#pending-adds"); got != "auditor" {
+		t.Errorf("pending request adds %q, want auditor", got)
+	}
+	// The requester cannot approve it; a second security admin does.
+	tb.do(navigate(e.URL+"/admin/requests"), waitCSS("#requests"))
+	tb.checkA11y()
+	if n := eval[int](tb, `document.querySelectorAll("#requests .approve-form").length`); n != 0 {
+		t.Errorf("the requester is offered the approval of their own request (%d forms)", n)
+	}
+	second := e.addUser(t, "sec.second", "Sam Second", true, identity.RoleSecurityAdmin)
+	t2 := newTab(t)
+	e.signIn(t, t2, second, "#home")
+	t2.do(navigate(e.URL+"/admin/requests"), waitCSS("#requests .approve-form"))
+	row := eval[string](t2, `[...document.querySelectorAll("#requests tbody tr")].find(tr => tr.textContent.includes("nurse.target")).id`)
+	t2.do(submit("#"+row+" .approve-form button", "#done"))
+	if got := t2.text("#done"); !strings.Contains(got, "Approved") {
+		t.Errorf("after approving: %q", got)
+	}
+	tb.do(navigate(userURL), waitCSS("#user-facts"))
 	if got := tb.text("#user-roles"); got != "nurse,auditor" {
-		t.Errorf("roles after saving %q, want nurse,auditor", got)
+		t.Errorf("roles after approval %q, want nurse,auditor", got)
 	}
 
 	// MFA reset: a confirmation page first; without the box ticked the
@@ -127,6 +150,13 @@ func TestAdminAccounts(t *testing.T) {
 		t.Errorf("state after disabling %q", got)
 	}
 	tb.do(submit("#enable-form button", "#disable-form"))
+
+	// One's own account offers no change at all (separation of duties).
+	tb.do(navigate(e.URL+"/admin/users"), waitCSS("#users"), fill("#q", "sec.admin"), submit("#user-search button[type=submit]", "#users"),
+		submit(`#users a[href^="/admin/users/"]`, "#self-account"))
+	if n := eval[int](tb, `document.querySelectorAll("#roles-form, #disable-form, #reset-mfa-link").length`); n != 0 {
+		t.Errorf("the admin's own account page offers %d changes", n)
+	}
 
 	// SMART clients: a refused registration says why, a public app is
 	// registered (client_id shown), then disabled.
@@ -172,7 +202,8 @@ func TestAdminAccounts(t *testing.T) {
 			adminID = x.ID
 		}
 	}
-	want := []audit.Action{audit.ActionClientRegister, audit.ActionClientDisable, audit.ActionUserCreate, audit.ActionSessionRevoke, audit.ActionUserSetRoles, audit.ActionUserResetMFA, audit.ActionUserDisable, audit.ActionUserEnable}
+	want := []audit.Action{audit.ActionClientRegister, audit.ActionClientDisable, audit.ActionUserCreate, audit.ActionSessionRevoke, audit.ActionUserSetRoles,
+		audit.ActionUserGrantRequest, audit.ActionUserResetMFA, audit.ActionUserDisable, audit.ActionUserEnable}
 	got := map[audit.Action]bool{}
 	for _, ev := range e.auditEvents(t) {
 		if ev.Agent.User == adminID && ev.Agent.Client == "webui" && ev.Outcome == audit.OutcomeSuccess {

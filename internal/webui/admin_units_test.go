@@ -20,7 +20,7 @@ func TestAdminPagesParse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, n := range []string{"admin", "admin-users", "admin-invite", "admin-user", "admin-reset-mfa", "admin-reviews", "admin-log", "admin-audit", "admin-audit-event", "admin-policy", "admin-keys", "admin-clients"} {
+	for _, n := range []string{"admin", "admin-users", "admin-invite", "admin-user", "admin-requests", "admin-reset-mfa", "admin-reviews", "admin-log", "admin-audit", "admin-audit-event", "admin-policy", "admin-keys", "admin-clients"} {
 		if pages[n] == nil {
 			t.Errorf("page %s missing", n)
 		}

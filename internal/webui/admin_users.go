@@ -115,6 +115,7 @@ type inviteView struct {
 	Roles                           []roleChoice
 	Created                         *userRow
 	Secret                          string // the one-time enrolment secret, only in the answer to the POST
+	Pending                         *requestRow
 }
 
 type roleChoice struct {
@@ -177,6 +178,10 @@ func (u *UI) adminInvite(w http.ResponseWriter, r *http.Request) error {
 		if err == nil {
 			row := toUserRow(nu)
 			view.Created, view.Secret = &row, secret.Reveal()
+			if req, ok, err := acc.PendingRequest(r.Context(), nu.ID); err == nil && ok {
+				rr := u.toRequestRow(r, req, map[string]string{})
+				view.Pending = &rr
+			}
 			u.render(w, r, http.StatusCreated, "admin-invite", pageData{Title: "User invited", Viewer: v, Nav: "admin", Data: view})
 			return nil
 		}
@@ -200,6 +205,8 @@ func formMessage(err error) (string, bool) {
 		return fmt.Sprintf("Check the %s: %s.", strings.ReplaceAll(fe.Field, "_", " "), fe.Reason), true
 	case errors.Is(err, identity.ErrExists):
 		return "That username is taken. Choose another.", true
+	case errors.Is(err, identity.ErrFHIRUserBound):
+		return "That FHIR user is already bound to another enabled account: each Practitioner or Patient has at most one. Disable the other account first, or check the reference.", true
 	case errors.Is(err, identity.ErrInvalid):
 		return "Check the form: a value is not valid.", true
 	}
@@ -209,6 +216,16 @@ func formMessage(err error) (string, bool) {
 // consoleErr maps a service error to a page with a safe message.
 func (u *UI) consoleErr(err error) error {
 	switch {
+	case errors.Is(err, identity.ErrSelf):
+		return pageErr(http.StatusForbidden, "Not allowed: separation of duties",
+			"You cannot change your own account, or approve a request that you made or that is for your account. Ask another security administrator.", err)
+	case errors.Is(err, identity.ErrApprover):
+		return pageErr(http.StatusForbidden, "Not allowed", "An approval needs a security administrator signed in with a second factor.", err)
+	case errors.Is(err, identity.ErrRequestPending):
+		return pageErr(http.StatusConflict, "A request is waiting", "A role request for this account already waits for approval. Approve or reject it first (Pending approvals).", err)
+	case errors.Is(err, identity.ErrRequestStale):
+		return pageErr(http.StatusConflict, "The request can no longer be approved",
+			"It expired, or the account's roles changed since it was made. Reject it, and request the change again if it is still needed.", err)
 	case errors.Is(err, session.ErrNotFound):
 		return pageErr(http.StatusNotFound, "No such session", "This session does not exist or has already ended.", err)
 	case errors.Is(err, identity.ErrNotFound), errors.Is(err, storage.ErrNotFound):
@@ -237,12 +254,17 @@ type userView struct {
 	Roles    []roleChoice
 	Sessions []adminSessionRow
 	Done     string
+	// Self is the viewer's own account: its forms are not offered
+	// (separation of duties; the server refuses them anyway).
+	Self    bool
+	Pending *requestRow
 }
 
 // doneMessages are the confirmations a redirect after a change may ask
 // for (?done=<key>): fixed text, nothing from the request is echoed.
 var doneMessages = map[string]string{
 	"roles":     "Roles saved. The user's sessions were ended, so the new roles apply from the next sign-in.",
+	"requested": "Saved. The roles that reach patient data wait for a second security administrator's approval (Pending approvals); the others apply from the user's next sign-in.",
 	"disabled":  "Account disabled. Every session of the user was ended.",
 	"enabled":   "Account enabled.",
 	"reset-mfa": "Second factor reset. The user's sessions were ended; they set up a second step at the next sign-in.",
@@ -264,7 +286,16 @@ func (u *UI) adminUser(w http.ResponseWriter, r *http.Request) error {
 		return u.consoleErr(err)
 	}
 	row := toUserRow(x)
-	view := userView{User: row, Roles: roleChoices(strings.Split(row.Roles, ",")), Done: doneMessages[r.URL.Query().Get("done")]}
+	v := viewerFrom(r.Context())
+	view := userView{User: row, Roles: roleChoices(strings.Split(row.Roles, ",")), Done: doneMessages[r.URL.Query().Get("done")], Self: x.ID == v.P.ID}
+	req, ok, err := acc.PendingRequest(r.Context(), x.ID)
+	if err != nil {
+		return u.consoleErr(err)
+	}
+	if ok {
+		rr := u.toRequestRow(r, req, map[string]string{})
+		view.Pending = &rr
+	}
 	for _, s := range ss {
 		view.Sessions = append(view.Sessions, adminSessionRow{ID: s.ID, Created: s.Created, LastSeen: s.LastSeen, Expires: s.ExpiresAbsolute, MFA: s.MFA, Address: s.Address})
 	}
@@ -289,11 +320,16 @@ func (u *UI) adminSetRoles(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return u.consoleErr(err)
 	}
-	x, err := acc.SetRoles(r.Context(), consoleAgent(r, viewerFrom(r.Context())), r.PathValue("id"), roles)
+	v := viewerFrom(r.Context())
+	x, err := acc.SetRoles(r.Context(), consoleAgent(r, v), r.PathValue("id"), roles)
 	if err != nil {
 		return u.consoleErr(err)
 	}
-	return redirect(w, r, userURL(x.ID, "roles"))
+	done := "roles"
+	if req, ok, err := acc.PendingRequest(r.Context(), x.ID); err == nil && ok && req.RequestedBy == v.P.ID {
+		done = "requested"
+	}
+	return redirect(w, r, userURL(x.ID, done))
 }
 
 func (u *UI) adminSetDisabled(disabled bool) handlerFunc {

@@ -222,7 +222,12 @@ func (u *UI) accessRows(r *http.Request, v *viewer, id string, q accessQuery) ([
 	names := map[string][3]string{} // account id → display name, FHIR user, organisation
 	rows := make([]accessRow, 0, len(entries))
 	for _, e := range entries {
-		ev := e.Event
+		// The patient's own view: no other patient, none of their
+		// resources, no staff address or session (issue 11 item 8).
+		ev, ok := e.Event.PatientView("Patient/" + id)
+		if !ok {
+			continue
+		}
 		row := accessRow{ID: strconv.FormatInt(e.Index, 10), When: ev.Time, Role: roleWords(ev.Agent.Role),
 			Why: purposeText(ev.Purpose), What: whatText(ev), Outcome: outcomeText(ev.Outcome), Action: string(ev.Action),
 			Org: "not recorded"}

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -73,7 +72,9 @@ func (u *UI) ownEvent(r *http.Request, v *viewer) (accessRow, int64, error) {
 	}
 	c := portalCaller(r, v)
 	e, err := u.access.Get(r.Context(), index.Caller{Agent: c.Agent, Purpose: c.Purpose, RequestID: c.RequestID}, leaf)
-	if errors.Is(err, index.ErrNotFound) || err == nil && !slices.Contains(e.Event.Patients, "Patient/"+pid) {
+	// The patient's own view of the event (issue 11 item 8).
+	ev, mine := e.Event.PatientView("Patient/" + pid)
+	if errors.Is(err, index.ErrNotFound) || err == nil && !mine {
 		return accessRow{}, 0, pageErr(http.StatusNotFound, "Not found", "There is no such entry in your access list.", errors.New("leaf not in the patient's trail"))
 	}
 	if errors.Is(err, audit.ErrUnavailable) {
@@ -83,7 +84,6 @@ func (u *UI) ownEvent(r *http.Request, v *viewer) (accessRow, int64, error) {
 	if err != nil {
 		return accessRow{}, 0, err
 	}
-	ev := e.Event
 	row := accessRow{ID: strconv.FormatInt(leaf, 10), When: ev.Time, What: whatText(ev), Why: purposeText(ev.Purpose), Role: roleWords(ev.Agent.Role)}
 	row.Who = serviceText(ev.Agent.Client)
 	if ev.Agent.User != "" {
@@ -222,10 +222,9 @@ func (u *UI) reportsPage(w http.ResponseWriter, r *http.Request) error {
 	ev := audit.Event{Time: u.now().UTC(), Action: audit.ActionAccessReportRead, Outcome: audit.OutcomeSuccess, Agent: c.Agent,
 		Purpose: c.Purpose, RequestID: c.RequestID, Status: http.StatusOK}
 	for _, rep := range reps {
-		if !slices.Contains(ev.Patients, rep.Patient) {
-			ev.Patients = append(ev.Patients, rep.Patient)
-		}
-		ev.Entities = append(ev.Entities, "AccessReport/"+rep.ID)
+		// Each report is its patient's: each patient's view of this
+		// event names only their own reports.
+		ev.Touch("AccessReport/"+rep.ID, rep.Patient)
 	}
 	// The comments are opened only after the read is recorded.
 	if err := u.auditFn(r.Context(), ev); err != nil {

@@ -118,26 +118,38 @@ func TestPortalRecordAndAccess(t *testing.T) {
 		time.Sleep(500 * time.Millisecond)
 	}
 
+	// A patient's proof holds their view of the entry and its leaf hash:
+	// never the entry itself, its salt, a staff address or a session.
+	got = eval[string](tb, `(async function(){
+	  var p = await (await fetch("/fhir/AuditEvent/`+row+`/$proof")).json();
+	  var names = p.parameter.map(function(x){ return x.name }).join(",");
+	  var view = atob(p.parameter.filter(function(x){ return x.name === "view" })[0].valueBase64Binary);
+	  var proof = p.parameter.filter(function(x){ return x.name === "proof" })[0].valueString;
+	  return names + "|" + (proof.indexOf("\nextra ") >= 0) + "|" + (view.indexOf("address") >= 0 || view.indexOf("session") >= 0) + "|" + (view.indexOf("Patient/`+pid+`") >= 0);
+	})()`)
+	if want := "index,view,leafHash,proof,verifierKey|false|false|true"; got != want {
+		t.Errorf("a patient's proof: %s, want %s", got, want)
+	}
+
 	// Tampering with any part of the proof fails, and says what failed.
 	for name, tc := range map[string]struct{ tamper, want string }{
 		"event time": {`ev[10] ^= 1`, "the proven event's time"},
-		"event tail": {`ev[ev.length - 3] ^= 1`, "not in the signed log"},
+		"leaf hash":  {`lh[0] ^= 1`, "not in the signed log"},
 		"root":       {`proof = proof.replace(/\n\n([^\n]*)\n([0-9]+)\n([A-Za-z0-9+\/]{5})/, function(m, o, s, r){ return "\n\n" + o + "\n" + s + "\n" + (r[0] === "A" ? "B" : "A") + r.slice(1); })`, "signature is not valid"},
 		"path":       {`proof = proof.replace(/\nindex ([0-9]+)\n([A-Za-z0-9+\/])/, function(m, i, c){ return "\nindex " + i + "\n" + (c === "A" ? "B" : "A"); })`, "not in the signed log"},
-		"salt":       {`proof = proof.replace(/\nextra ([A-Za-z0-9+\/])/, function(m, c){ return "\nextra " + (c === "A" ? "B" : "A"); })`, "not in the signed log"},
 		"other key":  {`vk = "other+00000000+AQ" + vk.slice(vk.length - 42)`, "different signing key"},
 	} {
 		got := eval[string](tb, `(async function(){
 		  var row = document.getElementById("access-`+row+`");
 		  var p = await (await fetch("/fhir/AuditEvent/`+row+`/$proof")).json();
 		  var get = function(n){ return p.parameter.filter(function(x){ return x.name === n })[0] };
-		  var evp = get("event"), pp = get("proof"), vkp = get("verifierKey");
-		  var bin = atob(evp.valueBase64Binary), ev = new Uint8Array(bin.length);
-		  for (var i = 0; i < bin.length; i++) ev[i] = bin.charCodeAt(i);
+		  var bytes = function(b){ var bin = atob(b), out = new Uint8Array(bin.length); for (var i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i); return out };
+		  var str = function(a){ var s = ""; for (var j = 0; j < a.length; j++) s += String.fromCharCode(a[j]); return btoa(s) };
+		  var evp = get("view"), lhp = get("leafHash"), pp = get("proof"), vkp = get("verifierKey");
+		  var ev = bytes(evp.valueBase64Binary), lh = bytes(lhp.valueBase64Binary);
 		  var proof = pp.valueString, vk = vkp.valueString;
 		  `+tc.tamper+`;
-		  var s = ""; for (var j = 0; j < ev.length; j++) s += String.fromCharCode(ev[j]);
-		  evp.valueBase64Binary = btoa(s); pp.valueString = proof; vkp.valueString = vk;
+		  evp.valueBase64Binary = str(ev); lhp.valueBase64Binary = str(lh); pp.valueString = proof; vkp.valueString = vk;
 		  var res = await window.phivaultVerify.check(p, {id: row.dataset.id, time: row.dataset.time, action: row.dataset.action,
 		    verifierKey: document.getElementById("portal-access").dataset.verifierKey});
 		  return (res.ok ? "OK " : "") + res.message;

@@ -254,6 +254,12 @@ type EventProof struct {
 	Index int64
 	Event []byte // canonical event JSON (the caller decides what to show)
 	Proof []byte // C2SP tlog-proof, extra = the 16-byte salt
+	// LeafHash is the leaf's RFC 6962 hash and HashProof the same
+	// tlog-proof without the salt: what someone who may not see the whole
+	// event (a patient, of an event that also names others) is given, so
+	// that the salt never lets them confirm guesses of the rest.
+	LeafHash  tlog.Hash
+	HashProof []byte
 }
 
 // LeafProof returns the proof for the leaf at index idx (the id of the
@@ -289,9 +295,12 @@ func (r *Reader) LeafProof(ctx context.Context, idx, size int64) (EventProof, er
 	if err != nil {
 		return EventProof{}, fmt.Errorf("proving leaf %d in tree %d: %w", idx, c.Size, err)
 	}
+	out := EventProof{Index: idx, LeafHash: tlog.RecordHash(leaf), HashProof: FormatInclusionProof(idx, p, c.Note)}
 	if legacy {
 		// No salt: the leaf is the event itself; "extra" is empty.
-		return EventProof{Index: idx, Event: leaf, Proof: formatProof([]byte{}, idx, p, c.Note)}, nil
+		out.Event, out.Proof = leaf, formatProof([]byte{}, idx, p, c.Note)
+		return out, nil
 	}
-	return EventProof{Index: idx, Event: leaf[audit.SaltSize:], Proof: formatProof(leaf[:audit.SaltSize], idx, p, c.Note)}, nil
+	out.Event, out.Proof = leaf[audit.SaltSize:], formatProof(leaf[:audit.SaltSize], idx, p, c.Note)
+	return out, nil
 }

@@ -2,9 +2,12 @@ package login
 
 import (
 	"bytes"
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"time"
 )
 
@@ -34,7 +37,14 @@ type challenge struct {
 	Step    string `json:"s"` // stepMFA or stepEnroll
 	Version int64  `json:"v"` // the user's Updated, unix µs, when issued
 	Expires int64  `json:"e"` // unix seconds
+	// Nonce (128 bits, base64url) names the challenge: the session it
+	// completes stores its keyed hash, so it starts at most one session.
+	Nonce string `json:"n"`
 }
+
+// nonceBytes is the challenge nonce's size: 128 bits, unguessable and
+// never repeated by chance.
+const nonceBytes = 16
 
 // errChallenge is the one internal reason for a bad challenge; the
 // service turns it into ErrInvalidChallenge.
@@ -58,11 +68,25 @@ func decodeChallenge(b []byte) (challenge, error) {
 	if c.User == "" || len(c.User) > 64 || (c.Step != stepMFA && c.Step != stepEnroll) || c.Version <= 0 || c.Expires <= 0 {
 		return challenge{}, errChallenge
 	}
+	if n, err := base64.RawURLEncoding.DecodeString(c.Nonce); err != nil || len(n) != nonceBytes {
+		// A challenge sealed before challenges were single use has no
+		// nonce: refused, the user signs in again.
+		return challenge{}, errChallenge
+	}
 	return c, nil
 }
 
-// sealChallenge seals c into an opaque token.
+// sealChallenge gives c a fresh nonce and seals it into an opaque token.
 func (s *Service) sealChallenge(c challenge) (string, error) {
+	r := s.rand
+	if r == nil {
+		r = rand.Reader
+	}
+	var n [nonceBytes]byte
+	if _, err := io.ReadFull(r, n[:]); err != nil {
+		return "", fmt.Errorf("login challenge nonce: %w", err)
+	}
+	c.Nonce = base64.RawURLEncoding.EncodeToString(n[:])
 	b, err := json.Marshal(c)
 	if err != nil {
 		return "", fmt.Errorf("encoding login challenge: %w", err)
@@ -86,4 +110,14 @@ func (s *Service) openChallenge(token, step string, now time.Time) (challenge, e
 		return challenge{}, ErrInvalidChallenge
 	}
 	return c, nil
+}
+
+// challengeUse is the single-use marker of c, stored with the session
+// that completes it ([Commit.Challenge]).
+func (s *Service) challengeUse(c challenge) (*CeremonyUse, error) {
+	k, err := s.keys.BlindIndex(challengePurpose + "|" + c.Nonce)
+	if err != nil {
+		return nil, fmt.Errorf("marking login challenge: %w", err)
+	}
+	return &CeremonyUse{Key: k, Expires: time.Unix(c.Expires, 0)}, nil
 }

@@ -45,6 +45,9 @@ func TestChallenge(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if again, _ := s.sealChallenge(good); again == tok {
+		t.Fatal("two challenges sealed from the same facts are equal: no fresh nonce")
+	}
 	cursor, err := kr.SealToken("cursor/Patient", []byte(`{"u":"usr_1","s":"mfa","v":42,"e":9999999999}`))
 	if err != nil {
 		t.Fatal(err)
@@ -68,6 +71,10 @@ func TestChallenge(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := s.openChallenge(tc.token, tc.step, tc.at)
 			if tc.ok {
+				if c.Nonce == "" {
+					t.Fatal("the challenge has no nonce")
+				}
+				c.Nonce = ""
 				if err != nil || c != good {
 					t.Fatalf("openChallenge = %+v, %v; want %+v", c, err, good)
 				}
@@ -85,8 +92,11 @@ func TestDecodeChallenge(t *testing.T) {
 		in string
 		ok bool
 	}{
-		{`{"u":"usr_1","s":"mfa","v":1,"e":2}`, true},
-		{`{"u":"usr_1","s":"enroll","v":1,"e":2}`, true},
+		{`{"u":"usr_1","s":"mfa","v":1,"e":2,"n":"AAAAAAAAAAAAAAAAAAAAAA"}`, true},
+		{`{"u":"usr_1","s":"enroll","v":1,"e":2,"n":"AAAAAAAAAAAAAAAAAAAAAA"}`, true},
+		{`{"u":"usr_1","s":"mfa","v":1,"e":2}`, false}, // sealed before challenges were single use
+		{`{"u":"usr_1","s":"mfa","v":1,"e":2,"n":"AAAA"}`, false},
+		{`{"u":"usr_1","s":"mfa","v":1,"e":2,"n":"AAAAAAAAAAAAAAAAAAAAA="}`, false},
 		{`{"u":"usr_1","s":"admin","v":1,"e":2}`, false},
 		{`{"u":"","s":"mfa","v":1,"e":2}`, false},
 		{`{"u":"usr_1","s":"mfa","v":1}`, false},
@@ -114,7 +124,7 @@ func FuzzOpenChallenge(f *testing.F) {
 		f.Fatal(err)
 	}
 	for _, seed := range []string{valid, "", "AAAA", valid + "A", strings.ToUpper(valid), "%%%", strings.Repeat("_", 300)} {
-		f.Add(seed, []byte(`{"u":"usr_1","s":"mfa","v":1,"e":2}`))
+		f.Add(seed, []byte(`{"u":"usr_1","s":"mfa","v":1,"e":2,"n":"AAAAAAAAAAAAAAAAAAAAAA"}`))
 	}
 	f.Fuzz(func(t *testing.T, token string, plain []byte) {
 		for _, step := range []string{stepMFA, stepEnroll} {
@@ -130,7 +140,7 @@ func FuzzOpenChallenge(f *testing.F) {
 			}
 		}
 		if c, err := decodeChallenge(plain); err == nil {
-			if c.User == "" || len(c.User) > 64 || (c.Step != stepMFA && c.Step != stepEnroll) || c.Version <= 0 || c.Expires <= 0 {
+			if c.User == "" || len(c.User) > 64 || (c.Step != stepMFA && c.Step != stepEnroll) || c.Version <= 0 || c.Expires <= 0 || len(c.Nonce) != 22 {
 				t.Fatalf("decodeChallenge accepted %q as %+v", plain, c)
 			}
 		}

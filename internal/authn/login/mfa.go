@@ -38,23 +38,27 @@ type Enrollment struct {
 
 // challengeUser opens a challenge for step and loads its user, refusing
 // a disabled or changed account, or one whose enrolment state no longer
-// matches the step.
-func (s *Service) challengeUser(ctx context.Context, token, step string) (identity.User, error) {
+// matches the step. use is the challenge's single-use marker: a step
+// that starts a session commits it ([Commit.Challenge]).
+func (s *Service) challengeUser(ctx context.Context, token, step string) (u identity.User, use *CeremonyUse, err error) {
 	c, err := s.openChallenge(token, step, s.now())
 	if err != nil {
-		return identity.User{}, err
+		return identity.User{}, nil, err
 	}
-	u, err := s.users.ByID(ctx, c.User)
+	u, err = s.users.ByID(ctx, c.User)
 	if errors.Is(err, identity.ErrNotFound) {
-		return identity.User{}, ErrInvalidChallenge
+		return identity.User{}, nil, ErrInvalidChallenge
 	}
 	if err != nil {
-		return identity.User{}, fmt.Errorf("loading challenge user: %w", err)
+		return identity.User{}, nil, fmt.Errorf("loading challenge user: %w", err)
 	}
 	if u.Disabled || u.Updated.UnixMicro() != c.Version || u.MFAEnrolled != (step == stepMFA) {
-		return identity.User{}, ErrInvalidChallenge
+		return identity.User{}, nil, ErrInvalidChallenge
 	}
-	return u, nil
+	if use, err = s.challengeUse(c); err != nil {
+		return identity.User{}, nil, err
+	}
+	return u, use, nil
 }
 
 // lockoutKey returns u's lockout key and refuses (auditing action as
@@ -84,7 +88,7 @@ func (s *Service) EnrollTOTP(ctx context.Context, challengeToken string, addr ne
 	if err := s.checkAddress(ctx, audit.ActionMFAEnrollStart, unknownUser, addr); err != nil {
 		return Enrollment{}, err
 	}
-	u, err := s.challengeUser(ctx, challengeToken, stepEnroll)
+	u, _, err := s.challengeUser(ctx, challengeToken, stepEnroll)
 	if err != nil {
 		return Enrollment{}, err
 	}
@@ -147,7 +151,7 @@ func (s *Service) ConfirmTOTP(ctx context.Context, challengeToken, code string, 
 	if err := s.checkAddress(ctx, audit.ActionMFAEnroll, unknownUser, addr); err != nil {
 		return Started{}, nil, err
 	}
-	u, err := s.challengeUser(ctx, challengeToken, stepEnroll)
+	u, use, err := s.challengeUser(ctx, challengeToken, stepEnroll)
 	if err != nil {
 		return Started{}, nil, err
 	}
@@ -176,7 +180,7 @@ func (s *Service) ConfirmTOTP(ctx context.Context, challengeToken, code string, 
 		return Started{}, nil, err
 	}
 	started, err := s.start(ctx, u.ID, true, addr,
-		Commit{LoginKey: key, TOTP: change, Enrol: true, RecoveryHashes: hashes},
+		Commit{LoginKey: key, TOTP: change, Enrol: true, RecoveryHashes: hashes, Challenge: use},
 		func(sid string) []audit.Event {
 			return []audit.Event{
 				s.event(audit.ActionMFAEnroll, audit.OutcomeSuccess, u.ID, addr, sid, MethodTOTP),
@@ -202,7 +206,7 @@ func (s *Service) Verify(ctx context.Context, challengeToken, method, code strin
 	if err := s.checkAddress(ctx, audit.ActionMFAVerify, unknownUser, addr); err != nil {
 		return Started{}, err
 	}
-	u, err := s.challengeUser(ctx, challengeToken, stepMFA)
+	u, use, err := s.challengeUser(ctx, challengeToken, stepMFA)
 	if err != nil {
 		return Started{}, err
 	}
@@ -213,7 +217,7 @@ func (s *Service) Verify(ctx context.Context, challengeToken, method, code strin
 	if err != nil {
 		return Started{}, err
 	}
-	c := Commit{LoginKey: key}
+	c := Commit{LoginKey: key, Challenge: use}
 	ok := false
 	switch method {
 	case MethodTOTP:

@@ -119,7 +119,7 @@ func (s *Service) passkeyChallenge(ctx context.Context, token, step string, acti
 	if err := s.checkAddress(ctx, action, unknownUser, addr); err != nil {
 		return identity.User{}, passkey.User{}, err
 	}
-	u, err := s.challengeUser(ctx, token, step)
+	u, _, err := s.challengeUser(ctx, token, step)
 	if err != nil {
 		return identity.User{}, passkey.User{}, err
 	}
@@ -165,7 +165,7 @@ func (s *Service) FinishPasskeyEnrol(ctx context.Context, challengeToken, ceremo
 	if err := s.checkAddress(ctx, audit.ActionMFAEnroll, unknownUser, addr); err != nil {
 		return Started{}, passkey.Credential{}, nil, err
 	}
-	u, err := s.challengeUser(ctx, challengeToken, stepEnroll)
+	u, chUse, err := s.challengeUser(ctx, challengeToken, stepEnroll)
 	if err != nil {
 		return Started{}, passkey.Credential{}, nil, err
 	}
@@ -207,7 +207,7 @@ func (s *Service) FinishPasskeyEnrol(ctx context.Context, challengeToken, ceremo
 		return Started{}, passkey.Credential{}, nil, err
 	}
 	started, err := s.start(ctx, u.ID, true, addr,
-		Commit{LoginKey: key, Enrol: true, RecoveryHashes: hashes, NewPasskey: &cred, Ceremony: use},
+		Commit{LoginKey: key, Enrol: true, RecoveryHashes: hashes, NewPasskey: &cred, Ceremony: use, Challenge: chUse},
 		func(sid string) []audit.Event {
 			ev := s.event(audit.ActionMFAEnroll, audit.OutcomeSuccess, u.ID, addr, sid, MethodWebAuthn)
 			ev.Entities = []string{"Passkey/" + cred.ID}
@@ -266,7 +266,7 @@ func (s *Service) FinishPasskeyLogin(ctx context.Context, challengeToken, ceremo
 	if err := s.checkAddress(ctx, audit.ActionMFAVerify, unknownUser, addr); err != nil {
 		return Started{}, err
 	}
-	u, err := s.challengeUser(ctx, challengeToken, stepMFA)
+	u, chUse, err := s.challengeUser(ctx, challengeToken, stepMFA)
 	if err != nil {
 		return Started{}, err
 	}
@@ -310,7 +310,7 @@ func (s *Service) FinishPasskeyLogin(ctx context.Context, challengeToken, ceremo
 	if err != nil {
 		return Started{}, err
 	}
-	started, err := s.start(ctx, u.ID, true, addr, Commit{LoginKey: key, Ceremony: cu, PasskeyUse: &use},
+	started, err := s.start(ctx, u.ID, true, addr, Commit{LoginKey: key, Ceremony: cu, PasskeyUse: &use, Challenge: chUse},
 		func(sid string) []audit.Event {
 			ev := s.event(audit.ActionMFAVerify, audit.OutcomeSuccess, u.ID, addr, sid, MethodWebAuthn)
 			ev.Entities = []string{"Passkey/" + use.Credential.ID}

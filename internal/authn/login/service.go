@@ -362,6 +362,14 @@ func (s *Service) start(ctx context.Context, userID string, mfa bool, addr netip
 		a = addr.Unmap().WithZone("").String()
 	}
 	secret, sess, err := m.Create(ctx, userID, mfa, a)
+	if c.Challenge != nil && errors.Is(err, ErrInvalidChallenge) {
+		// The challenge started a session already: a replay (a stolen
+		// challenge, or a second tab). Nothing was committed.
+		if rerr := s.record(ctx, s.event(audit.ActionLogin, audit.OutcomeDenied, userID, addr, "", "challenge-replay")); rerr != nil {
+			return Started{}, rerr
+		}
+		return Started{}, ErrInvalidChallenge
+	}
 	if err != nil {
 		return Started{}, err
 	}

@@ -49,6 +49,11 @@ type Commit struct {
 	// Ceremony marks a passkey ceremony used; the commit fails with
 	// storage.ErrConflict if it was used already (a replay).
 	Ceremony *CeremonyUse
+	// Challenge marks the login challenge that this session completes
+	// used; the commit fails with an error wrapping ErrInvalidChallenge
+	// (and storage.ErrConflict) if it was used already: a challenge
+	// starts at most one session, on any process of a fleet.
+	Challenge *CeremonyUse
 	// NewPasskey stores a credential of UserID; storage.ErrConflict if
 	// its credential id is registered already (to anyone) or the user
 	// has passkey.MaxCredentials. With Enrol, any unconfirmed TOTP
@@ -72,9 +77,10 @@ type Commit struct {
 	Audit     []storage.AuditRecord
 }
 
-// CeremonyUse is a finished passkey ceremony: the keyed hash of
-// [passkey.Ceremony.UseKey] and the ceremony's expiry (after which the
-// row may be pruned: the sealed ceremony no longer opens).
+// CeremonyUse is a single-use marker: for a finished passkey ceremony,
+// the keyed hash of [passkey.Ceremony.UseKey], for a login challenge the
+// keyed hash of its nonce; and its expiry (after which the row may be
+// pruned: the sealed ceremony or challenge no longer opens).
 type CeremonyUse struct {
 	Key     []byte
 	Expires time.Time

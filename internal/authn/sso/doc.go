@@ -13,10 +13,14 @@
 //  2. [Service.Finish] opens the flow, checks the state in constant time,
 //     exchanges the code (PKCE verifier, nonce), and links the verified
 //     identity by (issuer, subject) to an account: auto-provisioning a
-//     new workforce account with the mapped roles on first sign-in
-//     (unless [Options.NoAutoProvision]), refusing a disabled one, and
-//     replacing the account's roles by the IdP's mapped groups when they
-//     changed (audited, and the account's other sessions are revoked).
+//     new workforce account on first sign-in (unless
+//     [Options.NoAutoProvision]), refusing a disabled one, and bringing
+//     the account's roles to the IdP's mapped groups under the two-person
+//     rule (ADR 0018): removals and roles that reach no PHI at once
+//     (audited, the account's other sessions revoked); roles that reach
+//     PHI, and security-admin, as a request by "sso" that a phivault
+//     security administrator approves. An account with no role yet is
+//     refused ([ErrAwaitingApproval]).
 //  3. It then hands the account to login.Service.LoginExternal: with the
 //     IdP's statement of a second factor (amr/acr) the session starts;
 //     without one, the result is phivault's own MFA challenge (enrol

@@ -36,6 +36,11 @@ var (
 	// ErrRefused: the linked account is disabled, or there is none and
 	// auto-provisioning is off. Answer 403.
 	ErrRefused = errors.New("this account may not sign in to phivault; ask an administrator")
+	// ErrAwaitingApproval: the IdP's groups map to roles that need a
+	// second administrator's approval (two-person rule, ADR 0018), the
+	// request is pending, and the account holds no role meanwhile.
+	// Answer 403.
+	ErrAwaitingApproval = errors.New("your access awaits a phivault security administrator's approval; sign in again once it is approved")
 )
 
 // flowPurpose binds sealed flows to this use.
@@ -73,7 +78,21 @@ type Accounts interface {
 	// SetRolesAudited replaces the roles, revokes the account's sessions
 	// and appends the audit record in one transaction.
 	SetRolesAudited(ctx context.Context, id string, roles []identity.Role, audit AuditFn) (identity.User, error)
+	// RequestRoles makes the IdP's request (two-person rule, ADR 0018)
+	// that account id's roles become roles: the request (requested by
+	// "sso"), its alert and the audit record from audit commit in one
+	// transaction. A pending request of the IdP's for other roles is
+	// replaced; one made by an administrator is left alone
+	// (identity.ErrRequestPending).
+	RequestRoles(ctx context.Context, id string, roles []identity.Role, audit RequestAuditFn) error
+	// PendingRoles returns the roles of account id's pending request,
+	// or nil when there is none.
+	PendingRoles(ctx context.Context, id string) ([]identity.Role, error)
 }
+
+// RequestAuditFn builds the audit record of a role request from the
+// request and the account; it runs inside the store's transaction.
+type RequestAuditFn = func(identity.Request, identity.User) (storage.AuditRecord, error)
 
 // Login is the interactive login ([login.Service]).
 type Login interface {
@@ -213,17 +232,73 @@ func (s *Service) Finish(ctx context.Context, cb Callback, addr netip.Addr) (log
 	if u.Disabled {
 		return login.Result{}, s.refuse(ctx, u.ID, x, "disabled", addr, ErrRefused)
 	}
-	if !sameRoles(u.Roles, id.Roles) {
-		u, err = s.o.Accounts.SetRolesAudited(ctx, u.ID, id.Roles, s.auditFn(audit.ActionUserSetRoles, id.Issuer, addr, "roles="+identity.FormatRoles(id.Roles)))
-		if err != nil {
-			return login.Result{}, fmt.Errorf("sso: updating roles from the idp groups: %w", err)
-		}
+	if u, err = s.syncRoles(ctx, u, id, addr); err != nil {
+		return login.Result{}, err
+	}
+	if len(u.Roles) == 0 {
+		return login.Result{}, s.refuse(ctx, u.ID, x, "awaiting-approval", addr, ErrAwaitingApproval)
 	}
 	res, err := s.o.Login.LoginExternal(ctx, u, x, addr)
 	if errors.Is(err, login.ErrInvalidCredentials) {
 		return login.Result{}, ErrRefused // disabled meanwhile; audited by LoginExternal
 	}
 	return res, err
+}
+
+// syncRoles brings u's roles to the IdP's mapped groups under the
+// two-person rule (ADR 0018): roles the groups no longer map are removed
+// at once, as are added roles that need no approval; if the groups add
+// a role that needs a second administrator (identity.Role.NeedsApproval),
+// the whole mapped set becomes a request by "sso" that a phivault
+// security administrator approves, with an alert. The IdP's group
+// mapping is thus never a way for an account to grant itself access to
+// PHI, however its groups were changed.
+func (s *Service) syncRoles(ctx context.Context, u identity.User, id oidc.Identity, addr netip.Addr) (identity.User, error) {
+	if sameRoles(u.Roles, id.Roles) {
+		return u, nil
+	}
+	now, pending := identity.Split(u.Roles, id.Roles)
+	if !sameRoles(u.Roles, now) {
+		var err error
+		u, err = s.o.Accounts.SetRolesAudited(ctx, u.ID, now, s.auditFn(audit.ActionUserSetRoles, id.Issuer, addr, "roles="+identity.FormatRoles(now)))
+		if err != nil {
+			return identity.User{}, fmt.Errorf("sso: updating roles from the idp groups: %w", err)
+		}
+	}
+	if !pending {
+		return u, nil
+	}
+	asked, err := s.o.Accounts.PendingRoles(ctx, u.ID)
+	if err != nil {
+		return identity.User{}, fmt.Errorf("sso: reading the pending role request: %w", err)
+	}
+	if asked != nil && sameRoles(asked, id.Roles) {
+		return u, nil // requested at an earlier sign-in
+	}
+	err = s.o.Accounts.RequestRoles(ctx, u.ID, id.Roles, s.requestAuditFn(id.Issuer, addr))
+	if err != nil && !errors.Is(err, identity.ErrRequestPending) {
+		return identity.User{}, fmt.Errorf("sso: requesting roles from the idp groups: %w", err)
+	}
+	return u, nil
+}
+
+// requestAuditFn builds the audit record of a role request by the IdP's
+// group mapping: the account acts through the IdP (Agent.Client "sso").
+func (s *Service) requestAuditFn(issuer string, addr netip.Addr) RequestAuditFn {
+	return func(r identity.Request, u identity.User) (storage.AuditRecord, error) {
+		ev := audit.Event{Time: s.o.Now().UTC(), Action: audit.ActionUserGrantRequest, Outcome: audit.OutcomeSuccess,
+			Agent:    audit.Agent{User: u.ID, Client: "sso"},
+			Entities: []string{"User/" + u.ID, "Request/" + r.ID},
+			Policies: append(login.External{Issuer: issuer}.Policies(), "roles="+identity.FormatRoles(r.Roles), "requested-by=sso", "two-person-rule")}
+		if addr.IsValid() {
+			ev.Agent.Address = addr.Unmap().WithZone("").String()
+		}
+		rec, err := s.o.Log.Seal(ev)
+		if err != nil {
+			return storage.AuditRecord{}, fmt.Errorf("%w: %w", audit.ErrUnavailable, err)
+		}
+		return rec, nil
+	}
 }
 
 // refuse audits a refused sign-in and returns err, or the audit failure.
@@ -289,7 +364,10 @@ func (s *Service) provision(ctx context.Context, id oidc.Identity, addr netip.Ad
 		if err != nil {
 			return identity.User{}, err
 		}
-		nu := identity.User{ID: uid, Username: name, Roles: id.Roles}
+		// Roles that need a second administrator are requested by the
+		// caller (syncRoles), not given here.
+		now, _ := identity.Split(nil, id.Roles)
+		nu := identity.User{ID: uid, Username: name, Roles: now}
 		u, err := s.o.Accounts.CreateLinked(ctx, nu, id.Issuer, id.Subject, s.auditFn(audit.ActionUserCreate, id.Issuer, addr, "auto-provision"))
 		if err == nil {
 			return u, nil

@@ -182,3 +182,12 @@ func TestEpochConformance(t *testing.T) {
 		return storagetest.EpochStores{Store: s, Epochs: s.Epochs(), CompactKeys: s.CompactKeys, Other: o}
 	})
 }
+
+func TestFHIRUserMigration(t *testing.T) {
+	db, err := sql.Open("pgx", pgtest.NewDatabase(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	storagetest.RunFHIRUserMigration(t, db, postgres.Dialect())
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/phivault/phivault/internal/authz"
 	"github.com/phivault/phivault/internal/identity"
 	"github.com/phivault/phivault/internal/storage"
 )
@@ -43,15 +44,38 @@ type AccountChange struct {
 
 	ClearMFA       bool // delete the user's TOTP, recovery-code and WebAuthn rows
 	RevokeSessions bool // revoke every live session of the user
+	// RevokeIfRolesChanged revokes every live session of the user if
+	// Change changed its roles (a role change that is only requested
+	// leaves the sessions alone).
+	RevokeIfRolesChanged bool
+
+	// Request, if not nil, is called with the account after Change and
+	// returns the role request for the rest of a role change (ADR 0018),
+	// or nil; it is stored with its alert and audit record (see
+	// [Users.RequestRoles]). Like Change it may run more than once.
+	Request func(identity.User) *Pending
+	// Alert, if not nil, is raised with the change (a grant outside the
+	// two-person rule, by the offline CLI).
+	Alert *authz.Alert
 
 	Audit AuditFn // required
 }
 
-// CreateAudited stores nu (as [Users.Create]), its enrolment secret when
-// enr is not nil, and the audit record from audit, in one transaction.
-// Errors are those of Create; a taken enrolment hash is ErrExists too
-// (a 256-bit collision: not expected to happen).
-func (u *Users) CreateAudited(ctx context.Context, nu identity.User, enr *Enrolment, audit AuditFn) (identity.User, error) {
+// Create is what [Users.CreateAudited] stores with a new account: the
+// enrolment secret, a role request (the roles that await a second
+// administrator) and an alert, each optional.
+type Create struct {
+	Enrolment *Enrolment
+	Request   *Pending
+	Alert     *authz.Alert
+}
+
+// CreateAudited stores nu (as [Users.Create]), what c holds, and the
+// audit record from audit, in one transaction. Errors are those of
+// Create (identity.ErrFHIRUserBound included) and of RequestRoles; a
+// taken enrolment hash is ErrExists too (a 256-bit collision: not
+// expected to happen).
+func (u *Users) CreateAudited(ctx context.Context, nu identity.User, c Create, audit AuditFn) (identity.User, error) {
 	if audit == nil {
 		return identity.User{}, errors.New("create user: no audit record")
 	}
@@ -66,8 +90,8 @@ func (u *Users) CreateAudited(ctx context.Context, nu identity.User, enr *Enrolm
 		if err := t.insertUser(ctx, nu, now); err != nil {
 			return err
 		}
-		if enr != nil {
-			if err := t.putEnrolment(ctx, nu.ID, *enr, now); err != nil {
+		if c.Enrolment != nil {
+			if err := t.putEnrolment(ctx, nu.ID, *c.Enrolment, now); err != nil {
 				return err
 			}
 		}
@@ -75,7 +99,18 @@ func (u *Users) CreateAudited(ctx context.Context, nu identity.User, enr *Enrolm
 		if err != nil {
 			return err
 		}
-		return t.AppendAudit(ctx, rec)
+		if err := t.AppendAudit(ctx, rec); err != nil {
+			return err
+		}
+		if c.Request != nil {
+			if _, err := t.putRequest(ctx, nu, *c.Request); err != nil {
+				return err
+			}
+		}
+		if c.Alert != nil {
+			return t.putAlert(ctx, *c.Alert)
+		}
+		return nil
 	})
 	if err != nil {
 		return identity.User{}, err
@@ -119,15 +154,15 @@ func (u *Users) Apply(ctx context.Context, id string, c AccountChange) (identity
 				return identityErr(errors.Join(wrapOp(c.Op+": enrolment secret", storage.ErrNotFound), err))
 			}
 		}
+		was := cur
 		if c.Change != nil {
 			c.Change(&cur)
 			if err := cur.Validate(); err != nil {
 				return err
 			}
 			cur.Updated = now
-			const qu = `UPDATE users SET display_name = ?, fhir_user = ?, roles = ?, disabled = ?, mfa_enrolled = ?, password_hash = ?, updated = ? WHERE id = ?`
-			if _, err := t.exec(ctx, qu, cur.DisplayName, cur.FHIRUser, identity.FormatRoles(cur.Roles), cur.Disabled, cur.MFAEnrolled, cur.PasswordHash, cur.Updated.UnixMicro(), cur.ID); err != nil {
-				return identityErr(t.s.translate(c.Op, err))
+			if err := t.updateUser(ctx, c.Op, was, cur); err != nil {
+				return err
 			}
 		}
 		if c.ClearMFA {
@@ -141,7 +176,7 @@ func (u *Users) Apply(ctx context.Context, id string, c AccountChange) (identity
 				}
 			}
 		}
-		if c.RevokeSessions {
+		if c.RevokeSessions || c.RevokeIfRolesChanged && identity.FormatRoles(was.Roles) != identity.FormatRoles(cur.Roles) {
 			const qs = `UPDATE sessions SET revoked = ? WHERE user_id = ? AND NOT revoked`
 			if _, err := t.exec(ctx, qs, true, id); err != nil {
 				return t.s.translate(c.Op+": revoking sessions", err)
@@ -153,6 +188,18 @@ func (u *Users) Apply(ctx context.Context, id string, c AccountChange) (identity
 		}
 		if err := t.AppendAudit(ctx, rec); err != nil {
 			return err
+		}
+		if c.Request != nil {
+			if p := c.Request(cur); p != nil {
+				if _, err := t.putRequest(ctx, cur, *p); err != nil {
+					return err
+				}
+			}
+		}
+		if c.Alert != nil {
+			if err := t.putAlert(ctx, *c.Alert); err != nil {
+				return err
+			}
 		}
 		out = cur
 		return nil

@@ -188,14 +188,14 @@ func (u *Users) modify(ctx context.Context, op, id string, change func(*identity
 		if err != nil {
 			return err
 		}
+		was := cur
 		change(&cur)
 		if err := cur.Validate(); err != nil {
 			return err
 		}
 		cur.Updated = t.s.now().UTC().Truncate(time.Microsecond)
-		const qu = `UPDATE users SET display_name = ?, fhir_user = ?, roles = ?, disabled = ?, mfa_enrolled = ?, password_hash = ?, updated = ? WHERE id = ?`
-		if _, err := t.exec(ctx, qu, cur.DisplayName, cur.FHIRUser, identity.FormatRoles(cur.Roles), cur.Disabled, cur.MFAEnrolled, cur.PasswordHash, cur.Updated.UnixMicro(), cur.ID); err != nil {
-			return identityErr(t.s.translate(op, err))
+		if err := t.updateUser(ctx, op, was, cur); err != nil {
+			return err
 		}
 		out = cur
 		return nil
@@ -203,21 +203,95 @@ func (u *Users) modify(ctx context.Context, op, id string, change func(*identity
 	return out, err
 }
 
-// insertUser inserts nu; a taken id or username is ErrExists.
+// updateUser writes cur over was (the same account, read in this
+// transaction). An enabled account bound to a FHIR user that another
+// enabled account is bound to is identity.ErrFHIRUserBound: checked
+// first for a clear answer, and enforced by the unique index
+// users_fhir_user_enabled for two transactions racing on a fleet.
+func (t *tx) updateUser(ctx context.Context, op string, was, cur identity.User) error {
+	binds := cur.FHIRUser != "" && !cur.Disabled && (was.Disabled || was.FHIRUser != cur.FHIRUser)
+	if binds {
+		if err := t.fhirUserFree(ctx, op, cur); err != nil {
+			return err
+		}
+	}
+	const qu = `UPDATE users SET display_name = ?, fhir_user = ?, roles = ?, disabled = ?, mfa_enrolled = ?, password_hash = ?, updated = ? WHERE id = ?`
+	if _, err := t.exec(ctx, qu, cur.DisplayName, cur.FHIRUser, identity.FormatRoles(cur.Roles), cur.Disabled, cur.MFAEnrolled, cur.PasswordHash, cur.Updated.UnixMicro(), cur.ID); err != nil {
+		err = t.s.translate(op, err)
+		if binds && errors.Is(err, storage.ErrConflict) {
+			return fhirUserBound(op)
+		}
+		return identityErr(err)
+	}
+	return nil
+}
+
+// fhirUserFree returns identity.ErrFHIRUserBound if an enabled account
+// other than u is bound to u.FHIRUser.
+func (t *tx) fhirUserFree(ctx context.Context, op string, u identity.User) error {
+	rows, err := t.query(ctx, `SELECT id FROM users WHERE fhir_user = ? AND disabled = ? AND id <> ? LIMIT 1`, u.FHIRUser, false, u.ID)
+	if err != nil {
+		return identityErr(t.s.translate(op, err))
+	}
+	defer rows.Close()
+	taken := rows.Next()
+	if err := rows.Err(); err != nil {
+		return identityErr(t.s.translate(op, err))
+	}
+	if taken {
+		return fhirUserBound(op)
+	}
+	return nil
+}
+
+// fhirUserBound is the error of a second enabled binding of a FHIR
+// user: identity.ErrFHIRUserBound over storage.ErrConflict (never
+// identity.ErrExists, which means a taken username).
+func fhirUserBound(op string) error {
+	return &kindError{kind: identity.ErrFHIRUserBound, err: wrapOp(op, storage.ErrConflict)}
+}
+
+// insertUser inserts nu; a taken id or username is ErrExists, a FHIR
+// user bound to another enabled account ErrFHIRUserBound.
 func (t *tx) insertUser(ctx context.Context, nu identity.User, now time.Time) error {
+	const op = "create user"
+	binds := nu.FHIRUser != "" && !nu.Disabled
+	if binds {
+		if err := t.fhirUserFree(ctx, op, nu); err != nil {
+			return err
+		}
+	}
 	const q = `INSERT INTO users (id, username, display_name, fhir_user, roles, disabled, mfa_enrolled, password_hash, created, updated)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`
 	res, err := t.exec(ctx, q, nu.ID, nu.Username, nu.DisplayName, nu.FHIRUser, identity.FormatRoles(nu.Roles),
 		nu.Disabled, nu.MFAEnrolled, nu.PasswordHash, now.UnixMicro(), now.UnixMicro())
 	if err != nil {
-		return identityErr(t.s.translate("create user", err))
+		return identityErr(t.s.translate(op, err))
 	}
 	n, err := res.RowsAffected()
 	if err != nil {
-		return identityErr(t.s.translate("create user", err))
+		return identityErr(t.s.translate(op, err))
 	}
-	if n == 0 {
-		return identityErr(wrapOp("create user", storage.ErrConflict))
+	if n > 0 {
+		return nil
 	}
-	return nil
+	// Which unique constraint held? A concurrent transaction may have
+	// bound the FHIR user after the check above (it committed first: on
+	// PostgreSQL this statement sees it).
+	if binds {
+		rows, err := t.query(ctx, `SELECT 1 FROM users WHERE id = ? OR username = ?`, nu.ID, nu.Username)
+		if err != nil {
+			return identityErr(t.s.translate(op, err))
+		}
+		taken := rows.Next()
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return identityErr(t.s.translate(op, err))
+		}
+		if !taken {
+			return fhirUserBound(op)
+		}
+	}
+	return identityErr(wrapOp(op, storage.ErrConflict))
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/phivault/phivault/internal/authn/login"
@@ -233,6 +234,11 @@ func (l *Logins) Commit(ctx context.Context, c login.Commit) error {
 				return err
 			}
 		}
+		if c.Challenge != nil {
+			if err := useChallenge(ctx, t, *c.Challenge); err != nil {
+				return err
+			}
+		}
 		if err := commitPasskey(ctx, t, c); err != nil {
 			return err
 		}
@@ -302,4 +308,26 @@ func (l *Logins) RevokeSession(ctx context.Context, userID, id string, rec stora
 		}
 		return t.AppendAudit(ctx, rec)
 	})
+}
+
+// useChallenge records a login challenge as used, pruning expired ones.
+// A challenge used before is login.ErrInvalidChallenge (wrapping
+// storage.ErrConflict): the primary key makes a second use fail even
+// when two processes race.
+func useChallenge(ctx context.Context, t *tx, u login.CeremonyUse) error {
+	if len(u.Key) == 0 || len(u.Key) > maxLoginKey {
+		return errors.New("use login challenge: key must be 1 to 64 bytes")
+	}
+	if _, err := t.exec(ctx, `DELETE FROM login_challenges WHERE expires < ?`, t.s.now().UnixMicro()); err != nil {
+		return t.s.translate("use login challenge: prune", err)
+	}
+	res, err := t.exec(ctx, `INSERT INTO login_challenges (use_key, expires) VALUES (?, ?) ON CONFLICT (use_key) DO NOTHING`,
+		u.Key, u.Expires.UnixMicro())
+	if err := affected(t, "use login challenge", res, err); err != nil {
+		if errors.Is(err, storage.ErrConflict) {
+			return fmt.Errorf("%w: %w", login.ErrInvalidChallenge, err)
+		}
+		return err
+	}
+	return nil
 }

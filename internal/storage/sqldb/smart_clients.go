@@ -7,6 +7,7 @@ import (
 
 	"github.com/phivault/phivault/internal/authn/smart"
 	"github.com/phivault/phivault/internal/authn/smart/scope"
+	"github.com/phivault/phivault/internal/authz"
 	"github.com/phivault/phivault/internal/storage"
 )
 
@@ -55,6 +56,9 @@ func (ss *Smart) Clients(ctx context.Context, limit int) ([]smart.Client, error)
 type AuditedClients struct {
 	*Smart
 	Seal func(c smart.Client) (storage.AuditRecord, error)
+	// Alert, if not nil, returns an alert to raise with the client, in
+	// the same transaction (nil: none).
+	Alert func(c smart.Client) *authz.Alert
 }
 
 // CreateClient implements smart.ClientStore with the audit record.
@@ -86,6 +90,13 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
 		if _, err := t.exec(ctx, q, c.ID, c.Name, string(c.Type), string(c.JWKS), c.JWKSURL, string(ru), c.Scopes.String(),
 			c.Created.UnixMicro(), c.Disabled); err != nil {
 			return t.s.translate("create client", err)
+		}
+		if ac.Alert != nil {
+			if a := ac.Alert(c); a != nil {
+				if err := t.putAlert(ctx, *a); err != nil {
+					return err
+				}
+			}
 		}
 		return stx.AppendAudit(ctx, rec)
 	}))

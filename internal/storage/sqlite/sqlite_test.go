@@ -188,3 +188,13 @@ func TestEpochConformance(t *testing.T) {
 		return storagetest.EpochStores{Store: s, Epochs: s.Epochs(), CompactKeys: s.CompactKeys, Other: o}
 	})
 }
+
+func TestFHIRUserMigration(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "phivault.db")
+	db, err := sql.Open("sqlite", sqlite.DSN(path, sqlite.DefaultBusyTimeout, true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	storagetest.RunFHIRUserMigration(t, db, sqlite.Dialect())
+}

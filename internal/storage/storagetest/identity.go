@@ -45,6 +45,8 @@ func RunIdentity(t *testing.T, open func(t *testing.T) IdentityStores) {
 		{"ListPaging", testUserList},
 		{"RolesRoundTrip", testUserRoles},
 		{"DisablePasswordMFA", testUserFlags},
+		{"FHIRUserOneEnabledAccount", testFHIRUserUnique},
+		{"FHIRUserRace", testFHIRUserRace},
 		{"SessionCreateValidate", testSessionValidate},
 		{"SessionUnknownUser", testSessionUnknownUser},
 		{"SessionTouchBounded", testSessionTouch},
@@ -142,7 +144,6 @@ func testUserInvalid(t *testing.T, s IdentityStores) {
 	}{
 		{"patient with a name", "display_name", identity.User{ID: "p1", Username: "pat-one", DisplayName: "Jane Roe", Roles: []identity.Role{identity.RolePatient}, FHIRUser: "Patient/1"}},
 		{"upper-case username", "username", identity.User{ID: "u1", Username: "Alice", Roles: []identity.Role{identity.RoleNurse}}},
-		{"no roles", "roles", identity.User{ID: "u2", Username: "bob"}},
 		{"unknown role", "roles", identity.User{ID: "u3", Username: "carol", Roles: []identity.Role{"root"}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -249,9 +250,14 @@ func testUserRoles(t *testing.T, s IdentityStores) {
 	if _, err := s.Users.SetRoles(t.Context(), u.ID, []identity.Role{identity.RolePatient}); !errors.Is(err, identity.ErrInvalid) {
 		t.Errorf("SetRoles patient on a named account: %v, want ErrInvalid", err)
 	}
-	if _, err := s.Users.SetRoles(t.Context(), u.ID, nil); !errors.Is(err, identity.ErrInvalid) {
-		t.Errorf("SetRoles none: %v, want ErrInvalid", err)
+	// No role at all is an account awaiting approval (ADR 0018): valid.
+	if _, err := s.Users.SetRoles(t.Context(), u.ID, nil); err != nil {
+		t.Errorf("SetRoles none: %v, want an account with no access", err)
 	}
+	if _, err := s.Users.SetRoles(t.Context(), u.ID, got.Roles); err != nil {
+		t.Fatal(err)
+	}
+	got, _ = s.Users.ByID(t.Context(), u.ID)
 	if again, _ := s.Users.ByID(t.Context(), u.ID); !reflect.DeepEqual(again, got) {
 		t.Errorf("refused SetRoles changed the user: %+v", again)
 	}

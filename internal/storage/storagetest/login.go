@@ -39,6 +39,7 @@ func RunLogin(t *testing.T, open func(t *testing.T) LoginStores) {
 		{"CommitTOTPStep", testCommitTOTP},
 		{"CommitRecoveryAndEnrol", testCommitRecovery},
 		{"RevokeOwnSession", testRevokeOwnSession},
+		{"ChallengeSingleUse", testChallengeSingleUse},
 		{"Prune", testPrune},
 	} {
 		t.Run(c.name, func(t *testing.T) { c.fn(t, open(t)) })

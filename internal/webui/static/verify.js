@@ -2,9 +2,14 @@
 // phivault's signed transparency log, without taking the server's word
 // for it. For one entry it fetches GET /fhir/AuditEvent/{id}/$proof (the
 // session cookie authenticates it; the API serves a patient only the
-// events that touched their record) and then, with WebCrypto only:
+// events that touched their record, and only their own view of each)
+// and then, with WebCrypto only:
 //
-//  1. recomputes the RFC 6962 leaf hash SHA-256(0x00 || salt || event);
+//  1. takes the leaf hash: a patient's proof carries the entry's leaf
+//     hash and the patient's view of the entry, never the leaf itself
+//     (it names other patients and staff addresses) nor its salt; a full
+//     proof (auditors) carries the event and its salt, and the leaf hash
+//     SHA-256(0x00 || salt || event) is recomputed;
 //  2. recomputes the root from the inclusion path (RFC 9162 §2.1.3.2);
 //  3. parses the C2SP checkpoint (origin, size, base64 root) and checks
 //     the computed root equals the signed one;
@@ -57,13 +62,19 @@
     return new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
   }
 
-  function param(p, name) {
+  function optParam(p, name) {
     if (!p || p.resourceType !== "Parameters" || !Array.isArray(p.parameter)) fail("the server's answer is not a proof");
     for (var i = 0; i < p.parameter.length; i++) {
       var x = p.parameter[i];
       if (x.name === name) return x.valueString !== undefined ? x.valueString : x.valueBase64Binary;
     }
-    fail("the proof has no " + name);
+    return undefined;
+  }
+
+  function param(p, name) {
+    var v = optParam(p, name);
+    if (v === undefined) fail("the proof has no " + name);
+    return v;
   }
 
   var proofHeader = "c2sp.org/tlog-proof@v1";
@@ -153,13 +164,21 @@
   async function check(p, expected) {
     try {
       expected = expected || {};
-      var event = b64(param(p, "event"), "the event");
+      var full = optParam(p, "event") !== undefined;
+      var event = full ? b64(param(p, "event"), "the event") : b64(param(p, "view"), "your view of the entry");
       var proof = parseProof(param(p, "proof"));
       var vkText = param(p, "verifierKey");
       if (expected.verifierKey && vkText !== expected.verifierKey) fail("the proof names a different signing key from the one this server publishes");
       if (expected.id !== undefined && expected.id !== "" && proof.index !== BigInt(expected.id)) fail("the proof is for another log position");
       var ev;
       try { ev = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(event)); } catch (e) { fail("the event is not valid JSON"); }
+      var leaf;
+      if (full) {
+        leaf = await sha256(concat(new Uint8Array([0]), proof.salt, event));
+      } else {
+        leaf = b64(param(p, "leafHash"), "the leaf hash");
+        if (leaf.length !== 32) fail("the leaf hash is not 32 bytes");
+      }
       if (expected.time && Date.parse(ev.time) !== Date.parse(expected.time)) fail("the proven event's time is not the time shown");
       if (expected.action && ev.action !== expected.action) fail("the proven event's action is not the action shown");
 
@@ -176,7 +195,6 @@
       }
       if (!(await crypto.subtle.verify({ name: "Ed25519" }, key, sig, enc.encode(cp.text)))) fail("the checkpoint signature is not valid");
 
-      var leaf = await sha256(concat(new Uint8Array([0]), proof.salt, event));
       var root = await rootFromPath(leaf, proof.index, cp.size, proof.path);
       if (!equal(root, cp.root)) fail("the entry is not in the signed log: the computed root differs from the signed root");
       return { ok: true, message: "Verified: position " + proof.index + " is in the log " + cp.origin + " of " + cp.size + " entries, signed by " + vk.name + ".", origin: cp.origin, size: String(cp.size) };
@@ -189,19 +207,22 @@
   var readme = [
     "phivault access-log proof bundle",
     "",
-    "event_base64 is the audit event exactly as logged (JSON); salt_base64 is the",
-    "16-byte salt hashed in front of it. The log leaf hash is",
-    "SHA-256(0x00 || salt || event) (RFC 6962). proof is a C2SP tlog-proof",
-    "(c2sp.org/tlog-proof) whose last part is the signed checkpoint; verifier_key",
-    "is the log's note verifier key, also published on the server's /trust page.",
+    "view_base64 is your view of the audit event (JSON): what it did to your",
+    "record, when, why and who did it. The log's entry also names what is not",
+    "yours to see (other patients a search touched, staff network addresses), so",
+    "you get its leaf hash (leaf_hash_base64, RFC 6962) instead of the entry.",
+    "proof is a C2SP tlog-proof (c2sp.org/tlog-proof) whose last part is the",
+    "signed checkpoint; verifier_key is the log's note verifier key, also",
+    "published on the server's /trust page.",
     "",
-    "To check it in Go:",
+    "To check that the entry is in the signed log, in Go:",
     "  v, _ := note.NewVerifier(bundle.VerifierKey)             // golang.org/x/mod/sumdb/note",
     "  n, err := note.Open([]byte(bundle.Checkpoint), note.VerifierList(v))",
     "  // parse n.Text: origin, tree size, base64 root hash",
-    "  leaf := tlog.RecordHash(append(salt, event...))          // golang.org/x/mod/sumdb/tlog",
-    "  err = tlog.CheckRecord(proofHashes, size, root, index, leaf)",
-    "where proofHashes are the base64 lines between the index line and the empty line."
+    "  err = tlog.CheckRecord(proofHashes, size, root, index, leafHash) // golang.org/x/mod/sumdb/tlog",
+    "where proofHashes are the base64 lines between the index line and the empty line.",
+    "The entry at that position can never change; a privacy officer or auditor",
+    "can confirm that your view is that entry's (they see the whole entry)."
   ].join("\n");
 
   async function fetchProof(id) {
@@ -238,13 +259,18 @@
       var parsed = parseProof(proofText);
       var bundle = {
         index: param(p, "index"),
-        event_base64: param(p, "event"),
-        salt_base64: b64enc(parsed.salt),
         proof: proofText,
         checkpoint: parsed.checkpoint,
         verifier_key: param(p, "verifierKey"),
         readme: readme
       };
+      if (optParam(p, "event") !== undefined) {
+        bundle.event_base64 = param(p, "event");
+        bundle.salt_base64 = b64enc(parsed.salt);
+      } else {
+        bundle.view_base64 = param(p, "view");
+        bundle.leaf_hash_base64 = param(p, "leafHash");
+      }
       var blob = new Blob([JSON.stringify(bundle, null, 2)], { type: "application/json" });
       var a = document.createElement("a");
       a.href = URL.createObjectURL(blob);

@@ -72,13 +72,16 @@ const (
 // Interaction is one SMART v2 permission letter.
 type Interaction byte
 
-// Interactions, in the order SMART v2 requires them to be written.
+// Interactions, in the order SMART v2 requires them to be written, with
+// the FHIR RESTful interactions each one covers (SMART App Launch 2.0,
+// "Scopes for requesting FHIR resources"). A caller maps a request to
+// its letter by this table; history is split by level.
 const (
-	Create Interaction = 'c'
-	Read   Interaction = 'r'
-	Update Interaction = 'u'
-	Delete Interaction = 'd'
-	Search Interaction = 's'
+	Create Interaction = 'c' // create (type level)
+	Read   Interaction = 'r' // read, vread, history-instance
+	Update Interaction = 'u' // update, patch
+	Delete Interaction = 'd' // delete
+	Search Interaction = 's' // search-type, search-system, history-type, history-system
 )
 
 // Perms is a set of interactions.
