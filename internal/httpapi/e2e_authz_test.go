@@ -94,8 +94,7 @@ func variantLabel(variant string) string {
 	return ""
 }
 
-var (
-)
+var ()
 
 // scenario is one variant's data for one actor.
 type scenario struct {
