@@ -595,3 +595,27 @@ func TestEverythingPagesFilled(t *testing.T) {
 		}
 	})
 }
+
+// Stored AuditEvent resources would be forged log entries in a
+// patient's compartment: refused on every write path.
+func TestAuditEventsNotWritable(t *testing.T) {
+	apitest.Run(t, func(t *testing.T, s *apitest.Server) {
+		pid := s.Create(t, patient(uniq(), nil))
+		ae := map[string]any{"resourceType": "AuditEvent", "recorded": "2026-01-01T00:00:00Z",
+			"type":   map[string]any{"system": "http://terminology.hl7.org/CodeSystem/audit-event-type", "code": "rest"},
+			"agent":  []any{map[string]any{"requestor": true, "who": map[string]any{"reference": "Practitioner/x"}}},
+			"source": map[string]any{"observer": map[string]any{"display": "forged"}},
+			"entity": []any{map[string]any{"what": map[string]any{"reference": "Patient/" + pid}}}}
+		s.Do(t, "POST", "/fhir/AuditEvent", ae, nil).WantOutcome(t, http.StatusUnprocessableEntity, http.StatusMethodNotAllowed, http.StatusNotFound)
+		r := s.Do(t, "POST", "/fhir", bundle("transaction", entry("urn:uuid:"+uuidLike(), "POST", "AuditEvent", ae, nil)), nil)
+		if r.Status == http.StatusOK {
+			t.Fatalf("a transaction stored an AuditEvent: %s", r)
+		}
+		r = s.Do(t, "GET", "/fhir/Patient/"+pid+"/$everything", nil, nil).Want(t, http.StatusOK)
+		for _, id := range r.IDs() {
+			if strings.HasPrefix(id, "AuditEvent/") {
+				t.Fatalf("$everything holds a stored AuditEvent %s", id)
+			}
+		}
+	})
+}

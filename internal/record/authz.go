@@ -138,6 +138,13 @@ func labelsError(err error) error {
 // identifier-only Patient reference), which would hold that patient's
 // information without belonging to the patient.
 func decidable(res fhir.Resource) error {
+	if res.Type() == "AuditEvent" {
+		// The audit log is the server's: an AuditEvent stored through
+		// the API would sit in a patient's compartment ($everything,
+		// history) looking like a log entry nobody can verify.
+		return fail(http.StatusUnprocessableEntity, ErrUnprocessable, "business-rule",
+			"AuditEvent resources are the server's own audit log (GET /fhir/AuditEvent); they are not written through the API")
+	}
 	if res.Type() == "Consent" {
 		body, err := res.Marshal()
 		if err != nil {
