@@ -51,6 +51,9 @@ func (s *Service) Everything(ctx context.Context, c Caller, id string, vals url.
 		after = storage.VersionRef{Type: t, ID: i}
 	} else {
 		p, err := s.store.Current(ctx, "Patient", id)
+		if missing(err) {
+			return nil, s.recordMiss(ctx, c, audit.ActionEverything, "Patient/"+id, storageError(err))
+		}
 		if err != nil {
 			return nil, storageError(err)
 		}
@@ -84,7 +87,7 @@ func (s *Service) Everything(ctx context.Context, c Caller, id string, vals url.
 		vs = vs[:count]
 	}
 	type ent struct {
-		FullURL  string            `json:"fullUrl"`
+		FullURL  string            `json:"fullUrl,omitempty"`
 		Resource json.RawMessage   `json:"resource"`
 		Search   map[string]string `json:"search"`
 	}
@@ -97,6 +100,10 @@ func (s *Service) Everything(ctx context.Context, c Caller, id string, vals url.
 		if err != nil {
 			if errors.Is(err, ErrGone) {
 				return nil, gone("the patient's record was erased")
+			}
+			if errors.Is(err, ErrTampered) {
+				entries = append(entries, ent{Resource: s.tamperedOutcome(v), Search: map[string]string{"mode": "outcome"}})
+				continue
 			}
 			return nil, err
 		}

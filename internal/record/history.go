@@ -3,6 +3,7 @@ package record
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/url"
 	"slices"
@@ -25,6 +26,7 @@ const (
 // and _page (an opaque cursor from a previous page's next link).
 func (s *Service) History(ctx context.Context, c Caller, typ, id string, vals url.Values, base string) ([]byte, error) {
 	q := storage.HistoryQuery{Type: typ, ID: id, Count: defaultHistoryCount}
+	act := historyAction(typ, id)
 	if tok := vals.Get("_page"); tok != "" {
 		cur, err := s.openCursor("history", tok)
 		if err != nil {
@@ -56,6 +58,9 @@ func (s *Service) History(ctx context.Context, c Caller, typ, id string, vals ur
 	if id != "" && c.Guard != nil {
 		// An instance's history is decided on its current version.
 		cur, err := s.store.Current(ctx, typ, id)
+		if missing(err) {
+			return nil, s.recordMiss(ctx, c, act, typ+"/"+id, storageError(err))
+		}
 		if err != nil {
 			return nil, storageError(err)
 		}
@@ -65,7 +70,7 @@ func (s *Service) History(ctx context.Context, c Caller, typ, id string, vals ur
 				return nil, err
 			}
 		}
-		if _, err := s.check(ctx, c, audit.ActionHistory, cur, body); err != nil {
+		if _, err := s.check(ctx, c, act, cur, body); err != nil {
 			return nil, s.recordDenial(ctx, err)
 		}
 	}
@@ -74,7 +79,7 @@ func (s *Service) History(ctx context.Context, c Caller, typ, id string, vals ur
 		// caller may see (labels are decided per version below).
 		f, err := c.Guard.Narrow(ctx, authz.History, typ)
 		if err != nil {
-			return nil, s.recordDenial(ctx, s.denial(c, audit.ActionHistory, storage.Version{Type: typ}, authz.Decision{Policies: []string{"undecidable"}}, err))
+			return nil, s.recordDenial(ctx, s.denial(c, act, storage.Version{Type: typ}, authz.Decision{Policies: []string{"undecidable"}}, err))
 		}
 		switch {
 		case f.All:
@@ -90,7 +95,9 @@ func (s *Service) History(ctx context.Context, c Caller, typ, id string, vals ur
 		return nil, storageError(err)
 	}
 	if id != "" && len(vs) == 0 && q.Offset == 0 {
-		if _, err := s.store.Current(ctx, typ, id); err != nil {
+		if _, err := s.store.Current(ctx, typ, id); missing(err) {
+			return nil, s.recordMiss(ctx, c, act, typ+"/"+id, storageError(err))
+		} else if err != nil {
 			return nil, storageError(err)
 		}
 	}
@@ -103,9 +110,10 @@ func (s *Service) History(ctx context.Context, c Caller, typ, id string, vals ur
 		URL    string `json:"url"`
 	}
 	type resp struct {
-		Status       string `json:"status"`
-		Etag         string `json:"etag"`
-		LastModified string `json:"lastModified"`
+		Status       string          `json:"status"`
+		Etag         string          `json:"etag,omitempty"`
+		LastModified string          `json:"lastModified,omitempty"`
+		Outcome      json.RawMessage `json:"outcome,omitempty"`
 	}
 	type ent struct {
 		FullURL  string          `json:"fullUrl"`
@@ -113,7 +121,7 @@ func (s *Service) History(ctx context.Context, c Caller, typ, id string, vals ur
 		Request  req             `json:"request"`
 		Response resp            `json:"response"`
 	}
-	ev := s.event(c, audit.ActionHistory)
+	ev := s.event(c, act)
 	entries := make([]ent, 0, len(vs))
 	patients := map[string]bool{}
 	policies := map[string]bool{}
@@ -125,13 +133,22 @@ func (s *Service) History(ctx context.Context, c Caller, typ, id string, vals ur
 				if AsError(err).Status == http.StatusGone {
 					continue // erased patient: its versions no longer exist
 				}
+				if errors.Is(err, ErrTampered) {
+					e := ent{FullURL: base + "/" + v.Type + "/" + v.ID, Request: req{Method: http.MethodPut, URL: v.Type + "/" + v.ID},
+						Response: resp{Status: statusLine(http.StatusInternalServerError), Outcome: s.tamperedOutcome(v)}}
+					if v.Version == 1 {
+						e.Request = req{Method: http.MethodPost, URL: v.Type}
+					}
+					entries = append(entries, e)
+					continue
+				}
 				return nil, err
 			}
 			body = b
 		}
 		// Each version is decided on its own (owner and labels); a
 		// version the caller may not see is left out.
-		d, err := s.check(ctx, c, audit.ActionHistory, v, body)
+		d, err := s.check(ctx, c, act, v, body)
 		if err != nil {
 			if AsError(err).Status == http.StatusServiceUnavailable {
 				return nil, err
@@ -195,6 +212,18 @@ func (s *Service) History(ctx context.Context, c Caller, typ, id string, vals ur
 		"resourceType": "Bundle", "id": s.newID(), "type": "history",
 		"link": links, "entry": entries,
 	})
+}
+
+// historyAction is the audit subtype of a history request (FHIR
+// history-instance, history-type, history-system).
+func historyAction(typ, id string) audit.Action {
+	switch {
+	case typ == "":
+		return audit.ActionHistorySystem
+	case id == "":
+		return audit.ActionHistoryType
+	}
+	return audit.ActionHistory
 }
 
 func historyPath(typ, id string) string {

@@ -250,7 +250,7 @@ func (s *Service) Search(ctx context.Context, c Caller, typ string, vals url.Val
 		r.Versions = r.Versions[:count]
 	}
 	type ent struct {
-		FullURL  string            `json:"fullUrl"`
+		FullURL  string            `json:"fullUrl,omitempty"`
 		Resource json.RawMessage   `json:"resource"`
 		Search   map[string]string `json:"search"`
 	}
@@ -269,6 +269,10 @@ func (s *Service) Search(ctx context.Context, c Caller, typ string, vals url.Val
 		if err != nil {
 			if errors.Is(err, ErrGone) {
 				continue // erased between the query and the read
+			}
+			if errors.Is(err, ErrTampered) {
+				entries = append(entries, ent{Resource: s.tamperedOutcome(v), Search: map[string]string{"mode": "outcome"}})
+				continue
 			}
 			return Page{}, err
 		}
