@@ -431,15 +431,21 @@ func (a *App) CreateToken(ctx context.Context, name string, roles []string) (aut
 // limit (package attempt).
 func (a *App) RunAttemptReports(ctx context.Context) { a.attempts.Run(ctx) }
 
+// ReportAttempts records the aggregate events of the refusals not yet
+// reported, now (RunAttemptReports does it every interval).
+func (a *App) ReportAttempts(ctx context.Context) error { return a.attempts.Flush(ctx) }
+
 // Close reports the refused attempts not yet reported, drains the audit
 // batcher, integrates the last records into the audit log and stops the
 // integrator, then closes the database.
 func (a *App) Close() error {
-	fctx, cancel := context.WithTimeout(context.Background(), attemptFlushTimeout)
-	if err := a.attempts.Flush(fctx); err != nil {
-		a.logger.Warn("refused attempts could not be reported at shutdown", slog.String("error", err.Error()))
+	if a.attempts != nil {
+		fctx, cancel := context.WithTimeout(context.Background(), attemptFlushTimeout)
+		if err := a.attempts.Flush(fctx); err != nil {
+			a.logger.Warn("refused attempts could not be reported at shutdown", slog.String("error", err.Error()))
+		}
+		cancel()
 	}
-	cancel()
 	a.batcher.Close()
 	err := a.tlog.close()
 	return errors.Join(err, a.Store.Close())
