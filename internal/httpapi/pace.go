@@ -24,7 +24,9 @@ import (
 // The deadline is cleared at the end of the body: net/http's
 // background read, which watches the connection while the handler
 // works, would otherwise take the deadline for a closed connection and
-// cancel the request's context.
+// cancel the request's context. A body that fell behind keeps its
+// expired deadline, so the connection closes instead of net/http
+// draining the rest of the trickle after the answer.
 
 type minRateBody struct {
 	body    io.ReadCloser
@@ -34,7 +36,8 @@ type minRateBody struct {
 	rate    int64 // bytes a second
 	started time.Time
 	read    int64
-	done    bool
+	done    bool  // the body ended: reads pass through
+	err     error // the read that fell behind
 }
 
 func newMinRateBody(body io.ReadCloser, rc *http.ResponseController, now func() time.Time, grace time.Duration, rate int64) *minRateBody {
@@ -47,6 +50,9 @@ func (b *minRateBody) Read(p []byte) (int, error) {
 	if b.done {
 		return b.body.Read(p)
 	}
+	if b.err != nil {
+		return 0, b.err // fell behind: the deadline stays expired
+	}
 	if b.started.IsZero() {
 		b.started = b.now()
 	}
@@ -55,9 +61,14 @@ func (b *minRateBody) Read(p []byte) (int, error) {
 	_ = b.rc.SetReadDeadline(b.started.Add(allowed)) // unsupported writers: no pace, the server's timeouts remain
 	n, err := b.body.Read(p)
 	b.read += int64(n)
-	if err != nil {
+	if errors.Is(err, io.EOF) {
+		// The whole body arrived: no deadline while the handler works.
+		// After any other error (the deadline itself) the deadline stays,
+		// so net/http cannot wait on the rest of the body afterwards.
 		b.done = true
 		_ = b.rc.SetReadDeadline(time.Time{})
+	} else if err != nil {
+		b.err = err
 	}
 	return n, err
 }
