@@ -190,7 +190,7 @@ func fhirAttempt(method, path string) (a audit.Action, entity, query string) {
 			entity = typ + "/" + id
 		}
 	}
-	query = strings.TrimSpace(method + " " + typ)
+	query = strings.TrimSpace(methodName(method) + " " + typ)
 	read := method == http.MethodGet || method == http.MethodHead
 	n := len(parts)
 	a = audit.ActionRequest
@@ -255,12 +255,23 @@ func (s *Server) attemptEvent(r *http.Request, st *reqState, status int) audit.E
 	}
 	ev.Action = audit.ActionRequest
 	if route == "" {
-		route = r.Method + " " + routePrefix(r.URL.Path)
+		route = methodName(r.Method) + " " + routePrefix(r.URL.Path)
 	} else if !strings.Contains(route, " ") {
-		route = r.Method + " " + route
+		route = methodName(r.Method) + " " + route
 	}
 	ev.Query = route
 	return ev
+}
+
+// methodName is the method for an event: a standard one, or "OTHER"
+// (a method is any token a client sends).
+func methodName(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodTrace, http.MethodConnect:
+		return m
+	}
+	return "OTHER"
 }
 
 // routePrefix is the first path segment, for a request that no route

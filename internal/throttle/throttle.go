@@ -40,8 +40,8 @@ const (
 	// DefaultInterval: a summary at most every 10 s keeps an outage to a
 	// few lines a second.
 	DefaultInterval = 10 * time.Second
-	// DefaultMaxMessages bounds the tracked messages (the code has a
-	// few hundred distinct ones).
+	// DefaultMaxMessages bounds the tracked messages, the shared counter
+	// included (the code has a few hundred distinct ones).
 	DefaultMaxMessages = 256
 	// keyLen is how much of a message names it.
 	keyLen = 64
@@ -151,7 +151,7 @@ func (st *state) admit(r slog.Record) (bool, []slog.Record) {
 	k := key(r.Message)
 	c, ok := st.msgs[k]
 	if !ok {
-		if len(st.msgs) >= st.o.MaxMessages {
+		if len(st.msgs) >= st.o.MaxMessages-1 { // one slot is the shared counter's
 			k = otherKey
 			c = st.msgs[k]
 		}
