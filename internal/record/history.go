@@ -123,7 +123,8 @@ func (s *Service) History(ctx context.Context, c Caller, typ, id string, vals ur
 	}
 	ev := s.event(c, act)
 	entries := make([]ent, 0, len(vs))
-	patients := map[string]bool{}
+	type filed struct{ purpose, entity, patient string }
+	var added []filed
 	policies := map[string]bool{}
 	for _, v := range vs {
 		var body []byte
@@ -163,9 +164,6 @@ func (s *Service) History(ctx context.Context, c Caller, typ, id string, vals ur
 		for _, id := range d.Policies {
 			policies[id] = true
 		}
-		if d.Purpose != "" {
-			ev.Purpose = d.Purpose
-		}
 		e := ent{FullURL: base + "/" + v.Type + "/" + v.ID,
 			Response: resp{Etag: ETag(v.Version), LastModified: v.LastUpdated.UTC().Format(time.RFC3339Nano)}}
 		switch {
@@ -182,11 +180,7 @@ func (s *Service) History(ctx context.Context, c Caller, typ, id string, vals ur
 				e.Response.Status = statusLine(http.StatusOK)
 			}
 		}
-		ev.Entities = append(ev.Entities, entityRef(v.Type, v.ID, v.Version))
-		if p := patientOfOwner(v.Owner); p != "" && !patients[p] {
-			patients[p] = true
-			ev.Patients = append(ev.Patients, p)
-		}
+		added = append(added, filed{d.Purpose, entityRef(v.Type, v.ID, v.Version), patientOfOwner(v.Owner)})
 		entries = append(entries, e)
 	}
 	links := []map[string]string{{"relation": "self", "url": base + historyPath(typ, id)}}
@@ -205,7 +199,13 @@ func (s *Service) History(ctx context.Context, c Caller, typ, id string, vals ur
 		ev.Policies = append(ev.Policies, id)
 	}
 	slices.Sort(ev.Policies)
-	if err := s.recordRead(ctx, ev); err != nil {
+	// Each version is filed under the purpose of its own decision
+	// (purpose.go).
+	split := newPurposeSplit(ev)
+	for _, a := range added {
+		split.add(a.purpose, a.entity, a.patient)
+	}
+	if err := split.record(ctx, s); err != nil {
 		return nil, err
 	}
 	return json.Marshal(map[string]any{

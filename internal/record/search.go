@@ -1,7 +1,6 @@
 package record
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -257,13 +256,15 @@ func (s *Service) Search(ctx context.Context, c Caller, typ string, vals url.Val
 	ev := s.event(c, audit.ActionSearch)
 	ev.Query = typ + "?" + strings.Join(p.params, "&")
 	if c.Guard != nil {
-		ev.Policies, ev.Purpose = f.Policies, cmp.Or(f.Purpose, ev.Purpose)
+		// The filter's purpose is not the event's: each match is filed
+		// under the purpose of its own decision (purpose.go).
+		ev.Policies = f.Policies
 		if f.Nothing() {
 			ev.Outcome = audit.OutcomeDenied
 		}
 	}
+	split := newPurposeSplit(ev)
 	entries := make([]ent, 0, len(r.Versions))
-	seen := map[string]bool{}
 	for _, v := range r.Versions {
 		body, err := s.open(ctx, v)
 		if err != nil {
@@ -292,11 +293,7 @@ func (s *Service) Search(ctx context.Context, c Caller, typ string, vals url.Val
 			}
 		}
 		entries = append(entries, ent{FullURL: opt.BaseURL + "/" + v.Type + "/" + v.ID, Resource: body, Search: map[string]string{"mode": "match"}})
-		ev.Entities = append(ev.Entities, entityRef(v.Type, v.ID, v.Version))
-		if pt := patientOfOwner(v.Owner); pt != "" && !seen[pt] {
-			seen[pt] = true
-			ev.Patients = append(ev.Patients, pt)
-		}
+		split.add(d.Purpose, entityRef(v.Type, v.ID, v.Version), patientOfOwner(v.Owner))
 	}
 	// Links carry the search sealed in an opaque cursor: search values
 	// can be PHI and must not travel in URLs, proxies or logs.
@@ -326,7 +323,7 @@ func (s *Service) Search(ctx context.Context, c Caller, typ string, vals url.Val
 		}
 		links = append(links, next)
 	}
-	if err := s.recordRead(ctx, ev); err != nil {
+	if err := split.record(ctx, s); err != nil {
 		return Page{}, err
 	}
 	bundle := map[string]any{"resourceType": "Bundle", "id": s.newID(), "type": "searchset", "link": links, "entry": entries}
