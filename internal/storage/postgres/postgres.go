@@ -45,7 +45,8 @@ type Options struct {
 
 	// StatementTimeout and LockTimeout are the session's
 	// statement_timeout and lock_timeout on every pooled connection
-	// (migrations excepted), unless the URL sets them (options=-c…).
+	// (migrations excepted), unless the URL sets them (a parameter such as
+	// ?lock_timeout=2s).
 	// A statement cancelled by either fails with storage.ErrUnavailable
 	// (not retried), answered 503 with Retry-After. Defaults
 	// DefaultStatementTimeout and DefaultLockTimeout; must not be negative.
