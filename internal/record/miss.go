@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
 
 	"github.com/phivault/phivault/internal/audit"
 	"github.com/phivault/phivault/internal/storage"
@@ -26,7 +27,7 @@ func (s *Service) recordMiss(ctx context.Context, c Caller, a audit.Action, ref 
 	ev := s.event(c, a)
 	ev.Outcome = audit.OutcomeError
 	ev.Status = http.StatusNotFound
-	ev.Entities = []string{ref}
+	ev.Entities = []string{missRef(ref)}
 	if rerr := s.recordRead(ctx, ev); rerr != nil {
 		return rerr
 	}
@@ -39,4 +40,16 @@ func (s *Service) recordMiss(ctx context.Context, c Caller, a audit.Action, ref 
 func missing(err error) bool {
 	var e *Error
 	return errors.Is(err, storage.ErrNotFound) && !errors.As(err, &e)
+}
+
+// missRef is ref if its id is a valid FHIR id (the callers validate,
+// this is the guarantee), else the type alone: a value that is no id
+// (a name typed where an id was expected) never enters the log.
+func missRef(ref string) string {
+	typ, rest, _ := strings.Cut(ref, "/")
+	id, _, _ := strings.Cut(rest, "/")
+	if !ValidID(id) {
+		return typ
+	}
+	return ref
 }
