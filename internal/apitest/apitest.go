@@ -61,6 +61,13 @@ type Server struct {
 // are passed to app.Open (a login rate limit for browser tests, a clock).
 func Start(t testing.TB, driver string, opts ...app.Option) *Server {
 	t.Helper()
+	return StartWith(t, driver, nil, opts...)
+}
+
+// StartWith is [Start] with the configuration changed by edit (when not
+// nil) before the app opens: timeouts and limits for robustness tests.
+func StartWith(t testing.TB, driver string, edit func(*config.Config), opts ...app.Option) *Server {
+	t.Helper()
 	dir := t.TempDir()
 	c := config.Default(dir)
 	c.Storage.Driver = driver
@@ -84,6 +91,9 @@ func Start(t testing.TB, driver string, opts ...app.Option) *Server {
 	// Location headers and links) is the real one.
 	ts := httptest.NewUnstartedServer(nil)
 	c.Server.BaseURL = "https://" + ts.Listener.Addr().String()
+	if edit != nil {
+		edit(&c)
+	}
 	if err := c.Validate(); err != nil {
 		ts.Listener.Close()
 		t.Fatalf("apitest: config: %v", err)

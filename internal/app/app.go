@@ -23,8 +23,10 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"golang.org/x/time/rate"
 
 	"github.com/phivault/phivault/internal/audit"
+	"github.com/phivault/phivault/internal/audit/attempt"
 	"github.com/phivault/phivault/internal/authn"
 	"github.com/phivault/phivault/internal/authn/login"
 	"github.com/phivault/phivault/internal/authn/passkey"
@@ -52,6 +54,10 @@ const Version = "0.1.0"
 // kmsTimeout bounds every call to a remote KMS.
 const kmsTimeout = 10 * time.Second
 
+// attemptFlushTimeout bounds the last report of refused attempts at
+// Close (a few events through the batcher).
+const attemptFlushTimeout = 10 * time.Second
+
 // App is an opened phivault instance.
 type App struct {
 	Config  config.Config
@@ -76,6 +82,9 @@ type App struct {
 	AuditIndex *index.Reader
 
 	indexer *auditIndexer
+	// attempts limits the audit events of unauthenticated requests and
+	// reports what it refused (RunAttemptReports, Close).
+	attempts *attempt.Limiter
 	// idleTimeout is the sessions' idle timeout (0: the session
 	// package's default), which the web UI's warning counts down.
 	idleTimeout time.Duration
@@ -130,7 +139,7 @@ func Open(ctx context.Context, c config.Config, logger *slog.Logger, opts ...Opt
 	if err != nil {
 		return nil, fmt.Errorf("opening the key-encryption key (keys.key_file / keys.kms_uri): %w", err)
 	}
-	st, err := OpenStore(ctx, c.Storage)
+	st, err := OpenStore(ctx, c.Storage, c.Timeouts)
 	if err != nil {
 		return nil, err
 	}
@@ -161,6 +170,11 @@ func Open(ctx context.Context, c config.Config, logger *slog.Logger, opts ...Opt
 		Now:       time.Now,
 		NewID:     func() string { return uuid.NewString() },
 		Limits:    fhir.Limits{MaxBytes: c.Limits.MaxBodyBytes, MaxEntries: c.Limits.MaxBundleEntries},
+		Logger:    logger,
+	})
+	a.attempts = attempt.New(attempt.Options{
+		Rate: rate.Limit(float64(c.Limits.AttemptsPerMinute) / 60), Burst: c.Limits.AttemptBurst,
+		Recorder: auditRecorder{log: a.Log, batch: a.batcher}, Logger: logger,
 	})
 	a.Record.SetEraseHook(a.wakeEpoch)
 	a.auth = authn.NewAuthenticator(st, nil)
@@ -278,17 +292,19 @@ func (a *App) openLogin(oo openOptions) error {
 	return nil
 }
 
-// OpenStore opens the configured database and applies migrations.
-func OpenStore(ctx context.Context, c config.Storage) (storage.Store, error) {
+// OpenStore opens the configured database and applies migrations. The
+// lock timeout is PostgreSQL's lock_timeout and SQLite's busy_timeout;
+// the statement timeout is PostgreSQL's statement_timeout.
+func OpenStore(ctx context.Context, c config.Storage, t config.Timeouts) (storage.Store, error) {
 	switch c.Driver {
 	case "postgres":
-		st, err := postgres.Open(ctx, c.PostgresURL, postgres.Options{})
+		st, err := postgres.Open(ctx, c.PostgresURL, postgres.Options{StatementTimeout: t.Statement.D(), LockTimeout: t.Lock.D()})
 		if err != nil {
 			return nil, fmt.Errorf("opening PostgreSQL (storage.postgres_url): %w", err)
 		}
 		return st, nil
 	default:
-		st, err := sqlite.Open(ctx, c.SQLitePath, sqlite.Options{})
+		st, err := sqlite.Open(ctx, c.SQLitePath, sqlite.Options{BusyTimeout: t.Lock.D()})
 		if err != nil {
 			return nil, fmt.Errorf("opening SQLite database %s (storage.sqlite_path): %w", c.SQLitePath, err)
 		}
@@ -353,6 +369,9 @@ func (a *App) Handler() http.Handler {
 		Authorizer:    a.Authz,
 		BreakGlass:    a.BreakGlass,
 		Reviews:       a.Desk,
+		Attempts:      a.attempts,
+		Pace: httpapi.Pace{HandlerTimeout: a.Config.Timeouts.Handler.D(), MinBodyRate: a.Config.Limits.MinBodyRate,
+			BodyGrace: a.Config.Timeouts.BodyGrace.D()},
 		Ready: func(ctx context.Context) error {
 			_, err := a.Store.Key(ctx, keys.SystemToken)
 			return err
@@ -424,9 +443,26 @@ func processName() string {
 	return fmt.Sprintf("%s/%d/%s", host, os.Getpid(), uuid.NewString()[:8])
 }
 
-// Close drains the audit batcher, integrates the last records into the
-// audit log and stops the integrator, then closes the database.
+// RunAttemptReports records, every interval until ctx ends and once
+// more then, the aggregate events of requests refused by the attempt
+// limit (package attempt).
+func (a *App) RunAttemptReports(ctx context.Context) { a.attempts.Run(ctx) }
+
+// ReportAttempts records the aggregate events of the refusals not yet
+// reported, now (RunAttemptReports does it every interval).
+func (a *App) ReportAttempts(ctx context.Context) error { return a.attempts.Flush(ctx) }
+
+// Close reports the refused attempts not yet reported, drains the audit
+// batcher, integrates the last records into the audit log and stops the
+// integrator, then closes the database.
 func (a *App) Close() error {
+	if a.attempts != nil {
+		fctx, cancel := context.WithTimeout(context.Background(), attemptFlushTimeout)
+		if err := a.attempts.Flush(fctx); err != nil {
+			a.logger.Warn("refused attempts could not be reported at shutdown", slog.String("error", err.Error()))
+		}
+		cancel()
+	}
 	a.batcher.Close()
 	err := a.tlog.close()
 	return errors.Join(err, a.Store.Close())

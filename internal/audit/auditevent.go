@@ -26,17 +26,20 @@ const (
 
 // restful maps FHIR interactions to (restful-interaction code, CRUDE action).
 var restful = map[Action][2]string{
-	ActionRead:        {"read", "R"},
-	ActionVRead:       {"vread", "R"},
-	ActionSearch:      {"search-type", "E"},
-	ActionHistory:     {"history-instance", "R"},
-	ActionCreate:      {"create", "C"},
-	ActionUpdate:      {"update", "U"},
-	ActionDelete:      {"delete", "D"},
-	ActionTransaction: {"transaction", "E"},
-	ActionBatch:       {"batch", "E"},
-	ActionEverything:  {"operation", "E"},
-	ActionErase:       {"operation", "D"},
+	ActionRead:          {"read", "R"},
+	ActionVRead:         {"vread", "R"},
+	ActionSearch:        {"search-type", "E"},
+	ActionHistory:       {"history-instance", "R"},
+	ActionHistoryType:   {"history-type", "R"},
+	ActionHistorySystem: {"history-system", "R"},
+	ActionCapabilities:  {"capabilities", "R"},
+	ActionCreate:        {"create", "C"},
+	ActionUpdate:        {"update", "U"},
+	ActionDelete:        {"delete", "D"},
+	ActionTransaction:   {"transaction", "E"},
+	ActionBatch:         {"batch", "E"},
+	ActionEverything:    {"operation", "E"},
+	ActionErase:         {"operation", "D"},
 }
 
 // authEvents are the DICOM "User Authentication" (110114) events with

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/phivault/phivault/internal/audit/trail"
 	"github.com/phivault/phivault/internal/storage"
 )
 
@@ -68,7 +69,16 @@ func NewBatcher(app Appender, opt BatcherOptions) *Batcher {
 // Record appends rec and returns once it is durable. It returns an error
 // wrapping ErrUnavailable if the batch failed or the batcher is closed,
 // and ctx.Err() if ctx ends first (the record may still be written).
+// Once the record is durable, ctx's request is noted (package trail).
 func (b *Batcher) Record(ctx context.Context, rec storage.AuditRecord) error {
+	err := b.record(ctx, rec)
+	if err == nil {
+		trail.Note(ctx)
+	}
+	return err
+}
+
+func (b *Batcher) record(ctx context.Context, rec storage.AuditRecord) error {
 	p := pending{rec: rec, done: make(chan error, 1)}
 	select {
 	case <-b.stop:

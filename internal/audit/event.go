@@ -13,24 +13,28 @@ type Action string
 
 // Actions recorded by phivault.
 const (
-	ActionRead    Action = "read"
-	ActionVRead   Action = "vread"
-	ActionSearch  Action = "search-type"
+	ActionRead   Action = "read"
+	ActionVRead  Action = "vread"
+	ActionSearch Action = "search-type"
+	// ActionHistory is the history of one resource (FHIR
+	// history-instance; the value predates the type and system levels).
 	ActionHistory Action = "history"
-	// ActionHistoryType and ActionHistorySystem are type-level and
-	// system-level _history (FHIR's history-type and history-system
-	// interactions); ActionHistory is an instance's.
+	// ActionHistoryType and ActionHistorySystem are the history of a
+	// resource type and of the whole server (FHIR history-type and
+	// history-system).
 	ActionHistoryType   Action = "history-type"
 	ActionHistorySystem Action = "history-system"
-	ActionCreate        Action = "create"
-	ActionUpdate        Action = "update"
-	ActionDelete        Action = "delete"
-	ActionTransaction   Action = "transaction"
-	ActionBatch         Action = "batch"
-	ActionEverything    Action = "$everything"
-	ActionErase         Action = "$erase"
-	ActionImport        Action = "import"
-	ActionKeyRotate     Action = "key-rotate"
+	// ActionCapabilities is GET /fhir/metadata (FHIR capabilities).
+	ActionCapabilities Action = "capabilities"
+	ActionCreate       Action = "create"
+	ActionUpdate       Action = "update"
+	ActionDelete       Action = "delete"
+	ActionTransaction  Action = "transaction"
+	ActionBatch        Action = "batch"
+	ActionEverything   Action = "$everything"
+	ActionErase        Action = "$erase"
+	ActionImport       Action = "import"
+	ActionKeyRotate    Action = "key-rotate"
 	// ActionKeyEpoch is a step of a KEK epoch (crypto-shredding made
 	// final, ADR 0015): Entities "key/kek-epoch/<n>"; Policies carry
 	// "state=<retained|complete>", "erasures=<n>", "rewrapped=<n>",
@@ -123,6 +127,27 @@ const (
 	// ActionReindex is "phivault reindex": every current resource
 	// decrypted to recompute its index rows; Policies carries the count.
 	ActionReindex Action = "reindex"
+)
+
+// Attempts (DESIGN §6: every request to /fhir, /auth, /admin leaves an
+// event, whatever its outcome). When no handler recorded an event for
+// such a request, the HTTP layer records a generic one before the
+// response: on a FHIR path its interaction (ActionRead, ActionSearch,
+// …) derived from the method and the path, elsewhere ActionRequest;
+// Outcome from the status, Status the status; Query holds the method
+// and the route (the resource type on FHIR paths), never a value; the
+// agent as far as authentication got (at least the address).
+const (
+	// ActionRequest is a request to an audited path outside the FHIR
+	// API that no handler audited: a refusal before any decision
+	// (malformed, too large, unsupported, unknown route, no credential),
+	// a failure, or a page or call that needs no event of its own.
+	ActionRequest Action = "request"
+	// ActionRateLimit aggregates the requests of one address refused
+	// with 429 by the attempt limit during one interval: Agent.Address
+	// is the address ("" for addresses beyond the tracked set), Status
+	// 429, Policies "attempt-limit" and "count=<n>".
+	ActionRateLimit Action = "rate-limit"
 )
 
 // Outcome is the result of the access (FHIR AuditEvent.outcome, simplified).

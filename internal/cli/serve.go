@@ -15,18 +15,14 @@ import (
 
 	"github.com/phivault/phivault/internal/app"
 	"github.com/phivault/phivault/internal/config"
+	"github.com/phivault/phivault/internal/httpapi"
+	"github.com/phivault/phivault/internal/throttle"
 )
 
-// Server timeouts bound what a slow or malicious client can hold open
-// (slowloris); the write timeout leaves room for a large transaction.
-const (
-	readHeaderTimeout = 10 * time.Second
-	readTimeout       = 2 * time.Minute
-	writeTimeout      = 5 * time.Minute
-	idleTimeout       = 2 * time.Minute
-	shutdownTimeout   = 30 * time.Second
-	maxHeaderBytes    = 64 << 10
-)
+// shutdownTimeout bounds the drain of in-flight requests at shutdown.
+// The other timeouts and limits of the server are configuration
+// (config: timeouts.*, limits.*; docs/operations.md).
+const shutdownTimeout = 30 * time.Second
 
 func (e *env) serveCmd() *cobra.Command {
 	var o config.Overrides
@@ -52,7 +48,12 @@ func (e *env) serveCmd() *cobra.Command {
 // serve runs the server until ctx ends. started, if set, is called with
 // the bound address once the listener is open.
 func (e *env) serve(ctx context.Context, c config.Config, started func(addr string)) error {
-	log := e.logger()
+	// Repeated warnings and errors are capped (package throttle): an
+	// outage must not write a line per request and per retry.
+	th := throttle.New(slog.NewJSONHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}),
+		throttle.Options{Repeats: c.Logging.Repeats, Interval: c.Logging.Interval.D()})
+	defer th.Flush(context.WithoutCancel(ctx))
+	log := slog.New(th)
 	a, err := app.Open(ctx, c, log)
 	if err != nil {
 		return err
@@ -62,15 +63,10 @@ func (e *env) serve(ctx context.Context, c config.Config, started func(addr stri
 	if err != nil {
 		return fmt.Errorf("listening on %s (server.listen): %w", c.Server.Listen, err)
 	}
-	srv := &http.Server{
-		Handler:           a.Handler(),
-		ReadHeaderTimeout: readHeaderTimeout,
-		ReadTimeout:       readTimeout,
-		WriteTimeout:      writeTimeout,
-		IdleTimeout:       idleTimeout,
-		MaxHeaderBytes:    maxHeaderBytes,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
+	ln = httpapi.LimitListener(ln, httpapi.ConnLimits{Max: c.Limits.MaxConnections, PerAddress: c.Limits.MaxConnectionsPerAddress, Logger: log})
+	srv := httpapi.NewHTTPServer(a.Handler(), httpapi.ServerOptions{
+		ReadHeader: c.Timeouts.ReadHeader.D(), Idle: c.Timeouts.Idle.D(), Write: c.Timeouts.Write.D(), Logger: log,
+	})
 	scheme := "http"
 	if !c.Server.Insecure {
 		cert, err := tls.LoadX509KeyPair(c.Server.TLSCert, c.Server.TLSKey)
@@ -86,7 +82,7 @@ func (e *env) serve(ctx context.Context, c config.Config, started func(addr stri
 	if started != nil {
 		started(ln.Addr().String())
 	}
-	stopExport, err := e.startExport(ctx, a)
+	stopExport, err := e.startExport(ctx, a, log)
 	if err != nil {
 		return err
 	}
@@ -119,20 +115,24 @@ func (e *env) serve(ctx context.Context, c config.Config, started func(addr stri
 	return nil
 }
 
-// startExport runs the audit index follower, the pruning of dead
-// authentication state, the daily verification of the audit log, and
-// one exporter per
-// configured SIEM sink until the
+// startExport runs the reports of refused attempts, the audit index
+// follower, the pruning of dead authentication state, the daily
+// verification of the audit log, and one exporter per configured SIEM
+// sink until the
 // returned stop function is called (after the HTTP server has drained;
 // the last requests' events are exported on the next start).
-func (e *env) startExport(ctx context.Context, a *app.App) (stop func(), err error) {
+func (e *env) startExport(ctx context.Context, a *app.App, log *slog.Logger) (stop func(), err error) {
 	xs, err := a.Exporters("")
 	if err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	wg.Add(4)
+	wg.Add(5)
+	go func() {
+		defer wg.Done()
+		a.RunAttemptReports(ctx)
+	}()
 	go func() {
 		defer wg.Done()
 		a.RunAuditIndex(ctx)
@@ -155,7 +155,7 @@ func (e *env) startExport(ctx context.Context, a *app.App) (stop func(), err err
 			defer wg.Done()
 			_ = x.Run(ctx)
 		}()
-		e.logger().Info("exporting the audit log", slog.String("sink", x.Sink().Name()))
+		log.Info("exporting the audit log", slog.String("sink", x.Sink().Name()))
 	}
 	return func() {
 		cancel()

@@ -70,6 +70,9 @@ type Config struct {
 	Keys    Keys    `json:"keys"`
 	Audit   Audit   `json:"audit"`
 	Limits  Limits  `json:"limits"`
+	// Timeouts and Logging: robust.go.
+	Timeouts Timeouts `json:"timeouts"`
+	Logging  Logging  `json:"logging"`
 	// OIDC is enterprise SSO; nil (no "oidc" section) means SSO off.
 	OIDC *OIDC `json:"oidc,omitempty"`
 	// Export lists the SIEM sinks the audit log is streamed to (export.go).
@@ -165,6 +168,15 @@ func LogNameFor(baseURL string) string {
 type Limits struct {
 	MaxBodyBytes     int64 `json:"max_body_bytes"`
 	MaxBundleEntries int   `json:"max_bundle_entries"`
+
+	// Connection and pace limits (robust.go).
+	MaxConnections           int   `json:"max_connections"`
+	MaxConnectionsPerAddress int   `json:"max_connections_per_address"` // 0: off
+	MinBodyRate              int64 `json:"min_body_bytes_per_second"`   // 0: off
+	// AttemptsPerMinute and AttemptBurst bound the audit events of
+	// unauthenticated requests per address (package attempt).
+	AttemptsPerMinute int `json:"unauthenticated_events_per_minute"`
+	AttemptBurst      int `json:"unauthenticated_event_burst"`
 }
 
 // Default returns the configuration of a fresh data directory.
@@ -182,7 +194,11 @@ func Default(dataDir string) Config {
 			LogName:     DefaultLogName, // init writes LogNameFor(base URL) instead
 			VerifierKey: "log-verifier.pub",
 		},
-		Limits: Limits{MaxBodyBytes: DefaultMaxBodyBytes, MaxBundleEntries: DefaultMaxBundleEntries},
+		Limits: Limits{MaxBodyBytes: DefaultMaxBodyBytes, MaxBundleEntries: DefaultMaxBundleEntries,
+			MaxConnections: DefaultMaxConnections, MaxConnectionsPerAddress: DefaultMaxConnectionsPerAddress,
+			MinBodyRate: DefaultMinBodyRate, AttemptsPerMinute: DefaultAttemptsPerMinute, AttemptBurst: DefaultAttemptBurst},
+		Timeouts: defaultTimeouts(),
+		Logging:  defaultLogging(),
 	}
 }
 
@@ -371,6 +387,9 @@ func (c Config) Validate() error {
 	}
 	if c.Limits.MaxBundleEntries < 1 || c.Limits.MaxBundleEntries > 100000 {
 		return bad("limits.max_bundle_entries", "must be between 1 and 100000")
+	}
+	if err := c.validateRobust(); err != nil {
+		return err
 	}
 	if c.OIDC.On() {
 		if _, err := c.OIDC.RP(); err != nil {

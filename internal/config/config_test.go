@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/phivault/phivault/internal/config"
 )
@@ -169,6 +170,14 @@ func TestValidateNamesTheOption(t *testing.T) {
 		{"body limit too small", func(c *config.Config) { c.Limits.MaxBodyBytes = 1023 }, "limits.max_body_bytes"},
 		{"body limit too large", func(c *config.Config) { c.Limits.MaxBodyBytes = 1<<30 + 1 }, "limits.max_body_bytes"},
 		{"no bundle entries", func(c *config.Config) { c.Limits.MaxBundleEntries = 0 }, "limits.max_bundle_entries"},
+		{"no connections", func(c *config.Config) { c.Limits.MaxConnections = 0 }, "limits.max_connections"},
+		{"more per address than in all", func(c *config.Config) { c.Limits.MaxConnectionsPerAddress = c.Limits.MaxConnections + 1 }, "limits.max_connections_per_address"},
+		{"negative body pace", func(c *config.Config) { c.Limits.MinBodyRate = -1 }, "limits.min_body_bytes_per_second"},
+		{"no attempt budget", func(c *config.Config) { c.Limits.AttemptBurst = 0 }, "limits.unauthenticated_event_burst"},
+		{"header timeout off", func(c *config.Config) { c.Timeouts.ReadHeader = 0 }, "timeouts.read_header"},
+		{"write before handler", func(c *config.Config) { c.Timeouts.Write = c.Timeouts.Handler - 1 }, "timeouts.write"},
+		{"lock timeout off", func(c *config.Config) { c.Timeouts.Lock = 0 }, "timeouts.lock"},
+		{"no log repeats", func(c *config.Config) { c.Logging.Repeats = 0 }, "logging.repeats"},
 		{"too many bundle entries", func(c *config.Config) { c.Limits.MaxBundleEntries = 100001 }, "limits.max_bundle_entries"},
 	}
 	base := config.Default(t.TempDir())
@@ -313,5 +322,31 @@ func TestLogNameDerivedFromBaseURL(t *testing.T) {
 				t.Fatalf("log name %q, want %q", c.Audit.LogName, tt.want)
 			}
 		})
+	}
+}
+
+// TestDurationOptions: timeouts are Go duration strings in the file; a
+// malformed one is refused naming the file, and the values round-trip.
+func TestDurationOptions(t *testing.T) {
+	dir := t.TempDir()
+	write := func(body string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, config.FileName), []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(`{"timeouts":{"read_header":"2s","lock":"750ms"}}`)
+	c, err := config.Load(dir, func(string) string { return "" }, config.Overrides{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Timeouts.ReadHeader.D() != 2*time.Second || c.Timeouts.Lock.D() != 750*time.Millisecond || c.Timeouts.Idle.D() != config.DefaultIdleTimeout {
+		t.Fatalf("timeouts: %+v", c.Timeouts)
+	}
+	for _, bad := range []string{`{"timeouts":{"idle":"soon"}}`, `{"timeouts":{"idle":30}}`} {
+		write(bad)
+		if _, err := config.Load(dir, func(string) string { return "" }, config.Overrides{}); err == nil || !strings.Contains(err.Error(), "duration") {
+			t.Fatalf("%s: got %v, want an error about the duration", bad, err)
+		}
 	}
 }

@@ -214,6 +214,7 @@ func start(t *testing.T) *server {
 		MaxBodyBytes:  1 << 20,
 		Version:       "test",
 		Ready:         func(context.Context) error { return nil },
+		LogAudit:      recorder{log: audit.NewLog(kr), batch: batcher},
 	}).Handler()
 	ts := httptest.NewServer(h)
 	// Shutdown order as in app: stop HTTP, drain the batcher, close the DB.
@@ -225,6 +226,21 @@ func start(t *testing.T) *server {
 		}
 	})
 	return &server{url: ts.URL, token: secret.Reveal(), store: st, ids: ids, logs: logs}
+}
+
+// recorder is how app records the HTTP layer's own events (attempts,
+// gate refusals): sealed with the log key, durable through the batcher.
+type recorder struct {
+	log   *audit.Log
+	batch *audit.Batcher
+}
+
+func (r recorder) Record(ctx context.Context, ev audit.Event) error {
+	rec, err := r.log.Seal(ev)
+	if err != nil {
+		return err
+	}
+	return r.batch.Record(ctx, rec)
 }
 
 type response struct {
@@ -244,7 +260,9 @@ func (s *server) do(t *testing.T, method, path, body string) response {
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Authorization", "Bearer "+s.token)
+	if s.token != "" {
+		req.Header.Set("Authorization", "Bearer "+s.token)
+	}
 	req.Header.Set("Accept", "application/fhir+json")
 	if body != "" {
 		req.Header.Set("Content-Type", "application/fhir+json")
@@ -399,4 +417,36 @@ func TestAuditOutageFailsClosed(t *testing.T) {
 			t.Errorf("audit appends did not grow after recovery (%d -> %d)", appends, got)
 		}
 	})
+}
+
+// TestAttemptsFailClosed: a request that no handler audits (refused
+// before any decision, or for an id that does not exist) needs its
+// generic event like any other: while the audit log cannot be appended
+// it is answered 503, never its 401, 404 or 400 (issue 11 item 13).
+func TestAttemptsFailClosed(t *testing.T) {
+	s := start(t)
+	s.store.down.Store(true)
+	for _, tt := range []struct {
+		name, method, path, body string
+		noAuth                   bool
+	}{
+		{"read of an unknown id", "GET", "/fhir/Patient/fc-missing", "", false},
+		{"delete of an unknown id", "DELETE", "/fhir/Patient/fc-missing", "", false},
+		{"malformed body", "POST", "/fhir/Patient", "{", false},
+		{"unknown route", "GET", "/fhir/NotAType", "", false},
+		{"no credential", "GET", "/fhir/Patient", "", true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			tok := s.token
+			if tt.noAuth {
+				s.token = ""
+				defer func() { s.token = tok }()
+			}
+			wantFailedClosed(t, s.do(t, tt.method, tt.path, tt.body))
+		})
+	}
+	s.store.down.Store(false)
+	if r := s.do(t, "GET", "/fhir/Patient/fc-missing", ""); r.status != http.StatusNotFound {
+		t.Fatalf("with the audit log back, an unknown id: %d, want 404", r.status)
+	}
 }

@@ -323,6 +323,9 @@ func parseAuditFilter(q url.Values) (index.Filter, error) {
 			return f, bad("subtype", "too long")
 		}
 		f.Action = audit.Action(v)
+		if v == "history-instance" { // the FHIR code of phivault's "history"
+			f.Action = audit.ActionHistory
+		}
 	}
 	switch v := q.Get("action"); v {
 	case "":

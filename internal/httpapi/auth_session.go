@@ -44,14 +44,23 @@ func safeMethod(m string) bool {
 // a bad header never falls back to the cookie); otherwise the session
 // cookie, whose unsafe requests must carry the CSRF header. Bearer
 // requests are not CSRF-checked: browsers never attach them on their own.
+// With errCSRF the session's principal is returned too (for the audit
+// event of the refusal); callers must not act on it. An accepted
+// principal is noted for the request's attempt audit (attempts.go).
 func (s *Server) principal(r *http.Request) (authn.Principal, error) {
 	if h := r.Header.Get("Authorization"); h != "" || s.login == nil {
 		if p, isSMART, err := s.smartPrincipal(r, h); isSMART {
+			if err == nil {
+				notePrincipal(r, p)
+			}
 			return p, err
 		}
 		p, err := s.auth.Bearer(r.Context(), h)
 		if errors.Is(err, authn.ErrUnauthenticated) {
 			return authn.Principal{}, errNoCredential
+		}
+		if err == nil {
+			notePrincipal(r, p)
 		}
 		return p, err
 	}
@@ -66,8 +75,12 @@ func (s *Server) principal(r *http.Request) (authn.Principal, error) {
 	if err != nil {
 		return authn.Principal{}, err
 	}
+	notePrincipal(r, p)
 	if !safeMethod(r.Method) && !session.CheckCSRF(c.Value, r.Header.Get(CSRFHeader)) {
-		return authn.Principal{}, errCSRF
+		// The principal is returned with the refusal so that the event
+		// of the refused request names the session's account.
+		NoteRefusal(r.Context(), "csrf")
+		return p, errCSRF
 	}
 	return p, nil
 }
@@ -178,7 +191,7 @@ func (s *Server) auditGateDenial(r *http.Request, p authn.Principal, err error) 
 	if policy == "" || s.logRec == nil {
 		return nil
 	}
-	c := s.caller(r)
+	c := s.callerFor(r, p)
 	if p.Kind == "session" {
 		c.Agent.Session = p.SessionID
 	}
@@ -193,24 +206,11 @@ func (s *Server) auditGateDenial(r *http.Request, p authn.Principal, err error) 
 	return nil
 }
 
-// gateAction is the audit action a refused FHIR request would have been.
+// gateAction is the audit action a refused FHIR request would have been
+// (the interaction its method and path name, attempts.go).
 func gateAction(r *http.Request) audit.Action {
-	parts := strings.Split(strings.Trim(strings.TrimPrefix(r.URL.Path, "/fhir"), "/"), "/")
-	switch r.Method {
-	case http.MethodPost:
-		if len(parts) == 1 && parts[0] != "" {
-			return audit.ActionCreate
-		}
-		return audit.ActionTransaction
-	case http.MethodPut, http.MethodPatch:
-		return audit.ActionUpdate
-	case http.MethodDelete:
-		return audit.ActionDelete
-	}
-	if len(parts) >= 2 {
-		return audit.ActionRead
-	}
-	return audit.ActionSearch
+	a, _, _ := fhirAttempt(r.Method, r.URL.Path)
+	return a
 }
 
 // fhirType is the resource type of a FHIR path ("" for the base): the

@@ -11,6 +11,7 @@ import (
 
 	"github.com/phivault/phivault/internal/audit"
 	"github.com/phivault/phivault/internal/authz"
+	"github.com/phivault/phivault/internal/authn"
 	"github.com/phivault/phivault/internal/fhir"
 	"github.com/phivault/phivault/internal/record"
 )
@@ -43,6 +44,11 @@ func (s *Server) fhirRoutes(mux *http.ServeMux) {
 // caller builds the audit identity of a request.
 func (s *Server) caller(r *http.Request) record.Caller {
 	p, _ := PrincipalFrom(r.Context())
+	return s.callerFor(r, p)
+}
+
+// callerFor is the audit identity of p making request r.
+func (s *Server) callerFor(r *http.Request, p authn.Principal) record.Caller {
 	role := ""
 	if len(p.Roles) > 0 {
 		role = strings.Join(p.Roles, ",")
@@ -101,6 +107,9 @@ func (s *Server) readBody(r *http.Request) ([]byte, error) {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			return nil, httpError(http.StatusRequestEntityTooLarge, "too-costly", "the request body is larger than the server accepts")
+		}
+		if errBodyTooSlow(err) {
+			return nil, httpError(http.StatusRequestTimeout, "timeout", "the request body arrived too slowly")
 		}
 		return nil, httpError(http.StatusBadRequest, "structure", "the request body could not be read")
 	}

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"runtime/debug"
 
+	"github.com/phivault/phivault/internal/audit/trail"
 	"github.com/phivault/phivault/internal/record"
 )
 
@@ -38,15 +39,40 @@ func newRequestID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// statusWriter records the status for the access log.
+// statusWriter records the status for the access log and, for audited
+// requests, runs before (the attempt audit, attempts.go) once, just
+// before the status line is written; a replacement it returns is
+// written instead and the handler's own header and body are discarded.
 type statusWriter struct {
 	http.ResponseWriter
-	status int
-	bytes  int64
+	req     *http.Request
+	status  int
+	bytes   int64
+	before  func(status int) *replacement
+	discard bool
 }
 
 func (w *statusWriter) WriteHeader(code int) {
+	if w.discard {
+		return
+	}
+	if code >= 100 && code < 200 && code != http.StatusSwitchingProtocols {
+		w.ResponseWriter.WriteHeader(code) // informational: the final status follows
+		return
+	}
 	if w.status == 0 {
+		if w.before != nil {
+			before := w.before
+			w.before = nil
+			if rp := before(code); rp != nil {
+				w.discard = true
+				w.status = rp.err.Status
+				inner := &statusWriter{ResponseWriter: w.ResponseWriter}
+				writeReplacement(inner, w.req, rp)
+				w.bytes += inner.bytes
+				return
+			}
+		}
 		w.status = code
 	}
 	w.ResponseWriter.WriteHeader(code)
@@ -54,26 +80,55 @@ func (w *statusWriter) WriteHeader(code int) {
 
 func (w *statusWriter) Write(b []byte) (int, error) {
 	if w.status == 0 {
-		w.status = http.StatusOK
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.discard {
+		return len(b), nil
 	}
 	n, err := w.ResponseWriter.Write(b)
 	w.bytes += int64(n)
 	return n, err
 }
 
+// FlushError sends the status first (through before), so a flush cannot
+// put a status on the wire that skipped the attempt audit.
+func (w *statusWriter) FlushError() error {
+	if w.status == 0 {
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.discard {
+		return nil
+	}
+	return http.NewResponseController(w.ResponseWriter).Flush()
+}
+
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// withRequest assigns the request id, recovers panics and writes the
-// access log line. The log line carries the path only, never the query
-// string (search values can be PHI) or any header value.
+// withRequest assigns the request id, starts the request's audit trail
+// (attempts.go), bounds the handler's time and the body's pace, recovers
+// panics and writes the access log line. The log line carries the path
+// only, never the query string (search values can be PHI) or any header
+// value.
 func (s *Server) withRequest(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := s.now()
 		id := newRequestID()
 		w.Header().Set("X-Request-Id", id)
 		ctx := context.WithValue(r.Context(), requestIDKey, id)
+		ctx, tr := trail.Start(ctx)
+		st := &reqState{trail: tr, audited: auditedPath(r.Method, r.URL.Path)}
+		ctx = context.WithValue(ctx, stateKey{}, st)
+		if s.handlerTimeout > 0 {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, s.handlerTimeout)
+			defer cancel()
+		}
 		r = r.WithContext(ctx)
-		sw := &statusWriter{ResponseWriter: w}
+		if s.minBodyRate > 0 && r.Body != nil && r.Body != http.NoBody {
+			r.Body = newMinRateBody(r.Body, http.NewResponseController(w), s.now, s.bodyGrace, s.minBodyRate)
+		}
+		sw := &statusWriter{ResponseWriter: w, req: r}
+		sw.before = func(status int) *replacement { return s.beforeStatus(r, st, status) }
 		defer func() {
 			if v := recover(); v != nil {
 				if v == http.ErrAbortHandler {
@@ -84,6 +139,11 @@ func (s *Server) withRequest(next http.Handler) http.Handler {
 					writeOutcome(sw, r, &record.Error{Status: http.StatusInternalServerError,
 						Issues: []record.Issue{{Code: "exception", Diagnostic: "internal error"}}})
 				}
+			}
+			if sw.status == 0 {
+				// Nothing written: net/http would send 200 with no body;
+				// send it here so the attempt audit runs first.
+				sw.WriteHeader(http.StatusOK)
 			}
 			s.log.InfoContext(ctx, "request",
 				slog.String("request_id", id),
@@ -101,6 +161,7 @@ func (s *Server) withRequest(next http.Handler) http.Handler {
 // safe message; the internal cause goes to the log with the request id.
 func (s *Server) handle(h handlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		NoteRoute(r)
 		err := h(w, r)
 		if err == nil {
 			return

@@ -206,6 +206,7 @@ func (s *Server) launchSession(r *http.Request) (authn.Principal, bool) {
 	if err != nil || login.RequiresMFA(p) {
 		return authn.Principal{}, false
 	}
+	notePrincipal(r, p)
 	return p, true
 }
 

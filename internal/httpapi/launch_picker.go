@@ -90,34 +90,33 @@ func (s *Server) findPatients(ctx context.Context, c record.Caller, q string) ([
 		}
 		out = append(out, pickerPatient{ID: pt.ID, Name: name, BirthDate: pt.BirthDate})
 	}
+	// The text is tried as an id through a search (_id), not a read: a
+	// read of an id that does not exist is audited with the id, and
+	// here the text is usually a name.
+	searches := []url.Values{{"name": {q}, "_count": {"20"}}}
 	if record.ValidID(q) {
-		st, err := s.rec.Read(ctx, c, "Patient", q)
-		switch {
-		case err == nil:
-			add(st.JSON)
-		case hiddenOrMissing(err):
-		default:
+		searches = append([]url.Values{{"_id": {q}, "_count": {"1"}}}, searches...)
+	}
+	for _, vals := range searches {
+		page, err := s.rec.Search(ctx, c, "Patient", vals, record.SearchOptions{BaseURL: s.baseURL + "/fhir"})
+		if err != nil {
+			var re *record.Error
+			if errors.As(err, &re) && re.Status < 500 {
+				continue
+			}
 			return nil, err
 		}
-	}
-	page, err := s.rec.Search(ctx, c, "Patient", url.Values{"name": {q}, "_count": {"20"}}, record.SearchOptions{BaseURL: s.baseURL + "/fhir"})
-	if err != nil {
-		var re *record.Error
-		if errors.As(err, &re) && re.Status < 500 {
-			return out, nil
+		var b struct {
+			Entry []struct {
+				Resource json.RawMessage `json:"resource"`
+			} `json:"entry"`
 		}
-		return nil, err
-	}
-	var b struct {
-		Entry []struct {
-			Resource json.RawMessage `json:"resource"`
-		} `json:"entry"`
-	}
-	if err := json.Unmarshal(page.Bundle, &b); err != nil {
-		return nil, err
-	}
-	for _, e := range b.Entry {
-		add(e.Resource)
+		if err := json.Unmarshal(page.Bundle, &b); err != nil {
+			return nil, err
+		}
+		for _, e := range b.Entry {
+			add(e.Resource)
+		}
 	}
 	return out, nil
 }

@@ -7,9 +7,16 @@
 // Outermost first; this list and [Server.Handler] are the single place
 // where the order is defined:
 //
-//  1. request id, panic recovery and the access log (path only, never
-//     the query string: search values can be PHI);
-//  2. security headers (HSTS, nosniff, a deny-all CSP, no framing, no-store);
+//  1. request id, the request's audit trail, the handler timeout and the
+//     body's minimum pace (pace.go), panic recovery and the access log
+//     (path only, never the query string: search values can be PHI).
+//     For audited paths it also records, before the status is sent, a
+//     generic event when no handler recorded one (attempts.go), failing
+//     closed with 503;
+//  2. security headers (HSTS, nosniff, a deny-all CSP, no framing, no-store),
+//     then the attempt limit: an audited request without credentials
+//     from an address whose attempt budget is spent is answered 429
+//     here and counted (attempts.go, package attempt);
 //  3. body size limit (http.MaxBytesReader);
 //  4. format negotiation (JSON only: 406/415 otherwise);
 //  5. authentication (auth_session.go): an Authorization header is a
@@ -43,7 +50,9 @@
 // with the UI's strict one and checks form CSRF tokens (see that
 // package's documentation).
 //
-// Rate limiting joins this stack with its own issue.
+// Connection limits and the server's timeouts (header, idle, write,
+// TLS handshake) are set where the listener is opened (listener.go,
+// cli serve).
 //
 // # Security invariants
 //
@@ -58,6 +67,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/phivault/phivault/internal/audit/attempt"
 	"github.com/phivault/phivault/internal/authn"
 	"github.com/phivault/phivault/internal/authn/login"
 	"github.com/phivault/phivault/internal/authn/smart"
@@ -87,6 +97,11 @@ type Server struct {
 	authz       *authz.Authorizer // nil: the FHIR API answers 503 (fail closed)
 	glass       *authz.BreakGlass // nil: $break-glass answers 503
 	reviews     Reviews           // nil: the review desk answers 503
+
+	attempts       *attempt.Limiter // nil: unauthenticated attempts are not limited
+	handlerTimeout time.Duration    // 0: none
+	minBodyRate    int64            // bytes a second; 0: no pace
+	bodyGrace      time.Duration
 }
 
 // Options configures a Server.
@@ -111,13 +126,32 @@ type Options struct {
 	Authorizer    *authz.Authorizer           // required: decisions on every FHIR request (authz.go)
 	BreakGlass    *authz.BreakGlass           // optional: POST /fhir/Patient/{id}/$break-glass
 	Reviews       Reviews                     // optional: /admin/api/break-glass, /admin/api/alerts
+
+	// Attempts limits the generic events of unauthenticated requests
+	// (attempts.go); nil: no limit.
+	Attempts *attempt.Limiter
+	// Pace bounds each request's time and its body's pace; the zero
+	// value means no handler timeout and no pace (tests).
+	Pace Pace
+}
+
+// Pace bounds the time of one request once its header is read.
+type Pace struct {
+	// HandlerTimeout is the deadline of the request's context: storage
+	// calls still waiting then fail (503 with Retry-After). 0: none.
+	HandlerTimeout time.Duration
+	// MinBodyRate is the average pace, in bytes a second, a request body
+	// must keep after BodyGrace (pace.go). 0: no pace.
+	MinBodyRate int64
+	BodyGrace   time.Duration
 }
 
 // New returns a Server.
 func New(o Options) *Server {
 	return &Server{rec: o.Record, auth: o.Authenticator, login: o.Login, smart: o.SMART, admin: o.Accounts, sso: o.SSO, audit: o.AuditLog, ui: o.UI, log: o.Logger, now: o.Now,
 		baseURL: o.BaseURL, maxBody: o.MaxBodyBytes, version: o.Version, ready: o.Ready, tlog: o.Log, logRec: o.LogAudit, logVerifier: o.LogVerifier,
-		authz: o.Authorizer, glass: o.BreakGlass, reviews: o.Reviews}
+		authz: o.Authorizer, glass: o.BreakGlass, reviews: o.Reviews,
+		attempts: o.Attempts, handlerTimeout: o.Pace.HandlerTimeout, minBodyRate: o.Pace.MinBodyRate, bodyGrace: o.Pace.BodyGrace}
 }
 
 // Handler returns the whole HTTP handler with the middleware stack.
@@ -156,7 +190,7 @@ func (s *Server) Handler() http.Handler {
 		// including the UI's own 404 page.
 		mux.Handle("/", s.ui)
 	}
-	return s.withRequest(securityHeaders(mux))
+	return s.withRequest(securityHeaders(s.attemptGate(mux)))
 }
 
 // fhirHandler is the /fhir subtree: limits, negotiation, authentication.

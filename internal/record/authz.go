@@ -296,7 +296,7 @@ func actionOf(a audit.Action) authz.Action {
 		return authz.VRead
 	case audit.ActionSearch:
 		return authz.Search
-	case audit.ActionHistory:
+	case audit.ActionHistory, audit.ActionHistoryType, audit.ActionHistorySystem:
 		return authz.History
 	case audit.ActionEverything:
 		return authz.Everything
@@ -559,9 +559,7 @@ func (s *Service) openInTx(ctx context.Context, tx storage.Tx, v storage.Version
 	}
 	pt, err := dek.Open(v.Ciphertext, keys.ResourceAD{Type: v.Type, ID: v.ID, Version: v.Version, Owner: v.Owner})
 	if err != nil {
-		return nil, &Error{Status: http.StatusInternalServerError,
-			Issues: []Issue{{Code: "exception", Diagnostic: "a stored resource failed its integrity check"}},
-			Err:    fmt.Errorf("opening %s/%s/_history/%d: %w", v.Type, v.ID, v.Version, err)}
+		return nil, tamperedError(v, err)
 	}
 	return pt, nil
 }

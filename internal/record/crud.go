@@ -23,6 +23,9 @@ import (
 // if it was deleted.
 func (s *Service) Read(ctx context.Context, c Caller, typ, id string) (Stored, error) {
 	v, err := s.store.Current(ctx, typ, id)
+	if missing(err) {
+		return Stored{}, s.recordMiss(ctx, c, audit.ActionRead, typ+"/"+id, storageError(err))
+	}
 	if err != nil {
 		return Stored{}, storageError(err)
 	}
@@ -32,6 +35,9 @@ func (s *Service) Read(ctx context.Context, c Caller, typ, id string) (Stored, e
 // VRead returns one version of typ/id.
 func (s *Service) VRead(ctx context.Context, c Caller, typ, id string, version int64) (Stored, error) {
 	v, err := s.store.VersionOf(ctx, typ, id, version)
+	if missing(err) {
+		return Stored{}, s.recordMiss(ctx, c, audit.ActionVRead, entityRef(typ, id, version), storageError(err))
+	}
 	if err != nil {
 		return Stored{}, storageError(err)
 	}
@@ -335,6 +341,9 @@ func (s *Service) Delete(ctx context.Context, c Caller, typ, id string) error {
 	})
 	if err == nil {
 		s.changed(typ, owner)
+	}
+	if missing(err) {
+		return s.recordMiss(ctx, c, audit.ActionDelete, typ+"/"+id, storageError(err))
 	}
 	return storageError(s.recordDenial(ctx, err))
 }

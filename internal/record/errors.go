@@ -21,6 +21,11 @@ var (
 	// ErrForbidden means the authorization policies denied the request
 	// (403; 404 with ErrNotFound where the policy conceals existence).
 	ErrForbidden = errors.New("record: forbidden") // 403
+	// ErrTampered means a stored version did not open under its owner's
+	// key with its own type, id and version: the row was modified,
+	// moved or copied (500 for a read of it; searches, histories and
+	// $everything leave it out and say so, tampered.go).
+	ErrTampered = errors.New("record: stored resource failed its integrity check") // 500
 )
 
 // Issue is one OperationOutcome issue: severity error, a FHIR issue-type

@@ -55,6 +55,9 @@ func (s *Service) Everything(ctx context.Context, c Caller, id string, vals url.
 		after = storage.VersionRef{Type: t, ID: i}
 	} else {
 		p, err := s.store.Current(ctx, "Patient", id)
+		if missing(err) {
+			return nil, s.recordMiss(ctx, c, audit.ActionEverything, "Patient/"+id, storageError(err))
+		}
 		if err != nil {
 			return nil, storageError(err)
 		}
@@ -91,7 +94,7 @@ func (s *Service) Everything(ctx context.Context, c Caller, id string, vals url.
 		s.rememberMembers(j, ps)
 	}
 	type ent struct {
-		FullURL  string            `json:"fullUrl"`
+		FullURL  string            `json:"fullUrl,omitempty"`
 		Resource json.RawMessage   `json:"resource"`
 		Search   map[string]string `json:"search"`
 	}
@@ -118,6 +121,12 @@ scan:
 			if err != nil {
 				if errors.Is(err, ErrGone) {
 					return nil, gone("the patient's record was erased")
+				}
+				if errors.Is(err, ErrTampered) {
+					// One entry names the row; the page goes on. (Its labels
+					// are unknown, so the outcome says nothing but the id.)
+					entries = append(entries, ent{Resource: s.tamperedOutcome(v), Search: map[string]string{"mode": "outcome"}})
+					continue
 				}
 				return nil, err
 			}

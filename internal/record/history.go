@@ -3,6 +3,7 @@ package record
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/url"
 	"slices"
@@ -40,6 +41,7 @@ const maxHistoryScan = 5000
 // narrowing can hide the server-wide write volume from its paging.
 func (s *Service) History(ctx context.Context, c Caller, typ, id string, vals url.Values, base string) ([]byte, error) {
 	q := storage.HistoryQuery{Type: typ, ID: id, Count: defaultHistoryCount}
+	act := historyAction(typ, id)
 	if tok := vals.Get("_page"); tok != "" {
 		cur, err := s.openCursor("history", tok)
 		if err != nil {
@@ -68,11 +70,14 @@ func (s *Service) History(ctx context.Context, c Caller, typ, id string, vals ur
 			q.Since = t
 		}
 	}
-	action := audit.ActionHistory
+	action := act
 	switch {
 	case id != "":
 		// An instance's history is decided on its current version.
 		cur, err := s.store.Current(ctx, typ, id)
+		if missing(err) {
+			return nil, s.recordMiss(ctx, c, act, typ+"/"+id, storageError(err))
+		}
 		if err != nil {
 			return nil, storageError(err)
 		}
@@ -82,16 +87,14 @@ func (s *Service) History(ctx context.Context, c Caller, typ, id string, vals ur
 				return nil, err
 			}
 		}
-		if _, err := s.check(ctx, c, audit.ActionHistory, cur, body); err != nil {
+		if _, err := s.check(ctx, c, act, cur, body); err != nil {
 			return nil, s.recordDenial(ctx, err)
 		}
 	case typ != "":
-		action = audit.ActionHistoryType
 		if err := s.narrowHistory(ctx, c, &q); err != nil {
 			return nil, err
 		}
 	default:
-		action = audit.ActionHistorySystem
 		if err := s.systemHistoryAllowed(ctx, c); err != nil {
 			return nil, err
 		}
@@ -108,9 +111,10 @@ func (s *Service) History(ctx context.Context, c Caller, typ, id string, vals ur
 		URL    string `json:"url"`
 	}
 	type resp struct {
-		Status       string `json:"status"`
-		Etag         string `json:"etag"`
-		LastModified string `json:"lastModified"`
+		Status       string          `json:"status"`
+		Etag         string          `json:"etag,omitempty"`
+		LastModified string          `json:"lastModified,omitempty"`
+		Outcome      json.RawMessage `json:"outcome,omitempty"`
 	}
 	type ent struct {
 		FullURL  string          `json:"fullUrl"`
@@ -133,7 +137,9 @@ scan:
 			return nil, storageError(err)
 		}
 		if id != "" && len(vs) == 0 && raw == 0 {
-			if _, err := s.store.Current(ctx, typ, id); err != nil {
+			if _, err := s.store.Current(ctx, typ, id); missing(err) {
+				return nil, s.recordMiss(ctx, c, act, typ+"/"+id, storageError(err))
+			} else if err != nil {
 				return nil, storageError(err)
 			}
 		}
@@ -150,6 +156,16 @@ scan:
 				if err != nil {
 					if AsError(err).Status == http.StatusGone {
 						continue // erased patient: its versions no longer exist
+					}
+					if errors.Is(err, ErrTampered) {
+						// One entry names the row; the history goes on.
+						e := ent{FullURL: base + "/" + v.Type + "/" + v.ID, Request: req{Method: http.MethodPut, URL: v.Type + "/" + v.ID},
+							Response: resp{Status: statusLine(http.StatusInternalServerError), Outcome: s.tamperedOutcome(v)}}
+						if v.Version == 1 {
+							e.Request = req{Method: http.MethodPost, URL: v.Type}
+						}
+						entries = append(entries, e)
+						continue
 					}
 					return nil, err
 				}
@@ -313,6 +329,18 @@ func (s *Service) currentAllows(ctx context.Context, c Caller, a audit.Action, v
 	}
 	current[key] = cur
 	return true, nil
+}
+
+// historyAction is the audit subtype of a history request (FHIR
+// history-instance, history-type, history-system).
+func historyAction(typ, id string) audit.Action {
+	switch {
+	case typ == "":
+		return audit.ActionHistorySystem
+	case id == "":
+		return audit.ActionHistoryType
+	}
+	return audit.ActionHistory
 }
 
 func historyPath(typ, id string) string {

@@ -249,7 +249,7 @@ func (s *Service) Search(ctx context.Context, c Caller, typ string, vals url.Val
 		r.Versions = r.Versions[:count]
 	}
 	type ent struct {
-		FullURL  string            `json:"fullUrl"`
+		FullURL  string            `json:"fullUrl,omitempty"`
 		Resource json.RawMessage   `json:"resource"`
 		Search   map[string]string `json:"search"`
 	}
@@ -266,6 +266,10 @@ func (s *Service) Search(ctx context.Context, c Caller, typ string, vals url.Val
 		if err != nil {
 			if errors.Is(err, ErrGone) {
 				continue // erased between the query and the read
+			}
+			if errors.Is(err, ErrTampered) {
+				entries = append(entries, ent{Resource: s.tamperedOutcome(v), Search: map[string]string{"mode": "outcome"}})
+				continue
 			}
 			return Page{}, err
 		}

@@ -20,6 +20,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -49,6 +50,10 @@ type Service struct {
 	now    func() time.Time
 	newID  func() string
 	limits fhir.Limits
+	logger *slog.Logger
+
+	tamperedMu   sync.Mutex
+	tamperedSeen map[string]bool // rows already logged (tampered.go)
 
 	keyMu    sync.Mutex
 	keyCache map[string]cachedKey
@@ -69,15 +74,22 @@ type Deps struct {
 	Now       func() time.Time
 	NewID     func() string
 	Limits    fhir.Limits
+	// Logger receives what the operator must know (a tampered row,
+	// tampered.go); nil discards.
+	Logger *slog.Logger
 }
 
 // New returns a Service.
 func New(d Deps) *Service {
-	return &Service{
+	svc := &Service{
 		store: d.Store, keys: d.Keys, val: d.Validator, reg: d.Registry,
-		log: d.Log, batch: d.Batcher, now: d.Now, newID: d.NewID, limits: d.Limits,
-		keyCache: make(map[string]cachedKey),
+		log: d.Log, batch: d.Batcher, now: d.Now, newID: d.NewID, limits: d.Limits, logger: d.Logger,
+		keyCache: make(map[string]cachedKey), tamperedSeen: make(map[string]bool),
 	}
+	if svc.logger == nil {
+		svc.logger = slog.New(slog.DiscardHandler)
+	}
+	return svc
 }
 
 // Registry returns the search-parameter registry (for the capability statement).
@@ -281,9 +293,7 @@ func (s *Service) open(ctx context.Context, v storage.Version) ([]byte, error) {
 			return pt, nil
 		}
 		if fresh {
-			return nil, &Error{Status: http.StatusInternalServerError,
-				Issues: []Issue{{Code: "exception", Diagnostic: "a stored resource failed its integrity check"}},
-				Err:    fmt.Errorf("opening %s/%s/_history/%d: %w", v.Type, v.ID, v.Version, err)}
+			return nil, tamperedError(v, err)
 		}
 	}
 	panic("unreachable")

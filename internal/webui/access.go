@@ -108,6 +108,7 @@ func (u *UI) signedIn(h handlerFunc) handlerFunc {
 		if err != nil {
 			return err
 		}
+		httpapi.NoteAgent(r.Context(), caller(r, v).Agent)
 		return h(w, r.WithContext(context.WithValue(r.Context(), viewerKey{}, v)))
 	}
 }
@@ -124,6 +125,7 @@ func (u *UI) form(h handlerFunc) handlerFunc {
 			return formParseError(err)
 		}
 		if !session.CheckCSRF(viewerFrom(r.Context()).secret, r.PostForm.Get("csrf")) {
+			httpapi.NoteRefusal(r.Context(), "csrf")
 			return errCSRF
 		}
 		return h(w, r)
@@ -163,6 +165,7 @@ func clinicalGate(v *viewer) error {
 // control; this only rejects the obvious cases early.
 func checkOrigin(r *http.Request) error {
 	if r.Header.Get("Sec-Fetch-Site") == "cross-site" {
+		httpapi.NoteRefusal(r.Context(), "csrf")
 		return errCSRF
 	}
 	return nil
@@ -219,6 +222,7 @@ func (u *UI) preSession(h handlerFunc) handlerFunc {
 		c, err := r.Cookie(preSessionCookie)
 		field := r.PostForm.Get("csrf")
 		if err != nil || len(c.Value) != 43 || subtle.ConstantTimeCompare([]byte(c.Value), []byte(field)) != 1 {
+			httpapi.NoteRefusal(r.Context(), "csrf")
 			return errCSRF
 		}
 		return h(w, r)

@@ -40,19 +40,21 @@ var purposeWords = map[string]string{
 
 // actionWords says an audit action in plain words.
 var actionWords = map[audit.Action]string{
-	audit.ActionRead:        "looked at",
-	audit.ActionVRead:       "looked at an earlier version of",
-	audit.ActionSearch:      "searched",
-	audit.ActionHistory:     "looked at the history of",
-	audit.ActionCreate:      "added",
-	audit.ActionUpdate:      "changed",
-	audit.ActionDelete:      "deleted",
-	audit.ActionTransaction: "changed several parts of",
-	audit.ActionBatch:       "worked on several parts of",
-	audit.ActionEverything:  "copied the whole of",
-	audit.ActionErase:       "erased",
-	audit.ActionImport:      "imported",
-	audit.ActionBreakGlass:  "opened emergency access to",
+	audit.ActionRead:          "looked at",
+	audit.ActionVRead:         "looked at an earlier version of",
+	audit.ActionSearch:        "searched",
+	audit.ActionHistory:       "looked at the history of",
+	audit.ActionHistoryType:   "looked at the history of",
+	audit.ActionHistorySystem: "looked at the history of",
+	audit.ActionCreate:        "added",
+	audit.ActionUpdate:        "changed",
+	audit.ActionDelete:        "deleted",
+	audit.ActionTransaction:   "changed several parts of",
+	audit.ActionBatch:         "worked on several parts of",
+	audit.ActionEverything:    "copied the whole of",
+	audit.ActionErase:         "erased",
+	audit.ActionImport:        "imported",
+	audit.ActionBreakGlass:    "opened emergency access to",
 }
 
 // crudeWords are the action filter's choices (index.Filter.CRUDE).

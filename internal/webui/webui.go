@@ -255,6 +255,7 @@ var errCSRF = errors.New("missing or wrong form csrf token")
 // is logged with the request id and never shown.
 func (u *UI) handle(h handlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		httpapi.NoteRoute(r)
 		err := h(w, r)
 		if err == nil {
 			return

@@ -61,8 +61,12 @@ func classify(err error) (kind error, retry bool) {
 			return storage.ErrUnavailable, true
 		case pe.Code == "23505": // unique_violation
 			return storage.ErrConflict, false
-		case pe.Code == "55P03": // lock_not_available
-			return storage.ErrUnavailable, true
+		case pe.Code == "55P03", pe.Code == "57014":
+			// lock_not_available (lock_timeout expired) and
+			// query_canceled (statement_timeout, or a cancelled
+			// context): the wait was already as long as allowed, so
+			// running the transaction again would only multiply it.
+			return storage.ErrUnavailable, false
 		case len(pe.Code) == 5 && (pe.Code[:2] == "08" || pe.Code[:2] == "53" || pe.Code[:2] == "57"):
 			// connection exception, insufficient resources, operator
 			// intervention (shutdown, cancel by admin).

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -19,6 +20,17 @@ const (
 	// DefaultConnMaxLifetime recycles connections so a fleet rebalances
 	// after a failover or a proxy restart.
 	DefaultConnMaxLifetime = 30 * time.Minute
+
+	// DefaultStatementTimeout: no statement of phivault runs longer
+	// (searches are bounded, scans batched); see config.DefaultStatementTimeout.
+	DefaultStatementTimeout = 30 * time.Second
+	// DefaultLockTimeout: a lock wait longer than this means a stuck or
+	// hostile lock holder; see config.DefaultLockTimeout.
+	DefaultLockTimeout = 5 * time.Second
+	// idleInTransactionTimeout ends a session left idle inside a
+	// transaction (a crashed or hung client of the database) so its
+	// locks are released: phivault never pauses inside a transaction.
+	idleInTransactionTimeout = time.Minute
 )
 
 // Options configures Open. The zero value means the defaults.
@@ -30,6 +42,16 @@ type Options struct {
 	// ConnMaxLifetime bounds the age of a pooled connection. Default
 	// DefaultConnMaxLifetime; must not be negative.
 	ConnMaxLifetime time.Duration
+
+	// StatementTimeout and LockTimeout are the session's
+	// statement_timeout and lock_timeout on every pooled connection
+	// (migrations excepted), unless the URL sets them (a parameter such as
+	// ?lock_timeout=2s).
+	// A statement cancelled by either fails with storage.ErrUnavailable
+	// (not retried), answered 503 with Retry-After. Defaults
+	// DefaultStatementTimeout and DefaultLockTimeout; must not be negative.
+	StatementTimeout time.Duration
+	LockTimeout      time.Duration
 
 	// Store tunes the shared implementation (clock, retry bound).
 	Store sqldb.Options
@@ -56,10 +78,42 @@ func Open(ctx context.Context, url string, opts Options) (*sqldb.Store, error) {
 	if opts.ConnMaxLifetime == 0 {
 		opts.ConnMaxLifetime = DefaultConnMaxLifetime
 	}
+	if opts.StatementTimeout < 0 || opts.LockTimeout < 0 {
+		return nil, errors.New("postgres: open: Options.StatementTimeout and LockTimeout must not be negative")
+	}
+	if opts.StatementTimeout == 0 {
+		opts.StatementTimeout = DefaultStatementTimeout
+	}
+	if opts.LockTimeout == 0 {
+		opts.LockTimeout = DefaultLockTimeout
+	}
 	cfg, err := pgx.ParseConfig(url)
 	if err != nil {
 		// The parse error may quote the URL, password included.
 		return nil, errors.New("postgres: open: invalid connection URL")
+	}
+	d := Dialect()
+	// Migrations run on a connection of their own without the timeouts:
+	// building an index on a large table may rightly take minutes.
+	mig := stdlib.OpenDB(*cfg.Copy())
+	mig.SetMaxOpenConns(1)
+	if err := mig.PingContext(ctx); err != nil {
+		mig.Close()
+		return nil, fmt.Errorf("postgres: open: %w", unavailable(err))
+	}
+	err = sqldb.Migrate(ctx, mig, d)
+	mig.Close()
+	if err != nil {
+		return nil, fmt.Errorf("postgres: open: %w", err)
+	}
+	for name, v := range map[string]time.Duration{
+		"statement_timeout":                   opts.StatementTimeout,
+		"lock_timeout":                        opts.LockTimeout,
+		"idle_in_transaction_session_timeout": idleInTransactionTimeout,
+	} {
+		if _, set := cfg.RuntimeParams[name]; !set {
+			cfg.RuntimeParams[name] = strconv.FormatInt(v.Milliseconds(), 10)
+		}
 	}
 	db := stdlib.OpenDB(*cfg)
 	db.SetMaxOpenConns(opts.MaxConns)
@@ -68,11 +122,6 @@ func Open(ctx context.Context, url string, opts Options) (*sqldb.Store, error) {
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("postgres: open: %w", unavailable(err))
-	}
-	d := Dialect()
-	if err := sqldb.Migrate(ctx, db, d); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("postgres: open: %w", err)
 	}
 	s, err := sqldb.New(db, db, d, opts.Store)
 	if err != nil {

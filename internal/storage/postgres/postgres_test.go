@@ -191,3 +191,40 @@ func TestFHIRUserMigration(t *testing.T) {
 	t.Cleanup(func() { db.Close() })
 	storagetest.RunFHIRUserMigration(t, db, postgres.Dialect())
 }
+
+// TestLockTimeout: a table locked by another session makes a store call
+// fail with ErrUnavailable after the lock timeout (PostgreSQL
+// lock_timeout on every pooled connection, not retried), instead of
+// waiting for as long as the lock is held.
+func TestLockTimeout(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	s := openURL(t, url, postgres.Options{LockTimeout: 200 * time.Millisecond})
+	db, err := sql.Open("pgx", url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	holder, err := db.BeginTx(t.Context(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Rollback()
+	if _, err := holder.ExecContext(t.Context(), "LOCK TABLE audit_events IN ACCESS EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	// Far longer than the lock timeout; without it the append would wait
+	// until this deadline and fail with it instead.
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	err = s.AppendAudit(ctx, storage.AuditRecord{Time: time.Now(), Body: []byte("x")})
+	if !errors.Is(err, storage.ErrUnavailable) || ctx.Err() != nil {
+		t.Fatalf("append under a held lock: %v (context: %v), want ErrUnavailable from the lock timeout", err, ctx.Err())
+	}
+	// The URL wins over the option.
+	s2 := openURL(t, url+"&lock_timeout=100ms", postgres.Options{LockTimeout: time.Hour})
+	ctx2, cancel2 := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel2()
+	if err := s2.AppendAudit(ctx2, storage.AuditRecord{Time: time.Now(), Body: []byte("x")}); !errors.Is(err, storage.ErrUnavailable) || ctx2.Err() != nil {
+		t.Fatalf("append with the URL's lock_timeout: %v (context: %v)", err, ctx2.Err())
+	}
+}

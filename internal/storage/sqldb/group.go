@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/phivault/phivault/internal/audit/trail"
 	"github.com/phivault/phivault/internal/storage"
 )
 
@@ -117,6 +118,7 @@ func (c *committer) commit(group []groupReq) {
 		return
 	}
 	var unprepared []string
+	audited := make([]bool, len(group))
 	ran := 0
 	for i, r := range group {
 		if err := r.ctx.Err(); err != nil {
@@ -150,6 +152,7 @@ func (c *committer) commit(group []groupReq) {
 		if ferr == nil {
 			ran++
 			unprepared = append(unprepared, t.unprepared...)
+			audited[i] = t.audited
 		}
 	}
 	if ran == 0 {
@@ -160,6 +163,11 @@ func (c *committer) commit(group []groupReq) {
 	if err := sqlTx.Commit(); err != nil {
 		fail(s.translate("commit", err))
 		return
+	}
+	for i, r := range group {
+		if audited[i] {
+			trail.Note(r.ctx)
+		}
 	}
 	fail(nil)
 	for _, q := range unprepared {

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/phivault/phivault/internal/audit/trail"
 	"github.com/phivault/phivault/internal/storage"
 )
 
@@ -125,7 +126,8 @@ func (s *Store) Ping(ctx context.Context) error {
 // short backoff) when the attempt failed with an error marked retryable:
 // serialization failure, deadlock, busy, or Put losing a create race.
 // After Options.MaxAttempts it returns an error wrapping
-// storage.ErrUnavailable.
+// storage.ErrUnavailable. When a committed transaction appended audit
+// records, ctx's request is noted (package trail).
 func (s *Store) Update(ctx context.Context, fn func(tx storage.Tx) error) error {
 	var last error
 	for attempt := range s.maxAttempts {
@@ -171,6 +173,9 @@ func (s *Store) updateOnce(ctx context.Context, fn func(tx storage.Tx) error) (e
 	}
 	if err := sqlTx.Commit(); err != nil {
 		return s.translate("commit", err)
+	}
+	if t.audited {
+		trail.Note(ctx)
 	}
 	// Statements this transaction ran unprepared are prepared now that
 	// the connection is free; a failure only means they run unprepared

@@ -38,6 +38,10 @@ type tx struct {
 	// group commit, interrupting one caller's statement could roll back
 	// the transaction the whole group shares.
 	detach bool
+
+	// audited is set once AppendAudit succeeded: after commit, the
+	// request of the Update's context is noted (package trail).
+	audited bool
 }
 
 func (t *tx) stmtCtx(ctx context.Context) context.Context {
@@ -368,6 +372,7 @@ func (t *tx) AppendAudit(ctx context.Context, recs ...storage.AuditRecord) error
 		}
 		recs = recs[n:]
 	}
+	t.audited = true
 	return nil
 }
 

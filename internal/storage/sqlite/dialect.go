@@ -46,8 +46,12 @@ func classify(err error) (kind error, retry bool) {
 	}
 	switch e.Code() & 0xff {
 	case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
-		// Another process holds the write lock past busy_timeout.
-		return storage.ErrUnavailable, true
+		// Another process held the write lock for all of busy_timeout:
+		// running the transaction again would only wait as long again
+		// (config timeouts.lock), so the request is answered 503 now.
+		// A stale snapshot, though, succeeds when the transaction runs
+		// again at once.
+		return storage.ErrUnavailable, e.Code() == sqlite3.SQLITE_BUSY_SNAPSHOT
 	case sqlite3.SQLITE_CONSTRAINT:
 		switch e.Code() {
 		case sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY, sqlite3.SQLITE_CONSTRAINT_UNIQUE:

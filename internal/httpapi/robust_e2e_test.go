@@ -1,0 +1,280 @@
+package httpapi_test
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // "pgx" for the raw handle of lock tests
+
+	"github.com/phivault/phivault/internal/apitest"
+	"github.com/phivault/phivault/internal/audit"
+	"github.com/phivault/phivault/internal/config"
+)
+
+// TestAttemptFlood: unauthenticated requests from one address are
+// recorded one by one up to the burst, then answered 429 (Retry-After)
+// and only counted; the count reaches the log as one rate-limit event
+// for the address. Authenticated requests from the same address are
+// not limited.
+func TestAttemptFlood(t *testing.T) {
+	apitestRun(t, func(c *config.Config) { c.Limits.AttemptBurst, c.Limits.AttemptsPerMinute = 5, 1 }, func(t *testing.T, s *apitest.Server) {
+		noAuth := apitest.H{"Authorization": apitest.NoAuth}
+		var recorded, refused []*apitest.Response
+		for range 20 {
+			r := s.Do(t, "GET", "/fhir/Patient", nil, noAuth)
+			switch r.Status {
+			case http.StatusUnauthorized:
+				recorded = append(recorded, r)
+			case http.StatusTooManyRequests:
+				if r.Header.Get("Retry-After") == "" || r.JSON["resourceType"] != "OperationOutcome" {
+					t.Fatalf("429 without Retry-After or OperationOutcome: %s", r)
+				}
+				refused = append(refused, r)
+			default:
+				t.Fatalf("unauthenticated flood: got %s", r)
+			}
+		}
+		if len(recorded) != 5 || len(refused) != 15 {
+			t.Fatalf("got %d answered 401 and %d refused 429, want 5 and 15", len(recorded), len(refused))
+		}
+		// The service still serves authenticated callers from the address.
+		s.Do(t, "GET", "/fhir/Patient", nil, nil).Want(t, http.StatusOK)
+
+		if err := s.App.ReportAttempts(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		evs := auditEvents(t, s)
+		for _, r := range recorded {
+			if len(eventsOf(t, evs, r)) != 1 {
+				t.Fatalf("a 401 within the burst has no event of its own")
+			}
+		}
+		for _, r := range refused {
+			if n := len(eventsOf(t, evs, r)); n != 0 {
+				t.Fatalf("a refused request has %d events of its own, want them counted only", n)
+			}
+		}
+		i := slices.IndexFunc(evs, func(ev audit.Event) bool {
+			return ev.Action == audit.ActionRateLimit && ev.Agent.Address == "127.0.0.1" && slices.Contains(ev.Policies, "count=15")
+		})
+		if i < 0 {
+			t.Fatalf("no rate-limit event counting the 15 refusals of 127.0.0.1")
+		}
+		if ev := evs[i]; ev.Outcome != audit.OutcomeDenied || ev.Status != http.StatusTooManyRequests {
+			t.Fatalf("rate-limit event: %+v", ev)
+		}
+	})
+}
+
+// apitestRun is apitest.Run with the configuration edited.
+func apitestRun(t *testing.T, edit func(*config.Config), fn func(t *testing.T, s *apitest.Server)) {
+	t.Helper()
+	for _, d := range apitest.Drivers {
+		t.Run(d, func(t *testing.T) { fn(t, apitest.StartWith(t, d, edit)) })
+	}
+}
+
+// rawDB opens the server's database as another client would (an
+// operator's session, an attacker with database access).
+func rawDB(t *testing.T, s *apitest.Server) *sql.DB {
+	t.Helper()
+	c := s.App.Config.Storage
+	var db *sql.DB
+	var err error
+	if c.Driver == "postgres" {
+		db, err = sql.Open("pgx", c.PostgresURL)
+	} else {
+		db, err = sql.Open("sqlite", "file:"+c.SQLitePath+"?_pragma=busy_timeout(10000)")
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.SetMaxOpenConns(1)
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func placeholders(s *apitest.Server, q string) string {
+	if s.Driver != "postgres" {
+		return q
+	}
+	for i := 1; strings.Contains(q, "?"); i++ {
+		q = strings.Replace(q, "?", "$"+string(rune('0'+i)), 1)
+	}
+	return q
+}
+
+// TestTamperedRowIsOneEntry: one stored version whose ciphertext was
+// changed in the database makes an OperationOutcome entry naming it
+// (type, id, version: no content) in a search, a type history, a
+// patient's $everything and a batch's search entry, instead of turning
+// each into a 500; the other rows are served; the server logs the row.
+func TestTamperedRowIsOneEntry(t *testing.T) {
+	apitest.Run(t, func(t *testing.T, s *apitest.Server) {
+		pid := s.Create(t, patient(uniq(), nil))
+		var obs []string
+		for range 3 {
+			obs = append(obs, s.Create(t, observation(pid, nil)))
+		}
+		db := rawDB(t, s)
+		bad := obs[1]
+		res, err := db.ExecContext(t.Context(), placeholders(s, "UPDATE resource_versions SET ciphertext = ? WHERE type = 'Observation' AND id = ? AND version = 1"),
+			[]byte("not the ciphertext of this row, not even close to it"), bad)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			t.Fatalf("tampered %d rows, want 1", n)
+		}
+		ref := "Observation/" + bad + "/_history/1"
+
+		// wantOutcome checks that entries hold the two good observations
+		// and one OperationOutcome naming the tampered row.
+		wantOutcome := func(t *testing.T, what string, entries []map[string]any) {
+			t.Helper()
+			var good, outcomes int
+			for _, e := range entries {
+				res, _ := e["resource"].(map[string]any)
+				resp, _ := e["response"].(map[string]any)
+				if out, ok := resp["outcome"].(map[string]any); ok {
+					res = out
+				}
+				switch {
+				case res["resourceType"] == "OperationOutcome":
+					if !strings.Contains(jsonText(res), ref) {
+						t.Fatalf("%s: the outcome does not name %s: %v", what, ref, res)
+					}
+					outcomes++
+				case res["resourceType"] == "Observation":
+					if res["id"] == bad {
+						t.Fatalf("%s: the tampered row was served", what)
+					}
+					good++
+				}
+			}
+			if good != 2 || outcomes != 1 {
+				t.Fatalf("%s: %d observations and %d outcomes, want 2 and 1: %v", what, good, outcomes, entries)
+			}
+		}
+		r := s.Do(t, "GET", "/fhir/Observation?subject=Patient/"+pid, nil, nil).Want(t, http.StatusOK)
+		wantOutcome(t, "search", r.Entries())
+		for _, e := range r.Entries() {
+			if m, _ := e["search"].(map[string]any); e["resource"].(map[string]any)["resourceType"] == "OperationOutcome" && m["mode"] != "outcome" {
+				t.Fatalf("search: the outcome entry has search.mode %v, want outcome", m["mode"])
+			}
+		}
+		r = s.Do(t, "GET", "/fhir/Observation/_history", nil, nil).Want(t, http.StatusOK)
+		wantOutcome(t, "type history", r.Entries())
+		r = s.Do(t, "GET", "/fhir/Patient/"+pid+"/$everything", nil, nil).Want(t, http.StatusOK)
+		var fromEverything []map[string]any
+		for _, e := range r.Entries() {
+			if res, _ := e["resource"].(map[string]any); res["resourceType"] != "Patient" {
+				fromEverything = append(fromEverything, e)
+			}
+		}
+		wantOutcome(t, "$everything", fromEverything)
+		batch := map[string]any{"resourceType": "Bundle", "type": "batch", "entry": []any{
+			map[string]any{"request": map[string]any{"method": "GET", "url": "Observation?subject=Patient/" + pid}},
+		}}
+		r = s.Do(t, "POST", "/fhir", batch, nil).Want(t, http.StatusOK)
+		inner, _ := r.Entries()[0]["resource"].(map[string]any)
+		var innerEntries []map[string]any
+		for _, e := range inner["entry"].([]any) {
+			innerEntries = append(innerEntries, e.(map[string]any))
+		}
+		wantOutcome(t, "batch search entry", innerEntries)
+		// The read of that row itself is the error.
+		s.Do(t, "GET", "/fhir/Observation/"+bad, nil, nil).WantOutcome(t, http.StatusInternalServerError)
+
+		if n := strings.Count(s.Logs(), `"resource":"`+ref+`"`); n != 1 {
+			t.Fatalf("the server logged the tampered row %d times, want once", n)
+		}
+	})
+}
+
+// TestDatabaseLockAnswers503: a lock held by another database session
+// (an operator's LOCK TABLE, a stuck migration, an attacker with
+// database access) makes a request wait at most the lock timeout, then
+// answers 503 with Retry-After, instead of waiting as long as the lock
+// is held. With the audit table locked nothing can be recorded, so the
+// read fails closed; with the resource table locked (PostgreSQL) the
+// failure is itself audited.
+func TestDatabaseLockAnswers503(t *testing.T) {
+	apitestRun(t, func(c *config.Config) { c.Timeouts.Lock = config.Duration(500 * time.Millisecond) }, func(t *testing.T, s *apitest.Server) {
+		pid := s.Create(t, patient(uniq(), nil))
+		db := rawDB(t, s)
+		// The lock holder keeps its transaction until the test ends.
+		lock := func(t *testing.T, stmt string) func() {
+			t.Helper()
+			conn, err := db.Conn(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := conn.ExecContext(t.Context(), "BEGIN"+map[bool]string{true: "", false: " EXCLUSIVE"}[s.Driver == "postgres"]); err != nil {
+				t.Fatal(err)
+			}
+			if stmt != "" {
+				if _, err := conn.ExecContext(t.Context(), stmt); err != nil {
+					t.Fatal(err)
+				}
+			}
+			return func() {
+				_, _ = conn.ExecContext(context.WithoutCancel(t.Context()), "ROLLBACK")
+				conn.Close()
+			}
+		}
+		// The request is given far longer than the lock timeout, but far
+		// less than the 30 s the audit batch would otherwise wait.
+		send := func(t *testing.T) *apitest.Response {
+			t.Helper()
+			ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)
+			defer cancel()
+			r, err := s.Send(ctx, "GET", "/fhir/Patient/"+pid, nil, nil)
+			if err != nil {
+				t.Fatalf("the read did not answer while the lock was held: %v", err)
+			}
+			return r
+		}
+		t.Run("audit table", func(t *testing.T) {
+			stmt := "" // SQLite: BEGIN EXCLUSIVE holds the one write lock
+			if s.Driver == "postgres" {
+				stmt = "LOCK TABLE audit_events IN ACCESS EXCLUSIVE MODE"
+			}
+			unlock := lock(t, stmt)
+			r := send(t)
+			unlock()
+			r.WantOutcome(t, http.StatusServiceUnavailable)
+			if r.Header.Get("Retry-After") == "" || strings.Contains(string(r.Body), "family") {
+				t.Fatalf("503 without Retry-After, or with the resource: %s", r)
+			}
+		})
+		if s.Driver != "postgres" {
+			return // SQLite readers are never blocked by a writer (WAL)
+		}
+		t.Run("resource table", func(t *testing.T) {
+			unlock := lock(t, "LOCK TABLE resources IN ACCESS EXCLUSIVE MODE")
+			r := send(t)
+			unlock()
+			r.WantOutcome(t, http.StatusServiceUnavailable)
+			evs := eventsOf(t, auditEvents(t, s), r)
+			if !slices.ContainsFunc(evs, func(ev audit.Event) bool {
+				return ev.Action == audit.ActionRead && ev.Outcome == audit.OutcomeError && ev.Status == http.StatusServiceUnavailable
+			}) {
+				t.Fatalf("the 503 of a lock timeout left no event: %+v", evs)
+			}
+		})
+		// Once the locks are gone, the read works again.
+		s.Do(t, "GET", "/fhir/Patient/"+pid, nil, nil).Want(t, http.StatusOK)
+	})
+}
+
+func jsonText(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}
