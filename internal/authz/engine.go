@@ -417,16 +417,16 @@ func (a *Authorizer) eval(s *subject, action Action, t Target, pf *PatientFacts)
 			}
 		}
 	}
-	purpose := purposeOfUse(s.p.Roles, breakGlass)
 	pol := a.policies.Load()
+	glass := breakGlass
 	authorize := func(deny, permit bool) (cedar.Decision, cedar.Diagnostic) {
 		req := cedar.Request{
 			Principal: s.uid,
 			Action:    types.NewEntityUID("PhiVault::Action", types.String(policyAction(action))),
 			Resource:  resUID,
 			Context: types.NewRecord(types.RecordMap{
-				"purpose":       types.String(purpose),
-				"breakGlass":    types.Boolean(breakGlass),
+				"purpose":       types.String(purposeOfUse(s.p.Roles, glass)),
+				"breakGlass":    types.Boolean(glass),
 				"consentDeny":   types.Boolean(deny),
 				"consentPermit": types.Boolean(permit),
 				"scoped":        types.Boolean(scoped),
@@ -469,7 +469,13 @@ func (a *Authorizer) eval(s *subject, action Action, t Target, pf *PatientFacts)
 		d.Policies = []string{PolicyNone}
 	}
 	if d.Allowed && breakGlass {
-		d.Purpose = "ETREAT"
+		// A purpose of use is recorded only for the decision it was
+		// used in: ETREAT only when the grant made the difference (a
+		// care-team relationship alone allows an ordinary access).
+		glass = false
+		if d2, diag2 := authorize(consentDeny, consentPermit); d2 != cedar.Allow || len(diag2.Errors) > 0 {
+			d.Purpose = "ETREAT"
+		}
 	}
 	return d, nil
 }

@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/phivault/phivault/internal/audit"
-	"github.com/phivault/phivault/internal/authz"
 	"github.com/phivault/phivault/internal/authn"
+	"github.com/phivault/phivault/internal/authz"
 	"github.com/phivault/phivault/internal/fhir"
 	"github.com/phivault/phivault/internal/record"
 )
