@@ -30,6 +30,12 @@ var (
 	// The FHIR layer answers 400 with an OperationOutcome asking the
 	// client to simplify the search.
 	ErrTooComplex = errors.New("storage: query too complex")
+
+	// ErrCorrupt means the database failed its integrity check when it
+	// was opened (a damaged file, or a copy of a live database taken
+	// with cp while it was written). Nothing was served from it: restore
+	// a backup.
+	ErrCorrupt = errors.New("storage: database is corrupt")
 )
 
 // Limits on one Query. Search is driven by untrusted input, so the work
