@@ -52,8 +52,10 @@ func (a *App) openTransparency(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("opening the audit log signing key: %w", err)
 	}
+	anchor, witnesses := a.anchors()
 	t.integ, err = merkle.NewIntegrator(merkle.IntegratorOptions{
 		Store: t.store, Signer: signer, Verifier: v, Origin: a.Config.Audit.LogName, Opener: a.Log, Logger: a.logger,
+		Anchor: anchor, Witnesses: witnesses,
 	})
 	if err != nil {
 		return err
@@ -111,13 +113,22 @@ func (a *App) VerifyLog(ctx context.Context, progress func(done, total int64)) (
 //
 // A verification with the log's own key that ran to the end (passed, or
 // found a divergence) is recorded, for the trust page and operators.
-func (a *App) VerifyLogWith(ctx context.Context, vkey string, progress func(done, total int64)) (merkle.VerifyReport, error) {
+//
+// The log is also checked against the checkpoints kept outside the
+// database (KeptCheckpoints) and extra, more checkpoints (signed notes)
+// the caller holds.
+func (a *App) VerifyLogWith(ctx context.Context, vkey string, progress func(done, total int64), extra ...[]byte) (merkle.VerifyReport, error) {
 	v, err := merkle.NewVerifier(vkey)
+	if err != nil {
+		return merkle.VerifyReport{}, err
+	}
+	pinned, err := a.KeptCheckpoints()
 	if err != nil {
 		return merkle.VerifyReport{}, err
 	}
 	rep, err := merkle.Verify(ctx, merkle.VerifyOptions{
 		Store: a.tlog.store, Opener: a.Log, Verifier: v, Origin: a.Config.Audit.LogName, Progress: progress,
+		Pinned: append(pinned, extra...),
 	})
 	var div *merkle.Divergence
 	if sq, ok := a.Store.(*sqldb.Store); ok && vkey == a.tlog.signer.VerifierKey() && (err == nil || errors.As(err, &div)) {
@@ -162,12 +173,18 @@ func (a *App) RunLogVerification(ctx context.Context) {
 // checkpoint, verifier key and last successful full verification.
 func (a *App) TrustStatus(ctx context.Context) (webui.AuditLogStatus, error) {
 	var st webui.AuditLogStatus
+	if err := a.LogAlarm(); err != nil {
+		st.Alarm = err.Error()
+	}
+	st.VerifierKey = a.tlog.signer.VerifierKey()
 	c, err := a.tlog.store.LatestCheckpoint(ctx)
-	if err != nil {
+	switch {
+	case errors.Is(err, storage.ErrNotFound) && st.Alarm != "":
+		return st, nil // the checkpoints are gone: the alarm says why
+	case err != nil:
 		return st, err
 	}
 	st.Size, st.Checkpoint, st.CheckpointTime = uint64(c.Size), string(c.Note), c.Created
-	st.VerifierKey = a.tlog.signer.VerifierKey()
 	if sq, ok := a.Store.(*sqldb.Store); ok {
 		v, err := sq.LastVerification(ctx, true)
 		switch {
