@@ -133,6 +133,11 @@ type Event struct {
 	Policies  []string  `json:"policies,omitempty"` // ids of the policies that decided
 	Status    int       `json:"status,omitempty"`   // HTTP status returned
 	RequestID string    `json:"request_id,omitempty"`
+	// Ledger holds the commitments of a write to what it stored (ADR
+	// 0016): keyed hashes, never content. Absent from events that change
+	// no stored resource, and from every event written before ledger v1,
+	// whose encoding is therefore unchanged.
+	Ledger []Commit `json:"ledger,omitempty"`
 }
 
 // Marshal is the canonical encoding of e (JSON, fields in declaration order).

@@ -309,7 +309,7 @@ func checkLive(rec storage.KeyRecord) error {
 
 // checkAnyOwner accepts DEK owners and system key names.
 func checkAnyOwner(owner string) error {
-	if owner == SystemBlindIndex || owner == SystemToken || owner == SystemAudit || owner == SystemLogSigner {
+	if owner == SystemBlindIndex || owner == SystemToken || owner == SystemAudit || owner == SystemLogSigner || owner == SystemLedger {
 		return nil
 	}
 	return checkDEKOwner(owner)

@@ -128,7 +128,7 @@ func (s *Service) Create(ctx context.Context, c Caller, res fhir.Resource, ifNon
 			return err
 		}
 		st = storedOf(v, nil)
-		return s.appendWriteEvent(ctx, tx, c, audit.ActionCreate, v, d)
+		return s.appendWriteEvent(ctx, tx, c, audit.ActionCreate, v, d, p)
 	})
 	if err != nil {
 		return Stored{}, false, storageError(err)
@@ -288,7 +288,7 @@ func (s *Service) update(ctx context.Context, tx storage.Tx, c Caller, res fhir.
 	if err != nil {
 		return storage.Version{}, false, err
 	}
-	return v, next == 1, s.appendWriteEvent(ctx, tx, c, a, v, d)
+	return v, next == 1, s.appendWriteEvent(ctx, tx, c, a, v, d, p)
 }
 
 // Delete marks typ/id deleted (its history is kept). Deleting a deleted
@@ -331,7 +331,7 @@ func (s *Service) delete(ctx context.Context, tx storage.Tx, c Caller, typ, id s
 	if err := tx.Put(ctx, v, nil); err != nil {
 		return "", err
 	}
-	return v.Owner, s.appendWriteEvent(ctx, tx, c, audit.ActionDelete, v, d)
+	return v.Owner, s.appendWriteEvent(ctx, tx, c, audit.ActionDelete, v, d, nil)
 }
 
 // pending is a resource version ready to be sealed and stored: encoded,
@@ -395,13 +395,20 @@ func (s *Service) writeVersion(ctx context.Context, tx storage.Tx, res fhir.Reso
 	return s.storeVersion(ctx, tx, p)
 }
 
-func (s *Service) appendWriteEvent(ctx context.Context, tx storage.Tx, c Caller, a audit.Action, v storage.Version, d authz.Decision) error {
+// appendWriteEvent appends the audit event of version v, stored in tx
+// from p (nil for a delete marker), with its ledger commitment.
+func (s *Service) appendWriteEvent(ctx context.Context, tx storage.Tx, c Caller, a audit.Action, v storage.Version, d authz.Decision, p *pending) error {
+	lc, err := s.putCommit(v, p)
+	if err != nil {
+		return err
+	}
 	ev := s.event(c, a)
 	decided(&ev, d)
 	ev.Entities = []string{entityRef(v.Type, v.ID, v.Version)}
 	if p := patientOfOwner(v.Owner); p != "" {
 		ev.Patients = []string{p}
 	}
+	ev.Ledger = []audit.Commit{lc}
 	rec, err := s.log.Seal(ev)
 	if err != nil {
 		return unavailable(err)

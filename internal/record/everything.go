@@ -173,6 +173,7 @@ func (s *Service) Erase(ctx context.Context, c Caller, id string) (int64, error)
 		}
 		ev := s.event(c, audit.ActionErase)
 		ev.Patients = []string{owner}
+		ev.Ledger = []audit.Commit{eraseCommit(owner)}
 		r, err := s.log.Seal(ev)
 		if err != nil {
 			return unavailable(err)

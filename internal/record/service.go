@@ -10,7 +10,8 @@
 //     owner, so a row moved onto another record or version does not open.
 //   - Search-index values are keyed hashes (blind indexes) computed by the
 //     keyring; only non-identifying clinical dates are stored in clear.
-//   - A write and its audit event commit in one transaction. A read
+//   - A write and its audit event commit in one transaction, and the
+//     event commits to what was written (ledger.go, ADR 0016). A read
 //     returns no PHI until its audit event is durable (fail closed).
 //   - Error messages never echo resource content or search values.
 package record
@@ -45,6 +46,7 @@ type Service struct {
 	reg    *search.Registry
 	log    *audit.Log
 	batch  *audit.Batcher
+	ledger *keys.LedgerKey // commitments of writes (ledger.go); nil refuses writes
 	now    func() time.Time
 	newID  func() string
 	limits fhir.Limits
@@ -66,13 +68,17 @@ type Deps struct {
 	Now       func() time.Time
 	NewID     func() string
 	Limits    fhir.Limits
+
+	// Ledger computes the commitments every write's audit event carries
+	// (ADR 0016). Without it every write fails (503).
+	Ledger *keys.LedgerKey
 }
 
 // New returns a Service.
 func New(d Deps) *Service {
 	return &Service{
 		store: d.Store, keys: d.Keys, val: d.Validator, reg: d.Registry,
-		log: d.Log, batch: d.Batcher, now: d.Now, newID: d.NewID, limits: d.Limits,
+		log: d.Log, batch: d.Batcher, ledger: d.Ledger, now: d.Now, newID: d.NewID, limits: d.Limits,
 		keyCache: make(map[string]storage.KeyRecord),
 	}
 }

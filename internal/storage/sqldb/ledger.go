@@ -1,0 +1,192 @@
+package sqldb
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+
+	"github.com/phivault/phivault/internal/storage"
+)
+
+var _ storage.LedgerReader = (*Store)(nil)
+
+// indexScanBatch is how many index rows ScanIndex reads per query: a
+// resource has about ten, so a batch holds a few hundred resources.
+const indexScanBatch = 4096
+
+// ScanCurrent implements storage.LedgerReader.
+func (s *Store) ScanCurrent(ctx context.Context, fn func(storage.Current) error) error {
+	const q = `SELECT type, id, version, owner, deleted, last_updated FROM resources
+WHERE (type, id) > (?, ?) ORDER BY type, id LIMIT ?`
+	var afterType, afterID string
+	for {
+		rows, err := s.r().query(ctx, q, afterType, afterID, scanBatch)
+		if err != nil {
+			return s.translate("scan current", err)
+		}
+		var batch []storage.Current
+		for rows.Next() {
+			var c storage.Current
+			var lu int64
+			if err := rows.Scan(&c.Type, &c.ID, &c.Version, &c.Owner, &c.Deleted, &lu); err != nil {
+				rows.Close()
+				return s.translate("scan current", err)
+			}
+			c.LastUpdated = fromMicros(lu)
+			batch = append(batch, c)
+		}
+		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+			return s.translate("scan current", err)
+		}
+		for _, c := range batch {
+			if err := fn(c); err != nil {
+				return err
+			}
+		}
+		if len(batch) < scanBatch {
+			return nil
+		}
+		last := batch[len(batch)-1]
+		afterType, afterID = last.Type, last.ID
+	}
+}
+
+// indexRow is one scanned row of search_index.
+type indexRow struct {
+	typ, id string
+	row     storage.IndexRow
+}
+
+// ScanIndex implements storage.LedgerReader. A batch that ends inside a
+// resource's rows is cut before that resource, which the next batch
+// reads whole; a resource with more rows than a batch is read alone.
+func (s *Store) ScanIndex(ctx context.Context, fn func(typ, id string, rows []storage.IndexRow) error) error {
+	const q = `SELECT type, id, param, h, lo, hi FROM search_index
+WHERE (type, id) > (?, ?) ORDER BY type, id LIMIT ?`
+	const qOne = `SELECT type, id, param, h, lo, hi FROM search_index WHERE type = ? AND id = ?`
+	var afterType, afterID string
+	for {
+		rows, err := s.r().query(ctx, q, afterType, afterID, indexScanBatch)
+		if err != nil {
+			return s.translate("scan index", err)
+		}
+		batch, err := scanIndexRows(rows)
+		if err != nil {
+			return s.translate("scan index", err)
+		}
+		full := len(batch) == indexScanBatch
+		if full {
+			// The last resource may continue past the batch.
+			last := batch[len(batch)-1]
+			cut := len(batch)
+			for cut > 0 && batch[cut-1].typ == last.typ && batch[cut-1].id == last.id {
+				cut--
+			}
+			if cut == 0 {
+				rows, err := s.r().query(ctx, qOne, last.typ, last.id)
+				if err != nil {
+					return s.translate("scan index", err)
+				}
+				if batch, err = scanIndexRows(rows); err != nil {
+					return s.translate("scan index", err)
+				}
+				cut = len(batch)
+			}
+			batch = batch[:cut]
+		}
+		for i := 0; i < len(batch); {
+			j := i
+			var group []storage.IndexRow
+			for j < len(batch) && batch[j].typ == batch[i].typ && batch[j].id == batch[i].id {
+				group = append(group, batch[j].row)
+				j++
+			}
+			if err := fn(batch[i].typ, batch[i].id, group); err != nil {
+				return err
+			}
+			i = j
+		}
+		if !full {
+			return nil
+		}
+		last := batch[len(batch)-1]
+		afterType, afterID = last.typ, last.id
+	}
+}
+
+// scanIndexRows reads and closes rows of (type, id, param, h, lo, hi).
+func scanIndexRows(rows *sql.Rows) ([]indexRow, error) {
+	defer rows.Close()
+	var out []indexRow
+	for rows.Next() {
+		var r indexRow
+		var lo, hi sql.NullInt64
+		if err := rows.Scan(&r.typ, &r.id, &r.row.Param, &r.row.Hash, &lo, &hi); err != nil {
+			return nil, err
+		}
+		// A row with both a hash and a range (or neither) was not
+		// written by Put: it is read as a date row, whose commitment
+		// then differs from the one of the row Put wrote.
+		if r.row.Hash == nil || lo.Valid || hi.Valid {
+			r.row.IsDate, r.row.Lo, r.row.Hi = true, lo.Int64, hi.Int64
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// Resource implements storage.LedgerReader: three queries in one
+// read-only transaction (a snapshot: REPEATABLE READ on PostgreSQL, a
+// WAL read transaction on SQLite).
+func (s *Store) Resource(ctx context.Context, typ, id string) (storage.ResourceState, error) {
+	opts := &sql.TxOptions{ReadOnly: true}
+	if s.d.Dollar {
+		opts.Isolation = sql.LevelRepeatableRead
+	}
+	tx, err := s.reader.BeginTx(ctx, opts)
+	if err != nil {
+		return storage.ResourceState{}, s.translate("resource", err)
+	}
+	defer tx.Rollback()
+	var st storage.ResourceState
+	q := func(query string, args ...any) (*sql.Rows, error) {
+		return tx.QueryContext(ctx, rebind(s.d.Dollar, query), args...)
+	}
+	rows, err := q(`SELECT type, id, version, owner, deleted, last_updated, ciphertext FROM resource_versions
+WHERE type = ? AND id = ? ORDER BY version`, typ, id)
+	if err != nil {
+		return st, s.translate("resource", err)
+	}
+	if st.Versions, err = scanVersions(rows); err != nil {
+		return st, s.translate("resource", err)
+	}
+	rows, err = q(`SELECT type, id, version, owner, deleted, last_updated FROM resources WHERE type = ? AND id = ?`, typ, id)
+	if err != nil {
+		return st, s.translate("resource", err)
+	}
+	for rows.Next() {
+		var c storage.Current
+		var lu int64
+		if err := rows.Scan(&c.Type, &c.ID, &c.Version, &c.Owner, &c.Deleted, &lu); err != nil {
+			rows.Close()
+			return st, s.translate("resource", err)
+		}
+		c.LastUpdated = fromMicros(lu)
+		st.Current = &c
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return st, s.translate("resource", err)
+	}
+	rows, err = q(`SELECT type, id, param, h, lo, hi FROM search_index WHERE type = ? AND id = ?`, typ, id)
+	if err != nil {
+		return st, s.translate("resource", err)
+	}
+	ix, err := scanIndexRows(rows)
+	if err != nil {
+		return st, s.translate("resource", err)
+	}
+	for _, r := range ix {
+		st.Index = append(st.Index, r.row)
+	}
+	return st, s.translate("resource", tx.Commit())
+}
