@@ -60,6 +60,7 @@ type App struct {
 	Log     *audit.Log
 	batcher *audit.Batcher
 	tlog    *transparency // the Merkle tree side of the audit log (tlog.go)
+	ledger  *keys.LedgerKey
 	auth    *authn.Authenticator
 	logger  *slog.Logger
 	// Login is interactive sign-in and session authentication (issue 3).
@@ -144,6 +145,13 @@ func Open(ctx context.Context, c config.Config, logger *slog.Logger, opts ...Opt
 		st.Close()
 		return nil, err
 	}
+	lk, err := a.openLedger(ctx)
+	if err != nil {
+		_ = a.tlog.close()
+		st.Close()
+		return nil, err
+	}
+	a.ledger = lk
 	a.batcher = audit.NewBatcher(wakingAppender{st: st, wake: a.tlog.integ.Wake}, audit.BatcherOptions{})
 	a.Record = record.New(record.Deps{
 		Store:     st,
@@ -155,6 +163,7 @@ func Open(ctx context.Context, c config.Config, logger *slog.Logger, opts ...Opt
 		Now:       time.Now,
 		NewID:     func() string { return uuid.NewString() },
 		Limits:    fhir.Limits{MaxBytes: c.Limits.MaxBodyBytes, MaxEntries: c.Limits.MaxBundleEntries},
+		Ledger:    lk,
 	})
 	a.auth = authn.NewAuthenticator(st, nil)
 	if err := a.openAuthz(ctx); err != nil {
@@ -347,6 +356,11 @@ func (a *App) Handler() http.Handler {
 		BreakGlass:    a.BreakGlass,
 		Reviews:       a.Desk,
 		Ready: func(ctx context.Context) error {
+			// Not ready while the audit log refuses to sign (rolled back,
+			// rewritten or tampered with: ADR 0016).
+			if err := a.LogAlarm(); err != nil {
+				return err
+			}
 			_, err := a.Store.Key(ctx, keys.SystemToken)
 			return err
 		},
