@@ -152,9 +152,9 @@ func Open(ctx context.Context, c config.Config, logger *slog.Logger, opts ...Opt
 		return nil, err
 	}
 	a.ledger = lk
-	a.batcher = audit.NewBatcher(wakingAppender{st: st, wake: a.tlog.integ.Wake}, audit.BatcherOptions{})
+	a.batcher = audit.NewBatcher(wakingAppender{st: st, wake: a.tlog.integ.Wake, watch: a.tlog.watch}, audit.BatcherOptions{})
 	a.Record = record.New(record.Deps{
-		Store:     st,
+		Store:     watchedStore{Store: st, watch: a.tlog.watch},
 		Keys:      kr,
 		Validator: fhir.NewValidator(),
 		Registry:  reg,

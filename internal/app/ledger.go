@@ -100,5 +100,20 @@ func (a *App) KeptCheckpoints() ([][]byte, error) {
 }
 
 // LogAlarm returns why the audit log integrator refuses to extend the
-// stored log (tampered, rolled back or rewritten), or nil.
-func (a *App) LogAlarm() error { return a.tlog.integ.Alarm() }
+// stored log (tampered, rolled back or rewritten), or that records this
+// process appended were deleted before integration (merkle.ErrVanished),
+// or nil.
+func (a *App) LogAlarm() error {
+	if err := a.tlog.integ.Alarm(); err != nil {
+		return err
+	}
+	return a.tlog.watch.Alarm()
+}
+
+// CheckAppendedRecords checks now (the server does every few seconds)
+// that the audit records this process made durable are pending or
+// integrated: an error wrapping merkle.ErrVanished names how many were
+// deleted before integration (see merkle.Watch).
+func (a *App) CheckAppendedRecords(ctx context.Context) error {
+	return a.tlog.watch.Check(ctx)
+}

@@ -22,6 +22,7 @@ type transparency struct {
 	signer *keys.LogSigner
 	store  storage.LogStore
 	integ  *merkle.Integrator
+	watch  *merkle.Watch // this process's records until they are integrated
 	reader *merkle.Reader
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -68,12 +69,19 @@ func (a *App) openTransparency(ctx context.Context) error {
 	if _, err := t.integ.IntegrateAll(ctx); err != nil && a.logger != nil {
 		a.logger.Error("audit log integration failed at start", slog.String("err", err.Error()))
 	}
+	if t.watch, err = merkle.NewWatch(ctx, t.store, a.Log, a.logger, 0); err != nil {
+		return err
+	}
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	t.cancel = cancel
-	t.wg.Add(1)
+	t.wg.Add(2)
 	go func() {
 		defer t.wg.Done()
 		_ = t.integ.Run(rctx)
+	}()
+	go func() {
+		defer t.wg.Done()
+		_ = t.watch.Run(rctx)
 	}()
 	a.tlog = t
 	return nil
@@ -198,18 +206,70 @@ func (a *App) TrustStatus(ctx context.Context) (webui.AuditLogStatus, error) {
 }
 
 // wakingAppender wakes the integrator after each durable batch, so a
-// checkpoint follows the appends within MinGap rather than Interval.
+// checkpoint follows the appends within MinGap rather than Interval,
+// and has the watch follow the records until they are integrated.
 type wakingAppender struct {
-	st   storage.Store
-	wake func()
+	st    storage.Store
+	wake  func()
+	watch *merkle.Watch
 }
 
 func (w wakingAppender) AppendAudit(ctx context.Context, recs ...storage.AuditRecord) error {
+	hs := leafHashes(recs)
+	w.watch.Expect(hs...)
 	err := w.st.AppendAudit(ctx, recs...)
+	w.watch.Settle(err == nil, hs...)
 	if err == nil && w.wake != nil {
 		w.wake()
 	}
 	return err
+}
+
+func leafHashes(recs []storage.AuditRecord) [][]byte {
+	hs := make([][]byte, len(recs))
+	for i, r := range recs {
+		hs[i] = r.LeafHash
+	}
+	return hs
+}
+
+// watchedStore is the store of the record service: the audit records its
+// write transactions append are followed by the watch until integrated
+// (from before the append; settled when Update returns).
+type watchedStore struct {
+	storage.Store
+	watch *merkle.Watch
+}
+
+func (s watchedStore) Update(ctx context.Context, fn func(storage.Tx) error) error {
+	var all, last [][]byte
+	err := s.Store.Update(ctx, func(tx storage.Tx) error {
+		// A rerun after a rollback appends its records again: only the
+		// last run's can have committed.
+		s.watch.Settle(false, last...)
+		last = last[:0]
+		return fn(watchedTx{Tx: tx, add: func(hs [][]byte) {
+			s.watch.Expect(hs...)
+			last = append(last, hs...)
+			all = append(all, hs...)
+		}})
+	})
+	if err != nil {
+		s.watch.Settle(false, all...)
+		return err
+	}
+	s.watch.Settle(true, last...)
+	return nil
+}
+
+type watchedTx struct {
+	storage.Tx
+	add func([][]byte)
+}
+
+func (t watchedTx) AppendAudit(ctx context.Context, recs ...storage.AuditRecord) error {
+	t.add(leafHashes(recs))
+	return t.Tx.AppendAudit(ctx, recs...)
 }
 
 // AuditEvents opens every stored audit event, integrated and pending

@@ -3,6 +3,7 @@ package cli_test
 import (
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"regexp"
 	"sort"
@@ -10,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/phivault/phivault/internal/app"
+	"github.com/phivault/phivault/internal/audit/merkle"
 	"github.com/phivault/phivault/internal/record"
 )
 
@@ -164,17 +166,32 @@ func TestLedgerNamesEveryTampering(t *testing.T) {
 			if _, _, err := a.RotateKEK(ctx, nil); err != nil {
 				t.Fatal(err)
 			}
+			if _, err := a.IntegrateLog(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if err := a.CheckAppendedRecords(ctx); err != nil || a.LogAlarm() != nil {
+				t.Errorf("the server raised an alarm on legitimate changes: %v, %v", err, a.LogAlarm())
+			}
 			a.Close()
 			clean := secMustRun(t, "verify", "--data", dir)
 			if !strings.Contains(clean.stdout, "OK: every stored version") || strings.Contains(clean.stdout, "TAMPERED") || strings.Contains(clean.stdout, "NOTICE") {
 				t.Fatalf("untampered data after every legitimate change did not verify clean:\n%s", clean.stdout)
 			}
 
-			// A write whose audit record is deleted before integration.
+			// A write whose audit record is deleted before integration
+			// (and the read before it): verify names the write; the
+			// running server sees that both records it appended vanished.
 			a = secOpenAppNoCleanup(t, dir)
 			restore := secDropAuditTrigger(t, dir, db)
 			secUpdateTimes(t, a, "Observation", uncommitted.id, 1) // v2, its event gone
 			restore()
+			// (The server's own periodic check may find them first.)
+			if err := a.CheckAppendedRecords(ctx); err != nil && !errors.Is(err, merkle.ErrVanished) {
+				t.Fatal(err)
+			}
+			if err := a.LogAlarm(); !errors.Is(err, merkle.ErrVanished) || !strings.Contains(err.Error(), "(2 since start)") {
+				t.Errorf("records deleted before integration: alarm %v; want ErrVanished for the read's and the write's records", err)
+			}
 			a.Close()
 
 			// The other changes, with plain SQL.

@@ -291,6 +291,14 @@ func (c *Config) applyOverrides(o Overrides) {
 	}
 }
 
+// Resolved returns c with its paths resolved against the data directory
+// and their defaults derived, as Load does.
+func (c Config) Resolved() Config {
+	c.Audit.WitnessCheckpoints = append([]string(nil), c.Audit.WitnessCheckpoints...)
+	c.resolvePaths()
+	return c
+}
+
 func (c *Config) resolvePaths() {
 	for _, p := range []*string{&c.Server.TLSCert, &c.Server.TLSKey, &c.Storage.SQLitePath, &c.Keys.KeyFile, &c.Audit.VerifierKey, &c.Audit.CheckpointFile} {
 		*p = c.Path(*p)

@@ -284,10 +284,17 @@ func (in *Integrator) integrate(ctx context.Context) (added int, size int64, con
 			}
 			// Never sign a tree that does not extend the checkpoints
 			// kept outside the database.
-			if err := in.checkFloors(cur, latest, old); err != nil {
+			behind, err := in.checkFloors(cur, latest, old)
+			if err != nil {
 				return err
 			}
 			if len(recs) == 0 && latest.Size == cur {
+				if behind {
+					// Nothing to sign, but the anchor lacks the latest
+					// checkpoint (a database written before it was
+					// kept): keep it, as checked against the tree.
+					signed = latest.Note
+				}
 				return nil
 			}
 		}
@@ -394,62 +401,69 @@ func (in *Integrator) integrate(ctx context.Context) (added int, size int64, con
 // kept outside the database, or does not extend it. Errors wrap
 // ErrRollback, ErrFork, ErrRewrite or ErrSignature (a kept checkpoint
 // that is not the log's), or are I/O errors reading a kept checkpoint:
-// the integrator then signs nothing (fail closed).
-func (in *Integrator) checkFloors(cur int64, latest storage.Checkpoint, hashes tlog.HashReader) error {
+// the integrator then signs nothing (fail closed). anchorBehind
+// reports that the Anchor does not hold the latest checkpoint.
+func (in *Integrator) checkFloors(cur int64, latest storage.Checkpoint, hashes tlog.HashReader) (anchorBehind bool, err error) {
 	floors := in.o.Witnesses
 	if in.o.Anchor != nil {
 		floors = append([]Anchor{in.o.Anchor}, floors...)
 	}
 	if len(floors) == 0 {
-		return nil
+		return false, nil
 	}
 	var notes [][]byte
-	for _, a := range floors {
+	var names []string
+	anchorBehind = in.o.Anchor != nil
+	for i, a := range floors {
 		raw, err := a.Load()
 		if err != nil {
-			return fmt.Errorf("refusing to sign: %w", err)
+			return false, fmt.Errorf("refusing to sign: %w", err)
 		}
 		if raw != nil {
 			notes = append(notes, raw)
+			names = append(names, a.Name())
+			if i == 0 && in.o.Anchor != nil && bytes.Equal(raw, latest.Note) {
+				anchorBehind = false
+			}
 		}
 	}
 	memo := fmt.Sprintf("%d %x %q", cur, latest.Root, notes)
 	if p := in.floorOK.Load(); p != nil && *p == memo {
-		return nil
+		return anchorBehind, nil
 	}
 	for i, raw := range notes {
-		name := floors[i].Name()
+		name := names[i]
 		cp, err := OpenCheckpoint(raw, in.o.Origin, in.o.Verifier)
 		if err != nil {
-			return fmt.Errorf("refusing to sign: %w: the checkpoint kept in %s is not this log's (%v); if the data directory was replaced on purpose, move that file aside", ErrSignature, name, err)
+			return false, fmt.Errorf("refusing to sign: %w: the checkpoint kept in %s is not this log's (%v); if the data directory was replaced on purpose, move that file aside", ErrSignature, name, err)
 		}
 		switch {
 		case cp.Size > cur:
-			return fmt.Errorf("refusing to sign: %w: the log holds %d leaves, but a checkpoint of size %d was signed before (kept in %s): the audit log was truncated, emptied or restored from an older copy",
+			return false, fmt.Errorf("refusing to sign: %w: the log holds %d leaves, but a checkpoint of size %d was signed before (kept in %s): the audit log was truncated, emptied or restored from an older copy",
 				ErrRollback, cur, cp.Size, name)
 		case cp.Size == cur:
 			root := tlog.Hash{}
 			if cur > 0 {
 				copy(root[:], latest.Root)
 			} else if root, err = tlog.TreeHash(0, nil); err != nil {
-				return err
+				return false, err
 			}
 			if root != cp.Root {
-				return fmt.Errorf("refusing to sign: %w: the log's tree of size %d has another root than the checkpoint kept in %s", ErrFork, cur, name)
+				return false, fmt.Errorf("refusing to sign: %w: the log's tree of size %d has another root than the checkpoint kept in %s", ErrFork, cur, name)
 			}
 		case cp.Size > 0:
 			root, err := tlog.TreeHash(cp.Size, hashes)
 			if err != nil {
-				return err
+				return false, err
 			}
 			if root != cp.Root {
-				return fmt.Errorf("refusing to sign: %w: the log does not extend the checkpoint of size %d kept in %s: its first %d leaves were rewritten",
+				return false, fmt.Errorf("refusing to sign: %w: the log does not extend the checkpoint of size %d kept in %s: its first %d leaves were rewritten",
 					ErrRewrite, cp.Size, name, cp.Size)
 			}
 		}
 	}
 	in.floorOK.Store(&memo)
-	return nil
+	return anchorBehind, nil
 }
 
 // open returns the leaf sealed in record p and its hash, checking it

@@ -47,6 +47,7 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 		{"SearchOwner", testSearchOwner},
 		{"ReplaceIndex", testReplaceIndex},
 		{"HistoryOwners", testHistoryOwners},
+		{"LedgerScans", testLedgerScans},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
