@@ -68,6 +68,9 @@ const (
 	// KindLog: an event's ledger data is malformed, or the ledger's
 	// start event is missing.
 	KindLog Kind = "log"
+	// KindUnsettled: a resource that looked wrong kept changing while
+	// the check reread it (written to all along): not judged.
+	KindUnsettled Kind = "unsettled"
 )
 
 // Problem is one difference, named by reference (no content).
@@ -153,12 +156,9 @@ func Check(ctx context.Context, o Options) (Report, error) {
 	if err := o.Log.ReadTail(ctx, o.Source, o.LogKey); err != nil {
 		return rep, err
 	}
-	c := &checker{o: o, ctx: ctx, view: o.Log.snapshot(), keyrecs: map[string]storage.KeyRecord{}, found: map[string][]Problem{}}
-	if err := o.Store.ScanKeys(ctx, func(k storage.KeyRecord) error {
-		c.keyrecs[k.Owner] = k
-		return nil
-	}); err != nil {
-		return rep, fmt.Errorf("ledger check: scanning keys: %w", err)
+	c := &checker{o: o, ctx: ctx, view: o.Log.snapshot(), found: map[string][]Problem{}}
+	if err := c.loadKeys(ctx); err != nil {
+		return rep, err
 	}
 	c.startChecks()
 	if o.Baseline != nil && c.view.baseline >= 0 {
@@ -181,29 +181,78 @@ func Check(ctx context.Context, o Options) (Report, error) {
 			c.recheck = append(c.recheck, key)
 		}
 	}
-	// The log as it is now: writes that committed during the scan are
-	// in it. Resources that looked wrong are read again, each in one
-	// snapshot, and judged against it.
-	if err := o.Log.ReadTail(ctx, o.Source, o.LogKey); err != nil {
-		return rep, err
-	}
-	c.view = o.Log.snapshot()
+	// Resources that looked wrong are read again, each in one snapshot,
+	// and then the log's tail: every write visible in a snapshot
+	// committed its event before the tail is read. They are judged
+	// against the log as it is then.
 	slices.Sort(c.recheck)
 	c.recheck = slices.Compact(c.recheck)
-	for i, key := range c.recheck {
-		if i >= maxRechecks || o.Baseline != nil {
-			break
+	if len(c.recheck) > maxRechecks {
+		// Beyond the bound, the scan's findings stand; a resource the
+		// scan did not meet has nothing stored.
+		for _, key := range c.recheck[maxRechecks:] {
+			if !c.seen[key] {
+				var r result
+				c.evaluate(key, storage.ResourceState{}, &r)
+				c.found[key] = r.problems
+			}
 		}
-		typ, id, _ := strings.Cut(key, "/")
-		st, err := o.Current.Resource(ctx, typ, id)
-		if err != nil {
-			return rep, fmt.Errorf("ledger check: reading %s again: %w", key, err)
-		}
-		var r result
-		c.evaluate(key, st, &r)
-		c.found[key] = r.problems
+		c.recheck = c.recheck[:maxRechecks]
 	}
-	c.keyChecks()
+	states := make([]storage.ResourceState, len(c.recheck))
+	for i, key := range c.recheck {
+		st, err := c.read(ctx, key)
+		if err != nil {
+			return rep, err
+		}
+		states[i] = st
+	}
+	// A snapshot is judged against a log read after it, if a second
+	// snapshot read after that log shows the resource unchanged: then
+	// every write visible in it committed its event before the log was
+	// read, and no event in that log is of a later write.
+	todo := make([]int, len(c.recheck))
+	for i := range todo {
+		todo[i] = i
+	}
+	for round := 0; len(todo) > 0 && round < maxRounds; round++ {
+		if err := o.Log.ReadTail(ctx, o.Source, o.LogKey); err != nil {
+			return rep, err
+		}
+		c.view = o.Log.snapshot()
+		if err := c.loadKeys(ctx); err != nil { // keys created or erased meanwhile
+			return rep, err
+		}
+		var again []int
+		for _, i := range todo {
+			st, err := c.read(ctx, c.recheck[i])
+			if err != nil {
+				return rep, err
+			}
+			if !sameState(states[i], st) {
+				states[i] = st
+				again = append(again, i)
+				continue
+			}
+			var r result
+			c.evaluate(c.recheck[i], st, &r)
+			c.found[c.recheck[i]] = r.problems
+		}
+		todo = again
+	}
+	for _, i := range todo {
+		c.found[c.recheck[i]] = []Problem{{Ref: c.recheck[i], Kind: KindUnsettled,
+			Detail: fmt.Sprintf("it looked wrong and changed between each of %d readings: not judged; verify again", maxRounds+1)}}
+	}
+	if c.keyChecks(false) {
+		// An erasure that committed after the log was read: read its tail
+		// once more before naming a key destroyed without one.
+		if err := o.Log.ReadTail(ctx, o.Source, o.LogKey); err != nil {
+			return rep, err
+		}
+		c.view = o.Log.snapshot()
+	}
+	c.keyChecks(true)
 	c.rep.Commits = c.view.commits()
 	for _, p := range c.view.bad() {
 		c.global = append(c.global, p)
@@ -290,6 +339,61 @@ func (c *checker) flushBaseline(ctx context.Context, last bool) error {
 	return nil
 }
 
+// maxRounds bounds the rereadings of a resource that looked wrong and
+// keeps changing (written to while the check runs).
+const maxRounds = 5
+
+// read reads one resource ("Type/id") in one snapshot.
+func (c *checker) read(ctx context.Context, key string) (storage.ResourceState, error) {
+	typ, id, _ := strings.Cut(key, "/")
+	st, err := c.o.Current.Resource(ctx, typ, id)
+	if err != nil {
+		return st, fmt.Errorf("ledger check: reading %s again: %w", key, err)
+	}
+	return st, nil
+}
+
+// sameState reports whether two snapshots of a resource store the same
+// versions (number, owner, deletion flag, time), current pointer and
+// index rows. Ciphertexts are not compared: a DEK rotation re-seals
+// them without changing what the check judges.
+func sameState(a, b storage.ResourceState) bool {
+	if len(a.Versions) != len(b.Versions) || (a.Current == nil) != (b.Current == nil) || len(a.Index) != len(b.Index) {
+		return false
+	}
+	for i, v := range a.Versions {
+		w := b.Versions[i]
+		if v.Version != w.Version || v.Owner != w.Owner || v.Deleted != w.Deleted || !v.LastUpdated.Equal(w.LastUpdated) {
+			return false
+		}
+	}
+	if a.Current != nil && *a.Current != *b.Current {
+		return false
+	}
+	return indexKey(a.Index) == indexKey(b.Index)
+}
+
+func indexKey(rows []storage.IndexRow) string {
+	ks := make([]string, len(rows))
+	for i, r := range rows {
+		ks[i] = fmt.Sprintf("%s|%t|%x|%d|%d", r.Param, r.IsDate, r.Hash, r.Lo, r.Hi)
+	}
+	slices.Sort(ks)
+	return strings.Join(ks, "\n")
+}
+
+// loadKeys reads every key record.
+func (c *checker) loadKeys(ctx context.Context) error {
+	c.keyrecs = map[string]storage.KeyRecord{}
+	if err := c.o.Store.ScanKeys(ctx, func(k storage.KeyRecord) error {
+		c.keyrecs[k.Owner] = k
+		return nil
+	}); err != nil {
+		return fmt.Errorf("ledger check: scanning keys: %w", err)
+	}
+	return nil
+}
+
 // startChecks reads the ledger's start and baseline from the log.
 func (c *checker) startChecks() {
 	v := c.view
@@ -317,22 +421,30 @@ func (c *checker) startChecks() {
 	}
 }
 
-// keyChecks compares the key records with the erasures of the log.
-func (c *checker) keyChecks() {
+// keyChecks compares the key records with the erasures of the log and,
+// with report, records the differences; it says whether it found any.
+func (c *checker) keyChecks(report bool) bool {
+	found := false
 	for owner, rec := range c.keyrecs {
 		if strings.HasPrefix(owner, "system/") {
 			continue
 		}
 		erased := len(c.view.erasures[owner]) > 0
+		var p Problem
 		switch {
 		case rec.Shredded && !erased:
-			c.global = append(c.global, Problem{Ref: owner, Kind: KindForgedErasure,
-				Detail: "the data key was destroyed, but the log has no $erase of this owner"})
+			p = Problem{Ref: owner, Kind: KindForgedErasure, Detail: "the data key was destroyed, but the log has no $erase of this owner"}
 		case !rec.Shredded && erased:
-			c.global = append(c.global, Problem{Ref: owner, Kind: KindErasure,
-				Detail: "the log erased this owner, but its data key is live again (restored from a copy?)"})
+			p = Problem{Ref: owner, Kind: KindErasure, Detail: "the log erased this owner, but its data key is live again (restored from a copy?)"}
+		default:
+			continue
+		}
+		found = true
+		if report {
+			c.global = append(c.global, p)
 		}
 	}
+	return found
 }
 
 // result is what evaluating one resource found.
