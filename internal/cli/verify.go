@@ -3,6 +3,7 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
@@ -37,7 +38,8 @@ the server serves.`,
 			}
 			defer a.Close()
 			bar := progressbar.NewOptions64(-1, progressbar.OptionSetWriter(e.stderr),
-				progressbar.OptionSetDescription("verifying resources"), progressbar.OptionShowCount(), progressbar.OptionShowIts())
+				progressbar.OptionSetDescription("verifying resources"), progressbar.OptionShowCount(), progressbar.OptionShowIts(),
+				progressbar.OptionThrottle(100*time.Millisecond))
 			run := a.Verify
 			if baseline {
 				run = a.Baseline

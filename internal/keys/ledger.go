@@ -113,27 +113,33 @@ func (l *LedgerKey) Version(v storage.Version, plaintext []byte) []byte {
 // of rows (order does not matter; duplicates count). rows is not
 // modified.
 func (l *LedgerKey) Index(typ, id string, rows []storage.IndexRow) []byte {
-	enc := make([][]byte, len(rows))
+	// Encode every row into one buffer, then sort the rows' spans.
 	n := 0
-	for i, r := range rows {
-		e := appendField(nil, r.Param)
-		if r.IsDate {
-			e = append(e, 1)
-			e = binary.BigEndian.AppendUint64(e, uint64(r.Lo))
-			e = binary.BigEndian.AppendUint64(e, uint64(r.Hi))
-		} else {
-			e = append(e, 0)
-			e = appendField(e, string(r.Hash))
-		}
-		enc[i] = e
-		n += len(e)
+	for _, r := range rows {
+		n += 4 + len(r.Param) + 1 + 16 + 4 + len(r.Hash)
 	}
-	slices.SortFunc(enc, bytes.Compare)
+	buf := make([]byte, 0, n)
+	spans := make([][2]int, len(rows))
+	for i, r := range rows {
+		start := len(buf)
+		buf = appendField(buf, r.Param)
+		if r.IsDate {
+			buf = append(buf, 1)
+			buf = binary.BigEndian.AppendUint64(buf, uint64(r.Lo))
+			buf = binary.BigEndian.AppendUint64(buf, uint64(r.Hi))
+		} else {
+			buf = append(buf, 0)
+			buf = binary.BigEndian.AppendUint32(buf, uint32(len(r.Hash)))
+			buf = append(buf, r.Hash...)
+		}
+		spans[i] = [2]int{start, len(buf)}
+	}
+	slices.SortFunc(spans, func(a, b [2]int) int { return bytes.Compare(buf[a[0]:a[1]], buf[b[0]:b[1]]) })
 	b := encodeAD(domainLedgerIndex, typ, id)
-	b = slices.Grow(b, 8+n)
+	b = slices.Grow(b, 8+len(buf))
 	b = binary.BigEndian.AppendUint64(b, uint64(len(rows)))
-	for _, e := range enc {
-		b = append(b, e...)
+	for _, sp := range spans {
+		b = append(b, buf[sp[0]:sp[1]]...)
 	}
 	return l.must(b)
 }

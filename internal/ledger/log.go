@@ -71,9 +71,12 @@ func (l *Log) Leaf(index int64, leaf []byte, v1 bool) error {
 	if !audit.MayCarryLedger(ev) {
 		return nil
 	}
+	// Decoded outside the lock: Leaf runs on every verification worker.
+	p := newPart()
+	p.add(index, fmt.Sprintf("leaf %d", index), ev)
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.integrated.add(index, fmt.Sprintf("leaf %d", index), ev)
+	l.integrated.merge(p)
 	return nil
 }
 

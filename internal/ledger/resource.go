@@ -199,11 +199,17 @@ func (c *checker) version(v storage.Version, e *expected, st storage.ResourceSta
 			r.erased++ // unreadable by design; owner and flag checked above
 			return
 		}
-		pt, ok := c.open(v, rec, ref, r)
+		pt, ok := c.decrypt(v, rec, ref, r)
 		if !ok {
 			return
 		}
-		if !c.noMAC && !equalBytes(c.o.Ledger.Version(v, pt), e.v) {
+		if c.noMAC {
+			if _, ok := c.head(v, pt, ref, r); !ok {
+				return
+			}
+		} else if !equalBytes(c.o.Ledger.Version(v, pt), e.v) {
+			// The commitment covers the plaintext: equal, it names
+			// this resource and version as it did when written.
 			r.add(ref, KindContent, "the row differs from what the log committed (its time or body: an older copy put back?)")
 			return
 		}
@@ -236,12 +242,13 @@ func (c *checker) version(v storage.Version, e *expected, st storage.ResourceSta
 		r.erased++
 	default:
 		var ok bool
-		pt, ok = c.open(v, rec, ref, r)
+		if pt, ok = c.decrypt(v, rec, ref, r); !ok {
+			return
+		}
+		h, ok := c.head(v, pt, ref, r)
 		if !ok {
 			return
 		}
-		var h head
-		_ = json.Unmarshal(pt, &h) // open checked it decodes
 		if lu, err := time.Parse(time.RFC3339Nano, h.Meta.LastUpdated); err == nil {
 			t = lu // authenticated by the AEAD, unlike the row's time
 		}
@@ -267,8 +274,9 @@ func (c *checker) baseline(v storage.Version, pt []byte, st storage.ResourceStat
 	r.baseline = append(r.baseline, cm)
 }
 
-// open decrypts v and checks that its plaintext names it.
-func (c *checker) open(v storage.Version, rec storage.KeyRecord, ref string, r *result) ([]byte, bool) {
+// decrypt opens v with its owner's key (the AEAD binds type, id,
+// version and owner).
+func (c *checker) decrypt(v storage.Version, rec storage.KeyRecord, ref string, r *result) ([]byte, bool) {
 	dek, err := c.o.Keys.DEK(rec)
 	if err != nil {
 		r.add(ref, KindKey, "its data key cannot be unwrapped")
@@ -279,16 +287,21 @@ func (c *checker) open(v storage.Version, rec storage.KeyRecord, ref string, r *
 		r.add(ref, KindCiphertext, "the ciphertext fails authentication (altered, moved or copied from another row)")
 		return nil, false
 	}
+	return pt, true
+}
+
+// head checks that the plaintext of v names it, and returns its head.
+func (c *checker) head(v storage.Version, pt []byte, ref string, r *result) (head, bool) {
 	var h head
 	if err := json.Unmarshal(pt, &h); err != nil {
 		r.add(ref, KindCiphertext, "the plaintext is not JSON")
-		return nil, false
+		return h, false
 	}
 	if h.ResourceType != v.Type || h.ID != v.ID || h.Meta.VersionID != strconv.FormatInt(v.Version, 10) {
 		r.add(ref, KindCiphertext, "the plaintext names another resource or version")
-		return nil, false
+		return h, false
 	}
-	return pt, true
+	return h, true
 }
 
 // erasureExplains reports whether the uncommitted delete marker v is

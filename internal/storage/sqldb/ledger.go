@@ -115,26 +115,45 @@ WHERE (type, id) > (?, ?) ORDER BY type, id LIMIT ?`
 }
 
 // scanIndexRows reads and closes rows of (type, id, param, h, lo, hi).
+// Type, id and param repeat from row to row: they are scanned as raw
+// bytes and a string is made only when one changes (a full scan reads
+// millions of rows).
 func scanIndexRows(rows *sql.Rows) ([]indexRow, error) {
 	defer rows.Close()
 	var out []indexRow
+	var typ, id, param, h sql.RawBytes
+	var lo, hi sql.NullInt64
+	var r indexRow
+	params := map[string]string{}
 	for rows.Next() {
-		var r indexRow
-		var lo, hi sql.NullInt64
-		if err := rows.Scan(&r.typ, &r.id, &r.row.Param, &r.row.Hash, &lo, &hi); err != nil {
+		if err := rows.Scan(&typ, &id, &param, &h, &lo, &hi); err != nil {
 			return nil, err
+		}
+		if string(typ) != r.typ {
+			r.typ = string(typ)
+		}
+		if string(id) != r.id {
+			r.id = string(id)
+		}
+		p, ok := params[string(param)]
+		if !ok {
+			p = string(param)
+			params[p] = p
+		}
+		r.row = storage.IndexRow{Param: p}
+		if h != nil {
+			r.row.Hash = append([]byte(nil), h...)
 		}
 		// A row with both a hash and a range (or neither) was not
 		// written by Put: it is read as a date row, whose commitment
 		// then differs from the one of the row Put wrote.
-		if r.row.Hash == nil || lo.Valid || hi.Valid {
+		if h == nil || lo.Valid || hi.Valid {
 			r.row.IsDate, r.row.Lo, r.row.Hi = true, lo.Int64, hi.Int64
 		}
 		out = append(out, r)
 	}
 	return out, rows.Err()
 }
-
 // Resource implements storage.LedgerReader: three queries in one
 // read-only transaction (a snapshot: REPEATABLE READ on PostgreSQL, a
 // WAL read transaction on SQLite).
