@@ -141,7 +141,7 @@ func TestLedgerNamesEveryTampering(t *testing.T) {
 
 			// Every legitimate change, then a clean verification.
 			a := secOpenAppNoCleanup(t, dir)
-			secUpdateTimes(t, a, "Patient", rollbackP.id, 2)  // v3
+			secUpdateTimes(t, a, "Patient", rollbackP.id, 2)   // v3
 			secUpdateTimes(t, a, "Observation", repoint.id, 1) // v2
 			secUpdateTimes(t, a, "Observation", content.id, 1) // v2
 			if err := a.Record.Delete(ctx, secCaller(), deleted.typ, deleted.id); err != nil {

@@ -154,6 +154,7 @@ func scanIndexRows(rows *sql.Rows) ([]indexRow, error) {
 	}
 	return out, rows.Err()
 }
+
 // Resource implements storage.LedgerReader: three queries in one
 // read-only transaction (a snapshot: REPEATABLE READ on PostgreSQL, a
 // WAL read transaction on SQLite).
