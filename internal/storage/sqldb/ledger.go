@@ -120,7 +120,7 @@ WHERE (type, id) > (?, ?) ORDER BY type, id LIMIT ?`
 // millions of rows).
 func scanIndexRows(rows *sql.Rows) ([]indexRow, error) {
 	defer rows.Close()
-	var out []indexRow
+	out := make([]indexRow, 0, indexScanBatch)
 	var typ, id, param, h sql.RawBytes
 	var lo, hi sql.NullInt64
 	var r indexRow

@@ -84,7 +84,7 @@ func Open(ctx context.Context, path string, opts Options) (*sqldb.Store, error) 
 	writer.SetConnMaxLifetime(0)
 	writer.SetConnMaxIdleTime(0)
 
-	if err := quickCheck(ctx, writer); err != nil {
+	if err := quickCheck(ctx, abs, opts.BusyTimeout); err != nil {
 		writer.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", filepath.Base(abs), err)
 	}
@@ -174,6 +174,17 @@ func DSN(path string, busy time.Duration, writer bool) string {
 	return u.String()
 }
 
+// checkDSN is DSN's reader connection with a 2 MiB page cache (SQLite's
+// default), for quickCheck.
+func checkDSN(path string, busy time.Duration) string {
+	q := url.Values{}
+	q.Add("_pragma", "busy_timeout("+strconv.FormatInt(busy.Milliseconds(), 10)+")")
+	q.Add("_pragma", "query_only(1)")
+	q.Add("_pragma", "mmap_size("+strconv.Itoa(readerMmapBytes)+")")
+	u := url.URL{Scheme: "file", Path: path, RawQuery: q.Encode()}
+	return u.String()
+}
+
 func unavailable(err error) error {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
@@ -192,7 +203,17 @@ const maxCheckErrors = 5
 // cost), about a second per GiB here. A copy of a live database taken
 // with cp (its WAL from another moment) fails it, where the server
 // would otherwise start and answer errors for the damaged pages.
-func quickCheck(ctx context.Context, db *sql.DB) error {
+//
+// It runs on a connection of its own, a reader's (mapped, read-only)
+// with a small page cache, closed after: the pages it reads once do not
+// stay in the writer's cache.
+func quickCheck(ctx context.Context, path string, busy time.Duration) error {
+	db, err := sql.Open("sqlite", checkDSN(path, busy))
+	if err != nil {
+		return fmt.Errorf("checking the database's integrity: %w", err)
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
 	rows, err := db.QueryContext(ctx, "PRAGMA quick_check("+strconv.Itoa(maxCheckErrors)+")")
 	if err != nil {
 		var e *sqlite.Error
