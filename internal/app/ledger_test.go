@@ -107,3 +107,46 @@ func TestVerifyWhileWriting(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkCreate stores the heart-rate Observation of bench/load's
+// create mode through the record service (validation, indexing, sealing,
+// the ledger commitment, one group-committed transaction with its audit
+// event), from 64 goroutines, on SQLite. Compare with
+// keys.BenchmarkLedgerCommit, the commitment alone (bench/README.md).
+func BenchmarkCreate(b *testing.B) {
+	dir := b.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "keys"), 0o700); err != nil {
+		b.Fatal(err)
+	}
+	c := config.Default(dir).Resolved()
+	if err := keys.CreateKeyFile(c.Keys.KeyFile); err != nil {
+		b.Fatal(err)
+	}
+	a, err := app.Open(b.Context(), c, slog.New(slog.DiscardHandler))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { a.Close() })
+	caller := record.Caller{Agent: audit.Agent{User: "bench", Client: "bench"}, Purpose: "TREAT"}
+	body := []byte(`{"resourceType":"Observation","status":"final",` +
+		`"category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/observation-category","code":"vital-signs","display":"Vital signs"}]}],` +
+		`"code":{"coding":[{"system":"http://loinc.org","code":"8867-4","display":"Heart rate"}],"text":"Heart rate"},` +
+		`"subject":{"reference":"Patient/bench-1"},"effectiveDateTime":"2024-05-01T10:00:00Z","issued":"2024-05-01T10:03:00.000Z",` +
+		`"valueQuantity":{"value":72,"unit":"/min","system":"http://unitsofmeasure.org","code":"/min"}}`)
+	b.SetParallelism(32) // 64 goroutines on 2 cores
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			res, err := a.Record.Parse(body)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			if _, _, err := a.Record.Create(b.Context(), caller, res, ""); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "creates/s")
+}
