@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -14,91 +13,6 @@ import (
 	"github.com/phivault/phivault/internal/keys"
 	"github.com/phivault/phivault/internal/storage"
 )
-
-// Kind names what differs between the database and the log. The values
-// are stable: operators and tests match them.
-type Kind string
-
-// Problem kinds.
-const (
-	// KindMissingResource: the log committed versions of a resource of
-	// which nothing is stored (its rows were deleted).
-	KindMissingResource Kind = "missing-resource"
-	// KindMissingVersion: a committed version's row is missing, or a
-	// version number is skipped.
-	KindMissingVersion Kind = "missing-version"
-	// KindRollback: the newest versions the log committed are missing and
-	// the current pointer names an older one: the server serves the past.
-	KindRollback Kind = "rollback"
-	// KindRepointed: the current pointer names another version than the
-	// newest one, which is stored.
-	KindRepointed Kind = "repointed"
-	// KindCurrentRow: the current pointer row is missing or differs from
-	// the version row it names.
-	KindCurrentRow Kind = "current-row"
-	// KindContent: a version row (owner, deletion flag, time or body)
-	// differs from what the log committed.
-	KindContent Kind = "content"
-	// KindCiphertext: a ciphertext fails authentication (altered, moved
-	// or copied from another row), or its plaintext names another
-	// resource or version.
-	KindCiphertext Kind = "ciphertext"
-	// KindIndex: a resource's index rows differ from the ones the log
-	// committed (a blind-index row added, removed or repointed), or a
-	// deleted resource still has index rows.
-	KindIndex Kind = "index"
-	// KindForgedMarker: a delete marker no event committed to and no
-	// erasure explains.
-	KindForgedMarker Kind = "forged-marker"
-	// KindForgedErasure: a data key destroyed without an erasure in the
-	// log.
-	KindForgedErasure Kind = "forged-erasure"
-	// KindErasure: an erasure in the log whose effect is not stored: the
-	// key is live again, or a resource it covered has no delete marker.
-	KindErasure Kind = "erasure"
-	// KindUncommitted: a version written after the ledger started that
-	// no event commits to: a forged row, or a write whose audit event was
-	// deleted before it was integrated into the tree.
-	KindUncommitted Kind = "uncommitted"
-	// KindKey: a data key is missing or does not unwrap.
-	KindKey Kind = "key"
-	// KindLedgerKey: the ledger key is not the one the log started with
-	// (its record was replaced): commitments cannot be compared.
-	KindLedgerKey Kind = "ledger-key"
-	// KindLog: an event's ledger data is malformed, or the ledger's
-	// start event is missing.
-	KindLog Kind = "log"
-	// KindUnsettled: a resource that looked wrong kept changing while
-	// the check reread it (written to all along): not judged.
-	KindUnsettled Kind = "unsettled"
-)
-
-// Problem is one difference, named by reference (no content).
-type Problem struct {
-	Ref    string // "Type/id/_history/v", "Type/id", or a key owner
-	Kind   Kind
-	Detail string
-}
-
-func (p Problem) String() string { return fmt.Sprintf("%s: %s: %s", p.Ref, p.Kind, p.Detail) }
-
-// Report sums up a check.
-type Report struct {
-	Resources int64 // resources examined (current pointers, or versions without one)
-	Versions  int64 // version rows examined
-	Verified  int64 // version rows equal to their commitment (sealed versions opened)
-	Deleted   int64 // delete markers committed or explained by an erasure
-	Erased    int64 // versions of erased owners: unreadable by design, only their metadata checked
-	PreLedger int64 // versions not committed: written before ledger v1
-	Commits   int64 // commitments read from the log
-	Baselined int64 // baseline mode: commitments appended
-	Problems  []Problem
-	// More counts the problems beyond MaxProblems, which are not listed.
-	More int64
-}
-
-// MaxProblems bounds the problems a Report lists.
-const MaxProblems = 1000
 
 // maxRechecks bounds the resources read again, each in one snapshot,
 // after the log's tail was read: a resource written during the check
@@ -156,7 +70,7 @@ func Check(ctx context.Context, o Options) (Report, error) {
 	if err := o.Log.ReadTail(ctx, o.Source, o.LogKey); err != nil {
 		return rep, err
 	}
-	c := &checker{o: o, ctx: ctx, view: o.Log.snapshot(), found: map[string][]Problem{}}
+	c := &checker{o: o, view: o.Log.snapshot(), found: map[string][]Problem{}}
 	if err := c.loadKeys(ctx); err != nil {
 		return rep, err
 	}
@@ -175,84 +89,12 @@ func Check(ctx context.Context, o Options) (Report, error) {
 			return rep, err
 		}
 	}
-	// Every resource the log commits to and the scan did not meet.
-	for key := range c.view.keys() {
-		if !c.seen[key] {
-			c.recheck = append(c.recheck, key)
-		}
+	if err := c.rechecks(ctx); err != nil {
+		return rep, err
 	}
-	// Resources that looked wrong are read again, each in one snapshot,
-	// and then the log's tail: every write visible in a snapshot
-	// committed its event before the tail is read. They are judged
-	// against the log as it is then.
-	slices.Sort(c.recheck)
-	c.recheck = slices.Compact(c.recheck)
-	if len(c.recheck) > maxRechecks {
-		// Beyond the bound, the scan's findings stand; a resource the
-		// scan did not meet has nothing stored.
-		for _, key := range c.recheck[maxRechecks:] {
-			if !c.seen[key] {
-				var r result
-				c.evaluate(key, storage.ResourceState{}, &r)
-				c.found[key] = r.problems
-			}
-		}
-		c.recheck = c.recheck[:maxRechecks]
+	if err := c.keyChecks(ctx); err != nil {
+		return rep, err
 	}
-	states := make([]storage.ResourceState, len(c.recheck))
-	for i, key := range c.recheck {
-		st, err := c.read(ctx, key)
-		if err != nil {
-			return rep, err
-		}
-		states[i] = st
-	}
-	// A snapshot is judged against a log read after it, if a second
-	// snapshot read after that log shows the resource unchanged: then
-	// every write visible in it committed its event before the log was
-	// read, and no event in that log is of a later write.
-	todo := make([]int, len(c.recheck))
-	for i := range todo {
-		todo[i] = i
-	}
-	for round := 0; len(todo) > 0 && round < maxRounds; round++ {
-		if err := o.Log.ReadTail(ctx, o.Source, o.LogKey); err != nil {
-			return rep, err
-		}
-		c.view = o.Log.snapshot()
-		if err := c.loadKeys(ctx); err != nil { // keys created or erased meanwhile
-			return rep, err
-		}
-		var again []int
-		for _, i := range todo {
-			st, err := c.read(ctx, c.recheck[i])
-			if err != nil {
-				return rep, err
-			}
-			if !sameState(states[i], st) {
-				states[i] = st
-				again = append(again, i)
-				continue
-			}
-			var r result
-			c.evaluate(c.recheck[i], st, &r)
-			c.found[c.recheck[i]] = r.problems
-		}
-		todo = again
-	}
-	for _, i := range todo {
-		c.found[c.recheck[i]] = []Problem{{Ref: c.recheck[i], Kind: KindUnsettled,
-			Detail: fmt.Sprintf("it looked wrong and changed between each of %d readings: not judged; verify again", maxRounds+1)}}
-	}
-	if c.keyChecks(false) {
-		// An erasure that committed after the log was read: read its tail
-		// once more before naming a key destroyed without one.
-		if err := o.Log.ReadTail(ctx, o.Source, o.LogKey); err != nil {
-			return rep, err
-		}
-		c.view = o.Log.snapshot()
-	}
-	c.keyChecks(true)
 	c.rep.Commits = c.view.commits()
 	for _, p := range c.view.bad() {
 		c.global = append(c.global, p)
@@ -275,7 +117,6 @@ func Check(ctx context.Context, o Options) (Report, error) {
 // checker is one run of Check.
 type checker struct {
 	o       Options
-	ctx     context.Context
 	view    *view
 	keyrecs map[string]storage.KeyRecord
 	// startTime is when the ledger started; versions older than it and
@@ -297,101 +138,6 @@ type checker struct {
 	bmu       sync.Mutex
 	baselined []audit.Commit
 	berr      error
-}
-
-// addBaseline queues commitments of the baseline and appends a full
-// batch.
-func (c *checker) addBaseline(cs []audit.Commit) {
-	if len(cs) == 0 {
-		return
-	}
-	c.bmu.Lock()
-	c.baselined = append(c.baselined, cs...)
-	c.bmu.Unlock()
-	if err := c.flushBaseline(c.ctx, false); err != nil {
-		c.bmu.Lock()
-		if c.berr == nil {
-			c.berr = err
-		}
-		c.bmu.Unlock()
-	}
-}
-
-// flushBaseline appends the queued commitments: full batches, or all
-// with last.
-func (c *checker) flushBaseline(ctx context.Context, last bool) error {
-	c.bmu.Lock()
-	defer c.bmu.Unlock()
-	if c.berr != nil {
-		return c.berr
-	}
-	for len(c.baselined) >= audit.MaxCommitsPerEvent || (last && len(c.baselined) > 0) {
-		n := min(len(c.baselined), audit.MaxCommitsPerEvent)
-		if err := c.o.Baseline(ctx, c.baselined[:n]); err != nil {
-			c.berr = err
-			return err
-		}
-		c.mu.Lock()
-		c.rep.Baselined += int64(n)
-		c.mu.Unlock()
-		c.baselined = c.baselined[n:]
-	}
-	return nil
-}
-
-// maxRounds bounds the rereadings of a resource that looked wrong and
-// keeps changing (written to while the check runs).
-const maxRounds = 5
-
-// read reads one resource ("Type/id") in one snapshot.
-func (c *checker) read(ctx context.Context, key string) (storage.ResourceState, error) {
-	typ, id, _ := strings.Cut(key, "/")
-	st, err := c.o.Current.Resource(ctx, typ, id)
-	if err != nil {
-		return st, fmt.Errorf("ledger check: reading %s again: %w", key, err)
-	}
-	return st, nil
-}
-
-// sameState reports whether two snapshots of a resource store the same
-// versions (number, owner, deletion flag, time), current pointer and
-// index rows. Ciphertexts are not compared: a DEK rotation re-seals
-// them without changing what the check judges.
-func sameState(a, b storage.ResourceState) bool {
-	if len(a.Versions) != len(b.Versions) || (a.Current == nil) != (b.Current == nil) || len(a.Index) != len(b.Index) {
-		return false
-	}
-	for i, v := range a.Versions {
-		w := b.Versions[i]
-		if v.Version != w.Version || v.Owner != w.Owner || v.Deleted != w.Deleted || !v.LastUpdated.Equal(w.LastUpdated) {
-			return false
-		}
-	}
-	if a.Current != nil && *a.Current != *b.Current {
-		return false
-	}
-	return indexKey(a.Index) == indexKey(b.Index)
-}
-
-func indexKey(rows []storage.IndexRow) string {
-	ks := make([]string, len(rows))
-	for i, r := range rows {
-		ks[i] = fmt.Sprintf("%s|%t|%x|%d|%d", r.Param, r.IsDate, r.Hash, r.Lo, r.Hi)
-	}
-	slices.Sort(ks)
-	return strings.Join(ks, "\n")
-}
-
-// loadKeys reads every key record.
-func (c *checker) loadKeys(ctx context.Context) error {
-	c.keyrecs = map[string]storage.KeyRecord{}
-	if err := c.o.Store.ScanKeys(ctx, func(k storage.KeyRecord) error {
-		c.keyrecs[k.Owner] = k
-		return nil
-	}); err != nil {
-		return fmt.Errorf("ledger check: scanning keys: %w", err)
-	}
-	return nil
 }
 
 // startChecks reads the ledger's start and baseline from the log.
@@ -419,32 +165,6 @@ func (c *checker) startChecks() {
 	if v.baseline >= 0 {
 		c.strict = true
 	}
-}
-
-// keyChecks compares the key records with the erasures of the log and,
-// with report, records the differences; it says whether it found any.
-func (c *checker) keyChecks(report bool) bool {
-	found := false
-	for owner, rec := range c.keyrecs {
-		if strings.HasPrefix(owner, "system/") {
-			continue
-		}
-		erased := len(c.view.erasures[owner]) > 0
-		var p Problem
-		switch {
-		case rec.Shredded && !erased:
-			p = Problem{Ref: owner, Kind: KindForgedErasure, Detail: "the data key was destroyed, but the log has no $erase of this owner"}
-		case !rec.Shredded && erased:
-			p = Problem{Ref: owner, Kind: KindErasure, Detail: "the log erased this owner, but its data key is live again (restored from a copy?)"}
-		default:
-			continue
-		}
-		found = true
-		if report {
-			c.global = append(c.global, p)
-		}
-	}
-	return found
 }
 
 // result is what evaluating one resource found.
@@ -516,7 +236,7 @@ func (c *checker) scan(parent context.Context) error {
 				var r result
 				c.evaluate(g.key, g.st, &r)
 				if c.o.Baseline != nil {
-					c.addBaseline(r.baseline)
+					c.addBaseline(ctx, r.baseline)
 				}
 				c.mu.Lock()
 				c.rep.Resources++

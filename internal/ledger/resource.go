@@ -261,19 +261,6 @@ func (c *checker) version(v storage.Version, e *expected, st storage.ResourceSta
 	r.add(ref, KindUncommitted, "no event in the log commits to this version: a forged row, or a write whose audit event was deleted before it was integrated")
 }
 
-// baseline, in baseline mode, commits version v (plaintext pt) as
-// found, with the index rows if it is the current version.
-func (c *checker) baseline(v storage.Version, pt []byte, st storage.ResourceState, ref string, r *result) {
-	if c.o.Baseline == nil {
-		return
-	}
-	cm := audit.Commit{Kind: audit.CommitBaseline, Ref: ref, Owner: v.Owner, Deleted: v.Deleted, Version: c.o.Ledger.Version(v, pt)}
-	if cur := st.Current; cur != nil && cur.Version == v.Version && !v.Deleted {
-		cm.Index = c.o.Ledger.Index(v.Type, v.ID, st.Index)
-	}
-	r.baseline = append(r.baseline, cm)
-}
-
 // decrypt opens v with its owner's key (the AEAD binds type, id,
 // version and owner).
 func (c *checker) decrypt(v storage.Version, rec storage.KeyRecord, ref string, r *result) ([]byte, bool) {
