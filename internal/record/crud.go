@@ -342,6 +342,8 @@ type pending struct {
 	v    storage.Version // without ciphertext
 	body []byte
 	rows []storage.IndexRow
+
+	commit audit.Commit // its ledger commitment (ledger.go), computed with the rest
 }
 
 // prepareVersion sets res's version and lastUpdated and computes
@@ -364,8 +366,12 @@ func (s *Service) prepareVersion(res fhir.Resource, version int64, now time.Time
 	}
 	rows = append(rows, lrows...)
 	owner := s.ownerOf(res)
-	return &pending{res: res, body: body, rows: rows,
-		v: storage.Version{Type: res.Type(), ID: res.ID(), Version: version, Owner: owner, LastUpdated: now}}, nil
+	p := &pending{res: res, body: body, rows: rows,
+		v: storage.Version{Type: res.Type(), ID: res.ID(), Version: version, Owner: owner, LastUpdated: now}}
+	if p.commit, err = s.putCommit(p.v, p); err != nil {
+		return nil, err
+	}
+	return p, nil
 }
 
 // storeVersion seals a prepared version with its owner's key (created in

@@ -19,10 +19,16 @@ import (
 var errNoLedger = errors.New("record: the ledger key is not loaded")
 
 // putCommit is the commitment of version v, stored with plaintext body
-// and index rows (p is nil for a delete marker, which has neither).
+// and index rows (p is nil for a delete marker, which has neither). The
+// commitment prepareVersion computed, outside the transaction, serves
+// when it is of the same version.
 func (s *Service) putCommit(v storage.Version, p *pending) (audit.Commit, error) {
 	if s.ledger == nil {
 		return audit.Commit{}, unavailable(errNoLedger)
+	}
+	if p != nil && p.commit.Version != nil && p.v.Type == v.Type && p.v.ID == v.ID && p.v.Version == v.Version &&
+		p.v.Owner == v.Owner && p.v.LastUpdated.Equal(v.LastUpdated) && !v.Deleted {
+		return p.commit, nil
 	}
 	c := audit.Commit{Kind: audit.CommitPut, Ref: entityRef(v.Type, v.ID, v.Version), Owner: v.Owner, Deleted: v.Deleted}
 	if v.Deleted || p == nil {
