@@ -178,22 +178,61 @@ func (r *result) add(ref string, k Kind, detail string) {
 	r.problems = append(r.problems, Problem{Ref: ref, Kind: k, Detail: detail})
 }
 
-// group is one resource as the three scans found it.
+// group is one resource as the scans found it: its versions and
+// pointer, and what the index pass found of its rows.
 type group struct {
 	key string
 	st  storage.ResourceState
+	ix  indexState
+}
+
+// indexState is a resource's stored index rows as the check knows them.
+type indexState struct {
+	n      int                // rows
+	digest []byte             // their commitment; nil when they came apart (split)
+	split  bool               // the rows came in several runs: read them again
+	rows   []storage.IndexRow // the rows, when known (rereadings)
+}
+
+// indexOf is the state of rows read whole.
+func (c *checker) indexOf(typ, id string, rows []storage.IndexRow) indexState {
+	return indexState{n: len(rows), digest: c.o.Ledger.Index(typ, id, rows), rows: rows}
+}
+
+// indexDigests reads every index row once and returns, per resource
+// ("Type/id"), how many and their commitment.
+func (c *checker) indexDigests(ctx context.Context) (map[string]indexState, error) {
+	out := map[string]indexState{}
+	err := c.o.Current.ScanIndex(ctx, func(typ, id string, rows []storage.IndexRow) error {
+		key := typ + "/" + id
+		if prev, ok := out[key]; ok {
+			out[key] = indexState{n: prev.n + len(rows), split: true}
+			return nil
+		}
+		out[key] = indexState{n: len(rows), digest: c.o.Ledger.Index(typ, id, rows)}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ledger check: %w", err)
+	}
+	return out, nil
 }
 
 // scan merges the version, pointer and index scans by resource and
 // evaluates each resource on o.Workers goroutines.
 func (c *checker) scan(parent context.Context) error {
+	// The index rows first: one pass in the order the store reads
+	// fastest, keeping the commitment of each resource's rows.
+	idx, err := c.indexDigests(parent)
+	if err != nil {
+		return err
+	}
 	ctx, cancel := context.WithCancel(parent)
 	defer cancel()
 	c.seen = map[string]bool{}
 	vers := make(chan storage.Version, 1024)
 	curs := make(chan storage.Current, 256)
-	idxs := make(chan indexGroup, 256)
-	errc := make(chan error, 3)
+	errc := make(chan error, 2)
 	var producers sync.WaitGroup
 	producers.Go(func() {
 		defer close(vers)
@@ -217,24 +256,13 @@ func (c *checker) scan(parent context.Context) error {
 			}
 		})
 	})
-	producers.Go(func() {
-		defer close(idxs)
-		errc <- c.o.Current.ScanIndex(ctx, func(typ, id string, rows []storage.IndexRow) error {
-			select {
-			case idxs <- indexGroup{typ: typ, id: id, rows: rows}:
-				return nil
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		})
-	})
 	work := make(chan group, 64)
 	var workers sync.WaitGroup
 	for range c.o.Workers {
 		workers.Go(func() {
 			for g := range work {
 				var r result
-				c.evaluate(g.key, g.st, &r)
+				c.evaluate(g.key, g.st, g.ix, &r)
 				if c.o.Baseline != nil {
 					c.addBaseline(ctx, r.baseline)
 				}
@@ -256,7 +284,7 @@ func (c *checker) scan(parent context.Context) error {
 			}
 		})
 	}
-	mergeErr := c.merge(ctx, vers, curs, idxs, work)
+	mergeErr := c.merge(ctx, vers, curs, idx, work)
 	close(work)
 	workers.Wait()
 	cancel()
@@ -264,6 +292,12 @@ func (c *checker) scan(parent context.Context) error {
 	close(errc)
 	if mergeErr != nil {
 		return mergeErr
+	}
+	// Index rows of resources with neither a version nor a pointer.
+	for key := range idx {
+		if !c.seen[key] {
+			c.recheck = append(c.recheck, key)
+		}
 	}
 	if c.berr != nil {
 		return c.berr
@@ -276,17 +310,11 @@ func (c *checker) scan(parent context.Context) error {
 	return parent.Err()
 }
 
-type indexGroup struct {
-	typ, id string
-	rows    []storage.IndexRow
-}
-
 // merge reads the three ordered streams and sends one group per
 // resource, in (type, id) order.
-func (c *checker) merge(ctx context.Context, vers <-chan storage.Version, curs <-chan storage.Current, idxs <-chan indexGroup, work chan<- group) error {
+func (c *checker) merge(ctx context.Context, vers <-chan storage.Version, curs <-chan storage.Current, idx map[string]indexState, work chan<- group) error {
 	var v *storage.Version
 	var cu *storage.Current
-	var ix *indexGroup
 	nextV := func() {
 		if x, ok := <-vers; ok {
 			v = &x
@@ -301,17 +329,9 @@ func (c *checker) merge(ctx context.Context, vers <-chan storage.Version, curs <
 			cu = nil
 		}
 	}
-	nextI := func() {
-		if x, ok := <-idxs; ok {
-			ix = &x
-		} else {
-			ix = nil
-		}
-	}
 	nextV()
 	nextC()
-	nextI()
-	for v != nil || cu != nil || ix != nil {
+	for v != nil || cu != nil {
 		// The smallest (type, id) of the three heads.
 		var typ, id string
 		have := false
@@ -326,9 +346,6 @@ func (c *checker) merge(ctx context.Context, vers <-chan storage.Version, curs <
 		if cu != nil {
 			consider(cu.Type, cu.ID)
 		}
-		if ix != nil {
-			consider(ix.typ, ix.id)
-		}
 		var g group
 		g.key = typ + "/" + id
 		for v != nil && v.Type == typ && v.ID == id {
@@ -340,10 +357,7 @@ func (c *checker) merge(ctx context.Context, vers <-chan storage.Version, curs <
 			g.st.Current = &x
 			nextC()
 		}
-		if ix != nil && ix.typ == typ && ix.id == id {
-			g.st.Index = ix.rows
-			nextI()
-		}
+		g.ix = idx[g.key]
 		c.seen[g.key] = true
 		select {
 		case work <- g:

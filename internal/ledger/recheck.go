@@ -87,7 +87,7 @@ func (c *checker) rechecks(ctx context.Context) error {
 		for _, key := range c.recheck[maxRechecks:] {
 			if !c.seen[key] {
 				var r result
-				c.evaluate(key, storage.ResourceState{}, &r)
+				c.evaluate(key, storage.ResourceState{}, indexState{}, &r)
 				c.found[key] = r.problems
 			}
 		}
@@ -129,7 +129,8 @@ func (c *checker) rechecks(ctx context.Context) error {
 				continue
 			}
 			var r result
-			c.evaluate(c.recheck[i], st, &r)
+			typ, id, _ := strings.Cut(c.recheck[i], "/")
+			c.evaluate(c.recheck[i], st, c.indexOf(typ, id, st.Index), &r)
 			c.found[c.recheck[i]] = r.problems
 		}
 		todo = again

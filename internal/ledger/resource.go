@@ -76,7 +76,7 @@ type head struct {
 }
 
 // evaluate compares one resource's stored state with the log.
-func (c *checker) evaluate(key string, st storage.ResourceState, r *result) {
+func (c *checker) evaluate(key string, st storage.ResourceState, ix indexState, r *result) {
 	typ, id, _ := strings.Cut(key, "/")
 	ref := func(v int64) string { return key + "/_history/" + strconv.FormatInt(v, 10) }
 	exp, idx, newest := c.replay(c.view.entries(key))
@@ -88,8 +88,8 @@ func (c *checker) evaluate(key string, st storage.ResourceState, r *result) {
 		if len(exp) > 0 {
 			r.add(key, KindMissingResource, fmt.Sprintf("the log committed %d version(s) (the newest v%d), but no row of this resource is stored: it was deleted", len(exp), newest))
 		}
-		if len(st.Index) > 0 {
-			r.add(key, KindIndex, fmt.Sprintf("%d index rows of a resource that is not stored (repointed from another resource?)", len(st.Index)))
+		if ix.n > 0 {
+			r.add(key, KindIndex, fmt.Sprintf("%d index rows of a resource that is not stored (repointed from another resource?)", ix.n))
 		}
 		return
 	}
@@ -110,7 +110,7 @@ func (c *checker) evaluate(key string, st storage.ResourceState, r *result) {
 			r.add(ref(v.Version), KindMissingVersion, fmt.Sprintf("version %d is missing before it", want))
 		}
 		want = v.Version + 1
-		c.version(v, exp[v.Version], st, byVer, posOf, ref(v.Version), r)
+		c.version(v, exp[v.Version], st, ix, byVer, posOf, ref(v.Version), r)
 	}
 
 	// Committed versions that are not stored, and the current pointer.
@@ -164,11 +164,11 @@ func (c *checker) evaluate(key string, st storage.ResourceState, r *result) {
 	}
 
 	// The index rows of the current version.
-	c.index(typ, id, st, idx, ref, r)
+	c.index(typ, id, st, ix, idx, ref, r)
 }
 
 // version checks one version row against its expected form.
-func (c *checker) version(v storage.Version, e *expected, st storage.ResourceState, byVer map[int64]storage.Version, posOf func(int64) int64, ref string, r *result) {
+func (c *checker) version(v storage.Version, e *expected, st storage.ResourceState, ix indexState, byVer map[int64]storage.Version, posOf func(int64) int64, ref string, r *result) {
 	rec, haveKey := c.keyrecs[v.Owner]
 	if e != nil && e.derived {
 		if !v.Deleted || v.Owner != e.owner {
@@ -221,12 +221,12 @@ func (c *checker) version(v storage.Version, e *expected, st storage.ResourceSta
 	if v.Deleted {
 		if c.erasureExplains(v, byVer, posOf) {
 			r.deleted++
-			c.baseline(v, nil, st, ref, r)
+			c.baseline(v, nil, st, ix, ref, r)
 			return
 		}
 		if c.preLedger(v.LastUpdated) {
 			r.pre++
-			c.baseline(v, nil, st, ref, r)
+			c.baseline(v, nil, st, ix, ref, r)
 			return
 		}
 		r.add(ref, KindForgedMarker, "a delete marker that no event in the log commits to, and no erasure explains")
@@ -255,7 +255,7 @@ func (c *checker) version(v storage.Version, e *expected, st storage.ResourceSta
 	}
 	if c.preLedger(t) {
 		r.pre++
-		c.baseline(v, pt, st, ref, r)
+		c.baseline(v, pt, st, ix, ref, r)
 		return
 	}
 	r.add(ref, KindUncommitted, "no event in the log commits to this version: a forged row, or a write whose audit event was deleted before it was integrated")
@@ -314,18 +314,18 @@ func (c *checker) preLedger(t time.Time) bool {
 }
 
 // index checks the index rows of the resource's current version.
-func (c *checker) index(typ, id string, st storage.ResourceState, idx map[int64][]byte, ref func(int64) string, r *result) {
+func (c *checker) index(typ, id string, st storage.ResourceState, ix indexState, idx map[int64][]byte, ref func(int64) string, r *result) {
 	cur := st.Current
 	if cur == nil {
-		if len(st.Index) > 0 {
-			r.add(typ+"/"+id, KindIndex, fmt.Sprintf("%d index rows of a resource without a current pointer", len(st.Index)))
+		if ix.n > 0 {
+			r.add(typ+"/"+id, KindIndex, fmt.Sprintf("%d index rows of a resource without a current pointer", ix.n))
 		}
 		return
 	}
 	rec, haveKey := c.keyrecs[cur.Owner]
 	if cur.Deleted || (haveKey && rec.Shredded) {
-		if len(st.Index) > 0 {
-			r.add(ref(cur.Version), KindIndex, fmt.Sprintf("%d index rows of a deleted or erased resource: searches still find it", len(st.Index)))
+		if ix.n > 0 {
+			r.add(ref(cur.Version), KindIndex, fmt.Sprintf("%d index rows of a deleted or erased resource: searches still find it", ix.n))
 		}
 		return
 	}
@@ -333,17 +333,22 @@ func (c *checker) index(typ, id string, st storage.ResourceState, idx map[int64]
 	if !ok || c.noMAC {
 		return // written before ledger v1 (no commitment), or unverifiable
 	}
-	if equalBytes(c.o.Ledger.Index(typ, id, st.Index), want) {
+	if ix.split {
+		// Judged when the resource is read again, rows and all.
+		r.add(ref(cur.Version), KindIndex, "the index rows are stored apart from each other")
 		return
 	}
-	r.add(ref(cur.Version), KindIndex, "the index rows differ from the ones the log committed"+c.indexDiff(typ, id, cur.Version, st, want))
+	if equalBytes(ix.digest, want) {
+		return
+	}
+	r.add(ref(cur.Version), KindIndex, "the index rows differ from the ones the log committed"+c.indexDiff(typ, id, cur.Version, st, ix, want))
 }
 
 // indexDiff names the parameters whose rows differ, when the rows
 // recomputed from the body are the committed ones.
-func (c *checker) indexDiff(typ, id string, version int64, st storage.ResourceState, want []byte) string {
-	if c.o.Rows == nil {
-		return fmt.Sprintf(" (%d rows stored)", len(st.Index))
+func (c *checker) indexDiff(typ, id string, version int64, st storage.ResourceState, ix indexState, want []byte) string {
+	if c.o.Rows == nil || ix.rows == nil {
+		return fmt.Sprintf(" (%d rows stored)", ix.n)
 	}
 	var v *storage.Version
 	for i := range st.Versions {
@@ -353,19 +358,19 @@ func (c *checker) indexDiff(typ, id string, version int64, st storage.ResourceSt
 	}
 	rec, ok := c.keyrecs[st.Current.Owner]
 	if v == nil || !ok {
-		return fmt.Sprintf(" (%d rows stored)", len(st.Index))
+		return fmt.Sprintf(" (%d rows stored)", ix.n)
 	}
 	dek, err := c.o.Keys.DEK(rec)
 	if err != nil {
-		return fmt.Sprintf(" (%d rows stored)", len(st.Index))
+		return fmt.Sprintf(" (%d rows stored)", ix.n)
 	}
 	pt, err := dek.Open(v.Ciphertext, keys.ResourceAD{Type: v.Type, ID: v.ID, Version: v.Version, Owner: v.Owner})
 	if err != nil {
-		return fmt.Sprintf(" (%d rows stored)", len(st.Index))
+		return fmt.Sprintf(" (%d rows stored)", ix.n)
 	}
 	rows, err := c.o.Rows(typ, pt)
 	if err != nil || !equalBytes(c.o.Ledger.Index(typ, id, rows), want) {
-		return fmt.Sprintf(" (%d rows stored)", len(st.Index))
+		return fmt.Sprintf(" (%d rows stored)", ix.n)
 	}
 	// Count rows per parameter, stored minus recomputed.
 	type k struct{ param, val string }
@@ -376,7 +381,7 @@ func (c *checker) indexDiff(typ, id string, version int64, st storage.ResourceSt
 		}
 		return k{r.Param, "h" + string(r.Hash)}
 	}
-	for _, x := range st.Index {
+	for _, x := range ix.rows {
 		count[enc(x)]++
 	}
 	for _, x := range rows {

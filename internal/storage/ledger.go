@@ -16,18 +16,21 @@ type Current struct {
 	LastUpdated time.Time
 }
 
-// LedgerReader reads, in a stable order, what the ledger check (ADR
-// 0016, "phivault verify") compares with the signed audit log besides
-// the versions (Reader.ScanVersions) and keys (Reader.ScanKeys). Both
-// scans go in (type, id) order, bytewise, the order of ScanVersions,
-// so a caller can merge the three. Like ScanVersions they stream in
-// short queries and hold no transaction open between calls of fn; they
-// stop at the first error from fn and return it.
+// LedgerReader reads what the ledger check (ADR 0016, "phivault
+// verify") compares with the signed audit log besides the versions
+// (Reader.ScanVersions) and keys (Reader.ScanKeys). Like ScanVersions
+// the scans stream in short queries and hold no transaction open
+// between calls of fn; they stop at the first error from fn and return
+// it.
 type LedgerReader interface {
-	// ScanCurrent calls fn for every current pointer.
+	// ScanCurrent calls fn for every current pointer, in (type, id)
+	// order, bytewise: the order of ScanVersions, so the two merge.
 	ScanCurrent(ctx context.Context, fn func(Current) error) error
-	// ScanIndex calls fn once per resource that has index rows, with
-	// all of them (in no particular order).
+	// ScanIndex calls fn with every index row, in runs of rows of one
+	// resource, in the order the driver reads fastest (storage order on
+	// SQLite, (type, id) on PostgreSQL): the rows of one resource come
+	// in one run when they were written together, as every write and
+	// reindex does, but may come in several.
 	ScanIndex(ctx context.Context, fn func(typ, id string, rows []IndexRow) error) error
 	// Resource reads everything stored about one resource in one
 	// snapshot: its versions (ascending, with ciphertext), its current

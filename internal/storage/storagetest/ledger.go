@@ -12,7 +12,8 @@ import (
 // check of "phivault verify"): every current pointer once, in (type, id)
 // order bytewise; every resource's index rows in one call, also when a
 // resource has more rows than a scan batch or a batch ends inside a
-// resource; and one resource's consistent snapshot.
+// resource, in runs of one resource (in any order); and one resource's
+// consistent snapshot.
 func testLedgerScans(t *testing.T, s storage.Store) {
 	lr, ok := s.(storage.LedgerReader)
 	if !ok {
@@ -79,14 +80,12 @@ func testLedgerScans(t *testing.T, s storage.Store) {
 	}
 
 	seen := map[string]int{}
-	var order []string
 	if err := lr.ScanIndex(ctx, func(typ, id string, rs []storage.IndexRow) error {
 		k := typ + "/" + id
-		if _, dup := seen[k]; dup {
-			t.Errorf("ScanIndex called twice for %s", k)
+		if len(rs) == 0 {
+			t.Errorf("ScanIndex passed an empty run for %s", k)
 		}
-		seen[k] = len(rs)
-		order = append(order, k)
+		seen[k] += len(rs)
 		for _, r := range rs {
 			if r.Param == "date" && (!r.IsDate || r.Hash != nil || r.Hi != r.Lo+10) {
 				t.Errorf("%s: date row read as %+v", k, r)
@@ -95,9 +94,6 @@ func testLedgerScans(t *testing.T, s storage.Store) {
 		return nil
 	}); err != nil {
 		t.Fatal(err)
-	}
-	if !slices.IsSorted(order) {
-		t.Error("ScanIndex is not in (type, id) order")
 	}
 	if len(seen) != len(rows) {
 		t.Errorf("ScanIndex saw %d resources with rows, want %d", len(seen), len(rows))
