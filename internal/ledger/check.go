@@ -34,7 +34,8 @@ type Options struct {
 	Source  audit.Source         // to read the log's tail
 	LogKey  LogKey               // opens the tail
 	Rows    IndexRower
-	// Progress is called after each resource.
+	// Progress is called after each resource, from one goroutine at a
+	// time.
 	Progress func()
 	// Workers open and hash versions; default 2.
 	Workers int
@@ -172,6 +173,7 @@ type result struct {
 	problems                                 []Problem
 	versions, verified, deleted, erased, pre int64
 	baseline                                 []audit.Commit // baseline mode
+	index                                    *indexWant     // to judge once the index pass is done
 }
 
 func (r *result) add(ref string, k Kind, detail string) {
@@ -188,6 +190,7 @@ type group struct {
 
 // indexState is a resource's stored index rows as the check knows them.
 type indexState struct {
+	known  bool               // the index pass has read them
 	n      int                // rows
 	digest []byte             // their commitment; nil when they came apart (split)
 	split  bool               // the rows came in several runs: read them again
@@ -196,7 +199,7 @@ type indexState struct {
 
 // indexOf is the state of rows read whole.
 func (c *checker) indexOf(typ, id string, rows []storage.IndexRow) indexState {
-	return indexState{n: len(rows), digest: c.o.Ledger.Index(typ, id, rows), rows: rows}
+	return indexState{known: true, n: len(rows), digest: c.o.Ledger.Index(typ, id, rows), rows: rows}
 }
 
 // indexDigests reads every index row once and returns, per resource
@@ -206,10 +209,10 @@ func (c *checker) indexDigests(ctx context.Context) (map[string]indexState, erro
 	err := c.o.Current.ScanIndex(ctx, func(typ, id string, rows []storage.IndexRow) error {
 		key := typ + "/" + id
 		if prev, ok := out[key]; ok {
-			out[key] = indexState{n: prev.n + len(rows), split: true}
+			out[key] = indexState{known: true, n: prev.n + len(rows), split: true}
 			return nil
 		}
-		out[key] = indexState{n: len(rows), digest: c.o.Ledger.Index(typ, id, rows)}
+		out[key] = indexState{known: true, n: len(rows), digest: c.o.Ledger.Index(typ, id, rows)}
 		return nil
 	})
 	if err != nil {
@@ -221,14 +224,26 @@ func (c *checker) indexDigests(ctx context.Context) (map[string]indexState, erro
 // scan merges the version, pointer and index scans by resource and
 // evaluates each resource on o.Workers goroutines.
 func (c *checker) scan(parent context.Context) error {
-	// The index rows first: one pass in the order the store reads
-	// fastest, keeping the commitment of each resource's rows.
-	idx, err := c.indexDigests(parent)
-	if err != nil {
-		return err
-	}
 	ctx, cancel := context.WithCancel(parent)
 	defer cancel()
+	// The index rows in one pass, in the order the store reads fastest,
+	// keeping the commitment of each resource's rows: beside the scan of
+	// versions (each resource's index is judged after both), or before
+	// it for a baseline, which commits them with the versions.
+	var idx map[string]indexState
+	var idxErr error
+	idxDone := make(chan struct{})
+	go func() {
+		defer close(idxDone)
+		idx, idxErr = c.indexDigests(ctx)
+	}()
+	if c.o.Baseline != nil {
+		<-idxDone
+		if idxErr != nil {
+			return idxErr
+		}
+	}
+	deferred := map[string]indexWant{}
 	c.seen = map[string]bool{}
 	vers := make(chan storage.Version, 1024)
 	curs := make(chan storage.Current, 256)
@@ -262,6 +277,10 @@ func (c *checker) scan(parent context.Context) error {
 		workers.Go(func() {
 			for g := range work {
 				var r result
+				if c.o.Baseline != nil {
+					g.ix = idx[g.key]
+					g.ix.known = true
+				}
 				c.evaluate(g.key, g.st, g.ix, &r)
 				if c.o.Baseline != nil {
 					c.addBaseline(ctx, r.baseline)
@@ -277,21 +296,39 @@ func (c *checker) scan(parent context.Context) error {
 					c.found[g.key] = r.problems
 					c.recheck = append(c.recheck, g.key)
 				}
-				c.mu.Unlock()
+				if r.index != nil {
+					deferred[g.key] = *r.index
+				}
 				if c.o.Progress != nil {
 					c.o.Progress()
 				}
+				c.mu.Unlock()
 			}
 		})
 	}
-	mergeErr := c.merge(ctx, vers, curs, idx, work)
+	mergeErr := c.merge(ctx, vers, curs, work)
 	close(work)
 	workers.Wait()
+	if mergeErr != nil {
+		cancel()
+	}
+	<-idxDone
 	cancel()
 	producers.Wait()
 	close(errc)
 	if mergeErr != nil {
 		return mergeErr
+	}
+	if idxErr != nil {
+		return idxErr
+	}
+	for key, w := range deferred {
+		var r result
+		c.index(w, idx[key], storage.ResourceState{}, &r)
+		if len(r.problems) > 0 {
+			c.found[key] = append(c.found[key], r.problems...)
+			c.recheck = append(c.recheck, key)
+		}
 	}
 	// Index rows of resources with neither a version nor a pointer.
 	for key := range idx {
@@ -312,7 +349,7 @@ func (c *checker) scan(parent context.Context) error {
 
 // merge reads the three ordered streams and sends one group per
 // resource, in (type, id) order.
-func (c *checker) merge(ctx context.Context, vers <-chan storage.Version, curs <-chan storage.Current, idx map[string]indexState, work chan<- group) error {
+func (c *checker) merge(ctx context.Context, vers <-chan storage.Version, curs <-chan storage.Current, work chan<- group) error {
 	var v *storage.Version
 	var cu *storage.Current
 	nextV := func() {
@@ -357,7 +394,6 @@ func (c *checker) merge(ctx context.Context, vers <-chan storage.Version, curs <
 			g.st.Current = &x
 			nextC()
 		}
-		g.ix = idx[g.key]
 		c.seen[g.key] = true
 		select {
 		case work <- g:

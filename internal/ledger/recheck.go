@@ -87,7 +87,7 @@ func (c *checker) rechecks(ctx context.Context) error {
 		for _, key := range c.recheck[maxRechecks:] {
 			if !c.seen[key] {
 				var r result
-				c.evaluate(key, storage.ResourceState{}, indexState{}, &r)
+				c.evaluate(key, storage.ResourceState{}, indexState{known: true}, &r)
 				c.found[key] = r.problems
 			}
 		}

@@ -77,7 +77,6 @@ type head struct {
 
 // evaluate compares one resource's stored state with the log.
 func (c *checker) evaluate(key string, st storage.ResourceState, ix indexState, r *result) {
-	typ, id, _ := strings.Cut(key, "/")
 	ref := func(v int64) string { return key + "/_history/" + strconv.FormatInt(v, 10) }
 	exp, idx, newest := c.replay(c.view.entries(key))
 	byVer := make(map[int64]storage.Version, len(st.Versions))
@@ -164,7 +163,12 @@ func (c *checker) evaluate(key string, st storage.ResourceState, ix indexState, 
 	}
 
 	// The index rows of the current version.
-	c.index(typ, id, st, ix, idx, ref, r)
+	w := c.wantIndex(key, st, idx, ref)
+	if ix.known {
+		c.index(w, ix, st, r)
+	} else {
+		r.index = &w // judged once the index pass is done
+	}
 }
 
 // version checks one version row against its expected form.
@@ -313,35 +317,51 @@ func (c *checker) preLedger(t time.Time) bool {
 	return !c.strict && t.Before(c.startTime)
 }
 
-// index checks the index rows of the resource's current version.
-func (c *checker) index(typ, id string, st storage.ResourceState, ix indexState, idx map[int64][]byte, ref func(int64) string, r *result) {
+// indexWant is what the index rows of a resource must be.
+type indexWant struct {
+	key, ref string // "Type/id"; the current version (the key without one)
+	version  int64  // the current version (0: no current pointer)
+	none     bool   // no rows: no current pointer, or a deleted or erased resource
+	deleted  bool   // (with none) the resource is deleted or erased
+	digest   []byte // the rows' commitment; nil (and not none): not checked
+}
+
+// wantIndex says what the index rows of the resource's current version
+// must be, from its pointer, key and the log's index commitments idx.
+func (c *checker) wantIndex(key string, st storage.ResourceState, idx map[int64][]byte, ref func(int64) string) indexWant {
 	cur := st.Current
 	if cur == nil {
-		if ix.n > 0 {
-			r.add(typ+"/"+id, KindIndex, fmt.Sprintf("%d index rows of a resource without a current pointer", ix.n))
-		}
-		return
+		return indexWant{key: key, ref: key, none: true}
 	}
+	w := indexWant{key: key, ref: ref(cur.Version), version: cur.Version}
 	rec, haveKey := c.keyrecs[cur.Owner]
 	if cur.Deleted || (haveKey && rec.Shredded) {
-		if ix.n > 0 {
-			r.add(ref(cur.Version), KindIndex, fmt.Sprintf("%d index rows of a deleted or erased resource: searches still find it", ix.n))
-		}
-		return
+		w.none, w.deleted = true, true
+		return w
 	}
-	want, ok := idx[cur.Version]
-	if !ok || c.noMAC {
-		return // written before ledger v1 (no commitment), or unverifiable
-	}
-	if ix.split {
+	if want, ok := idx[cur.Version]; ok && !c.noMAC {
+		w.digest = want
+	} // else: written before ledger v1 (no commitment), or unverifiable
+	return w
+}
+
+// index checks the stored index rows ix against w; st (when the rows
+// are known) lets a difference name its parameters.
+func (c *checker) index(w indexWant, ix indexState, st storage.ResourceState, r *result) {
+	switch {
+	case w.none && ix.n == 0:
+	case w.none && w.deleted:
+		r.add(w.ref, KindIndex, fmt.Sprintf("%d index rows of a deleted or erased resource: searches still find it", ix.n))
+	case w.none:
+		r.add(w.ref, KindIndex, fmt.Sprintf("%d index rows of a resource without a current pointer", ix.n))
+	case w.digest == nil:
+	case ix.split:
 		// Judged when the resource is read again, rows and all.
-		r.add(ref(cur.Version), KindIndex, "the index rows are stored apart from each other")
-		return
+		r.add(w.ref, KindIndex, "the index rows are stored apart from each other")
+	case !equalBytes(ix.digest, w.digest):
+		typ, id, _ := strings.Cut(w.key, "/")
+		r.add(w.ref, KindIndex, "the index rows differ from the ones the log committed"+c.indexDiff(typ, id, w.version, st, ix, w.digest))
 	}
-	if equalBytes(ix.digest, want) {
-		return
-	}
-	r.add(ref(cur.Version), KindIndex, "the index rows differ from the ones the log committed"+c.indexDiff(typ, id, cur.Version, st, ix, want))
 }
 
 // indexDiff names the parameters whose rows differ, when the rows
