@@ -175,11 +175,22 @@ func scanIndexRowsWithID(rows *sql.Rows) ([]indexRow, int64, error) {
 	var r indexRow
 	var rowid int64
 	params := map[string]string{}
+	arena := make([]byte, 0, indexScanBatch*16) // the batch's hashes: one allocation
 	for rows.Next() {
 		if err := rows.Scan(&rowid, &typ, &id, &param, &h, &lo, &hi); err != nil {
 			return nil, 0, err
 		}
-		r.fill(typ, id, param, h, lo, hi, params)
+		r.fill(typ, id, param, nil, lo, hi, params)
+		if h != nil {
+			if cap(arena)-len(arena) < len(h) {
+				arena = make([]byte, 0, max(len(h), indexScanBatch*16))
+			}
+			arena = append(arena, h...)
+			r.row.Hash = arena[len(arena)-len(h) : len(arena) : len(arena)]
+			if !lo.Valid && !hi.Valid {
+				r.row.IsDate, r.row.Lo, r.row.Hi = false, 0, 0
+			}
+		}
 		out = append(out, r)
 	}
 	return out, rowid, rows.Err()
