@@ -200,7 +200,7 @@ const maxCheckErrors = 5
 // PRAGMA quick_check walks every page of every table and index (the
 // b-tree structure, record formats, free list; not that each index
 // matches its table, which integrity_check adds at several times the
-// cost), about a second per GiB here. A copy of a live database taken
+// cost), about 1.4 s per GB here. A copy of a live database taken
 // with cp (its WAL from another moment) fails it, where the server
 // would otherwise start and answer errors for the damaged pages.
 //
