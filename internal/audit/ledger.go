@@ -68,9 +68,10 @@ const (
 )
 
 // MaxCommitsPerEvent bounds the commitments one event carries: each is
-// about 200 bytes of JSON, and a leaf must stay under 64 KiB (an entry
-// bundle's length prefix). Jobs that commit more split them over events.
-const MaxCommitsPerEvent = 200
+// at most about 320 bytes of JSON (a 64-character id, two 44-character
+// hashes), and a leaf must stay under 64 KiB (an entry bundle's length
+// prefix). Jobs that commit more split them over events.
+const MaxCommitsPerEvent = 150
 
 // Byte patterns of the canonical encoding (Event.Marshal) that a
 // ledger reader looks for before decoding a leaf: most events are reads
