@@ -67,6 +67,7 @@ type App struct {
 	Log     *audit.Log
 	batcher *audit.Batcher
 	tlog    *transparency // the Merkle tree side of the audit log (tlog.go)
+	ledger  *keys.LedgerKey
 	auth    *authn.Authenticator
 	logger  *slog.Logger
 	// Login is interactive sign-in and session authentication (issue 3).
@@ -159,9 +160,16 @@ func Open(ctx context.Context, c config.Config, logger *slog.Logger, opts ...Opt
 		st.Close()
 		return nil, err
 	}
-	a.batcher = audit.NewBatcher(wakingAppender{st: st, wake: a.tlog.integ.Wake}, audit.BatcherOptions{})
+	lk, err := a.openLedger(ctx)
+	if err != nil {
+		_ = a.tlog.close()
+		st.Close()
+		return nil, err
+	}
+	a.ledger = lk
+	a.batcher = audit.NewBatcher(wakingAppender{st: st, wake: a.tlog.integ.Wake, watch: a.tlog.watch}, audit.BatcherOptions{})
 	a.Record = record.New(record.Deps{
-		Store:     st,
+		Store:     watchedStore{Store: st, watch: a.tlog.watch},
 		Keys:      kr,
 		Validator: fhir.NewValidator(),
 		Registry:  reg,
@@ -171,6 +179,7 @@ func Open(ctx context.Context, c config.Config, logger *slog.Logger, opts ...Opt
 		NewID:     func() string { return uuid.NewString() },
 		Limits:    fhir.Limits{MaxBytes: c.Limits.MaxBodyBytes, MaxEntries: c.Limits.MaxBundleEntries},
 		Logger:    logger,
+		Ledger:    lk,
 	})
 	a.attempts = attempt.New(attempt.Options{
 		Rate: rate.Limit(float64(c.Limits.AttemptsPerMinute) / 60), Burst: c.Limits.AttemptBurst,
@@ -373,6 +382,11 @@ func (a *App) Handler() http.Handler {
 		Pace: httpapi.Pace{HandlerTimeout: a.Config.Timeouts.Handler.D(), MinBodyRate: a.Config.Limits.MinBodyRate,
 			BodyGrace: a.Config.Timeouts.BodyGrace.D()},
 		Ready: func(ctx context.Context) error {
+			// Not ready while the audit log refuses to sign (rolled back,
+			// rewritten or tampered with: ADR 0016).
+			if err := a.LogAlarm(); err != nil {
+				return err
+			}
 			_, err := a.Store.Key(ctx, keys.SystemToken)
 			return err
 		},

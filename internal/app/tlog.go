@@ -22,6 +22,7 @@ type transparency struct {
 	signer *keys.LogSigner
 	store  storage.LogStore
 	integ  *merkle.Integrator
+	watch  *merkle.Watch // this process's records until they are integrated
 	reader *merkle.Reader
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -52,8 +53,10 @@ func (a *App) openTransparency(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("opening the audit log signing key: %w", err)
 	}
+	anchor, witnesses := a.anchors()
 	t.integ, err = merkle.NewIntegrator(merkle.IntegratorOptions{
 		Store: t.store, Signer: signer, Verifier: v, Origin: a.Config.Audit.LogName, Opener: a.Log, Logger: a.logger,
+		Anchor: anchor, Witnesses: witnesses,
 	})
 	if err != nil {
 		return err
@@ -66,12 +69,19 @@ func (a *App) openTransparency(ctx context.Context) error {
 	if _, err := t.integ.IntegrateAll(ctx); err != nil && a.logger != nil {
 		a.logger.Error("audit log integration failed at start", slog.String("err", err.Error()))
 	}
+	if t.watch, err = merkle.NewWatch(ctx, t.store, a.Log, a.logger, 0); err != nil {
+		return err
+	}
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	t.cancel = cancel
-	t.wg.Add(1)
+	t.wg.Add(2)
 	go func() {
 		defer t.wg.Done()
 		_ = t.integ.Run(rctx)
+	}()
+	go func() {
+		defer t.wg.Done()
+		_ = t.watch.Run(rctx)
 	}()
 	a.tlog = t
 	return nil
@@ -111,13 +121,22 @@ func (a *App) VerifyLog(ctx context.Context, progress func(done, total int64)) (
 //
 // A verification with the log's own key that ran to the end (passed, or
 // found a divergence) is recorded, for the trust page and operators.
-func (a *App) VerifyLogWith(ctx context.Context, vkey string, progress func(done, total int64)) (merkle.VerifyReport, error) {
+//
+// The log is also checked against the checkpoints kept outside the
+// database (KeptCheckpoints) and extra, more checkpoints (signed notes)
+// the caller holds.
+func (a *App) VerifyLogWith(ctx context.Context, vkey string, progress func(done, total int64), extra ...[]byte) (merkle.VerifyReport, error) {
 	v, err := merkle.NewVerifier(vkey)
+	if err != nil {
+		return merkle.VerifyReport{}, err
+	}
+	pinned, err := a.KeptCheckpoints()
 	if err != nil {
 		return merkle.VerifyReport{}, err
 	}
 	rep, err := merkle.Verify(ctx, merkle.VerifyOptions{
 		Store: a.tlog.store, Opener: a.Log, Verifier: v, Origin: a.Config.Audit.LogName, Progress: progress,
+		Pinned: append(pinned, extra...),
 	})
 	var div *merkle.Divergence
 	if sq, ok := a.Store.(*sqldb.Store); ok && vkey == a.tlog.signer.VerifierKey() && (err == nil || errors.As(err, &div)) {
@@ -162,12 +181,18 @@ func (a *App) RunLogVerification(ctx context.Context) {
 // checkpoint, verifier key and last successful full verification.
 func (a *App) TrustStatus(ctx context.Context) (webui.AuditLogStatus, error) {
 	var st webui.AuditLogStatus
+	if err := a.LogAlarm(); err != nil {
+		st.Alarm = err.Error()
+	}
+	st.VerifierKey = a.tlog.signer.VerifierKey()
 	c, err := a.tlog.store.LatestCheckpoint(ctx)
-	if err != nil {
+	switch {
+	case errors.Is(err, storage.ErrNotFound) && st.Alarm != "":
+		return st, nil // the checkpoints are gone: the alarm says why
+	case err != nil:
 		return st, err
 	}
 	st.Size, st.Checkpoint, st.CheckpointTime = uint64(c.Size), string(c.Note), c.Created
-	st.VerifierKey = a.tlog.signer.VerifierKey()
 	if sq, ok := a.Store.(*sqldb.Store); ok {
 		v, err := sq.LastVerification(ctx, true)
 		switch {
@@ -181,18 +206,70 @@ func (a *App) TrustStatus(ctx context.Context) (webui.AuditLogStatus, error) {
 }
 
 // wakingAppender wakes the integrator after each durable batch, so a
-// checkpoint follows the appends within MinGap rather than Interval.
+// checkpoint follows the appends within MinGap rather than Interval,
+// and has the watch follow the records until they are integrated.
 type wakingAppender struct {
-	st   storage.Store
-	wake func()
+	st    storage.Store
+	wake  func()
+	watch *merkle.Watch
 }
 
 func (w wakingAppender) AppendAudit(ctx context.Context, recs ...storage.AuditRecord) error {
+	hs := leafHashes(recs)
+	w.watch.Expect(hs...)
 	err := w.st.AppendAudit(ctx, recs...)
+	w.watch.Settle(err == nil, hs...)
 	if err == nil && w.wake != nil {
 		w.wake()
 	}
 	return err
+}
+
+func leafHashes(recs []storage.AuditRecord) [][]byte {
+	hs := make([][]byte, len(recs))
+	for i, r := range recs {
+		hs[i] = r.LeafHash
+	}
+	return hs
+}
+
+// watchedStore is the store of the record service: the audit records its
+// write transactions append are followed by the watch until integrated
+// (from before the append; settled when Update returns).
+type watchedStore struct {
+	storage.Store
+	watch *merkle.Watch
+}
+
+func (s watchedStore) Update(ctx context.Context, fn func(storage.Tx) error) error {
+	var all, last [][]byte
+	err := s.Store.Update(ctx, func(tx storage.Tx) error {
+		// A rerun after a rollback appends its records again: only the
+		// last run's can have committed.
+		s.watch.Settle(false, last...)
+		last = last[:0]
+		return fn(watchedTx{Tx: tx, add: func(hs [][]byte) {
+			s.watch.Expect(hs...)
+			last = append(last, hs...)
+			all = append(all, hs...)
+		}})
+	})
+	if err != nil {
+		s.watch.Settle(false, all...)
+		return err
+	}
+	s.watch.Settle(true, last...)
+	return nil
+}
+
+type watchedTx struct {
+	storage.Tx
+	add func([][]byte)
+}
+
+func (t watchedTx) AppendAudit(ctx context.Context, recs ...storage.AuditRecord) error {
+	t.add(leafHashes(recs))
+	return t.Tx.AppendAudit(ctx, recs...)
 }
 
 // AuditEvents opens every stored audit event, integrated and pending

@@ -2,113 +2,107 @@ package app
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 
-	"github.com/phivault/phivault/internal/keys"
+	"github.com/phivault/phivault/internal/audit"
+	"github.com/phivault/phivault/internal/audit/merkle"
+	"github.com/phivault/phivault/internal/ledger"
 	"github.com/phivault/phivault/internal/storage"
 )
 
-// Problem is one stored version that failed verification, named by
-// reference only (no content).
-type Problem struct {
-	Ref    string // Type/id/_history/version
-	Reason string
-}
-
-// VerifyReport summarises a verification run.
+// VerifyReport sums up "phivault verify": the audit log, then the
+// stored data against it.
 type VerifyReport struct {
-	Versions int64 // versions examined
-	Opened   int64 // sealed versions that opened and matched their row
-	Deleted  int64 // delete markers
-	Erased   int64 // versions of crypto-shredded patients (unreadable by design)
-	Problems []Problem
+	// Log is the verification of the audit log (merkle.Verify), against
+	// its checkpoints and the ones kept outside the database.
+	Log merkle.VerifyReport
+	// LogDivergence says where the log diverges ("" when it verified):
+	// the data is then compared with the log as stored, unverified.
+	LogDivergence string
+	// Data is the ledger check (package ledger): every difference
+	// between the stored resources and what the log committed.
+	Data ledger.Report
 }
 
-// maxProblems bounds the report; the count keeps going.
-const maxProblems = 1000
+// OK reports a verification that found nothing wrong.
+func (r VerifyReport) OK() bool {
+	return r.LogDivergence == "" && len(r.Data.Problems) == 0 && r.Data.More == 0
+}
 
-// Verify opens every stored version with its owner's key, checks the
-// AEAD (which binds type, id, version and owner) and that the plaintext
-// names the same resource and version as its row. progress is called
-// after each version.
+// Verify proves the database against the signed audit log (ADR 0016).
+// It verifies the log (every leaf, tile and checkpoint, and the
+// checkpoints kept outside the database, as "audit verify" does),
+// gathering the ledger commitments of its events as it goes, then reads
+// every stored version (opening each with its owner's key), current
+// pointer, index row and key record, and names every difference: see
+// ledger.Kind. progress is called after each resource.
+//
+// It reads every resource's plaintext: it needs the KEK, like the
+// server.
 func (a *App) Verify(ctx context.Context, progress func()) (VerifyReport, error) {
-	var r VerifyReport
-	recs := map[string]storage.KeyRecord{}
-	var prev storage.VersionRef
-	err := a.Store.ScanVersions(ctx, storage.VersionRef{}, func(v storage.Version) error {
-		r.Versions++
-		if progress != nil {
-			progress()
-		}
-		ref := v.Type + "/" + v.ID + "/_history/" + strconv.FormatInt(v.Version, 10)
-		problem := func(reason string) {
-			if len(r.Problems) < maxProblems {
-				r.Problems = append(r.Problems, Problem{Ref: ref, Reason: reason})
-			}
-		}
-		// Versions are contiguous from 1: a gap means a deleted row.
-		want := int64(1)
-		if prev.Type == v.Type && prev.ID == v.ID {
-			want = prev.Version + 1
-		}
-		if v.Version != want {
-			problem(fmt.Sprintf("version %d is missing before it", want))
-		}
-		prev = storage.VersionRef{Type: v.Type, ID: v.ID, Version: v.Version}
-		if v.Deleted {
-			r.Deleted++
-			return nil
-		}
-		rec, ok := recs[v.Owner]
-		if !ok {
-			var err error
-			rec, err = a.Store.Key(ctx, v.Owner)
-			if errors.Is(err, storage.ErrNotFound) {
-				problem("its data key is missing")
-				return nil
-			}
+	return a.verifyData(ctx, progress, nil)
+}
+
+// Baseline commits, once, every version stored before the ledger
+// started (and the index rows of such current versions) as found, in
+// events of action ledger-baseline, then marks the baseline complete:
+// from then on "verify" reports every version without a commitment as
+// tampering. It checks everything as Verify does on the way and blesses
+// nothing else; the report says what it found. ledger.ErrBaselineDone
+// if a baseline was committed before.
+func (a *App) Baseline(ctx context.Context, progress func()) (VerifyReport, error) {
+	commit := func(ctx context.Context, cs []audit.Commit) error {
+		return a.Store.Update(ctx, func(tx storage.Tx) error {
+			ev := audit.Event{Time: nowUTC(), Action: audit.ActionLedgerBaseline, Outcome: audit.OutcomeSuccess,
+				Agent: audit.Agent{Client: "cli"}, Purpose: "HOPERAT", Ledger: cs}
+			rec, err := a.Log.Seal(ev)
 			if err != nil {
 				return err
 			}
-			recs[v.Owner] = rec
-		}
-		if rec.Shredded {
-			r.Erased++
-			return nil
-		}
-		dek, err := a.Keys.DEK(rec)
-		if err != nil {
-			problem("its data key cannot be unwrapped")
-			return nil
-		}
-		pt, err := dek.Open(v.Ciphertext, keys.ResourceAD{Type: v.Type, ID: v.ID, Version: v.Version, Owner: v.Owner})
-		if err != nil {
-			problem("the ciphertext fails authentication (altered, moved or copied from another row)")
-			return nil
-		}
-		var head struct {
-			ResourceType string `json:"resourceType"`
-			ID           string `json:"id"`
-			Meta         struct {
-				VersionID string `json:"versionId"`
-			} `json:"meta"`
-		}
-		if err := json.Unmarshal(pt, &head); err != nil {
-			problem("the plaintext is not JSON")
-			return nil
-		}
-		if head.ResourceType != v.Type || head.ID != v.ID || head.Meta.VersionID != strconv.FormatInt(v.Version, 10) {
-			problem("the plaintext names another resource or version")
-			return nil
-		}
-		r.Opened++
-		return nil
+			return tx.AppendAudit(ctx, rec)
+		})
+	}
+	return a.verifyData(ctx, progress, commit)
+}
+
+func (a *App) verifyData(ctx context.Context, progress func(), baseline func(context.Context, []audit.Commit) error) (VerifyReport, error) {
+	var rep VerifyReport
+	sq, ok := a.Store.(storage.LedgerReader)
+	if !ok {
+		return rep, errors.New("verify: the store cannot be read for the ledger check")
+	}
+	lg := ledger.NewLog()
+	pinned, err := a.KeptCheckpoints()
+	if err != nil {
+		return rep, err
+	}
+	v, err := merkle.NewVerifier(a.tlog.signer.VerifierKey())
+	if err != nil {
+		return rep, err
+	}
+	rep.Log, err = merkle.Verify(ctx, merkle.VerifyOptions{
+		Store: a.tlog.store, Opener: a.Log, Verifier: v, Origin: a.Config.Audit.LogName,
+		Pinned: pinned, Leaf: lg.Leaf,
+	})
+	var div *merkle.Divergence
+	switch {
+	case errors.As(err, &div):
+		// Compare with the log as stored, from its first leaf.
+		rep.LogDivergence = div.Error()
+		lg = ledger.NewLog()
+	case err != nil:
+		return rep, fmt.Errorf("verifying the audit log: %w", err)
+	default:
+		lg.SetSize(rep.Log.Leaves)
+	}
+	rep.Data, err = ledger.Check(ctx, ledger.Options{
+		Store: a.Store, Current: sq, Keys: a.Keys, Ledger: a.ledger, Log: lg,
+		Source: a.tlog.store, LogKey: a.Log, Rows: a.Record.IndexRows, Progress: progress,
+		Baseline: baseline,
 	})
 	if err != nil {
-		return r, fmt.Errorf("scanning stored versions: %w", err)
+		return rep, err
 	}
-	return r, nil
+	return rep, nil
 }

@@ -191,6 +191,12 @@ type Event struct {
 	// in events written before it existed. A patient's view of the event
 	// ([Event.PatientView]) holds only that patient's entities.
 	Compartments [][]int `json:"compartments,omitempty"`
+
+	// Ledger holds the commitments of a write to what it stored (ADR
+	// 0016): keyed hashes, never content. Absent from events that change
+	// no stored resource, and from every event written before ledger v1,
+	// whose encoding is therefore unchanged.
+	Ledger []Commit `json:"ledger,omitempty"`
 }
 
 // Touch records that the event touched resource ref ("Type/id" or

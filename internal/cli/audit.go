@@ -50,6 +50,7 @@ func (e *env) auditPubkeyCmd() *cobra.Command {
 
 func (e *env) auditVerifyCmd() *cobra.Command {
 	var vkey string
+	var kept []string
 	cmd := &cobra.Command{
 		Use:   "verify",
 		Short: "Recompute the audit log's Merkle tree from the stored events and check every checkpoint",
@@ -60,7 +61,13 @@ every record not yet integrated, and names the first divergence: the leaf index
 (or the pending record's sequence number) and what differs.
 
 By default checkpoints are checked with the server's own key; --vkey pins the
-verifier key you hold (from "phivault audit pubkey" run earlier, or published).`,
+verifier key you hold (from "phivault audit pubkey" run earlier, or published).
+
+The log must also extend every checkpoint kept outside the database: the one
+the server keeps beside the key file (audit.checkpoint_file), the witnesses'
+(audit.witness_checkpoints) and each --checkpoint FILE (a signed checkpoint you
+kept, e.g. a monitor's state or a witness's co-signed note). A log emptied and
+signed again from size 0, or restored from an older copy, fails here.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			a, err := e.openApp(cmd)
@@ -74,6 +81,14 @@ verifier key you hold (from "phivault audit pubkey" run earlier, or published).`
 			if _, err := merkle.NewVerifier(vkey); err != nil {
 				return fmt.Errorf("--vkey: %w", err)
 			}
+			var extra [][]byte
+			for _, f := range kept {
+				b, err := readCheckpointFile(f)
+				if err != nil {
+					return fmt.Errorf("--checkpoint: %w", err)
+				}
+				extra = append(extra, b)
+			}
 			bar := progressbar.NewOptions64(-1, progressbar.OptionSetWriter(e.stderr),
 				progressbar.OptionSetDescription("verifying audit log"), progressbar.OptionShowCount(), progressbar.OptionShowIts(),
 				progressbar.OptionThrottle(100*time.Millisecond))
@@ -84,7 +99,7 @@ verifier key you hold (from "phivault audit pubkey" run earlier, or published).`
 				}
 				_ = bar.Add64(done - last)
 				last = done
-			})
+			}, extra...)
 			_ = bar.Finish()
 			fmt.Fprintln(e.stderr)
 			var d *merkle.Divergence
@@ -95,13 +110,39 @@ verifier key you hold (from "phivault audit pubkey" run earlier, or published).`
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(e.stdout, "leaves %d, checkpoints %d, root %s, pending %d\n", r.Leaves, r.Checkpoints, r.Root, r.Pending)
+			fmt.Fprintf(e.stdout, "leaves %d, checkpoints %d, root %s, pending %d, kept outside the database %d\n", r.Leaves, r.Checkpoints, r.Root, r.Pending, r.Pinned)
 			fmt.Fprintln(e.stdout, "OK: every audit event matches the tree and every checkpoint")
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&vkey, "vkey", "", "verifier key to check checkpoints with (default: the server's own)")
+	cmd.Flags().StringArrayVar(&kept, "checkpoint", nil, "a signed checkpoint the log must extend (a file; repeatable): a note, or a monitor's state file")
 	return cmd
+}
+
+// readCheckpointFile reads a kept checkpoint: a signed note, or the
+// JSON state file of "audit monitor" (its checkpoint field).
+func readCheckpointFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, 4*merkle.MaxCheckpointSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if len(b) > 4*merkle.MaxCheckpointSize {
+		return nil, fmt.Errorf("%s: too large for a checkpoint", path)
+	}
+	if len(b) > 0 && b[0] == '{' {
+		st, err := merkle.ParseMonitorState(b)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		return []byte(st.Checkpoint), nil
+	}
+	return b, nil
 }
 
 // errAlarm is the monitor's exit for a fork, rewrite, rollback or bad

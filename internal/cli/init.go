@@ -96,10 +96,7 @@ func (e *env) runInit(cmd *cobra.Command, o initOptions) error {
 		c.Audit.LogName = config.LogNameFor(c.Server.BaseURL)
 	}
 	// Validate before creating anything else.
-	resolved := c
-	for _, p := range []*string{&resolved.Server.TLSCert, &resolved.Server.TLSKey, &resolved.Storage.SQLitePath, &resolved.Keys.KeyFile, &resolved.Audit.VerifierKey} {
-		*p = resolved.Path(*p)
-	}
+	resolved := c.Resolved()
 	if err := resolved.Validate(); err != nil {
 		return err
 	}

@@ -104,7 +104,7 @@ func TestEraseCryptoShreds(t *testing.T) {
 				t.Logf("%d of %d old ciphertext rows of the erased patient remain (unreadable)", still, len(victimRows))
 			}
 			rep, err := fresh.Verify(t.Context(), nil)
-			if err != nil || len(rep.Problems) != 0 || rep.Erased != int64(len(victimRows)) {
+			if err != nil || !rep.OK() || rep.Data.Erased != int64(len(victimRows)) {
 				t.Errorf("verify after erase: %+v, %v; want %d erased versions and no problems", rep, err, len(victimRows))
 			}
 

@@ -102,7 +102,7 @@ var (
 	secRotatedRE    = regexp.MustCompile(`new KEK (\d+) is primary; re-wrapped (\d+) keys`)
 	secResumedRE    = regexp.MustCompile(`resumed an earlier rotation; re-wrapped (\d+) keys under KEK (\d+)`)
 	secReencryptRE  = regexp.MustCompile(`re-encrypted (\d+) versions under new data keys`)
-	secVerifyOKText = "OK: every stored version opened and matched its row"
+	secVerifyOKText = "OK: every stored version, current pointer and index row is what the signed audit log says"
 )
 
 // secStatus runs "keys status" and returns the primary id and the number
@@ -150,8 +150,8 @@ func TestKeysRotate(t *testing.T) {
 			dir, _ := secImportSynth(t, 3, drv.initArgs(t)...)
 			p0, by, out := secStatus(t, dir)
 			m := secDataKeysRE.FindStringSubmatch(out)
-			if m == nil || m[1] != "3" || m[3] != "4" {
-				t.Fatalf("keys status does not count 3 patient and 4 system keys (blind index, token, audit, log signer):\n%s", out)
+			if m == nil || m[1] != "3" || m[3] != "5" {
+				t.Fatalf("keys status does not count 3 patient and 5 system keys (blind index, token, audit, log signer, ledger):\n%s", out)
 			}
 			if len(by) != 1 || !strings.Contains(out, "(primary)") {
 				t.Fatalf("a fresh directory has keys under %v:\n%s", by, out)

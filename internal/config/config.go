@@ -151,7 +151,21 @@ type Audit struct {
 	// wrapped under the KEK); a configuration that still sets it is
 	// refused with instructions, so no plaintext key file lingers.
 	SigningKey string `json:"signing_key,omitempty"`
+	// CheckpointFile keeps the last checkpoint the log signed, outside
+	// the database (ADR 0016): the server refuses to sign a log smaller
+	// than, or inconsistent with, it, and "audit verify" checks the log
+	// against it. Empty means DefaultCheckpointFile beside keys.key_file
+	// (in the data directory with a KMS).
+	CheckpointFile string `json:"checkpoint_file,omitempty"`
+	// WitnessCheckpoints are files holding checkpoints co-signed by a
+	// witness ("audit monitor --cosigned"), copied in by the operator:
+	// checked like CheckpointFile, never written.
+	WitnessCheckpoints []string `json:"witness_checkpoints,omitempty"`
 }
+
+// DefaultCheckpointFile is the name of the kept checkpoint beside the
+// key file.
+const DefaultCheckpointFile = "log-checkpoint"
 
 // LogNameFor returns the default log name for a base URL: its host (and
 // port) followed by "/audit", e.g. "fhir.example.org/audit"; or
@@ -317,9 +331,29 @@ func (c *Config) applyOverrides(o Overrides) {
 	}
 }
 
+// Resolved returns c with its paths resolved against the data directory
+// and their defaults derived, as Load does.
+func (c Config) Resolved() Config {
+	c.Audit.WitnessCheckpoints = append([]string(nil), c.Audit.WitnessCheckpoints...)
+	c.resolvePaths()
+	return c
+}
+
 func (c *Config) resolvePaths() {
-	for _, p := range []*string{&c.Server.TLSCert, &c.Server.TLSKey, &c.Storage.SQLitePath, &c.Keys.KeyFile, &c.Audit.VerifierKey} {
+	for _, p := range []*string{&c.Server.TLSCert, &c.Server.TLSKey, &c.Storage.SQLitePath, &c.Keys.KeyFile, &c.Audit.VerifierKey, &c.Audit.CheckpointFile} {
 		*p = c.Path(*p)
+	}
+	for i := range c.Audit.WitnessCheckpoints {
+		c.Audit.WitnessCheckpoints[i] = c.Path(c.Audit.WitnessCheckpoints[i])
+	}
+	if c.Audit.CheckpointFile == "" {
+		// Beside the key file: outside the database, where an attacker
+		// with only database access cannot reach it.
+		dir := c.DataDir
+		if c.Keys.KeyFile != "" {
+			dir = filepath.Dir(c.Keys.KeyFile)
+		}
+		c.Audit.CheckpointFile = filepath.Join(dir, DefaultCheckpointFile)
 	}
 	if c.OIDC != nil {
 		c.OIDC.ClientSecretFile = c.Path(c.OIDC.ClientSecretFile)
@@ -378,6 +412,11 @@ func (c Config) Validate() error {
 	if c.Audit.LogName == "" || len(c.Audit.LogName) > maxLogName || !utf8.ValidString(c.Audit.LogName) ||
 		strings.ContainsRune(c.Audit.LogName, '+') || strings.IndexFunc(c.Audit.LogName, unicode.IsSpace) >= 0 {
 		return bad("audit.log_name (PHIVAULT_LOG_NAME)", "required, at most 255 bytes of UTF-8, with no spaces or plus signs (it names the checkpoint signer)")
+	}
+	for _, w := range c.Audit.WitnessCheckpoints {
+		if w == "" {
+			return bad("audit.witness_checkpoints", "each entry must name a file")
+		}
 	}
 	if c.Audit.SigningKey != "" {
 		return bad("audit.signing_key", "obsolete: the log signing key is now created in the database, wrapped under the KEK; remove the option, securely delete the old key file, and publish the new key (phivault audit pubkey)")

@@ -151,7 +151,7 @@ func start(t *testing.T) *server {
 
 	sys := map[string]storage.KeyRecord{}
 	err = st.Update(ctx, func(tx storage.Tx) error {
-		for _, name := range []string{keys.SystemBlindIndex, keys.SystemToken, keys.SystemAudit} {
+		for _, name := range []string{keys.SystemBlindIndex, keys.SystemToken, keys.SystemAudit, keys.SystemLedger} {
 			rec, err := kr.NewSystemKey(name, time.Now())
 			if err != nil {
 				return err
@@ -167,6 +167,10 @@ func start(t *testing.T) *server {
 		t.Fatal(err)
 	}
 	if err := kr.LoadSystemKeys(sys[keys.SystemBlindIndex], sys[keys.SystemToken], sys[keys.SystemAudit]); err != nil {
+		t.Fatal(err)
+	}
+	ledger, err := kr.LoadLedgerKey(sys[keys.SystemLedger])
+	if err != nil {
 		t.Fatal(err)
 	}
 	secret, tok, err := authn.NewToken("failclosed", []string{"system"}, time.Now())
@@ -191,6 +195,7 @@ func start(t *testing.T) *server {
 		Batcher:   batcher,
 		Now:       time.Now,
 		NewID:     ids.next,
+		Ledger:    ledger,
 	})
 	// The default authorization policies (the system token reaches
 	// everything), over the same store: the FHIR API refuses to serve

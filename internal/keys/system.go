@@ -49,14 +49,14 @@ type systemKeys struct {
 	audit tink.AEAD // nil unless an audit record was loaded
 }
 
-// NewSystemKey creates the system key name ([SystemBlindIndex]: an
-// HMAC-SHA256 PRF keyset with a 256-bit key; [SystemToken] and
+// NewSystemKey creates the system key name ([SystemBlindIndex] and
+// [SystemLedger]: an HMAC-SHA256 PRF keyset with a 256-bit key; [SystemToken] and
 // [SystemAudit]: an AES-256-GCM keyset; [SystemLogSigner]: an Ed25519 keyset), wrapped under the KEK bound to name. Store it once
 // at init; it is not loaded until [Keyring.LoadSystemKeys].
 func (k *Keyring) NewSystemKey(name string, now time.Time) (storage.KeyRecord, error) {
 	var tmpl = aead.AES256GCMKeyTemplate()
 	switch name {
-	case SystemBlindIndex:
+	case SystemBlindIndex, SystemLedger:
 		tmpl = prf.HMACSHA256PRFKeyTemplate()
 	case SystemLogSigner:
 		// Ed25519 without Tink's 5-byte prefix: C2SP signed notes carry

@@ -424,7 +424,7 @@ func (s *Service) writeEntry(ctx context.Context, tx storage.Tx, c Caller, e *en
 			return err
 		}
 		s.entryWritten(e, v, http.StatusCreated)
-		return s.appendWriteEvent(ctx, tx, c, audit.ActionCreate, v, d)
+		return s.appendWriteEvent(ctx, tx, c, audit.ActionCreate, v, d, p)
 	case http.MethodPut:
 		if e.id == "" {
 			id, err := s.resolveTarget(ctx, c, tx, e)

@@ -132,7 +132,7 @@ func (s *Service) Create(ctx context.Context, c Caller, res fhir.Resource, ifNon
 			return err
 		}
 		st = storedOf(v, nil)
-		return s.appendWriteEvent(ctx, tx, c, audit.ActionCreate, v, d)
+		return s.appendWriteEvent(ctx, tx, c, audit.ActionCreate, v, d, p)
 	})
 	if err != nil {
 		return Stored{}, false, storageError(err)
@@ -297,7 +297,7 @@ func (s *Service) update(ctx context.Context, tx storage.Tx, c Caller, res fhir.
 	if err != nil {
 		return storage.Version{}, false, err
 	}
-	return v, next == 1, s.appendWriteEvent(ctx, tx, c, a, v, d)
+	return v, next == 1, s.appendWriteEvent(ctx, tx, c, a, v, d, p)
 }
 
 // ifMatchMissing is the answer to a PUT with If-Match on an id that
@@ -370,7 +370,7 @@ func (s *Service) delete(ctx context.Context, tx storage.Tx, c Caller, typ, id s
 	if err := tx.Put(ctx, v, nil); err != nil {
 		return "", err
 	}
-	return v.Owner, s.appendWriteEvent(ctx, tx, c, audit.ActionDelete, v, d)
+	return v.Owner, s.appendWriteEvent(ctx, tx, c, audit.ActionDelete, v, d, nil)
 }
 
 // pending is a resource version ready to be sealed and stored: encoded,
@@ -382,6 +382,8 @@ type pending struct {
 	patients []string        // the patients it names ("Patient/<id>")
 	body     []byte
 	rows     []storage.IndexRow
+
+	commit audit.Commit // its ledger commitment (ledger.go), computed with the rest
 }
 
 // prepareVersion sets res's version and lastUpdated and computes
@@ -418,8 +420,12 @@ func (s *Service) prepare(res fhir.Resource, version int64, now time.Time, check
 	if err != nil {
 		return nil, err
 	}
-	return &pending{res: res, body: body, rows: rows, patients: patients,
-		v: storage.Version{Type: res.Type(), ID: res.ID(), Version: version, Owner: owner, LastUpdated: now}}, nil
+	p := &pending{res: res, body: body, rows: rows, patients: patients,
+		v: storage.Version{Type: res.Type(), ID: res.ID(), Version: version, Owner: owner, LastUpdated: now}}
+	if p.commit, err = s.putCommit(p.v, p); err != nil {
+		return nil, err
+	}
+	return p, nil
 }
 
 // storeVersion seals a prepared version with its owner's key (created in
@@ -449,10 +455,17 @@ func (s *Service) writeVersion(ctx context.Context, tx storage.Tx, res fhir.Reso
 	return s.storeVersion(ctx, tx, p)
 }
 
-func (s *Service) appendWriteEvent(ctx context.Context, tx storage.Tx, c Caller, a audit.Action, v storage.Version, d authz.Decision) error {
+// appendWriteEvent appends the audit event of version v, stored in tx
+// from p (nil for a delete marker), with its ledger commitment.
+func (s *Service) appendWriteEvent(ctx context.Context, tx storage.Tx, c Caller, a audit.Action, v storage.Version, d authz.Decision, p *pending) error {
+	lc, err := s.putCommit(v, p)
+	if err != nil {
+		return err
+	}
 	ev := s.event(c, a)
 	decided(&ev, d)
 	ev.Touch(entityRef(v.Type, v.ID, v.Version), s.eventPatients(v.Owner)...)
+	ev.Ledger = []audit.Commit{lc}
 	rec, err := s.log.Seal(ev)
 	if err != nil {
 		return unavailable(err)

@@ -214,16 +214,35 @@ func (s *Service) Erase(ctx context.Context, c Caller, id string) (int64, error)
 		if rec.Shredded {
 			return gone("this patient's record was already erased")
 		}
+		shredded, err := tx.JointOwnersOf(ctx, owner)
+		if err != nil {
+			return err
+		}
 		if n, err = tx.Shred(ctx, owner); err != nil {
 			return err
 		}
-		ev := s.event(c, audit.ActionErase)
-		ev.Patients = []string{owner}
-		r, err := s.log.Seal(ev)
-		if err != nil {
-			return unavailable(err)
+		// The ledger: the patient's key and every joint key naming it
+		// were destroyed, their live resources marked deleted (events of
+		// at most audit.MaxCommitsPerEvent commitments).
+		commits := []audit.Commit{eraseCommit(owner)}
+		for _, j := range shredded {
+			commits = append(commits, eraseCommit(j))
 		}
-		return appendAudit(ctx, tx, r)
+		for len(commits) > 0 {
+			k := min(len(commits), audit.MaxCommitsPerEvent)
+			ev := s.event(c, audit.ActionErase)
+			ev.Patients = []string{owner}
+			ev.Ledger = commits[:k]
+			commits = commits[k:]
+			r, err := s.log.Seal(ev)
+			if err != nil {
+				return unavailable(err)
+			}
+			if err := appendAudit(ctx, tx, r); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if errors.Is(err, storage.ErrNotFound) {
 		return 0, notFound("no such patient")

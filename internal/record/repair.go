@@ -136,7 +136,7 @@ func (s *Service) RepairConsent(ctx context.Context, agent audit.Agent, requestI
 			return err
 		}
 		return s.appendWriteEvent(ctx, tx, c, audit.ActionUpdate, v,
-			authz.Decision{Policies: []string{PolicyConsentRepair, "version=" + strconv.FormatInt(v.Version, 10)}})
+			authz.Decision{Policies: []string{PolicyConsentRepair, "version=" + strconv.FormatInt(v.Version, 10)}}, p)
 	})
 	if err != nil {
 		return 0, storageError(err)

@@ -10,7 +10,8 @@
 //     owner, so a row moved onto another record or version does not open.
 //   - Search-index values are keyed hashes (blind indexes) computed by the
 //     keyring; only non-identifying clinical dates are stored in clear.
-//   - A write and its audit event commit in one transaction. A read
+//   - A write and its audit event commit in one transaction, and the
+//     event commits to what was written (ledger.go, ADR 0016). A read
 //     returns no PHI until its audit event is durable (fail closed).
 //   - Error messages never echo resource content or search values.
 package record
@@ -47,6 +48,7 @@ type Service struct {
 	reg    *search.Registry
 	log    *audit.Log
 	batch  *audit.Batcher
+	ledger *keys.LedgerKey // commitments of writes (ledger.go); nil refuses writes
 	now    func() time.Time
 	newID  func() string
 	limits fhir.Limits
@@ -77,13 +79,17 @@ type Deps struct {
 	// Logger receives what the operator must know (a tampered row,
 	// tampered.go); nil discards.
 	Logger *slog.Logger
+
+	// Ledger computes the commitments every write's audit event carries
+	// (ADR 0016). Without it every write fails (503).
+	Ledger *keys.LedgerKey
 }
 
 // New returns a Service.
 func New(d Deps) *Service {
 	svc := &Service{
 		store: d.Store, keys: d.Keys, val: d.Validator, reg: d.Registry,
-		log: d.Log, batch: d.Batcher, now: d.Now, newID: d.NewID, limits: d.Limits, logger: d.Logger,
+		log: d.Log, batch: d.Batcher, ledger: d.Ledger, now: d.Now, newID: d.NewID, limits: d.Limits, logger: d.Logger,
 		keyCache: make(map[string]cachedKey), tamperedSeen: make(map[string]bool),
 	}
 	if svc.logger == nil {

@@ -37,6 +37,12 @@ var (
 	// ErrUnavailable (the FHIR layer answers 503): the write succeeds
 	// once the process has reloaded the new key file. Nothing was written.
 	ErrRetiredKEK = errors.New("storage: key wrapped under a retired KEK key")
+
+	// ErrCorrupt means the database failed its integrity check when it
+	// was opened (a damaged file, or a copy of a live database taken
+	// with cp while it was written). Nothing was served from it: restore
+	// a backup.
+	ErrCorrupt = errors.New("storage: database is corrupt")
 )
 
 // Limits on one Query. Search is driven by untrusted input, so the work
@@ -260,6 +266,10 @@ type Tx interface {
 
 	// JointMembers is Reader.JointMembers inside the transaction.
 	JointMembers(ctx context.Context, owner string) ([]string, error)
+
+	// JointOwnersOf returns the joint owners naming patient, sorted: the
+	// keys Shred(patient) destroys with the patient's own.
+	JointOwnersOf(ctx context.Context, patient string) ([]string, error)
 
 	// PutToken stores a new API token; ErrConflict if the id exists.
 	PutToken(ctx context.Context, t APIToken) error

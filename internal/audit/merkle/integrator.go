@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/mod/sumdb/note"
@@ -58,6 +59,14 @@ type IntegratorOptions struct {
 	// been changed with the tiles.
 	Verifier note.Verifier
 
+	// Anchor keeps the last checkpoint signed outside the database
+	// (ADR 0016): the integrator refuses to sign a tree smaller than, or
+	// inconsistent with, it, and saves each checkpoint it signs there
+	// after the commit. Witnesses are more such checkpoints (a witness's
+	// co-signed checkpoint), checked and never written. Both optional.
+	Anchor    Anchor
+	Witnesses []Anchor
+
 	MaxBatch int
 	Interval time.Duration
 	MinGap   time.Duration
@@ -71,6 +80,13 @@ type IntegratorOptions struct {
 type Integrator struct {
 	o    IntegratorOptions
 	wake chan struct{}
+
+	// alarm is the last integration's failure when it means the stored
+	// log was tampered with or rolled back (nil after a success).
+	alarm atomic.Pointer[error]
+	// floorOK remembers the last floor check that passed (the kept
+	// checkpoints and the stored tree it compared), to skip repeating it.
+	floorOK atomic.Pointer[string]
 }
 
 // NewIntegrator validates o and returns an Integrator.
@@ -115,12 +131,20 @@ func (in *Integrator) Wake() {
 	}
 }
 
+// repeatLog is how often Run logs a failure that persists: each round
+// fails the same way until an operator acts, and one line a minute says
+// so without flooding the log.
+const repeatLog = time.Minute
+
 // Run integrates whenever woken or every Interval until ctx ends, and
 // returns ctx.Err(). Errors of one round are logged (no PHI: sizes and
-// sequence numbers only) and retried on the next.
+// sequence numbers only) and retried on the next; the same error again
+// is logged once a minute.
 func (in *Integrator) Run(ctx context.Context) error {
 	t := time.NewTicker(in.o.Interval)
 	defer t.Stop()
+	var lastErr string
+	var lastLogged time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -128,8 +152,20 @@ func (in *Integrator) Run(ctx context.Context) error {
 		case <-in.wake:
 		case <-t.C:
 		}
-		if _, err := in.IntegrateAll(ctx); err != nil && ctx.Err() == nil {
-			in.o.Logger.Error("audit log integration failed", slog.String("err", err.Error()))
+		_, err := in.IntegrateAll(ctx)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			if now := in.o.Now(); err.Error() != lastErr || now.Sub(lastLogged) >= repeatLog {
+				lastErr, lastLogged = err.Error(), now
+				if a := in.Alarm(); a != nil {
+					in.o.Logger.Error("AUDIT LOG ALARM: refusing to sign", slog.String("err", err.Error()))
+				} else {
+					in.o.Logger.Error("audit log integration failed", slog.String("err", err.Error()))
+				}
+			}
+		case err == nil && lastErr != "":
+			in.o.Logger.Info("audit log integration recovered")
+			lastErr = ""
 		}
 		gap := time.NewTimer(in.o.MinGap)
 		select {
@@ -150,6 +186,28 @@ func (in *Integrator) IntegrateAll(ctx context.Context) (int64, error) {
 			return size, err
 		}
 	}
+}
+
+// Alarm returns why the last integration refused to extend the stored
+// log because it was tampered with, rolled back or rewritten (an error
+// wrapping ErrInconsistent, ErrRollback, ErrFork, ErrRewrite or
+// ErrSignature), or nil once an integration succeeded. The server's
+// readiness and status pages report it.
+func (in *Integrator) Alarm() error {
+	if p := in.alarm.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// isAlarm reports an error that means the stored log cannot be trusted.
+func isAlarm(err error) bool {
+	for _, e := range []error{ErrInconsistent, ErrRollback, ErrFork, ErrRewrite, ErrSignature} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }
 
 // Integrate runs one integration transaction: it takes up to MaxBatch
@@ -174,8 +232,9 @@ func (in *Integrator) Integrate(ctx context.Context) (added int, size int64, err
 // integrate is Integrate; converted reports records of the previous
 // layout converted (pending ones may be left even if added < MaxBatch).
 func (in *Integrator) integrate(ctx context.Context) (added int, size int64, converted bool, err error) {
+	var signed []byte
 	err = in.o.Store.Integrate(ctx, func(tx storage.LogTx) error {
-		added, size, converted = 0, 0, false
+		added, size, converted, signed = 0, 0, false, nil
 		cur, err := tx.Size(ctx)
 		if err != nil {
 			return err
@@ -218,13 +277,25 @@ func (in *Integrator) integrate(ctx context.Context) (added int, size int64, con
 			if recs, err = tx.Pending(ctx, in.o.MaxBatch); err != nil {
 				return err
 			}
-			if len(recs) == 0 && latest.Size == cur {
-				return nil
-			}
 			if cur > 0 {
 				if old, err = treeHashes(ctx, tx, cur, latest.Root); err != nil {
 					return err
 				}
+			}
+			// Never sign a tree that does not extend the checkpoints
+			// kept outside the database.
+			behind, err := in.checkFloors(cur, latest, old)
+			if err != nil {
+				return err
+			}
+			if len(recs) == 0 && latest.Size == cur {
+				if behind {
+					// Nothing to sign, but the anchor lacks the latest
+					// checkpoint (a database written before it was
+					// kept): keep it, as checked against the tree.
+					signed = latest.Note
+				}
+				return nil
 			}
 		}
 		ov := &overlay{old: old, known: make(map[int64]tlog.Hash)}
@@ -302,13 +373,97 @@ func (in *Integrator) integrate(ctx context.Context) (added int, size int64, con
 		if err := tx.PutCheckpoint(ctx, storage.Checkpoint{Size: size, Root: root[:], Note: msg, Created: in.o.Now().UTC()}); err != nil {
 			return err
 		}
-		added = len(recs)
+		added, signed = len(recs), msg
 		return nil
 	})
 	if err != nil {
-		return 0, 0, false, fmt.Errorf("integrating audit records: %w", err)
+		err = fmt.Errorf("integrating audit records: %w", err)
+		if isAlarm(err) {
+			in.alarm.Store(&err)
+		}
+		return 0, 0, false, err
+	}
+	in.alarm.Store(nil)
+	if signed != nil && in.o.Anchor != nil {
+		// After the commit: a kept checkpoint the database lacks would
+		// stop every later integration.
+		if err := in.o.Anchor.Save(signed); err != nil {
+			in.o.Logger.Error("keeping the signed checkpoint outside the database failed; rollback protection relies on the previous one",
+				slog.String("anchor", in.o.Anchor.Name()), slog.String("err", err.Error()))
+		}
 	}
 	return added, size, converted, nil
+}
+
+// checkFloors refuses a stored tree (cur leaves, the latest checkpoint
+// latest, whose signature was checked; Size -1 for none; hashes reads
+// its tiles, nil for an empty tree) that is smaller than a checkpoint
+// kept outside the database, or does not extend it. Errors wrap
+// ErrRollback, ErrFork, ErrRewrite or ErrSignature (a kept checkpoint
+// that is not the log's), or are I/O errors reading a kept checkpoint:
+// the integrator then signs nothing (fail closed). anchorBehind
+// reports that the Anchor does not hold the latest checkpoint.
+func (in *Integrator) checkFloors(cur int64, latest storage.Checkpoint, hashes tlog.HashReader) (anchorBehind bool, err error) {
+	floors := in.o.Witnesses
+	if in.o.Anchor != nil {
+		floors = append([]Anchor{in.o.Anchor}, floors...)
+	}
+	if len(floors) == 0 {
+		return false, nil
+	}
+	var notes [][]byte
+	var names []string
+	anchorBehind = in.o.Anchor != nil
+	for i, a := range floors {
+		raw, err := a.Load()
+		if err != nil {
+			return false, fmt.Errorf("refusing to sign: %w", err)
+		}
+		if raw != nil {
+			notes = append(notes, raw)
+			names = append(names, a.Name())
+			if i == 0 && in.o.Anchor != nil && bytes.Equal(raw, latest.Note) {
+				anchorBehind = false
+			}
+		}
+	}
+	memo := fmt.Sprintf("%d %x %q", cur, latest.Root, notes)
+	if p := in.floorOK.Load(); p != nil && *p == memo {
+		return anchorBehind, nil
+	}
+	for i, raw := range notes {
+		name := names[i]
+		cp, err := OpenCheckpoint(raw, in.o.Origin, in.o.Verifier)
+		if err != nil {
+			return false, fmt.Errorf("refusing to sign: %w: the checkpoint kept in %s is not this log's (%v); if the data directory was replaced on purpose, move that file aside", ErrSignature, name, err)
+		}
+		switch {
+		case cp.Size > cur:
+			return false, fmt.Errorf("refusing to sign: %w: the log holds %d leaves, but a checkpoint of size %d was signed before (kept in %s): the audit log was truncated, emptied or restored from an older copy",
+				ErrRollback, cur, cp.Size, name)
+		case cp.Size == cur:
+			root := tlog.Hash{}
+			if cur > 0 {
+				copy(root[:], latest.Root)
+			} else if root, err = tlog.TreeHash(0, nil); err != nil {
+				return false, err
+			}
+			if root != cp.Root {
+				return false, fmt.Errorf("refusing to sign: %w: the log's tree of size %d has another root than the checkpoint kept in %s", ErrFork, cur, name)
+			}
+		case cp.Size > 0:
+			root, err := tlog.TreeHash(cp.Size, hashes)
+			if err != nil {
+				return false, err
+			}
+			if root != cp.Root {
+				return false, fmt.Errorf("refusing to sign: %w: the log does not extend the checkpoint of size %d kept in %s: its first %d leaves were rewritten",
+					ErrRewrite, cp.Size, name, cp.Size)
+			}
+		}
+	}
+	in.floorOK.Store(&memo)
+	return anchorBehind, nil
 }
 
 // open returns the leaf sealed in record p and its hash, checking it

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 
@@ -47,6 +48,21 @@ type VerifyOptions struct {
 	// Progress, if set, is called with the leaves checked and the total
 	// from time to time (every progressEvery leaves) and at the end.
 	Progress func(done, total int64)
+
+	// Pinned are signed checkpoints kept outside the database: the
+	// anchor the integrator keeps beside the key file, a witness's
+	// co-signed checkpoint (ADR 0016). Each must verify with Verifier,
+	// and the stored log must extend it: a smaller log is a rollback (a
+	// log emptied and signed again from size 0 included), another root
+	// at its size a rewrite.
+	Pinned [][]byte
+
+	// Leaf, if set, is called with every integrated leaf below the
+	// latest checkpoint's size, once each, after its bundle opened: from
+	// several goroutines at once, in no particular order. An error from
+	// it stops Verify and is returned as is. The ledger check reads the
+	// commitments of the events this way, from the log being verified.
+	Leaf func(index int64, leaf []byte, v1 bool) error
 }
 
 // VerifyReport sums up a successful verification.
@@ -56,6 +72,7 @@ type VerifyReport struct {
 	Tiles       int64     // stored hash tiles compared
 	Root        tlog.Hash // root of the latest checkpoint
 	Pending     int64     // records sequenced but not yet integrated (all opened)
+	Pinned      int       // checkpoints kept outside the database that the log extends
 }
 
 // ErrConverting is returned by Verify while records of the layout
@@ -113,6 +130,11 @@ func Verify(ctx context.Context, o VerifyOptions) (VerifyReport, error) {
 		total = cps[len(cps)-1].Size
 		rep.Root = cps[len(cps)-1].Root
 	}
+	stored := len(cps)
+	cps, pinned, err := addPinned(o, cps, total)
+	if err != nil {
+		return rep, err
+	}
 
 	f := newFrontier()
 	tiles := newTileChecker(ctx, o.Store)
@@ -123,6 +145,10 @@ func Verify(ctx context.Context, o VerifyOptions) (VerifyReport, error) {
 	rootDiffers := func() error {
 		if err := tiles.finish(); err != nil {
 			return err
+		}
+		if pinned[cps[ci].Size] {
+			return &Divergence{Index: -1, Size: cps[ci].Size, What: fmt.Sprintf(
+				"the checkpoint kept outside the database (size %d) is not a prefix of the stored log: a leaf in [%d, %d) or the tree was rewritten after it was signed", cps[ci].Size, lowerBound(cps, ci), cps[ci].Size)}
 		}
 		return &Divergence{Index: -1, Size: cps[ci].Size, What: fmt.Sprintf(
 			"its signed root differs from the root recomputed from the stored events: a leaf in [%d, %d) or the tree was rewritten", lowerBound(cps, ci), cps[ci].Size)}
@@ -292,7 +318,8 @@ func Verify(ctx context.Context, o VerifyOptions) (VerifyReport, error) {
 		return rep, err
 	}
 	rep.Leaves = f.count
-	rep.Checkpoints = len(cps)
+	rep.Checkpoints = stored
+	rep.Pinned = len(pinned)
 	rep.Tiles = tiles.compared
 	if o.Progress != nil {
 		o.Progress(f.count, total)
@@ -480,7 +507,9 @@ type openedBundle struct {
 	hashes []tlog.Hash   // leaf hashes
 	nodes  [][]tlog.Hash // full bundles: nodes[l] are the subtree's hashes at tree level l (0..8)
 	err    error
-	done   chan struct{}
+	// hookErr is the error of VerifyOptions.Leaf, returned as is.
+	hookErr error
+	done    chan struct{}
 }
 
 // subtree computes the hashes of the complete subtree of 256 leaves
@@ -545,8 +574,19 @@ func scanOpened(ctx context.Context, o VerifyOptions, total int64, visit func(*o
 		go func() {
 			defer wg.Done()
 			for ob := range work {
-				leaves, _, err := o.Opener.OpenBundle(ob.b.N, ob.b.Width, ob.b.Sealed)
+				leaves, v1, err := o.Opener.OpenBundle(ob.b.N, ob.b.Width, ob.b.Sealed)
 				ob.err = err
+				if err == nil && o.Leaf != nil {
+					first := ob.b.N * TileWidth
+					for i, l := range leaves {
+						if first+int64(i) >= total {
+							break
+						}
+						if ob.hookErr = o.Leaf(first+int64(i), l, v1 != nil && v1[i]); ob.hookErr != nil {
+							break
+						}
+					}
+				}
 				if err == nil {
 					ob.hashes = make([]tlog.Hash, len(leaves))
 					for i, l := range leaves {
@@ -594,6 +634,9 @@ func scanOpened(ctx context.Context, o VerifyOptions, total int64, visit func(*o
 		if first != next {
 			return &Divergence{Index: next, What: fmt.Sprintf("leaf missing: entry bundle %d is missing or ends early (the next stored bundle is %d)", next/TileWidth, ob.b.N)}
 		}
+		if ob.hookErr != nil {
+			return ob.hookErr
+		}
 		if ob.err != nil {
 			return &Divergence{Index: first, What: fmt.Sprintf("entry bundle %d (leaves %d..%d) does not open with the log key (modified, moved, replaced or not ours)", ob.b.N, first, first+int64(ob.b.Width)-1)}
 		}
@@ -606,4 +649,35 @@ func scanOpened(ctx context.Context, o VerifyOptions, total int64, visit func(*o
 		}
 	}
 	return <-scanErr
+}
+
+// addPinned checks the pinned checkpoints (VerifyOptions.Pinned) and
+// adds them to cps (sorted by size), where the recomputed tree is
+// compared with them like with the stored ones. A pinned checkpoint
+// larger than the latest stored one, or of a stored size with another
+// root, is a divergence at once. pinned holds the sizes added.
+func addPinned(o VerifyOptions, cps []Checkpoint, total int64) ([]Checkpoint, map[int64]bool, error) {
+	pinned := map[int64]bool{}
+	for _, raw := range o.Pinned {
+		cp, err := OpenCheckpoint(raw, o.Origin, o.Verifier)
+		if err != nil {
+			return nil, nil, &Divergence{Index: -1, Size: -1, What: "a checkpoint kept outside the database does not verify with the log's key: " + err.Error()}
+		}
+		if cp.Size > total {
+			return nil, nil, &Divergence{Index: -1, Size: cp.Size, What: fmt.Sprintf(
+				"rolled back: a checkpoint kept outside the database has size %d, the stored log only %d (the log was truncated, or emptied and signed again)", cp.Size, total)}
+		}
+		i := sort.Search(len(cps), func(i int) bool { return cps[i].Size >= cp.Size })
+		if i < len(cps) && cps[i].Size == cp.Size {
+			if cps[i].Root != cp.Root {
+				return nil, nil, &Divergence{Index: -1, Size: cp.Size, What: fmt.Sprintf(
+					"forked: a checkpoint kept outside the database has size %d and another root than the stored one (the log was rewritten)", cp.Size)}
+			}
+			pinned[cp.Size] = true
+			continue
+		}
+		cps = slices.Insert(cps, i, cp)
+		pinned[cp.Size] = true
+	}
+	return cps, pinned, nil
 }

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"runtime"
@@ -123,6 +124,10 @@ func Open(ctx context.Context, url string, opts Options) (*sqldb.Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("postgres: open: %w", unavailable(err))
 	}
+	if err := checksumCheck(ctx, db); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("postgres: open: %w", err)
+	}
 	s, err := sqldb.New(db, db, d, opts.Store)
 	if err != nil {
 		db.Close()
@@ -136,4 +141,27 @@ func unavailable(err error) error {
 		return err
 	}
 	return fmt.Errorf("%w: %w", storage.ErrUnavailable, err)
+}
+
+// checksumCheck refuses a database in which PostgreSQL has detected
+// damaged pages: with data checksums on (initdb --data-checksums, the
+// default from PostgreSQL 18), every page read is checked and each
+// failure counted in pg_stat_database.checksum_failures. A count above
+// zero means pages of this database were found damaged (a copy of a
+// live data directory, a failing disk): serving from it would answer
+// errors, or worse. Structure is not walked at every start, unlike
+// SQLite's quick_check: on a fleet's database that is the job of
+// pg_amcheck, run by the operator (docs/operations.md). With checksums
+// off the count is NULL and nothing is refused.
+func checksumCheck(ctx context.Context, db *sql.DB) error {
+	var failures sql.NullInt64
+	err := db.QueryRowContext(ctx, `SELECT checksum_failures FROM pg_stat_database WHERE datname = current_database()`).Scan(&failures)
+	if err != nil {
+		return fmt.Errorf("checking the database's integrity: %w", unavailable(err))
+	}
+	if failures.Valid && failures.Int64 > 0 {
+		return fmt.Errorf("%w: PostgreSQL counted %d data checksum failures in this database (pg_stat_database.checksum_failures): check it with pg_amcheck and restore a backup, then reset the count with pg_stat_reset()",
+			storage.ErrCorrupt, failures.Int64)
+	}
+	return nil
 }

@@ -112,6 +112,11 @@ func (s *Store) JointOwners(ctx context.Context, patients []string, limit int) (
 	return out, nil
 }
 
+// JointOwnersOf implements storage.Tx.
+func (t *tx) JointOwnersOf(ctx context.Context, patient string) ([]string, error) {
+	return t.jointOwnersOf(ctx, patient)
+}
+
 // jointOwnersOf returns the joint owners naming patient, inside t.
 func (t *tx) jointOwnersOf(ctx context.Context, patient string) ([]string, error) {
 	const q = `SELECT owner FROM joint_owners WHERE patient = ? ORDER BY owner`

@@ -50,6 +50,7 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 		{"JointOwners", testJointOwners},
 		{"Types", testTypes},
 		{"HistoryCurrent", testHistoryCurrent},
+		{"LedgerScans", testLedgerScans},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
