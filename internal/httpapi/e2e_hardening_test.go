@@ -540,6 +540,11 @@ func TestReindexMovesJointResources(t *testing.T) {
 			}
 		}
 		s.App.Authz.Invalidate()
+		// The legacy rows are blessed as found, as an upgrade would
+		// (verify --baseline), so the ledger can vouch for what follows.
+		if rep, err := s.App.Baseline(ctx, nil); err != nil {
+			t.Fatalf("baseline: %v (%+v)", err, rep.Data.Problems)
+		}
 		researcher := newActor(t, s, "researcher", "")
 		s.Do(t, "GET", "/fhir/Coverage/"+id, nil, researcher.headers).Want(t, http.StatusOK) // the defect, before reindex
 		if _, err := s.App.Record.Reindex(ctx, record.Caller{Agent: audit.Agent{Client: "test"}, Guard: record.Offline()}, nil); err != nil {
@@ -559,6 +564,12 @@ func TestReindexMovesJointResources(t *testing.T) {
 			if r := s.Do(t, "GET", path, nil, nil); r.Status == http.StatusOK {
 				t.Errorf("%s readable after one of its patients was erased", path)
 			}
+		}
+		// The re-owned versions and the erasure of a joint key are in the
+		// ledger: the database verifies against the log.
+		rep, err := s.App.Verify(ctx, nil)
+		if err != nil || !rep.OK() {
+			t.Fatalf("verify after reindex and erasure: %v %s %+v", err, rep.LogDivergence, rep.Data.Problems)
 		}
 	})
 }
