@@ -290,14 +290,7 @@ func (s *Service) requestAuditFn(issuer string, addr netip.Addr) RequestAuditFn 
 			Agent:    audit.Agent{User: u.ID, Client: "sso"},
 			Entities: []string{"User/" + u.ID, "Request/" + r.ID},
 			Policies: append(login.External{Issuer: issuer}.Policies(), "roles="+identity.FormatRoles(r.Roles), "requested-by=sso", "two-person-rule")}
-		if addr.IsValid() {
-			ev.Agent.Address = addr.Unmap().WithZone("").String()
-		}
-		rec, err := s.o.Log.Seal(ev)
-		if err != nil {
-			return storage.AuditRecord{}, fmt.Errorf("%w: %w", audit.ErrUnavailable, err)
-		}
-		return rec, nil
+		return s.seal(ev, addr)
 	}
 }
 
@@ -391,14 +384,7 @@ func (s *Service) auditFn(action audit.Action, issuer string, addr netip.Addr, p
 			Agent:    audit.Agent{User: u.ID, Client: "sso"},
 			Entities: []string{"User/" + u.ID},
 			Policies: append(login.External{Issuer: issuer}.Policies(), policies...)}
-		if addr.IsValid() {
-			ev.Agent.Address = addr.Unmap().WithZone("").String()
-		}
-		rec, err := s.o.Log.Seal(ev)
-		if err != nil {
-			return storage.AuditRecord{}, fmt.Errorf("%w: %w", audit.ErrUnavailable, err)
-		}
-		return rec, nil
+		return s.seal(ev, addr)
 	}
 }
 
@@ -408,4 +394,16 @@ func sameRoles(a, b []identity.Role) bool {
 	slices.Sort(a)
 	slices.Sort(b)
 	return slices.Equal(a, b)
+}
+
+// seal seals an SSO event, with the sign-in's address when known.
+func (s *Service) seal(ev audit.Event, addr netip.Addr) (storage.AuditRecord, error) {
+	if addr.IsValid() {
+		ev.Agent.Address = addr.Unmap().WithZone("").String()
+	}
+	rec, err := s.o.Log.Seal(ev)
+	if err != nil {
+		return storage.AuditRecord{}, fmt.Errorf("%w: %w", audit.ErrUnavailable, err)
+	}
+	return rec, nil
 }
