@@ -216,30 +216,34 @@ func TestUndecidableConsent(t *testing.T) {
 		}
 		// Store one anyway, as older data would be: a valid consent,
 		// then its version re-sealed with the deep body.
-		cid := s.Create(t, privacyConsent(locked, map[string]any{"type": "permit"}))
-		body := privacyConsent(locked, deep)
-		body["id"] = cid
-		body["meta"] = map[string]any{"versionId": "1"}
-		b, _ := json.Marshal(body)
 		ctx := t.Context()
-		rec, err := s.App.Store.Key(ctx, "Patient/"+locked)
-		if err != nil {
-			t.Fatal(err)
+		legacy := func(pid string) string {
+			cid := s.Create(t, privacyConsent(pid, map[string]any{"type": "permit"}))
+			body := privacyConsent(pid, deep)
+			body["id"] = cid
+			body["meta"] = map[string]any{"versionId": "1"}
+			b, _ := json.Marshal(body)
+			rec, err := s.App.Store.Key(ctx, "Patient/"+pid)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dek, err := s.App.Keys.DEK(rec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ct, err := dek.Seal(b, keys.ResourceAD{Type: "Consent", ID: cid, Version: 1, Owner: "Patient/" + pid})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.App.Store.Update(ctx, func(tx storage.Tx) error {
+				return tx.RewriteCiphertext(ctx, storage.VersionRef{Type: "Consent", ID: cid, Version: 1}, ct)
+			}); err != nil {
+				t.Fatal(err)
+			}
+			s.App.Authz.Invalidate()
+			return cid
 		}
-		dek, err := s.App.Keys.DEK(rec)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ct, err := dek.Seal(b, keys.ResourceAD{Type: "Consent", ID: cid, Version: 1, Owner: "Patient/" + locked})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := s.App.Store.Update(ctx, func(tx storage.Tx) error {
-			return tx.RewriteCiphertext(ctx, storage.VersionRef{Type: "Consent", ID: cid, Version: 1}, ct)
-		}); err != nil {
-			t.Fatal(err)
-		}
-		s.App.Authz.Invalidate()
+		cid := legacy(locked)
 
 		other := s.Create(t, patient(uniq(), nil))
 		doc := newActor(t, s, "physician", "")
@@ -271,6 +275,19 @@ func TestUndecidableConsent(t *testing.T) {
 		if !slices.Contains(ev.Policies, "consent-repair") || ev.Agent.User != admin.userID || !slices.Contains(ev.Patients, "Patient/"+locked) {
 			t.Fatalf("repair event %+v", ev)
 		}
+		// The patient can fix their own: their consent does not bind them.
+		self := s.Create(t, patient(uniq(), nil))
+		own := legacy(self)
+		pat := newActor(t, s, "patient", self)
+		careTeam(t, s, self, doc.fhirUser)
+		obsSelf := s.Create(t, observation(self, nil))
+		s.App.Authz.Invalidate()
+		s.Do(t, "GET", "/fhir/Observation/"+obsSelf, nil, doc.headers).WantOutcome(t, http.StatusNotFound)
+		s.Do(t, "GET", "/fhir/Consent/"+own, nil, pat.headers).Want(t, http.StatusOK)
+		fixed := privacyConsent(self, map[string]any{"type": "permit"})
+		fixed["id"] = own
+		s.Do(t, "PUT", "/fhir/Consent/"+own, fixed, pat.wheaders).Want(t, http.StatusOK)
+		s.Do(t, "GET", "/fhir/Observation/"+obsSelf, nil, doc.headers).Want(t, http.StatusOK)
 		// A consent that can be enforced is not the administrator's to change.
 		ok := s.Create(t, privacyConsent(other, map[string]any{"type": "permit"}))
 		s.Do(t, "POST", "/admin/api/consents/"+ok+"/retire", nil, admin.wheaders).Want(t, http.StatusConflict)
