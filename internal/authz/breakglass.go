@@ -162,6 +162,11 @@ func (b *BreakGlass) Open(ctx context.Context, p authn.Principal, agent audit.Ag
 	ev := audit.Event{Time: now, Action: audit.ActionBreakGlass, Outcome: audit.OutcomeSuccess, Agent: agent,
 		Purpose: "ETREAT", Patients: []string{owner}, RequestID: requestID}
 	refuse := func(d Decision, err error, outcome audit.Outcome) (Grant, Decision, error) {
+		if err == nil && d.Conceal {
+			// A patient a policy conceals from the caller (their consent
+			// denies them) is answered as one that does not exist.
+			err = fmt.Errorf("break glass: concealed: %w", storage.ErrNotFound)
+		}
 		ev.Outcome, ev.Policies, ev.Entities = outcome, d.Policies, []string{owner}
 		if err != nil && len(ev.Policies) == 0 {
 			ev.Policies = []string{"undecidable"}

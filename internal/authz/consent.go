@@ -330,6 +330,11 @@ type ConsentRequest struct {
 type ConsentResult struct {
 	Deny   bool // the consent denies the request
 	Permit bool // the consent explicitly permits it (names the actor or a label)
+	// PermitLabels are, for a permit whose provisions name the actor,
+	// the labels of the resource they name too: a consent to disclose
+	// 42 CFR Part 2 records must name the recipient and that information
+	// (§2.31).
+	PermitLabels []string
 	// Partial is set when the request had no Resource and a criterion
 	// about resource content decided part of the answer: the answer
 	// holds for no resource in particular (search narrowing must decide
@@ -343,8 +348,12 @@ func (c Consent) Evaluate(r ConsentRequest) ConsentResult {
 		return ConsentResult{}
 	}
 	e := evaluation{r: r}
-	effect, explicit := e.eval(c.Root)
-	return ConsentResult{Deny: effect == "deny", Permit: effect == "permit" && explicit, Partial: e.partial}
+	effect, n := e.eval(c.Root)
+	out := ConsentResult{Deny: effect == "deny", Permit: effect == "permit" && (n.actor || len(n.labels) > 0), Partial: e.partial}
+	if effect == "permit" && n.actor {
+		out.PermitLabels = n.labels
+	}
+	return out
 }
 
 type evaluation struct {
@@ -398,33 +407,60 @@ func anyOf(n int, unknownSeen bool, match func(i int) tri) tri {
 	return out
 }
 
+// named says what the provisions that led to a permit name: an actor,
+// labels the resource carries (the criteria that make a permit explicit).
+type named struct {
+	actor  bool
+	labels []string
+}
+
+func (n named) or(m named) named {
+	return named{n.actor || m.actor, mergeLabels(n.labels, m.labels)}
+}
+
+func mergeLabels(a, b []string) []string {
+	if len(b) == 0 {
+		return a
+	}
+	out := slices.Concat(a, b)
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
 // eval returns the effect of p for the request ("" when p does not
-// apply) and whether a permit is explicit.
-func (e *evaluation) eval(p *Provision) (string, bool) {
+// apply) and, for a permit, what the provisions leading to it name.
+func (e *evaluation) eval(p *Provision) (string, named) {
 	switch e.match(p) {
 	case no:
-		return "", false
+		return "", named{}
 	case unknown:
 		if p.Type != "deny" {
-			return "", false // a permit that may not apply does not
+			return "", named{} // a permit that may not apply does not
 		}
 		// a deny that may apply does
 	}
-	effect, explicit := p.Type, len(p.Actors) > 0 || len(p.Labels) > 0
-	var childPermit, childExplicit bool
+	effect, own := p.Type, named{actor: len(p.Actors) > 0}
+	for _, l := range p.Labels {
+		if slices.Contains(e.r.Labels, l) {
+			own.labels = append(own.labels, l)
+		}
+	}
+	var childPermit bool
+	var fromChildren named
 	for _, c := range p.Children {
-		eff, x := e.eval(c)
+		eff, n := e.eval(c)
 		switch eff {
 		case "deny":
-			return "deny", false // deny wins among exceptions
+			return "deny", named{} // deny wins among exceptions
 		case "permit":
-			childPermit, childExplicit = true, childExplicit || x
+			childPermit = true
+			fromChildren = fromChildren.or(n)
 		}
 	}
 	if childPermit {
-		return "permit", childExplicit || explicit
+		return "permit", fromChildren.or(own)
 	}
-	return effect, explicit
+	return effect, own
 }
 
 // match decides whether every criterion of p holds for the request.

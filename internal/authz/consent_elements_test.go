@@ -271,13 +271,18 @@ func TestEncounterRelationshipExpires(t *testing.T) {
 		want       bool
 	}{
 		{"in-progress", "2026-05-31", "", true},
+		{"in-progress", "2026-01-02", "", false}, // open-ended: 90 days at most
+		{"in-progress", "", "", false},           // no dates: no relationship
+		{"planned", "", "", false},
+		{"arrived", "", "", false},
 		{"finished", "2026-05-01", "2026-05-10", true},
 		{"finished", "2026-01-01", "2026-01-05", false},
 		{"finished", "", "", false},
+		{"finished", "", "2026-05-25", true},
 		{"finished", "2026-05-20", "", true},
 		{"finished", "2025-05-20", "", false},
-		{"planned", "2026-06-20", "", true},
-		{"planned", "2026-09-20", "", false},
+		{"planned", "2026-06-05", "", true},
+		{"planned", "2026-06-20", "", false}, // more than 7 days ahead
 		{"in-progress", "not a date", "", false},
 	} {
 		var p *period

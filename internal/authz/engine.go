@@ -114,6 +114,11 @@ type Decision struct {
 	// @conceal("true"): the answer must not reveal that the resource
 	// exists (404, not 403; ADR 0011).
 	Conceal bool
+	// Emergency lists, for a resource naming several patients allowed
+	// with Purpose ETREAT, the patients a break-the-glass grant was
+	// needed for: the access is an emergency access for them only (the
+	// audit event of the others records the ordinary purpose).
+	Emergency []string
 
 	// partial is set when a consent's criteria about resource content
 	// took part in a decision made without the resource (a search
@@ -317,6 +322,7 @@ func (a *Authorizer) decideJoint(ctx context.Context, s *subject, action Action,
 		out.partial = out.partial || d.partial
 		if d.Purpose != "" {
 			out.Purpose = d.Purpose
+			out.Emergency = append(out.Emergency, p)
 		}
 	}
 	out.Policies = slices.Sorted(maps.Keys(pols))
@@ -358,6 +364,7 @@ func (a *Authorizer) eval(s *subject, action Action, t Target, pf *PatientFacts)
 	}
 	g := getter{user: &s.entity}
 	var breakGlass, consentDeny, consentPermit, partial bool
+	var consentLabels []string
 	if pf != nil {
 		patUID := types.NewEntityUID("PhiVault::Patient", types.String(pf.Ref))
 		careTeam, encounter := emptySet, emptySet
@@ -395,6 +402,7 @@ func (a *Authorizer) eval(s *subject, action Action, t Target, pf *PatientFacts)
 			for _, c := range pf.Consents {
 				r := c.Evaluate(cr)
 				consentDeny, consentPermit, partial = consentDeny || r.Deny, consentPermit || r.Permit, partial || r.Partial
+				consentLabels = mergeLabels(consentLabels, r.PermitLabels)
 			}
 		}
 	}
@@ -419,23 +427,24 @@ func (a *Authorizer) eval(s *subject, action Action, t Target, pf *PatientFacts)
 	}
 	pol := a.policies.Load()
 	glass := breakGlass
-	authorize := func(deny, permit bool) (cedar.Decision, cedar.Diagnostic) {
+	authorize := func(deny, permit bool, permitLabels []string) (cedar.Decision, cedar.Diagnostic) {
 		req := cedar.Request{
 			Principal: s.uid,
 			Action:    types.NewEntityUID("PhiVault::Action", types.String(policyAction(action))),
 			Resource:  resUID,
 			Context: types.NewRecord(types.RecordMap{
-				"purpose":       types.String(purposeOfUse(s.p.Roles, glass)),
-				"breakGlass":    types.Boolean(glass),
-				"consentDeny":   types.Boolean(deny),
-				"consentPermit": types.Boolean(permit),
-				"scoped":        types.Boolean(scoped),
-				"scopeAllows":   types.Boolean(scopeAllows),
+				"purpose":             types.String(purposeOfUse(s.p.Roles, glass)),
+				"breakGlass":          types.Boolean(glass),
+				"consentDeny":         types.Boolean(deny),
+				"consentPermit":       types.Boolean(permit),
+				"consentPermitLabels": stringSet(permitLabels),
+				"scoped":              types.Boolean(scoped),
+				"scopeAllows":         types.Boolean(scopeAllows),
 			}),
 		}
 		return cedar.Authorize(pol.set, g, req)
 	}
-	dec, diag := authorize(consentDeny, consentPermit)
+	dec, diag := authorize(consentDeny, consentPermit, consentLabels)
 	if len(diag.Errors) > 0 {
 		// A policy that errors is skipped by Cedar; a skipped forbid
 		// could turn a deny into an allow. Fail closed.
@@ -450,8 +459,12 @@ func (a *Authorizer) eval(s *subject, action Action, t Target, pf *PatientFacts)
 		// matters only if the policies decide differently for some
 		// answer (service credentials, say, are exempt from consents).
 		partial = false
-		for _, c := range [][2]bool{{false, false}, {true, false}, {false, true}, {true, true}} {
-			if d2, diag2 := authorize(c[0], c[1]); d2 != dec || len(diag2.Errors) > 0 {
+		for i := range 8 {
+			var ls []string
+			if i&4 != 0 {
+				ls = t.Labels // every label the resource carries, named
+			}
+			if d2, diag2 := authorize(i&1 != 0, i&2 != 0, ls); d2 != dec || len(diag2.Errors) > 0 {
 				partial = true
 				break
 			}
@@ -460,7 +473,10 @@ func (a *Authorizer) eval(s *subject, action Action, t Target, pf *PatientFacts)
 	d := Decision{Allowed: dec == cedar.Allow, partial: partial}
 	for _, r := range diag.Reasons {
 		d.Policies = append(d.Policies, string(r.PolicyID))
-		if !d.Allowed && pol.conceal[string(r.PolicyID)] {
+		// Concealing tells a caller nothing about what exists. A create
+		// names nothing that exists yet: its refusal is a plain 403 (404
+		// would tell the caller that a consent hides the patient).
+		if !d.Allowed && pol.conceal[string(r.PolicyID)] && action != Create {
 			d.Conceal = true
 		}
 	}
@@ -473,7 +489,7 @@ func (a *Authorizer) eval(s *subject, action Action, t Target, pf *PatientFacts)
 		// used in: ETREAT only when the grant made the difference (a
 		// care-team relationship alone allows an ordinary access).
 		glass = false
-		if d2, diag2 := authorize(consentDeny, consentPermit); d2 != cedar.Allow || len(diag2.Errors) > 0 {
+		if d2, diag2 := authorize(consentDeny, consentPermit, consentLabels); d2 != cedar.Allow || len(diag2.Errors) > 0 {
 			d.Purpose = "ETREAT"
 		}
 	}

@@ -122,11 +122,21 @@ type metaOnly struct {
 		Tag      []coding `json:"tag"`
 	} `json:"meta"`
 	Category json.RawMessage `json:"category"`
+	// Contained resources travel with their container: their labels are
+	// the container's too (a Part 2 record contained in an unlabelled
+	// resource is still a Part 2 record).
+	Contained []struct {
+		Meta struct {
+			Security []coding `json:"security"`
+			Tag      []coding `json:"tag"`
+		} `json:"meta"`
+	} `json:"contained"`
 }
 
-// ResourceLabels returns the meta.security codes of a resource (and,
-// withTags, its meta.tag codes) and its category codes. Malformed JSON
-// is an error: the caller fails closed.
+// ResourceLabels returns the meta.security codes of a resource and of
+// the resources it contains (and, withTags, their meta.tag codes) and
+// its category codes. Malformed JSON is an error: the caller fails
+// closed.
 func ResourceLabels(body []byte, withTags bool) (labels, category []string, err error) {
 	var m metaOnly
 	if err := json.Unmarshal(body, &m); err != nil {
@@ -140,8 +150,14 @@ func ResourceLabels(body []byte, withTags bool) (labels, category []string, err 
 		}
 	}
 	add(m.Meta.Security)
+	for _, c := range m.Contained {
+		add(c.Meta.Security)
+	}
 	if withTags {
 		add(m.Meta.Tag)
+		for _, c := range m.Contained {
+			add(c.Meta.Tag)
+		}
 	}
 	if len(labels) > MaxLabels {
 		return nil, nil, fmt.Errorf("reading resource labels: more than %d labels: %w", MaxLabels, ErrTooManyLabels)
@@ -301,31 +317,45 @@ func parseFHIRTime(s string, end bool) (time.Time, bool) {
 // visit. After it the relationship ends; a care team is the lasting one.
 const DefaultEncounterWindow = 30 * 24 * time.Hour
 
+// Encounter windows besides DefaultEncounterWindow (after the end):
+const (
+	// encounterLead: a planned encounter opens the record this long
+	// before its start, to prepare the visit.
+	encounterLead = 7 * 24 * time.Hour
+	// maxOpenEncounter: an encounter still going on without an end date
+	// gives a relationship for at most this long after its start (a stay
+	// longer than that is followed by a care team); without it an
+	// encounter left "in-progress" by mistake would never end.
+	maxOpenEncounter = 90 * 24 * time.Hour
+)
+
 // encounterCurrent reports whether an encounter (or a participant's part
-// in it) still gives a relationship at now: from its start (if known)
-// until its end plus window. An encounter that is finished without an
-// end ends at its start plus window, and without either gives none
-// (fail closed). One still going on (planned, arrived, triaged,
-// in-progress, onleave) with no end is current.
+// in it) still gives a relationship at now: from 7 days before its
+// start until its end plus window. One still going on (planned, arrived,
+// triaged, in-progress, onleave) without an end counts until 90 days
+// after its start; one finished without an end, until its start plus
+// window. Without a start it gives none (fail closed): a relationship
+// needs a date to end.
 func encounterCurrent(status string, p *period, now time.Time, window time.Duration) bool {
-	if p == nil || p.Start == "" && p.End == "" {
-		return status != "finished" && status != "unknown"
-	}
-	if p.Start != "" {
-		start, ok := parseFHIRTime(p.Start, false)
-		if !ok || now.Before(start.Add(-window)) {
-			return false // a planned encounter opens the record shortly before it
+	if p == nil || p.Start == "" {
+		if p == nil || p.End == "" {
+			return false
 		}
+		t, ok := parseFHIRTime(p.End, true)
+		return ok && !now.After(t.Add(window))
 	}
-	end := p.End
-	if end == "" {
-		if status != "finished" && status != "unknown" {
-			return true
-		}
-		end = p.Start
+	start, ok := parseFHIRTime(p.Start, false)
+	if !ok || now.Before(start.Add(-encounterLead)) {
+		return false
 	}
-	t, ok := parseFHIRTime(end, true)
-	return ok && !now.After(t.Add(window))
+	if p.End != "" {
+		t, ok := parseFHIRTime(p.End, true)
+		return ok && !now.After(t.Add(window))
+	}
+	if status == "finished" || status == "unknown" {
+		return !now.After(start.Add(window))
+	}
+	return !now.After(start.Add(maxOpenEncounter))
 }
 
 // userFacts derives UserFacts for fhirUser from the PractitionerRoles of

@@ -488,7 +488,7 @@ func (s *Service) prewarmEntries(ctx context.Context, c Caller, entries []*entry
 		case e.prep != nil:
 			owner = e.prep.v.Owner
 		case e.res != nil:
-			owner, _, _ = s.ownerOf(e.res)
+			owner, _, _ = s.ownerOf(ctx, nil, e.res)
 		case e.id != "":
 			if v, err := s.store.Current(ctx, e.typ, e.id); err == nil {
 				owner = v.Owner
@@ -522,6 +522,45 @@ func (s *Service) prewarm(ctx context.Context, c Caller, nf *authz.NeedsFacts) e
 func (s *Service) prewarmErr(c Caller, err error) error {
 	return s.denial(c, audit.ActionSearch, storage.Version{}, authz.Decision{Policies: []string{"undecidable"}}, err)
 }
+
+// versionReader reads one stored version (the store, or a write
+// transaction) and what opening it needs.
+type versionReader interface {
+	keyedReader
+	VersionOf(ctx context.Context, typ, id string, version int64) (storage.Version, error)
+}
+
+// decisionBody returns the body a decision about version v reads its
+// labels from: v's own, or, for a delete marker, that of the last live
+// version before it. A deleted record keeps the protection its labels
+// gave it: deleting a record labelled sensitive since must not reopen an
+// older, unlabelled version, nor tell a caller it may not see that the
+// record existed (410 instead of 404). nil when no version is readable
+// (an erased patient's: nothing is served then anyway).
+func (s *Service) decisionBody(ctx context.Context, rd versionReader, v storage.Version) ([]byte, error) {
+	for range maxDecisionWalk {
+		if !v.Deleted {
+			body, err := s.openWith(ctx, rd, v)
+			if errors.Is(err, ErrGone) {
+				return nil, nil
+			}
+			return body, err
+		}
+		if v.Version <= 1 {
+			return nil, nil
+		}
+		prev, err := rd.VersionOf(ctx, v.Type, v.ID, v.Version-1)
+		if err != nil {
+			return nil, storageError(err)
+		}
+		v = prev
+	}
+	return nil, fmt.Errorf("deciding on %s/%s: more than %d delete markers in a row: %w", v.Type, v.ID, maxDecisionWalk, authz.ErrUndecidable)
+}
+
+// maxDecisionWalk bounds the delete markers decisionBody steps over
+// (deleting a deleted resource writes none: two in a row are rare).
+const maxDecisionWalk = 64
 
 // openWith decrypts v through rd: a write transaction's key read, or
 // the store's cached keys.

@@ -290,7 +290,7 @@ func (s *Service) prepareCreates(ctx context.Context, c Caller, entries []*entry
 		if err := s.rewriteRefs(ctx, c, s.store, res, local); err != nil {
 			return
 		}
-		p, err := s.prepareVersion(res, 1, now)
+		p, err := s.prepareVersion(ctx, nil, res, 1, now)
 		if err != nil {
 			return
 		}
@@ -411,7 +411,7 @@ func (s *Service) writeEntry(ctx context.Context, tx storage.Tx, c Caller, e *en
 				return err
 			}
 			var err error
-			if p, err = s.prepareVersion(e.res, 1, s.now()); err != nil {
+			if p, err = s.prepareVersion(ctx, tx, e.res, 1, s.now()); err != nil {
 				return err
 			}
 		}

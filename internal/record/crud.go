@@ -3,6 +3,7 @@ package record
 import (
 	"context"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -45,11 +46,9 @@ func (s *Service) VRead(ctx context.Context, c Caller, typ, id string, version i
 	// labelled sensitive (or moved to another compartment) since must
 	// not be read through its history.
 	if cur, err := s.store.Current(ctx, typ, id); err == nil && cur.Version != v.Version {
-		var body []byte
-		if !cur.Deleted {
-			if body, err = s.open(ctx, cur); err != nil && !errors.Is(err, ErrGone) {
-				return Stored{}, err
-			}
+		body, err := s.decisionBody(ctx, s.store, cur)
+		if err != nil {
+			return Stored{}, err
 		}
 		if _, err := s.check(ctx, c, audit.ActionVRead, cur, body); err != nil {
 			return Stored{}, s.recordDenial(ctx, err)
@@ -60,7 +59,11 @@ func (s *Service) VRead(ctx context.Context, c Caller, typ, id string, version i
 
 func (s *Service) readVersion(ctx context.Context, c Caller, a audit.Action, v storage.Version) (Stored, error) {
 	if v.Deleted {
-		if _, err := s.check(ctx, c, a, v, nil); err != nil {
+		body, err := s.decisionBody(ctx, s.store, v)
+		if err != nil {
+			return Stored{}, err
+		}
+		if _, err := s.check(ctx, c, a, v, body); err != nil {
 			return Stored{}, s.recordDenial(ctx, err)
 		}
 		return storedOf(v, nil), gone("the resource was deleted")
@@ -78,10 +81,11 @@ func (s *Service) readVersion(ctx context.Context, c Caller, a audit.Action, v s
 			return Stored{}, s.recordDenial(ctx, s.denial(c, a, v, authz.Decision{Policies: []string{"undecidable"}}, err))
 		}
 	}
-	ev := s.event(c, a)
-	decided(&ev, d)
-	ev.Touch(entityRef(v.Type, v.ID, v.Version), s.eventPatients(v.Owner)...)
-	if err := s.recordRead(ctx, ev); err != nil {
+	base := s.event(c, a)
+	base.Policies = d.Policies
+	evs := newEvents(base)
+	evs.add(d, entityRef(v.Type, v.ID, v.Version), s.eventPatients(v.Owner))
+	if err := s.recordReads(ctx, evs.list()...); err != nil {
 		return Stored{}, err
 	}
 	return storedOf(v, body), nil
@@ -106,7 +110,7 @@ func (s *Service) Create(ctx context.Context, c Caller, res fhir.Resource, ifNon
 	}
 	// Encoding and indexing happen before the transaction, so concurrent
 	// creates do that work in parallel.
-	p, err := s.prepareVersion(res, 1, s.now())
+	p, err := s.prepareVersion(ctx, nil, res, 1, s.now())
 	if err != nil {
 		return Stored{}, false, err
 	}
@@ -218,7 +222,7 @@ func (s *Service) Update(ctx context.Context, c Caller, typ, id string, res fhir
 	if err == nil {
 		next = cur.Version + 1
 	}
-	if p, err = s.prepareVersion(res, next, s.now()); err != nil {
+	if p, err = s.prepareVersion(ctx, nil, res, next, s.now()); err != nil {
 		return Stored{}, false, err
 	}
 	// Load the facts the decisions in the transaction need.
@@ -258,11 +262,9 @@ func (s *Service) update(ctx context.Context, tx storage.Tx, c Caller, res fhir.
 	case err != nil:
 		return storage.Version{}, false, err
 	default:
-		var body []byte
-		if !cur.Deleted {
-			if body, err = s.openInTx(ctx, tx, cur); err != nil {
-				return storage.Version{}, false, err
-			}
+		body, err := s.decisionBody(ctx, tx, cur)
+		if err != nil {
+			return storage.Version{}, false, err
 		}
 		if _, err := s.checkWith(ctx, tx, c, audit.ActionUpdate, cur, body); err != nil {
 			if e := AsError(err); ifMatch > 0 && e.Status == http.StatusNotFound && e.denied != nil {
@@ -276,10 +278,15 @@ func (s *Service) update(ctx context.Context, tx storage.Tx, c Caller, res fhir.
 			return storage.Version{}, false, fail(http.StatusPreconditionFailed, ErrPreconditionFailed, "conflict",
 				fmt.Sprintf("If-Match version %d is not the current version %d", ifMatch, cur.Version))
 		}
+		if !cur.Deleted {
+			if err := immutableLinks(res, body); err != nil {
+				return storage.Version{}, false, err
+			}
+		}
 		next = cur.Version + 1
 	}
 	if p == nil || p.v.Version != next {
-		if p, err = s.prepareVersion(res, next, s.now()); err != nil {
+		if p, err = s.prepareVersion(ctx, tx, res, next, s.now()); err != nil {
 			return storage.Version{}, false, err
 		}
 	}
@@ -307,7 +314,7 @@ func (s *Service) update(ctx context.Context, tx storage.Tx, c Caller, res fhir.
 // denial's audit event, which is what is recorded then.
 func (s *Service) ifMatchMissing(ctx context.Context, tx storage.Tx, c Caller, res fhir.Resource, hidden *Error) error {
 	clone := fhir.Resource(maps.Clone(map[string]any(res)))
-	p, err := s.prepareVersion(clone, 1, s.now())
+	p, err := s.prepareVersion(ctx, tx, clone, 1, s.now())
 	if err != nil {
 		return err
 	}
@@ -353,11 +360,9 @@ func (s *Service) delete(ctx context.Context, tx storage.Tx, c Caller, typ, id s
 	if err != nil {
 		return "", err
 	}
-	var body []byte
-	if !cur.Deleted {
-		if body, err = s.openInTx(ctx, tx, cur); err != nil {
-			return "", err
-		}
+	body, err := s.decisionBody(ctx, tx, cur)
+	if err != nil {
+		return "", err
 	}
 	d, err := s.checkWith(ctx, tx, c, audit.ActionDelete, cur, body)
 	if err != nil {
@@ -388,13 +393,13 @@ type pending struct {
 
 // prepareVersion sets res's version and lastUpdated and computes
 // everything its write needs but the data key.
-func (s *Service) prepareVersion(res fhir.Resource, version int64, now time.Time) (*pending, error) {
-	return s.prepare(res, version, now, true)
+func (s *Service) prepareVersion(ctx context.Context, rd ownerReader, res fhir.Resource, version int64, now time.Time) (*pending, error) {
+	return s.prepare(ctx, rd, res, version, now, true)
 }
 
 // prepare is prepareVersion; check=false skips the decidability checks
 // (a repair writing an inactive Consent).
-func (s *Service) prepare(res fhir.Resource, version int64, now time.Time, check bool) (*pending, error) {
+func (s *Service) prepare(ctx context.Context, rd ownerReader, res fhir.Resource, version int64, now time.Time, check bool) (*pending, error) {
 	if check {
 		if err := decidable(res); err != nil {
 			return nil, err
@@ -416,7 +421,7 @@ func (s *Service) prepare(res fhir.Resource, version int64, now time.Time, check
 		return nil, err
 	}
 	rows = append(rows, lrows...)
-	owner, patients, err := s.ownerOf(res)
+	owner, patients, err := s.ownerOf(ctx, rd, res)
 	if err != nil {
 		return nil, err
 	}
@@ -430,7 +435,23 @@ func (s *Service) prepare(res fhir.Resource, version int64, now time.Time, check
 
 // storeVersion seals a prepared version with its owner's key (created in
 // tx if new) and stores it with its index rows.
+// MaxConsentsPerPatient bounds a patient's Consents: every decision
+// about the patient evaluates all of them, so an account that stores
+// hundreds of large ones would slow every clinician's search.
+const MaxConsentsPerPatient = 32
+
 func (s *Service) storeVersion(ctx context.Context, tx storage.Tx, p *pending) (storage.Version, error) {
+	if p.v.Type == "Consent" && p.v.Version == 1 && p.v.Owner != OrgOwner {
+		r, err := tx.Search(ctx, storage.Query{Type: "Consent", Count: MaxConsentsPerPatient,
+			Clauses: []storage.Clause{{Any: []storage.Cond{{Kind: storage.CondOwner, Owners: []string{p.v.Owner}}}}}})
+		if err != nil {
+			return storage.Version{}, err
+		}
+		if len(r.Versions) >= MaxConsentsPerPatient {
+			return storage.Version{}, fail(http.StatusUnprocessableEntity, ErrUnprocessable, "business-rule",
+				fmt.Sprintf("the patient has %d Consents already, the most the server keeps; update one of them instead", MaxConsentsPerPatient))
+		}
+	}
 	dek, err := s.dekInTx(ctx, tx, p.v.Owner, p.patients, true)
 	if err != nil {
 		return storage.Version{}, err
@@ -448,7 +469,7 @@ func (s *Service) storeVersion(ctx context.Context, tx storage.Tx, p *pending) (
 
 // writeVersion prepares and stores res as version of its type/id.
 func (s *Service) writeVersion(ctx context.Context, tx storage.Tx, res fhir.Resource, version int64, now time.Time) (storage.Version, error) {
-	p, err := s.prepareVersion(res, version, now)
+	p, err := s.prepareVersion(ctx, tx, res, version, now)
 	if err != nil {
 		return storage.Version{}, err
 	}
@@ -500,4 +521,33 @@ func lockName(q storage.Query) string {
 	}
 	// The storage driver hashes the name into its lock key space.
 	return "conditional:" + h.String()
+}
+
+// immutableLinks refuses an update that re-points a link relationships
+// are derived from: a PractitionerRole is one practitioner's for life.
+// A CareTeam or Encounter may name a PractitionerRole; re-pointing the
+// role to another practitioner would hand that practitioner the care
+// team's patients without anyone writing a care team (a directory write
+// by an administrator, unseen). Create another role instead.
+func immutableLinks(res fhir.Resource, old []byte) error {
+	if res.Type() != "PractitionerRole" || old == nil {
+		return nil
+	}
+	var before struct {
+		Practitioner struct {
+			Reference string `json:"reference"`
+		} `json:"practitioner"`
+	}
+	if err := json.Unmarshal(old, &before); err != nil {
+		return fmt.Errorf("reading the stored PractitionerRole: %w", err)
+	}
+	now := ""
+	if p, ok := res["practitioner"].(map[string]any); ok {
+		now, _ = p["reference"].(string)
+	}
+	if now != before.Practitioner.Reference {
+		return fail(http.StatusUnprocessableEntity, ErrUnprocessable, "business-rule",
+			"PractitionerRole.practitioner cannot change: care teams and encounters naming the role would pass to another practitioner; create a new PractitionerRole")
+	}
+	return nil
 }

@@ -27,8 +27,27 @@ func newEvents(base audit.Event) *events {
 	return &events{base: base, by: map[string]*audit.Event{}, pols: map[string]map[string]bool{}}
 }
 
-// add records one returned resource decided by d.
+// add records one returned resource decided by d. A resource naming
+// several patients that a break-the-glass grant opened for some of them
+// only (d.Emergency) is filed under ETREAT for those and under the
+// ordinary purpose for the others: no patient's trail shows another's
+// emergency.
 func (e *events) add(d authz.Decision, entity string, patients []string) {
+	if d.Purpose != "" && len(d.Emergency) > 0 && len(d.Emergency) < len(patients) {
+		var others []string
+		for _, p := range patients {
+			if !slices.Contains(d.Emergency, p) {
+				others = append(others, p)
+			}
+		}
+		ordinary := d
+		ordinary.Purpose, ordinary.Emergency = "", nil
+		e.add(ordinary, entity, others)
+		emergency := d
+		emergency.Emergency = nil
+		e.add(emergency, entity, d.Emergency)
+		return
+	}
 	p := cmp.Or(d.Purpose, e.base.Purpose)
 	ev, ok := e.by[p]
 	if !ok {

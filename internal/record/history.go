@@ -81,11 +81,9 @@ func (s *Service) History(ctx context.Context, c Caller, typ, id string, vals ur
 		if err != nil {
 			return nil, storageError(err)
 		}
-		var body []byte
-		if !cur.Deleted {
-			if body, err = s.open(ctx, cur); err != nil && AsError(err).Status != http.StatusGone {
-				return nil, err
-			}
+		body, err := s.decisionBody(ctx, s.store, cur)
+		if err != nil {
+			return nil, err
 		}
 		if _, err := s.check(ctx, c, act, cur, body); err != nil {
 			return nil, s.recordDenial(ctx, err)
@@ -171,8 +169,15 @@ scan:
 				}
 				body = b
 			}
-			// Each version is decided on its own (owner and labels)...
-			d, err := s.checkAs(ctx, c, action, level, v, body)
+			// Each version is decided on its own (owner and labels; a
+			// delete marker on those of the version it deleted)...
+			basis := body
+			if v.Deleted {
+				if basis, err = s.decisionBody(ctx, s.store, v); err != nil {
+					return nil, err
+				}
+			}
+			d, err := s.checkAs(ctx, c, action, level, v, basis)
 			if err != nil {
 				if AsError(err).Status == http.StatusServiceUnavailable {
 					return nil, err
@@ -312,12 +317,10 @@ func (s *Service) currentAllows(ctx context.Context, c Caller, a audit.Action, v
 	if err != nil {
 		return false, storageError(err)
 	}
-	if cur.Version != v.Version {
-		var body []byte
-		if !cur.Deleted {
-			if body, err = s.open(ctx, cur); err != nil && AsError(err).Status != http.StatusGone {
-				return false, err
-			}
+	if cur.Version != v.Version || cur.Deleted {
+		body, err := s.decisionBody(ctx, s.store, cur)
+		if err != nil {
+			return false, err
 		}
 		if _, err := s.checkAs(ctx, c, a, authz.HistoryType, cur, body); err != nil {
 			if AsError(err).Status == http.StatusServiceUnavailable {

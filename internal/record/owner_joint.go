@@ -3,8 +3,10 @@ package record
 import (
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/phivault/phivault/internal/fhir"
@@ -34,9 +36,19 @@ const MaxPatientsPerResource = 1000
 // owner never change (the owner's name is a hash of them).
 const maxMemberCache = 100000
 
-// ownerOf returns the key owner of res and the patients it names.
-func (s *Service) ownerOf(res fhir.Resource) (owner string, patients []string, err error) {
+// ownerOf returns the key owner of res and the patients it names. A
+// Binary belongs to the patients of the resource its securityContext
+// names (the document it is the content of), read through rd (the
+// store when nil, or the write transaction).
+func (s *Service) ownerOf(ctx context.Context, rd ownerReader, res fhir.Resource) (owner string, patients []string, err error) {
 	ps := s.reg.PatientsOf(res)
+	if res.Type() == "Binary" {
+		extra, err := s.securityContextPatients(ctx, rd, res)
+		if err != nil {
+			return "", nil, err
+		}
+		ps = mergeIDs(ps, extra)
+	}
 	switch {
 	case len(ps) == 0:
 		return OrgOwner, nil, nil
@@ -108,4 +120,62 @@ func (s *Service) patientsOf(ctx context.Context, rd memberReader, owner string)
 // a joint owner's; a miss reads the store.
 func (s *Service) cachedPatients(ctx context.Context, owner string) ([]string, error) {
 	return s.patientsOf(ctx, nil, owner)
+}
+
+// ownerReader reads what ownership depends on: the current version of
+// a resource and a joint owner's patients (the store, or a write
+// transaction).
+type ownerReader interface {
+	Current(ctx context.Context, typ, id string) (storage.Version, error)
+	JointMembers(ctx context.Context, owner string) ([]string, error)
+}
+
+// securityContextPatients returns the ids of the patients owning the
+// resource a Binary's securityContext names. A securityContext that
+// names no stored resource, or an unreadable one, is refused: the
+// Binary's content would belong to nobody.
+func (s *Service) securityContextPatients(ctx context.Context, rd ownerReader, res fhir.Resource) ([]string, error) {
+	sc, ok := res["securityContext"].(map[string]any)
+	if !ok {
+		return nil, nil
+	}
+	ref, _ := sc["reference"].(string)
+	if ref == "" {
+		return nil, nil
+	}
+	typ, id, ok := strings.Cut(ref, "/")
+	if !ok || typ == "" || id == "" || strings.ContainsAny(id, "/?#") || !ValidID(id) || !fhir.IsR4Type(typ) {
+		return nil, fail(http.StatusUnprocessableEntity, ErrUnprocessable, "business-rule",
+			"Binary.securityContext must be a literal reference (Type/id) to a stored resource")
+	}
+	if typ == "Patient" {
+		return []string{id}, nil // PatientsOf found it already
+	}
+	if rd == nil {
+		rd = s.store
+	}
+	v, err := rd.Current(ctx, typ, id)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, fail(http.StatusUnprocessableEntity, ErrUnprocessable, "business-rule",
+			"Binary.securityContext names a resource that does not exist; store that resource first")
+	}
+	if err != nil {
+		return nil, err
+	}
+	members, err := s.patientsOf(ctx, rd, v.Owner)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, 0, len(members))
+	for _, m := range members {
+		out = append(out, strings.TrimPrefix(m, "Patient/"))
+	}
+	return out, nil
+}
+
+// mergeIDs returns the sorted union of two id lists.
+func mergeIDs(a, b []string) []string {
+	out := slices.Concat(a, b)
+	slices.Sort(out)
+	return slices.Compact(out)
 }

@@ -201,7 +201,7 @@ func (s *Service) reown(ctx context.Context, tx storage.Tx, vs []storage.Version
 		if err != nil {
 			return nil, fmt.Errorf("reindexing %s/%s/_history/%d: %w", v.Type, v.ID, v.Version, err)
 		}
-		owner, patients, err := s.ownerOf(res)
+		owner, patients, err := s.ownerOf(ctx, tx, res)
 		if err != nil {
 			return nil, fmt.Errorf("reindexing %s/%s/_history/%d: %w", v.Type, v.ID, v.Version, err)
 		}

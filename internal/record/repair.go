@@ -119,7 +119,7 @@ func (s *Service) RepairConsent(ctx context.Context, agent audit.Agent, requestI
 	res["status"] = "inactive"
 	// The retired version keeps the patient's provisions as they were
 	// (inactive, so never enforced): decidable() does not apply here.
-	p, err := s.prepareRepair(res, cur.Version+1)
+	p, err := s.prepareRepair(ctx, res, cur.Version+1)
 	if err != nil {
 		return 0, err
 	}
@@ -147,9 +147,9 @@ func (s *Service) RepairConsent(ctx context.Context, agent audit.Agent, requestI
 
 // prepareRepair is prepareVersion without the decidability check (the
 // version written is inactive: authorization never enforces it).
-func (s *Service) prepareRepair(res fhir.Resource, version int64) (*pending, error) {
+func (s *Service) prepareRepair(ctx context.Context, res fhir.Resource, version int64) (*pending, error) {
 	if res["status"] != "inactive" {
 		return nil, fmt.Errorf("repair: the version must be inactive")
 	}
-	return s.prepare(res, version, s.now(), false)
+	return s.prepare(ctx, nil, res, version, s.now(), false)
 }

@@ -202,9 +202,10 @@ type VersionRef struct {
 
 // Tx is a write transaction. It is not safe for concurrent use.
 type Tx interface {
-	// Current, Search and Key read inside the transaction and see its
-	// own writes.
+	// Current, VersionOf, Search and Key read inside the transaction and
+	// see its own writes.
 	Current(ctx context.Context, typ, id string) (Version, error)
+	VersionOf(ctx context.Context, typ, id string, version int64) (Version, error)
 	Search(ctx context.Context, q Query) (Result, error)
 	Key(ctx context.Context, owner string) (KeyRecord, error)
 

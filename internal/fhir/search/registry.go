@@ -3,7 +3,9 @@ package search
 import (
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"slices"
+	"strings"
 
 	"github.com/phivault/phivault/internal/fhir"
 	"github.com/phivault/phivault/internal/fhir/spec"
@@ -270,10 +272,11 @@ func (r *Registry) PatientsOf(res fhir.Resource) []string {
 }
 
 // UnresolvedPatient reports whether res refers to a patient it does not
-// name by a literal reference: a contained Patient, or a Reference typed
-// "Patient" that has no literal reference (an identifier only). Such a
-// resource would hold a patient's information without belonging to
-// that patient; the record refuses it.
+// name by a literal reference: a contained Patient, a Reference typed
+// "Patient" that has no literal reference (an identifier only), or a
+// reference that points at a Patient in another spelling
+// (oddPatientReference). Such a resource would hold a patient's
+// information without belonging to that patient; the record refuses it.
 func UnresolvedPatient(res fhir.Resource) bool {
 	if rt := res.Type(); rt == "Patient" {
 		return false
@@ -297,6 +300,10 @@ func UnresolvedPatient(res fhir.Resource) bool {
 					return
 				}
 			}
+			if ref, ok := x["reference"].(string); ok && oddPatientReference(ref) {
+				found = true
+				return
+			}
 			for _, c := range x {
 				walk(c, depth+1)
 			}
@@ -308,6 +315,26 @@ func UnresolvedPatient(res fhir.Resource) bool {
 	}
 	walk(map[string]any(res), 0)
 	return found
+}
+
+// oddPatientRef matches a "Patient/" path segment anywhere in a
+// reference.
+var oddPatientRef = regexp.MustCompile(`(^|/)Patient/`)
+
+// oddPatientReference reports whether ref plainly points at a patient
+// without being a reference the server resolves: "Patient/x/",
+// "/Patient/x", "Patient/x?...", "Patient/x#...", or a urn:uuid or
+// urn:oid (a Bundle's fullUrl, which a transaction resolves before the
+// resource is stored; outside one it could be a patient's id).
+func oddPatientReference(ref string) bool {
+	if strings.HasPrefix(ref, "urn:uuid:") || strings.HasPrefix(ref, "urn:oid:") {
+		return true
+	}
+	if !oddPatientRef.MatchString(ref) {
+		return false
+	}
+	typ, _, ok := parseReference(ref)
+	return !ok || typ != "Patient"
 }
 
 // maxRefDepth bounds the walk of a resource for references (decoding

@@ -204,8 +204,17 @@ func (s *Store) Current(ctx context.Context, typ, id string) (storage.Version, e
 
 // VersionOf implements storage.Reader.
 func (s *Store) VersionOf(ctx context.Context, typ, id string, version int64) (storage.Version, error) {
+	return versionOf(ctx, s, s.r(), typ, id, version)
+}
+
+// VersionOf implements storage.Tx.
+func (t *tx) VersionOf(ctx context.Context, typ, id string, version int64) (storage.Version, error) {
+	return versionOf(ctx, t.s, t, typ, id, version)
+}
+
+func versionOf(ctx context.Context, s *Store, r runner, typ, id string, version int64) (storage.Version, error) {
 	const q = `SELECT type, id, version, owner, deleted, last_updated, ciphertext FROM resource_versions WHERE type = ? AND id = ? AND version = ?`
-	rows, err := s.r().query(ctx, q, typ, id, version)
+	rows, err := r.query(ctx, q, typ, id, version)
 	if err != nil {
 		return storage.Version{}, s.translate("version of", err)
 	}
