@@ -563,7 +563,9 @@ func TestReindexMovesJointResources(t *testing.T) {
 			t.Fatalf("baseline: %v (%+v)", err, rep.Data.Problems)
 		}
 		researcher := newActor(t, s, "researcher", "")
-		s.Do(t, "GET", "/fhir/Coverage/"+id, nil, researcher.headers).Want(t, http.StatusOK) // the defect, before reindex
+		if v, err := s.App.Store.Current(ctx, "Coverage", id); err != nil || v.Owner != "org" {
+			t.Fatalf("before reindex: owner %q %v, want the organisation's key (the defect)", v.Owner, err)
+		}
 		if _, err := s.App.Record.Reindex(ctx, record.Caller{Agent: audit.Agent{Client: "test"}, Guard: record.Offline()}, nil); err != nil {
 			t.Fatal(err)
 		}
