@@ -50,6 +50,10 @@ var (
 	// fail the request with 503 and return no PHI.
 	ErrUnavailable = errors.New("audit: log unavailable")
 
+	// ErrEventTooLarge means an event would not fit a log entry
+	// (MaxLeafSize): the caller splits it.
+	ErrEventTooLarge = errors.New("audit: event too large for a log entry")
+
 	// ErrBadLeaf means a decrypted leaf is shorter than its salt: the
 	// body was not sealed by this package. Treat it as tampering.
 	ErrBadLeaf = errors.New("audit: malformed leaf")
@@ -110,6 +114,13 @@ func (l *Log) Seal(ev Event) (storage.AuditRecord, error) {
 		return storage.AuditRecord{}, fmt.Errorf("sealing audit event: drawing salt: %w", err)
 	}
 	leaf = append(leaf, b...)
+	if len(leaf) > MaxLeafSize {
+		// A C2SP entry bundle holds each entry with a 16-bit length: a
+		// larger leaf could be logged but never served. Fail closed;
+		// callers split what they record (record: one event per 256
+		// resources).
+		return storage.AuditRecord{}, fmt.Errorf("sealing audit event: %d bytes, limit %d: %w", len(leaf), MaxLeafSize, ErrEventTooLarge)
+	}
 	ct, err := l.sealer.SealAudit(sealContext, leaf)
 	if err != nil {
 		return storage.AuditRecord{}, fmt.Errorf("sealing audit event: %w", err)
@@ -117,6 +128,10 @@ func (l *Log) Seal(ev Event) (storage.AuditRecord, error) {
 	h := tlog.RecordHash(leaf)
 	return storage.AuditRecord{Time: ev.Time, Body: ct, LeafHash: h[:]}, nil
 }
+
+// MaxLeafSize is the largest leaf (salt and event) the log takes: a C2SP
+// entry bundle prefixes each entry with a 16-bit length.
+const MaxLeafSize = 1<<16 - 1
 
 // Open decrypts a stored record and returns the canonical event bytes
 // (without the salt).

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"flag"
 	"os"
 	"path/filepath"
@@ -318,5 +319,22 @@ func TestLogEvents(t *testing.T) {
 	}
 	if _, err := l.Events(t.Context(), &fakeSource{bundles: []storage.Bundle{{N: 0, Width: 3, Sealed: sealed}}}); err == nil || !strings.Contains(err.Error(), "entry bundle 0") {
 		t.Errorf("a bundle opened with another width: err = %v, want one naming entry bundle 0", err)
+	}
+}
+
+// An event larger than a log entry can hold is refused, not logged
+// where it could never be served (C2SP entry bundles: 16-bit lengths).
+func TestSealRefusesEventsOverAnEntry(t *testing.T) {
+	l := audit.NewLog(&fakeSealer{})
+	ev := audit.Event{Time: time.Now(), Action: audit.ActionSearch, Outcome: audit.OutcomeSuccess}
+	for i := 0; i < 2000; i++ {
+		ev.Entities = append(ev.Entities, fmt.Sprintf("Observation/%036d/_history/1", i))
+	}
+	if _, err := l.Seal(ev); !errors.Is(err, audit.ErrEventTooLarge) {
+		t.Fatalf("sealing a %d-entity event: %v, want ErrEventTooLarge", len(ev.Entities), err)
+	}
+	ev.Entities = ev.Entities[:256]
+	if _, err := l.Seal(ev); err != nil {
+		t.Fatalf("sealing a 256-entity event: %v", err)
 	}
 }
