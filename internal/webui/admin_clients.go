@@ -66,7 +66,6 @@ type clientRow struct {
 	// MayRequest offers a new request (pending, no live request).
 	State      string
 	Waiting    time.Time
-	Pending    bool
 	MayRequest bool
 }
 
@@ -142,11 +141,10 @@ func (u *UI) renderClients(w http.ResponseWriter, r *http.Request, status int, v
 			keys = "JWK Set uploaded"
 		}
 		row := clientRow{ID: c.ID, Name: c.Name, Type: string(c.Type), Keys: keys, Scopes: c.Scopes.String(),
-			RedirectURIs: c.RedirectURIs, Created: c.Created, Disabled: c.Disabled, State: u.clientState(r, c, names),
-			Pending: c.Approval == smart.ApprovalPending}
+			RedirectURIs: c.RedirectURIs, Created: c.Created, Disabled: c.Disabled, State: u.clientState(r, c, names)}
 		if exp, ok := waiting[c.ID]; ok {
 			row.Waiting = exp
-		} else if row.Pending && !c.Disabled {
+		} else if c.Approval == smart.ApprovalPending && !c.Disabled {
 			row.State = "waiting for approval: the request expired"
 			row.MayRequest = true
 		}
@@ -209,11 +207,7 @@ func (u *UI) adminRegisterClient(w http.ResponseWriter, r *http.Request) error {
 		u.log.InfoContext(r.Context(), "console: client registration refused", slog.String("request_id", requestID(r)), slog.String("error", err.Error()))
 		return fail("The registration was refused: check the name (1 to 100 characters), the keys, the scopes and the redirect URIs.")
 	}
-	typ := smart.Backend
-	if f.Kind != "backend" {
-		typ = smart.ClientType(f.Kind)
-	}
-	pending := smart.Client{Type: typ, Scopes: set}.NeedsApproval() // as the registry decided
+	pending := smart.Client{Type: smart.ClientType(f.Kind), Scopes: set}.NeedsApproval() // as the registry decided
 	return u.renderClients(w, r, http.StatusCreated, clientsView{Form: clientForm{Kind: "backend"}, Created: id, CreatedPending: pending})
 }
 

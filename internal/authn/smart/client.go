@@ -131,8 +131,9 @@ func (r *Registry) create(ctx context.Context, c Client) error {
 // RegisterBackend validates reg and stores a new backend client; it
 // returns the new client_id. A client that needs approval is stored in
 // the registry's Approval state (pending by default: no token until a
-// second administrator approves it). Errors wrap ErrInvalidJWKS for a refused key
-// set or URL, scope.ErrSyntax for a refused scope, or the store's error.
+// second administrator approves it). Errors wrap ErrInvalidJWKS for a
+// refused key set or URL, scope.ErrSyntax for a refused scope, or the
+// store's error.
 // Only unrestricted system/ resource scopes may be registered: Backend
 // Services acts for no user and no patient.
 func (r *Registry) RegisterBackend(ctx context.Context, reg BackendRegistration) (string, error) {
@@ -237,11 +238,12 @@ type AppRegistration struct {
 const MaxRedirectURIs = 16
 
 // RegisterApp validates reg and stores a new App Launch client; it
-// returns the new client_id, in the registry's Approval state (every app
-// needs approval: Client.NeedsApproval). Redirect URIs must be absolute https URLs
-// (http only to a loopback host, RFC 8252 §7.3) or a private-use scheme
-// with a dot (RFC 8252 §7.1, "com.example.app:/cb"), without fragment or
-// credentials; they are later matched by exact string comparison.
+// returns the new client_id, in the registry's Approval state (every
+// app needs approval: Client.NeedsApproval). Redirect URIs must be
+// absolute https URLs (http only to a loopback host, RFC 8252 §7.3) or
+// a private-use scheme with a dot (RFC 8252 §7.1, "com.example.app:/cb"),
+// without fragment or credentials; they are later matched by exact
+// string comparison.
 // Scopes may be patient/ and user/ resource scopes and the non-resource
 // scopes; system/ scopes belong to backend clients. Errors wrap
 // ErrInvalidRedirectURI, ErrInvalidJWKS or scope.ErrSyntax.
