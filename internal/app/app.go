@@ -365,6 +365,7 @@ func (a *App) Handler() http.Handler {
 		SMART:         a.SMART,
 		SSO:           a.ssoHandler(),
 		Accounts:      a.adminAccounts(),
+		Clients:       a.clientApprovals(),
 		AuditLog:      a.auditLog(),
 		UI:            a.webUI(),
 		Logger:        a.logger,

@@ -2,26 +2,65 @@ package app
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"time"
 
 	"github.com/phivault/phivault/internal/audit"
 	"github.com/phivault/phivault/internal/authn/smart"
 	"github.com/phivault/phivault/internal/authz"
+	"github.com/phivault/phivault/internal/httpapi"
+	"github.com/phivault/phivault/internal/identity"
 	"github.com/phivault/phivault/internal/storage"
 	"github.com/phivault/phivault/internal/storage/sqldb"
 )
 
-// ClientAdmin is SMART client administration for the web console:
-// list, register and disable, each change committed with its audit event
-// (client-register, client-disable; entity "Client/<id>") in one
-// transaction. Disabling also stops the client's issued tokens, which
-// are checked against the client on every use. Safe for concurrent use.
+// SMART client administration under the two-person rule (ADR 0020,
+// extending ADR 0018 to clients; pentest finding F2).
+//
+// A client whose grants can reach patient data (smart.Client.NeedsApproval:
+// every App Launch app, every backend client but a read-only
+// terminology feed) is registered smart.ApprovalPending, together with
+// an approval request (client-grant-request, alert
+// "client-grant-requested"), and obtains no token at any endpoint. A
+// second security administrator, signed in with a second factor (never
+// an API token), and neither the registrar nor the requester, approves
+// it (client-grant-approve, alert "client-grant-approved") or rejects
+// it (client-grant-reject); the requester may withdraw it, which
+// rejects it too. Requests expire after smart.ClientRequestTTL; a
+// pending client whose request expired may be put up again
+// ([ClientAdmin.RequestApproval]). Disabling is final and there is no
+// path that changes a client's scopes, keys or redirect URIs, so an
+// approval covers everything a client can ever do.
+//
+// The offline CLI registers outside the rule only with --break-glass
+// ([ClientAdmin.RegisterBackendBreakGlass], [ClientAdmin.RegisterAppBreakGlass]),
+// which raises "client-grant-break-glass".
+
+// Alert kinds of client administration, listed with the break-the-glass
+// alerts at /admin/api/alerts.
+const (
+	alertClientRequested  = "client-grant-requested"   // a client that reaches PHI awaits approval
+	alertClientApproved   = "client-grant-approved"    // a second administrator approved it
+	alertClientBreakGlass = "client-grant-break-glass" // the offline CLI registered it outside the rule
+)
+
+// ClientAdmin is SMART client administration for the web console, the
+// admin API's approvals and the offline CLI: list, register, approve,
+// reject and disable, each change committed with its audit event
+// (entity "Client/<id>") in one transaction. Disabling also stops the
+// client's issued tokens, which are checked against the client on every
+// use. Safe for concurrent use.
 type ClientAdmin struct {
+	store *sqldb.Store
 	smart *sqldb.Smart
 	log   *audit.Log
 	now   func() time.Time
+	rand  io.Reader // request and alert ids; nil: crypto/rand
 }
 
 // ClientAdmin returns the client administration service of a.
@@ -30,7 +69,27 @@ func (a *App) ClientAdmin() (*ClientAdmin, error) {
 	if !ok {
 		return nil, errors.New("client administration needs the SQL store")
 	}
-	return &ClientAdmin{smart: sq.Smart(), log: a.Log, now: time.Now}, nil
+	return &ClientAdmin{store: sq, smart: sq.Smart(), log: a.Log, now: time.Now}, nil
+}
+
+// clientApprovals is the client side of /admin/api/requests, or nil.
+func (a *App) clientApprovals() httpapi.ClientApprovals {
+	ca, err := a.ClientAdmin()
+	if err != nil {
+		a.logger.Error("client administration unavailable", slog.String("error", err.Error()))
+		return nil
+	}
+	return ca
+}
+
+var _ httpapi.ClientApprovals = (*ClientAdmin)(nil)
+
+// WithClock returns a copy of c that reads the time from now: tests use
+// it to expire requests.
+func (c *ClientAdmin) WithClock(now func() time.Time) *ClientAdmin {
+	d := *c
+	d.now = now
+	return &d
 }
 
 // List lists up to limit clients, newest first.
@@ -38,33 +97,107 @@ func (c *ClientAdmin) List(ctx context.Context, limit int) ([]smart.Client, erro
 	return c.smart.Clients(ctx, limit)
 }
 
-func (c *ClientAdmin) registry(actor audit.Agent) (*smart.Registry, error) {
+// Client returns client id (smart.ErrNotFound).
+func (c *ClientAdmin) Client(ctx context.Context, id string) (smart.Client, error) {
+	return c.smart.Client(ctx, id)
+}
+
+// Requests lists the client approval requests that have not expired,
+// oldest first (at most 500), each with its client.
+func (c *ClientAdmin) Requests(ctx context.Context) ([]smart.PendingClient, error) {
+	rs, err := c.smart.ClientRequests(ctx, c.now(), 500)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]smart.PendingClient, 0, len(rs))
+	for _, r := range rs {
+		cl, err := c.smart.Client(ctx, r.ClientID)
+		if err != nil {
+			return nil, fmt.Errorf("client of request %s: %w", r.ID, err)
+		}
+		out = append(out, smart.PendingClient{Request: r, Client: cl})
+	}
+	return out, nil
+}
+
+func (c *ClientAdmin) newAlertID() (string, error) {
+	r := c.rand
+	if r == nil {
+		r = rand.Reader
+	}
+	var b [16]byte
+	if _, err := io.ReadFull(r, b[:]); err != nil {
+		return "", fmt.Errorf("generating alert id: %w", err)
+	}
+	return "alr_" + hex.EncodeToString(b[:]), nil
+}
+
+// by is who an alert names for actor: the account, or the client ("cli").
+func by(actor audit.Agent) string {
+	if actor.User != "" {
+		return actor.User
+	}
+	return actor.Client
+}
+
+// registry is the registry of actor's registrations: pending with a
+// request when the client needs approval, or break glass.
+func (c *ClientAdmin) registry(actor audit.Agent, breakGlass bool) (*smart.Registry, error) {
+	approval := smart.ApprovalPending
+	if breakGlass {
+		approval = smart.ApprovalBreakGlass
+	}
 	st := sqldb.AuditedClients{Smart: c.smart, Seal: func(cl smart.Client) (storage.AuditRecord, error) {
 		return c.log.Seal(audit.Event{Time: c.now(), Action: audit.ActionClientRegister, Outcome: audit.OutcomeSuccess,
-			Agent: actor, Entities: []string{"Client/" + cl.ID}})
+			Agent: actor, Entities: []string{"Client/" + cl.ID},
+			Policies: []string{"type=" + string(cl.Type), "scopes=" + cl.Scopes.String(), "approval=" + string(cl.Approval)}})
 	}, Alert: func(cl smart.Client) *authz.Alert {
-		if cl.Type != smart.Backend {
-			return nil // an App Launch app acts for its signed-in user, within that user's access
+		if cl.Approval != smart.ApprovalBreakGlass {
+			return nil // a pending client's alert comes with its request
 		}
-		// A backend client is a service credential of its own: whoever
-		// holds its key reaches what its system/ scopes allow. The
-		// registering administrator may hold it, so the privacy officer
-		// is told (ADR 0018; the two-person rule does not cover clients
-		// yet).
-		by := actor.User
-		if by == "" {
-			by = actor.Client
+		id, err := c.newAlertID()
+		if err != nil {
+			id = "alr_client_" + cl.ID // ids only need to be unique
 		}
-		return &authz.Alert{ID: "alr_client_" + cl.ID, Kind: "client-backend-registered", Priority: "high", UserID: by,
+		return &authz.Alert{ID: id, Kind: alertClientBreakGlass, Priority: "high", UserID: by(actor),
 			Ref: "Client/" + cl.ID, Created: c.now().UTC()}
+	}, Pending: func(cl smart.Client) (sqldb.ClientPending, error) {
+		return c.pending(actor, cl.ID)
 	}}
-	return smart.NewRegistry(st, smart.RegistryOptions{Now: c.now})
+	return smart.NewRegistry(st, smart.RegistryOptions{Now: c.now, Approval: approval, RegisteredBy: by(actor)})
+}
+
+// pending builds actor's request to approve client id, with its alert
+// and audit record. The requester must be an administrator's account.
+func (c *ClientAdmin) pending(actor audit.Agent, id string) (sqldb.ClientPending, error) {
+	if actor.User == "" {
+		return sqldb.ClientPending{}, smart.ErrRequester
+	}
+	reqID, err := smart.NewClientRequestID(c.rand)
+	if err != nil {
+		return sqldb.ClientPending{}, err
+	}
+	alertID, err := c.newAlertID()
+	if err != nil {
+		return sqldb.ClientPending{}, err
+	}
+	now := c.now().UTC()
+	req := smart.ClientRequest{ID: reqID, ClientID: id, RequestedBy: actor.User, Created: now, Expires: now.Add(smart.ClientRequestTTL)}
+	rec, err := c.log.Seal(audit.Event{Time: now, Action: audit.ActionClientGrantRequest, Outcome: audit.OutcomeSuccess, Agent: actor,
+		Entities: []string{"Client/" + id, "Request/" + reqID}, Policies: []string{"requested-by=" + actor.User, "two-person-rule"}})
+	if err != nil {
+		return sqldb.ClientPending{}, err
+	}
+	return sqldb.ClientPending{Request: req, Audit: rec, Alert: authz.Alert{ID: alertID, Kind: alertClientRequested, Priority: "high",
+		UserID: actor.User, Ref: "Client/" + id, Created: now}}, nil
 }
 
 // RegisterBackend registers a Backend Services client (smart.Registry's
-// validation and errors), audited.
+// validation and errors), audited. A client that needs approval is
+// registered pending, with its approval request by actor, who must be
+// an administrator's account (smart.ErrRequester otherwise).
 func (c *ClientAdmin) RegisterBackend(ctx context.Context, actor audit.Agent, reg smart.BackendRegistration) (string, error) {
-	r, err := c.registry(actor)
+	r, err := c.registry(actor, false)
 	if err != nil {
 		return "", err
 	}
@@ -72,13 +205,118 @@ func (c *ClientAdmin) RegisterBackend(ctx context.Context, actor audit.Agent, re
 }
 
 // RegisterApp registers an App Launch client (public or confidential),
-// audited.
+// audited, pending with its approval request as RegisterBackend.
 func (c *ClientAdmin) RegisterApp(ctx context.Context, actor audit.Agent, reg smart.AppRegistration) (string, error) {
-	r, err := c.registry(actor)
+	r, err := c.registry(actor, false)
 	if err != nil {
 		return "", err
 	}
 	return r.RegisterApp(ctx, reg)
+}
+
+// RegisterBackendBreakGlass is RegisterBackend outside the two-person
+// rule: a client that needs approval is usable at once
+// (smart.ApprovalBreakGlass), with a "client-grant-break-glass" alert.
+// It is the offline CLI's ("phivault client add --break-glass"): an
+// operator who holds the key file and the data directory.
+func (c *ClientAdmin) RegisterBackendBreakGlass(ctx context.Context, actor audit.Agent, reg smart.BackendRegistration) (string, error) {
+	r, err := c.registry(actor, true)
+	if err != nil {
+		return "", err
+	}
+	return r.RegisterBackend(ctx, reg)
+}
+
+// RegisterAppBreakGlass is RegisterApp outside the two-person rule, for
+// the offline CLI, with an alert.
+func (c *ClientAdmin) RegisterAppBreakGlass(ctx context.Context, actor audit.Agent, reg smart.AppRegistration) (string, error) {
+	r, err := c.registry(actor, true)
+	if err != nil {
+		return "", err
+	}
+	return r.RegisterApp(ctx, reg)
+}
+
+// RequestApproval puts pending client id up for approval again (its
+// request expired), as actor. Errors: smart.ErrNotFound,
+// smart.ErrNotPending, smart.ErrApprovalPending, smart.ErrRequester.
+func (c *ClientAdmin) RequestApproval(ctx context.Context, actor audit.Agent, id string) (smart.ClientRequest, error) {
+	p, err := c.pending(actor, id)
+	if err != nil {
+		return smart.ClientRequest{}, err
+	}
+	r, err := c.smart.RequestClientApproval(ctx, p)
+	if err != nil {
+		return smart.ClientRequest{}, fmt.Errorf("request client approval: %w", err)
+	}
+	return r, nil
+}
+
+// requestAudit builds the audit record of a decision on a request.
+func (c *ClientAdmin) requestAudit(actor audit.Agent, act audit.Action) func(smart.ClientRequest, smart.Client) (storage.AuditRecord, error) {
+	return func(r smart.ClientRequest, cl smart.Client) (storage.AuditRecord, error) {
+		return c.log.Seal(audit.Event{Time: c.now(), Action: act, Outcome: audit.OutcomeSuccess, Agent: actor,
+			Entities: []string{"Client/" + cl.ID, "Request/" + r.ID},
+			Policies: []string{"requested-by=" + r.RequestedBy, "approval=" + string(cl.Approval), "two-person-rule"}})
+	}
+}
+
+// refuse audits a refused decision (OutcomeDenied) and returns why, or
+// the audit failure (the caller answers 503).
+func (c *ClientAdmin) refuse(ctx context.Context, actor audit.Agent, act audit.Action, why error, id string, policies ...string) error {
+	rec, err := c.log.Seal(audit.Event{Time: c.now(), Action: act, Outcome: audit.OutcomeDenied, Agent: actor,
+		Entities: []string{"Request/" + id}, Policies: policies})
+	if err != nil {
+		return err
+	}
+	if err := c.store.AppendAudit(ctx, rec); err != nil {
+		return fmt.Errorf("%w: %w", audit.ErrUnavailable, err)
+	}
+	return why
+}
+
+// Approve approves client request id as actor, a second administrator:
+// the client becomes usable, an alert is raised, all with the audit
+// event (client-grant-approve), in one transaction. actor must be a
+// session (a person; the caller checks the second factor), and neither
+// the client's registrar nor the requester. Errors: smart.ErrNotFound
+// (no such request: decided already), identity.ErrApprover,
+// smart.ErrSelfApproval, smart.ErrApprovalStale (expired, or the client
+// no longer waits). Every refusal is audited.
+func (c *ClientAdmin) Approve(ctx context.Context, actor audit.Agent, id string) (smart.Client, error) {
+	if actor.Session == "" || actor.User == "" {
+		return smart.Client{}, c.refuse(ctx, actor, audit.ActionClientGrantApprove, identity.ErrApprover, id, policySoD)
+	}
+	alertID, err := c.newAlertID()
+	if err != nil {
+		return smart.Client{}, err
+	}
+	now := c.now().UTC()
+	_, cl, err := c.smart.DecideClientRequest(ctx, id, sqldb.ClientDecision{Approve: true, By: actor.User, Now: now,
+		Alert: authz.Alert{ID: alertID, Kind: alertClientApproved, Priority: "high", UserID: actor.User, Created: now},
+		Audit: c.requestAudit(actor, audit.ActionClientGrantApprove)})
+	switch {
+	case errors.Is(err, smart.ErrSelfApproval):
+		return smart.Client{}, c.refuse(ctx, actor, audit.ActionClientGrantApprove, smart.ErrSelfApproval, id, policySoD)
+	case errors.Is(err, smart.ErrApprovalStale):
+		return smart.Client{}, c.refuse(ctx, actor, audit.ActionClientGrantApprove, smart.ErrApprovalStale, id, "stale")
+	case err != nil:
+		return smart.Client{}, fmt.Errorf("approve client: %w", err)
+	}
+	return cl, nil
+}
+
+// Reject rejects client request id as actor (the requester may
+// withdraw their own request): the client can never obtain a token. The
+// audit event (client-grant-reject) commits with it. Errors:
+// smart.ErrNotFound.
+func (c *ClientAdmin) Reject(ctx context.Context, actor audit.Agent, id string) error {
+	_, _, err := c.smart.DecideClientRequest(ctx, id, sqldb.ClientDecision{By: actor.User, Now: c.now(),
+		Audit: c.requestAudit(actor, audit.ActionClientGrantReject)})
+	if err != nil {
+		return fmt.Errorf("reject client: %w", err)
+	}
+	return nil
 }
 
 // Disable disables client id, audited. Errors wrap smart.ErrNotFound.

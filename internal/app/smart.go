@@ -76,12 +76,3 @@ func (u activeUsers) UserActive(ctx context.Context, id string) (bool, error) {
 	}
 	return !usr.Disabled, nil
 }
-
-// Clients is the SMART client registry.
-func (a *App) Clients() (*smart.Registry, error) {
-	sq, ok := a.Store.(*sqldb.Store)
-	if !ok {
-		return nil, fmt.Errorf("smart: the store %T has no SMART tables", a.Store)
-	}
-	return smart.NewRegistry(sq.Smart(), smart.RegistryOptions{})
-}

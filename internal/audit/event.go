@@ -43,9 +43,22 @@ const (
 	ActionLogin       Action = "login"
 	ActionTokenCreate Action = "token-create"
 
-	// SMART client administration (web console). Entities: "Client/<id>".
+	// SMART client administration (web console, offline CLI). Entities:
+	// "Client/<id>"; a registration's Policies carry "type=<type>",
+	// "scopes=<scopes>" and "approval=<state>" (smart.ClientApproval).
 	ActionClientRegister Action = "client-register"
 	ActionClientDisable  Action = "client-disable"
+
+	// The two-person rule for SMART clients (ADR 0020): a client whose
+	// grants reach PHI is registered pending; one administrator's
+	// request is approved or rejected (or withdrawn) by another.
+	// Entities: "Client/<id>" and "Request/<id>"; Policies:
+	// "requested-by=<id>" and "two-person-rule". A refusal
+	// (self-approval, a stale request, an approver without a session)
+	// is the same action with OutcomeDenied.
+	ActionClientGrantRequest Action = "client-grant-request"
+	ActionClientGrantApprove Action = "client-grant-approve"
+	ActionClientGrantReject  Action = "client-grant-reject"
 
 	// Account administration (issue 3). Entities: "User/<id>". Denied
 	// attempts carry OutcomeDenied and no entity when none was reached.

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"os"
 
@@ -13,7 +14,7 @@ import (
 func (e *env) clientCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "client", Short: "Register SMART on FHIR clients"}
 	var jwksFile, jwksURL, scopes string
-	var public bool
+	var public, breakGlass bool
 	var redirects []string
 	add := &cobra.Command{
 		Use:   "add NAME",
@@ -31,7 +32,15 @@ proves itself with PKCE only (browser and mobile apps); without, it is a
 confidential client that authenticates with private_key_jwt (--jwks or
 --jwks-url). Its scopes are patient/ and user/ scopes plus openid, fhirUser,
 launch/patient, offline_access and online_access
-(--scope "openid fhirUser launch/patient offline_access patient/*.rs").`,
+(--scope "openid fhirUser launch/patient offline_access patient/*.rs").
+
+A client whose grants reach patient data (every app, and every backend
+service but one that only reads terminology and conformance resources)
+needs a second security administrator's approval (two-person rule): register
+it in the console, where another security admin approves it. The offline
+CLI registers such a client only with --break-glass, which makes it usable
+at once and raises an alert for the privacy officer: it is meant for an
+operator who holds the key file and the data directory.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			set, err := scope.ParseSet(scopes)
@@ -59,16 +68,29 @@ launch/patient, offline_access and online_access
 				return err
 			}
 			defer a.Close()
-			r, err := a.Clients()
+			ca, err := a.ClientAdmin()
 			if err != nil {
 				return err
 			}
+			ctx := cmd.Context()
+			// Without --break-glass, a client that needs approval is
+			// refused (smart.ErrRequester: the CLI is no administrator's
+			// account) after its registration is validated.
 			var id string
-			if app {
-				id, err = r.RegisterApp(cmd.Context(), smart.AppRegistration{Name: args[0], Public: public, JWKS: jwks,
+			switch {
+			case app && breakGlass:
+				id, err = ca.RegisterAppBreakGlass(ctx, cliAgent(), smart.AppRegistration{Name: args[0], Public: public, JWKS: jwks,
 					JWKSURL: jwksURL, RedirectURIs: redirects, Scopes: set})
-			} else {
-				id, err = r.RegisterBackend(cmd.Context(), smart.BackendRegistration{Name: args[0], JWKS: jwks, JWKSURL: jwksURL, Scopes: set})
+			case app:
+				id, err = ca.RegisterApp(ctx, cliAgent(), smart.AppRegistration{Name: args[0], Public: public, JWKS: jwks,
+					JWKSURL: jwksURL, RedirectURIs: redirects, Scopes: set})
+			case breakGlass:
+				id, err = ca.RegisterBackendBreakGlass(ctx, cliAgent(), smart.BackendRegistration{Name: args[0], JWKS: jwks, JWKSURL: jwksURL, Scopes: set})
+			default:
+				id, err = ca.RegisterBackend(ctx, cliAgent(), smart.BackendRegistration{Name: args[0], JWKS: jwks, JWKSURL: jwksURL, Scopes: set})
+			}
+			if errors.Is(err, smart.ErrRequester) {
+				return errors.New("--break-glass: this client reaches patient data, so it needs a second security administrator's approval: register it in the console (SMART clients; another security admin approves it under Pending approvals), or pass --break-glass (an operator with the key file and the data directory; an alert is raised)")
 			}
 			if err != nil {
 				return err
@@ -82,6 +104,7 @@ launch/patient, offline_access and online_access
 	add.Flags().StringVar(&scopes, "scope", "", "space-separated scopes the client may be granted")
 	add.Flags().BoolVar(&public, "public", false, "an app without keys (PKCE only): browser and mobile apps")
 	add.Flags().StringArrayVar(&redirects, "redirect-uri", nil, "an app's redirect URI, matched exactly (repeatable)")
+	add.Flags().BoolVar(&breakGlass, "break-glass", false, "register a client that reaches patient data at once, outside the two-person rule; raises an alert (when no second administrator can approve in the console)")
 	cmd.AddCommand(add)
 	return cmd
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/phivault/phivault/internal/authn"
 	"github.com/phivault/phivault/internal/authn/password"
 	"github.com/phivault/phivault/internal/authn/session"
+	"github.com/phivault/phivault/internal/authn/smart"
 	"github.com/phivault/phivault/internal/identity"
 	"github.com/phivault/phivault/internal/storage"
 )
@@ -47,6 +48,12 @@ import (
 // /admin/api/requests/{id}/approve (a session with a second factor, not
 // the requester, not the account concerned) or /reject. A FHIR user
 // bound to another enabled account is 409.
+//
+// SMART clients that reach PHI are under the same rule (ADR 0020): their
+// approval requests ("rqc_" ids) are listed as "client_requests" by GET
+// /admin/api/requests and decided at the same approve and reject
+// endpoints, by a second security admin who neither registered the
+// client nor requested its approval.
 //
 // /auth/enrol is public: it is rate-limited per client address and
 // answers every failure of the enrolment secret with one message.
@@ -99,6 +106,19 @@ type Accounts interface {
 	// Approve and Reject decide a request as a second administrator:
 	// identity.ErrNotFound, ErrSelf, ErrApprover, ErrRequestStale.
 	Approve(ctx context.Context, actor audit.Agent, id string) (identity.User, error)
+	Reject(ctx context.Context, actor audit.Agent, id string) error
+}
+
+// ClientApprovals is the SMART client side of the two-person rule
+// (app.ClientAdmin): client approval requests, listed and decided with
+// the role requests at /admin/api/requests.
+type ClientApprovals interface {
+	// Requests lists the pending client requests with their clients.
+	Requests(ctx context.Context) ([]smart.PendingClient, error)
+	// Approve and Reject decide a request as a second administrator:
+	// smart.ErrNotFound, ErrSelfApproval, ErrApprovalStale,
+	// identity.ErrApprover.
+	Approve(ctx context.Context, actor audit.Agent, id string) (smart.Client, error)
 	Reject(ctx context.Context, actor audit.Agent, id string) error
 }
 
@@ -212,6 +232,12 @@ func asAPIError(err error) *apiError {
 		return apiErr(http.StatusBadRequest, fmt.Sprintf("invalid %s: %s", fe.Field, fe.Reason), err)
 	case errors.Is(err, session.ErrNotFound):
 		return apiErr(http.StatusNotFound, "no such session", err)
+	case errors.Is(err, smart.ErrSelfApproval), errors.Is(err, smart.ErrRequester):
+		return apiErr(http.StatusForbidden, sentinelText(err, smart.ErrSelfApproval, smart.ErrRequester), err)
+	case errors.Is(err, smart.ErrApprovalStale), errors.Is(err, smart.ErrApprovalPending), errors.Is(err, smart.ErrNotPending):
+		return apiErr(http.StatusConflict, sentinelText(err, smart.ErrApprovalStale, smart.ErrApprovalPending, smart.ErrNotPending), err)
+	case errors.Is(err, smart.ErrNotFound):
+		return apiErr(http.StatusNotFound, "no such client or request", err)
 	case errors.Is(err, identity.ErrSelf), errors.Is(err, identity.ErrApprover):
 		return apiErr(http.StatusForbidden, sentinelText(err, identity.ErrSelf, identity.ErrApprover), err)
 	case errors.Is(err, identity.ErrFHIRUserBound), errors.Is(err, identity.ErrRequestPending), errors.Is(err, identity.ErrRequestStale):
@@ -511,7 +537,44 @@ func (a *adminAPI) setDisabled(disabled bool) handlerFunc {
 	}
 }
 
-// requests lists the pending role requests.
+// clientJSON is a SMART client as an approver reviews it: public keys
+// are summarised, never the JWK Set itself.
+type clientJSON struct {
+	ID           string    `json:"id"`
+	Name         string    `json:"name"`
+	Type         string    `json:"type"`
+	Scopes       string    `json:"scopes"`
+	Keys         string    `json:"keys"` // "jwks", the JWKS URL, or "none" (public app)
+	RedirectURIs []string  `json:"redirect_uris,omitempty"`
+	Approval     string    `json:"approval"`
+	RegisteredBy string    `json:"registered_by,omitempty"`
+	ApprovedBy   string    `json:"approved_by,omitempty"`
+	Disabled     bool      `json:"disabled"`
+	Created      time.Time `json:"created"`
+}
+
+func toClientJSON(c smart.Client) clientJSON {
+	keys := "none"
+	switch {
+	case c.JWKSURL != "":
+		keys = c.JWKSURL
+	case len(c.JWKS) > 0:
+		keys = "jwks"
+	}
+	return clientJSON{ID: c.ID, Name: c.Name, Type: string(c.Type), Scopes: c.Scopes.String(), Keys: keys, RedirectURIs: c.RedirectURIs,
+		Approval: string(c.Approval), RegisteredBy: c.RegisteredBy, ApprovedBy: c.ApprovedBy, Disabled: c.Disabled, Created: c.Created}
+}
+
+// clientRequestJSON is a pending client approval request.
+type clientRequestJSON struct {
+	ID          string     `json:"id"`
+	Client      clientJSON `json:"client"`
+	RequestedBy string     `json:"requested_by"`
+	Created     time.Time  `json:"created"`
+	Expires     time.Time  `json:"expires"`
+}
+
+// requests lists the pending role requests and client requests.
 func (a *adminAPI) requests(w http.ResponseWriter, r *http.Request) error {
 	rs, err := a.accounts.Requests(r.Context())
 	if err != nil {
@@ -521,14 +584,29 @@ func (a *adminAPI) requests(w http.ResponseWriter, r *http.Request) error {
 	for _, x := range rs {
 		out = append(out, toRequestJSON(x))
 	}
-	writeAPIJSON(w, http.StatusOK, map[string]any{"requests": out})
+	cs := make([]clientRequestJSON, 0)
+	if a.s.clients != nil {
+		ps, err := a.s.clients.Requests(r.Context())
+		if err != nil {
+			return err
+		}
+		for _, p := range ps {
+			cs = append(cs, clientRequestJSON{ID: p.Request.ID, Client: toClientJSON(p.Client), RequestedBy: p.Request.RequestedBy,
+				Created: p.Request.Created, Expires: p.Request.Expires})
+		}
+	}
+	writeAPIJSON(w, http.StatusOK, map[string]any{"requests": out, "client_requests": cs})
 	return nil
 }
 
-// decide approves (200 with the account) or rejects (204) a request.
+// decide approves (200 with the account, or the client) or rejects
+// (204) a request: a client request by its "rqc_" id.
 func (a *adminAPI) decide(approve bool) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		id := r.PathValue("id")
+		if strings.HasPrefix(id, smart.ClientRequestPrefix) {
+			return a.decideClient(w, r, id, approve)
+		}
 		if !approve {
 			if err := a.accounts.Reject(r.Context(), actor(r), id); err != nil {
 				return err
@@ -543,6 +621,28 @@ func (a *adminAPI) decide(approve bool) handlerFunc {
 		writeAPIJSON(w, http.StatusOK, toJSON(u))
 		return nil
 	}
+}
+
+// decideClient approves (200 with the client) or rejects (204) client
+// request id.
+func (a *adminAPI) decideClient(w http.ResponseWriter, r *http.Request, id string, approve bool) error {
+	cs := a.s.clients
+	if cs == nil {
+		return apiErr(http.StatusServiceUnavailable, "client administration is not available", errors.New("no ClientApprovals service configured"))
+	}
+	if !approve {
+		if err := cs.Reject(r.Context(), actor(r), id); err != nil {
+			return err
+		}
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	}
+	c, err := cs.Approve(r.Context(), actor(r), id)
+	if err != nil {
+		return err
+	}
+	writeAPIJSON(w, http.StatusOK, toClientJSON(c))
+	return nil
 }
 
 func (a *adminAPI) setRoles(w http.ResponseWriter, r *http.Request) error {

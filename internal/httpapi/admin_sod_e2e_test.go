@@ -246,7 +246,7 @@ func TestSeparationOfDuties(t *testing.T) {
 			wantRoles(t, e.roles(t, x.ID), identity.RoleResearcher)
 		})
 
-		t.Run("a backend client registered by an admin raises an alert", func(t *testing.T) {
+		t.Run("a backend client registered by an admin waits for another", func(t *testing.T) {
 			ca, err := s.App.ClientAdmin()
 			if err != nil {
 				t.Fatal(err)
@@ -264,10 +264,13 @@ func TestSeparationOfDuties(t *testing.T) {
 			found := false
 			for _, a := range r.JSON["alerts"].([]any) {
 				m := a.(map[string]any)
-				found = found || m["kind"] == "client-backend-registered" && m["user"] == alice.ID && m["ref"] == "Client/"+id
+				found = found || m["kind"] == "client-grant-requested" && m["user"] == alice.ID && m["ref"] == "Client/"+id
 			}
 			if !found {
 				t.Errorf("no alert for the backend client: %s", r)
+			}
+			if c, err := ca.Client(t.Context(), id); err != nil || c.Approval != smart.ApprovalPending {
+				t.Errorf("the client is %+v (%v), want pending", c, err)
 			}
 		})
 

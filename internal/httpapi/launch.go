@@ -238,10 +238,11 @@ func (s *Server) openFlow(r *http.Request) (smart.Flow, string, string, error) {
 	if err != nil {
 		return smart.Flow{}, "", "", err
 	}
-	// The client may have been disabled since the flow began.
+	// The client may have been disabled (or, two-person rule, its
+	// registration rejected) since the flow began.
 	cl, err := s.smart.Client(r.Context(), f.Req.ClientID)
 	switch {
-	case errors.Is(err, smart.ErrNotFound) || err == nil && cl.Disabled:
+	case errors.Is(err, smart.ErrNotFound) || err == nil && !cl.Active():
 		return smart.Flow{}, "", "", &pageError{status: http.StatusBadRequest, msg: "This app is no longer registered or is disabled.", err: errors.New("authorize flow of a disabled or deleted client")}
 	case err != nil:
 		return smart.Flow{}, "", "", err

@@ -81,7 +81,7 @@ func (e *launchEnv) create(t *testing.T, res map[string]any) string {
 
 func (e *launchEnv) registerApp(t *testing.T, name string) string {
 	t.Helper()
-	reg, err := e.app.Clients()
+	reg, err := e.app.ClientAdmin()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +89,7 @@ func (e *launchEnv) registerApp(t *testing.T, name string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	id, err := reg.RegisterApp(t.Context(), smart.AppRegistration{Name: name, Public: true, RedirectURIs: []string{appRedirect}, Scopes: set})
+	id, err := reg.RegisterAppBreakGlass(t.Context(), cliAgent, smart.AppRegistration{Name: name, Public: true, RedirectURIs: []string{appRedirect}, Scopes: set})
 	if err != nil {
 		t.Fatal(err)
 	}

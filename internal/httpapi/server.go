@@ -79,12 +79,13 @@ import (
 type Server struct {
 	rec         *record.Service
 	auth        *authn.Authenticator
-	login       *login.Service // nil: no interactive login, bearer tokens only
-	smart       *smart.Server  // nil: no SMART authorization server
-	admin       Accounts       // nil: /admin/api and /auth/enrol answer 503 (admin.go)
-	sso         SSO            // nil: no /auth/oidc/ routes (auth_oidc.go)
-	audit       AuditLog       // nil: /fhir/AuditEvent answers 404 (auditevent.go)
-	ui          http.Handler   // nil: no web UI at / (ui.go)
+	login       *login.Service  // nil: no interactive login, bearer tokens only
+	smart       *smart.Server   // nil: no SMART authorization server
+	admin       Accounts        // nil: /admin/api and /auth/enrol answer 503 (admin.go)
+	clients     ClientApprovals // nil: no client requests at /admin/api/requests (admin.go)
+	sso         SSO             // nil: no /auth/oidc/ routes (auth_oidc.go)
+	audit       AuditLog        // nil: /fhir/AuditEvent answers 404 (auditevent.go)
+	ui          http.Handler    // nil: no web UI at / (ui.go)
 	log         *slog.Logger
 	now         func() time.Time
 	baseURL     string
@@ -108,12 +109,13 @@ type Server struct {
 type Options struct {
 	Record        *record.Service
 	Authenticator *authn.Authenticator
-	Login         *login.Service // optional: /auth/ routes and session cookies
-	SMART         *smart.Server  // optional: /oauth2/ and SMART access tokens at /fhir
-	Accounts      Accounts       // account administration: /admin/api, /auth/enrol (admin.go)
-	SSO           SSO            // optional, with Login: enterprise sign-in at /auth/oidc/ (auth_oidc.go)
-	AuditLog      AuditLog       // optional: GET /fhir/AuditEvent (auditevent.go)
-	UI            http.Handler   // optional: the web UI, mounted at / (ui.go)
+	Login         *login.Service  // optional: /auth/ routes and session cookies
+	SMART         *smart.Server   // optional: /oauth2/ and SMART access tokens at /fhir
+	Accounts      Accounts        // account administration: /admin/api, /auth/enrol (admin.go)
+	Clients       ClientApprovals // optional: SMART client approvals at /admin/api/requests (admin.go)
+	SSO           SSO             // optional, with Login: enterprise sign-in at /auth/oidc/ (auth_oidc.go)
+	AuditLog      AuditLog        // optional: GET /fhir/AuditEvent (auditevent.go)
+	UI            http.Handler    // optional: the web UI, mounted at / (ui.go)
 	Logger        *slog.Logger
 	Now           func() time.Time
 	BaseURL       string // public base URL, e.g. https://localhost:8443
@@ -148,7 +150,7 @@ type Pace struct {
 
 // New returns a Server.
 func New(o Options) *Server {
-	return &Server{rec: o.Record, auth: o.Authenticator, login: o.Login, smart: o.SMART, admin: o.Accounts, sso: o.SSO, audit: o.AuditLog, ui: o.UI, log: o.Logger, now: o.Now,
+	return &Server{rec: o.Record, auth: o.Authenticator, login: o.Login, smart: o.SMART, admin: o.Accounts, clients: o.Clients, sso: o.SSO, audit: o.AuditLog, ui: o.UI, log: o.Logger, now: o.Now,
 		baseURL: o.BaseURL, maxBody: o.MaxBodyBytes, version: o.Version, ready: o.Ready, tlog: o.Log, logRec: o.LogAudit, logVerifier: o.LogVerifier,
 		authz: o.Authorizer, glass: o.BreakGlass, reviews: o.Reviews,
 		attempts: o.Attempts, handlerTimeout: o.Pace.HandlerTimeout, minBodyRate: o.Pace.MinBodyRate, bodyGrace: o.Pace.BodyGrace}

@@ -31,7 +31,7 @@ func TestSMARTBackendServicesFHIR(t *testing.T) {
 			t.Fatal(err)
 		}
 		set, _ := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &key.PublicKey, KeyID: "k1", Algorithm: "RS384", Use: "sig"}}})
-		reg, err := s.App.Clients()
+		reg, err := s.App.ClientAdmin()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -39,7 +39,7 @@ func TestSMARTBackendServicesFHIR(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		id, err := reg.RegisterBackend(t.Context(), smart.BackendRegistration{Name: "lab-feed", JWKS: set, Scopes: scopes})
+		id, err := reg.RegisterBackendBreakGlass(t.Context(), cliAgent, smart.BackendRegistration{Name: "lab-feed", JWKS: set, Scopes: scopes})
 		if err != nil {
 			t.Fatal(err)
 		}

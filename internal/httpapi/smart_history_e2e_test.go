@@ -30,7 +30,7 @@ func backendToken(t *testing.T, s *apitest.Server, scopes string) apitest.H {
 		t.Fatal(err)
 	}
 	set, _ := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &key.PublicKey, KeyID: "k1", Algorithm: "RS384", Use: "sig"}}})
-	reg, err := s.App.Clients()
+	reg, err := s.App.ClientAdmin()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,7 +38,7 @@ func backendToken(t *testing.T, s *apitest.Server, scopes string) apitest.H {
 	if err != nil {
 		t.Fatal(err)
 	}
-	id, err := reg.RegisterBackend(t.Context(), smart.BackendRegistration{Name: "history-client", JWKS: set, Scopes: max})
+	id, err := reg.RegisterBackendBreakGlass(t.Context(), cliAgent, smart.BackendRegistration{Name: "history-client", JWKS: set, Scopes: max})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -194,6 +194,7 @@ func (u *UI) adminRoutes(mux *http.ServeMux) {
 	mux.Handle("GET /admin/clients", u.handle(u.staff(secAdmin, u.adminClients)))
 	mux.Handle("POST /admin/clients", u.handle(u.staffForm(secAdmin, u.adminRegisterClient)))
 	mux.Handle("POST /admin/clients/{cid}/disable", u.handle(u.staffForm(secAdmin, u.adminDisableClient)))
+	mux.Handle("POST /admin/clients/{cid}/request", u.handle(u.staffForm(secAdmin, u.adminRequestClientApproval)))
 
 	// Policy and keys, read-only (admin_policy.go).
 	mux.Handle("GET /admin/policy", u.handle(u.staff(secAdmin, u.adminPolicy)))

@@ -19,13 +19,35 @@ import (
 // app.ClientAdmin, which commits each with its audit event. Clients
 // authenticate with private_key_jwt (their own key pair) or PKCE, so
 // there is no client secret to show: the page shows the new client_id.
+//
+// # Two-person rule (ADR 0020)
+//
+// A client whose grants reach patient data (every app; every backend
+// service but a read-only terminology feed) is registered pending: it
+// obtains no token until a second security administrator approves it
+// on the Pending approvals page (admin_requests.go). The registrar is
+// never offered the approval, and the service refuses it anyway
+// (smart.ErrSelfApproval). A pending client whose request expired can
+// be put up for approval again here. There is no enable and no edit:
+// disabling is final, and new scopes or keys are a new registration.
 
 // ConsoleClients is the client administration service (app.ClientAdmin).
+//
+// DEVIATION from STYLE rule 14 (1–3 methods): the console needs each
+// operation; splitting would only add names.
 type ConsoleClients interface {
 	List(ctx context.Context, limit int) ([]smart.Client, error)
 	RegisterBackend(ctx context.Context, actor audit.Agent, reg smart.BackendRegistration) (string, error)
 	RegisterApp(ctx context.Context, actor audit.Agent, reg smart.AppRegistration) (string, error)
 	Disable(ctx context.Context, actor audit.Agent, id string) error
+
+	// The two-person rule: pending client requests with their clients,
+	// a new request for a pending client whose request expired, and the
+	// approval or rejection by a second administrator (all audited).
+	Requests(ctx context.Context) ([]smart.PendingClient, error)
+	RequestApproval(ctx context.Context, actor audit.Agent, id string) (smart.ClientRequest, error)
+	Approve(ctx context.Context, actor audit.Agent, id string) (smart.Client, error)
+	Reject(ctx context.Context, actor audit.Agent, id string) error
 }
 
 // maxClients bounds the clients listed.
@@ -39,6 +61,12 @@ type clientRow struct {
 	RedirectURIs                 []string
 	Created                      time.Time
 	Disabled                     bool
+	// State says where the client stands with the two-person rule, in
+	// words; Waiting is the expiry of its live request, if any;
+	// MayRequest offers a new request (pending, no live request).
+	State      string
+	Waiting    time.Time
+	MayRequest bool
 }
 
 type clientsView struct {
@@ -46,15 +74,44 @@ type clientsView struct {
 	Form    clientForm
 	Error   string
 	Created string // the new client_id
-	Done    bool
+	// CreatedPending: the new client waits for a second administrator.
+	CreatedPending bool
+	Done           string
 }
 
 type clientForm struct {
 	Name, Kind, JWKS, JWKSURL, Scopes, Redirects string
 }
 
+var clientDone = map[string]string{
+	"disabled":  "Client disabled. Its tokens stop working at their next use.",
+	"requested": "Approval requested. Another security administrator decides it under Pending approvals.",
+}
+
 func (u *UI) adminClients(w http.ResponseWriter, r *http.Request) error {
-	return u.renderClients(w, r, http.StatusOK, clientsView{Form: clientForm{Kind: "backend"}, Done: r.URL.Query().Get("done") == "disabled"})
+	return u.renderClients(w, r, http.StatusOK, clientsView{Form: clientForm{Kind: "backend"}, Done: clientDone[r.URL.Query().Get("done")]})
+}
+
+// clientState describes c's approval in words, for the viewer.
+func (u *UI) clientState(r *http.Request, c smart.Client, names map[string]string) string {
+	switch c.Approval {
+	case smart.ApprovalPending:
+		return "waiting for approval"
+	case smart.ApprovalApproved:
+		if n := u.userName(r, c.ApprovedBy, names); n != "" {
+			return "approved by " + n
+		}
+		return "approved"
+	case smart.ApprovalRejected:
+		return "rejected"
+	case smart.ApprovalNotNeeded:
+		return "no approval needed (terminology only)"
+	case smart.ApprovalBreakGlass:
+		return "registered outside approval (offline CLI, break glass)"
+	case smart.ApprovalLegacy:
+		return "registered before approvals existed: review it"
+	}
+	return "unusable (unknown state)"
 }
 
 func (u *UI) renderClients(w http.ResponseWriter, r *http.Request, status int, view clientsView) error {
@@ -66,6 +123,15 @@ func (u *UI) renderClients(w http.ResponseWriter, r *http.Request, status int, v
 	if err != nil {
 		return u.consoleErr(err)
 	}
+	reqs, err := cs.Requests(r.Context())
+	if err != nil {
+		return u.consoleErr(err)
+	}
+	waiting := map[string]time.Time{}
+	for _, p := range reqs {
+		waiting[p.Client.ID] = p.Request.Expires
+	}
+	names := map[string]string{}
 	for _, c := range list {
 		keys := "PKCE only (public)"
 		switch {
@@ -74,8 +140,15 @@ func (u *UI) renderClients(w http.ResponseWriter, r *http.Request, status int, v
 		case len(c.JWKS) > 0:
 			keys = "JWK Set uploaded"
 		}
-		view.Clients = append(view.Clients, clientRow{ID: c.ID, Name: c.Name, Type: string(c.Type), Keys: keys, Scopes: c.Scopes.String(),
-			RedirectURIs: c.RedirectURIs, Created: c.Created, Disabled: c.Disabled})
+		row := clientRow{ID: c.ID, Name: c.Name, Type: string(c.Type), Keys: keys, Scopes: c.Scopes.String(),
+			RedirectURIs: c.RedirectURIs, Created: c.Created, Disabled: c.Disabled, State: u.clientState(r, c, names)}
+		if exp, ok := waiting[c.ID]; ok {
+			row.Waiting = exp
+		} else if c.Approval == smart.ApprovalPending && !c.Disabled {
+			row.State = "waiting for approval: the request expired"
+			row.MayRequest = true
+		}
+		view.Clients = append(view.Clients, row)
 	}
 	u.render(w, r, status, "admin-clients", pageData{Title: "SMART clients", Viewer: viewerFrom(r.Context()), Nav: "admin", Data: view})
 	return nil
@@ -134,7 +207,8 @@ func (u *UI) adminRegisterClient(w http.ResponseWriter, r *http.Request) error {
 		u.log.InfoContext(r.Context(), "console: client registration refused", slog.String("request_id", requestID(r)), slog.String("error", err.Error()))
 		return fail("The registration was refused: check the name (1 to 100 characters), the keys, the scopes and the redirect URIs.")
 	}
-	return u.renderClients(w, r, http.StatusCreated, clientsView{Form: clientForm{Kind: "backend"}, Created: id})
+	pending := smart.Client{Type: smart.ClientType(f.Kind), Scopes: set}.NeedsApproval() // as the registry decided
+	return u.renderClients(w, r, http.StatusCreated, clientsView{Form: clientForm{Kind: "backend"}, Created: id, CreatedPending: pending})
 }
 
 func (u *UI) adminDisableClient(w http.ResponseWriter, r *http.Request) error {
@@ -150,4 +224,17 @@ func (u *UI) adminDisableClient(w http.ResponseWriter, r *http.Request) error {
 		return u.consoleErr(err)
 	}
 	return redirect(w, r, "/admin/clients?done=disabled")
+}
+
+// adminRequestClientApproval puts pending client cid up for approval
+// again (its request expired).
+func (u *UI) adminRequestClientApproval(w http.ResponseWriter, r *http.Request) error {
+	cs := u.console.Clients
+	if cs == nil {
+		return unavailable("Client administration")
+	}
+	if _, err := cs.RequestApproval(r.Context(), consoleAgent(r, viewerFrom(r.Context())), r.PathValue("cid")); err != nil {
+		return u.consoleErr(err)
+	}
+	return redirect(w, r, "/admin/clients?done=requested")
 }

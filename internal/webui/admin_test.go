@@ -385,7 +385,8 @@ func TestAdminRefused(t *testing.T) {
 		}
 	}
 	forms := []string{"/admin/users", "/admin/users/new", "/admin/users/" + victim + "/roles", "/admin/users/" + victim + "/disable",
-		"/admin/users/" + victim + "/enable", "/admin/users/" + victim + "/reset-mfa", "/admin/users/" + victim + "/sessions/x/revoke", "/admin/reviews/x/close", "/admin/audit", "/admin/clients", "/admin/clients/x/disable"}
+		"/admin/users/" + victim + "/enable", "/admin/users/" + victim + "/reset-mfa", "/admin/users/" + victim + "/sessions/x/revoke", "/admin/reviews/x/close", "/admin/audit", "/admin/clients", "/admin/clients/x/disable",
+		"/admin/clients/x/request", "/admin/requests/rqc_x/approve", "/admin/requests/rqc_x/reject"}
 	for _, p := range forms {
 		if status, _ := fetch("POST", p, "confirm=yes&role=physician&outcome=appropriate&csrf="+url.QueryEscape(tok)); status != http.StatusForbidden {
 			t.Errorf("physician POST %s: %d", p, status)

@@ -12,6 +12,7 @@ import (
 	"github.com/phivault/phivault/internal/audit"
 	"github.com/phivault/phivault/internal/authn/password"
 	"github.com/phivault/phivault/internal/authn/session"
+	"github.com/phivault/phivault/internal/authn/smart"
 	"github.com/phivault/phivault/internal/identity"
 	"github.com/phivault/phivault/internal/storage"
 )
@@ -226,6 +227,20 @@ func (u *UI) consoleErr(err error) error {
 	case errors.Is(err, identity.ErrRequestStale):
 		return pageErr(http.StatusConflict, "The request can no longer be approved",
 			"It expired, or the account's roles changed since it was made. Reject it, and request the change again if it is still needed.", err)
+	case errors.Is(err, smart.ErrSelfApproval):
+		return pageErr(http.StatusForbidden, "Not allowed: separation of duties",
+			"You cannot approve a client that you registered or whose approval you requested. Ask another security administrator.", err)
+	case errors.Is(err, smart.ErrApprovalStale):
+		return pageErr(http.StatusConflict, "The request can no longer be approved",
+			"It expired, or the client no longer waits for approval. Reject it, and request approval again on the SMART clients page if it is still needed.", err)
+	case errors.Is(err, smart.ErrApprovalPending):
+		return pageErr(http.StatusConflict, "A request is waiting", "An approval request for this client already waits. Approve or reject it first (Pending approvals).", err)
+	case errors.Is(err, smart.ErrNotPending):
+		return pageErr(http.StatusConflict, "Nothing to approve", "This client does not wait for approval.", err)
+	case errors.Is(err, smart.ErrRequester):
+		return pageErr(http.StatusForbidden, "Not allowed", smart.ErrRequester.Error()+".", err)
+	case errors.Is(err, smart.ErrNotFound):
+		return pageErr(http.StatusNotFound, "Not found", "There is no such client or request. It may have been decided already.", err)
 	case errors.Is(err, session.ErrNotFound):
 		return pageErr(http.StatusNotFound, "No such session", "This session does not exist or has already ended.", err)
 	case errors.Is(err, identity.ErrNotFound), errors.Is(err, storage.ErrNotFound):

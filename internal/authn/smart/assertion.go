@@ -106,6 +106,13 @@ func (s *Server) verifyAssertion(ctx context.Context, assertion string) (Client,
 	if err := s.checkClaims(c.ID, &claims); err != nil {
 		return Client{}, nil, err
 	}
+	if !c.Approval.Usable() {
+		// Two-person rule (approval.go): a pending or rejected client
+		// holds its key but gets nothing. The caller proved it holds the
+		// key, so the answer may say why.
+		return Client{}, nil, oauthErr(ErrInvalidClient, "this client is not approved: a second security administrator must approve its registration before it obtains tokens",
+			fmt.Errorf("client %s: approval %q", c.ID, c.Approval))
+	}
 	return c, &claims, nil
 }
 

@@ -254,6 +254,10 @@ func (s *Server) Authorize(ctx context.Context, q url.Values) (AuthorizeRequest,
 		return req, Client{}, fmt.Errorf("authorize: looking up client: %w", err)
 	case c.Disabled:
 		return req, Client{}, pageErr("this client is disabled")
+	case !c.Approval.Usable():
+		// Two-person rule (approval.go): no user signs in to an app a
+		// second administrator has not approved.
+		return req, Client{}, pageErr("this app is not approved by this server's administrators")
 	case c.Type != Public && c.Type != Confidential:
 		return req, Client{}, pageErr("this client may not use the authorization code grant")
 	}

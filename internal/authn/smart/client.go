@@ -41,7 +41,18 @@ type Client struct {
 	RedirectURIs []string
 	Scopes       scope.Set // the most the client may be granted
 	Created      time.Time
-	Disabled     bool
+	Disabled     bool // final: a disabled client is never enabled again
+
+	// Approval is where the client stands with the two-person rule
+	// (approval.go): only a usable state lets it obtain tokens.
+	Approval ClientApproval
+	// RegisteredBy is the account id of the administrator who
+	// registered the client, "cli" for the offline CLI, "" for a client
+	// registered before migration 0020 whose registrar is not known.
+	RegisteredBy string
+	// ApprovedBy is the account id of the administrator who approved
+	// it (ApprovalApproved), "" otherwise.
+	ApprovedBy string
 }
 
 // Limits on registration input.
@@ -69,6 +80,15 @@ type RegistryOptions struct {
 	Now func() time.Time
 	// NewID returns a new client id. Default: a random UUID (122 bits).
 	NewID func() string
+	// Approval is the state in which a client that needs approval
+	// (Client.NeedsApproval) is registered: ApprovalPending (the
+	// default, also for ""), or ApprovalBreakGlass for the offline
+	// CLI's --break-glass. Any other value is refused by NewRegistry. A
+	// client that needs no approval is registered ApprovalNotNeeded.
+	Approval ClientApproval
+	// RegisteredBy is stored as Client.RegisteredBy: the registering
+	// administrator's account id, or "cli".
+	RegisteredBy string
 }
 
 // Registry registers clients: the privileged side of the client store.
@@ -88,12 +108,32 @@ func NewRegistry(store ClientStore, opts RegistryOptions) (*Registry, error) {
 	if opts.NewID == nil {
 		opts.NewID = func() string { return uuid.NewString() }
 	}
+	switch opts.Approval {
+	case "":
+		opts.Approval = ApprovalPending
+	case ApprovalPending, ApprovalBreakGlass:
+	default:
+		return nil, fmt.Errorf("smart: new registry: Approval %q: clients that need approval are registered pending, or break-glass", opts.Approval)
+	}
 	return &Registry{store: store, opts: opts}, nil
 }
 
+// create stores c with its approval state: ApprovalNotNeeded when its
+// grants reach no patient data, else the registry's Approval.
+func (r *Registry) create(ctx context.Context, c Client) error {
+	c.Approval, c.RegisteredBy = ApprovalNotNeeded, r.opts.RegisteredBy
+	if c.NeedsApproval() {
+		c.Approval = r.opts.Approval
+	}
+	return r.store.CreateClient(ctx, c)
+}
+
 // RegisterBackend validates reg and stores a new backend client; it
-// returns the new client_id. Errors wrap ErrInvalidJWKS for a refused key
-// set or URL, scope.ErrSyntax for a refused scope, or the store's error.
+// returns the new client_id. A client that needs approval is stored in
+// the registry's Approval state (pending by default: no token until a
+// second administrator approves it). Errors wrap ErrInvalidJWKS for a
+// refused key set or URL, scope.ErrSyntax for a refused scope, or the
+// store's error.
 // Only unrestricted system/ resource scopes may be registered: Backend
 // Services acts for no user and no patient.
 func (r *Registry) RegisterBackend(ctx context.Context, reg BackendRegistration) (string, error) {
@@ -130,7 +170,7 @@ func (r *Registry) RegisterBackend(ctx context.Context, reg BackendRegistration)
 		}
 	}
 	c.Scopes = reg.Scopes
-	if err := r.store.CreateClient(ctx, c); err != nil {
+	if err := r.create(ctx, c); err != nil {
 		return "", fmt.Errorf("register backend client: %w", err)
 	}
 	return c.ID, nil
@@ -198,10 +238,12 @@ type AppRegistration struct {
 const MaxRedirectURIs = 16
 
 // RegisterApp validates reg and stores a new App Launch client; it
-// returns the new client_id. Redirect URIs must be absolute https URLs
-// (http only to a loopback host, RFC 8252 §7.3) or a private-use scheme
-// with a dot (RFC 8252 §7.1, "com.example.app:/cb"), without fragment or
-// credentials; they are later matched by exact string comparison.
+// returns the new client_id, in the registry's Approval state (every
+// app needs approval: Client.NeedsApproval). Redirect URIs must be
+// absolute https URLs (http only to a loopback host, RFC 8252 §7.3) or
+// a private-use scheme with a dot (RFC 8252 §7.1, "com.example.app:/cb"),
+// without fragment or credentials; they are later matched by exact
+// string comparison.
 // Scopes may be patient/ and user/ resource scopes and the non-resource
 // scopes; system/ scopes belong to backend clients. Errors wrap
 // ErrInvalidRedirectURI, ErrInvalidJWKS or scope.ErrSyntax.
@@ -263,7 +305,7 @@ func (r *Registry) RegisterApp(ctx context.Context, reg AppRegistration) (string
 		return "", fmt.Errorf("register app client: at least one patient/ or user/ scope is required: %w", scope.ErrSyntax)
 	}
 	c.Scopes = reg.Scopes
-	if err := r.store.CreateClient(ctx, c); err != nil {
+	if err := r.create(ctx, c); err != nil {
 		return "", fmt.Errorf("register app client: %w", err)
 	}
 	return c.ID, nil

@@ -83,6 +83,9 @@ func TestRegisterBackend(t *testing.T) {
 				if err != nil || c.Type != Backend || c.Scopes.String() != tt.reg.Scopes.String() {
 					t.Fatalf("stored client %+v, %v", c, err)
 				}
+				if c.Approval != ApprovalPending {
+					t.Fatalf("a backend client with %s is stored %q, want pending (two-person rule)", c.Scopes, c.Approval)
+				}
 				if strings.Contains(string(c.JWKS), `"d"`) {
 					t.Fatal("private material stored")
 				}
@@ -133,7 +136,7 @@ func TestJWKSURL(t *testing.T) {
 	if hc.CheckRedirect != nil {
 		t.Fatal("New changed the caller's http.Client")
 	}
-	reg, _ := NewRegistry(st, RegistryOptions{AllowLoopbackJWKS: true, Now: clk.Now})
+	reg, _ := NewRegistry(st, RegistryOptions{AllowLoopbackJWKS: true, Now: clk.Now, Approval: ApprovalBreakGlass})
 	sys := mustScopes(t, "system/*.rs")
 	id, err := reg.RegisterBackend(t.Context(), BackendRegistration{Name: "url", JWKSURL: ts.URL + "/jwks", Scopes: sys})
 	if err != nil {

@@ -15,6 +15,18 @@
 // unique kid, public only. The same rules apply to every JWK Set fetched
 // from a URL.
 //
+// # Approval (two-person rule)
+//
+// A client whose grants can reach patient data ([Client.NeedsApproval]:
+// every App Launch app, every backend client but a read-only
+// terminology feed) is registered [ApprovalPending] unless the
+// [Registry] is told it is the offline CLI's break glass. Only a
+// client in a usable state ([ClientApproval.Usable]) authenticates at
+// any endpoint, is shown a sign-in at /oauth2/authorize, or has its
+// tokens accepted ([Client.Active]); any other state, the empty one
+// included, is refused. Requests ([ClientRequest]) are decided by a
+// second administrator outside this package (app.ClientAdmin, ADR 0020).
+//
 // # Client authentication
 //
 // Every endpoint authenticates the client with a signed JWT assertion
@@ -96,6 +108,8 @@
 //     as SHA-256 only; codes live [CodeTTL] and are single use.
 //   - PKCE is S256 only; a redirect_uri is never normalised or matched
 //     by prefix.
+//   - A client that is pending, rejected or in an unknown approval state
+//     obtains nothing (fail closed), whatever key it holds.
 //
 // Values of type [Server] and [Registry] are safe for concurrent use.
 package smart

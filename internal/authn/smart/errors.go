@@ -47,6 +47,26 @@ var (
 	// bound to another browser: show an error page (400) and ask the
 	// user to start again from the app.
 	ErrFlow = errors.New("smart: the authorization request expired or is invalid; start again from the app")
+
+	// Client approval (two-person rule, approval.go). Their texts are
+	// written for an administrator: the admin API and the console show
+	// them as they are.
+
+	// ErrSelfApproval: the approver registered the client or requested
+	// its approval. 403.
+	ErrSelfApproval = errors.New("separation of duties: you cannot approve a client that you registered or whose approval you requested; ask another security administrator")
+	// ErrApprovalPending: the client has a pending request already. 409.
+	ErrApprovalPending = errors.New("an approval request for this client is already waiting: approve or reject it first")
+	// ErrApprovalStale: the request expired, or the client no longer
+	// waits for approval; it can only be rejected. 409.
+	ErrApprovalStale = errors.New("the request expired or the client no longer waits for approval: request approval again if it is still needed")
+	// ErrNotPending: approval was requested for a client that does not
+	// wait for one (approved, rejected, or needing none). 409.
+	ErrNotPending = errors.New("this client does not wait for approval")
+	// ErrRequester: a client that needs approval was registered, or its
+	// approval requested, by no administrator's account. 403.
+	ErrRequester = errors.New("a client that reaches patient data is registered by a security administrator's account, and approved by another")
+
 	// errServer marks failures of phivault itself (storage, audit).
 	errServer = errors.New("server_error")
 )

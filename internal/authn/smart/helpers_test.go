@@ -88,7 +88,9 @@ func newEnv(t testing.TB) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.reg, err = NewRegistry(e.store, RegistryOptions{Now: e.clock.Now})
+	// Break glass: these clients are usable at once (approval_test.go
+	// covers pending and rejected clients).
+	e.reg, err = NewRegistry(e.store, RegistryOptions{Now: e.clock.Now, Approval: ApprovalBreakGlass})
 	if err != nil {
 		t.Fatal(err)
 	}

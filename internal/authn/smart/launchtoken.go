@@ -54,9 +54,10 @@ func (s *Server) launchClient(ctx context.Context, form url.Values) (Client, err
 		return Client{}, fail
 	case err != nil:
 		return Client{}, oauthErr(errServer, "", fmt.Errorf("looking up client: %w", err))
-	case c.Disabled, c.Type != Public:
-		// A client with keys must use them; the answer is the same as
-		// for an unknown client, so client ids cannot be probed.
+	case c.Disabled, !c.Approval.Usable(), c.Type != Public:
+		// A client with keys must use them, and a pending or rejected
+		// one gets nothing (approval.go); the answer is the same as for
+		// an unknown client, so client ids cannot be probed.
 		return Client{}, fail
 	}
 	return c, nil

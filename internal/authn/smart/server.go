@@ -119,7 +119,8 @@ type Server struct {
 	clients map[string]cachedClient // disabled flags, same lifetime as cache
 }
 
-// cachedClient is a client's disabled flag as read at fetched.
+// cachedClient is whether a client may no longer use its tokens
+// (!Client.Active), as read at fetched.
 type cachedClient struct {
 	disabled bool
 	fetched  time.Time

@@ -36,7 +36,7 @@ type Grant struct {
 
 type cachedToken struct {
 	tok      Token
-	disabled bool // the client is disabled
+	disabled bool // the client is disabled, or not approved (Client.Active)
 	fetched  time.Time
 }
 
@@ -176,10 +176,11 @@ func (s *Server) revoke(ctx context.Context, clientID, token string) (bool, erro
 	return true, nil
 }
 
-// clientDisabled reads a client's disabled flag, cached for the token
-// cache's lifetime: many tokens of one client then cost one client
-// lookup. Disabling a client therefore takes effect within that time,
-// as revoking a token does.
+// clientDisabled reports whether a client may no longer use its tokens
+// (disabled, or not usable under the two-person rule: !Client.Active),
+// cached for the token cache's lifetime: many tokens of one client then
+// cost one client lookup. Disabling a client therefore takes effect
+// within that time, as revoking a token does.
 func (s *Server) clientDisabled(ctx context.Context, id string, now time.Time) (bool, error) {
 	if s.opts.TokenCacheTTL >= 0 {
 		s.mu.RLock()
@@ -201,8 +202,8 @@ func (s *Server) clientDisabled(ctx context.Context, id string, now time.Time) (
 		if len(s.clients) >= maxCachedTokens {
 			clear(s.clients)
 		}
-		s.clients[id] = cachedClient{disabled: c.Disabled, fetched: now}
+		s.clients[id] = cachedClient{disabled: !c.Active(), fetched: now}
 		s.mu.Unlock()
 	}
-	return c.Disabled, nil
+	return !c.Active(), nil
 }

@@ -192,6 +192,15 @@ func TestFHIRUserMigration(t *testing.T) {
 	storagetest.RunFHIRUserMigration(t, db, postgres.Dialect())
 }
 
+func TestClientApprovalMigration(t *testing.T) {
+	db, err := sql.Open("pgx", pgtest.NewDatabase(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	storagetest.RunClientApprovalMigration(t, db, postgres.Dialect())
+}
+
 // TestLockTimeout: a table locked by another session makes a store call
 // fail with ErrUnavailable after the lock timeout (PostgreSQL
 // lock_timeout on every pooled connection, not retried), instead of

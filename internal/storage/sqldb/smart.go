@@ -2,6 +2,7 @@ package sqldb
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -35,17 +36,60 @@ func smartErr(err error) error {
 	return err
 }
 
-// CreateClient implements smart.ClientStore.
+// clientCols are the columns scanClient reads, in its order.
+const clientCols = `id, name, type, jwks, jwks_url, redirect_uris, scopes, created, disabled, approval, registered_by, approved_by`
+
+// scanClient reads one row of clientCols.
+func scanClient(rows *sql.Rows) (smart.Client, error) {
+	var c smart.Client
+	var typ, jwks, uris, scopes, approval string
+	var created int64
+	if err := rows.Scan(&c.ID, &c.Name, &typ, &jwks, &c.JWKSURL, &uris, &scopes, &created, &c.Disabled, &approval, &c.RegisteredBy, &c.ApprovedBy); err != nil {
+		return smart.Client{}, err
+	}
+	c.Type, c.Created, c.Approval = smart.ClientType(typ), fromMicros(created), smart.ClientApproval(approval)
+	if jwks != "" {
+		c.JWKS = []byte(jwks)
+	}
+	if err := json.Unmarshal([]byte(uris), &c.RedirectURIs); err != nil {
+		return smart.Client{}, fmt.Errorf("client %s: decoding redirect uris: %w", c.ID, err)
+	}
+	var err error
+	if c.Scopes, err = scope.ParseSet(scopes); err != nil {
+		return smart.Client{}, fmt.Errorf("client %s: stored scopes: %w", c.ID, err)
+	}
+	return c, nil
+}
+
+// CreateClient implements smart.ClientStore. It stores c as given, its
+// approval state included: that is the caller's decision
+// (smart.Registry, app.ClientAdmin), so only trusted in-process code
+// holds this capability; it creates no approval request. An approval
+// state that is not one of smart's is refused.
 func (ss *Smart) CreateClient(ctx context.Context, c smart.Client) error {
+	return smartErr(ss.s.Update(ctx, func(stx storage.Tx) error {
+		return stx.(*tx).insertClient(ctx, c)
+	}))
+}
+
+// insertClient validates and inserts c.
+func (t *tx) insertClient(ctx context.Context, c smart.Client) error {
+	const op = "create client"
 	for _, f := range []struct{ name, v string }{{"id", c.ID}, {"name", c.Name}, {"type", string(c.Type)}} {
-		if err := validText("create client: "+f.name, f.v); err != nil {
+		if err := validText(op+": "+f.name, f.v); err != nil {
 			return err
 		}
 	}
-	if c.JWKSURL != "" {
-		if err := validText("create client: jwks url", c.JWKSURL); err != nil {
+	for _, f := range []struct{ name, v string }{{"jwks url", c.JWKSURL}, {"registered by", c.RegisteredBy}, {"approved by", c.ApprovedBy}} {
+		if f.v == "" {
+			continue
+		}
+		if err := validText(op+": "+f.name, f.v); err != nil {
 			return err
 		}
+	}
+	if !c.Approval.Valid() {
+		return fmt.Errorf("%s: unknown approval state %q", op, c.Approval)
 	}
 	uris := c.RedirectURIs
 	if uris == nil {
@@ -53,16 +97,12 @@ func (ss *Smart) CreateClient(ctx context.Context, c smart.Client) error {
 	}
 	ru, err := json.Marshal(uris)
 	if err != nil {
-		return fmt.Errorf("create client: encoding redirect uris: %w", err)
+		return fmt.Errorf("%s: encoding redirect uris: %w", op, err)
 	}
-	return smartErr(ss.s.Update(ctx, func(stx storage.Tx) error {
-		t := stx.(*tx)
-		const q = `INSERT INTO smart_clients (id, name, type, jwks, jwks_url, redirect_uris, scopes, created, disabled)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
-		_, err := t.exec(ctx, q, c.ID, c.Name, string(c.Type), string(c.JWKS), c.JWKSURL, string(ru), c.Scopes.String(),
-			c.Created.UnixMicro(), c.Disabled)
-		return t.s.translate("create client", err)
-	}))
+	const q = `INSERT INTO smart_clients (` + clientCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	_, err = t.exec(ctx, q, c.ID, c.Name, string(c.Type), string(c.JWKS), c.JWKSURL, string(ru), c.Scopes.String(),
+		c.Created.UnixMicro(), c.Disabled, string(c.Approval), c.RegisteredBy, c.ApprovedBy)
+	return t.s.translate(op, err)
 }
 
 // Client implements smart.ClientStore.
@@ -70,35 +110,27 @@ func (ss *Smart) Client(ctx context.Context, id string) (smart.Client, error) {
 	if !lookupable(id) {
 		return smart.Client{}, smartErr(wrapOp("client", storage.ErrNotFound))
 	}
-	const q = `SELECT id, name, type, jwks, jwks_url, redirect_uris, scopes, created, disabled FROM smart_clients WHERE id = ?`
-	rows, err := ss.s.r().query(ctx, q, id)
+	rows, err := ss.s.r().query(ctx, `SELECT `+clientCols+` FROM smart_clients WHERE id = ?`, id)
+	return oneClient(ss.s, "client", rows, err)
+}
+
+// oneClient reads the one client of rows (smart.ErrNotFound if none).
+func oneClient(s *Store, op string, rows *sql.Rows, err error) (smart.Client, error) {
 	if err != nil {
-		return smart.Client{}, ss.s.translate("client", err)
+		return smart.Client{}, s.translate(op, err)
 	}
 	defer rows.Close()
 	if !rows.Next() {
 		if err := rows.Err(); err != nil {
-			return smart.Client{}, ss.s.translate("client", err)
+			return smart.Client{}, s.translate(op, err)
 		}
-		return smart.Client{}, smartErr(wrapOp("client", storage.ErrNotFound))
+		return smart.Client{}, smartErr(wrapOp(op, storage.ErrNotFound))
 	}
-	var c smart.Client
-	var typ, jwks, uris, scopes string
-	var created int64
-	if err := rows.Scan(&c.ID, &c.Name, &typ, &jwks, &c.JWKSURL, &uris, &scopes, &created, &c.Disabled); err != nil {
-		return smart.Client{}, ss.s.translate("client", err)
+	c, err := scanClient(rows)
+	if err != nil {
+		return smart.Client{}, s.translate(op, err)
 	}
-	c.Type, c.Created = smart.ClientType(typ), fromMicros(created)
-	if jwks != "" {
-		c.JWKS = []byte(jwks)
-	}
-	if err := json.Unmarshal([]byte(uris), &c.RedirectURIs); err != nil {
-		return smart.Client{}, fmt.Errorf("client %s: decoding redirect uris: %w", c.ID, err)
-	}
-	if c.Scopes, err = scope.ParseSet(scopes); err != nil {
-		return smart.Client{}, fmt.Errorf("client %s: stored scopes: %w", c.ID, err)
-	}
-	return c, rows.Err()
+	return c, s.translate(op, rows.Err())
 }
 
 // UseJTI implements smart.ReplayStore. It deletes expired jtis first, so

@@ -2,17 +2,16 @@ package sqldb
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
+	"errors"
 
 	"github.com/phivault/phivault/internal/authn/smart"
-	"github.com/phivault/phivault/internal/authn/smart/scope"
 	"github.com/phivault/phivault/internal/authz"
 	"github.com/phivault/phivault/internal/storage"
 )
 
 // Client administration for the web console: list, audited registration
-// and audited disabling. Each change commits with its audit record.
+// (with its approval request when the client needs one, ADR 0020) and
+// audited disabling. Each change commits with its audit record.
 
 // MaxClientList bounds one listing of clients.
 const MaxClientList = 500
@@ -22,7 +21,7 @@ func (ss *Smart) Clients(ctx context.Context, limit int) ([]smart.Client, error)
 	if limit < 1 || limit > MaxClientList {
 		limit = MaxClientList
 	}
-	const q = `SELECT id, name, type, jwks, jwks_url, redirect_uris, scopes, created, disabled FROM smart_clients ORDER BY created DESC, id LIMIT ?`
+	const q = `SELECT ` + clientCols + ` FROM smart_clients ORDER BY created DESC, id LIMIT ?`
 	rows, err := ss.s.r().query(ctx, q, limit)
 	if err != nil {
 		return nil, ss.s.translate("list clients", err)
@@ -30,66 +29,61 @@ func (ss *Smart) Clients(ctx context.Context, limit int) ([]smart.Client, error)
 	defer rows.Close()
 	var out []smart.Client
 	for rows.Next() {
-		var c smart.Client
-		var typ, jwks, uris, scopes string
-		var created int64
-		if err := rows.Scan(&c.ID, &c.Name, &typ, &jwks, &c.JWKSURL, &uris, &scopes, &created, &c.Disabled); err != nil {
+		c, err := scanClient(rows)
+		if err != nil {
 			return nil, ss.s.translate("list clients", err)
-		}
-		c.Type, c.Created = smart.ClientType(typ), fromMicros(created)
-		if jwks != "" {
-			c.JWKS = []byte(jwks)
-		}
-		if err := json.Unmarshal([]byte(uris), &c.RedirectURIs); err != nil {
-			return nil, fmt.Errorf("client %s: decoding redirect uris: %w", c.ID, err)
-		}
-		if c.Scopes, err = scope.ParseSet(scopes); err != nil {
-			return nil, fmt.Errorf("client %s: stored scopes: %w", c.ID, err)
 		}
 		out = append(out, c)
 	}
 	return out, ss.s.translate("list clients", rows.Err())
 }
 
+// ClientPending is the approval request made with a client registered
+// smart.ApprovalPending (or for one later): the request, the alert it
+// raises and its own audit record.
+type ClientPending struct {
+	Request smart.ClientRequest
+	Alert   authz.Alert
+	Audit   storage.AuditRecord
+}
+
 // AuditedClients is a smart.ClientStore whose CreateClient commits the
-// audit record made by Seal with the client, in one transaction.
+// audit record made by Seal with the client, in one transaction, and,
+// for a client registered smart.ApprovalPending, the approval request
+// made by Pending (refused without it: a pending client without a
+// request would be a registration nobody is asked to decide).
 type AuditedClients struct {
 	*Smart
 	Seal func(c smart.Client) (storage.AuditRecord, error)
 	// Alert, if not nil, returns an alert to raise with the client, in
 	// the same transaction (nil: none).
 	Alert func(c smart.Client) *authz.Alert
+	// Pending returns the approval request of a pending client.
+	Pending func(c smart.Client) (ClientPending, error)
 }
 
-// CreateClient implements smart.ClientStore with the audit record.
+// CreateClient implements smart.ClientStore with the audit record and,
+// for a pending client, its approval request.
 func (ac AuditedClients) CreateClient(ctx context.Context, c smart.Client) error {
 	rec, err := ac.Seal(c)
 	if err != nil {
 		return err
 	}
-	uris := c.RedirectURIs
-	if uris == nil {
-		uris = []string{}
-	}
-	ru, err := json.Marshal(uris)
-	if err != nil {
-		return fmt.Errorf("create client: encoding redirect uris: %w", err)
-	}
-	for _, f := range []string{c.ID, c.Name, string(c.Type), c.JWKSURL} {
-		if f == "" {
-			continue
+	var p *ClientPending
+	if c.Approval == smart.ApprovalPending {
+		if ac.Pending == nil {
+			return errors.New("create client: a pending client needs its approval request")
 		}
-		if err := validText("create client", f); err != nil {
+		x, err := ac.Pending(c)
+		if err != nil {
 			return err
 		}
+		p = &x
 	}
 	return smartErr(ac.s.Update(ctx, func(stx storage.Tx) error {
 		t := stx.(*tx)
-		const q = `INSERT INTO smart_clients (id, name, type, jwks, jwks_url, redirect_uris, scopes, created, disabled)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
-		if _, err := t.exec(ctx, q, c.ID, c.Name, string(c.Type), string(c.JWKS), c.JWKSURL, string(ru), c.Scopes.String(),
-			c.Created.UnixMicro(), c.Disabled); err != nil {
-			return t.s.translate("create client", err)
+		if err := t.insertClient(ctx, c); err != nil {
+			return err
 		}
 		if ac.Alert != nil {
 			if a := ac.Alert(c); a != nil {
@@ -98,12 +92,19 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
 				}
 			}
 		}
-		return stx.AppendAudit(ctx, rec)
+		if err := stx.AppendAudit(ctx, rec); err != nil {
+			return err
+		}
+		if p != nil {
+			return t.putClientRequest(ctx, c, *p)
+		}
+		return nil
 	}))
 }
 
 // DisableClientAudited disables client id with its audit record in one
 // transaction. Errors wrap smart.ErrNotFound for an unknown client.
+// Disabling is final: no path enables a client again.
 func (ss *Smart) DisableClientAudited(ctx context.Context, id string, rec storage.AuditRecord) error {
 	if !lookupable(id) {
 		return smartErr(wrapOp("disable client", storage.ErrNotFound))

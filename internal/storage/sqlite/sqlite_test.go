@@ -198,3 +198,13 @@ func TestFHIRUserMigration(t *testing.T) {
 	t.Cleanup(func() { db.Close() })
 	storagetest.RunFHIRUserMigration(t, db, sqlite.Dialect())
 }
+
+func TestClientApprovalMigration(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "phivault.db")
+	db, err := sql.Open("sqlite", sqlite.DSN(path, sqlite.DefaultBusyTimeout, true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	storagetest.RunClientApprovalMigration(t, db, sqlite.Dialect())
+}

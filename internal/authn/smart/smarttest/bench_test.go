@@ -23,7 +23,7 @@ func BenchmarkValidateAccessTokenSQLite(b *testing.B) {
 	st := db.Smart()
 	scopes, _ := scope.ParseSet("system/*.rs")
 	now := time.Now()
-	if err := st.CreateClient(b.Context(), smart.Client{ID: "c1", Name: "bench", Type: smart.Backend, JWKSURL: "https://x.example/j", Scopes: scopes, Created: now}); err != nil {
+	if err := st.CreateClient(b.Context(), smart.Client{ID: "c1", Name: "bench", Type: smart.Backend, JWKSURL: "https://x.example/j", Scopes: scopes, Created: now, Approval: smart.ApprovalBreakGlass}); err != nil {
 		b.Fatal(err)
 	}
 	srv, err := smart.New(st, smart.Options{BaseURL: "https://phivault.test", Audit: &nopAudit{}, TokenCacheTTL: -1})
@@ -56,7 +56,7 @@ func BenchmarkPrincipalSMART(b *testing.B) {
 	st := db.Smart()
 	scopes, _ := scope.ParseSet("system/*.rs")
 	now := time.Now()
-	if err := st.CreateClient(b.Context(), smart.Client{ID: "c1", Name: "bench", Type: smart.Backend, JWKSURL: "https://x.example/j", Scopes: scopes, Created: now}); err != nil {
+	if err := st.CreateClient(b.Context(), smart.Client{ID: "c1", Name: "bench", Type: smart.Backend, JWKSURL: "https://x.example/j", Scopes: scopes, Created: now, Approval: smart.ApprovalBreakGlass}); err != nil {
 		b.Fatal(err)
 	}
 	tok := "pva_" + rand.Text() + rand.Text()[:17]
@@ -99,7 +99,7 @@ func BenchmarkValidateNewTokenKnownClient(b *testing.B) {
 	st := db.Smart()
 	scopes, _ := scope.ParseSet("system/*.rs")
 	now := time.Now()
-	if err := st.CreateClient(b.Context(), smart.Client{ID: "c1", Name: "bench", Type: smart.Backend, JWKSURL: "https://x.example/j", Scopes: scopes, Created: now}); err != nil {
+	if err := st.CreateClient(b.Context(), smart.Client{ID: "c1", Name: "bench", Type: smart.Backend, JWKSURL: "https://x.example/j", Scopes: scopes, Created: now, Approval: smart.ApprovalBreakGlass}); err != nil {
 		b.Fatal(err)
 	}
 	const n = 2000

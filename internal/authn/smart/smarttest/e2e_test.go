@@ -42,7 +42,7 @@ func TestBackendServicesSQLite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg, err := smart.NewRegistry(st, smart.RegistryOptions{})
+	reg, err := smart.NewRegistry(st, smart.RegistryOptions{Approval: smart.ApprovalBreakGlass, RegisteredBy: "cli"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,7 +25,7 @@ func RunLaunch(t *testing.T, newStore func(t *testing.T) LaunchStore) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	client := smart.Client{ID: "app1", Name: "app", Type: smart.Public, RedirectURIs: []string{"https://app.example/cb"}, Scopes: sc, Created: t0}
+	client := smart.Client{ID: "app1", Name: "app", Type: smart.Public, RedirectURIs: []string{"https://app.example/cb"}, Scopes: sc, Created: t0, Approval: smart.ApprovalApproved, RegisteredBy: "usr_a", ApprovedBy: "usr_b"}
 	authz := smart.Authorization{ID: "az1", ClientID: "app1", UserID: "usr_1", FHIRUser: "Practitioner/pr1", Roles: []string{"physician", "nurse"},
 		Patient: "p1", Scopes: sc, Created: t0, Expires: t0.Add(90 * 24 * time.Hour)}
 	code := smart.Code{Hash: bytes.Repeat([]byte{0xc1}, 32), Authorization: "az1", RedirectURI: "https://app.example/cb",

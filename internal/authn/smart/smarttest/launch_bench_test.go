@@ -38,7 +38,7 @@ func BenchmarkRefreshRotationSQLite(b *testing.B) {
 	sc, _ := scope.ParseSet("offline_access patient/*.rs")
 	now := time.Now()
 	ctx := b.Context()
-	if err := st.CreateClient(ctx, smart.Client{ID: "app", Name: "bench", Type: smart.Public, RedirectURIs: []string{"https://a.example/cb"}, Scopes: sc, Created: now}); err != nil {
+	if err := st.CreateClient(ctx, smart.Client{ID: "app", Name: "bench", Type: smart.Public, RedirectURIs: []string{"https://a.example/cb"}, Scopes: sc, Created: now, Approval: smart.ApprovalApproved, ApprovedBy: "usr_b"}); err != nil {
 		b.Fatal(err)
 	}
 	a := smart.Authorization{ID: "az", ClientID: "app", UserID: "u", Patient: "p", Scopes: sc, Created: now, Expires: now.Add(24 * time.Hour)}

@@ -43,7 +43,7 @@ func TestLaunchFailClosed(t *testing.T) {
 	ctx := t.Context()
 	sc, _ := scope.ParseSet("offline_access patient/*.rs")
 	now := time.Now()
-	if err := st.CreateClient(ctx, smart.Client{ID: "app", Name: "app", Type: smart.Public, RedirectURIs: []string{"https://a.example/cb"}, Scopes: sc, Created: now}); err != nil {
+	if err := st.CreateClient(ctx, smart.Client{ID: "app", Name: "app", Type: smart.Public, RedirectURIs: []string{"https://a.example/cb"}, Scopes: sc, Created: now, Approval: smart.ApprovalApproved, ApprovedBy: "usr_b"}); err != nil {
 		t.Fatal(err)
 	}
 	aud := &switchAudit{}

@@ -21,7 +21,7 @@ func Run(t *testing.T, newStore func(t *testing.T) smart.Store) {
 		t.Fatal(err)
 	}
 	client := smart.Client{ID: "c1", Name: "lab feed", Type: smart.Backend, JWKSURL: "https://lab.example/jwks",
-		Scopes: sys, Created: t0}
+		Scopes: sys, Created: t0, Approval: smart.ApprovalApproved, RegisteredBy: "usr_a", ApprovedBy: "usr_b"}
 
 	t.Run("Client", func(t *testing.T) {
 		st := newStore(t)
@@ -45,8 +45,18 @@ func Run(t *testing.T, newStore func(t *testing.T) smart.Store) {
 			t.Fatal(err)
 		}
 		if got.ID != "c1" || got.Name != client.Name || got.Type != smart.Backend || got.JWKSURL != client.JWKSURL ||
-			got.JWKS != nil || got.Scopes.String() != sys.String() || !got.Created.Equal(t0) || got.Disabled || len(got.RedirectURIs) != 0 {
+			got.JWKS != nil || got.Scopes.String() != sys.String() || !got.Created.Equal(t0) || got.Disabled || len(got.RedirectURIs) != 0 ||
+			got.Approval != smart.ApprovalApproved || got.RegisteredBy != "usr_a" || got.ApprovedBy != "usr_b" {
 			t.Errorf("Client = %+v", got)
+		}
+		// An approval state the server does not know is refused (fail
+		// closed: it could not be told apart from an approved one).
+		for _, a := range []smart.ClientApproval{"", "approve"} {
+			bad := client
+			bad.ID, bad.Approval = "c-bad", a
+			if err := st.CreateClient(ctx, bad); err == nil {
+				t.Errorf("a client in approval state %q was stored", a)
+			}
 		}
 		got, err = st.Client(ctx, "c2")
 		if err != nil {
