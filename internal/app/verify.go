@@ -72,6 +72,14 @@ func (a *App) verifyData(ctx context.Context, progress func(), baseline func(con
 	if !ok {
 		return rep, errors.New("verify: the store cannot be read for the ledger check")
 	}
+	// The engine's full integrity check first (SQLite: every page, every
+	// index against its table; the open ran only quick_check): the
+	// checks below read a damaged database wrongly or not at all.
+	if ic, ok := a.Store.(storage.IntegrityChecker); ok {
+		if err := ic.CheckIntegrity(ctx); err != nil {
+			return rep, fmt.Errorf("verify: %w", err)
+		}
+	}
 	lg := ledger.NewLog()
 	pinned, err := a.KeptCheckpoints()
 	if err != nil {

@@ -45,6 +45,13 @@ var (
 	ErrCorrupt = errors.New("storage: database is corrupt")
 )
 
+// IntegrityChecker is a store that can run its engine's full integrity
+// check ("phivault verify"): nil, or an error wrapping ErrCorrupt that
+// names the damage.
+type IntegrityChecker interface {
+	CheckIntegrity(ctx context.Context) error
+}
+
 // Limits on one Query. Search is driven by untrusted input, so the work
 // one request can ask of the database is bounded: every condition is a
 // subquery and every value a bound parameter (SQLite allows 32766
