@@ -251,8 +251,9 @@ type Tx interface {
 	// Shred crypto-shreds owner: it destroys the wrapped key (keeps the
 	// record, Shredded=true), deletes the index rows of every resource
 	// whose Owner is owner, and marks those resources deleted by
-	// appending a delete marker version (history stays, ciphertext of
-	// older versions is unreadable without the key). For a patient it
+	// appending a delete marker version (history stays), and empties
+	// (NULL) the ciphertext of every version owner sealed, so a process
+	// still caching the key finds nothing to decrypt. For a patient it
 	// does the same to every joint owner naming the patient. It returns
 	// how many resources it erased; resources already deleted are not
 	// counted, so a second Shred returns 0. The records keep their KEKID:

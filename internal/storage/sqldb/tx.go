@@ -345,6 +345,14 @@ func (t *tx) shredOne(ctx context.Context, owner string) (int64, error) {
 	if _, err := t.exec(ctx, qi, owner); err != nil {
 		return 0, t.s.translate("shred index", err)
 	}
+	// The ciphertext of every version owner sealed goes in the same
+	// transaction: a process of a fleet that still caches the key
+	// record (or holds the unwrapped key) finds nothing to decrypt in a
+	// version it reads after this commits, and answers 410.
+	const qc = `UPDATE resource_versions SET ciphertext = NULL WHERE owner = ? AND ciphertext IS NOT NULL`
+	if _, err := t.exec(ctx, qc, owner); err != nil {
+		return 0, t.s.translate("shred ciphertext", err)
+	}
 	const qk = `UPDATE keys SET wrapped = NULL, shredded = ? WHERE owner = ?`
 	if _, err := t.exec(ctx, qk, true, owner); err != nil {
 		return 0, t.s.translate("shred key", err)

@@ -421,6 +421,17 @@ func testShred(t *testing.T, s storage.Store) {
 	if v, _ := s.Current(ctx, "Observation", "o1"); v.Version != 3 {
 		t.Errorf("o1 delete marker is version %d, want 3", v.Version)
 	}
+	// Every version p1 sealed lost its ciphertext with the key (a process
+	// still caching the key finds nothing to open); p2's kept theirs.
+	for _, r := range []storage.VersionRef{{Type: "Patient", ID: "p1", Version: 1}, {Type: "Observation", ID: "o1", Version: 1},
+		{Type: "Observation", ID: "o1", Version: 2}, {Type: "Observation", ID: "o3", Version: 1}} {
+		if v, err := s.VersionOf(ctx, r.Type, r.ID, r.Version); err != nil || v.Ciphertext != nil || v.Deleted {
+			t.Errorf("%s/%s/%d after shred: %+v %v, want a live version without ciphertext", r.Type, r.ID, r.Version, v, err)
+		}
+	}
+	if v, err := s.VersionOf(ctx, "Observation", "o2", 1); err != nil || v.Ciphertext == nil {
+		t.Errorf("other owner's version after shred: %+v %v", v, err)
+	}
 	res := search(t, s, storage.Query{Type: "Observation", Clauses: one(codeIs("a")), Count: 10})
 	if got := ids(res.Versions); !slices.Equal(got, []string{"o2"}) {
 		t.Errorf("search after shred: %v, want [o2]", got)
