@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/phivault/phivault/internal/audit"
 	"github.com/phivault/phivault/internal/audit/merkle"
 	"github.com/phivault/phivault/internal/ledger"
+	"github.com/phivault/phivault/internal/record"
 	"github.com/phivault/phivault/internal/storage"
 )
 
@@ -112,5 +114,41 @@ func (a *App) verifyData(ctx context.Context, progress func(), baseline func(con
 	if err != nil {
 		return rep, err
 	}
+	if err := a.checkJointOwners(ctx, &rep.Data); err != nil {
+		return rep, err
+	}
 	return rep, nil
+}
+
+// checkJointOwners adds to r every joint owner whose joint_owners rows
+// differ from the patients its name commits to (ADR 0019, amendment),
+// and every live joint key naming a patient whose key is shredded (an
+// erasure that missed it).
+func (a *App) checkJointOwners(ctx context.Context, r *ledger.Report) error {
+	erased := map[string]bool{}
+	err := a.Store.ScanKeys(ctx, func(k storage.KeyRecord) error {
+		if k.Shredded && strings.HasPrefix(k.Owner, "Patient/") {
+			erased[k.Owner] = true
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("verify: reading key records: %w", err)
+	}
+	return a.Record.CheckJointOwners(ctx, func(j record.JointOwnerCheck) error {
+		if j.Problem != "" {
+			r.Add(ledger.Problem{Ref: j.Owner, Kind: ledger.KindJointOwner, Detail: j.Problem})
+		}
+		if !j.HasKey || j.Shredded {
+			return nil
+		}
+		for _, p := range j.Patients {
+			if erased[p] {
+				r.Add(ledger.Problem{Ref: j.Owner, Kind: ledger.KindErasure,
+					Detail: "it names a patient whose record was erased, but its data key is live: the erasure missed it"})
+				break
+			}
+		}
+		return nil
+	})
 }

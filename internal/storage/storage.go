@@ -185,6 +185,12 @@ type Reader interface {
 	// most MaxOwners; up to limit owners), each with all its patients.
 	JointOwners(ctx context.Context, patients []string, limit int) (map[string][]string, error)
 
+	// ScanJointOwners calls fn for every joint owner that has a key
+	// record or joint_owners rows, in no particular order: its patients
+	// as recorded (sorted) and its key record's state. Erasures and
+	// "phivault verify" check the patients against the owner's name.
+	ScanJointOwners(ctx context.Context, fn func(JointOwner) error) error
+
 	// TokenByHash returns the API token with this hash, or ErrNotFound.
 	TokenByHash(ctx context.Context, hash []byte) (APIToken, error)
 
@@ -199,6 +205,14 @@ type Reader interface {
 // JointPrefix starts a joint owner: "Joint/<h>", the key owner of a
 // resource that names several patients.
 const JointPrefix = "Joint/"
+
+// JointOwner is one joint owner as stored (ScanJointOwners).
+type JointOwner struct {
+	Owner    string
+	Members  []string // the joint_owners rows, sorted; none when all were deleted
+	HasKey   bool     // a key record exists
+	Shredded bool     // and it was shredded
+}
 
 // VersionRef names one version.
 type VersionRef struct {
@@ -279,6 +293,11 @@ type Tx interface {
 	// JointOwnersOf returns the joint owners naming patient, sorted: the
 	// keys Shred(patient) destroys with the patient's own.
 	JointOwnersOf(ctx context.Context, patient string) ([]string, error)
+
+	// ShredOwner crypto-shreds owner alone, as Shred does, without the
+	// joint owners joint_owners lists for a patient: an erasure that
+	// found its joint owners from authenticated data shreds each of them.
+	ShredOwner(ctx context.Context, owner string) (int64, error)
 
 	// PutToken stores a new API token; ErrConflict if the id exists.
 	PutToken(ctx context.Context, t APIToken) error
