@@ -108,6 +108,11 @@ type KeyRecord struct {
 	KEKID    uint32 // the KEK key id that wrapped it (for resumable rotation)
 	Created  time.Time
 	Shredded bool
+	// Ledger is the owner's ledger secret sealed under the DEK (ADR 0016,
+	// amendment): the key of the owner's ledger commitments, destroyed
+	// with the DEK. nil for system keys and for records made before it
+	// (ReplaceKey then keeps the stored one).
+	Ledger []byte
 }
 
 // Store is the whole persistence layer. Implementations are safe for
@@ -293,6 +298,11 @@ type Tx interface {
 	// JointOwnersOf returns the joint owners naming patient, sorted: the
 	// keys Shred(patient) destroys with the patient's own.
 	JointOwnersOf(ctx context.Context, patient string) ([]string, error)
+
+	// SetLedgerSecret stores sealed as owner's ledger secret if its
+	// live key record has none, and reports whether it did (false: a
+	// concurrent transaction set one first; read the record again).
+	SetLedgerSecret(ctx context.Context, owner string, sealed []byte) (bool, error)
 
 	// ShredOwner crypto-shreds owner alone, as Shred does, without the
 	// joint owners joint_owners lists for a patient: an erasure that

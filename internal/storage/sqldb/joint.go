@@ -217,3 +217,20 @@ ORDER BY 1`
 	}
 	return flush()
 }
+
+// SetLedgerSecret implements storage.Tx.
+func (t *tx) SetLedgerSecret(ctx context.Context, owner string, sealed []byte) (bool, error) {
+	if len(sealed) == 0 {
+		return false, errors.New("set ledger secret: empty secret")
+	}
+	const q = `UPDATE keys SET ledger = ? WHERE owner = ? AND ledger IS NULL AND NOT shredded`
+	res, err := t.exec(ctx, q, sealed, owner)
+	if err != nil {
+		return false, t.s.translate("set ledger secret", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, t.s.translate("set ledger secret", err)
+	}
+	return n == 1, nil
+}
