@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/phivault/phivault/internal/audit"
@@ -56,8 +57,13 @@ func (a *App) Verify(ctx context.Context, progress func()) (VerifyReport, error)
 func (a *App) Baseline(ctx context.Context, progress func()) (VerifyReport, error) {
 	commit := func(ctx context.Context, cs []audit.Commit) error {
 		return a.Store.Update(ctx, func(tx storage.Tx) error {
+			// Keyed per owner like every write's (ADR 0016, amendment).
+			keyed := slices.Clone(cs)
+			if err := a.Record.KeyCommits(ctx, tx, keyed); err != nil {
+				return err
+			}
 			ev := audit.Event{Time: nowUTC(), Action: audit.ActionLedgerBaseline, Outcome: audit.OutcomeSuccess,
-				Agent: audit.Agent{Client: "cli"}, Purpose: "HOPERAT", Ledger: cs}
+				Agent: audit.Agent{Client: "cli"}, Purpose: "HOPERAT", Ledger: keyed}
 			rec, err := a.Log.Seal(ev)
 			if err != nil {
 				return err

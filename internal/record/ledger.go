@@ -61,7 +61,7 @@ func (s *Service) ownerCommits(ctx context.Context, tx storage.Tx, cs []audit.Co
 	for i := range cs {
 		c := &cs[i]
 		switch c.Kind {
-		case audit.CommitPut, audit.CommitIndex, audit.CommitRewrite:
+		case audit.CommitPut, audit.CommitIndex, audit.CommitRewrite, audit.CommitBaseline:
 		default:
 			continue
 		}
@@ -71,10 +71,14 @@ func (s *Service) ownerCommits(ctx context.Context, tx storage.Tx, cs []audit.Co
 		ol, ok := byOwner[c.Owner]
 		if !ok {
 			var err error
-			if ol, err = s.ownerLedgerInTx(ctx, tx, c.Owner); err != nil {
+			ol, err = s.ownerLedgerInTx(ctx, tx, c.Owner)
+			if err != nil && !(c.Kind == audit.CommitBaseline && errors.Is(err, ErrGone)) {
 				return err
 			}
 			byOwner[c.Owner] = ol
+		}
+		if ol == nil {
+			continue // a baseline of an erased owner's version: no content, no key
 		}
 		if c.Version != nil {
 			c.Version = ol.Commit(c.Version)
@@ -85,6 +89,14 @@ func (s *Service) ownerCommits(ctx context.Context, tx storage.Tx, cs []audit.Co
 		c.Scheme = audit.CommitSchemeOwner
 	}
 	return nil
+}
+
+// KeyCommits keys commitments that a job outside the record service
+// appends in tx ("phivault verify --baseline") as ownerCommits does; a
+// baseline commitment of an erased owner's version stays system-keyed
+// (it commits to no content).
+func (s *Service) KeyCommits(ctx context.Context, tx storage.Tx, cs []audit.Commit) error {
+	return s.ownerCommits(ctx, tx, cs)
 }
 
 // ownerLedgerInTx returns owner's ledger key, read in tx; a key record
