@@ -421,14 +421,20 @@ func testShred(t *testing.T, s storage.Store) {
 		want  bool
 	}{{"Patient/p2", false}, {"Patient/p1", false}} {
 		var set bool
-		if err := s.Update(ctx, func(tx storage.Tx) (err error) { set, err = tx.SetLedgerSecret(ctx, c.owner, []byte("other")); return err }); err != nil || set != c.want {
+		if err := s.Update(ctx, func(tx storage.Tx) (err error) {
+			set, err = tx.SetLedgerSecret(ctx, c.owner, []byte("other"))
+			return err
+		}); err != nil || set != c.want {
 			t.Errorf("SetLedgerSecret(%s) = %v, %v; want %v", c.owner, set, err, c.want)
 		}
 	}
 	putOwnerKey(t, s, "Patient/p3")
 	for _, want := range []bool{true, false} {
 		var set bool
-		if err := s.Update(ctx, func(tx storage.Tx) (err error) { set, err = tx.SetLedgerSecret(ctx, "Patient/p3", []byte("first")); return err }); err != nil || set != want {
+		if err := s.Update(ctx, func(tx storage.Tx) (err error) {
+			set, err = tx.SetLedgerSecret(ctx, "Patient/p3", []byte("first"))
+			return err
+		}); err != nil || set != want {
 			t.Errorf("SetLedgerSecret(p3) = %v, %v; want %v", set, err, want)
 		}
 	}
