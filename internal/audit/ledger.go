@@ -52,7 +52,15 @@ type Commit struct {
 	Deleted bool       `json:"deleted,omitempty"` // the version is a delete marker
 	Version []byte     `json:"v,omitempty"`       // commitment to the version (keys.LedgerKey.Version)
 	Index   []byte     `json:"i,omitempty"`       // commitment to the index rows (keys.LedgerKey.Index)
+	// Scheme says how Version and Index were keyed: 0 (absent) the
+	// system ledger key, as every commitment before ledger v2;
+	// CommitSchemeOwner the owner's ledger key over that (keys.OwnerLedger),
+	// so it confirms nothing once the owner is erased.
+	Scheme int `json:"scheme,omitempty"`
 }
+
+// CommitSchemeOwner marks a commitment keyed with its owner's ledger key.
+const CommitSchemeOwner = 2
 
 // Ledger actions: events whose only purpose is the ledger.
 const (

@@ -194,6 +194,7 @@ var phiFreeFields = map[string]string{
 	"ledger.deleted": "a flag",
 	"ledger.v":       "a 32-byte keyed hash (HMAC-SHA256 under the ledger key): nothing about the content without the key",
 	"ledger.i":       "a 32-byte keyed hash of blind-index rows",
+	"ledger.scheme":  "a small integer naming how v and i were keyed",
 }
 
 // reviewedContainers are the container fields whose element type was

@@ -23,7 +23,10 @@ write's audit event commits to what it stored (ADR 0016), so verify opens every
 stored version and compares it, every current pointer and every index row with
 what the log says, and names each difference with its kind: missing-resource,
 missing-version, rollback, repointed, current-row, content, ciphertext, index,
-forged-marker, forged-erasure, erasure, uncommitted, key, ledger-key, log.
+forged-marker, forged-erasure, erasure, uncommitted, key, ledger-key, log,
+joint-owner (the patients recorded for a resource naming several are not the
+ones its owner's name commits to). It first runs the database engine's full
+integrity check (SQLite: PRAGMA integrity_check).
 
 Versions written before this ledger existed carry no commitment: they are
 counted as "not committed" (not tampering). --baseline commits them once, as

@@ -125,7 +125,7 @@ func (k *Keyring) NewDEK(owner string, now time.Time) (storage.KeyRecord, error)
 		return storage.KeyRecord{}, err
 	}
 	k.cache.put(makeCacheKey(owner, rec.Wrapped), d)
-	return rec, nil
+	return k.AddLedgerSecret(rec)
 }
 
 // DEK returns the unwrapped DEK of rec, from the cache when rec's wrapped
@@ -182,7 +182,9 @@ func (k *Keyring) Rewrap(rec storage.KeyRecord) (storage.KeyRecord, error) {
 	if err != nil {
 		return storage.KeyRecord{}, err
 	}
-	return k.record(rec.Owner, h, rec.Created)
+	out, err := k.record(rec.Owner, h, rec.Created)
+	out.Ledger = rec.Ledger // sealed under the DEK, which is unchanged
+	return out, err
 }
 
 // RotateDEK adds a fresh AES-256-GCM key to rec's DEK keyset and makes it
@@ -253,7 +255,15 @@ func (k *Keyring) editDEK(rec storage.KeyRecord, op string, edit func(*keyset.Ma
 	if err != nil {
 		return storage.KeyRecord{}, fmt.Errorf("%s key of %s: %w", op, rec.Owner, err)
 	}
-	return k.record(rec.Owner, nh, rec.Created)
+	// The ledger secret follows the keyset's primary key (retiring the
+	// old keys would otherwise lose it).
+	sealed, err := resealLedger(rec.Owner, rec.Ledger, h, nh)
+	if err != nil {
+		return storage.KeyRecord{}, fmt.Errorf("%s key of %s: %w", op, rec.Owner, err)
+	}
+	out, err := k.record(rec.Owner, nh, rec.Created)
+	out.Ledger = sealed
+	return out, err
 }
 
 // unwrap opens rec's wrapped keyset under the KEK. If that fails and rec

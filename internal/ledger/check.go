@@ -128,6 +128,10 @@ type checker struct {
 	// noMAC: the ledger key is not the log's; commitments are not compared.
 	noMAC bool
 
+	// ownerLedgers caches owners' ledger keys (nil: cannot be opened).
+	olMu         sync.Mutex
+	ownerLedgers map[string]*keys.OwnerLedger
+
 	mu      sync.Mutex
 	rep     Report
 	found   map[string][]Problem // per resource key

@@ -23,6 +23,7 @@ type entry struct {
 	owner   string
 	deleted bool
 	v, i    []byte
+	scheme  int // audit.Commit.Scheme: how v and i were keyed
 }
 
 // logPart is what one reading of the log found.
@@ -221,7 +222,11 @@ func (p *logPart) add(pos int64, where string, ev []byte) {
 				p.bad = append(p.bad, Problem{Ref: where, Kind: KindLog, Detail: "a ledger commitment names no version"})
 				continue
 			}
-			p.byRes[key] = append(p.byRes[key], entry{pos: pos, kind: c.Kind, version: v, owner: c.Owner, deleted: c.Deleted, v: c.Version, i: c.Index})
+			if c.Scheme != 0 && (c.Scheme != audit.CommitSchemeOwner || c.Owner == "") {
+				p.bad = append(p.bad, Problem{Ref: where, Kind: KindLog, Detail: fmt.Sprintf("a ledger commitment of unknown scheme %d (or without owner)", c.Scheme)})
+				continue
+			}
+			p.byRes[key] = append(p.byRes[key], entry{pos: pos, kind: c.Kind, version: v, owner: c.Owner, deleted: c.Deleted, v: c.Version, i: c.Index, scheme: c.Scheme})
 		default:
 			p.bad = append(p.bad, Problem{Ref: where, Kind: KindLog, Detail: fmt.Sprintf("unknown ledger commitment kind %q", c.Kind)})
 		}

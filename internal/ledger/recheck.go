@@ -54,6 +54,9 @@ func indexKey(rows []storage.IndexRow) string {
 
 // loadKeys reads every key record.
 func (c *checker) loadKeys(ctx context.Context) error {
+	c.olMu.Lock()
+	c.ownerLedgers = nil // secrets added or keys shredded meanwhile
+	c.olMu.Unlock()
 	c.keyrecs = map[string]storage.KeyRecord{}
 	if err := c.o.Store.ScanKeys(ctx, func(k storage.KeyRecord) error {
 		c.keyrecs[k.Owner] = k

@@ -58,7 +58,21 @@ const (
 	// KindUnsettled: a resource that looked wrong kept changing while
 	// the check reread it (written to all along): not judged.
 	KindUnsettled Kind = "unsettled"
+	// KindJointOwner: the patients joint_owners lists for a joint owner
+	// are not the ones its name commits to (a row deleted, added or
+	// changed), or rows name an owner that has no key.
+	KindJointOwner Kind = "joint-owner"
 )
+
+// Add appends p to the report's problems (counted in More beyond
+// MaxProblems).
+func (r *Report) Add(p Problem) {
+	if len(r.Problems) >= MaxProblems {
+		r.More++
+		return
+	}
+	r.Problems = append(r.Problems, p)
+}
 
 // Problem is one difference, named by reference (no content).
 type Problem struct {

@@ -22,14 +22,22 @@ type expected struct {
 	deleted bool
 	v       []byte // commitment; nil for a marker the log implies
 	derived bool   // a delete marker implied by an erasure of owner at pos
+	scheme  int    // how v was keyed (audit.Commit.Scheme)
+}
+
+// indexCommit is the log's commitment to a version's index rows.
+type indexCommit struct {
+	i      []byte
+	scheme int
+	owner  string // whose ledger key keyed i (scheme 2)
 }
 
 // replay turns the commitments to one resource into its expected
 // versions, the index commitment of each version, and the newest
 // version the log knows of (0 if none).
-func (c *checker) replay(es []entry) (exp map[int64]*expected, idx map[int64][]byte, newest int64) {
+func (c *checker) replay(es []entry) (exp map[int64]*expected, idx map[int64]indexCommit, newest int64) {
 	exp = map[int64]*expected{}
-	idx = map[int64][]byte{}
+	idx = map[int64]indexCommit{}
 	var cur *expected // the newest version, when committed
 	last := int64(-1)
 	// erase applies an erasure of the current owner that came between
@@ -48,16 +56,16 @@ func (c *checker) replay(es []entry) (exp map[int64]*expected, idx map[int64][]b
 		erase(e.pos)
 		switch e.kind {
 		case audit.CommitPut, audit.CommitBaseline, audit.CommitRewrite:
-			x := &expected{pos: e.pos, owner: e.owner, deleted: e.deleted, v: e.v}
+			x := &expected{pos: e.pos, owner: e.owner, deleted: e.deleted, v: e.v, scheme: e.scheme}
 			exp[e.version] = x
 			if e.version >= newest {
 				newest, cur = e.version, x
 			}
 			if e.i != nil {
-				idx[e.version] = e.i
+				idx[e.version] = indexCommit{e.i, e.scheme, e.owner}
 			}
 		case audit.CommitIndex:
-			idx[e.version] = e.i
+			idx[e.version] = indexCommit{e.i, e.scheme, e.owner}
 		}
 		last = e.pos
 	}
@@ -188,7 +196,7 @@ func (c *checker) version(v storage.Version, e *expected, st storage.ResourceSta
 			return
 		}
 		if v.Deleted {
-			if !c.noMAC && !equalBytes(c.o.Ledger.Version(v, nil), e.v) {
+			if !c.noMAC && !equalBytes(c.keyed(e.scheme, v.Owner, c.o.Ledger.Version(v, nil)), e.v) {
 				r.add(ref, KindContent, "the delete marker differs from what the log committed (its time)")
 				return
 			}
@@ -211,7 +219,7 @@ func (c *checker) version(v storage.Version, e *expected, st storage.ResourceSta
 			if _, ok := c.head(v, pt, ref, r); !ok {
 				return
 			}
-		} else if !equalBytes(c.o.Ledger.Version(v, pt), e.v) {
+		} else if !equalBytes(c.keyed(e.scheme, v.Owner, c.o.Ledger.Version(v, pt)), e.v) {
 			// The commitment covers the plaintext: equal, it names
 			// this resource and version as it did when written.
 			r.add(ref, KindContent, "the row differs from what the log committed (its time or body: an older copy put back?)")
@@ -324,11 +332,13 @@ type indexWant struct {
 	none     bool   // no rows: no current pointer, or a deleted or erased resource
 	deleted  bool   // (with none) the resource is deleted or erased
 	digest   []byte // the rows' commitment; nil (and not none): not checked
+	scheme   int    // how digest was keyed, with owner's key
+	owner    string
 }
 
 // wantIndex says what the index rows of the resource's current version
 // must be, from its pointer, key and the log's index commitments idx.
-func (c *checker) wantIndex(key string, st storage.ResourceState, idx map[int64][]byte, ref func(int64) string) indexWant {
+func (c *checker) wantIndex(key string, st storage.ResourceState, idx map[int64]indexCommit, ref func(int64) string) indexWant {
 	cur := st.Current
 	if cur == nil {
 		return indexWant{key: key, ref: key, none: true}
@@ -340,7 +350,7 @@ func (c *checker) wantIndex(key string, st storage.ResourceState, idx map[int64]
 		return w
 	}
 	if want, ok := idx[cur.Version]; ok && !c.noMAC {
-		w.digest = want
+		w.digest, w.scheme, w.owner = want.i, want.scheme, want.owner
 	} // else: written before ledger v1 (no commitment), or unverifiable
 	return w
 }
@@ -358,15 +368,16 @@ func (c *checker) index(w indexWant, ix indexState, st storage.ResourceState, r 
 	case ix.split:
 		// Judged when the resource is read again, rows and all.
 		r.add(w.ref, KindIndex, "the index rows are stored apart from each other")
-	case !equalBytes(ix.digest, w.digest):
+	case !equalBytes(c.keyed(w.scheme, w.owner, ix.digest), w.digest):
 		typ, id, _ := strings.Cut(w.key, "/")
-		r.add(w.ref, KindIndex, "the index rows differ from the ones the log committed"+c.indexDiff(typ, id, w.version, st, ix, w.digest))
+		r.add(w.ref, KindIndex, "the index rows differ from the ones the log committed"+c.indexDiff(typ, id, w, st, ix))
 	}
 }
 
 // indexDiff names the parameters whose rows differ, when the rows
 // recomputed from the body are the committed ones.
-func (c *checker) indexDiff(typ, id string, version int64, st storage.ResourceState, ix indexState, want []byte) string {
+func (c *checker) indexDiff(typ, id string, w indexWant, st storage.ResourceState, ix indexState) string {
+	version := w.version
 	if c.o.Rows == nil || ix.rows == nil {
 		return fmt.Sprintf(" (%d rows stored)", ix.n)
 	}
@@ -389,7 +400,7 @@ func (c *checker) indexDiff(typ, id string, version int64, st storage.ResourceSt
 		return fmt.Sprintf(" (%d rows stored)", ix.n)
 	}
 	rows, err := c.o.Rows(typ, pt)
-	if err != nil || !equalBytes(c.o.Ledger.Index(typ, id, rows), want) {
+	if err != nil || !equalBytes(c.keyed(w.scheme, w.owner, c.o.Ledger.Index(typ, id, rows)), w.digest) {
 		return fmt.Sprintf(" (%d rows stored)", ix.n)
 	}
 	// Count rows per parameter, stored minus recomputed.
@@ -436,4 +447,31 @@ func versionList(vs []int64) string {
 		s[i] = "v" + strconv.FormatInt(v, 10)
 	}
 	return strings.Join(s, ", ")
+}
+
+// keyed returns a system-keyed commitment digest as the log keyed it:
+// itself (scheme 0), or under owner's ledger key (audit.CommitSchemeOwner).
+// nil when owner's ledger key cannot be opened: the comparison fails.
+func (c *checker) keyed(scheme int, owner string, digest []byte) []byte {
+	if scheme == 0 || digest == nil {
+		return digest
+	}
+	c.olMu.Lock()
+	ol, ok := c.ownerLedgers[owner]
+	c.olMu.Unlock()
+	if !ok {
+		if rec, have := c.keyrecs[owner]; have {
+			ol, _ = c.o.Keys.OwnerLedger(rec)
+		}
+		c.olMu.Lock()
+		if c.ownerLedgers == nil {
+			c.ownerLedgers = map[string]*keys.OwnerLedger{}
+		}
+		c.ownerLedgers[owner] = ol
+		c.olMu.Unlock()
+	}
+	if ol == nil {
+		return nil
+	}
+	return ol.Commit(digest)
 }

@@ -647,7 +647,7 @@ func (s *Service) Resource(ctx context.Context, typ, id string) (authz.Found, bo
 
 // JointOwners implements authz.Source.
 func (s *Service) JointOwners(ctx context.Context, patients []string, limit int) (map[string][]string, error) {
-	return s.store.JointOwners(ctx, patients, limit)
+	return s.jointOwners(ctx, patients, limit)
 }
 
 // OwnersOf implements authz.Source: label "" is any, "tag:X" a

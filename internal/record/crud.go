@@ -487,6 +487,9 @@ func (s *Service) appendWriteEvent(ctx context.Context, tx storage.Tx, c Caller,
 	decided(&ev, d)
 	ev.Touch(entityRef(v.Type, v.ID, v.Version), s.eventPatients(v.Owner)...)
 	ev.Ledger = []audit.Commit{lc}
+	if err := s.ownerCommits(ctx, tx, ev.Ledger); err != nil {
+		return err
+	}
 	rec, err := s.log.Seal(ev)
 	if err != nil {
 		return unavailable(err)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -85,7 +87,7 @@ func (s *Service) Everything(ctx context.Context, c Caller, id string, vals url.
 	// The patient's own resources and those naming it with others
 	// (joint owners), each decided below.
 	owners := []string{owner}
-	joints, err := s.store.JointOwners(ctx, []string{owner}, storage.MaxOwners-1)
+	joints, err := s.jointOwners(ctx, []string{owner}, storage.MaxOwners-1)
 	if err != nil {
 		return nil, storageError(err)
 	}
@@ -199,11 +201,34 @@ func (s *Service) Erase(ctx context.Context, c Caller, id string) (int64, error)
 	if _, err := s.check(ctx, c, audit.ActionErase, p, nil); err != nil {
 		return 0, s.recordDenial(ctx, err)
 	}
-	// The joint keys naming the patient are shredded with its own
-	// (storage.Tx.Shred); their cached copies go too.
-	joints, err := s.store.JointOwners(ctx, []string{owner}, storage.MaxOwners)
+	// The joint keys naming the patient are shredded with its own; their
+	// cached copies go too. They are found from authenticated data: the
+	// joint owners whose recorded patients hash to their name, and, for
+	// one whose rows were altered, the patients a stored version of it
+	// names (CheckJointOwners). A live joint owner whose patients cannot
+	// be told fails the erasure closed: it might name this patient.
+	joints, judged := map[string]bool{}, map[string]bool{}
+	var unknown []string
+	err = s.CheckJointOwners(ctx, func(j JointOwnerCheck) error {
+		judged[j.Owner] = true
+		switch {
+		case !j.HasKey || j.Shredded:
+		case j.Patients == nil:
+			unknown = append(unknown, j.Owner)
+		case slices.Contains(j.Patients, owner):
+			joints[j.Owner] = true
+		}
+		if j.Problem != "" && s.logger != nil {
+			s.logger.Error("the patients recorded for a joint owner do not match its name; run phivault verify",
+				slog.String("owner", j.Owner), slog.String("problem", j.Problem))
+		}
+		return nil
+	})
 	if err != nil {
 		return 0, storageError(err)
+	}
+	if len(unknown) > 0 {
+		return 0, jointTampered(unknown[0])
 	}
 	var n int64
 	err = s.store.Update(ctx, func(tx storage.Tx) error {
@@ -214,12 +239,40 @@ func (s *Service) Erase(ctx context.Context, c Caller, id string) (int64, error)
 		if rec.Shredded {
 			return gone("this patient's record was already erased")
 		}
-		shredded, err := tx.JointOwnersOf(ctx, owner)
+		// Joint owners created since the check: their rows are checked
+		// in the transaction (the others were judged above).
+		listed, err := tx.JointOwnersOf(ctx, owner)
 		if err != nil {
 			return err
 		}
-		if n, err = tx.Shred(ctx, owner); err != nil {
+		for _, j := range listed {
+			if judged[j] {
+				continue
+			}
+			m, err := tx.JointMembers(ctx, j)
+			if err != nil {
+				return err
+			}
+			slices.Sort(m)
+			ok, err := s.checkMembers(j, m)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return jointTampered(j)
+			}
+			joints[j] = true
+		}
+		shredded := slices.Sorted(maps.Keys(joints))
+		if n, err = tx.ShredOwner(ctx, owner); err != nil {
 			return err
+		}
+		for _, j := range shredded {
+			k, err := tx.ShredOwner(ctx, j)
+			if err != nil {
+				return err
+			}
+			n += k
 		}
 		// The ledger: the patient's key and every joint key naming it
 		// were destroyed, their live resources marked deleted (events of

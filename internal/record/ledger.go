@@ -3,8 +3,10 @@ package record
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/phivault/phivault/internal/audit"
+	"github.com/phivault/phivault/internal/keys"
 	"github.com/phivault/phivault/internal/storage"
 )
 
@@ -42,11 +44,92 @@ func (s *Service) putCommit(v storage.Version, p *pending) (audit.Commit, error)
 
 // indexCommit is the commitment of the index rows of typ/id/version,
 // replaced without a new version (reindex).
-func (s *Service) indexCommit(typ, id string, version int64, rows []storage.IndexRow) (audit.Commit, error) {
+func (s *Service) indexCommit(typ, id string, version int64, owner string, rows []storage.IndexRow) (audit.Commit, error) {
 	if s.ledger == nil {
 		return audit.Commit{}, unavailable(errNoLedger)
 	}
-	return audit.Commit{Kind: audit.CommitIndex, Ref: entityRef(typ, id, version), Index: s.ledger.Index(typ, id, rows)}, nil
+	return audit.Commit{Kind: audit.CommitIndex, Ref: entityRef(typ, id, version), Owner: owner, Index: s.ledger.Index(typ, id, rows)}, nil
+}
+
+// ownerCommits keys the commitments cs to stored versions and index rows
+// (put, index, rewrite) with their owners' ledger keys (ADR 0016,
+// amendment), read in tx: a commitment keyed with the system key alone
+// would let whoever holds the key file confirm a guess of an erased
+// patient's content. It is the last step before the event is sealed.
+func (s *Service) ownerCommits(ctx context.Context, tx storage.Tx, cs []audit.Commit) error {
+	byOwner := map[string]*keys.OwnerLedger{}
+	for i := range cs {
+		c := &cs[i]
+		switch c.Kind {
+		case audit.CommitPut, audit.CommitIndex, audit.CommitRewrite, audit.CommitBaseline:
+		default:
+			continue
+		}
+		if c.Scheme != 0 || c.Owner == "" {
+			continue
+		}
+		ol, ok := byOwner[c.Owner]
+		if !ok {
+			var err error
+			ol, err = s.ownerLedgerInTx(ctx, tx, c.Owner)
+			if err != nil && !(c.Kind == audit.CommitBaseline && errors.Is(err, ErrGone)) {
+				return err
+			}
+			byOwner[c.Owner] = ol
+		}
+		if ol == nil {
+			continue // a baseline of an erased owner's version: no content, no key
+		}
+		if c.Version != nil {
+			c.Version = ol.Commit(c.Version)
+		}
+		if c.Index != nil {
+			c.Index = ol.Commit(c.Index)
+		}
+		c.Scheme = audit.CommitSchemeOwner
+	}
+	return nil
+}
+
+// KeyCommits keys commitments that a job outside the record service
+// appends in tx ("phivault verify --baseline") as ownerCommits does; a
+// baseline commitment of an erased owner's version stays system-keyed
+// (it commits to no content).
+func (s *Service) KeyCommits(ctx context.Context, tx storage.Tx, cs []audit.Commit) error {
+	return s.ownerCommits(ctx, tx, cs)
+}
+
+// ownerLedgerInTx returns owner's ledger key, read in tx; a key record
+// made before owner ledger keys gets its secret now (once: a concurrent
+// transaction that set one first wins, and this one reads it).
+func (s *Service) ownerLedgerInTx(ctx context.Context, tx storage.Tx, owner string) (*keys.OwnerLedger, error) {
+	rec, err := tx.Key(ctx, owner)
+	if err != nil {
+		return nil, fmt.Errorf("loading the ledger key of %s: %w", owner, err)
+	}
+	if rec.Shredded {
+		return nil, gone("this patient's record was erased")
+	}
+	if rec.Ledger == nil {
+		withSecret, err := s.keys.AddLedgerSecret(rec)
+		if err != nil {
+			return nil, unavailable(fmt.Errorf("creating the ledger key of %s: %w", owner, err))
+		}
+		set, err := tx.SetLedgerSecret(ctx, owner, withSecret.Ledger)
+		if err != nil {
+			return nil, err
+		}
+		if set {
+			rec = withSecret
+		} else if rec, err = tx.Key(ctx, owner); err != nil {
+			return nil, fmt.Errorf("loading the ledger key of %s: %w", owner, err)
+		}
+	}
+	ol, err := s.keys.OwnerLedger(rec)
+	if err != nil {
+		return nil, unavailable(fmt.Errorf("opening the ledger key of %s: %w", owner, err))
+	}
+	return ol, nil
 }
 
 // eraseCommit commits the destruction of owner's key and the delete
@@ -97,6 +180,9 @@ func (s *Service) CommitRewrites(ctx context.Context, tx storage.Tx, c Caller, j
 				return err
 			}
 			ev.Touch(cm.Ref, ps...)
+		}
+		if err := s.ownerCommits(ctx, tx, ev.Ledger); err != nil {
+			return err
 		}
 		rec, err := s.log.Seal(ev)
 		if err != nil {

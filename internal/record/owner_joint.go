@@ -62,13 +62,70 @@ func (s *Service) ownerOf(ctx context.Context, rd ownerReader, res fhir.Resource
 	for i, p := range ps {
 		refs[i] = "Patient/" + p
 	}
-	h, err := s.keys.BlindIndex("joint-owner\x00" + strings.Join(refs, "\x00"))
+	owner, err = s.jointName(refs)
 	if err != nil {
-		return "", nil, fmt.Errorf("naming a joint owner: %w", err)
+		return "", nil, err
 	}
-	owner = JointPrefix + hex.EncodeToString(h)
 	s.rememberMembers(owner, refs)
 	return owner, refs, nil
+}
+
+// jointName returns the joint owner of the patients refs
+// ("Patient/<id>", sorted, distinct): a keyed hash (the blind-index key)
+// of them, so the name authenticates its patients; joint_owners rows
+// that do not hash to it were altered.
+func (s *Service) jointName(refs []string) (string, error) {
+	h, err := s.keys.BlindIndex("joint-owner\x00" + strings.Join(refs, "\x00"))
+	if err != nil {
+		return "", fmt.Errorf("naming a joint owner: %w", err)
+	}
+	return JointPrefix + hex.EncodeToString(h), nil
+}
+
+// errJointRows fails a decision or an erasure about a joint owner whose
+// joint_owners rows do not match its name: deciding for the recorded
+// patients would skip the one whose row was deleted.
+var errJointRows = errors.New("the patients recorded for a resource naming several patients do not match its owner (joint_owners altered); run phivault verify")
+
+// jointOwners is storage.Reader.JointOwners with every owner's rows
+// checked against its name (jointTampered when one does not match):
+// authorization and $everything decide with these patients.
+func (s *Service) jointOwners(ctx context.Context, patients []string, limit int) (map[string][]string, error) {
+	joints, err := s.store.JointOwners(ctx, patients, limit)
+	if err != nil {
+		return nil, err
+	}
+	for j, m := range joints {
+		slices.Sort(m)
+		ok, err := s.checkMembers(j, m)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, jointTampered(j)
+		}
+	}
+	return joints, nil
+}
+
+// jointTampered is the 500 of a joint owner whose rows were altered.
+func jointTampered(owner string) *Error {
+	return &Error{Status: http.StatusInternalServerError,
+		Issues: []Issue{{Code: "exception", Diagnostic: "a stored record failed its integrity check"}},
+		Err:    fmt.Errorf("%w: %s: %w", ErrTampered, owner, errJointRows)}
+}
+
+// checkMembers reports whether members (as recorded) are the patients
+// the joint owner's name commits to.
+func (s *Service) checkMembers(owner string, members []string) (bool, error) {
+	if len(members) < 2 || !slices.IsSorted(members) {
+		return false, nil
+	}
+	name, err := s.jointName(members)
+	if err != nil {
+		return false, err
+	}
+	return name == owner, nil
 }
 
 func (s *Service) rememberMembers(owner string, members []string) {
@@ -110,6 +167,17 @@ func (s *Service) patientsOf(ctx context.Context, rd memberReader, owner string)
 	m, err := rd.JointMembers(ctx, owner)
 	if err != nil {
 		return nil, fmt.Errorf("loading the patients of a joint owner: %w", err)
+	}
+	slices.Sort(m)
+	// The rows must be the patients the owner's name commits to: a row
+	// deleted in the database would otherwise leave that patient out
+	// of every decision about the resource (fail closed).
+	ok, err = s.checkMembers(owner, m)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, jointTampered(owner)
 	}
 	s.rememberMembers(owner, m)
 	return m, nil

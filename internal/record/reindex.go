@@ -70,7 +70,7 @@ func (s *Service) Reindex(ctx context.Context, c Caller, progress func(int64)) (
 				if len(rw) > 0 && rw[len(rw)-1].Current {
 					continue // the rewrite commits the index rows too
 				}
-				lc, err := s.indexCommit(cur.Type, cur.ID, cur.Version, it.rows)
+				lc, err := s.indexCommit(cur.Type, cur.ID, cur.Version, cur.Owner, it.rows)
 				if err != nil {
 					return err
 				}
@@ -81,6 +81,9 @@ func (s *Service) Reindex(ctx context.Context, c Caller, progress func(int64)) (
 			}
 			if len(ev.Ledger) == 0 {
 				return nil
+			}
+			if err := s.ownerCommits(ctx, tx, ev.Ledger); err != nil {
+				return err
 			}
 			ev.Policies = []string{"resources=" + strconv.FormatInt(done, 10)}
 			rec, err := s.log.Seal(ev)

@@ -207,6 +207,19 @@ func (s *Service) validate(res fhir.Resource) error {
 func (s *Service) dekInTx(ctx context.Context, tx storage.Tx, owner string, patients []string, create bool) (*keys.DEK, error) {
 	rec, err := tx.Key(ctx, owner)
 	if errors.Is(err, storage.ErrNotFound) && create {
+		if strings.HasPrefix(owner, JointPrefix) {
+			// A new joint key naming an erased patient would hold that
+			// patient's information beyond the erasure.
+			for _, p := range patients {
+				pk, err := tx.Key(ctx, p)
+				if err == nil && pk.Shredded {
+					return nil, gone("the resource names a patient whose record was erased")
+				}
+				if err != nil && !errors.Is(err, storage.ErrNotFound) {
+					return nil, fmt.Errorf("loading data key: %w", err)
+				}
+			}
+		}
 		rec, err = s.keys.NewDEK(owner, s.now())
 		if err != nil {
 			return nil, fmt.Errorf("creating data key: %w", err)

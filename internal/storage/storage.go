@@ -45,6 +45,13 @@ var (
 	ErrCorrupt = errors.New("storage: database is corrupt")
 )
 
+// IntegrityChecker is a store that can run its engine's full integrity
+// check ("phivault verify"): nil, or an error wrapping ErrCorrupt that
+// names the damage.
+type IntegrityChecker interface {
+	CheckIntegrity(ctx context.Context) error
+}
+
 // Limits on one Query. Search is driven by untrusted input, so the work
 // one request can ask of the database is bounded: every condition is a
 // subquery and every value a bound parameter (SQLite allows 32766
@@ -101,6 +108,11 @@ type KeyRecord struct {
 	KEKID    uint32 // the KEK key id that wrapped it (for resumable rotation)
 	Created  time.Time
 	Shredded bool
+	// Ledger is the owner's ledger secret sealed under the DEK (ADR 0016,
+	// amendment): the key of the owner's ledger commitments, destroyed
+	// with the DEK. nil for system keys and for records made before it
+	// (ReplaceKey then keeps the stored one).
+	Ledger []byte
 }
 
 // Store is the whole persistence layer. Implementations are safe for
@@ -178,6 +190,12 @@ type Reader interface {
 	// most MaxOwners; up to limit owners), each with all its patients.
 	JointOwners(ctx context.Context, patients []string, limit int) (map[string][]string, error)
 
+	// ScanJointOwners calls fn for every joint owner that has a key
+	// record or joint_owners rows, in no particular order: its patients
+	// as recorded (sorted) and its key record's state. Erasures and
+	// "phivault verify" check the patients against the owner's name.
+	ScanJointOwners(ctx context.Context, fn func(JointOwner) error) error
+
 	// TokenByHash returns the API token with this hash, or ErrNotFound.
 	TokenByHash(ctx context.Context, hash []byte) (APIToken, error)
 
@@ -192,6 +210,14 @@ type Reader interface {
 // JointPrefix starts a joint owner: "Joint/<h>", the key owner of a
 // resource that names several patients.
 const JointPrefix = "Joint/"
+
+// JointOwner is one joint owner as stored (ScanJointOwners).
+type JointOwner struct {
+	Owner    string
+	Members  []string // the joint_owners rows, sorted; none when all were deleted
+	HasKey   bool     // a key record exists
+	Shredded bool     // and it was shredded
+}
 
 // VersionRef names one version.
 type VersionRef struct {
@@ -244,8 +270,9 @@ type Tx interface {
 	// Shred crypto-shreds owner: it destroys the wrapped key (keeps the
 	// record, Shredded=true), deletes the index rows of every resource
 	// whose Owner is owner, and marks those resources deleted by
-	// appending a delete marker version (history stays, ciphertext of
-	// older versions is unreadable without the key). For a patient it
+	// appending a delete marker version (history stays), and empties
+	// (NULL) the ciphertext of every version owner sealed, so a process
+	// still caching the key finds nothing to decrypt. For a patient it
 	// does the same to every joint owner naming the patient. It returns
 	// how many resources it erased; resources already deleted are not
 	// counted, so a second Shred returns 0. The records keep their KEKID:
@@ -271,6 +298,16 @@ type Tx interface {
 	// JointOwnersOf returns the joint owners naming patient, sorted: the
 	// keys Shred(patient) destroys with the patient's own.
 	JointOwnersOf(ctx context.Context, patient string) ([]string, error)
+
+	// SetLedgerSecret stores sealed as owner's ledger secret if its
+	// live key record has none, and reports whether it did (false: a
+	// concurrent transaction set one first; read the record again).
+	SetLedgerSecret(ctx context.Context, owner string, sealed []byte) (bool, error)
+
+	// ShredOwner crypto-shreds owner alone, as Shred does, without the
+	// joint owners joint_owners lists for a patient: an erasure that
+	// found its joint owners from authenticated data shreds each of them.
+	ShredOwner(ctx context.Context, owner string) (int64, error)
 
 	// PutToken stores a new API token; ErrConflict if the id exists.
 	PutToken(ctx context.Context, t APIToken) error

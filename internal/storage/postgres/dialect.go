@@ -46,8 +46,11 @@ func Dialect() sqldb.Dialect {
 		// records from the heap (it cannot reach the WAL, replicas or
 		// backups: only the destroyed KEK keys answer those, ADR 0015).
 		CompactKeys: []string{"VACUUM keys"},
-		Migrations:  sub,
-		Classify:    classify,
+		// Pages are checked against their checksums as they are read;
+		// walking every page is pg_amcheck's job (docs/operations.md).
+		IntegrityCheck: `SELECT CASE WHEN COALESCE(checksum_failures, 0) = 0 THEN 'ok' ELSE checksum_failures || ' data checksum failures counted in pg_stat_database (check with pg_amcheck)' END FROM pg_stat_database WHERE datname = current_database()`,
+		Migrations:     sub,
+		Classify:       classify,
 	}
 }
 

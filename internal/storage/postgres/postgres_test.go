@@ -237,3 +237,12 @@ func TestLockTimeout(t *testing.T) {
 		t.Fatalf("append with the URL's lock_timeout: %v (context: %v)", err, ctx2.Err())
 	}
 }
+
+// TestCheckIntegrity runs the full check "phivault verify" starts with:
+// a sound database (no checksum failures counted) passes.
+func TestCheckIntegrity(t *testing.T) {
+	s := openURL(t, pgtest.NewDatabase(t), postgres.Options{})
+	if err := s.CheckIntegrity(t.Context()); err != nil {
+		t.Fatalf("a sound database: %v", err)
+	}
+}

@@ -44,6 +44,17 @@ type Dialect struct {
 	// at most one row; see Store.CompactKeys.
 	CompactKeys []string
 
+	// IntegrityCheck is a query whose rows name the damage the engine
+	// finds in the whole database, or one row "ok" (SQLite: PRAGMA
+	// integrity_check, every page and every index against its table;
+	// PostgreSQL: its data checksum failures). Store.CheckIntegrity runs
+	// it for "phivault verify". Empty means nothing is checked.
+	IntegrityCheck string
+
+	// Corrupt reports whether a driver error means the engine found the
+	// database damaged (SQLite: SQLITE_CORRUPT, SQLITE_NOTADB).
+	Corrupt func(err error) bool
+
 	// Migrations holds the forward-only schema migrations at its root,
 	// named NNNN_description.sql and applied in numeric order.
 	Migrations fs.FS

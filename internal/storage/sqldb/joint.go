@@ -2,8 +2,10 @@ package sqldb
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/phivault/phivault/internal/storage"
@@ -161,4 +163,74 @@ func (t *tx) Reown(ctx context.Context, ref storage.VersionRef, owner string, ci
 		return t.s.translate("reown", err)
 	}
 	return nil
+}
+
+// ShredOwner implements storage.Tx.
+func (t *tx) ShredOwner(ctx context.Context, owner string) (int64, error) {
+	return t.shredOne(ctx, owner)
+}
+
+// ScanJointOwners implements storage.Reader. One query reads every
+// joint_owners row and every joint key record, ordered by owner, so the
+// rows of one owner are adjacent.
+func (s *Store) ScanJointOwners(ctx context.Context, fn func(storage.JointOwner) error) error {
+	const q = `SELECT owner, patient, 0 FROM joint_owners
+UNION ALL SELECT owner, NULL, CASE WHEN shredded THEN 2 ELSE 1 END FROM keys WHERE owner LIKE 'Joint/%'
+ORDER BY 1`
+	rows, err := s.reader.QueryContext(ctx, q)
+	if err != nil {
+		return s.translate("scan joint owners", err)
+	}
+	defer rows.Close()
+	var cur storage.JointOwner
+	flush := func() error {
+		if cur.Owner == "" {
+			return nil
+		}
+		slices.Sort(cur.Members)
+		err := fn(cur)
+		cur = storage.JointOwner{}
+		return err
+	}
+	for rows.Next() {
+		var owner string
+		var patient sql.NullString
+		var kind int
+		if err := rows.Scan(&owner, &patient, &kind); err != nil {
+			return s.translate("scan joint owners", err)
+		}
+		if owner != cur.Owner {
+			if err := flush(); err != nil {
+				return err
+			}
+			cur.Owner = owner
+		}
+		switch {
+		case kind == 0 && patient.Valid:
+			cur.Members = append(cur.Members, patient.String)
+		case kind > 0:
+			cur.HasKey, cur.Shredded = true, kind == 2
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return s.translate("scan joint owners", err)
+	}
+	return flush()
+}
+
+// SetLedgerSecret implements storage.Tx.
+func (t *tx) SetLedgerSecret(ctx context.Context, owner string, sealed []byte) (bool, error) {
+	if len(sealed) == 0 {
+		return false, errors.New("set ledger secret: empty secret")
+	}
+	const q = `UPDATE keys SET ledger = ? WHERE owner = ? AND ledger IS NULL AND NOT shredded`
+	res, err := t.exec(ctx, q, sealed, owner)
+	if err != nil {
+		return false, t.s.translate("set ledger secret", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, t.s.translate("set ledger secret", err)
+	}
+	return n == 1, nil
 }

@@ -332,7 +332,7 @@ WHERE (type, id, version) > (?, ?, ?) ORDER BY type, id, version LIMIT ?`
 
 // ScanKeys implements storage.Reader.
 func (s *Store) ScanKeys(ctx context.Context, fn func(storage.KeyRecord) error) error {
-	const q = `SELECT owner, wrapped, kek_id, created, shredded FROM keys WHERE owner > ? ORDER BY owner LIMIT ?`
+	const q = `SELECT owner, wrapped, kek_id, created, shredded, ledger FROM keys WHERE owner > ? ORDER BY owner LIMIT ?`
 	after := ""
 	for {
 		rows, err := s.r().query(ctx, q, after, scanBatch)
@@ -456,7 +456,7 @@ WHERE r.type = ? AND r.id = ?` + lockRows
 }
 
 func key(ctx context.Context, s *Store, r runner, owner string) (storage.KeyRecord, error) {
-	const q = `SELECT owner, wrapped, kek_id, created, shredded FROM keys WHERE owner = ?`
+	const q = `SELECT owner, wrapped, kek_id, created, shredded, ledger FROM keys WHERE owner = ?`
 	rows, err := r.query(ctx, q, owner)
 	if err != nil {
 		return storage.KeyRecord{}, s.translate("key", err)
@@ -494,7 +494,7 @@ func scanKeys(rows *sql.Rows) ([]storage.KeyRecord, error) {
 	for rows.Next() {
 		var k storage.KeyRecord
 		var kek, created int64
-		if err := rows.Scan(&k.Owner, &k.Wrapped, &kek, &created, &k.Shredded); err != nil {
+		if err := rows.Scan(&k.Owner, &k.Wrapped, &kek, &created, &k.Shredded, &k.Ledger); err != nil {
 			return nil, err
 		}
 		k.KEKID = uint32(kek)

@@ -225,8 +225,8 @@ func (t *tx) PutKey(ctx context.Context, k storage.KeyRecord) error {
 	if err := t.checkFence(ctx, "put key", k.KEKID); err != nil {
 		return err
 	}
-	const q = `INSERT INTO keys (owner, wrapped, kek_id, created, shredded) VALUES (?, ?, ?, ?, ?) ON CONFLICT (owner) DO NOTHING`
-	res, err := t.exec(ctx, q, k.Owner, nullBytes(k.Wrapped), int64(k.KEKID), k.Created.UnixMicro(), k.Shredded)
+	const q = `INSERT INTO keys (owner, wrapped, kek_id, created, shredded, ledger) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (owner) DO NOTHING`
+	res, err := t.exec(ctx, q, k.Owner, nullBytes(k.Wrapped), int64(k.KEKID), k.Created.UnixMicro(), k.Shredded, nullBytes(k.Ledger))
 	if err != nil {
 		return t.s.translate("put key", err)
 	}
@@ -246,8 +246,10 @@ func (t *tx) ReplaceKey(ctx context.Context, k storage.KeyRecord) error {
 	if err := t.checkFence(ctx, "replace key", k.KEKID); err != nil {
 		return err
 	}
-	const q = `UPDATE keys SET wrapped = ?, kek_id = ? WHERE owner = ? AND NOT shredded`
-	res, err := t.exec(ctx, q, k.Wrapped, int64(k.KEKID), k.Owner)
+	// A record without a ledger secret keeps the stored one (a KEK
+	// re-wrap does not touch it).
+	const q = `UPDATE keys SET wrapped = ?, kek_id = ?, ledger = COALESCE(?, ledger) WHERE owner = ? AND NOT shredded`
+	res, err := t.exec(ctx, q, k.Wrapped, int64(k.KEKID), nullBytes(k.Ledger), k.Owner)
 	if err != nil {
 		return t.s.translate("replace key", err)
 	}
@@ -345,7 +347,15 @@ func (t *tx) shredOne(ctx context.Context, owner string) (int64, error) {
 	if _, err := t.exec(ctx, qi, owner); err != nil {
 		return 0, t.s.translate("shred index", err)
 	}
-	const qk = `UPDATE keys SET wrapped = NULL, shredded = ? WHERE owner = ?`
+	// The ciphertext of every version owner sealed goes in the same
+	// transaction: a process of a fleet that still caches the key
+	// record (or holds the unwrapped key) finds nothing to decrypt in a
+	// version it reads after this commits, and answers 410.
+	const qc = `UPDATE resource_versions SET ciphertext = NULL WHERE owner = ? AND ciphertext IS NOT NULL`
+	if _, err := t.exec(ctx, qc, owner); err != nil {
+		return 0, t.s.translate("shred ciphertext", err)
+	}
+	const qk = `UPDATE keys SET wrapped = NULL, ledger = NULL, shredded = ? WHERE owner = ?`
 	if _, err := t.exec(ctx, qk, true, owner); err != nil {
 		return 0, t.s.translate("shred key", err)
 	}

@@ -69,3 +69,72 @@ func TestOpenRefusesDamagedFile(t *testing.T) {
 		t.Errorf("the refusal does not say what to do: %v", err)
 	}
 }
+
+// TestCheckIntegrityNamesDamagedIndex damages one index entry of a copy
+// of a database file so that its pages stay well formed: the quick_check
+// at open passes (it does not compare indexes with their tables), and
+// the full check that "phivault verify" runs (CheckIntegrity, PRAGMA
+// integrity_check) names the damage with ErrCorrupt. The undamaged
+// original passes.
+func TestCheckIntegrityNamesDamagedIndex(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "phivault.db")
+	s, err := sqlite.Open(t.Context(), path, sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mark := []byte("\xc3\x9e\x11\x5e\x77\xab")
+	err = s.Update(t.Context(), func(tx storage.Tx) error {
+		for i := range 50 {
+			v := storage.Version{Type: "Observation", ID: fmt.Sprintf("o%04d", i), Version: 1, Owner: "org",
+				Ciphertext: []byte("sealed"), LastUpdated: time.Unix(1700000000, 0).UTC()}
+			h := append(append([]byte{}, mark...), byte(i))
+			if err := tx.Put(t.Context(), v, []storage.IndexRow{{Param: "code", Hash: h}}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The first copy of the marked hash of row 7 that the file holds
+	// (the table's or one index's): one bit of its last byte flipped.
+	at := strings.Index(string(b), string(append(append([]byte{}, mark...), 7)))
+	if at < 0 {
+		t.Fatal("the marked index row is not in the file")
+	}
+	b[at+len(mark)] ^= 0x40
+	damaged := filepath.Join(dir, "copy.db")
+	if err := os.WriteFile(damaged, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	orig, err := sqlite.Open(t.Context(), path, sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer orig.Close()
+	if err := orig.CheckIntegrity(t.Context()); err != nil {
+		t.Fatalf("the undamaged database: %v", err)
+	}
+	c, err := sqlite.Open(t.Context(), damaged, sqlite.Options{})
+	if err != nil {
+		t.Fatalf("the damage should pass quick_check at open: %v", err)
+	}
+	defer c.Close()
+	err = c.CheckIntegrity(t.Context())
+	if !errors.Is(err, storage.ErrCorrupt) {
+		t.Fatalf("CheckIntegrity of the damaged copy: %v, want ErrCorrupt", err)
+	}
+	if !strings.Contains(err.Error(), "restore a backup") || !strings.Contains(err.Error(), "search_index") {
+		t.Errorf("the finding does not name the damaged index and what to do: %v", err)
+	}
+}

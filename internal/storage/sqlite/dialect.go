@@ -34,7 +34,17 @@ func Dialect() sqldb.Dialect {
 		// no older page image with a destroyed wrapped key stays in
 		// either file (ADR 0015).
 		CompactKeys: []string{"PRAGMA wal_checkpoint(TRUNCATE)"},
+		// The full check, beyond the quick_check at open: each index
+		// against its table, UNIQUE and NOT NULL constraints.
+		IntegrityCheck: "PRAGMA integrity_check(5)",
+		Corrupt:        corrupt,
 	}
+}
+
+// corrupt reports an error by which SQLite says the file is damaged.
+func corrupt(err error) bool {
+	var e *sqlite.Error
+	return errors.As(err, &e) && (e.Code()&0xff == sqlite3.SQLITE_CORRUPT || e.Code()&0xff == sqlite3.SQLITE_NOTADB)
 }
 
 // classify maps SQLite result codes (extended codes are enabled by the

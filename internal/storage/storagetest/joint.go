@@ -106,6 +106,34 @@ func testJointOwners(t *testing.T, s storage.Store) {
 	if v, err := s.Current(ctx, "Coverage", "cv2"); err != nil || v.Deleted {
 		t.Errorf("unrelated joint resource after Shred(a): %+v %v", v, err)
 	}
+
+	// Every joint owner, with its recorded patients and key state.
+	got2 := map[string]storage.JointOwner{}
+	if err := s.ScanJointOwners(ctx, func(o storage.JointOwner) error { got2[o.Owner] = o; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]storage.JointOwner{
+		j: {Owner: j, Members: []string{"Patient/a", "Patient/b"}, HasKey: true, Shredded: true},
+		k: {Owner: k, Members: []string{"Patient/b", "Patient/c"}, HasKey: true},
+	}
+	if len(got2) != len(want) {
+		t.Errorf("ScanJointOwners = %+v, want %+v", got2, want)
+	}
+	for o, w := range want {
+		if g := got2[o]; g.Owner != w.Owner || !slices.Equal(g.Members, w.Members) || g.HasKey != w.HasKey || g.Shredded != w.Shredded {
+			t.Errorf("ScanJointOwners[%s] = %+v, want %+v", o, g, w)
+		}
+	}
+	// ShredOwner shreds one owner: not the joint owners of a patient.
+	if err := s.Update(ctx, func(tx storage.Tx) (err error) { n, err = tx.ShredOwner(ctx, "Patient/b"); return err }); err != nil {
+		t.Fatal(err)
+	}
+	if rec, err := s.Key(ctx, k); err != nil || rec.Shredded {
+		t.Errorf("ShredOwner(b) shredded the joint key of b and c: %+v %v", rec, err)
+	}
+	if rec, err := s.Key(ctx, "Patient/b"); err != nil || !rec.Shredded {
+		t.Errorf("ShredOwner(b): %+v %v", rec, err)
+	}
 }
 
 // testTypes: every type with a stored resource, deleted ones included.

@@ -382,7 +382,7 @@ func testRewriteCiphertext(t *testing.T, s storage.Store) {
 func testShred(t *testing.T, s storage.Store) {
 	ctx := t.Context()
 	for _, owner := range []string{"Patient/p1", "Patient/p2"} {
-		k := storage.KeyRecord{Owner: owner, Wrapped: []byte("dek"), KEKID: 1, Created: at(0)}
+		k := storage.KeyRecord{Owner: owner, Wrapped: []byte("dek"), KEKID: 1, Created: at(0), Ledger: []byte("sealed secret")}
 		if err := s.Update(ctx, func(tx storage.Tx) error { return tx.PutKey(ctx, k) }); err != nil {
 			t.Fatal(err)
 		}
@@ -409,8 +409,42 @@ func testShred(t *testing.T, s storage.Store) {
 	if err != nil || k.Wrapped != nil || !k.Shredded || k.KEKID != 1 {
 		t.Errorf("shredded key record: %+v %v", k, err)
 	}
-	if k, _ := s.Key(ctx, "Patient/p2"); k.Shredded || k.Wrapped == nil {
+	if k, _ := s.Key(ctx, "Patient/p2"); k.Shredded || k.Wrapped == nil || string(k.Ledger) != "sealed secret" {
 		t.Errorf("other owner's key touched: %+v", k)
+	}
+	if k.Ledger != nil {
+		t.Errorf("the shredded key record keeps its ledger secret")
+	}
+	// A ledger secret is set once; a re-wrap without one keeps it.
+	for _, c := range []struct {
+		owner string
+		want  bool
+	}{{"Patient/p2", false}, {"Patient/p1", false}} {
+		var set bool
+		if err := s.Update(ctx, func(tx storage.Tx) (err error) {
+			set, err = tx.SetLedgerSecret(ctx, c.owner, []byte("other"))
+			return err
+		}); err != nil || set != c.want {
+			t.Errorf("SetLedgerSecret(%s) = %v, %v; want %v", c.owner, set, err, c.want)
+		}
+	}
+	putOwnerKey(t, s, "Patient/p3")
+	for _, want := range []bool{true, false} {
+		var set bool
+		if err := s.Update(ctx, func(tx storage.Tx) (err error) {
+			set, err = tx.SetLedgerSecret(ctx, "Patient/p3", []byte("first"))
+			return err
+		}); err != nil || set != want {
+			t.Errorf("SetLedgerSecret(p3) = %v, %v; want %v", set, err, want)
+		}
+	}
+	if err := s.Update(ctx, func(tx storage.Tx) error {
+		return tx.ReplaceKey(ctx, storage.KeyRecord{Owner: "Patient/p3", Wrapped: []byte("rewrapped"), KEKID: 1})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if k, err := s.Key(ctx, "Patient/p3"); err != nil || string(k.Ledger) != "first" || string(k.Wrapped) != "rewrapped" {
+		t.Errorf("after a re-wrap: %+v %v, want the ledger secret kept", k, err)
 	}
 	for _, r := range [][2]string{{"Patient", "p1"}, {"Observation", "o1"}, {"Observation", "o3"}} {
 		v, err := s.Current(ctx, r[0], r[1])
@@ -420,6 +454,17 @@ func testShred(t *testing.T, s storage.Store) {
 	}
 	if v, _ := s.Current(ctx, "Observation", "o1"); v.Version != 3 {
 		t.Errorf("o1 delete marker is version %d, want 3", v.Version)
+	}
+	// Every version p1 sealed lost its ciphertext with the key (a process
+	// still caching the key finds nothing to open); p2's kept theirs.
+	for _, r := range []storage.VersionRef{{Type: "Patient", ID: "p1", Version: 1}, {Type: "Observation", ID: "o1", Version: 1},
+		{Type: "Observation", ID: "o1", Version: 2}, {Type: "Observation", ID: "o3", Version: 1}} {
+		if v, err := s.VersionOf(ctx, r.Type, r.ID, r.Version); err != nil || v.Ciphertext != nil || v.Deleted {
+			t.Errorf("%s/%s/%d after shred: %+v %v, want a live version without ciphertext", r.Type, r.ID, r.Version, v, err)
+		}
+	}
+	if v, err := s.VersionOf(ctx, "Observation", "o2", 1); err != nil || v.Ciphertext == nil {
+		t.Errorf("other owner's version after shred: %+v %v", v, err)
 	}
 	res := search(t, s, storage.Query{Type: "Observation", Clauses: one(codeIs("a")), Count: 10})
 	if got := ids(res.Versions); !slices.Equal(got, []string{"o2"}) {
