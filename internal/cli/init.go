@@ -95,8 +95,15 @@ func (e *env) runInit(cmd *cobra.Command, o initOptions) error {
 	if c.Audit.LogName == "" {
 		c.Audit.LogName = config.LogNameFor(c.Server.BaseURL)
 	}
-	// Validate before creating anything else.
-	resolved := c.Resolved()
+	// Validate before creating anything else. The database, key file
+	// and kept checkpoint are those later commands use: with the
+	// PHIVAULT_* variables (PHIVAULT_POSTGRES among them) applied, or
+	// init would create a SQLite database, its log key and checkpoint
+	// that the server, run with the same environment, never opens.
+	resolved, err := c.WithEnv(e.getenv)
+	if err != nil {
+		return err
+	}
 	if err := resolved.Validate(); err != nil {
 		return err
 	}
