@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -277,4 +278,85 @@ func TestDatabaseLockAnswers503(t *testing.T) {
 func jsonText(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
+}
+
+// TestTamperedInstanceHistory (SRE fault test 4): the instance history
+// of a resource whose only version was tampered with answered 500,
+// while searches and type history serve an OperationOutcome entry
+// naming the row (docs/threat-model.md, "one tampered row denying
+// service"). The history is decided on the current version: tampered,
+// its labels are unknown, so the history is a Bundle with the outcome
+// entry for a caller the policies admit to that owner whatever the
+// content, and a denial for anyone else (fail closed). The read of the
+// row itself stays a 500.
+func TestTamperedInstanceHistory(t *testing.T) {
+	apitest.Run(t, func(t *testing.T, s *apitest.Server) {
+		pid := s.Create(t, patient(uniq(), nil))
+		db := rawDB(t, s)
+		tamper := func(typ, id string, version int) string {
+			t.Helper()
+			res, err := db.ExecContext(t.Context(), placeholders(s, "UPDATE resource_versions SET ciphertext = ? WHERE type = ? AND id = ? AND version = ?"),
+				[]byte("not the ciphertext of this row, not even close to it"), typ, id, version)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n, _ := res.RowsAffected(); n != 1 {
+				t.Fatalf("tampered %d rows, want 1", n)
+			}
+			return fmt.Sprintf("%s/%s/_history/%d", typ, id, version)
+		}
+		// history returns the versions served and the refs the outcome
+		// entries name.
+		history := func(t *testing.T, id string) (served []string, outcomes []string) {
+			t.Helper()
+			r := s.Do(t, "GET", "/fhir/Observation/"+id+"/_history", nil, nil).Want(t, http.StatusOK)
+			for _, e := range r.Entries() {
+				resp, _ := e["response"].(map[string]any)
+				if out, ok := resp["outcome"].(map[string]any); ok && out["resourceType"] == "OperationOutcome" {
+					outcomes = append(outcomes, jsonText(out))
+					continue
+				}
+				if res, ok := e["resource"].(map[string]any); ok {
+					meta, _ := res["meta"].(map[string]any)
+					served = append(served, fmt.Sprint(meta["versionId"]))
+				}
+			}
+			return served, outcomes
+		}
+
+		// One version, tampered.
+		one := s.Create(t, observation(pid, nil))
+		ref := tamper("Observation", one, 1)
+		served, outcomes := history(t, one)
+		if len(served) != 0 || len(outcomes) != 1 || !strings.Contains(outcomes[0], ref) {
+			t.Errorf("history of a single tampered version: served %v, outcomes %v; want one outcome naming %s", served, outcomes, ref)
+		}
+		s.Do(t, "GET", "/fhir/Observation/"+one, nil, nil).WantOutcome(t, http.StatusInternalServerError)
+		s.Do(t, "GET", "/fhir/Observation/"+one+"/_history/1", nil, nil).WantOutcome(t, http.StatusInternalServerError)
+
+		// Two versions, the current one tampered: the first is served.
+		two := s.Create(t, observation(pid, nil))
+		s.Do(t, "PUT", "/fhir/Observation/"+two, observation(pid, map[string]any{"id": two, "status": "amended"}), nil).Want(t, http.StatusOK)
+		ref = tamper("Observation", two, 2)
+		served, outcomes = history(t, two)
+		if len(served) != 1 || served[0] != "1" || len(outcomes) != 1 || !strings.Contains(outcomes[0], ref) {
+			t.Errorf("history with the current version tampered: served %v, outcomes %v; want version 1 and one outcome naming %s", served, outcomes, ref)
+		}
+
+		// A caller the policies do not admit to the patient's records is
+		// denied, as for an intact resource (never served the outcome).
+		res, err := s.App.CreateToken(t.Context(), "study", []string{"researcher"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		as := apitest.H{"Authorization": "Bearer " + res.Reveal()}
+		intact := s.Create(t, observation(pid, nil))
+		want := s.Do(t, "GET", "/fhir/Observation/"+intact+"/_history", nil, as).Status
+		if want == http.StatusOK {
+			t.Fatalf("a researcher reads a patient's observation history")
+		}
+		if got := s.Do(t, "GET", "/fhir/Observation/"+one+"/_history", nil, as).Status; got != want {
+			t.Errorf("a researcher's history of a tampered observation answers %d, want %d as for an intact one", got, want)
+		}
+	})
 }

@@ -82,11 +82,27 @@ func (s *Service) History(ctx context.Context, c Caller, typ, id string, vals ur
 			return nil, storageError(err)
 		}
 		body, err := s.decisionBody(ctx, s.store, cur)
-		if err != nil {
+		switch {
+		case errors.Is(err, ErrTampered):
+			// The version the decision reads failed its integrity check
+			// (tampered.go): its labels are unknown. The history, whose
+			// tampered rows become OperationOutcome entries, is served
+			// only to a caller the policies admit on the owner and to
+			// every resource of the type with that owner whatever its
+			// content; anyone else is denied (fail closed), as on the
+			// owner alone when that denies.
+			if _, derr := s.check(ctx, c, act, cur, nil); derr != nil {
+				return nil, s.recordDenial(ctx, derr)
+			}
+			if !s.admitsAnyContent(ctx, c, typ, cur.Owner) {
+				return nil, s.recordDenial(ctx, s.denial(c, act, cur, authz.Decision{Policies: []string{"undecidable"}}, err))
+			}
+		case err != nil:
 			return nil, err
-		}
-		if _, err := s.check(ctx, c, act, cur, body); err != nil {
-			return nil, s.recordDenial(ctx, err)
+		default:
+			if _, err := s.check(ctx, c, act, cur, body); err != nil {
+				return nil, s.recordDenial(ctx, err)
+			}
 		}
 	case typ != "":
 		if err := s.narrowHistory(ctx, c, &q); err != nil {
@@ -271,6 +287,30 @@ func (s *Service) narrowHistory(ctx context.Context, c Caller, q *storage.Histor
 		q.Owners = &storage.OwnerSet{In: slices.Concat(f.Owners, f.PerRow)}
 	}
 	return nil
+}
+
+// admitsAnyContent reports whether the policies admit caller c to the
+// history of every resource of type typ owned by owner, whatever its
+// content: no rule on labels and no per-resource decision (a consent's
+// criteria) applies to that owner. Anything undecidable is false.
+func (s *Service) admitsAnyContent(ctx context.Context, c Caller, typ, owner string) bool {
+	f, err := c.guard().Narrow(ctx, authz.HistoryType, typ)
+	if err != nil || slices.Contains(f.PerRow, owner) {
+		return false
+	}
+	admitted := slices.Contains(f.Owners, owner)
+	if f.All {
+		admitted = !slices.Contains(f.Except, owner)
+	}
+	if !admitted {
+		return false
+	}
+	for _, r := range f.Labels {
+		if slices.Contains(r.Owners, owner) == r.Except {
+			return false // resources of that owner carrying r.Label are hidden
+		}
+	}
+	return true
 }
 
 // systemHistoryAllowed admits system history for a caller whose
