@@ -237,3 +237,14 @@ func TestLockTimeout(t *testing.T) {
 		t.Fatalf("append with the URL's lock_timeout: %v (context: %v)", err, ctx2.Err())
 	}
 }
+
+func TestAnchorMigration(t *testing.T) {
+	storagetest.RunAnchorMigration(t, func(t *testing.T) *sql.DB {
+		db, err := sql.Open("pgx", pgtest.NewDatabase(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return db
+	}, postgres.Dialect())
+}
