@@ -177,6 +177,11 @@ func TestMissingCheckpointRefused(t *testing.T) {
 			if n := secCheckpoints(t, dir); n != before {
 				t.Errorf("%d checkpoints signed with the kept checkpoint deleted", n-before)
 			}
+			for _, args := range [][]string{{"audit", "verify"}, {"verify"}} {
+				if r := secRun(t, append(args, "--data", dir)...); r.code == 0 || !strings.Contains(r.stdout, "kept outside the database is missing") {
+					t.Errorf("phivault %s with the kept checkpoint deleted: exit %d\n%s", strings.Join(args, " "), r.code, r.stdout)
+				}
+			}
 
 			// Deleted and the log emptied: refused, and audit verify fails.
 			secEmptyLog(t, dir)
@@ -200,6 +205,9 @@ func TestMissingCheckpointRefused(t *testing.T) {
 			}
 			if r := secRun(t, "audit", "verify", "--data", dir); r.code == 0 || !strings.Contains(r.stdout, "MISSING") {
 				t.Errorf("audit verify with the kept checkpoint missing: exit %d\n%s", r.code, r.stdout)
+			}
+			if r := secRun(t, "verify", "--data", dir); r.code == 0 || !strings.Contains(r.stdout, "kept outside the database is missing") {
+				t.Errorf("verify with the kept checkpoint missing: exit %d\n%s", r.code, r.stdout)
 			}
 
 			// The operator accepts the database's log, explicitly.
