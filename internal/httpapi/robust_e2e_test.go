@@ -358,5 +358,13 @@ func TestTamperedInstanceHistory(t *testing.T) {
 		if got := s.Do(t, "GET", "/fhir/Observation/"+one+"/_history", nil, as).Status; got != want {
 			t.Errorf("a researcher's history of a tampered observation answers %d, want %d as for an intact one", got, want)
 		}
+		// A physician on the patient's care team, whom label rules bind
+		// (42 CFR Part 2 records are hidden), reads the intact history;
+		// the tampered one's labels are unknown: denied, never served.
+		doc := newActor(t, s, "physician", "")
+		careTeam(t, s, pid, doc.fhirUser)
+		s.Do(t, "GET", "/fhir/Observation/"+intact+"/_history", nil, doc.headers).Want(t, http.StatusOK)
+		s.Do(t, "GET", "/fhir/Observation/"+one+"/_history", nil, doc.headers).WantOutcome(t, http.StatusForbidden)
+		s.Do(t, "GET", "/fhir/Observation/"+two+"/_history", nil, doc.headers).WantOutcome(t, http.StatusForbidden)
 	})
 }
