@@ -511,7 +511,7 @@ func (in *Integrator) anchorState(ctx context.Context, tx storage.LogTx, exists,
 			return tx.SetAnchorState(ctx, storage.AnchorKept)
 		}
 	case state == storage.AnchorNew:
-		in.o.Logger.Info("creating the checkpoint kept outside the database", slog.String("anchor", in.o.Anchor.Name()))
+		in.o.Logger.Debug("creating the checkpoint kept outside the database", slog.String("anchor", in.o.Anchor.Name()))
 	case state == storage.AnchorUpgrade:
 		in.o.Logger.Warn("keeping the latest checkpoint outside the database for the first time (a log signed by a version that kept none)",
 			slog.String("anchor", in.o.Anchor.Name()), slog.Int64("size", latest))
