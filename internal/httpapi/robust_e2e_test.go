@@ -343,6 +343,25 @@ func TestTamperedInstanceHistory(t *testing.T) {
 			t.Errorf("history with the current version tampered: served %v, outcomes %v; want version 1 and one outcome naming %s", served, outcomes, ref)
 		}
 
+		// Type history: an intact older version of a resource whose
+		// current version is tampered no longer fails the whole history.
+		r := s.Do(t, "GET", "/fhir/Observation/_history?_count=1000", nil, nil).Want(t, http.StatusOK)
+		var v1, named bool
+		for _, e := range r.Entries() {
+			resp, _ := e["response"].(map[string]any)
+			if out, ok := resp["outcome"].(map[string]any); ok && strings.Contains(jsonText(out), ref) {
+				named = true
+			}
+			if res, ok := e["resource"].(map[string]any); ok && res["id"] == two {
+				if meta, _ := res["meta"].(map[string]any); meta["versionId"] == "1" {
+					v1 = true
+				}
+			}
+		}
+		if !v1 || !named {
+			t.Errorf("type history: version 1 of %s served %v, outcome naming %s %v; want both", two, v1, ref, named)
+		}
+
 		// A caller the policies do not admit to the patient's records is
 		// denied, as for an intact resource (never served the outcome).
 		res, err := s.App.CreateToken(t.Context(), "study", []string{"researcher"})
@@ -366,5 +385,11 @@ func TestTamperedInstanceHistory(t *testing.T) {
 		s.Do(t, "GET", "/fhir/Observation/"+intact+"/_history", nil, doc.headers).Want(t, http.StatusOK)
 		s.Do(t, "GET", "/fhir/Observation/"+one+"/_history", nil, doc.headers).WantOutcome(t, http.StatusForbidden)
 		s.Do(t, "GET", "/fhir/Observation/"+two+"/_history", nil, doc.headers).WantOutcome(t, http.StatusForbidden)
+		r = s.Do(t, "GET", "/fhir/Observation/_history?_count=1000", nil, doc.headers).Want(t, http.StatusOK)
+		for _, e := range r.Entries() {
+			if res, ok := e["resource"].(map[string]any); ok && res["id"] == two {
+				t.Errorf("type history served the physician a version of %s, whose current version's labels are unknown", two)
+			}
+		}
 	})
 }

@@ -359,6 +359,26 @@ func (s *Service) currentAllows(ctx context.Context, c Caller, a audit.Action, v
 	}
 	if cur.Version != v.Version || cur.Deleted {
 		body, err := s.decisionBody(ctx, s.store, cur)
+		if errors.Is(err, ErrTampered) {
+			// The current version failed its integrity check (it is an
+			// outcome entry of its own): its labels are unknown, so the
+			// older versions are served only to a caller admitted to
+			// that owner whatever the content, and hidden from anyone
+			// else, as in an instance history.
+			if _, err := s.checkAs(ctx, c, a, authz.HistoryType, cur, nil); err != nil {
+				if AsError(err).Status == http.StatusServiceUnavailable {
+					return false, err
+				}
+				denied[key] = true
+				return false, nil
+			}
+			if !s.admitsAnyContent(ctx, c, v.Type, cur.Owner) {
+				denied[key] = true
+				return false, nil
+			}
+			current[key] = cur
+			return true, nil
+		}
 		if err != nil {
 			return false, err
 		}
