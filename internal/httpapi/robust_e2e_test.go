@@ -343,6 +343,11 @@ func TestTamperedInstanceHistory(t *testing.T) {
 			t.Errorf("history with the current version tampered: served %v, outcomes %v; want version 1 and one outcome naming %s", served, outcomes, ref)
 		}
 
+		// The vread of the intact version is decided on the current one
+		// by the same rule; the tampered one's is the read of the row.
+		s.Do(t, "GET", "/fhir/Observation/"+two+"/_history/1", nil, nil).Want(t, http.StatusOK)
+		s.Do(t, "GET", "/fhir/Observation/"+two+"/_history/2", nil, nil).WantOutcome(t, http.StatusInternalServerError)
+
 		// Type history: an intact older version of a resource whose
 		// current version is tampered no longer fails the whole history.
 		r := s.Do(t, "GET", "/fhir/Observation/_history?_count=1000", nil, nil).Want(t, http.StatusOK)
@@ -385,6 +390,7 @@ func TestTamperedInstanceHistory(t *testing.T) {
 		s.Do(t, "GET", "/fhir/Observation/"+intact+"/_history", nil, doc.headers).Want(t, http.StatusOK)
 		s.Do(t, "GET", "/fhir/Observation/"+one+"/_history", nil, doc.headers).WantOutcome(t, http.StatusForbidden)
 		s.Do(t, "GET", "/fhir/Observation/"+two+"/_history", nil, doc.headers).WantOutcome(t, http.StatusForbidden)
+		s.Do(t, "GET", "/fhir/Observation/"+two+"/_history/1", nil, doc.headers).WantOutcome(t, http.StatusForbidden)
 		r = s.Do(t, "GET", "/fhir/Observation/_history?_count=1000", nil, doc.headers).Want(t, http.StatusOK)
 		for _, e := range r.Entries() {
 			if res, ok := e["resource"].(map[string]any); ok && res["id"] == two {

@@ -81,28 +81,8 @@ func (s *Service) History(ctx context.Context, c Caller, typ, id string, vals ur
 		if err != nil {
 			return nil, storageError(err)
 		}
-		body, err := s.decisionBody(ctx, s.store, cur)
-		switch {
-		case errors.Is(err, ErrTampered):
-			// The version the decision reads failed its integrity check
-			// (tampered.go): its labels are unknown. The history, whose
-			// tampered rows become OperationOutcome entries, is served
-			// only to a caller the policies admit on the owner and to
-			// every resource of the type with that owner whatever its
-			// content; anyone else is denied (fail closed), as on the
-			// owner alone when that denies.
-			if _, derr := s.check(ctx, c, act, cur, nil); derr != nil {
-				return nil, s.recordDenial(ctx, derr)
-			}
-			if !s.admitsAnyContent(ctx, c, typ, cur.Owner) {
-				return nil, s.recordDenial(ctx, s.denial(c, act, cur, authz.Decision{Policies: []string{"undecidable"}}, err))
-			}
-		case err != nil:
+		if err := s.decideOnCurrent(ctx, c, act, cur); err != nil {
 			return nil, err
-		default:
-			if _, err := s.check(ctx, c, act, cur, body); err != nil {
-				return nil, s.recordDenial(ctx, err)
-			}
 		}
 	case typ != "":
 		if err := s.narrowHistory(ctx, c, &q); err != nil {
@@ -285,6 +265,33 @@ func (s *Service) narrowHistory(ctx context.Context, c Caller, q *storage.Histor
 		q.Owners = &storage.OwnerSet{In: except, Except: true}
 	} else {
 		q.Owners = &storage.OwnerSet{In: slices.Concat(f.Owners, f.PerRow)}
+	}
+	return nil
+}
+
+// decideOnCurrent decides caller c's action a on cur, a resource's
+// current version, as instance history and the vread of an older
+// version do, recording a denial. A current version that failed its
+// integrity check (tampered.go) has unknown labels: it admits only a
+// caller the policies admit on its owner and to every resource of the
+// type with that owner whatever its content; anyone else is denied
+// (fail closed), as on the owner alone when that denies.
+func (s *Service) decideOnCurrent(ctx context.Context, c Caller, a audit.Action, cur storage.Version) error {
+	body, err := s.decisionBody(ctx, s.store, cur)
+	switch {
+	case errors.Is(err, ErrTampered):
+		if _, derr := s.check(ctx, c, a, cur, nil); derr != nil {
+			return s.recordDenial(ctx, derr)
+		}
+		if !s.admitsAnyContent(ctx, c, cur.Type, cur.Owner) {
+			return s.recordDenial(ctx, s.denial(c, a, cur, authz.Decision{Policies: []string{"undecidable"}}, err))
+		}
+		return nil
+	case err != nil:
+		return err
+	}
+	if _, err := s.check(ctx, c, a, cur, body); err != nil {
+		return s.recordDenial(ctx, err)
 	}
 	return nil
 }
