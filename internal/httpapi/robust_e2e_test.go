@@ -367,6 +367,28 @@ func TestTamperedInstanceHistory(t *testing.T) {
 			t.Errorf("type history: version 1 of %s served %v, outcome naming %s %v; want both", two, v1, ref, named)
 		}
 
+		// A deleted resource whose last version is tampered: its history
+		// names the row and serves the delete marker.
+		gone := s.Create(t, observation(pid, nil))
+		s.Do(t, "DELETE", "/fhir/Observation/"+gone, nil, nil).Want(t, http.StatusOK, http.StatusNoContent)
+		goneRef := tamper("Observation", gone, 1)
+		r = s.Do(t, "GET", "/fhir/Observation/"+gone+"/_history", nil, nil).Want(t, http.StatusOK)
+		var marker, goneNamed bool
+		for _, e := range r.Entries() {
+			resp, _ := e["response"].(map[string]any)
+			req, _ := e["request"].(map[string]any)
+			if out, ok := resp["outcome"].(map[string]any); ok && strings.Contains(jsonText(out), goneRef) {
+				goneNamed = true
+			}
+			if req["method"] == "DELETE" {
+				marker = true
+			}
+		}
+		if !marker || !goneNamed {
+			t.Errorf("history of a deleted resource whose last version is tampered: delete marker %v, outcome naming %s %v; want both", marker, goneRef, goneNamed)
+		}
+		s.Do(t, "GET", "/fhir/Observation/_history?_count=1000", nil, nil).Want(t, http.StatusOK)
+
 		// A caller the policies do not admit to the patient's records is
 		// denied, as for an intact resource (never served the outcome).
 		res, err := s.App.CreateToken(t.Context(), "study", []string{"researcher"})

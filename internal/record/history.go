@@ -169,7 +169,17 @@ scan:
 			// delete marker on those of the version it deleted)...
 			basis := body
 			if v.Deleted {
-				if basis, err = s.decisionBody(ctx, s.store, v); err != nil {
+				basis, err = s.decisionBody(ctx, s.store, v)
+				if errors.Is(err, ErrTampered) {
+					// The version it deleted is tampered (an outcome
+					// entry of its own): the marker is served by the
+					// rule of decideOnCurrent, else left out.
+					if !s.admitsAnyContent(ctx, c, v.Type, v.Owner) {
+						continue
+					}
+					basis, err = nil, nil
+				}
+				if err != nil {
 					return nil, err
 				}
 			}
