@@ -122,4 +122,18 @@ wait:
 		t.Errorf("demo raised an alarm:\n%s", secTail(errb.String(), 2000))
 	}
 	secCheckEnvPostgres(t, dir, pg)
+
+	// The same database reused by a new data directory (a second demo
+	// directory, say) is refused before anything is created, so a run
+	// against a new database afterwards starts afresh.
+	again := filepath.Join(t.TempDir(), "again")
+	r := secRun(t, "demo", "--data", again, "--patients", "1", "--listen", "127.0.0.1:0")
+	if r.code == 0 || !strings.Contains(r.stderr, "already holds a phivault data set") || strings.Contains(r.stderr, pg) {
+		t.Errorf("demo on a reused database: exit %d\n%s", r.code, secTail(r.stderr, 2000))
+	}
+	for _, f := range []string{config.FileName, "keys/kek.json"} {
+		if _, err := os.Stat(filepath.Join(again, f)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("a refused init left %s: %v", f, err)
+		}
+	}
 }
