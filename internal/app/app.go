@@ -13,6 +13,8 @@ package app
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"github.com/phivault/phivault/internal/audit/index"
@@ -20,6 +22,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -38,6 +41,7 @@ import (
 	"github.com/phivault/phivault/internal/fhir"
 	"github.com/phivault/phivault/internal/fhir/search"
 	"github.com/phivault/phivault/internal/httpapi"
+	"github.com/phivault/phivault/internal/identity"
 	"github.com/phivault/phivault/internal/keys"
 	"github.com/phivault/phivault/internal/record"
 	"github.com/phivault/phivault/internal/storage"
@@ -438,6 +442,78 @@ func (a *App) CreateToken(ctx context.Context, name string, roles []string) (aut
 		rec, err := a.Log.Seal(audit.Event{Time: time.Now(), Action: audit.ActionTokenCreate, Outcome: audit.OutcomeSuccess,
 			Agent: audit.Agent{Client: "cli"}, Entities: []string{"token/" + tok.ID}})
 		if err != nil {
+			return err
+		}
+		return tx.AppendAudit(ctx, rec)
+	})
+	if err != nil {
+		return "", fmt.Errorf("storing token: %w", err)
+	}
+	return secret, nil
+}
+
+// alertTokenBreakGlass is the alert of an API token created offline
+// with roles that need a second administrator's approval online.
+const alertTokenBreakGlass = "token-break-glass"
+
+// ErrTokenBreakGlass refuses an offline token whose roles need a
+// second administrator's approval, without break glass.
+var ErrTokenBreakGlass = errors.New("a token with these roles reaches patient data (or administers accounts), which needs a second security administrator's approval")
+
+// CreateTokenOffline creates an API token for a service account with
+// roles, from the offline CLI ("phivault token create"), as actor. A
+// token whose roles need approval (identity.Role.NeedsApproval: they
+// reach patient data, or make a security administrator) is a grant
+// outside the two-person rule (ADR 0018, ADR 0020): it is refused
+// (ErrTokenBreakGlass) unless breakGlass, and then audited (token-create
+// with policy "break-glass") with a high "token-break-glass" alert for
+// the privacy officer, in one transaction. The event names the roles.
+// An unknown role is refused.
+func (a *App) CreateTokenOffline(ctx context.Context, actor audit.Agent, name string, roles []string, breakGlass bool) (authn.Secret, error) {
+	if len(roles) == 0 {
+		return "", errors.New("create token: no role")
+	}
+	glass := false
+	for _, r := range roles {
+		role, err := identity.ParseRole(r)
+		if err != nil {
+			return "", fmt.Errorf("create token: %q: %w", r, err)
+		}
+		glass = glass || role.NeedsApproval()
+	}
+	if glass && !breakGlass {
+		return "", ErrTokenBreakGlass
+	}
+	secret, tok, err := authn.NewToken(name, roles, time.Now())
+	if err != nil {
+		return "", err
+	}
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	by := actor.User
+	if by == "" {
+		by = actor.Client
+	}
+	err = a.Store.Update(ctx, func(tx storage.Tx) error {
+		if err := tx.PutToken(ctx, tok); err != nil {
+			return err
+		}
+		policies := []string{"roles=" + strings.Join(roles, ",")}
+		if glass {
+			policies = append(policies, "break-glass")
+		}
+		rec, err := a.Log.Seal(audit.Event{Time: time.Now(), Action: audit.ActionTokenCreate, Outcome: audit.OutcomeSuccess,
+			Agent: actor, Entities: []string{"token/" + tok.ID}, Policies: policies})
+		if err != nil {
+			return err
+		}
+		if !glass {
+			return tx.AppendAudit(ctx, rec)
+		}
+		if err := sqldb.RaiseAlert(ctx, tx, authz.Alert{ID: "alr_" + hex.EncodeToString(b[:]), Kind: alertTokenBreakGlass, Priority: "high",
+			UserID: by, Ref: "token/" + tok.ID, Created: time.Now().UTC()}); err != nil {
 			return err
 		}
 		return tx.AppendAudit(ctx, rec)

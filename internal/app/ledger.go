@@ -2,14 +2,19 @@ package app
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"time"
 
 	"github.com/phivault/phivault/internal/audit"
 	"github.com/phivault/phivault/internal/audit/merkle"
+	"github.com/phivault/phivault/internal/authz"
 	"github.com/phivault/phivault/internal/keys"
 	"github.com/phivault/phivault/internal/storage"
+	"github.com/phivault/phivault/internal/storage/sqldb"
 )
 
 // The ledger (ADR 0016): the audit event of every change to stored
@@ -116,4 +121,52 @@ func (a *App) LogAlarm() error {
 // deleted before integration (see merkle.Watch).
 func (a *App) CheckAppendedRecords(ctx context.Context) error {
 	return a.tlog.watch.Check(ctx)
+}
+
+// alertLogAccepted is the alert of an accepted audit log: the
+// checkpoint kept outside the database was lost and an operator told
+// the server to extend the database's log anyway.
+const alertLogAccepted = "audit-log-accepted"
+
+// AcceptCheckpoint re-establishes the checkpoint kept outside the
+// database (audit.checkpoint_file) from the database's latest signed
+// checkpoint ("phivault audit accept-checkpoint", ADR 0016): the
+// operator verified the log (VerifyLog) and accepts it as the one to
+// extend. It refuses while a checkpoint is kept (restore the file, or
+// move it aside on purpose), and when the log does not extend the
+// witnesses' checkpoints. It is audited (audit-log-accept, by actor)
+// with a high alert, because accepting an emptied or rewritten log is
+// exactly what an attacker would want.
+func (a *App) AcceptCheckpoint(ctx context.Context, actor audit.Agent) (storage.Checkpoint, error) {
+	cp, err := a.tlog.integ.Accept(ctx)
+	if err != nil {
+		return cp, err
+	}
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return cp, err
+	}
+	ref := fmt.Sprintf("checkpoint/%d", cp.Size)
+	by := actor.User
+	if by == "" {
+		by = actor.Client
+	}
+	err = a.Store.Update(ctx, func(tx storage.Tx) error {
+		rec, err := a.Log.Seal(audit.Event{Time: time.Now(), Action: audit.ActionLogAccept, Outcome: audit.OutcomeSuccess,
+			Agent: actor, Purpose: "HOPERAT", Entities: []string{ref},
+			Policies: []string{"root=" + base64.StdEncoding.EncodeToString(cp.Root), "kept=" + a.Config.Audit.CheckpointFile}})
+		if err != nil {
+			return err
+		}
+		if err := sqldb.RaiseAlert(ctx, tx, authz.Alert{ID: "alr_" + hex.EncodeToString(b[:]), Kind: alertLogAccepted, Priority: "high",
+			UserID: by, Ref: ref, Created: time.Now().UTC()}); err != nil {
+			return err
+		}
+		return tx.AppendAudit(ctx, rec)
+	})
+	if err != nil {
+		return cp, fmt.Errorf("the log was accepted (checkpoint of size %d kept), but recording it failed: %w", cp.Size, err)
+	}
+	a.tlog.integ.Wake()
+	return cp, nil
 }

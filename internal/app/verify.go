@@ -111,6 +111,11 @@ func (a *App) verifyData(ctx context.Context, progress func(), baseline func(con
 		return rep, fmt.Errorf("verifying the audit log: %w", err)
 	default:
 		lg.SetSize(rep.Log.Leaves)
+		if alarm := a.LogAlarm(); errors.Is(alarm, merkle.ErrAnchorMissing) {
+			// The log verifies, but nothing outside the database bounds
+			// it any more: it may have been emptied or rewritten.
+			rep.LogDivergence = alarm.Error()
+		}
 	}
 	rep.Data, err = ledger.Check(ctx, ledger.Options{
 		Store: a.Store, Current: sq, Keys: a.Keys, Ledger: a.ledger, Log: lg,

@@ -42,6 +42,11 @@ const (
 	ActionKeyEpoch    Action = "key-epoch"
 	ActionLogin       Action = "login"
 	ActionTokenCreate Action = "token-create"
+	// ActionLogAccept: an operator accepted the database's audit log as
+	// the one to extend after the checkpoint kept outside the database
+	// was lost ("phivault audit accept-checkpoint", ADR 0016). Entities
+	// "checkpoint/<size>"; Policies "root=<base64>", "kept=<file>".
+	ActionLogAccept Action = "audit-log-accept"
 
 	// SMART client administration (web console, offline CLI). Entities:
 	// "Client/<id>"; a registration's Policies carry "type=<type>",

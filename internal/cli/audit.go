@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -27,7 +28,7 @@ func (e *env) auditCmd() *cobra.Command {
 		Use:   "audit",
 		Short: "The tamper-evident audit log: verify it, print its verifier key, monitor a server, export it to a SIEM",
 	}
-	cmd.AddCommand(e.auditVerifyCmd(), e.auditPubkeyCmd(), e.auditMonitorCmd(), e.auditWitnessKeyCmd(), e.auditExportCmd())
+	cmd.AddCommand(e.auditVerifyCmd(), e.auditPubkeyCmd(), e.auditMonitorCmd(), e.auditWitnessKeyCmd(), e.auditExportCmd(), e.auditAcceptCmd())
 	return cmd
 }
 
@@ -110,12 +111,77 @@ signed again from size 0, or restored from an older copy, fails here.`,
 			if err != nil {
 				return err
 			}
+			if alarm := a.LogAlarm(); errors.Is(alarm, merkle.ErrAnchorMissing) {
+				// The log verifies, but nothing outside the database
+				// bounds it: it may have been emptied or rewritten.
+				fmt.Fprintf(e.stdout, "MISSING %s\n", alarm.Error())
+				return errors.New("audit log verification failed: the checkpoint kept outside the database is missing")
+			}
 			fmt.Fprintf(e.stdout, "leaves %d, checkpoints %d, root %s, pending %d, kept outside the database %d\n", r.Leaves, r.Checkpoints, r.Root, r.Pending, r.Pinned)
 			fmt.Fprintln(e.stdout, "OK: every audit event matches the tree and every checkpoint")
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&vkey, "vkey", "", "verifier key to check checkpoints with (default: the server's own)")
+	cmd.Flags().StringArrayVar(&kept, "checkpoint", nil, "a signed checkpoint the log must extend (a file; repeatable): a note, or a monitor's state file")
+	return cmd
+}
+
+func (e *env) auditAcceptCmd() *cobra.Command {
+	var kept []string
+	cmd := &cobra.Command{
+		Use:   "accept-checkpoint",
+		Short: "Accept the database's audit log after the checkpoint kept outside it was lost",
+		Long: `accept-checkpoint re-creates the checkpoint the server keeps beside the key file
+(audit.checkpoint_file) from the database, when that file is missing: the server
+then refuses to sign (an integrity alarm), because deleting it would otherwise
+let an emptied or rewritten log be signed anew (ADR 0016).
+
+Restore the file from a copy if you can. Otherwise accept-checkpoint verifies
+the whole log as "audit verify" does (against the witnesses' checkpoints and each
+--checkpoint FILE), prints the checkpoint it accepts, keeps it, and records the
+acceptance in the audit log with a high alert. It refuses while a checkpoint is
+kept, and when the log does not verify. Stop the server first or restart it
+after.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			a, err := e.openApp(cmd)
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			var extra [][]byte
+			for _, f := range kept {
+				b, err := readCheckpointFile(f)
+				if err != nil {
+					return fmt.Errorf("--checkpoint: %w", err)
+				}
+				extra = append(extra, b)
+			}
+			own, err := a.KeptCheckpoints()
+			if err != nil {
+				return err
+			}
+			r, err := a.VerifyLogWith(cmd.Context(), a.LogVerifierKey(), nil, extra...)
+			var d *merkle.Divergence
+			if errors.As(err, &d) {
+				fmt.Fprintf(e.stdout, "TAMPERED %s\n", d.Error())
+				return errors.New("the audit log does not verify: nothing accepted")
+			}
+			if err != nil {
+				return fmt.Errorf("verifying the audit log: %w", err)
+			}
+			fmt.Fprintf(e.stdout, "verified: leaves %d, checkpoints %d, root %s, pending %d, kept outside the database %d\n", r.Leaves, r.Checkpoints, r.Root, r.Pending, len(own)+len(extra))
+			cp, err := a.AcceptCheckpoint(cmd.Context(), cliAgent())
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stdout, "ACCEPTED the audit log of %d leaves, checkpoint signed %s, root %s\nkept in %s:\n%s",
+				cp.Size, cp.Created.UTC().Format(time.RFC3339), base64.StdEncoding.EncodeToString(cp.Root), a.Config.Audit.CheckpointFile, cp.Note)
+			fmt.Fprintln(e.stdout, "recorded in the audit log (audit-log-accept) with a high alert")
+			return nil
+		},
+	}
 	cmd.Flags().StringArrayVar(&kept, "checkpoint", nil, "a signed checkpoint the log must extend (a file; repeatable): a note, or a monitor's state file")
 	return cmd
 }

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -15,6 +16,7 @@ import (
 	"github.com/phivault/phivault/internal/config"
 	"github.com/phivault/phivault/internal/identity"
 	"github.com/phivault/phivault/internal/keys"
+	"github.com/phivault/phivault/internal/storage"
 	"github.com/phivault/phivault/internal/tlsca"
 )
 
@@ -95,8 +97,15 @@ func (e *env) runInit(cmd *cobra.Command, o initOptions) error {
 	if c.Audit.LogName == "" {
 		c.Audit.LogName = config.LogNameFor(c.Server.BaseURL)
 	}
-	// Validate before creating anything else.
-	resolved := c.Resolved()
+	// Validate before creating anything else. The database, key file
+	// and kept checkpoint are those later commands use: with the
+	// PHIVAULT_* variables (PHIVAULT_POSTGRES among them) applied, or
+	// init would create a SQLite database, its log key and checkpoint
+	// that the server, run with the same environment, never opens.
+	resolved, err := c.WithEnv(e.getenv)
+	if err != nil {
+		return err
+	}
 	if err := resolved.Validate(); err != nil {
 		return err
 	}
@@ -105,6 +114,12 @@ func (e *env) runInit(cmd *cobra.Command, o initOptions) error {
 	}
 	if err := identity.ValidateUsername(o.adminUser); err != nil {
 		return fmt.Errorf("--admin-user: %w", err)
+	}
+	// A database that holds a data set already (another data
+	// directory's, its keys wrapped under another KEK) is refused before
+	// anything is created, so the data directory is not left half made.
+	if err := requireEmptyDatabase(ctx, resolved); err != nil {
+		return err
 	}
 	now := time.Now()
 	if resolved.Keys.KeyFile != "" {
@@ -183,6 +198,29 @@ Start the server with:  phivault serve --data %s
 `, o.dataDir, filepath.Join(o.dataDir, config.FileName), describeKEK(resolved), vkey,
 		filepath.Join(o.dataDir, "tls", "ca.crt"), fp, secret.Reveal(), admin.Username, app.EnrolmentLifetime, enrol.Reveal(), o.dataDir, o.dataDir)
 	return nil
+}
+
+// requireEmptyDatabase refuses a database that already holds a phivault
+// data set (its system keys exist). The URL is not named: it may hold a
+// password.
+func requireEmptyDatabase(ctx context.Context, c config.Config) error {
+	st, err := app.OpenStore(ctx, c.Storage, c.Timeouts)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	_, err = st.Key(ctx, keys.SystemLogSigner)
+	switch {
+	case err == nil:
+		where := "storage.postgres_url (PHIVAULT_POSTGRES, --postgres)"
+		if c.Storage.Driver != "postgres" {
+			where = c.Storage.SQLitePath
+		}
+		return fmt.Errorf("the database at %s already holds a phivault data set: init needs a new, empty database (a data set is opened with its own data directory and key file)", where)
+	case errors.Is(err, storage.ErrNotFound):
+		return nil
+	}
+	return fmt.Errorf("checking the database: %w", err)
 }
 
 func describeKEK(c config.Config) string {

@@ -361,6 +361,23 @@ func (c *Config) resolvePaths() {
 	c.exportPaths()
 }
 
+// WithEnv returns c (a configuration about to be written, as init
+// does) with the PHIVAULT_* variables from getenv applied, the log name
+// derived and paths resolved, as Load will after reading the file: the
+// database, key file and checkpoint file a later command run with the
+// same environment uses. It does not validate.
+func (c Config) WithEnv(getenv func(string) string) (Config, error) {
+	c.Audit.WitnessCheckpoints = append([]string(nil), c.Audit.WitnessCheckpoints...)
+	if err := c.applyEnv(getenv); err != nil {
+		return Config{}, err
+	}
+	if c.Audit.LogName == "" {
+		c.Audit.LogName = LogNameFor(c.Server.BaseURL)
+	}
+	c.resolvePaths()
+	return c, nil
+}
+
 // Path resolves p against the data directory ("" stays "").
 func (c Config) Path(p string) string {
 	if p == "" || filepath.IsAbs(p) {

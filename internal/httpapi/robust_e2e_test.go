@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -277,4 +278,146 @@ func TestDatabaseLockAnswers503(t *testing.T) {
 func jsonText(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
+}
+
+// TestTamperedInstanceHistory (SRE fault test 4): the instance history
+// of a resource whose only version was tampered with answered 500,
+// while searches and type history serve an OperationOutcome entry
+// naming the row (docs/threat-model.md, "one tampered row denying
+// service"). The history is decided on the current version: tampered,
+// its labels are unknown, so the history is a Bundle with the outcome
+// entry for a caller the policies admit to that owner whatever the
+// content, and a denial for anyone else (fail closed). The read of the
+// row itself stays a 500.
+func TestTamperedInstanceHistory(t *testing.T) {
+	apitest.Run(t, func(t *testing.T, s *apitest.Server) {
+		pid := s.Create(t, patient(uniq(), nil))
+		db := rawDB(t, s)
+		tamper := func(typ, id string, version int) string {
+			t.Helper()
+			res, err := db.ExecContext(t.Context(), placeholders(s, "UPDATE resource_versions SET ciphertext = ? WHERE type = ? AND id = ? AND version = ?"),
+				[]byte("not the ciphertext of this row, not even close to it"), typ, id, version)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n, _ := res.RowsAffected(); n != 1 {
+				t.Fatalf("tampered %d rows, want 1", n)
+			}
+			return fmt.Sprintf("%s/%s/_history/%d", typ, id, version)
+		}
+		// history returns the versions served and the refs the outcome
+		// entries name.
+		history := func(t *testing.T, id string) (served []string, outcomes []string) {
+			t.Helper()
+			r := s.Do(t, "GET", "/fhir/Observation/"+id+"/_history", nil, nil).Want(t, http.StatusOK)
+			for _, e := range r.Entries() {
+				resp, _ := e["response"].(map[string]any)
+				if out, ok := resp["outcome"].(map[string]any); ok && out["resourceType"] == "OperationOutcome" {
+					outcomes = append(outcomes, jsonText(out))
+					continue
+				}
+				if res, ok := e["resource"].(map[string]any); ok {
+					meta, _ := res["meta"].(map[string]any)
+					served = append(served, fmt.Sprint(meta["versionId"]))
+				}
+			}
+			return served, outcomes
+		}
+
+		// One version, tampered.
+		one := s.Create(t, observation(pid, nil))
+		ref := tamper("Observation", one, 1)
+		served, outcomes := history(t, one)
+		if len(served) != 0 || len(outcomes) != 1 || !strings.Contains(outcomes[0], ref) {
+			t.Errorf("history of a single tampered version: served %v, outcomes %v; want one outcome naming %s", served, outcomes, ref)
+		}
+		s.Do(t, "GET", "/fhir/Observation/"+one, nil, nil).WantOutcome(t, http.StatusInternalServerError)
+		s.Do(t, "GET", "/fhir/Observation/"+one+"/_history/1", nil, nil).WantOutcome(t, http.StatusInternalServerError)
+
+		// Two versions, the current one tampered: the first is served.
+		two := s.Create(t, observation(pid, nil))
+		s.Do(t, "PUT", "/fhir/Observation/"+two, observation(pid, map[string]any{"id": two, "status": "amended"}), nil).Want(t, http.StatusOK)
+		ref = tamper("Observation", two, 2)
+		served, outcomes = history(t, two)
+		if len(served) != 1 || served[0] != "1" || len(outcomes) != 1 || !strings.Contains(outcomes[0], ref) {
+			t.Errorf("history with the current version tampered: served %v, outcomes %v; want version 1 and one outcome naming %s", served, outcomes, ref)
+		}
+
+		// The vread of the intact version is decided on the current one
+		// by the same rule; the tampered one's is the read of the row.
+		s.Do(t, "GET", "/fhir/Observation/"+two+"/_history/1", nil, nil).Want(t, http.StatusOK)
+		s.Do(t, "GET", "/fhir/Observation/"+two+"/_history/2", nil, nil).WantOutcome(t, http.StatusInternalServerError)
+
+		// Type history: an intact older version of a resource whose
+		// current version is tampered no longer fails the whole history.
+		r := s.Do(t, "GET", "/fhir/Observation/_history?_count=1000", nil, nil).Want(t, http.StatusOK)
+		var v1, named bool
+		for _, e := range r.Entries() {
+			resp, _ := e["response"].(map[string]any)
+			if out, ok := resp["outcome"].(map[string]any); ok && strings.Contains(jsonText(out), ref) {
+				named = true
+			}
+			if res, ok := e["resource"].(map[string]any); ok && res["id"] == two {
+				if meta, _ := res["meta"].(map[string]any); meta["versionId"] == "1" {
+					v1 = true
+				}
+			}
+		}
+		if !v1 || !named {
+			t.Errorf("type history: version 1 of %s served %v, outcome naming %s %v; want both", two, v1, ref, named)
+		}
+
+		// A deleted resource whose last version is tampered: its history
+		// names the row and serves the delete marker.
+		gone := s.Create(t, observation(pid, nil))
+		s.Do(t, "DELETE", "/fhir/Observation/"+gone, nil, nil).Want(t, http.StatusOK, http.StatusNoContent)
+		goneRef := tamper("Observation", gone, 1)
+		r = s.Do(t, "GET", "/fhir/Observation/"+gone+"/_history", nil, nil).Want(t, http.StatusOK)
+		var marker, goneNamed bool
+		for _, e := range r.Entries() {
+			resp, _ := e["response"].(map[string]any)
+			req, _ := e["request"].(map[string]any)
+			if out, ok := resp["outcome"].(map[string]any); ok && strings.Contains(jsonText(out), goneRef) {
+				goneNamed = true
+			}
+			if req["method"] == "DELETE" {
+				marker = true
+			}
+		}
+		if !marker || !goneNamed {
+			t.Errorf("history of a deleted resource whose last version is tampered: delete marker %v, outcome naming %s %v; want both", marker, goneRef, goneNamed)
+		}
+		s.Do(t, "GET", "/fhir/Observation/_history?_count=1000", nil, nil).Want(t, http.StatusOK)
+
+		// A caller the policies do not admit to the patient's records is
+		// denied, as for an intact resource (never served the outcome).
+		res, err := s.App.CreateToken(t.Context(), "study", []string{"researcher"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		as := apitest.H{"Authorization": "Bearer " + res.Reveal()}
+		intact := s.Create(t, observation(pid, nil))
+		want := s.Do(t, "GET", "/fhir/Observation/"+intact+"/_history", nil, as).Status
+		if want == http.StatusOK {
+			t.Fatalf("a researcher reads a patient's observation history")
+		}
+		if got := s.Do(t, "GET", "/fhir/Observation/"+one+"/_history", nil, as).Status; got != want {
+			t.Errorf("a researcher's history of a tampered observation answers %d, want %d as for an intact one", got, want)
+		}
+		// A physician on the patient's care team, whom label rules bind
+		// (42 CFR Part 2 records are hidden), reads the intact history;
+		// the tampered one's labels are unknown: denied, never served.
+		doc := newActor(t, s, "physician", "")
+		careTeam(t, s, pid, doc.fhirUser)
+		s.Do(t, "GET", "/fhir/Observation/"+intact+"/_history", nil, doc.headers).Want(t, http.StatusOK)
+		s.Do(t, "GET", "/fhir/Observation/"+one+"/_history", nil, doc.headers).WantOutcome(t, http.StatusForbidden)
+		s.Do(t, "GET", "/fhir/Observation/"+two+"/_history", nil, doc.headers).WantOutcome(t, http.StatusForbidden)
+		s.Do(t, "GET", "/fhir/Observation/"+two+"/_history/1", nil, doc.headers).WantOutcome(t, http.StatusForbidden)
+		r = s.Do(t, "GET", "/fhir/Observation/_history?_count=1000", nil, doc.headers).Want(t, http.StatusOK)
+		for _, e := range r.Entries() {
+			if res, ok := e["resource"].(map[string]any); ok && res["id"] == two {
+				t.Errorf("type history served the physician a version of %s, whose current version's labels are unknown", two)
+			}
+		}
+	})
 }

@@ -46,12 +46,8 @@ func (s *Service) VRead(ctx context.Context, c Caller, typ, id string, version i
 	// labelled sensitive (or moved to another compartment) since must
 	// not be read through its history.
 	if cur, err := s.store.Current(ctx, typ, id); err == nil && cur.Version != v.Version {
-		body, err := s.decisionBody(ctx, s.store, cur)
-		if err != nil {
+		if err := s.decideOnCurrent(ctx, c, audit.ActionVRead, cur); err != nil {
 			return Stored{}, err
-		}
-		if _, err := s.check(ctx, c, audit.ActionVRead, cur, body); err != nil {
-			return Stored{}, s.recordDenial(ctx, err)
 		}
 	}
 	return s.readVersion(ctx, c, audit.ActionVRead, v)

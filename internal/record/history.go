@@ -81,12 +81,8 @@ func (s *Service) History(ctx context.Context, c Caller, typ, id string, vals ur
 		if err != nil {
 			return nil, storageError(err)
 		}
-		body, err := s.decisionBody(ctx, s.store, cur)
-		if err != nil {
+		if err := s.decideOnCurrent(ctx, c, act, cur); err != nil {
 			return nil, err
-		}
-		if _, err := s.check(ctx, c, act, cur, body); err != nil {
-			return nil, s.recordDenial(ctx, err)
 		}
 	case typ != "":
 		if err := s.narrowHistory(ctx, c, &q); err != nil {
@@ -173,7 +169,17 @@ scan:
 			// delete marker on those of the version it deleted)...
 			basis := body
 			if v.Deleted {
-				if basis, err = s.decisionBody(ctx, s.store, v); err != nil {
+				basis, err = s.decisionBody(ctx, s.store, v)
+				if errors.Is(err, ErrTampered) {
+					// The version it deleted is tampered (an outcome
+					// entry of its own): the marker is served by the
+					// rule of decideOnCurrent, else left out.
+					if !s.admitsAnyContent(ctx, c, v.Type, v.Owner) {
+						continue
+					}
+					basis, err = nil, nil
+				}
+				if err != nil {
 					return nil, err
 				}
 			}
@@ -273,6 +279,57 @@ func (s *Service) narrowHistory(ctx context.Context, c Caller, q *storage.Histor
 	return nil
 }
 
+// decideOnCurrent decides caller c's action a on cur, a resource's
+// current version, as instance history and the vread of an older
+// version do, recording a denial. A current version that failed its
+// integrity check (tampered.go) has unknown labels: it admits only a
+// caller the policies admit on its owner and to every resource of the
+// type with that owner whatever its content; anyone else is denied
+// (fail closed), as on the owner alone when that denies.
+func (s *Service) decideOnCurrent(ctx context.Context, c Caller, a audit.Action, cur storage.Version) error {
+	body, err := s.decisionBody(ctx, s.store, cur)
+	switch {
+	case errors.Is(err, ErrTampered):
+		if _, derr := s.check(ctx, c, a, cur, nil); derr != nil {
+			return s.recordDenial(ctx, derr)
+		}
+		if !s.admitsAnyContent(ctx, c, cur.Type, cur.Owner) {
+			return s.recordDenial(ctx, s.denial(c, a, cur, authz.Decision{Policies: []string{"undecidable"}}, err))
+		}
+		return nil
+	case err != nil:
+		return err
+	}
+	if _, err := s.check(ctx, c, a, cur, body); err != nil {
+		return s.recordDenial(ctx, err)
+	}
+	return nil
+}
+
+// admitsAnyContent reports whether the policies admit caller c to the
+// history of every resource of type typ owned by owner, whatever its
+// content: no rule on labels and no per-resource decision (a consent's
+// criteria) applies to that owner. Anything undecidable is false.
+func (s *Service) admitsAnyContent(ctx context.Context, c Caller, typ, owner string) bool {
+	f, err := c.guard().Narrow(ctx, authz.HistoryType, typ)
+	if err != nil || slices.Contains(f.PerRow, owner) {
+		return false
+	}
+	admitted := slices.Contains(f.Owners, owner)
+	if f.All {
+		admitted = !slices.Contains(f.Except, owner)
+	}
+	if !admitted {
+		return false
+	}
+	for _, r := range f.Labels {
+		if slices.Contains(r.Owners, owner) == r.Except {
+			return false // resources of that owner carrying r.Label are hidden
+		}
+	}
+	return true
+}
+
 // systemHistoryAllowed admits system history for a caller whose
 // narrowing admits every resource of every type stored; anyone else is
 // refused (audited).
@@ -319,6 +376,26 @@ func (s *Service) currentAllows(ctx context.Context, c Caller, a audit.Action, v
 	}
 	if cur.Version != v.Version || cur.Deleted {
 		body, err := s.decisionBody(ctx, s.store, cur)
+		if errors.Is(err, ErrTampered) {
+			// The current version failed its integrity check (it is an
+			// outcome entry of its own): its labels are unknown, so the
+			// older versions are served only to a caller admitted to
+			// that owner whatever the content, and hidden from anyone
+			// else, as in an instance history.
+			if _, err := s.checkAs(ctx, c, a, authz.HistoryType, cur, nil); err != nil {
+				if AsError(err).Status == http.StatusServiceUnavailable {
+					return false, err
+				}
+				denied[key] = true
+				return false, nil
+			}
+			if !s.admitsAnyContent(ctx, c, v.Type, cur.Owner) {
+				denied[key] = true
+				return false, nil
+			}
+			current[key] = cur
+			return true, nil
+		}
 		if err != nil {
 			return false, err
 		}

@@ -16,8 +16,12 @@ import (
 // that row out and carries, in its place, an OperationOutcome entry
 // naming it ("Type/id/_history/v": identifiers only, never content),
 // instead of failing as a whole: one tampered row must not make every
-// other record unreadable. The server logs each such row once per
-// process (an error line naming it); `phivault verify` lists them all.
+// other record unreadable. An instance history, and the vread of an
+// older version, are decided on the current version: when that one is
+// tampered, they are served only to a caller admitted to its owner
+// whatever the content, and denied to anyone else (decideOnCurrent).
+// The server logs each such row once per process (an error line naming
+// it); `phivault verify` lists them all.
 
 // maxTamperedSeen bounds the set of rows already logged; when full it
 // is cleared (a row may then be logged again).

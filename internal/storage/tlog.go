@@ -94,7 +94,28 @@ type LogTx interface {
 	DropLegacyHashes(ctx context.Context) error
 	// PutCheckpoint stores a checkpoint; ErrConflict if its size exists.
 	PutCheckpoint(ctx context.Context, c Checkpoint) error
+	// AnchorState returns whether the checkpoint kept outside the
+	// database may be created when it is missing: AnchorNew,
+	// AnchorUpgrade or AnchorKept (also when nothing is stored: fail
+	// closed).
+	AnchorState(ctx context.Context) (string, error)
+	// SetAnchorState records state (one of the Anchor* constants).
+	SetAnchorState(ctx context.Context, state string) error
 }
+
+// Anchor states (LogTx.AnchorState).
+const (
+	// AnchorNew: no checkpoint was signed yet; the first integration
+	// creates the kept checkpoint.
+	AnchorNew = "new"
+	// AnchorUpgrade: the log was signed by a version that kept no
+	// checkpoint outside the database; the first integration keeps the
+	// latest verified checkpoint.
+	AnchorUpgrade = "upgrade"
+	// AnchorKept: the kept checkpoint was established; its absence is
+	// an integrity alarm.
+	AnchorKept = "kept"
+)
 
 // LogStore is the persistence of the transparency log.
 type LogStore interface {

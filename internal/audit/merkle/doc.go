@@ -68,4 +68,16 @@ var (
 	// ErrSignature means a checkpoint's signature does not verify with
 	// the configured verifier key, or its origin is not the log's.
 	ErrSignature = errors.New("merkle: checkpoint signature does not verify")
+
+	// ErrAnchorMissing means the checkpoint kept outside the database is
+	// gone while the database says it was kept: deleting it would
+	// otherwise let a rewritten log be signed. The integrator signs
+	// nothing until it is restored or an operator accepts the database's
+	// log ("phivault audit accept-checkpoint").
+	ErrAnchorMissing = errors.New("merkle: the checkpoint kept outside the database is missing")
+
+	// ErrAnchorIO means a checkpoint kept outside the database cannot be
+	// read, or the integrator cannot keep the one it signed there (read
+	// only, disk full): it signs nothing more until it can.
+	ErrAnchorIO = errors.New("merkle: the checkpoint kept outside the database cannot be read or written")
 )

@@ -191,7 +191,9 @@ func (in *Integrator) IntegrateAll(ctx context.Context) (int64, error) {
 // Alarm returns why the last integration refused to extend the stored
 // log because it was tampered with, rolled back or rewritten (an error
 // wrapping ErrInconsistent, ErrRollback, ErrFork, ErrRewrite or
-// ErrSignature), or nil once an integration succeeded. The server's
+// ErrSignature), or the checkpoint kept outside the database is missing
+// or cannot be read or written (ErrAnchorMissing, ErrAnchorIO), or nil
+// once an integration succeeded. The server's
 // readiness and status pages report it.
 func (in *Integrator) Alarm() error {
 	if p := in.alarm.Load(); p != nil {
@@ -202,7 +204,7 @@ func (in *Integrator) Alarm() error {
 
 // isAlarm reports an error that means the stored log cannot be trusted.
 func isAlarm(err error) bool {
-	for _, e := range []error{ErrInconsistent, ErrRollback, ErrFork, ErrRewrite, ErrSignature} {
+	for _, e := range []error{ErrInconsistent, ErrRollback, ErrFork, ErrRewrite, ErrSignature, ErrAnchorMissing, ErrAnchorIO} {
 		if errors.Is(err, e) {
 			return true
 		}
@@ -233,8 +235,9 @@ func (in *Integrator) Integrate(ctx context.Context) (added int, size int64, err
 // layout converted (pending ones may be left even if added < MaxBatch).
 func (in *Integrator) integrate(ctx context.Context) (added int, size int64, converted bool, err error) {
 	var signed []byte
+	var establish bool // the Anchor is created: record it as kept once saved
 	err = in.o.Store.Integrate(ctx, func(tx storage.LogTx) error {
-		added, size, converted, signed = 0, 0, false, nil
+		added, size, converted, signed, establish = 0, 0, false, nil, false
 		cur, err := tx.Size(ctx)
 		if err != nil {
 			return err
@@ -284,17 +287,27 @@ func (in *Integrator) integrate(ctx context.Context) (added int, size int64, con
 			}
 			// Never sign a tree that does not extend the checkpoints
 			// kept outside the database.
-			behind, err := in.checkFloors(cur, latest, old)
+			behind, err := in.checkFloors(ctx, tx, cur, latest, old, false)
 			if err != nil {
 				return err
 			}
-			if len(recs) == 0 && latest.Size == cur {
-				if behind {
-					// Nothing to sign, but the anchor lacks the latest
-					// checkpoint (a database written before it was
-					// kept): keep it, as checked against the tree.
-					signed = latest.Note
+			if behind && latest.Size >= 0 {
+				// The anchor lacks the latest checkpoint (an earlier
+				// save failed, another process of a fleet signed it,
+				// or a database written before it was kept): keep it,
+				// as checked against the tree, before signing more.
+				// A checkpoint that cannot be kept is not signed: the
+				// records stay pending.
+				if err := in.o.Anchor.Save(latest.Note); err != nil {
+					return fmt.Errorf("refusing to sign: %w: %w", ErrAnchorIO, err)
 				}
+				if err := tx.SetAnchorState(ctx, storage.AnchorKept); err != nil {
+					return err
+				}
+			} else if behind {
+				establish = true
+			}
+			if len(recs) == 0 && latest.Size == cur {
 				return nil
 			}
 		}
@@ -383,15 +396,22 @@ func (in *Integrator) integrate(ctx context.Context) (added int, size int64, con
 		}
 		return 0, 0, false, err
 	}
-	in.alarm.Store(nil)
 	if signed != nil && in.o.Anchor != nil {
 		// After the commit: a kept checkpoint the database lacks would
-		// stop every later integration.
+		// stop every later integration. If it cannot be kept, the
+		// next integration tries again and signs nothing until it can.
 		if err := in.o.Anchor.Save(signed); err != nil {
-			in.o.Logger.Error("keeping the signed checkpoint outside the database failed; rollback protection relies on the previous one",
-				slog.String("anchor", in.o.Anchor.Name()), slog.String("err", err.Error()))
+			err = fmt.Errorf("integrating audit records: %w: %w", ErrAnchorIO, err)
+			in.alarm.Store(&err)
+			return added, size, converted, err
+		}
+		if establish {
+			if err := in.o.Store.Integrate(ctx, func(tx storage.LogTx) error { return tx.SetAnchorState(ctx, storage.AnchorKept) }); err != nil {
+				return added, size, converted, fmt.Errorf("integrating audit records: %w", err)
+			}
 		}
 	}
+	in.alarm.Store(nil)
 	return added, size, converted, nil
 }
 
@@ -403,7 +423,13 @@ func (in *Integrator) integrate(ctx context.Context) (added int, size int64, con
 // that is not the log's), or are I/O errors reading a kept checkpoint:
 // the integrator then signs nothing (fail closed). anchorBehind
 // reports that the Anchor does not hold the latest checkpoint.
-func (in *Integrator) checkFloors(cur int64, latest storage.Checkpoint, hashes tlog.HashReader) (anchorBehind bool, err error) {
+//
+// A missing Anchor is an alarm (ErrAnchorMissing) once the database
+// records it as kept; before (a new database, or one signed by a
+// version that kept none: storage.AnchorNew, AnchorUpgrade) the
+// integrator creates it, and so does accept (Accept). Once the Anchor
+// exists, the database records it as kept.
+func (in *Integrator) checkFloors(ctx context.Context, tx storage.LogTx, cur int64, latest storage.Checkpoint, hashes tlog.HashReader, accept bool) (anchorBehind bool, err error) {
 	floors := in.o.Witnesses
 	if in.o.Anchor != nil {
 		floors = append([]Anchor{in.o.Anchor}, floors...)
@@ -417,7 +443,12 @@ func (in *Integrator) checkFloors(cur int64, latest storage.Checkpoint, hashes t
 	for i, a := range floors {
 		raw, err := a.Load()
 		if err != nil {
-			return false, fmt.Errorf("refusing to sign: %w", err)
+			return false, fmt.Errorf("refusing to sign: %w: %w", ErrAnchorIO, err)
+		}
+		if i == 0 && in.o.Anchor != nil {
+			if err := in.anchorState(ctx, tx, raw != nil, accept, latest.Size); err != nil {
+				return false, err
+			}
 		}
 		if raw != nil {
 			notes = append(notes, raw)
@@ -464,6 +495,120 @@ func (in *Integrator) checkFloors(cur int64, latest storage.Checkpoint, hashes t
 	}
 	in.floorOK.Store(&memo)
 	return anchorBehind, nil
+}
+
+// anchorState checks the database's record of the Anchor (see
+// checkFloors): exists says whether the file holds a checkpoint; latest
+// is the size of the latest stored checkpoint (-1 for none).
+func (in *Integrator) anchorState(ctx context.Context, tx storage.LogTx, exists, accept bool, latest int64) error {
+	state, err := tx.AnchorState(ctx)
+	if err != nil {
+		return err
+	}
+	switch {
+	case exists || accept:
+		if state != storage.AnchorKept {
+			return tx.SetAnchorState(ctx, storage.AnchorKept)
+		}
+	case state == storage.AnchorNew:
+		in.o.Logger.Debug("creating the checkpoint kept outside the database", slog.String("anchor", in.o.Anchor.Name()))
+	case state == storage.AnchorUpgrade:
+		in.o.Logger.Warn("keeping the latest checkpoint outside the database for the first time (a log signed by a version that kept none)",
+			slog.String("anchor", in.o.Anchor.Name()), slog.Int64("size", latest))
+	default:
+		return fmt.Errorf("refusing to sign: %w: %s does not exist, but this database's log was signed with a kept checkpoint (the log may have been emptied or rewritten): restore the file, or check the log (phivault audit verify) and accept it (phivault audit accept-checkpoint)",
+			ErrAnchorMissing, in.o.Anchor.Name())
+	}
+	return nil
+}
+
+// Accept re-establishes a missing Anchor from the database ("phivault
+// audit accept-checkpoint", after the operator verified the log): it
+// keeps the latest stored checkpoint, whose signature and tree are
+// checked, as does the witnesses' checkpoints (or, on an empty log, a
+// new checkpoint of the empty tree), and records the Anchor as kept. It
+// refuses when the Anchor holds a checkpoint. It returns the
+// checkpoint kept.
+func (in *Integrator) Accept(ctx context.Context) (storage.Checkpoint, error) {
+	if in.o.Anchor == nil {
+		return storage.Checkpoint{}, errors.New("accepting the log: no checkpoint is kept outside the database (audit.checkpoint_file)")
+	}
+	var out storage.Checkpoint
+	err := in.o.Store.Integrate(ctx, func(tx storage.LogTx) error {
+		raw, err := in.o.Anchor.Load()
+		if err != nil {
+			return fmt.Errorf("%w: %w", ErrAnchorIO, err)
+		}
+		if raw != nil {
+			return fmt.Errorf("a checkpoint is kept in %s: nothing to accept (move it aside first only if the log was replaced on purpose)", in.o.Anchor.Name())
+		}
+		cur, err := tx.Size(ctx)
+		if err != nil {
+			return err
+		}
+		if more, err := tx.Legacy(ctx, cur, 1); err != nil {
+			return err
+		} else if len(more) > 0 {
+			return errors.New("accepting the log: it is being converted to entry bundles; start the server first")
+		}
+		latest, err := tx.Latest(ctx)
+		var hashes tlog.HashReader
+		switch {
+		case errors.Is(err, storage.ErrNotFound):
+			if cur != 0 {
+				return fmt.Errorf("%w: %d leaves but no checkpoint", ErrInconsistent, cur)
+			}
+			root, err := tlog.TreeHash(0, nil)
+			if err != nil {
+				return err
+			}
+			msg, err := SignCheckpoint(in.o.Origin, 0, root, in.o.Signer)
+			if err != nil {
+				return err
+			}
+			latest = storage.Checkpoint{Size: 0, Root: root[:], Note: msg, Created: in.o.Now().UTC()}
+			if err := tx.PutCheckpoint(ctx, latest); err != nil {
+				return err
+			}
+		case err != nil:
+			return err
+		default:
+			cp, err := OpenCheckpoint(latest.Note, in.o.Origin, in.o.Verifier)
+			if err != nil || cp.Size != latest.Size || !bytes.Equal(cp.Root[:], latest.Root) {
+				return fmt.Errorf("%w: the latest checkpoint (size %d) is not the signed one: %v", ErrInconsistent, latest.Size, err)
+			}
+			if latest.Size != cur {
+				return fmt.Errorf("%w: %d leaves but the latest checkpoint has size %d", ErrInconsistent, cur, latest.Size)
+			}
+			if cur > 0 {
+				if hashes, err = treeHashes(ctx, tx, cur, latest.Root); err != nil {
+					return err
+				}
+				// The signed root must be the stored tree's.
+				root, err := tlog.TreeHash(cur, hashes)
+				if err != nil {
+					return fmt.Errorf("%w: %w", ErrInconsistent, err)
+				}
+				if !bytes.Equal(root[:], latest.Root) {
+					return fmt.Errorf("%w: the stored tree of size %d has another root than its checkpoint", ErrInconsistent, cur)
+				}
+			}
+		}
+		if _, err := in.checkFloors(ctx, tx, cur, latest, hashes, true); err != nil {
+			return err
+		}
+		if err := in.o.Anchor.Save(latest.Note); err != nil {
+			return fmt.Errorf("%w: %w", ErrAnchorIO, err)
+		}
+		out = latest
+		return nil
+	})
+	if err != nil {
+		return storage.Checkpoint{}, fmt.Errorf("accepting the log: %w", err)
+	}
+	in.floorOK.Store(nil)
+	in.alarm.Store(nil)
+	return out, nil
 }
 
 // open returns the leaf sealed in record p and its hash, checking it

@@ -246,3 +246,14 @@ func TestCheckIntegrity(t *testing.T) {
 		t.Fatalf("a sound database: %v", err)
 	}
 }
+
+func TestAnchorMigration(t *testing.T) {
+	storagetest.RunAnchorMigration(t, func(t *testing.T) *sql.DB {
+		db, err := sql.Open("pgx", pgtest.NewDatabase(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return db
+	}, postgres.Dialect())
+}

@@ -178,6 +178,41 @@ func (x *logTx) DropLegacyHashes(ctx context.Context) error {
 	return nil
 }
 
+func (x *logTx) AnchorState(ctx context.Context) (string, error) {
+	rows, err := x.t.query(ctx, `SELECT state FROM tlog_anchor WHERE id = 1`)
+	if err != nil {
+		return "", x.t.s.translate("read anchor state", err)
+	}
+	defer rows.Close()
+	state := storage.AnchorKept
+	if rows.Next() {
+		if err := rows.Scan(&state); err != nil {
+			return "", x.t.s.translate("read anchor state", err)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return "", x.t.s.translate("read anchor state", err)
+	}
+	switch state {
+	case storage.AnchorNew, storage.AnchorUpgrade:
+		return state, nil
+	}
+	return storage.AnchorKept, nil
+}
+
+func (x *logTx) SetAnchorState(ctx context.Context, state string) error {
+	switch state {
+	case storage.AnchorNew, storage.AnchorUpgrade, storage.AnchorKept:
+	default:
+		return fmt.Errorf("set anchor state: unknown state %q", state)
+	}
+	const q = `INSERT INTO tlog_anchor (id, state) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET state = excluded.state`
+	if _, err := x.t.exec(ctx, q, state); err != nil {
+		return x.t.s.translate("set anchor state", err)
+	}
+	return nil
+}
+
 func (x *logTx) PutCheckpoint(ctx context.Context, c storage.Checkpoint) error {
 	const q = `INSERT INTO tlog_checkpoints (size, root, note, created_at) VALUES (?, ?, ?, ?)`
 	if _, err := x.t.exec(ctx, q, c.Size, c.Root, c.Note, c.Created.UnixMicro()); err != nil {

@@ -208,3 +208,14 @@ func TestClientApprovalMigration(t *testing.T) {
 	t.Cleanup(func() { db.Close() })
 	storagetest.RunClientApprovalMigration(t, db, sqlite.Dialect())
 }
+
+func TestAnchorMigration(t *testing.T) {
+	storagetest.RunAnchorMigration(t, func(t *testing.T) *sql.DB {
+		db, err := sql.Open("sqlite", sqlite.DSN(filepath.Join(t.TempDir(), "phivault.db"), sqlite.DefaultBusyTimeout, true))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return db
+	}, sqlite.Dialect())
+}

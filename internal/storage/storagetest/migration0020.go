@@ -8,6 +8,7 @@ import (
 	"testing"
 	"testing/fstest"
 
+	"github.com/phivault/phivault/internal/storage"
 	"github.com/phivault/phivault/internal/storage/sqldb"
 )
 
@@ -119,6 +120,51 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`), id, id, typ, "", "https://keys.example/"+i
 	for ref, w := range want {
 		if alerts[ref] != w {
 			t.Errorf("alert on %s: %q, want %q", ref, alerts[ref], w)
+		}
+	}
+}
+
+// RunAnchorMigration checks migration 0024 (the kept checkpoint's
+// state, ADR 0016): a database whose log was signed before is marked
+// "upgrade" (the first integration keeps its latest checkpoint); a new
+// one "new".
+func RunAnchorMigration(t *testing.T, newDB func(t *testing.T) *sql.DB, d sqldb.Dialect) {
+	ctx := t.Context()
+	before := fstest.MapFS{}
+	names, err := fs.Glob(d.Migrations, "*.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range names {
+		if v, _ := strconv.Atoi(strings.SplitN(n, "_", 2)[0]); v < 24 {
+			b, err := fs.ReadFile(d.Migrations, n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			before[n] = &fstest.MapFile{Data: b}
+		}
+	}
+	old := d
+	old.Migrations = before
+	for _, signed := range []bool{true, false} {
+		db := newDB(t)
+		if err := sqldb.Migrate(ctx, db, old); err != nil {
+			t.Fatalf("migrating to the migration before 0024: %v", err)
+		}
+		if signed {
+			if _, err := db.ExecContext(ctx, `INSERT INTO tlog_checkpoints (size, root, note, created_at) VALUES (0, 'r', 'n', 1)`); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := sqldb.Migrate(ctx, db, d); err != nil {
+			t.Fatalf("migrating to head: %v", err)
+		}
+		var state string
+		if err := db.QueryRowContext(ctx, `SELECT state FROM tlog_anchor WHERE id = 1`).Scan(&state); err != nil {
+			t.Fatal(err)
+		}
+		if want := map[bool]string{true: storage.AnchorUpgrade, false: storage.AnchorNew}[signed]; state != want {
+			t.Errorf("anchor state after migrating a database with a signed log %v: %q, want %q", signed, state, want)
 		}
 	}
 }
