@@ -248,6 +248,52 @@ func TestServeConnectionLimits(t *testing.T) {
 	})
 }
 
+// TestServeIdleConnectionsGiveWay: "phivault serve" tells its listener
+// which connections are idle: with every slot held by idle keep-alive
+// connections from several addresses (TLS), a client from another
+// address is served at once instead of waiting in the accept queue.
+func TestServeIdleConnectionsGiveWay(t *testing.T) {
+	dir, _ := secInit(t)
+	secEditConfig(t, dir, map[string]any{"limits.max_connections": 6, "limits.max_connections_per_address": 2, "timeouts.idle": "5m"})
+	s := secServe(t, dir)
+	keepAlive := func(from string) (net.Conn, error) {
+		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}, Timeout: 10 * time.Second}
+		c, err := tls.DialWithDialer(d, "tcp", s.addr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}})
+		if err != nil {
+			return nil, err
+		}
+		_ = c.SetDeadline(time.Now().Add(30 * time.Second)) // the test's patience
+		if _, err := io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+			return nil, err
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			return nil, err
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return nil, fmt.Errorf("status %d", resp.StatusCode)
+		}
+		_ = c.SetDeadline(time.Time{})
+		return c, nil
+	}
+	for i := 2; i <= 4; i++ {
+		for range 2 {
+			c, err := keepAlive(fmt.Sprintf("127.0.0.%d", i))
+			if err != nil {
+				t.Fatalf("filling the slots: %v", err)
+			}
+			defer c.Close()
+		}
+	}
+	c, err := keepAlive("127.0.0.9")
+	if err != nil {
+		t.Fatalf("a new client was not served while idle connections held every slot: %v", err)
+	}
+	c.Close()
+}
+
 // TestServeSlowClients: a client that trickles its headers, trickles
 // its body, or idles on a keep-alive connection is disconnected after
 // the configured time, not after minutes.
