@@ -68,6 +68,8 @@ import (
 // one the answer is 429 and the request is counted in an aggregate
 // event instead. Requests without credentials from an address whose
 // bucket is empty are refused with 429 before any work (attemptGate).
+// Requests whose credentials could not be checked because the backend
+// failed (noteBackendFailure) are answered 503 and not charged.
 
 // attemptRecordTimeout bounds the append of a generic event: the
 // request's own context may already be over (client gone, handler
@@ -85,6 +87,7 @@ type reqState struct {
 	mu       sync.Mutex
 	agent    audit.Agent
 	authed   bool
+	backend  bool // the credential check failed in the backend (noteBackendFailure)
 	policies []string
 	route    string
 }
@@ -123,6 +126,19 @@ func NoteRoute(r *http.Request) {
 	if st := stateFrom(r.Context()); st != nil && r.Pattern != "" {
 		st.mu.Lock()
 		st.route = r.Pattern
+		st.mu.Unlock()
+	}
+}
+
+// noteBackendFailure tells the request's audit middleware that its
+// credentials could not be checked because a backend (the database)
+// failed: the request is not an authentication failure, and its event
+// is not charged to the address's attempt budget. Its answer is 503, and
+// the event is still recorded (or the answer stays 503 if it cannot be).
+func noteBackendFailure(ctx context.Context) {
+	if st := stateFrom(ctx); st != nil {
+		st.mu.Lock()
+		st.backend = true
 		st.mu.Unlock()
 	}
 }
@@ -299,9 +315,12 @@ func (s *Server) beforeStatus(r *http.Request, st *reqState, status int) *replac
 		return nil
 	}
 	st.mu.Lock()
-	authed := st.authed
+	authed, backend := st.authed, st.backend
 	st.mu.Unlock()
-	if !authed && s.attempts != nil {
+	// A database outage is not an authentication failure: charging it
+	// would turn the 503s of valid credentials into 429s once the
+	// address's budget is spent, and keep refusing them after recovery.
+	if !authed && !backend && s.attempts != nil {
 		addr := clientAddr(r)
 		if ok, wait := s.attempts.Take(addr); !ok {
 			s.attempts.Refused(addr)

@@ -30,6 +30,7 @@ type authError struct {
 	msg        string
 	retryAfter time.Duration
 	err        error
+	backend    bool // a backend failure, not the caller's (noteBackendFailure)
 }
 
 func (e *authError) Error() string { return e.msg }
@@ -64,6 +65,9 @@ func (s *Server) authHandleLimit(limit int64, h handlerFunc) http.Handler {
 			return
 		}
 		e := s.authErr(err)
+		if e.backend {
+			noteBackendFailure(r.Context())
+		}
 		lvl := slog.LevelInfo
 		if e.status >= 500 {
 			lvl = slog.LevelError
@@ -108,7 +112,7 @@ func (s *Server) authErr(err error) *authError {
 	case errors.Is(err, password.ErrBusy), errors.Is(err, audit.ErrUnavailable):
 		return &authError{status: http.StatusServiceUnavailable, msg: "the service is busy; retry later", retryAfter: time.Second, err: err}
 	}
-	return &authError{status: http.StatusServiceUnavailable, msg: "the service is temporarily unavailable; retry later", retryAfter: time.Second, err: err}
+	return &authError{status: http.StatusServiceUnavailable, msg: "the service is temporarily unavailable; retry later", retryAfter: time.Second, err: err, backend: true}
 }
 
 func writeAuthJSON(w http.ResponseWriter, status int, v any) {

@@ -5,16 +5,20 @@ import (
 	"database/sql"
 	"encoding/json"
 	"net/http"
+	"net/url"
+	"os"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	_ "github.com/jackc/pgx/v5/stdlib" // "pgx" for the raw handle of lock tests
 
 	"github.com/phivault/phivault/internal/apitest"
 	"github.com/phivault/phivault/internal/audit"
 	"github.com/phivault/phivault/internal/config"
+	"github.com/phivault/phivault/internal/storage/postgres/pgtest"
 )
 
 // TestAttemptFlood: unauthenticated requests from one address are
@@ -272,6 +276,71 @@ func TestDatabaseLockAnswers503(t *testing.T) {
 		// Once the locks are gone, the read works again.
 		s.Do(t, "GET", "/fhir/Patient/"+pid, nil, nil).Want(t, http.StatusOK)
 	})
+}
+
+// TestDatabaseOutageIsNot429: while PostgreSQL is unreachable, requests
+// with a valid bearer token are answered 503 with Retry-After and an
+// OperationOutcome, however many there are: the failed credential
+// lookup is the server's failure, not the caller's, and is not charged
+// to the address's attempt budget (before the fix they were answered 429
+// once the burst was spent). Once PostgreSQL is back they are served.
+func TestDatabaseOutageIsNot429(t *testing.T) {
+	s := apitest.StartWith(t, "postgres", func(c *config.Config) { c.Limits.AttemptBurst, c.Limits.AttemptsPerMinute = 3, 1 })
+	// A token never used yet, so no cached check stands in for the
+	// database.
+	secret, err := s.App.CreateToken(t.Context(), "outage", []string{"system"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bearer := apitest.H{"Authorization": "Bearer " + secret.Reveal()}
+	admin := os.Getenv(pgtest.EnvURL)
+	if admin == "" {
+		admin = pgtest.DefaultURL
+	}
+	u, err := url.Parse(s.App.Config.Storage.PostgresURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := pgx.Identifier{strings.TrimPrefix(u.Path, "/")}.Sanitize()
+	db, err := sql.Open("pgx", admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	exec := func(q string, args ...any) {
+		t.Helper()
+		if _, err := db.ExecContext(context.WithoutCancel(t.Context()), q, args...); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	// The outage: no new session may open, the server's are ended.
+	exec("ALTER DATABASE " + name + " ALLOW_CONNECTIONS false")
+	t.Cleanup(func() { exec("ALTER DATABASE " + name + " ALLOW_CONNECTIONS true") })
+	exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", strings.TrimPrefix(u.Path, "/"))
+
+	for i := range 12 { // four times the burst
+		r := s.Do(t, "GET", "/fhir/Patient", nil, bearer)
+		if r.Status == http.StatusTooManyRequests {
+			t.Fatalf("request %d with a valid token during the outage was answered 429: %s", i, r)
+		}
+		r.WantOutcome(t, http.StatusServiceUnavailable)
+		if r.Header.Get("Retry-After") == "" {
+			t.Fatalf("503 without Retry-After: %s", r)
+		}
+	}
+	exec("ALTER DATABASE " + name + " ALLOW_CONNECTIONS true")
+	// The pool may still hold a dead session or two: a few 503s are
+	// expected while they are found and replaced, never a 429.
+	for i := 0; ; i++ {
+		r := s.Do(t, "GET", "/fhir/Patient", nil, bearer)
+		if r.Status == http.StatusOK {
+			break
+		}
+		if r.Status != http.StatusServiceUnavailable || i == 20 {
+			t.Fatalf("after the outage: %s", r)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 func jsonText(v any) string {
