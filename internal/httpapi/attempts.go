@@ -314,6 +314,12 @@ func (s *Server) beforeStatus(r *http.Request, st *reqState, status int) *replac
 	if !st.audited || st.trail.Noted() {
 		return nil
 	}
+	if st.trail.Failed() {
+		// An event of this request already failed as unavailable (a
+		// locked audit table): fail closed now rather than wait for the
+		// same lock again, and charge no budget (the server failed).
+		return auditUnavailable(errors.New("an earlier audit event of this request could not be recorded"))
+	}
 	st.mu.Lock()
 	authed, backend := st.authed, st.backend
 	st.mu.Unlock()

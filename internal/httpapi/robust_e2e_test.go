@@ -9,6 +9,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -208,9 +209,13 @@ func TestTamperedRowIsOneEntry(t *testing.T) {
 // answers 503 with Retry-After, instead of waiting as long as the lock
 // is held. With the audit table locked nothing can be recorded, so the
 // read fails closed; with the resource table locked (PostgreSQL) the
-// failure is itself audited.
+// failure is itself audited. A request waits for the lock once, however
+// many events it would record: once an event could not be recorded, the
+// others fail at once (the read and then its generic event, or the
+// entries of a batch, each waited the whole lock timeout before).
 func TestDatabaseLockAnswers503(t *testing.T) {
-	apitestRun(t, func(c *config.Config) { c.Timeouts.Lock = config.Duration(500 * time.Millisecond) }, func(t *testing.T, s *apitest.Server) {
+	const lockTimeout = time.Second
+	apitestRun(t, func(c *config.Config) { c.Timeouts.Lock = config.Duration(lockTimeout) }, func(t *testing.T, s *apitest.Server) {
 		pid := s.Create(t, patient(uniq(), nil))
 		db := rawDB(t, s)
 		// The lock holder keeps its transaction until the test ends.
@@ -228,22 +233,39 @@ func TestDatabaseLockAnswers503(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			return func() {
-				_, _ = conn.ExecContext(context.WithoutCancel(t.Context()), "ROLLBACK")
-				conn.Close()
+			var once sync.Once
+			unlock := func() {
+				once.Do(func() {
+					_, _ = conn.ExecContext(context.WithoutCancel(t.Context()), "ROLLBACK")
+					conn.Close()
+				})
 			}
+			t.Cleanup(unlock) // also when the test fails with the lock held
+			return unlock
 		}
 		// The request is given far longer than the lock timeout, but far
 		// less than the 30 s the audit batch would otherwise wait.
-		send := func(t *testing.T) *apitest.Response {
+		//
+		// The elapsed time is checked against a generous bound, twice the
+		// lock timeout: it counts the lock waits (one fits, two do not),
+		// it does not measure speed.
+		sendOnce := func(t *testing.T, method, path string, body any) *apitest.Response {
 			t.Helper()
 			ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)
 			defer cancel()
-			r, err := s.Send(ctx, "GET", "/fhir/Patient/"+pid, nil, nil)
+			start := time.Now()
+			r, err := s.Send(ctx, method, path, body, nil)
 			if err != nil {
-				t.Fatalf("the read did not answer while the lock was held: %v", err)
+				t.Fatalf("%s %s did not answer while the lock was held: %v", method, path, err)
+			}
+			if d := time.Since(start); d >= 2*lockTimeout {
+				t.Fatalf("%s %s waited for the lock more than once (%v with a lock timeout of %v): %s", method, path, d, lockTimeout, r)
 			}
 			return r
+		}
+		send := func(t *testing.T) *apitest.Response {
+			t.Helper()
+			return sendOnce(t, "GET", "/fhir/Patient/"+pid, nil)
 		}
 		t.Run("audit table", func(t *testing.T) {
 			stmt := "" // SQLite: BEGIN EXCLUSIVE holds the one write lock
@@ -252,10 +274,17 @@ func TestDatabaseLockAnswers503(t *testing.T) {
 			}
 			unlock := lock(t, stmt)
 			r := send(t)
+			var entries []any
+			for range 4 {
+				entries = append(entries, map[string]any{"request": map[string]any{"method": "GET", "url": "Patient/" + pid}})
+			}
+			rb := sendOnce(t, "POST", "/fhir", map[string]any{"resourceType": "Bundle", "type": "batch", "entry": entries})
 			unlock()
-			r.WantOutcome(t, http.StatusServiceUnavailable)
-			if r.Header.Get("Retry-After") == "" || strings.Contains(string(r.Body), "family") {
-				t.Fatalf("503 without Retry-After, or with the resource: %s", r)
+			for _, r := range []*apitest.Response{r, rb} {
+				r.WantOutcome(t, http.StatusServiceUnavailable)
+				if r.Header.Get("Retry-After") == "" || strings.Contains(string(r.Body), "family") {
+					t.Fatalf("503 without Retry-After, or with the resource: %s", r)
+				}
 			}
 		})
 		if s.Driver != "postgres" {

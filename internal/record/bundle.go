@@ -308,6 +308,10 @@ func (s *Service) prepareCreates(ctx context.Context, c Caller, entries []*entry
 // than an entry's own error, each entry is retried in its own.
 func (s *Service) batchEntries(ctx context.Context, c Caller, entries []*entry, refs map[string]string) {
 	order := orderedWrites(entries)
+	if len(order) == 0 {
+		// Reads only (runReads): no write transaction to wait for.
+		return
+	}
 	s.prewarmEntries(ctx, c, entries)
 	err := s.updateTx(ctx, c, func(ctx context.Context, stx storage.Tx) error {
 		tx := &auditBuffer{Tx: stx}
