@@ -48,7 +48,8 @@ import (
 // If that event cannot be made durable, the response becomes 503 with
 // Retry-After (fail closed) and the handler's body is discarded.
 //
-// Audited paths (auditedPath): /fhir (the FHIR API, metadata included),
+// Audited paths (auditedPath): /fhir (the FHIR API, metadata included;
+// also /FHIR and other case variants, answered 404 by fhirCaseGuard),
 // /auth (sign-in, second factor, sessions, passkeys), /admin (the
 // console and /admin/api), /oauth2 (the SMART authorization server and
 // its launch pages) but its public key set and stylesheet, the
@@ -156,7 +157,7 @@ func notePrincipal(r *http.Request, p authn.Principal) {
 // auditedPath reports whether a request to path must leave an event.
 func auditedPath(method, path string) bool {
 	switch {
-	case path == "/fhir" || strings.HasPrefix(path, "/fhir/"),
+	case path == "/fhir" || strings.HasPrefix(path, "/fhir/"), fhirCaseVariant(path),
 		strings.HasPrefix(path, "/auth/"),
 		path == "/admin" || strings.HasPrefix(path, "/admin/"),
 		strings.HasPrefix(path, "/log/tile/entries/"):
