@@ -335,6 +335,18 @@ func TestServeSlowClients(t *testing.T) {
 			t.Fatal("a client trickling its body was not disconnected")
 		}
 	})
+	// A connection in its TLS handshake holds a slot that no new
+	// connection may take (it is not idle): the header timeout bounds it.
+	t.Run("TLS handshake", func(t *testing.T) {
+		c, err := net.Dial("tcp", s.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if !closedWithin(c, patience, nil) {
+			t.Fatal("a connection that never finished its TLS handshake was kept")
+		}
+	})
 	t.Run("idle keep-alive", func(t *testing.T) {
 		c := dial(t)
 		if _, err := io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
