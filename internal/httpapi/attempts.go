@@ -16,6 +16,7 @@ import (
 	"github.com/phivault/phivault/internal/authn/smart"
 	"github.com/phivault/phivault/internal/fhir"
 	"github.com/phivault/phivault/internal/record"
+	"github.com/phivault/phivault/internal/storage"
 )
 
 // Attempts are events (DESIGN §6, issue 11 item 13): every request to an
@@ -70,7 +71,7 @@ import (
 // event instead. Requests without credentials from an address whose
 // bucket is empty are refused with 429 before any work (attemptGate).
 // Requests whose credentials could not be checked because the backend
-// failed (noteBackendFailure) are answered 503 and not charged.
+// failed (NoteBackendFailure) are answered 503 and not charged.
 
 // attemptRecordTimeout bounds the append of a generic event: the
 // request's own context may already be over (client gone, handler
@@ -88,7 +89,7 @@ type reqState struct {
 	mu       sync.Mutex
 	agent    audit.Agent
 	authed   bool
-	backend  bool // the credential check failed in the backend (noteBackendFailure)
+	backend  bool // the credential check failed in the backend (NoteBackendFailure)
 	policies []string
 	route    string
 }
@@ -131,12 +132,19 @@ func NoteRoute(r *http.Request) {
 	}
 }
 
-// noteBackendFailure tells the request's audit middleware that its
-// credentials could not be checked because a backend (the database)
-// failed: the request is not an authentication failure, and its event
+// NoteBackendFailure tells the request's audit middleware that its
+// credentials could not be checked because a backend failed (err wraps
+// storage.ErrUnavailable or audit.ErrUnavailable, or a deadline
+// passed): the request is not an authentication failure, and its event
 // is not charged to the address's attempt budget. Its answer is 503, and
 // the event is still recorded (or the answer stays 503 if it cannot be).
-func noteBackendFailure(ctx context.Context) {
+// Any other error is ignored: an error a caller can provoke must stay
+// charged. The web UI calls it when a session cannot be checked. It is
+// a no-op outside a request.
+func NoteBackendFailure(ctx context.Context, err error) {
+	if !errors.Is(err, storage.ErrUnavailable) && !errors.Is(err, audit.ErrUnavailable) && !errors.Is(err, context.DeadlineExceeded) {
+		return
+	}
 	if st := stateFrom(ctx); st != nil {
 		st.mu.Lock()
 		st.backend = true

@@ -30,7 +30,6 @@ type authError struct {
 	msg        string
 	retryAfter time.Duration
 	err        error
-	backend    bool // a backend failure, not the caller's (noteBackendFailure)
 }
 
 func (e *authError) Error() string { return e.msg }
@@ -65,8 +64,8 @@ func (s *Server) authHandleLimit(limit int64, h handlerFunc) http.Handler {
 			return
 		}
 		e := s.authErr(err)
-		if e.backend {
-			noteBackendFailure(r.Context())
+		if e.status == http.StatusServiceUnavailable {
+			NoteBackendFailure(r.Context(), e.err)
 		}
 		lvl := slog.LevelInfo
 		if e.status >= 500 {
@@ -112,7 +111,7 @@ func (s *Server) authErr(err error) *authError {
 	case errors.Is(err, password.ErrBusy), errors.Is(err, audit.ErrUnavailable):
 		return &authError{status: http.StatusServiceUnavailable, msg: "the service is busy; retry later", retryAfter: time.Second, err: err}
 	}
-	return &authError{status: http.StatusServiceUnavailable, msg: "the service is temporarily unavailable; retry later", retryAfter: time.Second, err: err, backend: true}
+	return &authError{status: http.StatusServiceUnavailable, msg: "the service is temporarily unavailable; retry later", retryAfter: time.Second, err: err}
 }
 
 func writeAuthJSON(w http.ResponseWriter, status int, v any) {
