@@ -294,6 +294,41 @@ func TestServeIdleConnectionsGiveWay(t *testing.T) {
 	c.Close()
 }
 
+// TestServeIdleHTTP2ConnectionsGiveWay: an HTTP/2 connection with no
+// request in flight is idle too, and gives its slot to a new client.
+func TestServeIdleHTTP2ConnectionsGiveWay(t *testing.T) {
+	dir, _ := secInit(t)
+	secEditConfig(t, dir, map[string]any{"limits.max_connections": 4, "limits.max_connections_per_address": 2, "timeouts.idle": "5m"})
+	s := secServe(t, dir)
+	h2get := func(from string) error {
+		tr := &http.Transport{
+			TLSClientConfig:   &tls.Config{InsecureSkipVerify: true},
+			ForceAttemptHTTP2: true,
+			DialContext: (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}).DialContext,
+		}
+		t.Cleanup(tr.CloseIdleConnections)
+		c := &http.Client{Transport: tr, Timeout: 30 * time.Second} // the test's patience
+		resp, err := c.Get("https://" + s.addr + "/healthz")
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		_, _ = io.Copy(io.Discard, resp.Body)
+		if resp.ProtoMajor != 2 || resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("%s %d, want HTTP/2 200", resp.Proto, resp.StatusCode)
+		}
+		return nil
+	}
+	for _, from := range []string{"127.0.0.2", "127.0.0.2", "127.0.0.3", "127.0.0.3"} {
+		if err := h2get(from); err != nil {
+			t.Fatalf("filling the slots: %v", err)
+		}
+	}
+	if err := h2get("127.0.0.9"); err != nil {
+		t.Fatalf("a new client was not served while idle HTTP/2 connections held every slot: %v", err)
+	}
+}
+
 // TestServeSlowClients: a client that trickles its headers, trickles
 // its body, or idles on a keep-alive connection is disconnected after
 // the configured time, not after minutes.
