@@ -304,7 +304,7 @@ func TestServeIdleHTTP2ConnectionsGiveWay(t *testing.T) {
 		tr := &http.Transport{
 			TLSClientConfig:   &tls.Config{InsecureSkipVerify: true},
 			ForceAttemptHTTP2: true,
-			DialContext: (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}).DialContext,
+			DialContext:       (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}).DialContext,
 		}
 		t.Cleanup(tr.CloseIdleConnections)
 		c := &http.Client{Transport: tr, Timeout: 30 * time.Second} // the test's patience
