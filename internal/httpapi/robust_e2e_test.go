@@ -279,7 +279,24 @@ func TestDatabaseLockAnswers503(t *testing.T) {
 				entries = append(entries, map[string]any{"request": map[string]any{"method": "GET", "url": "Patient/" + pid}})
 			}
 			rb := sendOnce(t, "POST", "/fhir", map[string]any{"resourceType": "Bundle", "type": "batch", "entry": entries})
+			// A batch of writes: before, each entry was retried in a
+			// transaction of its own after the shared one met the lock.
+			var writes []any
+			for range 3 {
+				writes = append(writes, map[string]any{"resource": patient(uniq(), nil), "request": map[string]any{"method": "POST", "url": "Patient"}})
+			}
+			wb := sendOnce(t, "POST", "/fhir", map[string]any{"resourceType": "Bundle", "type": "batch", "entry": writes})
 			unlock()
+			if wb.Status != http.StatusServiceUnavailable && wb.Status != http.StatusOK {
+				t.Fatalf("a batch of writes while the audit table was locked: %s", wb)
+			}
+			if wb.Status == http.StatusOK {
+				for _, e := range wb.Entries() {
+					if st, _ := e["response"].(map[string]any)["status"].(string); !strings.HasPrefix(st, "503") {
+						t.Fatalf("a write entry while the audit table was locked: %s", jsonText(e))
+					}
+				}
+			}
 			for _, r := range []*apitest.Response{r, rb} {
 				r.WantOutcome(t, http.StatusServiceUnavailable)
 				if r.Header.Get("Retry-After") == "" || strings.Contains(string(r.Body), "family") {

@@ -132,8 +132,14 @@ func (c *committer) commit(group []groupReq) {
 			// The write lock was not granted within busy_timeout (another
 			// process holds it). The Updates queued meanwhile fail with
 			// this group instead of each waiting busy_timeout in turn.
+			// The lock is the whole database's: an audit append for
+			// these requests would wait for it again, so they are marked
+			// failed (package trail) and answered 503 at once.
 			group = c.drain(group)
 			results = make([]error, len(group))
+			for _, r := range group {
+				trail.Fail(r.ctx)
+			}
 		}
 		fail(err)
 		return
