@@ -373,6 +373,10 @@ func TestDatabaseOutageIsNot429(t *testing.T) {
 		if r.Header.Get("Retry-After") == "" {
 			t.Fatalf("503 without Retry-After: %s", r)
 		}
+		// The administration API checks credentials the same way.
+		if r := s.Do(t, "GET", "/admin/api/users", nil, bearer); r.Status != http.StatusServiceUnavailable {
+			t.Fatalf("administration request %d with a valid token during the outage: %s, want 503", i, r)
+		}
 	}
 	exec("ALTER DATABASE " + name + " ALLOW_CONNECTIONS true")
 	// The pool may still hold a dead session or two: a few 503s are
