@@ -20,9 +20,10 @@ import (
 //     requests), taken from the address that holds the most
 //     connections; that connection is closed. Only when every slot is
 //     in a request, or in its TLS handshake and headers (bounded by the
-//     header timeout), does the new connection wait for one, and
-//     further clients queue in the kernel's accept backlog. Idle
-//     connections therefore never keep a new client out;
+//     header timeout), does the new connection wait for one (open but
+//     not served: Max+1 connections at most), and further clients queue
+//     in the kernel's accept backlog. Idle connections therefore never
+//     keep a new client out;
 //   - at most PerAddress from one source (IPv4 address, IPv6 /64): a
 //     new connection beyond that takes the slot of the source's own
 //     oldest idle connection, or else is closed at once, so one client
