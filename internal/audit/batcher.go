@@ -2,6 +2,7 @@ package audit
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -70,10 +71,20 @@ func NewBatcher(app Appender, opt BatcherOptions) *Batcher {
 // wrapping ErrUnavailable if the batch failed or the batcher is closed,
 // and ctx.Err() if ctx ends first (the record may still be written).
 // Once the record is durable, ctx's request is noted (package trail).
+//
+// If an earlier record of ctx's request failed as unavailable (package
+// trail), Record fails at once: a locked audit table costs a request
+// one lock timeout, not one per event.
 func (b *Batcher) Record(ctx context.Context, rec storage.AuditRecord) error {
+	if trail.Failed(ctx) {
+		return fmt.Errorf("%w: an earlier event of this request could not be recorded", ErrUnavailable)
+	}
 	err := b.record(ctx, rec)
-	if err == nil {
+	switch {
+	case err == nil:
 		trail.Note(ctx)
+	case errors.Is(err, ErrUnavailable):
+		trail.Fail(ctx)
 	}
 	return err
 }

@@ -248,6 +248,87 @@ func TestServeConnectionLimits(t *testing.T) {
 	})
 }
 
+// TestServeIdleConnectionsGiveWay: "phivault serve" tells its listener
+// which connections are idle: with every slot held by idle keep-alive
+// connections from several addresses (TLS), a client from another
+// address is served at once instead of waiting in the accept queue.
+func TestServeIdleConnectionsGiveWay(t *testing.T) {
+	dir, _ := secInit(t)
+	secEditConfig(t, dir, map[string]any{"limits.max_connections": 6, "limits.max_connections_per_address": 2, "timeouts.idle": "5m"})
+	s := secServe(t, dir)
+	keepAlive := func(from string) (net.Conn, error) {
+		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}, Timeout: 10 * time.Second}
+		c, err := tls.DialWithDialer(d, "tcp", s.addr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}})
+		if err != nil {
+			return nil, err
+		}
+		_ = c.SetDeadline(time.Now().Add(30 * time.Second)) // the test's patience
+		if _, err := io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+			return nil, err
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			return nil, err
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return nil, fmt.Errorf("status %d", resp.StatusCode)
+		}
+		_ = c.SetDeadline(time.Time{})
+		return c, nil
+	}
+	for i := 2; i <= 4; i++ {
+		for range 2 {
+			c, err := keepAlive(fmt.Sprintf("127.0.0.%d", i))
+			if err != nil {
+				t.Fatalf("filling the slots: %v", err)
+			}
+			defer c.Close()
+		}
+	}
+	c, err := keepAlive("127.0.0.9")
+	if err != nil {
+		t.Fatalf("a new client was not served while idle connections held every slot: %v", err)
+	}
+	c.Close()
+}
+
+// TestServeIdleHTTP2ConnectionsGiveWay: an HTTP/2 connection with no
+// request in flight is idle too, and gives its slot to a new client.
+func TestServeIdleHTTP2ConnectionsGiveWay(t *testing.T) {
+	dir, _ := secInit(t)
+	secEditConfig(t, dir, map[string]any{"limits.max_connections": 4, "limits.max_connections_per_address": 2, "timeouts.idle": "5m"})
+	s := secServe(t, dir)
+	h2get := func(from string) error {
+		tr := &http.Transport{
+			TLSClientConfig:   &tls.Config{InsecureSkipVerify: true},
+			ForceAttemptHTTP2: true,
+			DialContext:       (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}).DialContext,
+		}
+		t.Cleanup(tr.CloseIdleConnections)
+		c := &http.Client{Transport: tr, Timeout: 30 * time.Second} // the test's patience
+		resp, err := c.Get("https://" + s.addr + "/healthz")
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		_, _ = io.Copy(io.Discard, resp.Body)
+		if resp.ProtoMajor != 2 || resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("%s %d, want HTTP/2 200", resp.Proto, resp.StatusCode)
+		}
+		return nil
+	}
+	for _, from := range []string{"127.0.0.2", "127.0.0.2", "127.0.0.3", "127.0.0.3"} {
+		if err := h2get(from); err != nil {
+			t.Fatalf("filling the slots: %v", err)
+		}
+	}
+	if err := h2get("127.0.0.9"); err != nil {
+		t.Fatalf("a new client was not served while idle HTTP/2 connections held every slot: %v", err)
+	}
+}
+
 // TestServeSlowClients: a client that trickles its headers, trickles
 // its body, or idles on a keep-alive connection is disconnected after
 // the configured time, not after minutes.
@@ -287,6 +368,18 @@ func TestServeSlowClients(t *testing.T) {
 		}
 		if !closedWithin(c, patience, func() error { _, err := io.WriteString(c, `"a":1,`); return err }) {
 			t.Fatal("a client trickling its body was not disconnected")
+		}
+	})
+	// A connection in its TLS handshake holds a slot that no new
+	// connection may take (it is not idle): the header timeout bounds it.
+	t.Run("TLS handshake", func(t *testing.T) {
+		c, err := net.Dial("tcp", s.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if !closedWithin(c, patience, nil) {
+			t.Fatal("a connection that never finished its TLS handshake was kept")
 		}
 	})
 	t.Run("idle keep-alive", func(t *testing.T) {
@@ -383,6 +476,7 @@ func TestServeDatabaseOutageLogs(t *testing.T) {
 		t.Fatalf("before the outage: %d", st)
 	}
 	proxy.stop()
+	outage := time.Now()
 	const requests = 300
 	var unavailable int
 	for range requests {
@@ -391,6 +485,8 @@ func TestServeDatabaseOutageLogs(t *testing.T) {
 		}
 	}
 	s.stop()
+	// The intervals of logging.interval (10 s) the outage touched.
+	intervals := int(time.Since(outage)/config.DefaultLogInterval) + 1
 	if unavailable < requests*9/10 {
 		t.Fatalf("%d of %d requests answered 503 during the outage", unavailable, requests)
 	}
@@ -420,5 +516,16 @@ func TestServeDatabaseOutageLogs(t *testing.T) {
 	if summaries == 0 {
 		t.Fatalf("no summary of suppressed lines: %v", perMsg)
 	}
-	t.Logf("%d requests during the outage: %d warning/error lines (%d messages), %d summaries", requests, problems, len(perMsg), summaries)
+	// What docs/operations.md promises: at most logging.repeats (10)
+	// lines of each message per interval, and one summary per message
+	// per interval.
+	for m, n := range perMsg {
+		if n > config.DefaultLogRepeats*intervals {
+			t.Errorf("%q written %d times in %d interval(s), want at most %d an interval", m, n, intervals, config.DefaultLogRepeats)
+		}
+	}
+	if summaries > len(perMsg)*intervals {
+		t.Errorf("%d summaries for %d messages in %d interval(s)", summaries, len(perMsg), intervals)
+	}
+	t.Logf("%d requests during the outage: %d warning/error lines (%d messages), %d summaries: %v", requests, problems, len(perMsg), summaries, perMsg)
 }

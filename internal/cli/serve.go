@@ -63,9 +63,10 @@ func (e *env) serve(ctx context.Context, c config.Config, started func(addr stri
 	if err != nil {
 		return fmt.Errorf("listening on %s (server.listen): %w", c.Server.Listen, err)
 	}
-	ln = httpapi.LimitListener(ln, httpapi.ConnLimits{Max: c.Limits.MaxConnections, PerAddress: c.Limits.MaxConnectionsPerAddress, Logger: log})
+	lim := httpapi.LimitListener(ln, httpapi.ConnLimits{Max: c.Limits.MaxConnections, PerAddress: c.Limits.MaxConnectionsPerAddress, Logger: log})
+	ln = lim
 	srv := httpapi.NewHTTPServer(a.Handler(), httpapi.ServerOptions{
-		ReadHeader: c.Timeouts.ReadHeader.D(), Idle: c.Timeouts.Idle.D(), Write: c.Timeouts.Write.D(), Logger: log,
+		ReadHeader: c.Timeouts.ReadHeader.D(), Idle: c.Timeouts.Idle.D(), Write: c.Timeouts.Write.D(), Logger: log, Conns: lim,
 	})
 	scheme := "http"
 	if !c.Server.Insecure {

@@ -53,14 +53,16 @@ const (
 	// of clients (HTTP/2 multiplexes a browser on one) and keep the
 	// process within the common 1,024 open-file limit with room for the
 	// database and logs. Further connections wait in the kernel's
-	// accept queue.
+	// accept queue only while every connection is in a request: an idle
+	// keep-alive connection gives its slot to a new one.
 	DefaultMaxConnections = 512
 	// DefaultMaxConnectionsPerAddress: one address (a person, or a clinic
-	// behind one NAT address) may hold 64; beyond that its new
-	// connections are closed at once, so one source cannot take every
-	// slot. Set 0 (off) behind a reverse proxy, whose address is every
-	// client's.
-	DefaultMaxConnectionsPerAddress = 64
+	// behind one NAT address) may hold 32, a sixteenth of the total;
+	// beyond that its new connections take its own idle connections'
+	// slots or are closed at once, so it takes 16 addresses, not 8, to
+	// hold every slot (and they must keep them in requests). Set 0 (off)
+	// behind a reverse proxy, whose address is every client's.
+	DefaultMaxConnectionsPerAddress = 32
 	// DefaultAttemptsPerMinute and DefaultAttemptBurst bound the audit
 	// events of unauthenticated requests per address (package attempt):
 	// 30 a minute, 60 at once.

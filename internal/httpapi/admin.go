@@ -277,6 +277,7 @@ func (a *adminAPI) principal(r *http.Request) (authn.Principal, error) {
 	case errors.Is(err, errCSRF):
 		return authn.Principal{}, apiErr(http.StatusForbidden, "a cookie-authenticated request that changes state must carry the X-CSRF-Token header", err)
 	}
+	NoteBackendFailure(r.Context(), err)
 	return authn.Principal{}, apiErr(http.StatusServiceUnavailable, "the service is temporarily unavailable; retry later", err)
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/phivault/phivault/internal/authn/smart"
 	"github.com/phivault/phivault/internal/fhir"
 	"github.com/phivault/phivault/internal/record"
+	"github.com/phivault/phivault/internal/storage"
 )
 
 // Attempts are events (DESIGN §6, issue 11 item 13): every request to an
@@ -48,7 +49,8 @@ import (
 // If that event cannot be made durable, the response becomes 503 with
 // Retry-After (fail closed) and the handler's body is discarded.
 //
-// Audited paths (auditedPath): /fhir (the FHIR API, metadata included),
+// Audited paths (auditedPath): /fhir (the FHIR API, metadata included;
+// also /FHIR and other case variants, answered 404 by fhirCaseGuard),
 // /auth (sign-in, second factor, sessions, passkeys), /admin (the
 // console and /admin/api), /oauth2 (the SMART authorization server and
 // its launch pages) but its public key set and stylesheet, the
@@ -68,6 +70,8 @@ import (
 // one the answer is 429 and the request is counted in an aggregate
 // event instead. Requests without credentials from an address whose
 // bucket is empty are refused with 429 before any work (attemptGate).
+// Requests whose credentials could not be checked because the backend
+// failed (NoteBackendFailure) are answered 503 and not charged.
 
 // attemptRecordTimeout bounds the append of a generic event: the
 // request's own context may already be over (client gone, handler
@@ -85,6 +89,7 @@ type reqState struct {
 	mu       sync.Mutex
 	agent    audit.Agent
 	authed   bool
+	backend  bool // the credential check failed in the backend (NoteBackendFailure)
 	policies []string
 	route    string
 }
@@ -127,6 +132,26 @@ func NoteRoute(r *http.Request) {
 	}
 }
 
+// NoteBackendFailure tells the request's audit middleware that its
+// credentials could not be checked because a backend failed (err wraps
+// storage.ErrUnavailable or audit.ErrUnavailable, or a deadline
+// passed): the request is not an authentication failure, and its event
+// is not charged to the address's attempt budget. Its answer is 503, and
+// the event is still recorded (or the answer stays 503 if it cannot be).
+// Any other error is ignored: an error a caller can provoke must stay
+// charged. The web UI calls it when a session cannot be checked. It is
+// a no-op outside a request.
+func NoteBackendFailure(ctx context.Context, err error) {
+	if !errors.Is(err, storage.ErrUnavailable) && !errors.Is(err, audit.ErrUnavailable) && !errors.Is(err, context.DeadlineExceeded) {
+		return
+	}
+	if st := stateFrom(ctx); st != nil {
+		st.mu.Lock()
+		st.backend = true
+		st.mu.Unlock()
+	}
+}
+
 // notePrincipal records an authenticated principal (credentials
 // accepted, whatever a later gate decides).
 func notePrincipal(r *http.Request, p authn.Principal) {
@@ -140,7 +165,7 @@ func notePrincipal(r *http.Request, p authn.Principal) {
 // auditedPath reports whether a request to path must leave an event.
 func auditedPath(method, path string) bool {
 	switch {
-	case path == "/fhir" || strings.HasPrefix(path, "/fhir/"),
+	case path == "/fhir" || strings.HasPrefix(path, "/fhir/"), fhirCaseVariant(path),
 		strings.HasPrefix(path, "/auth/"),
 		path == "/admin" || strings.HasPrefix(path, "/admin/"),
 		strings.HasPrefix(path, "/log/tile/entries/"):
@@ -298,10 +323,19 @@ func (s *Server) beforeStatus(r *http.Request, st *reqState, status int) *replac
 	if !st.audited || st.trail.Noted() {
 		return nil
 	}
+	if st.trail.Failed() {
+		// An event of this request already failed as unavailable (a
+		// locked audit table): fail closed now rather than wait for the
+		// same lock again, and charge no budget (the server failed).
+		return auditUnavailable(errors.New("an earlier audit event of this request could not be recorded"))
+	}
 	st.mu.Lock()
-	authed := st.authed
+	authed, backend := st.authed, st.backend
 	st.mu.Unlock()
-	if !authed && s.attempts != nil {
+	// A database outage is not an authentication failure: charging it
+	// would turn the 503s of valid credentials into 429s once the
+	// address's budget is spent, and keep refusing them after recovery.
+	if !authed && !backend && s.attempts != nil {
 		addr := clientAddr(r)
 		if ok, wait := s.attempts.Take(addr); !ok {
 			s.attempts.Refused(addr)

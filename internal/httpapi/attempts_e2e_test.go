@@ -79,6 +79,10 @@ func TestAttemptsAudited(t *testing.T) {
 				{"unknown type", "GET", "/fhir/" + planted, nil, nil, 404, audit.ActionRequest, audit.OutcomeError, ""},
 				{"unknown route", "GET", "/fhir/Patient/" + pid + "/" + planted + "/x", nil, nil, 404, audit.ActionRequest, audit.OutcomeError, ""},
 				{"method not allowed", "DELETE", "/fhir/AuditEvent/1", nil, nil, 405, audit.ActionDelete, audit.OutcomeError, "AuditEvent/1"},
+				// Paths are case-sensitive: /FHIR is no FHIR route, but a 404
+				// OperationOutcome that is audited, never the web UI's page.
+				{"upper-case FHIR base", "GET", "/FHIR/Patient/" + pid, nil, nil, 404, audit.ActionRequest, audit.OutcomeError, ""},
+				{"mixed-case FHIR base without a credential", "GET", "/Fhir/metadata", nil, noAuth, 404, audit.ActionRequest, audit.OutcomeError, ""},
 				{"capabilities", "GET", "/fhir/metadata", nil, noAuth, 200, audit.ActionCapabilities, audit.OutcomeSuccess, ""},
 				{"type history", "GET", "/fhir/Patient/_history", nil, nil, 200, audit.ActionHistoryType, audit.OutcomeSuccess, "Patient/" + pid + "/_history/1"},
 				{"system history", "GET", "/fhir/_history", nil, nil, 200, audit.ActionHistorySystem, audit.OutcomeSuccess, "Patient/" + pid + "/_history/1"},
@@ -93,6 +97,9 @@ func TestAttemptsAudited(t *testing.T) {
 					r := s.Do(t, tt.method, tt.path, tt.body, tt.headers)
 					if tt.status != 0 {
 						r.Want(t, tt.status)
+						if tt.status >= 400 && strings.HasPrefix(strings.ToLower(tt.path), "/fhir") {
+							r.WantOutcome(t, tt.status)
+						}
 					} else if r.Status < 400 {
 						t.Fatalf("status: got %s, want an error", r)
 					}

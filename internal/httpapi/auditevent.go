@@ -23,7 +23,7 @@ import (
 type AuditLog interface {
 	Search(ctx context.Context, c index.Caller, f index.Filter) ([]index.Entry, error)
 	Get(ctx context.Context, c index.Caller, leaf int64) (index.Entry, error)
-	Denied(ctx context.Context, c index.Caller, query string) error
+	Denied(ctx context.Context, c index.Caller, action audit.Action, query string) error
 }
 
 // auditReaders may read every event; a patient reads the events that
@@ -79,8 +79,8 @@ func (s *Server) auditCaller(r *http.Request) index.Caller {
 }
 
 // deny records a refused read of the log, then answers 403.
-func (s *Server) auditDeny(r *http.Request, query string) error {
-	if err := s.audit.Denied(r.Context(), s.auditCaller(r), query); err != nil {
+func (s *Server) auditDeny(r *http.Request, action audit.Action, query string) error {
+	if err := s.audit.Denied(r.Context(), s.auditCaller(r), action, query); err != nil {
 		return &record.Error{Status: http.StatusServiceUnavailable, Issues: []record.Issue{{Code: "transient", Diagnostic: "the audit log is unavailable"}}, Err: err}
 	}
 	return errAuditForbidden
@@ -92,7 +92,7 @@ func (s *Server) auditSearch(w http.ResponseWriter, r *http.Request) error {
 	}
 	scope, err := s.auditScope(r)
 	if errors.Is(err, errAuditForbidden) {
-		return s.auditDeny(r, "AuditEvent")
+		return s.auditDeny(r, audit.ActionSearch, "AuditEvent")
 	}
 	if err != nil {
 		return err
@@ -103,7 +103,7 @@ func (s *Server) auditSearch(w http.ResponseWriter, r *http.Request) error {
 	}
 	if scope != "" {
 		if f.Patient != "" && f.Patient != scope {
-			return s.auditDeny(r, "AuditEvent?patient")
+			return s.auditDeny(r, audit.ActionSearch, "AuditEvent?patient")
 		}
 		f.Patient = scope
 	}
@@ -172,7 +172,7 @@ func (s *Server) auditRead(w http.ResponseWriter, r *http.Request) error {
 	}
 	scope, err := s.auditScope(r)
 	if errors.Is(err, errAuditForbidden) {
-		return s.auditDeny(r, "AuditEvent/"+strconv.FormatInt(leaf, 10))
+		return s.auditDeny(r, audit.ActionRead, "AuditEvent/"+strconv.FormatInt(leaf, 10))
 	}
 	if err != nil {
 		return err
@@ -222,7 +222,7 @@ func (s *Server) auditProof(w http.ResponseWriter, r *http.Request) error {
 	}
 	scope, err := s.auditScope(r)
 	if errors.Is(err, errAuditForbidden) {
-		return s.auditDeny(r, "AuditEvent/"+strconv.FormatInt(leaf, 10)+"/$proof")
+		return s.auditDeny(r, audit.ActionRead, "AuditEvent/"+strconv.FormatInt(leaf, 10)+"/$proof")
 	}
 	if err != nil {
 		return err

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/phivault/phivault/internal/apitest"
+	"github.com/phivault/phivault/internal/audit"
 	"github.com/phivault/phivault/internal/fhir"
 )
 
@@ -155,11 +156,23 @@ func TestAuditEventSearch(t *testing.T) {
 		s.Do(t, http.MethodGet, "/fhir/AuditEvent/"+paged[0], nil, aud).Want(t, http.StatusOK)
 		s.Do(t, http.MethodGet, "/fhir/AuditEvent/99999999", nil, aud).WantOutcome(t, http.StatusNotFound)
 
-		// The system token may not read the log; the refusal is audited.
-		s.Do(t, http.MethodGet, "/fhir/AuditEvent?patient="+a, nil, nil).WantOutcome(t, http.StatusForbidden)
+		// The system token may not read the log; the refusal is audited,
+		// as the interaction refused: a search, a read by id.
+		deniedSearch := s.Do(t, http.MethodGet, "/fhir/AuditEvent?patient="+a, nil, nil).WantOutcome(t, http.StatusForbidden)
+		deniedRead := s.Do(t, http.MethodGet, "/fhir/AuditEvent/"+paged[0], nil, nil).WantOutcome(t, http.StatusForbidden)
 		r = s.Do(t, http.MethodGet, "/fhir/AuditEvent?outcome=4&agent="+url.QueryEscape(who), nil, aud).Want(t, http.StatusOK)
-		if n := len(r.Resources()); n != 1 {
-			t.Fatalf("denied reads of the log by the system token: %d, want 1", n)
+		if n := len(r.Resources()); n != 2 {
+			t.Fatalf("denied reads of the log by the system token: %d, want 2", n)
+		}
+		evs := auditEvents(t, s)
+		for _, c := range []struct {
+			r    *apitest.Response
+			want audit.Action
+		}{{deniedSearch, audit.ActionSearch}, {deniedRead, audit.ActionRead}} {
+			got := eventsOf(t, evs, c.r)
+			if len(got) != 1 || got[0].Action != c.want || got[0].Outcome != audit.OutcomeDenied {
+				t.Fatalf("a refused %s of the log: events %+v, want one denied %s", c.want, got, c.want)
+			}
 		}
 
 		// The auditor's own searches are in the log, with what was asked.

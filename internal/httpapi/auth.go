@@ -64,6 +64,9 @@ func (s *Server) authHandleLimit(limit int64, h handlerFunc) http.Handler {
 			return
 		}
 		e := s.authErr(err)
+		if e.status == http.StatusServiceUnavailable {
+			NoteBackendFailure(r.Context(), e.err)
+		}
 		lvl := slog.LevelInfo
 		if e.status >= 500 {
 			lvl = slog.LevelError

@@ -133,6 +133,7 @@ func (s *Server) writeAuthnError(w http.ResponseWriter, r *http.Request, err err
 		w.Header().Set("WWW-Authenticate", `Bearer realm="phivault", error="insufficient_scope"`)
 		writeOutcome(w, r, httpError(http.StatusForbidden, "forbidden", "the access token's scopes do not allow this request"))
 	default:
+		NoteBackendFailure(r.Context(), err)
 		s.log.ErrorContext(r.Context(), "authentication backend failed", slog.String("request_id", RequestID(r.Context())), slog.String("error", err.Error()))
 		w.Header().Set("Retry-After", "1")
 		writeOutcome(w, r, httpError(http.StatusServiceUnavailable, "transient", "the service is temporarily unavailable; retry later"))

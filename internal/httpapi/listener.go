@@ -14,14 +14,25 @@ import (
 // goroutine and buffers, before any request is read. LimitListener
 // bounds them:
 //
-//   - at most Max connections in all: at the limit Accept waits until
-//     one closes, so further clients queue in the kernel's accept
-//     backlog instead of exhausting the process (the model of
-//     golang.org/x/net/netutil.LimitListener);
-//   - at most PerAddress from one source (IPv4 address, IPv6 /64): a new
-//     connection beyond that is closed at once, so one client cannot
-//     take every slot. 0 turns it off (behind a reverse proxy every
-//     connection comes from the proxy).
+//   - at most Max connections in all. A connection is accepted, then
+//     given a slot: a free one, or else the slot of the connection that
+//     has been idle the longest (a keep-alive connection between two
+//     requests), taken from the address that holds the most
+//     connections; that connection is closed. Only when every slot is
+//     in a request, or in its TLS handshake and headers (bounded by the
+//     header timeout), does the new connection wait for one (open but
+//     not served: Max+1 connections at most), and further clients queue
+//     in the kernel's accept backlog. Idle connections therefore never
+//     keep a new client out;
+//   - at most PerAddress from one source (IPv4 address, IPv6 /64): a
+//     new connection beyond that takes the slot of the source's own
+//     oldest idle connection, or else is closed at once, so one client
+//     cannot take every slot. 0 turns it off (behind a reverse proxy
+//     every connection comes from the proxy).
+//
+// Idle connections are known from the http.Server's ConnState hook:
+// set Server.ConnState to the listener's ConnState (NewHTTPServer does
+// when given the listener). Without it no connection counts as idle.
 //
 // With the server's timeouts (ServerOptions: header, idle, write; the
 // header timeout also bounds the TLS handshake) a held slot is freed
@@ -31,110 +42,203 @@ import (
 type ConnLimits struct {
 	Max        int
 	PerAddress int
-	Logger     *slog.Logger // refusals, as warnings; nil discards
+	Logger     *slog.Logger // refusals and evictions, as warnings; nil discards
+}
+
+// LimitedListener is a listener with [ConnLimits].
+type LimitedListener struct {
+	net.Listener
+	lim       ConnLimits
+	mu        sync.Mutex
+	open      int                      // connections holding a slot
+	perAddr   map[netip.Prefix]int     // slots by source
+	idle      map[*limitConn]time.Time // connections between requests, since when
+	wake      chan struct{}            // a slot freed or a connection went idle
+	done      chan struct{}
+	closeOnce sync.Once
+	refused   atomic.Int64
+	evicted   atomic.Int64
 }
 
 // LimitListener wraps ln with the limits. Closing it unblocks a waiting
 // Accept.
-func LimitListener(ln net.Listener, l ConnLimits) net.Listener {
+func LimitListener(ln net.Listener, l ConnLimits) *LimitedListener {
 	if l.Logger == nil {
 		l.Logger = slog.New(slog.DiscardHandler)
 	}
-	ll := &limitListener{Listener: ln, lim: l, perAddr: make(map[netip.Prefix]int), done: make(chan struct{})}
-	if l.Max > 0 {
-		ll.sem = make(chan struct{}, l.Max)
-	}
-	return ll
-}
-
-type limitListener struct {
-	net.Listener
-	lim       ConnLimits
-	sem       chan struct{} // nil: no total limit
-	mu        sync.Mutex
-	perAddr   map[netip.Prefix]int
-	done      chan struct{}
-	closeOnce sync.Once
-	refused   atomic.Int64
-}
-
-func (l *limitListener) acquire() bool {
-	if l.sem == nil {
-		return true
-	}
-	select {
-	case l.sem <- struct{}{}:
-		return true
-	case <-l.done:
-		return false
+	return &LimitedListener{
+		Listener: ln, lim: l,
+		perAddr: make(map[netip.Prefix]int), idle: make(map[*limitConn]time.Time),
+		wake: make(chan struct{}, 1), done: make(chan struct{}),
 	}
 }
 
-func (l *limitListener) release() {
-	if l.sem != nil {
-		<-l.sem
-	}
-}
-
-// Accept waits for a free slot, then for a connection from an address
-// under its own limit.
-func (l *limitListener) Accept() (net.Conn, error) {
+// Accept accepts a connection, then gives it a slot (see [ConnLimits]),
+// waiting if every slot is busy.
+func (l *LimitedListener) Accept() (net.Conn, error) {
 	for {
-		if !l.acquire() {
-			return nil, net.ErrClosed
-		}
 		c, err := l.Listener.Accept()
 		if err != nil {
-			l.release()
 			return nil, err
 		}
-		key := connKey(c.RemoteAddr())
-		if l.lim.PerAddress > 0 {
-			l.mu.Lock()
-			over := l.perAddr[key] >= l.lim.PerAddress
-			if !over {
-				l.perAddr[key]++
-			}
-			l.mu.Unlock()
-			if over {
+		if lc, err := l.admit(c); err != nil {
+			return nil, err
+		} else if lc != nil {
+			return lc, nil
+		}
+	}
+}
+
+// admit gives c a slot; nil (no error) if c was refused and closed.
+func (l *LimitedListener) admit(c net.Conn) (*limitConn, error) {
+	key := connKey(c.RemoteAddr())
+	for {
+		var victims []*limitConn
+		l.mu.Lock()
+		if l.lim.PerAddress > 0 && l.perAddr[key] >= l.lim.PerAddress {
+			v := l.oldestIdle(&key)
+			if v == nil {
+				l.mu.Unlock()
 				_ = c.Close()
-				l.release()
 				l.refused.Add(1)
 				l.lim.Logger.Warn("connection refused: its address holds the most connections allowed (limits.max_connections_per_address)",
 					slog.String("address", key.String()))
-				continue
+				return nil, nil
+			}
+			l.releaseLocked(v)
+			victims = append(victims, v)
+		}
+		if l.lim.Max > 0 && l.open >= l.lim.Max {
+			if v := l.oldestIdle(nil); v != nil {
+				l.releaseLocked(v)
+				victims = append(victims, v)
 			}
 		}
-		return &limitConn{Conn: c, l: l, key: key}, nil
+		var lc *limitConn
+		if l.lim.Max <= 0 || l.open < l.lim.Max {
+			l.open++
+			l.perAddr[key]++
+			lc = &limitConn{Conn: c, l: l, key: key}
+		}
+		l.mu.Unlock()
+		for _, v := range victims {
+			_ = v.Conn.Close()
+			l.evicted.Add(1)
+			l.lim.Logger.Warn("idle connection closed to give its slot to a new one (limits.max_connections, limits.max_connections_per_address)",
+				slog.String("address", v.key.String()))
+		}
+		if lc != nil {
+			return lc, nil
+		}
+		select {
+		case <-l.wake:
+		case <-l.done:
+			_ = c.Close()
+			return nil, net.ErrClosed
+		}
 	}
 }
 
-func (l *limitListener) Close() error {
+// oldestIdle is the idle connection to close for a new one: of key if
+// set, else of the source holding the most connections; the one idle
+// the longest. nil if none is idle. l.mu is held.
+func (l *LimitedListener) oldestIdle(key *netip.Prefix) *limitConn {
+	var best *limitConn
+	var bestSince time.Time
+	for c, since := range l.idle {
+		if key != nil && c.key != *key {
+			continue
+		}
+		if best == nil || l.perAddr[c.key] > l.perAddr[best.key] ||
+			l.perAddr[c.key] == l.perAddr[best.key] && since.Before(bestSince) {
+			best, bestSince = c, since
+		}
+	}
+	return best
+}
+
+// releaseLocked frees c's slot, once. l.mu is held.
+func (l *LimitedListener) releaseLocked(c *limitConn) {
+	if c.released {
+		return
+	}
+	c.released = true
+	delete(l.idle, c)
+	l.open--
+	if l.perAddr[c.key]--; l.perAddr[c.key] <= 0 {
+		delete(l.perAddr, c.key)
+	}
+	l.signal()
+}
+
+func (l *LimitedListener) signal() {
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+}
+
+// ConnState is the http.Server's ConnState hook: it tells which
+// connections are idle between requests (HTTP/1.1 keep-alive, HTTP/2
+// with no stream open).
+func (l *LimitedListener) ConnState(c net.Conn, s http.ConnState) {
+	lc := asLimitConn(c)
+	if lc == nil {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if s == http.StateIdle && !lc.released {
+		l.idle[lc] = time.Now()
+		l.signal()
+	} else {
+		delete(l.idle, lc)
+	}
+}
+
+// asLimitConn finds the limitConn under c (a *tls.Conn wraps it).
+func asLimitConn(c net.Conn) *limitConn {
+	for c != nil {
+		if lc, ok := c.(*limitConn); ok {
+			return lc
+		}
+		u, ok := c.(interface{ NetConn() net.Conn })
+		if !ok {
+			return nil
+		}
+		c = u.NetConn()
+	}
+	return nil
+}
+
+// Open reports the connections holding a slot, in all and by source.
+func (l *LimitedListener) Open() (total int, bySource map[string]int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	bySource = make(map[string]int, len(l.perAddr))
+	for k, n := range l.perAddr {
+		bySource[k.String()] = n
+	}
+	return l.open, bySource
+}
+
+func (l *LimitedListener) Close() error {
 	l.closeOnce.Do(func() { close(l.done) })
 	return l.Listener.Close()
 }
 
-func (l *limitListener) done1(key netip.Prefix) {
-	if l.lim.PerAddress > 0 {
-		l.mu.Lock()
-		if l.perAddr[key]--; l.perAddr[key] <= 0 {
-			delete(l.perAddr, key)
-		}
-		l.mu.Unlock()
-	}
-	l.release()
-}
-
 type limitConn struct {
 	net.Conn
-	l    *limitListener
-	key  netip.Prefix
-	once sync.Once
+	l        *LimitedListener
+	key      netip.Prefix
+	released bool // l.mu
 }
 
 func (c *limitConn) Close() error {
 	err := c.Conn.Close()
-	c.once.Do(func() { c.l.done1(c.key) })
+	c.l.mu.Lock()
+	c.l.releaseLocked(c)
+	c.l.mu.Unlock()
 	return err
 }
 
@@ -160,6 +264,10 @@ type ServerOptions struct {
 	Idle       time.Duration // keep-alive between requests
 	Write      time.Duration // from the end of the header to the end of the answer
 	Logger     *slog.Logger  // net/http's own errors, as warnings
+	// Conns, if set, is the listener the server accepts from: it is told
+	// which connections are idle (Server.ConnState), so a new connection
+	// can take an idle one's slot.
+	Conns *LimitedListener
 }
 
 // maxHeaderBytes bounds the request line and headers (net/http's
@@ -188,6 +296,9 @@ func NewHTTPServer(h http.Handler, o ServerOptions) *http.Server {
 		IdleTimeout:       o.Idle,
 		MaxHeaderBytes:    maxHeaderBytes,
 		HTTP2:             &http.HTTP2Config{MaxConcurrentStreams: h2MaxStreams, WriteByteTimeout: h2WriteByteTimeout},
+	}
+	if o.Conns != nil {
+		srv.ConnState = o.Conns.ConnState
 	}
 	if o.Logger != nil {
 		srv.ErrorLog = slog.NewLogLogger(o.Logger.Handler(), slog.LevelWarn)

@@ -6,16 +6,21 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
+	"os"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	_ "github.com/jackc/pgx/v5/stdlib" // "pgx" for the raw handle of lock tests
 
 	"github.com/phivault/phivault/internal/apitest"
 	"github.com/phivault/phivault/internal/audit"
 	"github.com/phivault/phivault/internal/config"
+	"github.com/phivault/phivault/internal/storage/postgres/pgtest"
 )
 
 // TestAttemptFlood: unauthenticated requests from one address are
@@ -205,9 +210,13 @@ func TestTamperedRowIsOneEntry(t *testing.T) {
 // answers 503 with Retry-After, instead of waiting as long as the lock
 // is held. With the audit table locked nothing can be recorded, so the
 // read fails closed; with the resource table locked (PostgreSQL) the
-// failure is itself audited.
+// failure is itself audited. A request waits for the lock once, however
+// many events it would record: once an event could not be recorded, the
+// others fail at once (the read and then its generic event, or the
+// entries of a batch, each waited the whole lock timeout before).
 func TestDatabaseLockAnswers503(t *testing.T) {
-	apitestRun(t, func(c *config.Config) { c.Timeouts.Lock = config.Duration(500 * time.Millisecond) }, func(t *testing.T, s *apitest.Server) {
+	const lockTimeout = time.Second
+	apitestRun(t, func(c *config.Config) { c.Timeouts.Lock = config.Duration(lockTimeout) }, func(t *testing.T, s *apitest.Server) {
 		pid := s.Create(t, patient(uniq(), nil))
 		db := rawDB(t, s)
 		// The lock holder keeps its transaction until the test ends.
@@ -225,22 +234,39 @@ func TestDatabaseLockAnswers503(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			return func() {
-				_, _ = conn.ExecContext(context.WithoutCancel(t.Context()), "ROLLBACK")
-				conn.Close()
+			var once sync.Once
+			unlock := func() {
+				once.Do(func() {
+					_, _ = conn.ExecContext(context.WithoutCancel(t.Context()), "ROLLBACK")
+					conn.Close()
+				})
 			}
+			t.Cleanup(unlock) // also when the test fails with the lock held
+			return unlock
 		}
 		// The request is given far longer than the lock timeout, but far
 		// less than the 30 s the audit batch would otherwise wait.
-		send := func(t *testing.T) *apitest.Response {
+		//
+		// The elapsed time is checked against a generous bound, twice the
+		// lock timeout: it counts the lock waits (one fits, two do not),
+		// it does not measure speed.
+		sendOnce := func(t *testing.T, method, path string, body any) *apitest.Response {
 			t.Helper()
 			ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)
 			defer cancel()
-			r, err := s.Send(ctx, "GET", "/fhir/Patient/"+pid, nil, nil)
+			start := time.Now()
+			r, err := s.Send(ctx, method, path, body, nil)
 			if err != nil {
-				t.Fatalf("the read did not answer while the lock was held: %v", err)
+				t.Fatalf("%s %s did not answer while the lock was held: %v", method, path, err)
+			}
+			if d := time.Since(start); d >= 2*lockTimeout {
+				t.Fatalf("%s %s waited for the lock more than once (%v with a lock timeout of %v): %s", method, path, d, lockTimeout, r)
 			}
 			return r
+		}
+		send := func(t *testing.T) *apitest.Response {
+			t.Helper()
+			return sendOnce(t, "GET", "/fhir/Patient/"+pid, nil)
 		}
 		t.Run("audit table", func(t *testing.T) {
 			stmt := "" // SQLite: BEGIN EXCLUSIVE holds the one write lock
@@ -249,10 +275,34 @@ func TestDatabaseLockAnswers503(t *testing.T) {
 			}
 			unlock := lock(t, stmt)
 			r := send(t)
+			var entries []any
+			for range 4 {
+				entries = append(entries, map[string]any{"request": map[string]any{"method": "GET", "url": "Patient/" + pid}})
+			}
+			rb := sendOnce(t, "POST", "/fhir", map[string]any{"resourceType": "Bundle", "type": "batch", "entry": entries})
+			// A batch of writes: before, each entry was retried in a
+			// transaction of its own after the shared one met the lock.
+			var writes []any
+			for range 3 {
+				writes = append(writes, map[string]any{"resource": patient(uniq(), nil), "request": map[string]any{"method": "POST", "url": "Patient"}})
+			}
+			wb := sendOnce(t, "POST", "/fhir", map[string]any{"resourceType": "Bundle", "type": "batch", "entry": writes})
 			unlock()
-			r.WantOutcome(t, http.StatusServiceUnavailable)
-			if r.Header.Get("Retry-After") == "" || strings.Contains(string(r.Body), "family") {
-				t.Fatalf("503 without Retry-After, or with the resource: %s", r)
+			if wb.Status != http.StatusServiceUnavailable && wb.Status != http.StatusOK {
+				t.Fatalf("a batch of writes while the audit table was locked: %s", wb)
+			}
+			if wb.Status == http.StatusOK {
+				for _, e := range wb.Entries() {
+					if st, _ := e["response"].(map[string]any)["status"].(string); !strings.HasPrefix(st, "503") {
+						t.Fatalf("a write entry while the audit table was locked: %s", jsonText(e))
+					}
+				}
+			}
+			for _, r := range []*apitest.Response{r, rb} {
+				r.WantOutcome(t, http.StatusServiceUnavailable)
+				if r.Header.Get("Retry-After") == "" || strings.Contains(string(r.Body), "family") {
+					t.Fatalf("503 without Retry-After, or with the resource: %s", r)
+				}
 			}
 		})
 		if s.Driver != "postgres" {
@@ -273,6 +323,75 @@ func TestDatabaseLockAnswers503(t *testing.T) {
 		// Once the locks are gone, the read works again.
 		s.Do(t, "GET", "/fhir/Patient/"+pid, nil, nil).Want(t, http.StatusOK)
 	})
+}
+
+// TestDatabaseOutageIsNot429: while PostgreSQL is unreachable, requests
+// with a valid bearer token are answered 503 with Retry-After and an
+// OperationOutcome, however many there are: the failed credential
+// lookup is the server's failure, not the caller's, and is not charged
+// to the address's attempt budget (before the fix they were answered 429
+// once the burst was spent). Once PostgreSQL is back they are served.
+func TestDatabaseOutageIsNot429(t *testing.T) {
+	s := apitest.StartWith(t, "postgres", func(c *config.Config) { c.Limits.AttemptBurst, c.Limits.AttemptsPerMinute = 3, 1 })
+	// A token never used yet, so no cached check stands in for the
+	// database.
+	secret, err := s.App.CreateToken(t.Context(), "outage", []string{"system"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bearer := apitest.H{"Authorization": "Bearer " + secret.Reveal()}
+	admin := os.Getenv(pgtest.EnvURL)
+	if admin == "" {
+		admin = pgtest.DefaultURL
+	}
+	u, err := url.Parse(s.App.Config.Storage.PostgresURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := pgx.Identifier{strings.TrimPrefix(u.Path, "/")}.Sanitize()
+	db, err := sql.Open("pgx", admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	exec := func(q string, args ...any) {
+		t.Helper()
+		if _, err := db.ExecContext(context.WithoutCancel(t.Context()), q, args...); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	// The outage: no new session may open, the server's are ended.
+	exec("ALTER DATABASE " + name + " ALLOW_CONNECTIONS false")
+	t.Cleanup(func() { exec("ALTER DATABASE " + name + " ALLOW_CONNECTIONS true") })
+	exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", strings.TrimPrefix(u.Path, "/"))
+
+	for i := range 12 { // four times the burst
+		r := s.Do(t, "GET", "/fhir/Patient", nil, bearer)
+		if r.Status == http.StatusTooManyRequests {
+			t.Fatalf("request %d with a valid token during the outage was answered 429: %s", i, r)
+		}
+		r.WantOutcome(t, http.StatusServiceUnavailable)
+		if r.Header.Get("Retry-After") == "" {
+			t.Fatalf("503 without Retry-After: %s", r)
+		}
+		// The administration API checks credentials the same way.
+		if r := s.Do(t, "GET", "/admin/api/users", nil, bearer); r.Status != http.StatusServiceUnavailable {
+			t.Fatalf("administration request %d with a valid token during the outage: %s, want 503", i, r)
+		}
+	}
+	exec("ALTER DATABASE " + name + " ALLOW_CONNECTIONS true")
+	// The pool may still hold a dead session or two: a few 503s are
+	// expected while they are found and replaced, never a 429.
+	for i := 0; ; i++ {
+		r := s.Do(t, "GET", "/fhir/Patient", nil, bearer)
+		if r.Status == http.StatusOK {
+			break
+		}
+		if r.Status != http.StatusServiceUnavailable || i == 20 {
+			t.Fatalf("after the outage: %s", r)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 func jsonText(v any) string {

@@ -65,6 +65,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/phivault/phivault/internal/audit/attempt"
@@ -192,7 +193,28 @@ func (s *Server) Handler() http.Handler {
 		// including the UI's own 404 page.
 		mux.Handle("/", s.ui)
 	}
-	return s.withRequest(securityHeaders(s.attemptGate(mux)))
+	return s.withRequest(securityHeaders(s.attemptGate(fhirCaseGuard(mux))))
+}
+
+// fhirCaseGuard answers 404 (an OperationOutcome) to a path whose first
+// segment is "fhir" in another case (/FHIR/Patient): paths are
+// case-sensitive, and such a request must neither reach the web UI nor
+// go unaudited (auditedPath counts it as a FHIR path).
+func fhirCaseGuard(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if fhirCaseVariant(r.URL.Path) {
+			writeOutcome(w, r, httpError(http.StatusNotFound, "not-found", "no such route: the FHIR API is at /fhir (paths are case-sensitive)"))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// fhirCaseVariant reports whether path's first segment is "fhir" in a
+// case other than lower case.
+func fhirCaseVariant(path string) bool {
+	seg, _, _ := strings.Cut(strings.TrimPrefix(path, "/"), "/")
+	return seg != "fhir" && strings.EqualFold(seg, "fhir")
 }
 
 // fhirHandler is the /fhir subtree: limits, negotiation, authentication.

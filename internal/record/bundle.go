@@ -305,9 +305,14 @@ func (s *Service) prepareCreates(ctx context.Context, c Caller, entries []*entry
 
 // batchEntries runs each entry on its own. Entries share one database
 // transaction for speed; if that transaction fails for a reason other
-// than an entry's own error, each entry is retried in its own.
+// than an entry's own error, each entry is retried in its own, unless
+// the database was unavailable: then they fail with it.
 func (s *Service) batchEntries(ctx context.Context, c Caller, entries []*entry, refs map[string]string) {
 	order := orderedWrites(entries)
+	if len(order) == 0 {
+		// Reads only (runReads): no write transaction to wait for.
+		return
+	}
 	s.prewarmEntries(ctx, c, entries)
 	err := s.updateTx(ctx, c, func(ctx context.Context, stx storage.Tx) error {
 		tx := &auditBuffer{Tx: stx}
@@ -334,6 +339,19 @@ func (s *Service) batchEntries(ctx context.Context, c Caller, entries []*entry, 
 	if err == nil {
 		s.recordEntryDenials(ctx, entries)
 		s.changedEntries(entries)
+		return
+	}
+	if errors.Is(err, storage.ErrUnavailable) {
+		// The database is unavailable (a lock or statement timeout, a
+		// lost connection): each entry on its own would wait as long
+		// again. The entries fail with it (503), denials included: their
+		// events could not be recorded either (fail closed).
+		for _, e := range order {
+			if e.err == nil || e.err.denied != nil {
+				e.status = 0
+				e.err = AsError(storageError(err))
+			}
+		}
 		return
 	}
 	for _, e := range order {

@@ -76,6 +76,7 @@ func (u *UI) viewerFor(ctx context.Context, secret string) (*viewer, error) {
 		return nil, errSignedOut
 	}
 	if err != nil {
+		httpapi.NoteBackendFailure(ctx, err) // not the caller's failure: not charged as an attempt
 		return nil, pageErr(http.StatusServiceUnavailable, "Temporarily unavailable", "Your session could not be checked. Try again in a moment.", err)
 	}
 	if login.RequiresMFA(p) {

@@ -234,11 +234,12 @@ func (r *Reader) record(ctx context.Context, ev audit.Event) error {
 	return nil
 }
 
-// Denied records a refused read of the log (query names what was
-// asked, never a value). An error means it could not be recorded.
-func (r *Reader) Denied(ctx context.Context, c Caller, query string) error {
+// Denied records a refused read or search of the log (action: what
+// was refused, audit.ActionRead or audit.ActionSearch; query names what
+// was asked, never a value). An error means it could not be recorded.
+func (r *Reader) Denied(ctx context.Context, c Caller, action audit.Action, query string) error {
 	ev := audit.Event{
-		Time: r.now().UTC(), Action: audit.ActionSearch, Outcome: audit.OutcomeDenied, Agent: c.Agent,
+		Time: r.now().UTC(), Action: action, Outcome: audit.OutcomeDenied, Agent: c.Agent,
 		Purpose: c.Purpose, Query: query, RequestID: c.RequestID, Status: 403,
 	}
 	return r.record(ctx, ev)

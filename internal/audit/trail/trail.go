@@ -11,10 +11,17 @@
 // transaction that appended audit records committed (sqldb.Store.Update).
 // An event appended in a transaction that rolled back is not noted.
 //
+// The same places call [Fail] when an append failed because the audit
+// log's storage is unavailable (a lock or statement timeout, a lost
+// connection): further appends for the request then fail at once
+// instead of waiting out the same lock again, and the request is
+// answered 503 (fail closed) within one lock timeout, not one per event.
+//
 // # Security invariants
 //
 //   - A Request is only ever marked, never unmarked: a noted request
-//     has at least one durable event.
+//     has at least one durable event; a failed request records nothing
+//     more (its answer is 503).
 //   - The package holds no event content: only the fact.
 //
 // A Request is safe for concurrent use (the entries of a batch Bundle
@@ -30,7 +37,8 @@ import (
 
 // Request is the audit state of one request.
 type Request struct {
-	noted atomic.Bool
+	noted  atomic.Bool
+	failed atomic.Bool
 }
 
 type key struct{}
@@ -51,3 +59,22 @@ func Note(ctx context.Context) {
 // Noted reports whether any event about the request is durable. A nil
 // Request reports false.
 func (r *Request) Noted() bool { return r != nil && r.noted.Load() }
+
+// Fail records that an audit event about ctx's request could not be
+// made durable because the audit log's storage is unavailable.
+func Fail(ctx context.Context) {
+	if r, ok := ctx.Value(key{}).(*Request); ok {
+		r.failed.Store(true)
+	}
+}
+
+// Failed reports whether an append for ctx's request failed as
+// unavailable (see [Fail]). Contexts without a Request report false.
+func Failed(ctx context.Context) bool {
+	r, _ := ctx.Value(key{}).(*Request)
+	return r.Failed()
+}
+
+// Failed reports whether an append for the request failed as
+// unavailable. A nil Request reports false.
+func (r *Request) Failed() bool { return r != nil && r.failed.Load() }

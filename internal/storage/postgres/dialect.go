@@ -58,7 +58,14 @@ func Dialect() sqldb.Dialect {
 // and connection failures.
 func classify(err error) (kind error, retry bool) {
 	var pe *pgconn.PgError
+	var ce *pgconn.ConnectError
 	if errors.As(err, &pe) {
+		if errors.As(err, &ce) {
+			// The server refused to open a session (the database not
+			// accepting connections, a role or database gone, a
+			// restart): unavailable, whatever the code says.
+			return storage.ErrUnavailable, false
+		}
 		switch {
 		case pe.Code == "40001", pe.Code == "40P01": // serialization_failure, deadlock_detected
 			return storage.ErrUnavailable, true
@@ -84,7 +91,6 @@ func classify(err error) (kind error, retry bool) {
 	case pgconn.SafeToRetry(err):
 		return storage.ErrUnavailable, true
 	}
-	var ce *pgconn.ConnectError
 	if errors.As(err, &ce) {
 		return storage.ErrUnavailable, false
 	}

@@ -5,8 +5,13 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"net/url"
+	"os"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/phivault/phivault/internal/storage"
 	"github.com/phivault/phivault/internal/storage/postgres"
@@ -153,6 +158,47 @@ func TestUnreachable(t *testing.T) {
 	_, err := postgres.Open(t.Context(), "postgres://nobody@127.0.0.1:1/x?sslmode=disable&connect_timeout=2", postgres.Options{})
 	if !errors.Is(err, storage.ErrUnavailable) {
 		t.Fatalf("Open of an unreachable server: %v, want ErrUnavailable", err)
+	}
+}
+
+// TestRefusedSession: when the server refuses to open a session (here
+// the database no longer accepts connections: an operator's ALTER
+// DATABASE, a failover, a restart), the store's error wraps
+// ErrUnavailable, so callers answer 503 and do not take it for a bad
+// request or a failed credential. Before, the server's FATAL (SQLSTATE
+// 55000) was classified by its code and was not ErrUnavailable.
+func TestRefusedSession(t *testing.T) {
+	dbURL := pgtest.NewDatabase(t)
+	s := openURL(t, dbURL, postgres.Options{})
+	admin := os.Getenv(pgtest.EnvURL)
+	if admin == "" {
+		admin = pgtest.DefaultURL
+	}
+	db, err := sql.Open("pgx", admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := strings.TrimPrefix(u.Path, "/")
+	exec := func(q string, args ...any) {
+		t.Helper()
+		if _, err := db.ExecContext(context.WithoutCancel(t.Context()), q, args...); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	exec("ALTER DATABASE " + pgx.Identifier{name}.Sanitize() + " ALLOW_CONNECTIONS false")
+	t.Cleanup(func() { exec("ALTER DATABASE " + pgx.Identifier{name}.Sanitize() + " ALLOW_CONNECTIONS true") })
+	exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", name)
+	// The first call may meet a session the server just ended (57P01);
+	// the later ones must open a new session and be refused.
+	for range 3 {
+		if _, err := s.Current(t.Context(), "Patient", "p1"); !errors.Is(err, storage.ErrUnavailable) {
+			t.Fatalf("a read while the database refuses sessions: %v, want ErrUnavailable", err)
+		}
 	}
 }
 

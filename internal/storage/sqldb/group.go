@@ -2,6 +2,7 @@ package sqldb
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -97,6 +98,18 @@ func (c *committer) run() {
 	}
 }
 
+// drain appends to group the Updates already queued, without waiting.
+func (c *committer) drain(group []groupReq) []groupReq {
+	for {
+		select {
+		case r := <-c.in:
+			group = append(group, r)
+		default:
+			return group
+		}
+	}
+}
+
 // commit runs one group in one transaction.
 func (c *committer) commit(group []groupReq) {
 	s := c.s
@@ -114,7 +127,21 @@ func (c *committer) commit(group []groupReq) {
 	defer cancel()
 	sqlTx, err := s.writer.BeginTx(bctx, nil)
 	if err != nil {
-		fail(s.translate("begin", err))
+		err = s.translate("begin", err)
+		if errors.Is(err, storage.ErrUnavailable) && !isRetryable(err) {
+			// The write lock was not granted within busy_timeout (another
+			// process holds it). The Updates queued meanwhile fail with
+			// this group instead of each waiting busy_timeout in turn.
+			// The lock is the whole database's: an audit append for
+			// these requests would wait for it again, so they are marked
+			// failed (package trail) and answered 503 at once.
+			group = c.drain(group)
+			results = make([]error, len(group))
+			for _, r := range group {
+				trail.Fail(r.ctx)
+			}
+		}
+		fail(err)
 		return
 	}
 	var unprepared []string

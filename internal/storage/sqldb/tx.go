@@ -9,6 +9,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/phivault/phivault/internal/audit/trail"
 	"github.com/phivault/phivault/internal/storage"
 )
 
@@ -363,10 +364,23 @@ func (t *tx) shredOne(ctx context.Context, owner string) (int64, error) {
 }
 
 // AppendAudit implements storage.Tx.
-func (t *tx) AppendAudit(ctx context.Context, recs ...storage.AuditRecord) error {
+//
+// An append that fails as unavailable (not to be retried: a lock or
+// statement timeout, a lost connection) marks ctx's request failed
+// (package trail), and an append for a request so marked fails at once:
+// one request waits out a locked audit table once.
+func (t *tx) AppendAudit(ctx context.Context, recs ...storage.AuditRecord) (err error) {
 	if len(recs) == 0 {
 		return nil
 	}
+	if trail.Failed(ctx) {
+		return wrapOp("append audit", &dbError{kind: storage.ErrUnavailable, err: errAuditFailed})
+	}
+	defer func() {
+		if err != nil && errors.Is(err, storage.ErrUnavailable) && !isRetryable(err) {
+			trail.Fail(ctx)
+		}
+	}()
 	if err := t.Lock(ctx, auditLock); err != nil {
 		return err
 	}
@@ -385,6 +399,9 @@ func (t *tx) AppendAudit(ctx context.Context, recs ...storage.AuditRecord) error
 	t.audited = true
 	return nil
 }
+
+// errAuditFailed: an earlier audit append of the request failed.
+var errAuditFailed = errors.New("an earlier audit event of this request could not be recorded")
 
 // Lock implements storage.Tx.
 func (t *tx) Lock(ctx context.Context, name string) error {

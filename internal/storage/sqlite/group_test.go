@@ -1,13 +1,17 @@
 package sqlite_test
 
 import (
+	"context"
+	"database/sql"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/phivault/phivault/internal/storage"
+	"github.com/phivault/phivault/internal/storage/sqlite"
 )
 
 // TestGroupCommitIsolatesFailures runs many concurrent Updates, which the
@@ -59,5 +63,62 @@ func TestGroupCommitIsolatesFailures(t *testing.T) {
 	r, err := s.Search(t.Context(), storage.Query{Type: "Patient", Total: true})
 	if err != nil || r.Total != n-n/5 {
 		t.Errorf("total %d (%v), want %d", r.Total, err, n-n/5)
+	}
+}
+
+// TestGroupCommitLockTimeoutFailsQueue: when another process holds the
+// write lock past busy_timeout, the Updates queued behind the one that
+// timed out fail with it (ErrUnavailable), without running: before, each
+// waited busy_timeout in turn, so a request queued behind others waited
+// several lock timeouts. The lock is released as soon as the first
+// Update fails; a queued Update that still ran would then succeed.
+func TestGroupCommitLockTimeoutFailsQueue(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "phivault.db")
+	s, err := sqlite.Open(t.Context(), path, sqlite.Options{BusyTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	db, err := sql.Open("sqlite", sqlite.DSN(path, time.Second, true)) // another process's writer
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	conn, err := db.Conn(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(t.Context(), "BEGIN EXCLUSIVE"); err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	unlock := func() { once.Do(func() { _, _ = conn.ExecContext(context.Background(), "ROLLBACK") }) }
+	defer unlock()
+
+	first := make(chan error, 1)
+	go func() { first <- s.Update(t.Context(), func(storage.Tx) error { return nil }) }()
+	time.Sleep(200 * time.Millisecond) // the first Update is waiting for the lock
+	const queued = 4
+	var ran sync.Map
+	errs := make(chan error, queued)
+	for i := range queued {
+		go func() {
+			errs <- s.Update(t.Context(), func(storage.Tx) error { ran.Store(i, true); return nil })
+		}()
+	}
+	if err := <-first; !errors.Is(err, storage.ErrUnavailable) {
+		t.Fatalf("the Update that met the lock: %v, want ErrUnavailable", err)
+	}
+	unlock()
+	for range queued {
+		if err := <-errs; !errors.Is(err, storage.ErrUnavailable) {
+			t.Errorf("an Update queued behind a lock timeout: %v, want ErrUnavailable with it", err)
+		}
+	}
+	ran.Range(func(k, _ any) bool { t.Errorf("queued Update %v ran", k); return true })
+	// The store works once the lock is gone.
+	if err := s.Update(t.Context(), func(storage.Tx) error { return nil }); err != nil {
+		t.Fatalf("after the lock: %v", err)
 	}
 }
