@@ -50,7 +50,8 @@ import (
 // Retry-After (fail closed) and the handler's body is discarded.
 //
 // Audited paths (auditedPath): /fhir (the FHIR API, metadata included;
-// also /FHIR and other case variants, answered 404 by fhirCaseGuard),
+// also /FHIR and other case variants, answered 404 by fhirCaseGuard;
+// case variants of the other areas below reach the UI's 404, audited),
 // /auth (sign-in, second factor, sessions, passkeys), /admin (the
 // console and /admin/api), /oauth2 (the SMART authorization server and
 // its launch pages) but its public key set and stylesheet, the
@@ -162,10 +163,23 @@ func notePrincipal(r *http.Request, p authn.Principal) {
 	NoteAgent(r.Context(), a)
 }
 
+// auditedCaseVariant reports whether path's first segment is an audited
+// area (fhir, auth, admin, oauth2) spelt in another case: no route
+// answers it (paths are case-sensitive), but the attempt is recorded.
+func auditedCaseVariant(path string) bool {
+	seg, _, _ := strings.Cut(strings.TrimPrefix(path, "/"), "/")
+	for _, a := range []string{"fhir", "auth", "admin", "oauth2"} {
+		if seg != a && strings.EqualFold(seg, a) {
+			return true
+		}
+	}
+	return false
+}
+
 // auditedPath reports whether a request to path must leave an event.
 func auditedPath(method, path string) bool {
 	switch {
-	case path == "/fhir" || strings.HasPrefix(path, "/fhir/"), fhirCaseVariant(path),
+	case path == "/fhir" || strings.HasPrefix(path, "/fhir/"), auditedCaseVariant(path),
 		strings.HasPrefix(path, "/auth/"),
 		path == "/admin" || strings.HasPrefix(path, "/admin/"),
 		strings.HasPrefix(path, "/log/tile/entries/"):

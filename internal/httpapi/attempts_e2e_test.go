@@ -83,6 +83,10 @@ func TestAttemptsAudited(t *testing.T) {
 				// OperationOutcome that is audited, never the web UI's page.
 				{"upper-case FHIR base", "GET", "/FHIR/Patient/" + pid, nil, nil, 404, audit.ActionRequest, audit.OutcomeError, ""},
 				{"mixed-case FHIR base without a credential", "GET", "/Fhir/metadata", nil, noAuth, 404, audit.ActionRequest, audit.OutcomeError, ""},
+				// The other audited areas in another case: the UI's 404, audited.
+				{"upper-case console", "GET", "/ADMIN/api/users", nil, noAuth, 404, audit.ActionRequest, audit.OutcomeError, ""},
+				{"upper-case sign-in", "POST", "/AUTH/login", nil, noAuth, 404, audit.ActionRequest, audit.OutcomeError, ""},
+				{"mixed-case authorization server", "GET", "/OAuth2/authorize", nil, noAuth, 404, audit.ActionRequest, audit.OutcomeError, ""},
 				{"capabilities", "GET", "/fhir/metadata", nil, noAuth, 200, audit.ActionCapabilities, audit.OutcomeSuccess, ""},
 				{"type history", "GET", "/fhir/Patient/_history", nil, nil, 200, audit.ActionHistoryType, audit.OutcomeSuccess, "Patient/" + pid + "/_history/1"},
 				{"system history", "GET", "/fhir/_history", nil, nil, 200, audit.ActionHistorySystem, audit.OutcomeSuccess, "Patient/" + pid + "/_history/1"},
