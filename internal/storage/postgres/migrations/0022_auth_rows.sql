@@ -1,0 +1,31 @@
+-- Issue: rows that grant access are authenticated (ADR 0022). Whoever
+-- can write the database without the key-encryption key must not be able
+-- to mint a credential or raise a privilege by inserting or editing a
+-- row. Each such row gets a MAC (HMAC-SHA256 under a subkey of the
+-- system/auth-rows key) over its table, primary key and
+-- security-relevant columns; a row whose MAC does not verify is treated
+-- as absent and raises an integrity alarm.
+--
+-- mac is NULL until the server computes it: on the first start after
+-- this migration it MACs every existing row once, in the transaction
+-- that creates the system/auth-rows key (package app, authrows.go).
+--
+-- hash_kind names how a secret's lookup hash was made: 'hmac' (keyed,
+-- the only kind written from now on) or 'sha256' (plain SHA-256, rows
+-- written before this migration). A 'sha256' row is accepted only with a
+-- valid MAC, which only the upgrade pass gave it.
+ALTER TABLE api_tokens ADD COLUMN hash_kind TEXT NOT NULL DEFAULT 'sha256';
+ALTER TABLE api_tokens ADD COLUMN mac BYTEA;
+
+ALTER TABLE users ADD COLUMN mac BYTEA;
+
+ALTER TABLE sessions ADD COLUMN hash_kind TEXT NOT NULL DEFAULT 'sha256';
+ALTER TABLE sessions ADD COLUMN mac BYTEA;
+
+ALTER TABLE smart_clients ADD COLUMN mac BYTEA;
+
+ALTER TABLE smart_access_tokens ADD COLUMN hash_kind TEXT NOT NULL DEFAULT 'sha256';
+ALTER TABLE smart_access_tokens ADD COLUMN mac BYTEA;
+
+ALTER TABLE smart_refresh_tokens ADD COLUMN hash_kind TEXT NOT NULL DEFAULT 'sha256';
+ALTER TABLE smart_refresh_tokens ADD COLUMN mac BYTEA;

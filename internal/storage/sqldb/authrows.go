@@ -1,0 +1,165 @@
+package sqldb
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"time"
+
+	"github.com/phivault/phivault/internal/storage"
+)
+
+// RowAuth authenticates the rows that grant access (ADR 0022): API
+// tokens, users, sessions, SMART clients and SMART tokens. keys.AuthRowKey
+// implements it.
+type RowAuth interface {
+	// MAC is the MAC of a row: table, primary key, columns.
+	MAC(table, id string, fields ...[]byte) []byte
+	// Verify checks a stored MAC in constant time; nil never verifies.
+	Verify(mac []byte, table, id string, fields ...[]byte) bool
+}
+
+type rowAuth struct {
+	key   RowAuth
+	alarm func(table, id string)
+}
+
+// SetRowAuth makes the store MAC every row that grants access when it
+// writes one, and verify the MAC whenever it reads one to authenticate
+// or authorize: a row whose MAC is missing or wrong is answered as not
+// found, and alarm is called with the table and the row's primary key
+// (never a secret). alarm may be nil. It is called once, at start-up
+// (package app), before the store serves; a second call is an error.
+//
+// Without it the store neither writes nor checks MACs: only tests that
+// exercise storage alone run so. The application refuses to start
+// without it.
+func (s *Store) SetRowAuth(key RowAuth, alarm func(table, id string)) error {
+	if key == nil {
+		return errors.New("sqldb: row authentication: nil key")
+	}
+	if alarm == nil {
+		alarm = func(string, string) {}
+	}
+	if !s.auth.CompareAndSwap(nil, &rowAuth{key: key, alarm: alarm}) {
+		return errors.New("sqldb: row authentication already set")
+	}
+	return nil
+}
+
+// RowAuthenticated reports whether SetRowAuth was called.
+func (s *Store) RowAuthenticated() bool { return s.auth.Load() != nil }
+
+// rowMAC is the MAC to store with a row, nil without row authentication.
+func (s *Store) rowMAC(table, id string, fields ...[]byte) []byte {
+	a := s.auth.Load()
+	if a == nil {
+		return nil
+	}
+	return a.key.MAC(table, id, fields...)
+}
+
+// rowOK verifies a row read to authenticate or authorize. It is true
+// without row authentication; otherwise false, with an alarm, when mac
+// does not verify.
+func (s *Store) rowOK(mac []byte, table, id string, fields ...[]byte) bool {
+	a := s.auth.Load()
+	if a == nil {
+		return true
+	}
+	if a.key.Verify(mac, table, id, fields...) {
+		return true
+	}
+	a.alarm(table, id)
+	return false
+}
+
+// Field encoders for row MACs: one canonical encoding per column type.
+
+func macStr(s string) []byte { return []byte(s) }
+
+func macInt(n int64) []byte { return binary.BigEndian.AppendUint64(nil, uint64(n)) }
+
+func macBool(b bool) []byte {
+	if b {
+		return []byte{1}
+	}
+	return []byte{0}
+}
+
+// apiTokenFields are the MAC'd columns of an api_tokens row, in order.
+func apiTokenFields(name string, hash []byte, hashKind, roles string, created int64, revoked bool) [][]byte {
+	return [][]byte{macStr(name), hash, macStr(hashKind), macStr(roles), macInt(created), macBool(revoked)}
+}
+
+// AuthRowsBlessed counts, per table, the rows BlessAuthRows MACed.
+type AuthRowsBlessed map[string]int
+
+// BlessAuthRows MACs, in stx, every row of the authenticated tables
+// that has no MAC yet: rows written before migration 0022. The
+// application calls it exactly once per database, in the transaction
+// that creates the auth-rows key (ADR 0022): it blesses whatever the
+// tables hold then, forged rows included, so the upgrade note tells
+// operators to review accounts and tokens. Rows are read and updated in
+// primary-key order; it does not need SetRowAuth.
+func (s *Store) BlessAuthRows(ctx context.Context, stx storage.Tx, key RowAuth) (AuthRowsBlessed, error) {
+	t, ok := stx.(*tx)
+	if !ok {
+		return nil, errors.New("bless auth rows: not a transaction of this store")
+	}
+	out := AuthRowsBlessed{}
+	// api_tokens
+	type tokRow struct {
+		id, name, kind, roles string
+		hash                  []byte
+		created, revoked      int64
+	}
+	rows, err := t.query(ctx, `SELECT id, name, hash, hash_kind, roles, created, revoked FROM api_tokens WHERE mac IS NULL ORDER BY id`)
+	if err != nil {
+		return nil, t.s.translate("bless api tokens", err)
+	}
+	var toks []tokRow
+	for rows.Next() {
+		var r tokRow
+		if err := rows.Scan(&r.id, &r.name, &r.hash, &r.kind, &r.roles, &r.created, &r.revoked); err != nil {
+			rows.Close()
+			return nil, t.s.translate("bless api tokens", err)
+		}
+		toks = append(toks, r)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, t.s.translate("bless api tokens", err)
+	}
+	for _, r := range toks {
+		mac := key.MAC("api_tokens", r.id, apiTokenFields(r.name, r.hash, r.kind, r.roles, r.created, r.revoked != 0)...)
+		if _, err := t.exec(ctx, `UPDATE api_tokens SET mac = ? WHERE id = ?`, mac, r.id); err != nil {
+			return nil, t.s.translate("bless api tokens", err)
+		}
+	}
+	out["api_tokens"] = len(toks)
+	return out, nil
+}
+
+// RaiseAuthRowAlert records a high-priority alert (kind
+// "auth-row-tampered", ref "<table>/<id>") for the security
+// administrators' console, once per row, with audit in the same
+// transaction. table and id name the row only; no secret is passed.
+func (s *Store) RaiseAuthRowAlert(ctx context.Context, table, id string, now time.Time, audit storage.AuditRecord) error {
+	ref := table + "/" + id
+	if err := validText("auth row alert", ref); err != nil {
+		return err
+	}
+	return s.Update(ctx, func(stx storage.Tx) error {
+		t := stx.(*tx)
+		res, err := t.exec(ctx, `INSERT INTO authz_alerts (id, kind, priority, user_id, patient, ref, created) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+			"authrow:"+ref, "auth-row-tampered", "high", "", "", ref, now.UnixMicro())
+		if err != nil {
+			return t.s.translate("auth row alert", err)
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			return t.s.translate("auth row alert", err) // raised before: no second event
+		}
+		return t.AppendAudit(ctx, audit)
+	})
+}
