@@ -6,6 +6,8 @@ import (
 	"crypto/sha256"
 	"database/sql"
 	"encoding/base64"
+	"errors"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +15,7 @@ import (
 	"github.com/phivault/phivault/internal/apitest"
 	"github.com/phivault/phivault/internal/app"
 	"github.com/phivault/phivault/internal/config"
+	"github.com/phivault/phivault/internal/identity"
 )
 
 // Authenticated auth rows (ADR 0022): an attacker who can write the
@@ -138,13 +141,15 @@ func TestForgedAPITokenRefused(t *testing.T) {
 	})
 }
 
-// TestAPITokenUpgrade: a token stored before ADR 0022 (plain SHA-256, no
-// MAC) keeps working after the upgrade, which MACs it once at the first
-// start; a row inserted the same way after that start is refused.
-func TestAPITokenUpgrade(t *testing.T) {
+// TestAuthRowsUpgrade: a token (plain SHA-256, no MAC) and an account
+// stored before ADR 0022 keep working after the upgrade, which MACs
+// them once at the first start; rows inserted the same way after that
+// start are refused.
+func TestAuthRowsUpgrade(t *testing.T) {
 	for _, d := range apitest.Drivers {
 		t.Run(d, func(t *testing.T) {
 			old, oldHash := attackerToken(t) // here: an operator's token from before the upgrade
+			oldEnrol := "pve_" + strings.Repeat("A", 43)
 			s := apitest.StartWith(t, d, func(c *config.Config) {
 				ctx := context.Background()
 				st, err := app.OpenStore(ctx, c.Storage, c.Timeouts) // migrates to head
@@ -164,8 +169,19 @@ func TestAPITokenUpgrade(t *testing.T) {
 					t.Fatal(err)
 				}
 				defer db.Close()
-				// Exactly what migration 0022 leaves of an older row.
+				// Exactly what migration 0022 leaves of older rows.
 				if _, err := db.ExecContext(ctx, q, "tok-old", "old", oldHash, "system", time.Now().UnixMicro()); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := db.ExecContext(ctx, oldUser(c.Storage.Driver), "usr_old", "old.admin", time.Now().UnixMicro()); err != nil {
+					t.Fatal(err)
+				}
+				qe := `INSERT INTO enrolment_secrets (user_id, hash, created, expires) VALUES (?, ?, ?, ?)`
+				if c.Storage.Driver == "postgres" {
+					qe = `INSERT INTO enrolment_secrets (user_id, hash, created, expires) VALUES ($1, $2, $3, $4)`
+				}
+				eh := sha256.Sum256([]byte(oldEnrol))
+				if _, err := db.ExecContext(ctx, qe, "usr_old", eh[:], time.Now().UnixMicro(), time.Now().Add(time.Hour).UnixMicro()); err != nil {
 					t.Fatal(err)
 				}
 			})
@@ -175,7 +191,16 @@ func TestAPITokenUpgrade(t *testing.T) {
 			if !strings.Contains(s.Logs(), "auth rows: first start") {
 				t.Errorf("the upgrade pass was not logged")
 			}
+			e := newSoD(t, s)
+			s.Do(t, "GET", "/admin/api/users", nil, e.as(t, identity.User{ID: "usr_old"})).Want(t, http.StatusOK)
+			pub := apitest.H{"Authorization": apitest.NoAuth, "Content-Type": "application/json"}
+			s.Do(t, "POST", "/auth/enrol", map[string]any{"username": "old.admin", "enrolment_secret": oldEnrol, "password": "correct horse battery staple 9"}, pub).Want(t, http.StatusOK)
 			db := rawDB(t, s)
+			if _, err := db.ExecContext(t.Context(), oldUser(d), "usr_late", "late.admin", time.Now().UnixMicro()); err != nil {
+				t.Fatal(err)
+			}
+			s.Do(t, "GET", "/admin/api/users", nil, e.as(t, identity.User{ID: "usr_late"})).Want(t, http.StatusUnauthorized)
+			wantAlarmLogged(t, s, "users", "usr_late")
 			late, lateHash := attackerToken(t)
 			execSQL(t, s, db, `INSERT INTO api_tokens (id, name, hash, roles, created, revoked) VALUES (?, ?, ?, ?, ?, 0)`,
 				"tok-late", "late", lateHash, "system", time.Now().UnixMicro())
@@ -185,4 +210,129 @@ func TestAPITokenUpgrade(t *testing.T) {
 			wantAlarmLogged(t, s, "api_tokens", "tok-late")
 		})
 	}
+}
+
+// TestForgedUserRowRefused: roles raised, a disabled account
+// re-enabled, a FHIR user rebound, a password hash replaced, and an
+// account inserted, all with SQL: each account is unknown to the server
+// from then on (its session gets 401, login finds no such user), with
+// an integrity alarm; accounts changed through the server keep working.
+func TestForgedUserRowRefused(t *testing.T) {
+	apitest.Run(t, func(t *testing.T, s *apitest.Server) {
+		ctx := t.Context()
+		db := rawDB(t, s)
+		e := newSoD(t, s)
+		alice := e.account(t, "admin.alice", "", identity.RoleSecurityAdmin)
+		asAlice := e.as(t, alice)
+		s.Do(t, "GET", "/admin/api/users", nil, asAlice).Want(t, http.StatusOK)
+
+		// Roles raised in the database.
+		mallory := e.account(t, "mallory", "", identity.RoleResearcher)
+		asMallory := e.as(t, mallory)
+		s.Do(t, "GET", "/admin/api/users", nil, asMallory).Want(t, http.StatusForbidden)
+		execSQL(t, s, db, `UPDATE users SET roles = 'security-admin' WHERE id = ?`, mallory.ID)
+		s.Do(t, "GET", "/admin/api/users", nil, asMallory).Want(t, http.StatusUnauthorized)
+		wantAlarmLogged(t, s, "users", mallory.ID)
+		waitAlert(t, s, db, "users", mallory.ID)
+
+		// A disabled account re-enabled in the database.
+		bob := e.account(t, "bob", "", identity.RoleResearcher)
+		s.Do(t, "POST", "/admin/api/users/"+bob.ID+"/disable", nil, asAlice).Want(t, http.StatusOK)
+		execSQL(t, s, db, `UPDATE users SET disabled = ? WHERE id = ?`, false, bob.ID)
+		s.Do(t, "GET", "/fhir/Patient", nil, e.as(t, bob)).Want(t, http.StatusUnauthorized)
+		wantAlarmLogged(t, s, "users", bob.ID)
+
+		// A patient account rebound to another patient.
+		pat, _, err := e.acc.AddBreakGlass(ctx, cliAgent, identity.User{Username: "pat", FHIRUser: "Patient/p-1", Roles: []identity.Role{identity.RolePatient}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		execSQL(t, s, db, `UPDATE users SET fhir_user = 'Patient/p-2' WHERE id = ?`, pat.ID)
+		s.Do(t, "GET", "/fhir/Patient", nil, e.as(t, pat)).Want(t, http.StatusUnauthorized)
+
+		// A password hash replaced: sign-in finds no such account.
+		carol := e.account(t, "carol", "", identity.RoleResearcher)
+		execSQL(t, s, db, `UPDATE users SET password_hash = 'x' WHERE id = ?`, carol.ID)
+		if _, err := e.acc.Directory().ByUsername(ctx, "carol"); !errors.Is(err, identity.ErrNotFound) {
+			t.Fatalf("login lookup of an account whose password hash was replaced: %v, want not found", err)
+		}
+
+		// An inserted account, even with a copied MAC.
+		var aliceMAC []byte
+		if err := db.QueryRowContext(ctx, placeholders(s, `SELECT mac FROM users WHERE id = ?`), alice.ID).Scan(&aliceMAC); err != nil {
+			t.Fatal(err)
+		}
+		now := time.Now().UnixMicro()
+		execSQL(t, s, db, `INSERT INTO users (id, username, display_name, fhir_user, roles, disabled, mfa_enrolled, password_hash, created, updated, mac)
+VALUES ('usr_forged', 'eve', 'Eve', '', 'security-admin', ?, ?, '', ?, ?, ?)`, false, true, now, now, aliceMAC)
+		s.Do(t, "GET", "/admin/api/users", nil, e.as(t, identity.User{ID: "usr_forged"})).Want(t, http.StatusUnauthorized)
+		wantAlarmLogged(t, s, "users", "usr_forged")
+
+		// Accounts changed through the server still work.
+		s.Do(t, "GET", "/admin/api/users", nil, asAlice).Want(t, http.StatusOK)
+		dave := e.account(t, "dave", "", identity.RoleResearcher)
+		s.Do(t, "POST", "/admin/api/users/"+dave.ID+"/disable", nil, asAlice).Want(t, http.StatusOK)
+		s.Do(t, "POST", "/admin/api/users/"+dave.ID+"/enable", nil, asAlice).Want(t, http.StatusOK)
+		if r := s.Do(t, "GET", "/fhir/Patient", nil, e.as(t, dave)); r.Status == http.StatusUnauthorized {
+			t.Fatalf("an account disabled and enabled through the server: %d", r.Status)
+		}
+	})
+}
+
+// oldUser inserts a security administrator as stored before ADR 0022
+// (no MAC): args id, username, time.
+func oldUser(driver string) string {
+	if driver == "postgres" {
+		return `INSERT INTO users (id, username, display_name, fhir_user, roles, disabled, mfa_enrolled, password_hash, created, updated)
+VALUES ($1, $2, 'Old', '', 'security-admin', false, true, '', $3, $3)`
+	}
+	return `INSERT INTO users (id, username, display_name, fhir_user, roles, disabled, mfa_enrolled, password_hash, created, updated)
+VALUES (?1, ?2, 'Old', '', 'security-admin', 0, 1, '', ?3, ?3)`
+}
+
+// TestForgedEnrolmentRefused: an enrolment secret inserted with SQL for
+// a security administrator (the SHA-256 of a secret the attacker chose,
+// the form before ADR 0022) does not set the account's password: the
+// stored hash is keyed.
+func TestForgedEnrolmentRefused(t *testing.T) {
+	apitest.Run(t, func(t *testing.T, s *apitest.Server) {
+		db := rawDB(t, s)
+		e := newSoD(t, s)
+		alice := e.account(t, "admin.alice", "", identity.RoleSecurityAdmin)
+		var b [32]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			t.Fatal(err)
+		}
+		secret := "pve_" + base64.RawURLEncoding.EncodeToString(b[:])
+		h := sha256.Sum256([]byte(secret))
+		execSQL(t, s, db, `DELETE FROM enrolment_secrets WHERE user_id = ?`, alice.ID)
+		now := time.Now()
+		execSQL(t, s, db, `INSERT INTO enrolment_secrets (user_id, hash, created, expires) VALUES (?, ?, ?, ?)`,
+			alice.ID, h[:], now.UnixMicro(), now.Add(time.Hour).UnixMicro())
+		pub := apitest.H{"Authorization": apitest.NoAuth, "Content-Type": "application/json"}
+		wantAPIError(t, s.Do(t, "POST", "/auth/enrol", map[string]any{"username": "admin.alice", "enrolment_secret": secret, "password": "correct horse battery staple 9"}, pub),
+			http.StatusBadRequest, "the enrolment secret is not valid")
+		u, err := e.acc.Directory().ByID(t.Context(), alice.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if u.PasswordHash != "" {
+			t.Fatal("a forged enrolment secret set the administrator's password")
+		}
+		wantAlarmLogged(t, s, "enrolment_secrets", alice.ID)
+
+		// A real secret (of an account the attacker may enrol) moved to
+		// the administrator's account.
+		_, own, err := e.acc.AddBreakGlass(t.Context(), cliAgent, identity.User{Username: "mallory", DisplayName: "Mallory", Roles: []identity.Role{identity.RoleResearcher}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		execSQL(t, s, db, `DELETE FROM enrolment_secrets WHERE user_id = ?`, alice.ID)
+		execSQL(t, s, db, `UPDATE enrolment_secrets SET user_id = ? WHERE user_id <> ?`, alice.ID, alice.ID)
+		wantAPIError(t, s.Do(t, "POST", "/auth/enrol", map[string]any{"username": "admin.alice", "enrolment_secret": own.Reveal(), "password": "correct horse battery staple 9"}, pub),
+			http.StatusBadRequest, "the enrolment secret is not valid")
+		if u, err := e.acc.Directory().ByID(t.Context(), alice.ID); err != nil || u.PasswordHash != "" {
+			t.Fatalf("a moved enrolment secret set the administrator's password (%v)", err)
+		}
+	})
 }

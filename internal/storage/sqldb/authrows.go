@@ -138,7 +138,76 @@ func (s *Store) BlessAuthRows(ctx context.Context, stx storage.Tx, key RowAuth) 
 		}
 	}
 	out["api_tokens"] = len(toks)
+	if out["users"], err = blessUsers(ctx, t, key); err != nil {
+		return nil, err
+	}
+	if out["enrolment_secrets"], err = blessEnrolments(ctx, t, key); err != nil {
+		return nil, err
+	}
 	return out, nil
+}
+
+func blessEnrolments(ctx context.Context, t *tx, key RowAuth) (int, error) {
+	type enrolRow struct {
+		id, kind string
+		hash     []byte
+		expires  int64
+	}
+	rows, err := t.query(ctx, `SELECT user_id, hash, hash_kind, expires FROM enrolment_secrets WHERE mac IS NULL ORDER BY user_id`)
+	if err != nil {
+		return 0, t.s.translate("bless enrolment secrets", err)
+	}
+	var es []enrolRow
+	for rows.Next() {
+		var r enrolRow
+		if err := rows.Scan(&r.id, &r.hash, &r.kind, &r.expires); err != nil {
+			rows.Close()
+			return 0, t.s.translate("bless enrolment secrets", err)
+		}
+		es = append(es, r)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, t.s.translate("bless enrolment secrets", err)
+	}
+	for _, r := range es {
+		mac := key.MAC("enrolment_secrets", r.id, enrolmentFields(r.hash, r.kind, r.expires)...)
+		if _, err := t.exec(ctx, `UPDATE enrolment_secrets SET mac = ? WHERE user_id = ?`, mac, r.id); err != nil {
+			return 0, t.s.translate("bless enrolment secrets", err)
+		}
+	}
+	return len(es), nil
+}
+
+func blessUsers(ctx context.Context, t *tx, key RowAuth) (int, error) {
+	type userRow struct {
+		id, username, fhirUser, roles, password string
+		disabled, mfa                           bool
+	}
+	rows, err := t.query(ctx, `SELECT id, username, fhir_user, roles, disabled, mfa_enrolled, password_hash FROM users WHERE mac IS NULL ORDER BY id`)
+	if err != nil {
+		return 0, t.s.translate("bless users", err)
+	}
+	var us []userRow
+	for rows.Next() {
+		var r userRow
+		if err := rows.Scan(&r.id, &r.username, &r.fhirUser, &r.roles, &r.disabled, &r.mfa, &r.password); err != nil {
+			rows.Close()
+			return 0, t.s.translate("bless users", err)
+		}
+		us = append(us, r)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, t.s.translate("bless users", err)
+	}
+	for _, r := range us {
+		mac := key.MAC("users", r.id, userFields(r.username, r.fhirUser, r.roles, r.disabled, r.mfa, r.password)...)
+		if _, err := t.exec(ctx, `UPDATE users SET mac = ? WHERE id = ?`, mac, r.id); err != nil {
+			return 0, t.s.translate("bless users", err)
+		}
+	}
+	return len(us), nil
 }
 
 // RaiseAuthRowAlert records a high-priority alert (kind

@@ -9,6 +9,7 @@ import (
 
 	"github.com/phivault/phivault/internal/authn/login"
 	"github.com/phivault/phivault/internal/authn/password"
+	"github.com/phivault/phivault/internal/identity"
 	"github.com/phivault/phivault/internal/storage"
 )
 
@@ -126,24 +127,29 @@ func (l *Logins) TOTP(ctx context.Context, userID string) (login.TOTPCredential,
 	return c, nil
 }
 
-// enrolled reads (and on PostgreSQL locks) the user's MFA flag.
+// enrolled reads (and on PostgreSQL locks) the user's MFA flag; a row
+// whose MAC does not verify is not found.
 func enrolled(ctx context.Context, t *tx, op, userID string) (bool, error) {
-	rows, err := t.query(ctx, `SELECT r.mfa_enrolled FROM users r WHERE r.id = ?`+t.s.d.LockRows, userID)
+	u, err := t.lockedUser(ctx, op, userID)
 	if err != nil {
-		return false, t.s.translate(op, err)
+		return false, err
 	}
-	defer rows.Close()
-	if !rows.Next() {
-		if err := rows.Err(); err != nil {
-			return false, t.s.translate(op, err)
-		}
-		return false, wrapOp(op, storage.ErrNotFound)
-	}
-	var e bool
-	if err := rows.Scan(&e); err != nil {
-		return false, t.s.translate(op, err)
-	}
-	return e, nil
+	return u.MFAEnrolled, nil
+}
+
+// lockedUser reads (and on PostgreSQL locks) user id in t, verifying
+// its MAC: a row that does not verify is not found.
+func (t *tx) lockedUser(ctx context.Context, op, id string) (identity.User, error) {
+	rows, err := t.query(ctx, `SELECT `+userCols+` FROM users r WHERE r.id = ?`+t.s.d.LockRows, id)
+	return oneUser(t.s, op, rows, err)
+}
+
+// setUserColumns writes a changed user row read by lockedUser in the
+// same transaction, with its new MAC.
+func (t *tx) setUserColumns(ctx context.Context, op string, u identity.User, updated int64) error {
+	_, err := t.exec(ctx, `UPDATE users SET mfa_enrolled = ?, password_hash = ?, updated = ?, mac = ? WHERE id = ?`,
+		u.MFAEnrolled, u.PasswordHash, updated, t.s.userMAC(u), u.ID)
+	return t.s.translate(op, err)
 }
 
 // PutTOTP implements login.Store.
@@ -244,8 +250,15 @@ func (l *Logins) Commit(ctx context.Context, c login.Commit) error {
 		}
 		if c.Enrol {
 			now := t.s.now().UTC().Truncate(time.Microsecond).UnixMicro()
-			res, err := t.exec(ctx, `UPDATE users SET mfa_enrolled = ?, updated = ? WHERE id = ? AND NOT mfa_enrolled`, true, now, c.UserID)
-			if err := affected(t, "commit login: enrol", res, err); err != nil {
+			u, err := t.lockedUser(ctx, "commit login: enrol", c.UserID)
+			if err != nil {
+				return err
+			}
+			if u.MFAEnrolled {
+				return wrapOp("commit login: enrol", storage.ErrConflict)
+			}
+			u.MFAEnrolled = true
+			if err := t.setUserColumns(ctx, "commit login: enrol", u, now); err != nil {
 				return err
 			}
 			if _, err := t.exec(ctx, `DELETE FROM recovery_codes WHERE user_id = ?`, c.UserID); err != nil {
@@ -262,9 +275,15 @@ func (l *Logins) Commit(ctx context.Context, c login.Commit) error {
 				return errors.New("commit login: empty password hash")
 			}
 			now := t.s.now().UTC().Truncate(time.Microsecond).UnixMicro()
-			res, err := t.exec(ctx, `UPDATE users SET password_hash = ?, updated = ? WHERE id = ? AND password_hash = ? AND NOT disabled`,
-				c.Password.To, now, c.UserID, c.Password.From)
-			if err := affected(t, "commit login: password", res, err); err != nil {
+			u, err := t.lockedUser(ctx, "commit login: password", c.UserID)
+			if err != nil {
+				return err
+			}
+			if u.PasswordHash != c.Password.From || u.Disabled {
+				return wrapOp("commit login: password", storage.ErrConflict)
+			}
+			u.PasswordHash = c.Password.To
+			if err := t.setUserColumns(ctx, "commit login: password", u, now); err != nil {
 				return err
 			}
 		}

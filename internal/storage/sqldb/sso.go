@@ -45,10 +45,10 @@ func (u *Users) CreateLinked(ctx context.Context, nu identity.User, issuer, subj
 	}
 	err := u.s.Update(ctx, func(stx storage.Tx) error {
 		t := stx.(*tx)
-		const q = `INSERT INTO users (id, username, display_name, fhir_user, roles, disabled, mfa_enrolled, password_hash, created, updated)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`
+		const q = `INSERT INTO users (id, username, display_name, fhir_user, roles, disabled, mfa_enrolled, password_hash, created, updated, mac)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`
 		if err := t.insertOne(ctx, "create sso user", q, nu.ID, nu.Username, nu.DisplayName, nu.FHIRUser, identity.FormatRoles(nu.Roles),
-			nu.Disabled, nu.MFAEnrolled, nu.PasswordHash, now.UnixMicro(), now.UnixMicro()); err != nil {
+			nu.Disabled, nu.MFAEnrolled, nu.PasswordHash, now.UnixMicro(), now.UnixMicro(), t.s.userMAC(nu)); err != nil {
 			return err
 		}
 		const ql = `INSERT INTO sso_links (issuer, subject, user_id, created) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`

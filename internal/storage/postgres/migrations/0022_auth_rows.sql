@@ -19,6 +19,9 @@ ALTER TABLE api_tokens ADD COLUMN mac BYTEA;
 
 ALTER TABLE users ADD COLUMN mac BYTEA;
 
+ALTER TABLE enrolment_secrets ADD COLUMN hash_kind TEXT NOT NULL DEFAULT 'sha256';
+ALTER TABLE enrolment_secrets ADD COLUMN mac BYTEA;
+
 ALTER TABLE sessions ADD COLUMN hash_kind TEXT NOT NULL DEFAULT 'sha256';
 ALTER TABLE sessions ADD COLUMN mac BYTEA;
 
