@@ -14,7 +14,9 @@ import (
 
 	"github.com/phivault/phivault/internal/apitest"
 	"github.com/phivault/phivault/internal/app"
+	"github.com/phivault/phivault/internal/authn/session"
 	"github.com/phivault/phivault/internal/config"
+	"github.com/phivault/phivault/internal/httpapi"
 	"github.com/phivault/phivault/internal/identity"
 )
 
@@ -150,6 +152,7 @@ func TestAuthRowsUpgrade(t *testing.T) {
 		t.Run(d, func(t *testing.T) {
 			old, oldHash := attackerToken(t) // here: an operator's token from before the upgrade
 			oldEnrol := "pve_" + strings.Repeat("A", 43)
+			oldSess, oldSessHash := sessionToken(t)
 			s := apitest.StartWith(t, d, func(c *config.Config) {
 				ctx := context.Background()
 				st, err := app.OpenStore(ctx, c.Storage, c.Timeouts) // migrates to head
@@ -180,6 +183,16 @@ func TestAuthRowsUpgrade(t *testing.T) {
 				if c.Storage.Driver == "postgres" {
 					qe = `INSERT INTO enrolment_secrets (user_id, hash, created, expires) VALUES ($1, $2, $3, $4)`
 				}
+				qs := `INSERT INTO sessions (id, user_id, token_hash, created, last_seen, expires_absolute, idle_seconds, revoked, mfa, address)
+VALUES (?, ?, ?, ?, ?, ?, 3600, FALSE, TRUE, '')`
+				if c.Storage.Driver == "postgres" {
+					qs = `INSERT INTO sessions (id, user_id, token_hash, created, last_seen, expires_absolute, idle_seconds, revoked, mfa, address)
+VALUES ($1, $2, $3, $4, $5, $6, 3600, FALSE, TRUE, '')`
+				}
+				n := time.Now()
+				if _, err := db.ExecContext(ctx, qs, "ses-old", "usr_old", oldSessHash, n.UnixMicro(), n.UnixMicro(), n.Add(time.Hour).UnixMicro()); err != nil {
+					t.Fatal(err)
+				}
 				eh := sha256.Sum256([]byte(oldEnrol))
 				if _, err := db.ExecContext(ctx, qe, "usr_old", eh[:], time.Now().UnixMicro(), time.Now().Add(time.Hour).UnixMicro()); err != nil {
 					t.Fatal(err)
@@ -192,6 +205,7 @@ func TestAuthRowsUpgrade(t *testing.T) {
 				t.Errorf("the upgrade pass was not logged")
 			}
 			e := newSoD(t, s)
+			s.Do(t, "GET", "/admin/api/users", nil, withSession(oldSess)).Want(t, http.StatusOK)
 			s.Do(t, "GET", "/admin/api/users", nil, e.as(t, identity.User{ID: "usr_old"})).Want(t, http.StatusOK)
 			pub := apitest.H{"Authorization": apitest.NoAuth, "Content-Type": "application/json"}
 			s.Do(t, "POST", "/auth/enrol", map[string]any{"username": "old.admin", "enrolment_secret": oldEnrol, "password": "correct horse battery staple 9"}, pub).Want(t, http.StatusOK)
@@ -334,5 +348,106 @@ func TestForgedEnrolmentRefused(t *testing.T) {
 		if u, err := e.acc.Directory().ByID(t.Context(), alice.ID); err != nil || u.PasswordHash != "" {
 			t.Fatalf("a moved enrolment secret set the administrator's password (%v)", err)
 		}
+	})
+}
+
+// sessionToken is a session token the attacker chose and its SHA-256
+// (the stored form before ADR 0022).
+func sessionToken(t *testing.T) (string, []byte) {
+	t.Helper()
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		t.Fatal(err)
+	}
+	secret := "pvs_" + base64.RawURLEncoding.EncodeToString(b[:])
+	h := sha256.Sum256([]byte(secret))
+	return secret, h[:]
+}
+
+func withSession(secret string) apitest.H {
+	return apitest.H{"Authorization": apitest.NoAuth, "Cookie": httpapi.SessionCookie + "=" + secret,
+		httpapi.CSRFHeader: session.CSRFToken(secret), "Content-Type": "application/json"}
+}
+
+// TestForgedSessionRefused: a session row inserted with SQL for a
+// security administrator (plain SHA-256 of a token the attacker chose,
+// or a keyed kind with a MAC copied from a real session), a session
+// whose second factor was set in SQL, one un-revoked and one whose
+// expiry was extended: all get 401, with an integrity alarm; real
+// sessions keep working.
+func TestForgedSessionRefused(t *testing.T) {
+	apitest.Run(t, func(t *testing.T, s *apitest.Server) {
+		ctx := t.Context()
+		db := rawDB(t, s)
+		e := newSoD(t, s)
+		alice := e.account(t, "admin.alice", "", identity.RoleSecurityAdmin)
+		asAlice := e.as(t, alice)
+		s.Do(t, "GET", "/admin/api/users", nil, asAlice).Want(t, http.StatusOK)
+		now := time.Now()
+		insert := func(id string, hash []byte, kind string, mac []byte) {
+			t.Helper()
+			execSQL(t, s, db, `INSERT INTO sessions (id, user_id, token_hash, created, last_seen, expires_absolute, idle_seconds, revoked, mfa, address, hash_kind, mac)
+VALUES (?, ?, ?, ?, ?, ?, 3600, FALSE, TRUE, '', ?, ?)`, id, alice.ID, hash, now.UnixMicro(), now.UnixMicro(), now.Add(time.Hour).UnixMicro(), kind, mac)
+		}
+
+		sec1, h1 := sessionToken(t)
+		insert("ses-forged1", h1, "sha256", nil)
+		s.Do(t, "GET", "/admin/api/users", nil, withSession(sec1)).Want(t, http.StatusUnauthorized)
+		wantAlarmLogged(t, s, "sessions", "ses-forged1")
+		waitAlert(t, s, db, "sessions", "ses-forged1")
+
+		var realMAC []byte
+		if err := db.QueryRowContext(ctx, placeholders(s, `SELECT mac FROM sessions WHERE user_id = ? AND NOT revoked`), alice.ID).Scan(&realMAC); err != nil {
+			t.Fatal(err)
+		}
+		sec2, h2 := sessionToken(t)
+		insert("ses-forged2", h2, "sha256", realMAC)
+		s.Do(t, "GET", "/admin/api/users", nil, withSession(sec2)).Want(t, http.StatusUnauthorized)
+		wantAlarmLogged(t, s, "sessions", "ses-forged2")
+
+		// A second factor claimed in SQL.
+		noMFA, x, err := e.m.Create(ctx, alice.ID, false, "192.0.2.30")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := s.Do(t, "GET", "/admin/api/users", nil, withSession(noMFA.Reveal())); r.Status == http.StatusOK {
+			t.Fatalf("a session without a second factor reached the admin API")
+		}
+		execSQL(t, s, db, `UPDATE sessions SET mfa = ? WHERE id = ?`, true, x.ID)
+		s.Do(t, "GET", "/admin/api/users", nil, withSession(noMFA.Reveal())).Want(t, http.StatusUnauthorized)
+		wantAlarmLogged(t, s, "sessions", x.ID)
+
+		// Revoked, then un-revoked in SQL.
+		rev, rx, err := e.m.Create(ctx, alice.ID, true, "192.0.2.31")
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Do(t, "GET", "/admin/api/users", nil, withSession(rev.Reveal())).Want(t, http.StatusOK)
+		if err := e.m.Revoke(ctx, rx.ID); err != nil {
+			t.Fatal(err)
+		}
+		s.Do(t, "GET", "/admin/api/users", nil, withSession(rev.Reveal())).Want(t, http.StatusUnauthorized)
+		execSQL(t, s, db, `UPDATE sessions SET revoked = ? WHERE id = ?`, false, rx.ID)
+		s.Do(t, "GET", "/admin/api/users", nil, withSession(rev.Reveal())).Want(t, http.StatusUnauthorized)
+
+		// Expiry extended in SQL.
+		old, ox, err := e.m.Create(ctx, alice.ID, true, "192.0.2.32")
+		if err != nil {
+			t.Fatal(err)
+		}
+		execSQL(t, s, db, `UPDATE sessions SET expires_absolute = ? WHERE id = ?`, now.Add(1000*time.Hour).UnixMicro(), ox.ID)
+		s.Do(t, "GET", "/admin/api/users", nil, withSession(old.Reveal())).Want(t, http.StatusUnauthorized)
+
+		// The stored hash is keyed, and real sessions work.
+		var stored []byte
+		var kind string
+		if err := db.QueryRowContext(ctx, placeholders(s, `SELECT token_hash, hash_kind FROM sessions WHERE id = ?`), ox.ID).Scan(&stored, &kind); err != nil {
+			t.Fatal(err)
+		}
+		plain := sha256.Sum256([]byte(old.Reveal()))
+		if kind != "hmac" || string(stored) == string(plain[:]) {
+			t.Errorf("session hash stored as %q (plain: %v), want keyed", kind, string(stored) == string(plain[:]))
+		}
+		s.Do(t, "GET", "/admin/api/users", nil, asAlice).Want(t, http.StatusOK)
 	})
 }

@@ -185,7 +185,7 @@ func (u *Users) Apply(ctx context.Context, id string, c AccountChange) (identity
 			}
 		}
 		if c.RevokeSessions || c.RevokeIfRolesChanged && identity.FormatRoles(was.Roles) != identity.FormatRoles(cur.Roles) {
-			const qs = `UPDATE sessions SET revoked = ? WHERE user_id = ? AND NOT revoked`
+			const qs = `UPDATE sessions SET revoked = ?, mac = NULL WHERE user_id = ? AND NOT revoked`
 			if _, err := t.exec(ctx, qs, true, id); err != nil {
 				return t.s.translate(c.Op+": revoking sessions", err)
 			}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/phivault/phivault/internal/authn/session"
 	"github.com/phivault/phivault/internal/storage"
 )
 
@@ -17,6 +18,8 @@ type RowAuth interface {
 	MAC(table, id string, fields ...[]byte) []byte
 	// Verify checks a stored MAC in constant time; nil never verifies.
 	Verify(mac []byte, table, id string, fields ...[]byte) bool
+	// LookupHash is the keyed lookup hash of a secret of a kind.
+	LookupHash(kind, secret string) []byte
 }
 
 type rowAuth struct {
@@ -144,7 +147,44 @@ func (s *Store) BlessAuthRows(ctx context.Context, stx storage.Tx, key RowAuth) 
 	if out["enrolment_secrets"], err = blessEnrolments(ctx, t, key); err != nil {
 		return nil, err
 	}
+	if out["sessions"], err = blessSessions(ctx, t, key); err != nil {
+		return nil, err
+	}
 	return out, nil
+}
+
+// blessSessions MACs the live sessions (revoked ones need none).
+func blessSessions(ctx context.Context, t *tx, key RowAuth) (int, error) {
+	type sessRow struct {
+		id, userID, kind       string
+		hash                   []byte
+		created, expires, idle int64
+		mfa                    bool
+	}
+	rows, err := t.query(ctx, `SELECT id, user_id, token_hash, hash_kind, created, expires_absolute, idle_seconds, mfa FROM sessions WHERE mac IS NULL AND NOT revoked ORDER BY id`)
+	if err != nil {
+		return 0, t.s.translate("bless sessions", err)
+	}
+	var xs []sessRow
+	for rows.Next() {
+		var r sessRow
+		if err := rows.Scan(&r.id, &r.userID, &r.hash, &r.kind, &r.created, &r.expires, &r.idle, &r.mfa); err != nil {
+			rows.Close()
+			return 0, t.s.translate("bless sessions", err)
+		}
+		xs = append(xs, r)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, t.s.translate("bless sessions", err)
+	}
+	for _, r := range xs {
+		mac := key.MAC("sessions", r.id, sessionFields(r.userID, r.hash, r.kind, r.created, r.expires, r.idle, r.mfa)...)
+		if _, err := t.exec(ctx, `UPDATE sessions SET mac = ? WHERE id = ?`, mac, r.id); err != nil {
+			return 0, t.s.translate("bless sessions", err)
+		}
+	}
+	return len(xs), nil
 }
 
 func blessEnrolments(ctx context.Context, t *tx, key RowAuth) (int, error) {
@@ -231,4 +271,44 @@ func (s *Store) RaiseAuthRowAlert(ctx context.Context, table, id string, now tim
 		}
 		return t.AppendAudit(ctx, audit)
 	})
+}
+
+// lookupSession is the lookup-hash kind of session tokens. The session
+// package hands the store SHA-256(token); the store keeps the keyed hash
+// of that (ADR 0022), so a database writer who picks a token cannot
+// compute what to store.
+const lookupSession = "session"
+
+// storedSessionHash is the token hash to store for a session and its
+// kind: keyed with row authentication, the given SHA-256 without.
+func (s *Store) storedSessionHash(sha []byte) ([]byte, string) {
+	a := s.auth.Load()
+	if a == nil {
+		return sha, storage.HashSHA256
+	}
+	return a.key.LookupHash(lookupSession, string(sha)), storage.HashHMAC
+}
+
+// sessionFields are the MAC'd columns of a live sessions row (ADR 0022):
+// all but last_seen (moved on every request; the absolute expiry bounds
+// it) and address (a label). A revoked row keeps no MAC: revocation sets
+// it to NULL, so a row un-revoked in SQL never verifies again.
+func sessionFields(userID string, tokenHash []byte, kind string, created, expires, idle int64, mfa bool) [][]byte {
+	return [][]byte{macStr(userID), tokenHash, macStr(kind), macInt(created), macInt(expires), macInt(idle), macBool(mfa)}
+}
+
+// insertSession writes a new session row: the stored hash of tokenSHA
+// (SHA-256 of the token) and, with row authentication, its MAC.
+func (t *tx) insertSession(ctx context.Context, op string, x session.Session, tokenSHA []byte) error {
+	hash, kind := t.s.storedSessionHash(tokenSHA)
+	idle := int64(x.IdleTimeout / time.Second)
+	var mac []byte
+	if !x.Revoked {
+		mac = t.s.rowMAC("sessions", x.ID, sessionFields(x.UserID, hash, kind, x.Created.UnixMicro(), x.ExpiresAbsolute.UnixMicro(), idle, x.MFA)...)
+	}
+	const q = `INSERT INTO sessions (id, user_id, token_hash, created, last_seen, expires_absolute, idle_seconds, revoked, mfa, address, hash_kind, mac)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	_, err := t.exec(ctx, q, x.ID, x.UserID, hash, x.Created.UnixMicro(), x.LastSeen.UnixMicro(), x.ExpiresAbsolute.UnixMicro(),
+		idle, x.Revoked, x.MFA, x.Address, kind, mac)
+	return t.s.translate(op, err)
 }

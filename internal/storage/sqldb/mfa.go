@@ -288,7 +288,7 @@ func (l *Logins) Commit(ctx context.Context, c login.Commit) error {
 			}
 		}
 		if c.RevokeSessions {
-			if _, err := t.exec(ctx, `UPDATE sessions SET revoked = ? WHERE user_id = ? AND NOT revoked`, true, c.UserID); err != nil {
+			if _, err := t.exec(ctx, `UPDATE sessions SET revoked = ?, mac = NULL WHERE user_id = ? AND NOT revoked`, true, c.UserID); err != nil {
 				return t.s.translate("commit login: revoking sessions", err)
 			}
 		}
@@ -300,12 +300,8 @@ func (l *Logins) Commit(ctx context.Context, c login.Commit) error {
 				return err
 			}
 		}
-		x := c.Session
-		const q = `INSERT INTO sessions (id, user_id, token_hash, created, last_seen, expires_absolute, idle_seconds, revoked, mfa, address)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
-		if _, err := t.exec(ctx, q, x.ID, x.UserID, c.TokenHash, x.Created.UnixMicro(), x.LastSeen.UnixMicro(), x.ExpiresAbsolute.UnixMicro(),
-			int64(x.IdleTimeout/time.Second), x.Revoked, x.MFA, x.Address); err != nil {
-			return t.s.translate("commit login: session", err)
+		if err := t.insertSession(ctx, "commit login: session", c.Session, c.TokenHash); err != nil {
+			return err
 		}
 		return t.AppendAudit(ctx, c.Audit...)
 	})
@@ -318,7 +314,7 @@ func (l *Logins) RevokeSession(ctx context.Context, userID, id string, rec stora
 	}
 	return l.s.Update(ctx, func(stx storage.Tx) error {
 		t := stx.(*tx)
-		res, err := t.exec(ctx, `UPDATE sessions SET revoked = ? WHERE id = ? AND user_id = ? AND NOT revoked`, true, id, userID)
+		res, err := t.exec(ctx, `UPDATE sessions SET revoked = ?, mac = NULL WHERE id = ? AND user_id = ? AND NOT revoked`, true, id, userID)
 		if err := affected(t, "revoke session", res, err); err != nil {
 			if errors.Is(err, storage.ErrConflict) {
 				return wrapOp("revoke session", storage.ErrNotFound)
