@@ -15,6 +15,8 @@ import (
 	"github.com/phivault/phivault/internal/apitest"
 	"github.com/phivault/phivault/internal/app"
 	"github.com/phivault/phivault/internal/authn/session"
+	"github.com/phivault/phivault/internal/authn/smart"
+	"github.com/phivault/phivault/internal/authn/smart/scope"
 	"github.com/phivault/phivault/internal/config"
 	"github.com/phivault/phivault/internal/httpapi"
 	"github.com/phivault/phivault/internal/identity"
@@ -153,6 +155,7 @@ func TestAuthRowsUpgrade(t *testing.T) {
 			old, oldHash := attackerToken(t) // here: an operator's token from before the upgrade
 			oldEnrol := "pve_" + strings.Repeat("A", 43)
 			oldSess, oldSessHash := sessionToken(t)
+			oldKey := newBackendKey(t)
 			s := apitest.StartWith(t, d, func(c *config.Config) {
 				ctx := context.Background()
 				st, err := app.OpenStore(ctx, c.Storage, c.Timeouts) // migrates to head
@@ -193,6 +196,14 @@ VALUES ($1, $2, $3, $4, $5, $6, 3600, FALSE, TRUE, '')`
 				if _, err := db.ExecContext(ctx, qs, "ses-old", "usr_old", oldSessHash, n.UnixMicro(), n.UnixMicro(), n.Add(time.Hour).UnixMicro()); err != nil {
 					t.Fatal(err)
 				}
+				qc := `INSERT INTO smart_clients (id, name, type, jwks, jwks_url, redirect_uris, scopes, created, disabled, approval, registered_by, approved_by)
+VALUES ('old-client', 'old', 'backend', ?, '', '[]', 'system/*.rs', ?, FALSE, 'legacy', '', '')`
+				if c.Storage.Driver == "postgres" {
+					qc = strings.Replace(strings.Replace(qc, "?", "$1", 1), "?", "$2", 1)
+				}
+				if _, err := db.ExecContext(ctx, qc, oldKey.jwks, n.UnixMicro()); err != nil {
+					t.Fatal(err)
+				}
 				eh := sha256.Sum256([]byte(oldEnrol))
 				if _, err := db.ExecContext(ctx, qe, "usr_old", eh[:], time.Now().UnixMicro(), time.Now().Add(time.Hour).UnixMicro()); err != nil {
 					t.Fatal(err)
@@ -206,6 +217,7 @@ VALUES ($1, $2, $3, $4, $5, $6, 3600, FALSE, TRUE, '')`
 			}
 			e := newSoD(t, s)
 			s.Do(t, "GET", "/admin/api/users", nil, withSession(oldSess)).Want(t, http.StatusOK)
+			oldKey.token(t, s, "old-client").Want(t, http.StatusOK)
 			s.Do(t, "GET", "/admin/api/users", nil, e.as(t, identity.User{ID: "usr_old"})).Want(t, http.StatusOK)
 			pub := apitest.H{"Authorization": apitest.NoAuth, "Content-Type": "application/json"}
 			s.Do(t, "POST", "/auth/enrol", map[string]any{"username": "old.admin", "enrolment_secret": oldEnrol, "password": "correct horse battery staple 9"}, pub).Want(t, http.StatusOK)
@@ -449,5 +461,77 @@ VALUES (?, ?, ?, ?, ?, ?, 3600, FALSE, TRUE, '', ?, ?)`, id, alice.ID, hash, now
 			t.Errorf("session hash stored as %q (plain: %v), want keyed", kind, string(stored) == string(plain[:]))
 		}
 		s.Do(t, "GET", "/admin/api/users", nil, asAlice).Want(t, http.StatusOK)
+	})
+}
+
+// TestForgedSMARTClientRefused: a pending client approved in SQL, an
+// approved client whose JWK Set was replaced, a client re-enabled after
+// disabling, and a client inserted with the attacker's keys and
+// system/*.rs get no token (401 invalid_client), with an integrity
+// alarm; clients approved through the server keep working.
+func TestForgedSMARTClientRefused(t *testing.T) {
+	apitest.Run(t, func(t *testing.T, s *apitest.Server) {
+		db := rawDB(t, s)
+		e := newSoD(t, s)
+		sam := e.account(t, "sec.sam", "", identity.RoleSecurityAdmin)
+		bob := e.account(t, "admin.bob", "", identity.RoleSecurityAdmin)
+		ca, err := s.App.ClientAdmin()
+		if err != nil {
+			t.Fatal(err)
+		}
+		noClient := func(k backendKey, id string) {
+			t.Helper()
+			r := k.token(t, s, id).Want(t, http.StatusUnauthorized)
+			if r.JSON["error"] != "invalid_client" || r.JSON["access_token"] != nil {
+				t.Fatalf("token answer %s", r)
+			}
+		}
+
+		// Approved in SQL, skipping the second administrator.
+		k1 := newBackendKey(t)
+		id1 := consoleRegister(t, s, e.m, sam, k1)
+		execSQL(t, s, db, `UPDATE smart_clients SET approval = 'approved', approved_by = ? WHERE id = ?`, bob.ID, id1)
+		noClient(k1, id1)
+		wantAlarmLogged(t, s, "smart_clients", id1)
+		waitAlert(t, s, db, "smart_clients", id1)
+
+		// Approved by the second administrator: works; then its keys
+		// replaced in SQL.
+		k2 := newBackendKey(t)
+		id2 := consoleRegister(t, s, e.m, sam, k2)
+		req := clientRequest(t, s, e.as(t, bob), id2)
+		if req == nil {
+			t.Fatal("no approval request")
+		}
+		s.Do(t, "POST", "/admin/api/requests/"+req["id"].(string)+"/approve", nil, e.as(t, bob)).Want(t, http.StatusOK)
+		k2.token(t, s, id2).Want(t, http.StatusOK)
+		mine := newBackendKey(t)
+		execSQL(t, s, db, `UPDATE smart_clients SET jwks = ? WHERE id = ?`, mine.jwks, id2)
+		noClient(mine, id2)
+		wantAlarmLogged(t, s, "smart_clients", id2)
+
+		// Disabled by an administrator, re-enabled in SQL.
+		sc, err := scope.ParseSet("system/*.rs")
+		if err != nil {
+			t.Fatal(err)
+		}
+		k3 := newBackendKey(t)
+		id3, err := ca.RegisterBackendBreakGlass(t.Context(), cliAgent, smart.BackendRegistration{Name: "nightly", JWKS: []byte(k3.jwks), Scopes: sc})
+		if err != nil {
+			t.Fatal(err)
+		}
+		k3.token(t, s, id3).Want(t, http.StatusOK)
+		if err := ca.Disable(t.Context(), cliAgent, id3); err != nil {
+			t.Fatal(err)
+		}
+		execSQL(t, s, db, `UPDATE smart_clients SET disabled = ? WHERE id = ?`, false, id3)
+		noClient(k3, id3)
+		wantAlarmLogged(t, s, "smart_clients", id3)
+
+		// Inserted with the attacker's keys.
+		execSQL(t, s, db, `INSERT INTO smart_clients (id, name, type, jwks, jwks_url, redirect_uris, scopes, created, disabled, approval, registered_by, approved_by)
+VALUES ('forged-client', 'x', 'backend', ?, '', '[]', 'system/*.rs', ?, ?, 'approved', '', '')`, mine.jwks, time.Now().UnixMicro(), false)
+		noClient(mine, "forged-client")
+		wantAlarmLogged(t, s, "smart_clients", "forged-client")
 	})
 }

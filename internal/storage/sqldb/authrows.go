@@ -150,7 +150,38 @@ func (s *Store) BlessAuthRows(ctx context.Context, stx storage.Tx, key RowAuth) 
 	if out["sessions"], err = blessSessions(ctx, t, key); err != nil {
 		return nil, err
 	}
+	if out["smart_clients"], err = blessClients(ctx, t, key); err != nil {
+		return nil, err
+	}
 	return out, nil
+}
+
+// blessClients MACs the enabled SMART clients, whatever their approval
+// state (a pending one still needs its second administrator).
+func blessClients(ctx context.Context, t *tx, key RowAuth) (int, error) {
+	rows, err := t.query(ctx, `SELECT id FROM smart_clients WHERE mac IS NULL AND NOT disabled ORDER BY id`)
+	if err != nil {
+		return 0, t.s.translate("bless clients", err)
+	}
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return 0, t.s.translate("bless clients", err)
+		}
+		ids = append(ids, id)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, t.s.translate("bless clients", err)
+	}
+	for _, id := range ids {
+		if err := t.macClient(ctx, "bless clients", id, key); err != nil {
+			return 0, err
+		}
+	}
+	return len(ids), nil
 }
 
 // blessSessions MACs the live sessions (revoked ones need none).
