@@ -20,6 +20,7 @@ import (
 	"github.com/phivault/phivault/internal/config"
 	"github.com/phivault/phivault/internal/httpapi"
 	"github.com/phivault/phivault/internal/identity"
+	"golang.org/x/oauth2"
 )
 
 // Authenticated auth rows (ADR 0022): an attacker who can write the
@@ -156,6 +157,7 @@ func TestAuthRowsUpgrade(t *testing.T) {
 			oldEnrol := "pve_" + strings.Repeat("A", 43)
 			oldSess, oldSessHash := sessionToken(t)
 			oldKey := newBackendKey(t)
+			oldAccess := "pva_" + strings.Repeat("B", 43)
 			s := apitest.StartWith(t, d, func(c *config.Config) {
 				ctx := context.Background()
 				st, err := app.OpenStore(ctx, c.Storage, c.Timeouts) // migrates to head
@@ -204,6 +206,14 @@ VALUES ('old-client', 'old', 'backend', ?, '', '[]', 'system/*.rs', ?, FALSE, 'l
 				if _, err := db.ExecContext(ctx, qc, oldKey.jwks, n.UnixMicro()); err != nil {
 					t.Fatal(err)
 				}
+				qa := `INSERT INTO smart_access_tokens (token_hash, client_id, scopes, issued, expires, revoked, authz_id) VALUES (?, 'old-client', 'system/*.rs', ?, ?, FALSE, '')`
+				if c.Storage.Driver == "postgres" {
+					qa = `INSERT INTO smart_access_tokens (token_hash, client_id, scopes, issued, expires, revoked, authz_id) VALUES ($1, 'old-client', 'system/*.rs', $2, $3, FALSE, '')`
+				}
+				oah := sha256.Sum256([]byte(oldAccess))
+				if _, err := db.ExecContext(ctx, qa, oah[:], n.UnixMicro(), n.Add(time.Hour).UnixMicro()); err != nil {
+					t.Fatal(err)
+				}
 				eh := sha256.Sum256([]byte(oldEnrol))
 				if _, err := db.ExecContext(ctx, qe, "usr_old", eh[:], time.Now().UnixMicro(), time.Now().Add(time.Hour).UnixMicro()); err != nil {
 					t.Fatal(err)
@@ -218,6 +228,7 @@ VALUES ('old-client', 'old', 'backend', ?, '', '[]', 'system/*.rs', ?, FALSE, 'l
 			e := newSoD(t, s)
 			s.Do(t, "GET", "/admin/api/users", nil, withSession(oldSess)).Want(t, http.StatusOK)
 			oldKey.token(t, s, "old-client").Want(t, http.StatusOK)
+			s.Do(t, "GET", "/fhir/Patient", nil, bearer(oldAccess)).Want(t, http.StatusOK)
 			s.Do(t, "GET", "/admin/api/users", nil, e.as(t, identity.User{ID: "usr_old"})).Want(t, http.StatusOK)
 			pub := apitest.H{"Authorization": apitest.NoAuth, "Content-Type": "application/json"}
 			s.Do(t, "POST", "/auth/enrol", map[string]any{"username": "old.admin", "enrolment_secret": oldEnrol, "password": "correct horse battery staple 9"}, pub).Want(t, http.StatusOK)
@@ -533,5 +544,133 @@ func TestForgedSMARTClientRefused(t *testing.T) {
 VALUES ('forged-client', 'x', 'backend', ?, '', '[]', 'system/*.rs', ?, ?, 'approved', '', '')`, mine.jwks, time.Now().UnixMicro(), false)
 		noClient(mine, "forged-client")
 		wantAlarmLogged(t, s, "smart_clients", "forged-client")
+	})
+}
+
+// appDB opens an App's database with plain SQL, as rawDB does.
+func appDB(t *testing.T, a *app.App) (*sql.DB, func(string) string) {
+	t.Helper()
+	c := a.Config.Storage
+	var db *sql.DB
+	var err error
+	if c.Driver == "postgres" {
+		db, err = sql.Open("pgx", c.PostgresURL)
+	} else {
+		db, err = sql.Open("sqlite", "file:"+c.SQLitePath+"?_pragma=busy_timeout(10000)")
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.SetMaxOpenConns(1)
+	t.Cleanup(func() { db.Close() })
+	ph := func(q string) string {
+		if c.Driver != "postgres" {
+			return q
+		}
+		for i := 1; strings.Contains(q, "?"); i++ {
+			q = strings.Replace(q, "?", "$"+string(rune('0'+i)), 1)
+		}
+		return q
+	}
+	return db, ph
+}
+
+// TestForgedSMARTGrantRefused: an App Launch access token whose scopes
+// were raised in SQL, a refresh token inserted for the authorization,
+// an access token inserted for a client, and an authorization moved to
+// another patient: none reaches data (401, invalid_grant), each with an
+// integrity alarm; the real refresh token keeps rotating.
+func TestForgedSMARTGrantRefused(t *testing.T) {
+	forDrivers(t, func(t *testing.T, driver string) {
+		e := startLaunch(t, driver)
+		db, ph := appDB(t, e.app)
+		exec := func(q string, args ...any) {
+			t.Helper()
+			if _, err := db.ExecContext(t.Context(), ph(q), args...); err != nil {
+				t.Fatalf("%s: %v", q, err)
+			}
+		}
+		alarmed := func(table string) {
+			t.Helper()
+			for _, line := range strings.Split(e.logs.String(), "\n") {
+				if strings.Contains(line, "integrity alarm") && strings.Contains(line, `"table":"`+table+`"`) {
+					return
+				}
+			}
+			t.Fatalf("no integrity alarm logged for %s", table)
+		}
+		secret := e.addLaunchUser(t, "dr.grey", "Practitioner/pr-1", identity.RolePhysician)
+		cfg := e.oauthConfig(e.clientID, "openid fhirUser launch/patient offline_access patient/*.rs")
+		verifier := oauth2.GenerateVerifier()
+		b := e.browser(t)
+		picker := b.signIn(t, b.send(t, "GET", e.authURL(cfg, "st-1", verifier), nil), "dr.grey", secret)
+		q := redirected(t, b.consent(t, b.pick(t, picker, "Launchling", e.mine.patient), "approve"))
+		tok, err := cfg.Exchange(e.ctx(t), q.Get("code"), oauth2.VerifierOption(verifier))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := e.fhirGet(t, tok.AccessToken, "/fhir/Observation/"+e.mine.obs); got != http.StatusOK {
+			t.Fatalf("real access token: %d", got)
+		}
+
+		// Scopes raised on a real access token.
+		h := sha256.Sum256([]byte(tok.AccessToken))
+		exec(`UPDATE smart_access_tokens SET scopes = 'patient/*.cruds' WHERE token_hash = ?`, h[:])
+		e.clock.Advance(time.Minute) // past the validation cache
+		if got, _ := e.fhirGet(t, tok.AccessToken, "/fhir/Observation/"+e.mine.obs); got != http.StatusUnauthorized {
+			t.Fatalf("access token with scopes raised in SQL: %d, want 401", got)
+		}
+		alarmed("smart_access_tokens")
+
+		// A refresh token inserted for the authorization.
+		var authz string
+		if err := db.QueryRowContext(t.Context(), ph(`SELECT authz_id FROM smart_access_tokens WHERE token_hash = ?`), h[:]).Scan(&authz); err != nil {
+			t.Fatal(err)
+		}
+		var rb [32]byte
+		if _, err := rand.Read(rb[:]); err != nil {
+			t.Fatal(err)
+		}
+		mine := smart.RefreshTokenPrefix + base64.RawURLEncoding.EncodeToString(rb[:])
+		rh := sha256.Sum256([]byte(mine))
+		now := e.clock.Now()
+		exec(`INSERT INTO smart_refresh_tokens (token_hash, authz_id, issued, expires, spent) VALUES (?, ?, ?, ?, ?)`,
+			rh[:], authz, now.UnixMicro(), now.Add(24*time.Hour).UnixMicro(), false)
+		_, err = cfg.TokenSource(e.ctx(t), &oauth2.Token{RefreshToken: mine}).Token()
+		wantOAuthError(t, err, "invalid_grant")
+		alarmed("smart_refresh_tokens")
+
+		// The real refresh token still rotates.
+		tok2, err := cfg.TokenSource(e.ctx(t), &oauth2.Token{RefreshToken: tok.RefreshToken}).Token()
+		if err != nil {
+			t.Fatalf("real refresh token: %v", err)
+		}
+		if got, _ := e.fhirGet(t, tok2.AccessToken, "/fhir/Observation/"+e.mine.obs); got != http.StatusOK {
+			t.Fatalf("refreshed access token: %d", got)
+		}
+
+		// An access token inserted for the client, system-wide.
+		var ab [32]byte
+		if _, err := rand.Read(ab[:]); err != nil {
+			t.Fatal(err)
+		}
+		forged := smart.AccessTokenPrefix + base64.RawURLEncoding.EncodeToString(ab[:])
+		fh := sha256.Sum256([]byte(forged))
+		exec(`INSERT INTO smart_access_tokens (token_hash, client_id, scopes, issued, expires, revoked, authz_id) VALUES (?, ?, 'system/*.rs', ?, ?, ?, '')`,
+			fh[:], e.clientID, now.UnixMicro(), now.Add(5*time.Minute).UnixMicro(), false)
+		if got, _ := e.fhirGet(t, forged, "/fhir/Observation/"+e.other.obs); got != http.StatusUnauthorized {
+			t.Fatalf("access token inserted in SQL: %d, want 401", got)
+		}
+
+		// The authorization moved to another patient.
+		if got, _ := e.fhirGet(t, tok2.AccessToken, "/fhir/Observation/"+e.other.obs); got != http.StatusForbidden {
+			t.Fatalf("before the edit, another patient's record: %d, want 403", got)
+		}
+		exec(`UPDATE smart_authorizations SET patient = ? WHERE id = ?`, e.other.patient, authz)
+		e.clock.Advance(time.Minute) // past the validation cache
+		if got, _ := e.fhirGet(t, tok2.AccessToken, "/fhir/Observation/"+e.other.obs); got != http.StatusUnauthorized {
+			t.Fatalf("authorization moved to another patient in SQL: %d, want 401", got)
+		}
+		alarmed("smart_authorizations")
 	})
 }

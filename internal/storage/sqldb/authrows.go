@@ -2,7 +2,9 @@ package sqldb
 
 import (
 	"context"
+	"database/sql"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"time"
 
@@ -60,6 +62,31 @@ func (s *Store) rowMAC(table, id string, fields ...[]byte) []byte {
 		return nil
 	}
 	return a.key.MAC(table, id, fields...)
+}
+
+// rowOKAs is rowOK for a row whose primary key must not be logged (a
+// token hash): the alarm names it as alarmID.
+func (s *Store) rowOKAs(mac []byte, table, id, alarmID string, fields ...[]byte) bool {
+	a := s.auth.Load()
+	if a == nil {
+		return true
+	}
+	if a.key.Verify(mac, table, id, fields...) {
+		return true
+	}
+	a.alarm(table, alarmID)
+	return false
+}
+
+// hashRowID is the MAC row id of a row keyed by a token hash, and the
+// name its alarm uses: the first 8 bytes only (a token hash is not the
+// token, but logs need no more to find the row).
+func hashRowID(hash []byte) (id, alarmID string) {
+	id = hex.EncodeToString(hash)
+	if len(id) > 16 {
+		return id, "hash:" + id[:16]
+	}
+	return id, "hash:" + id
 }
 
 // rowOK verifies a row read to authenticate or authorize. It is true
@@ -151,6 +178,9 @@ func (s *Store) BlessAuthRows(ctx context.Context, stx storage.Tx, key RowAuth) 
 		return nil, err
 	}
 	if out["smart_clients"], err = blessClients(ctx, t, key); err != nil {
+		return nil, err
+	}
+	if err := blessSMARTGrants(ctx, t, key, out); err != nil {
 		return nil, err
 	}
 	return out, nil
@@ -342,4 +372,127 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	_, err := t.exec(ctx, q, x.ID, x.UserID, hash, x.Created.UnixMicro(), x.LastSeen.UnixMicro(), x.ExpiresAbsolute.UnixMicro(),
 		idle, x.Revoked, x.MFA, x.Address, kind, mac)
 	return t.s.translate(op, err)
+}
+
+// SMART grants (ADR 0022): authorizations, authorization codes, access
+// and refresh tokens. Their lookup hashes stay SHA-256; the MAC binds
+// each live row (not revoked, used or spent: ending one clears its MAC,
+// so it can never be revived in SQL) to its token hash.
+
+// authorizationFields are the MAC'd columns of a live smart_authorizations row.
+func authorizationFields(clientID, userID, fhirUser, roles, patient, scopes string, created, expires int64) [][]byte {
+	return [][]byte{macStr(clientID), macStr(userID), macStr(fhirUser), macStr(roles), macStr(patient), macStr(scopes), macInt(created), macInt(expires)}
+}
+
+// codeFields are the MAC'd columns of an unused smart_auth_codes row.
+func codeFields(authzID, redirectURI, challenge, nonce string, expires int64) [][]byte {
+	return [][]byte{macStr(authzID), macStr(redirectURI), macStr(challenge), macStr(nonce), macInt(expires)}
+}
+
+// accessFields are the MAC'd columns of a live smart_access_tokens row.
+func accessFields(clientID, scopes string, issued, expires int64, authzID string) [][]byte {
+	return [][]byte{macStr(clientID), macStr(scopes), macInt(issued), macInt(expires), macStr(authzID)}
+}
+
+// refreshFields are the MAC'd columns of an unspent smart_refresh_tokens row.
+func refreshFields(authzID string, issued, expires int64) [][]byte {
+	return [][]byte{macStr(authzID), macInt(issued), macInt(expires)}
+}
+
+// hashMAC is the MAC of a row keyed by a token hash (nil without row
+// authentication).
+func (s *Store) hashMAC(table string, hash []byte, fields ...[]byte) []byte {
+	id, _ := hashRowID(hash)
+	return s.rowMAC(table, id, fields...)
+}
+
+// hashRowOK verifies a row keyed by a token hash.
+func (s *Store) hashRowOK(mac []byte, table string, hash []byte, fields ...[]byte) bool {
+	id, alarmID := hashRowID(hash)
+	return s.rowOKAs(mac, table, id, alarmID, fields...)
+}
+
+func blessSMARTGrants(ctx context.Context, t *tx, key RowAuth, out AuthRowsBlessed) error {
+	type row struct {
+		id     string
+		fields [][]byte
+	}
+	bless := func(table, sel, upd string, scan func(*sql.Rows) (row, error)) error {
+		rows, err := t.query(ctx, sel)
+		if err != nil {
+			return t.s.translate("bless "+table, err)
+		}
+		var rs []row
+		for rows.Next() {
+			r, err := scan(rows)
+			if err != nil {
+				rows.Close()
+				return t.s.translate("bless "+table, err)
+			}
+			rs = append(rs, r)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return t.s.translate("bless "+table, err)
+		}
+		for _, r := range rs {
+			var arg any = r.id
+			macID := r.id
+			if table != "smart_authorizations" {
+				h, err := hex.DecodeString(r.id)
+				if err != nil {
+					return err
+				}
+				arg = h
+			}
+			if _, err := t.exec(ctx, upd, key.MAC(table, macID, r.fields...), arg); err != nil {
+				return t.s.translate("bless "+table, err)
+			}
+		}
+		out[table] = len(rs)
+		return nil
+	}
+	err := bless("smart_authorizations", `SELECT id, client_id, user_id, fhir_user, roles, patient, scopes, created, expires FROM smart_authorizations WHERE mac IS NULL AND NOT revoked ORDER BY id`,
+		`UPDATE smart_authorizations SET mac = ? WHERE id = ?`, func(rows *sql.Rows) (row, error) {
+			var id, c, u, f, ro, p, sc string
+			var cr, ex int64
+			err := rows.Scan(&id, &c, &u, &f, &ro, &p, &sc, &cr, &ex)
+			return row{id, authorizationFields(c, u, f, ro, p, sc, cr, ex)}, err
+		})
+	if err != nil {
+		return err
+	}
+	err = bless("smart_auth_codes", `SELECT code_hash, authz_id, redirect_uri, code_challenge, nonce, expires FROM smart_auth_codes WHERE mac IS NULL AND NOT used ORDER BY code_hash`,
+		`UPDATE smart_auth_codes SET mac = ? WHERE code_hash = ?`, func(rows *sql.Rows) (row, error) {
+			var h []byte
+			var a, r, c, n string
+			var ex int64
+			err := rows.Scan(&h, &a, &r, &c, &n, &ex)
+			id, _ := hashRowID(h)
+			return row{id, codeFields(a, r, c, n, ex)}, err
+		})
+	if err != nil {
+		return err
+	}
+	err = bless("smart_access_tokens", `SELECT token_hash, client_id, scopes, issued, expires, authz_id FROM smart_access_tokens WHERE mac IS NULL AND NOT revoked ORDER BY token_hash`,
+		`UPDATE smart_access_tokens SET mac = ? WHERE token_hash = ?`, func(rows *sql.Rows) (row, error) {
+			var h []byte
+			var c, sc, a string
+			var is, ex int64
+			err := rows.Scan(&h, &c, &sc, &is, &ex, &a)
+			id, _ := hashRowID(h)
+			return row{id, accessFields(c, sc, is, ex, a)}, err
+		})
+	if err != nil {
+		return err
+	}
+	return bless("smart_refresh_tokens", `SELECT token_hash, authz_id, issued, expires FROM smart_refresh_tokens WHERE mac IS NULL AND NOT spent ORDER BY token_hash`,
+		`UPDATE smart_refresh_tokens SET mac = ? WHERE token_hash = ?`, func(rows *sql.Rows) (row, error) {
+			var h []byte
+			var a string
+			var is, ex int64
+			err := rows.Scan(&h, &a, &is, &ex)
+			id, _ := hashRowID(h)
+			return row{id, refreshFields(a, is, ex)}, err
+		})
 }

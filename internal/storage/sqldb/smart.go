@@ -245,8 +245,13 @@ func (ss *Smart) PutToken(ctx context.Context, tk smart.Token) error {
 		if _, err := t.exec(ctx, `DELETE FROM smart_access_tokens WHERE expires < ?`, tk.Issued.UnixMicro()); err != nil {
 			return t.s.translate("put token", err)
 		}
-		const q = `INSERT INTO smart_access_tokens (token_hash, client_id, scopes, issued, expires, revoked, authz_id) VALUES (?, ?, ?, ?, ?, ?, ?)`
-		_, err := t.exec(ctx, q, tk.Hash, tk.ClientID, tk.Scopes.String(), tk.Issued.UnixMicro(), tk.Expires.UnixMicro(), tk.Revoked, tk.Authorization)
+		scopes := tk.Scopes.String()
+		var mac []byte
+		if !tk.Revoked {
+			mac = t.s.hashMAC("smart_access_tokens", tk.Hash, accessFields(tk.ClientID, scopes, tk.Issued.UnixMicro(), tk.Expires.UnixMicro(), tk.Authorization)...)
+		}
+		const q = `INSERT INTO smart_access_tokens (token_hash, client_id, scopes, issued, expires, revoked, authz_id, mac) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
+		_, err := t.exec(ctx, q, tk.Hash, tk.ClientID, scopes, tk.Issued.UnixMicro(), tk.Expires.UnixMicro(), tk.Revoked, tk.Authorization, mac)
 		return t.s.translate("put token", err)
 	}))
 }
@@ -258,7 +263,7 @@ func (ss *Smart) TokenByHash(ctx context.Context, hash []byte) (smart.Token, err
 	}
 	// An App Launch token carries its authorization (user, patient,
 	// family revocation) through the join; a backend token has none.
-	const q = `SELECT t.token_hash, t.client_id, t.scopes, t.issued, t.expires, t.revoked, t.authz_id, ` + authzColumns + `
+	const q = `SELECT t.token_hash, t.client_id, t.scopes, t.issued, t.expires, t.revoked, t.authz_id, t.mac, ` + authzColumns + `
 FROM smart_access_tokens t LEFT JOIN smart_authorizations a ON a.id = t.authz_id WHERE t.token_hash = ?`
 	rows, err := ss.s.r().query(ctx, q, hash)
 	if err != nil {
@@ -275,11 +280,15 @@ FROM smart_access_tokens t LEFT JOIN smart_authorizations a ON a.id = t.authz_id
 	var scopes string
 	var issued, expires int64
 	var a nullAuthorization
-	if err := rows.Scan(append([]any{&tk.Hash, &tk.ClientID, &scopes, &issued, &expires, &tk.Revoked, &tk.Authorization}, a.dest()...)...); err != nil {
+	var mac []byte
+	if err := rows.Scan(append([]any{&tk.Hash, &tk.ClientID, &scopes, &issued, &expires, &tk.Revoked, &tk.Authorization, &mac}, a.dest()...)...); err != nil {
 		return smart.Token{}, ss.s.translate("token by hash", err)
 	}
+	if !tk.Revoked && !ss.s.hashRowOK(mac, "smart_access_tokens", tk.Hash, accessFields(tk.ClientID, scopes, issued, expires, tk.Authorization)...) {
+		return smart.Token{}, smartErr(wrapOp("token by hash", storage.ErrNotFound))
+	}
 	if tk.Authorization != "" {
-		la, err := a.authorization()
+		la, err := a.authorization(ss.s)
 		if err != nil {
 			return smart.Token{}, fmt.Errorf("token by hash: %w", err)
 		}
@@ -299,7 +308,7 @@ func (ss *Smart) RevokeToken(ctx context.Context, hash []byte) error {
 	}
 	return smartErr(ss.s.Update(ctx, func(stx storage.Tx) error {
 		t := stx.(*tx)
-		res, err := t.exec(ctx, `UPDATE smart_access_tokens SET revoked = ? WHERE token_hash = ?`, true, hash)
+		res, err := t.exec(ctx, `UPDATE smart_access_tokens SET revoked = ?, mac = NULL WHERE token_hash = ?`, true, hash)
 		if err != nil {
 			return t.s.translate("revoke token", err)
 		}

@@ -10,7 +10,7 @@
 -- this migration it MACs every existing row once, in the transaction
 -- that creates the system/auth-rows key (package app, authrows.go).
 --
--- hash_kind names how a secret's lookup hash was made: 'hmac' (keyed,
+-- hash_kind (tokens, sessions, enrolment secrets) names how a secret's lookup hash was made: 'hmac' (keyed,
 -- the only kind written from now on) or 'sha256' (plain SHA-256, rows
 -- written before this migration). A 'sha256' row is accepted only with a
 -- valid MAC, which only the upgrade pass gave it.
@@ -27,8 +27,9 @@ ALTER TABLE sessions ADD COLUMN mac BLOB;
 
 ALTER TABLE smart_clients ADD COLUMN mac BLOB;
 
-ALTER TABLE smart_access_tokens ADD COLUMN hash_kind TEXT NOT NULL DEFAULT 'sha256';
+-- SMART App Launch and Backend Services grants: MAC only (their lookup
+-- hashes stay SHA-256, see ADR 0022).
+ALTER TABLE smart_authorizations ADD COLUMN mac BLOB;
+ALTER TABLE smart_auth_codes ADD COLUMN mac BLOB;
 ALTER TABLE smart_access_tokens ADD COLUMN mac BLOB;
-
-ALTER TABLE smart_refresh_tokens ADD COLUMN hash_kind TEXT NOT NULL DEFAULT 'sha256';
 ALTER TABLE smart_refresh_tokens ADD COLUMN mac BLOB;
