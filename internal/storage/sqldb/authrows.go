@@ -183,6 +183,15 @@ func (s *Store) BlessAuthRows(ctx context.Context, stx storage.Tx, key RowAuth) 
 	if err := blessSMARTGrants(ctx, t, key, out); err != nil {
 		return nil, err
 	}
+	if err := blessSecondFactors(ctx, t, key, out); err != nil {
+		return nil, err
+	}
+	if out["sso_links"], err = blessSSOLinks(ctx, t, key); err != nil {
+		return nil, err
+	}
+	if out["authz_grants"], err = blessGrants(ctx, t, key); err != nil {
+		return nil, err
+	}
 	return out, nil
 }
 
@@ -495,4 +504,134 @@ func blessSMARTGrants(ctx context.Context, t *tx, key RowAuth, out AuthRowsBless
 			id, _ := hashRowID(h)
 			return row{id, refreshFields(a, is, ex)}, err
 		})
+}
+
+// blessSecondFactors MACs the passkeys and recovery codes.
+func blessSecondFactors(ctx context.Context, t *tx, key RowAuth, out AuthRowsBlessed) error {
+	type pk struct {
+		id, user           string
+		cred, pub, aaguid  []byte
+		eligible, verified bool
+		created            int64
+	}
+	rows, err := t.query(ctx, `SELECT id, user_id, credential_id, public_key, aaguid, backup_eligible, user_verified, created FROM webauthn_credentials WHERE mac IS NULL ORDER BY id`)
+	if err != nil {
+		return t.s.translate("bless passkeys", err)
+	}
+	var pks []pk
+	for rows.Next() {
+		var r pk
+		if err := rows.Scan(&r.id, &r.user, &r.cred, &r.pub, &r.aaguid, &r.eligible, &r.verified, &r.created); err != nil {
+			rows.Close()
+			return t.s.translate("bless passkeys", err)
+		}
+		pks = append(pks, r)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return t.s.translate("bless passkeys", err)
+	}
+	for _, r := range pks {
+		mac := key.MAC("webauthn_credentials", r.id, passkeyFields(r.user, r.cred, r.pub, r.aaguid, r.eligible, r.verified, r.created)...)
+		if _, err := t.exec(ctx, `UPDATE webauthn_credentials SET mac = ? WHERE id = ?`, mac, r.id); err != nil {
+			return t.s.translate("bless passkeys", err)
+		}
+	}
+	out["webauthn_credentials"] = len(pks)
+	type rc struct {
+		user string
+		hash []byte
+	}
+	rows, err = t.query(ctx, `SELECT user_id, hash FROM recovery_codes WHERE mac IS NULL ORDER BY user_id, hash`)
+	if err != nil {
+		return t.s.translate("bless recovery codes", err)
+	}
+	var rcs []rc
+	for rows.Next() {
+		var r rc
+		if err := rows.Scan(&r.user, &r.hash); err != nil {
+			rows.Close()
+			return t.s.translate("bless recovery codes", err)
+		}
+		rcs = append(rcs, r)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return t.s.translate("bless recovery codes", err)
+	}
+	for _, r := range rcs {
+		if _, err := t.exec(ctx, `UPDATE recovery_codes SET mac = ? WHERE user_id = ? AND hash = ?`, key.MAC("recovery_codes", r.user, r.hash), r.user, r.hash); err != nil {
+			return t.s.translate("bless recovery codes", err)
+		}
+	}
+	out["recovery_codes"] = len(rcs)
+	return nil
+}
+
+func blessSSOLinks(ctx context.Context, t *tx, key RowAuth) (int, error) {
+	type link struct {
+		issuer, subject, user string
+		created               int64
+	}
+	rows, err := t.query(ctx, `SELECT issuer, subject, user_id, created FROM sso_links WHERE mac IS NULL ORDER BY issuer, subject`)
+	if err != nil {
+		return 0, t.s.translate("bless sso links", err)
+	}
+	var ls []link
+	for rows.Next() {
+		var l link
+		if err := rows.Scan(&l.issuer, &l.subject, &l.user, &l.created); err != nil {
+			rows.Close()
+			return 0, t.s.translate("bless sso links", err)
+		}
+		ls = append(ls, l)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, t.s.translate("bless sso links", err)
+	}
+	for _, l := range ls {
+		mac := key.MAC("sso_links", l.issuer, ssoLinkFields(l.subject, l.user, l.created)...)
+		if _, err := t.exec(ctx, `UPDATE sso_links SET mac = ? WHERE issuer = ? AND subject = ?`, mac, l.issuer, l.subject); err != nil {
+			return 0, t.s.translate("bless sso links", err)
+		}
+	}
+	return len(ls), nil
+}
+
+// grantFields are the MAC'd columns of an authz_grants row (a
+// break-the-glass grant): who, which patient, and for how long.
+func grantFields(userID, patient string, created, expires int64) [][]byte {
+	return [][]byte{macStr(userID), macStr(patient), macInt(created), macInt(expires)}
+}
+
+func blessGrants(ctx context.Context, t *tx, key RowAuth) (int, error) {
+	type grant struct {
+		id, user, patient string
+		created, expires  int64
+	}
+	rows, err := t.query(ctx, `SELECT id, user_id, patient, created, expires FROM authz_grants WHERE mac IS NULL ORDER BY id`)
+	if err != nil {
+		return 0, t.s.translate("bless grants", err)
+	}
+	var gs []grant
+	for rows.Next() {
+		var g grant
+		if err := rows.Scan(&g.id, &g.user, &g.patient, &g.created, &g.expires); err != nil {
+			rows.Close()
+			return 0, t.s.translate("bless grants", err)
+		}
+		gs = append(gs, g)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, t.s.translate("bless grants", err)
+	}
+	for _, g := range gs {
+		mac := key.MAC("authz_grants", g.id, grantFields(g.user, g.patient, g.created, g.expires)...)
+		if _, err := t.exec(ctx, `UPDATE authz_grants SET mac = ? WHERE id = ?`, mac, g.id); err != nil {
+			return 0, t.s.translate("bless grants", err)
+		}
+	}
+	return len(gs), nil
 }

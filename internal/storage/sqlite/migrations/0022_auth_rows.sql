@@ -1,4 +1,4 @@
--- Issue: rows that grant access are authenticated (ADR 0022). Whoever
+-- Rows that grant access are authenticated (ADR 0022). Whoever
 -- can write the database without the key-encryption key must not be able
 -- to mint a credential or raise a privilege by inserting or editing a
 -- row. Each such row gets a MAC (HMAC-SHA256 under a subkey of the
@@ -21,6 +21,17 @@ ALTER TABLE users ADD COLUMN mac BLOB;
 
 ALTER TABLE enrolment_secrets ADD COLUMN hash_kind TEXT NOT NULL DEFAULT 'sha256';
 ALTER TABLE enrolment_secrets ADD COLUMN mac BLOB;
+
+-- Second factors. TOTP secrets need none: they are sealed bound to the
+-- user id.
+ALTER TABLE webauthn_credentials ADD COLUMN mac BLOB;
+ALTER TABLE recovery_codes ADD COLUMN mac BLOB;
+
+-- Enterprise SSO identities linked to accounts.
+ALTER TABLE sso_links ADD COLUMN mac BLOB;
+
+-- Break-the-glass grants.
+ALTER TABLE authz_grants ADD COLUMN mac BLOB;
 
 ALTER TABLE sessions ADD COLUMN hash_kind TEXT NOT NULL DEFAULT 'sha256';
 ALTER TABLE sessions ADD COLUMN mac BLOB;
