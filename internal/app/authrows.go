@@ -24,8 +24,9 @@ import (
 // alarmTimeout bounds recording one integrity alarm.
 const alarmTimeout = 10 * time.Second
 
-// maxAlarmedRows bounds the rows remembered as alarmed, so a flood of
-// forged rows cannot grow memory; beyond it, alarms are still logged.
+// maxAlarmedRows bounds the rows whose alarm is recorded (audit event,
+// console alert) per process, so a flood of forged rows cannot grow
+// memory or goroutines; beyond it, alarms are still logged.
 const maxAlarmedRows = 10000
 
 // openAuthRows loads the auth-rows key and turns on row authentication
@@ -115,14 +116,14 @@ func (r *rowAlarm) raise(table, id string) {
 		slog.String("table", table), slog.String("row", id))
 	ref := table + "/" + id
 	r.mu.Lock()
-	first := !r.seen[ref]
-	if first && len(r.seen) < maxAlarmedRows {
-		r.seen[ref] = true
-	}
-	r.mu.Unlock()
-	if !first {
+	if r.seen[ref] || len(r.seen) >= maxAlarmedRows {
+		// Recorded already, or a flood of forged rows: the log line
+		// above is all, so memory and goroutines stay bounded.
+		r.mu.Unlock()
 		return
 	}
+	r.seen[ref] = true
+	r.mu.Unlock()
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), alarmTimeout)
 		defer cancel()
