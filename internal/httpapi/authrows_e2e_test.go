@@ -15,6 +15,7 @@ import (
 
 	"github.com/phivault/phivault/internal/apitest"
 	"github.com/phivault/phivault/internal/app"
+	"github.com/phivault/phivault/internal/authn/passkey/passkeytest"
 	"github.com/phivault/phivault/internal/authn/session"
 	"github.com/phivault/phivault/internal/authn/smart"
 	"github.com/phivault/phivault/internal/authn/smart/scope"
@@ -709,29 +710,51 @@ func TestForgedRecoveryCodeRefused(t *testing.T) {
 	})
 }
 
-// TestMovedPasskeyAlarms: a passkey moved in SQL from an account the
-// attacker controls to one whose password they know does not pass the
-// second factor, and now raises the integrity alarm. (Its WebAuthn user
-// handle refused it before ADR 0022 too; the MAC is what refuses a
-// credential registered offline for the victim's handle and inserted,
-// which this test does not build.)
-func TestMovedPasskeyAlarms(t *testing.T) {
+// TestForgedPasskeyRefused: a passkey for an account whose password
+// the attacker knows, made for that account's WebAuthn user handle and
+// inserted in SQL (here: a real registration's row, deleted and
+// inserted again without its MAC, as an attacker who built it offline
+// would store it), does not pass the second factor, with an integrity
+// alarm. The account's own passkey keeps working. (A passkey moved from
+// another account is refused by its WebAuthn user handle as well.)
+func TestForgedPasskeyRefused(t *testing.T) {
 	for _, driver := range apitest.Drivers {
 		t.Run(driver, func(t *testing.T) {
 			e := startAuthOn(t, nil, "localhost", driver)
 			db, ph := appDB(t, e.app)
-			const pw, pw2 = "correct horse battery staple", "another long passphrase 42"
-			victim := e.addUser(t, "dr.who", pw, identity.RolePhysician)
-			e.enrol(t, "dr.who", pw)
-			mallory := e.addUser(t, "mallory", pw2, identity.RoleResearcher)
-			a := e.authenticator(t)
-			e.enrolPasskey(t, "mallory", pw2, a)
-			if r, _ := e.passkeyLogin(t, "mallory", pw2, a); r.status != http.StatusOK {
-				t.Fatalf("the attacker's own passkey: %d", r.status)
+			exec := func(q string, args ...any) {
+				t.Helper()
+				if _, err := db.ExecContext(t.Context(), ph(q), args...); err != nil {
+					t.Fatalf("%s: %v", q, err)
+				}
 			}
-			if _, err := db.ExecContext(t.Context(), ph(`UPDATE webauthn_credentials SET user_id = ? WHERE user_id = ?`), victim.ID, mallory.ID); err != nil {
-				t.Fatal(err)
+			const pw = "correct horse battery staple"
+			e.addUser(t, "dr.who", pw, identity.RolePhysician)
+			_, _, c := e.enrol(t, "dr.who", pw) // TOTP first
+			add := func(a *passkeytest.Authenticator) string {
+				t.Helper()
+				b := e.do(t, "POST", "/auth/webauthn/register/begin", map[string]string{}, c)
+				cred, err := a.Register(optionsOf(t, b))
+				if err != nil {
+					t.Fatal(err)
+				}
+				r := e.do(t, "POST", "/auth/webauthn/register/finish", map[string]any{"ceremony": b.str("ceremony"), "name": "k", "credential": json.RawMessage(cred)}, c)
+				if r.status != http.StatusCreated {
+					t.Fatalf("add passkey: %d %s", r.status, r.body)
+				}
+				return r.json["passkey"].(map[string]any)["id"].(string)
 			}
+			own, forged := e.authenticator(t), e.authenticator(t)
+			add(own)
+			fid := add(forged)
+			if r, _ := e.passkeyLogin(t, "dr.who", pw, forged); r.status != http.StatusOK {
+				t.Fatalf("before the forgery: %d", r.status)
+			}
+			// The forged credential's row, as the attacker inserts it.
+			exec(`CREATE TABLE forged_pk AS SELECT * FROM webauthn_credentials WHERE id = ?`, fid)
+			exec(`DELETE FROM webauthn_credentials WHERE id = ?`, fid)
+			exec(`INSERT INTO webauthn_credentials SELECT * FROM forged_pk`)
+			exec(`UPDATE webauthn_credentials SET mac = NULL WHERE id = ?`, fid)
 			ch := e.challenge(t, "dr.who", pw)
 			b := e.do(t, "POST", "/auth/webauthn/login/begin", map[string]string{"challenge": ch.str("challenge")}, creds{})
 			if b.status == http.StatusOK {
@@ -739,17 +762,19 @@ func TestMovedPasskeyAlarms(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				cred, err := a.Assert(opts)
-				if err == nil {
+				if cred, err := forged.Assert(opts); err == nil {
 					fin := e.do(t, "POST", "/auth/webauthn/login/finish", map[string]any{"challenge": ch.str("challenge"),
 						"ceremony": b.str("ceremony"), "credential": json.RawMessage(cred)}, creds{})
 					if fin.status == http.StatusOK {
-						t.Fatalf("a passkey moved to the account in SQL signed in: %s", fin.body)
+						t.Fatalf("a passkey inserted in SQL signed in: %s", fin.body)
 					}
 				}
 			}
-			if !strings.Contains(e.logs.String(), `"table":"webauthn_credentials"`) {
-				t.Fatal("no integrity alarm for the moved passkey")
+			if !strings.Contains(e.logs.String(), `"table":"webauthn_credentials"`) || !strings.Contains(e.logs.String(), fid) {
+				t.Fatal("no integrity alarm for the inserted passkey")
+			}
+			if r, _ := e.passkeyLogin(t, "dr.who", pw, own); r.status != http.StatusOK {
+				t.Fatalf("the account's own passkey: %d", r.status)
 			}
 		})
 	}
