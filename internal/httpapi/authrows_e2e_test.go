@@ -22,6 +22,7 @@ import (
 	"github.com/phivault/phivault/internal/config"
 	"github.com/phivault/phivault/internal/httpapi"
 	"github.com/phivault/phivault/internal/identity"
+	"github.com/phivault/phivault/internal/storage/sqldb"
 	"golang.org/x/oauth2"
 )
 
@@ -216,6 +217,28 @@ VALUES ('old-client', 'old', 'backend', ?, '', '[]', 'system/*.rs', ?, FALSE, 'l
 				if _, err := db.ExecContext(ctx, qa, oah[:], n.UnixMicro(), n.Add(time.Hour).UnixMicro()); err != nil {
 					t.Fatal(err)
 				}
+				// Second factors, an SSO link and a break-the-glass grant.
+				blob := func(h string) string { return "X'" + h + "'" }
+				if c.Storage.Driver == "postgres" {
+					blob = func(h string) string { return `'\x` + h + `'::bytea` }
+				}
+				for _, q := range []string{
+					`INSERT INTO recovery_codes (user_id, hash) VALUES ('usr_old', ` + blob("01020304") + `)`,
+					`INSERT INTO webauthn_credentials (id, user_id, credential_id, public_key, sign_count, aaguid, transports, backup_eligible, backup_state, user_verified, name, created, last_used)
+VALUES ('pk-old', 'usr_old', ` + blob("0a0b") + `, ` + blob("0c0d") + `, 0, ` + blob("") + `, '', FALSE, FALSE, TRUE, 'old', 1, 1)`,
+					`INSERT INTO sso_links (issuer, subject, user_id, created) VALUES ('https://idp.example', 'sub-old', 'usr_old', 1)`,
+				} {
+					if _, err := db.ExecContext(ctx, q); err != nil {
+						t.Fatalf("%s: %v", q, err)
+					}
+				}
+				qg := `INSERT INTO authz_grants (id, user_id, patient, reason, note, created, expires) VALUES ('grant-old', 'usr_old', 'Patient/p-old', 'ETREAT', NULL, ?, ?)`
+				if c.Storage.Driver == "postgres" {
+					qg = `INSERT INTO authz_grants (id, user_id, patient, reason, note, created, expires) VALUES ('grant-old', 'usr_old', 'Patient/p-old', 'ETREAT', NULL, $1, $2)`
+				}
+				if _, err := db.ExecContext(ctx, qg, n.UnixMicro(), n.Add(time.Hour).UnixMicro()); err != nil {
+					t.Fatal(err)
+				}
 				eh := sha256.Sum256([]byte(oldEnrol))
 				if _, err := db.ExecContext(ctx, qe, "usr_old", eh[:], time.Now().UnixMicro(), time.Now().Add(time.Hour).UnixMicro()); err != nil {
 					t.Fatal(err)
@@ -231,6 +254,19 @@ VALUES ('old-client', 'old', 'backend', ?, '', '[]', 'system/*.rs', ?, FALSE, 'l
 			s.Do(t, "GET", "/admin/api/users", nil, withSession(oldSess)).Want(t, http.StatusOK)
 			oldKey.token(t, s, "old-client").Want(t, http.StatusOK)
 			s.Do(t, "GET", "/fhir/Patient", nil, bearer(oldAccess)).Want(t, http.StatusOK)
+			sq := s.App.Store.(*sqldb.Store)
+			if rs, err := sq.Logins().RecoveryHashes(t.Context(), "usr_old"); err != nil || len(rs) != 1 {
+				t.Errorf("recovery codes from before the upgrade: %d, %v", len(rs), err)
+			}
+			if pks, err := sq.Logins().Passkeys(t.Context(), "usr_old"); err != nil || len(pks) != 1 {
+				t.Errorf("passkeys from before the upgrade: %d, %v", len(pks), err)
+			}
+			if u, err := sq.Users().LinkedUser(t.Context(), "https://idp.example", "sub-old"); err != nil || u.ID != "usr_old" {
+				t.Errorf("SSO link from before the upgrade: %v, %v", u.ID, err)
+			}
+			if gs, err := sq.Authz().ActiveGrants(t.Context(), "usr_old", time.Now()); err != nil || len(gs) != 1 {
+				t.Errorf("grants from before the upgrade: %d, %v", len(gs), err)
+			}
 			s.Do(t, "GET", "/admin/api/users", nil, e.as(t, identity.User{ID: "usr_old"})).Want(t, http.StatusOK)
 			pub := apitest.H{"Authorization": apitest.NoAuth, "Content-Type": "application/json"}
 			s.Do(t, "POST", "/auth/enrol", map[string]any{"username": "old.admin", "enrolment_secret": oldEnrol, "password": "correct horse battery staple 9"}, pub).Want(t, http.StatusOK)
