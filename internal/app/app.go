@@ -72,8 +72,11 @@ type App struct {
 	batcher *audit.Batcher
 	tlog    *transparency // the Merkle tree side of the audit log (tlog.go)
 	ledger  *keys.LedgerKey
-	auth    *authn.Authenticator
-	logger  *slog.Logger
+	// authRows authenticates rows that grant access and keys the lookup
+	// hashes of bearer secrets (ADR 0022, authrows.go).
+	authRows *keys.AuthRowKey
+	auth     *authn.Authenticator
+	logger   *slog.Logger
 	// Login is interactive sign-in and session authentication (issue 3).
 	Login *login.Service
 	// SMART is the SMART on FHIR authorization server; nil without a
@@ -171,6 +174,19 @@ func Open(ctx context.Context, c config.Config, logger *slog.Logger, opts ...Opt
 		return nil, err
 	}
 	a.ledger = lk
+	sq, ok := st.(*sqldb.Store)
+	if !ok {
+		_ = a.tlog.close()
+		st.Close()
+		return nil, errors.New("opening the auth-rows key: the store is not the SQL store")
+	}
+	ark, err := a.openAuthRows(ctx, sq)
+	if err != nil {
+		_ = a.tlog.close()
+		st.Close()
+		return nil, err
+	}
+	a.authRows = ark
 	a.batcher = audit.NewBatcher(wakingAppender{st: st, wake: a.tlog.integ.Wake, watch: a.tlog.watch}, audit.BatcherOptions{})
 	a.Record = record.New(record.Deps{
 		Store:     watchedStore{Store: st, watch: a.tlog.watch},
@@ -190,7 +206,7 @@ func Open(ctx context.Context, c config.Config, logger *slog.Logger, opts ...Opt
 		Recorder: auditRecorder{log: a.Log, batch: a.batcher}, Logger: logger,
 	})
 	a.Record.SetEraseHook(a.wakeEpoch)
-	a.auth = authn.NewAuthenticator(st, nil)
+	a.auth = authn.NewAuthenticator(st, nil, authn.WithHasher(ark))
 	if err := a.openAuthz(ctx); err != nil {
 		a.batcher.Close()
 		st.Close()
@@ -431,7 +447,7 @@ func (a *App) webUI() http.Handler {
 
 // CreateToken creates an API token and returns its secret (show it once).
 func (a *App) CreateToken(ctx context.Context, name string, roles []string) (authn.Secret, error) {
-	secret, tok, err := authn.NewToken(name, roles, time.Now())
+	secret, tok, err := authn.NewKeyedToken(a.authRows, name, roles, time.Now())
 	if err != nil {
 		return "", err
 	}

@@ -72,9 +72,15 @@ type Accounts struct {
 	users  *sqldb.Users
 	log    *audit.Log
 	hasher *password.Hasher
+	// lookup keys the stored hashes of enrolment secrets (ADR 0022): a
+	// database writer cannot insert one for a secret they chose.
+	lookup authn.Hasher
 	now    func() time.Time
 	rand   io.Reader
 }
+
+// lookupEnrolment is the lookup-hash kind of enrolment secrets.
+const lookupEnrolment = "enrolment"
 
 // Accounts returns the account service of a. Each call creates a new
 // password Hasher (with its own concurrency bound), so callers keep the
@@ -88,7 +94,10 @@ func (a *App) Accounts() (*Accounts, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Accounts{store: st, users: st.Users(), log: a.Log, hasher: h, now: time.Now, rand: rand.Reader}, nil
+	if a.authRows == nil {
+		return nil, errors.New("account administration needs the auth-rows key")
+	}
+	return &Accounts{store: st, users: st.Users(), log: a.Log, hasher: h, lookup: a.authRows, now: time.Now, rand: rand.Reader}, nil
 }
 
 // WithClock returns a copy of x that reads the time from now: tests use
@@ -137,7 +146,7 @@ func (x *Accounts) add(ctx context.Context, actor audit.Agent, u identity.User, 
 	if err != nil {
 		return identity.User{}, "", err
 	}
-	c := sqldb.Create{Enrolment: &sqldb.Enrolment{Hash: authn.HashToken(secret.Reveal()), Expires: x.now().Add(EnrolmentLifetime)}}
+	c := sqldb.Create{Enrolment: &sqldb.Enrolment{Hash: x.lookup.LookupHash(lookupEnrolment, secret.Reveal()), HashKind: storage.HashHMAC, Expires: x.now().Add(EnrolmentLifetime)}}
 	now, pending := identity.Split(nil, roles)
 	switch {
 	case pending && breakGlass:
@@ -270,8 +279,14 @@ func (x *Accounts) Enrol(ctx context.Context, actor audit.Agent, username, secre
 	if len(secret) > maxSecretLen || !strings.HasPrefix(secret, EnrolmentPrefix) {
 		return refused()
 	}
-	hash := authn.HashToken(secret)
-	id, err := x.users.EnrolmentUser(ctx, hash, now)
+	// A keyed hash (ADR 0022); a secret issued before keeps its plain
+	// SHA-256 under the row MAC the upgrade gave it.
+	hash, kind := x.lookup.LookupHash(lookupEnrolment, secret), storage.HashHMAC
+	id, err := x.users.EnrolmentUser(ctx, hash, kind, now)
+	if errors.Is(err, identity.ErrNotFound) {
+		hash, kind = authn.HashToken(secret), storage.HashSHA256
+		id, err = x.users.EnrolmentUser(ctx, hash, kind, now)
+	}
 	if errors.Is(err, identity.ErrNotFound) {
 		return refused()
 	}
@@ -296,7 +311,7 @@ func (x *Accounts) Enrol(ctx context.Context, actor audit.Agent, username, secre
 		return identity.User{}, fmt.Errorf("enrolment: %w", err)
 	}
 	out, err := x.apply(ctx, id, sqldb.AccountChange{Op: "set password", Change: func(u *identity.User) { u.PasswordHash = phc },
-		ConsumeEnrolment: hash, EnrolmentNow: now, RevokeSessions: true,
+		ConsumeEnrolment: hash, EnrolmentKind: kind, EnrolmentNow: now, RevokeSessions: true,
 		Audit: x.auditFn(actor, audit.ActionUserSetPassword)})
 	if errors.Is(err, identity.ErrNotFound) {
 		// Used or expired between the lookup and the transaction.

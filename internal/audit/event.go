@@ -145,6 +145,16 @@ const (
 	// ActionReindex is "phivault reindex": every current resource
 	// decrypted to recompute its index rows; Policies carries the count.
 	ActionReindex Action = "reindex"
+	// ActionAuthRowsStart is the first start with authenticated auth
+	// rows (ADR 0022): the auth-rows key was created and every row that
+	// grants access was MACed; Policies carries "<table>=<count>". A
+	// second one in a log means the key was deleted: every row it
+	// blessed must be reviewed.
+	ActionAuthRowsStart Action = "auth-rows-start"
+	// ActionAuthRowRefused is an integrity alarm: a row that grants
+	// access had a missing or wrong MAC and was refused (ADR 0022).
+	// Entities carry "<table>/<row id>", never a secret.
+	ActionAuthRowRefused Action = "auth-row-refused"
 )
 
 // Attempts (DESIGN §6: every request to /fhir, /auth, /admin leaves an

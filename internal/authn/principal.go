@@ -6,10 +6,15 @@
 //
 // # Security invariants
 //
-//   - Tokens are 256-bit random secrets with a typed prefix; only their
-//     SHA-256 is stored (a fast hash is right for high-entropy secrets:
-//     there is nothing to brute-force). Lookups are by hash, so timing
-//     reveals nothing about stored secrets.
+//   - Tokens are 256-bit random secrets with a typed prefix; only a
+//     keyed hash (HMAC-SHA256 under the auth-rows key, ADR 0022) is
+//     stored, so whoever writes the database without the key cannot
+//     make a row that matches a secret of their choosing. A fast hash is
+//     right for high-entropy secrets: there is nothing to brute-force.
+//     Tokens created before ADR 0022 keep their plain SHA-256; the store
+//     accepts those only with the row MAC the upgrade gave them.
+//     Lookups are by hash, so timing reveals nothing about stored
+//     secrets.
 //   - Secrets never appear in logs or errors; [Secret] redacts itself.
 //   - Unknown, revoked and malformed tokens get the same answer.
 package authn
@@ -98,8 +103,33 @@ func (Secret) MarshalJSON() ([]byte, error) { return []byte(`"[redacted]"`), nil
 // Reveal returns the secret, for printing it once to its owner.
 func (s Secret) Reveal() string { return string(s) }
 
-// NewToken creates a token: the secret to hand out once, and the record
-// to store.
+// Hasher computes keyed lookup hashes of secrets; keys.AuthRowKey
+// implements it.
+type Hasher interface {
+	LookupHash(kind, secret string) []byte
+}
+
+// LookupAPIToken is the lookup-hash kind of API token secrets.
+const LookupAPIToken = "api-token"
+
+// NewKeyedToken creates a token whose stored hash is keyed by h: the
+// secret to hand out once, and the record to store. Every token the
+// application creates is made so.
+func NewKeyedToken(h Hasher, name string, roles []string, now time.Time) (Secret, storage.APIToken, error) {
+	if h == nil {
+		return "", storage.APIToken{}, errors.New("creating token: no lookup key")
+	}
+	secret, t, err := NewToken(name, roles, now)
+	if err != nil {
+		return "", storage.APIToken{}, err
+	}
+	t.Hash, t.HashKind = h.LookupHash(LookupAPIToken, secret.Reveal()), storage.HashHMAC
+	return secret, t, nil
+}
+
+// NewToken creates a token with a plain SHA-256 hash, the form of
+// tokens before ADR 0022: a store with row authentication refuses to
+// store it. Use [NewKeyedToken].
 func NewToken(name string, roles []string, now time.Time) (Secret, storage.APIToken, error) {
 	var b [tokenBytes]byte
 	if _, err := rand.Read(b[:]); err != nil {
@@ -110,11 +140,12 @@ func NewToken(name string, roles []string, now time.Time) (Secret, storage.APITo
 	if _, err := rand.Read(idb[:]); err != nil {
 		return "", storage.APIToken{}, fmt.Errorf("generating token id: %w", err)
 	}
-	t := storage.APIToken{ID: "tok-" + base64.RawURLEncoding.EncodeToString(idb[:]), Name: name, Hash: HashToken(secret), Roles: roles, Created: now.UTC()}
+	t := storage.APIToken{ID: "tok-" + base64.RawURLEncoding.EncodeToString(idb[:]), Name: name, Hash: HashToken(secret), HashKind: storage.HashSHA256, Roles: roles, Created: now.UTC()}
 	return Secret(secret), t, nil
 }
 
-// HashToken is the stored form of a token secret.
+// HashToken is the plain SHA-256 of a secret: the stored form of tokens
+// created before ADR 0022, and of enrolment links.
 func HashToken(secret string) []byte {
 	h := sha256.Sum256([]byte(secret))
 	return h[:]
@@ -130,6 +161,7 @@ type TokenStore interface {
 type Authenticator struct {
 	tokens TokenStore
 	now    func() time.Time
+	hasher Hasher // nil: plain SHA-256 only (tests of this package)
 
 	mu    sync.Mutex
 	cache map[string]cachedToken // key: token hash
@@ -148,13 +180,51 @@ const (
 	tokenCacheSize = 10000
 )
 
+// AuthOption adjusts [NewAuthenticator].
+type AuthOption func(*Authenticator)
+
+// WithHasher makes the Authenticator look tokens up by their keyed hash
+// first, and accept a plain SHA-256 hash only on a row stored with that
+// kind (created before ADR 0022; the store checks the row's MAC). The
+// application always sets it.
+func WithHasher(h Hasher) AuthOption { return func(a *Authenticator) { a.hasher = h } }
+
 // NewAuthenticator returns an Authenticator over tokens; now is the clock
 // (time.Now when nil).
-func NewAuthenticator(tokens TokenStore, now func() time.Time) *Authenticator {
+func NewAuthenticator(tokens TokenStore, now func() time.Time, opts ...AuthOption) *Authenticator {
 	if now == nil {
 		now = time.Now
 	}
-	return &Authenticator{tokens: tokens, now: now, cache: make(map[string]cachedToken)}
+	a := &Authenticator{tokens: tokens, now: now, cache: make(map[string]cachedToken)}
+	for _, o := range opts {
+		o(a)
+	}
+	return a
+}
+
+// lookup finds the token of secret tok: by its keyed hash, then by its
+// plain SHA-256 on a row of that kind.
+func (a *Authenticator) lookup(ctx context.Context, tok string) (storage.APIToken, error) {
+	if a.hasher != nil {
+		t, err := a.tokens.TokenByHash(ctx, a.hasher.LookupHash(LookupAPIToken, tok))
+		if err == nil {
+			if t.HashKind != storage.HashHMAC {
+				return storage.APIToken{}, ErrUnauthenticated
+			}
+			return t, nil
+		}
+		if !errors.Is(err, storage.ErrNotFound) {
+			return storage.APIToken{}, err
+		}
+	}
+	t, err := a.tokens.TokenByHash(ctx, HashToken(tok))
+	if err != nil {
+		return storage.APIToken{}, err
+	}
+	if t.HashKind != storage.HashSHA256 && (a.hasher != nil || t.HashKind != "") {
+		return storage.APIToken{}, ErrUnauthenticated
+	}
+	return t, nil
 }
 
 // Bearer authenticates an "Authorization" header value. Every failure is
@@ -168,7 +238,7 @@ func (a *Authenticator) Bearer(ctx context.Context, header string) (Principal, e
 	if len(tok) > maxTokenLen || !strings.HasPrefix(tok, TokenPrefix) {
 		return Principal{}, ErrUnauthenticated
 	}
-	hash := HashToken(tok)
+	hash := HashToken(tok) // the cache key; the cache is in memory only
 	now := a.now()
 	a.mu.Lock()
 	c, ok := a.cache[string(hash)]
@@ -176,9 +246,9 @@ func (a *Authenticator) Bearer(ctx context.Context, header string) (Principal, e
 	if ok && now.Before(c.expires) {
 		return c.p, nil
 	}
-	t, err := a.tokens.TokenByHash(ctx, hash)
+	t, err := a.lookup(ctx, tok)
 	if err != nil {
-		if errors.Is(err, storage.ErrNotFound) {
+		if errors.Is(err, storage.ErrNotFound) || errors.Is(err, ErrUnauthenticated) {
 			return Principal{}, ErrUnauthenticated
 		}
 		return Principal{}, fmt.Errorf("looking up token: %w", err)

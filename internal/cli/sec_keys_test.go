@@ -150,8 +150,8 @@ func TestKeysRotate(t *testing.T) {
 			dir, _ := secImportSynth(t, 3, drv.initArgs(t)...)
 			p0, by, out := secStatus(t, dir)
 			m := secDataKeysRE.FindStringSubmatch(out)
-			if m == nil || m[1] != "3" || m[3] != "5" {
-				t.Fatalf("keys status does not count 3 patient and 5 system keys (blind index, token, audit, log signer, ledger):\n%s", out)
+			if m == nil || m[1] != "3" || m[3] != "6" {
+				t.Fatalf("keys status does not count 3 patient and 6 system keys (blind index, token, audit, log signer, ledger, auth rows):\n%s", out)
 			}
 			if len(by) != 1 || !strings.Contains(out, "(primary)") {
 				t.Fatalf("a fresh directory has keys under %v:\n%s", by, out)

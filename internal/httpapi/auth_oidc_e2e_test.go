@@ -31,6 +31,7 @@ import (
 	"github.com/phivault/phivault/internal/httpapi"
 	"github.com/phivault/phivault/internal/identity"
 	"github.com/phivault/phivault/internal/keys"
+	"github.com/phivault/phivault/internal/storage/postgres/pgtest"
 	"github.com/phivault/phivault/internal/storage/sqldb"
 )
 
@@ -69,6 +70,12 @@ func (u *idpUser) Claims(_ []string, base *mockoidc.IDTokenClaims) (jwt.Claims, 
 
 func startSSO(t *testing.T, autoProvision bool) *ssoEnv {
 	t.Helper()
+	return startSSOOn(t, autoProvision, "sqlite")
+}
+
+// startSSOOn is startSSO on a storage driver ("sqlite" or "postgres").
+func startSSOOn(t *testing.T, autoProvision bool, driver string) *ssoEnv {
+	t.Helper()
 	// phivault and the OP both serve httptest's certificate (valid for
 	// 127.0.0.1), so one client trusts both.
 	certSrv := httptest.NewUnstartedServer(http.NotFoundHandler())
@@ -96,6 +103,9 @@ func startSSO(t *testing.T, autoProvision bool) *ssoEnv {
 	dir := t.TempDir()
 	c := config.Default(dir)
 	c.Storage.SQLitePath = c.Path(c.Storage.SQLitePath)
+	if driver == "postgres" {
+		c.Storage.Driver, c.Storage.PostgresURL = "postgres", pgtest.NewDatabase(t)
+	}
 	if err := os.MkdirAll(c.Path("keys"), 0o700); err != nil {
 		t.Fatal(err)
 	}

@@ -50,13 +50,13 @@ type systemKeys struct {
 }
 
 // NewSystemKey creates the system key name ([SystemBlindIndex] and
-// [SystemLedger]: an HMAC-SHA256 PRF keyset with a 256-bit key; [SystemToken] and
+// [SystemLedger], [SystemAuthRows]: an HMAC-SHA256 PRF keyset with a 256-bit key; [SystemToken] and
 // [SystemAudit]: an AES-256-GCM keyset; [SystemLogSigner]: an Ed25519 keyset), wrapped under the KEK bound to name. Store it once
 // at init; it is not loaded until [Keyring.LoadSystemKeys].
 func (k *Keyring) NewSystemKey(name string, now time.Time) (storage.KeyRecord, error) {
 	var tmpl = aead.AES256GCMKeyTemplate()
 	switch name {
-	case SystemBlindIndex, SystemLedger:
+	case SystemBlindIndex, SystemLedger, SystemAuthRows:
 		tmpl = prf.HMACSHA256PRFKeyTemplate()
 	case SystemLogSigner:
 		// Ed25519 without Tink's 5-byte prefix: C2SP signed notes carry

@@ -456,12 +456,22 @@ type AuditRecord struct {
 	LeafHash []byte
 }
 
-// APIToken is a stored bearer token: only the SHA-256 of the secret.
+// APIToken is a stored bearer token: only a hash of the secret.
 type APIToken struct {
-	ID      string
-	Name    string
-	Hash    []byte
-	Roles   []string
-	Created time.Time
-	Revoked bool
+	ID   string
+	Name string
+	Hash []byte
+	// HashKind is how Hash was made: [HashHMAC] (a keyed hash, every
+	// token created since ADR 0022) or [HashSHA256] (plain SHA-256, only
+	// tokens created before it).
+	HashKind string
+	Roles    []string
+	Created  time.Time
+	Revoked  bool
 }
+
+// Lookup hash kinds of stored secrets (ADR 0022).
+const (
+	HashHMAC   = "hmac"
+	HashSHA256 = "sha256"
+)

@@ -6,9 +6,10 @@
 //
 // A session token is "pvs_" followed by 256 random bits in base64url
 // (43 characters). The client holds it in a cookie (HttpOnly; Secure;
-// SameSite=Strict, set by the HTTP layer); the database holds only its
-// SHA-256 ([HashSecret]) and a separate random session id, which is what
-// lists, logs and revocation use. [Secret] redacts itself.
+// SameSite=Strict, set by the HTTP layer); the store receives only its
+// SHA-256 ([HashSecret]), of which the SQL store keeps a keyed hash with
+// a MAC of the row (ADR 0022), and a separate random session id, which
+// is what lists, logs and revocation use. [Secret] redacts itself.
 //
 // # Lifetime
 //
@@ -20,8 +21,8 @@
 //
 // # Security invariants
 //
-//   - The raw token is never stored, logged or put in an error; only its
-//     SHA-256 is stored and looked up.
+//   - The raw token is never stored, logged or put in an error; only a
+//     hash of it is stored and looked up.
 //   - Malformed tokens are rejected by shape before any lookup, and every
 //     refusal is the one error [ErrInvalidSession].
 //   - Timeouts are checked against the injected clock on every

@@ -3,6 +3,7 @@ package sqldb
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/phivault/phivault/internal/authz"
@@ -20,8 +21,9 @@ import (
 // Enrolment is an enrolment secret to store: the SHA-256 of the secret
 // (the secret itself is shown once and never stored) and its expiry.
 type Enrolment struct {
-	Hash    []byte
-	Expires time.Time
+	Hash     []byte
+	HashKind string // storage.HashHMAC (required with row authentication)
+	Expires  time.Time
 }
 
 // AuditFn builds the audit record of a change from the user as stored
@@ -40,6 +42,7 @@ type AccountChange struct {
 	// caller's clock; zero means the store's); it is deleted. Otherwise
 	// Apply fails with identity.ErrNotFound and writes nothing.
 	ConsumeEnrolment []byte
+	EnrolmentKind    string // the kind of ConsumeEnrolment's hash (storage.HashHMAC, ...)
 	EnrolmentNow     time.Time
 
 	ClearMFA       bool // delete the user's TOTP, recovery-code and WebAuthn rows
@@ -141,6 +144,11 @@ func (u *Users) Apply(ctx context.Context, id string, c AccountChange) (identity
 		}
 		now := t.s.now().UTC().Truncate(time.Microsecond)
 		if c.ConsumeEnrolment != nil {
+			// The row must verify here too, not only at EnrolmentUser.
+			owner, _, err := enrolmentRow(ctx, t.s, t, c.ConsumeEnrolment, c.EnrolmentKind)
+			if err != nil || owner != id {
+				return identityErr(errors.Join(wrapOp(c.Op+": enrolment secret", storage.ErrNotFound), err))
+			}
 			const qd = `DELETE FROM enrolment_secrets WHERE user_id = ? AND hash = ? AND expires > ?`
 			at := c.EnrolmentNow
 			if at.IsZero() {
@@ -177,7 +185,7 @@ func (u *Users) Apply(ctx context.Context, id string, c AccountChange) (identity
 			}
 		}
 		if c.RevokeSessions || c.RevokeIfRolesChanged && identity.FormatRoles(was.Roles) != identity.FormatRoles(cur.Roles) {
-			const qs = `UPDATE sessions SET revoked = ? WHERE user_id = ? AND NOT revoked`
+			const qs = `UPDATE sessions SET revoked = ?, mac = NULL WHERE user_id = ? AND NOT revoked`
 			if _, err := t.exec(ctx, qs, true, id); err != nil {
 				return t.s.translate(c.Op+": revoking sessions", err)
 			}
@@ -208,43 +216,73 @@ func (u *Users) Apply(ctx context.Context, id string, c AccountChange) (identity
 }
 
 // EnrolmentUser returns the id of the user whose outstanding enrolment
-// secret hashes to hash, if it has not expired at now;
-// otherwise an error wrapping identity.ErrNotFound. Lookups are by hash,
-// so timing reveals nothing about stored secrets.
-func (u *Users) EnrolmentUser(ctx context.Context, hash []byte, now time.Time) (string, error) {
-	const q = `SELECT user_id, expires FROM enrolment_secrets WHERE hash = ?`
-	rows, err := u.s.r().query(ctx, q, hash)
+// secret hashes to hash (a hash of the given kind: storage.HashHMAC, or
+// storage.HashSHA256 for secrets issued before ADR 0022), if it has not
+// expired at now; otherwise an error wrapping identity.ErrNotFound. A
+// row whose MAC does not verify (row authentication on) is not found.
+// Lookups are by hash, so timing reveals nothing about stored secrets.
+func (u *Users) EnrolmentUser(ctx context.Context, hash []byte, kind string, now time.Time) (string, error) {
+	id, expires, err := enrolmentRow(ctx, u.s, u.s.r(), hash, kind)
 	if err != nil {
-		return "", identityErr(u.s.translate("enrolment secret", err))
+		return "", err
 	}
-	defer rows.Close()
-	var id string
-	var expires int64
-	found := rows.Next()
-	if found {
-		if err := rows.Scan(&id, &expires); err != nil {
-			return "", identityErr(u.s.translate("enrolment secret", err))
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return "", identityErr(u.s.translate("enrolment secret", err))
-	}
-	if !found || !now.Before(fromMicros(expires)) {
+	if !now.Before(fromMicros(expires)) {
 		return "", identityErr(wrapOp("enrolment secret", storage.ErrNotFound))
 	}
 	return id, nil
 }
 
-// putEnrolment replaces user id's outstanding enrolment secret.
+// enrolmentRow reads and verifies the enrolment secret row of hash.
+func enrolmentRow(ctx context.Context, s *Store, r runner, hash []byte, kind string) (string, int64, error) {
+	const q = `SELECT user_id, hash_kind, expires, mac FROM enrolment_secrets WHERE hash = ?`
+	rows, err := r.query(ctx, q, hash)
+	if err != nil {
+		return "", 0, identityErr(s.translate("enrolment secret", err))
+	}
+	defer rows.Close()
+	var id, stored string
+	var expires int64
+	var mac []byte
+	found := rows.Next()
+	if found {
+		if err := rows.Scan(&id, &stored, &expires, &mac); err != nil {
+			return "", 0, identityErr(s.translate("enrolment secret", err))
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return "", 0, identityErr(s.translate("enrolment secret", err))
+	}
+	if !found || stored != kind || !s.rowOK(mac, "enrolment_secrets", id, enrolmentFields(hash, stored, expires)...) {
+		return "", 0, identityErr(wrapOp("enrolment secret", storage.ErrNotFound))
+	}
+	return id, expires, nil
+}
+
+// enrolmentFields are the MAC'd columns of an enrolment_secrets row
+// (its primary key, user_id, is bound as the row id).
+func enrolmentFields(hash []byte, kind string, expires int64) [][]byte {
+	return [][]byte{hash, macStr(kind), macInt(expires)}
+}
+
+// putEnrolment replaces user id's outstanding enrolment secret. With row
+// authentication the hash must be keyed (storage.HashHMAC).
 func (t *tx) putEnrolment(ctx context.Context, id string, e Enrolment, now time.Time) error {
 	if len(e.Hash) == 0 {
 		return errors.New("store enrolment secret: empty hash")
 	}
+	kind := e.HashKind
+	if kind == "" {
+		kind = storage.HashSHA256
+	}
+	if t.s.RowAuthenticated() && kind != storage.HashHMAC {
+		return fmt.Errorf("store enrolment secret: hash kind %q, want %q (ADR 0022)", kind, storage.HashHMAC)
+	}
 	if _, err := t.exec(ctx, `DELETE FROM enrolment_secrets WHERE user_id = ?`, id); err != nil {
 		return t.s.translate("store enrolment secret", err)
 	}
-	const q = `INSERT INTO enrolment_secrets (user_id, hash, created, expires) VALUES (?, ?, ?, ?)`
-	if _, err := t.exec(ctx, q, id, e.Hash, now.UnixMicro(), e.Expires.UnixMicro()); err != nil {
+	const q = `INSERT INTO enrolment_secrets (user_id, hash, created, expires, hash_kind, mac) VALUES (?, ?, ?, ?, ?, ?)`
+	mac := t.s.rowMAC("enrolment_secrets", id, enrolmentFields(e.Hash, kind, e.Expires.UnixMicro())...)
+	if _, err := t.exec(ctx, q, id, e.Hash, now.UnixMicro(), e.Expires.UnixMicro(), kind, mac); err != nil {
 		return identityErr(t.s.translate("store enrolment secret", err))
 	}
 	return nil

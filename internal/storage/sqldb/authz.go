@@ -30,7 +30,7 @@ const maxAuthzList = 500
 
 // ActiveGrants implements authz.GrantStore.
 func (a *Authz) ActiveGrants(ctx context.Context, userID string, now time.Time) ([]authz.Grant, error) {
-	const q = `SELECT id, user_id, patient, reason, created, expires FROM authz_grants WHERE user_id = ? AND expires > ? ORDER BY created`
+	const q = `SELECT id, user_id, patient, reason, created, expires, mac FROM authz_grants WHERE user_id = ? AND expires > ? ORDER BY created`
 	rows, err := a.s.r().query(ctx, q, userID, now.UnixMicro())
 	if err != nil {
 		return nil, a.s.translate("active grants", err)
@@ -40,8 +40,14 @@ func (a *Authz) ActiveGrants(ctx context.Context, userID string, now time.Time) 
 	for rows.Next() {
 		var g authz.Grant
 		var created, expires int64
-		if err := rows.Scan(&g.ID, &g.UserID, &g.Patient, &g.Reason, &created, &expires); err != nil {
+		var mac []byte
+		if err := rows.Scan(&g.ID, &g.UserID, &g.Patient, &g.Reason, &created, &expires, &mac); err != nil {
 			return nil, a.s.translate("active grants", err)
+		}
+		// A grant inserted or widened in SQL never verifies (ADR 0022):
+		// it grants nothing and raises the integrity alarm.
+		if !a.s.rowOK(mac, "authz_grants", g.ID, grantFields(g.UserID, g.Patient, created, expires)...) {
+			continue
 		}
 		g.Created, g.Expires = fromMicros(created), fromMicros(expires)
 		out = append(out, g)
@@ -59,8 +65,9 @@ func (a *Authz) CreateGrant(ctx context.Context, g authz.Grant, note []byte, r a
 	}
 	return a.s.Update(ctx, func(stx storage.Tx) error {
 		t := stx.(*tx)
-		if _, err := t.exec(ctx, `INSERT INTO authz_grants (id, user_id, patient, reason, note, created, expires) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-			g.ID, g.UserID, g.Patient, g.Reason, note, g.Created.UnixMicro(), g.Expires.UnixMicro()); err != nil {
+		mac := t.s.rowMAC("authz_grants", g.ID, grantFields(g.UserID, g.Patient, g.Created.UnixMicro(), g.Expires.UnixMicro())...)
+		if _, err := t.exec(ctx, `INSERT INTO authz_grants (id, user_id, patient, reason, note, created, expires, mac) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+			g.ID, g.UserID, g.Patient, g.Reason, note, g.Created.UnixMicro(), g.Expires.UnixMicro(), mac); err != nil {
 			return t.s.translate("create grant", err)
 		}
 		if _, err := t.exec(ctx, `INSERT INTO authz_reviews (id, grant_id, user_id, patient, reason, created, expires, closed, closed_by, closed_at, outcome) VALUES (?, ?, ?, ?, ?, ?, ?, ?, '', 0, '')`,

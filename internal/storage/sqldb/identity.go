@@ -57,17 +57,35 @@ func lookupable(s string) bool {
 	return s != "" && len(s) <= 256 && utf8.ValidString(s) && strings.IndexByte(s, 0) < 0
 }
 
-const userCols = `r.id, r.username, r.display_name, r.fhir_user, r.roles, r.disabled, r.mfa_enrolled, r.password_hash, r.created, r.updated`
+const userCols = `r.id, r.username, r.display_name, r.fhir_user, r.roles, r.disabled, r.mfa_enrolled, r.password_hash, r.created, r.updated, r.mac`
 
-func scanUsers(rows *sql.Rows) ([]identity.User, error) {
+// userFields are the MAC'd columns of a users row (ADR 0022), in order:
+// everything that decides who the account is and what it may do.
+func userFields(username, fhirUser, roles string, disabled, mfaEnrolled bool, passwordHash string) [][]byte {
+	return [][]byte{macStr(username), macStr(fhirUser), macStr(roles), macBool(disabled), macBool(mfaEnrolled), macStr(passwordHash)}
+}
+
+// userMAC is the MAC to store with u (nil without row authentication).
+func (s *Store) userMAC(u identity.User) []byte {
+	return s.rowMAC("users", u.ID, userFields(u.Username, u.FHIRUser, identity.FormatRoles(u.Roles), u.Disabled, u.MFAEnrolled, u.PasswordHash)...)
+}
+
+// scanUsers reads users rows. A row whose MAC does not verify (row
+// authentication on) is left out, with an integrity alarm: to every
+// caller the account does not exist.
+func scanUsers(s *Store, rows *sql.Rows) ([]identity.User, error) {
 	defer rows.Close()
 	var out []identity.User
 	for rows.Next() {
 		var u identity.User
 		var roles string
 		var created, updated int64
-		if err := rows.Scan(&u.ID, &u.Username, &u.DisplayName, &u.FHIRUser, &roles, &u.Disabled, &u.MFAEnrolled, &u.PasswordHash, &created, &updated); err != nil {
+		var mac []byte
+		if err := rows.Scan(&u.ID, &u.Username, &u.DisplayName, &u.FHIRUser, &roles, &u.Disabled, &u.MFAEnrolled, &u.PasswordHash, &created, &updated, &mac); err != nil {
 			return nil, err
+		}
+		if !s.rowOK(mac, "users", u.ID, userFields(u.Username, u.FHIRUser, roles, u.Disabled, u.MFAEnrolled, u.PasswordHash)...) {
+			continue
 		}
 		rs, err := identity.ParseRoles(roles)
 		if err != nil {
@@ -86,7 +104,7 @@ func oneUser(s *Store, op string, rows *sql.Rows, err error) (identity.User, err
 	if err != nil {
 		return identity.User{}, identityErr(s.translate(op, err))
 	}
-	us, err := scanUsers(rows)
+	us, err := scanUsers(s, rows)
 	if err != nil {
 		return identity.User{}, identityErr(s.translate(op, err))
 	}
@@ -130,7 +148,7 @@ func (u *Users) List(ctx context.Context, after string, limit int) ([]identity.U
 	if err != nil {
 		return nil, identityErr(u.s.translate("list users", err))
 	}
-	us, err := scanUsers(rows)
+	us, err := scanUsers(u.s, rows)
 	return us, identityErr(u.s.translate("list users", err))
 }
 
@@ -215,8 +233,8 @@ func (t *tx) updateUser(ctx context.Context, op string, was, cur identity.User) 
 			return err
 		}
 	}
-	const qu = `UPDATE users SET display_name = ?, fhir_user = ?, roles = ?, disabled = ?, mfa_enrolled = ?, password_hash = ?, updated = ? WHERE id = ?`
-	if _, err := t.exec(ctx, qu, cur.DisplayName, cur.FHIRUser, identity.FormatRoles(cur.Roles), cur.Disabled, cur.MFAEnrolled, cur.PasswordHash, cur.Updated.UnixMicro(), cur.ID); err != nil {
+	const qu = `UPDATE users SET display_name = ?, fhir_user = ?, roles = ?, disabled = ?, mfa_enrolled = ?, password_hash = ?, updated = ?, mac = ? WHERE id = ?`
+	if _, err := t.exec(ctx, qu, cur.DisplayName, cur.FHIRUser, identity.FormatRoles(cur.Roles), cur.Disabled, cur.MFAEnrolled, cur.PasswordHash, cur.Updated.UnixMicro(), t.s.userMAC(cur), cur.ID); err != nil {
 		err = t.s.translate(op, err)
 		if binds && errors.Is(err, storage.ErrConflict) {
 			return fhirUserBound(op)
@@ -261,10 +279,10 @@ func (t *tx) insertUser(ctx context.Context, nu identity.User, now time.Time) er
 			return err
 		}
 	}
-	const q = `INSERT INTO users (id, username, display_name, fhir_user, roles, disabled, mfa_enrolled, password_hash, created, updated)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`
+	const q = `INSERT INTO users (id, username, display_name, fhir_user, roles, disabled, mfa_enrolled, password_hash, created, updated, mac)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`
 	res, err := t.exec(ctx, q, nu.ID, nu.Username, nu.DisplayName, nu.FHIRUser, identity.FormatRoles(nu.Roles),
-		nu.Disabled, nu.MFAEnrolled, nu.PasswordHash, now.UnixMicro(), now.UnixMicro())
+		nu.Disabled, nu.MFAEnrolled, nu.PasswordHash, now.UnixMicro(), now.UnixMicro(), t.s.userMAC(nu))
 	if err != nil {
 		return identityErr(t.s.translate(op, err))
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/phivault/phivault/internal/authn/login"
 	"github.com/phivault/phivault/internal/authn/password"
+	"github.com/phivault/phivault/internal/identity"
 	"github.com/phivault/phivault/internal/storage"
 )
 
@@ -126,24 +127,29 @@ func (l *Logins) TOTP(ctx context.Context, userID string) (login.TOTPCredential,
 	return c, nil
 }
 
-// enrolled reads (and on PostgreSQL locks) the user's MFA flag.
+// enrolled reads (and on PostgreSQL locks) the user's MFA flag; a row
+// whose MAC does not verify is not found.
 func enrolled(ctx context.Context, t *tx, op, userID string) (bool, error) {
-	rows, err := t.query(ctx, `SELECT r.mfa_enrolled FROM users r WHERE r.id = ?`+t.s.d.LockRows, userID)
+	u, err := t.lockedUser(ctx, op, userID)
 	if err != nil {
-		return false, t.s.translate(op, err)
+		return false, err
 	}
-	defer rows.Close()
-	if !rows.Next() {
-		if err := rows.Err(); err != nil {
-			return false, t.s.translate(op, err)
-		}
-		return false, wrapOp(op, storage.ErrNotFound)
-	}
-	var e bool
-	if err := rows.Scan(&e); err != nil {
-		return false, t.s.translate(op, err)
-	}
-	return e, nil
+	return u.MFAEnrolled, nil
+}
+
+// lockedUser reads (and on PostgreSQL locks) user id in t, verifying
+// its MAC: a row that does not verify is not found.
+func (t *tx) lockedUser(ctx context.Context, op, id string) (identity.User, error) {
+	rows, err := t.query(ctx, `SELECT `+userCols+` FROM users r WHERE r.id = ?`+t.s.d.LockRows, id)
+	return oneUser(t.s, op, rows, err)
+}
+
+// setUserColumns writes a changed user row read by lockedUser in the
+// same transaction, with its new MAC.
+func (t *tx) setUserColumns(ctx context.Context, op string, u identity.User, updated int64) error {
+	_, err := t.exec(ctx, `UPDATE users SET mfa_enrolled = ?, password_hash = ?, updated = ?, mac = ? WHERE id = ?`,
+		u.MFAEnrolled, u.PasswordHash, updated, t.s.userMAC(u), u.ID)
+	return t.s.translate(op, err)
 }
 
 // PutTOTP implements login.Store.
@@ -177,16 +183,21 @@ func (l *Logins) RecoveryHashes(ctx context.Context, userID string) ([][]byte, e
 	if !lookupable(userID) {
 		return nil, nil
 	}
-	rows, err := l.s.r().query(ctx, `SELECT hash FROM recovery_codes WHERE user_id = ? ORDER BY hash`, userID)
+	rows, err := l.s.r().query(ctx, `SELECT hash, mac FROM recovery_codes WHERE user_id = ? ORDER BY hash`, userID)
 	if err != nil {
 		return nil, l.s.translate("recovery codes", err)
 	}
 	defer rows.Close()
 	var out [][]byte
 	for rows.Next() {
-		var h []byte
-		if err := rows.Scan(&h); err != nil {
+		var h, mac []byte
+		if err := rows.Scan(&h, &mac); err != nil {
 			return nil, l.s.translate("recovery codes", err)
+		}
+		// A code whose MAC does not verify was not issued by the server
+		// (ADR 0022): left out, with an integrity alarm.
+		if !l.s.rowOK(mac, "recovery_codes", userID, h) {
+			continue
 		}
 		out = append(out, h)
 	}
@@ -244,15 +255,22 @@ func (l *Logins) Commit(ctx context.Context, c login.Commit) error {
 		}
 		if c.Enrol {
 			now := t.s.now().UTC().Truncate(time.Microsecond).UnixMicro()
-			res, err := t.exec(ctx, `UPDATE users SET mfa_enrolled = ?, updated = ? WHERE id = ? AND NOT mfa_enrolled`, true, now, c.UserID)
-			if err := affected(t, "commit login: enrol", res, err); err != nil {
+			u, err := t.lockedUser(ctx, "commit login: enrol", c.UserID)
+			if err != nil {
+				return err
+			}
+			if u.MFAEnrolled {
+				return wrapOp("commit login: enrol", storage.ErrConflict)
+			}
+			u.MFAEnrolled = true
+			if err := t.setUserColumns(ctx, "commit login: enrol", u, now); err != nil {
 				return err
 			}
 			if _, err := t.exec(ctx, `DELETE FROM recovery_codes WHERE user_id = ?`, c.UserID); err != nil {
 				return t.s.translate("commit login: recovery codes", err)
 			}
 			for _, h := range c.RecoveryHashes {
-				if _, err := t.exec(ctx, `INSERT INTO recovery_codes (user_id, hash) VALUES (?, ?)`, c.UserID, h); err != nil {
+				if _, err := t.exec(ctx, `INSERT INTO recovery_codes (user_id, hash, mac) VALUES (?, ?, ?)`, c.UserID, h, t.s.rowMAC("recovery_codes", c.UserID, h)); err != nil {
 					return t.s.translate("commit login: recovery codes", err)
 				}
 			}
@@ -262,14 +280,20 @@ func (l *Logins) Commit(ctx context.Context, c login.Commit) error {
 				return errors.New("commit login: empty password hash")
 			}
 			now := t.s.now().UTC().Truncate(time.Microsecond).UnixMicro()
-			res, err := t.exec(ctx, `UPDATE users SET password_hash = ?, updated = ? WHERE id = ? AND password_hash = ? AND NOT disabled`,
-				c.Password.To, now, c.UserID, c.Password.From)
-			if err := affected(t, "commit login: password", res, err); err != nil {
+			u, err := t.lockedUser(ctx, "commit login: password", c.UserID)
+			if err != nil {
+				return err
+			}
+			if u.PasswordHash != c.Password.From || u.Disabled {
+				return wrapOp("commit login: password", storage.ErrConflict)
+			}
+			u.PasswordHash = c.Password.To
+			if err := t.setUserColumns(ctx, "commit login: password", u, now); err != nil {
 				return err
 			}
 		}
 		if c.RevokeSessions {
-			if _, err := t.exec(ctx, `UPDATE sessions SET revoked = ? WHERE user_id = ? AND NOT revoked`, true, c.UserID); err != nil {
+			if _, err := t.exec(ctx, `UPDATE sessions SET revoked = ?, mac = NULL WHERE user_id = ? AND NOT revoked`, true, c.UserID); err != nil {
 				return t.s.translate("commit login: revoking sessions", err)
 			}
 		}
@@ -281,12 +305,8 @@ func (l *Logins) Commit(ctx context.Context, c login.Commit) error {
 				return err
 			}
 		}
-		x := c.Session
-		const q = `INSERT INTO sessions (id, user_id, token_hash, created, last_seen, expires_absolute, idle_seconds, revoked, mfa, address)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
-		if _, err := t.exec(ctx, q, x.ID, x.UserID, c.TokenHash, x.Created.UnixMicro(), x.LastSeen.UnixMicro(), x.ExpiresAbsolute.UnixMicro(),
-			int64(x.IdleTimeout/time.Second), x.Revoked, x.MFA, x.Address); err != nil {
-			return t.s.translate("commit login: session", err)
+		if err := t.insertSession(ctx, "commit login: session", c.Session, c.TokenHash); err != nil {
+			return err
 		}
 		return t.AppendAudit(ctx, c.Audit...)
 	})
@@ -299,7 +319,7 @@ func (l *Logins) RevokeSession(ctx context.Context, userID, id string, rec stora
 	}
 	return l.s.Update(ctx, func(stx storage.Tx) error {
 		t := stx.(*tx)
-		res, err := t.exec(ctx, `UPDATE sessions SET revoked = ? WHERE id = ? AND user_id = ? AND NOT revoked`, true, id, userID)
+		res, err := t.exec(ctx, `UPDATE sessions SET revoked = ?, mac = NULL WHERE id = ? AND user_id = ? AND NOT revoked`, true, id, userID)
 		if err := affected(t, "revoke session", res, err); err != nil {
 			if errors.Is(err, storage.ErrConflict) {
 				return wrapOp("revoke session", storage.ErrNotFound)

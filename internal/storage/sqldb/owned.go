@@ -38,9 +38,10 @@ WHERE r.owner IN `)
 	return vs, s.translate("owned", err)
 }
 
-// TokenByHash implements storage.Reader.
+// TokenByHash implements storage.Reader. With row authentication
+// (SetRowAuth) a row whose MAC does not verify is not found.
 func (s *Store) TokenByHash(ctx context.Context, hash []byte) (storage.APIToken, error) {
-	const q = `SELECT id, name, roles, created, revoked FROM api_tokens WHERE hash = ?`
+	const q = `SELECT id, name, hash_kind, roles, created, revoked, mac FROM api_tokens WHERE hash = ?`
 	rows, err := s.r().query(ctx, q, hash)
 	if err != nil {
 		return storage.APIToken{}, s.translate("token", err)
@@ -55,8 +56,12 @@ func (s *Store) TokenByHash(ctx context.Context, hash []byte) (storage.APIToken,
 	var t storage.APIToken
 	var roles string
 	var created, revoked int64
-	if err := rows.Scan(&t.ID, &t.Name, &roles, &created, &revoked); err != nil {
+	var mac []byte
+	if err := rows.Scan(&t.ID, &t.Name, &t.HashKind, &roles, &created, &revoked, &mac); err != nil {
 		return storage.APIToken{}, s.translate("token", err)
+	}
+	if !s.rowOK(mac, "api_tokens", t.ID, apiTokenFields(t.Name, hash, t.HashKind, roles, created, revoked != 0)...) {
+		return storage.APIToken{}, wrapOp("token", storage.ErrNotFound)
 	}
 	t.Hash = append([]byte(nil), hash...)
 	if roles != "" {
@@ -67,13 +72,25 @@ func (s *Store) TokenByHash(ctx context.Context, hash []byte) (storage.APIToken,
 	return t, nil
 }
 
-// PutToken implements storage.Tx.
+// PutToken implements storage.Tx. With row authentication it stores
+// the row's MAC, and refuses a token whose hash is not keyed: only the
+// upgrade pass MACs plain SHA-256 hashes.
 func (t *tx) PutToken(ctx context.Context, tok storage.APIToken) error {
-	const q = `INSERT INTO api_tokens (id, name, hash, roles, created, revoked) VALUES (?, ?, ?, ?, ?, ?)`
+	const q = `INSERT INTO api_tokens (id, name, hash, hash_kind, roles, created, revoked, mac) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
+	kind := tok.HashKind
+	if kind == "" {
+		kind = storage.HashSHA256
+	}
+	if t.s.RowAuthenticated() && kind != storage.HashHMAC {
+		return fmt.Errorf("put token: hash kind %q, want %q (ADR 0022)", kind, storage.HashHMAC)
+	}
+	roles := strings.Join(tok.Roles, ",")
+	created := tok.Created.UnixMicro()
+	mac := t.s.rowMAC("api_tokens", tok.ID, apiTokenFields(tok.Name, tok.Hash, kind, roles, created, tok.Revoked)...)
 	revoked := int64(0)
 	if tok.Revoked {
 		revoked = 1
 	}
-	_, err := t.exec(ctx, q, tok.ID, tok.Name, tok.Hash, strings.Join(tok.Roles, ","), tok.Created.UnixMicro(), revoked)
+	_, err := t.exec(ctx, q, tok.ID, tok.Name, tok.Hash, kind, roles, created, revoked, mac)
 	return t.s.translate("put token", err)
 }

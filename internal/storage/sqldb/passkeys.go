@@ -16,16 +16,30 @@ var _ login.PasskeyStore = (*Logins)(nil)
 
 const passkeyCols = `id, user_id, credential_id, public_key, sign_count, aaguid, transports, backup_eligible, backup_state, user_verified, name, created, last_used`
 
-func scanPasskeys(rows *sql.Rows) ([]passkey.Credential, error) {
+// passkeyFields are the MAC'd columns of a webauthn_credentials row
+// (ADR 0022): whose it is and the key that proves it. The sign count,
+// backup state, name and last use change as it is used and are not
+// covered.
+func passkeyFields(userID string, credentialID, publicKey, aaguid []byte, backupEligible, userVerified bool, created int64) [][]byte {
+	return [][]byte{macStr(userID), credentialID, publicKey, aaguid, macBool(backupEligible), macBool(userVerified), macInt(created)}
+}
+
+// scanPasskeys reads passkeyCols and mac; a passkey whose MAC does not
+// verify (row authentication on) is left out, with an integrity alarm.
+func scanPasskeys(s *Store, rows *sql.Rows) ([]passkey.Credential, error) {
 	defer rows.Close()
 	var out []passkey.Credential
 	for rows.Next() {
 		var c passkey.Credential
 		var count, created, used int64
 		var tr string
+		var mac []byte
 		if err := rows.Scan(&c.ID, &c.UserID, &c.CredentialID, &c.PublicKey, &count, &c.AAGUID, &tr,
-			&c.BackupEligible, &c.BackupState, &c.UserVerified, &c.Name, &created, &used); err != nil {
+			&c.BackupEligible, &c.BackupState, &c.UserVerified, &c.Name, &created, &used, &mac); err != nil {
 			return nil, err
+		}
+		if !s.rowOK(mac, "webauthn_credentials", c.ID, passkeyFields(c.UserID, c.CredentialID, c.PublicKey, c.AAGUID, c.BackupEligible, c.UserVerified, created)...) {
+			continue
 		}
 		if count < 0 || count > 1<<32-1 {
 			return nil, fmt.Errorf("passkey %s: sign count out of range", c.ID)
@@ -45,11 +59,11 @@ func (l *Logins) Passkeys(ctx context.Context, userID string) ([]passkey.Credent
 	if !lookupable(userID) {
 		return nil, nil
 	}
-	rows, err := l.s.r().query(ctx, `SELECT `+passkeyCols+` FROM webauthn_credentials WHERE user_id = ? ORDER BY created, id`, userID)
+	rows, err := l.s.r().query(ctx, `SELECT `+passkeyCols+`, mac FROM webauthn_credentials WHERE user_id = ? ORDER BY created, id`, userID)
 	if err != nil {
 		return nil, l.s.translate("passkeys", err)
 	}
-	out, err := scanPasskeys(rows)
+	out, err := scanPasskeys(l.s, rows)
 	return out, l.s.translate("passkeys", err)
 }
 
@@ -87,9 +101,10 @@ func insertPasskey(ctx context.Context, t *tx, c passkey.Credential) error {
 	if aaguid == nil {
 		aaguid = []byte{}
 	}
-	const q = `INSERT INTO webauthn_credentials (` + passkeyCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	mac := t.s.rowMAC("webauthn_credentials", c.ID, passkeyFields(c.UserID, c.CredentialID, c.PublicKey, aaguid, c.BackupEligible, c.UserVerified, c.Created.UnixMicro())...)
+	const q = `INSERT INTO webauthn_credentials (` + passkeyCols + `, mac) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	_, err = t.exec(ctx, q, c.ID, c.UserID, c.CredentialID, c.PublicKey, int64(c.SignCount), aaguid, strings.Join(c.Transports, ","),
-		c.BackupEligible, c.BackupState, c.UserVerified, c.Name, c.Created.UnixMicro(), c.LastUsed.UnixMicro())
+		c.BackupEligible, c.BackupState, c.UserVerified, c.Name, c.Created.UnixMicro(), c.LastUsed.UnixMicro(), mac)
 	return t.s.translate("store passkey", err)
 }
 

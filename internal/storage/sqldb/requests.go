@@ -284,7 +284,7 @@ func (u *Users) DecideRequest(ctx context.Context, id string, d Decision) (ident
 			if err := t.updateUser(ctx, op, was, cur); err != nil {
 				return err
 			}
-			if _, err := t.exec(ctx, `UPDATE sessions SET revoked = ? WHERE user_id = ? AND NOT revoked`, true, cur.ID); err != nil {
+			if _, err := t.exec(ctx, `UPDATE sessions SET revoked = ?, mac = NULL WHERE user_id = ? AND NOT revoked`, true, cur.ID); err != nil {
 				return t.s.translate(op+": revoking sessions", err)
 			}
 			a := d.Alert

@@ -12,8 +12,10 @@ import (
 
 var _ session.Store = (*Sessions)(nil)
 
-// Sessions implements session.Store on the sessions table: only the
-// SHA-256 of each token is stored. It is safe for concurrent use.
+// Sessions implements session.Store on the sessions table: only a hash
+// of each token is stored (with row authentication, the keyed hash of
+// its SHA-256, and a MAC of the row: ADR 0022). It is safe for
+// concurrent use.
 type Sessions struct{ s *Store }
 
 // Sessions returns the session store over this database.
@@ -27,16 +29,24 @@ func sessionErr(err error) error {
 	return err
 }
 
-const sessionCols = `id, user_id, created, last_seen, expires_absolute, idle_seconds, revoked, mfa, address`
+const sessionCols = `id, user_id, created, last_seen, expires_absolute, idle_seconds, revoked, mfa, address, token_hash, hash_kind, mac`
 
-func scanSessions(rows *sql.Rows) ([]session.Session, error) {
+// scanSessions reads sessions rows. A live row whose MAC does not verify
+// (row authentication on) is left out, with an integrity alarm; revoked
+// rows grant nothing and are not checked.
+func scanSessions(s *Store, rows *sql.Rows) ([]session.Session, error) {
 	defer rows.Close()
 	var out []session.Session
 	for rows.Next() {
 		var x session.Session
 		var created, seen, expires, idle int64
-		if err := rows.Scan(&x.ID, &x.UserID, &created, &seen, &expires, &idle, &x.Revoked, &x.MFA, &x.Address); err != nil {
+		var hash, mac []byte
+		var kind string
+		if err := rows.Scan(&x.ID, &x.UserID, &created, &seen, &expires, &idle, &x.Revoked, &x.MFA, &x.Address, &hash, &kind, &mac); err != nil {
 			return nil, err
+		}
+		if !x.Revoked && !s.rowOK(mac, "sessions", x.ID, sessionFields(x.UserID, hash, kind, created, expires, idle, x.MFA)...) {
+			continue
 		}
 		x.Created, x.LastSeen, x.ExpiresAbsolute = fromMicros(created), fromMicros(seen), fromMicros(expires)
 		x.IdleTimeout = time.Duration(idle) * time.Second
@@ -72,22 +82,29 @@ func (ss *Sessions) Create(ctx context.Context, x session.Session, tokenHash []b
 		if !found {
 			return sessionErr(wrapOp("create session: user", storage.ErrNotFound))
 		}
-		const q = `INSERT INTO sessions (id, user_id, token_hash, created, last_seen, expires_absolute, idle_seconds, revoked, mfa, address)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
-		_, err = t.exec(ctx, q, x.ID, x.UserID, tokenHash, x.Created.UnixMicro(), x.LastSeen.UnixMicro(), x.ExpiresAbsolute.UnixMicro(),
-			int64(x.IdleTimeout/time.Second), x.Revoked, x.MFA, x.Address)
-		return t.s.translate("create session", err)
+		return t.insertSession(ctx, "create session", x, tokenHash)
 	})
 }
 
-// ByTokenHash implements session.Store.
+// ByTokenHash implements session.Store. hash is the SHA-256 of the
+// token: the session is looked up by the keyed hash of it, then (a
+// session from before ADR 0022) by hash itself on a row of that kind.
 func (ss *Sessions) ByTokenHash(ctx context.Context, hash []byte) (session.Session, error) {
-	const q = `SELECT ` + sessionCols + ` FROM sessions WHERE token_hash = ?`
-	rows, err := ss.s.r().query(ctx, q, hash)
+	stored, kind := ss.s.storedSessionHash(hash)
+	x, err := ss.byStoredHash(ctx, stored, kind)
+	if kind == storage.HashHMAC && errors.Is(err, storage.ErrNotFound) {
+		x, err = ss.byStoredHash(ctx, hash, storage.HashSHA256)
+	}
+	return x, err
+}
+
+func (ss *Sessions) byStoredHash(ctx context.Context, hash []byte, kind string) (session.Session, error) {
+	const q = `SELECT ` + sessionCols + ` FROM sessions WHERE token_hash = ? AND hash_kind = ?`
+	rows, err := ss.s.r().query(ctx, q, hash, kind)
 	if err != nil {
 		return session.Session{}, ss.s.translate("session by token", err)
 	}
-	xs, err := scanSessions(rows)
+	xs, err := scanSessions(ss.s, rows)
 	if err != nil {
 		return session.Session{}, ss.s.translate("session by token", err)
 	}
@@ -119,7 +136,7 @@ func (ss *Sessions) Revoke(ctx context.Context, id string) error {
 	}
 	return ss.s.Update(ctx, func(stx storage.Tx) error {
 		t := stx.(*tx)
-		const q = `UPDATE sessions SET revoked = ? WHERE id = ?`
+		const q = `UPDATE sessions SET revoked = ?, mac = NULL WHERE id = ?`
 		res, err := t.exec(ctx, q, true, id)
 		if err != nil {
 			return t.s.translate("revoke session", err)
@@ -143,7 +160,7 @@ func (ss *Sessions) RevokeUser(ctx context.Context, userID string) (int64, error
 	var n int64
 	err := ss.s.Update(ctx, func(stx storage.Tx) error {
 		t := stx.(*tx)
-		const q = `UPDATE sessions SET revoked = ? WHERE user_id = ? AND NOT revoked`
+		const q = `UPDATE sessions SET revoked = ?, mac = NULL WHERE user_id = ? AND NOT revoked`
 		res, err := t.exec(ctx, q, true, userID)
 		if err != nil {
 			return t.s.translate("revoke user sessions", err)
@@ -167,7 +184,7 @@ func (ss *Sessions) ListByUser(ctx context.Context, userID string, limit int) ([
 	if err != nil {
 		return nil, ss.s.translate("list sessions", err)
 	}
-	xs, err := scanSessions(rows)
+	xs, err := scanSessions(ss.s, rows)
 	return xs, ss.s.translate("list sessions", err)
 }
 
@@ -199,7 +216,7 @@ func (ss *Sessions) RevokeAudited(ctx context.Context, id string, audit func(use
 		if !found {
 			return sessionErr(wrapOp("revoke session", storage.ErrNotFound))
 		}
-		res, err := t.exec(ctx, `UPDATE sessions SET revoked = ? WHERE id = ? AND NOT revoked`, true, id)
+		res, err := t.exec(ctx, `UPDATE sessions SET revoked = ?, mac = NULL WHERE id = ? AND NOT revoked`, true, id)
 		if err := affected(t, "revoke session", res, err); err != nil {
 			return err
 		}

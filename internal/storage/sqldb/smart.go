@@ -39,13 +39,32 @@ func smartErr(err error) error {
 // clientCols are the columns scanClient reads, in its order.
 const clientCols = `id, name, type, jwks, jwks_url, redirect_uris, scopes, created, disabled, approval, registered_by, approved_by`
 
-// scanClient reads one row of clientCols.
-func scanClient(rows *sql.Rows) (smart.Client, error) {
+// clientFields are the MAC'd columns of a live smart_clients row (ADR
+// 0022), as stored: everything that decides what the client may obtain
+// and where tokens go. A disabled client grants nothing and is not
+// checked; disabling clears the MAC, so a client re-enabled in SQL
+// never verifies again.
+func clientFields(typ, jwks, jwksURL, uris, scopes string, disabled bool, approval, registeredBy, approvedBy string) [][]byte {
+	return [][]byte{macStr(typ), macStr(jwks), macStr(jwksURL), macStr(uris), macStr(scopes), macBool(disabled),
+		macStr(approval), macStr(registeredBy), macStr(approvedBy)}
+}
+
+// errTamperedClient marks a client row whose MAC does not verify.
+var errTamperedClient = errors.New("client row failed its MAC")
+
+// scanClient reads one row of clientCols (and mac). A live client whose
+// MAC does not verify (row authentication on) is errTamperedClient,
+// after an integrity alarm.
+func scanClient(s *Store, rows *sql.Rows) (smart.Client, error) {
 	var c smart.Client
 	var typ, jwks, uris, scopes, approval string
 	var created int64
-	if err := rows.Scan(&c.ID, &c.Name, &typ, &jwks, &c.JWKSURL, &uris, &scopes, &created, &c.Disabled, &approval, &c.RegisteredBy, &c.ApprovedBy); err != nil {
+	var mac []byte
+	if err := rows.Scan(&c.ID, &c.Name, &typ, &jwks, &c.JWKSURL, &uris, &scopes, &created, &c.Disabled, &approval, &c.RegisteredBy, &c.ApprovedBy, &mac); err != nil {
 		return smart.Client{}, err
+	}
+	if !c.Disabled && !s.rowOK(mac, "smart_clients", c.ID, clientFields(typ, jwks, c.JWKSURL, uris, scopes, c.Disabled, approval, c.RegisteredBy, c.ApprovedBy)...) {
+		return smart.Client{}, errTamperedClient
 	}
 	c.Type, c.Created, c.Approval = smart.ClientType(typ), fromMicros(created), smart.ClientApproval(approval)
 	if jwks != "" {
@@ -99,9 +118,51 @@ func (t *tx) insertClient(ctx context.Context, c smart.Client) error {
 	if err != nil {
 		return fmt.Errorf("%s: encoding redirect uris: %w", op, err)
 	}
-	const q = `INSERT INTO smart_clients (` + clientCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	var mac []byte
+	if !c.Disabled {
+		mac = t.s.rowMAC("smart_clients", c.ID, clientFields(string(c.Type), string(c.JWKS), c.JWKSURL, string(ru), c.Scopes.String(),
+			c.Disabled, string(c.Approval), c.RegisteredBy, c.ApprovedBy)...)
+	}
+	const q = `INSERT INTO smart_clients (` + clientCols + `, mac) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	_, err = t.exec(ctx, q, c.ID, c.Name, string(c.Type), string(c.JWKS), c.JWKSURL, string(ru), c.Scopes.String(),
-		c.Created.UnixMicro(), c.Disabled, string(c.Approval), c.RegisteredBy, c.ApprovedBy)
+		c.Created.UnixMicro(), c.Disabled, string(c.Approval), c.RegisteredBy, c.ApprovedBy, mac)
+	return t.s.translate(op, err)
+}
+
+// remacClient recomputes the MAC of live client id from its stored
+// columns. Call it only after changing a row that was read and verified
+// (and locked) in the same transaction.
+func (t *tx) remacClient(ctx context.Context, op, id string) error {
+	a := t.s.auth.Load()
+	if a == nil {
+		return nil
+	}
+	return t.macClient(ctx, op, id, a.key)
+}
+
+// macClient sets the MAC of client id under key from its stored columns.
+func (t *tx) macClient(ctx context.Context, op, id string, key RowAuth) error {
+	rows, err := t.query(ctx, `SELECT type, jwks, jwks_url, redirect_uris, scopes, disabled, approval, registered_by, approved_by FROM smart_clients WHERE id = ?`, id)
+	if err != nil {
+		return t.s.translate(op, err)
+	}
+	var typ, jwks, jwksURL, uris, scopes, approval, regBy, apprBy string
+	var disabled bool
+	found := rows.Next()
+	if found {
+		err = rows.Scan(&typ, &jwks, &jwksURL, &uris, &scopes, &disabled, &approval, &regBy, &apprBy)
+	}
+	if err := errors.Join(err, rows.Err(), rows.Close()); err != nil {
+		return t.s.translate(op, err)
+	}
+	if !found {
+		return smartErr(wrapOp(op, storage.ErrNotFound))
+	}
+	var mac []byte
+	if !disabled {
+		mac = key.MAC("smart_clients", id, clientFields(typ, jwks, jwksURL, uris, scopes, disabled, approval, regBy, apprBy)...)
+	}
+	_, err = t.exec(ctx, `UPDATE smart_clients SET mac = ? WHERE id = ?`, mac, id)
 	return t.s.translate(op, err)
 }
 
@@ -110,7 +171,7 @@ func (ss *Smart) Client(ctx context.Context, id string) (smart.Client, error) {
 	if !lookupable(id) {
 		return smart.Client{}, smartErr(wrapOp("client", storage.ErrNotFound))
 	}
-	rows, err := ss.s.r().query(ctx, `SELECT `+clientCols+` FROM smart_clients WHERE id = ?`, id)
+	rows, err := ss.s.r().query(ctx, `SELECT `+clientCols+`, mac FROM smart_clients WHERE id = ?`, id)
 	return oneClient(ss.s, "client", rows, err)
 }
 
@@ -126,7 +187,10 @@ func oneClient(s *Store, op string, rows *sql.Rows, err error) (smart.Client, er
 		}
 		return smart.Client{}, smartErr(wrapOp(op, storage.ErrNotFound))
 	}
-	c, err := scanClient(rows)
+	c, err := scanClient(s, rows)
+	if errors.Is(err, errTamperedClient) {
+		return smart.Client{}, smartErr(wrapOp(op, storage.ErrNotFound))
+	}
 	if err != nil {
 		return smart.Client{}, s.translate(op, err)
 	}
@@ -181,8 +245,13 @@ func (ss *Smart) PutToken(ctx context.Context, tk smart.Token) error {
 		if _, err := t.exec(ctx, `DELETE FROM smart_access_tokens WHERE expires < ?`, tk.Issued.UnixMicro()); err != nil {
 			return t.s.translate("put token", err)
 		}
-		const q = `INSERT INTO smart_access_tokens (token_hash, client_id, scopes, issued, expires, revoked, authz_id) VALUES (?, ?, ?, ?, ?, ?, ?)`
-		_, err := t.exec(ctx, q, tk.Hash, tk.ClientID, tk.Scopes.String(), tk.Issued.UnixMicro(), tk.Expires.UnixMicro(), tk.Revoked, tk.Authorization)
+		scopes := tk.Scopes.String()
+		var mac []byte
+		if !tk.Revoked {
+			mac = t.s.hashMAC("smart_access_tokens", tk.Hash, accessFields(tk.ClientID, scopes, tk.Issued.UnixMicro(), tk.Expires.UnixMicro(), tk.Authorization)...)
+		}
+		const q = `INSERT INTO smart_access_tokens (token_hash, client_id, scopes, issued, expires, revoked, authz_id, mac) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
+		_, err := t.exec(ctx, q, tk.Hash, tk.ClientID, scopes, tk.Issued.UnixMicro(), tk.Expires.UnixMicro(), tk.Revoked, tk.Authorization, mac)
 		return t.s.translate("put token", err)
 	}))
 }
@@ -194,7 +263,7 @@ func (ss *Smart) TokenByHash(ctx context.Context, hash []byte) (smart.Token, err
 	}
 	// An App Launch token carries its authorization (user, patient,
 	// family revocation) through the join; a backend token has none.
-	const q = `SELECT t.token_hash, t.client_id, t.scopes, t.issued, t.expires, t.revoked, t.authz_id, ` + authzColumns + `
+	const q = `SELECT t.token_hash, t.client_id, t.scopes, t.issued, t.expires, t.revoked, t.authz_id, t.mac, ` + authzColumns + `
 FROM smart_access_tokens t LEFT JOIN smart_authorizations a ON a.id = t.authz_id WHERE t.token_hash = ?`
 	rows, err := ss.s.r().query(ctx, q, hash)
 	if err != nil {
@@ -211,11 +280,15 @@ FROM smart_access_tokens t LEFT JOIN smart_authorizations a ON a.id = t.authz_id
 	var scopes string
 	var issued, expires int64
 	var a nullAuthorization
-	if err := rows.Scan(append([]any{&tk.Hash, &tk.ClientID, &scopes, &issued, &expires, &tk.Revoked, &tk.Authorization}, a.dest()...)...); err != nil {
+	var mac []byte
+	if err := rows.Scan(append([]any{&tk.Hash, &tk.ClientID, &scopes, &issued, &expires, &tk.Revoked, &tk.Authorization, &mac}, a.dest()...)...); err != nil {
 		return smart.Token{}, ss.s.translate("token by hash", err)
 	}
+	if !tk.Revoked && !ss.s.hashRowOK(mac, "smart_access_tokens", tk.Hash, accessFields(tk.ClientID, scopes, issued, expires, tk.Authorization)...) {
+		return smart.Token{}, smartErr(wrapOp("token by hash", storage.ErrNotFound))
+	}
 	if tk.Authorization != "" {
-		la, err := a.authorization()
+		la, err := a.authorization(ss.s)
 		if err != nil {
 			return smart.Token{}, fmt.Errorf("token by hash: %w", err)
 		}
@@ -235,7 +308,7 @@ func (ss *Smart) RevokeToken(ctx context.Context, hash []byte) error {
 	}
 	return smartErr(ss.s.Update(ctx, func(stx storage.Tx) error {
 		t := stx.(*tx)
-		res, err := t.exec(ctx, `UPDATE smart_access_tokens SET revoked = ? WHERE token_hash = ?`, true, hash)
+		res, err := t.exec(ctx, `UPDATE smart_access_tokens SET revoked = ?, mac = NULL WHERE token_hash = ?`, true, hash)
 		if err != nil {
 			return t.s.translate("revoke token", err)
 		}

@@ -21,7 +21,7 @@ func (ss *Smart) Clients(ctx context.Context, limit int) ([]smart.Client, error)
 	if limit < 1 || limit > MaxClientList {
 		limit = MaxClientList
 	}
-	const q = `SELECT ` + clientCols + ` FROM smart_clients ORDER BY created DESC, id LIMIT ?`
+	const q = `SELECT ` + clientCols + `, mac FROM smart_clients ORDER BY created DESC, id LIMIT ?`
 	rows, err := ss.s.r().query(ctx, q, limit)
 	if err != nil {
 		return nil, ss.s.translate("list clients", err)
@@ -29,7 +29,10 @@ func (ss *Smart) Clients(ctx context.Context, limit int) ([]smart.Client, error)
 	defer rows.Close()
 	var out []smart.Client
 	for rows.Next() {
-		c, err := scanClient(rows)
+		c, err := scanClient(ss.s, rows)
+		if errors.Is(err, errTamperedClient) {
+			continue // alarmed; to every caller it does not exist
+		}
 		if err != nil {
 			return nil, ss.s.translate("list clients", err)
 		}
@@ -111,7 +114,9 @@ func (ss *Smart) DisableClientAudited(ctx context.Context, id string, rec storag
 	}
 	return smartErr(ss.s.Update(ctx, func(stx storage.Tx) error {
 		t := stx.(*tx)
-		res, err := t.exec(ctx, `UPDATE smart_clients SET disabled = ? WHERE id = ?`, true, id)
+		// Disabling is final and grants nothing: the MAC goes, so a
+		// client re-enabled in SQL never verifies (ADR 0022).
+		res, err := t.exec(ctx, `UPDATE smart_clients SET disabled = ?, mac = NULL WHERE id = ?`, true, id)
 		if err != nil {
 			return t.s.translate("disable client", err)
 		}

@@ -34,30 +34,45 @@ func (ss *Smart) CreateAuthorization(ctx context.Context, a smart.Authorization,
 		if _, err := t.exec(ctx, `DELETE FROM smart_auth_codes WHERE expires < ?`, a.Created.Add(-smart.CodeRetention).UnixMicro()); err != nil {
 			return t.s.translate("create authorization", err)
 		}
-		const qa = `INSERT INTO smart_authorizations (id, client_id, user_id, fhir_user, roles, patient, scopes, created, expires, revoked)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
-		if _, err := t.exec(ctx, qa, a.ID, a.ClientID, a.UserID, a.FHIRUser, strings.Join(a.Roles, ","), a.Patient,
-			a.Scopes.String(), a.Created.UnixMicro(), a.Expires.UnixMicro(), a.Revoked); err != nil {
+		roles, scopes := strings.Join(a.Roles, ","), a.Scopes.String()
+		var amac []byte
+		if !a.Revoked {
+			amac = t.s.rowMAC("smart_authorizations", a.ID, authorizationFields(a.ClientID, a.UserID, a.FHIRUser, roles, a.Patient, scopes, a.Created.UnixMicro(), a.Expires.UnixMicro())...)
+		}
+		const qa = `INSERT INTO smart_authorizations (id, client_id, user_id, fhir_user, roles, patient, scopes, created, expires, revoked, mac)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+		if _, err := t.exec(ctx, qa, a.ID, a.ClientID, a.UserID, a.FHIRUser, roles, a.Patient,
+			scopes, a.Created.UnixMicro(), a.Expires.UnixMicro(), a.Revoked, amac); err != nil {
 			return t.s.translate("create authorization", err)
 		}
-		const qc = `INSERT INTO smart_auth_codes (code_hash, authz_id, redirect_uri, code_challenge, nonce, expires, used)
-VALUES (?, ?, ?, ?, ?, ?, ?)`
-		_, err := t.exec(ctx, qc, c.Hash, c.Authorization, c.RedirectURI, c.Challenge, c.Nonce, c.Expires.UnixMicro(), false)
+		cmac := t.s.hashMAC("smart_auth_codes", c.Hash, codeFields(c.Authorization, c.RedirectURI, c.Challenge, c.Nonce, c.Expires.UnixMicro())...)
+		const qc = `INSERT INTO smart_auth_codes (code_hash, authz_id, redirect_uri, code_challenge, nonce, expires, used, mac)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
+		_, err := t.exec(ctx, qc, c.Hash, c.Authorization, c.RedirectURI, c.Challenge, c.Nonce, c.Expires.UnixMicro(), false, cmac)
 		return t.s.translate("create authorization", err)
 	}))
 }
 
-const authzColumns = `a.id, a.client_id, a.user_id, a.fhir_user, a.roles, a.patient, a.scopes, a.created, a.expires, a.revoked`
+const authzColumns = `a.id, a.client_id, a.user_id, a.fhir_user, a.roles, a.patient, a.scopes, a.created, a.expires, a.revoked, a.mac`
+
+// errTamperedGrant marks a SMART grant row whose MAC does not verify.
+var errTamperedGrant = errors.New("SMART grant row failed its MAC")
 
 type scanner interface{ Scan(dest ...any) error }
 
-func scanAuthorization(sc scanner, extra ...any) (smart.Authorization, error) {
+// scanAuthorization reads authzColumns; a live authorization whose MAC
+// does not verify is errTamperedGrant (after the integrity alarm).
+func scanAuthorization(s *Store, sc scanner, extra ...any) (smart.Authorization, error) {
 	var a smart.Authorization
 	var roles, scopes string
 	var created, expires int64
-	dest := append([]any{&a.ID, &a.ClientID, &a.UserID, &a.FHIRUser, &roles, &a.Patient, &scopes, &created, &expires, &a.Revoked}, extra...)
+	var mac []byte
+	dest := append([]any{&a.ID, &a.ClientID, &a.UserID, &a.FHIRUser, &roles, &a.Patient, &scopes, &created, &expires, &a.Revoked, &mac}, extra...)
 	if err := sc.Scan(dest...); err != nil {
 		return smart.Authorization{}, err
+	}
+	if !a.Revoked && !s.rowOK(mac, "smart_authorizations", a.ID, authorizationFields(a.ClientID, a.UserID, a.FHIRUser, roles, a.Patient, scopes, created, expires)...) {
+		return smart.Authorization{}, errTamperedGrant
 	}
 	if roles != "" {
 		a.Roles = strings.Split(roles, ",")
@@ -82,17 +97,22 @@ func (ss *Smart) UseCode(ctx context.Context, hash []byte) (smart.Code, smart.Au
 	err := ss.s.Update(ctx, func(stx storage.Tx) error {
 		t := stx.(*tx)
 		reused = false
-		q := `SELECT c.code_hash, c.authz_id, c.redirect_uri, c.code_challenge, c.nonce, c.expires, c.used, ` + authzColumns + `
+		q := `SELECT c.code_hash, c.authz_id, c.redirect_uri, c.code_challenge, c.nonce, c.expires, c.used, c.mac, ` + authzColumns + `
 FROM smart_auth_codes c JOIN smart_authorizations a ON a.id = c.authz_id WHERE c.code_hash = ?`
 		rows, err := t.query(ctx, q, hash)
 		if err != nil {
 			return t.s.translate("use code", err)
 		}
 		found := rows.Next()
+		var cmac []byte
 		if found {
 			var expires int64
-			a, err = scanAuthorization(rowsAfter{rows, []any{&c.Hash, &c.Authorization, &c.RedirectURI, &c.Challenge, &c.Nonce, &expires, &c.Used}})
+			a, err = scanAuthorization(t.s, rowsAfter{rows, []any{&c.Hash, &c.Authorization, &c.RedirectURI, &c.Challenge, &c.Nonce, &expires, &c.Used, &cmac}})
 			c.Expires = fromMicros(expires)
+		}
+		if errors.Is(err, errTamperedGrant) {
+			rows.Close()
+			return wrapOp("use code", storage.ErrNotFound)
 		}
 		if err := errors.Join(err, rows.Err(), rows.Close()); err != nil {
 			return t.s.translate("use code", err)
@@ -100,11 +120,14 @@ FROM smart_auth_codes c JOIN smart_authorizations a ON a.id = c.authz_id WHERE c
 		if !found {
 			return wrapOp("use code", storage.ErrNotFound)
 		}
+		if !c.Used && !t.s.hashRowOK(cmac, "smart_auth_codes", c.Hash, codeFields(c.Authorization, c.RedirectURI, c.Challenge, c.Nonce, c.Expires.UnixMicro())...) {
+			return wrapOp("use code", storage.ErrNotFound)
+		}
 		if c.Used {
 			reused = true
 			return nil
 		}
-		res, err := t.exec(ctx, `UPDATE smart_auth_codes SET used = ? WHERE code_hash = ? AND used = ?`, true, hash, false)
+		res, err := t.exec(ctx, `UPDATE smart_auth_codes SET used = ?, mac = NULL WHERE code_hash = ? AND used = ?`, true, hash, false)
 		if err != nil {
 			return t.s.translate("use code", err)
 		}
@@ -147,7 +170,10 @@ func (ss *Smart) Authorization(ctx context.Context, id string) (smart.Authorizat
 		}
 		return smart.Authorization{}, smartErr(wrapOp("authorization", storage.ErrNotFound))
 	}
-	a, err := scanAuthorization(rows)
+	a, err := scanAuthorization(ss.s, rows)
+	if errors.Is(err, errTamperedGrant) {
+		return smart.Authorization{}, smartErr(wrapOp("authorization", storage.ErrNotFound))
+	}
 	if err != nil {
 		return smart.Authorization{}, ss.s.translate("authorization", err)
 	}
@@ -163,17 +189,17 @@ func (ss *Smart) RevokeAuthorization(ctx context.Context, id string) error {
 	}
 	return smartErr(ss.s.Update(ctx, func(stx storage.Tx) error {
 		t := stx.(*tx)
-		res, err := t.exec(ctx, `UPDATE smart_authorizations SET revoked = ? WHERE id = ?`, true, id)
+		res, err := t.exec(ctx, `UPDATE smart_authorizations SET revoked = ?, mac = NULL WHERE id = ?`, true, id)
 		if err != nil {
 			return t.s.translate("revoke authorization", err)
 		}
 		if n, err := res.RowsAffected(); err != nil || n == 0 {
 			return wrapOp("revoke authorization", storage.ErrNotFound)
 		}
-		if _, err := t.exec(ctx, `UPDATE smart_access_tokens SET revoked = ? WHERE authz_id = ?`, true, id); err != nil {
+		if _, err := t.exec(ctx, `UPDATE smart_access_tokens SET revoked = ?, mac = NULL WHERE authz_id = ?`, true, id); err != nil {
 			return t.s.translate("revoke authorization", err)
 		}
-		_, err = t.exec(ctx, `UPDATE smart_refresh_tokens SET spent = ? WHERE authz_id = ?`, true, id)
+		_, err = t.exec(ctx, `UPDATE smart_refresh_tokens SET spent = ?, mac = NULL WHERE authz_id = ?`, true, id)
 		return t.s.translate("revoke authorization", err)
 	}))
 }
@@ -193,8 +219,12 @@ func putRefresh(ctx context.Context, t *tx, rt smart.RefreshToken) error {
 	if _, err := t.exec(ctx, `DELETE FROM smart_refresh_tokens WHERE expires < ?`, rt.Issued.UnixMicro()); err != nil {
 		return t.s.translate("put refresh token", err)
 	}
-	const q = `INSERT INTO smart_refresh_tokens (token_hash, authz_id, issued, expires, spent) VALUES (?, ?, ?, ?, ?)`
-	_, err := t.exec(ctx, q, rt.Hash, rt.Authorization, rt.Issued.UnixMicro(), rt.Expires.UnixMicro(), rt.Spent)
+	var mac []byte
+	if !rt.Spent {
+		mac = t.s.hashMAC("smart_refresh_tokens", rt.Hash, refreshFields(rt.Authorization, rt.Issued.UnixMicro(), rt.Expires.UnixMicro())...)
+	}
+	const q = `INSERT INTO smart_refresh_tokens (token_hash, authz_id, issued, expires, spent, mac) VALUES (?, ?, ?, ?, ?, ?)`
+	_, err := t.exec(ctx, q, rt.Hash, rt.Authorization, rt.Issued.UnixMicro(), rt.Expires.UnixMicro(), rt.Spent, mac)
 	return t.s.translate("put refresh token", err)
 }
 
@@ -203,7 +233,7 @@ func (ss *Smart) RefreshToken(ctx context.Context, hash []byte) (smart.RefreshTo
 	if badHash(hash) {
 		return smart.RefreshToken{}, smartErr(wrapOp("refresh token", storage.ErrNotFound))
 	}
-	rows, err := ss.s.r().query(ctx, `SELECT token_hash, authz_id, issued, expires, spent FROM smart_refresh_tokens WHERE token_hash = ?`, hash)
+	rows, err := ss.s.r().query(ctx, `SELECT token_hash, authz_id, issued, expires, spent, mac FROM smart_refresh_tokens WHERE token_hash = ?`, hash)
 	if err != nil {
 		return smart.RefreshToken{}, ss.s.translate("refresh token", err)
 	}
@@ -216,8 +246,12 @@ func (ss *Smart) RefreshToken(ctx context.Context, hash []byte) (smart.RefreshTo
 	}
 	var rt smart.RefreshToken
 	var issued, expires int64
-	if err := rows.Scan(&rt.Hash, &rt.Authorization, &issued, &expires, &rt.Spent); err != nil {
+	var mac []byte
+	if err := rows.Scan(&rt.Hash, &rt.Authorization, &issued, &expires, &rt.Spent, &mac); err != nil {
 		return smart.RefreshToken{}, ss.s.translate("refresh token", err)
+	}
+	if !rt.Spent && !ss.s.hashRowOK(mac, "smart_refresh_tokens", rt.Hash, refreshFields(rt.Authorization, issued, expires)...) {
+		return smart.RefreshToken{}, smartErr(wrapOp("refresh token", storage.ErrNotFound))
 	}
 	rt.Issued, rt.Expires = fromMicros(issued), fromMicros(expires)
 	return rt, rows.Err()
@@ -231,7 +265,7 @@ func (ss *Smart) RotateRefreshToken(ctx context.Context, old []byte, next smart.
 	}
 	err := ss.s.Update(ctx, func(stx storage.Tx) error {
 		t := stx.(*tx)
-		res, err := t.exec(ctx, `UPDATE smart_refresh_tokens SET spent = ? WHERE token_hash = ? AND spent = ?`, true, old, false)
+		res, err := t.exec(ctx, `UPDATE smart_refresh_tokens SET spent = ?, mac = NULL WHERE token_hash = ? AND spent = ?`, true, old, false)
 		if err != nil {
 			return t.s.translate("rotate refresh token", err)
 		}
@@ -303,17 +337,22 @@ type nullAuthorization struct {
 	id, client, user, fhirUser, roles, patient, scopes sql.NullString
 	created, expires                                   sql.NullInt64
 	revoked                                            sql.NullBool
+	mac                                                []byte
 }
 
 func (n *nullAuthorization) dest() []any {
-	return []any{&n.id, &n.client, &n.user, &n.fhirUser, &n.roles, &n.patient, &n.scopes, &n.created, &n.expires, &n.revoked}
+	return []any{&n.id, &n.client, &n.user, &n.fhirUser, &n.roles, &n.patient, &n.scopes, &n.created, &n.expires, &n.revoked, &n.mac}
 }
 
 // authorization returns the joined row; a token whose authorization row
-// is missing is treated as revoked.
-func (n *nullAuthorization) authorization() (smart.Authorization, error) {
+// is missing, or fails its MAC (ADR 0022), is treated as revoked.
+func (n *nullAuthorization) authorization(s *Store) (smart.Authorization, error) {
 	if !n.id.Valid {
 		return smart.Authorization{Revoked: true}, nil
+	}
+	if !n.revoked.Bool && !s.rowOK(n.mac, "smart_authorizations", n.id.String, authorizationFields(n.client.String, n.user.String, n.fhirUser.String,
+		n.roles.String, n.patient.String, n.scopes.String, n.created.Int64, n.expires.Int64)...) {
+		return smart.Authorization{ID: n.id.String, Revoked: true}, nil
 	}
 	a := smart.Authorization{ID: n.id.String, ClientID: n.client.String, UserID: n.user.String, FHIRUser: n.fhirUser.String,
 		Patient: n.patient.String, Created: fromMicros(n.created.Int64), Expires: fromMicros(n.expires.Int64), Revoked: n.revoked.Bool}

@@ -123,7 +123,7 @@ func (t *tx) lockedClient(ctx context.Context, op, id string) (smart.Client, err
 	if !lookupable(id) {
 		return smart.Client{}, smartErr(wrapOp(op, storage.ErrNotFound))
 	}
-	rows, err := t.query(ctx, `SELECT `+clientCols+` FROM smart_clients r WHERE r.id = ?`+t.s.d.LockRows, id)
+	rows, err := t.query(ctx, `SELECT `+clientCols+`, r.mac FROM smart_clients r WHERE r.id = ?`+t.s.d.LockRows, id)
 	return oneClient(t.s, op, rows, err)
 }
 
@@ -219,6 +219,9 @@ func (ss *Smart) DecideClientRequest(ctx context.Context, id string, d ClientDec
 			if err := affected(t, op, res, err); err != nil {
 				return err
 			}
+			if err := t.remacClient(ctx, op, c.ID); err != nil { // read and verified above, locked
+				return err
+			}
 			c.Approval, c.ApprovedBy = smart.ApprovalApproved, d.By
 			a := d.Alert
 			a.Ref = "Client/" + c.ID
@@ -229,6 +232,9 @@ func (ss *Smart) DecideClientRequest(ctx context.Context, id string, d ClientDec
 			if _, err := t.exec(ctx, `UPDATE smart_clients SET approval = ? WHERE id = ? AND approval = ?`,
 				string(smart.ApprovalRejected), c.ID, string(smart.ApprovalPending)); err != nil {
 				return t.s.translate(op, err)
+			}
+			if err := t.remacClient(ctx, op, c.ID); err != nil { // read and verified above, locked
+				return err
 			}
 			c.Approval = smart.ApprovalRejected
 		}

@@ -19,9 +19,34 @@ func (u *Users) LinkedUser(ctx context.Context, issuer, subject string) (identit
 	if !lookupable(issuer) || !lookupable(subject) {
 		return identity.User{}, identityErr(wrapOp("sso linked user", storage.ErrNotFound))
 	}
-	const q = `SELECT ` + userCols + ` FROM sso_links l JOIN users r ON r.id = l.user_id WHERE l.issuer = ? AND l.subject = ?`
-	rows, err := u.s.r().query(ctx, q, issuer, subject)
-	return oneUser(u.s, "sso linked user", rows, err)
+	rows, err := u.s.r().query(ctx, `SELECT user_id, created, mac FROM sso_links WHERE issuer = ? AND subject = ?`, issuer, subject)
+	if err != nil {
+		return identity.User{}, identityErr(u.s.translate("sso linked user", err))
+	}
+	var id string
+	var created int64
+	var mac []byte
+	found := rows.Next()
+	if found {
+		err = rows.Scan(&id, &created, &mac)
+	}
+	if err := errors.Join(err, rows.Err(), rows.Close()); err != nil {
+		return identity.User{}, identityErr(u.s.translate("sso linked user", err))
+	}
+	// A link inserted or moved to another account in SQL does not
+	// verify (ADR 0022): the identity is linked to nothing.
+	if !found || !u.s.rowOK(mac, "sso_links", issuer, ssoLinkFields(subject, id, created)...) {
+		return identity.User{}, identityErr(wrapOp("sso linked user", storage.ErrNotFound))
+	}
+	const q = `SELECT ` + userCols + ` FROM users r WHERE r.id = ?`
+	urows, err := u.s.r().query(ctx, q, id)
+	return oneUser(u.s, "sso linked user", urows, err)
+}
+
+// ssoLinkFields are the MAC'd columns of an sso_links row, whose MAC id
+// is the issuer (the primary key is issuer and subject).
+func ssoLinkFields(subject, userID string, created int64) [][]byte {
+	return [][]byte{macStr(subject), macStr(userID), macInt(created)}
 }
 
 // CreateLinked stores nu (as [Users.Create]), links it to (issuer,
@@ -45,14 +70,15 @@ func (u *Users) CreateLinked(ctx context.Context, nu identity.User, issuer, subj
 	}
 	err := u.s.Update(ctx, func(stx storage.Tx) error {
 		t := stx.(*tx)
-		const q = `INSERT INTO users (id, username, display_name, fhir_user, roles, disabled, mfa_enrolled, password_hash, created, updated)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`
+		const q = `INSERT INTO users (id, username, display_name, fhir_user, roles, disabled, mfa_enrolled, password_hash, created, updated, mac)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`
 		if err := t.insertOne(ctx, "create sso user", q, nu.ID, nu.Username, nu.DisplayName, nu.FHIRUser, identity.FormatRoles(nu.Roles),
-			nu.Disabled, nu.MFAEnrolled, nu.PasswordHash, now.UnixMicro(), now.UnixMicro()); err != nil {
+			nu.Disabled, nu.MFAEnrolled, nu.PasswordHash, now.UnixMicro(), now.UnixMicro(), t.s.userMAC(nu)); err != nil {
 			return err
 		}
-		const ql = `INSERT INTO sso_links (issuer, subject, user_id, created) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`
-		if err := t.insertOne(ctx, "link sso identity", ql, issuer, subject, nu.ID, now.UnixMicro()); err != nil {
+		const ql = `INSERT INTO sso_links (issuer, subject, user_id, created, mac) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`
+		lmac := t.s.rowMAC("sso_links", issuer, ssoLinkFields(subject, nu.ID, now.UnixMicro())...)
+		if err := t.insertOne(ctx, "link sso identity", ql, issuer, subject, nu.ID, now.UnixMicro(), lmac); err != nil {
 			return err
 		}
 		rec, err := audit(nu)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/phivault/phivault/internal/audit/trail"
@@ -58,6 +59,9 @@ type Store struct {
 	now         func() time.Time
 	maxAttempts int
 	group       *committer // nil unless Dialect.GroupCommit
+	// auth authenticates the rows that grant access (authrows.go); nil
+	// until SetRowAuth.
+	auth atomic.Pointer[rowAuth]
 }
 
 // New wraps open database handles; the schema must already be at head
