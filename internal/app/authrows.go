@@ -2,9 +2,13 @@ package app
 
 import (
 	"context"
+	"crypto/hmac"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -36,6 +40,11 @@ const maxAlarmedRows = 10000
 // them. Only that transaction ever MACs rows it did not write: a row
 // inserted later without the key never verifies.
 func (a *App) openAuthRows(ctx context.Context, st *sqldb.Store) (*keys.AuthRowKey, error) {
+	checkPath := a.authRowsCheckPath()
+	kept, err := readCheckValue(checkPath)
+	if err != nil {
+		return nil, err
+	}
 	var rec storage.KeyRecord
 	var blessed sqldb.AuthRowsBlessed
 	create := func(tx storage.Tx) error {
@@ -44,6 +53,15 @@ func (a *App) openAuthRows(ctx context.Context, st *sqldb.Store) (*keys.AuthRowK
 		rec, err = tx.Key(ctx, keys.SystemAuthRows)
 		if !errors.Is(err, storage.ErrNotFound) {
 			return err
+		}
+		if kept != nil {
+			// This database had the key (the file says so): it was
+			// deleted, and creating another would MAC every row a
+			// database writer left. Fail closed.
+			return fmt.Errorf("%w: the auth-rows key is missing from the database, but %s shows it had one: "+
+				"rows that grant access may have been forged and would be blessed; restore the database from a backup "+
+				"(or, if the database was deliberately replaced by one that never had the key, remove that file; docs/operations.md)",
+				errAuthRowsIntegrity, checkPath)
 		}
 		if rec, err = a.Keys.NewSystemKey(keys.SystemAuthRows, time.Now()); err != nil {
 			return err
@@ -71,7 +89,7 @@ func (a *App) openAuthRows(ctx context.Context, st *sqldb.Store) (*keys.AuthRowK
 		}
 		return tx.AppendAudit(ctx, r)
 	}
-	err := st.Update(ctx, create)
+	err = st.Update(ctx, create)
 	if errors.Is(err, storage.ErrConflict) {
 		// Another process created it first: load theirs.
 		err = st.Update(ctx, create)
@@ -90,11 +108,75 @@ func (a *App) openAuthRows(ctx context.Context, st *sqldb.Store) (*keys.AuthRowK
 	if err != nil {
 		return nil, fmt.Errorf("opening the auth-rows key (wrong key file for this database?): %w", err)
 	}
+	cv := k.CheckValue()
+	switch {
+	case kept != nil && !hmac.Equal(kept, cv):
+		return nil, fmt.Errorf("%w: the database's auth-rows key is not the one %s names: it was replaced, "+
+			"and rows that grant access may have been forged; restore the database from a backup (docs/operations.md)",
+			errAuthRowsIntegrity, checkPath)
+	case kept == nil:
+		if err := writeCheckValue(checkPath, cv); err != nil {
+			// The protection against a deleted key is missing until the
+			// file can be written; rows are still authenticated.
+			a.logger.Error("auth rows: cannot keep the key's check value beside the key file; a deletion of the key from the database would go unnoticed until it can",
+				slog.String("path", checkPath), slog.String("error", err.Error()))
+		}
+	}
 	al := &rowAlarm{app: a, st: st, seen: map[string]bool{}}
 	if err := st.SetRowAuth(k, al.raise); err != nil {
 		return nil, fmt.Errorf("opening the auth-rows key: %w", err)
 	}
 	return k, nil
+}
+
+// errAuthRowsIntegrity marks a start refused because the auth-rows key
+// kept outside the database does not match the database's.
+var errAuthRowsIntegrity = errors.New("integrity alarm")
+
+// authRowsCheckFile is the name of the file beside the kept checkpoint
+// (the key file's directory) that holds the auth-rows key's check value.
+const authRowsCheckFile = "auth-rows-key-check"
+
+func (a *App) authRowsCheckPath() string {
+	return filepath.Join(filepath.Dir(a.Config.Audit.CheckpointFile), authRowsCheckFile)
+}
+
+// readCheckValue reads the kept check value; nil if there is none.
+func readCheckValue(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading the auth-rows key check value: %w", err)
+	}
+	v, err := hex.DecodeString(strings.TrimSpace(string(b)))
+	if err != nil || len(v) != keys.AuthMACSize {
+		return nil, fmt.Errorf("%w: %s is not an auth-rows key check value (restore it, or remove it to accept the database's key; docs/operations.md)", errAuthRowsIntegrity, path)
+	}
+	return v, nil
+}
+
+// writeCheckValue keeps v at path: a temporary file in the same
+// directory, fsynced and renamed over it.
+func writeCheckValue(path string, v []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), ".auth-rows-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.WriteString(hex.EncodeToString(v) + "\n"); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
 }
 
 // rowAlarm raises the integrity alarm of a refused auth row: an error

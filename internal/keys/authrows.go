@@ -113,6 +113,14 @@ func (a *AuthRowKey) LookupHash(kind, secret string) []byte {
 	return h.Sum(nil)
 }
 
+// CheckValue identifies the key without revealing it: the MAC of a
+// fixed label that names no table. Kept outside the database (ADR 0022),
+// it tells a process that the database's auth-rows key was deleted or
+// replaced since, which would otherwise re-bless every row.
+func (a *AuthRowKey) CheckValue() []byte {
+	return a.MAC("phivault/auth-rows/check-value", "")
+}
+
 // String implements [fmt.Stringer] without key material.
 func (a *AuthRowKey) String() string { return "keys.AuthRowKey{}" }
 
