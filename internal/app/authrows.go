@@ -114,7 +114,7 @@ func (a *App) openAuthRows(ctx context.Context, st *sqldb.Store) (*keys.AuthRowK
 		return nil, fmt.Errorf("%w: the database's auth-rows key is not the one %s names: it was replaced, "+
 			"and rows that grant access may have been forged; restore the database from a backup (docs/operations.md)",
 			errAuthRowsIntegrity, checkPath)
-	case kept == nil:
+	case kept == nil && checkPath != "":
 		if err := writeCheckValue(checkPath, cv); err != nil {
 			// The protection against a deleted key is missing until the
 			// file can be written; rows are still authenticated.
@@ -137,12 +137,21 @@ var errAuthRowsIntegrity = errors.New("integrity alarm")
 // (the key file's directory) that holds the auth-rows key's check value.
 const authRowsCheckFile = "auth-rows-key-check"
 
+// authRowsCheckPath is "" when no checkpoint is kept outside the
+// database (audit.checkpoint_file unset: embedded uses and tests), and
+// then no check value is kept either.
 func (a *App) authRowsCheckPath() string {
+	if a.Config.Audit.CheckpointFile == "" {
+		return ""
+	}
 	return filepath.Join(filepath.Dir(a.Config.Audit.CheckpointFile), authRowsCheckFile)
 }
 
 // readCheckValue reads the kept check value; nil if there is none.
 func readCheckValue(path string) ([]byte, error) {
+	if path == "" {
+		return nil, nil
+	}
 	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
