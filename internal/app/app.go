@@ -138,6 +138,9 @@ func WithLoginOptions(edit func(*login.Options)) Option {
 
 // Open opens everything the configuration names. The caller must Close.
 func Open(ctx context.Context, c config.Config, logger *slog.Logger, opts ...Option) (*App, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
 	oo := openOptions{now: time.Now}
 	for _, o := range opts {
 		o(&oo)
