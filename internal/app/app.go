@@ -503,7 +503,7 @@ func (a *App) CreateTokenOffline(ctx context.Context, actor audit.Agent, name st
 	if glass && !breakGlass {
 		return "", ErrTokenBreakGlass
 	}
-	secret, tok, err := authn.NewToken(name, roles, time.Now())
+	secret, tok, err := authn.NewKeyedToken(a.authRows, name, roles, time.Now())
 	if err != nil {
 		return "", err
 	}

@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"crypto/hmac"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -110,7 +109,7 @@ func (a *App) openAuthRows(ctx context.Context, st *sqldb.Store) (*keys.AuthRowK
 	}
 	cv := k.CheckValue()
 	switch {
-	case kept != nil && !hmac.Equal(kept, cv):
+	case kept != nil && !k.IsCheckValue(kept):
 		return nil, fmt.Errorf("%w: the database's auth-rows key is not the one %s names: it was replaced, "+
 			"and rows that grant access may have been forged; restore the database from a backup (docs/operations.md)",
 			errAuthRowsIntegrity, checkPath)

@@ -141,6 +141,11 @@ func (e *env) runInit(cmd *cobra.Command, o initOptions) error {
 	if err != nil {
 		return err
 	}
+	// The driver is written into the file (never the PostgreSQL URL, a
+	// credential): a later command run without PHIVAULT_POSTGRES then
+	// fails with what to set instead of opening a new SQLite database
+	// and answering about it.
+	c.Storage.Driver = resolved.Storage.Driver
 	if err := config.Write(c); err != nil {
 		return err
 	}

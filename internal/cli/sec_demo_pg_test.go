@@ -92,6 +92,16 @@ func TestDemoWithPostgresEnv(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
 	secMustRun(t, "init", "--data", dir)
 	secCheckEnvPostgres(t, dir, pg)
+	// A command run without the variable on this data directory is
+	// refused with what to set; it opens no SQLite database of its own
+	// (SRE re-test F7: "keys shred-epoch --status" answered about one).
+	t.Setenv("PHIVAULT_POSTGRES", "")
+	if r := secRun(t, "keys", "shred-epoch", "--data", dir, "--status"); r.code == 0 || !strings.Contains(r.stderr, "PHIVAULT_POSTGRES") {
+		t.Errorf("a command without PHIVAULT_POSTGRES on a PostgreSQL data directory: exit %d\n%s", r.code, secTail(r.stderr, 2000))
+	}
+	if _, err := os.Stat(filepath.Join(dir, "phivault.db")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a command without PHIVAULT_POSTGRES created a SQLite database: %v", err)
+	}
 
 	// demo: init, synthetic patients, accounts, then serve.
 	pg = pgtest.NewDatabase(t)

@@ -413,6 +413,9 @@ func (c Config) Validate() error {
 			return bad("storage.sqlite_path", "required for the sqlite driver")
 		}
 	case "postgres":
+		if c.Storage.PostgresURL == "" {
+			return bad("storage.postgres_url", "this data directory's database is PostgreSQL (storage.driver): set PHIVAULT_POSTGRES or --postgres to its URL")
+		}
 		u, err := url.Parse(c.Storage.PostgresURL)
 		if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
 			return bad("storage.postgres_url (PHIVAULT_POSTGRES, --postgres)", "must be a postgres:// URL")

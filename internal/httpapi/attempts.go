@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	pathpkg "path"
 	"strconv"
 	"strings"
 	"sync"
@@ -49,22 +50,22 @@ import (
 // If that event cannot be made durable, the response becomes 503 with
 // Retry-After (fail closed) and the handler's body is discarded.
 //
-// Audited paths (auditedPath): /fhir (the FHIR API, metadata included;
-// also /FHIR and other case variants, answered 404 by fhirCaseGuard;
-// case variants of the other areas below reach the UI's 404, audited),
-// /auth (sign-in, second factor, sessions, passkeys), /admin (the
-// console and /admin/api), /oauth2 (the SMART authorization server and
-// its launch pages) but its public key set and stylesheet, the
-// transparency log's entry bundles (/log/tile/entries/), and the web
-// UI's pages that show PHI or act on an account: /patients, /portal,
-// /privacy, /sessions, /session, /security, /logout and every POST under
-// /login. Not audited, because they carry neither PHI nor
-// authentication: the UI's sign-in forms (GET /login…), its start page,
-// /trust, /signed-out, /static, the public /log endpoints,
-// /.well-known, /healthz and /readyz. A request that net/http refuses
-// before any handler (a malformed request line or header, headers over
-// the limit, a TLS or header timeout) never reaches these paths and is
-// not audited; connection limits (listener.go) bound those.
+// Audited paths (auditedPath): every path but the public ones below, so
+// a path nobody named (a case variant such as /ADMIN, /fhir;x, a bare
+// /auth, a redirect of //fhir, a scanner's guess) leaves an event like
+// any other request: /fhir (also /FHIR and other case variants, answered
+// 404 by fhirCaseGuard), /auth, /admin, /oauth2, the transparency log's
+// entry bundles (/log/tile/entries/), the web UI's pages and every
+// unknown route. Not audited, because they carry neither PHI nor
+// authentication, and only for GET and HEAD (publicPath): the UI's start
+// page, sign-in forms (/login, /login/enrol, /login/mfa), /trust,
+// /signed-out and /static/, the public /log endpoints (checkpoint,
+// tiles, proofs), the SMART configuration, key set and stylesheets under
+// /oauth2/assets/, /healthz, /readyz, /favicon.ico and /robots.txt. A
+// request that net/http refuses before any handler (a malformed request
+// line or header, headers over the limit, a TLS or header timeout)
+// never reaches these paths and is not audited; connection limits
+// (listener.go) bound those.
 //
 // Floods: the generic events of requests that ended unauthenticated take
 // a token from the per-address attempt limit (package attempt); without
@@ -163,42 +164,32 @@ func notePrincipal(r *http.Request, p authn.Principal) {
 	NoteAgent(r.Context(), a)
 }
 
-// auditedCaseVariant reports whether path's first segment is an audited
-// area (fhir, auth, admin, oauth2) spelt in another case: no route
-// answers it (paths are case-sensitive), but the attempt is recorded.
-func auditedCaseVariant(path string) bool {
-	seg, _, _ := strings.Cut(strings.TrimPrefix(path, "/"), "/")
-	for _, a := range []string{"fhir", "auth", "admin", "oauth2"} {
-		if seg != a && strings.EqualFold(seg, a) {
-			return true
-		}
-	}
-	return false
-}
-
-// auditedPath reports whether a request to path must leave an event.
+// auditedPath reports whether a request to path must leave an event:
+// all but the public paths (fail closed).
 func auditedPath(method, path string) bool {
-	switch {
-	case path == "/fhir" || strings.HasPrefix(path, "/fhir/"), auditedCaseVariant(path),
-		strings.HasPrefix(path, "/auth/"),
-		path == "/admin" || strings.HasPrefix(path, "/admin/"),
-		strings.HasPrefix(path, "/log/tile/entries/"):
-		return true
-	case strings.HasPrefix(path, "/oauth2/"):
-		return !strings.HasPrefix(path, "/oauth2/assets/") && path != smart.JWKSPath
-	case path == "/login" || strings.HasPrefix(path, "/login/"):
-		return method != http.MethodGet && method != http.MethodHead
+	return !publicPath(method, path)
+}
+
+// publicPath reports whether a request is to one of the paths that
+// carry neither PHI nor authentication, with GET or HEAD.
+func publicPath(method, path string) bool {
+	if method != http.MethodGet && method != http.MethodHead || (path != "/" && pathpkg.Clean(path) != path) {
+		return false // a path to clean (/static/../fhir) is redirected: audited
 	}
-	for _, p := range uiAudited {
-		if path == p || strings.HasPrefix(path, p+"/") {
-			return true
-		}
+	switch path {
+	case "/", "/healthz", "/readyz", "/login", "/login/enrol", "/login/mfa", "/signed-out", "/trust",
+		"/favicon.ico", "/robots.txt", "/.well-known/smart-configuration",
+		"/log/checkpoint", "/log/proof/inclusion", "/log/proof/consistency", smart.JWKSPath:
+		return true
+	}
+	switch {
+	case strings.HasPrefix(path, "/static/"), strings.HasPrefix(path, "/oauth2/assets/"):
+		return true
+	case strings.HasPrefix(path, "/log/tile/"):
+		return !strings.HasPrefix(path, "/log/tile/entries/")
 	}
 	return false
 }
-
-// uiAudited are the web UI's areas that show PHI or act on an account.
-var uiAudited = []string{"/patients", "/portal", "/privacy", "/sessions", "/session", "/security", "/logout"}
 
 // outcomeOf maps an HTTP status to an audit outcome.
 func outcomeOf(status int) audit.Outcome {

@@ -87,6 +87,17 @@ func TestAttemptsAudited(t *testing.T) {
 				{"upper-case console", "GET", "/ADMIN/api/users", nil, noAuth, 404, audit.ActionRequest, audit.OutcomeError, ""},
 				{"upper-case sign-in", "POST", "/AUTH/login", nil, noAuth, 404, audit.ActionRequest, audit.OutcomeError, ""},
 				{"mixed-case authorization server", "GET", "/OAuth2/authorize", nil, noAuth, 404, audit.ActionRequest, audit.OutcomeError, ""},
+				// Every path but the public ones is audited (fail closed): the
+				// bare areas, odd spellings, the UI's pages in another case,
+				// the log's entry bundles in another case, a scanner's guess.
+				{"bare sign-in area", "GET", "/auth", nil, noAuth, 404, audit.ActionRequest, audit.OutcomeError, ""},
+				{"bare authorization server", "GET", "/oauth2", nil, noAuth, 404, audit.ActionRequest, audit.OutcomeError, ""},
+				{"FHIR base with a parameter", "GET", "/fhir;x/Patient", nil, nil, 404, audit.ActionRequest, audit.OutcomeError, ""},
+				{"FHIR base with a backslash", "GET", `/fhir\Patient`, nil, nil, 404, audit.ActionRequest, audit.OutcomeError, ""},
+				{"UI page in another case", "GET", "/PATIENTS", nil, noAuth, 404, audit.ActionRequest, audit.OutcomeError, ""},
+				{"entry bundles in another case", "GET", "/LOG/tile/entries/000", nil, noAuth, 404, audit.ActionRequest, audit.OutcomeError, ""},
+				{"a scanner's guess", "GET", "/wp-login.php", nil, noAuth, 404, audit.ActionRequest, audit.OutcomeError, ""},
+				{"POST to a public page", "POST", "/trust", nil, noAuth, 0, audit.ActionRequest, audit.OutcomeError, ""},
 				{"capabilities", "GET", "/fhir/metadata", nil, noAuth, 200, audit.ActionCapabilities, audit.OutcomeSuccess, ""},
 				{"type history", "GET", "/fhir/Patient/_history", nil, nil, 200, audit.ActionHistoryType, audit.OutcomeSuccess, "Patient/" + pid + "/_history/1"},
 				{"system history", "GET", "/fhir/_history", nil, nil, 200, audit.ActionHistorySystem, audit.OutcomeSuccess, "Patient/" + pid + "/_history/1"},

@@ -155,6 +155,14 @@ func TestAttemptNotAuditedPaths(t *testing.T) {
 			t.Errorf("POST %s is not audited", p)
 		}
 	}
+	// Fail closed: every path not named public is audited, whatever its
+	// spelling.
+	for _, p := range []string{"/ADMIN", "/Admin/api/alerts", "/auth", "/oauth2", "/OAUTH2/token", "/fhir;x/Patient", `/fhir\Patient`,
+		"/PATIENTS", "/Login", "/LOG/tile/entries/000", "/log/TILE/entries/000", "//fhir/Patient", "/./fhir/Patient", "/static/../fhir/Patient", "/wp-login.php"} {
+		if !auditedPath(http.MethodGet, p) {
+			t.Errorf("GET %s is not audited", p)
+		}
+	}
 }
 
 // TestFHIRAttempt: the interaction, entity and query of a FHIR path;

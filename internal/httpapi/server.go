@@ -197,7 +197,7 @@ func (s *Server) Handler() http.Handler {
 }
 
 // fhirCaseGuard answers 404 (an OperationOutcome) to a path whose first
-// segment is "fhir" in another case (/FHIR/Patient): paths are
+// segment looks like the FHIR base (/FHIR/Patient, /fhir;x): paths are
 // case-sensitive, and such a request must neither reach the web UI nor
 // go unaudited (auditedPath counts it as a FHIR path).
 func fhirCaseGuard(next http.Handler) http.Handler {
@@ -210,11 +210,12 @@ func fhirCaseGuard(next http.Handler) http.Handler {
 	})
 }
 
-// fhirCaseVariant reports whether path's first segment is "fhir" in a
-// case other than lower case.
+// fhirCaseVariant reports whether path's first segment looks like the
+// FHIR base without being it: "fhir" in another case, or followed by
+// other characters (/fhir;x, /fhir\Patient, /FHIRx).
 func fhirCaseVariant(path string) bool {
 	seg, _, _ := strings.Cut(strings.TrimPrefix(path, "/"), "/")
-	return seg != "fhir" && strings.EqualFold(seg, "fhir")
+	return seg != "fhir" && len(seg) >= 4 && strings.EqualFold(seg[:4], "fhir")
 }
 
 // fhirHandler is the /fhir subtree: limits, negotiation, authentication.

@@ -121,6 +121,12 @@ func (a *AuthRowKey) CheckValue() []byte {
 	return a.MAC("phivault/auth-rows/check-value", "")
 }
 
+// IsCheckValue reports whether v is this key's [AuthRowKey.CheckValue],
+// in constant time.
+func (a *AuthRowKey) IsCheckValue(v []byte) bool {
+	return hmac.Equal(v, a.CheckValue())
+}
+
 // String implements [fmt.Stringer] without key material.
 func (a *AuthRowKey) String() string { return "keys.AuthRowKey{}" }
 
