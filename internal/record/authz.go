@@ -593,6 +593,9 @@ func (cachedOnly) JointMembers(context.Context, string) ([]string, error) {
 // openInTx decrypts v with the key read through tx (no second connection).
 func (s *Service) openInTx(ctx context.Context, tx storage.Tx, v storage.Version) ([]byte, error) {
 	dek, err := s.dekInTx(ctx, tx, v.Owner, nil, false)
+	if errors.Is(err, keys.ErrDecrypt) && !s.keys.KEK().IsKMS() {
+		return nil, tamperedError(v, err) // the key record does not open
+	}
 	if err != nil {
 		return nil, err
 	}
