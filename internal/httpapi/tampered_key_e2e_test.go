@@ -125,3 +125,55 @@ func secondProcess(t *testing.T, s *apitest.Server) *apitest.Server {
 	})
 	return apitest.Attach(s, ts.URL, a, ts.Client())
 }
+
+// TestTamperedKeyAuthzFailsClosedForItsPatientOnly: a physician on the
+// care teams of two patients, one of whose wrapped data key was changed
+// in the database. The decisions that read that patient (its Patient,
+// its CareTeam) fail closed for that patient alone: the physician still
+// reads and searches the other patient's records; nothing of the
+// tampered patient is served.
+func TestTamperedKeyAuthzFailsClosedForItsPatientOnly(t *testing.T) {
+	apitest.Run(t, func(t *testing.T, s *apitest.Server) {
+		good := s.Create(t, patient(uniq(), nil))
+		bad := s.Create(t, patient(uniq(), nil))
+		doc := newActor(t, s, "physician", "")
+		careTeam(t, s, good, doc.fhirUser)
+		careTeam(t, s, bad, doc.fhirUser)
+		goodObs := s.Create(t, observation(good, nil))
+		badObs := s.Create(t, observation(bad, nil))
+
+		db := rawDB(t, s)
+		var wrapped []byte
+		if err := db.QueryRowContext(t.Context(), placeholders(s, "SELECT wrapped FROM keys WHERE owner = ?"), "Patient/"+bad).Scan(&wrapped); err != nil {
+			t.Fatal(err)
+		}
+		wrapped[30] ^= 0x01
+		if _, err := db.ExecContext(t.Context(), placeholders(s, "UPDATE keys SET wrapped = ? WHERE owner = ?"), wrapped, "Patient/"+bad); err != nil {
+			t.Fatal(err)
+		}
+		s = secondProcess(t, s)
+
+		s.Do(t, "GET", "/fhir/Observation/"+goodObs, nil, doc.headers).Want(t, http.StatusOK)
+		s.Do(t, "GET", "/fhir/Patient/"+good, nil, doc.headers).Want(t, http.StatusOK)
+		for _, p := range []string{"/fhir/Observation/" + badObs, "/fhir/Patient/" + bad} {
+			if r := s.Do(t, "GET", p, nil, doc.headers); r.Status == http.StatusOK || r.Status == http.StatusServiceUnavailable {
+				t.Errorf("GET %s: %s, want a refusal or an error (not served, not 'retry later')", p, r)
+			}
+		}
+		for _, p := range []string{"/fhir/Observation?_count=100", "/fhir/Observation?subject=Patient/" + good, "/fhir/Patient?_count=100"} {
+			r := s.Do(t, "GET", p, nil, doc.headers).Want(t, http.StatusOK)
+			ids := map[string]bool{}
+			for _, e := range r.Entries() {
+				res, _ := e["resource"].(map[string]any)
+				id, _ := res["id"].(string)
+				ids[id] = true
+			}
+			if ids[bad] || ids[badObs] {
+				t.Errorf("GET %s served the tampered patient's records: %v", p, r.Entries())
+			}
+			if !ids[goodObs] && !ids[good] {
+				t.Errorf("GET %s did not serve the other patient's records: %v", p, r.Entries())
+			}
+		}
+	})
+}

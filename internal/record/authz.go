@@ -694,6 +694,14 @@ func (s *Service) found(ctx context.Context, q storage.Query) ([]authz.Found, er
 		if errors.Is(err, ErrGone) {
 			continue
 		}
+		if errors.Is(err, ErrTampered) && strings.HasPrefix(v.Owner, "Patient/") {
+			// One patient's tampered row (or key) must not make every
+			// decision of the caller fail: the decision names it, and
+			// decisions about that patient fail on its own reads.
+			s.tamperedOutcome(v)
+			out = append(out, authz.Found{Type: v.Type, ID: v.ID, Owner: v.Owner, Tampered: true})
+			continue
+		}
 		if err != nil {
 			return nil, err
 		}
