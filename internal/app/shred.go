@@ -538,8 +538,10 @@ func (j *epochJob) rewrapAll(ctx context.Context, e storage.KEKEpoch) error {
 					continue
 				}
 				nr, err := j.a.Keys.Rewrap(cur)
-				if errors.Is(err, keys.ErrDecrypt) && errors.Is(j.a.Keys.KEK().Opens(cur), keys.ErrDecrypt) {
-					bad = append(bad, cur) // opens under no key: skip (below)
+				if err != nil && errors.Is(j.a.Keys.KEK().Opens(cur), keys.ErrDecrypt) {
+					// Opens under no key (or an owner no record can
+					// have, which no key opens either): skip (below).
+					bad = append(bad, cur)
 					continue
 				}
 				if err != nil {

@@ -33,6 +33,11 @@ func TestKeysShredEpochTamperedKeyRow(t *testing.T) {
 				planted, random, "Patient/"+pats[2].id)
 			secExec(t, dir, db, "INSERT INTO keys (owner, wrapped, kek_id, created, shredded) SELECT ?, wrapped, kek_id, created, shredded FROM keys WHERE owner = ?",
 				copied, "Patient/"+pats[1].id)
+			// An owner longer than any record can have (re-wrapping
+			// refuses it before it tries to open it).
+			long := "Patient/" + strings.Repeat("x", 2000)
+			secExec(t, dir, db, "INSERT INTO keys (owner, wrapped, kek_id, created, shredded) SELECT ?, wrapped, kek_id, created, shredded FROM keys WHERE owner = ?",
+				long, "Patient/"+pats[1].id)
 
 			srv := secOpenApp(t, dir)
 			ts := httptest.NewServer(srv.Handler())
@@ -92,8 +97,8 @@ func TestKeysShredEpochTamperedKeyRow(t *testing.T) {
 				}
 			}
 			var n int
-			if err := db.QueryRowContext(t.Context(), "SELECT count(*) FROM authz_alerts WHERE kind = 'key-row-tampered'").Scan(&n); err != nil || n != 2 {
-				t.Errorf("key-row alerts: %d, %v; want 2 (no genuine record named)", n, err)
+			if err := db.QueryRowContext(t.Context(), "SELECT count(*) FROM authz_alerts WHERE kind = 'key-row-tampered'").Scan(&n); err != nil || n != 3 {
+				t.Errorf("key-row alerts: %d, %v; want 3 (no genuine record named)", n, err)
 			}
 			// The genuine patients are untouched.
 			srv.Keys.SetKEK(secKEK(t, kekPath))
