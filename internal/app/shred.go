@@ -224,7 +224,15 @@ func (j *epochJob) skip(ctx context.Context, kek *keys.KEK, rec storage.KeyRecor
 		j.skipped = map[string]uint32{}
 	}
 	if _, ok := j.skipped[rec.Owner]; !ok {
-		j.a.keyRowAlarm(ctx, rec)
+		switch n := len(j.skipped); {
+		case n < maxKeyRowAlarms:
+			j.a.keyRowAlarm(ctx, rec)
+		case n == maxKeyRowAlarms:
+			// A flood of planted rows: the first ones are named, the
+			// rest only counted (verify lists them).
+			j.a.logger.Error("integrity alarm: more key records open under no key of the key file; the KEK epoch skips them: run phivault verify (docs/operations.md)",
+				slog.Int("named", maxKeyRowAlarms))
+		}
 	}
 	j.skipped[rec.Owner] = rec.KEKID
 	j.rep.Tampered = len(j.skipped)
@@ -725,6 +733,11 @@ func (a *App) keyRowAlarm(ctx context.Context, rec storage.KeyRecord) {
 		a.logger.Error("integrity alarm could not be recorded", slog.String("owner", owner), slog.String("error", err.Error()))
 	}
 }
+
+// maxKeyRowAlarms bounds the key records one epoch run names with an
+// alarm (log line, audit event, alert): the database writes and log
+// lines stay bounded whatever was planted.
+const maxKeyRowAlarms = 1000
 
 // alertKeyRowTampered is the alert kind of a key record that opens under
 // no key of the key file.
