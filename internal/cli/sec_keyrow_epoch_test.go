@@ -108,11 +108,26 @@ func TestKeysShredEpochTamperedKeyRow(t *testing.T) {
 				}
 			}
 
+			// A row planted under the key of an epoch in progress is
+			// not re-wrapped: the check under that key alone meets it,
+			// and skips it too.
+			secMustRun(t, "keys", "shred-epoch", "--force", "--add-key-only", "--data", dir)
+			k2 := secKEK(t, kekPath)
+			secExec(t, dir, db, "INSERT INTO keys (owner, wrapped, kek_id, created, shredded) SELECT ?, ?, ?, created, shredded FROM keys WHERE owner = ?",
+				planted+"c", random, int64(k2.PrimaryID()), "Patient/"+pats[2].id)
+			out = secMustRun(t, "keys", "shred-epoch", "--data", dir).stdout
+			if !strings.Contains(out, "destroyed 1 KEK keys") {
+				t.Fatalf("shred-epoch with a row planted under the epoch's key did not destroy the retired key:\n%s", out)
+			}
+			if err := db.QueryRowContext(t.Context(), secPH(dir, t, "SELECT count(*) FROM authz_alerts WHERE kind = 'key-row-tampered' AND ref = ?"), "key/"+planted+"c").Scan(&n); err != nil || n != 1 {
+				t.Errorf("alerts naming the row planted under the epoch's key: %d, %v; want 1", n, err)
+			}
+
 			v := secRun(t, "verify", "--data", dir)
 			if v.code == 0 {
 				t.Fatalf("verify exited 0 with tampered key rows:\n%s", v.stdout)
 			}
-			for _, o := range []string{planted, copied} {
+			for _, o := range []string{planted, copied, planted + "c"} {
 				if !strings.Contains(v.stdout, o) {
 					t.Errorf("verify does not name the key row of %s:\n%s", o, v.stdout)
 				}
