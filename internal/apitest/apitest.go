@@ -126,6 +126,13 @@ func StartWith(t testing.TB, driver string, edit func(*config.Config), opts ...a
 	return &Server{URL: ts.URL, Driver: driver, App: a, client: client, token: secret.Reveal(), logs: logs}
 }
 
+// Attach returns a Server for another process a on s's database (as a
+// fleet runs them), served at url through client, sending s's token.
+func Attach(s *Server, url string, a *app.App, client *http.Client) *Server {
+	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &Server{URL: url, Driver: s.Driver, App: a, client: client, token: s.token, logs: s.logs}
+}
+
 // Token returns the bearer token the server's client sends.
 func (s *Server) Token() string { return s.token }
 

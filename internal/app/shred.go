@@ -2,6 +2,8 @@ package app
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -88,6 +90,10 @@ type EpochOptions struct {
 type EpochReport struct {
 	// Epoch is the epoch this run started or resumed (zero if none).
 	Epoch storage.KEKEpoch
+	// Tampered counts the live key records this run skipped because
+	// they open under no key of the key file (each raised an integrity
+	// alarm naming its owner).
+	Tampered int
 	// Started is true when this run began Epoch.
 	Started bool
 	// Rewrapped counts key records re-wrapped by this run.
@@ -198,6 +204,39 @@ type epochJob struct {
 	holder string
 	o      EpochOptions
 	rep    EpochReport
+	// skipped holds the live key records of this run that open under
+	// no key of the key file (owner to the KEK id they name): they
+	// protect nothing the key file can open, so they block nothing.
+	skipped map[string]uint32
+}
+
+// skip checks rec, a live key record the job could not re-wrap, check or
+// leave in place: if it opens under no key of kek (a planted row, a copy
+// of another owner's wrapped key, damage) it is tampered; the job names
+// it (integrity alarm) and skips it, and skip reports true. A record
+// that opens under any key of the file, retired ones included, is never
+// skipped: the job then fails as before and nothing is destroyed.
+func (j *epochJob) skip(ctx context.Context, kek *keys.KEK, rec storage.KeyRecord) bool {
+	if rec.Shredded || !errors.Is(kek.Opens(rec), keys.ErrDecrypt) {
+		return false
+	}
+	if j.skipped == nil {
+		j.skipped = map[string]uint32{}
+	}
+	if _, ok := j.skipped[rec.Owner]; !ok {
+		switch n := len(j.skipped); {
+		case n < maxKeyRowAlarms:
+			j.a.keyRowAlarm(ctx, rec)
+		case n == maxKeyRowAlarms:
+			// A flood of planted rows: the first ones are named, the
+			// rest only counted (verify lists them).
+			j.a.logger.Error("integrity alarm: more key records open under no key of the key file; the KEK epoch skips them: run phivault verify (docs/operations.md)",
+				slog.Int("named", maxKeyRowAlarms))
+		}
+	}
+	j.skipped[rec.Owner] = rec.KEKID
+	j.rep.Tampered = len(j.skipped)
+	return true
 }
 
 // RunKEKEpoch runs the KEK epoch job once: it resumes an interrupted
@@ -435,8 +474,19 @@ func (j *epochJob) rewrap(ctx context.Context, e storage.KEKEpoch) (storage.KEKE
 				return err
 			}
 			n, err := tx.CountNotUnder(ctx, e.KEKID)
-			if err != nil || n > 0 {
+			if err != nil {
 				return err
+			}
+			// Skipped records open under no key: they hold nothing the
+			// retired keys protect. destroyDue checks every record
+			// again, against the key file, before it destroys a key.
+			for _, id := range j.skipped {
+				if id != e.KEKID {
+					n--
+				}
+			}
+			if n > 0 {
+				return nil
 			}
 			now := j.now()
 			cur.State, cur.Rewrapped = storage.EpochRetained, now
@@ -484,8 +534,9 @@ func (j *epochJob) rewrapAll(ctx context.Context, e storage.KEKEpoch) error {
 		}
 		batch := owners[done:min(done+epochBatch, len(owners))]
 		var n int64
+		var bad []storage.KeyRecord
 		err := j.a.Store.Update(ctx, func(tx storage.Tx) error {
-			n = 0
+			n, bad = 0, nil
 			for _, o := range batch {
 				cur, err := tx.Key(ctx, o)
 				if err != nil {
@@ -495,6 +546,12 @@ func (j *epochJob) rewrapAll(ctx context.Context, e storage.KEKEpoch) error {
 					continue
 				}
 				nr, err := j.a.Keys.Rewrap(cur)
+				if err != nil && errors.Is(j.a.Keys.KEK().Opens(cur), keys.ErrDecrypt) {
+					// Opens under no key (or an owner no record can
+					// have, which no key opens either): skip (below).
+					bad = append(bad, cur)
+					continue
+				}
 				if err != nil {
 					return fmt.Errorf("re-wrapping the key of %s: %w", o, err)
 				}
@@ -507,6 +564,11 @@ func (j *epochJob) rewrapAll(ctx context.Context, e storage.KEKEpoch) error {
 		})
 		if err != nil {
 			return err
+		}
+		for _, r := range bad {
+			if !j.skip(ctx, j.a.Keys.KEK(), r) {
+				return fmt.Errorf("re-wrapping the key of %s: %w", r.Owner, keys.ErrDecrypt)
+			}
 		}
 		j.rep.Rewrapped += n
 		done += len(batch)
@@ -528,6 +590,9 @@ func (j *epochJob) check(ctx context.Context, kek *keys.KEK, e storage.KEKEpoch)
 			return nil // not live, or caught by the count
 		}
 		if err := kek.CheckWrappedByPrimary(r); err != nil {
+			if errors.Is(err, keys.ErrDecrypt) && j.skip(ctx, kek, r) {
+				return nil // opens under no key of the file: tampered
+			}
 			return fmt.Errorf("KEK epoch %d: the key of %s does not open under the new KEK alone; nothing is destroyed: %w", e.Epoch, r.Owner, err)
 		}
 		n++
@@ -571,14 +636,26 @@ func (j *epochJob) destroyDue(ctx context.Context) error {
 	}
 	slices.Sort(ids)
 	// The fence keeps new records off retired keys; this scan makes sure
-	// none is left from before (it would lose its data).
+	// none is left from before (it would lose its data). A record that
+	// opens under no key of the file, retired ones included, loses
+	// nothing: it is named and skipped.
+	file, err := j.reopen(ctx)
+	if err != nil {
+		return err
+	}
+	var left []storage.KeyRecord
 	if err := j.a.Store.ScanKeys(ctx, func(r storage.KeyRecord) error {
 		if !r.Shredded && slices.Contains(ids, r.KEKID) {
-			return fmt.Errorf("the key of %s is still wrapped under retired KEK key %d; nothing is destroyed", r.Owner, r.KEKID)
+			left = append(left, r)
 		}
 		return nil
 	}); err != nil {
 		return err
+	}
+	for _, r := range left {
+		if !j.skip(ctx, file, r) {
+			return fmt.Errorf("the key of %s is still wrapped under retired KEK key %d; nothing is destroyed", r.Owner, r.KEKID)
+		}
 	}
 	if err := j.beat(ctx, j.rep.Epoch.Epoch); err != nil {
 		return err
@@ -629,6 +706,42 @@ func (j *epochJob) destroyDue(ctx context.Context) error {
 		return nil
 	})
 }
+
+// keyRowAlarm raises the integrity alarm of a live key record that opens
+// under no key of the key file: an error log line every time, and once
+// per record an audit event and a high-priority alert in the security
+// administrators' console (docs/operations.md).
+func (a *App) keyRowAlarm(ctx context.Context, rec storage.KeyRecord) {
+	owner := safeID(rec.Owner)
+	a.logger.Error("integrity alarm: a key record opens under no key of the key file (planted, copied from another owner, or damaged); the KEK epoch skips it: run phivault verify (docs/operations.md)",
+		slog.String("owner", owner), slog.Uint64("kek", uint64(rec.KEKID)))
+	sq, err := a.sqlStore()
+	if err != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), alarmTimeout)
+	defer cancel()
+	now := time.Now()
+	ref := "key/" + owner
+	sum := sha256.Sum256(rec.Wrapped)
+	ev, err := a.Log.Seal(audit.Event{Time: now, Action: audit.ActionKeyRowTampered, Outcome: audit.OutcomeError,
+		Agent: audit.Agent{User: "phivault", Client: a.holder}, Entities: []string{ref}})
+	if err == nil {
+		err = sq.RaiseIntegrityAlert(ctx, "keyrow:"+hex.EncodeToString(sum[:12])+":"+owner, alertKeyRowTampered, ref, now, ev)
+	}
+	if err != nil {
+		a.logger.Error("integrity alarm could not be recorded", slog.String("owner", owner), slog.String("error", err.Error()))
+	}
+}
+
+// maxKeyRowAlarms bounds the key records one epoch run names with an
+// alarm (log line, audit event, alert): the database writes and log
+// lines stay bounded whatever was planted.
+const maxKeyRowAlarms = 1000
+
+// alertKeyRowTampered is the alert kind of a key record that opens under
+// no key of the key file.
+const alertKeyRowTampered = "key-row-tampered"
 
 // compact asks the database to drop the old bytes of key records.
 func (j *epochJob) compact(ctx context.Context) error {

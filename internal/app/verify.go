@@ -9,6 +9,7 @@ import (
 
 	"github.com/phivault/phivault/internal/audit"
 	"github.com/phivault/phivault/internal/audit/merkle"
+	"github.com/phivault/phivault/internal/keys"
 	"github.com/phivault/phivault/internal/ledger"
 	"github.com/phivault/phivault/internal/record"
 	"github.com/phivault/phivault/internal/storage"
@@ -137,9 +138,17 @@ func (a *App) verifyData(ctx context.Context, progress func(), baseline func(con
 // erasure that missed it).
 func (a *App) checkJointOwners(ctx context.Context, r *ledger.Report) error {
 	erased := map[string]bool{}
+	kek := a.Keys.KEK()
 	err := a.Store.ScanKeys(ctx, func(k storage.KeyRecord) error {
 		if k.Shredded && strings.HasPrefix(k.Owner, "Patient/") {
 			erased[k.Owner] = true
+		}
+		// Every live key record must open under the key file: one
+		// that does not (planted, copied from another owner, damaged)
+		// protects nothing, and a KEK epoch skips it with an alarm.
+		if !k.Shredded && errors.Is(kek.Opens(k), keys.ErrDecrypt) {
+			r.Add(ledger.Problem{Ref: safeID(k.Owner), Kind: ledger.KindKey,
+				Detail: "the key record opens under no key of the key file (planted, copied from another owner, or damaged)"})
 		}
 		return nil
 	})

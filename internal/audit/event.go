@@ -155,6 +155,11 @@ const (
 	// access had a missing or wrong MAC and was refused (ADR 0022).
 	// Entities carry "<table>/<row id>", never a secret.
 	ActionAuthRowRefused Action = "auth-row-refused"
+	// ActionKeyRowTampered is an integrity alarm: a live row of the keys
+	// table opens under no key of the key file (planted, copied from
+	// another owner, or damaged), so a KEK epoch skipped it (ADR 0015).
+	// Entities carry "key/<owner>".
+	ActionKeyRowTampered Action = "key-row-tampered"
 )
 
 // Attempts (DESIGN §6: every request to /fhir, /auth, /admin leaves an

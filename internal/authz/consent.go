@@ -595,3 +595,29 @@ func intersects(a, b []string) bool {
 	}
 	return false
 }
+
+// namesAnyActor reports whether a provision of one of consents names one
+// of refs as an actor.
+func namesAnyActor(consents []Consent, refs []string) bool {
+	if len(refs) == 0 {
+		return false
+	}
+	var walk func(p *Provision) bool
+	walk = func(p *Provision) bool {
+		if p == nil {
+			return false
+		}
+		for _, a := range p.Actors {
+			if slices.Contains(refs, a) {
+				return true
+			}
+		}
+		return slices.ContainsFunc(p.Children, walk)
+	}
+	for _, c := range consents {
+		if walk(c.Root) {
+			return true
+		}
+	}
+	return false
+}

@@ -317,3 +317,38 @@ func TestTooManyLabels(t *testing.T) {
 		t.Fatal("65 labels read without error")
 	}
 }
+
+// A care team naming the user whose content failed its integrity check
+// (its patient's row or data key was changed in the database, SRE
+// re-test F2) gives no relationship with its patient, fails no decision
+// about another patient, and makes a consent that names it deny (it
+// might have applied).
+func TestTamperedCareTeamFailsClosedForItsPatientOnly(t *testing.T) {
+	ct := func(id, pid string) Found {
+		return Found{Type: "CareTeam", ID: id, Owner: "Patient/" + pid,
+			JSON: []byte(`{"resourceType":"CareTeam","status":"active","subject":{"reference":"Patient/` + pid + `"},"participant":[{"member":{"reference":"Practitioner/pr"}}]}`)}
+	}
+	denyC1 := map[string]any{"type": "permit", "provision": []any{map[string]any{"type": "deny",
+		"actor": []any{map[string]any{"role": map[string]any{"coding": []any{map[string]any{"code": "PRCP"}}}, "reference": map[string]any{"reference": "CareTeam/c1"}}}}}}
+	src := &memSource{res: []Found{
+		{Type: "CareTeam", ID: "c1", Owner: "Patient/p1", Tampered: true},
+		ct("c2", "p2"), ct("c3", "p3"),
+		{Type: "Consent", ID: "k3", Owner: "Patient/p3", JSON: consentJSONFor(t, "Patient/p3", denyC1)}}}
+	a, p := testAuthorizer(t, src, nil, nil)
+	for _, tc := range []struct {
+		owner string
+		allow bool
+	}{{"Patient/p1", false}, {"Patient/p2", true}, {"Patient/p3", false}} {
+		d, err := a.Decide(t.Context(), p, Read, Target{Type: "Observation", Owner: tc.owner})
+		if err != nil || d.Allowed != tc.allow {
+			t.Errorf("%s: %+v %v, want allowed=%t without error", tc.owner, d, err, tc.allow)
+		}
+	}
+	f, err := a.Narrow(t.Context(), p, Search, "Observation")
+	if err != nil {
+		t.Fatalf("narrowing with a tampered care team among the user's: %v", err)
+	}
+	if !slices.Contains(f.Owners, "Patient/p2") || slices.Contains(f.Owners, "Patient/p1") || slices.Contains(f.Owners, "Patient/p3") {
+		t.Fatalf("filter %+v: want p2 only", f)
+	}
+}

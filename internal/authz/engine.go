@@ -389,7 +389,7 @@ func (a *Authorizer) eval(s *subject, action Action, t Target, pf *PatientFacts)
 		}
 		if s.patient != pf.Ref { // a patient's own consent does not bind the patient
 			// A consent that could not be read denies (fail closed).
-			consentDeny = pf.Undecidable
+			consentDeny = pf.Undecidable || namesAnyActor(pf.Consents, s.facts.Unverified)
 			cr := ConsentRequest{Actors: s.actors, Type: t.Type, Labels: t.Labels, Now: now, Probe: t.probe,
 				Actions: ConsentActions(action, s.p), Purpose: purposeOfUse(s.p.Roles, breakGlass)}
 			if t.Body != nil && len(pf.Consents) > 0 {

@@ -30,7 +30,8 @@ func (m *memSource) Referencing(_ context.Context, typ, param, ref string, limit
 	}
 	var out []Found
 	for _, f := range m.res {
-		if f.Type == typ && (containsRef(f.JSON, ref)) {
+		// A tampered row stands for an index hit whose content is unread.
+		if f.Type == typ && (f.Tampered || containsRef(f.JSON, ref)) {
 			out = append(out, f)
 		}
 	}

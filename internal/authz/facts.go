@@ -14,6 +14,11 @@ type Found struct {
 	Type, ID string
 	Owner    string // storage.Version.Owner: "Patient/<id>" or "org"
 	JSON     []byte
+	// Tampered is set, and JSON nil, for a version of a patient that
+	// failed its integrity check (its row, or its key record, was
+	// changed in the database). It names no relationship; a reader
+	// that needs its content fails closed (nil is not JSON).
+	Tampered bool
 }
 
 // maxRelations bounds the resources read to build one user's facts
@@ -37,10 +42,14 @@ type UserFacts struct {
 	// part of (Organization.partOf), sorted: consent actors match them.
 	Roles         []string
 	Organizations []string
-	CareTeams     []string        // "CareTeam/<id>", sorted
-	CareTeamOf    map[string]bool // patient owner -> active care-team member
-	EncounterOf   map[string]bool // patient owner -> encounter participant
-	Grants        []Grant         // unexpired break-the-glass grants at load time
+	CareTeams     []string // "CareTeam/<id>", sorted
+	// Unverified are the "CareTeam/<id>" naming the user whose content
+	// failed its integrity check: the user is not taken as a member,
+	// and a consent naming one denies (it might have applied).
+	Unverified  []string
+	CareTeamOf  map[string]bool // patient owner -> active care-team member
+	EncounterOf map[string]bool // patient owner -> encounter participant
+	Grants      []Grant         // unexpired break-the-glass grants at load time
 }
 
 // Related returns the patient owners the user has a treatment
@@ -386,6 +395,10 @@ func userFacts(fhirUser string, roles, careTeams, encounters []Found, now time.T
 		}
 	}
 	for _, f := range careTeams {
+		if f.Tampered {
+			uf.Unverified = append(uf.Unverified, "CareTeam/"+f.ID)
+			continue
+		}
 		var ct careTeamJSON
 		if err := json.Unmarshal(f.JSON, &ct); err != nil {
 			return UserFacts{}, fmt.Errorf("reading CareTeam/%s: %w", f.ID, ErrUndecidable)
@@ -405,6 +418,9 @@ func userFacts(fhirUser string, roles, careTeams, encounters []Found, now time.T
 		}
 	}
 	for _, f := range encounters {
+		if f.Tampered {
+			continue // no participation shown: no relationship
+		}
 		var e encounterJSON
 		if err := json.Unmarshal(f.JSON, &e); err != nil {
 			return UserFacts{}, fmt.Errorf("reading Encounter/%s: %w", f.ID, ErrUndecidable)

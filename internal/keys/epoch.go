@@ -166,3 +166,17 @@ func (k *Keyring) ReloadKEK(accept func(primary uint32) bool) (bool, error) {
 	k.kek.Store(nk)
 	return true, nil
 }
+
+// Opens reports whether rec's wrapped keyset opens under any key of the
+// KEK (for a key file: every key it holds, retired ones included, not
+// only the one rec.KEKID names). The error wraps [ErrShredded] or
+// [ErrDecrypt]; a live record failing with ErrDecrypt protects nothing
+// this KEK can open (tampered, planted, copied from another owner, or
+// wrapped under a key already destroyed).
+func (k *KEK) Opens(rec storage.KeyRecord) error {
+	if err := checkLive(rec); err != nil {
+		return err
+	}
+	_, err := k.unwrap(rec.Wrapped, rec.Owner)
+	return err
+}

@@ -593,6 +593,9 @@ func (cachedOnly) JointMembers(context.Context, string) ([]string, error) {
 // openInTx decrypts v with the key read through tx (no second connection).
 func (s *Service) openInTx(ctx context.Context, tx storage.Tx, v storage.Version) ([]byte, error) {
 	dek, err := s.dekInTx(ctx, tx, v.Owner, nil, false)
+	if errors.Is(err, keys.ErrDecrypt) && !s.keys.KEK().IsKMS() {
+		return nil, tamperedError(v, err) // the key record does not open
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -689,6 +692,14 @@ func (s *Service) found(ctx context.Context, q storage.Query) ([]authz.Found, er
 	for _, v := range r.Versions {
 		body, err := s.open(ctx, v)
 		if errors.Is(err, ErrGone) {
+			continue
+		}
+		if errors.Is(err, ErrTampered) && strings.HasPrefix(v.Owner, "Patient/") {
+			// One patient's tampered row (or key) must not make every
+			// decision of the caller fail: the decision names it, and
+			// decisions about that patient fail on its own reads.
+			s.tamperedOutcome(v)
+			out = append(out, authz.Found{Type: v.Type, ID: v.ID, Owner: v.Owner, Tampered: true})
 			continue
 		}
 		if err != nil {

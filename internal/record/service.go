@@ -304,6 +304,15 @@ func (s *Service) open(ctx context.Context, v storage.Version) ([]byte, error) {
 		if errors.Is(err, keys.ErrShredded) {
 			return nil, gone("this patient's record was erased")
 		}
+		if errors.Is(err, keys.ErrDecrypt) && !s.keys.KEK().IsKMS() {
+			// The key record does not open under the key file, even
+			// read afresh: tampered, like a row that fails to open (a
+			// KMS's failures look the same, so they stay unavailable).
+			if fresh {
+				return nil, tamperedError(v, err)
+			}
+			continue
+		}
 		if err != nil {
 			return nil, unavailable(fmt.Errorf("loading key for %s/%s: %w", v.Type, v.ID, err))
 		}

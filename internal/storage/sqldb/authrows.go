@@ -326,18 +326,27 @@ func blessUsers(ctx context.Context, t *tx, key RowAuth) (int, error) {
 // transaction. table and id name the row only; no secret is passed.
 func (s *Store) RaiseAuthRowAlert(ctx context.Context, table, id string, now time.Time, audit storage.AuditRecord) error {
 	ref := table + "/" + id
-	if err := validText("auth row alert", ref); err != nil {
-		return err
+	return s.RaiseIntegrityAlert(ctx, "authrow:"+ref, "auth-row-tampered", ref, now, audit)
+}
+
+// RaiseIntegrityAlert raises a high-priority alert of kind naming ref in
+// the security administrators' console and appends audit, once per id:
+// an alert raised before is left as it is and no second event is added.
+func (s *Store) RaiseIntegrityAlert(ctx context.Context, id, kind, ref string, now time.Time, audit storage.AuditRecord) error {
+	for _, v := range []string{id, kind, ref} {
+		if err := validText("integrity alert", v); err != nil {
+			return err
+		}
 	}
 	return s.Update(ctx, func(stx storage.Tx) error {
 		t := stx.(*tx)
 		res, err := t.exec(ctx, `INSERT INTO authz_alerts (id, kind, priority, user_id, patient, ref, created) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
-			"authrow:"+ref, "auth-row-tampered", "high", "", "", ref, now.UnixMicro())
+			id, kind, "high", "", "", ref, now.UnixMicro())
 		if err != nil {
-			return t.s.translate("auth row alert", err)
+			return t.s.translate("integrity alert", err)
 		}
 		if n, err := res.RowsAffected(); err != nil || n == 0 {
-			return t.s.translate("auth row alert", err) // raised before: no second event
+			return t.s.translate("integrity alert", err) // raised before: no second event
 		}
 		return t.AppendAudit(ctx, audit)
 	})
