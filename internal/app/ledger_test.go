@@ -17,8 +17,9 @@ import (
 	"github.com/phivault/phivault/internal/storage/postgres/pgtest"
 )
 
-// openLedgerApp opens a fresh instance on SQLite or PostgreSQL.
-func openLedgerApp(t *testing.T, driver string) *app.App {
+// freshConfig is a new data directory (key file, resolved paths) on
+// SQLite or on a new PostgreSQL database.
+func freshConfig(t *testing.T, driver string) config.Config {
 	t.Helper()
 	dir := t.TempDir()
 	if err := os.Mkdir(filepath.Join(dir, "keys"), 0o700); err != nil {
@@ -32,6 +33,13 @@ func openLedgerApp(t *testing.T, driver string) *app.App {
 	if err := keys.CreateKeyFile(c.Keys.KeyFile); err != nil {
 		t.Fatal(err)
 	}
+	return c
+}
+
+// openLedgerApp opens a fresh instance on SQLite or PostgreSQL.
+func openLedgerApp(t *testing.T, driver string) *app.App {
+	t.Helper()
+	c := freshConfig(t, driver)
 	a, err := app.Open(t.Context(), c, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)

@@ -12,8 +12,6 @@ import (
 
 	"github.com/phivault/phivault/internal/app"
 	"github.com/phivault/phivault/internal/config"
-	"github.com/phivault/phivault/internal/keys"
-	"github.com/phivault/phivault/internal/storage/postgres/pgtest"
 )
 
 // TestAuthRowsKeyDeletedRefused: a database writer who deletes the
@@ -25,18 +23,7 @@ import (
 func TestAuthRowsKeyDeletedRefused(t *testing.T) {
 	for _, driver := range []string{"sqlite", "postgres"} {
 		t.Run(driver, func(t *testing.T) {
-			dir := t.TempDir()
-			if err := os.Mkdir(filepath.Join(dir, "keys"), 0o700); err != nil {
-				t.Fatal(err)
-			}
-			c := config.Default(dir)
-			if driver == "postgres" {
-				c.Storage = config.Storage{Driver: "postgres", PostgresURL: pgtest.NewDatabase(t)}
-			}
-			c = c.Resolved()
-			if err := keys.CreateKeyFile(c.Keys.KeyFile); err != nil {
-				t.Fatal(err)
-			}
+			c := freshConfig(t, driver)
 			open := func() (*app.App, error) {
 				return app.Open(t.Context(), c, slog.New(slog.DiscardHandler))
 			}
