@@ -13,7 +13,8 @@ import (
 
 // TestEraseRacingWritesLeavesNothing erases a patient while writers on
 // two processes of a fleet (two app.Open on one database) create and
-// update the patient's Observations. A write that raced the erasure used
+// update the patient's Observations (single writes and transaction
+// Bundles). A write that raced the erasure used
 // to commit after it on PostgreSQL (it had read the key record before
 // the erasure destroyed it): live versions with ciphertext, emptied
 // versions without a delete marker, index rows, and "phivault verify"
@@ -35,6 +36,9 @@ func TestEraseRacingWritesLeavesNothing(t *testing.T) {
 				fleet = append(fleet, secFHIR{t: t, base: ts.URL, token: token, client: ts.Client()})
 			}
 			obs := fmt.Sprintf(`{"resourceType":"Observation","status":"final","code":{"coding":[{"system":"http://loinc.org","code":"8302-2"}]},"subject":{"reference":%q}}`, owner)
+
+			entry := fmt.Sprintf(`{"resource":%s,"request":{"method":"POST","url":"Observation"}}`, obs)
+			txBundle := `{"resourceType":"Bundle","type":"transaction","entry":[` + entry + `,` + entry + `]}`
 
 			// send is secFHIR.do without t.Fatal (it runs in goroutines).
 			send := func(f secFHIR, method, path string, body []byte) (int, []byte, error) {
@@ -72,7 +76,11 @@ func TestEraseRacingWritesLeavesNothing(t *testing.T) {
 					refusals, notified := 0, false
 					for i := 0; refusals < 3 && i < 2000; i++ {
 						method, path, body := http.MethodPost, "Observation", []byte(obs)
-						if mine != "" && i%2 == 1 {
+						switch {
+						case i%3 == 2:
+							// A transaction Bundle: two creates in one transaction.
+							method, path, body = http.MethodPost, "", []byte(txBundle)
+						case mine != "" && i%3 == 1:
 							method, path = http.MethodPut, "Observation/"+mine
 							var m map[string]any
 							_ = json.Unmarshal(body, &m)
@@ -88,7 +96,7 @@ func TestEraseRacingWritesLeavesNothing(t *testing.T) {
 							return
 						case code == http.StatusCreated || code == http.StatusOK:
 							ok.Add(1)
-							if method == http.MethodPost {
+							if method == http.MethodPost && path != "" {
 								var r struct{ ID string }
 								if json.Unmarshal(resp, &r) == nil {
 									mine = r.ID
