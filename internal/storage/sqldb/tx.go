@@ -5,7 +5,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"slices"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -129,8 +131,18 @@ func (t *tx) noteLive(owner string) {
 
 // ownerLock names the lock that serialises writes of an owner's
 // versions against the owner's erasure: writes take it shared
-// (holdOwner), shredOne exclusively.
-func ownerLock(owner string) string { return "owner-key/" + owner }
+// (holdOwner), shredOne exclusively. Owners share ownerLocks locks (by
+// hash), so a transaction Bundle naming thousands of patients holds at
+// most that many (PostgreSQL's lock table is bounded); an erasure then
+// also waits for the writes of the other owners of its lock, which
+// never wait for each other.
+func ownerLock(owner string) string {
+	h := fnv.New64a()
+	h.Write([]byte(owner))
+	return "owner-key/" + strconv.FormatUint(h.Sum64()%ownerLocks, 10)
+}
+
+const ownerLocks = 256
 
 // holdOwner takes owner's lock shared until commit (a no-op on engines
 // with a single writer). It is taken before the key record is read, so
