@@ -239,6 +239,14 @@ func (s *Service) Erase(ctx context.Context, c Caller, id string) (int64, error)
 		if rec.Shredded {
 			return gone("this patient's record was already erased")
 		}
+		// The patient's key goes first: a write that creates a joint key
+		// naming the patient reads (and, on PostgreSQL, locks) the
+		// patient's key record in its transaction, so it has committed
+		// by now (and its joint owner is listed below) or it will find
+		// the record shredded.
+		if n, err = tx.ShredOwner(ctx, owner); err != nil {
+			return err
+		}
 		// Joint owners created since the check: their rows are checked
 		// in the transaction (the others were judged above).
 		listed, err := tx.JointOwnersOf(ctx, owner)
@@ -264,9 +272,6 @@ func (s *Service) Erase(ctx context.Context, c Caller, id string) (int64, error)
 			joints[j] = true
 		}
 		shredded := slices.Sorted(maps.Keys(joints))
-		if n, err = tx.ShredOwner(ctx, owner); err != nil {
-			return err
-		}
 		for _, j := range shredded {
 			k, err := tx.ShredOwner(ctx, j)
 			if err != nil {

@@ -362,6 +362,8 @@ func storageError(err error) error {
 		return e
 	case errors.Is(err, storage.ErrNotFound):
 		return notFound("resource not found")
+	case errors.Is(err, storage.ErrErased):
+		return gone("this patient's record was erased")
 	case errors.Is(err, storage.ErrConflict):
 		return failCause(http.StatusConflict, ErrConflict, "conflict", "the resource was changed concurrently; retry", err)
 	case errors.Is(err, storage.ErrUnavailable), errors.Is(err, audit.ErrUnavailable):

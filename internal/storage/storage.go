@@ -43,6 +43,11 @@ var (
 	// with cp while it was written). Nothing was served from it: restore
 	// a backup.
 	ErrCorrupt = errors.New("storage: database is corrupt")
+
+	// ErrErased means a write stored a version for an owner whose key
+	// record is shredded (the patient was erased, ADR 0015): nothing was
+	// written. The FHIR layer answers 410, as for reads of erased data.
+	ErrErased = errors.New("storage: the owner's record was erased")
 )
 
 // IntegrityChecker is a store that can run its engine's full integrity
@@ -229,7 +234,9 @@ type VersionRef struct {
 // Tx is a write transaction. It is not safe for concurrent use.
 type Tx interface {
 	// Current, VersionOf, Search and Key read inside the transaction and
-	// see its own writes.
+	// see its own writes. Key holds a lock of the owner (shared) until
+	// commit on engines with several writers: a concurrent Shred of the
+	// owner waits for this transaction.
 	Current(ctx context.Context, typ, id string) (Version, error)
 	VersionOf(ctx context.Context, typ, id string, version int64) (Version, error)
 	Search(ctx context.Context, q Query) (Result, error)
@@ -243,6 +250,10 @@ type Tx interface {
 	// ignored and the resource's index rows are removed. Type, ID, Owner
 	// and Param must be valid UTF-8 without NUL bytes (PostgreSQL text
 	// cannot hold them); hashes and ciphertext are arbitrary bytes.
+	// A version for an owner whose key record is shredded is refused
+	// with ErrErased; on engines with several writers the check holds
+	// a lock of the owner (shared) until commit, so an erasure (Shred)
+	// waits for the transaction and then erases what it wrote.
 	Put(ctx context.Context, v Version, index []IndexRow) error
 
 	// ReplaceIndex replaces the index rows of type/id, whose current

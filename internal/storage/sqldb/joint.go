@@ -146,6 +146,9 @@ func (t *tx) Reown(ctx context.Context, ref storage.VersionRef, owner string, ci
 	if err := validText("owner", owner); err != nil {
 		return err
 	}
+	if err := t.checkLive(ctx, "reown", owner); err != nil {
+		return err
+	}
 	const qv = `UPDATE resource_versions SET owner = ?, ciphertext = ? WHERE type = ? AND id = ? AND version = ?`
 	res, err := t.exec(ctx, qv, owner, nullBytes(ciphertext), ref.Type, ref.ID, ref.Version)
 	if err != nil {

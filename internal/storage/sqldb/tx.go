@@ -5,7 +5,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"slices"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -43,6 +45,11 @@ type tx struct {
 	// audited is set once AppendAudit succeeded: after commit, the
 	// request of the Update's context is noted (package trail).
 	audited bool
+
+	// live lists the owners whose key record this transaction found
+	// live (not shredded) and, on engines with several writers, holds
+	// locked: Put checks each owner once. Shred removes its owner.
+	live map[string]bool
 }
 
 func (t *tx) stmtCtx(ctx context.Context) context.Context {
@@ -100,14 +107,103 @@ func (t *tx) Search(ctx context.Context, q storage.Query) (storage.Result, error
 	return search(ctx, t.s, t.tx, q)
 }
 
-// Key implements storage.Tx.
+// Key implements storage.Tx. It locks the record (Dialect.LockKey)
+// until commit, so a concurrent Shred of owner waits for this
+// transaction, and a write sealed with the key it returns cannot
+// commit after the erasure.
 func (t *tx) Key(ctx context.Context, owner string) (storage.KeyRecord, error) {
-	return key(ctx, t.s, t, owner)
+	if err := t.holdOwner(ctx, "key", owner); err != nil {
+		return storage.KeyRecord{}, err
+	}
+	k, err := key(ctx, t.s, t, owner)
+	if err == nil && !k.Shredded {
+		t.noteLive(owner)
+	}
+	return k, err
+}
+
+func (t *tx) noteLive(owner string) {
+	if t.live == nil {
+		t.live = make(map[string]bool)
+	}
+	t.live[owner] = true
+}
+
+// ownerLock names the lock that serialises writes of an owner's
+// versions against the owner's erasure: writes take it shared
+// (holdOwner), shredOne exclusively. Owners share ownerLocks locks (by
+// hash), so a transaction Bundle naming thousands of patients holds at
+// most that many (PostgreSQL's lock table is bounded); an erasure then
+// also waits for the writes of the other owners of its lock, which
+// never wait for each other.
+func ownerLock(owner string) string {
+	h := fnv.New64a()
+	h.Write([]byte(owner))
+	return "owner-key/" + strconv.FormatUint(h.Sum64()%ownerLocks, 10)
+}
+
+const ownerLocks = 256
+
+// holdOwner takes owner's lock shared until commit (a no-op on engines
+// with a single writer). It is taken before the key record is read, so
+// the read (READ COMMITTED: a snapshot per statement) sees an erasure
+// that held the lock. An advisory lock, not a row lock on the key
+// record: its waiters queue in order, so a steady stream of writes
+// cannot starve an erasure waiting for it.
+func (t *tx) holdOwner(ctx context.Context, op, owner string) error {
+	if t.s.d.LockSharedSQL == "" || t.live[owner] {
+		return nil
+	}
+	if _, err := t.exec(ctx, t.s.d.LockSharedSQL, lockKey(ownerLock(owner))); err != nil {
+		return t.s.translate(op, err)
+	}
+	return nil
+}
+
+// checkLive fails with ErrErased if owner's key record is shredded. It
+// reads the record inside the transaction, holding owner's lock shared
+// until commit on engines with several writers (holdOwner): an erasure
+// takes it exclusively before it destroys the record and erases the
+// owner's rows (shredOne), so a write either commits first and is
+// erased with the rest, or waits for the erasure and is refused here.
+// An owner without a key record passes: it has nothing to shred (the
+// record service stores the key before any version).
+func (t *tx) checkLive(ctx context.Context, op, owner string) error {
+	if t.live[owner] {
+		return nil
+	}
+	if err := t.holdOwner(ctx, op, owner); err != nil {
+		return err
+	}
+	const q = `SELECT shredded FROM keys WHERE owner = ?`
+	rows, err := t.query(ctx, q, owner)
+	if err != nil {
+		return t.s.translate(op, err)
+	}
+	shredded, found := false, false
+	for rows.Next() {
+		if err := rows.Scan(&shredded); err != nil {
+			rows.Close()
+			return t.s.translate(op, err)
+		}
+		found = true
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return t.s.translate(op, err)
+	}
+	if found && shredded {
+		return wrapOp(op, storage.ErrErased)
+	}
+	t.noteLive(owner)
+	return nil
 }
 
 // Put implements storage.Tx.
 func (t *tx) Put(ctx context.Context, v storage.Version, index []storage.IndexRow) error {
 	if err := validVersion(v, index); err != nil {
+		return err
+	}
+	if err := t.checkLive(ctx, "put", v.Owner); err != nil {
 		return err
 	}
 	lu := v.LastUpdated.UnixMicro()
@@ -307,27 +403,39 @@ func (t *tx) Shred(ctx context.Context, owner string) (int64, error) {
 }
 
 // shredOne crypto-shreds one key owner (see storage.Tx.Shred).
+//
+// Writes read the key record inside their transaction holding the
+// owner's lock shared (checkLive, Key). The erasure moves the owner's
+// live resources to delete markers (locking their rows, so a write that
+// updates one waits for the erasure before it asks for the owner's
+// lock: no deadlock), then takes the owner's lock exclusively, which
+// waits for every write holding it; every later statement (READ
+// COMMITTED: a snapshot per statement) sees what those wrote, so the
+// pointers are moved again, and the index rows and ciphertext go after
+// the lock. A write that comes later waits for the erasure and finds
+// the record shredded.
 func (t *tx) shredOne(ctx context.Context, owner string) (int64, error) {
 	now := t.s.now().UTC().UnixMicro()
-	// One statement moves every live resource of owner to a delete
-	// marker and reports which, so no concurrent create slips between
-	// the pointer update and the marker rows.
-	const qu = `UPDATE resources SET version = version + 1, deleted = ?, last_updated = ? WHERE owner = ? AND NOT deleted RETURNING type, id, version`
-	rows, err := t.query(ctx, qu, true, now, owner)
+	delete(t.live, owner)
+	refs, err := t.shredPointers(ctx, owner, now)
 	if err != nil {
-		return 0, t.s.translate("shred", err)
+		return 0, err
 	}
-	var refs []storage.VersionRef
-	for rows.Next() {
-		var r storage.VersionRef
-		if err := rows.Scan(&r.Type, &r.ID, &r.Version); err != nil {
-			rows.Close()
-			return 0, t.s.translate("shred", err)
+	if err := t.Lock(ctx, ownerLock(owner)); err != nil {
+		return 0, err
+	}
+	const qk = `UPDATE keys SET wrapped = NULL, ledger = NULL, shredded = ? WHERE owner = ?`
+	if _, err := t.exec(ctx, qk, true, owner); err != nil {
+		return 0, t.s.translate("shred key", err)
+	}
+	if t.s.d.LockSQL != "" {
+		// Resources created by writes that held the key record until
+		// the update above could take it.
+		more, err := t.shredPointers(ctx, owner, now)
+		if err != nil {
+			return 0, err
 		}
-		refs = append(refs, r)
-	}
-	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
-		return 0, t.s.translate("shred", err)
+		refs = append(refs, more...)
 	}
 	for rest := refs; len(rest) > 0; {
 		n := min(len(rest), insertChunk)
@@ -356,11 +464,32 @@ func (t *tx) shredOne(ctx context.Context, owner string) (int64, error) {
 	if _, err := t.exec(ctx, qc, owner); err != nil {
 		return 0, t.s.translate("shred ciphertext", err)
 	}
-	const qk = `UPDATE keys SET wrapped = NULL, ledger = NULL, shredded = ? WHERE owner = ?`
-	if _, err := t.exec(ctx, qk, true, owner); err != nil {
-		return 0, t.s.translate("shred key", err)
-	}
 	return int64(len(refs)), nil
+}
+
+// shredPointers moves every live resource of owner to a delete marker
+// version (the pointer; shredOne inserts the version rows) and reports
+// which. One statement does it, so no concurrent create slips between
+// the pointer update and the marker rows.
+func (t *tx) shredPointers(ctx context.Context, owner string, now int64) ([]storage.VersionRef, error) {
+	const qu = `UPDATE resources SET version = version + 1, deleted = ?, last_updated = ? WHERE owner = ? AND NOT deleted RETURNING type, id, version`
+	rows, err := t.query(ctx, qu, true, now, owner)
+	if err != nil {
+		return nil, t.s.translate("shred", err)
+	}
+	var refs []storage.VersionRef
+	for rows.Next() {
+		var r storage.VersionRef
+		if err := rows.Scan(&r.Type, &r.ID, &r.Version); err != nil {
+			rows.Close()
+			return nil, t.s.translate("shred", err)
+		}
+		refs = append(refs, r)
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return nil, t.s.translate("shred", err)
+	}
+	return refs, nil
 }
 
 // AppendAudit implements storage.Tx.

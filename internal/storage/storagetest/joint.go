@@ -106,6 +106,20 @@ func testJointOwners(t *testing.T, s storage.Store) {
 	if v, err := s.Current(ctx, "Coverage", "cv2"); err != nil || v.Deleted {
 		t.Errorf("unrelated joint resource after Shred(a): %+v %v", v, err)
 	}
+	// A version for an erased owner (the patient's, or the joint one) is
+	// refused in the transaction: created or updated, it would outlive
+	// the erasure.
+	for _, v := range []storage.Version{ver("Observation", "o2", 1, "Patient/a", at(4)), ver("Coverage", "cv1", 3, j, at(4)),
+		ver("Coverage", "cv2", 2, "Patient/a", at(4))} {
+		err := s.Update(ctx, func(tx storage.Tx) error { return tx.Put(ctx, v, []storage.IndexRow{tok("status", "active")}) })
+		if !errors.Is(err, storage.ErrErased) {
+			t.Errorf("Put %s/%s/%d owned by %s after Shred(a): %v, want ErrErased", v.Type, v.ID, v.Version, v.Owner, err)
+		}
+	}
+	if _, err := s.Current(ctx, "Observation", "o2"); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("refused create after Shred(a) is stored: %v", err)
+	}
+	put(t, s, ver("Coverage", "cv2", 2, k, at(4)), tok("status", "active"))
 
 	// Every joint owner, with its recorded patients and key state.
 	got2 := map[string]storage.JointOwner{}
