@@ -2,8 +2,6 @@ package app
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -723,11 +721,10 @@ func (a *App) keyRowAlarm(ctx context.Context, rec storage.KeyRecord) {
 	defer cancel()
 	now := time.Now()
 	ref := "key/" + owner
-	sum := sha256.Sum256(rec.Wrapped)
 	ev, err := a.Log.Seal(audit.Event{Time: now, Action: audit.ActionKeyRowTampered, Outcome: audit.OutcomeError,
 		Agent: audit.Agent{User: "phivault", Client: a.holder}, Entities: []string{ref}})
 	if err == nil {
-		err = sq.RaiseIntegrityAlert(ctx, "keyrow:"+hex.EncodeToString(sum[:12])+":"+owner, alertKeyRowTampered, ref, now, ev)
+		err = sq.RaiseIntegrityAlert(ctx, "keyrow:"+keys.RecordFingerprint(rec)+":"+owner, alertKeyRowTampered, ref, now, ev)
 	}
 	if err != nil {
 		a.logger.Error("integrity alarm could not be recorded", slog.String("owner", owner), slog.String("error", err.Error()))

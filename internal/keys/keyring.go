@@ -1,6 +1,8 @@
 package keys
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -353,4 +355,12 @@ func (k *Keyring) LogValue() slog.Value {
 		slog.Int("cached_deks", k.cache.len()),
 		slog.Bool("system_keys", k.sys.Load() != nil),
 	)
+}
+
+// RecordFingerprint names a wrapped key record's bytes (a truncated
+// SHA-256, hex): an alert about a record that opens under no KEK key
+// is raised once per distinct content.
+func RecordFingerprint(rec storage.KeyRecord) string {
+	sum := sha256.Sum256(rec.Wrapped)
+	return hex.EncodeToString(sum[:12])
 }
