@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/phivault/phivault/internal/audit"
@@ -63,10 +64,12 @@ func (a *App) openSMART(ctx context.Context, now func() time.Time) error {
 }
 
 // activeUsers tells the SMART server whether the user behind an App
-// Launch authorization may still refresh it.
+// Launch authorization may still refresh it: enabled, and still holding
+// every role it was approved with (a role removed since ends the grant
+// as it ends the user's sessions).
 type activeUsers struct{ dir identity.Directory }
 
-func (u activeUsers) UserActive(ctx context.Context, id string) (bool, error) {
+func (u activeUsers) UserActive(ctx context.Context, id string, roles []string) (bool, error) {
 	usr, err := u.dir.ByID(ctx, id)
 	if errors.Is(err, identity.ErrNotFound) {
 		return false, nil
@@ -74,5 +77,13 @@ func (u activeUsers) UserActive(ctx context.Context, id string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	return !usr.Disabled, nil
+	if usr.Disabled {
+		return false, nil
+	}
+	for _, r := range roles {
+		if !slices.Contains(usr.Roles, identity.Role(r)) {
+			return false, nil
+		}
+	}
+	return true, nil
 }

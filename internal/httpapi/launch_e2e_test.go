@@ -211,6 +211,33 @@ func testLaunchPatientAccount(t *testing.T, driver string) {
 	}
 	_, err = off.TokenSource(e.ctx(t), &oauth2.Token{RefreshToken: tok.RefreshToken}).Token()
 	wantOAuthError(t, err, "invalid_grant")
+
+	// Nor can an app whose user lost a role it was authorized with (the
+	// grant kept the roles of consent time: an outside pentest refreshed
+	// patient-reading tokens for 90 days after a physician became an
+	// auditor).
+	e.addLaunchUser(t, "bea", "Patient/"+e.other.patient, identity.RolePatient)
+	b2 := e.browser(t)
+	v = oauth2.GenerateVerifier()
+	cons2 := b2.signIn(t, b2.send(t, "GET", e.authURL(off, "p-3", v), nil), "bea", "")
+	q = redirected(t, b2.consent(t, cons2, "approve"))
+	tok, err = off.Exchange(e.ctx(t), q.Get("code"), oauth2.VerifierOption(v))
+	if err != nil || tok.RefreshToken == "" {
+		t.Fatalf("exchange: %v", err)
+	}
+	next, err := off.TokenSource(e.ctx(t), &oauth2.Token{RefreshToken: tok.RefreshToken}).Token()
+	if err != nil {
+		t.Fatalf("refresh with the roles unchanged: %v", err)
+	}
+	bea, err := e.app.Store.(*sqldb.Store).Users().ByUsername(t.Context(), "bea")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.app.Store.(*sqldb.Store).Users().SetRoles(t.Context(), bea.ID, nil); err != nil {
+		t.Fatal(err)
+	}
+	_, err = off.TokenSource(e.ctx(t), &oauth2.Token{RefreshToken: next.RefreshToken}).Token()
+	wantOAuthError(t, err, "invalid_grant")
 }
 
 // TestSMARTLaunchRefusals: the negative cases of the authorize and

@@ -114,12 +114,12 @@ func (s *Server) authorizationCode(w http.ResponseWriter, r *http.Request) error
 		return bad("code_verifier does not match the code_challenge")
 	}
 	if s.opts.Users != nil {
-		active, err := s.opts.Users.UserActive(ctx, authz.UserID)
+		active, err := s.opts.Users.UserActive(ctx, authz.UserID, authz.Roles)
 		if err != nil {
 			return oauthErr(errServer, "", err)
 		}
 		if !active {
-			return bad("the user's account is disabled")
+			return bad("the user's account is disabled, or its roles changed since the app was authorized: launch the app again")
 		}
 	}
 	if err := s.recordToken(ctx, r, audit.ActionTokenCreate, audit.OutcomeSuccess, authz, http.StatusOK, "authorization-code"); err != nil {
@@ -177,12 +177,12 @@ func (s *Server) refreshToken(w http.ResponseWriter, r *http.Request) error {
 		return bad("the refresh token has expired or was revoked")
 	}
 	if s.opts.Users != nil {
-		active, err := s.opts.Users.UserActive(ctx, authz.UserID)
+		active, err := s.opts.Users.UserActive(ctx, authz.UserID, authz.Roles)
 		if err != nil {
 			return oauthErr(errServer, "", err)
 		}
 		if !active {
-			return bad("the user's account is disabled")
+			return bad("the user's account is disabled, or its roles changed since the app was authorized: launch the app again")
 		}
 	}
 	scopes := authz.Scopes
@@ -295,9 +295,11 @@ func (s *Server) recordToken(ctx context.Context, r *http.Request, act audit.Act
 }
 
 // UserChecker says whether a user may still use what they approved: a
-// disabled or deleted account gets no new tokens by refresh.
+// disabled or deleted account, or one that no longer holds every role
+// the authorization was approved with (a role removed since), gets no
+// new tokens by code exchange or refresh.
 type UserChecker interface {
-	UserActive(ctx context.Context, userID string) (bool, error)
+	UserActive(ctx context.Context, userID string, roles []string) (bool, error)
 }
 
 // revokeRefresh revokes the authorization of a refresh token of
