@@ -210,9 +210,10 @@ func Open(ctx context.Context, c config.Config, logger *slog.Logger, opts ...Opt
 	})
 	a.Record.SetEraseHook(a.wakeEpoch)
 	a.auth = authn.NewAuthenticator(st, nil, authn.WithHasher(ark))
+	// From here on a.Close releases everything, the log integrator's
+	// goroutine included.
 	if err := a.openAuthz(ctx); err != nil {
-		a.batcher.Close()
-		st.Close()
+		a.Close()
 		return nil, err
 	}
 	if err := a.openLogin(oo); err != nil {
@@ -228,8 +229,7 @@ func Open(ctx context.Context, c config.Config, logger *slog.Logger, opts ...Opt
 		return nil, err
 	}
 	if err := a.openAuditIndex(); err != nil {
-		a.batcher.Close()
-		st.Close()
+		a.Close()
 		return nil, err
 	}
 	return a, nil
