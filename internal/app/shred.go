@@ -676,7 +676,6 @@ func (j *epochJob) destroyDue(ctx context.Context) error {
 	})
 }
 
-
 // compact asks the database to drop the old bytes of key records.
 func (j *epochJob) compact(ctx context.Context) error {
 	if err := j.sq.CompactKeys(ctx); err != nil {
