@@ -1,19 +1,14 @@
 package app_test
 
 import (
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/phivault/phivault/internal/app"
 	"github.com/phivault/phivault/internal/audit"
-	"github.com/phivault/phivault/internal/config"
 	"github.com/phivault/phivault/internal/keys"
 	"github.com/phivault/phivault/internal/ledger"
 	"github.com/phivault/phivault/internal/record"
 	"github.com/phivault/phivault/internal/storage"
-	"github.com/phivault/phivault/internal/storage/postgres/pgtest"
 )
 
 // TestLedgerSchemeZeroStillVerifies appends, as a version before owner
@@ -23,24 +18,7 @@ import (
 func TestLedgerSchemeZeroStillVerifies(t *testing.T) {
 	for _, drv := range []string{"sqlite", "postgres"} {
 		t.Run(drv, func(t *testing.T) {
-			dir := t.TempDir()
-			if err := os.Mkdir(filepath.Join(dir, "keys"), 0o700); err != nil {
-				t.Fatal(err)
-			}
-			c := config.Default(dir)
-			c.Storage.SQLitePath = filepath.Join(dir, "phivault.db")
-			if drv == "postgres" {
-				c.Storage = config.Storage{Driver: "postgres", PostgresURL: pgtest.NewDatabase(t)}
-			}
-			c.Keys.KeyFile = filepath.Join(dir, "keys", "kek.json")
-			if err := keys.CreateKeyFile(c.Keys.KeyFile); err != nil {
-				t.Fatal(err)
-			}
-			a, err := app.Open(t.Context(), c, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer a.Close()
+			a := openLedgerApp(t, drv)
 			ctx := t.Context()
 			caller := record.Caller{Agent: audit.Agent{User: "test", Client: "test"}, Purpose: "TREAT", Guard: record.Offline()}
 			res, err := a.Record.Parse([]byte(`{"resourceType":"Patient","gender":"other","name":[{"family":"Older"}]}`))
