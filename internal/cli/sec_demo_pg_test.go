@@ -1,13 +1,11 @@
 package cli_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,25 +14,6 @@ import (
 	"github.com/phivault/phivault/internal/config"
 	"github.com/phivault/phivault/internal/storage/postgres/pgtest"
 )
-
-// lockedBuffer is a bytes.Buffer written by the CLI and read by the test
-// at the same time.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // secEnvConfig loads dir's configuration with PHIVAULT_POSTGRES, as a
 // command run with that variable does.
@@ -109,7 +88,7 @@ func TestDemoWithPostgresEnv(t *testing.T) {
 	dir = filepath.Join(t.TempDir(), "demo")
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	var out, errb lockedBuffer
+	var out, errb syncBuf
 	done := make(chan int, 1)
 	go func() {
 		done <- cli.Main(ctx, []string{"demo", "--data", dir, "--patients", "1", "--listen", "127.0.0.1:0"}, strings.NewReader(""), &out, &errb)
