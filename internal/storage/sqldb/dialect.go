@@ -138,6 +138,11 @@ func lockKey(name string) int64 {
 	return int64(h.Sum64())
 }
 
+// Rebind rewrites q's ? placeholders as the dialect needs ($n for
+// PostgreSQL); q must hold no ? inside a string literal. For statements
+// written outside this package (migration tests).
+func (d Dialect) Rebind(q string) string { return rebind(d.Dollar, q) }
+
 // rebind rewrites ? placeholders to $n for dialects that need it. The
 // statements it sees are written in this package and contain no string
 // literals, so every ? is a placeholder.

@@ -2,11 +2,7 @@ package storagetest
 
 import (
 	"database/sql"
-	"io/fs"
-	"strconv"
-	"strings"
 	"testing"
-	"testing/fstest"
 
 	"github.com/phivault/phivault/internal/storage/sqldb"
 )
@@ -18,41 +14,8 @@ import (
 // raising an alert naming it; the older account is untouched.
 func RunFHIRUserMigration(t *testing.T, db *sql.DB, d sqldb.Dialect) {
 	ctx := t.Context()
-	before := fstest.MapFS{}
-	names, err := fs.Glob(d.Migrations, "*.sql")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, n := range names {
-		if v, _ := strconv.Atoi(strings.SplitN(n, "_", 2)[0]); v < 19 {
-			b, err := fs.ReadFile(d.Migrations, n)
-			if err != nil {
-				t.Fatal(err)
-			}
-			before[n] = &fstest.MapFile{Data: b}
-		}
-	}
-	old := d
-	old.Migrations = before
-	if err := sqldb.Migrate(ctx, db, old); err != nil {
-		t.Fatalf("migrating to 0018: %v", err)
-	}
-	q := func(s string) string { // $n for PostgreSQL
-		if !d.Dollar {
-			return s
-		}
-		n := 0
-		var b strings.Builder
-		for _, c := range s {
-			if c == '?' {
-				n++
-				b.WriteString("$" + strconv.Itoa(n))
-				continue
-			}
-			b.WriteRune(c)
-		}
-		return b.String()
-	}
+	migrateBelow(t, db, d, 19)
+	q := d.Rebind
 	user := func(id, name, fhirUser string, created int64) {
 		t.Helper()
 		if _, err := db.ExecContext(ctx, q(`INSERT INTO users (id, username, display_name, fhir_user, roles, disabled, mfa_enrolled, password_hash, created, updated)

@@ -24,41 +24,8 @@ import (
 //     review with a medium alert.
 func RunClientApprovalMigration(t *testing.T, db *sql.DB, d sqldb.Dialect) {
 	ctx := t.Context()
-	before := fstest.MapFS{}
-	names, err := fs.Glob(d.Migrations, "*.sql")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, n := range names {
-		if v, _ := strconv.Atoi(strings.SplitN(n, "_", 2)[0]); v < 20 {
-			b, err := fs.ReadFile(d.Migrations, n)
-			if err != nil {
-				t.Fatal(err)
-			}
-			before[n] = &fstest.MapFile{Data: b}
-		}
-	}
-	old := d
-	old.Migrations = before
-	if err := sqldb.Migrate(ctx, db, old); err != nil {
-		t.Fatalf("migrating to 0019: %v", err)
-	}
-	q := func(s string) string { // $n for PostgreSQL
-		if !d.Dollar {
-			return s
-		}
-		n := 0
-		var b strings.Builder
-		for _, c := range s {
-			if c == '?' {
-				n++
-				b.WriteString("$" + strconv.Itoa(n))
-				continue
-			}
-			b.WriteRune(c)
-		}
-		return b.String()
-	}
+	migrateBelow(t, db, d, 20)
+	q := d.Rebind
 	client := func(id, typ string, disabled bool) {
 		t.Helper()
 		if _, err := db.ExecContext(ctx, q(`INSERT INTO smart_clients (id, name, type, jwks, jwks_url, redirect_uris, scopes, created, disabled)
