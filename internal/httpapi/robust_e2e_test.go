@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -90,7 +91,12 @@ func apitestRun(t *testing.T, edit func(*config.Config), fn func(t *testing.T, s
 // operator's session, an attacker with database access).
 func rawDB(t *testing.T, s *apitest.Server) *sql.DB {
 	t.Helper()
-	c := s.App.Config.Storage
+	return storageDB(t, s.App.Config.Storage)
+}
+
+// storageDB opens the database c names with plain SQL.
+func storageDB(t *testing.T, c config.Storage) *sql.DB {
+	t.Helper()
 	var db *sql.DB
 	var err error
 	if c.Driver == "postgres" {
@@ -106,12 +112,15 @@ func rawDB(t *testing.T, s *apitest.Server) *sql.DB {
 	return db
 }
 
-func placeholders(s *apitest.Server, q string) string {
-	if s.Driver != "postgres" {
+// placeholders rewrites q's ? as $1, $2, ... on PostgreSQL.
+func placeholders(s *apitest.Server, q string) string { return rebindFor(s.Driver, q) }
+
+func rebindFor(driver, q string) string {
+	if driver != "postgres" {
 		return q
 	}
 	for i := 1; strings.Contains(q, "?"); i++ {
-		q = strings.Replace(q, "?", "$"+string(rune('0'+i)), 1)
+		q = strings.Replace(q, "?", "$"+strconv.Itoa(i), 1)
 	}
 	return q
 }
