@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/phivault/phivault/internal/addrlimit"
 )
 
 // Connection limits. Every open connection costs a file descriptor, a
@@ -242,19 +244,14 @@ func (c *limitConn) Close() error {
 	return err
 }
 
-// connKey is the per-address bucket of a peer: the IPv4 address, or the
-// IPv6 /64 (one host may own a whole /64).
+// connKey is the per-address bucket of a peer (addrlimit.Key: the IPv4
+// address, or the IPv6 /64).
 func connKey(a net.Addr) netip.Prefix {
 	ap, err := netip.ParseAddrPort(a.String())
 	if err != nil {
 		return netip.Prefix{}
 	}
-	addr := ap.Addr().Unmap().WithZone("")
-	if addr.Is4() {
-		return netip.PrefixFrom(addr, 32)
-	}
-	p, _ := addr.Prefix(64)
-	return p
+	return addrlimit.Key(ap.Addr())
 }
 
 // ServerOptions are the timeouts of the http.Server (see config:

@@ -40,7 +40,6 @@
 package attempt
 
 import (
-	"container/list"
 	"context"
 	"fmt"
 	"log/slog"
@@ -51,6 +50,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/phivault/phivault/internal/addrlimit"
 	"github.com/phivault/phivault/internal/audit"
 )
 
@@ -78,9 +78,6 @@ const (
 	DefaultInterval = 10 * time.Second
 	// flushTimeout bounds one flush (a few events through the batcher).
 	flushTimeout = 10 * time.Second
-	// ipv6Prefix: IPv6 sources are limited per /64 (RFC 6177), or one
-	// host could rotate through 2^64 addresses.
-	ipv6Prefix = 64
 )
 
 // Recorder makes one event durable; httpapi.AuditRecorder implements it.
@@ -111,16 +108,10 @@ type Limiter struct {
 	global *rate.Limiter
 
 	mu      sync.Mutex
-	entries map[netip.Prefix]*list.Element // of *entry
-	lru     list.List                      // front: most recently seen
-	counts  map[netip.Prefix]int64         // refusals since the last flush
-	other   int64                          // refusals of addresses beyond MaxAddresses
-	since   time.Time                      // start of the current report interval
-}
-
-type entry struct {
-	key netip.Prefix
-	lim *rate.Limiter
+	buckets *addrlimit.Buckets
+	counts  map[netip.Prefix]int64 // refusals since the last flush
+	other   int64                  // refusals of addresses beyond MaxAddresses
+	since   time.Time              // start of the current report interval
 }
 
 // New returns a Limiter for o, filling in defaults.
@@ -150,22 +141,21 @@ func New(o Options) *Limiter {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &Limiter{o: o, global: rate.NewLimiter(o.GlobalRate, o.GlobalBurst),
-		entries: make(map[netip.Prefix]*list.Element), counts: make(map[netip.Prefix]int64), since: o.Now()}
+		buckets: addrlimit.NewBuckets(o.Rate, o.Burst, o.MaxAddresses), counts: make(map[netip.Prefix]int64), since: o.Now()}
 }
 
 // Blocked reports whether addr's bucket is empty, without taking a
 // token: its requests without credentials are refused before any work.
 // retryAfter is when the next token comes.
 func (l *Limiter) Blocked(addr netip.Addr) (blocked bool, retryAfter time.Duration) {
-	key := addressKey(addr)
+	key := addrlimit.Key(addr)
 	now := l.o.Now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	el, ok := l.entries[key]
+	lim, ok := l.buckets.Peek(key)
 	if !ok {
 		return false, 0
 	}
-	lim := el.Value.(*entry).lim
 	if lim.TokensAt(now) >= 1 {
 		return false, 0
 	}
@@ -176,11 +166,11 @@ func (l *Limiter) Blocked(addr netip.Addr) (blocked bool, retryAfter time.Durati
 // from addr. ok=false means the request must be answered 429 (after
 // retryAfter) and counted with [Limiter.Refused] instead of recorded.
 func (l *Limiter) Take(addr netip.Addr) (ok bool, retryAfter time.Duration) {
-	key := addressKey(addr)
+	key := addrlimit.Key(addr)
 	now := l.o.Now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	lim := l.bucket(key)
+	lim := l.buckets.Get(key)
 	r := lim.ReserveN(now, 1)
 	if d := r.DelayFrom(now); d > 0 {
 		r.CancelAt(now)
@@ -197,7 +187,7 @@ func (l *Limiter) Take(addr netip.Addr) (ok bool, retryAfter time.Duration) {
 
 // Refused counts one refused request of addr for the next aggregate event.
 func (l *Limiter) Refused(addr netip.Addr) {
-	key := addressKey(addr)
+	key := addrlimit.Key(addr)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if _, ok := l.counts[key]; ok || len(l.counts) < l.o.MaxAddresses {
@@ -205,23 +195,6 @@ func (l *Limiter) Refused(addr netip.Addr) {
 		return
 	}
 	l.other++
-}
-
-// bucket returns key's limiter, creating it (and forgetting the least
-// recently seen address when full). l.mu must be held.
-func (l *Limiter) bucket(key netip.Prefix) *rate.Limiter {
-	if el, ok := l.entries[key]; ok {
-		l.lru.MoveToFront(el)
-		return el.Value.(*entry).lim
-	}
-	if l.lru.Len() >= l.o.MaxAddresses {
-		oldest := l.lru.Back()
-		l.lru.Remove(oldest)
-		delete(l.entries, oldest.Value.(*entry).key)
-	}
-	e := &entry{key: key, lim: rate.NewLimiter(l.o.Rate, l.o.Burst)}
-	l.entries[key] = l.lru.PushFront(e)
-	return e.lim
 }
 
 func (l *Limiter) wait(lim *rate.Limiter, now time.Time) time.Duration {
@@ -320,19 +293,4 @@ func (l *Limiter) Run(ctx context.Context) {
 			flush(ctx)
 		}
 	}
-}
-
-// addressKey maps addr to its bucket: the IPv4 address (IPv4-mapped IPv6
-// unmapped first), the IPv6 /64, or the zero prefix for an invalid addr
-// (one shared bucket: a request without a usable address fails closed).
-func addressKey(addr netip.Addr) netip.Prefix {
-	addr = addr.Unmap().WithZone("")
-	switch {
-	case addr.Is4():
-		return netip.PrefixFrom(addr, 32)
-	case addr.Is6():
-		p, _ := addr.Prefix(ipv6Prefix)
-		return p
-	}
-	return netip.Prefix{}
 }

@@ -111,8 +111,8 @@ func TestLimiterBounded(t *testing.T) {
 		l.Take(a)
 		l.Refused(a)
 	}
-	if len(l.entries) > 16 || len(l.counts) > 16 {
-		t.Fatalf("%d buckets and %d counters, want at most 16 each", len(l.entries), len(l.counts))
+	if l.buckets.Len() > 16 || len(l.counts) > 16 {
+		t.Fatalf("%d buckets and %d counters, want at most 16 each", l.buckets.Len(), len(l.counts))
 	}
 	if err := l.Flush(t.Context()); err != nil {
 		t.Fatal(err)

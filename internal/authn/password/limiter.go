@@ -1,11 +1,11 @@
 package password
 
 import (
-	"container/list"
 	"net/netip"
 	"sync"
 	"time"
 
+	"github.com/phivault/phivault/internal/addrlimit"
 	"golang.org/x/time/rate"
 )
 
@@ -23,10 +23,6 @@ const (
 	// is usually idle, and an idle bucket is full, so forgetting it
 	// changes nothing.
 	DefaultMaxAddresses = 10_000
-	// ipv6Prefix: IPv6 addresses are limited per /64, the smallest block
-	// a site is normally given (RFC 6177); per address, one host could
-	// rotate through 2^64 of them.
-	ipv6Prefix = 64
 )
 
 // AddressLimits configures an [AddressLimiter]. The zero value means the
@@ -51,13 +47,7 @@ type AddressLimiter struct {
 	cfg AddressLimits
 
 	mu      sync.Mutex
-	entries map[netip.Prefix]*list.Element // of *addrEntry
-	lru     list.List                      // front is most recently seen
-}
-
-type addrEntry struct {
-	key netip.Prefix
-	lim *rate.Limiter
+	buckets *addrlimit.Buckets
 }
 
 // NewAddressLimiter returns a limiter for cfg, filling in defaults.
@@ -74,7 +64,7 @@ func NewAddressLimiter(cfg AddressLimits) *AddressLimiter {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &AddressLimiter{cfg: cfg, entries: make(map[netip.Prefix]*list.Element)}
+	return &AddressLimiter{cfg: cfg, buckets: addrlimit.NewBuckets(cfg.Rate, cfg.Burst, cfg.MaxAddresses)}
 }
 
 // Allow records an attempt from addr and reports whether it may proceed;
@@ -83,25 +73,13 @@ func NewAddressLimiter(cfg AddressLimits) *AddressLimiter {
 // answer a refusal the same way for every account. An invalid addr is
 // one shared bucket, so a broken proxy header fails closed.
 func (l *AddressLimiter) Allow(addr netip.Addr) (ok bool, retryAfter time.Duration) {
-	key := addressKey(addr)
+	key := addrlimit.Key(addr)
 	now := l.cfg.Now()
 
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	var e *addrEntry
-	if el, found := l.entries[key]; found {
-		l.lru.MoveToFront(el)
-		e = el.Value.(*addrEntry)
-	} else {
-		if l.lru.Len() >= l.cfg.MaxAddresses {
-			oldest := l.lru.Back()
-			l.lru.Remove(oldest)
-			delete(l.entries, oldest.Value.(*addrEntry).key)
-		}
-		e = &addrEntry{key: key, lim: rate.NewLimiter(l.cfg.Rate, l.cfg.Burst)}
-		l.entries[key] = l.lru.PushFront(e)
-	}
-	r := e.lim.ReserveN(now, 1)
+	lim := l.buckets.Get(key)
+	r := lim.ReserveN(now, 1)
 	if d := r.DelayFrom(now); d > 0 {
 		r.CancelAt(now) // a refused attempt does not use up a token
 		return false, d
@@ -113,19 +91,5 @@ func (l *AddressLimiter) Allow(addr netip.Addr) (ok bool, retryAfter time.Durati
 func (l *AddressLimiter) Len() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.lru.Len()
-}
-
-// addressKey maps addr to its bucket: the IPv4 address (IPv4-mapped IPv6
-// unmapped first), the IPv6 /64, or the zero prefix for an invalid addr.
-func addressKey(addr netip.Addr) netip.Prefix {
-	addr = addr.Unmap().WithZone("")
-	switch {
-	case addr.Is4():
-		return netip.PrefixFrom(addr, 32)
-	case addr.Is6():
-		p, _ := addr.Prefix(ipv6Prefix)
-		return p
-	}
-	return netip.Prefix{}
+	return l.buckets.Len()
 }
