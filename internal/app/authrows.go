@@ -88,10 +88,15 @@ func (a *App) openAuthRows(ctx context.Context, st *sqldb.Store) (*keys.AuthRowK
 		}
 		return tx.AppendAudit(ctx, r)
 	}
-	err = st.Update(ctx, create)
-	if errors.Is(err, storage.ErrConflict) {
-		// Another process created it first: load theirs.
+	// Every start after the first finds the key: read it without a
+	// write transaction (a fleet's processes start at once).
+	rec, err = st.Key(ctx, keys.SystemAuthRows)
+	if errors.Is(err, storage.ErrNotFound) {
 		err = st.Update(ctx, create)
+		if errors.Is(err, storage.ErrConflict) {
+			// Another process created it first: load theirs.
+			err = st.Update(ctx, create)
+		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("opening the auth-rows key: %w", err)
