@@ -9,7 +9,7 @@ import (
 )
 
 // Erasure (Tx.Shred): the key, index rows and ciphertext of an owner go
-// in one transaction, and nothing can be written for it afterwards.
+// in one transaction (writes refused afterwards: joint.go).
 
 func testShred(t *testing.T, s storage.Store) {
 	ctx := t.Context()
