@@ -27,7 +27,7 @@ func TestKey(t *testing.T) {
 			}
 		})
 	}
-	if Key(netip.Addr{}) != Key(netip.Addr{}) || Key(netip.Addr{}).IsValid() {
+	if z1, z2 := Key(netip.Addr{}), Key(netip.Addr{}); z1 != z2 || z1.IsValid() {
 		t.Fatal("invalid addresses do not share the zero bucket")
 	}
 }

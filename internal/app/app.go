@@ -17,13 +17,14 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"github.com/phivault/phivault/internal/audit/index"
 	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/phivault/phivault/internal/audit/index"
 
 	"github.com/google/uuid"
 	"golang.org/x/time/rate"
@@ -146,7 +147,7 @@ func Open(ctx context.Context, c config.Config, logger *slog.Logger, opts ...Opt
 		o(&oo)
 	}
 	httpClient := &http.Client{Timeout: kmsTimeout}
-	kek, err := keys.OpenKEK(ctx, keys.KEKSource{KeyFile: c.Keys.KeyFile, URI: c.Keys.KMSURI}, httpClient)
+	kek, err := keys.OpenKEK(ctx, keys.KEKSource{KeyFile: c.Keys.KeyFile, URI: c.Keys.KMSURI, Token: c.Keys.KMSToken()}, httpClient)
 	if err != nil {
 		return nil, fmt.Errorf("opening the key-encryption key (keys.key_file / keys.kms_uri): %w", err)
 	}

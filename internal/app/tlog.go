@@ -4,10 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/phivault/phivault/internal/webui"
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/phivault/phivault/internal/webui"
 
 	"github.com/phivault/phivault/internal/audit"
 	"github.com/phivault/phivault/internal/audit/merkle"

@@ -587,15 +587,6 @@ func purposeCovers(code, purpose string) bool {
 	return code == purpose || slices.Contains(purposeParents[purpose], code)
 }
 
-func intersects(a, b []string) bool {
-	for _, x := range a {
-		if slices.Contains(b, x) {
-			return true
-		}
-	}
-	return false
-}
-
 // namesAnyActor reports whether a provision of one of consents names one
 // of refs as an actor.
 func namesAnyActor(consents []Consent, refs []string) bool {

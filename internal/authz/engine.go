@@ -171,9 +171,9 @@ type Options struct {
 	EncounterWindow time.Duration
 }
 
-// DefaultCacheTTL: facts change on writes in this process (the
-// generation counter drops them at once); other processes' writes are
-// seen within this time.
+// DefaultCacheTTL is how long a cached fact lives. Facts change on writes
+// in this process (the generation counter drops them at once); other
+// processes' writes are seen within this time.
 const DefaultCacheTTL = 5 * time.Second
 
 // maxCached bounds each fact cache.

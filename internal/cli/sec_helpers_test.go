@@ -6,7 +6,6 @@ package cli_test
 
 import (
 	"bytes"
-	"context"
 	"database/sql"
 	"encoding/json"
 	"log/slog"
@@ -293,9 +292,6 @@ func (c secFHIR) do(method, path string, body []byte, hdr ...string) (*http.Resp
 	}
 	return resp, buf.Bytes()
 }
-
-// secCtx is a background context for cleanups that outlive t.Context().
-func secCtx() context.Context { return context.Background() }
 
 func secDiscardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 

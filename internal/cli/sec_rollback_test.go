@@ -2,7 +2,6 @@ package cli_test
 
 import (
 	"errors"
-	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -126,7 +125,7 @@ func TestLogRewriteRefused(t *testing.T) {
 			if r.code == 0 || !strings.Contains(r.stdout, "is not a prefix") {
 				t.Errorf("audit verify --checkpoint with the earlier checkpoint: exit %d\n%s", r.code, r.stdout)
 			}
-			t.Log(fmt.Sprintf("%s: refused", drv.name))
+			t.Logf("%s: refused", drv.name)
 		})
 	}
 }

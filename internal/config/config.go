@@ -119,6 +119,11 @@ type Keys struct {
 	KeyFile string `json:"key_file"` // local Tink keyset (mode 0600), outside the database
 	KMSURI  string `json:"kms_uri"`  // e.g. hcvault://vault:8200/transit/keys/phivault
 
+	// kmsToken is the Vault token for KMSURI, from the environment
+	// variable VAULT_TOKEN only (secrets never come from the file or
+	// flags); never marshalled.
+	kmsToken string
+
 	// ShredRetentionDays keeps the KEK keys a KEK epoch retired for this
 	// many days before destroying them, so database backups taken before
 	// an erasure stay restorable for that long; an erasure is final only
@@ -282,6 +287,7 @@ func (c *Config) applyEnv(getenv func(string) string) error {
 	if v := getenv("PHIVAULT_POSTGRES"); v != "" {
 		c.Storage.Driver = "postgres"
 	}
+	c.Keys.kmsToken = getenv(VaultTokenEnv)
 	if c.OIDC != nil {
 		for name, p := range map[string]*string{
 			"PHIVAULT_OIDC_ISSUER":       &c.OIDC.Issuer,
@@ -475,3 +481,10 @@ func Write(c Config) error {
 	}
 	return f.Close()
 }
+
+// VaultTokenEnv names the environment variable holding the Vault token
+// for keys.kms_uri (the same name the Vault CLI uses).
+const VaultTokenEnv = "VAULT_TOKEN"
+
+// KMSToken returns the Vault token read from VaultTokenEnv, or "".
+func (k Keys) KMSToken() string { return k.kmsToken }

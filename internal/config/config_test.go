@@ -350,3 +350,36 @@ func TestDurationOptions(t *testing.T) {
 		}
 	}
 }
+
+// The Vault token comes from VAULT_TOKEN only, and is never written to
+// the configuration file (keys reads no environment itself).
+func TestKMSTokenFromEnvOnly(t *testing.T) {
+	const token = "s.kms-token-never-written"
+	dir := t.TempDir()
+	writeConfig(t, dir, `{"keys":{"key_file":""}}`)
+	c, err := config.Load(dir, env{config.VaultTokenEnv: token, "PHIVAULT_KMS_URI": "hcvault://vault:8200/transit/keys/pv"}.get, config.Overrides{})
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	if c.Keys.KMSToken() != token {
+		t.Fatalf("KMSToken() = %q, want the VAULT_TOKEN value", c.Keys.KMSToken())
+	}
+	c.DataDir = t.TempDir()
+	if err := config.Write(c); err != nil {
+		t.Fatalf("Write: %v", err)
+	}
+	b, err := os.ReadFile(filepath.Join(c.DataDir, config.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(b), token) {
+		t.Fatal("the configuration file holds the Vault token")
+	}
+	c2, err := config.Load(dir, env{}.get, config.Overrides{KMSURI: "hcvault://vault:8200/transit/keys/pv"})
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	if c2.Keys.KMSToken() != "" {
+		t.Fatalf("KMSToken() without VAULT_TOKEN = %q, want empty", c2.Keys.KMSToken())
+	}
+}

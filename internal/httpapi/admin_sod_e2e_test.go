@@ -149,7 +149,7 @@ func TestSeparationOfDuties(t *testing.T) {
 			wantAudited(t, s, audit.ActionUserGrantApprove, audit.OutcomeDenied, "Request/"+reqID)
 			wantRoles(t, e.roles(t, clin.ID), identity.RoleResearcher)
 
-			r = s.Do(t, "POST", "/admin/api/requests/"+reqID+"/approve", nil, asBob).Want(t, http.StatusOK)
+			s.Do(t, "POST", "/admin/api/requests/"+reqID+"/approve", nil, asBob).Want(t, http.StatusOK)
 			wantRoles(t, e.roles(t, clin.ID), identity.RoleResearcher, identity.RolePhysician)
 			if _, err := e.m.Validate(t.Context(), old.Reveal()); !errors.Is(err, session.ErrInvalidSession) {
 				t.Errorf("the account's session outlived the grant: %v", err)

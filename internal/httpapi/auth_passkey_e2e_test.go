@@ -209,7 +209,7 @@ func TestPasskeySignInRefusals(t *testing.T) {
 	}
 	// A registration ceremony is not a login ceremony.
 	ch = e.challenge(t, "nurse.pk", pw)
-	b = e.do(t, "POST", "/auth/webauthn/login/begin", map[string]string{"challenge": ch.str("challenge")}, creds{})
+	e.do(t, "POST", "/auth/webauthn/login/begin", map[string]string{"challenge": ch.str("challenge")}, creds{})
 	if r := e.do(t, "POST", "/auth/webauthn/login/finish", map[string]any{"challenge": ch.str("challenge"), "ceremony": ch.str("challenge"), "credential": json.RawMessage(`{}`)}, creds{}); r.status != http.StatusUnauthorized {
 		t.Fatalf("login challenge as ceremony: %d %s", r.status, r.body)
 	}

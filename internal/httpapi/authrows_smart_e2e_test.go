@@ -10,12 +10,13 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/oauth2"
+
 	"github.com/phivault/phivault/internal/apitest"
 	"github.com/phivault/phivault/internal/app"
 	"github.com/phivault/phivault/internal/authn/smart"
 	"github.com/phivault/phivault/internal/authn/smart/scope"
 	"github.com/phivault/phivault/internal/identity"
-	"golang.org/x/oauth2"
 )
 
 // Authenticated auth rows (ADR 0022): SMART clients and grants.

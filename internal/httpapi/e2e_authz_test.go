@@ -94,8 +94,6 @@ func variantLabel(variant string) string {
 	return ""
 }
 
-var ()
-
 // scenario is one variant's data for one actor.
 type scenario struct {
 	pid     string            // the patient
@@ -322,7 +320,7 @@ func try(t *testing.T, s *apitest.Server, a actor, variant string, sc scenario, 
 	case "update":
 		id, res := fresh(t, s, typ, sc, label)
 		if typ == "Patient" {
-			id, res = sc.pid, nil
+			id = sc.pid
 			r := s.Do(t, "GET", "/fhir/Patient/"+id, nil, nil).Want(t, http.StatusOK)
 			res = r.JSON
 		}

@@ -351,7 +351,7 @@ func TestConsentCustomLabelNarrowing(t *testing.T) {
 		}
 		// The same conditional reference resolves for the patient's own
 		// consent-exempt service credential.
-		r = s.Do(t, "POST", "/fhir", bundle("transaction", entry("urn:uuid:"+uuidLike(), "POST", "Observation", note, nil)), nil).Want(t, http.StatusOK)
+		s.Do(t, "POST", "/fhir", bundle("transaction", entry("urn:uuid:"+uuidLike(), "POST", "Observation", note, nil)), nil).Want(t, http.StatusOK)
 		// If-None-Exist matches only what the caller may see: the hidden
 		// one is not returned, and the answer is a create like for an
 		// identifier no record has.

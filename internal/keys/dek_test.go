@@ -247,7 +247,7 @@ func TestDEKCacheDisabled(t *testing.T) {
 		t.Run(fmt.Sprintf("%+v", opts), func(t *testing.T) {
 			k := newKeyring(t, opts)
 			rec := newDEKRec(t, k, "Patient/p1")
-			if dekOf(t, k, rec) == dekOf(t, k, rec) {
+			if first, second := dekOf(t, k, rec), dekOf(t, k, rec); first == second {
 				t.Fatal("disabled cache returned the same DEK twice")
 			}
 		})

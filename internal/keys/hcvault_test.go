@@ -121,11 +121,10 @@ func vaultClient(srv *httptest.Server) *http.Client {
 func TestVaultKEK(t *testing.T) {
 	const token = "s.test-token-do-not-log"
 	fv, srv := newFakeVault(t, token)
-	t.Setenv(VaultTokenEnv, token)
 	host := strings.TrimPrefix(srv.URL, "https://")
 	uri := "hcvault://" + host + "/transit/keys/phivault"
 
-	kek, err := OpenKEK(t.Context(), KEKSource{URI: uri}, vaultClient(srv))
+	kek, err := OpenKEK(t.Context(), KEKSource{URI: uri, Token: token}, vaultClient(srv))
 	if err != nil {
 		t.Fatalf("OpenKEK(%s): %v", uri, err)
 	}
@@ -189,8 +188,7 @@ func TestVaultKEKRefuses(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			t.Setenv(VaultTokenEnv, tt.token)
-			_, err := OpenKEK(t.Context(), KEKSource{URI: tt.uri}, tt.client)
+			_, err := OpenKEK(t.Context(), KEKSource{URI: tt.uri, Token: tt.token}, tt.client)
 			if err == nil {
 				t.Fatal("OpenKEK succeeded")
 			}

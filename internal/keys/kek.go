@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"time"
 
@@ -43,6 +42,10 @@ type KEKSource struct {
 	// URI is a Tink KMS key URI. Only "hcvault://<host>[:port]/<mount>/keys/<name>"
 	// (a Vault transit key, reached over HTTPS) is compiled in.
 	URI string
+	// Token is the Vault token for URI. The caller reads it from the
+	// environment variable VaultTokenEnv (config does): secrets come from
+	// the environment, never from flags or the URI.
+	Token string
 }
 
 // KEK is the key-encryption key: it wraps and unwraps DEKs and system
@@ -66,8 +69,8 @@ type noCompare [0]func()
 // OpenKEK opens the key-encryption key named by src.
 //
 // For a key file it checks the mode (0600 or narrower) and that every key
-// is AES-256-GCM. For "hcvault://" it reads the token from the VAULT_TOKEN
-// environment variable, sends every call through httpClient (which must
+// is AES-256-GCM. For "hcvault://" it uses src.Token (which the caller
+// read from the VAULT_TOKEN environment variable), sends every call through httpClient (which must
 // not be nil and should carry timeouts; each call is also capped at 10
 // seconds), and makes one encrypt/decrypt round trip to check the token
 // and key before returning. Tink's remote AEAD does not take a context,
@@ -81,7 +84,7 @@ func OpenKEK(ctx context.Context, src KEKSource, httpClient *http.Client) (*KEK,
 	case src.KeyFile != "":
 		return openFileKEK(src.KeyFile)
 	case src.URI != "":
-		return openKMSKEK(ctx, src.URI, httpClient)
+		return openKMSKEK(ctx, src.URI, src.Token, httpClient)
 	default:
 		return nil, errors.New("opening KEK: no key file or KMS URI configured")
 	}
@@ -118,7 +121,7 @@ func openFileKEK(path string) (*KEK, error) {
 	}, nil
 }
 
-func openKMSKEK(ctx context.Context, uri string, httpClient *http.Client) (*KEK, error) {
+func openKMSKEK(ctx context.Context, uri, token string, httpClient *http.Client) (*KEK, error) {
 	scheme, _, ok := strings.Cut(uri, "://")
 	if !ok {
 		return nil, errors.New("opening KEK: KMS URI has no scheme, want hcvault://host/mount/keys/name")
@@ -134,7 +137,6 @@ func openKMSKEK(ctx context.Context, uri string, httpClient *http.Client) (*KEK,
 	if httpClient == nil {
 		return nil, fmt.Errorf("opening KEK %s: no HTTP client given", desc)
 	}
-	token := os.Getenv(VaultTokenEnv)
 	if token == "" {
 		return nil, fmt.Errorf("opening KEK %s: %s is not set", desc, VaultTokenEnv)
 	}

@@ -9,9 +9,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/phivault/phivault/internal/storage"
 	"github.com/tink-crypto/tink-go/v2/aead"
 	"github.com/tink-crypto/tink-go/v2/keyset"
+
+	"github.com/phivault/phivault/internal/storage"
 )
 
 // Cache defaults, used for zero fields of [Options].

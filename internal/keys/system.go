@@ -6,13 +6,14 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/phivault/phivault/internal/storage"
 	"github.com/tink-crypto/tink-go/v2/aead"
 	"github.com/tink-crypto/tink-go/v2/keyset"
 	"github.com/tink-crypto/tink-go/v2/prf"
 	"github.com/tink-crypto/tink-go/v2/prf/hmacprf"
 	"github.com/tink-crypto/tink-go/v2/signature"
 	"github.com/tink-crypto/tink-go/v2/tink"
+
+	"github.com/phivault/phivault/internal/storage"
 )
 
 // System key names: the Owner of their key records.

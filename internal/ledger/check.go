@@ -97,9 +97,7 @@ func Check(ctx context.Context, o Options) (Report, error) {
 		return rep, err
 	}
 	c.rep.Commits = c.view.commits()
-	for _, p := range c.view.bad() {
-		c.global = append(c.global, p)
-	}
+	c.global = append(c.global, c.view.bad()...)
 	var all []Problem
 	all = append(all, c.global...)
 	for _, ps := range c.found {

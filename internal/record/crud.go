@@ -429,13 +429,13 @@ func (s *Service) prepare(ctx context.Context, rd ownerReader, res fhir.Resource
 	return p, nil
 }
 
-// storeVersion seals a prepared version with its owner's key (created in
-// tx if new) and stores it with its index rows.
 // MaxConsentsPerPatient bounds a patient's Consents: every decision
 // about the patient evaluates all of them, so an account that stores
 // hundreds of large ones would slow every clinician's search.
 const MaxConsentsPerPatient = 32
 
+// storeVersion seals a prepared version with its owner's key (created in
+// tx if new) and stores it with its index rows.
 func (s *Service) storeVersion(ctx context.Context, tx storage.Tx, p *pending) (storage.Version, error) {
 	if p.v.Type == "Consent" && p.v.Version == 1 && p.v.Owner != OrgOwner {
 		r, err := tx.Search(ctx, storage.Query{Type: "Consent", Count: MaxConsentsPerPatient,
@@ -461,15 +461,6 @@ func (s *Service) storeVersion(ctx context.Context, tx storage.Tx, p *pending) (
 		return storage.Version{}, err
 	}
 	return v, nil
-}
-
-// writeVersion prepares and stores res as version of its type/id.
-func (s *Service) writeVersion(ctx context.Context, tx storage.Tx, res fhir.Resource, version int64, now time.Time) (storage.Version, error) {
-	p, err := s.prepareVersion(ctx, tx, res, version, now)
-	if err != nil {
-		return storage.Version{}, err
-	}
-	return s.storeVersion(ctx, tx, p)
 }
 
 // appendWriteEvent appends the audit event of version v, stored in tx

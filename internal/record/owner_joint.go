@@ -183,13 +183,6 @@ func (s *Service) patientsOf(ctx context.Context, rd memberReader, owner string)
 	return m, nil
 }
 
-// cachedPatients returns the patients of owner for an audit event. The
-// decision on the same version loaded them (check), so the cache holds
-// a joint owner's; a miss reads the store.
-func (s *Service) cachedPatients(ctx context.Context, owner string) ([]string, error) {
-	return s.patientsOf(ctx, nil, owner)
-}
-
 // ownerReader reads what ownership depends on: the current version of
 // a resource and a joint owner's patients (the store, or a write
 // transaction).

@@ -6,11 +6,12 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
-	"github.com/phivault/phivault/internal/authz"
 	"io"
 	"net/http"
 	"slices"
 	"strings"
+
+	"github.com/phivault/phivault/internal/authz"
 
 	"github.com/phivault/phivault/internal/audit"
 	"github.com/phivault/phivault/internal/authn"

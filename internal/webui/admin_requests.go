@@ -32,14 +32,6 @@ type requestRow struct {
 	MayApprove                 bool
 }
 
-func roleStrings(rs []identity.Role) []string {
-	out := make([]string, len(rs))
-	for i, r := range rs {
-		out[i] = string(r)
-	}
-	return out
-}
-
 // toRequestRow describes req for the viewer of r; names caches
 // usernames by account id.
 func (u *UI) toRequestRow(r *http.Request, req identity.Request, names map[string]string) requestRow {

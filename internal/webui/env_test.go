@@ -180,9 +180,9 @@ func (u *user) code(t testing.TB) string {
 	if !at.Truncate(30 * time.Second).After(u.last.Truncate(30 * time.Second)) {
 		at = u.last.Add(30 * time.Second)
 	}
-	if at.Sub(time.Now()) > 30*time.Second {
+	if time.Until(at) > 30*time.Second {
 		// Both steps ahead are used: wait for the clock.
-		time.Sleep(at.Sub(time.Now()) - 30*time.Second + time.Second)
+		time.Sleep(time.Until(at) - 30*time.Second + time.Second)
 	}
 	u.last = at
 	c, err := totp.GenerateCode(u.Secret, at)

@@ -5,13 +5,14 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"github.com/phivault/phivault/internal/authz"
 	"io"
 	"io/fs"
 	"log/slog"
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/phivault/phivault/internal/authz"
 
 	"github.com/phivault/phivault/internal/authn/login"
 	"github.com/phivault/phivault/internal/authn/session"

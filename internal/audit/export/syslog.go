@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/leodido/go-syslog/v4/rfc5424"
+
 	"github.com/phivault/phivault/internal/audit"
 )
 

@@ -33,7 +33,7 @@ type Credential struct {
 
 // toLibrary converts to go-webauthn's credential record.
 func (c Credential) toLibrary() webauthn.Credential {
-	var f protocol.AuthenticatorFlags = protocol.FlagUserPresent
+	f := protocol.FlagUserPresent
 	if c.UserVerified {
 		f |= protocol.FlagUserVerified
 	}

@@ -5,8 +5,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/phivault/phivault/internal/addrlimit"
 	"golang.org/x/time/rate"
+
+	"github.com/phivault/phivault/internal/addrlimit"
 )
 
 // Defaults for [AddressLimits], with their reasons.

@@ -47,13 +47,15 @@ func putKey(t *testing.T, s storage.Store, k storage.KeyRecord) error {
 
 func testEpochRoundTrip(t *testing.T, s EpochStores) {
 	ctx := t.Context()
+	// Latest of an empty store is ErrNotFound (the contract of EpochTx).
 	var latest storage.KEKEpoch
-	err := s.Epochs.UpdateEpoch(ctx, func(tx storage.EpochTx) (err error) {
-		latest, err = tx.Latest(ctx)
+	var latestErr error
+	err := s.Epochs.UpdateEpoch(ctx, func(tx storage.EpochTx) error {
+		latest, latestErr = tx.Latest(ctx)
 		return nil
 	})
-	if err != nil || latest.Epoch != 0 {
-		t.Fatalf("Latest of an empty store: %+v, %v", latest, err)
+	if err != nil || !errors.Is(latestErr, storage.ErrNotFound) || latest.Epoch != 0 {
+		t.Fatalf("Latest of an empty store: %+v, %v, %v; want ErrNotFound", latest, latestErr, err)
 	}
 	e1 := storage.KEKEpoch{Epoch: 1, State: storage.EpochAdding, PrevPrimary: 4000000000, Started: at(1), Holder: "host/1", Heartbeat: at(2)}
 	e2 := storage.KEKEpoch{Epoch: 2, State: storage.EpochRetained, KEKID: 7, PrevPrimary: 6, Started: at(3), Rewrapped: at(4),
