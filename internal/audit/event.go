@@ -65,7 +65,7 @@ const (
 	ActionClientGrantApprove Action = "client-grant-approve"
 	ActionClientGrantReject  Action = "client-grant-reject"
 
-	// Account administration (issue 3). Entities: "User/<id>". Denied
+	// Account administration (DESIGN §7–8). Entities: "User/<id>". Denied
 	// attempts carry OutcomeDenied and no entity when none was reached.
 	ActionUserCreate      Action = "user-create"
 	ActionUserDisable     Action = "user-disable"
@@ -86,7 +86,7 @@ const (
 	ActionUserGrantReject  Action = "user-grant-reject"
 )
 
-// Authentication events (issue 3). ActionLogin is a session started, or
+// Authentication events (DESIGN §7). ActionLogin is a session started, or
 // a login refused at the password step; these are its sub-steps and the
 // session's end. Agent.User is the account id, or "unknown" for a name
 // that has no account; Agent.Session is the session id once there is one.
@@ -270,7 +270,7 @@ func (e *Event) Touch(ref string, patients ...string) {
 }
 
 // PatientView is the event as patient ("Patient/<id>") may see it in
-// their access history (issue 11 item 8), and false when the event did
+// their access history (ADR 0018), and false when the event did
 // not touch that patient. It keeps what the event did, when, why and
 // with what outcome, and who did it (the account or client and its
 // role); it drops every other patient and their resources, the agent's

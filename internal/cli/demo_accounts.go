@@ -28,7 +28,7 @@ import (
 	"github.com/phivault/phivault/internal/record"
 )
 
-// Demo accounts (issue 3): `phivault demo` creates one account per
+// Demo accounts: `phivault demo` creates one account per
 // workforce role and one patient account, with generated passwords and,
 // for the workforce, an enrolled TOTP secret, and prints them so a person
 // can log in with a real authenticator app. Printing secrets is the point

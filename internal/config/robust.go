@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// Robustness options (issue 11 item 15): how long each stage of a
+// Robustness options (ADR 0023): how long each stage of a
 // request may take, how many connections a client may hold, how fast an
 // unauthenticated client may add events to the audit log, how long the
 // database may make a request wait, and how many repeated warnings a

@@ -14,7 +14,7 @@ import (
 	"github.com/phivault/phivault/internal/storage"
 )
 
-// Self-service password change (issue 3 item 4): the owner of a session
+// Self-service password change (DESIGN §7): the owner of a session
 // proves the current password again, and the change ends every session
 // of the account, the caller's included; the caller carries on with a
 // fresh session issued in the same transaction.

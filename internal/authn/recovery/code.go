@@ -14,7 +14,7 @@ import (
 
 const (
 	// Count is how many codes a user gets: 10, the usual set size
-	// (GitHub, Google), enough for years of rare use; issue 3.
+	// (GitHub, Google), enough for years of rare use.
 	Count = 10
 
 	// codeBytes is the entropy per code: 80 bits, out of reach of online

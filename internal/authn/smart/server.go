@@ -40,7 +40,8 @@ const (
 	// DefaultAccessTokenTTL: SMART Backend Services recommends access
 	// tokens of five minutes.
 	DefaultAccessTokenTTL = 5 * time.Minute
-	// MaxAccessTokenTTL: issue 3, access tokens live at most 15 minutes.
+	// MaxAccessTokenTTL caps an access token's life at 15 minutes
+	// (docs/smart.md): a stolen one is useful only briefly.
 	MaxAccessTokenTTL = 15 * time.Minute
 	// DefaultTokenCacheTTL bounds how long ValidateAccessToken trusts a
 	// cached lookup: the latency of a revocation made by another process

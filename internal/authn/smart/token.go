@@ -16,8 +16,8 @@ import (
 // can find them.
 const AccessTokenPrefix = "pva_"
 
-// accessTokenBytes is 256 bits of entropy (issue 3; NIST SP 800-63B asks
-// at least 112 bits for look-up secrets).
+// accessTokenBytes is 256 bits of entropy (NIST SP 800-63B asks at least
+// 112 bits for look-up secrets).
 const accessTokenBytes = 32
 
 // accessTokenLen is the exact length of a well-formed token.

@@ -12,7 +12,7 @@ import (
 )
 
 // testChallengeSingleUse: a login challenge starts at most one session
-// (issue 11 item 9), also when several commits race with it, as two
+// (a replayed challenge is a second login), also when several commits race with it, as two
 // processes of a fleet would.
 func testChallengeSingleUse(t *testing.T, s LoginStores) {
 	ctx := t.Context()

@@ -9,7 +9,7 @@ import (
 
 // RunFHIRUserMigration checks migration 0019 on db, an empty database
 // of dialect d: a database written before it, where two enabled
-// accounts were bound to one FHIR user (the attack of issue 11 item 7),
+// accounts were bound to one FHIR user (one person's sign-in then read as another's patient),
 // is migrated by disabling the newer account, revoking its sessions and
 // raising an alert naming it; the older account is untouched.
 func RunFHIRUserMigration(t *testing.T, db *sql.DB, d sqldb.Dialect) {
