@@ -160,9 +160,12 @@ func TestPortalRecordAndAccess(t *testing.T) {
 	}
 
 	// Download proof: a JSON bundle saved from a blob, no error shown.
+	// The button records the outcome in data-download once the proof was
+	// fetched and saved (or not): wait for that, not for a fixed time.
 	tb.do(chromedp.Click(chromedp.CSS("#access-" + row + " button.proof-download")))
-	time.Sleep(time.Second)
-	if got := tb.text("#verify-" + row); strings.Contains(got, "could not be downloaded") {
+	tb.do(chromedp.WaitVisible(chromedp.CSS("#access-" + row + " button.proof-download[data-download]")))
+	if got := tb.text("#verify-" + row); strings.Contains(got, "could not be downloaded") ||
+		eval[string](tb, `document.querySelector("#access-`+row+` button.proof-download").dataset.download`) != "saved" {
 		t.Errorf("download proof: %q", got)
 	}
 

@@ -279,9 +279,11 @@
       a.click();
       a.remove();
       setTimeout(function () { URL.revokeObjectURL(a.href); }, 10000);
+      btn.dataset.download = "saved";
     } catch (e) {
       out.textContent = "The proof could not be downloaded: " + (e && e.verify ? e.message : "error") + ".";
       out.className = "verify-result not-verified";
+      btn.dataset.download = "failed";
     }
   }
 
