@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/phivault/phivault/internal/audit"
+	"github.com/phivault/phivault/internal/ident"
 	"github.com/phivault/phivault/internal/keys"
 	"github.com/phivault/phivault/internal/storage"
 )
@@ -20,7 +21,7 @@ type Progress func(phase string, done, total int64)
 var ErrKMSRotation = errors.New("the KEK lives in a KMS: rotate it there (new key version); phivault keeps using the KMS key URI")
 
 // isDataOwner reports whether owner names a DEK (not a system key).
-func isDataOwner(owner string) bool { return !strings.HasPrefix(owner, "system/") }
+func isDataOwner(owner string) bool { return !strings.HasPrefix(owner, ident.SystemPrefix) }
 
 // RotateKEK rotates the key-encryption key and re-wraps every data and
 // system key under the new primary. It is online (the server keeps

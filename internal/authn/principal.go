@@ -44,7 +44,7 @@ var (
 
 // Principal is an authenticated caller.
 type Principal struct {
-	Kind  string   // "token" or "session"
+	Kind  Kind     // KindToken, KindSession, KindSMARTApp or KindSMARTClient
 	ID    string   // token id, or the user id of a session (never a secret)
 	Name  string   // a label chosen by the administrator, or the username
 	Roles []string // e.g. "system"
@@ -69,10 +69,23 @@ type Principal struct {
 	Patient  string
 }
 
-// KindSMARTApp is the Kind of a SMART App Launch access token's
-// principal: it acts for the user who approved the app (ID is the
-// user's id), within the token's scopes.
-const KindSMARTApp = "smart-app"
+// Kind is the kind of credential a Principal authenticated with.
+type Kind string
+
+// The kinds of principal.
+const (
+	// KindToken is an API token (a service credential, never MFA).
+	KindToken Kind = "token"
+	// KindSession is a workforce or patient session from sign-in.
+	KindSession Kind = "session"
+	// KindSMARTApp is a SMART App Launch access token's principal: it acts
+	// for the user who approved the app (ID is the user's id), within the
+	// token's scopes.
+	KindSMARTApp Kind = "smart-app"
+	// KindSMARTClient is a SMART Backend Services client
+	// (client_credentials): ID is the client id.
+	KindSMARTClient Kind = "smart-client"
+)
 
 // TokenPrefix marks phivault API tokens so secret scanners can find them.
 const TokenPrefix = "pvt_"
@@ -256,7 +269,7 @@ func (a *Authenticator) Bearer(ctx context.Context, header string) (Principal, e
 	if t.Revoked {
 		return Principal{}, ErrUnauthenticated
 	}
-	p := Principal{Kind: "token", ID: t.ID, Name: t.Name, Roles: t.Roles}
+	p := Principal{Kind: KindToken, ID: t.ID, Name: t.Name, Roles: t.Roles}
 	a.mu.Lock()
 	if len(a.cache) >= tokenCacheSize {
 		clear(a.cache)

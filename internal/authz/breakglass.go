@@ -12,6 +12,7 @@ import (
 
 	"github.com/phivault/phivault/internal/audit"
 	"github.com/phivault/phivault/internal/authn"
+	"github.com/phivault/phivault/internal/ident"
 	"github.com/phivault/phivault/internal/storage"
 )
 
@@ -157,7 +158,7 @@ func NewBreakGlass(o BreakGlassOptions) (*BreakGlass, error) {
 // patient is looked up, so a caller who may not learns nothing about
 // which patients exist: the same 403 for every id.
 func (b *BreakGlass) Open(ctx context.Context, p authn.Principal, agent audit.Agent, requestID, patientID string, req BreakGlassRequest) (Grant, Decision, error) {
-	owner := "Patient/" + patientID
+	owner := string(ident.PatientOwner(patientID))
 	now := b.az.now()
 	ev := audit.Event{Time: now, Action: audit.ActionBreakGlass, Outcome: audit.OutcomeSuccess, Agent: agent,
 		Purpose: "ETREAT", Patients: []string{owner}, RequestID: requestID}

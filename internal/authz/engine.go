@@ -16,6 +16,7 @@ import (
 
 	"github.com/phivault/phivault/internal/authn"
 	"github.com/phivault/phivault/internal/authn/smart/scope"
+	"github.com/phivault/phivault/internal/ident"
 	"github.com/phivault/phivault/internal/identity"
 )
 
@@ -65,12 +66,12 @@ func ParseAction(s string) (Action, bool) {
 }
 
 // OrgOwner is the owner of resources outside any patient compartment
-// (record.OrgOwner, repeated here so authz does not import record).
-const OrgOwner = "org"
+// (ident.Org).
+const OrgOwner = string(ident.Org)
 
 // JointPrefix starts the owner of a resource that names several
-// patients ("Joint/<h>"): it belongs to each of them (record.JointOwner).
-const JointPrefix = "Joint/"
+// patients ("Joint/<h>"): it belongs to each of them (ident.JointPrefix).
+const JointPrefix = ident.JointPrefix
 
 // maxJointPatients bounds the patients of one joint decision.
 const maxJointPatients = 1000
@@ -266,7 +267,7 @@ func (a *Authorizer) decide(ctx context.Context, s *subject, action Action, t Ta
 		return a.decideJoint(ctx, s, action, t)
 	}
 	var pf *PatientFacts
-	if strings.HasPrefix(t.Owner, "Patient/") {
+	if strings.HasPrefix(t.Owner, ident.PatientPrefix) {
 		if t.Owner == anyPatient {
 			pf = &PatientFacts{Ref: anyPatient}
 		} else {
@@ -306,7 +307,7 @@ func (a *Authorizer) decideJoint(ctx context.Context, s *subject, action Action,
 	out := Decision{Allowed: true}
 	pols := map[string]bool{}
 	for _, p := range t.Patients {
-		if !strings.HasPrefix(p, "Patient/") {
+		if !strings.HasPrefix(p, ident.PatientPrefix) {
 			return Decision{}, fmt.Errorf("deciding on a joint owner: a member is not a patient: %w", ErrUndecidable)
 		}
 		tp := t

@@ -13,6 +13,7 @@ import (
 	"github.com/cedar-policy/cedar-go/types"
 
 	"github.com/phivault/phivault/internal/authn"
+	"github.com/phivault/phivault/internal/ident"
 )
 
 // Entities: the facts a decision needs, loaded from the Source, cached
@@ -41,7 +42,7 @@ func (a *Authorizer) Changed(typ, owner string) {
 		a.fgen.Add(1)
 	case "Patient", "Consent":
 		a.fgen.Add(1)
-		if owner == "" || !strings.HasPrefix(owner, "Patient/") {
+		if owner == "" || !strings.HasPrefix(owner, ident.PatientPrefix) {
 			a.pgen.Add(1)
 			return
 		}
@@ -70,7 +71,7 @@ func WithoutIO(ctx context.Context) context.Context { return context.WithValue(c
 func noIO(ctx context.Context) bool { v, _ := ctx.Value(noIOKey{}).(bool); return v }
 
 // principalKey identifies a principal to the policies: kind and id.
-func principalKey(p authn.Principal) string { return p.Kind + ":" + p.ID }
+func principalKey(p authn.Principal) string { return string(p.Kind) + ":" + p.ID }
 
 // cacheKey identifies what a cached subject or filter was computed
 // for: the principal and everything of it a decision reads besides the
@@ -106,14 +107,14 @@ func (a *Authorizer) subjectOf(ctx context.Context, p authn.Principal) (*subject
 	// A session, and a SMART App Launch token (which acts for the user
 	// who approved it), are a user: their facts decide, and the token's
 	// scopes only narrow (the scope gate ran before).
-	if p.Kind == "session" || p.Kind == authn.KindSMARTApp {
+	if p.Kind == authn.KindSession || p.Kind == authn.KindSMARTApp {
 		u, err := a.users.ByID(ctx, p.ID)
 		if err != nil {
 			return nil, fmt.Errorf("loading user %s: %w: %w", p.ID, ErrUndecidable, err)
 		}
 		s.facts.FHIRUser = u.FHIRUser
 		switch {
-		case strings.HasPrefix(u.FHIRUser, "Patient/"):
+		case strings.HasPrefix(u.FHIRUser, ident.PatientPrefix):
 			s.patient = u.FHIRUser
 		case strings.HasPrefix(u.FHIRUser, "Practitioner/"):
 			uf, err := a.loadUserFacts(ctx, u.FHIRUser, now)
@@ -247,7 +248,7 @@ func (a *Authorizer) patientFactsOf(ctx context.Context, owner string) (*Patient
 	if noIO(ctx) {
 		return nil, &NeedsFacts{Owner: owner}
 	}
-	id := strings.TrimPrefix(owner, "Patient/")
+	id := strings.TrimPrefix(owner, ident.PatientPrefix)
 	f, found, err := a.src.Resource(ctx, "Patient", id)
 	if err != nil {
 		return nil, fmt.Errorf("loading patient facts: %w: %w", ErrUndecidable, err)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/phivault/phivault/internal/authn"
+	"github.com/phivault/phivault/internal/ident"
 )
 
 // Explanation is a decision with the facts it was made on: what
@@ -42,7 +43,7 @@ func (a *Authorizer) Explain(ctx context.Context, p authn.Principal, action Acti
 	}
 	x := Explanation{Decision: d, Principal: principalKey(p), Roles: p.Roles, FHIRUser: s.facts.FHIRUser,
 		Resource: t.Type + "/" + t.ID, Owner: t.Owner, Labels: t.Labels}
-	if strings.HasPrefix(t.Owner, "Patient/") {
+	if strings.HasPrefix(t.Owner, ident.PatientPrefix) {
 		pf, err := a.patientFactsOf(ctx, t.Owner)
 		if err != nil {
 			return Explanation{}, err
@@ -77,10 +78,10 @@ func (a *Authorizer) Explain(ctx context.Context, p authn.Principal, action Acti
 type Case struct {
 	Name      string `json:"name"`
 	Principal struct {
-		Kind     string   `json:"kind"` // session, token, smart-client
-		ID       string   `json:"id"`
-		Roles    []string `json:"roles"`
-		FHIRUser string   `json:"fhirUser"`
+		Kind     authn.Kind `json:"kind"` // session, token, smart-client
+		ID       string     `json:"id"`
+		Roles    []string   `json:"roles"`
+		FHIRUser string     `json:"fhirUser"`
 	} `json:"principal"`
 	Relations struct {
 		CareTeam  []string `json:"careTeam"`  // patient owners
@@ -127,11 +128,11 @@ func RunCases(pol *Policies, cases []Case) ([]CaseResult, error) {
 		}
 		p := authn.Principal{Kind: c.Principal.Kind, ID: c.Principal.ID, Roles: c.Principal.Roles}
 		if p.Kind == "" {
-			p.Kind = "session"
+			p.Kind = authn.KindSession
 		}
 		s := a.caseSubject(p, c)
 		var pf *PatientFacts
-		if strings.HasPrefix(c.Resource.Owner, "Patient/") {
+		if strings.HasPrefix(c.Resource.Owner, ident.PatientPrefix) {
 			pf = &PatientFacts{Ref: c.Resource.Owner, Labels: c.Patient.Labels}
 			for _, l := range c.Patient.Labels {
 				pf.VIP = pf.VIP || slices.Contains(vipCodes, l)
@@ -175,7 +176,7 @@ func (a *Authorizer) caseSubject(p authn.Principal, c Case) *subject {
 	for _, o := range c.Relations.Grants {
 		s.facts.Grants = append(s.facts.Grants, Grant{Patient: o, Created: now.Add(-1), Expires: now.Add(DefaultGrantTTL)})
 	}
-	if strings.HasPrefix(c.Principal.FHIRUser, "Patient/") {
+	if strings.HasPrefix(c.Principal.FHIRUser, ident.PatientPrefix) {
 		s.patient = c.Principal.FHIRUser
 	}
 	if s.facts.FHIRUser != "" {

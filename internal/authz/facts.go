@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/phivault/phivault/internal/ident"
 )
 
 // Found is one stored resource handed to authorization by its [Source]:
@@ -406,7 +408,7 @@ func userFacts(fhirUser string, roles, careTeams, encounters []Found, now time.T
 		if ct.Status != "" && ct.Status != "active" || !inPeriod(ct.Period, now) {
 			continue
 		}
-		if !strings.HasPrefix(f.Owner, "Patient/") || ct.Subject.Reference != f.Owner {
+		if !strings.HasPrefix(f.Owner, ident.PatientPrefix) || ct.Subject.Reference != f.Owner {
 			continue
 		}
 		for _, p := range ct.Participant {
@@ -428,7 +430,7 @@ func userFacts(fhirUser string, roles, careTeams, encounters []Found, now time.T
 		if e.Status == "cancelled" || e.Status == "entered-in-error" {
 			continue
 		}
-		if !strings.HasPrefix(f.Owner, "Patient/") || e.Subject.Reference != f.Owner {
+		if !strings.HasPrefix(f.Owner, ident.PatientPrefix) || e.Subject.Reference != f.Owner {
 			continue
 		}
 		if !encounterCurrent(e.Status, e.Period, now, window) {

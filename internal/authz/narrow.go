@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/phivault/phivault/internal/authn"
+	"github.com/phivault/phivault/internal/ident"
 )
 
 // FilterLabels are the security labels search narrowing filters on:
@@ -263,7 +264,7 @@ func (a *Authorizer) joint(ctx context.Context, f *Filter, anyOK bool) error {
 	for _, r := range f.Labels {
 		mentioned = append(mentioned, r.Owners...)
 	}
-	mentioned = slices.DeleteFunc(slices.Clone(mentioned), func(o string) bool { return !strings.HasPrefix(o, "Patient/") })
+	mentioned = slices.DeleteFunc(slices.Clone(mentioned), func(o string) bool { return !strings.HasPrefix(o, ident.PatientPrefix) })
 	slices.Sort(mentioned)
 	mentioned = slices.Compact(mentioned)
 	if len(mentioned) == 0 {

@@ -49,7 +49,7 @@ func purposeOfUse(roles []string, breakGlass bool) string {
 func ConsentActions(a Action, p authn.Principal) []string {
 	switch a {
 	case Read, VRead, Search, History, Everything, ViewIdentifiers, OpenGrant:
-		if p.Kind != "session" {
+		if p.Kind != authn.KindSession {
 			return []string{"access", "use", "disclose"}
 		}
 		return []string{"access", "use"}

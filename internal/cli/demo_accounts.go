@@ -24,6 +24,7 @@ import (
 	"github.com/phivault/phivault/internal/authn/totp"
 	"github.com/phivault/phivault/internal/config"
 	"github.com/phivault/phivault/internal/fhir"
+	"github.com/phivault/phivault/internal/ident"
 	"github.com/phivault/phivault/internal/identity"
 	"github.com/phivault/phivault/internal/record"
 )
@@ -97,7 +98,7 @@ func createDemoAccounts(ctx context.Context, c config.Config, logger *slog.Logge
 		u := identity.User{Username: du.username, DisplayName: du.display, Roles: []identity.Role{du.role}}
 		switch du.role {
 		case identity.RolePatient:
-			u.FHIRUser = "Patient/" + pid
+			u.FHIRUser = ident.PatientRef(pid).String()
 		case identity.RolePhysician, identity.RoleNurse:
 			// Clinicians reach patients through a treatment relationship:
 			// each gets a Practitioner, and the care team of the demo
@@ -161,7 +162,7 @@ func demoCareTeam(ctx context.Context, a *app.App, pid string, members []string)
 		parts = append(parts, map[string]any{"member": map[string]any{"reference": m}})
 	}
 	res := fhir.Resource{"resourceType": "CareTeam", "status": "active",
-		"subject": map[string]any{"reference": "Patient/" + pid}, "participant": parts}
+		"subject": map[string]any{"reference": ident.PatientRef(pid).String()}, "participant": parts}
 	if _, _, err := a.Record.Create(ctx, demoCaller, res, ""); err != nil {
 		return fmt.Errorf("demo care team: %w", err)
 	}

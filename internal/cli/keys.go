@@ -11,6 +11,7 @@ import (
 
 	"github.com/phivault/phivault/internal/app"
 	"github.com/phivault/phivault/internal/config"
+	"github.com/phivault/phivault/internal/ident"
 	"github.com/phivault/phivault/internal/storage"
 )
 
@@ -47,9 +48,9 @@ func (e *env) keysStatusCmd() *cobra.Command {
 				case r.Shredded:
 					shredded++
 					return nil
-				case strings.HasPrefix(r.Owner, "system/"):
+				case strings.HasPrefix(r.Owner, ident.SystemPrefix):
 					system++
-				case strings.HasPrefix(r.Owner, "Patient/"):
+				case strings.HasPrefix(r.Owner, ident.PatientPrefix):
 					patients++
 				default:
 					org++

@@ -18,6 +18,7 @@ import (
 	"github.com/phivault/phivault/internal/authn"
 	"github.com/phivault/phivault/internal/authz"
 	"github.com/phivault/phivault/internal/config"
+	"github.com/phivault/phivault/internal/ident"
 	"github.com/phivault/phivault/internal/storage"
 	"github.com/phivault/phivault/internal/storage/sqldb"
 )
@@ -190,7 +191,7 @@ func (e *env) policyExplainCmd() *cobra.Command {
 			for i, r := range u.Roles {
 				roles[i] = string(r)
 			}
-			p := authn.Principal{Kind: "session", ID: u.ID, Name: u.Username, Roles: roles, MFA: true}
+			p := authn.Principal{Kind: authn.KindSession, ID: u.ID, Name: u.Username, Roles: roles, MFA: true}
 			f, found, err := a.Record.Resource(cmd.Context(), typ, id)
 			if err != nil {
 				return fmt.Errorf("--resource: %w", err)
@@ -202,7 +203,7 @@ func (e *env) policyExplainCmd() *cobra.Command {
 					return err
 				}
 			} else if typ == "Patient" {
-				t.Owner = "Patient/" + id
+				t.Owner = ident.PatientRef(id).String()
 			} else {
 				return fmt.Errorf("--resource: no current %s/%s", typ, id)
 			}
@@ -213,7 +214,7 @@ func (e *env) policyExplainCmd() *cobra.Command {
 			}
 			ev := audit.Event{Time: time.Now(), Action: audit.ActionPolicyExplain, Outcome: outcome, Agent: cliAgent(),
 				Entities: []string{typ + "/" + id, "User/" + u.ID}, Policies: x.Policies}
-			if strings.HasPrefix(t.Owner, "Patient/") {
+			if strings.HasPrefix(t.Owner, ident.PatientPrefix) {
 				ev.Patients = []string{t.Owner}
 			}
 			rec, serr := a.Log.Seal(ev)
@@ -235,7 +236,7 @@ func (e *env) policyExplainCmd() *cobra.Command {
 			fmt.Fprintf(w, "policies\t%s\n", strings.Join(x.Policies, ", "))
 			fmt.Fprintf(w, "principal\t%s roles=%s fhirUser=%s\n", x.Principal, strings.Join(x.Roles, ","), orNone(x.FHIRUser))
 			fmt.Fprintf(w, "resource\towner=%s labels=%s\n", x.Owner, orNone(strings.Join(x.Labels, ",")))
-			if strings.HasPrefix(x.Owner, "Patient/") {
+			if strings.HasPrefix(x.Owner, ident.PatientPrefix) {
 				fmt.Fprintf(w, "relationship\tcare-team=%v encounter=%v break-glass=%v\n", x.CareTeam, x.Encounter, x.BreakGlass)
 				fmt.Fprintf(w, "patient\tvip=%v employee=%v consent-deny=%v consent-permit=%v\n", x.VIP, x.Employee, x.ConsentDeny, x.ConsentOK)
 			}

@@ -286,11 +286,11 @@ func (a *adminAPI) principal(r *http.Request) (authn.Principal, error) {
 // API token with role system.
 func mayAdminister(p authn.Principal) bool {
 	switch {
-	case p.Kind == "session" && !p.MFA:
+	case p.Kind == authn.KindSession && !p.MFA:
 		return false
 	case slices.Contains(p.Roles, string(identity.RoleSecurityAdmin)):
 		return true
-	case p.Kind == "token" && slices.Contains(p.Roles, string(identity.RoleSystem)):
+	case p.Kind == authn.KindToken && slices.Contains(p.Roles, string(identity.RoleSystem)):
 		return true // TEMPORARY: see the package note above
 	}
 	return false

@@ -14,6 +14,7 @@ import (
 	"github.com/phivault/phivault/internal/audit"
 	"github.com/phivault/phivault/internal/audit/index"
 	"github.com/phivault/phivault/internal/audit/merkle"
+	"github.com/phivault/phivault/internal/authn"
 	"github.com/phivault/phivault/internal/identity"
 	"github.com/phivault/phivault/internal/record"
 )
@@ -59,7 +60,7 @@ func (s *Server) auditScope(r *http.Request) (patient string, err error) {
 	if slices.ContainsFunc(p.Roles, func(role string) bool { return slices.Contains(auditReaders, role) }) {
 		return "", nil
 	}
-	if slices.Contains(p.Roles, string(identity.RolePatient)) && p.Kind == "session" && s.admin != nil {
+	if slices.Contains(p.Roles, string(identity.RolePatient)) && p.Kind == authn.KindSession && s.admin != nil {
 		u, err := s.admin.Directory().ByID(r.Context(), p.ID)
 		if err != nil {
 			return "", err

@@ -257,7 +257,7 @@ func (s *Server) sessionPrincipal(r *http.Request) (authn.Principal, error) {
 	if err != nil {
 		return authn.Principal{}, err
 	}
-	if p.Kind != "session" {
+	if p.Kind != authn.KindSession {
 		return authn.Principal{}, errNoCredential
 	}
 	return p, nil

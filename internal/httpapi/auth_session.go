@@ -93,7 +93,7 @@ func (s *Server) principal(r *http.Request) (authn.Principal, error) {
 // policies confine it to its own compartment. Other non-workforce
 // sessions (system) are refused.
 func phiGate(p authn.Principal) error {
-	if p.Kind != "session" {
+	if p.Kind != authn.KindSession {
 		return nil
 	}
 	if login.RequiresMFA(p) {
@@ -193,7 +193,7 @@ func (s *Server) auditGateDenial(r *http.Request, p authn.Principal, err error) 
 		return nil
 	}
 	c := s.callerFor(r, p)
-	if p.Kind == "session" {
+	if p.Kind == authn.KindSession {
 		c.Agent.Session = p.SessionID
 	}
 	ev := audit.Event{

@@ -123,11 +123,11 @@ type Reviews interface {
 // administration) an API token with role system.
 func mayReview(p authn.Principal) bool {
 	switch {
-	case p.Kind == "session" && !p.MFA:
+	case p.Kind == authn.KindSession && !p.MFA:
 		return false
 	case slices.Contains(p.Roles, string(identity.RolePrivacyOfficer)):
 		return true
-	case p.Kind == "token" && slices.Contains(p.Roles, string(identity.RoleSystem)):
+	case p.Kind == authn.KindToken && slices.Contains(p.Roles, string(identity.RoleSystem)):
 		return true
 	}
 	return false

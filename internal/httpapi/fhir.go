@@ -53,7 +53,7 @@ func (s *Server) callerFor(r *http.Request, p authn.Principal) record.Caller {
 	if len(p.Roles) > 0 {
 		role = strings.Join(p.Roles, ",")
 	}
-	client := p.Kind
+	client := string(p.Kind)
 	if p.Client != "" {
 		client = p.Client // a SMART app: its client_id
 	}

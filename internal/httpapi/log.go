@@ -148,7 +148,7 @@ func (s *Server) recordLogAccess(ctx context.Context, ev audit.Event) error {
 }
 
 func logAgent(p authn.Principal, r *http.Request) audit.Agent {
-	a := audit.Agent{User: p.ID, Client: p.Kind, Session: p.SessionID, Address: clientIP(r)}
+	a := audit.Agent{User: p.ID, Client: string(p.Kind), Session: p.SessionID, Address: clientIP(r)}
 	if len(p.Roles) > 0 {
 		a.Role = strings.Join(p.Roles, ",")
 	}

@@ -51,7 +51,7 @@ func (s *Server) smartPrincipal(r *http.Request, header string) (authn.Principal
 		return authn.Principal{Kind: kindSMARTApp, ID: a.UserID, Roles: a.Roles, Scopes: &sc, MFA: true,
 			Client: g.ClientID, FHIRUser: a.FHIRUser, Patient: a.Patient}, true, nil
 	}
-	return authn.Principal{Kind: "smart-client", ID: g.ClientID, Roles: []string{"system"}, Scopes: &sc}, true, nil
+	return authn.Principal{Kind: authn.KindSMARTClient, ID: g.ClientID, Roles: []string{"system"}, Scopes: &sc}, true, nil
 }
 
 // errScope is a request outside the token's scopes: 403.

@@ -12,6 +12,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/phivault/phivault/internal/ident"
 )
 
 // Sentinel errors. Stores wrap them (alongside the storage sentinel they
@@ -84,7 +86,7 @@ func (u User) HasRole(r Role) bool { return slices.Contains(u.Roles, r) }
 // awaiting approval: it enrols its second factor meanwhile.
 func (u User) RequiresMFA() bool {
 	if len(u.Roles) == 0 {
-		return !strings.HasPrefix(u.FHIRUser, "Patient/")
+		return !strings.HasPrefix(u.FHIRUser, ident.PatientPrefix)
 	}
 	return slices.ContainsFunc(u.Roles, Role.Workforce)
 }

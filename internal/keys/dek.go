@@ -10,6 +10,8 @@ import (
 	"github.com/tink-crypto/tink-go/v2/core/cryptofmt"
 	"github.com/tink-crypto/tink-go/v2/keyset"
 	"github.com/tink-crypto/tink-go/v2/tink"
+
+	"github.com/phivault/phivault/internal/ident"
 )
 
 // DEK is one owner's unwrapped data-encryption key: a Tink AES-256-GCM
@@ -118,9 +120,9 @@ func (d *DEK) LogValue() slog.Value {
 // Owner names.
 const (
 	// OwnerOrg owns resources outside any patient compartment.
-	OwnerOrg = "org"
+	OwnerOrg = string(ident.Org)
 	// patientPrefix starts every patient owner: "Patient/<id>".
-	patientPrefix = "Patient/"
+	patientPrefix = ident.PatientPrefix
 	// maxOwnerLen bounds an owner name: "Patient/" plus a FHIR id, which
 	// is at most 64 characters (FHIR R4 id datatype).
 	maxOwnerLen = len(patientPrefix) + 64
@@ -144,4 +146,4 @@ func checkDEKOwner(owner string) error {
 
 // jointPrefix starts the owner of the key of a resource naming several
 // patients (storage.JointPrefix).
-const jointPrefix = "Joint/"
+const jointPrefix = ident.JointPrefix

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/phivault/phivault/internal/ident"
 	"github.com/phivault/phivault/internal/storage"
 )
 
@@ -164,7 +165,7 @@ func (c *checker) keyChecks(ctx context.Context) error {
 func (c *checker) keyDiffs(report bool) bool {
 	found := false
 	for owner, rec := range c.keyrecs {
-		if strings.HasPrefix(owner, "system/") {
+		if strings.HasPrefix(owner, ident.SystemPrefix) {
 			continue
 		}
 		erased := len(c.view.erasures[owner]) > 0

@@ -13,6 +13,7 @@ import (
 
 	"github.com/phivault/phivault/internal/audit"
 	"github.com/phivault/phivault/internal/authz"
+	"github.com/phivault/phivault/internal/ident"
 	"github.com/phivault/phivault/internal/storage"
 )
 
@@ -29,7 +30,7 @@ const (
 // compartment (everything sealed with the patient's key), as a searchset
 // Bundle paged with an opaque cursor.
 func (s *Service) Everything(ctx context.Context, c Caller, id string, vals url.Values, base string) ([]byte, error) {
-	owner := "Patient/" + id
+	owner := string(ident.PatientOwner(id))
 	count := defaultEverythingCount
 	var purpose string
 	var policies []string
@@ -58,7 +59,7 @@ func (s *Service) Everything(ctx context.Context, c Caller, id string, vals url.
 	} else {
 		p, err := s.store.Current(ctx, "Patient", id)
 		if missing(err) {
-			return nil, s.recordMiss(ctx, c, audit.ActionEverything, "Patient/"+id, storageError(err))
+			return nil, s.recordMiss(ctx, c, audit.ActionEverything, ident.PatientRef(id).String(), storageError(err))
 		}
 		if err != nil {
 			return nil, storageError(err)
@@ -191,7 +192,7 @@ func cutRef(ref string) (typ, id string, ok bool) {
 // can no longer be decrypted; its index rows are deleted and its
 // resources read as gone. The audit trail, sealed with the log key, stays.
 func (s *Service) Erase(ctx context.Context, c Caller, id string) (int64, error) {
-	owner := "Patient/" + id
+	owner := string(ident.PatientOwner(id))
 	p, err := s.store.Current(ctx, "Patient", id)
 	if errors.Is(err, storage.ErrNotFound) {
 		p = storage.Version{Type: "Patient", ID: id, Owner: owner}

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/phivault/phivault/internal/fhir"
+	"github.com/phivault/phivault/internal/ident"
 	"github.com/phivault/phivault/internal/storage"
 )
 
@@ -53,14 +54,14 @@ func (s *Service) ownerOf(ctx context.Context, rd ownerReader, res fhir.Resource
 	case len(ps) == 0:
 		return OrgOwner, nil, nil
 	case len(ps) == 1:
-		return "Patient/" + ps[0], []string{"Patient/" + ps[0]}, nil
+		return ident.PatientRef(ps[0]).String(), []string{ident.PatientRef(ps[0]).String()}, nil
 	case len(ps) > MaxPatientsPerResource:
 		return "", nil, fail(http.StatusUnprocessableEntity, ErrUnprocessable, "too-costly",
 			fmt.Sprintf("the resource names more than %d patients", MaxPatientsPerResource))
 	}
 	refs := make([]string, len(ps))
 	for i, p := range ps {
-		refs[i] = "Patient/" + p
+		refs[i] = ident.PatientRef(p).String()
 	}
 	owner, err = s.jointName(refs)
 	if err != nil {
@@ -150,7 +151,7 @@ func (s *Service) patientsOf(ctx context.Context, rd memberReader, owner string)
 	switch {
 	case owner == OrgOwner || owner == "":
 		return nil, nil
-	case strings.HasPrefix(owner, "Patient/"):
+	case strings.HasPrefix(owner, ident.PatientPrefix):
 		return []string{owner}, nil
 	case !strings.HasPrefix(owner, JointPrefix):
 		return nil, fmt.Errorf("unknown owner kind %q", owner)
@@ -229,7 +230,7 @@ func (s *Service) securityContextPatients(ctx context.Context, rd ownerReader, r
 	}
 	out := make([]string, 0, len(members))
 	for _, m := range members {
-		out = append(out, strings.TrimPrefix(m, "Patient/"))
+		out = append(out, strings.TrimPrefix(m, ident.PatientPrefix))
 	}
 	return out, nil
 }

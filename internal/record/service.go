@@ -33,12 +33,13 @@ import (
 	"github.com/phivault/phivault/internal/audit"
 	"github.com/phivault/phivault/internal/fhir"
 	"github.com/phivault/phivault/internal/fhir/search"
+	"github.com/phivault/phivault/internal/ident"
 	"github.com/phivault/phivault/internal/keys"
 	"github.com/phivault/phivault/internal/storage"
 )
 
 // OrgOwner owns the key of resources outside any patient compartment.
-const OrgOwner = "org"
+const OrgOwner = string(ident.Org)
 
 // Service is the record. It is safe for concurrent use.
 type Service struct {

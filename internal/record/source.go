@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/phivault/phivault/internal/authz"
+	"github.com/phivault/phivault/internal/ident"
 	"github.com/phivault/phivault/internal/keys"
 	"github.com/phivault/phivault/internal/storage"
 )
@@ -101,7 +102,7 @@ func (s *Service) found(ctx context.Context, q storage.Query) ([]authz.Found, er
 		if errors.Is(err, ErrGone) {
 			continue
 		}
-		if errors.Is(err, ErrTampered) && strings.HasPrefix(v.Owner, "Patient/") {
+		if errors.Is(err, ErrTampered) && strings.HasPrefix(v.Owner, ident.PatientPrefix) {
 			// One patient's tampered row (or key) must not make every
 			// decision of the caller fail: the decision names it, and
 			// decisions about that patient fail on its own reads.

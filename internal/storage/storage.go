@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/phivault/phivault/internal/ident"
 )
 
 // Sentinel errors. Drivers translate every driver-specific error into one
@@ -213,8 +215,8 @@ type Reader interface {
 }
 
 // JointPrefix starts a joint owner: "Joint/<h>", the key owner of a
-// resource that names several patients.
-const JointPrefix = "Joint/"
+// resource that names several patients (ident.JointPrefix).
+const JointPrefix = ident.JointPrefix
 
 // JointOwner is one joint owner as stored (ScanJointOwners).
 type JointOwner struct {

@@ -329,7 +329,7 @@ func (s *Service) FinishPasskeyLogin(ctx context.Context, challengeToken, ceremo
 
 // sessionUser loads the live account of session principal p.
 func (s *Service) sessionUser(ctx context.Context, p authn.Principal) (identity.User, error) {
-	if p.Kind != "session" || p.SessionID == "" {
+	if p.Kind != authn.KindSession || p.SessionID == "" {
 		return identity.User{}, authn.ErrUnauthenticated
 	}
 	u, err := s.users.ByID(ctx, p.ID)
@@ -445,7 +445,7 @@ func (s *Service) Passkeys(ctx context.Context, p authn.Principal) ([]passkey.Cr
 	if s.rp == nil {
 		return nil, ErrPasskeysDisabled
 	}
-	if p.Kind != "session" {
+	if p.Kind != authn.KindSession {
 		return nil, authn.ErrUnauthenticated
 	}
 	return s.passkeys.Passkeys(ctx, p.ID)
@@ -459,7 +459,7 @@ func (s *Service) RenamePasskey(ctx context.Context, p authn.Principal, id, name
 	if s.rp == nil {
 		return "", ErrPasskeysDisabled
 	}
-	if p.Kind != "session" {
+	if p.Kind != authn.KindSession {
 		return "", authn.ErrUnauthenticated
 	}
 	name = passkey.CleanName(name, s.now())
@@ -489,7 +489,7 @@ func (s *Service) DeletePasskey(ctx context.Context, p authn.Principal, id strin
 	if s.rp == nil {
 		return ErrPasskeysDisabled
 	}
-	if p.Kind != "session" {
+	if p.Kind != authn.KindSession {
 		return authn.ErrUnauthenticated
 	}
 	ev := s.event(audit.ActionPasskeyRemove, audit.OutcomeSuccess, p.ID, addr, p.SessionID)

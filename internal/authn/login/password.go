@@ -36,7 +36,7 @@ import (
 // vanished or disabled account, storage.ErrConflict if the password
 // changed meanwhile, password.ErrBusy and audit.ErrUnavailable (503).
 func (s *Service) ChangePassword(ctx context.Context, p authn.Principal, current, newPW string, addr netip.Addr) (Started, error) {
-	if p.Kind != "session" || p.SessionID == "" {
+	if p.Kind != authn.KindSession || p.SessionID == "" {
 		return Started{}, authn.ErrUnauthenticated
 	}
 	if err := s.checkAddress(ctx, audit.ActionUserSetPassword, p.ID, addr); err != nil {

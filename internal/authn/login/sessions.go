@@ -40,14 +40,14 @@ func (s *Service) Authenticate(ctx context.Context, secret string) (authn.Princi
 	for i, r := range u.Roles {
 		roles[i] = string(r)
 	}
-	return authn.Principal{Kind: "session", ID: u.ID, Name: u.Username, Roles: roles, MFA: sess.MFA, SessionID: sess.ID}, nil
+	return authn.Principal{Kind: authn.KindSession, ID: u.ID, Name: u.Username, Roles: roles, MFA: sess.MFA, SessionID: sess.ID}, nil
 }
 
 // RequiresMFA reports whether p may not reach PHI because it is a
 // session of a workforce account without a verified second factor.
 // API tokens are service credentials and are not affected.
 func RequiresMFA(p authn.Principal) bool {
-	if p.Kind != "session" || p.MFA {
+	if p.Kind != authn.KindSession || p.MFA {
 		return false
 	}
 	for _, r := range p.Roles {
@@ -70,7 +70,7 @@ func (s *Service) Revoke(ctx context.Context, p authn.Principal, id string, addr
 }
 
 func (s *Service) revoke(ctx context.Context, p authn.Principal, id string, action audit.Action, addr netip.Addr) error {
-	if p.Kind != "session" {
+	if p.Kind != authn.KindSession {
 		return ErrNotFound
 	}
 	ev := s.event(action, audit.OutcomeSuccess, p.ID, addr, p.SessionID)
@@ -91,7 +91,7 @@ func (s *Service) revoke(ctx context.Context, p authn.Principal, id string, acti
 
 // Sessions lists p's user's active sessions, newest first.
 func (s *Service) Sessions(ctx context.Context, p authn.Principal) ([]session.Session, error) {
-	if p.Kind != "session" {
+	if p.Kind != authn.KindSession {
 		return nil, nil
 	}
 	return s.sessions.ListForUser(ctx, p.ID)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/phivault/phivault/internal/audit"
 	"github.com/phivault/phivault/internal/authn/smart/scope"
+	"github.com/phivault/phivault/internal/ident"
 )
 
 // Lifetimes of App Launch grants (see docs/smart.md).
@@ -161,7 +162,7 @@ func (s *Server) recordLaunch(ctx context.Context, r *http.Request, act audit.Ac
 		Agent:    audit.Agent{User: a.User.ID, Role: strings.Join(a.User.Roles, ","), Client: clientID, Session: a.User.Session, Address: host},
 		Policies: []string{reason}}
 	if a.Patient != "" {
-		ev.Patients = []string{"Patient/" + a.Patient}
+		ev.Patients = []string{ident.PatientRef(a.Patient).String()}
 	}
 	if err := s.opts.Audit.Record(ctx, ev); err != nil {
 		return oauthErr(errServer, "", err)
