@@ -255,17 +255,18 @@ func (a *App) openAuthz(ctx context.Context) error {
 	if _, err := RecordPolicyVersion(ctx, sq.Authz(), a.Log, pol, audit.Agent{User: "phivault", Client: "serve"}); err != nil {
 		return err
 	}
-	a.Authz, err = authz.New(authz.Options{Policies: pol, Source: a.Record, Users: sq.Users(), Grants: sq.Authz()})
+	authzSrc := record.NewAuthzSource(a.Record) // the authorizer's privileged read path, handed only to it
+	a.Authz, err = authz.New(authz.Options{Policies: pol, Source: authzSrc, Users: sq.Users(), Grants: sq.Authz()})
 	if err != nil {
 		return fmt.Errorf("opening authorization: %w", err)
 	}
 	a.Record.SetWriteHook(a.Authz.Changed)
-	a.BreakGlass, err = authz.NewBreakGlass(authz.BreakGlassOptions{Authorizer: a.Authz, Writer: sq.Authz(), Notes: a.Record,
+	a.BreakGlass, err = authz.NewBreakGlass(authz.BreakGlassOptions{Authorizer: a.Authz, Writer: sq.Authz(), Notes: authzSrc,
 		Log: a.Log, Recorder: a.batcher, NewID: func() string { return uuid.NewString() }})
 	if err != nil {
 		return fmt.Errorf("opening break-the-glass: %w", err)
 	}
-	a.Desk = authz.NewDesk(sq.Authz(), a.Record, a.Log, a.batcher, nil)
+	a.Desk = authz.NewDesk(sq.Authz(), authzSrc, a.Log, a.batcher, nil)
 	return nil
 }
 

@@ -17,6 +17,11 @@ import (
 // offline commands (an operator holding the key file): only these
 // packages may name it in non-test code. A package that serves requests
 // (httpapi, webui) naming it would hand a request unchecked access.
+//
+// The same holds for record.NewAuthzSource, the authorizer's privileged
+// read path (reads without a decision): the composition root makes it
+// for the authorizer, and the CLI's "policy explain" reads as the
+// authorizer does.
 var offlineAllowed = map[string]string{
 	module + "/internal/cli": "offline commands: import, demo seeding, reindex",
 	module + "/internal/app": "the composition root's offline jobs (verify, rotation)",
@@ -24,8 +29,11 @@ var offlineAllowed = map[string]string{
 
 const recordPkg = module + "/internal/record"
 
+// privileged are the record identifiers only offlineAllowed may name.
+var privileged = map[string]bool{"Offline": true, "NewAuthzSource": true}
+
 // offlineUses returns "file:line" of every selection of record.Offline
-// in p's non-test files.
+// or record.NewAuthzSource in p's non-test files.
 func offlineUses(p pkg) ([]string, error) {
 	var uses []string
 	fset := token.NewFileSet()
@@ -51,9 +59,9 @@ func offlineUses(p pkg) ([]string, error) {
 			continue
 		}
 		ast.Inspect(file, func(n ast.Node) bool {
-			if sel, ok := n.(*ast.SelectorExpr); ok && sel.Sel.Name == "Offline" {
+			if sel, ok := n.(*ast.SelectorExpr); ok && privileged[sel.Sel.Name] {
 				if id, ok := sel.X.(*ast.Ident); ok && id.Name == local {
-					uses = append(uses, fset.Position(sel.Pos()).String())
+					uses = append(uses, sel.Sel.Name+" at "+fset.Position(sel.Pos()).String())
 				}
 			}
 			return true
@@ -76,7 +84,7 @@ func offlineViolations(pkgs []pkg, uses func(pkg) ([]string, error)) []string {
 			bad = append(bad, fmt.Sprintf("%s: checking its use of record.Offline: %v", p.ImportPath, err))
 		}
 		for _, u := range us {
-			bad = append(bad, fmt.Sprintf("%s names record.Offline (%s): only offline commands may (%v)", p.ImportPath, u, slices.Sorted(maps.Keys(offlineAllowed))))
+			bad = append(bad, fmt.Sprintf("%s names a privileged record value (%s): only offline commands and the composition root may (%v)", p.ImportPath, u, slices.Sorted(maps.Keys(offlineAllowed))))
 		}
 	}
 	return bad

@@ -19,6 +19,7 @@ import (
 	"github.com/phivault/phivault/internal/authz"
 	"github.com/phivault/phivault/internal/config"
 	"github.com/phivault/phivault/internal/ident"
+	"github.com/phivault/phivault/internal/record"
 	"github.com/phivault/phivault/internal/storage"
 	"github.com/phivault/phivault/internal/storage/sqldb"
 )
@@ -192,7 +193,7 @@ func (e *env) policyExplainCmd() *cobra.Command {
 				roles[i] = string(r)
 			}
 			p := authn.Principal{Kind: authn.KindSession, ID: u.ID, Name: u.Username, Roles: roles, MFA: true}
-			f, found, err := a.Record.Resource(cmd.Context(), typ, id)
+			f, found, err := record.NewAuthzSource(a.Record).Resource(cmd.Context(), typ, id) // explain reads as the authorizer does
 			if err != nil {
 				return fmt.Errorf("--resource: %w", err)
 			}

@@ -204,7 +204,7 @@ func start(t *testing.T) *server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	az, err := authz.New(authz.Options{Policies: pol, Source: rec, Users: db.Users(), Grants: db.Authz()})
+	az, err := authz.New(authz.Options{Policies: pol, Source: record.NewAuthzSource(rec), Users: db.Users(), Grants: db.Authz()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,30 +13,44 @@ import (
 	"github.com/phivault/phivault/internal/storage"
 )
 
-// The authorizer's reads (authz.Source): the entities its decisions are
-// built from, and the sealed notes of break-the-glass grants.
+// AuthzSource is the authorizer's privileged read path (authz.Source and
+// authz.NoteSealer): the entities its decisions are built from, read and
+// decrypted without a decision (a decision cannot depend on itself), and
+// the sealed notes of break-the-glass grants.
+//
+// It is a value of its own, not methods of Service, so that what a front
+// end holds (a *Service) has only guarded reads: the composition root
+// makes the one AuthzSource and hands it only to the authorizer
+// (internal/archtest keeps NewAuthzSource out of every other package).
+type AuthzSource struct{ s *Service }
 
-var _ authz.Source = (*Service)(nil)
+var (
+	_ authz.Source     = (*AuthzSource)(nil)
+	_ authz.NoteSealer = (*AuthzSource)(nil)
+)
+
+// NewAuthzSource returns the authorizer's read path over s.
+func NewAuthzSource(s *Service) *AuthzSource { return &AuthzSource{s: s} }
 
 // Referencing implements authz.Source.
-func (s *Service) Referencing(ctx context.Context, typ, param, ref string, limit int) ([]authz.Found, error) {
-	p, err := s.parseSearch(typ, url.Values{param: {ref}}, false)
+func (a *AuthzSource) Referencing(ctx context.Context, typ, param, ref string, limit int) ([]authz.Found, error) {
+	p, err := a.s.parseSearch(typ, url.Values{param: {ref}}, false)
 	if err != nil {
 		return nil, err
 	}
 	p.q.Count, p.q.Total = limit, false
-	return s.found(ctx, p.q)
+	return a.s.found(ctx, p.q)
 }
 
 // OwnedOfType implements authz.Source.
-func (s *Service) OwnedOfType(ctx context.Context, owner, typ string, limit int) ([]authz.Found, error) {
+func (a *AuthzSource) OwnedOfType(ctx context.Context, owner, typ string, limit int) ([]authz.Found, error) {
 	q := storage.Query{Type: typ, Count: limit, Clauses: []storage.Clause{{Any: []storage.Cond{{Kind: storage.CondOwner, Owners: []string{owner}}}}}}
-	return s.found(ctx, q)
+	return a.s.found(ctx, q)
 }
 
 // Resource implements authz.Source.
-func (s *Service) Resource(ctx context.Context, typ, id string) (authz.Found, bool, error) {
-	v, err := s.store.Current(ctx, typ, id)
+func (a *AuthzSource) Resource(ctx context.Context, typ, id string) (authz.Found, bool, error) {
+	v, err := a.s.store.Current(ctx, typ, id)
 	if errors.Is(err, storage.ErrNotFound) {
 		return authz.Found{}, false, nil
 	}
@@ -46,7 +60,7 @@ func (s *Service) Resource(ctx context.Context, typ, id string) (authz.Found, bo
 	if v.Deleted {
 		return authz.Found{}, false, nil
 	}
-	body, err := s.open(ctx, v)
+	body, err := a.s.open(ctx, v)
 	if errors.Is(err, ErrGone) {
 		return authz.Found{}, false, nil
 	}
@@ -57,26 +71,26 @@ func (s *Service) Resource(ctx context.Context, typ, id string) (authz.Found, bo
 }
 
 // JointOwners implements authz.Source.
-func (s *Service) JointOwners(ctx context.Context, patients []string, limit int) (map[string][]string, error) {
-	return s.jointOwners(ctx, patients, limit)
+func (a *AuthzSource) JointOwners(ctx context.Context, patients []string, limit int) (map[string][]string, error) {
+	return a.s.jointOwners(ctx, patients, limit)
 }
 
 // OwnersOf implements authz.Source: label "" is any, "tag:X" a
 // meta.tag code, otherwise a meta.security code.
-func (s *Service) OwnersOf(ctx context.Context, typ, label string, limit int) ([]string, error) {
+func (a *AuthzSource) OwnersOf(ctx context.Context, typ, label string, limit int) ([]string, error) {
 	q := storage.Query{Type: typ, Count: limit}
 	if label != "" {
 		param := labelParam
 		if code, ok := strings.CutPrefix(label, "tag:"); ok {
 			param, label = tagParam, code
 		}
-		h, err := s.labelHash(typ, param, label)
+		h, err := a.s.labelHash(typ, param, label)
 		if err != nil {
 			return nil, err
 		}
 		q.Clauses = []storage.Clause{{Any: []storage.Cond{{Kind: storage.CondHash, Param: param, Hashes: [][]byte{h}}}}}
 	}
-	r, err := s.store.Search(ctx, q)
+	r, err := a.s.store.Search(ctx, q)
 	if err != nil {
 		return nil, err
 	}
@@ -120,8 +134,8 @@ func (s *Service) found(ctx context.Context, q storage.Query) ([]authz.Found, er
 
 // OpenNote opens a note SealNote sealed for owner and grantID. After the
 // patient's erasure it fails: the key is gone.
-func (s *Service) OpenNote(ctx context.Context, owner, grantID string, sealed []byte) ([]byte, error) {
-	dek, err := s.dekForRead(ctx, owner, false)
+func (a *AuthzSource) OpenNote(ctx context.Context, owner, grantID string, sealed []byte) ([]byte, error) {
+	dek, err := a.s.dekForRead(ctx, owner, false)
 	if err != nil {
 		return nil, fmt.Errorf("loading key of %s: %w", owner, err)
 	}
@@ -130,8 +144,8 @@ func (s *Service) OpenNote(ctx context.Context, owner, grantID string, sealed []
 
 // SealNote seals text with owner's data key, bound to a break-the-glass
 // grant id (authz.NoteSealer). The patient must have a key (exist).
-func (s *Service) SealNote(ctx context.Context, owner, grantID string, text []byte) ([]byte, error) {
-	dek, err := s.dekForRead(ctx, owner, false)
+func (a *AuthzSource) SealNote(ctx context.Context, owner, grantID string, text []byte) ([]byte, error) {
+	dek, err := a.s.dekForRead(ctx, owner, false)
 	if err != nil {
 		return nil, fmt.Errorf("loading key of %s: %w", owner, err)
 	}
