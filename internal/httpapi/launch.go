@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/phivault/phivault/internal/audit"
 	"github.com/phivault/phivault/internal/authn"
@@ -18,6 +19,7 @@ import (
 	"github.com/phivault/phivault/internal/httpapi/launchui"
 	"github.com/phivault/phivault/internal/identity"
 	"github.com/phivault/phivault/internal/record"
+	"github.com/phivault/phivault/internal/web"
 )
 
 // AuthorizeCookie binds an authorize flow to one browser: 256 random
@@ -62,42 +64,38 @@ func (s *Server) launchRoutes(mux *http.ServeMux) {
 	mux.Handle("GET "+smart.OpenIDConfigurationPath, s.smart.OpenIDConfigurationHandler())
 }
 
-// pageError is an authorize-flow failure shown as an HTML page: the
-// status and safe message for the user, the cause for the log.
-type pageError struct {
-	status int
-	msg    string
-	err    error
-}
-
-func (e *pageError) Error() string { return e.msg }
-
 // launchHandle sets the page CSP, bounds the body and renders errors as
-// pages (never as redirects: those are explicit in the handlers).
+// pages (never as redirects: those are explicit in the handlers). An
+// error that is not a *web.Error is 400 for a bad flow (smart.ErrFlow),
+// 503 otherwise; every 5xx carries Retry-After: 1.
 func (s *Server) launchHandle(h handlerFunc) http.Handler {
+	a := web.Adapter{Log: s.log, Message: "authorize request failed", Map: launchError,
+		Render: func(w http.ResponseWriter, r *http.Request, e *web.Error) {
+			s.render(w, r, e.Status, "error", pageData{Title: "Cannot authorize this app", Message: e.Msg})
+		}}
+	inner := a.Handle(h)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Security-Policy", launchCSP)
 		r.Body = http.MaxBytesReader(w, r.Body, maxAuthorizeQuery)
-		err := h(w, r)
-		if err == nil {
-			return
-		}
-		var pe *pageError
-		if !errors.As(err, &pe) {
-			pe = &pageError{status: http.StatusServiceUnavailable, msg: "The service is temporarily unavailable. Try again later.", err: err}
-			if errors.Is(err, smart.ErrFlow) {
-				pe = &pageError{status: http.StatusBadRequest, msg: smart.ErrFlow.Error(), err: err}
-			}
-		}
-		lvl := slog.LevelInfo
-		if pe.status >= 500 {
-			lvl = slog.LevelError
-			w.Header().Set("Retry-After", "1")
-		}
-		s.log.Log(r.Context(), lvl, "authorize request failed", slog.String("request_id", RequestID(r.Context())),
-			slog.Int("status", pe.status), slog.String("error", errString(pe.err)))
-		s.render(w, r, pe.status, "error", pageData{Title: "Cannot authorize this app", Message: pe.msg})
+		inner.ServeHTTP(w, r)
 	})
+}
+
+// launchError maps an authorize-flow failure to its page.
+func launchError(_ *http.Request, err error) *web.Error {
+	pe := web.AsError(err)
+	if pe == nil {
+		pe = &web.Error{Status: http.StatusServiceUnavailable, Msg: "The service is temporarily unavailable. Try again later.", Err: err}
+		if errors.Is(err, smart.ErrFlow) {
+			pe = &web.Error{Status: http.StatusBadRequest, Msg: smart.ErrFlow.Error(), Err: err}
+		}
+	}
+	if pe.Status >= 500 && pe.RetryAfter <= 0 {
+		c := *pe
+		c.RetryAfter = time.Second
+		pe = &c
+	}
+	return pe
 }
 
 // pageData is what the templates show. Nothing in it is a secret except
@@ -113,7 +111,7 @@ type pageData struct {
 type pickerPatient struct{ ID, Name, BirthDate string }
 
 func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name string, d pageData) {
-	d.RequestID = RequestID(r.Context())
+	d.RequestID = web.RequestID(r.Context())
 	var buf bytes.Buffer
 	if err := launchui.Templates.ExecuteTemplate(&buf, name, d); err != nil {
 		s.log.ErrorContext(r.Context(), "rendering authorize page", slog.String("request_id", d.RequestID), slog.String("error", err.Error()))
@@ -131,11 +129,11 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name
 func authorizeParams(r *http.Request) (url.Values, error) {
 	if r.Method == http.MethodGet {
 		if len(r.URL.RawQuery) > maxAuthorizeQuery {
-			return nil, &pageError{status: http.StatusBadRequest, msg: "The authorization request is too large.", err: errors.New("authorize query too large")}
+			return nil, &web.Error{Status: http.StatusBadRequest, Msg: "The authorization request is too large.", Err: errors.New("authorize query too large")}
 		}
 		q, err := url.ParseQuery(r.URL.RawQuery)
 		if err != nil {
-			return nil, &pageError{status: http.StatusBadRequest, msg: "The authorization request is malformed.", err: err}
+			return nil, &web.Error{Status: http.StatusBadRequest, Msg: "The authorization request is malformed.", Err: err}
 		}
 		return q, nil
 	}
@@ -148,10 +146,10 @@ func authorizeParams(r *http.Request) (url.Values, error) {
 func parseLaunchForm(r *http.Request) error {
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || mt != "application/x-www-form-urlencoded" {
-		return &pageError{status: http.StatusUnsupportedMediaType, msg: "The form must be sent as application/x-www-form-urlencoded.", err: errors.New("authorize form content type")}
+		return &web.Error{Status: http.StatusUnsupportedMediaType, Msg: "The form must be sent as application/x-www-form-urlencoded.", Err: errors.New("authorize form content type")}
 	}
 	if err := r.ParseForm(); err != nil {
-		return &pageError{status: http.StatusBadRequest, msg: "The form is malformed or too large.", err: err}
+		return &web.Error{Status: http.StatusBadRequest, Msg: "The form is malformed or too large.", Err: err}
 	}
 	return nil
 }
@@ -173,7 +171,7 @@ func (s *Server) authorizeStart(w http.ResponseWriter, r *http.Request) error {
 		}
 		if !ae.Redirect {
 			// Never redirect to a URI that is not registered.
-			return &pageError{status: http.StatusBadRequest, msg: "The app sent an invalid authorization request: " + ae.Desc + ".", err: ae}
+			return &web.Error{Status: http.StatusBadRequest, Msg: "The app sent an invalid authorization request: " + ae.Desc + ".", Err: ae}
 		}
 		http.Redirect(w, r, smart.ErrorRedirect(req, ae.Code, ae.Desc), http.StatusSeeOther)
 		return nil
@@ -198,7 +196,7 @@ func (s *Server) authorizeStart(w http.ResponseWriter, r *http.Request) error {
 // may approve apps: a workforce account with a verified second factor,
 // or a patient account.
 func (s *Server) launchSession(r *http.Request) (authn.Principal, bool) {
-	c, err := r.Cookie(SessionCookie)
+	c, err := r.Cookie(web.SessionCookie)
 	if err != nil {
 		return authn.Principal{}, false
 	}
@@ -229,10 +227,10 @@ func (s *Server) openFlow(r *http.Request) (smart.Flow, string, string, error) {
 	}
 	c, err := r.Cookie(AuthorizeCookie)
 	if err != nil {
-		return smart.Flow{}, "", "", &pageError{status: http.StatusBadRequest, msg: smart.ErrFlow.Error(), err: errors.New("no authorize flow cookie")}
+		return smart.Flow{}, "", "", &web.Error{Status: http.StatusBadRequest, Msg: smart.ErrFlow.Error(), Err: errors.New("no authorize flow cookie")}
 	}
 	if !smart.CheckFlowCSRF(c.Value, r.PostForm.Get("csrf_token")) {
-		return smart.Flow{}, "", "", &pageError{status: http.StatusForbidden, msg: "The form is missing its security token or it does not match. Start again from the app.", err: errCSRF}
+		return smart.Flow{}, "", "", &web.Error{Status: http.StatusForbidden, Msg: "The form is missing its security token or it does not match. Start again from the app.", Err: errCSRF}
 	}
 	f, err := s.smart.OpenFlow(r.PostForm.Get("flow"), c.Value)
 	if err != nil {
@@ -243,7 +241,7 @@ func (s *Server) openFlow(r *http.Request) (smart.Flow, string, string, error) {
 	cl, err := s.smart.Client(r.Context(), f.Req.ClientID)
 	switch {
 	case errors.Is(err, smart.ErrNotFound) || err == nil && !cl.Active():
-		return smart.Flow{}, "", "", &pageError{status: http.StatusBadRequest, msg: "This app is no longer registered or is disabled.", err: errors.New("authorize flow of a disabled or deleted client")}
+		return smart.Flow{}, "", "", &web.Error{Status: http.StatusBadRequest, Msg: "This app is no longer registered or is disabled.", Err: errors.New("authorize flow of a disabled or deleted client")}
 	case err != nil:
 		return smart.Flow{}, "", "", err
 	}
@@ -255,7 +253,7 @@ func (s *Server) authorizeLogin(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	res, err := s.login.Login(r.Context(), r.PostForm.Get("username"), r.PostForm.Get("password"), clientAddr(r))
+	res, err := s.login.Login(r.Context(), r.PostForm.Get("username"), r.PostForm.Get("password"), web.ClientAddr(r))
 	if msg, ok := loginRefusal(err); ok {
 		return s.renderFlow(w, r, http.StatusUnauthorized, "login", f, binding, client, pageData{Title: "Sign in", Error: msg})
 	}
@@ -263,7 +261,7 @@ func (s *Server) authorizeLogin(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if res.Session != nil {
-		setSessionCookie(w, res.Session.Secret)
+		web.SetSessionCookie(w, res.Session.Secret)
 		p, err := s.login.Authenticate(r.Context(), res.Session.Secret.Reveal())
 		if err != nil {
 			return err
@@ -271,7 +269,7 @@ func (s *Server) authorizeLogin(w http.ResponseWriter, r *http.Request) error {
 		return s.nextStep(w, r, f, binding, client, p)
 	}
 	if res.EnrollmentRequired {
-		return &pageError{status: http.StatusForbidden, msg: "Your account has no second factor yet. Sign in to phivault once to set one up, then start again from the app."}
+		return &web.Error{Status: http.StatusForbidden, Msg: "Your account has no second factor yet. Sign in to phivault once to set one up, then start again from the app."}
 	}
 	return s.renderFlow(w, r, http.StatusOK, "mfa", f, binding, client, pageData{Title: "Second factor", Challenge: res.Challenge})
 }
@@ -298,7 +296,7 @@ func (s *Server) authorizeMFA(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	ch := r.PostForm.Get("challenge")
-	st, err := s.login.Verify(r.Context(), ch, r.PostForm.Get("method"), r.PostForm.Get("code"), clientAddr(r))
+	st, err := s.login.Verify(r.Context(), ch, r.PostForm.Get("method"), r.PostForm.Get("code"), web.ClientAddr(r))
 	if errors.Is(err, login.ErrInvalidChallenge) {
 		return s.renderFlow(w, r, http.StatusUnauthorized, "login", f, binding, client, pageData{Title: "Sign in", Error: "The sign-in took too long. Sign in again."})
 	}
@@ -308,7 +306,7 @@ func (s *Server) authorizeMFA(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	setSessionCookie(w, st.Secret)
+	web.SetSessionCookie(w, st.Secret)
 	p, err := s.login.Authenticate(r.Context(), st.Secret.Reveal())
 	if err != nil {
 		return err
@@ -331,15 +329,15 @@ func (s *Server) launchUser(ctx context.Context, p authn.Principal) (smart.Launc
 	switch {
 	case u.HasRole(identity.RolePatient):
 		if !strings.HasPrefix(u.FHIRUser, "Patient/") {
-			return smart.LaunchUser{}, &pageError{status: http.StatusForbidden, msg: "Your account is not linked to a patient record."}
+			return smart.LaunchUser{}, &web.Error{Status: http.StatusForbidden, Msg: "Your account is not linked to a patient record."}
 		}
 		lu.Patient = true
 	case u.RequiresMFA():
 		if !p.MFA {
-			return smart.LaunchUser{}, &pageError{status: http.StatusForbidden, msg: "A second factor is required."}
+			return smart.LaunchUser{}, &web.Error{Status: http.StatusForbidden, Msg: "A second factor is required."}
 		}
 	default:
-		return smart.LaunchUser{}, &pageError{status: http.StatusForbidden, msg: "This account may not authorize apps."}
+		return smart.LaunchUser{}, &web.Error{Status: http.StatusForbidden, Msg: "This account may not authorize apps."}
 	}
 	return lu, nil
 }
@@ -367,7 +365,7 @@ func (s *Server) nextStep(w http.ResponseWriter, r *http.Request, f smart.Flow, 
 func (s *Server) flowPrincipal(r *http.Request) (authn.Principal, error) {
 	p, ok := s.launchSession(r)
 	if !ok {
-		return authn.Principal{}, &pageError{status: http.StatusUnauthorized, msg: "Your session ended. Start again from the app.", err: errNoCredential}
+		return authn.Principal{}, &web.Error{Status: http.StatusUnauthorized, Msg: "Your session ended. Start again from the app.", Err: errNoCredential}
 	}
 	return p, nil
 }
@@ -379,9 +377,9 @@ func (s *Server) flowPrincipal(r *http.Request) (authn.Principal, error) {
 // and the record refuses everything.
 func (s *Server) launchCaller(r *http.Request, p authn.Principal, clientID string) record.Caller {
 	c := record.Caller{
-		Agent:     audit.Agent{User: p.ID, Role: strings.Join(p.Roles, ","), Client: clientID, Session: p.SessionID, Address: clientIP(r)},
+		Agent:     audit.Agent{User: p.ID, Role: strings.Join(p.Roles, ","), Client: clientID, Session: p.SessionID, Address: web.ClientIP(r)},
 		Purpose:   authz.PurposeOf(p.Roles),
-		RequestID: RequestID(r.Context()),
+		RequestID: web.RequestID(r.Context()),
 	}
 	if s.authz != nil {
 		c.Guard = s.authz.For(p)

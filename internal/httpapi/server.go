@@ -74,6 +74,7 @@ import (
 	"github.com/phivault/phivault/internal/authn/smart"
 	"github.com/phivault/phivault/internal/authz"
 	"github.com/phivault/phivault/internal/record"
+	"github.com/phivault/phivault/internal/web"
 )
 
 // Server holds the HTTP handlers' dependencies.
@@ -166,7 +167,7 @@ func (s *Server) Handler() http.Handler {
 	}))
 	mux.Handle("GET /readyz", s.handle(func(w http.ResponseWriter, r *http.Request) error {
 		if err := s.ready(r.Context()); err != nil {
-			return &record.Error{Status: http.StatusServiceUnavailable, Issues: []record.Issue{{Code: "transient", Diagnostic: "not ready"}}, Err: err}
+			return &web.Error{Status: http.StatusServiceUnavailable, Code: "transient", Msg: "not ready", Err: err}
 		}
 		writeJSON(w, r, http.StatusOK, map[string]string{"status": "ready"})
 		return nil
@@ -193,7 +194,7 @@ func (s *Server) Handler() http.Handler {
 		// including the UI's own 404 page.
 		mux.Handle("/", s.ui)
 	}
-	return s.withRequest(securityHeaders(s.attemptGate(fhirCaseGuard(mux))))
+	return s.withRequest(web.SecurityHeaders(s.attemptGate(fhirCaseGuard(mux))))
 }
 
 // fhirCaseGuard answers 404 (an OperationOutcome) to a path whose first

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/phivault/phivault/internal/httpapi"
+	"github.com/phivault/phivault/internal/web"
 )
 
 // pageTemplate is one page: the layout plus the page's "content" block.
@@ -80,7 +80,7 @@ func (u *UI) render(w http.ResponseWriter, r *http.Request, status int, name str
 	if !ok {
 		panic("webui: unknown page " + name)
 	}
-	d.RequestID = httpapi.RequestID(r.Context())
+	d.RequestID = web.RequestID(r.Context())
 	if d.Viewer != nil {
 		d.IdleSeconds = int(u.idle / time.Second)
 		if d.CSRF == "" {
