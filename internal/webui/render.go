@@ -94,7 +94,5 @@ func (u *UI) render(w http.ResponseWriter, r *http.Request, status int, name str
 		http.Error(w, "internal error; request id "+d.RequestID, http.StatusInternalServerError)
 		return
 	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.WriteHeader(status)
-	_, _ = w.Write(buf.Bytes())
+	web.HTML(w, status, &buf)
 }

@@ -1,4 +1,4 @@
-package httpapi
+package authorize
 
 import (
 	"net/http"
@@ -41,7 +41,7 @@ func (s *Server) authorizeConsent(w http.ResponseWriter, r *http.Request) error 
 		return err
 	}
 	// The flow is over: its cookie goes.
-	http.SetCookie(w, &http.Cookie{Name: AuthorizeCookie, Value: "", Path: "/", MaxAge: -1, Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode})
+	http.SetCookie(w, &http.Cookie{Name: FlowCookie, Value: "", Path: "/", MaxAge: -1, Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode})
 	http.Redirect(w, r, to, http.StatusSeeOther)
 	return nil
 }

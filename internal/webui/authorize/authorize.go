@@ -1,9 +1,30 @@
-package httpapi
+// Package authorize serves the HTML pages of the SMART App Launch
+// authorize flow (sign-in, second factor, patient picker, consent,
+// errors) under /oauth2/authorize, for the authorization server of
+// internal/authn/smart. The FHIR API (internal/httpapi) mounts them on
+// its mux when App Launch is enabled; the app wires them (ADR 0025).
+//
+// # Security invariants
+//
+//   - A flow is bound to one browser by FlowCookie; every form
+//     carries the sealed flow and a CSRF token derived from the cookie,
+//     and both are checked before anything else (403 for the token).
+//   - Pages are html/template under a CSP of default-src 'none' with
+//     style-src 'self', and never cached; no inline script or style.
+//   - An error is an HTML page, never a redirect to an unregistered
+//     redirect_uri; redirects to the app are explicit in the handlers.
+//   - The picker reads and searches as the signed-in user, through the
+//     record with the user's own guard, audited as theirs.
+//   - Only workforce accounts with a verified second factor and patient
+//     accounts linked to a Patient may approve apps.
+package authorize
 
 import (
 	"bytes"
 	"context"
+	"embed"
 	"errors"
+	"html/template"
 	"log/slog"
 	"mime"
 	"net/http"
@@ -16,17 +37,16 @@ import (
 	"github.com/phivault/phivault/internal/authn/login"
 	"github.com/phivault/phivault/internal/authn/smart"
 	"github.com/phivault/phivault/internal/authz"
-	"github.com/phivault/phivault/internal/httpapi/launchui"
 	"github.com/phivault/phivault/internal/identity"
 	"github.com/phivault/phivault/internal/record"
 	"github.com/phivault/phivault/internal/web"
 )
 
-// AuthorizeCookie binds an authorize flow to one browser: 256 random
+// FlowCookie binds an authorize flow to one browser: 256 random
 // bits; the sealed flow in each form and the forms' CSRF token are
 // derived from it. __Host-: Secure, Path=/, no Domain. SameSite=Strict:
 // it is only ever read by our own forms, posted from our own pages.
-const AuthorizeCookie = "__Host-phivault_authorize"
+const FlowCookie = "__Host-phivault_authorize"
 
 // launchCSP is the policy of the authorize pages. It has no form-action:
 // after the consent POST the browser follows a 303 to the app's
@@ -40,15 +60,46 @@ const maxAuthorizeQuery = 16 << 10
 // maxPickerResults bounds the patients listed by the picker.
 const maxPickerResults = 20
 
-// launchRoutes mounts the App Launch authorize flow and the OpenID
-// Connect endpoints.
+// Server serves the authorize pages. Build it with New; it is safe for
+// concurrent use.
+type Server struct {
+	smart   *smart.Server
+	login   *login.Service
+	rec     *record.Service
+	authz   *authz.Authorizer
+	users   identity.Directory
+	log     *slog.Logger
+	baseURL string
+}
+
+// Options are what the pages need. SMART and Login are required;
+// without Users no account may approve an app, without Authorizer the
+// picker's reads are refused (the record refuses a caller without a
+// guard).
+type Options struct {
+	SMART      *smart.Server
+	Login      *login.Service
+	Record     *record.Service
+	Authorizer *authz.Authorizer
+	Users      identity.Directory
+	Logger     *slog.Logger
+	BaseURL    string // the server's public URL, for the picker's searches
+}
+
+// New returns the authorize pages.
+func New(o Options) *Server {
+	return &Server{smart: o.SMART, login: o.Login, rec: o.Record, authz: o.Authorizer, users: o.Users,
+		log: o.Logger, baseURL: o.BaseURL}
+}
+
+// Routes mounts the App Launch authorize flow on mux.
 //
 //	GET|POST /oauth2/authorize          validate, then sign-in or consent
 //	POST     /oauth2/authorize/login    password step
 //	POST     /oauth2/authorize/mfa      TOTP or recovery code step
 //	POST     /oauth2/authorize/patient  patient picker (search, pick)
 //	POST     /oauth2/authorize/consent  approve or deny: 303 to the app
-func (s *Server) launchRoutes(mux *http.ServeMux) {
+func (s *Server) Routes(mux *http.ServeMux) {
 	mux.Handle("GET /oauth2/authorize", s.launchHandle(s.authorizeStart))
 	mux.Handle("POST /oauth2/authorize", s.launchHandle(s.authorizeStart))
 	mux.Handle("POST /oauth2/authorize/login", s.launchHandle(s.authorizeLogin))
@@ -58,17 +109,15 @@ func (s *Server) launchRoutes(mux *http.ServeMux) {
 	mux.Handle("GET /oauth2/assets/launch.css", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/css; charset=utf-8")
 		w.Header().Set("Cache-Control", "public, max-age=3600")
-		_, _ = w.Write(launchui.CSS)
+		_, _ = w.Write(css)
 	}))
-	mux.Handle("GET "+smart.JWKSPath, s.smart.JWKSHandler())
-	mux.Handle("GET "+smart.OpenIDConfigurationPath, s.smart.OpenIDConfigurationHandler())
 }
 
 // launchHandle sets the page CSP, bounds the body and renders errors as
 // pages (never as redirects: those are explicit in the handlers). An
 // error that is not a *web.Error is 400 for a bad flow (smart.ErrFlow),
 // 503 otherwise; every 5xx carries Retry-After: 1.
-func (s *Server) launchHandle(h handlerFunc) http.Handler {
+func (s *Server) launchHandle(h web.HandlerFunc) http.Handler {
 	a := web.Adapter{Log: s.log, Message: "authorize request failed", Map: launchError,
 		Render: func(w http.ResponseWriter, r *http.Request, e *web.Error) {
 			s.render(w, r, e.Status, "error", pageData{Title: "Cannot authorize this app", Message: e.Msg})
@@ -113,15 +162,13 @@ type pickerPatient struct{ ID, Name, BirthDate string }
 func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name string, d pageData) {
 	d.RequestID = web.RequestID(r.Context())
 	var buf bytes.Buffer
-	if err := launchui.Templates.ExecuteTemplate(&buf, name, d); err != nil {
+	if err := templates.ExecuteTemplate(&buf, name, d); err != nil {
 		s.log.ErrorContext(r.Context(), "rendering authorize page", slog.String("request_id", d.RequestID), slog.String("error", err.Error()))
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_, _ = w.Write(buf.Bytes())
+	web.HTML(w, status, &buf)
 }
 
 // authorizeParams reads the authorize request from the query (GET) or
@@ -183,7 +230,7 @@ func (s *Server) authorizeStart(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	http.SetCookie(w, &http.Cookie{Name: AuthorizeCookie, Value: binding, Path: "/", MaxAge: int(smart.FlowTTL.Seconds()),
+	http.SetCookie(w, &http.Cookie{Name: FlowCookie, Value: binding, Path: "/", MaxAge: int(smart.FlowTTL.Seconds()),
 		Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode})
 	f := smart.Flow{Req: req}
 	if p, ok := s.launchSession(r); ok {
@@ -204,7 +251,7 @@ func (s *Server) launchSession(r *http.Request) (authn.Principal, bool) {
 	if err != nil || login.RequiresMFA(p) {
 		return authn.Principal{}, false
 	}
-	notePrincipal(r, p)
+	web.NoteAgent(r.Context(), agent(p, r))
 	return p, true
 }
 
@@ -225,7 +272,7 @@ func (s *Server) openFlow(r *http.Request) (smart.Flow, string, string, error) {
 	if err := parseLaunchForm(r); err != nil {
 		return smart.Flow{}, "", "", err
 	}
-	c, err := r.Cookie(AuthorizeCookie)
+	c, err := r.Cookie(FlowCookie)
 	if err != nil {
 		return smart.Flow{}, "", "", &web.Error{Status: http.StatusBadRequest, Msg: smart.ErrFlow.Error(), Err: errors.New("no authorize flow cookie")}
 	}
@@ -318,10 +365,10 @@ func (s *Server) authorizeMFA(w http.ResponseWriter, r *http.Request) error {
 // Only workforce accounts (with MFA) and patient accounts linked to a
 // Patient may approve apps.
 func (s *Server) launchUser(ctx context.Context, p authn.Principal) (smart.LaunchUser, error) {
-	if s.admin == nil {
+	if s.users == nil {
 		return smart.LaunchUser{}, errors.New("account directory unavailable")
 	}
-	u, err := s.admin.Directory().ByID(ctx, p.ID)
+	u, err := s.users.ByID(ctx, p.ID)
 	if err != nil {
 		return smart.LaunchUser{}, err
 	}
@@ -386,3 +433,33 @@ func (s *Server) launchCaller(r *http.Request, p authn.Principal, clientID strin
 	}
 	return c
 }
+
+// agent is the signed-in user as the attempt audit names them (the
+// same fields as the FHIR API's agent of a session).
+func agent(p authn.Principal, r *http.Request) audit.Agent {
+	a := audit.Agent{User: p.ID, Client: p.Kind, Session: p.SessionID, Address: web.ClientIP(r)}
+	if len(p.Roles) > 0 {
+		a.Role = strings.Join(p.Roles, ",")
+	}
+	if p.Client != "" {
+		a.Client = p.Client
+	}
+	return a
+}
+
+// Causes of refusals, for the log.
+var (
+	errNoCredential = errors.New("no valid credential")
+	errCSRF         = errors.New("missing or wrong csrf token")
+)
+
+//go:embed authorize.html
+var pages embed.FS
+
+// css is the stylesheet served at /oauth2/assets/launch.css.
+//
+//go:embed launch.css
+var css []byte
+
+// templates are the pages: "error", "login", "mfa", "picker", "consent".
+var templates = template.Must(template.ParseFS(pages, "authorize.html"))
