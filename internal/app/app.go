@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/phivault/phivault/internal/audit/index"
+	"github.com/phivault/phivault/internal/webui/authorize"
 
 	"github.com/google/uuid"
 	"golang.org/x/time/rate"
@@ -383,16 +384,18 @@ func loadSystemKeys(ctx context.Context, st storage.Store, kr *keys.Keyring) err
 
 // Handler is the HTTP handler of this instance.
 func (a *App) Handler() http.Handler {
+	accounts := a.adminAccounts()
 	return httpapi.New(httpapi.Options{
 		Record:        a.Record,
 		Authenticator: a.auth,
 		Login:         a.Login,
 		SMART:         a.SMART,
 		SSO:           a.ssoHandler(),
-		Accounts:      a.adminAccounts(),
+		Accounts:      accounts,
 		Clients:       a.clientApprovals(),
 		AuditLog:      a.auditLog(),
 		UI:            a.webUI(),
+		Authorize:     a.authorizePages(accounts),
 		Logger:        a.logger,
 		Now:           time.Now,
 		BaseURL:       a.Config.Server.BaseURL,
@@ -417,6 +420,21 @@ func (a *App) Handler() http.Handler {
 			return err
 		},
 	}).Handler()
+}
+
+// authorizePages builds the SMART App Launch authorize pages
+// (internal/webui/authorize), or nil without SMART or login; accounts
+// (nil when unavailable) is their directory of who may approve apps.
+func (a *App) authorizePages(accounts httpapi.Accounts) httpapi.Authorize {
+	if a.SMART == nil || a.Login == nil {
+		return nil
+	}
+	var users identity.Directory
+	if accounts != nil {
+		users = accounts.Directory()
+	}
+	return authorize.New(authorize.Options{SMART: a.SMART, Login: a.Login, Record: a.Record, Authorizer: a.Authz,
+		Users: users, Logger: a.logger, BaseURL: a.Config.Server.BaseURL})
 }
 
 // webUI builds the web interface (internal/webui), or nil (no UI, the

@@ -17,8 +17,8 @@ import (
 	"github.com/phivault/phivault/internal/authn/password"
 	"github.com/phivault/phivault/internal/authn/totp"
 	"github.com/phivault/phivault/internal/config"
-	"github.com/phivault/phivault/internal/httpapi"
 	"github.com/phivault/phivault/internal/keys"
+	"github.com/phivault/phivault/internal/web"
 )
 
 // demoConfig is a fresh SQLite data directory with a key file, listening
@@ -156,7 +156,7 @@ func TestDemoAccountsLogIn(t *testing.T) {
 	}
 	var cookie *http.Cookie
 	for _, ck := range res.Cookies() {
-		if ck.Name == httpapi.SessionCookie {
+		if ck.Name == web.SessionCookie {
 			cookie = ck
 		}
 	}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"slices"
 	"strconv"
@@ -20,6 +19,7 @@ import (
 	"github.com/phivault/phivault/internal/authn/smart"
 	"github.com/phivault/phivault/internal/identity"
 	"github.com/phivault/phivault/internal/storage"
+	"github.com/phivault/phivault/internal/web"
 )
 
 // Account administration: /admin/api/users, /admin/api/sessions and
@@ -122,22 +122,6 @@ type ClientApprovals interface {
 	Reject(ctx context.Context, actor audit.Agent, id string) error
 }
 
-// apiError is an error of the JSON (non-FHIR) endpoints: the message is
-// safe for the client; err is the internal cause, for the log.
-type apiError struct {
-	status     int
-	msg        string
-	err        error
-	retryAfter time.Duration
-}
-
-func (e *apiError) Error() string { return e.msg + ": " + errString(e.err) }
-func (e *apiError) Unwrap() error { return e.err }
-
-func apiErr(status int, msg string, err error) *apiError {
-	return &apiError{status: status, msg: msg, err: err}
-}
-
 // adminAPI holds the state of the admin and enrolment endpoints.
 type adminAPI struct {
 	s        *Server
@@ -166,45 +150,44 @@ func (s *Server) adminRoutes(mux *http.ServeMux) {
 	a.reviewRoutes(admin)
 	a.repairRoutes(admin)
 	admin.Handle("/admin/api/", a.handle(func(w http.ResponseWriter, r *http.Request) error {
-		return apiErr(http.StatusNotFound, "no such endpoint", nil)
+		return web.New(http.StatusNotFound, "no such endpoint", nil)
 	}))
 	mux.Handle("/admin/api/", admin)
 	mux.Handle("POST /auth/enrol", a.handle(a.enrol))
 }
 
-// handle adapts a handlerFunc for the JSON endpoints: it maps errors to
-// {"error", "request_id"} with a safe message and logs the cause.
+// handle adapts a handlerFunc for the JSON endpoints: it maps errors
+// (adminError) to {"error", "request_id"} with a safe message and logs
+// the cause.
 func (a *adminAPI) handle(h handlerFunc) http.Handler {
+	ad := &web.Adapter{Log: a.s.log, Message: "request failed", Render: web.JSON("application/json", true),
+		Map: func(_ *http.Request, err error) *web.Error { return adminError(err) }}
+	inner := ad.Handle(h)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if a.accounts == nil {
-			a.writeError(w, r, apiErr(http.StatusServiceUnavailable, "account administration is not available", errors.New("no Accounts service configured")))
+			ad.Fail(w, r, web.New(http.StatusServiceUnavailable, "account administration is not available", errors.New("no Accounts service configured")))
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, maxAdminBody)
-		if err := h(w, r); err != nil {
-			a.writeError(w, r, asAPIError(err))
-		}
+		inner.ServeHTTP(w, r)
 	})
 }
 
-func (a *adminAPI) writeError(w http.ResponseWriter, r *http.Request, e *apiError) {
-	lvl := slog.LevelInfo
-	if e.status >= 500 {
-		lvl = slog.LevelError
-	}
-	id := RequestID(r.Context())
-	a.s.log.Log(r.Context(), lvl, "request failed", slog.String("request_id", id),
-		slog.Int("status", e.status), slog.String("error", errString(e.err)))
+// adminError is asAPIError with the admin API's headers: a wait rounded
+// to whole seconds plus one, or one second for any 503, as Retry-After;
+// a Bearer challenge with a 401.
+func adminError(err error) *web.Error {
+	e := *asAPIError(err)
 	switch {
-	case e.retryAfter > 0:
-		w.Header().Set("Retry-After", strconv.Itoa(int(e.retryAfter.Round(time.Second)/time.Second)+1))
-	case e.status == http.StatusServiceUnavailable:
-		w.Header().Set("Retry-After", "1")
+	case e.RetryAfter > 0:
+		e.RetryAfter = e.RetryAfter.Round(time.Second) + time.Second
+	case e.Status == http.StatusServiceUnavailable:
+		e.RetryAfter = time.Second
 	}
-	if e.status == http.StatusUnauthorized {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="phivault"`)
+	if e.Status == http.StatusUnauthorized {
+		e.Header = http.Header{"Www-Authenticate": {`Bearer realm="phivault"`}}
 	}
-	writeAPIJSON(w, e.status, map[string]string{"error": e.msg, "request_id": id})
+	return &e
 }
 
 func writeAPIJSON(w http.ResponseWriter, status int, v any) {
@@ -219,38 +202,38 @@ func writeAPIJSON(w http.ResponseWriter, status int, v any) {
 
 // asAPIError maps service errors to safe answers. Field errors name the
 // field and never quote its value, so their text is safe to show.
-func asAPIError(err error) *apiError {
-	var ae *apiError
+func asAPIError(err error) *web.Error {
+	var ae *web.Error
 	var fe *identity.FieldError
 	var mb *http.MaxBytesError
 	switch {
 	case errors.As(err, &ae):
 		return ae
 	case errors.As(err, &mb):
-		return apiErr(http.StatusRequestEntityTooLarge, "the request body is too large", err)
+		return web.New(http.StatusRequestEntityTooLarge, "the request body is too large", err)
 	case errors.As(err, &fe):
-		return apiErr(http.StatusBadRequest, fmt.Sprintf("invalid %s: %s", fe.Field, fe.Reason), err)
+		return web.New(http.StatusBadRequest, fmt.Sprintf("invalid %s: %s", fe.Field, fe.Reason), err)
 	case errors.Is(err, session.ErrNotFound):
-		return apiErr(http.StatusNotFound, "no such session", err)
+		return web.New(http.StatusNotFound, "no such session", err)
 	case errors.Is(err, smart.ErrSelfApproval), errors.Is(err, smart.ErrRequester):
-		return apiErr(http.StatusForbidden, sentinelText(err, smart.ErrSelfApproval, smart.ErrRequester), err)
+		return web.New(http.StatusForbidden, sentinelText(err, smart.ErrSelfApproval, smart.ErrRequester), err)
 	case errors.Is(err, smart.ErrApprovalStale), errors.Is(err, smart.ErrApprovalPending), errors.Is(err, smart.ErrNotPending):
-		return apiErr(http.StatusConflict, sentinelText(err, smart.ErrApprovalStale, smart.ErrApprovalPending, smart.ErrNotPending), err)
+		return web.New(http.StatusConflict, sentinelText(err, smart.ErrApprovalStale, smart.ErrApprovalPending, smart.ErrNotPending), err)
 	case errors.Is(err, smart.ErrNotFound):
-		return apiErr(http.StatusNotFound, "no such client or request", err)
+		return web.New(http.StatusNotFound, "no such client or request", err)
 	case errors.Is(err, identity.ErrSelf), errors.Is(err, identity.ErrApprover):
-		return apiErr(http.StatusForbidden, sentinelText(err, identity.ErrSelf, identity.ErrApprover), err)
+		return web.New(http.StatusForbidden, sentinelText(err, identity.ErrSelf, identity.ErrApprover), err)
 	case errors.Is(err, identity.ErrFHIRUserBound), errors.Is(err, identity.ErrRequestPending), errors.Is(err, identity.ErrRequestStale):
-		return apiErr(http.StatusConflict, sentinelText(err, identity.ErrFHIRUserBound, identity.ErrRequestPending, identity.ErrRequestStale), err)
+		return web.New(http.StatusConflict, sentinelText(err, identity.ErrFHIRUserBound, identity.ErrRequestPending, identity.ErrRequestStale), err)
 	case errors.Is(err, identity.ErrNotFound):
-		return apiErr(http.StatusNotFound, "no such user or request", err)
+		return web.New(http.StatusNotFound, "no such user or request", err)
 	case errors.Is(err, identity.ErrExists):
-		return apiErr(http.StatusConflict, "that username is taken", err)
+		return web.New(http.StatusConflict, "that username is taken", err)
 	case errors.Is(err, password.ErrBusy), errors.Is(err, storage.ErrUnavailable), errors.Is(err, audit.ErrUnavailable),
 		errors.Is(err, context.DeadlineExceeded):
-		return apiErr(http.StatusServiceUnavailable, "the service is temporarily unavailable; retry later", err)
+		return web.New(http.StatusServiceUnavailable, "the service is temporarily unavailable; retry later", err)
 	}
-	return apiErr(http.StatusInternalServerError, "internal error", err)
+	return web.New(http.StatusInternalServerError, "internal error", err)
 }
 
 // sentinelText is the text of the first of sentinels that err wraps:
@@ -273,12 +256,12 @@ func (a *adminAPI) principal(r *http.Request) (authn.Principal, error) {
 	case err == nil:
 		return p, nil
 	case errors.Is(err, errNoCredential):
-		return authn.Principal{}, apiErr(http.StatusUnauthorized, "authentication required", err)
+		return authn.Principal{}, web.New(http.StatusUnauthorized, "authentication required", err)
 	case errors.Is(err, errCSRF):
-		return authn.Principal{}, apiErr(http.StatusForbidden, "a cookie-authenticated request that changes state must carry the X-CSRF-Token header", err)
+		return authn.Principal{}, web.New(http.StatusForbidden, "a cookie-authenticated request that changes state must carry the X-CSRF-Token header", err)
 	}
-	NoteBackendFailure(r.Context(), err)
-	return authn.Principal{}, apiErr(http.StatusServiceUnavailable, "the service is temporarily unavailable; retry later", err)
+	web.NoteBackendFailure(r.Context(), err)
+	return authn.Principal{}, web.New(http.StatusServiceUnavailable, "the service is temporarily unavailable; retry later", err)
 }
 
 // mayAdminister reports whether p may use /admin/api: role
@@ -299,7 +282,7 @@ func mayAdminister(p authn.Principal) bool {
 // agent is the audit agent of a request by p: ids only, never names.
 func agent(p authn.Principal, r *http.Request) audit.Agent {
 	ag := audit.Agent{User: p.ID, Role: strings.Join(p.Roles, ","), Session: p.SessionID}
-	if addr := clientAddr(r); addr.IsValid() {
+	if addr := web.ClientAddr(r); addr.IsValid() {
 		ag.Address = addr.String()
 	}
 	return ag
@@ -330,7 +313,7 @@ func (a *adminAPI) authorize(h handlerFunc) http.Handler {
 			if err := a.accounts.Denied(r.Context(), ag, entity); err != nil {
 				return err
 			}
-			return apiErr(http.StatusForbidden, "this requires the security-admin role", errors.New("principal lacks security-admin"))
+			return web.New(http.StatusForbidden, "this requires the security-admin role", errors.New("principal lacks security-admin"))
 		}
 		return h(w, r.WithContext(context.WithValue(r.Context(), actorKey{}, ag)))
 	})
@@ -424,7 +407,7 @@ func toJSON(u identity.User) userJSON {
 // trailing data.
 func decode(r *http.Request, v any) error {
 	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
-		return apiErr(http.StatusUnsupportedMediaType, "send application/json", nil)
+		return web.New(http.StatusUnsupportedMediaType, "send application/json", nil)
 	}
 	d := json.NewDecoder(r.Body)
 	d.DisallowUnknownFields()
@@ -433,10 +416,10 @@ func decode(r *http.Request, v any) error {
 		if errors.As(err, &mb) {
 			return err
 		}
-		return apiErr(http.StatusBadRequest, "the body is not the expected JSON object", err)
+		return web.New(http.StatusBadRequest, "the body is not the expected JSON object", err)
 	}
 	if _, err := d.Token(); !errors.Is(err, io.EOF) {
-		return apiErr(http.StatusBadRequest, "the body is not the expected JSON object", errors.New("trailing data"))
+		return web.New(http.StatusBadRequest, "the body is not the expected JSON object", errors.New("trailing data"))
 	}
 	return nil
 }
@@ -459,7 +442,7 @@ func (a *adminAPI) list(w http.ResponseWriter, r *http.Request) error {
 	if s := q.Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 || n > identity.MaxPage {
-			return apiErr(http.StatusBadRequest, fmt.Sprintf("limit must be 1 to %d", identity.MaxPage), err)
+			return web.New(http.StatusBadRequest, fmt.Sprintf("limit must be 1 to %d", identity.MaxPage), err)
 		}
 		limit = n
 	}
@@ -618,9 +601,9 @@ const enrolRefused = "the enrolment secret is not valid: it may be wrong, expire
 var passwordPolicy = []error{password.ErrTooShort, password.ErrTooLong, password.ErrInvalidUTF8, password.ErrCommon, password.ErrContext}
 
 func (a *adminAPI) enrol(w http.ResponseWriter, r *http.Request) error {
-	addr := clientAddr(r)
+	addr := web.ClientAddr(r)
 	if ok, retry := a.limiter.Allow(addr); !ok {
-		return &apiError{status: http.StatusTooManyRequests, msg: "too many attempts; retry later", err: errors.New("address rate limit"), retryAfter: retry}
+		return &web.Error{Status: http.StatusTooManyRequests, Msg: "too many attempts; retry later", Err: errors.New("address rate limit"), RetryAfter: retry}
 	}
 	var in struct {
 		Username        string `json:"username"`
@@ -638,13 +621,13 @@ func (a *adminAPI) enrol(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		for _, pe := range passwordPolicy {
 			if errors.Is(err, pe) {
-				return apiErr(http.StatusBadRequest, pe.Error(), err)
+				return web.New(http.StatusBadRequest, pe.Error(), err)
 			}
 		}
-		if e := asAPIError(err); e.status == http.StatusServiceUnavailable {
+		if e := asAPIError(err); e.Status == http.StatusServiceUnavailable {
 			return e
 		}
-		return apiErr(http.StatusBadRequest, enrolRefused, err)
+		return web.New(http.StatusBadRequest, enrolRefused, err)
 	}
 	writeAPIJSON(w, http.StatusOK, map[string]string{"status": "password set", "username": u.Username,
 		"next": "log in and enrol a second factor"})

@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"github.com/phivault/phivault/internal/record"
+	"github.com/phivault/phivault/internal/web"
 )
 
 // Record repair for security administrators (docs/authorization.md,
@@ -23,9 +24,9 @@ func (a *adminAPI) repairRoutes(admin *http.ServeMux) {
 
 func (a *adminAPI) listUndecidable(w http.ResponseWriter, r *http.Request) error {
 	if a.s.rec == nil {
-		return apiErr(http.StatusServiceUnavailable, "the record is not available", errors.New("no record service"))
+		return web.New(http.StatusServiceUnavailable, "the record is not available", errors.New("no record service"))
 	}
-	cs, err := a.s.rec.UndecidableConsents(r.Context(), actor(r), RequestID(r.Context()), maxRepairList)
+	cs, err := a.s.rec.UndecidableConsents(r.Context(), actor(r), web.RequestID(r.Context()), maxRepairList)
 	if err != nil {
 		return repairError(err)
 	}
@@ -44,13 +45,13 @@ func (a *adminAPI) listUndecidable(w http.ResponseWriter, r *http.Request) error
 
 func (a *adminAPI) retireConsent(w http.ResponseWriter, r *http.Request) error {
 	if a.s.rec == nil {
-		return apiErr(http.StatusServiceUnavailable, "the record is not available", errors.New("no record service"))
+		return web.New(http.StatusServiceUnavailable, "the record is not available", errors.New("no record service"))
 	}
 	id := r.PathValue("id")
 	if !record.ValidID(id) {
-		return apiErr(http.StatusBadRequest, "invalid Consent id", nil)
+		return web.New(http.StatusBadRequest, "invalid Consent id", nil)
 	}
-	v, err := a.s.rec.RepairConsent(r.Context(), actor(r), RequestID(r.Context()), id)
+	v, err := a.s.rec.RepairConsent(r.Context(), actor(r), web.RequestID(r.Context()), id)
 	if err != nil {
 		return repairError(err)
 	}
@@ -67,10 +68,11 @@ func repairError(err error) error {
 		if len(e.Issues) > 0 {
 			msg = e.Issues[0].Diagnostic
 		}
-		if e.Status == http.StatusServiceUnavailable {
-			return &apiError{status: e.Status, msg: "the service is temporarily unavailable; retry later", err: err}
+		status := record.StatusCode(e)
+		if status == http.StatusServiceUnavailable {
+			return web.New(status, "the service is temporarily unavailable; retry later", err)
 		}
-		return apiErr(e.Status, msg, err)
+		return web.New(status, msg, err)
 	}
 	return err
 }

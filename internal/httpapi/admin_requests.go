@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/phivault/phivault/internal/authn/smart"
+	"github.com/phivault/phivault/internal/web"
 )
 
 // The two-person rule's queue in the admin API: pending role grants and
@@ -104,7 +105,7 @@ func (a *adminAPI) decide(approve bool) handlerFunc {
 func (a *adminAPI) decideClient(w http.ResponseWriter, r *http.Request, id string, approve bool) error {
 	cs := a.s.clients
 	if cs == nil {
-		return apiErr(http.StatusServiceUnavailable, "client administration is not available", errors.New("no ClientApprovals service configured"))
+		return web.New(http.StatusServiceUnavailable, "client administration is not available", errors.New("no ClientApprovals service configured"))
 	}
 	if !approve {
 		if err := cs.Reject(r.Context(), actor(r), id); err != nil {

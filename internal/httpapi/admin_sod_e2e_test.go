@@ -18,6 +18,7 @@ import (
 	"github.com/phivault/phivault/internal/identity"
 	"github.com/phivault/phivault/internal/storage"
 	"github.com/phivault/phivault/internal/storage/sqldb"
+	"github.com/phivault/phivault/internal/web"
 )
 
 // sodEnv is a server with security administrators signed in with a
@@ -57,7 +58,7 @@ func (e *sodEnv) as(t *testing.T, u identity.User) apitest.H {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return apitest.H{"Authorization": apitest.NoAuth, "Cookie": httpapi.SessionCookie + "=" + sec.Reveal(),
+	return apitest.H{"Authorization": apitest.NoAuth, "Cookie": web.SessionCookie + "=" + sec.Reveal(),
 		httpapi.CSRFHeader: session.CSRFToken(sec.Reveal()), "Content-Type": "application/json"}
 }
 

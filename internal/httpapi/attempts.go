@@ -8,7 +8,6 @@ import (
 	pathpkg "path"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/phivault/phivault/internal/audit"
@@ -17,7 +16,7 @@ import (
 	"github.com/phivault/phivault/internal/authn/smart"
 	"github.com/phivault/phivault/internal/fhir"
 	"github.com/phivault/phivault/internal/record"
-	"github.com/phivault/phivault/internal/storage"
+	"github.com/phivault/phivault/internal/web"
 )
 
 // Attempts are events (DESIGN §6, issue 11 item 13): every request to an
@@ -82,18 +81,13 @@ import (
 const attemptRecordTimeout = 10 * time.Second
 
 // reqState is what the outer middleware learns about a request while
-// it is served: whether any event was noted, who the caller turned out
-// to be, why it was refused, and which route served it.
+// it is served: whether any event was noted (trail), and in notes who
+// the caller turned out to be, why it was refused, and which route
+// served it (web.NoteAgent, NoteRefusal, NoteRoute, NoteBackendFailure).
 type reqState struct {
 	trail   *trail.Request
 	audited bool
-
-	mu       sync.Mutex
-	agent    audit.Agent
-	authed   bool
-	backend  bool // the credential check failed in the backend (NoteBackendFailure)
-	policies []string
-	route    string
+	notes   *web.Notes
 }
 
 type stateKey struct{}
@@ -103,57 +97,6 @@ func stateFrom(ctx context.Context) *reqState {
 	return st
 }
 
-// NoteAgent tells the request's audit middleware who the caller is, for
-// the generic event of a request no handler audits: the web UI calls it
-// once a session is authenticated. It is a no-op outside a request.
-func NoteAgent(ctx context.Context, a audit.Agent) {
-	if st := stateFrom(ctx); st != nil {
-		st.mu.Lock()
-		st.agent, st.authed = a, true
-		st.mu.Unlock()
-	}
-}
-
-// NoteRefusal names, for the generic event, the check that refused the
-// request (e.g. "csrf"). It is a no-op outside a request.
-func NoteRefusal(ctx context.Context, policy string) {
-	if st := stateFrom(ctx); st != nil {
-		st.mu.Lock()
-		st.policies = append(st.policies, policy)
-		st.mu.Unlock()
-	}
-}
-
-// NoteRoute records the route pattern that serves r (r.Pattern, set by
-// the ServeMux that dispatched it), for the generic event's Query.
-func NoteRoute(r *http.Request) {
-	if st := stateFrom(r.Context()); st != nil && r.Pattern != "" {
-		st.mu.Lock()
-		st.route = r.Pattern
-		st.mu.Unlock()
-	}
-}
-
-// NoteBackendFailure tells the request's audit middleware that its
-// credentials could not be checked because a backend failed (err wraps
-// storage.ErrUnavailable or audit.ErrUnavailable, or a deadline
-// passed): the request is not an authentication failure, and its event
-// is not charged to the address's attempt budget. Its answer is 503, and
-// the event is still recorded (or the answer stays 503 if it cannot be).
-// Any other error is ignored: an error a caller can provoke must stay
-// charged. The web UI calls it when a session cannot be checked. It is
-// a no-op outside a request.
-func NoteBackendFailure(ctx context.Context, err error) {
-	if !errors.Is(err, storage.ErrUnavailable) && !errors.Is(err, audit.ErrUnavailable) && !errors.Is(err, context.DeadlineExceeded) {
-		return
-	}
-	if st := stateFrom(ctx); st != nil {
-		st.mu.Lock()
-		st.backend = true
-		st.mu.Unlock()
-	}
-}
-
 // notePrincipal records an authenticated principal (credentials
 // accepted, whatever a later gate decides).
 func notePrincipal(r *http.Request, p authn.Principal) {
@@ -161,7 +104,7 @@ func notePrincipal(r *http.Request, p authn.Principal) {
 	if p.Client != "" {
 		a.Client = p.Client
 	}
-	NoteAgent(r.Context(), a)
+	web.NoteAgent(r.Context(), a)
 }
 
 // auditedPath reports whether a request to path must leave an event:
@@ -267,14 +210,13 @@ func fhirAttempt(method, path string) (a audit.Action, entity, query string) {
 
 // attemptEvent is the generic event of a request no handler audited.
 func (s *Server) attemptEvent(r *http.Request, st *reqState, status int) audit.Event {
-	st.mu.Lock()
-	agent, policies, route := st.agent, append([]string(nil), st.policies...), st.route
-	st.mu.Unlock()
+	n := st.notes.Snapshot()
+	agent, policies, route := n.Agent, n.Policies, n.Route
 	if agent.Address == "" {
-		agent.Address = clientIP(r)
+		agent.Address = web.ClientIP(r)
 	}
 	ev := audit.Event{Time: s.now().UTC(), Outcome: outcomeOf(status), Agent: agent, Policies: policies,
-		Status: status, RequestID: RequestID(r.Context())}
+		Status: status, RequestID: web.RequestID(r.Context())}
 	if p := r.URL.Path; p == "/fhir" || strings.HasPrefix(p, "/fhir/") {
 		var entity string
 		ev.Action, entity, ev.Query = fhirAttempt(r.Method, p)
@@ -316,7 +258,7 @@ func routePrefix(path string) string {
 
 // replacement is an answer that replaces the handler's.
 type replacement struct {
-	err        *record.Error
+	err        *web.Error
 	retryAfter time.Duration
 }
 
@@ -334,27 +276,26 @@ func (s *Server) beforeStatus(r *http.Request, st *reqState, status int) *replac
 		// same lock again, and charge no budget (the server failed).
 		return auditUnavailable(errors.New("an earlier audit event of this request could not be recorded"))
 	}
-	st.mu.Lock()
-	authed, backend := st.authed, st.backend
-	st.mu.Unlock()
+	n := st.notes.Snapshot()
+	authed, backend := n.Authed, n.Backend
 	// A database outage is not an authentication failure: charging it
 	// would turn the 503s of valid credentials into 429s once the
 	// address's budget is spent, and keep refusing them after recovery.
 	if !authed && !backend && s.attempts != nil {
-		addr := clientAddr(r)
+		addr := web.ClientAddr(r)
 		if ok, wait := s.attempts.Take(addr); !ok {
 			s.attempts.Refused(addr)
 			return tooManyAttempts(wait)
 		}
 	}
 	if s.logRec == nil {
-		s.log.ErrorContext(r.Context(), "no audit recorder: refusing an unaudited request", slog.String("request_id", RequestID(r.Context())))
+		s.log.ErrorContext(r.Context(), "no audit recorder: refusing an unaudited request", slog.String("request_id", web.RequestID(r.Context())))
 		return auditUnavailable(errors.New("no audit recorder"))
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), attemptRecordTimeout)
 	defer cancel()
 	if err := s.logRec.Record(ctx, s.attemptEvent(r, st, status)); err != nil {
-		s.log.ErrorContext(r.Context(), "recording an attempt failed: refusing the request", slog.String("request_id", RequestID(r.Context())),
+		s.log.ErrorContext(r.Context(), "recording an attempt failed: refusing the request", slog.String("request_id", web.RequestID(r.Context())),
 			slog.Int("status", status), slog.String("error", err.Error()))
 		return auditUnavailable(err)
 	}
@@ -362,13 +303,11 @@ func (s *Server) beforeStatus(r *http.Request, st *reqState, status int) *replac
 }
 
 func auditUnavailable(err error) *replacement {
-	return &replacement{err: &record.Error{Status: http.StatusServiceUnavailable,
-		Issues: []record.Issue{{Code: "transient", Diagnostic: "the audit log is unavailable; retry later"}}, Err: err}, retryAfter: time.Second}
+	return &replacement{err: &web.Error{Status: http.StatusServiceUnavailable, Code: "transient", Msg: "the audit log is unavailable; retry later", Err: err}, retryAfter: time.Second}
 }
 
 func tooManyAttempts(wait time.Duration) *replacement {
-	return &replacement{err: &record.Error{Status: http.StatusTooManyRequests, Issues: []record.Issue{{Code: "throttled",
-		Diagnostic: "too many unauthenticated requests from this address; retry later"}}, Err: errors.New("attempt limit")}, retryAfter: wait}
+	return &replacement{err: &web.Error{Status: http.StatusTooManyRequests, Code: "throttled", Msg: "too many unauthenticated requests from this address; retry later", Err: errors.New("attempt limit")}, retryAfter: wait}
 }
 
 // hasCredentials reports whether r presents a credential (a bearer
@@ -377,7 +316,7 @@ func hasCredentials(r *http.Request) bool {
 	if r.Header.Get("Authorization") != "" {
 		return true
 	}
-	_, err := r.Cookie(SessionCookie)
+	_, err := r.Cookie(web.SessionCookie)
 	return err == nil
 }
 
@@ -394,7 +333,7 @@ func (s *Server) attemptGate(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		addr := clientAddr(r)
+		addr := web.ClientAddr(r)
 		if blocked, wait := s.attempts.Blocked(addr); blocked {
 			s.attempts.Refused(addr)
 			st.audited = false // counted, not recorded one by one: see package attempt

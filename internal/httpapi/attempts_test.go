@@ -14,6 +14,7 @@ import (
 
 	"github.com/phivault/phivault/internal/audit"
 	"github.com/phivault/phivault/internal/audit/trail"
+	"github.com/phivault/phivault/internal/web"
 )
 
 // recorder is a hand-written AuditRecorder that keeps the events it is
@@ -45,7 +46,7 @@ func (r *recorder) events() []audit.Event {
 func middleware(rec *recorder, timeout time.Duration, h http.Handler) http.Handler {
 	s := New(Options{Logger: slog.New(slog.DiscardHandler), Now: time.Now, LogAudit: rec,
 		Pace: Pace{HandlerTimeout: timeout}})
-	return s.withRequest(securityHeaders(h))
+	return s.withRequest(web.SecurityHeaders(h))
 }
 
 const secretBody = `{"resourceType":"Patient","name":[{"family":"Quorvalenski"}]}`

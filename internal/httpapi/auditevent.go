@@ -17,6 +17,7 @@ import (
 	"github.com/phivault/phivault/internal/authn"
 	"github.com/phivault/phivault/internal/identity"
 	"github.com/phivault/phivault/internal/record"
+	"github.com/phivault/phivault/internal/web"
 )
 
 // AuditLog is the searchable audit log behind GET /fhir/AuditEvent
@@ -82,7 +83,7 @@ func (s *Server) auditCaller(r *http.Request) index.Caller {
 // deny records a refused read of the log, then answers 403.
 func (s *Server) auditDeny(r *http.Request, action audit.Action, query string) error {
 	if err := s.audit.Denied(r.Context(), s.auditCaller(r), action, query); err != nil {
-		return &record.Error{Status: http.StatusServiceUnavailable, Issues: []record.Issue{{Code: "transient", Diagnostic: "the audit log is unavailable"}}, Err: err}
+		return &web.Error{Status: http.StatusServiceUnavailable, Code: "transient", Msg: "the audit log is unavailable", Err: err}
 	}
 	return errAuditForbidden
 }
@@ -277,7 +278,7 @@ func auditErr(err error) error {
 	case errors.Is(err, index.ErrNotFound):
 		return httpError(http.StatusNotFound, "not-found", "no such AuditEvent")
 	case errors.Is(err, audit.ErrUnavailable):
-		return &record.Error{Status: http.StatusServiceUnavailable, Issues: []record.Issue{{Code: "transient", Diagnostic: "the audit log is unavailable"}}, Err: err}
+		return &web.Error{Status: http.StatusServiceUnavailable, Code: "transient", Msg: "the audit log is unavailable", Err: err}
 	}
 	return err
 }

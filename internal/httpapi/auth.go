@@ -4,10 +4,8 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"log/slog"
 	"mime"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/phivault/phivault/internal/audit"
@@ -16,23 +14,13 @@ import (
 	"github.com/phivault/phivault/internal/authn/password"
 	"github.com/phivault/phivault/internal/authn/session"
 	"github.com/phivault/phivault/internal/storage"
+	"github.com/phivault/phivault/internal/web"
 )
 
 // maxAuthBody bounds /auth/ request bodies: a username, a password of at
 // most 128 characters (4 bytes each), a challenge of at most
 // keys.MaxTokenLen and a code fit well within it (STYLE rule 24).
 const maxAuthBody = 8 << 10
-
-// authError is an /auth/ failure: the status and public message for the
-// client, the cause for the log.
-type authError struct {
-	status     int
-	msg        string
-	retryAfter time.Duration
-	err        error
-}
-
-func (e *authError) Error() string { return e.msg }
 
 // authRoutes mounts the JSON login API. Answers are application/json;
 // errors are {"error": "<safe message>"} with the request id in the
@@ -55,63 +43,56 @@ func (s *Server) authHandle(h handlerFunc) http.Handler {
 	return s.authHandleLimit(maxAuthBody, h)
 }
 
-// authHandleLimit bounds the body at limit bytes and maps errors.
+// authHandleLimit bounds the body at limit bytes and maps errors
+// (authErr) to {"error": "<safe message>"}.
 func (s *Server) authHandleLimit(limit int64, h handlerFunc) http.Handler {
+	a := web.Adapter{Log: s.log, Message: "auth request failed", Render: web.JSON(mediaJSON+"; charset=utf-8", false),
+		Map: func(r *http.Request, err error) *web.Error {
+			e := s.authErr(err)
+			if e.Status == http.StatusServiceUnavailable {
+				web.NoteBackendFailure(r.Context(), e.Err)
+			}
+			return e
+		}}
+	inner := a.Handle(h)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r.Body = http.MaxBytesReader(w, r.Body, limit)
-		err := h(w, r)
-		if err == nil {
-			return
-		}
-		e := s.authErr(err)
-		if e.status == http.StatusServiceUnavailable {
-			NoteBackendFailure(r.Context(), e.err)
-		}
-		lvl := slog.LevelInfo
-		if e.status >= 500 {
-			lvl = slog.LevelError
-		}
-		s.log.Log(r.Context(), lvl, "auth request failed", slog.String("request_id", RequestID(r.Context())),
-			slog.Int("status", e.status), slog.String("error", errString(e.err)))
-		if e.retryAfter > 0 {
-			w.Header().Set("Retry-After", strconv.Itoa(int((e.retryAfter+time.Second-1)/time.Second)))
-		}
-		writeAuthJSON(w, e.status, map[string]string{"error": e.msg})
+		inner.ServeHTTP(w, r)
 	})
 }
 
 // authErr maps service errors to statuses and safe messages.
-func (s *Server) authErr(err error) *authError {
-	var ae *authError
+func (s *Server) authErr(err error) *web.Error {
 	var rl *login.RateLimitError
+	if ae := web.AsError(err); ae != nil {
+		return ae
+	}
 	for _, pe := range passwordPolicy {
 		if errors.Is(err, pe) {
-			return &authError{status: http.StatusBadRequest, msg: pe.Error(), err: err}
+			return &web.Error{Status: http.StatusBadRequest, Msg: pe.Error(), Err: err}
 		}
 	}
-	if pe := passkeyErr(err); pe != nil && !errors.As(err, &ae) {
+	if pe := passkeyErr(err); pe != nil {
 		return pe
 	}
 	switch {
-	case errors.As(err, &ae):
-		return ae
 	case errors.As(err, &rl):
-		return &authError{status: http.StatusTooManyRequests, msg: login.ErrRateLimited.Error(), retryAfter: rl.RetryAfter, err: err}
+		return &web.Error{Status: http.StatusTooManyRequests, Msg: login.ErrRateLimited.Error(), RetryAfter: rl.RetryAfter, Err: err}
 	case errors.Is(err, login.ErrInvalidCredentials), errors.Is(err, login.ErrInvalidChallenge), errors.Is(err, login.ErrInvalidCode),
 		errors.Is(err, login.ErrWrongPassword):
-		return &authError{status: http.StatusUnauthorized, msg: err.Error(), err: err}
+		return &web.Error{Status: http.StatusUnauthorized, Msg: err.Error(), Err: err}
 	case errors.Is(err, login.ErrNotFound):
-		return &authError{status: http.StatusNotFound, msg: err.Error(), err: err}
+		return &web.Error{Status: http.StatusNotFound, Msg: err.Error(), Err: err}
 	case errors.Is(err, errNoCredential), errors.Is(err, authn.ErrUnauthenticated):
-		return &authError{status: http.StatusUnauthorized, msg: "authentication required: log in", err: err}
+		return &web.Error{Status: http.StatusUnauthorized, Msg: "authentication required: log in", Err: err}
 	case errors.Is(err, errCSRF):
-		return &authError{status: http.StatusForbidden, msg: "a cookie-authenticated request that changes state must carry the X-CSRF-Token header", err: err}
+		return &web.Error{Status: http.StatusForbidden, Msg: "a cookie-authenticated request that changes state must carry the X-CSRF-Token header", Err: err}
 	case errors.Is(err, storage.ErrConflict):
-		return &authError{status: http.StatusConflict, msg: "the account changed meanwhile; retry", err: err}
+		return &web.Error{Status: http.StatusConflict, Msg: "the account changed meanwhile; retry", Err: err}
 	case errors.Is(err, password.ErrBusy), errors.Is(err, audit.ErrUnavailable):
-		return &authError{status: http.StatusServiceUnavailable, msg: "the service is busy; retry later", retryAfter: time.Second, err: err}
+		return &web.Error{Status: http.StatusServiceUnavailable, Msg: "the service is busy; retry later", RetryAfter: time.Second, Err: err}
 	}
-	return &authError{status: http.StatusServiceUnavailable, msg: "the service is temporarily unavailable; retry later", retryAfter: time.Second, err: err}
+	return &web.Error{Status: http.StatusServiceUnavailable, Msg: "the service is temporarily unavailable; retry later", RetryAfter: time.Second, Err: err}
 }
 
 func writeAuthJSON(w http.ResponseWriter, status int, v any) {
@@ -131,16 +112,16 @@ func writeAuthJSON(w http.ResponseWriter, status int, v any) {
 // Endpoints that act on an existing session are CSRF-checked instead.
 func decodeAuth(r *http.Request, v any) error {
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != mediaJSON {
-		return &authError{status: http.StatusUnsupportedMediaType, msg: "the body must be application/json", err: errors.New("auth request is not application/json")}
+		return &web.Error{Status: http.StatusUnsupportedMediaType, Msg: "the body must be application/json", Err: errors.New("auth request is not application/json")}
 	}
 	dec := json.NewDecoder(r.Body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil || dec.More() {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return &authError{status: http.StatusRequestEntityTooLarge, msg: "the request body is too large", err: err}
+			return &web.Error{Status: http.StatusRequestEntityTooLarge, Msg: "the request body is too large", Err: err}
 		}
-		return &authError{status: http.StatusBadRequest, msg: "the body must be one JSON object with the documented fields", err: errors.New("malformed auth request body")}
+		return &web.Error{Status: http.StatusBadRequest, Msg: "the body must be one JSON object with the documented fields", Err: errors.New("malformed auth request body")}
 	}
 	return nil
 }
@@ -164,7 +145,7 @@ func toSessionJSON(x session.Session, current string) sessionJSON {
 // writeStarted sets the cookie and answers with the session and its CSRF
 // token; extra adds fields (recovery codes).
 func writeStarted(w http.ResponseWriter, st login.Started, extra map[string]any) {
-	setSessionCookie(w, st.Secret)
+	web.SetSessionCookie(w, st.Secret)
 	body := map[string]any{"session": toSessionJSON(st.Session, st.Session.ID), "csrf_token": st.CSRF}
 	for k, v := range extra {
 		body[k] = v
@@ -180,7 +161,7 @@ func (s *Server) authLogin(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeAuth(r, &in); err != nil {
 		return err
 	}
-	res, err := s.login.Login(r.Context(), in.Username, in.Password, clientAddr(r))
+	res, err := s.login.Login(r.Context(), in.Username, in.Password, web.ClientAddr(r))
 	if err != nil {
 		return err
 	}
@@ -201,7 +182,7 @@ func (s *Server) authEnroll(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeAuth(r, &in); err != nil {
 		return err
 	}
-	enr, err := s.login.EnrollTOTP(r.Context(), in.Challenge, clientAddr(r))
+	enr, err := s.login.EnrollTOTP(r.Context(), in.Challenge, web.ClientAddr(r))
 	if err != nil {
 		return err
 	}
@@ -220,7 +201,7 @@ func (s *Server) authConfirm(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeAuth(r, &in); err != nil {
 		return err
 	}
-	st, codes, err := s.login.ConfirmTOTP(r.Context(), in.Challenge, in.Code, clientAddr(r))
+	st, codes, err := s.login.ConfirmTOTP(r.Context(), in.Challenge, in.Code, web.ClientAddr(r))
 	if err != nil {
 		return err
 	}
@@ -241,7 +222,7 @@ func (s *Server) authVerify(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeAuth(r, &in); err != nil {
 		return err
 	}
-	st, err := s.login.Verify(r.Context(), in.Challenge, in.Method, in.Code, clientAddr(r))
+	st, err := s.login.Verify(r.Context(), in.Challenge, in.Method, in.Code, web.ClientAddr(r))
 	if err != nil {
 		return err
 	}
@@ -268,10 +249,10 @@ func (s *Server) authLogout(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := s.login.Logout(r.Context(), p, clientAddr(r)); err != nil {
+	if err := s.login.Logout(r.Context(), p, web.ClientAddr(r)); err != nil {
 		return err
 	}
-	clearSessionCookie(w)
+	web.ClearSessionCookie(w)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -299,11 +280,11 @@ func (s *Server) authRevoke(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	id := r.PathValue("id")
-	if err := s.login.Revoke(r.Context(), p, id, clientAddr(r)); err != nil {
+	if err := s.login.Revoke(r.Context(), p, id, web.ClientAddr(r)); err != nil {
 		return err
 	}
 	if id == p.SessionID {
-		clearSessionCookie(w)
+		web.ClearSessionCookie(w)
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
@@ -325,7 +306,7 @@ func (s *Server) authChangePassword(w http.ResponseWriter, r *http.Request) erro
 	if err := decodeAuth(r, &in); err != nil {
 		return err
 	}
-	st, err := s.login.ChangePassword(r.Context(), p, in.Current, in.New, clientAddr(r))
+	st, err := s.login.ChangePassword(r.Context(), p, in.Current, in.New, web.ClientAddr(r))
 	if err != nil {
 		return err
 	}

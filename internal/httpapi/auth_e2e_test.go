@@ -29,6 +29,7 @@ import (
 	"github.com/phivault/phivault/internal/storage"
 	"github.com/phivault/phivault/internal/storage/postgres/pgtest"
 	"github.com/phivault/phivault/internal/storage/sqldb"
+	"github.com/phivault/phivault/internal/web"
 )
 
 // fakeClock is the injected clock of authentication.
@@ -208,7 +209,7 @@ func (e *authEnv) do(t *testing.T, method, path string, body any, c creds) resp 
 		req.Header.Set("Content-Type", "application/json")
 	}
 	if c.cookie != "" {
-		req.AddCookie(&http.Cookie{Name: httpapi.SessionCookie, Value: c.cookie})
+		req.AddCookie(&http.Cookie{Name: web.SessionCookie, Value: c.cookie})
 	}
 	if c.csrf != "" {
 		req.Header.Set(httpapi.CSRFHeader, c.csrf)
@@ -238,7 +239,7 @@ func sessionOf(t *testing.T, r resp) creds {
 		t.Fatalf("status %d, want 200: %s", r.status, r.body)
 	}
 	set := r.header.Get("Set-Cookie")
-	for _, attr := range []string{httpapi.SessionCookie + "=pvs_", "Path=/", "HttpOnly", "Secure", "SameSite=Strict"} {
+	for _, attr := range []string{web.SessionCookie + "=pvs_", "Path=/", "HttpOnly", "Secure", "SameSite=Strict"} {
 		if !strings.Contains(set, attr) {
 			t.Fatalf("Set-Cookie %q lacks %q", set, attr)
 		}
@@ -246,7 +247,7 @@ func sessionOf(t *testing.T, r resp) creds {
 	if strings.Contains(set, "Domain=") {
 		t.Fatalf("Set-Cookie %q has a Domain (breaks __Host-)", set)
 	}
-	val := strings.TrimPrefix(strings.SplitN(set, ";", 2)[0], httpapi.SessionCookie+"=")
+	val := strings.TrimPrefix(strings.SplitN(set, ";", 2)[0], web.SessionCookie+"=")
 	csrf := r.str("csrf_token")
 	if csrf == "" {
 		t.Fatalf("no csrf_token in %s", r.body)

@@ -11,6 +11,7 @@ import (
 	"github.com/phivault/phivault/internal/authn/login"
 	"github.com/phivault/phivault/internal/authn/oidc"
 	"github.com/phivault/phivault/internal/authn/sso"
+	"github.com/phivault/phivault/internal/web"
 )
 
 // SSO is enterprise sign-in ([sso.Service]).
@@ -74,7 +75,7 @@ func (s *Server) ssoCallback(w http.ResponseWriter, r *http.Request) error {
 		q := r.URL.Query()
 		cb.State, cb.Code, cb.Error = q.Get("state"), q.Get("code"), q.Get("error")
 	}
-	res, err := s.sso.Finish(r.Context(), cb, clientAddr(r))
+	res, err := s.sso.Finish(r.Context(), cb, web.ClientAddr(r))
 	if err != nil {
 		return ssoErr(err)
 	}
@@ -86,7 +87,7 @@ func (s *Server) ssoCallback(w http.ResponseWriter, r *http.Request) error {
 		writeStarted(w, *res.Session, nil)
 		return nil
 	}
-	setSessionCookie(w, res.Session.Secret)
+	web.SetSessionCookie(w, res.Session.Secret)
 	http.Redirect(w, r, "/", http.StatusFound)
 	return nil
 }
@@ -104,7 +105,7 @@ func ssoErr(err error) error {
 		{sso.ErrAwaitingApproval, http.StatusForbidden},
 	} {
 		if errors.Is(err, m.sentinel) {
-			return &authError{status: m.status, msg: m.sentinel.Error(), err: err}
+			return &web.Error{Status: m.status, Msg: m.sentinel.Error(), Err: err}
 		}
 	}
 	return err

@@ -33,6 +33,7 @@ import (
 	"github.com/phivault/phivault/internal/keys"
 	"github.com/phivault/phivault/internal/storage/postgres/pgtest"
 	"github.com/phivault/phivault/internal/storage/sqldb"
+	"github.com/phivault/phivault/internal/web"
 )
 
 // ssoEnv is a phivault with enterprise SSO configured against a real
@@ -230,7 +231,7 @@ func (e *ssoEnv) signIn(t *testing.T, u *idpUser, accept string) resp {
 // sessionCookie returns the session cookie a response set, or "".
 func sessionCookie(r resp) string {
 	for _, c := range (&http.Response{Header: r.header}).Cookies() {
-		if c.Name == httpapi.SessionCookie && c.Value != "" {
+		if c.Name == web.SessionCookie && c.Value != "" {
 			return c.Value
 		}
 	}
@@ -244,7 +245,7 @@ func ssoSessionOf(t *testing.T, r resp) creds {
 	h := r.header.Clone()
 	h.Del("Set-Cookie")
 	for _, v := range r.header.Values("Set-Cookie") {
-		if strings.HasPrefix(v, httpapi.SessionCookie+"=") {
+		if strings.HasPrefix(v, web.SessionCookie+"=") {
 			h.Add("Set-Cookie", v)
 		}
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/phivault/phivault/internal/authn/login"
 	"github.com/phivault/phivault/internal/authn/passkey"
+	"github.com/phivault/phivault/internal/web"
 )
 
 // Passkeys (ADR 0009): JSON endpoints under /auth/ for the WebAuthn
@@ -66,7 +67,7 @@ func (s *Server) passkeyRoutes(mux *http.ServeMux) {
 }
 
 // serveWebAuthnJS serves the helper: a JavaScript content type (with
-// nosniff from securityHeaders, browsers refuse any other), revalidated
+// nosniff from web.SecurityHeaders, browsers refuse any other), revalidated
 // with an ETag after an hour, so a new release reaches browsers soon.
 func serveWebAuthnJS(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
@@ -102,8 +103,8 @@ func writeBegin(w http.ResponseWriter, b login.PasskeyBegin) {
 func credentialJSON(raw json.RawMessage) ([]byte, error) {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || raw[0] != '{' {
-		return nil, &authError{status: http.StatusBadRequest, msg: "the body must be one JSON object with the documented fields",
-			err: errors.New("passkey credential is not a JSON object")}
+		return nil, &web.Error{Status: http.StatusBadRequest, Msg: "the body must be one JSON object with the documented fields",
+			Err: errors.New("passkey credential is not a JSON object")}
 	}
 	return raw, nil
 }
@@ -116,7 +117,7 @@ func (s *Server) passkeyRegisterBegin(w http.ResponseWriter, r *http.Request) er
 		return err
 	}
 	if in.Challenge != "" {
-		b, err := s.login.BeginPasskeyEnrol(r.Context(), in.Challenge, clientAddr(r))
+		b, err := s.login.BeginPasskeyEnrol(r.Context(), in.Challenge, web.ClientAddr(r))
 		if err != nil {
 			return err
 		}
@@ -127,7 +128,7 @@ func (s *Server) passkeyRegisterBegin(w http.ResponseWriter, r *http.Request) er
 	if err != nil {
 		return err
 	}
-	b, err := s.login.BeginPasskeyAdd(r.Context(), p, clientAddr(r))
+	b, err := s.login.BeginPasskeyAdd(r.Context(), p, web.ClientAddr(r))
 	if err != nil {
 		return err
 	}
@@ -150,7 +151,7 @@ func (s *Server) passkeyRegisterFinish(w http.ResponseWriter, r *http.Request) e
 		return err
 	}
 	if in.Challenge != "" {
-		st, pk, codes, err := s.login.FinishPasskeyEnrol(r.Context(), in.Challenge, in.Ceremony, in.Name, cred, clientAddr(r))
+		st, pk, codes, err := s.login.FinishPasskeyEnrol(r.Context(), in.Challenge, in.Ceremony, in.Name, cred, web.ClientAddr(r))
 		if err != nil {
 			return err
 		}
@@ -165,7 +166,7 @@ func (s *Server) passkeyRegisterFinish(w http.ResponseWriter, r *http.Request) e
 	if err != nil {
 		return err
 	}
-	pk, err := s.login.FinishPasskeyAdd(r.Context(), p, in.Ceremony, in.Name, cred, clientAddr(r))
+	pk, err := s.login.FinishPasskeyAdd(r.Context(), p, in.Ceremony, in.Name, cred, web.ClientAddr(r))
 	if err != nil {
 		return err
 	}
@@ -180,7 +181,7 @@ func (s *Server) passkeyLoginBegin(w http.ResponseWriter, r *http.Request) error
 	if err := decodeAuth(r, &in); err != nil {
 		return err
 	}
-	b, err := s.login.BeginPasskeyLogin(r.Context(), in.Challenge, clientAddr(r))
+	b, err := s.login.BeginPasskeyLogin(r.Context(), in.Challenge, web.ClientAddr(r))
 	if err != nil {
 		return err
 	}
@@ -201,7 +202,7 @@ func (s *Server) passkeyLoginFinish(w http.ResponseWriter, r *http.Request) erro
 	if err != nil {
 		return err
 	}
-	st, err := s.login.FinishPasskeyLogin(r.Context(), in.Challenge, in.Ceremony, cred, clientAddr(r))
+	st, err := s.login.FinishPasskeyLogin(r.Context(), in.Challenge, in.Ceremony, cred, web.ClientAddr(r))
 	if err != nil {
 		return err
 	}
@@ -237,7 +238,7 @@ func (s *Server) passkeyRename(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeAuth(r, &in); err != nil {
 		return err
 	}
-	name, err := s.login.RenamePasskey(r.Context(), p, r.PathValue("id"), in.Name, clientAddr(r))
+	name, err := s.login.RenamePasskey(r.Context(), p, r.PathValue("id"), in.Name, web.ClientAddr(r))
 	if err != nil {
 		return err
 	}
@@ -250,7 +251,7 @@ func (s *Server) passkeyDelete(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := s.login.DeletePasskey(r.Context(), p, r.PathValue("id"), clientAddr(r)); err != nil {
+	if err := s.login.DeletePasskey(r.Context(), p, r.PathValue("id"), web.ClientAddr(r)); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -259,18 +260,18 @@ func (s *Server) passkeyDelete(w http.ResponseWriter, r *http.Request) error {
 
 // passkeyErr maps the passkey errors to statuses and safe messages;
 // nil when err is none of them.
-func passkeyErr(err error) *authError {
+func passkeyErr(err error) *web.Error {
 	switch {
 	case errors.Is(err, passkey.ErrInvalidCeremony):
-		return &authError{status: http.StatusUnauthorized, msg: passkey.ErrInvalidCeremony.Error(), err: err}
+		return &web.Error{Status: http.StatusUnauthorized, Msg: passkey.ErrInvalidCeremony.Error(), Err: err}
 	case errors.Is(err, passkey.ErrRejected), errors.Is(err, passkey.ErrSignCount):
-		return &authError{status: http.StatusUnauthorized, msg: passkey.ErrRejected.Error(), err: err}
+		return &web.Error{Status: http.StatusUnauthorized, Msg: passkey.ErrRejected.Error(), Err: err}
 	case errors.Is(err, passkey.ErrTooMany), errors.Is(err, login.ErrLastFactor):
-		return &authError{status: http.StatusConflict, msg: err.Error(), err: err}
+		return &web.Error{Status: http.StatusConflict, Msg: err.Error(), Err: err}
 	case errors.Is(err, login.ErrPasskeysDisabled), errors.Is(err, login.ErrPasskeyNotFound):
-		return &authError{status: http.StatusNotFound, msg: err.Error(), err: err}
+		return &web.Error{Status: http.StatusNotFound, Msg: err.Error(), Err: err}
 	case errors.Is(err, login.ErrNeedsVerifiedSession):
-		return &authError{status: http.StatusForbidden, msg: err.Error(), err: err}
+		return &web.Error{Status: http.StatusForbidden, Msg: err.Error(), Err: err}
 	}
 	return nil
 }

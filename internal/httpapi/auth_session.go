@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/netip"
 	"strings"
 
 	"github.com/phivault/phivault/internal/audit"
@@ -14,12 +13,8 @@ import (
 	"github.com/phivault/phivault/internal/authn/session"
 	"github.com/phivault/phivault/internal/fhir"
 	"github.com/phivault/phivault/internal/identity"
+	"github.com/phivault/phivault/internal/web"
 )
-
-// SessionCookie is the session cookie's name. The __Host- prefix makes
-// browsers accept it only with Secure, Path=/ and no Domain, so a
-// sibling subdomain cannot plant or overwrite it (RFC 6265bis §4.1.3.2).
-const SessionCookie = "__Host-phivault_session"
 
 // CSRFHeader carries session.CSRFToken(secret) on every state-changing
 // request authenticated by the session cookie.
@@ -64,7 +59,7 @@ func (s *Server) principal(r *http.Request) (authn.Principal, error) {
 		}
 		return p, err
 	}
-	c, err := r.Cookie(SessionCookie)
+	c, err := r.Cookie(web.SessionCookie)
 	if err != nil {
 		return authn.Principal{}, errNoCredential
 	}
@@ -79,7 +74,7 @@ func (s *Server) principal(r *http.Request) (authn.Principal, error) {
 	if !safeMethod(r.Method) && !session.CheckCSRF(c.Value, r.Header.Get(CSRFHeader)) {
 		// The principal is returned with the refusal so that the event
 		// of the refused request names the session's account.
-		NoteRefusal(r.Context(), "csrf")
+		web.NoteRefusal(r.Context(), "csrf")
 		return p, errCSRF
 	}
 	return p, nil
@@ -115,8 +110,8 @@ func (s *Server) writeAuthnError(w http.ResponseWriter, r *http.Request, err err
 	case errors.Is(err, errNoCredential):
 		w.Header().Set("WWW-Authenticate", `Bearer realm="phivault"`)
 		if s.login != nil {
-			if _, cerr := r.Cookie(SessionCookie); cerr == nil {
-				clearSessionCookie(w)
+			if _, cerr := r.Cookie(web.SessionCookie); cerr == nil {
+				web.ClearSessionCookie(w)
 			}
 		}
 		writeOutcome(w, r, httpError(http.StatusUnauthorized, "login", "authentication required: send a valid bearer token or log in"))
@@ -133,36 +128,11 @@ func (s *Server) writeAuthnError(w http.ResponseWriter, r *http.Request, err err
 		w.Header().Set("WWW-Authenticate", `Bearer realm="phivault", error="insufficient_scope"`)
 		writeOutcome(w, r, httpError(http.StatusForbidden, "forbidden", "the access token's scopes do not allow this request"))
 	default:
-		NoteBackendFailure(r.Context(), err)
-		s.log.ErrorContext(r.Context(), "authentication backend failed", slog.String("request_id", RequestID(r.Context())), slog.String("error", err.Error()))
+		web.NoteBackendFailure(r.Context(), err)
+		s.log.ErrorContext(r.Context(), "authentication backend failed", slog.String("request_id", web.RequestID(r.Context())), slog.String("error", err.Error()))
 		w.Header().Set("Retry-After", "1")
 		writeOutcome(w, r, httpError(http.StatusServiceUnavailable, "transient", "the service is temporarily unavailable; retry later"))
 	}
-}
-
-// setSessionCookie hands the session token to the browser: HttpOnly (no
-// script reads it), Secure, SameSite=Strict (never sent on cross-site
-// requests), Path=/ and no Domain (the __Host- rules). No Max-Age: the
-// server enforces idle and absolute expiry; the browser drops it at exit.
-func setSessionCookie(w http.ResponseWriter, secret session.Secret) {
-	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: secret.Reveal(), Path: "/",
-		Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode})
-}
-
-func clearSessionCookie(w http.ResponseWriter) {
-	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: "", Path: "/", MaxAge: -1,
-		Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode})
-}
-
-// clientAddr is the peer address of r. Forwarded headers are not
-// trusted: no proxy configuration exists yet, and trusting them would
-// let any client pick its own rate-limit bucket.
-func clientAddr(r *http.Request) netip.Addr {
-	ap, err := netip.ParseAddrPort(r.RemoteAddr)
-	if err != nil {
-		return netip.Addr{}
-	}
-	return ap.Addr().Unmap()
 }
 
 // gatePolicies names, for the audit trail, the gate that refused an

@@ -19,6 +19,7 @@ import (
 	"github.com/phivault/phivault/internal/httpapi"
 	"github.com/phivault/phivault/internal/identity"
 	"github.com/phivault/phivault/internal/storage/sqldb"
+	"github.com/phivault/phivault/internal/web"
 )
 
 // Authenticated auth rows (ADR 0022): an attacker who can write the
@@ -421,7 +422,7 @@ func sessionToken(t *testing.T) (string, []byte) {
 }
 
 func withSession(secret string) apitest.H {
-	return apitest.H{"Authorization": apitest.NoAuth, "Cookie": httpapi.SessionCookie + "=" + secret,
+	return apitest.H{"Authorization": apitest.NoAuth, "Cookie": web.SessionCookie + "=" + secret,
 		httpapi.CSRFHeader: session.CSRFToken(secret), "Content-Type": "application/json"}
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/phivault/phivault/internal/identity"
 	"github.com/phivault/phivault/internal/record"
 	"github.com/phivault/phivault/internal/storage"
+	"github.com/phivault/phivault/internal/web"
 )
 
 // Authorization (step 6 of the middleware order in server.go): after
@@ -31,7 +32,7 @@ func (s *Server) authorize(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p, ok := PrincipalFrom(r.Context())
 		if s.authz == nil || !ok {
-			s.log.ErrorContext(r.Context(), "no authorizer: refusing the request", slog.String("request_id", RequestID(r.Context())))
+			s.log.ErrorContext(r.Context(), "no authorizer: refusing the request", slog.String("request_id", web.RequestID(r.Context())))
 			w.Header().Set("Retry-After", "1")
 			writeOutcome(w, r, httpError(http.StatusServiceUnavailable, "transient", "the service is temporarily unavailable; retry later"))
 			return
@@ -81,7 +82,7 @@ func (s *Server) breakGlass(w http.ResponseWriter, r *http.Request) error {
 	}
 	req, err := authz.ParseBreakGlass(b)
 	if err != nil {
-		return &record.Error{Status: http.StatusBadRequest, Issues: []record.Issue{{Code: "invalid", Diagnostic: err.Error()}}, Err: err}
+		return &web.Error{Status: http.StatusBadRequest, Code: "invalid", Msg: err.Error(), Err: err}
 	}
 	p, _ := PrincipalFrom(r.Context())
 	c := s.caller(r)
@@ -92,11 +93,11 @@ func (s *Server) breakGlass(w http.ResponseWriter, r *http.Request) error {
 	case errors.Is(err, storage.ErrNotFound):
 		return httpError(http.StatusNotFound, "not-found", "resource not found")
 	case errors.Is(err, authz.ErrDenied):
-		return &record.Error{Status: http.StatusForbidden, Issues: []record.Issue{{Code: "forbidden", Diagnostic: "break-the-glass is not permitted for this account"}}, Err: err}
+		return &web.Error{Status: http.StatusForbidden, Code: "forbidden", Msg: "break-the-glass is not permitted for this account", Err: err}
 	case errors.Is(err, storage.ErrUnavailable), errors.Is(err, audit.ErrUnavailable):
-		return &record.Error{Status: http.StatusServiceUnavailable, Issues: []record.Issue{{Code: "transient", Diagnostic: "the service is temporarily unavailable; retry later"}}, Err: err}
+		return &web.Error{Status: http.StatusServiceUnavailable, Code: "transient", Msg: "the service is temporarily unavailable; retry later", Err: err}
 	default:
-		return &record.Error{Status: http.StatusForbidden, Issues: []record.Issue{{Code: "forbidden", Diagnostic: "access denied: the request could not be authorized"}}, Err: err}
+		return &web.Error{Status: http.StatusForbidden, Code: "forbidden", Msg: "access denied: the request could not be authorized", Err: err}
 	}
 	writeJSON(w, r, http.StatusCreated, map[string]any{
 		"resourceType": "Parameters",
@@ -143,7 +144,7 @@ func (a *adminAPI) reviewRoutes(admin *http.ServeMux) {
 func (a *adminAPI) reviewer(h handlerFunc) http.Handler {
 	return a.handle(func(w http.ResponseWriter, r *http.Request) error {
 		if a.s.reviews == nil {
-			return apiErr(http.StatusServiceUnavailable, "the review desk is not available", errors.New("no Reviews configured"))
+			return web.New(http.StatusServiceUnavailable, "the review desk is not available", errors.New("no Reviews configured"))
 		}
 		p, err := a.principal(r)
 		if err != nil {
@@ -153,7 +154,7 @@ func (a *adminAPI) reviewer(h handlerFunc) http.Handler {
 			if err := a.accounts.Denied(r.Context(), agent(p, r), ""); err != nil {
 				return err
 			}
-			return apiErr(http.StatusForbidden, "this requires the privacy-officer role", errors.New("principal lacks privacy-officer"))
+			return web.New(http.StatusForbidden, "this requires the privacy-officer role", errors.New("principal lacks privacy-officer"))
 		}
 		return h(w, r.WithContext(context.WithValue(r.Context(), actorKey{}, agent(p, r))))
 	})
@@ -205,16 +206,16 @@ func (a *adminAPI) closeReview(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if body.Outcome != "appropriate" && body.Outcome != "inappropriate" {
-		return apiErr(http.StatusBadRequest, `outcome must be "appropriate" or "inappropriate"`, nil)
+		return web.New(http.StatusBadRequest, `outcome must be "appropriate" or "inappropriate"`, nil)
 	}
-	rv, err := a.s.reviews.Close(r.Context(), actor(r), RequestID(r.Context()), r.PathValue("id"), body.Outcome, body.Note)
+	rv, err := a.s.reviews.Close(r.Context(), actor(r), web.RequestID(r.Context()), r.PathValue("id"), body.Outcome, body.Note)
 	switch {
 	case errors.Is(err, authz.ErrBadRequest):
-		return apiErr(http.StatusBadRequest, "the note must be text of at most 2,000 characters", err)
+		return web.New(http.StatusBadRequest, "the note must be text of at most 2,000 characters", err)
 	case errors.Is(err, storage.ErrNotFound):
-		return apiErr(http.StatusNotFound, "no such review", err)
+		return web.New(http.StatusNotFound, "no such review", err)
 	case errors.Is(err, storage.ErrConflict):
-		return apiErr(http.StatusConflict, "the review is already closed", err)
+		return web.New(http.StatusConflict, "the review is already closed", err)
 	case err != nil:
 		return err
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/phivault/phivault/internal/authn/smart/scope"
 	"github.com/phivault/phivault/internal/httpapi"
 	"github.com/phivault/phivault/internal/identity"
+	"github.com/phivault/phivault/internal/web"
 )
 
 // backendKey is a SMART Backend Services key pair, as the penetration
@@ -91,7 +92,7 @@ func consoleRegister(t *testing.T, s *apitest.Server, m *session.Manager, u iden
 	form := url.Values{"csrf": {session.CSRFToken(sec.Reveal())}, "name": {"f8-backend"}, "kind": {"backend"},
 		"jwks": {k.jwks}, "scopes": {"system/*.rs"}}
 	r := s.Do(t, "POST", "/admin/clients", form.Encode(), apitest.H{"Authorization": apitest.NoAuth,
-		"Cookie": httpapi.SessionCookie + "=" + sec.Reveal(), "Content-Type": "application/x-www-form-urlencoded"}).Want(t, http.StatusCreated)
+		"Cookie": web.SessionCookie + "=" + sec.Reveal(), "Content-Type": "application/x-www-form-urlencoded"}).Want(t, http.StatusCreated)
 	m2 := newClientID.FindSubmatch(r.Body)
 	if m2 == nil {
 		t.Fatalf("no client_id on the page: %s", r.Body)
@@ -181,7 +182,7 @@ func TestClientTwoPersonRule(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		noMFA := apitest.H{"Authorization": apitest.NoAuth, "Cookie": httpapi.SessionCookie + "=" + sec.Reveal(), httpapi.CSRFHeader: session.CSRFToken(sec.Reveal())}
+		noMFA := apitest.H{"Authorization": apitest.NoAuth, "Cookie": web.SessionCookie + "=" + sec.Reveal(), httpapi.CSRFHeader: session.CSRFToken(sec.Reveal())}
 		s.Do(t, "POST", "/admin/api/requests/"+reqID+"/approve", nil, noMFA).Want(t, http.StatusForbidden)
 		k.wantNoToken(t, s, id)
 

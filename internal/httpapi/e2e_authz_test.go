@@ -18,6 +18,7 @@ import (
 	"github.com/phivault/phivault/internal/httpapi"
 	"github.com/phivault/phivault/internal/identity"
 	"github.com/phivault/phivault/internal/storage/sqldb"
+	"github.com/phivault/phivault/internal/web"
 )
 
 var updateGolden = flag.Bool("update", false, "rewrite golden files in testdata")
@@ -62,7 +63,7 @@ func newActor(t *testing.T, s *apitest.Server, role, pid string) actor {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cookie := httpapi.SessionCookie + "=" + string(sec)
+	cookie := web.SessionCookie + "=" + string(sec)
 	h := apitest.H{"Authorization": apitest.NoAuth, "Cookie": cookie}
 	w := apitest.H{"Authorization": apitest.NoAuth, "Cookie": cookie, httpapi.CSRFHeader: session.CSRFToken(string(sec))}
 	return actor{role: role, userID: u.ID, fhirUser: u.FHIRUser, headers: h, wheaders: w}

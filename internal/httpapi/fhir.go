@@ -14,6 +14,7 @@ import (
 	"github.com/phivault/phivault/internal/authz"
 	"github.com/phivault/phivault/internal/fhir"
 	"github.com/phivault/phivault/internal/record"
+	"github.com/phivault/phivault/internal/web"
 )
 
 func (s *Server) fhirRoutes(mux *http.ServeMux) {
@@ -58,19 +59,11 @@ func (s *Server) callerFor(r *http.Request, p authn.Principal) record.Caller {
 		client = p.Client // a SMART app: its client_id
 	}
 	return record.Caller{
-		Agent:     audit.Agent{User: p.ID, Role: role, Client: client, Address: clientIP(r)},
+		Agent:     audit.Agent{User: p.ID, Role: role, Client: client, Address: web.ClientIP(r)},
 		Purpose:   authz.PurposeOf(p.Roles),
-		RequestID: RequestID(r.Context()),
+		RequestID: web.RequestID(r.Context()),
 		Guard:     guardFrom(r.Context()),
 	}
-}
-
-func clientIP(r *http.Request) string {
-	host := r.RemoteAddr
-	if i := strings.LastIndexByte(host, ':'); i > 0 {
-		host = host[:i]
-	}
-	return strings.Trim(host, "[]")
 }
 
 // resourceType checks the {type} path value: 404 for non-R4 names.

@@ -2,42 +2,26 @@ package httpapi
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"time"
 
 	"github.com/phivault/phivault/internal/audit/trail"
 	"github.com/phivault/phivault/internal/record"
+	"github.com/phivault/phivault/internal/web"
 )
 
-// handlerFunc is a handler that returns its error instead of writing it,
-// so one wrapper maps every error to a safe OperationOutcome.
-type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+// handlerFunc is a handler that returns its error instead of writing it;
+// an adapter (web.Adapter) maps every error to a safe answer.
+type handlerFunc = web.HandlerFunc
 
 type ctxKey int
 
 const (
-	requestIDKey ctxKey = iota
-	principalKey
+	principalKey ctxKey = iota
 )
-
-// RequestID returns the request id assigned by the outermost middleware.
-func RequestID(ctx context.Context) string {
-	id, _ := ctx.Value(requestIDKey).(string)
-	return id
-}
-
-func newRequestID() string {
-	var b [12]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		panic("crypto/rand failed: " + err.Error())
-	}
-	return hex.EncodeToString(b[:])
-}
 
 // statusWriter records the status for the access log and, for audited
 // requests, runs before (the attempt audit, attempts.go) once, just
@@ -112,11 +96,12 @@ func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 func (s *Server) withRequest(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := s.now()
-		id := newRequestID()
+		id := web.NewRequestID()
 		w.Header().Set("X-Request-Id", id)
-		ctx := context.WithValue(r.Context(), requestIDKey, id)
+		ctx := web.WithRequestID(r.Context(), id)
 		ctx, tr := trail.Start(ctx)
-		st := &reqState{trail: tr, audited: auditedPath(r.Method, r.URL.Path)}
+		ctx, notes := web.WithNotes(ctx)
+		st := &reqState{trail: tr, audited: auditedPath(r.Method, r.URL.Path), notes: notes}
 		ctx = context.WithValue(ctx, stateKey{}, st)
 		if s.handlerTimeout > 0 {
 			var cancel context.CancelFunc
@@ -136,8 +121,7 @@ func (s *Server) withRequest(next http.Handler) http.Handler {
 				}
 				s.log.ErrorContext(ctx, "panic", slog.String("request_id", id), slog.Any("panic", v), slog.String("stack", string(debug.Stack())))
 				if sw.status == 0 {
-					writeOutcome(sw, r, &record.Error{Status: http.StatusInternalServerError,
-						Issues: []record.Issue{{Code: "exception", Diagnostic: "internal error"}}})
+					writeOutcome(sw, r, &web.Error{Status: http.StatusInternalServerError, Code: "exception", Msg: "internal error"})
 				}
 			}
 			if sw.status == 0 {
@@ -158,75 +142,51 @@ func (s *Server) withRequest(next http.Handler) http.Handler {
 }
 
 // handle adapts a handlerFunc: errors become OperationOutcomes with a
-// safe message; the internal cause goes to the log with the request id.
+// safe message (fhirError); the internal cause goes to the log with the
+// request id.
 func (s *Server) handle(h handlerFunc) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		NoteRoute(r)
-		err := h(w, r)
-		if err == nil {
-			return
-		}
-		e := record.AsError(err)
-		lvl := slog.LevelInfo
-		if e.Status >= 500 {
-			lvl = slog.LevelError
-		}
-		s.log.Log(r.Context(), lvl, "request failed",
-			slog.String("request_id", RequestID(r.Context())),
-			slog.Int("status", e.Status),
-			slog.String("error", errString(e.Err)))
-		if e.Status == http.StatusServiceUnavailable {
-			w.Header().Set("Retry-After", "1")
-		}
-		writeOutcome(w, r, e)
-	})
+	a := web.Adapter{Log: s.log, Message: "request failed", Map: fhirError, Render: writeOutcome, NoteRoutes: true}
+	return a.Handle(h)
 }
 
-func errString(err error) string {
-	if err == nil {
-		return ""
+// fhirError is the one mapping of the FHIR API's errors to answers: a
+// *web.Error as it is; a record error with the FHIR RESTful status of
+// its kind (record.StatusCode) and its issues; anything else 500
+// "internal error". A 503 carries Retry-After: 1.
+func fhirError(_ *http.Request, err error) *web.Error {
+	var e web.Error
+	var re *record.Error
+	switch we := web.AsError(err); {
+	case we != nil:
+		e = *we
+	case errors.As(err, &re):
+		e = web.Error{Status: record.StatusCode(re), Issues: re.Issues, Err: re.Err}
+	default:
+		e = *web.Internal(err)
 	}
-	return err.Error()
+	e.RetryAfter = 0
+	if e.Status == http.StatusServiceUnavailable {
+		e.RetryAfter = time.Second
+	}
+	return &e
 }
 
-func writeOutcome(w http.ResponseWriter, r *http.Request, e *record.Error) {
-	oo := record.OperationOutcome(e)
-	if id := RequestID(r.Context()); id != "" {
-		oo["id"] = id
-	}
-	writeJSON(w, r, e.Status, oo)
+// writeOutcome writes e as an OperationOutcome (web.Outcome) in the
+// negotiated JSON media type.
+func writeOutcome(w http.ResponseWriter, r *http.Request, e *web.Error) {
+	web.WriteJSON(w, r, responseType(r), e.Status, web.OperationOutcome(r, e))
 }
 
 func writeJSON(w http.ResponseWriter, r *http.Request, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		status, b = http.StatusInternalServerError, []byte(`{"resourceType":"OperationOutcome","issue":[{"severity":"error","code":"exception","diagnostics":"internal error"}]}`)
-	}
-	writeBody(w, r, status, b)
+	web.WriteJSON(w, r, responseType(r), status, v)
 }
 
 func writeBody(w http.ResponseWriter, r *http.Request, status int, b []byte) {
-	w.Header().Set("Content-Type", responseType(r))
-	w.WriteHeader(status)
-	if r.Method != http.MethodHead {
-		_, _ = w.Write(b)
-	}
+	web.WriteBody(w, r, responseType(r), status, b)
 }
 
-func httpError(status int, code, msg string) *record.Error {
-	return &record.Error{Status: status, Issues: []record.Issue{{Code: code, Diagnostic: msg}}, Err: errors.New(msg)}
-}
-
-// securityHeaders sets headers every response carries.
-func securityHeaders(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h := w.Header()
-		h.Set("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
-		h.Set("X-Frame-Options", "DENY")
-		h.Set("Referrer-Policy", "no-referrer")
-		h.Set("Cache-Control", "no-store")
-		next.ServeHTTP(w, r)
-	})
+// httpError is an error of the FHIR API with one issue: its FHIR issue
+// type and its public diagnostic (which is also the cause in the log).
+func httpError(status int, code, msg string) *web.Error {
+	return &web.Error{Status: status, Code: code, Msg: msg, Err: errors.New(msg)}
 }

@@ -14,8 +14,8 @@ import (
 	"github.com/phivault/phivault/internal/audit/merkle"
 	"github.com/phivault/phivault/internal/authn"
 	"github.com/phivault/phivault/internal/identity"
-	"github.com/phivault/phivault/internal/record"
 	"github.com/phivault/phivault/internal/storage"
+	"github.com/phivault/phivault/internal/web"
 )
 
 // The transparency log of audit events (ADR 0010), under /log:
@@ -114,7 +114,7 @@ func (s *Server) logEntries(w http.ResponseWriter, r *http.Request, t tlog.Tile,
 		return nil
 	}
 	ev := audit.Event{Time: s.now().UTC(), Action: audit.ActionLogRead, Outcome: audit.OutcomeSuccess,
-		Agent: logAgent(p, r), Entities: []string{"log/tile/" + merkle.TilePath(t)}, RequestID: RequestID(r.Context()), Status: http.StatusOK}
+		Agent: logAgent(p, r), Entities: []string{"log/tile/" + merkle.TilePath(t)}, RequestID: web.RequestID(r.Context()), Status: http.StatusOK}
 	if !slices.ContainsFunc(p.Roles, func(role string) bool { return slices.Contains(logAuditRoles, role) }) || p.Scopes != nil {
 		ev.Outcome, ev.Status, ev.Policies = audit.OutcomeDenied, http.StatusForbidden, []string{"log-entries-auditors-only"}
 		if err := s.recordLogAccess(r.Context(), ev); err != nil {
@@ -138,17 +138,16 @@ func (s *Server) logEntries(w http.ResponseWriter, r *http.Request, t tlog.Tile,
 
 func (s *Server) recordLogAccess(ctx context.Context, ev audit.Event) error {
 	if s.logRec == nil {
-		return &record.Error{Status: http.StatusServiceUnavailable, Issues: []record.Issue{{Code: "transient", Diagnostic: "the audit log is unavailable"}},
-			Err: errors.New("no audit recorder for /log")}
+		return &web.Error{Status: http.StatusServiceUnavailable, Code: "transient", Msg: "the audit log is unavailable", Err: errors.New("no audit recorder for /log")}
 	}
 	if err := s.logRec.Record(ctx, ev); err != nil {
-		return &record.Error{Status: http.StatusServiceUnavailable, Issues: []record.Issue{{Code: "transient", Diagnostic: "the audit log is unavailable; retry later"}}, Err: err}
+		return &web.Error{Status: http.StatusServiceUnavailable, Code: "transient", Msg: "the audit log is unavailable; retry later", Err: err}
 	}
 	return nil
 }
 
 func logAgent(p authn.Principal, r *http.Request) audit.Agent {
-	a := audit.Agent{User: p.ID, Client: string(p.Kind), Session: p.SessionID, Address: clientIP(r)}
+	a := audit.Agent{User: p.ID, Client: string(p.Kind), Session: p.SessionID, Address: web.ClientIP(r)}
 	if len(p.Roles) > 0 {
 		a.Role = strings.Join(p.Roles, ",")
 	}
@@ -199,11 +198,11 @@ func writeText(w http.ResponseWriter, cache string, b []byte) {
 func logError(err error) error {
 	switch {
 	case errors.Is(err, merkle.ErrBadRequest):
-		return &record.Error{Status: http.StatusBadRequest, Issues: []record.Issue{{Code: "invalid", Diagnostic: publicMessage(err)}}, Err: err}
+		return &web.Error{Status: http.StatusBadRequest, Code: "invalid", Msg: publicMessage(err), Err: err}
 	case errors.Is(err, merkle.ErrNotFound):
-		return &record.Error{Status: http.StatusNotFound, Issues: []record.Issue{{Code: "not-found", Diagnostic: publicMessage(err)}}, Err: err}
+		return &web.Error{Status: http.StatusNotFound, Code: "not-found", Msg: publicMessage(err), Err: err}
 	}
-	return &record.Error{Status: http.StatusInternalServerError, Issues: []record.Issue{{Code: "exception", Diagnostic: "internal error"}}, Err: err}
+	return &web.Error{Status: http.StatusInternalServerError, Code: "exception", Msg: "internal error", Err: err}
 }
 
 // publicMessage strips the "merkle: ..." sentinel prefix; the rest is

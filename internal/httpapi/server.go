@@ -42,8 +42,9 @@
 // /auth/ (auth.go: login, second factor, logout, own sessions) takes
 // steps 1–2, its own small body limit, and authenticates the session
 // cookie itself where an endpoint needs it. The SMART App Launch pages
-// at /oauth2/authorize (launch.go) take steps 1–2 with their own CSP and
-// body limit, and check their flow cookie and CSRF token themselves.
+// at /oauth2/authorize (internal/webui/authorize, mounted through
+// Options.Authorize) take steps 1–2 with their own CSP and body limit,
+// and check their flow cookie and CSRF token themselves.
 //
 // The web UI (internal/webui, mounted at / when Options.UI is set) takes
 // steps 1–2 and then its own middleware, which replaces the deny-all CSP
@@ -74,31 +75,33 @@ import (
 	"github.com/phivault/phivault/internal/authn/smart"
 	"github.com/phivault/phivault/internal/authz"
 	"github.com/phivault/phivault/internal/record"
+	"github.com/phivault/phivault/internal/web"
 )
 
 // Server holds the HTTP handlers' dependencies.
 type Server struct {
-	rec         *record.Service
-	auth        *authn.Authenticator
-	login       *login.Service  // nil: no interactive login, bearer tokens only
-	smart       *smart.Server   // nil: no SMART authorization server
-	admin       Accounts        // nil: /admin/api and /auth/enrol answer 503 (admin.go)
-	clients     ClientApprovals // nil: no client requests at /admin/api/requests (admin.go)
-	sso         SSO             // nil: no /auth/oidc/ routes (auth_oidc.go)
-	audit       AuditLog        // nil: /fhir/AuditEvent answers 404 (auditevent.go)
-	ui          http.Handler    // nil: no web UI at / (ui.go)
-	log         *slog.Logger
-	now         func() time.Time
-	baseURL     string
-	maxBody     int64
-	version     string
-	ready       func(context.Context) error
-	tlog        TransparencyLog // nil: no /log routes (log.go)
-	logRec      AuditRecorder   // audits entry-bundle reads (log.go)
-	logVerifier string
-	authz       *authz.Authorizer // nil: the FHIR API answers 503 (fail closed)
-	glass       *authz.BreakGlass // nil: $break-glass answers 503
-	reviews     Reviews           // nil: the review desk answers 503
+	rec            *record.Service
+	auth           *authn.Authenticator
+	login          *login.Service  // nil: no interactive login, bearer tokens only
+	smart          *smart.Server   // nil: no SMART authorization server
+	admin          Accounts        // nil: /admin/api and /auth/enrol answer 503 (admin.go)
+	clients        ClientApprovals // nil: no client requests at /admin/api/requests (admin.go)
+	sso            SSO             // nil: no /auth/oidc/ routes (auth_oidc.go)
+	audit          AuditLog        // nil: /fhir/AuditEvent answers 404 (auditevent.go)
+	ui             http.Handler    // nil: no web UI at /
+	authorizePages Authorize       // nil: no App Launch authorize pages (smart.go)
+	log            *slog.Logger
+	now            func() time.Time
+	baseURL        string
+	maxBody        int64
+	version        string
+	ready          func(context.Context) error
+	tlog           TransparencyLog // nil: no /log routes (log.go)
+	logRec         AuditRecorder   // audits entry-bundle reads (log.go)
+	logVerifier    string
+	authz          *authz.Authorizer // nil: the FHIR API answers 503 (fail closed)
+	glass          *authz.BreakGlass // nil: $break-glass answers 503
+	reviews        Reviews           // nil: the review desk answers 503
 
 	attempts       *attempt.Limiter // nil: unauthenticated attempts are not limited
 	handlerTimeout time.Duration    // 0: none
@@ -116,7 +119,8 @@ type Options struct {
 	Clients       ClientApprovals // optional: SMART client approvals at /admin/api/requests (admin.go)
 	SSO           SSO             // optional, with Login: enterprise sign-in at /auth/oidc/ (auth_oidc.go)
 	AuditLog      AuditLog        // optional: GET /fhir/AuditEvent (auditevent.go)
-	UI            http.Handler    // optional: the web UI, mounted at / (ui.go)
+	UI            http.Handler    // optional: the web UI, mounted at /
+	Authorize     Authorize       // optional, with SMART App Launch and Login: the authorize pages (smart.go)
 	Logger        *slog.Logger
 	Now           func() time.Time
 	BaseURL       string // public base URL, e.g. https://localhost:8443
@@ -151,7 +155,7 @@ type Pace struct {
 
 // New returns a Server.
 func New(o Options) *Server {
-	return &Server{rec: o.Record, auth: o.Authenticator, login: o.Login, smart: o.SMART, admin: o.Accounts, clients: o.Clients, sso: o.SSO, audit: o.AuditLog, ui: o.UI, log: o.Logger, now: o.Now,
+	return &Server{rec: o.Record, auth: o.Authenticator, login: o.Login, smart: o.SMART, admin: o.Accounts, clients: o.Clients, sso: o.SSO, audit: o.AuditLog, ui: o.UI, authorizePages: o.Authorize, log: o.Logger, now: o.Now,
 		baseURL: o.BaseURL, maxBody: o.MaxBodyBytes, version: o.Version, ready: o.Ready, tlog: o.Log, logRec: o.LogAudit, logVerifier: o.LogVerifier,
 		authz: o.Authorizer, glass: o.BreakGlass, reviews: o.Reviews,
 		attempts: o.Attempts, handlerTimeout: o.Pace.HandlerTimeout, minBodyRate: o.Pace.MinBodyRate, bodyGrace: o.Pace.BodyGrace}
@@ -166,7 +170,7 @@ func (s *Server) Handler() http.Handler {
 	}))
 	mux.Handle("GET /readyz", s.handle(func(w http.ResponseWriter, r *http.Request) error {
 		if err := s.ready(r.Context()); err != nil {
-			return &record.Error{Status: http.StatusServiceUnavailable, Issues: []record.Issue{{Code: "transient", Diagnostic: "not ready"}}, Err: err}
+			return &web.Error{Status: http.StatusServiceUnavailable, Code: "transient", Msg: "not ready", Err: err}
 		}
 		writeJSON(w, r, http.StatusOK, map[string]string{"status": "ready"})
 		return nil
@@ -193,7 +197,7 @@ func (s *Server) Handler() http.Handler {
 		// including the UI's own 404 page.
 		mux.Handle("/", s.ui)
 	}
-	return s.withRequest(securityHeaders(s.attemptGate(fhirCaseGuard(mux))))
+	return s.withRequest(web.SecurityHeaders(s.attemptGate(fhirCaseGuard(mux))))
 }
 
 // fhirCaseGuard answers 404 (an OperationOutcome) to a path whose first

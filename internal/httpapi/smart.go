@@ -15,6 +15,15 @@ import (
 // tokens carry authn.TokenPrefix.
 const smartTokenPrefix = "pva_"
 
+// Authorize is the HTML side of the App Launch authorize flow
+// (internal/webui/authorize): it mounts its pages under
+// /oauth2/authorize and its stylesheet under /oauth2/assets/ on the
+// API's mux, so that they run inside the same middleware (request id,
+// attempt audit, security headers).
+type Authorize interface {
+	Routes(mux *http.ServeMux)
+}
+
 // smartRoutes mounts the SMART on FHIR authorization server (Backend
 // Services): the token, introspection and revocation endpoints and the
 // discovery document. The endpoints authenticate their clients
@@ -26,7 +35,13 @@ func (s *Server) smartRoutes(mux *http.ServeMux) {
 	mux.Handle("GET /.well-known/smart-configuration", s.smart.ConfigurationHandler())
 	mux.Handle("GET /fhir/.well-known/smart-configuration", s.smart.ConfigurationHandler())
 	if s.smart.LaunchEnabled() && s.login != nil {
-		s.launchRoutes(mux)
+		// App Launch: the authorize pages and the OpenID Connect
+		// endpoints.
+		if s.authorizePages != nil {
+			s.authorizePages.Routes(mux)
+		}
+		mux.Handle("GET "+smart.JWKSPath, s.smart.JWKSHandler())
+		mux.Handle("GET "+smart.OpenIDConfigurationPath, s.smart.OpenIDConfigurationHandler())
 	}
 }
 

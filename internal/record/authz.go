@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"slices"
 	"strings"
 
@@ -124,10 +123,10 @@ func (s *Service) labelRows(typ string, body []byte) ([]storage.IndexRow, error)
 
 func labelsError(err error) error {
 	if errors.Is(err, authz.ErrTooManyLabels) {
-		return failCause(http.StatusUnprocessableEntity, ErrUnprocessable, "too-costly",
+		return failCause(ErrUnprocessable, "too-costly",
 			fmt.Sprintf("the resource carries more than %d security labels, tags or categories; authorization decides on all of them, so more are refused", authz.MaxLabels), err)
 	}
-	return failCause(http.StatusUnprocessableEntity, ErrUnprocessable, "invalid", "the resource's meta could not be read", err)
+	return failCause(ErrUnprocessable, "invalid", "the resource's meta could not be read", err)
 }
 
 // decidable refuses what authorization could not decide on once
@@ -141,7 +140,7 @@ func decidable(res fhir.Resource) error {
 		// The audit log is the server's: an AuditEvent stored through
 		// the API would sit in a patient's compartment ($everything,
 		// history) looking like a log entry nobody can verify.
-		return fail(http.StatusUnprocessableEntity, ErrUnprocessable, "business-rule",
+		return fail(ErrUnprocessable, "business-rule",
 			"AuditEvent resources are the server's own audit log (GET /fhir/AuditEvent); they are not written through the API")
 	}
 	if res.Type() == "Consent" {
@@ -150,12 +149,12 @@ func decidable(res fhir.Resource) error {
 			return invalid("the resource could not be encoded")
 		}
 		if _, err := authz.ParseConsent(body); err != nil {
-			return failCause(http.StatusUnprocessableEntity, ErrUnprocessable, "business-rule",
+			return failCause(ErrUnprocessable, "business-rule",
 				"this Consent cannot be enforced in full: "+consentProblem(err)+"; authorization would refuse every access it could bind, so it is not accepted", err)
 		}
 	}
 	if search.UnresolvedPatient(res) {
-		return fail(http.StatusUnprocessableEntity, ErrUnprocessable, "business-rule",
+		return fail(ErrUnprocessable, "business-rule",
 			"a patient must be referenced literally (Patient/<id>): contained Patient resources and identifier-only Patient references are not accepted; resolve them with a conditional reference (Patient?identifier=...) in a transaction")
 	}
 	return nil
@@ -242,7 +241,7 @@ func (s *Service) perRow(ctx context.Context, c Caller, rd keyedReader, q storag
 		return nil, err
 	}
 	if len(r.Versions) > MaxPerRow {
-		return nil, failCause(http.StatusBadRequest, ErrInvalid, "too-costly",
+		return nil, failCause(ErrInvalid, "too-costly",
 			"the search reaches too many records whose patients restrict access by consent; add a more selective parameter (such as patient)",
 			fmt.Errorf("narrowing: more than %d per-row decisions", MaxPerRow))
 	}
@@ -256,7 +255,7 @@ func (s *Service) perRow(ctx context.Context, c Caller, rd keyedReader, q storag
 			return nil, err
 		}
 		if _, err := s.checkWith(ctx, rd, c, a, v, body); err != nil {
-			if errors.Is(err, authz.ErrNeedsFacts) || AsError(err).Status == http.StatusServiceUnavailable {
+			if errors.Is(err, authz.ErrNeedsFacts) || StatusCode(err) == statusUnavailable {
 				return nil, err
 			}
 			continue
@@ -383,14 +382,14 @@ func (s *Service) denial(c Caller, a audit.Action, v storage.Version, d authz.De
 		e = unavailable(fmt.Errorf("%w: %w", ErrForbidden, cause))
 		ev.Outcome = audit.OutcomeError
 	case cause != nil:
-		e = failCause(http.StatusForbidden, ErrForbidden, "forbidden", "access denied: the request could not be authorized", cause)
+		e = failCause(ErrForbidden, "forbidden", "access denied: the request could not be authorized", cause)
 	case d.Conceal:
 		// The same answer as a resource that does not exist.
-		e = failCause(http.StatusNotFound, ErrNotFound, "not-found", "resource not found", ErrForbidden)
+		e = failCause(ErrNotFound, "not-found", "resource not found", ErrForbidden)
 	default:
-		e = fail(http.StatusForbidden, ErrForbidden, "forbidden", "access denied by policy")
+		e = fail(ErrForbidden, "forbidden", "access denied by policy")
 	}
-	ev.Status = e.Status
+	ev.Status = StatusCode(e)
 	e.denied = &ev
 	return e
 }

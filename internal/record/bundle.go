@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"net/url"
 	"sort"
 	"strconv"
@@ -56,7 +55,7 @@ type entry struct {
 
 // methodOrder is the processing order FHIR requires for transactions:
 // DELETE, POST, PUT/PATCH, then GET (R4 §3.1.0.11.2).
-var methodOrder = map[string]int{http.MethodDelete: 0, http.MethodPost: 1, http.MethodPut: 2, http.MethodGet: 3}
+var methodOrder = map[string]int{methodDelete: 0, methodPost: 1, methodPut: 2, methodGet: 3}
 
 // ProcessBundle runs a batch or transaction Bundle and returns the
 // response Bundle. A transaction is atomic: any failing entry fails the
@@ -74,7 +73,7 @@ func (s *Service) ProcessBundle(ctx context.Context, c Caller, b fhir.Resource, 
 		return nil, invalid("Bundle.entry must be an array")
 	}
 	if len(raw) > s.maxEntries() {
-		return nil, fail(http.StatusRequestEntityTooLarge, ErrInvalid, "too-costly",
+		return nil, fail(ErrTooLarge, "too-costly",
 			fmt.Sprintf("the Bundle has more than %d entries", s.maxEntries()))
 	}
 	entries := make([]*entry, len(raw))
@@ -89,7 +88,7 @@ func (s *Service) ProcessBundle(ctx context.Context, c Caller, b fhir.Resource, 
 			e.err = AsError(err)
 			continue
 		}
-		if e.fullURL != "" && (e.method == http.MethodPost || e.method == http.MethodPut) && e.id != "" {
+		if e.fullURL != "" && (e.method == methodPost || e.method == methodPut) && e.id != "" {
 			refs[e.fullURL] = e.typ + "/" + e.id
 		}
 	}
@@ -106,7 +105,7 @@ func (s *Service) ProcessBundle(ctx context.Context, c Caller, b fhir.Resource, 
 
 func entryError(i int, err error) error {
 	e := AsError(err)
-	out := &Error{Status: e.Status, Err: e.Err, denied: e.denied}
+	out := &Error{Kind: e.Kind, Err: e.Err, denied: e.denied}
 	for _, is := range e.Issues {
 		is.Diagnostic = fmt.Sprintf("Bundle.entry[%d]: %s", i, is.Diagnostic)
 		out.Issues = append(out.Issues, is)
@@ -157,7 +156,7 @@ func (s *Service) prepareEntry(e *entry, raw any) error {
 		e.ifMatch = v
 	}
 	switch e.method {
-	case http.MethodPost, http.MethodPut:
+	case methodPost, methodPut:
 		r, ok := m["resource"].(map[string]any)
 		if !ok {
 			return invalid("a POST or PUT entry needs a resource")
@@ -169,7 +168,7 @@ func (s *Service) prepareEntry(e *entry, raw any) error {
 		if err := s.validate(e.res); err != nil {
 			return err
 		}
-		if e.method == http.MethodPost {
+		if e.method == methodPost {
 			if len(parts) != 1 {
 				return invalid("a POST entry's URL must be a resource type")
 			}
@@ -183,7 +182,7 @@ func (s *Service) prepareEntry(e *entry, raw any) error {
 				return invalid("a PUT entry's resource id must match its URL")
 			}
 		}
-	case http.MethodDelete:
+	case methodDelete:
 		if e.id == "" && e.query == "" {
 			return invalid("a DELETE entry's URL must be Type/id or a conditional Type?query")
 		}
@@ -219,7 +218,7 @@ func (s *Service) transaction(ctx context.Context, c Caller, entries []*entry, r
 				e.res = fhir.Resource(cloneJSON(map[string]any(originals[i])).(map[string]any))
 			}
 			e.existing, e.err = storage.Version{}, nil
-			if attempt > 1 && e.method == http.MethodPut {
+			if attempt > 1 && e.method == methodPut {
 				e.id = origIDs[i] // a conditional PUT resolves its target again
 			}
 		}
@@ -242,7 +241,7 @@ func (s *Service) transaction(ctx context.Context, c Caller, entries []*entry, r
 // changedEntries calls the write hook with the types of written entries.
 func (s *Service) changedEntries(entries []*entry) {
 	for _, e := range entries {
-		if e.method != http.MethodGet && e.err == nil && e.status != 0 {
+		if e.method != methodGet && e.err == nil && e.status != 0 {
 			s.changed(e.typ, e.owner)
 		}
 	}
@@ -272,7 +271,7 @@ func (s *Service) recordEntryDenials(ctx context.Context, entries []*entry) {
 // work itself, with the same result.
 func (s *Service) prepareCreates(ctx context.Context, c Caller, entries []*entry, refs map[string]string) {
 	for _, e := range entries {
-		if e.ifNoneExist != "" || (e.method == http.MethodPost && e.res == nil) {
+		if e.ifNoneExist != "" || (e.method == methodPost && e.res == nil) {
 			return
 		}
 	}
@@ -283,7 +282,7 @@ func (s *Service) prepareCreates(ctx context.Context, c Caller, entries []*entry
 	now := s.now()
 	preps := make([]*pending, len(entries))
 	for i, e := range entries {
-		if e.method != http.MethodPost {
+		if e.method != methodPost {
 			continue
 		}
 		res := fhir.Resource(cloneJSON(map[string]any(e.res)).(map[string]any))
@@ -327,7 +326,7 @@ func (s *Service) batchEntries(ctx context.Context, c Caller, entries []*entry, 
 			}
 			if err := s.writeEntry(ctx, tx, c, e, refs, entries); err != nil {
 				var re *Error
-				if errors.As(err, &re) && re.Status < 500 {
+				if errors.As(err, &re) && StatusCode(re) < 500 {
 					e.err = re
 					continue
 				}
@@ -373,7 +372,7 @@ func (s *Service) batchEntries(ctx context.Context, c Caller, entries []*entry, 
 func orderedWrites(entries []*entry) []*entry {
 	var w []*entry
 	for _, e := range entries {
-		if e.method != http.MethodGet && e.err == nil {
+		if e.method != methodGet && e.err == nil {
 			w = append(w, e)
 		}
 	}
@@ -384,13 +383,13 @@ func orderedWrites(entries []*entry) []*entry {
 // writeEntry performs one write entry inside tx.
 func (s *Service) writeEntry(ctx context.Context, tx storage.Tx, c Caller, e *entry, refs map[string]string, all []*entry) error {
 	switch e.method {
-	case http.MethodDelete:
+	case methodDelete:
 		id, err := s.resolveTarget(ctx, c, tx, e)
 		if err != nil {
 			return err
 		}
 		if id == "" {
-			e.status = http.StatusNoContent
+			e.status = statusNoContent
 			return nil
 		}
 		owner, err := s.delete(ctx, tx, c, e.typ, id)
@@ -401,9 +400,9 @@ func (s *Service) writeEntry(ctx context.Context, tx storage.Tx, c Caller, e *en
 			}
 			return err
 		}
-		e.status = http.StatusNoContent
+		e.status = statusNoContent
 		return nil
-	case http.MethodPost:
+	case methodPost:
 		if e.ifNoneExist != "" {
 			q, err := s.conditionQuery(ctx, c, tx, e.typ, e.ifNoneExist)
 			if err != nil {
@@ -414,7 +413,7 @@ func (s *Service) writeEntry(ctx context.Context, tx storage.Tx, c Caller, e *en
 				return err
 			}
 			if found {
-				e.existing, e.status = v, http.StatusOK
+				e.existing, e.status = v, statusOK
 				e.location = entityRef(v.Type, v.ID, v.Version)
 				e.version, e.modified = v.Version, v.LastUpdated
 				if e.fullURL != "" {
@@ -441,9 +440,9 @@ func (s *Service) writeEntry(ctx context.Context, tx storage.Tx, c Caller, e *en
 		if err != nil {
 			return err
 		}
-		s.entryWritten(e, v, http.StatusCreated)
+		s.entryWritten(e, v, statusCreated)
 		return s.appendWriteEvent(ctx, tx, c, audit.ActionCreate, v, d, p)
-	case http.MethodPut:
+	case methodPut:
 		if e.id == "" {
 			id, err := s.resolveTarget(ctx, c, tx, e)
 			if err != nil {
@@ -466,9 +465,9 @@ func (s *Service) writeEntry(ctx context.Context, tx storage.Tx, c Caller, e *en
 		if err != nil {
 			return err
 		}
-		status := http.StatusOK
+		status := statusOK
 		if created {
-			status = http.StatusCreated
+			status = statusCreated
 		}
 		s.entryWritten(e, v, status)
 		return nil
@@ -486,7 +485,7 @@ func (s *Service) entryWritten(e *entry, v storage.Version, status int) {
 // written entries when they are wanted.
 func (s *Service) runReads(ctx context.Context, c Caller, entries []*entry) {
 	for _, e := range entries {
-		if e.method != http.MethodGet || e.err != nil {
+		if e.method != methodGet || e.err != nil {
 			continue
 		}
 		if e.id != "" && e.query == "" {
@@ -495,7 +494,7 @@ func (s *Service) runReads(ctx context.Context, c Caller, entries []*entry) {
 				e.err = AsError(err)
 				continue
 			}
-			e.status, e.body, e.version, e.modified = http.StatusOK, st.JSON, st.Version, st.LastUpdated
+			e.status, e.body, e.version, e.modified = statusOK, st.JSON, st.Version, st.LastUpdated
 			continue
 		}
 		vals, err := url.ParseQuery(e.query)
@@ -508,7 +507,7 @@ func (s *Service) runReads(ctx context.Context, c Caller, entries []*entry) {
 			e.err = AsError(err)
 			continue
 		}
-		e.status, e.body = http.StatusOK, page.Bundle
+		e.status, e.body = statusOK, page.Bundle
 	}
 }
 
@@ -534,7 +533,7 @@ func (s *Service) responseBundle(kind string, entries []*entry, ret Return) ([]b
 	for _, e := range entries {
 		var x ent
 		if e.err != nil {
-			x.Response.Status = statusLine(e.err.Status)
+			x.Response.Status = statusLine(StatusCode(e.err))
 			oo, _ := json.Marshal(OperationOutcome(e.err))
 			x.Response.Outcome = oo
 			out.Entry = append(out.Entry, x)
@@ -550,7 +549,7 @@ func (s *Service) responseBundle(kind string, entries []*entry, ret Return) ([]b
 			x.Response.LastModified = e.modified.UTC().Format(time.RFC3339Nano)
 		}
 		switch {
-		case e.method == http.MethodGet:
+		case e.method == methodGet:
 			x.Resource = e.body
 		case ret == ReturnRepresentation && e.res != nil && e.existing.ID == "":
 			b, err := e.res.Marshal()
@@ -562,10 +561,6 @@ func (s *Service) responseBundle(kind string, entries []*entry, ret Return) ([]b
 		out.Entry = append(out.Entry, x)
 	}
 	return json.Marshal(out)
-}
-
-func statusLine(code int) string {
-	return strconv.Itoa(code) + " " + http.StatusText(code)
 }
 
 // ETag is the weak ETag of a version, as FHIR uses: W/"3".

@@ -3,7 +3,6 @@ package record
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"strings"
 
 	"github.com/phivault/phivault/internal/fhir"
@@ -88,7 +87,7 @@ func (s *Service) resolveRef(ctx context.Context, c Caller, tx keyedReader, ref 
 		return "", err
 	}
 	if len(r.Versions) != 1 {
-		return "", fail(http.StatusPreconditionFailed, ErrPreconditionFailed, "not-found",
+		return "", fail(ErrPreconditionFailed, "not-found",
 			fmt.Sprintf("a conditional reference to %s matched %d resources; it must match exactly one", typ, len(r.Versions)))
 	}
 	resolved := typ + "/" + r.Versions[0].ID

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
@@ -191,7 +190,7 @@ func (s *Service) matchOne(ctx context.Context, tx storage.Tx, q storage.Query) 
 	case 1:
 		return r.Versions[0], true, nil
 	default:
-		return storage.Version{}, false, fail(http.StatusPreconditionFailed, ErrPreconditionFailed, "multiple-matches", "the conditional query matched more than one resource")
+		return storage.Version{}, false, fail(ErrPreconditionFailed, "multiple-matches", "the conditional query matched more than one resource")
 	}
 }
 
@@ -263,7 +262,7 @@ func (s *Service) update(ctx context.Context, tx storage.Tx, c Caller, res fhir.
 			return storage.Version{}, false, err
 		}
 		if _, err := s.checkWith(ctx, tx, c, audit.ActionUpdate, cur, body); err != nil {
-			if e := AsError(err); ifMatch > 0 && e.Status == http.StatusNotFound && e.denied != nil {
+			if e := AsError(err); ifMatch > 0 && StatusCode(e) == statusNotFound && e.denied != nil {
 				// Concealed: answer exactly as for an id that does not
 				// exist, or If-Match would tell them apart.
 				return storage.Version{}, false, s.ifMatchMissing(ctx, tx, c, res, e)
@@ -271,7 +270,7 @@ func (s *Service) update(ctx context.Context, tx storage.Tx, c Caller, res fhir.
 			return storage.Version{}, false, err
 		}
 		if ifMatch > 0 && cur.Version != ifMatch {
-			return storage.Version{}, false, fail(http.StatusPreconditionFailed, ErrPreconditionFailed, "conflict",
+			return storage.Version{}, false, fail(ErrPreconditionFailed, "conflict",
 				fmt.Sprintf("If-Match version %d is not the current version %d", ifMatch, cur.Version))
 		}
 		if !cur.Deleted {
@@ -320,11 +319,11 @@ func (s *Service) ifMatchMissing(ctx context.Context, tx storage.Tx, c Caller, r
 	}
 	out := AsError(cerr)
 	if cerr == nil {
-		out = fail(http.StatusPreconditionFailed, ErrPreconditionFailed, "conflict", "If-Match names a version that does not exist")
+		out = fail(ErrPreconditionFailed, "conflict", "If-Match names a version that does not exist")
 	}
 	if hidden != nil {
 		ev := *hidden.denied
-		ev.Status = out.Status
+		ev.Status = StatusCode(out)
 		out.denied = &ev
 	}
 	return out
@@ -444,7 +443,7 @@ func (s *Service) storeVersion(ctx context.Context, tx storage.Tx, p *pending) (
 			return storage.Version{}, err
 		}
 		if len(r.Versions) >= MaxConsentsPerPatient {
-			return storage.Version{}, fail(http.StatusUnprocessableEntity, ErrUnprocessable, "business-rule",
+			return storage.Version{}, fail(ErrUnprocessable, "business-rule",
 				fmt.Sprintf("the patient has %d Consents already, the most the server keeps; update one of them instead", MaxConsentsPerPatient))
 		}
 	}
@@ -536,7 +535,7 @@ func immutableLinks(res fhir.Resource, old []byte) error {
 		now, _ = p["reference"].(string)
 	}
 	if now != before.Practitioner.Reference {
-		return fail(http.StatusUnprocessableEntity, ErrUnprocessable, "business-rule",
+		return fail(ErrUnprocessable, "business-rule",
 			"PractitionerRole.practitioner cannot change: care teams and encounters naming the role would pass to another practitioner; create a new PractitionerRole")
 	}
 	return nil

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"log/slog"
 	"maps"
-	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
@@ -137,7 +136,7 @@ scan:
 			// resource the caller may not see is left out.
 			d, err := s.check(ctx, c, audit.ActionRead, v, body)
 			if err != nil {
-				if AsError(err).Status == http.StatusServiceUnavailable {
+				if StatusCode(err) == statusUnavailable {
 					return nil, err
 				}
 				continue

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
@@ -148,15 +147,15 @@ scan:
 			if !v.Deleted {
 				b, err := s.open(ctx, v)
 				if err != nil {
-					if AsError(err).Status == http.StatusGone {
+					if StatusCode(err) == statusGone {
 						continue // erased patient: its versions no longer exist
 					}
 					if errors.Is(err, ErrTampered) {
 						// One entry names the row; the history goes on.
-						e := ent{FullURL: base + "/" + v.Type + "/" + v.ID, Request: req{Method: http.MethodPut, URL: v.Type + "/" + v.ID},
-							Response: resp{Status: statusLine(http.StatusInternalServerError), Outcome: s.tamperedOutcome(v)}}
+						e := ent{FullURL: base + "/" + v.Type + "/" + v.ID, Request: req{Method: methodPut, URL: v.Type + "/" + v.ID},
+							Response: resp{Status: statusLine(statusInternal), Outcome: s.tamperedOutcome(v)}}
 						if v.Version == 1 {
-							e.Request = req{Method: http.MethodPost, URL: v.Type}
+							e.Request = req{Method: methodPost, URL: v.Type}
 						}
 						entries = append(entries, e)
 						continue
@@ -185,7 +184,7 @@ scan:
 			}
 			d, err := s.checkAs(ctx, c, action, level, v, basis)
 			if err != nil {
-				if AsError(err).Status == http.StatusServiceUnavailable {
+				if StatusCode(err) == statusUnavailable {
 					return nil, err
 				}
 				continue
@@ -209,16 +208,16 @@ scan:
 				Response: resp{Etag: ETag(v.Version), LastModified: v.LastUpdated.UTC().Format(time.RFC3339Nano)}}
 			switch {
 			case v.Deleted:
-				e.Request = req{Method: http.MethodDelete, URL: v.Type + "/" + v.ID}
-				e.Response.Status = statusLine(http.StatusGone)
+				e.Request = req{Method: methodDelete, URL: v.Type + "/" + v.ID}
+				e.Response.Status = statusLine(statusGone)
 			default:
 				e.Resource = body
-				e.Request = req{Method: http.MethodPut, URL: v.Type + "/" + v.ID}
+				e.Request = req{Method: methodPut, URL: v.Type + "/" + v.ID}
 				if v.Version == 1 {
-					e.Request = req{Method: http.MethodPost, URL: v.Type}
-					e.Response.Status = statusLine(http.StatusCreated)
+					e.Request = req{Method: methodPost, URL: v.Type}
+					e.Response.Status = statusLine(statusCreated)
 				} else {
-					e.Response.Status = statusLine(http.StatusOK)
+					e.Response.Status = statusLine(statusOK)
 				}
 			}
 			evs.add(d, entityRef(v.Type, v.ID, v.Version), s.eventPatients(v.Owner))
@@ -341,9 +340,9 @@ func (s *Service) systemHistoryAllowed(ctx context.Context, c Caller) error {
 	deny := func(cause error, policies ...string) error {
 		e := s.denial(c, audit.ActionHistorySystem, storage.Version{}, authz.Decision{Policies: policies}, cause)
 		if cause == nil {
-			e.Status = http.StatusForbidden
+			e.Kind = ErrForbidden
 			e.Issues = []Issue{{Code: "forbidden", Diagnostic: "system-level history needs access to every resource; use type-level or instance history"}}
-			e.denied.Status = http.StatusForbidden
+			e.denied.Status = statusForbidden
 		}
 		return s.recordDenial(ctx, e)
 	}
@@ -383,7 +382,7 @@ func (s *Service) currentAllows(ctx context.Context, c Caller, a audit.Action, v
 			// that owner whatever the content, and hidden from anyone
 			// else, as in an instance history.
 			if _, err := s.checkAs(ctx, c, a, authz.HistoryType, cur, nil); err != nil {
-				if AsError(err).Status == http.StatusServiceUnavailable {
+				if StatusCode(err) == statusUnavailable {
 					return false, err
 				}
 				denied[key] = true
@@ -400,7 +399,7 @@ func (s *Service) currentAllows(ctx context.Context, c Caller, a audit.Action, v
 			return false, err
 		}
 		if _, err := s.checkAs(ctx, c, a, authz.HistoryType, cur, body); err != nil {
-			if AsError(err).Status == http.StatusServiceUnavailable {
+			if StatusCode(err) == statusUnavailable {
 				return false, err
 			}
 			denied[key] = true

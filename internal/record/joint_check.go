@@ -92,7 +92,7 @@ func (s *Service) recoverJointPatients(ctx context.Context, owner string) ([]str
 			after = storage.VersionRef{Type: v.Type, ID: v.ID}
 			body, err := s.open(ctx, v)
 			if err != nil {
-				if AsError(err).Status >= 500 && !errors.Is(err, ErrTampered) {
+				if StatusCode(err) >= 500 && !errors.Is(err, ErrTampered) {
 					return nil, err
 				}
 				continue // tampered or erased meanwhile: another may tell

@@ -3,7 +3,6 @@ package record
 import (
 	"context"
 	"errors"
-	"net/http"
 	"strings"
 
 	"github.com/phivault/phivault/internal/audit"
@@ -26,7 +25,7 @@ import (
 func (s *Service) recordMiss(ctx context.Context, c Caller, a audit.Action, ref string, err error) error {
 	ev := s.event(c, a)
 	ev.Outcome = audit.OutcomeError
-	ev.Status = http.StatusNotFound
+	ev.Status = statusNotFound
 	ev.Entities = []string{missRef(ref)}
 	if rerr := s.recordRead(ctx, ev); rerr != nil {
 		return rerr

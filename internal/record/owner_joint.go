@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net/http"
 	"slices"
 	"strings"
 
@@ -56,7 +55,7 @@ func (s *Service) ownerOf(ctx context.Context, rd ownerReader, res fhir.Resource
 	case len(ps) == 1:
 		return ident.PatientRef(ps[0]).String(), []string{ident.PatientRef(ps[0]).String()}, nil
 	case len(ps) > MaxPatientsPerResource:
-		return "", nil, fail(http.StatusUnprocessableEntity, ErrUnprocessable, "too-costly",
+		return "", nil, fail(ErrUnprocessable, "too-costly",
 			fmt.Sprintf("the resource names more than %d patients", MaxPatientsPerResource))
 	}
 	refs := make([]string, len(ps))
@@ -111,7 +110,7 @@ func (s *Service) jointOwners(ctx context.Context, patients []string, limit int)
 
 // jointTampered is the 500 of a joint owner whose rows were altered.
 func jointTampered(owner string) *Error {
-	return &Error{Status: http.StatusInternalServerError,
+	return &Error{Kind: ErrTampered,
 		Issues: []Issue{{Code: "exception", Diagnostic: "a stored record failed its integrity check"}},
 		Err:    fmt.Errorf("%w: %s: %w", ErrTampered, owner, errJointRows)}
 }
@@ -207,7 +206,7 @@ func (s *Service) securityContextPatients(ctx context.Context, rd ownerReader, r
 	}
 	typ, id, ok := strings.Cut(ref, "/")
 	if !ok || typ == "" || id == "" || strings.ContainsAny(id, "/?#") || !ValidID(id) || !fhir.IsR4Type(typ) {
-		return nil, fail(http.StatusUnprocessableEntity, ErrUnprocessable, "business-rule",
+		return nil, fail(ErrUnprocessable, "business-rule",
 			"Binary.securityContext must be a literal reference (Type/id) to a stored resource")
 	}
 	if typ == "Patient" {
@@ -218,7 +217,7 @@ func (s *Service) securityContextPatients(ctx context.Context, rd ownerReader, r
 	}
 	v, err := rd.Current(ctx, typ, id)
 	if errors.Is(err, storage.ErrNotFound) {
-		return nil, fail(http.StatusUnprocessableEntity, ErrUnprocessable, "business-rule",
+		return nil, fail(ErrUnprocessable, "business-rule",
 			"Binary.securityContext names a resource that does not exist; store that resource first")
 	}
 	if err != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"strconv"
 
 	"github.com/phivault/phivault/internal/audit"
@@ -110,7 +109,7 @@ func (s *Service) RepairConsent(ctx context.Context, agent audit.Agent, requestI
 		return 0, err
 	}
 	if _, err := authz.ParseConsent(body); err == nil {
-		return 0, fail(http.StatusConflict, ErrConflict, "business-rule", "this Consent can be enforced: only its patient changes it")
+		return 0, fail(ErrConflict, "business-rule", "this Consent can be enforced: only its patient changes it")
 	}
 	res, err := s.Parse(body)
 	if err != nil {
@@ -130,7 +129,7 @@ func (s *Service) RepairConsent(ctx context.Context, agent audit.Agent, requestI
 			return err
 		}
 		if now.Version != cur.Version {
-			return fail(http.StatusConflict, ErrConflict, "conflict", "the Consent changed meanwhile; list and repair again")
+			return fail(ErrConflict, "conflict", "the Consent changed meanwhile; list and repair again")
 		}
 		if v, err = s.storeVersion(ctx, tx, p); err != nil {
 			return err

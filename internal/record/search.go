@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"net/url"
 	"sort"
 	"strings"
@@ -198,7 +197,7 @@ func searchError(err error) error {
 		code = "too-costly"
 	}
 	// The search package guarantees its messages name parameters, never values.
-	return failCause(http.StatusBadRequest, ErrInvalid, code, err.Error(), err)
+	return failCause(ErrInvalid, code, err.Error(), err)
 }
 
 // Search runs a FHIR search and returns one page as a searchset Bundle.
@@ -240,7 +239,7 @@ func (s *Service) Search(ctx context.Context, c Caller, typ string, vals url.Val
 	r, err := s.store.Search(ctx, p.q)
 	if err != nil {
 		if errors.Is(err, storage.ErrTooComplex) {
-			return Page{}, failCause(http.StatusBadRequest, ErrInvalid, "too-costly", "the search is too complex", err)
+			return Page{}, failCause(ErrInvalid, "too-costly", "the search is too complex", err)
 		}
 		return Page{}, storageError(err)
 	}
@@ -278,7 +277,7 @@ func (s *Service) Search(ctx context.Context, c Caller, typ string, vals url.Val
 		d, err := s.check(ctx, c, audit.ActionSearch, v, body)
 		if err != nil {
 			var e *Error
-			if errors.As(err, &e) && e.Status == http.StatusServiceUnavailable {
+			if errors.As(err, &e) && StatusCode(e) == statusUnavailable {
 				return Page{}, err
 			}
 			continue

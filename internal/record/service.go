@@ -22,7 +22,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"regexp"
 	"strconv"
 	"strings"
@@ -159,13 +158,13 @@ func (s *Service) Parse(body []byte) (fhir.Resource, error) {
 func decodeError(err error) error {
 	switch {
 	case errors.Is(err, fhir.ErrTooLarge):
-		return failCause(http.StatusRequestEntityTooLarge, ErrInvalid, "too-costly", "the request body is larger than the server accepts", err)
+		return failCause(ErrTooLarge, "too-costly", "the request body is larger than the server accepts", err)
 	case errors.Is(err, fhir.ErrTooDeep):
-		return failCause(http.StatusBadRequest, ErrInvalid, "too-costly", "the JSON is nested too deeply", err)
+		return failCause(ErrInvalid, "too-costly", "the JSON is nested too deeply", err)
 	case errors.Is(err, fhir.ErrUnknownType):
-		return failCause(http.StatusBadRequest, ErrInvalid, "not-supported", "unknown or non-R4 resource type", err)
+		return failCause(ErrInvalid, "not-supported", "unknown or non-R4 resource type", err)
 	default:
-		return failCause(http.StatusBadRequest, ErrInvalid, "structure", "the body is not a valid FHIR JSON resource: "+safeDetail(err), err)
+		return failCause(ErrInvalid, "structure", "the body is not a valid FHIR JSON resource: "+safeDetail(err), err)
 	}
 }
 
@@ -183,7 +182,7 @@ func (s *Service) validate(res fhir.Resource) error {
 	if err := s.val.Validate(res); err != nil {
 		var ve *fhir.ValidationError
 		if errors.As(err, &ve) {
-			e := &Error{Status: http.StatusUnprocessableEntity, Err: fmt.Errorf("%w: %w", ErrUnprocessable, err)}
+			e := &Error{Kind: ErrUnprocessable, Err: fmt.Errorf("%w: %w", ErrUnprocessable, err)}
 			for i, is := range ve.Issues {
 				if i == 20 {
 					break
@@ -193,9 +192,9 @@ func (s *Service) validate(res fhir.Resource) error {
 			return e
 		}
 		if errors.Is(err, fhir.ErrUnknownType) {
-			return failCause(http.StatusBadRequest, ErrInvalid, "not-supported", "unknown or non-R4 resource type", err)
+			return failCause(ErrInvalid, "not-supported", "unknown or non-R4 resource type", err)
 		}
-		return failCause(http.StatusUnprocessableEntity, ErrUnprocessable, "invalid", "the resource is not valid FHIR R4", err)
+		return failCause(ErrUnprocessable, "invalid", "the resource is not valid FHIR R4", err)
 	}
 	return nil
 }
@@ -366,12 +365,12 @@ func storageError(err error) error {
 	case errors.Is(err, storage.ErrErased):
 		return gone("this patient's record was erased")
 	case errors.Is(err, storage.ErrConflict):
-		return failCause(http.StatusConflict, ErrConflict, "conflict", "the resource was changed concurrently; retry", err)
+		return failCause(ErrConflict, "conflict", "the resource was changed concurrently; retry", err)
 	case errors.Is(err, storage.ErrUnavailable), errors.Is(err, audit.ErrUnavailable):
 		return unavailable(err)
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return unavailable(err)
 	default:
-		return &Error{Status: http.StatusInternalServerError, Issues: []Issue{{Code: "exception", Diagnostic: "internal error"}}, Err: err}
+		return internal(err)
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"net/http"
 
 	"github.com/phivault/phivault/internal/storage"
 )
@@ -28,7 +27,7 @@ import (
 const maxTamperedSeen = 1024
 
 func tamperedError(v storage.Version, cause error) *Error {
-	return &Error{Status: http.StatusInternalServerError,
+	return &Error{Kind: ErrTampered,
 		Issues: []Issue{{Code: "exception", Diagnostic: "a stored resource failed its integrity check"}},
 		Err:    fmt.Errorf("%w: opening %s: %w", ErrTampered, entityRef(v.Type, v.ID, v.Version), cause)}
 }

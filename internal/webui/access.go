@@ -12,12 +12,12 @@ import (
 	"strings"
 
 	"github.com/phivault/phivault/internal/authz"
+	"github.com/phivault/phivault/internal/web"
 
 	"github.com/phivault/phivault/internal/audit"
 	"github.com/phivault/phivault/internal/authn"
 	"github.com/phivault/phivault/internal/authn/login"
 	"github.com/phivault/phivault/internal/authn/session"
-	"github.com/phivault/phivault/internal/httpapi"
 	"github.com/phivault/phivault/internal/identity"
 	"github.com/phivault/phivault/internal/record"
 )
@@ -63,7 +63,7 @@ var errSignedOut = errors.New("no valid session")
 // without a valid session or for a workforce session that skipped its
 // second factor (which the login service never creates; refused anyway).
 func (u *UI) authenticate(r *http.Request) (*viewer, error) {
-	c, err := r.Cookie(httpapi.SessionCookie)
+	c, err := r.Cookie(web.SessionCookie)
 	if err != nil {
 		return nil, errSignedOut
 	}
@@ -77,7 +77,7 @@ func (u *UI) viewerFor(ctx context.Context, secret string) (*viewer, error) {
 		return nil, errSignedOut
 	}
 	if err != nil {
-		httpapi.NoteBackendFailure(ctx, err) // not the caller's failure: not charged as an attempt
+		web.NoteBackendFailure(ctx, err) // not the caller's failure: not charged as an attempt
 		return nil, pageErr(http.StatusServiceUnavailable, "Temporarily unavailable", "Your session could not be checked. Try again in a moment.", err)
 	}
 	if login.RequiresMFA(p) {
@@ -102,15 +102,15 @@ func (u *UI) signedIn(h handlerFunc) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		v, err := u.authenticate(r)
 		if errors.Is(err, errSignedOut) {
-			if _, cerr := r.Cookie(httpapi.SessionCookie); cerr == nil {
-				httpapi.ClearSessionCookie(w)
+			if _, cerr := r.Cookie(web.SessionCookie); cerr == nil {
+				web.ClearSessionCookie(w)
 			}
 			return redirect(w, r, "/login")
 		}
 		if err != nil {
 			return err
 		}
-		httpapi.NoteAgent(r.Context(), caller(r, v).Agent)
+		web.NoteAgent(r.Context(), caller(r, v).Agent)
 		return h(w, r.WithContext(context.WithValue(r.Context(), viewerKey{}, v)))
 	}
 }
@@ -127,7 +127,7 @@ func (u *UI) form(h handlerFunc) handlerFunc {
 			return formParseError(err)
 		}
 		if !session.CheckCSRF(viewerFrom(r.Context()).secret, r.PostForm.Get("csrf")) {
-			httpapi.NoteRefusal(r.Context(), "csrf")
+			web.NoteRefusal(r.Context(), "csrf")
 			return errCSRF
 		}
 		return h(w, r)
@@ -167,7 +167,7 @@ func clinicalGate(v *viewer) error {
 // control; this only rejects the obvious cases early.
 func checkOrigin(r *http.Request) error {
 	if r.Header.Get("Sec-Fetch-Site") == "cross-site" {
-		httpapi.NoteRefusal(r.Context(), "csrf")
+		web.NoteRefusal(r.Context(), "csrf")
 		return errCSRF
 	}
 	return nil
@@ -224,7 +224,7 @@ func (u *UI) preSession(h handlerFunc) handlerFunc {
 		c, err := r.Cookie(preSessionCookie)
 		field := r.PostForm.Get("csrf")
 		if err != nil || len(c.Value) != 43 || subtle.ConstantTimeCompare([]byte(c.Value), []byte(field)) != 1 {
-			httpapi.NoteRefusal(r.Context(), "csrf")
+			web.NoteRefusal(r.Context(), "csrf")
 			return errCSRF
 		}
 		return h(w, r)
@@ -251,13 +251,13 @@ func challengeOf(r *http.Request) string {
 // caller is the audit identity of a UI request to the record service.
 func caller(r *http.Request, v *viewer) record.Caller {
 	addr := ""
-	if a := httpapi.ClientAddr(r); a.IsValid() {
+	if a := web.ClientAddr(r); a.IsValid() {
 		addr = a.String()
 	}
 	return record.Caller{
 		Agent:     audit.Agent{User: v.P.ID, Role: strings.Join(v.P.Roles, ","), Client: "webui", Session: v.P.SessionID, Address: addr},
 		Purpose:   authz.PurposeOf(v.P.Roles),
-		RequestID: httpapi.RequestID(r.Context()),
+		RequestID: web.RequestID(r.Context()),
 		Guard:     v.guard,
 	}
 }

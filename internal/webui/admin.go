@@ -12,8 +12,8 @@ import (
 	"github.com/phivault/phivault/internal/authn"
 	"github.com/phivault/phivault/internal/authn/session"
 	"github.com/phivault/phivault/internal/authz"
-	"github.com/phivault/phivault/internal/httpapi"
 	"github.com/phivault/phivault/internal/identity"
+	"github.com/phivault/phivault/internal/web"
 )
 
 // The staff administration console (/admin): account administration for
@@ -225,4 +225,4 @@ func unavailable(what string) error {
 }
 
 // requestID is the request id, for services that record it.
-func requestID(r *http.Request) string { return httpapi.RequestID(r.Context()) }
+func requestID(r *http.Request) string { return web.RequestID(r.Context()) }

@@ -15,6 +15,7 @@ import (
 	"github.com/phivault/phivault/internal/authn/smart"
 	"github.com/phivault/phivault/internal/identity"
 	"github.com/phivault/phivault/internal/storage"
+	"github.com/phivault/phivault/internal/web"
 )
 
 // Account administration pages (security admin): list and search,
@@ -248,8 +249,8 @@ func (u *UI) consoleErr(err error) error {
 	case errors.Is(err, storage.ErrConflict):
 		return pageErr(http.StatusConflict, "Already done", "Someone else changed this entry first. Reload the page to see its current state.", err)
 	case errors.Is(err, storage.ErrUnavailable), errors.Is(err, audit.ErrUnavailable), errors.Is(err, password.ErrBusy):
-		return &pageError{status: http.StatusServiceUnavailable, title: "Temporarily unavailable",
-			msg: "The service is temporarily unavailable, so nothing was changed. Try again in a moment.", retryAfter: time.Second, err: err}
+		return &web.Error{Status: http.StatusServiceUnavailable, Title: "Temporarily unavailable",
+			Msg: "The service is temporarily unavailable, so nothing was changed. Try again in a moment.", RetryAfter: time.Second, Err: err}
 	}
 	if msg, ok := formMessage(err); ok {
 		return pageErr(http.StatusBadRequest, "Not accepted", msg, err)

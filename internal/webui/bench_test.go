@@ -5,8 +5,8 @@ import (
 	"net/http"
 	"testing"
 
-	"github.com/phivault/phivault/internal/httpapi"
 	"github.com/phivault/phivault/internal/identity"
+	"github.com/phivault/phivault/internal/web"
 )
 
 // BenchmarkChartPage measures one chart view over HTTPS on SQLite: the
@@ -26,7 +26,7 @@ func BenchmarkChartPage(b *testing.B) {
 	}
 	c := &http.Client{Transport: &http.Transport{TLSClientConfig: tlsInsecure()}, CheckRedirect: noRedirect}
 	req, _ := http.NewRequestWithContext(b.Context(), "GET", e.URL+"/patients/"+ids[0], nil)
-	req.AddCookie(&http.Cookie{Name: httpapi.SessionCookie, Value: st.Secret.Reveal()})
+	req.AddCookie(&http.Cookie{Name: web.SessionCookie, Value: st.Secret.Reveal()})
 	for b.Loop() {
 		resp, err := c.Do(req)
 		if err != nil {

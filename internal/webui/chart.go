@@ -68,13 +68,13 @@ func recordSearchOptions() record.SearchOptions { return record.SearchOptions{} 
 // 403 *record.Error (the authorization engine's answer once it lands).
 func denied(err error) bool {
 	var re *record.Error
-	return errors.As(err, &re) && re.Status == http.StatusForbidden
+	return errors.As(err, &re) && record.StatusCode(re) == http.StatusForbidden
 }
 
 // searchFailure maps a failed search to a page.
 func searchFailure(err error) error {
 	var re *record.Error
-	if errors.As(err, &re) && re.Status == http.StatusBadRequest {
+	if errors.As(err, &re) && record.StatusCode(re) == http.StatusBadRequest {
 		return pageErr(http.StatusBadRequest, "Search not understood", "The search could not be run. Check what you typed and try again.", err)
 	}
 	return err

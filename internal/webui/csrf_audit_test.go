@@ -9,8 +9,8 @@ import (
 
 	"github.com/phivault/phivault/internal/apitest"
 	"github.com/phivault/phivault/internal/audit"
-	"github.com/phivault/phivault/internal/httpapi"
 	"github.com/phivault/phivault/internal/identity"
+	"github.com/phivault/phivault/internal/web"
 )
 
 // TestFormCSRFRefusalAudited: a form POSTed from a valid session without
@@ -47,7 +47,7 @@ func TestFormCSRFRefusalAudited(t *testing.T) {
 					req.Header.Set(k, v)
 				}
 				if cookie {
-					req.AddCookie(&http.Cookie{Name: httpapi.SessionCookie, Value: st.Secret.Reveal()})
+					req.AddCookie(&http.Cookie{Name: web.SessionCookie, Value: st.Secret.Reveal()})
 				}
 				resp, err := c.Do(req)
 				if err != nil {

@@ -14,7 +14,7 @@ import (
 	"github.com/phivault/phivault/internal/authn/login"
 	"github.com/phivault/phivault/internal/authn/passkey"
 	"github.com/phivault/phivault/internal/authn/session"
-	"github.com/phivault/phivault/internal/httpapi"
+	"github.com/phivault/phivault/internal/web"
 )
 
 // Passkeys (ADR 0009) in the UI: the second step of sign-in, the
@@ -119,9 +119,9 @@ func (u *UI) handleJSON(h handlerFunc) http.Handler {
 		status, msg := passkeyFailure(err)
 		if status == 0 {
 			pe := u.toPageError(err)
-			status, msg = pe.status, pe.msg
+			status, msg = pe.Status, pe.Msg
 		}
-		u.log.InfoContext(r.Context(), "ui passkey request failed", slog.String("request_id", httpapi.RequestID(r.Context())),
+		u.log.InfoContext(r.Context(), "ui passkey request failed", slog.String("request_id", web.RequestID(r.Context())),
 			slog.Int("status", status), slog.String("error", err.Error()))
 		writeJSON(w, status, map[string]string{"error": msg})
 	})
@@ -166,7 +166,7 @@ func (u *UI) passkeyLoginBegin(r *http.Request) (any, error) {
 	if ch == "" {
 		return nil, errNoChallenge
 	}
-	b, err := u.login.BeginPasskeyLogin(r.Context(), ch, httpapi.ClientAddr(r))
+	b, err := u.login.BeginPasskeyLogin(r.Context(), ch, web.ClientAddr(r))
 	if err != nil {
 		return nil, err
 	}
@@ -178,7 +178,7 @@ func (u *UI) passkeyEnrolBegin(r *http.Request) (any, error) {
 	if ch == "" {
 		return nil, errNoChallenge
 	}
-	b, err := u.login.BeginPasskeyEnrol(r.Context(), ch, httpapi.ClientAddr(r))
+	b, err := u.login.BeginPasskeyEnrol(r.Context(), ch, web.ClientAddr(r))
 	if err != nil {
 		return nil, err
 	}
@@ -206,7 +206,7 @@ func (u *UI) passkeyPageError(w http.ResponseWriter, r *http.Request, page, titl
 	if status == 0 {
 		return false
 	}
-	u.log.InfoContext(r.Context(), "ui passkey refused", slog.String("request_id", httpapi.RequestID(r.Context())), slog.String("error", err.Error()))
+	u.log.InfoContext(r.Context(), "ui passkey refused", slog.String("request_id", web.RequestID(r.Context())), slog.String("error", err.Error()))
 	u.render(w, r, status, page, pageData{Title: title, CSRF: r.PostForm.Get("csrf"), Data: data(msg)})
 	return true
 }
@@ -218,7 +218,7 @@ func (u *UI) passkeyLoginFinish(w http.ResponseWriter, r *http.Request) error {
 		u.restart(w, r, csrf)
 		return nil
 	}
-	st, err := u.login.FinishPasskeyLogin(r.Context(), ch, r.PostForm.Get("ceremony"), credentialField(r), httpapi.ClientAddr(r))
+	st, err := u.login.FinishPasskeyLogin(r.Context(), ch, r.PostForm.Get("ceremony"), credentialField(r), web.ClientAddr(r))
 	if errors.Is(err, login.ErrInvalidChallenge) {
 		u.restart(w, r, csrf)
 		return nil
@@ -230,7 +230,7 @@ func (u *UI) passkeyLoginFinish(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	clearChallenge(w)
-	httpapi.SetSessionCookie(w, st.Secret)
+	web.SetSessionCookie(w, st.Secret)
 	return redirect(w, r, "/")
 }
 
@@ -241,7 +241,7 @@ func (u *UI) passkeyEnrolFinish(w http.ResponseWriter, r *http.Request) error {
 		u.restart(w, r, csrf)
 		return nil
 	}
-	st, _, codes, err := u.login.FinishPasskeyEnrol(r.Context(), ch, r.PostForm.Get("ceremony"), r.PostForm.Get("name"), credentialField(r), httpapi.ClientAddr(r))
+	st, _, codes, err := u.login.FinishPasskeyEnrol(r.Context(), ch, r.PostForm.Get("ceremony"), r.PostForm.Get("name"), credentialField(r), web.ClientAddr(r))
 	if errors.Is(err, login.ErrInvalidChallenge) {
 		u.restart(w, r, csrf)
 		return nil
@@ -253,7 +253,7 @@ func (u *UI) passkeyEnrolFinish(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	clearChallenge(w)
-	httpapi.SetSessionCookie(w, st.Secret)
+	web.SetSessionCookie(w, st.Secret)
 	shown := make([]string, len(codes))
 	for i, c := range codes {
 		shown[i] = c.Reveal()
@@ -333,14 +333,14 @@ func (u *UI) passkeyChange(w http.ResponseWriter, r *http.Request, err error, do
 		return redirect(w, r, "/security?done="+done)
 	}
 	if status, msg := passkeyFailure(err); status != 0 {
-		u.log.InfoContext(r.Context(), "ui passkey change refused", slog.String("request_id", httpapi.RequestID(r.Context())), slog.String("error", err.Error()))
+		u.log.InfoContext(r.Context(), "ui passkey change refused", slog.String("request_id", web.RequestID(r.Context())), slog.String("error", err.Error()))
 		return u.renderSecurity(w, r, status, msg)
 	}
 	return err
 }
 
 func (u *UI) passkeyAddBegin(r *http.Request) (any, error) {
-	b, err := u.login.BeginPasskeyAdd(r.Context(), viewerFrom(r.Context()).P, httpapi.ClientAddr(r))
+	b, err := u.login.BeginPasskeyAdd(r.Context(), viewerFrom(r.Context()).P, web.ClientAddr(r))
 	if err != nil {
 		return nil, err
 	}
@@ -349,18 +349,18 @@ func (u *UI) passkeyAddBegin(r *http.Request) (any, error) {
 
 func (u *UI) passkeyAdd(w http.ResponseWriter, r *http.Request) error {
 	v := viewerFrom(r.Context())
-	_, err := u.login.FinishPasskeyAdd(r.Context(), v.P, r.PostForm.Get("ceremony"), r.PostForm.Get("name"), credentialField(r), httpapi.ClientAddr(r))
+	_, err := u.login.FinishPasskeyAdd(r.Context(), v.P, r.PostForm.Get("ceremony"), r.PostForm.Get("name"), credentialField(r), web.ClientAddr(r))
 	return u.passkeyChange(w, r, err, "added")
 }
 
 func (u *UI) passkeyRename(w http.ResponseWriter, r *http.Request) error {
 	v := viewerFrom(r.Context())
-	_, err := u.login.RenamePasskey(r.Context(), v.P, r.PathValue("id"), r.PostForm.Get("name"), httpapi.ClientAddr(r))
+	_, err := u.login.RenamePasskey(r.Context(), v.P, r.PathValue("id"), r.PostForm.Get("name"), web.ClientAddr(r))
 	return u.passkeyChange(w, r, err, "renamed")
 }
 
 func (u *UI) passkeyRemove(w http.ResponseWriter, r *http.Request) error {
 	v := viewerFrom(r.Context())
-	err := u.login.DeletePasskey(r.Context(), v.P, r.PathValue("id"), httpapi.ClientAddr(r))
+	err := u.login.DeletePasskey(r.Context(), v.P, r.PathValue("id"), web.ClientAddr(r))
 	return u.passkeyChange(w, r, err, "removed")
 }

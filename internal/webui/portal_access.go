@@ -10,6 +10,7 @@ import (
 
 	"github.com/phivault/phivault/internal/audit"
 	"github.com/phivault/phivault/internal/audit/index"
+	"github.com/phivault/phivault/internal/web"
 )
 
 // "Who accessed my record": the audit events that touched the signed-in
@@ -215,8 +216,8 @@ func (u *UI) accessRows(r *http.Request, v *viewer, id string, q accessQuery) ([
 		Before: q.before, Limit: accessPageSize}
 	entries, err := u.access.Search(r.Context(), index.Caller{Agent: c.Agent, Purpose: c.Purpose, RequestID: c.RequestID}, f)
 	if errors.Is(err, audit.ErrUnavailable) {
-		return nil, 0, &pageError{status: http.StatusServiceUnavailable, title: "Temporarily unavailable",
-			msg: "The access log cannot be read right now, so nothing was shown. Try again in a moment.", retryAfter: time.Second, err: err}
+		return nil, 0, &web.Error{Status: http.StatusServiceUnavailable, Title: "Temporarily unavailable",
+			Msg: "The access log cannot be read right now, so nothing was shown. Try again in a moment.", RetryAfter: time.Second, Err: err}
 	}
 	if err != nil {
 		return nil, 0, err

@@ -108,7 +108,7 @@ func (u *UI) loadConsent(r *http.Request, v *viewer, pid string) (currentConsent
 	var cur currentConsent
 	st, err := u.rec.Read(r.Context(), portalCaller(r, v), "Consent", consentID(pid))
 	var re *record.Error
-	if errors.As(err, &re) && (re.Status == http.StatusNotFound || re.Status == http.StatusGone) {
+	if errors.As(err, &re) && (record.StatusCode(re) == http.StatusNotFound || record.StatusCode(re) == http.StatusGone) {
 		return cur, nil
 	}
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/phivault/phivault/internal/audit/index"
 	"github.com/phivault/phivault/internal/record"
 	"github.com/phivault/phivault/internal/storage"
+	"github.com/phivault/phivault/internal/web"
 )
 
 // "I don't recognise this access": a patient reports one event of their
@@ -78,8 +79,8 @@ func (u *UI) ownEvent(r *http.Request, v *viewer) (accessRow, int64, error) {
 		return accessRow{}, 0, pageErr(http.StatusNotFound, "Not found", "There is no such entry in your access list.", errors.New("leaf not in the patient's trail"))
 	}
 	if errors.Is(err, audit.ErrUnavailable) {
-		return accessRow{}, 0, &pageError{status: http.StatusServiceUnavailable, title: "Temporarily unavailable",
-			msg: "The access log cannot be read right now. Try again in a moment.", retryAfter: time.Second, err: err}
+		return accessRow{}, 0, &web.Error{Status: http.StatusServiceUnavailable, Title: "Temporarily unavailable",
+			Msg: "The access log cannot be read right now. Try again in a moment.", RetryAfter: time.Second, Err: err}
 	}
 	if err != nil {
 		return accessRow{}, 0, err
@@ -153,8 +154,8 @@ func (u *UI) reportSubmit(w http.ResponseWriter, r *http.Request) error {
 }
 
 func auditUnavailable(err error) error {
-	return &pageError{status: http.StatusServiceUnavailable, title: "Temporarily unavailable",
-		msg: "Nothing was saved, because it could not be recorded in the audit log. Try again in a moment.", retryAfter: time.Second, err: err}
+	return &web.Error{Status: http.StatusServiceUnavailable, Title: "Temporarily unavailable",
+		Msg: "Nothing was saved, because it could not be recorded in the audit log. Try again in a moment.", RetryAfter: time.Second, Err: err}
 }
 
 func (u *UI) newReportID() (string, error) {

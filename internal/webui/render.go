@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/phivault/phivault/internal/httpapi"
+	"github.com/phivault/phivault/internal/web"
 )
 
 // pageTemplate is one page: the layout plus the page's "content" block.
@@ -80,7 +80,7 @@ func (u *UI) render(w http.ResponseWriter, r *http.Request, status int, name str
 	if !ok {
 		panic("webui: unknown page " + name)
 	}
-	d.RequestID = httpapi.RequestID(r.Context())
+	d.RequestID = web.RequestID(r.Context())
 	if d.Viewer != nil {
 		d.IdleSeconds = int(u.idle / time.Second)
 		if d.CSRF == "" {
@@ -94,7 +94,5 @@ func (u *UI) render(w http.ResponseWriter, r *http.Request, status int, name str
 		http.Error(w, "internal error; request id "+d.RequestID, http.StatusInternalServerError)
 		return
 	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.WriteHeader(status)
-	_, _ = w.Write(buf.Bytes())
+	web.HTML(w, status, &buf)
 }

@@ -9,7 +9,7 @@ import (
 
 	"github.com/phivault/phivault/internal/authn/login"
 	"github.com/phivault/phivault/internal/authn/password"
-	"github.com/phivault/phivault/internal/httpapi"
+	"github.com/phivault/phivault/internal/web"
 )
 
 // Sign-in: password (POST /login), then either the second factor
@@ -51,7 +51,7 @@ func loginError(err error) (int, string, bool) {
 
 func (u *UI) loginSubmit(w http.ResponseWriter, r *http.Request) error {
 	username := r.PostForm.Get("username")
-	res, err := u.login.Login(r.Context(), username, r.PostForm.Get("password"), httpapi.ClientAddr(r))
+	res, err := u.login.Login(r.Context(), username, r.PostForm.Get("password"), web.ClientAddr(r))
 	if status, msg, ok := loginError(err); ok {
 		u.render(w, r, status, "login", pageData{Title: "Sign in", CSRF: r.PostForm.Get("csrf"),
 			Data: loginView{Error: msg, Username: username}})
@@ -61,7 +61,7 @@ func (u *UI) loginSubmit(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if res.Session != nil {
-		httpapi.SetSessionCookie(w, res.Session.Secret)
+		web.SetSessionCookie(w, res.Session.Secret)
 		return redirect(w, r, "/")
 	}
 	setChallenge(w, res.Challenge)
@@ -116,7 +116,7 @@ func (u *UI) mfaSubmit(w http.ResponseWriter, r *http.Request) error {
 	if r.PostForm.Get("method") == login.MethodRecovery {
 		method = login.MethodRecovery
 	}
-	st, err := u.login.Verify(r.Context(), ch, method, r.PostForm.Get("code"), httpapi.ClientAddr(r))
+	st, err := u.login.Verify(r.Context(), ch, method, r.PostForm.Get("code"), web.ClientAddr(r))
 	if errors.Is(err, login.ErrInvalidChallenge) {
 		u.restart(w, r, csrf)
 		return nil
@@ -129,7 +129,7 @@ func (u *UI) mfaSubmit(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	clearChallenge(w)
-	httpapi.SetSessionCookie(w, st.Secret)
+	web.SetSessionCookie(w, st.Secret)
 	return redirect(w, r, "/")
 }
 
@@ -155,7 +155,7 @@ func (u *UI) enrolStart(w http.ResponseWriter, r *http.Request) error {
 		u.restart(w, r, csrf)
 		return nil
 	}
-	enr, err := u.login.EnrollTOTP(r.Context(), ch, httpapi.ClientAddr(r))
+	enr, err := u.login.EnrollTOTP(r.Context(), ch, web.ClientAddr(r))
 	if errors.Is(err, login.ErrInvalidChallenge) {
 		u.restart(w, r, csrf)
 		return nil
@@ -183,7 +183,7 @@ func (u *UI) enrolConfirm(w http.ResponseWriter, r *http.Request) error {
 		u.restart(w, r, csrf)
 		return nil
 	}
-	st, codes, err := u.login.ConfirmTOTP(r.Context(), ch, r.PostForm.Get("code"), httpapi.ClientAddr(r))
+	st, codes, err := u.login.ConfirmTOTP(r.Context(), ch, r.PostForm.Get("code"), web.ClientAddr(r))
 	if errors.Is(err, login.ErrInvalidChallenge) {
 		u.restart(w, r, csrf)
 		return nil
@@ -197,7 +197,7 @@ func (u *UI) enrolConfirm(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	clearChallenge(w)
-	httpapi.SetSessionCookie(w, st.Secret)
+	web.SetSessionCookie(w, st.Secret)
 	shown := make([]string, len(codes))
 	for i, c := range codes {
 		shown[i] = c.Reveal()
@@ -214,11 +214,11 @@ func (u *UI) enrolConfirm(w http.ResponseWriter, r *http.Request) error {
 
 func (u *UI) logout(w http.ResponseWriter, r *http.Request) error {
 	v := viewerFrom(r.Context())
-	if err := u.login.Logout(r.Context(), v.P, httpapi.ClientAddr(r)); err != nil && !errors.Is(err, login.ErrNotFound) {
+	if err := u.login.Logout(r.Context(), v.P, web.ClientAddr(r)); err != nil && !errors.Is(err, login.ErrNotFound) {
 		return err
 	}
 	u.searches.dropSession(v.P.SessionID)
-	httpapi.ClearSessionCookie(w)
+	web.ClearSessionCookie(w)
 	// Ask the browser to drop what it may hold for this origin (cached
 	// pages, storage); the cookies are expired above.
 	w.Header().Set("Clear-Site-Data", `"cache", "storage"`)
@@ -263,7 +263,7 @@ func (u *UI) sessionsPage(w http.ResponseWriter, r *http.Request) error {
 func (u *UI) revokeSession(w http.ResponseWriter, r *http.Request) error {
 	v := viewerFrom(r.Context())
 	id := r.PathValue("id")
-	err := u.login.Revoke(r.Context(), v.P, id, httpapi.ClientAddr(r))
+	err := u.login.Revoke(r.Context(), v.P, id, web.ClientAddr(r))
 	if errors.Is(err, login.ErrNotFound) {
 		return pageErr(http.StatusNotFound, "Session not found", "That session has already ended or is not yours.", err)
 	}
@@ -272,7 +272,7 @@ func (u *UI) revokeSession(w http.ResponseWriter, r *http.Request) error {
 	}
 	u.searches.dropSession(id)
 	if id == v.P.SessionID {
-		httpapi.ClearSessionCookie(w)
+		web.ClearSessionCookie(w)
 		return redirect(w, r, "/signed-out")
 	}
 	return redirect(w, r, "/sessions")

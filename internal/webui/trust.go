@@ -9,9 +9,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/phivault/phivault/internal/httpapi"
 	"github.com/phivault/phivault/internal/identity"
 	"github.com/phivault/phivault/internal/storage"
+	"github.com/phivault/phivault/internal/web"
 )
 
 // The public trust page (/trust, no sign-in): a plain-language privacy
@@ -134,7 +134,7 @@ func (u *UI) encryptionFacts(ctx context.Context) encryptionFacts {
 		return nil
 	})
 	if err != nil {
-		u.log.ErrorContext(ctx, "trust page: scanning keys", slog.String("request_id", httpapi.RequestID(ctx)), slog.String("error", err.Error()))
+		u.log.ErrorContext(ctx, "trust page: scanning keys", slog.String("request_id", web.RequestID(ctx)), slog.String("error", err.Error()))
 		return encryptionFacts{}
 	}
 	return f
@@ -146,7 +146,7 @@ func (u *UI) mfaFacts(ctx context.Context) mfaFacts {
 	for seen := 0; seen < maxTrustUsers; {
 		us, err := u.users.List(ctx, after, identity.MaxPage)
 		if err != nil {
-			u.log.ErrorContext(ctx, "trust page: listing accounts", slog.String("request_id", httpapi.RequestID(ctx)), slog.String("error", err.Error()))
+			u.log.ErrorContext(ctx, "trust page: listing accounts", slog.String("request_id", web.RequestID(ctx)), slog.String("error", err.Error()))
 			return mfaFacts{}
 		}
 		for _, x := range us {
@@ -177,7 +177,7 @@ func (u *UI) auditFacts(ctx context.Context, now time.Time) auditFacts {
 	}
 	st, err := u.auditLog.TrustStatus(ctx)
 	if err != nil {
-		u.log.ErrorContext(ctx, "trust page: audit log status", slog.String("request_id", httpapi.RequestID(ctx)), slog.String("error", err.Error()))
+		u.log.ErrorContext(ctx, "trust page: audit log status", slog.String("request_id", web.RequestID(ctx)), slog.String("error", err.Error()))
 		return auditFacts{Error: true}
 	}
 	f := auditFacts{Available: true, Status: st}

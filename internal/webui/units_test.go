@@ -41,8 +41,8 @@ func TestErrorPages(t *testing.T) {
 	}{
 		{"rate limit", &login.RateLimitError{RetryAfter: 2500 * time.Millisecond}, 429, "Wait 3s", "3"},
 		{"csrf", errCSRF, 403, "did not carry a valid security token", ""},
-		{"not found", &record.Error{Status: 404}, 404, "does not exist", ""},
-		{"unavailable", &record.Error{Status: 503}, 503, "nothing was shown or saved", "1"},
+		{"not found", &record.Error{Kind: record.ErrNotFound}, 404, "does not exist", ""},
+		{"unavailable", &record.Error{Kind: record.ErrUnavailable}, 503, "nothing was shown or saved", "1"},
 		{"internal", fmt.Errorf("disk on fire at /var/secret"), 500, "could not complete this request", ""},
 		{"not implemented", pageErr(501, "Emergency access is not available yet", "plain words", nil), 501, "plain words", ""},
 	} {
@@ -71,7 +71,7 @@ func TestErrorPages(t *testing.T) {
 // into its action.
 func TestDeniedPage(t *testing.T) {
 	u := bareUI(t)
-	if !denied(&record.Error{Status: http.StatusForbidden}) || denied(&record.Error{Status: 404}) || denied(nil) {
+	if !denied(&record.Error{Kind: record.ErrForbidden}) || denied(&record.Error{Kind: record.ErrNotFound}) || denied(nil) {
 		t.Fatal("denied() misclassifies")
 	}
 	rec := httptest.NewRecorder()

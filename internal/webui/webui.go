@@ -13,10 +13,10 @@ import (
 	"time"
 
 	"github.com/phivault/phivault/internal/authz"
+	"github.com/phivault/phivault/internal/web"
 
 	"github.com/phivault/phivault/internal/authn/login"
 	"github.com/phivault/phivault/internal/authn/session"
-	"github.com/phivault/phivault/internal/httpapi"
 	"github.com/phivault/phivault/internal/identity"
 	"github.com/phivault/phivault/internal/keys"
 	"github.com/phivault/phivault/internal/record"
@@ -225,73 +225,40 @@ func staticHandler(next http.Handler) http.Handler {
 
 // handlerFunc is a UI handler that returns its error; [UI.handle] turns
 // it into an error page.
-type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+type handlerFunc = web.HandlerFunc
 
-// pageError is a failure with what the browser may see (status, title,
+// pageErr is a failure with what the browser may see (status, title,
 // message) kept apart from the cause, which goes to the log only.
-type pageError struct {
-	status     int
-	title, msg string
-	retryAfter time.Duration
-	err        error
-}
-
-func (e *pageError) Error() string {
-	if e.err != nil {
-		return fmt.Sprintf("%d %s: %v", e.status, e.title, e.err)
-	}
-	return fmt.Sprintf("%d %s", e.status, e.title)
-}
-
-func (e *pageError) Unwrap() error { return e.err }
-
-func pageErr(status int, title, msg string, cause error) *pageError {
-	return &pageError{status: status, title: title, msg: msg, err: cause}
+func pageErr(status int, title, msg string, cause error) *web.Error {
+	return &web.Error{Status: status, Title: title, Msg: msg, Err: cause}
 }
 
 // errCSRF is a POST whose CSRF token is missing or wrong.
 var errCSRF = errors.New("missing or wrong form csrf token")
 
 // handle maps errors to HTML error pages with the request id; the cause
-// is logged with the request id and never shown.
+// is logged with the request id and never shown (web.Adapter).
 func (u *UI) handle(h handlerFunc) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		httpapi.NoteRoute(r)
-		err := h(w, r)
-		if err == nil {
-			return
-		}
-		pe := u.toPageError(err)
-		lvl := slog.LevelInfo
-		if pe.status >= 500 && pe.status != http.StatusNotImplemented {
-			lvl = slog.LevelError
-		}
-		u.log.Log(r.Context(), lvl, "ui request failed",
-			slog.String("request_id", httpapi.RequestID(r.Context())),
-			slog.Int("status", pe.status), slog.String("error", errText(pe.err)))
-		if pe.retryAfter > 0 {
-			w.Header().Set("Retry-After", fmt.Sprint(int((pe.retryAfter+time.Second-1)/time.Second)))
-		}
-		// Show who is signed in on error pages too (the header, the
-		// sign-out button); a failure here just leaves the header out.
-		var v *viewer
-		if !errors.Is(pe.err, errSignedOut) && pe.status != http.StatusServiceUnavailable {
-			v, _ = u.authenticate(r)
-		}
-		u.render(w, r, pe.status, "error", pageData{Title: pe.title, Viewer: v, Data: errorView{Status: pe.status, Title: pe.title, Message: pe.msg}})
-	})
+	a := web.Adapter{Log: u.log, Message: "ui request failed", NoteRoutes: true,
+		Map:    func(_ *http.Request, err error) *web.Error { return u.toPageError(err) },
+		Render: u.renderError}
+	return a.Handle(h)
 }
 
-func errText(err error) string {
-	if err == nil {
-		return ""
+// renderError writes e as the error page. It shows who is signed in on
+// error pages too (the header, the sign-out button); a failure there
+// just leaves the header out.
+func (u *UI) renderError(w http.ResponseWriter, r *http.Request, e *web.Error) {
+	var v *viewer
+	if !errors.Is(e.Err, errSignedOut) && e.Status != http.StatusServiceUnavailable {
+		v, _ = u.authenticate(r)
 	}
-	return err.Error()
+	u.render(w, r, e.Status, "error", pageData{Title: e.Title, Viewer: v, Data: errorView{Status: e.Status, Title: e.Title, Message: e.Msg}})
 }
 
 // toPageError maps any error to a page error with a safe message.
-func (u *UI) toPageError(err error) *pageError {
-	var pe *pageError
+func (u *UI) toPageError(err error) *web.Error {
+	var pe *web.Error
 	var rl *login.RateLimitError
 	switch {
 	case errors.As(err, &pe):
@@ -300,19 +267,19 @@ func (u *UI) toPageError(err error) *pageError {
 		return pageErr(http.StatusForbidden, "Form refused",
 			"This form was refused because it did not carry a valid security token: it may have expired, or it was not sent from a phivault page. Go back, reload the page and try again.", err)
 	case errors.As(err, &rl):
-		return &pageError{status: http.StatusTooManyRequests, title: "Too many attempts",
-			msg: fmt.Sprintf("There were too many sign-in attempts from your network. Wait %s and try again.", roundWait(rl.RetryAfter)), retryAfter: rl.RetryAfter, err: err}
+		return &web.Error{Status: http.StatusTooManyRequests, Title: "Too many attempts",
+			Msg: fmt.Sprintf("There were too many sign-in attempts from your network. Wait %s and try again.", roundWait(rl.RetryAfter)), RetryAfter: rl.RetryAfter, Err: err}
 	}
 	var re *record.Error
 	if errors.As(err, &re) {
-		switch re.Status {
+		switch record.StatusCode(re) {
 		case http.StatusNotFound:
 			return pageErr(http.StatusNotFound, "Not found", "This record does not exist.", err)
 		case http.StatusGone:
 			return pageErr(http.StatusGone, "Record removed", "This record was deleted or erased.", err)
 		case http.StatusServiceUnavailable:
-			return &pageError{status: http.StatusServiceUnavailable, title: "Temporarily unavailable",
-				msg: "The service is temporarily unavailable, so nothing was shown or saved. Try again in a moment.", retryAfter: time.Second, err: err}
+			return &web.Error{Status: http.StatusServiceUnavailable, Title: "Temporarily unavailable",
+				Msg: "The service is temporarily unavailable, so nothing was shown or saved. Try again in a moment.", RetryAfter: time.Second, Err: err}
 		}
 	}
 	return pageErr(http.StatusInternalServerError, "Something went wrong",

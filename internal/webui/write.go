@@ -112,7 +112,7 @@ func (u *UI) create(r *http.Request, res map[string]any) (msg string, err error)
 		_, _, err = u.rec.Create(r.Context(), caller(r, viewerFrom(r.Context())), parsed, "")
 	}
 	var re *record.Error
-	if errors.As(err, &re) && (re.Status == http.StatusBadRequest || re.Status == http.StatusUnprocessableEntity) {
+	if errors.As(err, &re) && (record.StatusCode(re) == http.StatusBadRequest || record.StatusCode(re) == http.StatusUnprocessableEntity) {
 		// record's diagnostics never echo values.
 		var parts []string
 		for _, is := range re.Issues {

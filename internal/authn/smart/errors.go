@@ -3,6 +3,8 @@ package smart
 import (
 	"errors"
 	"net/http"
+
+	"github.com/phivault/phivault/internal/web"
 )
 
 // Errors. The OAuth error sentinels are what the endpoints answer (RFC
@@ -98,26 +100,31 @@ func oauthErr(kind error, desc string, cause error) error {
 	return &oauthError{kind: kind, desc: desc, cause: cause}
 }
 
-// status maps an error to its HTTP status and public code/description.
-func status(err error) (int, string, string) {
+// httpError maps an error to the answer of the OAuth endpoints: its
+// HTTP status, RFC 6749 §5.2 code and public description (web.OAuth
+// renders it); anything but an OAuth error is 500 server_error.
+func httpError(err error) *web.Error {
 	var oe *oauthError
 	desc := "internal error"
 	if errors.As(err, &oe) {
 		desc = oe.desc
 	}
+	e := &web.Error{Msg: desc, Err: err}
 	switch {
 	case errors.Is(err, ErrInvalidClient):
-		return http.StatusUnauthorized, "invalid_client", desc
+		e.Status, e.Code = http.StatusUnauthorized, "invalid_client"
 	case errors.Is(err, ErrInvalidRequest):
-		return http.StatusBadRequest, "invalid_request", desc
+		e.Status, e.Code = http.StatusBadRequest, "invalid_request"
 	case errors.Is(err, ErrInvalidGrant):
-		return http.StatusBadRequest, "invalid_grant", desc
+		e.Status, e.Code = http.StatusBadRequest, "invalid_grant"
 	case errors.Is(err, ErrInvalidScope):
-		return http.StatusBadRequest, "invalid_scope", desc
+		e.Status, e.Code = http.StatusBadRequest, "invalid_scope"
 	case errors.Is(err, ErrUnauthorizedClient):
-		return http.StatusBadRequest, "unauthorized_client", desc
+		e.Status, e.Code = http.StatusBadRequest, "unauthorized_client"
 	case errors.Is(err, ErrUnsupportedGrantType):
-		return http.StatusBadRequest, "unsupported_grant_type", desc
+		e.Status, e.Code = http.StatusBadRequest, "unsupported_grant_type"
+	default:
+		e.Status, e.Code, e.Msg = http.StatusInternalServerError, "server_error", "internal error"
 	}
-	return http.StatusInternalServerError, "server_error", "internal error"
+	return e
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/phivault/phivault/internal/audit"
 	"github.com/phivault/phivault/internal/authn/smart/scope"
+	"github.com/phivault/phivault/internal/web"
 )
 
 // handlerFunc is a handler that returns its error; serve maps it.
@@ -50,14 +51,14 @@ func (s *Server) serve(h handlerFunc) http.Handler {
 		if err == nil {
 			return
 		}
-		code, name, desc := status(err)
+		e := httpError(err)
 		level := slog.LevelInfo
-		if code >= 500 {
+		if e.Status >= 500 {
 			level = slog.LevelError
 		}
 		s.log.LogAttrs(r.Context(), level, "oauth request refused",
-			slog.String("path", r.URL.Path), slog.String("error", name), slog.String("detail", err.Error()))
-		writeJSON(w, code, map[string]string{"error": name, "error_description": desc})
+			slog.String("path", r.URL.Path), slog.String("error", e.Code), slog.String("detail", err.Error()))
+		web.OAuth(w, r, e)
 	})
 }
 
@@ -241,7 +242,7 @@ func (s *Server) revokeHandler(w http.ResponseWriter, r *http.Request) error {
 
 // deny audits a refusal and returns err (or the audit failure).
 func (s *Server) deny(ctx context.Context, r *http.Request, a audit.Action, clientID string, err error) error {
-	code, _, _ := status(err)
+	code := httpError(err).Status
 	outcome := audit.OutcomeDenied
 	if code >= 500 {
 		outcome = audit.OutcomeError

@@ -454,7 +454,7 @@ func FuzzAssertion(f *testing.F) {
 		if !errors.Is(err, ErrInvalidClient) {
 			t.Fatalf("error %v is not invalid_client", err)
 		}
-		_, _, desc := status(err)
+		desc := httpError(err).Msg
 		if len(desc) > 100 || (len(a) > 16 && strings.Contains(desc, a)) {
 			t.Fatalf("description %q echoes input", desc)
 		}

@@ -1,4 +1,4 @@
-package httpapi
+package authorize
 
 import (
 	"context"
@@ -101,7 +101,7 @@ func (s *Server) findPatients(ctx context.Context, c record.Caller, q string) ([
 		page, err := s.rec.Search(ctx, c, "Patient", vals, record.SearchOptions{BaseURL: s.baseURL + "/fhir"})
 		if err != nil {
 			var re *record.Error
-			if errors.As(err, &re) && re.Status < 500 {
+			if errors.As(err, &re) && record.StatusCode(re) < 500 {
 				continue
 			}
 			return nil, err

@@ -1,4 +1,4 @@
-package httpapi
+package authorize
 
 import (
 	"net/http"
@@ -6,6 +6,7 @@ import (
 
 	"github.com/phivault/phivault/internal/authn/smart"
 	"github.com/phivault/phivault/internal/authn/smart/scope"
+	"github.com/phivault/phivault/internal/web"
 )
 
 func (s *Server) authorizeConsent(w http.ResponseWriter, r *http.Request) error {
@@ -22,10 +23,10 @@ func (s *Server) authorizeConsent(w http.ResponseWriter, r *http.Request) error 
 		return err
 	}
 	if u.Patient && smart.NeedsPatient(f.Req) && "Patient/"+f.Patient != u.FHIRUser {
-		return &pageError{status: http.StatusForbidden, msg: "A patient account can share only its own record."}
+		return &web.Error{Status: http.StatusForbidden, Msg: "A patient account can share only its own record."}
 	}
 	if smart.NeedsPatient(f.Req) && f.Patient == "" {
-		return &pageError{status: http.StatusBadRequest, msg: "Choose a patient first. Start again from the app."}
+		return &web.Error{Status: http.StatusBadRequest, Msg: "Choose a patient first. Start again from the app."}
 	}
 	var to string
 	switch r.PostForm.Get("decision") {
@@ -34,13 +35,13 @@ func (s *Server) authorizeConsent(w http.ResponseWriter, r *http.Request) error 
 	case "deny":
 		to, err = s.smart.Deny(r.Context(), r, f.Req, u)
 	default:
-		return &pageError{status: http.StatusBadRequest, msg: "Choose Approve or Deny."}
+		return &web.Error{Status: http.StatusBadRequest, Msg: "Choose Approve or Deny."}
 	}
 	if err != nil {
 		return err
 	}
 	// The flow is over: its cookie goes.
-	http.SetCookie(w, &http.Cookie{Name: AuthorizeCookie, Value: "", Path: "/", MaxAge: -1, Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode})
+	http.SetCookie(w, &http.Cookie{Name: FlowCookie, Value: "", Path: "/", MaxAge: -1, Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode})
 	http.Redirect(w, r, to, http.StatusSeeOther)
 	return nil
 }

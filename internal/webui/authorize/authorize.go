@@ -1,30 +1,52 @@
-package httpapi
+// Package authorize serves the HTML pages of the SMART App Launch
+// authorize flow (sign-in, second factor, patient picker, consent,
+// errors) under /oauth2/authorize, for the authorization server of
+// internal/authn/smart. The FHIR API (internal/httpapi) mounts them on
+// its mux when App Launch is enabled; the app wires them (ADR 0025).
+//
+// # Security invariants
+//
+//   - A flow is bound to one browser by FlowCookie; every form
+//     carries the sealed flow and a CSRF token derived from the cookie,
+//     and both are checked before anything else (403 for the token).
+//   - Pages are html/template under a CSP of default-src 'none' with
+//     style-src 'self', and never cached; no inline script or style.
+//   - An error is an HTML page, never a redirect to an unregistered
+//     redirect_uri; redirects to the app are explicit in the handlers.
+//   - The picker reads and searches as the signed-in user, through the
+//     record with the user's own guard, audited as theirs.
+//   - Only workforce accounts with a verified second factor and patient
+//     accounts linked to a Patient may approve apps.
+package authorize
 
 import (
 	"bytes"
 	"context"
+	"embed"
 	"errors"
+	"html/template"
 	"log/slog"
 	"mime"
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/phivault/phivault/internal/audit"
 	"github.com/phivault/phivault/internal/authn"
 	"github.com/phivault/phivault/internal/authn/login"
 	"github.com/phivault/phivault/internal/authn/smart"
 	"github.com/phivault/phivault/internal/authz"
-	"github.com/phivault/phivault/internal/httpapi/launchui"
 	"github.com/phivault/phivault/internal/identity"
 	"github.com/phivault/phivault/internal/record"
+	"github.com/phivault/phivault/internal/web"
 )
 
-// AuthorizeCookie binds an authorize flow to one browser: 256 random
+// FlowCookie binds an authorize flow to one browser: 256 random
 // bits; the sealed flow in each form and the forms' CSRF token are
 // derived from it. __Host-: Secure, Path=/, no Domain. SameSite=Strict:
 // it is only ever read by our own forms, posted from our own pages.
-const AuthorizeCookie = "__Host-phivault_authorize"
+const FlowCookie = "__Host-phivault_authorize"
 
 // launchCSP is the policy of the authorize pages. It has no form-action:
 // after the consent POST the browser follows a 303 to the app's
@@ -38,15 +60,46 @@ const maxAuthorizeQuery = 16 << 10
 // maxPickerResults bounds the patients listed by the picker.
 const maxPickerResults = 20
 
-// launchRoutes mounts the App Launch authorize flow and the OpenID
-// Connect endpoints.
+// Server serves the authorize pages. Build it with New; it is safe for
+// concurrent use.
+type Server struct {
+	smart   *smart.Server
+	login   *login.Service
+	rec     *record.Service
+	authz   *authz.Authorizer
+	users   identity.Directory
+	log     *slog.Logger
+	baseURL string
+}
+
+// Options are what the pages need. SMART and Login are required;
+// without Users no account may approve an app, without Authorizer the
+// picker's reads are refused (the record refuses a caller without a
+// guard).
+type Options struct {
+	SMART      *smart.Server
+	Login      *login.Service
+	Record     *record.Service
+	Authorizer *authz.Authorizer
+	Users      identity.Directory
+	Logger     *slog.Logger
+	BaseURL    string // the server's public URL, for the picker's searches
+}
+
+// New returns the authorize pages.
+func New(o Options) *Server {
+	return &Server{smart: o.SMART, login: o.Login, rec: o.Record, authz: o.Authorizer, users: o.Users,
+		log: o.Logger, baseURL: o.BaseURL}
+}
+
+// Routes mounts the App Launch authorize flow on mux.
 //
 //	GET|POST /oauth2/authorize          validate, then sign-in or consent
 //	POST     /oauth2/authorize/login    password step
 //	POST     /oauth2/authorize/mfa      TOTP or recovery code step
 //	POST     /oauth2/authorize/patient  patient picker (search, pick)
 //	POST     /oauth2/authorize/consent  approve or deny: 303 to the app
-func (s *Server) launchRoutes(mux *http.ServeMux) {
+func (s *Server) Routes(mux *http.ServeMux) {
 	mux.Handle("GET /oauth2/authorize", s.launchHandle(s.authorizeStart))
 	mux.Handle("POST /oauth2/authorize", s.launchHandle(s.authorizeStart))
 	mux.Handle("POST /oauth2/authorize/login", s.launchHandle(s.authorizeLogin))
@@ -56,48 +109,42 @@ func (s *Server) launchRoutes(mux *http.ServeMux) {
 	mux.Handle("GET /oauth2/assets/launch.css", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/css; charset=utf-8")
 		w.Header().Set("Cache-Control", "public, max-age=3600")
-		_, _ = w.Write(launchui.CSS)
+		_, _ = w.Write(css)
 	}))
-	mux.Handle("GET "+smart.JWKSPath, s.smart.JWKSHandler())
-	mux.Handle("GET "+smart.OpenIDConfigurationPath, s.smart.OpenIDConfigurationHandler())
 }
-
-// pageError is an authorize-flow failure shown as an HTML page: the
-// status and safe message for the user, the cause for the log.
-type pageError struct {
-	status int
-	msg    string
-	err    error
-}
-
-func (e *pageError) Error() string { return e.msg }
 
 // launchHandle sets the page CSP, bounds the body and renders errors as
-// pages (never as redirects: those are explicit in the handlers).
-func (s *Server) launchHandle(h handlerFunc) http.Handler {
+// pages (never as redirects: those are explicit in the handlers). An
+// error that is not a *web.Error is 400 for a bad flow (smart.ErrFlow),
+// 503 otherwise; every 5xx carries Retry-After: 1.
+func (s *Server) launchHandle(h web.HandlerFunc) http.Handler {
+	a := web.Adapter{Log: s.log, Message: "authorize request failed", Map: launchError,
+		Render: func(w http.ResponseWriter, r *http.Request, e *web.Error) {
+			s.render(w, r, e.Status, "error", pageData{Title: "Cannot authorize this app", Message: e.Msg})
+		}}
+	inner := a.Handle(h)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Security-Policy", launchCSP)
 		r.Body = http.MaxBytesReader(w, r.Body, maxAuthorizeQuery)
-		err := h(w, r)
-		if err == nil {
-			return
-		}
-		var pe *pageError
-		if !errors.As(err, &pe) {
-			pe = &pageError{status: http.StatusServiceUnavailable, msg: "The service is temporarily unavailable. Try again later.", err: err}
-			if errors.Is(err, smart.ErrFlow) {
-				pe = &pageError{status: http.StatusBadRequest, msg: smart.ErrFlow.Error(), err: err}
-			}
-		}
-		lvl := slog.LevelInfo
-		if pe.status >= 500 {
-			lvl = slog.LevelError
-			w.Header().Set("Retry-After", "1")
-		}
-		s.log.Log(r.Context(), lvl, "authorize request failed", slog.String("request_id", RequestID(r.Context())),
-			slog.Int("status", pe.status), slog.String("error", errString(pe.err)))
-		s.render(w, r, pe.status, "error", pageData{Title: "Cannot authorize this app", Message: pe.msg})
+		inner.ServeHTTP(w, r)
 	})
+}
+
+// launchError maps an authorize-flow failure to its page.
+func launchError(_ *http.Request, err error) *web.Error {
+	pe := web.AsError(err)
+	if pe == nil {
+		pe = &web.Error{Status: http.StatusServiceUnavailable, Msg: "The service is temporarily unavailable. Try again later.", Err: err}
+		if errors.Is(err, smart.ErrFlow) {
+			pe = &web.Error{Status: http.StatusBadRequest, Msg: smart.ErrFlow.Error(), Err: err}
+		}
+	}
+	if pe.Status >= 500 && pe.RetryAfter <= 0 {
+		c := *pe
+		c.RetryAfter = time.Second
+		pe = &c
+	}
+	return pe
 }
 
 // pageData is what the templates show. Nothing in it is a secret except
@@ -113,17 +160,15 @@ type pageData struct {
 type pickerPatient struct{ ID, Name, BirthDate string }
 
 func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name string, d pageData) {
-	d.RequestID = RequestID(r.Context())
+	d.RequestID = web.RequestID(r.Context())
 	var buf bytes.Buffer
-	if err := launchui.Templates.ExecuteTemplate(&buf, name, d); err != nil {
+	if err := templates.ExecuteTemplate(&buf, name, d); err != nil {
 		s.log.ErrorContext(r.Context(), "rendering authorize page", slog.String("request_id", d.RequestID), slog.String("error", err.Error()))
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_, _ = w.Write(buf.Bytes())
+	web.HTML(w, status, &buf)
 }
 
 // authorizeParams reads the authorize request from the query (GET) or
@@ -131,11 +176,11 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name
 func authorizeParams(r *http.Request) (url.Values, error) {
 	if r.Method == http.MethodGet {
 		if len(r.URL.RawQuery) > maxAuthorizeQuery {
-			return nil, &pageError{status: http.StatusBadRequest, msg: "The authorization request is too large.", err: errors.New("authorize query too large")}
+			return nil, &web.Error{Status: http.StatusBadRequest, Msg: "The authorization request is too large.", Err: errors.New("authorize query too large")}
 		}
 		q, err := url.ParseQuery(r.URL.RawQuery)
 		if err != nil {
-			return nil, &pageError{status: http.StatusBadRequest, msg: "The authorization request is malformed.", err: err}
+			return nil, &web.Error{Status: http.StatusBadRequest, Msg: "The authorization request is malformed.", Err: err}
 		}
 		return q, nil
 	}
@@ -148,10 +193,10 @@ func authorizeParams(r *http.Request) (url.Values, error) {
 func parseLaunchForm(r *http.Request) error {
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || mt != "application/x-www-form-urlencoded" {
-		return &pageError{status: http.StatusUnsupportedMediaType, msg: "The form must be sent as application/x-www-form-urlencoded.", err: errors.New("authorize form content type")}
+		return &web.Error{Status: http.StatusUnsupportedMediaType, Msg: "The form must be sent as application/x-www-form-urlencoded.", Err: errors.New("authorize form content type")}
 	}
 	if err := r.ParseForm(); err != nil {
-		return &pageError{status: http.StatusBadRequest, msg: "The form is malformed or too large.", err: err}
+		return &web.Error{Status: http.StatusBadRequest, Msg: "The form is malformed or too large.", Err: err}
 	}
 	return nil
 }
@@ -173,7 +218,7 @@ func (s *Server) authorizeStart(w http.ResponseWriter, r *http.Request) error {
 		}
 		if !ae.Redirect {
 			// Never redirect to a URI that is not registered.
-			return &pageError{status: http.StatusBadRequest, msg: "The app sent an invalid authorization request: " + ae.Desc + ".", err: ae}
+			return &web.Error{Status: http.StatusBadRequest, Msg: "The app sent an invalid authorization request: " + ae.Desc + ".", Err: ae}
 		}
 		http.Redirect(w, r, smart.ErrorRedirect(req, ae.Code, ae.Desc), http.StatusSeeOther)
 		return nil
@@ -185,7 +230,7 @@ func (s *Server) authorizeStart(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	http.SetCookie(w, &http.Cookie{Name: AuthorizeCookie, Value: binding, Path: "/", MaxAge: int(smart.FlowTTL.Seconds()),
+	http.SetCookie(w, &http.Cookie{Name: FlowCookie, Value: binding, Path: "/", MaxAge: int(smart.FlowTTL.Seconds()),
 		Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode})
 	f := smart.Flow{Req: req}
 	if p, ok := s.launchSession(r); ok {
@@ -198,7 +243,7 @@ func (s *Server) authorizeStart(w http.ResponseWriter, r *http.Request) error {
 // may approve apps: a workforce account with a verified second factor,
 // or a patient account.
 func (s *Server) launchSession(r *http.Request) (authn.Principal, bool) {
-	c, err := r.Cookie(SessionCookie)
+	c, err := r.Cookie(web.SessionCookie)
 	if err != nil {
 		return authn.Principal{}, false
 	}
@@ -206,7 +251,7 @@ func (s *Server) launchSession(r *http.Request) (authn.Principal, bool) {
 	if err != nil || login.RequiresMFA(p) {
 		return authn.Principal{}, false
 	}
-	notePrincipal(r, p)
+	web.NoteAgent(r.Context(), agent(p, r))
 	return p, true
 }
 
@@ -227,12 +272,12 @@ func (s *Server) openFlow(r *http.Request) (smart.Flow, string, string, error) {
 	if err := parseLaunchForm(r); err != nil {
 		return smart.Flow{}, "", "", err
 	}
-	c, err := r.Cookie(AuthorizeCookie)
+	c, err := r.Cookie(FlowCookie)
 	if err != nil {
-		return smart.Flow{}, "", "", &pageError{status: http.StatusBadRequest, msg: smart.ErrFlow.Error(), err: errors.New("no authorize flow cookie")}
+		return smart.Flow{}, "", "", &web.Error{Status: http.StatusBadRequest, Msg: smart.ErrFlow.Error(), Err: errors.New("no authorize flow cookie")}
 	}
 	if !smart.CheckFlowCSRF(c.Value, r.PostForm.Get("csrf_token")) {
-		return smart.Flow{}, "", "", &pageError{status: http.StatusForbidden, msg: "The form is missing its security token or it does not match. Start again from the app.", err: errCSRF}
+		return smart.Flow{}, "", "", &web.Error{Status: http.StatusForbidden, Msg: "The form is missing its security token or it does not match. Start again from the app.", Err: errCSRF}
 	}
 	f, err := s.smart.OpenFlow(r.PostForm.Get("flow"), c.Value)
 	if err != nil {
@@ -243,7 +288,7 @@ func (s *Server) openFlow(r *http.Request) (smart.Flow, string, string, error) {
 	cl, err := s.smart.Client(r.Context(), f.Req.ClientID)
 	switch {
 	case errors.Is(err, smart.ErrNotFound) || err == nil && !cl.Active():
-		return smart.Flow{}, "", "", &pageError{status: http.StatusBadRequest, msg: "This app is no longer registered or is disabled.", err: errors.New("authorize flow of a disabled or deleted client")}
+		return smart.Flow{}, "", "", &web.Error{Status: http.StatusBadRequest, Msg: "This app is no longer registered or is disabled.", Err: errors.New("authorize flow of a disabled or deleted client")}
 	case err != nil:
 		return smart.Flow{}, "", "", err
 	}
@@ -255,7 +300,7 @@ func (s *Server) authorizeLogin(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	res, err := s.login.Login(r.Context(), r.PostForm.Get("username"), r.PostForm.Get("password"), clientAddr(r))
+	res, err := s.login.Login(r.Context(), r.PostForm.Get("username"), r.PostForm.Get("password"), web.ClientAddr(r))
 	if msg, ok := loginRefusal(err); ok {
 		return s.renderFlow(w, r, http.StatusUnauthorized, "login", f, binding, client, pageData{Title: "Sign in", Error: msg})
 	}
@@ -263,7 +308,7 @@ func (s *Server) authorizeLogin(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if res.Session != nil {
-		setSessionCookie(w, res.Session.Secret)
+		web.SetSessionCookie(w, res.Session.Secret)
 		p, err := s.login.Authenticate(r.Context(), res.Session.Secret.Reveal())
 		if err != nil {
 			return err
@@ -271,7 +316,7 @@ func (s *Server) authorizeLogin(w http.ResponseWriter, r *http.Request) error {
 		return s.nextStep(w, r, f, binding, client, p)
 	}
 	if res.EnrollmentRequired {
-		return &pageError{status: http.StatusForbidden, msg: "Your account has no second factor yet. Sign in to phivault once to set one up, then start again from the app."}
+		return &web.Error{Status: http.StatusForbidden, Msg: "Your account has no second factor yet. Sign in to phivault once to set one up, then start again from the app."}
 	}
 	return s.renderFlow(w, r, http.StatusOK, "mfa", f, binding, client, pageData{Title: "Second factor", Challenge: res.Challenge})
 }
@@ -298,7 +343,7 @@ func (s *Server) authorizeMFA(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	ch := r.PostForm.Get("challenge")
-	st, err := s.login.Verify(r.Context(), ch, r.PostForm.Get("method"), r.PostForm.Get("code"), clientAddr(r))
+	st, err := s.login.Verify(r.Context(), ch, r.PostForm.Get("method"), r.PostForm.Get("code"), web.ClientAddr(r))
 	if errors.Is(err, login.ErrInvalidChallenge) {
 		return s.renderFlow(w, r, http.StatusUnauthorized, "login", f, binding, client, pageData{Title: "Sign in", Error: "The sign-in took too long. Sign in again."})
 	}
@@ -308,7 +353,7 @@ func (s *Server) authorizeMFA(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	setSessionCookie(w, st.Secret)
+	web.SetSessionCookie(w, st.Secret)
 	p, err := s.login.Authenticate(r.Context(), st.Secret.Reveal())
 	if err != nil {
 		return err
@@ -320,10 +365,10 @@ func (s *Server) authorizeMFA(w http.ResponseWriter, r *http.Request) error {
 // Only workforce accounts (with MFA) and patient accounts linked to a
 // Patient may approve apps.
 func (s *Server) launchUser(ctx context.Context, p authn.Principal) (smart.LaunchUser, error) {
-	if s.admin == nil {
+	if s.users == nil {
 		return smart.LaunchUser{}, errors.New("account directory unavailable")
 	}
-	u, err := s.admin.Directory().ByID(ctx, p.ID)
+	u, err := s.users.ByID(ctx, p.ID)
 	if err != nil {
 		return smart.LaunchUser{}, err
 	}
@@ -331,15 +376,15 @@ func (s *Server) launchUser(ctx context.Context, p authn.Principal) (smart.Launc
 	switch {
 	case u.HasRole(identity.RolePatient):
 		if !strings.HasPrefix(u.FHIRUser, "Patient/") {
-			return smart.LaunchUser{}, &pageError{status: http.StatusForbidden, msg: "Your account is not linked to a patient record."}
+			return smart.LaunchUser{}, &web.Error{Status: http.StatusForbidden, Msg: "Your account is not linked to a patient record."}
 		}
 		lu.Patient = true
 	case u.RequiresMFA():
 		if !p.MFA {
-			return smart.LaunchUser{}, &pageError{status: http.StatusForbidden, msg: "A second factor is required."}
+			return smart.LaunchUser{}, &web.Error{Status: http.StatusForbidden, Msg: "A second factor is required."}
 		}
 	default:
-		return smart.LaunchUser{}, &pageError{status: http.StatusForbidden, msg: "This account may not authorize apps."}
+		return smart.LaunchUser{}, &web.Error{Status: http.StatusForbidden, Msg: "This account may not authorize apps."}
 	}
 	return lu, nil
 }
@@ -367,7 +412,7 @@ func (s *Server) nextStep(w http.ResponseWriter, r *http.Request, f smart.Flow, 
 func (s *Server) flowPrincipal(r *http.Request) (authn.Principal, error) {
 	p, ok := s.launchSession(r)
 	if !ok {
-		return authn.Principal{}, &pageError{status: http.StatusUnauthorized, msg: "Your session ended. Start again from the app.", err: errNoCredential}
+		return authn.Principal{}, &web.Error{Status: http.StatusUnauthorized, Msg: "Your session ended. Start again from the app.", Err: errNoCredential}
 	}
 	return p, nil
 }
@@ -379,12 +424,42 @@ func (s *Server) flowPrincipal(r *http.Request) (authn.Principal, error) {
 // and the record refuses everything.
 func (s *Server) launchCaller(r *http.Request, p authn.Principal, clientID string) record.Caller {
 	c := record.Caller{
-		Agent:     audit.Agent{User: p.ID, Role: strings.Join(p.Roles, ","), Client: clientID, Session: p.SessionID, Address: clientIP(r)},
+		Agent:     audit.Agent{User: p.ID, Role: strings.Join(p.Roles, ","), Client: clientID, Session: p.SessionID, Address: web.ClientIP(r)},
 		Purpose:   authz.PurposeOf(p.Roles),
-		RequestID: RequestID(r.Context()),
+		RequestID: web.RequestID(r.Context()),
 	}
 	if s.authz != nil {
 		c.Guard = s.authz.For(p)
 	}
 	return c
 }
+
+// agent is the signed-in user as the attempt audit names them (the
+// same fields as the FHIR API's agent of a session).
+func agent(p authn.Principal, r *http.Request) audit.Agent {
+	a := audit.Agent{User: p.ID, Client: string(p.Kind), Session: p.SessionID, Address: web.ClientIP(r)}
+	if len(p.Roles) > 0 {
+		a.Role = strings.Join(p.Roles, ",")
+	}
+	if p.Client != "" {
+		a.Client = p.Client
+	}
+	return a
+}
+
+// Causes of refusals, for the log.
+var (
+	errNoCredential = errors.New("no valid credential")
+	errCSRF         = errors.New("missing or wrong csrf token")
+)
+
+//go:embed authorize.html
+var pages embed.FS
+
+// css is the stylesheet served at /oauth2/assets/launch.css.
+//
+//go:embed launch.css
+var css []byte
+
+// templates are the pages: "error", "login", "mfa", "picker", "consent".
+var templates = template.Must(template.ParseFS(pages, "authorize.html"))
