@@ -33,7 +33,7 @@ func (a *App) openSSO(ctx context.Context, oo openOptions) error {
 	if !c.On() {
 		return nil
 	}
-	cfg, err := c.RP()
+	cfg, err := oidcConfig(*c)
 	if err != nil {
 		return fmt.Errorf("opening sso: %w", err)
 	}

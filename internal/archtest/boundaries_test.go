@@ -26,6 +26,11 @@ var boundaries = []boundary{
 		forbidden: []string{stdOnly},
 		why:       "identifiers are a leaf every package may use",
 	},
+	{
+		from:      module + "/internal/config",
+		forbidden: []string{stdOnly},
+		why:       "config is a leaf: it reads settings and checks their shape; what only a domain can judge is app.CheckConfig",
+	},
 }
 
 // matches reports whether path is pattern or, for "x/...", under x.

@@ -87,7 +87,15 @@ func (e *env) logger() *slog.Logger {
 	return slog.New(slog.NewJSONHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 }
 
-// loadConfig reads the data directory's configuration with overrides.
+// loadConfig reads the data directory's configuration with overrides,
+// and checks what only the domains can (app.CheckConfig).
 func (e *env) loadConfig(o config.Overrides) (config.Config, error) {
-	return config.Load(e.dataDir, e.getenv, o)
+	c, err := config.Load(e.dataDir, e.getenv, o)
+	if err != nil {
+		return config.Config{}, err
+	}
+	if err := app.CheckConfig(c); err != nil {
+		return config.Config{}, err
+	}
+	return c, nil
 }

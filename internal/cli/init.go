@@ -109,6 +109,9 @@ func (e *env) runInit(cmd *cobra.Command, o initOptions) error {
 	if err := resolved.Validate(); err != nil {
 		return err
 	}
+	if err := app.CheckConfig(resolved); err != nil {
+		return err
+	}
 	if o.adminUser == "" {
 		o.adminUser = defaultAdminUser
 	}

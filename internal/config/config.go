@@ -438,11 +438,6 @@ func (c Config) Validate() error {
 	if err := c.validateRobust(); err != nil {
 		return err
 	}
-	if c.OIDC.On() {
-		if _, err := c.OIDC.RP(); err != nil {
-			return fmt.Errorf("%w: %w", ErrInvalid, err)
-		}
-	}
 	return c.validateExport()
 }
 

@@ -6,11 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"sort"
 	"strings"
-
-	"github.com/phivault/phivault/internal/authn/oidc"
-	"github.com/phivault/phivault/internal/identity"
 )
 
 // maxSecretFile bounds the client secret file read at start-up.
@@ -50,8 +46,18 @@ func (o *OIDC) Provision() bool { return o.AutoProvision == nil || *o.AutoProvis
 
 // LogValue implements [slog.LogValuer]: the secret is never logged.
 func (o OIDC) LogValue() slog.Value {
-	c, _ := o.RP()
-	return c.LogValue()
+	secret := "unset"
+	if o.clientSecret != "" {
+		secret = "REDACTED"
+	}
+	return slog.GroupValue(
+		slog.String("issuer", o.Issuer),
+		slog.String("client_id", o.ClientID),
+		slog.String("client_secret", secret),
+		slog.String("redirect_url", o.RedirectURL),
+		slog.Any("scopes", o.Scopes),
+		slog.Int("role_map_entries", len(o.RoleMap)),
+	)
 }
 
 // readSecret fills the client secret from the file when the environment
@@ -81,31 +87,9 @@ func (o *OIDC) readSecret() error {
 	return nil
 }
 
-// RP returns the relying-party configuration, validated; errors wrap
-// oidc.ErrInvalidConfig and name the option.
-func (o OIDC) RP() (oidc.Config, error) {
-	c := oidc.Config{Issuer: o.Issuer, ClientID: o.ClientID, ClientSecret: o.clientSecret, RedirectURL: o.RedirectURL,
-		Scopes: o.Scopes, GroupsClaim: o.GroupsClaim, MFAValues: o.MFAValues, ACRValues: o.ACRValues,
-		RoleMap: make(map[string]identity.Role, len(o.RoleMap))}
-	groups := make([]string, 0, len(o.RoleMap))
-	for g := range o.RoleMap {
-		groups = append(groups, g)
-	}
-	sort.Strings(groups)
-	for _, g := range groups {
-		r := identity.Role(o.RoleMap[g])
-		// A patient account must name its Patient resource, which an IdP
-		// cannot: patients are not provisioned by SSO.
-		if r == identity.RolePatient {
-			return oidc.Config{}, fmt.Errorf("%w: oidc.role_map: group %q: role %q cannot be granted by SSO", oidc.ErrInvalidConfig, g, r)
-		}
-		c.RoleMap[g] = r
-	}
-	if err := c.Validate(); err != nil {
-		return oidc.Config{}, err
-	}
-	return c, nil
-}
+// ClientSecret returns the client secret read from the environment or
+// the secret file ("" when none).
+func (o OIDC) ClientSecret() string { return o.clientSecret }
 
 // SetClientSecret sets the client secret (tests and callers that build
 // a Config without [Load]).
