@@ -13,6 +13,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/phivault/phivault/internal/authn/session"
+	"github.com/phivault/phivault/internal/identity/account"
 	"github.com/phivault/phivault/internal/storage"
 	"github.com/phivault/phivault/internal/storage/postgres"
 	"github.com/phivault/phivault/internal/storage/postgres/pgtest"
@@ -45,7 +47,8 @@ func TestIdentityConformance(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { db.Close() })
-		return storagetest.IdentityStores{Users: s.Users(), Sessions: s.Sessions(), DB: db}
+		return storagetest.IdentityStores{Users: s.Users(), Sessions: s.Sessions(), DB: db,
+			Accounts: sqldb.NewUnit[account.Tx](s), Revoker: sqldb.NewUnit[session.Tx](s)}
 	})
 }
 

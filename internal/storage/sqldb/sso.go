@@ -109,13 +109,3 @@ func (t *tx) insertOne(ctx context.Context, op, q string, args ...any) error {
 	}
 	return nil
 }
-
-// SetRolesAudited replaces the roles of user id, revokes its sessions
-// (as the admin set-roles does: a session never outlives the grant it
-// was opened under) and appends the audit record, in one transaction.
-// Errors are those of [Users.Apply].
-func (u *Users) SetRolesAudited(ctx context.Context, id string, roles []identity.Role, audit func(identity.User) (storage.AuditRecord, error)) (identity.User, error) {
-	roles = append([]identity.Role(nil), roles...)
-	return u.Apply(ctx, id, AccountChange{Op: "sso set roles", Change: func(x *identity.User) { x.Roles = roles },
-		RevokeSessions: true, Audit: AuditFn(audit)})
-}

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/phivault/phivault/internal/authn/session"
+	"github.com/phivault/phivault/internal/identity/account"
 	"github.com/phivault/phivault/internal/storage"
 	"github.com/phivault/phivault/internal/storage/sqldb"
 	"github.com/phivault/phivault/internal/storage/sqlite"
@@ -41,7 +43,8 @@ func TestIdentityConformance(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { db.Close() })
-		return storagetest.IdentityStores{Users: s.Users(), Sessions: s.Sessions(), DB: db}
+		return storagetest.IdentityStores{Users: s.Users(), Sessions: s.Sessions(), DB: db,
+			Accounts: sqldb.NewUnit[account.Tx](s), Revoker: sqldb.NewUnit[session.Tx](s)}
 	})
 }
 
