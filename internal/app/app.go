@@ -17,13 +17,14 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"github.com/phivault/phivault/internal/audit/index"
 	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/phivault/phivault/internal/audit/index"
 
 	"github.com/google/uuid"
 	"golang.org/x/time/rate"
@@ -64,8 +65,13 @@ const attemptFlushTimeout = 10 * time.Second
 
 // App is an opened phivault instance.
 type App struct {
-	Config  config.Config
+	Config config.Config
+	// Store is the database as the resource store (storage.Store); db is
+	// the same database typed, from which Open hands each component the
+	// narrow view it needs (Users, Sessions, the units of work of the
+	// domains' audited changes, ADR 0024): nothing downcasts Store.
 	Store   storage.Store
+	db      *sqldb.Store
 	Keys    *keys.Keyring
 	Record  *record.Service
 	Log     *audit.Log
@@ -150,7 +156,7 @@ func Open(ctx context.Context, c config.Config, logger *slog.Logger, opts ...Opt
 	if err != nil {
 		return nil, fmt.Errorf("opening the key-encryption key (keys.key_file / keys.kms_uri): %w", err)
 	}
-	st, err := OpenStore(ctx, c.Storage, c.Timeouts)
+	st, err := openStore(ctx, c.Storage, c.Timeouts)
 	if err != nil {
 		return nil, err
 	}
@@ -164,7 +170,7 @@ func Open(ctx context.Context, c config.Config, logger *slog.Logger, opts ...Opt
 		st.Close()
 		return nil, fmt.Errorf("loading search parameters: %w", err)
 	}
-	a := &App{Config: c, Store: st, Keys: kr, logger: logger, holder: processName(), epochWake: make(chan struct{}, 1)}
+	a := &App{Config: c, Store: st, db: st, Keys: kr, logger: logger, holder: processName(), epochWake: make(chan struct{}, 1)}
 	a.Log = audit.NewLog(kr)
 	if err := a.openTransparency(ctx); err != nil {
 		st.Close()
@@ -177,13 +183,7 @@ func Open(ctx context.Context, c config.Config, logger *slog.Logger, opts ...Opt
 		return nil, err
 	}
 	a.ledger = lk
-	sq, ok := st.(*sqldb.Store)
-	if !ok {
-		_ = a.tlog.close()
-		st.Close()
-		return nil, errors.New("opening the auth-rows key: the store is not the SQL store")
-	}
-	ark, err := a.openAuthRows(ctx, sq)
+	ark, err := a.openAuthRows(ctx, st)
 	if err != nil {
 		_ = a.tlog.close()
 		st.Close()
@@ -243,10 +243,7 @@ const PolicyDir = "policies"
 // start), records its version when it changed (audited), and builds the
 // authorizer, break-the-glass and the review desk.
 func (a *App) openAuthz(ctx context.Context) error {
-	sq, ok := a.Store.(*sqldb.Store)
-	if !ok {
-		return errors.New("opening authorization: the store is not the SQL store")
-	}
+	sq := a.db
 	pol, err := authz.LoadPolicies(filepath.Join(a.Config.DataDir, PolicyDir))
 	if err != nil {
 		return fmt.Errorf("loading authorization policies (%s): %w", filepath.Join(a.Config.DataDir, PolicyDir), err)
@@ -288,10 +285,7 @@ func RecordPolicyVersion(ctx context.Context, st *sqldb.Authz, log *audit.Log, p
 
 // openLogin builds the login service over the SQL store.
 func (a *App) openLogin(oo openOptions) error {
-	sq, ok := a.Store.(*sqldb.Store)
-	if !ok {
-		return errors.New("opening login: the store is not the SQL store")
-	}
+	sq := a.db
 	h, err := password.NewHasher(password.HasherConfig{})
 	if err != nil {
 		return fmt.Errorf("opening login: %w", err)
@@ -328,6 +322,11 @@ func (a *App) openLogin(oo openOptions) error {
 // lock timeout is PostgreSQL's lock_timeout and SQLite's busy_timeout;
 // the statement timeout is PostgreSQL's statement_timeout.
 func OpenStore(ctx context.Context, c config.Storage, t config.Timeouts) (storage.Store, error) {
+	return openStore(ctx, c, t)
+}
+
+// openStore is OpenStore with the SQL store typed, for Open.
+func openStore(ctx context.Context, c config.Storage, t config.Timeouts) (*sqldb.Store, error) {
 	switch c.Driver {
 	case "postgres":
 		st, err := postgres.Open(ctx, c.PostgresURL, postgres.Options{StatementTimeout: t.Statement.D(), LockTimeout: t.Lock.D()})
@@ -420,10 +419,7 @@ func (a *App) Handler() http.Handler {
 // webUI builds the web interface (internal/webui), or nil (no UI, the
 // API still serves) if it cannot be built.
 func (a *App) webUI() http.Handler {
-	sq, ok := a.Store.(*sqldb.Store)
-	if !ok {
-		return nil
-	}
+	sq := a.db
 	var access webui.AccessLog
 	if a.AuditIndex != nil { // no typed nil in the interface
 		access = a.AuditIndex

@@ -65,10 +65,7 @@ type ClientAdmin struct {
 
 // ClientAdmin returns the client administration service of a.
 func (a *App) ClientAdmin() (*ClientAdmin, error) {
-	sq, ok := a.Store.(*sqldb.Store)
-	if !ok {
-		return nil, errors.New("client administration needs the SQL store")
-	}
+	sq := a.db
 	return &ClientAdmin{store: sq, smart: sq.Smart(), log: a.Log, now: time.Now}, nil
 }
 

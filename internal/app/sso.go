@@ -50,10 +50,7 @@ func (a *App) openSSO(ctx context.Context, oo openOptions) error {
 	if err != nil {
 		return fmt.Errorf("opening sso: %w", err)
 	}
-	sq, ok := a.Store.(*sqldb.Store)
-	if !ok {
-		return errors.New("opening sso: the store is not the SQL store")
-	}
+	sq := a.db
 	accounts := ssoAccounts{Users: sq.Users(), uow: sqldb.NewUnit[account.Tx](sq), log: a.Log, now: oo.now}
 	a.SSO, err = sso.New(sso.Options{RP: rp, Issuer: cfg.Issuer, Accounts: accounts, Login: a.Login, Keys: a.Keys,
 		Log: a.Log, NoAutoProvision: !c.Provision(), Now: oo.now})

@@ -88,10 +88,7 @@ const lookupEnrolment = "enrolment"
 // password Hasher (with its own concurrency bound), so callers keep the
 // result rather than calling it per request.
 func (a *App) Accounts() (*Accounts, error) {
-	st, ok := a.Store.(*sqldb.Store)
-	if !ok {
-		return nil, errors.New("account administration needs the SQL store")
-	}
+	st := a.db
 	h, err := password.NewHasher(password.HasherConfig{})
 	if err != nil {
 		return nil, err

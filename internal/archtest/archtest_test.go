@@ -3,7 +3,8 @@
 // are not part of it):
 //
 //   - domain packages link no SQL driver and import no net/http;
-//   - only a short, named allow-list imports crypto primitives.
+//   - only a short, named allow-list imports crypto primitives;
+//   - the CLI does not import the SQL store or its drivers (layers_test.go).
 //
 // A violation fails with the package and import at fault. The rules are
 // written as data below; changing them is a design decision and belongs

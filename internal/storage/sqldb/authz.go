@@ -228,12 +228,7 @@ func (a *Authz) Alerts(ctx context.Context, limit int) ([]authz.Alert, error) {
 }
 
 // PolicyVersion is one policy set that came into force.
-type PolicyVersion struct {
-	Seq     int64
-	Hash    string
-	Source  string
-	Created time.Time
-}
+type PolicyVersion = authz.PolicyVersion
 
 // LatestPolicyVersion returns the policy set recorded last, or an error
 // wrapping storage.ErrNotFound when none was.
