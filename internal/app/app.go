@@ -291,7 +291,7 @@ func (a *App) openLogin(oo openOptions) error {
 		return fmt.Errorf("opening login: %w", err)
 	}
 	lo := login.Options{
-		Users: sq.Users(), Store: sq.Logins(), Sessions: sq.Sessions(), Keys: a.Keys,
+		Users: sq.Users(), Store: sq.Logins(), Tx: sqldb.NewUnit[login.Tx](sq), Sessions: sq.Sessions(), Keys: a.Keys,
 		Log: a.Log, Audit: a.batcher, Hasher: h, Now: oo.now, Logger: a.logger,
 	}
 	// Passkeys need the public origin: the RP ID and the one accepted
@@ -467,6 +467,20 @@ func (a *App) CreateToken(ctx context.Context, name string, roles []string) (aut
 	return secret, nil
 }
 
+// alertTx is the transaction of a change audited with an alert for the
+// privacy officer (the authz desk's alerts), on the store's unit of work
+// (ADR 0024).
+type alertTx interface {
+	AppendAudit(ctx context.Context, recs ...storage.AuditRecord) error
+	RaiseAlert(ctx context.Context, a authz.Alert) error
+}
+
+// tokenTx is alertTx that also stores an API token.
+type tokenTx interface {
+	alertTx
+	PutToken(ctx context.Context, t storage.APIToken) error
+}
+
 // alertTokenBreakGlass is the alert of an API token created offline
 // with roles that need a second administrator's approval online.
 const alertTokenBreakGlass = "token-break-glass"
@@ -511,7 +525,7 @@ func (a *App) CreateTokenOffline(ctx context.Context, actor audit.Agent, name st
 	if by == "" {
 		by = actor.Client
 	}
-	err = a.Store.Update(ctx, func(tx storage.Tx) error {
+	err = sqldb.NewUnit[tokenTx](a.db).Update(ctx, func(tx tokenTx) error {
 		if err := tx.PutToken(ctx, tok); err != nil {
 			return err
 		}
@@ -527,7 +541,7 @@ func (a *App) CreateTokenOffline(ctx context.Context, actor audit.Agent, name st
 		if !glass {
 			return tx.AppendAudit(ctx, rec)
 		}
-		if err := sqldb.RaiseAlert(ctx, tx, authz.Alert{ID: "alr_" + hex.EncodeToString(b[:]), Kind: alertTokenBreakGlass, Priority: "high",
+		if err := tx.RaiseAlert(ctx, authz.Alert{ID: "alr_" + hex.EncodeToString(b[:]), Kind: alertTokenBreakGlass, Priority: "high",
 			UserID: by, Ref: "token/" + tok.ID, Created: time.Now().UTC()}); err != nil {
 			return err
 		}

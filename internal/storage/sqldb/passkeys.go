@@ -230,35 +230,20 @@ func hasTOTP(ctx context.Context, t *tx, userID string) (bool, error) {
 	return ok, t.s.translate("totp credential", rows.Err())
 }
 
-// commitPasskey applies the passkey parts of a login commit.
-func commitPasskey(ctx context.Context, t *tx, c login.Commit) error {
-	if c.Ceremony != nil {
-		if err := useCeremony(ctx, t, *c.Ceremony); err != nil {
-			return err
-		}
-	}
-	if c.NewPasskey != nil {
-		if c.NewPasskey.UserID != c.UserID {
-			return errors.New("commit login: passkey of another user")
-		}
-		if c.Enrol {
-			// The passkey is the enrolled factor: an unconfirmed TOTP
-			// secret shown earlier must not become a second one.
-			if _, err := t.exec(ctx, `DELETE FROM totp_credentials WHERE user_id = ?`, c.UserID); err != nil {
-				return t.s.translate("commit login: totp", err)
-			}
-		}
-		if err := insertPasskey(ctx, t, *c.NewPasskey); err != nil {
-			return err
-		}
-	}
-	if u := c.PasskeyUse; u != nil {
-		x := u.Credential
-		res, err := t.exec(ctx, `UPDATE webauthn_credentials SET sign_count = ?, backup_state = ?, last_used = ? WHERE id = ? AND user_id = ? AND sign_count = ?`,
-			int64(x.SignCount), x.BackupState, x.LastUsed.UnixMicro(), x.ID, c.UserID, int64(u.PrevSignCount))
-		if err := affected(t, "commit login: passkey use", res, err); err != nil {
-			return err
-		}
-	}
-	return nil
+// UseCeremony implements login.Tx.
+func (t *tx) UseCeremony(ctx context.Context, u login.CeremonyUse) error {
+	return useCeremony(ctx, t, u)
+}
+
+// InsertPasskey implements login.Tx.
+func (t *tx) InsertPasskey(ctx context.Context, c passkey.Credential) error {
+	return insertPasskey(ctx, t, c)
+}
+
+// RecordPasskeyUse implements login.Tx.
+func (t *tx) RecordPasskeyUse(ctx context.Context, op, userID string, u passkey.Use) error {
+	x := u.Credential
+	res, err := t.exec(ctx, `UPDATE webauthn_credentials SET sign_count = ?, backup_state = ?, last_used = ? WHERE id = ? AND user_id = ? AND sign_count = ?`,
+		int64(x.SignCount), x.BackupState, x.LastUsed.UnixMicro(), x.ID, userID, int64(u.PrevSignCount))
+	return affected(t, op, res, err)
 }

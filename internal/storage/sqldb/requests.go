@@ -142,17 +142,6 @@ func (t *tx) DeleteRoleRequest(ctx context.Context, op, id string) error {
 	return identityErr(affected(t, op, res, err))
 }
 
-// RaiseAlert raises a in t, a transaction of this store, with the
-// change it reports (for changes without their own store method, such
-// as the offline CLI's break-glass token).
-func RaiseAlert(ctx context.Context, t storage.Tx, a authz.Alert) error {
-	tt, ok := t.(*tx)
-	if !ok {
-		return errors.New("raise alert: not a sqldb transaction")
-	}
-	return tt.putAlert(ctx, a)
-}
-
 // putAlert raises a (with the authz_alerts table of the break-the-glass
 // desk, so the privacy officer sees it with the others).
 func (t *tx) putAlert(ctx context.Context, a authz.Alert) error {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/phivault/phivault/internal/authn/login"
 	"github.com/phivault/phivault/internal/authn/session"
 	"github.com/phivault/phivault/internal/identity/account"
 	"github.com/phivault/phivault/internal/storage"
@@ -73,7 +74,7 @@ func TestLoginConformance(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { s.Close() })
-		return storagetest.LoginStores{Store: s, Users: s.Users(), Sessions: s.Sessions(), Logins: s.Logins(),
+		return storagetest.LoginStores{Store: s, Users: s.Users(), Sessions: s.Sessions(), Logins: s.Logins(), Tx: sqldb.NewUnit[login.Tx](s),
 			Prune: func(ctx context.Context, now time.Time) (int64, int64, error) {
 				p, err := s.Prune(ctx, now)
 				return p.Sessions, p.LoginFailures, err

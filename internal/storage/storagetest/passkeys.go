@@ -40,7 +40,7 @@ func use(n byte) *login.CeremonyUse {
 func enrolPasskey(t *testing.T, s LoginStores, c passkey.Credential, n byte) {
 	t.Helper()
 	sess, th := commitSession(c.UserID, n)
-	err := s.Logins.Commit(t.Context(), login.Commit{UserID: c.UserID, Enrol: true, NewPasskey: &c, Ceremony: use(n), Session: sess, TokenHash: th})
+	err := login.ApplyCommit(t.Context(), s.Tx, login.Commit{UserID: c.UserID, Enrol: true, NewPasskey: &c, Ceremony: use(n), Session: sess, TokenHash: th})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +51,7 @@ func testPasskeyEnrolAndAdd(t *testing.T, s LoginStores, p login.PasskeyStore) {
 	u := mustCreate(t, IdentityStores{Users: s.Users}, newUser(t, "pk.user"))
 	other := mustCreate(t, IdentityStores{Users: s.Users}, newUser(t, "pk.other"))
 	// An unconfirmed TOTP secret is dropped when a passkey is enrolled.
-	if err := s.Logins.PutTOTP(ctx, u.ID, []byte("sealed"), rec("totp")); err != nil {
+	if err := login.PutTOTP(ctx, s.Tx, u.ID, []byte("sealed"), rec("totp")); err != nil {
 		t.Fatal(err)
 	}
 	// Adding outside enrolment needs an enrolled user.
@@ -87,7 +87,7 @@ func testPasskeyEnrolAndAdd(t *testing.T, s LoginStores, p login.PasskeyStore) {
 	// A credential id is unique across users; the failed add writes nothing.
 	dup := newPasskey(other.ID, "pk-3", 1)
 	sess, th := commitSession(other.ID, 3)
-	err = s.Logins.Commit(ctx, login.Commit{UserID: other.ID, Enrol: true, NewPasskey: &dup, Ceremony: use(3), Session: sess, TokenHash: th})
+	err = login.ApplyCommit(ctx, s.Tx, login.Commit{UserID: other.ID, Enrol: true, NewPasskey: &dup, Ceremony: use(3), Session: sess, TokenHash: th})
 	if !errors.Is(err, storage.ErrConflict) {
 		t.Fatalf("another user's credential id: %v, want ErrConflict", err)
 	}
@@ -118,7 +118,7 @@ func testPasskeyCeremonySingleUse(t *testing.T, s LoginStores, p login.PasskeySt
 		t.Fatalf("ceremony used twice: %v, want ErrConflict", err)
 	}
 	sess, th := commitSession(u.ID, 2)
-	if err := s.Logins.Commit(ctx, login.Commit{UserID: u.ID, Ceremony: use(1), Session: sess, TokenHash: th}); !errors.Is(err, storage.ErrConflict) {
+	if err := login.ApplyCommit(ctx, s.Tx, login.Commit{UserID: u.ID, Ceremony: use(1), Session: sess, TokenHash: th}); !errors.Is(err, storage.ErrConflict) {
 		t.Fatalf("sign-in with a used ceremony: %v, want ErrConflict", err)
 	}
 	wantSession(t, s, th, false)
@@ -144,7 +144,7 @@ func testPasskeySignCount(t *testing.T, s LoginStores, p login.PasskeyStore) {
 	next := c
 	next.SignCount, next.BackupState, next.LastUsed = 8, false, c.LastUsed.Add(time.Minute)
 	sess, th := commitSession(u.ID, 2)
-	if err := s.Logins.Commit(ctx, login.Commit{UserID: u.ID, Ceremony: use(2), PasskeyUse: &passkey.Use{Credential: next, PrevSignCount: 7},
+	if err := login.ApplyCommit(ctx, s.Tx, login.Commit{UserID: u.ID, Ceremony: use(2), PasskeyUse: &passkey.Use{Credential: next, PrevSignCount: 7},
 		Session: sess, TokenHash: th}); err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +154,7 @@ func testPasskeySignCount(t *testing.T, s LoginStores, p login.PasskeyStore) {
 	}
 	// A concurrent sign-in that read count 7 loses.
 	sess, th = commitSession(u.ID, 3)
-	if err := s.Logins.Commit(ctx, login.Commit{UserID: u.ID, Ceremony: use(3), PasskeyUse: &passkey.Use{Credential: next, PrevSignCount: 7},
+	if err := login.ApplyCommit(ctx, s.Tx, login.Commit{UserID: u.ID, Ceremony: use(3), PasskeyUse: &passkey.Use{Credential: next, PrevSignCount: 7},
 		Session: sess, TokenHash: th}); !errors.Is(err, storage.ErrConflict) {
 		t.Fatalf("stale counter: %v, want ErrConflict", err)
 	}
@@ -162,7 +162,7 @@ func testPasskeySignCount(t *testing.T, s LoginStores, p login.PasskeyStore) {
 	// Another user's passkey cannot be touched.
 	o := mustCreate(t, IdentityStores{Users: s.Users}, newUser(t, "pk.count2"))
 	sess, th = commitSession(o.ID, 4)
-	if err := s.Logins.Commit(ctx, login.Commit{UserID: o.ID, PasskeyUse: &passkey.Use{Credential: next, PrevSignCount: 8},
+	if err := login.ApplyCommit(ctx, s.Tx, login.Commit{UserID: o.ID, PasskeyUse: &passkey.Use{Credential: next, PrevSignCount: 8},
 		Session: sess, TokenHash: th}); !errors.Is(err, storage.ErrConflict) {
 		t.Fatalf("another user's passkey: %v, want ErrConflict", err)
 	}
@@ -207,11 +207,11 @@ func testPasskeyRenameDelete(t *testing.T, s LoginStores, p login.PasskeyStore) 
 		t.Fatalf("after delete: %+v", got)
 	}
 	// With a TOTP secret the last passkey may go.
-	if err := s.Logins.PutTOTP(ctx, o.ID, []byte("sealed"), rec("totp")); err != nil {
+	if err := login.PutTOTP(ctx, s.Tx, o.ID, []byte("sealed"), rec("totp")); err != nil {
 		t.Fatal(err)
 	}
 	sess, th := commitSession(o.ID, 5)
-	if err := s.Logins.Commit(ctx, login.Commit{UserID: o.ID, Enrol: true, TOTP: &login.StepChange{From: 0, To: 1}, Session: sess, TokenHash: th}); err != nil {
+	if err := login.ApplyCommit(ctx, s.Tx, login.Commit{UserID: o.ID, Enrol: true, TOTP: &login.StepChange{From: 0, To: 1}, Session: sess, TokenHash: th}); err != nil {
 		t.Fatal(err)
 	}
 	if err := p.AddPasskey(ctx, newPasskey(o.ID, "pk-o", 5), *use(5), rec("add")); err != nil {
