@@ -65,6 +65,16 @@ type Tx interface {
 	// InsertPasskey stores c; storage.ErrConflict if its id is taken or
 	// the user has passkey.MaxCredentials.
 	InsertPasskey(ctx context.Context, c passkey.Credential) error
+	// RenamePasskeyRow renames the user's passkey id; an error wrapping
+	// storage.ErrNotFound if the user has no such passkey.
+	RenamePasskeyRow(ctx context.Context, op, userID, id, name string) error
+	// DeletePasskeyRow deletes the user's passkey id; an error wrapping
+	// storage.ErrNotFound if the user has no such passkey.
+	DeletePasskeyRow(ctx context.Context, op, userID, id string) error
+	// CountPasskeys counts the user's passkeys.
+	CountPasskeys(ctx context.Context, userID string) (int, error)
+	// HasTOTP reports whether the user has a TOTP secret.
+	HasTOTP(ctx context.Context, userID string) (bool, error)
 	// RecordPasskeyUse stores a sign-in's counter, backup state and last
 	// use; storage.ErrConflict if the stored counter is not
 	// u.PrevSignCount or the credential is gone.
@@ -264,6 +274,75 @@ func RevokeSession(ctx context.Context, st Updater, userID, id string, rec stora
 	return st.Update(ctx, func(t Tx) error {
 		if err := t.RevokeUserSession(ctx, "revoke session", userID, id); err != nil {
 			return err
+		}
+		return t.AppendAudit(ctx, rec)
+	})
+}
+
+// AddPasskey stores c for an enrolled user, marks the ceremony used and
+// appends rec, in one transaction (the change behind
+// [Service.FinishPasskeyAdd]): storage.ErrConflict if the credential id
+// is taken, the ceremony used, the user not enrolled or at
+// passkey.MaxCredentials; storage.ErrNotFound for no such user.
+func AddPasskey(ctx context.Context, st Updater, c passkey.Credential, use CeremonyUse, rec storage.AuditRecord) error {
+	const op = "add passkey"
+	return st.Update(ctx, func(t Tx) error {
+		u, err := t.LockUser(ctx, op, c.UserID)
+		if err != nil {
+			return err
+		}
+		if !u.MFAEnrolled {
+			return fmt.Errorf("%s: user not enrolled: %w", op, storage.ErrConflict)
+		}
+		if err := t.UseCeremony(ctx, use); err != nil {
+			return err
+		}
+		if err := t.InsertPasskey(ctx, c); err != nil {
+			return err
+		}
+		return t.AppendAudit(ctx, rec)
+	})
+}
+
+// RenamePasskey renames the user's passkey id and appends rec, in one
+// transaction; storage.ErrNotFound if the user has no such passkey.
+func RenamePasskey(ctx context.Context, st Updater, userID, id, name string, rec storage.AuditRecord) error {
+	return st.Update(ctx, func(t Tx) error {
+		if err := t.RenamePasskeyRow(ctx, "rename passkey", userID, id, name); err != nil {
+			return err
+		}
+		return t.AppendAudit(ctx, rec)
+	})
+}
+
+// DeletePasskey deletes the user's passkey id and appends rec, in one
+// transaction; storage.ErrNotFound if the user has no such passkey, and
+// an error wrapping ErrLastFactor (and storage.ErrConflict) if it is the
+// last second factor (no other passkey, no TOTP) of an enrolled user.
+// The user row is locked first, so two concurrent deletions of a user's
+// last two passkeys cannot both see one left.
+func DeletePasskey(ctx context.Context, st Updater, userID, id string, rec storage.AuditRecord) error {
+	const op = "delete passkey"
+	return st.Update(ctx, func(t Tx) error {
+		u, err := t.LockUser(ctx, op, userID)
+		if err != nil {
+			return err
+		}
+		if err := t.DeletePasskeyRow(ctx, op, userID, id); err != nil {
+			return err
+		}
+		if u.MFAEnrolled {
+			n, err := t.CountPasskeys(ctx, userID)
+			if err != nil {
+				return err
+			}
+			totp, err := t.HasTOTP(ctx, userID)
+			if err != nil {
+				return err
+			}
+			if n == 0 && !totp {
+				return fmt.Errorf("%s: %w: %w", op, ErrLastFactor, storage.ErrConflict)
+			}
 		}
 		return t.AppendAudit(ctx, rec)
 	})

@@ -92,19 +92,6 @@ type CeremonyUse struct {
 type PasskeyStore interface {
 	// Passkeys returns the user's credentials, oldest first.
 	Passkeys(ctx context.Context, userID string) ([]passkey.Credential, error)
-	// AddPasskey stores c for an enrolled user, marks the ceremony used
-	// and appends rec, in one transaction: storage.ErrConflict if the
-	// credential id is taken, the ceremony used, the user not enrolled
-	// or at passkey.MaxCredentials; storage.ErrNotFound for no such user.
-	AddPasskey(ctx context.Context, c passkey.Credential, use CeremonyUse, rec storage.AuditRecord) error
-	// RenamePasskey renames the user's passkey id and appends rec;
-	// storage.ErrNotFound if the user has no such passkey.
-	RenamePasskey(ctx context.Context, userID, id, name string, rec storage.AuditRecord) error
-	// DeletePasskey deletes the user's passkey id and appends rec;
-	// storage.ErrNotFound if the user has no such passkey, and an error
-	// wrapping ErrLastFactor (and storage.ErrConflict) if it is the last
-	// second factor (no other passkey, no TOTP) of an enrolled user.
-	DeletePasskey(ctx context.Context, userID, id string, rec storage.AuditRecord) error
 }
 
 // Store is the read side of login; its audited changes run on the

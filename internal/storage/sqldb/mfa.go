@@ -125,24 +125,7 @@ func (l *Logins) TOTP(ctx context.Context, userID string) (login.TOTPCredential,
 	return c, nil
 }
 
-// enrolled reads (and on PostgreSQL locks) the user's MFA flag; a row
-// whose MAC does not verify is not found.
-func enrolled(ctx context.Context, t *tx, op, userID string) (bool, error) {
-	u, err := t.lockedUser(ctx, op, userID)
-	if err != nil {
-		return false, err
-	}
-	return u.MFAEnrolled, nil
-}
-
-// lockedUser reads (and on PostgreSQL locks) user id in t, verifying
-// its MAC: a row that does not verify is not found.
-func (t *tx) lockedUser(ctx context.Context, op, id string) (identity.User, error) {
-	rows, err := t.query(ctx, `SELECT `+userCols+` FROM users r WHERE r.id = ?`+t.s.d.LockRows, id)
-	return oneUser(t.s, op, rows, err)
-}
-
-// setUserColumns writes a changed user row read by lockedUser in the
+// setUserColumns writes a changed user row read by LockUser in the
 // same transaction, with its new MAC.
 func (t *tx) setUserColumns(ctx context.Context, op string, u identity.User, updated int64) error {
 	_, err := t.exec(ctx, `UPDATE users SET mfa_enrolled = ?, password_hash = ?, updated = ?, mac = ? WHERE id = ?`,
