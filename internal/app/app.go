@@ -248,7 +248,7 @@ func (a *App) openAuthz(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("loading authorization policies (%s): %w", filepath.Join(a.Config.DataDir, PolicyDir), err)
 	}
-	if _, err := RecordPolicyVersion(ctx, sq.Authz(), a.Log, pol, audit.Agent{User: "phivault", Client: "serve"}); err != nil {
+	if _, err := RecordPolicyVersion(ctx, sqldb.NewUnit[authz.Tx](sq), a.Log, pol, audit.Agent{User: "phivault", Client: "serve"}); err != nil {
 		return err
 	}
 	a.Authz, err = authz.New(authz.Options{Policies: pol, Source: a.Record, Users: sq.Users(), Grants: sq.Authz()})
@@ -256,7 +256,7 @@ func (a *App) openAuthz(ctx context.Context) error {
 		return fmt.Errorf("opening authorization: %w", err)
 	}
 	a.Record.SetWriteHook(a.Authz.Changed)
-	a.BreakGlass, err = authz.NewBreakGlass(authz.BreakGlassOptions{Authorizer: a.Authz, Writer: sq.Authz(), Notes: a.Record,
+	a.BreakGlass, err = authz.NewBreakGlass(authz.BreakGlassOptions{Authorizer: a.Authz, Writer: authz.Grants{Tx: sqldb.NewUnit[authz.Tx](sq)}, Notes: a.Record,
 		Log: a.Log, Recorder: a.batcher, NewID: func() string { return uuid.NewString() }})
 	if err != nil {
 		return fmt.Errorf("opening break-the-glass: %w", err)
@@ -268,7 +268,7 @@ func (a *App) openAuthz(ctx context.Context) error {
 // RecordPolicyVersion stores pol's content hash with the time if it
 // differs from the version in force, with a policy-change audit event
 // in the same transaction. It reports whether it recorded one.
-func RecordPolicyVersion(ctx context.Context, st *sqldb.Authz, log *audit.Log, pol *authz.Policies, agent audit.Agent) (bool, error) {
+func RecordPolicyVersion(ctx context.Context, st authz.Updater, log *audit.Log, pol *authz.Policies, agent audit.Agent) (bool, error) {
 	now := time.Now()
 	ev := audit.Event{Time: now, Action: audit.ActionPolicyChange, Outcome: audit.OutcomeSuccess, Agent: agent,
 		Policies: []string{"hash=" + pol.Hash(), "source=" + pol.Source()}}
@@ -276,7 +276,7 @@ func RecordPolicyVersion(ctx context.Context, st *sqldb.Authz, log *audit.Log, p
 	if err != nil {
 		return false, fmt.Errorf("recording the policy version: %w", err)
 	}
-	changed, err := st.RecordPolicyVersion(ctx, pol.Hash(), pol.Source(), now, rec.Body)
+	changed, err := authz.RecordPolicyVersion(ctx, st, pol.Hash(), pol.Source(), now, rec.Body)
 	if err != nil {
 		return false, err
 	}
