@@ -150,3 +150,10 @@ func (x ssoAccounts) SetRolesAudited(ctx context.Context, id string, roles []ide
 	return account.Apply(ctx, x.uow, id, account.Change{Op: "sso set roles", Change: func(u *identity.User) { u.Roles = roles },
 		RevokeSessions: true, Audit: account.AuditFn(auditFn)})
 }
+
+// CreateLinked implements sso.Accounts: the account provisioned at a
+// first SSO sign-in, its link and its audit record, in one transaction
+// (account.CreateLinked).
+func (x ssoAccounts) CreateLinked(ctx context.Context, u identity.User, issuer, subject string, auditFn sso.AuditFn) (identity.User, error) {
+	return account.CreateLinked(ctx, x.uow, u, issuer, subject, account.AuditFn(auditFn))
+}

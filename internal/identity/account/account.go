@@ -60,6 +60,13 @@ type Tx interface {
 	// or username is identity.ErrExists, a FHIR user bound to another
 	// enabled account identity.ErrFHIRUserBound.
 	InsertUser(ctx context.Context, u identity.User) error
+	// InsertLinkedUser inserts u, provisioned by SSO: a taken id or
+	// username is identity.ErrExists (the FHIR user binding is not
+	// checked: SSO accounts are created without one).
+	InsertLinkedUser(ctx context.Context, u identity.User) error
+	// LinkSSO links the SSO identity (issuer, subject) to user id;
+	// identity.ErrExists if the identity is linked already.
+	LinkSSO(ctx context.Context, issuer, subject, userID string, created time.Time) error
 	// UpdateUser writes cur over was (the same account, read in this
 	// transaction); identity.ErrFHIRUserBound as InsertUser.
 	UpdateUser(ctx context.Context, op string, was, cur identity.User) error
