@@ -53,9 +53,8 @@
 // domain's fn on one transaction of the store, with Update's retries,
 // group commit and row MACs. What stays here is storage: statements,
 // error translation, locking reads, and the MACs of authrows.go. The
-// methods that still hold rules (passkeys, SMART clients and grants,
-// break-the-glass grants, access reports, SSO account creation) are
-// listed in the ADR as not yet moved.
+// methods that still hold rules (the SMART launch grants, review
+// closing, access reports) are listed in the ADR as not yet moved.
 //
 // # Migrations
 //
