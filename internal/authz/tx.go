@@ -2,8 +2,11 @@ package authz
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/phivault/phivault/internal/storage"
 )
@@ -74,6 +77,15 @@ const policyVersionLock = "authz-policy-version"
 // version has the same hash (then it records nothing and returns
 // false).
 func RecordPolicyVersion(ctx context.Context, st Updater, hash, source string, at time.Time, audit []byte) (bool, error) {
+	// The store refuses a source it cannot hold; checked first, as the
+	// store did before the transaction, so an unchanged hash does not
+	// hide it.
+	switch {
+	case source == "":
+		return false, errors.New("record policy version: source is empty")
+	case !utf8.ValidString(source) || strings.IndexByte(source, 0) >= 0:
+		return false, errors.New("record policy version: source is not valid UTF-8 without NUL bytes")
+	}
 	recorded := false
 	err := st.Update(ctx, func(t Tx) error {
 		recorded = false
