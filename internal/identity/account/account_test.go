@@ -79,7 +79,9 @@ func (f *fakeTx) UpdateUser(_ context.Context, _ string, _, cur identity.User) e
 	f.users[cur.ID] = cur
 	return nil
 }
-func (f *fakeTx) PutEnrolment(context.Context, string, account.Enrolment, time.Time) error { return nil }
+func (f *fakeTx) PutEnrolment(context.Context, string, account.Enrolment, time.Time) error {
+	return nil
+}
 func (f *fakeTx) EnrolmentOwner(context.Context, []byte, string) (string, error) {
 	return "", notFound("enrolment secret")
 }
