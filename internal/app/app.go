@@ -66,8 +66,13 @@ const attemptFlushTimeout = 10 * time.Second
 
 // App is an opened phivault instance.
 type App struct {
-	Config  config.Config
+	Config config.Config
+	// Store is the database as the resource store (storage.Store); db is
+	// the same database typed, from which Open hands each component the
+	// narrow view it needs (Users, Sessions, the units of work of the
+	// domains' audited changes, ADR 0024): nothing downcasts Store.
 	Store   storage.Store
+	db      *sqldb.Store
 	Keys    *keys.Keyring
 	Record  *record.Service
 	Log     *audit.Log
@@ -152,7 +157,7 @@ func Open(ctx context.Context, c config.Config, logger *slog.Logger, opts ...Opt
 	if err != nil {
 		return nil, fmt.Errorf("opening the key-encryption key (keys.key_file / keys.kms_uri): %w", err)
 	}
-	st, err := OpenStore(ctx, c.Storage, c.Timeouts)
+	st, err := openStore(ctx, c.Storage, c.Timeouts)
 	if err != nil {
 		return nil, err
 	}
@@ -166,7 +171,7 @@ func Open(ctx context.Context, c config.Config, logger *slog.Logger, opts ...Opt
 		st.Close()
 		return nil, fmt.Errorf("loading search parameters: %w", err)
 	}
-	a := &App{Config: c, Store: st, Keys: kr, logger: logger, holder: processName(), epochWake: make(chan struct{}, 1)}
+	a := &App{Config: c, Store: st, db: st, Keys: kr, logger: logger, holder: processName(), epochWake: make(chan struct{}, 1)}
 	a.Log = audit.NewLog(kr)
 	if err := a.openTransparency(ctx); err != nil {
 		st.Close()
@@ -179,13 +184,7 @@ func Open(ctx context.Context, c config.Config, logger *slog.Logger, opts ...Opt
 		return nil, err
 	}
 	a.ledger = lk
-	sq, ok := st.(*sqldb.Store)
-	if !ok {
-		_ = a.tlog.close()
-		st.Close()
-		return nil, errors.New("opening the auth-rows key: the store is not the SQL store")
-	}
-	ark, err := a.openAuthRows(ctx, sq)
+	ark, err := a.openAuthRows(ctx, st)
 	if err != nil {
 		_ = a.tlog.close()
 		st.Close()
@@ -245,15 +244,12 @@ const PolicyDir = "policies"
 // start), records its version when it changed (audited), and builds the
 // authorizer, break-the-glass and the review desk.
 func (a *App) openAuthz(ctx context.Context) error {
-	sq, ok := a.Store.(*sqldb.Store)
-	if !ok {
-		return errors.New("opening authorization: the store is not the SQL store")
-	}
+	sq := a.db
 	pol, err := authz.LoadPolicies(filepath.Join(a.Config.DataDir, PolicyDir))
 	if err != nil {
 		return fmt.Errorf("loading authorization policies (%s): %w", filepath.Join(a.Config.DataDir, PolicyDir), err)
 	}
-	if _, err := RecordPolicyVersion(ctx, sq.Authz(), a.Log, pol, audit.Agent{User: "phivault", Client: "serve"}); err != nil {
+	if _, err := RecordPolicyVersion(ctx, sqldb.NewUnit[authz.Tx](sq), a.Log, pol, audit.Agent{User: "phivault", Client: "serve"}); err != nil {
 		return err
 	}
 	authzSrc := record.NewAuthzSource(a.Record) // the authorizer's privileged read path, handed only to it
@@ -262,7 +258,7 @@ func (a *App) openAuthz(ctx context.Context) error {
 		return fmt.Errorf("opening authorization: %w", err)
 	}
 	a.Record.SetWriteHook(a.Authz.Changed)
-	a.BreakGlass, err = authz.NewBreakGlass(authz.BreakGlassOptions{Authorizer: a.Authz, Writer: sq.Authz(), Notes: authzSrc,
+	a.BreakGlass, err = authz.NewBreakGlass(authz.BreakGlassOptions{Authorizer: a.Authz, Writer: authz.Grants{Tx: sqldb.NewUnit[authz.Tx](sq)}, Notes: authzSrc,
 		Log: a.Log, Recorder: a.batcher, NewID: func() string { return uuid.NewString() }})
 	if err != nil {
 		return fmt.Errorf("opening break-the-glass: %w", err)
@@ -274,7 +270,7 @@ func (a *App) openAuthz(ctx context.Context) error {
 // RecordPolicyVersion stores pol's content hash with the time if it
 // differs from the version in force, with a policy-change audit event
 // in the same transaction. It reports whether it recorded one.
-func RecordPolicyVersion(ctx context.Context, st *sqldb.Authz, log *audit.Log, pol *authz.Policies, agent audit.Agent) (bool, error) {
+func RecordPolicyVersion(ctx context.Context, st authz.Updater, log *audit.Log, pol *authz.Policies, agent audit.Agent) (bool, error) {
 	now := time.Now()
 	ev := audit.Event{Time: now, Action: audit.ActionPolicyChange, Outcome: audit.OutcomeSuccess, Agent: agent,
 		Policies: []string{"hash=" + pol.Hash(), "source=" + pol.Source()}}
@@ -282,7 +278,7 @@ func RecordPolicyVersion(ctx context.Context, st *sqldb.Authz, log *audit.Log, p
 	if err != nil {
 		return false, fmt.Errorf("recording the policy version: %w", err)
 	}
-	changed, err := st.RecordPolicyVersion(ctx, pol.Hash(), pol.Source(), now, rec.Body)
+	changed, err := authz.RecordPolicyVersion(ctx, st, pol.Hash(), pol.Source(), now, rec.Body)
 	if err != nil {
 		return false, err
 	}
@@ -291,16 +287,13 @@ func RecordPolicyVersion(ctx context.Context, st *sqldb.Authz, log *audit.Log, p
 
 // openLogin builds the login service over the SQL store.
 func (a *App) openLogin(oo openOptions) error {
-	sq, ok := a.Store.(*sqldb.Store)
-	if !ok {
-		return errors.New("opening login: the store is not the SQL store")
-	}
+	sq := a.db
 	h, err := password.NewHasher(password.HasherConfig{})
 	if err != nil {
 		return fmt.Errorf("opening login: %w", err)
 	}
 	lo := login.Options{
-		Users: sq.Users(), Store: sq.Logins(), Sessions: sq.Sessions(), Keys: a.Keys,
+		Users: sq.Users(), Store: sq.Logins(), Tx: sqldb.NewUnit[login.Tx](sq), Sessions: sq.Sessions(), Keys: a.Keys,
 		Log: a.Log, Audit: a.batcher, Hasher: h, Now: oo.now, Logger: a.logger,
 	}
 	// Passkeys need the public origin: the RP ID and the one accepted
@@ -331,6 +324,11 @@ func (a *App) openLogin(oo openOptions) error {
 // lock timeout is PostgreSQL's lock_timeout and SQLite's busy_timeout;
 // the statement timeout is PostgreSQL's statement_timeout.
 func OpenStore(ctx context.Context, c config.Storage, t config.Timeouts) (storage.Store, error) {
+	return openStore(ctx, c, t)
+}
+
+// openStore is OpenStore with the SQL store typed, for Open.
+func openStore(ctx context.Context, c config.Storage, t config.Timeouts) (*sqldb.Store, error) {
 	switch c.Driver {
 	case "postgres":
 		st, err := postgres.Open(ctx, c.PostgresURL, postgres.Options{StatementTimeout: t.Statement.D(), LockTimeout: t.Lock.D()})
@@ -440,10 +438,7 @@ func (a *App) authorizePages(accounts httpapi.Accounts) httpapi.Authorize {
 // webUI builds the web interface (internal/webui), or nil (no UI, the
 // API still serves) if it cannot be built.
 func (a *App) webUI() http.Handler {
-	sq, ok := a.Store.(*sqldb.Store)
-	if !ok {
-		return nil
-	}
+	sq := a.db
 	var access webui.AccessLog
 	if a.AuditIndex != nil { // no typed nil in the interface
 		access = a.AuditIndex
@@ -491,6 +486,20 @@ func (a *App) CreateToken(ctx context.Context, name string, roles []string) (aut
 	return secret, nil
 }
 
+// alertTx is the transaction of a change audited with an alert for the
+// privacy officer (the authz desk's alerts), on the store's unit of work
+// (ADR 0024).
+type alertTx interface {
+	AppendAudit(ctx context.Context, recs ...storage.AuditRecord) error
+	RaiseAlert(ctx context.Context, a authz.Alert) error
+}
+
+// tokenTx is alertTx that also stores an API token.
+type tokenTx interface {
+	alertTx
+	PutToken(ctx context.Context, t storage.APIToken) error
+}
+
 // alertTokenBreakGlass is the alert of an API token created offline
 // with roles that need a second administrator's approval online.
 const alertTokenBreakGlass = "token-break-glass"
@@ -535,7 +544,7 @@ func (a *App) CreateTokenOffline(ctx context.Context, actor audit.Agent, name st
 	if by == "" {
 		by = actor.Client
 	}
-	err = a.Store.Update(ctx, func(tx storage.Tx) error {
+	err = sqldb.NewUnit[tokenTx](a.db).Update(ctx, func(tx tokenTx) error {
 		if err := tx.PutToken(ctx, tok); err != nil {
 			return err
 		}
@@ -551,7 +560,7 @@ func (a *App) CreateTokenOffline(ctx context.Context, actor audit.Agent, name st
 		if !glass {
 			return tx.AppendAudit(ctx, rec)
 		}
-		if err := sqldb.RaiseAlert(ctx, tx, authz.Alert{ID: "alr_" + hex.EncodeToString(b[:]), Kind: alertTokenBreakGlass, Priority: "high",
+		if err := tx.RaiseAlert(ctx, authz.Alert{ID: "alr_" + hex.EncodeToString(b[:]), Kind: alertTokenBreakGlass, Priority: "high",
 			UserID: by, Ref: "token/" + tok.ID, Created: time.Now().UTC()}); err != nil {
 			return err
 		}

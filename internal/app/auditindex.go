@@ -9,7 +9,6 @@ import (
 	"github.com/phivault/phivault/internal/audit/export"
 	"github.com/phivault/phivault/internal/audit/index"
 	"github.com/phivault/phivault/internal/httpapi"
-	"github.com/phivault/phivault/internal/storage/sqldb"
 )
 
 // indexPoll is how often "serve" brings the audit index up to date
@@ -45,10 +44,7 @@ func (ix *auditIndexer) catchUp(ctx context.Context) error {
 
 // openAuditIndex builds the index follower and the reader of the log.
 func (a *App) openAuditIndex() error {
-	sq, ok := a.Store.(*sqldb.Store)
-	if !ok {
-		return nil
-	}
+	sq := a.db
 	x, err := export.New(export.Options{
 		Sink: index.NewSink(sq, a.Keys), Source: a.tlog.reader, Cursors: sq.ExportCursors(),
 		Batch: 1000, Logger: a.logger,
@@ -105,10 +101,7 @@ const pruneEvery = time.Hour
 // RunPrune removes, every hour until ctx ends, sessions a month past
 // their expiry and idle failed-login counters (sqldb.Store.Prune).
 func (a *App) RunPrune(ctx context.Context) {
-	sq, ok := a.Store.(*sqldb.Store)
-	if !ok {
-		return
-	}
+	sq := a.db
 	t := time.NewTicker(pruneEvery)
 	defer t.Stop()
 	for {

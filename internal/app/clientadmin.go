@@ -58,6 +58,7 @@ const (
 type ClientAdmin struct {
 	store *sqldb.Store
 	smart *sqldb.Smart
+	uow   smart.AdminUpdater // the unit of work of client administration
 	log   *audit.Log
 	now   func() time.Time
 	rand  io.Reader // request and alert ids; nil: crypto/rand
@@ -65,11 +66,8 @@ type ClientAdmin struct {
 
 // ClientAdmin returns the client administration service of a.
 func (a *App) ClientAdmin() (*ClientAdmin, error) {
-	sq, ok := a.Store.(*sqldb.Store)
-	if !ok {
-		return nil, errors.New("client administration needs the SQL store")
-	}
-	return &ClientAdmin{store: sq, smart: sq.Smart(), log: a.Log, now: time.Now}, nil
+	sq := a.db
+	return &ClientAdmin{store: sq, smart: sq.Smart(), uow: sqldb.NewUnit[smart.AdminTx](sq), log: a.Log, now: time.Now}, nil
 }
 
 // clientApprovals is the client side of /admin/api/requests, or nil.
@@ -153,7 +151,7 @@ func (c *ClientAdmin) registry(actor audit.Agent, breakGlass bool) (*smart.Regis
 	if breakGlass {
 		approval = smart.ApprovalBreakGlass
 	}
-	st := sqldb.AuditedClients{Smart: c.smart, Seal: func(cl smart.Client) (storage.AuditRecord, error) {
+	st := smart.AuditedClients{ClientStore: c.smart, Tx: c.uow, Seal: func(cl smart.Client) (storage.AuditRecord, error) {
 		return c.log.Seal(audit.Event{Time: c.now(), Action: audit.ActionClientRegister, Outcome: audit.OutcomeSuccess,
 			Agent: actor, Entities: []string{"Client/" + cl.ID},
 			Policies: []string{"type=" + string(cl.Type), "scopes=" + cl.Scopes.String(), "approval=" + string(cl.Approval)}})
@@ -167,7 +165,7 @@ func (c *ClientAdmin) registry(actor audit.Agent, breakGlass bool) (*smart.Regis
 		}
 		return &authz.Alert{ID: id, Kind: alertClientBreakGlass, Priority: "high", UserID: by(actor),
 			Ref: "Client/" + cl.ID, Created: c.now().UTC()}
-	}, Pending: func(cl smart.Client) (sqldb.ClientPending, error) {
+	}, Pending: func(cl smart.Client) (smart.ClientPending, error) {
 		return c.pending(actor, cl.ID)
 	}}
 	return smart.NewRegistry(st, smart.RegistryOptions{Now: c.now, Approval: approval, RegisteredBy: by(actor)})
@@ -175,26 +173,26 @@ func (c *ClientAdmin) registry(actor audit.Agent, breakGlass bool) (*smart.Regis
 
 // pending builds actor's request to approve client id, with its alert
 // and audit record. The requester must be an administrator's account.
-func (c *ClientAdmin) pending(actor audit.Agent, id string) (sqldb.ClientPending, error) {
+func (c *ClientAdmin) pending(actor audit.Agent, id string) (smart.ClientPending, error) {
 	if actor.User == "" {
-		return sqldb.ClientPending{}, smart.ErrRequester
+		return smart.ClientPending{}, smart.ErrRequester
 	}
 	reqID, err := smart.NewClientRequestID(c.rand)
 	if err != nil {
-		return sqldb.ClientPending{}, err
+		return smart.ClientPending{}, err
 	}
 	alertID, err := c.newAlertID()
 	if err != nil {
-		return sqldb.ClientPending{}, err
+		return smart.ClientPending{}, err
 	}
 	now := c.now().UTC()
 	req := smart.ClientRequest{ID: reqID, ClientID: id, RequestedBy: actor.User, Created: now, Expires: now.Add(smart.ClientRequestTTL)}
 	rec, err := c.log.Seal(audit.Event{Time: now, Action: audit.ActionClientGrantRequest, Outcome: audit.OutcomeSuccess, Agent: actor,
 		Entities: []string{"Client/" + id, "Request/" + reqID}, Policies: []string{"requested-by=" + actor.User, "two-person-rule"}})
 	if err != nil {
-		return sqldb.ClientPending{}, err
+		return smart.ClientPending{}, err
 	}
-	return sqldb.ClientPending{Request: req, Audit: rec, Alert: authz.Alert{ID: alertID, Kind: alertClientRequested, Priority: "high",
+	return smart.ClientPending{Request: req, Audit: rec, Alert: authz.Alert{ID: alertID, Kind: alertClientRequested, Priority: "high",
 		UserID: actor.User, Ref: "Client/" + id, Created: now}}, nil
 }
 
@@ -251,7 +249,7 @@ func (c *ClientAdmin) RequestApproval(ctx context.Context, actor audit.Agent, id
 	if err != nil {
 		return smart.ClientRequest{}, err
 	}
-	r, err := c.smart.RequestClientApproval(ctx, p)
+	r, err := smart.RequestClientApproval(ctx, c.uow, p)
 	if err != nil {
 		return smart.ClientRequest{}, fmt.Errorf("request client approval: %w", err)
 	}
@@ -298,7 +296,7 @@ func (c *ClientAdmin) Approve(ctx context.Context, actor audit.Agent, id string)
 		return smart.Client{}, err
 	}
 	now := c.now().UTC()
-	_, cl, err := c.smart.DecideClientRequest(ctx, id, sqldb.ClientDecision{Approve: true, By: actor.User, Now: now,
+	_, cl, err := smart.DecideClientRequest(ctx, c.uow, id, smart.ClientDecision{Approve: true, By: actor.User, Now: now,
 		Alert: authz.Alert{ID: alertID, Kind: alertClientApproved, Priority: "high", UserID: actor.User, Created: now},
 		Audit: c.requestAudit(actor, audit.ActionClientGrantApprove)})
 	switch {
@@ -317,7 +315,7 @@ func (c *ClientAdmin) Approve(ctx context.Context, actor audit.Agent, id string)
 // audit event (client-grant-reject) commits with it. Errors:
 // smart.ErrNotFound.
 func (c *ClientAdmin) Reject(ctx context.Context, actor audit.Agent, id string) error {
-	_, _, err := c.smart.DecideClientRequest(ctx, id, sqldb.ClientDecision{By: actor.User, Now: c.now(),
+	_, _, err := smart.DecideClientRequest(ctx, c.uow, id, smart.ClientDecision{By: actor.User, Now: c.now(),
 		Audit: c.requestAudit(actor, audit.ActionClientGrantReject)})
 	if err != nil {
 		return fmt.Errorf("reject client: %w", err)
@@ -332,7 +330,7 @@ func (c *ClientAdmin) Disable(ctx context.Context, actor audit.Agent, id string)
 	if err != nil {
 		return err
 	}
-	if err := c.smart.DisableClientAudited(ctx, id, rec); err != nil {
+	if err := smart.DisableClient(ctx, c.uow, id, rec); err != nil {
 		return fmt.Errorf("disable client: %w", err)
 	}
 	return nil

@@ -11,7 +11,6 @@ import (
 
 	"github.com/phivault/phivault/internal/audit/export"
 	"github.com/phivault/phivault/internal/config"
-	"github.com/phivault/phivault/internal/storage/sqldb"
 )
 
 // webhookTimeout bounds one webhook delivery.
@@ -21,10 +20,7 @@ const webhookTimeout = 30 * time.Second
 // or only the named one when only is not empty. The caller runs them
 // and closes their sinks.
 func (a *App) Exporters(only string) ([]*export.Exporter, error) {
-	sq, ok := a.Store.(*sqldb.Store)
-	if !ok {
-		return nil, fmt.Errorf("export: the store %T has no export cursors", a.Store)
-	}
+	sq := a.db
 	var out []*export.Exporter
 	closeAll := func() {
 		for _, x := range out {

@@ -12,8 +12,8 @@ import (
 	"github.com/phivault/phivault/internal/audit"
 	"github.com/phivault/phivault/internal/authz"
 	"github.com/phivault/phivault/internal/identity"
+	"github.com/phivault/phivault/internal/identity/account"
 	"github.com/phivault/phivault/internal/storage"
-	"github.com/phivault/phivault/internal/storage/sqldb"
 )
 
 // Separation of duties in account administration (ADR 0018, issue 11
@@ -101,7 +101,7 @@ func (x *Accounts) alert(kind string, u identity.User, ref string) (*authz.Alert
 
 // pending builds the request by actor to give account u the roles
 // target, with its alert and audit record.
-func (x *Accounts) pending(actor audit.Agent, u identity.User, target []identity.Role) (*sqldb.Pending, error) {
+func (x *Accounts) pending(actor audit.Agent, u identity.User, target []identity.Role) (*account.Pending, error) {
 	reqID, err := identity.NewRequestID(x.rand)
 	if err != nil {
 		return nil, err
@@ -114,15 +114,15 @@ func (x *Accounts) pending(actor audit.Agent, u identity.User, target []identity
 }
 
 // pendingAs is pending with the request and alert ids given.
-func (x *Accounts) pendingAs(reqID, alertID string, actor audit.Agent, u identity.User, target []identity.Role) *sqldb.Pending {
+func (x *Accounts) pendingAs(reqID, alertID string, actor audit.Agent, u identity.User, target []identity.Role) *account.Pending {
 	now := x.now().UTC()
 	req := identity.Request{ID: reqID, UserID: u.ID, Roles: target, RequestedBy: actor.User, Created: now, Expires: now.Add(identity.RequestTTL)}
 	al := authz.Alert{ID: alertID, Kind: alertRequested, Priority: "high", UserID: u.ID, Patient: patientOf(u), Ref: "Request/" + reqID, Created: now}
-	return &sqldb.Pending{Request: req, Alert: al, Audit: x.requestAudit(actor, audit.ActionUserGrantRequest)}
+	return &account.Pending{Request: req, Alert: al, Audit: x.requestAudit(actor, audit.ActionUserGrantRequest)}
 }
 
 // requestAudit builds the audit record of a step of a request.
-func (x *Accounts) requestAudit(actor audit.Agent, act audit.Action) sqldb.RequestAuditFn {
+func (x *Accounts) requestAudit(actor audit.Agent, act audit.Action) account.RequestAuditFn {
 	return func(r identity.Request, u identity.User) (storage.AuditRecord, error) {
 		return x.log.Seal(audit.Event{Time: x.now(), Action: act, Outcome: audit.OutcomeSuccess, Agent: actor,
 			Entities: []string{"User/" + u.ID, "Request/" + r.ID},
@@ -169,7 +169,7 @@ func (x *Accounts) Approve(ctx context.Context, actor audit.Agent, id string) (i
 		return identity.User{}, err
 	}
 	now := x.now().UTC()
-	_, u, err := x.users.DecideRequest(ctx, id, sqldb.Decision{Approve: true, By: actor.User, Now: now,
+	_, u, err := account.Decide(ctx, x.uow, id, account.Decision{Approve: true, By: actor.User, Now: now,
 		Alert: authz.Alert{ID: alertID, Kind: alertApproved, Priority: "high", Created: now},
 		Audit: x.requestAudit(actor, audit.ActionUserGrantApprove)})
 	switch {
@@ -187,7 +187,7 @@ func (x *Accounts) Approve(ctx context.Context, actor audit.Agent, id string) (i
 // own request), with its audit event (user-grant-reject), in one
 // transaction. Errors: identity.ErrNotFound.
 func (x *Accounts) Reject(ctx context.Context, actor audit.Agent, id string) error {
-	_, _, err := x.users.DecideRequest(ctx, id, sqldb.Decision{By: actor.User, Now: x.now(),
+	_, _, err := account.Decide(ctx, x.uow, id, account.Decision{By: actor.User, Now: x.now(),
 		Audit: x.requestAudit(actor, audit.ActionUserGrantReject)})
 	if err != nil {
 		return fmt.Errorf("reject request: %w", err)

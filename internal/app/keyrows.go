@@ -53,10 +53,7 @@ func (a *App) keyRowAlarm(ctx context.Context, rec storage.KeyRecord) {
 	owner := safeID(rec.Owner)
 	a.logger.Error("integrity alarm: a key record opens under no key of the key file (planted, copied from another owner, or damaged); the KEK epoch skips it: run phivault verify (docs/operations.md)",
 		slog.String("owner", owner), slog.Uint64("kek", uint64(rec.KEKID)))
-	sq, err := a.sqlStore()
-	if err != nil {
-		return
-	}
+	sq := a.db
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), alarmTimeout)
 	defer cancel()
 	now := time.Now()

@@ -151,14 +151,14 @@ func (a *App) AcceptCheckpoint(ctx context.Context, actor audit.Agent) (storage.
 	if by == "" {
 		by = actor.Client
 	}
-	err = a.Store.Update(ctx, func(tx storage.Tx) error {
+	err = sqldb.NewUnit[alertTx](a.db).Update(ctx, func(tx alertTx) error {
 		rec, err := a.Log.Seal(audit.Event{Time: time.Now(), Action: audit.ActionLogAccept, Outcome: audit.OutcomeSuccess,
 			Agent: actor, Purpose: "HOPERAT", Entities: []string{ref},
 			Policies: []string{"root=" + base64.StdEncoding.EncodeToString(cp.Root), "kept=" + a.Config.Audit.CheckpointFile}})
 		if err != nil {
 			return err
 		}
-		if err := sqldb.RaiseAlert(ctx, tx, authz.Alert{ID: "alr_" + hex.EncodeToString(b[:]), Kind: alertLogAccepted, Priority: "high",
+		if err := tx.RaiseAlert(ctx, authz.Alert{ID: "alr_" + hex.EncodeToString(b[:]), Kind: alertLogAccepted, Priority: "high",
 			UserID: by, Ref: ref, Created: time.Now().UTC()}); err != nil {
 			return err
 		}

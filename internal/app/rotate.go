@@ -267,7 +267,7 @@ func (a *App) RewrapAll(ctx context.Context, progress Progress) (int64, error) {
 			progress("re-wrapping data keys", int64(i+1), int64(len(owners)))
 		}
 	}
-	if sq, err := a.sqlStore(); err == nil {
+	if sq := a.db; sq != nil {
 		if err := sq.CompactKeys(ctx); err != nil {
 			a.logger.Warn("compacting the keys table failed", "err", err)
 		}

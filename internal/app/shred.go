@@ -127,12 +127,9 @@ func (a *App) RunKEKEpoch(ctx context.Context, o EpochOptions) (EpochReport, err
 	if a.Config.Keys.KeyFile == "" {
 		return EpochReport{Status: ErasureStatus{KMS: true}}, ErrKMSRotation
 	}
-	sq, err := a.sqlStore()
-	if err != nil {
-		return EpochReport{}, err
-	}
+	sq := a.db
 	j := &epochJob{a: a, es: sq.Epochs(), sq: sq, path: a.Config.Keys.KeyFile, holder: a.holder, o: o}
-	err = j.run(ctx)
+	err := j.run(ctx)
 	if rerr := j.release(context.WithoutCancel(ctx)); err == nil && rerr != nil && !errors.Is(rerr, ErrEpochLost) {
 		err = rerr
 	}

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/phivault/phivault/internal/storage"
 	"github.com/phivault/phivault/internal/storage/sqldb"
 )
 
@@ -24,10 +23,7 @@ func (a *App) followEpoch(ctx context.Context, warned map[uint32]bool) {
 	if kek.IsKMS() {
 		return
 	}
-	sq, err := a.sqlStore()
-	if err != nil {
-		return
-	}
+	sq := a.db
 	rs, err := sq.Epochs().RetiredKEKs(ctx)
 	if err != nil {
 		return
@@ -88,7 +84,7 @@ func (a *App) runEpochOnce(ctx context.Context) time.Time {
 	case errors.Is(err, ErrKMSRotation):
 		// A Vault KEK: nothing to do here; the operator rotates it
 		// (docs/operations.md). Compact what the database can.
-		if sq, serr := a.sqlStore(); serr == nil {
+		if sq := a.db; sq != nil {
 			_ = sq.CompactKeys(ctx)
 		}
 		return now.Add(100 * 365 * 24 * time.Hour) // woken by the next erasure
@@ -127,11 +123,7 @@ const destroyedKEKTimeout = 5 * time.Second
 // adopt a key file from which an epoch run by another process removed
 // keys, at the first record it cannot open, without waiting for
 // RunKEKEpochs to follow.
-func destroyedKEKs(st storage.Store) func(ids []uint32) bool {
-	sq, ok := st.(*sqldb.Store)
-	if !ok {
-		return nil
-	}
+func destroyedKEKs(sq *sqldb.Store) func(ids []uint32) bool {
 	return func(ids []uint32) bool {
 		ctx, cancel := context.WithTimeout(context.Background(), destroyedKEKTimeout)
 		defer cancel()

@@ -2,13 +2,11 @@ package app
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/phivault/phivault/internal/keys"
 	"github.com/phivault/phivault/internal/storage"
-	"github.com/phivault/phivault/internal/storage/sqldb"
 )
 
 // How final the erasures are: pending, in an epoch, final (ADR 0015).
@@ -44,22 +42,12 @@ func (s ErasureStatus) InProgress() (storage.KEKEpoch, bool) {
 	return storage.KEKEpoch{}, false
 }
 
-func (a *App) sqlStore() (*sqldb.Store, error) {
-	sq, ok := a.Store.(*sqldb.Store)
-	if !ok {
-		return nil, errors.New("the store is not the SQL store")
-	}
-	return sq, nil
-}
-
 // ErasureStatus reads the erasure status from the key file and the
 // database.
 func (a *App) ErasureStatus(ctx context.Context) (ErasureStatus, error) {
-	sq, err := a.sqlStore()
-	if err != nil {
-		return ErasureStatus{}, err
-	}
+	sq := a.db
 	var st ErasureStatus
+	var err error
 	if st.Epochs, err = sq.Epochs().Epochs(ctx); err != nil {
 		return st, err
 	}

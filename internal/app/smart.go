@@ -11,7 +11,6 @@ import (
 	"github.com/phivault/phivault/internal/audit"
 	"github.com/phivault/phivault/internal/authn/smart"
 	"github.com/phivault/phivault/internal/identity"
-	"github.com/phivault/phivault/internal/storage/sqldb"
 )
 
 // jwksTimeout bounds fetching a backend client's published JWK Set.
@@ -39,10 +38,7 @@ func (a *App) openSMART(ctx context.Context, now func() time.Time) error {
 	if a.Config.Server.BaseURL == "" {
 		return nil
 	}
-	sq, ok := a.Store.(*sqldb.Store)
-	if !ok {
-		return fmt.Errorf("smart: the store %T has no SMART tables", a.Store)
-	}
+	sq := a.db
 	s, err := smart.New(sq.Smart(), smart.Options{
 		BaseURL:    a.Config.Server.BaseURL,
 		HTTPClient: &http.Client{Timeout: jwksTimeout},

@@ -12,6 +12,7 @@ import (
 	"github.com/phivault/phivault/internal/audit"
 	"github.com/phivault/phivault/internal/authz"
 	"github.com/phivault/phivault/internal/identity"
+	"github.com/phivault/phivault/internal/identity/account"
 	"github.com/phivault/phivault/internal/storage"
 
 	"github.com/phivault/phivault/internal/authn/oidc"
@@ -49,11 +50,8 @@ func (a *App) openSSO(ctx context.Context, oo openOptions) error {
 	if err != nil {
 		return fmt.Errorf("opening sso: %w", err)
 	}
-	sq, ok := a.Store.(*sqldb.Store)
-	if !ok {
-		return errors.New("opening sso: the store is not the SQL store")
-	}
-	accounts := ssoAccounts{Users: sq.Users(), log: a.Log, now: oo.now}
+	sq := a.db
+	accounts := ssoAccounts{Users: sq.Users(), uow: sqldb.NewUnit[account.Tx](sq), log: a.Log, now: oo.now}
 	a.SSO, err = sso.New(sso.Options{RP: rp, Issuer: cfg.Issuer, Accounts: accounts, Login: a.Login, Keys: a.Keys,
 		Log: a.Log, NoAutoProvision: !c.Provision(), Now: oo.now})
 	if err != nil {
@@ -75,6 +73,7 @@ func (a *App) ssoHandler() httpapi.SSO {
 // role requests of the two-person rule (ADR 0018).
 type ssoAccounts struct {
 	*sqldb.Users
+	uow account.Store // the unit of work of account changes
 	log *audit.Log
 	now func() time.Time // nil: time.Now
 }
@@ -108,7 +107,7 @@ func (x ssoAccounts) RequestRoles(ctx context.Context, id string, roles []identi
 	now := x.clock().UTC()
 	if old, err := x.Users.RequestFor(ctx, id, now); err == nil && old.RequestedBy == ssoRequester {
 		// The IdP's own earlier request, for other groups: superseded.
-		_, _, err := x.Users.DecideRequest(ctx, old.ID, sqldb.Decision{By: ssoRequester, Now: now,
+		_, _, err := account.Decide(ctx, x.uow, old.ID, account.Decision{By: ssoRequester, Now: now,
 			Audit: func(r identity.Request, u identity.User) (storage.AuditRecord, error) {
 				return x.log.Seal(audit.Event{Time: now, Action: audit.ActionUserGrantReject, Outcome: audit.OutcomeSuccess,
 					Agent: audit.Agent{User: u.ID, Client: ssoRequester}, Entities: []string{"User/" + u.ID, "Request/" + r.ID},
@@ -132,12 +131,29 @@ func (x ssoAccounts) RequestRoles(ctx context.Context, id string, roles []identi
 	if err != nil {
 		return err
 	}
-	p := sqldb.Pending{
+	p := account.Pending{
 		Request: identity.Request{ID: reqID, UserID: id, Roles: roles, RequestedBy: ssoRequester, Created: now, Expires: now.Add(identity.RequestTTL)},
 		Alert: authz.Alert{ID: "alr_" + strings.TrimPrefix(alertID, "rqs_"), Kind: alertRequested, Priority: "high", UserID: id,
 			Patient: patientOf(u), Ref: "Request/" + reqID, Created: now},
 		Audit: auditFn,
 	}
-	_, err = x.Users.RequestRoles(ctx, p)
+	_, err = account.RequestRoles(ctx, x.uow, p)
 	return err
+}
+
+// SetRolesAudited implements sso.Accounts: it replaces the roles of
+// user id, revokes its sessions (as the admin set-roles does: a session
+// never outlives the grant it was opened under) and appends the audit
+// record, in one transaction. Errors are those of account.Apply.
+func (x ssoAccounts) SetRolesAudited(ctx context.Context, id string, roles []identity.Role, auditFn sso.AuditFn) (identity.User, error) {
+	roles = append([]identity.Role(nil), roles...)
+	return account.Apply(ctx, x.uow, id, account.Change{Op: "sso set roles", Change: func(u *identity.User) { u.Roles = roles },
+		RevokeSessions: true, Audit: account.AuditFn(auditFn)})
+}
+
+// CreateLinked implements sso.Accounts: the account provisioned at a
+// first SSO sign-in, its link and its audit record, in one transaction
+// (account.CreateLinked).
+func (x ssoAccounts) CreateLinked(ctx context.Context, u identity.User, issuer, subject string, auditFn sso.AuditFn) (identity.User, error) {
+	return account.CreateLinked(ctx, x.uow, u, issuer, subject, account.AuditFn(auditFn))
 }

@@ -37,10 +37,7 @@ const finalIntegrationTimeout = 30 * time.Second
 // system keys) and starts the integrator goroutine, which App.Close
 // stops after draining the batcher.
 func (a *App) openTransparency(ctx context.Context) error {
-	sq, ok := a.Store.(*sqldb.Store)
-	if !ok {
-		return errors.New("opening the audit log: the store is not the SQL store")
-	}
+	sq := a.db
 	rec, err := a.Store.Key(ctx, keys.SystemLogSigner)
 	if err != nil {
 		return fmt.Errorf("opening the audit log signing key: %w", err)
@@ -140,7 +137,7 @@ func (a *App) VerifyLogWith(ctx context.Context, vkey string, progress func(done
 		Pinned: append(pinned, extra...),
 	})
 	var div *merkle.Divergence
-	if sq, ok := a.Store.(*sqldb.Store); ok && vkey == a.tlog.signer.VerifierKey() && (err == nil || errors.As(err, &div)) {
+	if sq := a.db; vkey == a.tlog.signer.VerifierKey() && (err == nil || errors.As(err, &div)) {
 		rec := sqldb.Verification{Finished: time.Now().UTC(), Size: rep.Leaves, OK: err == nil}
 		if err != nil {
 			rec.Detail = err.Error()
@@ -194,7 +191,7 @@ func (a *App) TrustStatus(ctx context.Context) (webui.AuditLogStatus, error) {
 		return st, err
 	}
 	st.Size, st.Checkpoint, st.CheckpointTime = uint64(c.Size), string(c.Note), c.Created
-	if sq, ok := a.Store.(*sqldb.Store); ok {
+	if sq := a.db; sq != nil {
 		v, err := sq.LastVerification(ctx, true)
 		switch {
 		case err == nil:

@@ -17,6 +17,7 @@ import (
 	"github.com/phivault/phivault/internal/authn/session"
 	"github.com/phivault/phivault/internal/httpapi"
 	"github.com/phivault/phivault/internal/identity"
+	"github.com/phivault/phivault/internal/identity/account"
 	"github.com/phivault/phivault/internal/storage"
 	"github.com/phivault/phivault/internal/storage/sqldb"
 )
@@ -29,7 +30,7 @@ import (
 // audit event and its side effects: the enrolment secret of a new
 // account, the deletion of second factors on an MFA reset, and the
 // revocation of every session of the user on disable, role change, MFA
-// reset and password enrolment (sqldb.Users.CreateAudited and Apply). A
+// reset and password enrolment (account.Create and account.Apply, on the store's unit of work: ADR 0024). A
 // change is therefore never visible without its audit record, and a
 // disabled account never keeps a live session.
 //
@@ -70,6 +71,7 @@ var ErrEnrolmentRefused = errors.New("the enrolment secret is not valid: it may 
 type Accounts struct {
 	store  *sqldb.Store
 	users  *sqldb.Users
+	uow    account.Store // the unit of work of account changes
 	log    *audit.Log
 	hasher *password.Hasher
 	// lookup keys the stored hashes of enrolment secrets (ADR 0022): a
@@ -86,10 +88,7 @@ const lookupEnrolment = "enrolment"
 // password Hasher (with its own concurrency bound), so callers keep the
 // result rather than calling it per request.
 func (a *App) Accounts() (*Accounts, error) {
-	st, ok := a.Store.(*sqldb.Store)
-	if !ok {
-		return nil, errors.New("account administration needs the SQL store")
-	}
+	st := a.db
 	h, err := password.NewHasher(password.HasherConfig{})
 	if err != nil {
 		return nil, err
@@ -97,7 +96,7 @@ func (a *App) Accounts() (*Accounts, error) {
 	if a.authRows == nil {
 		return nil, errors.New("account administration needs the auth-rows key")
 	}
-	return &Accounts{store: st, users: st.Users(), log: a.Log, hasher: h, lookup: a.authRows, now: time.Now, rand: rand.Reader}, nil
+	return &Accounts{store: st, users: st.Users(), uow: sqldb.NewUnit[account.Tx](st), log: a.Log, hasher: h, lookup: a.authRows, now: time.Now, rand: rand.Reader}, nil
 }
 
 // WithClock returns a copy of x that reads the time from now: tests use
@@ -146,7 +145,7 @@ func (x *Accounts) add(ctx context.Context, actor audit.Agent, u identity.User, 
 	if err != nil {
 		return identity.User{}, "", err
 	}
-	c := sqldb.Create{Enrolment: &sqldb.Enrolment{Hash: x.lookup.LookupHash(lookupEnrolment, secret.Reveal()), HashKind: storage.HashHMAC, Expires: x.now().Add(EnrolmentLifetime)}}
+	c := account.New{Enrolment: &account.Enrolment{Hash: x.lookup.LookupHash(lookupEnrolment, secret.Reveal()), HashKind: storage.HashHMAC, Expires: x.now().Add(EnrolmentLifetime)}}
 	now, pending := identity.Split(nil, roles)
 	switch {
 	case pending && breakGlass:
@@ -159,7 +158,7 @@ func (x *Accounts) add(ctx context.Context, actor audit.Agent, u identity.User, 
 			return identity.User{}, "", err
 		}
 	}
-	out, err := x.users.CreateAudited(ctx, nu, c, x.auditFn(actor, audit.ActionUserCreate, "roles="+identity.FormatRoles(nu.Roles)))
+	out, err := account.Create(ctx, x.uow, nu, c, x.auditFn(actor, audit.ActionUserCreate, "roles="+identity.FormatRoles(nu.Roles)))
 	if err != nil {
 		return identity.User{}, "", fmt.Errorf("adding user: %w", err)
 	}
@@ -172,7 +171,7 @@ func (x *Accounts) add(ctx context.Context, actor audit.Agent, u identity.User, 
 // own account. Errors: identity.ErrNotFound, identity.ErrSelf,
 // identity.ErrFHIRUserBound.
 func (x *Accounts) SetDisabled(ctx context.Context, actor audit.Agent, id string, disabled bool) (identity.User, error) {
-	c := sqldb.AccountChange{Op: "enable user", Change: func(u *identity.User) { u.Disabled = disabled },
+	c := account.Change{Op: "enable user", Change: func(u *identity.User) { u.Disabled = disabled },
 		Audit: x.auditFn(actor, audit.ActionUserEnable)}
 	if disabled {
 		c.Op, c.RevokeSessions, c.Audit = "disable user", true, x.auditFn(actor, audit.ActionUserDisable)
@@ -209,7 +208,7 @@ func (x *Accounts) setRoles(ctx context.Context, actor audit.Agent, id string, r
 		return identity.User{}, err
 	}
 	target := append([]identity.Role(nil), roles...)
-	c := sqldb.AccountChange{Op: "set roles", RevokeIfRolesChanged: true}
+	c := account.Change{Op: "set roles", RevokeIfRolesChanged: true}
 	if breakGlass {
 		cur, err := x.users.ByID(ctx, id)
 		if err != nil {
@@ -233,7 +232,7 @@ func (x *Accounts) setRoles(ctx context.Context, actor audit.Agent, id string, r
 		if err != nil {
 			return identity.User{}, err
 		}
-		c.Request = func(u identity.User) *sqldb.Pending {
+		c.Request = func(u identity.User) *account.Pending {
 			if identity.FormatRoles(u.Roles) == identity.FormatRoles(target) {
 				return nil
 			}
@@ -256,7 +255,7 @@ func (x *Accounts) ResetMFA(ctx context.Context, actor audit.Agent, id string) (
 	if err := x.notSelf(ctx, actor, id, audit.ActionUserResetMFA); err != nil {
 		return identity.User{}, err
 	}
-	return x.apply(ctx, id, sqldb.AccountChange{Op: "reset mfa", Change: func(u *identity.User) { u.MFAEnrolled = false },
+	return x.apply(ctx, id, account.Change{Op: "reset mfa", Change: func(u *identity.User) { u.MFAEnrolled = false },
 		ClearMFA: true, RevokeSessions: true, Audit: x.auditFn(actor, audit.ActionUserResetMFA)})
 }
 
@@ -310,7 +309,7 @@ func (x *Accounts) Enrol(ctx context.Context, actor audit.Agent, username, secre
 	if err != nil {
 		return identity.User{}, fmt.Errorf("enrolment: %w", err)
 	}
-	out, err := x.apply(ctx, id, sqldb.AccountChange{Op: "set password", Change: func(u *identity.User) { u.PasswordHash = phc },
+	out, err := x.apply(ctx, id, account.Change{Op: "set password", Change: func(u *identity.User) { u.PasswordHash = phc },
 		ConsumeEnrolment: hash, EnrolmentKind: kind, EnrolmentNow: now, RevokeSessions: true,
 		Audit: x.auditFn(actor, audit.ActionUserSetPassword)})
 	if errors.Is(err, identity.ErrNotFound) {
@@ -339,7 +338,7 @@ func (x *Accounts) Sessions(ctx context.Context, id string) ([]session.Session, 
 // as entities) in the same transaction. Errors: session.ErrNotFound for
 // an unknown or already revoked session.
 func (x *Accounts) RevokeSession(ctx context.Context, actor audit.Agent, id string) error {
-	_, err := x.store.Sessions().RevokeAudited(ctx, id, func(owner string) (storage.AuditRecord, error) {
+	_, err := session.RevokeAudited(ctx, sqldb.NewUnit[session.Tx](x.store), id, func(owner string) (storage.AuditRecord, error) {
 		return x.log.Seal(audit.Event{Time: x.now(), Action: audit.ActionSessionRevoke, Outcome: audit.OutcomeSuccess,
 			Agent: actor, Entities: []string{"Session/" + id, "User/" + owner}})
 	})
@@ -353,7 +352,7 @@ func (x *Accounts) RevokeSession(ctx context.Context, actor audit.Agent, id stri
 // (session-revoke, entity "User/<id>"), in one transaction. Errors:
 // identity.ErrNotFound.
 func (x *Accounts) RevokeSessions(ctx context.Context, actor audit.Agent, id string) error {
-	_, err := x.apply(ctx, id, sqldb.AccountChange{Op: "revoke sessions", RevokeSessions: true,
+	_, err := x.apply(ctx, id, account.Change{Op: "revoke sessions", RevokeSessions: true,
 		Audit: x.auditFn(actor, audit.ActionSessionRevoke)})
 	return err
 }
@@ -370,8 +369,8 @@ func (x *Accounts) Denied(ctx context.Context, actor audit.Agent, entity string)
 	return x.append(ctx, ev)
 }
 
-func (x *Accounts) apply(ctx context.Context, id string, c sqldb.AccountChange) (identity.User, error) {
-	u, err := x.users.Apply(ctx, id, c)
+func (x *Accounts) apply(ctx context.Context, id string, c account.Change) (identity.User, error) {
+	u, err := account.Apply(ctx, x.uow, id, c)
 	if err != nil {
 		return identity.User{}, fmt.Errorf("%s: %w", c.Op, err)
 	}
@@ -380,7 +379,7 @@ func (x *Accounts) apply(ctx context.Context, id string, c sqldb.AccountChange) 
 
 // auditFn returns the audit record builder for a successful change by
 // actor: the action, the agent, "User/<id>" as the entity and policies.
-func (x *Accounts) auditFn(actor audit.Agent, act audit.Action, policies ...string) sqldb.AuditFn {
+func (x *Accounts) auditFn(actor audit.Agent, act audit.Action, policies ...string) account.AuditFn {
 	return func(u identity.User) (storage.AuditRecord, error) {
 		return x.log.Seal(audit.Event{Time: x.now(), Action: act, Outcome: audit.OutcomeSuccess,
 			Agent: actor, Entities: []string{"User/" + u.ID}, Policies: policies})

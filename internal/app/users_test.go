@@ -9,6 +9,7 @@ import (
 	"github.com/phivault/phivault/internal/apitest"
 	"github.com/phivault/phivault/internal/app"
 	"github.com/phivault/phivault/internal/audit"
+	"github.com/phivault/phivault/internal/authn/login"
 	"github.com/phivault/phivault/internal/authn/password"
 	"github.com/phivault/phivault/internal/authn/session"
 	"github.com/phivault/phivault/internal/identity"
@@ -111,7 +112,7 @@ func TestResetMFAClearsFactors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := logins.PutTOTP(ctx, u.ID, []byte("sealed"), rec); err != nil {
+	if err := login.PutTOTP(ctx, sqldb.NewUnit[login.Tx](s.App.Store.(*sqldb.Store)), u.ID, []byte("sealed"), rec); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := logins.TOTP(ctx, u.ID); err != nil {

@@ -5,6 +5,7 @@
 //   - domain packages link no SQL driver and import no net/http;
 //   - only a short, named allow-list imports crypto primitives;
 //   - the web front ends keep their boundaries (web_test.go).
+//   - the CLI does not import the SQL store or its drivers (layers_test.go).
 //
 // A violation fails with the package and import at fault. The rules are
 // written as data below; changing them is a design decision and belongs

@@ -15,6 +15,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/cedar-policy/cedar-go"
 	xast "github.com/cedar-policy/cedar-go/x/exp/ast"
@@ -269,4 +270,14 @@ func validator() (*validate.Validator, error) {
 		return nil, fmt.Errorf("resolving the authorization schema: %w", err)
 	}
 	return validate.New(r), nil
+}
+
+// PolicyVersion is one policy set that came into force, as the store
+// records it when a process starts with a set whose hash differs from
+// the last recorded one ([Policies.Hash], [Policies.Source]).
+type PolicyVersion struct {
+	Seq     int64 // 1, 2, 3... in the order they came into force
+	Hash    string
+	Source  string
+	Created time.Time
 }

@@ -21,7 +21,6 @@ import (
 	"github.com/phivault/phivault/internal/ident"
 	"github.com/phivault/phivault/internal/record"
 	"github.com/phivault/phivault/internal/storage"
-	"github.com/phivault/phivault/internal/storage/sqldb"
 )
 
 // maxCaseFile bounds a policy test file.
@@ -184,7 +183,7 @@ func (e *env) policyExplainCmd() *cobra.Command {
 				return err
 			}
 			defer a.Close()
-			u, err := a.Store.(*sqldb.Store).Users().ByUsername(cmd.Context(), user)
+			u, err := a.Directory().ByUsername(cmd.Context(), user)
 			if err != nil {
 				return fmt.Errorf("--user: %w", userFlagErr(err))
 			}
@@ -323,7 +322,7 @@ func (e *env) policyVersionsCmd() *cobra.Command {
 				return err
 			}
 			defer a.Close()
-			vs, err := a.Store.(*sqldb.Store).Authz().PolicyVersions(cmd.Context(), 100)
+			vs, err := a.PolicyVersions(cmd.Context(), 100)
 			if err != nil {
 				return err
 			}

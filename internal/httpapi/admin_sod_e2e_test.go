@@ -16,6 +16,7 @@ import (
 	"github.com/phivault/phivault/internal/authn/smart/scope"
 	"github.com/phivault/phivault/internal/httpapi"
 	"github.com/phivault/phivault/internal/identity"
+	"github.com/phivault/phivault/internal/identity/account"
 	"github.com/phivault/phivault/internal/storage"
 	"github.com/phivault/phivault/internal/storage/sqldb"
 	"github.com/phivault/phivault/internal/web"
@@ -284,7 +285,7 @@ func TestSeparationOfDuties(t *testing.T) {
 			}
 			// Any change of an account's FHIR user meets the same rule.
 			other := e.account(t, "dr.other", "Practitioner/pr-other", identity.RoleResearcher)
-			_, err := s.App.Store.(*sqldb.Store).Users().Apply(t.Context(), other.ID, sqldb.AccountChange{Op: "move",
+			_, err := account.Apply(t.Context(), sqldb.NewUnit[account.Tx](s.App.Store.(*sqldb.Store)), other.ID, account.Change{Op: "move",
 				Change: func(u *identity.User) { u.FHIRUser = "Practitioner/pr-real" },
 				Audit: func(identity.User) (storage.AuditRecord, error) {
 					return storage.AuditRecord{Time: time.Now(), Body: []byte("x")}, nil

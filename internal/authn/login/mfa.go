@@ -112,7 +112,7 @@ func (s *Service) EnrollTOTP(ctx context.Context, challengeToken string, addr ne
 	if err != nil {
 		return Enrollment{}, err
 	}
-	if err := s.store.PutTOTP(ctx, u.ID, []byte(sealed), recs[0]); err != nil {
+	if err := PutTOTP(ctx, s.uow, u.ID, []byte(sealed), recs[0]); err != nil {
 		if errors.Is(err, storage.ErrConflict) || errors.Is(err, storage.ErrNotFound) {
 			return Enrollment{}, ErrInvalidChallenge
 		}

@@ -429,7 +429,7 @@ func (s *Service) FinishPasskeyAdd(ctx context.Context, p authn.Principal, cerem
 	if err != nil {
 		return passkey.Credential{}, err
 	}
-	err = s.passkeys.AddPasskey(ctx, cred, *use, recs[0])
+	err = AddPasskey(ctx, s.uow, cred, *use, recs[0])
 	if errors.Is(err, storage.ErrConflict) {
 		return deny(passkey.ErrRejected, "conflict")
 	}
@@ -469,7 +469,7 @@ func (s *Service) RenamePasskey(ctx context.Context, p authn.Principal, id, name
 	if err != nil {
 		return "", err
 	}
-	err = s.passkeys.RenamePasskey(ctx, p.ID, id, name, recs[0])
+	err = RenamePasskey(ctx, s.uow, p.ID, id, name, recs[0])
 	if errors.Is(err, storage.ErrNotFound) {
 		return "", ErrPasskeyNotFound
 	}
@@ -498,7 +498,7 @@ func (s *Service) DeletePasskey(ctx context.Context, p authn.Principal, id strin
 	if err != nil {
 		return err
 	}
-	err = s.passkeys.DeletePasskey(ctx, p.ID, id, recs[0])
+	err = DeletePasskey(ctx, s.uow, p.ID, id, recs[0])
 	switch {
 	case errors.Is(err, ErrLastFactor):
 		denied := s.event(audit.ActionPasskeyRemove, audit.OutcomeDenied, p.ID, addr, p.SessionID, "last-factor")

@@ -79,11 +79,15 @@ type Recorder interface {
 // DefaultIssuer names phivault in authenticator apps.
 const DefaultIssuer = "phivault"
 
-// Options configures a [Service]. Users, Store, Sessions, Keys, Log,
-// Audit and Hasher are required; the rest has defaults.
+// Options configures a [Service]. Users, Store, Tx, Sessions, Keys,
+// Log, Audit and Hasher are required; the rest has defaults.
 type Options struct {
-	Users    identity.Directory
-	Store    Store
+	Users identity.Directory
+	Store Store
+	// Tx is the store's unit of work, on which a sign-in's commit, TOTP
+	// enrolment, session revocation and failure counting run with their
+	// audit records (ADR 0024).
+	Tx       Updater
 	Sessions session.Store
 	Keys     Keys
 	Log      *audit.Log
@@ -109,6 +113,7 @@ type Options struct {
 type Service struct {
 	users    identity.Directory
 	store    Store
+	uow      Updater
 	keys     Keys
 	log      *audit.Log
 	audit    Recorder
@@ -133,6 +138,8 @@ func New(o Options) (*Service, error) {
 		return nil, errors.New("login: new service: Options.Users is nil")
 	case o.Store == nil:
 		return nil, errors.New("login: new service: Options.Store is nil")
+	case o.Tx == nil:
+		return nil, errors.New("login: new service: Options.Tx is nil")
 	case o.Sessions == nil:
 		return nil, errors.New("login: new service: Options.Sessions is nil")
 	case o.Keys == nil:
@@ -168,7 +175,7 @@ func New(o Options) (*Service, error) {
 		return nil, fmt.Errorf("login: new service: Options.SessionOptions: %w", err)
 	}
 	return &Service{
-		users: o.Users, store: o.Store, keys: o.Keys, log: o.Log, audit: o.Audit, hasher: o.Hasher,
+		users: o.Users, store: o.Store, uow: o.Tx, keys: o.Keys, log: o.Log, audit: o.Audit, hasher: o.Hasher,
 		lockout: o.Lockout, limiter: password.NewAddressLimiter(o.AddressLimits),
 		sessOpts: o.SessionOptions, sessions: m, issuer: o.Issuer, passkeys: o.Passkeys, rp: o.RP, newID: o.NewID, now: o.Now, rand: o.Rand, logger: o.Logger,
 	}, nil
@@ -322,7 +329,7 @@ func (s *Service) Login(ctx context.Context, username, pw string, addr netip.Add
 // all in one transaction.
 func (s *Service) fail(ctx context.Context, key []byte, action audit.Action, agent string, addr netip.Addr, policies ...string) error {
 	now := s.now()
-	err := s.store.UpdateLoginState(ctx, key, func(cur password.AccountState) (password.AccountState, []storage.AuditRecord, error) {
+	err := UpdateLoginState(ctx, s.uow, key, func(cur password.AccountState) (password.AccountState, []storage.AuditRecord, error) {
 		next := s.lockout.Fail(cur, now)
 		evs := []audit.Event{s.event(action, audit.OutcomeDenied, agent, addr, "", policies...)}
 		if ok, _ := s.lockout.Allow(next, now); !ok {
@@ -348,7 +355,7 @@ func (s *Service) start(ctx context.Context, userID string, mfa bool, addr netip
 			return err
 		}
 		c.Audit = recs
-		return s.store.Commit(ctx, c)
+		return ApplyCommit(ctx, s.uow, c)
 	}
 	// The Manager makes the token, id and times; committing through this
 	// Store decorator puts the session row in the same transaction as

@@ -79,7 +79,7 @@ func (s *Service) revoke(ctx context.Context, p authn.Principal, id string, acti
 	if err != nil {
 		return err
 	}
-	err = s.store.RevokeSession(ctx, p.ID, id, recs[0])
+	err = RevokeSession(ctx, s.uow, p.ID, id, recs[0])
 	if errors.Is(err, storage.ErrNotFound) {
 		return ErrNotFound
 	}

@@ -28,7 +28,7 @@ type PasswordChange struct {
 }
 
 // Commit is everything one successful second factor (or a password-only
-// login) changes, applied in one transaction by [Store.Commit]. Zero
+// login) changes, applied in one transaction by [ApplyCommit]. Zero
 // fields change nothing.
 type Commit struct {
 	UserID string
@@ -92,50 +92,19 @@ type CeremonyUse struct {
 type PasskeyStore interface {
 	// Passkeys returns the user's credentials, oldest first.
 	Passkeys(ctx context.Context, userID string) ([]passkey.Credential, error)
-	// AddPasskey stores c for an enrolled user, marks the ceremony used
-	// and appends rec, in one transaction: storage.ErrConflict if the
-	// credential id is taken, the ceremony used, the user not enrolled
-	// or at passkey.MaxCredentials; storage.ErrNotFound for no such user.
-	AddPasskey(ctx context.Context, c passkey.Credential, use CeremonyUse, rec storage.AuditRecord) error
-	// RenamePasskey renames the user's passkey id and appends rec;
-	// storage.ErrNotFound if the user has no such passkey.
-	RenamePasskey(ctx context.Context, userID, id, name string, rec storage.AuditRecord) error
-	// DeletePasskey deletes the user's passkey id and appends rec;
-	// storage.ErrNotFound if the user has no such passkey, and an error
-	// wrapping ErrLastFactor (and storage.ErrConflict) if it is the last
-	// second factor (no other passkey, no TOTP) of an enrolled user.
-	DeletePasskey(ctx context.Context, userID, id string, rec storage.AuditRecord) error
 }
 
-// Store is the database side of login. The SQL implementation is
+// Store is the read side of login; its audited changes run on the
+// store's unit of work ([Updater], [Tx]). The SQL implementation is
 // sqldb.Store.Logins(). Implementations are safe for concurrent use and
 // return errors wrapping the storage sentinels.
-//
-// DEVIATION from STYLE rule 14 (1–3 methods): one consumer, one table
-// group; splitting would only add names.
 type Store interface {
 	// LoginState returns the lockout state of key (the zero state when
 	// there is no row).
 	LoginState(ctx context.Context, key []byte) (password.AccountState, error)
-	// UpdateLoginState reads the state of key, calls fn with it and, in
-	// the same transaction, stores the state fn returns and appends its
-	// audit records; an error from fn aborts the transaction and is
-	// returned. fn may run more than once (retries); it must not have
-	// side effects.
-	UpdateLoginState(ctx context.Context, key []byte, fn func(password.AccountState) (password.AccountState, []storage.AuditRecord, error)) error
 	// TOTP returns the user's TOTP credential, or an error wrapping
 	// storage.ErrNotFound.
 	TOTP(ctx context.Context, userID string) (TOTPCredential, error)
-	// PutTOTP replaces the user's TOTP secret (last step 0) and appends
-	// rec, in one transaction; storage.ErrConflict if the user is already
-	// enrolled, storage.ErrNotFound for an unknown user.
-	PutTOTP(ctx context.Context, userID string, sealed []byte, rec storage.AuditRecord) error
 	// RecoveryHashes returns the user's unused recovery-code hashes.
 	RecoveryHashes(ctx context.Context, userID string) ([][]byte, error)
-	// Commit applies c in one transaction (see [Commit]).
-	Commit(ctx context.Context, c Commit) error
-	// RevokeSession revokes session id if it belongs to userID and
-	// appends rec, in one transaction; an error wrapping
-	// storage.ErrNotFound if there is no such session of that user.
-	RevokeSession(ctx context.Context, userID, id string, rec storage.AuditRecord) error
 }

@@ -13,6 +13,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/phivault/phivault/internal/authn/login"
+	"github.com/phivault/phivault/internal/authn/session"
+	"github.com/phivault/phivault/internal/identity/account"
 	"github.com/phivault/phivault/internal/storage"
 	"github.com/phivault/phivault/internal/storage/postgres"
 	"github.com/phivault/phivault/internal/storage/postgres/pgtest"
@@ -45,7 +48,8 @@ func TestIdentityConformance(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { db.Close() })
-		return storagetest.IdentityStores{Users: s.Users(), Sessions: s.Sessions(), DB: db}
+		return storagetest.IdentityStores{Users: s.Users(), Sessions: s.Sessions(), DB: db,
+			Accounts: sqldb.NewUnit[account.Tx](s), Revoker: sqldb.NewUnit[session.Tx](s)}
 	})
 }
 
@@ -65,7 +69,7 @@ func TestLogConformance(t *testing.T) {
 func TestLoginConformance(t *testing.T) {
 	storagetest.RunLogin(t, func(t *testing.T) storagetest.LoginStores {
 		s := openURL(t, pgtest.NewDatabase(t), postgres.Options{})
-		return storagetest.LoginStores{Store: s, Users: s.Users(), Sessions: s.Sessions(), Logins: s.Logins(),
+		return storagetest.LoginStores{Store: s, Users: s.Users(), Sessions: s.Sessions(), Logins: s.Logins(), Tx: sqldb.NewUnit[login.Tx](s),
 			Prune: func(ctx context.Context, now time.Time) (int64, int64, error) {
 				p, err := s.Prune(ctx, now)
 				return p.Sessions, p.LoginFailures, err

@@ -8,211 +8,66 @@ import (
 
 	"github.com/phivault/phivault/internal/authz"
 	"github.com/phivault/phivault/internal/identity"
+	"github.com/phivault/phivault/internal/identity/account"
 	"github.com/phivault/phivault/internal/storage"
 )
 
-// This file holds the audited account changes of the security-admin
-// surface (app.Accounts): each one writes the users row, its side
-// effects (enrolment secret, second factors, sessions) and its audit
-// record in ONE transaction, so a change is never committed without its
-// audit event, and a disabled user or reset MFA never leaves a live
-// session behind.
+// This file holds the plain statements of the audited account changes
+// (account.Tx): the rules (what to check, what to revoke, which audit
+// record) are package account's, run on this store's unit of work
+// (NewUnit[account.Tx], ADR 0024).
 
-// Enrolment is an enrolment secret to store: the SHA-256 of the secret
-// (the secret itself is shown once and never stored) and its expiry.
-type Enrolment struct {
-	Hash     []byte
-	HashKind string // storage.HashHMAC (required with row authentication)
-	Expires  time.Time
-}
+var _ account.Tx = (*tx)(nil)
 
-// AuditFn builds the audit record of a change from the user as stored
-// after it. It runs inside the transaction and may run more than once
-// (Update retries), so it must have no side effects.
-type AuditFn func(identity.User) (storage.AuditRecord, error)
-
-// AccountChange is one audited change of an existing account. Every
-// field but Op and Audit is optional; all of it commits or none does.
-type AccountChange struct {
-	Op     string               // operation name for errors: "disable user"
-	Change func(*identity.User) // edits the user; the result is validated
-
-	// ConsumeEnrolment is the hash of an enrolment secret that must be
-	// the user's outstanding one and unexpired at EnrolmentNow (the
-	// caller's clock; zero means the store's); it is deleted. Otherwise
-	// Apply fails with identity.ErrNotFound and writes nothing.
-	ConsumeEnrolment []byte
-	EnrolmentKind    string // the kind of ConsumeEnrolment's hash (storage.HashHMAC, ...)
-	EnrolmentNow     time.Time
-
-	ClearMFA       bool // delete the user's TOTP, recovery-code and WebAuthn rows
-	RevokeSessions bool // revoke every live session of the user
-	// RevokeIfRolesChanged revokes every live session of the user if
-	// Change changed its roles (a role change that is only requested
-	// leaves the sessions alone).
-	RevokeIfRolesChanged bool
-
-	// Request, if not nil, is called with the account after Change and
-	// returns the role request for the rest of a role change (ADR 0018),
-	// or nil; it is stored with its alert and audit record (see
-	// [Users.RequestRoles]). Like Change it may run more than once.
-	Request func(identity.User) *Pending
-	// Alert, if not nil, is raised with the change (a grant outside the
-	// two-person rule, by the offline CLI).
-	Alert *authz.Alert
-
-	Audit AuditFn // required
-}
-
-// Create is what [Users.CreateAudited] stores with a new account: the
-// enrolment secret, a role request (the roles that await a second
-// administrator) and an alert, each optional.
-type Create struct {
-	Enrolment *Enrolment
-	Request   *Pending
-	Alert     *authz.Alert
-}
-
-// CreateAudited stores nu (as [Users.Create]), what c holds, and the
-// audit record from audit, in one transaction. Errors are those of
-// Create (identity.ErrFHIRUserBound included) and of RequestRoles; a
-// taken enrolment hash is ErrExists too (a 256-bit collision: not
-// expected to happen).
-func (u *Users) CreateAudited(ctx context.Context, nu identity.User, c Create, audit AuditFn) (identity.User, error) {
-	if audit == nil {
-		return identity.User{}, errors.New("create user: no audit record")
-	}
-	now := u.s.now().UTC().Truncate(time.Microsecond)
-	nu.Created, nu.Updated = now, now
-	nu.Roles = append([]identity.Role(nil), nu.Roles...)
-	if err := nu.Validate(); err != nil {
-		return identity.User{}, err
-	}
-	err := u.s.Update(ctx, func(stx storage.Tx) error {
-		t := stx.(*tx)
-		if err := t.insertUser(ctx, nu, now); err != nil {
-			return err
-		}
-		if c.Enrolment != nil {
-			if err := t.putEnrolment(ctx, nu.ID, *c.Enrolment, now); err != nil {
-				return err
-			}
-		}
-		rec, err := audit(nu)
-		if err != nil {
-			return err
-		}
-		if err := t.AppendAudit(ctx, rec); err != nil {
-			return err
-		}
-		if c.Request != nil {
-			if _, err := t.putRequest(ctx, nu, *c.Request); err != nil {
-				return err
-			}
-		}
-		if c.Alert != nil {
-			return t.putAlert(ctx, *c.Alert)
-		}
-		return nil
-	})
-	if err != nil {
-		return identity.User{}, err
-	}
-	return nu, nil
-}
-
-// Apply performs c on user id in one transaction (reading the user with
-// its row locked on PostgreSQL) and returns the user as stored after it.
-// Errors: identity.ErrNotFound for an unknown id or, with
-// ConsumeEnrolment, for a secret that is not the user's, has expired or
-// was used; identity.ErrInvalid if the change makes the user invalid.
-func (u *Users) Apply(ctx context.Context, id string, c AccountChange) (identity.User, error) {
-	if c.Audit == nil {
-		return identity.User{}, errors.New(c.Op + ": no audit record")
-	}
+// LockUser implements account.Tx: the users row of id, locked until
+// commit on PostgreSQL.
+func (t *tx) LockUser(ctx context.Context, op, id string) (identity.User, error) {
 	if !lookupable(id) {
-		return identity.User{}, identityErr(wrapOp(c.Op, storage.ErrNotFound))
+		return identity.User{}, identityErr(wrapOp(op, storage.ErrNotFound))
 	}
-	var out identity.User
-	err := u.s.Update(ctx, func(stx storage.Tx) error {
-		t := stx.(*tx)
-		q := `SELECT ` + userCols + ` FROM users r WHERE r.id = ?` + t.s.d.LockRows
-		rows, err := t.query(ctx, q, id)
-		cur, err := oneUser(t.s, c.Op, rows, err)
-		if err != nil {
-			return err
+	q := `SELECT ` + userCols + ` FROM users r WHERE r.id = ?` + t.s.d.LockRows
+	rows, err := t.query(ctx, q, id)
+	return oneUser(t.s, op, rows, err)
+}
+
+// InsertUser implements account.Tx.
+func (t *tx) InsertUser(ctx context.Context, u identity.User) error {
+	return t.insertUser(ctx, u, u.Created)
+}
+
+// UpdateUser implements account.Tx.
+func (t *tx) UpdateUser(ctx context.Context, op string, was, cur identity.User) error {
+	return t.updateUser(ctx, op, was, cur)
+}
+
+// ClearSecondFactors implements account.Tx.
+func (t *tx) ClearSecondFactors(ctx context.Context, op, userID string) error {
+	for _, q := range []string{
+		`DELETE FROM totp_credentials WHERE user_id = ?`,
+		`DELETE FROM recovery_codes WHERE user_id = ?`,
+		`DELETE FROM webauthn_credentials WHERE user_id = ?`,
+	} {
+		if _, err := t.exec(ctx, q, userID); err != nil {
+			return t.s.translate(op+": clearing second factors", err)
 		}
-		now := t.s.now().UTC().Truncate(time.Microsecond)
-		if c.ConsumeEnrolment != nil {
-			// The row must verify here too, not only at EnrolmentUser.
-			owner, _, err := enrolmentRow(ctx, t.s, t, c.ConsumeEnrolment, c.EnrolmentKind)
-			if err != nil || owner != id {
-				return identityErr(errors.Join(wrapOp(c.Op+": enrolment secret", storage.ErrNotFound), err))
-			}
-			const qd = `DELETE FROM enrolment_secrets WHERE user_id = ? AND hash = ? AND expires > ?`
-			at := c.EnrolmentNow
-			if at.IsZero() {
-				at = now
-			}
-			res, err := t.exec(ctx, qd, id, c.ConsumeEnrolment, at.UnixMicro())
-			if err != nil {
-				return identityErr(t.s.translate(c.Op, err))
-			}
-			if n, err := res.RowsAffected(); err != nil || n != 1 {
-				return identityErr(errors.Join(wrapOp(c.Op+": enrolment secret", storage.ErrNotFound), err))
-			}
-		}
-		was := cur
-		if c.Change != nil {
-			c.Change(&cur)
-			if err := cur.Validate(); err != nil {
-				return err
-			}
-			cur.Updated = now
-			if err := t.updateUser(ctx, c.Op, was, cur); err != nil {
-				return err
-			}
-		}
-		if c.ClearMFA {
-			for _, qm := range []string{
-				`DELETE FROM totp_credentials WHERE user_id = ?`,
-				`DELETE FROM recovery_codes WHERE user_id = ?`,
-				`DELETE FROM webauthn_credentials WHERE user_id = ?`,
-			} {
-				if _, err := t.exec(ctx, qm, id); err != nil {
-					return t.s.translate(c.Op+": clearing second factors", err)
-				}
-			}
-		}
-		if c.RevokeSessions || c.RevokeIfRolesChanged && identity.FormatRoles(was.Roles) != identity.FormatRoles(cur.Roles) {
-			const qs = `UPDATE sessions SET revoked = ?, mac = NULL WHERE user_id = ? AND NOT revoked`
-			if _, err := t.exec(ctx, qs, true, id); err != nil {
-				return t.s.translate(c.Op+": revoking sessions", err)
-			}
-		}
-		rec, err := c.Audit(cur)
-		if err != nil {
-			return err
-		}
-		if err := t.AppendAudit(ctx, rec); err != nil {
-			return err
-		}
-		if c.Request != nil {
-			if p := c.Request(cur); p != nil {
-				if _, err := t.putRequest(ctx, cur, *p); err != nil {
-					return err
-				}
-			}
-		}
-		if c.Alert != nil {
-			if err := t.putAlert(ctx, *c.Alert); err != nil {
-				return err
-			}
-		}
-		out = cur
-		return nil
-	})
-	return out, err
+	}
+	return nil
+}
+
+// RevokeUserSessions implements account.Tx.
+func (t *tx) RevokeUserSessions(ctx context.Context, op, userID string) error {
+	const q = `UPDATE sessions SET revoked = ?, mac = NULL WHERE user_id = ? AND NOT revoked`
+	if _, err := t.exec(ctx, q, true, userID); err != nil {
+		return t.s.translate(op+": revoking sessions", err)
+	}
+	return nil
+}
+
+// RaiseAlert implements account.Tx: the alert goes to the authz_alerts
+// table of the break-the-glass desk, so the privacy officer sees it
+// with the others.
+func (t *tx) RaiseAlert(ctx context.Context, a authz.Alert) error {
+	return t.putAlert(ctx, a)
 }
 
 // EnrolmentUser returns the id of the user whose outstanding enrolment
@@ -230,6 +85,26 @@ func (u *Users) EnrolmentUser(ctx context.Context, hash []byte, kind string, now
 		return "", identityErr(wrapOp("enrolment secret", storage.ErrNotFound))
 	}
 	return id, nil
+}
+
+// EnrolmentOwner implements account.Tx: the row must verify here too,
+// not only at EnrolmentUser.
+func (t *tx) EnrolmentOwner(ctx context.Context, hash []byte, kind string) (string, error) {
+	id, _, err := enrolmentRow(ctx, t.s, t, hash, kind)
+	return id, err
+}
+
+// DeleteEnrolment implements account.Tx.
+func (t *tx) DeleteEnrolment(ctx context.Context, op, userID string, hash []byte, at time.Time) error {
+	const q = `DELETE FROM enrolment_secrets WHERE user_id = ? AND hash = ? AND expires > ?`
+	res, err := t.exec(ctx, q, userID, hash, at.UnixMicro())
+	if err != nil {
+		return identityErr(t.s.translate(op, err))
+	}
+	if n, err := res.RowsAffected(); err != nil || n != 1 {
+		return identityErr(errors.Join(wrapOp(op+": enrolment secret", storage.ErrNotFound), err))
+	}
+	return nil
 }
 
 // enrolmentRow reads and verifies the enrolment secret row of hash.
@@ -264,9 +139,10 @@ func enrolmentFields(hash []byte, kind string, expires int64) [][]byte {
 	return [][]byte{hash, macStr(kind), macInt(expires)}
 }
 
-// putEnrolment replaces user id's outstanding enrolment secret. With row
-// authentication the hash must be keyed (storage.HashHMAC).
-func (t *tx) putEnrolment(ctx context.Context, id string, e Enrolment, now time.Time) error {
+// PutEnrolment implements account.Tx: it replaces user id's
+// outstanding enrolment secret. With row authentication the hash must
+// be keyed (storage.HashHMAC).
+func (t *tx) PutEnrolment(ctx context.Context, id string, e account.Enrolment, now time.Time) error {
 	if len(e.Hash) == 0 {
 		return errors.New("store enrolment secret: empty hash")
 	}

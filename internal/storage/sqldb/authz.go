@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/phivault/phivault/internal/authz"
@@ -13,7 +12,6 @@ import (
 
 var (
 	_ authz.GrantStore  = (*Authz)(nil)
-	_ authz.GrantWriter = (*Authz)(nil)
 	_ authz.ReviewStore = (*Authz)(nil)
 )
 
@@ -55,31 +53,33 @@ func (a *Authz) ActiveGrants(ctx context.Context, userID string, now time.Time) 
 	return out, a.s.translate("active grants", rows.Err())
 }
 
-// CreateGrant implements authz.GrantWriter: grant, review entry, alert
-// and audit record in one transaction.
-func (a *Authz) CreateGrant(ctx context.Context, g authz.Grant, note []byte, r authz.Review, al authz.Alert, audit []byte) error {
-	for _, f := range []struct{ name, v string }{{"id", g.ID}, {"user", g.UserID}, {"patient", g.Patient}, {"reason", g.Reason}, {"review", r.ID}, {"alert", al.ID}} {
+var _ authz.Tx = (*tx)(nil)
+
+// InsertGrant implements authz.Tx; the row carries its MAC (ADR 0022).
+func (t *tx) InsertGrant(ctx context.Context, g authz.Grant, note []byte) error {
+	for _, f := range []struct{ name, v string }{{"id", g.ID}, {"user", g.UserID}, {"patient", g.Patient}, {"reason", g.Reason}} {
 		if err := validText("create grant: "+f.name, f.v); err != nil {
 			return err
 		}
 	}
-	return a.s.Update(ctx, func(stx storage.Tx) error {
-		t := stx.(*tx)
-		mac := t.s.rowMAC("authz_grants", g.ID, grantFields(g.UserID, g.Patient, g.Created.UnixMicro(), g.Expires.UnixMicro())...)
-		if _, err := t.exec(ctx, `INSERT INTO authz_grants (id, user_id, patient, reason, note, created, expires, mac) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-			g.ID, g.UserID, g.Patient, g.Reason, note, g.Created.UnixMicro(), g.Expires.UnixMicro(), mac); err != nil {
-			return t.s.translate("create grant", err)
-		}
-		if _, err := t.exec(ctx, `INSERT INTO authz_reviews (id, grant_id, user_id, patient, reason, created, expires, closed, closed_by, closed_at, outcome) VALUES (?, ?, ?, ?, ?, ?, ?, ?, '', 0, '')`,
-			r.ID, g.ID, g.UserID, g.Patient, g.Reason, g.Created.UnixMicro(), g.Expires.UnixMicro(), false); err != nil {
-			return t.s.translate("create review", err)
-		}
-		if _, err := t.exec(ctx, `INSERT INTO authz_alerts (id, kind, priority, user_id, patient, ref, created) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-			al.ID, al.Kind, al.Priority, al.UserID, al.Patient, al.Ref, al.Created.UnixMicro()); err != nil {
-			return t.s.translate("create alert", err)
-		}
-		return t.AppendAudit(ctx, storage.AuditRecord{Time: g.Created, Body: audit})
-	})
+	mac := t.s.rowMAC("authz_grants", g.ID, grantFields(g.UserID, g.Patient, g.Created.UnixMicro(), g.Expires.UnixMicro())...)
+	if _, err := t.exec(ctx, `INSERT INTO authz_grants (id, user_id, patient, reason, note, created, expires, mac) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		g.ID, g.UserID, g.Patient, g.Reason, note, g.Created.UnixMicro(), g.Expires.UnixMicro(), mac); err != nil {
+		return t.s.translate("create grant", err)
+	}
+	return nil
+}
+
+// InsertReview implements authz.Tx.
+func (t *tx) InsertReview(ctx context.Context, r authz.Review, g authz.Grant) error {
+	if err := validText("create grant: review", r.ID); err != nil {
+		return err
+	}
+	if _, err := t.exec(ctx, `INSERT INTO authz_reviews (id, grant_id, user_id, patient, reason, created, expires, closed, closed_by, closed_at, outcome) VALUES (?, ?, ?, ?, ?, ?, ?, ?, '', 0, '')`,
+		r.ID, g.ID, g.UserID, g.Patient, g.Reason, g.Created.UnixMicro(), g.Expires.UnixMicro(), false); err != nil {
+		return t.s.translate("create review", err)
+	}
+	return nil
 }
 
 const reviewCols = `id, grant_id, user_id, patient, reason, created, expires, closed, closed_by, closed_at, outcome, close_note IS NOT NULL`
@@ -228,12 +228,7 @@ func (a *Authz) Alerts(ctx context.Context, limit int) ([]authz.Alert, error) {
 }
 
 // PolicyVersion is one policy set that came into force.
-type PolicyVersion struct {
-	Seq     int64
-	Hash    string
-	Source  string
-	Created time.Time
-}
+type PolicyVersion = authz.PolicyVersion
 
 // LatestPolicyVersion returns the policy set recorded last, or an error
 // wrapping storage.ErrNotFound when none was.
@@ -281,42 +276,29 @@ func (a *Authz) PolicyVersions(ctx context.Context, limit int) ([]PolicyVersion,
 	return out, a.s.translate("policy versions", rows.Err())
 }
 
-// RecordPolicyVersion stores a policy version with its audit record, in
-// one transaction, unless the latest recorded version has the same hash
-// (then it records nothing and returns false).
-func (a *Authz) RecordPolicyVersion(ctx context.Context, hash, source string, at time.Time, audit []byte) (bool, error) {
-	if err := validText("record policy version: source", source); err != nil {
-		return false, err
-	}
-	recorded := false
-	err := a.s.Update(ctx, func(stx storage.Tx) error {
-		t := stx.(*tx)
-		recorded = false
-		if err := t.Lock(ctx, "authz-policy-version"); err != nil {
-			return err
-		}
-		rows, err := t.query(ctx, `SELECT hash FROM authz_policy_versions ORDER BY seq DESC LIMIT 1`)
-		if err != nil {
-			return t.s.translate("record policy version", err)
-		}
-		var last string
-		if rows.Next() {
-			err = rows.Scan(&last)
-		}
-		if err := errors.Join(err, rows.Err(), rows.Close()); err != nil {
-			return t.s.translate("record policy version", err)
-		}
-		if last == hash {
-			return nil
-		}
-		if _, err := t.exec(ctx, `INSERT INTO authz_policy_versions (hash, source, created) VALUES (?, ?, ?)`, hash, source, at.UnixMicro()); err != nil {
-			return t.s.translate("record policy version", err)
-		}
-		recorded = true
-		return t.AppendAudit(ctx, storage.AuditRecord{Time: at, Body: audit})
-	})
+// LatestPolicyHash implements authz.Tx.
+func (t *tx) LatestPolicyHash(ctx context.Context) (string, error) {
+	rows, err := t.query(ctx, `SELECT hash FROM authz_policy_versions ORDER BY seq DESC LIMIT 1`)
 	if err != nil {
-		return false, fmt.Errorf("recording policy version: %w", err)
+		return "", t.s.translate("record policy version", err)
 	}
-	return recorded, nil
+	var last string
+	if rows.Next() {
+		err = rows.Scan(&last)
+	}
+	if err := errors.Join(err, rows.Err(), rows.Close()); err != nil {
+		return "", t.s.translate("record policy version", err)
+	}
+	return last, nil
+}
+
+// InsertPolicyVersion implements authz.Tx.
+func (t *tx) InsertPolicyVersion(ctx context.Context, hash, source string, at time.Time) error {
+	if err := validText("record policy version: source", source); err != nil {
+		return err
+	}
+	if _, err := t.exec(ctx, `INSERT INTO authz_policy_versions (hash, source, created) VALUES (?, ?, ?)`, hash, source, at.UnixMicro()); err != nil {
+		return t.s.translate("record policy version", err)
+	}
+	return nil
 }

@@ -42,6 +42,20 @@
 // (identity.ErrNotFound/ErrExists, session.ErrNotFound). Sessions hold
 // only the SHA-256 of each token.
 //
+// # Units of work (ADR 0024)
+//
+// The audited changes of the domains (account administration, a
+// sign-in's commit, an administrator's session revocation...) are
+// written in their packages as ordinary Go over a transactional
+// interface each declares (account.Tx, login.Tx, session.Tx). The one
+// transaction type of this package implements all of them with plain
+// statements, asserted at compile time beside them; NewUnit[T] runs a
+// domain's fn on one transaction of the store, with Update's retries,
+// group commit and row MACs. What stays here is storage: statements,
+// error translation, locking reads, and the MACs of authrows.go. The
+// methods that still hold rules (the SMART launch grants, review
+// closing, access reports) are listed in the ADR as not yet moved.
+//
 // # Migrations
 //
 // Migrate applies the dialect's NNNN_*.sql files forward-only in one

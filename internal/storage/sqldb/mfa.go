@@ -9,11 +9,15 @@ import (
 
 	"github.com/phivault/phivault/internal/authn/login"
 	"github.com/phivault/phivault/internal/authn/password"
+	"github.com/phivault/phivault/internal/authn/session"
 	"github.com/phivault/phivault/internal/identity"
 	"github.com/phivault/phivault/internal/storage"
 )
 
-var _ login.Store = (*Logins)(nil)
+var (
+	_ login.Store = (*Logins)(nil)
+	_ login.Tx    = (*tx)(nil)
+)
 
 // maxLoginKey bounds the lockout key (a blind-index output is 32 bytes).
 const maxLoginKey = 64
@@ -60,33 +64,27 @@ func (l *Logins) LoginState(ctx context.Context, key []byte) (password.AccountSt
 	return loginState(ctx, l.s.r(), l.s, key, "")
 }
 
-// UpdateLoginState implements login.Store.
-func (l *Logins) UpdateLoginState(ctx context.Context, key []byte, fn func(password.AccountState) (password.AccountState, []storage.AuditRecord, error)) error {
+// LockLoginState implements login.Tx.
+func (t *tx) LockLoginState(ctx context.Context, key []byte) (password.AccountState, error) {
+	if err := validKey(key); err != nil {
+		return password.AccountState{}, err
+	}
+	// Make the row exist so the locking read below serialises
+	// concurrent first failures on PostgreSQL (a lock on no row would
+	// let both insert and one failure be lost).
+	const qi = `INSERT INTO login_failures (login_key, failures, locked_until, updated) VALUES (?, 0, 0, ?) ON CONFLICT (login_key) DO NOTHING`
+	if _, err := t.exec(ctx, qi, key, t.s.now().UnixMicro()); err != nil {
+		return password.AccountState{}, t.s.translate("login state", err)
+	}
+	return loginState(ctx, t, t.s, key, t.s.d.LockRows)
+}
+
+// PutLoginState implements login.Tx.
+func (t *tx) PutLoginState(ctx context.Context, key []byte, st password.AccountState) error {
 	if err := validKey(key); err != nil {
 		return err
 	}
-	return l.s.Update(ctx, func(stx storage.Tx) error {
-		t := stx.(*tx)
-		// Make the row exist so the locking read below serialises
-		// concurrent first failures on PostgreSQL (a lock on no row would
-		// let both insert and one failure be lost).
-		const qi = `INSERT INTO login_failures (login_key, failures, locked_until, updated) VALUES (?, 0, 0, ?) ON CONFLICT (login_key) DO NOTHING`
-		if _, err := t.exec(ctx, qi, key, t.s.now().UnixMicro()); err != nil {
-			return t.s.translate("login state", err)
-		}
-		cur, err := loginState(ctx, t, t.s, key, t.s.d.LockRows)
-		if err != nil {
-			return err
-		}
-		next, recs, err := fn(cur)
-		if err != nil {
-			return err
-		}
-		if err := putLoginState(ctx, t, key, next); err != nil {
-			return err
-		}
-		return t.AppendAudit(ctx, recs...)
-	})
+	return putLoginState(ctx, t, key, st)
 }
 
 func putLoginState(ctx context.Context, t *tx, key []byte, st password.AccountState) error {
@@ -127,24 +125,7 @@ func (l *Logins) TOTP(ctx context.Context, userID string) (login.TOTPCredential,
 	return c, nil
 }
 
-// enrolled reads (and on PostgreSQL locks) the user's MFA flag; a row
-// whose MAC does not verify is not found.
-func enrolled(ctx context.Context, t *tx, op, userID string) (bool, error) {
-	u, err := t.lockedUser(ctx, op, userID)
-	if err != nil {
-		return false, err
-	}
-	return u.MFAEnrolled, nil
-}
-
-// lockedUser reads (and on PostgreSQL locks) user id in t, verifying
-// its MAC: a row that does not verify is not found.
-func (t *tx) lockedUser(ctx context.Context, op, id string) (identity.User, error) {
-	rows, err := t.query(ctx, `SELECT `+userCols+` FROM users r WHERE r.id = ?`+t.s.d.LockRows, id)
-	return oneUser(t.s, op, rows, err)
-}
-
-// setUserColumns writes a changed user row read by lockedUser in the
+// setUserColumns writes a changed user row read by LockUser in the
 // same transaction, with its new MAC.
 func (t *tx) setUserColumns(ctx context.Context, op string, u identity.User, updated int64) error {
 	_, err := t.exec(ctx, `UPDATE users SET mfa_enrolled = ?, password_hash = ?, updated = ?, mac = ? WHERE id = ?`,
@@ -152,30 +133,53 @@ func (t *tx) setUserColumns(ctx context.Context, op string, u identity.User, upd
 	return t.s.translate(op, err)
 }
 
-// PutTOTP implements login.Store.
-func (l *Logins) PutTOTP(ctx context.Context, userID string, sealed []byte, rec storage.AuditRecord) error {
-	if !lookupable(userID) {
-		return wrapOp("put totp", storage.ErrNotFound)
-	}
-	if len(sealed) == 0 {
-		return errors.New("put totp: empty secret")
-	}
-	return l.s.Update(ctx, func(stx storage.Tx) error {
-		t := stx.(*tx)
-		e, err := enrolled(ctx, t, "put totp", userID)
-		if err != nil {
-			return err
-		}
-		if e {
-			return wrapOp("put totp: user already enrolled", storage.ErrConflict)
-		}
-		const q = `INSERT INTO totp_credentials (user_id, secret_ciphertext, last_step) VALUES (?, ?, 0)
+// SetUserAuth implements login.Tx.
+func (t *tx) SetUserAuth(ctx context.Context, op string, u identity.User, updated time.Time) error {
+	return t.setUserColumns(ctx, op, u, updated.UnixMicro())
+}
+
+// PutTOTPSecret implements login.Tx.
+func (t *tx) PutTOTPSecret(ctx context.Context, userID string, sealed []byte) error {
+	const q = `INSERT INTO totp_credentials (user_id, secret_ciphertext, last_step) VALUES (?, ?, 0)
 ON CONFLICT (user_id) DO UPDATE SET secret_ciphertext = excluded.secret_ciphertext, last_step = 0`
-		if _, err := t.exec(ctx, q, userID, sealed); err != nil {
-			return t.s.translate("put totp", err)
+	if _, err := t.exec(ctx, q, userID, sealed); err != nil {
+		return t.s.translate("put totp", err)
+	}
+	return nil
+}
+
+// AdvanceTOTPStep implements login.Tx.
+func (t *tx) AdvanceTOTPStep(ctx context.Context, op, userID string, from, to int64) error {
+	res, err := t.exec(ctx, `UPDATE totp_credentials SET last_step = ? WHERE user_id = ? AND last_step = ?`, to, userID, from)
+	return affected(t, op, res, err)
+}
+
+// DeleteTOTP implements login.Tx.
+func (t *tx) DeleteTOTP(ctx context.Context, op, userID string) error {
+	if _, err := t.exec(ctx, `DELETE FROM totp_credentials WHERE user_id = ?`, userID); err != nil {
+		return t.s.translate(op, err)
+	}
+	return nil
+}
+
+// DeleteRecoveryCode implements login.Tx.
+func (t *tx) DeleteRecoveryCode(ctx context.Context, op, userID string, hash []byte) error {
+	res, err := t.exec(ctx, `DELETE FROM recovery_codes WHERE user_id = ? AND hash = ?`, userID, hash)
+	return affected(t, op, res, err)
+}
+
+// ReplaceRecoveryCodes implements login.Tx: each code's row carries its
+// MAC (ADR 0022).
+func (t *tx) ReplaceRecoveryCodes(ctx context.Context, op, userID string, hashes [][]byte) error {
+	if _, err := t.exec(ctx, `DELETE FROM recovery_codes WHERE user_id = ?`, userID); err != nil {
+		return t.s.translate(op, err)
+	}
+	for _, h := range hashes {
+		if _, err := t.exec(ctx, `INSERT INTO recovery_codes (user_id, hash, mac) VALUES (?, ?, ?)`, userID, h, t.s.rowMAC("recovery_codes", userID, h)); err != nil {
+			return t.s.translate(op, err)
 		}
-		return t.AppendAudit(ctx, rec)
-	})
+	}
+	return nil
 }
 
 // RecoveryHashes implements login.Store.
@@ -220,114 +224,29 @@ func affected(t *tx, op string, res sql.Result, err error) error {
 	return nil
 }
 
-// Commit implements login.Store.
-func (l *Logins) Commit(ctx context.Context, c login.Commit) error {
-	if !lookupable(c.UserID) || c.Session.UserID != c.UserID {
-		return errors.New("commit login: session and user do not match")
+// RevokeUserSession implements login.Tx.
+func (t *tx) RevokeUserSession(ctx context.Context, op, userID, id string) error {
+	if !lookupable(userID) || !lookupable(id) {
+		return wrapOp(op, storage.ErrNotFound)
 	}
-	if len(c.TokenHash) == 0 {
-		return errors.New("commit login: empty token hash")
-	}
-	if err := validText("commit login: session id", c.Session.ID); err != nil {
+	res, err := t.exec(ctx, `UPDATE sessions SET revoked = ?, mac = NULL WHERE id = ? AND user_id = ? AND NOT revoked`, true, id, userID)
+	if err := affected(t, op, res, err); err != nil {
+		if errors.Is(err, storage.ErrConflict) {
+			return wrapOp(op, storage.ErrNotFound)
+		}
 		return err
 	}
-	return l.s.Update(ctx, func(stx storage.Tx) error {
-		t := stx.(*tx)
-		if c.TOTP != nil {
-			res, err := t.exec(ctx, `UPDATE totp_credentials SET last_step = ? WHERE user_id = ? AND last_step = ?`, c.TOTP.To, c.UserID, c.TOTP.From)
-			if err := affected(t, "commit login: totp step", res, err); err != nil {
-				return err
-			}
-		}
-		if c.UseRecovery != nil {
-			res, err := t.exec(ctx, `DELETE FROM recovery_codes WHERE user_id = ? AND hash = ?`, c.UserID, c.UseRecovery)
-			if err := affected(t, "commit login: recovery code", res, err); err != nil {
-				return err
-			}
-		}
-		if c.Challenge != nil {
-			if err := useChallenge(ctx, t, *c.Challenge); err != nil {
-				return err
-			}
-		}
-		if err := commitPasskey(ctx, t, c); err != nil {
-			return err
-		}
-		if c.Enrol {
-			now := t.s.now().UTC().Truncate(time.Microsecond).UnixMicro()
-			u, err := t.lockedUser(ctx, "commit login: enrol", c.UserID)
-			if err != nil {
-				return err
-			}
-			if u.MFAEnrolled {
-				return wrapOp("commit login: enrol", storage.ErrConflict)
-			}
-			u.MFAEnrolled = true
-			if err := t.setUserColumns(ctx, "commit login: enrol", u, now); err != nil {
-				return err
-			}
-			if _, err := t.exec(ctx, `DELETE FROM recovery_codes WHERE user_id = ?`, c.UserID); err != nil {
-				return t.s.translate("commit login: recovery codes", err)
-			}
-			for _, h := range c.RecoveryHashes {
-				if _, err := t.exec(ctx, `INSERT INTO recovery_codes (user_id, hash, mac) VALUES (?, ?, ?)`, c.UserID, h, t.s.rowMAC("recovery_codes", c.UserID, h)); err != nil {
-					return t.s.translate("commit login: recovery codes", err)
-				}
-			}
-		}
-		if c.Password != nil {
-			if c.Password.To == "" {
-				return errors.New("commit login: empty password hash")
-			}
-			now := t.s.now().UTC().Truncate(time.Microsecond).UnixMicro()
-			u, err := t.lockedUser(ctx, "commit login: password", c.UserID)
-			if err != nil {
-				return err
-			}
-			if u.PasswordHash != c.Password.From || u.Disabled {
-				return wrapOp("commit login: password", storage.ErrConflict)
-			}
-			u.PasswordHash = c.Password.To
-			if err := t.setUserColumns(ctx, "commit login: password", u, now); err != nil {
-				return err
-			}
-		}
-		if c.RevokeSessions {
-			if _, err := t.exec(ctx, `UPDATE sessions SET revoked = ?, mac = NULL WHERE user_id = ? AND NOT revoked`, true, c.UserID); err != nil {
-				return t.s.translate("commit login: revoking sessions", err)
-			}
-		}
-		if c.LoginKey != nil {
-			if err := validKey(c.LoginKey); err != nil {
-				return err
-			}
-			if err := putLoginState(ctx, t, c.LoginKey, password.AccountState{}); err != nil {
-				return err
-			}
-		}
-		if err := t.insertSession(ctx, "commit login: session", c.Session, c.TokenHash); err != nil {
-			return err
-		}
-		return t.AppendAudit(ctx, c.Audit...)
-	})
+	return nil
 }
 
-// RevokeSession implements login.Store.
-func (l *Logins) RevokeSession(ctx context.Context, userID, id string, rec storage.AuditRecord) error {
-	if !lookupable(userID) || !lookupable(id) {
-		return wrapOp("revoke session", storage.ErrNotFound)
-	}
-	return l.s.Update(ctx, func(stx storage.Tx) error {
-		t := stx.(*tx)
-		res, err := t.exec(ctx, `UPDATE sessions SET revoked = ?, mac = NULL WHERE id = ? AND user_id = ? AND NOT revoked`, true, id, userID)
-		if err := affected(t, "revoke session", res, err); err != nil {
-			if errors.Is(err, storage.ErrConflict) {
-				return wrapOp("revoke session", storage.ErrNotFound)
-			}
-			return err
-		}
-		return t.AppendAudit(ctx, rec)
-	})
+// InsertSession implements login.Tx.
+func (t *tx) InsertSession(ctx context.Context, op string, x session.Session, tokenHash []byte) error {
+	return t.insertSession(ctx, op, x, tokenHash)
+}
+
+// UseChallenge implements login.Tx.
+func (t *tx) UseChallenge(ctx context.Context, u login.CeremonyUse) error {
+	return useChallenge(ctx, t, u)
 }
 
 // useChallenge records a login challenge as used, pruning expired ones.

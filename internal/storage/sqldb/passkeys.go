@@ -138,86 +138,47 @@ func useCeremony(ctx context.Context, t *tx, u login.CeremonyUse) error {
 	return affected(t, "use ceremony", res, err)
 }
 
-// AddPasskey implements login.PasskeyStore.
-func (l *Logins) AddPasskey(ctx context.Context, c passkey.Credential, use login.CeremonyUse, rec storage.AuditRecord) error {
-	if !lookupable(c.UserID) {
-		return wrapOp("add passkey", storage.ErrNotFound)
-	}
-	return l.s.Update(ctx, func(stx storage.Tx) error {
-		t := stx.(*tx)
-		e, err := enrolled(ctx, t, "add passkey", c.UserID)
-		if err != nil {
-			return err
-		}
-		if !e {
-			return wrapOp("add passkey: user not enrolled", storage.ErrConflict)
-		}
-		if err := useCeremony(ctx, t, use); err != nil {
-			return err
-		}
-		if err := insertPasskey(ctx, t, c); err != nil {
-			return err
-		}
-		return t.AppendAudit(ctx, rec)
-	})
-}
-
-// RenamePasskey implements login.PasskeyStore.
-func (l *Logins) RenamePasskey(ctx context.Context, userID, id, name string, rec storage.AuditRecord) error {
+// RenamePasskeyRow implements login.Tx.
+func (t *tx) RenamePasskeyRow(ctx context.Context, op, userID, id, name string) error {
 	if !lookupable(userID) || !lookupable(id) {
-		return wrapOp("rename passkey", storage.ErrNotFound)
+		return wrapOp(op, storage.ErrNotFound)
 	}
-	if err := validText("rename passkey: name", name); err != nil {
+	if err := validText(op+": name", name); err != nil {
 		return err
 	}
-	return l.s.Update(ctx, func(stx storage.Tx) error {
-		t := stx.(*tx)
-		res, err := t.exec(ctx, `UPDATE webauthn_credentials SET name = ? WHERE id = ? AND user_id = ?`, name, id, userID)
-		if err := affected(t, "rename passkey", res, err); err != nil {
-			if errors.Is(err, storage.ErrConflict) {
-				return wrapOp("rename passkey", storage.ErrNotFound)
-			}
-			return err
+	res, err := t.exec(ctx, `UPDATE webauthn_credentials SET name = ? WHERE id = ? AND user_id = ?`, name, id, userID)
+	if err := affected(t, op, res, err); err != nil {
+		if errors.Is(err, storage.ErrConflict) {
+			return wrapOp(op, storage.ErrNotFound)
 		}
-		return t.AppendAudit(ctx, rec)
-	})
+		return err
+	}
+	return nil
 }
 
-// DeletePasskey implements login.PasskeyStore. The user row is locked
-// first (on PostgreSQL) so two concurrent deletions of a user's last
-// two passkeys cannot both see one left.
-func (l *Logins) DeletePasskey(ctx context.Context, userID, id string, rec storage.AuditRecord) error {
+// DeletePasskeyRow implements login.Tx.
+func (t *tx) DeletePasskeyRow(ctx context.Context, op, userID, id string) error {
 	if !lookupable(userID) || !lookupable(id) {
-		return wrapOp("delete passkey", storage.ErrNotFound)
+		return wrapOp(op, storage.ErrNotFound)
 	}
-	return l.s.Update(ctx, func(stx storage.Tx) error {
-		t := stx.(*tx)
-		e, err := enrolled(ctx, t, "delete passkey", userID)
-		if err != nil {
-			return err
+	res, err := t.exec(ctx, `DELETE FROM webauthn_credentials WHERE id = ? AND user_id = ?`, id, userID)
+	if err := affected(t, op, res, err); err != nil {
+		if errors.Is(err, storage.ErrConflict) {
+			return wrapOp(op, storage.ErrNotFound)
 		}
-		res, err := t.exec(ctx, `DELETE FROM webauthn_credentials WHERE id = ? AND user_id = ?`, id, userID)
-		if err := affected(t, "delete passkey", res, err); err != nil {
-			if errors.Is(err, storage.ErrConflict) {
-				return wrapOp("delete passkey", storage.ErrNotFound)
-			}
-			return err
-		}
-		if e {
-			n, err := countPasskeys(ctx, t, userID)
-			if err != nil {
-				return err
-			}
-			hasTOTP, err := hasTOTP(ctx, t, userID)
-			if err != nil {
-				return err
-			}
-			if n == 0 && !hasTOTP {
-				return fmt.Errorf("delete passkey: %w: %w", login.ErrLastFactor, storage.ErrConflict)
-			}
-		}
-		return t.AppendAudit(ctx, rec)
-	})
+		return err
+	}
+	return nil
+}
+
+// CountPasskeys implements login.Tx.
+func (t *tx) CountPasskeys(ctx context.Context, userID string) (int, error) {
+	return countPasskeys(ctx, t, userID)
+}
+
+// HasTOTP implements login.Tx.
+func (t *tx) HasTOTP(ctx context.Context, userID string) (bool, error) {
+	return hasTOTP(ctx, t, userID)
 }
 
 func hasTOTP(ctx context.Context, t *tx, userID string) (bool, error) {
@@ -230,35 +191,20 @@ func hasTOTP(ctx context.Context, t *tx, userID string) (bool, error) {
 	return ok, t.s.translate("totp credential", rows.Err())
 }
 
-// commitPasskey applies the passkey parts of a login commit.
-func commitPasskey(ctx context.Context, t *tx, c login.Commit) error {
-	if c.Ceremony != nil {
-		if err := useCeremony(ctx, t, *c.Ceremony); err != nil {
-			return err
-		}
-	}
-	if c.NewPasskey != nil {
-		if c.NewPasskey.UserID != c.UserID {
-			return errors.New("commit login: passkey of another user")
-		}
-		if c.Enrol {
-			// The passkey is the enrolled factor: an unconfirmed TOTP
-			// secret shown earlier must not become a second one.
-			if _, err := t.exec(ctx, `DELETE FROM totp_credentials WHERE user_id = ?`, c.UserID); err != nil {
-				return t.s.translate("commit login: totp", err)
-			}
-		}
-		if err := insertPasskey(ctx, t, *c.NewPasskey); err != nil {
-			return err
-		}
-	}
-	if u := c.PasskeyUse; u != nil {
-		x := u.Credential
-		res, err := t.exec(ctx, `UPDATE webauthn_credentials SET sign_count = ?, backup_state = ?, last_used = ? WHERE id = ? AND user_id = ? AND sign_count = ?`,
-			int64(x.SignCount), x.BackupState, x.LastUsed.UnixMicro(), x.ID, c.UserID, int64(u.PrevSignCount))
-		if err := affected(t, "commit login: passkey use", res, err); err != nil {
-			return err
-		}
-	}
-	return nil
+// UseCeremony implements login.Tx.
+func (t *tx) UseCeremony(ctx context.Context, u login.CeremonyUse) error {
+	return useCeremony(ctx, t, u)
+}
+
+// InsertPasskey implements login.Tx.
+func (t *tx) InsertPasskey(ctx context.Context, c passkey.Credential) error {
+	return insertPasskey(ctx, t, c)
+}
+
+// RecordPasskeyUse implements login.Tx.
+func (t *tx) RecordPasskeyUse(ctx context.Context, op, userID string, u passkey.Use) error {
+	x := u.Credential
+	res, err := t.exec(ctx, `UPDATE webauthn_credentials SET sign_count = ?, backup_state = ?, last_used = ? WHERE id = ? AND user_id = ? AND sign_count = ?`,
+		int64(x.SignCount), x.BackupState, x.LastUsed.UnixMicro(), x.ID, userID, int64(u.PrevSignCount))
+	return affected(t, op, res, err)
 }

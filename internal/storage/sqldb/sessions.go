@@ -10,7 +10,10 @@ import (
 	"github.com/phivault/phivault/internal/storage"
 )
 
-var _ session.Store = (*Sessions)(nil)
+var (
+	_ session.Store = (*Sessions)(nil)
+	_ session.Tx    = (*tx)(nil)
+)
 
 // Sessions implements session.Store on the sessions table: only a hash
 // of each token is stored (with row authentication, the keyed hash of
@@ -188,47 +191,34 @@ func (ss *Sessions) ListByUser(ctx context.Context, userID string, limit int) ([
 	return xs, ss.s.translate("list sessions", err)
 }
 
-// RevokeAudited revokes live session id of any user and appends the
-// audit record audit builds from the session's owner, in one
-// transaction, and returns the owner's id (the security-admin
-// surface). An error wrapping session.ErrNotFound (and
-// storage.ErrNotFound) means there is no such unrevoked session. audit
-// may run more than once (retries); it must have no side effects.
-func (ss *Sessions) RevokeAudited(ctx context.Context, id string, audit func(userID string) (storage.AuditRecord, error)) (string, error) {
+// LockLiveSession implements session.Tx. The row is aliased r, which
+// PostgreSQL's LockRows ("FOR UPDATE OF r") names: the statement it
+// replaces (sqldb.Sessions.RevokeAudited) lacked the alias and failed
+// there.
+func (t *tx) LockLiveSession(ctx context.Context, op, id string) (string, error) {
 	if !lookupable(id) {
-		return "", sessionErr(wrapOp("revoke session", storage.ErrNotFound))
+		return "", sessionErr(wrapOp(op, storage.ErrNotFound))
 	}
-	var owner string
-	err := ss.s.Update(ctx, func(stx storage.Tx) error {
-		t := stx.(*tx)
-		rows, err := t.query(ctx, `SELECT user_id FROM sessions WHERE id = ? AND NOT revoked`+t.s.d.LockRows, id)
-		if err != nil {
-			return t.s.translate("revoke session", err)
-		}
-		var uid string
-		found := rows.Next()
-		if found {
-			err = rows.Scan(&uid)
-		}
-		if err := errors.Join(err, rows.Err(), rows.Close()); err != nil {
-			return t.s.translate("revoke session", err)
-		}
-		if !found {
-			return sessionErr(wrapOp("revoke session", storage.ErrNotFound))
-		}
-		res, err := t.exec(ctx, `UPDATE sessions SET revoked = ?, mac = NULL WHERE id = ? AND NOT revoked`, true, id)
-		if err := affected(t, "revoke session", res, err); err != nil {
-			return err
-		}
-		rec, err := audit(uid)
-		if err != nil {
-			return err
-		}
-		if err := t.AppendAudit(ctx, rec); err != nil {
-			return err
-		}
-		owner = uid
-		return nil
-	})
-	return owner, err
+	rows, err := t.query(ctx, `SELECT r.user_id FROM sessions r WHERE r.id = ? AND NOT r.revoked`+t.s.d.LockRows, id)
+	if err != nil {
+		return "", t.s.translate(op, err)
+	}
+	var uid string
+	found := rows.Next()
+	if found {
+		err = rows.Scan(&uid)
+	}
+	if err := errors.Join(err, rows.Err(), rows.Close()); err != nil {
+		return "", t.s.translate(op, err)
+	}
+	if !found {
+		return "", sessionErr(wrapOp(op, storage.ErrNotFound))
+	}
+	return uid, nil
+}
+
+// RevokeLiveSession implements session.Tx.
+func (t *tx) RevokeLiveSession(ctx context.Context, op, id string) error {
+	res, err := t.exec(ctx, `UPDATE sessions SET revoked = ?, mac = NULL WHERE id = ? AND NOT revoked`, true, id)
+	return affected(t, op, res, err)
 }

@@ -10,8 +10,8 @@ import (
 )
 
 // This file holds the links of enterprise SSO identities (issuer,
-// subject) to accounts (table sso_links, migration 0007). Like
-// accounts.go, every change commits with its audit record.
+// subject) to accounts (table sso_links, migration 0007): the lookup,
+// and the plain statements of account.CreateLinked (ADR 0024).
 
 // LinkedUser returns the account linked to the OIDC identity (issuer,
 // subject), or an error wrapping identity.ErrNotFound.
@@ -49,48 +49,19 @@ func ssoLinkFields(subject, userID string, created int64) [][]byte {
 	return [][]byte{macStr(subject), macStr(userID), macInt(created)}
 }
 
-// CreateLinked stores nu (as [Users.Create]), links it to (issuer,
-// subject) and appends the audit record from audit, in one transaction.
-// Errors: identity.ErrInvalid (a *FieldError) for an invalid user;
-// identity.ErrExists when the id or username is taken or the identity
-// is already linked (a concurrent first login): the caller looks the
-// link up again, then tries another username.
-func (u *Users) CreateLinked(ctx context.Context, nu identity.User, issuer, subject string, audit func(identity.User) (storage.AuditRecord, error)) (identity.User, error) {
-	if audit == nil {
-		return identity.User{}, errors.New("create sso user: no audit record")
-	}
-	if !lookupable(issuer) || !lookupable(subject) {
-		return identity.User{}, &identity.FieldError{Field: "sso_link", Reason: "issuer and subject must be 1 to 256 bytes of UTF-8"}
-	}
-	now := u.s.now().UTC().Truncate(time.Microsecond)
-	nu.Created, nu.Updated = now, now
-	nu.Roles = append([]identity.Role(nil), nu.Roles...)
-	if err := nu.Validate(); err != nil {
-		return identity.User{}, err
-	}
-	err := u.s.Update(ctx, func(stx storage.Tx) error {
-		t := stx.(*tx)
-		const q = `INSERT INTO users (id, username, display_name, fhir_user, roles, disabled, mfa_enrolled, password_hash, created, updated, mac)
+// InsertLinkedUser implements account.Tx.
+func (t *tx) InsertLinkedUser(ctx context.Context, u identity.User) error {
+	const q = `INSERT INTO users (id, username, display_name, fhir_user, roles, disabled, mfa_enrolled, password_hash, created, updated, mac)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`
-		if err := t.insertOne(ctx, "create sso user", q, nu.ID, nu.Username, nu.DisplayName, nu.FHIRUser, identity.FormatRoles(nu.Roles),
-			nu.Disabled, nu.MFAEnrolled, nu.PasswordHash, now.UnixMicro(), now.UnixMicro(), t.s.userMAC(nu)); err != nil {
-			return err
-		}
-		const ql = `INSERT INTO sso_links (issuer, subject, user_id, created, mac) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`
-		lmac := t.s.rowMAC("sso_links", issuer, ssoLinkFields(subject, nu.ID, now.UnixMicro())...)
-		if err := t.insertOne(ctx, "link sso identity", ql, issuer, subject, nu.ID, now.UnixMicro(), lmac); err != nil {
-			return err
-		}
-		rec, err := audit(nu)
-		if err != nil {
-			return err
-		}
-		return t.AppendAudit(ctx, rec)
-	})
-	if err != nil {
-		return identity.User{}, err
-	}
-	return nu, nil
+	return t.insertOne(ctx, "create sso user", q, u.ID, u.Username, u.DisplayName, u.FHIRUser, identity.FormatRoles(u.Roles),
+		u.Disabled, u.MFAEnrolled, u.PasswordHash, u.Created.UnixMicro(), u.Updated.UnixMicro(), t.s.userMAC(u))
+}
+
+// LinkSSO implements account.Tx; the link carries its MAC (ADR 0022).
+func (t *tx) LinkSSO(ctx context.Context, issuer, subject, userID string, created time.Time) error {
+	const q = `INSERT INTO sso_links (issuer, subject, user_id, created, mac) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`
+	mac := t.s.rowMAC("sso_links", issuer, ssoLinkFields(subject, userID, created.UnixMicro())...)
+	return t.insertOne(ctx, "link sso identity", q, issuer, subject, userID, created.UnixMicro(), mac)
 }
 
 // insertOne runs an INSERT ... ON CONFLICT DO NOTHING and reports a
@@ -108,14 +79,4 @@ func (t *tx) insertOne(ctx context.Context, op, q string, args ...any) error {
 		return identityErr(wrapOp(op, storage.ErrConflict))
 	}
 	return nil
-}
-
-// SetRolesAudited replaces the roles of user id, revokes its sessions
-// (as the admin set-roles does: a session never outlives the grant it
-// was opened under) and appends the audit record, in one transaction.
-// Errors are those of [Users.Apply].
-func (u *Users) SetRolesAudited(ctx context.Context, id string, roles []identity.Role, audit func(identity.User) (storage.AuditRecord, error)) (identity.User, error) {
-	roles = append([]identity.Role(nil), roles...)
-	return u.Apply(ctx, id, AccountChange{Op: "sso set roles", Change: func(x *identity.User) { x.Roles = roles },
-		RevokeSessions: true, Audit: AuditFn(audit)})
 }

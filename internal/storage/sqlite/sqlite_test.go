@@ -8,6 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/phivault/phivault/internal/authn/login"
+	"github.com/phivault/phivault/internal/authn/session"
+	"github.com/phivault/phivault/internal/identity/account"
 	"github.com/phivault/phivault/internal/storage"
 	"github.com/phivault/phivault/internal/storage/sqldb"
 	"github.com/phivault/phivault/internal/storage/sqlite"
@@ -41,7 +44,8 @@ func TestIdentityConformance(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { db.Close() })
-		return storagetest.IdentityStores{Users: s.Users(), Sessions: s.Sessions(), DB: db}
+		return storagetest.IdentityStores{Users: s.Users(), Sessions: s.Sessions(), DB: db,
+			Accounts: sqldb.NewUnit[account.Tx](s), Revoker: sqldb.NewUnit[session.Tx](s)}
 	})
 }
 
@@ -70,7 +74,7 @@ func TestLoginConformance(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { s.Close() })
-		return storagetest.LoginStores{Store: s, Users: s.Users(), Sessions: s.Sessions(), Logins: s.Logins(),
+		return storagetest.LoginStores{Store: s, Users: s.Users(), Sessions: s.Sessions(), Logins: s.Logins(), Tx: sqldb.NewUnit[login.Tx](s),
 			Prune: func(ctx context.Context, now time.Time) (int64, int64, error) {
 				p, err := s.Prune(ctx, now)
 				return p.Sessions, p.LoginFailures, err

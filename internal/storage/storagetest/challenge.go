@@ -19,13 +19,13 @@ func testChallengeSingleUse(t *testing.T, s LoginStores) {
 	u := mustCreate(t, IdentityStores{Users: s.Users}, newUser(t, "challenge.once"))
 	ch := &login.CeremonyUse{Key: bytes.Repeat([]byte{0xc1}, 32), Expires: time.Now().Add(5 * time.Minute)}
 	sess, th := commitSession(u.ID, 1)
-	if err := s.Logins.Commit(ctx, login.Commit{UserID: u.ID, Challenge: ch, Session: sess, TokenHash: th, Audit: []storage.AuditRecord{rec("login")}}); err != nil {
+	if err := login.ApplyCommit(ctx, s.Tx, login.Commit{UserID: u.ID, Challenge: ch, Session: sess, TokenHash: th, Audit: []storage.AuditRecord{rec("login")}}); err != nil {
 		t.Fatal(err)
 	}
 	wantSession(t, s, th, true)
 	before := auditCount(t, s.Store)
 	sess, th = commitSession(u.ID, 2)
-	err := s.Logins.Commit(ctx, login.Commit{UserID: u.ID, Challenge: ch, Session: sess, TokenHash: th, Audit: []storage.AuditRecord{rec("login")}})
+	err := login.ApplyCommit(ctx, s.Tx, login.Commit{UserID: u.ID, Challenge: ch, Session: sess, TokenHash: th, Audit: []storage.AuditRecord{rec("login")}})
 	if !errors.Is(err, login.ErrInvalidChallenge) || !errors.Is(err, storage.ErrConflict) {
 		t.Fatalf("second session from one challenge: %v, want ErrInvalidChallenge and ErrConflict", err)
 	}
@@ -42,7 +42,7 @@ func testChallengeSingleUse(t *testing.T, s LoginStores) {
 	for i := range n {
 		wg.Go(func() {
 			sess, th := commitSession(u.ID, byte(10+i))
-			errs[i] = s.Logins.Commit(ctx, login.Commit{UserID: u.ID, Challenge: race, Session: sess, TokenHash: th})
+			errs[i] = login.ApplyCommit(ctx, s.Tx, login.Commit{UserID: u.ID, Challenge: race, Session: sess, TokenHash: th})
 		})
 	}
 	wg.Wait()
@@ -64,7 +64,7 @@ func testChallengeSingleUse(t *testing.T, s LoginStores) {
 	old := &login.CeremonyUse{Key: bytes.Repeat([]byte{0xc3}, 32), Expires: time.Now().Add(-time.Hour)}
 	for i := range 2 {
 		sess, th := commitSession(u.ID, byte(30+i))
-		if err := s.Logins.Commit(ctx, login.Commit{UserID: u.ID, Challenge: old, Session: sess, TokenHash: th}); err != nil {
+		if err := login.ApplyCommit(ctx, s.Tx, login.Commit{UserID: u.ID, Challenge: old, Session: sess, TokenHash: th}); err != nil {
 			t.Fatalf("expired marker not pruned: %v", err)
 		}
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/phivault/phivault/internal/authn/session"
 	"github.com/phivault/phivault/internal/identity"
+	"github.com/phivault/phivault/internal/identity/account"
 	"github.com/phivault/phivault/internal/storage"
 )
 
@@ -28,6 +29,10 @@ type UserStore interface {
 type IdentityStores struct {
 	Users    UserStore
 	Sessions session.Store
+	// Accounts and Revoker are the store's unit of work seen through the
+	// account and session domains' transactions (ADR 0024).
+	Accounts account.Store
+	Revoker  session.Updater
 	DB       *sql.DB
 }
 
@@ -55,6 +60,9 @@ func RunIdentity(t *testing.T, open func(t *testing.T) IdentityStores) {
 		{"SessionRevoke", testSessionRevoke},
 		{"SessionRevokeAll", testSessionRevokeAll},
 		{"SessionTokenHashOnly", testSessionHashOnly},
+		{"AccountApplyAtomic", testAccountApplyAtomic},
+		{"AccountCreateAtomic", testAccountCreateAtomic},
+		{"SessionRevokeAudited", testSessionRevokeAudited},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -20,6 +20,9 @@ type LoginStores struct {
 	Users    UserStore
 	Sessions session.Store
 	Logins   login.Store
+	// Tx is the store's unit of work seen through login's transaction
+	// (ADR 0024).
+	Tx login.Updater
 	// Prune removes dead sessions and idle failed-login counters as of
 	// now, returning how many of each it removed.
 	Prune func(ctx context.Context, now time.Time) (sessions, failures int64, err error)
@@ -76,7 +79,7 @@ func testLoginState(t *testing.T, s LoginStores) {
 		t.Fatalf("LoginState of a new key = %+v, %v", st, err)
 	}
 	locked := time.Date(2030, 1, 2, 3, 4, 5, 6000, time.UTC)
-	err := s.Logins.UpdateLoginState(ctx, key, func(cur password.AccountState) (password.AccountState, []storage.AuditRecord, error) {
+	err := login.UpdateLoginState(ctx, s.Tx, key, func(cur password.AccountState) (password.AccountState, []storage.AuditRecord, error) {
 		return password.AccountState{Failures: cur.Failures + 5, LockedUntil: locked}, []storage.AuditRecord{rec("a"), rec("b")}, nil
 	})
 	if err != nil {
@@ -90,7 +93,7 @@ func testLoginState(t *testing.T, s LoginStores) {
 		t.Fatalf("%d audit records, want 2", n)
 	}
 	boom := errors.New("boom")
-	err = s.Logins.UpdateLoginState(ctx, key, func(password.AccountState) (password.AccountState, []storage.AuditRecord, error) {
+	err = login.UpdateLoginState(ctx, s.Tx, key, func(password.AccountState) (password.AccountState, []storage.AuditRecord, error) {
 		return password.AccountState{Failures: 99}, []storage.AuditRecord{rec("c")}, boom
 	})
 	if !errors.Is(err, boom) {
@@ -99,7 +102,7 @@ func testLoginState(t *testing.T, s LoginStores) {
 	if st, _ := s.Logins.LoginState(ctx, key); st.Failures != 5 || auditCount(t, s.Store) != 2 {
 		t.Fatalf("a failed update changed state (%+v) or the audit log", st)
 	}
-	err = s.Logins.UpdateLoginState(ctx, key, func(password.AccountState) (password.AccountState, []storage.AuditRecord, error) {
+	err = login.UpdateLoginState(ctx, s.Tx, key, func(password.AccountState) (password.AccountState, []storage.AuditRecord, error) {
 		return password.AccountState{}, nil, nil
 	})
 	if st, _ := s.Logins.LoginState(ctx, key); err != nil || st != (password.AccountState{}) {
@@ -116,11 +119,11 @@ func testTOTPCredential(t *testing.T, s LoginStores) {
 	if _, err := s.Logins.TOTP(ctx, u.ID); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("TOTP before enrolment: %v", err)
 	}
-	if err := s.Logins.PutTOTP(ctx, "usr_nobody", []byte("x"), rec("x")); !errors.Is(err, storage.ErrNotFound) {
+	if err := login.PutTOTP(ctx, s.Tx, "usr_nobody", []byte("x"), rec("x")); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("PutTOTP for an unknown user: %v", err)
 	}
 	for _, sealed := range []string{"first", "second"} {
-		if err := s.Logins.PutTOTP(ctx, u.ID, []byte(sealed), rec("enrol")); err != nil {
+		if err := login.PutTOTP(ctx, s.Tx, u.ID, []byte(sealed), rec("enrol")); err != nil {
 			t.Fatal(err)
 		}
 		c, err := s.Logins.TOTP(ctx, u.ID)
@@ -134,7 +137,7 @@ func testTOTPCredential(t *testing.T, s LoginStores) {
 	if _, err := s.Users.SetMFA(ctx, u.ID, true); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Logins.PutTOTP(ctx, u.ID, []byte("third"), rec("x")); !errors.Is(err, storage.ErrConflict) {
+	if err := login.PutTOTP(ctx, s.Tx, u.ID, []byte("third"), rec("x")); !errors.Is(err, storage.ErrConflict) {
 		t.Fatalf("PutTOTP for an enrolled user: %v, want ErrConflict", err)
 	}
 }
@@ -157,11 +160,11 @@ func wantSession(t *testing.T, s LoginStores, hash []byte, want bool) {
 func testCommitTOTP(t *testing.T, s LoginStores) {
 	ctx := t.Context()
 	u := mustCreate(t, IdentityStores{Users: s.Users}, newUser(t, "step.user"))
-	if err := s.Logins.PutTOTP(ctx, u.ID, []byte("sealed"), rec("enrol")); err != nil {
+	if err := login.PutTOTP(ctx, s.Tx, u.ID, []byte("sealed"), rec("enrol")); err != nil {
 		t.Fatal(err)
 	}
 	key := bytes.Repeat([]byte{1}, 32)
-	if err := s.Logins.UpdateLoginState(ctx, key, func(password.AccountState) (password.AccountState, []storage.AuditRecord, error) {
+	if err := login.UpdateLoginState(ctx, s.Tx, key, func(password.AccountState) (password.AccountState, []storage.AuditRecord, error) {
 		return password.AccountState{Failures: 2}, nil, nil
 	}); err != nil {
 		t.Fatal(err)
@@ -169,7 +172,7 @@ func testCommitTOTP(t *testing.T, s LoginStores) {
 	sess, hash := commitSession(u.ID, 1)
 	c := login.Commit{UserID: u.ID, LoginKey: key, TOTP: &login.StepChange{From: 0, To: 100}, Session: sess, TokenHash: hash,
 		Audit: []storage.AuditRecord{rec("verify"), rec("login")}}
-	if err := s.Logins.Commit(ctx, c); err != nil {
+	if err := login.ApplyCommit(ctx, s.Tx, c); err != nil {
 		t.Fatal(err)
 	}
 	wantSession(t, s, hash, true)
@@ -184,7 +187,7 @@ func testCommitTOTP(t *testing.T, s LoginStores) {
 	// nothing of the commit may land.
 	sess2, hash2 := commitSession(u.ID, 2)
 	c2 := login.Commit{UserID: u.ID, TOTP: &login.StepChange{From: 0, To: 100}, Session: sess2, TokenHash: hash2, Audit: []storage.AuditRecord{rec("x")}}
-	if err := s.Logins.Commit(ctx, c2); !errors.Is(err, storage.ErrConflict) {
+	if err := login.ApplyCommit(ctx, s.Tx, c2); !errors.Is(err, storage.ErrConflict) {
 		t.Fatalf("stale step commit: %v, want ErrConflict", err)
 	}
 	wantSession(t, s, hash2, false)
@@ -198,14 +201,14 @@ func testCommitRecovery(t *testing.T, s LoginStores) {
 	u := mustCreate(t, IdentityStores{Users: s.Users}, newUser(t, "rec.user"))
 	hashes := [][]byte{bytes.Repeat([]byte{1}, 32), bytes.Repeat([]byte{2}, 32), bytes.Repeat([]byte{3}, 32)}
 	sess, th := commitSession(u.ID, 1)
-	if err := s.Logins.Commit(ctx, login.Commit{UserID: u.ID, Enrol: true, RecoveryHashes: hashes, Session: sess, TokenHash: th}); err != nil {
+	if err := login.ApplyCommit(ctx, s.Tx, login.Commit{UserID: u.ID, Enrol: true, RecoveryHashes: hashes, Session: sess, TokenHash: th}); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := s.Users.ByID(ctx, u.ID); !got.MFAEnrolled {
 		t.Fatal("Enrol did not mark the user enrolled")
 	}
 	sess2, th2 := commitSession(u.ID, 2)
-	if err := s.Logins.Commit(ctx, login.Commit{UserID: u.ID, Enrol: true, Session: sess2, TokenHash: th2}); !errors.Is(err, storage.ErrConflict) {
+	if err := login.ApplyCommit(ctx, s.Tx, login.Commit{UserID: u.ID, Enrol: true, Session: sess2, TokenHash: th2}); !errors.Is(err, storage.ErrConflict) {
 		t.Fatalf("second enrolment: %v, want ErrConflict", err)
 	}
 	got, err := s.Logins.RecoveryHashes(ctx, u.ID)
@@ -213,14 +216,14 @@ func testCommitRecovery(t *testing.T, s LoginStores) {
 		t.Fatalf("RecoveryHashes = %d, %v", len(got), err)
 	}
 	sess3, th3 := commitSession(u.ID, 3)
-	if err := s.Logins.Commit(ctx, login.Commit{UserID: u.ID, UseRecovery: hashes[1], Session: sess3, TokenHash: th3}); err != nil {
+	if err := login.ApplyCommit(ctx, s.Tx, login.Commit{UserID: u.ID, UseRecovery: hashes[1], Session: sess3, TokenHash: th3}); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := s.Logins.RecoveryHashes(ctx, u.ID); len(got) != 2 || bytes.Equal(got[0], hashes[1]) || bytes.Equal(got[1], hashes[1]) {
 		t.Fatalf("used code still stored: %x", got)
 	}
 	sess4, th4 := commitSession(u.ID, 4)
-	if err := s.Logins.Commit(ctx, login.Commit{UserID: u.ID, UseRecovery: hashes[1], Session: sess4, TokenHash: th4}); !errors.Is(err, storage.ErrConflict) {
+	if err := login.ApplyCommit(ctx, s.Tx, login.Commit{UserID: u.ID, UseRecovery: hashes[1], Session: sess4, TokenHash: th4}); !errors.Is(err, storage.ErrConflict) {
 		t.Fatalf("used recovery code again: %v, want ErrConflict", err)
 	}
 	wantSession(t, s, th4, false)
@@ -231,14 +234,14 @@ func testRevokeOwnSession(t *testing.T, s LoginStores) {
 	a := mustCreate(t, IdentityStores{Users: s.Users}, newUser(t, "owner.a"))
 	b := mustCreate(t, IdentityStores{Users: s.Users}, newUser(t, "owner.b"))
 	sess, th := commitSession(a.ID, 1)
-	if err := s.Logins.Commit(ctx, login.Commit{UserID: a.ID, Session: sess, TokenHash: th}); err != nil {
+	if err := login.ApplyCommit(ctx, s.Tx, login.Commit{UserID: a.ID, Session: sess, TokenHash: th}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Logins.RevokeSession(ctx, b.ID, sess.ID, rec("x")); !errors.Is(err, storage.ErrNotFound) {
+	if err := login.RevokeSession(ctx, s.Tx, b.ID, sess.ID, rec("x")); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("revoking another user's session: %v, want ErrNotFound", err)
 	}
 	n := auditCount(t, s.Store)
-	if err := s.Logins.RevokeSession(ctx, a.ID, sess.ID, rec("revoke")); err != nil {
+	if err := login.RevokeSession(ctx, s.Tx, a.ID, sess.ID, rec("revoke")); err != nil {
 		t.Fatal(err)
 	}
 	if auditCount(t, s.Store) != n+1 {
@@ -247,7 +250,7 @@ func testRevokeOwnSession(t *testing.T, s LoginStores) {
 	if got, _ := s.Sessions.ByTokenHash(ctx, th); !got.Revoked {
 		t.Fatal("session not revoked")
 	}
-	if err := s.Logins.RevokeSession(ctx, a.ID, sess.ID, rec("x")); !errors.Is(err, storage.ErrNotFound) {
+	if err := login.RevokeSession(ctx, s.Tx, a.ID, sess.ID, rec("x")); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("revoking twice: %v, want ErrNotFound", err)
 	}
 }
@@ -264,7 +267,7 @@ func testPrune(t *testing.T, s LoginStores) {
 	}
 	set := func(key byte, st password.AccountState) {
 		t.Helper()
-		err := s.Logins.UpdateLoginState(ctx, bytes.Repeat([]byte{key}, 32), func(password.AccountState) (password.AccountState, []storage.AuditRecord, error) {
+		err := login.UpdateLoginState(ctx, s.Tx, bytes.Repeat([]byte{key}, 32), func(password.AccountState) (password.AccountState, []storage.AuditRecord, error) {
 			return st, nil, nil
 		})
 		if err != nil {

@@ -40,7 +40,7 @@ func use(n byte) *login.CeremonyUse {
 func enrolPasskey(t *testing.T, s LoginStores, c passkey.Credential, n byte) {
 	t.Helper()
 	sess, th := commitSession(c.UserID, n)
-	err := s.Logins.Commit(t.Context(), login.Commit{UserID: c.UserID, Enrol: true, NewPasskey: &c, Ceremony: use(n), Session: sess, TokenHash: th})
+	err := login.ApplyCommit(t.Context(), s.Tx, login.Commit{UserID: c.UserID, Enrol: true, NewPasskey: &c, Ceremony: use(n), Session: sess, TokenHash: th})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,11 +51,11 @@ func testPasskeyEnrolAndAdd(t *testing.T, s LoginStores, p login.PasskeyStore) {
 	u := mustCreate(t, IdentityStores{Users: s.Users}, newUser(t, "pk.user"))
 	other := mustCreate(t, IdentityStores{Users: s.Users}, newUser(t, "pk.other"))
 	// An unconfirmed TOTP secret is dropped when a passkey is enrolled.
-	if err := s.Logins.PutTOTP(ctx, u.ID, []byte("sealed"), rec("totp")); err != nil {
+	if err := login.PutTOTP(ctx, s.Tx, u.ID, []byte("sealed"), rec("totp")); err != nil {
 		t.Fatal(err)
 	}
 	// Adding outside enrolment needs an enrolled user.
-	if err := p.AddPasskey(ctx, newPasskey(u.ID, "pk-0", 9), *use(9), rec("x")); !errors.Is(err, storage.ErrConflict) {
+	if err := login.AddPasskey(ctx, s.Tx, newPasskey(u.ID, "pk-0", 9), *use(9), rec("x")); !errors.Is(err, storage.ErrConflict) {
 		t.Fatalf("AddPasskey before enrolment: %v, want ErrConflict", err)
 	}
 	first := newPasskey(u.ID, "pk-1", 1)
@@ -74,7 +74,7 @@ func testPasskeyEnrolAndAdd(t *testing.T, s LoginStores, p login.PasskeyStore) {
 	second := newPasskey(u.ID, "pk-2", 2)
 	second.Transports, second.AAGUID, second.BackupEligible, second.BackupState = nil, []byte{}, false, false
 	second.Created = second.Created.Add(time.Second)
-	if err := p.AddPasskey(ctx, second, *use(2), rec("add")); err != nil {
+	if err := login.AddPasskey(ctx, s.Tx, second, *use(2), rec("add")); err != nil {
 		t.Fatal(err)
 	}
 	if auditCount(t, s.Store) != n+1 {
@@ -87,7 +87,7 @@ func testPasskeyEnrolAndAdd(t *testing.T, s LoginStores, p login.PasskeyStore) {
 	// A credential id is unique across users; the failed add writes nothing.
 	dup := newPasskey(other.ID, "pk-3", 1)
 	sess, th := commitSession(other.ID, 3)
-	err = s.Logins.Commit(ctx, login.Commit{UserID: other.ID, Enrol: true, NewPasskey: &dup, Ceremony: use(3), Session: sess, TokenHash: th})
+	err = login.ApplyCommit(ctx, s.Tx, login.Commit{UserID: other.ID, Enrol: true, NewPasskey: &dup, Ceremony: use(3), Session: sess, TokenHash: th})
 	if !errors.Is(err, storage.ErrConflict) {
 		t.Fatalf("another user's credential id: %v, want ErrConflict", err)
 	}
@@ -100,11 +100,11 @@ func testPasskeyEnrolAndAdd(t *testing.T, s LoginStores, p login.PasskeyStore) {
 	}
 	// At most passkey.MaxCredentials.
 	for i := 2; i < passkey.MaxCredentials; i++ {
-		if err := p.AddPasskey(ctx, newPasskey(u.ID, "pk-m"+string(rune('a'+i)), byte(100+i)), *use(byte(100 + i)), rec("add")); err != nil {
+		if err := login.AddPasskey(ctx, s.Tx, newPasskey(u.ID, "pk-m"+string(rune('a'+i)), byte(100+i)), *use(byte(100 + i)), rec("add")); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := p.AddPasskey(ctx, newPasskey(u.ID, "pk-over", 250), *use(250), rec("add")); !errors.Is(err, storage.ErrConflict) {
+	if err := login.AddPasskey(ctx, s.Tx, newPasskey(u.ID, "pk-over", 250), *use(250), rec("add")); !errors.Is(err, storage.ErrConflict) {
 		t.Fatalf("passkey beyond the maximum: %v, want ErrConflict", err)
 	}
 }
@@ -114,11 +114,11 @@ func testPasskeyCeremonySingleUse(t *testing.T, s LoginStores, p login.PasskeySt
 	u := mustCreate(t, IdentityStores{Users: s.Users}, newUser(t, "pk.once"))
 	enrolPasskey(t, s, newPasskey(u.ID, "pk-1", 1), 1)
 	// The enrolment's ceremony again: refused, nothing written.
-	if err := p.AddPasskey(ctx, newPasskey(u.ID, "pk-2", 2), *use(1), rec("x")); !errors.Is(err, storage.ErrConflict) {
+	if err := login.AddPasskey(ctx, s.Tx, newPasskey(u.ID, "pk-2", 2), *use(1), rec("x")); !errors.Is(err, storage.ErrConflict) {
 		t.Fatalf("ceremony used twice: %v, want ErrConflict", err)
 	}
 	sess, th := commitSession(u.ID, 2)
-	if err := s.Logins.Commit(ctx, login.Commit{UserID: u.ID, Ceremony: use(1), Session: sess, TokenHash: th}); !errors.Is(err, storage.ErrConflict) {
+	if err := login.ApplyCommit(ctx, s.Tx, login.Commit{UserID: u.ID, Ceremony: use(1), Session: sess, TokenHash: th}); !errors.Is(err, storage.ErrConflict) {
 		t.Fatalf("sign-in with a used ceremony: %v, want ErrConflict", err)
 	}
 	wantSession(t, s, th, false)
@@ -128,10 +128,10 @@ func testPasskeyCeremonySingleUse(t *testing.T, s LoginStores, p login.PasskeySt
 	// Expired rows are pruned, so their keys would insert again (the
 	// sealed ceremony no longer opens, so that is harmless).
 	old := login.CeremonyUse{Key: bytes.Repeat([]byte{42}, 32), Expires: time.Now().Add(-time.Hour)}
-	if err := p.AddPasskey(ctx, newPasskey(u.ID, "pk-3", 3), old, rec("x")); err != nil {
+	if err := login.AddPasskey(ctx, s.Tx, newPasskey(u.ID, "pk-3", 3), old, rec("x")); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.AddPasskey(ctx, newPasskey(u.ID, "pk-4", 4), old, rec("x")); err != nil {
+	if err := login.AddPasskey(ctx, s.Tx, newPasskey(u.ID, "pk-4", 4), old, rec("x")); err != nil {
 		t.Fatalf("expired ceremony row not pruned: %v", err)
 	}
 }
@@ -144,7 +144,7 @@ func testPasskeySignCount(t *testing.T, s LoginStores, p login.PasskeyStore) {
 	next := c
 	next.SignCount, next.BackupState, next.LastUsed = 8, false, c.LastUsed.Add(time.Minute)
 	sess, th := commitSession(u.ID, 2)
-	if err := s.Logins.Commit(ctx, login.Commit{UserID: u.ID, Ceremony: use(2), PasskeyUse: &passkey.Use{Credential: next, PrevSignCount: 7},
+	if err := login.ApplyCommit(ctx, s.Tx, login.Commit{UserID: u.ID, Ceremony: use(2), PasskeyUse: &passkey.Use{Credential: next, PrevSignCount: 7},
 		Session: sess, TokenHash: th}); err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +154,7 @@ func testPasskeySignCount(t *testing.T, s LoginStores, p login.PasskeyStore) {
 	}
 	// A concurrent sign-in that read count 7 loses.
 	sess, th = commitSession(u.ID, 3)
-	if err := s.Logins.Commit(ctx, login.Commit{UserID: u.ID, Ceremony: use(3), PasskeyUse: &passkey.Use{Credential: next, PrevSignCount: 7},
+	if err := login.ApplyCommit(ctx, s.Tx, login.Commit{UserID: u.ID, Ceremony: use(3), PasskeyUse: &passkey.Use{Credential: next, PrevSignCount: 7},
 		Session: sess, TokenHash: th}); !errors.Is(err, storage.ErrConflict) {
 		t.Fatalf("stale counter: %v, want ErrConflict", err)
 	}
@@ -162,7 +162,7 @@ func testPasskeySignCount(t *testing.T, s LoginStores, p login.PasskeyStore) {
 	// Another user's passkey cannot be touched.
 	o := mustCreate(t, IdentityStores{Users: s.Users}, newUser(t, "pk.count2"))
 	sess, th = commitSession(o.ID, 4)
-	if err := s.Logins.Commit(ctx, login.Commit{UserID: o.ID, PasskeyUse: &passkey.Use{Credential: next, PrevSignCount: 8},
+	if err := login.ApplyCommit(ctx, s.Tx, login.Commit{UserID: o.ID, PasskeyUse: &passkey.Use{Credential: next, PrevSignCount: 8},
 		Session: sess, TokenHash: th}); !errors.Is(err, storage.ErrConflict) {
 		t.Fatalf("another user's passkey: %v, want ErrConflict", err)
 	}
@@ -173,17 +173,17 @@ func testPasskeyRenameDelete(t *testing.T, s LoginStores, p login.PasskeyStore) 
 	u := mustCreate(t, IdentityStores{Users: s.Users}, newUser(t, "pk.manage"))
 	o := mustCreate(t, IdentityStores{Users: s.Users}, newUser(t, "pk.intruder"))
 	enrolPasskey(t, s, newPasskey(u.ID, "pk-1", 1), 1)
-	if err := p.RenamePasskey(ctx, u.ID, "pk-1", "Phone", rec("rename")); err != nil {
+	if err := login.RenamePasskey(ctx, s.Tx, u.ID, "pk-1", "Phone", rec("rename")); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := p.Passkeys(ctx, u.ID); got[0].Name != "Phone" {
 		t.Fatalf("name = %q", got[0].Name)
 	}
 	for _, err := range []error{
-		p.RenamePasskey(ctx, o.ID, "pk-1", "Mine", rec("x")),
-		p.RenamePasskey(ctx, u.ID, "pk-none", "x", rec("x")),
-		p.DeletePasskey(ctx, o.ID, "pk-1", rec("x")),
-		p.DeletePasskey(ctx, u.ID, "pk-none", rec("x")),
+		login.RenamePasskey(ctx, s.Tx, o.ID, "pk-1", "Mine", rec("x")),
+		login.RenamePasskey(ctx, s.Tx, u.ID, "pk-none", "x", rec("x")),
+		login.DeletePasskey(ctx, s.Tx, o.ID, "pk-1", rec("x")),
+		login.DeletePasskey(ctx, s.Tx, u.ID, "pk-none", rec("x")),
 	} {
 		if !errors.Is(err, storage.ErrNotFound) {
 			t.Errorf("foreign or unknown passkey: %v, want ErrNotFound", err)
@@ -191,33 +191,33 @@ func testPasskeyRenameDelete(t *testing.T, s LoginStores, p login.PasskeyStore) 
 	}
 	// The only factor: refused, kept, not audited as done.
 	n := auditCount(t, s.Store)
-	if err := p.DeletePasskey(ctx, u.ID, "pk-1", rec("x")); !errors.Is(err, login.ErrLastFactor) || !errors.Is(err, storage.ErrConflict) {
+	if err := login.DeletePasskey(ctx, s.Tx, u.ID, "pk-1", rec("x")); !errors.Is(err, login.ErrLastFactor) || !errors.Is(err, storage.ErrConflict) {
 		t.Fatalf("deleting the last factor: %v, want ErrLastFactor", err)
 	}
 	if auditCount(t, s.Store) != n {
 		t.Fatal("refused deletion appended its audit record")
 	}
-	if err := p.AddPasskey(ctx, newPasskey(u.ID, "pk-2", 2), *use(2), rec("add")); err != nil {
+	if err := login.AddPasskey(ctx, s.Tx, newPasskey(u.ID, "pk-2", 2), *use(2), rec("add")); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.DeletePasskey(ctx, u.ID, "pk-1", rec("delete")); err != nil {
+	if err := login.DeletePasskey(ctx, s.Tx, u.ID, "pk-1", rec("delete")); err != nil {
 		t.Fatalf("deleting one of two: %v", err)
 	}
 	if got, _ := p.Passkeys(ctx, u.ID); len(got) != 1 || got[0].ID != "pk-2" {
 		t.Fatalf("after delete: %+v", got)
 	}
 	// With a TOTP secret the last passkey may go.
-	if err := s.Logins.PutTOTP(ctx, o.ID, []byte("sealed"), rec("totp")); err != nil {
+	if err := login.PutTOTP(ctx, s.Tx, o.ID, []byte("sealed"), rec("totp")); err != nil {
 		t.Fatal(err)
 	}
 	sess, th := commitSession(o.ID, 5)
-	if err := s.Logins.Commit(ctx, login.Commit{UserID: o.ID, Enrol: true, TOTP: &login.StepChange{From: 0, To: 1}, Session: sess, TokenHash: th}); err != nil {
+	if err := login.ApplyCommit(ctx, s.Tx, login.Commit{UserID: o.ID, Enrol: true, TOTP: &login.StepChange{From: 0, To: 1}, Session: sess, TokenHash: th}); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.AddPasskey(ctx, newPasskey(o.ID, "pk-o", 5), *use(5), rec("add")); err != nil {
+	if err := login.AddPasskey(ctx, s.Tx, newPasskey(o.ID, "pk-o", 5), *use(5), rec("add")); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.DeletePasskey(ctx, o.ID, "pk-o", rec("delete")); err != nil {
+	if err := login.DeletePasskey(ctx, s.Tx, o.ID, "pk-o", rec("delete")); err != nil {
 		t.Fatalf("deleting the last passkey of a TOTP user: %v", err)
 	}
 }

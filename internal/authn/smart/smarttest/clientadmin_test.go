@@ -17,7 +17,7 @@ import (
 	"github.com/phivault/phivault/internal/storage/sqlite"
 )
 
-// clientAdminEnv registers clients through sqldb.AuditedClients as
+// clientAdminEnv registers clients through smart.AuditedClients as
 // app.ClientAdmin does, with a clock and ids the test controls.
 type clientAdminEnv struct {
 	t     *testing.T
@@ -42,10 +42,10 @@ func (e *clientAdminEnv) next(prefix string) string {
 }
 
 // pending is the approval request of client c by requester.
-func (e *clientAdminEnv) pending(c smart.Client, requester string) sqldb.ClientPending {
+func (e *clientAdminEnv) pending(c smart.Client, requester string) smart.ClientPending {
 	at := e.now()
 	id := e.next(smart.ClientRequestPrefix)
-	return sqldb.ClientPending{
+	return smart.ClientPending{
 		Request: smart.ClientRequest{ID: id, ClientID: c.ID, RequestedBy: requester, Created: at, Expires: at.Add(smart.ClientRequestTTL)},
 		Alert:   authz.Alert{ID: e.next("alr_"), Kind: "client-grant-requested", Priority: "high", UserID: requester, Ref: "Client/" + c.ID, Created: at},
 		Audit:   storage.AuditRecord{Time: at, Body: []byte("request " + id)}}
@@ -81,7 +81,7 @@ func (e *clientAdminEnv) client(id string) smart.Client {
 }
 
 func (e *clientAdminEnv) decide(id string, approve bool, by string, now time.Time) (smart.Client, error) {
-	_, c, err := e.s.Smart().DecideClientRequest(e.t.Context(), id, sqldb.ClientDecision{Approve: approve, By: by, Now: now,
+	_, c, err := smart.DecideClientRequest(e.t.Context(), sqldb.NewUnit[smart.AdminTx](e.s), id, smart.ClientDecision{Approve: approve, By: by, Now: now,
 		Alert: authz.Alert{ID: e.next("alr_"), Kind: "client-grant-approved", Priority: "high", UserID: by, Created: now},
 		Audit: func(r smart.ClientRequest, c smart.Client) (storage.AuditRecord, error) {
 			return storage.AuditRecord{Time: now, Body: []byte("decide " + r.ID + " " + string(c.Approval))}, nil
@@ -100,22 +100,22 @@ func testClientAdmin(t *testing.T, s *sqldb.Store) {
 	ctx := t.Context()
 	e := &clientAdminEnv{t: t, s: s, clock: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
 	sealed := 0
-	ok := sqldb.AuditedClients{Smart: s.Smart(), Seal: func(c smart.Client) (storage.AuditRecord, error) {
+	ok := smart.AuditedClients{ClientStore: s.Smart(), Tx: sqldb.NewUnit[smart.AdminTx](s), Seal: func(c smart.Client) (storage.AuditRecord, error) {
 		sealed++
 		return storage.AuditRecord{Body: []byte("register " + c.ID)}, nil
-	}, Pending: func(c smart.Client) (sqldb.ClientPending, error) { return e.pending(c, "usr_alice"), nil }}
+	}, Pending: func(c smart.Client) (smart.ClientPending, error) { return e.pending(c, "usr_alice"), nil }}
 	failingSeal := ok
 	failingSeal.Seal = func(smart.Client) (storage.AuditRecord, error) {
 		return storage.AuditRecord{}, errors.New("sealing failed")
 	}
 	failingRequest := ok
-	failingRequest.Pending = func(smart.Client) (sqldb.ClientPending, error) {
-		return sqldb.ClientPending{}, errors.New("no request")
+	failingRequest.Pending = func(smart.Client) (smart.ClientPending, error) {
+		return smart.ClientPending{}, errors.New("no request")
 	}
 	noRequest := ok
 	noRequest.Pending = nil
 	badAlert := ok
-	badAlert.Pending = func(c smart.Client) (sqldb.ClientPending, error) {
+	badAlert.Pending = func(c smart.Client) (smart.ClientPending, error) {
 		p := e.pending(c, "usr_alice")
 		p.Alert.ID = "" // refused inside the transaction
 		return p, nil
@@ -156,7 +156,7 @@ func testClientAdmin(t *testing.T, s *sqldb.Store) {
 	if got, err := s.Smart().ClientRequest(ctx, reqs[0].ID); err != nil || got != reqs[0] {
 		t.Fatalf("request %+v %v, want %+v", got, err, reqs[0])
 	}
-	if _, err := s.Smart().RequestClientApproval(ctx, e.pending(e.client(first), "usr_bob")); !errors.Is(err, smart.ErrApprovalPending) {
+	if _, err := smart.RequestClientApproval(ctx, sqldb.NewUnit[smart.AdminTx](s), e.pending(e.client(first), "usr_bob")); !errors.Is(err, smart.ErrApprovalPending) {
 		t.Errorf("a second request for one client: %v, want ErrApprovalPending", err)
 	}
 
@@ -179,7 +179,7 @@ func testClientAdmin(t *testing.T, s *sqldb.Store) {
 	if _, err := e.decide(reqs[0].ID, true, "usr_carol", e.now()); !errors.Is(err, smart.ErrNotFound) {
 		t.Errorf("deciding a decided request: %v, want ErrNotFound", err)
 	}
-	if _, err := s.Smart().RequestClientApproval(ctx, e.pending(e.client(first), "usr_bob")); !errors.Is(err, smart.ErrNotPending) {
+	if _, err := smart.RequestClientApproval(ctx, sqldb.NewUnit[smart.AdminTx](s), e.pending(e.client(first), "usr_bob")); !errors.Is(err, smart.ErrNotPending) {
 		t.Errorf("a request for an approved client: %v, want ErrNotPending", err)
 	}
 	alerts, err := s.Authz().Alerts(ctx, 100)
@@ -203,7 +203,7 @@ func testClientAdmin(t *testing.T, s *sqldb.Store) {
 	if c := e.client(second); c.Approval != smart.ApprovalRejected || c.Active() {
 		t.Fatalf("withdrawn client: %+v", c)
 	}
-	if _, err := s.Smart().RequestClientApproval(ctx, e.pending(e.client(second), "usr_alice")); !errors.Is(err, smart.ErrNotPending) {
+	if _, err := smart.RequestClientApproval(ctx, sqldb.NewUnit[smart.AdminTx](s), e.pending(e.client(second), "usr_alice")); !errors.Is(err, smart.ErrNotPending) {
 		t.Errorf("a request for a rejected client: %v, want ErrNotPending", err)
 	}
 
@@ -230,7 +230,7 @@ func testClientAdmin(t *testing.T, s *sqldb.Store) {
 	e.clock = late
 	e.mu.Unlock()
 	again := e.pending(e.client(third), "usr_bob")
-	if _, err := s.Smart().RequestClientApproval(ctx, again); err != nil {
+	if _, err := smart.RequestClientApproval(ctx, sqldb.NewUnit[smart.AdminTx](s), again); err != nil {
 		t.Fatalf("a new request after expiry: %v", err)
 	}
 	// usr_bob asked this time; usr_alice (who asked the first time, not
@@ -272,13 +272,13 @@ func testClientAdmin(t *testing.T, s *sqldb.Store) {
 
 	// Disabling is audited; an unknown client is not found.
 	n := e.audits()
-	if err := s.Smart().DisableClientAudited(ctx, first, storage.AuditRecord{Body: []byte("disable")}); err != nil {
+	if err := smart.DisableClient(ctx, sqldb.NewUnit[smart.AdminTx](s), first, storage.AuditRecord{Body: []byte("disable")}); err != nil {
 		t.Fatal(err)
 	}
 	if c := e.client(first); !c.Disabled || c.Active() {
 		t.Fatalf("disabled client: %+v", c)
 	}
-	if err := s.Smart().DisableClientAudited(ctx, "no-such-client", storage.AuditRecord{Body: []byte("x")}); !errors.Is(err, smart.ErrNotFound) {
+	if err := smart.DisableClient(ctx, sqldb.NewUnit[smart.AdminTx](s), "no-such-client", storage.AuditRecord{Body: []byte("x")}); !errors.Is(err, smart.ErrNotFound) {
 		t.Errorf("disabling an unknown client: %v", err)
 	}
 	if got := e.audits() - n; got != 1 {

@@ -1,0 +1,18 @@
+package app
+
+import (
+	"context"
+
+	"github.com/phivault/phivault/internal/authz"
+	"github.com/phivault/phivault/internal/identity"
+)
+
+// Directory is the read capability over accounts, for the CLI's lookups
+// by username; it never changes an account.
+func (a *App) Directory() identity.Directory { return a.db.Users() }
+
+// PolicyVersions lists the policy sets that came into force, newest
+// first, at most limit (1..500; outside that range, 500).
+func (a *App) PolicyVersions(ctx context.Context, limit int) ([]authz.PolicyVersion, error) {
+	return a.db.Authz().PolicyVersions(ctx, limit)
+}
