@@ -11,6 +11,7 @@ import (
 
 	"github.com/phivault/phivault/internal/audit"
 	"github.com/phivault/phivault/internal/authz"
+	"github.com/phivault/phivault/internal/ident"
 	"github.com/phivault/phivault/internal/identity"
 	"github.com/phivault/phivault/internal/identity/account"
 	"github.com/phivault/phivault/internal/storage"
@@ -84,7 +85,7 @@ func (x *Accounts) newAlertID() (string, error) {
 // patientOf is the Patient an account is bound to, for an alert's
 // patient column ("" for a workforce account).
 func patientOf(u identity.User) string {
-	if strings.HasPrefix(u.FHIRUser, "Patient/") {
+	if strings.HasPrefix(u.FHIRUser, ident.PatientPrefix) {
 		return u.FHIRUser
 	}
 	return ""

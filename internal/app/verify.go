@@ -9,6 +9,7 @@ import (
 
 	"github.com/phivault/phivault/internal/audit"
 	"github.com/phivault/phivault/internal/audit/merkle"
+	"github.com/phivault/phivault/internal/ident"
 	"github.com/phivault/phivault/internal/keys"
 	"github.com/phivault/phivault/internal/ledger"
 	"github.com/phivault/phivault/internal/record"
@@ -140,7 +141,7 @@ func (a *App) checkJointOwners(ctx context.Context, r *ledger.Report) error {
 	erased := map[string]bool{}
 	kek := a.Keys.KEK()
 	err := a.Store.ScanKeys(ctx, func(k storage.KeyRecord) error {
-		if k.Shredded && strings.HasPrefix(k.Owner, "Patient/") {
+		if k.Shredded && strings.HasPrefix(k.Owner, ident.PatientPrefix) {
 			erased[k.Owner] = true
 		}
 		// Every live key record must open under the key file: one

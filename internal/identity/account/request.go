@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/phivault/phivault/internal/authz"
+	"github.com/phivault/phivault/internal/ident"
 	"github.com/phivault/phivault/internal/identity"
 	"github.com/phivault/phivault/internal/storage"
 )
@@ -160,7 +161,7 @@ func Decide(ctx context.Context, st Store, id string, d Decision) (identity.Requ
 			}
 			a := d.Alert
 			a.UserID, a.Ref = cur.ID, "Request/"+req.ID
-			if strings.HasPrefix(cur.FHIRUser, "Patient/") {
+			if strings.HasPrefix(cur.FHIRUser, ident.PatientPrefix) {
 				a.Patient = cur.FHIRUser
 			}
 			if err := t.RaiseAlert(ctx, a); err != nil {

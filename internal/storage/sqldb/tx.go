@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/phivault/phivault/internal/audit/trail"
+	"github.com/phivault/phivault/internal/ident"
 	"github.com/phivault/phivault/internal/storage"
 )
 
@@ -383,7 +384,7 @@ func (t *tx) RewriteCiphertext(ctx context.Context, ref storage.VersionRef, ciph
 // Shred implements storage.Tx.
 func (t *tx) Shred(ctx context.Context, owner string) (int64, error) {
 	n, err := t.shredOne(ctx, owner)
-	if err != nil || !strings.HasPrefix(owner, "Patient/") {
+	if err != nil || !strings.HasPrefix(owner, ident.PatientPrefix) {
 		return n, err
 	}
 	// Every joint key naming the patient goes with it: a resource that
