@@ -84,7 +84,7 @@ type App struct {
 	authRows *keys.AuthRowKey
 	auth     *authn.Authenticator
 	logger   *slog.Logger
-	// Login is interactive sign-in and session authentication (issue 3).
+	// Login is interactive sign-in and session authentication (DESIGN §7).
 	Login *login.Service
 	// SMART is the SMART on FHIR authorization server; nil without a
 	// configured base URL.

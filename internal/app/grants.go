@@ -17,8 +17,7 @@ import (
 	"github.com/phivault/phivault/internal/storage"
 )
 
-// Separation of duties in account administration (ADR 0018, issue 11
-// item 7).
+// Separation of duties in account administration (ADR 0018).
 //
 // # No self-elevation
 //

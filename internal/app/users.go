@@ -22,7 +22,7 @@ import (
 	"github.com/phivault/phivault/internal/storage/sqldb"
 )
 
-// Account administration (issue 3, DESIGN §7–8).
+// Account administration (DESIGN §7–8).
 //
 // # Atomicity
 //
