@@ -8,7 +8,7 @@ import (
 
 	"github.com/phivault/phivault/internal/audit/export"
 	"github.com/phivault/phivault/internal/audit/index"
-	"github.com/phivault/phivault/internal/httpapi"
+	"github.com/phivault/phivault/internal/httpapi/auditapi"
 	"github.com/phivault/phivault/internal/storage/sqldb"
 )
 
@@ -62,7 +62,7 @@ func (a *App) openAuditIndex() error {
 }
 
 // auditLog is the HTTP layer's view of the index (nil-safe).
-func (a *App) auditLog() httpapi.AuditLog {
+func (a *App) auditLog() auditapi.AuditLog {
 	if a.AuditIndex == nil {
 		return nil
 	}
