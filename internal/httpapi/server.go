@@ -88,6 +88,7 @@ import (
 // Server holds the HTTP handlers' dependencies.
 type Server struct {
 	rec            *record.Service
+	launch         launchGate // the App Launch compartment gate (launch_gate.go)
 	auth           *authn.Authenticator
 	login          *login.Service  // nil: no interactive login, bearer tokens only
 	smart          *smart.Server   // nil: no SMART authorization server
@@ -160,7 +161,7 @@ type Pace struct {
 
 // New returns a Server.
 func New(o Options) *Server {
-	s := &Server{rec: o.Record, auth: o.Authenticator, login: o.Login, smart: o.SMART, admin: o.Accounts, clients: o.Clients, ui: o.UI, authorizePages: o.Authorize, log: o.Logger, now: o.Now,
+	s := &Server{rec: o.Record, launch: launchGate{rec: o.Record}, auth: o.Authenticator, login: o.Login, smart: o.SMART, admin: o.Accounts, clients: o.Clients, ui: o.UI, authorizePages: o.Authorize, log: o.Logger, now: o.Now,
 		baseURL: o.BaseURL, maxBody: o.MaxBodyBytes, version: o.Version, ready: o.Ready, logRec: o.LogAudit,
 		authz: o.Authorizer, glass: o.BreakGlass, reviews: o.Reviews,
 		attempts: o.Attempts, handlerTimeout: o.Pace.HandlerTimeout, minBodyRate: o.Pace.MinBodyRate, bodyGrace: o.Pace.BodyGrace}
@@ -263,7 +264,7 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 			err = scopeGate(p, r)
 		}
 		if err == nil {
-			err = s.launchGate(r, p)
+			err = s.launch.check(r, p)
 		}
 		if err != nil {
 			if aerr := s.auditGateDenial(r, p, err); aerr != nil {
