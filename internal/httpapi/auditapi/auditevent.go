@@ -88,6 +88,9 @@ func (h *Handler) auditDeny(r *http.Request, action audit.Action, query string) 
 	return errAuditForbidden
 }
 
+// Search answers GET /fhir/AuditEvent (mounted through Or): a searchset
+// Bundle of the events the caller may read, newest first, paged with
+// _before; a patient's search is confined to their own record.
 func (h *Handler) Search(w http.ResponseWriter, r *http.Request) error {
 	if h.events == nil {
 		return outcome(http.StatusNotFound, "not-supported", "the audit log is not searchable on this server")
@@ -164,6 +167,8 @@ func effectiveLimit(n int) int {
 	return min(n, index.MaxLimit)
 }
 
+// Read answers GET /fhir/AuditEvent/{id} (mounted through Or): the
+// event at that leaf index, or a patient's own view of it.
 func (h *Handler) Read(w http.ResponseWriter, r *http.Request) error {
 	if h.events == nil {
 		return outcome(http.StatusNotFound, "not-supported", "the audit log is not readable on this server")
