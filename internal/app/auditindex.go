@@ -8,7 +8,7 @@ import (
 
 	"github.com/phivault/phivault/internal/audit/export"
 	"github.com/phivault/phivault/internal/audit/index"
-	"github.com/phivault/phivault/internal/httpapi"
+	"github.com/phivault/phivault/internal/httpapi/auditapi"
 )
 
 // indexPoll is how often "serve" brings the audit index up to date
@@ -58,7 +58,7 @@ func (a *App) openAuditIndex() error {
 }
 
 // auditLog is the HTTP layer's view of the index (nil-safe).
-func (a *App) auditLog() httpapi.AuditLog {
+func (a *App) auditLog() auditapi.AuditLog {
 	if a.AuditIndex == nil {
 		return nil
 	}

@@ -17,7 +17,7 @@ import (
 
 	"github.com/phivault/phivault/internal/authn/oidc"
 	"github.com/phivault/phivault/internal/authn/sso"
-	"github.com/phivault/phivault/internal/httpapi"
+	"github.com/phivault/phivault/internal/httpapi/signin"
 	"github.com/phivault/phivault/internal/storage/sqldb"
 )
 
@@ -62,7 +62,7 @@ func (a *App) openSSO(ctx context.Context, oo openOptions) error {
 
 // ssoHandler is a.SSO for the HTTP layer: a nil interface when SSO is
 // off (never a typed nil).
-func (a *App) ssoHandler() httpapi.SSO {
+func (a *App) ssoHandler() signin.SSO {
 	if a.SSO == nil {
 		return nil
 	}

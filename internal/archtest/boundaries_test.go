@@ -31,6 +31,18 @@ var boundaries = []boundary{
 		forbidden: []string{stdOnly},
 		why:       "config is a leaf: it reads settings and checks their shape; what only a domain can judge is app.CheckConfig",
 	},
+	{
+		from: module + "/internal/httpapi/signin",
+		forbidden: []string{module + "/internal/record", module + "/internal/keys", module + "/internal/authz",
+			module + "/internal/httpapi", module + "/internal/httpapi/auditapi"},
+		why: "the sign-in API holds only sign-in's dependencies: never the record, the keys or the authorizer; httpapi mounts it, not the other way round",
+	},
+	{
+		from: module + "/internal/httpapi/auditapi",
+		forbidden: []string{module + "/internal/record", module + "/internal/keys", module + "/internal/authz",
+			module + "/internal/httpapi", module + "/internal/httpapi/signin"},
+		why: "the audit log's read API holds only the log's readers and recorder: never the record, the keys or the authorizer; httpapi mounts it",
+	},
 }
 
 // matches reports whether path is pattern or, for "x/...", under x.

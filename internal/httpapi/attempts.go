@@ -100,11 +100,22 @@ func stateFrom(ctx context.Context) *reqState {
 // notePrincipal records an authenticated principal (credentials
 // accepted, whatever a later gate decides).
 func notePrincipal(r *http.Request, p authn.Principal) {
-	a := logAgent(p, r)
+	a := principalAgent(p, r)
 	if p.Client != "" {
 		a.Client = p.Client
 	}
 	web.NoteAgent(r.Context(), a)
+}
+
+// principalAgent is the audit agent of p's request r: account, kind,
+// session, roles and address (as package auditapi's entry-bundle reads
+// name it).
+func principalAgent(p authn.Principal, r *http.Request) audit.Agent {
+	a := audit.Agent{User: p.ID, Client: string(p.Kind), Session: p.SessionID, Address: web.ClientIP(r)}
+	if len(p.Roles) > 0 {
+		a.Role = strings.Join(p.Roles, ",")
+	}
+	return a
 }
 
 // auditedPath reports whether a request to path must leave an event:

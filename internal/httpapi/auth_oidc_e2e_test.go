@@ -28,7 +28,7 @@ import (
 	"github.com/phivault/phivault/internal/authn/login"
 	"github.com/phivault/phivault/internal/authn/password"
 	"github.com/phivault/phivault/internal/config"
-	"github.com/phivault/phivault/internal/httpapi"
+	"github.com/phivault/phivault/internal/httpapi/signin"
 	"github.com/phivault/phivault/internal/identity"
 	"github.com/phivault/phivault/internal/keys"
 	"github.com/phivault/phivault/internal/storage/postgres/pgtest"
@@ -202,7 +202,7 @@ func (e *ssoEnv) authorize(t *testing.T, u *idpUser) *url.URL {
 		t.Fatalf("start: %d %s, want 302", start.status, start.body)
 	}
 	set := start.header.Get("Set-Cookie")
-	for _, attr := range []string{httpapi.FlowCookie + "=", "Path=/auth/oidc/callback", "Max-Age=600", "HttpOnly", "Secure", "SameSite=Lax"} {
+	for _, attr := range []string{signin.FlowCookie + "=", "Path=/auth/oidc/callback", "Max-Age=600", "HttpOnly", "Secure", "SameSite=Lax"} {
 		if !strings.Contains(set, attr) {
 			t.Fatalf("flow Set-Cookie %q lacks %q", set, attr)
 		}
@@ -331,7 +331,7 @@ func TestSSOIdPMFACreatesSession(t *testing.T) {
 	cb := e.authorize(t, drLee("pwd", "otp"))
 	r := e.get(t, cb.String(), "application/json")
 	c := ssoSessionOf(t, r)
-	if !strings.Contains(r.header.Get("Set-Cookie"), httpapi.FlowCookie+"=;") {
+	if !strings.Contains(r.header.Get("Set-Cookie"), signin.FlowCookie+"=;") {
 		t.Errorf("the callback did not delete the flow cookie: %v", r.header.Values("Set-Cookie"))
 	}
 	u, ok := e.linked(t, "00u1abc")

@@ -16,7 +16,7 @@ import (
 	"github.com/phivault/phivault/internal/authn/passkey"
 	"github.com/phivault/phivault/internal/authn/passkey/passkeytest"
 	"github.com/phivault/phivault/internal/authn/password"
-	"github.com/phivault/phivault/internal/httpapi"
+	"github.com/phivault/phivault/internal/httpapi/signin"
 	"github.com/phivault/phivault/internal/identity"
 	"github.com/phivault/phivault/internal/storage/sqldb"
 )
@@ -430,18 +430,18 @@ func TestPasskeysDisabledOnIPBaseURL(t *testing.T) {
 
 func TestWebAuthnScript(t *testing.T) {
 	e := startPasskeys(t, nil)
-	r := e.do(t, "GET", httpapi.WebAuthnScriptPath, nil, creds{})
+	r := e.do(t, "GET", signin.WebAuthnScriptPath, nil, creds{})
 	if r.status != http.StatusOK || r.header.Get("Content-Type") != "text/javascript; charset=utf-8" ||
 		r.header.Get("X-Content-Type-Options") != "nosniff" || r.header.Get("ETag") == "" ||
 		!strings.Contains(r.header.Get("Cache-Control"), "max-age") {
-		t.Fatalf("GET %s: %d %v", httpapi.WebAuthnScriptPath, r.status, r.header)
+		t.Fatalf("GET %s: %d %v", signin.WebAuthnScriptPath, r.status, r.header)
 	}
 	for _, banned := range []string{"eval(", "new Function", "innerHTML", "document.write", "http://", "https://"} {
 		if strings.Contains(string(r.body), banned) {
 			t.Errorf("webauthn.js contains %q", banned)
 		}
 	}
-	req, _ := http.NewRequestWithContext(t.Context(), "GET", e.url+httpapi.WebAuthnScriptPath, nil)
+	req, _ := http.NewRequestWithContext(t.Context(), "GET", e.url+signin.WebAuthnScriptPath, nil)
 	req.Header.Set("If-None-Match", r.header.Get("ETag"))
 	res, err := e.client.Do(req)
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/phivault/phivault/internal/authn"
 	"github.com/phivault/phivault/internal/authz"
 	"github.com/phivault/phivault/internal/fhir"
+	"github.com/phivault/phivault/internal/httpapi/auditapi"
 	"github.com/phivault/phivault/internal/record"
 	"github.com/phivault/phivault/internal/web"
 )
@@ -21,19 +22,19 @@ func (s *Server) fhirRoutes(mux *http.ServeMux) {
 	mux.Handle("POST /fhir", s.handle(s.bundle))
 	mux.Handle("POST /fhir/{$}", s.handle(s.bundle))
 	mux.Handle("GET /fhir/_history", s.handle(s.history))
-	mux.Handle("GET /fhir/{type}", s.handle(auditOr(s.search, s.auditSearch)))
-	mux.Handle("POST /fhir/{type}/_search", s.handle(auditOr(s.search, auditRefuse)))
-	mux.Handle("POST /fhir/{type}", s.handle(auditOr(s.create, auditRefuse)))
-	mux.Handle("GET /fhir/{type}/_history", s.handle(auditOr(s.history, auditRefuse)))
-	mux.Handle("GET /fhir/{type}/{id}", s.handle(auditOr(s.read, s.auditRead)))
-	mux.Handle("PUT /fhir/{type}/{id}", s.handle(auditOr(s.update, auditRefuse)))
-	mux.Handle("DELETE /fhir/{type}/{id}", s.handle(auditOr(s.delete, auditRefuse)))
-	mux.Handle("GET /fhir/{type}/{id}/_history", s.handle(auditOr(s.history, auditRefuse)))
-	mux.Handle("GET /fhir/{type}/{id}/_history/{vid}", s.handle(auditOr(s.vread, auditRefuse)))
+	mux.Handle("GET /fhir/{type}", s.handle(auditapi.Or(s.search, s.auditLog.Search)))
+	mux.Handle("POST /fhir/{type}/_search", s.handle(auditapi.Or(s.search, auditapi.Refuse)))
+	mux.Handle("POST /fhir/{type}", s.handle(auditapi.Or(s.create, auditapi.Refuse)))
+	mux.Handle("GET /fhir/{type}/_history", s.handle(auditapi.Or(s.history, auditapi.Refuse)))
+	mux.Handle("GET /fhir/{type}/{id}", s.handle(auditapi.Or(s.read, s.auditLog.Read)))
+	mux.Handle("PUT /fhir/{type}/{id}", s.handle(auditapi.Or(s.update, auditapi.Refuse)))
+	mux.Handle("DELETE /fhir/{type}/{id}", s.handle(auditapi.Or(s.delete, auditapi.Refuse)))
+	mux.Handle("GET /fhir/{type}/{id}/_history", s.handle(auditapi.Or(s.history, auditapi.Refuse)))
+	mux.Handle("GET /fhir/{type}/{id}/_history/{vid}", s.handle(auditapi.Or(s.vread, auditapi.Refuse)))
 	mux.Handle("GET /fhir/Patient/{id}/$everything", s.handle(s.everything))
 	mux.Handle("POST /fhir/Patient/{id}/$everything", s.handle(s.everything))
 	mux.Handle("POST /fhir/Patient/{id}/$erase", s.handle(s.erase))
-	mux.Handle("GET /fhir/AuditEvent/{id}/$proof", s.handle(s.auditProof))
+	mux.Handle("GET /fhir/AuditEvent/{id}/$proof", s.handle(s.auditLog.Proof))
 	mux.Handle("POST /fhir/Patient/{id}/$break-glass", s.handle(s.breakGlass))
 	unknown := s.handle(func(w http.ResponseWriter, r *http.Request) error {
 		return httpError(http.StatusNotFound, "not-supported", "unknown FHIR endpoint or method")

@@ -19,7 +19,13 @@ const kindSMARTApp = authn.KindSMARTApp
 // patient's compartment, or of a shape the gate cannot confine to it.
 var errCompartment = errors.New("the request is outside the launch patient's compartment")
 
-// launchGate is the scope step for App Launch tokens; it runs after
+// launchGate is the scope step for App Launch tokens (its check); it
+// needs only the record, to learn the owner of a resource read by id.
+type launchGate struct {
+	rec *record.Service
+}
+
+// check is the scope step for App Launch tokens; it runs after
 // authentication and before the handler, and is separate from (and
 // narrower than) the authorization policy decision that will follow it.
 //
@@ -35,7 +41,7 @@ var errCompartment = errors.New("the request is outside the launch patient's com
 // the patient (patient=, subject=, or Patient?_id=) without includes,
 // chains, _has, paging cursors or lenient handling. Writes, bundles,
 // history and everything else are refused until search narrowing lands.
-func (s *Server) launchGate(r *http.Request, p authn.Principal) error {
+func (g launchGate) check(r *http.Request, p authn.Principal) error {
 	if p.Kind != kindSMARTApp || p.Scopes == nil {
 		return nil
 	}
@@ -63,7 +69,7 @@ func (s *Server) launchGate(r *http.Request, p authn.Principal) error {
 	if compartment == "" {
 		return errScope
 	}
-	return s.inCompartment(r, compartment)
+	return g.inCompartment(r, compartment)
 }
 
 func hasUserScope(set scope.Set) bool {
@@ -98,7 +104,7 @@ func compartmentOf(p authn.Principal) string {
 }
 
 // inCompartment checks that r stays inside Patient/pid.
-func (s *Server) inCompartment(r *http.Request, pid string) error {
+func (g launchGate) inCompartment(r *http.Request, pid string) error {
 	parts, ok := pathSegments(r)
 	if !ok {
 		return errCompartment
@@ -122,13 +128,13 @@ func (s *Server) inCompartment(r *http.Request, pid string) error {
 		}
 		return errCompartment
 	case len(parts) == 2 && record.ValidID(parts[1]):
-		return s.ownedBy(r, typ, parts[1], 0, pid)
+		return g.ownedBy(r, typ, parts[1], 0, pid)
 	case len(parts) == 4 && parts[2] == "_history" && typ != "Patient" && record.ValidID(parts[1]):
 		v, ok := parseVersion(parts[3])
 		if !ok {
 			return errCompartment
 		}
-		return s.ownedBy(r, typ, parts[1], v, pid)
+		return g.ownedBy(r, typ, parts[1], v, pid)
 	case len(parts) == 4 && parts[2] == "_history" && typ == "Patient" && parts[1] == pid:
 		return nil
 	}
@@ -167,8 +173,8 @@ func parseVersion(s string) (int64, bool) {
 // ownedBy answers errCompartment when typ/id (at version, 0 = current)
 // is not in Patient/pid; an unknown resource gets the same answer, so
 // the gate is no oracle for what exists elsewhere.
-func (s *Server) ownedBy(r *http.Request, typ, id string, version int64, pid string) error {
-	owner, err := s.rec.Owner(r.Context(), typ, id, version)
+func (g launchGate) ownedBy(r *http.Request, typ, id string, version int64, pid string) error {
+	owner, err := g.rec.Owner(r.Context(), typ, id, version)
 	if errors.Is(err, record.ErrNotFound) || err == nil && owner != "Patient/"+pid {
 		return errCompartment
 	}

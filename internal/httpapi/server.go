@@ -36,15 +36,19 @@
 //     deciding policy ids before the answer; without an Authorizer, 503;
 //  8. the FHIR handler, which audits before it responds (fail closed).
 //
-// /log/ (log.go: the audit transparency log) takes steps 1–2; its entry
-// bundles authenticate as step 5 and are audited, the rest is public.
+// /log/ (package auditapi: the audit transparency log) takes steps 1–2;
+// its entry bundles authenticate as step 5 (newAuditAPI, mount.go) and
+// are audited, the rest is public. The FHIR AuditEvent read API (package
+// auditapi too) is served inside the FHIR API, after step 7.
 //
-// /auth/ (auth.go: login, second factor, logout, own sessions) takes
-// steps 1–2, its own small body limit, and authenticates the session
-// cookie itself where an endpoint needs it. The SMART App Launch pages
-// at /oauth2/authorize (internal/webui/authorize, mounted through
-// Options.Authorize) take steps 1–2 with their own CSP and body limit,
-// and check their flow cookie and CSRF token themselves.
+// /auth/ (package signin: login, second factor, passkeys, enterprise
+// sign-in, logout, own sessions) takes steps 1–2, its own small body
+// limit, and authenticates the session cookie itself where an endpoint
+// needs it (with step 5's authentication, given by newSignin in
+// mount.go). The SMART App Launch pages at /oauth2/authorize
+// (internal/webui/authorize, mounted through Options.Authorize) take
+// steps 1–2 with their own CSP and body limit, and check their flow
+// cookie and CSRF token themselves.
 //
 // The web UI (internal/webui, mounted at / when Options.UI is set) takes
 // steps 1–2 and then its own middleware, which replaces the deny-all CSP
@@ -69,11 +73,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/phivault/phivault/internal/audit"
 	"github.com/phivault/phivault/internal/audit/attempt"
 	"github.com/phivault/phivault/internal/authn"
 	"github.com/phivault/phivault/internal/authn/login"
 	"github.com/phivault/phivault/internal/authn/smart"
 	"github.com/phivault/phivault/internal/authz"
+	"github.com/phivault/phivault/internal/httpapi/auditapi"
+	"github.com/phivault/phivault/internal/httpapi/signin"
 	"github.com/phivault/phivault/internal/record"
 	"github.com/phivault/phivault/internal/web"
 )
@@ -81,13 +88,13 @@ import (
 // Server holds the HTTP handlers' dependencies.
 type Server struct {
 	rec            *record.Service
+	launch         launchGate // the App Launch compartment gate (launch_gate.go)
 	auth           *authn.Authenticator
 	login          *login.Service  // nil: no interactive login, bearer tokens only
 	smart          *smart.Server   // nil: no SMART authorization server
 	admin          Accounts        // nil: /admin/api and /auth/enrol answer 503 (admin.go)
 	clients        ClientApprovals // nil: no client requests at /admin/api/requests (admin.go)
-	sso            SSO             // nil: no /auth/oidc/ routes (auth_oidc.go)
-	audit          AuditLog        // nil: /fhir/AuditEvent answers 404 (auditevent.go)
+	signin         *signin.Handler // nil without login: no /auth/ routes (package signin)
 	ui             http.Handler    // nil: no web UI at /
 	authorizePages Authorize       // nil: no App Launch authorize pages (smart.go)
 	log            *slog.Logger
@@ -96,9 +103,8 @@ type Server struct {
 	maxBody        int64
 	version        string
 	ready          func(context.Context) error
-	tlog           TransparencyLog // nil: no /log routes (log.go)
-	logRec         AuditRecorder   // audits entry-bundle reads (log.go)
-	logVerifier    string
+	auditLog       *auditapi.Handler // /log and the AuditEvent read API (package auditapi)
+	logRec         AuditRecorder     // audits refusals by the gates and attempts (attempts.go)
 	authz          *authz.Authorizer // nil: the FHIR API answers 503 (fail closed)
 	glass          *authz.BreakGlass // nil: $break-glass answers 503
 	reviews        Reviews           // nil: the review desk answers 503
@@ -113,22 +119,22 @@ type Server struct {
 type Options struct {
 	Record        *record.Service
 	Authenticator *authn.Authenticator
-	Login         *login.Service  // optional: /auth/ routes and session cookies
-	SMART         *smart.Server   // optional: /oauth2/ and SMART access tokens at /fhir
-	Accounts      Accounts        // account administration: /admin/api, /auth/enrol (admin.go)
-	Clients       ClientApprovals // optional: SMART client approvals at /admin/api/requests (admin.go)
-	SSO           SSO             // optional, with Login: enterprise sign-in at /auth/oidc/ (auth_oidc.go)
-	AuditLog      AuditLog        // optional: GET /fhir/AuditEvent (auditevent.go)
-	UI            http.Handler    // optional: the web UI, mounted at /
-	Authorize     Authorize       // optional, with SMART App Launch and Login: the authorize pages (smart.go)
+	Login         *login.Service    // optional: /auth/ routes and session cookies
+	SMART         *smart.Server     // optional: /oauth2/ and SMART access tokens at /fhir
+	Accounts      Accounts          // account administration: /admin/api, /auth/enrol (admin.go)
+	Clients       ClientApprovals   // optional: SMART client approvals at /admin/api/requests (admin.go)
+	SSO           signin.SSO        // optional, with Login: enterprise sign-in at /auth/oidc/ (package signin)
+	AuditLog      auditapi.AuditLog // optional: GET /fhir/AuditEvent (package auditapi)
+	UI            http.Handler      // optional: the web UI, mounted at /
+	Authorize     Authorize         // optional, with SMART App Launch and Login: the authorize pages (smart.go)
 	Logger        *slog.Logger
 	Now           func() time.Time
 	BaseURL       string // public base URL, e.g. https://localhost:8443
 	MaxBodyBytes  int64
 	Version       string
 	Ready         func(context.Context) error // readiness probe (database reachable)
-	Log           TransparencyLog             // optional: /log routes (log.go)
-	LogAudit      AuditRecorder               // required with Log: audits entry-bundle reads
+	Log           auditapi.TransparencyLog    // optional: /log routes (package auditapi)
+	LogAudit      AuditRecorder               // required with Log: audits entry-bundle reads, refusals and attempts
 	LogVerifier   string                      // the log's note verifier key, given with event proofs
 	Authorizer    *authz.Authorizer           // required: decisions on every FHIR request (authz.go)
 	BreakGlass    *authz.BreakGlass           // optional: POST /fhir/Patient/{id}/$break-glass
@@ -155,10 +161,15 @@ type Pace struct {
 
 // New returns a Server.
 func New(o Options) *Server {
-	return &Server{rec: o.Record, auth: o.Authenticator, login: o.Login, smart: o.SMART, admin: o.Accounts, clients: o.Clients, sso: o.SSO, audit: o.AuditLog, ui: o.UI, authorizePages: o.Authorize, log: o.Logger, now: o.Now,
-		baseURL: o.BaseURL, maxBody: o.MaxBodyBytes, version: o.Version, ready: o.Ready, tlog: o.Log, logRec: o.LogAudit, logVerifier: o.LogVerifier,
+	s := &Server{rec: o.Record, launch: launchGate{rec: o.Record}, auth: o.Authenticator, login: o.Login, smart: o.SMART, admin: o.Accounts, clients: o.Clients, ui: o.UI, authorizePages: o.Authorize, log: o.Logger, now: o.Now,
+		baseURL: o.BaseURL, maxBody: o.MaxBodyBytes, version: o.Version, ready: o.Ready, logRec: o.LogAudit,
 		authz: o.Authorizer, glass: o.BreakGlass, reviews: o.Reviews,
 		attempts: o.Attempts, handlerTimeout: o.Pace.HandlerTimeout, minBodyRate: o.Pace.MinBodyRate, bodyGrace: o.Pace.BodyGrace}
+	s.auditLog = newAuditAPI(s, o)
+	if o.Login != nil {
+		s.signin = newSignin(s, o)
+	}
+	return s
 }
 
 // Handler returns the whole HTTP handler with the middleware stack.
@@ -181,14 +192,11 @@ func (s *Server) Handler() http.Handler {
 	fhir := s.fhirHandler()
 	mux.Handle("/fhir", fhir)
 	mux.Handle("/fhir/", fhir)
-	if s.login != nil {
-		s.authRoutes(mux)
-		if s.sso != nil {
-			s.ssoRoutes(mux)
-		}
+	if s.signin != nil {
+		s.signin.Routes(mux)
 	}
 	s.adminRoutes(mux)
-	s.logRoutes(mux)
+	s.auditLog.LogRoutes(mux, s.handle)
 	if s.smart != nil {
 		s.smartRoutes(mux)
 	}
@@ -256,7 +264,7 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 			err = scopeGate(p, r)
 		}
 		if err == nil {
-			err = s.launchGate(r, p)
+			err = s.launch.check(r, p)
 		}
 		if err != nil {
 			if aerr := s.auditGateDenial(r, p, err); aerr != nil {
@@ -267,6 +275,11 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey, p)))
 	})
+}
+
+// AuditRecorder makes one audit event durable before the response.
+type AuditRecorder interface {
+	Record(ctx context.Context, ev audit.Event) error
 }
 
 // PrincipalFrom returns the authenticated principal of a request.

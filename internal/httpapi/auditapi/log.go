@@ -1,4 +1,4 @@
-package httpapi
+package auditapi
 
 import (
 	"context"
@@ -43,8 +43,8 @@ type TransparencyLog interface {
 	LeafProof(ctx context.Context, idx, size int64) (merkle.EventProof, error)
 }
 
-// AuditRecorder makes one audit event durable before the response.
-type AuditRecorder interface {
+// Recorder makes one audit event durable before the response.
+type Recorder interface {
 	Record(ctx context.Context, ev audit.Event) error
 }
 
@@ -60,18 +60,20 @@ const (
 // logAuditRoles may read entry bundles.
 var logAuditRoles = []string{string(identity.RoleAuditor), string(identity.RolePrivacyOfficer)}
 
-func (s *Server) logRoutes(mux *http.ServeMux) {
-	if s.tlog == nil {
+// LogRoutes mounts the /log routes on mux, each adapted by handle (the
+// mounting API's error answers); none without a transparency log.
+func (h *Handler) LogRoutes(mux *http.ServeMux, handle func(web.HandlerFunc) http.Handler) {
+	if h.tlog == nil {
 		return
 	}
-	mux.Handle("GET /log/checkpoint", s.handle(s.logCheckpoint))
-	mux.Handle("GET /log/tile/", s.handle(s.logTile))
-	mux.Handle("GET /log/proof/inclusion", s.handle(s.logInclusion))
-	mux.Handle("GET /log/proof/consistency", s.handle(s.logConsistency))
+	mux.Handle("GET /log/checkpoint", handle(h.logCheckpoint))
+	mux.Handle("GET /log/tile/", handle(h.logTile))
+	mux.Handle("GET /log/proof/inclusion", handle(h.logInclusion))
+	mux.Handle("GET /log/proof/consistency", handle(h.logConsistency))
 }
 
-func (s *Server) logCheckpoint(w http.ResponseWriter, r *http.Request) error {
-	c, err := s.tlog.Checkpoint(r.Context())
+func (h *Handler) logCheckpoint(w http.ResponseWriter, r *http.Request) error {
+	c, err := h.tlog.Checkpoint(r.Context())
 	if err != nil {
 		return logError(err)
 	}
@@ -79,7 +81,7 @@ func (s *Server) logCheckpoint(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (s *Server) logTile(w http.ResponseWriter, r *http.Request) error {
+func (h *Handler) logTile(w http.ResponseWriter, r *http.Request) error {
 	rest := strings.TrimPrefix(r.URL.Path, "/log/tile/")
 	t, err := merkle.ParseTilePath(rest)
 	if err != nil {
@@ -90,9 +92,9 @@ func (s *Server) logTile(w http.ResponseWriter, r *http.Request) error {
 		cache = cachePartial
 	}
 	if t.L == -1 {
-		return s.logEntries(w, r, t, cache)
+		return h.logEntries(w, r, t, cache)
 	}
-	data, err := s.tlog.Tile(r.Context(), t)
+	data, err := h.tlog.Tile(r.Context(), t)
 	if err != nil {
 		return logError(err)
 	}
@@ -104,29 +106,25 @@ func (s *Server) logTile(w http.ResponseWriter, r *http.Request) error {
 
 // logEntries serves an entry bundle to auditors; the read (or refusal)
 // is audited before any byte is sent.
-func (s *Server) logEntries(w http.ResponseWriter, r *http.Request, t tlog.Tile, cache string) error {
-	p, err := s.principal(r)
-	if err == nil {
-		err = phiGate(p)
-	}
-	if err != nil {
-		s.writeAuthnError(w, r, err)
+func (h *Handler) logEntries(w http.ResponseWriter, r *http.Request, t tlog.Tile, cache string) error {
+	p, ok := h.authenticate(w, r)
+	if !ok {
 		return nil
 	}
-	ev := audit.Event{Time: s.now().UTC(), Action: audit.ActionLogRead, Outcome: audit.OutcomeSuccess,
+	ev := audit.Event{Time: h.now().UTC(), Action: audit.ActionLogRead, Outcome: audit.OutcomeSuccess,
 		Agent: logAgent(p, r), Entities: []string{"log/tile/" + merkle.TilePath(t)}, RequestID: web.RequestID(r.Context()), Status: http.StatusOK}
 	if !slices.ContainsFunc(p.Roles, func(role string) bool { return slices.Contains(logAuditRoles, role) }) || p.Scopes != nil {
 		ev.Outcome, ev.Status, ev.Policies = audit.OutcomeDenied, http.StatusForbidden, []string{"log-entries-auditors-only"}
-		if err := s.recordLogAccess(r.Context(), ev); err != nil {
+		if err := h.recordLogAccess(r.Context(), ev); err != nil {
 			return err
 		}
-		return httpError(http.StatusForbidden, "forbidden", "entry bundles are for the auditor and privacy-officer roles")
+		return outcome(http.StatusForbidden, "forbidden", "entry bundles are for the auditor and privacy-officer roles")
 	}
-	data, err := s.tlog.EntryBundle(r.Context(), t)
+	data, err := h.tlog.EntryBundle(r.Context(), t)
 	if err != nil {
 		return logError(err)
 	}
-	if err := s.recordLogAccess(r.Context(), ev); err != nil {
+	if err := h.recordLogAccess(r.Context(), ev); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")
@@ -136,11 +134,11 @@ func (s *Server) logEntries(w http.ResponseWriter, r *http.Request, t tlog.Tile,
 	return nil
 }
 
-func (s *Server) recordLogAccess(ctx context.Context, ev audit.Event) error {
-	if s.logRec == nil {
+func (h *Handler) recordLogAccess(ctx context.Context, ev audit.Event) error {
+	if h.rec == nil {
 		return &web.Error{Status: http.StatusServiceUnavailable, Code: "transient", Msg: "the audit log is unavailable", Err: errors.New("no audit recorder for /log")}
 	}
-	if err := s.logRec.Record(ctx, ev); err != nil {
+	if err := h.rec.Record(ctx, ev); err != nil {
 		return &web.Error{Status: http.StatusServiceUnavailable, Code: "transient", Msg: "the audit log is unavailable; retry later", Err: err}
 	}
 	return nil
@@ -154,13 +152,13 @@ func logAgent(p authn.Principal, r *http.Request) audit.Agent {
 	return a
 }
 
-func (s *Server) logInclusion(w http.ResponseWriter, r *http.Request) error {
+func (h *Handler) logInclusion(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
 	req, err := merkle.ParseInclusionRequest(q.Get("index"), q.Get("size"))
 	if err != nil {
 		return logError(err)
 	}
-	b, err := s.tlog.InclusionProof(r.Context(), req)
+	b, err := h.tlog.InclusionProof(r.Context(), req)
 	if err != nil {
 		return logError(err)
 	}
@@ -172,13 +170,13 @@ func (s *Server) logInclusion(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (s *Server) logConsistency(w http.ResponseWriter, r *http.Request) error {
+func (h *Handler) logConsistency(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
 	req, err := merkle.ParseConsistencyRequest(q.Get("old"), q.Get("new"))
 	if err != nil {
 		return logError(err)
 	}
-	b, err := s.tlog.ConsistencyProof(r.Context(), req)
+	b, err := h.tlog.ConsistencyProof(r.Context(), req)
 	if err != nil {
 		return logError(err)
 	}

@@ -1,4 +1,4 @@
-package httpapi
+package signin
 
 import (
 	"context"
@@ -47,13 +47,13 @@ const maxCallbackQuery = 8 << 10
 //	                         cookie, or JSON with Accept: application/json)
 //	                         or phivault's MFA challenge (JSON, as POST
 //	                         /auth/login answers)
-func (s *Server) ssoRoutes(mux *http.ServeMux) {
-	mux.Handle("GET /auth/oidc/start", s.authHandle(s.ssoStart))
-	mux.Handle("GET "+flowCookiePath, s.authHandle(s.ssoCallback))
+func (h *Handler) ssoRoutes(mux *http.ServeMux) {
+	mux.Handle("GET /auth/oidc/start", h.handle(h.ssoStart))
+	mux.Handle("GET "+flowCookiePath, h.handle(h.ssoCallback))
 }
 
-func (s *Server) ssoStart(w http.ResponseWriter, r *http.Request) error {
-	u, flow, err := s.sso.Start()
+func (h *Handler) ssoStart(w http.ResponseWriter, r *http.Request) error {
+	u, flow, err := h.sso.Start()
 	if err != nil {
 		return err
 	}
@@ -63,7 +63,7 @@ func (s *Server) ssoStart(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (s *Server) ssoCallback(w http.ResponseWriter, r *http.Request) error {
+func (h *Handler) ssoCallback(w http.ResponseWriter, r *http.Request) error {
 	// One use: the flow cookie goes whatever the outcome.
 	http.SetCookie(w, &http.Cookie{Name: FlowCookie, Value: "", Path: flowCookiePath, MaxAge: -1,
 		Secure: true, HttpOnly: true, SameSite: http.SameSiteLaxMode})
@@ -75,7 +75,7 @@ func (s *Server) ssoCallback(w http.ResponseWriter, r *http.Request) error {
 		q := r.URL.Query()
 		cb.State, cb.Code, cb.Error = q.Get("state"), q.Get("code"), q.Get("error")
 	}
-	res, err := s.sso.Finish(r.Context(), cb, web.ClientAddr(r))
+	res, err := h.sso.Finish(r.Context(), cb, web.ClientAddr(r))
 	if err != nil {
 		return ssoErr(err)
 	}

@@ -1,4 +1,28 @@
-package httpapi
+// Package signin is the JSON sign-in API under /auth/: password login,
+// the second factor (TOTP, recovery codes, passkeys), enterprise sign-in
+// (OIDC), logout, password change and the caller's own sessions and
+// passkeys. httpapi mounts it on its mux, behind its request middleware
+// (request id, attempt audit, security headers, attempt limit); the
+// handler bounds its own bodies and authenticates the session cookie
+// itself, through the principal function httpapi gives it, where an
+// endpoint acts on an existing session.
+//
+// It holds only sign-in's dependencies: never the record, the keys or
+// the authorizer (internal/archtest).
+//
+// # Security invariants
+//
+//   - Refusals that must look alike (unknown user, wrong password) are
+//     byte-identical: errors are {"error": "<safe message>"}, the request
+//     id only in the X-Request-Id header; causes go to the log only.
+//   - Every body is bounded (maxAuthBody, maxPasskeyBody) and must be
+//     application/json with only known fields (no login CSRF: a
+//     cross-site form cannot send it without a preflight).
+//   - An endpoint that acts on an existing session accepts the session
+//     cookie only, with the CSRF header on state changes.
+//   - Secrets (TOTP secret, recovery codes) are shown once, in the
+//     answer, and never logged.
+package signin
 
 import (
 	"encoding/base64"
@@ -7,6 +31,8 @@ import (
 	"mime"
 	"net/http"
 	"time"
+
+	"log/slog"
 
 	"github.com/phivault/phivault/internal/audit"
 	"github.com/phivault/phivault/internal/authn"
@@ -22,47 +48,92 @@ import (
 // keys.MaxTokenLen and a code fit well within it (STYLE rule 24).
 const maxAuthBody = 8 << 10
 
-// authRoutes mounts the JSON login API. Answers are application/json;
-// errors are {"error": "<safe message>"} with the request id in the
-// X-Request-Id header only, so refusals that must look alike (unknown
-// user, wrong password) are byte-identical.
-func (s *Server) authRoutes(mux *http.ServeMux) {
-	mux.Handle("POST /auth/login", s.authHandle(s.authLogin))
-	mux.Handle("POST /auth/mfa/totp/enroll", s.authHandle(s.authEnroll))
-	mux.Handle("POST /auth/mfa/totp/confirm", s.authHandle(s.authConfirm))
-	mux.Handle("POST /auth/mfa/verify", s.authHandle(s.authVerify))
-	mux.Handle("POST /auth/logout", s.authHandle(s.authLogout))
-	mux.Handle("GET /auth/sessions", s.authHandle(s.authSessions))
-	mux.Handle("DELETE /auth/sessions/{id}", s.authHandle(s.authRevoke))
-	mux.Handle("POST /auth/password", s.authHandle(s.authChangePassword))
-	s.passkeyRoutes(mux)
+// mediaJSON is the media type of every body this API reads or writes.
+const mediaJSON = "application/json"
+
+// Handler serves the JSON sign-in API under /auth/: login, second
+// factor, passkeys, enterprise sign-in, logout and the caller's own
+// sessions. It holds only what sign-in needs: the login service, the
+// SSO relying party and the request authentication of the API it is
+// mounted in.
+type Handler struct {
+	login     *login.Service
+	sso       SSO // nil: no /auth/oidc/ routes (oidc.go)
+	log       *slog.Logger
+	principal func(*http.Request) (authn.Principal, error)
 }
 
-// authHandle bounds the body at maxAuthBody and maps errors.
-func (s *Server) authHandle(h handlerFunc) http.Handler {
-	return s.authHandleLimit(maxAuthBody, h)
+// Options configures a Handler.
+type Options struct {
+	Login  *login.Service // required
+	SSO    SSO            // optional: enterprise sign-in at /auth/oidc/ (oidc.go)
+	Logger *slog.Logger
+	// Principal authenticates a request as the API the handler is
+	// mounted in does (httpapi: a bearer token, or the session cookie
+	// with its CSRF header on state changes), and notes an accepted
+	// principal for the request's attempt audit. A refusal is a
+	// *web.Error, answered as it is; any other error is a backend
+	// failure (503).
+	Principal func(*http.Request) (authn.Principal, error)
 }
 
-// authHandleLimit bounds the body at limit bytes and maps errors
+// New returns a Handler.
+func New(o Options) *Handler {
+	return &Handler{login: o.Login, sso: o.SSO, log: o.Logger, principal: o.Principal}
+}
+
+// Routes mounts the JSON login API on mux. Answers are
+// application/json; errors are {"error": "<safe message>"} with the
+// request id in the X-Request-Id header only, so refusals that must
+// look alike (unknown user, wrong password) are byte-identical.
+func (h *Handler) Routes(mux *http.ServeMux) {
+	mux.Handle("POST /auth/login", h.handle(h.authLogin))
+	mux.Handle("POST /auth/mfa/totp/enroll", h.handle(h.authEnroll))
+	mux.Handle("POST /auth/mfa/totp/confirm", h.handle(h.authConfirm))
+	mux.Handle("POST /auth/mfa/verify", h.handle(h.authVerify))
+	mux.Handle("POST /auth/logout", h.handle(h.authLogout))
+	mux.Handle("GET /auth/sessions", h.handle(h.authSessions))
+	mux.Handle("DELETE /auth/sessions/{id}", h.handle(h.authRevoke))
+	mux.Handle("POST /auth/password", h.handle(h.authChangePassword))
+	h.passkeyRoutes(mux)
+	if h.sso != nil {
+		h.ssoRoutes(mux)
+	}
+}
+
+// handle bounds the body at maxAuthBody and maps errors.
+func (h *Handler) handle(fn web.HandlerFunc) http.Handler {
+	return h.handleLimit(maxAuthBody, fn)
+}
+
+// handleLimit bounds the body at limit bytes and maps errors
 // (authErr) to {"error": "<safe message>"}.
-func (s *Server) authHandleLimit(limit int64, h handlerFunc) http.Handler {
-	a := web.Adapter{Log: s.log, Message: "auth request failed", Render: web.JSON(mediaJSON+"; charset=utf-8", false),
+func (h *Handler) handleLimit(limit int64, fn web.HandlerFunc) http.Handler {
+	a := web.Adapter{Log: h.log, Message: "auth request failed", Render: web.JSON(mediaJSON+"; charset=utf-8", false),
 		Map: func(r *http.Request, err error) *web.Error {
-			e := s.authErr(err)
+			e := authErr(err)
 			if e.Status == http.StatusServiceUnavailable {
 				web.NoteBackendFailure(r.Context(), e.Err)
 			}
 			return e
 		}}
-	inner := a.Handle(h)
+	inner := a.Handle(fn)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r.Body = http.MaxBytesReader(w, r.Body, limit)
 		inner.ServeHTTP(w, r)
 	})
 }
 
+// errNoSession refuses a request that must carry a session cookie but
+// authenticated otherwise (a bearer token).
+var errNoSession = errors.New("no valid credential")
+
+// passwordPolicy are the password errors whose messages are shown (the
+// same list as the admin API's enrolment in httpapi).
+var passwordPolicy = []error{password.ErrTooShort, password.ErrTooLong, password.ErrInvalidUTF8, password.ErrCommon, password.ErrContext}
+
 // authErr maps service errors to statuses and safe messages.
-func (s *Server) authErr(err error) *web.Error {
+func authErr(err error) *web.Error {
 	var rl *login.RateLimitError
 	if ae := web.AsError(err); ae != nil {
 		return ae
@@ -83,10 +154,8 @@ func (s *Server) authErr(err error) *web.Error {
 		return &web.Error{Status: http.StatusUnauthorized, Msg: err.Error(), Err: err}
 	case errors.Is(err, login.ErrNotFound):
 		return &web.Error{Status: http.StatusNotFound, Msg: err.Error(), Err: err}
-	case errors.Is(err, errNoCredential), errors.Is(err, authn.ErrUnauthenticated):
+	case errors.Is(err, errNoSession), errors.Is(err, authn.ErrUnauthenticated):
 		return &web.Error{Status: http.StatusUnauthorized, Msg: "authentication required: log in", Err: err}
-	case errors.Is(err, errCSRF):
-		return &web.Error{Status: http.StatusForbidden, Msg: "a cookie-authenticated request that changes state must carry the X-CSRF-Token header", Err: err}
 	case errors.Is(err, storage.ErrConflict):
 		return &web.Error{Status: http.StatusConflict, Msg: "the account changed meanwhile; retry", Err: err}
 	case errors.Is(err, password.ErrBusy), errors.Is(err, audit.ErrUnavailable):
@@ -153,7 +222,7 @@ func writeStarted(w http.ResponseWriter, st login.Started, extra map[string]any)
 	writeAuthJSON(w, http.StatusOK, body)
 }
 
-func (s *Server) authLogin(w http.ResponseWriter, r *http.Request) error {
+func (h *Handler) authLogin(w http.ResponseWriter, r *http.Request) error {
 	var in struct {
 		Username string `json:"username"`
 		Password string `json:"password"`
@@ -161,7 +230,7 @@ func (s *Server) authLogin(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeAuth(r, &in); err != nil {
 		return err
 	}
-	res, err := s.login.Login(r.Context(), in.Username, in.Password, web.ClientAddr(r))
+	res, err := h.login.Login(r.Context(), in.Username, in.Password, web.ClientAddr(r))
 	if err != nil {
 		return err
 	}
@@ -175,14 +244,14 @@ func (s *Server) authLogin(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (s *Server) authEnroll(w http.ResponseWriter, r *http.Request) error {
+func (h *Handler) authEnroll(w http.ResponseWriter, r *http.Request) error {
 	var in struct {
 		Challenge string `json:"challenge"`
 	}
 	if err := decodeAuth(r, &in); err != nil {
 		return err
 	}
-	enr, err := s.login.EnrollTOTP(r.Context(), in.Challenge, web.ClientAddr(r))
+	enr, err := h.login.EnrollTOTP(r.Context(), in.Challenge, web.ClientAddr(r))
 	if err != nil {
 		return err
 	}
@@ -193,7 +262,7 @@ func (s *Server) authEnroll(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (s *Server) authConfirm(w http.ResponseWriter, r *http.Request) error {
+func (h *Handler) authConfirm(w http.ResponseWriter, r *http.Request) error {
 	var in struct {
 		Challenge string `json:"challenge"`
 		Code      string `json:"code"`
@@ -201,7 +270,7 @@ func (s *Server) authConfirm(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeAuth(r, &in); err != nil {
 		return err
 	}
-	st, codes, err := s.login.ConfirmTOTP(r.Context(), in.Challenge, in.Code, web.ClientAddr(r))
+	st, codes, err := h.login.ConfirmTOTP(r.Context(), in.Challenge, in.Code, web.ClientAddr(r))
 	if err != nil {
 		return err
 	}
@@ -213,7 +282,7 @@ func (s *Server) authConfirm(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (s *Server) authVerify(w http.ResponseWriter, r *http.Request) error {
+func (h *Handler) authVerify(w http.ResponseWriter, r *http.Request) error {
 	var in struct {
 		Challenge string `json:"challenge"`
 		Method    string `json:"method"`
@@ -222,7 +291,7 @@ func (s *Server) authVerify(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeAuth(r, &in); err != nil {
 		return err
 	}
-	st, err := s.login.Verify(r.Context(), in.Challenge, in.Method, in.Code, web.ClientAddr(r))
+	st, err := h.login.Verify(r.Context(), in.Challenge, in.Method, in.Code, web.ClientAddr(r))
 	if err != nil {
 		return err
 	}
@@ -233,23 +302,23 @@ func (s *Server) authVerify(w http.ResponseWriter, r *http.Request) error {
 // sessionPrincipal authenticates an /auth/ request that acts on the
 // caller's own sessions: the session cookie (with CSRF for unsafe
 // methods) and nothing else.
-func (s *Server) sessionPrincipal(r *http.Request) (authn.Principal, error) {
-	p, err := s.principal(r)
+func (h *Handler) sessionPrincipal(r *http.Request) (authn.Principal, error) {
+	p, err := h.principal(r)
 	if err != nil {
 		return authn.Principal{}, err
 	}
 	if p.Kind != authn.KindSession {
-		return authn.Principal{}, errNoCredential
+		return authn.Principal{}, errNoSession
 	}
 	return p, nil
 }
 
-func (s *Server) authLogout(w http.ResponseWriter, r *http.Request) error {
-	p, err := s.sessionPrincipal(r)
+func (h *Handler) authLogout(w http.ResponseWriter, r *http.Request) error {
+	p, err := h.sessionPrincipal(r)
 	if err != nil {
 		return err
 	}
-	if err := s.login.Logout(r.Context(), p, web.ClientAddr(r)); err != nil {
+	if err := h.login.Logout(r.Context(), p, web.ClientAddr(r)); err != nil {
 		return err
 	}
 	web.ClearSessionCookie(w)
@@ -257,12 +326,12 @@ func (s *Server) authLogout(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (s *Server) authSessions(w http.ResponseWriter, r *http.Request) error {
-	p, err := s.sessionPrincipal(r)
+func (h *Handler) authSessions(w http.ResponseWriter, r *http.Request) error {
+	p, err := h.sessionPrincipal(r)
 	if err != nil {
 		return err
 	}
-	ss, err := s.login.Sessions(r.Context(), p)
+	ss, err := h.login.Sessions(r.Context(), p)
 	if err != nil {
 		return err
 	}
@@ -274,13 +343,13 @@ func (s *Server) authSessions(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (s *Server) authRevoke(w http.ResponseWriter, r *http.Request) error {
-	p, err := s.sessionPrincipal(r)
+func (h *Handler) authRevoke(w http.ResponseWriter, r *http.Request) error {
+	p, err := h.sessionPrincipal(r)
 	if err != nil {
 		return err
 	}
 	id := r.PathValue("id")
-	if err := s.login.Revoke(r.Context(), p, id, web.ClientAddr(r)); err != nil {
+	if err := h.login.Revoke(r.Context(), p, id, web.ClientAddr(r)); err != nil {
 		return err
 	}
 	if id == p.SessionID {
@@ -294,8 +363,8 @@ func (s *Server) authRevoke(w http.ResponseWriter, r *http.Request) error {
 // session's owner: {"current_password", "new_password"}. Success ends
 // every session of the account and answers like a login, with a new
 // session cookie and CSRF token for the caller (the old cookie is dead).
-func (s *Server) authChangePassword(w http.ResponseWriter, r *http.Request) error {
-	p, err := s.sessionPrincipal(r)
+func (h *Handler) authChangePassword(w http.ResponseWriter, r *http.Request) error {
+	p, err := h.sessionPrincipal(r)
 	if err != nil {
 		return err
 	}
@@ -306,7 +375,7 @@ func (s *Server) authChangePassword(w http.ResponseWriter, r *http.Request) erro
 	if err := decodeAuth(r, &in); err != nil {
 		return err
 	}
-	st, err := s.login.ChangePassword(r.Context(), p, in.Current, in.New, web.ClientAddr(r))
+	st, err := h.login.ChangePassword(r.Context(), p, in.Current, in.New, web.ClientAddr(r))
 	if err != nil {
 		return err
 	}

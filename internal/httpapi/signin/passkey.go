@@ -1,4 +1,4 @@
-package httpapi
+package signin
 
 import (
 	"bytes"
@@ -55,14 +55,14 @@ var webauthnJSTag = func() string {
 // WebAuthnScriptPath is where the browser helper is served.
 const WebAuthnScriptPath = "/static/webauthn.js"
 
-func (s *Server) passkeyRoutes(mux *http.ServeMux) {
-	mux.Handle("POST /auth/webauthn/register/begin", s.authHandle(s.passkeyRegisterBegin))
-	mux.Handle("POST /auth/webauthn/register/finish", s.authHandleLimit(maxPasskeyBody, s.passkeyRegisterFinish))
-	mux.Handle("POST /auth/webauthn/login/begin", s.authHandle(s.passkeyLoginBegin))
-	mux.Handle("POST /auth/webauthn/login/finish", s.authHandleLimit(maxPasskeyBody, s.passkeyLoginFinish))
-	mux.Handle("GET /auth/passkeys", s.authHandle(s.passkeyList))
-	mux.Handle("PATCH /auth/passkeys/{id}", s.authHandle(s.passkeyRename))
-	mux.Handle("DELETE /auth/passkeys/{id}", s.authHandle(s.passkeyDelete))
+func (h *Handler) passkeyRoutes(mux *http.ServeMux) {
+	mux.Handle("POST /auth/webauthn/register/begin", h.handle(h.passkeyRegisterBegin))
+	mux.Handle("POST /auth/webauthn/register/finish", h.handleLimit(maxPasskeyBody, h.passkeyRegisterFinish))
+	mux.Handle("POST /auth/webauthn/login/begin", h.handle(h.passkeyLoginBegin))
+	mux.Handle("POST /auth/webauthn/login/finish", h.handleLimit(maxPasskeyBody, h.passkeyLoginFinish))
+	mux.Handle("GET /auth/passkeys", h.handle(h.passkeyList))
+	mux.Handle("PATCH /auth/passkeys/{id}", h.handle(h.passkeyRename))
+	mux.Handle("DELETE /auth/passkeys/{id}", h.handle(h.passkeyDelete))
 	mux.HandleFunc("GET "+WebAuthnScriptPath, serveWebAuthnJS)
 }
 
@@ -109,7 +109,7 @@ func credentialJSON(raw json.RawMessage) ([]byte, error) {
 	return raw, nil
 }
 
-func (s *Server) passkeyRegisterBegin(w http.ResponseWriter, r *http.Request) error {
+func (h *Handler) passkeyRegisterBegin(w http.ResponseWriter, r *http.Request) error {
 	var in struct {
 		Challenge string `json:"challenge"`
 	}
@@ -117,18 +117,18 @@ func (s *Server) passkeyRegisterBegin(w http.ResponseWriter, r *http.Request) er
 		return err
 	}
 	if in.Challenge != "" {
-		b, err := s.login.BeginPasskeyEnrol(r.Context(), in.Challenge, web.ClientAddr(r))
+		b, err := h.login.BeginPasskeyEnrol(r.Context(), in.Challenge, web.ClientAddr(r))
 		if err != nil {
 			return err
 		}
 		writeBegin(w, b)
 		return nil
 	}
-	p, err := s.sessionPrincipal(r)
+	p, err := h.sessionPrincipal(r)
 	if err != nil {
 		return err
 	}
-	b, err := s.login.BeginPasskeyAdd(r.Context(), p, web.ClientAddr(r))
+	b, err := h.login.BeginPasskeyAdd(r.Context(), p, web.ClientAddr(r))
 	if err != nil {
 		return err
 	}
@@ -136,7 +136,7 @@ func (s *Server) passkeyRegisterBegin(w http.ResponseWriter, r *http.Request) er
 	return nil
 }
 
-func (s *Server) passkeyRegisterFinish(w http.ResponseWriter, r *http.Request) error {
+func (h *Handler) passkeyRegisterFinish(w http.ResponseWriter, r *http.Request) error {
 	var in struct {
 		Challenge  string          `json:"challenge"`
 		Ceremony   string          `json:"ceremony"`
@@ -151,7 +151,7 @@ func (s *Server) passkeyRegisterFinish(w http.ResponseWriter, r *http.Request) e
 		return err
 	}
 	if in.Challenge != "" {
-		st, pk, codes, err := s.login.FinishPasskeyEnrol(r.Context(), in.Challenge, in.Ceremony, in.Name, cred, web.ClientAddr(r))
+		st, pk, codes, err := h.login.FinishPasskeyEnrol(r.Context(), in.Challenge, in.Ceremony, in.Name, cred, web.ClientAddr(r))
 		if err != nil {
 			return err
 		}
@@ -162,11 +162,11 @@ func (s *Server) passkeyRegisterFinish(w http.ResponseWriter, r *http.Request) e
 		writeStarted(w, st, map[string]any{"recovery_codes": shown, "passkey": toPasskeyJSON(pk)})
 		return nil
 	}
-	p, err := s.sessionPrincipal(r)
+	p, err := h.sessionPrincipal(r)
 	if err != nil {
 		return err
 	}
-	pk, err := s.login.FinishPasskeyAdd(r.Context(), p, in.Ceremony, in.Name, cred, web.ClientAddr(r))
+	pk, err := h.login.FinishPasskeyAdd(r.Context(), p, in.Ceremony, in.Name, cred, web.ClientAddr(r))
 	if err != nil {
 		return err
 	}
@@ -174,14 +174,14 @@ func (s *Server) passkeyRegisterFinish(w http.ResponseWriter, r *http.Request) e
 	return nil
 }
 
-func (s *Server) passkeyLoginBegin(w http.ResponseWriter, r *http.Request) error {
+func (h *Handler) passkeyLoginBegin(w http.ResponseWriter, r *http.Request) error {
 	var in struct {
 		Challenge string `json:"challenge"`
 	}
 	if err := decodeAuth(r, &in); err != nil {
 		return err
 	}
-	b, err := s.login.BeginPasskeyLogin(r.Context(), in.Challenge, web.ClientAddr(r))
+	b, err := h.login.BeginPasskeyLogin(r.Context(), in.Challenge, web.ClientAddr(r))
 	if err != nil {
 		return err
 	}
@@ -189,7 +189,7 @@ func (s *Server) passkeyLoginBegin(w http.ResponseWriter, r *http.Request) error
 	return nil
 }
 
-func (s *Server) passkeyLoginFinish(w http.ResponseWriter, r *http.Request) error {
+func (h *Handler) passkeyLoginFinish(w http.ResponseWriter, r *http.Request) error {
 	var in struct {
 		Challenge  string          `json:"challenge"`
 		Ceremony   string          `json:"ceremony"`
@@ -202,7 +202,7 @@ func (s *Server) passkeyLoginFinish(w http.ResponseWriter, r *http.Request) erro
 	if err != nil {
 		return err
 	}
-	st, err := s.login.FinishPasskeyLogin(r.Context(), in.Challenge, in.Ceremony, cred, web.ClientAddr(r))
+	st, err := h.login.FinishPasskeyLogin(r.Context(), in.Challenge, in.Ceremony, cred, web.ClientAddr(r))
 	if err != nil {
 		return err
 	}
@@ -210,12 +210,12 @@ func (s *Server) passkeyLoginFinish(w http.ResponseWriter, r *http.Request) erro
 	return nil
 }
 
-func (s *Server) passkeyList(w http.ResponseWriter, r *http.Request) error {
-	p, err := s.sessionPrincipal(r)
+func (h *Handler) passkeyList(w http.ResponseWriter, r *http.Request) error {
+	p, err := h.sessionPrincipal(r)
 	if err != nil {
 		return err
 	}
-	list, err := s.login.Passkeys(r.Context(), p)
+	list, err := h.login.Passkeys(r.Context(), p)
 	if err != nil {
 		return err
 	}
@@ -227,8 +227,8 @@ func (s *Server) passkeyList(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (s *Server) passkeyRename(w http.ResponseWriter, r *http.Request) error {
-	p, err := s.sessionPrincipal(r)
+func (h *Handler) passkeyRename(w http.ResponseWriter, r *http.Request) error {
+	p, err := h.sessionPrincipal(r)
 	if err != nil {
 		return err
 	}
@@ -238,7 +238,7 @@ func (s *Server) passkeyRename(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeAuth(r, &in); err != nil {
 		return err
 	}
-	name, err := s.login.RenamePasskey(r.Context(), p, r.PathValue("id"), in.Name, web.ClientAddr(r))
+	name, err := h.login.RenamePasskey(r.Context(), p, r.PathValue("id"), in.Name, web.ClientAddr(r))
 	if err != nil {
 		return err
 	}
@@ -246,12 +246,12 @@ func (s *Server) passkeyRename(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (s *Server) passkeyDelete(w http.ResponseWriter, r *http.Request) error {
-	p, err := s.sessionPrincipal(r)
+func (h *Handler) passkeyDelete(w http.ResponseWriter, r *http.Request) error {
+	p, err := h.sessionPrincipal(r)
 	if err != nil {
 		return err
 	}
-	if err := s.login.DeletePasskey(r.Context(), p, r.PathValue("id"), web.ClientAddr(r)); err != nil {
+	if err := h.login.DeletePasskey(r.Context(), p, r.PathValue("id"), web.ClientAddr(r)); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)

@@ -1,4 +1,4 @@
-package httpapi
+package auditapi
 
 import (
 	"net/url"

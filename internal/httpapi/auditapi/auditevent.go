@@ -1,4 +1,4 @@
-package httpapi
+package auditapi
 
 import (
 	"context"
@@ -15,8 +15,8 @@ import (
 	"github.com/phivault/phivault/internal/audit/index"
 	"github.com/phivault/phivault/internal/audit/merkle"
 	"github.com/phivault/phivault/internal/authn"
+	"github.com/phivault/phivault/internal/ident"
 	"github.com/phivault/phivault/internal/identity"
-	"github.com/phivault/phivault/internal/record"
 	"github.com/phivault/phivault/internal/web"
 )
 
@@ -38,10 +38,10 @@ var auditEventParams = map[string]bool{
 	"date": true, "_count": true, "_before": true, "_format": true,
 }
 
-// auditOr routes requests on the AuditEvent type to auditH and all
+// Or routes requests on the AuditEvent type to auditH and all
 // others to h. The log is append-only: AuditEvent has no create,
 // update, delete or history, whatever the caller's rights.
-func auditOr(h, auditH handlerFunc) handlerFunc {
+func Or(h, auditH web.HandlerFunc) web.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		if r.PathValue("type") == "AuditEvent" {
 			return auditH(w, r)
@@ -50,51 +50,54 @@ func auditOr(h, auditH handlerFunc) handlerFunc {
 	}
 }
 
-func auditRefuse(http.ResponseWriter, *http.Request) error {
-	return httpError(http.StatusMethodNotAllowed, "not-supported", "the audit log is append-only: AuditEvent can only be read and searched")
+// Refuse answers the interactions AuditEvent does not have (405).
+func Refuse(http.ResponseWriter, *http.Request) error {
+	return outcome(http.StatusMethodNotAllowed, "not-supported", "the audit log is append-only: AuditEvent can only be read and searched")
 }
 
 // auditScope says what the caller may read: everything (""), the
 // record of one patient ("Patient/<id>"), or nothing (an error).
-func (s *Server) auditScope(r *http.Request) (patient string, err error) {
-	p, _ := PrincipalFrom(r.Context())
+func (h *Handler) auditScope(r *http.Request) (patient string, err error) {
+	p := h.principal(r)
 	if slices.ContainsFunc(p.Roles, func(role string) bool { return slices.Contains(auditReaders, role) }) {
 		return "", nil
 	}
-	if slices.Contains(p.Roles, string(identity.RolePatient)) && p.Kind == authn.KindSession && s.admin != nil {
-		u, err := s.admin.Directory().ByID(r.Context(), p.ID)
+	if slices.Contains(p.Roles, string(identity.RolePatient)) && p.Kind == authn.KindSession && h.fhirUser != nil {
+		fhirUser, err := h.fhirUser(r.Context(), p.ID)
 		if err != nil {
 			return "", err
 		}
-		if strings.HasPrefix(u.FHIRUser, "Patient/") {
-			return u.FHIRUser, nil
+		if strings.HasPrefix(fhirUser, "Patient/") {
+			return fhirUser, nil
 		}
 	}
 	return "", errAuditForbidden
 }
 
-var errAuditForbidden = httpError(http.StatusForbidden, "forbidden", "only auditors, privacy officers and the patient concerned may read the audit log")
+var errAuditForbidden = outcome(http.StatusForbidden, "forbidden", "only auditors, privacy officers and the patient concerned may read the audit log")
 
-func (s *Server) auditCaller(r *http.Request) index.Caller {
-	c := s.caller(r)
-	return index.Caller{Agent: c.Agent, Purpose: "HOPERAT", RequestID: c.RequestID}
+func (h *Handler) auditCaller(r *http.Request) index.Caller {
+	return index.Caller{Agent: h.agent(r), Purpose: "HOPERAT", RequestID: web.RequestID(r.Context())}
 }
 
 // deny records a refused read of the log, then answers 403.
-func (s *Server) auditDeny(r *http.Request, action audit.Action, query string) error {
-	if err := s.audit.Denied(r.Context(), s.auditCaller(r), action, query); err != nil {
+func (h *Handler) auditDeny(r *http.Request, action audit.Action, query string) error {
+	if err := h.events.Denied(r.Context(), h.auditCaller(r), action, query); err != nil {
 		return &web.Error{Status: http.StatusServiceUnavailable, Code: "transient", Msg: "the audit log is unavailable", Err: err}
 	}
 	return errAuditForbidden
 }
 
-func (s *Server) auditSearch(w http.ResponseWriter, r *http.Request) error {
-	if s.audit == nil {
-		return httpError(http.StatusNotFound, "not-supported", "the audit log is not searchable on this server")
+// Search answers GET /fhir/AuditEvent (mounted through Or): a searchset
+// Bundle of the events the caller may read, newest first, paged with
+// _before; a patient's search is confined to their own record.
+func (h *Handler) Search(w http.ResponseWriter, r *http.Request) error {
+	if h.events == nil {
+		return outcome(http.StatusNotFound, "not-supported", "the audit log is not searchable on this server")
 	}
-	scope, err := s.auditScope(r)
+	scope, err := h.auditScope(r)
 	if errors.Is(err, errAuditForbidden) {
-		return s.auditDeny(r, audit.ActionSearch, "AuditEvent")
+		return h.auditDeny(r, audit.ActionSearch, "AuditEvent")
 	}
 	if err != nil {
 		return err
@@ -105,15 +108,15 @@ func (s *Server) auditSearch(w http.ResponseWriter, r *http.Request) error {
 	}
 	if scope != "" {
 		if f.Patient != "" && f.Patient != scope {
-			return s.auditDeny(r, audit.ActionSearch, "AuditEvent?patient")
+			return h.auditDeny(r, audit.ActionSearch, "AuditEvent?patient")
 		}
 		f.Patient = scope
 	}
-	entries, err := s.audit.Search(r.Context(), s.auditCaller(r), f)
+	entries, err := h.events.Search(r.Context(), h.auditCaller(r), f)
 	if err != nil {
 		return auditErr(err)
 	}
-	base := s.baseURL + "/fhir"
+	base := h.baseURL + "/fhir"
 	bundle := map[string]any{
 		"resourceType": "Bundle", "type": "searchset",
 		"link": []any{map[string]any{"relation": "self", "url": base + "/AuditEvent?" + r.URL.RawQuery}},
@@ -147,7 +150,7 @@ func (s *Server) auditSearch(w http.ResponseWriter, r *http.Request) error {
 		q.Set("_before", strconv.FormatInt(entries[len(entries)-1].Index, 10))
 		bundle["link"] = append(bundle["link"].([]any), map[string]any{"relation": "next", "url": base + "/AuditEvent?" + q.Encode()})
 	}
-	writeJSON(w, r, http.StatusOK, bundle)
+	h.writeJSON(w, r, http.StatusOK, bundle)
 	return nil
 }
 
@@ -164,22 +167,24 @@ func effectiveLimit(n int) int {
 	return min(n, index.MaxLimit)
 }
 
-func (s *Server) auditRead(w http.ResponseWriter, r *http.Request) error {
-	if s.audit == nil {
-		return httpError(http.StatusNotFound, "not-supported", "the audit log is not readable on this server")
+// Read answers GET /fhir/AuditEvent/{id} (mounted through Or): the
+// event at that leaf index, or a patient's own view of it.
+func (h *Handler) Read(w http.ResponseWriter, r *http.Request) error {
+	if h.events == nil {
+		return outcome(http.StatusNotFound, "not-supported", "the audit log is not readable on this server")
 	}
 	leaf, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
 	if err != nil || leaf < 0 {
-		return httpError(http.StatusNotFound, "not-found", "no such AuditEvent")
+		return outcome(http.StatusNotFound, "not-found", "no such AuditEvent")
 	}
-	scope, err := s.auditScope(r)
+	scope, err := h.auditScope(r)
 	if errors.Is(err, errAuditForbidden) {
-		return s.auditDeny(r, audit.ActionRead, "AuditEvent/"+strconv.FormatInt(leaf, 10))
+		return h.auditDeny(r, audit.ActionRead, "AuditEvent/"+strconv.FormatInt(leaf, 10))
 	}
 	if err != nil {
 		return err
 	}
-	e, err := s.audit.Get(r.Context(), s.auditCaller(r), leaf)
+	e, err := h.events.Get(r.Context(), h.auditCaller(r), leaf)
 	if err != nil {
 		return auditErr(err)
 	}
@@ -190,15 +195,15 @@ func (s *Server) auditRead(w http.ResponseWriter, r *http.Request) error {
 	if scope != "" {
 		v, ok := ev.PatientView(scope)
 		if !ok {
-			return httpError(http.StatusNotFound, "not-found", "no such AuditEvent")
+			return outcome(http.StatusNotFound, "not-found", "no such AuditEvent")
 		}
 		ev = v
 	}
-	writeJSON(w, r, http.StatusOK, ev.AuditEvent(strconv.FormatInt(leaf, 10)))
+	h.writeJSON(w, r, http.StatusOK, ev.AuditEvent(strconv.FormatInt(leaf, 10)))
 	return nil
 }
 
-// auditProof answers GET /fhir/AuditEvent/{id}/$proof: what is needed
+// Proof answers GET /fhir/AuditEvent/{id}/$proof: what is needed
 // to check, with standard tools, that this event is in the signed log,
 // with a C2SP tlog-proof against the latest signed checkpoint
 // (embedded) and the log's verifier key. Access is that of the event
@@ -214,32 +219,32 @@ func (s *Server) auditRead(w http.ResponseWriter, r *http.Request) error {
 // derived by the server from the very bytes it hashed, and anyone with
 // the event's full proof (an auditor) can check it afterwards: the leaf
 // at that position can never change (docs/audit-log.md, ADR 0018).
-func (s *Server) auditProof(w http.ResponseWriter, r *http.Request) error {
-	if s.audit == nil || s.tlog == nil {
-		return httpError(http.StatusNotFound, "not-supported", "the audit log has no proofs on this server")
+func (h *Handler) Proof(w http.ResponseWriter, r *http.Request) error {
+	if h.events == nil || h.tlog == nil {
+		return outcome(http.StatusNotFound, "not-supported", "the audit log has no proofs on this server")
 	}
 	leaf, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
 	if err != nil || leaf < 0 {
-		return httpError(http.StatusNotFound, "not-found", "no such AuditEvent")
+		return outcome(http.StatusNotFound, "not-found", "no such AuditEvent")
 	}
-	scope, err := s.auditScope(r)
+	scope, err := h.auditScope(r)
 	if errors.Is(err, errAuditForbidden) {
-		return s.auditDeny(r, audit.ActionRead, "AuditEvent/"+strconv.FormatInt(leaf, 10)+"/$proof")
+		return h.auditDeny(r, audit.ActionRead, "AuditEvent/"+strconv.FormatInt(leaf, 10)+"/$proof")
 	}
 	if err != nil {
 		return err
 	}
-	e, err := s.audit.Get(r.Context(), s.auditCaller(r), leaf)
+	e, err := h.events.Get(r.Context(), h.auditCaller(r), leaf)
 	if err != nil {
 		return auditErr(err)
 	}
 	view, ok := e.Event.PatientView(scope)
 	if scope != "" && !ok {
-		return httpError(http.StatusNotFound, "not-found", "no such AuditEvent")
+		return outcome(http.StatusNotFound, "not-found", "no such AuditEvent")
 	}
-	p, err := s.tlog.LeafProof(r.Context(), leaf, 0)
+	p, err := h.tlog.LeafProof(r.Context(), leaf, 0)
 	if errors.Is(err, merkle.ErrNotFound) {
-		return httpError(http.StatusNotFound, "not-found", "the event is not in a signed checkpoint yet; retry in a second")
+		return outcome(http.StatusNotFound, "not-found", "the event is not in a signed checkpoint yet; retry in a second")
 	}
 	if err != nil {
 		return err
@@ -249,25 +254,25 @@ func (s *Server) auditProof(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return err
 		}
-		writeJSON(w, r, http.StatusOK, map[string]any{
+		h.writeJSON(w, r, http.StatusOK, map[string]any{
 			"resourceType": "Parameters",
 			"parameter": []any{
 				map[string]any{"name": "index", "valueString": strconv.FormatInt(p.Index, 10)},
 				map[string]any{"name": "view", "valueBase64Binary": base64.StdEncoding.EncodeToString(b)},
 				map[string]any{"name": "leafHash", "valueBase64Binary": base64.StdEncoding.EncodeToString(p.LeafHash[:])},
 				map[string]any{"name": "proof", "valueString": string(p.HashProof)},
-				map[string]any{"name": "verifierKey", "valueString": s.logVerifier},
+				map[string]any{"name": "verifierKey", "valueString": h.verifier},
 			},
 		})
 		return nil
 	}
-	writeJSON(w, r, http.StatusOK, map[string]any{
+	h.writeJSON(w, r, http.StatusOK, map[string]any{
 		"resourceType": "Parameters",
 		"parameter": []any{
 			map[string]any{"name": "index", "valueString": strconv.FormatInt(p.Index, 10)},
 			map[string]any{"name": "event", "valueBase64Binary": base64.StdEncoding.EncodeToString(p.Event)},
 			map[string]any{"name": "proof", "valueString": string(p.Proof)},
-			map[string]any{"name": "verifierKey", "valueString": s.logVerifier},
+			map[string]any{"name": "verifierKey", "valueString": h.verifier},
 		},
 	})
 	return nil
@@ -276,7 +281,7 @@ func (s *Server) auditProof(w http.ResponseWriter, r *http.Request) error {
 func auditErr(err error) error {
 	switch {
 	case errors.Is(err, index.ErrNotFound):
-		return httpError(http.StatusNotFound, "not-found", "no such AuditEvent")
+		return outcome(http.StatusNotFound, "not-found", "no such AuditEvent")
 	case errors.Is(err, audit.ErrUnavailable):
 		return &web.Error{Status: http.StatusServiceUnavailable, Code: "transient", Msg: "the audit log is unavailable", Err: err}
 	}
@@ -288,11 +293,11 @@ func auditErr(err error) error {
 func parseAuditFilter(q url.Values) (index.Filter, error) {
 	var f index.Filter
 	bad := func(param, why string) error {
-		return httpError(http.StatusBadRequest, "invalid", "AuditEvent search parameter "+param+": "+why)
+		return outcome(http.StatusBadRequest, "invalid", "AuditEvent search parameter "+param+": "+why)
 	}
 	for name := range q {
 		if !auditEventParams[name] {
-			return f, httpError(http.StatusBadRequest, "not-supported", "unknown AuditEvent search parameter (supported: patient, agent, entity, subtype, action, outcome, date, _count)")
+			return f, outcome(http.StatusBadRequest, "not-supported", "unknown AuditEvent search parameter (supported: patient, agent, entity, subtype, action, outcome, date, _count)")
 		}
 		if name != "date" && len(q[name]) > 1 {
 			return f, bad(name, "give it once")
@@ -302,14 +307,14 @@ func parseAuditFilter(q url.Values) (index.Filter, error) {
 		if !strings.HasPrefix(v, "Patient/") {
 			v = "Patient/" + v
 		}
-		if !record.ValidID(strings.TrimPrefix(v, "Patient/")) {
+		if !ident.ValidID(strings.TrimPrefix(v, "Patient/")) {
 			return f, bad("patient", "not a Patient reference")
 		}
 		f.Patient = v
 	}
 	if v := q.Get("entity"); v != "" {
 		typ, id, ok := strings.Cut(v, "/")
-		if !ok || typ == "" || !record.ValidID(id) {
+		if !ok || typ == "" || !ident.ValidID(id) {
 			return f, bad("entity", "must be a reference Type/id")
 		}
 		f.Entity = v
