@@ -19,7 +19,7 @@ import (
 	"github.com/phivault/phivault/internal/web"
 )
 
-// Attempts are events (DESIGN §6, issue 11 item 13): every request to an
+// Attempts are events (DESIGN §6, ADR 0017): every request to an
 // audited path leaves an audit event, whatever its outcome, durable
 // before its status line is sent.
 //

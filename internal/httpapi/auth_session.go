@@ -82,7 +82,7 @@ func (s *Server) principal(r *http.Request) (authn.Principal, error) {
 
 // phiGate decides whether p may reach the FHIR API at all. API tokens
 // pass (service credentials). A session passes only for a workforce
-// account whose second factor was verified: no PHI without MFA (issue 3),
+// account whose second factor was verified: no PHI without MFA (DESIGN §7),
 // enforced here even though sessions of workforce accounts are only
 // created after MFA. A patient account passes: the authorization
 // policies confine it to its own compartment. Other non-workforce

@@ -8,6 +8,7 @@ import (
 
 	"github.com/phivault/phivault/internal/authn"
 	"github.com/phivault/phivault/internal/authn/smart/scope"
+	"github.com/phivault/phivault/internal/ident"
 	"github.com/phivault/phivault/internal/identity"
 	"github.com/phivault/phivault/internal/record"
 )
@@ -60,7 +61,7 @@ func (g launchGate) check(r *http.Request, p authn.Principal) error {
 	case allows(scope.User) && !isPatientAccount(p):
 		return nil
 	case allows(scope.User):
-		compartment = strings.TrimPrefix(p.FHIRUser, "Patient/")
+		compartment = strings.TrimPrefix(p.FHIRUser, ident.PatientPrefix)
 	case allows(scope.Patient) && p.Patient != "":
 		compartment = p.Patient
 	default:
@@ -98,7 +99,7 @@ func compartmentOf(p authn.Principal) string {
 		return ""
 	}
 	if isPatientAccount(p) {
-		return strings.TrimPrefix(p.FHIRUser, "Patient/")
+		return strings.TrimPrefix(p.FHIRUser, ident.PatientPrefix)
 	}
 	return p.Patient
 }
@@ -175,7 +176,7 @@ func parseVersion(s string) (int64, bool) {
 // the gate is no oracle for what exists elsewhere.
 func (g launchGate) ownedBy(r *http.Request, typ, id string, version int64, pid string) error {
 	owner, err := g.rec.Owner(r.Context(), typ, id, version)
-	if errors.Is(err, record.ErrNotFound) || err == nil && owner != "Patient/"+pid {
+	if errors.Is(err, record.ErrNotFound) || err == nil && owner != ident.PatientRef(pid).String() {
 		return errCompartment
 	}
 	return err
@@ -197,14 +198,14 @@ func searchInCompartment(r *http.Request, typ, pid string) error {
 		case typ == "Patient" && k == "_id",
 			typ != "Patient" && (k == "patient" || k == "patient:Patient" || k == "subject:Patient"):
 			// These name a Patient whatever the value's form.
-			if len(vs) != 1 || (vs[0] != pid && vs[0] != "Patient/"+pid) || typ == "Patient" && vs[0] != pid {
+			if len(vs) != 1 || (vs[0] != pid && vs[0] != ident.PatientRef(pid).String()) || typ == "Patient" && vs[0] != pid {
 				return errCompartment
 			}
 			named = true
 		case typ != "Patient" && k == "subject":
 			// subject may reference other types: a bare id would also
 			// match Group/<id>. Only the typed reference names the patient.
-			if len(vs) != 1 || vs[0] != "Patient/"+pid {
+			if len(vs) != 1 || vs[0] != ident.PatientRef(pid).String() {
 				return errCompartment
 			}
 			named = true

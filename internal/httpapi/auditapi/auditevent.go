@@ -67,7 +67,7 @@ func (h *Handler) auditScope(r *http.Request) (patient string, err error) {
 		if err != nil {
 			return "", err
 		}
-		if strings.HasPrefix(fhirUser, "Patient/") {
+		if strings.HasPrefix(fhirUser, ident.PatientPrefix) {
 			return fhirUser, nil
 		}
 	}
@@ -304,10 +304,10 @@ func parseAuditFilter(q url.Values) (index.Filter, error) {
 		}
 	}
 	if v := q.Get("patient"); v != "" {
-		if !strings.HasPrefix(v, "Patient/") {
-			v = "Patient/" + v
+		if !strings.HasPrefix(v, ident.PatientPrefix) {
+			v = ident.PatientRef(v).String()
 		}
-		if !ident.ValidID(strings.TrimPrefix(v, "Patient/")) {
+		if !ident.ValidID(strings.TrimPrefix(v, ident.PatientPrefix)) {
 			return f, bad("patient", "not a Patient reference")
 		}
 		f.Patient = v
