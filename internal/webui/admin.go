@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"slices"
 	"strings"
 	"time"
 
@@ -14,6 +13,7 @@ import (
 	"github.com/phivault/phivault/internal/authz"
 	"github.com/phivault/phivault/internal/identity"
 	"github.com/phivault/phivault/internal/web"
+	"github.com/phivault/phivault/internal/webui/site"
 )
 
 // The staff administration console (/admin): account administration for
@@ -96,32 +96,16 @@ type Console struct {
 	LastVerification func(ctx context.Context) (Verification, error)
 }
 
-// consoleRoles are the roles that see the console's start page.
-var consoleRoles = []identity.Role{identity.RoleSecurityAdmin, identity.RolePrivacyOfficer, identity.RoleAuditor}
-
-// hasRole reports whether v holds one of roles.
-func (v *viewer) hasRole(roles ...identity.Role) bool {
-	return slices.ContainsFunc(v.P.Roles, func(r string) bool { return slices.Contains(roles, identity.Role(r)) })
-}
-
-// Console reports whether the viewer may open the console (for the nav).
-func (v *viewer) Console() bool { return v.P.MFA && v.hasRole(consoleRoles...) }
-
-// SecurityAdmin, PrivacyOfficer and Auditor drive the console's menus.
-func (v *viewer) SecurityAdmin() bool  { return v.P.MFA && v.hasRole(identity.RoleSecurityAdmin) }
-func (v *viewer) PrivacyOfficer() bool { return v.P.MFA && v.hasRole(identity.RolePrivacyOfficer) }
-func (v *viewer) Auditor() bool        { return v.P.MFA && v.hasRole(identity.RoleAuditor) }
-
 // consoleAgent is the audit agent of a console request: ids only.
-func consoleAgent(r *http.Request, v *viewer) audit.Agent {
-	return caller(r, v).Agent
+func consoleAgent(r *http.Request, v *site.Viewer) audit.Agent {
+	return site.Caller(r, v).Agent
 }
 
 // consoleGate refuses a viewer without one of roles (or without a
 // verified second factor), auditing the refusal first.
 func (u *UI) consoleGate(r *http.Request, roles []identity.Role) error {
-	v := viewerFrom(r.Context())
-	if v.P.MFA && v.hasRole(roles...) {
+	v := site.ViewerFrom(r.Context())
+	if v.P.MFA && v.HasRole(roles...) {
 		return nil
 	}
 	if u.console.Accounts != nil {
@@ -130,7 +114,7 @@ func (u *UI) consoleGate(r *http.Request, roles []identity.Role) error {
 			entity = "User/" + id
 		}
 		if err := u.console.Accounts.Denied(r.Context(), consoleAgent(r, v), entity); err != nil {
-			return pageErr(http.StatusServiceUnavailable, "Temporarily unavailable",
+			return site.PageErr(http.StatusServiceUnavailable, "Temporarily unavailable",
 				"The refusal of this request could not be recorded, so nothing was shown. Try again in a moment.", err)
 		}
 	}
@@ -138,14 +122,14 @@ func (u *UI) consoleGate(r *http.Request, roles []identity.Role) error {
 	for i, x := range roles {
 		names[i] = string(x)
 	}
-	return pageErr(http.StatusForbidden, "Not available to your role",
+	return site.PageErr(http.StatusForbidden, "Not available to your role",
 		"This part of the administration console needs one of these roles, with a second step at sign-in: "+strings.Join(names, ", ")+".",
 		errors.New("console: viewer lacks the role"))
 }
 
 // staff is signedIn plus the console gate for roles.
-func (u *UI) staff(roles []identity.Role, h handlerFunc) handlerFunc {
-	return u.signedIn(func(w http.ResponseWriter, r *http.Request) error {
+func (u *UI) staff(roles []identity.Role, h site.HandlerFunc) site.HandlerFunc {
+	return u.site.SignedIn(func(w http.ResponseWriter, r *http.Request) error {
 		if err := u.consoleGate(r, roles); err != nil {
 			return err
 		}
@@ -154,8 +138,8 @@ func (u *UI) staff(roles []identity.Role, h handlerFunc) handlerFunc {
 }
 
 // staffForm is form (CSRF) plus the console gate for roles.
-func (u *UI) staffForm(roles []identity.Role, h handlerFunc) handlerFunc {
-	return u.form(func(w http.ResponseWriter, r *http.Request) error {
+func (u *UI) staffForm(roles []identity.Role, h site.HandlerFunc) site.HandlerFunc {
+	return u.site.Form(func(w http.ResponseWriter, r *http.Request) error {
 		if err := u.consoleGate(r, roles); err != nil {
 			return err
 		}
@@ -167,61 +151,61 @@ var (
 	secAdmin      = []identity.Role{identity.RoleSecurityAdmin}
 	privacy       = []identity.Role{identity.RolePrivacyOfficer}
 	logReaders    = []identity.Role{identity.RoleAuditor, identity.RoleSecurityAdmin}
-	consoleAnyone = consoleRoles
+	consoleAnyone = site.ConsoleRoles
 )
 
 // adminRoutes mounts the console on mux.
 func (u *UI) adminRoutes(mux *http.ServeMux) {
-	mux.Handle("GET /admin", u.handle(u.staff(consoleAnyone, u.adminHome)))
+	mux.Handle("GET /admin", u.site.Handle(u.staff(consoleAnyone, u.adminHome)))
 
 	// Accounts (admin_users.go).
-	mux.Handle("GET /admin/users", u.handle(u.staff(secAdmin, u.adminUsers)))
-	mux.Handle("POST /admin/users", u.handle(u.staffForm(secAdmin, u.adminUsers)))
-	mux.Handle("GET /admin/users/new", u.handle(u.staff(secAdmin, u.adminInviteForm)))
-	mux.Handle("POST /admin/users/new", u.handle(u.staffForm(secAdmin, u.adminInvite)))
-	mux.Handle("GET /admin/users/{id}", u.handle(u.staff(secAdmin, u.adminUser)))
-	mux.Handle("POST /admin/users/{id}/roles", u.handle(u.staffForm(secAdmin, u.adminSetRoles)))
-	mux.Handle("POST /admin/users/{id}/disable", u.handle(u.staffForm(secAdmin, u.adminSetDisabled(true))))
-	mux.Handle("POST /admin/users/{id}/enable", u.handle(u.staffForm(secAdmin, u.adminSetDisabled(false))))
-	mux.Handle("GET /admin/users/{id}/reset-mfa", u.handle(u.staff(secAdmin, u.adminResetMFAConfirm)))
-	mux.Handle("POST /admin/users/{id}/reset-mfa", u.handle(u.staffForm(secAdmin, u.adminResetMFA)))
-	mux.Handle("POST /admin/users/{id}/sessions/{sid}/revoke", u.handle(u.staffForm(secAdmin, u.adminRevokeSession)))
-	mux.Handle("GET /admin/requests", u.handle(u.staff(secAdmin, u.adminRequests)))
-	mux.Handle("POST /admin/requests/{rid}/approve", u.handle(u.staffForm(secAdmin, u.adminDecide(true))))
-	mux.Handle("POST /admin/requests/{rid}/reject", u.handle(u.staffForm(secAdmin, u.adminDecide(false))))
+	mux.Handle("GET /admin/users", u.site.Handle(u.staff(secAdmin, u.adminUsers)))
+	mux.Handle("POST /admin/users", u.site.Handle(u.staffForm(secAdmin, u.adminUsers)))
+	mux.Handle("GET /admin/users/new", u.site.Handle(u.staff(secAdmin, u.adminInviteForm)))
+	mux.Handle("POST /admin/users/new", u.site.Handle(u.staffForm(secAdmin, u.adminInvite)))
+	mux.Handle("GET /admin/users/{id}", u.site.Handle(u.staff(secAdmin, u.adminUser)))
+	mux.Handle("POST /admin/users/{id}/roles", u.site.Handle(u.staffForm(secAdmin, u.adminSetRoles)))
+	mux.Handle("POST /admin/users/{id}/disable", u.site.Handle(u.staffForm(secAdmin, u.adminSetDisabled(true))))
+	mux.Handle("POST /admin/users/{id}/enable", u.site.Handle(u.staffForm(secAdmin, u.adminSetDisabled(false))))
+	mux.Handle("GET /admin/users/{id}/reset-mfa", u.site.Handle(u.staff(secAdmin, u.adminResetMFAConfirm)))
+	mux.Handle("POST /admin/users/{id}/reset-mfa", u.site.Handle(u.staffForm(secAdmin, u.adminResetMFA)))
+	mux.Handle("POST /admin/users/{id}/sessions/{sid}/revoke", u.site.Handle(u.staffForm(secAdmin, u.adminRevokeSession)))
+	mux.Handle("GET /admin/requests", u.site.Handle(u.staff(secAdmin, u.adminRequests)))
+	mux.Handle("POST /admin/requests/{rid}/approve", u.site.Handle(u.staffForm(secAdmin, u.adminDecide(true))))
+	mux.Handle("POST /admin/requests/{rid}/reject", u.site.Handle(u.staffForm(secAdmin, u.adminDecide(false))))
 
 	// SMART clients (admin_clients.go).
-	mux.Handle("GET /admin/clients", u.handle(u.staff(secAdmin, u.adminClients)))
-	mux.Handle("POST /admin/clients", u.handle(u.staffForm(secAdmin, u.adminRegisterClient)))
-	mux.Handle("POST /admin/clients/{cid}/disable", u.handle(u.staffForm(secAdmin, u.adminDisableClient)))
-	mux.Handle("POST /admin/clients/{cid}/request", u.handle(u.staffForm(secAdmin, u.adminRequestClientApproval)))
+	mux.Handle("GET /admin/clients", u.site.Handle(u.staff(secAdmin, u.adminClients)))
+	mux.Handle("POST /admin/clients", u.site.Handle(u.staffForm(secAdmin, u.adminRegisterClient)))
+	mux.Handle("POST /admin/clients/{cid}/disable", u.site.Handle(u.staffForm(secAdmin, u.adminDisableClient)))
+	mux.Handle("POST /admin/clients/{cid}/request", u.site.Handle(u.staffForm(secAdmin, u.adminRequestClientApproval)))
 
 	// Policy and keys, read-only (admin_policy.go).
-	mux.Handle("GET /admin/policy", u.handle(u.staff(secAdmin, u.adminPolicy)))
-	mux.Handle("GET /admin/keys", u.handle(u.staff(secAdmin, u.adminKeys)))
+	mux.Handle("GET /admin/policy", u.site.Handle(u.staff(secAdmin, u.adminPolicy)))
+	mux.Handle("GET /admin/keys", u.site.Handle(u.staff(secAdmin, u.adminKeys)))
 
 	// Break-the-glass review desk (admin_reviews.go).
-	mux.Handle("GET /admin/reviews", u.handle(u.staff(privacy, u.adminReviews)))
-	mux.Handle("POST /admin/reviews/{rid}/close", u.handle(u.staffForm(privacy, u.adminCloseReview)))
+	mux.Handle("GET /admin/reviews", u.site.Handle(u.staff(privacy, u.adminReviews)))
+	mux.Handle("POST /admin/reviews/{rid}/close", u.site.Handle(u.staffForm(privacy, u.adminCloseReview)))
 
 	// Audit log search (admin_audit.go).
-	mux.Handle("GET /admin/audit", u.handle(u.staff(auditReaders, u.adminAudit)))
-	mux.Handle("POST /admin/audit", u.handle(u.staffForm(auditReaders, u.adminAudit)))
-	mux.Handle("GET /admin/audit/{index}", u.handle(u.staff(auditReaders, u.adminAuditEvent)))
+	mux.Handle("GET /admin/audit", u.site.Handle(u.staff(auditReaders, u.adminAudit)))
+	mux.Handle("POST /admin/audit", u.site.Handle(u.staffForm(auditReaders, u.adminAudit)))
+	mux.Handle("GET /admin/audit/{index}", u.site.Handle(u.staff(auditReaders, u.adminAuditEvent)))
 
 	// Audit log status (admin_log.go).
-	mux.Handle("GET /admin/log", u.handle(u.staff(logReaders, u.adminLog)))
+	mux.Handle("GET /admin/log", u.site.Handle(u.staff(logReaders, u.adminLog)))
 }
 
 func (u *UI) adminHome(w http.ResponseWriter, r *http.Request) error {
-	v := viewerFrom(r.Context())
-	u.render(w, r, http.StatusOK, "admin", pageData{Title: "Administration", Viewer: v, Nav: "admin"})
+	v := site.ViewerFrom(r.Context())
+	u.site.Render(w, r, http.StatusOK, "admin", site.PageData{Title: "Administration", Viewer: v, Nav: "admin"})
 	return nil
 }
 
 // unavailable is the page of a console service that is not configured.
 func unavailable(what string) error {
-	return pageErr(http.StatusServiceUnavailable, "Not available", what+" is not available on this server.", errors.New("console: "+what+" not configured"))
+	return site.PageErr(http.StatusServiceUnavailable, "Not available", what+" is not available on this server.", errors.New("console: "+what+" not configured"))
 }
 
 // requestID is the request id, for services that record it.

@@ -12,6 +12,7 @@ import (
 	"github.com/phivault/phivault/internal/audit"
 	"github.com/phivault/phivault/internal/audit/index"
 	"github.com/phivault/phivault/internal/identity"
+	"github.com/phivault/phivault/internal/webui/site"
 )
 
 // Audit log search (auditor, privacy officer). The form is POSTed, so
@@ -65,7 +66,7 @@ type auditView struct {
 }
 
 func (u *UI) auditCaller(r *http.Request) index.Caller {
-	v := viewerFrom(r.Context())
+	v := site.ViewerFrom(r.Context())
 	return index.Caller{Agent: consoleAgent(r, v), Purpose: "HOPERAT", RequestID: requestID(r)}
 }
 
@@ -83,7 +84,7 @@ func (u *UI) adminAudit(w http.ResponseWriter, r *http.Request) error {
 		if b := f.Get("before"); b != "" {
 			n, err := strconv.ParseInt(b, 10, 64)
 			if err != nil || n < 0 {
-				return pageErr(http.StatusBadRequest, "Form not understood", "Go back, reload the page and try again.", errors.New("console: bad audit page cursor"))
+				return site.PageErr(http.StatusBadRequest, "Form not understood", "Go back, reload the page and try again.", errors.New("console: bad audit page cursor"))
 			}
 			view.Form.Before = n
 		}
@@ -116,7 +117,7 @@ func (u *UI) adminAudit(w http.ResponseWriter, r *http.Request) error {
 			}
 		}
 	}
-	u.render(w, r, status, "admin-audit", pageData{Title: "Audit log search", Viewer: viewerFrom(r.Context()), Nav: "admin", Data: view})
+	u.site.Render(w, r, status, "admin-audit", site.PageData{Title: "Audit log search", Viewer: site.ViewerFrom(r.Context()), Nav: "admin", Data: view})
 	return nil
 }
 
@@ -187,16 +188,16 @@ func (u *UI) adminAuditEvent(w http.ResponseWriter, r *http.Request) error {
 	}
 	n, err := strconv.ParseInt(r.PathValue("index"), 10, 64)
 	if err != nil || n < 0 {
-		return pageErr(http.StatusNotFound, "Not found", "There is no such audit event.", err)
+		return site.PageErr(http.StatusNotFound, "Not found", "There is no such audit event.", err)
 	}
 	e, err := u.console.AuditLog.Get(r.Context(), u.auditCaller(r), n)
 	if errors.Is(err, index.ErrNotFound) {
-		return pageErr(http.StatusNotFound, "Not found", "There is no such audit event.", err)
+		return site.PageErr(http.StatusNotFound, "Not found", "There is no such audit event.", err)
 	}
 	if err != nil {
 		return u.consoleErr(err)
 	}
 	d := auditDetail{Index: e.Index, Event: e.Event, User: u.userName(r, e.Event.Agent.User, map[string]string{})}
-	u.render(w, r, http.StatusOK, "admin-audit-event", pageData{Title: "Audit event " + strconv.FormatInt(n, 10), Viewer: viewerFrom(r.Context()), Nav: "admin", Data: d})
+	u.site.Render(w, r, http.StatusOK, "admin-audit-event", site.PageData{Title: "Audit event " + strconv.FormatInt(n, 10), Viewer: site.ViewerFrom(r.Context()), Nav: "admin", Data: d})
 	return nil
 }

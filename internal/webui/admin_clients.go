@@ -12,6 +12,7 @@ import (
 	"github.com/phivault/phivault/internal/authn/smart"
 	"github.com/phivault/phivault/internal/authn/smart/scope"
 	"github.com/phivault/phivault/internal/storage"
+	"github.com/phivault/phivault/internal/webui/site"
 )
 
 // SMART client administration (security admin): list, register a
@@ -150,7 +151,7 @@ func (u *UI) renderClients(w http.ResponseWriter, r *http.Request, status int, v
 		}
 		view.Clients = append(view.Clients, row)
 	}
-	u.render(w, r, status, "admin-clients", pageData{Title: "SMART clients", Viewer: viewerFrom(r.Context()), Nav: "admin", Data: view})
+	u.site.Render(w, r, status, "admin-clients", site.PageData{Title: "SMART clients", Viewer: site.ViewerFrom(r.Context()), Nav: "admin", Data: view})
 	return nil
 }
 
@@ -182,7 +183,7 @@ func (u *UI) adminRegisterClient(w http.ResponseWriter, r *http.Request) error {
 			redirects = append(redirects, s)
 		}
 	}
-	actor := consoleAgent(r, viewerFrom(r.Context()))
+	actor := consoleAgent(r, site.ViewerFrom(r.Context()))
 	var id string
 	switch f.Kind {
 	case "backend":
@@ -216,14 +217,14 @@ func (u *UI) adminDisableClient(w http.ResponseWriter, r *http.Request) error {
 	if cs == nil {
 		return unavailable("Client administration")
 	}
-	err := cs.Disable(r.Context(), consoleAgent(r, viewerFrom(r.Context())), r.PathValue("cid"))
+	err := cs.Disable(r.Context(), consoleAgent(r, site.ViewerFrom(r.Context())), r.PathValue("cid"))
 	if errors.Is(err, smart.ErrNotFound) {
-		return pageErr(http.StatusNotFound, "Not found", "There is no such client.", err)
+		return site.PageErr(http.StatusNotFound, "Not found", "There is no such client.", err)
 	}
 	if err != nil {
 		return u.consoleErr(err)
 	}
-	return redirect(w, r, "/admin/clients?done=disabled")
+	return site.Redirect(w, r, "/admin/clients?done=disabled")
 }
 
 // adminRequestClientApproval puts pending client cid up for approval
@@ -233,8 +234,8 @@ func (u *UI) adminRequestClientApproval(w http.ResponseWriter, r *http.Request) 
 	if cs == nil {
 		return unavailable("Client administration")
 	}
-	if _, err := cs.RequestApproval(r.Context(), consoleAgent(r, viewerFrom(r.Context())), r.PathValue("cid")); err != nil {
+	if _, err := cs.RequestApproval(r.Context(), consoleAgent(r, site.ViewerFrom(r.Context())), r.PathValue("cid")); err != nil {
 		return u.consoleErr(err)
 	}
-	return redirect(w, r, "/admin/clients?done=requested")
+	return site.Redirect(w, r, "/admin/clients?done=requested")
 }

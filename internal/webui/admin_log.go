@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"github.com/phivault/phivault/internal/storage"
+	"github.com/phivault/phivault/internal/webui/site"
 )
 
 // The audit log status page (auditor, security admin): the size of the
@@ -39,6 +40,6 @@ func (u *UI) adminLog(w http.ResponseWriter, r *http.Request) error {
 			view.VerifyError = true
 		}
 	}
-	u.render(w, r, http.StatusOK, "admin-log", pageData{Title: "Audit log status", Viewer: viewerFrom(r.Context()), Nav: "admin", Data: view})
+	u.site.Render(w, r, http.StatusOK, "admin-log", site.PageData{Title: "Audit log status", Viewer: site.ViewerFrom(r.Context()), Nav: "admin", Data: view})
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/phivault/phivault/internal/storage"
+	"github.com/phivault/phivault/internal/webui/site"
 )
 
 // Policy and keys pages (security admin), read-only: the Cedar policy
@@ -72,7 +73,7 @@ func (u *UI) adminPolicy(w http.ResponseWriter, r *http.Request) error {
 			u.log.ErrorContext(r.Context(), "console: policy versions", slog.String("request_id", requestID(r)), slog.String("error", err.Error()))
 		}
 	}
-	u.render(w, r, http.StatusOK, "admin-policy", pageData{Title: "Authorization policy", Viewer: viewerFrom(r.Context()), Nav: "admin", Data: view})
+	u.site.Render(w, r, http.StatusOK, "admin-policy", site.PageData{Title: "Authorization policy", Viewer: site.ViewerFrom(r.Context()), Nav: "admin", Data: view})
 	return nil
 }
 
@@ -130,6 +131,6 @@ func (u *UI) adminKeys(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return u.consoleErr(err)
 	}
-	u.render(w, r, http.StatusOK, "admin-keys", pageData{Title: "Encryption keys", Viewer: viewerFrom(r.Context()), Nav: "admin", Data: view})
+	u.site.Render(w, r, http.StatusOK, "admin-keys", site.PageData{Title: "Encryption keys", Viewer: site.ViewerFrom(r.Context()), Nav: "admin", Data: view})
 	return nil
 }

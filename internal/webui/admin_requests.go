@@ -7,6 +7,7 @@ import (
 
 	"github.com/phivault/phivault/internal/authn/smart"
 	"github.com/phivault/phivault/internal/identity"
+	"github.com/phivault/phivault/internal/webui/site"
 )
 
 // Pending approvals (security admin): the two-person rule of ADR 0018
@@ -35,7 +36,7 @@ type requestRow struct {
 // toRequestRow describes req for the viewer of r; names caches
 // usernames by account id.
 func (u *UI) toRequestRow(r *http.Request, req identity.Request, names map[string]string) requestRow {
-	v := viewerFrom(r.Context())
+	v := site.ViewerFrom(r.Context())
 	row := requestRow{ID: req.ID, UserID: req.UserID, Roles: identity.FormatRoles(req.Roles), Adds: identity.FormatRoles(req.Adds()),
 		Base: identity.FormatRoles(req.BaseRoles), RequestedBy: req.RequestedBy, Created: req.Created, Expires: req.Expires,
 		Mine: v != nil && req.RequestedBy == v.P.ID, ForMe: v != nil && req.UserID == v.P.ID}
@@ -79,7 +80,7 @@ var requestDone = map[string]string{
 
 // toClientRequestRow describes p for the viewer of r.
 func (u *UI) toClientRequestRow(r *http.Request, p smart.PendingClient, names map[string]string) clientRequestRow {
-	v := viewerFrom(r.Context())
+	v := site.ViewerFrom(r.Context())
 	c := p.Client
 	keys := "none: a public app (PKCE only)"
 	switch {
@@ -125,13 +126,13 @@ func (u *UI) adminRequests(w http.ResponseWriter, r *http.Request) error {
 			view.ClientRequests = append(view.ClientRequests, u.toClientRequestRow(r, p, names))
 		}
 	}
-	u.render(w, r, http.StatusOK, "admin-requests", pageData{Title: "Pending approvals", Viewer: viewerFrom(r.Context()), Nav: "admin", Data: view})
+	u.site.Render(w, r, http.StatusOK, "admin-requests", site.PageData{Title: "Pending approvals", Viewer: site.ViewerFrom(r.Context()), Nav: "admin", Data: view})
 	return nil
 }
 
 // adminDecide approves or rejects request rid: a role request, or a
 // client request (its id starts smart.ClientRequestPrefix).
-func (u *UI) adminDecide(approve bool) handlerFunc {
+func (u *UI) adminDecide(approve bool) site.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		if strings.HasPrefix(r.PathValue("rid"), smart.ClientRequestPrefix) {
 			return u.adminDecideClient(w, r, approve)
@@ -140,17 +141,17 @@ func (u *UI) adminDecide(approve bool) handlerFunc {
 		if acc == nil {
 			return unavailable("Account administration")
 		}
-		agent := consoleAgent(r, viewerFrom(r.Context()))
+		agent := consoleAgent(r, site.ViewerFrom(r.Context()))
 		if approve {
 			if _, err := acc.Approve(r.Context(), agent, r.PathValue("rid")); err != nil {
 				return u.consoleErr(err)
 			}
-			return redirect(w, r, "/admin/requests?done=approved")
+			return site.Redirect(w, r, "/admin/requests?done=approved")
 		}
 		if err := acc.Reject(r.Context(), agent, r.PathValue("rid")); err != nil {
 			return u.consoleErr(err)
 		}
-		return redirect(w, r, "/admin/requests?done=rejected")
+		return site.Redirect(w, r, "/admin/requests?done=rejected")
 	}
 }
 
@@ -160,15 +161,15 @@ func (u *UI) adminDecideClient(w http.ResponseWriter, r *http.Request, approve b
 	if cs == nil {
 		return unavailable("Client administration")
 	}
-	agent := consoleAgent(r, viewerFrom(r.Context()))
+	agent := consoleAgent(r, site.ViewerFrom(r.Context()))
 	if approve {
 		if _, err := cs.Approve(r.Context(), agent, r.PathValue("rid")); err != nil {
 			return u.consoleErr(err)
 		}
-		return redirect(w, r, "/admin/requests?done=client-approved")
+		return site.Redirect(w, r, "/admin/requests?done=client-approved")
 	}
 	if err := cs.Reject(r.Context(), agent, r.PathValue("rid")); err != nil {
 		return u.consoleErr(err)
 	}
-	return redirect(w, r, "/admin/requests?done=client-rejected")
+	return site.Redirect(w, r, "/admin/requests?done=client-rejected")
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/phivault/phivault/internal/authz"
+	"github.com/phivault/phivault/internal/webui/site"
 )
 
 // The break-the-glass review desk (privacy officer): open reviews, each
@@ -70,7 +71,7 @@ func (u *UI) adminReviews(w http.ResponseWriter, r *http.Request) error {
 	}
 	names := map[string]string{}
 	view := reviewsView{All: all, Done: r.URL.Query().Get("done") == "closed"}
-	v := viewerFrom(r.Context())
+	v := site.ViewerFrom(r.Context())
 	for _, x := range rs {
 		row := reviewRow{ID: x.ID, Grant: x.GrantID, User: x.UserID, UserName: u.userName(r, x.UserID, names),
 			Patient: x.Patient, Reason: x.Reason, Created: x.Created, Expires: x.Expires, Closed: x.Closed, ClosedAt: x.ClosedAt,
@@ -90,7 +91,7 @@ func (u *UI) adminReviews(w http.ResponseWriter, r *http.Request) error {
 		view.Alerts = append(view.Alerts, alertRow{ID: x.ID, Kind: x.Kind, Priority: x.Priority, User: x.UserID, UserName: u.userName(r, x.UserID, names),
 			Patient: x.Patient, Ref: x.Ref, Created: x.Created})
 	}
-	u.render(w, r, http.StatusOK, "admin-reviews", pageData{Title: "Break-the-glass reviews", Viewer: viewerFrom(r.Context()), Nav: "admin", Data: view})
+	u.site.Render(w, r, http.StatusOK, "admin-reviews", site.PageData{Title: "Break-the-glass reviews", Viewer: site.ViewerFrom(r.Context()), Nav: "admin", Data: view})
 	return nil
 }
 
@@ -101,15 +102,15 @@ func (u *UI) adminCloseReview(w http.ResponseWriter, r *http.Request) error {
 	}
 	outcome := r.PostForm.Get("outcome")
 	if outcome != "appropriate" && outcome != "inappropriate" {
-		return pageErr(http.StatusBadRequest, "Choose an outcome", "Choose whether the access was appropriate or inappropriate, then close the review.", errors.New("console: review outcome missing"))
+		return site.PageErr(http.StatusBadRequest, "Choose an outcome", "Choose whether the access was appropriate or inappropriate, then close the review.", errors.New("console: review outcome missing"))
 	}
-	v := viewerFrom(r.Context())
+	v := site.ViewerFrom(r.Context())
 	_, err := desk.Close(r.Context(), consoleAgent(r, v), requestID(r), r.PathValue("rid"), outcome, r.PostForm.Get("note"))
 	if errors.Is(err, authz.ErrBadRequest) {
-		return pageErr(http.StatusBadRequest, "Check the note", "The note must be text of at most 2,000 characters.", err)
+		return site.PageErr(http.StatusBadRequest, "Check the note", "The note must be text of at most 2,000 characters.", err)
 	}
 	if err != nil {
 		return u.consoleErr(err)
 	}
-	return redirect(w, r, "/admin/reviews?done=closed")
+	return site.Redirect(w, r, "/admin/reviews?done=closed")
 }

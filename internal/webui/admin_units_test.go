@@ -9,48 +9,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/phivault/phivault/internal/authn"
 	"github.com/phivault/phivault/internal/identity"
 )
-
-// TestAdminPagesParse: every console template parses with the layout (a
-// parse error would leave the server without a web UI at all).
-func TestAdminPagesParse(t *testing.T) {
-	pages, err := parsePages()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, n := range []string{"admin", "admin-users", "admin-invite", "admin-user", "admin-requests", "admin-reset-mfa", "admin-reviews", "admin-log", "admin-audit", "admin-audit-event", "admin-policy", "admin-keys", "admin-clients"} {
-		if pages[n] == nil {
-			t.Errorf("page %s missing", n)
-		}
-	}
-}
-
-// TestAdminRoleMenus: the console's menus follow roles, and a session
-// without a verified second factor gets none of them.
-func TestAdminRoleMenus(t *testing.T) {
-	for _, c := range []struct {
-		name                                string
-		roles                               []string
-		mfa                                 bool
-		console, secAdmin, privacy, auditor bool
-	}{
-		{"security admin", []string{"security-admin"}, true, true, true, false, false},
-		{"privacy officer", []string{"privacy-officer"}, true, true, false, true, false},
-		{"auditor", []string{"auditor"}, true, true, false, false, true},
-		{"physician", []string{"physician"}, true, false, false, false, false},
-		{"admin without second factor", []string{"security-admin"}, false, false, false, false, false},
-		{"system", []string{"system"}, true, false, false, false, false},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			v := &viewer{P: authn.Principal{Roles: c.roles, MFA: c.mfa}}
-			if v.Console() != c.console || v.SecurityAdmin() != c.secAdmin || v.PrivacyOfficer() != c.privacy || v.Auditor() != c.auditor {
-				t.Errorf("console %t admin %t privacy %t auditor %t", v.Console(), v.SecurityAdmin(), v.PrivacyOfficer(), v.Auditor())
-			}
-		})
-	}
-}
 
 // TestAdminFormRoles: role checkboxes parse to roles; unknown roles and
 // the system role are refused without echoing the value.

@@ -16,6 +16,7 @@ import (
 	"github.com/phivault/phivault/internal/identity"
 	"github.com/phivault/phivault/internal/storage"
 	"github.com/phivault/phivault/internal/web"
+	"github.com/phivault/phivault/internal/webui/site"
 )
 
 // Account administration pages (security admin): list and search,
@@ -61,14 +62,14 @@ func (u *UI) adminUsers(w http.ResponseWriter, r *http.Request) error {
 		q = strings.TrimSpace(r.PostForm.Get("q"))
 		after = r.PostForm.Get("after")
 		if len(q) > maxQuery || len(after) > 256 {
-			return pageErr(http.StatusBadRequest, "Search too long", "Shorten the search and try again.", errors.New("console: search term too long"))
+			return site.PageErr(http.StatusBadRequest, "Search too long", "Shorten the search and try again.", errors.New("console: search term too long"))
 		}
 	}
 	view, err := findUsers(r.Context(), acc.Directory(), q, after)
 	if err != nil {
 		return u.consoleErr(err)
 	}
-	u.render(w, r, http.StatusOK, "admin-users", pageData{Title: "Accounts", Viewer: viewerFrom(r.Context()), Nav: "admin", Data: view})
+	u.site.Render(w, r, http.StatusOK, "admin-users", site.PageData{Title: "Accounts", Viewer: site.ViewerFrom(r.Context()), Nav: "admin", Data: view})
 	return nil
 }
 
@@ -140,7 +141,7 @@ func (u *UI) adminInviteForm(w http.ResponseWriter, r *http.Request) error {
 	if u.console.Accounts == nil {
 		return unavailable("Account administration")
 	}
-	u.render(w, r, http.StatusOK, "admin-invite", pageData{Title: "Invite a user", Viewer: viewerFrom(r.Context()), Nav: "admin",
+	u.site.Render(w, r, http.StatusOK, "admin-invite", site.PageData{Title: "Invite a user", Viewer: site.ViewerFrom(r.Context()), Nav: "admin",
 		Data: inviteView{Roles: roleChoices(nil)}})
 	return nil
 }
@@ -168,7 +169,7 @@ func (u *UI) adminInvite(w http.ResponseWriter, r *http.Request) error {
 	if acc == nil {
 		return unavailable("Account administration")
 	}
-	v := viewerFrom(r.Context())
+	v := site.ViewerFrom(r.Context())
 	f := r.PostForm
 	view := inviteView{Username: strings.TrimSpace(f.Get("username")), DisplayName: strings.TrimSpace(f.Get("display_name")),
 		FHIRUser: strings.TrimSpace(f.Get("fhir_user"))}
@@ -184,7 +185,7 @@ func (u *UI) adminInvite(w http.ResponseWriter, r *http.Request) error {
 				rr := u.toRequestRow(r, req, map[string]string{})
 				view.Pending = &rr
 			}
-			u.render(w, r, http.StatusCreated, "admin-invite", pageData{Title: "User invited", Viewer: v, Nav: "admin", Data: view})
+			u.site.Render(w, r, http.StatusCreated, "admin-invite", site.PageData{Title: "User invited", Viewer: v, Nav: "admin", Data: view})
 			return nil
 		}
 	}
@@ -193,7 +194,7 @@ func (u *UI) adminInvite(w http.ResponseWriter, r *http.Request) error {
 		return u.consoleErr(err)
 	}
 	view.Error = msg
-	u.render(w, r, http.StatusBadRequest, "admin-invite", pageData{Title: "Invite a user", Viewer: v, Nav: "admin", Data: view})
+	u.site.Render(w, r, http.StatusBadRequest, "admin-invite", site.PageData{Title: "Invite a user", Viewer: v, Nav: "admin", Data: view})
 	return nil
 }
 
@@ -219,41 +220,41 @@ func formMessage(err error) (string, bool) {
 func (u *UI) consoleErr(err error) error {
 	switch {
 	case errors.Is(err, identity.ErrSelf):
-		return pageErr(http.StatusForbidden, "Not allowed: separation of duties",
+		return site.PageErr(http.StatusForbidden, "Not allowed: separation of duties",
 			"You cannot change your own account, or approve a request that you made or that is for your account. Ask another security administrator.", err)
 	case errors.Is(err, identity.ErrApprover):
-		return pageErr(http.StatusForbidden, "Not allowed", "An approval needs a security administrator signed in with a second factor.", err)
+		return site.PageErr(http.StatusForbidden, "Not allowed", "An approval needs a security administrator signed in with a second factor.", err)
 	case errors.Is(err, identity.ErrRequestPending):
-		return pageErr(http.StatusConflict, "A request is waiting", "A role request for this account already waits for approval. Approve or reject it first (Pending approvals).", err)
+		return site.PageErr(http.StatusConflict, "A request is waiting", "A role request for this account already waits for approval. Approve or reject it first (Pending approvals).", err)
 	case errors.Is(err, identity.ErrRequestStale):
-		return pageErr(http.StatusConflict, "The request can no longer be approved",
+		return site.PageErr(http.StatusConflict, "The request can no longer be approved",
 			"It expired, or the account's roles changed since it was made. Reject it, and request the change again if it is still needed.", err)
 	case errors.Is(err, smart.ErrSelfApproval):
-		return pageErr(http.StatusForbidden, "Not allowed: separation of duties",
+		return site.PageErr(http.StatusForbidden, "Not allowed: separation of duties",
 			"You cannot approve a client that you registered or whose approval you requested. Ask another security administrator.", err)
 	case errors.Is(err, smart.ErrApprovalStale):
-		return pageErr(http.StatusConflict, "The request can no longer be approved",
+		return site.PageErr(http.StatusConflict, "The request can no longer be approved",
 			"It expired, or the client no longer waits for approval. Reject it, and request approval again on the SMART clients page if it is still needed.", err)
 	case errors.Is(err, smart.ErrApprovalPending):
-		return pageErr(http.StatusConflict, "A request is waiting", "An approval request for this client already waits. Approve or reject it first (Pending approvals).", err)
+		return site.PageErr(http.StatusConflict, "A request is waiting", "An approval request for this client already waits. Approve or reject it first (Pending approvals).", err)
 	case errors.Is(err, smart.ErrNotPending):
-		return pageErr(http.StatusConflict, "Nothing to approve", "This client does not wait for approval.", err)
+		return site.PageErr(http.StatusConflict, "Nothing to approve", "This client does not wait for approval.", err)
 	case errors.Is(err, smart.ErrRequester):
-		return pageErr(http.StatusForbidden, "Not allowed", smart.ErrRequester.Error()+".", err)
+		return site.PageErr(http.StatusForbidden, "Not allowed", smart.ErrRequester.Error()+".", err)
 	case errors.Is(err, smart.ErrNotFound):
-		return pageErr(http.StatusNotFound, "Not found", "There is no such client or request. It may have been decided already.", err)
+		return site.PageErr(http.StatusNotFound, "Not found", "There is no such client or request. It may have been decided already.", err)
 	case errors.Is(err, session.ErrNotFound):
-		return pageErr(http.StatusNotFound, "No such session", "This session does not exist or has already ended.", err)
+		return site.PageErr(http.StatusNotFound, "No such session", "This session does not exist or has already ended.", err)
 	case errors.Is(err, identity.ErrNotFound), errors.Is(err, storage.ErrNotFound):
-		return pageErr(http.StatusNotFound, "Not found", "There is no such entry. It may have been removed.", err)
+		return site.PageErr(http.StatusNotFound, "Not found", "There is no such entry. It may have been removed.", err)
 	case errors.Is(err, storage.ErrConflict):
-		return pageErr(http.StatusConflict, "Already done", "Someone else changed this entry first. Reload the page to see its current state.", err)
+		return site.PageErr(http.StatusConflict, "Already done", "Someone else changed this entry first. Reload the page to see its current state.", err)
 	case errors.Is(err, storage.ErrUnavailable), errors.Is(err, audit.ErrUnavailable), errors.Is(err, password.ErrBusy):
 		return &web.Error{Status: http.StatusServiceUnavailable, Title: "Temporarily unavailable",
 			Msg: "The service is temporarily unavailable, so nothing was changed. Try again in a moment.", RetryAfter: time.Second, Err: err}
 	}
 	if msg, ok := formMessage(err); ok {
-		return pageErr(http.StatusBadRequest, "Not accepted", msg, err)
+		return site.PageErr(http.StatusBadRequest, "Not accepted", msg, err)
 	}
 	return err
 }
@@ -302,7 +303,7 @@ func (u *UI) adminUser(w http.ResponseWriter, r *http.Request) error {
 		return u.consoleErr(err)
 	}
 	row := toUserRow(x)
-	v := viewerFrom(r.Context())
+	v := site.ViewerFrom(r.Context())
 	view := userView{User: row, Roles: roleChoices(strings.Split(row.Roles, ",")), Done: doneMessages[r.URL.Query().Get("done")], Self: x.ID == v.P.ID}
 	req, ok, err := acc.PendingRequest(r.Context(), x.ID)
 	if err != nil {
@@ -319,7 +320,7 @@ func (u *UI) adminUser(w http.ResponseWriter, r *http.Request) error {
 	if x.DisplayName != "" {
 		title = x.DisplayName
 	}
-	u.render(w, r, http.StatusOK, "admin-user", pageData{Title: title, Viewer: viewerFrom(r.Context()), Nav: "admin", Data: view})
+	u.site.Render(w, r, http.StatusOK, "admin-user", site.PageData{Title: title, Viewer: site.ViewerFrom(r.Context()), Nav: "admin", Data: view})
 	return nil
 }
 
@@ -336,7 +337,7 @@ func (u *UI) adminSetRoles(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return u.consoleErr(err)
 	}
-	v := viewerFrom(r.Context())
+	v := site.ViewerFrom(r.Context())
 	x, err := acc.SetRoles(r.Context(), consoleAgent(r, v), r.PathValue("id"), roles)
 	if err != nil {
 		return u.consoleErr(err)
@@ -345,16 +346,16 @@ func (u *UI) adminSetRoles(w http.ResponseWriter, r *http.Request) error {
 	if req, ok, err := acc.PendingRequest(r.Context(), x.ID); err == nil && ok && req.RequestedBy == v.P.ID {
 		done = "requested"
 	}
-	return redirect(w, r, userURL(x.ID, done))
+	return site.Redirect(w, r, userURL(x.ID, done))
 }
 
-func (u *UI) adminSetDisabled(disabled bool) handlerFunc {
+func (u *UI) adminSetDisabled(disabled bool) site.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		acc := u.console.Accounts
 		if acc == nil {
 			return unavailable("Account administration")
 		}
-		x, err := acc.SetDisabled(r.Context(), consoleAgent(r, viewerFrom(r.Context())), r.PathValue("id"), disabled)
+		x, err := acc.SetDisabled(r.Context(), consoleAgent(r, site.ViewerFrom(r.Context())), r.PathValue("id"), disabled)
 		if err != nil {
 			return u.consoleErr(err)
 		}
@@ -362,7 +363,7 @@ func (u *UI) adminSetDisabled(disabled bool) handlerFunc {
 		if disabled {
 			done = "disabled"
 		}
-		return redirect(w, r, userURL(x.ID, done))
+		return site.Redirect(w, r, userURL(x.ID, done))
 	}
 }
 
@@ -375,7 +376,7 @@ func (u *UI) adminResetMFAConfirm(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return u.consoleErr(err)
 	}
-	u.render(w, r, http.StatusOK, "admin-reset-mfa", pageData{Title: "Reset second factor", Viewer: viewerFrom(r.Context()), Nav: "admin", Data: toUserRow(x)})
+	u.site.Render(w, r, http.StatusOK, "admin-reset-mfa", site.PageData{Title: "Reset second factor", Viewer: site.ViewerFrom(r.Context()), Nav: "admin", Data: toUserRow(x)})
 	return nil
 }
 
@@ -385,13 +386,13 @@ func (u *UI) adminResetMFA(w http.ResponseWriter, r *http.Request) error {
 		return unavailable("Account administration")
 	}
 	if r.PostForm.Get("confirm") != "yes" {
-		return pageErr(http.StatusBadRequest, "Not confirmed", "Tick the confirmation box to reset the second factor.", errors.New("console: reset-mfa without confirmation"))
+		return site.PageErr(http.StatusBadRequest, "Not confirmed", "Tick the confirmation box to reset the second factor.", errors.New("console: reset-mfa without confirmation"))
 	}
-	x, err := acc.ResetMFA(r.Context(), consoleAgent(r, viewerFrom(r.Context())), r.PathValue("id"))
+	x, err := acc.ResetMFA(r.Context(), consoleAgent(r, site.ViewerFrom(r.Context())), r.PathValue("id"))
 	if err != nil {
 		return u.consoleErr(err)
 	}
-	return redirect(w, r, userURL(x.ID, "reset-mfa"))
+	return site.Redirect(w, r, userURL(x.ID, "reset-mfa"))
 }
 
 // adminRevokeSession ends one session of user id. The session must be
@@ -409,8 +410,8 @@ func (u *UI) adminRevokeSession(w http.ResponseWriter, r *http.Request) error {
 	if !slices.ContainsFunc(ss, func(s session.Session) bool { return s.ID == sid }) {
 		return u.consoleErr(session.ErrNotFound)
 	}
-	if err := acc.RevokeSession(r.Context(), consoleAgent(r, viewerFrom(r.Context())), sid); err != nil {
+	if err := acc.RevokeSession(r.Context(), consoleAgent(r, site.ViewerFrom(r.Context())), sid); err != nil {
 		return u.consoleErr(err)
 	}
-	return redirect(w, r, userURL(id, "revoked"))
+	return site.Redirect(w, r, userURL(id, "revoked"))
 }

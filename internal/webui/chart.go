@@ -14,6 +14,7 @@ import (
 	"github.com/phivault/phivault/internal/authz"
 	"github.com/phivault/phivault/internal/record"
 	"github.com/phivault/phivault/internal/storage"
+	"github.com/phivault/phivault/internal/webui/site"
 )
 
 // The chart: the Patient (one audited read), then one audited search per
@@ -75,7 +76,7 @@ func denied(err error) bool {
 func searchFailure(err error) error {
 	var re *record.Error
 	if errors.As(err, &re) && record.StatusCode(re) == http.StatusBadRequest {
-		return pageErr(http.StatusBadRequest, "Search not understood", "The search could not be run. Check what you typed and try again.", err)
+		return site.PageErr(http.StatusBadRequest, "Search not understood", "The search could not be run. Check what you typed and try again.", err)
 	}
 	return err
 }
@@ -122,7 +123,7 @@ type writeForms struct {
 // loadChart reads the patient and every section.
 func (u *UI) loadChart(ctx context.Context, c record.Caller, id string) (*chartView, error) {
 	if !record.ValidID(id) {
-		return nil, pageErr(http.StatusNotFound, "Not found", "This record does not exist.", errors.New("invalid patient id"))
+		return nil, site.PageErr(http.StatusNotFound, "Not found", "This record does not exist.", errors.New("invalid patient id"))
 	}
 	st, err := u.rec.Read(ctx, c, "Patient", id)
 	if err != nil {
@@ -267,8 +268,8 @@ type deniedView struct {
 // chartPage renders the chart, or the "no treatment relationship" page
 // when the record service refuses.
 func (u *UI) chartPage(w http.ResponseWriter, r *http.Request) error {
-	v := viewerFrom(r.Context())
-	cv, err := u.loadChart(r.Context(), caller(r, v), r.PathValue("id"))
+	v := site.ViewerFrom(r.Context())
+	cv, err := u.loadChart(r.Context(), site.Caller(r, v), r.PathValue("id"))
 	if denied(err) {
 		u.renderDenied(w, r, r.PathValue("id"))
 		return nil
@@ -280,7 +281,7 @@ func (u *UI) chartPage(w http.ResponseWriter, r *http.Request) error {
 	if cv.EmergencyUntil, err = u.emergencyUntil(r.Context(), v, cv.ID); err != nil {
 		return err
 	}
-	u.render(w, r, http.StatusOK, "chart", pageData{Title: "Chart", Viewer: v, Nav: "patients", Data: cv})
+	u.site.Render(w, r, http.StatusOK, "chart", site.PageData{Title: "Chart", Viewer: v, Nav: "patients", Data: cv})
 	return nil
 }
 
@@ -288,7 +289,7 @@ func (u *UI) renderDenied(w http.ResponseWriter, r *http.Request, id string) {
 	if !record.ValidID(id) {
 		id = ""
 	}
-	u.render(w, r, http.StatusForbidden, "denied", pageData{Title: "No treatment relationship", Viewer: viewerFrom(r.Context()), Nav: "patients", Data: deniedView{ID: id}})
+	u.site.Render(w, r, http.StatusForbidden, "denied", site.PageData{Title: "No treatment relationship", Viewer: site.ViewerFrom(r.Context()), Nav: "patients", Data: deniedView{ID: id}})
 }
 
 // breakGlass is where the break-the-glass form posts: it opens the
@@ -298,13 +299,13 @@ func (u *UI) renderDenied(w http.ResponseWriter, r *http.Request, id string) {
 // chart. The reason text may hold PHI: it is sealed by the engine and
 // never logged here.
 func (u *UI) breakGlass(w http.ResponseWriter, r *http.Request) error {
-	v := viewerFrom(r.Context())
+	v := site.ViewerFrom(r.Context())
 	id := r.PathValue("id")
 	if !record.ValidID(id) {
-		return pageErr(http.StatusNotFound, "Not found", "There is no such patient.", errors.New("bad patient id"))
+		return site.PageErr(http.StatusNotFound, "Not found", "There is no such patient.", errors.New("bad patient id"))
 	}
 	if u.glass == nil {
-		return pageErr(http.StatusServiceUnavailable, "Emergency access is unavailable",
+		return site.PageErr(http.StatusServiceUnavailable, "Emergency access is unavailable",
 			"Emergency access cannot be opened right now. Contact the privacy office or the patient's care team.", errors.New("no break-glass service"))
 	}
 	reason := r.PostForm.Get("reason")
@@ -320,22 +321,22 @@ func (u *UI) breakGlass(w http.ResponseWriter, r *http.Request) error {
 	}
 	req, err := authz.ParseBreakGlass(body)
 	if err != nil {
-		u.render(w, r, http.StatusBadRequest, "denied", pageData{Title: "No treatment relationship", Viewer: v, Nav: "patients",
+		u.site.Render(w, r, http.StatusBadRequest, "denied", site.PageData{Title: "No treatment relationship", Viewer: v, Nav: "patients",
 			Data: deniedView{ID: id, Error: "Choose a reason and explain the emergency in words (at most 1,000 characters)."}})
 		return nil
 	}
-	c := caller(r, v)
+	c := site.Caller(r, v)
 	c.Purpose = "ETREAT"
 	_, _, err = u.glass.Open(r.Context(), v.P, c.Agent, c.RequestID, id, req)
 	switch {
 	case err == nil:
-		return redirect(w, r, "/patients/"+id)
+		return site.Redirect(w, r, "/patients/"+id)
 	case errors.Is(err, storage.ErrNotFound):
-		return pageErr(http.StatusNotFound, "Not found", "There is no such patient.", err)
+		return site.PageErr(http.StatusNotFound, "Not found", "There is no such patient.", err)
 	case errors.Is(err, authz.ErrDenied):
-		return pageErr(http.StatusForbidden, "Emergency access not permitted", "Your account may not use emergency access.", err)
+		return site.PageErr(http.StatusForbidden, "Emergency access not permitted", "Your account may not use emergency access.", err)
 	}
-	return pageErr(http.StatusServiceUnavailable, "Emergency access is unavailable", "Emergency access could not be opened. Try again, or contact the privacy office.", err)
+	return site.PageErr(http.StatusServiceUnavailable, "Emergency access is unavailable", "Emergency access could not be opened. Try again, or contact the privacy office.", err)
 }
 
 // noteTitle returns a default title.

@@ -3,6 +3,8 @@ package webui
 import (
 	"context"
 	"fmt"
+
+	"github.com/phivault/phivault/internal/webui/site"
 )
 
 // emergencyUntil is when the viewer's break-the-glass grant on patient
@@ -11,7 +13,7 @@ import (
 // emergency access without knowing it is recorded and reviewed. The
 // grant store is read on every chart view, so the banner goes with the
 // grant (and with it the access itself).
-func (u *UI) emergencyUntil(ctx context.Context, v *viewer, id string) (string, error) {
+func (u *UI) emergencyUntil(ctx context.Context, v *site.Viewer, id string) (string, error) {
 	if u.authz == nil {
 		return "", nil
 	}

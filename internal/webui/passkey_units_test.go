@@ -4,6 +4,8 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/phivault/phivault/internal/webui/site"
 )
 
 // TestPasskeyPages: the second-step and enrolment pages offer a passkey
@@ -21,7 +23,7 @@ func TestPasskeyPages(t *testing.T) {
 	} {
 		for _, on := range []bool{false, true} {
 			rec := httptest.NewRecorder()
-			u.render(rec, httptest.NewRequest("GET", "/login/"+c.page, nil), 200, c.page, pageData{Title: "t", CSRF: "tok", Data: c.data(on)})
+			u.site.Render(rec, httptest.NewRequest("GET", "/login/"+c.page, nil), 200, c.page, site.PageData{Title: "t", CSRF: "tok", Data: c.data(on)})
 			body := rec.Body.String()
 			has := strings.Contains(body, c.form) && strings.Contains(body, `<script src="/static/webauthn.js" defer></script>`) &&
 				strings.Contains(body, `<script src="/static/passkey-ui.js" defer></script>`)
@@ -41,7 +43,7 @@ func TestEmergencyBannerTemplate(t *testing.T) {
 	u := bareUI(t)
 	for _, until := range []string{"", "15:04 UTC"} {
 		rec := httptest.NewRecorder()
-		u.render(rec, httptest.NewRequest("GET", "/patients/p", nil), 200, "chart", pageData{Title: "Chart", Data: &chartView{ID: "p", EmergencyUntil: until}})
+		u.site.Render(rec, httptest.NewRequest("GET", "/patients/p", nil), 200, "chart", site.PageData{Title: "Chart", Data: &chartView{ID: "p", EmergencyUntil: until}})
 		body := rec.Body.String()
 		has := strings.Contains(body, `role="alert" id="emergency-banner"`) &&
 			strings.Contains(body, "Emergency access until "+until+"</strong> — every view is recorded and will be reviewed.")

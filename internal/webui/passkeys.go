@@ -1,7 +1,6 @@
 package webui
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -13,8 +12,8 @@ import (
 	"github.com/phivault/phivault/internal/authn"
 	"github.com/phivault/phivault/internal/authn/login"
 	"github.com/phivault/phivault/internal/authn/passkey"
-	"github.com/phivault/phivault/internal/authn/session"
 	"github.com/phivault/phivault/internal/web"
+	"github.com/phivault/phivault/internal/webui/site"
 )
 
 // Passkeys (ADR 0009) in the UI: the second step of sign-in, the
@@ -49,14 +48,14 @@ func passkeyOffered(r *http.Request) bool {
 
 func (u *UI) passkeyRoutes(mux *http.ServeMux) {
 	mux.Handle("POST /login/passkey/begin", u.jsonPre(u.passkeyLoginBegin))
-	mux.Handle("POST /login/passkey/finish", u.handle(u.preSession(u.passkeyLoginFinish)))
+	mux.Handle("POST /login/passkey/finish", u.site.Handle(u.site.PreSession(u.passkeyLoginFinish)))
 	mux.Handle("POST /login/enrol/passkey/begin", u.jsonPre(u.passkeyEnrolBegin))
-	mux.Handle("POST /login/enrol/passkey/finish", u.handle(u.preSession(u.passkeyEnrolFinish)))
-	mux.Handle("GET /security", u.handle(u.signedIn(u.securityPage)))
+	mux.Handle("POST /login/enrol/passkey/finish", u.site.Handle(u.site.PreSession(u.passkeyEnrolFinish)))
+	mux.Handle("GET /security", u.site.Handle(u.site.SignedIn(u.securityPage)))
 	mux.Handle("POST /security/passkeys/begin", u.jsonSession(u.passkeyAddBegin))
-	mux.Handle("POST /security/passkeys/add", u.handle(u.form(u.passkeyAdd)))
-	mux.Handle("POST /security/passkeys/{id}/rename", u.handle(u.form(u.passkeyRename)))
-	mux.Handle("POST /security/passkeys/{id}/remove", u.handle(u.form(u.passkeyRemove)))
+	mux.Handle("POST /security/passkeys/add", u.site.Handle(u.site.Form(u.passkeyAdd)))
+	mux.Handle("POST /security/passkeys/{id}/rename", u.site.Handle(u.site.Form(u.passkeyRename)))
+	mux.Handle("POST /security/passkeys/{id}/remove", u.site.Handle(u.site.Form(u.passkeyRemove)))
 }
 
 // jsonFunc is a "begin" handler: it returns the value to answer as JSON.
@@ -66,7 +65,7 @@ type jsonFunc func(r *http.Request) (any, error)
 // sign-in forms) as JSON; errors become {"error": safe message}.
 func (u *UI) jsonPre(h jsonFunc) http.Handler {
 	return u.handleJSON(func(w http.ResponseWriter, r *http.Request) error {
-		return u.preSession(func(w http.ResponseWriter, r *http.Request) error {
+		return u.site.PreSession(func(w http.ResponseWriter, r *http.Request) error {
 			v, err := h(r)
 			if err != nil {
 				return err
@@ -80,20 +79,20 @@ func (u *UI) jsonPre(h jsonFunc) http.Handler {
 // jsonSession answers a begin from a signed-in page (session CSRF).
 func (u *UI) jsonSession(h jsonFunc) http.Handler {
 	return u.handleJSON(func(w http.ResponseWriter, r *http.Request) error {
-		v, err := u.authenticate(r)
+		v, err := u.site.Authenticate(r)
 		if err != nil {
 			return err
 		}
-		if err := checkOrigin(r); err != nil {
+		if err := site.CheckOrigin(r); err != nil {
 			return err
 		}
 		if err := r.ParseForm(); err != nil {
 			return err
 		}
-		if !session.CheckCSRF(v.secret, r.PostForm.Get("csrf")) {
-			return errCSRF
+		if !v.CheckCSRF(r.PostForm.Get("csrf")) {
+			return site.ErrCSRF
 		}
-		out, err := h(r.WithContext(context.WithValue(r.Context(), viewerKey{}, v)))
+		out, err := h(r.WithContext(site.WithViewer(r.Context(), v)))
 		if err != nil {
 			return err
 		}
@@ -110,7 +109,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 // handleJSON maps a begin's error to a status and a safe message; the
 // cause is logged with the request id.
-func (u *UI) handleJSON(h handlerFunc) http.Handler {
+func (u *UI) handleJSON(h site.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		err := h(w, r)
 		if err == nil {
@@ -118,7 +117,7 @@ func (u *UI) handleJSON(h handlerFunc) http.Handler {
 		}
 		status, msg := passkeyFailure(err)
 		if status == 0 {
-			pe := u.toPageError(err)
+			pe := site.ToPageError(err)
 			status, msg = pe.Status, pe.Msg
 		}
 		u.log.InfoContext(r.Context(), "ui passkey request failed", slog.String("request_id", web.RequestID(r.Context())),
@@ -133,7 +132,7 @@ func passkeyFailure(err error) (int, string) {
 	switch {
 	case errors.Is(err, login.ErrInvalidChallenge), errors.Is(err, errNoChallenge):
 		return http.StatusUnauthorized, "Your sign-in took too long or was interrupted. Start again with your password."
-	case errors.Is(err, errSignedOut), errors.Is(err, authn.ErrUnauthenticated):
+	case errors.Is(err, site.ErrSignedOut), errors.Is(err, authn.ErrUnauthenticated):
 		return http.StatusUnauthorized, "You are signed out. Sign in again."
 	case errors.Is(err, passkey.ErrInvalidCeremony):
 		return http.StatusUnauthorized, "The passkey step took too long. Try again."
@@ -162,7 +161,7 @@ type beginJSON struct {
 }
 
 func (u *UI) passkeyLoginBegin(r *http.Request) (any, error) {
-	ch := challengeOf(r)
+	ch := site.ChallengeOf(r)
 	if ch == "" {
 		return nil, errNoChallenge
 	}
@@ -174,7 +173,7 @@ func (u *UI) passkeyLoginBegin(r *http.Request) (any, error) {
 }
 
 func (u *UI) passkeyEnrolBegin(r *http.Request) (any, error) {
-	ch := challengeOf(r)
+	ch := site.ChallengeOf(r)
 	if ch == "" {
 		return nil, errNoChallenge
 	}
@@ -207,13 +206,13 @@ func (u *UI) passkeyPageError(w http.ResponseWriter, r *http.Request, page, titl
 		return false
 	}
 	u.log.InfoContext(r.Context(), "ui passkey refused", slog.String("request_id", web.RequestID(r.Context())), slog.String("error", err.Error()))
-	u.render(w, r, status, page, pageData{Title: title, CSRF: r.PostForm.Get("csrf"), Data: data(msg)})
+	u.site.Render(w, r, status, page, site.PageData{Title: title, CSRF: r.PostForm.Get("csrf"), Data: data(msg)})
 	return true
 }
 
 func (u *UI) passkeyLoginFinish(w http.ResponseWriter, r *http.Request) error {
 	csrf := r.PostForm.Get("csrf")
-	ch := challengeOf(r)
+	ch := site.ChallengeOf(r)
 	if ch == "" {
 		u.restart(w, r, csrf)
 		return nil
@@ -229,14 +228,14 @@ func (u *UI) passkeyLoginFinish(w http.ResponseWriter, r *http.Request) error {
 		}
 		return err
 	}
-	clearChallenge(w)
+	site.ClearChallenge(w)
 	web.SetSessionCookie(w, st.Secret)
-	return redirect(w, r, "/")
+	return site.Redirect(w, r, "/")
 }
 
 func (u *UI) passkeyEnrolFinish(w http.ResponseWriter, r *http.Request) error {
 	csrf := r.PostForm.Get("csrf")
-	ch := challengeOf(r)
+	ch := site.ChallengeOf(r)
 	if ch == "" {
 		u.restart(w, r, csrf)
 		return nil
@@ -252,18 +251,18 @@ func (u *UI) passkeyEnrolFinish(w http.ResponseWriter, r *http.Request) error {
 		}
 		return err
 	}
-	clearChallenge(w)
+	site.ClearChallenge(w)
 	web.SetSessionCookie(w, st.Secret)
 	shown := make([]string, len(codes))
 	for i, c := range codes {
 		shown[i] = c.Reveal()
 	}
-	v, err := u.viewerFor(r.Context(), st.Secret.Reveal())
+	v, err := u.site.ViewerFor(r.Context(), st.Secret.Reveal())
 	if err != nil {
 		return err
 	}
 	// Shown once, in this answer (no-store), as after TOTP enrolment.
-	u.render(w, r, http.StatusOK, "recovery", pageData{Title: "Your recovery codes", Viewer: v, Data: recoveryView{Codes: shown, Passkey: true}})
+	u.site.Render(w, r, http.StatusOK, "recovery", site.PageData{Title: "Your recovery codes", Viewer: v, Data: recoveryView{Codes: shown, Passkey: true}})
 	return nil
 }
 
@@ -281,7 +280,7 @@ type securityView struct {
 	Notice   string
 }
 
-func (u *UI) securityView(r *http.Request, v *viewer) (securityView, error) {
+func (u *UI) securityView(r *http.Request, v *site.Viewer) (securityView, error) {
 	list, err := u.login.Passkeys(r.Context(), v.P)
 	if errors.Is(err, login.ErrPasskeysDisabled) {
 		return securityView{}, nil
@@ -299,7 +298,7 @@ func (u *UI) securityView(r *http.Request, v *viewer) (securityView, error) {
 // renderSecurity shows the Security page with status, and a message
 // (an error, or a notice when status is 200).
 func (u *UI) renderSecurity(w http.ResponseWriter, r *http.Request, status int, msg string) error {
-	v := viewerFrom(r.Context())
+	v := site.ViewerFrom(r.Context())
 	sv, err := u.securityView(r, v)
 	if err != nil {
 		return err
@@ -309,7 +308,7 @@ func (u *UI) renderSecurity(w http.ResponseWriter, r *http.Request, status int, 
 	} else {
 		sv.Error = msg
 	}
-	u.render(w, r, status, "passkeys", pageData{Title: "Security", Viewer: v, Nav: "security", Data: sv})
+	u.site.Render(w, r, status, "passkeys", site.PageData{Title: "Security", Viewer: v, Nav: "security", Data: sv})
 	return nil
 }
 
@@ -330,7 +329,7 @@ func (u *UI) securityPage(w http.ResponseWriter, r *http.Request) error {
 // does not repeat it), on a passkey refusal the page with the message.
 func (u *UI) passkeyChange(w http.ResponseWriter, r *http.Request, err error, done string) error {
 	if err == nil {
-		return redirect(w, r, "/security?done="+done)
+		return site.Redirect(w, r, "/security?done="+done)
 	}
 	if status, msg := passkeyFailure(err); status != 0 {
 		u.log.InfoContext(r.Context(), "ui passkey change refused", slog.String("request_id", web.RequestID(r.Context())), slog.String("error", err.Error()))
@@ -340,7 +339,7 @@ func (u *UI) passkeyChange(w http.ResponseWriter, r *http.Request, err error, do
 }
 
 func (u *UI) passkeyAddBegin(r *http.Request) (any, error) {
-	b, err := u.login.BeginPasskeyAdd(r.Context(), viewerFrom(r.Context()).P, web.ClientAddr(r))
+	b, err := u.login.BeginPasskeyAdd(r.Context(), site.ViewerFrom(r.Context()).P, web.ClientAddr(r))
 	if err != nil {
 		return nil, err
 	}
@@ -348,19 +347,19 @@ func (u *UI) passkeyAddBegin(r *http.Request) (any, error) {
 }
 
 func (u *UI) passkeyAdd(w http.ResponseWriter, r *http.Request) error {
-	v := viewerFrom(r.Context())
+	v := site.ViewerFrom(r.Context())
 	_, err := u.login.FinishPasskeyAdd(r.Context(), v.P, r.PostForm.Get("ceremony"), r.PostForm.Get("name"), credentialField(r), web.ClientAddr(r))
 	return u.passkeyChange(w, r, err, "added")
 }
 
 func (u *UI) passkeyRename(w http.ResponseWriter, r *http.Request) error {
-	v := viewerFrom(r.Context())
+	v := site.ViewerFrom(r.Context())
 	_, err := u.login.RenamePasskey(r.Context(), v.P, r.PathValue("id"), r.PostForm.Get("name"), web.ClientAddr(r))
 	return u.passkeyChange(w, r, err, "renamed")
 }
 
 func (u *UI) passkeyRemove(w http.ResponseWriter, r *http.Request) error {
-	v := viewerFrom(r.Context())
+	v := site.ViewerFrom(r.Context())
 	err := u.login.DeletePasskey(r.Context(), v.P, r.PathValue("id"), web.ClientAddr(r))
 	return u.passkeyChange(w, r, err, "removed")
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/phivault/phivault/internal/audit/index"
 	"github.com/phivault/phivault/internal/record"
+	"github.com/phivault/phivault/internal/webui/site"
 )
 
 // The patient portal: a patient account sees its own record and who
@@ -34,9 +35,9 @@ var errNotPatient = errors.New("portal page for a non-patient account")
 
 // portal is signedIn for the portal pages: a patient account linked to
 // its Patient resource is needed.
-func (u *UI) portal(h handlerFunc) handlerFunc {
-	return u.signedIn(func(w http.ResponseWriter, r *http.Request) error {
-		if err := portalGate(viewerFrom(r.Context())); err != nil {
+func (u *UI) portal(h site.HandlerFunc) site.HandlerFunc {
+	return u.site.SignedIn(func(w http.ResponseWriter, r *http.Request) error {
+		if err := portalGate(site.ViewerFrom(r.Context())); err != nil {
 			return err
 		}
 		return h(w, r)
@@ -44,29 +45,29 @@ func (u *UI) portal(h handlerFunc) handlerFunc {
 }
 
 // portalForm is form plus the portal gate.
-func (u *UI) portalForm(h handlerFunc) handlerFunc {
-	return u.form(func(w http.ResponseWriter, r *http.Request) error {
-		if err := portalGate(viewerFrom(r.Context())); err != nil {
+func (u *UI) portalForm(h site.HandlerFunc) site.HandlerFunc {
+	return u.site.Form(func(w http.ResponseWriter, r *http.Request) error {
+		if err := portalGate(site.ViewerFrom(r.Context())); err != nil {
 			return err
 		}
 		return h(w, r)
 	})
 }
 
-func portalGate(v *viewer) error {
+func portalGate(v *site.Viewer) error {
 	if !v.Patient() {
-		return pageErr(http.StatusForbidden, "Not available to your role",
+		return site.PageErr(http.StatusForbidden, "Not available to your role",
 			"The patient portal is for patients, to see their own record.", errNotPatient)
 	}
 	if _, ok := ownPatient(v); !ok {
-		return pageErr(http.StatusForbidden, "Your record is not linked",
+		return site.PageErr(http.StatusForbidden, "Your record is not linked",
 			"Your account is not linked to a health record yet. Ask the front desk to link it.", errors.New("patient account without a Patient link"))
 	}
 	return nil
 }
 
 // ownPatient is the id of the viewer's own Patient resource.
-func ownPatient(v *viewer) (string, bool) {
+func ownPatient(v *site.Viewer) (string, bool) {
 	id, ok := strings.CutPrefix(v.FHIRUser, "Patient/")
 	if !ok || !record.ValidID(id) {
 		return "", false
@@ -76,8 +77,8 @@ func ownPatient(v *viewer) (string, bool) {
 
 // portalCaller is the audit identity of a portal request: the patient,
 // reading at their own request (PATRQT).
-func portalCaller(r *http.Request, v *viewer) record.Caller {
-	c := caller(r, v)
+func portalCaller(r *http.Request, v *site.Viewer) record.Caller {
+	c := site.Caller(r, v)
 	c.Purpose = "PATRQT"
 	return c
 }
@@ -85,16 +86,16 @@ func portalCaller(r *http.Request, v *viewer) record.Caller {
 // portalRecord is "My record": the chart's sections, read with the
 // patient's own guard.
 func (u *UI) portalRecord(w http.ResponseWriter, r *http.Request) error {
-	v := viewerFrom(r.Context())
+	v := site.ViewerFrom(r.Context())
 	id, _ := ownPatient(v)
 	cv, err := u.loadChart(r.Context(), portalCaller(r, v), id)
 	if denied(err) {
-		return pageErr(http.StatusForbidden, "Your record cannot be shown",
+		return site.PageErr(http.StatusForbidden, "Your record cannot be shown",
 			"Your record could not be shown to you. Contact the privacy office.", err)
 	}
 	if err != nil {
 		return err
 	}
-	u.render(w, r, http.StatusOK, "portal", pageData{Title: "My record", Viewer: v, Nav: "portal", Data: cv})
+	u.site.Render(w, r, http.StatusOK, "portal", site.PageData{Title: "My record", Viewer: v, Nav: "portal", Data: cv})
 	return nil
 }

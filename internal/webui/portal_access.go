@@ -11,6 +11,7 @@ import (
 	"github.com/phivault/phivault/internal/audit"
 	"github.com/phivault/phivault/internal/audit/index"
 	"github.com/phivault/phivault/internal/web"
+	"github.com/phivault/phivault/internal/webui/site"
 )
 
 // "Who accessed my record": the audit events that touched the signed-in
@@ -155,7 +156,7 @@ func parseAccessQuery(q url.Values) (accessQuery, error) {
 }
 
 func (u *UI) portalAccess(w http.ResponseWriter, r *http.Request) error {
-	v := viewerFrom(r.Context())
+	v := site.ViewerFrom(r.Context())
 	id, _ := ownPatient(v)
 	view := accessView{Available: u.access != nil}
 	q, qerr := parseAccessQuery(r.URL.Query())
@@ -204,13 +205,13 @@ func (u *UI) portalAccess(w http.ResponseWriter, r *http.Request) error {
 			}
 		}
 	}
-	u.render(w, r, status, "portal-access", pageData{Title: "Who accessed my record", Viewer: v, Nav: "portal", Data: view})
+	u.site.Render(w, r, status, "portal-access", site.PageData{Title: "Who accessed my record", Viewer: v, Nav: "portal", Data: view})
 	return nil
 }
 
 // accessRows reads one page of events that touched Patient/id and says
 // each in plain words. next is the position to continue before, or 0.
-func (u *UI) accessRows(r *http.Request, v *viewer, id string, q accessQuery) ([]accessRow, int64, error) {
+func (u *UI) accessRows(r *http.Request, v *site.Viewer, id string, q accessQuery) ([]accessRow, int64, error) {
 	c := portalCaller(r, v)
 	f := index.Filter{Patient: "Patient/" + id, CRUDE: q.crude, Agent: q.agent, Since: q.from, Until: q.to,
 		Before: q.before, Limit: accessPageSize}

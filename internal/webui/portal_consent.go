@@ -10,6 +10,7 @@ import (
 	"github.com/phivault/phivault/internal/audit/index"
 	"github.com/phivault/phivault/internal/fhir"
 	"github.com/phivault/phivault/internal/record"
+	"github.com/phivault/phivault/internal/webui/site"
 )
 
 // Sharing choices: the patient's FHIR Consent (scope patient-privacy),
@@ -104,7 +105,7 @@ func consentID(pid string) string {
 	return id
 }
 
-func (u *UI) loadConsent(r *http.Request, v *viewer, pid string) (currentConsent, error) {
+func (u *UI) loadConsent(r *http.Request, v *site.Viewer, pid string) (currentConsent, error) {
 	var cur currentConsent
 	st, err := u.rec.Read(r.Context(), portalCaller(r, v), "Consent", consentID(pid))
 	var re *record.Error
@@ -153,7 +154,7 @@ func hasScope(c obj) bool {
 
 // blockCandidates are the practitioners who accessed the record lately
 // (from the access log, names from the identity directory).
-func (u *UI) blockCandidates(r *http.Request, v *viewer, pid string) ([]blockChoice, error) {
+func (u *UI) blockCandidates(r *http.Request, v *site.Viewer, pid string) ([]blockChoice, error) {
 	if u.access == nil {
 		return nil, nil
 	}
@@ -184,7 +185,7 @@ func (u *UI) blockCandidates(r *http.Request, v *viewer, pid string) ([]blockCho
 	return out, nil
 }
 
-func (u *UI) consentView(r *http.Request, v *viewer, pid string) (consentView, error) {
+func (u *UI) consentView(r *http.Request, v *site.Viewer, pid string) (consentView, error) {
 	cur, err := u.loadConsent(r, v, pid)
 	if err != nil {
 		return consentView{}, err
@@ -262,14 +263,14 @@ func consentSummary(cur currentConsent) []string {
 }
 
 func (u *UI) consentPage(w http.ResponseWriter, r *http.Request) error {
-	v := viewerFrom(r.Context())
+	v := site.ViewerFrom(r.Context())
 	pid, _ := ownPatient(v)
 	view, err := u.consentView(r, v, pid)
 	if err != nil {
 		return err
 	}
 	view.Saved = r.URL.Query().Get("saved") == "1"
-	u.render(w, r, http.StatusOK, "portal-consent", pageData{Title: "Sharing choices", Viewer: v, Nav: "portal", Data: view})
+	u.site.Render(w, r, http.StatusOK, "portal-consent", site.PageData{Title: "Sharing choices", Viewer: v, Nav: "portal", Data: view})
 	return nil
 }
 
@@ -277,7 +278,7 @@ func (u *UI) consentPage(w http.ResponseWriter, r *http.Request) error {
 // categories and people offered on the page (blocked before, or seen in
 // the access log) are accepted.
 func (u *UI) consentSubmit(w http.ResponseWriter, r *http.Request) error {
-	v := viewerFrom(r.Context())
+	v := site.ViewerFrom(r.Context())
 	pid, _ := ownPatient(v)
 	view, err := u.consentView(r, v, pid)
 	if err != nil {
@@ -293,14 +294,14 @@ func (u *UI) consentSubmit(w http.ResponseWriter, r *http.Request) error {
 			share = append(share, cd)
 		case "default", "":
 		default:
-			return pageErr(http.StatusBadRequest, "Form not understood", "Choose one of the offered options and try again.", errors.New("bad consent choice"))
+			return site.PageErr(http.StatusBadRequest, "Form not understood", "Choose one of the offered options and try again.", errors.New("bad consent choice"))
 		}
 	}
 	var actors []any
 	for _, ref := range r.PostForm["block"] {
 		i := slices.IndexFunc(view.People, func(b blockChoice) bool { return b.Ref == ref })
 		if i < 0 {
-			return pageErr(http.StatusBadRequest, "Form not understood", "Choose people from the list and try again.", errors.New("unknown person to block"))
+			return site.PageErr(http.StatusBadRequest, "Form not understood", "Choose people from the list and try again.", errors.New("unknown person to block"))
 		}
 		actors = append(actors, map[string]any{
 			"role":      map[string]any{"coding": []any{map[string]any{"system": sysParticipant, "code": "PRCP"}}},
@@ -308,7 +309,7 @@ func (u *UI) consentSubmit(w http.ResponseWriter, r *http.Request) error {
 		})
 	}
 	if len(actors) > maxBlocked {
-		return pageErr(http.StatusBadRequest, "Too many people", "You can block at most 32 people.", errors.New("too many blocked"))
+		return site.PageErr(http.StatusBadRequest, "Too many people", "You can block at most 32 people.", errors.New("too many blocked"))
 	}
 	var subs []any
 	if withhold != nil {
@@ -347,10 +348,10 @@ func (u *UI) consentSubmit(w http.ResponseWriter, r *http.Request) error {
 	res["id"] = id
 	_, _, err = u.rec.Update(r.Context(), portalCaller(r, v), "Consent", id, res, 0)
 	if denied(err) {
-		return pageErr(http.StatusForbidden, "Not saved", "Your sharing choices could not be saved. Contact the privacy office.", err)
+		return site.PageErr(http.StatusForbidden, "Not saved", "Your sharing choices could not be saved. Contact the privacy office.", err)
 	}
 	if err != nil {
 		return err
 	}
-	return redirect(w, r, "/portal/consent?saved=1")
+	return site.Redirect(w, r, "/portal/consent?saved=1")
 }

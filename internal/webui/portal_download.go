@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/phivault/phivault/internal/webui/site"
 )
 
 // "Download my data": the patient's whole compartment as one FHIR
@@ -25,8 +27,8 @@ const maxDownloadPages = 200
 const downloadBase = "/fhir"
 
 func (u *UI) downloadPage(w http.ResponseWriter, r *http.Request) error {
-	v := viewerFrom(r.Context())
-	u.render(w, r, http.StatusOK, "portal-download", pageData{Title: "Download my data", Viewer: v, Nav: "portal"})
+	v := site.ViewerFrom(r.Context())
+	u.site.Render(w, r, http.StatusOK, "portal-download", site.PageData{Title: "Download my data", Viewer: v, Nav: "portal"})
 	return nil
 }
 
@@ -39,7 +41,7 @@ type everythingPage struct {
 }
 
 func (u *UI) downloadBundle(w http.ResponseWriter, r *http.Request) error {
-	v := viewerFrom(r.Context())
+	v := site.ViewerFrom(r.Context())
 	pid, _ := ownPatient(v)
 	c := portalCaller(r, v)
 	page := func(tok string) (everythingPage, string, error) {
@@ -70,7 +72,7 @@ func (u *UI) downloadBundle(w http.ResponseWriter, r *http.Request) error {
 	}
 	first, next, err := page("")
 	if denied(err) {
-		return pageErr(http.StatusForbidden, "Your record cannot be downloaded", "Your record could not be gathered for you. Contact the privacy office.", err)
+		return site.PageErr(http.StatusForbidden, "Your record cannot be downloaded", "Your record could not be gathered for you. Contact the privacy office.", err)
 	}
 	if err != nil {
 		return err

@@ -17,6 +17,7 @@ import (
 	"github.com/phivault/phivault/internal/record"
 	"github.com/phivault/phivault/internal/storage"
 	"github.com/phivault/phivault/internal/web"
+	"github.com/phivault/phivault/internal/webui/site"
 )
 
 // "I don't recognise this access": a patient reports one event of their
@@ -57,7 +58,7 @@ type reportView struct {
 
 func (u *UI) reportsReady() error {
 	if u.reports == nil || u.auditFn == nil || u.access == nil {
-		return pageErr(http.StatusServiceUnavailable, "Reports are unavailable",
+		return site.PageErr(http.StatusServiceUnavailable, "Reports are unavailable",
 			"Reports cannot be sent from this server right now. Contact the privacy office.", errors.New("no report store or audit"))
 	}
 	return nil
@@ -65,18 +66,18 @@ func (u *UI) reportsReady() error {
 
 // ownEvent reads the event at leaf id if it touched the viewer's record;
 // any other answers 404, as the FHIR API does.
-func (u *UI) ownEvent(r *http.Request, v *viewer) (accessRow, int64, error) {
+func (u *UI) ownEvent(r *http.Request, v *site.Viewer) (accessRow, int64, error) {
 	pid, _ := ownPatient(v)
 	leaf, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
 	if err != nil || leaf < 0 {
-		return accessRow{}, 0, pageErr(http.StatusNotFound, "Not found", "There is no such entry in your access list.", errors.New("bad leaf"))
+		return accessRow{}, 0, site.PageErr(http.StatusNotFound, "Not found", "There is no such entry in your access list.", errors.New("bad leaf"))
 	}
 	c := portalCaller(r, v)
 	e, err := u.access.Get(r.Context(), index.Caller{Agent: c.Agent, Purpose: c.Purpose, RequestID: c.RequestID}, leaf)
 	// The patient's own view of the event (issue 11 item 8).
 	ev, mine := e.Event.PatientView("Patient/" + pid)
 	if errors.Is(err, index.ErrNotFound) || err == nil && !mine {
-		return accessRow{}, 0, pageErr(http.StatusNotFound, "Not found", "There is no such entry in your access list.", errors.New("leaf not in the patient's trail"))
+		return accessRow{}, 0, site.PageErr(http.StatusNotFound, "Not found", "There is no such entry in your access list.", errors.New("leaf not in the patient's trail"))
 	}
 	if errors.Is(err, audit.ErrUnavailable) {
 		return accessRow{}, 0, &web.Error{Status: http.StatusServiceUnavailable, Title: "Temporarily unavailable",
@@ -102,12 +103,12 @@ func (u *UI) reportForm(w http.ResponseWriter, r *http.Request) error {
 	if err := u.reportsReady(); err != nil {
 		return err
 	}
-	v := viewerFrom(r.Context())
+	v := site.ViewerFrom(r.Context())
 	row, _, err := u.ownEvent(r, v)
 	if err != nil {
 		return err
 	}
-	u.render(w, r, http.StatusOK, "portal-report", pageData{Title: "Report an access", Viewer: v, Nav: "portal",
+	u.site.Render(w, r, http.StatusOK, "portal-report", site.PageData{Title: "Report an access", Viewer: v, Nav: "portal",
 		Data: reportView{ID: row.ID, Row: row, Sent: r.URL.Query().Get("sent") == "1"}})
 	return nil
 }
@@ -116,7 +117,7 @@ func (u *UI) reportSubmit(w http.ResponseWriter, r *http.Request) error {
 	if err := u.reportsReady(); err != nil {
 		return err
 	}
-	v := viewerFrom(r.Context())
+	v := site.ViewerFrom(r.Context())
 	row, leaf, err := u.ownEvent(r, v)
 	if err != nil {
 		return err
@@ -125,7 +126,7 @@ func (u *UI) reportSubmit(w http.ResponseWriter, r *http.Request) error {
 	owner := "Patient/" + pid
 	comment := strings.TrimSpace(r.PostForm.Get("comment"))
 	if utf8.RuneCountInString(comment) > maxReportText || !utf8.ValidString(comment) {
-		u.render(w, r, http.StatusBadRequest, "portal-report", pageData{Title: "Report an access", Viewer: v, Nav: "portal",
+		u.site.Render(w, r, http.StatusBadRequest, "portal-report", site.PageData{Title: "Report an access", Viewer: v, Nav: "portal",
 			Data: reportView{ID: row.ID, Row: row, Comment: comment, Error: "The comment is too long: at most 2,000 characters."}})
 		return nil
 	}
@@ -150,7 +151,7 @@ func (u *UI) reportSubmit(w http.ResponseWriter, r *http.Request) error {
 	if err := u.reports.CreateAccessReport(r.Context(), rep); err != nil {
 		return err
 	}
-	return redirect(w, r, "/portal/access/"+row.ID+"/report?sent=1")
+	return site.Redirect(w, r, "/portal/access/"+row.ID+"/report?sent=1")
 }
 
 func auditUnavailable(err error) error {
@@ -172,27 +173,27 @@ func (u *UI) newReportID() (string, error) {
 
 // privacy is signedIn for the privacy officer's pages: a workforce
 // session with its second factor and the privacy-officer role.
-func (u *UI) privacy(h handlerFunc) handlerFunc {
-	return u.signedIn(func(w http.ResponseWriter, r *http.Request) error {
-		if err := privacyGate(viewerFrom(r.Context())); err != nil {
+func (u *UI) privacy(h site.HandlerFunc) site.HandlerFunc {
+	return u.site.SignedIn(func(w http.ResponseWriter, r *http.Request) error {
+		if err := privacyGate(site.ViewerFrom(r.Context())); err != nil {
 			return err
 		}
 		return h(w, r)
 	})
 }
 
-func (u *UI) privacyForm(h handlerFunc) handlerFunc {
-	return u.form(func(w http.ResponseWriter, r *http.Request) error {
-		if err := privacyGate(viewerFrom(r.Context())); err != nil {
+func (u *UI) privacyForm(h site.HandlerFunc) site.HandlerFunc {
+	return u.site.Form(func(w http.ResponseWriter, r *http.Request) error {
+		if err := privacyGate(site.ViewerFrom(r.Context())); err != nil {
 			return err
 		}
 		return h(w, r)
 	})
 }
 
-func privacyGate(v *viewer) error {
+func privacyGate(v *site.Viewer) error {
 	if !v.P.MFA || !v.PrivacyOfficer() {
-		return pageErr(http.StatusForbidden, "Not available to your role",
+		return site.PageErr(http.StatusForbidden, "Not available to your role",
 			"Access reports are for the privacy office only.", errors.New("non-privacy-officer at a privacy page"))
 	}
 	return nil
@@ -211,14 +212,14 @@ type reportsView struct {
 
 func (u *UI) reportsPage(w http.ResponseWriter, r *http.Request) error {
 	if u.reports == nil || u.auditFn == nil {
-		return pageErr(http.StatusServiceUnavailable, "Reports are unavailable", "Access reports cannot be read on this server.", errors.New("no report store"))
+		return site.PageErr(http.StatusServiceUnavailable, "Reports are unavailable", "Access reports cannot be read on this server.", errors.New("no report store"))
 	}
-	v := viewerFrom(r.Context())
+	v := site.ViewerFrom(r.Context())
 	reps, err := u.reports.OpenAccessReports(r.Context(), maxOpenReports)
 	if err != nil {
 		return err
 	}
-	c := caller(r, v)
+	c := site.Caller(r, v)
 	c.Purpose = "HOPERAT"
 	ev := audit.Event{Time: u.now().UTC(), Action: audit.ActionAccessReportRead, Outcome: audit.OutcomeSuccess, Agent: c.Agent,
 		Purpose: c.Purpose, RequestID: c.RequestID, Status: http.StatusOK}
@@ -244,26 +245,26 @@ func (u *UI) reportsPage(w http.ResponseWriter, r *http.Request) error {
 		}
 		view.Rows = append(view.Rows, row)
 	}
-	u.render(w, r, http.StatusOK, "privacy-reports", pageData{Title: "Access reports", Viewer: v, Nav: "privacy", Data: view})
+	u.site.Render(w, r, http.StatusOK, "privacy-reports", site.PageData{Title: "Access reports", Viewer: v, Nav: "privacy", Data: view})
 	return nil
 }
 
 func (u *UI) reportClose(w http.ResponseWriter, r *http.Request) error {
 	if u.reports == nil || u.auditFn == nil {
-		return pageErr(http.StatusServiceUnavailable, "Reports are unavailable", "Access reports cannot be closed on this server.", errors.New("no report store"))
+		return site.PageErr(http.StatusServiceUnavailable, "Reports are unavailable", "Access reports cannot be closed on this server.", errors.New("no report store"))
 	}
-	v := viewerFrom(r.Context())
+	v := site.ViewerFrom(r.Context())
 	id := r.PathValue("rid")
 	rep, err := u.reports.AccessReport(r.Context(), id)
 	if errors.Is(err, storage.ErrNotFound) {
-		return pageErr(http.StatusNotFound, "Not found", "There is no such report.", err)
+		return site.PageErr(http.StatusNotFound, "Not found", "There is no such report.", err)
 	}
 	if err != nil {
 		return err
 	}
 	note := strings.TrimSpace(r.PostForm.Get("note"))
 	if utf8.RuneCountInString(note) > maxReportText {
-		return pageErr(http.StatusBadRequest, "Note too long", "The note may hold at most 2,000 characters. Go back and shorten it.", errors.New("close note too long"))
+		return site.PageErr(http.StatusBadRequest, "Note too long", "The note may hold at most 2,000 characters. Go back and shorten it.", errors.New("close note too long"))
 	}
 	var sealed []byte
 	if note != "" {
@@ -271,7 +272,7 @@ func (u *UI) reportClose(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
-	c := caller(r, v)
+	c := site.Caller(r, v)
 	c.Purpose = "HOPERAT"
 	now := u.now().UTC()
 	ev := audit.Event{Time: now, Action: audit.ActionAccessReportClose, Outcome: audit.OutcomeSuccess, Agent: c.Agent,
@@ -282,10 +283,10 @@ func (u *UI) reportClose(w http.ResponseWriter, r *http.Request) error {
 	}
 	err = u.reports.CloseAccessReport(r.Context(), rep.ID, v.P.ID, now, sealed)
 	if errors.Is(err, storage.ErrConflict) {
-		return redirect(w, r, "/privacy/reports?closed=1") // closed meanwhile: nothing left to do
+		return site.Redirect(w, r, "/privacy/reports?closed=1") // closed meanwhile: nothing left to do
 	}
 	if err != nil {
 		return err
 	}
-	return redirect(w, r, "/privacy/reports?closed=1")
+	return site.Redirect(w, r, "/privacy/reports?closed=1")
 }

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"time"
 	"unicode/utf8"
+
+	"github.com/phivault/phivault/internal/webui/site"
 )
 
 // Patient search keeps search terms (PHI: names, identifiers, birth
@@ -161,40 +163,40 @@ type patientRow struct {
 }
 
 func (u *UI) searchForm(w http.ResponseWriter, r *http.Request) error {
-	u.render(w, r, http.StatusOK, "search", pageData{Title: "Find a patient", Viewer: viewerFrom(r.Context()), Nav: "patients", Data: searchView{}})
+	u.site.Render(w, r, http.StatusOK, "search", site.PageData{Title: "Find a patient", Viewer: site.ViewerFrom(r.Context()), Nav: "patients", Data: searchView{}})
 	return nil
 }
 
 func (u *UI) searchSubmit(w http.ResponseWriter, r *http.Request) error {
-	v := viewerFrom(r.Context())
+	v := site.ViewerFrom(r.Context())
 	q := patientQuery{
 		Name:       strings.TrimSpace(r.PostForm.Get("name")),
 		Identifier: strings.TrimSpace(r.PostForm.Get("identifier")),
 		BirthDate:  strings.TrimSpace(r.PostForm.Get("birthdate")),
 	}
 	if msg := q.validate(); msg != "" {
-		u.render(w, r, http.StatusBadRequest, "search", pageData{Title: "Find a patient", Viewer: v, Nav: "patients", Data: searchView{Query: q, Error: msg}})
+		u.site.Render(w, r, http.StatusBadRequest, "search", site.PageData{Title: "Find a patient", Viewer: v, Nav: "patients", Data: searchView{Query: q, Error: msg}})
 		return nil
 	}
 	id, err := u.searches.put(u.rand, v.P.SessionID, q)
 	if err != nil {
 		return err
 	}
-	return redirect(w, r, "/patients/search/"+id)
+	return site.Redirect(w, r, "/patients/search/"+id)
 }
 
 func (u *UI) searchResults(w http.ResponseWriter, r *http.Request) error {
-	v := viewerFrom(r.Context())
+	v := site.ViewerFrom(r.Context())
 	q, ok := u.searches.get(r.PathValue("sid"), v.P.SessionID)
 	if !ok {
-		u.render(w, r, http.StatusNotFound, "search", pageData{Title: "Find a patient", Viewer: v, Nav: "patients",
+		u.site.Render(w, r, http.StatusNotFound, "search", site.PageData{Title: "Find a patient", Viewer: v, Nav: "patients",
 			Data: searchView{Error: "This search has expired. Search again."}})
 		return nil
 	}
-	page, err := u.rec.Search(r.Context(), caller(r, v), "Patient", q.values(), recordSearchOptions())
+	page, err := u.rec.Search(r.Context(), site.Caller(r, v), "Patient", q.values(), recordSearchOptions())
 	if err != nil {
 		if denied(err) {
-			return pageErr(http.StatusForbidden, "Search not allowed", "Your access policy does not allow this search.", err)
+			return site.PageErr(http.StatusForbidden, "Search not allowed", "Your access policy does not allow this search.", err)
 		}
 		return searchFailure(err)
 	}
@@ -202,7 +204,7 @@ func (u *UI) searchResults(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	u.render(w, r, http.StatusOK, "search", pageData{Title: "Find a patient", Viewer: v, Nav: "patients",
+	u.site.Render(w, r, http.StatusOK, "search", site.PageData{Title: "Find a patient", Viewer: v, Nav: "patients",
 		Data: searchView{Query: q, Done: true, Results: rows, More: more}})
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/phivault/phivault/internal/authn/login"
 	"github.com/phivault/phivault/internal/authn/password"
 	"github.com/phivault/phivault/internal/web"
+	"github.com/phivault/phivault/internal/webui/site"
 )
 
 // Sign-in: password (POST /login), then either the second factor
@@ -24,14 +25,14 @@ type loginView struct {
 }
 
 func (u *UI) loginForm(w http.ResponseWriter, r *http.Request) error {
-	if v, err := u.authenticate(r); err == nil && v != nil {
-		return redirect(w, r, "/")
+	if v, err := u.site.Authenticate(r); err == nil && v != nil {
+		return site.Redirect(w, r, "/")
 	}
-	tok, err := u.preSessionToken(w, r)
+	tok, err := u.site.PreSessionToken(w, r)
 	if err != nil {
 		return err
 	}
-	u.render(w, r, http.StatusOK, "login", pageData{Title: "Sign in", CSRF: tok, Data: loginView{}})
+	u.site.Render(w, r, http.StatusOK, "login", site.PageData{Title: "Sign in", CSRF: tok, Data: loginView{}})
 	return nil
 }
 
@@ -53,7 +54,7 @@ func (u *UI) loginSubmit(w http.ResponseWriter, r *http.Request) error {
 	username := r.PostForm.Get("username")
 	res, err := u.login.Login(r.Context(), username, r.PostForm.Get("password"), web.ClientAddr(r))
 	if status, msg, ok := loginError(err); ok {
-		u.render(w, r, status, "login", pageData{Title: "Sign in", CSRF: r.PostForm.Get("csrf"),
+		u.site.Render(w, r, status, "login", site.PageData{Title: "Sign in", CSRF: r.PostForm.Get("csrf"),
 			Data: loginView{Error: msg, Username: username}})
 		return nil
 	}
@@ -62,21 +63,21 @@ func (u *UI) loginSubmit(w http.ResponseWriter, r *http.Request) error {
 	}
 	if res.Session != nil {
 		web.SetSessionCookie(w, res.Session.Secret)
-		return redirect(w, r, "/")
+		return site.Redirect(w, r, "/")
 	}
-	setChallenge(w, res.Challenge)
+	site.SetChallenge(w, res.Challenge)
 	setMethods(w, res.Methods)
 	if res.EnrollmentRequired {
-		return redirect(w, r, "/login/enrol")
+		return site.Redirect(w, r, "/login/enrol")
 	}
-	return redirect(w, r, "/login/mfa")
+	return site.Redirect(w, r, "/login/mfa")
 }
 
 // restart sends the browser back to the password step with a message,
 // for a missing or expired challenge.
 func (u *UI) restart(w http.ResponseWriter, r *http.Request, csrf string) {
-	clearChallenge(w)
-	u.render(w, r, http.StatusUnauthorized, "login", pageData{Title: "Sign in", CSRF: csrf,
+	site.ClearChallenge(w)
+	u.site.Render(w, r, http.StatusUnauthorized, "login", site.PageData{Title: "Sign in", CSRF: csrf,
 		Data: loginView{Error: "Your sign-in took too long or was interrupted. Enter your password again."}})
 }
 
@@ -93,21 +94,21 @@ func (u *UI) mfaForm(w http.ResponseWriter, r *http.Request) error {
 // challengeForm shows a page of the sign-in challenge (the second step,
 // enrolment), or starts sign-in again when there is no challenge.
 func (u *UI) challengeForm(w http.ResponseWriter, r *http.Request, page, title string, data any) error {
-	tok, err := u.preSessionToken(w, r)
+	tok, err := u.site.PreSessionToken(w, r)
 	if err != nil {
 		return err
 	}
-	if challengeOf(r) == "" {
+	if site.ChallengeOf(r) == "" {
 		u.restart(w, r, tok)
 		return nil
 	}
-	u.render(w, r, http.StatusOK, page, pageData{Title: title, CSRF: tok, Data: data})
+	u.site.Render(w, r, http.StatusOK, page, site.PageData{Title: title, CSRF: tok, Data: data})
 	return nil
 }
 
 func (u *UI) mfaSubmit(w http.ResponseWriter, r *http.Request) error {
 	csrf := r.PostForm.Get("csrf")
-	ch := challengeOf(r)
+	ch := site.ChallengeOf(r)
 	if ch == "" {
 		u.restart(w, r, csrf)
 		return nil
@@ -122,15 +123,15 @@ func (u *UI) mfaSubmit(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	}
 	if status, msg, ok := loginError(err); ok {
-		u.render(w, r, status, "mfa", pageData{Title: "Second step", CSRF: csrf, Data: mfaView{Error: msg, Recovery: method == login.MethodRecovery, Passkey: passkeyOffered(r)}})
+		u.site.Render(w, r, status, "mfa", site.PageData{Title: "Second step", CSRF: csrf, Data: mfaView{Error: msg, Recovery: method == login.MethodRecovery, Passkey: passkeyOffered(r)}})
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	clearChallenge(w)
+	site.ClearChallenge(w)
 	web.SetSessionCookie(w, st.Secret)
-	return redirect(w, r, "/")
+	return site.Redirect(w, r, "/")
 }
 
 type enrolView struct {
@@ -150,7 +151,7 @@ func (u *UI) enrolForm(w http.ResponseWriter, r *http.Request) error {
 // itself (never in a URL, never stored by the browser: no-store).
 func (u *UI) enrolStart(w http.ResponseWriter, r *http.Request) error {
 	csrf := r.PostForm.Get("csrf")
-	ch := challengeOf(r)
+	ch := site.ChallengeOf(r)
 	if ch == "" {
 		u.restart(w, r, csrf)
 		return nil
@@ -163,7 +164,7 @@ func (u *UI) enrolStart(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	u.render(w, r, http.StatusOK, "enrol", pageData{Title: "Set up your authenticator", CSRF: csrf, Data: enrolView{
+	u.site.Render(w, r, http.StatusOK, "enrol", site.PageData{Title: "Set up your authenticator", CSRF: csrf, Data: enrolView{
 		// The data: URI is built from server-made PNG bytes only.
 		QR:     template.URL("data:image/png;base64," + base64.StdEncoding.EncodeToString(enr.PNG)),
 		Secret: enr.Key.Secret(), Shown: true,
@@ -178,7 +179,7 @@ type recoveryView struct {
 
 func (u *UI) enrolConfirm(w http.ResponseWriter, r *http.Request) error {
 	csrf := r.PostForm.Get("csrf")
-	ch := challengeOf(r)
+	ch := site.ChallengeOf(r)
 	if ch == "" {
 		u.restart(w, r, csrf)
 		return nil
@@ -190,13 +191,13 @@ func (u *UI) enrolConfirm(w http.ResponseWriter, r *http.Request) error {
 	}
 	if status, msg, ok := loginError(err); ok {
 		// The secret stays pending: "Set up" again shows a new one.
-		u.render(w, r, status, "enrol", pageData{Title: "Set up your authenticator", CSRF: csrf, Data: enrolView{Error: msg, Passkey: passkeyOffered(r)}})
+		u.site.Render(w, r, status, "enrol", site.PageData{Title: "Set up your authenticator", CSRF: csrf, Data: enrolView{Error: msg, Passkey: passkeyOffered(r)}})
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	clearChallenge(w)
+	site.ClearChallenge(w)
 	web.SetSessionCookie(w, st.Secret)
 	shown := make([]string, len(codes))
 	for i, c := range codes {
@@ -204,16 +205,16 @@ func (u *UI) enrolConfirm(w http.ResponseWriter, r *http.Request) error {
 	}
 	// Shown once, in this answer: the browser keeps no copy (no-store)
 	// and the server keeps only their hashes.
-	v, err := u.viewerFor(r.Context(), st.Secret.Reveal())
+	v, err := u.site.ViewerFor(r.Context(), st.Secret.Reveal())
 	if err != nil {
 		return err
 	}
-	u.render(w, r, http.StatusOK, "recovery", pageData{Title: "Your recovery codes", Viewer: v, Data: recoveryView{Codes: shown}})
+	u.site.Render(w, r, http.StatusOK, "recovery", site.PageData{Title: "Your recovery codes", Viewer: v, Data: recoveryView{Codes: shown}})
 	return nil
 }
 
 func (u *UI) logout(w http.ResponseWriter, r *http.Request) error {
-	v := viewerFrom(r.Context())
+	v := site.ViewerFrom(r.Context())
 	if err := u.login.Logout(r.Context(), v.P, web.ClientAddr(r)); err != nil && !errors.Is(err, login.ErrNotFound) {
 		return err
 	}
@@ -222,11 +223,11 @@ func (u *UI) logout(w http.ResponseWriter, r *http.Request) error {
 	// Ask the browser to drop what it may hold for this origin (cached
 	// pages, storage); the cookies are expired above.
 	w.Header().Set("Clear-Site-Data", `"cache", "storage"`)
-	return redirect(w, r, "/signed-out")
+	return site.Redirect(w, r, "/signed-out")
 }
 
 func (u *UI) signedOut(w http.ResponseWriter, r *http.Request) error {
-	u.render(w, r, http.StatusOK, "signed-out", pageData{Title: "Signed out"})
+	u.site.Render(w, r, http.StatusOK, "signed-out", site.PageData{Title: "Signed out"})
 	return nil
 }
 
@@ -247,7 +248,7 @@ type sessionRow struct {
 }
 
 func (u *UI) sessionsPage(w http.ResponseWriter, r *http.Request) error {
-	v := viewerFrom(r.Context())
+	v := site.ViewerFrom(r.Context())
 	ss, err := u.login.Sessions(r.Context(), v.P)
 	if err != nil {
 		return err
@@ -256,16 +257,16 @@ func (u *UI) sessionsPage(w http.ResponseWriter, r *http.Request) error {
 	for i, s := range ss {
 		rows[i] = sessionRow{ID: s.ID, Created: s.Created, LastSeen: s.LastSeen, Expires: s.ExpiresAbsolute, Address: s.Address, Current: s.ID == v.P.SessionID}
 	}
-	u.render(w, r, http.StatusOK, "sessions", pageData{Title: "My sessions", Viewer: v, Nav: "sessions", Data: rows})
+	u.site.Render(w, r, http.StatusOK, "sessions", site.PageData{Title: "My sessions", Viewer: v, Nav: "sessions", Data: rows})
 	return nil
 }
 
 func (u *UI) revokeSession(w http.ResponseWriter, r *http.Request) error {
-	v := viewerFrom(r.Context())
+	v := site.ViewerFrom(r.Context())
 	id := r.PathValue("id")
 	err := u.login.Revoke(r.Context(), v.P, id, web.ClientAddr(r))
 	if errors.Is(err, login.ErrNotFound) {
-		return pageErr(http.StatusNotFound, "Session not found", "That session has already ended or is not yours.", err)
+		return site.PageErr(http.StatusNotFound, "Session not found", "That session has already ended or is not yours.", err)
 	}
 	if err != nil {
 		return err
@@ -273,19 +274,19 @@ func (u *UI) revokeSession(w http.ResponseWriter, r *http.Request) error {
 	u.searches.dropSession(id)
 	if id == v.P.SessionID {
 		web.ClearSessionCookie(w)
-		return redirect(w, r, "/signed-out")
+		return site.Redirect(w, r, "/signed-out")
 	}
-	return redirect(w, r, "/sessions")
+	return site.Redirect(w, r, "/sessions")
 }
 
 func (u *UI) home(w http.ResponseWriter, r *http.Request) error {
-	v := viewerFrom(r.Context())
+	v := site.ViewerFrom(r.Context())
 	if v.Clinical() {
-		return redirect(w, r, "/patients")
+		return site.Redirect(w, r, "/patients")
 	}
 	if v.Patient() {
-		return redirect(w, r, "/portal")
+		return site.Redirect(w, r, "/portal")
 	}
-	u.render(w, r, http.StatusOK, "home", pageData{Title: "phivault", Viewer: v, Nav: "home"})
+	u.site.Render(w, r, http.StatusOK, "home", site.PageData{Title: "phivault", Viewer: v, Nav: "home"})
 	return nil
 }

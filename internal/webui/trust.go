@@ -12,6 +12,7 @@ import (
 	"github.com/phivault/phivault/internal/identity"
 	"github.com/phivault/phivault/internal/storage"
 	"github.com/phivault/phivault/internal/web"
+	"github.com/phivault/phivault/internal/webui/site"
 )
 
 // The public trust page (/trust, no sign-in): a plain-language privacy
@@ -86,11 +87,11 @@ type trustCache struct {
 
 func (u *UI) trustPage(w http.ResponseWriter, r *http.Request) error {
 	tv := u.trustFacts(r.Context())
-	var v *viewer
-	if got, err := u.authenticate(r); err == nil {
+	var v *site.Viewer
+	if got, err := u.site.Authenticate(r); err == nil {
 		v = got
 	}
-	u.render(w, r, http.StatusOK, "trust", pageData{Title: "How we protect your health information", Viewer: v, Nav: "trust", Data: tv})
+	u.site.Render(w, r, http.StatusOK, "trust", site.PageData{Title: "How we protect your health information", Viewer: v, Nav: "trust", Data: tv})
 	return nil
 }
 

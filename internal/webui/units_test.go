@@ -6,64 +6,25 @@ import (
 	"fmt"
 	"html"
 	"io"
-	"io/fs"
 	"log/slog"
-	"net/http"
 	"net/http/httptest"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/phivault/phivault/internal/authn/login"
 	"github.com/phivault/phivault/internal/identity"
 	"github.com/phivault/phivault/internal/record"
+	"github.com/phivault/phivault/internal/webui/site"
 )
 
 // bareUI is a UI with templates and a logger only: enough to render.
 func bareUI(t *testing.T) *UI {
 	t.Helper()
-	pages, err := parsePages()
+	st, err := site.New(site.Options{IdleTimeout: 15 * time.Minute, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &UI{pages: pages, log: slog.New(slog.NewTextHandler(io.Discard, nil)), now: time.Now, idle: 15 * time.Minute}
-}
-
-func TestErrorPages(t *testing.T) {
-	u := bareUI(t)
-	for _, c := range []struct {
-		name       string
-		err        error
-		status     int
-		want       string
-		retryAfter string
-	}{
-		{"rate limit", &login.RateLimitError{RetryAfter: 2500 * time.Millisecond}, 429, "Wait 3s", "3"},
-		{"csrf", errCSRF, 403, "did not carry a valid security token", ""},
-		{"not found", &record.Error{Kind: record.ErrNotFound}, 404, "does not exist", ""},
-		{"unavailable", &record.Error{Kind: record.ErrUnavailable}, 503, "nothing was shown or saved", "1"},
-		{"internal", fmt.Errorf("disk on fire at /var/secret"), 500, "could not complete this request", ""},
-		{"not implemented", pageErr(501, "Emergency access is not available yet", "plain words", nil), 501, "plain words", ""},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			rec := httptest.NewRecorder()
-			u.handle(func(http.ResponseWriter, *http.Request) error { return c.err }).ServeHTTP(rec, httptest.NewRequest("GET", "/x", nil))
-			body := rec.Body.String()
-			if rec.Code != c.status || !strings.Contains(body, c.want) {
-				t.Errorf("got %d, want %d with %q:\n%s", rec.Code, c.status, c.want, body)
-			}
-			if strings.Contains(body, "/var/secret") {
-				t.Errorf("the internal cause reached the page")
-			}
-			if got := rec.Header().Get("Retry-After"); got != c.retryAfter {
-				t.Errorf("Retry-After %q, want %q", got, c.retryAfter)
-			}
-			if !strings.Contains(body, "Request id") {
-				t.Errorf("no request id on the page")
-			}
-		})
-	}
+	return &UI{site: st, log: slog.New(slog.NewTextHandler(io.Discard, nil)), now: time.Now, idle: 15 * time.Minute}
 }
 
 // TestDeniedPage: a 403 from the record service renders the treatment
@@ -276,30 +237,5 @@ func TestTrustPage(t *testing.T) {
 				t.Errorf("encryption facts shown without a keyring")
 			}
 		})
-	}
-}
-
-// TestTemplatesHaveNoInlineCode: the CSP would refuse inline script,
-// style and event handlers; none may appear in a template.
-func TestTemplatesHaveNoInlineCode(t *testing.T) {
-	bad := regexp.MustCompile(`(?i)<style|\sstyle=|\son[a-z]+=|javascript:`)
-	script := regexp.MustCompile(`(?is)<script([^>]*)>(.*?)</script>`)
-	names, err := fs.Glob(templateFS, "templates/*.html")
-	if err != nil || len(names) < 10 {
-		t.Fatalf("templates: %v %d", err, len(names))
-	}
-	for _, n := range names {
-		b, err := templateFS.ReadFile(n)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if m := bad.Find(b); m != nil {
-			t.Errorf("%s: inline code %q", n, m)
-		}
-		for _, m := range script.FindAllSubmatch(b, -1) {
-			if !strings.Contains(string(m[1]), "src=") || strings.TrimSpace(string(m[2])) != "" {
-				t.Errorf("%s: inline script %q", n, m[0])
-			}
-		}
 	}
 }

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/phivault/phivault/internal/authz"
-	"github.com/phivault/phivault/internal/web"
+	"github.com/phivault/phivault/internal/webui/site"
 
 	"github.com/phivault/phivault/internal/authn/login"
 	"github.com/phivault/phivault/internal/authn/session"
@@ -22,9 +22,6 @@ import (
 	"github.com/phivault/phivault/internal/record"
 	"github.com/phivault/phivault/internal/storage"
 )
-
-//go:embed templates/*.html
-var templateFS embed.FS
 
 //go:embed static
 var staticFS embed.FS
@@ -107,7 +104,7 @@ type UI struct {
 	now      func() time.Time
 	rand     io.Reader
 
-	pages    map[string]*pageTemplate
+	site     *site.Site
 	searches *searchStore
 	trust    *trustCache
 	console  Console
@@ -132,14 +129,14 @@ func New(o Options) (*UI, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	pages, err := parsePages()
+	st, err := site.New(site.Options{Login: o.Login, Users: o.Users, Authz: o.Authz, IdleTimeout: o.IdleTimeout, Logger: o.Logger, Rand: o.Rand})
 	if err != nil {
 		return nil, fmt.Errorf("webui: new: %w", err)
 	}
 	return &UI{
 		login: o.Login, rec: o.Record, users: o.Users, keys: o.Keys, scanner: o.KeyScanner, auditLog: o.AuditLog, authz: o.Authz, glass: o.BreakGlass, access: o.Access, reports: o.Reports, auditFn: o.Audit,
 		idle: o.IdleTimeout, log: o.Logger, now: o.Now, rand: o.Rand,
-		pages: pages, searches: newSearchStore(o.Now), trust: &trustCache{}, console: o.Console,
+		site: st, searches: newSearchStore(o.Now), trust: &trustCache{}, console: o.Console,
 	}, nil
 }
 
@@ -152,41 +149,39 @@ func (u *UI) Handler() http.Handler {
 	}
 	mux.Handle("GET /static/", staticHandler(http.StripPrefix("/static/", http.FileServerFS(static))))
 
-	mux.Handle("GET /{$}", u.handle(u.signedIn(u.home)))
-	mux.Handle("GET /trust", u.handle(u.trustPage))
+	mux.Handle("GET /{$}", u.site.Handle(u.site.SignedIn(u.home)))
+	mux.Handle("GET /trust", u.site.Handle(u.trustPage))
 
 	// Sign-in (signin.go).
-	mux.Handle("GET /login", u.handle(u.loginForm))
-	mux.Handle("POST /login", u.handle(u.preSession(u.loginSubmit)))
-	mux.Handle("GET /login/mfa", u.handle(u.mfaForm))
-	mux.Handle("POST /login/mfa", u.handle(u.preSession(u.mfaSubmit)))
-	mux.Handle("GET /login/enrol", u.handle(u.enrolForm))
-	mux.Handle("POST /login/enrol", u.handle(u.preSession(u.enrolStart)))
-	mux.Handle("POST /login/enrol/confirm", u.handle(u.preSession(u.enrolConfirm)))
-	mux.Handle("GET /signed-out", u.handle(u.signedOut))
-	mux.Handle("POST /logout", u.handle(u.form(u.logout)))
-	mux.Handle("GET /sessions", u.handle(u.signedIn(u.sessionsPage)))
-	mux.Handle("POST /sessions/{id}/revoke", u.handle(u.form(u.revokeSession)))
-	mux.Handle("POST /session/keepalive", u.handle(u.form(u.keepalive)))
+	mux.Handle("GET /login", u.site.Handle(u.loginForm))
+	mux.Handle("POST /login", u.site.Handle(u.site.PreSession(u.loginSubmit)))
+	mux.Handle("GET /login/mfa", u.site.Handle(u.mfaForm))
+	mux.Handle("POST /login/mfa", u.site.Handle(u.site.PreSession(u.mfaSubmit)))
+	mux.Handle("GET /login/enrol", u.site.Handle(u.enrolForm))
+	mux.Handle("POST /login/enrol", u.site.Handle(u.site.PreSession(u.enrolStart)))
+	mux.Handle("POST /login/enrol/confirm", u.site.Handle(u.site.PreSession(u.enrolConfirm)))
+	mux.Handle("GET /signed-out", u.site.Handle(u.signedOut))
+	mux.Handle("POST /logout", u.site.Handle(u.site.Form(u.logout)))
+	mux.Handle("GET /sessions", u.site.Handle(u.site.SignedIn(u.sessionsPage)))
+	mux.Handle("POST /sessions/{id}/revoke", u.site.Handle(u.site.Form(u.revokeSession)))
+	mux.Handle("POST /session/keepalive", u.site.Handle(u.site.Form(u.keepalive)))
 	u.passkeyRoutes(mux) // passkeys.go: passkey sign-in, enrolment, Security page
 
 	// Clinician (patients.go).
-	mux.Handle("GET /patients", u.handle(u.clinical(u.searchForm)))
-	mux.Handle("POST /patients/search", u.handle(u.clinicalForm(u.searchSubmit)))
-	mux.Handle("GET /patients/search/{sid}", u.handle(u.clinical(u.searchResults)))
-	mux.Handle("GET /patients/{id}", u.handle(u.clinical(u.chartPage)))
-	mux.Handle("POST /patients/{id}/notes", u.handle(u.clinicalForm(u.addNote)))
-	mux.Handle("POST /patients/{id}/observations", u.handle(u.clinicalForm(u.addObservation)))
-	mux.Handle("POST /patients/{id}/break-glass", u.handle(u.clinicalForm(u.breakGlass)))
+	mux.Handle("GET /patients", u.site.Handle(u.site.Clinical(u.searchForm)))
+	mux.Handle("POST /patients/search", u.site.Handle(u.site.ClinicalForm(u.searchSubmit)))
+	mux.Handle("GET /patients/search/{sid}", u.site.Handle(u.site.Clinical(u.searchResults)))
+	mux.Handle("GET /patients/{id}", u.site.Handle(u.site.Clinical(u.chartPage)))
+	mux.Handle("POST /patients/{id}/notes", u.site.Handle(u.site.ClinicalForm(u.addNote)))
+	mux.Handle("POST /patients/{id}/observations", u.site.Handle(u.site.ClinicalForm(u.addObservation)))
+	mux.Handle("POST /patients/{id}/break-glass", u.site.Handle(u.site.ClinicalForm(u.breakGlass)))
 
 	// Patient portal (portal*.go).
 	u.portalRoutes(mux)
 	// Administration console (admin*.go).
 	u.adminRoutes(mux)
 
-	mux.Handle("/", u.handle(func(w http.ResponseWriter, r *http.Request) error {
-		return pageErr(http.StatusNotFound, "Page not found", "There is no page at this address. Check the link, or go back to the start page.", nil)
-	}))
+	mux.Handle("/", u.site.Handle(site.NotFound))
 	return uiHeaders(mux)
 }
 
@@ -221,85 +216,4 @@ func staticHandler(next http.Handler) http.Handler {
 		w.Header().Set("Cache-Control", "public, max-age=3600")
 		next.ServeHTTP(w, r)
 	})
-}
-
-// handlerFunc is a UI handler that returns its error; [UI.handle] turns
-// it into an error page.
-type handlerFunc = web.HandlerFunc
-
-// pageErr is a failure with what the browser may see (status, title,
-// message) kept apart from the cause, which goes to the log only.
-func pageErr(status int, title, msg string, cause error) *web.Error {
-	return &web.Error{Status: status, Title: title, Msg: msg, Err: cause}
-}
-
-// errCSRF is a POST whose CSRF token is missing or wrong.
-var errCSRF = errors.New("missing or wrong form csrf token")
-
-// handle maps errors to HTML error pages with the request id; the cause
-// is logged with the request id and never shown (web.Adapter).
-func (u *UI) handle(h handlerFunc) http.Handler {
-	a := web.Adapter{Log: u.log, Message: "ui request failed", NoteRoutes: true,
-		Map:    func(_ *http.Request, err error) *web.Error { return u.toPageError(err) },
-		Render: u.renderError}
-	return a.Handle(h)
-}
-
-// renderError writes e as the error page. It shows who is signed in on
-// error pages too (the header, the sign-out button); a failure there
-// just leaves the header out.
-func (u *UI) renderError(w http.ResponseWriter, r *http.Request, e *web.Error) {
-	var v *viewer
-	if !errors.Is(e.Err, errSignedOut) && e.Status != http.StatusServiceUnavailable {
-		v, _ = u.authenticate(r)
-	}
-	u.render(w, r, e.Status, "error", pageData{Title: e.Title, Viewer: v, Data: errorView{Status: e.Status, Title: e.Title, Message: e.Msg}})
-}
-
-// toPageError maps any error to a page error with a safe message.
-func (u *UI) toPageError(err error) *web.Error {
-	var pe *web.Error
-	var rl *login.RateLimitError
-	switch {
-	case errors.As(err, &pe):
-		return pe
-	case errors.Is(err, errCSRF):
-		return pageErr(http.StatusForbidden, "Form refused",
-			"This form was refused because it did not carry a valid security token: it may have expired, or it was not sent from a phivault page. Go back, reload the page and try again.", err)
-	case errors.As(err, &rl):
-		return &web.Error{Status: http.StatusTooManyRequests, Title: "Too many attempts",
-			Msg: fmt.Sprintf("There were too many sign-in attempts from your network. Wait %s and try again.", roundWait(rl.RetryAfter)), RetryAfter: rl.RetryAfter, Err: err}
-	}
-	var re *record.Error
-	if errors.As(err, &re) {
-		switch record.StatusCode(re) {
-		case http.StatusNotFound:
-			return pageErr(http.StatusNotFound, "Not found", "This record does not exist.", err)
-		case http.StatusGone:
-			return pageErr(http.StatusGone, "Record removed", "This record was deleted or erased.", err)
-		case http.StatusServiceUnavailable:
-			return &web.Error{Status: http.StatusServiceUnavailable, Title: "Temporarily unavailable",
-				Msg: "The service is temporarily unavailable, so nothing was shown or saved. Try again in a moment.", RetryAfter: time.Second, Err: err}
-		}
-	}
-	return pageErr(http.StatusInternalServerError, "Something went wrong",
-		"The server could not complete this request. Nothing was shown. If it happens again, give the request id below to your administrator.", err)
-}
-
-func roundWait(d time.Duration) string {
-	if d < time.Second {
-		d = time.Second
-	}
-	return d.Round(time.Second).String()
-}
-
-type errorView struct {
-	Status         int
-	Title, Message string
-}
-
-// redirect answers 303 See Other: after a POST the browser GETs target.
-func redirect(w http.ResponseWriter, r *http.Request, target string) error {
-	http.Redirect(w, r, target, http.StatusSeeOther)
-	return nil
 }

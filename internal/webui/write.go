@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/phivault/phivault/internal/record"
+	"github.com/phivault/phivault/internal/webui/site"
 )
 
 // Writing to the chart: a clinical note (a DocumentReference with a
@@ -65,8 +66,8 @@ const datetimeLocal = "2006-01-02T15:04"
 // showWriteError renders the chart again with the form's values and a
 // plain message (status 400 or 422), after re-reading the chart.
 func (u *UI) showWriteError(w http.ResponseWriter, r *http.Request, status int, f writeForms) error {
-	v := viewerFrom(r.Context())
-	cv, err := u.loadChart(r.Context(), caller(r, v), r.PathValue("id"))
+	v := site.ViewerFrom(r.Context())
+	cv, err := u.loadChart(r.Context(), site.Caller(r, v), r.PathValue("id"))
 	if denied(err) {
 		u.renderDenied(w, r, r.PathValue("id"))
 		return nil
@@ -79,7 +80,7 @@ func (u *UI) showWriteError(w http.ResponseWriter, r *http.Request, status int, 
 	if cv.EmergencyUntil, err = u.emergencyUntil(r.Context(), v, cv.ID); err != nil {
 		return err
 	}
-	u.render(w, r, status, "chart", pageData{Title: "Chart", Viewer: v, Nav: "patients", Data: cv})
+	u.site.Render(w, r, status, "chart", site.PageData{Title: "Chart", Viewer: v, Nav: "patients", Data: cv})
 	return nil
 }
 
@@ -88,9 +89,9 @@ func (u *UI) showWriteError(w http.ResponseWriter, r *http.Request, status int, 
 func (u *UI) checkPatient(w http.ResponseWriter, r *http.Request) (string, bool, error) {
 	id := r.PathValue("id")
 	if !record.ValidID(id) {
-		return "", false, pageErr(http.StatusNotFound, "Not found", "This record does not exist.", errors.New("invalid patient id"))
+		return "", false, site.PageErr(http.StatusNotFound, "Not found", "This record does not exist.", errors.New("invalid patient id"))
 	}
-	if _, err := u.rec.Read(r.Context(), caller(r, viewerFrom(r.Context())), "Patient", id); err != nil {
+	if _, err := u.rec.Read(r.Context(), site.Caller(r, site.ViewerFrom(r.Context())), "Patient", id); err != nil {
 		if denied(err) {
 			u.renderDenied(w, r, id)
 			return "", false, nil
@@ -109,7 +110,7 @@ func (u *UI) create(r *http.Request, res map[string]any) (msg string, err error)
 	}
 	parsed, err := u.rec.Parse(body)
 	if err == nil {
-		_, _, err = u.rec.Create(r.Context(), caller(r, viewerFrom(r.Context())), parsed, "")
+		_, _, err = u.rec.Create(r.Context(), site.Caller(r, site.ViewerFrom(r.Context())), parsed, "")
 	}
 	var re *record.Error
 	if errors.As(err, &re) && (record.StatusCode(re) == http.StatusBadRequest || record.StatusCode(re) == http.StatusUnprocessableEntity) {
@@ -124,7 +125,7 @@ func (u *UI) create(r *http.Request, res map[string]any) (msg string, err error)
 }
 
 func (u *UI) author(r *http.Request) map[string]any {
-	v := viewerFrom(r.Context())
+	v := site.ViewerFrom(r.Context())
 	a := map[string]any{"display": v.DisplayName}
 	if strings.HasPrefix(v.FHIRUser, "Practitioner/") {
 		a["reference"] = v.FHIRUser
@@ -177,7 +178,7 @@ func (u *UI) addNote(w http.ResponseWriter, r *http.Request) error {
 		f.NoteError = msg
 		return u.showWriteError(w, r, http.StatusUnprocessableEntity, f)
 	}
-	return redirect(w, r, "/patients/"+id+"#notes")
+	return site.Redirect(w, r, "/patients/"+id+"#notes")
 }
 
 func (u *UI) addObservation(w http.ResponseWriter, r *http.Request) error {
@@ -262,5 +263,5 @@ func (u *UI) addObservation(w http.ResponseWriter, r *http.Request) error {
 		f.ObsError = msg
 		return u.showWriteError(w, r, http.StatusUnprocessableEntity, f)
 	}
-	return redirect(w, r, "/patients/"+id+"#vitals")
+	return site.Redirect(w, r, "/patients/"+id+"#vitals")
 }

@@ -1,4 +1,4 @@
-package webui
+package site
 
 import (
 	"bytes"
@@ -61,9 +61,9 @@ func parsePages() (map[string]*pageTemplate, error) {
 
 // pageData is what every page gets: the layout's fields and the page's
 // own Data.
-type pageData struct {
+type PageData struct {
 	Title     string
-	Viewer    *viewer // nil when signed out
+	Viewer    *Viewer // nil when signed out
 	CSRF      string  // the form token for this browser (session or pre-session)
 	RequestID string
 	// IdleSeconds is the session idle timeout for idle.js; 0 when signed out.
@@ -75,21 +75,21 @@ type pageData struct {
 // render writes page name with status. A template failure is a
 // programmer error caught by the tests; it is logged and answered with
 // a bare 500.
-func (u *UI) render(w http.ResponseWriter, r *http.Request, status int, name string, d pageData) {
-	p, ok := u.pages[name]
+func (s *Site) Render(w http.ResponseWriter, r *http.Request, status int, name string, d PageData) {
+	p, ok := s.pages[name]
 	if !ok {
 		panic("webui: unknown page " + name)
 	}
 	d.RequestID = web.RequestID(r.Context())
 	if d.Viewer != nil {
-		d.IdleSeconds = int(u.idle / time.Second)
+		d.IdleSeconds = int(s.idle / time.Second)
 		if d.CSRF == "" {
 			d.CSRF = d.Viewer.csrf
 		}
 	}
 	var buf bytes.Buffer
 	if err := p.t.ExecuteTemplate(&buf, "layout.html", d); err != nil {
-		u.log.ErrorContext(r.Context(), "ui template failed", slog.String("request_id", d.RequestID),
+		s.log.ErrorContext(r.Context(), "ui template failed", slog.String("request_id", d.RequestID),
 			slog.String("page", name), slog.String("error", err.Error()))
 		http.Error(w, "internal error; request id "+d.RequestID, http.StatusInternalServerError)
 		return

@@ -1,4 +1,4 @@
-package webui
+package site
 
 import (
 	"context"
@@ -23,7 +23,7 @@ import (
 )
 
 // viewer is the signed-in person of a request.
-type viewer struct {
+type Viewer struct {
 	P           authn.Principal
 	DisplayName string // the account's display name, or its username
 	Role        string // roles, comma-separated, for the header
@@ -34,10 +34,10 @@ type viewer struct {
 }
 
 // Clinical reports whether the viewer may use the patient pages.
-func (v *viewer) Clinical() bool { return clinicalRole(v.P.Roles) }
+func (v *Viewer) Clinical() bool { return clinicalRole(v.P.Roles) }
 
 // Patient reports whether the viewer is a patient account.
-func (v *viewer) Patient() bool { return slices.Contains(v.P.Roles, string(identity.RolePatient)) }
+func (v *Viewer) Patient() bool { return slices.Contains(v.P.Roles, string(identity.RolePatient)) }
 
 // clinicalRoles may search patients and open charts. Until the
 // authorization engine decides per patient (care team, consent,
@@ -51,43 +51,43 @@ func clinicalRole(roles []string) bool {
 
 type viewerKey struct{}
 
-func viewerFrom(ctx context.Context) *viewer {
-	v, _ := ctx.Value(viewerKey{}).(*viewer)
+func ViewerFrom(ctx context.Context) *Viewer {
+	v, _ := ctx.Value(viewerKey{}).(*Viewer)
 	return v
 }
 
 // errSignedOut means no usable session: the browser is sent to sign in.
-var errSignedOut = errors.New("no valid session")
+var ErrSignedOut = errors.New("no valid session")
 
 // authenticate returns the viewer of r's session cookie: errSignedOut
 // without a valid session or for a workforce session that skipped its
 // second factor (which the login service never creates; refused anyway).
-func (u *UI) authenticate(r *http.Request) (*viewer, error) {
+func (s *Site) Authenticate(r *http.Request) (*Viewer, error) {
 	c, err := r.Cookie(web.SessionCookie)
 	if err != nil {
-		return nil, errSignedOut
+		return nil, ErrSignedOut
 	}
-	return u.viewerFor(r.Context(), c.Value)
+	return s.ViewerFor(r.Context(), c.Value)
 }
 
 // viewerFor authenticates a session token (untrusted: a cookie value).
-func (u *UI) viewerFor(ctx context.Context, secret string) (*viewer, error) {
-	p, err := u.login.Authenticate(ctx, secret)
+func (s *Site) ViewerFor(ctx context.Context, secret string) (*Viewer, error) {
+	p, err := s.login.Authenticate(ctx, secret)
 	if errors.Is(err, authn.ErrUnauthenticated) {
-		return nil, errSignedOut
+		return nil, ErrSignedOut
 	}
 	if err != nil {
 		web.NoteBackendFailure(ctx, err) // not the caller's failure: not charged as an attempt
-		return nil, pageErr(http.StatusServiceUnavailable, "Temporarily unavailable", "Your session could not be checked. Try again in a moment.", err)
+		return nil, PageErr(http.StatusServiceUnavailable, "Temporarily unavailable", "Your session could not be checked. Try again in a moment.", err)
 	}
 	if login.RequiresMFA(p) {
-		return nil, errSignedOut
+		return nil, ErrSignedOut
 	}
-	v := &viewer{P: p, DisplayName: p.Name, Role: strings.Join(p.Roles, ", "), secret: secret, csrf: session.CSRFToken(secret), guard: denyAll{}}
-	if u.authz != nil {
-		v.guard = u.authz.For(p)
+	v := &Viewer{P: p, DisplayName: p.Name, Role: strings.Join(p.Roles, ", "), secret: secret, csrf: session.CSRFToken(secret), guard: denyAll{}}
+	if s.authz != nil {
+		v.guard = s.authz.For(p)
 	}
-	if usr, err := u.users.ByID(ctx, p.ID); err == nil {
+	if usr, err := s.users.ByID(ctx, p.ID); err == nil {
 		if usr.DisplayName != "" {
 			v.DisplayName = usr.DisplayName
 		}
@@ -98,19 +98,19 @@ func (u *UI) viewerFor(ctx context.Context, secret string) (*viewer, error) {
 
 // signedIn runs h for a signed-in browser; others are sent to /login
 // (a stale cookie is cleared first).
-func (u *UI) signedIn(h handlerFunc) handlerFunc {
+func (s *Site) SignedIn(h HandlerFunc) HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		v, err := u.authenticate(r)
-		if errors.Is(err, errSignedOut) {
+		v, err := s.Authenticate(r)
+		if errors.Is(err, ErrSignedOut) {
 			if _, cerr := r.Cookie(web.SessionCookie); cerr == nil {
 				web.ClearSessionCookie(w)
 			}
-			return redirect(w, r, "/login")
+			return Redirect(w, r, "/login")
 		}
 		if err != nil {
 			return err
 		}
-		web.NoteAgent(r.Context(), caller(r, v).Agent)
+		web.NoteAgent(r.Context(), Caller(r, v).Agent)
 		return h(w, r.WithContext(context.WithValue(r.Context(), viewerKey{}, v)))
 	}
 }
@@ -118,26 +118,26 @@ func (u *UI) signedIn(h handlerFunc) handlerFunc {
 // form is signedIn for a POST: the form's csrf field must be the
 // session's CSRF token, else the request is refused (403 page) before h
 // runs.
-func (u *UI) form(h handlerFunc) handlerFunc {
-	return u.signedIn(func(w http.ResponseWriter, r *http.Request) error {
-		if err := checkOrigin(r); err != nil {
+func (s *Site) Form(h HandlerFunc) HandlerFunc {
+	return s.SignedIn(func(w http.ResponseWriter, r *http.Request) error {
+		if err := CheckOrigin(r); err != nil {
 			return err
 		}
 		if err := r.ParseForm(); err != nil {
 			return formParseError(err)
 		}
-		if !session.CheckCSRF(viewerFrom(r.Context()).secret, r.PostForm.Get("csrf")) {
+		if !session.CheckCSRF(ViewerFrom(r.Context()).secret, r.PostForm.Get("csrf")) {
 			web.NoteRefusal(r.Context(), "csrf")
-			return errCSRF
+			return ErrCSRF
 		}
 		return h(w, r)
 	})
 }
 
 // clinical is signedIn for the patient pages: a clinical role is needed.
-func (u *UI) clinical(h handlerFunc) handlerFunc {
-	return u.signedIn(func(w http.ResponseWriter, r *http.Request) error {
-		if err := clinicalGate(viewerFrom(r.Context())); err != nil {
+func (s *Site) Clinical(h HandlerFunc) HandlerFunc {
+	return s.SignedIn(func(w http.ResponseWriter, r *http.Request) error {
+		if err := clinicalGate(ViewerFrom(r.Context())); err != nil {
 			return err
 		}
 		return h(w, r)
@@ -145,18 +145,18 @@ func (u *UI) clinical(h handlerFunc) handlerFunc {
 }
 
 // clinicalForm is form plus the clinical gate.
-func (u *UI) clinicalForm(h handlerFunc) handlerFunc {
-	return u.form(func(w http.ResponseWriter, r *http.Request) error {
-		if err := clinicalGate(viewerFrom(r.Context())); err != nil {
+func (s *Site) ClinicalForm(h HandlerFunc) HandlerFunc {
+	return s.Form(func(w http.ResponseWriter, r *http.Request) error {
+		if err := clinicalGate(ViewerFrom(r.Context())); err != nil {
 			return err
 		}
 		return h(w, r)
 	})
 }
 
-func clinicalGate(v *viewer) error {
+func clinicalGate(v *Viewer) error {
 	if !v.P.MFA || !v.Clinical() {
-		return pageErr(http.StatusForbidden, "Not available to your role",
+		return PageErr(http.StatusForbidden, "Not available to your role",
 			"Patient records are available to clinical staff (physicians and nurses) only.", errors.New("non-clinical role at a clinical page"))
 	}
 	return nil
@@ -165,10 +165,10 @@ func clinicalGate(v *viewer) error {
 // checkOrigin refuses a POST that the browser itself marks cross-site
 // (Sec-Fetch-Site), before any other work. The CSRF token remains the
 // control; this only rejects the obvious cases early.
-func checkOrigin(r *http.Request) error {
+func CheckOrigin(r *http.Request) error {
 	if r.Header.Get("Sec-Fetch-Site") == "cross-site" {
 		web.NoteRefusal(r.Context(), "csrf")
-		return errCSRF
+		return ErrCSRF
 	}
 	return nil
 }
@@ -176,9 +176,9 @@ func checkOrigin(r *http.Request) error {
 func formParseError(err error) error {
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
-		return pageErr(http.StatusRequestEntityTooLarge, "Too much text", "The form was larger than the server accepts. Shorten the text and try again.", err)
+		return PageErr(http.StatusRequestEntityTooLarge, "Too much text", "The form was larger than the server accepts. Shorten the text and try again.", err)
 	}
-	return pageErr(http.StatusBadRequest, "Form not understood", "The form could not be read. Go back, reload the page and try again.", err)
+	return PageErr(http.StatusBadRequest, "Form not understood", "The form could not be read. Go back, reload the page and try again.", err)
 }
 
 // Pre-session CSRF: before sign-in there is no session to bind a token
@@ -195,12 +195,12 @@ const challengeCookie = "__Host-phivault_challenge"
 
 // preSessionToken returns the browser's pre-session token, setting a
 // new cookie if it has none.
-func (u *UI) preSessionToken(w http.ResponseWriter, r *http.Request) (string, error) {
+func (s *Site) PreSessionToken(w http.ResponseWriter, r *http.Request) (string, error) {
 	if c, err := r.Cookie(preSessionCookie); err == nil && len(c.Value) == 43 {
 		return c.Value, nil
 	}
 	var b [32]byte
-	rd := u.rand
+	rd := s.rand
 	if rd == nil {
 		rd = rand.Reader
 	}
@@ -213,9 +213,9 @@ func (u *UI) preSessionToken(w http.ResponseWriter, r *http.Request) (string, er
 }
 
 // preSession checks a sign-in form's double-submit token.
-func (u *UI) preSession(h handlerFunc) handlerFunc {
+func (s *Site) PreSession(h HandlerFunc) HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		if err := checkOrigin(r); err != nil {
+		if err := CheckOrigin(r); err != nil {
 			return err
 		}
 		if err := r.ParseForm(); err != nil {
@@ -225,22 +225,22 @@ func (u *UI) preSession(h handlerFunc) handlerFunc {
 		field := r.PostForm.Get("csrf")
 		if err != nil || len(c.Value) != 43 || subtle.ConstantTimeCompare([]byte(c.Value), []byte(field)) != 1 {
 			web.NoteRefusal(r.Context(), "csrf")
-			return errCSRF
+			return ErrCSRF
 		}
 		return h(w, r)
 	}
 }
 
-func setChallenge(w http.ResponseWriter, challenge string) {
+func SetChallenge(w http.ResponseWriter, challenge string) {
 	http.SetCookie(w, &http.Cookie{Name: challengeCookie, Value: challenge, Path: "/", MaxAge: int(login.ChallengeTTL.Seconds()),
 		Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode})
 }
 
-func clearChallenge(w http.ResponseWriter) {
+func ClearChallenge(w http.ResponseWriter) {
 	http.SetCookie(w, &http.Cookie{Name: challengeCookie, Value: "", Path: "/", MaxAge: -1, Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode})
 }
 
-func challengeOf(r *http.Request) string {
+func ChallengeOf(r *http.Request) string {
 	c, err := r.Cookie(challengeCookie)
 	if err != nil {
 		return ""
@@ -249,7 +249,7 @@ func challengeOf(r *http.Request) string {
 }
 
 // caller is the audit identity of a UI request to the record service.
-func caller(r *http.Request, v *viewer) record.Caller {
+func Caller(r *http.Request, v *Viewer) record.Caller {
 	addr := ""
 	if a := web.ClientAddr(r); a.IsValid() {
 		addr = a.String()
