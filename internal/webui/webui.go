@@ -1,7 +1,6 @@
 package webui
 
 import (
-	"context"
 	"embed"
 	"errors"
 	"fmt"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/phivault/phivault/internal/authz"
+	"github.com/phivault/phivault/internal/webui/console"
 	"github.com/phivault/phivault/internal/webui/site"
 
 	"github.com/phivault/phivault/internal/authn/login"
@@ -20,7 +20,6 @@ import (
 	"github.com/phivault/phivault/internal/identity"
 	"github.com/phivault/phivault/internal/keys"
 	"github.com/phivault/phivault/internal/record"
-	"github.com/phivault/phivault/internal/storage"
 )
 
 //go:embed static
@@ -36,11 +35,6 @@ const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 's
 // maxFormBody bounds every form body: the largest form, a clinical note
 // of at most maxNoteLen bytes, fits with room to spare (STYLE rule 24).
 const maxFormBody = 64 << 10
-
-// KeyScanner lists the stored data-key records ([storage.Reader]).
-type KeyScanner interface {
-	ScanKeys(ctx context.Context, fn func(storage.KeyRecord) error) error
-}
 
 // Options configures a [UI]. Login, Record and Users are required.
 type Options struct {
@@ -107,8 +101,23 @@ type UI struct {
 	site     *site.Site
 	searches *searchStore
 	trust    *trustCache
-	console  Console
+	console  *console.UI
 }
+
+// The console's services and the status types the trust page shares
+// with it (package console).
+type (
+	Console         = console.Services
+	ConsoleAccounts = console.Accounts
+	ConsoleReviews  = console.Reviews
+	ConsoleClients  = console.Clients
+	ConsoleAuditLog = console.AuditSearch
+	Verification    = console.Verification
+	PolicyVersion   = console.PolicyVersion
+	AuditLog        = console.AuditLog
+	AuditLogStatus  = console.AuditLogStatus
+	KeyScanner      = console.KeyScanner
+)
 
 // New validates o and returns a UI. Errors name the Options field.
 func New(o Options) (*UI, error) {
@@ -133,11 +142,14 @@ func New(o Options) (*UI, error) {
 	if err != nil {
 		return nil, fmt.Errorf("webui: new: %w", err)
 	}
-	return &UI{
+	u := &UI{
 		login: o.Login, rec: o.Record, users: o.Users, keys: o.Keys, scanner: o.KeyScanner, auditLog: o.AuditLog, authz: o.Authz, glass: o.BreakGlass, access: o.Access, reports: o.Reports, auditFn: o.Audit,
 		idle: o.IdleTimeout, log: o.Logger, now: o.Now, rand: o.Rand,
-		site: st, searches: newSearchStore(o.Now), trust: &trustCache{}, console: o.Console,
-	}, nil
+		site: st, searches: newSearchStore(o.Now), trust: &trustCache{},
+	}
+	u.console = console.New(console.Options{Site: st, Services: o.Console, Users: o.Users, AuditLog: o.AuditLog, Authz: o.Authz,
+		Keys: o.Keys, KeyScanner: o.KeyScanner, Logger: o.Logger})
+	return u, nil
 }
 
 // Handler returns the UI's handler, to mount at "/".
@@ -179,7 +191,7 @@ func (u *UI) Handler() http.Handler {
 	// Patient portal (portal*.go).
 	u.portalRoutes(mux)
 	// Administration console (admin*.go).
-	u.adminRoutes(mux)
+	u.console.Routes(mux)
 
 	mux.Handle("/", u.site.Handle(site.NotFound))
 	return uiHeaders(mux)

@@ -1,4 +1,4 @@
-package webui
+package console
 
 import (
 	"context"
@@ -22,9 +22,9 @@ import (
 // returned, the patient searched for) before answering: a failure to
 // record it fails the page.
 
-// ConsoleAuditLog is the audit index reader (index.Reader), as the
+// AuditSearch is the audit index reader (index.Reader), as the
 // FHIR AuditEvent endpoint uses it.
-type ConsoleAuditLog interface {
+type AuditSearch interface {
 	Search(ctx context.Context, c index.Caller, f index.Filter) ([]index.Entry, error)
 	Get(ctx context.Context, c index.Caller, leaf int64) (index.Entry, error)
 }

@@ -1,4 +1,4 @@
-package webui
+package console
 
 import (
 	"net/http"
@@ -14,8 +14,8 @@ import (
 // and ADR 0020. A role grant that reaches patient data, a new security
 // admin, or a SMART client whose grants reach patient data waits here
 // until a second administrator approves or rejects it. Each decision
-// goes through ConsoleAccounts (user-grant-approve, user-grant-reject)
-// or ConsoleClients (client-grant-approve, client-grant-reject), which
+// goes through Accounts (user-grant-approve, user-grant-reject)
+// or Clients (client-grant-approve, client-grant-reject), which
 // audit it in the transaction that makes it and raise the approval's
 // alert. The page never offers a viewer the approval of their own
 // request, of a grant for their own account, or of a client they

@@ -1,4 +1,4 @@
-package webui
+package console
 
 import (
 	"context"
@@ -21,7 +21,7 @@ import (
 
 // Account administration pages (security admin): list and search,
 // invite, roles, disable/enable, MFA reset, sessions. Every change is a
-// call to ConsoleAccounts, which audits it.
+// call to Accounts, which audits it.
 
 // userPage is the number of accounts on one page of the list.
 const userPage = 50
