@@ -13,6 +13,7 @@ import (
 
 	"github.com/phivault/phivault/internal/authz"
 	"github.com/phivault/phivault/internal/webui/console"
+	"github.com/phivault/phivault/internal/webui/signin"
 	"github.com/phivault/phivault/internal/webui/site"
 
 	"github.com/phivault/phivault/internal/authn/login"
@@ -102,6 +103,7 @@ type UI struct {
 	searches *searchStore
 	trust    *trustCache
 	console  *console.UI
+	signin   *signin.UI
 }
 
 // The console's services and the status types the trust page shares
@@ -147,6 +149,7 @@ func New(o Options) (*UI, error) {
 		idle: o.IdleTimeout, log: o.Logger, now: o.Now, rand: o.Rand,
 		site: st, searches: newSearchStore(o.Now), trust: &trustCache{},
 	}
+	u.signin = signin.New(signin.Options{Site: st, Login: o.Login, DropSearches: u.searches.dropSession, Logger: o.Logger})
 	u.console = console.New(console.Options{Site: st, Services: o.Console, Users: o.Users, AuditLog: o.AuditLog, Authz: o.Authz,
 		Keys: o.Keys, KeyScanner: o.KeyScanner, Logger: o.Logger})
 	return u, nil
@@ -161,23 +164,10 @@ func (u *UI) Handler() http.Handler {
 	}
 	mux.Handle("GET /static/", staticHandler(http.StripPrefix("/static/", http.FileServerFS(static))))
 
-	mux.Handle("GET /{$}", u.site.Handle(u.site.SignedIn(u.home)))
 	mux.Handle("GET /trust", u.site.Handle(u.trustPage))
 
-	// Sign-in (signin.go).
-	mux.Handle("GET /login", u.site.Handle(u.loginForm))
-	mux.Handle("POST /login", u.site.Handle(u.site.PreSession(u.loginSubmit)))
-	mux.Handle("GET /login/mfa", u.site.Handle(u.mfaForm))
-	mux.Handle("POST /login/mfa", u.site.Handle(u.site.PreSession(u.mfaSubmit)))
-	mux.Handle("GET /login/enrol", u.site.Handle(u.enrolForm))
-	mux.Handle("POST /login/enrol", u.site.Handle(u.site.PreSession(u.enrolStart)))
-	mux.Handle("POST /login/enrol/confirm", u.site.Handle(u.site.PreSession(u.enrolConfirm)))
-	mux.Handle("GET /signed-out", u.site.Handle(u.signedOut))
-	mux.Handle("POST /logout", u.site.Handle(u.site.Form(u.logout)))
-	mux.Handle("GET /sessions", u.site.Handle(u.site.SignedIn(u.sessionsPage)))
-	mux.Handle("POST /sessions/{id}/revoke", u.site.Handle(u.site.Form(u.revokeSession)))
-	mux.Handle("POST /session/keepalive", u.site.Handle(u.site.Form(u.keepalive)))
-	u.passkeyRoutes(mux) // passkeys.go: passkey sign-in, enrolment, Security page
+	// Sign-in, sessions, passkeys and the start page (package signin).
+	u.signin.Routes(mux)
 
 	// Clinician (patients.go).
 	mux.Handle("GET /patients", u.site.Handle(u.site.Clinical(u.searchForm)))

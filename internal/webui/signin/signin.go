@@ -1,4 +1,4 @@
-package webui
+package signin
 
 import (
 	"encoding/base64"
@@ -218,7 +218,7 @@ func (u *UI) logout(w http.ResponseWriter, r *http.Request) error {
 	if err := u.login.Logout(r.Context(), v.P, web.ClientAddr(r)); err != nil && !errors.Is(err, login.ErrNotFound) {
 		return err
 	}
-	u.searches.dropSession(v.P.SessionID)
+	u.dropSearches(v.P.SessionID)
 	web.ClearSessionCookie(w)
 	// Ask the browser to drop what it may hold for this origin (cached
 	// pages, storage); the cookies are expired above.
@@ -271,7 +271,7 @@ func (u *UI) revokeSession(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	u.searches.dropSession(id)
+	u.dropSearches(id)
 	if id == v.P.SessionID {
 		web.ClearSessionCookie(w)
 		return site.Redirect(w, r, "/signed-out")

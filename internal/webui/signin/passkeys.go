@@ -1,4 +1,4 @@
-package webui
+package signin
 
 import (
 	"encoding/json"
