@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/phivault/phivault/internal/webui/chartview"
 	"github.com/phivault/phivault/internal/webui/site"
 )
 
@@ -14,7 +15,7 @@ func TestEmergencyBannerTemplate(t *testing.T) {
 	u := bareUI(t)
 	for _, until := range []string{"", "15:04 UTC"} {
 		rec := httptest.NewRecorder()
-		u.site.Render(rec, httptest.NewRequest("GET", "/patients/p", nil), 200, "chart", site.PageData{Title: "Chart", Data: &chartView{ID: "p", EmergencyUntil: until}})
+		u.site.Render(rec, httptest.NewRequest("GET", "/patients/p", nil), 200, "chart", site.PageData{Title: "Chart", Data: &chartview.Chart{ID: "p", EmergencyUntil: until}})
 		body := rec.Body.String()
 		has := strings.Contains(body, `role="alert" id="emergency-banner"`) &&
 			strings.Contains(body, "Emergency access until "+until+"</strong> — every view is recorded and will be reviewed.")

@@ -8,6 +8,7 @@ import (
 
 	"github.com/phivault/phivault/internal/audit/index"
 	"github.com/phivault/phivault/internal/record"
+	"github.com/phivault/phivault/internal/webui/chartview"
 	"github.com/phivault/phivault/internal/webui/site"
 )
 
@@ -88,8 +89,8 @@ func portalCaller(r *http.Request, v *site.Viewer) record.Caller {
 func (u *UI) portalRecord(w http.ResponseWriter, r *http.Request) error {
 	v := site.ViewerFrom(r.Context())
 	id, _ := ownPatient(v)
-	cv, err := u.loadChart(r.Context(), portalCaller(r, v), id)
-	if denied(err) {
+	cv, err := chartview.Load(r.Context(), u.rec, u.now, portalCaller(r, v), id)
+	if chartview.Denied(err) {
 		return site.PageErr(http.StatusForbidden, "Your record cannot be shown",
 			"Your record could not be shown to you. Contact the privacy office.", err)
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/phivault/phivault/internal/audit/index"
 	"github.com/phivault/phivault/internal/fhir"
 	"github.com/phivault/phivault/internal/record"
+	"github.com/phivault/phivault/internal/webui/chartview"
 	"github.com/phivault/phivault/internal/webui/site"
 )
 
@@ -115,37 +116,37 @@ func (u *UI) loadConsent(r *http.Request, v *site.Viewer, pid string) (currentCo
 	if err != nil {
 		return cur, err
 	}
-	var c obj
+	var c chartview.Obj
 	if err := json.Unmarshal(st.JSON, &c); err != nil {
 		return cur, err
 	}
-	if c.str("status") != "active" || !hasScope(c) || c.obj("patient").str("reference") != "Patient/"+pid {
+	if c.Str("status") != "active" || !hasScope(c) || c.Obj("patient").Str("reference") != "Patient/"+pid {
 		return cur, nil
 	}
-	cur.ID = c.str("id")
-	for _, p := range c.obj("provision").list("provision") {
+	cur.ID = c.Str("id")
+	for _, p := range c.Obj("provision").List("provision") {
 		var labels []string
-		for _, l := range p.list("securityLabel") {
-			labels = append(labels, l.str("code"))
+		for _, l := range p.List("securityLabel") {
+			labels = append(labels, l.Str("code"))
 		}
 		switch {
-		case p.str("type") == "deny" && len(labels) > 0:
+		case p.Str("type") == "deny" && len(labels) > 0:
 			cur.Withheld = append(cur.Withheld, labels...)
-		case p.str("type") == "permit" && len(labels) > 0:
+		case p.Str("type") == "permit" && len(labels) > 0:
 			cur.Shared = append(cur.Shared, labels...)
-		case p.str("type") == "deny":
-			for _, a := range p.list("actor") {
-				ref := a.obj("reference")
-				cur.Blocked = append(cur.Blocked, blockChoice{Ref: ref.str("reference"), Name: ref.str("display"), Blocked: true})
+		case p.Str("type") == "deny":
+			for _, a := range p.List("actor") {
+				ref := a.Obj("reference")
+				cur.Blocked = append(cur.Blocked, blockChoice{Ref: ref.Str("reference"), Name: ref.Str("display"), Blocked: true})
 			}
 		}
 	}
 	return cur, nil
 }
 
-func hasScope(c obj) bool {
-	for _, cd := range c.obj("scope").list("coding") {
-		if cd.str("code") == "patient-privacy" {
+func hasScope(c chartview.Obj) bool {
+	for _, cd := range c.Obj("scope").List("coding") {
+		if cd.Str("code") == "patient-privacy" {
 			return true
 		}
 	}
@@ -347,7 +348,7 @@ func (u *UI) consentSubmit(w http.ResponseWriter, r *http.Request) error {
 	id := consentID(pid)
 	res["id"] = id
 	_, _, err = u.rec.Update(r.Context(), portalCaller(r, v), "Consent", id, res, 0)
-	if denied(err) {
+	if chartview.Denied(err) {
 		return site.PageErr(http.StatusForbidden, "Not saved", "Your sharing choices could not be saved. Contact the privacy office.", err)
 	}
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/phivault/phivault/internal/webui/chartview"
 	"github.com/phivault/phivault/internal/webui/site"
 )
 
@@ -71,7 +72,7 @@ func (u *UI) downloadBundle(w http.ResponseWriter, r *http.Request) error {
 		return p, next, nil
 	}
 	first, next, err := page("")
-	if denied(err) {
+	if chartview.Denied(err) {
 		return site.PageErr(http.StatusForbidden, "Your record cannot be downloaded", "Your record could not be gathered for you. Contact the privacy office.", err)
 	}
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/phivault/phivault/internal/webui/chartview"
 	"github.com/phivault/phivault/internal/webui/site"
 )
 
@@ -193,9 +194,9 @@ func (u *UI) searchResults(w http.ResponseWriter, r *http.Request) error {
 			Data: searchView{Error: "This search has expired. Search again."}})
 		return nil
 	}
-	page, err := u.rec.Search(r.Context(), site.Caller(r, v), "Patient", q.values(), recordSearchOptions())
+	page, err := u.rec.Search(r.Context(), site.Caller(r, v), "Patient", q.values(), chartview.SearchOptions())
 	if err != nil {
-		if denied(err) {
+		if chartview.Denied(err) {
 			return site.PageErr(http.StatusForbidden, "Search not allowed", "Your access policy does not allow this search.", err)
 		}
 		return searchFailure(err)
@@ -222,11 +223,11 @@ func patientRows(bundle []byte) ([]patientRow, bool, error) {
 	}
 	rows := make([]patientRow, 0, len(b.Entry))
 	for _, e := range b.Entry {
-		var p obj
+		var p chartview.Obj
 		if err := json.Unmarshal(e.Resource, &p); err != nil {
 			return nil, false, err
 		}
-		rows = append(rows, patientRow{ID: p.str("id"), Name: humanName(p), BirthDate: p.str("birthDate"), Gender: p.str("gender"), MRN: mrn(p)})
+		rows = append(rows, patientRow{ID: p.Str("id"), Name: chartview.HumanName(p), BirthDate: p.Str("birthDate"), Gender: p.Str("gender"), MRN: chartview.MRN(p)})
 	}
 	more := false
 	for _, l := range b.Link {

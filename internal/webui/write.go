@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/phivault/phivault/internal/record"
+	"github.com/phivault/phivault/internal/webui/chartview"
 	"github.com/phivault/phivault/internal/webui/site"
 )
 
@@ -36,22 +37,17 @@ type obsKind struct {
 }
 
 var obsKinds = []obsKind{
-	{"heart-rate", "Heart rate (/min)", loincHeartRate, "Heart rate", "/min", 20, 300, false},
-	{"blood-pressure", "Blood pressure (mm[Hg], systolic and diastolic)", loincBPPanel, "Blood pressure panel with all children optional", "mm[Hg]", 20, 300, true},
-	{"weight", "Body weight (kg)", loincWeight, "Body weight", "kg", 0.2, 650, false},
-	{"temperature", "Body temperature (Cel)", loincTemp, "Body temperature", "Cel", 25, 45, false},
-	{"respiratory-rate", "Respiratory rate (/min)", loincResp, "Respiratory rate", "/min", 2, 100, false},
+	{"heart-rate", "Heart rate (/min)", chartview.LOINCHeartRate, "Heart rate", "/min", 20, 300, false},
+	{"blood-pressure", "Blood pressure (mm[Hg], systolic and diastolic)", chartview.LOINCBPPanel, "Blood pressure panel with all children optional", "mm[Hg]", 20, 300, true},
+	{"weight", "Body weight (kg)", chartview.LOINCWeight, "Body weight", "kg", 0.2, 650, false},
+	{"temperature", "Body temperature (Cel)", chartview.LOINCTemp, "Body temperature", "Cel", 25, 45, false},
+	{"respiratory-rate", "Respiratory rate (/min)", chartview.LOINCResp, "Respiratory rate", "/min", 2, 100, false},
 }
 
-type obsKindOption struct {
-	Value, Label string
-	Selected     bool
-}
-
-func kindOptions(selected string) []obsKindOption {
-	out := make([]obsKindOption, len(obsKinds))
+func kindOptions(selected string) []chartview.ObsKindOption {
+	out := make([]chartview.ObsKindOption, len(obsKinds))
 	for i, k := range obsKinds {
-		out[i] = obsKindOption{Value: k.Value, Label: k.Label, Selected: k.Value == selected}
+		out[i] = chartview.ObsKindOption{Value: k.Value, Label: k.Label, Selected: k.Value == selected}
 	}
 	return out
 }
@@ -65,10 +61,10 @@ const datetimeLocal = "2006-01-02T15:04"
 
 // showWriteError renders the chart again with the form's values and a
 // plain message (status 400 or 422), after re-reading the chart.
-func (u *UI) showWriteError(w http.ResponseWriter, r *http.Request, status int, f writeForms) error {
+func (u *UI) showWriteError(w http.ResponseWriter, r *http.Request, status int, f chartview.WriteForms) error {
 	v := site.ViewerFrom(r.Context())
-	cv, err := u.loadChart(r.Context(), site.Caller(r, v), r.PathValue("id"))
-	if denied(err) {
+	cv, err := chartview.Load(r.Context(), u.rec, u.now, site.Caller(r, v), r.PathValue("id"))
+	if chartview.Denied(err) {
 		u.renderDenied(w, r, r.PathValue("id"))
 		return nil
 	}
@@ -92,7 +88,7 @@ func (u *UI) checkPatient(w http.ResponseWriter, r *http.Request) (string, bool,
 		return "", false, site.PageErr(http.StatusNotFound, "Not found", "This record does not exist.", errors.New("invalid patient id"))
 	}
 	if _, err := u.rec.Read(r.Context(), site.Caller(r, site.ViewerFrom(r.Context())), "Patient", id); err != nil {
-		if denied(err) {
+		if chartview.Denied(err) {
 			u.renderDenied(w, r, id)
 			return "", false, nil
 		}
@@ -134,7 +130,7 @@ func (u *UI) author(r *http.Request) map[string]any {
 }
 
 func (u *UI) addNote(w http.ResponseWriter, r *http.Request) error {
-	f := writeForms{NoteTitle: strings.TrimSpace(r.PostForm.Get("title")), NoteText: r.PostForm.Get("text")}
+	f := chartview.WriteForms{NoteTitle: strings.TrimSpace(r.PostForm.Get("title")), NoteText: r.PostForm.Get("text")}
 	text := strings.TrimSpace(strings.ReplaceAll(f.NoteText, "\r\n", "\n"))
 	switch {
 	case text == "":
@@ -157,7 +153,7 @@ func (u *UI) addNote(w http.ResponseWriter, r *http.Request) error {
 	doc := map[string]any{
 		"resourceType": "DocumentReference",
 		"status":       "current",
-		"type": map[string]any{"coding": []any{map[string]any{"system": loinc, "code": "11506-3", "display": "Progress note"}},
+		"type": map[string]any{"coding": []any{map[string]any{"system": chartview.LOINC, "code": "11506-3", "display": "Progress note"}},
 			"text": "Progress note"},
 		"category": []any{map[string]any{"coding": []any{map[string]any{
 			"system": "http://hl7.org/fhir/us/core/CodeSystem/us-core-documentreference-category", "code": "clinical-note", "display": "Clinical Note"}}}},
@@ -182,7 +178,7 @@ func (u *UI) addNote(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (u *UI) addObservation(w http.ResponseWriter, r *http.Request) error {
-	f := writeForms{ObsKind: r.PostForm.Get("kind"), ObsValue: strings.TrimSpace(r.PostForm.Get("value")),
+	f := chartview.WriteForms{ObsKind: r.PostForm.Get("kind"), ObsValue: strings.TrimSpace(r.PostForm.Get("value")),
 		ObsValue2: strings.TrimSpace(r.PostForm.Get("value2")), ObsWhen: strings.TrimSpace(r.PostForm.Get("when"))}
 	var kind *obsKind
 	for i := range obsKinds {
@@ -207,10 +203,10 @@ func (u *UI) addObservation(w http.ResponseWriter, r *http.Request) error {
 		f.ObsError = "Enter the measured value."
 	default:
 		if v1, ok = parse(f.ObsValue); !ok {
-			f.ObsError = "The value must be a number between " + fmtNum(kind.Min) + " and " + fmtNum(kind.Max) + " " + kind.Unit + "."
+			f.ObsError = "The value must be a number between " + chartview.FmtNum(kind.Min) + " and " + chartview.FmtNum(kind.Max) + " " + kind.Unit + "."
 		} else if kind.BP {
 			if v2, ok = parse(f.ObsValue2); !ok {
-				f.ObsError = "Blood pressure needs a diastolic value too, a number between " + fmtNum(kind.Min) + " and " + fmtNum(kind.Max) + "."
+				f.ObsError = "Blood pressure needs a diastolic value too, a number between " + chartview.FmtNum(kind.Min) + " and " + chartview.FmtNum(kind.Max) + "."
 			} else if v2 >= v1 {
 				f.ObsError = "The diastolic value must be lower than the systolic value."
 			}
@@ -242,15 +238,15 @@ func (u *UI) addObservation(w http.ResponseWriter, r *http.Request) error {
 		"status":       "final",
 		"category": []any{map[string]any{"coding": []any{map[string]any{
 			"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "vital-signs", "display": "Vital Signs"}}}},
-		"code":              map[string]any{"coding": []any{map[string]any{"system": loinc, "code": kind.Code, "display": kind.Display}}, "text": kind.Display},
+		"code":              map[string]any{"coding": []any{map[string]any{"system": chartview.LOINC, "code": kind.Code, "display": kind.Display}}, "text": kind.Display},
 		"subject":           map[string]any{"reference": "Patient/" + id},
 		"effectiveDateTime": at.Format(time.RFC3339),
 		"performer":         []any{u.author(r)},
 	}
 	if kind.BP {
 		obs["component"] = []any{
-			map[string]any{"code": map[string]any{"coding": []any{map[string]any{"system": loinc, "code": loincSystolic, "display": "Systolic blood pressure"}}}, "valueQuantity": qty(v1)},
-			map[string]any{"code": map[string]any{"coding": []any{map[string]any{"system": loinc, "code": loincDiastolic, "display": "Diastolic blood pressure"}}}, "valueQuantity": qty(v2)},
+			map[string]any{"code": map[string]any{"coding": []any{map[string]any{"system": chartview.LOINC, "code": chartview.LOINCSystolic, "display": "Systolic blood pressure"}}}, "valueQuantity": qty(v1)},
+			map[string]any{"code": map[string]any{"coding": []any{map[string]any{"system": chartview.LOINC, "code": chartview.LOINCDiastolic, "display": "Diastolic blood pressure"}}}, "valueQuantity": qty(v2)},
 		}
 	} else {
 		obs["valueQuantity"] = qty(v1)

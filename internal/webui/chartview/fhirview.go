@@ -1,4 +1,4 @@
-package webui
+package chartview
 
 import (
 	"encoding/base64"
@@ -15,21 +15,21 @@ import (
 // anything missing or oddly typed rather than failing the page.
 
 // obj is a decoded JSON object.
-type obj map[string]any
+type Obj map[string]any
 
-func (o obj) str(key string) string {
+func (o Obj) Str(key string) string {
 	s, _ := o[key].(string)
 	return s
 }
 
-func (o obj) obj(key string) obj {
+func (o Obj) Obj(key string) Obj {
 	m, _ := o[key].(map[string]any)
 	return m
 }
 
-func (o obj) list(key string) []obj {
+func (o Obj) List(key string) []Obj {
 	a, _ := o[key].([]any)
-	out := make([]obj, 0, len(a))
+	out := make([]Obj, 0, len(a))
 	for _, x := range a {
 		if m, ok := x.(map[string]any); ok {
 			out = append(out, m)
@@ -38,7 +38,7 @@ func (o obj) list(key string) []obj {
 	return out
 }
 
-func (o obj) strs(key string) []string {
+func (o Obj) Strs(key string) []string {
 	a, _ := o[key].([]any)
 	out := make([]string, 0, len(a))
 	for _, x := range a {
@@ -51,20 +51,20 @@ func (o obj) strs(key string) []string {
 
 // concept is a CodeableConcept's text, else its first coding's display,
 // else its first code.
-func concept(c obj) string {
+func concept(c Obj) string {
 	if c == nil {
 		return ""
 	}
-	if t := c.str("text"); t != "" {
+	if t := c.Str("text"); t != "" {
 		return t
 	}
-	for _, cd := range c.list("coding") {
-		if d := cd.str("display"); d != "" {
+	for _, cd := range c.List("coding") {
+		if d := cd.Str("display"); d != "" {
 			return d
 		}
 	}
-	for _, cd := range c.list("coding") {
-		if d := cd.str("code"); d != "" {
+	for _, cd := range c.List("coding") {
+		if d := cd.Str("code"); d != "" {
 			return d
 		}
 	}
@@ -72,9 +72,9 @@ func concept(c obj) string {
 }
 
 // hasCode reports whether CodeableConcept c has coding system|code.
-func hasCode(c obj, system, code string) bool {
-	for _, cd := range c.list("coding") {
-		if cd.str("system") == system && cd.str("code") == code {
+func hasCode(c Obj, system, code string) bool {
+	for _, cd := range c.List("coding") {
+		if cd.Str("system") == system && cd.Str("code") == code {
 			return true
 		}
 	}
@@ -82,23 +82,23 @@ func hasCode(c obj, system, code string) bool {
 }
 
 // humanName is a Patient's official (else first) name: "Family, Given".
-func humanName(p obj) string {
-	names := p.list("name")
+func HumanName(p Obj) string {
+	names := p.List("name")
 	if len(names) == 0 {
 		return "(no name)"
 	}
 	n := names[0]
 	for _, x := range names {
-		if x.str("use") == "official" {
+		if x.Str("use") == "official" {
 			n = x
 			break
 		}
 	}
-	if t := n.str("text"); t != "" {
+	if t := n.Str("text"); t != "" {
 		return t
 	}
-	given := strings.Join(n.strs("given"), " ")
-	switch fam := n.str("family"); {
+	given := strings.Join(n.Strs("given"), " ")
+	switch fam := n.Str("family"); {
 	case fam != "" && given != "":
 		return fam + ", " + given
 	case fam != "":
@@ -111,15 +111,15 @@ func humanName(p obj) string {
 
 // mrn is the Patient's medical record number (identifier type MR),
 // else its first identifier value.
-func mrn(p obj) string {
-	ids := p.list("identifier")
+func MRN(p Obj) string {
+	ids := p.List("identifier")
 	for _, id := range ids {
-		if hasCode(id.obj("type"), "http://terminology.hl7.org/CodeSystem/v2-0203", "MR") {
-			return id.str("value")
+		if hasCode(id.Obj("type"), "http://terminology.hl7.org/CodeSystem/v2-0203", "MR") {
+			return id.Str("value")
 		}
 	}
 	if len(ids) > 0 {
-		return ids[0].str("value")
+		return ids[0].Str("value")
 	}
 	return ""
 }
@@ -143,22 +143,22 @@ func shortDate(s string) string {
 }
 
 // quantity formats a Quantity: "72 /min".
-func quantity(q obj) string {
+func quantity(q Obj) string {
 	if q == nil {
 		return ""
 	}
-	v, ok := number(q["value"])
+	v, ok := Number(q["value"])
 	if !ok {
 		return ""
 	}
-	u := q.str("unit")
+	u := q.Str("unit")
 	if u == "" {
-		u = q.str("code")
+		u = q.Str("code")
 	}
 	return strings.TrimSpace(strconv.FormatFloat(v, 'f', -1, 64) + " " + u)
 }
 
-func number(x any) (float64, bool) {
+func Number(x any) (float64, bool) {
 	switch n := x.(type) {
 	case float64:
 		return n, true
@@ -171,20 +171,20 @@ func number(x any) (float64, bool) {
 
 // observationValue is what an Observation says: a quantity, a coded or
 // text value, or its components ("120/80 mm[Hg]" style for blood pressure).
-func observationValue(o obj) string {
-	if q := quantity(o.obj("valueQuantity")); q != "" {
+func observationValue(o Obj) string {
+	if q := quantity(o.Obj("valueQuantity")); q != "" {
 		return q
 	}
-	if c := concept(o.obj("valueCodeableConcept")); c != "" {
+	if c := concept(o.Obj("valueCodeableConcept")); c != "" {
 		return c
 	}
-	if s := o.str("valueString"); s != "" {
+	if s := o.Str("valueString"); s != "" {
 		return s
 	}
 	var parts []string
-	for _, c := range o.list("component") {
-		if q := quantity(c.obj("valueQuantity")); q != "" {
-			parts = append(parts, concept(c.obj("code"))+" "+q)
+	for _, c := range o.List("component") {
+		if q := quantity(c.Obj("valueQuantity")); q != "" {
+			parts = append(parts, concept(c.Obj("code"))+" "+q)
 		}
 	}
 	return strings.Join(parts, "; ")
@@ -195,13 +195,13 @@ const maxNoteShown = 16 << 10
 
 // attachmentText returns the text of a DocumentReference's first
 // text/plain attachment (decoded, at most maxNoteShown bytes), or "".
-func attachmentText(d obj) string {
-	for _, c := range d.list("content") {
-		a := c.obj("attachment")
-		if !strings.HasPrefix(a.str("contentType"), "text/plain") {
+func attachmentText(d Obj) string {
+	for _, c := range d.List("content") {
+		a := c.Obj("attachment")
+		if !strings.HasPrefix(a.Str("contentType"), "text/plain") {
 			continue
 		}
-		data := a.str("data")
+		data := a.Str("data")
 		if len(data) > base64.StdEncoding.EncodedLen(maxNoteShown) {
 			return "(this note is too long to show here)"
 		}

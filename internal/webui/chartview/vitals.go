@@ -1,4 +1,4 @@
-package webui
+package chartview
 
 import (
 	"math"
@@ -67,42 +67,42 @@ type point struct {
 
 // buildVitals turns vital-sign Observations into the chart, or nil when
 // there is nothing to draw.
-func buildVitals(obs []obj) *vitalsChart {
+func buildVitals(obs []Obj) *vitalsChart {
 	var hr, sys, dia, wt []point
 	var rows []vitalsRow
 	for _, o := range obs {
-		t := when(o.str("effectiveDateTime"))
+		t := when(o.Str("effectiveDateTime"))
 		if t.IsZero() {
 			continue
 		}
-		code := o.obj("code")
+		code := o.Obj("code")
 		switch {
-		case hasCode(code, loinc, loincHeartRate):
-			if v, ok := number(o.obj("valueQuantity")["value"]); ok {
+		case hasCode(code, LOINC, LOINCHeartRate):
+			if v, ok := Number(o.Obj("valueQuantity")["value"]); ok {
 				hr = append(hr, point{t, v})
-				rows = append(rows, vitalsRow{When: t.UTC().Format(time.DateOnly), What: "Heart rate", Value: quantity(o.obj("valueQuantity"))})
+				rows = append(rows, vitalsRow{When: t.UTC().Format(time.DateOnly), What: "Heart rate", Value: quantity(o.Obj("valueQuantity"))})
 			}
-		case hasCode(code, loinc, loincWeight):
-			if v, ok := number(o.obj("valueQuantity")["value"]); ok {
+		case hasCode(code, LOINC, LOINCWeight):
+			if v, ok := Number(o.Obj("valueQuantity")["value"]); ok {
 				wt = append(wt, point{t, v})
-				rows = append(rows, vitalsRow{When: t.UTC().Format(time.DateOnly), What: "Weight", Value: quantity(o.obj("valueQuantity"))})
+				rows = append(rows, vitalsRow{When: t.UTC().Format(time.DateOnly), What: "Weight", Value: quantity(o.Obj("valueQuantity"))})
 			}
-		case hasCode(code, loinc, loincBPPanel):
+		case hasCode(code, LOINC, LOINCBPPanel):
 			var s, d float64
 			var okS, okD bool
-			for _, c := range o.list("component") {
+			for _, c := range o.List("component") {
 				switch {
-				case hasCode(c.obj("code"), loinc, loincSystolic):
-					s, okS = number(c.obj("valueQuantity")["value"])
-				case hasCode(c.obj("code"), loinc, loincDiastolic):
-					d, okD = number(c.obj("valueQuantity")["value"])
+				case hasCode(c.Obj("code"), LOINC, LOINCSystolic):
+					s, okS = Number(c.Obj("valueQuantity")["value"])
+				case hasCode(c.Obj("code"), LOINC, LOINCDiastolic):
+					d, okD = Number(c.Obj("valueQuantity")["value"])
 				}
 			}
 			if okS && okD {
 				sys = append(sys, point{t, s})
 				dia = append(dia, point{t, d})
 				rows = append(rows, vitalsRow{When: t.UTC().Format(time.DateOnly), What: "Blood pressure",
-					Value: fmtNum(s) + "/" + fmtNum(d) + " mm[Hg]"})
+					Value: FmtNum(s) + "/" + FmtNum(d) + " mm[Hg]"})
 			}
 		}
 	}
@@ -170,7 +170,7 @@ func panel(y int, title, unit string, t0, t1 time.Time, series []namedSeries) vi
 		return float64(y+plotBottom) - float64(plotBottom-plotTop)*(v-lo)/(hi-lo)
 	}
 	vp := vitalsPanel{Title: title + " (" + unit + ")", Unit: unit, Y: y, TitleY: y + 16, PlotTop: y + plotTop, PlotBottom: y + plotBottom,
-		YMax: fmtNum(hi), YMin: fmtNum(lo), YMaxY: y + plotTop + 4, YMinY: y + plotBottom}
+		YMax: FmtNum(hi), YMin: FmtNum(lo), YMaxY: y + plotTop + 4, YMinY: y + plotBottom}
 	for _, s := range series {
 		pts := append([]point(nil), s.pts...)
 		sort.Slice(pts, func(i, j int) bool { return pts[i].t.Before(pts[j].t) })
@@ -182,7 +182,7 @@ func panel(y int, title, unit string, t0, t1 time.Time, series []namedSeries) vi
 				sb.WriteByte(' ')
 			}
 			sb.WriteString(x + "," + yy)
-			vs.Dots = append(vs.Dots, vitalsDot{X: x, Y: yy, Label: p.t.UTC().Format(time.DateOnly) + ": " + s.name + " " + fmtNum(p.v) + " " + unit})
+			vs.Dots = append(vs.Dots, vitalsDot{X: x, Y: yy, Label: p.t.UTC().Format(time.DateOnly) + ": " + s.name + " " + FmtNum(p.v) + " " + unit})
 		}
 		vs.Points = sb.String()
 		vp.Series = append(vp.Series, vs)
@@ -192,4 +192,4 @@ func panel(y int, title, unit string, t0, t1 time.Time, series []namedSeries) vi
 
 func fmtCoord(f float64) string { return strconv.FormatFloat(f, 'f', 1, 64) }
 
-func fmtNum(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) }
+func FmtNum(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) }
