@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/phivault/phivault/internal/authz"
+	"github.com/phivault/phivault/internal/webui/chart"
 	"github.com/phivault/phivault/internal/webui/console"
 	"github.com/phivault/phivault/internal/webui/signin"
 	"github.com/phivault/phivault/internal/webui/site"
@@ -99,11 +100,11 @@ type UI struct {
 	now      func() time.Time
 	rand     io.Reader
 
-	site     *site.Site
-	searches *searchStore
-	trust    *trustCache
-	console  *console.UI
-	signin   *signin.UI
+	site    *site.Site
+	chart   *chart.UI
+	trust   *trustCache
+	console *console.UI
+	signin  *signin.UI
 }
 
 // The console's services and the status types the trust page shares
@@ -147,9 +148,10 @@ func New(o Options) (*UI, error) {
 	u := &UI{
 		login: o.Login, rec: o.Record, users: o.Users, keys: o.Keys, scanner: o.KeyScanner, auditLog: o.AuditLog, authz: o.Authz, glass: o.BreakGlass, access: o.Access, reports: o.Reports, auditFn: o.Audit,
 		idle: o.IdleTimeout, log: o.Logger, now: o.Now, rand: o.Rand,
-		site: st, searches: newSearchStore(o.Now), trust: &trustCache{},
+		site: st, trust: &trustCache{},
 	}
-	u.signin = signin.New(signin.Options{Site: st, Login: o.Login, DropSearches: u.searches.dropSession, Logger: o.Logger})
+	u.chart = chart.New(chart.Options{Site: st, Record: o.Record, Authz: o.Authz, BreakGlass: o.BreakGlass, Now: o.Now, Rand: o.Rand})
+	u.signin = signin.New(signin.Options{Site: st, Login: o.Login, DropSearches: u.chart.ForgetSession, Logger: o.Logger})
 	u.console = console.New(console.Options{Site: st, Services: o.Console, Users: o.Users, AuditLog: o.AuditLog, Authz: o.Authz,
 		Keys: o.Keys, KeyScanner: o.KeyScanner, Logger: o.Logger})
 	return u, nil
@@ -169,14 +171,8 @@ func (u *UI) Handler() http.Handler {
 	// Sign-in, sessions, passkeys and the start page (package signin).
 	u.signin.Routes(mux)
 
-	// Clinician (patients.go).
-	mux.Handle("GET /patients", u.site.Handle(u.site.Clinical(u.searchForm)))
-	mux.Handle("POST /patients/search", u.site.Handle(u.site.ClinicalForm(u.searchSubmit)))
-	mux.Handle("GET /patients/search/{sid}", u.site.Handle(u.site.Clinical(u.searchResults)))
-	mux.Handle("GET /patients/{id}", u.site.Handle(u.site.Clinical(u.chartPage)))
-	mux.Handle("POST /patients/{id}/notes", u.site.Handle(u.site.ClinicalForm(u.addNote)))
-	mux.Handle("POST /patients/{id}/observations", u.site.Handle(u.site.ClinicalForm(u.addObservation)))
-	mux.Handle("POST /patients/{id}/break-glass", u.site.Handle(u.site.ClinicalForm(u.breakGlass)))
+	// Patient search and chart (package chart).
+	u.chart.Routes(mux)
 
 	// Patient portal (portal*.go).
 	u.portalRoutes(mux)

@@ -1,4 +1,4 @@
-package webui
+package chart
 
 import (
 	"crypto/rand"
