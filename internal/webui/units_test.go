@@ -22,7 +22,7 @@ func bareUI(t *testing.T) *UI {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &UI{site: st, log: slog.New(slog.NewTextHandler(io.Discard, nil)), now: time.Now, idle: 15 * time.Minute}
+	return &UI{site: st, log: slog.New(slog.NewTextHandler(io.Discard, nil)), now: time.Now}
 }
 
 // fakeDirectory is an identity.Directory over a slice, for the trust page.

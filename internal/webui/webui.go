@@ -14,6 +14,7 @@ import (
 	"github.com/phivault/phivault/internal/authz"
 	"github.com/phivault/phivault/internal/webui/chart"
 	"github.com/phivault/phivault/internal/webui/console"
+	"github.com/phivault/phivault/internal/webui/portal"
 	"github.com/phivault/phivault/internal/webui/signin"
 	"github.com/phivault/phivault/internal/webui/site"
 
@@ -84,27 +85,21 @@ type Options struct {
 
 // UI is the web interface. It is safe for concurrent use.
 type UI struct {
-	login    *login.Service
-	rec      *record.Service
+	site    *site.Site
+	signin  *signin.UI
+	chart   *chart.UI
+	portal  *portal.UI
+	console *console.UI
+
+	// The trust page (trust.go): public facts, computed at most once a
+	// minute.
 	users    identity.Directory
 	keys     *keys.Keyring
 	scanner  KeyScanner
 	auditLog AuditLog
-	authz    *authz.Authorizer
-	glass    *authz.BreakGlass
-	access   AccessLog
-	reports  ReportStore
-	auditFn  AuditFunc
-	idle     time.Duration
 	log      *slog.Logger
 	now      func() time.Time
-	rand     io.Reader
-
-	site    *site.Site
-	chart   *chart.UI
-	trust   *trustCache
-	console *console.UI
-	signin  *signin.UI
+	trust    *trustCache
 }
 
 // The console's services and the status types the trust page shares
@@ -117,9 +112,12 @@ type (
 	ConsoleAuditLog = console.AuditSearch
 	Verification    = console.Verification
 	PolicyVersion   = console.PolicyVersion
-	AuditLog        = console.AuditLog
-	AuditLogStatus  = console.AuditLogStatus
+	AuditLog        = site.AuditLog
+	AuditLogStatus  = site.AuditLogStatus
 	KeyScanner      = console.KeyScanner
+	AccessLog       = portal.AccessLog
+	ReportStore     = portal.ReportStore
+	AuditFunc       = portal.AuditFunc
 )
 
 // New validates o and returns a UI. Errors name the Options field.
@@ -145,12 +143,10 @@ func New(o Options) (*UI, error) {
 	if err != nil {
 		return nil, fmt.Errorf("webui: new: %w", err)
 	}
-	u := &UI{
-		login: o.Login, rec: o.Record, users: o.Users, keys: o.Keys, scanner: o.KeyScanner, auditLog: o.AuditLog, authz: o.Authz, glass: o.BreakGlass, access: o.Access, reports: o.Reports, auditFn: o.Audit,
-		idle: o.IdleTimeout, log: o.Logger, now: o.Now, rand: o.Rand,
-		site: st, trust: &trustCache{},
-	}
+	u := &UI{site: st, users: o.Users, keys: o.Keys, scanner: o.KeyScanner, auditLog: o.AuditLog, log: o.Logger, now: o.Now, trust: &trustCache{}}
 	u.chart = chart.New(chart.Options{Site: st, Record: o.Record, Authz: o.Authz, BreakGlass: o.BreakGlass, Now: o.Now, Rand: o.Rand})
+	u.portal = portal.New(portal.Options{Site: st, Record: o.Record, Users: o.Users, Authz: o.Authz, Access: o.Access, AuditLog: o.AuditLog,
+		Reports: o.Reports, Audit: o.Audit, Logger: o.Logger, Now: o.Now, Rand: o.Rand})
 	u.signin = signin.New(signin.Options{Site: st, Login: o.Login, DropSearches: u.chart.ForgetSession, Logger: o.Logger})
 	u.console = console.New(console.Options{Site: st, Services: o.Console, Users: o.Users, AuditLog: o.AuditLog, Authz: o.Authz,
 		Keys: o.Keys, KeyScanner: o.KeyScanner, Logger: o.Logger})
@@ -175,7 +171,7 @@ func (u *UI) Handler() http.Handler {
 	u.chart.Routes(mux)
 
 	// Patient portal (portal*.go).
-	u.portalRoutes(mux)
+	u.portal.Routes(mux)
 	// Administration console (admin*.go).
 	u.console.Routes(mux)
 

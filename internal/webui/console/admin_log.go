@@ -15,7 +15,7 @@ import (
 
 type logView struct {
 	Available    bool
-	Status       AuditLogStatus
+	Status       site.AuditLogStatus
 	Verification *Verification // nil: never run, or not available
 	VerifyError  bool
 }

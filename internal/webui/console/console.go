@@ -22,7 +22,7 @@ type Options struct {
 	Services Services
 	Users    identity.Directory
 	// AuditLog feeds the audit log status page.
-	AuditLog AuditLog
+	AuditLog site.AuditLog
 	// Authz shows the loaded policy set (the policy page).
 	Authz *authz.Authorizer
 	// Keys and KeyScanner feed the key status page.
@@ -36,7 +36,7 @@ type UI struct {
 	site     *site.Site
 	console  Services
 	users    identity.Directory
-	auditLog AuditLog
+	auditLog site.AuditLog
 	authz    *authz.Authorizer
 	keys     *keys.Keyring
 	scanner  KeyScanner

@@ -1,9 +1,9 @@
-package webui
+package portal
 
 import "net/http"
 
-// portalRoutes registers the patient portal's pages.
-func (u *UI) portalRoutes(mux *http.ServeMux) {
+// Routes registers the patient portal's pages.
+func (u *UI) Routes(mux *http.ServeMux) {
 	mux.Handle("GET /portal", u.site.Handle(u.portal(u.portalRecord)))
 	mux.Handle("GET /portal/access", u.site.Handle(u.portal(u.portalAccess)))
 	mux.Handle("GET /portal/access/{id}/report", u.site.Handle(u.portal(u.reportForm)))
