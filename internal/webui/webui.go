@@ -62,7 +62,7 @@ type Options struct {
 	BreakGlass *authz.BreakGlass
 
 	// Access is the searchable audit log behind the patient portal's
-	// "who accessed my record" (portal_access.go); nil says it is not
+	// "who accessed my record" (package portal); nil says it is not
 	// available.
 	Access AccessLog
 	// Reports keeps patients' access reports and Audit records the
@@ -75,7 +75,7 @@ type Options struct {
 	// down; default session.DefaultIdleTimeout. It must match the login
 	// service's session options.
 	IdleTimeout time.Duration
-	// Console is the staff administration console (admin.go).
+	// Console is the staff administration console (package console).
 	Console Console
 
 	Logger *slog.Logger     // default slog.Default()
@@ -170,9 +170,9 @@ func (u *UI) Handler() http.Handler {
 	// Patient search and chart (package chart).
 	u.chart.Routes(mux)
 
-	// Patient portal (portal*.go).
+	// Patient portal and the privacy office (package portal).
 	u.portal.Routes(mux)
-	// Administration console (admin*.go).
+	// Administration console (package console).
 	u.console.Routes(mux)
 
 	mux.Handle("/", u.site.Handle(site.NotFound))
