@@ -67,7 +67,7 @@ func sections(id string) map[string]chartSection {
 
 func SearchOptions() record.SearchOptions { return record.SearchOptions{} }
 
-// denied reports an authorization refusal from the record service: a
+// Denied reports an authorization refusal from the record service: a
 // 403 *record.Error (the authorization engine's answer once it lands).
 func Denied(err error) bool {
 	var re *record.Error
@@ -95,7 +95,7 @@ type Chart struct {
 	EmergencyUntil string
 }
 
-// row is one line of a chart list.
+// Row is one line of a chart list.
 type Row struct {
 	When, What, Detail, Status string
 }
@@ -104,7 +104,7 @@ type NoteRow struct {
 	When, Title, Author, Text string
 }
 
-// writeForms holds the add-note and add-observation forms' values and
+// WriteForms holds the add-note and add-observation forms' values and
 // errors when a submission is shown again.
 type WriteForms struct {
 	NoteTitle, NoteText, NoteError string
@@ -236,7 +236,7 @@ func sortRows(rs []Row) {
 	sort.SliceStable(rs, func(i, j int) bool { return rs[i].When > rs[j].When })
 }
 
-// bundleResources returns the resources of a searchset Bundle.
+// BundleResources returns the resources of a searchset Bundle.
 func BundleResources(bundle []byte) ([]Obj, error) {
 	var b struct {
 		Entry []struct {

@@ -14,7 +14,7 @@ import (
 // (validated at write); these helpers read leniently and show "" for
 // anything missing or oddly typed rather than failing the page.
 
-// obj is a decoded JSON object.
+// Obj is a decoded JSON object.
 type Obj map[string]any
 
 func (o Obj) Str(key string) string {
@@ -81,7 +81,7 @@ func hasCode(c Obj, system, code string) bool {
 	return false
 }
 
-// humanName is a Patient's official (else first) name: "Family, Given".
+// HumanName is a Patient's official (else first) name: "Family, Given".
 func HumanName(p Obj) string {
 	names := p.List("name")
 	if len(names) == 0 {
@@ -109,7 +109,7 @@ func HumanName(p Obj) string {
 	return "(no name)"
 }
 
-// mrn is the Patient's medical record number (identifier type MR),
+// MRN is the Patient's medical record number (identifier type MR),
 // else its first identifier value.
 func MRN(p Obj) string {
 	ids := p.List("identifier")

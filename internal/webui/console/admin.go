@@ -154,7 +154,7 @@ var (
 	consoleAnyone = site.ConsoleRoles
 )
 
-// adminRoutes mounts the console on mux.
+// Routes mounts the console on mux.
 func (u *UI) Routes(mux *http.ServeMux) {
 	mux.Handle("GET /admin", u.site.Handle(u.staff(consoleAnyone, u.adminHome)))
 

@@ -22,7 +22,7 @@ import (
 	"github.com/phivault/phivault/internal/record"
 )
 
-// viewer is the signed-in person of a request.
+// Viewer is the signed-in person of a request.
 type Viewer struct {
 	P           authn.Principal
 	DisplayName string // the account's display name, or its username
@@ -56,10 +56,10 @@ func ViewerFrom(ctx context.Context) *Viewer {
 	return v
 }
 
-// errSignedOut means no usable session: the browser is sent to sign in.
+// ErrSignedOut means no usable session: the browser is sent to sign in.
 var ErrSignedOut = errors.New("no valid session")
 
-// authenticate returns the viewer of r's session cookie: errSignedOut
+// Authenticate returns the viewer of r's session cookie: errSignedOut
 // without a valid session or for a workforce session that skipped its
 // second factor (which the login service never creates; refused anyway).
 func (s *Site) Authenticate(r *http.Request) (*Viewer, error) {
@@ -70,7 +70,7 @@ func (s *Site) Authenticate(r *http.Request) (*Viewer, error) {
 	return s.ViewerFor(r.Context(), c.Value)
 }
 
-// viewerFor authenticates a session token (untrusted: a cookie value).
+// ViewerFor authenticates a session token (untrusted: a cookie value).
 func (s *Site) ViewerFor(ctx context.Context, secret string) (*Viewer, error) {
 	p, err := s.login.Authenticate(ctx, secret)
 	if errors.Is(err, authn.ErrUnauthenticated) {
@@ -96,7 +96,7 @@ func (s *Site) ViewerFor(ctx context.Context, secret string) (*Viewer, error) {
 	return v, nil
 }
 
-// signedIn runs h for a signed-in browser; others are sent to /login
+// SignedIn runs h for a signed-in browser; others are sent to /login
 // (a stale cookie is cleared first).
 func (s *Site) SignedIn(h HandlerFunc) HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
@@ -115,7 +115,7 @@ func (s *Site) SignedIn(h HandlerFunc) HandlerFunc {
 	}
 }
 
-// form is signedIn for a POST: the form's csrf field must be the
+// Form is signedIn for a POST: the form's csrf field must be the
 // session's CSRF token, else the request is refused (403 page) before h
 // runs.
 func (s *Site) Form(h HandlerFunc) HandlerFunc {
@@ -134,7 +134,7 @@ func (s *Site) Form(h HandlerFunc) HandlerFunc {
 	})
 }
 
-// clinical is signedIn for the patient pages: a clinical role is needed.
+// Clinical is signedIn for the patient pages: a clinical role is needed.
 func (s *Site) Clinical(h HandlerFunc) HandlerFunc {
 	return s.SignedIn(func(w http.ResponseWriter, r *http.Request) error {
 		if err := clinicalGate(ViewerFrom(r.Context())); err != nil {
@@ -144,7 +144,7 @@ func (s *Site) Clinical(h HandlerFunc) HandlerFunc {
 	})
 }
 
-// clinicalForm is form plus the clinical gate.
+// ClinicalForm is form plus the clinical gate.
 func (s *Site) ClinicalForm(h HandlerFunc) HandlerFunc {
 	return s.Form(func(w http.ResponseWriter, r *http.Request) error {
 		if err := clinicalGate(ViewerFrom(r.Context())); err != nil {
@@ -162,7 +162,7 @@ func clinicalGate(v *Viewer) error {
 	return nil
 }
 
-// checkOrigin refuses a POST that the browser itself marks cross-site
+// CheckOrigin refuses a POST that the browser itself marks cross-site
 // (Sec-Fetch-Site), before any other work. The CSRF token remains the
 // control; this only rejects the obvious cases early.
 func CheckOrigin(r *http.Request) error {
@@ -193,7 +193,7 @@ const preSessionCookie = "__Host-phivault_presession"
 // cookie keeps it out of the page and of URLs.
 const challengeCookie = "__Host-phivault_challenge"
 
-// preSessionToken returns the browser's pre-session token, setting a
+// PreSessionToken returns the browser's pre-session token, setting a
 // new cookie if it has none.
 func (s *Site) PreSessionToken(w http.ResponseWriter, r *http.Request) (string, error) {
 	if c, err := r.Cookie(preSessionCookie); err == nil && len(c.Value) == 43 {
@@ -212,7 +212,7 @@ func (s *Site) PreSessionToken(w http.ResponseWriter, r *http.Request) (string, 
 	return tok, nil
 }
 
-// preSession checks a sign-in form's double-submit token.
+// PreSession checks a sign-in form's double-submit token.
 func (s *Site) PreSession(h HandlerFunc) HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		if err := CheckOrigin(r); err != nil {
@@ -248,7 +248,7 @@ func ChallengeOf(r *http.Request) string {
 	return c.Value
 }
 
-// caller is the audit identity of a UI request to the record service.
+// Caller is the audit identity of a UI request to the record service.
 func Caller(r *http.Request, v *Viewer) record.Caller {
 	addr := ""
 	if a := web.ClientAddr(r); a.IsValid() {

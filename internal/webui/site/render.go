@@ -59,7 +59,7 @@ func parsePages() (map[string]*pageTemplate, error) {
 	return pages, nil
 }
 
-// pageData is what every page gets: the layout's fields and the page's
+// PageData is what every page gets: the layout's fields and the page's
 // own Data.
 type PageData struct {
 	Title     string
@@ -72,7 +72,7 @@ type PageData struct {
 	Data        any
 }
 
-// render writes page name with status. A template failure is a
+// Render writes page name with status. A template failure is a
 // programmer error caught by the tests; it is logged and answered with
 // a bare 500.
 func (s *Site) Render(w http.ResponseWriter, r *http.Request, status int, name string, d PageData) {

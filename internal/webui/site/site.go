@@ -164,10 +164,15 @@ func (v *Viewer) HasRole(roles ...identity.Role) bool {
 // Console reports whether the viewer may open the console (for the nav).
 func (v *Viewer) Console() bool { return v.P.MFA && v.HasRole(ConsoleRoles...) }
 
-// SecurityAdmin, PrivacyOfficer and Auditor drive the console's menus.
-func (v *Viewer) SecurityAdmin() bool  { return v.P.MFA && v.HasRole(identity.RoleSecurityAdmin) }
+// SecurityAdmin reports a security admin with a verified second factor;
+// it, PrivacyOfficer and Auditor drive the console's menus.
+func (v *Viewer) SecurityAdmin() bool { return v.P.MFA && v.HasRole(identity.RoleSecurityAdmin) }
+
+// PrivacyOfficer reports a privacy officer with a verified second factor.
 func (v *Viewer) PrivacyOfficer() bool { return v.P.MFA && v.HasRole(identity.RolePrivacyOfficer) }
-func (v *Viewer) Auditor() bool        { return v.P.MFA && v.HasRole(identity.RoleAuditor) }
+
+// Auditor reports an auditor with a verified second factor.
+func (v *Viewer) Auditor() bool { return v.P.MFA && v.HasRole(identity.RoleAuditor) }
 
 // CheckCSRF reports whether field is the CSRF token of v's session.
 func (v *Viewer) CheckCSRF(field string) bool { return session.CheckCSRF(v.secret, field) }
