@@ -161,7 +161,7 @@ type beginJSON struct {
 }
 
 func (u *UI) passkeyLoginBegin(r *http.Request) (any, error) {
-	ch := site.ChallengeOf(r)
+	ch := challengeOf(r)
 	if ch == "" {
 		return nil, errNoChallenge
 	}
@@ -173,7 +173,7 @@ func (u *UI) passkeyLoginBegin(r *http.Request) (any, error) {
 }
 
 func (u *UI) passkeyEnrolBegin(r *http.Request) (any, error) {
-	ch := site.ChallengeOf(r)
+	ch := challengeOf(r)
 	if ch == "" {
 		return nil, errNoChallenge
 	}
@@ -212,7 +212,7 @@ func (u *UI) passkeyPageError(w http.ResponseWriter, r *http.Request, page, titl
 
 func (u *UI) passkeyLoginFinish(w http.ResponseWriter, r *http.Request) error {
 	csrf := r.PostForm.Get("csrf")
-	ch := site.ChallengeOf(r)
+	ch := challengeOf(r)
 	if ch == "" {
 		u.restart(w, r, csrf)
 		return nil
@@ -228,14 +228,14 @@ func (u *UI) passkeyLoginFinish(w http.ResponseWriter, r *http.Request) error {
 		}
 		return err
 	}
-	site.ClearChallenge(w)
+	clearChallenge(w)
 	web.SetSessionCookie(w, st.Secret)
 	return site.Redirect(w, r, "/")
 }
 
 func (u *UI) passkeyEnrolFinish(w http.ResponseWriter, r *http.Request) error {
 	csrf := r.PostForm.Get("csrf")
-	ch := site.ChallengeOf(r)
+	ch := challengeOf(r)
 	if ch == "" {
 		u.restart(w, r, csrf)
 		return nil
@@ -251,7 +251,7 @@ func (u *UI) passkeyEnrolFinish(w http.ResponseWriter, r *http.Request) error {
 		}
 		return err
 	}
-	site.ClearChallenge(w)
+	clearChallenge(w)
 	web.SetSessionCookie(w, st.Secret)
 	shown := make([]string, len(codes))
 	for i, c := range codes {

@@ -19,6 +19,28 @@ import (
 // shown once). The login service does the work and the auditing; these
 // handlers only carry the challenge (in a __Host- cookie) and render.
 
+// challengeCookie holds the login challenge between the password and
+// the second factor (sealed, five minutes, see login.ChallengeTTL). A
+// cookie keeps it out of the page and of URLs.
+const challengeCookie = "__Host-phivault_challenge"
+
+func setChallenge(w http.ResponseWriter, challenge string) {
+	http.SetCookie(w, &http.Cookie{Name: challengeCookie, Value: challenge, Path: "/", MaxAge: int(login.ChallengeTTL.Seconds()),
+		Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode})
+}
+
+func clearChallenge(w http.ResponseWriter) {
+	http.SetCookie(w, &http.Cookie{Name: challengeCookie, Value: "", Path: "/", MaxAge: -1, Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode})
+}
+
+func challengeOf(r *http.Request) string {
+	c, err := r.Cookie(challengeCookie)
+	if err != nil {
+		return ""
+	}
+	return c.Value
+}
+
 type loginView struct {
 	Error    string
 	Username string
@@ -65,7 +87,7 @@ func (u *UI) loginSubmit(w http.ResponseWriter, r *http.Request) error {
 		web.SetSessionCookie(w, res.Session.Secret)
 		return site.Redirect(w, r, "/")
 	}
-	site.SetChallenge(w, res.Challenge)
+	setChallenge(w, res.Challenge)
 	setMethods(w, res.Methods)
 	if res.EnrollmentRequired {
 		return site.Redirect(w, r, "/login/enrol")
@@ -76,7 +98,7 @@ func (u *UI) loginSubmit(w http.ResponseWriter, r *http.Request) error {
 // restart sends the browser back to the password step with a message,
 // for a missing or expired challenge.
 func (u *UI) restart(w http.ResponseWriter, r *http.Request, csrf string) {
-	site.ClearChallenge(w)
+	clearChallenge(w)
 	u.site.Render(w, r, http.StatusUnauthorized, "login", site.PageData{Title: "Sign in", CSRF: csrf,
 		Data: loginView{Error: "Your sign-in took too long or was interrupted. Enter your password again."}})
 }
@@ -98,7 +120,7 @@ func (u *UI) challengeForm(w http.ResponseWriter, r *http.Request, page, title s
 	if err != nil {
 		return err
 	}
-	if site.ChallengeOf(r) == "" {
+	if challengeOf(r) == "" {
 		u.restart(w, r, tok)
 		return nil
 	}
@@ -108,7 +130,7 @@ func (u *UI) challengeForm(w http.ResponseWriter, r *http.Request, page, title s
 
 func (u *UI) mfaSubmit(w http.ResponseWriter, r *http.Request) error {
 	csrf := r.PostForm.Get("csrf")
-	ch := site.ChallengeOf(r)
+	ch := challengeOf(r)
 	if ch == "" {
 		u.restart(w, r, csrf)
 		return nil
@@ -129,7 +151,7 @@ func (u *UI) mfaSubmit(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	site.ClearChallenge(w)
+	clearChallenge(w)
 	web.SetSessionCookie(w, st.Secret)
 	return site.Redirect(w, r, "/")
 }
@@ -151,7 +173,7 @@ func (u *UI) enrolForm(w http.ResponseWriter, r *http.Request) error {
 // itself (never in a URL, never stored by the browser: no-store).
 func (u *UI) enrolStart(w http.ResponseWriter, r *http.Request) error {
 	csrf := r.PostForm.Get("csrf")
-	ch := site.ChallengeOf(r)
+	ch := challengeOf(r)
 	if ch == "" {
 		u.restart(w, r, csrf)
 		return nil
@@ -179,7 +201,7 @@ type recoveryView struct {
 
 func (u *UI) enrolConfirm(w http.ResponseWriter, r *http.Request) error {
 	csrf := r.PostForm.Get("csrf")
-	ch := site.ChallengeOf(r)
+	ch := challengeOf(r)
 	if ch == "" {
 		u.restart(w, r, csrf)
 		return nil
@@ -197,7 +219,7 @@ func (u *UI) enrolConfirm(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	site.ClearChallenge(w)
+	clearChallenge(w)
 	web.SetSessionCookie(w, st.Secret)
 	shown := make([]string, len(codes))
 	for i, c := range codes {

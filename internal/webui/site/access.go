@@ -188,11 +188,6 @@ func formParseError(err error) error {
 // cookie from a sibling domain (RFC 6265bis §4.1.3.2).
 const preSessionCookie = "__Host-phivault_presession"
 
-// challengeCookie holds the login challenge between the password and
-// the second factor (sealed, five minutes, see login.ChallengeTTL). A
-// cookie keeps it out of the page and of URLs.
-const challengeCookie = "__Host-phivault_challenge"
-
 // PreSessionToken returns the browser's pre-session token, setting a
 // new cookie if it has none.
 func (s *Site) PreSessionToken(w http.ResponseWriter, r *http.Request) (string, error) {
@@ -229,23 +224,6 @@ func (s *Site) PreSession(h HandlerFunc) HandlerFunc {
 		}
 		return h(w, r)
 	}
-}
-
-func SetChallenge(w http.ResponseWriter, challenge string) {
-	http.SetCookie(w, &http.Cookie{Name: challengeCookie, Value: challenge, Path: "/", MaxAge: int(login.ChallengeTTL.Seconds()),
-		Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode})
-}
-
-func ClearChallenge(w http.ResponseWriter) {
-	http.SetCookie(w, &http.Cookie{Name: challengeCookie, Value: "", Path: "/", MaxAge: -1, Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode})
-}
-
-func ChallengeOf(r *http.Request) string {
-	c, err := r.Cookie(challengeCookie)
-	if err != nil {
-		return ""
-	}
-	return c.Value
 }
 
 // Caller is the audit identity of a UI request to the record service.
