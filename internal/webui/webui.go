@@ -102,8 +102,11 @@ type UI struct {
 	trust    *trustCache
 }
 
-// The console's services and the status types the trust page shares
-// with it (package console).
+// The audiences' option types under the names the composition root
+// (internal/app) uses: the console's services (package console), the
+// audit log status (package site, shared by the trust page, the portal
+// and the console), and the portal's audit index and report store
+// (package portal).
 type (
 	Console         = console.Services
 	ConsoleAccounts = console.Accounts
@@ -166,10 +169,8 @@ func (u *UI) Handler() http.Handler {
 
 	// Sign-in, sessions, passkeys and the start page (package signin).
 	u.signin.Routes(mux)
-
 	// Patient search and chart (package chart).
 	u.chart.Routes(mux)
-
 	// Patient portal and the privacy office (package portal).
 	u.portal.Routes(mux)
 	// Administration console (package console).
