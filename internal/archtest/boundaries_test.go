@@ -43,7 +43,44 @@ var boundaries = []boundary{
 			module + "/internal/httpapi", module + "/internal/httpapi/signin"},
 		why: "the audit log's read API holds only the log's readers and recorder: never the record, the keys or the authorizer; httpapi mounts it",
 	},
+
+	// The web UI by audience (docs/webui.md): each audience package
+	// gets only the services it uses and none imports another; what
+	// they share (site, chartview) imports none of them.
+	{
+		from:      webui + "/site",
+		forbidden: []string{webui, webui + "/signin", webui + "/chart", webui + "/portal", webui + "/console", webui + "/chartview", module + "/internal/keys", module + "/internal/storage"},
+		why:       "the shared web UI kernel knows no audience and no keys",
+	},
+	{
+		from:      webui + "/chartview",
+		forbidden: []string{webui, webui + "/signin", webui + "/chart", webui + "/portal", webui + "/console", module + "/internal/keys"},
+		why:       "the chart's view model is shared by the chart and the portal, and reaches no keys",
+	},
+	{
+		from:      webui + "/signin",
+		forbidden: []string{webui, webui + "/chart", webui + "/portal", webui + "/console", webui + "/chartview", module + "/internal/keys", module + "/internal/record", module + "/internal/storage"},
+		why:       "sign-in gets the login service only, no record, no keys",
+	},
+	{
+		from:      webui + "/chart",
+		forbidden: []string{webui, webui + "/signin", webui + "/portal", webui + "/console", module + "/internal/keys"},
+		why:       "the staff chart gets the record service and the authorizer, no keys, no other audience",
+	},
+	{
+		from:      webui + "/portal",
+		forbidden: []string{webui, webui + "/signin", webui + "/chart", webui + "/console", module + "/internal/keys"},
+		why:       "the patient portal never reaches keys nor another audience's pages",
+	},
+	{
+		from:      webui + "/console",
+		forbidden: []string{webui, webui + "/signin", webui + "/chart", webui + "/portal", webui + "/chartview", module + "/internal/record"},
+		why:       "the console administers; it never reads a patient's record nor another audience's pages",
+	},
 }
+
+// webui is the web UI's import path, for the audience rules.
+const webui = module + "/internal/webui"
 
 // matches reports whether path is pattern or, for "x/...", under x.
 func matches(pattern, path string) bool {
@@ -114,6 +151,26 @@ func TestBoundaryCheckerCatchesViolations(t *testing.T) {
 	for i := range want {
 		if !strings.Contains(got[i], want[i]) {
 			t.Errorf("violation %q, want one containing %q", got[i], want[i])
+		}
+	}
+}
+
+// The web UI's audience rules catch a portal reaching keys or the
+// console, and a chart reaching the portal.
+func TestWebUIAudienceRulesBite(t *testing.T) {
+	pkgs := []pkg{
+		{ImportPath: webui + "/portal", Imports: []string{"net/http", module + "/internal/keys", webui + "/console", webui + "/site"}},
+		{ImportPath: webui + "/chart", Imports: []string{webui + "/portal", webui + "/chartview"}},
+	}
+	got := boundaryViolations(pkgs, boundaries)
+	want := []string{"internal/webui/portal imports " + module + "/internal/keys", "internal/webui/portal imports " + webui + "/console",
+		"internal/webui/chart imports " + webui + "/portal"}
+	if len(got) != len(want) {
+		t.Fatalf("violations %q, want %d", got, len(want))
+	}
+	for i := range want {
+		if !strings.HasPrefix(got[i], want[i]+":") {
+			t.Errorf("violation %q, want %q", got[i], want[i])
 		}
 	}
 }

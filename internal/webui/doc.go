@@ -4,6 +4,20 @@
 // server with html/template; the few scripts and the stylesheet are
 // files embedded in the binary and served from /static/.
 //
+// # Packages
+//
+// The pages are split by audience, each package with one handler type
+// that gets only the services it uses: signin (sign-in, sessions,
+// passkeys, the start page; the login service), chart (the staff's
+// patient search and chart; the record service, authorizer and
+// break-glass), portal (the patient portal and the privacy office's
+// reports; no keys) and console (the administration console). What
+// they share is in site (templates, error pages, the sign-in and CSRF
+// middlewares) and chartview (reading a chart for display). This
+// package composes them ([New], [UI.Handler]) and serves the static
+// files and the public trust page; internal/archtest checks that no
+// audience imports another and that the portal never imports the keys.
+//
 // # Mounting
 //
 // internal/httpapi mounts [UI.Handler] at "/" behind its outer
@@ -27,7 +41,7 @@
 //     third-party page cannot log a browser in to another account.
 //   - No PHI in URLs: patient searches are POSTed and their terms kept
 //     on the server under an opaque id bound to the session
-//     ([searchTTL]); pages carry patient ids only (random UUIDs, as in
+//     (package chart, searchTTL); pages carry patient ids only (random UUIDs, as in
 //     the FHIR API). Nothing here logs a form value.
 //   - Every PHI shown goes through the record service, which audits the
 //     read before returning it (fail closed). Pages with PHI are
@@ -42,11 +56,11 @@
 //     While a grant lasts, that patient's chart carries a banner saying
 //     so, read from the grant store on every view.
 //   - The login challenge stays in its HttpOnly cookie: the passkey
-//     "begin" endpoints read it there (passkeys.go), so no page, URL or
+//     "begin" endpoints read it there (signin/passkeys.go), so no page, URL or
 //     script holds it. Passkey "finish" is a CSRF-checked form POST.
 //
 // # Concurrency
 //
 // A [UI] is safe for concurrent use. Its only mutable state is the
-// search store and the trust-facts cache, each behind a mutex.
+// chart's search store and the trust-facts cache, each behind a mutex.
 package webui

@@ -12,6 +12,7 @@ import (
 	"github.com/phivault/phivault/internal/identity"
 	"github.com/phivault/phivault/internal/storage"
 	"github.com/phivault/phivault/internal/web"
+	"github.com/phivault/phivault/internal/webui/site"
 )
 
 // The public trust page (/trust, no sign-in): a plain-language privacy
@@ -25,28 +26,6 @@ const trustTTL = time.Minute
 
 // maxTrustUsers bounds the account scan for the MFA share.
 const maxTrustUsers = 100_000
-
-// AuditLogStatus is what the trust page shows about the tamper-evident
-// audit log. Zero values are shown as "not available".
-type AuditLogStatus struct {
-	Size             uint64    // leaves (audit events) in the log
-	Checkpoint       string    // the latest signed checkpoint, as its C2SP signed-note text
-	CheckpointTime   time.Time // when it was signed
-	VerifierKey      string    // the note verifier key ("name+hash+base64") to check checkpoints with
-	LastVerification time.Time // end of the last full verification of the log; zero: never
-	// Alarm, when set, says why the server refuses to extend the log:
-	// the stored log is smaller than, or does not extend, a checkpoint
-	// signed before (rolled back, rewritten) or was tampered with (ADR
-	// 0016). Operators see the text; the public page says only that.
-	Alarm string
-}
-
-// AuditLog is implemented by the Merkle audit log (its own issue).
-// TrustStatus returns the current status; an error is logged and the
-// section says "not available right now".
-type AuditLog interface {
-	TrustStatus(ctx context.Context) (AuditLogStatus, error)
-}
 
 // encryptionFacts are the encryption facts of the trust page.
 type encryptionFacts struct {
@@ -86,11 +65,11 @@ type trustCache struct {
 
 func (u *UI) trustPage(w http.ResponseWriter, r *http.Request) error {
 	tv := u.trustFacts(r.Context())
-	var v *viewer
-	if got, err := u.authenticate(r); err == nil {
+	var v *site.Viewer
+	if got, err := u.site.Authenticate(r); err == nil {
 		v = got
 	}
-	u.render(w, r, http.StatusOK, "trust", pageData{Title: "How we protect your health information", Viewer: v, Nav: "trust", Data: tv})
+	u.site.Render(w, r, http.StatusOK, "trust", site.PageData{Title: "How we protect your health information", Viewer: v, Nav: "trust", Data: tv})
 	return nil
 }
 

@@ -2,212 +2,27 @@ package webui
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"html"
 	"io"
-	"io/fs"
 	"log/slog"
-	"net/http"
 	"net/http/httptest"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/phivault/phivault/internal/authn/login"
 	"github.com/phivault/phivault/internal/identity"
-	"github.com/phivault/phivault/internal/record"
+	"github.com/phivault/phivault/internal/webui/site"
 )
 
 // bareUI is a UI with templates and a logger only: enough to render.
 func bareUI(t *testing.T) *UI {
 	t.Helper()
-	pages, err := parsePages()
+	st, err := site.New(site.Options{IdleTimeout: 15 * time.Minute, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &UI{pages: pages, log: slog.New(slog.NewTextHandler(io.Discard, nil)), now: time.Now, idle: 15 * time.Minute}
-}
-
-func TestErrorPages(t *testing.T) {
-	u := bareUI(t)
-	for _, c := range []struct {
-		name       string
-		err        error
-		status     int
-		want       string
-		retryAfter string
-	}{
-		{"rate limit", &login.RateLimitError{RetryAfter: 2500 * time.Millisecond}, 429, "Wait 3s", "3"},
-		{"csrf", errCSRF, 403, "did not carry a valid security token", ""},
-		{"not found", &record.Error{Kind: record.ErrNotFound}, 404, "does not exist", ""},
-		{"unavailable", &record.Error{Kind: record.ErrUnavailable}, 503, "nothing was shown or saved", "1"},
-		{"internal", fmt.Errorf("disk on fire at /var/secret"), 500, "could not complete this request", ""},
-		{"not implemented", pageErr(501, "Emergency access is not available yet", "plain words", nil), 501, "plain words", ""},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			rec := httptest.NewRecorder()
-			u.handle(func(http.ResponseWriter, *http.Request) error { return c.err }).ServeHTTP(rec, httptest.NewRequest("GET", "/x", nil))
-			body := rec.Body.String()
-			if rec.Code != c.status || !strings.Contains(body, c.want) {
-				t.Errorf("got %d, want %d with %q:\n%s", rec.Code, c.status, c.want, body)
-			}
-			if strings.Contains(body, "/var/secret") {
-				t.Errorf("the internal cause reached the page")
-			}
-			if got := rec.Header().Get("Retry-After"); got != c.retryAfter {
-				t.Errorf("Retry-After %q, want %q", got, c.retryAfter)
-			}
-			if !strings.Contains(body, "Request id") {
-				t.Errorf("no request id on the page")
-			}
-		})
-	}
-}
-
-// TestDeniedPage: a 403 from the record service renders the treatment
-// relationship page with the break-the-glass form, escaping nothing odd
-// into its action.
-func TestDeniedPage(t *testing.T) {
-	u := bareUI(t)
-	if !denied(&record.Error{Kind: record.ErrForbidden}) || denied(&record.Error{Kind: record.ErrNotFound}) || denied(nil) {
-		t.Fatal("denied() misclassifies")
-	}
-	rec := httptest.NewRecorder()
-	u.renderDenied(rec, httptest.NewRequest("GET", "/patients/abc", nil), "abc-123")
-	body := rec.Body.String()
-	if rec.Code != 403 || !strings.Contains(body, "no treatment relationship") || !strings.Contains(body, `action="/patients/abc-123/break-glass"`) {
-		t.Errorf("denied page: %d\n%s", rec.Code, body)
-	}
-	rec = httptest.NewRecorder()
-	u.renderDenied(rec, httptest.NewRequest("GET", "/", nil), `"><script>`)
-	if strings.Contains(rec.Body.String(), "break-glass") {
-		t.Errorf("an invalid id got a break-the-glass form")
-	}
-}
-
-func TestSearchStore(t *testing.T) {
-	now := time.Unix(1_800_000_000, 0)
-	s := newSearchStore(func() time.Time { return now })
-	q := patientQuery{Name: "Smith"}
-	id, err := s.put(nil, "ses_a", q)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(id) != 32 || strings.Contains(id, "Smith") {
-		t.Fatalf("id %q is not opaque", id)
-	}
-	if got, ok := s.get(id, "ses_a"); !ok || got != q {
-		t.Errorf("own search not found")
-	}
-	if _, ok := s.get(id, "ses_b"); ok {
-		t.Errorf("another session reads the search")
-	}
-	now = now.Add(searchTTL + time.Second)
-	if _, ok := s.get(id, "ses_a"); ok {
-		t.Errorf("expired search still served")
-	}
-	for i := 0; i < maxSearches+10; i++ {
-		if _, err := s.put(nil, "ses_a", q); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if len(s.byID) > maxSearches {
-		t.Errorf("store holds %d searches, cap %d", len(s.byID), maxSearches)
-	}
-	s.dropSession("ses_a")
-	if len(s.byID) != 0 {
-		t.Errorf("%d searches left after sign-out", len(s.byID))
-	}
-}
-
-func TestPatientQueryValidate(t *testing.T) {
-	for _, c := range []struct {
-		q    patientQuery
-		want string
-	}{
-		{patientQuery{}, "Enter a name"},
-		{patientQuery{Name: strings.Repeat("a", 101)}, "at most 100"},
-		{patientQuery{BirthDate: "01/02/1970"}, "YYYY-MM-DD"},
-		{patientQuery{Name: "\xff"}, "not text"},
-		{patientQuery{BirthDate: "1970-01-02"}, ""},
-		{patientQuery{Identifier: "MRN-1", Name: "O'Brien"}, ""},
-	} {
-		if got := c.q.validate(); (c.want == "") != (got == "") || !strings.Contains(got, c.want) {
-			t.Errorf("%+v: %q, want %q", c.q, got, c.want)
-		}
-	}
-}
-
-func TestBuildVitals(t *testing.T) {
-	var obs []obj
-	raw := `[
-	 {"effectiveDateTime":"2024-01-01T10:00:00Z","code":{"coding":[{"system":"http://loinc.org","code":"8867-4"}]},"valueQuantity":{"value":70,"unit":"/min"}},
-	 {"effectiveDateTime":"2025-01-01T10:00:00Z","code":{"coding":[{"system":"http://loinc.org","code":"8867-4"}]},"valueQuantity":{"value":90,"unit":"/min"}},
-	 {"effectiveDateTime":"2024-06-01T10:00:00Z","code":{"coding":[{"system":"http://loinc.org","code":"85354-9"}]},"component":[
-	   {"code":{"coding":[{"system":"http://loinc.org","code":"8480-6"}]},"valueQuantity":{"value":120}},
-	   {"code":{"coding":[{"system":"http://loinc.org","code":"8462-4"}]},"valueQuantity":{"value":80}}]},
-	 {"effectiveDateTime":"not a date","code":{"coding":[{"system":"http://loinc.org","code":"8867-4"}]},"valueQuantity":{"value":1}},
-	 {"effectiveDateTime":"2024-06-01T10:00:00Z","code":{"coding":[{"system":"http://loinc.org","code":"29463-7"}]},"valueQuantity":{"value":"heavy"}}
-	]`
-	if err := json.Unmarshal([]byte(raw), &obs); err != nil {
-		t.Fatal(err)
-	}
-	c := buildVitals(obs)
-	if c == nil || len(c.Panels) != 2 {
-		t.Fatalf("panels: %+v", c)
-	}
-	hr := c.Panels[0]
-	if hr.Title != "Heart rate (/min)" || len(hr.Series) != 1 || len(hr.Series[0].Dots) != 2 {
-		t.Fatalf("heart rate panel: %+v", hr)
-	}
-	// Oldest on the left edge, newest on the right; the higher value higher up.
-	d := hr.Series[0].Dots
-	if d[0].X != "56.0" || d[1].X != "624.0" {
-		t.Errorf("x positions %s, %s", d[0].X, d[1].X)
-	}
-	if !(atof(d[1].Y) < atof(d[0].Y)) {
-		t.Errorf("90 is drawn below 70")
-	}
-	if len(c.Panels[1].Series) != 2 || c.Start != "2024-01-01" || c.End != "2025-01-01" {
-		t.Errorf("blood pressure panel or range: %+v", c)
-	}
-	if len(c.Rows) != 3 || c.Rows[0].Value != "90 /min" {
-		t.Errorf("table rows: %+v", c.Rows)
-	}
-	if buildVitals(nil) != nil {
-		t.Errorf("a chart without data")
-	}
-}
-
-func atof(s string) float64 {
-	var f float64
-	fmt.Sscan(s, &f)
-	return f
-}
-
-func TestFHIRView(t *testing.T) {
-	var p obj
-	_ = json.Unmarshal([]byte(`{"name":[{"use":"usual","given":["Bo"]},{"use":"official","family":"Ng","given":["Ann","B."]}],
-	  "identifier":[{"value":"ssn"},{"type":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/v2-0203","code":"MR"}]},"value":"MRN-7"}]}`), &p)
-	if got := humanName(p); got != "Ng, Ann B." {
-		t.Errorf("name %q", got)
-	}
-	if got := mrn(p); got != "MRN-7" {
-		t.Errorf("mrn %q", got)
-	}
-	var d obj
-	_ = json.Unmarshal([]byte(`{"content":[{"attachment":{"contentType":"text/plain; charset=utf-8","data":"PGI+aGk8L2I+"}}]}`), &d)
-	if got := attachmentText(d); got != "<b>hi</b>" {
-		t.Errorf("note %q", got)
-	}
-	if got := age("2000-06-15", time.Date(2026, 6, 14, 0, 0, 0, 0, time.UTC)); got != "25" {
-		t.Errorf("age %q", got)
-	}
-	if got := age("2000-03-01", time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)); got != "26" {
-		t.Errorf("age on the birthday after a leap year: %q", got)
-	}
+	return &UI{site: st, log: slog.New(slog.NewTextHandler(io.Discard, nil)), now: time.Now}
 }
 
 // fakeDirectory is an identity.Directory over a slice, for the trust page.
@@ -276,30 +91,5 @@ func TestTrustPage(t *testing.T) {
 				t.Errorf("encryption facts shown without a keyring")
 			}
 		})
-	}
-}
-
-// TestTemplatesHaveNoInlineCode: the CSP would refuse inline script,
-// style and event handlers; none may appear in a template.
-func TestTemplatesHaveNoInlineCode(t *testing.T) {
-	bad := regexp.MustCompile(`(?i)<style|\sstyle=|\son[a-z]+=|javascript:`)
-	script := regexp.MustCompile(`(?is)<script([^>]*)>(.*?)</script>`)
-	names, err := fs.Glob(templateFS, "templates/*.html")
-	if err != nil || len(names) < 10 {
-		t.Fatalf("templates: %v %d", err, len(names))
-	}
-	for _, n := range names {
-		b, err := templateFS.ReadFile(n)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if m := bad.Find(b); m != nil {
-			t.Errorf("%s: inline code %q", n, m)
-		}
-		for _, m := range script.FindAllSubmatch(b, -1) {
-			if !strings.Contains(string(m[1]), "src=") || strings.TrimSpace(string(m[2])) != "" {
-				t.Errorf("%s: inline script %q", n, m[0])
-			}
-		}
 	}
 }

@@ -1,7 +1,6 @@
 package webui
 
 import (
-	"context"
 	"embed"
 	"errors"
 	"fmt"
@@ -13,18 +12,18 @@ import (
 	"time"
 
 	"github.com/phivault/phivault/internal/authz"
-	"github.com/phivault/phivault/internal/web"
+	"github.com/phivault/phivault/internal/webui/chart"
+	"github.com/phivault/phivault/internal/webui/console"
+	"github.com/phivault/phivault/internal/webui/portal"
+	"github.com/phivault/phivault/internal/webui/signin"
+	"github.com/phivault/phivault/internal/webui/site"
 
 	"github.com/phivault/phivault/internal/authn/login"
 	"github.com/phivault/phivault/internal/authn/session"
 	"github.com/phivault/phivault/internal/identity"
 	"github.com/phivault/phivault/internal/keys"
 	"github.com/phivault/phivault/internal/record"
-	"github.com/phivault/phivault/internal/storage"
 )
-
-//go:embed templates/*.html
-var templateFS embed.FS
 
 //go:embed static
 var staticFS embed.FS
@@ -39,11 +38,6 @@ const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 's
 // maxFormBody bounds every form body: the largest form, a clinical note
 // of at most maxNoteLen bytes, fits with room to spare (STYLE rule 24).
 const maxFormBody = 64 << 10
-
-// KeyScanner lists the stored data-key records ([storage.Reader]).
-type KeyScanner interface {
-	ScanKeys(ctx context.Context, fn func(storage.KeyRecord) error) error
-}
 
 // Options configures a [UI]. Login, Record and Users are required.
 type Options struct {
@@ -68,7 +62,7 @@ type Options struct {
 	BreakGlass *authz.BreakGlass
 
 	// Access is the searchable audit log behind the patient portal's
-	// "who accessed my record" (portal_access.go); nil says it is not
+	// "who accessed my record" (package portal); nil says it is not
 	// available.
 	Access AccessLog
 	// Reports keeps patients' access reports and Audit records the
@@ -81,7 +75,7 @@ type Options struct {
 	// down; default session.DefaultIdleTimeout. It must match the login
 	// service's session options.
 	IdleTimeout time.Duration
-	// Console is the staff administration console (admin.go).
+	// Console is the staff administration console (package console).
 	Console Console
 
 	Logger *slog.Logger     // default slog.Default()
@@ -91,27 +85,43 @@ type Options struct {
 
 // UI is the web interface. It is safe for concurrent use.
 type UI struct {
-	login    *login.Service
-	rec      *record.Service
+	site    *site.Site
+	signin  *signin.UI
+	chart   *chart.UI
+	portal  *portal.UI
+	console *console.UI
+
+	// The trust page (trust.go): public facts, computed at most once a
+	// minute.
 	users    identity.Directory
 	keys     *keys.Keyring
 	scanner  KeyScanner
 	auditLog AuditLog
-	authz    *authz.Authorizer
-	glass    *authz.BreakGlass
-	access   AccessLog
-	reports  ReportStore
-	auditFn  AuditFunc
-	idle     time.Duration
 	log      *slog.Logger
 	now      func() time.Time
-	rand     io.Reader
-
-	pages    map[string]*pageTemplate
-	searches *searchStore
 	trust    *trustCache
-	console  Console
 }
+
+// The audiences' option types under the names the composition root
+// (internal/app) uses: the console's services (package console), the
+// audit log status (package site, shared by the trust page, the portal
+// and the console), and the portal's audit index and report store
+// (package portal).
+type (
+	Console         = console.Services
+	ConsoleAccounts = console.Accounts
+	ConsoleReviews  = console.Reviews
+	ConsoleClients  = console.Clients
+	ConsoleAuditLog = console.AuditSearch
+	Verification    = console.Verification
+	PolicyVersion   = console.PolicyVersion
+	AuditLog        = site.AuditLog
+	AuditLogStatus  = site.AuditLogStatus
+	KeyScanner      = console.KeyScanner
+	AccessLog       = portal.AccessLog
+	ReportStore     = portal.ReportStore
+	AuditFunc       = portal.AuditFunc
+)
 
 // New validates o and returns a UI. Errors name the Options field.
 func New(o Options) (*UI, error) {
@@ -132,15 +142,18 @@ func New(o Options) (*UI, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	pages, err := parsePages()
+	st, err := site.New(site.Options{Login: o.Login, Users: o.Users, Authz: o.Authz, IdleTimeout: o.IdleTimeout, Logger: o.Logger, Rand: o.Rand})
 	if err != nil {
 		return nil, fmt.Errorf("webui: new: %w", err)
 	}
-	return &UI{
-		login: o.Login, rec: o.Record, users: o.Users, keys: o.Keys, scanner: o.KeyScanner, auditLog: o.AuditLog, authz: o.Authz, glass: o.BreakGlass, access: o.Access, reports: o.Reports, auditFn: o.Audit,
-		idle: o.IdleTimeout, log: o.Logger, now: o.Now, rand: o.Rand,
-		pages: pages, searches: newSearchStore(o.Now), trust: &trustCache{}, console: o.Console,
-	}, nil
+	u := &UI{site: st, users: o.Users, keys: o.Keys, scanner: o.KeyScanner, auditLog: o.AuditLog, log: o.Logger, now: o.Now, trust: &trustCache{}}
+	u.chart = chart.New(chart.Options{Site: st, Record: o.Record, Authz: o.Authz, BreakGlass: o.BreakGlass, Now: o.Now, Rand: o.Rand})
+	u.portal = portal.New(portal.Options{Site: st, Record: o.Record, Users: o.Users, Authz: o.Authz, Access: o.Access, AuditLog: o.AuditLog,
+		Reports: o.Reports, Audit: o.Audit, Logger: o.Logger, Now: o.Now, Rand: o.Rand})
+	u.signin = signin.New(signin.Options{Site: st, Login: o.Login, DropSearches: u.chart.ForgetSession, Logger: o.Logger})
+	u.console = console.New(console.Options{Site: st, Services: o.Console, Users: o.Users, AuditLog: o.AuditLog, Authz: o.Authz,
+		Keys: o.Keys, KeyScanner: o.KeyScanner, Logger: o.Logger})
+	return u, nil
 }
 
 // Handler returns the UI's handler, to mount at "/".
@@ -152,41 +165,18 @@ func (u *UI) Handler() http.Handler {
 	}
 	mux.Handle("GET /static/", staticHandler(http.StripPrefix("/static/", http.FileServerFS(static))))
 
-	mux.Handle("GET /{$}", u.handle(u.signedIn(u.home)))
-	mux.Handle("GET /trust", u.handle(u.trustPage))
+	mux.Handle("GET /trust", u.site.Handle(u.trustPage))
 
-	// Sign-in (signin.go).
-	mux.Handle("GET /login", u.handle(u.loginForm))
-	mux.Handle("POST /login", u.handle(u.preSession(u.loginSubmit)))
-	mux.Handle("GET /login/mfa", u.handle(u.mfaForm))
-	mux.Handle("POST /login/mfa", u.handle(u.preSession(u.mfaSubmit)))
-	mux.Handle("GET /login/enrol", u.handle(u.enrolForm))
-	mux.Handle("POST /login/enrol", u.handle(u.preSession(u.enrolStart)))
-	mux.Handle("POST /login/enrol/confirm", u.handle(u.preSession(u.enrolConfirm)))
-	mux.Handle("GET /signed-out", u.handle(u.signedOut))
-	mux.Handle("POST /logout", u.handle(u.form(u.logout)))
-	mux.Handle("GET /sessions", u.handle(u.signedIn(u.sessionsPage)))
-	mux.Handle("POST /sessions/{id}/revoke", u.handle(u.form(u.revokeSession)))
-	mux.Handle("POST /session/keepalive", u.handle(u.form(u.keepalive)))
-	u.passkeyRoutes(mux) // passkeys.go: passkey sign-in, enrolment, Security page
+	// Sign-in, sessions, passkeys and the start page (package signin).
+	u.signin.Routes(mux)
+	// Patient search and chart (package chart).
+	u.chart.Routes(mux)
+	// Patient portal and the privacy office (package portal).
+	u.portal.Routes(mux)
+	// Administration console (package console).
+	u.console.Routes(mux)
 
-	// Clinician (patients.go).
-	mux.Handle("GET /patients", u.handle(u.clinical(u.searchForm)))
-	mux.Handle("POST /patients/search", u.handle(u.clinicalForm(u.searchSubmit)))
-	mux.Handle("GET /patients/search/{sid}", u.handle(u.clinical(u.searchResults)))
-	mux.Handle("GET /patients/{id}", u.handle(u.clinical(u.chartPage)))
-	mux.Handle("POST /patients/{id}/notes", u.handle(u.clinicalForm(u.addNote)))
-	mux.Handle("POST /patients/{id}/observations", u.handle(u.clinicalForm(u.addObservation)))
-	mux.Handle("POST /patients/{id}/break-glass", u.handle(u.clinicalForm(u.breakGlass)))
-
-	// Patient portal (portal*.go).
-	u.portalRoutes(mux)
-	// Administration console (admin*.go).
-	u.adminRoutes(mux)
-
-	mux.Handle("/", u.handle(func(w http.ResponseWriter, r *http.Request) error {
-		return pageErr(http.StatusNotFound, "Page not found", "There is no page at this address. Check the link, or go back to the start page.", nil)
-	}))
+	mux.Handle("/", u.site.Handle(site.NotFound))
 	return uiHeaders(mux)
 }
 
@@ -221,85 +211,4 @@ func staticHandler(next http.Handler) http.Handler {
 		w.Header().Set("Cache-Control", "public, max-age=3600")
 		next.ServeHTTP(w, r)
 	})
-}
-
-// handlerFunc is a UI handler that returns its error; [UI.handle] turns
-// it into an error page.
-type handlerFunc = web.HandlerFunc
-
-// pageErr is a failure with what the browser may see (status, title,
-// message) kept apart from the cause, which goes to the log only.
-func pageErr(status int, title, msg string, cause error) *web.Error {
-	return &web.Error{Status: status, Title: title, Msg: msg, Err: cause}
-}
-
-// errCSRF is a POST whose CSRF token is missing or wrong.
-var errCSRF = errors.New("missing or wrong form csrf token")
-
-// handle maps errors to HTML error pages with the request id; the cause
-// is logged with the request id and never shown (web.Adapter).
-func (u *UI) handle(h handlerFunc) http.Handler {
-	a := web.Adapter{Log: u.log, Message: "ui request failed", NoteRoutes: true,
-		Map:    func(_ *http.Request, err error) *web.Error { return u.toPageError(err) },
-		Render: u.renderError}
-	return a.Handle(h)
-}
-
-// renderError writes e as the error page. It shows who is signed in on
-// error pages too (the header, the sign-out button); a failure there
-// just leaves the header out.
-func (u *UI) renderError(w http.ResponseWriter, r *http.Request, e *web.Error) {
-	var v *viewer
-	if !errors.Is(e.Err, errSignedOut) && e.Status != http.StatusServiceUnavailable {
-		v, _ = u.authenticate(r)
-	}
-	u.render(w, r, e.Status, "error", pageData{Title: e.Title, Viewer: v, Data: errorView{Status: e.Status, Title: e.Title, Message: e.Msg}})
-}
-
-// toPageError maps any error to a page error with a safe message.
-func (u *UI) toPageError(err error) *web.Error {
-	var pe *web.Error
-	var rl *login.RateLimitError
-	switch {
-	case errors.As(err, &pe):
-		return pe
-	case errors.Is(err, errCSRF):
-		return pageErr(http.StatusForbidden, "Form refused",
-			"This form was refused because it did not carry a valid security token: it may have expired, or it was not sent from a phivault page. Go back, reload the page and try again.", err)
-	case errors.As(err, &rl):
-		return &web.Error{Status: http.StatusTooManyRequests, Title: "Too many attempts",
-			Msg: fmt.Sprintf("There were too many sign-in attempts from your network. Wait %s and try again.", roundWait(rl.RetryAfter)), RetryAfter: rl.RetryAfter, Err: err}
-	}
-	var re *record.Error
-	if errors.As(err, &re) {
-		switch record.StatusCode(re) {
-		case http.StatusNotFound:
-			return pageErr(http.StatusNotFound, "Not found", "This record does not exist.", err)
-		case http.StatusGone:
-			return pageErr(http.StatusGone, "Record removed", "This record was deleted or erased.", err)
-		case http.StatusServiceUnavailable:
-			return &web.Error{Status: http.StatusServiceUnavailable, Title: "Temporarily unavailable",
-				Msg: "The service is temporarily unavailable, so nothing was shown or saved. Try again in a moment.", RetryAfter: time.Second, Err: err}
-		}
-	}
-	return pageErr(http.StatusInternalServerError, "Something went wrong",
-		"The server could not complete this request. Nothing was shown. If it happens again, give the request id below to your administrator.", err)
-}
-
-func roundWait(d time.Duration) string {
-	if d < time.Second {
-		d = time.Second
-	}
-	return d.Round(time.Second).String()
-}
-
-type errorView struct {
-	Status         int
-	Title, Message string
-}
-
-// redirect answers 303 See Other: after a POST the browser GETs target.
-func redirect(w http.ResponseWriter, r *http.Request, target string) error {
-	http.Redirect(w, r, target, http.StatusSeeOther)
-	return nil
 }

@@ -1,0 +1,67 @@
+// Package chart is the clinical staff's pages: patient search, the
+// chart, adding a note or a measurement, and break-the-glass. Every page
+// needs a clinical role with a verified second factor (site.Clinical);
+// every record access goes through the record service with the
+// viewer's authorization guard. It gets the record service, the
+// authorizer and the break-glass service, and nothing of the keys or
+// the consoles.
+package chart
+
+import (
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/phivault/phivault/internal/authz"
+	"github.com/phivault/phivault/internal/record"
+	"github.com/phivault/phivault/internal/webui/site"
+)
+
+// Options configures a [UI]. Site and Record are required.
+type Options struct {
+	Site   *site.Site
+	Record *record.Service
+	// Authz reads the viewer's break-the-glass grants for the chart's
+	// banner; nil shows none.
+	Authz *authz.Authorizer
+	// BreakGlass opens emergency grants from the "no treatment
+	// relationship" page; without it that form answers 503.
+	BreakGlass *authz.BreakGlass
+	Now        func() time.Time // default time.Now
+	Rand       io.Reader        // search ids; default crypto/rand
+}
+
+// UI is the staff chart's pages. It is safe for concurrent use.
+type UI struct {
+	site     *site.Site
+	rec      *record.Service
+	authz    *authz.Authorizer
+	glass    *authz.BreakGlass
+	now      func() time.Time
+	rand     io.Reader
+	searches *searchStore
+}
+
+// New returns the staff chart's pages.
+func New(o Options) *UI {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return &UI{site: o.Site, rec: o.Record, authz: o.Authz, glass: o.BreakGlass, now: o.Now, rand: o.Rand, searches: newSearchStore(o.Now)}
+}
+
+// Routes registers the patient search and chart pages on mux.
+func (u *UI) Routes(mux *http.ServeMux) {
+	s := u.site
+	mux.Handle("GET /patients", s.Handle(s.Clinical(u.searchForm)))
+	mux.Handle("POST /patients/search", s.Handle(s.ClinicalForm(u.searchSubmit)))
+	mux.Handle("GET /patients/search/{sid}", s.Handle(s.Clinical(u.searchResults)))
+	mux.Handle("GET /patients/{id}", s.Handle(s.Clinical(u.chartPage)))
+	mux.Handle("POST /patients/{id}/notes", s.Handle(s.ClinicalForm(u.addNote)))
+	mux.Handle("POST /patients/{id}/observations", s.Handle(s.ClinicalForm(u.addObservation)))
+	mux.Handle("POST /patients/{id}/break-glass", s.Handle(s.ClinicalForm(u.breakGlass)))
+}
+
+// ForgetSession drops the saved searches of a session that ended
+// (sign-out, revocation): they are bound to it.
+func (u *UI) ForgetSession(sessionID string) { u.searches.dropSession(sessionID) }

@@ -1,0 +1,261 @@
+// Package chartview reads a patient's chart for display: the Patient and
+// one bounded search per section through the record service (each read
+// decided by the caller's guard and audited there), shaped into rows
+// and the vital signs drawing. The staff chart and the patient portal
+// both show it; it holds no handler.
+package chartview
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/phivault/phivault/internal/record"
+	"github.com/phivault/phivault/internal/webui/site"
+)
+
+// The chart: the Patient (one audited read), then one audited search per
+// section, each bounded and newest first where the type has a date
+// parameter. Every section goes through the record service, so each is
+// audited (and, once authorization lands, decided) before it is shown.
+
+// chartSection is one search of the chart.
+type chartSection struct {
+	typ    string
+	params url.Values
+}
+
+const LOINC = "http://loinc.org"
+
+// LOINC codes of the vital signs drawn in the chart.
+const (
+	LOINCHeartRate = "8867-4"
+	LOINCBPPanel   = "85354-9"
+	LOINCSystolic  = "8480-6"
+	LOINCDiastolic = "8462-4"
+	LOINCWeight    = "29463-7"
+	LOINCTemp      = "8310-5"
+	LOINCResp      = "9279-1"
+)
+
+// Section sizes (STYLE rule 24): a chart is a summary; the FHIR API
+// serves the whole record.
+const (
+	listCount   = "100" // problems, medications, allergies
+	recentCount = "20"  // encounters, documents, observations
+	vitalsCount = "300" // points across the three vital-sign series
+)
+
+func sections(id string) map[string]chartSection {
+	pt := "Patient/" + id
+	return map[string]chartSection{
+		"problems":     {"Condition", url.Values{"patient": {pt}, "_count": {listCount}}},
+		"medications":  {"MedicationRequest", url.Values{"patient": {pt}, "_count": {listCount}}},
+		"allergies":    {"AllergyIntolerance", url.Values{"patient": {pt}, "_count": {listCount}}},
+		"encounters":   {"Encounter", url.Values{"patient": {pt}, "_sort": {"-date"}, "_count": {recentCount}}},
+		"documents":    {"DocumentReference", url.Values{"patient": {pt}, "_sort": {"-date"}, "_count": {recentCount}}},
+		"observations": {"Observation", url.Values{"patient": {pt}, "_sort": {"-date"}, "_count": {recentCount}}},
+		"vitals": {"Observation", url.Values{"patient": {pt}, "_sort": {"-date"}, "_count": {vitalsCount},
+			"code": {LOINC + "|" + LOINCHeartRate + "," + LOINC + "|" + LOINCBPPanel + "," + LOINC + "|" + LOINCWeight}}},
+	}
+}
+
+func SearchOptions() record.SearchOptions { return record.SearchOptions{} }
+
+// Denied reports an authorization refusal from the record service: a
+// 403 *record.Error (the authorization engine's answer once it lands).
+func Denied(err error) bool {
+	var re *record.Error
+	return errors.As(err, &re) && record.StatusCode(re) == http.StatusForbidden
+}
+
+type Chart struct {
+	ID           string
+	Name         string
+	BirthDate    string
+	Age          string
+	Gender       string
+	MRN          string
+	Deceased     bool
+	Problems     []Row
+	Medications  []Row
+	Allergies    []Row
+	Encounters   []Row
+	Documents    []NoteRow
+	Observations []Row
+	Vitals       *vitalsChart
+	Form         WriteForms
+	// EmergencyUntil is "HH:MM UTC" while the viewer reads this chart
+	// under a break-the-glass grant (emergency.go); "" otherwise.
+	EmergencyUntil string
+}
+
+// Row is one line of a chart list.
+type Row struct {
+	When, What, Detail, Status string
+}
+
+type NoteRow struct {
+	When, Title, Author, Text string
+}
+
+// WriteForms holds the add-note and add-observation forms' values and
+// errors when a submission is shown again.
+type WriteForms struct {
+	NoteTitle, NoteText, NoteError string
+	ObsKind, ObsValue, ObsValue2   string
+	ObsWhen, ObsError              string
+	Kinds                          []ObsKindOption
+}
+
+// Load reads patient id and every section of its chart as c, through
+// the record service (each read decided and audited there); now dates
+// the patient's age.
+func Load(ctx context.Context, rec *record.Service, now func() time.Time, c record.Caller, id string) (*Chart, error) {
+	if !record.ValidID(id) {
+		return nil, site.PageErr(http.StatusNotFound, "Not found", "This record does not exist.", errors.New("invalid patient id"))
+	}
+	st, err := rec.Read(ctx, c, "Patient", id)
+	if err != nil {
+		return nil, err
+	}
+	var p Obj
+	if err := json.Unmarshal(st.JSON, &p); err != nil {
+		return nil, err
+	}
+	cv := &Chart{ID: id, Name: HumanName(p), BirthDate: p.Str("birthDate"), Age: age(p.Str("birthDate"), now()),
+		Gender: p.Str("gender"), MRN: MRN(p)}
+	if b, ok := p["deceasedBoolean"].(bool); ok && b || p.Str("deceasedDateTime") != "" {
+		cv.Deceased = true
+	}
+	secs := sections(id)
+	// The sections run concurrently: each read waits until its audit
+	// event is durable, and concurrent reads share one group commit of
+	// the audit batcher, so a chart costs about one commit, not seven.
+	names := []string{"problems", "medications", "allergies", "encounters", "documents", "observations", "vitals"}
+	found := make([][]Obj, len(names))
+	errs := make([]error, len(names))
+	var wg sync.WaitGroup
+	for i, name := range names {
+		wg.Go(func() {
+			s := secs[name]
+			page, err := rec.Search(ctx, c, s.typ, s.params, SearchOptions())
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			found[i], errs[i] = BundleResources(page.Bundle)
+		})
+	}
+	wg.Wait()
+	res := map[string][]Obj{}
+	for i, name := range names {
+		if errs[i] != nil {
+			return nil, errs[i]
+		}
+		res[name] = found[i]
+	}
+	for _, r := range res["problems"] {
+		cv.Problems = append(cv.Problems, Row{When: shortDate(firstStr(r, "onsetDateTime", "recordedDate")), What: concept(r.Obj("code")),
+			Status: concept(r.Obj("clinicalStatus"))})
+	}
+	for _, r := range res["medications"] {
+		detail := ""
+		if di := r.List("dosageInstruction"); len(di) > 0 {
+			detail = di[0].Str("text")
+		}
+		cv.Medications = append(cv.Medications, Row{When: shortDate(r.Str("authoredOn")), What: concept(r.Obj("medicationCodeableConcept")),
+			Detail: detail, Status: r.Str("status")})
+	}
+	for _, r := range res["allergies"] {
+		detail := ""
+		if rx := r.List("reaction"); len(rx) > 0 {
+			if m := rx[0].List("manifestation"); len(m) > 0 {
+				detail = concept(m[0])
+			}
+		}
+		cv.Allergies = append(cv.Allergies, Row{When: shortDate(r.Str("recordedDate")), What: concept(r.Obj("code")), Detail: detail,
+			Status: r.Str("criticality")})
+	}
+	for _, r := range res["encounters"] {
+		what := ""
+		if ts := r.List("type"); len(ts) > 0 {
+			what = concept(ts[0])
+		}
+		if what == "" {
+			what = r.Obj("class").Str("display")
+		}
+		cv.Encounters = append(cv.Encounters, Row{When: shortDate(r.Obj("period").Str("start")), What: what, Status: r.Str("status")})
+	}
+	for _, r := range res["documents"] {
+		title := r.Str("description")
+		if title == "" {
+			title = concept(r.Obj("type"))
+		}
+		author := ""
+		if as := r.List("author"); len(as) > 0 {
+			author = as[0].Str("display")
+		}
+		cv.Documents = append(cv.Documents, NoteRow{When: shortDate(r.Str("date")), Title: title, Author: author, Text: attachmentText(r)})
+	}
+	for _, r := range res["observations"] {
+		cv.Observations = append(cv.Observations, Row{When: shortDate(r.Str("effectiveDateTime")), What: concept(r.Obj("code")),
+			Detail: observationValue(r), Status: categoryOf(r)})
+	}
+	sortRows(cv.Problems)
+	sortRows(cv.Medications)
+	sortRows(cv.Allergies)
+	cv.Vitals = buildVitals(res["vitals"])
+	return cv, nil
+}
+
+func firstStr(o Obj, keys ...string) string {
+	for _, k := range keys {
+		if s := o.Str(k); s != "" {
+			return s
+		}
+	}
+	return ""
+}
+
+func categoryOf(o Obj) string {
+	if cs := o.List("category"); len(cs) > 0 {
+		return concept(cs[0])
+	}
+	return ""
+}
+
+// sortRows orders rows newest first (dates are ISO, so text order is
+// time order).
+func sortRows(rs []Row) {
+	sort.SliceStable(rs, func(i, j int) bool { return rs[i].When > rs[j].When })
+}
+
+// BundleResources returns the resources of a searchset Bundle.
+func BundleResources(bundle []byte) ([]Obj, error) {
+	var b struct {
+		Entry []struct {
+			Resource Obj `json:"resource"`
+		} `json:"entry"`
+	}
+	if err := json.Unmarshal(bundle, &b); err != nil {
+		return nil, err
+	}
+	out := make([]Obj, 0, len(b.Entry))
+	for _, e := range b.Entry {
+		if e.Resource != nil {
+			out = append(out, e.Resource)
+		}
+	}
+	return out, nil
+}
+
+type ObsKindOption struct {
+	Value, Label string
+	Selected     bool
+}

@@ -1,0 +1,78 @@
+package chartview
+
+import (
+	"encoding/json"
+	"fmt"
+	"testing"
+	"time"
+)
+
+func TestBuildVitals(t *testing.T) {
+	var obs []Obj
+	raw := `[
+	 {"effectiveDateTime":"2024-01-01T10:00:00Z","code":{"coding":[{"system":"http://loinc.org","code":"8867-4"}]},"valueQuantity":{"value":70,"unit":"/min"}},
+	 {"effectiveDateTime":"2025-01-01T10:00:00Z","code":{"coding":[{"system":"http://loinc.org","code":"8867-4"}]},"valueQuantity":{"value":90,"unit":"/min"}},
+	 {"effectiveDateTime":"2024-06-01T10:00:00Z","code":{"coding":[{"system":"http://loinc.org","code":"85354-9"}]},"component":[
+	   {"code":{"coding":[{"system":"http://loinc.org","code":"8480-6"}]},"valueQuantity":{"value":120}},
+	   {"code":{"coding":[{"system":"http://loinc.org","code":"8462-4"}]},"valueQuantity":{"value":80}}]},
+	 {"effectiveDateTime":"not a date","code":{"coding":[{"system":"http://loinc.org","code":"8867-4"}]},"valueQuantity":{"value":1}},
+	 {"effectiveDateTime":"2024-06-01T10:00:00Z","code":{"coding":[{"system":"http://loinc.org","code":"29463-7"}]},"valueQuantity":{"value":"heavy"}}
+	]`
+	if err := json.Unmarshal([]byte(raw), &obs); err != nil {
+		t.Fatal(err)
+	}
+	c := buildVitals(obs)
+	if c == nil || len(c.Panels) != 2 {
+		t.Fatalf("panels: %+v", c)
+	}
+	hr := c.Panels[0]
+	if hr.Title != "Heart rate (/min)" || len(hr.Series) != 1 || len(hr.Series[0].Dots) != 2 {
+		t.Fatalf("heart rate panel: %+v", hr)
+	}
+	// Oldest on the left edge, newest on the right; the higher value higher up.
+	d := hr.Series[0].Dots
+	if d[0].X != "56.0" || d[1].X != "624.0" {
+		t.Errorf("x positions %s, %s", d[0].X, d[1].X)
+	}
+	if !(atof(d[1].Y) < atof(d[0].Y)) {
+		t.Errorf("90 is drawn below 70")
+	}
+	if len(c.Panels[1].Series) != 2 || c.Start != "2024-01-01" || c.End != "2025-01-01" {
+		t.Errorf("blood pressure panel or range: %+v", c)
+	}
+	if len(c.Rows) != 3 || c.Rows[0].Value != "90 /min" {
+		t.Errorf("table rows: %+v", c.Rows)
+	}
+	if buildVitals(nil) != nil {
+		t.Errorf("a chart without data")
+	}
+}
+
+func atof(s string) float64 {
+	var f float64
+	fmt.Sscan(s, &f)
+	return f
+}
+
+func TestFHIRView(t *testing.T) {
+	var p Obj
+	_ = json.Unmarshal([]byte(`{"name":[{"use":"usual","given":["Bo"]},{"use":"official","family":"Ng","given":["Ann","B."]}],
+	  "identifier":[{"value":"ssn"},{"type":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/v2-0203","code":"MR"}]},"value":"MRN-7"}]}`), &p)
+	if got := HumanName(p); got != "Ng, Ann B." {
+		t.Errorf("name %q", got)
+	}
+	if got := MRN(p); got != "MRN-7" {
+		t.Errorf("mrn %q", got)
+	}
+	var d Obj
+	_ = json.Unmarshal([]byte(`{"content":[{"attachment":{"contentType":"text/plain; charset=utf-8","data":"PGI+aGk8L2I+"}}]}`), &d)
+	if got := attachmentText(d); got != "<b>hi</b>" {
+		t.Errorf("note %q", got)
+	}
+	if got := age("2000-06-15", time.Date(2026, 6, 14, 0, 0, 0, 0, time.UTC)); got != "25" {
+		t.Errorf("age %q", got)
+	}
+	if got := age("2000-03-01", time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)); got != "26" {
+		t.Errorf("age on the birthday after a leap year: %q", got)
+	}
+}

@@ -1,0 +1,352 @@
+package portal
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/phivault/phivault/internal/audit"
+	"github.com/phivault/phivault/internal/audit/index"
+	"github.com/phivault/phivault/internal/web"
+	"github.com/phivault/phivault/internal/webui/site"
+)
+
+// "Who accessed my record": the audit events that touched the signed-in
+// patient's record, newest first, read through the audit index with the
+// patient's own record as a filter the request cannot change. The
+// filters in the URL are dates, an action code, an opaque account id and
+// a log position: none is PHI.
+
+// accessPageSize is one page of the access list (STYLE rule 24).
+const accessPageSize = 50
+
+// maxAgentParam bounds the "who" filter (an account or token id).
+const maxAgentParam = 128
+
+// purposeWords says a v3 PurposeOfUse code in plain words.
+var purposeWords = map[string]string{
+	"TREAT":   "your care",
+	"ETREAT":  "emergency access",
+	"PATRQT":  "at your request",
+	"HPAYMT":  "payment",
+	"HOPERAT": "operations",
+	"HRESCH":  "research",
+	"PUBHLTH": "public health",
+	"HMARKT":  "marketing",
+	"HLEGAL":  "legal",
+	"CAREMGT": "care management",
+}
+
+// actionWords says an audit action in plain words.
+var actionWords = map[audit.Action]string{
+	audit.ActionRead:          "looked at",
+	audit.ActionVRead:         "looked at an earlier version of",
+	audit.ActionSearch:        "searched",
+	audit.ActionHistory:       "looked at the history of",
+	audit.ActionHistoryType:   "looked at the history of",
+	audit.ActionHistorySystem: "looked at the history of",
+	audit.ActionCreate:        "added",
+	audit.ActionUpdate:        "changed",
+	audit.ActionDelete:        "deleted",
+	audit.ActionTransaction:   "changed several parts of",
+	audit.ActionBatch:         "worked on several parts of",
+	audit.ActionEverything:    "copied the whole of",
+	audit.ActionErase:         "erased",
+	audit.ActionImport:        "imported",
+	audit.ActionBreakGlass:    "opened emergency access to",
+}
+
+// crudeWords are the action filter's choices (index.Filter.CRUDE).
+var crudeWords = []option{
+	{Value: "", Label: "any action"},
+	{Value: "R", Label: "looked at"},
+	{Value: "C", Label: "added"},
+	{Value: "U", Label: "changed"},
+	{Value: "D", Label: "deleted"},
+	{Value: "E", Label: "other operations"},
+}
+
+// option is one <option> of a select.
+type option struct {
+	Value, Label string
+	Selected     bool
+}
+
+type accessRow struct {
+	ID       string // leaf index: the FHIR AuditEvent id and the log position
+	When     time.Time
+	Who      string
+	Role     string
+	Org      string
+	What     string
+	Why      string
+	Outcome  string
+	You      bool
+	Agent    string // account id, for the "who" filter and the consent's block list
+	FHIRUser string // the agent's Practitioner reference, when linked
+	Action   string // the raw action code, for verify.js's match check
+}
+
+type accessView struct {
+	Rows      []accessRow
+	From, To  string
+	Actions   []option
+	Who       string
+	Agents    []option
+	Next      string // query of the next page; "" on the last
+	Filtered  bool
+	Error     string
+	Available bool
+	// VerifierKey is the log's published verifier key (the trust
+	// page's), against which verify.js checks every proof; "" when the
+	// log status is unavailable (verify.js then uses the proof's own key
+	// and says so).
+	VerifierKey string
+}
+
+// accessQuery is the parsed filter of the access page.
+type accessQuery struct {
+	from, to time.Time
+	fromS    string
+	toS      string
+	crude    string
+	agent    string
+	before   int64
+}
+
+func parseAccessQuery(q url.Values) (accessQuery, error) {
+	var a accessQuery
+	if s := q.Get("from"); s != "" {
+		t, err := time.Parse("2006-01-02", s)
+		if err != nil {
+			return a, errors.New("the start date must be a date")
+		}
+		a.from, a.fromS = t, s
+	}
+	if s := q.Get("to"); s != "" {
+		t, err := time.Parse("2006-01-02", s)
+		if err != nil {
+			return a, errors.New("the end date must be a date")
+		}
+		a.to, a.toS = t.AddDate(0, 0, 1), s // the whole end day
+	}
+	switch s := q.Get("action"); s {
+	case "", "C", "R", "U", "D", "E":
+		a.crude = s
+	default:
+		return a, errors.New("choose an action from the list")
+	}
+	if s := q.Get("who"); s != "" {
+		if len(s) > maxAgentParam || strings.ContainsFunc(s, func(r rune) bool { return r < '!' || r > '~' }) {
+			return a, errors.New("choose a person from the list")
+		}
+		a.agent = s
+	}
+	if s := q.Get("before"); s != "" {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || n < 1 {
+			return a, errors.New("the page link is not valid")
+		}
+		a.before = n
+	}
+	return a, nil
+}
+
+func (u *UI) portalAccess(w http.ResponseWriter, r *http.Request) error {
+	v := site.ViewerFrom(r.Context())
+	id, _ := ownPatient(v)
+	view := accessView{Available: u.access != nil}
+	q, qerr := parseAccessQuery(r.URL.Query())
+	view.From, view.To, view.Who = q.fromS, q.toS, q.agent
+	view.Filtered = q.fromS != "" || q.toS != "" || q.crude != "" || q.agent != ""
+	for _, o := range crudeWords {
+		o.Selected = o.Value == q.crude
+		view.Actions = append(view.Actions, o)
+	}
+	if u.auditLog != nil {
+		if st, err := u.auditLog.TrustStatus(r.Context()); err == nil {
+			view.VerifierKey = st.VerifierKey
+		}
+	}
+	status := http.StatusOK
+	switch {
+	case u.access == nil:
+	case qerr != nil:
+		view.Error, status = qerr.Error(), http.StatusBadRequest
+	default:
+		rows, next, err := u.accessRows(r, v, id, q)
+		if err != nil {
+			return err
+		}
+		view.Rows = rows
+		if next > 0 {
+			nq := url.Values{}
+			for k, val := range map[string]string{"from": q.fromS, "to": q.toS, "action": q.crude, "who": q.agent} {
+				if val != "" {
+					nq.Set(k, val)
+				}
+			}
+			nq.Set("before", strconv.FormatInt(next, 10))
+			view.Next = nq.Encode()
+		}
+		seen := map[string]bool{}
+		view.Agents = []option{{Value: "", Label: "anyone"}}
+		if q.agent != "" {
+			view.Agents = append(view.Agents, option{Value: q.agent, Label: "the person chosen", Selected: true})
+			seen[q.agent] = true
+		}
+		for _, row := range rows {
+			if row.Agent != "" && !seen[row.Agent] {
+				seen[row.Agent] = true
+				view.Agents = append(view.Agents, option{Value: row.Agent, Label: row.Who})
+			}
+		}
+	}
+	u.site.Render(w, r, status, "portal-access", site.PageData{Title: "Who accessed my record", Viewer: v, Nav: "portal", Data: view})
+	return nil
+}
+
+// accessRows reads one page of events that touched Patient/id and says
+// each in plain words. next is the position to continue before, or 0.
+func (u *UI) accessRows(r *http.Request, v *site.Viewer, id string, q accessQuery) ([]accessRow, int64, error) {
+	c := portalCaller(r, v)
+	f := index.Filter{Patient: "Patient/" + id, CRUDE: q.crude, Agent: q.agent, Since: q.from, Until: q.to,
+		Before: q.before, Limit: accessPageSize}
+	entries, err := u.access.Search(r.Context(), index.Caller{Agent: c.Agent, Purpose: c.Purpose, RequestID: c.RequestID}, f)
+	if errors.Is(err, audit.ErrUnavailable) {
+		return nil, 0, &web.Error{Status: http.StatusServiceUnavailable, Title: "Temporarily unavailable",
+			Msg: "The access log cannot be read right now, so nothing was shown. Try again in a moment.", RetryAfter: time.Second, Err: err}
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	names := map[string][3]string{} // account id → display name, FHIR user, organisation
+	rows := make([]accessRow, 0, len(entries))
+	for _, e := range entries {
+		// The patient's own view: no other patient, none of their
+		// resources, no staff address or session (issue 11 item 8).
+		ev, ok := e.Event.PatientView("Patient/" + id)
+		if !ok {
+			continue
+		}
+		row := accessRow{ID: strconv.FormatInt(e.Index, 10), When: ev.Time, Role: roleWords(ev.Agent.Role),
+			Why: purposeText(ev.Purpose), What: whatText(ev), Outcome: outcomeText(ev.Outcome), Action: string(ev.Action),
+			Org: "not recorded"}
+		switch {
+		case ev.Agent.User != "" && ev.Agent.User == v.P.ID:
+			row.Who, row.You, row.Agent = "You", true, ev.Agent.User
+		case ev.Agent.User != "":
+			n, ok := names[ev.Agent.User]
+			if !ok {
+				if usr, err := u.users.ByID(r.Context(), ev.Agent.User); err == nil {
+					n = [3]string{usr.DisplayName, usr.FHIRUser, ""}
+					if n[0] == "" {
+						n[0] = usr.Username
+					}
+					if u.authz != nil {
+						// The organisation the practitioner acts for
+						// (PractitionerRole): directory data, not PHI.
+						if org, err := u.authz.Affiliation(r.Context(), usr.FHIRUser); err == nil {
+							n[2] = org
+						}
+					}
+				}
+				names[ev.Agent.User] = n
+			}
+			if n[0] != "" {
+				row.Who, row.FHIRUser = n[0], n[1]
+				if n[2] != "" {
+					row.Org = n[2]
+				}
+			} else {
+				row.Who = serviceText(ev.Agent.Client)
+			}
+			row.Agent = ev.Agent.User
+		default:
+			row.Who = serviceText(ev.Agent.Client)
+		}
+		rows = append(rows, row)
+	}
+	var next int64
+	if len(entries) == accessPageSize && entries[len(entries)-1].Index > 0 {
+		next = entries[len(entries)-1].Index
+	}
+	return rows, next, nil
+}
+
+func serviceText(client string) string {
+	if client == "" || client == "webui" {
+		return "a service"
+	}
+	return "a service (" + client + ")"
+}
+
+func purposeText(code string) string {
+	if s, ok := purposeWords[code]; ok {
+		return s
+	}
+	if code == "" {
+		return "not recorded"
+	}
+	return code
+}
+
+func outcomeText(o audit.Outcome) string {
+	switch o {
+	case audit.OutcomeSuccess:
+		return "done"
+	case audit.OutcomeDenied:
+		return "refused"
+	}
+	return "failed"
+}
+
+// roleWords turns the comma-separated roles of an agent into words.
+func roleWords(roles string) string {
+	if roles == "" {
+		return "not recorded"
+	}
+	return strings.ReplaceAll(strings.ReplaceAll(roles, "-", " "), ",", ", ")
+}
+
+// whatText says what an event did to the record: the action and the
+// kind of information (the resource type of the query or of the first
+// resource touched; never a value).
+func whatText(ev audit.Event) string {
+	verb, ok := actionWords[ev.Action]
+	if !ok {
+		verb = strings.ReplaceAll(string(ev.Action), "-", " ")
+	}
+	typ := ""
+	if ev.Query != "" {
+		typ, _, _ = strings.Cut(ev.Query, "?")
+	} else if len(ev.Entities) > 0 {
+		typ, _, _ = strings.Cut(ev.Entities[0], "/")
+	}
+	if k, ok := typeWords[typ]; ok {
+		return verb + " your " + k
+	}
+	if typ == "AuditEvent" {
+		return verb + " the access log of your record"
+	}
+	return verb + " your record"
+}
+
+// typeWords names FHIR resource types in plain words.
+var typeWords = map[string]string{
+	"Patient":            "details",
+	"Condition":          "health problems",
+	"MedicationRequest":  "medications",
+	"AllergyIntolerance": "allergies",
+	"Encounter":          "visits",
+	"Observation":        "results and measurements",
+	"DocumentReference":  "notes and documents",
+	"Consent":            "sharing choices",
+	"Immunization":       "immunizations",
+	"Procedure":          "procedures",
+	"DiagnosticReport":   "reports",
+	"CareTeam":           "care team",
+}

@@ -1,0 +1,19 @@
+package portal
+
+import "net/http"
+
+// Routes registers the patient portal's pages.
+func (u *UI) Routes(mux *http.ServeMux) {
+	mux.Handle("GET /portal", u.site.Handle(u.portal(u.portalRecord)))
+	mux.Handle("GET /portal/access", u.site.Handle(u.portal(u.portalAccess)))
+	mux.Handle("GET /portal/access/{id}/report", u.site.Handle(u.portal(u.reportForm)))
+	mux.Handle("POST /portal/access/{id}/report", u.site.Handle(u.portalForm(u.reportSubmit)))
+	mux.Handle("GET /portal/consent", u.site.Handle(u.portal(u.consentPage)))
+	mux.Handle("POST /portal/consent", u.site.Handle(u.portalForm(u.consentSubmit)))
+	mux.Handle("GET /portal/download", u.site.Handle(u.portal(u.downloadPage)))
+	mux.Handle("GET /portal/download/record.json", u.site.Handle(u.portal(u.downloadBundle)))
+
+	// Privacy office (portal_reports.go).
+	mux.Handle("GET /privacy/reports", u.site.Handle(u.privacy(u.reportsPage)))
+	mux.Handle("POST /privacy/reports/{rid}/close", u.site.Handle(u.privacyForm(u.reportClose)))
+}

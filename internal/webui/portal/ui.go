@@ -1,0 +1,68 @@
+// Package portal is the patient portal (a patient's own record, who
+// accessed it, consent, download, reporting an access) and the privacy
+// office's list of those reports. A patient's own id comes from the
+// account's FHIR user link, never from the request. It gets the record
+// service, the directory, the audit index and the report store, and
+// never the keys or the consoles.
+package portal
+
+import (
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/phivault/phivault/internal/authz"
+	"github.com/phivault/phivault/internal/identity"
+	"github.com/phivault/phivault/internal/record"
+	"github.com/phivault/phivault/internal/webui/site"
+)
+
+// Options configures a [UI]. Site, Record and Users are required.
+type Options struct {
+	Site   *site.Site
+	Record *record.Service
+	Users  identity.Directory
+	// Authz names the organisation of a practitioner in the access list;
+	// nil leaves it out.
+	Authz *authz.Authorizer
+	// Access is the searchable audit log behind "who accessed my
+	// record"; nil says it is not available.
+	Access AccessLog
+	// AuditLog gives the log's verifier key shown with the access list.
+	AuditLog site.AuditLog
+	// Reports keeps patients' access reports and Audit records the
+	// portal's own actions (report, close); without either, reports
+	// answer 503.
+	Reports ReportStore
+	Audit   AuditFunc
+	Logger  *slog.Logger
+	Now     func() time.Time // default time.Now
+	Rand    io.Reader        // report ids; default crypto/rand
+}
+
+// UI is the patient portal's pages. It is safe for concurrent use.
+type UI struct {
+	site     *site.Site
+	rec      *record.Service
+	users    identity.Directory
+	authz    *authz.Authorizer
+	access   AccessLog
+	auditLog site.AuditLog
+	reports  ReportStore
+	auditFn  AuditFunc
+	log      *slog.Logger
+	now      func() time.Time
+	rand     io.Reader
+}
+
+// New returns the patient portal's pages.
+func New(o Options) *UI {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return &UI{site: o.Site, rec: o.Record, users: o.Users, authz: o.Authz, access: o.Access, auditLog: o.AuditLog,
+		reports: o.Reports, auditFn: o.Audit, log: o.Logger, now: o.Now, rand: o.Rand}
+}
