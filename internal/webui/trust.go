@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/phivault/phivault/internal/ident"
 	"github.com/phivault/phivault/internal/identity"
 	"github.com/phivault/phivault/internal/storage"
 	"github.com/phivault/phivault/internal/web"
@@ -107,7 +108,7 @@ func (u *UI) encryptionFacts(ctx context.Context) encryptionFacts {
 		switch {
 		case r.Shredded:
 			f.ErasedRecords++
-		case strings.HasPrefix(r.Owner, "Patient/"):
+		case strings.HasPrefix(r.Owner, ident.PatientPrefix):
 			f.PatientKeys++
 		}
 		return nil

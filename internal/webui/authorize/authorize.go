@@ -37,6 +37,7 @@ import (
 	"github.com/phivault/phivault/internal/authn/login"
 	"github.com/phivault/phivault/internal/authn/smart"
 	"github.com/phivault/phivault/internal/authz"
+	"github.com/phivault/phivault/internal/ident"
 	"github.com/phivault/phivault/internal/identity"
 	"github.com/phivault/phivault/internal/record"
 	"github.com/phivault/phivault/internal/web"
@@ -375,7 +376,7 @@ func (s *Server) launchUser(ctx context.Context, p authn.Principal) (smart.Launc
 	lu := smart.LaunchUser{ID: u.ID, FHIRUser: u.FHIRUser, Roles: p.Roles, Session: p.SessionID}
 	switch {
 	case u.HasRole(identity.RolePatient):
-		if !strings.HasPrefix(u.FHIRUser, "Patient/") {
+		if !strings.HasPrefix(u.FHIRUser, ident.PatientPrefix) {
 			return smart.LaunchUser{}, &web.Error{Status: http.StatusForbidden, Msg: "Your account is not linked to a patient record."}
 		}
 		lu.Patient = true
@@ -400,7 +401,7 @@ func (s *Server) nextStep(w http.ResponseWriter, r *http.Request, f smart.Flow, 
 		f.Patient = ""
 	case u.Patient:
 		// A patient account shares its own record, whatever the flow held.
-		f.Patient = strings.TrimPrefix(u.FHIRUser, "Patient/")
+		f.Patient = strings.TrimPrefix(u.FHIRUser, ident.PatientPrefix)
 	case f.Patient == "":
 		return s.renderFlow(w, r, http.StatusOK, "picker", f, binding, client, pageData{Title: "Choose a patient"})
 	}

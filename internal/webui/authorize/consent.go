@@ -6,6 +6,7 @@ import (
 
 	"github.com/phivault/phivault/internal/authn/smart"
 	"github.com/phivault/phivault/internal/authn/smart/scope"
+	"github.com/phivault/phivault/internal/ident"
 	"github.com/phivault/phivault/internal/web"
 )
 
@@ -22,7 +23,7 @@ func (s *Server) authorizeConsent(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	if u.Patient && smart.NeedsPatient(f.Req) && "Patient/"+f.Patient != u.FHIRUser {
+	if u.Patient && smart.NeedsPatient(f.Req) && ident.PatientRef(f.Patient).String() != u.FHIRUser {
 		return &web.Error{Status: http.StatusForbidden, Msg: "A patient account can share only its own record."}
 	}
 	if smart.NeedsPatient(f.Req) && f.Patient == "" {

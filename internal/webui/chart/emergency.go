@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/phivault/phivault/internal/ident"
 	"github.com/phivault/phivault/internal/webui/site"
 )
 
@@ -17,7 +18,7 @@ func (u *UI) emergencyUntil(ctx context.Context, v *site.Viewer, id string) (str
 	if u.authz == nil {
 		return "", nil
 	}
-	g, ok, err := u.authz.ActiveGrant(ctx, v.P.ID, "Patient/"+id)
+	g, ok, err := u.authz.ActiveGrant(ctx, v.P.ID, ident.PatientRef(id).String())
 	if err != nil {
 		return "", fmt.Errorf("loading emergency grants: %w", err)
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/phivault/phivault/internal/ident"
 	"github.com/phivault/phivault/internal/record"
 	"github.com/phivault/phivault/internal/webui/chartview"
 	"github.com/phivault/phivault/internal/webui/site"
@@ -157,7 +158,7 @@ func (u *UI) addNote(w http.ResponseWriter, r *http.Request) error {
 			"text": "Progress note"},
 		"category": []any{map[string]any{"coding": []any{map[string]any{
 			"system": "http://hl7.org/fhir/us/core/CodeSystem/us-core-documentreference-category", "code": "clinical-note", "display": "Clinical Note"}}}},
-		"subject":     map[string]any{"reference": "Patient/" + id},
+		"subject":     map[string]any{"reference": ident.PatientRef(id).String()},
 		"date":        u.now().UTC().Format(time.RFC3339),
 		"author":      []any{u.author(r)},
 		"description": title,
@@ -239,7 +240,7 @@ func (u *UI) addObservation(w http.ResponseWriter, r *http.Request) error {
 		"category": []any{map[string]any{"coding": []any{map[string]any{
 			"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "vital-signs", "display": "Vital Signs"}}}},
 		"code":              map[string]any{"coding": []any{map[string]any{"system": chartview.LOINC, "code": kind.Code, "display": kind.Display}}, "text": kind.Display},
-		"subject":           map[string]any{"reference": "Patient/" + id},
+		"subject":           map[string]any{"reference": ident.PatientRef(id).String()},
 		"effectiveDateTime": at.Format(time.RFC3339),
 		"performer":         []any{u.author(r)},
 	}

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/phivault/phivault/internal/ident"
 	"github.com/phivault/phivault/internal/record"
 	"github.com/phivault/phivault/internal/webui/site"
 )
@@ -22,7 +23,7 @@ import (
 // The chart: the Patient (one audited read), then one audited search per
 // section, each bounded and newest first where the type has a date
 // parameter. Every section goes through the record service, so each is
-// audited (and, once authorization lands, decided) before it is shown.
+// audited and decided (the signed-in user's guard) before it is shown.
 
 // chartSection is one search of the chart.
 type chartSection struct {
@@ -52,7 +53,7 @@ const (
 )
 
 func sections(id string) map[string]chartSection {
-	pt := "Patient/" + id
+	pt := ident.PatientRef(id).String()
 	return map[string]chartSection{
 		"problems":     {"Condition", url.Values{"patient": {pt}, "_count": {listCount}}},
 		"medications":  {"MedicationRequest", url.Values{"patient": {pt}, "_count": {listCount}}},

@@ -11,6 +11,7 @@ import (
 
 	"github.com/phivault/phivault/internal/audit"
 	"github.com/phivault/phivault/internal/audit/index"
+	"github.com/phivault/phivault/internal/ident"
 	"github.com/phivault/phivault/internal/identity"
 	"github.com/phivault/phivault/internal/webui/site"
 )
@@ -131,11 +132,11 @@ func (u *UI) auditFilter(r *http.Request, f auditForm) (index.Filter, string) {
 	}
 	out := index.Filter{Before: f.Before, Limit: auditPage}
 	if f.Patient != "" {
-		p := strings.TrimPrefix(f.Patient, "Patient/")
+		p := strings.TrimPrefix(f.Patient, ident.PatientPrefix)
 		if p == "" || strings.ContainsAny(p, "/?# ") {
 			return index.Filter{}, "The patient must be a patient id, or Patient/ and the id."
 		}
-		out.Patient = "Patient/" + p
+		out.Patient = ident.PatientRef(p).String()
 	}
 	if f.Agent != "" {
 		// A username, or an account or token id as recorded.

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/phivault/phivault/internal/ident"
 	"github.com/phivault/phivault/internal/storage"
 	"github.com/phivault/phivault/internal/webui/site"
 )
@@ -105,9 +106,9 @@ func (u *UI) keyStatus(ctx context.Context) (keysView, error) {
 		case r.Shredded:
 			v.Shredded++
 			return nil
-		case strings.HasPrefix(r.Owner, "system/"):
+		case strings.HasPrefix(r.Owner, ident.SystemPrefix):
 			v.System++
-		case strings.HasPrefix(r.Owner, "Patient/"):
+		case strings.HasPrefix(r.Owner, ident.PatientPrefix):
 			v.Patients++
 		default:
 			v.Org++

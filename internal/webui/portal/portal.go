@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/phivault/phivault/internal/audit/index"
+	"github.com/phivault/phivault/internal/ident"
 	"github.com/phivault/phivault/internal/record"
 	"github.com/phivault/phivault/internal/webui/chartview"
 	"github.com/phivault/phivault/internal/webui/site"
@@ -69,7 +70,7 @@ func portalGate(v *site.Viewer) error {
 
 // ownPatient is the id of the viewer's own Patient resource.
 func ownPatient(v *site.Viewer) (string, bool) {
-	id, ok := strings.CutPrefix(v.FHIRUser, "Patient/")
+	id, ok := strings.CutPrefix(v.FHIRUser, ident.PatientPrefix)
 	if !ok || !record.ValidID(id) {
 		return "", false
 	}

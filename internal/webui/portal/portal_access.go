@@ -10,6 +10,7 @@ import (
 
 	"github.com/phivault/phivault/internal/audit"
 	"github.com/phivault/phivault/internal/audit/index"
+	"github.com/phivault/phivault/internal/ident"
 	"github.com/phivault/phivault/internal/web"
 	"github.com/phivault/phivault/internal/webui/site"
 )
@@ -213,7 +214,7 @@ func (u *UI) portalAccess(w http.ResponseWriter, r *http.Request) error {
 // each in plain words. next is the position to continue before, or 0.
 func (u *UI) accessRows(r *http.Request, v *site.Viewer, id string, q accessQuery) ([]accessRow, int64, error) {
 	c := portalCaller(r, v)
-	f := index.Filter{Patient: "Patient/" + id, CRUDE: q.crude, Agent: q.agent, Since: q.from, Until: q.to,
+	f := index.Filter{Patient: ident.PatientRef(id).String(), CRUDE: q.crude, Agent: q.agent, Since: q.from, Until: q.to,
 		Before: q.before, Limit: accessPageSize}
 	entries, err := u.access.Search(r.Context(), index.Caller{Agent: c.Agent, Purpose: c.Purpose, RequestID: c.RequestID}, f)
 	if errors.Is(err, audit.ErrUnavailable) {
@@ -227,8 +228,8 @@ func (u *UI) accessRows(r *http.Request, v *site.Viewer, id string, q accessQuer
 	rows := make([]accessRow, 0, len(entries))
 	for _, e := range entries {
 		// The patient's own view: no other patient, none of their
-		// resources, no staff address or session (issue 11 item 8).
-		ev, ok := e.Event.PatientView("Patient/" + id)
+		// resources, no staff address or session (ADR 0018).
+		ev, ok := e.Event.PatientView(ident.PatientRef(id).String())
 		if !ok {
 			continue
 		}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/phivault/phivault/internal/audit/index"
 	"github.com/phivault/phivault/internal/fhir"
+	"github.com/phivault/phivault/internal/ident"
 	"github.com/phivault/phivault/internal/record"
 	"github.com/phivault/phivault/internal/webui/chartview"
 	"github.com/phivault/phivault/internal/webui/site"
@@ -120,7 +121,7 @@ func (u *UI) loadConsent(r *http.Request, v *site.Viewer, pid string) (currentCo
 	if err := json.Unmarshal(st.JSON, &c); err != nil {
 		return cur, err
 	}
-	if c.Str("status") != "active" || !hasScope(c) || c.Obj("patient").Str("reference") != "Patient/"+pid {
+	if c.Str("status") != "active" || !hasScope(c) || c.Obj("patient").Str("reference") != ident.PatientRef(pid).String() {
 		return cur, nil
 	}
 	cur.ID = c.Str("id")
@@ -161,7 +162,7 @@ func (u *UI) blockCandidates(r *http.Request, v *site.Viewer, pid string) ([]blo
 	}
 	c := portalCaller(r, v)
 	entries, err := u.access.Search(r.Context(), index.Caller{Agent: c.Agent, Purpose: c.Purpose, RequestID: c.RequestID},
-		index.Filter{Patient: "Patient/" + pid, Limit: index.MaxLimit})
+		index.Filter{Patient: ident.PatientRef(pid).String(), Limit: index.MaxLimit})
 	if err != nil {
 		return nil, err
 	}
@@ -321,7 +322,7 @@ func (u *UI) consentSubmit(w http.ResponseWriter, r *http.Request) error {
 			"type": "permit",
 			"actor": []any{map[string]any{
 				"role":      map[string]any{"coding": []any{map[string]any{"system": sysParticipant, "code": "PRCP"}}},
-				"reference": map[string]any{"reference": "Patient/" + pid},
+				"reference": map[string]any{"reference": ident.PatientRef(pid).String()},
 			}},
 		}}})
 	}
@@ -340,7 +341,7 @@ func (u *UI) consentSubmit(w http.ResponseWriter, r *http.Request) error {
 		"status":       "active",
 		"scope":        map[string]any{"coding": []any{map[string]any{"system": sysConsentScope, "code": "patient-privacy"}}},
 		"category":     []any{map[string]any{"coding": []any{map[string]any{"system": sysLOINC, "code": "59284-0"}}}},
-		"patient":      map[string]any{"reference": "Patient/" + pid},
+		"patient":      map[string]any{"reference": ident.PatientRef(pid).String()},
 		"dateTime":     u.now().UTC().Format("2006-01-02T15:04:05Z"),
 		"policyRule":   map[string]any{"coding": []any{map[string]any{"system": sysActCode, "code": "OPTIN"}}},
 		"provision":    prov,

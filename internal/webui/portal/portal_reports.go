@@ -14,6 +14,7 @@ import (
 
 	"github.com/phivault/phivault/internal/audit"
 	"github.com/phivault/phivault/internal/audit/index"
+	"github.com/phivault/phivault/internal/ident"
 	"github.com/phivault/phivault/internal/record"
 	"github.com/phivault/phivault/internal/storage"
 	"github.com/phivault/phivault/internal/web"
@@ -74,8 +75,8 @@ func (u *UI) ownEvent(r *http.Request, v *site.Viewer) (accessRow, int64, error)
 	}
 	c := portalCaller(r, v)
 	e, err := u.access.Get(r.Context(), index.Caller{Agent: c.Agent, Purpose: c.Purpose, RequestID: c.RequestID}, leaf)
-	// The patient's own view of the event (issue 11 item 8).
-	ev, mine := e.Event.PatientView("Patient/" + pid)
+	// The patient's own view of the event (ADR 0018).
+	ev, mine := e.Event.PatientView(ident.PatientRef(pid).String())
 	if errors.Is(err, index.ErrNotFound) || err == nil && !mine {
 		return accessRow{}, 0, site.PageErr(http.StatusNotFound, "Not found", "There is no such entry in your access list.", errors.New("leaf not in the patient's trail"))
 	}
@@ -123,7 +124,7 @@ func (u *UI) reportSubmit(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	pid, _ := ownPatient(v)
-	owner := "Patient/" + pid
+	owner := ident.PatientRef(pid).String()
 	comment := strings.TrimSpace(r.PostForm.Get("comment"))
 	if utf8.RuneCountInString(comment) > maxReportText || !utf8.ValidString(comment) {
 		u.site.Render(w, r, http.StatusBadRequest, "portal-report", site.PageData{Title: "Report an access", Viewer: v, Nav: "portal",
