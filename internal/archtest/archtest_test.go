@@ -1,11 +1,17 @@
 // Package archtest_test turns the architecture rules of STYLE.md (rule 4)
 // into tests over the import graph, as reported by "go list" (test files
-// are not part of it):
+// are not part of it unless a rule says so) and over the syntax of
+// non-test files:
 //
 //   - domain packages link no SQL driver and import no net/http;
 //   - only a short, named allow-list imports crypto primitives;
-//   - the web front ends keep their boundaries (web_test.go).
-//   - the CLI does not import the SQL store or its drivers (layers_test.go).
+//   - package boundaries, one table (boundaries_test.go): leaves (ident,
+//     config), the CLI never imports the SQL store or its drivers, the
+//     web kernel and the front ends, the web UI's audiences;
+//   - only the web kernel declares an HTTP error type (web_test.go);
+//   - record.Offline and record.NewAuthzSource only in the CLI and the
+//     composition root (offline_test.go);
+//   - owner and reference literals only in ident (literals_test.go).
 //
 // A violation fails with the package and import at fault. The rules are
 // written as data below; changing them is a design decision and belongs

@@ -2,6 +2,7 @@ package archtest_test
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -9,11 +10,13 @@ import (
 // boundary is one import rule between the packages of the module: no
 // package matching from may import (directly) a package matching one of
 // forbidden ("/..." includes subpackages; "std-only" forbids everything
-// outside the standard library).
+// outside the standard library). With tests, the package's test files
+// are held to it too.
 type boundary struct {
 	from      string
 	forbidden []string
 	why       string
+	tests     bool
 }
 
 // stdOnly in forbidden means: import nothing outside the standard library.
@@ -21,6 +24,27 @@ const stdOnly = "std-only"
 
 // boundaries are the package boundaries of docs/architecture.md.
 var boundaries = []boundary{
+	// Layers (ADR 0024): the CLI is a thin front end over the composition
+	// root; it reaches the database only through the services app
+	// exposes, so no command can bypass the domains' audited changes.
+	{
+		from:      module + "/internal/cli/...",
+		forbidden: []string{module + "/internal/storage/sqldb", module + "/internal/storage/sqlite", module + "/internal/storage/postgres"},
+		why:       "the CLI reaches the database through app's services, not the SQL store (ADR 0024)",
+	},
+	// The web kernel (ADR 0025), test files included.
+	{
+		from:      module + "/internal/webui/...",
+		forbidden: []string{module + "/internal/httpapi/..."},
+		why:       "the web UI shares HTTP plumbing with the FHIR API through the kernel (internal/web), never by importing the API (ADR 0025)",
+		tests:     true,
+	},
+	{
+		from:      module + "/internal/web/...",
+		forbidden: []string{module + "/internal/httpapi/...", module + "/internal/webui/..."},
+		why:       "the kernel sits below both front ends (ADR 0025)",
+		tests:     true,
+	},
 	{
 		from:      module + "/internal/ident",
 		forbidden: []string{stdOnly},
@@ -82,14 +106,6 @@ var boundaries = []boundary{
 // webui is the web UI's import path, for the audience rules.
 const webui = module + "/internal/webui"
 
-// matches reports whether path is pattern or, for "x/...", under x.
-func matches(pattern, path string) bool {
-	if base, ok := strings.CutSuffix(pattern, "/..."); ok {
-		return path == base || strings.HasPrefix(path, base+"/")
-	}
-	return path == pattern
-}
-
 // isStd reports whether an import path is in the standard library (its
 // first element has no dot).
 func isStd(path string) bool {
@@ -101,19 +117,24 @@ func boundaryViolations(pkgs []pkg, rules []boundary) []string {
 	var out []string
 	for _, p := range pkgs {
 		for _, b := range rules {
-			if !matches(b.from, p.ImportPath) {
+			if !match(b.from, p.ImportPath) {
 				continue
 			}
-			for _, imp := range p.Imports {
+			imports := p.Imports
+			if b.tests {
+				imports = append(append(slices.Clone(imports), p.TestImports...), p.XTestImports...)
+			}
+			for _, imp := range imports {
 				for _, f := range b.forbidden {
-					if (f == stdOnly && !isStd(imp)) || (f != stdOnly && matches(f, imp)) {
+					if (f == stdOnly && !isStd(imp)) || (f != stdOnly && match(f, imp)) {
 						out = append(out, fmt.Sprintf("%s imports %s: %s", strings.TrimPrefix(p.ImportPath, module+"/"), imp, b.why))
 					}
 				}
 			}
 		}
 	}
-	return out
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 func TestPackageBoundaries(t *testing.T) {
@@ -121,10 +142,16 @@ func TestPackageBoundaries(t *testing.T) {
 	for _, b := range boundaries {
 		found := false
 		for _, p := range pkgs {
-			found = found || matches(b.from, p.ImportPath)
+			found = found || match(b.from, p.ImportPath)
 		}
 		if !found {
 			t.Errorf("boundary from %s names no package: the rule is blind", b.from)
+		}
+		for _, f := range b.forbidden {
+			base, _ := strings.CutSuffix(f, "/...")
+			if f != stdOnly && !slices.ContainsFunc(pkgs, func(p pkg) bool { return match(f, p.ImportPath) || p.ImportPath == base }) {
+				t.Errorf("boundary from %s forbids %s, which no longer exists: update it", b.from, f)
+			}
 		}
 	}
 	for _, v := range boundaryViolations(pkgs, boundaries) {
@@ -163,8 +190,8 @@ func TestWebUIAudienceRulesBite(t *testing.T) {
 		{ImportPath: webui + "/chart", Imports: []string{webui + "/portal", webui + "/chartview"}},
 	}
 	got := boundaryViolations(pkgs, boundaries)
-	want := []string{"internal/webui/portal imports " + module + "/internal/keys", "internal/webui/portal imports " + webui + "/console",
-		"internal/webui/chart imports " + webui + "/portal"}
+	want := []string{"internal/webui/chart imports " + webui + "/portal", // sorted
+		"internal/webui/portal imports " + module + "/internal/keys", "internal/webui/portal imports " + webui + "/console"}
 	if len(got) != len(want) {
 		t.Fatalf("violations %q, want %d", got, len(want))
 	}
