@@ -597,9 +597,6 @@ func (a *adminAPI) revokeSessions(w http.ResponseWriter, r *http.Request) error 
 // secret (unknown, expired, used, another user's, disabled account).
 const enrolRefused = "the enrolment secret is not valid: it may be wrong, expired or already used"
 
-// passwordPolicy are the password errors whose messages are shown.
-var passwordPolicy = []error{password.ErrTooShort, password.ErrTooLong, password.ErrInvalidUTF8, password.ErrCommon, password.ErrContext}
-
 func (a *adminAPI) enrol(w http.ResponseWriter, r *http.Request) error {
 	addr := web.ClientAddr(r)
 	if ok, retry := a.limiter.Allow(addr); !ok {
@@ -619,10 +616,8 @@ func (a *adminAPI) enrol(w http.ResponseWriter, r *http.Request) error {
 	}
 	u, err := a.accounts.Enrol(r.Context(), ag, in.Username, in.EnrolmentSecret, in.Password)
 	if err != nil {
-		for _, pe := range passwordPolicy {
-			if errors.Is(err, pe) {
-				return web.New(http.StatusBadRequest, pe.Error(), err)
-			}
+		if pe := password.PolicyError(err); pe != nil {
+			return web.New(http.StatusBadRequest, pe.Error(), err)
 		}
 		if e := asAPIError(err); e.Status == http.StatusServiceUnavailable {
 			return e

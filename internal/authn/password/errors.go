@@ -39,3 +39,19 @@ var (
 	// known and an unknown user alike.
 	ErrBusy = errors.New("too many password checks in progress")
 )
+
+// policyErrors are the errors that say why a chosen password was
+// refused; their messages are shown to the person choosing it.
+var policyErrors = []error{ErrTooShort, ErrTooLong, ErrInvalidUTF8, ErrCommon, ErrContext}
+
+// PolicyError returns the policy error in err's chain (ErrTooShort,
+// ErrTooLong, ErrInvalidUTF8, ErrCommon or ErrContext), whose message
+// may be shown, or nil when err is not a refused password.
+func PolicyError(err error) error {
+	for _, pe := range policyErrors {
+		if errors.Is(err, pe) {
+			return pe
+		}
+	}
+	return nil
+}

@@ -128,20 +128,14 @@ func (h *Handler) handleLimit(limit int64, fn web.HandlerFunc) http.Handler {
 // authenticated otherwise (a bearer token).
 var errNoSession = errors.New("no valid credential")
 
-// passwordPolicy are the password errors whose messages are shown (the
-// same list as the admin API's enrolment in httpapi).
-var passwordPolicy = []error{password.ErrTooShort, password.ErrTooLong, password.ErrInvalidUTF8, password.ErrCommon, password.ErrContext}
-
 // authErr maps service errors to statuses and safe messages.
 func authErr(err error) *web.Error {
 	var rl *login.RateLimitError
 	if ae := web.AsError(err); ae != nil {
 		return ae
 	}
-	for _, pe := range passwordPolicy {
-		if errors.Is(err, pe) {
-			return &web.Error{Status: http.StatusBadRequest, Msg: pe.Error(), Err: err}
-		}
+	if pe := password.PolicyError(err); pe != nil {
+		return &web.Error{Status: http.StatusBadRequest, Msg: pe.Error(), Err: err}
 	}
 	if pe := passkeyErr(err); pe != nil {
 		return pe
