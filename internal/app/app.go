@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/phivault/phivault/internal/audit/index"
+	"github.com/phivault/phivault/internal/audit/tlog"
+	"github.com/phivault/phivault/internal/ledger"
 	"github.com/phivault/phivault/internal/webui/authorize"
 
 	"github.com/google/uuid"
@@ -66,7 +68,7 @@ type App struct {
 	Record  *record.Service
 	Log     *audit.Log
 	batcher *audit.Batcher
-	tlog    *transparency // the Merkle tree side of the audit log (tlog.go)
+	tlog    *tlog.Log // the Merkle tree side of the audit log (tlog.go)
 	ledger  *keys.LedgerKey
 	// authRows authenticates rows that grant access and keys the lookup
 	// hashes of bearer secrets (ADR 0022, authrows.go).
@@ -166,23 +168,23 @@ func Open(ctx context.Context, c config.Config, logger *slog.Logger, opts ...Opt
 		st.Close()
 		return nil, err
 	}
-	lk, err := a.openLedger(ctx)
+	lk, err := ledger.OpenKey(ctx, st, kr, a.Log)
 	if err != nil {
-		_ = a.tlog.close()
+		_ = a.tlog.Close()
 		st.Close()
 		return nil, err
 	}
 	a.ledger = lk
 	ark, err := a.openAuthRows(ctx, st)
 	if err != nil {
-		_ = a.tlog.close()
+		_ = a.tlog.Close()
 		st.Close()
 		return nil, err
 	}
 	a.authRows = ark
-	a.batcher = audit.NewBatcher(wakingAppender{st: st, wake: a.tlog.integ.Wake, watch: a.tlog.watch}, audit.BatcherOptions{})
+	a.batcher = audit.NewBatcher(a.tlog.Appender(st), audit.BatcherOptions{})
 	a.Record = record.New(record.Deps{
-		Store:     watchedStore{Store: st, watch: a.tlog.watch},
+		Store:     a.tlog.Store(st),
 		Keys:      kr,
 		Validator: fhir.NewValidator(),
 		Registry:  reg,
@@ -388,9 +390,9 @@ func (a *App) Handler() http.Handler {
 		BaseURL:       a.Config.Server.BaseURL,
 		MaxBodyBytes:  a.Config.Limits.MaxBodyBytes,
 		Version:       Version,
-		Log:           a.tlog.reader,
+		Log:           a.tlog.Reader(),
 		LogAudit:      auditRecorder{log: a.Log, batch: a.batcher},
-		LogVerifier:   a.LogVerifierKey(),
+		LogVerifier:   a.tlog.VerifierKey(),
 		Authorizer:    a.Authz,
 		BreakGlass:    a.BreakGlass,
 		Reviews:       a.Desk,
@@ -400,7 +402,7 @@ func (a *App) Handler() http.Handler {
 		Ready: func(ctx context.Context) error {
 			// Not ready while the audit log refuses to sign (rolled back,
 			// rewritten or tampered with: ADR 0016).
-			if err := a.LogAlarm(); err != nil {
+			if err := a.tlog.Alarm(); err != nil {
 				return err
 			}
 			_, err := a.Store.Key(ctx, keys.SystemToken)
@@ -442,7 +444,7 @@ func (a *App) webUI() http.Handler {
 			return a.batcher.Record(ctx, rec)
 		},
 		Keys: a.Keys, KeyScanner: a.Store,
-		IdleTimeout: a.idleTimeout, Logger: a.logger, AuditLog: a, Authz: a.Authz, BreakGlass: a.BreakGlass,
+		IdleTimeout: a.idleTimeout, Logger: a.logger, AuditLog: trustStatus{a.tlog}, Authz: a.Authz, BreakGlass: a.BreakGlass,
 		Console: a.console(sq),
 	})
 	if err != nil {
@@ -592,6 +594,6 @@ func (a *App) Close() error {
 		cancel()
 	}
 	a.batcher.Close()
-	err := a.tlog.close()
+	err := a.tlog.Close()
 	return errors.Join(err, a.Store.Close())
 }

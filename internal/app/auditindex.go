@@ -46,14 +46,14 @@ func (ix *auditIndexer) catchUp(ctx context.Context) error {
 func (a *App) openAuditIndex() error {
 	sq := a.db
 	x, err := export.New(export.Options{
-		Sink: index.NewSink(sq, a.Keys), Source: a.tlog.reader, Cursors: sq.ExportCursors(),
+		Sink: index.NewSink(sq, a.Keys), Source: a.tlog.Reader(), Cursors: sq.ExportCursors(),
 		Batch: 1000, Logger: a.logger,
 	})
 	if err != nil {
 		return err
 	}
-	a.indexer = &auditIndexer{x: x, integrate: a.IntegrateLog}
-	a.AuditIndex = index.NewReader(sq, a.Keys, a.tlog.reader, a.Log, a.batcher, time.Now, a.indexer.catchUp)
+	a.indexer = &auditIndexer{x: x, integrate: a.tlog.Integrate}
+	a.AuditIndex = index.NewReader(sq, a.Keys, a.tlog.Reader(), a.Log, a.batcher, time.Now, a.indexer.catchUp)
 	return nil
 }
 
@@ -89,7 +89,7 @@ func (a *App) RunAuditIndex(ctx context.Context) {
 // line a second would bury the alarm.
 func (a *App) auditIndexRound(ctx context.Context) {
 	err := a.indexer.catchUp(ctx)
-	if err == nil || ctx.Err() != nil || a.LogAlarm() != nil {
+	if err == nil || ctx.Err() != nil || a.tlog.Alarm() != nil {
 		return
 	}
 	a.logger.WarnContext(ctx, "audit index: catching up failed; retrying", "err", err)

@@ -69,7 +69,7 @@ func TestAuditIndexQuietDuringLogAlarm(t *testing.T) {
 	for range 3 {
 		a.auditIndexRound(t.Context())
 	}
-	if err := a.LogAlarm(); !errors.Is(err, merkle.ErrAnchorIO) {
+	if err := a.Transparency().Alarm(); !errors.Is(err, merkle.ErrAnchorIO) {
 		t.Fatalf("alarm %v, want ErrAnchorIO", err)
 	}
 	if n := strings.Count(logs.String(), "audit index: catching up failed"); n != 0 {

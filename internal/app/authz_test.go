@@ -79,7 +79,7 @@ func TestPolicyVersions(t *testing.T) {
 	if len(vs) != 2 || vs[0].Hash != a.Authz.Policies().Hash() || vs[1].Hash != first || vs[1].Source != "embedded" {
 		t.Fatalf("versions %+v", vs)
 	}
-	evs, err := a.AuditEvents(t.Context())
+	evs, err := a.Transparency().Events(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}

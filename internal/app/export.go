@@ -43,7 +43,7 @@ func (a *App) Exporters(only string) ([]*export.Exporter, error) {
 			return nil, fmt.Errorf("export %s: %w", sc.Name, err)
 		}
 		x, err := export.New(export.Options{
-			Sink: sink, Redact: red, Source: a.tlog.reader, Cursors: sq.ExportCursors(), Logger: a.logger,
+			Sink: sink, Redact: red, Source: a.tlog.Reader(), Cursors: sq.ExportCursors(), Logger: a.logger,
 		})
 		if err != nil {
 			sink.Close()

@@ -99,7 +99,7 @@ func TestVerifyWhileWriting(t *testing.T) {
 				})
 			}
 			for range 3 {
-				rep, err := a.Verify(ctx, nil)
+				rep, err := a.Ledger().Verify(ctx, nil)
 				if err != nil {
 					t.Fatal(err)
 				}

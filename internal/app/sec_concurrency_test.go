@@ -191,14 +191,14 @@ func TestTwoProcessesOnePostgres(t *testing.T) {
 	// Each instance followed the records it appended until another one
 	// (or itself) integrated them: no false alarm.
 	for i, a := range apps {
-		if _, err := a.IntegrateLog(t.Context()); err != nil {
+		if _, err := a.Transparency().Integrate(t.Context()); err != nil {
 			t.Fatal(err)
 		}
-		if err := a.CheckAppendedRecords(t.Context()); err != nil || a.LogAlarm() != nil {
-			t.Errorf("instance %d raised an alarm: %v, %v", i, err, a.LogAlarm())
+		if err := a.Transparency().CheckAppended(t.Context()); err != nil || a.Transparency().Alarm() != nil {
+			t.Errorf("instance %d raised an alarm: %v, %v", i, err, a.Transparency().Alarm())
 		}
 	}
-	rep, err := apps[0].Verify(t.Context(), nil)
+	rep, err := apps[0].Ledger().Verify(t.Context(), nil)
 	if err != nil || !rep.OK() {
 		t.Errorf("verify: %v %s %+v", err, rep.LogDivergence, rep.Data.Problems)
 	}

@@ -143,7 +143,7 @@ func TestErasedContentNotConfirmable(t *testing.T) {
 			if _, err := a.Keys.OwnerLedger(prec); !errors.Is(err, keys.ErrShredded) {
 				t.Errorf("the erased patient's ledger key: %v, want ErrShredded", err)
 			}
-			rep, err := a.Verify(ctx, nil)
+			rep, err := a.Ledger().Verify(ctx, nil)
 			if err != nil || !rep.OK() || rep.Data.Erased == 0 {
 				t.Errorf("verify after the erasure: %+v %v", rep.Data, err)
 			}

@@ -62,20 +62,20 @@ func TestLedgerSchemeZeroStillVerifies(t *testing.T) {
 			}
 			old := audit.Commit{Kind: audit.CommitRewrite, Ref: ref, Owner: v.Owner, Version: lk.Version(v, st.JSON), Index: lk.Index("Patient", st.ID, rows)}
 			appendCommit(old)
-			rep, err := a.Verify(ctx, nil)
+			rep, err := a.Ledger().Verify(ctx, nil)
 			if err != nil || !rep.OK() {
 				t.Fatalf("verify with a system-keyed (scheme 0) commitment: %+v %v", rep.Data.Problems, err)
 			}
 			wrong := old
 			wrong.Version = lk.Version(v, []byte(`{"resourceType":"Patient"}`))
 			appendCommit(wrong)
-			if rep, err = a.Verify(ctx, nil); err != nil || !has(rep.Data.Problems, ref, ledger.KindContent) {
+			if rep, err = a.Ledger().Verify(ctx, nil); err != nil || !has(rep.Data.Problems, ref, ledger.KindContent) {
 				t.Errorf("verify with a scheme 0 commitment to other content: %+v %v, want content on %s", rep.Data.Problems, err, ref)
 			}
 			odd := old
 			odd.Scheme = 7
 			appendCommit(odd)
-			if rep, err = a.Verify(ctx, nil); err != nil || !hasKind(rep.Data.Problems, ledger.KindLog) {
+			if rep, err = a.Ledger().Verify(ctx, nil); err != nil || !hasKind(rep.Data.Problems, ledger.KindLog) {
 				t.Errorf("verify with a commitment of unknown scheme: %+v %v, want a log problem", rep.Data.Problems, err)
 			}
 		})

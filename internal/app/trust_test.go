@@ -16,21 +16,21 @@ import (
 func TestTrustStatus(t *testing.T) {
 	apitest.Run(t, func(t *testing.T, s *apitest.Server) {
 		s.Create(t, map[string]any{"resourceType": "Patient", "gender": "female"})
-		st, err := s.App.TrustStatus(t.Context())
+		st, err := s.App.Transparency().Status(t.Context())
 		if err != nil {
 			t.Fatal(err)
 		}
 		if !st.LastVerification.IsZero() {
 			t.Fatalf("a verification is reported before any ran: %v", st.LastVerification)
 		}
-		if _, err := s.App.VerifyLog(t.Context(), nil); err != nil {
+		if _, err := s.App.Transparency().Verify(t.Context(), nil); err != nil {
 			t.Fatal(err)
 		}
-		st, err = s.App.TrustStatus(t.Context())
+		st, err = s.App.Transparency().Status(t.Context())
 		if err != nil {
 			t.Fatal(err)
 		}
-		if st.LastVerification.IsZero() || st.Size == 0 || st.VerifierKey != s.App.LogVerifierKey() {
+		if st.LastVerification.IsZero() || st.Size == 0 || st.VerifierKey != s.App.Transparency().VerifierKey() {
 			t.Fatalf("status after verification: %+v", st)
 		}
 		v, err := note.NewVerifier(st.VerifierKey)

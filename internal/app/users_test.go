@@ -31,7 +31,7 @@ func accounts(t *testing.T) (*apitest.Server, *app.Accounts) {
 
 func events(t *testing.T, a *app.App) []audit.Event {
 	t.Helper()
-	evs, err := a.AuditEvents(t.Context())
+	evs, err := a.Transparency().Events(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -32,6 +32,18 @@ var boundaries = []boundary{
 		forbidden: []string{module + "/internal/storage/sqldb", module + "/internal/storage/sqlite", module + "/internal/storage/postgres"},
 		why:       "the CLI reaches the database through app's services, not the SQL store (ADR 0024)",
 	},
+	// The domains (ADR 0024, docs/architecture.md): the use-cases live
+	// here, over the small interfaces they declare; the composition root
+	// hands them the SQL store's implementations. None reaches the SQL
+	// store, the composition root or a front end.
+	domainRule("/internal/audit/..."),
+	domainRule("/internal/authn/..."),
+	domainRule("/internal/authz/..."),
+	domainRule("/internal/identity/..."),
+	domainRule("/internal/keys/..."),
+	domainRule("/internal/ledger/..."),
+	domainRule("/internal/record/..."),
+	domainRule("/internal/fhir/..."),
 	// The web kernel (ADR 0025), test files included.
 	{
 		from:      module + "/internal/webui/...",
@@ -101,6 +113,17 @@ var boundaries = []boundary{
 		forbidden: []string{webui, webui + "/signin", webui + "/chart", webui + "/portal", webui + "/chartview", module + "/internal/record"},
 		why:       "the console administers; it never reads a patient's record nor another audience's pages",
 	},
+}
+
+// domainRule is the rule of a domain package (or tree): no SQL store, no
+// composition root, no front end.
+func domainRule(path string) boundary {
+	return boundary{
+		from: module + path,
+		forbidden: []string{module + "/internal/storage/sqldb", module + "/internal/storage/sqlite", module + "/internal/storage/postgres",
+			module + "/internal/app", module + "/internal/cli", module + "/internal/httpapi/...", module + "/internal/webui/..."},
+		why: "a domain declares the interfaces it needs and is handed their implementations by app; it never reaches the SQL store, app or a front end (ADR 0024)",
+	}
 }
 
 // webui is the web UI's import path, for the audience rules.

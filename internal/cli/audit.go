@@ -43,7 +43,7 @@ func (e *env) auditPubkeyCmd() *cobra.Command {
 				return err
 			}
 			defer a.Close()
-			fmt.Fprintln(e.stdout, a.LogVerifierKey())
+			fmt.Fprintln(e.stdout, a.Transparency().VerifierKey())
 			return nil
 		},
 	}
@@ -77,7 +77,7 @@ signed again from size 0, or restored from an older copy, fails here.`,
 			}
 			defer a.Close()
 			if vkey == "" {
-				vkey = a.LogVerifierKey()
+				vkey = a.Transparency().VerifierKey()
 			}
 			if _, err := merkle.NewVerifier(vkey); err != nil {
 				return fmt.Errorf("--vkey: %w", err)
@@ -94,7 +94,7 @@ signed again from size 0, or restored from an older copy, fails here.`,
 				progressbar.OptionSetDescription("verifying audit log"), progressbar.OptionShowCount(), progressbar.OptionShowIts(),
 				progressbar.OptionThrottle(100*time.Millisecond))
 			var last int64
-			r, err := a.VerifyLogWith(cmd.Context(), vkey, func(done, total int64) {
+			r, err := a.Transparency().VerifyWith(cmd.Context(), vkey, func(done, total int64) {
 				if total > 0 {
 					bar.ChangeMax64(total)
 				}
@@ -111,7 +111,7 @@ signed again from size 0, or restored from an older copy, fails here.`,
 			if err != nil {
 				return err
 			}
-			if alarm := a.LogAlarm(); errors.Is(alarm, merkle.ErrAnchorMissing) {
+			if alarm := a.Transparency().Alarm(); errors.Is(alarm, merkle.ErrAnchorMissing) {
 				// The log verifies, but nothing outside the database
 				// bounds it: it may have been emptied or rewritten.
 				fmt.Fprintf(e.stdout, "MISSING %s\n", alarm.Error())
@@ -158,11 +158,11 @@ after.`,
 				}
 				extra = append(extra, b)
 			}
-			own, err := a.KeptCheckpoints()
+			own, err := a.Transparency().Kept()
 			if err != nil {
 				return err
 			}
-			r, err := a.VerifyLogWith(cmd.Context(), a.LogVerifierKey(), nil, extra...)
+			r, err := a.Transparency().VerifyWith(cmd.Context(), a.Transparency().VerifierKey(), nil, extra...)
 			var d *merkle.Divergence
 			if errors.As(err, &d) {
 				fmt.Fprintf(e.stdout, "TAMPERED %s\n", d.Error())
@@ -172,7 +172,7 @@ after.`,
 				return fmt.Errorf("verifying the audit log: %w", err)
 			}
 			fmt.Fprintf(e.stdout, "verified: leaves %d, checkpoints %d, root %s, pending %d, kept outside the database %d\n", r.Leaves, r.Checkpoints, r.Root, r.Pending, len(own)+len(extra))
-			cp, err := a.AcceptCheckpoint(cmd.Context(), cliAgent())
+			cp, err := a.Transparency().Accept(cmd.Context(), cliAgent())
 			if err != nil {
 				return err
 			}

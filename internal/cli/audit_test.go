@@ -72,7 +72,7 @@ func TestAuditMonitorCLI(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := a.IntegrateLog(t.Context()); err != nil {
+	if _, err := a.Transparency().Integrate(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	if r := monitor(); r.code != 0 || !strings.Contains(r.stdout, "consistent") {
@@ -158,7 +158,7 @@ func TestAuditWitnessCLI(t *testing.T) {
 	if _, err := a.CreateToken(t.Context(), "more", []string{"system"}); err != nil {
 		t.Fatal(err)
 	}
-	size, err := a.IntegrateLog(t.Context())
+	size, err := a.Transparency().Integrate(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}

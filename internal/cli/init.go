@@ -158,7 +158,7 @@ func (e *env) runInit(cmd *cobra.Command, o initOptions) error {
 		return fmt.Errorf("creating the database: %w", err)
 	}
 	defer a.Close()
-	vkey := a.LogVerifierKey()
+	vkey := a.Transparency().VerifierKey()
 	if err := tlsca.WriteNew(resolved.Audit.VerifierKey, []byte(vkey+"\n"), 0o644); err != nil {
 		return err
 	}

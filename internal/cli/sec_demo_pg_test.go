@@ -45,12 +45,12 @@ func secCheckEnvPostgres(t *testing.T, dir, pg string) {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	if err := a.LogAlarm(); err != nil {
+	if err := a.Transparency().Alarm(); err != nil {
 		t.Errorf("integrity alarm: %v", err)
 	}
 	vkey, err := os.ReadFile(c.Audit.VerifierKey)
-	if err != nil || strings.TrimSpace(string(vkey)) != a.LogVerifierKey() {
-		t.Errorf("the verifier key init wrote (%q, %v) is not the PostgreSQL log's (%q)", vkey, err, a.LogVerifierKey())
+	if err != nil || strings.TrimSpace(string(vkey)) != a.Transparency().VerifierKey() {
+		t.Errorf("the verifier key init wrote (%q, %v) is not the PostgreSQL log's (%q)", vkey, err, a.Transparency().VerifierKey())
 	}
 	if _, err := os.Stat(c.Audit.CheckpointFile); err != nil {
 		t.Errorf("no checkpoint kept: %v", err)

@@ -88,7 +88,7 @@ func TestEraseFleetReadsGone(t *testing.T) {
 			if resp, body := p2.do(http.MethodGet, "Patient/"+victim+"/$everything", nil); resp.StatusCode != http.StatusGone {
 				t.Errorf("$everything on process 2 after the erasure: %s %.200s, want 410", resp.Status, body)
 			}
-			rep, err := secOpenApp(t, dir).Verify(t.Context(), nil)
+			rep, err := secOpenApp(t, dir).Ledger().Verify(t.Context(), nil)
 			if err != nil || !rep.OK() {
 				t.Errorf("verify after the erasure: %+v %v", rep.Data.Problems, err)
 			}
@@ -101,7 +101,7 @@ func TestEraseFleetReadsGone(t *testing.T) {
 					continue
 				}
 				secExec(t, dir, db, "UPDATE resource_versions SET ciphertext = NULL WHERE type = 'Patient' AND id = ? AND version = ?", r.id, r.version)
-				rep, err = secOpenApp(t, dir).Verify(t.Context(), nil)
+				rep, err = secOpenApp(t, dir).Ledger().Verify(t.Context(), nil)
 				if err != nil || rep.OK() || !strings.Contains(fmt.Sprint(rep.Data.Problems), "Patient/"+r.id) ||
 					!strings.Contains(fmt.Sprint(rep.Data.Problems), "ciphertext") {
 					t.Errorf("verify after emptying a live patient's ciphertext: %+v %v, want a ciphertext problem", rep.Data.Problems, err)

@@ -59,7 +59,7 @@ func TestEraseJointFromAuthenticatedData(t *testing.T) {
 			}
 			verifyProblems := func() []ledger.Problem {
 				t.Helper()
-				rep, err := secOpenApp(t, dir).Verify(t.Context(), nil)
+				rep, err := secOpenApp(t, dir).Ledger().Verify(t.Context(), nil)
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -170,7 +170,7 @@ WHERE r.owner = ? AND NOT v.deleted`, owner); n != 0 {
 					t.Errorf("create for the erased patient on process %d: %d %v %.200s, want 410", i+1, code, err, body)
 				}
 			}
-			rep, err := secOpenApp(t, dir).Verify(t.Context(), nil)
+			rep, err := secOpenApp(t, dir).Ledger().Verify(t.Context(), nil)
 			if err != nil || !rep.OK() {
 				t.Errorf("verify after an erasure that raced writes: %+v %v", rep.Data.Problems, err)
 			}

@@ -103,7 +103,7 @@ func TestEraseCryptoShreds(t *testing.T) {
 			if still := secCount(t, dir, db, "SELECT COUNT(*) FROM resource_versions WHERE owner = ? AND ciphertext IS NOT NULL", owner); still != 0 {
 				t.Errorf("%d of %d ciphertext rows of the erased patient remain", still, len(victimRows))
 			}
-			rep, err := fresh.Verify(t.Context(), nil)
+			rep, err := fresh.Ledger().Verify(t.Context(), nil)
 			if err != nil || !rep.OK() || rep.Data.Erased != int64(len(victimRows)) {
 				t.Errorf("verify after erase: %+v, %v; want %d erased versions and no problems", rep, err, len(victimRows))
 			}

@@ -168,11 +168,11 @@ func TestLedgerNamesEveryTampering(t *testing.T) {
 			if _, _, err := a.RotateKEK(ctx, nil); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := a.IntegrateLog(ctx); err != nil {
+			if _, err := a.Transparency().Integrate(ctx); err != nil {
 				t.Fatal(err)
 			}
-			if err := a.CheckAppendedRecords(ctx); err != nil || a.LogAlarm() != nil {
-				t.Errorf("the server raised an alarm on legitimate changes: %v, %v", err, a.LogAlarm())
+			if err := a.Transparency().CheckAppended(ctx); err != nil || a.Transparency().Alarm() != nil {
+				t.Errorf("the server raised an alarm on legitimate changes: %v, %v", err, a.Transparency().Alarm())
 			}
 			a.Close()
 			clean := secMustRun(t, "verify", "--data", dir)
@@ -188,10 +188,10 @@ func TestLedgerNamesEveryTampering(t *testing.T) {
 			secUpdateTimes(t, a, "Observation", uncommitted.id, 1) // v2, its event gone
 			restore()
 			// (The server's own periodic check may find them first.)
-			if err := a.CheckAppendedRecords(ctx); err != nil && !errors.Is(err, merkle.ErrVanished) {
+			if err := a.Transparency().CheckAppended(ctx); err != nil && !errors.Is(err, merkle.ErrVanished) {
 				t.Fatal(err)
 			}
-			if err := a.LogAlarm(); !errors.Is(err, merkle.ErrVanished) || !strings.Contains(err.Error(), "(2 since start)") {
+			if err := a.Transparency().Alarm(); !errors.Is(err, merkle.ErrVanished) || !strings.Contains(err.Error(), "(2 since start)") {
 				t.Errorf("records deleted before integration: alarm %v; want ErrVanished for the read's and the write's records", err)
 			}
 			a.Close()

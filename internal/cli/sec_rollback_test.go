@@ -58,10 +58,10 @@ func TestLogRewriteRefused(t *testing.T) {
 			// Rollback: the log emptied.
 			secEmptyLog(t, dir)
 			a = secOpenAppNoCleanup(t, dir)
-			if err := a.LogAlarm(); !errors.Is(err, merkle.ErrRollback) {
+			if err := a.Transparency().Alarm(); !errors.Is(err, merkle.ErrRollback) {
 				t.Errorf("alarm after the log was emptied: %v, want a rollback", err)
 			}
-			if _, err := a.IntegrateLog(t.Context()); !errors.Is(err, merkle.ErrRollback) {
+			if _, err := a.Transparency().Integrate(t.Context()); !errors.Is(err, merkle.ErrRollback) {
 				t.Errorf("integrating an emptied log: %v, want a refusal (rollback)", err)
 			}
 			ts := httptest.NewServer(a.Handler())
@@ -74,7 +74,7 @@ func TestLogRewriteRefused(t *testing.T) {
 				t.Errorf("/readyz answers %d while the log refuses to sign, want 503", resp.StatusCode)
 			}
 			ts.Close()
-			if st, err := a.TrustStatus(t.Context()); err != nil || !strings.Contains(st.Alarm, "rolled-back") {
+			if st, err := a.Transparency().Status(t.Context()); err != nil || !strings.Contains(st.Alarm, "rolled-back") {
 				t.Errorf("status: %+v, %v; want the alarm", st, err)
 			}
 			a.Close()
@@ -106,7 +106,7 @@ func TestLogRewriteRefused(t *testing.T) {
 				t.Fatal(err)
 			}
 			a = secOpenAppNoCleanup(t, dir)
-			if err := a.LogAlarm(); !errors.Is(err, merkle.ErrRewrite) {
+			if err := a.Transparency().Alarm(); !errors.Is(err, merkle.ErrRewrite) {
 				t.Errorf("alarm for a log that does not extend the kept checkpoint: %v, want a rewrite", err)
 			}
 			a.Close()
@@ -169,7 +169,7 @@ func TestMissingCheckpointRefused(t *testing.T) {
 			}
 			before := secCheckpoints(t, dir)
 			a := secOpenAppNoCleanup(t, dir)
-			if err := a.LogAlarm(); !errors.Is(err, merkle.ErrAnchorMissing) {
+			if err := a.Transparency().Alarm(); !errors.Is(err, merkle.ErrAnchorMissing) {
 				t.Errorf("alarm with the kept checkpoint deleted: %v, want ErrAnchorMissing", err)
 			}
 			a.Close()
@@ -186,13 +186,13 @@ func TestMissingCheckpointRefused(t *testing.T) {
 			secEmptyLog(t, dir)
 			secMustRun(t, "import", "--data", dir, "--quiet", synth)
 			a = secOpenAppNoCleanup(t, dir)
-			if err := a.LogAlarm(); !errors.Is(err, merkle.ErrAnchorMissing) {
+			if err := a.Transparency().Alarm(); !errors.Is(err, merkle.ErrAnchorMissing) {
 				t.Errorf("alarm with the kept checkpoint deleted and the log emptied: %v, want ErrAnchorMissing", err)
 			}
 			if code := secReady(t, a); code != http.StatusServiceUnavailable {
 				t.Errorf("/readyz answers %d with the kept checkpoint missing, want 503", code)
 			}
-			if st, err := a.TrustStatus(t.Context()); err != nil || !strings.Contains(st.Alarm, "missing") {
+			if st, err := a.Transparency().Status(t.Context()); err != nil || !strings.Contains(st.Alarm, "missing") {
 				t.Errorf("status: %+v, %v; want the alarm", st, err)
 			}
 			a.Close()
@@ -218,10 +218,10 @@ func TestMissingCheckpointRefused(t *testing.T) {
 				t.Errorf("accept-checkpoint over a kept checkpoint succeeded:\n%s", r.stdout)
 			}
 			a = secOpenAppNoCleanup(t, dir)
-			if _, err := a.IntegrateLog(t.Context()); err != nil || a.LogAlarm() != nil {
-				t.Errorf("after accept-checkpoint: %v, alarm %v", err, a.LogAlarm())
+			if _, err := a.Transparency().Integrate(t.Context()); err != nil || a.Transparency().Alarm() != nil {
+				t.Errorf("after accept-checkpoint: %v, alarm %v", err, a.Transparency().Alarm())
 			}
-			evs, err := a.AuditEvents(t.Context())
+			evs, err := a.Transparency().Events(t.Context())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -269,7 +269,7 @@ func TestUnkeepableCheckpointStopsSigning(t *testing.T) {
 			secMustRun(t, "synth", "--patients", "1", "--out", synth)
 			secMustRun(t, "import", "--data", dir, "--quiet", synth)
 			a := secOpenAppNoCleanup(t, dir)
-			if err := a.LogAlarm(); !errors.Is(err, merkle.ErrAnchorIO) {
+			if err := a.Transparency().Alarm(); !errors.Is(err, merkle.ErrAnchorIO) {
 				t.Errorf("alarm with an unwritable kept checkpoint: %v, want ErrAnchorIO", err)
 			}
 			if code := secReady(t, a); code != http.StatusServiceUnavailable {
@@ -292,7 +292,7 @@ func TestUnkeepableCheckpointStopsSigning(t *testing.T) {
 				t.Fatal(err)
 			}
 			a = secOpenAppNoCleanup(t, dir)
-			if err := a.LogAlarm(); err != nil {
+			if err := a.Transparency().Alarm(); err != nil {
 				t.Errorf("alarm after the file is back: %v", err)
 			}
 			a.Close()

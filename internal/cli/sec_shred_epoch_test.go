@@ -201,7 +201,7 @@ func TestKeysShredEpoch(t *testing.T) {
 				return resp.StatusCode == http.StatusOK
 			})
 			// The audit log records each epoch's steps.
-			evs, err := srv.AuditEvents(t.Context())
+			evs, err := srv.Transparency().Events(t.Context())
 			if err != nil {
 				t.Fatal(err)
 			}

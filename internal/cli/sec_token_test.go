@@ -26,7 +26,7 @@ func TestTokenCreateBreakGlass(t *testing.T) {
 				t.Errorf("%d token-break-glass alerts, want 1 (none for the researcher token)", n)
 			}
 			a := secOpenApp(t, dir)
-			evs, err := a.AuditEvents(t.Context())
+			evs, err := a.Transparency().Events(t.Context())
 			if err != nil {
 				t.Fatal(err)
 			}

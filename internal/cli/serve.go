@@ -148,7 +148,7 @@ func (e *env) startExport(ctx context.Context, a *app.App, log *slog.Logger) (st
 	}()
 	go func() {
 		defer wg.Done()
-		a.RunLogVerification(ctx)
+		a.Transparency().RunVerification(ctx)
 	}()
 	for _, x := range xs {
 		wg.Add(1)

@@ -8,7 +8,6 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
-	"github.com/phivault/phivault/internal/app"
 	"github.com/phivault/phivault/internal/ledger"
 )
 
@@ -43,9 +42,9 @@ the server serves.`,
 			bar := progressbar.NewOptions64(-1, progressbar.OptionSetWriter(e.stderr),
 				progressbar.OptionSetDescription("verifying resources"), progressbar.OptionShowCount(), progressbar.OptionShowIts(),
 				progressbar.OptionThrottle(100*time.Millisecond))
-			run := a.Verify
+			run := a.Ledger().Verify
 			if baseline {
-				run = a.Baseline
+				run = a.Ledger().Baseline
 			}
 			r, err := run(cmd.Context(), func() { _ = bar.Add(1) })
 			_ = bar.Finish()
@@ -72,7 +71,7 @@ the server serves.`,
 	return cmd
 }
 
-func printVerify(e *env, r app.VerifyReport, baseline bool) {
+func printVerify(e *env, r ledger.VerifyReport, baseline bool) {
 	if r.LogDivergence != "" {
 		fmt.Fprintf(e.stdout, "TAMPERED audit log: %s\n", r.LogDivergence)
 	} else {

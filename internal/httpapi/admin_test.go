@@ -22,7 +22,7 @@ var enrolSecretRE = regexp.MustCompile(`^pve_[A-Za-z0-9_-]{43}$`)
 // auditEvents opens every audit record of s in order.
 func auditEvents(t *testing.T, s *apitest.Server) []audit.Event {
 	t.Helper()
-	evs, err := s.App.AuditEvents(t.Context())
+	evs, err := s.App.Transparency().Events(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}

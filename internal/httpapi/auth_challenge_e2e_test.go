@@ -37,7 +37,7 @@ func TestAuthChallengeSingleUse(t *testing.T) {
 			// A new challenge works with the code the replay could not use.
 			sessionOf(t, e.verify(t, "replay.ra", pw, "recovery", codes[1]))
 
-			evs, err := e.app.AuditEvents(t.Context())
+			evs, err := e.app.Transparency().Events(t.Context())
 			if err != nil {
 				t.Fatal(err)
 			}

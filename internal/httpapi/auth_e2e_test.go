@@ -321,7 +321,7 @@ func (e *authEnv) verify(t *testing.T, username, pw, method, code string) resp {
 func (e *authEnv) auditActions(t *testing.T) []string {
 	t.Helper()
 	var out []string
-	evs, err := e.app.AuditEvents(t.Context())
+	evs, err := e.app.Transparency().Events(t.Context())
 	for _, ev := range evs {
 		out = append(out, string(ev.Action)+"/"+string(ev.Outcome))
 	}

@@ -256,7 +256,7 @@ func ssoSessionOf(t *testing.T, r resp) creds {
 // auditEvents returns every audit event so far.
 func (e *ssoEnv) auditEvents(t *testing.T) []audit.Event {
 	t.Helper()
-	evs, err := e.app.AuditEvents(t.Context())
+	evs, err := e.app.Transparency().Events(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}

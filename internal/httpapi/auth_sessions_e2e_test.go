@@ -16,7 +16,7 @@ import (
 // events returns every audit event of e so far.
 func (e *authEnv) events(t *testing.T) []audit.Event {
 	t.Helper()
-	evs, err := e.app.AuditEvents(t.Context())
+	evs, err := e.app.Transparency().Events(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}

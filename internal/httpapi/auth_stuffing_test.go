@@ -118,7 +118,7 @@ func stuffPost(ctx context.Context, c *http.Client, u string, body map[string]st
 func lockedAgents(t *testing.T, a *app.App) map[string]bool {
 	t.Helper()
 	out := map[string]bool{}
-	evs, err := a.AuditEvents(t.Context())
+	evs, err := a.Transparency().Events(t.Context())
 	for _, ev := range evs {
 		if ev.Action == audit.ActionLockout {
 			out[ev.Agent.User] = true

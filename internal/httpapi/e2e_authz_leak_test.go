@@ -177,7 +177,7 @@ func TestAuthzSearchLeaks(t *testing.T) {
 		t.Run("denials are audited with the deciding policy", func(t *testing.T) {
 			s.Do(t, "GET", "/fhir/Observation/"+e.obsPart2, nil, e.doc.headers).WantOutcome(t, http.StatusNotFound)
 			s.Do(t, "GET", "/fhir/Observation/"+e.obsB, nil, e.doc.headers).WantOutcome(t, http.StatusForbidden)
-			evs, err := s.App.AuditEvents(t.Context())
+			evs, err := s.App.Transparency().Events(t.Context())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -232,7 +232,7 @@ func TestAuthzBreakGlass(t *testing.T) {
 		sr := s.Do(t, "GET", "/fhir/Observation?subject=Patient/"+p, nil, doc.headers).Want(t, http.StatusOK)
 		sameSet(t, "search under the grant", sr.IDs(), []string{"Observation/" + obs})
 
-		evs, err := s.App.AuditEvents(t.Context())
+		evs, err := s.App.Transparency().Events(t.Context())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -283,7 +283,7 @@ func TestAuthzBreakGlass(t *testing.T) {
 		s.Do(t, "POST", close, map[string]any{"outcome": "appropriate", "note": "Checked with the ward: a real emergency."}, asPO).Want(t, http.StatusOK)
 		s.Do(t, "POST", close, map[string]any{"outcome": "appropriate"}, asPO).Want(t, http.StatusConflict)
 		s.Do(t, "GET", "/admin/api/break-glass/reviews", nil, po.headers).Want(t, http.StatusOK)
-		evs, err = s.App.AuditEvents(t.Context())
+		evs, err = s.App.Transparency().Events(t.Context())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -360,7 +360,7 @@ func TestAuthzConsentAndMasking(t *testing.T) {
 			t.Fatal("front desk search shows the SSN")
 		}
 		s.Do(t, "GET", "/fhir/Patient/"+pid, nil, pat.headers).Want(t, http.StatusOK)
-		evs, err := s.App.AuditEvents(t.Context())
+		evs, err := s.App.Transparency().Events(t.Context())
 		if err != nil {
 			t.Fatal(err)
 		}

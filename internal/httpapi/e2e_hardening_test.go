@@ -559,7 +559,7 @@ func TestReindexMovesJointResources(t *testing.T) {
 		s.App.Authz.Invalidate()
 		// The legacy rows are blessed as found, as an upgrade would
 		// (verify --baseline), so the ledger can vouch for what follows.
-		if rep, err := s.App.Baseline(ctx, nil); err != nil {
+		if rep, err := s.App.Ledger().Baseline(ctx, nil); err != nil {
 			t.Fatalf("baseline: %v (%+v)", err, rep.Data.Problems)
 		}
 		researcher := newActor(t, s, "researcher", "")
@@ -586,7 +586,7 @@ func TestReindexMovesJointResources(t *testing.T) {
 		}
 		// The re-owned versions and the erasure of a joint key are in the
 		// ledger: the database verifies against the log.
-		rep, err := s.App.Verify(ctx, nil)
+		rep, err := s.App.Ledger().Verify(ctx, nil)
 		if err != nil || !rep.OK() {
 			t.Fatalf("verify after reindex and erasure: %v %s %+v", err, rep.LogDivergence, rep.Data.Problems)
 		}

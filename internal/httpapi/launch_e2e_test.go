@@ -140,7 +140,7 @@ func TestSMARTLaunchStandalone(t *testing.T) {
 
 			// Nothing secret reached the log or the audit trail, nor the
 			// patient's name (PHI shown to the user in the picker).
-			evs, err := e.app.AuditEvents(t.Context())
+			evs, err := e.app.Transparency().Events(t.Context())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -473,7 +473,7 @@ func testLaunchPickerAuthorized(t *testing.T, driver string) {
 				t.Errorf("%s: picking a patient it may not read: %d, an unknown one: %d", role, picked.status, missing.status)
 			}
 		}
-		evs, err := e.app.AuditEvents(t.Context())
+		evs, err := e.app.Transparency().Events(t.Context())
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -81,7 +81,7 @@ func (httpTiles) SaveTiles([]tlog.Tile, [][]byte) {}
 
 func TestLogVerifiesWithStandardTools(t *testing.T) {
 	apitest.Run(t, func(t *testing.T, s *apitest.Server) {
-		v, err := note.NewVerifier(s.App.LogVerifierKey())
+		v, err := note.NewVerifier(s.App.Transparency().VerifierKey())
 		if err != nil {
 			t.Fatal(err)
 		}

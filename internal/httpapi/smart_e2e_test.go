@@ -84,7 +84,7 @@ func TestSMARTBackendServicesFHIR(t *testing.T) {
 		s.Do(t, "GET", "/fhir/Patient/"+created.ID(), nil, nil).Want(t, http.StatusOK) // not deleted
 		// Each refusal by the scope gate is in the audit log, with the gate
 		// as the deciding policy and no search value.
-		evs, err := s.App.AuditEvents(t.Context())
+		evs, err := s.App.Transparency().Events(t.Context())
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -159,3 +159,12 @@ type LogReader interface {
 	// stored bundles hold.
 	StoredSize(ctx context.Context) (int64, error)
 }
+
+// Verification is the outcome of one full verification of the audit log
+// (table audit_verifications).
+type Verification struct {
+	Finished time.Time
+	Size     int64  // leaves covered
+	OK       bool   // no divergence
+	Detail   string // the first divergence, or ""; never event content
+}

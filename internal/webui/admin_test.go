@@ -22,7 +22,7 @@ import (
 // auditEvents returns the audit log's events.
 func (e *env) auditEvents(t *testing.T) []audit.Event {
 	t.Helper()
-	evs, err := e.App.AuditEvents(t.Context())
+	evs, err := e.App.Transparency().Events(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -58,7 +58,7 @@ func TestFormCSRFRefusalAudited(t *testing.T) {
 			}
 			eventOf := func(resp *http.Response) *audit.Event {
 				t.Helper()
-				evs, err := e.App.AuditEvents(t.Context())
+				evs, err := e.App.Transparency().Events(t.Context())
 				if err != nil {
 					t.Fatal(err)
 				}

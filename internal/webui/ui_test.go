@@ -91,7 +91,7 @@ func TestClinicianFlow(t *testing.T) {
 
 			// Every PHI access of the pages is in the audit log, as the UI's
 			// (client "webui", with the session), and no search value is.
-			evs, err := e.App.AuditEvents(t.Context())
+			evs, err := e.App.Transparency().Events(t.Context())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -533,7 +533,7 @@ func TestBreakGlass(t *testing.T) {
 	if got := tb.text("#patient-name"); !strings.Contains(got, "Stranger") {
 		t.Fatalf("chart under the grant shows %q", got)
 	}
-	evs, err := e.App.AuditEvents(t.Context())
+	evs, err := e.App.Transparency().Events(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}

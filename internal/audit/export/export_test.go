@@ -39,12 +39,12 @@ const testSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw8ThKNvxyFhs="
 // returns the leaf indexes of the whole log: 0..size-1.
 func logSeqs(t *testing.T, s *apitest.Server) []int64 {
 	t.Helper()
-	size, err := s.App.IntegrateLog(t.Context())
+	size, err := s.App.Transparency().Integrate(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
 	var idx []int64
-	err = s.App.LogReader().ScanLeaves(t.Context(), 0, size, func(i int64, _ []byte, _ bool) error {
+	err = s.App.Transparency().Reader().ScanLeaves(t.Context(), 0, size, func(i int64, _ []byte, _ bool) error {
 		idx = append(idx, i)
 		return nil
 	})
@@ -74,7 +74,7 @@ func newExporter(t *testing.T, s *apitest.Server, sink export.Sink, batch int, r
 		t.Fatal(err)
 	}
 	x, err := export.New(export.Options{
-		Sink: sink, Redact: red, Source: s.App.LogReader(),
+		Sink: sink, Redact: red, Source: s.App.Transparency().Reader(),
 		Cursors: s.App.Store.(*sqldb.Store).ExportCursors(), Batch: batch,
 	})
 	if err != nil {

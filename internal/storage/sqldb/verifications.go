@@ -2,22 +2,12 @@ package sqldb
 
 import (
 	"context"
-	"time"
 
 	"github.com/phivault/phivault/internal/storage"
 )
 
-// Verification is the outcome of one full verification of the audit log
-// (table audit_verifications, migration 0012_audit_followers).
-type Verification struct {
-	Finished time.Time
-	Size     int64  // leaves covered
-	OK       bool   // no divergence
-	Detail   string // the first divergence, or ""; never event content
-}
-
 // RecordVerification stores the outcome of a full verification.
-func (s *Store) RecordVerification(ctx context.Context, v Verification) error {
+func (s *Store) RecordVerification(ctx context.Context, v storage.Verification) error {
 	if len(v.Detail) > 1024 {
 		v.Detail = v.Detail[:1024]
 	}
@@ -31,7 +21,7 @@ func (s *Store) RecordVerification(ctx context.Context, v Verification) error {
 
 // LastVerification returns the latest verification, the latest
 // successful one if okOnly, or storage.ErrNotFound for none.
-func (s *Store) LastVerification(ctx context.Context, okOnly bool) (Verification, error) {
+func (s *Store) LastVerification(ctx context.Context, okOnly bool) (storage.Verification, error) {
 	q := `SELECT finished, size, ok, detail FROM audit_verifications ORDER BY finished DESC LIMIT 1`
 	if okOnly {
 		q = `SELECT finished, size, ok, detail FROM audit_verifications WHERE ok = ? ORDER BY finished DESC LIMIT 1`
@@ -42,19 +32,19 @@ func (s *Store) LastVerification(ctx context.Context, okOnly bool) (Verification
 	}
 	rows, err := s.r().query(ctx, q, args...)
 	if err != nil {
-		return Verification{}, s.translate("last verification", err)
+		return storage.Verification{}, s.translate("last verification", err)
 	}
 	defer rows.Close()
 	if !rows.Next() {
 		if err := rows.Err(); err != nil {
-			return Verification{}, s.translate("last verification", err)
+			return storage.Verification{}, s.translate("last verification", err)
 		}
-		return Verification{}, wrapOp("last verification", storage.ErrNotFound)
+		return storage.Verification{}, wrapOp("last verification", storage.ErrNotFound)
 	}
-	var v Verification
+	var v storage.Verification
 	var at int64
 	if err := rows.Scan(&at, &v.Size, &v.OK, &v.Detail); err != nil {
-		return Verification{}, s.translate("last verification", err)
+		return storage.Verification{}, s.translate("last verification", err)
 	}
 	v.Finished = fromMicros(at)
 	return v, nil
