@@ -89,7 +89,7 @@ type App struct {
 
 	indexer *auditIndexer
 	// attempts limits the audit events of unauthenticated requests and
-	// reports what it refused (RunAttemptReports, Close).
+	// reports what it refused (runBackground, Close).
 	attempts *attempt.Limiter
 	// idleTimeout is the sessions' idle timeout (0: the session
 	// package's default), which the web UI's warning counts down.
@@ -572,11 +572,6 @@ func processName() string {
 	}
 	return fmt.Sprintf("%s/%d/%s", host, os.Getpid(), uuid.NewString()[:8])
 }
-
-// RunAttemptReports records, every interval until ctx ends and once
-// more then, the aggregate events of requests refused by the attempt
-// limit (package attempt).
-func (a *App) RunAttemptReports(ctx context.Context) { a.attempts.Run(ctx) }
 
 // ReportAttempts records the aggregate events of the refusals not yet
 // reported, now (RunAttemptReports does it every interval).

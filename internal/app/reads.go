@@ -16,3 +16,7 @@ func (a *App) Directory() identity.Directory { return a.db.Users() }
 func (a *App) PolicyVersions(ctx context.Context, limit int) ([]authz.PolicyVersion, error) {
 	return a.db.Authz().PolicyVersions(ctx, limit)
 }
+
+// PolicyExplainer answers "phivault policy explain", audited like a
+// decision.
+func (a *App) PolicyExplainer() *authz.Explainer { return authz.NewExplainer(a.Authz, a.Log, a.batcher) }

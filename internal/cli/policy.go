@@ -14,13 +14,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/phivault/phivault/internal/app"
-	"github.com/phivault/phivault/internal/audit"
-	"github.com/phivault/phivault/internal/authn"
 	"github.com/phivault/phivault/internal/authz"
 	"github.com/phivault/phivault/internal/config"
 	"github.com/phivault/phivault/internal/ident"
-	"github.com/phivault/phivault/internal/record"
-	"github.com/phivault/phivault/internal/storage"
 )
 
 // maxCaseFile bounds a policy test file.
@@ -187,45 +183,9 @@ func (e *env) policyExplainCmd() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("--user: %w", userFlagErr(err))
 			}
-			roles := make([]string, len(u.Roles))
-			for i, r := range u.Roles {
-				roles[i] = string(r)
-			}
-			p := authn.Principal{Kind: authn.KindSession, ID: u.ID, Name: u.Username, Roles: roles, MFA: true}
-			f, found, err := record.NewAuthzSource(a.Record).Resource(cmd.Context(), typ, id) // explain reads as the authorizer does
+			x, err := a.PolicyExplainer().ExplainAccount(cmd.Context(), cliAgent(), u, act, typ, id)
 			if err != nil {
-				return fmt.Errorf("--resource: %w", err)
-			}
-			t := authz.Target{Type: typ, ID: id, Owner: "org"}
-			if found {
-				t.Owner = f.Owner
-				if t.Labels, t.Category, err = authz.ResourceLabels(f.JSON, false); err != nil {
-					return err
-				}
-			} else if typ == "Patient" {
-				t.Owner = ident.PatientRef(id).String()
-			} else {
-				return fmt.Errorf("--resource: no current %s/%s", typ, id)
-			}
-			x, err := a.Authz.Explain(cmd.Context(), p, act, t)
-			outcome := audit.OutcomeSuccess
-			if err != nil {
-				outcome = audit.OutcomeError
-			}
-			ev := audit.Event{Time: time.Now(), Action: audit.ActionPolicyExplain, Outcome: outcome, Agent: cliAgent(),
-				Entities: []string{typ + "/" + id, "User/" + u.ID}, Policies: x.Policies}
-			if strings.HasPrefix(t.Owner, ident.PatientPrefix) {
-				ev.Patients = []string{t.Owner}
-			}
-			rec, serr := a.Log.Seal(ev)
-			if serr != nil {
-				return serr
-			}
-			if aerr := a.Store.AppendAudit(cmd.Context(), storage.AuditRecord{Time: ev.Time, Body: rec.Body}); aerr != nil {
-				return aerr
-			}
-			if err != nil {
-				return fmt.Errorf("deciding: %w (an error is a denial: fail closed)", err)
+				return fmt.Errorf("--resource %s: %w", resource, err)
 			}
 			verdict := "DENIED"
 			if x.Allowed {
