@@ -19,4 +19,6 @@ func (a *App) PolicyVersions(ctx context.Context, limit int) ([]authz.PolicyVers
 
 // PolicyExplainer answers "phivault policy explain", audited like a
 // decision.
-func (a *App) PolicyExplainer() *authz.Explainer { return authz.NewExplainer(a.Authz, a.Log, a.batcher) }
+func (a *App) PolicyExplainer() *authz.Explainer {
+	return authz.NewExplainer(a.Authz, a.Log, a.batcher)
+}
