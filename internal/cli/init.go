@@ -1,23 +1,16 @@
 package cli
 
 import (
-	"context"
-	"errors"
 	"fmt"
-	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
-	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/phivault/phivault/internal/app"
 	"github.com/phivault/phivault/internal/config"
 	"github.com/phivault/phivault/internal/identity"
-	"github.com/phivault/phivault/internal/keys"
-	"github.com/phivault/phivault/internal/storage"
-	"github.com/phivault/phivault/internal/tlsca"
 )
 
 func (e *env) initCmd() *cobra.Command {
@@ -118,64 +111,16 @@ func (e *env) runInit(cmd *cobra.Command, o initOptions) error {
 	if err := identity.ValidateUsername(o.adminUser); err != nil {
 		return fmt.Errorf("--admin-user: %w", err)
 	}
-	// A database that holds a data set already (another data
-	// directory's, its keys wrapped under another KEK) is refused before
-	// anything is created, so the data directory is not left half made.
-	if err := requireEmptyDatabase(ctx, resolved); err != nil {
-		return err
-	}
-	now := time.Now()
-	if resolved.Keys.KeyFile != "" {
-		if err := os.MkdirAll(filepath.Dir(resolved.Keys.KeyFile), 0o700); err != nil {
-			return fmt.Errorf("creating key directory: %w", err)
-		}
-		if err := keys.CreateKeyFile(resolved.Keys.KeyFile); err != nil {
-			if errors.Is(err, fs.ErrExist) {
-				return fmt.Errorf("key file %s already exists; init never overwrites", resolved.Keys.KeyFile)
-			}
-			return err
-		}
-	}
-	fp, err := tlsca.Create(tlsca.Files{
-		CACert:     filepath.Join(o.dataDir, "tls", "ca.crt"),
-		ServerCert: resolved.Server.TLSCert,
-		ServerKey:  resolved.Server.TLSKey,
-	}, now)
-	if err != nil {
-		return err
-	}
 	// The driver is written into the file (never the PostgreSQL URL, a
 	// credential): a later command run without PHIVAULT_POSTGRES then
 	// fails with what to set instead of opening a new SQLite database
 	// and answering about it.
 	c.Storage.Driver = resolved.Storage.Driver
-	if err := config.Write(c); err != nil {
-		return err
-	}
-	// Open creates the system keys, the log signing key among them.
-	a, err := app.Open(ctx, resolved, e.logger())
-	if err != nil {
-		return fmt.Errorf("creating the database: %w", err)
-	}
-	defer a.Close()
-	vkey := a.Transparency().VerifierKey()
-	if err := tlsca.WriteNew(resolved.Audit.VerifierKey, []byte(vkey+"\n"), 0o644); err != nil {
-		return err
-	}
-	secret, err := a.CreateToken(ctx, "admin", []string{"system"})
+	caCert := filepath.Join(o.dataDir, "tls", "ca.crt")
+	made, err := app.Provision(ctx, app.Provisioning{Config: resolved, CACert: caCert, AdminUser: o.adminUser,
+		WriteConfig: func() error { return config.Write(c) }, Logger: e.logger()})
 	if err != nil {
 		return err
-	}
-	acc, err := a.Accounts()
-	if err != nil {
-		return err
-	}
-	// The first administrator cannot be approved by a second one: init,
-	// run by the operator who holds the key file, is the break-glass path
-	// (ADR 0018), and raises the alert that says so.
-	admin, enrol, err := acc.AddBreakGlass(ctx, cliAgent(), identity.User{Username: o.adminUser, Roles: []identity.Role{identity.RoleSecurityAdmin}})
-	if err != nil {
-		return fmt.Errorf("creating the first security admin: %w", err)
 	}
 	if o.quiet {
 		return nil
@@ -203,32 +148,9 @@ second security admin's approval. Create the second one now, from this
 host:  phivault user add NAME --roles security-admin --break-glass --data %s
 
 Start the server with:  phivault serve --data %s
-`, o.dataDir, filepath.Join(o.dataDir, config.FileName), describeKEK(resolved), vkey,
-		filepath.Join(o.dataDir, "tls", "ca.crt"), fp, secret.Reveal(), admin.Username, app.EnrolmentLifetime, enrol.Reveal(), o.dataDir, o.dataDir)
+`, o.dataDir, filepath.Join(o.dataDir, config.FileName), describeKEK(resolved), made.VerifierKey,
+		caCert, made.CAFingerprint, made.Token.Reveal(), made.Admin.Username, app.EnrolmentLifetime, made.Enrolment.Reveal(), o.dataDir, o.dataDir)
 	return nil
-}
-
-// requireEmptyDatabase refuses a database that already holds a phivault
-// data set (its system keys exist). The URL is not named: it may hold a
-// password.
-func requireEmptyDatabase(ctx context.Context, c config.Config) error {
-	st, err := app.OpenStore(ctx, c.Storage, c.Timeouts)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	_, err = st.Key(ctx, keys.SystemLogSigner)
-	switch {
-	case err == nil:
-		where := "storage.postgres_url (PHIVAULT_POSTGRES, --postgres)"
-		if c.Storage.Driver != "postgres" {
-			where = c.Storage.SQLitePath
-		}
-		return fmt.Errorf("the database at %s already holds a phivault data set: init needs a new, empty database (a data set is opened with its own data directory and key file)", where)
-	case errors.Is(err, storage.ErrNotFound):
-		return nil
-	}
-	return fmt.Errorf("checking the database: %w", err)
 }
 
 func describeKEK(c config.Config) string {
