@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/phivault/phivault/internal/audit"
 	"github.com/phivault/phivault/internal/audit/merkle"
@@ -173,3 +174,5 @@ func (a *App) checkJointOwners(ctx context.Context, r *ledger.Report) error {
 		return nil
 	})
 }
+
+func nowUTC() time.Time { return time.Now().UTC() }

@@ -140,7 +140,7 @@ func (e *env) startExport(ctx context.Context, a *app.App, log *slog.Logger) (st
 	}()
 	go func() {
 		defer wg.Done()
-		a.RunKEKEpochs(ctx)
+		a.KeyLifecycle().RunKEKEpochs(ctx)
 	}()
 	go func() {
 		defer wg.Done()
