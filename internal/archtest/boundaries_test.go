@@ -32,6 +32,14 @@ var boundaries = []boundary{
 		forbidden: []string{module + "/internal/storage/sqldb", module + "/internal/storage/sqlite", module + "/internal/storage/postgres"},
 		why:       "the CLI reaches the database through app's services, not the SQL store (ADR 0024)",
 	},
+	// The key lifecycle gets the keyring and the store's key and epoch
+	// interfaces from the composition root, never the store itself.
+	{
+		from: module + "/internal/keys/lifecycle",
+		forbidden: []string{module + "/internal/storage/sqldb", module + "/internal/storage/sqlite", module + "/internal/storage/postgres",
+			module + "/internal/app", module + "/internal/cli", module + "/internal/httpapi/...", module + "/internal/webui/..."},
+		why: "the key lifecycle reaches the database through the narrow interfaces app hands it, never the SQL store; app and the front ends call it, not the other way round",
+	},
 	// The web kernel (ADR 0025), test files included.
 	{
 		from:      module + "/internal/webui/...",
@@ -192,6 +200,24 @@ func TestWebUIAudienceRulesBite(t *testing.T) {
 	got := boundaryViolations(pkgs, boundaries)
 	want := []string{"internal/webui/chart imports " + webui + "/portal", // sorted
 		"internal/webui/portal imports " + module + "/internal/keys", "internal/webui/portal imports " + webui + "/console"}
+	if len(got) != len(want) {
+		t.Fatalf("violations %q, want %d", got, len(want))
+	}
+	for i := range want {
+		if !strings.HasPrefix(got[i], want[i]+":") {
+			t.Errorf("violation %q, want %q", got[i], want[i])
+		}
+	}
+}
+
+// The key lifecycle's rule catches it reaching the SQL store or app,
+// and lets it use the storage interfaces.
+func TestKeyLifecycleRuleBites(t *testing.T) {
+	lc := module + "/internal/keys/lifecycle"
+	pkgs := []pkg{{ImportPath: lc, Imports: []string{module + "/internal/storage", module + "/internal/storage/sqldb", module + "/internal/app"}}}
+	got := boundaryViolations(pkgs, boundaries)
+	want := []string{"internal/keys/lifecycle imports " + module + "/internal/app", // sorted
+		"internal/keys/lifecycle imports " + module + "/internal/storage/sqldb"}
 	if len(got) != len(want) {
 		t.Fatalf("violations %q, want %d", got, len(want))
 	}
