@@ -36,6 +36,7 @@ import (
 	"github.com/phivault/phivault/internal/httpapi"
 	"github.com/phivault/phivault/internal/identity"
 	"github.com/phivault/phivault/internal/keys"
+	"github.com/phivault/phivault/internal/keys/lifecycle"
 	"github.com/phivault/phivault/internal/record"
 	"github.com/phivault/phivault/internal/storage"
 	"github.com/phivault/phivault/internal/storage/postgres"
@@ -100,10 +101,8 @@ type App struct {
 	BreakGlass *authz.BreakGlass
 	Desk       *authz.Desk
 
-	// holder names this process in the KEK epoch job's lease (shred.go);
-	// epochWake is signalled after every erasure (RunKEKEpochs).
-	holder    string
-	epochWake chan struct{}
+	// keyLife runs key rotation and the KEK epoch job (KeyLifecycle).
+	keyLife *lifecycle.Manager
 }
 
 // Option adjusts [Open]. Tests use them to inject a clock and limits.
@@ -152,7 +151,7 @@ func Open(ctx context.Context, c config.Config, logger *slog.Logger, opts ...Opt
 	if err != nil {
 		return nil, err
 	}
-	kr := keys.NewKeyring(kek, keys.Options{Destroyed: destroyedKEKs(st)})
+	kr := keys.NewKeyring(kek, keys.Options{Destroyed: lifecycle.DestroyedKEKs(st.Epochs())})
 	if err := loadSystemKeys(ctx, st, kr); err != nil {
 		st.Close()
 		return nil, err
@@ -162,8 +161,10 @@ func Open(ctx context.Context, c config.Config, logger *slog.Logger, opts ...Opt
 		st.Close()
 		return nil, fmt.Errorf("loading search parameters: %w", err)
 	}
-	a := &App{Config: c, Store: st, db: st, Keys: kr, logger: logger, holder: processName(), epochWake: make(chan struct{}, 1)}
+	a := &App{Config: c, Store: st, db: st, Keys: kr, logger: logger}
 	a.Log = audit.NewLog(kr)
+	a.keyLife = lifecycle.New(lifecycle.Deps{Config: c.Keys, Keys: kr, Store: st, Epochs: st.Epochs(), Compactor: st, Alerts: st,
+		Log: a.Log, Logger: logger, Holder: processName()})
 	if err := a.openTransparency(ctx); err != nil {
 		st.Close()
 		return nil, err
@@ -200,7 +201,7 @@ func Open(ctx context.Context, c config.Config, logger *slog.Logger, opts ...Opt
 		Rate: rate.Limit(float64(c.Limits.AttemptsPerMinute) / 60), Burst: c.Limits.AttemptBurst,
 		Recorder: auditRecorder{log: a.Log, batch: a.batcher}, Logger: logger,
 	})
-	a.Record.SetEraseHook(a.wakeEpoch)
+	a.Record.SetEraseHook(a.keyLife.Wake)
 	a.auth = authn.NewAuthenticator(st, nil, authn.WithHasher(ark))
 	// From here on a.Close releases everything, the log integrator's
 	// goroutine included.
@@ -562,6 +563,10 @@ func (a *App) CreateTokenOffline(ctx context.Context, actor audit.Agent, name st
 	}
 	return secret, nil
 }
+
+// KeyLifecycle is key rotation, the KEK epoch job that makes erasures
+// final (ADR 0015) and the erasure status.
+func (a *App) KeyLifecycle() *lifecycle.Manager { return a.keyLife }
 
 // processName identifies this process in leases: host, pid and a random
 // suffix (a restarted process with the same pid is another holder).

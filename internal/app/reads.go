@@ -5,6 +5,7 @@ import (
 
 	"github.com/phivault/phivault/internal/authz"
 	"github.com/phivault/phivault/internal/identity"
+	"github.com/phivault/phivault/internal/record"
 )
 
 // Directory is the read capability over accounts, for the CLI's lookups
@@ -22,3 +23,8 @@ func (a *App) PolicyVersions(ctx context.Context, limit int) ([]authz.PolicyVers
 func (a *App) PolicyExplainer() *authz.Explainer {
 	return authz.NewExplainer(a.Authz, a.Log, a.batcher)
 }
+
+// Operator is the record service for the trusted offline commands
+// (import, demo seeding, reindex) run by user: every access allowed and
+// audited as offline (record.Operator).
+func (a *App) Operator(user string) *record.Operator { return record.NewOperator(a.Record, user) }

@@ -114,7 +114,7 @@ func (a *App) runBackground(ctx context.Context) (stop func(), err error) {
 	loops := []func(context.Context){
 		a.attempts.Run,
 		a.RunAuditIndex,
-		a.RunKEKEpochs,
+		a.keyLife.RunKEKEpochs,
 		a.RunPrune,
 		a.tlog.RunVerification,
 	}

@@ -7,7 +7,8 @@
 //   - only a short, named allow-list imports crypto primitives;
 //   - package boundaries, one table (boundaries_test.go): leaves (ident,
 //     config), the CLI never imports the SQL store or its drivers, the
-//     web kernel and the front ends, the web UI's audiences;
+//     key lifecycle neither (nor app or a front end), the web kernel and
+//     the front ends, the web UI's audiences;
 //   - only the web kernel declares an HTTP error type (web_test.go);
 //   - record.Offline and record.NewAuthzSource only in the CLI and the
 //     composition root (offline_test.go);
@@ -58,6 +59,7 @@ var domain = []string{
 	module + "/internal/audit",
 	module + "/internal/fhir/...",
 	module + "/internal/keys",
+	module + "/internal/keys/lifecycle",
 	module + "/internal/authn",
 	module + "/internal/authn/session",
 	module + "/internal/identity",

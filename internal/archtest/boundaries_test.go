@@ -224,3 +224,21 @@ func TestWebUIAudienceRulesBite(t *testing.T) {
 		}
 	}
 }
+
+// The key lifecycle's rule catches it reaching the SQL store or app,
+// and lets it use the storage interfaces.
+func TestKeyLifecycleRuleBites(t *testing.T) {
+	lc := module + "/internal/keys/lifecycle"
+	pkgs := []pkg{{ImportPath: lc, Imports: []string{module + "/internal/storage", module + "/internal/storage/sqldb", module + "/internal/app"}}}
+	got := boundaryViolations(pkgs, boundaries)
+	want := []string{"internal/keys/lifecycle imports " + module + "/internal/app", // sorted
+		"internal/keys/lifecycle imports " + module + "/internal/storage/sqldb"}
+	if len(got) != len(want) {
+		t.Fatalf("violations %q, want %d", got, len(want))
+	}
+	for i := range want {
+		if !strings.HasPrefix(got[i], want[i]+":") {
+			t.Errorf("violation %q, want %q", got[i], want[i])
+		}
+	}
+}

@@ -12,9 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/phivault/phivault/internal/app"
-	"github.com/phivault/phivault/internal/audit"
 	"github.com/phivault/phivault/internal/config"
-	"github.com/phivault/phivault/internal/record"
 	"github.com/phivault/phivault/internal/synth"
 )
 
@@ -112,15 +110,11 @@ func (e *env) loadDemoPatients(ctx context.Context, c config.Config, n int) erro
 		return err
 	}
 	defer a.Close()
-	caller := record.Caller{Agent: audit.Agent{User: "demo", Client: "cli"}, Purpose: "HOPERAT", Guard: record.Offline()}
+	op := a.Operator("demo")
 	bar := progressbar.NewOptions(n+1, progressbar.OptionSetWriter(e.stderr), progressbar.OptionSetDescription("loading synthetic patients"),
 		progressbar.OptionShowCount(), progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionOnCompletion(func() { fmt.Fprintln(e.stderr) }))
 	err = synth.Generate(ctx, synth.Options{Patients: n, Seed: 1, Start: synth.DefaultStart}, func(_ string, b []byte) error {
-		res, err := a.Record.Parse(b)
-		if err != nil {
-			return err
-		}
-		if _, err := a.Record.ProcessBundle(ctx, caller, res, record.ReturnMinimal); err != nil {
+		if _, err := op.ImportBundle(ctx, b); err != nil {
 			return err
 		}
 		return bar.Add(1)

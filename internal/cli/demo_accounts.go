@@ -23,10 +23,8 @@ import (
 	"github.com/phivault/phivault/internal/authn/password"
 	"github.com/phivault/phivault/internal/authn/totp"
 	"github.com/phivault/phivault/internal/config"
-	"github.com/phivault/phivault/internal/fhir"
 	"github.com/phivault/phivault/internal/ident"
 	"github.com/phivault/phivault/internal/identity"
-	"github.com/phivault/phivault/internal/record"
 )
 
 // Demo accounts: `phivault demo` creates one account per
@@ -139,20 +137,16 @@ func createDemoAccounts(ctx context.Context, c config.Config, logger *slog.Logge
 	return out, nil
 }
 
-// demoCaller writes the demo's set-up resources (a trusted in-process
-// caller: the operator holds the key file).
-var demoCaller = record.Caller{Agent: audit.Agent{User: "demo", Client: "cli"}, Purpose: "HOPERAT", Guard: record.Offline()}
-
 // demoPractitioner stores a Practitioner for a demo clinician.
 func demoPractitioner(ctx context.Context, a *app.App, name string) (string, error) {
 	given, family, _ := strings.Cut(name, " ")
-	res := fhir.Resource{"resourceType": "Practitioner", "active": true,
+	res := map[string]any{"resourceType": "Practitioner", "active": true,
 		"name": []any{map[string]any{"family": family, "given": []any{given}}}}
-	st, _, err := a.Record.Create(ctx, demoCaller, res, "")
+	ref, err := a.Operator("demo").Create(ctx, res)
 	if err != nil {
 		return "", fmt.Errorf("demo practitioner: %w", err)
 	}
-	return "Practitioner/" + st.ID, nil
+	return ref, nil
 }
 
 // demoCareTeam puts the demo clinicians on the demo patient's care team.
@@ -161,9 +155,9 @@ func demoCareTeam(ctx context.Context, a *app.App, pid string, members []string)
 	for _, m := range members {
 		parts = append(parts, map[string]any{"member": map[string]any{"reference": m}})
 	}
-	res := fhir.Resource{"resourceType": "CareTeam", "status": "active",
+	res := map[string]any{"resourceType": "CareTeam", "status": "active",
 		"subject": map[string]any{"reference": ident.PatientRef(pid).String()}, "participant": parts}
-	if _, _, err := a.Record.Create(ctx, demoCaller, res, ""); err != nil {
+	if _, err := a.Operator("demo").Create(ctx, res); err != nil {
 		return fmt.Errorf("demo care team: %w", err)
 	}
 	return nil
@@ -215,8 +209,7 @@ func enrolDemoTOTP(ctx context.Context, s *login.Service, username, pw string) (
 
 // firstPatientID returns the id of a stored Patient.
 func firstPatientID(ctx context.Context, a *app.App) (string, error) {
-	caller := record.Caller{Agent: audit.Agent{User: "demo", Client: "cli"}, Purpose: "HOPERAT", Guard: record.Offline()}
-	page, err := a.Record.Search(ctx, caller, "Patient", url.Values{"_count": {"1"}}, record.SearchOptions{})
+	page, err := a.Operator("demo").Search(ctx, "Patient", url.Values{"_count": {"1"}})
 	if err != nil {
 		return "", fmt.Errorf("finding a demo patient: %w", err)
 	}

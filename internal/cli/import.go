@@ -23,9 +23,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/phivault/phivault/internal/app"
-	"github.com/phivault/phivault/internal/audit"
 	"github.com/phivault/phivault/internal/config"
-	"github.com/phivault/phivault/internal/record"
 )
 
 // ndjsonBatch is how many NDJSON lines travel in one batch Bundle.
@@ -108,14 +106,7 @@ func (e *env) runImport(ctx context.Context, o importOptions, args []string) err
 			return err
 		}
 		defer a.Close()
-		caller := record.Caller{Agent: audit.Agent{User: "import", Client: "cli"}, Purpose: "HOPERAT", Guard: record.Offline()}
-		load = func(ctx context.Context, b []byte) ([]byte, error) {
-			res, err := a.Record.Parse(b)
-			if err != nil {
-				return nil, err
-			}
-			return a.Record.ProcessBundle(ctx, caller, res, record.ReturnMinimal)
-		}
+		load = a.Operator("import").ImportBundle
 	}
 	bar := progressbar.NewOptions64(total,
 		progressbar.OptionSetWriter(e.stderr),
@@ -220,11 +211,6 @@ func sharedRank(p string) int {
 
 func importOne(ctx context.Context, f string, load loader, t *importTally, bar *progressbar.ProgressBar) error {
 	if err := importFile(ctx, f, load, t, bar); err != nil {
-		var re *record.Error
-		if errors.As(err, &re) && re.Err != nil {
-			// The cause names operations and references, never content.
-			return fmt.Errorf("%s: %w (%v)", filepath.Base(f), err, re.Err)
-		}
 		return fmt.Errorf("%s: %w", filepath.Base(f), err)
 	}
 	return nil

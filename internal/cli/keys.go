@@ -12,6 +12,7 @@ import (
 	"github.com/phivault/phivault/internal/app"
 	"github.com/phivault/phivault/internal/config"
 	"github.com/phivault/phivault/internal/ident"
+	"github.com/phivault/phivault/internal/keys/lifecycle"
 	"github.com/phivault/phivault/internal/storage"
 )
 
@@ -80,7 +81,7 @@ func (e *env) keysStatusCmd() *cobra.Command {
 			if len(ids) > 1 {
 				fmt.Fprintln(e.stdout, "some keys are wrapped by an older KEK: run \"phivault keys rotate\" to finish")
 			}
-			st, err := a.ErasureStatus(cmd.Context())
+			st, err := a.KeyLifecycle().ErasureStatus(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -111,7 +112,7 @@ every stored version under it, and then destroys the old data keys.`,
 			defer a.Close()
 			bar := e.phaseBar()
 			if deks || owner != "" {
-				n, err := a.RotateDEKs(cmd.Context(), owner, bar.update)
+				n, err := a.KeyLifecycle().RotateDEKs(cmd.Context(), owner, bar.update)
 				bar.done()
 				if err != nil {
 					return err
@@ -119,7 +120,7 @@ every stored version under it, and then destroys the old data keys.`,
 				fmt.Fprintf(e.stdout, "re-encrypted %d versions under new data keys; old data keys destroyed\n", n)
 				return nil
 			}
-			rotated, n, err := a.RotateKEK(cmd.Context(), bar.update)
+			rotated, n, err := a.KeyLifecycle().RotateKEK(cmd.Context(), bar.update)
 			bar.done()
 			if err != nil {
 				return err
@@ -170,7 +171,7 @@ that destroy the older versions.`,
 			}
 			defer a.Close()
 			if status {
-				st, err := a.ErasureStatus(cmd.Context())
+				st, err := a.KeyLifecycle().ErasureStatus(cmd.Context())
 				if err != nil {
 					return err
 				}
@@ -179,7 +180,7 @@ that destroy the older versions.`,
 			}
 			bar := e.phaseBar()
 			if a.Config.Keys.KeyFile == "" {
-				n, err := a.RewrapAll(cmd.Context(), bar.update)
+				n, err := a.KeyLifecycle().RewrapAll(cmd.Context(), bar.update)
 				bar.done()
 				if err != nil {
 					return err
@@ -188,7 +189,7 @@ that destroy the older versions.`,
 				fmt.Fprint(e.stdout, vaultSteps)
 				return nil
 			}
-			rep, err := a.RunKEKEpoch(cmd.Context(), app.EpochOptions{Force: force, AddOnly: addOnly, Progress: bar.update})
+			rep, err := a.KeyLifecycle().RunKEKEpoch(cmd.Context(), lifecycle.EpochOptions{Force: force, AddOnly: addOnly, Progress: bar.update})
 			bar.done()
 			if err != nil {
 				return err
@@ -223,7 +224,7 @@ const vaultSteps = `now destroy the older transit key versions in Vault (an admi
 `
 
 // printErasureStatus prints how final the erasures are.
-func (e *env) printErasureStatus(st app.ErasureStatus) {
+func (e *env) printErasureStatus(st lifecycle.ErasureStatus) {
 	if st.KMS {
 		fmt.Fprintln(e.stdout, "erasures             final once the Vault transit key was rotated and its older versions trimmed (phivault keys shred-epoch)")
 		return

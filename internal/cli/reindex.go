@@ -4,9 +4,6 @@ import (
 	"fmt"
 
 	"github.com/spf13/cobra"
-
-	"github.com/phivault/phivault/internal/audit"
-	"github.com/phivault/phivault/internal/record"
 )
 
 func (e *env) reindexCmd() *cobra.Command {
@@ -24,8 +21,7 @@ are not found (access is denied, not granted). Audited; safe while serving.`,
 				return err
 			}
 			defer a.Close()
-			c := record.Caller{Agent: audit.Agent{Client: "cli"}, Purpose: "HOPERAT", Guard: record.Offline()}
-			n, err := a.Record.Reindex(cmd.Context(), c, func(n int64) { fmt.Fprintf(e.stderr, "reindexed %d resources\n", n) })
+			n, err := a.Operator("").Reindex(cmd.Context(), func(n int64) { fmt.Fprintf(e.stderr, "reindexed %d resources\n", n) })
 			if err != nil {
 				return err
 			}

@@ -162,10 +162,10 @@ func TestLedgerNamesEveryTampering(t *testing.T) {
 			if _, err := a.Record.Reindex(ctx, secCaller(), nil); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := a.RotateDEKs(ctx, "", nil); err != nil {
+			if _, err := a.KeyLifecycle().RotateDEKs(ctx, "", nil); err != nil {
 				t.Fatal(err)
 			}
-			if _, _, err := a.RotateKEK(ctx, nil); err != nil {
+			if _, _, err := a.KeyLifecycle().RotateKEK(ctx, nil); err != nil {
 				t.Fatal(err)
 			}
 			if _, err := a.Transparency().Integrate(ctx); err != nil {

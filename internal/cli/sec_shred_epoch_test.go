@@ -12,6 +12,7 @@ import (
 
 	"github.com/phivault/phivault/internal/app"
 	"github.com/phivault/phivault/internal/keys"
+	"github.com/phivault/phivault/internal/keys/lifecycle"
 	"github.com/phivault/phivault/internal/storage"
 	"github.com/phivault/phivault/internal/storage/sqldb"
 )
@@ -102,7 +103,7 @@ func TestKeysShredEpoch(t *testing.T) {
 			// patients again.
 			ctx, cancel := context.WithCancel(t.Context())
 			done := make(chan struct{})
-			go func() { defer close(done); srv.RunKEKEpochs(ctx) }()
+			go func() { defer close(done); srv.KeyLifecycle().RunKEKEpochs(ctx) }()
 			t.Cleanup(func() { cancel(); <-done })
 			secEventually(t, func() bool {
 				return srv.Keys.KEK().PrimaryID() == k1.PrimaryID() && !srv.Keys.KEK().Has(k0.PrimaryID())
@@ -119,7 +120,7 @@ func TestKeysShredEpoch(t *testing.T) {
 			}
 			cli := secOpenAppNoCleanup(t, dir)
 			ictx, stop := context.WithCancel(t.Context())
-			_, err := cli.RunKEKEpoch(ictx, app.EpochOptions{Progress: func(phase string, _, _ int64) {
+			_, err := cli.KeyLifecycle().RunKEKEpoch(ictx, lifecycle.EpochOptions{Progress: func(phase string, _, _ int64) {
 				if strings.HasPrefix(phase, "re-wrapping") {
 					stop()
 				}

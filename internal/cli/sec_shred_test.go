@@ -15,6 +15,7 @@ import (
 
 	"github.com/phivault/phivault/internal/app"
 	"github.com/phivault/phivault/internal/keys/keystest"
+	"github.com/phivault/phivault/internal/keys/lifecycle"
 )
 
 // TestEraseSurvivesForensics is issue 11 item 10's attack, as an outside
@@ -78,7 +79,7 @@ func TestEraseSurvivesForensics(t *testing.T) {
 			// "serve" does.
 			ctx, cancel := context.WithCancel(t.Context())
 			done := make(chan struct{})
-			go func() { defer close(done); srv.RunKEKEpochs(ctx) }()
+			go func() { defer close(done); srv.KeyLifecycle().RunKEKEpochs(ctx) }()
 			t.Cleanup(func() { cancel(); <-done })
 			st := secAwaitErasureFinal(t, srv)
 			if len(st.FileKeys) != 1 || st.Pending != 0 {
@@ -183,11 +184,11 @@ func secLiveOwners(t *testing.T, dir string, db *sql.DB) []string {
 
 // secAwaitErasureFinal waits until no erasure is pending or retained and
 // no epoch is in progress.
-func secAwaitErasureFinal(t *testing.T, a *app.App) app.ErasureStatus {
+func secAwaitErasureFinal(t *testing.T, a *app.App) lifecycle.ErasureStatus {
 	t.Helper()
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
-		st, err := a.ErasureStatus(t.Context())
+		st, err := a.KeyLifecycle().ErasureStatus(t.Context())
 		if err != nil {
 			t.Fatal(err)
 		}

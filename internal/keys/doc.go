@@ -80,7 +80,7 @@
 //
 // # KEK epochs
 //
-// A KEK epoch (docs/adr/0015; the job is internal/app/shred.go) adds a
+// A KEK epoch (docs/adr/0015; the job is internal/keys/lifecycle) adds a
 // key with [AddKEKKey] (never reusing an id the database fenced off),
 // installs it with [Keyring.SetKEK], re-wraps every live record with
 // [Keyring.Rewrap], checks each with [KEK.CheckWrappedByPrimary] (it

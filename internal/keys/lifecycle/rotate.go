@@ -1,24 +1,14 @@
-package app
+package lifecycle
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
-	"time"
 
-	"github.com/phivault/phivault/internal/audit"
 	"github.com/phivault/phivault/internal/ident"
 	"github.com/phivault/phivault/internal/keys"
 	"github.com/phivault/phivault/internal/storage"
 )
-
-// Progress reports a long operation: phase, units done, and total (-1
-// when unknown).
-type Progress func(phase string, done, total int64)
-
-// ErrKMSRotation means KEK rotation of a KMS key happens in the KMS.
-var ErrKMSRotation = errors.New("the KEK lives in a KMS: rotate it there (new key version); phivault keeps using the KMS key URI")
 
 // isDataOwner reports whether owner names a DEK (not a system key).
 func isDataOwner(owner string) bool { return !strings.HasPrefix(owner, ident.SystemPrefix) }
@@ -29,13 +19,13 @@ func isDataOwner(owner string) bool { return !strings.HasPrefix(owner, ident.Sys
 // keys stay in the key file, so every wrap opens at every moment) and
 // resumable: if records wrapped under an older KEK remain, it finishes
 // those instead of rotating again.
-func (a *App) RotateKEK(ctx context.Context, progress Progress) (rotated bool, rewrapped int64, err error) {
-	if a.Config.Keys.KeyFile == "" {
+func (m *Manager) RotateKEK(ctx context.Context, progress Progress) (rotated bool, rewrapped int64, err error) {
+	if m.cfg.KeyFile == "" {
 		return false, 0, ErrKMSRotation
 	}
 	// A KEK epoch writes the key file and fences keys: a rotation beside
-	// one would change the primary under it (shred.go).
-	st, err := a.ErasureStatus(ctx)
+	// one would change the primary under it (epoch.go).
+	st, err := m.ErasureStatus(ctx)
 	if err != nil {
 		return false, 0, err
 	}
@@ -47,7 +37,7 @@ func (a *App) RotateKEK(ctx context.Context, progress Progress) (rotated bool, r
 		retired[r.KEKID] = true
 	}
 	var recs []storage.KeyRecord
-	if err := a.Store.ScanKeys(ctx, func(r storage.KeyRecord) error {
+	if err := m.store.ScanKeys(ctx, func(r storage.KeyRecord) error {
 		if !r.Shredded {
 			recs = append(recs, r)
 		}
@@ -55,7 +45,7 @@ func (a *App) RotateKEK(ctx context.Context, progress Progress) (rotated bool, r
 	}); err != nil {
 		return false, 0, fmt.Errorf("listing keys: %w", err)
 	}
-	primary := a.Keys.KEK().PrimaryID()
+	primary := m.keys.KEK().PrimaryID()
 	stale := 0
 	for _, r := range recs {
 		if r.KEKID != primary {
@@ -63,14 +53,14 @@ func (a *App) RotateKEK(ctx context.Context, progress Progress) (rotated bool, r
 		}
 	}
 	if stale == 0 {
-		if _, err := keys.AddKEKKey(a.Config.Keys.KeyFile, func(id uint32) bool { return retired[id] }); err != nil {
+		if _, err := keys.AddKEKKey(m.cfg.KeyFile, func(id uint32) bool { return retired[id] }); err != nil {
 			return false, 0, fmt.Errorf("rotating the key file: %w", err)
 		}
-		kek, err := keys.OpenKEK(ctx, keys.KEKSource{KeyFile: a.Config.Keys.KeyFile}, nil)
+		kek, err := keys.OpenKEK(ctx, keys.KEKSource{KeyFile: m.cfg.KeyFile}, nil)
 		if err != nil {
 			return false, 0, fmt.Errorf("reopening the rotated key file: %w", err)
 		}
-		a.Keys.SetKEK(kek)
+		m.keys.SetKEK(kek)
 		primary, rotated = kek.PrimaryID(), true
 	}
 	total := int64(len(recs))
@@ -78,12 +68,12 @@ func (a *App) RotateKEK(ctx context.Context, progress Progress) (rotated bool, r
 		if err := ctx.Err(); err != nil {
 			return rotated, rewrapped, err
 		}
-		err := a.Store.Update(ctx, func(tx storage.Tx) error {
+		err := m.store.Update(ctx, func(tx storage.Tx) error {
 			cur, err := tx.Key(ctx, r.Owner)
 			if err != nil || cur.Shredded || cur.KEKID == primary {
 				return err
 			}
-			nr, err := a.Keys.Rewrap(cur)
+			nr, err := m.keys.Rewrap(cur)
 			if err != nil {
 				return err
 			}
@@ -100,7 +90,7 @@ func (a *App) RotateKEK(ctx context.Context, progress Progress) (rotated bool, r
 			progress("re-wrapping data keys", int64(i+1), total)
 		}
 	}
-	err = a.auditKeyOp(ctx, "kek")
+	err = m.auditKeyOp(ctx, "kek")
 	return rotated, rewrapped, err
 }
 
@@ -109,9 +99,9 @@ func (a *App) RotateKEK(ctx context.Context, progress Progress) (rotated bool, r
 // keys. Writes always read the key record inside their transaction, so
 // they seal with the new primary while this runs. Re-running after an
 // interruption completes the work (each step is idempotent).
-func (a *App) RotateDEKs(ctx context.Context, owner string, progress Progress) (resealed int64, err error) {
+func (m *Manager) RotateDEKs(ctx context.Context, owner string, progress Progress) (resealed int64, err error) {
 	var owners []string
-	if err := a.Store.ScanKeys(ctx, func(r storage.KeyRecord) error {
+	if err := m.store.ScanKeys(ctx, func(r storage.KeyRecord) error {
 		if !r.Shredded && isDataOwner(r.Owner) && (owner == "" || r.Owner == owner) {
 			owners = append(owners, r.Owner)
 		}
@@ -125,12 +115,12 @@ func (a *App) RotateDEKs(ctx context.Context, owner string, progress Progress) (
 	want := make(map[string]bool, len(owners))
 	for i, o := range owners {
 		want[o] = true
-		if err := a.Store.Update(ctx, func(tx storage.Tx) error {
+		if err := m.store.Update(ctx, func(tx storage.Tx) error {
 			cur, err := tx.Key(ctx, o)
 			if err != nil {
 				return err
 			}
-			nr, err := a.Keys.RotateDEK(cur)
+			nr, err := m.keys.RotateDEK(cur)
 			if err != nil {
 				return err
 			}
@@ -138,7 +128,7 @@ func (a *App) RotateDEKs(ctx context.Context, owner string, progress Progress) (
 		}); err != nil {
 			return 0, fmt.Errorf("rotating the key of %s: %w", o, err)
 		}
-		a.Keys.Forget(o)
+		m.keys.Forget(o)
 		if progress != nil {
 			progress("new data keys", int64(i+1), int64(len(owners)))
 		}
@@ -152,13 +142,13 @@ func (a *App) RotateDEKs(ctx context.Context, owner string, progress Progress) (
 		if len(pending) == 0 {
 			return nil
 		}
-		err := a.Store.Update(ctx, func(tx storage.Tx) error {
+		err := m.store.Update(ctx, func(tx storage.Tx) error {
 			for _, v := range pending {
 				rec, err := tx.Key(ctx, v.Owner)
 				if err != nil {
 					return err
 				}
-				dek, err := a.Keys.DEK(rec)
+				dek, err := m.keys.DEK(rec)
 				if err != nil {
 					return err
 				}
@@ -187,7 +177,7 @@ func (a *App) RotateDEKs(ctx context.Context, owner string, progress Progress) (
 		pending = pending[:0]
 		return nil
 	}
-	err = a.Store.ScanVersions(ctx, storage.VersionRef{}, func(v storage.Version) error {
+	err = m.store.ScanVersions(ctx, storage.VersionRef{}, func(v storage.Version) error {
 		scanned++
 		if progress != nil && scanned%100 == 0 {
 			progress("re-sealing versions", scanned, -1)
@@ -208,12 +198,12 @@ func (a *App) RotateDEKs(ctx context.Context, owner string, progress Progress) (
 		return resealed, fmt.Errorf("re-sealing versions: %w", err)
 	}
 	for i, o := range owners {
-		if err := a.Store.Update(ctx, func(tx storage.Tx) error {
+		if err := m.store.Update(ctx, func(tx storage.Tx) error {
 			cur, err := tx.Key(ctx, o)
 			if err != nil {
 				return err
 			}
-			nr, err := a.Keys.RetireOldDEKKeys(cur)
+			nr, err := m.keys.RetireOldDEKKeys(cur)
 			if err != nil {
 				return err
 			}
@@ -221,12 +211,12 @@ func (a *App) RotateDEKs(ctx context.Context, owner string, progress Progress) (
 		}); err != nil {
 			return resealed, fmt.Errorf("retiring old keys of %s: %w", o, err)
 		}
-		a.Keys.Forget(o)
+		m.keys.Forget(o)
 		if progress != nil {
 			progress("retiring old data keys", int64(i+1), int64(len(owners)))
 		}
 	}
-	return resealed, a.auditKeyOp(ctx, "dek")
+	return resealed, m.auditKeyOp(ctx, "dek")
 }
 
 // RewrapAll re-wraps every live key record under the KEK as it is now:
@@ -236,9 +226,9 @@ func (a *App) RotateDEKs(ctx context.Context, owner string, progress Progress) (
 // docs/operations.md) and with them every stale copy of an erased
 // patient's key. It then compacts the keys table. Re-running it is
 // harmless.
-func (a *App) RewrapAll(ctx context.Context, progress Progress) (int64, error) {
+func (m *Manager) RewrapAll(ctx context.Context, progress Progress) (int64, error) {
 	var owners []string
-	if err := a.Store.ScanKeys(ctx, func(r storage.KeyRecord) error {
+	if err := m.store.ScanKeys(ctx, func(r storage.KeyRecord) error {
 		if !r.Shredded {
 			owners = append(owners, r.Owner)
 		}
@@ -248,12 +238,12 @@ func (a *App) RewrapAll(ctx context.Context, progress Progress) (int64, error) {
 	}
 	var n int64
 	for i, o := range owners {
-		err := a.Store.Update(ctx, func(tx storage.Tx) error {
+		err := m.store.Update(ctx, func(tx storage.Tx) error {
 			cur, err := tx.Key(ctx, o)
 			if err != nil || cur.Shredded {
 				return err
 			}
-			nr, err := a.Keys.Rewrap(cur)
+			nr, err := m.keys.Rewrap(cur)
 			if err != nil {
 				return err
 			}
@@ -267,23 +257,10 @@ func (a *App) RewrapAll(ctx context.Context, progress Progress) (int64, error) {
 			progress("re-wrapping data keys", int64(i+1), int64(len(owners)))
 		}
 	}
-	if sq := a.db; sq != nil {
-		if err := sq.CompactKeys(ctx); err != nil {
-			a.logger.Warn("compacting the keys table failed", "err", err)
+	if m.compactor != nil {
+		if err := m.compactor.CompactKeys(ctx); err != nil {
+			m.logger.Warn("compacting the keys table failed", "err", err)
 		}
 	}
-	return n, a.auditKeyOp(ctx, "kms-rewrap")
+	return n, m.auditKeyOp(ctx, "kms-rewrap")
 }
-
-func (a *App) auditKeyOp(ctx context.Context, what string) error {
-	return a.Store.Update(ctx, func(tx storage.Tx) error {
-		rec, err := a.Log.Seal(audit.Event{Time: nowUTC(), Action: audit.ActionKeyRotate, Outcome: audit.OutcomeSuccess,
-			Agent: audit.Agent{Client: "cli"}, Entities: []string{"key/" + what}})
-		if err != nil {
-			return err
-		}
-		return tx.AppendAudit(ctx, rec)
-	})
-}
-
-func nowUTC() time.Time { return time.Now().UTC() }

@@ -1,4 +1,4 @@
-package app
+package lifecycle
 
 import (
 	"context"
@@ -44,21 +44,20 @@ func (s ErasureStatus) InProgress() (storage.KEKEpoch, bool) {
 
 // ErasureStatus reads the erasure status from the key file and the
 // database.
-func (a *App) ErasureStatus(ctx context.Context) (ErasureStatus, error) {
-	sq := a.db
+func (m *Manager) ErasureStatus(ctx context.Context) (ErasureStatus, error) {
 	var st ErasureStatus
 	var err error
-	if st.Epochs, err = sq.Epochs().Epochs(ctx); err != nil {
+	if st.Epochs, err = m.epochs.Epochs(ctx); err != nil {
 		return st, err
 	}
-	if st.Retired, err = sq.Epochs().RetiredKEKs(ctx); err != nil {
+	if st.Retired, err = m.epochs.RetiredKEKs(ctx); err != nil {
 		return st, err
 	}
-	if a.Config.Keys.KeyFile == "" {
+	if m.cfg.KeyFile == "" {
 		st.KMS = true
 		return st, nil
 	}
-	kek, err := keys.OpenKEK(ctx, keys.KEKSource{KeyFile: a.Config.Keys.KeyFile}, nil)
+	kek, err := keys.OpenKEK(ctx, keys.KEKSource{KeyFile: m.cfg.KeyFile}, nil)
 	if err != nil {
 		return st, fmt.Errorf("reading the key file: %w", err)
 	}
@@ -71,7 +70,7 @@ func (a *App) ErasureStatus(ctx context.Context) (ErasureStatus, error) {
 	for _, e := range st.Epochs {
 		byNum[e.Epoch] = e
 	}
-	err = a.Store.ScanKeys(ctx, func(r storage.KeyRecord) error {
+	err = m.store.ScanKeys(ctx, func(r storage.KeyRecord) error {
 		if !r.Shredded {
 			return nil
 		}

@@ -1,4 +1,4 @@
-package app
+package lifecycle
 
 import (
 	"context"
@@ -6,7 +6,7 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/phivault/phivault/internal/storage/sqldb"
+	"github.com/phivault/phivault/internal/storage"
 )
 
 // The KEK epoch in a running server: serve runs the job after each
@@ -18,13 +18,12 @@ import (
 // the key in force (the fence refuses its writes until then), and when it
 // still holds a destroyed KEK key in memory. It logs once per retired
 // primary when the file on this machine is still old.
-func (a *App) followEpoch(ctx context.Context, warned map[uint32]bool) {
-	kek := a.Keys.KEK()
+func (m *Manager) followEpoch(ctx context.Context, warned map[uint32]bool) {
+	kek := m.keys.KEK()
 	if kek.IsKMS() {
 		return
 	}
-	sq := a.db
-	rs, err := sq.Epochs().RetiredKEKs(ctx)
+	rs, err := m.epochs.RetiredKEKs(ctx)
 	if err != nil {
 		return
 	}
@@ -38,14 +37,14 @@ func (a *App) followEpoch(ctx context.Context, warned map[uint32]bool) {
 	if !stale {
 		return
 	}
-	changed, err := a.Keys.ReloadKEK(func(p uint32) bool { return !retired[p] })
+	changed, err := m.keys.ReloadKEK(func(p uint32) bool { return !retired[p] })
 	switch {
 	case err != nil && !warned[kek.PrimaryID()]:
 		warned[kek.PrimaryID()] = true
-		a.logger.Error("a KEK epoch retired this process's KEK key: replace this machine's key file with the new one (docs/operations.md); until then new patients cannot be created here",
+		m.logger.Error("a KEK epoch retired this process's KEK key: replace this machine's key file with the new one (docs/operations.md); until then new patients cannot be created here",
 			slog.String("err", err.Error()))
 	case changed:
-		a.logger.Info("reloaded the key file of the KEK epoch in force", slog.Any("kek", a.Keys.KEK()))
+		m.logger.Info("reloaded the key file of the KEK epoch in force", slog.Any("kek", m.keys.KEK()))
 	}
 }
 
@@ -54,29 +53,29 @@ func (a *App) followEpoch(ctx context.Context, warned map[uint32]bool) {
 // process, and hourly (erasures of other processes, retentions falling
 // due); and every few seconds it follows epochs run elsewhere. With
 // keys.shred_epoch_manual it only follows. Errors are logged.
-func (a *App) RunKEKEpochs(ctx context.Context) {
+func (m *Manager) RunKEKEpochs(ctx context.Context) {
 	poll := time.NewTicker(epochPoll)
 	defer poll.Stop()
 	warned := map[uint32]bool{}
 	next := time.Now()
 	for {
-		if !a.Config.Keys.ShredManual && !time.Now().Before(next) {
-			next = a.runEpochOnce(ctx)
+		if !m.cfg.ShredManual && !time.Now().Before(next) {
+			next = m.runEpochOnce(ctx)
 		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-a.epochWake:
+		case <-m.wake:
 			next = time.Now()
 		case <-poll.C:
-			a.followEpoch(ctx, warned)
+			m.followEpoch(ctx, warned)
 		}
 	}
 }
 
 // runEpochOnce runs the job and returns when to run it next.
-func (a *App) runEpochOnce(ctx context.Context) time.Time {
-	rep, err := a.RunKEKEpoch(ctx, EpochOptions{})
+func (m *Manager) runEpochOnce(ctx context.Context) time.Time {
+	rep, err := m.RunKEKEpoch(ctx, EpochOptions{})
 	now := time.Now()
 	switch {
 	case ctx.Err() != nil:
@@ -84,18 +83,18 @@ func (a *App) runEpochOnce(ctx context.Context) time.Time {
 	case errors.Is(err, ErrKMSRotation):
 		// A Vault KEK: nothing to do here; the operator rotates it
 		// (docs/operations.md). Compact what the database can.
-		if sq := a.db; sq != nil {
-			_ = sq.CompactKeys(ctx)
+		if m.compactor != nil {
+			_ = m.compactor.CompactKeys(ctx)
 		}
 		return now.Add(100 * 365 * 24 * time.Hour) // woken by the next erasure
 	case errors.Is(err, ErrEpochBusy):
 		return now.Add(epochRetry)
 	case err != nil:
-		a.logger.Error("the KEK epoch job failed; erasures are not final until it succeeds", slog.String("err", err.Error()))
+		m.logger.Error("the KEK epoch job failed; erasures are not final until it succeeds", slog.String("err", err.Error()))
 		return now.Add(epochRetry)
 	}
 	if rep.Started || rep.Rewrapped > 0 || len(rep.Destroyed) > 0 {
-		a.logger.Info("KEK epoch", slog.Int64("epoch", rep.Epoch.Epoch), slog.String("state", string(rep.Epoch.State)),
+		m.logger.Info("KEK epoch", slog.Int64("epoch", rep.Epoch.Epoch), slog.String("state", string(rep.Epoch.State)),
 			slog.Int64("rewrapped", rep.Rewrapped), slog.Int("destroyed", len(rep.Destroyed)),
 			slog.Int64("erasures_pending", rep.Status.Pending), slog.Int64("erasures_retained", rep.Status.Retained))
 	}
@@ -106,10 +105,11 @@ func (a *App) runEpochOnce(ctx context.Context) time.Time {
 	return next
 }
 
-// wakeEpoch is the erase hook: it wakes RunKEKEpochs without blocking.
-func (a *App) wakeEpoch(string) {
+// Wake is the erase hook (record.Service.SetEraseHook): it wakes
+// RunKEKEpochs without blocking.
+func (m *Manager) Wake(string) {
 	select {
-	case a.epochWake <- struct{}{}:
+	case m.wake <- struct{}{}:
 	default:
 	}
 }
@@ -118,16 +118,17 @@ func (a *App) wakeEpoch(string) {
 // runs on a read that found a record under a KEK key this process lacks.
 const destroyedKEKTimeout = 5 * time.Second
 
-// destroyedKEKs is the keyring's Options.Destroyed: whether a KEK epoch
-// destroyed every one of ids, by the database's record. It lets a process
-// adopt a key file from which an epoch run by another process removed
-// keys, at the first record it cannot open, without waiting for
-// RunKEKEpochs to follow.
-func destroyedKEKs(sq *sqldb.Store) func(ids []uint32) bool {
+// DestroyedKEKs is the keyring's keys.Options.Destroyed: whether a KEK
+// epoch destroyed every one of ids, by the record of es. It lets a
+// process adopt a key file from which an epoch run by another process
+// removed keys, at the first record it cannot open, without waiting for
+// RunKEKEpochs to follow. It is built before the keyring, hence before
+// the Manager.
+func DestroyedKEKs(es storage.EpochStore) func(ids []uint32) bool {
 	return func(ids []uint32) bool {
 		ctx, cancel := context.WithTimeout(context.Background(), destroyedKEKTimeout)
 		defer cancel()
-		rs, err := sq.Epochs().RetiredKEKs(ctx)
+		rs, err := es.RetiredKEKs(ctx)
 		if err != nil {
 			return false
 		}

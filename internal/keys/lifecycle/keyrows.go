@@ -1,10 +1,12 @@
-package app
+package lifecycle
 
 import (
 	"context"
 	"errors"
 	"log/slog"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/phivault/phivault/internal/audit"
 	"github.com/phivault/phivault/internal/keys"
@@ -32,11 +34,11 @@ func (j *epochJob) skip(ctx context.Context, kek *keys.KEK, rec storage.KeyRecor
 	if _, ok := j.skipped[rec.Owner]; !ok {
 		switch n := len(j.skipped); {
 		case n < maxKeyRowAlarms:
-			j.a.keyRowAlarm(ctx, rec)
+			j.m.keyRowAlarm(ctx, rec)
 		case n == maxKeyRowAlarms:
 			// A flood of planted rows: the first ones are named, the
 			// rest only counted (verify lists them).
-			j.a.logger.Error("integrity alarm: more key records open under no key of the key file; the KEK epoch skips them: run phivault verify (docs/operations.md)",
+			j.m.logger.Error("integrity alarm: more key records open under no key of the key file; the KEK epoch skips them: run phivault verify (docs/operations.md)",
 				slog.Int("named", maxKeyRowAlarms))
 		}
 	}
@@ -49,22 +51,21 @@ func (j *epochJob) skip(ctx context.Context, kek *keys.KEK, rec storage.KeyRecor
 // under no key of the key file: an error log line every time, and once
 // per record an audit event and a high-priority alert in the security
 // administrators' console (docs/operations.md).
-func (a *App) keyRowAlarm(ctx context.Context, rec storage.KeyRecord) {
+func (m *Manager) keyRowAlarm(ctx context.Context, rec storage.KeyRecord) {
 	owner := safeID(rec.Owner)
-	a.logger.Error("integrity alarm: a key record opens under no key of the key file (planted, copied from another owner, or damaged); the KEK epoch skips it: run phivault verify (docs/operations.md)",
+	m.logger.Error("integrity alarm: a key record opens under no key of the key file (planted, copied from another owner, or damaged); the KEK epoch skips it: run phivault verify (docs/operations.md)",
 		slog.String("owner", owner), slog.Uint64("kek", uint64(rec.KEKID)))
-	sq := a.db
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), alarmTimeout)
 	defer cancel()
 	now := time.Now()
 	ref := "key/" + owner
-	ev, err := a.Log.Seal(audit.Event{Time: now, Action: audit.ActionKeyRowTampered, Outcome: audit.OutcomeError,
-		Agent: audit.Agent{User: "phivault", Client: a.holder}, Entities: []string{ref}})
+	ev, err := m.log.Seal(audit.Event{Time: now, Action: audit.ActionKeyRowTampered, Outcome: audit.OutcomeError,
+		Agent: audit.Agent{User: "phivault", Client: m.holder}, Entities: []string{ref}})
 	if err == nil {
-		err = sq.RaiseIntegrityAlert(ctx, "keyrow:"+keys.RecordFingerprint(rec)+":"+owner, alertKeyRowTampered, ref, now, ev)
+		err = m.alerts.RaiseIntegrityAlert(ctx, "keyrow:"+keys.RecordFingerprint(rec)+":"+owner, alertKeyRowTampered, ref, now, ev)
 	}
 	if err != nil {
-		a.logger.Error("integrity alarm could not be recorded", slog.String("owner", owner), slog.String("error", err.Error()))
+		m.logger.Error("integrity alarm could not be recorded", slog.String("owner", owner), slog.String("error", err.Error()))
 	}
 }
 
@@ -76,3 +77,23 @@ const maxKeyRowAlarms = 1000
 // alertKeyRowTampered is the alert kind of a key record that opens under
 // no key of the key file.
 const alertKeyRowTampered = "key-row-tampered"
+
+// alarmTimeout bounds recording one integrity alarm (as app's alarms of
+// refused auth rows).
+const alarmTimeout = 10 * time.Second
+
+// safeID bounds an owner read from a tampered key record before it is
+// logged: valid UTF-8, no control characters, at most 128 bytes. It is
+// the sanitiser app applies to the ids of refused auth rows.
+func safeID(id string) string {
+	if len(id) > 128 {
+		id = id[:128]
+	}
+	id = strings.ToValidUTF8(id, "?")
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f || r == utf8.RuneError {
+			return '?'
+		}
+		return r
+	}, id)
+}

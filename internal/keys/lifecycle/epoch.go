@@ -1,4 +1,4 @@
-package app
+package lifecycle
 
 import (
 	"context"
@@ -13,7 +13,6 @@ import (
 	"github.com/phivault/phivault/internal/audit"
 	"github.com/phivault/phivault/internal/keys"
 	"github.com/phivault/phivault/internal/storage"
-	"github.com/phivault/phivault/internal/storage/sqldb"
 )
 
 // KEK epochs make crypto-shredding final (ADR 0015). $erase destroys a
@@ -60,16 +59,6 @@ const (
 	epochRetry   = time.Minute
 )
 
-// Errors of the KEK epoch job.
-var (
-	// ErrEpochBusy means another process holds the KEK epoch job (its
-	// lease has not expired). Try again later.
-	ErrEpochBusy = errors.New("another phivault process is running the KEK epoch job")
-	// ErrEpochLost means another process took the job over while this
-	// one ran (this one paused past the lease). This run stopped.
-	ErrEpochLost = errors.New("the KEK epoch job was taken over by another process")
-)
-
 // EpochOptions tunes one run of the KEK epoch job.
 type EpochOptions struct {
 	// Force starts an epoch even if no erasure is pending (an operator
@@ -104,9 +93,8 @@ type EpochReport struct {
 
 // epochJob is one run of the KEK epoch job by this process.
 type epochJob struct {
-	a      *App
-	es     *sqldb.Epochs
-	sq     *sqldb.Store
+	m      *Manager
+	es     storage.EpochStore
 	path   string
 	holder string
 	o      EpochOptions
@@ -122,18 +110,17 @@ type epochJob struct {
 // the retired KEK keys whose retention is over. It is idempotent and safe
 // to run from several processes at once (one holds the job, the others
 // get [ErrEpochBusy]). With a KMS KEK it returns [ErrKMSRotation]: see
-// [App.RewrapAll] and docs/operations.md.
-func (a *App) RunKEKEpoch(ctx context.Context, o EpochOptions) (EpochReport, error) {
-	if a.Config.Keys.KeyFile == "" {
+// [Manager.RewrapAll] and docs/operations.md.
+func (m *Manager) RunKEKEpoch(ctx context.Context, o EpochOptions) (EpochReport, error) {
+	if m.cfg.KeyFile == "" {
 		return EpochReport{Status: ErasureStatus{KMS: true}}, ErrKMSRotation
 	}
-	sq := a.db
-	j := &epochJob{a: a, es: sq.Epochs(), sq: sq, path: a.Config.Keys.KeyFile, holder: a.holder, o: o}
+	j := &epochJob{m: m, es: m.epochs, path: m.cfg.KeyFile, holder: m.holder, o: o}
 	err := j.run(ctx)
 	if rerr := j.release(context.WithoutCancel(ctx)); err == nil && rerr != nil && !errors.Is(rerr, ErrEpochLost) {
 		err = rerr
 	}
-	if st, serr := a.ErasureStatus(context.WithoutCancel(ctx)); serr == nil {
+	if st, serr := m.ErasureStatus(context.WithoutCancel(ctx)); serr == nil {
 		j.rep.Status = st
 	} else if err == nil {
 		err = serr
@@ -150,7 +137,7 @@ func (j *epochJob) progress(phase string, done, total int64) {
 }
 
 func (j *epochJob) run(ctx context.Context) error {
-	st, err := j.a.ErasureStatus(ctx)
+	st, err := j.m.ErasureStatus(ctx)
 	if err != nil {
 		return err
 	}
@@ -300,7 +287,7 @@ func (j *epochJob) add(ctx context.Context, e storage.KEKEpoch) (storage.KEKEpoc
 			return e, err
 		}
 	}
-	j.a.Keys.SetKEK(kek)
+	j.m.keys.SetKEK(kek)
 	var old []uint32
 	for _, id := range kek.KeyIDs() {
 		if id != kek.PrimaryID() {
@@ -326,12 +313,12 @@ func (j *epochJob) add(ctx context.Context, e storage.KEKEpoch) (storage.KEKEpoc
 // every one under that key alone, and (once a count under the epoch lock
 // finds none left) marks the epoch retained.
 func (j *epochJob) rewrap(ctx context.Context, e storage.KEKEpoch) (storage.KEKEpoch, error) {
-	if j.a.Keys.KEK().PrimaryID() != e.KEKID {
-		if _, err := j.a.Keys.ReloadKEK(func(p uint32) bool { return p == e.KEKID }); err != nil {
+	if j.m.keys.KEK().PrimaryID() != e.KEKID {
+		if _, err := j.m.keys.ReloadKEK(func(p uint32) bool { return p == e.KEKID }); err != nil {
 			return e, fmt.Errorf("the key file lost the epoch's key %d: %w", e.KEKID, err)
 		}
 	}
-	kek := j.a.Keys.KEK()
+	kek := j.m.keys.KEK()
 	// A record written between the scan and the locked count (by a
 	// process that had not yet reloaded) is caught by the count and
 	// handled by another round; the fence lets no new one appear.
@@ -365,7 +352,7 @@ func (j *epochJob) rewrap(ctx context.Context, e storage.KEKEpoch) (storage.KEKE
 			}
 			now := j.now()
 			cur.State, cur.Rewrapped = storage.EpochRetained, now
-			cur.DestroyAfter = now.Add(time.Duration(j.a.Config.Keys.ShredRetentionDays) * 24 * time.Hour)
+			cur.DestroyAfter = now.Add(time.Duration(j.m.cfg.ShredRetentionDays) * 24 * time.Hour)
 			if err := tx.PutEpoch(ctx, cur); err != nil {
 				return err
 			}
@@ -394,7 +381,7 @@ func (j *epochJob) rewrap(ctx context.Context, e storage.KEKEpoch) (storage.KEKE
 // rewrapAll re-wraps, in batches, every live record not under e.KEKID.
 func (j *epochJob) rewrapAll(ctx context.Context, e storage.KEKEpoch) error {
 	var owners []string
-	if err := j.a.Store.ScanKeys(ctx, func(r storage.KeyRecord) error {
+	if err := j.m.store.ScanKeys(ctx, func(r storage.KeyRecord) error {
 		if !r.Shredded && r.KEKID != e.KEKID {
 			owners = append(owners, r.Owner)
 		}
@@ -410,7 +397,7 @@ func (j *epochJob) rewrapAll(ctx context.Context, e storage.KEKEpoch) error {
 		batch := owners[done:min(done+epochBatch, len(owners))]
 		var n int64
 		var bad []storage.KeyRecord
-		err := j.a.Store.Update(ctx, func(tx storage.Tx) error {
+		err := j.m.store.Update(ctx, func(tx storage.Tx) error {
 			n, bad = 0, nil
 			for _, o := range batch {
 				cur, err := tx.Key(ctx, o)
@@ -420,8 +407,8 @@ func (j *epochJob) rewrapAll(ctx context.Context, e storage.KEKEpoch) error {
 				if cur.Shredded || cur.KEKID == e.KEKID {
 					continue
 				}
-				nr, err := j.a.Keys.Rewrap(cur)
-				if err != nil && errors.Is(j.a.Keys.KEK().Opens(cur), keys.ErrDecrypt) {
+				nr, err := j.m.keys.Rewrap(cur)
+				if err != nil && errors.Is(j.m.keys.KEK().Opens(cur), keys.ErrDecrypt) {
 					// Opens under no key (or an owner no record can
 					// have, which no key opens either): skip (below).
 					bad = append(bad, cur)
@@ -441,7 +428,7 @@ func (j *epochJob) rewrapAll(ctx context.Context, e storage.KEKEpoch) error {
 			return err
 		}
 		for _, r := range bad {
-			if !j.skip(ctx, j.a.Keys.KEK(), r) {
+			if !j.skip(ctx, j.m.keys.KEK(), r) {
 				return fmt.Errorf("re-wrapping the key of %s: %w", r.Owner, keys.ErrDecrypt)
 			}
 		}
@@ -460,7 +447,7 @@ func (j *epochJob) rewrapAll(ctx context.Context, e storage.KEKEpoch) error {
 // retired keys are not destroyed while anything depends on them.
 func (j *epochJob) check(ctx context.Context, kek *keys.KEK, e storage.KEKEpoch) error {
 	var n int64
-	err := j.a.Store.ScanKeys(ctx, func(r storage.KeyRecord) error {
+	err := j.m.store.ScanKeys(ctx, func(r storage.KeyRecord) error {
 		if r.Shredded || r.KEKID != e.KEKID {
 			return nil // not live, or caught by the count
 		}
@@ -519,7 +506,7 @@ func (j *epochJob) destroyDue(ctx context.Context) error {
 		return err
 	}
 	var left []storage.KeyRecord
-	if err := j.a.Store.ScanKeys(ctx, func(r storage.KeyRecord) error {
+	if err := j.m.store.ScanKeys(ctx, func(r storage.KeyRecord) error {
 		if !r.Shredded && slices.Contains(ids, r.KEKID) {
 			left = append(left, r)
 		}
@@ -542,7 +529,7 @@ func (j *epochJob) destroyDue(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	j.a.Keys.SetKEK(kek)
+	j.m.keys.SetKEK(kek)
 	j.rep.Destroyed = ids
 	if err := j.compact(ctx); err != nil {
 		return err
@@ -584,10 +571,10 @@ func (j *epochJob) destroyDue(ctx context.Context) error {
 
 // compact asks the database to drop the old bytes of key records.
 func (j *epochJob) compact(ctx context.Context) error {
-	if err := j.sq.CompactKeys(ctx); err != nil {
+	if err := j.m.compactor.CompactKeys(ctx); err != nil {
 		// Not fatal: the destroyed KEK keys make the old bytes useless;
 		// compaction only shortens how long they sit in the files.
-		j.a.logger.Warn("compacting the keys table after a KEK epoch failed", slog.String("err", err.Error()))
+		j.m.logger.Warn("compacting the keys table after a KEK epoch failed", slog.String("err", err.Error()))
 	}
 	return nil
 }
@@ -598,7 +585,7 @@ func (j *epochJob) audit(ctx context.Context, tx storage.EpochTx, e storage.KEKE
 		Agent:    audit.Agent{User: "phivault", Client: j.holder},
 		Entities: []string{"key/kek-epoch/" + strconv.FormatInt(e.Epoch, 10)},
 		Policies: append([]string{"state=" + string(e.State), "erasures=" + strconv.FormatInt(e.Erasures, 10)}, extra...)}
-	rec, err := j.a.Log.Seal(ev)
+	rec, err := j.m.log.Seal(ev)
 	if err != nil {
 		return err
 	}
