@@ -12,9 +12,9 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/phivault/phivault/internal/audit"
+	"github.com/phivault/phivault/internal/ident"
 	"github.com/phivault/phivault/internal/keys"
 	"github.com/phivault/phivault/internal/storage"
 	"github.com/phivault/phivault/internal/storage/sqldb"
@@ -206,7 +206,7 @@ type rowAlarm struct {
 // raise is called by the store while it reads (maybe inside a
 // transaction), so the durable part runs on its own goroutine.
 func (r *rowAlarm) raise(table, id string) {
-	id = safeID(id)
+	id = ident.Loggable(id)
 	r.app.logger.Error("integrity alarm: a row that grants access failed its MAC and was refused (ADR 0022); someone wrote to the database without the key",
 		slog.String("table", table), slog.String("row", id))
 	ref := table + "/" + id
@@ -232,19 +232,4 @@ func (r *rowAlarm) raise(table, id string) {
 			r.app.logger.Error("integrity alarm could not be recorded", slog.String("table", table), slog.String("row", id), slog.String("error", err.Error()))
 		}
 	}()
-}
-
-// safeID bounds a row id read from a tampered row before it is logged:
-// valid UTF-8, no control characters, at most 128 bytes.
-func safeID(id string) string {
-	if len(id) > 128 {
-		id = id[:128]
-	}
-	id = strings.ToValidUTF8(id, "?")
-	return strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f || r == utf8.RuneError {
-			return '?'
-		}
-		return r
-	}, id)
 }

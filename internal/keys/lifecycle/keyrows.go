@@ -4,11 +4,10 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/phivault/phivault/internal/audit"
+	"github.com/phivault/phivault/internal/ident"
 	"github.com/phivault/phivault/internal/keys"
 	"github.com/phivault/phivault/internal/storage"
 )
@@ -52,7 +51,7 @@ func (j *epochJob) skip(ctx context.Context, kek *keys.KEK, rec storage.KeyRecor
 // per record an audit event and a high-priority alert in the security
 // administrators' console (docs/operations.md).
 func (m *Manager) keyRowAlarm(ctx context.Context, rec storage.KeyRecord) {
-	owner := safeID(rec.Owner)
+	owner := ident.Loggable(rec.Owner)
 	m.logger.Error("integrity alarm: a key record opens under no key of the key file (planted, copied from another owner, or damaged); the KEK epoch skips it: run phivault verify (docs/operations.md)",
 		slog.String("owner", owner), slog.Uint64("kek", uint64(rec.KEKID)))
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), alarmTimeout)
@@ -81,19 +80,3 @@ const alertKeyRowTampered = "key-row-tampered"
 // alarmTimeout bounds recording one integrity alarm (as app's alarms of
 // refused auth rows).
 const alarmTimeout = 10 * time.Second
-
-// safeID bounds an owner read from a tampered key record before it is
-// logged: valid UTF-8, no control characters, at most 128 bytes. It is
-// the sanitiser app applies to the ids of refused auth rows.
-func safeID(id string) string {
-	if len(id) > 128 {
-		id = id[:128]
-	}
-	id = strings.ToValidUTF8(id, "?")
-	return strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f || r == utf8.RuneError {
-			return '?'
-		}
-		return r
-	}, id)
-}
