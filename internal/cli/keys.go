@@ -2,8 +2,6 @@ package cli
 
 import (
 	"fmt"
-	"sort"
-	"strings"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -11,9 +9,7 @@ import (
 
 	"github.com/phivault/phivault/internal/app"
 	"github.com/phivault/phivault/internal/config"
-	"github.com/phivault/phivault/internal/ident"
 	"github.com/phivault/phivault/internal/keys/lifecycle"
-	"github.com/phivault/phivault/internal/storage"
 )
 
 func (e *env) keysCmd() *cobra.Command {
@@ -41,42 +37,21 @@ func (e *env) keysStatusCmd() *cobra.Command {
 				return err
 			}
 			defer a.Close()
-			kek := a.Keys.KEK()
-			byKEK := map[uint32]int{}
-			var patients, org, system, shredded int
-			err = a.Store.ScanKeys(cmd.Context(), func(r storage.KeyRecord) error {
-				switch {
-				case r.Shredded:
-					shredded++
-					return nil
-				case strings.HasPrefix(r.Owner, ident.SystemPrefix):
-					system++
-				case strings.HasPrefix(r.Owner, ident.PatientPrefix):
-					patients++
-				default:
-					org++
-				}
-				byKEK[r.KEKID]++
-				return nil
-			})
+			inv, err := a.KeyLifecycle().Inventory(cmd.Context())
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(e.stdout, "key-encryption key   %s\n", kek.Description())
-			fmt.Fprintf(e.stdout, "KEK primary key id   %d\n", kek.PrimaryID())
-			fmt.Fprintf(e.stdout, "data keys            %d patient, %d organisation, %d system\n", patients, org, system)
-			fmt.Fprintf(e.stdout, "crypto-shredded      %d patients\n", shredded)
-			ids := make([]int, 0, len(byKEK))
-			for id := range byKEK {
-				ids = append(ids, int(id))
-			}
-			sort.Ints(ids)
+			fmt.Fprintf(e.stdout, "key-encryption key   %s\n", inv.KEK)
+			fmt.Fprintf(e.stdout, "KEK primary key id   %d\n", inv.PrimaryID)
+			fmt.Fprintf(e.stdout, "data keys            %d patient, %d joint, %d organisation, %d system\n", inv.Patients, inv.Joint, inv.Org, inv.System)
+			fmt.Fprintf(e.stdout, "crypto-shredded      %d patients\n", inv.Shredded)
+			ids := inv.KEKIDs()
 			for _, id := range ids {
 				mark := ""
-				if uint32(id) == kek.PrimaryID() {
+				if id == inv.PrimaryID {
 					mark = " (primary)"
 				}
-				fmt.Fprintf(e.stdout, "wrapped by KEK %-10d %d keys%s\n", id, byKEK[uint32(id)], mark)
+				fmt.Fprintf(e.stdout, "wrapped by KEK %-10d %d keys%s\n", id, inv.ByKEK[id], mark)
 			}
 			if len(ids) > 1 {
 				fmt.Fprintln(e.stdout, "some keys are wrapped by an older KEK: run \"phivault keys rotate\" to finish")

@@ -98,7 +98,7 @@ func TestInitKeyFileExclusive(t *testing.T) {
 var (
 	secStatusKEKRE  = regexp.MustCompile(`(?m)^wrapped by KEK (\d+)\s+(\d+) keys( \(primary\))?$`)
 	secPrimaryRE    = regexp.MustCompile(`(?m)^KEK primary key id\s+(\d+)$`)
-	secDataKeysRE   = regexp.MustCompile(`(?m)^data keys\s+(\d+) patient, (\d+) organisation, (\d+) system$`)
+	secDataKeysRE   = regexp.MustCompile(`(?m)^data keys\s+(\d+) patient, (\d+) joint, (\d+) organisation, (\d+) system$`)
 	secRotatedRE    = regexp.MustCompile(`new KEK (\d+) is primary; re-wrapped (\d+) keys`)
 	secResumedRE    = regexp.MustCompile(`resumed an earlier rotation; re-wrapped (\d+) keys under KEK (\d+)`)
 	secReencryptRE  = regexp.MustCompile(`re-encrypted (\d+) versions under new data keys`)
@@ -150,8 +150,8 @@ func TestKeysRotate(t *testing.T) {
 			dir, _ := secImportSynth(t, 3, drv.initArgs(t)...)
 			p0, by, out := secStatus(t, dir)
 			m := secDataKeysRE.FindStringSubmatch(out)
-			if m == nil || m[1] != "3" || m[3] != "6" {
-				t.Fatalf("keys status does not count 3 patient and 6 system keys (blind index, token, audit, log signer, ledger, auth rows):\n%s", out)
+			if m == nil || m[1] != "3" || m[2] != "0" || m[4] != "6" {
+				t.Fatalf("keys status does not count 3 patient, 0 joint and 6 system keys (blind index, token, audit, log signer, ledger, auth rows):\n%s", out)
 			}
 			if len(by) != 1 || !strings.Contains(out, "(primary)") {
 				t.Fatalf("a fresh directory has keys under %v:\n%s", by, out)
