@@ -49,6 +49,9 @@ const (
 	alertClientBreakGlass = "client-grant-break-glass" // the offline CLI registered it outside the rule
 )
 
+// policySoD marks the audit events of refusals by the rule.
+const policySoD = "separation-of-duties"
+
 // ClientAdmin is SMART client administration for the web console, the
 // admin API's approvals and the offline CLI: list, register, approve,
 // reject and disable, each change committed with its audit event

@@ -15,6 +15,7 @@ import (
 	"github.com/phivault/phivault/internal/app"
 	"github.com/phivault/phivault/internal/config"
 	"github.com/phivault/phivault/internal/identity"
+	"github.com/phivault/phivault/internal/identity/account"
 	"github.com/phivault/phivault/internal/keys"
 	"github.com/phivault/phivault/internal/storage"
 	"github.com/phivault/phivault/internal/tlsca"
@@ -162,7 +163,7 @@ func (e *env) runInit(cmd *cobra.Command, o initOptions) error {
 	if err := tlsca.WriteNew(resolved.Audit.VerifierKey, []byte(vkey+"\n"), 0o644); err != nil {
 		return err
 	}
-	secret, err := a.CreateToken(ctx, "admin", []string{"system"})
+	secret, err := a.Tokens().Create(ctx, "admin", []string{"system"})
 	if err != nil {
 		return err
 	}
@@ -204,7 +205,7 @@ host:  phivault user add NAME --roles security-admin --break-glass --data %s
 
 Start the server with:  phivault serve --data %s
 `, o.dataDir, filepath.Join(o.dataDir, config.FileName), describeKEK(resolved), vkey,
-		filepath.Join(o.dataDir, "tls", "ca.crt"), fp, secret.Reveal(), admin.Username, app.EnrolmentLifetime, enrol.Reveal(), o.dataDir, o.dataDir)
+		filepath.Join(o.dataDir, "tls", "ca.crt"), fp, secret.Reveal(), admin.Username, account.EnrolmentLifetime, enrol.Reveal(), o.dataDir, o.dataDir)
 	return nil
 }
 

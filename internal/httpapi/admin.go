@@ -66,7 +66,7 @@ const maxAdminBody = 16 << 10
 const defaultListLimit = 100
 
 // Accounts is the account service behind /admin/api and /auth/enrol
-// (app.Accounts). Every change method records its audit event with the
+// (account.Service). Every change method records its audit event with the
 // change, in one transaction, and revokes sessions where the change
 // requires it.
 //

@@ -41,7 +41,7 @@ type launchEnv struct {
 func startLaunch(t *testing.T, driver string) *launchEnv {
 	t.Helper()
 	ae := startAuthOn(t, nil, "", driver)
-	tok, err := ae.app.CreateToken(t.Context(), "seed", []string{"system"})
+	tok, err := ae.app.Tokens().Create(t.Context(), "seed", []string{"system"})
 	if err != nil {
 		t.Fatal(err)
 	}
