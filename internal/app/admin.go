@@ -8,13 +8,14 @@ import (
 
 	"github.com/phivault/phivault/internal/authn/password"
 	"github.com/phivault/phivault/internal/authn/session"
+	"github.com/phivault/phivault/internal/authn/smart"
 	"github.com/phivault/phivault/internal/httpapi"
 	"github.com/phivault/phivault/internal/identity/account"
 	"github.com/phivault/phivault/internal/storage/sqldb"
 )
 
-// The administration services (account.Service, account.Tokens) hold
-// the use-cases; app only hands each the narrow views
+// The administration services (account.Service, account.Tokens,
+// smart.Admin) hold the use-cases; app only hands each the narrow views
 // of the database it needs.
 
 // Accounts returns the account service of a. Each call creates a new
@@ -53,3 +54,14 @@ func (a *App) adminAccounts() httpapi.Accounts {
 func (a *App) Tokens() *account.Tokens {
 	return account.NewTokens(sqldb.NewUnit[account.TokenTx](a.db), a.authRows, a.Log)
 }
+
+// ClientAdmin returns the SMART client administration service of a.
+func (a *App) ClientAdmin() *smart.Admin {
+	sq := a.db
+	return smart.NewAdmin(smart.AdminOptions{Clients: sq.Smart(), Tx: sqldb.NewUnit[smart.AdminTx](sq), Appender: sq, Log: a.Log, Now: time.Now})
+}
+
+var _ httpapi.ClientApprovals = (*smart.Admin)(nil)
+
+// clientApprovals is the client side of /admin/api/requests.
+func (a *App) clientApprovals() httpapi.ClientApprovals { return a.ClientAdmin() }

@@ -110,7 +110,7 @@ type Accounts interface {
 }
 
 // ClientApprovals is the SMART client side of the two-person rule
-// (app.ClientAdmin): client approval requests, listed and decided with
+// (smart.Admin): client approval requests, listed and decided with
 // the role requests at /admin/api/requests.
 type ClientApprovals interface {
 	// Requests lists the pending client requests with their clients.

@@ -248,10 +248,7 @@ func TestSeparationOfDuties(t *testing.T) {
 		})
 
 		t.Run("a backend client registered by an admin waits for another", func(t *testing.T) {
-			ca, err := s.App.ClientAdmin()
-			if err != nil {
-				t.Fatal(err)
-			}
+			ca := s.App.ClientAdmin()
 			sc, err := scope.ParseSet("system/Patient.rs")
 			if err != nil {
 				t.Fatal(err)

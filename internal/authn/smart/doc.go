@@ -25,7 +25,7 @@
 // any endpoint, is shown a sign-in at /oauth2/authorize, or has its
 // tokens accepted ([Client.Active]); any other state, the empty one
 // included, is refused. Requests ([ClientRequest]) are decided by a
-// second administrator outside this package (app.ClientAdmin, ADR 0020).
+// second administrator through [Admin] (clientadmin.go, ADR 0020).
 //
 // # Client authentication
 //

@@ -84,7 +84,7 @@ type Verification struct {
 type Services struct {
 	Accounts Accounts
 	Reviews  Reviews
-	// Clients administers SMART clients (app.ClientAdmin).
+	// Clients administers SMART clients (smart.Admin).
 	Clients Clients
 	// PolicyVersions lists the recorded versions of the policy set,
 	// newest first.
