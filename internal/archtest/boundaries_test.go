@@ -32,6 +32,23 @@ var boundaries = []boundary{
 		forbidden: []string{module + "/internal/storage/sqldb", module + "/internal/storage/sqlite", module + "/internal/storage/postgres"},
 		why:       "the CLI reaches the database through app's services, not the SQL store (ADR 0024)",
 	},
+	// The domains that hold the account and client administration
+	// use-cases: app builds their services (account.Service,
+	// account.Tokens, smart.Admin) and hands each the narrow views of
+	// the store it needs; they never reach the SQL store, the
+	// composition root or a front end.
+	{
+		from: module + "/internal/identity/...",
+		forbidden: []string{module + "/internal/storage/sqldb", module + "/internal/storage/sqlite", module + "/internal/storage/postgres",
+			module + "/internal/app", module + "/internal/httpapi/...", module + "/internal/webui/..."},
+		why: "account administration runs on its unit of work; the composition root builds it (ADR 0024)",
+	},
+	{
+		from: module + "/internal/authn/...",
+		forbidden: []string{module + "/internal/storage/sqldb", module + "/internal/storage/sqlite", module + "/internal/storage/postgres",
+			module + "/internal/app", module + "/internal/httpapi/...", module + "/internal/webui/..."},
+		why: "authentication and client administration run on their units of work; the composition root builds them (ADR 0024)",
+	},
 	// The web kernel (ADR 0025), test files included.
 	{
 		from:      module + "/internal/webui/...",
