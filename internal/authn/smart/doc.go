@@ -111,5 +111,5 @@
 //   - A client that is pending, rejected or in an unknown approval state
 //     obtains nothing (fail closed), whatever key it holds.
 //
-// Values of type [Server] and [Registry] are safe for concurrent use.
+// Values of type [Server], [Registry] and [Admin] are safe for concurrent use.
 package smart
