@@ -105,7 +105,7 @@ func StartWith(t testing.TB, driver string, edit func(*config.Config), opts ...a
 		ts.Listener.Close()
 		t.Fatalf("apitest: opening phivault on %s: %v", driver, err)
 	}
-	secret, err := a.CreateToken(t.Context(), "apitest", []string{"system"})
+	secret, err := a.Tokens().Create(t.Context(), "apitest", []string{"system"})
 	if err != nil {
 		ts.Listener.Close()
 		a.Close()

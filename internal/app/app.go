@@ -2,15 +2,12 @@ package app
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/phivault/phivault/internal/audit/index"
@@ -453,115 +450,6 @@ func (a *App) webUI() http.Handler {
 		return nil
 	}
 	return ui.Handler()
-}
-
-// CreateToken creates an API token and returns its secret (show it once).
-func (a *App) CreateToken(ctx context.Context, name string, roles []string) (authn.Secret, error) {
-	secret, tok, err := authn.NewKeyedToken(a.authRows, name, roles, time.Now())
-	if err != nil {
-		return "", err
-	}
-	err = a.Store.Update(ctx, func(tx storage.Tx) error {
-		if err := tx.PutToken(ctx, tok); err != nil {
-			return err
-		}
-		rec, err := a.Log.Seal(audit.Event{Time: time.Now(), Action: audit.ActionTokenCreate, Outcome: audit.OutcomeSuccess,
-			Agent: audit.Agent{Client: "cli"}, Entities: []string{"token/" + tok.ID}})
-		if err != nil {
-			return err
-		}
-		return tx.AppendAudit(ctx, rec)
-	})
-	if err != nil {
-		return "", fmt.Errorf("storing token: %w", err)
-	}
-	return secret, nil
-}
-
-// alertTx is the transaction of a change audited with an alert for the
-// privacy officer (the authz desk's alerts), on the store's unit of work
-// (ADR 0024).
-type alertTx interface {
-	AppendAudit(ctx context.Context, recs ...storage.AuditRecord) error
-	RaiseAlert(ctx context.Context, a authz.Alert) error
-}
-
-// tokenTx is alertTx that also stores an API token.
-type tokenTx interface {
-	alertTx
-	PutToken(ctx context.Context, t storage.APIToken) error
-}
-
-// alertTokenBreakGlass is the alert of an API token created offline
-// with roles that need a second administrator's approval online.
-const alertTokenBreakGlass = "token-break-glass"
-
-// ErrTokenBreakGlass refuses an offline token whose roles need a
-// second administrator's approval, without break glass.
-var ErrTokenBreakGlass = errors.New("a token with these roles reaches patient data (or administers accounts), which needs a second security administrator's approval")
-
-// CreateTokenOffline creates an API token for a service account with
-// roles, from the offline CLI ("phivault token create"), as actor. A
-// token whose roles need approval (identity.Role.NeedsApproval: they
-// reach patient data, or make a security administrator) is a grant
-// outside the two-person rule (ADR 0018, ADR 0020): it is refused
-// (ErrTokenBreakGlass) unless breakGlass, and then audited (token-create
-// with policy "break-glass") with a high "token-break-glass" alert for
-// the privacy officer, in one transaction. The event names the roles.
-// An unknown role is refused.
-func (a *App) CreateTokenOffline(ctx context.Context, actor audit.Agent, name string, roles []string, breakGlass bool) (authn.Secret, error) {
-	if len(roles) == 0 {
-		return "", errors.New("create token: no role")
-	}
-	glass := false
-	for _, r := range roles {
-		role, err := identity.ParseRole(r)
-		if err != nil {
-			return "", fmt.Errorf("create token: %q: %w", r, err)
-		}
-		glass = glass || role.NeedsApproval()
-	}
-	if glass && !breakGlass {
-		return "", ErrTokenBreakGlass
-	}
-	secret, tok, err := authn.NewKeyedToken(a.authRows, name, roles, time.Now())
-	if err != nil {
-		return "", err
-	}
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "", err
-	}
-	by := actor.User
-	if by == "" {
-		by = actor.Client
-	}
-	err = sqldb.NewUnit[tokenTx](a.db).Update(ctx, func(tx tokenTx) error {
-		if err := tx.PutToken(ctx, tok); err != nil {
-			return err
-		}
-		policies := []string{"roles=" + strings.Join(roles, ",")}
-		if glass {
-			policies = append(policies, "break-glass")
-		}
-		rec, err := a.Log.Seal(audit.Event{Time: time.Now(), Action: audit.ActionTokenCreate, Outcome: audit.OutcomeSuccess,
-			Agent: actor, Entities: []string{"token/" + tok.ID}, Policies: policies})
-		if err != nil {
-			return err
-		}
-		if !glass {
-			return tx.AppendAudit(ctx, rec)
-		}
-		if err := tx.RaiseAlert(ctx, authz.Alert{ID: "alr_" + hex.EncodeToString(b[:]), Kind: alertTokenBreakGlass, Priority: "high",
-			UserID: by, Ref: "token/" + tok.ID, Created: time.Now().UTC()}); err != nil {
-			return err
-		}
-		return tx.AppendAudit(ctx, rec)
-	})
-	if err != nil {
-		return "", fmt.Errorf("storing token: %w", err)
-	}
-	return secret, nil
 }
 
 // KeyLifecycle is key rotation, the KEK epoch job that makes erasures

@@ -63,7 +63,7 @@ func TestAuditIndexQuietDuringLogAlarm(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(kept, "x"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.CreateToken(t.Context(), "svc", []string{"researcher"}); err != nil {
+	if _, err := a.Tokens().Create(t.Context(), "svc", []string{"researcher"}); err != nil {
 		t.Fatal(err)
 	}
 	for range 3 {

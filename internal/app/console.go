@@ -37,9 +37,7 @@ func (a *App) console(sq *sqldb.Store) webui.Console {
 	} else {
 		a.logger.Error("console: account administration unavailable", slog.String("error", err.Error()))
 	}
-	if ca, err := a.ClientAdmin(); err == nil {
-		c.Clients = ca
-	}
+	c.Clients = a.ClientAdmin()
 	if a.AuditIndex != nil {
 		c.AuditLog = a.AuditIndex
 	}

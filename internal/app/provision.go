@@ -14,6 +14,7 @@ import (
 	"github.com/phivault/phivault/internal/authn"
 	"github.com/phivault/phivault/internal/config"
 	"github.com/phivault/phivault/internal/identity"
+	"github.com/phivault/phivault/internal/identity/account"
 	"github.com/phivault/phivault/internal/keys"
 	"github.com/phivault/phivault/internal/storage"
 	"github.com/phivault/phivault/internal/tlsca"
@@ -41,6 +42,8 @@ type Provisioned struct {
 	Token         authn.Secret
 	Admin         identity.User
 	Enrolment     authn.Secret // the first admin's one-time enrolment secret
+	// EnrolmentLifetime is how long the enrolment secret is valid.
+	EnrolmentLifetime time.Duration
 }
 
 // Provision creates a new instance: it refuses a database that holds a
@@ -87,7 +90,7 @@ func Provision(ctx context.Context, p Provisioning) (Provisioned, error) {
 	if err := tlsca.WriteNew(c.Audit.VerifierKey, []byte(out.VerifierKey+"\n"), 0o644); err != nil {
 		return out, err
 	}
-	if out.Token, err = a.CreateToken(ctx, "admin", []string{"system"}); err != nil {
+	if out.Token, err = a.Tokens().Create(ctx, "admin", []string{"system"}); err != nil {
 		return out, err
 	}
 	acc, err := a.Accounts()
@@ -98,6 +101,7 @@ func Provision(ctx context.Context, p Provisioning) (Provisioned, error) {
 	if err != nil {
 		return out, fmt.Errorf("creating the first security admin: %w", err)
 	}
+	out.EnrolmentLifetime = account.EnrolmentLifetime
 	return out, nil
 }
 

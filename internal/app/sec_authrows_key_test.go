@@ -31,7 +31,7 @@ func TestAuthRowsKeyDeletedRefused(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := a.CreateToken(t.Context(), "ops", []string{"system"}); err != nil {
+			if _, err := a.Tokens().Create(t.Context(), "ops", []string{"system"}); err != nil {
 				t.Fatal(err)
 			}
 			a.Close()

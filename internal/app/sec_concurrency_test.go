@@ -76,7 +76,7 @@ func TestTwoProcessesOnePostgres(t *testing.T) {
 		t.Cleanup(func() { a.Close() })
 		ts := httptest.NewServer(a.Handler())
 		t.Cleanup(ts.Close)
-		tok, err := a.CreateToken(t.Context(), fmt.Sprint("client", i), []string{"system"})
+		tok, err := a.Tokens().Create(t.Context(), fmt.Sprint("client", i), []string{"system"})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -13,13 +13,14 @@ import (
 	"github.com/phivault/phivault/internal/authn/password"
 	"github.com/phivault/phivault/internal/authn/session"
 	"github.com/phivault/phivault/internal/identity"
+	"github.com/phivault/phivault/internal/identity/account"
 	"github.com/phivault/phivault/internal/storage"
 	"github.com/phivault/phivault/internal/storage/sqldb"
 )
 
 var admin = audit.Agent{User: "usr_admin", Role: "security-admin", Address: "192.0.2.1"}
 
-func accounts(t *testing.T) (*apitest.Server, *app.Accounts) {
+func accounts(t *testing.T) (*apitest.Server, *account.Service) {
 	t.Helper()
 	s := apitest.Start(t, "sqlite")
 	acc, err := s.App.Accounts()
@@ -130,14 +131,14 @@ func TestEnrolmentSecretExpires(t *testing.T) {
 	_, acc := accounts(t)
 	ctx := t.Context()
 	t0 := time.Now()
-	at := func(d time.Duration) *app.Accounts { return acc.WithClock(func() time.Time { return t0.Add(d) }) }
+	at := func(d time.Duration) *account.Service { return acc.WithClock(func() time.Time { return t0.Add(d) }) }
 	const pw = "correct horse battery staple"
 
 	_, secret, err := at(0).Add(ctx, admin, identity.User{Username: "late.user", Roles: []identity.Role{identity.RoleBilling}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := at(app.EnrolmentLifetime).Enrol(ctx, admin, "late.user", secret.Reveal(), pw); !errors.Is(err, app.ErrEnrolmentRefused) {
+	if _, err := at(account.EnrolmentLifetime).Enrol(ctx, admin, "late.user", secret.Reveal(), pw); !errors.Is(err, account.ErrEnrolmentRefused) {
 		t.Errorf("Enrol at expiry: %v, want ErrEnrolmentRefused", err)
 	}
 
@@ -156,7 +157,7 @@ func TestEnrolmentSecretExpires(t *testing.T) {
 	if err != nil || !ok {
 		t.Errorf("stored hash does not verify the password: %v %v", ok, err)
 	}
-	if _, err := at(time.Hour).Enrol(ctx, admin, "prompt.user", secret.Reveal(), pw); !errors.Is(err, app.ErrEnrolmentRefused) {
+	if _, err := at(time.Hour).Enrol(ctx, admin, "prompt.user", secret.Reveal(), pw); !errors.Is(err, account.ErrEnrolmentRefused) {
 		t.Errorf("second Enrol: %v, want ErrEnrolmentRefused", err)
 	}
 }

@@ -14,7 +14,8 @@ import (
 )
 
 // The boundary rules (boundaries_test.go) catch what they are for: the
-// layers of ADR 0024 and the web kernel of ADR 0025.
+// layers of ADR 0024 (the CLI, the domains that hold the administration
+// use-cases) and the web kernel of ADR 0025.
 func TestBoundaryRulesCatchViolations(t *testing.T) {
 	tests := []struct {
 		name string
@@ -38,6 +39,25 @@ func TestBoundaryRulesCatchViolations(t *testing.T) {
 		{
 			name: "app may import the SQL store",
 			pkgs: []pkg{{ImportPath: module + "/internal/app", Imports: []string{module + "/internal/storage/sqldb"}}},
+		},
+		{
+			name: "account administration imports the SQL store",
+			pkgs: []pkg{{ImportPath: module + "/internal/identity/account", Imports: []string{module + "/internal/storage/sqldb"}}},
+			want: []string{"internal/identity/account imports " + module + "/internal/storage/sqldb"},
+		},
+		{
+			name: "client administration imports the composition root",
+			pkgs: []pkg{{ImportPath: module + "/internal/authn/smart", Imports: []string{module + "/internal/app"}}},
+			want: []string{"internal/authn/smart imports " + module + "/internal/app"},
+		},
+		{
+			name: "an authn package imports a front end",
+			pkgs: []pkg{{ImportPath: module + "/internal/authn/sso", Imports: []string{module + "/internal/httpapi/signin"}}},
+			want: []string{"internal/authn/sso imports " + module + "/internal/httpapi/signin"},
+		},
+		{
+			name: "a domain test may open the SQL store",
+			pkgs: []pkg{{ImportPath: module + "/internal/authn/smart/smarttest", XTestImports: []string{module + "/internal/storage/sqldb"}}},
 		},
 		{
 			name: "webui imports httpapi",

@@ -68,7 +68,7 @@ func TestAuditMonitorCLI(t *testing.T) {
 		t.Fatalf("first run: %d %s %s", r.code, r.stdout, r.stderr)
 	}
 	for range 3 {
-		if _, err := a.CreateToken(t.Context(), "more", []string{"system"}); err != nil {
+		if _, err := a.Tokens().Create(t.Context(), "more", []string{"system"}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -155,7 +155,7 @@ func TestAuditWitnessCLI(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stdout, "COSIGNED size") {
 		t.Fatalf("first run: %d %s %s", r.code, r.stdout, r.stderr)
 	}
-	if _, err := a.CreateToken(t.Context(), "more", []string{"system"}); err != nil {
+	if _, err := a.Tokens().Create(t.Context(), "more", []string{"system"}); err != nil {
 		t.Fatal(err)
 	}
 	size, err := a.Transparency().Integrate(t.Context())

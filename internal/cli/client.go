@@ -68,10 +68,7 @@ operator who holds the key file and the data directory.`,
 				return err
 			}
 			defer a.Close()
-			ca, err := a.ClientAdmin()
-			if err != nil {
-				return err
-			}
+			ca := a.ClientAdmin()
 			ctx := cmd.Context()
 			// Without --break-glass, a client that needs approval is
 			// refused (smart.ErrRequester: the CLI is no administrator's

@@ -75,7 +75,7 @@ func (e *env) runDemo(cmd *cobra.Command, patients int, listen string) error {
 	if err != nil {
 		return err
 	}
-	secret, err := a.CreateToken(ctx, "demo", []string{"system"})
+	secret, err := a.Tokens().Create(ctx, "demo", []string{"system"})
 	a.Close()
 	if err != nil {
 		return err

@@ -149,7 +149,7 @@ host:  phivault user add NAME --roles security-admin --break-glass --data %s
 
 Start the server with:  phivault serve --data %s
 `, o.dataDir, filepath.Join(o.dataDir, config.FileName), describeKEK(resolved), made.VerifierKey,
-		caCert, made.CAFingerprint, made.Token.Reveal(), made.Admin.Username, app.EnrolmentLifetime, made.Enrolment.Reveal(), o.dataDir, o.dataDir)
+		caCert, made.CAFingerprint, made.Token.Reveal(), made.Admin.Username, made.EnrolmentLifetime, made.Enrolment.Reveal(), o.dataDir, o.dataDir)
 	return nil
 }
 

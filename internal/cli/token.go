@@ -7,8 +7,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/phivault/phivault/internal/app"
 	"github.com/phivault/phivault/internal/identity"
+	"github.com/phivault/phivault/internal/identity/account"
 )
 
 func (e *env) tokenCmd() *cobra.Command {
@@ -44,8 +44,8 @@ bootstrap.`,
 				return err
 			}
 			defer a.Close()
-			secret, err := a.CreateTokenOffline(cmd.Context(), cliAgent(), args[0], rs, breakGlass)
-			if errors.Is(err, app.ErrTokenBreakGlass) {
+			secret, err := a.Tokens().CreateOffline(cmd.Context(), cliAgent(), args[0], rs, breakGlass)
+			if errors.Is(err, account.ErrTokenBreakGlass) {
 				return errors.New("--break-glass: a token with these roles reaches patient data (or administers accounts), which needs a second security administrator's approval: register a SMART Backend Services client in the console instead, or pass --break-glass (an operator with the key file and the data directory; audited, and an alert is raised)")
 			}
 			if err != nil {

@@ -13,9 +13,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/phivault/phivault/internal/app"
 	"github.com/phivault/phivault/internal/audit"
 	"github.com/phivault/phivault/internal/identity"
+	"github.com/phivault/phivault/internal/identity/account"
 )
 
 // cliAgent is the audit agent of every account change made here: the
@@ -47,7 +47,7 @@ first login. Password hashes are never shown.`,
 }
 
 // withAccounts opens the app and its account service for one command.
-func (e *env) withAccounts(cmd *cobra.Command, fn func(context.Context, *app.Accounts) error) error {
+func (e *env) withAccounts(cmd *cobra.Command, fn func(context.Context, *account.Service) error) error {
 	a, err := e.openApp(cmd)
 	if err != nil {
 		return err
@@ -136,7 +136,7 @@ installation, by an operator who holds the key file and the data directory.`,
 			if _, pending := identity.Split(nil, rs); pending && !breakGlass {
 				return needsBreakGlass(rs)
 			}
-			return e.withAccounts(cmd, func(ctx context.Context, acc *app.Accounts) error {
+			return e.withAccounts(cmd, func(ctx context.Context, acc *account.Service) error {
 				u, secret, err := acc.AddBreakGlass(ctx, cliAgent(), identity.User{Username: args[0], DisplayName: display, Roles: rs, FHIRUser: fhirUser})
 				if err != nil {
 					return userFlagErr(err)
@@ -164,7 +164,7 @@ One-time enrolment secret for %s (shown once; valid for %s):
 
 The user sets a password with it (phivault user set-password, or POST
 /auth/enrol) and enrols a second factor at the first login.
-`, u.Username, u.ID, identity.FormatRoles(u.Roles), u.Username, app.EnrolmentLifetime, secret)
+`, u.Username, u.ID, identity.FormatRoles(u.Roles), u.Username, account.EnrolmentLifetime, secret)
 }
 
 func (e *env) userListCmd() *cobra.Command {
@@ -173,7 +173,7 @@ func (e *env) userListCmd() *cobra.Command {
 		Short: "List accounts",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return e.withAccounts(cmd, func(ctx context.Context, acc *app.Accounts) error {
+			return e.withAccounts(cmd, func(ctx context.Context, acc *account.Service) error {
 				tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 				fmt.Fprintln(tw, "USERNAME\tID\tROLES\tSTATUS\tPASSWORD\tMFA")
 				after := ""
@@ -212,7 +212,7 @@ func (e *env) userShowCmd() *cobra.Command {
 		Short: "Show one account (never its password hash)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return e.withAccounts(cmd, func(ctx context.Context, acc *app.Accounts) error {
+			return e.withAccounts(cmd, func(ctx context.Context, acc *account.Service) error {
 				u, err := acc.Directory().ByUsername(ctx, args[0])
 				if err != nil {
 					return userFlagErr(err)
@@ -240,7 +240,7 @@ func printUser(w io.Writer, u identity.User) {
 }
 
 // byName resolves USERNAME to the account's id.
-func byName(ctx context.Context, acc *app.Accounts, name string) (identity.User, error) {
+func byName(ctx context.Context, acc *account.Service, name string) (identity.User, error) {
 	u, err := acc.Directory().ByUsername(ctx, name)
 	if err != nil {
 		return identity.User{}, userFlagErr(err)
@@ -258,7 +258,7 @@ func (e *env) userSetDisabledCmd(disable bool) *cobra.Command {
 		Short: short,
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return e.withUser(cmd, args[0], func(ctx context.Context, acc *app.Accounts, u identity.User) error {
+			return e.withUser(cmd, args[0], func(ctx context.Context, acc *account.Service, u identity.User) error {
 				if _, err := acc.SetDisabled(ctx, cliAgent(), u.ID, disable); err != nil {
 					return userFlagErr(err)
 				}
@@ -285,7 +285,7 @@ raises an alert for the privacy officer.`,
 			if err != nil {
 				return err
 			}
-			return e.withUser(cmd, args[0], func(ctx context.Context, acc *app.Accounts, u identity.User) error {
+			return e.withUser(cmd, args[0], func(ctx context.Context, acc *account.Service, u identity.User) error {
 				if _, pending := identity.Split(u.Roles, rs); pending && !breakGlass {
 					return needsBreakGlass(rs)
 				}
@@ -309,7 +309,7 @@ func (e *env) userResetMFACmd() *cobra.Command {
 		Short: "Remove an account's second factors and end its sessions; the password is kept",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return e.withUser(cmd, args[0], func(ctx context.Context, acc *app.Accounts, u identity.User) error {
+			return e.withUser(cmd, args[0], func(ctx context.Context, acc *account.Service, u identity.User) error {
 				if _, err := acc.ResetMFA(ctx, cliAgent(), u.ID); err != nil {
 					return userFlagErr(err)
 				}
@@ -326,7 +326,7 @@ func (e *env) userSessionsCmd() *cobra.Command {
 		Short: "List an account's active sessions (never their tokens)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return e.withUser(cmd, args[0], func(ctx context.Context, acc *app.Accounts, u identity.User) error {
+			return e.withUser(cmd, args[0], func(ctx context.Context, acc *account.Service, u identity.User) error {
 				ss, err := acc.Sessions(ctx, u.ID)
 				if err != nil {
 					return userFlagErr(err)
@@ -353,7 +353,7 @@ func (e *env) userRevokeSessionsCmd() *cobra.Command {
 		Short: "End every session of an account (audited)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return e.withUser(cmd, args[0], func(ctx context.Context, acc *app.Accounts, u identity.User) error {
+			return e.withUser(cmd, args[0], func(ctx context.Context, acc *account.Service, u identity.User) error {
 				if err := acc.RevokeSessions(ctx, cliAgent(), u.ID); err != nil {
 					return userFlagErr(err)
 				}
@@ -382,7 +382,7 @@ func (e *env) userSetPasswordCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return e.withAccounts(cmd, func(ctx context.Context, acc *app.Accounts) error {
+			return e.withAccounts(cmd, func(ctx context.Context, acc *account.Service) error {
 				u, err := acc.Enrol(ctx, cliAgent(), args[0], strings.TrimSpace(secret), pw)
 				if err != nil {
 					return err
@@ -431,8 +431,8 @@ func readPassword(r io.Reader) (string, error) {
 }
 
 // withUser runs fn with the account named username.
-func (e *env) withUser(cmd *cobra.Command, username string, fn func(ctx context.Context, acc *app.Accounts, u identity.User) error) error {
-	return e.withAccounts(cmd, func(ctx context.Context, acc *app.Accounts) error {
+func (e *env) withUser(cmd *cobra.Command, username string, fn func(ctx context.Context, acc *account.Service, u identity.User) error) error {
+	return e.withAccounts(cmd, func(ctx context.Context, acc *account.Service) error {
 		u, err := byName(ctx, acc, username)
 		if err != nil {
 			return err

@@ -66,7 +66,7 @@ const maxAdminBody = 16 << 10
 const defaultListLimit = 100
 
 // Accounts is the account service behind /admin/api and /auth/enrol
-// (app.Accounts). Every change method records its audit event with the
+// (account.Service). Every change method records its audit event with the
 // change, in one transaction, and revokes sessions where the change
 // requires it.
 //
@@ -110,7 +110,7 @@ type Accounts interface {
 }
 
 // ClientApprovals is the SMART client side of the two-person rule
-// (app.ClientAdmin): client approval requests, listed and decided with
+// (smart.Admin): client approval requests, listed and decided with
 // the role requests at /admin/api/requests.
 type ClientApprovals interface {
 	// Requests lists the pending client requests with their clients.

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/phivault/phivault/internal/apitest"
-	"github.com/phivault/phivault/internal/app"
 	"github.com/phivault/phivault/internal/audit"
 	"github.com/phivault/phivault/internal/authn/session"
 	"github.com/phivault/phivault/internal/authn/smart"
@@ -26,7 +25,7 @@ import (
 // second factor, as a console would be.
 type sodEnv struct {
 	s   *apitest.Server
-	acc *app.Accounts
+	acc *account.Service
 	m   *session.Manager
 }
 
@@ -249,10 +248,7 @@ func TestSeparationOfDuties(t *testing.T) {
 		})
 
 		t.Run("a backend client registered by an admin waits for another", func(t *testing.T) {
-			ca, err := s.App.ClientAdmin()
-			if err != nil {
-				t.Fatal(err)
-			}
+			ca := s.App.ClientAdmin()
 			sc, err := scope.ParseSet("system/Patient.rs")
 			if err != nil {
 				t.Fatal(err)

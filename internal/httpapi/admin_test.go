@@ -64,7 +64,7 @@ func sessions(t *testing.T, s *apitest.Server) *session.Manager {
 
 func TestAdminAPIRefusesNonAdmins(t *testing.T) {
 	apitest.Run(t, func(t *testing.T, s *apitest.Server) {
-		phys, err := s.App.CreateToken(t.Context(), "ward-app", []string{"physician"})
+		phys, err := s.App.Tokens().Create(t.Context(), "ward-app", []string{"physician"})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -23,7 +23,7 @@ import (
 // auditorHeaders authenticates as a new API token with role auditor.
 func auditorHeaders(t *testing.T, s *apitest.Server) apitest.H {
 	t.Helper()
-	sec, err := s.App.CreateToken(t.Context(), "auditor-"+t.Name(), []string{"auditor"})
+	sec, err := s.App.Tokens().Create(t.Context(), "auditor-"+t.Name(), []string{"auditor"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -184,7 +184,7 @@ type creds struct {
 // token creates an API token with the system role (service credential).
 func (e *authEnv) token(t *testing.T) string {
 	t.Helper()
-	sec, err := e.app.CreateToken(t.Context(), "test-"+uniq(), []string{"system"})
+	sec, err := e.app.Tokens().Create(t.Context(), "test-"+uniq(), []string{"system"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -470,7 +470,7 @@ func TestPasskeyAddNeedsVerifiedSession(t *testing.T) {
 	}
 	// API tokens are not sessions.
 	req, _ := http.NewRequestWithContext(t.Context(), "GET", e.url+"/auth/passkeys", nil)
-	tok, err := e.app.CreateToken(t.Context(), "svc", []string{"system"})
+	tok, err := e.app.Tokens().Create(t.Context(), "svc", []string{"system"})
 	if err != nil {
 		t.Fatal(err)
 	}

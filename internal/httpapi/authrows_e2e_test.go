@@ -120,7 +120,7 @@ func TestForgedAPITokenRefused(t *testing.T) {
 		wantAlarmLogged(t, s, "api_tokens", "tok-forged2")
 
 		// A real token whose roles were raised in the database.
-		weak, err := s.App.CreateToken(ctx, "weak", []string{"reader"})
+		weak, err := s.App.Tokens().Create(ctx, "weak", []string{"reader"})
 		if err != nil {
 			t.Fatal(err)
 		}

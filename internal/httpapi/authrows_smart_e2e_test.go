@@ -32,10 +32,7 @@ func TestForgedSMARTClientRefused(t *testing.T) {
 		e := newSoD(t, s)
 		sam := e.account(t, "sec.sam", "", identity.RoleSecurityAdmin)
 		bob := e.account(t, "admin.bob", "", identity.RoleSecurityAdmin)
-		ca, err := s.App.ClientAdmin()
-		if err != nil {
-			t.Fatal(err)
-		}
+		ca := s.App.ClientAdmin()
 		noClient := func(k backendKey, id string) {
 			t.Helper()
 			r := k.token(t, s, id).Want(t, http.StatusUnauthorized)

@@ -147,10 +147,7 @@ func TestClientTwoPersonRule(t *testing.T) {
 		carol := e.account(t, "admin.carol", "", identity.RoleSecurityAdmin)
 		asSam, asBob := e.as(t, sam), e.as(t, bob)
 		s.Create(t, map[string]any{"resourceType": "Patient", "name": []any{map[string]any{"family": "Moore"}}})
-		ca, err := s.App.ClientAdmin()
-		if err != nil {
-			t.Fatal(err)
-		}
+		ca := s.App.ClientAdmin()
 		k := newBackendKey(t)
 
 		// Steps 1–4 of the reproduction: no token.
@@ -267,10 +264,7 @@ func TestAppTwoPersonRule(t *testing.T) {
 		e := newSoD(t, s)
 		sam := e.account(t, "sec.sam", "", identity.RoleSecurityAdmin)
 		bob := e.account(t, "admin.bob", "", identity.RoleSecurityAdmin)
-		ca, err := s.App.ClientAdmin()
-		if err != nil {
-			t.Fatal(err)
-		}
+		ca := s.App.ClientAdmin()
 		sc, _ := scope.ParseSet("openid fhirUser launch/patient offline_access patient/*.rs")
 		id, err := ca.RegisterApp(t.Context(), audit.Agent{User: sam.ID, Session: "ses_s"},
 			smart.AppRegistration{Name: "MyChart Sync", Public: true, RedirectURIs: []string{"https://evil.example/cb"}, Scopes: sc})
@@ -303,10 +297,7 @@ func TestAppTwoPersonRule(t *testing.T) {
 // needs no approval at all.
 func TestClientBreakGlass(t *testing.T) {
 	apitest.Run(t, func(t *testing.T, s *apitest.Server) {
-		ca, err := s.App.ClientAdmin()
-		if err != nil {
-			t.Fatal(err)
-		}
+		ca := s.App.ClientAdmin()
 		k := newBackendKey(t)
 		sc, _ := scope.ParseSet("system/*.rs")
 		id, err := ca.RegisterBackendBreakGlass(t.Context(), cliAgent, smart.BackendRegistration{Name: "nightly", JWKS: []byte(k.jwks), Scopes: sc})

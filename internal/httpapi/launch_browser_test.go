@@ -40,10 +40,7 @@ func TestSMARTLaunchBrowser(t *testing.T) {
 	t.Cleanup(app.Close)
 	appBase := strings.Replace(app.URL, "127.0.0.1", "localhost", 1)
 	redirect := appBase + "/cb"
-	reg, err := e.app.ClientAdmin()
-	if err != nil {
-		t.Fatal(err)
-	}
+	reg := e.app.ClientAdmin()
 	sc, _ := scope.ParseSet("openid fhirUser launch/patient patient/*.rs")
 	id, err := reg.RegisterAppBreakGlass(t.Context(), cliAgent, smart.AppRegistration{Name: "Browser app", Public: true, RedirectURIs: []string{redirect}, Scopes: sc})
 	if err != nil {

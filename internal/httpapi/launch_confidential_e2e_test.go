@@ -34,10 +34,7 @@ func testLaunchConfidential(t *testing.T, driver string) {
 		t.Fatal(err)
 	}
 	set, _ := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &key.PublicKey, KeyID: "k1", Algorithm: "RS384", Use: "sig"}}})
-	reg, err := e.app.ClientAdmin()
-	if err != nil {
-		t.Fatal(err)
-	}
+	reg := e.app.ClientAdmin()
 	sc, _ := scope.ParseSet("openid fhirUser user/*.rs offline_access")
 	id, err := reg.RegisterAppBreakGlass(t.Context(), cliAgent, smart.AppRegistration{Name: "dashboard", JWKS: set, RedirectURIs: []string{appRedirect}, Scopes: sc})
 	if err != nil {

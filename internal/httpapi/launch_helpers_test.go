@@ -41,7 +41,7 @@ type launchEnv struct {
 func startLaunch(t *testing.T, driver string) *launchEnv {
 	t.Helper()
 	ae := startAuthOn(t, nil, "", driver)
-	tok, err := ae.app.CreateToken(t.Context(), "seed", []string{"system"})
+	tok, err := ae.app.Tokens().Create(t.Context(), "seed", []string{"system"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,10 +81,7 @@ func (e *launchEnv) create(t *testing.T, res map[string]any) string {
 
 func (e *launchEnv) registerApp(t *testing.T, name string) string {
 	t.Helper()
-	reg, err := e.app.ClientAdmin()
-	if err != nil {
-		t.Fatal(err)
-	}
+	reg := e.app.ClientAdmin()
 	set, err := scope.ParseSet("openid fhirUser launch/patient offline_access online_access patient/*.rs user/*.rs")
 	if err != nil {
 		t.Fatal(err)

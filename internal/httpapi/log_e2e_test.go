@@ -172,7 +172,7 @@ func TestLogVerifiesWithStandardTools(t *testing.T) {
 		}
 		s.Do(t, "GET", path, nil, public).Want(t, http.StatusUnauthorized)
 		s.Do(t, "GET", path, nil, nil).Want(t, http.StatusForbidden) // the system token
-		aud, err := s.App.CreateToken(t.Context(), "auditor", []string{"auditor"})
+		aud, err := s.App.Tokens().Create(t.Context(), "auditor", []string{"auditor"})
 		if err != nil {
 			t.Fatal(err)
 		}

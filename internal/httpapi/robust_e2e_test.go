@@ -344,7 +344,7 @@ func TestDatabaseOutageIsNot429(t *testing.T) {
 	s := apitest.StartWith(t, "postgres", func(c *config.Config) { c.Limits.AttemptBurst, c.Limits.AttemptsPerMinute = 3, 1 })
 	// A token never used yet, so no cached check stands in for the
 	// database.
-	secret, err := s.App.CreateToken(t.Context(), "outage", []string{"system"})
+	secret, err := s.App.Tokens().Create(t.Context(), "outage", []string{"system"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -519,7 +519,7 @@ func TestTamperedInstanceHistory(t *testing.T) {
 
 		// A caller the policies do not admit to the patient's records is
 		// denied, as for an intact resource (never served the outcome).
-		res, err := s.App.CreateToken(t.Context(), "study", []string{"researcher"})
+		res, err := s.App.Tokens().Create(t.Context(), "study", []string{"researcher"})
 		if err != nil {
 			t.Fatal(err)
 		}

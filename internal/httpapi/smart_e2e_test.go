@@ -31,10 +31,7 @@ func TestSMARTBackendServicesFHIR(t *testing.T) {
 			t.Fatal(err)
 		}
 		set, _ := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &key.PublicKey, KeyID: "k1", Algorithm: "RS384", Use: "sig"}}})
-		reg, err := s.App.ClientAdmin()
-		if err != nil {
-			t.Fatal(err)
-		}
+		reg := s.App.ClientAdmin()
 		scopes, err := scope.ParseSet("system/Patient.rs system/Observation.cruds")
 		if err != nil {
 			t.Fatal(err)

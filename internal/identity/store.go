@@ -43,7 +43,7 @@ type Directory interface {
 //
 // These are storage capabilities: the separation-of-duties rules of the
 // package doc (no self-change, the two-person rule) are the
-// administration service's (app.Accounts), which every surface uses.
+// administration service's (account.Service), which every surface uses.
 type Admin interface {
 	// Create stores u (u.ID from [NewID]); Created and Updated are set
 	// by the store and u's values for them are ignored.

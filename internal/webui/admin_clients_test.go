@@ -48,10 +48,7 @@ func TestAdminClientApproval(t *testing.T) {
 	e := start(t, "sqlite")
 	sam := e.addUser(t, "sec.sam", "Sam Secadmin", true, identity.RoleSecurityAdmin)
 	bob := e.addUser(t, "sec.bob", "Bob Second", true, identity.RoleSecurityAdmin)
-	ca, err := e.App.ClientAdmin()
-	if err != nil {
-		t.Fatal(err)
-	}
+	ca := e.App.ClientAdmin()
 
 	ts := newTab(t)
 	e.signIn(t, ts, sam, "#home")

@@ -25,7 +25,7 @@
 // any endpoint, is shown a sign-in at /oauth2/authorize, or has its
 // tokens accepted ([Client.Active]); any other state, the empty one
 // included, is refused. Requests ([ClientRequest]) are decided by a
-// second administrator outside this package (app.ClientAdmin, ADR 0020).
+// second administrator through [Admin] (clientadmin.go, ADR 0020).
 //
 // # Client authentication
 //
@@ -111,5 +111,5 @@
 //   - A client that is pending, rejected or in an unknown approval state
 //     obtains nothing (fail closed), whatever key it holds.
 //
-// Values of type [Server] and [Registry] are safe for concurrent use.
+// Values of type [Server], [Registry] and [Admin] are safe for concurrent use.
 package smart

@@ -1,33 +1,3 @@
-// Package account holds the audited changes of local accounts: each one
-// writes the account, its side effects (enrolment secret, second
-// factors, sessions, role requests, alerts) and its audit record in ONE
-// transaction of the store's unit of work ([Store.Update] over a [Tx]),
-// so a change is never committed without its audit event, and a
-// disabled user or reset MFA never leaves a live session behind
-// (ADR 0024).
-//
-// The rules live here, as ordinary Go over [Tx]: what to read and lock,
-// what to check (the two-person rule's stale and self checks, the
-// enrolment secret's owner), what to revoke and which records to write.
-// The store implements Tx with plain statements (sqldb, with its row
-// MACs); the administration service (app.Accounts) decides who may ask
-// for which change and builds the audit records.
-//
-// # Security invariants
-//
-//   - Every function here appends its audit record in the transaction
-//     of its change, and refuses a change without an audit builder.
-//   - A change that disables an account, resets its second factors,
-//     sets its password or changes its roles revokes its sessions in the
-//     same transaction (as its [Change] says).
-//   - An approval is refused if the request expired or the account's
-//     roles changed since it was made ([identity.ErrRequestStale]), and
-//     nobody approves their own request or a request for their own
-//     account ([identity.ErrSelf]).
-//
-// Audit builders run inside the transaction and may run more than once
-// (the unit of work retries a transaction that lost a race): they must
-// have no side effects.
 package account
 
 import (

@@ -82,7 +82,7 @@ func scanClient(s *Store, rows *sql.Rows) (smart.Client, error) {
 
 // CreateClient implements smart.ClientStore. It stores c as given, its
 // approval state included: that is the caller's decision
-// (smart.Registry, app.ClientAdmin), so only trusted in-process code
+// (smart.Registry, smart.Admin), so only trusted in-process code
 // holds this capability; it creates no approval request. An approval
 // state that is not one of smart's is refused.
 func (ss *Smart) CreateClient(ctx context.Context, c smart.Client) error {

@@ -26,7 +26,7 @@ import (
 //     verified second factor ([consoleGate]); a refusal is audited
 //     (user-admin, denied) before the 403 page, as /admin/api does.
 //   - Every change goes through the same services as the JSON admin API
-//     (app.Accounts, authz.Desk), which audit it in the transaction that
+//     (account.Service, authz.Desk), which audit it in the transaction that
 //     makes it. The console never writes to storage itself.
 //   - Nothing secret or personal travels in a URL: searches and paging
 //     are POSTed; paths carry opaque account, session and review ids only.
@@ -34,7 +34,7 @@ import (
 //     answer to the POST that created it (Cache-Control: no-store), and
 //     never logged or stored in the clear.
 
-// Accounts is the account service the console uses (app.Accounts,
+// Accounts is the account service the console uses (account.Service,
 // the same service as /admin/api/users). Every change method audits the
 // change in its own transaction.
 //
@@ -84,7 +84,7 @@ type Verification struct {
 type Services struct {
 	Accounts Accounts
 	Reviews  Reviews
-	// Clients administers SMART clients (app.ClientAdmin).
+	// Clients administers SMART clients (smart.Admin).
 	Clients Clients
 	// PolicyVersions lists the recorded versions of the policy set,
 	// newest first.

@@ -17,7 +17,7 @@ import (
 
 // SMART client administration (security admin): list, register a
 // backend client or an App Launch app, disable. Changes go through
-// app.ClientAdmin, which commits each with its audit event. Clients
+// smart.Admin, which commits each with its audit event. Clients
 // authenticate with private_key_jwt (their own key pair) or PKCE, so
 // there is no client secret to show: the page shows the new client_id.
 //
@@ -32,7 +32,7 @@ import (
 // be put up for approval again here. There is no enable and no edit:
 // disabling is final, and new scopes or keys are a new registration.
 
-// Clients is the client administration service (app.ClientAdmin).
+// Clients is the client administration service (smart.Admin).
 //
 // DEVIATION from STYLE rule 14 (1–3 methods): the console needs each
 // operation; splitting would only add names.

@@ -18,7 +18,7 @@ import (
 )
 
 // clientAdminEnv registers clients through smart.AuditedClients as
-// app.ClientAdmin does, with a clock and ids the test controls.
+// smart.Admin does, with a clock and ids the test controls.
 type clientAdminEnv struct {
 	t     *testing.T
 	s     *sqldb.Store

@@ -1,4 +1,4 @@
-package app
+package account
 
 import (
 	"context"
@@ -13,31 +13,8 @@ import (
 	"github.com/phivault/phivault/internal/authz"
 	"github.com/phivault/phivault/internal/ident"
 	"github.com/phivault/phivault/internal/identity"
-	"github.com/phivault/phivault/internal/identity/account"
 	"github.com/phivault/phivault/internal/storage"
 )
-
-// Separation of duties in account administration (ADR 0018).
-//
-// # No self-elevation
-//
-// [Accounts] refuses (identity.ErrSelf, audited as denied with policy
-// "separation-of-duties") any change an administrator makes to their own
-// account, and any approval of a request they made or that is for their
-// own account. The actor is the audit agent's User: a session's account
-// id, or an API token's id (never an account id). The offline CLI acts
-// as no account (Agent.Client "cli"); its grants outside the two-person
-// rule are the *BreakGlass methods, which raise an alert.
-//
-// # Two-person rule
-//
-// A change that adds a role needing approval (identity.Role.NeedsApproval)
-// applies its approval-free part at once and stores the rest as a
-// pending request with an alert ("role-grant-requested"); a second
-// administrator, signed in with a second factor, approves it
-// ([Accounts.Approve]: the roles take effect, the account's sessions end,
-// alert "role-grant-approved") or rejects it ([Accounts.Reject]). Each
-// step is its own audit action (user-grant-request, -approve, -reject).
 
 // Alert kinds raised by account administration, listed with the
 // break-the-glass alerts at /admin/api/alerts.
@@ -52,7 +29,7 @@ const policySoD = "separation-of-duties"
 
 // notSelf refuses (and audits as denied) a change by actor of its own
 // account id.
-func (x *Accounts) notSelf(ctx context.Context, actor audit.Agent, id string, act audit.Action) error {
+func (x *Service) notSelf(ctx context.Context, actor audit.Agent, id string, act audit.Action) error {
 	if actor.User == "" || actor.User != id {
 		return nil
 	}
@@ -61,7 +38,7 @@ func (x *Accounts) notSelf(ctx context.Context, actor audit.Agent, id string, ac
 
 // refuse audits a refused change (OutcomeDenied) and returns why, or
 // the audit failure (the caller answers 503).
-func (x *Accounts) refuse(ctx context.Context, actor audit.Agent, act audit.Action, why error, entities []string, policies ...string) error {
+func (x *Service) refuse(ctx context.Context, actor audit.Agent, act audit.Action, why error, entities []string, policies ...string) error {
 	ev := audit.Event{Time: x.now(), Action: act, Outcome: audit.OutcomeDenied, Agent: actor, Entities: entities, Policies: policies}
 	if err := x.append(ctx, ev); err != nil {
 		return err
@@ -69,7 +46,7 @@ func (x *Accounts) refuse(ctx context.Context, actor audit.Agent, act audit.Acti
 	return why
 }
 
-func (x *Accounts) newAlertID() (string, error) {
+func (x *Service) newAlertID() (string, error) {
 	r := x.rand
 	if r == nil {
 		r = rand.Reader
@@ -91,7 +68,7 @@ func patientOf(u identity.User) string {
 }
 
 // alert builds a high-priority alert about account u.
-func (x *Accounts) alert(kind string, u identity.User, ref string) (*authz.Alert, error) {
+func (x *Service) alert(kind string, u identity.User, ref string) (*authz.Alert, error) {
 	id, err := x.newAlertID()
 	if err != nil {
 		return nil, err
@@ -101,7 +78,7 @@ func (x *Accounts) alert(kind string, u identity.User, ref string) (*authz.Alert
 
 // pending builds the request by actor to give account u the roles
 // target, with its alert and audit record.
-func (x *Accounts) pending(actor audit.Agent, u identity.User, target []identity.Role) (*account.Pending, error) {
+func (x *Service) pending(actor audit.Agent, u identity.User, target []identity.Role) (*Pending, error) {
 	reqID, err := identity.NewRequestID(x.rand)
 	if err != nil {
 		return nil, err
@@ -114,15 +91,15 @@ func (x *Accounts) pending(actor audit.Agent, u identity.User, target []identity
 }
 
 // pendingAs is pending with the request and alert ids given.
-func (x *Accounts) pendingAs(reqID, alertID string, actor audit.Agent, u identity.User, target []identity.Role) *account.Pending {
+func (x *Service) pendingAs(reqID, alertID string, actor audit.Agent, u identity.User, target []identity.Role) *Pending {
 	now := x.now().UTC()
 	req := identity.Request{ID: reqID, UserID: u.ID, Roles: target, RequestedBy: actor.User, Created: now, Expires: now.Add(identity.RequestTTL)}
 	al := authz.Alert{ID: alertID, Kind: alertRequested, Priority: "high", UserID: u.ID, Patient: patientOf(u), Ref: "Request/" + reqID, Created: now}
-	return &account.Pending{Request: req, Alert: al, Audit: x.requestAudit(actor, audit.ActionUserGrantRequest)}
+	return &Pending{Request: req, Alert: al, Audit: x.requestAudit(actor, audit.ActionUserGrantRequest)}
 }
 
 // requestAudit builds the audit record of a step of a request.
-func (x *Accounts) requestAudit(actor audit.Agent, act audit.Action) account.RequestAuditFn {
+func (x *Service) requestAudit(actor audit.Agent, act audit.Action) RequestAuditFn {
 	return func(r identity.Request, u identity.User) (storage.AuditRecord, error) {
 		return x.log.Seal(audit.Event{Time: x.now(), Action: act, Outcome: audit.OutcomeSuccess, Agent: actor,
 			Entities: []string{"User/" + u.ID, "Request/" + r.ID},
@@ -132,13 +109,13 @@ func (x *Accounts) requestAudit(actor audit.Agent, act audit.Action) account.Req
 
 // Requests lists the pending role requests that have not expired,
 // oldest first (at most 500).
-func (x *Accounts) Requests(ctx context.Context) ([]identity.Request, error) {
+func (x *Service) Requests(ctx context.Context) ([]identity.Request, error) {
 	return x.users.PendingRequests(ctx, x.now(), 500)
 }
 
 // PendingRequest returns the pending request for account userID, and
 // false when there is none (or it expired).
-func (x *Accounts) PendingRequest(ctx context.Context, userID string) (identity.Request, bool, error) {
+func (x *Service) PendingRequest(ctx context.Context, userID string) (identity.Request, bool, error) {
 	r, err := x.users.RequestFor(ctx, userID, x.now())
 	if errors.Is(err, identity.ErrNotFound) {
 		return identity.Request{}, false, nil
@@ -159,7 +136,7 @@ func (x *Accounts) PendingRequest(ctx context.Context, userID string) (identity.
 // identity.ErrRequestStale (expired, or the account's roles changed
 // since), identity.ErrInvalid, identity.ErrFHIRUserBound. Every
 // refusal is audited.
-func (x *Accounts) Approve(ctx context.Context, actor audit.Agent, id string) (identity.User, error) {
+func (x *Service) Approve(ctx context.Context, actor audit.Agent, id string) (identity.User, error) {
 	entities := []string{"Request/" + id}
 	if actor.Session == "" || actor.User == "" {
 		return identity.User{}, x.refuse(ctx, actor, audit.ActionUserGrantApprove, identity.ErrApprover, entities, policySoD)
@@ -169,7 +146,7 @@ func (x *Accounts) Approve(ctx context.Context, actor audit.Agent, id string) (i
 		return identity.User{}, err
 	}
 	now := x.now().UTC()
-	_, u, err := account.Decide(ctx, x.uow, id, account.Decision{Approve: true, By: actor.User, Now: now,
+	_, u, err := Decide(ctx, x.uow, id, Decision{Approve: true, By: actor.User, Now: now,
 		Alert: authz.Alert{ID: alertID, Kind: alertApproved, Priority: "high", Created: now},
 		Audit: x.requestAudit(actor, audit.ActionUserGrantApprove)})
 	switch {
@@ -186,8 +163,8 @@ func (x *Accounts) Approve(ctx context.Context, actor audit.Agent, id string) (i
 // Reject rejects request id as actor (the requester may withdraw their
 // own request), with its audit event (user-grant-reject), in one
 // transaction. Errors: identity.ErrNotFound.
-func (x *Accounts) Reject(ctx context.Context, actor audit.Agent, id string) error {
-	_, _, err := account.Decide(ctx, x.uow, id, account.Decision{By: actor.User, Now: x.now(),
+func (x *Service) Reject(ctx context.Context, actor audit.Agent, id string) error {
+	_, _, err := Decide(ctx, x.uow, id, Decision{By: actor.User, Now: x.now(),
 		Audit: x.requestAudit(actor, audit.ActionUserGrantReject)})
 	if err != nil {
 		return fmt.Errorf("reject request: %w", err)

@@ -1,4 +1,4 @@
-package app
+package account
 
 import (
 	"context"
@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"strings"
 	"time"
 
@@ -15,31 +14,9 @@ import (
 	"github.com/phivault/phivault/internal/authn"
 	"github.com/phivault/phivault/internal/authn/password"
 	"github.com/phivault/phivault/internal/authn/session"
-	"github.com/phivault/phivault/internal/httpapi"
 	"github.com/phivault/phivault/internal/identity"
-	"github.com/phivault/phivault/internal/identity/account"
 	"github.com/phivault/phivault/internal/storage"
-	"github.com/phivault/phivault/internal/storage/sqldb"
 )
-
-// Account administration (DESIGN §7–8).
-//
-// # Atomicity
-//
-// Every change commits in one database transaction together with its
-// audit event and its side effects: the enrolment secret of a new
-// account, the deletion of second factors on an MFA reset, and the
-// revocation of every session of the user on disable, role change, MFA
-// reset and password enrolment (account.Create and account.Apply, on the store's unit of work: ADR 0024). A
-// change is therefore never visible without its audit record, and a
-// disabled account never keeps a live session.
-//
-// # Enrolment
-//
-// A new account has no password. [Accounts.Add] returns a one-time
-// enrolment secret (256 bits, prefix "pve_", shown once, stored as its
-// SHA-256, valid for [EnrolmentLifetime]); its owner sets a password with
-// it ([Accounts.Enrol]), and enrols a second factor at first login.
 
 // EnrolmentLifetime is how long an enrolment secret is valid: 24 hours,
 // long enough to hand the secret over within a working day, short enough
@@ -64,16 +41,19 @@ const maxSecretLen = 128
 // is not said: show the message as is, the same way every time.
 var ErrEnrolmentRefused = errors.New("the enrolment secret is not valid: it may be wrong, expired or already used")
 
-// Accounts is the account administration service: the security-admin
-// surface (CLI and /admin/api) and password enrolment. It is safe for
-// concurrent use. Obtain one with [App.Accounts]; keep it for the life
-// of the server, since its Hasher bounds the argon2id work in flight.
-type Accounts struct {
-	store  *sqldb.Store
-	users  *sqldb.Users
-	uow    account.Store // the unit of work of account changes
-	log    *audit.Log
-	hasher *password.Hasher
+// Service is the account administration service: the security-admin
+// surface (CLI, /admin/api and the web console) and password enrolment.
+// It is safe for concurrent use. Build one with [NewService] (the composition
+// root's app.App.Accounts does); keep it for the life of the server,
+// since its Hasher bounds the argon2id work in flight.
+type Service struct {
+	users    Users
+	sessions session.Store   // Sessions lists
+	revoke   session.Updater // RevokeSession's unit of work
+	appender audit.Appender  // refusals, recorded outside any change
+	uow      Store           // the unit of work of account changes
+	log      *audit.Log
+	hasher   *password.Hasher
 	// lookup keys the stored hashes of enrolment secrets (ADR 0022): a
 	// database writer cannot insert one for a secret they chose.
 	lookup authn.Hasher
@@ -81,45 +61,77 @@ type Accounts struct {
 	rand   io.Reader
 }
 
+// Users is what the service reads outside its changes: the directory,
+// the owner of an enrolment secret and the pending role requests
+// (sqldb.Users). Errors wrap the identity sentinels.
+type Users interface {
+	identity.Directory
+	// EnrolmentUser returns the id of the user whose unexpired
+	// enrolment secret hashes to hash (of kind) at now;
+	// identity.ErrNotFound if there is none.
+	EnrolmentUser(ctx context.Context, hash []byte, kind string, now time.Time) (string, error)
+	// PendingRequests lists up to limit role requests unexpired at now,
+	// oldest first.
+	PendingRequests(ctx context.Context, now time.Time, limit int) ([]identity.Request, error)
+	// RequestFor returns the role request for account userID unexpired
+	// at now; identity.ErrNotFound if there is none.
+	RequestFor(ctx context.Context, userID string, now time.Time) (identity.Request, error)
+}
+
+// Deps are the narrow dependencies of a [Service]. All are required but
+// Now (nil: time.Now) and Rand (nil: crypto/rand).
+type Deps struct {
+	Users    Users
+	Sessions session.Store   // the session store (Sessions lists)
+	Revoke   session.Updater // the unit of work of audited session revocations
+	Appender audit.Appender  // where refusals are recorded, outside any change
+	Store    Store           // the unit of work of account changes (ADR 0024)
+	Log      *audit.Log      // seals the audit records
+	Hasher   *password.Hasher
+	// Lookup keys the stored hashes of enrolment secrets (the auth-rows
+	// key, ADR 0022).
+	Lookup authn.Hasher
+	Now    func() time.Time
+	Rand   io.Reader
+}
+
+// NewService returns the account administration service over d.
+func NewService(d Deps) *Service {
+	x := &Service{users: d.Users, sessions: d.Sessions, revoke: d.Revoke, appender: d.Appender, uow: d.Store,
+		log: d.Log, hasher: d.Hasher, lookup: d.Lookup, now: d.Now, rand: d.Rand}
+	if x.now == nil {
+		x.now = time.Now
+	}
+	if x.rand == nil {
+		x.rand = rand.Reader
+	}
+	return x
+}
+
 // lookupEnrolment is the lookup-hash kind of enrolment secrets.
 const lookupEnrolment = "enrolment"
 
-// Accounts returns the account service of a. Each call creates a new
-// password Hasher (with its own concurrency bound), so callers keep the
-// result rather than calling it per request.
-func (a *App) Accounts() (*Accounts, error) {
-	st := a.db
-	h, err := password.NewHasher(password.HasherConfig{})
-	if err != nil {
-		return nil, err
-	}
-	if a.authRows == nil {
-		return nil, errors.New("account administration needs the auth-rows key")
-	}
-	return &Accounts{store: st, users: st.Users(), uow: sqldb.NewUnit[account.Tx](st), log: a.Log, hasher: h, lookup: a.authRows, now: time.Now, rand: rand.Reader}, nil
-}
-
 // WithClock returns a copy of x that reads the time from now: tests use
 // it to expire enrolment secrets.
-func (x *Accounts) WithClock(now func() time.Time) *Accounts {
+func (x *Service) WithClock(now func() time.Time) *Service {
 	y := *x
 	y.now = now
 	return &y
 }
 
 // Directory returns the read capability over accounts.
-func (x *Accounts) Directory() identity.Directory { return x.users }
+func (x *Service) Directory() identity.Directory { return x.users }
 
 // Add creates an account without a password from the username, display
 // name, roles and FHIR user of u (its other fields are ignored) and
 // returns it with its one-time enrolment secret. Roles that need a
 // second administrator (identity.Role.NeedsApproval) are not given yet:
-// they become a pending request ([Accounts.PendingRequest]) with an
+// they become a pending request ([Service.PendingRequest]) with an
 // alert, and the account holds the others (possibly none) meanwhile.
 // Errors: identity.ErrInvalid (a *identity.FieldError naming the field),
 // identity.ErrExists for a taken username, identity.ErrFHIRUserBound
 // for a FHIR user bound to another enabled account.
-func (x *Accounts) Add(ctx context.Context, actor audit.Agent, u identity.User) (identity.User, authn.Secret, error) {
+func (x *Service) Add(ctx context.Context, actor audit.Agent, u identity.User) (identity.User, authn.Secret, error) {
 	return x.add(ctx, actor, u, false)
 }
 
@@ -127,11 +139,11 @@ func (x *Accounts) Add(ctx context.Context, actor audit.Agent, u identity.User) 
 // effect at once, with an alert for the privacy officer. It is the
 // offline CLI's ("phivault user add --break-glass"): an operator with
 // the key file and the data directory creates the first administrators.
-func (x *Accounts) AddBreakGlass(ctx context.Context, actor audit.Agent, u identity.User) (identity.User, authn.Secret, error) {
+func (x *Service) AddBreakGlass(ctx context.Context, actor audit.Agent, u identity.User) (identity.User, authn.Secret, error) {
 	return x.add(ctx, actor, u, true)
 }
 
-func (x *Accounts) add(ctx context.Context, actor audit.Agent, u identity.User, breakGlass bool) (identity.User, authn.Secret, error) {
+func (x *Service) add(ctx context.Context, actor audit.Agent, u identity.User, breakGlass bool) (identity.User, authn.Secret, error) {
 	if len(u.Roles) == 0 {
 		return identity.User{}, "", &identity.FieldError{Field: "roles", Reason: "at least one role is required"}
 	}
@@ -145,7 +157,7 @@ func (x *Accounts) add(ctx context.Context, actor audit.Agent, u identity.User, 
 	if err != nil {
 		return identity.User{}, "", err
 	}
-	c := account.New{Enrolment: &account.Enrolment{Hash: x.lookup.LookupHash(lookupEnrolment, secret.Reveal()), HashKind: storage.HashHMAC, Expires: x.now().Add(EnrolmentLifetime)}}
+	c := New{Enrolment: &Enrolment{Hash: x.lookup.LookupHash(lookupEnrolment, secret.Reveal()), HashKind: storage.HashHMAC, Expires: x.now().Add(EnrolmentLifetime)}}
 	now, pending := identity.Split(nil, roles)
 	switch {
 	case pending && breakGlass:
@@ -158,7 +170,7 @@ func (x *Accounts) add(ctx context.Context, actor audit.Agent, u identity.User, 
 			return identity.User{}, "", err
 		}
 	}
-	out, err := account.Create(ctx, x.uow, nu, c, x.auditFn(actor, audit.ActionUserCreate, "roles="+identity.FormatRoles(nu.Roles)))
+	out, err := Create(ctx, x.uow, nu, c, x.auditFn(actor, audit.ActionUserCreate, "roles="+identity.FormatRoles(nu.Roles)))
 	if err != nil {
 		return identity.User{}, "", fmt.Errorf("adding user: %w", err)
 	}
@@ -170,8 +182,8 @@ func (x *Accounts) add(ctx context.Context, actor audit.Agent, u identity.User, 
 // enabled account holds is refused. Nobody disables or enables their
 // own account. Errors: identity.ErrNotFound, identity.ErrSelf,
 // identity.ErrFHIRUserBound.
-func (x *Accounts) SetDisabled(ctx context.Context, actor audit.Agent, id string, disabled bool) (identity.User, error) {
-	c := account.Change{Op: "enable user", Change: func(u *identity.User) { u.Disabled = disabled },
+func (x *Service) SetDisabled(ctx context.Context, actor audit.Agent, id string, disabled bool) (identity.User, error) {
+	c := Change{Op: "enable user", Change: func(u *identity.User) { u.Disabled = disabled },
 		Audit: x.auditFn(actor, audit.ActionUserEnable)}
 	if disabled {
 		c.Op, c.RevokeSessions, c.Audit = "disable user", true, x.auditFn(actor, audit.ActionUserDisable)
@@ -187,20 +199,20 @@ func (x *Accounts) SetDisabled(ctx context.Context, actor audit.Agent, id string
 // and added roles that need no approval take effect at once; if roles
 // adds a role that needs a second administrator, the whole of roles
 // becomes a pending request (with an alert) that takes effect only when
-// approved ([Accounts.Approve]). Nobody changes their own roles.
+// approved ([Service.Approve]). Nobody changes their own roles.
 // Errors: identity.ErrNotFound, identity.ErrInvalid, identity.ErrSelf,
 // identity.ErrRequestPending.
-func (x *Accounts) SetRoles(ctx context.Context, actor audit.Agent, id string, roles []identity.Role) (identity.User, error) {
+func (x *Service) SetRoles(ctx context.Context, actor audit.Agent, id string, roles []identity.Role) (identity.User, error) {
 	return x.setRoles(ctx, actor, id, roles, false)
 }
 
 // SetRolesBreakGlass is SetRoles outside the two-person rule, for the
 // offline CLI: every role takes effect at once, with an alert.
-func (x *Accounts) SetRolesBreakGlass(ctx context.Context, actor audit.Agent, id string, roles []identity.Role) (identity.User, error) {
+func (x *Service) SetRolesBreakGlass(ctx context.Context, actor audit.Agent, id string, roles []identity.Role) (identity.User, error) {
 	return x.setRoles(ctx, actor, id, roles, true)
 }
 
-func (x *Accounts) setRoles(ctx context.Context, actor audit.Agent, id string, roles []identity.Role, breakGlass bool) (identity.User, error) {
+func (x *Service) setRoles(ctx context.Context, actor audit.Agent, id string, roles []identity.Role, breakGlass bool) (identity.User, error) {
 	if len(roles) == 0 {
 		return identity.User{}, &identity.FieldError{Field: "roles", Reason: "at least one role is required (disable the account to remove every access)"}
 	}
@@ -208,7 +220,7 @@ func (x *Accounts) setRoles(ctx context.Context, actor audit.Agent, id string, r
 		return identity.User{}, err
 	}
 	target := append([]identity.Role(nil), roles...)
-	c := account.Change{Op: "set roles", RevokeIfRolesChanged: true}
+	c := Change{Op: "set roles", RevokeIfRolesChanged: true}
 	if breakGlass {
 		cur, err := x.users.ByID(ctx, id)
 		if err != nil {
@@ -232,7 +244,7 @@ func (x *Accounts) setRoles(ctx context.Context, actor audit.Agent, id string, r
 		if err != nil {
 			return identity.User{}, err
 		}
-		c.Request = func(u identity.User) *account.Pending {
+		c.Request = func(u identity.User) *Pending {
 			if identity.FormatRoles(u.Roles) == identity.FormatRoles(target) {
 				return nil
 			}
@@ -251,11 +263,11 @@ func (x *Accounts) setRoles(ctx context.Context, actor audit.Agent, id string, r
 // at the next login. Nobody resets their own second factor here (that
 // would let a stolen session replace it). Errors: identity.ErrNotFound,
 // identity.ErrSelf.
-func (x *Accounts) ResetMFA(ctx context.Context, actor audit.Agent, id string) (identity.User, error) {
+func (x *Service) ResetMFA(ctx context.Context, actor audit.Agent, id string) (identity.User, error) {
 	if err := x.notSelf(ctx, actor, id, audit.ActionUserResetMFA); err != nil {
 		return identity.User{}, err
 	}
-	return x.apply(ctx, id, account.Change{Op: "reset mfa", Change: func(u *identity.User) { u.MFAEnrolled = false },
+	return x.apply(ctx, id, Change{Op: "reset mfa", Change: func(u *identity.User) { u.MFAEnrolled = false },
 		ClearMFA: true, RevokeSessions: true, Audit: x.auditFn(actor, audit.ActionUserResetMFA)})
 }
 
@@ -269,7 +281,7 @@ func (x *Accounts) ResetMFA(ctx context.Context, actor audit.Agent, id string) (
 // burn it. On success the secret is deleted, the argon2id hash stored
 // and the user's sessions revoked, with the audit event, in one
 // transaction. password.ErrBusy means the hasher is saturated (503).
-func (x *Accounts) Enrol(ctx context.Context, actor audit.Agent, username, secret, pw string) (identity.User, error) {
+func (x *Service) Enrol(ctx context.Context, actor audit.Agent, username, secret, pw string) (identity.User, error) {
 	now := x.now()
 	refused := func() (identity.User, error) {
 		x.appendDenied(ctx, actor, audit.ActionUserSetPassword)
@@ -309,7 +321,7 @@ func (x *Accounts) Enrol(ctx context.Context, actor audit.Agent, username, secre
 	if err != nil {
 		return identity.User{}, fmt.Errorf("enrolment: %w", err)
 	}
-	out, err := x.apply(ctx, id, account.Change{Op: "set password", Change: func(u *identity.User) { u.PasswordHash = phc },
+	out, err := x.apply(ctx, id, Change{Op: "set password", Change: func(u *identity.User) { u.PasswordHash = phc },
 		ConsumeEnrolment: hash, EnrolmentKind: kind, EnrolmentNow: now, RevokeSessions: true,
 		Audit: x.auditFn(actor, audit.ActionUserSetPassword)})
 	if errors.Is(err, identity.ErrNotFound) {
@@ -322,11 +334,11 @@ func (x *Accounts) Enrol(ctx context.Context, actor audit.Agent, username, secre
 // Sessions lists the active sessions of user id, newest first, at most
 // session.MaxListed; never their tokens (only hashes are stored).
 // Errors: identity.ErrNotFound for an unknown user.
-func (x *Accounts) Sessions(ctx context.Context, id string) ([]session.Session, error) {
+func (x *Service) Sessions(ctx context.Context, id string) ([]session.Session, error) {
 	if _, err := x.users.ByID(ctx, id); err != nil {
 		return nil, fmt.Errorf("list sessions: %w", err)
 	}
-	m, err := session.NewManager(x.store.Sessions(), session.Options{Now: x.now})
+	m, err := session.NewManager(x.sessions, session.Options{Now: x.now})
 	if err != nil {
 		return nil, err
 	}
@@ -337,8 +349,8 @@ func (x *Accounts) Sessions(ctx context.Context, id string) ([]session.Session, 
 // (session-revoke, actor as the agent, "Session/<id>" and "User/<owner>"
 // as entities) in the same transaction. Errors: session.ErrNotFound for
 // an unknown or already revoked session.
-func (x *Accounts) RevokeSession(ctx context.Context, actor audit.Agent, id string) error {
-	_, err := session.RevokeAudited(ctx, sqldb.NewUnit[session.Tx](x.store), id, func(owner string) (storage.AuditRecord, error) {
+func (x *Service) RevokeSession(ctx context.Context, actor audit.Agent, id string) error {
+	_, err := session.RevokeAudited(ctx, x.revoke, id, func(owner string) (storage.AuditRecord, error) {
 		return x.log.Seal(audit.Event{Time: x.now(), Action: audit.ActionSessionRevoke, Outcome: audit.OutcomeSuccess,
 			Agent: actor, Entities: []string{"Session/" + id, "User/" + owner}})
 	})
@@ -351,8 +363,8 @@ func (x *Accounts) RevokeSession(ctx context.Context, actor audit.Agent, id stri
 // RevokeSessions ends every session of user id, with its audit event
 // (session-revoke, entity "User/<id>"), in one transaction. Errors:
 // identity.ErrNotFound.
-func (x *Accounts) RevokeSessions(ctx context.Context, actor audit.Agent, id string) error {
-	_, err := x.apply(ctx, id, account.Change{Op: "revoke sessions", RevokeSessions: true,
+func (x *Service) RevokeSessions(ctx context.Context, actor audit.Agent, id string) error {
+	_, err := x.apply(ctx, id, Change{Op: "revoke sessions", RevokeSessions: true,
 		Audit: x.auditFn(actor, audit.ActionSessionRevoke)})
 	return err
 }
@@ -361,7 +373,7 @@ func (x *Accounts) RevokeSessions(ctx context.Context, actor audit.Agent, id str
 // (no permission, a malformed request), for the audit trail (STYLE rule
 // 28). An error means the record could not be made durable: fail the
 // request with 503.
-func (x *Accounts) Denied(ctx context.Context, actor audit.Agent, entity string) error {
+func (x *Service) Denied(ctx context.Context, actor audit.Agent, entity string) error {
 	ev := audit.Event{Time: x.now(), Action: audit.ActionUserAdmin, Outcome: audit.OutcomeDenied, Agent: actor}
 	if entity != "" {
 		ev.Entities = []string{entity}
@@ -369,8 +381,8 @@ func (x *Accounts) Denied(ctx context.Context, actor audit.Agent, entity string)
 	return x.append(ctx, ev)
 }
 
-func (x *Accounts) apply(ctx context.Context, id string, c account.Change) (identity.User, error) {
-	u, err := account.Apply(ctx, x.uow, id, c)
+func (x *Service) apply(ctx context.Context, id string, c Change) (identity.User, error) {
+	u, err := Apply(ctx, x.uow, id, c)
 	if err != nil {
 		return identity.User{}, fmt.Errorf("%s: %w", c.Op, err)
 	}
@@ -379,7 +391,7 @@ func (x *Accounts) apply(ctx context.Context, id string, c account.Change) (iden
 
 // auditFn returns the audit record builder for a successful change by
 // actor: the action, the agent, "User/<id>" as the entity and policies.
-func (x *Accounts) auditFn(actor audit.Agent, act audit.Action, policies ...string) account.AuditFn {
+func (x *Service) auditFn(actor audit.Agent, act audit.Action, policies ...string) AuditFn {
 	return func(u identity.User) (storage.AuditRecord, error) {
 		return x.log.Seal(audit.Event{Time: x.now(), Action: act, Outcome: audit.OutcomeSuccess,
 			Agent: actor, Entities: []string{"User/" + u.ID}, Policies: policies})
@@ -388,38 +400,25 @@ func (x *Accounts) auditFn(actor audit.Agent, act audit.Action, policies ...stri
 
 // appendDenied records a refused enrolment. Failing to record it does
 // not change the answer (the request is refused either way).
-func (x *Accounts) appendDenied(ctx context.Context, actor audit.Agent, act audit.Action) {
+func (x *Service) appendDenied(ctx context.Context, actor audit.Agent, act audit.Action) {
 	_ = x.append(ctx, audit.Event{Time: x.now(), Action: act, Outcome: audit.OutcomeDenied, Agent: actor})
 }
 
-func (x *Accounts) append(ctx context.Context, ev audit.Event) error {
+func (x *Service) append(ctx context.Context, ev audit.Event) error {
 	rec, err := x.log.Seal(ev)
 	if err != nil {
 		return err
 	}
-	if err := x.store.AppendAudit(ctx, rec); err != nil {
+	if err := x.appender.AppendAudit(ctx, rec); err != nil {
 		return fmt.Errorf("%w: %w", audit.ErrUnavailable, err)
 	}
 	return nil
 }
 
-func (x *Accounts) newSecret() (authn.Secret, error) {
+func (x *Service) newSecret() (authn.Secret, error) {
 	var b [enrolmentBytes]byte
 	if _, err := io.ReadFull(x.rand, b[:]); err != nil {
 		return "", fmt.Errorf("generating enrolment secret: %w", err)
 	}
 	return authn.Secret(EnrolmentPrefix + base64.RawURLEncoding.EncodeToString(b[:])), nil
-}
-
-var _ httpapi.Accounts = (*Accounts)(nil)
-
-// adminAccounts is the account service for the HTTP handler, or nil
-// (the admin endpoints then answer 503) if it cannot be built.
-func (a *App) adminAccounts() httpapi.Accounts {
-	acc, err := a.Accounts()
-	if err != nil {
-		a.logger.Error("account administration unavailable", slog.String("error", err.Error()))
-		return nil
-	}
-	return acc
 }
