@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -13,7 +12,7 @@ import (
 
 	"github.com/phivault/phivault/internal/app"
 	"github.com/phivault/phivault/internal/config"
-	"github.com/phivault/phivault/internal/synth"
+	"github.com/phivault/phivault/internal/demo"
 )
 
 func (e *env) demoCmd() *cobra.Command {
@@ -56,18 +55,18 @@ func (e *env) runDemo(cmd *cobra.Command, patients int, listen string) error {
 		return err
 	}
 	if fresh {
-		if err := e.loadDemoPatients(ctx, c, patients); err != nil {
-			return err
-		}
-		accs, err := createDemoAccounts(ctx, c, e.logger())
+		bar := progressbar.NewOptions(patients+1, progressbar.OptionSetWriter(e.stderr), progressbar.OptionSetDescription("loading synthetic patients"),
+			progressbar.OptionShowCount(), progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionOnCompletion(func() { fmt.Fprintln(e.stderr) }))
+		accs, err := app.SeedDemo(ctx, c, e.logger(), patients, func() { _ = bar.Add(1) })
 		if err != nil {
 			return err
 		}
-		if err := writeDemoAccounts(e.dataDir, accs); err != nil {
+		_ = bar.Finish()
+		if err := demo.WriteAccounts(e.dataDir, accs); err != nil {
 			return err
 		}
 	}
-	accs, err := readDemoAccounts(e.dataDir)
+	accs, err := demo.ReadAccounts(e.dataDir)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
@@ -83,7 +82,7 @@ func (e *env) runDemo(cmd *cobra.Command, patients int, listen string) error {
 	return e.serve(ctx, c, func(addr string) {
 		base := c.Server.BaseURL
 		if len(accs) > 0 {
-			_ = printDemoAccounts(e.stdout, accs, filepath.Join(e.dataDir, demoAccountsFile))
+			_ = demo.PrintAccounts(e.stdout, accs, filepath.Join(e.dataDir, demo.AccountsFile))
 		}
 		ca := filepath.Join(e.dataDir, "tls", "ca.crt")
 		fmt.Fprintf(e.stdout, `
@@ -100,28 +99,4 @@ Try:
 Press Ctrl-C to stop.
 `, base, e.dataDir, base, base, base, ca, secret.Reveal(), ca, secret.Reveal(), base)
 	})
-}
-
-// loadDemoPatients generates and stores synthetic patients through the
-// record service, audited as a demo import.
-func (e *env) loadDemoPatients(ctx context.Context, c config.Config, n int) error {
-	a, err := app.Open(ctx, c, e.logger())
-	if err != nil {
-		return err
-	}
-	defer a.Close()
-	op := a.Operator("demo")
-	bar := progressbar.NewOptions(n+1, progressbar.OptionSetWriter(e.stderr), progressbar.OptionSetDescription("loading synthetic patients"),
-		progressbar.OptionShowCount(), progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionOnCompletion(func() { fmt.Fprintln(e.stderr) }))
-	err = synth.Generate(ctx, synth.Options{Patients: n, Seed: 1, Start: synth.DefaultStart}, func(_ string, b []byte) error {
-		if _, err := op.ImportBundle(ctx, b); err != nil {
-			return err
-		}
-		return bar.Add(1)
-	})
-	if err != nil {
-		return fmt.Errorf("loading demo patients: %w", err)
-	}
-	_ = bar.Finish()
-	return nil
 }

@@ -1,4 +1,4 @@
-package cli
+package demo
 
 import (
 	"bufio"
@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/netip"
 	"net/url"
 	"os"
@@ -17,25 +16,20 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/phivault/phivault/internal/app"
 	"github.com/phivault/phivault/internal/audit"
 	"github.com/phivault/phivault/internal/authn/login"
 	"github.com/phivault/phivault/internal/authn/password"
 	"github.com/phivault/phivault/internal/authn/totp"
-	"github.com/phivault/phivault/internal/config"
+	"github.com/phivault/phivault/internal/fhir"
 	"github.com/phivault/phivault/internal/ident"
 	"github.com/phivault/phivault/internal/identity"
+	"github.com/phivault/phivault/internal/identity/account"
+	"github.com/phivault/phivault/internal/record"
 )
 
-// Demo accounts: `phivault demo` creates one account per
-// workforce role and one patient account, with generated passwords and,
-// for the workforce, an enrolled TOTP secret, and prints them so a person
-// can log in with a real authenticator app. Printing secrets is the point
-// of a demo; nothing here runs outside `phivault demo`.
-
-// demoAccountsFile holds the demo accounts (passwords and TOTP URIs) in
-// the data directory, mode 0600, so a restart can print them again.
-const demoAccountsFile = "demo-accounts.txt"
+// AccountsFile holds the demo accounts (passwords and TOTP URIs) in the
+// data directory, mode 0600, so a restart can print them again.
+const AccountsFile = "demo-accounts.txt"
 
 // demoUser is one account demo creates.
 type demoUser struct {
@@ -57,41 +51,50 @@ var demoWorkforce = []demoUser{
 // synthetic Patient.
 var demoPatientUser = demoUser{"patient.pia", "", identity.RolePatient} // no display name: a patient's name is PHI
 
-// demoAccount is a created account as printed: TOTPURI is empty for the
+// Account is a created account as printed: TOTPURI is empty for the
 // patient (no second factor is required of patients).
-type demoAccount struct {
+type Account struct {
 	Username, Role, Password, FHIRUser, TOTPURI string
 }
 
 // demoAddr is the client address recorded for the demo set-up logins.
 var demoAddr = netip.MustParseAddr("127.0.0.1")
 
-// createDemoAccounts creates the demo accounts in the data directory of
-// c: each account is added and its password set through the account
-// service (argon2id), and each workforce account enrols TOTP through the
-// login service's own enrolment flow (password, EnrollTOTP, ConfirmTOTP),
-// so the secret is sealed at rest exactly as for a real user; the session
-// that enrolment starts is logged out at once.
-func createDemoAccounts(ctx context.Context, c config.Config, logger *slog.Logger) ([]demoAccount, error) {
-	// The set-up makes 3 logins per account from one address: lift the
-	// per-address limit of this short-lived instance only.
-	a, err := app.Open(ctx, c, logger, app.WithLoginOptions(func(o *login.Options) { o.AddressLimits.Burst = 1000 }))
-	if err != nil {
-		return nil, err
-	}
-	defer a.Close()
-	acc, err := a.Accounts()
-	if err != nil {
-		return nil, err
-	}
-	pid, err := firstPatientID(ctx, a)
+// Services are what the demo set-up uses: the account service, the
+// login service and an operator of the record (record.Operator).
+type Services struct {
+	Accounts *account.Service
+	Login    *login.Service
+	Record   Operator
+}
+
+// Operator is the record as the demo set-up writes and searches it: a
+// trusted operator's (record.Operator).
+type Operator interface {
+	ImportBundle(ctx context.Context, body []byte) ([]byte, error)
+	Create(ctx context.Context, res fhir.Resource) (string, error)
+	Search(ctx context.Context, typ string, vals url.Values) (record.Page, error)
+}
+
+// CreateAccounts creates the demo accounts: each account is added and
+// its password set through the account service (argon2id), and each
+// workforce account enrols TOTP through the login service's own
+// enrolment flow (password, EnrollTOTP, ConfirmTOTP), so the secret is
+// sealed at rest exactly as for a real user; the session that enrolment
+// starts is logged out at once. The set-up makes 3 logins per account
+// from one address: the login service's per-address limit must allow
+// them. A Patient must be stored (LoadPatients): the patient account is
+// linked to one.
+func CreateAccounts(ctx context.Context, s Services) ([]Account, error) {
+	acc := s.Accounts
+	pid, err := firstPatientID(ctx, s.Record)
 	if err != nil {
 		return nil, err
 	}
 	actor := audit.Agent{User: "demo", Client: "cli"}
 	users := append(append([]demoUser(nil), demoWorkforce...), demoPatientUser)
 	var clinicians []string
-	out := make([]demoAccount, 0, len(users))
+	out := make([]Account, 0, len(users))
 	for _, du := range users {
 		u := identity.User{Username: du.username, DisplayName: du.display, Roles: []identity.Role{du.role}}
 		switch du.role {
@@ -101,7 +104,7 @@ func createDemoAccounts(ctx context.Context, c config.Config, logger *slog.Logge
 			// Clinicians reach patients through a treatment relationship:
 			// each gets a Practitioner, and the care team of the demo
 			// patient below.
-			ref, err := demoPractitioner(ctx, a, du.display)
+			ref, err := demoPractitioner(ctx, s.Record, du.display)
 			if err != nil {
 				return nil, err
 			}
@@ -121,9 +124,9 @@ func createDemoAccounts(ctx context.Context, c config.Config, logger *slog.Logge
 		if _, err := acc.Enrol(ctx, actor, du.username, secret.Reveal(), pw); err != nil {
 			return nil, fmt.Errorf("demo account %s: setting password: %w", du.username, err)
 		}
-		da := demoAccount{Username: du.username, Role: string(du.role), Password: pw, FHIRUser: nu.FHIRUser}
+		da := Account{Username: du.username, Role: string(du.role), Password: pw, FHIRUser: nu.FHIRUser}
 		if du.role.Workforce() {
-			key, err := enrolDemoTOTP(ctx, a.Login, du.username, pw)
+			key, err := enrolDemoTOTP(ctx, s.Login, du.username, pw)
 			if err != nil {
 				return nil, fmt.Errorf("demo account %s: enrolling TOTP: %w", du.username, err)
 			}
@@ -131,18 +134,18 @@ func createDemoAccounts(ctx context.Context, c config.Config, logger *slog.Logge
 		}
 		out = append(out, da)
 	}
-	if err := demoCareTeam(ctx, a, pid, clinicians); err != nil {
+	if err := demoCareTeam(ctx, s.Record, pid, clinicians); err != nil {
 		return nil, err
 	}
 	return out, nil
 }
 
 // demoPractitioner stores a Practitioner for a demo clinician.
-func demoPractitioner(ctx context.Context, a *app.App, name string) (string, error) {
+func demoPractitioner(ctx context.Context, op Operator, name string) (string, error) {
 	given, family, _ := strings.Cut(name, " ")
 	res := map[string]any{"resourceType": "Practitioner", "active": true,
 		"name": []any{map[string]any{"family": family, "given": []any{given}}}}
-	ref, err := a.Operator("demo").Create(ctx, res)
+	ref, err := op.Create(ctx, res)
 	if err != nil {
 		return "", fmt.Errorf("demo practitioner: %w", err)
 	}
@@ -150,14 +153,14 @@ func demoPractitioner(ctx context.Context, a *app.App, name string) (string, err
 }
 
 // demoCareTeam puts the demo clinicians on the demo patient's care team.
-func demoCareTeam(ctx context.Context, a *app.App, pid string, members []string) error {
+func demoCareTeam(ctx context.Context, op Operator, pid string, members []string) error {
 	parts := make([]any, 0, len(members))
 	for _, m := range members {
 		parts = append(parts, map[string]any{"member": map[string]any{"reference": m}})
 	}
 	res := map[string]any{"resourceType": "CareTeam", "status": "active",
 		"subject": map[string]any{"reference": ident.PatientRef(pid).String()}, "participant": parts}
-	if _, err := a.Operator("demo").Create(ctx, res); err != nil {
+	if _, err := op.Create(ctx, res); err != nil {
 		return fmt.Errorf("demo care team: %w", err)
 	}
 	return nil
@@ -208,8 +211,8 @@ func enrolDemoTOTP(ctx context.Context, s *login.Service, username, pw string) (
 }
 
 // firstPatientID returns the id of a stored Patient.
-func firstPatientID(ctx context.Context, a *app.App) (string, error) {
-	page, err := a.Operator("demo").Search(ctx, "Patient", url.Values{"_count": {"1"}})
+func firstPatientID(ctx context.Context, op Operator) (string, error) {
+	page, err := op.Search(ctx, "Patient", url.Values{"_count": {"1"}})
 	if err != nil {
 		return "", fmt.Errorf("finding a demo patient: %w", err)
 	}
@@ -253,16 +256,16 @@ func demoPassword(words ...string) (string, error) {
 	}
 }
 
-// writeDemoAccounts stores accs in dir/demo-accounts.txt, mode 0600, one
+// WriteAccounts stores accs in dir/demo-accounts.txt, mode 0600, one
 // tab-separated line per account after comment lines.
-func writeDemoAccounts(dir string, accs []demoAccount) error {
+func WriteAccounts(dir string, accs []Account) error {
 	var sb strings.Builder
 	sb.WriteString("# phivault demo accounts: passwords and TOTP secrets of a DEMO; keep this file private.\n")
 	sb.WriteString("# username\trole\tpassword\tfhirUser\totpauth URI\n")
 	for _, x := range accs {
 		fmt.Fprintf(&sb, "%s\t%s\t%s\t%s\t%s\n", x.Username, x.Role, x.Password, dash(x.FHIRUser), dash(x.TOTPURI))
 	}
-	p := filepath.Join(dir, demoAccountsFile)
+	p := filepath.Join(dir, AccountsFile)
 	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return fmt.Errorf("writing %s: %w", p, err)
@@ -284,15 +287,15 @@ func dash(s string) string {
 	return s
 }
 
-// readDemoAccounts reads what writeDemoAccounts wrote; os.ErrNotExist
-// when the data directory has no demo accounts file.
-func readDemoAccounts(dir string) ([]demoAccount, error) {
-	f, err := os.Open(filepath.Join(dir, demoAccountsFile))
+// ReadAccounts reads what WriteAccounts wrote; os.ErrNotExist when the
+// data directory has no demo accounts file.
+func ReadAccounts(dir string) ([]Account, error) {
+	f, err := os.Open(filepath.Join(dir, AccountsFile))
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	var out []demoAccount
+	var out []Account
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		line := sc.Text()
@@ -301,21 +304,21 @@ func readDemoAccounts(dir string) ([]demoAccount, error) {
 		}
 		fs := strings.Split(line, "\t")
 		if len(fs) != 5 {
-			return nil, fmt.Errorf("%s: malformed line", demoAccountsFile)
+			return nil, fmt.Errorf("%s: malformed line", AccountsFile)
 		}
 		for i := range fs {
 			if fs[i] == "-" {
 				fs[i] = ""
 			}
 		}
-		out = append(out, demoAccount{Username: fs[0], Role: fs[1], Password: fs[2], FHIRUser: fs[3], TOTPURI: fs[4]})
+		out = append(out, Account{Username: fs[0], Role: fs[1], Password: fs[2], FHIRUser: fs[3], TOTPURI: fs[4]})
 	}
 	return out, sc.Err()
 }
 
-// printDemoAccounts writes the account table, then the otpauth URI and
-// a terminal QR code of each workforce account.
-func printDemoAccounts(w io.Writer, accs []demoAccount, file string) error {
+// PrintAccounts writes the account table, then the otpauth URI and a
+// terminal QR code of each workforce account.
+func PrintAccounts(w io.Writer, accs []Account, file string) error {
 	fmt.Fprintf(w, "\nDemo accounts (also in %s, mode 0600; `phivault demo` prints them again on restart):\n\n", file)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "  USERNAME\tROLE\tPASSWORD\tFHIR USER")

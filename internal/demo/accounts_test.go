@@ -1,9 +1,10 @@
-package cli
+package demo_test
 
 import (
 	"bytes"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -17,6 +18,7 @@ import (
 	"github.com/phivault/phivault/internal/authn/password"
 	"github.com/phivault/phivault/internal/authn/totp"
 	"github.com/phivault/phivault/internal/config"
+	"github.com/phivault/phivault/internal/demo"
 	"github.com/phivault/phivault/internal/keys"
 	"github.com/phivault/phivault/internal/web"
 )
@@ -67,49 +69,47 @@ func TestDemoAccountsLogIn(t *testing.T) {
 	ts := httptest.NewUnstartedServer(nil)
 	t.Cleanup(ts.Close)
 	c := demoConfig(t, ts)
-	var stderr bytes.Buffer
-	e := &env{stdout: io.Discard, stderr: &stderr, getenv: os.Getenv, dataDir: c.DataDir}
-	if err := e.loadDemoPatients(t.Context(), c, 1); err != nil {
-		t.Fatal(err)
-	}
-	accs, err := createDemoAccounts(t.Context(), c, e.logger())
+	logger := slog.New(slog.DiscardHandler)
+	accs, err := app.SeedDemo(t.Context(), c, logger, 1, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := writeDemoAccounts(c.DataDir, accs); err != nil {
+	if err := demo.WriteAccounts(c.DataDir, accs); err != nil {
 		t.Fatal(err)
 	}
-	fi, err := os.Stat(filepath.Join(c.DataDir, demoAccountsFile))
+	fi, err := os.Stat(filepath.Join(c.DataDir, demo.AccountsFile))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if fi.Mode().Perm() != 0o600 {
-		t.Errorf("%s mode %v, want 0600", demoAccountsFile, fi.Mode().Perm())
+		t.Errorf("%s mode %v, want 0600", demo.AccountsFile, fi.Mode().Perm())
 	}
 	// A restart prints what the first start printed.
-	again, err := readDemoAccounts(c.DataDir)
+	again, err := demo.ReadAccounts(c.DataDir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
-	if err := printDemoAccounts(&out, again, filepath.Join(c.DataDir, demoAccountsFile)); err != nil {
+	if err := demo.PrintAccounts(&out, again, filepath.Join(c.DataDir, demo.AccountsFile)); err != nil {
 		t.Fatal(err)
 	}
 	printed := out.String()
-	for _, u := range append(demoWorkforce, demoPatientUser) {
-		pw, uri := printedAccount(t, printed, u.username)
-		if err := password.Check(pw, u.username, u.display); err != nil {
-			t.Errorf("%s: printed password fails the policy: %v", u.username, err)
+	users := demo.Users()
+	for _, u := range users {
+		pw, uri := printedAccount(t, printed, u.Username)
+		if err := password.Check(pw, u.Username, u.Display); err != nil {
+			t.Errorf("%s: printed password fails the policy: %v", u.Username, err)
 		}
-		if u.role.Workforce() != strings.HasPrefix(uri, "otpauth://totp/") {
-			t.Errorf("%s (%s): otpauth URI %q", u.username, u.role, uri)
+		if u.Role.Workforce() != strings.HasPrefix(uri, "otpauth://totp/") {
+			t.Errorf("%s (%s): otpauth URI %q", u.Username, u.Role, uri)
 		}
 	}
+	patient := users[len(users)-1]
 	if !strings.Contains(printed, "█") {
 		t.Error("no terminal QR code printed")
 	}
 
-	a, err := app.Open(t.Context(), c, e.logger())
+	a, err := app.Open(t.Context(), c, logger)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,14 +180,14 @@ func TestDemoAccountsLogIn(t *testing.T) {
 
 	// The patient account logs in with its password alone and is linked
 	// to a stored Patient.
-	ppw, _ := printedAccount(t, printed, demoPatientUser.username)
-	st, m, _ = post("/auth/login", map[string]string{"username": demoPatientUser.username, "password": ppw})
+	ppw, _ := printedAccount(t, printed, patient.Username)
+	st, m, _ = post("/auth/login", map[string]string{"username": patient.Username, "password": ppw})
 	if st != http.StatusOK || m["mfa_required"] == true {
 		t.Fatalf("login of the patient account: %d %v, want a session", st, m)
 	}
 	var fhirUser string
 	for _, x := range again {
-		if x.Username == demoPatientUser.username {
+		if x.Username == patient.Username {
 			fhirUser = x.FHIRUser
 		}
 	}
