@@ -21,7 +21,9 @@ type Progress func(phase string, done, total int64)
 var ErrKMSRotation = errors.New("the KEK lives in a KMS: rotate it there (new key version); phivault keeps using the KMS key URI")
 
 // isDataOwner reports whether owner names a DEK (not a system key).
-func isDataOwner(owner string) bool { return !strings.HasPrefix(owner, ident.SystemPrefix) }
+func isDataOwner(owner ident.Owner) bool {
+	return !strings.HasPrefix(string(owner), ident.SystemPrefix)
+}
 
 // RotateKEK rotates the key-encryption key and re-wraps every data and
 // system key under the new primary. It is online (the server keeps
@@ -109,8 +111,8 @@ func (a *App) RotateKEK(ctx context.Context, progress Progress) (rotated bool, r
 // keys. Writes always read the key record inside their transaction, so
 // they seal with the new primary while this runs. Re-running after an
 // interruption completes the work (each step is idempotent).
-func (a *App) RotateDEKs(ctx context.Context, owner string, progress Progress) (resealed int64, err error) {
-	var owners []string
+func (a *App) RotateDEKs(ctx context.Context, owner ident.Owner, progress Progress) (resealed int64, err error) {
+	var owners []ident.Owner
 	if err := a.Store.ScanKeys(ctx, func(r storage.KeyRecord) error {
 		if !r.Shredded && isDataOwner(r.Owner) && (owner == "" || r.Owner == owner) {
 			owners = append(owners, r.Owner)
@@ -122,7 +124,7 @@ func (a *App) RotateDEKs(ctx context.Context, owner string, progress Progress) (
 	if owner != "" && len(owners) == 0 {
 		return 0, fmt.Errorf("no data key for %s", owner)
 	}
-	want := make(map[string]bool, len(owners))
+	want := make(map[ident.Owner]bool, len(owners))
 	for i, o := range owners {
 		want[o] = true
 		if err := a.Store.Update(ctx, func(tx storage.Tx) error {
@@ -237,7 +239,7 @@ func (a *App) RotateDEKs(ctx context.Context, owner string, progress Progress) (
 // patient's key. It then compacts the keys table. Re-running it is
 // harmless.
 func (a *App) RewrapAll(ctx context.Context, progress Progress) (int64, error) {
-	var owners []string
+	var owners []ident.Owner
 	if err := a.Store.ScanKeys(ctx, func(r storage.KeyRecord) error {
 		if !r.Shredded {
 			owners = append(owners, r.Owner)

@@ -138,17 +138,17 @@ func (a *App) verifyData(ctx context.Context, progress func(), baseline func(con
 // and every live joint key naming a patient whose key is shredded (an
 // erasure that missed it).
 func (a *App) checkJointOwners(ctx context.Context, r *ledger.Report) error {
-	erased := map[string]bool{}
+	erased := map[ident.Owner]bool{}
 	kek := a.Keys.KEK()
 	err := a.Store.ScanKeys(ctx, func(k storage.KeyRecord) error {
-		if k.Shredded && strings.HasPrefix(k.Owner, ident.PatientPrefix) {
+		if k.Shredded && strings.HasPrefix(string(k.Owner), ident.PatientPrefix) {
 			erased[k.Owner] = true
 		}
 		// Every live key record must open under the key file: one
 		// that does not (planted, copied from another owner, damaged)
 		// protects nothing, and a KEK epoch skips it with an alarm.
 		if !k.Shredded && errors.Is(kek.Opens(k), keys.ErrDecrypt) {
-			r.Add(ledger.Problem{Ref: safeID(k.Owner), Kind: ledger.KindKey,
+			r.Add(ledger.Problem{Ref: safeID(string(k.Owner)), Kind: ledger.KindKey,
 				Detail: "the key record opens under no key of the key file (planted, copied from another owner, or damaged)"})
 		}
 		return nil
@@ -158,14 +158,14 @@ func (a *App) checkJointOwners(ctx context.Context, r *ledger.Report) error {
 	}
 	return a.Record.CheckJointOwners(ctx, func(j record.JointOwnerCheck) error {
 		if j.Problem != "" {
-			r.Add(ledger.Problem{Ref: j.Owner, Kind: ledger.KindJointOwner, Detail: j.Problem})
+			r.Add(ledger.Problem{Ref: string(j.Owner), Kind: ledger.KindJointOwner, Detail: j.Problem})
 		}
 		if !j.HasKey || j.Shredded {
 			return nil
 		}
 		for _, p := range j.Patients {
 			if erased[p] {
-				r.Add(ledger.Problem{Ref: j.Owner, Kind: ledger.KindErasure,
+				r.Add(ledger.Problem{Ref: string(j.Owner), Kind: ledger.KindErasure,
 					Detail: "it names a patient whose record was erased, but its data key is live: the erasure missed it"})
 				break
 			}

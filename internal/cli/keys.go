@@ -48,9 +48,9 @@ func (e *env) keysStatusCmd() *cobra.Command {
 				case r.Shredded:
 					shredded++
 					return nil
-				case strings.HasPrefix(r.Owner, ident.SystemPrefix):
+				case strings.HasPrefix(string(r.Owner), ident.SystemPrefix):
 					system++
-				case strings.HasPrefix(r.Owner, ident.PatientPrefix):
+				case strings.HasPrefix(string(r.Owner), ident.PatientPrefix):
 					patients++
 				default:
 					org++
@@ -111,7 +111,7 @@ every stored version under it, and then destroys the old data keys.`,
 			defer a.Close()
 			bar := e.phaseBar()
 			if deks || owner != "" {
-				n, err := a.RotateDEKs(cmd.Context(), owner, bar.update)
+				n, err := a.RotateDEKs(cmd.Context(), ident.Owner(owner), bar.update)
 				bar.done()
 				if err != nil {
 					return err
