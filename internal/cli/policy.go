@@ -203,7 +203,7 @@ func (e *env) policyExplainCmd() *cobra.Command {
 					return err
 				}
 			} else if typ == "Patient" {
-				t.Owner = ident.PatientRef(id).String()
+				t.Owner = ident.PatientOwner(id).String()
 			} else {
 				return fmt.Errorf("--resource: no current %s/%s", typ, id)
 			}

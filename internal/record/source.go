@@ -143,19 +143,21 @@ func (s *Service) found(ctx context.Context, q storage.Query) ([]authz.Found, er
 // OpenNote opens a note SealNote sealed for owner and grantID. After the
 // patient's erasure it fails: the key is gone.
 func (a *AuthzSource) OpenNote(ctx context.Context, owner, grantID string, sealed []byte) ([]byte, error) {
-	dek, err := a.s.dekForRead(ctx, ident.Owner(owner), false)
+	o := ident.Owner(owner) // authz names owners as strings
+	dek, err := a.s.dekForRead(ctx, o, false)
 	if err != nil {
 		return nil, fmt.Errorf("loading key of %s: %w", owner, err)
 	}
-	return dek.Open(sealed, keys.ResourceAD{Type: "BreakGlassNote", ID: grantID, Version: 1, Owner: ident.Owner(owner)})
+	return dek.Open(sealed, keys.ResourceAD{Type: "BreakGlassNote", ID: grantID, Version: 1, Owner: o})
 }
 
 // SealNote seals text with owner's data key, bound to a break-the-glass
 // grant id (authz.NoteSealer). The patient must have a key (exist).
 func (a *AuthzSource) SealNote(ctx context.Context, owner, grantID string, text []byte) ([]byte, error) {
-	dek, err := a.s.dekForRead(ctx, ident.Owner(owner), false)
+	o := ident.Owner(owner) // authz names owners as strings
+	dek, err := a.s.dekForRead(ctx, o, false)
 	if err != nil {
 		return nil, fmt.Errorf("loading key of %s: %w", owner, err)
 	}
-	return dek.Seal(text, keys.ResourceAD{Type: "BreakGlassNote", ID: grantID, Version: 1, Owner: ident.Owner(owner)})
+	return dek.Seal(text, keys.ResourceAD{Type: "BreakGlassNote", ID: grantID, Version: 1, Owner: o})
 }

@@ -50,14 +50,14 @@ func testJointOwners(t *testing.T, s storage.Store) {
 		t.Error("PutJointOwner of a non-joint owner succeeded")
 	}
 	if err := s.Update(ctx, func(tx storage.Tx) error {
-		return tx.PutJointOwner(ctx, storage.JointPrefix+"one", []ident.Owner{"Patient/a"})
+		return tx.PutJointOwner(ctx, ident.JointOwner("one"), []ident.Owner{"Patient/a"})
 	}); err == nil {
 		t.Error("PutJointOwner with one patient succeeded")
 	}
 	if m, err := s.JointMembers(ctx, k); err != nil || !slices.Equal(m, []ident.Owner{"Patient/b", "Patient/c"}) {
 		t.Errorf("JointMembers = %v %v, want [Patient/b Patient/c]", m, err)
 	}
-	if _, err := s.JointMembers(ctx, storage.JointPrefix+"none"); !errors.Is(err, storage.ErrNotFound) {
+	if _, err := s.JointMembers(ctx, ident.JointOwner("none")); !errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("unknown joint owner: %v, want ErrNotFound", err)
 	}
 	got, err := s.JointOwners(ctx, []ident.Owner{"Patient/a"}, 10)
