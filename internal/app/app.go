@@ -12,6 +12,7 @@ import (
 
 	"github.com/phivault/phivault/internal/audit/index"
 	"github.com/phivault/phivault/internal/audit/tlog"
+	"github.com/phivault/phivault/internal/ident"
 	"github.com/phivault/phivault/internal/ledger"
 	"github.com/phivault/phivault/internal/webui/authorize"
 
@@ -335,13 +336,13 @@ func openStore(ctx context.Context, c config.Storage, t config.Timeouts) (*sqldb
 }
 
 // systemKeys are created on first start and wrapped under the KEK.
-var systemKeyNames = []string{keys.SystemBlindIndex, keys.SystemToken, keys.SystemAudit, keys.SystemLogSigner}
+var systemKeyNames = []ident.Owner{keys.SystemBlindIndex, keys.SystemToken, keys.SystemAudit, keys.SystemLogSigner}
 
 // loadSystemKeys loads the blind-index, token and audit keys, creating
 // any that is missing (first start). Concurrent first starts of several
 // processes converge: the loser of the insert race reloads.
 func loadSystemKeys(ctx context.Context, st storage.Store, kr *keys.Keyring) error {
-	recs := make(map[string]storage.KeyRecord, len(systemKeyNames))
+	recs := make(map[ident.Owner]storage.KeyRecord, len(systemKeyNames))
 	err := st.Update(ctx, func(tx storage.Tx) error {
 		for _, name := range systemKeyNames {
 			rec, err := tx.Key(ctx, name)

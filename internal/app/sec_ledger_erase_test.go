@@ -9,6 +9,7 @@ import (
 
 	"github.com/phivault/phivault/internal/app"
 	"github.com/phivault/phivault/internal/audit"
+	"github.com/phivault/phivault/internal/ident"
 	"github.com/phivault/phivault/internal/keys"
 	"github.com/phivault/phivault/internal/record"
 	"github.com/phivault/phivault/internal/storage"
@@ -41,7 +42,7 @@ func TestErasedContentNotConfirmable(t *testing.T) {
 			}
 			p := create(`{"resourceType":"Patient","gender":"female","name":[{"family":"Guessable"}]}`)
 			o := create(`{"resourceType":"Observation","status":"final","code":{"coding":[{"system":"http://loinc.org","code":"8302-2"}]},"subject":{"reference":"Patient/` + p.ID + `"},"valueQuantity":{"value":171,"unit":"cm"}}`)
-			owner := "Patient/" + p.ID
+			owner := ident.PatientOwner(p.ID)
 
 			// A key record made before owner ledger keys (no secret) gets
 			// one at its owner's first write; verify checks both below.

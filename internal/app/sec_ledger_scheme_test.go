@@ -60,7 +60,7 @@ func TestLedgerSchemeZeroStillVerifies(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			old := audit.Commit{Kind: audit.CommitRewrite, Ref: ref, Owner: v.Owner, Version: lk.Version(v, st.JSON), Index: lk.Index("Patient", st.ID, rows)}
+			old := audit.Commit{Kind: audit.CommitRewrite, Ref: ref, Owner: string(v.Owner), Version: lk.Version(v, st.JSON), Index: lk.Index("Patient", st.ID, rows)}
 			appendCommit(old)
 			rep, err := a.Ledger().Verify(ctx, nil)
 			if err != nil || !rep.OK() {

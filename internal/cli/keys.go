@@ -9,6 +9,7 @@ import (
 
 	"github.com/phivault/phivault/internal/app"
 	"github.com/phivault/phivault/internal/config"
+	"github.com/phivault/phivault/internal/ident"
 	"github.com/phivault/phivault/internal/keys/lifecycle"
 )
 
@@ -87,7 +88,7 @@ every stored version under it, and then destroys the old data keys.`,
 			defer a.Close()
 			bar := e.phaseBar()
 			if deks || owner != "" {
-				n, err := a.KeyLifecycle().RotateDEKs(cmd.Context(), owner, bar.update)
+				n, err := a.KeyLifecycle().RotateDEKs(cmd.Context(), ident.Owner(owner), bar.update)
 				bar.done()
 				if err != nil {
 					return err

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/phivault/phivault/internal/app"
+	"github.com/phivault/phivault/internal/ident"
 	"github.com/phivault/phivault/internal/keys"
 	"github.com/phivault/phivault/internal/storage"
 )
@@ -23,7 +24,7 @@ func secPreLedger(t *testing.T, a *app.App, n int) []secResource {
 		out = out[:0]
 		for i := range n {
 			id := fmt.Sprintf("pre-%d", i)
-			owner := "Patient/" + id
+			owner := ident.PatientOwner(id)
 			rec, err := a.Keys.NewDEK(owner, old)
 			if err != nil {
 				return err
@@ -55,7 +56,7 @@ func secPreLedger(t *testing.T, a *app.App, n int) []secResource {
 					return err
 				}
 			}
-			out = append(out, secResource{typ: "Patient", id: id, owner: owner, version: versions})
+			out = append(out, secResource{typ: "Patient", id: id, owner: owner.String(), version: versions})
 		}
 		return nil
 	})

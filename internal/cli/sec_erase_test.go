@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"testing"
 
+	"github.com/phivault/phivault/internal/ident"
 	"github.com/phivault/phivault/internal/keys"
 )
 
@@ -76,7 +77,7 @@ func TestEraseCryptoShreds(t *testing.T) {
 			fresh := secOpenAppNoCleanup(t, dir)
 			defer fresh.Close()
 			recs := secKeyRecords(t, dir)
-			if _, err := fresh.Keys.DEK(recs[owner]); !errors.Is(err, keys.ErrShredded) {
+			if _, err := fresh.Keys.DEK(recs[ident.Owner(owner)]); !errors.Is(err, keys.ErrShredded) {
 				t.Fatalf("the erased patient's key: err %v, want ErrShredded", err)
 			}
 			tried := 0
@@ -90,7 +91,7 @@ func TestEraseCryptoShreds(t *testing.T) {
 				}
 				for _, v := range victimRows {
 					for _, ad := range []keys.ResourceAD{
-						{Type: v.typ, ID: v.id, Version: v.version, Owner: v.owner},
+						{Type: v.typ, ID: v.id, Version: v.version, Owner: ident.Owner(v.owner)},
 						{Type: v.typ, ID: v.id, Version: v.version, Owner: o},
 					} {
 						if _, err := dek.Open(v.ct, ad); err == nil {

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/phivault/phivault/internal/app"
+	"github.com/phivault/phivault/internal/ident"
 	"github.com/phivault/phivault/internal/storage"
 )
 
@@ -75,7 +76,7 @@ func TestKeysShredEpochTamperedKeyRow(t *testing.T) {
 			// Re-wrapped again (as the next epoch would): the planted
 			// rows no longer block the destruction.
 			srv.Keys.SetKEK(secKEK(t, kekPath))
-			nr, err := srv.Keys.Rewrap(secKeyRecord(t, srv, "Patient/"+pats[3].id))
+			nr, err := srv.Keys.Rewrap(secKeyRecord(t, srv, ident.PatientOwner(pats[3].id)))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -142,7 +143,7 @@ func TestKeysShredEpochTamperedKeyRow(t *testing.T) {
 }
 
 // secKeyRecord reads owner's key record through a's store.
-func secKeyRecord(t *testing.T, a *app.App, owner string) storage.KeyRecord {
+func secKeyRecord(t *testing.T, a *app.App, owner ident.Owner) storage.KeyRecord {
 	t.Helper()
 	var rec storage.KeyRecord
 	if err := a.Store.Update(t.Context(), func(tx storage.Tx) (err error) { rec, err = tx.Key(t.Context(), owner); return err }); err != nil {

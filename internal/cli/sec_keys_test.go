@@ -18,6 +18,7 @@ import (
 	"testing"
 
 	"github.com/phivault/phivault/internal/audit"
+	"github.com/phivault/phivault/internal/ident"
 	"github.com/phivault/phivault/internal/keys"
 	"github.com/phivault/phivault/internal/record"
 	"github.com/phivault/phivault/internal/storage"
@@ -253,15 +254,15 @@ func TestKeysRotate(t *testing.T) {
 				}
 				// The old ciphertext no longer opens with the owner's
 				// current keyset: the old DEK keys are gone.
-				rec := newKeys[v.owner]
-				if string(rec.Wrapped) == string(oldKeys[v.owner].Wrapped) {
+				rec := newKeys[ident.Owner(v.owner)]
+				if string(rec.Wrapped) == string(oldKeys[ident.Owner(v.owner)].Wrapped) {
 					t.Fatalf("the key of %s was not replaced", v.owner)
 				}
 				dek, err := a.Keys.DEK(rec)
 				if err != nil {
 					t.Fatal(err)
 				}
-				if _, err := dek.Open(v.ct, keys.ResourceAD{Type: v.typ, ID: v.id, Version: v.version, Owner: v.owner}); !errors.Is(err, keys.ErrDecrypt) {
+				if _, err := dek.Open(v.ct, keys.ResourceAD{Type: v.typ, ID: v.id, Version: v.version, Owner: ident.Owner(v.owner)}); !errors.Is(err, keys.ErrDecrypt) {
 					t.Fatalf("a ciphertext of %s sealed before DEK rotation still opens (err %v)", ref, err)
 				}
 				opened++
@@ -303,11 +304,11 @@ func secCaller() record.Caller {
 	return record.Caller{Agent: audit.Agent{User: "test", Client: "test"}, Purpose: "TREAT", Guard: record.Offline()}
 }
 
-func secKeyRecords(t *testing.T, dir string) map[string]storage.KeyRecord {
+func secKeyRecords(t *testing.T, dir string) map[ident.Owner]storage.KeyRecord {
 	t.Helper()
 	a := secOpenAppNoCleanup(t, dir)
 	defer a.Close()
-	out := map[string]storage.KeyRecord{}
+	out := map[ident.Owner]storage.KeyRecord{}
 	if err := a.Store.ScanKeys(t.Context(), func(r storage.KeyRecord) error {
 		out[r.Owner] = r
 		return nil

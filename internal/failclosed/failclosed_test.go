@@ -32,6 +32,7 @@ import (
 	"github.com/phivault/phivault/internal/fhir"
 	"github.com/phivault/phivault/internal/fhir/search"
 	"github.com/phivault/phivault/internal/httpapi"
+	"github.com/phivault/phivault/internal/ident"
 	"github.com/phivault/phivault/internal/keys"
 	"github.com/phivault/phivault/internal/record"
 	"github.com/phivault/phivault/internal/storage"
@@ -149,9 +150,9 @@ func start(t *testing.T) *server {
 	st := &auditSwitch{Store: db}
 	kr := keys.NewKeyring(kek, keys.Options{})
 
-	sys := map[string]storage.KeyRecord{}
+	sys := map[ident.Owner]storage.KeyRecord{}
 	err = st.Update(ctx, func(tx storage.Tx) error {
-		for _, name := range []string{keys.SystemBlindIndex, keys.SystemToken, keys.SystemAudit, keys.SystemLedger} {
+		for _, name := range []ident.Owner{keys.SystemBlindIndex, keys.SystemToken, keys.SystemAudit, keys.SystemLedger} {
 			rec, err := kr.NewSystemKey(name, time.Now())
 			if err != nil {
 				return err

@@ -37,7 +37,7 @@ func (a *adminAPI) listUndecidable(w http.ResponseWriter, r *http.Request) error
 	}
 	out := make([]item, 0, len(cs))
 	for _, c := range cs {
-		out = append(out, item{ID: c.ID, Patient: c.Patient, Version: c.Version})
+		out = append(out, item{ID: c.ID, Patient: c.Patient.String(), Version: c.Version})
 	}
 	writeAPIJSON(w, http.StatusOK, map[string]any{"consents": out})
 	return nil

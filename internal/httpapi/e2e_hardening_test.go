@@ -12,6 +12,7 @@ import (
 
 	"github.com/phivault/phivault/internal/apitest"
 	"github.com/phivault/phivault/internal/audit"
+	"github.com/phivault/phivault/internal/ident"
 	"github.com/phivault/phivault/internal/keys"
 	"github.com/phivault/phivault/internal/record"
 	"github.com/phivault/phivault/internal/storage"
@@ -223,7 +224,7 @@ func TestUndecidableConsent(t *testing.T) {
 			body["id"] = cid
 			body["meta"] = map[string]any{"versionId": "1"}
 			b, _ := json.Marshal(body)
-			rec, err := s.App.Store.Key(ctx, "Patient/"+pid)
+			rec, err := s.App.Store.Key(ctx, ident.PatientOwner(pid))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -231,7 +232,7 @@ func TestUndecidableConsent(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			ct, err := dek.Seal(b, keys.ResourceAD{Type: "Consent", ID: cid, Version: 1, Owner: "Patient/" + pid})
+			ct, err := dek.Seal(b, keys.ResourceAD{Type: "Consent", ID: cid, Version: 1, Owner: ident.PatientOwner(pid)})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -572,7 +573,7 @@ func TestReindexMovesJointResources(t *testing.T) {
 		s.App.Authz.Invalidate()
 		for v := int64(1); v <= 2; v++ {
 			ver, err := s.App.Store.VersionOf(ctx, "Coverage", id, v)
-			if err != nil || !strings.HasPrefix(ver.Owner, storage.JointPrefix) {
+			if err != nil || !ver.Owner.IsJoint() {
 				t.Fatalf("version %d after reindex: owner %q %v, want a joint owner", v, ver.Owner, err)
 			}
 		}

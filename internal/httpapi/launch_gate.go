@@ -176,7 +176,7 @@ func parseVersion(s string) (int64, bool) {
 // the gate is no oracle for what exists elsewhere.
 func (g launchGate) ownedBy(r *http.Request, typ, id string, version int64, pid string) error {
 	owner, err := g.rec.Owner(r.Context(), typ, id, version)
-	if errors.Is(err, record.ErrNotFound) || err == nil && owner != ident.PatientRef(pid).String() {
+	if errors.Is(err, record.ErrNotFound) || err == nil && owner != ident.PatientOwner(pid) {
 		return errCompartment
 	}
 	return err

@@ -1,6 +1,10 @@
 package keys
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+
+	"github.com/phivault/phivault/internal/ident"
+)
 
 // Domain strings: the first field of every associated data, so bytes bound
 // for one use can never verify in another. The "/v1" lets the encoding
@@ -18,10 +22,10 @@ const (
 // stored body copied onto another resource, version or patient is
 // rejected.
 type ResourceAD struct {
-	Type    string // FHIR resource type, e.g. "Observation"
-	ID      string // logical id
-	Version int64  // version number, 1, 2, ...
-	Owner   string // "Patient/<id>" or "org": the owner of the DEK
+	Type    string      // FHIR resource type, e.g. "Observation"
+	ID      string      // logical id
+	Version int64       // version number, 1, 2, ...
+	Owner   ident.Owner // "Patient/<id>", "Joint/<h>" or "org": the owner of the DEK
 }
 
 // bytes encodes ad without ambiguity: no two different ResourceADs share
@@ -29,7 +33,7 @@ type ResourceAD struct {
 func (ad ResourceAD) bytes() []byte {
 	b := encodeAD(domainResource, ad.Type, ad.ID)
 	b = binary.BigEndian.AppendUint64(b, uint64(ad.Version))
-	return appendField(b, ad.Owner)
+	return appendField(b, string(ad.Owner))
 }
 
 // encodeAD returns the length-prefixed concatenation of fields.

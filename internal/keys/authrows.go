@@ -9,13 +9,14 @@ import (
 
 	"github.com/tink-crypto/tink-go/v2/prf"
 
+	"github.com/phivault/phivault/internal/ident"
 	"github.com/phivault/phivault/internal/storage"
 )
 
 // SystemAuthRows is the HMAC-SHA256 PRF key behind [AuthRowKey]: it
 // authenticates the database rows that grant access (ADR 0022). It has
 // one purpose; the blind-index and ledger keys are never reused for it.
-const SystemAuthRows = "system/auth-rows"
+const SystemAuthRows ident.Owner = ident.SystemPrefix + "auth-rows"
 
 // AuthMACSize is the length of a row MAC and of a keyed lookup hash: a
 // full HMAC-SHA256 output.

@@ -5,6 +5,8 @@ import (
 	"crypto/sha256"
 	"sync"
 	"time"
+
+	"github.com/phivault/phivault/internal/ident"
 )
 
 // dekCache is a bounded LRU of unwrapped DEKs with an absolute TTL. Keys
@@ -22,7 +24,7 @@ type dekCache struct {
 }
 
 type cacheKey struct {
-	owner string
+	owner ident.Owner
 	sum   [sha256.Size]byte
 }
 
@@ -39,7 +41,7 @@ func newDEKCache(size int, ttl time.Duration, now func() time.Time) *dekCache {
 	return &dekCache{size: size, ttl: ttl, now: now, ll: list.New(), m: make(map[cacheKey]*list.Element)}
 }
 
-func makeCacheKey(owner string, wrapped []byte) cacheKey {
+func makeCacheKey(owner ident.Owner, wrapped []byte) cacheKey {
 	return cacheKey{owner: owner, sum: sha256.Sum256(wrapped)}
 }
 
@@ -86,7 +88,7 @@ func (c *dekCache) put(key cacheKey, d *DEK) {
 // forget drops every entry of owner. It scans the cache: forgetting is
 // rare (shredding, rotation), and a scan of 10,000 entries takes
 // microseconds.
-func (c *dekCache) forget(owner string) {
+func (c *dekCache) forget(owner ident.Owner) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for key, el := range c.m {

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/phivault/phivault/internal/ident"
 	"github.com/phivault/phivault/internal/storage"
 )
 
@@ -16,12 +17,12 @@ func TestKeyringConcurrent(t *testing.T) {
 	k := newKeyring(t, Options{CacheSize: 3, CacheTTL: time.Minute, Clock: clock.Now})
 	loadSystemKeys(t, k)
 	recs := make([]struct {
-		owner string
+		owner ident.Owner
 		ct    []byte
 	}, 5)
-	keyRecs := make(map[string]storage.KeyRecord)
+	keyRecs := make(map[ident.Owner]storage.KeyRecord)
 	for i := range recs {
-		owner := fmt.Sprintf("Patient/p%d", i)
+		owner := ident.PatientOwner(fmt.Sprintf("p%d", i))
 		rec := newDEKRec(t, k, owner)
 		keyRecs[owner] = rec
 		ct, err := dekOf(t, k, rec).Seal([]byte(owner), ResourceAD{"Patient", "x", 1, owner})
@@ -40,11 +41,11 @@ func TestKeyringConcurrent(t *testing.T) {
 					t.Error(err)
 					return
 				}
-				if pt, err := d.Open(r.ct, ResourceAD{"Patient", "x", 1, r.owner}); err != nil || string(pt) != r.owner {
+				if pt, err := d.Open(r.ct, ResourceAD{"Patient", "x", 1, r.owner}); err != nil || ident.Owner(pt) != r.owner {
 					t.Errorf("Open(%s) = %q, %v", r.owner, pt, err)
 					return
 				}
-				if _, err := k.BlindIndex(r.owner); err != nil {
+				if _, err := k.BlindIndex(r.owner.String()); err != nil {
 					t.Error(err)
 				}
 				switch i % 10 {

@@ -20,14 +20,14 @@ import (
 type DEK struct {
 	_ noCompare
 
-	owner   string
+	owner   ident.Owner
 	aead    tink.AEAD
 	primary uint32
 	nkeys   int
 }
 
 // newDEK builds a DEK from an unwrapped keyset of owner.
-func newDEK(owner string, h *keyset.Handle) (*DEK, error) {
+func newDEK(owner ident.Owner, h *keyset.Handle) (*DEK, error) {
 	if err := checkAES256GCM(h); err != nil {
 		return nil, fmt.Errorf("loading key of %s: %w", owner, err)
 	}
@@ -78,7 +78,7 @@ func (d *DEK) Open(ciphertext []byte, ad ResourceAD) ([]byte, error) {
 func (d *DEK) PrimaryID() uint32 { return d.primary }
 
 // Owner returns the owner this DEK belongs to.
-func (d *DEK) Owner() string { return d.owner }
+func (d *DEK) Owner() ident.Owner { return d.owner }
 
 // SealedWithPrimary reports whether ciphertext carries the key-id prefix
 // of the DEK's current primary key. It reads only the 5-byte prefix and
@@ -111,7 +111,7 @@ func (d *DEK) GoString() string { return d.String() }
 // LogValue implements [slog.LogValuer] without key material.
 func (d *DEK) LogValue() slog.Value {
 	return slog.GroupValue(
-		slog.String("owner", d.owner),
+		slog.String("owner", d.owner.String()),
 		slog.Uint64("primary", uint64(d.primary)),
 		slog.Int("keys", d.nkeys),
 	)
@@ -120,7 +120,7 @@ func (d *DEK) LogValue() slog.Value {
 // Owner names.
 const (
 	// OwnerOrg owns resources outside any patient compartment.
-	OwnerOrg = string(ident.Org)
+	OwnerOrg = ident.Org
 	// patientPrefix starts every patient owner: "Patient/<id>".
 	patientPrefix = ident.PatientPrefix
 	// maxOwnerLen bounds an owner name: "Patient/" plus a FHIR id, which
@@ -130,13 +130,13 @@ const (
 
 // checkDEKOwner accepts "org" and "Patient/<id>"; anything else, system
 // key names in particular, can never name a DEK.
-func checkDEKOwner(owner string) error {
+func checkDEKOwner(owner ident.Owner) error {
 	if owner == OwnerOrg {
 		return nil
 	}
-	id, ok := strings.CutPrefix(owner, patientPrefix)
+	id, ok := strings.CutPrefix(string(owner), patientPrefix)
 	if !ok {
-		id, ok = strings.CutPrefix(owner, jointPrefix)
+		id, ok = strings.CutPrefix(string(owner), jointPrefix)
 	}
 	if !ok || id == "" || len(owner) > maxOwnerLen || strings.ContainsAny(id, "/\x00") {
 		return fmt.Errorf("invalid key owner %q, want %q, %q or %q", owner, OwnerOrg, patientPrefix+"<id>", jointPrefix+"<h>")

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/phivault/phivault/internal/ident"
 	"github.com/phivault/phivault/internal/storage"
 )
 
@@ -171,12 +172,12 @@ func TestDEKOwnerNames(t *testing.T) {
 	if _, err := k.RotateDEK(sys); err == nil {
 		t.Error("RotateDEK accepted a system key record")
 	}
-	for _, owner := range []string{"", "Patient/", "system/token", "Patient/a/b", "Organization/1", "Patient/" + strings.Repeat("a", 65)} {
+	for _, owner := range []ident.Owner{"", "Patient/", "system/token", "Patient/a/b", "Organization/1", ident.PatientOwner(strings.Repeat("a", 65))} {
 		if _, err := k.NewDEK(owner, t0); err == nil {
 			t.Errorf("NewDEK(%q) succeeded", owner)
 		}
 	}
-	for _, owner := range []string{"org", "Patient/1", "Patient/" + strings.Repeat("a", 64)} {
+	for _, owner := range []ident.Owner{"org", "Patient/1", ident.PatientOwner(strings.Repeat("a", 64))} {
 		rec, err := k.NewDEK(owner, t0)
 		if err != nil {
 			t.Errorf("NewDEK(%q): %v", owner, err)

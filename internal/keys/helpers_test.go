@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/phivault/phivault/internal/ident"
 	"github.com/phivault/phivault/internal/storage"
 )
 
@@ -40,7 +41,7 @@ func newKeyring(t testing.TB, opts Options) *Keyring {
 }
 
 // newDEKRec creates a DEK record for owner and fails the test on error.
-func newDEKRec(t testing.TB, k *Keyring, owner string) storage.KeyRecord {
+func newDEKRec(t testing.TB, k *Keyring, owner ident.Owner) storage.KeyRecord {
 	t.Helper()
 	rec, err := k.NewDEK(owner, t0)
 	if err != nil {

@@ -16,6 +16,8 @@ import (
 	"github.com/tink-crypto/tink-go/v2/aead"
 	"github.com/tink-crypto/tink-go/v2/keyset"
 	"github.com/tink-crypto/tink-go/v2/tink"
+
+	"github.com/phivault/phivault/internal/ident"
 )
 
 // Vault client settings.
@@ -235,9 +237,9 @@ func (k *KEK) LogValue() slog.Value {
 }
 
 // wrap encrypts keyset h under the KEK, bound to owner.
-func (k *KEK) wrap(h *keyset.Handle, owner string) ([]byte, error) {
+func (k *KEK) wrap(h *keyset.Handle, owner ident.Owner) ([]byte, error) {
 	var buf bytes.Buffer
-	if err := h.WriteWithAssociatedData(keyset.NewBinaryWriter(&buf), k.aead, encodeAD(domainKey, owner)); err != nil {
+	if err := h.WriteWithAssociatedData(keyset.NewBinaryWriter(&buf), k.aead, encodeAD(domainKey, string(owner))); err != nil {
 		return nil, fmt.Errorf("wrapping key of %s: %w", owner, err)
 	}
 	return buf.Bytes(), nil
@@ -246,11 +248,11 @@ func (k *KEK) wrap(h *keyset.Handle, owner string) ([]byte, error) {
 // unwrap decrypts a wrapped keyset of owner. A record moved to another
 // owner, or altered, fails with ErrDecrypt; Tink's detail (for a KMS, the
 // HTTP status and Vault's message, never key bytes) follows it.
-func (k *KEK) unwrap(wrapped []byte, owner string) (*keyset.Handle, error) {
+func (k *KEK) unwrap(wrapped []byte, owner ident.Owner) (*keyset.Handle, error) {
 	if len(wrapped) > maxWrappedSize {
 		return nil, fmt.Errorf("unwrapping key of %s: %w: larger than %d bytes", owner, ErrDecrypt, maxWrappedSize)
 	}
-	h, err := keyset.ReadWithAssociatedData(keyset.NewBinaryReader(bytes.NewReader(wrapped)), k.aead, encodeAD(domainKey, owner))
+	h, err := keyset.ReadWithAssociatedData(keyset.NewBinaryReader(bytes.NewReader(wrapped)), k.aead, encodeAD(domainKey, string(owner)))
 	if err != nil {
 		return nil, fmt.Errorf("unwrapping key of %s: %w: %v", owner, ErrDecrypt, err)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/tink-crypto/tink-go/v2/aead"
 	"github.com/tink-crypto/tink-go/v2/keyset"
 
+	"github.com/phivault/phivault/internal/ident"
 	"github.com/phivault/phivault/internal/storage"
 )
 
@@ -111,7 +112,7 @@ func (k *Keyring) SetKEK(kek *KEK) {
 // "org"), wraps it under the KEK's primary key bound to owner, and returns
 // the record to store. The new DEK is also cached, so the first
 // [Keyring.DEK] call on the record does not unwrap.
-func (k *Keyring) NewDEK(owner string, now time.Time) (storage.KeyRecord, error) {
+func (k *Keyring) NewDEK(owner ident.Owner, now time.Time) (storage.KeyRecord, error) {
 	if err := checkDEKOwner(owner); err != nil {
 		return storage.KeyRecord{}, fmt.Errorf("creating key: %w", err)
 	}
@@ -163,7 +164,7 @@ func (k *Keyring) DEK(rec storage.KeyRecord) (*DEK, error) {
 // (other processes stop using the key as soon as they read the shredded
 // record, since [Keyring.DEK] checks it first; their cached copy expires
 // within the TTL).
-func (k *Keyring) Forget(owner string) { k.cache.forget(owner) }
+func (k *Keyring) Forget(owner ident.Owner) { k.cache.forget(owner) }
 
 // Rewrap re-wraps rec's keyset (a DEK, a system key, or the key of any
 // other owner the record layer stores) under the KEK's
@@ -319,7 +320,7 @@ func (k *Keyring) reloadKEK(old *KEK) *KEK {
 }
 
 // record wraps h for owner into a key record.
-func (k *Keyring) record(owner string, h *keyset.Handle, created time.Time) (storage.KeyRecord, error) {
+func (k *Keyring) record(owner ident.Owner, h *keyset.Handle, created time.Time) (storage.KeyRecord, error) {
 	kek := k.kek.Load()
 	w, err := kek.wrap(h, owner)
 	if err != nil {

@@ -9,13 +9,14 @@ import (
 
 	"github.com/tink-crypto/tink-go/v2/prf"
 
+	"github.com/phivault/phivault/internal/ident"
 	"github.com/phivault/phivault/internal/storage"
 )
 
 // SystemLedger is the HMAC-SHA256 PRF key behind [LedgerKey]: the
 // commitments that audit events make to the data they wrote (ADR 0016).
 // It has one purpose; the blind-index key is never reused for it.
-const SystemLedger = "system/ledger"
+const SystemLedger ident.Owner = ident.SystemPrefix + "ledger"
 
 // CommitSize is the length of a ledger commitment: a full HMAC-SHA256
 // output. The commitments are checked by whoever holds the key; 256 bits
@@ -97,7 +98,7 @@ func (l *LedgerKey) Check() []byte { return l.must(encodeAD(domainLedgerCheck)) 
 func (l *LedgerKey) Version(v storage.Version, plaintext []byte) []byte {
 	b := encodeAD(domainLedgerVersion, v.Type, v.ID)
 	b = binary.BigEndian.AppendUint64(b, uint64(v.Version))
-	b = appendField(b, v.Owner)
+	b = appendField(b, string(v.Owner))
 	if v.Deleted {
 		b = append(b, 1)
 	} else {

@@ -11,6 +11,7 @@ import (
 	"github.com/tink-crypto/tink-go/v2/tink"
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/phivault/phivault/internal/ident"
 	"github.com/phivault/phivault/internal/storage"
 )
 
@@ -20,7 +21,7 @@ import (
 // RFC 8032 Ed25519 signatures that any note verifier checks. Like every
 // system key it is stored wrapped under the KEK and never leaves this
 // package unwrapped: a stolen database does not let anyone sign.
-const SystemLogSigner = "system/log-signer"
+const SystemLogSigner ident.Owner = ident.SystemPrefix + "log-signer"
 
 // LogSigner signs audit log checkpoints. It implements note.Signer
 // (golang.org/x/mod/sumdb/note) over a Tink signer, so the private key

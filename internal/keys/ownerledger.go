@@ -11,6 +11,7 @@ import (
 	"github.com/tink-crypto/tink-go/v2/aead"
 	"github.com/tink-crypto/tink-go/v2/keyset"
 
+	"github.com/phivault/phivault/internal/ident"
 	"github.com/phivault/phivault/internal/storage"
 )
 
@@ -69,7 +70,7 @@ func (k *Keyring) AddLedgerSecret(rec storage.KeyRecord) (storage.KeyRecord, err
 	if _, err := rand.Read(secret); err != nil {
 		return storage.KeyRecord{}, fmt.Errorf("creating ledger secret of %s: %w", rec.Owner, err)
 	}
-	rec.Ledger, err = d.aead.Encrypt(secret, encodeAD(domainLedgerSecret, rec.Owner))
+	rec.Ledger, err = d.aead.Encrypt(secret, encodeAD(domainLedgerSecret, string(rec.Owner)))
 	if err != nil {
 		return storage.KeyRecord{}, fmt.Errorf("sealing ledger secret of %s: %w", rec.Owner, err)
 	}
@@ -90,11 +91,11 @@ func (k *Keyring) OwnerLedger(rec storage.KeyRecord) (*OwnerLedger, error) {
 	if err != nil {
 		return nil, err
 	}
-	secret, err := d.aead.Decrypt(rec.Ledger, encodeAD(domainLedgerSecret, rec.Owner))
+	secret, err := d.aead.Decrypt(rec.Ledger, encodeAD(domainLedgerSecret, string(rec.Owner)))
 	if err != nil || len(secret) != ledgerSecretSize {
 		return nil, fmt.Errorf("opening the ledger secret of %s: %w", rec.Owner, ErrDecrypt)
 	}
-	key, err := hkdf.Key(sha256.New, secret, nil, string(encodeAD(domainOwnerLedger, rec.Owner)), sha256.Size)
+	key, err := hkdf.Key(sha256.New, secret, nil, string(encodeAD(domainOwnerLedger, string(rec.Owner))), sha256.Size)
 	if err != nil {
 		return nil, fmt.Errorf("deriving the ledger key of %s: %w", rec.Owner, err)
 	}
@@ -103,7 +104,7 @@ func (k *Keyring) OwnerLedger(rec storage.KeyRecord) (*OwnerLedger, error) {
 
 // resealLedger re-seals a ledger secret sealed under keyset old under
 // keyset nw (a DEK edited by rotation or retirement of old keys).
-func resealLedger(owner string, sealed []byte, old, nw *keyset.Handle) ([]byte, error) {
+func resealLedger(owner ident.Owner, sealed []byte, old, nw *keyset.Handle) ([]byte, error) {
 	if sealed == nil {
 		return nil, nil
 	}
@@ -115,7 +116,7 @@ func resealLedger(owner string, sealed []byte, old, nw *keyset.Handle) ([]byte, 
 	if err != nil {
 		return nil, err
 	}
-	ad := encodeAD(domainLedgerSecret, owner)
+	ad := encodeAD(domainLedgerSecret, string(owner))
 	secret, err := oa.Decrypt(sealed, ad)
 	if err != nil {
 		return nil, fmt.Errorf("opening the ledger secret of %s: %w", owner, ErrDecrypt)

@@ -13,19 +13,20 @@ import (
 	"github.com/tink-crypto/tink-go/v2/signature"
 	"github.com/tink-crypto/tink-go/v2/tink"
 
+	"github.com/phivault/phivault/internal/ident"
 	"github.com/phivault/phivault/internal/storage"
 )
 
 // System key names: the Owner of their key records.
 const (
 	// SystemBlindIndex is the HMAC-SHA256 PRF key behind [Keyring.BlindIndex].
-	SystemBlindIndex = "system/blind-index"
+	SystemBlindIndex ident.Owner = ident.SystemPrefix + "blind-index"
 	// SystemToken is the AES-256-GCM key behind [Keyring.SealToken].
-	SystemToken = "system/token"
+	SystemToken ident.Owner = ident.SystemPrefix + "token"
 	// SystemAudit is the AES-256-GCM log key behind [Keyring.SealAudit]:
 	// audit event bodies are encrypted with it, not with a patient key,
 	// so erasing a patient keeps the trail (DESIGN §6).
-	SystemAudit = "system/audit"
+	SystemAudit ident.Owner = ident.SystemPrefix + "audit"
 )
 
 const (
@@ -54,7 +55,7 @@ type systemKeys struct {
 // [SystemLedger], [SystemAuthRows]: an HMAC-SHA256 PRF keyset with a 256-bit key; [SystemToken] and
 // [SystemAudit]: an AES-256-GCM keyset; [SystemLogSigner]: an Ed25519 keyset), wrapped under the KEK bound to name. Store it once
 // at init; it is not loaded until [Keyring.LoadSystemKeys].
-func (k *Keyring) NewSystemKey(name string, now time.Time) (storage.KeyRecord, error) {
+func (k *Keyring) NewSystemKey(name ident.Owner, now time.Time) (storage.KeyRecord, error) {
 	var tmpl = aead.AES256GCMKeyTemplate()
 	switch name {
 	case SystemBlindIndex, SystemLedger, SystemAuthRows:

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/phivault/phivault/internal/ident"
 	"github.com/phivault/phivault/internal/storage"
 )
 
@@ -199,8 +200,8 @@ func TestAuditKey(t *testing.T) {
 	if _, err := k.SealAudit("event/1", []byte("e")); !errors.Is(err, ErrNoKey) {
 		t.Fatalf("SealAudit without audit key: %v, want ErrNoKey", err)
 	}
-	recs := map[string]storage.KeyRecord{}
-	for _, name := range []string{SystemBlindIndex, SystemToken, SystemAudit} {
+	recs := map[ident.Owner]storage.KeyRecord{}
+	for _, name := range []ident.Owner{SystemBlindIndex, SystemToken, SystemAudit} {
 		rec, err := k.NewSystemKey(name, t0)
 		if err != nil {
 			t.Fatal(err)

@@ -53,7 +53,7 @@ func (c *checker) baseline(v storage.Version, pt []byte, st storage.ResourceStat
 	if c.o.Baseline == nil {
 		return
 	}
-	cm := audit.Commit{Kind: audit.CommitBaseline, Ref: ref, Owner: v.Owner, Deleted: v.Deleted, Version: c.o.Ledger.Version(v, pt)}
+	cm := audit.Commit{Kind: audit.CommitBaseline, Ref: ref, Owner: string(v.Owner), Deleted: v.Deleted, Version: c.o.Ledger.Version(v, pt)}
 	if cur := st.Current; cur != nil && cur.Version == v.Version && !v.Deleted {
 		// Rows stored apart are left out: their resource's index is
 		// then not checked, as before the baseline.

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/phivault/phivault/internal/audit"
+	"github.com/phivault/phivault/internal/ident"
 	"github.com/phivault/phivault/internal/keys"
 	"github.com/phivault/phivault/internal/storage"
 )
@@ -117,7 +118,7 @@ func Check(ctx context.Context, o Options) (Report, error) {
 type checker struct {
 	o       Options
 	view    *view
-	keyrecs map[string]storage.KeyRecord
+	keyrecs map[ident.Owner]storage.KeyRecord
 	// startTime is when the ledger started; versions older than it and
 	// not committed were written before ledger v1. strict: a complete
 	// baseline was committed, or the start is unknown.
@@ -128,7 +129,7 @@ type checker struct {
 
 	// ownerLedgers caches owners' ledger keys (nil: cannot be opened).
 	olMu         sync.Mutex
-	ownerLedgers map[string]*keys.OwnerLedger
+	ownerLedgers map[ident.Owner]*keys.OwnerLedger
 
 	mu      sync.Mutex
 	rep     Report

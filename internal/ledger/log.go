@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/phivault/phivault/internal/audit"
+	"github.com/phivault/phivault/internal/ident"
 	"github.com/phivault/phivault/internal/storage"
 )
 
@@ -20,7 +21,7 @@ type entry struct {
 	pos     int64 // leaf index; pending records follow the integrated leaves
 	kind    audit.CommitKind
 	version int64
-	owner   string
+	owner   ident.Owner
 	deleted bool
 	v, i    []byte
 	scheme  int // audit.Commit.Scheme: how v and i were keyed
@@ -28,8 +29,8 @@ type entry struct {
 
 // logPart is what one reading of the log found.
 type logPart struct {
-	byRes    map[string][]entry // "Type/id" -> entries, in no particular order
-	erasures map[string][]int64 // owner -> positions of its erasures
+	byRes    map[string][]entry      // "Type/id" -> entries, in no particular order
+	erasures map[ident.Owner][]int64 // owner -> positions of its erasures
 	starts   []start
 	baseline int64 // position of the first CommitBaselineDone; -1 for none
 	commits  int64
@@ -43,7 +44,7 @@ type start struct {
 }
 
 func newPart() *logPart {
-	return &logPart{byRes: map[string][]entry{}, erasures: map[string][]int64{}, baseline: -1}
+	return &logPart{byRes: map[string][]entry{}, erasures: map[ident.Owner][]int64{}, baseline: -1}
 }
 
 // Log gathers the ledger commitments of the audit log: the integrated
@@ -201,7 +202,8 @@ func (p *logPart) add(pos int64, where string, ev []byte) {
 	if len(e.Ledger) == 0 {
 		// An erasure recorded before ledger v1.
 		if e.Action == audit.ActionErase && e.Outcome == audit.OutcomeSuccess && len(e.Patients) == 1 {
-			p.erasures[e.Patients[0]] = append(p.erasures[e.Patients[0]], pos)
+			o := ident.Owner(e.Patients[0])
+			p.erasures[o] = append(p.erasures[o], pos)
 		}
 		return
 	}
@@ -209,7 +211,8 @@ func (p *logPart) add(pos int64, where string, ev []byte) {
 		p.commits++
 		switch c.Kind {
 		case audit.CommitErase:
-			p.erasures[c.Ref] = append(p.erasures[c.Ref], pos)
+			o := ident.Owner(c.Ref)
+			p.erasures[o] = append(p.erasures[o], pos)
 		case audit.CommitStart:
 			p.starts = append(p.starts, start{pos: pos, time: e.Time, check: c.Version})
 		case audit.CommitBaselineDone:
@@ -226,7 +229,7 @@ func (p *logPart) add(pos int64, where string, ev []byte) {
 				p.bad = append(p.bad, Problem{Ref: where, Kind: KindLog, Detail: fmt.Sprintf("a ledger commitment of unknown scheme %d (or without owner)", c.Scheme)})
 				continue
 			}
-			p.byRes[key] = append(p.byRes[key], entry{pos: pos, kind: c.Kind, version: v, owner: c.Owner, deleted: c.Deleted, v: c.Version, i: c.Index, scheme: c.Scheme})
+			p.byRes[key] = append(p.byRes[key], entry{pos: pos, kind: c.Kind, version: v, owner: ident.Owner(c.Owner), deleted: c.Deleted, v: c.Version, i: c.Index, scheme: c.Scheme})
 		default:
 			p.bad = append(p.bad, Problem{Ref: where, Kind: KindLog, Detail: fmt.Sprintf("unknown ledger commitment kind %q", c.Kind)})
 		}
@@ -268,7 +271,7 @@ type view struct {
 	parts    [2]*logPart
 	starts   []start // by position
 	baseline int64
-	erasures map[string][]int64 // sorted
+	erasures map[ident.Owner][]int64 // sorted
 }
 
 // snapshot returns the current view. The entries slices it returns are
@@ -276,7 +279,7 @@ type view struct {
 func (l *Log) snapshot() *view {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	v := &view{parts: [2]*logPart{l.integrated, l.pending}, baseline: -1, erasures: map[string][]int64{}}
+	v := &view{parts: [2]*logPart{l.integrated, l.pending}, baseline: -1, erasures: map[ident.Owner][]int64{}}
 	for _, p := range v.parts {
 		v.starts = append(v.starts, p.starts...)
 		if p.baseline >= 0 && (v.baseline < 0 || p.baseline < v.baseline) {
@@ -324,7 +327,7 @@ func (v *view) keys() map[string]bool {
 
 // erasedBetween reports the first erasure of owner at a position in
 // (after, before), or -1.
-func (v *view) erasedBetween(owner string, after, before int64) int64 {
+func (v *view) erasedBetween(owner ident.Owner, after, before int64) int64 {
 	ps := v.erasures[owner]
 	i, _ := slices.BinarySearch(ps, after+1)
 	if i < len(ps) && ps[i] < before {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/phivault/phivault/internal/audit"
+	"github.com/phivault/phivault/internal/ident"
 )
 
 func TestSplitRef(t *testing.T) {
@@ -36,9 +37,9 @@ func TestSplitRef(t *testing.T) {
 // owner, of a deleted resource, or before the resource existed implies
 // nothing.
 func TestReplayDerivesErasureMarkers(t *testing.T) {
-	v := &view{erasures: map[string][]int64{"Patient/a": {5}, "Patient/b": {1, 9}}}
+	v := &view{erasures: map[ident.Owner][]int64{"Patient/a": {5}, "Patient/b": {1, 9}}}
 	c := &checker{view: v}
-	put := func(pos, version int64, owner string, deleted bool) entry {
+	put := func(pos, version int64, owner ident.Owner, deleted bool) entry {
 		return entry{pos: pos, kind: audit.CommitPut, version: version, owner: owner, deleted: deleted, v: []byte{1}}
 	}
 	exp, _, newest := c.replay([]entry{put(2, 1, "Patient/a", false), put(7, 3, "Patient/a", false)})

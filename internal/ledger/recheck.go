@@ -58,7 +58,7 @@ func (c *checker) loadKeys(ctx context.Context) error {
 	c.olMu.Lock()
 	c.ownerLedgers = nil // secrets added or keys shredded meanwhile
 	c.olMu.Unlock()
-	c.keyrecs = map[string]storage.KeyRecord{}
+	c.keyrecs = map[ident.Owner]storage.KeyRecord{}
 	if err := c.o.Store.ScanKeys(ctx, func(k storage.KeyRecord) error {
 		c.keyrecs[k.Owner] = k
 		return nil
@@ -165,16 +165,16 @@ func (c *checker) keyChecks(ctx context.Context) error {
 func (c *checker) keyDiffs(report bool) bool {
 	found := false
 	for owner, rec := range c.keyrecs {
-		if strings.HasPrefix(owner, ident.SystemPrefix) {
+		if strings.HasPrefix(string(owner), ident.SystemPrefix) {
 			continue
 		}
 		erased := len(c.view.erasures[owner]) > 0
 		var p Problem
 		switch {
 		case rec.Shredded && !erased:
-			p = Problem{Ref: owner, Kind: KindForgedErasure, Detail: "the data key was destroyed, but the log has no $erase of this owner"}
+			p = Problem{Ref: string(owner), Kind: KindForgedErasure, Detail: "the data key was destroyed, but the log has no $erase of this owner"}
 		case !rec.Shredded && erased:
-			p = Problem{Ref: owner, Kind: KindErasure, Detail: "the log erased this owner, but its data key is live again (restored from a copy?)"}
+			p = Problem{Ref: string(owner), Kind: KindErasure, Detail: "the log erased this owner, but its data key is live again (restored from a copy?)"}
 		default:
 			continue
 		}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/phivault/phivault/internal/audit"
+	"github.com/phivault/phivault/internal/ident"
 	"github.com/phivault/phivault/internal/keys"
 	"github.com/phivault/phivault/internal/storage"
 )
@@ -18,7 +19,7 @@ import (
 // expected is one version as the log says it is stored.
 type expected struct {
 	pos     int64
-	owner   string
+	owner   ident.Owner
 	deleted bool
 	v       []byte // commitment; nil for a marker the log implies
 	derived bool   // a delete marker implied by an erasure of owner at pos
@@ -29,7 +30,7 @@ type expected struct {
 type indexCommit struct {
 	i      []byte
 	scheme int
-	owner  string // whose ledger key keyed i (scheme 2)
+	owner  ident.Owner // whose ledger key keyed i (scheme 2)
 }
 
 // replay turns the commitments to one resource into its expected
@@ -333,7 +334,7 @@ type indexWant struct {
 	deleted  bool   // (with none) the resource is deleted or erased
 	digest   []byte // the rows' commitment; nil (and not none): not checked
 	scheme   int    // how digest was keyed, with owner's key
-	owner    string
+	owner    ident.Owner
 }
 
 // wantIndex says what the index rows of the resource's current version
@@ -452,7 +453,7 @@ func versionList(vs []int64) string {
 // keyed returns a system-keyed commitment digest as the log keyed it:
 // itself (scheme 0), or under owner's ledger key (audit.CommitSchemeOwner).
 // nil when owner's ledger key cannot be opened: the comparison fails.
-func (c *checker) keyed(scheme int, owner string, digest []byte) []byte {
+func (c *checker) keyed(scheme int, owner ident.Owner, digest []byte) []byte {
 	if scheme == 0 || digest == nil {
 		return digest
 	}
@@ -465,7 +466,7 @@ func (c *checker) keyed(scheme int, owner string, digest []byte) []byte {
 		}
 		c.olMu.Lock()
 		if c.ownerLedgers == nil {
-			c.ownerLedgers = map[string]*keys.OwnerLedger{}
+			c.ownerLedgers = map[ident.Owner]*keys.OwnerLedger{}
 		}
 		c.ownerLedgers[owner] = ol
 		c.olMu.Unlock()

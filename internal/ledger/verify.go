@@ -150,17 +150,17 @@ func (v *Verifier) verify(ctx context.Context, progress func(), baseline func(co
 // and every live joint key naming a patient whose key is shredded (an
 // erasure that missed it).
 func (v *Verifier) checkJointOwners(ctx context.Context, r *Report) error {
-	erased := map[string]bool{}
+	erased := map[ident.Owner]bool{}
 	kek := v.Keys.KEK()
 	err := v.Store.ScanKeys(ctx, func(k storage.KeyRecord) error {
-		if k.Shredded && strings.HasPrefix(k.Owner, ident.PatientPrefix) {
+		if k.Shredded && strings.HasPrefix(string(k.Owner), ident.PatientPrefix) {
 			erased[k.Owner] = true
 		}
 		// Every live key record must open under the key file: one
 		// that does not (planted, copied from another owner, damaged)
 		// protects nothing, and a KEK epoch skips it with an alarm.
 		if !k.Shredded && errors.Is(kek.Opens(k), keys.ErrDecrypt) {
-			r.Add(Problem{Ref: ident.Loggable(k.Owner), Kind: KindKey,
+			r.Add(Problem{Ref: ident.Loggable(string(k.Owner)), Kind: KindKey,
 				Detail: "the key record opens under no key of the key file (planted, copied from another owner, or damaged)"})
 		}
 		return nil
@@ -170,14 +170,14 @@ func (v *Verifier) checkJointOwners(ctx context.Context, r *Report) error {
 	}
 	return v.Record.CheckJointOwners(ctx, func(j record.JointOwnerCheck) error {
 		if j.Problem != "" {
-			r.Add(Problem{Ref: j.Owner, Kind: KindJointOwner, Detail: j.Problem})
+			r.Add(Problem{Ref: string(j.Owner), Kind: KindJointOwner, Detail: j.Problem})
 		}
 		if !j.HasKey || j.Shredded {
 			return nil
 		}
 		for _, p := range j.Patients {
 			if erased[p] {
-				r.Add(Problem{Ref: j.Owner, Kind: KindErasure,
+				r.Add(Problem{Ref: string(j.Owner), Kind: KindErasure,
 					Detail: "it names a patient whose record was erased, but its data key is live: the erasure missed it"})
 				break
 			}

@@ -11,6 +11,7 @@ import (
 	"github.com/phivault/phivault/internal/authz"
 	"github.com/phivault/phivault/internal/fhir"
 	"github.com/phivault/phivault/internal/fhir/search"
+	"github.com/phivault/phivault/internal/ident"
 	"github.com/phivault/phivault/internal/keys"
 	"github.com/phivault/phivault/internal/storage"
 )
@@ -183,10 +184,10 @@ func (s *Service) narrowing(typ string, f authz.Filter, allowed []string) ([]sto
 	var owner *storage.Clause
 	switch {
 	case f.All && len(f.Except) > 0:
-		cls = append(cls, storage.Clause{Any: []storage.Cond{{Kind: storage.CondOwner, Owners: f.Except, Negate: true}}})
+		cls = append(cls, storage.Clause{Any: []storage.Cond{{Kind: storage.CondOwner, Owners: asOwners(f.Except), Negate: true}}})
 		owner = &cls[0]
 	case !f.All:
-		cls = append(cls, storage.Clause{Any: []storage.Cond{{Kind: storage.CondOwner, Owners: f.Owners}}})
+		cls = append(cls, storage.Clause{Any: []storage.Cond{{Kind: storage.CondOwner, Owners: asOwners(f.Owners)}}})
 		owner = &cls[0]
 	}
 	if owner != nil && len(allowed) > 0 {
@@ -206,7 +207,7 @@ func (s *Service) narrowing(typ string, f authz.Filter, allowed []string) ([]sto
 		}
 		cl := storage.Clause{Any: []storage.Cond{{Kind: storage.CondHash, Param: labelParam, Hashes: [][]byte{h}, Negate: true}}}
 		if r.Except || len(owners) > 0 {
-			cl.Any = append(cl.Any, storage.Cond{Kind: storage.CondOwner, Owners: owners, Negate: r.Except})
+			cl.Any = append(cl.Any, storage.Cond{Kind: storage.CondOwner, Owners: asOwners(owners), Negate: r.Except})
 		}
 		cls = append(cls, cl)
 	}
@@ -222,8 +223,8 @@ const MaxPerRow = 5000
 // store, or a write transaction.
 type keyedReader interface {
 	Search(ctx context.Context, q storage.Query) (storage.Result, error)
-	Key(ctx context.Context, owner string) (storage.KeyRecord, error)
-	JointMembers(ctx context.Context, owner string) ([]string, error)
+	Key(ctx context.Context, owner ident.Owner) (storage.KeyRecord, error)
+	JointMembers(ctx context.Context, owner ident.Owner) ([]ident.Owner, error)
 }
 
 // perRow decides, one by one, the resources of f's PerRow owners that
@@ -234,7 +235,7 @@ func (s *Service) perRow(ctx context.Context, c Caller, rd keyedReader, q storag
 	if len(f.PerRow) == 0 {
 		return nil, nil
 	}
-	q.Clauses = append(slices.Clone(q.Clauses), storage.Clause{Any: []storage.Cond{{Kind: storage.CondOwner, Owners: f.PerRow}}})
+	q.Clauses = append(slices.Clone(q.Clauses), storage.Clause{Any: []storage.Cond{{Kind: storage.CondOwner, Owners: asOwners(f.PerRow)}}})
 	q.Count, q.Offset, q.Total, q.Sort = MaxPerRow+1, 0, false, nil
 	r, err := rd.Search(ctx, q)
 	if err != nil {
@@ -332,13 +333,13 @@ func (s *Service) checkWith(ctx context.Context, rd memberReader, c Caller, a au
 
 // decideWith is the decision behind check, checkAs and checkWith.
 func (s *Service) decideWith(ctx context.Context, rd memberReader, c Caller, a audit.Action, act authz.Action, v storage.Version, body []byte) (authz.Decision, error) {
-	t := authz.Target{Type: v.Type, ID: v.ID, Owner: v.Owner, Body: body}
-	if strings.HasPrefix(v.Owner, JointPrefix) {
+	t := authz.Target{Type: v.Type, ID: v.ID, Owner: string(v.Owner), Body: body}
+	if strings.HasPrefix(string(v.Owner), JointPrefix) {
 		ps, err := s.patientsOf(ctx, rd, v.Owner)
 		if err != nil {
 			return authz.Decision{}, s.denial(c, a, v, authz.Decision{Policies: []string{"undecidable"}}, err)
 		}
-		t.Patients = ps
+		t.Patients = ownerStrings(ps)
 	}
 	if body != nil {
 		var err error
@@ -426,9 +427,9 @@ type writeHook = func(typ, owner string)
 // type and owner written ("" when not known). Set it once, before serving.
 func (s *Service) SetWriteHook(fn func(typ, owner string)) { s.hook.Store(&fn) }
 
-func (s *Service) changed(typ, owner string) {
+func (s *Service) changed(typ string, owner ident.Owner) {
 	if p := s.hook.Load(); p != nil {
-		(*p)(typ, owner)
+		(*p)(typ, string(owner))
 	}
 }
 
@@ -438,9 +439,9 @@ func (s *Service) changed(typ, owner string) {
 // serving.
 func (s *Service) SetEraseHook(fn func(owner string)) { s.eraseHook.Store(&fn) }
 
-func (s *Service) erased(owner string) {
+func (s *Service) erased(owner ident.Owner) {
 	if p := s.eraseHook.Load(); p != nil {
-		(*p)(owner)
+		(*p)(string(owner))
 	}
 }
 
@@ -479,7 +480,7 @@ func (s *Service) prewarmEntries(ctx context.Context, c Caller, entries []*entry
 			seen["?"+e.typ] = true
 			_ = s.prewarm(ctx, c, &authz.NeedsFacts{Filter: e.typ})
 		}
-		var owner string
+		var owner ident.Owner
 		switch {
 		case e.err != nil:
 			continue
@@ -492,9 +493,9 @@ func (s *Service) prewarmEntries(ctx context.Context, c Caller, entries []*entry
 				owner = v.Owner
 			}
 		}
-		if owner != "" && !seen[owner] {
-			seen[owner] = true
-			_ = s.prewarm(ctx, c, &authz.NeedsFacts{Owner: owner})
+		if owner != "" && !seen[string(owner)] {
+			seen[string(owner)] = true
+			_ = s.prewarm(ctx, c, &authz.NeedsFacts{Owner: string(owner)})
 		}
 	}
 }
@@ -504,7 +505,7 @@ func (s *Service) prewarmEntries(ctx context.Context, c Caller, entries []*entry
 func (s *Service) prewarm(ctx context.Context, c Caller, nf *authz.NeedsFacts) error {
 	owner := nf.Owner
 	if owner == "" {
-		owner = OrgOwner
+		owner = string(OrgOwner)
 	}
 	if _, err := c.guard().Decide(ctx, authz.Read, authz.Target{Type: "Patient", Owner: owner}); err != nil && !errors.Is(err, authz.ErrDenied) {
 		return s.prewarmErr(c, err)
@@ -572,19 +573,19 @@ func (s *Service) openWith(ctx context.Context, rd keyedReader, v storage.Versio
 // eventPatients are the patients an audit event about a version of
 // owner names: the patient, or every patient of a joint owner (whose
 // decision loaded them).
-func (s *Service) eventPatients(owner string) []string {
+func (s *Service) eventPatients(owner ident.Owner) []string {
 	ps, err := s.patientsOf(context.Background(), cachedOnly{}, owner)
 	if err != nil {
 		return nil
 	}
-	return slices.Clone(ps)
+	return ownerStrings(ps)
 }
 
 // cachedOnly is a memberReader that reads nothing: eventPatients uses
 // the cache filled by the decision on the same version.
 type cachedOnly struct{}
 
-func (cachedOnly) JointMembers(context.Context, string) ([]string, error) {
+func (cachedOnly) JointMembers(context.Context, ident.Owner) ([]ident.Owner, error) {
 	return nil, storage.ErrNotFound
 }
 

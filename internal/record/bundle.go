@@ -14,6 +14,7 @@ import (
 	"github.com/phivault/phivault/internal/audit"
 	"github.com/phivault/phivault/internal/authz"
 	"github.com/phivault/phivault/internal/fhir"
+	"github.com/phivault/phivault/internal/ident"
 	"github.com/phivault/phivault/internal/storage"
 )
 
@@ -49,8 +50,8 @@ type entry struct {
 
 	prep *pending // prepared before the transaction (fast path), or nil
 
-	owner string // owner of the version written (write hook)
-	newID string // id a conditional PUT that matched nothing creates
+	owner ident.Owner // owner of the version written (write hook)
+	newID string      // id a conditional PUT that matched nothing creates
 }
 
 // methodOrder is the processing order FHIR requires for transactions:

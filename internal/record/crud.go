@@ -15,6 +15,7 @@ import (
 	"github.com/phivault/phivault/internal/audit"
 	"github.com/phivault/phivault/internal/authz"
 	"github.com/phivault/phivault/internal/fhir"
+	"github.com/phivault/phivault/internal/ident"
 	"github.com/phivault/phivault/internal/keys"
 	"github.com/phivault/phivault/internal/storage"
 )
@@ -221,12 +222,12 @@ func (s *Service) Update(ctx context.Context, c Caller, typ, id string, res fhir
 		return Stored{}, false, err
 	}
 	// Load the facts the decisions in the transaction need.
-	for _, o := range []string{cur.Owner, p.v.Owner} {
+	for _, o := range []ident.Owner{cur.Owner, p.v.Owner} {
 		if o != "" {
-			_ = s.prewarm(ctx, c, &authz.NeedsFacts{Owner: o})
+			_ = s.prewarm(ctx, c, &authz.NeedsFacts{Owner: string(o)})
 		}
 	}
-	var owner string
+	var owner ident.Owner
 	err = s.updateTx(ctx, c, func(ctx context.Context, tx storage.Tx) error {
 		v, isNew, err := s.update(ctx, tx, c, res, ifMatch, p)
 		st, created, owner = storedOf(v, nil), isNew, v.Owner
@@ -333,9 +334,9 @@ func (s *Service) ifMatchMissing(ctx context.Context, tx storage.Tx, c Caller, r
 // resource succeeds and changes nothing; an unknown one is ErrNotFound.
 func (s *Service) Delete(ctx context.Context, c Caller, typ, id string) error {
 	if cur, err := s.store.Current(ctx, typ, id); err == nil {
-		_ = s.prewarm(ctx, c, &authz.NeedsFacts{Owner: cur.Owner})
+		_ = s.prewarm(ctx, c, &authz.NeedsFacts{Owner: string(cur.Owner)})
 	}
-	var owner string
+	var owner ident.Owner
 	err := s.updateTx(ctx, c, func(ctx context.Context, tx storage.Tx) error {
 		var err error
 		owner, err = s.delete(ctx, tx, c, typ, id)
@@ -350,7 +351,7 @@ func (s *Service) Delete(ctx context.Context, c Caller, typ, id string) error {
 	return storageError(s.recordDenial(ctx, err))
 }
 
-func (s *Service) delete(ctx context.Context, tx storage.Tx, c Caller, typ, id string) (owner string, err error) {
+func (s *Service) delete(ctx context.Context, tx storage.Tx, c Caller, typ, id string) (owner ident.Owner, err error) {
 	cur, err := tx.Current(ctx, typ, id)
 	if err != nil {
 		return "", err
@@ -379,7 +380,7 @@ func (s *Service) delete(ctx context.Context, tx storage.Tx, c Caller, typ, id s
 type pending struct {
 	res      fhir.Resource
 	v        storage.Version // without ciphertext
-	patients []string        // the patients it names ("Patient/<id>")
+	patients []ident.Owner   // the patients it names ("Patient/<id>")
 	body     []byte
 	rows     []storage.IndexRow
 
@@ -438,7 +439,7 @@ const MaxConsentsPerPatient = 32
 func (s *Service) storeVersion(ctx context.Context, tx storage.Tx, p *pending) (storage.Version, error) {
 	if p.v.Type == "Consent" && p.v.Version == 1 && p.v.Owner != OrgOwner {
 		r, err := tx.Search(ctx, storage.Query{Type: "Consent", Count: MaxConsentsPerPatient,
-			Clauses: []storage.Clause{{Any: []storage.Cond{{Kind: storage.CondOwner, Owners: []string{p.v.Owner}}}}}})
+			Clauses: []storage.Clause{{Any: []storage.Cond{{Kind: storage.CondOwner, Owners: []ident.Owner{p.v.Owner}}}}}})
 		if err != nil {
 			return storage.Version{}, err
 		}

@@ -29,7 +29,7 @@ const (
 // compartment (everything sealed with the patient's key), as a searchset
 // Bundle paged with an opaque cursor.
 func (s *Service) Everything(ctx context.Context, c Caller, id string, vals url.Values, base string) ([]byte, error) {
-	owner := string(ident.PatientOwner(id))
+	owner := ident.PatientOwner(id)
 	count := defaultEverythingCount
 	var purpose string
 	var policies []string
@@ -86,8 +86,8 @@ func (s *Service) Everything(ctx context.Context, c Caller, id string, vals url.
 	}
 	// The patient's own resources and those naming it with others
 	// (joint owners), each decided below.
-	owners := []string{owner}
-	joints, err := s.jointOwners(ctx, []string{owner}, storage.MaxOwners-1)
+	owners := []ident.Owner{owner}
+	joints, err := s.jointOwners(ctx, []ident.Owner{owner}, storage.MaxOwners-1)
 	if err != nil {
 		return nil, storageError(err)
 	}
@@ -101,7 +101,7 @@ func (s *Service) Everything(ctx context.Context, c Caller, id string, vals url.
 		Search   map[string]string `json:"search"`
 	}
 	bev := s.event(c, audit.ActionEverything)
-	bev.Patients = []string{owner}
+	bev.Patients = []string{owner.String()}
 	decided(&bev, authz.Decision{Policies: policies, Purpose: purpose})
 	evs := newEvents(bev)
 	entries := make([]ent, 0, count)
@@ -150,7 +150,7 @@ scan:
 					continue
 				}
 			}
-			evs.add(d, entityRef(v.Type, v.ID, v.Version), slices.Concat([]string{owner}, s.eventPatients(v.Owner)))
+			evs.add(d, entityRef(v.Type, v.ID, v.Version), slices.Concat([]string{owner.String()}, s.eventPatients(v.Owner)))
 			entries = append(entries, ent{FullURL: base + "/" + v.Type + "/" + v.ID, Resource: body, Search: map[string]string{"mode": "match"}})
 			last = v
 		}
@@ -191,7 +191,7 @@ func cutRef(ref string) (typ, id string, ok bool) {
 // can no longer be decrypted; its index rows are deleted and its
 // resources read as gone. The audit trail, sealed with the log key, stays.
 func (s *Service) Erase(ctx context.Context, c Caller, id string) (int64, error) {
-	owner := string(ident.PatientOwner(id))
+	owner := ident.PatientOwner(id)
 	p, err := s.store.Current(ctx, "Patient", id)
 	if errors.Is(err, storage.ErrNotFound) {
 		p = storage.Version{Type: "Patient", ID: id, Owner: owner}
@@ -207,8 +207,8 @@ func (s *Service) Erase(ctx context.Context, c Caller, id string) (int64, error)
 	// one whose rows were altered, the patients a stored version of it
 	// names (CheckJointOwners). A live joint owner whose patients cannot
 	// be told fails the erasure closed: it might name this patient.
-	joints, judged := map[string]bool{}, map[string]bool{}
-	var unknown []string
+	joints, judged := map[ident.Owner]bool{}, map[ident.Owner]bool{}
+	var unknown []ident.Owner
 	err = s.CheckJointOwners(ctx, func(j JointOwnerCheck) error {
 		judged[j.Owner] = true
 		switch {
@@ -220,7 +220,7 @@ func (s *Service) Erase(ctx context.Context, c Caller, id string) (int64, error)
 		}
 		if j.Problem != "" && s.logger != nil {
 			s.logger.Error("the patients recorded for a joint owner do not match its name; run phivault verify",
-				slog.String("owner", j.Owner), slog.String("problem", j.Problem))
+				slog.String("owner", j.Owner.String()), slog.String("problem", j.Problem))
 		}
 		return nil
 	})
@@ -289,7 +289,7 @@ func (s *Service) Erase(ctx context.Context, c Caller, id string) (int64, error)
 		for len(commits) > 0 {
 			k := min(len(commits), audit.MaxCommitsPerEvent)
 			ev := s.event(c, audit.ActionErase)
-			ev.Patients = []string{owner}
+			ev.Patients = []string{owner.String()}
 			ev.Ledger = commits[:k]
 			commits = commits[k:]
 			r, err := s.log.Seal(ev)

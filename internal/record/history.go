@@ -11,6 +11,7 @@ import (
 
 	"github.com/phivault/phivault/internal/audit"
 	"github.com/phivault/phivault/internal/authz"
+	"github.com/phivault/phivault/internal/ident"
 	"github.com/phivault/phivault/internal/storage"
 )
 
@@ -271,9 +272,9 @@ func (s *Service) narrowHistory(ctx context.Context, c Caller, q *storage.Histor
 	// are held to the allowed ids by the current-version clauses.
 	if f.All {
 		except := slices.DeleteFunc(slices.Clone(f.Except), func(o string) bool { return slices.Contains(f.PerRow, o) })
-		q.Owners = &storage.OwnerSet{In: except, Except: true}
+		q.Owners = &storage.OwnerSet{In: asOwners(except), Except: true}
 	} else {
-		q.Owners = &storage.OwnerSet{In: slices.Concat(f.Owners, f.PerRow)}
+		q.Owners = &storage.OwnerSet{In: asOwners(slices.Concat(f.Owners, f.PerRow))}
 	}
 	return nil
 }
@@ -309,7 +310,8 @@ func (s *Service) decideOnCurrent(ctx context.Context, c Caller, a audit.Action,
 // history of every resource of type typ owned by owner, whatever its
 // content: no rule on labels and no per-resource decision (a consent's
 // criteria) applies to that owner. Anything undecidable is false.
-func (s *Service) admitsAnyContent(ctx context.Context, c Caller, typ, owner string) bool {
+func (s *Service) admitsAnyContent(ctx context.Context, c Caller, typ string, o ident.Owner) bool {
+	owner := string(o) // as authorization names it
 	f, err := c.guard().Narrow(ctx, authz.HistoryType, typ)
 	if err != nil || slices.Contains(f.PerRow, owner) {
 		return false

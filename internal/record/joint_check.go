@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/phivault/phivault/internal/ident"
 	"github.com/phivault/phivault/internal/storage"
 )
 
@@ -27,7 +28,7 @@ type JointOwnerCheck struct {
 	// when they match; otherwise those a current version of the owner
 	// names, or nil when none tells (no live version, or the key is
 	// shredded).
-	Patients []string
+	Patients []ident.Owner
 }
 
 // CheckJointOwners checks every joint owner's recorded patients against
@@ -38,7 +39,7 @@ func (s *Service) CheckJointOwners(ctx context.Context, fn func(JointOwnerCheck)
 	err := s.store.ScanJointOwners(ctx, func(o storage.JointOwner) error {
 		c := JointOwnerCheck{JointOwner: o}
 		switch {
-		case !strings.HasPrefix(o.Owner, JointPrefix):
+		case !strings.HasPrefix(string(o.Owner), JointPrefix):
 			c.Problem = "a joint owner row under a name that is not a joint owner's"
 		case !o.HasKey:
 			c.Problem = "joint_owners rows for an owner that has no data key (rows added)"
@@ -63,7 +64,7 @@ func (s *Service) CheckJointOwners(ctx context.Context, fn func(JointOwnerCheck)
 	}
 	// Recovered after the scan, which holds a connection.
 	for _, c := range bad {
-		if c.HasKey && !c.Shredded && strings.HasPrefix(c.Owner, JointPrefix) {
+		if c.HasKey && !c.Shredded && strings.HasPrefix(string(c.Owner), JointPrefix) {
 			ps, err := s.recoverJointPatients(ctx, c.Owner)
 			if err != nil {
 				return err
@@ -81,10 +82,10 @@ func (s *Service) CheckJointOwners(ctx context.Context, fn func(JointOwnerCheck)
 // joint owner names, when its plaintext (opened with the owner's key,
 // which binds it to the owner) hashes to the owner; nil when no live
 // version tells.
-func (s *Service) recoverJointPatients(ctx context.Context, owner string) ([]string, error) {
+func (s *Service) recoverJointPatients(ctx context.Context, owner ident.Owner) ([]ident.Owner, error) {
 	after := storage.VersionRef{}
 	for range 10 {
-		vs, err := s.store.Owned(ctx, []string{owner}, after, 20)
+		vs, err := s.store.Owned(ctx, []ident.Owner{owner}, after, 20)
 		if err != nil {
 			return nil, err
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/phivault/phivault/internal/audit"
+	"github.com/phivault/phivault/internal/ident"
 	"github.com/phivault/phivault/internal/keys"
 	"github.com/phivault/phivault/internal/storage"
 )
@@ -32,7 +33,7 @@ func (s *Service) putCommit(v storage.Version, p *pending) (audit.Commit, error)
 		p.v.Owner == v.Owner && p.v.LastUpdated.Equal(v.LastUpdated) && !v.Deleted {
 		return p.commit, nil
 	}
-	c := audit.Commit{Kind: audit.CommitPut, Ref: entityRef(v.Type, v.ID, v.Version), Owner: v.Owner, Deleted: v.Deleted}
+	c := audit.Commit{Kind: audit.CommitPut, Ref: entityRef(v.Type, v.ID, v.Version), Owner: string(v.Owner), Deleted: v.Deleted}
 	if v.Deleted || p == nil {
 		c.Version = s.ledger.Version(v, nil)
 		return c, nil
@@ -44,11 +45,11 @@ func (s *Service) putCommit(v storage.Version, p *pending) (audit.Commit, error)
 
 // indexCommit is the commitment of the index rows of typ/id/version,
 // replaced without a new version (reindex).
-func (s *Service) indexCommit(typ, id string, version int64, owner string, rows []storage.IndexRow) (audit.Commit, error) {
+func (s *Service) indexCommit(typ, id string, version int64, owner ident.Owner, rows []storage.IndexRow) (audit.Commit, error) {
 	if s.ledger == nil {
 		return audit.Commit{}, unavailable(errNoLedger)
 	}
-	return audit.Commit{Kind: audit.CommitIndex, Ref: entityRef(typ, id, version), Owner: owner, Index: s.ledger.Index(typ, id, rows)}, nil
+	return audit.Commit{Kind: audit.CommitIndex, Ref: entityRef(typ, id, version), Owner: string(owner), Index: s.ledger.Index(typ, id, rows)}, nil
 }
 
 // ownerCommits keys the commitments cs to stored versions and index rows
@@ -71,7 +72,7 @@ func (s *Service) ownerCommits(ctx context.Context, tx storage.Tx, cs []audit.Co
 		ol, ok := byOwner[c.Owner]
 		if !ok {
 			var err error
-			ol, err = s.ownerLedgerInTx(ctx, tx, c.Owner)
+			ol, err = s.ownerLedgerInTx(ctx, tx, ident.Owner(c.Owner))
 			if err != nil && !(c.Kind == audit.CommitBaseline && errors.Is(err, ErrGone)) {
 				return err
 			}
@@ -102,7 +103,7 @@ func (s *Service) KeyCommits(ctx context.Context, tx storage.Tx, cs []audit.Comm
 // ownerLedgerInTx returns owner's ledger key, read in tx; a key record
 // made before owner ledger keys gets its secret now (once: a concurrent
 // transaction that set one first wins, and this one reads it).
-func (s *Service) ownerLedgerInTx(ctx context.Context, tx storage.Tx, owner string) (*keys.OwnerLedger, error) {
+func (s *Service) ownerLedgerInTx(ctx context.Context, tx storage.Tx, owner ident.Owner) (*keys.OwnerLedger, error) {
 	rec, err := tx.Key(ctx, owner)
 	if err != nil {
 		return nil, fmt.Errorf("loading the ledger key of %s: %w", owner, err)
@@ -134,8 +135,8 @@ func (s *Service) ownerLedgerInTx(ctx context.Context, tx storage.Tx, owner stri
 
 // eraseCommit commits the destruction of owner's key and the delete
 // markers that Tx.Shred appends in the same transaction.
-func eraseCommit(owner string) audit.Commit {
-	return audit.Commit{Kind: audit.CommitErase, Ref: owner}
+func eraseCommit(owner ident.Owner) audit.Commit {
+	return audit.Commit{Kind: audit.CommitErase, Ref: string(owner)}
 }
 
 // Rewritten is one stored version that a maintenance job rewrote in
@@ -169,7 +170,7 @@ func (s *Service) CommitRewrites(ctx context.Context, tx storage.Tx, c Caller, j
 		ev.Policies = []string{"job=" + job}
 		for _, r := range rs[:n] {
 			v := r.Version
-			cm := audit.Commit{Kind: audit.CommitRewrite, Ref: entityRef(v.Type, v.ID, v.Version), Owner: v.Owner, Deleted: v.Deleted,
+			cm := audit.Commit{Kind: audit.CommitRewrite, Ref: entityRef(v.Type, v.ID, v.Version), Owner: string(v.Owner), Deleted: v.Deleted,
 				Version: s.ledger.Version(v, r.Body)}
 			if r.Current && !v.Deleted {
 				cm.Index = s.ledger.Index(v.Type, v.ID, r.Index)
@@ -179,7 +180,7 @@ func (s *Service) CommitRewrites(ctx context.Context, tx storage.Tx, c Caller, j
 			if err != nil {
 				return err
 			}
-			ev.Touch(cm.Ref, ps...)
+			ev.Touch(cm.Ref, ownerStrings(ps)...)
 		}
 		if err := s.ownerCommits(ctx, tx, ev.Ledger); err != nil {
 			return err

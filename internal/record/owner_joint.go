@@ -40,7 +40,7 @@ const maxMemberCache = 100000
 // Binary belongs to the patients of the resource its securityContext
 // names (the document it is the content of), read through rd (the
 // store when nil, or the write transaction).
-func (s *Service) ownerOf(ctx context.Context, rd ownerReader, res fhir.Resource) (owner string, patients []string, err error) {
+func (s *Service) ownerOf(ctx context.Context, rd ownerReader, res fhir.Resource) (owner ident.Owner, patients []ident.Owner, err error) {
 	ps := s.reg.PatientsOf(res)
 	if res.Type() == "Binary" {
 		extra, err := s.securityContextPatients(ctx, rd, res)
@@ -53,14 +53,14 @@ func (s *Service) ownerOf(ctx context.Context, rd ownerReader, res fhir.Resource
 	case len(ps) == 0:
 		return OrgOwner, nil, nil
 	case len(ps) == 1:
-		return ident.PatientRef(ps[0]).String(), []string{ident.PatientRef(ps[0]).String()}, nil
+		return ident.PatientOwner(ps[0]), []ident.Owner{ident.PatientOwner(ps[0])}, nil
 	case len(ps) > MaxPatientsPerResource:
 		return "", nil, fail(ErrUnprocessable, "too-costly",
 			fmt.Sprintf("the resource names more than %d patients", MaxPatientsPerResource))
 	}
-	refs := make([]string, len(ps))
+	refs := make([]ident.Owner, len(ps))
 	for i, p := range ps {
-		refs[i] = ident.PatientRef(p).String()
+		refs[i] = ident.PatientOwner(p)
 	}
 	owner, err = s.jointName(refs)
 	if err != nil {
@@ -74,12 +74,12 @@ func (s *Service) ownerOf(ctx context.Context, rd ownerReader, res fhir.Resource
 // ("Patient/<id>", sorted, distinct): a keyed hash (the blind-index key)
 // of them, so the name authenticates its patients; joint_owners rows
 // that do not hash to it were altered.
-func (s *Service) jointName(refs []string) (string, error) {
-	h, err := s.keys.BlindIndex("joint-owner\x00" + strings.Join(refs, "\x00"))
+func (s *Service) jointName(refs []ident.Owner) (ident.Owner, error) {
+	h, err := s.keys.BlindIndex("joint-owner\x00" + strings.Join(ownerStrings(refs), "\x00"))
 	if err != nil {
 		return "", fmt.Errorf("naming a joint owner: %w", err)
 	}
-	return JointPrefix + hex.EncodeToString(h), nil
+	return ident.JointOwner(hex.EncodeToString(h)), nil
 }
 
 // errJointRows fails a decision or an erasure about a joint owner whose
@@ -90,7 +90,7 @@ var errJointRows = errors.New("the patients recorded for a resource naming sever
 // jointOwners is storage.Reader.JointOwners with every owner's rows
 // checked against its name (jointTampered when one does not match):
 // authorization and $everything decide with these patients.
-func (s *Service) jointOwners(ctx context.Context, patients []string, limit int) (map[string][]string, error) {
+func (s *Service) jointOwners(ctx context.Context, patients []ident.Owner, limit int) (map[ident.Owner][]ident.Owner, error) {
 	joints, err := s.store.JointOwners(ctx, patients, limit)
 	if err != nil {
 		return nil, err
@@ -109,7 +109,7 @@ func (s *Service) jointOwners(ctx context.Context, patients []string, limit int)
 }
 
 // jointTampered is the 500 of a joint owner whose rows were altered.
-func jointTampered(owner string) *Error {
+func jointTampered(owner ident.Owner) *Error {
 	return &Error{Kind: ErrTampered,
 		Issues: []Issue{{Code: "exception", Diagnostic: "a stored record failed its integrity check"}},
 		Err:    fmt.Errorf("%w: %s: %w", ErrTampered, owner, errJointRows)}
@@ -117,7 +117,7 @@ func jointTampered(owner string) *Error {
 
 // checkMembers reports whether members (as recorded) are the patients
 // the joint owner's name commits to.
-func (s *Service) checkMembers(owner string, members []string) (bool, error) {
+func (s *Service) checkMembers(owner ident.Owner, members []ident.Owner) (bool, error) {
 	if len(members) < 2 || !slices.IsSorted(members) {
 		return false, nil
 	}
@@ -128,11 +128,11 @@ func (s *Service) checkMembers(owner string, members []string) (bool, error) {
 	return name == owner, nil
 }
 
-func (s *Service) rememberMembers(owner string, members []string) {
+func (s *Service) rememberMembers(owner ident.Owner, members []ident.Owner) {
 	s.keyMu.Lock()
 	defer s.keyMu.Unlock()
 	if s.members == nil || len(s.members) >= maxMemberCache {
-		s.members = make(map[string][]string)
+		s.members = make(map[ident.Owner][]ident.Owner)
 	}
 	s.members[owner] = members
 }
@@ -140,19 +140,19 @@ func (s *Service) rememberMembers(owner string, members []string) {
 // memberReader reads a joint owner's patients: the store, or a write
 // transaction (which must not wait for a second connection).
 type memberReader interface {
-	JointMembers(ctx context.Context, owner string) ([]string, error)
+	JointMembers(ctx context.Context, owner ident.Owner) ([]ident.Owner, error)
 }
 
 // patientsOf returns the patients owner stands for: none for "org", the
 // patient for "Patient/<id>", the recorded patients of a joint owner
 // (read through rd when not cached; nil rd means the store).
-func (s *Service) patientsOf(ctx context.Context, rd memberReader, owner string) ([]string, error) {
+func (s *Service) patientsOf(ctx context.Context, rd memberReader, owner ident.Owner) ([]ident.Owner, error) {
 	switch {
 	case owner == OrgOwner || owner == "":
 		return nil, nil
-	case strings.HasPrefix(owner, ident.PatientPrefix):
-		return []string{owner}, nil
-	case !strings.HasPrefix(owner, JointPrefix):
+	case strings.HasPrefix(string(owner), ident.PatientPrefix):
+		return []ident.Owner{owner}, nil
+	case !strings.HasPrefix(string(owner), JointPrefix):
 		return nil, fmt.Errorf("unknown owner kind %q", owner)
 	}
 	s.keyMu.Lock()
@@ -188,7 +188,7 @@ func (s *Service) patientsOf(ctx context.Context, rd memberReader, owner string)
 // transaction).
 type ownerReader interface {
 	Current(ctx context.Context, typ, id string) (storage.Version, error)
-	JointMembers(ctx context.Context, owner string) ([]string, error)
+	JointMembers(ctx context.Context, owner ident.Owner) ([]ident.Owner, error)
 }
 
 // securityContextPatients returns the ids of the patients owning the
@@ -229,7 +229,7 @@ func (s *Service) securityContextPatients(ctx context.Context, rd ownerReader, r
 	}
 	out := make([]string, 0, len(members))
 	for _, m := range members {
-		out = append(out, strings.TrimPrefix(m, ident.PatientPrefix))
+		out = append(out, strings.TrimPrefix(string(m), ident.PatientPrefix))
 	}
 	return out, nil
 }
@@ -239,4 +239,30 @@ func mergeIDs(a, b []string) []string {
 	out := slices.Concat(a, b)
 	slices.Sort(out)
 	return slices.Compact(out)
+}
+
+// ownerStrings returns owners as the strings that audit events and
+// authorization (authz) name them by; nil stays nil.
+func ownerStrings(owners []ident.Owner) []string {
+	if owners == nil {
+		return nil
+	}
+	out := make([]string, len(owners))
+	for i, o := range owners {
+		out[i] = string(o)
+	}
+	return out
+}
+
+// asOwners returns owner strings from authorization (authz.Filter) as
+// owners; nil stays nil.
+func asOwners(owners []string) []ident.Owner {
+	if owners == nil {
+		return nil
+	}
+	out := make([]ident.Owner, len(owners))
+	for i, o := range owners {
+		out[i] = ident.Owner(o)
+	}
+	return out
 }

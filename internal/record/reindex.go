@@ -8,6 +8,7 @@ import (
 	"strconv"
 
 	"github.com/phivault/phivault/internal/audit"
+	"github.com/phivault/phivault/internal/ident"
 	"github.com/phivault/phivault/internal/keys"
 	"github.com/phivault/phivault/internal/storage"
 )
@@ -177,7 +178,7 @@ func (s *Service) Reindex(ctx context.Context, c Caller, progress func(int64)) (
 // left alone (they are unreadable already).
 func (s *Service) reown(ctx context.Context, tx storage.Tx, vs []storage.Version, rows []storage.IndexRow) ([]Rewritten, error) {
 	var out []Rewritten
-	prevOwner := ""
+	var prevOwner ident.Owner
 	for i, v := range vs {
 		current := i == len(vs)-1
 		ref := storage.VersionRef{Type: v.Type, ID: v.ID, Version: v.Version}

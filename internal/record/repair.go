@@ -9,6 +9,7 @@ import (
 	"github.com/phivault/phivault/internal/audit"
 	"github.com/phivault/phivault/internal/authz"
 	"github.com/phivault/phivault/internal/fhir"
+	"github.com/phivault/phivault/internal/ident"
 	"github.com/phivault/phivault/internal/storage"
 )
 
@@ -30,8 +31,8 @@ const maxRepairScan = 100000
 
 // UndecidableConsent names one Consent authorization cannot read.
 type UndecidableConsent struct {
-	ID      string // Consent id
-	Patient string // "Patient/<id>" (its owner)
+	ID      string      // Consent id
+	Patient ident.Owner // "Patient/<id>" (its owner)
 	Version int64
 }
 
@@ -67,7 +68,7 @@ func (s *Service) UndecidableConsents(ctx context.Context, agent audit.Agent, re
 		Purpose: "HOPERAT", RequestID: requestID, Policies: []string{PolicyConsentRepair, "list"}}
 	for _, c := range out {
 		ev.Entities = append(ev.Entities, entityRef("Consent", c.ID, c.Version))
-		ev.Patients = append(ev.Patients, c.Patient)
+		ev.Patients = append(ev.Patients, c.Patient.String())
 	}
 	if err := s.recordRead(ctx, ev); err != nil {
 		return nil, err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/phivault/phivault/internal/ident"
 	"github.com/phivault/phivault/internal/keys"
 )
 
@@ -13,7 +14,7 @@ import (
 // erasing the patient shreds them with the record.
 
 // reportNoteAD is the associated data of report id's note.
-func reportNoteAD(owner, id string, part int64) keys.ResourceAD {
+func reportNoteAD(owner ident.Owner, id string, part int64) keys.ResourceAD {
 	return keys.ResourceAD{Type: "AccessReportNote", ID: id, Version: part, Owner: owner}
 }
 
@@ -25,7 +26,7 @@ const (
 
 // SealReportNote seals text (part ReportComment or ReportCloseNote of
 // report id) with owner's ("Patient/<id>") data key.
-func (s *Service) SealReportNote(ctx context.Context, owner, id string, part int64, text []byte) ([]byte, error) {
+func (s *Service) SealReportNote(ctx context.Context, owner ident.Owner, id string, part int64, text []byte) ([]byte, error) {
 	dek, err := s.dekForRead(ctx, owner, false)
 	if err != nil {
 		return nil, fmt.Errorf("loading key of %s: %w", owner, err)
@@ -35,7 +36,7 @@ func (s *Service) SealReportNote(ctx context.Context, owner, id string, part int
 
 // OpenReportNote opens what SealReportNote sealed. It fails once the
 // patient's key is erased.
-func (s *Service) OpenReportNote(ctx context.Context, owner, id string, part int64, sealed []byte) ([]byte, error) {
+func (s *Service) OpenReportNote(ctx context.Context, owner ident.Owner, id string, part int64, sealed []byte) ([]byte, error) {
 	dek, err := s.dekForRead(ctx, owner, false)
 	if err != nil {
 		return nil, fmt.Errorf("loading key of %s: %w", owner, err)

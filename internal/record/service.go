@@ -22,7 +22,7 @@ import (
 )
 
 // OrgOwner owns the key of resources outside any patient compartment.
-const OrgOwner = string(ident.Org)
+const OrgOwner = ident.Org
 
 // Service is the record. It is safe for concurrent use.
 type Service struct {
@@ -42,8 +42,8 @@ type Service struct {
 	tamperedSeen map[string]bool // rows already logged (tampered.go)
 
 	keyMu    sync.Mutex
-	keyCache map[string]cachedKey
-	members  map[string][]string // joint owner -> its patients (owner_joint.go)
+	keyCache map[ident.Owner]cachedKey
+	members  map[ident.Owner][]ident.Owner // joint owner -> its patients (owner_joint.go)
 
 	hook      atomic.Pointer[writeHook]          // SetWriteHook
 	eraseHook atomic.Pointer[func(owner string)] // SetEraseHook
@@ -74,7 +74,7 @@ func New(d Deps) *Service {
 	svc := &Service{
 		store: d.Store, keys: d.Keys, val: d.Validator, reg: d.Registry,
 		log: d.Log, batch: d.Batcher, ledger: d.Ledger, now: d.Now, newID: d.NewID, limits: d.Limits, logger: d.Logger,
-		keyCache: make(map[string]cachedKey), tamperedSeen: make(map[string]bool),
+		keyCache: make(map[ident.Owner]cachedKey), tamperedSeen: make(map[string]bool),
 	}
 	if svc.logger == nil {
 		svc.logger = slog.New(slog.DiscardHandler)
@@ -188,10 +188,10 @@ func (s *Service) validate(res fhir.Resource) error {
 // the key record inside the transaction, so they seal with the current
 // primary key even while a rotation runs in another process. create is
 // false for reads: a missing key is then an error.
-func (s *Service) dekInTx(ctx context.Context, tx storage.Tx, owner string, patients []string, create bool) (*keys.DEK, error) {
+func (s *Service) dekInTx(ctx context.Context, tx storage.Tx, owner ident.Owner, patients []ident.Owner, create bool) (*keys.DEK, error) {
 	rec, err := tx.Key(ctx, owner)
 	if errors.Is(err, storage.ErrNotFound) && create {
-		if strings.HasPrefix(owner, JointPrefix) {
+		if strings.HasPrefix(string(owner), JointPrefix) {
 			// A new joint key naming an erased patient would hold that
 			// patient's information beyond the erasure.
 			for _, p := range patients {
@@ -211,7 +211,7 @@ func (s *Service) dekInTx(ctx context.Context, tx storage.Tx, owner string, pati
 		if err := tx.PutKey(ctx, rec); err != nil {
 			return nil, fmt.Errorf("storing data key: %w", err)
 		}
-		if strings.HasPrefix(owner, JointPrefix) {
+		if strings.HasPrefix(string(owner), JointPrefix) {
 			if err := tx.PutJointOwner(ctx, owner, patients); err != nil {
 				return nil, fmt.Errorf("storing a joint owner: %w", err)
 			}
@@ -228,7 +228,7 @@ func (s *Service) dekInTx(ctx context.Context, tx storage.Tx, owner string, pati
 // dekForRead returns owner's DEK through a small record cache. If
 // opening fails with a cached record, callers retry with fresh=true
 // (the key may have been rotated by another process).
-func (s *Service) dekForRead(ctx context.Context, owner string, fresh bool) (*keys.DEK, error) {
+func (s *Service) dekForRead(ctx context.Context, owner ident.Owner, fresh bool) (*keys.DEK, error) {
 	s.keyMu.Lock()
 	ck, ok := s.keyCache[owner]
 	s.keyMu.Unlock()
@@ -273,7 +273,7 @@ type cachedKey struct {
 	loaded time.Time
 }
 
-func (s *Service) forgetKey(owner string) {
+func (s *Service) forgetKey(owner ident.Owner) {
 	s.keyMu.Lock()
 	delete(s.keyCache, owner)
 	s.keyMu.Unlock()

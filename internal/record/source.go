@@ -44,7 +44,7 @@ func (a *AuthzSource) Referencing(ctx context.Context, typ, param, ref string, l
 
 // OwnedOfType implements authz.Source.
 func (a *AuthzSource) OwnedOfType(ctx context.Context, owner, typ string, limit int) ([]authz.Found, error) {
-	q := storage.Query{Type: typ, Count: limit, Clauses: []storage.Clause{{Any: []storage.Cond{{Kind: storage.CondOwner, Owners: []string{owner}}}}}}
+	q := storage.Query{Type: typ, Count: limit, Clauses: []storage.Clause{{Any: []storage.Cond{{Kind: storage.CondOwner, Owners: []ident.Owner{ident.Owner(owner)}}}}}}
 	return a.s.found(ctx, q)
 }
 
@@ -67,12 +67,20 @@ func (a *AuthzSource) Resource(ctx context.Context, typ, id string) (authz.Found
 	if err != nil {
 		return authz.Found{}, false, err
 	}
-	return authz.Found{Type: v.Type, ID: v.ID, Owner: v.Owner, JSON: body}, true, nil
+	return authz.Found{Type: v.Type, ID: v.ID, Owner: string(v.Owner), JSON: body}, true, nil
 }
 
 // JointOwners implements authz.Source.
 func (a *AuthzSource) JointOwners(ctx context.Context, patients []string, limit int) (map[string][]string, error) {
-	return a.s.jointOwners(ctx, patients, limit)
+	joints, err := a.s.jointOwners(ctx, asOwners(patients), limit)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string][]string, len(joints))
+	for j, ps := range joints {
+		out[string(j)] = ownerStrings(ps)
+	}
+	return out, nil
 }
 
 // OwnersOf implements authz.Source: label "" is any, "tag:X" a
@@ -94,12 +102,12 @@ func (a *AuthzSource) OwnersOf(ctx context.Context, typ, label string, limit int
 	if err != nil {
 		return nil, err
 	}
-	seen := map[string]bool{}
+	seen := map[ident.Owner]bool{}
 	var out []string
 	for _, v := range r.Versions {
 		if v.Owner != OrgOwner && !seen[v.Owner] {
 			seen[v.Owner] = true
-			out = append(out, v.Owner)
+			out = append(out, string(v.Owner))
 		}
 	}
 	return out, nil
@@ -116,18 +124,18 @@ func (s *Service) found(ctx context.Context, q storage.Query) ([]authz.Found, er
 		if errors.Is(err, ErrGone) {
 			continue
 		}
-		if errors.Is(err, ErrTampered) && strings.HasPrefix(v.Owner, ident.PatientPrefix) {
+		if errors.Is(err, ErrTampered) && strings.HasPrefix(string(v.Owner), ident.PatientPrefix) {
 			// One patient's tampered row (or key) must not make every
 			// decision of the caller fail: the decision names it, and
 			// decisions about that patient fail on its own reads.
 			s.tamperedOutcome(v)
-			out = append(out, authz.Found{Type: v.Type, ID: v.ID, Owner: v.Owner, Tampered: true})
+			out = append(out, authz.Found{Type: v.Type, ID: v.ID, Owner: string(v.Owner), Tampered: true})
 			continue
 		}
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, authz.Found{Type: v.Type, ID: v.ID, Owner: v.Owner, JSON: body})
+		out = append(out, authz.Found{Type: v.Type, ID: v.ID, Owner: string(v.Owner), JSON: body})
 	}
 	return out, nil
 }
@@ -135,19 +143,21 @@ func (s *Service) found(ctx context.Context, q storage.Query) ([]authz.Found, er
 // OpenNote opens a note SealNote sealed for owner and grantID. After the
 // patient's erasure it fails: the key is gone.
 func (a *AuthzSource) OpenNote(ctx context.Context, owner, grantID string, sealed []byte) ([]byte, error) {
-	dek, err := a.s.dekForRead(ctx, owner, false)
+	o := ident.Owner(owner) // authz names owners as strings
+	dek, err := a.s.dekForRead(ctx, o, false)
 	if err != nil {
 		return nil, fmt.Errorf("loading key of %s: %w", owner, err)
 	}
-	return dek.Open(sealed, keys.ResourceAD{Type: "BreakGlassNote", ID: grantID, Version: 1, Owner: owner})
+	return dek.Open(sealed, keys.ResourceAD{Type: "BreakGlassNote", ID: grantID, Version: 1, Owner: o})
 }
 
 // SealNote seals text with owner's data key, bound to a break-the-glass
 // grant id (authz.NoteSealer). The patient must have a key (exist).
 func (a *AuthzSource) SealNote(ctx context.Context, owner, grantID string, text []byte) ([]byte, error) {
-	dek, err := a.s.dekForRead(ctx, owner, false)
+	o := ident.Owner(owner) // authz names owners as strings
+	dek, err := a.s.dekForRead(ctx, o, false)
 	if err != nil {
 		return nil, fmt.Errorf("loading key of %s: %w", owner, err)
 	}
-	return dek.Seal(text, keys.ResourceAD{Type: "BreakGlassNote", ID: grantID, Version: 1, Owner: owner})
+	return dek.Seal(text, keys.ResourceAD{Type: "BreakGlassNote", ID: grantID, Version: 1, Owner: o})
 }

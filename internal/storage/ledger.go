@@ -3,6 +3,8 @@ package storage
 import (
 	"context"
 	"time"
+
+	"github.com/phivault/phivault/internal/ident"
 )
 
 // Current is one resource's current pointer (the row that reads and
@@ -11,7 +13,7 @@ type Current struct {
 	Type        string
 	ID          string
 	Version     int64
-	Owner       string
+	Owner       ident.Owner
 	Deleted     bool
 	LastUpdated time.Time
 }

@@ -89,7 +89,7 @@ type Version struct {
 	// own, whose patients JointMembers lists), "org" for the rest.
 	// Crypto-shredding a patient destroys that owner's key and every
 	// joint key naming it.
-	Owner string
+	Owner ident.Owner
 
 	Ciphertext  []byte    // nil for a delete marker
 	LastUpdated time.Time // UTC, microsecond precision
@@ -110,9 +110,9 @@ type IndexRow struct {
 
 // KeyRecord is one owner's wrapped data-encryption key.
 type KeyRecord struct {
-	Owner    string // "Patient/<id>" or "org" or a system key name
-	Wrapped  []byte // the DEK keyset encrypted under the KEK; nil once shredded
-	KEKID    uint32 // the KEK key id that wrapped it (for resumable rotation)
+	Owner    ident.Owner // "Patient/<id>", "Joint/<h>", "org" or a system key ("system/<name>")
+	Wrapped  []byte      // the DEK keyset encrypted under the KEK; nil once shredded
+	KEKID    uint32      // the KEK key id that wrapped it (for resumable rotation)
 	Created  time.Time
 	Shredded bool
 	// Ledger is the owner's ledger secret sealed under the DEK (ADR 0016,
@@ -164,7 +164,7 @@ type Reader interface {
 	Search(ctx context.Context, q Query) (Result, error)
 
 	// Key returns the key record of owner, or ErrNotFound.
-	Key(ctx context.Context, owner string) (KeyRecord, error)
+	Key(ctx context.Context, owner ident.Owner) (KeyRecord, error)
 
 	// ScanVersions calls fn for every stored version of every resource
 	// (all versions, delete markers included), in (type, id, version)
@@ -187,15 +187,15 @@ type Reader interface {
 	// Owner is one of owners (at most MaxOwners), in (type, id) order,
 	// strictly after the given position (empty = from the start).
 	// Patient/$everything pages with it.
-	Owned(ctx context.Context, owners []string, after VersionRef, limit int) ([]Version, error)
+	Owned(ctx context.Context, owners []ident.Owner, after VersionRef, limit int) ([]Version, error)
 
 	// JointMembers returns the patients a joint owner ("Joint/<h>")
 	// stands for, sorted; ErrNotFound for an unknown one.
-	JointMembers(ctx context.Context, owner string) ([]string, error)
+	JointMembers(ctx context.Context, owner ident.Owner) ([]ident.Owner, error)
 
 	// JointOwners returns the joint owners naming any of patients (at
 	// most MaxOwners; up to limit owners), each with all its patients.
-	JointOwners(ctx context.Context, patients []string, limit int) (map[string][]string, error)
+	JointOwners(ctx context.Context, patients []ident.Owner, limit int) (map[ident.Owner][]ident.Owner, error)
 
 	// ScanJointOwners calls fn for every joint owner that has a key
 	// record or joint_owners rows, in no particular order: its patients
@@ -220,10 +220,10 @@ const JointPrefix = ident.JointPrefix
 
 // JointOwner is one joint owner as stored (ScanJointOwners).
 type JointOwner struct {
-	Owner    string
-	Members  []string // the joint_owners rows, sorted; none when all were deleted
-	HasKey   bool     // a key record exists
-	Shredded bool     // and it was shredded
+	Owner    ident.Owner
+	Members  []ident.Owner // the joint_owners rows, sorted; none when all were deleted
+	HasKey   bool          // a key record exists
+	Shredded bool          // and it was shredded
 }
 
 // VersionRef names one version.
@@ -242,7 +242,7 @@ type Tx interface {
 	Current(ctx context.Context, typ, id string) (Version, error)
 	VersionOf(ctx context.Context, typ, id string, version int64) (Version, error)
 	Search(ctx context.Context, q Query) (Result, error)
-	Key(ctx context.Context, owner string) (KeyRecord, error)
+	Key(ctx context.Context, owner ident.Owner) (KeyRecord, error)
 
 	// Put stores v as the new current version of v.Type/v.ID and
 	// replaces that resource's index rows with index. v.Version must be
@@ -292,35 +292,35 @@ type Tx interface {
 	// the KEK key that last wrapped the destroyed key, which the KEK
 	// epoch job reads to know that erasure is not final until that key
 	// is destroyed (ADR 0015).
-	Shred(ctx context.Context, owner string) (int64, error)
+	Shred(ctx context.Context, owner ident.Owner) (int64, error)
 
 	// Reown moves one stored version to another key owner with its
 	// ciphertext re-sealed for it (reindex: a resource that names several
 	// patients, stored before joint owners, leaves the organisation's
 	// key). The resource's current owner follows when ref is its current
 	// version. ErrNotFound if the version does not exist.
-	Reown(ctx context.Context, ref VersionRef, owner string, ciphertext []byte) error
+	Reown(ctx context.Context, ref VersionRef, owner ident.Owner, ciphertext []byte) error
 
 	// PutJointOwner records the patients (2 to 1,000, sorted) a joint
 	// owner stands for. Recording the same again is a no-op.
-	PutJointOwner(ctx context.Context, owner string, patients []string) error
+	PutJointOwner(ctx context.Context, owner ident.Owner, patients []ident.Owner) error
 
 	// JointMembers is Reader.JointMembers inside the transaction.
-	JointMembers(ctx context.Context, owner string) ([]string, error)
+	JointMembers(ctx context.Context, owner ident.Owner) ([]ident.Owner, error)
 
 	// JointOwnersOf returns the joint owners naming patient, sorted: the
 	// keys Shred(patient) destroys with the patient's own.
-	JointOwnersOf(ctx context.Context, patient string) ([]string, error)
+	JointOwnersOf(ctx context.Context, patient ident.Owner) ([]ident.Owner, error)
 
 	// SetLedgerSecret stores sealed as owner's ledger secret if its
 	// live key record has none, and reports whether it did (false: a
 	// concurrent transaction set one first; read the record again).
-	SetLedgerSecret(ctx context.Context, owner string, sealed []byte) (bool, error)
+	SetLedgerSecret(ctx context.Context, owner ident.Owner, sealed []byte) (bool, error)
 
 	// ShredOwner crypto-shreds owner alone, as Shred does, without the
 	// joint owners joint_owners lists for a patient: an erasure that
 	// found its joint owners from authenticated data shreds each of them.
-	ShredOwner(ctx context.Context, owner string) (int64, error)
+	ShredOwner(ctx context.Context, owner ident.Owner) (int64, error)
 
 	// PutToken stores a new API token; ErrConflict if the id exists.
 	PutToken(ctx context.Context, t APIToken) error
@@ -357,7 +357,7 @@ type HistoryQuery struct {
 
 // OwnerSet is a set of owners ("Patient/<id>", "org"), or its complement.
 type OwnerSet struct {
-	In     []string
+	In     []ident.Owner
 	Except bool
 }
 
@@ -427,7 +427,7 @@ type Cond struct {
 	Op      DateOp
 	Lo, Hi  int64
 	IDs     []string
-	Owners  []string
+	Owners  []ident.Owner
 	Missing bool
 	Negate  bool
 	// Authz marks a CondID added by authorization narrowing (the ids of

@@ -108,7 +108,7 @@ func (u *UI) encryptionFacts(ctx context.Context) encryptionFacts {
 		switch {
 		case r.Shredded:
 			f.ErasedRecords++
-		case strings.HasPrefix(r.Owner, ident.PatientPrefix):
+		case strings.HasPrefix(string(r.Owner), ident.PatientPrefix):
 			f.PatientKeys++
 		}
 		return nil

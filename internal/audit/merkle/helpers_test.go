@@ -13,6 +13,7 @@ import (
 
 	"github.com/phivault/phivault/internal/audit"
 	"github.com/phivault/phivault/internal/audit/merkle"
+	"github.com/phivault/phivault/internal/ident"
 	"github.com/phivault/phivault/internal/keys"
 	"github.com/phivault/phivault/internal/storage"
 	"github.com/phivault/phivault/internal/storage/postgres"
@@ -41,7 +42,7 @@ func newCrypt(t testing.TB) *crypt {
 		t.Fatal(err)
 	}
 	kr := keys.NewKeyring(kek, keys.Options{})
-	rec := func(name string) storage.KeyRecord {
+	rec := func(name ident.Owner) storage.KeyRecord {
 		r, err := kr.NewSystemKey(name, time.Now())
 		if err != nil {
 			t.Fatal(err)

@@ -11,6 +11,7 @@ import (
 	"github.com/phivault/phivault/internal/audit"
 	"github.com/phivault/phivault/internal/audit/merkle"
 	"github.com/phivault/phivault/internal/audit/tlog"
+	"github.com/phivault/phivault/internal/ident"
 	"github.com/phivault/phivault/internal/keys"
 	"github.com/phivault/phivault/internal/storage"
 	"github.com/phivault/phivault/internal/storage/postgres"
@@ -40,7 +41,7 @@ func newFixture(t *testing.T, driver string) *fixture {
 		t.Fatal(err)
 	}
 	kr := keys.NewKeyring(kek, keys.Options{})
-	rec := func(name string) storage.KeyRecord {
+	rec := func(name ident.Owner) storage.KeyRecord {
 		r, err := kr.NewSystemKey(name, time.Now())
 		if err != nil {
 			t.Fatal(err)

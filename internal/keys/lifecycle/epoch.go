@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/phivault/phivault/internal/audit"
+	"github.com/phivault/phivault/internal/ident"
 	"github.com/phivault/phivault/internal/keys"
 	"github.com/phivault/phivault/internal/storage"
 )
@@ -102,7 +103,7 @@ type epochJob struct {
 	// skipped holds the live key records of this run that open under
 	// no key of the key file (owner to the KEK id they name): they
 	// protect nothing the key file can open, so they block nothing.
-	skipped map[string]uint32
+	skipped map[ident.Owner]uint32
 }
 
 // RunKEKEpoch runs the KEK epoch job once: it resumes an interrupted
@@ -380,7 +381,7 @@ func (j *epochJob) rewrap(ctx context.Context, e storage.KEKEpoch) (storage.KEKE
 
 // rewrapAll re-wraps, in batches, every live record not under e.KEKID.
 func (j *epochJob) rewrapAll(ctx context.Context, e storage.KEKEpoch) error {
-	var owners []string
+	var owners []ident.Owner
 	if err := j.m.store.ScanKeys(ctx, func(r storage.KeyRecord) error {
 		if !r.Shredded && r.KEKID != e.KEKID {
 			owners = append(owners, r.Owner)

@@ -41,7 +41,7 @@ func (m *Manager) Inventory(ctx context.Context) (Inventory, error) {
 			inv.Shredded++
 			return nil
 		}
-		switch ident.Owner(r.Owner).Kind() {
+		switch r.Owner.Kind() {
 		case ident.OwnerSystem:
 			inv.System++
 		case ident.OwnerPatient:

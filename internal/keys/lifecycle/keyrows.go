@@ -28,7 +28,7 @@ func (j *epochJob) skip(ctx context.Context, kek *keys.KEK, rec storage.KeyRecor
 		return false
 	}
 	if j.skipped == nil {
-		j.skipped = map[string]uint32{}
+		j.skipped = map[ident.Owner]uint32{}
 	}
 	if _, ok := j.skipped[rec.Owner]; !ok {
 		switch n := len(j.skipped); {
@@ -51,7 +51,7 @@ func (j *epochJob) skip(ctx context.Context, kek *keys.KEK, rec storage.KeyRecor
 // per record an audit event and a high-priority alert in the security
 // administrators' console (docs/operations.md).
 func (m *Manager) keyRowAlarm(ctx context.Context, rec storage.KeyRecord) {
-	owner := ident.Loggable(rec.Owner)
+	owner := ident.Loggable(string(rec.Owner))
 	m.logger.Error("integrity alarm: a key record opens under no key of the key file (planted, copied from another owner, or damaged); the KEK epoch skips it: run phivault verify (docs/operations.md)",
 		slog.String("owner", owner), slog.Uint64("kek", uint64(rec.KEKID)))
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), alarmTimeout)

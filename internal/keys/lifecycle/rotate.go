@@ -11,7 +11,9 @@ import (
 )
 
 // isDataOwner reports whether owner names a DEK (not a system key).
-func isDataOwner(owner string) bool { return !strings.HasPrefix(owner, ident.SystemPrefix) }
+func isDataOwner(owner ident.Owner) bool {
+	return !strings.HasPrefix(string(owner), ident.SystemPrefix)
+}
 
 // RotateKEK rotates the key-encryption key and re-wraps every data and
 // system key under the new primary. It is online (the server keeps
@@ -99,8 +101,8 @@ func (m *Manager) RotateKEK(ctx context.Context, progress Progress) (rotated boo
 // keys. Writes always read the key record inside their transaction, so
 // they seal with the new primary while this runs. Re-running after an
 // interruption completes the work (each step is idempotent).
-func (m *Manager) RotateDEKs(ctx context.Context, owner string, progress Progress) (resealed int64, err error) {
-	var owners []string
+func (m *Manager) RotateDEKs(ctx context.Context, owner ident.Owner, progress Progress) (resealed int64, err error) {
+	var owners []ident.Owner
 	if err := m.store.ScanKeys(ctx, func(r storage.KeyRecord) error {
 		if !r.Shredded && isDataOwner(r.Owner) && (owner == "" || r.Owner == owner) {
 			owners = append(owners, r.Owner)
@@ -112,7 +114,7 @@ func (m *Manager) RotateDEKs(ctx context.Context, owner string, progress Progres
 	if owner != "" && len(owners) == 0 {
 		return 0, fmt.Errorf("no data key for %s", owner)
 	}
-	want := make(map[string]bool, len(owners))
+	want := make(map[ident.Owner]bool, len(owners))
 	for i, o := range owners {
 		want[o] = true
 		if err := m.store.Update(ctx, func(tx storage.Tx) error {
@@ -227,7 +229,7 @@ func (m *Manager) RotateDEKs(ctx context.Context, owner string, progress Progres
 // patient's key. It then compacts the keys table. Re-running it is
 // harmless.
 func (m *Manager) RewrapAll(ctx context.Context, progress Progress) (int64, error) {
-	var owners []string
+	var owners []ident.Owner
 	if err := m.store.ScanKeys(ctx, func(r storage.KeyRecord) error {
 		if !r.Shredded {
 			owners = append(owners, r.Owner)

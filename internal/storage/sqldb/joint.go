@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/phivault/phivault/internal/ident"
 	"github.com/phivault/phivault/internal/storage"
 )
 
@@ -21,11 +22,11 @@ import (
 const maxJointMembers = 1000
 
 // PutJointOwner implements storage.Tx.
-func (t *tx) PutJointOwner(ctx context.Context, owner string, patients []string) error {
-	if !strings.HasPrefix(owner, storage.JointPrefix) || len(patients) < 2 || len(patients) > maxJointMembers {
+func (t *tx) PutJointOwner(ctx context.Context, owner ident.Owner, patients []ident.Owner) error {
+	if !strings.HasPrefix(string(owner), ident.JointPrefix) || len(patients) < 2 || len(patients) > maxJointMembers {
 		return fmt.Errorf("put joint owner: %d patients for %q: need 2 to %d and a joint owner", len(patients), owner, maxJointMembers)
 	}
-	if err := validText("joint owner", owner); err != nil {
+	if err := validText("joint owner", string(owner)); err != nil {
 		return err
 	}
 	for rest := patients; len(rest) > 0; {
@@ -33,7 +34,7 @@ func (t *tx) PutJointOwner(ctx context.Context, owner string, patients []string)
 		q := multiRow(`INSERT INTO joint_owners (owner, patient) VALUES `, 2, n) + ` ON CONFLICT (owner, patient) DO NOTHING`
 		args := make([]any, 0, 2*n)
 		for _, p := range rest[:n] {
-			if err := validText("joint owner patient", p); err != nil {
+			if err := validText("joint owner patient", string(p)); err != nil {
 				return err
 			}
 			args = append(args, owner, p)
@@ -47,24 +48,24 @@ func (t *tx) PutJointOwner(ctx context.Context, owner string, patients []string)
 }
 
 // JointMembers implements storage.Tx.
-func (t *tx) JointMembers(ctx context.Context, owner string) ([]string, error) {
+func (t *tx) JointMembers(ctx context.Context, owner ident.Owner) ([]ident.Owner, error) {
 	return jointMembers(ctx, t, owner)
 }
 
 // JointMembers implements storage.Reader.
-func (s *Store) JointMembers(ctx context.Context, owner string) ([]string, error) {
+func (s *Store) JointMembers(ctx context.Context, owner ident.Owner) ([]ident.Owner, error) {
 	return jointMembers(ctx, s.r(), owner)
 }
 
-func jointMembers(ctx context.Context, r runner, owner string) ([]string, error) {
+func jointMembers(ctx context.Context, r runner, owner ident.Owner) ([]ident.Owner, error) {
 	const q = `SELECT patient FROM joint_owners WHERE owner = ? ORDER BY patient`
 	rows, err := r.query(ctx, q, owner)
 	if err != nil {
 		return nil, r.store().translate("joint members", err)
 	}
-	var out []string
+	var out []ident.Owner
 	for rows.Next() {
-		var p string
+		var p ident.Owner
 		if err := rows.Scan(&p); err != nil {
 			rows.Close()
 			return nil, r.store().translate("joint members", err)
@@ -81,8 +82,8 @@ func jointMembers(ctx context.Context, r runner, owner string) ([]string, error)
 }
 
 // JointOwners implements storage.Reader.
-func (s *Store) JointOwners(ctx context.Context, patients []string, limit int) (map[string][]string, error) {
-	out := map[string][]string{}
+func (s *Store) JointOwners(ctx context.Context, patients []ident.Owner, limit int) (map[ident.Owner][]ident.Owner, error) {
+	out := map[ident.Owner][]ident.Owner{}
 	if len(patients) == 0 {
 		return out, nil
 	}
@@ -94,14 +95,14 @@ func (s *Store) JointOwners(ctx context.Context, patients []string, limit int) (
 	}
 	b := &builder{dollar: s.d.Dollar}
 	b.sql(`SELECT j.owner, j.patient FROM joint_owners j WHERE j.owner IN (SELECT DISTINCT m.owner FROM joint_owners m WHERE m.patient IN `)
-	list(b, patients, func(p string) any { return p })
+	list(b, patients, func(p ident.Owner) any { return string(p) })
 	b.sql(` ORDER BY m.owner LIMIT `).arg(int64(limit)).sql(`) ORDER BY j.owner, j.patient`)
 	rows, err := s.reader.QueryContext(ctx, b.String(), b.args...)
 	if err != nil {
 		return nil, s.translate("joint owners", err)
 	}
 	for rows.Next() {
-		var o, p string
+		var o, p ident.Owner
 		if err := rows.Scan(&o, &p); err != nil {
 			rows.Close()
 			return nil, s.translate("joint owners", err)
@@ -115,20 +116,20 @@ func (s *Store) JointOwners(ctx context.Context, patients []string, limit int) (
 }
 
 // JointOwnersOf implements storage.Tx.
-func (t *tx) JointOwnersOf(ctx context.Context, patient string) ([]string, error) {
+func (t *tx) JointOwnersOf(ctx context.Context, patient ident.Owner) ([]ident.Owner, error) {
 	return t.jointOwnersOf(ctx, patient)
 }
 
 // jointOwnersOf returns the joint owners naming patient, inside t.
-func (t *tx) jointOwnersOf(ctx context.Context, patient string) ([]string, error) {
+func (t *tx) jointOwnersOf(ctx context.Context, patient ident.Owner) ([]ident.Owner, error) {
 	const q = `SELECT owner FROM joint_owners WHERE patient = ? ORDER BY owner`
 	rows, err := t.query(ctx, q, patient)
 	if err != nil {
 		return nil, t.s.translate("joint owners", err)
 	}
-	var out []string
+	var out []ident.Owner
 	for rows.Next() {
-		var o string
+		var o ident.Owner
 		if err := rows.Scan(&o); err != nil {
 			rows.Close()
 			return nil, t.s.translate("joint owners", err)
@@ -142,8 +143,8 @@ func (t *tx) jointOwnersOf(ctx context.Context, patient string) ([]string, error
 }
 
 // Reown implements storage.Tx.
-func (t *tx) Reown(ctx context.Context, ref storage.VersionRef, owner string, ciphertext []byte) error {
-	if err := validText("owner", owner); err != nil {
+func (t *tx) Reown(ctx context.Context, ref storage.VersionRef, owner ident.Owner, ciphertext []byte) error {
+	if err := validText("owner", string(owner)); err != nil {
 		return err
 	}
 	if err := t.checkLive(ctx, "reown", owner); err != nil {
@@ -169,7 +170,7 @@ func (t *tx) Reown(ctx context.Context, ref storage.VersionRef, owner string, ci
 }
 
 // ShredOwner implements storage.Tx.
-func (t *tx) ShredOwner(ctx context.Context, owner string) (int64, error) {
+func (t *tx) ShredOwner(ctx context.Context, owner ident.Owner) (int64, error) {
 	return t.shredOne(ctx, owner)
 }
 
@@ -196,7 +197,7 @@ ORDER BY 1`
 		return err
 	}
 	for rows.Next() {
-		var owner string
+		var owner ident.Owner
 		var patient sql.NullString
 		var kind int
 		if err := rows.Scan(&owner, &patient, &kind); err != nil {
@@ -210,7 +211,7 @@ ORDER BY 1`
 		}
 		switch {
 		case kind == 0 && patient.Valid:
-			cur.Members = append(cur.Members, patient.String)
+			cur.Members = append(cur.Members, ident.Owner(patient.String))
 		case kind > 0:
 			cur.HasKey, cur.Shredded = true, kind == 2
 		}
@@ -222,7 +223,7 @@ ORDER BY 1`
 }
 
 // SetLedgerSecret implements storage.Tx.
-func (t *tx) SetLedgerSecret(ctx context.Context, owner string, sealed []byte) (bool, error) {
+func (t *tx) SetLedgerSecret(ctx context.Context, owner ident.Owner, sealed []byte) (bool, error) {
 	if len(sealed) == 0 {
 		return false, errors.New("set ledger secret: empty secret")
 	}

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/phivault/phivault/internal/ident"
 	"github.com/phivault/phivault/internal/storage"
 )
 
@@ -13,7 +14,7 @@ import (
 const maxOwnedLimit = 10000
 
 // Owned implements storage.Reader.
-func (s *Store) Owned(ctx context.Context, owners []string, after storage.VersionRef, limit int) ([]storage.Version, error) {
+func (s *Store) Owned(ctx context.Context, owners []ident.Owner, after storage.VersionRef, limit int) ([]storage.Version, error) {
 	if limit <= 0 || limit > maxOwnedLimit {
 		limit = maxOwnedLimit
 	}
@@ -27,7 +28,7 @@ func (s *Store) Owned(ctx context.Context, owners []string, after storage.Versio
 	b.sql(`SELECT v.type, v.id, v.version, v.owner, v.deleted, v.last_updated, v.ciphertext
 FROM resources r JOIN resource_versions v ON v.type = r.type AND v.id = r.id AND v.version = r.version
 WHERE r.owner IN `)
-	list(b, owners, func(o string) any { return o })
+	list(b, owners, func(o ident.Owner) any { return string(o) })
 	b.sql(` AND NOT r.deleted AND (r.type > `).arg(after.Type).sql(` OR r.type = `).arg(after.Type).sql(` AND r.id > `).arg(after.ID)
 	b.sql(`) ORDER BY r.type, r.id LIMIT `).arg(int64(limit))
 	rows, err := s.reader.QueryContext(ctx, b.String(), b.args...)

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 
+	"github.com/phivault/phivault/internal/ident"
 	"github.com/phivault/phivault/internal/storage"
 )
 
@@ -231,7 +232,7 @@ func cond(b *builder, typ string, c storage.Cond, correlated bool) {
 				b.sql("NOT ")
 			}
 			b.sql("IN ")
-			list(b, c.Owners, func(o string) any { return o })
+			list(b, c.Owners, func(o ident.Owner) any { return string(o) })
 		}
 	case storage.CondLastUpdated:
 		if c.Negate {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/phivault/phivault/internal/audit/trail"
+	"github.com/phivault/phivault/internal/ident"
 	"github.com/phivault/phivault/internal/storage"
 )
 
@@ -275,7 +276,7 @@ func (s *Store) History(ctx context.Context, q storage.HistoryQuery) ([]storage.
 				b.sql("NOT ")
 			}
 			b.sql("IN ")
-			list(b, o.In, func(s string) any { return s })
+			list(b, o.In, func(o ident.Owner) any { return string(o) })
 		}
 	}
 	for _, cl := range q.Current {
@@ -303,7 +304,7 @@ func (s *Store) Search(ctx context.Context, q storage.Query) (storage.Result, er
 }
 
 // Key implements storage.Reader.
-func (s *Store) Key(ctx context.Context, owner string) (storage.KeyRecord, error) {
+func (s *Store) Key(ctx context.Context, owner ident.Owner) (storage.KeyRecord, error) {
 	return key(ctx, s, s.r(), owner)
 }
 
@@ -337,9 +338,9 @@ WHERE (type, id, version) > (?, ?, ?) ORDER BY type, id, version LIMIT ?`
 // ScanKeys implements storage.Reader.
 func (s *Store) ScanKeys(ctx context.Context, fn func(storage.KeyRecord) error) error {
 	const q = `SELECT owner, wrapped, kek_id, created, shredded, ledger FROM keys WHERE owner > ? ORDER BY owner LIMIT ?`
-	after := ""
+	var after ident.Owner
 	for {
-		rows, err := s.r().query(ctx, q, after, scanBatch)
+		rows, err := s.r().query(ctx, q, string(after), scanBatch)
 		if err != nil {
 			return s.translate("scan keys", err)
 		}
@@ -459,7 +460,7 @@ WHERE r.type = ? AND r.id = ?` + lockRows
 	return vs[0], nil
 }
 
-func key(ctx context.Context, s *Store, r runner, owner string) (storage.KeyRecord, error) {
+func key(ctx context.Context, s *Store, r runner, owner ident.Owner) (storage.KeyRecord, error) {
 	const q = `SELECT owner, wrapped, kek_id, created, shredded, ledger FROM keys WHERE owner = ?`
 	rows, err := r.query(ctx, q, owner)
 	if err != nil {

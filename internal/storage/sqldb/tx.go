@@ -50,7 +50,7 @@ type tx struct {
 	// live lists the owners whose key record this transaction found
 	// live (not shredded) and, on engines with several writers, holds
 	// locked: Put checks each owner once. Shred removes its owner.
-	live map[string]bool
+	live map[ident.Owner]bool
 }
 
 func (t *tx) stmtCtx(ctx context.Context) context.Context {
@@ -112,7 +112,7 @@ func (t *tx) Search(ctx context.Context, q storage.Query) (storage.Result, error
 // until commit, so a concurrent Shred of owner waits for this
 // transaction, and a write sealed with the key it returns cannot
 // commit after the erasure.
-func (t *tx) Key(ctx context.Context, owner string) (storage.KeyRecord, error) {
+func (t *tx) Key(ctx context.Context, owner ident.Owner) (storage.KeyRecord, error) {
 	if err := t.holdOwner(ctx, "key", owner); err != nil {
 		return storage.KeyRecord{}, err
 	}
@@ -123,9 +123,9 @@ func (t *tx) Key(ctx context.Context, owner string) (storage.KeyRecord, error) {
 	return k, err
 }
 
-func (t *tx) noteLive(owner string) {
+func (t *tx) noteLive(owner ident.Owner) {
 	if t.live == nil {
-		t.live = make(map[string]bool)
+		t.live = make(map[ident.Owner]bool)
 	}
 	t.live[owner] = true
 }
@@ -137,7 +137,7 @@ func (t *tx) noteLive(owner string) {
 // most that many (PostgreSQL's lock table is bounded); an erasure then
 // also waits for the writes of the other owners of its lock, which
 // never wait for each other.
-func ownerLock(owner string) string {
+func ownerLock(owner ident.Owner) string {
 	h := fnv.New64a()
 	h.Write([]byte(owner))
 	return "owner-key/" + strconv.FormatUint(h.Sum64()%ownerLocks, 10)
@@ -151,7 +151,7 @@ const ownerLocks = 256
 // that held the lock. An advisory lock, not a row lock on the key
 // record: its waiters queue in order, so a steady stream of writes
 // cannot starve an erasure waiting for it.
-func (t *tx) holdOwner(ctx context.Context, op, owner string) error {
+func (t *tx) holdOwner(ctx context.Context, op string, owner ident.Owner) error {
 	if t.s.d.LockSharedSQL == "" || t.live[owner] {
 		return nil
 	}
@@ -169,7 +169,7 @@ func (t *tx) holdOwner(ctx context.Context, op, owner string) error {
 // erased with the rest, or waits for the erasure and is refused here.
 // An owner without a key record passes: it has nothing to shred (the
 // record service stores the key before any version).
-func (t *tx) checkLive(ctx context.Context, op, owner string) error {
+func (t *tx) checkLive(ctx context.Context, op string, owner ident.Owner) error {
 	if t.live[owner] {
 		return nil
 	}
@@ -317,7 +317,7 @@ func multiRow(prefix string, cols, n int) string {
 
 // PutKey implements storage.Tx.
 func (t *tx) PutKey(ctx context.Context, k storage.KeyRecord) error {
-	if err := validText("key owner", k.Owner); err != nil {
+	if err := validText("key owner", string(k.Owner)); err != nil {
 		return err
 	}
 	if err := t.checkFence(ctx, "put key", k.KEKID); err != nil {
@@ -382,9 +382,9 @@ func (t *tx) RewriteCiphertext(ctx context.Context, ref storage.VersionRef, ciph
 }
 
 // Shred implements storage.Tx.
-func (t *tx) Shred(ctx context.Context, owner string) (int64, error) {
+func (t *tx) Shred(ctx context.Context, owner ident.Owner) (int64, error) {
 	n, err := t.shredOne(ctx, owner)
-	if err != nil || !strings.HasPrefix(owner, ident.PatientPrefix) {
+	if err != nil || !strings.HasPrefix(string(owner), ident.PatientPrefix) {
 		return n, err
 	}
 	// Every joint key naming the patient goes with it: a resource that
@@ -415,7 +415,7 @@ func (t *tx) Shred(ctx context.Context, owner string) (int64, error) {
 // pointers are moved again, and the index rows and ciphertext go after
 // the lock. A write that comes later waits for the erasure and finds
 // the record shredded.
-func (t *tx) shredOne(ctx context.Context, owner string) (int64, error) {
+func (t *tx) shredOne(ctx context.Context, owner ident.Owner) (int64, error) {
 	now := t.s.now().UTC().UnixMicro()
 	delete(t.live, owner)
 	refs, err := t.shredPointers(ctx, owner, now)
@@ -472,7 +472,7 @@ func (t *tx) shredOne(ctx context.Context, owner string) (int64, error) {
 // version (the pointer; shredOne inserts the version rows) and reports
 // which. One statement does it, so no concurrent create slips between
 // the pointer update and the marker rows.
-func (t *tx) shredPointers(ctx context.Context, owner string, now int64) ([]storage.VersionRef, error) {
+func (t *tx) shredPointers(ctx context.Context, owner ident.Owner, now int64) ([]storage.VersionRef, error) {
 	const qu = `UPDATE resources SET version = version + 1, deleted = ?, last_updated = ? WHERE owner = ? AND NOT deleted RETURNING type, id, version`
 	rows, err := t.query(ctx, qu, true, now, owner)
 	if err != nil {
@@ -545,7 +545,7 @@ func (t *tx) Lock(ctx context.Context, name string) error {
 }
 
 func validVersion(v storage.Version, index []storage.IndexRow) error {
-	for _, f := range [...]struct{ name, val string }{{"type", v.Type}, {"id", v.ID}, {"owner", v.Owner}} {
+	for _, f := range [...]struct{ name, val string }{{"type", v.Type}, {"id", v.ID}, {"owner", string(v.Owner)}} {
 		if err := validText("put: "+f.name, f.val); err != nil {
 			return err
 		}

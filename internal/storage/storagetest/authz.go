@@ -2,10 +2,11 @@ package storagetest
 
 import (
 	"errors"
-	"fmt"
 	"slices"
+	"strconv"
 	"testing"
 
+	"github.com/phivault/phivault/internal/ident"
 	"github.com/phivault/phivault/internal/storage"
 )
 
@@ -21,7 +22,7 @@ func testSearchOwner(t *testing.T, s storage.Store) {
 	put(t, s, ver("Observation", "a2", 1, "Patient/a", at(2)), storage.IndexRow{Param: "authz:security", Hash: label})
 	put(t, s, ver("Observation", "b1", 1, "Patient/b", at(3)))
 	put(t, s, ver("Observation", "o1", 1, "org", at(4)))
-	owner := func(neg bool, os ...string) storage.Cond {
+	owner := func(neg bool, os ...ident.Owner) storage.Cond {
 		return storage.Cond{Kind: storage.CondOwner, Owners: os, Negate: neg}
 	}
 	for _, tc := range []struct {
@@ -49,9 +50,9 @@ func testSearchOwner(t *testing.T, s storage.Store) {
 			}
 		})
 	}
-	many := make([]string, storage.MaxOwners+1)
+	many := make([]ident.Owner, storage.MaxOwners+1)
 	for i := range many {
-		many[i] = fmt.Sprintf("Patient/%d", i)
+		many[i] = ident.PatientOwner(strconv.Itoa(i))
 	}
 	if _, err := s.Search(t.Context(), storage.Query{Type: "Observation", Count: 1, Clauses: one(owner(false, many...))}); !errors.Is(err, storage.ErrTooComplex) {
 		t.Errorf("%d owners: %v, want ErrTooComplex", len(many), err)
@@ -100,9 +101,9 @@ func testHistoryOwners(t *testing.T, s storage.Store) {
 		want []string
 	}{
 		{"all", nil, []string{"h3", "h2", "h1"}},
-		{"in", &storage.OwnerSet{In: []string{"Patient/a", "org"}}, []string{"h3", "h1"}},
+		{"in", &storage.OwnerSet{In: []ident.Owner{"Patient/a", "org"}}, []string{"h3", "h1"}},
 		{"none", &storage.OwnerSet{}, nil},
-		{"except", &storage.OwnerSet{In: []string{"Patient/a"}, Except: true}, []string{"h3", "h2"}},
+		{"except", &storage.OwnerSet{In: []ident.Owner{"Patient/a"}, Except: true}, []string{"h3", "h2"}},
 		{"except none", &storage.OwnerSet{Except: true}, []string{"h3", "h2", "h1"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

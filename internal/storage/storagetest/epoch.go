@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/phivault/phivault/internal/ident"
 	"github.com/phivault/phivault/internal/storage"
 )
 
@@ -105,7 +106,7 @@ func testEpochFence(t *testing.T, s EpochStores) {
 		stores = append(stores, s.Other)
 	}
 	for i, st := range stores {
-		owner := fmt.Sprintf("Patient/b%d", i)
+		owner := ident.PatientOwner(fmt.Sprintf("b%d", i))
 		err := putKey(t, st, storage.KeyRecord{Owner: owner, Wrapped: []byte("w"), KEKID: 12, Created: at(0)})
 		if !errors.Is(err, storage.ErrRetiredKEK) || !errors.Is(err, storage.ErrUnavailable) {
 			t.Errorf("store %d: PutKey under a retired KEK: %v, want ErrRetiredKEK and ErrUnavailable", i, err)
@@ -205,7 +206,7 @@ func testEpochFenceWaits(t *testing.T, s EpochStores) {
 func testEpochCountCompact(t *testing.T, s EpochStores) {
 	ctx := t.Context()
 	for i, id := range []uint32{5, 5, 6} {
-		if err := putKey(t, s.Store, storage.KeyRecord{Owner: fmt.Sprintf("Patient/c%d", i), Wrapped: []byte("w"), KEKID: id, Created: at(0)}); err != nil {
+		if err := putKey(t, s.Store, storage.KeyRecord{Owner: ident.PatientOwner(fmt.Sprintf("c%d", i)), Wrapped: []byte("w"), KEKID: id, Created: at(0)}); err != nil {
 			t.Fatal(err)
 		}
 	}

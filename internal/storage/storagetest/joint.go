@@ -5,6 +5,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/phivault/phivault/internal/ident"
 	"github.com/phivault/phivault/internal/storage"
 )
 
@@ -12,9 +13,9 @@ import (
 // several patients (joint owners), type-level history narrowed on the
 // current version, and the other reads authorization uses.
 
-func putOwnerKey(t *testing.T, s storage.Store, owner string) {
+func putOwnerKey(t *testing.T, s storage.Store, owner ident.Owner) {
 	t.Helper()
-	k := storage.KeyRecord{Owner: owner, Wrapped: []byte("dek:" + owner), KEKID: 1, Created: at(0)}
+	k := storage.KeyRecord{Owner: owner, Wrapped: []byte("dek:" + owner.String()), KEKID: 1, Created: at(0)}
 	if err := s.Update(t.Context(), func(tx storage.Tx) error { return tx.PutKey(t.Context(), k) }); err != nil {
 		t.Fatal(err)
 	}
@@ -25,45 +26,45 @@ func putOwnerKey(t *testing.T, s storage.Store, owner string) {
 // shreds the joint key and erases its resources.
 func testJointOwners(t *testing.T, s storage.Store) {
 	ctx := t.Context()
-	const j, k = storage.JointPrefix + "ab", storage.JointPrefix + "bc"
-	for _, o := range []string{"Patient/a", "Patient/b", "Patient/c", j, k} {
+	j, k := ident.JointOwner("ab"), ident.JointOwner("bc")
+	for _, o := range []ident.Owner{"Patient/a", "Patient/b", "Patient/c", j, k} {
 		putOwnerKey(t, s, o)
 	}
 	if err := s.Update(ctx, func(tx storage.Tx) error {
-		if err := tx.PutJointOwner(ctx, j, []string{"Patient/a", "Patient/b"}); err != nil {
+		if err := tx.PutJointOwner(ctx, j, []ident.Owner{"Patient/a", "Patient/b"}); err != nil {
 			return err
 		}
-		if err := tx.PutJointOwner(ctx, j, []string{"Patient/a", "Patient/b"}); err != nil {
+		if err := tx.PutJointOwner(ctx, j, []ident.Owner{"Patient/a", "Patient/b"}); err != nil {
 			return err // again: a no-op
 		}
-		if m, err := tx.JointMembers(ctx, j); err != nil || !slices.Equal(m, []string{"Patient/a", "Patient/b"}) {
+		if m, err := tx.JointMembers(ctx, j); err != nil || !slices.Equal(m, []ident.Owner{"Patient/a", "Patient/b"}) {
 			t.Errorf("JointMembers in tx: %v %v", m, err)
 		}
-		return tx.PutJointOwner(ctx, k, []string{"Patient/c", "Patient/b"})
+		return tx.PutJointOwner(ctx, k, []ident.Owner{"Patient/c", "Patient/b"})
 	}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Update(ctx, func(tx storage.Tx) error {
-		return tx.PutJointOwner(ctx, "Patient/x", []string{"Patient/a", "Patient/b"})
+		return tx.PutJointOwner(ctx, "Patient/x", []ident.Owner{"Patient/a", "Patient/b"})
 	}); err == nil {
 		t.Error("PutJointOwner of a non-joint owner succeeded")
 	}
 	if err := s.Update(ctx, func(tx storage.Tx) error {
-		return tx.PutJointOwner(ctx, storage.JointPrefix+"one", []string{"Patient/a"})
+		return tx.PutJointOwner(ctx, ident.JointOwner("one"), []ident.Owner{"Patient/a"})
 	}); err == nil {
 		t.Error("PutJointOwner with one patient succeeded")
 	}
-	if m, err := s.JointMembers(ctx, k); err != nil || !slices.Equal(m, []string{"Patient/b", "Patient/c"}) {
+	if m, err := s.JointMembers(ctx, k); err != nil || !slices.Equal(m, []ident.Owner{"Patient/b", "Patient/c"}) {
 		t.Errorf("JointMembers = %v %v, want [Patient/b Patient/c]", m, err)
 	}
-	if _, err := s.JointMembers(ctx, storage.JointPrefix+"none"); !errors.Is(err, storage.ErrNotFound) {
+	if _, err := s.JointMembers(ctx, ident.JointOwner("none")); !errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("unknown joint owner: %v, want ErrNotFound", err)
 	}
-	got, err := s.JointOwners(ctx, []string{"Patient/a"}, 10)
-	if err != nil || len(got) != 1 || !slices.Equal(got[j], []string{"Patient/a", "Patient/b"}) {
+	got, err := s.JointOwners(ctx, []ident.Owner{"Patient/a"}, 10)
+	if err != nil || len(got) != 1 || !slices.Equal(got[j], []ident.Owner{"Patient/a", "Patient/b"}) {
 		t.Errorf("JointOwners(a) = %v %v", got, err)
 	}
-	if got, err = s.JointOwners(ctx, []string{"Patient/b", "Patient/z"}, 10); err != nil || len(got) != 2 {
+	if got, err = s.JointOwners(ctx, []ident.Owner{"Patient/b", "Patient/z"}, 10); err != nil || len(got) != 2 {
 		t.Errorf("JointOwners(b) = %v %v, want both", got, err)
 	}
 	if got, err = s.JointOwners(ctx, nil, 10); err != nil || len(got) != 0 {
@@ -74,11 +75,11 @@ func testJointOwners(t *testing.T, s storage.Store) {
 	put(t, s, ver("Coverage", "cv2", 1, k, at(2)), tok("status", "active"))
 	put(t, s, ver("Observation", "o1", 1, "Patient/a", at(3)))
 	// $everything reads a patient's own resources and the joint ones.
-	vs, err := s.Owned(ctx, []string{"Patient/a", j}, storage.VersionRef{}, 10)
+	vs, err := s.Owned(ctx, []ident.Owner{"Patient/a", j}, storage.VersionRef{}, 10)
 	if err != nil || !slices.Equal(refs(vs), []string{"Coverage/cv1/1", "Observation/o1/1"}) {
 		t.Errorf("Owned(a, j) = %v %v", refs(vs), err)
 	}
-	vs, err = s.Owned(ctx, []string{"Patient/a", j}, storage.VersionRef{Type: "Coverage", ID: "cv1"}, 10)
+	vs, err = s.Owned(ctx, []ident.Owner{"Patient/a", j}, storage.VersionRef{Type: "Coverage", ID: "cv1"}, 10)
 	if err != nil || !slices.Equal(refs(vs), []string{"Observation/o1/1"}) {
 		t.Errorf("Owned after Coverage/cv1 = %v %v", refs(vs), err)
 	}
@@ -95,7 +96,7 @@ func testJointOwners(t *testing.T, s storage.Store) {
 	if n != 2 {
 		t.Errorf("Shred(a) erased %d resources, want 2 (o1 and the joint cv1)", n)
 	}
-	for owner, shredded := range map[string]bool{"Patient/a": true, j: true, "Patient/b": false, k: false} {
+	for owner, shredded := range map[ident.Owner]bool{"Patient/a": true, j: true, "Patient/b": false, k: false} {
 		if rec, err := s.Key(ctx, owner); err != nil || rec.Shredded != shredded || (rec.Wrapped == nil) != shredded {
 			t.Errorf("key %s after Shred(a): %+v %v, want shredded=%v", owner, rec, err, shredded)
 		}
@@ -122,13 +123,13 @@ func testJointOwners(t *testing.T, s storage.Store) {
 	put(t, s, ver("Coverage", "cv2", 2, k, at(4)), tok("status", "active"))
 
 	// Every joint owner, with its recorded patients and key state.
-	got2 := map[string]storage.JointOwner{}
+	got2 := map[ident.Owner]storage.JointOwner{}
 	if err := s.ScanJointOwners(ctx, func(o storage.JointOwner) error { got2[o.Owner] = o; return nil }); err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]storage.JointOwner{
-		j: {Owner: j, Members: []string{"Patient/a", "Patient/b"}, HasKey: true, Shredded: true},
-		k: {Owner: k, Members: []string{"Patient/b", "Patient/c"}, HasKey: true},
+	want := map[ident.Owner]storage.JointOwner{
+		j: {Owner: j, Members: []ident.Owner{"Patient/a", "Patient/b"}, HasKey: true, Shredded: true},
+		k: {Owner: k, Members: []ident.Owner{"Patient/b", "Patient/c"}, HasKey: true},
 	}
 	if len(got2) != len(want) {
 		t.Errorf("ScanJointOwners = %+v, want %+v", got2, want)
@@ -188,12 +189,12 @@ func testHistoryCurrent(t *testing.T, s storage.Store) {
 	if got := hist(storage.HistoryQuery{Current: []storage.Clause{noLabel}}); !slices.Equal(got, []string{"Observation/z/2", "Observation/z/1", "Observation/y/1"}) {
 		t.Errorf("history without the label on the current version = %v", got)
 	}
-	onlyA := storage.Clause{Any: []storage.Cond{{Kind: storage.CondOwner, Owners: []string{"Patient/a"}}}}
+	onlyA := storage.Clause{Any: []storage.Cond{{Kind: storage.CondOwner, Owners: []ident.Owner{"Patient/a"}}}}
 	if got := hist(storage.HistoryQuery{Current: []storage.Clause{onlyA, noLabel}}); !slices.Equal(got, []string{"Observation/y/1"}) {
 		t.Errorf("history of a's unlabelled resources = %v", got)
 	}
-	allowed := storage.Clause{Any: []storage.Cond{{Kind: storage.CondOwner, Owners: []string{"Patient/b"}}, {Kind: storage.CondID, IDs: []string{"x"}, Authz: true}}}
-	got := hist(storage.HistoryQuery{Current: []storage.Clause{allowed}, Owners: &storage.OwnerSet{In: []string{"Patient/a"}, Except: true}})
+	allowed := storage.Clause{Any: []storage.Cond{{Kind: storage.CondOwner, Owners: []ident.Owner{"Patient/b"}}, {Kind: storage.CondID, IDs: []string{"x"}, Authz: true}}}
+	got := hist(storage.HistoryQuery{Current: []storage.Clause{allowed}, Owners: &storage.OwnerSet{In: []ident.Owner{"Patient/a"}, Except: true}})
 	if !slices.Equal(got, []string{"Observation/z/2", "Observation/z/1"}) {
 		t.Errorf("history of b, or x, minus a's versions = %v", got)
 	}

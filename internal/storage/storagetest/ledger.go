@@ -5,6 +5,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/phivault/phivault/internal/ident"
 	"github.com/phivault/phivault/internal/storage"
 )
 
@@ -47,7 +48,7 @@ func testLedgerScans(t *testing.T, s storage.Store) {
 			if id == "b-big" {
 				idx = big
 			}
-			if err := tx.Put(ctx, ver("Patient", id, 1, "Patient/"+id, at(0)), idx); err != nil {
+			if err := tx.Put(ctx, ver("Patient", id, 1, ident.PatientOwner(id), at(0)), idx); err != nil {
 				return err
 			}
 			want, rows["Patient/"+id] = append(want, "Patient/"+id), len(idx)

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/phivault/phivault/internal/ident"
 	"github.com/phivault/phivault/internal/storage"
 )
 
@@ -13,7 +14,7 @@ import (
 
 func testShred(t *testing.T, s storage.Store) {
 	ctx := t.Context()
-	for _, owner := range []string{"Patient/p1", "Patient/p2"} {
+	for _, owner := range []ident.Owner{"Patient/p1", "Patient/p2"} {
 		k := storage.KeyRecord{Owner: owner, Wrapped: []byte("dek"), KEKID: 1, Created: at(0), Ledger: []byte("sealed secret")}
 		if err := s.Update(ctx, func(tx storage.Tx) error { return tx.PutKey(ctx, k) }); err != nil {
 			t.Fatal(err)
@@ -49,7 +50,7 @@ func testShred(t *testing.T, s storage.Store) {
 	}
 	// A ledger secret is set once; a re-wrap without one keeps it.
 	for _, c := range []struct {
-		owner string
+		owner ident.Owner
 		want  bool
 	}{{"Patient/p2", false}, {"Patient/p1", false}} {
 		var set bool

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/phivault/phivault/internal/ident"
 	"github.com/phivault/phivault/internal/storage"
 )
 
@@ -64,7 +65,7 @@ var base = time.Date(2024, 3, 1, 12, 0, 0, 123456000, time.UTC)
 
 func at(sec int) time.Time { return base.Add(time.Duration(sec) * time.Second) }
 
-func ver(typ, id string, v int64, owner string, t time.Time) storage.Version {
+func ver(typ, id string, v int64, owner ident.Owner, t time.Time) storage.Version {
 	return storage.Version{
 		Type: typ, ID: id, Version: v, Owner: owner, LastUpdated: t,
 		Ciphertext: fmt.Appendf(nil, "sealed:%s/%s/%d\x00\xff", typ, id, v),
@@ -344,11 +345,11 @@ func testKeys(t *testing.T, s storage.Store) {
 	}); !errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("ReplaceKey of a missing owner: %v, want ErrNotFound", err)
 	}
-	var owners []string
+	var owners []ident.Owner
 	if err := s.ScanKeys(ctx, func(k storage.KeyRecord) error { owners = append(owners, k.Owner); return nil }); err != nil {
 		t.Fatal(err)
 	}
-	if want := []string{"Patient/p1", "org"}; !slices.Equal(owners, want) {
+	if want := []ident.Owner{"Patient/p1", "org"}; !slices.Equal(owners, want) {
 		t.Errorf("ScanKeys order %v, want %v", owners, want)
 	}
 }
@@ -595,7 +596,7 @@ func testHostileValues(t *testing.T, s storage.Store) {
 		`a\'b`,
 	}
 	for i, id := range hostile {
-		v := ver("Observation", id, 1, "Patient/"+id, at(i))
+		v := ver("Observation", id, 1, ident.PatientOwner(id), at(i))
 		put(t, s, v, storage.IndexRow{Param: id, Hash: []byte(id + "\x00\x00'")})
 		got, err := s.Current(ctx, "Observation", id)
 		if err != nil {

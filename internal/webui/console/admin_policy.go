@@ -106,9 +106,9 @@ func (u *UI) keyStatus(ctx context.Context) (keysView, error) {
 		case r.Shredded:
 			v.Shredded++
 			return nil
-		case strings.HasPrefix(r.Owner, ident.SystemPrefix):
+		case strings.HasPrefix(string(r.Owner), ident.SystemPrefix):
 			v.System++
-		case strings.HasPrefix(r.Owner, ident.PatientPrefix):
+		case strings.HasPrefix(string(r.Owner), ident.PatientPrefix):
 			v.Patients++
 		default:
 			v.Org++

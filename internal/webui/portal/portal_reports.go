@@ -124,7 +124,7 @@ func (u *UI) reportSubmit(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	pid, _ := ownPatient(v)
-	owner := ident.PatientRef(pid).String()
+	owner := ident.PatientOwner(pid)
 	comment := strings.TrimSpace(r.PostForm.Get("comment"))
 	if utf8.RuneCountInString(comment) > maxReportText || !utf8.ValidString(comment) {
 		u.site.Render(w, r, http.StatusBadRequest, "portal-report", site.PageData{Title: "Report an access", Viewer: v, Nav: "portal",
@@ -135,7 +135,7 @@ func (u *UI) reportSubmit(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	rep := storage.AccessReport{ID: id, Patient: owner, Leaf: leaf, Reporter: v.P.ID, Created: u.now().UTC()}
+	rep := storage.AccessReport{ID: id, Patient: owner.String(), Leaf: leaf, Reporter: v.P.ID, Created: u.now().UTC()}
 	if comment != "" {
 		if rep.Comment, err = u.rec.SealReportNote(r.Context(), owner, id, record.ReportComment, []byte(comment)); err != nil {
 			return err
@@ -143,7 +143,7 @@ func (u *UI) reportSubmit(w http.ResponseWriter, r *http.Request) error {
 	}
 	c := portalCaller(r, v)
 	ev := audit.Event{Time: rep.Created, Action: audit.ActionAccessReport, Outcome: audit.OutcomeSuccess, Agent: c.Agent,
-		Purpose: c.Purpose, Patients: []string{owner}, Entities: []string{"AuditEvent/" + row.ID, "AccessReport/" + id},
+		Purpose: c.Purpose, Patients: []string{owner.String()}, Entities: []string{"AuditEvent/" + row.ID, "AccessReport/" + id},
 		RequestID: c.RequestID, Status: http.StatusSeeOther}
 	// Audit first: a report that cannot be audited is not stored.
 	if err := u.auditFn(r.Context(), ev); err != nil {
@@ -237,7 +237,7 @@ func (u *UI) reportsPage(w http.ResponseWriter, r *http.Request) error {
 	for _, rep := range reps {
 		row := reportRow{ID: rep.ID, Patient: rep.Patient, Leaf: strconv.FormatInt(rep.Leaf, 10), When: rep.Created, Reporter: rep.Reporter}
 		if len(rep.Comment) > 0 {
-			txt, err := u.rec.OpenReportNote(r.Context(), rep.Patient, rep.ID, record.ReportComment, rep.Comment)
+			txt, err := u.rec.OpenReportNote(r.Context(), ident.Owner(rep.Patient), rep.ID, record.ReportComment, rep.Comment)
 			if err != nil {
 				row.Comment = "(the comment cannot be opened: the patient's record may have been erased)"
 			} else {
@@ -269,7 +269,7 @@ func (u *UI) reportClose(w http.ResponseWriter, r *http.Request) error {
 	}
 	var sealed []byte
 	if note != "" {
-		if sealed, err = u.rec.SealReportNote(r.Context(), rep.Patient, rep.ID, record.ReportCloseNote, []byte(note)); err != nil {
+		if sealed, err = u.rec.SealReportNote(r.Context(), ident.Owner(rep.Patient), rep.ID, record.ReportCloseNote, []byte(note)); err != nil {
 			return err
 		}
 	}
