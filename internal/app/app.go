@@ -86,7 +86,7 @@ type App struct {
 	// store has no index tables.
 	AuditIndex *index.Reader
 
-	indexer *auditIndexer
+	indexer *index.Follower // keeps the audit index up with the log
 	// attempts limits the audit events of unauthenticated requests and
 	// reports what it refused (runBackground, Close).
 	attempts *attempt.Limiter

@@ -113,9 +113,9 @@ func (a *App) runBackground(ctx context.Context) (stop func(), err error) {
 	var wg sync.WaitGroup
 	loops := []func(context.Context){
 		a.attempts.Run,
-		a.RunAuditIndex,
+		a.indexer.Run,
 		a.keyLife.RunKEKEpochs,
-		a.RunPrune,
+		func(ctx context.Context) { a.db.RunPrune(ctx, a.logger) },
 		a.tlog.RunVerification,
 	}
 	for _, run := range loops {

@@ -2,6 +2,7 @@ package sqldb
 
 import (
 	"context"
+	"log/slog"
 	"time"
 
 	"github.com/phivault/phivault/internal/storage"
@@ -50,4 +51,28 @@ func (s *Store) Prune(ctx context.Context, now time.Time) (Pruned, error) {
 		return t.s.translate("prune login failures", err)
 	})
 	return p, err
+}
+
+// pruneEvery is how often RunPrune prunes.
+const pruneEvery = time.Hour
+
+// RunPrune calls Prune every hour until ctx ends ("phivault serve" runs
+// it), logging what it removed and its failures to logger.
+func (s *Store) RunPrune(ctx context.Context, logger *slog.Logger) {
+	t := time.NewTicker(pruneEvery)
+	defer t.Stop()
+	for {
+		p, err := s.Prune(ctx, time.Now())
+		switch {
+		case err != nil && ctx.Err() == nil:
+			logger.WarnContext(ctx, "pruning authentication state failed", "err", err)
+		case p.Sessions+p.LoginFailures > 0:
+			logger.InfoContext(ctx, "pruned authentication state", "sessions", p.Sessions, "login_failure_counters", p.LoginFailures)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
