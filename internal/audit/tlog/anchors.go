@@ -2,9 +2,7 @@ package tlog
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/base64"
-	"encoding/hex"
 	"fmt"
 	"time"
 
@@ -80,8 +78,8 @@ func (l *Log) Accept(ctx context.Context, actor audit.Agent) (storage.Checkpoint
 	if err != nil {
 		return cp, err
 	}
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
+	alertID, err := authz.NewAlertID(nil)
+	if err != nil {
 		return cp, err
 	}
 	ref := fmt.Sprintf("checkpoint/%d", cp.Size)
@@ -96,7 +94,7 @@ func (l *Log) Accept(ctx context.Context, actor audit.Agent) (storage.Checkpoint
 		if err != nil {
 			return err
 		}
-		if err := tx.RaiseAlert(ctx, authz.Alert{ID: "alr_" + hex.EncodeToString(b[:]), Kind: alertLogAccepted, Priority: "high",
+		if err := tx.RaiseAlert(ctx, authz.Alert{ID: alertID, Kind: alertLogAccepted, Priority: "high",
 			UserID: by, Ref: ref, Created: time.Now().UTC()}); err != nil {
 			return err
 		}

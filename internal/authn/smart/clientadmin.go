@@ -2,8 +2,6 @@ package smart
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -138,15 +136,7 @@ func (c *Admin) Requests(ctx context.Context) ([]PendingClient, error) {
 }
 
 func (c *Admin) newAlertID() (string, error) {
-	r := c.rand
-	if r == nil {
-		r = rand.Reader
-	}
-	var b [16]byte
-	if _, err := io.ReadFull(r, b[:]); err != nil {
-		return "", fmt.Errorf("generating alert id: %w", err)
-	}
-	return "alr_" + hex.EncodeToString(b[:]), nil
+	return authz.NewAlertID(c.rand)
 }
 
 // by is who an alert names for actor: the account, or the client ("cli").

@@ -2,11 +2,8 @@ package account
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 
 	"github.com/phivault/phivault/internal/audit"
@@ -47,15 +44,7 @@ func (x *Service) refuse(ctx context.Context, actor audit.Agent, act audit.Actio
 }
 
 func (x *Service) newAlertID() (string, error) {
-	r := x.rand
-	if r == nil {
-		r = rand.Reader
-	}
-	var b [16]byte
-	if _, err := io.ReadFull(r, b[:]); err != nil {
-		return "", fmt.Errorf("generating alert id: %w", err)
-	}
-	return "alr_" + hex.EncodeToString(b[:]), nil
+	return authz.NewAlertID(x.rand)
 }
 
 // patientOf is the Patient an account is bound to, for an alert's

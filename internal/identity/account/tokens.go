@@ -2,8 +2,6 @@ package account
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -115,8 +113,8 @@ func (t *Tokens) CreateOffline(ctx context.Context, actor audit.Agent, name stri
 	if err != nil {
 		return "", err
 	}
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
+	alertID, err := authz.NewAlertID(nil)
+	if err != nil {
 		return "", err
 	}
 	by := actor.User
@@ -139,7 +137,7 @@ func (t *Tokens) CreateOffline(ctx context.Context, actor audit.Agent, name stri
 		if !glass {
 			return tx.AppendAudit(ctx, rec)
 		}
-		if err := tx.RaiseAlert(ctx, authz.Alert{ID: "alr_" + hex.EncodeToString(b[:]), Kind: alertTokenBreakGlass, Priority: "high",
+		if err := tx.RaiseAlert(ctx, authz.Alert{ID: alertID, Kind: alertTokenBreakGlass, Priority: "high",
 			UserID: by, Ref: "token/" + tok.ID, Created: t.now().UTC()}); err != nil {
 			return err
 		}
