@@ -141,7 +141,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) error {
 	if err := s.record(ctx, r, audit.ActionTokenCreate, audit.OutcomeSuccess, c.ID, http.StatusOK); err != nil {
 		return err
 	}
-	secret, t, err := s.issue(ctx, c.ID, granted)
+	secret, t, err := s.tokens.issue(ctx, c.ID, granted)
 	if err != nil {
 		return oauthErr(errServer, "", err)
 	}
@@ -184,7 +184,7 @@ func (s *Server) introspect(w http.ResponseWriter, r *http.Request) error {
 	case err == nil && g.ClientID == c.ID:
 		h := hashToken(tok)
 		issued := g.Expires.Add(-s.opts.AccessTokenTTL)
-		if ct, ok := s.cached(h, s.opts.Now()); ok {
+		if ct, ok := s.tokens.cached(h, s.opts.Now()); ok {
 			issued = ct.tok.Issued
 		}
 		resp = introspection{Active: true, Scope: g.Scopes.String(), ClientID: g.ClientID, TokenType: "Bearer",
@@ -230,7 +230,7 @@ func (s *Server) revokeHandler(w http.ResponseWriter, r *http.Request) error {
 		if err := s.revokeRefresh(ctx, r, c.ID, tok); err != nil {
 			return err
 		}
-	} else if _, err := s.revoke(ctx, c.ID, tok); err != nil {
+	} else if _, err := s.tokens.revoke(ctx, c.ID, tok); err != nil {
 		return oauthErr(errServer, "", err)
 	}
 	if err := s.record(ctx, r, ActionTokenRevoke, audit.OutcomeSuccess, c.ID, http.StatusOK); err != nil {

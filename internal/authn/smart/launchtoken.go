@@ -248,7 +248,7 @@ func (s *Server) issueLaunch(ctx context.Context, w http.ResponseWriter, a Autho
 }
 
 func (s *Server) issueLaunchWith(ctx context.Context, w http.ResponseWriter, a Authorization, scopes scope.Set, nonce string, withID bool, refresh string) error {
-	secret, t, err := s.issueFor(ctx, a.ClientID, scopes, a.ID)
+	secret, t, err := s.tokens.issueFor(ctx, a.ClientID, scopes, a.ID)
 	if err != nil {
 		return oauthErr(errServer, "", err)
 	}
@@ -278,13 +278,7 @@ func (s *Server) revokeFamily(ctx context.Context, r *http.Request, a Authorizat
 	if err := s.opts.Launch.RevokeAuthorization(ctx, a.ID); err != nil && !errors.Is(err, ErrNotFound) {
 		return oauthErr(errServer, "", err)
 	}
-	s.mu.Lock()
-	for k, v := range s.cache {
-		if v.tok.Authorization == a.ID {
-			delete(s.cache, k)
-		}
-	}
-	s.mu.Unlock()
+	s.tokens.forgetAuthorization(a.ID)
 	return s.recordToken(ctx, r, ActionFamilyRevoke, audit.OutcomeSuccess, a, status, reason)
 }
 

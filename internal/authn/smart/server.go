@@ -1,6 +1,7 @@
 package smart
 
 import (
+	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -115,16 +116,8 @@ type Server struct {
 
 	signer *signer // id_token key; nil until LoadSigningKey
 
-	mu      sync.RWMutex
-	cache   map[[32]byte]cachedToken
-	clients map[string]cachedClient // disabled flags, same lifetime as cache
-}
-
-// cachedClient is whether a client may no longer use its tokens
-// (!Client.Active), as read at fetched.
-type cachedClient struct {
-	disabled bool
-	fetched  time.Time
+	mu     sync.RWMutex // guards signer
+	tokens *tokens      // access tokens: issue, validate, cache, revoke
 }
 
 // New validates opts and returns a Server over store.
@@ -179,9 +172,17 @@ func New(store Store, opts Options) (*Server, error) {
 		tokenURL: strings.TrimSuffix(opts.BaseURL, "/") + TokenPath,
 		keys:     newKeyResolver(opts.HTTPClient, opts.JWKSCacheTTL, opts.AllowLoopbackJWKS, opts.Now),
 		log:      opts.Logger,
-		cache:    map[[32]byte]cachedToken{},
-		clients:  map[string]cachedClient{},
+		tokens:   newTokens(store, opts),
 	}, nil
+}
+
+// ValidateAccessToken returns the grant of a bearer token. Every failure
+// (malformed, unknown, expired, revoked, client disabled) returns an
+// error wrapping ErrInvalidToken; a failing store returns its error
+// instead, which must be answered 503, not 401. Lookups are cached for
+// Options.TokenCacheTTL (see the package doc on revocation latency).
+func (s *Server) ValidateAccessToken(ctx context.Context, token string) (Grant, error) {
+	return s.tokens.validate(ctx, token)
 }
 
 // TokenURL is the token endpoint URL: the aud every assertion must carry.
