@@ -260,7 +260,7 @@ func (s *Server) issueLaunchWith(ctx context.Context, w http.ResponseWriter, a A
 		resp.NeedPatientBanner = &banner
 	}
 	if withID && scopes.Has(scope.KindOpenID) {
-		if resp.IDToken, err = s.idToken(a, scopes, nonce); err != nil {
+		if resp.IDToken, err = s.ids.idToken(a, scopes, nonce); err != nil {
 			return oauthErr(errServer, "", err)
 		}
 	}

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -114,10 +113,8 @@ type Server struct {
 	keys     *keyResolver
 	log      *slog.Logger
 
-	signer *signer // id_token key; nil until LoadSigningKey
-
-	mu     sync.RWMutex // guards signer
-	tokens *tokens      // access tokens: issue, validate, cache, revoke
+	tokens *tokens   // access tokens: issue, validate, cache, revoke
+	ids    *idSigner // the id_token signing key
 }
 
 // New validates opts and returns a Server over store.
@@ -166,14 +163,16 @@ func New(store Store, opts Options) (*Server, error) {
 	if opts.Rand == nil {
 		opts.Rand = rand.Reader
 	}
-	return &Server{
+	s := &Server{
 		store:    store,
 		opts:     opts,
 		tokenURL: strings.TrimSuffix(opts.BaseURL, "/") + TokenPath,
 		keys:     newKeyResolver(opts.HTTPClient, opts.JWKSCacheTTL, opts.AllowLoopbackJWKS, opts.Now),
 		log:      opts.Logger,
 		tokens:   newTokens(store, opts),
-	}, nil
+	}
+	s.ids = &idSigner{launch: opts.Launch, sealer: opts.Sealer, now: opts.Now, baseURL: opts.BaseURL, fhirBase: s.FHIRBaseURL()}
+	return s, nil
 }
 
 // ValidateAccessToken returns the grant of a bearer token. Every failure
@@ -184,6 +183,15 @@ func New(store Store, opts Options) (*Server, error) {
 func (s *Server) ValidateAccessToken(ctx context.Context, token string) (Grant, error) {
 	return s.tokens.validate(ctx, token)
 }
+
+// LoadSigningKey loads the id_token signing key, generating and storing
+// it (sealed by Options.Sealer) on first start. Several processes
+// starting at once converge on the oldest stored key. Without it no
+// id_token can be issued and the JWK Set is empty.
+func (s *Server) LoadSigningKey(ctx context.Context) error { return s.ids.load(ctx) }
+
+// Issuer is the OpenID Connect issuer: the server's base URL.
+func (s *Server) Issuer() string { return s.ids.Issuer() }
 
 // TokenURL is the token endpoint URL: the aud every assertion must carry.
 func (s *Server) TokenURL() string { return s.tokenURL }
