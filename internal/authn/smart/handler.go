@@ -119,7 +119,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) error {
 	default:
 		return oauthErr(ErrUnsupportedGrantType, "grant_type must be client_credentials, authorization_code or refresh_token", nil)
 	}
-	c, err := s.authenticateClient(ctx, form)
+	c, err := s.auth.authenticate(ctx, form)
 	if err != nil {
 		return s.deny(ctx, r, audit.ActionTokenCreate, "", err)
 	}
@@ -170,7 +170,7 @@ type introspection struct {
 
 func (s *Server) introspect(w http.ResponseWriter, r *http.Request) error {
 	ctx, form := r.Context(), r.PostForm
-	c, err := s.authenticateClient(ctx, form)
+	c, err := s.auth.authenticate(ctx, form)
 	if err != nil {
 		return s.deny(ctx, r, ActionTokenIntrospect, "", err)
 	}
@@ -213,9 +213,9 @@ func (s *Server) revokeHandler(w http.ResponseWriter, r *http.Request) error {
 	if s.opts.Launch != nil && form.Get("client_assertion") == "" && form.Get("client_assertion_type") == "" {
 		// A public app revokes with its client_id (RFC 7009 §2.1): the
 		// token itself is the proof, and it must be this client's.
-		c, err = s.launchClient(ctx, form)
+		c, err = s.auth.launchClient(ctx, form)
 	} else {
-		c, err = s.authenticateClient(ctx, form)
+		c, err = s.auth.authenticate(ctx, form)
 	}
 	if err != nil {
 		return s.deny(ctx, r, ActionTokenRevoke, "", err)

@@ -3,9 +3,7 @@ package smart
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
-	"net/url"
 	"time"
 
 	"github.com/phivault/phivault/internal/audit"
@@ -25,44 +23,6 @@ type launchTokenResponse struct {
 	NeedPatientBanner *bool  `json:"need_patient_banner,omitempty"`
 }
 
-// launchClient authenticates the client of an authorization_code or
-// refresh_token grant: a confidential client by its private_key_jwt
-// assertion, a public client by its client_id alone (its proof is the
-// PKCE verifier or the refresh token, both bound to that client_id).
-func (s *Server) launchClient(ctx context.Context, form url.Values) (Client, error) {
-	if form.Get("client_assertion") != "" || form.Get("client_assertion_type") != "" {
-		c, err := s.authenticateClient(ctx, form)
-		if err != nil {
-			return Client{}, err
-		}
-		if c.Type != Confidential {
-			return Client{}, oauthErr(ErrUnauthorizedClient, "this client may not use this grant type", nil)
-		}
-		return c, nil
-	}
-	id := form.Get("client_id")
-	if id == "" {
-		return Client{}, oauthErr(ErrInvalidRequest, "client_id is required", nil)
-	}
-	fail := oauthErr(ErrInvalidClient, errAuthFailed, nil)
-	if len(id) > maxClientIDLen {
-		return Client{}, fail
-	}
-	c, err := s.store.Client(ctx, id)
-	switch {
-	case errors.Is(err, ErrNotFound):
-		return Client{}, fail
-	case err != nil:
-		return Client{}, oauthErr(errServer, "", fmt.Errorf("looking up client: %w", err))
-	case c.Disabled, !c.Approval.Usable(), c.Type != Public:
-		// A client with keys must use them, and a pending or rejected
-		// one gets nothing (approval.go); the answer is the same as for
-		// an unknown client, so client ids cannot be probed.
-		return Client{}, fail
-	}
-	return c, nil
-}
-
 // authorizationCode serves grant_type=authorization_code (RFC 6749
 // §4.1.3, RFC 7636 §4.5).
 func (s *Server) authorizationCode(w http.ResponseWriter, r *http.Request) error {
@@ -70,7 +30,7 @@ func (s *Server) authorizationCode(w http.ResponseWriter, r *http.Request) error
 	if s.opts.Launch == nil {
 		return oauthErr(ErrUnsupportedGrantType, "App Launch is not enabled", nil)
 	}
-	c, err := s.launchClient(ctx, form)
+	c, err := s.auth.launchClient(ctx, form)
 	if err != nil {
 		return s.deny(ctx, r, audit.ActionTokenCreate, "", err)
 	}
@@ -137,7 +97,7 @@ func (s *Server) refreshToken(w http.ResponseWriter, r *http.Request) error {
 	if s.opts.Launch == nil {
 		return oauthErr(ErrUnsupportedGrantType, "App Launch is not enabled", nil)
 	}
-	c, err := s.launchClient(ctx, form)
+	c, err := s.auth.launchClient(ctx, form)
 	if err != nil {
 		return s.deny(ctx, r, ActionTokenRefresh, "", err)
 	}

@@ -110,11 +110,11 @@ type Server struct {
 	store    Store
 	opts     Options
 	tokenURL string
-	keys     *keyResolver
 	log      *slog.Logger
 
-	tokens *tokens   // access tokens: issue, validate, cache, revoke
-	ids    *idSigner // the id_token signing key
+	auth   *clientAuth // client authentication
+	tokens *tokens     // access tokens: issue, validate, cache, revoke
+	ids    *idSigner   // the id_token signing key
 }
 
 // New validates opts and returns a Server over store.
@@ -167,10 +167,11 @@ func New(store Store, opts Options) (*Server, error) {
 		store:    store,
 		opts:     opts,
 		tokenURL: strings.TrimSuffix(opts.BaseURL, "/") + TokenPath,
-		keys:     newKeyResolver(opts.HTTPClient, opts.JWKSCacheTTL, opts.AllowLoopbackJWKS, opts.Now),
 		log:      opts.Logger,
 		tokens:   newTokens(store, opts),
 	}
+	s.auth = &clientAuth{store: store, keys: newKeyResolver(opts.HTTPClient, opts.JWKSCacheTTL, opts.AllowLoopbackJWKS, opts.Now),
+		tokenURL: s.tokenURL, now: opts.Now}
 	s.ids = &idSigner{launch: opts.Launch, sealer: opts.Sealer, now: opts.Now, baseURL: opts.BaseURL, fhirBase: s.FHIRBaseURL()}
 	return s, nil
 }
