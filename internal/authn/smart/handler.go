@@ -1,12 +1,10 @@
 package smart
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"log/slog"
 	"mime"
-	"net"
 	"net/http"
 	"strconv"
 
@@ -121,24 +119,24 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) error {
 	}
 	c, err := s.auth.authenticate(ctx, form)
 	if err != nil {
-		return s.deny(ctx, r, audit.ActionTokenCreate, "", err)
+		return s.rec.deny(ctx, r, audit.ActionTokenCreate, "", err)
 	}
 	if c.Type != Backend {
-		return s.deny(ctx, r, audit.ActionTokenCreate, c.ID, oauthErr(ErrUnauthorizedClient, "client_credentials is for backend clients", nil))
+		return s.rec.deny(ctx, r, audit.ActionTokenCreate, c.ID, oauthErr(ErrUnauthorizedClient, "client_credentials is for backend clients", nil))
 	}
 	requested, err := scope.ParseSet(form.Get("scope"))
 	if err != nil {
-		return s.deny(ctx, r, audit.ActionTokenCreate, c.ID, oauthErr(ErrInvalidScope, "the scope parameter is malformed or too large", err))
+		return s.rec.deny(ctx, r, audit.ActionTokenCreate, c.ID, oauthErr(ErrInvalidScope, "the scope parameter is malformed or too large", err))
 	}
 	if requested.Empty() {
-		return s.deny(ctx, r, audit.ActionTokenCreate, c.ID, oauthErr(ErrInvalidScope, "scope is required", nil))
+		return s.rec.deny(ctx, r, audit.ActionTokenCreate, c.ID, oauthErr(ErrInvalidScope, "scope is required", nil))
 	}
 	granted := scope.Intersect(c.Scopes, requested)
 	if granted.Empty() {
-		return s.deny(ctx, r, audit.ActionTokenCreate, c.ID, oauthErr(ErrInvalidScope, "none of the requested scopes is registered for this client", nil))
+		return s.rec.deny(ctx, r, audit.ActionTokenCreate, c.ID, oauthErr(ErrInvalidScope, "none of the requested scopes is registered for this client", nil))
 	}
 	// Audit first: if the event cannot be recorded, no token exists.
-	if err := s.record(ctx, r, audit.ActionTokenCreate, audit.OutcomeSuccess, c.ID, http.StatusOK); err != nil {
+	if err := s.rec.record(ctx, r, audit.ActionTokenCreate, audit.OutcomeSuccess, c.ID, http.StatusOK); err != nil {
 		return err
 	}
 	secret, t, err := s.tokens.issue(ctx, c.ID, granted)
@@ -172,7 +170,7 @@ func (s *Server) introspect(w http.ResponseWriter, r *http.Request) error {
 	ctx, form := r.Context(), r.PostForm
 	c, err := s.auth.authenticate(ctx, form)
 	if err != nil {
-		return s.deny(ctx, r, ActionTokenIntrospect, "", err)
+		return s.rec.deny(ctx, r, ActionTokenIntrospect, "", err)
 	}
 	tok := form.Get("token")
 	if tok == "" {
@@ -199,7 +197,7 @@ func (s *Server) introspect(w http.ResponseWriter, r *http.Request) error {
 	default:
 		return oauthErr(errServer, "", err)
 	}
-	if err := s.record(ctx, r, ActionTokenIntrospect, audit.OutcomeSuccess, c.ID, http.StatusOK); err != nil {
+	if err := s.rec.record(ctx, r, ActionTokenIntrospect, audit.OutcomeSuccess, c.ID, http.StatusOK); err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusOK, resp)
@@ -218,7 +216,7 @@ func (s *Server) revokeHandler(w http.ResponseWriter, r *http.Request) error {
 		c, err = s.auth.authenticate(ctx, form)
 	}
 	if err != nil {
-		return s.deny(ctx, r, ActionTokenRevoke, "", err)
+		return s.rec.deny(ctx, r, ActionTokenRevoke, "", err)
 	}
 	tok := form.Get("token")
 	if tok == "" {
@@ -233,36 +231,9 @@ func (s *Server) revokeHandler(w http.ResponseWriter, r *http.Request) error {
 	} else if _, err := s.tokens.revoke(ctx, c.ID, tok); err != nil {
 		return oauthErr(errServer, "", err)
 	}
-	if err := s.record(ctx, r, ActionTokenRevoke, audit.OutcomeSuccess, c.ID, http.StatusOK); err != nil {
+	if err := s.rec.record(ctx, r, ActionTokenRevoke, audit.OutcomeSuccess, c.ID, http.StatusOK); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusOK)
-	return nil
-}
-
-// deny audits a refusal and returns err (or the audit failure).
-func (s *Server) deny(ctx context.Context, r *http.Request, a audit.Action, clientID string, err error) error {
-	code := httpError(err).Status
-	outcome := audit.OutcomeDenied
-	if code >= 500 {
-		outcome = audit.OutcomeError
-	}
-	if aerr := s.record(ctx, r, a, outcome, clientID, code); aerr != nil {
-		return errors.Join(aerr, err)
-	}
-	return err
-}
-
-// record appends an audit event; it names the client id only, never a
-// token, an assertion or a claim the caller chose.
-func (s *Server) record(ctx context.Context, r *http.Request, a audit.Action, o audit.Outcome, clientID string, code int) error {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = ""
-	}
-	ev := audit.Event{Time: s.opts.Now().UTC(), Action: a, Outcome: o, Agent: audit.Agent{Client: clientID, Address: host}, Status: code}
-	if err := s.opts.Audit.Record(ctx, ev); err != nil {
-		return oauthErr(errServer, "", err)
-	}
 	return nil
 }

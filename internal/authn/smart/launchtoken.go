@@ -32,14 +32,14 @@ func (s *Server) authorizationCode(w http.ResponseWriter, r *http.Request) error
 	}
 	c, err := s.auth.launchClient(ctx, form)
 	if err != nil {
-		return s.deny(ctx, r, audit.ActionTokenCreate, "", err)
+		return s.rec.deny(ctx, r, audit.ActionTokenCreate, "", err)
 	}
 	code, verifier, ru := form.Get("code"), form.Get("code_verifier"), form.Get("redirect_uri")
 	if code == "" || verifier == "" || ru == "" {
-		return s.deny(ctx, r, audit.ActionTokenCreate, c.ID, oauthErr(ErrInvalidRequest, "code, code_verifier and redirect_uri are required", nil))
+		return s.rec.deny(ctx, r, audit.ActionTokenCreate, c.ID, oauthErr(ErrInvalidRequest, "code, code_verifier and redirect_uri are required", nil))
 	}
 	bad := func(desc string) error {
-		return s.deny(ctx, r, audit.ActionTokenCreate, c.ID, oauthErr(ErrInvalidGrant, desc, nil))
+		return s.rec.deny(ctx, r, audit.ActionTokenCreate, c.ID, oauthErr(ErrInvalidGrant, desc, nil))
 	}
 	if len(code) != secretLen || code[:len(CodePrefix)] != CodePrefix {
 		return bad("the authorization code is invalid")
@@ -82,7 +82,7 @@ func (s *Server) authorizationCode(w http.ResponseWriter, r *http.Request) error
 			return bad("the user's account is disabled, or its roles changed since the app was authorized: launch the app again")
 		}
 	}
-	if err := s.recordToken(ctx, r, audit.ActionTokenCreate, audit.OutcomeSuccess, authz, http.StatusOK, "authorization-code"); err != nil {
+	if err := s.rec.recordToken(ctx, r, audit.ActionTokenCreate, audit.OutcomeSuccess, authz, http.StatusOK, "authorization-code"); err != nil {
 		return err
 	}
 	return s.issueLaunch(ctx, w, authz, authz.Scopes, cd.Nonce, true)
@@ -99,14 +99,14 @@ func (s *Server) refreshToken(w http.ResponseWriter, r *http.Request) error {
 	}
 	c, err := s.auth.launchClient(ctx, form)
 	if err != nil {
-		return s.deny(ctx, r, ActionTokenRefresh, "", err)
+		return s.rec.deny(ctx, r, ActionTokenRefresh, "", err)
 	}
 	bad := func(desc string) error {
-		return s.deny(ctx, r, ActionTokenRefresh, c.ID, oauthErr(ErrInvalidGrant, desc, nil))
+		return s.rec.deny(ctx, r, ActionTokenRefresh, c.ID, oauthErr(ErrInvalidGrant, desc, nil))
 	}
 	tok := form.Get("refresh_token")
 	if tok == "" {
-		return s.deny(ctx, r, ActionTokenRefresh, c.ID, oauthErr(ErrInvalidRequest, "refresh_token is required", nil))
+		return s.rec.deny(ctx, r, ActionTokenRefresh, c.ID, oauthErr(ErrInvalidRequest, "refresh_token is required", nil))
 	}
 	if len(tok) != secretLen || tok[:len(RefreshTokenPrefix)] != RefreshTokenPrefix {
 		return bad("the refresh token is invalid")
@@ -149,10 +149,10 @@ func (s *Server) refreshToken(w http.ResponseWriter, r *http.Request) error {
 	if raw := form.Get("scope"); raw != "" {
 		req, err := scope.ParseSet(raw)
 		if err != nil {
-			return s.deny(ctx, r, ActionTokenRefresh, c.ID, oauthErr(ErrInvalidScope, "the scope parameter is malformed or too large", err))
+			return s.rec.deny(ctx, r, ActionTokenRefresh, c.ID, oauthErr(ErrInvalidScope, "the scope parameter is malformed or too large", err))
 		}
 		if scopes = scope.Intersect(authz.Scopes, req); !hasResourceScope(scopes) {
-			return s.deny(ctx, r, ActionTokenRefresh, c.ID, oauthErr(ErrInvalidScope, "the scopes must be a subset of those granted", nil))
+			return s.rec.deny(ctx, r, ActionTokenRefresh, c.ID, oauthErr(ErrInvalidScope, "the scopes must be a subset of those granted", nil))
 		}
 	}
 	next, nh, err := s.newSecret(RefreshTokenPrefix)
@@ -161,7 +161,7 @@ func (s *Server) refreshToken(w http.ResponseWriter, r *http.Request) error {
 	}
 	nrt := RefreshToken{Hash: nh[:], Authorization: authz.ID, Issued: now.UTC(), Expires: s.refreshExpiry(authz, now)}
 	// Audit first: a refused audit leaves the old token unspent.
-	if err := s.recordToken(ctx, r, ActionTokenRefresh, audit.OutcomeSuccess, authz, http.StatusOK, "refresh-rotated"); err != nil {
+	if err := s.rec.recordToken(ctx, r, ActionTokenRefresh, audit.OutcomeSuccess, authz, http.StatusOK, "refresh-rotated"); err != nil {
 		return err
 	}
 	if err := s.opts.Launch.RotateRefreshToken(ctx, h[:], nrt); errors.Is(err, ErrRefreshSpent) {
@@ -239,13 +239,7 @@ func (s *Server) revokeFamily(ctx context.Context, r *http.Request, a Authorizat
 		return oauthErr(errServer, "", err)
 	}
 	s.tokens.forgetAuthorization(a.ID)
-	return s.recordToken(ctx, r, ActionFamilyRevoke, audit.OutcomeSuccess, a, status, reason)
-}
-
-// recordToken audits a token event of an authorization: client, user,
-// patient and a fixed reason.
-func (s *Server) recordToken(ctx context.Context, r *http.Request, act audit.Action, o audit.Outcome, a Authorization, code int, reason string) error {
-	return s.recordLaunch(ctx, r, act, o, a.ClientID, Approval{User: LaunchUser{ID: a.UserID, Roles: a.Roles}, Patient: a.Patient}, code, reason)
+	return s.rec.recordToken(ctx, r, ActionFamilyRevoke, audit.OutcomeSuccess, a, status, reason)
 }
 
 // UserChecker says whether a user may still use what they approved: a

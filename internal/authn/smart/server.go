@@ -113,6 +113,7 @@ type Server struct {
 	log      *slog.Logger
 
 	auth   *clientAuth // client authentication
+	rec    *recorder   // audit events
 	tokens *tokens     // access tokens: issue, validate, cache, revoke
 	ids    *idSigner   // the id_token signing key
 }
@@ -170,6 +171,7 @@ func New(store Store, opts Options) (*Server, error) {
 		log:      opts.Logger,
 		tokens:   newTokens(store, opts),
 	}
+	s.rec = &recorder{audit: opts.Audit, now: opts.Now}
 	s.auth = &clientAuth{store: store, keys: newKeyResolver(opts.HTTPClient, opts.JWKSCacheTTL, opts.AllowLoopbackJWKS, opts.Now),
 		tokenURL: s.tokenURL, now: opts.Now}
 	s.ids = &idSigner{launch: opts.Launch, sealer: opts.Sealer, now: opts.Now, baseURL: opts.BaseURL, fhirBase: s.FHIRBaseURL()}
