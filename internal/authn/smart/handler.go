@@ -225,7 +225,7 @@ func (s *Server) revokeHandler(w http.ResponseWriter, r *http.Request) error {
 	if s.opts.Launch != nil && len(tok) == secretLen && tok[:len(RefreshTokenPrefix)] == RefreshTokenPrefix {
 		// Revoking a refresh token ends its authorization, with every
 		// access token issued from it (RFC 7009 §2.1 "SHOULD").
-		if err := s.revokeRefresh(ctx, r, c.ID, tok); err != nil {
+		if err := s.families.revokeRefresh(ctx, r, c.ID, tok); err != nil {
 			return err
 		}
 	} else if _, err := s.tokens.revoke(ctx, c.ID, tok); err != nil {

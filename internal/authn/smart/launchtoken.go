@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"time"
 
 	"github.com/phivault/phivault/internal/audit"
 	"github.com/phivault/phivault/internal/authn/smart/scope"
@@ -54,7 +53,7 @@ func (s *Server) authorizationCode(w http.ResponseWriter, r *http.Request) error
 		if authz.ClientID != c.ID {
 			return bad("the authorization code is invalid")
 		}
-		if rerr := s.revokeFamily(ctx, r, authz, "code-reuse"); rerr != nil {
+		if rerr := s.families.revoke(ctx, r, authz, "code-reuse"); rerr != nil {
 			return rerr
 		}
 		return bad("the authorization code was already used; its tokens are revoked")
@@ -127,7 +126,7 @@ func (s *Server) refreshToken(w http.ResponseWriter, r *http.Request) error {
 		return bad("the refresh token is invalid")
 	}
 	if rt.Spent && !authz.Revoked {
-		if rerr := s.revokeFamily(ctx, r, authz, "refresh-reuse"); rerr != nil {
+		if rerr := s.families.revoke(ctx, r, authz, "refresh-reuse"); rerr != nil {
 			return rerr
 		}
 		return bad("the refresh token was already used; every token of this authorization is revoked")
@@ -159,14 +158,14 @@ func (s *Server) refreshToken(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return oauthErr(errServer, "", err)
 	}
-	nrt := RefreshToken{Hash: nh[:], Authorization: authz.ID, Issued: now.UTC(), Expires: s.refreshExpiry(authz, now)}
+	nrt := RefreshToken{Hash: nh[:], Authorization: authz.ID, Issued: now.UTC(), Expires: refreshExpiry(authz, now)}
 	// Audit first: a refused audit leaves the old token unspent.
 	if err := s.rec.recordToken(ctx, r, ActionTokenRefresh, audit.OutcomeSuccess, authz, http.StatusOK, "refresh-rotated"); err != nil {
 		return err
 	}
 	if err := s.opts.Launch.RotateRefreshToken(ctx, h[:], nrt); errors.Is(err, ErrRefreshSpent) {
 		// Lost a race with another use of the same token: that is reuse.
-		if rerr := s.revokeFamily(ctx, r, authz, "refresh-reuse"); rerr != nil {
+		if rerr := s.families.revoke(ctx, r, authz, "refresh-reuse"); rerr != nil {
 			return rerr
 		}
 		return bad("the refresh token was already used; every token of this authorization is revoked")
@@ -174,18 +173,6 @@ func (s *Server) refreshToken(w http.ResponseWriter, r *http.Request) error {
 		return oauthErr(errServer, "", err)
 	}
 	return s.issueLaunchWith(ctx, w, authz, scopes, "", false, next)
-}
-
-func (s *Server) refreshExpiry(a Authorization, now time.Time) time.Time {
-	ttl := OnlineRefreshTTL
-	if a.Scopes.Has(scope.KindOfflineAccess) {
-		ttl = OfflineRefreshTTL
-	}
-	exp := now.UTC().Add(ttl)
-	if a.Expires.Before(exp) {
-		exp = a.Expires
-	}
-	return exp
 }
 
 // issueLaunch issues the access token (and a first refresh token when
@@ -199,7 +186,7 @@ func (s *Server) issueLaunch(ctx context.Context, w http.ResponseWriter, a Autho
 			return oauthErr(errServer, "", err)
 		}
 		now := s.opts.Now()
-		if err := s.opts.Launch.PutRefreshToken(ctx, RefreshToken{Hash: h[:], Authorization: a.ID, Issued: now.UTC(), Expires: s.refreshExpiry(a, now)}); err != nil {
+		if err := s.opts.Launch.PutRefreshToken(ctx, RefreshToken{Hash: h[:], Authorization: a.ID, Issued: now.UTC(), Expires: refreshExpiry(a, now)}); err != nil {
 			return oauthErr(errServer, "", err)
 		}
 		rtok = sec
@@ -228,49 +215,10 @@ func (s *Server) issueLaunchWith(ctx context.Context, w http.ResponseWriter, a A
 	return nil
 }
 
-// revokeFamily revokes an authorization and every token issued from
-// it, audits it, and drops its tokens from this process's cache.
-func (s *Server) revokeFamily(ctx context.Context, r *http.Request, a Authorization, reason string) error {
-	status := http.StatusBadRequest // a reuse: the request is refused
-	if reason == "client-revoked" {
-		status = http.StatusOK
-	}
-	if err := s.opts.Launch.RevokeAuthorization(ctx, a.ID); err != nil && !errors.Is(err, ErrNotFound) {
-		return oauthErr(errServer, "", err)
-	}
-	s.tokens.forgetAuthorization(a.ID)
-	return s.rec.recordToken(ctx, r, ActionFamilyRevoke, audit.OutcomeSuccess, a, status, reason)
-}
-
 // UserChecker says whether a user may still use what they approved: a
 // disabled or deleted account, or one that no longer holds every role
 // the authorization was approved with (a role removed since), gets no
 // new tokens by code exchange or refresh.
 type UserChecker interface {
 	UserActive(ctx context.Context, userID string, roles []string) (bool, error)
-}
-
-// revokeRefresh revokes the authorization of a refresh token of
-// clientID; another client's or an unknown token is ignored (RFC 7009
-// §2.2: the answer is 200 either way).
-func (s *Server) revokeRefresh(ctx context.Context, r *http.Request, clientID, tok string) error {
-	h := hashToken(tok)
-	rt, err := s.opts.Launch.RefreshToken(ctx, h[:])
-	if errors.Is(err, ErrNotFound) {
-		return nil
-	}
-	if err != nil {
-		return oauthErr(errServer, "", err)
-	}
-	a, err := s.opts.Launch.Authorization(ctx, rt.Authorization)
-	if errors.Is(err, ErrNotFound) {
-		return nil
-	}
-	if err != nil {
-		return oauthErr(errServer, "", err)
-	}
-	if a.ClientID != clientID || a.Revoked {
-		return nil
-	}
-	return s.revokeFamily(ctx, r, a, "client-revoked")
 }

@@ -112,10 +112,11 @@ type Server struct {
 	tokenURL string
 	log      *slog.Logger
 
-	auth   *clientAuth // client authentication
-	rec    *recorder   // audit events
-	tokens *tokens     // access tokens: issue, validate, cache, revoke
-	ids    *idSigner   // the id_token signing key
+	auth     *clientAuth // client authentication
+	rec      *recorder   // audit events
+	families *families   // App Launch authorizations and their tokens
+	tokens   *tokens     // access tokens: issue, validate, cache, revoke
+	ids      *idSigner   // the id_token signing key
 }
 
 // New validates opts and returns a Server over store.
@@ -172,6 +173,7 @@ func New(store Store, opts Options) (*Server, error) {
 		tokens:   newTokens(store, opts),
 	}
 	s.rec = &recorder{audit: opts.Audit, now: opts.Now}
+	s.families = &families{launch: opts.Launch, tokens: s.tokens, rec: s.rec}
 	s.auth = &clientAuth{store: store, keys: newKeyResolver(opts.HTTPClient, opts.JWKSCacheTTL, opts.AllowLoopbackJWKS, opts.Now),
 		tokenURL: s.tokenURL, now: opts.Now}
 	s.ids = &idSigner{launch: opts.Launch, sealer: opts.Sealer, now: opts.Now, baseURL: opts.BaseURL, fhirBase: s.FHIRBaseURL()}
