@@ -104,8 +104,9 @@ type Options struct {
 	Rand io.Reader
 }
 
-// Server is the authorization server: token, introspection and
-// revocation endpoints, and access token validation.
+// Server is the authorization server: the token, introspection,
+// revocation and discovery endpoints and the authorize flow they serve.
+// It delegates the domain to its parts (see the package doc).
 type Server struct {
 	store    Store
 	opts     Options
@@ -113,10 +114,10 @@ type Server struct {
 	log      *slog.Logger
 
 	auth     *clientAuth // client authentication
-	rec      *recorder   // audit events
-	families *families   // App Launch authorizations and their tokens
 	tokens   *tokens     // access tokens: issue, validate, cache, revoke
+	families *families   // App Launch authorizations and their tokens
 	ids      *idSigner   // the id_token signing key
+	rec      *recorder   // audit events
 }
 
 // New validates opts and returns a Server over store.
