@@ -178,11 +178,11 @@ func TestUnapprovedAppGetsNothing(t *testing.T) {
 		if _, _, err := e.srv.Authorize(t.Context(), goodAuthorize()); !errors.As(err, &ae) || ae.Redirect {
 			t.Errorf("authorize at a %q app: %v, want an error page", a, err)
 		}
-		if _, err := e.srv.launchClient(t.Context(), form("client_id", "app")); !errors.Is(err, ErrInvalidClient) {
+		if _, err := e.srv.auth.launchClient(t.Context(), form("client_id", "app")); !errors.Is(err, ErrInvalidClient) {
 			t.Errorf("code exchange of a %q public app: %v, want invalid_client", a, err)
 		}
 		e.store.setApproval("app", ApprovalApproved)
-		if _, err := e.srv.launchClient(t.Context(), form("client_id", "app")); err != nil {
+		if _, err := e.srv.auth.launchClient(t.Context(), form("client_id", "app")); err != nil {
 			t.Errorf("approved public app: %v", err)
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"time"
 	"unicode/utf8"
 
 	"github.com/go-jose/go-jose/v4"
@@ -19,11 +20,22 @@ var allowedAlgs = []jose.SignatureAlgorithm{jose.RS384, jose.ES384}
 // verified: it does not tell which client ids exist or which kid is known.
 const errAuthFailed = "client authentication failed"
 
-// authenticateClient checks the client assertion in form (RFC 7521 §4.2,
+// clientAuth authenticates clients at the token, introspection and
+// revocation endpoints: a private_key_jwt assertion (verified by
+// go-jose against the client's registered keys, its jti used once), or
+// for App Launch grants a public client's client_id.
+type clientAuth struct {
+	store    Store
+	keys     *keyResolver
+	tokenURL string // the aud every assertion must name
+	now      func() time.Time
+}
+
+// authenticate checks the client assertion in form (RFC 7521 §4.2,
 // RFC 7523 §3, SMART Backend Services) and returns the client. Every
 // failure wraps ErrInvalidClient (or ErrInvalidRequest for a missing
 // parameter); a failing store wraps errServer.
-func (s *Server) authenticateClient(ctx context.Context, form url.Values) (Client, error) {
+func (ca *clientAuth) authenticate(ctx context.Context, form url.Values) (Client, error) {
 	typ, assertion := form.Get("client_assertion_type"), form.Get("client_assertion")
 	if typ == "" || assertion == "" {
 		return Client{}, oauthErr(ErrInvalidRequest, "client_assertion_type and client_assertion are required", nil)
@@ -31,7 +43,7 @@ func (s *Server) authenticateClient(ctx context.Context, form url.Values) (Clien
 	if typ != AssertionType {
 		return Client{}, oauthErr(ErrInvalidClient, "unsupported client_assertion_type", nil)
 	}
-	c, claims, err := s.verifyAssertion(ctx, assertion)
+	c, claims, err := ca.verifyAssertion(ctx, assertion)
 	if err != nil {
 		return Client{}, err
 	}
@@ -41,7 +53,7 @@ func (s *Server) authenticateClient(ctx context.Context, form url.Values) (Clien
 	}
 	// The jti is recorded last, so a refused assertion does not burn it.
 	exp := claims.Expiry.Time().Add(ClockSkew)
-	if err := s.store.UseJTI(ctx, c.ID, claims.ID, exp, s.opts.Now()); err != nil {
+	if err := ca.store.UseJTI(ctx, c.ID, claims.ID, exp, ca.now()); err != nil {
 		if errors.Is(err, ErrReplay) {
 			return Client{}, oauthErr(ErrInvalidClient, "client assertion jti was already used", nil)
 		}
@@ -52,7 +64,7 @@ func (s *Server) authenticateClient(ctx context.Context, form url.Values) (Clien
 
 // verifyAssertion verifies the signature and the claims, but does not
 // record the jti.
-func (s *Server) verifyAssertion(ctx context.Context, assertion string) (Client, *jwt.Claims, error) {
+func (ca *clientAuth) verifyAssertion(ctx context.Context, assertion string) (Client, *jwt.Claims, error) {
 	fail := func(cause error) error { return oauthErr(ErrInvalidClient, errAuthFailed, cause) }
 	if len(assertion) > MaxAssertionLen {
 		return Client{}, nil, fail(fmt.Errorf("assertion longer than %d bytes", MaxAssertionLen))
@@ -79,7 +91,7 @@ func (s *Server) verifyAssertion(ctx context.Context, assertion string) (Client,
 	if id == "" || len(id) > 256 || !utf8.ValidString(id) {
 		return Client{}, nil, fail(errors.New("assertion iss is missing or malformed"))
 	}
-	c, err := s.store.Client(ctx, id)
+	c, err := ca.store.Client(ctx, id)
 	switch {
 	case errors.Is(err, ErrNotFound):
 		return Client{}, nil, fail(errors.New("unknown client"))
@@ -90,7 +102,7 @@ func (s *Server) verifyAssertion(ctx context.Context, assertion string) (Client,
 	case len(c.JWKS) == 0 && c.JWKSURL == "":
 		return Client{}, nil, fail(fmt.Errorf("client %s has no keys", c.ID))
 	}
-	key, err := s.keys.key(ctx, c, h.KeyID)
+	key, err := ca.keys.key(ctx, c, h.KeyID)
 	if err != nil {
 		return Client{}, nil, fail(fmt.Errorf("client %s: %w", c.ID, err))
 	}
@@ -103,7 +115,7 @@ func (s *Server) verifyAssertion(ctx context.Context, assertion string) (Client,
 	}
 	// From here the caller has proven it holds the key: descriptions may
 	// name the claim.
-	if err := s.checkClaims(c.ID, &claims); err != nil {
+	if err := ca.checkClaims(c.ID, &claims); err != nil {
 		return Client{}, nil, err
 	}
 	if !c.Approval.Usable() {
@@ -116,13 +128,13 @@ func (s *Server) verifyAssertion(ctx context.Context, assertion string) (Client,
 	return c, &claims, nil
 }
 
-func (s *Server) checkClaims(id string, c *jwt.Claims) error {
+func (ca *clientAuth) checkClaims(id string, c *jwt.Claims) error {
 	bad := func(desc string) error { return oauthErr(ErrInvalidClient, desc, fmt.Errorf("client %s", id)) }
-	now := s.opts.Now()
+	now := ca.now()
 	switch {
 	case c.Issuer != id || c.Subject != id:
 		return bad("client assertion iss and sub must both be the client_id")
-	case len(c.Audience) != 1 || c.Audience[0] != s.tokenURL:
+	case len(c.Audience) != 1 || c.Audience[0] != ca.tokenURL:
 		return bad("client assertion aud must be the token endpoint URL")
 	case c.Expiry == nil:
 		return bad("client assertion has no exp")
@@ -138,4 +150,42 @@ func (s *Server) checkClaims(id string, c *jwt.Claims) error {
 		return bad("client assertion jti is missing or too long")
 	}
 	return nil
+}
+
+// launchClient authenticates the client of an authorization_code or
+// refresh_token grant: a confidential client by its private_key_jwt
+// assertion, a public client by its client_id alone (its proof is the
+// PKCE verifier or the refresh token, both bound to that client_id).
+func (ca *clientAuth) launchClient(ctx context.Context, form url.Values) (Client, error) {
+	if form.Get("client_assertion") != "" || form.Get("client_assertion_type") != "" {
+		c, err := ca.authenticate(ctx, form)
+		if err != nil {
+			return Client{}, err
+		}
+		if c.Type != Confidential {
+			return Client{}, oauthErr(ErrUnauthorizedClient, "this client may not use this grant type", nil)
+		}
+		return c, nil
+	}
+	id := form.Get("client_id")
+	if id == "" {
+		return Client{}, oauthErr(ErrInvalidRequest, "client_id is required", nil)
+	}
+	fail := oauthErr(ErrInvalidClient, errAuthFailed, nil)
+	if len(id) > maxClientIDLen {
+		return Client{}, fail
+	}
+	c, err := ca.store.Client(ctx, id)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return Client{}, fail
+	case err != nil:
+		return Client{}, oauthErr(errServer, "", fmt.Errorf("looking up client: %w", err))
+	case c.Disabled, !c.Approval.Usable(), c.Type != Public:
+		// A client with keys must use them, and a pending or rejected
+		// one gets nothing (approval.go); the answer is the same as for
+		// an unknown client, so client ids cannot be probed.
+		return Client{}, fail
+	}
+	return c, nil
 }

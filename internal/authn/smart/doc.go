@@ -111,5 +111,17 @@
 //   - A client that is pending, rejected or in an unknown approval state
 //     obtains nothing (fail closed), whatever key it holds.
 //
+// # Structure
+//
+// [Server] serves the HTTP endpoints (handler.go, launchtoken.go,
+// discovery.go) and the authorize flow (authorize.go, launch.go), and
+// delegates the domain to unexported types of one concern each:
+// tokens (token.go) issues, validates, caches and revokes access
+// tokens; clientAuth (assertion.go) authenticates clients; families
+// (family.go) revokes an App Launch authorization with every token
+// issued from it; idSigner (idtoken.go) holds the id_token signing key
+// and its public JWK Set; recorder (record.go) builds the audit events.
+// jwks.go validates and fetches client JWK Sets.
+//
 // Values of type [Server], [Registry] and [Admin] are safe for concurrent use.
 package smart

@@ -1,12 +1,10 @@
 package smart
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"log/slog"
 	"mime"
-	"net"
 	"net/http"
 	"strconv"
 
@@ -119,29 +117,29 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) error {
 	default:
 		return oauthErr(ErrUnsupportedGrantType, "grant_type must be client_credentials, authorization_code or refresh_token", nil)
 	}
-	c, err := s.authenticateClient(ctx, form)
+	c, err := s.auth.authenticate(ctx, form)
 	if err != nil {
-		return s.deny(ctx, r, audit.ActionTokenCreate, "", err)
+		return s.rec.deny(ctx, r, audit.ActionTokenCreate, "", err)
 	}
 	if c.Type != Backend {
-		return s.deny(ctx, r, audit.ActionTokenCreate, c.ID, oauthErr(ErrUnauthorizedClient, "client_credentials is for backend clients", nil))
+		return s.rec.deny(ctx, r, audit.ActionTokenCreate, c.ID, oauthErr(ErrUnauthorizedClient, "client_credentials is for backend clients", nil))
 	}
 	requested, err := scope.ParseSet(form.Get("scope"))
 	if err != nil {
-		return s.deny(ctx, r, audit.ActionTokenCreate, c.ID, oauthErr(ErrInvalidScope, "the scope parameter is malformed or too large", err))
+		return s.rec.deny(ctx, r, audit.ActionTokenCreate, c.ID, oauthErr(ErrInvalidScope, "the scope parameter is malformed or too large", err))
 	}
 	if requested.Empty() {
-		return s.deny(ctx, r, audit.ActionTokenCreate, c.ID, oauthErr(ErrInvalidScope, "scope is required", nil))
+		return s.rec.deny(ctx, r, audit.ActionTokenCreate, c.ID, oauthErr(ErrInvalidScope, "scope is required", nil))
 	}
 	granted := scope.Intersect(c.Scopes, requested)
 	if granted.Empty() {
-		return s.deny(ctx, r, audit.ActionTokenCreate, c.ID, oauthErr(ErrInvalidScope, "none of the requested scopes is registered for this client", nil))
+		return s.rec.deny(ctx, r, audit.ActionTokenCreate, c.ID, oauthErr(ErrInvalidScope, "none of the requested scopes is registered for this client", nil))
 	}
 	// Audit first: if the event cannot be recorded, no token exists.
-	if err := s.record(ctx, r, audit.ActionTokenCreate, audit.OutcomeSuccess, c.ID, http.StatusOK); err != nil {
+	if err := s.rec.record(ctx, r, audit.ActionTokenCreate, audit.OutcomeSuccess, c.ID, http.StatusOK); err != nil {
 		return err
 	}
-	secret, t, err := s.issue(ctx, c.ID, granted)
+	secret, t, err := s.tokens.issue(ctx, c.ID, granted)
 	if err != nil {
 		return oauthErr(errServer, "", err)
 	}
@@ -170,9 +168,9 @@ type introspection struct {
 
 func (s *Server) introspect(w http.ResponseWriter, r *http.Request) error {
 	ctx, form := r.Context(), r.PostForm
-	c, err := s.authenticateClient(ctx, form)
+	c, err := s.auth.authenticate(ctx, form)
 	if err != nil {
-		return s.deny(ctx, r, ActionTokenIntrospect, "", err)
+		return s.rec.deny(ctx, r, ActionTokenIntrospect, "", err)
 	}
 	tok := form.Get("token")
 	if tok == "" {
@@ -184,7 +182,7 @@ func (s *Server) introspect(w http.ResponseWriter, r *http.Request) error {
 	case err == nil && g.ClientID == c.ID:
 		h := hashToken(tok)
 		issued := g.Expires.Add(-s.opts.AccessTokenTTL)
-		if ct, ok := s.cached(h, s.opts.Now()); ok {
+		if ct, ok := s.tokens.cached(h, s.opts.Now()); ok {
 			issued = ct.tok.Issued
 		}
 		resp = introspection{Active: true, Scope: g.Scopes.String(), ClientID: g.ClientID, TokenType: "Bearer",
@@ -199,7 +197,7 @@ func (s *Server) introspect(w http.ResponseWriter, r *http.Request) error {
 	default:
 		return oauthErr(errServer, "", err)
 	}
-	if err := s.record(ctx, r, ActionTokenIntrospect, audit.OutcomeSuccess, c.ID, http.StatusOK); err != nil {
+	if err := s.rec.record(ctx, r, ActionTokenIntrospect, audit.OutcomeSuccess, c.ID, http.StatusOK); err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusOK, resp)
@@ -213,12 +211,12 @@ func (s *Server) revokeHandler(w http.ResponseWriter, r *http.Request) error {
 	if s.opts.Launch != nil && form.Get("client_assertion") == "" && form.Get("client_assertion_type") == "" {
 		// A public app revokes with its client_id (RFC 7009 §2.1): the
 		// token itself is the proof, and it must be this client's.
-		c, err = s.launchClient(ctx, form)
+		c, err = s.auth.launchClient(ctx, form)
 	} else {
-		c, err = s.authenticateClient(ctx, form)
+		c, err = s.auth.authenticate(ctx, form)
 	}
 	if err != nil {
-		return s.deny(ctx, r, ActionTokenRevoke, "", err)
+		return s.rec.deny(ctx, r, ActionTokenRevoke, "", err)
 	}
 	tok := form.Get("token")
 	if tok == "" {
@@ -227,112 +225,15 @@ func (s *Server) revokeHandler(w http.ResponseWriter, r *http.Request) error {
 	if s.opts.Launch != nil && len(tok) == secretLen && tok[:len(RefreshTokenPrefix)] == RefreshTokenPrefix {
 		// Revoking a refresh token ends its authorization, with every
 		// access token issued from it (RFC 7009 §2.1 "SHOULD").
-		if err := s.revokeRefresh(ctx, r, c.ID, tok); err != nil {
+		if err := s.families.revokeRefresh(ctx, r, c.ID, tok); err != nil {
 			return err
 		}
-	} else if _, err := s.revoke(ctx, c.ID, tok); err != nil {
+	} else if _, err := s.tokens.revoke(ctx, c.ID, tok); err != nil {
 		return oauthErr(errServer, "", err)
 	}
-	if err := s.record(ctx, r, ActionTokenRevoke, audit.OutcomeSuccess, c.ID, http.StatusOK); err != nil {
+	if err := s.rec.record(ctx, r, ActionTokenRevoke, audit.OutcomeSuccess, c.ID, http.StatusOK); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusOK)
 	return nil
-}
-
-// deny audits a refusal and returns err (or the audit failure).
-func (s *Server) deny(ctx context.Context, r *http.Request, a audit.Action, clientID string, err error) error {
-	code := httpError(err).Status
-	outcome := audit.OutcomeDenied
-	if code >= 500 {
-		outcome = audit.OutcomeError
-	}
-	if aerr := s.record(ctx, r, a, outcome, clientID, code); aerr != nil {
-		return errors.Join(aerr, err)
-	}
-	return err
-}
-
-// record appends an audit event; it names the client id only, never a
-// token, an assertion or a claim the caller chose.
-func (s *Server) record(ctx context.Context, r *http.Request, a audit.Action, o audit.Outcome, clientID string, code int) error {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = ""
-	}
-	ev := audit.Event{Time: s.opts.Now().UTC(), Action: a, Outcome: o, Agent: audit.Agent{Client: clientID, Address: host}, Status: code}
-	if err := s.opts.Audit.Record(ctx, ev); err != nil {
-		return oauthErr(errServer, "", err)
-	}
-	return nil
-}
-
-// Configuration is the /.well-known/smart-configuration document (SMART
-// App Launch 2.0 §"SMART configuration"): only what this server does.
-type Configuration struct {
-	Issuer                            string   `json:"issuer,omitempty"`
-	JWKSURI                           string   `json:"jwks_uri,omitempty"`
-	AuthorizationEndpoint             string   `json:"authorization_endpoint,omitempty"`
-	TokenEndpoint                     string   `json:"token_endpoint"`
-	IntrospectionEndpoint             string   `json:"introspection_endpoint"`
-	RevocationEndpoint                string   `json:"revocation_endpoint"`
-	TokenEndpointAuthMethodsSupported []string `json:"token_endpoint_auth_methods_supported"`
-	TokenEndpointAuthSigningAlgs      []string `json:"token_endpoint_auth_signing_alg_values_supported"`
-	GrantTypesSupported               []string `json:"grant_types_supported"`
-	ScopesSupported                   []string `json:"scopes_supported"`
-	CodeChallengeMethodsSupported     []string `json:"code_challenge_methods_supported,omitempty"`
-	ResponseTypesSupported            []string `json:"response_types_supported,omitempty"`
-	Capabilities                      []string `json:"capabilities"`
-}
-
-// Configuration returns the discovery document.
-func (s *Server) Configuration() Configuration {
-	c := s.backendConfiguration()
-	if s.opts.Launch == nil {
-		return c
-	}
-	c.Issuer = s.Issuer()
-	c.JWKSURI = s.endpoint(JWKSPath)
-	c.AuthorizationEndpoint = s.endpoint(AuthorizePath)
-	c.TokenEndpointAuthMethodsSupported = []string{"private_key_jwt", "none"}
-	c.GrantTypesSupported = []string{"authorization_code", "refresh_token", "client_credentials"}
-	c.CodeChallengeMethodsSupported = []string{"S256"}
-	c.ResponseTypesSupported = []string{"code"}
-	c.ScopesSupported = append([]string{"openid", "fhirUser", "launch/patient", "offline_access", "online_access",
-		"patient/*.cruds", "patient/*.rs", "user/*.cruds", "user/*.rs"}, c.ScopesSupported...)
-	c.Capabilities = []string{"launch-standalone", "client-public", "client-confidential-asymmetric",
-		"context-standalone-patient", "permission-v1", "permission-v2", "permission-patient", "permission-user",
-		"permission-offline", "permission-online", "sso-openid-connect"}
-	return c
-}
-
-func (s *Server) backendConfiguration() Configuration {
-	return Configuration{
-		TokenEndpoint:                     s.tokenURL,
-		IntrospectionEndpoint:             s.endpoint(IntrospectPath),
-		RevocationEndpoint:                s.endpoint(RevokePath),
-		TokenEndpointAuthMethodsSupported: []string{"private_key_jwt"},
-		TokenEndpointAuthSigningAlgs:      []string{"RS384", "ES384"},
-		GrantTypesSupported:               []string{"client_credentials"},
-		ScopesSupported:                   []string{"system/*.cruds", "system/*.rs", "system/*.read", "system/*.write"},
-		Capabilities:                      []string{"client-confidential-asymmetric", "permission-v1", "permission-v2"},
-	}
-}
-
-// ConfigurationHandler serves GET ConfigurationPath.
-func (s *Server) ConfigurationHandler() http.Handler {
-	body, err := json.Marshal(s.Configuration())
-	if err != nil {
-		panic("smart: encoding the configuration: " + err.Error()) // fixed types: programmer error
-	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			w.Header().Set("Allow", "GET, HEAD")
-			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		w.Header().Set("Cache-Control", "public, max-age=3600")
-		_, _ = w.Write(body)
-	})
 }

@@ -6,23 +6,16 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/phivault/phivault/internal/authn/smart/scope"
-)
-
-// Endpoint paths of App Launch and OpenID Connect.
-const (
-	AuthorizePath           = "/oauth2/authorize"
-	JWKSPath                = "/oauth2/jwks"
-	OpenIDConfigurationPath = "/.well-known/openid-configuration"
 )
 
 // idTokenKeyBits: RS256 is the one algorithm every OpenID Connect
@@ -33,6 +26,20 @@ const idTokenKeyBits = 2048
 // signingKeyPurpose binds the sealed signing key to this use.
 const signingKeyPurpose = "smart-id-token-key"
 
+// idSigner is the OpenID Connect id_token signing key: it loads (or
+// creates) the sealed key, signs id_tokens and publishes the public key
+// (the JWK Set at JWKSPath). Its mutex guards cur.
+type idSigner struct {
+	launch   LaunchStore // nil: App Launch is off
+	sealer   Sealer
+	now      func() time.Time
+	baseURL  string // Options.BaseURL
+	fhirBase string // Server.FHIRBaseURL
+
+	mu  sync.RWMutex
+	cur *signer // nil until load
+}
+
 // signer is the loaded id_token key.
 type signer struct {
 	kid    string
@@ -40,25 +47,22 @@ type signer struct {
 	public jose.JSONWebKey
 }
 
-// LoadSigningKey loads the id_token signing key, generating and storing
-// it (sealed by Options.Sealer) on first start. Several processes
-// starting at once converge on the oldest stored key. Without it no
-// id_token can be issued and the JWK Set is empty.
-func (s *Server) LoadSigningKey(ctx context.Context) error {
-	if s.opts.Launch == nil {
+// load is [Server.LoadSigningKey].
+func (ids *idSigner) load(ctx context.Context) error {
+	if ids.launch == nil {
 		return errors.New("smart: load signing key: App Launch is not configured")
 	}
-	k, err := s.opts.Launch.SigningKey(ctx)
+	k, err := ids.launch.SigningKey(ctx)
 	if errors.Is(err, ErrNotFound) {
-		if err := s.createSigningKey(ctx); err != nil {
+		if err := ids.create(ctx); err != nil {
 			return err
 		}
-		k, err = s.opts.Launch.SigningKey(ctx)
+		k, err = ids.launch.SigningKey(ctx)
 	}
 	if err != nil {
 		return fmt.Errorf("smart: load signing key: %w", err)
 	}
-	der, err := s.opts.Sealer.OpenToken(signingKeyPurpose, k.Sealed)
+	der, err := ids.sealer.OpenToken(signingKeyPurpose, k.Sealed)
 	if err != nil {
 		return fmt.Errorf("smart: opening signing key %s: %w", k.KID, err)
 	}
@@ -75,13 +79,13 @@ func (s *Server) LoadSigningKey(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("smart: signing key %s: %w", k.KID, err)
 	}
-	s.mu.Lock()
-	s.signer = &signer{kid: k.KID, signer: sg, public: jose.JSONWebKey{Key: &rk.PublicKey, KeyID: k.KID, Algorithm: string(jose.RS256), Use: "sig"}}
-	s.mu.Unlock()
+	ids.mu.Lock()
+	ids.cur = &signer{kid: k.KID, signer: sg, public: jose.JSONWebKey{Key: &rk.PublicKey, KeyID: k.KID, Algorithm: string(jose.RS256), Use: "sig"}}
+	ids.mu.Unlock()
 	return nil
 }
 
-func (s *Server) createSigningKey(ctx context.Context) error {
+func (ids *idSigner) create(ctx context.Context) error {
 	rk, err := rsa.GenerateKey(rand.Reader, idTokenKeyBits)
 	if err != nil {
 		return fmt.Errorf("smart: generating signing key: %w", err)
@@ -95,11 +99,11 @@ func (s *Server) createSigningKey(ctx context.Context) error {
 		return fmt.Errorf("smart: signing key thumbprint: %w", err)
 	}
 	kid := fmt.Sprintf("%x", tp[:12])
-	sealed, err := s.opts.Sealer.SealToken(signingKeyPurpose, der)
+	sealed, err := ids.sealer.SealToken(signingKeyPurpose, der)
 	if err != nil {
 		return fmt.Errorf("smart: sealing signing key: %w", err)
 	}
-	err = s.opts.Launch.PutSigningKey(ctx, SigningKey{KID: kid, Alg: string(jose.RS256), Sealed: sealed, Created: s.opts.Now().UTC()})
+	err = ids.launch.PutSigningKey(ctx, SigningKey{KID: kid, Alg: string(jose.RS256), Sealed: sealed, Created: ids.now().UTC()})
 	if err != nil && !errors.Is(err, ErrExists) {
 		return fmt.Errorf("smart: storing signing key: %w", err)
 	}
@@ -117,18 +121,18 @@ type idClaims struct {
 // idToken signs the id_token of an authorization: iss is the server
 // base URL, aud the client_id, sub the user id; fhirUser is the full
 // URL of the user's FHIR resource when the fhirUser scope was granted.
-func (s *Server) idToken(a Authorization, scopes scope.Set, nonce string) (string, error) {
-	s.mu.RLock()
-	sg := s.signer
-	s.mu.RUnlock()
+func (ids *idSigner) idToken(a Authorization, scopes scope.Set, nonce string) (string, error) {
+	ids.mu.RLock()
+	sg := ids.cur
+	ids.mu.RUnlock()
 	if sg == nil {
 		return "", errors.New("id_token requested but no signing key is loaded")
 	}
-	now := s.opts.Now()
-	c := idClaims{Claims: jwt.Claims{Issuer: s.Issuer(), Subject: a.UserID, Audience: jwt.Audience{a.ClientID},
+	now := ids.now()
+	c := idClaims{Claims: jwt.Claims{Issuer: ids.Issuer(), Subject: a.UserID, Audience: jwt.Audience{a.ClientID},
 		IssuedAt: jwt.NewNumericDate(now), Expiry: jwt.NewNumericDate(now.Add(IDTokenTTL))}, Nonce: nonce}
 	if scopes.Has(scope.KindFHIRUser) && a.FHIRUser != "" {
-		c.FHIRUser = s.FHIRBaseURL() + "/" + a.FHIRUser
+		c.FHIRUser = ids.fhirBase + "/" + a.FHIRUser
 	}
 	tok, err := jwt.Signed(sg.signer).Claims(c).Serialize()
 	if err != nil {
@@ -138,61 +142,15 @@ func (s *Server) idToken(a Authorization, scopes scope.Set, nonce string) (strin
 }
 
 // Issuer is the OpenID Connect issuer: the server's base URL.
-func (s *Server) Issuer() string { return strings.TrimSuffix(s.opts.BaseURL, "/") }
+func (ids *idSigner) Issuer() string { return strings.TrimSuffix(ids.baseURL, "/") }
 
-// JWKSHandler serves GET JWKSPath: the public id_token key.
-func (s *Server) JWKSHandler() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		set := jose.JSONWebKeySet{Keys: []jose.JSONWebKey{}}
-		s.mu.RLock()
-		if s.signer != nil {
-			set.Keys = append(set.Keys, s.signer.public)
-		}
-		s.mu.RUnlock()
-		w.Header().Set("Cache-Control", "public, max-age=3600")
-		writeJSON(w, http.StatusOK, set)
-	})
-}
-
-// openIDConfiguration is the OpenID Provider metadata (OIDC Discovery
-// §3): only what this server does.
-type openIDConfiguration struct {
-	Issuer                            string   `json:"issuer"`
-	AuthorizationEndpoint             string   `json:"authorization_endpoint"`
-	TokenEndpoint                     string   `json:"token_endpoint"`
-	JWKSURI                           string   `json:"jwks_uri"`
-	ResponseTypesSupported            []string `json:"response_types_supported"`
-	SubjectTypesSupported             []string `json:"subject_types_supported"`
-	IDTokenSigningAlgValuesSupported  []string `json:"id_token_signing_alg_values_supported"`
-	ScopesSupported                   []string `json:"scopes_supported"`
-	ClaimsSupported                   []string `json:"claims_supported"`
-	GrantTypesSupported               []string `json:"grant_types_supported"`
-	CodeChallengeMethodsSupported     []string `json:"code_challenge_methods_supported"`
-	TokenEndpointAuthMethodsSupported []string `json:"token_endpoint_auth_methods_supported"`
-}
-
-// OpenIDConfigurationHandler serves GET OpenIDConfigurationPath.
-func (s *Server) OpenIDConfigurationHandler() http.Handler {
-	body, err := json.Marshal(openIDConfiguration{
-		Issuer:                            s.Issuer(),
-		AuthorizationEndpoint:             s.endpoint(AuthorizePath),
-		TokenEndpoint:                     s.tokenURL,
-		JWKSURI:                           s.endpoint(JWKSPath),
-		ResponseTypesSupported:            []string{"code"},
-		SubjectTypesSupported:             []string{"public"},
-		IDTokenSigningAlgValuesSupported:  []string{string(jose.RS256)},
-		ScopesSupported:                   []string{"openid", "fhirUser"},
-		ClaimsSupported:                   []string{"iss", "sub", "aud", "exp", "iat", "nonce", "fhirUser"},
-		GrantTypesSupported:               []string{"authorization_code", "refresh_token"},
-		CodeChallengeMethodsSupported:     []string{"S256"},
-		TokenEndpointAuthMethodsSupported: []string{"none", "private_key_jwt"},
-	})
-	if err != nil {
-		panic("smart: encoding the openid configuration: " + err.Error()) // fixed types
+// jwks is the public JWK Set: the loaded key, or none.
+func (ids *idSigner) jwks() jose.JSONWebKeySet {
+	set := jose.JSONWebKeySet{Keys: []jose.JSONWebKey{}}
+	ids.mu.RLock()
+	if ids.cur != nil {
+		set.Keys = append(set.Keys, ids.cur.public)
 	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		w.Header().Set("Cache-Control", "public, max-age=3600")
-		_, _ = w.Write(body)
-	})
+	ids.mu.RUnlock()
+	return set
 }

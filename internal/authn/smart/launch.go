@@ -8,15 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
-	"strings"
 	"time"
 
 	"github.com/phivault/phivault/internal/audit"
 	"github.com/phivault/phivault/internal/authn/smart/scope"
-	"github.com/phivault/phivault/internal/ident"
 )
 
 // Lifetimes of App Launch grants (see docs/smart.md).
@@ -107,7 +104,7 @@ func (s *Server) Approve(ctx context.Context, r *http.Request, req AuthorizeRequ
 	authz := Authorization{ID: id, ClientID: req.ClientID, UserID: a.User.ID, FHIRUser: a.User.FHIRUser, Roles: a.User.Roles,
 		Patient: a.Patient, Scopes: granted, Created: now, Expires: now.Add(ttl)}
 	c := Code{Hash: h[:], Authorization: id, RedirectURI: req.RedirectURI, Challenge: req.Challenge, Nonce: req.Nonce, Expires: now.Add(CodeTTL)}
-	if err := s.recordLaunch(ctx, r, ActionAuthorize, audit.OutcomeSuccess, req.ClientID, a, http.StatusSeeOther, "consent-approved"); err != nil {
+	if err := s.rec.recordLaunch(ctx, r, ActionAuthorize, audit.OutcomeSuccess, req.ClientID, a, http.StatusSeeOther, "consent-approved"); err != nil {
 		return "", err
 	}
 	if err := launch.CreateAuthorization(ctx, authz, c); err != nil {
@@ -118,7 +115,7 @@ func (s *Server) Approve(ctx context.Context, r *http.Request, req AuthorizeRequ
 
 // Deny audits the user's refusal and returns the access_denied redirect.
 func (s *Server) Deny(ctx context.Context, r *http.Request, req AuthorizeRequest, u LaunchUser) (string, error) {
-	if err := s.recordLaunch(ctx, r, ActionAuthorize, audit.OutcomeDenied, req.ClientID, Approval{User: u}, http.StatusSeeOther, "consent-denied"); err != nil {
+	if err := s.rec.recordLaunch(ctx, r, ActionAuthorize, audit.OutcomeDenied, req.ClientID, Approval{User: u}, http.StatusSeeOther, "consent-denied"); err != nil {
 		return "", err
 	}
 	return ErrorRedirect(req, "access_denied", "the user denied the request"), nil
@@ -127,7 +124,7 @@ func (s *Server) Deny(ctx context.Context, r *http.Request, req AuthorizeRequest
 // RefuseAuthorize audits an authorize request refused before consent
 // (the error page or error redirect follows).
 func (s *Server) RefuseAuthorize(ctx context.Context, r *http.Request, clientID string, status int, reason string) error {
-	return s.recordLaunch(ctx, r, ActionAuthorize, audit.OutcomeDenied, clientID, Approval{}, status, reason)
+	return s.rec.recordLaunch(ctx, r, ActionAuthorize, audit.OutcomeDenied, clientID, Approval{}, status, reason)
 }
 
 func needsPatient(set scope.Set) bool {
@@ -148,26 +145,6 @@ func NeedsPatient(req AuthorizeRequest) bool {
 		}
 	}
 	return needsPatient(req.Scope)
-}
-
-// recordLaunch appends an audit event naming the client, the user and
-// the patient: references only, never a code, token or scope value the
-// caller chose beyond the fixed reason.
-func (s *Server) recordLaunch(ctx context.Context, r *http.Request, act audit.Action, o audit.Outcome, clientID string, a Approval, code int, reason string) error {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = ""
-	}
-	ev := audit.Event{Time: s.opts.Now().UTC(), Action: act, Outcome: o, Status: code,
-		Agent:    audit.Agent{User: a.User.ID, Role: strings.Join(a.User.Roles, ","), Client: clientID, Session: a.User.Session, Address: host},
-		Policies: []string{reason}}
-	if a.Patient != "" {
-		ev.Patients = []string{ident.PatientRef(a.Patient).String()}
-	}
-	if err := s.opts.Audit.Record(ctx, ev); err != nil {
-		return oauthErr(errServer, "", err)
-	}
-	return nil
 }
 
 func constantTimeEqual(a, b string) bool {

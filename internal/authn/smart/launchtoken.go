@@ -3,10 +3,7 @@ package smart
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
-	"net/url"
-	"time"
 
 	"github.com/phivault/phivault/internal/audit"
 	"github.com/phivault/phivault/internal/authn/smart/scope"
@@ -25,44 +22,6 @@ type launchTokenResponse struct {
 	NeedPatientBanner *bool  `json:"need_patient_banner,omitempty"`
 }
 
-// launchClient authenticates the client of an authorization_code or
-// refresh_token grant: a confidential client by its private_key_jwt
-// assertion, a public client by its client_id alone (its proof is the
-// PKCE verifier or the refresh token, both bound to that client_id).
-func (s *Server) launchClient(ctx context.Context, form url.Values) (Client, error) {
-	if form.Get("client_assertion") != "" || form.Get("client_assertion_type") != "" {
-		c, err := s.authenticateClient(ctx, form)
-		if err != nil {
-			return Client{}, err
-		}
-		if c.Type != Confidential {
-			return Client{}, oauthErr(ErrUnauthorizedClient, "this client may not use this grant type", nil)
-		}
-		return c, nil
-	}
-	id := form.Get("client_id")
-	if id == "" {
-		return Client{}, oauthErr(ErrInvalidRequest, "client_id is required", nil)
-	}
-	fail := oauthErr(ErrInvalidClient, errAuthFailed, nil)
-	if len(id) > maxClientIDLen {
-		return Client{}, fail
-	}
-	c, err := s.store.Client(ctx, id)
-	switch {
-	case errors.Is(err, ErrNotFound):
-		return Client{}, fail
-	case err != nil:
-		return Client{}, oauthErr(errServer, "", fmt.Errorf("looking up client: %w", err))
-	case c.Disabled, !c.Approval.Usable(), c.Type != Public:
-		// A client with keys must use them, and a pending or rejected
-		// one gets nothing (approval.go); the answer is the same as for
-		// an unknown client, so client ids cannot be probed.
-		return Client{}, fail
-	}
-	return c, nil
-}
-
 // authorizationCode serves grant_type=authorization_code (RFC 6749
 // §4.1.3, RFC 7636 §4.5).
 func (s *Server) authorizationCode(w http.ResponseWriter, r *http.Request) error {
@@ -70,16 +29,16 @@ func (s *Server) authorizationCode(w http.ResponseWriter, r *http.Request) error
 	if s.opts.Launch == nil {
 		return oauthErr(ErrUnsupportedGrantType, "App Launch is not enabled", nil)
 	}
-	c, err := s.launchClient(ctx, form)
+	c, err := s.auth.launchClient(ctx, form)
 	if err != nil {
-		return s.deny(ctx, r, audit.ActionTokenCreate, "", err)
+		return s.rec.deny(ctx, r, audit.ActionTokenCreate, "", err)
 	}
 	code, verifier, ru := form.Get("code"), form.Get("code_verifier"), form.Get("redirect_uri")
 	if code == "" || verifier == "" || ru == "" {
-		return s.deny(ctx, r, audit.ActionTokenCreate, c.ID, oauthErr(ErrInvalidRequest, "code, code_verifier and redirect_uri are required", nil))
+		return s.rec.deny(ctx, r, audit.ActionTokenCreate, c.ID, oauthErr(ErrInvalidRequest, "code, code_verifier and redirect_uri are required", nil))
 	}
 	bad := func(desc string) error {
-		return s.deny(ctx, r, audit.ActionTokenCreate, c.ID, oauthErr(ErrInvalidGrant, desc, nil))
+		return s.rec.deny(ctx, r, audit.ActionTokenCreate, c.ID, oauthErr(ErrInvalidGrant, desc, nil))
 	}
 	if len(code) != secretLen || code[:len(CodePrefix)] != CodePrefix {
 		return bad("the authorization code is invalid")
@@ -94,7 +53,7 @@ func (s *Server) authorizationCode(w http.ResponseWriter, r *http.Request) error
 		if authz.ClientID != c.ID {
 			return bad("the authorization code is invalid")
 		}
-		if rerr := s.revokeFamily(ctx, r, authz, "code-reuse"); rerr != nil {
+		if rerr := s.families.revoke(ctx, r, authz, "code-reuse"); rerr != nil {
 			return rerr
 		}
 		return bad("the authorization code was already used; its tokens are revoked")
@@ -122,7 +81,7 @@ func (s *Server) authorizationCode(w http.ResponseWriter, r *http.Request) error
 			return bad("the user's account is disabled, or its roles changed since the app was authorized: launch the app again")
 		}
 	}
-	if err := s.recordToken(ctx, r, audit.ActionTokenCreate, audit.OutcomeSuccess, authz, http.StatusOK, "authorization-code"); err != nil {
+	if err := s.rec.recordToken(ctx, r, audit.ActionTokenCreate, audit.OutcomeSuccess, authz, http.StatusOK, "authorization-code"); err != nil {
 		return err
 	}
 	return s.issueLaunch(ctx, w, authz, authz.Scopes, cd.Nonce, true)
@@ -137,16 +96,16 @@ func (s *Server) refreshToken(w http.ResponseWriter, r *http.Request) error {
 	if s.opts.Launch == nil {
 		return oauthErr(ErrUnsupportedGrantType, "App Launch is not enabled", nil)
 	}
-	c, err := s.launchClient(ctx, form)
+	c, err := s.auth.launchClient(ctx, form)
 	if err != nil {
-		return s.deny(ctx, r, ActionTokenRefresh, "", err)
+		return s.rec.deny(ctx, r, ActionTokenRefresh, "", err)
 	}
 	bad := func(desc string) error {
-		return s.deny(ctx, r, ActionTokenRefresh, c.ID, oauthErr(ErrInvalidGrant, desc, nil))
+		return s.rec.deny(ctx, r, ActionTokenRefresh, c.ID, oauthErr(ErrInvalidGrant, desc, nil))
 	}
 	tok := form.Get("refresh_token")
 	if tok == "" {
-		return s.deny(ctx, r, ActionTokenRefresh, c.ID, oauthErr(ErrInvalidRequest, "refresh_token is required", nil))
+		return s.rec.deny(ctx, r, ActionTokenRefresh, c.ID, oauthErr(ErrInvalidRequest, "refresh_token is required", nil))
 	}
 	if len(tok) != secretLen || tok[:len(RefreshTokenPrefix)] != RefreshTokenPrefix {
 		return bad("the refresh token is invalid")
@@ -167,7 +126,7 @@ func (s *Server) refreshToken(w http.ResponseWriter, r *http.Request) error {
 		return bad("the refresh token is invalid")
 	}
 	if rt.Spent && !authz.Revoked {
-		if rerr := s.revokeFamily(ctx, r, authz, "refresh-reuse"); rerr != nil {
+		if rerr := s.families.revoke(ctx, r, authz, "refresh-reuse"); rerr != nil {
 			return rerr
 		}
 		return bad("the refresh token was already used; every token of this authorization is revoked")
@@ -189,24 +148,24 @@ func (s *Server) refreshToken(w http.ResponseWriter, r *http.Request) error {
 	if raw := form.Get("scope"); raw != "" {
 		req, err := scope.ParseSet(raw)
 		if err != nil {
-			return s.deny(ctx, r, ActionTokenRefresh, c.ID, oauthErr(ErrInvalidScope, "the scope parameter is malformed or too large", err))
+			return s.rec.deny(ctx, r, ActionTokenRefresh, c.ID, oauthErr(ErrInvalidScope, "the scope parameter is malformed or too large", err))
 		}
 		if scopes = scope.Intersect(authz.Scopes, req); !hasResourceScope(scopes) {
-			return s.deny(ctx, r, ActionTokenRefresh, c.ID, oauthErr(ErrInvalidScope, "the scopes must be a subset of those granted", nil))
+			return s.rec.deny(ctx, r, ActionTokenRefresh, c.ID, oauthErr(ErrInvalidScope, "the scopes must be a subset of those granted", nil))
 		}
 	}
 	next, nh, err := s.newSecret(RefreshTokenPrefix)
 	if err != nil {
 		return oauthErr(errServer, "", err)
 	}
-	nrt := RefreshToken{Hash: nh[:], Authorization: authz.ID, Issued: now.UTC(), Expires: s.refreshExpiry(authz, now)}
+	nrt := RefreshToken{Hash: nh[:], Authorization: authz.ID, Issued: now.UTC(), Expires: refreshExpiry(authz, now)}
 	// Audit first: a refused audit leaves the old token unspent.
-	if err := s.recordToken(ctx, r, ActionTokenRefresh, audit.OutcomeSuccess, authz, http.StatusOK, "refresh-rotated"); err != nil {
+	if err := s.rec.recordToken(ctx, r, ActionTokenRefresh, audit.OutcomeSuccess, authz, http.StatusOK, "refresh-rotated"); err != nil {
 		return err
 	}
 	if err := s.opts.Launch.RotateRefreshToken(ctx, h[:], nrt); errors.Is(err, ErrRefreshSpent) {
 		// Lost a race with another use of the same token: that is reuse.
-		if rerr := s.revokeFamily(ctx, r, authz, "refresh-reuse"); rerr != nil {
+		if rerr := s.families.revoke(ctx, r, authz, "refresh-reuse"); rerr != nil {
 			return rerr
 		}
 		return bad("the refresh token was already used; every token of this authorization is revoked")
@@ -214,18 +173,6 @@ func (s *Server) refreshToken(w http.ResponseWriter, r *http.Request) error {
 		return oauthErr(errServer, "", err)
 	}
 	return s.issueLaunchWith(ctx, w, authz, scopes, "", false, next)
-}
-
-func (s *Server) refreshExpiry(a Authorization, now time.Time) time.Time {
-	ttl := OnlineRefreshTTL
-	if a.Scopes.Has(scope.KindOfflineAccess) {
-		ttl = OfflineRefreshTTL
-	}
-	exp := now.UTC().Add(ttl)
-	if a.Expires.Before(exp) {
-		exp = a.Expires
-	}
-	return exp
 }
 
 // issueLaunch issues the access token (and a first refresh token when
@@ -239,7 +186,7 @@ func (s *Server) issueLaunch(ctx context.Context, w http.ResponseWriter, a Autho
 			return oauthErr(errServer, "", err)
 		}
 		now := s.opts.Now()
-		if err := s.opts.Launch.PutRefreshToken(ctx, RefreshToken{Hash: h[:], Authorization: a.ID, Issued: now.UTC(), Expires: s.refreshExpiry(a, now)}); err != nil {
+		if err := s.opts.Launch.PutRefreshToken(ctx, RefreshToken{Hash: h[:], Authorization: a.ID, Issued: now.UTC(), Expires: refreshExpiry(a, now)}); err != nil {
 			return oauthErr(errServer, "", err)
 		}
 		rtok = sec
@@ -248,7 +195,7 @@ func (s *Server) issueLaunch(ctx context.Context, w http.ResponseWriter, a Autho
 }
 
 func (s *Server) issueLaunchWith(ctx context.Context, w http.ResponseWriter, a Authorization, scopes scope.Set, nonce string, withID bool, refresh string) error {
-	secret, t, err := s.issueFor(ctx, a.ClientID, scopes, a.ID)
+	secret, t, err := s.tokens.issueFor(ctx, a.ClientID, scopes, a.ID)
 	if err != nil {
 		return oauthErr(errServer, "", err)
 	}
@@ -260,38 +207,12 @@ func (s *Server) issueLaunchWith(ctx context.Context, w http.ResponseWriter, a A
 		resp.NeedPatientBanner = &banner
 	}
 	if withID && scopes.Has(scope.KindOpenID) {
-		if resp.IDToken, err = s.idToken(a, scopes, nonce); err != nil {
+		if resp.IDToken, err = s.ids.idToken(a, scopes, nonce); err != nil {
 			return oauthErr(errServer, "", err)
 		}
 	}
 	writeJSON(w, http.StatusOK, resp)
 	return nil
-}
-
-// revokeFamily revokes an authorization and every token issued from
-// it, audits it, and drops its tokens from this process's cache.
-func (s *Server) revokeFamily(ctx context.Context, r *http.Request, a Authorization, reason string) error {
-	status := http.StatusBadRequest // a reuse: the request is refused
-	if reason == "client-revoked" {
-		status = http.StatusOK
-	}
-	if err := s.opts.Launch.RevokeAuthorization(ctx, a.ID); err != nil && !errors.Is(err, ErrNotFound) {
-		return oauthErr(errServer, "", err)
-	}
-	s.mu.Lock()
-	for k, v := range s.cache {
-		if v.tok.Authorization == a.ID {
-			delete(s.cache, k)
-		}
-	}
-	s.mu.Unlock()
-	return s.recordToken(ctx, r, ActionFamilyRevoke, audit.OutcomeSuccess, a, status, reason)
-}
-
-// recordToken audits a token event of an authorization: client, user,
-// patient and a fixed reason.
-func (s *Server) recordToken(ctx context.Context, r *http.Request, act audit.Action, o audit.Outcome, a Authorization, code int, reason string) error {
-	return s.recordLaunch(ctx, r, act, o, a.ClientID, Approval{User: LaunchUser{ID: a.UserID, Roles: a.Roles}, Patient: a.Patient}, code, reason)
 }
 
 // UserChecker says whether a user may still use what they approved: a
@@ -300,29 +221,4 @@ func (s *Server) recordToken(ctx context.Context, r *http.Request, act audit.Act
 // new tokens by code exchange or refresh.
 type UserChecker interface {
 	UserActive(ctx context.Context, userID string, roles []string) (bool, error)
-}
-
-// revokeRefresh revokes the authorization of a refresh token of
-// clientID; another client's or an unknown token is ignored (RFC 7009
-// §2.2: the answer is 200 either way).
-func (s *Server) revokeRefresh(ctx context.Context, r *http.Request, clientID, tok string) error {
-	h := hashToken(tok)
-	rt, err := s.opts.Launch.RefreshToken(ctx, h[:])
-	if errors.Is(err, ErrNotFound) {
-		return nil
-	}
-	if err != nil {
-		return oauthErr(errServer, "", err)
-	}
-	a, err := s.opts.Launch.Authorization(ctx, rt.Authorization)
-	if errors.Is(err, ErrNotFound) {
-		return nil
-	}
-	if err != nil {
-		return oauthErr(errServer, "", err)
-	}
-	if a.ClientID != clientID || a.Revoked {
-		return nil
-	}
-	return s.revokeFamily(ctx, r, a, "client-revoked")
 }

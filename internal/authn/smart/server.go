@@ -1,6 +1,7 @@
 package smart
 
 import (
+	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -9,7 +10,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -104,27 +104,20 @@ type Options struct {
 	Rand io.Reader
 }
 
-// Server is the authorization server: token, introspection and
-// revocation endpoints, and access token validation.
+// Server is the authorization server: the token, introspection,
+// revocation and discovery endpoints and the authorize flow they serve.
+// It delegates the domain to its parts (see the package doc).
 type Server struct {
 	store    Store
 	opts     Options
 	tokenURL string
-	keys     *keyResolver
 	log      *slog.Logger
 
-	signer *signer // id_token key; nil until LoadSigningKey
-
-	mu      sync.RWMutex
-	cache   map[[32]byte]cachedToken
-	clients map[string]cachedClient // disabled flags, same lifetime as cache
-}
-
-// cachedClient is whether a client may no longer use its tokens
-// (!Client.Active), as read at fetched.
-type cachedClient struct {
-	disabled bool
-	fetched  time.Time
+	auth     *clientAuth // client authentication
+	tokens   *tokens     // access tokens: issue, validate, cache, revoke
+	families *families   // App Launch authorizations and their tokens
+	ids      *idSigner   // the id_token signing key
+	rec      *recorder   // audit events
 }
 
 // New validates opts and returns a Server over store.
@@ -173,16 +166,38 @@ func New(store Store, opts Options) (*Server, error) {
 	if opts.Rand == nil {
 		opts.Rand = rand.Reader
 	}
-	return &Server{
+	s := &Server{
 		store:    store,
 		opts:     opts,
 		tokenURL: strings.TrimSuffix(opts.BaseURL, "/") + TokenPath,
-		keys:     newKeyResolver(opts.HTTPClient, opts.JWKSCacheTTL, opts.AllowLoopbackJWKS, opts.Now),
 		log:      opts.Logger,
-		cache:    map[[32]byte]cachedToken{},
-		clients:  map[string]cachedClient{},
-	}, nil
+		tokens:   newTokens(store, opts),
+	}
+	s.rec = &recorder{audit: opts.Audit, now: opts.Now}
+	s.families = &families{launch: opts.Launch, tokens: s.tokens, rec: s.rec}
+	s.auth = &clientAuth{store: store, keys: newKeyResolver(opts.HTTPClient, opts.JWKSCacheTTL, opts.AllowLoopbackJWKS, opts.Now),
+		tokenURL: s.tokenURL, now: opts.Now}
+	s.ids = &idSigner{launch: opts.Launch, sealer: opts.Sealer, now: opts.Now, baseURL: opts.BaseURL, fhirBase: s.FHIRBaseURL()}
+	return s, nil
 }
+
+// ValidateAccessToken returns the grant of a bearer token. Every failure
+// (malformed, unknown, expired, revoked, client disabled) returns an
+// error wrapping ErrInvalidToken; a failing store returns its error
+// instead, which must be answered 503, not 401. Lookups are cached for
+// Options.TokenCacheTTL (see the package doc on revocation latency).
+func (s *Server) ValidateAccessToken(ctx context.Context, token string) (Grant, error) {
+	return s.tokens.validate(ctx, token)
+}
+
+// LoadSigningKey loads the id_token signing key, generating and storing
+// it (sealed by Options.Sealer) on first start. Several processes
+// starting at once converge on the oldest stored key. Without it no
+// id_token can be issued and the JWK Set is empty.
+func (s *Server) LoadSigningKey(ctx context.Context) error { return s.ids.load(ctx) }
+
+// Issuer is the OpenID Connect issuer: the server's base URL.
+func (s *Server) Issuer() string { return s.ids.Issuer() }
 
 // TokenURL is the token endpoint URL: the aud every assertion must carry.
 func (s *Server) TokenURL() string { return s.tokenURL }

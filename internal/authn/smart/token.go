@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
 	"github.com/phivault/phivault/internal/authn/smart/scope"
@@ -34,6 +35,34 @@ type Grant struct {
 	Launch *Authorization
 }
 
+// tokens is the access-token store and validator: it issues and
+// revokes opaque access tokens and validates bearer tokens through a
+// cache of token and client lookups (see the package doc on revocation
+// latency). Its mutex guards both caches.
+type tokens struct {
+	store    Store
+	rand     io.Reader
+	now      func() time.Time
+	ttl      time.Duration // Options.AccessTokenTTL
+	cacheTTL time.Duration // Options.TokenCacheTTL; negative: no cache
+
+	mu      sync.RWMutex
+	cache   map[[32]byte]cachedToken
+	clients map[string]cachedClient // disabled flags, same lifetime as cache
+}
+
+func newTokens(store Store, opts Options) *tokens {
+	return &tokens{store: store, rand: opts.Rand, now: opts.Now, ttl: opts.AccessTokenTTL, cacheTTL: opts.TokenCacheTTL,
+		cache: map[[32]byte]cachedToken{}, clients: map[string]cachedClient{}}
+}
+
+// cachedClient is whether a client may no longer use its tokens
+// (!Client.Active), as read at fetched.
+type cachedClient struct {
+	disabled bool
+	fetched  time.Time
+}
+
 type cachedToken struct {
 	tok      Token
 	disabled bool // the client is disabled, or not approved (Client.Active)
@@ -46,42 +75,38 @@ type cachedToken struct {
 func hashToken(tok string) [32]byte { return sha256.Sum256([]byte(tok)) }
 
 // issue creates, stores and returns a new access token.
-func (s *Server) issue(ctx context.Context, clientID string, scopes scope.Set) (string, Token, error) {
-	return s.issueFor(ctx, clientID, scopes, "")
+func (ts *tokens) issue(ctx context.Context, clientID string, scopes scope.Set) (string, Token, error) {
+	return ts.issueFor(ctx, clientID, scopes, "")
 }
 
 // issueFor issues an access token of the App Launch authorization
 // authz ("" for Backend Services).
-func (s *Server) issueFor(ctx context.Context, clientID string, scopes scope.Set, authz string) (string, Token, error) {
+func (ts *tokens) issueFor(ctx context.Context, clientID string, scopes scope.Set, authz string) (string, Token, error) {
 	var b [accessTokenBytes]byte
-	if _, err := io.ReadFull(s.opts.Rand, b[:]); err != nil {
+	if _, err := io.ReadFull(ts.rand, b[:]); err != nil {
 		return "", Token{}, fmt.Errorf("generating access token: %w", err)
 	}
 	secret := AccessTokenPrefix + base64.RawURLEncoding.EncodeToString(b[:])
 	h := hashToken(secret)
-	now := s.opts.Now().UTC()
-	t := Token{Hash: h[:], ClientID: clientID, Scopes: scopes, Issued: now, Expires: now.Add(s.opts.AccessTokenTTL), Authorization: authz}
-	if err := s.store.PutToken(ctx, t); err != nil {
+	now := ts.now().UTC()
+	t := Token{Hash: h[:], ClientID: clientID, Scopes: scopes, Issued: now, Expires: now.Add(ts.ttl), Authorization: authz}
+	if err := ts.store.PutToken(ctx, t); err != nil {
 		return "", Token{}, fmt.Errorf("storing access token: %w", err)
 	}
 	return secret, t, nil
 }
 
-// ValidateAccessToken returns the grant of a bearer token. Every failure
-// (malformed, unknown, expired, revoked, client disabled) returns an
-// error wrapping ErrInvalidToken; a failing store returns its error
-// instead, which must be answered 503, not 401. Lookups are cached for
-// Options.TokenCacheTTL (see the package doc on revocation latency).
-func (s *Server) ValidateAccessToken(ctx context.Context, token string) (Grant, error) {
+// validate is [Server.ValidateAccessToken].
+func (ts *tokens) validate(ctx context.Context, token string) (Grant, error) {
 	if len(token) != accessTokenLen || token[:len(AccessTokenPrefix)] != AccessTokenPrefix {
 		return Grant{}, ErrInvalidToken
 	}
 	h := hashToken(token)
-	now := s.opts.Now()
-	ct, ok := s.cached(h, now)
+	now := ts.now()
+	ct, ok := ts.cached(h, now)
 	if !ok {
 		var err error
-		ct, err = s.lookup(ctx, h, now)
+		ct, err = ts.lookup(ctx, h, now)
 		if err != nil {
 			return Grant{}, err
 		}
@@ -95,14 +120,14 @@ func (s *Server) ValidateAccessToken(ctx context.Context, token string) (Grant, 
 	return Grant{ClientID: ct.tok.ClientID, Scopes: ct.tok.Scopes, Expires: ct.tok.Expires, Launch: ct.tok.Launch}, nil
 }
 
-func (s *Server) cached(h [32]byte, now time.Time) (cachedToken, bool) {
-	if s.opts.TokenCacheTTL < 0 {
+func (ts *tokens) cached(h [32]byte, now time.Time) (cachedToken, bool) {
+	if ts.cacheTTL < 0 {
 		return cachedToken{}, false
 	}
-	s.mu.RLock()
-	ct, ok := s.cache[h]
-	s.mu.RUnlock()
-	if !ok || now.Sub(ct.fetched) >= s.opts.TokenCacheTTL {
+	ts.mu.RLock()
+	ct, ok := ts.cache[h]
+	ts.mu.RUnlock()
+	if !ok || now.Sub(ct.fetched) >= ts.cacheTTL {
 		return cachedToken{}, false
 	}
 	return ct, true
@@ -110,51 +135,51 @@ func (s *Server) cached(h [32]byte, now time.Time) (cachedToken, bool) {
 
 // lookup reads the token and its client from the store and caches them.
 // Unknown tokens are not cached: they would let a caller fill the cache.
-func (s *Server) lookup(ctx context.Context, h [32]byte, now time.Time) (cachedToken, error) {
-	t, err := s.store.TokenByHash(ctx, h[:])
+func (ts *tokens) lookup(ctx context.Context, h [32]byte, now time.Time) (cachedToken, error) {
+	t, err := ts.store.TokenByHash(ctx, h[:])
 	if errors.Is(err, ErrNotFound) {
 		return cachedToken{}, ErrInvalidToken
 	}
 	if err != nil {
 		return cachedToken{}, fmt.Errorf("validating access token: %w", err)
 	}
-	disabled, err := s.clientDisabled(ctx, t.ClientID, now)
+	disabled, err := ts.clientDisabled(ctx, t.ClientID, now)
 	if err != nil {
 		return cachedToken{}, err
 	}
 	ct := cachedToken{tok: t, disabled: disabled, fetched: now}
-	if s.opts.TokenCacheTTL >= 0 {
-		s.mu.Lock()
-		if len(s.cache) >= maxCachedTokens {
-			s.evictLocked(now)
+	if ts.cacheTTL >= 0 {
+		ts.mu.Lock()
+		if len(ts.cache) >= maxCachedTokens {
+			ts.evictLocked(now)
 		}
-		s.cache[h] = ct
-		s.mu.Unlock()
+		ts.cache[h] = ct
+		ts.mu.Unlock()
 	}
 	return ct, nil
 }
 
 // evictLocked drops stale entries, and everything if none was stale: a
 // full cache only costs lookups, never correctness.
-func (s *Server) evictLocked(now time.Time) {
-	for k, v := range s.cache {
-		if now.Sub(v.fetched) >= s.opts.TokenCacheTTL || !now.Before(v.tok.Expires) {
-			delete(s.cache, k)
+func (ts *tokens) evictLocked(now time.Time) {
+	for k, v := range ts.cache {
+		if now.Sub(v.fetched) >= ts.cacheTTL || !now.Before(v.tok.Expires) {
+			delete(ts.cache, k)
 		}
 	}
-	if len(s.cache) >= maxCachedTokens {
-		clear(s.cache)
+	if len(ts.cache) >= maxCachedTokens {
+		clear(ts.cache)
 	}
 }
 
 // revoke revokes the token with hash h if it belongs to clientID. It
 // reports whether a token was revoked.
-func (s *Server) revoke(ctx context.Context, clientID, token string) (bool, error) {
+func (ts *tokens) revoke(ctx context.Context, clientID, token string) (bool, error) {
 	if len(token) != accessTokenLen || token[:len(AccessTokenPrefix)] != AccessTokenPrefix {
 		return false, nil
 	}
 	h := hashToken(token)
-	t, err := s.store.TokenByHash(ctx, h[:])
+	t, err := ts.store.TokenByHash(ctx, h[:])
 	if errors.Is(err, ErrNotFound) {
 		return false, nil
 	}
@@ -164,15 +189,15 @@ func (s *Server) revoke(ctx context.Context, clientID, token string) (bool, erro
 	if t.ClientID != clientID {
 		return false, nil // RFC 7009 §2.1: not this client's token
 	}
-	s.mu.Lock()
-	delete(s.cache, h)
-	s.mu.Unlock()
-	if err := s.store.RevokeToken(ctx, h[:]); err != nil && !errors.Is(err, ErrNotFound) {
+	ts.mu.Lock()
+	delete(ts.cache, h)
+	ts.mu.Unlock()
+	if err := ts.store.RevokeToken(ctx, h[:]); err != nil && !errors.Is(err, ErrNotFound) {
 		return false, fmt.Errorf("revoking access token: %w", err)
 	}
-	s.mu.Lock()
-	delete(s.cache, h) // again: a concurrent lookup may have cached it
-	s.mu.Unlock()
+	ts.mu.Lock()
+	delete(ts.cache, h) // again: a concurrent lookup may have cached it
+	ts.mu.Unlock()
 	return true, nil
 }
 
@@ -181,29 +206,41 @@ func (s *Server) revoke(ctx context.Context, clientID, token string) (bool, erro
 // cached for the token cache's lifetime: many tokens of one client then
 // cost one client lookup. Disabling a client therefore takes effect
 // within that time, as revoking a token does.
-func (s *Server) clientDisabled(ctx context.Context, id string, now time.Time) (bool, error) {
-	if s.opts.TokenCacheTTL >= 0 {
-		s.mu.RLock()
-		c, ok := s.clients[id]
-		s.mu.RUnlock()
-		if ok && now.Sub(c.fetched) < s.opts.TokenCacheTTL {
+func (ts *tokens) clientDisabled(ctx context.Context, id string, now time.Time) (bool, error) {
+	if ts.cacheTTL >= 0 {
+		ts.mu.RLock()
+		c, ok := ts.clients[id]
+		ts.mu.RUnlock()
+		if ok && now.Sub(c.fetched) < ts.cacheTTL {
 			return c.disabled, nil
 		}
 	}
-	c, err := s.store.Client(ctx, id)
+	c, err := ts.store.Client(ctx, id)
 	if errors.Is(err, ErrNotFound) {
 		return false, ErrInvalidToken
 	}
 	if err != nil {
 		return false, fmt.Errorf("validating access token: %w", err)
 	}
-	if s.opts.TokenCacheTTL >= 0 {
-		s.mu.Lock()
-		if len(s.clients) >= maxCachedTokens {
-			clear(s.clients)
+	if ts.cacheTTL >= 0 {
+		ts.mu.Lock()
+		if len(ts.clients) >= maxCachedTokens {
+			clear(ts.clients)
 		}
-		s.clients[id] = cachedClient{disabled: !c.Active(), fetched: now}
-		s.mu.Unlock()
+		ts.clients[id] = cachedClient{disabled: !c.Active(), fetched: now}
+		ts.mu.Unlock()
 	}
 	return !c.Active(), nil
+}
+
+// forgetAuthorization drops the tokens of App Launch authorization id
+// from the cache (its family was revoked).
+func (ts *tokens) forgetAuthorization(id string) {
+	ts.mu.Lock()
+	for k, v := range ts.cache {
+		if v.tok.Authorization == id {
+			delete(ts.cache, k)
+		}
+	}
+	ts.mu.Unlock()
 }

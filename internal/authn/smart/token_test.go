@@ -443,7 +443,7 @@ func FuzzAssertion(f *testing.F) {
 		f.Add(line)
 	}
 	f.Fuzz(func(t *testing.T, a string) {
-		c, _, err := e.srv.verifyAssertion(t.Context(), a)
+		c, _, err := e.srv.auth.verifyAssertion(t.Context(), a)
 		if err == nil {
 			// Only what the client signed may verify.
 			if !slices.ContainsFunc(seeds, func(s string) bool { return signedPart(s) == signedPart(a) }) {
