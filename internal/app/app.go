@@ -67,7 +67,7 @@ type App struct {
 	Record  *record.Service
 	Log     *audit.Log
 	batcher *audit.Batcher
-	tlog    *tlog.Log // the Merkle tree side of the audit log (tlog.go)
+	tlog    *tlog.Log // the Merkle tree side of the audit log (package tlog)
 	ledger  *keys.LedgerKey
 	// authRows authenticates rows that grant access and keys the lookup
 	// hashes of bearer secrets (ADR 0022, authrows.go).
