@@ -57,8 +57,11 @@ func (f *Follower) CatchUp(ctx context.Context) error {
 }
 
 // Run keeps the index within about a second of the log until ctx ends
-// ("phivault serve" runs it).
+// ("phivault serve" runs it). A nil Follower (no index) returns at once.
 func (f *Follower) Run(ctx context.Context) {
+	if f == nil {
+		return
+	}
 	t := time.NewTicker(followPoll)
 	defer t.Stop()
 	for {
