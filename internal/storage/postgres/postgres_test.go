@@ -16,6 +16,7 @@ import (
 	"github.com/phivault/phivault/internal/authn/login"
 	"github.com/phivault/phivault/internal/authn/session"
 	"github.com/phivault/phivault/internal/identity/account"
+	"github.com/phivault/phivault/internal/privacy"
 	"github.com/phivault/phivault/internal/storage"
 	"github.com/phivault/phivault/internal/storage/postgres"
 	"github.com/phivault/phivault/internal/storage/postgres/pgtest"
@@ -219,8 +220,9 @@ func BenchmarkCurrent(b *testing.B) {
 }
 
 func TestReportsConformance(t *testing.T) {
-	storagetest.RunReports(t, func(t *testing.T) storagetest.ReportStore {
-		return openURL(t, pgtest.NewDatabase(t), postgres.Options{})
+	storagetest.RunReports(t, func(t *testing.T) storagetest.ReportStores {
+		s := openURL(t, pgtest.NewDatabase(t), postgres.Options{})
+		return storagetest.ReportStores{Store: s, Unit: sqldb.NewUnit[privacy.Tx](s)}
 	})
 }
 
