@@ -253,7 +253,7 @@ func (a *App) openAuthz(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("opening break-the-glass: %w", err)
 	}
-	a.Desk = authz.NewDesk(sq.Authz(), authzSrc, a.Log, a.batcher, nil)
+	a.Desk = authz.NewDesk(sq.Authz(), sqldb.NewUnit[authz.Tx](sq), authzSrc, a.Log, a.batcher, nil)
 	return nil
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/phivault/phivault/internal/authn/login"
 	"github.com/phivault/phivault/internal/authn/session"
+	"github.com/phivault/phivault/internal/authz"
 	"github.com/phivault/phivault/internal/identity/account"
 	"github.com/phivault/phivault/internal/privacy"
 	"github.com/phivault/phivault/internal/storage"
@@ -176,6 +177,13 @@ func TestReportsConformance(t *testing.T) {
 	storagetest.RunReports(t, func(t *testing.T) storagetest.ReportStores {
 		s := open(t)
 		return storagetest.ReportStores{Store: s, Unit: sqldb.NewUnit[privacy.Tx](s)}
+	})
+}
+
+func TestReviewsConformance(t *testing.T) {
+	storagetest.RunReviews(t, func(t *testing.T) storagetest.ReviewStores {
+		s := open(t)
+		return storagetest.ReviewStores{Reviews: s.Authz(), Audit: s, Unit: sqldb.NewUnit[authz.Tx](s)}
 	})
 }
 
