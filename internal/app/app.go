@@ -35,6 +35,7 @@ import (
 	"github.com/phivault/phivault/internal/identity"
 	"github.com/phivault/phivault/internal/keys"
 	"github.com/phivault/phivault/internal/keys/lifecycle"
+	"github.com/phivault/phivault/internal/privacy"
 	"github.com/phivault/phivault/internal/record"
 	"github.com/phivault/phivault/internal/storage"
 	"github.com/phivault/phivault/internal/storage/postgres"
@@ -253,7 +254,7 @@ func (a *App) openAuthz(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("opening break-the-glass: %w", err)
 	}
-	a.Desk = authz.NewDesk(sq.Authz(), authzSrc, a.Log, a.batcher, nil)
+	a.Desk = authz.NewDesk(sq.Authz(), sqldb.NewUnit[authz.Tx](sq), authzSrc, a.Log, a.batcher, nil)
 	return nil
 }
 
@@ -433,15 +434,14 @@ func (a *App) webUI() http.Handler {
 	if a.AuditIndex != nil { // no typed nil in the interface
 		access = a.AuditIndex
 	}
+	var reports webui.Reports // nil: the report pages answer 503
+	if r, err := privacy.NewReports(privacy.Options{Tx: sqldb.NewUnit[privacy.Tx](sq), Store: sq, Notes: a.Record, Log: a.Log}); err != nil {
+		a.logger.Error("access reports unavailable", slog.String("error", err.Error()))
+	} else {
+		reports = r
+	}
 	ui, err := webui.New(webui.Options{
-		Login: a.Login, Record: a.Record, Users: sq.Users(), Access: access, Reports: sq,
-		Audit: func(ctx context.Context, ev audit.Event) error {
-			rec, err := a.Log.Seal(ev)
-			if err != nil {
-				return fmt.Errorf("%w: %v", audit.ErrUnavailable, err)
-			}
-			return a.batcher.Record(ctx, rec)
-		},
+		Login: a.Login, Record: a.Record, Users: sq.Users(), Access: access, Reports: reports,
 		Keys: a.Keys, KeyScanner: a.Store,
 		IdleTimeout: a.idleTimeout, Logger: a.logger, AuditLog: trustStatus{a.tlog}, Authz: a.Authz, BreakGlass: a.BreakGlass,
 		Console: a.console(sq),

@@ -41,6 +41,7 @@ var boundaries = []boundary{
 	domainRule("/internal/authz/..."),
 	domainRule("/internal/identity/..."),
 	domainRule("/internal/keys/..."),
+	domainRule("/internal/privacy/..."),
 	domainRule("/internal/ledger/..."),
 	domainRule("/internal/record/..."),
 	domainRule("/internal/fhir/..."),

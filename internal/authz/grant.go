@@ -90,31 +90,31 @@ type ReviewStore interface {
 	Review(ctx context.Context, id string) (Review, error)
 	// GrantNote returns the sealed free text of grant id (nil for none).
 	GrantNote(ctx context.Context, grantID string) ([]byte, error)
-	// CloseReview closes entry id with the reviewer's sealed note (nil
-	// for none); ErrNotFound-wrapped when unknown, ErrConflict-wrapped
-	// when already closed.
-	CloseReview(ctx context.Context, id, by, outcome string, note []byte, at time.Time) (Review, error)
 	// Alerts lists up to limit alerts, newest first.
 	Alerts(ctx context.Context, limit int) ([]Alert, error)
 }
 
 // Desk is the privacy officer's review queue with auditing: closing a
-// review appends its audit event (durable before Close returns).
+// review commits with its audit event in one transaction (the store's
+// unit of work, ADR 0024); reading a grant's reason appends its event
+// (durable before Reason returns).
 type Desk struct {
 	store ReviewStore
+	tx    Updater
 	notes NoteSealer
 	log   *audit.Log
 	rec   AuditRecorder
 	now   func() time.Time
 }
 
-// NewDesk returns a Desk; now is time.Now when nil. notes seals the
+// NewDesk returns a Desk; now is time.Now when nil. tx is the unit of
+// work closing reviews with their audit events; notes seals the
 // reviewers' notes with the patient's key.
-func NewDesk(store ReviewStore, notes NoteSealer, log *audit.Log, rec AuditRecorder, now func() time.Time) *Desk {
+func NewDesk(store ReviewStore, tx Updater, notes NoteSealer, log *audit.Log, rec AuditRecorder, now func() time.Time) *Desk {
 	if now == nil {
 		now = time.Now
 	}
-	return &Desk{store: store, notes: notes, log: log, rec: rec, now: now}
+	return &Desk{store: store, tx: tx, notes: notes, log: log, rec: rec, now: now}
 }
 
 // maxReviewNote bounds a reviewer's note, in characters.
@@ -168,7 +168,10 @@ func (d *Desk) Alerts(ctx context.Context, limit int) ([]Alert, error) {
 	return d.store.Alerts(ctx, limit)
 }
 
-// Close closes review id with outcome and audits it.
+// Close closes review id with outcome and its audit event
+// (ActionReviewClose) in one transaction. It returns an error wrapping
+// storage.ErrNotFound for no such review and storage.ErrConflict for one
+// already closed (nothing is recorded then).
 //
 // note is the reviewer's free text ("" for none): it may name people or
 // clinical facts, so it is sealed with the patient's key (erased with the
@@ -194,18 +197,27 @@ func (d *Desk) Close(ctx context.Context, agent audit.Agent, requestID, id, outc
 			return Review{}, fmt.Errorf("close review: sealing the note: %w", err)
 		}
 	}
-	r, err := d.store.CloseReview(ctx, id, agent.User, outcome, sealed, d.now())
+	at := d.now()
+	var out Review
+	err := d.tx.Update(ctx, func(t Tx) error {
+		r, err := t.CloseReview(ctx, id, agent.User, outcome, sealed, at)
+		if err != nil {
+			return err
+		}
+		ev := audit.Event{Time: d.now(), Action: audit.ActionReviewClose, Outcome: audit.OutcomeSuccess, Agent: agent,
+			Patients: []string{r.Patient}, Entities: []string{"Review/" + r.ID, "Grant/" + r.GrantID}, Policies: []string{"outcome=" + outcome}, RequestID: requestID}
+		rec, err := d.log.Seal(ev)
+		if err != nil {
+			return err
+		}
+		if err := t.AppendAudit(ctx, rec); err != nil {
+			return err
+		}
+		out = r
+		return nil
+	})
 	if err != nil {
 		return Review{}, err
 	}
-	ev := audit.Event{Time: d.now(), Action: audit.ActionReviewClose, Outcome: audit.OutcomeSuccess, Agent: agent,
-		Patients: []string{r.Patient}, Entities: []string{"Review/" + r.ID, "Grant/" + r.GrantID}, Policies: []string{"outcome=" + outcome}, RequestID: requestID}
-	rec, err := d.log.Seal(ev)
-	if err != nil {
-		return Review{}, err
-	}
-	if err := d.rec.Record(ctx, rec); err != nil {
-		return Review{}, err
-	}
-	return r, nil
+	return out, nil
 }

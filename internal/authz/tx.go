@@ -13,8 +13,9 @@ import (
 
 // Tx is the part of one write transaction that authorization's audited
 // changes use (the store's unit of work, ADR 0024): a break-the-glass
-// grant with its review entry, alert and audit record, and the record
-// of a policy version. Every method but AppendAudit and Lock is one
+// grant with its review entry, alert and audit record, the closing of a
+// review entry, and the record of a policy version. Every method but
+// AppendAudit and Lock is one
 // plain statement; errors wrap the storage sentinels. It is not safe
 // for concurrent use.
 type Tx interface {
@@ -29,6 +30,11 @@ type Tx interface {
 	InsertReview(ctx context.Context, r Review, g Grant) error
 	// RaiseAlert raises a for the privacy officer's desk.
 	RaiseAlert(ctx context.Context, a Alert) error
+	// CloseReview closes review entry id by by with outcome and the
+	// reviewer's sealed note (nil for none) at at, and returns it as
+	// closed; ErrNotFound-wrapped when unknown, ErrConflict-wrapped when
+	// already closed.
+	CloseReview(ctx context.Context, id, by, outcome string, note []byte, at time.Time) (Review, error)
 
 	// LatestPolicyHash returns the hash of the policy version recorded
 	// last ("" when none was).

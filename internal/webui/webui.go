@@ -65,11 +65,9 @@ type Options struct {
 	// "who accessed my record" (package portal); nil says it is not
 	// available.
 	Access AccessLog
-	// Reports keeps patients' access reports and Audit records the
-	// portal's own actions (report, close); without either, reports
-	// answer 503.
-	Reports ReportStore
-	Audit   AuditFunc
+	// Reports is the access reports' service (privacy.Reports), behind
+	// the portal's report pages; nil answers 503 there.
+	Reports Reports
 
 	// IdleTimeout is the session idle timeout the warning script counts
 	// down; default session.DefaultIdleTimeout. It must match the login
@@ -105,7 +103,7 @@ type UI struct {
 // The audiences' option types under the names the composition root
 // (internal/app) uses: the console's services (package console), the
 // audit log status (package site, shared by the trust page, the portal
-// and the console), and the portal's audit index and report store
+// and the console), and the portal's audit index and report service
 // (package portal).
 type (
 	Console         = console.Services
@@ -119,8 +117,7 @@ type (
 	AuditLogStatus  = site.AuditLogStatus
 	KeyScanner      = console.KeyScanner
 	AccessLog       = portal.AccessLog
-	ReportStore     = portal.ReportStore
-	AuditFunc       = portal.AuditFunc
+	Reports         = portal.Reports
 )
 
 // New validates o and returns a UI. Errors name the Options field.
@@ -149,7 +146,7 @@ func New(o Options) (*UI, error) {
 	u := &UI{site: st, users: o.Users, keys: o.Keys, scanner: o.KeyScanner, auditLog: o.AuditLog, log: o.Logger, now: o.Now, trust: &trustCache{}}
 	u.chart = chart.New(chart.Options{Site: st, Record: o.Record, Authz: o.Authz, BreakGlass: o.BreakGlass, Now: o.Now, Rand: o.Rand})
 	u.portal = portal.New(portal.Options{Site: st, Record: o.Record, Users: o.Users, Authz: o.Authz, Access: o.Access, AuditLog: o.AuditLog,
-		Reports: o.Reports, Audit: o.Audit, Logger: o.Logger, Now: o.Now, Rand: o.Rand})
+		Reports: o.Reports, Logger: o.Logger, Now: o.Now})
 	u.signin = signin.New(signin.Options{Site: st, Login: o.Login, DropSearches: u.chart.ForgetSession, Logger: o.Logger})
 	u.console = console.New(console.Options{Site: st, Services: o.Console, Users: o.Users, AuditLog: o.AuditLog, Authz: o.Authz,
 		Keys: o.Keys, KeyScanner: o.KeyScanner, Logger: o.Logger})

@@ -15,7 +15,9 @@ import (
 
 	"github.com/phivault/phivault/internal/authn/login"
 	"github.com/phivault/phivault/internal/authn/session"
+	"github.com/phivault/phivault/internal/authz"
 	"github.com/phivault/phivault/internal/identity/account"
+	"github.com/phivault/phivault/internal/privacy"
 	"github.com/phivault/phivault/internal/storage"
 	"github.com/phivault/phivault/internal/storage/postgres"
 	"github.com/phivault/phivault/internal/storage/postgres/pgtest"
@@ -219,8 +221,16 @@ func BenchmarkCurrent(b *testing.B) {
 }
 
 func TestReportsConformance(t *testing.T) {
-	storagetest.RunReports(t, func(t *testing.T) storagetest.ReportStore {
-		return openURL(t, pgtest.NewDatabase(t), postgres.Options{})
+	storagetest.RunReports(t, func(t *testing.T) storagetest.ReportStores {
+		s := openURL(t, pgtest.NewDatabase(t), postgres.Options{})
+		return storagetest.ReportStores{Store: s, Unit: sqldb.NewUnit[privacy.Tx](s)}
+	})
+}
+
+func TestReviewsConformance(t *testing.T) {
+	storagetest.RunReviews(t, func(t *testing.T) storagetest.ReviewStores {
+		s := openURL(t, pgtest.NewDatabase(t), postgres.Options{})
+		return storagetest.ReviewStores{Reviews: s.Authz(), Audit: s, Unit: sqldb.NewUnit[authz.Tx](s)}
 	})
 }
 

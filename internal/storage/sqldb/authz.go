@@ -166,42 +166,39 @@ func (a *Authz) Review(ctx context.Context, id string) (authz.Review, error) {
 	return r, a.s.translate("review", err)
 }
 
-// CloseReview implements authz.ReviewStore.
-func (a *Authz) CloseReview(ctx context.Context, id, by, outcome string, note []byte, at time.Time) (authz.Review, error) {
+// CloseReview implements authz.Tx: the already-closed check reads the
+// entry in this transaction, then closes it.
+func (t *tx) CloseReview(ctx context.Context, id, by, outcome string, note []byte, at time.Time) (authz.Review, error) {
 	if !lookupable(id) {
 		return authz.Review{}, wrapOp("close review", storage.ErrNotFound)
 	}
 	if err := validText("close review: by", by); err != nil {
 		return authz.Review{}, err
 	}
+	rows, err := t.query(ctx, `SELECT `+reviewCols+` FROM authz_reviews WHERE id = ?`, id)
+	if err != nil {
+		return authz.Review{}, t.s.translate("close review", err)
+	}
 	var out authz.Review
-	err := a.s.Update(ctx, func(stx storage.Tx) error {
-		t := stx.(*tx)
-		rows, err := t.query(ctx, `SELECT `+reviewCols+` FROM authz_reviews WHERE id = ?`, id)
-		if err != nil {
-			return t.s.translate("close review", err)
-		}
-		found := rows.Next()
-		if found {
-			out, err = scanReview(rows)
-		}
-		if err := errors.Join(err, rows.Err(), rows.Close()); err != nil {
-			return t.s.translate("close review", err)
-		}
-		if !found {
-			return wrapOp("close review", storage.ErrNotFound)
-		}
-		if out.Closed {
-			return wrapOp("close review", storage.ErrConflict)
-		}
-		if _, err := t.exec(ctx, `UPDATE authz_reviews SET closed = ?, closed_by = ?, closed_at = ?, outcome = ?, close_note = ? WHERE id = ?`,
-			true, by, at.UnixMicro(), outcome, nullBytes(note), id); err != nil {
-			return t.s.translate("close review", err)
-		}
-		out.Closed, out.ClosedBy, out.ClosedAt, out.Outcome, out.Noted = true, by, at.UTC(), outcome, len(note) > 0
-		return nil
-	})
-	return out, err
+	found := rows.Next()
+	if found {
+		out, err = scanReview(rows)
+	}
+	if err := errors.Join(err, rows.Err(), rows.Close()); err != nil {
+		return authz.Review{}, t.s.translate("close review", err)
+	}
+	if !found {
+		return authz.Review{}, wrapOp("close review", storage.ErrNotFound)
+	}
+	if out.Closed {
+		return authz.Review{}, wrapOp("close review", storage.ErrConflict)
+	}
+	if _, err := t.exec(ctx, `UPDATE authz_reviews SET closed = ?, closed_by = ?, closed_at = ?, outcome = ?, close_note = ? WHERE id = ?`,
+		true, by, at.UnixMicro(), outcome, nullBytes(note), id); err != nil {
+		return authz.Review{}, t.s.translate("close review", err)
+	}
+	out.Closed, out.ClosedBy, out.ClosedAt, out.Outcome, out.Noted = true, by, at.UTC(), outcome, len(note) > 0
+	return out, nil
 }
 
 // Alerts implements authz.ReviewStore.

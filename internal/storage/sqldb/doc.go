@@ -53,8 +53,8 @@
 // domain's fn on one transaction of the store, with Update's retries,
 // group commit and row MACs. What stays here is storage: statements,
 // error translation, locking reads, and the MACs of authrows.go. The
-// methods that still hold rules (the SMART launch grants, review
-// closing, access reports) are listed in the ADR as not yet moved.
+// methods that still hold rules (the SMART launch grants) are listed in
+// the ADR as not yet moved.
 //
 // # Migrations
 //

@@ -6,25 +6,26 @@ import (
 	"errors"
 	"time"
 
+	"github.com/phivault/phivault/internal/privacy"
 	"github.com/phivault/phivault/internal/storage"
 )
 
 // Access reports (table access_reports, migration 0013_access_reports):
 // a patient's "I don't recognise this access", and its closing by the
-// privacy officer. Comments arrive sealed.
+// privacy officer. Comments arrive sealed. The changes are written by
+// package privacy through the unit of work (privacy.Tx, ADR 0024).
 
 // MaxAccessReports bounds one listing of open reports (STYLE rule 24).
 const MaxAccessReports = 500
 
-// CreateAccessReport stores r, open. A second report with the same id is
-// storage.ErrConflict.
-func (s *Store) CreateAccessReport(ctx context.Context, r storage.AccessReport) error {
-	return s.Update(ctx, func(stx storage.Tx) error {
-		t := stx.(*tx)
-		_, err := t.exec(ctx, `INSERT INTO access_reports (id, patient, leaf, reporter, created, comment, closed, closer, close_note)
-			VALUES (?, ?, ?, ?, ?, ?, 0, '', NULL)`, r.ID, r.Patient, r.Leaf, r.Reporter, r.Created.UnixMicro(), nullBytes(nonEmpty(r.Comment)))
-		return t.s.translate("create access report", err)
-	})
+var _ privacy.Tx = (*tx)(nil)
+
+// InsertAccessReport implements privacy.Tx: r, open. A second report
+// with the same id is storage.ErrConflict.
+func (t *tx) InsertAccessReport(ctx context.Context, r storage.AccessReport) error {
+	_, err := t.exec(ctx, `INSERT INTO access_reports (id, patient, leaf, reporter, created, comment, closed, closer, close_note)
+		VALUES (?, ?, ?, ?, ?, ?, 0, '', NULL)`, r.ID, r.Patient, r.Leaf, r.Reporter, r.Created.UnixMicro(), nullBytes(nonEmpty(r.Comment)))
+	return t.s.translate("create access report", err)
 }
 
 // OpenAccessReports returns up to limit (at most MaxAccessReports) open
@@ -74,35 +75,33 @@ func (s *Store) AccessReport(ctx context.Context, id string) (storage.AccessRepo
 	return r, nil
 }
 
-// CloseAccessReport closes the open report id at at, by closer, with a
-// sealed note (or nil). It returns storage.ErrNotFound for no such
-// report and storage.ErrConflict for one already closed.
-func (s *Store) CloseAccessReport(ctx context.Context, id, closer string, at time.Time, note []byte) error {
+// CloseAccessReport implements privacy.Tx: it closes the open report
+// id at at, by closer, with a sealed note (or nil). It returns
+// storage.ErrNotFound for no such report and storage.ErrConflict for
+// one already closed.
+func (t *tx) CloseAccessReport(ctx context.Context, id, closer string, at time.Time, note []byte) error {
 	if at.IsZero() || at.UnixMicro() == 0 {
 		return errors.New("close access report: zero time")
 	}
-	return s.Update(ctx, func(stx storage.Tx) error {
-		t := stx.(*tx)
-		res, err := t.exec(ctx, `UPDATE access_reports SET closed = ?, closer = ?, close_note = ? WHERE id = ? AND closed = 0`,
-			at.UnixMicro(), closer, nullBytes(nonEmpty(note)), id)
-		if err != nil {
-			return t.s.translate("close access report", err)
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return t.s.translate("close access report", err)
-		} else if n == 1 {
-			return nil
-		}
-		rows, err := t.query(ctx, `SELECT closed FROM access_reports WHERE id = ?`, id)
-		if err != nil {
-			return t.s.translate("close access report", err)
-		}
-		defer rows.Close()
-		if rows.Next() {
-			return wrapOp("close access report", storage.ErrConflict)
-		}
-		return wrapOp("close access report", storage.ErrNotFound)
-	})
+	res, err := t.exec(ctx, `UPDATE access_reports SET closed = ?, closer = ?, close_note = ? WHERE id = ? AND closed = 0`,
+		at.UnixMicro(), closer, nullBytes(nonEmpty(note)), id)
+	if err != nil {
+		return t.s.translate("close access report", err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return t.s.translate("close access report", err)
+	} else if n == 1 {
+		return nil
+	}
+	rows, err := t.query(ctx, `SELECT closed FROM access_reports WHERE id = ?`, id)
+	if err != nil {
+		return t.s.translate("close access report", err)
+	}
+	defer rows.Close()
+	if rows.Next() {
+		return wrapOp("close access report", storage.ErrConflict)
+	}
+	return wrapOp("close access report", storage.ErrNotFound)
 }
 
 func scanReport(rows *sql.Rows) (storage.AccessReport, error) {

@@ -10,7 +10,9 @@ import (
 
 	"github.com/phivault/phivault/internal/authn/login"
 	"github.com/phivault/phivault/internal/authn/session"
+	"github.com/phivault/phivault/internal/authz"
 	"github.com/phivault/phivault/internal/identity/account"
+	"github.com/phivault/phivault/internal/privacy"
 	"github.com/phivault/phivault/internal/storage"
 	"github.com/phivault/phivault/internal/storage/sqldb"
 	"github.com/phivault/phivault/internal/storage/sqlite"
@@ -172,7 +174,17 @@ func BenchmarkCurrent(b *testing.B)     { storagetest.BenchCurrent(b, open(b)) }
 func BenchmarkUpdate(b *testing.B)      { storagetest.BenchUpdate(b, open(b)) }
 
 func TestReportsConformance(t *testing.T) {
-	storagetest.RunReports(t, func(t *testing.T) storagetest.ReportStore { return open(t) })
+	storagetest.RunReports(t, func(t *testing.T) storagetest.ReportStores {
+		s := open(t)
+		return storagetest.ReportStores{Store: s, Unit: sqldb.NewUnit[privacy.Tx](s)}
+	})
+}
+
+func TestReviewsConformance(t *testing.T) {
+	storagetest.RunReviews(t, func(t *testing.T) storagetest.ReviewStores {
+		s := open(t)
+		return storagetest.ReviewStores{Reviews: s.Authz(), Audit: s, Unit: sqldb.NewUnit[authz.Tx](s)}
+	})
 }
 
 func TestEpochConformance(t *testing.T) {

@@ -2,10 +2,7 @@ package portal
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -15,7 +12,7 @@ import (
 	"github.com/phivault/phivault/internal/audit"
 	"github.com/phivault/phivault/internal/audit/index"
 	"github.com/phivault/phivault/internal/ident"
-	"github.com/phivault/phivault/internal/record"
+	"github.com/phivault/phivault/internal/privacy"
 	"github.com/phivault/phivault/internal/storage"
 	"github.com/phivault/phivault/internal/web"
 	"github.com/phivault/phivault/internal/webui/site"
@@ -23,25 +20,22 @@ import (
 
 // "I don't recognise this access": a patient reports one event of their
 // access list; the privacy officer sees the open reports at
-// /privacy/reports and closes them with a note. The comment and the note
-// may hold PHI: they are sealed with the patient's data key (record
-// service) before they are stored, and never logged. Each step is
-// audited, and a failure to audit fails the request.
+// /privacy/reports and closes them with a note. The use-case is
+// privacy.Reports: the comment and the note may hold PHI, so it seals
+// them with the patient's data key (record service) before they are
+// stored (never logged), and each change commits with its audit event in one
+// transaction (ADR 0024); a failure to audit fails the request. These
+// pages parse the forms, check their sizes, call it and render.
 
-// ReportStore keeps access reports (sqldb.Store implements it). It
-// returns storage.ErrNotFound and storage.ErrConflict as documented on
-// sqldb's methods.
-type ReportStore interface {
-	CreateAccessReport(ctx context.Context, r storage.AccessReport) error
-	OpenAccessReports(ctx context.Context, limit int) ([]storage.AccessReport, error)
-	AccessReport(ctx context.Context, id string) (storage.AccessReport, error)
-	CloseAccessReport(ctx context.Context, id, closer string, at time.Time, note []byte) error
+// Reports is the access reports' use-case (privacy.Reports): the
+// report, the list of open ones and their closing, each audited in its
+// transaction.
+type Reports interface {
+	Create(ctx context.Context, by privacy.Actor, n privacy.NewReport) (storage.AccessReport, error)
+	Open(ctx context.Context, by privacy.Actor, limit int) ([]privacy.Listed, error)
+	Report(ctx context.Context, id string) (storage.AccessReport, error)
+	Close(ctx context.Context, by privacy.Actor, rep storage.AccessReport, note string) error
 }
-
-// AuditFunc seals an audit event and makes it durable before it returns
-// (the app: audit.Log.Seal, then the batcher). An error means the event
-// is not recorded; the caller fails the request.
-type AuditFunc func(ctx context.Context, ev audit.Event) error
 
 // maxReportText bounds a comment or a closing note (characters).
 const maxReportText = 2000
@@ -58,9 +52,9 @@ type reportView struct {
 }
 
 func (u *UI) reportsReady() error {
-	if u.reports == nil || u.auditFn == nil || u.access == nil {
+	if u.reports == nil || u.access == nil {
 		return site.PageErr(http.StatusServiceUnavailable, "Reports are unavailable",
-			"Reports cannot be sent from this server right now. Contact the privacy office.", errors.New("no report store or audit"))
+			"Reports cannot be sent from this server right now. Contact the privacy office.", errors.New("no report service or access log"))
 	}
 	return nil
 }
@@ -131,25 +125,14 @@ func (u *UI) reportSubmit(w http.ResponseWriter, r *http.Request) error {
 			Data: reportView{ID: row.ID, Row: row, Comment: comment, Error: "The comment is too long: at most 2,000 characters."}})
 		return nil
 	}
-	id, err := u.newReportID()
-	if err != nil {
-		return err
-	}
-	rep := storage.AccessReport{ID: id, Patient: owner.String(), Leaf: leaf, Reporter: v.P.ID, Created: u.now().UTC()}
-	if comment != "" {
-		if rep.Comment, err = u.rec.SealReportNote(r.Context(), owner, id, record.ReportComment, []byte(comment)); err != nil {
-			return err
-		}
-	}
 	c := portalCaller(r, v)
-	ev := audit.Event{Time: rep.Created, Action: audit.ActionAccessReport, Outcome: audit.OutcomeSuccess, Agent: c.Agent,
-		Purpose: c.Purpose, Patients: []string{owner.String()}, Entities: []string{"AuditEvent/" + row.ID, "AccessReport/" + id},
-		RequestID: c.RequestID, Status: http.StatusSeeOther}
-	// Audit first: a report that cannot be audited is not stored.
-	if err := u.auditFn(r.Context(), ev); err != nil {
+	_, err = u.reports.Create(r.Context(), privacy.Actor{Agent: c.Agent, Purpose: c.Purpose, RequestID: c.RequestID, Status: http.StatusSeeOther},
+		privacy.NewReport{Patient: owner, Leaf: leaf, Reporter: v.P.ID, Comment: comment})
+	if errors.Is(err, audit.ErrUnavailable) {
+		// One transaction: a report that cannot be audited is not stored.
 		return auditUnavailable(err)
 	}
-	if err := u.reports.CreateAccessReport(r.Context(), rep); err != nil {
+	if err != nil {
 		return err
 	}
 	return site.Redirect(w, r, "/portal/access/"+row.ID+"/report?sent=1")
@@ -158,18 +141,6 @@ func (u *UI) reportSubmit(w http.ResponseWriter, r *http.Request) error {
 func auditUnavailable(err error) error {
 	return &web.Error{Status: http.StatusServiceUnavailable, Title: "Temporarily unavailable",
 		Msg: "Nothing was saved, because it could not be recorded in the audit log. Try again in a moment.", RetryAfter: time.Second, Err: err}
-}
-
-func (u *UI) newReportID() (string, error) {
-	var b [16]byte
-	rd := u.rand
-	if rd == nil {
-		rd = rand.Reader
-	}
-	if _, err := io.ReadFull(rd, b[:]); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(b[:]), nil
 }
 
 // privacy is signedIn for the privacy officer's pages: a workforce
@@ -212,37 +183,25 @@ type reportsView struct {
 }
 
 func (u *UI) reportsPage(w http.ResponseWriter, r *http.Request) error {
-	if u.reports == nil || u.auditFn == nil {
-		return site.PageErr(http.StatusServiceUnavailable, "Reports are unavailable", "Access reports cannot be read on this server.", errors.New("no report store"))
+	if u.reports == nil {
+		return site.PageErr(http.StatusServiceUnavailable, "Reports are unavailable", "Access reports cannot be read on this server.", errors.New("no report service"))
 	}
 	v := site.ViewerFrom(r.Context())
-	reps, err := u.reports.OpenAccessReports(r.Context(), maxOpenReports)
+	c := site.Caller(r, v)
+	c.Purpose = "HOPERAT"
+	// The service records the read before it opens the comments.
+	reps, err := u.reports.Open(r.Context(), privacy.Actor{Agent: c.Agent, Purpose: c.Purpose, RequestID: c.RequestID, Status: http.StatusOK}, maxOpenReports)
+	if errors.Is(err, audit.ErrUnavailable) {
+		return auditUnavailable(err)
+	}
 	if err != nil {
 		return err
 	}
-	c := site.Caller(r, v)
-	c.Purpose = "HOPERAT"
-	ev := audit.Event{Time: u.now().UTC(), Action: audit.ActionAccessReportRead, Outcome: audit.OutcomeSuccess, Agent: c.Agent,
-		Purpose: c.Purpose, RequestID: c.RequestID, Status: http.StatusOK}
-	for _, rep := range reps {
-		// Each report is its patient's: each patient's view of this
-		// event names only their own reports.
-		ev.Touch("AccessReport/"+rep.ID, rep.Patient)
-	}
-	// The comments are opened only after the read is recorded.
-	if err := u.auditFn(r.Context(), ev); err != nil {
-		return auditUnavailable(err)
-	}
 	view := reportsView{Closed: r.URL.Query().Get("closed") == "1"}
 	for _, rep := range reps {
-		row := reportRow{ID: rep.ID, Patient: rep.Patient, Leaf: strconv.FormatInt(rep.Leaf, 10), When: rep.Created, Reporter: rep.Reporter}
-		if len(rep.Comment) > 0 {
-			txt, err := u.rec.OpenReportNote(r.Context(), ident.Owner(rep.Patient), rep.ID, record.ReportComment, rep.Comment)
-			if err != nil {
-				row.Comment = "(the comment cannot be opened: the patient's record may have been erased)"
-			} else {
-				row.Comment = string(txt)
-			}
+		row := reportRow{ID: rep.ID, Patient: rep.Patient, Leaf: strconv.FormatInt(rep.Leaf, 10), When: rep.Created, Reporter: rep.Reporter, Comment: rep.Text}
+		if rep.Unreadable {
+			row.Comment = "(the comment cannot be opened: the patient's record may have been erased)"
 		}
 		view.Rows = append(view.Rows, row)
 	}
@@ -251,12 +210,12 @@ func (u *UI) reportsPage(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (u *UI) reportClose(w http.ResponseWriter, r *http.Request) error {
-	if u.reports == nil || u.auditFn == nil {
-		return site.PageErr(http.StatusServiceUnavailable, "Reports are unavailable", "Access reports cannot be closed on this server.", errors.New("no report store"))
+	if u.reports == nil {
+		return site.PageErr(http.StatusServiceUnavailable, "Reports are unavailable", "Access reports cannot be closed on this server.", errors.New("no report service"))
 	}
 	v := site.ViewerFrom(r.Context())
 	id := r.PathValue("rid")
-	rep, err := u.reports.AccessReport(r.Context(), id)
+	rep, err := u.reports.Report(r.Context(), id)
 	if errors.Is(err, storage.ErrNotFound) {
 		return site.PageErr(http.StatusNotFound, "Not found", "There is no such report.", err)
 	}
@@ -267,22 +226,12 @@ func (u *UI) reportClose(w http.ResponseWriter, r *http.Request) error {
 	if utf8.RuneCountInString(note) > maxReportText {
 		return site.PageErr(http.StatusBadRequest, "Note too long", "The note may hold at most 2,000 characters. Go back and shorten it.", errors.New("close note too long"))
 	}
-	var sealed []byte
-	if note != "" {
-		if sealed, err = u.rec.SealReportNote(r.Context(), ident.Owner(rep.Patient), rep.ID, record.ReportCloseNote, []byte(note)); err != nil {
-			return err
-		}
-	}
 	c := site.Caller(r, v)
 	c.Purpose = "HOPERAT"
-	now := u.now().UTC()
-	ev := audit.Event{Time: now, Action: audit.ActionAccessReportClose, Outcome: audit.OutcomeSuccess, Agent: c.Agent,
-		Purpose: c.Purpose, Patients: []string{rep.Patient}, Entities: []string{"AccessReport/" + rep.ID, "AuditEvent/" + strconv.FormatInt(rep.Leaf, 10)},
-		RequestID: c.RequestID, Status: http.StatusSeeOther}
-	if err := u.auditFn(r.Context(), ev); err != nil {
+	err = u.reports.Close(r.Context(), privacy.Actor{Agent: c.Agent, Purpose: c.Purpose, RequestID: c.RequestID, Status: http.StatusSeeOther}, rep, note)
+	if errors.Is(err, audit.ErrUnavailable) {
 		return auditUnavailable(err)
 	}
-	err = u.reports.CloseAccessReport(r.Context(), rep.ID, v.P.ID, now, sealed)
 	if errors.Is(err, storage.ErrConflict) {
 		return site.Redirect(w, r, "/privacy/reports?closed=1") // closed meanwhile: nothing left to do
 	}

@@ -2,12 +2,11 @@
 // accessed it, consent, download, reporting an access) and the privacy
 // office's list of those reports. A patient's own id comes from the
 // account's FHIR user link, never from the request. It gets the record
-// service, the directory, the audit index and the report store, and
+// service, the directory, the audit index and the report service, and
 // never the keys or the consoles.
 package portal
 
 import (
-	"io"
 	"log/slog"
 	"time"
 
@@ -30,14 +29,11 @@ type Options struct {
 	Access AccessLog
 	// AuditLog gives the log's verifier key shown with the access list.
 	AuditLog site.AuditLog
-	// Reports keeps patients' access reports and Audit records the
-	// portal's own actions (report, close); without either, reports
-	// answer 503.
-	Reports ReportStore
-	Audit   AuditFunc
+	// Reports is the access reports' service (privacy.Reports); nil
+	// answers 503 on the report pages.
+	Reports Reports
 	Logger  *slog.Logger
 	Now     func() time.Time // default time.Now
-	Rand    io.Reader        // report ids; default crypto/rand
 }
 
 // UI is the patient portal's pages. It is safe for concurrent use.
@@ -48,11 +44,9 @@ type UI struct {
 	authz    *authz.Authorizer
 	access   AccessLog
 	auditLog site.AuditLog
-	reports  ReportStore
-	auditFn  AuditFunc
+	reports  Reports
 	log      *slog.Logger
 	now      func() time.Time
-	rand     io.Reader
 }
 
 // New returns the patient portal's pages.
@@ -64,5 +58,5 @@ func New(o Options) *UI {
 		o.Logger = slog.Default()
 	}
 	return &UI{site: o.Site, rec: o.Record, users: o.Users, authz: o.Authz, access: o.Access, auditLog: o.AuditLog,
-		reports: o.Reports, auditFn: o.Audit, log: o.Logger, now: o.Now, rand: o.Rand}
+		reports: o.Reports, log: o.Logger, now: o.Now}
 }
