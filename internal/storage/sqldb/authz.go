@@ -193,9 +193,19 @@ func (t *tx) CloseReview(ctx context.Context, id, by, outcome string, note []byt
 	if out.Closed {
 		return authz.Review{}, wrapOp("close review", storage.ErrConflict)
 	}
-	if _, err := t.exec(ctx, `UPDATE authz_reviews SET closed = ?, closed_by = ?, closed_at = ?, outcome = ?, close_note = ? WHERE id = ?`,
-		true, by, at.UnixMicro(), outcome, nullBytes(note), id); err != nil {
+	// The row's closed flag is the condition of the update, not only of
+	// the read above: two closes racing under PostgreSQL's READ
+	// COMMITTED both read it open, and only one may close it (and be
+	// audited); the other answers ErrConflict, as a late close does.
+	res, err := t.exec(ctx, `UPDATE authz_reviews SET closed = ?, closed_by = ?, closed_at = ?, outcome = ?, close_note = ? WHERE id = ? AND closed = ?`,
+		true, by, at.UnixMicro(), outcome, nullBytes(note), id, false)
+	if err != nil {
 		return authz.Review{}, t.s.translate("close review", err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return authz.Review{}, t.s.translate("close review", err)
+	} else if n != 1 {
+		return authz.Review{}, wrapOp("close review", storage.ErrConflict)
 	}
 	out.Closed, out.ClosedBy, out.ClosedAt, out.Outcome, out.Noted = true, by, at.UTC(), outcome, len(note) > 0
 	return out, nil

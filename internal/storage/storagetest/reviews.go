@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -27,6 +29,76 @@ type ReviewStores struct {
 // in the same transaction or not at all.
 func RunReviews(t *testing.T, open func(t *testing.T) ReviewStores) {
 	t.Run("CloseAtomic", func(t *testing.T) { testReviewCloseAtomic(t, open(t)) })
+	t.Run("CloseRacing", func(t *testing.T) { testReviewCloseRacing(t, open(t)) })
+}
+
+// Privacy officers closing one review at once: exactly one close wins
+// and is audited; the others answer ErrConflict and record nothing.
+// (On PostgreSQL every close reads the review open under READ
+// COMMITTED: the update itself must be conditional.)
+func testReviewCloseRacing(t *testing.T, st ReviewStores) {
+	ctx := t.Context()
+	t0 := time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC)
+	g := authz.Grant{ID: "g2", UserID: "usr_doc", Patient: "Patient/p2", Reason: "ETREAT", Created: t0, Expires: t0.Add(time.Hour)}
+	rv := authz.Review{ID: "rv2", GrantID: g.ID, UserID: g.UserID, Patient: g.Patient, Reason: g.Reason, Created: t0, Expires: g.Expires}
+	if err := st.Unit.Update(ctx, func(tx authz.Tx) error {
+		if err := tx.InsertGrant(ctx, g, nil); err != nil {
+			return err
+		}
+		return tx.InsertReview(ctx, rv, g)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// The first close holds its transaction open after closing; the
+	// second starts then, reads the review (still open: the first has
+	// not committed) and tries to close it while the first commits.
+	const n = 2
+	errs := make([]error, n)
+	closed := make(chan struct{})
+	closeIt := func(i int, hold bool) error {
+		return st.Unit.Update(ctx, func(tx authz.Tx) error {
+			if _, err := tx.CloseReview(ctx, "rv2", fmt.Sprintf("usr_po%d", i), "appropriate", nil, t0.Add(2*time.Hour)); err != nil {
+				return err
+			}
+			if hold {
+				select {
+				case <-closed:
+				default:
+					close(closed)
+				}
+				time.Sleep(300 * time.Millisecond)
+			}
+			return tx.AppendAudit(ctx, storage.AuditRecord{Time: t0, Body: fmt.Appendf(nil, "race-close-%d", i)})
+		})
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() { errs[0] = closeIt(0, true) })
+	wg.Go(func() {
+		<-closed
+		errs[1] = closeIt(1, false)
+	})
+	wg.Wait()
+	won := 0
+	for i, err := range errs {
+		switch {
+		case err == nil:
+			won++
+		case !errors.Is(err, storage.ErrConflict):
+			t.Errorf("close %d: %v, want success or ErrConflict", i, err)
+		}
+	}
+	records := 0
+	if err := st.Audit.ScanAudit(ctx, 0, func(_ int64, rec storage.AuditRecord) error {
+		if bytes.HasPrefix(rec.Body, []byte("race-close-")) {
+			records++
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if won != 1 || records != 1 {
+		t.Fatalf("%d of %d racing closes won, %d audited; want exactly one of each", won, n, records)
+	}
 }
 
 func testReviewCloseAtomic(t *testing.T, st ReviewStores) {
