@@ -123,6 +123,9 @@ func (s *Server) parseBody(r *http.Request) (fhir.Resource, error) {
 	if err != nil {
 		return nil, err
 	}
+	if ct, raw := rawBody(r); raw {
+		return s.binaryResource(r, ct, b) // binary.go
+	}
 	return s.rec.Parse(b)
 }
 
@@ -196,6 +199,9 @@ func (s *Server) read(w http.ResponseWriter, r *http.Request) error {
 		w.WriteHeader(http.StatusNotModified)
 		return nil
 	}
+	if typ == "Binary" && wantsRaw(r) {
+		return writeRawBinary(w, st, st.JSON) // binary.go
+	}
 	body, err := s.rec.Represent(st.JSON, r.URL.Query())
 	if err != nil {
 		return err
@@ -230,6 +236,9 @@ func (s *Server) vread(w http.ResponseWriter, r *http.Request) error {
 	st, err := s.rec.VRead(r.Context(), s.caller(r), typ, id, v)
 	if err != nil {
 		return err
+	}
+	if typ == "Binary" && wantsRaw(r) {
+		return writeRawBinary(w, st, st.JSON)
 	}
 	body, err := s.rec.Represent(st.JSON, r.URL.Query())
 	if err != nil {
