@@ -124,8 +124,8 @@ func (s *Service) CompartmentSearch(ctx context.Context, c Caller, id, typ strin
 		s.rememberMembers(j, ps)
 	}
 	slices.Sort(owners[1:])
-	m := multi{types: types, owners: owners, purpose: "compartment", self: "/Patient/" + id + "/" + typ,
-		label: "Patient/" + id + "/" + typ + "?", patient: id, ctype: typ}
+	in := ident.PatientRef(id).String() + "/" + typ
+	m := multi{types: types, owners: owners, purpose: "compartment", self: "/" + in, label: in + "?", patient: id, ctype: typ}
 	return s.multiSearch(ctx, c, m, cur, vals, opt)
 }
 
