@@ -28,12 +28,6 @@ func corsPath(path string) bool {
 	return strings.HasPrefix(path, "/fhir/")
 }
 
-// preflight reports whether r is a CORS preflight on a CORS path.
-func preflight(r *http.Request) bool {
-	return r.Method == http.MethodOptions && r.Header.Get("Origin") != "" &&
-		r.Header.Get("Access-Control-Request-Method") != "" && corsPath(r.URL.Path)
-}
-
 // withCORS answers preflights and adds the CORS headers on the CORS
 // paths when origins is not empty; otherwise it returns next.
 func withCORS(origins []string, next http.Handler) http.Handler {

@@ -189,7 +189,7 @@ func build(all []structureDefinition) (*Table, int, error) {
 	}
 	used := map[string]bool{}
 	for name, n := range nodes {
-		if n.Mandatory != nil || n.Choices != nil || strings.Contains(name, ".") == false && isResource(name, all) {
+		if n.Mandatory != nil || n.Choices != nil || !strings.Contains(name, ".") && isResource(name, all) {
 			used[name] = true
 		}
 		for _, t := range n.Children {
