@@ -389,6 +389,7 @@ func (a *App) Handler() http.Handler {
 		Now:           time.Now,
 		BaseURL:       a.Config.Server.BaseURL,
 		MaxBodyBytes:  a.Config.Limits.MaxBodyBytes,
+		CORSOrigins:   a.Config.Server.CORSOrigins,
 		Version:       Version,
 		Log:           a.tlog.Reader(),
 		LogAudit:      auditRecorder{log: a.Log, batch: a.batcher},

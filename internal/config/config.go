@@ -70,6 +70,14 @@ type Server struct {
 	// Insecure serves plain HTTP. Only for a TLS-terminating proxy on the
 	// same host; serve refuses it on a non-loopback address.
 	Insecure bool `json:"insecure_http"`
+	// CORSOrigins are the browser origins (scheme://host[:port]) allowed
+	// to call the FHIR API and the SMART endpoints browser apps use
+	// (/.well-known/smart-configuration, the token endpoint) across
+	// origins; "*" allows any. Empty (the default): no CORS headers, so
+	// browsers refuse cross-origin calls. Credentials (cookies) are never
+	// allowed cross-origin: browser apps send their SMART access token.
+	// Env: PHIVAULT_CORS_ORIGINS, comma-separated.
+	CORSOrigins []string `json:"cors_origins,omitempty"`
 }
 
 // Storage selects the database.
@@ -289,6 +297,14 @@ func (c *Config) applyEnv(getenv func(string) string) error {
 		}
 		c.Keys.ShredRetentionDays = n
 	}
+	if v := getenv("PHIVAULT_CORS_ORIGINS"); v != "" {
+		c.Server.CORSOrigins = nil
+		for o := range strings.SplitSeq(v, ",") {
+			if o = strings.TrimSpace(o); o != "" {
+				c.Server.CORSOrigins = append(c.Server.CORSOrigins, o)
+			}
+		}
+	}
 	if v := getenv("PHIVAULT_MAX_BODY_BYTES"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil {
@@ -393,6 +409,15 @@ func (c Config) Validate() error {
 		u, err := url.Parse(c.Server.BaseURL)
 		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 			return bad("server.base_url (PHIVAULT_BASE_URL, --base-url)", "must be an absolute http(s) URL")
+		}
+	}
+	for _, o := range c.Server.CORSOrigins {
+		if o == "*" {
+			continue
+		}
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.Path != "" || u.RawQuery != "" || u.User != nil || strings.Contains(o, "*") {
+			return bad("server.cors_origins (PHIVAULT_CORS_ORIGINS)", `each must be "*" or an origin such as https://app.example.org (scheme, host and port only)`)
 		}
 	}
 	switch c.Storage.Driver {

@@ -24,4 +24,8 @@ var (
 	// ErrUnknownType means the resourceType is not an R4 resource type
 	// (see [IsR4Type]). Answer 400 (or 404 when the type came from the URL).
 	ErrUnknownType = errors.New("fhir: unknown resource type")
+
+	// ErrSubset means a _summary or _elements request parameter is not
+	// one [ParseSubset] accepts. Answer 400 with an OperationOutcome.
+	ErrSubset = errors.New("fhir: invalid _summary or _elements")
 )

@@ -121,6 +121,9 @@ func principalAgent(p authn.Principal, r *http.Request) audit.Agent {
 // auditedPath reports whether a request to path must leave an event:
 // all but the public paths (fail closed).
 func auditedPath(method, path string) bool {
+	if method == http.MethodOptions && corsPath(path) {
+		return false // a CORS preflight: no credentials, no PHI (cors.go)
+	}
 	return !publicPath(method, path)
 }
 

@@ -64,11 +64,16 @@ func (s *Server) capabilities(w http.ResponseWriter, r *http.Request) error {
 		"rest": []any{map[string]any{
 			"mode": "server",
 			"security": map[string]any{
-				"cors":        false,
+				"cors":        len(s.corsOrigins) > 0, // cors.go
 				"description": "Bearer API tokens; every access is audited before the response.",
 			},
 			"resource":    resources,
-			"interaction": []any{map[string]any{"code": "transaction"}, map[string]any{"code": "batch"}, map[string]any{"code": "history-system"}},
+			"interaction": []any{map[string]any{"code": "transaction"}, map[string]any{"code": "batch"}, map[string]any{"code": "history-system"}, map[string]any{"code": "search-system"}},
+			// System search (GET /fhir?_type=...) takes these across types;
+			// Patient/{id}/{type} searches the R4 Patient compartment
+			// (search_system.go).
+			"searchParam": common,
+			"compartment": []any{"http://hl7.org/fhir/CompartmentDefinition/patient"},
 		}},
 	}
 	writeJSON(w, r, http.StatusOK, cs)

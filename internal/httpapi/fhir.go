@@ -36,6 +36,11 @@ func (s *Server) fhirRoutes(mux *http.ServeMux) {
 	mux.Handle("POST /fhir/Patient/{id}/$erase", s.handle(s.erase))
 	mux.Handle("GET /fhir/AuditEvent/{id}/$proof", s.handle(s.auditLog.Proof))
 	mux.Handle("POST /fhir/Patient/{id}/$break-glass", s.handle(s.breakGlass))
+	// System-wide and compartment search (search_system.go).
+	mux.Handle("GET /fhir", s.handle(s.systemSearch))
+	mux.Handle("GET /fhir/{$}", s.handle(s.systemSearch))
+	mux.Handle("POST /fhir/_search", s.handle(s.systemSearch))
+	mux.Handle("GET /fhir/{type}/{id}/{ctype}", s.handle(s.compartmentSearch))
 	unknown := s.handle(func(w http.ResponseWriter, r *http.Request) error {
 		return httpError(http.StatusNotFound, "not-supported", "unknown FHIR endpoint or method")
 	})
@@ -118,6 +123,9 @@ func (s *Server) parseBody(r *http.Request) (fhir.Resource, error) {
 	if err != nil {
 		return nil, err
 	}
+	if ct, raw := rawBody(r); raw {
+		return s.binaryResource(r, ct, b) // binary.go
+	}
 	return s.rec.Parse(b)
 }
 
@@ -191,8 +199,15 @@ func (s *Server) read(w http.ResponseWriter, r *http.Request) error {
 		w.WriteHeader(http.StatusNotModified)
 		return nil
 	}
+	if typ == "Binary" && wantsRaw(r) {
+		return writeRawBinary(w, st, st.JSON) // binary.go
+	}
+	body, err := s.rec.Represent(st.JSON, r.URL.Query())
+	if err != nil {
+		return err
+	}
 	setVersionHeaders(w, st)
-	writeBody(w, r, http.StatusOK, st.JSON)
+	writeBody(w, r, http.StatusOK, body)
 	return nil
 }
 
@@ -222,8 +237,15 @@ func (s *Server) vread(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if typ == "Binary" && wantsRaw(r) {
+		return writeRawBinary(w, st, st.JSON)
+	}
+	body, err := s.rec.Represent(st.JSON, r.URL.Query())
+	if err != nil {
+		return err
+	}
 	setVersionHeaders(w, st)
-	writeBody(w, r, http.StatusOK, st.JSON)
+	writeBody(w, r, http.StatusOK, body)
 	return nil
 }
 

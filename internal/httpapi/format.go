@@ -34,7 +34,8 @@ func negotiate(next http.Handler) http.Handler {
 			writeOutcome(w, r, httpError(http.StatusNotAcceptable, "not-supported", "only JSON is supported (_format=json)"))
 			return
 		}
-		if a := r.Header.Get("Accept"); a != "" && !acceptsJSON(a) {
+		rawRead := (r.Method == http.MethodGet || r.Method == http.MethodHead) && binaryPath(r.URL.Path)
+		if a := r.Header.Get("Accept"); a != "" && !acceptsJSON(a) && !rawRead {
 			writeOutcome(w, r, httpError(http.StatusNotAcceptable, "not-supported", "only application/fhir+json and application/json are supported"))
 			return
 		}
@@ -42,7 +43,8 @@ func negotiate(next http.Handler) http.Handler {
 			ct := r.Header.Get("Content-Type")
 			mt, _, err := mime.ParseMediaType(ct)
 			form := mt == "application/x-www-form-urlencoded" && strings.HasSuffix(r.URL.Path, "/_search")
-			if ct != "" && (err != nil || (mt != mediaFHIRJSON && mt != mediaJSON && !form)) {
+			rawWrite := err == nil && binaryPath(r.URL.Path) && r.Method != http.MethodPatch // binary.go
+			if ct != "" && (err != nil || (mt != mediaFHIRJSON && mt != mediaJSON && !form && !rawWrite)) {
 				writeOutcome(w, r, httpError(http.StatusUnsupportedMediaType, "not-supported", "the body must be application/fhir+json or application/json"))
 				return
 			}

@@ -35,6 +35,7 @@ type Server struct {
 	now            func() time.Time
 	baseURL        string
 	maxBody        int64
+	corsOrigins    []string // allowed CORS origins (cors.go); empty: none
 	version        string
 	ready          func(context.Context) error
 	auditLog       *auditapi.Handler // /log and the AuditEvent read API (package auditapi)
@@ -65,6 +66,7 @@ type Options struct {
 	Now           func() time.Time
 	BaseURL       string // public base URL, e.g. https://localhost:8443
 	MaxBodyBytes  int64
+	CORSOrigins   []string // browser origins allowed cross-origin (cors.go); empty: none
 	Version       string
 	Ready         func(context.Context) error // readiness probe (database reachable)
 	Log           auditapi.TransparencyLog    // optional: /log routes (package auditapi)
@@ -96,7 +98,7 @@ type Pace struct {
 // New returns a Server.
 func New(o Options) *Server {
 	s := &Server{rec: o.Record, launch: launchGate{rec: o.Record}, auth: o.Authenticator, login: o.Login, smart: o.SMART, admin: o.Accounts, clients: o.Clients, ui: o.UI, authorizePages: o.Authorize, log: o.Logger, now: o.Now,
-		baseURL: o.BaseURL, maxBody: o.MaxBodyBytes, version: o.Version, ready: o.Ready, logRec: o.LogAudit,
+		baseURL: o.BaseURL, maxBody: o.MaxBodyBytes, corsOrigins: o.CORSOrigins, version: o.Version, ready: o.Ready, logRec: o.LogAudit,
 		authz: o.Authorizer, glass: o.BreakGlass, reviews: o.Reviews,
 		attempts: o.Attempts, handlerTimeout: o.Pace.HandlerTimeout, minBodyRate: o.Pace.MinBodyRate, bodyGrace: o.Pace.BodyGrace}
 	s.auditLog = newAuditAPI(s, o)
@@ -139,7 +141,7 @@ func (s *Server) Handler() http.Handler {
 		// including the UI's own 404 page.
 		mux.Handle("/", s.ui)
 	}
-	return s.withRequest(web.SecurityHeaders(s.attemptGate(fhirCaseGuard(mux))))
+	return s.withRequest(web.SecurityHeaders(withCORS(s.corsOrigins, s.attemptGate(fhirCaseGuard(mux)))))
 }
 
 // fhirCaseGuard answers 404 (an OperationOutcome) to a path whose first
@@ -172,7 +174,11 @@ func (s *Server) fhirHandler() http.Handler {
 	s.fhirRoutes(authed)
 	mux.Handle("/fhir", s.authenticate(s.authorize(authed)))
 	mux.Handle("/fhir/", s.authenticate(s.authorize(authed)))
-	return s.limitBody(negotiate(mux))
+	h, err := withGzip(s.limitBody(decodeBody(s.maxBody, negotiate(mux))))
+	if err != nil {
+		panic(err) // constant options: a programmer error
+	}
+	return h
 }
 
 func (s *Server) limitBody(next http.Handler) http.Handler {

@@ -220,6 +220,10 @@ func (s *Service) Search(ctx context.Context, c Caller, typ string, vals url.Val
 	if err != nil {
 		return Page{}, err
 	}
+	sub, err := subsetOf(vals)
+	if err != nil {
+		return Page{}, err
+	}
 	// Authorization narrowing joins the query itself (after the planner
 	// ordered the caller's clauses): totals, paging and predicates only
 	// ever see what the caller may see.
@@ -287,6 +291,9 @@ func (s *Service) Search(ctx context.Context, c Caller, typ string, vals url.Val
 				continue
 			}
 		}
+		if body, err = s.subsetBody(sub, body); err != nil { // after masking: it only removes
+			return Page{}, err
+		}
 		entries = append(entries, ent{FullURL: opt.BaseURL + "/" + v.Type + "/" + v.ID, Resource: body, Search: map[string]string{"mode": "match"}})
 		evs.add(d, entityRef(v.Type, v.ID, v.Version), s.eventPatients(v.Owner))
 	}
@@ -328,10 +335,11 @@ func (s *Service) Search(ctx context.Context, c Caller, typ string, vals url.Val
 		bundle["total"] = len(entries)
 	}
 	if len(p.ignored) > 0 {
-		bundle["meta"] = map[string]any{"tag": []any{map[string]any{
-			"system": "http://phivault.dev/fhir/CodeSystem/search", "code": "ignored-parameters",
-			"display": "ignored: " + strings.Join(p.ignored, ", "),
-		}}}
+		oo, err := ignoredOutcome(p.ignored)
+		if err != nil {
+			return Page{}, err
+		}
+		bundle["entry"] = append(entries, ent{Resource: oo, Search: map[string]string{"mode": "outcome"}})
 	}
 	b, err := json.Marshal(bundle)
 	return Page{Bundle: b, Count: len(entries)}, err

@@ -37,6 +37,7 @@ type Service struct {
 	newID  func() string
 	limits fhir.Limits
 	logger *slog.Logger
+	subset fhir.Subsetter // _summary and _elements (represent.go)
 
 	tamperedMu   sync.Mutex
 	tamperedSeen map[string]bool // rows already logged (tampered.go)

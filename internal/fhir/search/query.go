@@ -88,7 +88,7 @@ type Query struct {
 	Count       int // page size, 0..MaxCount; DefaultCount when absent
 	Sort        []SortSpec
 	Total       string // "", "none", "estimate" or "accurate"
-	Summary     string // "" or "count" (_summary=count: the total only)
+	Summary     string // "", "count" (the total only), "true", "text" or "data"
 	Ignored     []string
 }
 
@@ -100,13 +100,15 @@ var ignoredParams = map[string]bool{"_format": true, "_pretty": true}
 //
 // Supported: the parameters of [Registry.Params]; _id; _lastUpdated
 // (repeatable, no comma); _count; _sort (_id, _lastUpdated and date
-// parameters, "-" for descending); _total; _format and _pretty (ignored).
+// parameters, "-" for descending); _total; _summary and _elements (their
+// representation is the caller's: fhir.ParseSubset); _format and _pretty
+// (ignored).
 // Modifiers: string :exact; token :not; reference :<Type>; :missing on
 // all. Date prefixes eq ne gt lt ge le. Comma means OR, repetition AND.
 //
 // With lenient false an unknown parameter is an error wrapping
-// [ErrUnknownParam], and an unsupported control parameter (_summary,
-// _include, ...) one wrapping [ErrUnsupported]; with lenient true both are
+// [ErrUnknownParam], and an unsupported control parameter (_include,
+// ...) one wrapping [ErrUnsupported]; with lenient true both are
 // listed (sorted) in Query.Ignored. Other errors wrap [ErrUnsupported],
 // [ErrInvalidValue], [ErrTooComplex] or, for a resourceType that is not
 // an R4 type, [fhir.ErrUnknownType]. Error text never contains values.
@@ -203,15 +205,20 @@ func (r *Registry) parseOne(out *Query, key, raw string, lenient bool, seen map[
 			}
 			out.Sort = s
 		case "_summary":
-			// Only _summary=count (a total without entries) is supported;
-			// other summaries would need per-element rendering.
+			// count asks for the total only; the other modes concern
+			// representation (fhir.ParseSubset, applied by the record).
 			if err := once(); err != nil {
 				return false, err
 			}
-			if raw != "count" {
-				return r.unsupported(lenient, "parsing search parameter %s: only _summary=count is supported", name)
+			switch raw {
+			case "count", "true", "text", "data":
+				out.Summary = raw
+			case "false":
+			default:
+				return false, fmt.Errorf("parsing search parameter _summary: want true, text, data, count or false: %w", ErrInvalidValue)
 			}
-			out.Summary = "count"
+		case "_elements":
+			// Representation: parsed by fhir.ParseSubset.
 		case "_total":
 			if err := once(); err != nil {
 				return false, err

@@ -119,9 +119,8 @@ func TestParseQueryErrors(t *testing.T) {
 		{"Patient", "_sort=birthdate", ErrUnsupported},
 		{"Patient", "_sort=name", ErrUnsupported},
 		{"Observation", "_sort=code", ErrUnsupported},
-		{"Observation", "_summary=data", ErrUnsupported},
+		{"Observation", "_summary=maybe", ErrInvalidValue},
 		{"Observation", "_include=Observation:subject", ErrUnsupported},
-		{"Observation", "_elements=id", ErrUnsupported},
 		{"Observation", "_count=-1", ErrInvalidValue},
 		{"Observation", "_count=Zyx", ErrInvalidValue},
 		{"Observation", "_count=1&_count=2", ErrInvalidValue},
@@ -170,7 +169,7 @@ func TestParseQueryDoesNotEchoParamNames(t *testing.T) {
 
 func TestParseQueryLenient(t *testing.T) {
 	q := mustQuery(t, "Observation", "colour=red&_summary=text&_include=x&status=final&subject.name=x", true)
-	if !slices.Equal(q.Ignored, []string{"_include", "_summary", "colour", "subject.name"}) {
+	if !slices.Equal(q.Ignored, []string{"_include", "colour", "subject.name"}) {
 		t.Errorf("Ignored = %q", q.Ignored)
 	}
 	if len(q.Preds) != 1 {

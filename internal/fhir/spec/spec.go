@@ -1,7 +1,7 @@
 // Package spec embeds the FHIR R4 (4.0.1) artefacts phivault needs at run
 // time: the JSON schema, the SearchParameter bundle, the Patient
-// compartment definition and the table of required elements generated
-// from the R4 StructureDefinitions. See NOTICE for their origin and
+// compartment definition and the tables of required and summary elements
+// generated from the R4 StructureDefinitions. See NOTICE for their origin and
 // licence.
 //
 // The files are stored gzip-compressed (about 0.4 MB instead of 5.2 MB) so
@@ -41,6 +41,12 @@ func PatientCompartment() ([]byte, error) { return load("compartmentdefinition-p
 // 1 or more, generated from the R4 StructureDefinitions by
 // internal/fhir/internal/gen (its doc describes the format), uncompressed.
 func RequiredElements() ([]byte, error) { return load("required-elements.json.gz") }
+
+// SummaryElements returns the table of summary elements (isSummary),
+// mandatory top-level elements and choice spellings generated from the
+// R4 StructureDefinitions by internal/fhir/internal/gensummary (its doc
+// describes the format), uncompressed.
+func SummaryElements() ([]byte, error) { return load("summary-elements.json.gz") }
 
 func load(name string) ([]byte, error) {
 	f, err := files.Open(name)
