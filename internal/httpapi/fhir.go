@@ -36,6 +36,7 @@ func (s *Server) fhirRoutes(mux *http.ServeMux) {
 	mux.Handle("POST /fhir/Patient/{id}/$erase", s.handle(s.erase))
 	mux.Handle("GET /fhir/AuditEvent/{id}/$proof", s.handle(s.auditLog.Proof))
 	mux.Handle("POST /fhir/Patient/{id}/$break-glass", s.handle(s.breakGlass))
+	s.subscriptionRoutes(mux)
 	unknown := s.handle(func(w http.ResponseWriter, r *http.Request) error {
 		return httpError(http.StatusNotFound, "not-supported", "unknown FHIR endpoint or method")
 	})
