@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -115,7 +114,7 @@ type openOptions struct {
 	now     func() time.Time
 	login   []func(*login.Options)
 	idp     *http.Client
-	subsTLS *tls.Config
+	subs    []func(*subscription.Options)
 }
 
 // WithOIDCClient sets the HTTP client used to reach the OIDC IdP

@@ -1,7 +1,6 @@
 package app
 
 import (
-	"crypto/tls"
 	"net/url"
 	"time"
 
@@ -11,10 +10,11 @@ import (
 	"github.com/phivault/phivault/internal/subscription"
 )
 
-// WithSubscriptionTLS sets the TLS configuration of the rest-hook
-// client (the roots of a test receiver). Default: the system roots.
-func WithSubscriptionTLS(c *tls.Config) Option {
-	return func(o *openOptions) { o.subsTLS = c }
+// WithSubscriptionOptions lets edit adjust the subscription service's
+// options after Open has filled them in (tests: a receiver's TLS roots,
+// short backoffs).
+func WithSubscriptionOptions(edit func(*subscription.Options)) Option {
+	return func(o *openOptions) { o.subs = append(o.subs, edit) }
 }
 
 // openSubscriptions builds the subscription service (package
@@ -25,7 +25,7 @@ func WithSubscriptionTLS(c *tls.Config) Option {
 func (a *App) openSubscriptions(oo openOptions) error {
 	sq := a.db
 	c := a.Config.Subscriptions
-	s, err := subscription.New(subscription.Options{
+	so := subscription.Options{
 		Store:       sq.Subscriptions(),
 		Record:      a.Record,
 		Config:      record.NewSubscriptions(a.Record),
@@ -39,13 +39,16 @@ func (a *App) openSubscriptions(oo openOptions) error {
 		Integrate:   a.tlog.Integrate,
 		Criteria:    criteriaCheck{a.Record.Registry()},
 		Endpoints:   subscription.EndpointPolicy{AllowLoopback: c.AllowLoopback, AllowPrivate: c.AllowPrivate},
-		TLS:         oo.subsTLS,
 		Holder:      processName(),
 		BaseURL:     a.Config.Server.BaseURL + "/fhir",
 		MaxAttempts: c.MaxAttempts,
 		Now:         time.Now,
 		Logger:      a.logger,
-	})
+	}
+	for _, edit := range oo.subs {
+		edit(&so)
+	}
+	s, err := subscription.New(so)
 	if err != nil {
 		return err
 	}

@@ -12,8 +12,8 @@ import (
 )
 
 // ErrOwnerGone means a subscription's owner can no longer act: the
-// account is disabled, removed or lacks the second factor its roles
-// require, or the API token was revoked or removed. Delivery stops.
+// account is disabled or removed, or the API token was revoked or
+// removed. Delivery stops.
 var ErrOwnerGone = errors.New("subscription: the owner can no longer be authorized")
 
 // Users finds accounts (identity.Directory satisfies it).
@@ -78,7 +78,7 @@ func (r resolver) principal(ctx context.Context, o Owner) (authn.Principal, erro
 		if err != nil {
 			return authn.Principal{}, fmt.Errorf("loading the subscription's owner: %w", err)
 		}
-		if u.Disabled || (u.RequiresMFA() && !u.MFAEnrolled) {
+		if u.Disabled {
 			return authn.Principal{}, ErrOwnerGone
 		}
 		roles := make([]string, len(u.Roles))

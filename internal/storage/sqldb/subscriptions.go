@@ -25,8 +25,11 @@ const subCols = `id, version, owner_kind, owner_id, crit_type, channel, state, f
 
 // PutSubscription implements subscription.Store.
 func (x *Subscriptions) PutSubscription(ctx context.Context, r subscription.Row) error {
-	for _, f := range []string{r.ID, r.OwnerKind, r.OwnerID, r.CritType, r.Channel, r.State} {
-		if err := validText("subscription", f); err != nil {
+	if err := validText("subscription id", r.ID); err != nil {
+		return err
+	}
+	for _, f := range []string{r.OwnerKind, r.OwnerID, r.CritType, r.Channel, r.State} {
+		if err := validOptText("subscription", f); err != nil {
 			return err
 		}
 	}
@@ -106,10 +109,13 @@ func (x *Subscriptions) Enqueue(ctx context.Context, ns []subscription.Notificat
 		return nil
 	}
 	for _, n := range ns {
-		for _, f := range []string{n.Sub, n.ResType, n.ResID, n.Kind, strings.Join(n.Patients, ",")} {
+		for _, f := range []string{n.Sub, n.ResType, n.ResID, n.Kind} {
 			if err := validText("subscription notification", f); err != nil {
 				return err
 			}
+		}
+		if err := validOptText("subscription notification", strings.Join(n.Patients, ",")); err != nil {
+			return err
 		}
 	}
 	return x.s.Update(ctx, func(stx storage.Tx) error {
@@ -272,4 +278,12 @@ func (s *Store) TokenByID(ctx context.Context, id string) (storage.APIToken, err
 		return storage.APIToken{}, wrapOp("token by id", storage.ErrNotFound)
 	}
 	return t, nil
+}
+
+// validOptText is validText for a column that may be empty.
+func validOptText(what, s string) error {
+	if s == "" {
+		return nil
+	}
+	return validText(what, s)
 }
