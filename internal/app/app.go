@@ -111,10 +111,10 @@ type App struct {
 type Option func(*openOptions)
 
 type openOptions struct {
-	now     func() time.Time
-	login   []func(*login.Options)
-	idp     *http.Client
-	subs    []func(*subscription.Options)
+	now   func() time.Time
+	login []func(*login.Options)
+	idp   *http.Client
+	subs  []func(*subscription.Options)
 }
 
 // WithOIDCClient sets the HTTP client used to reach the OIDC IdP
