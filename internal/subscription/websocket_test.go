@@ -45,6 +45,12 @@ func TestWebsocketBindPing(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// The capability statement advertises the channel.
+	md := s.Do(t, http.MethodGet, "/fhir/metadata", nil, nil).Want(t, http.StatusOK)
+	if !strings.Contains(string(md.Body), "capabilitystatement-websocket") || !strings.Contains(string(md.Body), "wss://") ||
+		!strings.Contains(string(md.Body), httpapi.WebsocketPath) {
+		t.Fatalf("metadata does not advertise the websocket channel: %.300s", md.Body)
+	}
 	pid, qid := patient(t, s), patient(t, s)
 	sid := s.Create(t, map[string]any{"resourceType": "Subscription", "status": "requested", "reason": "ws",
 		"criteria": "Observation?patient=Patient/" + pid, "channel": map[string]any{"type": "websocket"}})
