@@ -41,6 +41,7 @@ import (
 	"github.com/phivault/phivault/internal/storage/postgres"
 	"github.com/phivault/phivault/internal/storage/sqldb"
 	"github.com/phivault/phivault/internal/storage/sqlite"
+	"github.com/phivault/phivault/internal/subscription"
 	"github.com/phivault/phivault/internal/webui"
 )
 
@@ -102,6 +103,8 @@ type App struct {
 
 	// keyLife runs key rotation and the KEK epoch job (KeyLifecycle).
 	keyLife *lifecycle.Manager
+	// subs delivers FHIR Subscriptions (subscriptions.go).
+	subs *subscription.Service
 }
 
 // Option adjusts [Open]. Tests use them to inject a clock and limits.
@@ -111,6 +114,7 @@ type openOptions struct {
 	now   func() time.Time
 	login []func(*login.Options)
 	idp   *http.Client
+	subs  []func(*subscription.Options)
 }
 
 // WithOIDCClient sets the HTTP client used to reach the OIDC IdP
@@ -221,6 +225,10 @@ func Open(ctx context.Context, c config.Config, logger *slog.Logger, opts ...Opt
 		return nil, err
 	}
 	if err := a.openAuditIndex(); err != nil {
+		a.Close()
+		return nil, err
+	}
+	if err := a.openSubscriptions(oo); err != nil {
 		a.Close()
 		return nil, err
 	}
@@ -397,6 +405,7 @@ func (a *App) Handler() http.Handler {
 		Authorizer:    a.Authz,
 		BreakGlass:    a.BreakGlass,
 		Reviews:       a.Desk,
+		Subscriptions: a.subs.Hub(),
 		Attempts:      a.attempts,
 		Pace: httpapi.Pace{HandlerTimeout: a.Config.Timeouts.Handler.D(), MinBodyRate: a.Config.Limits.MinBodyRate,
 			BodyGrace: a.Config.Timeouts.BodyGrace.D()},

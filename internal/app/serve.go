@@ -100,8 +100,8 @@ func (a *App) Serve(ctx context.Context, started func(addr string)) error {
 // runBackground starts the loops the components own: the reports of
 // refused attempts, the audit index follower and its pruning of dead
 // authentication state, the KEK epochs that finish erasures, the daily
-// verification of the audit log, and one exporter per configured SIEM
-// sink, until the returned stop function is called (after the HTTP
+// verification of the audit log, the delivery of FHIR Subscriptions, and
+// one exporter per configured SIEM sink, until the returned stop function is called (after the HTTP
 // server has drained; the last requests' events are exported on the
 // next start).
 func (a *App) runBackground(ctx context.Context) (stop func(), err error) {
@@ -117,6 +117,7 @@ func (a *App) runBackground(ctx context.Context) (stop func(), err error) {
 		a.keyLife.RunKEKEpochs,
 		func(ctx context.Context) { a.db.RunPrune(ctx, a.logger) },
 		a.tlog.RunVerification,
+		a.subs.Run,
 	}
 	for _, run := range loops {
 		wg.Add(1)

@@ -45,6 +45,7 @@ var boundaries = []boundary{
 	domainRule("/internal/ledger/..."),
 	domainRule("/internal/record/..."),
 	domainRule("/internal/fhir/..."),
+	domainRule("/internal/subscription/..."),
 	// The web kernel (ADR 0025), test files included.
 	{
 		from:      module + "/internal/webui/...",

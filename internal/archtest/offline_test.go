@@ -21,7 +21,9 @@ import (
 // The same holds for record.NewAuthzSource, the authorizer's privileged
 // read path (reads without a decision), which the composition root makes
 // for the authorizer, and record.NewOperator, the offline guard bound to
-// an operator, which it hands the CLI's offline commands.
+// an operator, which it hands the CLI's offline commands, and
+// record.NewSubscriptions, the subscription service's reads of
+// Subscription resources without a decision and its status writes.
 var offlineAllowed = map[string]string{
 	module + "/internal/app": "the composition root: the authorizer's source, and the operator of the offline commands (import, demo seeding, reindex)",
 }
@@ -29,7 +31,7 @@ var offlineAllowed = map[string]string{
 const recordPkg = module + "/internal/record"
 
 // privileged are the record identifiers only offlineAllowed may name.
-var privileged = map[string]bool{"Offline": true, "NewAuthzSource": true, "NewOperator": true}
+var privileged = map[string]bool{"Offline": true, "NewAuthzSource": true, "NewOperator": true, "NewSubscriptions": true}
 
 // offlineUses returns "file:line" of every selection of record.Offline
 // or record.NewAuthzSource in p's non-test files.

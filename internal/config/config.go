@@ -59,6 +59,9 @@ type Config struct {
 	OIDC *OIDC `json:"oidc,omitempty"`
 	// Export lists the SIEM sinks the audit log is streamed to (export.go).
 	Export []ExportSink `json:"export,omitempty"`
+	// Subscriptions configures the delivery of FHIR Subscriptions
+	// (subscriptions.go).
+	Subscriptions Subscriptions `json:"subscriptions"`
 }
 
 // Server configures the HTTP listener.

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"net/http"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/phivault/phivault/internal/fhir"
@@ -44,6 +45,12 @@ func (s *Server) capabilities(w http.ResponseWriter, r *http.Request) error {
 			"conditionalDelete": "single",
 			"searchParam":       params,
 		}
+		if t == "Subscription" && s.subs != nil {
+			res["documentation"] = "R4 Subscriptions delivered on the owner's authorization (the principal of the latest write): " +
+				"criteria is a search of one type; channel.type rest-hook (https; payload absent = POST without body, " +
+				"application/fhir+json = PUT [endpoint]/[type]/[id]; channel.header sent) or websocket (" + WebsocketPath +
+				": bind {id} / bound {id} / ping {id}). Status requested becomes active after a handshake; error after repeated failures."
+		}
 		if t == "Patient" {
 			res["operation"] = []any{
 				map[string]any{"name": "everything", "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything"},
@@ -75,6 +82,12 @@ func (s *Server) capabilities(w http.ResponseWriter, r *http.Request) error {
 			"searchParam": common,
 			"compartment": []any{"http://hl7.org/fhir/CompartmentDefinition/patient"},
 		}},
+	}
+	if s.subs != nil {
+		ws := strings.Replace(strings.Replace(s.baseURL, "https://", "wss://", 1), "http://", "ws://", 1)
+		rest := cs["rest"].([]any)[0].(map[string]any)
+		rest["extension"] = []any{map[string]any{
+			"url": "http://hl7.org/fhir/StructureDefinition/capabilitystatement-websocket", "valueUri": ws + WebsocketPath}}
 	}
 	writeJSON(w, r, http.StatusOK, cs)
 	return nil

@@ -16,6 +16,7 @@ import (
 	"github.com/phivault/phivault/internal/httpapi/auditapi"
 	"github.com/phivault/phivault/internal/httpapi/signin"
 	"github.com/phivault/phivault/internal/record"
+	"github.com/phivault/phivault/internal/subscription"
 	"github.com/phivault/phivault/internal/web"
 )
 
@@ -43,6 +44,7 @@ type Server struct {
 	authz          *authz.Authorizer // nil: the FHIR API answers 503 (fail closed)
 	glass          *authz.BreakGlass // nil: $break-glass answers 503
 	reviews        Reviews           // nil: the review desk answers 503
+	subs           hub               // nil: no Subscription websocket channel (subscription.go)
 
 	attempts       *attempt.Limiter // nil: unauthenticated attempts are not limited
 	handlerTimeout time.Duration    // 0: none
@@ -75,6 +77,7 @@ type Options struct {
 	Authorizer    *authz.Authorizer           // required: decisions on every FHIR request (authz.go)
 	BreakGlass    *authz.BreakGlass           // optional: POST /fhir/Patient/{id}/$break-glass
 	Reviews       Reviews                     // optional: /admin/api/break-glass, /admin/api/alerts
+	Subscriptions *subscription.Hub           // optional: the Subscription websocket channel (subscription.go)
 
 	// Attempts limits the generic events of unauthenticated requests
 	// (attempts.go); nil: no limit.
@@ -102,6 +105,9 @@ func New(o Options) *Server {
 		authz: o.Authorizer, glass: o.BreakGlass, reviews: o.Reviews,
 		attempts: o.Attempts, handlerTimeout: o.Pace.HandlerTimeout, minBodyRate: o.Pace.MinBodyRate, bodyGrace: o.Pace.BodyGrace}
 	s.auditLog = newAuditAPI(s, o)
+	if o.Subscriptions != nil { // no typed nil in the interface
+		s.subs = o.Subscriptions
+	}
 	if o.Login != nil {
 		s.signin = newSignin(s, o)
 	}

@@ -46,8 +46,9 @@ type Service struct {
 	keyCache map[ident.Owner]cachedKey
 	members  map[ident.Owner][]ident.Owner // joint owner -> its patients (owner_joint.go)
 
-	hook      atomic.Pointer[writeHook]          // SetWriteHook
-	eraseHook atomic.Pointer[func(owner string)] // SetEraseHook
+	hook      atomic.Pointer[writeHook]                // SetWriteHook
+	eraseHook atomic.Pointer[func(owner string)]       // SetEraseHook
+	checks    atomic.Pointer[map[string]ResourceCheck] // SetResourceCheck (subscription.go)
 }
 
 // Deps are the Service's collaborators.
@@ -181,7 +182,7 @@ func (s *Service) validate(res fhir.Resource) error {
 		}
 		return failCause(ErrUnprocessable, "invalid", "the resource is not valid FHIR R4", err)
 	}
-	return nil
+	return s.resourceCheck(res)
 }
 
 // dekInTx returns owner's DEK, creating the key in tx if it is new (a
