@@ -13,7 +13,7 @@ import (
 func (s *Server) capabilities(w http.ResponseWriter, r *http.Request) error {
 	reg := s.rec.Registry()
 	interactions := []any{}
-	for _, code := range []string{"read", "vread", "update", "delete", "history-instance", "history-type", "create", "search-type"} {
+	for _, code := range []string{"read", "vread", "update", "patch", "delete", "history-instance", "history-type", "create", "search-type"} {
 		interactions = append(interactions, map[string]any{"code": code})
 	}
 	common := []any{
@@ -44,12 +44,18 @@ func (s *Server) capabilities(w http.ResponseWriter, r *http.Request) error {
 			"conditionalDelete": "single",
 			"searchParam":       params,
 		}
+		ops := []any{
+			map[string]any{"name": "meta", "definition": "http://hl7.org/fhir/OperationDefinition/Resource-meta"},
+			map[string]any{"name": "meta-add", "definition": "http://hl7.org/fhir/OperationDefinition/Resource-meta-add"},
+			map[string]any{"name": "meta-delete", "definition": "http://hl7.org/fhir/OperationDefinition/Resource-meta-delete"},
+		}
 		if t == "Patient" {
-			res["operation"] = []any{
+			ops = append(ops,
 				map[string]any{"name": "everything", "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything"},
 				map[string]any{"name": "erase", "definition": s.baseURL + "/fhir/OperationDefinition/Patient-erase"},
-			}
+			)
 		}
+		res["operation"] = ops
 		resources = append(resources, res)
 	}
 	cs := map[string]any{
@@ -69,6 +75,7 @@ func (s *Server) capabilities(w http.ResponseWriter, r *http.Request) error {
 			},
 			"resource":    resources,
 			"interaction": []any{map[string]any{"code": "transaction"}, map[string]any{"code": "batch"}, map[string]any{"code": "history-system"}},
+			"operation":   []any{map[string]any{"name": "meta", "definition": "http://hl7.org/fhir/OperationDefinition/Resource-meta"}},
 		}},
 	}
 	writeJSON(w, r, http.StatusOK, cs)

@@ -42,7 +42,8 @@ func negotiate(next http.Handler) http.Handler {
 			ct := r.Header.Get("Content-Type")
 			mt, _, err := mime.ParseMediaType(ct)
 			form := mt == "application/x-www-form-urlencoded" && strings.HasSuffix(r.URL.Path, "/_search")
-			if ct != "" && (err != nil || (mt != mediaFHIRJSON && mt != mediaJSON && !form)) {
+			patch := mt == mediaJSONPatch && r.Method == http.MethodPatch
+			if ct != "" && (err != nil || (mt != mediaFHIRJSON && mt != mediaJSON && !form && !patch)) {
 				writeOutcome(w, r, httpError(http.StatusUnsupportedMediaType, "not-supported", "the body must be application/fhir+json or application/json"))
 				return
 			}
