@@ -215,4 +215,3 @@ func (s *Server) metaEdit(del bool) func(http.ResponseWriter, *http.Request) err
 		return nil
 	}
 }
-
