@@ -70,16 +70,29 @@ func parseJSONPatch(body []byte, lim fhir.Limits) (JSONPatch, error) {
 		if _, err := op.Path(); err != nil {
 			return JSONPatch{}, invalid(fmt.Sprintf("JSON Patch: operation %d: path is missing", i))
 		}
+		// The library dereferences a missing (or null) value of a test
+		// on the whole document: found by FuzzJSONPatch. FHIR has no
+		// null values, so none is accepted.
+		if k := op.Kind(); (k == "add" || k == "replace" || k == "test") && op["value"] == nil {
+			return JSONPatch{}, invalid(fmt.Sprintf("JSON Patch: operation %d: %s needs a value other than null", i, k))
+		}
 	}
 	return JSONPatch{p: p, maxBytes: max}, nil
 }
 
 // Apply implements [Patcher].
-func (j JSONPatch) Apply(current []byte) ([]byte, error) {
+func (j JSONPatch) Apply(current []byte) (out []byte, err error) {
+	defer func() {
+		// A panic of the library on hostile input (one was found by
+		// fuzzing, see parseJSONPatch) fails this request, not the server.
+		if r := recover(); r != nil {
+			out, err = nil, failCause(ErrUnprocessable, "processing", "JSON Patch: the patch could not be applied to the resource", fmt.Errorf("json patch panicked"))
+		}
+	}()
 	opts := jsonpatch.NewApplyOptions()
 	opts.SupportNegativeIndices = false // RFC 6902 has none
 	opts.AccumulatedCopySizeLimit = j.maxBytes
-	out, err := j.p.ApplyWithOptions(current, opts)
+	out, err = j.p.ApplyWithOptions(current, opts)
 	if err == nil {
 		if int64(len(out)) > j.maxBytes {
 			return nil, fail(ErrTooLarge, "too-costly", "the patched resource is larger than the server accepts")
