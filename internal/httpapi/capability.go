@@ -14,7 +14,7 @@ import (
 func (s *Server) capabilities(w http.ResponseWriter, r *http.Request) error {
 	reg := s.rec.Registry()
 	interactions := []any{}
-	for _, code := range []string{"read", "vread", "update", "delete", "history-instance", "history-type", "create", "search-type"} {
+	for _, code := range []string{"read", "vread", "update", "patch", "delete", "history-instance", "history-type", "create", "search-type"} {
 		interactions = append(interactions, map[string]any{"code": code})
 	}
 	common := []any{
@@ -51,12 +51,18 @@ func (s *Server) capabilities(w http.ResponseWriter, r *http.Request) error {
 				"application/fhir+json = PUT [endpoint]/[type]/[id]; channel.header sent) or websocket (" + WebsocketPath +
 				": bind {id} / bound {id} / ping {id}). Status requested becomes active after a handshake; error after repeated failures."
 		}
+		ops := []any{
+			map[string]any{"name": "meta", "definition": "http://hl7.org/fhir/OperationDefinition/Resource-meta"},
+			map[string]any{"name": "meta-add", "definition": "http://hl7.org/fhir/OperationDefinition/Resource-meta-add"},
+			map[string]any{"name": "meta-delete", "definition": "http://hl7.org/fhir/OperationDefinition/Resource-meta-delete"},
+		}
 		if t == "Patient" {
-			res["operation"] = []any{
+			ops = append(ops,
 				map[string]any{"name": "everything", "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything"},
 				map[string]any{"name": "erase", "definition": s.baseURL + "/fhir/OperationDefinition/Patient-erase"},
-			}
+			)
 		}
+		res["operation"] = ops
 		resources = append(resources, res)
 	}
 	cs := map[string]any{
@@ -81,6 +87,7 @@ func (s *Server) capabilities(w http.ResponseWriter, r *http.Request) error {
 			// (search_system.go).
 			"searchParam": common,
 			"compartment": []any{"http://hl7.org/fhir/CompartmentDefinition/patient"},
+			"operation":   []any{map[string]any{"name": "meta", "definition": "http://hl7.org/fhir/OperationDefinition/Resource-meta"}},
 		}},
 	}
 	if s.subs != nil {

@@ -189,7 +189,7 @@ func TestE2ECRUD(t *testing.T) {
 				{"lower-case type", "GET", "/fhir/patient/1", http.StatusNotFound},
 				{"invalid id", "GET", "/fhir/Patient/a_b", http.StatusBadRequest},
 				{"unknown operation", "GET", "/fhir/Patient/1/$validate", http.StatusNotFound},
-				{"PATCH", "PATCH", "/fhir/Patient/1", http.StatusNotFound},
+				{"PATCH without a patch body", "PATCH", "/fhir/Patient/1", http.StatusUnsupportedMediaType},
 				{"GET the base", "GET", "/fhir", http.StatusNotFound},
 				{"DELETE the base", "DELETE", "/fhir/", http.StatusNotFound},
 			}

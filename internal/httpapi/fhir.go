@@ -31,6 +31,19 @@ func (s *Server) fhirRoutes(mux *http.ServeMux) {
 	mux.Handle("DELETE /fhir/{type}/{id}", s.handle(auditapi.Or(s.delete, auditapi.Refuse)))
 	mux.Handle("GET /fhir/{type}/{id}/_history", s.handle(auditapi.Or(s.history, auditapi.Refuse)))
 	mux.Handle("GET /fhir/{type}/{id}/_history/{vid}", s.handle(auditapi.Or(s.vread, auditapi.Refuse)))
+	// PATCH, conditional update/delete/patch, $meta (fhir_patch.go).
+	for _, rt := range []struct {
+		pattern string
+		h       web.HandlerFunc
+	}{
+		{"PATCH /fhir/{type}/{id}", s.patch}, {"PATCH /fhir/{type}", s.patch},
+		{"PUT /fhir/{type}", s.conditionalUpdate}, {"DELETE /fhir/{type}", s.conditionalDelete},
+		{"GET /fhir/$meta", s.meta}, {"GET /fhir/{type}/$meta", s.meta}, {"GET /fhir/{type}/{id}/$meta", s.meta},
+		{"POST /fhir/{type}/{id}/$meta", s.meta},
+		{"POST /fhir/{type}/{id}/$meta-add", s.metaEdit(false)}, {"POST /fhir/{type}/{id}/$meta-delete", s.metaEdit(true)},
+	} {
+		mux.Handle(rt.pattern, s.handle(auditapi.Or(rt.h, auditapi.Refuse)))
+	}
 	mux.Handle("GET /fhir/Patient/{id}/$everything", s.handle(s.everything))
 	mux.Handle("POST /fhir/Patient/{id}/$everything", s.handle(s.everything))
 	mux.Handle("POST /fhir/Patient/{id}/$erase", s.handle(s.erase))

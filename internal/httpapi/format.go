@@ -44,7 +44,8 @@ func negotiate(next http.Handler) http.Handler {
 			mt, _, err := mime.ParseMediaType(ct)
 			form := mt == "application/x-www-form-urlencoded" && strings.HasSuffix(r.URL.Path, "/_search")
 			rawWrite := err == nil && binaryPath(r.URL.Path) && r.Method != http.MethodPatch // binary.go
-			if ct != "" && (err != nil || (mt != mediaFHIRJSON && mt != mediaJSON && !form && !rawWrite)) {
+			patch := mt == mediaJSONPatch && r.Method == http.MethodPatch
+			if ct != "" && (err != nil || (mt != mediaFHIRJSON && mt != mediaJSON && !form && !rawWrite && !patch)) {
 				writeOutcome(w, r, httpError(http.StatusUnsupportedMediaType, "not-supported", "the body must be application/fhir+json or application/json"))
 				return
 			}

@@ -113,8 +113,8 @@ func interactionOf(r *http.Request) (typ string, i scope.Interaction, ok bool) {
 	if len(parts) == 0 || parts[0] == "" {
 		return "", 0, false
 	}
-	if parts[0] == "_history" {
-		return "*", scope.Search, true
+	if parts[0] == "_history" || parts[0] == "$meta" {
+		return "*", scope.Search, true // system history, system $meta
 	}
 	typ = parts[0]
 	switch {
@@ -122,6 +122,12 @@ func interactionOf(r *http.Request) (typ string, i scope.Interaction, ok bool) {
 		return "*", scope.Read, true
 	case len(parts) >= 3 && parts[2] == "$erase":
 		return typ, scope.Delete, true
+	case len(parts) >= 3 && (parts[2] == "$meta-add" || parts[2] == "$meta-delete"):
+		return typ, scope.Update, true
+	case len(parts) >= 3 && parts[2] == "$meta":
+		return typ, scope.Read, true
+	case len(parts) == 2 && parts[1] == "$meta":
+		return typ, scope.Search, true // the labels in use across the type
 	case len(parts) >= 2 && parts[1] == "_search":
 		return typ, scope.Search, true
 	case len(parts) >= 2 && parts[1] == "_history":
@@ -135,7 +141,7 @@ func interactionOf(r *http.Request) (typ string, i scope.Interaction, ok bool) {
 		return typ, scope.Read, true
 	case http.MethodPost:
 		return typ, scope.Create, true
-	case http.MethodPut:
+	case http.MethodPut, http.MethodPatch:
 		return typ, scope.Update, true
 	case http.MethodDelete:
 		return typ, scope.Delete, true

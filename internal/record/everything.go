@@ -27,13 +27,15 @@ const (
 
 // Everything returns the Patient and every current resource in its
 // compartment (everything sealed with the patient's key), as a searchset
-// Bundle paged with an opaque cursor.
+// Bundle paged with an opaque cursor. Parameters (everything_filter.go):
+// _count, _since, _type, start and end.
 func (s *Service) Everything(ctx context.Context, c Caller, id string, vals url.Values, base string) ([]byte, error) {
 	owner := ident.PatientOwner(id)
 	count := defaultEverythingCount
 	var purpose string
 	var policies []string
 	var after storage.VersionRef
+	var filters url.Values
 	if tok := vals.Get("_page"); tok != "" {
 		cur, err := s.openCursor("everything", tok)
 		if err != nil {
@@ -52,10 +54,14 @@ func (s *Service) Everything(ctx context.Context, c Caller, id string, vals url.
 			return nil, s.recordDenial(ctx, err)
 		}
 		purpose, policies = d.Purpose, d.Policies
-		count = cur.Count
+		count, filters = cur.Count, cur.Query
 		t, i, _ := cutRef(cur.After)
 		after = storage.VersionRef{Type: t, ID: i}
 	} else {
+		filters = everythingFilters(vals)
+		if _, err := s.everythingFilter(filters); err != nil {
+			return nil, err // refused before anything is read
+		}
 		p, err := s.store.Current(ctx, "Patient", id)
 		if missing(err) {
 			return nil, s.recordMiss(ctx, c, audit.ActionEverything, ident.PatientRef(id).String(), storageError(err))
@@ -83,6 +89,10 @@ func (s *Service) Everything(ctx context.Context, c Caller, id string, vals url.
 			}
 			count = min(n, maxEverythingCount)
 		}
+	}
+	keep, err := s.everythingFilter(filters)
+	if err != nil {
+		return nil, err
 	}
 	// The patient's own resources and those naming it with others
 	// (joint owners), each decided below.
@@ -119,6 +129,9 @@ scan:
 		for _, v := range vs {
 			after = storage.VersionRef{Type: v.Type, ID: v.ID}
 			scanned++
+			if !keep.version(v) {
+				continue
+			}
 			body, err := s.open(ctx, v)
 			if err != nil {
 				if errors.Is(err, ErrGone) {
@@ -131,6 +144,9 @@ scan:
 					continue
 				}
 				return nil, err
+			}
+			if !keep.body(v.Type, body) {
+				continue
 			}
 			// Every entry is decided on its own labels: a sensitive
 			// resource the caller may not see is left out.
@@ -165,7 +181,7 @@ scan:
 	self := base + "/Patient/" + id + "/$everything"
 	links := []map[string]string{{"relation": "self", "url": self}}
 	if more {
-		tok, err := s.sealCursor("everything", cursor{ID: id, Count: count, After: resume.Type + "/" + resume.ID})
+		tok, err := s.sealCursor("everything", cursor{ID: id, Count: count, After: resume.Type + "/" + resume.ID, Query: filters})
 		if err != nil {
 			return nil, err
 		}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/phivault/phivault/internal/audit"
 	"github.com/phivault/phivault/internal/authz"
+	"github.com/phivault/phivault/internal/fhir/search"
 	"github.com/phivault/phivault/internal/ident"
 	"github.com/phivault/phivault/internal/storage"
 )
@@ -28,7 +29,9 @@ const maxHistoryScan = 5000
 
 // History returns a history Bundle for one resource (typ and id), a type
 // (typ only) or the whole system (neither). Parameters: _count, _since,
-// and _page (an opaque cursor from a previous page's next link).
+// _at (the versions current at some time in the period a date denotes:
+// "2024-01-01" is that whole day) and _page (an opaque cursor from a
+// previous page's next link).
 //
 // Every version is decided twice: on itself (its owner and labels) and
 // on the resource's current version, as a vread is, so a version of a
@@ -54,6 +57,9 @@ func (s *Service) History(ctx context.Context, c Caller, typ, id string, vals ur
 		if cur.Since == 0 {
 			q.Since = time.Time{}
 		}
+		if cur.AtTo != 0 {
+			q.AtFrom, q.AtTo = time.UnixMicro(cur.AtFrom), time.UnixMicro(cur.AtTo)
+		}
 	} else {
 		if v := vals.Get("_count"); v != "" {
 			n, err := strconv.Atoi(v)
@@ -68,6 +74,16 @@ func (s *Service) History(ctx context.Context, c Caller, typ, id string, vals ur
 				return nil, invalid("_since must be an instant such as 2024-01-01T00:00:00Z")
 			}
 			q.Since = t
+		}
+		if v := vals.Get("_at"); v != "" {
+			if len(vals["_at"]) > 1 {
+				return nil, invalid("_at may be given once")
+			}
+			lo, hi, ok := search.DateRange(v)
+			if !ok {
+				return nil, invalid("_at must be a date, dateTime or instant such as 2024-01-01 or 2024-01-01T10:00:00Z (no prefix)")
+			}
+			q.AtFrom, q.AtTo = lo, hi
 		}
 	}
 	action := act
@@ -238,7 +254,11 @@ scan:
 		if !q.Since.IsZero() {
 			since = q.Since.UnixMicro()
 		}
-		tok, err := s.sealCursor("history", cursor{Type: typ, ID: id, Offset: next, Count: want, Since: since})
+		cur := cursor{Type: typ, ID: id, Offset: next, Count: want, Since: since}
+		if !q.AtTo.IsZero() {
+			cur.AtFrom, cur.AtTo = q.AtFrom.UnixMicro(), q.AtTo.UnixMicro()
+		}
+		tok, err := s.sealCursor("history", cur)
 		if err != nil {
 			return nil, err
 		}
@@ -444,6 +464,8 @@ type cursor struct {
 	Offset int        `json:"o,omitempty"`
 	Count  int        `json:"c,omitempty"`
 	Since  int64      `json:"s,omitempty"`
+	AtFrom int64      `json:"af,omitempty"` // _at (history)
+	AtTo   int64      `json:"at,omitempty"`
 	Query  url.Values `json:"q,omitempty"`
 	After  string     `json:"a,omitempty"`
 }

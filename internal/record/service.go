@@ -29,6 +29,7 @@ type Service struct {
 	store  storage.Store
 	keys   *keys.Keyring
 	val    *fhir.Validator
+	shapes *fhir.Shapes // element cardinalities (FHIRPath Patch)
 	reg    *search.Registry
 	log    *audit.Log
 	batch  *audit.Batcher
@@ -77,6 +78,7 @@ func New(d Deps) *Service {
 		store: d.Store, keys: d.Keys, val: d.Validator, reg: d.Registry,
 		log: d.Log, batch: d.Batcher, ledger: d.Ledger, now: d.Now, newID: d.NewID, limits: d.Limits, logger: d.Logger,
 		keyCache: make(map[ident.Owner]cachedKey), tamperedSeen: make(map[string]bool),
+		shapes: &fhir.Shapes{},
 	}
 	if svc.logger == nil {
 		svc.logger = slog.New(slog.DiscardHandler)

@@ -343,6 +343,12 @@ type HistoryQuery struct {
 	Count  int       // maximum rows; must be > 0
 	Offset int
 
+	// AtFrom and AtTo, when AtTo is set, keep only versions that were
+	// current at some time in [AtFrom, AtTo] (FHIR _at): written at or
+	// before AtTo, and not replaced by a later version written at or
+	// before AtFrom. Delete markers count as versions.
+	AtFrom, AtTo time.Time
+
 	// Owners, when set, keeps only versions whose Owner is in Owners.In
 	// (or, with Except, is not): authorization narrowing. At most
 	// MaxOwners owners.

@@ -111,3 +111,12 @@ func pow10(n int) int64 {
 	}
 	return v
 }
+
+// DateRange parses a FHIR date, dateTime or instant (no search prefix)
+// into the inclusive range it denotes at its precision, as a date search
+// parameter reads it: "2020" is the whole year. ok is false for malformed
+// or impossible values. Operation parameters use it (_at, start, end).
+func DateRange(s string) (lo, hi time.Time, ok bool) {
+	lo, hi, _, ok = parseDate(s)
+	return lo, hi, ok
+}

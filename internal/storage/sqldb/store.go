@@ -264,6 +264,10 @@ func (s *Store) History(ctx context.Context, q storage.HistoryQuery) ([]storage.
 	if !q.Since.IsZero() {
 		b.sql(" AND v.last_updated > ").arg(q.Since.UnixMicro())
 	}
+	if !q.AtTo.IsZero() {
+		b.sql(" AND v.last_updated <= ").arg(q.AtTo.UnixMicro())
+		b.sql(" AND NOT EXISTS (SELECT 1 FROM resource_versions n WHERE n.type = v.type AND n.id = v.id AND n.version > v.version AND n.last_updated <= ").arg(q.AtFrom.UnixMicro()).sql(")")
+	}
 	if o := q.Owners; o != nil {
 		switch {
 		case len(o.In) > storage.MaxOwners:

@@ -51,6 +51,7 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 		{"JointOwners", testJointOwners},
 		{"Types", testTypes},
 		{"HistoryCurrent", testHistoryCurrent},
+		{"HistoryAt", testHistoryAt},
 		{"LedgerScans", testLedgerScans},
 	}
 	for _, c := range cases {
