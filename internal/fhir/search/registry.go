@@ -87,7 +87,7 @@ func (p *Param) Identifying() bool { return p.identifying }
 type Registry struct {
 	params      map[string]map[string]*Param // type -> code -> param
 	compartment map[string]expr              // type -> union of its compartment params
-	now         func() time.Time                 // the clock of "ap" (approximately)
+	now         func() time.Time             // the clock of "ap" (approximately)
 }
 
 type searchParamBundle struct {
