@@ -422,6 +422,11 @@ const (
 	OpLt DateOp = "lt" // resource Lo < search Lo
 	OpGe DateOp = "ge" // resource Hi >= search Lo
 	OpLe DateOp = "le" // resource Lo <= search Hi
+	OpSa DateOp = "sa" // resource Lo > search Hi (starts after)
+	OpEb DateOp = "eb" // resource Hi < search Lo (ends before)
+	// OpAp: the resource range overlaps [Lo, Hi]. The search layer
+	// widens the query range first (FHIR's "approximately").
+	OpAp DateOp = "ap"
 )
 
 // Cond is one condition. Negate inverts it (the :not modifier): the

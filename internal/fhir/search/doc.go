@@ -18,7 +18,9 @@
 // that the caller blind-indexes (keyed PRF, truncated; DESIGN §5) before
 // storage. Non-identifying dates are stored as plaintext ranges;
 // identifying dates (Patient.birthDate) become keys for their year, month
-// and day, so only equality at those precisions can be searched.
+// and day. Equality searches one key; a range (gt, lt, ge, le, sa, eb, ap)
+// is cut into the fewest whole days, months and years and searches their
+// keys (birthdate.go), so ranges need no plaintext date and no new key.
 //
 // # What the blind index leaks
 //
@@ -28,7 +30,9 @@
 // of short values, and names that start alike, can be inferred from the
 // number and overlap of prefix rows); for tokens, whether two resources
 // share a code, with or without system; for birth dates, which patients
-// share a year, a month or a day. Plaintext date ranges (clinical dates)
+// share a year, a month or a day (a range query asks for many of those
+// keys at once, which an observer of queries can recognise as a range).
+// Plaintext date ranges (clinical dates)
 // and the number of values per resource are visible. Keys never leave the
 // process unhashed.
 //
@@ -39,9 +43,8 @@
 //   - Every cost a query can drive is bounded: [MaxParams],
 //     [MaxAlternatives], [MaxValueLen], [MaxCount]; extraction yields at
 //     most 4,096 values per resource and 32 prefix terms per string.
-//   - :contains, sa/eb/ap, chaining, _include and friends are refused
-//     rather than emulated, so no query falls back to a scan of
-//     decrypted data.
+//   - :contains and anything else that would need a scan of decrypted
+//     data is refused rather than emulated.
 //
 // A [Registry] is immutable after New and safe for concurrent use.
 package search

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/phivault/phivault/internal/fhir"
 )
@@ -41,6 +42,11 @@ const (
 	OpLt DateOp = "lt"
 	OpGe DateOp = "ge"
 	OpLe DateOp = "le"
+	OpSa DateOp = "sa" // starts after: R.Lo > Q.Hi
+	OpEb DateOp = "eb" // ends before: R.Hi < Q.Lo
+	// OpAp, approximately: R overlaps Q widened on both sides by a tenth
+	// of the gap between Q and now (at least one day), as R4 recommends.
+	OpAp DateOp = "ap"
 )
 
 // DatePred is one date comparison; Lo and Hi are unix microseconds, UTC,
@@ -104,7 +110,8 @@ var ignoredParams = map[string]bool{"_format": true, "_pretty": true}
 // representation is the caller's: fhir.ParseSubset); _format and _pretty
 // (ignored).
 // Modifiers: string :exact; token :not; reference :<Type>; :missing on
-// all. Date prefixes eq ne gt lt ge le. Comma means OR, repetition AND.
+// all. Date prefixes eq ne gt lt ge le sa eb ap (on birthdate too, see
+// birthdate.go). Comma means OR, repetition AND.
 //
 // With lenient false an unknown parameter is an error wrapping
 // [ErrUnknownParam], and an unsupported control parameter (_include,
@@ -181,7 +188,7 @@ func (r *Registry) parseOne(out *Query, key, raw string, lenient bool, seen map[
 			if strings.Contains(raw, ",") {
 				return false, fmt.Errorf("parsing search parameter _lastUpdated: comma-separated values are not supported, repeat the parameter: %w", ErrUnsupported)
 			}
-			d, err := parseDatePred(name, unescape(raw))
+			d, err := parseDatePred(name, unescape(raw), r.now())
 			if err != nil {
 				return false, err
 			}
@@ -247,7 +254,7 @@ func (r *Registry) parseOne(out *Query, key, raw string, lenient bool, seen map[
 		}
 		return false, fmt.Errorf("parsing search: parameter %s is not supported for %s: %w", name, out.Type, ErrUnknownParam)
 	}
-	pred, err := parsePred(p, modifier, raw)
+	pred, err := parsePred(p, modifier, raw, r.now())
 	if err != nil {
 		return false, err
 	}
@@ -262,7 +269,7 @@ func (r *Registry) unsupported(lenient bool, format string, name string) (bool, 
 	return false, fmt.Errorf(format+": %w", name, ErrUnsupported)
 }
 
-func parsePred(p *Param, modifier, raw string) (Pred, error) {
+func parsePred(p *Param, modifier, raw string, now time.Time) (Pred, error) {
 	name := p.Code
 	if modifier != "" {
 		name += ":" + safeParam(modifier)
@@ -318,14 +325,15 @@ func parsePred(p *Param, modifier, raw string) (Pred, error) {
 			pred.Terms = append(pred.Terms, ts...)
 		case Date:
 			if p.identifying {
-				t, err := identifyingDateTerm(p, name, unescape(a))
+				ts, negate, err := identifyingDateTerms(p, name, unescape(a), len(alts), now)
 				if err != nil {
 					return pred, err
 				}
-				pred.Terms = append(pred.Terms, t)
+				pred.Terms = append(pred.Terms, ts...)
+				pred.Negate = negate
 				continue
 			}
-			d, err := parseDatePred(name, unescape(a))
+			d, err := parseDatePred(name, unescape(a), now)
 			if err != nil {
 				return pred, err
 			}
@@ -381,45 +389,53 @@ func referenceQueryTerms(p *Param, name, modifier, v string) ([]Term, error) {
 	return []Term{{Param: p.Code, Key: typ + "/" + id}}, nil
 }
 
-func identifyingDateTerm(p *Param, name, v string) (Term, error) {
-	if len(v) >= 2 && v[0] >= 'a' && v[0] <= 'z' {
-		if v[:2] != "eq" {
-			return Term{}, fmt.Errorf("parsing search parameter %s: only equality is supported (it is blind-indexed by year, month and day): %w", name, ErrUnsupported)
-		}
-		v = v[2:]
-	}
-	lo, _, prec, ok := parseDate(v)
-	if !ok {
-		return Term{}, fmt.Errorf("parsing search parameter %s: not a valid date: %w", name, ErrInvalidValue)
-	}
-	switch prec {
-	case precYear:
-		return Term{Param: p.Code, Key: yearKey(lo)}, nil
-	case precMonth:
-		return Term{Param: p.Code, Key: monthKey(lo)}, nil
-	case precDay:
-		return Term{Param: p.Code, Key: dayKey(lo)}, nil
-	}
-	return Term{}, fmt.Errorf("parsing search parameter %s: want a date (YYYY, YYYY-MM or YYYY-MM-DD), not a time: %w", name, ErrInvalidValue)
-}
-
-func parseDatePred(name, v string) (DatePred, error) {
-	op := OpEq
-	if len(v) >= 2 && v[0] >= 'a' && v[0] <= 'z' {
-		switch p := DateOp(v[:2]); p {
-		case OpEq, OpNe, OpGt, OpLt, OpGe, OpLe:
-			op, v = p, v[2:]
-		case "sa", "eb", "ap":
-			return DatePred{}, fmt.Errorf("parsing search parameter %s: prefixes sa, eb and ap are not supported: %w", name, ErrUnsupported)
-		default:
-			return DatePred{}, fmt.Errorf("parsing search parameter %s: unknown prefix: %w", name, ErrInvalidValue)
-		}
+func parseDatePred(name, v string, now time.Time) (DatePred, error) {
+	op, v, err := datePrefix(name, v)
+	if err != nil {
+		return DatePred{}, err
 	}
 	lo, hi, _, ok := parseDate(v)
 	if !ok {
 		return DatePred{}, fmt.Errorf("parsing search parameter %s: not a valid date: %w", name, ErrInvalidValue)
 	}
+	if op == OpAp {
+		lo, hi = approximately(lo, hi, now)
+	}
 	return DatePred{Op: op, Lo: lo.UnixMicro(), Hi: hi.UnixMicro()}, nil
+}
+
+// datePrefix splits a date search value into its prefix (eq when there
+// is none) and the date.
+func datePrefix(name, v string) (DateOp, string, error) {
+	if len(v) < 2 || v[0] < 'a' || v[0] > 'z' {
+		return OpEq, v, nil
+	}
+	switch p := DateOp(v[:2]); p {
+	case OpEq, OpNe, OpGt, OpLt, OpGe, OpLe, OpSa, OpEb, OpAp:
+		return p, v[2:], nil
+	}
+	return "", "", fmt.Errorf("parsing search parameter %s: unknown prefix: %w", name, ErrInvalidValue)
+}
+
+// approximately widens [lo, hi] on both sides by a tenth of the gap
+// between it and now, and by at least a day.
+func approximately(lo, hi, now time.Time) (time.Time, time.Time) {
+	gap := now.Sub(lo)
+	if d := hi.Sub(now); d > gap {
+		gap = d
+	}
+	if gap < 0 {
+		gap = -gap
+	}
+	w := max(gap/10, 24*time.Hour)
+	wlo, whi := lo.Add(-w), hi.Add(w)
+	if wlo.Before(minTime) {
+		wlo = minTime
+	}
+	if whi.After(maxTime) {
+		whi = maxTime
+	}
+	return wlo, whi
 }
 
 func (r *Registry) parseSort(typ, raw string) ([]SortSpec, error) {

@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/phivault/phivault/internal/fhir"
 	"github.com/phivault/phivault/internal/fhir/spec"
@@ -86,6 +87,7 @@ func (p *Param) Identifying() bool { return p.identifying }
 type Registry struct {
 	params      map[string]map[string]*Param // type -> code -> param
 	compartment map[string]expr              // type -> union of its compartment params
+	now         func() time.Time             // the clock of "ap" (approximately)
 }
 
 type searchParamBundle struct {
@@ -123,7 +125,7 @@ func New() (*Registry, error) {
 			defs[[2]string{base, e.Resource.Code}] = spDef{e.Resource.Type, e.Resource.Expression, e.Resource.Target}
 		}
 	}
-	r := &Registry{params: map[string]map[string]*Param{}, compartment: map[string]expr{}}
+	r := &Registry{params: map[string]map[string]*Param{}, compartment: map[string]expr{}, now: time.Now}
 	for typ, codes := range supported {
 		r.params[typ] = map[string]*Param{}
 		for _, c := range codes {

@@ -146,7 +146,8 @@ func checkQuery(q storage.Query) error {
 
 func validOp(op storage.DateOp) bool {
 	switch op {
-	case storage.OpEq, storage.OpNe, storage.OpGt, storage.OpLt, storage.OpGe, storage.OpLe:
+	case storage.OpEq, storage.OpNe, storage.OpGt, storage.OpLt, storage.OpGe, storage.OpLe,
+		storage.OpSa, storage.OpEb, storage.OpAp:
 		return true
 	}
 	return false
@@ -300,6 +301,12 @@ func dateOp(b *builder, lo, hi string, c storage.Cond) {
 		b.sql(hi + " >= ").arg(c.Lo)
 	case storage.OpLe:
 		b.sql(lo + " <= ").arg(c.Hi)
+	case storage.OpSa:
+		b.sql(lo + " > ").arg(c.Hi)
+	case storage.OpEb:
+		b.sql(hi + " < ").arg(c.Lo)
+	case storage.OpAp:
+		b.sql(lo + " <= ").arg(c.Hi).sql(" AND " + hi + " >= ").arg(c.Lo)
 	}
 }
 

@@ -79,6 +79,13 @@ func testSearchConditions(t *testing.T, s storage.Store) {
 		{"date ge", one(dateCond(storage.OpGe, 200, 299)), []string{"o2", "o3", "o5"}},
 		{"date le", one(dateCond(storage.OpLe, 200, 299)), []string{"o1", "o2", "o3"}},
 		{"date eq negated", one(negate(dateCond(storage.OpEq, 200, 299))), []string{"o1", "o3", "o4", "o5"}},
+		{"date sa", one(dateCond(storage.OpSa, 200, 299)), []string{"o5"}},
+		{"date eb", one(dateCond(storage.OpEb, 200, 299)), []string{"o1"}},
+		{"date ap", one(dateCond(storage.OpAp, 200, 299)), []string{"o2", "o3"}},
+		{"date ap touching ends", one(dateCond(storage.OpAp, 199, 300)), []string{"o1", "o2", "o3", "o5"}},
+		{"date sa at hi", one(dateCond(storage.OpSa, 299, 299)), []string{"o5"}},
+		{"date eb at lo", one(dateCond(storage.OpEb, 200, 200)), []string{"o1"}},
+		{"date eb one short", one(dateCond(storage.OpEb, 199, 199)), []string{}},
 		// Boundaries: inclusive ends.
 		{"date eq exact range", one(dateCond(storage.OpEq, 100, 199)), []string{"o1"}},
 		{"date eq one short", one(dateCond(storage.OpEq, 101, 199)), []string{}},
@@ -93,6 +100,9 @@ func testSearchConditions(t *testing.T, s storage.Store) {
 		{"lastUpdated ge", one(storage.Cond{Kind: storage.CondLastUpdated, Op: storage.OpGe, Lo: us(3), Hi: us(4) - 1}), []string{"o3", "o4", "o5"}},
 		{"lastUpdated lt", one(storage.Cond{Kind: storage.CondLastUpdated, Op: storage.OpLt, Lo: us(3), Hi: us(3)}), []string{"o1", "o2"}},
 		{"lastUpdated le", one(storage.Cond{Kind: storage.CondLastUpdated, Op: storage.OpLe, Lo: us(2), Hi: us(3)}), []string{"o1", "o2", "o3"}},
+		{"lastUpdated sa", one(storage.Cond{Kind: storage.CondLastUpdated, Op: storage.OpSa, Lo: us(3), Hi: us(3)}), []string{"o4", "o5"}},
+		{"lastUpdated eb", one(storage.Cond{Kind: storage.CondLastUpdated, Op: storage.OpEb, Lo: us(3), Hi: us(3)}), []string{"o1", "o2"}},
+		{"lastUpdated ap", one(storage.Cond{Kind: storage.CondLastUpdated, Op: storage.OpAp, Lo: us(2), Hi: us(3)}), []string{"o2", "o3"}},
 		{"lastUpdated negated", one(storage.Cond{Kind: storage.CondLastUpdated, Op: storage.OpLe, Lo: us(2), Hi: us(3), Negate: true}), []string{"o4", "o5"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
