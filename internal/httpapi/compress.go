@@ -31,7 +31,8 @@ const gzipMinSize = 1024
 // matched.
 const gzipJitter = 32
 
-// withGzip compresses the FHIR JSON responses of next.
+// withGzip compresses the FHIR JSON responses of next (never a websocket
+// upgrade).
 func withGzip(next http.Handler) (http.Handler, error) {
 	wrap, err := gzhttp.NewWrapper(
 		gzhttp.MinSize(gzipMinSize),
@@ -41,7 +42,16 @@ func withGzip(next http.Handler) (http.Handler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("configuring response compression: %w", err)
 	}
-	return wrap(next), nil
+	gz := wrap(next)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// A websocket upgrade hijacks the connection: its frames are not
+		// an HTTP body, and a gzip writer in between corrupts them.
+		if r.Header.Get("Upgrade") != "" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		gz.ServeHTTP(w, r)
+	}), nil
 }
 
 // decodeBody decompresses a gzip request body (Content-Encoding: gzip),
