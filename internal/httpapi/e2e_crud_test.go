@@ -188,9 +188,9 @@ func TestE2ECRUD(t *testing.T) {
 				{"unknown type", "GET", "/fhir/Bot/1", http.StatusNotFound},
 				{"lower-case type", "GET", "/fhir/patient/1", http.StatusNotFound},
 				{"invalid id", "GET", "/fhir/Patient/a_b", http.StatusBadRequest},
-				{"unknown operation", "GET", "/fhir/Patient/1/$validate", http.StatusNotFound},
+				{"unknown operation", "GET", "/fhir/Patient/1/$nosuch", http.StatusNotFound},
 				{"PATCH without a patch body", "PATCH", "/fhir/Patient/1", http.StatusUnsupportedMediaType},
-				{"GET the base", "GET", "/fhir", http.StatusNotFound},
+				{"GET the base without _type", "GET", "/fhir", http.StatusBadRequest},
 				{"DELETE the base", "DELETE", "/fhir/", http.StatusNotFound},
 			}
 			for _, c := range cases {

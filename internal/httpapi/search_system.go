@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"net/http"
+	"strings"
 
 	"github.com/phivault/phivault/internal/record"
 )
@@ -25,6 +26,9 @@ func (s *Server) systemSearch(w http.ResponseWriter, r *http.Request) error {
 // resource type of the Patient compartment or "*"
 // (record.CompartmentSearch). Other types have no compartments here.
 func (s *Server) compartmentSearch(w http.ResponseWriter, r *http.Request) error {
+	if strings.HasPrefix(r.PathValue("ctype"), "$") {
+		return httpError(http.StatusNotFound, "not-supported", "unknown FHIR operation")
+	}
 	if r.PathValue("type") != "Patient" {
 		return httpError(http.StatusNotFound, "not-supported", "unknown FHIR endpoint or method (only the Patient compartment is supported)")
 	}
