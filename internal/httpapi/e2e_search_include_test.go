@@ -1,6 +1,7 @@
 package httpapi_test
 
 import (
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/phivault/phivault/internal/apitest"
 	"github.com/phivault/phivault/internal/audit"
+	"github.com/phivault/phivault/internal/record"
 )
 
 // includeEnv is the data of the include, chain and _has tests.
@@ -329,4 +331,56 @@ func TestSearchIncludeChainAuthz(t *testing.T) {
 			}
 		})
 	})
+}
+
+// TestSearchIncludeBounds: a page carries at most record.MaxIncluded
+// included resources and then says it left some out; a chain or _has
+// whose inner search finds more than record.MaxChainMatches is refused
+// as too costly, never answered from a truncated set.
+func TestSearchIncludeBounds(t *testing.T) {
+	s := apitest.Start(t, "sqlite")
+	pid := s.Create(t, patient(uniq(), nil))
+	code, family := "k"+uniq(), "bound"+uniq()
+	var entries []any
+	add := func(res map[string]any) {
+		entries = append(entries, map[string]any{"resource": res, "request": map[string]any{"method": "POST", "url": res["resourceType"]}})
+	}
+	for range record.MaxIncluded + 1 {
+		add(observation(pid, map[string]any{"code": map[string]any{"coding": []any{map[string]any{"system": testSystem, "code": code}}}}))
+	}
+	for range record.MaxChainMatches + 1 {
+		add(patient(uniq(), map[string]any{"name": []any{map[string]any{"family": family}}}))
+	}
+	s.Do(t, "POST", "/fhir", map[string]any{"resourceType": "Bundle", "type": "transaction", "entry": entries}, nil).Want(t, http.StatusOK)
+
+	r := s.Do(t, "GET", "/fhir/Patient?_id="+pid+"&_revinclude=Observation:subject", nil, nil).Want(t, http.StatusOK)
+	var match, include, outcome int
+	for _, en := range r.Entries() {
+		switch en["search"].(map[string]any)["mode"] {
+		case "match":
+			match++
+		case "include":
+			include++
+		case "outcome":
+			outcome++
+			if !strings.Contains(fmt.Sprint(en["resource"]), "limited to") {
+				t.Fatalf("outcome entry: %v", en)
+			}
+		}
+	}
+	if match != 1 || include != record.MaxIncluded || outcome != 1 {
+		t.Fatalf("match %d include %d outcome %d", match, include, outcome)
+	}
+	if total, _ := r.Total(); total != 1 {
+		t.Fatalf("total %d counts includes", total)
+	}
+	for _, q := range []string{
+		"Observation?subject:Patient.family=" + family,
+		"Patient?_has:Observation:subject:code=" + url.QueryEscape(testSystem+"|"+code),
+	} {
+		r := s.Do(t, "GET", "/fhir/"+q, nil, nil).WantOutcome(t, http.StatusBadRequest)
+		if !strings.Contains(string(r.Body), "too-costly") || strings.Contains(string(r.Body), family) || strings.Contains(string(r.Body), code) {
+			t.Fatalf("%s: %s", q, r.Body)
+		}
+	}
 }
