@@ -47,6 +47,27 @@ func searchLoad(base string, patients []string) workload {
 	}
 }
 
+// includeLoad is searchLoad with the patient included: one more
+// narrowed search by id, decision and audit entry per page.
+func includeLoad(base string, patients []string) workload {
+	return func(r *rand.Rand) request {
+		q := "patient=" + url.QueryEscape("Patient/"+patients[r.IntN(len(patients))]) +
+			"&code=" + url.QueryEscape("http://loinc.org|8867-4") + "&_include=Observation:subject"
+		return request{method: http.MethodGet, url: base + "/Observation?" + q}
+	}
+}
+
+// chainLoad is searchLoad with the patient named through a chained
+// parameter: the server first runs the inner search (Patient?_id=, as a
+// search of the caller, decided and audited), then the outer one.
+func chainLoad(base string, patients []string) workload {
+	return func(r *rand.Rand) request {
+		q := "patient._id=" + url.QueryEscape(patients[r.IntN(len(patients))]) +
+			"&code=" + url.QueryEscape("http://loinc.org|8867-4")
+		return request{method: http.MethodGet, url: base + "/Observation?" + q}
+	}
+}
+
 // createLoad posts a heart-rate Observation, about the size and shape of a
 // generated one, for a random known patient.
 func createLoad(base string, patients []string) workload {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/phivault/phivault/internal/fhir"
+	"github.com/phivault/phivault/internal/fhir/search"
 )
 
 // capabilities serves the CapabilityStatement: exactly the interactions
@@ -32,7 +33,11 @@ func (s *Server) capabilities(w http.ResponseWriter, r *http.Request) error {
 		ps := reg.Params(t)
 		sort.Slice(ps, func(i, j int) bool { return ps[i].Code < ps[j].Code })
 		for _, p := range ps {
-			params = append(params, map[string]any{"name": p.Code, "type": p.Type.String()})
+			sp := map[string]any{"name": p.Code, "type": p.Type.String()}
+			if p.Type == search.Reference {
+				sp["documentation"] = referenceParamDoc
+			}
+			params = append(params, sp)
 		}
 		res := map[string]any{
 			"type":              t,
@@ -44,6 +49,15 @@ func (s *Server) capabilities(w http.ResponseWriter, r *http.Request) error {
 			"conditionalUpdate": true,
 			"conditionalDelete": "single",
 			"searchParam":       params,
+		}
+		if inc := includes(reg, t); len(inc) > 0 {
+			res["searchInclude"] = inc
+		}
+		if rev := revIncludes(reg, t); len(rev) > 0 {
+			res["searchRevInclude"] = rev
+		}
+		if len(ps) > 0 {
+			res["documentation"] = searchDoc
 		}
 		if t == "Subscription" && s.subs != nil {
 			res["documentation"] = "R4 Subscriptions delivered on the owner's authorization (the principal of the latest write): " +
@@ -98,4 +112,40 @@ func (s *Server) capabilities(w http.ResponseWriter, r *http.Request) error {
 	}
 	writeJSON(w, r, http.StatusOK, cs)
 	return nil
+}
+
+// referenceParamDoc documents, on every reference search parameter,
+// the modifiers and chaining it supports.
+const referenceParamDoc = "Type/id, id or an absolute URL. Modifiers :[type], :identifier (matches Reference.identifier) and :missing. " +
+	"Chainable one or two levels deep (subject:Patient.identifier=s|v, patient.name=x); reverse chaining with _has:[this type]:[this parameter]:[parameter]. " +
+	"A chain's inner search is a search of the caller, narrowed by authorization, and may find at most 500 resources (more is refused as too-costly)."
+
+// searchDoc documents the search features of a resource type that the
+// CapabilityStatement has no element for.
+const searchDoc = "_include and _revinclude (with :iterate, the * wildcard and a target type) return only resources the caller may read, " +
+	"at most 1000 per page and :iterate to 3 passes (a page that left some out ends with an OperationOutcome entry). " +
+	"_sort accepts _id, _lastUpdated and date parameters only: string, token and reference values are stored as keyed hashes, which have no order."
+
+// includes lists the _include values of resources of typ: the wildcard
+// and each supported reference parameter.
+func includes(reg *search.Registry, typ string) []string {
+	ps := reg.Follow(search.Include{Source: typ}, typ)
+	if len(ps) == 0 {
+		return nil
+	}
+	out := []string{"*"}
+	for _, p := range ps {
+		out = append(out, typ+":"+p.Code)
+	}
+	return out
+}
+
+// revIncludes lists the _revinclude values for resources of typ: every
+// supported reference parameter that may refer to typ.
+func revIncludes(reg *search.Registry, typ string) []string {
+	var out []string
+	for _, p := range reg.FollowBack(search.Include{Source: "*"}, typ) {
+		out = append(out, p.Base+":"+p.Code)
+	}
+	return out
 }

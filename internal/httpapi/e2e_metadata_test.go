@@ -45,6 +45,28 @@ func TestE2EMetadata(t *testing.T) {
 				t.Errorf("Patient interaction lacks %s (has %v)", want, interactions)
 			}
 		}
+		var obs map[string]any
+		for _, x := range rest["resource"].([]any) {
+			if m := x.(map[string]any); m["type"] == "Observation" {
+				obs = m
+			}
+		}
+		strs := func(v any) []string {
+			var out []string
+			for _, x := range v.([]any) {
+				out = append(out, x.(string))
+			}
+			return out
+		}
+		if inc := strs(obs["searchInclude"]); !slices.Contains(inc, "Observation:subject") || !slices.Contains(inc, "*") {
+			t.Errorf("Observation searchInclude = %v", inc)
+		}
+		if rev := strs(patient["searchRevInclude"]); !slices.Contains(rev, "Observation:subject") || slices.Contains(rev, "Observation:encounter") {
+			t.Errorf("Patient searchRevInclude = %v", rev)
+		}
+		if _, ok := patient["searchInclude"]; ok {
+			t.Errorf("Patient lists _include values but has no supported reference parameter")
+		}
 		var system []string
 		for _, p := range rest["interaction"].([]any) {
 			system = append(system, p.(map[string]any)["code"].(string))

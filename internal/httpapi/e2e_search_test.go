@@ -368,7 +368,9 @@ func TestE2ESearch(t *testing.T) {
 			}{
 				{"strict unknown", "Patient?family=" + famA + "&shoesize=42", false, 400},
 				{"strict unknown control", "Patient?family=" + famA + "&_include=Patient:organization", false, 400},
-				{"strict chained", "Observation?subject.name=x", false, 400},
+				{"strict chained to an unknown parameter", "Observation?subject.shoesize=x", false, 400},
+				{"chained deeper than two levels", "Observation?encounter.subject:Patient.organization.name=x", false, 400},
+				{"strict _sort by a hashed value", "Patient?family=" + famA + "&_sort=family", false, 400},
 				{"strict :contains", "Patient?name:contains=jo", false, 400},
 				{"strict bad modifier", "Patient?gender:exact=male", false, 400},
 				{"lenient unknown", "Patient?family=" + famA + "&shoesize=42", true, 200},

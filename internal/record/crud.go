@@ -160,6 +160,10 @@ func (s *Service) conditionQuery(ctx context.Context, c Caller, rd keyedReader, 
 	if err != nil {
 		return storage.Query{}, err
 	}
+	if q := p.parsed; len(q.Chains) > 0 || len(q.Include) > 0 || len(q.RevInclude) > 0 {
+		// A chain would run searches inside the write transaction.
+		return storage.Query{}, fail(ErrInvalid, "not-supported", "chained parameters, _has, _include and _revinclude are not supported in a conditional operation")
+	}
 	if len(p.q.Clauses) == 0 {
 		return storage.Query{}, invalid("a conditional query needs at least one search parameter")
 	}

@@ -25,7 +25,7 @@ type SearchOptions struct {
 // Page is one page of search results as a searchset Bundle.
 type Page struct {
 	Bundle []byte
-	Count  int
+	Count  int // matches on the page (included resources not counted)
 }
 
 // plan is a parsed search turned into a storage query.
@@ -34,6 +34,7 @@ type plan struct {
 	total   bool
 	params  []string // parameter names searched (for the audit event; never values)
 	ignored []string
+	parsed  *search.Query // chains and includes are resolved from it (search_chain.go, search_include.go)
 }
 
 // hashInput is the blind-index input for a term of a resource type: the
@@ -71,7 +72,14 @@ func (s *Service) parseSearch(typ string, vals url.Values, lenient bool) (plan, 
 	if err != nil {
 		return plan{}, searchError(err)
 	}
-	p := plan{q: storage.Query{Type: typ, Count: q.Count, Total: q.Total == "accurate" || q.Total == "estimate"}, ignored: q.Ignored}
+	return s.planOf(q)
+}
+
+// planOf turns a parsed search into a storage query (chains aside:
+// resolveChains adds them for a caller).
+func (s *Service) planOf(q *search.Query) (plan, error) {
+	typ := q.Type
+	p := plan{q: storage.Query{Type: typ, Count: q.Count, Total: q.Total == "accurate" || q.Total == "estimate"}, ignored: q.Ignored, parsed: q}
 	if q.Summary == "count" {
 		p.q.Count, p.q.Total = 0, true
 	}
@@ -224,6 +232,11 @@ func (s *Service) Search(ctx context.Context, c Caller, typ string, vals url.Val
 	if err != nil {
 		return Page{}, err
 	}
+	// Chains and _has become conditions on ids found by searches of the
+	// same caller, narrowed like this one (search_chain.go).
+	if err := s.resolveChains(ctx, c, &p); err != nil {
+		return Page{}, err
+	}
 	// Authorization narrowing joins the query itself (after the planner
 	// ordered the caller's clauses): totals, paging and predicates only
 	// ever see what the caller may see.
@@ -251,11 +264,7 @@ func (s *Service) Search(ctx context.Context, c Caller, typ string, vals url.Val
 	if more {
 		r.Versions = r.Versions[:count]
 	}
-	type ent struct {
-		FullURL  string            `json:"fullUrl,omitempty"`
-		Resource json.RawMessage   `json:"resource"`
-		Search   map[string]string `json:"search"`
-	}
+	type ent = searchEntry
 	base := s.event(c, audit.ActionSearch)
 	base.Query = typ + "?" + strings.Join(p.params, "&")
 	base.Policies = f.Policies
@@ -264,6 +273,7 @@ func (s *Service) Search(ctx context.Context, c Caller, typ string, vals url.Val
 	}
 	evs := newEvents(base)
 	entries := make([]ent, 0, len(r.Versions))
+	var given []givenRes // the matches as the caller got them: what includes follow
 	for _, v := range r.Versions {
 		body, err := s.open(ctx, v)
 		if err != nil {
@@ -291,12 +301,23 @@ func (s *Service) Search(ctx context.Context, c Caller, typ string, vals url.Val
 				continue
 			}
 		}
+		// Includes follow the references of the whole (masked) match,
+		// whatever _elements or _summary leave of it.
+		given = append(given, givenRes{v: v, body: body})
 		if body, err = s.subsetBody(sub, body); err != nil { // after masking: it only removes
 			return Page{}, err
 		}
 		entries = append(entries, ent{FullURL: opt.BaseURL + "/" + v.Type + "/" + v.ID, Resource: body, Search: map[string]string{"mode": "match"}})
 		evs.add(d, entityRef(v.Type, v.ID, v.Version), s.eventPatients(v.Owner))
 	}
+	matches := len(entries)
+	// Included resources ride with the page, each read like a match
+	// (search_include.go).
+	inc, err := s.include(ctx, c, p.parsed, given, evs, opt.BaseURL)
+	if err != nil {
+		return Page{}, err
+	}
+	entries = append(entries, inc...)
 	// Links carry the search sealed in an opaque cursor: search values
 	// can be PHI and must not travel in URLs, proxies or logs.
 	self := opt.BaseURL + "/" + typ
@@ -332,7 +353,7 @@ func (s *Service) Search(ctx context.Context, c Caller, typ string, vals url.Val
 	if p.total {
 		bundle["total"] = r.Total
 	} else if offset == 0 && !more {
-		bundle["total"] = len(entries)
+		bundle["total"] = matches
 	}
 	if len(p.ignored) > 0 {
 		oo, err := ignoredOutcome(p.ignored)
@@ -342,5 +363,5 @@ func (s *Service) Search(ctx context.Context, c Caller, typ string, vals url.Val
 		bundle["entry"] = append(entries, ent{Resource: oo, Search: map[string]string{"mode": "outcome"}})
 	}
 	b, err := json.Marshal(bundle)
-	return Page{Bundle: b, Count: len(entries)}, err
+	return Page{Bundle: b, Count: matches}, err
 }

@@ -36,15 +36,30 @@
 // and the number of values per resource are visible. Keys never leave the
 // process unhashed.
 //
+// # Chains and includes
+//
+// Chained parameters and _has ([Chain]) and _include/_revinclude
+// ([Include]) are parsed here and resolved by the record layer as
+// further searches through the same blind index, each narrowed by
+// authorization for the same caller: a chain's inner search yields a
+// bounded set of ids that becomes a reference or _id condition of the
+// outer query; an include is a search by id (forward) or by reference
+// (reverse) of the page's results. [Registry.References] reads the
+// references an _include follows from a resource the caller was given;
+// nothing is matched by reading decrypted data.
+//
 // # Security invariants
 //
 //   - No error text contains a value from the query or the resource. A
-//     parameter name is echoed only if it looks like one.
+//     parameter name is echoed only if it looks like one; a chain's
+//     names only once validated.
 //   - Every cost a query can drive is bounded: [MaxParams],
-//     [MaxAlternatives], [MaxValueLen], [MaxCount]; extraction yields at
-//     most 4,096 values per resource and 32 prefix terms per string.
-//   - :contains and anything else that would need a scan of decrypted
-//     data is refused rather than emulated.
+//     [MaxAlternatives], [MaxValueLen], [MaxCount], [MaxChainDepth],
+//     [MaxChainSearches], [MaxIncludes]; extraction yields at most 4,096
+//     values per resource and 32 prefix terms per string.
+//   - :contains and _sort on string, token or reference parameters are
+//     refused rather than emulated, so no query falls back to a scan of
+//     decrypted data.
 //
 // A [Registry] is immutable after New and safe for concurrent use.
 package search

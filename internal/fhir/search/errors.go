@@ -13,7 +13,8 @@ var (
 
 	// ErrUnsupported means a known parameter was used with a modifier,
 	// prefix or feature phivault does not implement (:contains, sa, eb,
-	// ap, chaining, _include, _summary, sorting by a non-date parameter).
+	// ap, chains deeper than MaxChainDepth, _summary other than count,
+	// sorting by a non-date parameter).
 	ErrUnsupported = errors.New("search: unsupported search feature")
 
 	// ErrInvalidValue means a parameter value is malformed: a bad date,
@@ -21,6 +22,6 @@ var (
 	ErrInvalidValue = errors.New("search: invalid parameter value")
 
 	// ErrTooComplex means the query exceeds a bound: MaxParams,
-	// MaxAlternatives or MaxValueLen.
+	// MaxAlternatives, MaxValueLen, MaxChainSearches or MaxIncludes.
 	ErrTooComplex = errors.New("search: query too complex")
 )

@@ -15,7 +15,7 @@ import (
 // Ref ("Type/id") for references; Lo and Hi (UTC, inclusive, microsecond
 // precision) for dates. Values may hold PHI: never log them.
 type Value struct {
-	Param       string // parameter code
+	Param       string // parameter code (the index column: "subject:identifier" for a Reference.identifier)
 	Type        ParamType
 	Identifying bool // copied from the Param: see [Param.Identifying]
 
@@ -67,6 +67,15 @@ func (p *Param) values(out []Value, it item) ([]Value, error) {
 				if typ, id, ok := parseReference(ref); ok {
 					base.Ref = typ + "/" + id
 					out = append(out, base)
+				}
+			}
+			// Reference.identifier, for the :identifier modifier: a
+			// token value under the column Param+IdentifierSuffix.
+			if id, ok := m["identifier"].(map[string]any); ok {
+				sys, hasSys := id["system"].(string)
+				if val, _ := id["value"].(string); val != "" {
+					out = append(out, Value{Param: p.Code + IdentifierSuffix, Type: Token, Identifying: p.identifying,
+						System: sys, Code: val, HasSystem: hasSys})
 				}
 			}
 		}

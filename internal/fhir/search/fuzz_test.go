@@ -25,6 +25,12 @@ func FuzzParseQuery(f *testing.F) {
 		"birthdate=eq1976-01&gender=male&telecom=phone|555",
 		"subject:Patient=1&patient=https://x.org/fhir/Patient/1/_history/2",
 		"_summary=count&_include=*&foo.bar=1",
+		"subject:Patient.identifier=MRN|123&patient.name=smith&subject.identifier=x",
+		"encounter.subject:Patient.name:exact=Ann&subject:Patient._id=a,b",
+		"_has:Observation:patient:code=1234-5&_has:Encounter:patient:_has:Observation:encounter:status:not=final",
+		"_include=Observation:subject:Patient&_include:iterate=Patient:*&_revinclude=*&_revinclude:iterate=Observation:subject",
+		"subject:identifier=urn:mrn|123&encounter:identifier=|E9",
+		"_sort=name&subject.x.y.z=1&_has:a:b=c&_include=a:b:c:d",
 	}
 	for _, s := range seeds {
 		for _, typ := range []string{"Patient", "Observation"} {
@@ -52,6 +58,28 @@ func FuzzParseQuery(f *testing.F) {
 		}
 		if len(out.Preds) > MaxParams || out.Count < 0 || out.Count > MaxCount {
 			t.Fatalf("bounds broken: %d preds, count %d", len(out.Preds), out.Count)
+		}
+		if out.searches() > MaxChainSearches || len(out.Include)+len(out.RevInclude) > MaxIncludes {
+			t.Fatalf("bounds broken: %d chain searches, %d includes", out.searches(), len(out.Include)+len(out.RevInclude))
+		}
+		var depth func(q *Query) int
+		depth = func(q *Query) int {
+			d := 0
+			for _, c := range q.Chains {
+				if len(c.Inner) == 0 || c.Param == nil || c.Param.Type != Reference || c.Name == "" {
+					t.Fatalf("malformed chain %+v", c)
+				}
+				for _, in := range c.Inner {
+					if n := len(in.Preds) + min(len(in.ID), 1) + len(in.LastUpdated) + len(in.Chains); n != 1 {
+						t.Fatalf("inner query with %d conditions", n)
+					}
+					d = max(d, 1+depth(in))
+				}
+			}
+			return d
+		}
+		if d := depth(out); d > MaxChainDepth {
+			t.Fatalf("chain depth %d", d)
 		}
 		for _, p := range out.Preds {
 			if len(p.Terms)+len(p.Dates) > MaxAlternatives {

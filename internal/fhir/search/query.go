@@ -1,6 +1,7 @@
 package search
 
 import (
+	"errors"
 	"fmt"
 	"net/url"
 	"regexp"
@@ -71,7 +72,7 @@ type DatePred struct {
 // resource matches when no term of Param satisfies it.
 type Pred struct {
 	Param    *Param
-	Modifier string // "", "exact", "not", "missing", or a resource type (reference)
+	Modifier string // "", "exact", "not", "missing", "identifier" or a resource type (reference)
 	Negate   bool
 	Missing  *bool
 	Terms    []Term
@@ -96,6 +97,10 @@ type Query struct {
 	Total       string // "", "none", "estimate" or "accurate"
 	Summary     string // "", "count" (the total only), "true", "text" or "data"
 	Ignored     []string
+
+	Chains     []Chain   // chained parameters and _has, each ANDed
+	Include    []Include // _include (forward)
+	RevInclude []Include // _revinclude
 }
 
 // ignoredParams are accepted and ignored: they concern representation,
@@ -108,15 +113,18 @@ var ignoredParams = map[string]bool{"_format": true, "_pretty": true}
 // (repeatable, no comma); _count; _sort (_id, _lastUpdated and date
 // parameters, "-" for descending); _total; _summary and _elements (their
 // representation is the caller's: fhir.ParseSubset); _format and _pretty
-// (ignored).
-// Modifiers: string :exact; token :not; reference :<Type>; :missing on
-// all. Date prefixes eq ne gt lt ge le sa eb ap (on birthdate too, see
-// birthdate.go). Comma means OR, repetition AND.
+// (ignored); _include and _revinclude (with :iterate; see [Include]);
+// chained parameters and _has (see [Chain]).
+// Modifiers: string :exact; token :not; reference :<Type> and
+// :identifier; :missing on all. Date prefixes eq ne gt lt ge le sa eb ap
+// (on birthdate too, see birthdate.go). Comma means OR, repetition AND.
 //
 // With lenient false an unknown parameter is an error wrapping
-// [ErrUnknownParam], and an unsupported control parameter (_include,
-// ...) one wrapping [ErrUnsupported]; with lenient true both are
-// listed (sorted) in Query.Ignored. Other errors wrap [ErrUnsupported],
+// [ErrUnknownParam], and an unsupported control parameter one wrapping
+// [ErrUnsupported]; with lenient true both are listed (sorted) in
+// Query.Ignored. A chain, _has, _include or _revinclude naming an unknown
+// parameter is, when lenient, ignored whole and listed too: it never
+// turns into a search of every resource of its type. Other errors wrap [ErrUnsupported],
 // [ErrInvalidValue], [ErrTooComplex] or, for a resourceType that is not
 // an R4 type, [fhir.ErrUnknownType]. Error text never contains values.
 func (r *Registry) ParseQuery(resourceType string, q url.Values, lenient bool) (*Query, error) {
@@ -146,6 +154,9 @@ func (r *Registry) ParseQuery(resourceType string, q url.Values, lenient bool) (
 			if err != nil {
 				return nil, err
 			}
+			if n := out.searches(); n > MaxChainSearches {
+				return nil, fmt.Errorf("parsing search: chained parameters and _has need %d searches, limit %d: %w", n, MaxChainSearches, ErrTooComplex)
+			}
 			if ignored && !slices.Contains(out.Ignored, k) {
 				out.Ignored = append(out.Ignored, k)
 			}
@@ -157,7 +168,18 @@ func (r *Registry) ParseQuery(resourceType string, q url.Values, lenient bool) (
 // parseOne handles one key=value; it reports whether it was ignored.
 func (r *Registry) parseOne(out *Query, key, raw string, lenient bool, seen map[string]bool) (bool, error) {
 	name := safeParam(key)
+	switch {
+	case strings.HasPrefix(key, "_has:"):
+		_, err := r.parseHas(out, key, raw, 1)
+		return r.leniently(lenient, err)
+	case strings.Contains(key, ".") && !strings.HasPrefix(key, "_"):
+		_, err := r.parseChain(out, key, raw, 1)
+		return r.leniently(lenient, err)
+	}
 	code, modifier, _ := strings.Cut(key, ":")
+	if code == "_include" || code == "_revinclude" {
+		return r.leniently(lenient, r.parseInclude(out, code == "_revinclude", modifier, raw))
+	}
 	once := func() error {
 		if seen[code] {
 			return fmt.Errorf("parsing search parameter %s: given more than once: %w", name, ErrInvalidValue)
@@ -174,21 +196,13 @@ func (r *Registry) parseOne(out *Query, key, raw string, lenient bool, seen map[
 			if err := once(); err != nil {
 				return false, err
 			}
-			ids, err := alternatives(name, raw)
+			ids, err := parseIDs(raw)
 			if err != nil {
 				return false, err
 			}
-			for _, id := range ids {
-				if !idRE.MatchString(id) {
-					return false, fmt.Errorf("parsing search parameter _id: not a valid id: %w", ErrInvalidValue)
-				}
-			}
 			out.ID = ids
 		case "_lastUpdated":
-			if strings.Contains(raw, ",") {
-				return false, fmt.Errorf("parsing search parameter _lastUpdated: comma-separated values are not supported, repeat the parameter: %w", ErrUnsupported)
-			}
-			d, err := parseDatePred(name, unescape(raw), r.now())
+			d, err := parseLastUpdated(raw, r.now())
 			if err != nil {
 				return false, err
 			}
@@ -244,9 +258,6 @@ func (r *Registry) parseOne(out *Query, key, raw string, lenient bool, seen map[
 		}
 		return false, nil
 	}
-	if strings.Contains(code, ".") {
-		return r.unsupported(lenient, "parsing search parameter %s: chained parameters are not supported", name)
-	}
 	p, ok := r.Lookup(out.Type, code)
 	if !ok {
 		if lenient {
@@ -260,6 +271,15 @@ func (r *Registry) parseOne(out *Query, key, raw string, lenient bool, seen map[
 	}
 	out.Preds = append(out.Preds, pred)
 	return false, nil
+}
+
+// leniently returns err, or, when lenient and err says the parameter is
+// unknown or unsupported, that the parameter is ignored.
+func (r *Registry) leniently(lenient bool, err error) (bool, error) {
+	if lenient && (errors.Is(err, ErrUnknownParam) || errors.Is(err, ErrUnsupported)) {
+		return true, nil
+	}
+	return false, err
 }
 
 func (r *Registry) unsupported(lenient bool, format string, name string) (bool, error) {
@@ -290,6 +310,7 @@ func parsePred(p *Param, modifier, raw string, now time.Time) (Pred, error) {
 	case p.Type == Token && modifier == "not":
 		pred.Negate = true
 	case p.Type == Reference && fhir.IsStorableType(modifier) && (len(p.Targets) == 0 || slices.Contains(p.Targets, modifier)):
+	case p.Type == Reference && modifier == "identifier":
 	case modifier == "contains":
 		return pred, fmt.Errorf("parsing search parameter %s: the :contains modifier is not supported (string search matches prefixes; use :exact for whole values): %w", name, ErrUnsupported)
 	default:
@@ -318,6 +339,17 @@ func parsePred(p *Param, modifier, raw string, now time.Time) (Pred, error) {
 			}
 			pred.Terms = append(pred.Terms, Term{Param: p.Code, Key: string(n[:min(len(n), MaxPrefixRunes)])})
 		case Reference:
+			if modifier == "identifier" {
+				// Reference.identifier, indexed as a token under its own
+				// column (see IndexTerms).
+				t, err := tokenQueryTerm(p, name, a)
+				if err != nil {
+					return pred, err
+				}
+				t.Param = p.Code + IdentifierSuffix
+				pred.Terms = append(pred.Terms, t)
+				continue
+			}
 			ts, err := referenceQueryTerms(p, name, modifier, unescape(a))
 			if err != nil {
 				return pred, err
@@ -456,7 +488,10 @@ func (r *Registry) parseSort(typ, raw string) ([]SortSpec, error) {
 				return nil, fmt.Errorf("parsing search parameter _sort: sorting by an unknown parameter is not supported (use _id, _lastUpdated or a date parameter): %w", ErrUnsupported)
 			}
 			if p.Type != Date || p.identifying {
-				return nil, fmt.Errorf("parsing search parameter _sort: sorting by %s is not supported (use _id, _lastUpdated or a date parameter): %w", p.Code, ErrUnsupported)
+				// String, token and reference values, and birth dates,
+				// are blind-indexed: ordering by them would mean
+				// decrypting every match (ADR 0027).
+				return nil, fmt.Errorf("parsing search parameter _sort: sorting by %s is not supported: its values are stored only as keyed hashes, which have no order (use _id, _lastUpdated or a date parameter): %w", p.Code, ErrUnsupported)
 			}
 		}
 		out = append(out, SortSpec{Param: code, Desc: desc})
@@ -513,7 +548,7 @@ func unescape(s string) string {
 
 // paramName matches what can be a search parameter name with modifier;
 // anything else is client data and is not echoed.
-var paramName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_\-.]{0,63}(:[A-Za-z][A-Za-z0-9\-]{0,63})?$`)
+var paramName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_\-.]{0,63}(:[A-Za-z][A-Za-z0-9\-.]{0,63}){0,3}$`)
 
 func safeParam(s string) string {
 	if paramName.MatchString(s) {

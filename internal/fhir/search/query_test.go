@@ -107,7 +107,22 @@ func TestParseQueryErrors(t *testing.T) {
 		{"Patient", "name:text=Zyx", ErrUnsupported},
 		{"Observation", "code:text=Zyx", ErrUnsupported},
 		{"Observation", "subject:Practitioner=Zyx", ErrUnsupported},
-		{"Observation", "subject.name=Zyx", ErrUnsupported},
+		{"Observation", "subject.colour=Zyx", ErrUnknownParam},
+		{"Observation", "subject:Zyx.name=Zyx", ErrInvalidValue},
+		{"Observation", "subject:Encounter.name=Zyx", ErrInvalidValue},
+		{"Observation", "status.name=Zyx", ErrInvalidValue},
+		{"Observation", "subject.=Zyx", ErrInvalidValue},
+		{"Observation", "subject.name:contains=Zyx", ErrUnsupported},
+		{"Observation", "encounter.subject.organization.name=Zyx", ErrUnsupported},
+		{"Observation", "subject._count=1", ErrUnsupported},
+		{"Patient", "_has:Observation:patient=Zyx", ErrInvalidValue},
+		{"Patient", "_has:Zyx:patient:code=Zyx", ErrInvalidValue},
+		{"Patient", "_has:Observation:colour:code=Zyx", ErrUnknownParam},
+		{"Patient", "_has:Observation:code:code=Zyx", ErrInvalidValue},
+		{"Patient", "_has:Encounter:participant:status=Zyx", ErrInvalidValue},
+		{"Patient", "_has:Encounter:patient:_has:Observation:encounter:subject:Patient.name=Zyx", ErrUnsupported},
+		{"Observation", "subject:identifier=Zyx|", ErrUnsupported},
+		{"Observation", "code:identifier=Zyx", ErrUnsupported},
 		{"Observation", "date=xx2020", ErrInvalidValue},
 		{"Observation", "date=Zyx", ErrInvalidValue},
 		{"Observation", "date=2021-02-30", ErrInvalidValue},
@@ -119,7 +134,16 @@ func TestParseQueryErrors(t *testing.T) {
 		{"Patient", "_sort=name", ErrUnsupported},
 		{"Observation", "_sort=code", ErrUnsupported},
 		{"Observation", "_summary=maybe", ErrInvalidValue},
-		{"Observation", "_include=Observation:subject", ErrUnsupported},
+		{"Observation", "_include:Zyx=Observation:subject", ErrUnsupported},
+		{"Observation", "_include=Zyx", ErrInvalidValue},
+		{"Observation", "_include=Zyx:subject", ErrInvalidValue},
+		{"Observation", "_include=Observation:colour", ErrUnknownParam},
+		{"Observation", "_include=Observation:status", ErrInvalidValue},
+		{"Observation", "_include=Observation:subject:Encounter", ErrInvalidValue},
+		{"Observation", "_include=Encounter:subject", ErrInvalidValue},
+		{"Observation", "_revinclude=Observation:encounter", ErrInvalidValue},
+		{"Observation", "_include=Observation:a:b:c", ErrInvalidValue},
+		{"Observation", strings.Repeat("_include=*&", MaxIncludes) + "_revinclude=*", ErrTooComplex},
 		{"Observation", "_count=-1", ErrInvalidValue},
 		{"Observation", "_count=Zyx", ErrInvalidValue},
 		{"Observation", "_count=1&_count=2", ErrInvalidValue},
@@ -167,12 +191,12 @@ func TestParseQueryDoesNotEchoParamNames(t *testing.T) {
 }
 
 func TestParseQueryLenient(t *testing.T) {
-	q := mustQuery(t, "Observation", "colour=red&_summary=text&_include=x&status=final&subject.name=x", true)
-	if !slices.Equal(q.Ignored, []string{"_include", "colour", "subject.name"}) {
+	q := mustQuery(t, "Observation", "colour=red&_summary=text&_include=Observation:colour&status=final&subject.colour=x&_has:Observation:colour:code=x", true)
+	if !slices.Equal(q.Ignored, []string{"_has:Observation:colour:code", "_include", "colour", "subject.colour"}) {
 		t.Errorf("Ignored = %q", q.Ignored)
 	}
-	if len(q.Preds) != 1 {
-		t.Errorf("Preds = %+v", q.Preds)
+	if len(q.Preds) != 1 || len(q.Chains) != 0 || len(q.Include) != 0 {
+		t.Errorf("Preds = %+v, Chains = %+v, Include = %+v", q.Preds, q.Chains, q.Include)
 	}
 	// Malformed values of supported parameters are errors even if lenient.
 	_, err := testRegistry(t).ParseQuery("Observation", url.Values{"date": {"bogus"}}, true)

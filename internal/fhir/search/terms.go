@@ -36,6 +36,11 @@ const MaxPrefixRunes = 32
 // exactSuffix is appended to Param for :exact string terms.
 const exactSuffix = ":exact"
 
+// IdentifierSuffix is appended to a reference parameter's code for the
+// index column of its Reference.identifier values (token terms), which
+// the :identifier modifier searches ("subject:identifier").
+const IdentifierSuffix = ":identifier"
+
 // Key spaces of token terms. The length prefix makes "system|code" keys
 // unambiguous even when a system contains '|'.
 func tokenAnyKey(code string) string      { return "c|" + code }
@@ -56,6 +61,8 @@ func yearKey(t time.Time) string  { return "y|" + t.Format("2006") }
 //   - string: under Param, every prefix (1 to MaxPrefixRunes runes) of the
 //     normalised value ([Normalize]); under Param+":exact", the value as is;
 //   - reference: "Type/id" (a bare-id query expands to each target type);
+//     a Reference.identifier is a token value of its own column,
+//     Param+[IdentifierSuffix] (extracted as such by [Registry.Extract]);
 //   - date: the range [Lo, Hi], unless the value is identifying
 //     (birthdate): then keys for its year, month and day, as far as its
 //     precision goes, so that only equality at one of those precisions
