@@ -120,12 +120,15 @@ func expandAll(ctx context.Context, src Source, vs *ValueSet, depth int, visitin
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	id := vs.URL + "|" + vs.Version
-	if visiting[id] {
-		return nil, fail(ErrInvalid, "a value set imports itself")
+	// Cycles are found by url: a value set importing any version of
+	// itself has no meaning.
+	if id := vs.URL; id != "" {
+		if visiting[id] {
+			return nil, fail(ErrInvalid, "a value set imports itself")
+		}
+		visiting[id] = true
+		defer delete(visiting, id)
 	}
-	visiting[id] = true
-	defer delete(visiting, id)
 	set := newSet()
 	if !vs.HasCompose {
 		if vs.stored == nil {
