@@ -271,3 +271,16 @@ func (p *Params) Codings(systemKey, versionKey string) ([]Coding, error) {
 	}
 	return out, nil
 }
+
+// Merge adds every value of q to p (a POST's query string beside its
+// Parameters body), within MaxParams.
+func (p *Params) Merge(q *Params) error {
+	for _, n := range q.names {
+		for _, v := range q.values[n] {
+			if err := p.add(n, v); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
