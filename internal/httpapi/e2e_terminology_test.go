@@ -230,3 +230,115 @@ func TestTerminologyOperations(t *testing.T) {
 		})
 	})
 }
+
+// TestValidateOperation: $validate against base R4 and stored profiles
+// (the R4 heart-rate profile and the vital-signs one it derives from,
+// with its required binding), with modes decided as the writes they
+// simulate, nothing stored, and hidden ids answered as missing ones.
+func TestValidateOperation(t *testing.T) {
+	apitest.Run(t, func(t *testing.T, s *apitest.Server) {
+		for _, n := range []string{"CodeSystem-observation-status", "ValueSet-observation-status", "StructureDefinition-vitalsigns", "StructureDefinition-heartrate"} {
+			s.Create(t, r4Example(t, n))
+		}
+		mine, other := s.Create(t, patient(uniq(), nil)), s.Create(t, patient(uniq(), nil))
+		doc := newActor(t, s, "physician", "")
+		careTeam(t, s, mine, doc.fhirUser)
+		pat := newActor(t, s, "patient", mine)
+		otherObs := s.Create(t, observation(other, nil))
+		obs := func(pid string, edit func(map[string]any)) map[string]any {
+			o := r4Example(t, "Observation-heart-rate")
+			o["subject"] = map[string]any{"reference": "Patient/" + pid}
+			if edit != nil {
+				edit(o)
+			}
+			return o
+		}
+		params := func(res map[string]any, mode, profile string) map[string]any {
+			ps := []any{map[string]any{"name": "resource", "resource": res}}
+			if mode != "" {
+				ps = append(ps, map[string]any{"name": "mode", "valueCode": mode})
+			}
+			if profile != "" {
+				ps = append(ps, map[string]any{"name": "profile", "valueUri": profile})
+			}
+			return map[string]any{"resourceType": "Parameters", "parameter": ps}
+		}
+
+		t.Run("conforming and failing resources", func(t *testing.T) {
+			r := s.Do(t, http.MethodPost, "/fhir/Observation/$validate?profile="+url.QueryEscape(heartRate), obs(mine, nil), doc.wheaders).Want(t, 200)
+			if errs, all := outcomeIssues(t, r); len(errs) != 0 {
+				t.Fatalf("conforming: %s", all)
+			}
+			bad := obs(mine, func(o map[string]any) {
+				o["status"] = "Zyxwvut"
+				o["valueQuantity"].(map[string]any)["code"] = "Qwertzu"
+				delete(o, "code")
+			})
+			r = s.Do(t, http.MethodPost, "/fhir/Observation/$validate", params(bad, "create", heartRate), doc.wheaders).Want(t, 200)
+			errs, all := outcomeIssues(t, r)
+			slices.Sort(errs)
+			want := []string{"code-invalid@Observation.status", "invalid@Observation.code", "value@Observation.valueQuantity.code"}
+			for _, w := range want {
+				if !slices.Contains(errs, w) {
+					t.Fatalf("missing %s in %v: %s", w, errs, all)
+				}
+			}
+			if strings.Contains(all, "Zyxwvut") || strings.Contains(all, "Qwertzu") {
+				t.Fatalf("the outcome echoes resource values: %s", all)
+			}
+			// meta.profile is followed too (the example claims vitalsigns).
+			r = s.Do(t, http.MethodPost, "/fhir/Observation/$validate", obs(mine, func(o map[string]any) { delete(o, "category") }), doc.wheaders).Want(t, 200)
+			if errs, all := outcomeIssues(t, r); !slices.Equal(errs, []string{"required@Observation.category"}) {
+				t.Fatalf("meta.profile: %s", all)
+			}
+			// A named profile that is not stored is an error.
+			r = s.Do(t, http.MethodPost, "/fhir/Observation/$validate?profile=http://example.org/none", obs(mine, nil), doc.wheaders).Want(t, 200)
+			if errs, _ := outcomeIssues(t, r); !slices.Equal(errs, []string{"not-found@Observation"}) {
+				t.Fatalf("missing profile: %s", r)
+			}
+			s.Do(t, http.MethodPost, "/fhir/Observation/$validate?mode=merge", obs(mine, nil), doc.wheaders).WantOutcome(t, 400)
+			s.Do(t, http.MethodPost, "/fhir/Patient/$validate", obs(mine, nil), doc.wheaders).WantOutcome(t, 400)
+		})
+		t.Run("nothing is stored", func(t *testing.T) {
+			idv := "validate-" + uniq()
+			p := patient(idv, nil)
+			s.Do(t, http.MethodPost, "/fhir/Patient/$validate?mode=create", p, nil).Want(t, 200)
+			r := s.Do(t, http.MethodGet, "/fhir/Patient?identifier="+url.QueryEscape(testSystem+"|"+idv), nil, nil).Want(t, 200)
+			if len(r.IDs()) != 0 {
+				t.Fatalf("$validate stored the resource: %s", r)
+			}
+		})
+		t.Run("modes are decided as the writes", func(t *testing.T) {
+			// The physician may create on their patient, not on another.
+			s.Do(t, http.MethodPost, "/fhir/Observation/$validate?mode=create", obs(mine, nil), doc.wheaders).Want(t, 200)
+			s.Do(t, http.MethodPost, "/fhir/Observation/$validate?mode=create", obs(other, nil), doc.wheaders).WantOutcome(t, 403)
+			// Patients write nothing clinical.
+			s.Do(t, http.MethodPost, "/fhir/Observation/$validate?mode=create", obs(mine, nil), pat.wheaders).WantOutcome(t, 403)
+			// An id the caller may not read answers as a missing one.
+			hidden := s.Do(t, http.MethodPost, "/fhir/Observation/"+otherObs+"/$validate?mode=delete", nil, doc.wheaders).WantOutcome(t, 404)
+			missing := s.Do(t, http.MethodPost, "/fhir/Observation/"+uniq()+"/$validate?mode=delete", nil, doc.wheaders).WantOutcome(t, 404)
+			if hidden.JSON["issue"].([]any)[0].(map[string]any)["diagnostics"] != missing.JSON["issue"].([]any)[0].(map[string]any)["diagnostics"] {
+				t.Fatalf("hidden %s vs missing %s", hidden, missing)
+			}
+			upd := obs(other, nil)
+			upd["id"] = otherObs
+			s.Do(t, http.MethodPost, "/fhir/Observation/"+otherObs+"/$validate?mode=update", upd, doc.wheaders).WantOutcome(t, 404)
+			// The service account may; the stored resource validates.
+			s.Do(t, http.MethodPost, "/fhir/Observation/"+otherObs+"/$validate?mode=delete", nil, nil).Want(t, 200)
+			r := s.Do(t, http.MethodPost, "/fhir/Observation/"+otherObs+"/$validate", nil, nil).Want(t, 200)
+			if errs, all := outcomeIssues(t, r); len(errs) != 0 {
+				t.Fatalf("stored: %s", all)
+			}
+			s.Do(t, http.MethodPost, "/fhir/Observation/"+otherObs+"/$validate?mode=update", upd, nil).Want(t, 200)
+			s.Do(t, http.MethodPost, "/fhir/Observation/$validate?mode=update", upd, nil).WantOutcome(t, 400)
+		})
+		t.Run("profiles the caller may not read are not used", func(t *testing.T) {
+			// The patient may not read StructureDefinitions: the named
+			// profile is as absent for them as an unknown one.
+			r := s.Do(t, http.MethodPost, "/fhir/Observation/$validate?profile="+url.QueryEscape(heartRate), obs(mine, nil), pat.wheaders).Want(t, 200)
+			if errs, _ := outcomeIssues(t, r); !slices.Equal(errs, []string{"not-found@Observation"}) {
+				t.Fatalf("patient: %s", r)
+			}
+		})
+	})
+}
