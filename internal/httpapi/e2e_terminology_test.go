@@ -204,6 +204,26 @@ func TestTerminologyOperations(t *testing.T) {
 				t.Fatalf("hidden code validated for the physician: %s", r)
 			}
 		})
+		t.Run("capability statement", func(t *testing.T) {
+			r := s.Do(t, http.MethodGet, "/fhir/metadata", nil, nil).Want(t, 200)
+			ops := map[string][]string{}
+			for _, res := range r.JSON["rest"].([]any)[0].(map[string]any)["resource"].([]any) {
+				m := res.(map[string]any)
+				for _, o := range m["operation"].([]any) {
+					ops[m["type"].(string)] = append(ops[m["type"].(string)], o.(map[string]any)["name"].(string))
+				}
+			}
+			for typ, want := range map[string][]string{"CodeSystem": {"lookup", "validate-code", "validate"}, "ValueSet": {"expand", "validate-code", "validate"}, "Observation": {"validate"}} {
+				for _, w := range want {
+					if !slices.Contains(ops[typ], w) {
+						t.Errorf("%s lacks $%s: %v", typ, w, ops[typ])
+					}
+				}
+			}
+			if slices.Contains(ops["AuditEvent"], "validate") || slices.Contains(ops["Observation"], "expand") {
+				t.Errorf("operations listed where they are not served: %v %v", ops["AuditEvent"], ops["Observation"])
+			}
+		})
 		t.Run("audited as reads of terminology", func(t *testing.T) {
 			r := s.Do(t, http.MethodGet, "/fhir/ValueSet/$expand?"+q("url", clinicalVS), nil, doc.headers).Want(t, 200)
 			var search []audit.Event

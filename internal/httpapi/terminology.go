@@ -33,6 +33,25 @@ func (s *Server) terminologyRoutes(mux *http.ServeMux) {
 	mux.Handle("POST /fhir/{type}/{id}/$validate", s.handle(auditapi.Or(s.validateResource, auditapi.Refuse)))
 }
 
+// terminologyOps are the CapabilityStatement operations of type t that
+// terminologyRoutes serves.
+func terminologyOps(t string) []any {
+	op := func(name, def string) any {
+		return map[string]any{"name": name, "definition": "http://hl7.org/fhir/OperationDefinition/" + def}
+	}
+	var ops []any
+	if t != "AuditEvent" { // the audit log is read-only (auditapi)
+		ops = append(ops, op("validate", "Resource-validate"))
+	}
+	switch t {
+	case "CodeSystem":
+		ops = append(ops, op("lookup", "CodeSystem-lookup"), op("validate-code", "CodeSystem-validate-code"))
+	case "ValueSet":
+		ops = append(ops, op("expand", "ValueSet-expand"), op("validate-code", "ValueSet-validate-code"))
+	}
+	return ops
+}
+
 // opID is the {id} of an instance-level operation, "" at the type level.
 func opID(r *http.Request) (string, error) {
 	if r.PathValue("id") == "" {
