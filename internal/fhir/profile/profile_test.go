@@ -173,7 +173,7 @@ func TestLipidProfile(t *testing.T) {
 	v := Validator{Defs: s, Codes: s}
 	base := func() fhir.Resource {
 		r := fhir.Resource{"resourceType": "DiagnosticReport", "status": "final",
-			"code": map[string]any{"coding": []any{map[string]any{"system": "http://loinc.org", "code": "57698-3", "display": "Lipid panel with direct LDL - Serum or Plasma"}}},
+			"code":   map[string]any{"coding": []any{map[string]any{"system": "http://loinc.org", "code": "57698-3", "display": "Lipid panel with direct LDL - Serum or Plasma"}}},
 			"result": []any{map[string]any{"reference": "Observation/a"}, map[string]any{"reference": "Observation/b"}, map[string]any{"reference": "Observation/c"}}}
 		return r
 	}

@@ -51,12 +51,12 @@ type Property struct {
 const maxConceptDepth = 64
 
 type rawConcept struct {
-	Code        string          `json:"code"`
-	Display     string          `json:"display"`
-	Definition  string          `json:"definition"`
-	Designation []rawDesig      `json:"designation"`
-	Property    []rawProperty   `json:"property"`
-	Concept     []rawConcept    `json:"concept"`
+	Code        string        `json:"code"`
+	Display     string        `json:"display"`
+	Definition  string        `json:"definition"`
+	Designation []rawDesig    `json:"designation"`
+	Property    []rawProperty `json:"property"`
+	Concept     []rawConcept  `json:"concept"`
 }
 
 type rawDesig struct {
