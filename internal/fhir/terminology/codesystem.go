@@ -240,8 +240,8 @@ func (c *Concept) HasDisplay(display string) bool {
 	return false
 }
 
-// property returns the string form of the first value of property code
-// ("" and false if absent). Codings compare by code.
+// property returns the string forms of the values of property code
+// (none if absent). A Coding value is its code.
 func (c *Concept) property(code string) []string {
 	var out []string
 	for _, p := range c.Properties {
