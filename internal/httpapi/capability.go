@@ -76,7 +76,7 @@ func (s *Server) capabilities(w http.ResponseWriter, r *http.Request) error {
 				map[string]any{"name": "erase", "definition": s.baseURL + "/fhir/OperationDefinition/Patient-erase"},
 			)
 		}
-		res["operation"] = ops
+		res["operation"] = append(ops, terminologyOps(t)...) // terminology.go
 		resources = append(resources, res)
 	}
 	cs := map[string]any{
