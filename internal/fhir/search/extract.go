@@ -24,6 +24,12 @@ type Value struct {
 	Str          string
 	Ref          string
 	Lo, Hi       time.Time
+
+	// terms are the index terms of number, quantity, uri and composite
+	// values and of token :text and :of-type values, computed at
+	// extraction (number.go, quantity.go, uri.go, composite.go,
+	// tokenmods.go); IndexTerms returns them as they are.
+	terms []Term
 }
 
 // maxValuesPerResource bounds the values one resource can produce, so a
@@ -40,8 +46,16 @@ const maxValuesPerResource = 4096
 func (r *Registry) Extract(res fhir.Resource) ([]Value, error) {
 	var out []Value
 	for _, p := range r.Params(res.Type()) {
+		reps := 0
 		for _, it := range evaluate(p.expr, res) {
 			var err error
+			if p.Type == Composite {
+				out, err = p.compositeValues(out, Value{Param: p.Code, Type: p.Type}, it, &reps)
+				if err != nil {
+					return nil, fmt.Errorf("%w: %w", err, fhir.ErrTooLarge)
+				}
+				continue
+			}
 			out, err = p.values(out, it)
 			if err != nil {
 				return nil, err
@@ -58,7 +72,27 @@ func (p *Param) values(out []Value, it item) ([]Value, error) {
 	base := Value{Param: p.Code, Type: p.Type, Identifying: p.identifying}
 	switch p.Type {
 	case Token:
-		return tokenValues(out, base, it), nil
+		return p.tokenExtras(tokenValues(out, base, it), base, it), nil
+	case Number:
+		if ks, ok := numberValueKeys(it.v); ok {
+			base.terms = keyTerms(p.Code, ks, nil)
+			out = append(out, base)
+		}
+		return out, nil
+	case Quantity:
+		if m, ok := it.v.(map[string]any); ok {
+			if ks := quantityValueKeys(m); len(ks) > 0 {
+				base.terms = keyTerms(p.Code, ks, nil)
+				out = append(out, base)
+			}
+		}
+		return out, nil
+	case URI:
+		if u, ok := it.v.(string); ok && u != "" {
+			base.Str, base.terms = u, uriValueTerms(p.Code, u)
+			out = append(out, base)
+		}
+		return out, nil
 	case String:
 		return stringValues(out, base, it.v), nil
 	case Reference:
@@ -213,6 +247,14 @@ func dateValues(out []Value, base Value, v any) ([]Value, error) {
 		return append(out, base), nil
 	}
 	return out, nil
+}
+
+// keyTerms appends a term under param for each key to out.
+func keyTerms(param string, keys []string, out []Term) []Term {
+	for _, k := range keys {
+		out = append(out, Term{Param: param, Key: k})
+	}
+	return out
 }
 
 // idRE is the R4 id type.
