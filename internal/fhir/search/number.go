@@ -20,7 +20,10 @@ import (
 // The grid. A value is first truncated toward zero to [NumDigits]
 // significant digits: 5.4371289 is indexed as 5.43712. Every comparison
 // is exact on that truncated value (and only on it: 5.4000001 is "equal"
-// to 5.4 and not greater). A truncated non-zero value v with decimal
+// to 5.4 and not greater), so values of at most six significant digits
+// (nearly all measurements) compare exactly. A query value may have at
+// most six significant digits (more is refused, not rounded); the
+// boundaries of eq, ne and ap may have a seventh. A truncated non-zero value v with decimal
 // exponent e (10^e <= |v| < 10^(e+1)), e within [MinNumExp, MaxNumExp],
 // and mantissa digits d1..d6 gets the keys
 //
@@ -266,6 +269,9 @@ func numberRange(op DateOp, v string) (lo, hi int64, negate bool, err error) {
 	if !ok {
 		return 0, 0, false, errNotNumber
 	}
+	if len(new(big.Int).Abs(d.I).String()) > NumDigits {
+		return 0, 0, false, errTooPrecise
+	}
 	switch op {
 	case OpEq, OpNe:
 		// [v - half, v + half): the implicit precision of v.
@@ -313,7 +319,10 @@ func numberRange(op DateOp, v string) (lo, hi int64, negate bool, err error) {
 	return 0, 0, false, errNotNumber
 }
 
-var errNotNumber = fmt.Errorf("not a number")
+var (
+	errNotNumber  = fmt.Errorf("not a number")
+	errTooPrecise = fmt.Errorf("more precise than the index")
+)
 
 // numberKeys returns the keys that answer one number comparison (the
 // value with its prefix); an empty interval yields a key no value has.
@@ -324,8 +333,11 @@ func numberKeys(name, v string) (keys []string, negate bool, err error) {
 	}
 	lo, hi, negate, err := numberRange(op, rest)
 	if err != nil {
-		if err == errOutOfRange {
+		switch err {
+		case errOutOfRange:
 			return nil, false, fmt.Errorf("parsing search parameter %s: the number is %v: %w", name, errOutOfRange, ErrUnsupported)
+		case errTooPrecise:
+			return nil, false, fmt.Errorf("parsing search parameter %s: numbers are indexed to %d significant digits; give at most %d: %w", name, NumDigits, NumDigits, ErrUnsupported)
 		}
 		return nil, false, fmt.Errorf("parsing search parameter %s: not a number: %w", name, ErrInvalidValue)
 	}
