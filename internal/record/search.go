@@ -66,7 +66,15 @@ func (s *Service) indexRows(res fhir.Resource) ([]storage.IndexRow, error) {
 }
 
 // parseSearch parses FHIR search parameters into a storage query.
+// Token :in and :not-in are refused: they need the caller to read the
+// ValueSet (parseSearchAs).
 func (s *Service) parseSearch(typ string, vals url.Values, lenient bool) (plan, error) {
+	return s.parseSearchWith(typ, vals, lenient, nil)
+}
+
+// parseSearchWith is parseSearch with expand, which turns a :in or
+// :not-in predicate into its token terms (valueset.go); nil refuses them.
+func (s *Service) parseSearchWith(typ string, vals url.Values, lenient bool, expand func(search.Pred) ([]search.Term, error)) (plan, error) {
 	q, err := s.reg.ParseQuery(typ, vals, lenient)
 	if err != nil {
 		return plan{}, searchError(err)
@@ -91,6 +99,14 @@ func (s *Service) parseSearch(typ string, vals url.Values, lenient bool) (plan, 
 		}
 	}
 	for _, pr := range q.Preds {
+		if pr.ValueSet != "" {
+			if expand == nil {
+				return plan{}, fail(ErrInvalid, "not-supported", "the :in and :not-in modifiers are supported in searches only (not in conditional operations or subscriptions)")
+			}
+			if pr.Terms, err = expand(pr); err != nil {
+				return plan{}, err
+			}
+		}
 		cl, err := s.clause(typ, pr)
 		if err != nil {
 			return plan{}, err
@@ -216,7 +232,7 @@ func (s *Service) Search(ctx context.Context, c Caller, typ string, vals url.Val
 		}
 		vals, offset = cur.Query, cur.Offset
 	}
-	p, err := s.parseSearch(typ, vals, opt.Lenient)
+	p, err := s.parseSearchAs(ctx, c, typ, vals, opt.Lenient)
 	if err != nil {
 		return Page{}, err
 	}

@@ -178,7 +178,7 @@ func (s *Service) multiSearch(ctx context.Context, c Caller, m multi, cur cursor
 	var policies []string
 	nothing := true
 	for _, typ := range m.types {
-		p, err := s.parseSearch(typ, legVals, opt.Lenient)
+		p, err := s.parseSearchAs(ctx, c, typ, legVals, opt.Lenient)
 		if err != nil {
 			return Page{}, err
 		}
