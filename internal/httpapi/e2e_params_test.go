@@ -8,6 +8,9 @@ import (
 	"testing"
 
 	"github.com/phivault/phivault/internal/apitest"
+	"github.com/phivault/phivault/internal/audit"
+	"github.com/phivault/phivault/internal/record"
+	"github.com/phivault/phivault/internal/storage"
 )
 
 const ucum = "http://unitsofmeasure.org"
@@ -181,5 +184,27 @@ func TestE2ESearchParamsAuthz(t *testing.T) {
 			}
 			e.search(t, s, q, e.doc.headers).WantOutcome(t, http.StatusBadRequest)
 		})
+	})
+}
+
+// TestE2ESearchParamsReindex: data indexed before this release has no
+// rows for the new parameters; the reindex (phivault reindex) adds them.
+func TestE2ESearchParamsReindex(t *testing.T) {
+	apitest.Run(t, func(t *testing.T, s *apitest.Server) {
+		pid := s.Create(t, patient(uniq(), nil))
+		obs := s.Create(t, observation(pid, map[string]any{"valueQuantity": qty(42.5, "kg")}))
+		q := "/fhir/Observation?subject=Patient/" + pid + "&value-quantity=" + url.QueryEscape("42.5|"+ucum+"|kg")
+		sameSet(t, "before", s.Do(t, "GET", q, nil, nil).Want(t, http.StatusOK).IDs(), []string{"Observation/" + obs})
+		// An index written by an older release: no quantity rows.
+		if err := s.App.Store.Update(t.Context(), func(tx storage.Tx) error {
+			return tx.ReplaceIndex(t.Context(), "Observation", obs, 1, nil)
+		}); err != nil {
+			t.Fatal(err)
+		}
+		sameSet(t, "old index", s.Do(t, "GET", q, nil, nil).Want(t, http.StatusOK).IDs(), nil)
+		if _, err := s.App.Record.Reindex(t.Context(), record.Caller{Agent: audit.Agent{Client: "test"}, Guard: record.Offline()}, nil); err != nil {
+			t.Fatal(err)
+		}
+		sameSet(t, "reindexed", s.Do(t, "GET", q, nil, nil).Want(t, http.StatusOK).IDs(), []string{"Observation/" + obs})
 	})
 }
