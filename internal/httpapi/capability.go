@@ -32,7 +32,7 @@ func (s *Server) capabilities(w http.ResponseWriter, r *http.Request) error {
 		ps := reg.Params(t)
 		sort.Slice(ps, func(i, j int) bool { return ps[i].Code < ps[j].Code })
 		for _, p := range ps {
-			params = append(params, map[string]any{"name": p.Code, "type": p.Type.String()})
+			params = append(params, map[string]any{"name": p.Code, "type": p.Type.String(), "documentation": p.Documentation()})
 		}
 		res := map[string]any{
 			"type":              t,

@@ -208,3 +208,36 @@ func TestE2ESearchParamsReindex(t *testing.T) {
 		sameSet(t, "reindexed", s.Do(t, "GET", q, nil, nil).Want(t, http.StatusOK).IDs(), []string{"Observation/" + obs})
 	})
 }
+
+// TestE2ECapabilityParamTypes: the CapabilityStatement lists the new
+// parameters with their types and what they support.
+func TestE2ECapabilityParamTypes(t *testing.T) {
+	apitest.Run(t, func(t *testing.T, s *apitest.Server) {
+		r := s.Do(t, http.MethodGet, "/fhir/metadata", nil, apitest.H{"Authorization": apitest.NoAuth}).Want(t, http.StatusOK)
+		got := map[string]string{}
+		for _, x := range r.JSON["rest"].([]any)[0].(map[string]any)["resource"].([]any) {
+			m := x.(map[string]any)
+			for _, p := range m["searchParam"].([]any) {
+				pm := p.(map[string]any)
+				got[m["type"].(string)+":"+pm["name"].(string)] = pm["type"].(string)
+				if pm["name"] != "_id" && pm["name"] != "_lastUpdated" && pm["documentation"] == "" {
+					t.Errorf("%s:%s has no documentation", m["type"], pm["name"])
+				}
+			}
+		}
+		for k, want := range map[string]string{
+			"Observation:value-quantity": "quantity", "Observation:code-value-quantity": "composite",
+			"RiskAssessment:probability": "number", "ValueSet:url": "uri", "CodeSystem:url": "uri",
+			"Observation:_tag": "token", "Patient:_security": "token", "Encounter:_profile": "uri", "Medication:_source": "uri",
+		} {
+			if got[k] != want {
+				t.Errorf("%s: type %q, want %q", k, got[k], want)
+			}
+		}
+		for _, k := range []string{"Patient:_text", "Patient:_content"} {
+			if _, ok := got[k]; ok {
+				t.Errorf("%s is listed but refused", k)
+			}
+		}
+	})
+}

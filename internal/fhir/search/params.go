@@ -78,3 +78,31 @@ func parseExtended(p *Param, name, modifier, raw string, pred *Pred) (done bool,
 	}
 	return true, nil
 }
+
+// Documentation says which modifiers and prefixes the parameter
+// supports, for the CapabilityStatement.
+func (p *Param) Documentation() string {
+	switch p.Type {
+	case Token:
+		s := "Modifiers: :not, :missing, :of-type (identifiers), :in and :not-in (a stored ValueSet); system| matches any code of a system"
+		if p.textIndexed {
+			s += "; :text (prefix of the normalised display or text)"
+		}
+		return s + ". Not supported: :above, :below."
+	case String:
+		return "Prefix match on the normalised value; modifiers :exact, :missing. Not supported: :contains."
+	case Reference:
+		return "Modifiers: :[type], :missing."
+	case Date:
+		return "Prefixes eq ne gt lt ge le sa eb ap; modifier :missing."
+	case Number:
+		return "Prefixes eq ne gt lt ge le sa eb ap (implicit precision on eq, ne, ap); compared at 6 significant digits; modifier :missing."
+	case Quantity:
+		return "[prefix]number[|system|code] or [prefix]number||code; prefixes as number; UCUM converted by powers of ten only (metric prefixes of g, L, m, mol, eq, s, U, Pa, Hz); modifier :missing."
+	case URI:
+		return "Exact match; modifiers :below, :above (at / path boundaries), :missing. Not supported: :contains."
+	case Composite:
+		return "code$value, paired within one repetition; the value takes its type's prefixes except ne; modifier :missing."
+	}
+	return ""
+}
