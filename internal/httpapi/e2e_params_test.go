@@ -94,6 +94,7 @@ func TestE2ESearchParamTypes(t *testing.T) {
 			{"token :not-in", "Observation?" + sub + "&code:not-in=" + url.QueryEscape(vsURL), []string{"BP", "Neg"}, false},
 			{"token :in whole system", "Observation?" + sub + "&value-concept:in=" + url.QueryEscape(vsURL+"-snomed"), []string{"Neg"}, false},
 		}
+		cases = append(cases, searchCase{"_tag across types", "?_type=Observation,RiskAssessment&_tag=" + tag, []string{"Glu95"}, false})
 		for _, c := range cases {
 			t.Run(c.name, func(t *testing.T) {
 				r := s.Do(t, "GET", "/fhir/"+c.query, nil, nil).Want(t, http.StatusOK)

@@ -34,6 +34,7 @@ const MaxSearchTypes = 20
 var commonParams = map[string]bool{
 	"_id": true, "_lastUpdated": true, "_count": true, "_total": true,
 	"_summary": true, "_elements": true, "_format": true, "_pretty": true,
+	"_tag": true, "_security": true, "_profile": true, "_source": true, // every type has them
 }
 
 // leg is the narrowed query of one type of a multi-type search.
