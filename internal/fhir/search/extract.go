@@ -36,6 +36,11 @@ type Value struct {
 // hostile resource (100,000 identifiers) cannot inflate the index.
 const maxValuesPerResource = 4096
 
+// maxComputedTerms bounds the index terms of the values whose terms are
+// computed at extraction (numbers, quantities, uris, composites, token
+// :text and :of-type): a composite repetition alone can yield dozens.
+const maxComputedTerms = 16384
+
 // Extract evaluates every supported parameter of res's type and returns
 // the values found, in parameter order. A resource type with no supported
 // parameters yields none. The error wraps [fhir.ErrInvalid] for a date
@@ -45,6 +50,7 @@ const maxValuesPerResource = 4096
 // res and is safe for concurrent use.
 func (r *Registry) Extract(res fhir.Resource) ([]Value, error) {
 	var out []Value
+	computed := 0 // terms computed at extraction, bounded like values
 	for _, p := range r.Params(res.Type()) {
 		reps := 0
 		for _, it := range evaluate(p.expr, res) {
@@ -54,11 +60,23 @@ func (r *Registry) Extract(res fhir.Resource) ([]Value, error) {
 				if err != nil {
 					return nil, fmt.Errorf("%w: %w", err, fhir.ErrTooLarge)
 				}
+				if len(out) > 0 {
+					computed += len(out[len(out)-1].terms)
+				}
+				if computed > maxComputedTerms {
+					return nil, fmt.Errorf("extracting search values: more than %d index terms: %w", maxComputedTerms, fhir.ErrTooLarge)
+				}
 				continue
 			}
 			out, err = p.values(out, it)
 			if err != nil {
 				return nil, err
+			}
+			if len(out) > 0 {
+				computed += len(out[len(out)-1].terms)
+			}
+			if computed > maxComputedTerms {
+				return nil, fmt.Errorf("extracting search values: more than %d index terms: %w", maxComputedTerms, fhir.ErrTooLarge)
 			}
 			if len(out) > maxValuesPerResource {
 				return nil, fmt.Errorf("extracting search values: more than %d: %w", maxValuesPerResource, fhir.ErrTooLarge)

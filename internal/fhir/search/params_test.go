@@ -5,6 +5,8 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/phivault/phivault/internal/fhir"
 )
 
 // matches evaluates a parsed query against one resource's index terms
@@ -239,5 +241,21 @@ func TestCompositeBounded(t *testing.T) {
 	sb.WriteString(`]}`)
 	if _, err := testRegistry(t).Extract(decode(t, sb.String())); err == nil {
 		t.Error("no error for too many composite repetitions")
+	}
+}
+
+func TestComputedTermsBounded(t *testing.T) {
+	var sb strings.Builder
+	sb.WriteString(`{"resourceType":"Observation","status":"final","code":{"coding":[`)
+	for i := range 400 {
+		if i > 0 {
+			sb.WriteByte(',')
+		}
+		sb.WriteString(`{"system":"s","code":"c` + strings.Repeat("x", i%7) + `","display":"` + strings.Repeat("d", 40) + `"}`)
+	}
+	sb.WriteString(`]},"valueQuantity":{"value":1.5,"unit":"mg","system":"http://unitsofmeasure.org","code":"mg"}}`)
+	_, err := testRegistry(t).Extract(decode(t, sb.String()))
+	if !errors.Is(err, fhir.ErrTooLarge) {
+		t.Errorf("err = %v, want ErrTooLarge", err)
 	}
 }
