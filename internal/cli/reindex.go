@@ -12,8 +12,10 @@ func (e *env) reindexCmd() *cobra.Command {
 		Short: "Recompute the search and authorization index rows of every resource",
 		Long: `reindex decrypts every current resource and rewrites its index rows. Run it
 once after upgrading to a version that indexes more (authorization: CareTeam and
-Encounter participants, security labels); until then relationships in older data
-are not found (access is denied, not granted). Audited; safe while serving.`,
+Encounter participants, security labels; search: number, quantity, uri, composite
+and meta parameters, token :text, :of-type and system keys); until then
+relationships in older data are not found (access is denied, not granted), nor are
+older resources by the newer search parameters. Audited; safe while serving.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			a, err := e.openApp(cmd)

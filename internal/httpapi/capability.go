@@ -33,11 +33,11 @@ func (s *Server) capabilities(w http.ResponseWriter, r *http.Request) error {
 		ps := reg.Params(t)
 		sort.Slice(ps, func(i, j int) bool { return ps[i].Code < ps[j].Code })
 		for _, p := range ps {
-			sp := map[string]any{"name": p.Code, "type": p.Type.String()}
+			doc := p.Documentation()
 			if p.Type == search.Reference {
-				sp["documentation"] = referenceParamDoc
+				doc = referenceParamDoc
 			}
-			params = append(params, sp)
+			params = append(params, map[string]any{"name": p.Code, "type": p.Type.String(), "documentation": doc})
 		}
 		res := map[string]any{
 			"type":              t,

@@ -67,17 +67,25 @@ func (s *Service) indexRows(res fhir.Resource) ([]storage.IndexRow, error) {
 }
 
 // parseSearch parses FHIR search parameters into a storage query.
+// Token :in and :not-in are refused: they need the caller to read the
+// ValueSet (parseSearchAs).
 func (s *Service) parseSearch(typ string, vals url.Values, lenient bool) (plan, error) {
+	return s.parseSearchWith(typ, vals, lenient, nil)
+}
+
+// parseSearchWith is parseSearch with expand, which turns a :in or
+// :not-in predicate into its token terms (valueset.go); nil refuses them.
+func (s *Service) parseSearchWith(typ string, vals url.Values, lenient bool, expand func(search.Pred) ([]search.Term, error)) (plan, error) {
 	q, err := s.reg.ParseQuery(typ, vals, lenient)
 	if err != nil {
 		return plan{}, searchError(err)
 	}
-	return s.planOf(q)
+	return s.planOf(q, expand)
 }
 
 // planOf turns a parsed search into a storage query (chains aside:
-// resolveChains adds them for a caller).
-func (s *Service) planOf(q *search.Query) (plan, error) {
+// resolveChains adds them for a caller); expand as for parseSearchWith.
+func (s *Service) planOf(q *search.Query, expand func(search.Pred) ([]search.Term, error)) (plan, error) {
 	typ := q.Type
 	p := plan{q: storage.Query{Type: typ, Count: q.Count, Total: q.Total == "accurate" || q.Total == "estimate"}, ignored: q.Ignored, parsed: q}
 	if q.Summary == "count" {
@@ -99,6 +107,15 @@ func (s *Service) planOf(q *search.Query) (plan, error) {
 		}
 	}
 	for _, pr := range q.Preds {
+		if pr.ValueSet != "" {
+			if expand == nil {
+				return plan{}, fail(ErrInvalid, "not-supported", "the :in and :not-in modifiers are supported in searches only (not in conditional operations or subscriptions)")
+			}
+			var err error
+			if pr.Terms, err = expand(pr); err != nil {
+				return plan{}, err
+			}
+		}
 		cl, err := s.clause(typ, pr)
 		if err != nil {
 			return plan{}, err
@@ -224,7 +241,7 @@ func (s *Service) Search(ctx context.Context, c Caller, typ string, vals url.Val
 		}
 		vals, offset = cur.Query, cur.Offset
 	}
-	p, err := s.parseSearch(typ, vals, opt.Lenient)
+	p, err := s.parseSearchAs(ctx, c, typ, vals, opt.Lenient)
 	if err != nil {
 		return Page{}, err
 	}

@@ -138,7 +138,7 @@ func chainTooCostly(n int) error {
 // asking for a more selective chain. Its accesses are audited as a
 // search whose query names both.
 func (s *Service) innerSearch(ctx context.Context, c Caller, in *search.Query, via string) ([]givenRes, error) {
-	p, err := s.planOf(in)
+	p, err := s.planOf(in, nil) // :in inside a chain is refused
 	if err != nil {
 		return nil, err
 	}

@@ -34,6 +34,7 @@ const MaxSearchTypes = 20
 var commonParams = map[string]bool{
 	"_id": true, "_lastUpdated": true, "_count": true, "_total": true,
 	"_summary": true, "_elements": true, "_format": true, "_pretty": true,
+	"_tag": true, "_security": true, "_profile": true, "_source": true, // every type has them
 }
 
 // leg is the narrowed query of one type of a multi-type search.
@@ -178,7 +179,7 @@ func (s *Service) multiSearch(ctx context.Context, c Caller, m multi, cur cursor
 	var policies []string
 	nothing := true
 	for _, typ := range m.types {
-		p, err := s.parseSearch(typ, legVals, opt.Lenient)
+		p, err := s.parseSearchAs(ctx, c, typ, legVals, opt.Lenient)
 		if err != nil {
 			return Page{}, err
 		}

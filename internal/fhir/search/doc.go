@@ -14,13 +14,29 @@
 //
 // [IndexTerms] (indexing) and [Registry.ParseQuery] (querying) build
 // [Term] values with the same helpers, so what is indexed and what is
-// searched always agree. Token, string and reference terms carry a Key
-// that the caller blind-indexes (keyed PRF, truncated; DESIGN §5) before
-// storage. Non-identifying dates are stored as plaintext ranges;
+// searched always agree. Token, string, reference, uri, number,
+// quantity and composite terms carry a Key that the caller blind-indexes
+// (keyed PRF, truncated; DESIGN §5) before storage. Non-identifying dates are stored as plaintext ranges;
 // identifying dates (Patient.birthDate) become keys for their year, month
 // and day. Equality searches one key; a range (gt, lt, ge, le, sa, eb, ap)
 // is cut into the fewest whole days, months and years and searches their
 // keys (birthdate.go), so ranges need no plaintext date and no new key.
+//
+// # Parameter types and modifiers
+//
+// Numbers and quantities (number.go, quantity.go) are never plaintext:
+// a value, truncated to 6 significant digits, is indexed as blind keys
+// of its decade and of its 1..6-digit prefixes, and a comparison (eq ne
+// gt lt ge le sa eb ap, implicit precision on eq, ne, ap) is the fewest
+// such buckets covering the values it accepts. Quantities have key
+// families for any unit, the unit code, and system|code (UCUM converted
+// by powers of ten only). Composites (composite.go) pair the code and
+// value of one repetition in one key. URIs (uri.go) are exact keys, with
+// path-prefix keys for :below; :above needs none. _tag, _security,
+// _profile and _source (meta.go) are parameters of every type. Token
+// :text, :of-type, :in and :not-in, and system| (tokenmods.go, and the
+// record layer for ValueSet expansion). Refused: _text, _content,
+// :contains (string, uri), token :above and :below.
 //
 // # What the blind index leaks
 //
@@ -32,9 +48,15 @@
 // share a code, with or without system; for birth dates, which patients
 // share a year, a month or a day (a range query asks for many of those
 // keys at once, which an observer of queries can recognise as a range).
+// For numbers and quantities,
+// which values share a sign and decade and their first 1..6 significant
+// digits (per parameter and unit family), and, to an observer of many
+// range queries, the order of those buckets; for composites, which code
+// goes with which value bucket; for uris, which share a path prefix; for
+// token :text, which displays share a normalised prefix.
 // Plaintext date ranges (clinical dates)
 // and the number of values per resource are visible. Keys never leave the
-// process unhashed.
+// process unhashed. ADR 0031 records these choices.
 //
 // # Chains and includes
 //
@@ -57,9 +79,9 @@
 //     [MaxAlternatives], [MaxValueLen], [MaxCount], [MaxChainDepth],
 //     [MaxChainSearches], [MaxIncludes]; extraction yields at most 4,096
 //     values per resource and 32 prefix terms per string.
-//   - :contains and _sort on string, token or reference parameters are
-//     refused rather than emulated, so no query falls back to a scan of
-//     decrypted data.
+//   - :contains, _text, _content, _sort on string, token or reference
+//     parameters, and anything else that would need a scan of decrypted
+//     data or a word index is refused rather than emulated.
 //
 // A [Registry] is immutable after New and safe for concurrent use.
 package search

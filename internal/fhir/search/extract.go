@@ -24,11 +24,22 @@ type Value struct {
 	Str          string
 	Ref          string
 	Lo, Hi       time.Time
+
+	// terms are the index terms of number, quantity, uri and composite
+	// values and of token :text and :of-type values, computed at
+	// extraction (number.go, quantity.go, uri.go, composite.go,
+	// tokenmods.go); IndexTerms returns them as they are.
+	terms []Term
 }
 
 // maxValuesPerResource bounds the values one resource can produce, so a
 // hostile resource (100,000 identifiers) cannot inflate the index.
 const maxValuesPerResource = 4096
+
+// maxComputedTerms bounds the index terms of the values whose terms are
+// computed at extraction (numbers, quantities, uris, composites, token
+// :text and :of-type): a composite repetition alone can yield dozens.
+const maxComputedTerms = 16384
 
 // Extract evaluates every supported parameter of res's type and returns
 // the values found, in parameter order. A resource type with no supported
@@ -39,12 +50,33 @@ const maxValuesPerResource = 4096
 // res and is safe for concurrent use.
 func (r *Registry) Extract(res fhir.Resource) ([]Value, error) {
 	var out []Value
+	computed := 0 // terms computed at extraction, bounded like values
 	for _, p := range r.Params(res.Type()) {
+		reps := 0
 		for _, it := range evaluate(p.expr, res) {
 			var err error
+			if p.Type == Composite {
+				out, err = p.compositeValues(out, Value{Param: p.Code, Type: p.Type}, it, &reps)
+				if err != nil {
+					return nil, fmt.Errorf("%w: %w", err, fhir.ErrTooLarge)
+				}
+				if len(out) > 0 {
+					computed += len(out[len(out)-1].terms)
+				}
+				if computed > maxComputedTerms {
+					return nil, fmt.Errorf("extracting search values: more than %d index terms: %w", maxComputedTerms, fhir.ErrTooLarge)
+				}
+				continue
+			}
 			out, err = p.values(out, it)
 			if err != nil {
 				return nil, err
+			}
+			if len(out) > 0 {
+				computed += len(out[len(out)-1].terms)
+			}
+			if computed > maxComputedTerms {
+				return nil, fmt.Errorf("extracting search values: more than %d index terms: %w", maxComputedTerms, fhir.ErrTooLarge)
 			}
 			if len(out) > maxValuesPerResource {
 				return nil, fmt.Errorf("extracting search values: more than %d: %w", maxValuesPerResource, fhir.ErrTooLarge)
@@ -58,7 +90,27 @@ func (p *Param) values(out []Value, it item) ([]Value, error) {
 	base := Value{Param: p.Code, Type: p.Type, Identifying: p.identifying}
 	switch p.Type {
 	case Token:
-		return tokenValues(out, base, it), nil
+		return p.tokenExtras(tokenValues(out, base, it), base, it), nil
+	case Number:
+		if ks, ok := numberValueKeys(it.v); ok {
+			base.terms = keyTerms(p.Code, ks, nil)
+			out = append(out, base)
+		}
+		return out, nil
+	case Quantity:
+		if m, ok := it.v.(map[string]any); ok {
+			if ks := quantityValueKeys(m); len(ks) > 0 {
+				base.terms = keyTerms(p.Code, ks, nil)
+				out = append(out, base)
+			}
+		}
+		return out, nil
+	case URI:
+		if u, ok := it.v.(string); ok && u != "" {
+			base.Str, base.terms = u, uriValueTerms(p.Code, u)
+			out = append(out, base)
+		}
+		return out, nil
 	case String:
 		return stringValues(out, base, it.v), nil
 	case Reference:
@@ -222,6 +274,14 @@ func dateValues(out []Value, base Value, v any) ([]Value, error) {
 		return append(out, base), nil
 	}
 	return out, nil
+}
+
+// keyTerms appends a term under param for each key to out.
+func keyTerms(param string, keys []string, out []Term) []Term {
+	for _, k := range keys {
+		out = append(out, Term{Param: param, Key: k})
+	}
+	return out
 }
 
 // idRE is the R4 id type.

@@ -2,6 +2,7 @@ package search
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"sync"
@@ -55,3 +56,16 @@ func readFile(name string) ([]byte, error) {
 }
 
 func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
+
+func containsValue(msg, v string) bool { return bytes.Contains([]byte(msg), []byte(v)) }
+
+func jsonString(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
+}
+
+func decodeMaybe(body string) (fhir.Resource, error) {
+	return fhir.Decode(bytes.NewReader([]byte(body)), fhir.Limits{})
+}
+
+func errTooLargeSentinel() error { return fhir.ErrTooLarge }

@@ -77,6 +77,10 @@ type Pred struct {
 	Missing  *bool
 	Terms    []Term
 	Dates    []DatePred
+	// ValueSet is the canonical url (url or url|version) of the token
+	// :in and :not-in modifiers; Terms is then empty and the caller
+	// expands the ValueSet (as the searching user) into Terms.
+	ValueSet string
 }
 
 // SortSpec is one _sort key: "_id", "_lastUpdated" or a date parameter.
@@ -187,7 +191,7 @@ func (r *Registry) parseOne(out *Query, key, raw string, lenient bool, seen map[
 		seen[code] = true
 		return nil
 	}
-	if strings.HasPrefix(code, "_") {
+	if strings.HasPrefix(code, "_") && !isMetaParam(code) {
 		if modifier != "" && !ignoredParams[code] {
 			return r.unsupported(lenient, "parsing search parameter %s: modifiers are not supported on it", name)
 		}
@@ -254,6 +258,9 @@ func (r *Registry) parseOne(out *Query, key, raw string, lenient bool, seen map[
 			if ignoredParams[code] {
 				return false, nil
 			}
+			if msg := refusedParam(code); msg != "" {
+				return r.unsupported(lenient, msg, name)
+			}
 			return r.unsupported(lenient, "parsing search: parameter %s is not supported", name)
 		}
 		return false, nil
@@ -303,6 +310,9 @@ func parsePred(p *Param, modifier, raw string, now time.Time) (Pred, error) {
 			return pred, nil
 		}
 		return pred, fmt.Errorf("parsing search parameter %s: want true or false: %w", name, ErrInvalidValue)
+	}
+	if done, err := parseExtended(p, name, modifier, raw, &pred); done { // params.go
+		return pred, err
 	}
 	switch {
 	case modifier == "":
@@ -386,8 +396,11 @@ func tokenQueryTerm(p *Param, name, v string) (Term, error) {
 		return Term{Param: p.Code, Key: tokenAnyKey(code)}, nil
 	case 2:
 		sys, code := unescape(parts[0]), unescape(parts[1])
+		if code == "" && sys != "" {
+			return Term{Param: p.Code, Key: tokenSystemOnlyKey(sys)}, nil // any code of sys
+		}
 		if code == "" {
-			return Term{}, fmt.Errorf("parsing search parameter %s: system| without a code is not supported: %w", name, ErrUnsupported)
+			return Term{}, fmt.Errorf("parsing search parameter %s: want code, system|code, |code or system|: %w", name, ErrInvalidValue)
 		}
 		if sys == "" {
 			return Term{Param: p.Code, Key: tokenNoSystemKey(code)}, nil

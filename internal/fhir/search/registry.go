@@ -20,6 +20,10 @@ const (
 	String
 	Reference
 	Date
+	Number    // number.go
+	Quantity  // quantity.go
+	URI       // uri.go
+	Composite // composite.go
 )
 
 func (t ParamType) String() string {
@@ -32,6 +36,14 @@ func (t ParamType) String() string {
 		return "reference"
 	case Date:
 		return "date"
+	case Number:
+		return "number"
+	case Quantity:
+		return "quantity"
+	case URI:
+		return "uri"
+	case Composite:
+		return "composite"
 	}
 	return "unknown"
 }
@@ -59,6 +71,32 @@ var supported = map[string][]string{
 	"Claim":                {"patient", "created", "status", "encounter"},
 	"ExplanationOfBenefit": {"patient", "created", "status", "encounter"},
 	"CareTeam":             {"patient", "subject", "date", "category", "status", "encounter", "participant"},
+
+	// Conformance and knowledge resources (uri.go): canonical url, version,
+	// name, status.
+	"CodeSystem":          {"url", "system", "version", "name", "status", "code"},
+	"ValueSet":            {"url", "version", "name", "status", "code", "reference"},
+	"ConceptMap":          {"url", "version", "name", "status"},
+	"StructureDefinition": {"url", "version", "name", "status", "type"},
+	"SearchParameter":     {"url", "version", "name", "status", "code", "base"},
+	"Questionnaire":       {"url", "version", "name", "status", "code", "identifier"},
+	"Library":             {"url", "version", "name", "status"},
+	"Measure":             {"url", "version", "name", "status"},
+	"PlanDefinition":      {"url", "version", "name", "status"},
+	"ActivityDefinition":  {"url", "version", "name", "status"},
+
+	"QuestionnaireResponse": {"patient", "subject", "status", "authored"},
+	"RiskAssessment":        {"patient", "subject", "probability", "date"},
+}
+
+// observationParams are Observation's parameters beyond the common
+// clinical ones: identifier, value and component parameters (number.go,
+// quantity.go) and the composites pairing a code with a value in one
+// repetition (composite.go).
+var observationParams = []string{
+	"identifier", "value-quantity", "value-concept", "component-code", "component-value-quantity",
+	"component-value-concept", "code-value-quantity", "code-value-concept",
+	"component-code-value-quantity", "component-code-value-concept", "combo-code-value-quantity",
 }
 
 // Param is one supported search parameter of one resource type.
@@ -72,6 +110,8 @@ type Param struct {
 
 	identifying bool
 	expr        expr
+	components  []component // composite parameters: in definition order
+	textIndexed bool        // token: display/text terms for :text (tokenmods.go)
 }
 
 // Identifying reports whether the parameter's values identify a person
@@ -93,11 +133,16 @@ type Registry struct {
 type searchParamBundle struct {
 	Entry []struct {
 		Resource struct {
+			URL        string   `json:"url"`
 			Code       string   `json:"code"`
 			Base       []string `json:"base"`
 			Type       string   `json:"type"`
 			Expression string   `json:"expression"`
 			Target     []string `json:"target"`
+			Component  []struct {
+				Definition string `json:"definition"`
+				Expression string `json:"expression"`
+			} `json:"component"`
 		} `json:"resource"`
 	} `json:"entry"`
 }
@@ -105,6 +150,7 @@ type searchParamBundle struct {
 type spDef struct {
 	typ, expression string
 	target          []string
+	components      [][2]string // definition URL, expression
 }
 
 // New loads the embedded SearchParameter bundle and Patient compartment
@@ -120,13 +166,23 @@ func New() (*Registry, error) {
 		return nil, fmt.Errorf("parsing embedded search parameters: %w", err)
 	}
 	defs := map[[2]string]spDef{}
+	types := map[string]string{} // definition URL -> type
 	for _, e := range b.Entry {
-		for _, base := range e.Resource.Base {
-			defs[[2]string{base, e.Resource.Code}] = spDef{e.Resource.Type, e.Resource.Expression, e.Resource.Target}
+		var comps [][2]string
+		for _, c := range e.Resource.Component {
+			comps = append(comps, [2]string{c.Definition, c.Expression})
 		}
+		for _, base := range e.Resource.Base {
+			defs[[2]string{base, e.Resource.Code}] = spDef{e.Resource.Type, e.Resource.Expression, e.Resource.Target, comps}
+		}
+		types[e.Resource.URL] = e.Resource.Type
 	}
 	r := &Registry{params: map[string]map[string]*Param{}, compartment: map[string]expr{}, now: time.Now}
+	table := map[string][]string{"Observation": observationParams}
 	for typ, codes := range supported {
+		table[typ] = append(slices.Clone(codes), table[typ]...)
+	}
+	for typ, codes := range table {
 		r.params[typ] = map[string]*Param{}
 		for _, c := range codes {
 			code, identifying := c, false
@@ -147,14 +203,29 @@ func New() (*Registry, error) {
 				p.Type = Reference
 			case "date":
 				p.Type = Date
+			case "number":
+				p.Type = Number
+			case "quantity":
+				p.Type = Quantity
+			case "uri":
+				p.Type = URI
+			case "composite":
+				p.Type = Composite
+				if p.components, err = compileComponents(d.components, types); err != nil {
+					return nil, fmt.Errorf("loading search parameter %s:%s: %w", typ, code, err)
+				}
 			default:
 				return nil, fmt.Errorf("loading search parameters: %s:%s has unsupported type %s", typ, code, d.typ)
 			}
 			if p.expr, err = compile(d.expression); err != nil {
 				return nil, fmt.Errorf("loading search parameter %s:%s: %w", typ, code, err)
 			}
+			p.textIndexed = p.Type == Token && textIndexed[code]
 			r.params[typ][code] = p
 		}
+	}
+	if err := r.loadMeta(defs); err != nil {
+		return nil, err
 	}
 	if err := r.loadCompartment(defs); err != nil {
 		return nil, err

@@ -57,7 +57,11 @@ func yearKey(t time.Time) string  { return "y|" + t.Format("2006") }
 // IndexTerms returns the index terms of one extracted value:
 //
 //   - token: "any system" key for the code, plus either the system|code
-//     key or the "no system" key, so code=c, code=s|c and code=|c match;
+//     key and the system key or the "no system" key, so code=c,
+//     code=s|c, code=|c and code=s| match;
+//   - number, quantity, uri, composite, and the :text and :of-type
+//     values of tokens: the terms computed at extraction (number.go,
+//     quantity.go, uri.go, composite.go, tokenmods.go);
 //   - string: under Param, every prefix (1 to MaxPrefixRunes runes) of the
 //     normalised value ([Normalize]); under Param+":exact", the value as is;
 //   - reference: "Type/id" (a bare-id query expands to each target type);
@@ -72,6 +76,9 @@ func yearKey(t time.Time) string  { return "y|" + t.Format("2006") }
 // terms: use [Terms] to merge them.
 func IndexTerms(v Value) []Term {
 	key := func(param, k string) Term { return Term{Param: param, Key: k} }
+	if v.terms != nil {
+		return v.terms
+	}
 	switch v.Type {
 	case Token:
 		if v.Code == "" {
@@ -79,7 +86,11 @@ func IndexTerms(v Value) []Term {
 		}
 		t := []Term{key(v.Param, tokenAnyKey(v.Code))}
 		if v.HasSystem {
-			return append(t, key(v.Param, tokenSystemKey(v.System, v.Code)))
+			t = append(t, key(v.Param, tokenSystemKey(v.System, v.Code)))
+			if v.System != "" {
+				t = append(t, key(v.Param, tokenSystemOnlyKey(v.System)))
+			}
+			return t
 		}
 		return append(t, key(v.Param, tokenNoSystemKey(v.Code)))
 	case String:

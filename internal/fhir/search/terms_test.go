@@ -44,7 +44,7 @@ func TestIndexTerms(t *testing.T) {
 		want []string
 	}{
 		{"coding", Value{Param: "code", Type: Token, System: "http://loinc.org", Code: "1-8", HasSystem: true},
-			[]string{"code=c|1-8", "code=s16|http://loinc.org|1-8"}},
+			[]string{"code=c|1-8", "code=s16|http://loinc.org|1-8", "code=y|http://loinc.org"}},
 		{"code without system", Value{Param: "status", Type: Token, Code: "final"},
 			[]string{"status=c|final", "status=n|final"}},
 		{"string", Value{Param: "family", Type: String, Str: "Kühn"},
