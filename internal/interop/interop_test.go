@@ -1,9 +1,24 @@
 // Package interop_test proves that standard FHIR clients written by
-// others (fhir-kit-client, SMART's fhirclient, @medplum/core) can load
-// real Synthea data into phivault and query it. The clients run in Node
+// others work against phivault through their own public APIs, unmodified:
+// fhir-kit-client 2.0.3, SMART's fhirclient 2.6.3 and @medplum/core 4.5.2
+// (versions pinned by interop/package-lock.json). The clients run in Node
 // from interop/clients.mjs against a real phivault started by apitest on
-// each storage driver; this test supplies the server's URL, token and
-// TLS certificate and fails with the script's output.
+// each storage driver; this test supplies the server's URL, token and TLS
+// certificate and fails with the script's output.
+//
+// The script loads real Synthea data (the hospital and practitioner batch
+// bundles, one patient transaction), then each client runs its suite and
+// checks the results, not only that no error came back: CRUD and vread,
+// JSON Patch (and FHIRPath Patch and conditional patch), conditional
+// create/update/delete (one match, none, two), instance and type history
+// (_since, _at, next links), transaction (urn:uuid references,
+// ifNoneExist, atomic failure) and batch (independent entry statuses),
+// search with _include/_revinclude, a chain and _has, paging to the last
+// next link, compartment search and $everything. None of the three npm
+// packages ships its own test suite (their "files" hold only the built
+// library), so "the client's normal use works" is what is tested here.
+// The Python fhirclient is not tested: Debian packages no FHIR client and
+// these machines reach no Python package index (docs/fhir.md, "Tested with").
 //
 // Without node or npm, or when npm cannot install interop/package-lock.json,
 // the test skips with "needs-node:", which CI treats as a failure.
@@ -35,7 +50,8 @@ const (
 
 	// installTimeout bounds "npm ci" (about 10 s with a warm cache).
 	installTimeout = 5 * time.Minute
-	// scriptTimeout bounds one run of clients.mjs (about 10 s); a hung
+	// scriptTimeout bounds one run of clients.mjs (30 to 60 s, most of it
+	// loading the directory batches); a hung
 	// request must not hold the test suite until its global timeout.
 	scriptTimeout = 2 * time.Minute
 )

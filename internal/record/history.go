@@ -28,7 +28,8 @@ const (
 const maxHistoryScan = 5000
 
 // History returns a history Bundle for one resource (typ and id), a type
-// (typ only) or the whole system (neither). Parameters: _count, _since,
+// (typ only) or the whole system (neither). Parameters: _count, _since
+// (versions written at or after the instant, as R4 says),
 // _at (the versions current at some time in the period a date denotes:
 // "2024-01-01" is that whole day) and _page (an opaque cursor from a
 // previous page's next link).
