@@ -388,7 +388,7 @@ func (s *Server) history(w http.ResponseWriter, r *http.Request) error {
 	if id != "" && !record.ValidID(id) {
 		return httpError(http.StatusBadRequest, "invalid", "the id is not a valid FHIR id")
 	}
-	out, err := s.rec.History(r.Context(), s.caller(r), typ, id, r.URL.Query(), s.baseURL+"/fhir")
+	out, err := s.rec.History(r.Context(), s.caller(r), typ, id, r.URL.Query(), record.SearchOptions{Lenient: lenient(r), BaseURL: s.baseURL + "/fhir"})
 	if err != nil {
 		return err
 	}

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"net/url"
 	"slices"
+	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/phivault/phivault/internal/audit"
@@ -43,7 +45,16 @@ const maxHistoryScan = 5000
 // System history is for callers who may see every resource of every
 // type stored (service credentials): anyone else is refused, since no
 // narrowing can hide the server-wide write volume from its paging.
-func (s *Service) History(ctx context.Context, c Caller, typ, id string, vals url.Values, base string) ([]byte, error) {
+//
+// Other parameters are refused (ErrInvalid, not-supported) unless
+// opt.Lenient, when they are ignored and named in the Bundle's meta.tag
+// (a history Bundle's entries must each be a version: bdl-3, bdl-4).
+func (s *Service) History(ctx context.Context, c Caller, typ, id string, vals url.Values, opt SearchOptions) ([]byte, error) {
+	base := opt.BaseURL
+	ignored, err := historyIgnored(vals, opt.Lenient)
+	if err != nil {
+		return nil, err
+	}
 	q := storage.HistoryQuery{Type: typ, ID: id, Count: defaultHistoryCount}
 	act := historyAction(typ, id)
 	if tok := vals.Get("_page"); tok != "" {
@@ -268,10 +279,43 @@ scan:
 	if err := s.recordReads(ctx, evs.list()...); err != nil {
 		return nil, err
 	}
-	return json.Marshal(map[string]any{
+	bundle := map[string]any{
 		"resourceType": "Bundle", "id": s.newID(), "type": "history",
 		"link": links, "entry": entries,
-	})
+	}
+	if len(ignored) > 0 {
+		bundle["meta"] = map[string]any{"tag": []any{map[string]any{
+			"system": "http://phivault.dev/fhir/CodeSystem/search", "code": "ignored-parameters",
+			"display": "ignored: " + strings.Join(ignored, ", "),
+		}}}
+	}
+	return json.Marshal(bundle)
+}
+
+// historyParams are the parameters of a history interaction.
+var historyParams = map[string]bool{"_count": true, "_since": true, "_at": true, "_page": true, "_format": true, "_pretty": true}
+
+// historyIgnored returns the parameters of vals that history does not
+// understand, sorted and safe to echo; without lenient, the first one is
+// an error. _offset, for one, is not served: history pages through a
+// sealed cursor whose offset counts rows the caller may not see.
+func historyIgnored(vals url.Values, lenient bool) ([]string, error) {
+	var out []string
+	for k := range vals {
+		if historyParams[k] {
+			continue
+		}
+		name := k
+		if !paramNameRE.MatchString(name) {
+			name = "(unprintable)"
+		}
+		if !lenient {
+			return nil, fail(ErrInvalid, "not-supported", "the history parameter "+name+" is not supported (history takes _count, _since, _at and the _page of a next link)")
+		}
+		out = append(out, name)
+	}
+	sort.Strings(out)
+	return out, nil
 }
 
 // narrowHistory narrows a type history inside the query: each version's
