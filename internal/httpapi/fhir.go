@@ -293,17 +293,15 @@ func (s *Server) update(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	var ifMatch int64
-	if im := r.Header.Get("If-Match"); im != "" {
-		if ifMatch, err = record.ParseETag(im); err != nil {
-			return httpError(http.StatusBadRequest, "invalid", `If-Match must be a version ETag such as W/"3"`)
-		}
+	im, err := ifMatch(r)
+	if err != nil {
+		return err
 	}
 	res, err := s.parseBody(r)
 	if err != nil {
 		return err
 	}
-	st, created, err := s.rec.Update(r.Context(), s.caller(r), typ, id, res, ifMatch)
+	st, created, err := s.rec.Update(r.Context(), s.caller(r), typ, id, res, im)
 	if err != nil {
 		return err
 	}
