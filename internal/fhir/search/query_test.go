@@ -122,7 +122,6 @@ func TestParseQueryErrors(t *testing.T) {
 		{"Patient", "_has:Observation:code:code=Zyx", ErrInvalidValue},
 		{"Patient", "_has:Encounter:participant:status=Zyx", ErrInvalidValue},
 		{"Patient", "_has:Encounter:patient:_has:Observation:encounter:subject:Patient.name=Zyx", ErrUnsupported},
-		{"Observation", "subject:identifier=Zyx|", ErrUnsupported},
 		{"Observation", "code:identifier=Zyx", ErrUnsupported},
 		{"Observation", "date=xx2020", ErrInvalidValue},
 		{"Observation", "date=Zyx", ErrInvalidValue},
