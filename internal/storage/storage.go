@@ -339,7 +339,7 @@ type Tx interface {
 type HistoryQuery struct {
 	Type   string    // "" = every type (system history)
 	ID     string    // "" = every resource of Type
-	Since  time.Time // zero = no lower bound (exclusive lower bound on LastUpdated)
+	Since  time.Time // zero = no lower bound; else LastUpdated at or after it (FHIR _since)
 	Count  int       // maximum rows; must be > 0
 	Offset int
 

@@ -262,7 +262,7 @@ func (s *Store) History(ctx context.Context, q storage.HistoryQuery) ([]storage.
 		b.sql(" AND v.id = ").arg(q.ID)
 	}
 	if !q.Since.IsZero() {
-		b.sql(" AND v.last_updated > ").arg(q.Since.UnixMicro())
+		b.sql(" AND v.last_updated >= ").arg(q.Since.UnixMicro())
 	}
 	if !q.AtTo.IsZero() {
 		b.sql(" AND v.last_updated <= ").arg(q.AtTo.UnixMicro())

@@ -277,7 +277,7 @@ func testHistory(t *testing.T, s storage.Store) {
 		{"system", storage.HistoryQuery{Count: 10}, []string{"Observation/o1/2", "Observation/o2/1", "Patient/p1/2", "Observation/o1/1", "Patient/p1/1"}},
 		{"type", storage.HistoryQuery{Type: "Observation", Count: 10}, []string{"Observation/o1/2", "Observation/o2/1", "Observation/o1/1"}},
 		{"instance", storage.HistoryQuery{Type: "Observation", ID: "o1", Count: 10}, []string{"Observation/o1/2", "Observation/o1/1"}},
-		{"since is exclusive", storage.HistoryQuery{Since: at(2), Count: 10}, []string{"Observation/o1/2", "Observation/o2/1"}},
+		{"since is inclusive", storage.HistoryQuery{Since: at(2), Count: 10}, []string{"Observation/o1/2", "Observation/o2/1", "Patient/p1/2"}},
 		{"count", storage.HistoryQuery{Count: 2}, []string{"Observation/o1/2", "Observation/o2/1"}},
 		{"offset", storage.HistoryQuery{Count: 2, Offset: 2}, []string{"Patient/p1/2", "Observation/o1/1"}},
 		{"past the end", storage.HistoryQuery{Count: 2, Offset: 5}, []string{}},
