@@ -210,16 +210,6 @@ func wantOutcomeBody(t *testing.T, r *apitest.Response) {
 	}
 }
 
-// numberOf reads a JSON number.
-func numberOf(v any) (int, bool) {
-	n, ok := v.(json.Number)
-	if !ok {
-		return 0, false
-	}
-	i, err := n.Int64()
-	return int(i), err == nil
-}
-
 // hasTag reports whether res carries meta.tag system|code.
 func hasTag(res map[string]any, system, code string) bool {
 	tags, _ := metaOf(res)["tag"].([]any)
