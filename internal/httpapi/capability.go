@@ -29,6 +29,13 @@ func (s *Server) capabilities(w http.ResponseWriter, r *http.Request) error {
 		if !fhir.IsStorableType(t) {
 			continue
 		}
+		if t == "AuditEvent" {
+			// Served from the audit log (package auditapi), not the record.
+			if res := s.auditLog.Capability(); res != nil {
+				resources = append(resources, res)
+			}
+			continue
+		}
 		params := append([]any{}, common...)
 		ps := reg.Params(t)
 		sort.Slice(ps, func(i, j int) bool { return ps[i].Code < ps[j].Code })
@@ -45,6 +52,7 @@ func (s *Server) capabilities(w http.ResponseWriter, r *http.Request) error {
 			"versioning":        "versioned-update",
 			"readHistory":       true,
 			"updateCreate":      true,
+			"conditionalRead":   "full-support", // If-None-Match and If-Modified-Since (fhir.go notModified)
 			"conditionalCreate": true,
 			"conditionalUpdate": true,
 			"conditionalDelete": "single",
@@ -88,6 +96,8 @@ func (s *Server) capabilities(w http.ResponseWriter, r *http.Request) error {
 		"implementation": map[string]any{"description": "phivault FHIR R4 server (encrypted at rest, audited)", "url": s.baseURL + "/fhir"},
 		"fhirVersion":    "4.0.1",
 		"format":         []any{"application/fhir+json", "application/json", "json"},
+		// JSON Patch and FHIRPath Patch (a Parameters body), fhir_patch.go.
+		"patchFormat": []any{"application/json-patch+json", "application/fhir+json"},
 		"rest": []any{map[string]any{
 			"mode": "server",
 			"security": map[string]any{

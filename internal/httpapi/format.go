@@ -30,12 +30,16 @@ func responseType(r *http.Request) string {
 // that are not JSON (415).
 func negotiate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if f := r.URL.Query().Get("_format"); f != "" && !jsonFormat(f) {
+		f := r.URL.Query().Get("_format")
+		if f != "" && !jsonFormat(f) {
 			writeOutcome(w, r, httpError(http.StatusNotAcceptable, "not-supported", "only JSON is supported (_format=json)"))
 			return
 		}
+		// _format "allows a client to override the accept header value"
+		// (R4 http.html#mime-type): with a JSON _format, Accept is not
+		// consulted.
 		rawRead := (r.Method == http.MethodGet || r.Method == http.MethodHead) && binaryPath(r.URL.Path)
-		if a := r.Header.Get("Accept"); a != "" && !acceptsJSON(a) && !rawRead {
+		if a := r.Header.Get("Accept"); f == "" && a != "" && !acceptsJSON(a) && !rawRead {
 			writeOutcome(w, r, httpError(http.StatusNotAcceptable, "not-supported", "only application/fhir+json and application/json are supported"))
 			return
 		}

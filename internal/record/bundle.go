@@ -52,6 +52,7 @@ type entry struct {
 
 	owner ident.Owner // owner of the version written (write hook)
 	newID string      // id a conditional PUT that matched nothing creates
+	acted string      // "Type/id" the write acted on (deleted, matched or written), or ""
 }
 
 // methodOrder is the processing order FHIR requires for transactions:
@@ -218,17 +219,27 @@ func (s *Service) transaction(ctx context.Context, c Caller, entries []*entry, r
 			if e.prep == nil && originals[i] != nil {
 				e.res = fhir.Resource(cloneJSON(map[string]any(originals[i])).(map[string]any))
 			}
-			e.existing, e.err = storage.Version{}, nil
+			e.existing, e.err, e.acted = storage.Version{}, nil, ""
 			if attempt > 1 && e.method == methodPut {
 				e.id = origIDs[i] // a conditional PUT resolves its target again
 			}
 		}
+		// "If any resource identities (including resolved identities
+		// from conditional update/delete) overlap in steps 1-3, then the
+		// transaction SHALL fail" (R4 http.html#trules).
+		acted := make(map[string]bool, len(order))
 		for _, e := range order {
 			if err := s.writeEntry(ctx, tx, c, e, local, entries); err != nil {
 				if errors.Is(err, authz.ErrNeedsFacts) {
 					return err // updateTx loads the facts and reruns
 				}
 				return entryError(e.idx, err)
+			}
+			if e.acted != "" {
+				if acted[e.acted] {
+					return entryError(e.idx, invalid("this entry acts on a resource another entry of the transaction already deletes, creates or updates (entries may not overlap)"))
+				}
+				acted[e.acted] = true
 			}
 		}
 		return tx.flush(ctx)
@@ -393,6 +404,7 @@ func (s *Service) writeEntry(ctx context.Context, tx storage.Tx, c Caller, e *en
 			e.status = statusNoContent
 			return nil
 		}
+		e.acted = e.typ + "/" + id
 		owner, err := s.delete(ctx, tx, c, e.typ, id)
 		e.owner = owner
 		if err != nil {
@@ -414,6 +426,7 @@ func (s *Service) writeEntry(ctx context.Context, tx storage.Tx, c Caller, e *en
 				return err
 			}
 			if found {
+				e.acted = v.Type + "/" + v.ID
 				e.existing, e.status = v, statusOK
 				e.location = entityRef(v.Type, v.ID, v.Version)
 				e.version, e.modified = v.Version, v.LastUpdated
@@ -442,6 +455,7 @@ func (s *Service) writeEntry(ctx context.Context, tx storage.Tx, c Caller, e *en
 			return err
 		}
 		s.entryWritten(e, v, statusCreated)
+		e.acted = v.Type + "/" + v.ID
 		return s.appendWriteEvent(ctx, tx, c, audit.ActionCreate, v, d, p)
 	case methodPut:
 		if e.id == "" {
@@ -471,6 +485,7 @@ func (s *Service) writeEntry(ctx context.Context, tx storage.Tx, c Caller, e *en
 			status = statusCreated
 		}
 		s.entryWritten(e, v, status)
+		e.acted = v.Type + "/" + v.ID
 		return nil
 	}
 	return nil

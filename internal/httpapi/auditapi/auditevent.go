@@ -334,14 +334,35 @@ func parseAuditFilter(q url.Values) (index.Filter, error) {
 			f.Action = audit.ActionHistory
 		}
 	}
-	switch v := q.Get("action"); v {
+	// Tokens are code or system|code (R4 search.html#token), the
+	// system being the code system of the element's required binding.
+	withSystem := func(param, system string) (string, error) {
+		v := q.Get(param)
+		sys, code, ok := strings.Cut(v, "|")
+		if !ok {
+			return v, nil
+		}
+		if sys != system {
+			return "", bad(param, "the code system must be "+system)
+		}
+		return code, nil
+	}
+	action, err := withSystem("action", "http://hl7.org/fhir/audit-event-action")
+	if err != nil {
+		return f, err
+	}
+	outcomeCode, err := withSystem("outcome", "http://hl7.org/fhir/audit-event-outcome")
+	if err != nil {
+		return f, err
+	}
+	switch v := action; v {
 	case "":
 	case "C", "R", "U", "D", "E":
 		f.CRUDE = v
 	default:
 		return f, bad("action", "must be C, R, U, D or E")
 	}
-	switch v := q.Get("outcome"); v {
+	switch v := outcomeCode; v {
 	case "":
 	case "0", "success":
 		f.Outcome = audit.OutcomeSuccess
