@@ -37,7 +37,10 @@ type entry struct {
 	fullURL     string
 	ifNoneExist string
 	ifMatch     int64
-	res         fhir.Resource
+	res         fhir.Resource // the resource written (POST, PUT; a PATCH's result)
+
+	patchBody fhir.Resource // PATCH: the entry's resource, a Binary or a Parameters
+	patcher   Patcher       // PATCH with a Binary: its JSON Patch
 
 	// results
 	status   int
@@ -53,11 +56,12 @@ type entry struct {
 	owner ident.Owner // owner of the version written (write hook)
 	newID string      // id a conditional PUT that matched nothing creates
 	acted string      // "Type/id" the write acted on (deleted, matched or written), or ""
+	miss  string      // "Type/id" a PATCH found no resource at (an attempt to record), or ""
 }
 
 // methodOrder is the processing order FHIR requires for transactions:
 // DELETE, POST, PUT/PATCH, then GET (R4 §3.1.0.11.2).
-var methodOrder = map[string]int{methodDelete: 0, methodPost: 1, methodPut: 2, methodGet: 3}
+var methodOrder = map[string]int{methodDelete: 0, methodPost: 1, methodPut: 2, methodPatch: 2, methodGet: 3}
 
 // ProcessBundle runs a batch or transaction Bundle and returns the
 // response Bundle. A transaction is atomic: any failing entry fails the
@@ -129,7 +133,7 @@ func (s *Service) prepareEntry(e *entry, raw any) error {
 	}
 	e.method, _ = req["method"].(string)
 	if _, ok := methodOrder[e.method]; !ok {
-		return invalid("entry.request.method must be GET, POST, PUT or DELETE")
+		return invalid("entry.request.method must be GET, POST, PUT, PATCH or DELETE")
 	}
 	u, _ := req["url"].(string)
 	if u == "" {
@@ -184,6 +188,25 @@ func (s *Service) prepareEntry(e *entry, raw any) error {
 				return invalid("a PUT entry's resource id must match its URL")
 			}
 		}
+	case methodPatch:
+		if e.id == "" && e.query == "" {
+			return invalid("a PATCH entry's URL must be Type/id or a conditional Type?query")
+		}
+		if len(parts) > 2 {
+			return invalid("a PATCH entry's URL must be Type/id or a conditional Type?query")
+		}
+		r, ok := m["resource"].(map[string]any)
+		if !ok {
+			return invalid("a PATCH entry needs a resource: a Binary (JSON Patch) or a Parameters (FHIRPath Patch)")
+		}
+		e.patchBody = fhir.Resource(r)
+		p, err := s.entryPatcher(e.patchBody)
+		if err != nil {
+			return err
+		}
+		if _, ok := p.(JSONPatch); ok {
+			e.patcher = p
+		}
 	case methodDelete:
 		if e.id == "" && e.query == "" {
 			return invalid("a DELETE entry's URL must be Type/id or a conditional Type?query")
@@ -219,7 +242,7 @@ func (s *Service) transaction(ctx context.Context, c Caller, entries []*entry, r
 			if e.prep == nil && originals[i] != nil {
 				e.res = fhir.Resource(cloneJSON(map[string]any(originals[i])).(map[string]any))
 			}
-			e.existing, e.err, e.acted = storage.Version{}, nil, ""
+			e.existing, e.err, e.acted, e.miss = storage.Version{}, nil, "", ""
 			if attempt > 1 && e.method == methodPut {
 				e.id = origIDs[i] // a conditional PUT resolves its target again
 			}
@@ -246,6 +269,14 @@ func (s *Service) transaction(ctx context.Context, c Caller, entries []*entry, r
 	})
 	if err == nil {
 		s.changedEntries(entries)
+		return nil
+	}
+	for _, e := range entries {
+		if e.miss != "" {
+			// The PATCH of an id that does not exist failed the
+			// transaction: an attempt all the same (DESIGN §6).
+			return storageError(s.recordMiss(ctx, c, audit.ActionUpdate, e.miss, err))
+		}
 	}
 	return storageError(s.recordDenial(ctx, err))
 }
@@ -266,6 +297,19 @@ func (s *Service) recordEntryDenials(ctx context.Context, entries []*entry) {
 	for _, e := range entries {
 		if e.err != nil && e.err.denied != nil {
 			if err := s.recordDenial(ctx, e.err); err != nil {
+				e.err = AsError(err)
+			}
+		}
+	}
+}
+
+// recordEntryMisses records the attempts of batch PATCH entries whose
+// resource does not exist (404), as a REST PATCH does; if one cannot be
+// recorded, that entry fails as unavailable instead (fail closed).
+func (s *Service) recordEntryMisses(ctx context.Context, c Caller, entries []*entry) {
+	for _, e := range entries {
+		if e.miss != "" && e.err != nil && StatusCode(e.err) == statusNotFound {
+			if err := s.recordMiss(ctx, c, audit.ActionUpdate, e.miss, nil); err != nil {
 				e.err = AsError(err)
 			}
 		}
@@ -349,6 +393,7 @@ func (s *Service) batchEntries(ctx context.Context, c Caller, entries []*entry, 
 	})
 	if err == nil {
 		s.recordEntryDenials(ctx, entries)
+		s.recordEntryMisses(ctx, c, entries)
 		s.changedEntries(entries)
 		return
 	}
@@ -378,6 +423,7 @@ func (s *Service) batchEntries(ctx context.Context, c Caller, entries []*entry, 
 		}
 	}
 	s.recordEntryDenials(ctx, entries)
+	s.recordEntryMisses(ctx, c, entries)
 	s.changedEntries(entries)
 }
 
@@ -487,6 +533,8 @@ func (s *Service) writeEntry(ctx context.Context, tx storage.Tx, c Caller, e *en
 		s.entryWritten(e, v, status)
 		e.acted = v.Type + "/" + v.ID
 		return nil
+	case methodPatch:
+		return s.patchEntry(ctx, tx, c, e, refs)
 	}
 	return nil
 }

@@ -52,6 +52,7 @@ const (
 	methodPost   = "POST"
 	methodPut    = "PUT"
 	methodDelete = "DELETE"
+	methodPatch  = "PATCH"
 )
 
 // StatusCode is the FHIR RESTful status of err: that of its *Error's
