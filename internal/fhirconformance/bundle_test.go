@@ -1,6 +1,8 @@
 package fhirconformance_test
 
 import (
+	"encoding/base64"
+	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
@@ -207,6 +209,78 @@ func checkBundles(t *testing.T, s *apitest.Server) {
 		}
 		if got := allMatches(t, s, "/fhir/Patient?"+query("identifier", sys+"|batch-new")); len(got) != 1 {
 			t.Errorf("the batch's successful POST: %v", got)
+		}
+	})
+	t.Run("PATCH entries: JSON Patch in a Binary, FHIRPath Patch in a Parameters", func(t *testing.T) {
+		// http.html#transaction: a PATCH entry's resource is "a Binary
+		// resource [...] for a JSON Patch" or "a Parameters resource for
+		// a FHIRPath Patch"; http.html#trules: PATCH is processed with
+		// PUT, after DELETE and POST and before GET; fhirpatch.html.
+		jp := "urn:uuid:0c7bfb7e-8e85-4c3b-a3f1-" + newKey()[:12]
+		id := s.Create(t, patientRes(sys, "patch-jp", nil))
+		fp := s.Create(t, patientRes(sys, "patch-fp", nil))
+		ops, _ := json.Marshal([]any{map[string]any{"op": "add", "path": "/gender", "value": "female"}})
+		binary := map[string]any{"resourceType": "Binary", "contentType": "application/json-patch+json", "data": base64.StdEncoding.EncodeToString(ops)}
+		params := map[string]any{"resourceType": "Parameters", "parameter": []any{map[string]any{"name": "operation", "part": []any{
+			map[string]any{"name": "type", "valueCode": "add"},
+			map[string]any{"name": "path", "valueString": "Patient"},
+			map[string]any{"name": "name", "valueString": "managingOrganization"},
+			map[string]any{"name": "value", "valueReference": ref(jp)},
+		}}}}
+		b := txBundle("transaction",
+			txEntry("", "GET", "Patient/"+id, nil, nil),
+			txEntry("", "PATCH", "Patient/"+id, binary, map[string]any{"ifMatch": `W/"1"`}),
+			txEntry("", "PATCH", "Patient/"+fp, params, nil),
+			txEntry(jp, "POST", "Organization", map[string]any{"resourceType": "Organization", "name": "patch-" + newKey()}, nil),
+		)
+		r := s.Do(t, "POST", "/fhir", b, nil).Want(t, http.StatusOK)
+		es := r.Entries()
+		if len(es) != 4 {
+			t.Fatalf("%d response entries, want 4: %s", len(es), r)
+		}
+		if c := statusCode(es[1]) + "," + statusCode(es[2]); c != "200,200" {
+			t.Fatalf("PATCH entries: statuses %s, want 200,200: %s", c, r)
+		}
+		if res, _ := es[0]["resource"].(map[string]any); res["gender"] != "female" || versionOf(res) != "2" {
+			t.Errorf("the GET entry (processed after PATCH) read %v", res)
+		}
+		if etag, _ := entryResponse(es[1])["etag"].(string); etag != `W/"2"` {
+			t.Errorf("PATCH entry etag %q", etag)
+		}
+		g := s.Do(t, "GET", "/fhir/Patient/"+fp, nil, nil).Want(t, http.StatusOK)
+		org, _ := g.JSON["managingOrganization"].(map[string]any)
+		if l, _ := entryResponse(es[3])["location"].(string); org == nil || !strings.Contains("/"+l, "/"+org["reference"].(string)+"/_history/") {
+			t.Errorf("FHIRPath Patch value with a urn:uuid reference: managingOrganization %v, the Organization is at %s", org, l)
+		}
+
+		// http.html#transaction: a failing entry fails the transaction
+		// (If-Match of a version that is no longer current: 412), and
+		// nothing of it is kept.
+		b = txBundle("transaction",
+			txEntry("", "POST", "Patient", patientRes(sys, "patch-atomic", nil), nil),
+			txEntry("", "PATCH", "Patient/"+id, binary, map[string]any{"ifMatch": `W/"1"`}),
+		)
+		r = s.Do(t, "POST", "/fhir", b, nil)
+		if r.Status != http.StatusPreconditionFailed {
+			t.Errorf("a stale If-Match PATCH entry: got %s, want 412", r)
+		}
+		wantOutcomeBody(t, r)
+		if got := allMatches(t, s, "/fhir/Patient?"+query("identifier", sys+"|patch-atomic")); len(got) != 0 {
+			t.Errorf("the POST of a failed transaction persisted: %v", got)
+		}
+		// In a batch the same entry fails on its own.
+		b = txBundle("batch",
+			txEntry("", "PATCH", "Patient/"+id, binary, map[string]any{"ifMatch": `W/"1"`}),
+			txEntry("", "PATCH", "Patient/unknown-"+newKey(), binary, nil),
+			txEntry("", "PATCH", "Patient/"+id, binary, map[string]any{"ifMatch": `W/"2"`}),
+		)
+		r = s.Do(t, "POST", "/fhir", b, nil).Want(t, http.StatusOK)
+		var codes []string
+		for _, e := range r.Entries() {
+			codes = append(codes, statusCode(e))
+		}
+		if got := strings.Join(codes, ","); got != "412,404,200" {
+			t.Errorf("batch PATCH entries: statuses %s, want 412,404,200", got)
 		}
 	})
 	t.Run("only batch and transaction Bundles are processed", func(t *testing.T) {
