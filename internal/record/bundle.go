@@ -33,7 +33,7 @@ type entry struct {
 	idx         int
 	method      string
 	typ, id     string // target of the request URL
-	query       string // conditional query (PUT/DELETE/GET with "?")
+	query       string // conditional query (PUT/PATCH/DELETE/GET with "?")
 	fullURL     string
 	ifNoneExist string
 	ifMatch     int64

@@ -13,7 +13,7 @@ import (
 // deletes, and the rewriting of urn:uuid and conditional references to
 // the ids they resolve to (only resources the caller may see match).
 
-// resolveTarget finds the id a conditional PUT or DELETE applies to: ""
+// resolveTarget finds the id a conditional PUT, PATCH or DELETE applies to: ""
 // when nothing matches, ErrPreconditionFailed when several do.
 func (s *Service) resolveTarget(ctx context.Context, c Caller, tx storage.Tx, e *entry) (string, error) {
 	if e.id != "" {
