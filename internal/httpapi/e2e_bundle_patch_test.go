@@ -255,6 +255,31 @@ func TestE2EBundlePatch(t *testing.T) {
 				if v := version(t, s, "Observation/"+id); concealed && v != "1" {
 					t.Fatalf("a hidden resource was patched: version %s", v)
 				}
+				if !concealed {
+					return
+				}
+				// A DELETE entry conceals the same way (it used to say "the
+				// resource to delete does not exist" for a missing id only).
+				missing = "Observation/nosuch" + uniq()
+				batch := s.Do(t, "POST", "/fhir", bundle("batch",
+					entry("", "DELETE", "Observation/"+id, nil, nil),
+					entry("", "DELETE", missing, nil, nil),
+				), a.wheaders).Want(t, http.StatusOK)
+				if st := statuses(batch); len(st) != 2 || st[0] != st[1] || !strings.HasPrefix(st[0], "404 ") {
+					t.Errorf("DELETE entries: hidden and missing %v (want 404 both)", st)
+				}
+				if h, m := entryOutcome(batch, 0), entryOutcome(batch, 1); h != m {
+					t.Errorf("DELETE entries: hidden and missing outcomes differ:\n%s\n%s", h, m)
+				}
+				hidden := s.Do(t, "POST", "/fhir", bundle("transaction", entry("", "DELETE", "Observation/"+id, nil, nil)), a.wheaders)
+				absent := s.Do(t, "POST", "/fhir", bundle("transaction", entry("", "DELETE", missing, nil, nil)), a.wheaders)
+				if hidden.Status != http.StatusNotFound || hidden.Status != absent.Status || !reflect.DeepEqual(hidden.JSON["issue"], absent.JSON["issue"]) {
+					t.Errorf("DELETE transaction: hidden %s, missing %s", hidden, absent)
+				}
+				wantAudited(t, s, audit.ActionDelete, audit.OutcomeError, missing)
+				if v := version(t, s, "Observation/"+id); v != "1" {
+					t.Fatalf("a hidden resource was deleted: version %s", v)
+				}
 			})
 		}
 	})

@@ -53,10 +53,11 @@ type entry struct {
 
 	prep *pending // prepared before the transaction (fast path), or nil
 
-	owner ident.Owner // owner of the version written (write hook)
-	newID string      // id a conditional PUT that matched nothing creates
-	acted string      // "Type/id" the write acted on (deleted, matched or written), or ""
-	miss  string      // "Type/id" a PATCH found no resource at (an attempt to record), or ""
+	owner ident.Owner  // owner of the version written (write hook)
+	newID string       // id a conditional PUT that matched nothing creates
+	acted string       // "Type/id" the write acted on (deleted, matched or written), or ""
+	miss  string       // "Type/id" a PATCH or DELETE found no resource at (an attempt to record), or ""
+	missA audit.Action // the action of that attempt
 }
 
 // methodOrder is the processing order FHIR requires for transactions:
@@ -242,7 +243,7 @@ func (s *Service) transaction(ctx context.Context, c Caller, entries []*entry, r
 			if e.prep == nil && originals[i] != nil {
 				e.res = fhir.Resource(cloneJSON(map[string]any(originals[i])).(map[string]any))
 			}
-			e.existing, e.err, e.acted, e.miss = storage.Version{}, nil, "", ""
+			e.existing, e.err, e.acted, e.miss, e.missA = storage.Version{}, nil, "", "", ""
 			if attempt > 1 && e.method == methodPut {
 				e.id = origIDs[i] // a conditional PUT resolves its target again
 			}
@@ -273,9 +274,9 @@ func (s *Service) transaction(ctx context.Context, c Caller, entries []*entry, r
 	}
 	for _, e := range entries {
 		if e.miss != "" {
-			// The PATCH of an id that does not exist failed the
-			// transaction: an attempt all the same (DESIGN §6).
-			return storageError(s.recordMiss(ctx, c, audit.ActionUpdate, e.miss, err))
+			// The PATCH or DELETE of an id that does not exist failed
+			// the transaction: an attempt all the same (DESIGN §6).
+			return storageError(s.recordMiss(ctx, c, e.missA, e.miss, err))
 		}
 	}
 	return storageError(s.recordDenial(ctx, err))
@@ -303,13 +304,13 @@ func (s *Service) recordEntryDenials(ctx context.Context, entries []*entry) {
 	}
 }
 
-// recordEntryMisses records the attempts of batch PATCH entries whose
-// resource does not exist (404), as a REST PATCH does; if one cannot be
+// recordEntryMisses records the attempts of batch PATCH and DELETE
+// entries whose resource does not exist (404), as REST does; if one cannot be
 // recorded, that entry fails as unavailable instead (fail closed).
 func (s *Service) recordEntryMisses(ctx context.Context, c Caller, entries []*entry) {
 	for _, e := range entries {
 		if e.miss != "" && e.err != nil && StatusCode(e.err) == statusNotFound {
-			if err := s.recordMiss(ctx, c, audit.ActionUpdate, e.miss, nil); err != nil {
+			if err := s.recordMiss(ctx, c, e.missA, e.miss, nil); err != nil {
 				e.err = AsError(err)
 			}
 		}
@@ -454,8 +455,11 @@ func (s *Service) writeEntry(ctx context.Context, tx storage.Tx, c Caller, e *en
 		owner, err := s.delete(ctx, tx, c, e.typ, id)
 		e.owner = owner
 		if err != nil {
-			if errors.Is(err, storage.ErrNotFound) {
-				return notFound("the resource to delete does not exist")
+			if missing(err) {
+				// Answered exactly as an id the caller may not know
+				// exists, and recorded as an attempt, as REST does.
+				e.miss, e.missA = e.typ+"/"+id, audit.ActionDelete
+				return storageError(err)
 			}
 			return err
 		}

@@ -5,6 +5,8 @@ import (
 	"encoding/base64"
 	"mime"
 
+	"github.com/phivault/phivault/internal/audit"
+
 	"github.com/phivault/phivault/internal/fhir"
 	"github.com/phivault/phivault/internal/storage"
 )
@@ -45,7 +47,7 @@ func (s *Service) entryPatcher(body fhir.Resource) (Patcher, error) {
 // does not exist answers exactly as one the caller may not know exists
 // (404 "resource not found"), and is recorded as an attempt (e.miss).
 func (s *Service) patchEntry(ctx context.Context, tx storage.Tx, c Caller, e *entry, refs map[string]string) error {
-	e.res, e.miss = nil, ""
+	e.res, e.miss, e.missA = nil, "", ""
 	p := e.patcher
 	if p == nil {
 		params := fhir.Resource(cloneJSON(map[string]any(e.patchBody)).(map[string]any))
@@ -66,7 +68,7 @@ func (s *Service) patchEntry(ctx context.Context, tx storage.Tx, c Caller, e *en
 	}
 	v, res, err := s.patch(ctx, tx, c, e.typ, id, p, e.ifMatch)
 	if missing(err) {
-		e.miss = e.typ + "/" + id
+		e.miss, e.missA = e.typ+"/"+id, audit.ActionUpdate
 		return storageError(err)
 	}
 	if err != nil {
