@@ -26,4 +26,9 @@ var (
 	// compiled into this binary (only hcvault:// is). The operator must
 	// use a key file or a Vault transit key.
 	ErrUnsupportedKMS = errors.New("keys: KMS not compiled in")
+
+	// ErrTokenTooLong means the data given to [Keyring.SealToken] would
+	// make a token longer than [MaxTokenLen]: the caller's request was too
+	// large to carry in a token (a 400, not a server fault).
+	ErrTokenTooLong = errors.New("keys: token too long")
 )

@@ -233,7 +233,7 @@ func (k *Keyring) SealToken(purpose string, data []byte) (string, error) {
 	}
 	tok := tokenEncoding.EncodeToString(ct)
 	if len(tok) > MaxTokenLen {
-		return "", fmt.Errorf("sealing token: %d characters, more than MaxTokenLen %d", len(tok), MaxTokenLen)
+		return "", fmt.Errorf("sealing token: %d characters, more than MaxTokenLen %d: %w", len(tok), MaxTokenLen, ErrTokenTooLong)
 	}
 	return tok, nil
 }

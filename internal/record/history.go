@@ -15,6 +15,7 @@ import (
 	"github.com/phivault/phivault/internal/authz"
 	"github.com/phivault/phivault/internal/fhir/search"
 	"github.com/phivault/phivault/internal/ident"
+	"github.com/phivault/phivault/internal/keys"
 	"github.com/phivault/phivault/internal/storage"
 )
 
@@ -520,7 +521,13 @@ func (s *Service) sealCursor(purpose string, c cursor) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return s.keys.SealToken("cursor/"+purpose, b)
+	tok, err := s.keys.SealToken("cursor/"+purpose, b)
+	if errors.Is(err, keys.ErrTokenTooLong) {
+		// The links carry the whole query sealed: a query too long for
+		// a link is the client's to shorten.
+		return "", failCause(ErrInvalid, "too-costly", "the search is too long to be carried in its paging links: shorten its parameters", err)
+	}
+	return tok, err
 }
 
 func (s *Service) openCursor(purpose, tok string) (cursor, error) {
