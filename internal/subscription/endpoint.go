@@ -10,6 +10,8 @@ import (
 	"net/url"
 	"syscall"
 	"time"
+
+	"code.dny.dev/ssrf"
 )
 
 // ErrEndpoint is the cause of a refused rest-hook endpoint: not https,
@@ -70,7 +72,12 @@ func loopbackHost(h string) bool {
 	return err == nil && a.Unmap().IsLoopback()
 }
 
-// CheckAddr decides whether the server may connect to a.
+// CheckAddr decides whether the server may connect to a. Beyond the
+// policy's loopback and private ranges, every IANA special-purpose
+// range (documentation, benchmarking, 6to4 relays, reserved, NAT64 to a
+// refused IPv4 address...: code.dny.dev/ssrf's tables) is refused, and
+// so is any address of this host's own interfaces (they reach services
+// bound to all addresses, as loopback does).
 func (p EndpointPolicy) CheckAddr(a netip.Addr) error {
 	a = a.Unmap()
 	for _, m := range metadata {
@@ -78,23 +85,64 @@ func (p EndpointPolicy) CheckAddr(a netip.Addr) error {
 			return fmt.Errorf("%w: the endpoint resolves to a cloud metadata address", ErrEndpoint)
 		}
 	}
+	if a.Is6() && ssrf.IPv6NAT64Prefix.Contains(a) {
+		b := a.As16()
+		return p.CheckAddr(netip.AddrFrom4([4]byte(b[12:])))
+	}
 	switch {
 	case !a.IsValid(), a.IsUnspecified(), a.IsMulticast(), a.IsInterfaceLocalMulticast(), a.IsLinkLocalMulticast():
 		return fmt.Errorf("%w: the endpoint resolves to an address that is not unicast", ErrEndpoint)
-	case a.IsLoopback():
+	case a.IsLoopback() || localAddr(a):
 		if p.AllowLoopback {
 			return nil
 		}
-		return fmt.Errorf("%w: the endpoint resolves to a loopback address", ErrEndpoint)
+		return fmt.Errorf("%w: the endpoint resolves to a loopback address or one of this host's", ErrEndpoint)
 	case a.IsPrivate(), a.IsLinkLocalUnicast(), sharedSpace.Contains(a):
 		if p.AllowPrivate {
 			return nil
 		}
 		return fmt.Errorf("%w: the endpoint resolves to a private or link-local address", ErrEndpoint)
-	case !a.IsGlobalUnicast():
+	case !a.IsGlobalUnicast(), specialPurpose(a):
 		return fmt.Errorf("%w: the endpoint resolves to a reserved address", ErrEndpoint)
 	}
 	return nil
+}
+
+// specialPurpose reports whether a is in an IANA special-purpose range
+// (the private and loopback ones are decided before).
+func specialPurpose(a netip.Addr) bool {
+	if a.Is4() {
+		for _, pfx := range ssrf.IPv4DeniedPrefixes {
+			if pfx.Contains(a) {
+				return true
+			}
+		}
+		return false
+	}
+	if !ssrf.IPv6GlobalUnicast.Contains(a) {
+		return true
+	}
+	for _, pfx := range ssrf.IPv6DeniedPrefixes {
+		if pfx.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// localAddr reports whether a is assigned to one of this host's
+// interfaces (an unreadable interface list counts as yes: fail closed).
+func localAddr(a netip.Addr) bool {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return true
+	}
+	for _, ia := range addrs {
+		if pfx, err := netip.ParsePrefix(ia.String()); err == nil && pfx.Addr().Unmap() == a {
+			return true
+		}
+	}
+	return false
 }
 
 // control is the dialer's Control: it runs after name resolution, with

@@ -2,6 +2,7 @@ package subscription
 
 import (
 	"errors"
+	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -34,6 +35,18 @@ func TestEndpointPolicy(t *testing.T) {
 		{"ipv4-mapped private", def, "https://[::ffff:10.0.0.1]/", false},
 		{"unspecified", def, "https://0.0.0.0/", false},
 		{"credentials", def, "https://u:p@example.org/", false},
+		// Pentest finding 9: special-purpose ranges were accepted.
+		{"TEST-NET-1", def, "https://192.0.2.2:9443/x", false},
+		{"TEST-NET-1 even with private allowed", priv, "https://192.0.2.2/", false},
+		{"benchmarking 198.18/15", def, "https://198.19.1.1/", false},
+		{"TEST-NET-3", def, "https://203.0.113.9/", false},
+		{"reserved 240/4", def, "https://250.1.1.1/", false},
+		{"ipv6 documentation", def, "https://[2001:db8::1]/", false},
+		{"ipv6 unique-local", def, "https://[fd12::1]/", false},
+		{"NAT64 to loopback", def, "https://[64:ff9b::7f00:1]/", false},
+		{"NAT64 to a public address", def, "https://[64:ff9b::808:808]/", true},
+		{"public ipv4", def, "https://8.8.8.8/", true},
+		{"public ipv6", def, "https://[2606:4700::1111]/", true},
 	}
 	for _, c := range cases {
 		u, err := url.Parse(c.url)
@@ -50,6 +63,24 @@ func TestEndpointPolicy(t *testing.T) {
 	}
 	if err := def.CheckAddr(netip.MustParseAddr("100.64.0.1")); err == nil {
 		t.Error("shared address space accepted")
+	}
+	// This host's own addresses reach what listens on all interfaces,
+	// as loopback does: refused without the loopback flag.
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ia := range addrs {
+		pfx, err := netip.ParsePrefix(ia.String())
+		if err != nil {
+			continue
+		}
+		if err := def.CheckAddr(pfx.Addr()); err == nil {
+			t.Errorf("this host's address %s accepted", pfx.Addr())
+		}
+		if err := loop.CheckAddr(pfx.Addr()); err != nil && !pfx.Addr().IsLinkLocalUnicast() {
+			t.Errorf("this host's address %s refused with the loopback flag: %v", pfx.Addr(), err)
+		}
 	}
 }
 
