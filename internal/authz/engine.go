@@ -37,6 +37,10 @@ const (
 	Erase           Action = "erase" // Patient/$erase: crypto-shredding
 	OpenGrant       Action = "breakGlass"
 	ViewIdentifiers Action = "viewIdentifiers"
+	// Relabel is lowering a resource's security labels: a write whose
+	// result lacks a meta.security code the current version carries.
+	// It is decided on the current version, in addition to update.
+	Relabel Action = "relabel"
 )
 
 // HistoryType is type- and system-level history. The policies decide it
@@ -56,7 +60,7 @@ func policyAction(a Action) Action {
 
 // Actions lists the FHIR interactions a policy can decide.
 func Actions() []Action {
-	return []Action{Read, VRead, Search, History, Everything, Create, Update, Delete, Erase, OpenGrant, ViewIdentifiers}
+	return []Action{Read, VRead, Search, History, Everything, Create, Update, Delete, Erase, OpenGrant, ViewIdentifiers, Relabel}
 }
 
 // ParseAction returns the action named s, or false.
@@ -505,7 +509,7 @@ func scopeInteraction(a Action) (scope.Interaction, bool) {
 		return scope.Search, true
 	case Create:
 		return scope.Create, true
-	case Update:
+	case Update, Relabel:
 		return scope.Update, true
 	case Delete, Erase:
 		return scope.Delete, true

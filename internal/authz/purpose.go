@@ -44,8 +44,8 @@ func purposeOfUse(roles []string, breakGlass bool) string {
 // performs, for consent provisions with an action: reading is access
 // and use, and a disclosure too when the data leaves for a client that
 // is not a workforce or patient session (a SMART app, a backend client,
-// an API token); creating is collect; updating, deleting and erasing
-// are correct.
+// an API token); creating is collect; updating, relabelling, deleting
+// and erasing are correct.
 func ConsentActions(a Action, p authn.Principal) []string {
 	switch a {
 	case Read, VRead, Search, History, Everything, ViewIdentifiers, OpenGrant:
@@ -55,7 +55,7 @@ func ConsentActions(a Action, p authn.Principal) []string {
 		return []string{"access", "use"}
 	case Create:
 		return []string{"collect"}
-	case Update, Delete, Erase:
+	case Update, Delete, Erase, Relabel:
 		return []string{"correct"}
 	}
 	return nil

@@ -168,7 +168,7 @@ func (e *env) policyExplainCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			act, ok := authz.ParseAction(action)
 			if !ok {
-				return fmt.Errorf("--action: one of read, vread, search, history, everything, create, update, delete, erase, breakGlass, viewIdentifiers")
+				return fmt.Errorf("--action: one of read, vread, search, history, everything, create, update, delete, erase, breakGlass, viewIdentifiers, relabel")
 			}
 			typ, id, ok := strings.Cut(resource, "/")
 			if !ok || typ == "" || id == "" {

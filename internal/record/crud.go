@@ -283,6 +283,19 @@ func (s *Service) update(ctx context.Context, tx storage.Tx, c Caller, res fhir.
 				return storage.Version{}, false, err
 			}
 		}
+		// Security labels are lowered only by those who may (relabel);
+		// anyone else's update keeps them (labels_keep.go). body is the
+		// last live version's, so a deleted resource's labels come back
+		// with it too.
+		if body != nil {
+			kept, err := s.keepLabels(ctx, tx, c, cur, body, res)
+			if err != nil {
+				return storage.Version{}, false, err
+			}
+			if kept && p != nil {
+				p.v.Version = 0 // prepared without the labels: prepare again (and Update answers with res)
+			}
+		}
 		next = cur.Version + 1
 	}
 	if p == nil || p.v.Version != next {

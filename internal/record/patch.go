@@ -235,6 +235,13 @@ func (s *Service) patch(ctx context.Context, tx storage.Tx, c Caller, typ, id st
 	if err := s.validate(res); err != nil {
 		return storage.Version{}, nil, err
 	}
+	if e, ok := p.(*metaEdit); ok && e.del {
+		// $meta-delete asks for exactly the removal: refused, not
+		// quietly undone, when the caller may not lower labels.
+		if err := s.refuseUnlabel(ctx, tx, c, cur, body, res); err != nil {
+			return storage.Version{}, nil, err
+		}
+	}
 	v, _, err := s.update(ctx, tx, c, res, cur.Version, nil)
 	return v, res, err
 }
