@@ -270,6 +270,14 @@ func checkClaimedInteractions(t *testing.T, s *apitest.Server, typ string, res m
 			resp = s.Do(t, "POST", "/fhir/"+typ+"/"+id+"/$"+name, p, nil)
 		case "everything":
 			resp = s.Do(t, "GET", "/fhir/"+typ+"/"+pid+"/$everything", nil, nil)
+		case "validate":
+			// resource-operation-validate: Parameters with the resource;
+			// the answer is an OperationOutcome, 200 whatever it finds.
+			p := map[string]any{"resourceType": "Parameters", "parameter": []any{map[string]any{"name": "resource", "resource": sample()}}}
+			resp = s.Do(t, "POST", "/fhir/"+typ+"/$validate", p, nil)
+			if resp.Status == http.StatusOK && resp.JSON["resourceType"] != "OperationOutcome" {
+				t.Errorf("%s $validate: not an OperationOutcome: %s", typ, resp)
+			}
 		case "erase":
 			// Patient/$erase is phivault's own (crypto-shredding, needs a
 			// second person's approval); not a FHIR operation to drive here.
@@ -314,6 +322,13 @@ func sampleValue(name, kind string) (string, bool) {
 		return "5.4|http://unitsofmeasure.org|mg", true
 	case "uri":
 		return "http://example.org/none", true
+	case "composite":
+		// search.html#composite: the components joined by "$", here a
+		// code and then a concept or a quantity.
+		if strings.Contains(name, "concept") {
+			return "http://example.org/conformance|none$http://example.org/conformance|none", true
+		}
+		return "http://example.org/conformance|none$5.4", true
 	}
 	return "", false
 }
