@@ -288,7 +288,7 @@ func (a *Authorizer) decide(ctx context.Context, s *subject, action Action, t Ta
 		return d, err
 	}
 	if action == Read || action == VRead || action == Search || action == History || action == HistoryType || action == Everything {
-		if t.Type == "Patient" || t.Type == "RelatedPerson" || t.Type == "Person" {
+		if MaskedType(t.Type) {
 			v, err := a.eval(s, ViewIdentifiers, t, pf)
 			if err != nil {
 				return Decision{}, err

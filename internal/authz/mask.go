@@ -3,12 +3,30 @@ package authz
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 )
 
 // Minimum necessary (DESIGN §8): a caller whose decision carries Mask
 // (the policies do not permit viewIdentifiers) gets the resource
 // without its government identifiers, and meta.security says so with
 // the v3 ObservationValue code REDACTED.
+//
+// What a masked view hides, in the resource and in each resource it
+// contains:
+//
+//   - identifiers of a masked system or type (sensitiveIdentifier);
+//   - the narrative (text): free text cannot be redacted reliably, so
+//     it is replaced by a generated "withheld" narrative of status
+//     "empty";
+//   - the resource's own extensions (resource.extension) that carry,
+//     at any depth of a complex extension, a valueString or
+//     valueMarkdown (free text) or a valueIdentifier that is masked:
+//     the whole extension is removed. Extensions on elements and
+//     modifierExtension are kept (dropping a modifier would change the
+//     meaning of what is shown).
+//
+// Free text elsewhere (a telecom value, an address line) is not
+// pattern-matched: what was entered in the wrong field is shown.
 
 // SecuritySystem is the v3 ObservationValue code system of the
 // REDACTED and MASKED codes.
@@ -22,31 +40,39 @@ var (
 	maskedTypes   = map[string]bool{"SS": true, "SB": true, "DL": true, "PPN": true}
 )
 
-// Redact returns body without government identifiers, marked REDACTED
-// in meta.security when anything was removed (unchanged otherwise).
-// Errors (not JSON) are returned: the caller fails closed and sends
-// nothing.
+// maskedPhrases are the words of an identifier's type.text or
+// type.coding display that make it masked (normalised: lower case,
+// letters and digits only, single spaces).
+var maskedPhrases = []string{"ssn", "social security", "driver licence", "driver license", "drivers licence",
+	"drivers license", "driving licence", "driving license", "passport"}
+
+// MaskedType reports whether decisions on resources of typ carry Mask:
+// the types that hold a person's government identifiers.
+func MaskedType(typ string) bool {
+	return typ == "Patient" || typ == "RelatedPerson" || typ == "Person"
+}
+
+// MaskedSystem reports whether identifiers of system are masked
+// whatever their type.
+func MaskedSystem(system string) bool { return maskedSystems[system] }
+
+// withheldNarrative is the narrative a masked view shows.
+func withheldNarrative() map[string]any {
+	return map[string]any{"status": "empty",
+		"div": `<div xmlns="http://www.w3.org/1999/xhtml">Narrative withheld: identifiers are masked in this view (minimum necessary).</div>`}
+}
+
+// Redact returns body as a masked view shows it (see above), marked
+// REDACTED in meta.security when anything was removed (unchanged
+// otherwise). Errors (not JSON) are returned: the caller fails closed
+// and sends nothing.
 func Redact(body []byte) ([]byte, error) {
 	var res map[string]any
-	if err := json.Unmarshal(body, &res); err != nil {
+	if err := json.Unmarshal(body, &res); err != nil || res == nil {
 		return nil, fmt.Errorf("redacting: %w", ErrUndecidable)
 	}
-	ids, _ := res["identifier"].([]any)
-	kept := make([]any, 0, len(ids))
-	for _, x := range ids {
-		id, _ := x.(map[string]any)
-		if sensitiveIdentifier(id) {
-			continue
-		}
-		kept = append(kept, x)
-	}
-	if len(kept) == len(ids) {
+	if !redactResource(res) {
 		return body, nil
-	}
-	if len(kept) == 0 {
-		delete(res, "identifier")
-	} else {
-		res["identifier"] = kept
 	}
 	meta, _ := res["meta"].(map[string]any)
 	if meta == nil {
@@ -58,6 +84,208 @@ func Redact(body []byte) ([]byte, error) {
 	return json.Marshal(res)
 }
 
+// redactResource removes from res (a resource or a contained one) what
+// a masked view hides, and reports whether anything changed.
+func redactResource(res map[string]any) bool {
+	changed := false
+	if ids, ok := res["identifier"].([]any); ok {
+		kept := keep(ids, func(x any) bool { m, _ := x.(map[string]any); return !sensitiveIdentifier(m) })
+		if len(kept) != len(ids) {
+			changed = true
+			setList(res, "identifier", kept)
+		}
+	}
+	if _, ok := res["text"]; ok {
+		res["text"] = withheldNarrative()
+		changed = true
+	}
+	if exts, ok := res["extension"].([]any); ok {
+		kept := keep(exts, func(x any) bool { return !hidesExtension(x, 0) })
+		if len(kept) != len(exts) {
+			changed = true
+			setList(res, "extension", kept)
+		}
+	}
+	if cs, ok := res["contained"].([]any); ok {
+		for _, x := range cs {
+			if m, ok := x.(map[string]any); ok && redactResource(m) {
+				changed = true
+			}
+		}
+	}
+	return changed
+}
+
+// Preserve turns next, the body a caller whose view of the stored
+// version cur is masked sends as its next version, into what is stored:
+// the elements the mask hides are carried over from cur, and the ones
+// of next are dropped (the caller can neither see nor set them). So a
+// masked caller edits what it sees without destroying what it cannot:
+//
+//   - identifiers: next's unmasked ones, then cur's masked ones;
+//   - narrative: cur's (none if cur has none);
+//   - resource extensions: next's that the mask keeps, then cur's that
+//     it hides;
+//   - contained resources: the same, for each one of next with the id
+//     and type of one of cur; a new one loses what the mask hides;
+//   - meta.security: the REDACTED label of the view is removed, unless
+//     cur carried it.
+//
+// Errors (cur not JSON) are returned: the caller fails closed.
+func Preserve(cur []byte, next map[string]any) error {
+	var old map[string]any
+	if err := json.Unmarshal(cur, &old); err != nil || old == nil {
+		return fmt.Errorf("carrying masked elements over: %w", ErrUndecidable)
+	}
+	preserve(old, next)
+	if !redactedLabel(old["meta"]) {
+		if meta, ok := next["meta"].(map[string]any); ok {
+			if sec, ok := meta["security"].([]any); ok {
+				setList(meta, "security", keep(sec, func(x any) bool { return !isRedactedCoding(x) }))
+				if len(meta) == 0 {
+					delete(next, "meta")
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func preserve(old, next map[string]any) {
+	oldIDs, _ := old["identifier"].([]any)
+	nextIDs, _ := next["identifier"].([]any)
+	ids := keep(nextIDs, func(x any) bool { m, _ := x.(map[string]any); return !sensitiveIdentifier(m) })
+	ids = append(ids, keep(oldIDs, func(x any) bool { m, _ := x.(map[string]any); return sensitiveIdentifier(m) })...)
+	setListOver(next, "identifier", ids)
+
+	if t, ok := old["text"]; ok {
+		next["text"] = t
+	} else {
+		delete(next, "text")
+	}
+
+	oldExt, _ := old["extension"].([]any)
+	nextExt, _ := next["extension"].([]any)
+	exts := keep(nextExt, func(x any) bool { return !hidesExtension(x, 0) })
+	exts = append(exts, keep(oldExt, func(x any) bool { return hidesExtension(x, 0) })...)
+	setListOver(next, "extension", exts)
+
+	cs, _ := next["contained"].([]any)
+	if len(cs) == 0 {
+		return
+	}
+	// Matched by type and id, in order when ids repeat (invalid, but
+	// each old one is carried over at most once).
+	oldCs := map[string][]map[string]any{}
+	if ocs, ok := old["contained"].([]any); ok {
+		for _, x := range ocs {
+			if m, ok := x.(map[string]any); ok {
+				id, _ := m["id"].(string)
+				typ, _ := m["resourceType"].(string)
+				oldCs[typ+"/"+id] = append(oldCs[typ+"/"+id], m)
+			}
+		}
+	}
+	for _, x := range cs {
+		m, ok := x.(map[string]any)
+		if !ok {
+			continue
+		}
+		id, _ := m["id"].(string)
+		typ, _ := m["resourceType"].(string)
+		if os := oldCs[typ+"/"+id]; len(os) > 0 {
+			oldCs[typ+"/"+id] = os[1:]
+			preserve(os[0], m)
+			continue
+		}
+		// New: nothing to carry over, and the caller may not set what
+		// the mask hides.
+		preserve(map[string]any{}, m)
+	}
+}
+
+// keep returns the elements of xs for which ok holds (a new slice).
+func keep(xs []any, ok func(any) bool) []any {
+	out := make([]any, 0, len(xs))
+	for _, x := range xs {
+		if ok(x) {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// setList sets m[key] to xs, or removes key when xs is empty (FHIR has
+// no empty arrays).
+func setList(m map[string]any, key string, xs []any) {
+	if len(xs) == 0 {
+		delete(m, key)
+		return
+	}
+	m[key] = xs
+}
+
+// setListOver is setList, except that a value of key that is not a
+// list (not FHIR: validation refuses it) is left as it is when xs, the
+// list that would replace it, is empty: Redact did not touch it either.
+func setListOver(m map[string]any, key string, xs []any) {
+	if _, isList := m[key].([]any); !isList && len(xs) == 0 {
+		return
+	}
+	setList(m, key, xs)
+}
+
+func isRedactedCoding(x any) bool {
+	m, _ := x.(map[string]any)
+	sys, _ := m["system"].(string)
+	code, _ := m["code"].(string)
+	return sys == SecuritySystem && code == "REDACTED"
+}
+
+func redactedLabel(meta any) bool {
+	m, _ := meta.(map[string]any)
+	sec, _ := m["security"].([]any)
+	for _, x := range sec {
+		if isRedactedCoding(x) {
+			return true
+		}
+	}
+	return false
+}
+
+// maxExtensionDepth bounds the nesting hidesExtension walks; deeper
+// nesting counts as hiding (fail closed).
+const maxExtensionDepth = 16
+
+// hidesExtension reports whether a masked view removes the extension
+// x: it carries, itself or in a nested extension, free text
+// (valueString, valueMarkdown) or a masked valueIdentifier.
+func hidesExtension(x any, depth int) bool {
+	if depth > maxExtensionDepth {
+		return true
+	}
+	m, ok := x.(map[string]any)
+	if !ok {
+		return false
+	}
+	if _, ok := m["valueString"]; ok {
+		return true
+	}
+	if _, ok := m["valueMarkdown"]; ok {
+		return true
+	}
+	if id, ok := m["valueIdentifier"].(map[string]any); ok && sensitiveIdentifier(id) {
+		return true
+	}
+	subs, _ := m["extension"].([]any)
+	for _, s := range subs {
+		if hidesExtension(s, depth+1) {
+			return true
+		}
+	}
+	return false
+}
+
 func sensitiveIdentifier(id map[string]any) bool {
 	if id == nil {
 		return false
@@ -66,10 +294,49 @@ func sensitiveIdentifier(id map[string]any) bool {
 		return true
 	}
 	typ, _ := id["type"].(map[string]any)
+	if text, _ := typ["text"].(string); maskedPhrase(text) {
+		return true
+	}
 	codings, _ := typ["coding"].([]any)
 	for _, c := range codings {
 		m, _ := c.(map[string]any)
 		if code, _ := m["code"].(string); maskedTypes[code] {
+			return true
+		}
+		if display, _ := m["display"].(string); maskedPhrase(display) {
+			return true
+		}
+	}
+	return false
+}
+
+// maskedPhrase reports whether s (an identifier type's text or
+// display) names a masked kind of identifier, case-insensitively and
+// whatever its punctuation ("SSN", "Social Security number", "Driver's
+// License").
+func maskedPhrase(s string) bool {
+	if s == "" {
+		return false
+	}
+	var b strings.Builder
+	space := true
+	for _, r := range strings.ToLower(s) {
+		switch {
+		case r == '\'' || r == '\u2019':
+			// "driver's" reads as "drivers"
+		case r >= 'a' && r <= 'z' || r >= '0' && r <= '9':
+			b.WriteRune(r)
+			space = false
+		default:
+			if !space {
+				b.WriteByte(' ')
+				space = true
+			}
+		}
+	}
+	norm := " " + strings.TrimSpace(b.String()) + " "
+	for _, p := range maskedPhrases {
+		if strings.Contains(norm, " "+p+" ") || strings.Contains(norm, " "+p+"s ") {
 			return true
 		}
 	}

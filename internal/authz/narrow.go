@@ -42,6 +42,11 @@ type Filter struct {
 	Policies []string
 	// Purpose is ETREAT when any owner is reached under a grant.
 	Purpose string
+	// Mask is set when some resource the filter admits may be shown to
+	// the caller masked (minimum necessary, mask.go): a probe allowed
+	// with Mask, or one decided per row (fail closed). Searching such a
+	// type by the values masking hides would be a lookup oracle.
+	Mask bool
 }
 
 // LabelRule restricts resources carrying Label to owners in Owners
@@ -136,9 +141,11 @@ func (a *Authorizer) narrow(ctx context.Context, s *subject, action Action, typ 
 			return false, false, err
 		}
 		if d.partial {
+			f.Mask = f.Mask || MaskedType(typ)
 			return false, true, nil
 		}
 		if d.Allowed {
+			f.Mask = f.Mask || d.Mask
 			for _, id := range d.Policies {
 				policies[id] = true
 			}

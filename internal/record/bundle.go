@@ -526,7 +526,7 @@ func (s *Service) writeEntry(ctx context.Context, tx storage.Tx, c Caller, e *en
 		if err := s.rewriteRefs(ctx, c, tx, e.res, refs); err != nil {
 			return err
 		}
-		v, created, err := s.update(ctx, tx, c, e.res, e.ifMatch, nil)
+		v, _, created, err := s.update(ctx, tx, c, e.res, e.ifMatch, nil)
 		if err != nil {
 			return err
 		}

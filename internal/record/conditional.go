@@ -56,16 +56,15 @@ func (s *Service) ConditionalUpdate(ctx context.Context, c Caller, typ, query st
 			id = e.newID
 		}
 		out.SetID(id)
-		v, isNew, err := s.update(ctx, tx, c, out, ifMatch, nil)
-		st, created, owner = storedOf(v, nil), isNew, v.Owner
+		v, view, isNew, err := s.update(ctx, tx, c, out, ifMatch, nil)
+		st, created, owner = storedOf(v, view), isNew, v.Owner
 		return err
 	})
 	if err != nil {
 		return Stored{}, false, storageError(s.recordDenial(ctx, err))
 	}
 	s.changed(typ, owner)
-	st.JSON, err = out.Marshal()
-	return st, created, err
+	return st, created, nil
 }
 
 // ConditionalDelete is DELETE typ?query: the one resource of typ the

@@ -167,6 +167,9 @@ func (s *Service) conditionQuery(ctx context.Context, c Caller, rd keyedReader, 
 	if len(p.q.Clauses) == 0 {
 		return storage.Query{}, invalid("a conditional query needs at least one search parameter")
 	}
+	if err := s.refuseMaskedSearch(ctx, c, p.parsed); err != nil {
+		return storage.Query{}, err // recorded by the caller, after any transaction
+	}
 	p.q.Count, p.q.Offset, p.q.Total, p.q.Sort = 2, 0, false, nil
 	if _, err := s.narrow(ctx, c, rd, &p.q); err != nil {
 		var e *Error
@@ -233,55 +236,67 @@ func (s *Service) Update(ctx context.Context, c Caller, typ, id string, res fhir
 	}
 	var owner ident.Owner
 	err = s.updateTx(ctx, c, func(ctx context.Context, tx storage.Tx) error {
-		v, isNew, err := s.update(ctx, tx, c, res, ifMatch, p)
-		st, created, owner = storedOf(v, nil), isNew, v.Owner
+		v, view, isNew, err := s.update(ctx, tx, c, res, ifMatch, p)
+		st, created, owner = storedOf(v, view), isNew, v.Owner
 		return err
 	})
 	if err != nil {
 		return Stored{}, false, storageError(s.recordDenial(ctx, err))
 	}
 	s.changed(typ, owner)
-	if st.Version == p.v.Version {
-		st.JSON = p.body // stored as prepared: no second encoding
-		return st, created, nil
-	}
-	st.JSON, err = res.Marshal()
-	return st, created, err
+	return st, created, nil
 }
 
 // update writes res as the next version of its type/id; p, if it was
 // prepared for exactly that version, saves encoding and indexing again.
-func (s *Service) update(ctx context.Context, tx storage.Tx, c Caller, res fhir.Resource, ifMatch int64, p *pending) (storage.Version, bool, error) {
+// view is the stored version as the caller may be shown it.
+//
+// A caller whose view of the current version is masked (minimum
+// necessary) edits what it sees: what the mask hides is carried over
+// from the current version, and what the caller sends of it is dropped
+// (authz.Preserve); res itself is left as sent.
+func (s *Service) update(ctx context.Context, tx storage.Tx, c Caller, res fhir.Resource, ifMatch int64, p *pending) (v storage.Version, view []byte, isNew bool, err error) {
 	next := int64(1)
+	masked := false
 	cur, err := tx.Current(ctx, res.Type(), res.ID())
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
 		if ifMatch > 0 {
-			return storage.Version{}, false, s.ifMatchMissing(ctx, tx, c, res, nil)
+			return storage.Version{}, nil, false, s.ifMatchMissing(ctx, tx, c, res, nil)
 		}
 	case err != nil:
-		return storage.Version{}, false, err
+		return storage.Version{}, nil, false, err
 	default:
 		body, err := s.decisionBody(ctx, tx, cur)
 		if err != nil {
-			return storage.Version{}, false, err
+			return storage.Version{}, nil, false, err
 		}
 		if _, err := s.checkWith(ctx, tx, c, audit.ActionUpdate, cur, body); err != nil {
 			if e := AsError(err); ifMatch > 0 && StatusCode(e) == statusNotFound && e.denied != nil {
 				// Concealed: answer exactly as for an id that does not
 				// exist, or If-Match would tell them apart.
-				return storage.Version{}, false, s.ifMatchMissing(ctx, tx, c, res, e)
+				return storage.Version{}, nil, false, s.ifMatchMissing(ctx, tx, c, res, e)
 			}
-			return storage.Version{}, false, err
+			return storage.Version{}, nil, false, err
 		}
 		if ifMatch > 0 && cur.Version != ifMatch {
-			return storage.Version{}, false, fail(ErrPreconditionFailed, "conflict",
+			return storage.Version{}, nil, false, fail(ErrPreconditionFailed, "conflict",
 				fmt.Sprintf("If-Match version %d is not the current version %d", ifMatch, cur.Version))
 		}
 		if !cur.Deleted {
 			if err := immutableLinks(res, body); err != nil {
-				return storage.Version{}, false, err
+				return storage.Version{}, nil, false, err
 			}
+		}
+		if masked, err = s.maskedUpdate(ctx, tx, c, cur, body); err != nil {
+			return storage.Version{}, nil, false, err
+		}
+		if masked {
+			merged := fhir.Resource(cloneJSON(map[string]any(res)).(map[string]any))
+			if err := authz.Preserve(body, merged); err != nil {
+				return storage.Version{}, nil, false, err
+			}
+			res, p = merged, nil
 		}
 		// Security labels are lowered only by those who may (relabel);
 		// anyone else's update keeps them (labels_keep.go). body is the
@@ -290,17 +305,17 @@ func (s *Service) update(ctx context.Context, tx storage.Tx, c Caller, res fhir.
 		if body != nil {
 			kept, err := s.keepLabels(ctx, tx, c, cur, body, res)
 			if err != nil {
-				return storage.Version{}, false, err
+				return storage.Version{}, nil, false, err
 			}
 			if kept && p != nil {
-				p.v.Version = 0 // prepared without the labels: prepare again (and Update answers with res)
+				p.v.Version = 0 // prepared without the labels: prepare again
 			}
 		}
 		next = cur.Version + 1
 	}
 	if p == nil || p.v.Version != next {
 		if p, err = s.prepareVersion(ctx, tx, res, next, s.now()); err != nil {
-			return storage.Version{}, false, err
+			return storage.Version{}, nil, false, err
 		}
 	}
 	a := audit.ActionUpdate
@@ -311,13 +326,18 @@ func (s *Service) update(ctx context.Context, tx storage.Tx, c Caller, res fhir.
 	// into another compartment or change its labels.
 	d, err := s.checkWith(ctx, tx, c, a, storage.Version{Type: p.v.Type, ID: p.v.ID, Owner: p.v.Owner}, p.body)
 	if err != nil {
-		return storage.Version{}, false, err
+		return storage.Version{}, nil, false, err
 	}
-	v, err := s.storeVersion(ctx, tx, p)
-	if err != nil {
-		return storage.Version{}, false, err
+	if v, err = s.storeVersion(ctx, tx, p); err != nil {
+		return storage.Version{}, nil, false, err
 	}
-	return v, next == 1, s.appendWriteEvent(ctx, tx, c, a, v, d, p)
+	view = p.body
+	if masked {
+		if view, err = authz.Redact(p.body); err != nil {
+			return storage.Version{}, nil, false, err
+		}
+	}
+	return v, view, next == 1, s.appendWriteEvent(ctx, tx, c, a, v, d, p)
 }
 
 // ifMatchMissing is the answer to a PUT with If-Match on an id that

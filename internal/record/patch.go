@@ -242,6 +242,6 @@ func (s *Service) patch(ctx context.Context, tx storage.Tx, c Caller, typ, id st
 			return storage.Version{}, nil, err
 		}
 	}
-	v, _, err := s.update(ctx, tx, c, res, cur.Version, nil)
+	v, _, _, err := s.update(ctx, tx, c, res, cur.Version, nil)
 	return v, res, err
 }

@@ -38,9 +38,16 @@ const maxContainsDepth = 16
 
 // parseSearchAs is parseSearch for caller c, expanding :in and :not-in.
 func (s *Service) parseSearchAs(ctx context.Context, c Caller, typ string, vals url.Values, lenient bool) (plan, error) {
-	return s.parseSearchWith(typ, vals, lenient, func(pr search.Pred) ([]search.Term, error) {
+	p, err := s.parseSearchWith(typ, vals, lenient, func(pr search.Pred) ([]search.Term, error) {
 		return s.valueSetTerms(ctx, c, pr)
 	})
+	if err != nil {
+		return plan{}, err
+	}
+	if err := s.refuseMaskedSearch(ctx, c, p.parsed); err != nil {
+		return plan{}, s.recordDenial(ctx, err)
+	}
+	return p, nil
 }
 
 type vsCoding struct {

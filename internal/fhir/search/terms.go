@@ -191,3 +191,30 @@ func Normalize(s string) string {
 	}
 	return sb.String()
 }
+
+// TermSystem returns the system a token term of a query names: that of
+// a "system|code" term or of a "system|" term; ok is false for any
+// other term (a code in any system, "|code", :text, :of-type, or not a
+// token term).
+func TermSystem(t Term) (system string, ok bool) {
+	if t.IsDate || strings.Contains(t.Param, ":") && !strings.HasSuffix(t.Param, IdentifierSuffix) {
+		return "", false
+	}
+	k := t.Key
+	if rest, found := strings.CutPrefix(k, "y|"); found {
+		return rest, rest != ""
+	}
+	rest, found := strings.CutPrefix(k, "s")
+	if !found {
+		return "", false
+	}
+	n, rest, found := strings.Cut(rest, "|")
+	if !found {
+		return "", false
+	}
+	size, err := strconv.Atoi(n)
+	if err != nil || size <= 0 || size >= len(rest) || rest[size] != '|' || strconv.Itoa(size) != n {
+		return "", false
+	}
+	return rest[:size], true
+}
