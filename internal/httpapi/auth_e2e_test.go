@@ -348,13 +348,13 @@ func TestAuthLoginTOTP(t *testing.T) {
 	// below, which tests CSRF) is front-desk work under the default
 	// authorization policies; a nurse alone needs a care relationship.
 	u := e.addUser(t, "nurse.jo", pw, identity.RoleNurse, identity.RoleFrontDesk)
-	anon := e.do(t, "GET", "/fhir/Patient?identifier=x", nil, creds{})
+	anon := e.do(t, "GET", "/fhir/Patient?name=x", nil, creds{})
 	if anon.status != http.StatusUnauthorized {
 		t.Fatalf("anonymous FHIR read: %d", anon.status)
 	}
 
 	secret, _, c := e.enrol(t, "nurse.jo", pw)
-	if r := e.do(t, "GET", "/fhir/Patient?identifier=x", nil, c); r.status != http.StatusOK {
+	if r := e.do(t, "GET", "/fhir/Patient?name=x", nil, c); r.status != http.StatusOK {
 		t.Fatalf("FHIR search with the session cookie: %d %s", r.status, r.body)
 	}
 
@@ -424,16 +424,16 @@ func TestAuthLoginTOTP(t *testing.T) {
 	if r := e.do(t, "POST", "/auth/logout", nil, c); r.status != http.StatusNoContent {
 		t.Fatalf("logout: %d %s", r.status, r.body)
 	}
-	if r := e.do(t, "GET", "/fhir/Patient?identifier=x", nil, c); r.status != http.StatusUnauthorized {
+	if r := e.do(t, "GET", "/fhir/Patient?name=x", nil, c); r.status != http.StatusUnauthorized {
 		t.Fatalf("FHIR read after logout: %d", r.status)
 	}
-	if r := e.do(t, "GET", "/fhir/Patient?identifier=x", nil, c2); r.status != http.StatusOK {
+	if r := e.do(t, "GET", "/fhir/Patient?name=x", nil, c2); r.status != http.StatusOK {
 		t.Fatalf("the other session after logout: %d", r.status)
 	}
 
 	// Idle timeout: 15 minutes without a request ends the session.
 	e.clock.Advance(15*time.Minute + time.Second)
-	if r := e.do(t, "GET", "/fhir/Patient?identifier=x", nil, c2); r.status != http.StatusUnauthorized {
+	if r := e.do(t, "GET", "/fhir/Patient?name=x", nil, c2); r.status != http.StatusUnauthorized {
 		t.Fatalf("FHIR read after the idle timeout: %d", r.status)
 	}
 
@@ -451,7 +451,7 @@ func TestAuthRecoveryCode(t *testing.T) {
 	e.addUser(t, "dr.who", pw, identity.RolePhysician)
 	_, codes, _ := e.enrol(t, "dr.who", pw)
 	c := sessionOf(t, e.verify(t, "dr.who", pw, "recovery", strings.ToLower(codes[3])))
-	if r := e.do(t, "GET", "/fhir/Patient?identifier=x", nil, c); r.status != http.StatusOK {
+	if r := e.do(t, "GET", "/fhir/Patient?name=x", nil, c); r.status != http.StatusOK {
 		t.Fatalf("FHIR read with a recovery-code session: %d", r.status)
 	}
 	if r := e.verify(t, "dr.who", pw, "recovery", codes[3]); r.status != http.StatusUnauthorized {
@@ -673,13 +673,13 @@ func TestAuthDisabledSession(t *testing.T) {
 	e := startAuth(t, nil)
 	u := e.addUser(t, "gone.soon", pw, identity.RoleAuditor)
 	_, _, c := e.enrol(t, "gone.soon", pw)
-	if r := e.do(t, "GET", "/fhir/Patient?identifier=x", nil, c); r.status != http.StatusOK {
+	if r := e.do(t, "GET", "/fhir/Patient?name=x", nil, c); r.status != http.StatusOK {
 		t.Fatalf("before disabling: %d", r.status)
 	}
 	if _, err := e.app.Store.(*sqldb.Store).Users().SetDisabled(t.Context(), u.ID, true); err != nil {
 		t.Fatal(err)
 	}
-	r := e.do(t, "GET", "/fhir/Patient?identifier=x", nil, c)
+	r := e.do(t, "GET", "/fhir/Patient?name=x", nil, c)
 	if r.status != http.StatusUnauthorized || !strings.Contains(r.header.Get("Set-Cookie"), "Max-Age=0") {
 		t.Fatalf("disabled user's session: %d, Set-Cookie %q", r.status, r.header.Get("Set-Cookie"))
 	}
