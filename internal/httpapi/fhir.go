@@ -37,7 +37,7 @@ func (s *Server) fhirRoutes(mux *http.ServeMux) {
 		h       web.HandlerFunc
 	}{
 		{"PATCH /fhir/{type}/{id}", s.patch}, {"PATCH /fhir/{type}", s.patch},
-		{"PUT /fhir/{type}", s.conditionalUpdate}, {"DELETE /fhir/{type}", s.conditionalDelete},
+		{"PUT /fhir/{type}", s.update}, {"DELETE /fhir/{type}", s.conditionalDelete},
 		{"GET /fhir/$meta", s.meta}, {"GET /fhir/{type}/$meta", s.meta}, {"GET /fhir/{type}/{id}/$meta", s.meta},
 		{"POST /fhir/{type}/{id}/$meta", s.meta},
 		{"POST /fhir/{type}/{id}/$meta-add", s.metaEdit(false)}, {"POST /fhir/{type}/{id}/$meta-delete", s.metaEdit(true)},
@@ -288,8 +288,9 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// update is PUT Type/id, or PUT Type?query (conditional update).
 func (s *Server) update(w http.ResponseWriter, r *http.Request) error {
-	typ, id, err := typeAndID(r)
+	typ, id, q, err := writeTarget(r)
 	if err != nil {
 		return err
 	}
@@ -301,7 +302,13 @@ func (s *Server) update(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	st, created, err := s.rec.Update(r.Context(), s.caller(r), typ, id, res, im)
+	var st record.Stored
+	var created bool
+	if id != "" {
+		st, created, err = s.rec.Update(r.Context(), s.caller(r), typ, id, res, im)
+	} else {
+		st, created, err = s.rec.ConditionalUpdate(r.Context(), s.caller(r), typ, q, res, im)
+	}
 	if err != nil {
 		return err
 	}

@@ -72,19 +72,24 @@ func (s *Server) patcher(r *http.Request) (record.Patcher, error) {
 	return nil, httpError(http.StatusUnsupportedMediaType, "not-supported", "PATCH takes application/json-patch+json (JSON Patch) or application/fhir+json (FHIRPath Patch)")
 }
 
+// writeTarget is the resource a PUT or PATCH writes: Type/id, or the
+// conditional query of Type?query (then id is "").
+func writeTarget(r *http.Request) (typ, id, query string, err error) {
+	if typ, err = resourceType(r); err != nil {
+		return "", "", "", err
+	}
+	if r.PathValue("id") == "" {
+		query, err = conditionalQuery(r)
+		return typ, "", query, err
+	}
+	id, err = pathID(r)
+	return typ, id, "", err
+}
+
 // patch is PATCH Type/id, or PATCH Type?query (conditional patch).
 func (s *Server) patch(w http.ResponseWriter, r *http.Request) error {
-	typ, err := resourceType(r)
+	typ, id, q, err := writeTarget(r)
 	if err != nil {
-		return err
-	}
-	id := r.PathValue("id")
-	var q string
-	if id == "" {
-		if q, err = conditionalQuery(r); err != nil {
-			return err
-		}
-	} else if id, err = pathID(r); err != nil {
 		return err
 	}
 	im, err := ifMatch(r)
@@ -105,36 +110,6 @@ func (s *Server) patch(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	s.writeStored(w, r, http.StatusOK, st, "patched")
-	return nil
-}
-
-// conditionalUpdate is PUT Type?query.
-func (s *Server) conditionalUpdate(w http.ResponseWriter, r *http.Request) error {
-	typ, err := resourceType(r)
-	if err != nil {
-		return err
-	}
-	q, err := conditionalQuery(r)
-	if err != nil {
-		return err
-	}
-	im, err := ifMatch(r)
-	if err != nil {
-		return err
-	}
-	res, err := s.parseBody(r)
-	if err != nil {
-		return err
-	}
-	st, created, err := s.rec.ConditionalUpdate(r.Context(), s.caller(r), typ, q, res, im)
-	if err != nil {
-		return err
-	}
-	status := http.StatusOK
-	if created {
-		status = http.StatusCreated
-	}
-	s.writeStored(w, r, status, st, "updated")
 	return nil
 }
 

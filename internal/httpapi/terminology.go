@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"errors"
 	"mime"
 	"net/http"
@@ -21,8 +22,8 @@ func (s *Server) terminologyRoutes(mux *http.ServeMux) {
 		path string
 		h    web.HandlerFunc
 	}{
-		{"CodeSystem/$lookup", s.lookup}, {"CodeSystem/{id}/$lookup", s.lookup},
-		{"ValueSet/$expand", s.expand}, {"ValueSet/{id}/$expand", s.expand},
+		{"CodeSystem/$lookup", s.terminologyOp(s.rec.Lookup)}, {"CodeSystem/{id}/$lookup", s.terminologyOp(s.rec.Lookup)},
+		{"ValueSet/$expand", s.terminologyOp(s.rec.Expand)}, {"ValueSet/{id}/$expand", s.terminologyOp(s.rec.Expand)},
 		{"ValueSet/$validate-code", s.validateCode("ValueSet")}, {"ValueSet/{id}/$validate-code", s.validateCode("ValueSet")},
 		{"CodeSystem/$validate-code", s.validateCode("CodeSystem")}, {"CodeSystem/{id}/$validate-code", s.validateCode("CodeSystem")},
 	} {
@@ -108,41 +109,10 @@ func paramsError(err error) error {
 	return err
 }
 
-func (s *Server) lookup(w http.ResponseWriter, r *http.Request) error {
-	id, err := opID(r)
-	if err != nil {
-		return err
-	}
-	p, err := s.opParams(r)
-	if err != nil {
-		return err
-	}
-	out, err := s.rec.Lookup(r.Context(), s.caller(r), id, p)
-	if err != nil {
-		return err
-	}
-	writeBody(w, r, http.StatusOK, out)
-	return nil
-}
-
-func (s *Server) expand(w http.ResponseWriter, r *http.Request) error {
-	id, err := opID(r)
-	if err != nil {
-		return err
-	}
-	p, err := s.opParams(r)
-	if err != nil {
-		return err
-	}
-	out, err := s.rec.Expand(r.Context(), s.caller(r), id, p)
-	if err != nil {
-		return err
-	}
-	writeBody(w, r, http.StatusOK, out)
-	return nil
-}
-
-func (s *Server) validateCode(typ string) web.HandlerFunc {
+// terminologyOp is the handler of a terminology operation: the
+// optional instance id, the Parameters (query or body), run as the
+// caller, the Parameters answer.
+func (s *Server) terminologyOp(run func(ctx context.Context, c record.Caller, id string, p *terminology.Params) ([]byte, error)) web.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		id, err := opID(r)
 		if err != nil {
@@ -152,13 +122,20 @@ func (s *Server) validateCode(typ string) web.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		out, err := s.rec.ValidateCode(r.Context(), s.caller(r), typ, id, p)
+		out, err := run(r.Context(), s.caller(r), id, p)
 		if err != nil {
 			return err
 		}
 		writeBody(w, r, http.StatusOK, out)
 		return nil
 	}
+}
+
+// validateCode is $validate-code on typ (ValueSet or CodeSystem).
+func (s *Server) validateCode(typ string) web.HandlerFunc {
+	return s.terminologyOp(func(ctx context.Context, c record.Caller, id string, p *terminology.Params) ([]byte, error) {
+		return s.rec.ValidateCode(ctx, c, typ, id, p)
+	})
 }
 
 // validateResource is $validate: the body is the resource, or a
