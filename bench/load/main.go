@@ -61,7 +61,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	clients := fs.Int("clients", 64, "concurrent keep-alive clients")
 	duration := fs.Duration("duration", 30*time.Second, "measured time per mode")
 	maxReq := fs.Int("requests", 0, "stop a mode after this many requests (0: no limit)")
-	mode := fs.String("mode", "read", "read|search|include|chain|create|transaction|all (all: read, search, create, transaction)")
+	mode := fs.String("mode", "read", "read|search|include|chain|sort|create|transaction|all (all: read, search, create, transaction)")
 	pid := fs.Int("pid", 0, "server PID, to sample peak RSS from /proc/PID/status")
 	maxIDs := fs.Int("ids", 20000, "ids to discover per type before measuring")
 	bundles := fs.Int("bundles", 1000, "distinct synthetic patient bundles prepared for -mode transaction")
@@ -89,12 +89,12 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		cfg.token = os.Getenv("LOAD_TOKEN")
 	}
 	switch *mode {
-	case "read", "search", "include", "chain", "create", "transaction":
+	case "read", "search", "include", "chain", "sort", "create", "transaction":
 		cfg.modes = []string{*mode}
 	case "all":
 		cfg.modes = []string{"read", "search", "create", "transaction"}
 	default:
-		return fmt.Errorf("-mode %q: want read, search, include, chain, create, transaction or all", *mode)
+		return fmt.Errorf("-mode %q: want read, search, include, chain, sort, create, transaction or all", *mode)
 	}
 
 	tlsCfg := &tls.Config{InsecureSkipVerify: *insecure}
@@ -147,6 +147,8 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 			w = includeLoad(cfg.base, patients)
 		case "chain":
 			w = chainLoad(cfg.base, patients)
+		case "sort":
+			w = sortLoad(cfg.base, patients)
 		case "create":
 			w = createLoad(cfg.base, patients)
 		case "transaction":

@@ -68,6 +68,17 @@ func chainLoad(base string, patients []string) workload {
 	}
 }
 
+// sortLoad asks for one random known patient's vital signs ordered by
+// code, then newest first: code is stored as a keyed hash, so the server
+// decrypts every match the caller may read and orders them (ADR 0038).
+func sortLoad(base string, patients []string) workload {
+	return func(r *rand.Rand) request {
+		q := "patient=" + url.QueryEscape("Patient/"+patients[r.IntN(len(patients))]) +
+			"&category=vital-signs&_sort=code,-date&_count=20"
+		return request{method: http.MethodGet, url: base + "/Observation?" + q}
+	}
+}
+
 // createLoad posts a heart-rate Observation, about the size and shape of a
 // generated one, for a random known patient.
 func createLoad(base string, patients []string) workload {

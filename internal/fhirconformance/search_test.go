@@ -219,9 +219,6 @@ func checkSearch(t *testing.T, s *apitest.Server) {
 	})
 	t.Run("_sort", func(t *testing.T) {
 		// search.html#sort: "_sort=date" ascending, "-date" descending.
-		// phivault sorts on _id, _lastUpdated and date parameters only
-		// (docs/fhir.md: strings and tokens are keyed hashes); a sort it
-		// cannot do is refused (400), not ignored.
 		p1obs := "/fhir/Observation?" + query("subject", "Patient/"+d.p1)
 		if got := matches(search(t, s, p1obs+"&_sort=date")); !slices.Equal(got, obss(d.o1, d.o2)) {
 			t.Errorf("_sort=date: got %v", got)
@@ -235,7 +232,27 @@ func checkSearch(t *testing.T, s *apitest.Server) {
 		if got := allMatches(t, s, byFam+"&_sort=_lastUpdated&_count=2"); !slices.Equal(got, all) {
 			t.Errorf("_sort=_lastUpdated over pages: got %v, want %v", got, all)
 		}
-		r := s.Do(t, "GET", byFam+"&_sort=family", nil, nil).Want(t, http.StatusBadRequest)
+		// search.html#sort: "_sort=status,-date,category": each key in
+		// turn; a string parameter orders by its value, a token by its
+		// code (docs/fhir.md: decrypted and ordered, within a bound).
+		for _, c := range []struct {
+			sort string
+			want []string
+		}{
+			{"family,-birthdate", pats(d.p3, d.p1, d.p2, d.p5, d.p4)},
+			{"-family,birthdate", pats(d.p4, d.p5, d.p2, d.p1, d.p3)},
+			{"gender,family", pats(d.p1, d.p4, d.p2, d.p5, d.p3)},     // no gender: last
+			{"-birthdate,family", pats(d.p3, d.p2, d.p1, d.p5, d.p4)}, // no birth date: last
+		} {
+			if got := matches(search(t, s, byFam+"&_sort="+c.sort)); !slices.Equal(got, c.want) {
+				t.Errorf("_sort=%s: got %v, want %v", c.sort, got, c.want)
+			}
+			if got := allMatches(t, s, byFam+"&_sort="+c.sort+"&_count=2"); !slices.Equal(got, c.want) {
+				t.Errorf("_sort=%s over pages of 2: got %v, want %v", c.sort, got, c.want)
+			}
+		}
+		// A sort phivault cannot do is refused (400), not ignored.
+		r := s.Do(t, "GET", "/fhir/Observation?"+query("subject", "Patient/"+d.p1)+"&_sort=value-quantity", nil, nil).Want(t, http.StatusBadRequest)
 		wantOutcomeBody(t, r)
 	})
 	t.Run("_summary=count", func(t *testing.T) {

@@ -134,7 +134,9 @@ const referenceParamDoc = "Type/id, id or an absolute URL. Modifiers :[type], :i
 // CapabilityStatement has no element for.
 const searchDoc = "_include and _revinclude (with :iterate, the * wildcard and a target type) return only resources the caller may read, " +
 	"at most 1000 per page and :iterate to 3 passes (a page that left some out ends with an OperationOutcome entry). " +
-	"_sort accepts _id, _lastUpdated and date parameters only: string, token and reference values are stored as keyed hashes, which have no order."
+	"_sort accepts _id, _lastUpdated, date, string, token, reference and uri parameters (not number, quantity or composite). " +
+	"String, token, reference, uri values and birth dates are stored as keyed hashes, which have no order: such a sort decrypts the matches the caller may read and orders them, " +
+	"for a search matching at most 1000 resources (more is refused as too-costly: narrow the search)."
 
 // includes lists the _include values of resources of typ: the wildcard
 // and each supported reference parameter.

@@ -11,7 +11,8 @@ import (
 )
 
 // FuzzSearchIncludeAuthz drives random combinations of _include,
-// _revinclude (with :iterate and *), chains, _has and :identifier for
+// _revinclude (with :iterate and *), chains, _has, :identifier and
+// _sort by hashed values for
 // six principals (a physician on and off the care team, two portal
 // patients, front desk, the system token) over the data of
 // newIncludeEnv, and compares every answer with reading each resource
@@ -63,6 +64,7 @@ func FuzzSearchIncludeAuthz(f *testing.F) {
 			"subject:identifier=" + tok(e.mrnA), "subject:identifier=" + tok(e.mrnB),
 			"code=" + tok(e.codeX), "code=" + tok(e.codeY), "_id=" + e.a + "," + e.b + "," + e.c,
 			"_id=" + e.obsA + "," + e.obsA2 + "," + e.obsB + "," + e.obsC, "_count=1", "_count=2", "status=in-progress",
+			"_sort=-subject", "_sort=code,_id", "_sort=family", "_sort=-status", "_sort=patient,-code",
 		}
 		var params []string
 		for _, b := range in[2:] {

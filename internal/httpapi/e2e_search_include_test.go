@@ -310,8 +310,8 @@ func TestSearchIncludeChainAuthz(t *testing.T) {
 				"Observation?_include=Observation:colour",
 				"Observation?subject.colour=1",
 				"Patient?_has:Observation:colour:code=1",
-				"Observation?_sort=code",
-				"Patient?_sort=name",
+				"Observation?_sort=value-quantity",
+				"Patient?_sort=colour",
 			} {
 				r := s.Do(t, "GET", "/fhir/"+bad, nil, e.doc.headers).WantOutcome(t, http.StatusBadRequest)
 				if strings.Contains(string(r.Body), e.mrnA) {

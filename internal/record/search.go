@@ -35,6 +35,10 @@ type plan struct {
 	params  []string // parameter names searched (for the audit event; never values)
 	ignored []string
 	parsed  *search.Query // chains and includes are resolved from it (search_chain.go, search_include.go)
+
+	// valueSort is the _sort of a search ordered by decrypted values
+	// (search_sort.go); the store then orders by id.
+	valueSort []search.SortSpec
 }
 
 // hashInput is the blind-index input for a term of a resource type: the
@@ -140,6 +144,11 @@ func (s *Service) planOf(q *search.Query, expand func(search.Pred) ([]search.Ter
 		sorted[i] = p.q.Clauses[j]
 	}
 	p.q.Clauses = sorted
+	if search.ValueSort(q.Sort) {
+		p.valueSort = q.Sort
+		p.q.Sort = []storage.Sort{{Key: storage.SortID}}
+		return p, nil
+	}
 	for _, so := range q.Sort {
 		switch so.Param {
 		case "_id":
@@ -270,7 +279,16 @@ func (s *Service) Search(ctx context.Context, c Caller, typ string, vals url.Val
 		p.q.Total = true
 		p.total = true
 	}
-	r, err := s.store.Search(ctx, p.q)
+	var r storage.Result
+	if len(p.valueSort) > 0 && count > 0 {
+		// Sorted by values the store holds only as keyed hashes: every
+		// match the caller may read is decrypted and ordered here, and
+		// the page is cut from that order (search_sort.go).
+		r, err = s.sortedMatches(ctx, c, p, offset, count+1)
+		p.total = true
+	} else {
+		r, err = s.store.Search(ctx, p.q)
+	}
 	if err != nil {
 		if errors.Is(err, storage.ErrTooComplex) {
 			return Page{}, failCause(ErrInvalid, "too-costly", "the search is too complex", err)

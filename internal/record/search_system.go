@@ -183,6 +183,9 @@ func (s *Service) multiSearch(ctx context.Context, c Caller, m multi, cur cursor
 		if err != nil {
 			return Page{}, err
 		}
+		if len(p.valueSort) > 0 {
+			return Page{}, fail(ErrInvalid, "not-supported", "sorting by a string, token, reference, uri or birth-date parameter is supported in a search of one type (GET /fhir/Observation?patient=…&_sort=code), not in a compartment or system search")
+		}
 		count, total = p.q.Count, p.total
 		if names == nil {
 			names = p.params

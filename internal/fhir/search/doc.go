@@ -79,9 +79,11 @@
 //     [MaxAlternatives], [MaxValueLen], [MaxCount], [MaxChainDepth],
 //     [MaxChainSearches], [MaxIncludes]; extraction yields at most 4,096
 //     values per resource and 32 prefix terms per string.
-//   - :contains, _text, _content, _sort on string, token or reference
-//     parameters, and anything else that would need a scan of decrypted
-//     data or a word index is refused rather than emulated.
+//   - :contains, _text, _content, and anything else that would need a
+//     scan of decrypted data or a word index is refused rather than
+//     emulated. _sort by a hashed value is the one bounded exception: the
+//     caller (internal/record) orders the decrypted matches the searcher
+//     may read, at most 1,000 of them ([SortSpec], ADR 0038).
 //
 // A [Registry] is immutable after New and safe for concurrent use.
 package search

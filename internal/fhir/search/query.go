@@ -83,10 +83,25 @@ type Pred struct {
 	ValueSet string
 }
 
-// SortSpec is one _sort key: "_id", "_lastUpdated" or a date parameter.
+// SortSpec is one _sort key: "_id", "_lastUpdated" or a parameter.
+// Value is set for a key the store cannot order by (a string, token,
+// reference or uri parameter, or a blind-indexed date such as
+// birthdate): the caller sorts the decrypted matches ([Registry.SortKey],
+// ADR 0038).
 type SortSpec struct {
 	Param string
 	Desc  bool
+	Value bool
+}
+
+// ValueSort reports whether any key of sorts needs the decrypted matches.
+func ValueSort(sorts []SortSpec) bool {
+	for _, so := range sorts {
+		if so.Value {
+			return true
+		}
+	}
+	return false
 }
 
 // Query is a parsed search. Preds, ID (OR of ids) and LastUpdated (each
@@ -114,8 +129,9 @@ var ignoredParams = map[string]bool{"_format": true, "_pretty": true}
 // ParseQuery parses the search parameters q for resourceType.
 //
 // Supported: the parameters of [Registry.Params]; _id; _lastUpdated
-// (repeatable, no comma); _count; _sort (_id, _lastUpdated and date
-// parameters, "-" for descending); _total; _summary and _elements (their
+// (repeatable, no comma); _count; _sort (_id, _lastUpdated, date,
+// string, token, reference and uri parameters, "-" for descending; see
+// [SortSpec]); _total; _summary and _elements (their
 // representation is the caller's: fhir.ParseSubset); _format and _pretty
 // (ignored); _include and _revinclude (with :iterate; see [Include]);
 // chained parameters and _has (see [Chain]).
@@ -492,22 +508,28 @@ func (r *Registry) parseSort(typ, raw string) ([]SortSpec, error) {
 	for _, it := range items {
 		desc := strings.HasPrefix(it, "-")
 		code := strings.TrimPrefix(it, "-")
+		value := false
 		switch code {
 		case "_id", "_lastUpdated":
 		default:
 			p, ok := r.Lookup(typ, code)
 			if !ok {
 				// A _sort value is client data: name only known parameters.
-				return nil, fmt.Errorf("parsing search parameter _sort: sorting by an unknown parameter is not supported (use _id, _lastUpdated or a date parameter): %w", ErrUnsupported)
+				return nil, fmt.Errorf("parsing search parameter _sort: sorting by an unknown parameter is not supported: %w", ErrUnsupported)
 			}
-			if p.Type != Date || p.identifying {
-				// String, token and reference values, and birth dates,
-				// are blind-indexed: ordering by them would mean
-				// decrypting every match (ADR 0027).
-				return nil, fmt.Errorf("parsing search parameter _sort: sorting by %s is not supported: its values are stored only as keyed hashes, which have no order (use _id, _lastUpdated or a date parameter): %w", p.Code, ErrUnsupported)
+			switch p.Type {
+			case Date:
+				// Birth dates are blind-indexed: ordered like strings.
+				value = p.identifying
+			case String, Token, Reference, URI:
+				// Keyed hashes have no order: the matches are decrypted
+				// and sorted, within a bound (ADR 0038).
+				value = true
+			default:
+				return nil, fmt.Errorf("parsing search parameter _sort: sorting by %s (a %s parameter) is not supported (use a string, token, reference, uri or date parameter, _id or _lastUpdated): %w", p.Code, p.Type, ErrUnsupported)
 			}
 		}
-		out = append(out, SortSpec{Param: code, Desc: desc})
+		out = append(out, SortSpec{Param: code, Desc: desc, Value: value})
 	}
 	return out, nil
 }

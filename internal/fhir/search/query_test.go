@@ -28,7 +28,7 @@ func TestParseQuery(t *testing.T) {
 	if q.Count != MaxCount || q.Total != "accurate" || !slices.Equal(q.ID, []string{"a", "b"}) {
 		t.Errorf("Count, Total, ID = %d, %q, %q", q.Count, q.Total, q.ID)
 	}
-	if !slices.Equal(q.Sort, []SortSpec{{"date", true}, {"_id", false}}) {
+	if !slices.Equal(q.Sort, []SortSpec{{Param: "date", Desc: true}, {Param: "_id"}}) {
 		t.Errorf("Sort = %+v", q.Sort)
 	}
 	if len(q.LastUpdated) != 1 || q.LastUpdated[0].Op != OpGt {
@@ -130,9 +130,9 @@ func TestParseQueryErrors(t *testing.T) {
 		{"Patient", "birthdate=ge1976-01-14T10:00:00Z", ErrInvalidValue},
 		{"Patient", "birthdate=ne1976,1980", ErrUnsupported},
 		{"Patient", "birthdate=xx1976", ErrInvalidValue},
-		{"Patient", "_sort=birthdate", ErrUnsupported},
-		{"Patient", "_sort=name", ErrUnsupported},
-		{"Observation", "_sort=code", ErrUnsupported},
+		{"Observation", "_sort=value-quantity", ErrUnsupported},
+		{"Observation", "_sort=code-value-quantity", ErrUnsupported},
+		{"Observation", "_sort=colour", ErrUnsupported},
 		{"Observation", "_summary=maybe", ErrInvalidValue},
 		{"Observation", "_include:Zyx=Observation:subject", ErrUnsupported},
 		{"Observation", "_include=Zyx", ErrInvalidValue},
