@@ -288,7 +288,7 @@ func (a *Authorizer) decide(ctx context.Context, s *subject, action Action, t Ta
 		return d, err
 	}
 	if action == Read || action == VRead || action == Search || action == History || action == HistoryType || action == Everything {
-		if MaskedType(t.Type) {
+		if MaskedType(t.Type) || (t.Body != nil && MayCarryIdentifiers(t.Type, t.Body)) {
 			v, err := a.eval(s, ViewIdentifiers, t, pf)
 			if err != nil {
 				return Decision{}, err

@@ -27,6 +27,9 @@ import (
 //
 // Free text elsewhere (a telecom value, an address line) is not
 // pattern-matched: what was entered in the wrong field is shown.
+//
+// Resources of other types are masked where they carry a person's
+// identifiers (mask_carried.go).
 
 // SecuritySystem is the v3 ObservationValue code system of the
 // REDACTED and MASKED codes.
@@ -71,7 +74,12 @@ func Redact(body []byte) ([]byte, error) {
 	if err := json.Unmarshal(body, &res); err != nil || res == nil {
 		return nil, fmt.Errorf("redacting: %w", ErrUndecidable)
 	}
-	if !redactResource(res) {
+	typ, _ := res["resourceType"].(string)
+	redact := redactResource
+	if typ != "" && !MaskedType(typ) {
+		redact = redactCarrier // mask_carried.go
+	}
+	if !redact(res) {
 		return body, nil
 	}
 	meta, _ := res["meta"].(map[string]any)
@@ -87,14 +95,7 @@ func Redact(body []byte) ([]byte, error) {
 // redactResource removes from res (a resource or a contained one) what
 // a masked view hides, and reports whether anything changed.
 func redactResource(res map[string]any) bool {
-	changed := false
-	if ids, ok := res["identifier"].([]any); ok {
-		kept := keep(ids, func(x any) bool { m, _ := x.(map[string]any); return !sensitiveIdentifier(m) })
-		if len(kept) != len(ids) {
-			changed = true
-			setList(res, "identifier", kept)
-		}
-	}
+	changed := redactIdentifiers(res)
 	if _, ok := res["text"]; ok {
 		res["text"] = withheldNarrative()
 		changed = true
@@ -114,6 +115,31 @@ func redactResource(res map[string]any) bool {
 		}
 	}
 	return changed
+}
+
+// redactIdentifiers removes res's own masked identifiers, and reports
+// whether it removed any.
+func redactIdentifiers(res map[string]any) bool {
+	ids, ok := res["identifier"].([]any)
+	if !ok {
+		return false
+	}
+	kept := keep(ids, func(x any) bool { m, _ := x.(map[string]any); return !sensitiveIdentifier(m) })
+	if len(kept) == len(ids) {
+		return false
+	}
+	setList(res, "identifier", kept)
+	return true
+}
+
+// preserveIdentifiers gives next its own unmasked identifiers, then
+// old's masked ones.
+func preserveIdentifiers(old, next map[string]any) {
+	oldIDs, _ := old["identifier"].([]any)
+	nextIDs, _ := next["identifier"].([]any)
+	ids := keep(nextIDs, func(x any) bool { m, _ := x.(map[string]any); return !sensitiveIdentifier(m) })
+	ids = append(ids, keep(oldIDs, func(x any) bool { m, _ := x.(map[string]any); return sensitiveIdentifier(m) })...)
+	setListOver(next, "identifier", ids)
 }
 
 // Preserve turns next, the body a caller whose view of the stored
@@ -137,7 +163,11 @@ func Preserve(cur []byte, next map[string]any) error {
 	if err := json.Unmarshal(cur, &old); err != nil || old == nil {
 		return fmt.Errorf("carrying masked elements over: %w", ErrUndecidable)
 	}
-	preserve(old, next)
+	if typ, _ := next["resourceType"].(string); typ == "" || MaskedType(typ) {
+		preserve(old, next)
+	} else {
+		preserveCarrier(old, next) // mask_carried.go
+	}
 	if !redactedLabel(old["meta"]) {
 		if meta, ok := next["meta"].(map[string]any); ok {
 			if sec, ok := meta["security"].([]any); ok {
@@ -152,11 +182,7 @@ func Preserve(cur []byte, next map[string]any) error {
 }
 
 func preserve(old, next map[string]any) {
-	oldIDs, _ := old["identifier"].([]any)
-	nextIDs, _ := next["identifier"].([]any)
-	ids := keep(nextIDs, func(x any) bool { m, _ := x.(map[string]any); return !sensitiveIdentifier(m) })
-	ids = append(ids, keep(oldIDs, func(x any) bool { m, _ := x.(map[string]any); return sensitiveIdentifier(m) })...)
-	setListOver(next, "identifier", ids)
+	preserveIdentifiers(old, next)
 
 	if t, ok := old["text"]; ok {
 		next["text"] = t

@@ -123,6 +123,8 @@ func TestPreserve(t *testing.T) {
 
 func FuzzRedactPreserve(f *testing.F) {
 	f.Add([]byte(maskTestPatient))
+	f.Add([]byte(maskTestClaim))
+	f.Add([]byte(`{"resourceType":"Claim","a":[{"identifier":{"system":"http://hl7.org/fhir/sid/us-ssn"}},{"b":{"identifier":{"type":{"text":"ssn"}}}}],"contained":[{"resourceType":"Person","identifier":[{"type":{"coding":[{"code":"DL"}]}}]}]}`))
 	f.Add([]byte(`{"identifier":[{"system":"http://hl7.org/fhir/sid/us-ssn","value":"1"}],"meta":{"security":[{"system":"` + SecuritySystem + `","code":"REDACTED"}]}}`))
 	f.Add([]byte(`{"contained":[{"resourceType":"Patient","id":"a","text":{"div":"x"}},{"resourceType":"Patient","id":"a"}],"extension":[{"extension":[{"extension":[{"valueMarkdown":"x"}]}]}]}`))
 	f.Add([]byte(`{"identifier":[null,1,"x",{"type":{"coding":[{"code":"SS"},null]}}],"contained":[null,{"id":1}]}`))

@@ -280,3 +280,94 @@ func TestAuthzMaskIdentifierSearch(t *testing.T) {
 		}
 	})
 }
+
+// TestAuthzMaskCarriers: a resource of another type that carries a
+// person's government identifiers (a Claim naming its patient by SSN, a
+// contained RelatedPerson, a Coverage subscriber; a contained Patient is
+// refused at write) is masked there on every
+// read path, and a masked caller's update keeps what it could not see.
+func TestAuthzMaskCarriers(t *testing.T) {
+	apitest.Run(t, func(t *testing.T, s *apitest.Server) {
+		pid := s.Create(t, maskedPatient(uniq()))
+		ssn := map[string]any{"system": "http://hl7.org/fhir/sid/us-ssn", "value": maskSSN}
+		claim := s.Create(t, map[string]any{"resourceType": "Claim", "status": "active",
+			"identifier": []any{map[string]any{"system": testSystem, "value": "claim-1"},
+				map[string]any{"type": map[string]any{"text": "Social Security Number"}, "value": maskSSN}},
+			"type":    coding("http://terminology.hl7.org/CodeSystem/claim-type", "institutional"),
+			"use":     "claim",
+			"patient": map[string]any{"reference": "Patient/" + pid, "identifier": ssn},
+			"created": "2021-03-04T10:00:00Z",
+			"contained": []any{map[string]any{"resourceType": "RelatedPerson", "id": "subscriber", "patient": map[string]any{"reference": "Patient/" + pid},
+				"identifier": []any{map[string]any{"system": "http://hl7.org/fhir/sid/us-ssn", "value": maskSSN}},
+				"text":       map[string]any{"status": "generated", "div": `<div xmlns="http://www.w3.org/1999/xhtml">SSN ` + maskSSN + `</div>`},
+				"name":       []any{map[string]any{"family": "Roe"}}}},
+			"provider": map[string]any{"display": "x"},
+			"priority": coding("http://terminology.hl7.org/CodeSystem/processpriority", "normal"),
+			"insurance": []any{map[string]any{"sequence": 1, "focal": true,
+				"coverage": map[string]any{"display": "x", "identifier": map[string]any{"type": map[string]any{"coding": []any{map[string]any{"code": "SB"}}}, "value": maskSSN}}}},
+			"text": map[string]any{"status": "generated", "div": `<div xmlns="http://www.w3.org/1999/xhtml">Claim for an ambulatory visit</div>`}})
+		cov := s.Create(t, map[string]any{"resourceType": "Coverage", "status": "active",
+			"beneficiary": map[string]any{"reference": "Patient/" + pid},
+			"subscriber":  map[string]any{"reference": "Patient/" + pid, "identifier": ssn},
+			"payor":       []any{map[string]any{"display": "Payer"}}})
+		billing := newActor(t, s, "billing", "")
+		for _, path := range []string{
+			"/fhir/Claim/" + claim,
+			"/fhir/Claim/" + claim + "/_history/1",
+			"/fhir/Claim?_id=" + claim,
+			"/fhir/Claim?patient=" + pid + "&_sort=-created",
+			"/fhir/Claim/_history?_count=50",
+			"/fhir/Coverage/" + cov,
+			"/fhir/Claim?_id=" + claim + "&_include=Claim:patient",
+			"/fhir/Coverage?_id=" + cov,
+		} {
+			r := s.Do(t, "GET", path, nil, billing.headers).Want(t, http.StatusOK)
+			if strings.Contains(withoutContact(t, r.Body), maskSSN) {
+				t.Errorf("billing %s shows the SSN: %s", path, r.Body)
+			}
+			if strings.HasPrefix(path, "/fhir/Claim") && !strings.Contains(string(r.Body), `"REDACTED"`) {
+				t.Errorf("billing %s: not labelled REDACTED", path)
+			}
+		}
+		// What the mask keeps: the claim's narrative, its own identifier,
+		// the references themselves.
+		r := s.Do(t, "GET", "/fhir/Claim/"+claim, nil, billing.headers).Want(t, http.StatusOK)
+		for _, want := range []string{"claim-1", "ambulatory visit", `"Patient/` + pid + `"`, `"subscriber"`, "Narrative withheld"} {
+			if !strings.Contains(string(r.Body), want) {
+				t.Errorf("billing's view lacks %s: %s", want, r.Body)
+			}
+		}
+		// The system caller sees every copy (4 in the claim).
+		r = s.Do(t, "GET", "/fhir/Claim/"+claim, nil, nil).Want(t, http.StatusOK)
+		if n := strings.Count(string(r.Body), maskSSN); n != 5 || strings.Contains(string(r.Body), "REDACTED") {
+			t.Errorf("the system caller sees the SSN %d times (want 5): %s", n, r.Body)
+		}
+		orig := r.JSON
+
+		// Billing updates the claim it sees masked: the status changes,
+		// every hidden copy stays, and what billing adds of them is dropped.
+		view := s.Do(t, "GET", "/fhir/Claim/"+claim, nil, billing.headers).Want(t, http.StatusOK).JSON
+		view["status"] = "cancelled"
+		pat, _ := view["patient"].(map[string]any)
+		pat["display"] = "Jane Roe"
+		cs, _ := view["contained"].([]any)
+		sub, _ := cs[0].(map[string]any)
+		sub["identifier"] = []any{map[string]any{"system": "http://hl7.org/fhir/sid/us-ssn", "value": "999-00-0009"}}
+		s.Do(t, "PUT", "/fhir/Claim/"+claim, view, billing.wheaders).Want(t, http.StatusOK)
+		got := s.Do(t, "GET", "/fhir/Claim/"+claim, nil, nil).Want(t, http.StatusOK)
+		if got.JSON["status"] != "cancelled" || strings.Contains(string(got.Body), "999-00-0009") || strings.Contains(string(got.Body), "REDACTED") {
+			t.Fatalf("billing's update: %s", got.Body)
+		}
+		if n := strings.Count(string(got.Body), maskSSN); n != 5 {
+			t.Errorf("after billing's update the SSN is kept %d times (want 5): %s", n, got.Body)
+		}
+		for _, k := range []string{"identifier", "contained", "insurance", "text"} {
+			if a, b := mustJSON(t, got.JSON[k]), mustJSON(t, orig[k]); a != b {
+				t.Errorf("%s changed by billing's update:\n got %s\nwant %s", k, a, b)
+			}
+		}
+		if p, _ := got.JSON["patient"].(map[string]any); p["display"] != "Jane Roe" || mustJSON(t, p["identifier"]) != mustJSON(t, ssn) {
+			t.Errorf("patient reference after billing's update: %v", p)
+		}
+	})
+}

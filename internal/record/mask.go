@@ -126,7 +126,7 @@ func unmaskedIdentifierPred(pr search.Pred) bool {
 // (authz.Preserve). A caller that may update but not read cur sees
 // nothing of it, masked identifiers included: masked too (fail closed).
 func (s *Service) maskedUpdate(ctx context.Context, tx storage.Tx, c Caller, cur storage.Version, body []byte) (bool, error) {
-	if !authz.MaskedType(cur.Type) || cur.Deleted || body == nil {
+	if cur.Deleted || body == nil || !authz.MayCarryIdentifiers(cur.Type, body) {
 		return false, nil
 	}
 	d, err := s.decideWith(ctx, tx, c, audit.ActionUpdate, authz.Read, cur, body)
