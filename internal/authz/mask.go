@@ -57,7 +57,29 @@ func MaskedType(typ string) bool {
 
 // MaskedSystem reports whether identifiers of system are masked
 // whatever their type.
-func MaskedSystem(system string) bool { return maskedSystems[system] }
+//
+// Systems are compared as written by hand: case-insensitively and
+// without trailing slashes ("HTTP://HL7.ORG/FHIR/SID/US-SSN/" is the US
+// SSN system). The OID arcs of US state driver's licences
+// (2.16.840.1.113883.4.3.<state>) and of passports
+// (2.16.840.1.113883.4.330.<country>) are masked whatever the state or
+// country.
+func MaskedSystem(system string) bool {
+	s := strings.TrimRight(strings.ToLower(strings.TrimSpace(system)), "/")
+	if maskedSystems[s] {
+		return true
+	}
+	for _, arc := range maskedOIDArcs {
+		if strings.HasPrefix(s, arc) && len(s) > len(arc) {
+			return true
+		}
+	}
+	return false
+}
+
+// maskedOIDArcs are the OID prefixes under which every system is masked:
+// US state driver's licences, passports by country.
+var maskedOIDArcs = []string{"urn:oid:2.16.840.1.113883.4.3.", "urn:oid:2.16.840.1.113883.4.330."}
 
 // withheldNarrative is the narrative a masked view shows.
 func withheldNarrative() map[string]any {
@@ -316,7 +338,7 @@ func sensitiveIdentifier(id map[string]any) bool {
 	if id == nil {
 		return false
 	}
-	if sys, _ := id["system"].(string); maskedSystems[sys] {
+	if sys, _ := id["system"].(string); MaskedSystem(sys) {
 		return true
 	}
 	typ, _ := id["type"].(map[string]any)

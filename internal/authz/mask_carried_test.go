@@ -80,3 +80,25 @@ func TestPreserveCarrier(t *testing.T) {
 		t.Errorf("a re-targeted reference kept the old identifier: %v", p)
 	}
 }
+
+// TestMaskedSystemVariants: the pentest's spellings of masked systems.
+func TestMaskedSystemVariants(t *testing.T) {
+	for sys, want := range map[string]bool{
+		"http://hl7.org/fhir/sid/us-ssn":      true,
+		"HTTP://HL7.ORG/FHIR/SID/US-SSN":      true,
+		"http://hl7.org/fhir/sid/us-ssn/":     true,
+		" http://hl7.org/fhir/sid/us-ssn ":    true,
+		"urn:oid:2.16.840.1.113883.4.1":       true,
+		"urn:oid:2.16.840.1.113883.4.3.25":    true, // Massachusetts driver's licence
+		"urn:oid:2.16.840.1.113883.4.330.840": true, // US passport
+		"urn:oid:2.16.840.1.113883.4.3.":      false,
+		"urn:oid:2.16.840.1.113883.4.10":      false,
+		"http://hl7.org/fhir/sid/us-npi":      false,
+		"urn:mrn":                             false,
+		"":                                    false,
+	} {
+		if got := MaskedSystem(sys); got != want {
+			t.Errorf("MaskedSystem(%q) = %v, want %v", sys, got, want)
+		}
+	}
+}

@@ -140,3 +140,41 @@ func bySubjectDesc(e includeEnv, obs ...string) []string {
 	}
 	return out
 }
+
+// TestSearchSortBundleBudget: the sorted searches of one Bundle share a
+// bound (pentest: a batch of many sorted searches cost one request two
+// minutes): the first ones answer, the ones beyond the bound are refused
+// as too costly in their entry, and unsorted entries still answer.
+func TestSearchSortBundleBudget(t *testing.T) {
+	s := apitest.Start(t, "sqlite")
+	fam := "Budget" + uniq()
+	var entries []any
+	for range 600 {
+		entries = append(entries, map[string]any{
+			"resource": map[string]any{"resourceType": "Patient", "name": []any{map[string]any{"family": fam}}},
+			"request":  map[string]any{"method": "POST", "url": "Patient"},
+		})
+	}
+	s.Do(t, "POST", "/fhir", map[string]any{"resourceType": "Bundle", "type": "batch", "entry": entries}, nil).Want(t, http.StatusOK)
+	get := func(q string) any {
+		return map[string]any{"request": map[string]any{"method": "GET", "url": "Patient?family=" + fam + q}}
+	}
+	// 600 matches each: three fit in 2,000 (1,800), the fourth does not.
+	b := map[string]any{"resourceType": "Bundle", "type": "batch", "entry": []any{
+		get("&_sort=given&_count=1"), get("&_sort=-given&_count=1"), get("&_sort=given,_id&_count=1"),
+		get("&_sort=given&_count=1"), get("&_count=1"),
+	}}
+	r := s.Do(t, "POST", "/fhir", b, nil).Want(t, http.StatusOK)
+	var got []string
+	for _, e := range r.Entries() {
+		resp, _ := e["response"].(map[string]any)
+		st, _ := resp["status"].(string)
+		got = append(got, strings.Fields(st)[0])
+	}
+	if want := []string{"200", "200", "200", "400", "200"}; !slices.Equal(got, want) {
+		t.Fatalf("entry statuses %v, want %v: %s", got, want, r.Body)
+	}
+	if !strings.Contains(string(r.Body), "separate requests") {
+		t.Fatalf("the refused entry does not say why: %s", r.Body)
+	}
+}

@@ -552,6 +552,8 @@ func (s *Service) entryWritten(e *entry, v storage.Version, status int) {
 // runReads performs GET entries after the writes, and fills in bodies of
 // written entries when they are wanted.
 func (s *Service) runReads(ctx context.Context, c Caller, entries []*entry) {
+	// The sorted searches of one Bundle share one bound (search_sort.go).
+	ctx = withSortBudget(ctx, BundleSortMatches)
 	for _, e := range entries {
 		if e.method != methodGet || e.err != nil {
 			continue

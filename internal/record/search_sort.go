@@ -20,6 +20,22 @@ import (
 // as too costly and the client is asked to narrow it.
 const MaxSortMatches = 1000
 
+// BundleSortMatches bounds the matches the value-sorted searches of one
+// Bundle may order together: each may order MaxSortMatches, and a batch
+// of many would otherwise cost one request minutes of decryption.
+const BundleSortMatches = 2 * MaxSortMatches
+
+type sortBudgetKey struct{}
+
+// sortBudget is what is left of a request's bound on ordered matches.
+type sortBudget struct{ left int }
+
+// withSortBudget bounds the matches the sorted searches run with ctx may
+// order together at n.
+func withSortBudget(ctx context.Context, n int) context.Context {
+	return context.WithValue(ctx, sortBudgetKey{}, &sortBudget{left: n})
+}
+
 // sorted is one match of a value-sorted search with its keys.
 type sorted struct {
 	v    storage.Version
@@ -52,6 +68,13 @@ func (s *Service) sortedMatches(ctx context.Context, c Caller, p plan, offset, n
 		return storage.Result{}, fail(ErrInvalid, "too-costly", fmt.Sprintf(
 			"sorting by %s orders the decrypted matches, and this search matches more than %d resources: narrow it (add a parameter such as a name, a patient or a date range) or sort by _id, _lastUpdated or a date",
 			strings.Join(names, ","), MaxSortMatches))
+	}
+	if b, ok := ctx.Value(sortBudgetKey{}).(*sortBudget); ok {
+		if len(r.Versions) > b.left {
+			return storage.Result{}, fail(ErrInvalid, "too-costly", fmt.Sprintf(
+				"the searches of this Bundle sorted by a string, token, reference, uri or birth-date parameter would together order more than %d matches: send them as separate requests, or narrow them", BundleSortMatches))
+		}
+		b.left -= len(r.Versions)
 	}
 	all := make([]sorted, 0, len(r.Versions))
 	for _, v := range r.Versions {
