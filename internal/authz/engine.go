@@ -379,10 +379,15 @@ func (a *Authorizer) eval(s *subject, action Action, t Target, pf *PatientFacts)
 		if fhirUser != "" && s.facts.EncounterOf[pf.Ref] {
 			encounter = types.NewSet(types.String(fhirUser))
 		}
+		proxies := emptySet
+		if fhirUser != "" && s.facts.ProxyOf == pf.Ref {
+			proxies = types.NewSet(types.String(fhirUser))
+		}
 		pe := types.Entity{UID: patUID, Parents: types.NewEntityUIDSet(), Attributes: types.NewRecord(types.RecordMap{
 			"ref":                   types.String(pf.Ref),
 			"careTeam":              careTeam,
 			"encounterParticipants": encounter,
+			"proxies":               proxies,
 			"labels":                stringSet(pf.Labels),
 			"vip":                   types.Boolean(pf.VIP),
 			"employee":              types.Boolean(pf.Employee),
@@ -430,6 +435,15 @@ func (a *Authorizer) eval(s *subject, action Action, t Target, pf *PatientFacts)
 			}
 		}
 	}
+	// A RelatedPerson written with the proxy grant (proxy.go): who may
+	// write one is the policies' ("proxy-grant").
+	var grant, proof bool
+	if t.Type == "RelatedPerson" && t.Body != nil && (action == Create || action == Update) {
+		var err error
+		if grant, proof, err = proxyGrant(t.Body); err != nil {
+			return Decision{Policies: []string{"undecidable"}}, err
+		}
+	}
 	pol := a.policies.Load()
 	glass := breakGlass
 	authorize := func(deny, permit bool, permitLabels []string) (cedar.Decision, cedar.Diagnostic) {
@@ -445,6 +459,8 @@ func (a *Authorizer) eval(s *subject, action Action, t Target, pf *PatientFacts)
 				"consentPermitLabels": stringSet(permitLabels),
 				"scoped":              types.Boolean(scoped),
 				"scopeAllows":         types.Boolean(scopeAllows),
+				"proxyGrant":          types.Boolean(grant),
+				"proxyProof":          types.Boolean(proof),
 			}),
 		}
 		return cedar.Authorize(pol.set, g, req)

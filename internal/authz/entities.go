@@ -37,7 +37,7 @@ func (a *Authorizer) Changed(typ, owner string) {
 		a.fgen.Add(1)
 	}
 	switch typ {
-	case "CareTeam", "Encounter", "PractitionerRole":
+	case "CareTeam", "Encounter", "PractitionerRole", "RelatedPerson":
 		a.gen.Add(1)
 		a.fgen.Add(1)
 	case "Patient", "Consent":
@@ -116,6 +116,13 @@ func (a *Authorizer) subjectOf(ctx context.Context, p authn.Principal) (*subject
 		switch {
 		case strings.HasPrefix(u.FHIRUser, ident.PatientPrefix):
 			s.patient = u.FHIRUser
+		case strings.HasPrefix(u.FHIRUser, "RelatedPerson/"):
+			// A proxy account (proxy.go): no record of its own.
+			owner, err := a.loadProxyFacts(ctx, u.FHIRUser, now)
+			if err != nil {
+				return nil, err
+			}
+			s.facts.ProxyOf = owner
 		case strings.HasPrefix(u.FHIRUser, "Practitioner/"):
 			uf, err := a.loadUserFacts(ctx, u.FHIRUser, now)
 			if err != nil {

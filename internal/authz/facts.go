@@ -52,6 +52,9 @@ type UserFacts struct {
 	CareTeamOf  map[string]bool // patient owner -> active care-team member
 	EncounterOf map[string]bool // patient owner -> encounter participant
 	Grants      []Grant         // unexpired break-the-glass grants at load time
+	// ProxyOf is the patient owner a RelatedPerson account holds an
+	// active proxy grant for ("" for none; proxy.go).
+	ProxyOf string
 }
 
 // Related returns the patient owners the user has a treatment
@@ -68,6 +71,9 @@ func (u *UserFacts) Related(now time.Time) []string {
 		if g.Covers(g.Patient, now) {
 			set[g.Patient] = true
 		}
+	}
+	if u.ProxyOf != "" {
+		set[u.ProxyOf] = true
 	}
 	out := make([]string, 0, len(set))
 	for p := range set {

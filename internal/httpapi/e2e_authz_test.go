@@ -46,9 +46,12 @@ func newActor(t *testing.T, s *apitest.Server, role, pid string) actor {
 		t.Fatal(err)
 	}
 	u := identity.User{ID: id, Username: "u" + uniq(), Roles: []identity.Role{identity.Role(role)}}
-	if role == "patient" {
+	switch {
+	case role == "patient" && strings.HasPrefix(pid, "RelatedPerson/"): // a proxy
+		u.FHIRUser = pid
+	case role == "patient":
 		u.FHIRUser = "Patient/" + pid
-	} else {
+	default:
 		u.DisplayName = "Matrix " + role
 		u.FHIRUser = "Practitioner/" + s.Create(t, map[string]any{"resourceType": "Practitioner", "active": true})
 	}

@@ -64,7 +64,7 @@ type User struct {
 	Username    string // lower case, unique, 3–64 of [a-z0-9._@-]
 	DisplayName string // workforce only: empty for patient accounts
 	Roles       []Role
-	FHIRUser    string // "Practitioner/<id>" or "Patient/<id>" (SMART fhirUser); may be empty for workforce
+	FHIRUser    string // "Practitioner/<id>", "Patient/<id>" or a proxy's "RelatedPerson/<id>" (SMART fhirUser); may be empty for workforce
 	Disabled    bool
 	MFAEnrolled bool
 
@@ -86,7 +86,7 @@ func (u User) HasRole(r Role) bool { return slices.Contains(u.Roles, r) }
 // awaiting approval: it enrols its second factor meanwhile.
 func (u User) RequiresMFA() bool {
 	if len(u.Roles) == 0 {
-		return !strings.HasPrefix(u.FHIRUser, ident.PatientPrefix)
+		return !strings.HasPrefix(u.FHIRUser, ident.PatientPrefix) && !strings.HasPrefix(u.FHIRUser, "RelatedPerson/")
 	}
 	return slices.ContainsFunc(u.Roles, Role.Workforce)
 }
@@ -112,10 +112,12 @@ func (u User) LogValue() slog.Value {
 //     patient access never inherits workforce grants or vice versa). No
 //     role at all is valid: an account whose roles await a second
 //     administrator's approval has no access (ADR 0018);
-//   - a patient account has FHIRUser "Patient/<id>" and an empty
+//   - a patient account has FHIRUser "Patient/<id>", or
+//     "RelatedPerson/<id>" for a proxy (a parent or carer: what it may
+//     read is the proxy grant's, see authz/proxy.go), and an empty
 //     DisplayName: the patient's name is PHI and lives only in the
 //     encrypted Patient resource; an account with no role that
-//     references a Patient is held to the same rules;
+//     references a Patient or RelatedPerson is held to the same rules;
 //   - a workforce account's FHIRUser, if set, is "Practitioner/<id>";
 //   - DisplayName: at most 128 runes of printable UTF-8;
 //   - PasswordHash: at most 512 bytes of printable ASCII.
@@ -133,15 +135,15 @@ func (u User) Validate() error {
 		return err
 	}
 	typ, id, hasRef := strings.Cut(u.FHIRUser, "/")
-	patient := u.HasRole(RolePatient) || len(u.Roles) == 0 && typ == "Patient"
+	patient := u.HasRole(RolePatient) || len(u.Roles) == 0 && (typ == "Patient" || typ == "RelatedPerson")
 	switch {
 	case u.FHIRUser == "" && u.HasRole(RolePatient):
 		return &FieldError{Field: "fhir_user", Reason: "a patient account must name its Patient resource"}
 	case u.FHIRUser == "":
 	case !hasRef || validFHIRID(id) != nil:
-		return &FieldError{Field: "fhir_user", Reason: `must be "Practitioner/<id>" or "Patient/<id>"`}
-	case patient && typ != "Patient":
-		return &FieldError{Field: "fhir_user", Reason: "a patient account must reference a Patient"}
+		return &FieldError{Field: "fhir_user", Reason: `must be "Practitioner/<id>", "Patient/<id>" or "RelatedPerson/<id>"`}
+	case patient && typ != "Patient" && typ != "RelatedPerson":
+		return &FieldError{Field: "fhir_user", Reason: "a patient account must reference a Patient (or, for a proxy, a RelatedPerson)"}
 	case !patient && typ != "Practitioner":
 		return &FieldError{Field: "fhir_user", Reason: "a workforce or system account must reference a Practitioner"}
 	}
