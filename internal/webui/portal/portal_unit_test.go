@@ -36,6 +36,12 @@ func TestPortalAccessQuery(t *testing.T) {
 			}
 		}},
 		{name: "bad page", query: "before=-1", wantErr: "page"},
+		{name: "own views", query: "own=1", check: func(t *testing.T, q accessQuery) {
+			if !q.own || q.values().Get("own") != "1" {
+				t.Errorf("own %v, values %v", q.own, q.values())
+			}
+		}},
+		{name: "bad own", query: "own=yes", wantErr: "page"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			v, err := url.ParseQuery(tc.query)
