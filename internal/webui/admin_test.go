@@ -276,7 +276,10 @@ func TestAdminReviews(t *testing.T) {
 	tb.do(chromedp.SetValue(chromedp.CSS(".close-review select"), "appropriate"), chromedp.SetValue(chromedp.CSS(".close-review textarea"), note),
 		submit(".close-review button", "#done"))
 	tb.do(waitCSS("#no-reviews"), submit("#show-all", "#reviews"))
-	if got := tb.text("#reviews"); !strings.Contains(got, "appropriate, by privacy.po") || !strings.Contains(got, "with a note, kept sealed") || strings.Contains(got, note) {
+	if got := tb.text("#alerts .alert-row"); !strings.Contains(got, "closed with its review, by Pria Officer (privacy.po)") {
+		t.Errorf("the alert of the closed review: %q, want it closed with the review", got)
+	}
+	if got := tb.text("#reviews"); !strings.Contains(got, "appropriate, by Pria Officer (privacy.po)") || !strings.Contains(got, "with a note, kept sealed") || strings.Contains(got, note) {
 		t.Errorf("closed review %q: want the outcome and that a note is kept, not the note's text", got)
 	}
 	closed := false

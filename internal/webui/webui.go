@@ -68,6 +68,9 @@ type Options struct {
 	// Reports is the access reports' service (privacy.Reports), behind
 	// the portal's report pages; nil answers 503 there.
 	Reports Reports
+	// Trail records the privacy office's staff lookups and the exports
+	// of audit events (privacy.Trail); nil: no lookup, no export.
+	Trail Trail
 
 	// IdleTimeout is the session idle timeout the warning script counts
 	// down; default session.DefaultIdleTimeout. It must match the login
@@ -118,6 +121,7 @@ type (
 	KeyScanner      = console.KeyScanner
 	AccessLog       = portal.AccessLog
 	Reports         = portal.Reports
+	Trail           = portal.Trail
 )
 
 // New validates o and returns a UI. Errors name the Options field.
@@ -146,7 +150,7 @@ func New(o Options) (*UI, error) {
 	u := &UI{site: st, users: o.Users, keys: o.Keys, scanner: o.KeyScanner, auditLog: o.AuditLog, log: o.Logger, now: o.Now, trust: &trustCache{}}
 	u.chart = chart.New(chart.Options{Site: st, Record: o.Record, Authz: o.Authz, BreakGlass: o.BreakGlass, Now: o.Now, Rand: o.Rand})
 	u.portal = portal.New(portal.Options{Site: st, Record: o.Record, Users: o.Users, Authz: o.Authz, Access: o.Access, AuditLog: o.AuditLog,
-		Reports: o.Reports, Logger: o.Logger, Now: o.Now})
+		Reports: o.Reports, Trail: o.Trail, Logger: o.Logger, Now: o.Now})
 	u.signin = signin.New(signin.Options{Site: st, Login: o.Login, DropSearches: u.chart.ForgetSession, Logger: o.Logger})
 	u.console = console.New(console.Options{Site: st, Services: o.Console, Users: o.Users, AuditLog: o.AuditLog, Authz: o.Authz,
 		Keys: o.Keys, KeyScanner: o.KeyScanner, Logger: o.Logger})

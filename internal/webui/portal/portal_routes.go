@@ -16,4 +16,6 @@ func (u *UI) Routes(mux *http.ServeMux) {
 	// Privacy office (portal_reports.go).
 	mux.Handle("GET /privacy/reports", u.site.Handle(u.privacy(u.reportsPage)))
 	mux.Handle("POST /privacy/reports/{rid}/close", u.site.Handle(u.privacyForm(u.reportClose)))
+	mux.Handle("GET /privacy/lookup", u.site.Handle(u.privacy(u.lookupPage)))
+	mux.Handle("POST /privacy/lookup", u.site.Handle(u.privacyForm(u.lookupSubmit)))
 }

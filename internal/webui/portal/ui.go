@@ -32,8 +32,11 @@ type Options struct {
 	// Reports is the access reports' service (privacy.Reports); nil
 	// answers 503 on the report pages.
 	Reports Reports
-	Logger  *slog.Logger
-	Now     func() time.Time // default time.Now
+	// Trail records staff lookups and exports (privacy.Trail); nil
+	// answers 503 on the lookup page and offers no export.
+	Trail  Trail
+	Logger *slog.Logger
+	Now    func() time.Time // default time.Now
 }
 
 // UI is the patient portal's pages. It is safe for concurrent use.
@@ -45,6 +48,7 @@ type UI struct {
 	access   AccessLog
 	auditLog site.AuditLog
 	reports  Reports
+	trail    Trail
 	log      *slog.Logger
 	now      func() time.Time
 }
@@ -58,5 +62,5 @@ func New(o Options) *UI {
 		o.Logger = slog.Default()
 	}
 	return &UI{site: o.Site, rec: o.Record, users: o.Users, authz: o.Authz, access: o.Access, auditLog: o.AuditLog,
-		reports: o.Reports, log: o.Logger, now: o.Now}
+		reports: o.Reports, trail: o.Trail, log: o.Logger, now: o.Now}
 }
