@@ -99,6 +99,9 @@ type Chart struct {
 // Row is one line of a chart list.
 type Row struct {
 	When, What, Detail, Status string
+	// Explain is a result's usual range and flag in words (results.go);
+	// zero for other rows.
+	Explain Explained
 }
 
 type NoteRow struct {
@@ -206,7 +209,7 @@ func Load(ctx context.Context, rec *record.Service, now func() time.Time, c reco
 	}
 	for _, r := range res["observations"] {
 		cv.Observations = append(cv.Observations, Row{When: shortDate(r.Str("effectiveDateTime")), What: concept(r.Obj("code")),
-			Detail: observationValue(r), Status: categoryOf(r)})
+			Detail: observationValue(r), Status: categoryOf(r), Explain: ExplainResult(r)})
 	}
 	sortRows(cv.Problems)
 	sortRows(cv.Medications)

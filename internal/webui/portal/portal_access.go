@@ -97,6 +97,9 @@ type accessView struct {
 	// shows, one line each, every entry still listed and verifiable.
 	Groups    []accessGroup
 	Own       bool // the patient's own views are included
+	// ExportCSV and ExportPDF are the download links of this list (its
+	// filters, no page position); "" when no file can be made.
+	ExportCSV, ExportPDF string
 	From, To  string
 	Actions   []option
 	Who       string
@@ -196,6 +199,13 @@ func (u *UI) portalAccess(w http.ResponseWriter, r *http.Request) error {
 		}
 		view.Rows = rows
 		view.Groups = groupVisits(rows, visitGap)
+		if u.trail != nil {
+			eq := q.values()
+			eq.Set("format", "csv")
+			view.ExportCSV = "/portal/access/export?" + eq.Encode()
+			eq.Set("format", "pdf")
+			view.ExportPDF = "/portal/access/export?" + eq.Encode()
+		}
 		if next > 0 {
 			nq := q.values()
 			nq.Set("before", strconv.FormatInt(next, 10))

@@ -12,6 +12,9 @@ func (u *UI) Routes(mux *http.ServeMux) {
 	mux.Handle("POST /portal/consent", u.site.Handle(u.portalForm(u.consentSubmit)))
 	mux.Handle("GET /portal/download", u.site.Handle(u.portal(u.downloadPage)))
 	mux.Handle("GET /portal/download/record.json", u.site.Handle(u.portal(u.downloadBundle)))
+	mux.Handle("GET /portal/download/record.pdf", u.site.Handle(u.portal(u.recordPDF)))
+	mux.Handle("GET /portal/summary", u.site.Handle(u.portal(u.summaryPage)))
+	mux.Handle("GET /portal/access/export", u.site.Handle(u.portal(u.accessExport)))
 
 	// Privacy office (portal_reports.go).
 	mux.Handle("GET /privacy/reports", u.site.Handle(u.privacy(u.reportsPage)))
