@@ -95,19 +95,19 @@ type accessView struct {
 	Rows []accessRow
 	// Groups are Rows gathered into visits (group.go): what the page
 	// shows, one line each, every entry still listed and verifiable.
-	Groups    []accessGroup
-	Own       bool // the patient's own views are included
+	Groups []accessGroup
+	Own    bool // the patient's own views are included
 	// ExportCSV and ExportPDF are the download links of this list (its
 	// filters, no page position); "" when no file can be made.
 	ExportCSV, ExportPDF string
-	From, To  string
-	Actions   []option
-	Who       string
-	Agents    []option
-	Next      string // query of the next page; "" on the last
-	Filtered  bool
-	Error     string
-	Available bool
+	From, To             string
+	Actions              []option
+	Who                  string
+	Agents               []option
+	Next                 string // query of the next page; "" on the last
+	Filtered             bool
+	Error                string
+	Available            bool
 	// VerifierKey is the log's published verifier key (the trust
 	// page's), against which verify.js checks every proof; "" when the
 	// log status is unavailable (verify.js then uses the proof's own key
