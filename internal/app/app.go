@@ -456,12 +456,18 @@ func (a *App) webUI() http.Handler {
 	} else {
 		trail = t
 	}
+	var amend webui.Amendments // nil: the correction pages answer 503
+	if am, err := privacy.NewAmendments(privacy.AmendOptions{Tx: sqldb.NewUnit[privacy.AmendTx](sq), Store: sq, Notes: a.Record, Log: a.Log}); err != nil {
+		a.logger.Error("correction requests unavailable", slog.String("error", err.Error()))
+	} else {
+		amend = am
+	}
 	con := a.console(sq)
 	if trail != nil {
 		con.Exports = trail
 	}
 	ui, err := webui.New(webui.Options{
-		Login: a.Login, Record: a.Record, Users: sq.Users(), Access: access, Reports: reports, Trail: trail,
+		Login: a.Login, Record: a.Record, Users: sq.Users(), Access: access, Reports: reports, Trail: trail, Amendments: amend,
 		Keys: a.Keys, KeyScanner: a.Store,
 		IdleTimeout: a.idleTimeout, Logger: a.logger, AuditLog: trustStatus{a.tlog}, Authz: a.Authz, BreakGlass: a.BreakGlass,
 		Console: con,

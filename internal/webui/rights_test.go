@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/csv"
+	"os"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/chromedp/chromedp"
 
 	"github.com/phivault/phivault/internal/audit"
 	"github.com/phivault/phivault/internal/identity"
@@ -93,6 +96,51 @@ func TestPatientRights(t *testing.T) {
 		t.Errorf("the accounting PDF lacks the entry: %q", text)
 	}
 
+	// "I don't recognise this": the report reaches the privacy office.
+	tb.do(chromedp.Click(chromedp.CSS("#access-"+row+" a.report")), waitCSS("#report-form"),
+		fill("#report-comment", "Was this my visit?"), submit("#report-form button[type=submit]", "#report-sent"))
+
+	// Ask for a correction: which part, what is wrong, what it should say.
+	tb.do(navigate(e.URL+"/portal"), waitCSS("#link-corrections"), submit("#link-corrections", "#correction-form"))
+	tb.checkA11y()
+	tb.do(chromedp.SetValue(chromedp.CSS("#c-part"), "allergies"), fill("#c-wrong", "Penicillin allergy is missing", "#c-should", "Allergic to penicillin (rash)"),
+		submit("#correction-form button[type=submit]", "#correction-sent"))
+	if got := tb.text("#my-corrections"); !strings.Contains(got, "Allergies") || !strings.Contains(got, "Penicillin allergy is missing") || !strings.Contains(got, "Waiting for a decision") {
+		t.Errorf("my requests: %q", got)
+	}
+	// Nothing of it is in the database in clear.
+	for _, f := range []string{"", "-wal"} {
+		if b, err := os.ReadFile(e.App.Config.Storage.SQLitePath + f); err == nil && bytes.Contains(b, []byte("Penicillin allergy")) {
+			t.Errorf("the request is in clear in the database%s file", f)
+		}
+	}
+	// The care team sees it on the chart.
+	dt.do(navigate(e.URL+"/patients/"+pid), waitCSS("#corrections"))
+	if got := dt.text("#corrections"); !strings.Contains(got, "Penicillin allergy is missing") || !strings.Contains(got, "waiting for the privacy office") {
+		t.Errorf("the chart's correction requests: %q", got)
+	}
+	// The privacy office finds the report and the request, by the
+	// patient's name, and denies the request with its reason.
+	po := e.addUser(t, "privacy.rights", "Pat Office", true, identity.RolePrivacyOfficer)
+	pt := newTab(t)
+	e.signIn(t, pt, po, "#home")
+	pt.do(navigate(e.URL+"/privacy/reports"), waitCSS("#reports-list"))
+	if got := pt.text("#reports-list"); !strings.Contains(got, "Brightwater, Ada") || !strings.Contains(got, row) {
+		t.Errorf("the report, by the patient's name and the log position: %q", got)
+	}
+	pt.do(submit("#corrections-link", "#privacy-corrections"))
+	pt.checkA11y()
+	if got := pt.text("#corrections-list"); !strings.Contains(got, "Brightwater, Ada") || !strings.Contains(got, "Penicillin allergy is missing") {
+		t.Fatalf("the correction queue: %q", got)
+	}
+	const reason = "Our allergy test of 2026-10-01 was negative."
+	pt.do(chromedp.Click(chromedp.CSS(".decide-correction input[value=deny]")), fill(".decide-correction textarea", reason),
+		submit(".decide-correction button[type=submit]", "#correction-decided"))
+	tb.do(navigate(e.URL+"/portal/corrections"), waitCSS("#my-corrections"))
+	if got := tb.text("#my-corrections"); !strings.Contains(got, "Denied") || !strings.Contains(got, reason) || !strings.Contains(got, "statement of disagreement") {
+		t.Errorf("the patient's view of the denial: %q", got)
+	}
+
 	// The printable summary, and the record as a PDF.
 	tb.do(navigate(e.URL+"/portal/download"), waitCSS("#download-pdf"), navigate(e.URL+"/portal/summary"), waitCSS("#portal-summary"))
 	tb.checkA11y()
@@ -107,9 +155,14 @@ func TestPatientRights(t *testing.T) {
 		t.Errorf("the record PDF: %q", text)
 	}
 
-	// Every file is recorded, in the patient's own trail.
+	// Every file and every step of the request is recorded, in the
+	// patient's own trail.
+	steps := map[audit.Action]bool{}
 	formats := map[string]int{}
 	for _, ev := range e.auditEvents(t) {
+		if slices.Contains(ev.Patients, "Patient/"+pid) {
+			steps[ev.Action] = true
+		}
 		if ev.Action == audit.ActionExport && slices.Contains(ev.Patients, "Patient/"+pid) && ev.Purpose == "PATRQT" {
 			for _, p := range ev.Policies {
 				formats[p]++
@@ -118,5 +171,10 @@ func TestPatientRights(t *testing.T) {
 	}
 	if formats["format=csv"] != 1 || formats["format=pdf"] != 2 {
 		t.Errorf("exports recorded: %v, want one CSV and two PDFs", formats)
+	}
+	for _, a := range []audit.Action{audit.ActionAccessReport, audit.ActionAmendmentRequest, audit.ActionAmendmentRead, audit.ActionAmendmentDecide} {
+		if !steps[a] {
+			t.Errorf("no %s event in the patient's trail", a)
+		}
 	}
 }

@@ -94,6 +94,17 @@ type Chart struct {
 	// EmergencyUntil is "HH:MM UTC" while the viewer reads this chart
 	// under a break-the-glass grant (emergency.go); "" otherwise.
 	EmergencyUntil string
+	// Corrections are the patient's correction requests (HIPAA
+	// §164.526), shown to the care team on the chart; filled by the
+	// chart package, not by Load.
+	Corrections []Correction
+}
+
+// Correction is one of the patient's correction requests as the care
+// team reads it.
+type Correction struct {
+	Part, Wrong, Should, State, Reason string
+	Created, Decided                   time.Time
 }
 
 // Row is one line of a chart list.

@@ -25,8 +25,8 @@ const visitGap = 30 * time.Minute
 // next.
 type accessGroup struct {
 	ID       string    // the newest entry's log position, for the row's id
-	Newest   time.Time // the first entry's time
-	Oldest   time.Time // the last entry's time
+	Newest   time.Time // the latest entry's time
+	Oldest   time.Time // the earliest entry's time
 	Who      string
 	Role     string
 	Org      string
@@ -44,11 +44,15 @@ func (g accessGroup) Count() int { return len(g.Entries) }
 // then shows its start too).
 func (g accessGroup) Span() bool { return g.Newest.Sub(g.Oldest) >= time.Minute }
 
-// sameVisit says whether row continues the visit g (rows newest first).
+// sameVisit says whether row continues the visit g. Rows come in log
+// order, newest first; events recorded concurrently (a chart's section
+// reads) may be a few microseconds out of time order, so the gap is
+// measured either way.
 func sameVisit(g *accessGroup, row accessRow, gap time.Duration) bool {
 	last := g.Entries[len(g.Entries)-1]
+	d := last.When.Sub(row.When)
 	return last.Agent == row.Agent && last.Who == row.Who && last.Role == row.Role && last.Why == row.Why &&
-		last.When.Sub(row.When) <= gap && !row.When.After(last.When)
+		d <= gap && d >= -gap
 }
 
 // groupVisits gathers rows (newest first, as the index returns them)
@@ -60,7 +64,12 @@ func groupVisits(rows []accessRow, gap time.Duration) []accessGroup {
 		if n := len(out); n > 0 && sameVisit(&out[n-1], row, gap) {
 			g := &out[n-1]
 			g.Entries = append(g.Entries, row)
-			g.Oldest = row.When
+			if row.When.Before(g.Oldest) {
+				g.Oldest = row.When
+			}
+			if row.When.After(g.Newest) {
+				g.Newest = row.When
+			}
 			if !slices.Contains(g.Whats, row.What) {
 				g.Whats = append(g.Whats, row.What)
 			}

@@ -34,9 +34,12 @@ type Options struct {
 	Reports Reports
 	// Trail records staff lookups and exports (privacy.Trail); nil
 	// answers 503 on the lookup page and offers no export.
-	Trail  Trail
-	Logger *slog.Logger
-	Now    func() time.Time // default time.Now
+	Trail Trail
+	// Amendments is the correction requests' service
+	// (privacy.Amendments); nil answers 503 on their pages.
+	Amendments Amendments
+	Logger     *slog.Logger
+	Now        func() time.Time // default time.Now
 }
 
 // UI is the patient portal's pages. It is safe for concurrent use.
@@ -49,6 +52,7 @@ type UI struct {
 	auditLog site.AuditLog
 	reports  Reports
 	trail    Trail
+	amend    Amendments
 	log      *slog.Logger
 	now      func() time.Time
 }
@@ -62,5 +66,5 @@ func New(o Options) *UI {
 		o.Logger = slog.Default()
 	}
 	return &UI{site: o.Site, rec: o.Record, users: o.Users, authz: o.Authz, access: o.Access, auditLog: o.AuditLog,
-		reports: o.Reports, trail: o.Trail, log: o.Logger, now: o.Now}
+		reports: o.Reports, trail: o.Trail, amend: o.Amendments, log: o.Logger, now: o.Now}
 }
