@@ -189,7 +189,9 @@ func TestAmendments(t *testing.T) {
 // dir is a directory of a few accounts.
 type dir []identity.User
 
-func (d dir) ByID(_ context.Context, id string) (identity.User, error) { return identity.User{}, identity.ErrNotFound }
+func (d dir) ByID(_ context.Context, id string) (identity.User, error) {
+	return identity.User{}, identity.ErrNotFound
+}
 func (d dir) ByUsername(_ context.Context, n string) (identity.User, error) {
 	return identity.User{}, identity.ErrNotFound
 }
