@@ -44,7 +44,9 @@ func TestPrivacyLookupExport(t *testing.T) {
 	doc := e.addUser(t, "dr.lookup", "Dana Lookup", true, identity.RolePhysician)
 	po := e.addUser(t, "privacy.lk", "Priya Lookup", true, identity.RolePrivacyOfficer)
 	pid := e.Do(t, "POST", "/fhir/Patient", map[string]any{"resourceType": "Patient",
-		"name": []any{map[string]any{"family": "Quillfeather", "given": []any{"Wren"}}}, "birthDate": "1971-04-05", "gender": "female"}, nil).Want(t, 201).ID()
+		"name": []any{map[string]any{"family": "Quillfeather", "given": []any{"Wren"}}}, "birthDate": "1971-04-05", "gender": "female",
+		"identifier": []any{map[string]any{"system": "urn:oid:1.2.3.4.5", "value": "MRN-4711",
+			"type": map[string]any{"coding": []any{map[string]any{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "MR"}}}}}}, nil).Want(t, 201).ID()
 	e.treat(t, pid)
 
 	dt := newTab(t)
@@ -63,6 +65,15 @@ func TestPrivacyLookupExport(t *testing.T) {
 		t.Fatalf("lookup by name: %q", got)
 	}
 	tb.checkA11y()
+	// By identifier and by birth date too.
+	tb.do(navigate(e.URL+"/privacy/lookup"), waitCSS("#lookup-patient"), fill("#lp-identifier", "MRN-4711"), submit("#lookup-patient button[type=submit]", "#lookup-results"))
+	if got := tb.text("#lookup-patients"); !strings.Contains(got, "Quillfeather, Wren") || !strings.Contains(got, "MRN-4711") {
+		t.Fatalf("lookup by identifier: %q", got)
+	}
+	tb.do(navigate(e.URL+"/privacy/lookup"), waitCSS("#lookup-patient"), fill("#lp-birthdate", "1971-04-05"), submit("#lookup-patient button[type=submit]", "#lookup-results"))
+	if got := tb.text("#lookup-patients"); !strings.Contains(got, "Quillfeather, Wren") {
+		t.Fatalf("lookup by birth date: %q", got)
+	}
 	tb.do(submit("#lookup-patients .audit-about button", "#audit-results"))
 	got := tb.text("#audit-results")
 	if !strings.Contains(got, "Dana Lookup (dr.lookup)") || !strings.Contains(got, "viewed the chart") {
