@@ -162,7 +162,7 @@ func New(o Options) (*UI, error) {
 		Reports: o.Reports, Trail: o.Trail, Amendments: o.Amendments, Logger: o.Logger, Now: o.Now})
 	u.signin = signin.New(signin.Options{Site: st, Login: o.Login, DropSearches: u.chart.ForgetSession, Logger: o.Logger})
 	u.console = console.New(console.Options{Site: st, Services: o.Console, Users: o.Users, AuditLog: o.AuditLog, Authz: o.Authz,
-		Keys: o.Keys, KeyScanner: o.KeyScanner, Logger: o.Logger})
+		Keys: o.Keys, KeyScanner: o.KeyScanner, Logger: o.Logger, Now: o.Now})
 	return u, nil
 }
 

@@ -77,7 +77,7 @@ func (u *UI) adminAuditExport(w http.ResponseWriter, r *http.Request) error {
 			x.User, x.Role, x.Client, x.Purpose, x.Patients})
 	}
 	v := site.ViewerFrom(r.Context())
-	now := time.Now()
+	now := u.now()
 	var buf bytes.Buffer
 	name := "audit-events-" + now.UTC().Format("20060102-150405")
 	switch format {

@@ -60,6 +60,20 @@ var actionWords = map[audit.Action]string{
 	audit.ActionBreakGlass:    "opened emergency access to",
 }
 
+// actionPhrases say the privacy office's actions on a record whole:
+// their entities are reports, requests and reviews, not parts of the
+// record.
+var actionPhrases = map[audit.Action]string{
+	audit.ActionAccessReport:      "reported an access to your record",
+	audit.ActionAccessReportRead:  "read the access reports about your record",
+	audit.ActionAccessReportClose: "closed an access report about your record",
+	audit.ActionAmendmentRequest:  "asked to correct your record",
+	audit.ActionAmendmentRead:     "read the correction requests about your record",
+	audit.ActionAmendmentDecide:   "decided on a correction request about your record",
+	audit.ActionReviewClose:       "reviewed an emergency access to your record",
+	audit.ActionReviewRead:        "read the reason given for an emergency access to your record",
+}
+
 // crudeWords are the action filter's choices (index.Filter.CRUDE).
 var crudeWords = []option{
 	{Value: "", Label: "any action"},
@@ -376,6 +390,15 @@ func roleWords(roles string) string {
 // kind of information (the resource type of the query or of the first
 // resource touched; never a value).
 func whatText(ev audit.Event) string {
+	if p, ok := actionPhrases[ev.Action]; ok {
+		return p
+	}
+	if ev.Action == audit.ActionExport {
+		if len(ev.Entities) > 0 && strings.HasPrefix(ev.Entities[0], "AuditEvent/") {
+			return "made a file of the access log of your record"
+		}
+		return "made a copy of your record"
+	}
 	verb, ok := actionWords[ev.Action]
 	if !ok {
 		verb = strings.ReplaceAll(string(ev.Action), "-", " ")
