@@ -1,9 +1,13 @@
 // Package portal is the patient portal (a patient's own record, who
-// accessed it, consent, download, reporting an access) and the privacy
-// office's list of those reports. A patient's own id comes from the
-// account's FHIR user link, never from the request. It gets the record
-// service, the directory, the audit index and the report service, and
-// never the keys or the consoles.
+// accessed it and its accounting as a file, consent, download, the
+// printable summary and its PDF, reporting an access, asking for a
+// correction) and the privacy office's pages (the reports, "Find a
+// person", the correction requests' queue). A patient's own id comes
+// from the account's FHIR user link, never from the request. It gets
+// the record service, the directory, the audit index and the privacy
+// services (reports, correction requests, trail), and never the keys or
+// the consoles. Every file is recorded (privacy.Trail) before a byte of
+// it is written.
 package portal
 
 import (
