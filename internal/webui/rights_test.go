@@ -140,6 +140,10 @@ func TestPatientRights(t *testing.T) {
 	if got := tb.text("#my-corrections"); !strings.Contains(got, "Denied") || !strings.Contains(got, reason) || !strings.Contains(got, "statement of disagreement") {
 		t.Errorf("the patient's view of the denial: %q", got)
 	}
+	tb.do(submit("#my-corrections a.disagree", "#correction-form"))
+	if got := eval[string](tb, `document.getElementById("c-part").value`); got != "disagreement" {
+		t.Errorf("the statement of disagreement's form: part %q", got)
+	}
 
 	// The printable summary, and the record as a PDF.
 	tb.do(navigate(e.URL+"/portal/download"), waitCSS("#download-pdf"), navigate(e.URL+"/portal/summary"), waitCSS("#portal-summary"))

@@ -86,6 +86,9 @@ func (u *UI) correctionsPage(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	view := correctionsView{Sent: r.URL.Query().Get("sent") == "1"}
+	if p := r.URL.Query().Get("part"); privacy.PartWords(p) != "" {
+		view.Part = p // a code of the list ("disagreement" from a denial), not PHI
+	}
 	return u.renderCorrections(w, r, http.StatusOK, view)
 }
 
