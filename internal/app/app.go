@@ -450,11 +450,27 @@ func (a *App) webUI() http.Handler {
 	} else {
 		reports = r
 	}
+	var trail webui.Trail // nil: no staff lookup, no export
+	if t, err := privacy.NewTrail(privacy.TrailOptions{Tx: sqldb.NewUnit[privacy.Tx](sq), Log: a.Log}); err != nil {
+		a.logger.Error("privacy trail unavailable", slog.String("error", err.Error()))
+	} else {
+		trail = t
+	}
+	var amend webui.Amendments // nil: the correction pages answer 503
+	if am, err := privacy.NewAmendments(privacy.AmendOptions{Tx: sqldb.NewUnit[privacy.AmendTx](sq), Store: sq, Notes: a.Record, Log: a.Log}); err != nil {
+		a.logger.Error("correction requests unavailable", slog.String("error", err.Error()))
+	} else {
+		amend = am
+	}
+	con := a.console(sq)
+	if trail != nil {
+		con.Exports = trail
+	}
 	ui, err := webui.New(webui.Options{
-		Login: a.Login, Record: a.Record, Users: sq.Users(), Access: access, Reports: reports,
+		Login: a.Login, Record: a.Record, Users: sq.Users(), Access: access, Reports: reports, Trail: trail, Amendments: amend,
 		Keys: a.Keys, KeyScanner: a.Store,
 		IdleTimeout: a.idleTimeout, Logger: a.logger, AuditLog: trustStatus{a.tlog}, Authz: a.Authz, BreakGlass: a.BreakGlass,
-		Console: a.console(sq),
+		Console: con,
 	})
 	if err != nil {
 		a.logger.Error("web UI unavailable", slog.String("error", err.Error()))

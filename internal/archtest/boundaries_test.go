@@ -96,6 +96,11 @@ var boundaries = []boundary{
 		why:       "the chart's view model is shared by the chart and the portal, and reaches no keys",
 	},
 	{
+		from:      webui + "/export",
+		forbidden: []string{webui, webui + "/site", webui + "/signin", webui + "/chart", webui + "/portal", webui + "/console", webui + "/chartview", module + "/internal/keys", module + "/internal/record", module + "/internal/storage", module + "/internal/audit"},
+		why:       "the file writers (CSV, PDF) are shared by the portal and the console; they read and record nothing, and know no audience",
+	},
+	{
 		from:      webui + "/signin",
 		forbidden: []string{webui, webui + "/chart", webui + "/portal", webui + "/console", webui + "/chartview", module + "/internal/keys", module + "/internal/record", module + "/internal/storage"},
 		why:       "sign-in gets the login service only, no record, no keys",

@@ -212,7 +212,7 @@ func (b *BreakGlass) Open(ctx context.Context, p authn.Principal, agent audit.Ag
 		return Grant{}, d, fmt.Errorf("break glass: sealing the reason: %w", err)
 	}
 	r := Review{ID: b.newID(), GrantID: g.ID, UserID: g.UserID, Patient: owner, Reason: g.Reason, Created: now, Expires: g.Expires}
-	al := Alert{ID: b.newID(), Kind: "break-glass", Priority: "high", UserID: g.UserID, Patient: owner, Ref: "Grant/" + g.ID, Created: now}
+	al := Alert{ID: b.newID(), Kind: AlertBreakGlass, Priority: "high", UserID: g.UserID, Patient: owner, Ref: "Grant/" + g.ID, Created: now}
 	ev.Policies, ev.Entities = d.Policies, []string{owner, "Grant/" + g.ID}
 	rec, err := b.log.Seal(ev)
 	if err != nil {

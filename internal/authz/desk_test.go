@@ -24,6 +24,7 @@ func (plainSealer) OpenAudit(_ string, b []byte) ([]byte, error) { return b, nil
 type deskStore struct {
 	log       *audit.Log
 	reviews   map[string]authz.Review
+	alerts    map[string]authz.Alert
 	events    []audit.Event
 	failAudit error
 }
@@ -34,18 +35,22 @@ type deskTx struct {
 	authz.Tx
 	st      *deskStore
 	reviews map[string]authz.Review
+	alerts  map[string]authz.Alert
 	events  []audit.Event
 }
 
 func (s *deskStore) Update(_ context.Context, fn func(authz.Tx) error) error {
-	t := &deskTx{st: s, reviews: map[string]authz.Review{}, events: slices.Clone(s.events)}
+	t := &deskTx{st: s, reviews: map[string]authz.Review{}, alerts: map[string]authz.Alert{}, events: slices.Clone(s.events)}
 	for k, v := range s.reviews {
 		t.reviews[k] = v
+	}
+	for k, v := range s.alerts {
+		t.alerts[k] = v
 	}
 	if err := fn(t); err != nil {
 		return err
 	}
-	s.reviews, s.events = t.reviews, t.events
+	s.reviews, s.alerts, s.events = t.reviews, t.alerts, t.events
 	return nil
 }
 
@@ -80,6 +85,19 @@ func (t *deskTx) CloseReview(_ context.Context, id, by, outcome string, note []b
 	return r, nil
 }
 
+func (t *deskTx) CloseAlerts(_ context.Context, kind, ref, by, review string, at time.Time) ([]string, error) {
+	var ids []string
+	for id, a := range t.alerts {
+		if a.Kind == kind && a.Ref == ref && a.Closed.IsZero() {
+			a.Closed, a.ClosedBy, a.ClosedReview = at, by, review
+			t.alerts[id] = a
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	return ids, nil
+}
+
 // A review closes with its audit event in one transaction: a failing
 // audit record leaves it open, an already closed one is a conflict and
 // records nothing.
@@ -88,6 +106,9 @@ func TestDeskCloseAtomic(t *testing.T) {
 	log := audit.NewLog(plainSealer{})
 	st := &deskStore{log: log, reviews: map[string]authz.Review{
 		"rv1": {ID: "rv1", GrantID: "g1", UserID: "usr_doc", Patient: "Patient/p1", Reason: "ETREAT", Created: now.Add(-time.Hour)},
+	}, alerts: map[string]authz.Alert{
+		"al1":   {ID: "al1", Kind: authz.AlertBreakGlass, Ref: "Grant/g1"},
+		"other": {ID: "other", Kind: authz.AlertBreakGlass, Ref: "Grant/g2"},
 	}}
 	d := authz.NewDesk(nil, st, nil, log, nil, func() time.Time { return now })
 	agent := audit.Agent{User: "usr_po", Role: "privacy-officer", Client: "webui"}
@@ -97,8 +118,8 @@ func TestDeskCloseAtomic(t *testing.T) {
 	if _, err := d.Close(t.Context(), agent, "req-1", "rv1", "appropriate", ""); !errors.Is(err, errDown) {
 		t.Fatalf("Close with a failing audit record: %v, want it returned", err)
 	}
-	if st.reviews["rv1"].Closed || len(st.events) != 0 {
-		t.Fatalf("after a failed audit record: %+v, %d events; want the review open and nothing recorded", st.reviews["rv1"], len(st.events))
+	if st.reviews["rv1"].Closed || len(st.events) != 0 || !st.alerts["al1"].Closed.IsZero() {
+		t.Fatalf("after a failed audit record: %+v, %+v, %d events; want the review and its alert open and nothing recorded", st.reviews["rv1"], st.alerts["al1"], len(st.events))
 	}
 
 	st.failAudit = nil
@@ -111,11 +132,15 @@ func TestDeskCloseAtomic(t *testing.T) {
 	}
 	ev := st.events[0]
 	if ev.Action != audit.ActionReviewClose || ev.Outcome != audit.OutcomeSuccess || ev.Agent != agent || !ev.Time.Equal(now) ||
-		!slices.Equal(ev.Patients, []string{"Patient/p1"}) || !slices.Equal(ev.Entities, []string{"Review/rv1", "Grant/g1"}) ||
+		!slices.Equal(ev.Patients, []string{"Patient/p1"}) || !slices.Equal(ev.Entities, []string{"Review/rv1", "Grant/g1", "Alert/al1"}) ||
 		!slices.Equal(ev.Policies, []string{"outcome=appropriate"}) || ev.RequestID != "req-2" {
 		t.Errorf("close event %+v", ev)
 	}
 
+	// The review's alert closed with it; another grant's did not.
+	if a := st.alerts["al1"]; !a.Closed.Equal(now) || a.ClosedBy != "usr_po" || a.ClosedReview != "rv1" || !st.alerts["other"].Closed.IsZero() {
+		t.Errorf("alerts after the close: %+v, %+v", a, st.alerts["other"])
+	}
 	if _, err := d.Close(t.Context(), agent, "req-3", "rv1", "inappropriate", ""); !errors.Is(err, storage.ErrConflict) || len(st.events) != 1 {
 		t.Errorf("second close: %v, %d events; want ErrConflict and nothing recorded", err, len(st.events))
 	}

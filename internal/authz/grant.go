@@ -62,9 +62,18 @@ type Alert struct {
 	Priority string // "high"
 	UserID   string
 	Patient  string
-	Ref      string // the grant id
+	Ref      string // "Grant/<id>" of a break-the-glass alert
 	Created  time.Time
+	// Closed is when the alert was closed (zero while open): a
+	// break-the-glass alert closes with the review of its grant.
+	Closed       time.Time
+	ClosedBy     string // the reviewer's account id
+	ClosedReview string // the review that covered it
 }
+
+// AlertBreakGlass is the kind of the alert a break-the-glass grant
+// raises.
+const AlertBreakGlass = "break-glass"
 
 // GrantStore persists grants, their review-queue entries and alerts.
 // Implementations are safe for concurrent use; errors wrap the storage
@@ -168,8 +177,9 @@ func (d *Desk) Alerts(ctx context.Context, limit int) ([]Alert, error) {
 	return d.store.Alerts(ctx, limit)
 }
 
-// Close closes review id with outcome and its audit event
-// (ActionReviewClose) in one transaction. It returns an error wrapping
+// Close closes review id with outcome, the open break-the-glass alerts
+// of its grant, and its audit event (ActionReviewClose; Entities name
+// the review, the grant and each alert closed) in one transaction. It returns an error wrapping
 // storage.ErrNotFound for no such review and storage.ErrConflict for one
 // already closed (nothing is recorded then).
 //
@@ -204,8 +214,15 @@ func (d *Desk) Close(ctx context.Context, agent audit.Agent, requestID, id, outc
 		if err != nil {
 			return err
 		}
+		alerts, err := t.CloseAlerts(ctx, AlertBreakGlass, "Grant/"+r.GrantID, agent.User, r.ID, at)
+		if err != nil {
+			return err
+		}
 		ev := audit.Event{Time: d.now(), Action: audit.ActionReviewClose, Outcome: audit.OutcomeSuccess, Agent: agent,
 			Patients: []string{r.Patient}, Entities: []string{"Review/" + r.ID, "Grant/" + r.GrantID}, Policies: []string{"outcome=" + outcome}, RequestID: requestID}
+		for _, a := range alerts {
+			ev.Entities = append(ev.Entities, "Alert/"+a)
+		}
 		rec, err := d.log.Seal(ev)
 		if err != nil {
 			return err

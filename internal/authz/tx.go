@@ -35,6 +35,10 @@ type Tx interface {
 	// closed; ErrNotFound-wrapped when unknown, ErrConflict-wrapped when
 	// already closed.
 	CloseReview(ctx context.Context, id, by, outcome string, note []byte, at time.Time) (Review, error)
+	// CloseAlerts closes the open alerts of kind raised for ref (a
+	// break-the-glass grant id), by by, as covered by review, at at, and
+	// returns their ids (none is not an error).
+	CloseAlerts(ctx context.Context, kind, ref, by, review string, at time.Time) ([]string, error)
 
 	// LatestPolicyHash returns the hash of the policy version recorded
 	// last ("" when none was).

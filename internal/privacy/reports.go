@@ -234,9 +234,12 @@ func unrecorded(err error) error {
 }
 
 // newID draws a report id: 128 random bits, hex.
-func (s *Reports) newID() (string, error) {
+func (s *Reports) newID() (string, error) { return newID(s.rand) }
+
+// newID draws an id from rd: 128 random bits, hex.
+func newID(rd io.Reader) (string, error) {
 	var b [16]byte
-	if _, err := io.ReadFull(s.rand, b[:]); err != nil {
+	if _, err := io.ReadFull(rd, b[:]); err != nil {
 		return "", err
 	}
 	return hex.EncodeToString(b[:]), nil

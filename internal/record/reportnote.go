@@ -43,3 +43,10 @@ func (s *Service) OpenReportNote(ctx context.Context, owner ident.Owner, id stri
 	}
 	return dek.Open(sealed, reportNoteAD(owner, id, part))
 }
+
+// Parts of a correction request (privacy.Amendments), sealed the same
+// way under the request's own random id.
+const (
+	AmendmentRequest  int64 = 3 // what is wrong and what it should say
+	AmendmentDecision int64 = 4 // the privacy officer's reason
+)

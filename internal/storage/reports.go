@@ -17,3 +17,20 @@ type AccessReport struct {
 	Closer    string    // account id of the privacy officer who closed it
 	CloseNote []byte    // sealed, or nil
 }
+
+// Amendment is a patient's request to correct their record (HIPAA
+// §164.526) and its decision. Request and Reason are sealed by the
+// caller with the patient's data key (they hold PHI); Part is a code of
+// the portal's list, not PHI.
+type Amendment struct {
+	ID        string
+	Patient   string // "Patient/<id>"
+	Requester string // account id of the patient
+	Part      string // which part of the record (privacy.AmendmentParts)
+	Created   time.Time
+	Request   []byte    // sealed: what is wrong, what it should say
+	State     string    // "open", "accepted" or "denied"
+	Decided   time.Time // zero while open
+	Decider   string    // account id of the privacy officer
+	Reason    []byte    // sealed decision note (a denial's basis), or nil
+}

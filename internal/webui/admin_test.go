@@ -276,7 +276,16 @@ func TestAdminReviews(t *testing.T) {
 	tb.do(chromedp.SetValue(chromedp.CSS(".close-review select"), "appropriate"), chromedp.SetValue(chromedp.CSS(".close-review textarea"), note),
 		submit(".close-review button", "#done"))
 	tb.do(waitCSS("#no-reviews"), submit("#show-all", "#reviews"))
-	if got := tb.text("#reviews"); !strings.Contains(got, "appropriate, by privacy.po") || !strings.Contains(got, "with a note, kept sealed") || strings.Contains(got, note) {
+	if got := tb.text("#alerts .alert-row"); !strings.Contains(got, "closed with its review, by Pria Officer (privacy.po)") {
+		t.Errorf("the alert of the closed review: %q, want it closed with the review", got)
+	}
+	// "Who is this?" names the review's patient (an audited lookup).
+	tb.do(submit("#reviews .who-is button", "#lookup-results"))
+	if got := tb.text("#lookup-patients"); !strings.Contains(got, "Stranger") || !strings.Contains(got, "1980-02-03") {
+		t.Errorf("who is the review's patient: %q", got)
+	}
+	tb.do(navigate(e.URL+"/admin/reviews?state=all"), waitCSS("#reviews"))
+	if got := tb.text("#reviews"); !strings.Contains(got, "appropriate, by Pria Officer (privacy.po)") || !strings.Contains(got, "with a note, kept sealed") || strings.Contains(got, note) {
 		t.Errorf("closed review %q: want the outcome and that a note is kept, not the note's text", got)
 	}
 	closed := false

@@ -39,6 +39,32 @@ func (tb *tab) waitText(css, want string) string {
 	return got
 }
 
+// openVisit finds the visit of "who accessed my record" whose line holds
+// every one of needles, opens its entries and returns the log position
+// of its newest entry ("" if none matches).
+func (tb *tab) openVisit(needles ...string) string {
+	tb.t.Helper()
+	js, err := json.Marshal(needles)
+	if err != nil {
+		tb.t.Fatal(err)
+	}
+	id := eval[string](tb, `(function(){
+	  var rows = document.querySelectorAll("#access-list tr.access-group"), want = `+string(js)+`;
+	  for (var i = 0; i < rows.length; i++) {
+	    var t = rows[i].textContent;
+	    if (want.every(function(w){ return t.indexOf(w) >= 0 })) {
+	      rows[i].querySelector("details.visit-entries").open = true;
+	      return rows[i].querySelector("tr.access-row").dataset.id;
+	    }
+	  }
+	  return "";
+	})()`)
+	if id != "" {
+		tb.do(chromedp.WaitVisible(chromedp.CSS("#access-" + id + " button.verify")))
+	}
+	return id
+}
+
 // TestPortalRecordAndAccess: a patient signs in and lands on their own
 // record; a clinician's chart read shows in "who accessed my record" with
 // the clinician's name, role and purpose; Verify checks the entry's
@@ -85,22 +111,48 @@ func TestPortalRecordAndAccess(t *testing.T) {
 
 	tb.do(navigate(e.URL+"/portal/access"), waitCSS("#access-list"))
 	tb.checkA11y()
-	row := eval[string](tb, `(function(){
-	  var rows = document.querySelectorAll("#access-list tr.access-row");
+	// The clinician's chart view is one visit (a read and a search per
+	// section, seconds apart): one line with a count, its entries under
+	// it, each with its own log position and Verify.
+	visit := eval[string](tb, `(function(){
+	  var rows = document.querySelectorAll("#access-list tr.access-group");
 	  for (var i = 0; i < rows.length; i++) {
-	    if (rows[i].querySelector(".who-cell").textContent.indexOf("Dana Doctor") >= 0 && rows[i].textContent.indexOf("your care") >= 0) return rows[i].dataset.id;
+	    if (rows[i].querySelector(".who-cell").textContent.indexOf("Dana Doctor") >= 0 && rows[i].textContent.indexOf("your care") >= 0) return rows[i].id;
 	  }
 	  return "";
 	})()`)
-	if row == "" {
+	if visit == "" {
 		t.Fatalf("no access by the clinician in the list: %s", tb.text("#access-list"))
 	}
-	if got := tb.text("#access-" + row); !strings.Contains(got, "physician") || !regexp.MustCompile(`(searched|looked at) your `).MatchString(got) {
-		t.Errorf("access row %q: want the role and what was done in words", got)
+	if n := eval[int](tb, `document.querySelectorAll("#`+visit+` tr.access-row").length`); n < 2 {
+		t.Errorf("the chart view is %d entries in its visit, want one visit of a read and the section searches", n)
 	}
-	if got := tb.text("#access-" + row); !strings.Contains(got, "Riverside Family Clinic") {
-		t.Errorf("access row %q: want the clinician's organisation", got)
+	if n := eval[int](tb, `document.querySelectorAll("#access-list tr.access-group .who-cell").length - document.querySelectorAll("#access-list tr.access-group").length`); n != 0 {
+		t.Errorf("visit rows without a who cell: %d", n)
 	}
+	// The patient's own views are left out by default (the page's own
+	// reads of the log are the patient's); "include my own views" shows them.
+	if got := tb.text("#access-list"); strings.Contains(got, "You") {
+		t.Errorf("the default list shows the patient's own views: %s", got)
+	}
+	if got := tb.text("#" + visit); !strings.Contains(got, "physician") || !regexp.MustCompile(`(searched|looked at) your `).MatchString(got) {
+		t.Errorf("visit %q: want the role and what was done in words", got)
+	}
+	if got := tb.text("#" + visit); !strings.Contains(got, "Riverside Family Clinic") {
+		t.Errorf("visit %q: want the clinician's organisation", got)
+	}
+	// Times are in the browser's zone (localtime.js), the server's as a title.
+	if n := eval[int](tb, `document.querySelectorAll("#access-list time.local-time:not([data-localised])").length`); n != 0 {
+		t.Errorf("%d times not shown in the browser's zone", n)
+	}
+	tb.do(chromedp.Click(chromedp.CSS("#f-own")), submit("#access-filter button[type=submit]", "#clear-filter"))
+	if got := tb.text("#access-list"); !strings.Contains(got, "You") || !strings.Contains(got, "at your request") {
+		t.Errorf("with own views included, the patient's own reads are missing: %s", got)
+	}
+	tb.do(navigate(e.URL+"/portal/access"), waitCSS("#"+visit))
+	row := eval[string](tb, `document.querySelector("#`+visit+` tr.access-row").dataset.id`)
+	eval[bool](tb, `document.querySelector("#`+visit+` details.visit-entries").open = true`)
+	tb.do(chromedp.WaitVisible(chromedp.CSS("#access-" + row + " button.verify")))
 
 	// Verify in the browser. The newest entries may not be in a signed
 	// checkpoint for a moment: the 404 of an early try is expected.
@@ -243,8 +295,9 @@ func TestPortalRecordAndAccess(t *testing.T) {
 
 	// "I don't recognise this access": the report reaches the privacy
 	// officer with its comment, who closes it.
-	tb.do(navigate(e.URL+"/portal/access"), waitCSS("#access-"+row),
-		chromedp.Click(chromedp.CSS("#access-"+row+" a.report")), waitCSS("#report-form"))
+	tb.do(navigate(e.URL+"/portal/access"), waitCSS("#access-"+row))
+	eval[bool](tb, `document.querySelector("#`+visit+` details.visit-entries").open = true`)
+	tb.do(chromedp.Click(chromedp.CSS("#access-"+row+" a.report")), waitCSS("#report-form"))
 	tb.checkA11y()
 	tb.do(fill("#report-comment", "I was not at that clinic <b>then</b>"), submit("#report-form button[type=submit]", "#report-sent"))
 

@@ -117,13 +117,7 @@ func TestScreenshots(t *testing.T) {
 	}
 	png("13-portal-record")
 	tp.do(navigate(e.URL+"/portal/access"), waitCSS("#access-list"))
-	row := eval[string](tp, `(function(){
-	  var rows = document.querySelectorAll("#access-list tr.access-row");
-	  for (var i = 0; i < rows.length; i++) {
-	    if (rows[i].querySelector(".who-cell").textContent.indexOf("Gregory House") >= 0) return rows[i].dataset.id;
-	  }
-	  return "";
-	})()`)
+	row := tp.openVisit("Gregory House")
 	if row != "" {
 		for range 20 {
 			tp.do(chromedp.Click(chromedp.CSS("#access-" + row + " button.verify")))

@@ -555,14 +555,7 @@ func TestBreakGlass(t *testing.T) {
 	tp.ignore(`status of 404 \(Not Found\) https://[^ ]+/\$proof`) // a proof asked before its checkpoint is signed
 	e.signInPatient(t, tp, pat, "#portal-record")
 	tp.do(navigate(e.URL+"/portal/access"), waitCSS("#access-list"))
-	row := eval[string](tp, `(function(){
-	  var rows = document.querySelectorAll("#access-list tr.access-row");
-	  for (var i = 0; i < rows.length; i++) {
-	    var t = rows[i].textContent;
-	    if (t.indexOf("Gail Glass") >= 0 && t.indexOf("emergency access") >= 0) return rows[i].dataset.id;
-	  }
-	  return "";
-	})()`)
+	row := tp.openVisit("Gail Glass", "emergency access")
 	if row == "" {
 		t.Fatalf("the emergency access is not in the patient's list: %s", tp.text("#access-list"))
 	}

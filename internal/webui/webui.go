@@ -68,6 +68,13 @@ type Options struct {
 	// Reports is the access reports' service (privacy.Reports), behind
 	// the portal's report pages; nil answers 503 there.
 	Reports Reports
+	// Trail records the privacy office's staff lookups and the exports
+	// of audit events (privacy.Trail); nil: no lookup, no export.
+	Trail Trail
+	// Amendments is the correction requests' service
+	// (privacy.Amendments), for the portal, the privacy office and the
+	// chart; nil: their pages answer 503 and the chart leaves them out.
+	Amendments Amendments
 
 	// IdleTimeout is the session idle timeout the warning script counts
 	// down; default session.DefaultIdleTimeout. It must match the login
@@ -118,6 +125,8 @@ type (
 	KeyScanner      = console.KeyScanner
 	AccessLog       = portal.AccessLog
 	Reports         = portal.Reports
+	Trail           = portal.Trail
+	Amendments      = portal.Amendments
 )
 
 // New validates o and returns a UI. Errors name the Options field.
@@ -144,12 +153,16 @@ func New(o Options) (*UI, error) {
 		return nil, fmt.Errorf("webui: new: %w", err)
 	}
 	u := &UI{site: st, users: o.Users, keys: o.Keys, scanner: o.KeyScanner, auditLog: o.AuditLog, log: o.Logger, now: o.Now, trust: &trustCache{}}
-	u.chart = chart.New(chart.Options{Site: st, Record: o.Record, Authz: o.Authz, BreakGlass: o.BreakGlass, Now: o.Now, Rand: o.Rand})
+	var corr chart.Corrections // no typed nil in the interface
+	if o.Amendments != nil {
+		corr = o.Amendments
+	}
+	u.chart = chart.New(chart.Options{Site: st, Record: o.Record, Authz: o.Authz, BreakGlass: o.BreakGlass, Corrections: corr, Now: o.Now, Rand: o.Rand})
 	u.portal = portal.New(portal.Options{Site: st, Record: o.Record, Users: o.Users, Authz: o.Authz, Access: o.Access, AuditLog: o.AuditLog,
-		Reports: o.Reports, Logger: o.Logger, Now: o.Now})
+		Reports: o.Reports, Trail: o.Trail, Amendments: o.Amendments, Logger: o.Logger, Now: o.Now})
 	u.signin = signin.New(signin.Options{Site: st, Login: o.Login, DropSearches: u.chart.ForgetSession, Logger: o.Logger})
 	u.console = console.New(console.Options{Site: st, Services: o.Console, Users: o.Users, AuditLog: o.AuditLog, Authz: o.Authz,
-		Keys: o.Keys, KeyScanner: o.KeyScanner, Logger: o.Logger})
+		Keys: o.Keys, KeyScanner: o.KeyScanner, Logger: o.Logger, Now: o.Now})
 	return u, nil
 }
 

@@ -227,6 +227,13 @@ func TestReportsConformance(t *testing.T) {
 	})
 }
 
+func TestAmendmentsConformance(t *testing.T) {
+	storagetest.RunAmendments(t, func(t *testing.T) storagetest.AmendmentStores {
+		s := openURL(t, pgtest.NewDatabase(t), postgres.Options{})
+		return storagetest.AmendmentStores{Store: s, Unit: sqldb.NewUnit[privacy.AmendTx](s)}
+	})
+}
+
 func TestReviewsConformance(t *testing.T) {
 	storagetest.RunReviews(t, func(t *testing.T) storagetest.ReviewStores {
 		s := openURL(t, pgtest.NewDatabase(t), postgres.Options{})

@@ -211,12 +211,44 @@ func (t *tx) CloseReview(ctx context.Context, id, by, outcome string, note []byt
 	return out, nil
 }
 
+// CloseAlerts implements authz.Tx: the open alerts of kind for ref are
+// closed by by, as covered by review, at at (migration 0031).
+func (t *tx) CloseAlerts(ctx context.Context, kind, ref, by, review string, at time.Time) ([]string, error) {
+	if err := errors.Join(validText("close alerts: by", by), validText("close alerts: review", review)); err != nil {
+		return nil, err
+	}
+	rows, err := t.query(ctx, `SELECT id FROM authz_alerts WHERE kind = ? AND ref = ? AND closed_at = 0 ORDER BY id`, kind, ref)
+	if err != nil {
+		return nil, t.s.translate("close alerts", err)
+	}
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			_ = rows.Close()
+			return nil, t.s.translate("close alerts", err)
+		}
+		ids = append(ids, id)
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return nil, t.s.translate("close alerts", err)
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	if _, err := t.exec(ctx, `UPDATE authz_alerts SET closed_at = ?, closed_by = ?, closed_review = ? WHERE kind = ? AND ref = ? AND closed_at = 0`,
+		at.UnixMicro(), by, review, kind, ref); err != nil {
+		return nil, t.s.translate("close alerts", err)
+	}
+	return ids, nil
+}
+
 // Alerts implements authz.ReviewStore.
 func (a *Authz) Alerts(ctx context.Context, limit int) ([]authz.Alert, error) {
 	if limit < 1 || limit > maxAuthzList {
 		limit = maxAuthzList
 	}
-	rows, err := a.s.r().query(ctx, `SELECT id, kind, priority, user_id, patient, ref, created FROM authz_alerts ORDER BY created DESC, id LIMIT ?`, limit)
+	rows, err := a.s.r().query(ctx, `SELECT id, kind, priority, user_id, patient, ref, created, closed_at, closed_by, closed_review FROM authz_alerts ORDER BY created DESC, id LIMIT ?`, limit)
 	if err != nil {
 		return nil, a.s.translate("alerts", err)
 	}
@@ -224,11 +256,14 @@ func (a *Authz) Alerts(ctx context.Context, limit int) ([]authz.Alert, error) {
 	var out []authz.Alert
 	for rows.Next() {
 		var al authz.Alert
-		var created int64
-		if err := rows.Scan(&al.ID, &al.Kind, &al.Priority, &al.UserID, &al.Patient, &al.Ref, &created); err != nil {
+		var created, closed int64
+		if err := rows.Scan(&al.ID, &al.Kind, &al.Priority, &al.UserID, &al.Patient, &al.Ref, &created, &closed, &al.ClosedBy, &al.ClosedReview); err != nil {
 			return nil, a.s.translate("alerts", err)
 		}
 		al.Created = fromMicros(created)
+		if closed != 0 {
+			al.Closed = fromMicros(closed)
+		}
 		out = append(out, al)
 	}
 	return out, a.s.translate("alerts", rows.Err())

@@ -180,6 +180,13 @@ func TestReportsConformance(t *testing.T) {
 	})
 }
 
+func TestAmendmentsConformance(t *testing.T) {
+	storagetest.RunAmendments(t, func(t *testing.T) storagetest.AmendmentStores {
+		s := open(t)
+		return storagetest.AmendmentStores{Store: s, Unit: sqldb.NewUnit[privacy.AmendTx](s)}
+	})
+}
+
 func TestReviewsConformance(t *testing.T) {
 	storagetest.RunReviews(t, func(t *testing.T) storagetest.ReviewStores {
 		s := open(t)

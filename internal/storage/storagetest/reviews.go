@@ -30,6 +30,73 @@ type ReviewStores struct {
 func RunReviews(t *testing.T, open func(t *testing.T) ReviewStores) {
 	t.Run("CloseAtomic", func(t *testing.T) { testReviewCloseAtomic(t, open(t)) })
 	t.Run("CloseRacing", func(t *testing.T) { testReviewCloseRacing(t, open(t)) })
+	t.Run("CloseAlerts", func(t *testing.T) { testCloseAlerts(t, open(t)) })
+}
+
+// The alerts of a grant close with its review (migration 0031): only
+// that grant's open ones of that kind, once, and not when the
+// transaction fails.
+func testCloseAlerts(t *testing.T, st ReviewStores) {
+	ctx := t.Context()
+	t0 := time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC)
+	if err := st.Unit.Update(ctx, func(tx authz.Tx) error {
+		for _, a := range []authz.Alert{
+			{ID: "al1", Kind: authz.AlertBreakGlass, Priority: "high", UserID: "usr_doc", Patient: "Patient/p1", Ref: "Grant/g1", Created: t0},
+			{ID: "al2", Kind: authz.AlertBreakGlass, Priority: "high", UserID: "usr_doc", Patient: "Patient/p1", Ref: "Grant/g2", Created: t0.Add(time.Minute)},
+			{ID: "al3", Kind: "other", Priority: "high", UserID: "usr_doc", Patient: "Patient/p1", Ref: "Grant/g1", Created: t0.Add(2 * time.Minute)},
+		} {
+			if err := tx.RaiseAlert(ctx, a); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	at := t0.Add(time.Hour)
+	closeAlerts := func(fail error) ([]string, error) {
+		var ids []string
+		err := st.Unit.Update(ctx, func(tx authz.Tx) error {
+			var err error
+			ids, err = tx.CloseAlerts(ctx, authz.AlertBreakGlass, "Grant/g1", "usr_po", "rv1", at)
+			if err != nil {
+				return err
+			}
+			return fail
+		})
+		return ids, err
+	}
+	state := func() map[string]authz.Alert {
+		as, err := st.Reviews.Alerts(ctx, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]authz.Alert{}
+		for _, a := range as {
+			out[a.ID] = a
+		}
+		return out
+	}
+	if _, err := closeAlerts(errAuditFailed); !errors.Is(err, errAuditFailed) {
+		t.Fatalf("close with a failing fn: %v", err)
+	}
+	if a := state()["al1"]; !a.Closed.IsZero() {
+		t.Fatalf("after a failed transaction the alert is closed: %+v", a)
+	}
+	ids, err := closeAlerts(nil)
+	if err != nil || len(ids) != 1 || ids[0] != "al1" {
+		t.Fatalf("CloseAlerts = %v, %v; want [al1]", ids, err)
+	}
+	as := state()
+	if a := as["al1"]; !a.Closed.Equal(at) || a.ClosedBy != "usr_po" || a.ClosedReview != "rv1" {
+		t.Errorf("closed alert %+v", a)
+	}
+	if !as["al2"].Closed.IsZero() || !as["al3"].Closed.IsZero() {
+		t.Errorf("another grant's or kind's alert closed: %+v %+v", as["al2"], as["al3"])
+	}
+	if ids, err := closeAlerts(nil); err != nil || len(ids) != 0 {
+		t.Errorf("closing again: %v, %v; want none", ids, err)
+	}
 }
 
 // Privacy officers closing one review at once: exactly one close wins

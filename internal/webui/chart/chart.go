@@ -44,6 +44,9 @@ func (u *UI) chartPage(w http.ResponseWriter, r *http.Request) error {
 	if cv.EmergencyUntil, err = u.emergencyUntil(r.Context(), v, cv.ID); err != nil {
 		return err
 	}
+	if err := u.loadCorrections(r, v, cv); err != nil {
+		return err
+	}
 	u.site.Render(w, r, http.StatusOK, "chart", site.PageData{Title: "Chart", Viewer: v, Nav: "patients", Data: cv})
 	return nil
 }

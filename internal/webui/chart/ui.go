@@ -27,8 +27,11 @@ type Options struct {
 	// BreakGlass opens emergency grants from the "no treatment
 	// relationship" page; without it that form answers 503.
 	BreakGlass *authz.BreakGlass
-	Now        func() time.Time // default time.Now
-	Rand       io.Reader        // search ids; default crypto/rand
+	// Corrections lists the patient's correction requests for the care
+	// team (privacy.Amendments); nil leaves them out of the chart.
+	Corrections Corrections
+	Now         func() time.Time // default time.Now
+	Rand        io.Reader        // search ids; default crypto/rand
 }
 
 // UI is the staff chart's pages. It is safe for concurrent use.
@@ -37,6 +40,7 @@ type UI struct {
 	rec      *record.Service
 	authz    *authz.Authorizer
 	glass    *authz.BreakGlass
+	corr     Corrections
 	now      func() time.Time
 	rand     io.Reader
 	searches *searchStore
@@ -47,7 +51,7 @@ func New(o Options) *UI {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &UI{site: o.Site, rec: o.Record, authz: o.Authz, glass: o.BreakGlass, now: o.Now, rand: o.Rand, searches: newSearchStore(o.Now)}
+	return &UI{site: o.Site, rec: o.Record, authz: o.Authz, glass: o.BreakGlass, corr: o.Corrections, now: o.Now, rand: o.Rand, searches: newSearchStore(o.Now)}
 }
 
 // Routes registers the patient search and chart pages on mux.

@@ -94,11 +94,25 @@ type Chart struct {
 	// EmergencyUntil is "HH:MM UTC" while the viewer reads this chart
 	// under a break-the-glass grant (emergency.go); "" otherwise.
 	EmergencyUntil string
+	// Corrections are the patient's correction requests (HIPAA
+	// §164.526), shown to the care team on the chart; filled by the
+	// chart package, not by Load.
+	Corrections []Correction
+}
+
+// Correction is one of the patient's correction requests as the care
+// team reads it.
+type Correction struct {
+	Part, Wrong, Should, State, Reason string
+	Created, Decided                   time.Time
 }
 
 // Row is one line of a chart list.
 type Row struct {
 	When, What, Detail, Status string
+	// Explain is a result's usual range and flag in words (results.go);
+	// zero for other rows.
+	Explain Explained
 }
 
 type NoteRow struct {
@@ -206,7 +220,7 @@ func Load(ctx context.Context, rec *record.Service, now func() time.Time, c reco
 	}
 	for _, r := range res["observations"] {
 		cv.Observations = append(cv.Observations, Row{When: shortDate(r.Str("effectiveDateTime")), What: concept(r.Obj("code")),
-			Detail: observationValue(r), Status: categoryOf(r)})
+			Detail: observationValue(r), Status: categoryOf(r), Explain: ExplainResult(r)})
 	}
 	sortRows(cv.Problems)
 	sortRows(cv.Medications)

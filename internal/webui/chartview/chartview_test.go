@@ -3,6 +3,7 @@ package chartview
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 )
@@ -74,5 +75,40 @@ func TestFHIRView(t *testing.T) {
 	}
 	if got := age("2000-03-01", time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)); got != "26" {
 		t.Errorf("age on the birthday after a leap year: %q", got)
+	}
+}
+
+func TestExplainResult(t *testing.T) {
+	q := func(v float64, u string) map[string]any { return map[string]any{"value": v, "unit": u, "code": u} }
+	for _, tc := range []struct {
+		name      string
+		obs       Obj
+		want      string
+		wantAlert bool
+	}{
+		{name: "nothing sent", obs: Obj{"valueQuantity": q(5, "mmol/L")}, want: ""},
+		{name: "flag and range", obs: Obj{"valueQuantity": q(130, "mg/dL"),
+			"referenceRange": []any{map[string]any{"low": q(70, "mg/dL"), "high": q(99, "mg/dL")}},
+			"interpretation": []any{map[string]any{"coding": []any{map[string]any{"code": "H"}}}}},
+			want: "This result is high: above the usual range. Usual range 70 to 99 mg/dL. Ask your care team", wantAlert: true},
+		{name: "range only, above", obs: Obj{"valueQuantity": q(130, "mg/dL"), "referenceRange": []any{map[string]any{"high": q(99, "mg/dL")}}},
+			want: "This result is high: above the usual range. Usual range up to 99 mg/dL.", wantAlert: true},
+		{name: "range only, within", obs: Obj{"valueQuantity": q(80, "mg/dL"), "referenceRange": []any{map[string]any{"low": q(70, "mg/dL"), "high": q(99, "mg/dL")}}},
+			want: "This result is normal: within the usual range. Usual range 70 to 99 mg/dL."},
+		{name: "other unit: no flag", obs: Obj{"valueQuantity": q(7, "mmol/L"), "referenceRange": []any{map[string]any{"low": q(70, "mg/dL"), "high": q(99, "mg/dL")}}},
+			want: "Usual range 70 to 99 mg/dL."},
+		{name: "low flag", obs: Obj{"interpretation": []any{map[string]any{"coding": []any{map[string]any{"code": "l"}}}}},
+			want: "This result is low: below the usual range.", wantAlert: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// Numbers arrive as json.Number or float64; these are float64.
+			e := ExplainResult(tc.obs)
+			if got := e.String(); !strings.HasPrefix(got, tc.want) || (tc.want == "" && got != "") {
+				t.Errorf("explanation %q, want %q", got, tc.want)
+			}
+			if e.Alert != tc.wantAlert {
+				t.Errorf("alert %t, want %t", e.Alert, tc.wantAlert)
+			}
+		})
 	}
 }

@@ -91,6 +91,9 @@ type Services struct {
 	PolicyVersions func(ctx context.Context, limit int) ([]PolicyVersion, error)
 	// AuditLog searches the audit log (index.Reader), auditing each read.
 	AuditLog AuditSearch
+	// Exports records the exports of audit searches (privacy.Trail); nil
+	// offers no export.
+	Exports Exporter
 	// LastVerification returns the last full verification of the audit
 	// log, or an error wrapping storage.ErrNotFound when none ran.
 	LastVerification func(ctx context.Context) (Verification, error)
@@ -149,7 +152,7 @@ func (u *UI) staffForm(roles []identity.Role, h site.HandlerFunc) site.HandlerFu
 
 var (
 	secAdmin      = []identity.Role{identity.RoleSecurityAdmin}
-	privacy       = []identity.Role{identity.RolePrivacyOfficer}
+	privacyOffice = []identity.Role{identity.RolePrivacyOfficer}
 	logReaders    = []identity.Role{identity.RoleAuditor, identity.RoleSecurityAdmin}
 	consoleAnyone = site.ConsoleRoles
 )
@@ -185,13 +188,14 @@ func (u *UI) Routes(mux *http.ServeMux) {
 	mux.Handle("GET /admin/keys", u.site.Handle(u.staff(secAdmin, u.adminKeys)))
 
 	// Break-the-glass review desk (admin_reviews.go).
-	mux.Handle("GET /admin/reviews", u.site.Handle(u.staff(privacy, u.adminReviews)))
-	mux.Handle("POST /admin/reviews/{rid}/close", u.site.Handle(u.staffForm(privacy, u.adminCloseReview)))
+	mux.Handle("GET /admin/reviews", u.site.Handle(u.staff(privacyOffice, u.adminReviews)))
+	mux.Handle("POST /admin/reviews/{rid}/close", u.site.Handle(u.staffForm(privacyOffice, u.adminCloseReview)))
 
 	// Audit log search (admin_audit.go).
 	mux.Handle("GET /admin/audit", u.site.Handle(u.staff(auditReaders, u.adminAudit)))
 	mux.Handle("POST /admin/audit", u.site.Handle(u.staffForm(auditReaders, u.adminAudit)))
 	mux.Handle("GET /admin/audit/{index}", u.site.Handle(u.staff(auditReaders, u.adminAuditEvent)))
+	mux.Handle("POST /admin/audit/export", u.site.Handle(u.staffForm(auditReaders, u.adminAuditExport)))
 
 	// Audit log status (admin_log.go).
 	mux.Handle("GET /admin/log", u.site.Handle(u.staff(logReaders, u.adminLog)))

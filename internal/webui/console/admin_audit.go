@@ -42,7 +42,8 @@ var auditReaders = []identity.Role{identity.RoleAuditor, identity.RolePrivacyOff
 var auditActions = []string{"read", "vread", "search-type", "history", "history-type", "history-system", "capabilities", "request", "rate-limit", "create", "update", "delete", "transaction", "batch", "$everything", "$erase",
 	"import", "key-rotate", "login", "login-password", "logout", "lockout", "mfa-enroll", "mfa-verify", "recovery-code-used", "session-revoke", "sso-login",
 	"token-create", "client-register", "client-disable", "user-create", "user-disable", "user-enable", "user-set-roles", "user-reset-mfa", "user-set-password", "user-admin",
-	"passkey-add", "passkey-remove", "break-glass", "break-glass-review", "policy-change", "policy-explain", "reindex"}
+	"passkey-add", "passkey-remove", "break-glass", "break-glass-review", "policy-change", "policy-explain", "reindex",
+	"access-report", "access-report-read", "access-report-close", "people-lookup", "export"}
 
 type auditForm struct {
 	Patient, Agent, Action, Outcome, From, To string
@@ -53,17 +54,24 @@ type auditRow struct {
 	Index                         int64
 	Time                          time.Time
 	Action, Outcome, User, Client string
+	Words                         string // the action in words (actionText)
+	Role                          string
 	Patients                      string
 	Purpose                       string
 }
 
 type auditView struct {
-	Form     auditForm
-	Actions  []string
-	Searched bool
-	Error    string
-	Rows     []auditRow
-	Next     int64 // "before" of the next page; 0 = none
+	Form    auditForm
+	Actions []actionOption
+	Export  bool // the export buttons (the trail is configured)
+	// ExportBefore bounds the export to the events shown and older: the
+	// position after this page's newest event (the searches since, of
+	// this one included, are not in the file).
+	ExportBefore int64
+	Searched     bool
+	Error        string
+	Rows         []auditRow
+	Next         int64 // "before" of the next page; 0 = none
 }
 
 func (u *UI) auditCaller(r *http.Request) index.Caller {
@@ -75,20 +83,15 @@ func (u *UI) adminAudit(w http.ResponseWriter, r *http.Request) error {
 	if u.console.AuditLog == nil {
 		return unavailable("Audit log search")
 	}
-	view := auditView{Actions: auditActions}
+	view := auditView{Actions: actionOptions(), Export: u.console.Exports != nil}
 	status := http.StatusOK
 	if r.Method == http.MethodPost {
 		view.Searched = true
-		f := r.PostForm
-		view.Form = auditForm{Patient: strings.TrimSpace(f.Get("patient")), Agent: strings.TrimSpace(f.Get("agent")),
-			Action: f.Get("action"), Outcome: f.Get("outcome"), From: f.Get("from"), To: f.Get("to")}
-		if b := f.Get("before"); b != "" {
-			n, err := strconv.ParseInt(b, 10, 64)
-			if err != nil || n < 0 {
-				return site.PageErr(http.StatusBadRequest, "Form not understood", "Go back, reload the page and try again.", errors.New("console: bad audit page cursor"))
-			}
-			view.Form.Before = n
+		form, err := parseAuditForm(r)
+		if err != nil {
+			return err
 		}
+		view.Form = form
 		filter, msg := u.auditFilter(r, view.Form)
 		if msg != "" {
 			view.Error, status = msg, http.StatusBadRequest
@@ -103,15 +106,9 @@ func (u *UI) adminAudit(w http.ResponseWriter, r *http.Request) error {
 			if err != nil {
 				return u.consoleErr(err)
 			}
-			names := map[string]string{}
-			for _, e := range es {
-				ev := e.Event
-				user := u.userName(r, ev.Agent.User, names)
-				if user == "" {
-					user = ev.Agent.User
-				}
-				view.Rows = append(view.Rows, auditRow{Index: e.Index, Time: ev.Time, Action: string(ev.Action), Outcome: string(ev.Outcome),
-					User: user, Client: ev.Agent.Client, Patients: strings.Join(ev.Patients, ", "), Purpose: ev.Purpose})
+			view.Rows = u.auditRows(r, es)
+			if len(es) > 0 {
+				view.ExportBefore = es[0].Index + 1
 			}
 			if len(es) == auditPage {
 				view.Next = es[len(es)-1].Index
@@ -120,6 +117,39 @@ func (u *UI) adminAudit(w http.ResponseWriter, r *http.Request) error {
 	}
 	u.site.Render(w, r, status, "admin-audit", site.PageData{Title: "Audit log search", Viewer: site.ViewerFrom(r.Context()), Nav: "admin", Data: view})
 	return nil
+}
+
+// parseAuditForm reads the POSTed search form (the search, its paging
+// and its export share it).
+func parseAuditForm(r *http.Request) (auditForm, error) {
+	f := r.PostForm
+	form := auditForm{Patient: strings.TrimSpace(f.Get("patient")), Agent: strings.TrimSpace(f.Get("agent")),
+		Action: f.Get("action"), Outcome: f.Get("outcome"), From: f.Get("from"), To: f.Get("to")}
+	if b := f.Get("before"); b != "" {
+		n, err := strconv.ParseInt(b, 10, 64)
+		if err != nil || n < 0 {
+			return form, site.PageErr(http.StatusBadRequest, "Form not understood", "Go back, reload the page and try again.", errors.New("console: bad audit page cursor"))
+		}
+		form.Before = n
+	}
+	return form, nil
+}
+
+// auditRows says events for the results table and the exports: names
+// from the directory, actions in words.
+func (u *UI) auditRows(r *http.Request, es []index.Entry) []auditRow {
+	names := map[string]string{}
+	rows := make([]auditRow, 0, len(es))
+	for _, e := range es {
+		ev := e.Event
+		user := u.personName(r, ev.Agent.User, names)
+		if user == "" {
+			user = ev.Agent.User
+		}
+		rows = append(rows, auditRow{Index: e.Index, Time: ev.Time, Action: string(ev.Action), Words: actionText(ev), Outcome: string(ev.Outcome),
+			User: user, Role: ev.Agent.Role, Client: ev.Agent.Client, Patients: strings.Join(ev.Patients, ", "), Purpose: ev.Purpose})
+	}
+	return rows
 }
 
 // auditFilter turns the form into an index filter, or a message saying
@@ -180,6 +210,7 @@ type auditDetail struct {
 	Index int64
 	Event audit.Event
 	User  string
+	Words string
 }
 
 // adminAuditEvent shows one event (the read is recorded by the reader).
@@ -198,7 +229,7 @@ func (u *UI) adminAuditEvent(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return u.consoleErr(err)
 	}
-	d := auditDetail{Index: e.Index, Event: e.Event, User: u.userName(r, e.Event.Agent.User, map[string]string{})}
+	d := auditDetail{Index: e.Index, Event: e.Event, User: u.personName(r, e.Event.Agent.User, map[string]string{}), Words: actionText(e.Event)}
 	u.site.Render(w, r, http.StatusOK, "admin-audit-event", site.PageData{Title: "Audit event " + strconv.FormatInt(n, 10), Viewer: site.ViewerFrom(r.Context()), Nav: "admin", Data: d})
 	return nil
 }

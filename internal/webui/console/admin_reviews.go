@@ -32,6 +32,8 @@ type reviewRow struct {
 type alertRow struct {
 	ID, Kind, Priority, User, UserName, Patient, Ref string
 	Created                                          time.Time
+	Closed                                           time.Time // zero while open
+	ClosedBy                                         string
 }
 
 type reviewsView struct {
@@ -55,6 +57,27 @@ func (u *UI) userName(r *http.Request, id string, cache map[string]string) strin
 	return n
 }
 
+// personName returns an account's display name and username ("Dana
+// Doctor (dr.dana)"), for the privacy office's pages, or "" (the id is
+// shown then). The cache is per request.
+func (u *UI) personName(r *http.Request, id string, cache map[string]string) string {
+	if id == "" {
+		return ""
+	}
+	if n, ok := cache[id]; ok {
+		return n
+	}
+	n := ""
+	if x, err := u.users.ByID(r.Context(), id); err == nil {
+		n = x.Username
+		if x.DisplayName != "" && x.DisplayName != x.Username {
+			n = x.DisplayName + " (" + x.Username + ")"
+		}
+	}
+	cache[id] = n
+	return n
+}
+
 func (u *UI) adminReviews(w http.ResponseWriter, r *http.Request) error {
 	desk := u.console.Reviews
 	if desk == nil {
@@ -73,9 +96,9 @@ func (u *UI) adminReviews(w http.ResponseWriter, r *http.Request) error {
 	view := reviewsView{All: all, Done: r.URL.Query().Get("done") == "closed"}
 	v := site.ViewerFrom(r.Context())
 	for _, x := range rs {
-		row := reviewRow{ID: x.ID, Grant: x.GrantID, User: x.UserID, UserName: u.userName(r, x.UserID, names),
+		row := reviewRow{ID: x.ID, Grant: x.GrantID, User: x.UserID, UserName: u.personName(r, x.UserID, names),
 			Patient: x.Patient, Reason: x.Reason, Created: x.Created, Expires: x.Expires, Closed: x.Closed, ClosedAt: x.ClosedAt,
-			ClosedBy: u.userName(r, x.ClosedBy, names), Outcome: x.Outcome, Noted: x.Noted}
+			ClosedBy: u.personName(r, x.ClosedBy, names), Outcome: x.Outcome, Noted: x.Noted}
 		if !x.Closed {
 			// The reviewer reads the clinician's own words; each read is
 			// audited before it is shown (fail closed).
@@ -88,8 +111,8 @@ func (u *UI) adminReviews(w http.ResponseWriter, r *http.Request) error {
 		view.Reviews = append(view.Reviews, row)
 	}
 	for _, x := range as {
-		view.Alerts = append(view.Alerts, alertRow{ID: x.ID, Kind: x.Kind, Priority: x.Priority, User: x.UserID, UserName: u.userName(r, x.UserID, names),
-			Patient: x.Patient, Ref: x.Ref, Created: x.Created})
+		view.Alerts = append(view.Alerts, alertRow{ID: x.ID, Kind: x.Kind, Priority: x.Priority, User: x.UserID, UserName: u.personName(r, x.UserID, names),
+			Patient: x.Patient, Ref: x.Ref, Created: x.Created, Closed: x.Closed, ClosedBy: u.personName(r, x.ClosedBy, names)})
 	}
 	u.site.Render(w, r, http.StatusOK, "admin-reviews", site.PageData{Title: "Break-the-glass reviews", Viewer: site.ViewerFrom(r.Context()), Nav: "admin", Data: view})
 	return nil

@@ -8,6 +8,7 @@ package console
 
 import (
 	"log/slog"
+	"time"
 
 	"github.com/phivault/phivault/internal/authz"
 	"github.com/phivault/phivault/internal/identity"
@@ -29,6 +30,7 @@ type Options struct {
 	Keys       *keys.Keyring
 	KeyScanner KeyScanner
 	Logger     *slog.Logger
+	Now        func() time.Time // dates the exports; default time.Now
 }
 
 // UI is the console's pages. It is safe for concurrent use.
@@ -41,10 +43,14 @@ type UI struct {
 	keys     *keys.Keyring
 	scanner  KeyScanner
 	log      *slog.Logger
+	now      func() time.Time
 }
 
 // New returns the console's pages.
 func New(o Options) *UI {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
 	return &UI{site: o.Site, console: o.Services, users: o.Users, auditLog: o.AuditLog, authz: o.Authz,
-		keys: o.Keys, scanner: o.KeyScanner, log: o.Logger}
+		keys: o.Keys, scanner: o.KeyScanner, log: o.Logger, now: o.Now}
 }

@@ -60,6 +60,20 @@ var actionWords = map[audit.Action]string{
 	audit.ActionBreakGlass:    "opened emergency access to",
 }
 
+// actionPhrases say the privacy office's actions on a record whole:
+// their entities are reports, requests and reviews, not parts of the
+// record.
+var actionPhrases = map[audit.Action]string{
+	audit.ActionAccessReport:      "reported an access to your record",
+	audit.ActionAccessReportRead:  "read the access reports about your record",
+	audit.ActionAccessReportClose: "closed an access report about your record",
+	audit.ActionAmendmentRequest:  "asked to correct your record",
+	audit.ActionAmendmentRead:     "read the correction requests about your record",
+	audit.ActionAmendmentDecide:   "decided on a correction request about your record",
+	audit.ActionReviewClose:       "reviewed an emergency access to your record",
+	audit.ActionReviewRead:        "read the reason given for an emergency access to your record",
+}
+
 // crudeWords are the action filter's choices (index.Filter.CRUDE).
 var crudeWords = []option{
 	{Value: "", Label: "any action"},
@@ -92,15 +106,22 @@ type accessRow struct {
 }
 
 type accessView struct {
-	Rows      []accessRow
-	From, To  string
-	Actions   []option
-	Who       string
-	Agents    []option
-	Next      string // query of the next page; "" on the last
-	Filtered  bool
-	Error     string
-	Available bool
+	Rows []accessRow
+	// Groups are Rows gathered into visits (group.go): what the page
+	// shows, one line each, every entry still listed and verifiable.
+	Groups []accessGroup
+	Own    bool // the patient's own views are included
+	// ExportCSV and ExportPDF are the download links of this list (its
+	// filters, no page position); "" when no file can be made.
+	ExportCSV, ExportPDF string
+	From, To             string
+	Actions              []option
+	Who                  string
+	Agents               []option
+	Next                 string // query of the next page; "" on the last
+	Filtered             bool
+	Error                string
+	Available            bool
 	// VerifierKey is the log's published verifier key (the trust
 	// page's), against which verify.js checks every proof; "" when the
 	// log status is unavailable (verify.js then uses the proof's own key
@@ -116,6 +137,7 @@ type accessQuery struct {
 	crude    string
 	agent    string
 	before   int64
+	own      bool // include the patient's own views (?own=1)
 }
 
 func parseAccessQuery(q url.Values) (accessQuery, error) {
@@ -146,6 +168,13 @@ func parseAccessQuery(q url.Values) (accessQuery, error) {
 		}
 		a.agent = s
 	}
+	switch q.Get("own") {
+	case "":
+	case "1":
+		a.own = true
+	default:
+		return a, errors.New("the page link is not valid")
+	}
 	if s := q.Get("before"); s != "" {
 		n, err := strconv.ParseInt(s, 10, 64)
 		if err != nil || n < 1 {
@@ -161,8 +190,8 @@ func (u *UI) portalAccess(w http.ResponseWriter, r *http.Request) error {
 	id, _ := ownPatient(v)
 	view := accessView{Available: u.access != nil}
 	q, qerr := parseAccessQuery(r.URL.Query())
-	view.From, view.To, view.Who = q.fromS, q.toS, q.agent
-	view.Filtered = q.fromS != "" || q.toS != "" || q.crude != "" || q.agent != ""
+	view.From, view.To, view.Who, view.Own = q.fromS, q.toS, q.agent, q.own
+	view.Filtered = q.fromS != "" || q.toS != "" || q.crude != "" || q.agent != "" || q.own
 	for _, o := range crudeWords {
 		o.Selected = o.Value == q.crude
 		view.Actions = append(view.Actions, o)
@@ -183,13 +212,16 @@ func (u *UI) portalAccess(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 		view.Rows = rows
+		view.Groups = groupVisits(rows, visitGap)
+		if u.trail != nil {
+			eq := q.values()
+			eq.Set("format", "csv")
+			view.ExportCSV = "/portal/access/export?" + eq.Encode()
+			eq.Set("format", "pdf")
+			view.ExportPDF = "/portal/access/export?" + eq.Encode()
+		}
 		if next > 0 {
-			nq := url.Values{}
-			for k, val := range map[string]string{"from": q.fromS, "to": q.toS, "action": q.crude, "who": q.agent} {
-				if val != "" {
-					nq.Set(k, val)
-				}
-			}
+			nq := q.values()
 			nq.Set("before", strconv.FormatInt(next, 10))
 			view.Next = nq.Encode()
 		}
@@ -210,12 +242,44 @@ func (u *UI) portalAccess(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// values is the query of q without its page position: the filters a
+// page link or an export keeps.
+func (q accessQuery) values() url.Values {
+	nq := url.Values{}
+	for k, val := range map[string]string{"from": q.fromS, "to": q.toS, "action": q.crude, "who": q.agent} {
+		if val != "" {
+			nq.Set(k, val)
+		}
+	}
+	if q.own {
+		nq.Set("own", "1")
+	}
+	return nq
+}
+
+// ownScan is how many events one page reads when the patient's own
+// views are left out: the index has no "not this agent" term, so the
+// page reads a wider window in ONE audited search and drops the
+// patient's own entries (each visit to this page adds one). Bounded by
+// index.MaxLimit (STYLE rule 24).
+const ownScan = 250
+
 // accessRows reads one page of events that touched Patient/id and says
 // each in plain words. next is the position to continue before, or 0.
+// Unless q.own, the patient's own entries are left out: the page reads
+// up to ownScan events and keeps the first accessPageSize others.
 func (u *UI) accessRows(r *http.Request, v *site.Viewer, id string, q accessQuery) ([]accessRow, int64, error) {
+	return u.accessRowsLimit(r, v, id, q, accessPageSize)
+}
+
+func (u *UI) accessRowsLimit(r *http.Request, v *site.Viewer, id string, q accessQuery, limit int) ([]accessRow, int64, error) {
 	c := portalCaller(r, v)
+	scan := limit
+	if !q.own && q.agent != v.P.ID {
+		scan = max(limit, min(ownScan, index.MaxLimit))
+	}
 	f := index.Filter{Patient: ident.PatientRef(id).String(), CRUDE: q.crude, Agent: q.agent, Since: q.from, Until: q.to,
-		Before: q.before, Limit: accessPageSize}
+		Before: q.before, Limit: scan}
 	entries, err := u.access.Search(r.Context(), index.Caller{Agent: c.Agent, Purpose: c.Purpose, RequestID: c.RequestID}, f)
 	if errors.Is(err, audit.ErrUnavailable) {
 		return nil, 0, &web.Error{Status: http.StatusServiceUnavailable, Title: "Temporarily unavailable",
@@ -225,8 +289,17 @@ func (u *UI) accessRows(r *http.Request, v *site.Viewer, id string, q accessQuer
 		return nil, 0, err
 	}
 	names := map[string][3]string{} // account id → display name, FHIR user, organisation
-	rows := make([]accessRow, 0, len(entries))
-	for _, e := range entries {
+	rows := make([]accessRow, 0, min(len(entries), limit))
+	var next int64
+	for i, e := range entries {
+		if len(rows) == limit {
+			// A full page: continue before the last entry kept.
+			next = entries[i-1].Index
+			break
+		}
+		if !q.own && q.agent != v.P.ID && e.Event.Agent.User != "" && e.Event.Agent.User == v.P.ID {
+			continue // the patient's own view, left out unless asked for
+		}
 		// The patient's own view: no other patient, none of their
 		// resources, no staff address or session (ADR 0018).
 		ev, ok := e.Event.PatientView(ident.PatientRef(id).String())
@@ -271,8 +344,8 @@ func (u *UI) accessRows(r *http.Request, v *site.Viewer, id string, q accessQuer
 		}
 		rows = append(rows, row)
 	}
-	var next int64
-	if len(entries) == accessPageSize && entries[len(entries)-1].Index > 0 {
+	if next == 0 && len(entries) == scan && entries[len(entries)-1].Index > 0 {
+		// The window was full: older entries may follow.
 		next = entries[len(entries)-1].Index
 	}
 	return rows, next, nil
@@ -317,6 +390,15 @@ func roleWords(roles string) string {
 // kind of information (the resource type of the query or of the first
 // resource touched; never a value).
 func whatText(ev audit.Event) string {
+	if p, ok := actionPhrases[ev.Action]; ok {
+		return p
+	}
+	if ev.Action == audit.ActionExport {
+		if len(ev.Entities) > 0 && strings.HasPrefix(ev.Entities[0], "AuditEvent/") {
+			return "made a file of the access log of your record"
+		}
+		return "made a copy of your record"
+	}
 	verb, ok := actionWords[ev.Action]
 	if !ok {
 		verb = strings.ReplaceAll(string(ev.Action), "-", " ")

@@ -36,14 +36,14 @@ import (
 
 // sensitiveCategories are the security labels a patient decides on, in
 // the order the page shows them (docs/authorization.md).
-var sensitiveCategories = []struct{ Code, Label string }{
-	{"R", "restricted information"},
-	{"V", "very restricted information"},
-	{"PSY", "mental health"},
-	{"HIV", "HIV and AIDS"},
-	{"ETH", "substance use treatment"},
-	{"SDV", "sexual and domestic violence"},
-	{"42CFRPart2", "substance use treatment records protected by federal law (42 CFR Part 2)"},
+var sensitiveCategories = []struct{ Code, Label, Explain string }{
+	{"R", "restricted information", "Parts of your record your clinicians marked as more sensitive than usual."},
+	{"V", "very restricted information", "The most sensitive parts of your record, marked so by your clinicians."},
+	{"PSY", "mental health", "Diagnoses, notes and treatment about your mental health, such as therapy or psychiatric care."},
+	{"HIV", "HIV and AIDS", "HIV tests, results and treatment."},
+	{"ETH", "substance use treatment", "Care for alcohol or drug use."},
+	{"SDV", "sexual and domestic violence", "What you told us about sexual or domestic violence, and the care that followed."},
+	{"42CFRPart2", "substance use treatment records protected by federal law (42 CFR Part 2)", "Records of a substance use programme that federal law protects more strictly: without your consent nobody may see them, except in an emergency."},
 }
 
 const (
@@ -71,6 +71,7 @@ const maxBlocked = 32
 type consentChoice struct {
 	Code, Label, Choice string // Choice: "default", "share" or "withhold"
 	Default             string // what the clinic's rules do without a choice
+	Explain             string // what the category holds, in plain words
 }
 
 // blockChoice is one person the patient may block.
@@ -211,7 +212,7 @@ func (u *UI) consentView(r *http.Request, v *site.Viewer, pid string) (consentVi
 			// patient (and an emergency grant) reaches these records.
 			def = "Clinic rules: nobody without my consent, except in an emergency"
 		}
-		view.Categories = append(view.Categories, consentChoice{Code: sc.Code, Label: sc.Label, Choice: ch, Default: def})
+		view.Categories = append(view.Categories, consentChoice{Code: sc.Code, Label: sc.Label, Choice: ch, Default: def, Explain: sc.Explain})
 	}
 	view.People = append(view.People, cur.Blocked...)
 	for _, c := range cands {

@@ -3,7 +3,9 @@ package portal
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -13,8 +15,10 @@ import (
 	"github.com/phivault/phivault/internal/audit/index"
 	"github.com/phivault/phivault/internal/ident"
 	"github.com/phivault/phivault/internal/privacy"
+	"github.com/phivault/phivault/internal/record"
 	"github.com/phivault/phivault/internal/storage"
 	"github.com/phivault/phivault/internal/web"
+	"github.com/phivault/phivault/internal/webui/chartview"
 	"github.com/phivault/phivault/internal/webui/site"
 )
 
@@ -173,6 +177,7 @@ func privacyGate(v *site.Viewer) error {
 
 type reportRow struct {
 	ID, Patient, Leaf, Reporter string
+	PatientName, ReporterName   string // from the record and the directory; "" when unknown
 	When                        time.Time
 	Comment                     string
 }
@@ -203,10 +208,58 @@ func (u *UI) reportsPage(w http.ResponseWriter, r *http.Request) error {
 		if rep.Unreadable {
 			row.Comment = "(the comment cannot be opened: the patient's record may have been erased)"
 		}
+		if usr, err := u.users.ByID(r.Context(), rep.Reporter); err == nil {
+			row.ReporterName = usr.DisplayName
+			if row.ReporterName == "" {
+				row.ReporterName = usr.Username
+			}
+		}
 		view.Rows = append(view.Rows, row)
+	}
+	// The patients' names, read with the officer's authorization in one
+	// audited search (demographics only).
+	names := u.patientNames(r, c, view.Rows)
+	for i := range view.Rows {
+		view.Rows[i].PatientName = names[view.Rows[i].Patient]
 	}
 	u.site.Render(w, r, http.StatusOK, "privacy-reports", site.PageData{Title: "Access reports", Viewer: v, Nav: "privacy", Data: view})
 	return nil
+}
+
+// maxNamed is how many patients one page names (one search, its _id
+// list bounded as any search's).
+const maxNamed = 50
+
+// patientNames reads the names of the rows' patients ("Patient/<id>" →
+// name) in one audited Patient search; a refusal or a failure leaves
+// the names out (the page shows the record ids) and is logged by id only.
+func (u *UI) patientNames(r *http.Request, c record.Caller, rows []reportRow) map[string]string {
+	var ids []string
+	seen := map[string]bool{}
+	for _, row := range rows {
+		id, ok := strings.CutPrefix(row.Patient, ident.PatientPrefix)
+		if ok && record.ValidID(id) && !seen[id] && len(ids) < maxNamed {
+			seen[id] = true
+			ids = append(ids, id)
+		}
+	}
+	out := map[string]string{}
+	if len(ids) == 0 {
+		return out
+	}
+	page, err := u.rec.Search(r.Context(), c, "Patient", url.Values{"_id": {strings.Join(ids, ",")}, "_count": {strconv.Itoa(maxNamed)}}, chartview.SearchOptions())
+	if err != nil {
+		u.log.WarnContext(r.Context(), "privacy reports: patient names not shown", slog.String("request_id", c.RequestID), slog.String("error", err.Error()))
+		return out
+	}
+	ps, _, err := lookupPatients(page.Bundle)
+	if err != nil {
+		return out
+	}
+	for _, p := range ps {
+		out[p.Ref] = p.Name
+	}
+	return out
 }
 
 func (u *UI) reportClose(w http.ResponseWriter, r *http.Request) error {

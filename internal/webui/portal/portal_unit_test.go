@@ -36,6 +36,12 @@ func TestPortalAccessQuery(t *testing.T) {
 			}
 		}},
 		{name: "bad page", query: "before=-1", wantErr: "page"},
+		{name: "own views", query: "own=1", check: func(t *testing.T, q accessQuery) {
+			if !q.own || q.values().Get("own") != "1" {
+				t.Errorf("own %v, values %v", q.own, q.values())
+			}
+		}},
+		{name: "bad own", query: "own=yes", wantErr: "page"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			v, err := url.ParseQuery(tc.query)
@@ -132,4 +138,22 @@ func FuzzPortalAccessQuery(f *testing.F) {
 			t.Fatalf("accepted out of bounds: %+v", q)
 		}
 	})
+}
+
+func TestWhatText(t *testing.T) {
+	for _, tc := range []struct {
+		ev   audit.Event
+		want string
+	}{
+		{audit.Event{Action: audit.ActionRead, Entities: []string{"Patient/p1"}}, "looked at your details"},
+		{audit.Event{Action: audit.ActionSearch, Query: "Observation?patient"}, "searched your results and measurements"},
+		{audit.Event{Action: audit.ActionSearch, Query: "AuditEvent?patient"}, "searched the access log of your record"},
+		{audit.Event{Action: audit.ActionAmendmentDecide, Entities: []string{"Amendment/a1"}}, "decided on a correction request about your record"},
+		{audit.Event{Action: audit.ActionExport, Entities: []string{"AuditEvent/4", "AuditEvent/3"}}, "made a file of the access log of your record"},
+		{audit.Event{Action: audit.ActionExport, Query: "Patient/$summary", Entities: []string{"Patient/p1"}}, "made a copy of your record"},
+	} {
+		if got := whatText(tc.ev); got != tc.want {
+			t.Errorf("whatText(%s %v %q) = %q, want %q", tc.ev.Action, tc.ev.Entities, tc.ev.Query, got, tc.want)
+		}
+	}
 }

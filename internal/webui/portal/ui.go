@@ -1,9 +1,13 @@
 // Package portal is the patient portal (a patient's own record, who
-// accessed it, consent, download, reporting an access) and the privacy
-// office's list of those reports. A patient's own id comes from the
-// account's FHIR user link, never from the request. It gets the record
-// service, the directory, the audit index and the report service, and
-// never the keys or the consoles.
+// accessed it and its accounting as a file, consent, download, the
+// printable summary and its PDF, reporting an access, asking for a
+// correction) and the privacy office's pages (the reports, "Find a
+// person", the correction requests' queue). A patient's own id comes
+// from the account's FHIR user link, never from the request. It gets
+// the record service, the directory, the audit index and the privacy
+// services (reports, correction requests, trail), and never the keys or
+// the consoles. Every file is recorded (privacy.Trail) before a byte of
+// it is written.
 package portal
 
 import (
@@ -32,8 +36,14 @@ type Options struct {
 	// Reports is the access reports' service (privacy.Reports); nil
 	// answers 503 on the report pages.
 	Reports Reports
-	Logger  *slog.Logger
-	Now     func() time.Time // default time.Now
+	// Trail records staff lookups and exports (privacy.Trail); nil
+	// answers 503 on the lookup page and offers no export.
+	Trail Trail
+	// Amendments is the correction requests' service
+	// (privacy.Amendments); nil answers 503 on their pages.
+	Amendments Amendments
+	Logger     *slog.Logger
+	Now        func() time.Time // default time.Now
 }
 
 // UI is the patient portal's pages. It is safe for concurrent use.
@@ -45,6 +55,8 @@ type UI struct {
 	access   AccessLog
 	auditLog site.AuditLog
 	reports  Reports
+	trail    Trail
+	amend    Amendments
 	log      *slog.Logger
 	now      func() time.Time
 }
@@ -58,5 +70,5 @@ func New(o Options) *UI {
 		o.Logger = slog.Default()
 	}
 	return &UI{site: o.Site, rec: o.Record, users: o.Users, authz: o.Authz, access: o.Access, auditLog: o.AuditLog,
-		reports: o.Reports, log: o.Logger, now: o.Now}
+		reports: o.Reports, trail: o.Trail, amend: o.Amendments, log: o.Logger, now: o.Now}
 }

@@ -32,6 +32,17 @@ var funcs = template.FuncMap{
 		return t.UTC().Format("2006-01-02 15:04 UTC")
 	},
 	"join": strings.Join,
+	// localtime is the server's local time with its zone named
+	// ("2026-12-07 15:23 CET"); static/localtime.js rewrites a
+	// <time class="local-time"> to the browser's zone.
+	"localtime": func(t time.Time) string {
+		if t.IsZero() {
+			return ""
+		}
+		return t.Local().Format("2006-01-02 15:04 MST")
+	},
+	// isotime is the machine-readable instant of a <time datetime>.
+	"isotime": func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
 }
 
 // parsePages parses the layout with each page file.
