@@ -39,7 +39,7 @@ var errNotPatient = errors.New("portal page for a non-patient account")
 // its Patient resource is needed.
 func (u *UI) portal(h site.HandlerFunc) site.HandlerFunc {
 	return u.site.SignedIn(func(w http.ResponseWriter, r *http.Request) error {
-		if err := portalGate(site.ViewerFrom(r.Context())); err != nil {
+		if err := u.portalGate(r); err != nil {
 			return err
 		}
 		return h(w, r)
@@ -49,17 +49,32 @@ func (u *UI) portal(h site.HandlerFunc) site.HandlerFunc {
 // portalForm is form plus the portal gate.
 func (u *UI) portalForm(h site.HandlerFunc) site.HandlerFunc {
 	return u.site.Form(func(w http.ResponseWriter, r *http.Request) error {
-		if err := portalGate(site.ViewerFrom(r.Context())); err != nil {
+		if err := u.portalGate(r); err != nil {
 			return err
 		}
 		return h(w, r)
 	})
 }
 
-func portalGate(v *site.Viewer) error {
+// portalGate admits a patient account linked to its Patient resource,
+// and a proxy account (linked to a RelatedPerson) whose grant is active:
+// the patient it reads for is found by reading its RelatedPerson through
+// the record service, as the proxy (decided and audited; a revoked or
+// expired grant reads nothing).
+func (u *UI) portalGate(r *http.Request) error {
+	v := site.ViewerFrom(r.Context())
 	if !v.Patient() {
 		return site.PageErr(http.StatusForbidden, "Not available to your role",
 			"The patient portal is for patients, to see their own record.", errNotPatient)
+	}
+	if rp, ok := strings.CutPrefix(v.FHIRUser, "RelatedPerson/"); ok && record.ValidID(rp) {
+		pid, err := u.proxyPatient(r, v, rp)
+		if err != nil {
+			return site.PageErr(http.StatusForbidden, "Your proxy access is not active",
+				"Your account may read a patient's record as their proxy, but that access is not active now "+
+					"(it was withdrawn, it ended, or it has not been granted yet). Ask the patient or the front desk.", err)
+		}
+		v.ProxyFor = pid
 	}
 	if _, ok := ownPatient(v); !ok {
 		return site.PageErr(http.StatusForbidden, "Your record is not linked",
@@ -68,8 +83,12 @@ func portalGate(v *site.Viewer) error {
 	return nil
 }
 
-// ownPatient is the id of the viewer's own Patient resource.
+// ownPatient is the id of the Patient resource whose record the viewer
+// reads: its own, or for a proxy the one the gate found.
 func ownPatient(v *site.Viewer) (string, bool) {
+	if v.ProxyFor != "" {
+		return v.ProxyFor, record.ValidID(v.ProxyFor)
+	}
 	id, ok := strings.CutPrefix(v.FHIRUser, ident.PatientPrefix)
 	if !ok || !record.ValidID(id) {
 		return "", false

@@ -282,6 +282,11 @@ func (u *UI) consentPage(w http.ResponseWriter, r *http.Request) error {
 // the access log) are accepted.
 func (u *UI) consentSubmit(w http.ResponseWriter, r *http.Request) error {
 	v := site.ViewerFrom(r.Context())
+	if v.ProxyFor != "" {
+		// The policies refuse a proxy's Consent; say so plainly.
+		return site.PageErr(http.StatusForbidden, "Only the patient changes sharing choices",
+			"As a proxy you can read this record, but sharing choices are the patient's own to make.", errProxyConsent)
+	}
 	pid, _ := ownPatient(v)
 	view, err := u.consentView(r, v, pid)
 	if err != nil {

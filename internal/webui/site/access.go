@@ -28,6 +28,10 @@ type Viewer struct {
 	DisplayName string // the account's display name, or its username
 	Role        string // roles, comma-separated, for the header
 	FHIRUser    string // "Practitioner/<id>" when linked
+	// ProxyFor is, for a proxy account (a patient-role account linked to
+	// a RelatedPerson), the id of the Patient whose record it reads, as
+	// the portal found it through the record service; "" otherwise.
+	ProxyFor string
 	secret      string // the session cookie value: never rendered
 	csrf        string // session.CSRFToken(secret)
 	guard       record.Guard
