@@ -32,9 +32,9 @@ type Viewer struct {
 	// a RelatedPerson), the id of the Patient whose record it reads, as
 	// the portal found it through the record service; "" otherwise.
 	ProxyFor string
-	secret      string // the session cookie value: never rendered
-	csrf        string // session.CSRFToken(secret)
-	guard       record.Guard
+	secret   string // the session cookie value: never rendered
+	csrf     string // session.CSRFToken(secret)
+	guard    record.Guard
 }
 
 // Clinical reports whether the viewer may use the patient pages.
