@@ -230,7 +230,7 @@ func (u *UI) passkeyLoginFinish(w http.ResponseWriter, r *http.Request) error {
 	}
 	clearChallenge(w)
 	web.SetSessionCookie(w, st.Secret)
-	return site.Redirect(w, r, "/")
+	return site.Redirect(w, r, site.TakeReturn(w, r))
 }
 
 func (u *UI) passkeyEnrolFinish(w http.ResponseWriter, r *http.Request) error {
@@ -262,7 +262,7 @@ func (u *UI) passkeyEnrolFinish(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	// Shown once, in this answer (no-store), as after TOTP enrolment.
-	u.site.Render(w, r, http.StatusOK, "recovery", site.PageData{Title: "Your recovery codes", Viewer: v, Data: recoveryView{Codes: shown, Passkey: true}})
+	u.site.Render(w, r, http.StatusOK, "recovery", site.PageData{Title: "Your recovery codes", Viewer: v, Data: recoveryView{Codes: shown, Passkey: true, Next: site.TakeReturn(w, r)}})
 	return nil
 }
 

@@ -97,7 +97,8 @@ func (s *Site) ViewerFor(ctx context.Context, secret string) (*Viewer, error) {
 }
 
 // SignedIn runs h for a signed-in browser; others are sent to /login
-// (a stale cookie is cleared first).
+// (a stale cookie is cleared first), and the page they asked for (a GET)
+// is kept for after sign-in (returnto.go).
 func (s *Site) SignedIn(h HandlerFunc) HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		v, err := s.Authenticate(r)
@@ -105,6 +106,7 @@ func (s *Site) SignedIn(h HandlerFunc) HandlerFunc {
 			if _, cerr := r.Cookie(web.SessionCookie); cerr == nil {
 				web.ClearSessionCookie(w)
 			}
+			rememberReturn(w, r)
 			return Redirect(w, r, "/login")
 		}
 		if err != nil {
