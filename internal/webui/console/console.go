@@ -28,7 +28,10 @@ type Options struct {
 	// Keys and KeyScanner feed the key status page.
 	Keys       *keys.Keyring
 	KeyScanner KeyScanner
-	Logger     *slog.Logger
+	// BaseURL is the server's public base URL, for invitation links;
+	// empty uses https:// and the request's host.
+	BaseURL string
+	Logger  *slog.Logger
 }
 
 // UI is the console's pages. It is safe for concurrent use.
@@ -40,11 +43,12 @@ type UI struct {
 	authz    *authz.Authorizer
 	keys     *keys.Keyring
 	scanner  KeyScanner
+	baseURL  string
 	log      *slog.Logger
 }
 
 // New returns the console's pages.
 func New(o Options) *UI {
 	return &UI{site: o.Site, console: o.Services, users: o.Users, auditLog: o.AuditLog, authz: o.Authz,
-		keys: o.Keys, scanner: o.KeyScanner, log: o.Logger}
+		keys: o.Keys, scanner: o.KeyScanner, baseURL: o.BaseURL, log: o.Logger}
 }

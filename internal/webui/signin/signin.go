@@ -44,6 +44,7 @@ func challengeOf(r *http.Request) string {
 type loginView struct {
 	Error    string
 	Username string
+	Enrolled bool // just back from setting the first password (/enrol)
 }
 
 func (u *UI) loginForm(w http.ResponseWriter, r *http.Request) error {
@@ -54,7 +55,7 @@ func (u *UI) loginForm(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	u.site.Render(w, r, http.StatusOK, "login", site.PageData{Title: "Sign in", CSRF: tok, Data: loginView{}})
+	u.site.Render(w, r, http.StatusOK, "login", site.PageData{Title: "Sign in", CSRF: tok, Data: loginView{Enrolled: r.URL.Query().Has("enrolled")}})
 	return nil
 }
 
@@ -197,7 +198,7 @@ func (u *UI) enrolStart(w http.ResponseWriter, r *http.Request) error {
 type recoveryView struct {
 	Codes   []string
 	Next    string // where "continue" goes: the page asked for before sign-in, or "/"
-	Passkey bool // enrolled with a passkey (else the authenticator app)
+	Passkey bool   // enrolled with a passkey (else the authenticator app)
 }
 
 func (u *UI) enrolConfirm(w http.ResponseWriter, r *http.Request) error {
