@@ -72,7 +72,10 @@ var setupAddr = netip.MustParseAddr("192.0.2.10")
 func start(t testing.TB, driver string) *env {
 	t.Helper()
 	// Cheap argon2id: these tests are about the pages, not the KDF cost.
-	h, err := password.NewHasher(password.HasherConfig{Params: password.Params{Memory: 64, Time: 1, Threads: 1}})
+	// MaxMemory admits the default cost too: passwords set through the
+	// account service (the onboarding page, /auth/enrol) use it.
+	h, err := password.NewHasher(password.HasherConfig{Params: password.Params{Memory: 64, Time: 1, Threads: 1},
+		MaxMemory: password.DefaultParams().Memory})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -47,14 +47,22 @@ type Enroller interface {
 type onboardView struct {
 	Error    string
 	Username string
+	// Token is the code sent, kept in the form after a refused password
+	// (the answer to the POST, no-store), so the person need not find
+	// the link again; empty after a refused code.
+	Token    string
 	Min, Max int // the password length policy (password.MinRunes, MaxRunes)
 }
 
-func newOnboardView(username, msg string) onboardView {
-	return onboardView{Error: msg, Username: username, Min: password.MinRunes, Max: password.MaxRunes}
+func newOnboardView(username, token, msg string) onboardView {
+	return onboardView{Error: msg, Username: username, Token: token, Min: password.MinRunes, Max: password.MaxRunes}
 }
 
 const onboardTitle = "Set your password"
+
+// maxTokenField is the longest code shown back in the form (the field's
+// maxlength; a secret is 47 characters).
+const maxTokenField = 128
 
 func (u *UI) onboardForm(w http.ResponseWriter, r *http.Request) error {
 	if u.enrol == nil {
@@ -64,7 +72,7 @@ func (u *UI) onboardForm(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	u.site.Render(w, r, http.StatusOK, "onboard", site.PageData{Title: onboardTitle, CSRF: tok, Data: newOnboardView("", "")})
+	u.site.Render(w, r, http.StatusOK, "onboard", site.PageData{Title: onboardTitle, CSRF: tok, Data: newOnboardView("", "", "")})
 	return nil
 }
 
@@ -83,8 +91,13 @@ func (u *UI) onboardSubmit(w http.ResponseWriter, r *http.Request) error {
 	}
 	csrf := r.PostForm.Get("csrf")
 	username := r.PostForm.Get("username")
+	secret, pw := r.PostForm.Get("token"), r.PostForm.Get("password")
+	keep := secret // cleared when the code itself is refused
+	if len(keep) > maxTokenField {
+		keep = ""
+	}
 	show := func(status int, msg string) error {
-		u.site.Render(w, r, status, "onboard", site.PageData{Title: onboardTitle, CSRF: csrf, Data: newOnboardView(username, msg)})
+		u.site.Render(w, r, status, "onboard", site.PageData{Title: onboardTitle, CSRF: csrf, Data: newOnboardView(username, keep, msg)})
 		return nil
 	}
 	addr := web.ClientAddr(r)
@@ -92,7 +105,6 @@ func (u *UI) onboardSubmit(w http.ResponseWriter, r *http.Request) error {
 		w.Header().Set("Retry-After", strconv.Itoa(int(retry.Round(time.Second)/time.Second)+1))
 		return show(http.StatusTooManyRequests, fmt.Sprintf("There were too many attempts from your network. Wait %s and try again.", retry.Round(time.Second)+time.Second))
 	}
-	secret, pw := r.PostForm.Get("token"), r.PostForm.Get("password")
 	if pw != r.PostForm.Get("password2") {
 		return show(http.StatusBadRequest, "The two passwords are not the same. Type the new password twice.")
 	}
@@ -107,6 +119,7 @@ func (u *UI) onboardSubmit(w http.ResponseWriter, r *http.Request) error {
 	case password.PolicyError(err) != nil:
 		return show(http.StatusBadRequest, policyMessage(err))
 	case errors.Is(err, account.ErrEnrolmentRefused):
+		keep = ""
 		return show(http.StatusBadRequest, onboardRefused)
 	}
 	// password.ErrBusy, storage.ErrUnavailable or worse: nothing was
