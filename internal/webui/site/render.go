@@ -32,6 +32,11 @@ var funcs = template.FuncMap{
 		return t.UTC().Format("2006-01-02 15:04 UTC")
 	},
 	"join": strings.Join,
+	// vitalsDrawing hands one drawing of the vital-signs chart and its
+	// kind ("wide" or "narrow") to the "vitals-svg" template.
+	"vitalsDrawing": func(d any, kind, start, end string) map[string]any {
+		return map[string]any{"D": d, "Kind": kind, "Start": start, "End": end}
+	},
 }
 
 // parsePages parses the layout with each page file.
