@@ -107,6 +107,13 @@ func (tb *tab) checkPage() {
 		tb.t.Errorf("at %s (390 px): %s", tb.location(), b)
 	}
 	tb.checkAxe()
+	// A tablet: the cards are gone, a wide table may scroll in its own
+	// (focusable) box, the page itself does not.
+	tb.do(chromedp.EmulateViewport(800, 1000))
+	tb.checkAxe()
+	if sw, w := eval[int](tb, `document.documentElement.scrollWidth`), eval[int](tb, `document.documentElement.clientWidth`); sw > w {
+		tb.t.Errorf("at %s (800 px): the page is %d px wide", tb.location(), sw)
+	}
 	tb.do(chromedp.EmulateViewport(1280, 900))
 }
 
