@@ -294,6 +294,7 @@ func (a *App) openLogin(oo openOptions) error {
 	lo := login.Options{
 		Users: sq.Users(), Store: sq.Logins(), Tx: sqldb.NewUnit[login.Tx](sq), Sessions: sq.Sessions(), Keys: a.Keys,
 		Log: a.Log, Audit: a.batcher, Hasher: h, Now: oo.now, Logger: a.logger,
+		PatientMFA: login.PatientMFA(a.Config.Auth.PatientMFA), // validated by config; "" is the default
 	}
 	// Passkeys need the public origin: the RP ID and the one accepted
 	// origin come from server.base_url (ADR 0009).
