@@ -174,7 +174,7 @@ func TestPagesOfEveryRole(t *testing.T) {
 		tb := newTab(t)
 		e.signInPatient(t, tb, pat, "#portal-record")
 		tb.checkPage()
-		for _, p := range []string{"/portal/access", "/portal/consent", "/portal/download"} {
+		for _, p := range []string{"/portal/access", "/portal/consent", "/portal/download", "/security"} {
 			tb.visit(e.URL, p)
 		}
 	})
