@@ -2,7 +2,11 @@ package webui_test
 
 import (
 	"context"
+	"io"
 	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -105,9 +109,54 @@ func TestOnboarding(t *testing.T) {
 		t.Errorf("after onboarding the browser is at %s, want %s", got, chart)
 	}
 
-	// The secret is used up.
+	// The secret is used up, and the server never logged it.
 	e.Do(t, "POST", "/auth/enrol", map[string]string{"username": "dr.new", "enrolment_secret": secret, "password": "another long passphrase"},
 		apitest.H{"Content-Type": "application/json"}).Want(t, 400)
+	if strings.Contains(e.Logs(), secret) {
+		t.Errorf("the enrolment secret is in the server log")
+	}
+}
+
+// TestOnboardingSharesEnrolLimit: attempts at POST /auth/enrol and at
+// the page draw on one per-address budget, so the page adds no guesses.
+func TestOnboardingSharesEnrolLimit(t *testing.T) {
+	e := start(t, "sqlite")
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &http.Client{Jar: jar, CheckRedirect: noRedirect, Transport: &http.Transport{TLSClientConfig: tlsInsecure()}}
+	res, err := c.Get(e.URL + "/enrol")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	m := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindSubmatch(page)
+	if res.StatusCode != http.StatusOK || m == nil {
+		t.Fatalf("GET /enrol: %d, csrf field found: %v", res.StatusCode, m != nil)
+	}
+	pub := apitest.H{"Authorization": apitest.NoAuth, "Content-Type": "application/json"}
+	limited := false
+	for range 30 {
+		if e.Do(t, "POST", "/auth/enrol", map[string]string{"username": "x.y", "enrolment_secret": "pve_x", "password": "p"}, pub).Status == http.StatusTooManyRequests {
+			limited = true
+			break
+		}
+	}
+	if !limited {
+		t.Fatal("POST /auth/enrol never answered 429")
+	}
+	form := url.Values{"csrf": {string(m[1])}, "username": {"x.y"}, "token": {"pve_x"}, "password": {"a long passphrase here"}, "password2": {"a long passphrase here"}}
+	res, err = c.PostForm(e.URL+"/enrol", form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusTooManyRequests || !strings.Contains(string(body), "too many attempts from your network") || res.Header.Get("Retry-After") == "" {
+		t.Errorf("the page after the API's budget is spent: %d, Retry-After %q", res.StatusCode, res.Header.Get("Retry-After"))
+	}
 }
 
 // TestOnboardingWithoutScripts: with scripts off the person types the
