@@ -33,10 +33,6 @@ const (
 	PatientMFARequired PatientMFA = "required"
 )
 
-// ErrHasSecondFactor: [Service.AddSecondFactor] for an account that has
-// a second factor already (or a session that signed in with one).
-var ErrHasSecondFactor = errors.New("the account has a second factor already")
-
 // Valid reports whether p is a known policy ("" counts as the default).
 func (p PatientMFA) Valid() bool {
 	return p == "" || p == PatientMFAOptional || p == PatientMFARequired

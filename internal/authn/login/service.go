@@ -54,6 +54,10 @@ var (
 	// ErrNeedsVerifiedSession: adding a passkey needs a session whose
 	// second factor was verified. Answer 403.
 	ErrNeedsVerifiedSession = errors.New("adding a passkey requires a session signed in with a second factor")
+	// ErrHasSecondFactor: [Service.AddSecondFactor] for an account that
+	// has a second factor already, or a session signed in with one.
+	// Answer 409, or show the Security page.
+	ErrHasSecondFactor = errors.New("the account has a second factor already")
 )
 
 // RateLimitError is an [ErrRateLimited] with the wait.
