@@ -294,6 +294,7 @@ func (a *App) openLogin(oo openOptions) error {
 	lo := login.Options{
 		Users: sq.Users(), Store: sq.Logins(), Tx: sqldb.NewUnit[login.Tx](sq), Sessions: sq.Sessions(), Keys: a.Keys,
 		Log: a.Log, Audit: a.batcher, Hasher: h, Now: oo.now, Logger: a.logger,
+		PatientMFA: login.PatientMFA(a.Config.Auth.PatientMFA), // validated by config; "" is the default
 	}
 	// Passkeys need the public origin: the RP ID and the one accepted
 	// origin come from server.base_url (ADR 0009).
@@ -382,6 +383,9 @@ func loadSystemKeys(ctx context.Context, st storage.Store, kr *keys.Keyring) err
 // Handler is the HTTP handler of this instance.
 func (a *App) Handler() http.Handler {
 	accounts := a.adminAccounts()
+	// One per-address budget for setting a first password, through the
+	// JSON API or the web page (ADR 0034).
+	enrolLimiter := password.NewAddressLimiter(password.AddressLimits{})
 	return httpapi.New(httpapi.Options{
 		Record:        a.Record,
 		Authenticator: a.auth,
@@ -389,9 +393,10 @@ func (a *App) Handler() http.Handler {
 		SMART:         a.SMART,
 		SSO:           a.ssoHandler(),
 		Accounts:      accounts,
+		EnrolLimiter:  enrolLimiter,
 		Clients:       a.clientApprovals(),
 		AuditLog:      a.auditLog(),
-		UI:            a.webUI(),
+		UI:            a.webUI(accounts, enrolLimiter),
 		Authorize:     a.authorizePages(accounts),
 		Logger:        a.logger,
 		Now:           time.Now,
@@ -438,7 +443,7 @@ func (a *App) authorizePages(accounts httpapi.Accounts) httpapi.Authorize {
 
 // webUI builds the web interface (internal/webui), or nil (no UI, the
 // API still serves) if it cannot be built.
-func (a *App) webUI() http.Handler {
+func (a *App) webUI(accounts httpapi.Accounts, enrolLimiter *password.AddressLimiter) http.Handler {
 	sq := a.db
 	var access webui.AccessLog
 	if a.AuditIndex != nil { // no typed nil in the interface
@@ -466,12 +471,16 @@ func (a *App) webUI() http.Handler {
 	if trail != nil {
 		con.Exports = trail
 	}
-	ui, err := webui.New(webui.Options{
+	o := webui.Options{
 		Login: a.Login, Record: a.Record, Users: sq.Users(), Access: access, Reports: reports, Trail: trail, Amendments: amend,
 		Keys: a.Keys, KeyScanner: a.Store,
 		IdleTimeout: a.idleTimeout, Logger: a.logger, AuditLog: trustStatus{a.tlog}, Authz: a.Authz, BreakGlass: a.BreakGlass,
-		Console: con,
-	})
+		Console: con, EnrolLimiter: enrolLimiter, BaseURL: a.Config.Server.BaseURL,
+	}
+	if accounts != nil { // no typed nil in the interface
+		o.Enrol = accounts
+	}
+	ui, err := webui.New(o)
 	if err != nil {
 		a.logger.Error("web UI unavailable", slog.String("error", err.Error()))
 		return nil

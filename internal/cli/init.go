@@ -137,19 +137,16 @@ Admin API token (shown once; store it in a password manager):
 
   %s
 
-Security admin %q (role security-admin): one-time enrolment secret
-(shown once; valid for %s; set a password with "phivault user set-password"
-or POST /auth/enrol, then enrol a second factor at the first login):
-
-  %s
-
+Security admin %q (role security-admin).
+%s
 Role grants that reach patient data, and new security admins, need a
 second security admin's approval. Create the second one now, from this
 host:  phivault user add NAME --roles security-admin --break-glass --data %s
 
 Start the server with:  phivault serve --data %s
 `, o.dataDir, filepath.Join(o.dataDir, config.FileName), describeKEK(resolved), made.VerifierKey,
-		caCert, made.CAFingerprint, made.Token.Reveal(), made.Admin.Username, made.EnrolmentLifetime, made.Enrolment.Reveal(), o.dataDir, o.dataDir)
+		caCert, made.CAFingerprint, made.Token.Reveal(), made.Admin.Username,
+		invitationText(resolved.Server.BaseURL, made.Admin.Username, made.Enrolment.Reveal(), made.EnrolmentLifetime), o.dataDir, o.dataDir)
 	return nil
 }
 

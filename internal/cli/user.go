@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/phivault/phivault/internal/audit"
+	"github.com/phivault/phivault/internal/config"
 	"github.com/phivault/phivault/internal/identity"
 	"github.com/phivault/phivault/internal/identity/account"
 )
@@ -35,9 +36,9 @@ func (e *env) userCmd() *cobra.Command {
 		Short: "Manage local accounts: add, list, show, disable, enable, set roles, reset MFA, sessions",
 		Long: `user manages local accounts. Every change is audited and commits together
 with its audit event. A new account has no password: "user add" prints a
-one-time enrolment secret, with which its owner sets a password ("user
-set-password" or POST /auth/enrol) and then enrols a second factor at the
-first login. Password hashes are never shown.`,
+one-time invitation link (with the enrolment secret in it), with which its
+owner sets a password in a browser (the /enrol page; or "user set-password",
+or POST /auth/enrol) and then enrols a second factor at the first login. Password hashes are never shown.`,
 	}
 	cmd.AddCommand(e.userAddCmd(), e.userListCmd(), e.userShowCmd(),
 		e.userSetDisabledCmd(true), e.userSetDisabledCmd(false),
@@ -136,12 +137,16 @@ installation, by an operator who holds the key file and the data directory.`,
 			if _, pending := identity.Split(nil, rs); pending && !breakGlass {
 				return needsBreakGlass(rs)
 			}
+			c, err := e.loadConfig(config.Overrides{})
+			if err != nil {
+				return err
+			}
 			return e.withAccounts(cmd, func(ctx context.Context, acc *account.Service) error {
 				u, secret, err := acc.AddBreakGlass(ctx, cliAgent(), identity.User{Username: args[0], DisplayName: display, Roles: rs, FHIRUser: fhirUser})
 				if err != nil {
 					return userFlagErr(err)
 				}
-				printEnrolment(e.stdout, u, secret.Reveal())
+				printEnrolment(e.stdout, c.Server.BaseURL, u, secret.Reveal())
 				return nil
 			})
 		},
@@ -154,17 +159,33 @@ installation, by an operator who holds the key file and the data directory.`,
 	return cmd
 }
 
-// printEnrolment prints a new account's enrolment secret, once.
-func printEnrolment(w io.Writer, u identity.User, secret string) {
+// printEnrolment prints a new account's invitation link, once. The
+// enrolment secret is in the link and printed nowhere else, so the
+// output holds it exactly once.
+func printEnrolment(w io.Writer, base string, u identity.User, secret string) {
 	fmt.Fprintf(w, `User %s created (id %s, roles %s).
 
-One-time enrolment secret for %s (shown once; valid for %s):
+%s`, u.Username, u.ID, identity.FormatRoles(u.Roles), invitationText(base, u.Username, secret, account.EnrolmentLifetime))
+}
+
+// invitationText explains an invitation link (ADR 0034); base is the
+// server's public base URL (server.base_url), empty when unknown.
+func invitationText(base, username, secret string, valid time.Duration) string {
+	page := strings.TrimRight(base, "/") + account.EnrolmentPage
+	if base == "" {
+		page = "the server's " + account.EnrolmentPage + " page"
+	}
+	return fmt.Sprintf(`Invitation link for %s (shown once; valid for %s; whoever holds it can set
+the account's password, so send it through a trusted channel):
 
   %s
 
-The user sets a password with it (phivault user set-password, or POST
-/auth/enrol) and enrols a second factor at the first login.
-`, u.Username, u.ID, identity.FormatRoles(u.Roles), u.Username, account.EnrolmentLifetime, secret)
+Opened in a browser, it sets the password at %s; the user then
+signs in and sets up a second factor. The enrolment secret is the part
+after "token=" (up to "&"): the user may type it there with the username
+instead, an operator may pass it to "phivault user set-password", and
+POST /auth/enrol takes it as "enrolment_secret".
+`, username, valid, account.InvitationLink(base, username, secret), page)
 }
 
 func (e *env) userListCmd() *cobra.Command {

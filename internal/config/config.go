@@ -62,6 +62,8 @@ type Config struct {
 	// Subscriptions configures the delivery of FHIR Subscriptions
 	// (subscriptions.go).
 	Subscriptions Subscriptions `json:"subscriptions"`
+	// Auth is the sign-in policy (auth.go).
+	Auth Auth `json:"auth"`
 }
 
 // Server configures the HTTP listener.
@@ -281,6 +283,7 @@ func (c *Config) applyEnv(getenv func(string) string) error {
 		c.Storage.Driver = "postgres"
 	}
 	c.Keys.kmsToken = getenv(VaultTokenEnv)
+	c.Auth.applyEnv(getenv)
 	if c.OIDC != nil {
 		for name, p := range map[string]*string{
 			"PHIVAULT_OIDC_ISSUER":       &c.OIDC.Issuer,
@@ -396,6 +399,9 @@ func (c Config) Path(p string) string {
 // Validate checks every option; the error names the first bad one.
 func (c Config) Validate() error {
 	bad := func(opt, why string) error { return fmt.Errorf("%w: %s: %s", ErrInvalid, opt, why) }
+	if err := c.Auth.validate(); err != nil {
+		return err
+	}
 	host, _, err := net.SplitHostPort(c.Server.Listen)
 	if err != nil {
 		return bad("server.listen (PHIVAULT_LISTEN, --listen)", "must be host:port")

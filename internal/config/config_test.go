@@ -179,6 +179,7 @@ func TestValidateNamesTheOption(t *testing.T) {
 		{"lock timeout off", func(c *config.Config) { c.Timeouts.Lock = 0 }, "timeouts.lock"},
 		{"no log repeats", func(c *config.Config) { c.Logging.Repeats = 0 }, "logging.repeats"},
 		{"too many bundle entries", func(c *config.Config) { c.Limits.MaxBundleEntries = 100001 }, "limits.max_bundle_entries"},
+		{"unknown patient mfa policy", func(c *config.Config) { c.Auth.PatientMFA = "sometimes" }, "auth.patient_mfa"},
 	}
 	base := config.Default(t.TempDir())
 	if err := base.Validate(); err != nil {
@@ -205,6 +206,8 @@ func TestValidateAccepts(t *testing.T) {
 		mutate func(c *config.Config)
 	}{
 		{"insecure on 127.0.0.1", func(c *config.Config) { c.Server.Insecure = true; c.Server.Listen = "127.0.0.1:8080" }},
+		{"patient mfa required", func(c *config.Config) { c.Auth.PatientMFA = config.PatientMFARequired }},
+		{"patient mfa optional", func(c *config.Config) { c.Auth.PatientMFA = config.PatientMFAOptional }},
 		{"insecure on ::1", func(c *config.Config) { c.Server.Insecure = true; c.Server.Listen = "[::1]:8080" }},
 		{"insecure on localhost", func(c *config.Config) { c.Server.Insecure = true; c.Server.Listen = "localhost:8080" }},
 		{"insecure needs no TLS files", func(c *config.Config) {

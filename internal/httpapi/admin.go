@@ -132,7 +132,11 @@ type adminAPI struct {
 // adminRoutes mounts /admin/api/ and /auth/enrol on mux. Without an
 // Accounts service they answer 503.
 func (s *Server) adminRoutes(mux *http.ServeMux) {
-	a := &adminAPI{s: s, accounts: s.admin, limiter: password.NewAddressLimiter(password.AddressLimits{Now: s.now})}
+	lim := s.enrolLimiter
+	if lim == nil {
+		lim = password.NewAddressLimiter(password.AddressLimits{Now: s.now})
+	}
+	a := &adminAPI{s: s, accounts: s.admin, limiter: lim}
 	admin := http.NewServeMux()
 	admin.Handle("GET /admin/api/users", a.authorize(a.list))
 	admin.Handle("POST /admin/api/users", a.authorize(a.create))

@@ -11,6 +11,7 @@ import (
 	"github.com/phivault/phivault/internal/audit/attempt"
 	"github.com/phivault/phivault/internal/authn"
 	"github.com/phivault/phivault/internal/authn/login"
+	"github.com/phivault/phivault/internal/authn/password"
 	"github.com/phivault/phivault/internal/authn/smart"
 	"github.com/phivault/phivault/internal/authz"
 	"github.com/phivault/phivault/internal/httpapi/auditapi"
@@ -25,9 +26,10 @@ type Server struct {
 	rec            *record.Service
 	launch         launchGate // the App Launch compartment gate (launch_gate.go)
 	auth           *authn.Authenticator
-	login          *login.Service  // nil: no interactive login, bearer tokens only
-	smart          *smart.Server   // nil: no SMART authorization server
-	admin          Accounts        // nil: /admin/api and /auth/enrol answer 503 (admin.go)
+	login          *login.Service // nil: no interactive login, bearer tokens only
+	smart          *smart.Server  // nil: no SMART authorization server
+	admin          Accounts       // nil: /admin/api and /auth/enrol answer 503 (admin.go)
+	enrolLimiter   *password.AddressLimiter
 	clients        ClientApprovals // nil: no client requests at /admin/api/requests (admin.go)
 	signin         *signin.Handler // nil without login: no /auth/ routes (package signin)
 	ui             http.Handler    // nil: no web UI at /
@@ -56,9 +58,13 @@ type Server struct {
 type Options struct {
 	Record        *record.Service
 	Authenticator *authn.Authenticator
-	Login         *login.Service    // optional: /auth/ routes and session cookies
-	SMART         *smart.Server     // optional: /oauth2/ and SMART access tokens at /fhir
-	Accounts      Accounts          // account administration: /admin/api, /auth/enrol (admin.go)
+	Login         *login.Service // optional: /auth/ routes and session cookies
+	SMART         *smart.Server  // optional: /oauth2/ and SMART access tokens at /fhir
+	Accounts      Accounts       // account administration: /admin/api, /auth/enrol (admin.go)
+	// EnrolLimiter bounds POST /auth/enrol per client address; pass the
+	// web UI's enrolment page the same one (one budget for both). Nil:
+	// a limiter of its own with the default limits.
+	EnrolLimiter  *password.AddressLimiter
 	Clients       ClientApprovals   // optional: SMART client approvals at /admin/api/requests (admin.go)
 	SSO           signin.SSO        // optional, with Login: enterprise sign-in at /auth/oidc/ (package signin)
 	AuditLog      auditapi.AuditLog // optional: GET /fhir/AuditEvent (package auditapi)
@@ -100,7 +106,7 @@ type Pace struct {
 
 // New returns a Server.
 func New(o Options) *Server {
-	s := &Server{rec: o.Record, launch: launchGate{rec: o.Record}, auth: o.Authenticator, login: o.Login, smart: o.SMART, admin: o.Accounts, clients: o.Clients, ui: o.UI, authorizePages: o.Authorize, log: o.Logger, now: o.Now,
+	s := &Server{rec: o.Record, launch: launchGate{rec: o.Record}, auth: o.Authenticator, login: o.Login, smart: o.SMART, admin: o.Accounts, enrolLimiter: o.EnrolLimiter, clients: o.Clients, ui: o.UI, authorizePages: o.Authorize, log: o.Logger, now: o.Now,
 		baseURL: o.BaseURL, maxBody: o.MaxBodyBytes, corsOrigins: o.CORSOrigins, version: o.Version, ready: o.Ready, logRec: o.LogAudit,
 		authz: o.Authorizer, glass: o.BreakGlass, reviews: o.Reviews,
 		attempts: o.Attempts, handlerTimeout: o.Pace.HandlerTimeout, minBodyRate: o.Pace.MinBodyRate, bodyGrace: o.Pace.BodyGrace}

@@ -69,16 +69,24 @@ func (e *env) careTeam(t testing.TB, pid, ref string) {
 // they do not use the browser's (127.0.0.1) rate-limit bucket.
 var setupAddr = netip.MustParseAddr("192.0.2.10")
 
-func start(t testing.TB, driver string) *env {
+// start runs phivault on driver; edits change the login service's
+// options after the harness's own.
+func start(t testing.TB, driver string, edits ...func(*login.Options)) *env {
 	t.Helper()
 	// Cheap argon2id: these tests are about the pages, not the KDF cost.
-	h, err := password.NewHasher(password.HasherConfig{Params: password.Params{Memory: 64, Time: 1, Threads: 1}})
+	// MaxMemory admits the default cost too: passwords set through the
+	// account service (the onboarding page, /auth/enrol) use it.
+	h, err := password.NewHasher(password.HasherConfig{Params: password.Params{Memory: 64, Time: 1, Threads: 1},
+		MaxMemory: password.DefaultParams().Memory})
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := apitest.Start(t, driver, app.WithLoginOptions(func(o *login.Options) {
 		o.Hasher = h
 		o.AddressLimits.Burst = 1000
+		for _, edit := range edits {
+			edit(o)
+		}
 	}))
 	return &env{Server: s, hasher: h}
 }

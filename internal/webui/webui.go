@@ -19,6 +19,7 @@ import (
 	"github.com/phivault/phivault/internal/webui/site"
 
 	"github.com/phivault/phivault/internal/authn/login"
+	"github.com/phivault/phivault/internal/authn/password"
 	"github.com/phivault/phivault/internal/authn/session"
 	"github.com/phivault/phivault/internal/identity"
 	"github.com/phivault/phivault/internal/keys"
@@ -83,6 +84,17 @@ type Options struct {
 	// Console is the staff administration console (package console).
 	Console Console
 
+	// Enrol sets an invited account's first password at /enrol (the
+	// account service behind POST /auth/enrol); nil answers 503 there.
+	Enrol Enroller
+	// EnrolLimiter is POST /auth/enrol's per-address limiter, shared so
+	// that the page and the JSON API draw on one budget; nil gives the
+	// page a limiter of its own.
+	EnrolLimiter *password.AddressLimiter
+	// BaseURL is the server's public base URL (server.base_url), for the
+	// invitation link the console shows; empty uses the request's host.
+	BaseURL string
+
 	Logger *slog.Logger     // default slog.Default()
 	Now    func() time.Time // default time.Now
 	Rand   io.Reader        // search ids, pre-session tokens; default crypto/rand
@@ -127,6 +139,7 @@ type (
 	Reports         = portal.Reports
 	Trail           = portal.Trail
 	Amendments      = portal.Amendments
+	Enroller        = signin.Enroller
 )
 
 // New validates o and returns a UI. Errors name the Options field.
@@ -160,9 +173,10 @@ func New(o Options) (*UI, error) {
 	u.chart = chart.New(chart.Options{Site: st, Record: o.Record, Authz: o.Authz, BreakGlass: o.BreakGlass, Corrections: corr, Now: o.Now, Rand: o.Rand})
 	u.portal = portal.New(portal.Options{Site: st, Record: o.Record, Users: o.Users, Authz: o.Authz, Access: o.Access, AuditLog: o.AuditLog,
 		Reports: o.Reports, Trail: o.Trail, Amendments: o.Amendments, Logger: o.Logger, Now: o.Now})
-	u.signin = signin.New(signin.Options{Site: st, Login: o.Login, DropSearches: u.chart.ForgetSession, Logger: o.Logger})
+	u.signin = signin.New(signin.Options{Site: st, Login: o.Login, DropSearches: u.chart.ForgetSession, Enrol: o.Enrol,
+		EnrolLimiter: o.EnrolLimiter, Logger: o.Logger})
 	u.console = console.New(console.Options{Site: st, Services: o.Console, Users: o.Users, AuditLog: o.AuditLog, Authz: o.Authz,
-		Keys: o.Keys, KeyScanner: o.KeyScanner, Logger: o.Logger, Now: o.Now})
+		Keys: o.Keys, KeyScanner: o.KeyScanner, BaseURL: o.BaseURL, Logger: o.Logger, Now: o.Now})
 	return u, nil
 }
 

@@ -144,7 +144,8 @@ func (s *Service) checkTOTP(ctx context.Context, u identity.User, code string) (
 
 // ConfirmTOTP checks the first code of a secret from [Service.EnrollTOTP],
 // marks the account enrolled, replaces its recovery codes (returned here,
-// to show once) and starts the session, in one transaction.
+// to show once), ends the account's other sessions and starts the
+// session, in one transaction.
 // Errors: [ErrInvalidChallenge], [ErrInvalidCode], [*RateLimitError],
 // storage and audit errors.
 func (s *Service) ConfirmTOTP(ctx context.Context, challengeToken, code string, addr netip.Addr) (Started, []recovery.Code, error) {
@@ -180,7 +181,10 @@ func (s *Service) ConfirmTOTP(ctx context.Context, challengeToken, code string, 
 		return Started{}, nil, err
 	}
 	started, err := s.start(ctx, u.ID, true, addr,
-		Commit{LoginKey: key, TOTP: change, Enrol: true, RecoveryHashes: hashes, Challenge: use},
+		// RevokeSessions: a patient adding a factor from a password-only
+		// session ends that session and any other (a workforce account has
+		// none before its first enrolment).
+		Commit{LoginKey: key, TOTP: change, Enrol: true, RecoveryHashes: hashes, Challenge: use, RevokeSessions: true},
 		func(sid string) []audit.Event {
 			return []audit.Event{
 				s.event(audit.ActionMFAEnroll, audit.OutcomeSuccess, u.ID, addr, sid, MethodTOTP),

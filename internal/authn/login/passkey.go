@@ -207,7 +207,7 @@ func (s *Service) FinishPasskeyEnrol(ctx context.Context, challengeToken, ceremo
 		return Started{}, passkey.Credential{}, nil, err
 	}
 	started, err := s.start(ctx, u.ID, true, addr,
-		Commit{LoginKey: key, Enrol: true, RecoveryHashes: hashes, NewPasskey: &cred, Ceremony: use, Challenge: chUse},
+		Commit{LoginKey: key, Enrol: true, RecoveryHashes: hashes, NewPasskey: &cred, Ceremony: use, Challenge: chUse, RevokeSessions: true}, // as ConfirmTOTP
 		func(sid string) []audit.Event {
 			ev := s.event(audit.ActionMFAEnroll, audit.OutcomeSuccess, u.ID, addr, sid, MethodWebAuthn)
 			ev.Entities = []string{"Passkey/" + cred.ID}

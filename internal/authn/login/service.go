@@ -54,6 +54,10 @@ var (
 	// ErrNeedsVerifiedSession: adding a passkey needs a session whose
 	// second factor was verified. Answer 403.
 	ErrNeedsVerifiedSession = errors.New("adding a passkey requires a session signed in with a second factor")
+	// ErrHasSecondFactor: [Service.AddSecondFactor] for an account that
+	// has a second factor already, or a session signed in with one.
+	// Answer 409, or show the Security page.
+	ErrHasSecondFactor = errors.New("the account has a second factor already")
 )
 
 // RateLimitError is an [ErrRateLimited] with the wait.
@@ -98,6 +102,9 @@ type Options struct {
 	AddressLimits  password.AddressLimits // zero value: the defaults; Now is set from Now when nil
 	SessionOptions session.Options        // zero value: the defaults; Now is set from Now when nil
 	Issuer         string                 // TOTP issuer; default DefaultIssuer
+	// PatientMFA is the policy for patient accounts' second factor
+	// (patientmfa.go); zero value: PatientMFAOptional.
+	PatientMFA PatientMFA
 	// Passkeys and RP enable WebAuthn (both or neither): the credential
 	// store and the relying party. Without them the passkey methods
 	// return ErrPasskeysDisabled.
@@ -123,12 +130,14 @@ type Service struct {
 	sessOpts session.Options
 	sessions *session.Manager
 	issuer   string
-	passkeys PasskeyStore
-	rp       *passkey.RP
-	newID    func() string
-	now      func() time.Time
-	rand     io.Reader
-	logger   *slog.Logger
+	// patientMFA: PatientMFAOptional or PatientMFARequired.
+	patientMFA PatientMFA
+	passkeys   PasskeyStore
+	rp         *passkey.RP
+	newID      func() string
+	now        func() time.Time
+	rand       io.Reader
+	logger     *slog.Logger
 }
 
 // New validates o and returns a Service. Errors name the Options field.
@@ -148,6 +157,12 @@ func New(o Options) (*Service, error) {
 		return nil, errors.New("login: new service: Options.Log and Options.Audit are required")
 	case o.Hasher == nil:
 		return nil, errors.New("login: new service: Options.Hasher is nil")
+	}
+	if !o.PatientMFA.Valid() {
+		return nil, fmt.Errorf("login: new service: Options.PatientMFA %q: want %q or %q", o.PatientMFA, PatientMFAOptional, PatientMFARequired)
+	}
+	if o.PatientMFA == "" {
+		o.PatientMFA = PatientMFAOptional
 	}
 	if (o.Passkeys == nil) != (o.RP == nil) {
 		return nil, errors.New("login: new service: Options.Passkeys and Options.RP go together")
@@ -177,7 +192,7 @@ func New(o Options) (*Service, error) {
 	return &Service{
 		users: o.Users, store: o.Store, uow: o.Tx, keys: o.Keys, log: o.Log, audit: o.Audit, hasher: o.Hasher,
 		lockout: o.Lockout, limiter: password.NewAddressLimiter(o.AddressLimits),
-		sessOpts: o.SessionOptions, sessions: m, issuer: o.Issuer, passkeys: o.Passkeys, rp: o.RP, newID: o.NewID, now: o.Now, rand: o.Rand, logger: o.Logger,
+		sessOpts: o.SessionOptions, sessions: m, issuer: o.Issuer, patientMFA: o.PatientMFA, passkeys: o.Passkeys, rp: o.RP, newID: o.NewID, now: o.Now, rand: o.Rand, logger: o.Logger,
 	}, nil
 }
 
@@ -293,7 +308,7 @@ func (s *Service) Login(ctx context.Context, username, pw string, addr netip.Add
 		return Result{}, ErrInvalidCredentials
 	}
 
-	if !u.RequiresMFA() {
+	if !s.secondFactor(u) {
 		started, err := s.start(ctx, u.ID, false, addr, Commit{LoginKey: key},
 			func(sid string) []audit.Event {
 				return []audit.Event{s.event(audit.ActionLogin, audit.OutcomeSuccess, u.ID, addr, sid)}

@@ -242,14 +242,14 @@ func (s *Server) authorizeStart(w http.ResponseWriter, r *http.Request) error {
 
 // launchSession returns the principal of a valid session cookie that
 // may approve apps: a workforce account with a verified second factor,
-// or a patient account.
+// or a patient account (with one too when the policy requires it).
 func (s *Server) launchSession(r *http.Request) (authn.Principal, bool) {
 	c, err := r.Cookie(web.SessionCookie)
 	if err != nil {
 		return authn.Principal{}, false
 	}
 	p, err := s.login.Authenticate(r.Context(), c.Value)
-	if err != nil || login.RequiresMFA(p) {
+	if err != nil || s.login.NeedsSecondFactor(p) {
 		return authn.Principal{}, false
 	}
 	web.NoteAgent(r.Context(), agent(p, r))

@@ -23,10 +23,10 @@ func TestBuildVitals(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := buildVitals(obs)
-	if c == nil || len(c.Panels) != 2 {
+	if c == nil || len(c.Wide.Panels) != 2 || len(c.Narrow.Panels) != 2 {
 		t.Fatalf("panels: %+v", c)
 	}
-	hr := c.Panels[0]
+	hr := c.Wide.Panels[0]
 	if hr.Title != "Heart rate (/min)" || len(hr.Series) != 1 || len(hr.Series[0].Dots) != 2 {
 		t.Fatalf("heart rate panel: %+v", hr)
 	}
@@ -38,7 +38,15 @@ func TestBuildVitals(t *testing.T) {
 	if !(atof(d[1].Y) < atof(d[0].Y)) {
 		t.Errorf("90 is drawn below 70")
 	}
-	if len(c.Panels[1].Series) != 2 || c.Start != "2024-01-01" || c.End != "2025-01-01" {
+	// The narrow drawing (phones) spans its own, narrower plot.
+	nd := c.Narrow.Panels[0].Series[0].Dots
+	if nd[0].X != "46.0" || nd[1].X != "350.0" || c.Narrow.Width != 360 {
+		t.Errorf("narrow x positions %s, %s (width %d)", nd[0].X, nd[1].X, c.Narrow.Width)
+	}
+	if c.Narrow.Height <= c.Wide.Height {
+		t.Errorf("narrow drawing %d high, wide %d: the phone's panels should be taller", c.Narrow.Height, c.Wide.Height)
+	}
+	if len(c.Wide.Panels[1].Series) != 2 || c.Start != "2024-01-01" || c.End != "2025-01-01" {
 		t.Errorf("blood pressure panel or range: %+v", c)
 	}
 	if len(c.Rows) != 3 || c.Rows[0].Value != "90 /min" {

@@ -15,23 +15,40 @@ import (
 // stylesheet (the CSP allows no inline style). The same values are
 // listed in a table for screen readers and for copying.
 
-// Geometry of the SVG, in user units (it scales with the page).
-const (
-	svgWidth    = 640
-	panelHeight = 120
-	plotLeft    = 56
-	plotRight   = 624
-	plotTop     = 26 // within a panel: room for its title
-	plotBottom  = 100
-	axisHeight  = 22 // the date labels under the last panel
+// geometry is the layout of one drawing of the chart, in SVG user units
+// (the drawing scales with the page).
+type geometry struct {
+	width, panelHeight  int
+	plotLeft, plotRight int
+	plotTop, plotBottom int // within a panel: plotTop leaves room for its title
+	axisHeight          int // the date labels under the last panel
+}
+
+// The chart is drawn twice and the stylesheet shows one: wide for
+// screens from 40rem, and narrow for phones. Scaled down to a 390 px
+// phone, the wide drawing's 11-unit labels would be about 6 px tall;
+// the narrow one is about as wide in user units as the phone is in CSS
+// pixels, so its labels (sized in the stylesheet) stay legible, and its
+// panels are taller for the same reason.
+var (
+	wideGeometry   = geometry{width: 640, panelHeight: 120, plotLeft: 56, plotRight: 624, plotTop: 26, plotBottom: 100, axisHeight: 22}
+	narrowGeometry = geometry{width: 360, panelHeight: 150, plotLeft: 46, plotRight: 350, plotTop: 32, plotBottom: 128, axisHeight: 28}
 )
 
 type vitalsChart struct {
-	Width, Height int
-	Panels        []vitalsPanel
-	Start, End    string // dates of the first and last measurement
-	AxisY         int
-	Rows          []vitalsRow // the same data as a table
+	Start, End string // dates of the first and last measurement
+	// Wide and Narrow are the two drawings of the same data.
+	Wide, Narrow vitalsDrawing
+	Rows         []vitalsRow // the same data as a table
+}
+
+// vitalsDrawing is one SVG of the chart.
+type vitalsDrawing struct {
+	Width, Height       int
+	PlotLeft, PlotRight int
+	TickX               int // right edge of the y-axis labels
+	Panels              []vitalsPanel
+	AxisY               int
 }
 
 type vitalsPanel struct {
@@ -119,22 +136,27 @@ func buildVitals(obs []Obj) *vitalsChart {
 			t1 = p.t
 		}
 	}
-	c := &vitalsChart{Width: svgWidth, Start: t0.UTC().Format(time.DateOnly), End: t1.UTC().Format(time.DateOnly)}
-	add := func(title, unit string, series ...namedSeries) {
-		n := 0
-		for _, s := range series {
-			n += len(s.pts)
+	c := &vitalsChart{Start: t0.UTC().Format(time.DateOnly), End: t1.UTC().Format(time.DateOnly)}
+	draw := func(g geometry) vitalsDrawing {
+		d := vitalsDrawing{Width: g.width, PlotLeft: g.plotLeft, PlotRight: g.plotRight, TickX: g.plotLeft - 6}
+		add := func(title, unit string, series ...namedSeries) {
+			n := 0
+			for _, s := range series {
+				n += len(s.pts)
+			}
+			if n == 0 {
+				return
+			}
+			d.Panels = append(d.Panels, panel(g, len(d.Panels)*g.panelHeight, title, unit, t0, t1, series))
 		}
-		if n == 0 {
-			return
-		}
-		c.Panels = append(c.Panels, panel(len(c.Panels)*panelHeight, title, unit, t0, t1, series))
+		add("Heart rate", "/min", namedSeries{"Heart rate", "series-hr", hr})
+		add("Blood pressure", "mm[Hg]", namedSeries{"Systolic", "series-sys", sys}, namedSeries{"Diastolic", "series-dia", dia})
+		add("Weight", "kg", namedSeries{"Weight", "series-wt", wt})
+		d.AxisY = len(d.Panels)*g.panelHeight + g.axisHeight - 8
+		d.Height = len(d.Panels)*g.panelHeight + g.axisHeight
+		return d
 	}
-	add("Heart rate", "/min", namedSeries{"Heart rate", "series-hr", hr})
-	add("Blood pressure", "mm[Hg]", namedSeries{"Systolic", "series-sys", sys}, namedSeries{"Diastolic", "series-dia", dia})
-	add("Weight", "kg", namedSeries{"Weight", "series-wt", wt})
-	c.AxisY = len(c.Panels)*panelHeight + 14
-	c.Height = len(c.Panels)*panelHeight + axisHeight
+	c.Wide, c.Narrow = draw(wideGeometry), draw(narrowGeometry)
 	sort.SliceStable(rows, func(i, j int) bool { return rows[i].When > rows[j].When })
 	c.Rows = rows
 	return c
@@ -147,7 +169,7 @@ type namedSeries struct {
 
 // panel lays out one measure: a y range padded around its values, and
 // each series as a polyline with a dot per measurement.
-func panel(y int, title, unit string, t0, t1 time.Time, series []namedSeries) vitalsPanel {
+func panel(g geometry, y int, title, unit string, t0, t1 time.Time, series []namedSeries) vitalsPanel {
 	lo, hi := math.Inf(1), math.Inf(-1)
 	for _, s := range series {
 		for _, p := range s.pts {
@@ -162,15 +184,15 @@ func panel(y int, title, unit string, t0, t1 time.Time, series []namedSeries) vi
 	span := t1.Sub(t0).Seconds()
 	xOf := func(t time.Time) float64 {
 		if span <= 0 {
-			return (plotLeft + plotRight) / 2
+			return float64(g.plotLeft+g.plotRight) / 2
 		}
-		return plotLeft + (plotRight-plotLeft)*t.Sub(t0).Seconds()/span
+		return float64(g.plotLeft) + float64(g.plotRight-g.plotLeft)*t.Sub(t0).Seconds()/span
 	}
 	yOf := func(v float64) float64 {
-		return float64(y+plotBottom) - float64(plotBottom-plotTop)*(v-lo)/(hi-lo)
+		return float64(y+g.plotBottom) - float64(g.plotBottom-g.plotTop)*(v-lo)/(hi-lo)
 	}
-	vp := vitalsPanel{Title: title + " (" + unit + ")", Unit: unit, Y: y, TitleY: y + 16, PlotTop: y + plotTop, PlotBottom: y + plotBottom,
-		YMax: FmtNum(hi), YMin: FmtNum(lo), YMaxY: y + plotTop + 4, YMinY: y + plotBottom}
+	vp := vitalsPanel{Title: title + " (" + unit + ")", Unit: unit, Y: y, TitleY: y + g.plotTop - 10, PlotTop: y + g.plotTop, PlotBottom: y + g.plotBottom,
+		YMax: FmtNum(hi), YMin: FmtNum(lo), YMaxY: y + g.plotTop + 4, YMinY: y + g.plotBottom}
 	for _, s := range series {
 		pts := append([]point(nil), s.pts...)
 		sort.Slice(pts, func(i, j int) bool { return pts[i].t.Before(pts[j].t) })

@@ -14,6 +14,7 @@ import (
 	"github.com/phivault/phivault/internal/authn/session"
 	"github.com/phivault/phivault/internal/authn/smart"
 	"github.com/phivault/phivault/internal/identity"
+	"github.com/phivault/phivault/internal/identity/account"
 	"github.com/phivault/phivault/internal/storage"
 	"github.com/phivault/phivault/internal/web"
 	"github.com/phivault/phivault/internal/webui/site"
@@ -118,6 +119,7 @@ type inviteView struct {
 	Roles                           []roleChoice
 	Created                         *userRow
 	Secret                          string // the one-time enrolment secret, only in the answer to the POST
+	Link                            string // the invitation link, carrying Secret in its fragment
 	Pending                         *requestRow
 }
 
@@ -181,6 +183,7 @@ func (u *UI) adminInvite(w http.ResponseWriter, r *http.Request) error {
 		if err == nil {
 			row := toUserRow(nu)
 			view.Created, view.Secret = &row, secret.Reveal()
+			view.Link = account.InvitationLink(u.base(r), nu.Username, view.Secret)
 			if req, ok, err := acc.PendingRequest(r.Context(), nu.ID); err == nil && ok {
 				rr := u.toRequestRow(r, req, map[string]string{})
 				view.Pending = &rr
@@ -414,4 +417,12 @@ func (u *UI) adminRevokeSession(w http.ResponseWriter, r *http.Request) error {
 		return u.consoleErr(err)
 	}
 	return site.Redirect(w, r, userURL(id, "revoked"))
+}
+
+// base is the public base URL for links the console hands out.
+func (u *UI) base(r *http.Request) string {
+	if u.baseURL != "" {
+		return u.baseURL
+	}
+	return "https://" + r.Host
 }

@@ -29,8 +29,11 @@ type Options struct {
 	// Keys and KeyScanner feed the key status page.
 	Keys       *keys.Keyring
 	KeyScanner KeyScanner
-	Logger     *slog.Logger
-	Now        func() time.Time // dates the exports; default time.Now
+	// BaseURL is the server's public base URL, for invitation links;
+	// empty uses https:// and the request's host.
+	BaseURL string
+	Logger  *slog.Logger
+	Now     func() time.Time // dates the exports; default time.Now
 }
 
 // UI is the console's pages. It is safe for concurrent use.
@@ -42,6 +45,7 @@ type UI struct {
 	authz    *authz.Authorizer
 	keys     *keys.Keyring
 	scanner  KeyScanner
+	baseURL  string
 	log      *slog.Logger
 	now      func() time.Time
 }
@@ -52,5 +56,5 @@ func New(o Options) *UI {
 		o.Now = time.Now
 	}
 	return &UI{site: o.Site, console: o.Services, users: o.Users, auditLog: o.AuditLog, authz: o.Authz,
-		keys: o.Keys, scanner: o.KeyScanner, log: o.Logger, now: o.Now}
+		keys: o.Keys, scanner: o.KeyScanner, baseURL: o.BaseURL, log: o.Logger, now: o.Now}
 }

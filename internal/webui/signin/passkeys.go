@@ -52,6 +52,7 @@ func (u *UI) passkeyRoutes(mux *http.ServeMux) {
 	mux.Handle("POST /login/enrol/passkey/begin", u.jsonPre(u.passkeyEnrolBegin))
 	mux.Handle("POST /login/enrol/passkey/finish", u.site.Handle(u.site.PreSession(u.passkeyEnrolFinish)))
 	mux.Handle("GET /security", u.site.Handle(u.site.SignedIn(u.securityPage)))
+	mux.Handle("POST /security/second-factor", u.site.Handle(u.site.Form(u.addSecondFactor)))
 	mux.Handle("POST /security/passkeys/begin", u.jsonSession(u.passkeyAddBegin))
 	mux.Handle("POST /security/passkeys/add", u.site.Handle(u.site.Form(u.passkeyAdd)))
 	mux.Handle("POST /security/passkeys/{id}/rename", u.site.Handle(u.site.Form(u.passkeyRename)))
@@ -230,7 +231,7 @@ func (u *UI) passkeyLoginFinish(w http.ResponseWriter, r *http.Request) error {
 	}
 	clearChallenge(w)
 	web.SetSessionCookie(w, st.Secret)
-	return site.Redirect(w, r, "/")
+	return site.Redirect(w, r, site.TakeReturn(w, r))
 }
 
 func (u *UI) passkeyEnrolFinish(w http.ResponseWriter, r *http.Request) error {
@@ -262,7 +263,7 @@ func (u *UI) passkeyEnrolFinish(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	// Shown once, in this answer (no-store), as after TOTP enrolment.
-	u.site.Render(w, r, http.StatusOK, "recovery", site.PageData{Title: "Your recovery codes", Viewer: v, Data: recoveryView{Codes: shown, Passkey: true}})
+	u.site.Render(w, r, http.StatusOK, "recovery", site.PageData{Title: "Your recovery codes", Viewer: v, Data: recoveryView{Codes: shown, Passkey: true, Next: site.TakeReturn(w, r)}})
 	return nil
 }
 
@@ -278,17 +279,24 @@ type securityView struct {
 	Passkeys []passkeyRow
 	Error    string
 	Notice   string
+	// SecondFactor: the session was signed in with a second factor. A
+	// patient signed in with a password alone is offered one instead
+	// (secondfactor.go).
+	SecondFactor bool
 }
 
 func (u *UI) securityView(r *http.Request, v *site.Viewer) (securityView, error) {
+	if !v.P.MFA {
+		return securityView{}, nil
+	}
 	list, err := u.login.Passkeys(r.Context(), v.P)
 	if errors.Is(err, login.ErrPasskeysDisabled) {
-		return securityView{}, nil
+		return securityView{SecondFactor: true}, nil
 	}
 	if err != nil {
 		return securityView{}, err
 	}
-	sv := securityView{Enabled: true, Passkeys: make([]passkeyRow, len(list))}
+	sv := securityView{Enabled: true, SecondFactor: true, Passkeys: make([]passkeyRow, len(list))}
 	for i, c := range list {
 		sv.Passkeys[i] = passkeyRow{ID: c.ID, Name: c.Name, Created: c.Created, LastUsed: c.LastUsed, Synced: c.BackupState}
 	}

@@ -44,6 +44,7 @@ func challengeOf(r *http.Request) string {
 type loginView struct {
 	Error    string
 	Username string
+	Enrolled bool // just back from setting the first password (/enrol)
 }
 
 func (u *UI) loginForm(w http.ResponseWriter, r *http.Request) error {
@@ -54,7 +55,7 @@ func (u *UI) loginForm(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	u.site.Render(w, r, http.StatusOK, "login", site.PageData{Title: "Sign in", CSRF: tok, Data: loginView{}})
+	u.site.Render(w, r, http.StatusOK, "login", site.PageData{Title: "Sign in", CSRF: tok, Data: loginView{Enrolled: r.URL.Query().Has("enrolled")}})
 	return nil
 }
 
@@ -85,7 +86,7 @@ func (u *UI) loginSubmit(w http.ResponseWriter, r *http.Request) error {
 	}
 	if res.Session != nil {
 		web.SetSessionCookie(w, res.Session.Secret)
-		return site.Redirect(w, r, "/")
+		return site.Redirect(w, r, site.TakeReturn(w, r))
 	}
 	setChallenge(w, res.Challenge)
 	setMethods(w, res.Methods)
@@ -153,7 +154,7 @@ func (u *UI) mfaSubmit(w http.ResponseWriter, r *http.Request) error {
 	}
 	clearChallenge(w)
 	web.SetSessionCookie(w, st.Secret)
-	return site.Redirect(w, r, "/")
+	return site.Redirect(w, r, site.TakeReturn(w, r))
 }
 
 type enrolView struct {
@@ -196,7 +197,8 @@ func (u *UI) enrolStart(w http.ResponseWriter, r *http.Request) error {
 
 type recoveryView struct {
 	Codes   []string
-	Passkey bool // enrolled with a passkey (else the authenticator app)
+	Next    string // where "continue" goes: the page asked for before sign-in, or "/"
+	Passkey bool   // enrolled with a passkey (else the authenticator app)
 }
 
 func (u *UI) enrolConfirm(w http.ResponseWriter, r *http.Request) error {
@@ -231,7 +233,7 @@ func (u *UI) enrolConfirm(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	u.site.Render(w, r, http.StatusOK, "recovery", site.PageData{Title: "Your recovery codes", Viewer: v, Data: recoveryView{Codes: shown}})
+	u.site.Render(w, r, http.StatusOK, "recovery", site.PageData{Title: "Your recovery codes", Viewer: v, Data: recoveryView{Codes: shown, Next: site.TakeReturn(w, r)}})
 	return nil
 }
 

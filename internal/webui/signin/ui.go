@@ -1,9 +1,11 @@
-// Package signin is the web UI's sign-in: the password and second
+// Package signin is the web UI's sign-in: onboarding (an invited
+// account's first password, onboard.go), the password and second
 // factor (TOTP, recovery code or passkey), enrolment at first sign-in,
 // sign-out, the idle keep-alive, the workforce's own sessions and
 // passkeys (the Security page), and the start page that sends each
 // audience to its own pages. It gets the login service and nothing of
-// the record service, the keys or the consoles.
+// the record service, the keys or the consoles; onboarding gets only
+// the account service's Enrol.
 package signin
 
 import (
@@ -11,6 +13,7 @@ import (
 	"net/http"
 
 	"github.com/phivault/phivault/internal/authn/login"
+	"github.com/phivault/phivault/internal/authn/password"
 	"github.com/phivault/phivault/internal/webui/site"
 )
 
@@ -21,6 +24,13 @@ type Options struct {
 	// DropSearches forgets a session's saved patient searches when the
 	// session ends (sign-out, revocation); nil does nothing.
 	DropSearches func(sessionID string)
+	// Enrol sets an invited account's first password (the onboarding
+	// page, onboard.go); nil answers 503 there.
+	Enrol Enroller
+	// EnrolLimiter bounds enrolment attempts per client address. Pass
+	// the limiter of POST /auth/enrol so that both share one budget;
+	// nil gets a limiter of its own with the default limits.
+	EnrolLimiter *password.AddressLimiter
 	Logger       *slog.Logger
 }
 
@@ -29,6 +39,8 @@ type UI struct {
 	site         *site.Site
 	login        *login.Service
 	dropSearches func(sessionID string)
+	enrol        Enroller
+	enrolLimiter *password.AddressLimiter
 	log          *slog.Logger
 }
 
@@ -37,7 +49,13 @@ func New(o Options) *UI {
 	if o.DropSearches == nil {
 		o.DropSearches = func(string) {}
 	}
-	return &UI{site: o.Site, login: o.Login, dropSearches: o.DropSearches, log: o.Logger}
+	if o.EnrolLimiter == nil {
+		o.EnrolLimiter = password.NewAddressLimiter(password.AddressLimits{})
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return &UI{site: o.Site, login: o.Login, dropSearches: o.DropSearches, enrol: o.Enrol, enrolLimiter: o.EnrolLimiter, log: o.Logger}
 }
 
 // Routes registers the sign-in pages, the sessions and Security pages
@@ -52,6 +70,9 @@ func (u *UI) Routes(mux *http.ServeMux) {
 	mux.Handle("GET /login/enrol", s.Handle(u.enrolForm))
 	mux.Handle("POST /login/enrol", s.Handle(s.PreSession(u.enrolStart)))
 	mux.Handle("POST /login/enrol/confirm", s.Handle(s.PreSession(u.enrolConfirm)))
+	mux.Handle("GET /enrol", s.Handle(u.onboardForm))
+	mux.Handle("POST /enrol", s.Handle(s.PreSession(u.onboardSubmit)))
+	mux.Handle("GET /auth/enrol", s.Handle(u.legacyEnrol))
 	mux.Handle("GET /signed-out", s.Handle(u.signedOut))
 	mux.Handle("POST /logout", s.Handle(s.Form(u.logout)))
 	mux.Handle("GET /sessions", s.Handle(s.SignedIn(u.sessionsPage)))

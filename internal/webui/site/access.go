@@ -16,7 +16,6 @@ import (
 
 	"github.com/phivault/phivault/internal/audit"
 	"github.com/phivault/phivault/internal/authn"
-	"github.com/phivault/phivault/internal/authn/login"
 	"github.com/phivault/phivault/internal/authn/session"
 	"github.com/phivault/phivault/internal/identity"
 	"github.com/phivault/phivault/internal/record"
@@ -64,8 +63,10 @@ func ViewerFrom(ctx context.Context) *Viewer {
 var ErrSignedOut = errors.New("no valid session")
 
 // Authenticate returns the viewer of r's session cookie: errSignedOut
-// without a valid session or for a workforce session that skipped its
-// second factor (which the login service never creates; refused anyway).
+// without a valid session, for a workforce session that skipped its
+// second factor (which the login service never creates; refused anyway),
+// or for a patient's password-only session when the policy requires a
+// second factor (login.Service.NeedsSecondFactor).
 func (s *Site) Authenticate(r *http.Request) (*Viewer, error) {
 	c, err := r.Cookie(web.SessionCookie)
 	if err != nil {
@@ -84,7 +85,7 @@ func (s *Site) ViewerFor(ctx context.Context, secret string) (*Viewer, error) {
 		web.NoteBackendFailure(ctx, err) // not the caller's failure: not charged as an attempt
 		return nil, PageErr(http.StatusServiceUnavailable, "Temporarily unavailable", "Your session could not be checked. Try again in a moment.", err)
 	}
-	if login.RequiresMFA(p) {
+	if s.login.NeedsSecondFactor(p) {
 		return nil, ErrSignedOut
 	}
 	v := &Viewer{P: p, DisplayName: p.Name, Role: strings.Join(p.Roles, ", "), secret: secret, csrf: session.CSRFToken(secret), guard: denyAll{}}
@@ -101,7 +102,8 @@ func (s *Site) ViewerFor(ctx context.Context, secret string) (*Viewer, error) {
 }
 
 // SignedIn runs h for a signed-in browser; others are sent to /login
-// (a stale cookie is cleared first).
+// (a stale cookie is cleared first), and the page they asked for (a GET)
+// is kept for after sign-in (returnto.go).
 func (s *Site) SignedIn(h HandlerFunc) HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		v, err := s.Authenticate(r)
@@ -109,6 +111,7 @@ func (s *Site) SignedIn(h HandlerFunc) HandlerFunc {
 			if _, cerr := r.Cookie(web.SessionCookie); cerr == nil {
 				web.ClearSessionCookie(w)
 			}
+			rememberReturn(w, r)
 			return Redirect(w, r, "/login")
 		}
 		if err != nil {

@@ -43,6 +43,11 @@ var funcs = template.FuncMap{
 	},
 	// isotime is the machine-readable instant of a <time datetime>.
 	"isotime": func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
+	// vitalsDrawing hands one drawing of the vital-signs chart and its
+	// kind ("wide" or "narrow") to the "vitals-svg" template.
+	"vitalsDrawing": func(d any, kind, start, end string) map[string]any {
+		return map[string]any{"D": d, "Kind": kind, "Start": start, "End": end}
+	},
 }
 
 // parsePages parses the layout with each page file.
