@@ -157,6 +157,11 @@ type searchView struct {
 	Done    bool // a search ran (show results, even none)
 	Results []patientRow
 	More    bool
+	// Elsewhere are the patients the search matches outside the
+	// viewer's relationships (record.Service.Locate): name and birth
+	// date only, each with the way to break the glass.
+	Elsewhere     []patientRow
+	ElsewhereMore bool
 }
 
 type patientRow struct {
@@ -205,8 +210,11 @@ func (u *UI) searchResults(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	u.site.Render(w, r, http.StatusOK, "search", site.PageData{Title: "Find a patient", Viewer: v, Nav: "patients",
-		Data: searchView{Query: q, Done: true, Results: rows, More: more}})
+	sv := searchView{Query: q, Done: true, Results: rows, More: more}
+	if sv.Elsewhere, sv.ElsewhereMore, err = u.locate(r, v, q, rows); err != nil {
+		return err
+	}
+	u.site.Render(w, r, http.StatusOK, "search", site.PageData{Title: "Find a patient", Viewer: v, Nav: "patients", Data: sv})
 	return nil
 }
 
