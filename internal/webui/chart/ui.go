@@ -40,6 +40,7 @@ type UI struct {
 	now      func() time.Time
 	rand     io.Reader
 	searches *searchStore
+	recent   *recentStore
 }
 
 // New returns the staff chart's pages.
@@ -47,7 +48,7 @@ func New(o Options) *UI {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &UI{site: o.Site, rec: o.Record, authz: o.Authz, glass: o.BreakGlass, now: o.Now, rand: o.Rand, searches: newSearchStore(o.Now)}
+	return &UI{site: o.Site, rec: o.Record, authz: o.Authz, glass: o.BreakGlass, now: o.Now, rand: o.Rand, searches: newSearchStore(o.Now), recent: newRecentStore()}
 }
 
 // Routes registers the patient search and chart pages on mux.

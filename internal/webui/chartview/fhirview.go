@@ -226,3 +226,10 @@ func age(birth string, now time.Time) string {
 	}
 	return fmt.Sprintf("%d", y)
 }
+
+// Concept is a CodeableConcept in words (its text, else its first
+// coding's display, else its code).
+func Concept(c Obj) string { return concept(c) }
+
+// ShortDate is a FHIR date or dateTime as YYYY-MM-DD ("" if absent).
+func ShortDate(s string) string { return shortDate(s) }
