@@ -59,6 +59,8 @@ func (u *UI) Routes(mux *http.ServeMux) {
 	mux.Handle("GET /patients/search/{sid}", s.Handle(s.Clinical(u.searchResults)))
 	mux.Handle("GET /patients/{id}", s.Handle(s.Clinical(u.chartPage)))
 	mux.Handle("POST /patients/{id}/notes", s.Handle(s.ClinicalForm(u.addNote)))
+	mux.Handle("POST /patients/{id}/notes/{nid}/sign", s.Handle(s.ClinicalForm(u.signNote)))
+	mux.Handle("POST /patients/{id}/notes/{nid}/addenda", s.Handle(s.ClinicalForm(u.addAddendum)))
 	mux.Handle("POST /patients/{id}/observations", s.Handle(s.ClinicalForm(u.addObservation)))
 	mux.Handle("POST /patients/{id}/break-glass", s.Handle(s.ClinicalForm(u.breakGlass)))
 }

@@ -151,9 +151,15 @@ func (u *UI) addNote(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	title := noteTitle(f.NoteTitle)
+	// A note is saved as a draft, or signed at once ("Save and sign").
+	docStatus := "preliminary"
+	if r.PostForm.Get("sign") == "sign" {
+		docStatus = "final"
+	}
 	doc := map[string]any{
 		"resourceType": "DocumentReference",
 		"status":       "current",
+		"docStatus":    docStatus,
 		"type": map[string]any{"coding": []any{map[string]any{"system": chartview.LOINC, "code": "11506-3", "display": "Progress note"}},
 			"text": "Progress note"},
 		"category": []any{map[string]any{"coding": []any{map[string]any{
@@ -166,6 +172,9 @@ func (u *UI) addNote(w http.ResponseWriter, r *http.Request) error {
 			"contentType": "text/plain; charset=utf-8", "title": title,
 			"data": base64.StdEncoding.EncodeToString([]byte(text)),
 		}}},
+	}
+	if docStatus == "final" {
+		doc["authenticator"] = u.author(r)
 	}
 	msg, err := u.create(r, doc)
 	if err != nil {

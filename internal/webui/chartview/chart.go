@@ -103,6 +103,22 @@ type Row struct {
 
 type NoteRow struct {
 	When, Title, Author, Text string
+	// ID is the DocumentReference's id; Version its version (for the
+	// sign form's If-Match).
+	ID      string
+	Version int64
+	// Draft is a note not yet signed (docStatus preliminary); Signed
+	// one whose docStatus is final or amended, SignedBy its
+	// authenticator. Void is a note entered in error.
+	Draft, Signed, Void bool
+	SignedBy            string
+	// AuthorRef is the author's "Practitioner/<id>", when recorded.
+	AuthorRef string
+	// Addenda are the notes that append this one (relatesTo appends),
+	// oldest first; AppendsTo is set on an addendum whose note is not
+	// in the list.
+	Addenda   []NoteRow
+	AppendsTo string
 }
 
 // WriteForms holds the add-note and add-observation forms' values and
@@ -193,17 +209,7 @@ func Load(ctx context.Context, rec *record.Service, now func() time.Time, c reco
 		}
 		cv.Encounters = append(cv.Encounters, Row{When: shortDate(r.Obj("period").Str("start")), What: what, Status: r.Str("status")})
 	}
-	for _, r := range res["documents"] {
-		title := r.Str("description")
-		if title == "" {
-			title = concept(r.Obj("type"))
-		}
-		author := ""
-		if as := r.List("author"); len(as) > 0 {
-			author = as[0].Str("display")
-		}
-		cv.Documents = append(cv.Documents, NoteRow{When: shortDate(r.Str("date")), Title: title, Author: author, Text: attachmentText(r)})
-	}
+	cv.Documents = NoteRows(res["documents"])
 	for _, r := range res["observations"] {
 		cv.Observations = append(cv.Observations, Row{When: shortDate(r.Str("effectiveDateTime")), What: concept(r.Obj("code")),
 			Detail: observationValue(r), Status: categoryOf(r)})
