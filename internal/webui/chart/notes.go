@@ -24,28 +24,48 @@ import (
 // addendum: a new signed DocumentReference whose relatesTo "appends"
 // the note, shown beneath it in the chart.
 
+// errNotThisPatient is readOwn's answer for a resource that does not
+// exist, is hidden, or belongs to another patient's record.
+var errNotThisPatient = errors.New("chart: not a resource of this patient")
+
+// readOwn reads typ/id as the viewer, and only if its subject is
+// patient pid (else errNotThisPatient).
+func (u *UI) readOwn(r *http.Request, pid, typ, id string) (record.Stored, error) {
+	if !record.ValidID(id) {
+		return record.Stored{}, errNotThisPatient
+	}
+	st, err := u.rec.Read(r.Context(), site.Caller(r, site.ViewerFrom(r.Context())), typ, id)
+	if err != nil {
+		var re *record.Error
+		if errors.As(err, &re) && record.StatusCode(re) == http.StatusNotFound {
+			return record.Stored{}, errNotThisPatient
+		}
+		return record.Stored{}, err
+	}
+	var d chartview.Obj
+	if err := json.Unmarshal(st.JSON, &d); err != nil {
+		return record.Stored{}, err
+	}
+	if d.Obj("subject").Str("reference") != ident.PatientRef(pid).String() {
+		return record.Stored{}, errNotThisPatient
+	}
+	return st, nil
+}
+
 // noteOf reads note nid of patient pid as the viewer: the
 // DocumentReference, or a page error (404 when it is not this
 // patient's note).
 func (u *UI) noteOf(r *http.Request, pid, nid string) (record.Stored, chartview.Obj, error) {
-	notFound := site.PageErr(http.StatusNotFound, "Not found", "There is no such note in this record.", errors.New("note not found"))
-	if !record.ValidID(nid) {
-		return record.Stored{}, nil, notFound
-	}
-	st, err := u.rec.Read(r.Context(), site.Caller(r, site.ViewerFrom(r.Context())), "DocumentReference", nid)
+	st, err := u.readOwn(r, pid, "DocumentReference", nid)
 	if err != nil {
-		var re *record.Error
-		if errors.As(err, &re) && record.StatusCode(re) == http.StatusNotFound {
-			return record.Stored{}, nil, notFound
+		if errors.Is(err, errNotThisPatient) {
+			return record.Stored{}, nil, site.PageErr(http.StatusNotFound, "Not found", "There is no such note in this record.", err)
 		}
 		return record.Stored{}, nil, err
 	}
 	var d chartview.Obj
 	if err := json.Unmarshal(st.JSON, &d); err != nil {
 		return record.Stored{}, nil, err
-	}
-	if d.Obj("subject").Str("reference") != ident.PatientRef(pid).String() {
-		return record.Stored{}, nil, notFound
 	}
 	return st, d, nil
 }

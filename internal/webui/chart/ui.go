@@ -61,6 +61,8 @@ func (u *UI) Routes(mux *http.ServeMux) {
 	mux.Handle("POST /patients/{id}/notes", s.Handle(s.ClinicalForm(u.addNote)))
 	mux.Handle("POST /patients/{id}/notes/{nid}/sign", s.Handle(s.ClinicalForm(u.signNote)))
 	mux.Handle("POST /patients/{id}/notes/{nid}/addenda", s.Handle(s.ClinicalForm(u.addAddendum)))
+	mux.Handle("POST /patients/{id}/problems", s.Handle(s.ClinicalForm(u.addProblem)))
+	mux.Handle("POST /patients/{id}/problems/{cid}/resolve", s.Handle(s.ClinicalForm(u.resolveProblem)))
 	mux.Handle("POST /patients/{id}/observations", s.Handle(s.ClinicalForm(u.addObservation)))
 	mux.Handle("POST /patients/{id}/break-glass", s.Handle(s.ClinicalForm(u.breakGlass)))
 }

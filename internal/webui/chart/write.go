@@ -39,9 +39,9 @@ type obsKind struct {
 
 var obsKinds = []obsKind{
 	{"heart-rate", "Heart rate (/min)", chartview.LOINCHeartRate, "Heart rate", "/min", 20, 300, false},
-	{"blood-pressure", "Blood pressure (mm[Hg], systolic and diastolic)", chartview.LOINCBPPanel, "Blood pressure panel with all children optional", "mm[Hg]", 20, 300, true},
+	{"blood-pressure", "Blood pressure (mmHg, systolic and diastolic)", chartview.LOINCBPPanel, "Blood pressure panel with all children optional", "mm[Hg]", 20, 300, true},
 	{"weight", "Body weight (kg)", chartview.LOINCWeight, "Body weight", "kg", 0.2, 650, false},
-	{"temperature", "Body temperature (Cel)", chartview.LOINCTemp, "Body temperature", "Cel", 25, 45, false},
+	{"temperature", "Body temperature (°C)", chartview.LOINCTemp, "Body temperature", "Cel", 25, 45, false},
 	{"respiratory-rate", "Respiratory rate (/min)", chartview.LOINCResp, "Respiratory rate", "/min", 2, 100, false},
 }
 

@@ -50,17 +50,22 @@ const (
 	listCount   = "100" // problems, medications, allergies
 	recentCount = "20"  // encounters, documents, observations
 	vitalsCount = "300" // points across the three vital-sign series
+	labCount    = "100" // laboratory results: the table and the reports' results
 )
 
 func sections(id string) map[string]chartSection {
 	pt := ident.PatientRef(id).String()
 	return map[string]chartSection{
-		"problems":     {"Condition", url.Values{"patient": {pt}, "_count": {listCount}}},
-		"medications":  {"MedicationRequest", url.Values{"patient": {pt}, "_count": {listCount}}},
-		"allergies":    {"AllergyIntolerance", url.Values{"patient": {pt}, "_count": {listCount}}},
-		"encounters":   {"Encounter", url.Values{"patient": {pt}, "_sort": {"-date"}, "_count": {recentCount}}},
-		"documents":    {"DocumentReference", url.Values{"patient": {pt}, "_sort": {"-date"}, "_count": {recentCount}}},
-		"observations": {"Observation", url.Values{"patient": {pt}, "_sort": {"-date"}, "_count": {recentCount}}},
+		"problems":      {"Condition", url.Values{"patient": {pt}, "_count": {listCount}}},
+		"medications":   {"MedicationRequest", url.Values{"patient": {pt}, "_count": {listCount}}},
+		"allergies":     {"AllergyIntolerance", url.Values{"patient": {pt}, "_count": {listCount}}},
+		"encounters":    {"Encounter", url.Values{"patient": {pt}, "_sort": {"-date"}, "_count": {recentCount}}},
+		"documents":     {"DocumentReference", url.Values{"patient": {pt}, "_sort": {"-date"}, "_count": {recentCount}}},
+		"observations":  {"Observation", url.Values{"patient": {pt}, "_sort": {"-date"}, "_count": {recentCount}}},
+		"labs":          {"Observation", url.Values{"patient": {pt}, "category": {"laboratory"}, "_sort": {"-date"}, "_count": {labCount}}},
+		"immunizations": {"Immunization", url.Values{"patient": {pt}, "_sort": {"-date"}, "_count": {listCount}}},
+		"procedures":    {"Procedure", url.Values{"patient": {pt}, "_sort": {"-date"}, "_count": {listCount}}},
+		"reports":       {"DiagnosticReport", url.Values{"patient": {pt}, "_sort": {"-date"}, "_count": {recentCount}}},
 		"vitals": {"Observation", url.Values{"patient": {pt}, "_sort": {"-date"}, "_count": {vitalsCount},
 			"code": {LOINC + "|" + LOINCHeartRate + "," + LOINC + "|" + LOINCBPPanel + "," + LOINC + "|" + LOINCWeight}}},
 	}
@@ -89,8 +94,18 @@ type Chart struct {
 	Encounters   []Row
 	Documents    []NoteRow
 	Observations []Row
-	Vitals       *vitalsChart
-	Form         WriteForms
+	// The staff chart's richer sections (the portal shows the rows
+	// above): the problem list with ids for resolving, medications with
+	// dose and instructions (in Medications), immunizations, procedures,
+	// encounters as a timeline, laboratory results, diagnostic reports.
+	ProblemList   []ProblemRow
+	Immunizations []Row
+	Procedures    []Row
+	Timeline      []EncounterRow
+	Labs          []LabRow
+	Reports       []ReportRow
+	Vitals        *vitalsChart
+	Form          WriteForms
 	// EmergencyUntil is "HH:MM UTC" while the viewer reads this chart
 	// under a break-the-glass grant (emergency.go); "" otherwise.
 	EmergencyUntil string
@@ -154,7 +169,7 @@ func Load(ctx context.Context, rec *record.Service, now func() time.Time, c reco
 	// The sections run concurrently: each read waits until its audit
 	// event is durable, and concurrent reads share one group commit of
 	// the audit batcher, so a chart costs about one commit, not seven.
-	names := []string{"problems", "medications", "allergies", "encounters", "documents", "observations", "vitals"}
+	names := []string{"problems", "medications", "allergies", "encounters", "documents", "observations", "vitals", "labs", "immunizations", "procedures", "reports"}
 	found := make([][]Obj, len(names))
 	errs := make([]error, len(names))
 	var wg sync.WaitGroup
@@ -181,13 +196,28 @@ func Load(ctx context.Context, rec *record.Service, now func() time.Time, c reco
 		cv.Problems = append(cv.Problems, Row{When: shortDate(firstStr(r, "onsetDateTime", "recordedDate")), What: concept(r.Obj("code")),
 			Status: concept(r.Obj("clinicalStatus"))})
 	}
-	for _, r := range res["medications"] {
-		detail := ""
-		if di := r.List("dosageInstruction"); len(di) > 0 {
-			detail = di[0].Str("text")
+	for _, r := range res["problems"] {
+		cv.ProblemList = append(cv.ProblemList, problemRow(r))
+	}
+	sort.SliceStable(cv.ProblemList, func(i, j int) bool {
+		a, b := cv.ProblemList[i], cv.ProblemList[j]
+		if a.Active != b.Active {
+			return a.Active
 		}
-		cv.Medications = append(cv.Medications, Row{When: shortDate(r.Str("authoredOn")), What: concept(r.Obj("medicationCodeableConcept")),
-			Detail: detail, Status: r.Str("status")})
+		return a.When > b.When
+	})
+	for _, r := range res["medications"] {
+		cv.Medications = append(cv.Medications, medicationRow(r))
+	}
+	for _, r := range res["immunizations"] {
+		cv.Immunizations = append(cv.Immunizations, immunizationRow(r))
+	}
+	for _, r := range res["procedures"] {
+		cv.Procedures = append(cv.Procedures, procedureRow(r))
+	}
+	cv.Labs = LabRows(res["labs"])
+	for _, r := range res["reports"] {
+		cv.Reports = append(cv.Reports, reportRow(r, cv.Labs))
 	}
 	for _, r := range res["allergies"] {
 		detail := ""
@@ -208,6 +238,7 @@ func Load(ctx context.Context, rec *record.Service, now func() time.Time, c reco
 			what = r.Obj("class").Str("display")
 		}
 		cv.Encounters = append(cv.Encounters, Row{When: shortDate(r.Obj("period").Str("start")), What: what, Status: r.Str("status")})
+		cv.Timeline = append(cv.Timeline, encounterRow(r))
 	}
 	cv.Documents = NoteRows(res["documents"])
 	for _, r := range res["observations"] {

@@ -40,7 +40,7 @@ func TestBuildVitals(t *testing.T) {
 	if len(c.Panels[1].Series) != 2 || c.Start != "2024-01-01" || c.End != "2025-01-01" {
 		t.Errorf("blood pressure panel or range: %+v", c)
 	}
-	if len(c.Rows) != 3 || c.Rows[0].Value != "90 /min" {
+	if len(c.Rows) != 3 || c.Rows[0].Value != "90/min" {
 		t.Errorf("table rows: %+v", c.Rows)
 	}
 	if buildVitals(nil) != nil {

@@ -151,11 +151,7 @@ func quantity(q Obj) string {
 	if !ok {
 		return ""
 	}
-	u := q.Str("unit")
-	if u == "" {
-		u = q.Str("code")
-	}
-	return strings.TrimSpace(strconv.FormatFloat(v, 'f', -1, 64) + " " + u)
+	return WithUnit(strconv.FormatFloat(v, 'f', -1, 64), UnitDisplay(q.Str("code"), q.Str("unit")))
 }
 
 func Number(x any) (float64, bool) {
