@@ -33,6 +33,7 @@ func TestClinicianDay(t *testing.T) {
 		t.Fatal(err)
 	}
 	stranger := e.storePatient(t, "Outlander", "1977-07-07", nil)
+	e.document(t, mine, "Wound photo", "image/png", tinyPNG(t), "application/pdf", []byte(minimalPDF))
 
 	tb := newTab(t)
 	tb.ignore(`status of 403 \(Forbidden\) https://[^ ]+/patients/` + stranger + `$`) // the stranger's chart before the glass is broken
@@ -47,6 +48,19 @@ func TestClinicianDay(t *testing.T) {
 
 	// The chart, from the worklist; a draft note, signed.
 	tb.do(submit(`#my-patients a[href="/patients/`+mine+`"]`, "#notes"))
+	// A document's image and PDF, from their same-origin URLs under the
+	// CSP (a violation would fail the tab's clean check).
+	tb.do(chromedp.WaitVisible(chromedp.CSS("img.doc-image")))
+	deadline := time.Now().Add(10 * time.Second)
+	for eval[int](tb, `document.querySelector("img.doc-image").naturalWidth`) != 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the document's image did not load")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if n := eval[int](tb, `document.querySelectorAll("iframe.doc-frame").length`); n != 1 {
+		t.Errorf("%d PDF frames, want 1", n)
+	}
 	tb.do(fill("#note-title", "Ward round", "#note-text", "Stable overnight."), submit(`#add-note button[value="draft"]`, "#notes-list"))
 	nid := strings.TrimPrefix(eval[string](tb, `document.querySelector("#notes-list li.note").id`), "note-")
 	if got := tb.text("#note-" + nid); !strings.Contains(got, "Draft, not signed") {

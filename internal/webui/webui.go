@@ -31,9 +31,12 @@ var staticFS embed.FS
 // CSP is the UI's Content-Security-Policy. It is the policy of the
 // issue plus connect-src 'self', which the idle-timeout "stay signed in"
 // button (idle.js) and the passkey helper (webauthn.js) need for their
-// same-origin fetches; without it default-src 'none' refuses them.
+// same-origin fetches; without it default-src 'none' refuses them, and
+// frame-src 'self', with which the chart shows a PDF document from its
+// same-origin content URL (ADR 0035; every other UI page refuses to be
+// framed: frame-ancestors 'none').
 const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
-	"connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+	"connect-src 'self'; frame-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 
 // maxFormBody bounds every form body: the largest form, a clinical note
 // of at most maxNoteLen bytes, fits with room to spare (STYLE rule 24).

@@ -134,6 +134,8 @@ type NoteRow struct {
 	// in the list.
 	Addenda   []NoteRow
 	AppendsTo string
+	// Attachments are its PDFs and images.
+	Attachments []Attachment
 }
 
 // WriteForms holds the add-note and add-observation forms' values and

@@ -40,6 +40,18 @@ func NoteRows(docs []Obj) []NoteRow {
 	return rows
 }
 
+// Attachment is a PDF or image of a document, shown from the chart's
+// same-origin content URL (chart/documents.go).
+type Attachment struct {
+	N           int    // its index in content
+	Title       string // the attachment's title, else the note's
+	PDF, Image  bool
+	ContentType string
+}
+
+// shownTypes are the attachment types the chart shows inline.
+var shownTypes = map[string]string{"application/pdf": "pdf", "image/png": "image", "image/jpeg": "image", "image/gif": "image", "image/webp": "image"}
+
 func noteRow(r Obj) NoteRow {
 	title := r.Str("description")
 	if title == "" {
@@ -61,6 +73,19 @@ func noteRow(r Obj) NoteRow {
 		n.SignedBy = r.Obj("authenticator").Str("display")
 	}
 	n.Void = r.Str("status") == "entered-in-error"
+	for i, c := range r.List("content") {
+		a := c.Obj("attachment")
+		typ, _, _ := strings.Cut(a.Str("contentType"), ";")
+		kind := shownTypes[strings.TrimSpace(strings.ToLower(typ))]
+		if kind == "" || a.Str("data") == "" {
+			continue
+		}
+		t := a.Str("title")
+		if t == "" {
+			t = title
+		}
+		n.Attachments = append(n.Attachments, Attachment{N: i, Title: t, PDF: kind == "pdf", Image: kind == "image", ContentType: typ})
+	}
 	for _, rel := range r.List("relatesTo") {
 		if rel.Str("code") == "appends" {
 			if id, ok := strings.CutPrefix(rel.Obj("target").Str("reference"), "DocumentReference/"); ok {
