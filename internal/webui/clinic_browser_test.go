@@ -1,6 +1,8 @@
 package webui_test
 
 import (
+	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -67,13 +69,13 @@ func TestClinicianDay(t *testing.T) {
 		t.Fatalf("the draft shows %q", got)
 	}
 	tb.checkA11y()
-	tb.do(submit("#note-"+nid+" .sign-note button", "#notes-list"))
+	tb.do(submitJS("#note-"+nid+" .sign-note button", "#notes-list"))
 	if got := tb.text("#note-" + nid); !strings.Contains(got, "Signed by Dana Day") {
 		t.Fatalf("the signed note shows %q", got)
 	}
 	// An addendum, beneath the note.
 	tb.do(chromedp.Click(chromedp.CSS("#note-"+nid+" details summary")), fill("#addendum-"+nid, "Potassium 3.2, repleted."),
-		submit("#note-"+nid+" details button[type=submit]", "#notes-list"))
+		submitJS("#note-"+nid+" details button[type=submit]", "#notes-list"))
 	if got := tb.text("#note-" + nid + " .addendum"); !strings.Contains(got, "Potassium 3.2, repleted.") || !strings.Contains(got, "Dana Day") {
 		t.Errorf("the addendum shows %q", got)
 	}
@@ -103,4 +105,33 @@ func TestClinicianDay(t *testing.T) {
 	if got := tb.text("#patient-name"); !strings.Contains(got, "Outlander") {
 		t.Errorf("the chart under emergency access shows %q", got)
 	}
+}
+
+// submitJS is submit with the click made by the page's own script: the
+// chart's images and PDF frame load while the test runs, and a layout
+// shift under a loaded machine can move a button away from the
+// coordinates a synthetic mouse click aims at.
+func submitJS(sel, want string) chromedp.Action[chromedp.Void] {
+	return chromedp.Steps(
+		chromedp.WaitVisible(chromedp.CSS(sel)),
+		chromedp.Func(func(ctx context.Context, tgt *chromedp.Target) error {
+			_, err := chromedp.Evaluate[bool](`window.__oldDocument = true; document.querySelector(` + jsString(sel) + `).click(); true`)(ctx, tgt)
+			return err
+		}),
+		chromedp.Func(func(ctx context.Context, tgt *chromedp.Target) error {
+			deadline := time.Now().Add(30 * time.Second)
+			for time.Now().Before(deadline) {
+				ok, err := chromedp.Evaluate[bool](`!window.__oldDocument && document.readyState === "complete"`)(ctx, tgt)
+				if err == nil && ok {
+					return nil
+				}
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			return fmt.Errorf("no new document after clicking %s", sel)
+		}),
+		chromedp.WaitVisible(chromedp.CSS(want)),
+	)
 }

@@ -58,6 +58,7 @@ func (u *UI) Routes(mux *http.ServeMux) {
 	mux.Handle("POST /patients/search", s.Handle(s.ClinicalForm(u.searchSubmit)))
 	mux.Handle("GET /patients/search/{sid}", s.Handle(s.Clinical(u.searchResults)))
 	mux.Handle("GET /patients/{id}", s.Handle(s.Clinical(u.chartPage)))
+	mux.Handle("GET /patients/{id}/older/{section}", s.Handle(s.Clinical(u.olderPage)))
 	mux.Handle("GET /patients/{id}/documents/{did}/content/{n}", s.Handle(s.Clinical(u.documentContent)))
 	mux.Handle("POST /patients/{id}/notes", s.Handle(s.ClinicalForm(u.addNote)))
 	mux.Handle("POST /patients/{id}/notes/{nid}/sign", s.Handle(s.ClinicalForm(u.signNote)))

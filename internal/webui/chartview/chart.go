@@ -105,7 +105,12 @@ type Chart struct {
 	Labs          []LabRow
 	Reports       []ReportRow
 	Vitals        *vitalsChart
-	Form          WriteForms
+	// Older holds, per paged section ("encounters", "documents",
+	// "observations", "labs", "reports"), the record's sealed paging
+	// token of the page after the one shown; absent when it was the
+	// last.
+	Older map[string]string
+	Form  WriteForms
 	// EmergencyUntil is "HH:MM UTC" while the viewer reads this chart
 	// under a break-the-glass grant (emergency.go); "" otherwise.
 	EmergencyUntil string
@@ -175,6 +180,8 @@ func Load(ctx context.Context, rec *record.Service, now func() time.Time, c reco
 	found := make([][]Obj, len(names))
 	errs := make([]error, len(names))
 	var wg sync.WaitGroup
+	var mu sync.Mutex
+	older := map[string]string{}
 	for i, name := range names {
 		wg.Go(func() {
 			s := secs[name]
@@ -184,9 +191,15 @@ func Load(ctx context.Context, rec *record.Service, now func() time.Time, c reco
 				return
 			}
 			found[i], errs[i] = BundleResources(page.Bundle)
+			if tok := NextPage(page.Bundle); tok != "" {
+				mu.Lock()
+				older[name] = tok
+				mu.Unlock()
+			}
 		})
 	}
 	wg.Wait()
+	cv.Older = older
 	res := map[string][]Obj{}
 	for i, name := range names {
 		if errs[i] != nil {
@@ -244,14 +257,46 @@ func Load(ctx context.Context, rec *record.Service, now func() time.Time, c reco
 	}
 	cv.Documents = NoteRows(res["documents"])
 	for _, r := range res["observations"] {
-		cv.Observations = append(cv.Observations, Row{When: shortDate(r.Str("effectiveDateTime")), What: concept(r.Obj("code")),
-			Detail: observationValue(r), Status: categoryOf(r)})
+		cv.Observations = append(cv.Observations, ObservationRow(r))
 	}
 	sortRows(cv.Problems)
 	sortRows(cv.Medications)
 	sortRows(cv.Allergies)
 	cv.Vitals = buildVitals(res["vitals"])
 	return cv, nil
+}
+
+// ObservationRow is an Observation as a chart row.
+func ObservationRow(r Obj) Row {
+	return Row{When: shortDate(r.Str("effectiveDateTime")), What: concept(r.Obj("code")), Detail: observationValue(r), Status: categoryOf(r)}
+}
+
+// EncounterRows, ReportRows shape older pages of those sections.
+func EncounterRows(rs []Obj) []EncounterRow {
+	out := make([]EncounterRow, 0, len(rs))
+	for _, r := range rs {
+		out = append(out, encounterRow(r))
+	}
+	return out
+}
+
+// ReportRows shapes DiagnosticReports; their results are counted as
+// not shown (Missing).
+func ReportRows(rs []Obj) []ReportRow {
+	out := make([]ReportRow, 0, len(rs))
+	for _, r := range rs {
+		out = append(out, reportRow(r, nil))
+	}
+	return out
+}
+
+// Subject is the patient reference of a chart resource (subject, else
+// patient).
+func Subject(r Obj) string {
+	if s := r.Obj("subject").Str("reference"); s != "" {
+		return s
+	}
+	return r.Obj("patient").Str("reference")
 }
 
 func firstStr(o Obj, keys ...string) string {
@@ -274,6 +319,27 @@ func categoryOf(o Obj) string {
 // time order).
 func sortRows(rs []Row) {
 	sort.SliceStable(rs, func(i, j int) bool { return rs[i].When > rs[j].When })
+}
+
+// NextPage returns the _page token of a searchset Bundle's next link
+// (sealed by the record service: opaque, no search value in clear), or
+// "".
+func NextPage(bundle []byte) string {
+	var b struct {
+		Link []struct{ Relation, URL string } `json:"link"`
+	}
+	if json.Unmarshal(bundle, &b) != nil {
+		return ""
+	}
+	for _, l := range b.Link {
+		if l.Relation != "next" {
+			continue
+		}
+		if u, err := url.Parse(l.URL); err == nil {
+			return u.Query().Get("_page")
+		}
+	}
+	return ""
 }
 
 // BundleResources returns the resources of a searchset Bundle.
