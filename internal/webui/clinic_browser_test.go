@@ -115,7 +115,7 @@ func submitJS(sel, want string) chromedp.Action[chromedp.Void] {
 	return chromedp.Steps(
 		chromedp.WaitVisible(chromedp.CSS(sel)),
 		chromedp.Func(func(ctx context.Context, tgt *chromedp.Target) error {
-			_, err := chromedp.Evaluate[bool](`window.__oldDocument = true; document.querySelector(` + jsString(sel) + `).click(); true`)(ctx, tgt)
+			_, err := chromedp.Evaluate[bool](`window.__oldDocument = true; document.querySelector(`+jsString(sel)+`).click(); true`)(ctx, tgt)
 			return err
 		}),
 		chromedp.Func(func(ctx context.Context, tgt *chromedp.Target) error {

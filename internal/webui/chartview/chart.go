@@ -271,7 +271,7 @@ func ObservationRow(r Obj) Row {
 	return Row{When: shortDate(r.Str("effectiveDateTime")), What: concept(r.Obj("code")), Detail: observationValue(r), Status: categoryOf(r)}
 }
 
-// EncounterRows, ReportRows shape older pages of those sections.
+// EncounterRows shapes Encounters into the timeline's rows.
 func EncounterRows(rs []Obj) []EncounterRow {
 	out := make([]EncounterRow, 0, len(rs))
 	for _, r := range rs {
