@@ -14,6 +14,7 @@ import (
 	"github.com/phivault/phivault/internal/authz"
 	"github.com/phivault/phivault/internal/webui/chart"
 	"github.com/phivault/phivault/internal/webui/console"
+	"github.com/phivault/phivault/internal/webui/desk"
 	"github.com/phivault/phivault/internal/webui/portal"
 	"github.com/phivault/phivault/internal/webui/signin"
 	"github.com/phivault/phivault/internal/webui/site"
@@ -91,6 +92,7 @@ type UI struct {
 	chart   *chart.UI
 	portal  *portal.UI
 	console *console.UI
+	desk    *desk.UI
 
 	// The trust page (trust.go): public facts, computed at most once a
 	// minute.
@@ -150,6 +152,7 @@ func New(o Options) (*UI, error) {
 	u.chart = chart.New(chart.Options{Site: st, Record: o.Record, Authz: o.Authz, BreakGlass: o.BreakGlass, Now: o.Now, Rand: o.Rand})
 	u.portal = portal.New(portal.Options{Site: st, Record: o.Record, Users: o.Users, Authz: o.Authz, Access: o.Access, AuditLog: o.AuditLog,
 		Reports: o.Reports, Logger: o.Logger, Now: o.Now})
+	u.desk = desk.New(desk.Options{Site: st, Record: o.Record, Users: o.Users, Now: o.Now, Rand: o.Rand})
 	u.signin = signin.New(signin.Options{Site: st, Login: o.Login, DropSearches: u.chart.ForgetSession, Logger: o.Logger})
 	u.console = console.New(console.Options{Site: st, Services: o.Console, Users: o.Users, AuditLog: o.AuditLog, Authz: o.Authz,
 		Keys: o.Keys, KeyScanner: o.KeyScanner, Logger: o.Logger})
@@ -175,6 +178,8 @@ func (u *UI) Handler() http.Handler {
 	u.portal.Routes(mux)
 	// Administration console (package console).
 	u.console.Routes(mux)
+	// Registration and care-team assignment (package desk).
+	u.desk.Routes(mux)
 
 	mux.Handle("/", u.site.Handle(site.NotFound))
 	return uiHeaders(mux)
