@@ -108,12 +108,24 @@ func TestSignedNotes(t *testing.T) {
 		t.Errorf("a voided note shows:\n%s", item)
 	}
 
+	// The patient sees signed notes and their addenda, not drafts.
+	s.follow(t, chart+"/notes", url.Values{"title": {"Thoughts"}, "text": {"Unsigned thoughts."}, "sign": {"draft"}})
+	pat := e.addAccount(t, identity.User{Username: "nw.patient", Roles: []identity.Role{identity.RolePatient}, FHIRUser: "Patient/" + pid}, false)
+	portal := e.patientSession(t, pat).get(t, "/portal")
+	if !strings.Contains(portal.Body, "Chest pain since this morning.") || !strings.Contains(portal.Body, "Troponin came back normal.") || strings.Contains(portal.Body, "Unsigned thoughts.") {
+		t.Errorf("the portal's notes:\n%s", section(portal.Body, "notes"))
+	}
+
 	// Save and sign at once.
 	p = s.follow(t, chart+"/notes", url.Values{"title": {"Discharge"}, "text": {"Home today."}, "sign": {"sign"}})
+	var discharge string
 	for _, id := range noteIDs(p.Body) {
-		if id != nid && !strings.Contains(noteItem(p.Body, id), "Signed by Signe Sign") {
-			t.Errorf("a note saved and signed shows:\n%s", noteItem(p.Body, id))
+		if item := noteItem(p.Body, id); strings.Contains(item, "Discharge") {
+			discharge = item
 		}
+	}
+	if !strings.Contains(discharge, "Signed by Signe Sign") || strings.Contains(discharge, "Draft") {
+		t.Errorf("a note saved and signed shows:\n%s", discharge)
 	}
 }
 
