@@ -135,3 +135,28 @@ func submitJS(sel, want string) chromedp.Action[chromedp.Void] {
 		chromedp.WaitVisible(chromedp.CSS(want)),
 	)
 }
+
+// TestFrontDeskPagesAccessible: the front desk's pages (start, search
+// results, registration, a patient with the care-team form) under the
+// CSP and without accessibility defects, reached from the start page.
+func TestFrontDeskPagesAccessible(t *testing.T) {
+	e := start(t, "sqlite")
+	clerk := e.addUser(t, "desk.a11y", "Ada Desk", true, identity.RoleFrontDesk)
+	e.addUser(t, "dr.a11y", "Al Doc", true, identity.RolePhysician)
+	tb := newTab(t)
+	e.signIn(t, tb, clerk, "#desk-link")
+	tb.do(submit("#desk-link", "#desk-search"))
+	tb.checkA11y()
+	tb.do(submit("#register-link", "#register"))
+	tb.checkA11y()
+	tb.do(fill("#family", "Accessa", "#given", "Ivy", "#birthdate", "1999-09-09"), submit("#register button[type=submit]", "#assign"))
+	tb.checkA11y()
+	tb.do(fill("#clinician", eval[string](tb, `document.querySelector("#clinician option:nth-child(2)").value`)),
+		submit("#assign button[type=submit]", "#assigned"))
+	tb.checkA11y()
+	tb.do(navigate(e.URL+"/desk"), waitCSS("#desk-search"), fill("#desk-name", "Accessa"), submit("#desk-search button[type=submit]", "#desk-results"))
+	tb.checkA11y()
+	if got := tb.text("#desk-results"); !strings.Contains(got, "Accessa, Ivy") {
+		t.Errorf("desk search results: %q", got)
+	}
+}
