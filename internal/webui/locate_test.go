@@ -9,6 +9,7 @@ import (
 	"sort"
 	"testing"
 
+	"github.com/phivault/phivault/internal/apitest"
 	"github.com/phivault/phivault/internal/audit"
 	"github.com/phivault/phivault/internal/authn"
 	"github.com/phivault/phivault/internal/fhir"
@@ -58,7 +59,13 @@ func (e *env) storePatient(t *testing.T, family, birth string, meta map[string]a
 // one already under their care; every other role is refused. Each
 // look-up is audited, naming only the patients it told of.
 func TestLocateGuarantee(t *testing.T) {
-	e := start(t, "sqlite")
+	for _, driver := range apitest.Drivers {
+		t.Run(driver, func(t *testing.T) { locateGuarantee(t, driver) })
+	}
+}
+
+func locateGuarantee(t *testing.T, driver string) {
+	e := start(t, driver)
 	doc := e.addUser(t, "dr.locate", "Lee Locate", true, identity.RolePhysician)
 	nurse := e.addUser(t, "rn.locate", "Nia Nurse", true, identity.RoleNurse)
 	const family = "Findable"
