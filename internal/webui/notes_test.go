@@ -44,7 +44,7 @@ func TestSignedNotes(t *testing.T) {
 	s := e.sessionFor(t, doc)
 	chart := "/patients/" + pid
 
-	p := s.follow(t, chart+"/notes", url.Values{"title": {"Admission note"}, "text": {"Chest pain since this morning."}, "sign": {"draft"}})
+	p := s.follow(t, chart+"/notes", url.Values{"title": {"Admission"}, "text": {"Chest pain."}, "sign": {"draft"}})
 	ids := noteIDs(p.Body)
 	if len(ids) != 1 {
 		t.Fatalf("notes after a draft: %v", ids)
@@ -63,6 +63,15 @@ func TestSignedNotes(t *testing.T) {
 		t.Errorf("an addendum to a draft: %d", got.Status)
 	}
 
+	// The author edits the draft; a colleague may not.
+	if got := c.post(t, chart+"/notes/"+nid, url.Values{"title": {"Mine now"}, "text": {"x"}}); got.Status != http.StatusForbidden {
+		t.Errorf("a colleague edits the draft: %d", got.Status)
+	}
+	p = s.follow(t, chart+"/notes/"+nid, url.Values{"title": {"Admission note"}, "text": {"Chest pain since this morning."}})
+	if item := noteItem(p.Body, nid); !strings.Contains(item, "Chest pain since this morning.") || !strings.Contains(item, "Draft, not signed") {
+		t.Errorf("the edited draft:\n%s", item)
+	}
+
 	p = s.follow(t, chart+"/notes/"+nid+"/sign", url.Values{})
 	item = noteItem(p.Body, nid)
 	if !strings.Contains(item, "Signed by Signe Sign") || strings.Contains(item, "Draft") || !strings.Contains(item, "/notes/"+nid+"/addenda") {
@@ -70,6 +79,9 @@ func TestSignedNotes(t *testing.T) {
 	}
 	if got := s.post(t, chart+"/notes/"+nid+"/sign", url.Values{}); got.Status != http.StatusConflict {
 		t.Errorf("signing again: %d", got.Status)
+	}
+	if got := s.post(t, chart+"/notes/"+nid, url.Values{"title": {"Admission note"}, "text": {"Rewritten after signing."}}); got.Status != http.StatusConflict {
+		t.Errorf("editing a signed note in the chart: %d", got.Status)
 	}
 
 	// Over FHIR, with a service token that may write anything: the

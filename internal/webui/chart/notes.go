@@ -81,12 +81,8 @@ func (u *UI) signNote(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	v := site.ViewerFrom(r.Context())
-	switch {
-	case d.Str("docStatus") != "preliminary":
-		return site.PageErr(http.StatusConflict, "Already signed", "This note is not a draft: it is signed already. Add an addendum to amend it.", errors.New("sign: not a draft"))
-	case v.FHIRUser == "" || chartview.NoteRows([]chartview.Obj{d})[0].AuthorRef != v.FHIRUser:
-		return site.PageErr(http.StatusForbidden, "Not your note", "Only the author of a draft signs it.", errors.New("sign: not the author"))
+	if err := u.ownDraft(r, d); err != nil {
+		return err
 	}
 	d["docStatus"] = "final"
 	d["authenticator"] = u.author(r)
@@ -94,6 +90,55 @@ func (u *UI) signNote(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	return site.Redirect(w, r, "/patients/"+pid+"#note-"+nid)
+}
+
+// editDraft changes the title and text of a draft note of the viewer's
+// (a signed note is never edited: the record service would refuse it).
+func (u *UI) editDraft(w http.ResponseWriter, r *http.Request) error {
+	title := strings.TrimSpace(r.PostForm.Get("title"))
+	text := strings.TrimSpace(strings.ReplaceAll(r.PostForm.Get("text"), "\r\n", "\n"))
+	switch {
+	case text == "":
+		return site.PageErr(http.StatusBadRequest, "Nothing to save", "Write the note before saving it.", errors.New("draft: empty"))
+	case len(text) > maxNoteLen || len(title) > maxNoteTitle:
+		return site.PageErr(http.StatusBadRequest, "Too long", "The note is at most 32 KiB and its title at most 200 characters.", errors.New("draft: too long"))
+	case !utf8.ValidString(text) || !utf8.ValidString(title):
+		return site.PageErr(http.StatusBadRequest, "Not text", "The note contains characters that are not text.", errors.New("draft: not utf-8"))
+	}
+	pid, ok, err := u.checkPatient(w, r)
+	if !ok {
+		return err
+	}
+	nid := r.PathValue("nid")
+	st, d, err := u.noteOf(r, pid, nid)
+	if err != nil {
+		return err
+	}
+	if err := u.ownDraft(r, d); err != nil {
+		return err
+	}
+	title = noteTitle(title)
+	d["description"] = title
+	d["content"] = []any{map[string]any{"attachment": map[string]any{
+		"contentType": "text/plain; charset=utf-8", "title": title,
+		"data": base64.StdEncoding.EncodeToString([]byte(text)),
+	}}}
+	if err := u.write(r, "DocumentReference", nid, d, st.Version); err != nil {
+		return err
+	}
+	return site.Redirect(w, r, "/patients/"+pid+"#note-"+nid)
+}
+
+// ownDraft refuses a note that is not a draft of the viewer's.
+func (u *UI) ownDraft(r *http.Request, d chartview.Obj) error {
+	v := site.ViewerFrom(r.Context())
+	switch {
+	case d.Str("docStatus") != "preliminary":
+		return site.PageErr(http.StatusConflict, "Already signed", "This note is not a draft: it is signed already. Add an addendum to amend it.", errors.New("not a draft"))
+	case v.FHIRUser == "" || chartview.NoteRows([]chartview.Obj{d})[0].AuthorRef != v.FHIRUser:
+		return site.PageErr(http.StatusForbidden, "Not your note", "Only the author of a draft changes or signs it.", errors.New("not the author"))
+	}
+	return nil
 }
 
 // addAddendum amends a signed note with an addendum.

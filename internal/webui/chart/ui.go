@@ -61,6 +61,7 @@ func (u *UI) Routes(mux *http.ServeMux) {
 	mux.Handle("GET /patients/{id}/older/{section}", s.Handle(s.Clinical(u.olderPage)))
 	mux.Handle("GET /patients/{id}/documents/{did}/content/{n}", s.Handle(s.Clinical(u.documentContent)))
 	mux.Handle("POST /patients/{id}/notes", s.Handle(s.ClinicalForm(u.addNote)))
+	mux.Handle("POST /patients/{id}/notes/{nid}", s.Handle(s.ClinicalForm(u.editDraft)))
 	mux.Handle("POST /patients/{id}/notes/{nid}/sign", s.Handle(s.ClinicalForm(u.signNote)))
 	mux.Handle("POST /patients/{id}/notes/{nid}/addenda", s.Handle(s.ClinicalForm(u.addAddendum)))
 	mux.Handle("POST /patients/{id}/problems", s.Handle(s.ClinicalForm(u.addProblem)))

@@ -186,8 +186,9 @@ func observationValue(o Obj) string {
 	return strings.Join(parts, "; ")
 }
 
-// maxNoteShown bounds the note text decoded for display.
-const maxNoteShown = 16 << 10
+// maxNoteShown bounds the note text decoded for display: the longest
+// note the chart writes (32 KiB), so a draft is always edited whole.
+const maxNoteShown = 32 << 10
 
 // attachmentText returns the text of a DocumentReference's first
 // text/plain attachment (decoded, at most maxNoteShown bytes), or "".
