@@ -120,6 +120,21 @@ func TestSearchOutsideCare(t *testing.T) {
 		t.Errorf("the stranger's chart: %d, no break-the-glass form", p.Status)
 	}
 
+	// The patient sees the look-up in "Who accessed my record".
+	pat := e.addAccount(t, identity.User{Username: "far.patient", Roles: []identity.Role{identity.RolePatient}, FHIRUser: "Patient/" + stranger}, false)
+	ps := e.patientSession(t, pat)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		body := section(ps.get(t, "/portal/access").Body, "access-list")
+		if strings.Contains(body, "looked you up by name outside your care") && strings.Contains(body, "Sol Search") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the patient's access history lacks the look-up:\n%s", body)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+
 	hidden := s.follow(t, "/patients/search", url.Values{"name": {"Hiddenfield"}})
 	none := s.follow(t, "/patients/search", url.Values{"name": {"Nobodyatall"}})
 	strip := func(b string) string { return section(b, "results-title") }
