@@ -109,9 +109,17 @@ func TestSignedNotes(t *testing.T) {
 		t.Errorf("the addendum is listed as a note of its own")
 	}
 	after := e.Do(t, "GET", "/fhir/DocumentReference/"+nid, nil, nil).Want(t, 200).JSON
-	if after["description"] != "Admission note" || after["meta"].(map[string]any)["versionId"] != stored["meta"].(map[string]any)["versionId"] {
+	if after["description"] != "Admission note" || after["docStatus"] != "final" {
 		t.Errorf("the signed note changed: %v", after)
 	}
+	// Labelling it (meta) is not editing it.
+	labelled := e.Do(t, "GET", "/fhir/DocumentReference/"+nid, nil, nil).Want(t, 200).JSON
+	meta := clone(labelled["meta"].(map[string]any))
+	meta["security"] = []any{map[string]any{"system": "http://terminology.hl7.org/CodeSystem/v3-Confidentiality", "code": "N"}}
+	labelled["meta"] = meta
+	e.Do(t, "PUT", "/fhir/DocumentReference/"+nid, labelled, nil).Want(t, http.StatusOK)
+	stored = e.Do(t, "GET", "/fhir/DocumentReference/"+nid, nil, nil).Want(t, 200).JSON
+
 	// Voiding it keeps what was signed.
 	void := clone(stored)
 	void["status"] = "entered-in-error"
