@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/phivault/phivault/internal/audit"
 	"github.com/phivault/phivault/internal/authz"
@@ -33,6 +34,10 @@ const (
 	// is for finding one patient, not for listing a population; more
 	// matches ask for a birth date (Located.More).
 	MaxLocated = 10
+	// MinLocateName is the shortest name a look-up takes: a name search
+	// matches names that start with it, and a letter or two would list
+	// strangers by the page.
+	MinLocateName = 3
 )
 
 // locateParams are the search parameters a look-up accepts. Identifiers
@@ -49,8 +54,8 @@ type Located struct {
 	More bool
 }
 
-// ErrLocateQuery is the cause of a refused look-up: it needs a name and
-// accepts only name and birth date.
+// ErrLocateQuery is the cause of a refused look-up: it needs a name of
+// at least MinLocateName letters and accepts only name and birth date.
 var ErrLocateQuery = errors.New("record: a look-up needs a name and takes only a name and a birth date")
 
 // Locate answers which patients outside c's relationships a name
@@ -63,10 +68,15 @@ var ErrLocateQuery = errors.New("record: a look-up needs a name and takes only a
 // it may not locate is left out exactly as a non-match. The look-up is
 // audited (audit.ActionLocate) before it returns, also when it finds
 // nothing. vals holding anything else than name and birthdate, or no
-// name, is refused (ErrInvalid wrapping ErrLocateQuery).
+// name of at least MinLocateName letters, is refused (ErrInvalid
+// wrapping ErrLocateQuery).
 func (s *Service) Locate(ctx context.Context, c Caller, vals url.Values) (Located, error) {
-	if vals.Get("name") == "" {
-		return Located{}, failCause(ErrInvalid, "required", "a look-up needs a name", ErrLocateQuery)
+	short := len(vals["name"]) == 0
+	for _, n := range vals["name"] {
+		short = short || utf8.RuneCountInString(strings.TrimSpace(n)) < MinLocateName
+	}
+	if short {
+		return Located{}, failCause(ErrInvalid, "required", fmt.Sprintf("a look-up needs a name of at least %d letters", MinLocateName), ErrLocateQuery)
 	}
 	q := url.Values{"_count": {strconv.Itoa(MaxLocated)}}
 	for k, v := range vals {

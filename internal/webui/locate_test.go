@@ -151,7 +151,7 @@ func locateGuarantee(t *testing.T, driver string) {
 	})
 
 	t.Run("queries", func(t *testing.T) {
-		for _, vals := range []url.Values{{"birthdate": {"1971-01-01"}}, {"name": {family}, "identifier": {"123-45-6789"}}, {"name": {family}, "gender": {"female"}}} {
+		for _, vals := range []url.Values{{"birthdate": {"1971-01-01"}}, {"name": {"Fi"}}, {"name": {family, " F "}}, {"name": {family}, "identifier": {"123-45-6789"}}, {"name": {family}, "gender": {"female"}}} {
 			_, err := e.App.Record.Locate(t.Context(), e.callerOf(t, doc), vals)
 			if !errors.Is(err, record.ErrLocateQuery) {
 				t.Errorf("%v: %v, want ErrLocateQuery", vals, err)

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"unicode/utf8"
 
 	"github.com/phivault/phivault/internal/record"
 	"github.com/phivault/phivault/internal/webui/chartview"
@@ -19,10 +20,11 @@ import (
 // the policy action "locate" (a patient hidden by a Consent or carrying
 // a sensitive label is never located) and audits the look-up; a role
 // the policies do not let locate gets nothing, silently. A look-up needs
-// a name and uses no identifier (record.Service.Locate); found are the
+// a name of at least three letters and uses no identifier
+// (record.Service.Locate); found are the
 // patients not already among the search's own results.
 func (u *UI) locate(r *http.Request, v *site.Viewer, q patientQuery, found []patientRow) ([]patientRow, bool, error) {
-	if q.Name == "" || q.Identifier != "" {
+	if utf8.RuneCountInString(q.Name) < record.MinLocateName || q.Identifier != "" {
 		return nil, false, nil
 	}
 	vals := url.Values{"name": {q.Name}}
