@@ -87,12 +87,12 @@ var boundaries = []boundary{
 	// they share (site, chartview) imports none of them.
 	{
 		from:      webui + "/site",
-		forbidden: []string{webui, webui + "/signin", webui + "/chart", webui + "/portal", webui + "/console", webui + "/chartview", module + "/internal/keys", module + "/internal/storage"},
+		forbidden: []string{webui, webui + "/signin", webui + "/chart", webui + "/portal", webui + "/console", webui + "/desk", webui + "/chartview", module + "/internal/keys", module + "/internal/storage"},
 		why:       "the shared web UI kernel knows no audience and no keys",
 	},
 	{
 		from:      webui + "/chartview",
-		forbidden: []string{webui, webui + "/signin", webui + "/chart", webui + "/portal", webui + "/console", module + "/internal/keys"},
+		forbidden: []string{webui, webui + "/signin", webui + "/chart", webui + "/portal", webui + "/console", webui + "/desk", module + "/internal/keys"},
 		why:       "the chart's view model is shared by the chart and the portal, and reaches no keys",
 	},
 	{
@@ -102,23 +102,28 @@ var boundaries = []boundary{
 	},
 	{
 		from:      webui + "/signin",
-		forbidden: []string{webui, webui + "/chart", webui + "/portal", webui + "/console", webui + "/chartview", module + "/internal/keys", module + "/internal/record", module + "/internal/storage"},
+		forbidden: []string{webui, webui + "/chart", webui + "/portal", webui + "/console", webui + "/desk", webui + "/chartview", module + "/internal/keys", module + "/internal/record", module + "/internal/storage"},
 		why:       "sign-in gets the login service only, no record, no keys",
 	},
 	{
 		from:      webui + "/chart",
-		forbidden: []string{webui, webui + "/signin", webui + "/portal", webui + "/console", module + "/internal/keys"},
+		forbidden: []string{webui, webui + "/signin", webui + "/portal", webui + "/console", webui + "/desk", module + "/internal/keys"},
 		why:       "the staff chart gets the record service and the authorizer, no keys, no other audience",
 	},
 	{
 		from:      webui + "/portal",
-		forbidden: []string{webui, webui + "/signin", webui + "/chart", webui + "/console", module + "/internal/keys"},
+		forbidden: []string{webui, webui + "/signin", webui + "/chart", webui + "/console", webui + "/desk", module + "/internal/keys"},
 		why:       "the patient portal never reaches keys nor another audience's pages",
 	},
 	{
 		from:      webui + "/console",
-		forbidden: []string{webui, webui + "/signin", webui + "/chart", webui + "/portal", webui + "/chartview", module + "/internal/record"},
+		forbidden: []string{webui, webui + "/signin", webui + "/chart", webui + "/portal", webui + "/desk", webui + "/chartview", module + "/internal/record"},
 		why:       "the console administers; it never reads a patient's record nor another audience's pages",
+	},
+	{
+		from:      webui + "/desk",
+		forbidden: []string{webui, webui + "/signin", webui + "/chart", webui + "/portal", webui + "/console", module + "/internal/keys", module + "/internal/authz", module + "/internal/storage"},
+		why:       "the front desk gets the record service and the directory: no keys, no authorizer, no other audience",
 	},
 }
 

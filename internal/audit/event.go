@@ -126,6 +126,11 @@ const (
 	// purpose ETREAT) or refused (denied). Entities: "Patient/<id>" and
 	// "Grant/<id>".
 	ActionBreakGlass Action = "break-glass"
+	// ActionLocate is a clinician's look-up of patients outside their
+	// relationships (record.Service.Locate): a name search that told
+	// them the name and birth date of the patients it names (Entities),
+	// so that they could break the glass. Query names the parameters.
+	ActionLocate Action = "patient-locate"
 	// ActionReviewClose is a privacy officer closing a break-the-glass
 	// review ("Review/<id>"); Policies carries the outcome.
 	ActionReviewClose Action = "break-glass-review"

@@ -41,6 +41,12 @@ const (
 	// result lacks a meta.security code the current version carries.
 	// It is decided on the current version, in addition to update.
 	Relabel Action = "relabel"
+	// Locate is knowing that a patient exists: a name search that
+	// answers the name and birth date of patients outside the caller's
+	// relationships, so that a clinician can be offered break-the-glass
+	// (record.Service.Locate). It is decided on the Patient resource and
+	// is never a SMART interaction.
+	Locate Action = "locate"
 )
 
 // HistoryType is type- and system-level history. The policies decide it
@@ -60,7 +66,7 @@ func policyAction(a Action) Action {
 
 // Actions lists the FHIR interactions a policy can decide.
 func Actions() []Action {
-	return []Action{Read, VRead, Search, History, Everything, Create, Update, Delete, Erase, OpenGrant, ViewIdentifiers, Relabel}
+	return []Action{Read, VRead, Search, History, Everything, Create, Update, Delete, Erase, OpenGrant, ViewIdentifiers, Relabel, Locate}
 }
 
 // ParseAction returns the action named s, or false.

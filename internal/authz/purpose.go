@@ -48,7 +48,7 @@ func purposeOfUse(roles []string, breakGlass bool) string {
 // and erasing are correct.
 func ConsentActions(a Action, p authn.Principal) []string {
 	switch a {
-	case Read, VRead, Search, History, Everything, ViewIdentifiers, OpenGrant:
+	case Read, VRead, Search, History, Everything, ViewIdentifiers, OpenGrant, Locate:
 		if p.Kind != authn.KindSession {
 			return []string{"access", "use", "disclose"}
 		}

@@ -270,11 +270,17 @@ func (s *Service) perRow(ctx context.Context, c Caller, rd keyedReader, q storag
 // of consent-restricted patients one by one through rd (the store, or
 // the write transaction a conditional operation runs in).
 func (s *Service) narrow(ctx context.Context, c Caller, rd keyedReader, q *storage.Query) (authz.Filter, error) {
-	f, err := c.guard().Narrow(ctx, authz.Search, q.Type)
+	return s.narrowAs(ctx, c, rd, q, audit.ActionSearch)
+}
+
+// narrowAs is narrow for the policy action of a (audit.ActionLocate:
+// authz.Locate).
+func (s *Service) narrowAs(ctx context.Context, c Caller, rd keyedReader, q *storage.Query, a audit.Action) (authz.Filter, error) {
+	f, err := c.guard().Narrow(ctx, actionOf(a), q.Type)
 	if err != nil {
 		return authz.Filter{}, err // ErrNeedsFacts included: see updateTx
 	}
-	allowed, err := s.perRow(ctx, c, rd, *q, f, audit.ActionSearch)
+	allowed, err := s.perRow(ctx, c, rd, *q, f, a)
 	if err != nil {
 		return authz.Filter{}, err
 	}
@@ -307,6 +313,8 @@ func actionOf(a audit.Action) authz.Action {
 		return authz.Delete
 	case audit.ActionErase:
 		return authz.Erase
+	case audit.ActionLocate:
+		return authz.Locate
 	}
 	return authz.Action(a)
 }

@@ -287,6 +287,9 @@ func (s *Service) update(ctx context.Context, tx storage.Tx, c Caller, res fhir.
 			if err := immutableLinks(res, body); err != nil {
 				return storage.Version{}, nil, false, err
 			}
+			if err := keepSigned(res, body); err != nil {
+				return storage.Version{}, nil, false, err
+			}
 		}
 		if masked, err = s.maskedUpdate(ctx, tx, c, cur, body); err != nil {
 			return storage.Version{}, nil, false, err
@@ -403,6 +406,9 @@ func (s *Service) delete(ctx context.Context, tx storage.Tx, c Caller, typ, id s
 	}
 	if cur.Deleted {
 		return cur.Owner, nil
+	}
+	if err := refuseSignedDelete(typ, body); err != nil {
+		return "", err
 	}
 	v := storage.Version{Type: typ, ID: id, Version: cur.Version + 1, Owner: cur.Owner, LastUpdated: s.now().UTC().Truncate(time.Microsecond), Deleted: true}
 	if err := tx.Put(ctx, v, nil); err != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/phivault/phivault/internal/authz"
 	"github.com/phivault/phivault/internal/webui/chart"
 	"github.com/phivault/phivault/internal/webui/console"
+	"github.com/phivault/phivault/internal/webui/desk"
 	"github.com/phivault/phivault/internal/webui/portal"
 	"github.com/phivault/phivault/internal/webui/signin"
 	"github.com/phivault/phivault/internal/webui/site"
@@ -32,9 +33,12 @@ var staticFS embed.FS
 // CSP is the UI's Content-Security-Policy. It is the policy of the
 // issue plus connect-src 'self', which the idle-timeout "stay signed in"
 // button (idle.js) and the passkey helper (webauthn.js) need for their
-// same-origin fetches; without it default-src 'none' refuses them.
+// same-origin fetches; without it default-src 'none' refuses them, and
+// frame-src 'self', with which the chart shows a PDF document from its
+// same-origin content URL (ADR 0035; every other UI page refuses to be
+// framed: frame-ancestors 'none').
 const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
-	"connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+	"connect-src 'self'; frame-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 
 // maxFormBody bounds every form body: the largest form, a clinical note
 // of at most maxNoteLen bytes, fits with room to spare (STYLE rule 24).
@@ -107,6 +111,7 @@ type UI struct {
 	chart   *chart.UI
 	portal  *portal.UI
 	console *console.UI
+	desk    *desk.UI
 
 	// The trust page (trust.go): public facts, computed at most once a
 	// minute.
@@ -173,6 +178,7 @@ func New(o Options) (*UI, error) {
 	u.chart = chart.New(chart.Options{Site: st, Record: o.Record, Authz: o.Authz, BreakGlass: o.BreakGlass, Corrections: corr, Now: o.Now, Rand: o.Rand})
 	u.portal = portal.New(portal.Options{Site: st, Record: o.Record, Users: o.Users, Authz: o.Authz, Access: o.Access, AuditLog: o.AuditLog,
 		Reports: o.Reports, Trail: o.Trail, Amendments: o.Amendments, Logger: o.Logger, Now: o.Now})
+	u.desk = desk.New(desk.Options{Site: st, Record: o.Record, Users: o.Users, Now: o.Now, Rand: o.Rand})
 	u.signin = signin.New(signin.Options{Site: st, Login: o.Login, DropSearches: u.chart.ForgetSession, Enrol: o.Enrol,
 		EnrolLimiter: o.EnrolLimiter, Logger: o.Logger})
 	u.console = console.New(console.Options{Site: st, Services: o.Console, Users: o.Users, AuditLog: o.AuditLog, Authz: o.Authz,
@@ -199,6 +205,8 @@ func (u *UI) Handler() http.Handler {
 	u.portal.Routes(mux)
 	// Administration console (package console).
 	u.console.Routes(mux)
+	// Registration and care-team assignment (package desk).
+	u.desk.Routes(mux)
 
 	mux.Handle("/", u.site.Handle(site.NotFound))
 	return uiHeaders(mux)

@@ -40,6 +40,7 @@ func (u *UI) chartPage(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	u.recent.add(v.P.ID, cv.ID)
 	cv.Form.Kinds = kindOptions("")
 	if cv.EmergencyUntil, err = u.emergencyUntil(r.Context(), v, cv.ID); err != nil {
 		return err

@@ -157,14 +157,27 @@ type searchView struct {
 	Done    bool // a search ran (show results, even none)
 	Results []patientRow
 	More    bool
+	// Elsewhere are the patients the search matches outside the
+	// viewer's relationships (record.Service.Locate): name and birth
+	// date only, each with the way to break the glass.
+	Elsewhere     []patientRow
+	ElsewhereMore bool
+	// Worklist is the start page's (GET /patients), nil on results.
+	Worklist *worklistView
 }
 
 type patientRow struct {
 	ID, Name, BirthDate, Gender, MRN string
+	Detail                           string // the care team, on the worklist
 }
 
 func (u *UI) searchForm(w http.ResponseWriter, r *http.Request) error {
-	u.site.Render(w, r, http.StatusOK, "search", site.PageData{Title: "Find a patient", Viewer: site.ViewerFrom(r.Context()), Nav: "patients", Data: searchView{}})
+	v := site.ViewerFrom(r.Context())
+	wl, err := u.worklist(r.Context(), site.Caller(r, v), v)
+	if err != nil {
+		return err
+	}
+	u.site.Render(w, r, http.StatusOK, "search", site.PageData{Title: "Find a patient", Viewer: v, Nav: "patients", Data: searchView{Worklist: &wl}})
 	return nil
 }
 
@@ -205,8 +218,11 @@ func (u *UI) searchResults(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	u.site.Render(w, r, http.StatusOK, "search", site.PageData{Title: "Find a patient", Viewer: v, Nav: "patients",
-		Data: searchView{Query: q, Done: true, Results: rows, More: more}})
+	sv := searchView{Query: q, Done: true, Results: rows, More: more}
+	if sv.Elsewhere, sv.ElsewhereMore, err = u.locate(r, v, q, rows); err != nil {
+		return err
+	}
+	u.site.Render(w, r, http.StatusOK, "search", site.PageData{Title: "Find a patient", Viewer: v, Nav: "patients", Data: sv})
 	return nil
 }
 

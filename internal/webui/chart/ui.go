@@ -44,6 +44,7 @@ type UI struct {
 	now      func() time.Time
 	rand     io.Reader
 	searches *searchStore
+	recent   *recentStore
 }
 
 // New returns the staff chart's pages.
@@ -51,7 +52,7 @@ func New(o Options) *UI {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &UI{site: o.Site, rec: o.Record, authz: o.Authz, glass: o.BreakGlass, corr: o.Corrections, now: o.Now, rand: o.Rand, searches: newSearchStore(o.Now)}
+	return &UI{site: o.Site, rec: o.Record, authz: o.Authz, glass: o.BreakGlass, corr: o.Corrections, now: o.Now, rand: o.Rand, searches: newSearchStore(o.Now), recent: newRecentStore()}
 }
 
 // Routes registers the patient search and chart pages on mux.
@@ -61,7 +62,14 @@ func (u *UI) Routes(mux *http.ServeMux) {
 	mux.Handle("POST /patients/search", s.Handle(s.ClinicalForm(u.searchSubmit)))
 	mux.Handle("GET /patients/search/{sid}", s.Handle(s.Clinical(u.searchResults)))
 	mux.Handle("GET /patients/{id}", s.Handle(s.Clinical(u.chartPage)))
+	mux.Handle("GET /patients/{id}/older/{section}", s.Handle(s.Clinical(u.olderPage)))
+	mux.Handle("GET /patients/{id}/documents/{did}/content/{n}", s.Handle(s.Clinical(u.documentContent)))
 	mux.Handle("POST /patients/{id}/notes", s.Handle(s.ClinicalForm(u.addNote)))
+	mux.Handle("POST /patients/{id}/notes/{nid}", s.Handle(s.ClinicalForm(u.editDraft)))
+	mux.Handle("POST /patients/{id}/notes/{nid}/sign", s.Handle(s.ClinicalForm(u.signNote)))
+	mux.Handle("POST /patients/{id}/notes/{nid}/addenda", s.Handle(s.ClinicalForm(u.addAddendum)))
+	mux.Handle("POST /patients/{id}/problems", s.Handle(s.ClinicalForm(u.addProblem)))
+	mux.Handle("POST /patients/{id}/problems/{cid}/resolve", s.Handle(s.ClinicalForm(u.resolveProblem)))
 	mux.Handle("POST /patients/{id}/observations", s.Handle(s.ClinicalForm(u.addObservation)))
 	mux.Handle("POST /patients/{id}/break-glass", s.Handle(s.ClinicalForm(u.breakGlass)))
 }

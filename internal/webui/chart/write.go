@@ -39,9 +39,9 @@ type obsKind struct {
 
 var obsKinds = []obsKind{
 	{"heart-rate", "Heart rate (/min)", chartview.LOINCHeartRate, "Heart rate", "/min", 20, 300, false},
-	{"blood-pressure", "Blood pressure (mm[Hg], systolic and diastolic)", chartview.LOINCBPPanel, "Blood pressure panel with all children optional", "mm[Hg]", 20, 300, true},
+	{"blood-pressure", "Blood pressure (mmHg, systolic and diastolic)", chartview.LOINCBPPanel, "Blood pressure panel with all children optional", "mm[Hg]", 20, 300, true},
 	{"weight", "Body weight (kg)", chartview.LOINCWeight, "Body weight", "kg", 0.2, 650, false},
-	{"temperature", "Body temperature (Cel)", chartview.LOINCTemp, "Body temperature", "Cel", 25, 45, false},
+	{"temperature", "Body temperature (°C)", chartview.LOINCTemp, "Body temperature", "Cel", 25, 45, false},
 	{"respiratory-rate", "Respiratory rate (/min)", chartview.LOINCResp, "Respiratory rate", "/min", 2, 100, false},
 }
 
@@ -151,9 +151,15 @@ func (u *UI) addNote(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	title := noteTitle(f.NoteTitle)
+	// A note is saved as a draft, or signed at once ("Save and sign").
+	docStatus := "preliminary"
+	if r.PostForm.Get("sign") == "sign" {
+		docStatus = "final"
+	}
 	doc := map[string]any{
 		"resourceType": "DocumentReference",
 		"status":       "current",
+		"docStatus":    docStatus,
 		"type": map[string]any{"coding": []any{map[string]any{"system": chartview.LOINC, "code": "11506-3", "display": "Progress note"}},
 			"text": "Progress note"},
 		"category": []any{map[string]any{"coding": []any{map[string]any{
@@ -166,6 +172,9 @@ func (u *UI) addNote(w http.ResponseWriter, r *http.Request) error {
 			"contentType": "text/plain; charset=utf-8", "title": title,
 			"data": base64.StdEncoding.EncodeToString([]byte(text)),
 		}}},
+	}
+	if docStatus == "final" {
+		doc["authenticator"] = u.author(r)
 	}
 	msg, err := u.create(r, doc)
 	if err != nil {

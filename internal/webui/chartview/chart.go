@@ -50,17 +50,22 @@ const (
 	listCount   = "100" // problems, medications, allergies
 	recentCount = "20"  // encounters, documents, observations
 	vitalsCount = "300" // points across the three vital-sign series
+	labCount    = "100" // laboratory results: the table and the reports' results
 )
 
 func sections(id string) map[string]chartSection {
 	pt := ident.PatientRef(id).String()
 	return map[string]chartSection{
-		"problems":     {"Condition", url.Values{"patient": {pt}, "_count": {listCount}}},
-		"medications":  {"MedicationRequest", url.Values{"patient": {pt}, "_count": {listCount}}},
-		"allergies":    {"AllergyIntolerance", url.Values{"patient": {pt}, "_count": {listCount}}},
-		"encounters":   {"Encounter", url.Values{"patient": {pt}, "_sort": {"-date"}, "_count": {recentCount}}},
-		"documents":    {"DocumentReference", url.Values{"patient": {pt}, "_sort": {"-date"}, "_count": {recentCount}}},
-		"observations": {"Observation", url.Values{"patient": {pt}, "_sort": {"-date"}, "_count": {recentCount}}},
+		"problems":      {"Condition", url.Values{"patient": {pt}, "_count": {listCount}}},
+		"medications":   {"MedicationRequest", url.Values{"patient": {pt}, "_count": {listCount}}},
+		"allergies":     {"AllergyIntolerance", url.Values{"patient": {pt}, "_count": {listCount}}},
+		"encounters":    {"Encounter", url.Values{"patient": {pt}, "_sort": {"-date"}, "_count": {recentCount}}},
+		"documents":     {"DocumentReference", url.Values{"patient": {pt}, "_sort": {"-date"}, "_count": {recentCount}}},
+		"observations":  {"Observation", url.Values{"patient": {pt}, "_sort": {"-date"}, "_count": {recentCount}}},
+		"labs":          {"Observation", url.Values{"patient": {pt}, "category": {"laboratory"}, "_sort": {"-date"}, "_count": {labCount}}},
+		"immunizations": {"Immunization", url.Values{"patient": {pt}, "_sort": {"-date"}, "_count": {listCount}}},
+		"procedures":    {"Procedure", url.Values{"patient": {pt}, "_sort": {"-date"}, "_count": {listCount}}},
+		"reports":       {"DiagnosticReport", url.Values{"patient": {pt}, "_sort": {"-date"}, "_count": {recentCount}}},
 		"vitals": {"Observation", url.Values{"patient": {pt}, "_sort": {"-date"}, "_count": {vitalsCount},
 			"code": {LOINC + "|" + LOINCHeartRate + "," + LOINC + "|" + LOINCBPPanel + "," + LOINC + "|" + LOINCWeight}}},
 	}
@@ -89,8 +94,23 @@ type Chart struct {
 	Encounters   []Row
 	Documents    []NoteRow
 	Observations []Row
-	Vitals       *vitalsChart
-	Form         WriteForms
+	// The staff chart's richer sections (the portal shows the rows
+	// above): the problem list with ids for resolving, medications with
+	// dose and instructions (in Medications), immunizations, procedures,
+	// encounters as a timeline, laboratory results, diagnostic reports.
+	ProblemList   []ProblemRow
+	Immunizations []Row
+	Procedures    []Row
+	Timeline      []EncounterRow
+	Labs          []LabRow
+	Reports       []ReportRow
+	Vitals        *vitalsChart
+	// Older holds, per paged section ("encounters", "documents",
+	// "observations", "labs", "reports"), the record's sealed paging
+	// token of the page after the one shown; absent when it was the
+	// last.
+	Older map[string]string
+	Form  WriteForms
 	// EmergencyUntil is "HH:MM UTC" while the viewer reads this chart
 	// under a break-the-glass grant (emergency.go); "" otherwise.
 	EmergencyUntil string
@@ -117,6 +137,24 @@ type Row struct {
 
 type NoteRow struct {
 	When, Title, Author, Text string
+	// ID is the DocumentReference's id; Version its version (for the
+	// sign form's If-Match).
+	ID      string
+	Version int64
+	// Draft is a note not yet signed (docStatus preliminary); Signed
+	// one whose docStatus is final or amended, SignedBy its
+	// authenticator. Void is a note entered in error.
+	Draft, Signed, Void bool
+	SignedBy            string
+	// AuthorRef is the author's "Practitioner/<id>", when recorded.
+	AuthorRef string
+	// Addenda are the notes that append this one (relatesTo appends),
+	// oldest first; AppendsTo is set on an addendum whose note is not
+	// in the list.
+	Addenda   []NoteRow
+	AppendsTo string
+	// Attachments are its PDFs and images.
+	Attachments []Attachment
 }
 
 // WriteForms holds the add-note and add-observation forms' values and
@@ -152,10 +190,12 @@ func Load(ctx context.Context, rec *record.Service, now func() time.Time, c reco
 	// The sections run concurrently: each read waits until its audit
 	// event is durable, and concurrent reads share one group commit of
 	// the audit batcher, so a chart costs about one commit, not seven.
-	names := []string{"problems", "medications", "allergies", "encounters", "documents", "observations", "vitals"}
+	names := []string{"problems", "medications", "allergies", "encounters", "documents", "observations", "vitals", "labs", "immunizations", "procedures", "reports"}
 	found := make([][]Obj, len(names))
 	errs := make([]error, len(names))
 	var wg sync.WaitGroup
+	var mu sync.Mutex
+	older := map[string]string{}
 	for i, name := range names {
 		wg.Go(func() {
 			s := secs[name]
@@ -165,9 +205,15 @@ func Load(ctx context.Context, rec *record.Service, now func() time.Time, c reco
 				return
 			}
 			found[i], errs[i] = BundleResources(page.Bundle)
+			if tok := NextPage(page.Bundle); tok != "" {
+				mu.Lock()
+				older[name] = tok
+				mu.Unlock()
+			}
 		})
 	}
 	wg.Wait()
+	cv.Older = older
 	res := map[string][]Obj{}
 	for i, name := range names {
 		if errs[i] != nil {
@@ -179,13 +225,28 @@ func Load(ctx context.Context, rec *record.Service, now func() time.Time, c reco
 		cv.Problems = append(cv.Problems, Row{When: shortDate(firstStr(r, "onsetDateTime", "recordedDate")), What: concept(r.Obj("code")),
 			Status: concept(r.Obj("clinicalStatus"))})
 	}
-	for _, r := range res["medications"] {
-		detail := ""
-		if di := r.List("dosageInstruction"); len(di) > 0 {
-			detail = di[0].Str("text")
+	for _, r := range res["problems"] {
+		cv.ProblemList = append(cv.ProblemList, problemRow(r))
+	}
+	sort.SliceStable(cv.ProblemList, func(i, j int) bool {
+		a, b := cv.ProblemList[i], cv.ProblemList[j]
+		if a.Active != b.Active {
+			return a.Active
 		}
-		cv.Medications = append(cv.Medications, Row{When: shortDate(r.Str("authoredOn")), What: concept(r.Obj("medicationCodeableConcept")),
-			Detail: detail, Status: r.Str("status")})
+		return a.When > b.When
+	})
+	for _, r := range res["medications"] {
+		cv.Medications = append(cv.Medications, medicationRow(r))
+	}
+	for _, r := range res["immunizations"] {
+		cv.Immunizations = append(cv.Immunizations, immunizationRow(r))
+	}
+	for _, r := range res["procedures"] {
+		cv.Procedures = append(cv.Procedures, procedureRow(r))
+	}
+	cv.Labs = LabRows(res["labs"])
+	for _, r := range res["reports"] {
+		cv.Reports = append(cv.Reports, reportRow(r, cv.Labs))
 	}
 	for _, r := range res["allergies"] {
 		detail := ""
@@ -206,27 +267,50 @@ func Load(ctx context.Context, rec *record.Service, now func() time.Time, c reco
 			what = r.Obj("class").Str("display")
 		}
 		cv.Encounters = append(cv.Encounters, Row{When: shortDate(r.Obj("period").Str("start")), What: what, Status: r.Str("status")})
+		cv.Timeline = append(cv.Timeline, encounterRow(r))
 	}
-	for _, r := range res["documents"] {
-		title := r.Str("description")
-		if title == "" {
-			title = concept(r.Obj("type"))
-		}
-		author := ""
-		if as := r.List("author"); len(as) > 0 {
-			author = as[0].Str("display")
-		}
-		cv.Documents = append(cv.Documents, NoteRow{When: shortDate(r.Str("date")), Title: title, Author: author, Text: attachmentText(r)})
-	}
+	cv.Documents = NoteRows(res["documents"])
 	for _, r := range res["observations"] {
-		cv.Observations = append(cv.Observations, Row{When: shortDate(r.Str("effectiveDateTime")), What: concept(r.Obj("code")),
-			Detail: observationValue(r), Status: categoryOf(r), Explain: ExplainResult(r)})
+		cv.Observations = append(cv.Observations, ObservationRow(r))
 	}
 	sortRows(cv.Problems)
 	sortRows(cv.Medications)
 	sortRows(cv.Allergies)
 	cv.Vitals = buildVitals(res["vitals"])
 	return cv, nil
+}
+
+// ObservationRow is an Observation as a chart row.
+func ObservationRow(r Obj) Row {
+	return Row{When: shortDate(r.Str("effectiveDateTime")), What: concept(r.Obj("code")), Detail: observationValue(r), Status: categoryOf(r), Explain: ExplainResult(r)}
+}
+
+// EncounterRows shapes Encounters into the timeline's rows.
+func EncounterRows(rs []Obj) []EncounterRow {
+	out := make([]EncounterRow, 0, len(rs))
+	for _, r := range rs {
+		out = append(out, encounterRow(r))
+	}
+	return out
+}
+
+// ReportRows shapes DiagnosticReports; their results are counted as
+// not shown (Missing).
+func ReportRows(rs []Obj) []ReportRow {
+	out := make([]ReportRow, 0, len(rs))
+	for _, r := range rs {
+		out = append(out, reportRow(r, nil))
+	}
+	return out
+}
+
+// Subject is the patient reference of a chart resource (subject, else
+// patient).
+func Subject(r Obj) string {
+	if s := r.Obj("subject").Str("reference"); s != "" {
+		return s
+	}
+	return r.Obj("patient").Str("reference")
 }
 
 func firstStr(o Obj, keys ...string) string {
@@ -249,6 +333,27 @@ func categoryOf(o Obj) string {
 // time order).
 func sortRows(rs []Row) {
 	sort.SliceStable(rs, func(i, j int) bool { return rs[i].When > rs[j].When })
+}
+
+// NextPage returns the _page token of a searchset Bundle's next link
+// (sealed by the record service: opaque, no search value in clear), or
+// "".
+func NextPage(bundle []byte) string {
+	var b struct {
+		Link []struct{ Relation, URL string } `json:"link"`
+	}
+	if json.Unmarshal(bundle, &b) != nil {
+		return ""
+	}
+	for _, l := range b.Link {
+		if l.Relation != "next" {
+			continue
+		}
+		if u, err := url.Parse(l.URL); err == nil {
+			return u.Query().Get("_page")
+		}
+	}
+	return ""
 }
 
 // BundleResources returns the resources of a searchset Bundle.

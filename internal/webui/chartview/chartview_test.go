@@ -49,7 +49,7 @@ func TestBuildVitals(t *testing.T) {
 	if len(c.Wide.Panels[1].Series) != 2 || c.Start != "2024-01-01" || c.End != "2025-01-01" {
 		t.Errorf("blood pressure panel or range: %+v", c)
 	}
-	if len(c.Rows) != 3 || c.Rows[0].Value != "90 /min" {
+	if len(c.Rows) != 3 || c.Rows[0].Value != "90/min" {
 		t.Errorf("table rows: %+v", c.Rows)
 	}
 	if buildVitals(nil) != nil {
@@ -118,5 +118,51 @@ func TestExplainResult(t *testing.T) {
 				t.Errorf("alert %t, want %t", e.Alert, tc.wantAlert)
 			}
 		})
+	}
+}
+
+// TestLabFlagsAndUnits: a flag comes from the interpretation when there
+// is one ("N" clears a computed one), else from the reference range;
+// trends compare with the previous result of the same test; units are
+// written as people write them.
+func TestLabFlagsAndUnits(t *testing.T) {
+	obs := func(id, code string, v float64, lo, hi float64, interp string) Obj {
+		o := Obj{"id": id, "effectiveDateTime": "2026-01-0" + id + "T00:00:00Z",
+			"code":           map[string]any{"coding": []any{map[string]any{"system": "http://loinc.org", "code": code}}, "text": code},
+			"valueQuantity":  map[string]any{"value": v, "code": "10*3/uL"},
+			"referenceRange": []any{map[string]any{"low": map[string]any{"value": lo, "code": "10*3/uL"}, "high": map[string]any{"value": hi, "code": "10*3/uL"}}}}
+		if interp != "" {
+			o["interpretation"] = []any{map[string]any{"coding": []any{map[string]any{"system": interpretationSystem, "code": interp}}}}
+		}
+		return o
+	}
+	rows := LabRows([]Obj{
+		obs("5", "wbc", 12, 4, 11, ""), // computed high, up
+		obs("4", "wbc", 3, 4, 11, "N"), // below range, but the lab says normal
+		obs("3", "plt", 900, 150, 400, "HH"),
+		obs("2", "plt", 900, 150, 400, ""),
+	})
+	want := []struct{ flag, trend, value, rng string }{
+		{"H", "↑", "12 ×10³/µL", "4–11 ×10³/µL"},
+		{"", "", "3 ×10³/µL", "4–11 ×10³/µL"},
+		{"HH", "→", "900 ×10³/µL", "150–400 ×10³/µL"},
+		{"H", "", "900 ×10³/µL", "150–400 ×10³/µL"},
+	}
+	for i, w := range want {
+		r := rows[i]
+		if r.Flag != w.flag || r.Trend != w.trend || r.Value != w.value || r.Range != w.rng {
+			t.Errorf("row %d: flag %q trend %q value %q range %q, want %+v", i, r.Flag, r.Trend, r.Value, r.Range, w)
+		}
+	}
+	for code, want := range map[string]string{"mm[Hg]": "mmHg", "Cel": "°C", "umol/L": "µmol/L", "weird": "weird"} {
+		if got := UnitDisplay(code, ""); got != want {
+			t.Errorf("UnitDisplay(%q) = %q, want %q", code, got, want)
+		}
+	}
+	if got := WithUnit("98", "%"); got != "98%" {
+		t.Errorf("WithUnit percent: %q", got)
+	}
+	if got := frequency(Obj{"repeat": map[string]any{"frequency": 1.0, "period": 8.0, "periodUnit": "h"}}); got != "once every 8 hours" {
+		t.Errorf("frequency: %q", got)
 	}
 }

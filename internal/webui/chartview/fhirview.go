@@ -151,11 +151,7 @@ func quantity(q Obj) string {
 	if !ok {
 		return ""
 	}
-	u := q.Str("unit")
-	if u == "" {
-		u = q.Str("code")
-	}
-	return strings.TrimSpace(strconv.FormatFloat(v, 'f', -1, 64) + " " + u)
+	return WithUnit(strconv.FormatFloat(v, 'f', -1, 64), UnitDisplay(q.Str("code"), q.Str("unit")))
 }
 
 func Number(x any) (float64, bool) {
@@ -190,8 +186,9 @@ func observationValue(o Obj) string {
 	return strings.Join(parts, "; ")
 }
 
-// maxNoteShown bounds the note text decoded for display.
-const maxNoteShown = 16 << 10
+// maxNoteShown bounds the note text decoded for display: the longest
+// note the chart writes (32 KiB), so a draft is always edited whole.
+const maxNoteShown = 32 << 10
 
 // attachmentText returns the text of a DocumentReference's first
 // text/plain attachment (decoded, at most maxNoteShown bytes), or "".
@@ -226,3 +223,10 @@ func age(birth string, now time.Time) string {
 	}
 	return fmt.Sprintf("%d", y)
 }
+
+// Concept is a CodeableConcept in words (its text, else its first
+// coding's display, else its code).
+func Concept(c Obj) string { return concept(c) }
+
+// ShortDate is a FHIR date or dateTime as YYYY-MM-DD ("" if absent).
+func ShortDate(s string) string { return shortDate(s) }

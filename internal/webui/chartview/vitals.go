@@ -119,7 +119,7 @@ func buildVitals(obs []Obj) *vitalsChart {
 				sys = append(sys, point{t, s})
 				dia = append(dia, point{t, d})
 				rows = append(rows, vitalsRow{When: t.UTC().Format(time.DateOnly), What: "Blood pressure",
-					Value: FmtNum(s) + "/" + FmtNum(d) + " mm[Hg]"})
+					Value: FmtNum(s) + "/" + FmtNum(d) + " mmHg"})
 			}
 		}
 	}
@@ -150,7 +150,7 @@ func buildVitals(obs []Obj) *vitalsChart {
 			d.Panels = append(d.Panels, panel(g, len(d.Panels)*g.panelHeight, title, unit, t0, t1, series))
 		}
 		add("Heart rate", "/min", namedSeries{"Heart rate", "series-hr", hr})
-		add("Blood pressure", "mm[Hg]", namedSeries{"Systolic", "series-sys", sys}, namedSeries{"Diastolic", "series-dia", dia})
+		add("Blood pressure", "mmHg", namedSeries{"Systolic", "series-sys", sys}, namedSeries{"Diastolic", "series-dia", dia})
 		add("Weight", "kg", namedSeries{"Weight", "series-wt", wt})
 		d.AxisY = len(d.Panels)*g.panelHeight + g.axisHeight - 8
 		d.Height = len(d.Panels)*g.panelHeight + g.axisHeight

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/phivault/phivault/internal/audit/index"
@@ -117,6 +118,10 @@ func (u *UI) portalRecord(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	// A draft note is its author's until signed (ADR 0035): "My record"
+	// shows signed notes and documents only. (The FHIR API and "Download
+	// my data" still return every version the patient may read.)
+	cv.Documents = slices.DeleteFunc(cv.Documents, func(n chartview.NoteRow) bool { return n.Draft })
 	u.site.Render(w, r, http.StatusOK, "portal", site.PageData{Title: "My record", Viewer: v, Nav: "portal", Data: cv})
 	return nil
 }

@@ -390,6 +390,9 @@ func roleWords(roles string) string {
 // kind of information (the resource type of the query or of the first
 // resource touched; never a value).
 func whatText(ev audit.Event) string {
+	if ev.Action == audit.ActionLocate {
+		return "looked you up by name outside your care and saw your name and birth date"
+	}
 	if p, ok := actionPhrases[ev.Action]; ok {
 		return p
 	}

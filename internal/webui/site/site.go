@@ -174,6 +174,10 @@ func (v *Viewer) PrivacyOfficer() bool { return v.P.MFA && v.HasRole(identity.Ro
 // Auditor reports an auditor with a verified second factor.
 func (v *Viewer) Auditor() bool { return v.P.MFA && v.HasRole(identity.RoleAuditor) }
 
+// FrontDesk reports whether the viewer may use the front desk's pages:
+// the front-desk role with a verified second factor.
+func (v *Viewer) FrontDesk() bool { return v.P.MFA && v.HasRole(identity.RoleFrontDesk) }
+
 // CheckCSRF reports whether field is the CSRF token of v's session.
 func (v *Viewer) CheckCSRF(field string) bool { return session.CheckCSRF(v.secret, field) }
 
