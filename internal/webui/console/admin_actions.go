@@ -53,6 +53,7 @@ var actionWords = map[audit.Action]string{
 	audit.ActionPasskeyAdd:         "added a passkey",
 	audit.ActionPasskeyRemove:      "removed a passkey",
 	audit.ActionBreakGlass:         "broke the glass (emergency access)",
+	audit.ActionLocate:             "looked up patients outside their care (name and birth date)",
 	audit.ActionReviewClose:        "closed a break-the-glass review",
 	audit.ActionReviewRead:         "read a break-the-glass reason",
 	audit.ActionPolicyChange:       "changed the access policy",
