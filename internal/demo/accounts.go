@@ -20,6 +20,7 @@ import (
 	"github.com/phivault/phivault/internal/authn/login"
 	"github.com/phivault/phivault/internal/authn/password"
 	"github.com/phivault/phivault/internal/authn/totp"
+	"github.com/phivault/phivault/internal/authz"
 	"github.com/phivault/phivault/internal/fhir"
 	"github.com/phivault/phivault/internal/ident"
 	"github.com/phivault/phivault/internal/identity"
@@ -50,6 +51,11 @@ var demoWorkforce = []demoUser{
 // demoPatientUser is the patient account, linked to the first loaded
 // synthetic Patient.
 var demoPatientUser = demoUser{"patient.pia", "", identity.RolePatient} // no display name: a patient's name is PHI
+
+// demoProxyUser is a proxy account (a parent or carer, ADR 0039): role
+// patient, linked to a RelatedPerson of the demo patient that carries the
+// proxy grant, so it reads the demo patient's record in the portal.
+var demoProxyUser = demoUser{"carer.cam", "", identity.RolePatient}
 
 // Account is a created account as printed: TOTPURI is empty for the
 // patient (no second factor is required of patients).
@@ -92,15 +98,21 @@ func CreateAccounts(ctx context.Context, s Services) ([]Account, error) {
 		return nil, err
 	}
 	actor := audit.Agent{User: "demo", Client: "cli"}
-	users := append(append([]demoUser(nil), demoWorkforce...), demoPatientUser)
+	users := append(append([]demoUser(nil), demoWorkforce...), demoPatientUser, demoProxyUser)
 	var clinicians []string
 	out := make([]Account, 0, len(users))
 	for _, du := range users {
 		u := identity.User{Username: du.username, DisplayName: du.display, Roles: []identity.Role{du.role}}
-		switch du.role {
-		case identity.RolePatient:
+		switch {
+		case du == demoProxyUser:
+			ref, err := demoProxy(ctx, s.Record, pid)
+			if err != nil {
+				return nil, err
+			}
+			u.FHIRUser = ref
+		case du.role == identity.RolePatient:
 			u.FHIRUser = ident.PatientRef(pid).String()
-		case identity.RolePhysician, identity.RoleNurse:
+		case du.role == identity.RolePhysician || du.role == identity.RoleNurse:
 			// Clinicians reach patients through a treatment relationship:
 			// each gets a Practitioner, and the care team of the demo
 			// patient below.
@@ -138,6 +150,22 @@ func CreateAccounts(ctx context.Context, s Services) ([]Account, error) {
 		return nil, err
 	}
 	return out, nil
+}
+
+// demoProxy stores a RelatedPerson of the demo patient carrying the proxy
+// grant, with the proof the front desk would have checked.
+func demoProxy(ctx context.Context, op Operator, pid string) (string, error) {
+	res := map[string]any{"resourceType": "RelatedPerson", "active": true,
+		"patient":      map[string]any{"reference": ident.PatientRef(pid).String()},
+		"relationship": []any{map[string]any{"coding": []any{map[string]any{"system": "http://terminology.hl7.org/CodeSystem/v3-RoleCode", "code": "MTH", "display": "mother"}}}},
+		"name":         []any{map[string]any{"family": "Carer", "given": []any{"Cam"}}},
+		"extension": []any{map[string]any{"url": authz.ProxyExtension,
+			"extension": []any{map[string]any{"url": "proof", "valueString": "demo data: proof of guardianship checked at the front desk"}}}}}
+	ref, err := op.Create(ctx, res)
+	if err != nil {
+		return "", fmt.Errorf("demo proxy: %w", err)
+	}
+	return ref, nil
 }
 
 // demoPractitioner stores a Practitioner for a demo clinician.
@@ -329,7 +357,8 @@ func PrintAccounts(w io.Writer, accs []Account, file string) error {
 		return err
 	}
 	fmt.Fprintln(w, "\nWorkforce accounts need a TOTP code: scan a QR code with an authenticator app,")
-	fmt.Fprintln(w, "or add the otpauth URI. The patient account logs in with its password only.")
+	fmt.Fprintln(w, "or add the otpauth URI. The patient accounts log in with their password only:")
+	fmt.Fprintln(w, "carer.cam is a proxy (a carer linked to a RelatedPerson with the proxy grant) reading patient.pia's record.")
 	for _, x := range accs {
 		if x.TOTPURI == "" {
 			continue
