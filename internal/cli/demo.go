@@ -79,8 +79,10 @@ func (e *env) runDemo(cmd *cobra.Command, patients int, listen string) error {
 	if err != nil {
 		return err
 	}
-	return e.serve(ctx, c, func(addr string) {
-		base := c.Server.BaseURL
+	return e.serve(ctx, c, func(_ *app.App, addr string) {
+		base := baseURL(c, addr)
+		// The accounts and their QR codes first, the summary last: it is
+		// what a person sees when the start-up is done.
 		if len(accs) > 0 {
 			_ = demo.PrintAccounts(e.stdout, accs, filepath.Join(e.dataDir, demo.AccountsFile))
 		}
@@ -96,7 +98,7 @@ phivault demo is running at %s  (data: %s)
 Try:
   curl --cacert %s -H "Authorization: Bearer %s" "%s/fhir/Patient?_count=5"
 
-Press Ctrl-C to stop.
+Requests are logged to stderr. Press Ctrl-C to stop.
 `, base, e.dataDir, base, base, base, ca, secret.Reveal(), ca, secret.Reveal(), base)
 	})
 }
