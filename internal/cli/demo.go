@@ -54,6 +54,11 @@ func (e *env) runDemo(cmd *cobra.Command, patients int, listen string) error {
 	if err != nil {
 		return err
 	}
+	release, err := app.HoldDataDir(c, false, "demo")
+	if err != nil {
+		return err
+	}
+	defer release()
 	if fresh {
 		bar := progressbar.NewOptions(patients+1, progressbar.OptionSetWriter(e.stderr), progressbar.OptionSetDescription("loading synthetic patients"),
 			progressbar.OptionShowCount(), progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionOnCompletion(func() { fmt.Fprintln(e.stderr) }))
@@ -79,7 +84,7 @@ func (e *env) runDemo(cmd *cobra.Command, patients int, listen string) error {
 	if err != nil {
 		return err
 	}
-	return e.serve(ctx, c, func(_ *app.App, addr string) {
+	return e.serve(ctx, c, "demo", func(_ *app.App, addr string) {
 		base := baseURL(c, addr)
 		// The accounts and their QR codes first, the summary last: it is
 		// what a person sees when the start-up is done.

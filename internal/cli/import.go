@@ -101,7 +101,8 @@ func (e *env) runImport(ctx context.Context, o importOptions, args []string) err
 		if err != nil {
 			return err
 		}
-		a, err := app.Open(ctx, c, e.logger())
+		// A direct import runs alone (ADR 0037): not beside a server.
+		a, err := app.Open(ctx, c, e.logger(), app.HoldingDataDir(true, "import"))
 		if err != nil {
 			return err
 		}

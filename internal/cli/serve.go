@@ -32,7 +32,7 @@ compact text lines on a terminal, JSON lines otherwise.`,
 			if err != nil {
 				return err
 			}
-			return e.serve(cmd.Context(), c, func(a *app.App, addr string) {
+			return e.serve(cmd.Context(), c, "serve", func(a *app.App, addr string) {
 				if e.logFormatFor(c.Logging.Format) == config.LogFormatText {
 					e.printServing(cmd.Context(), a, addr)
 				}
@@ -50,11 +50,14 @@ compact text lines on a terminal, JSON lines otherwise.`,
 // the opened instance and the bound address once the server accepts
 // requests and its background work has started (so that what it prints
 // comes after the start-up log lines).
-func (e *env) serve(ctx context.Context, c config.Config, started func(a *app.App, addr string)) error {
+//
+// It holds the data directory shared (ADR 0037): a direct import is
+// refused while it serves, and it is refused while one runs.
+func (e *env) serve(ctx context.Context, c config.Config, command string, started func(a *app.App, addr string)) error {
 	c.Logging.Format = e.logFormatFor(c.Logging.Format)
 	log, flush := app.NewLogger(e.stderr, c.Logging)
 	defer flush(context.WithoutCancel(ctx))
-	a, err := app.Open(ctx, c, log)
+	a, err := app.Open(ctx, c, log, app.HoldingDataDir(false, command))
 	if err != nil {
 		return err
 	}
