@@ -129,7 +129,7 @@ func (e *env) loadConfig(o config.Overrides) (config.Config, error) {
 	}
 	c, err := config.Load(e.dataDir, e.getenv, o)
 	if err != nil {
-		return config.Config{}, err
+		return config.Config{}, e.dataDirHint(err)
 	}
 	if err := app.CheckConfig(c); err != nil {
 		return config.Config{}, err
