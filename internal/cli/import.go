@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -331,17 +332,25 @@ func loadBundle(ctx context.Context, b []byte, types []string, load loader, t *i
 	if err != nil {
 		return err
 	}
-	b = rw.Full
-	if rw.Fresh != nil {
+	b = rw.Fresh
+	if b != nil {
 		stored, err := probe(ctx, load, rw.Probe)
 		if err != nil {
 			return err
 		}
-		if !stored {
-			b = rw.Fresh
+		if stored {
+			b = nil
 		}
 	}
-	resp, err := load(ctx, b)
+	if b == nil {
+		if b, err = rw.Full(); err != nil {
+			return err
+		}
+	}
+	// A busy server is asked again with every create conditional:
+	// whatever the first post stored, sending it again stores nothing
+	// twice.
+	resp, err := retryBusy(ctx, load, b, rw.Full)
 	if err != nil {
 		return err
 	}
@@ -393,7 +402,7 @@ func probe(ctx context.Context, load loader, query string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	resp, err := load(ctx, b)
+	resp, err := retryBusy(ctx, load, b, func() ([]byte, error) { return b, nil })
 	if err != nil {
 		return false, err
 	}
@@ -514,10 +523,10 @@ func (e *env) remoteLoader(o importOptions) (loader, error) {
 	}
 	client := &http.Client{Timeout: 10 * time.Minute, Transport: &http.Transport{TLSClientConfig: tlsConf}}
 	endpoint := strings.TrimSuffix(o.url, "/") + "/fhir"
-	return func(ctx context.Context, b []byte) ([]byte, error) {
+	post := func(ctx context.Context, b []byte) (status int, retry time.Duration, body []byte, err error) {
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, bytes.NewReader(b))
 		if err != nil {
-			return nil, err
+			return 0, 0, nil, err
 		}
 		req.Header.Set("Content-Type", "application/fhir+json")
 		req.Header.Set("Accept", "application/fhir+json")
@@ -525,19 +534,67 @@ func (e *env) remoteLoader(o importOptions) (loader, error) {
 		req.Header.Set("Authorization", "Bearer "+tok)
 		resp, err := client.Do(req)
 		if err != nil {
-			return nil, e.tlsHint(fmt.Errorf("posting to %s: %w", endpoint, err), "--cacert")
+			return 0, 0, nil, e.tlsHint(fmt.Errorf("posting to %s: %w", endpoint, err), "--cacert")
 		}
 		defer resp.Body.Close()
-		body, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
+		body, err = io.ReadAll(io.LimitReader(resp.Body, 256<<20))
 		if err != nil {
-			return nil, fmt.Errorf("reading the response: %w", err)
+			return 0, 0, nil, fmt.Errorf("reading the response: %w", err)
+		}
+		retry = time.Second
+		if n, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && n > 0 {
+			retry = min(time.Duration(n)*time.Second, maxRetryAfter)
 		}
 		if resp.StatusCode != http.StatusOK {
-			return nil, fmt.Errorf("server answered %s: %s", resp.Status, outcomeText(body))
+			return resp.StatusCode, retry, nil, fmt.Errorf("server answered %s: %s", resp.Status, outcomeText(body))
 		}
-		return body, nil
+		return resp.StatusCode, 0, body, nil
+	}
+	return func(ctx context.Context, b []byte) ([]byte, error) {
+		status, retry, body, err := post(ctx, b)
+		if status == http.StatusServiceUnavailable {
+			return nil, &busyError{err: err, retry: retry}
+		}
+		return body, err
 	}, nil
 }
+
+// retryBusy loads b, and while the server is busy (busyError) waits
+// for its Retry-After (longer each time) and loads again what again
+// returns, up to remoteAttempts in all.
+func retryBusy(ctx context.Context, load loader, b []byte, again func() ([]byte, error)) ([]byte, error) {
+	resp, err := load(ctx, b)
+	var busy *busyError
+	for attempt := 2; errors.As(err, &busy) && attempt <= remoteAttempts; attempt++ {
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(busy.retry * time.Duration(attempt-1)):
+		}
+		if b, err = again(); err != nil {
+			return nil, err
+		}
+		resp, err = load(ctx, b)
+	}
+	return resp, err
+}
+
+// busyError is a server's 503: a lock or statement timeout under load.
+// loadBundle sends the Bundle again after retry.
+type busyError struct {
+	err   error
+	retry time.Duration
+}
+
+func (e *busyError) Error() string { return e.err.Error() }
+func (e *busyError) Unwrap() error { return e.err }
+
+// remoteAttempts bounds the posts of one Bundle to a busy server, and
+// maxRetryAfter the wait a server may ask for between them.
+const (
+	remoteAttempts = 5
+	maxRetryAfter  = 10 * time.Second
+)
 
 // outcomeText extracts the diagnostics of an OperationOutcome.
 func outcomeText(b []byte) string {

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // TagSystem is the system of the meta.tag that carries a resource's
@@ -30,14 +31,15 @@ var ErrNotBundle = errors.New("not a Bundle")
 // package documentation). Numbers keep their text.
 func Conditional(bundle []byte) ([]byte, error) {
 	r, err := Rewrite(bundle)
-	return r.Full, err
+	if err != nil {
+		return nil, err
+	}
+	return r.Full()
 }
 
 // Rewritten is a Bundle made ready to import.
 type Rewritten struct {
-	// Full has every create conditional: importing it again creates
-	// nothing.
-	Full []byte
+	full func() ([]byte, error)
 	// Fresh, for a transaction that creates one Patient with an
 	// identifier, has only the people and directory resources
 	// conditional: the same outcome as Full when that Patient is not
@@ -49,6 +51,11 @@ type Rewritten struct {
 	// empty answer makes Fresh the one to send; "" when Fresh is nil.
 	Probe string
 }
+
+// Full returns the Bundle with every create conditional: importing it
+// again creates nothing. It is encoded on the first call only (a new
+// patient's Bundle goes as Fresh, and its Full is never encoded).
+func (r *Rewritten) Full() ([]byte, error) { return r.full() }
 
 // Rewrite returns bundle made conditional both ways (Rewritten).
 func Rewrite(bundle []byte) (Rewritten, error) {
@@ -113,29 +120,29 @@ func Rewrite(bundle []byte) (Rewritten, error) {
 		}
 		clinical = append(clinical, hashed{req, res, h})
 	}
-	var r Rewritten
-	var err error
+	// Every clinical create carries its tag, so that a later import of
+	// the same file finds it; Full also has the conditions.
+	for _, c := range clinical {
+		addTag(c.res, c.hash)
+	}
+	var full []byte
+	var fullErr error
+	var once sync.Once
+	r := Rewritten{full: func() ([]byte, error) {
+		once.Do(func() {
+			for _, c := range clinical {
+				c.req["ifNoneExist"] = url.Values{"_tag": {TagSystem + "|" + c.hash}}.Encode()
+			}
+			full, fullErr = encode(b)
+		})
+		return full, fullErr
+	}}
 	if b["type"] == "transaction" && patients == 1 && probe != "" {
-		// Fresh: the content tags without the conditions, so that a
-		// later import of the same file finds these resources.
-		for _, c := range clinical {
-			addTag(c.res, c.hash)
-		}
+		var err error
 		if r.Fresh, err = encode(b); err != nil {
 			return Rewritten{}, err
 		}
 		r.Probe = probe
-		for _, c := range clinical {
-			c.req["ifNoneExist"] = url.Values{"_tag": {TagSystem + "|" + c.hash}}.Encode()
-		}
-	} else {
-		for _, c := range clinical {
-			addTag(c.res, c.hash)
-			c.req["ifNoneExist"] = url.Values{"_tag": {TagSystem + "|" + c.hash}}.Encode()
-		}
-	}
-	if r.Full, err = encode(b); err != nil {
-		return Rewritten{}, err
 	}
 	return r, nil
 }

@@ -114,7 +114,11 @@ func TestFresh(t *testing.T) {
 	if es[1].Request["ifNoneExist"] != "" || len(es[1].Resource.Meta.Tag) != 1 {
 		t.Errorf("Fresh: observation %v", es[1])
 	}
-	full := entries(t, r.Full)
+	fb, err := r.Full()
+	if err != nil {
+		t.Fatal(err)
+	}
+	full := entries(t, fb)
 	if full[1].Resource.Meta.Tag[0].Code != es[1].Resource.Meta.Tag[0].Code {
 		t.Error("Fresh and Full tag differently")
 	}
