@@ -52,10 +52,11 @@ func LogHandler(w io.Writer, format string) slog.Handler {
 // Serve opens the configuration's listener and serves this instance
 // until ctx ends, with the background work of its components (see
 // runBackground). started, if set, is called with the bound address once
-// the listener is open and the background work has started. Shutdown stops accepting, lets in-flight
-// requests finish (their audit records commit), then stops the
-// background work; the caller's Close drains the audit batcher and
-// closes the database.
+// the server accepts requests and the background work has started (what
+// it prints comes after the start-up log). Shutdown stops accepting,
+// lets in-flight requests finish (their audit records commit), then
+// stops the background work; the caller's Close drains the audit batcher
+// and closes the database.
 func (a *App) Serve(ctx context.Context, started func(addr string)) error {
 	c, log := a.Config, a.logger
 	ln, err := net.Listen("tcp", c.Server.Listen)

@@ -103,7 +103,7 @@ func (e *env) logger() *slog.Logger {
 // not (a collector does).
 func (e *env) logFormatFor(configured string) string {
 	f := e.logFormat
-	if f == "" || f == config.LogFormatAuto {
+	if f == "" {
 		f = configured
 	}
 	if f == config.LogFormatText || f == config.LogFormatJSON {
