@@ -105,6 +105,8 @@ type App struct {
 	keyLife *lifecycle.Manager
 	// subs delivers FHIR Subscriptions (subscriptions.go).
 	subs *subscription.Service
+	// release lets the data directory go (HoldingDataDir); nil if not held.
+	release func()
 }
 
 // Option adjusts [Open]. Tests use them to inject a clock and limits.
@@ -115,6 +117,20 @@ type openOptions struct {
 	login []func(*login.Options)
 	idp   *http.Client
 	subs  []func(*subscription.Options)
+	hold  *holding
+}
+
+type holding struct {
+	exclusive bool
+	command   string
+}
+
+// HoldingDataDir makes Open hold the data directory (HoldDataDir) until
+// Close: shared for the commands that may run beside a server,
+// exclusive for one that must run alone. command names the holder in
+// the message of a process refused.
+func HoldingDataDir(exclusive bool, command string) Option {
+	return func(o *openOptions) { o.hold = &holding{exclusive: exclusive, command: command} }
 }
 
 // WithOIDCClient sets the HTTP client used to reach the OIDC IdP
@@ -138,12 +154,29 @@ func WithLoginOptions(edit func(*login.Options)) Option {
 
 // Open opens everything the configuration names. The caller must Close.
 func Open(ctx context.Context, c config.Config, logger *slog.Logger, opts ...Option) (*App, error) {
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
 	oo := openOptions{now: time.Now}
 	for _, o := range opts {
 		o(&oo)
+	}
+	if oo.hold == nil {
+		return open(ctx, c, logger, oo)
+	}
+	release, err := HoldDataDir(c, oo.hold.exclusive, oo.hold.command)
+	if err != nil {
+		return nil, err
+	}
+	a, err := open(ctx, c, logger, oo)
+	if err != nil {
+		release()
+		return nil, err
+	}
+	a.release = release
+	return a, nil
+}
+
+func open(ctx context.Context, c config.Config, logger *slog.Logger, oo openOptions) (*App, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
 	}
 	httpClient := &http.Client{Timeout: kmsTimeout}
 	kek, err := keys.OpenKEK(ctx, keys.KEKSource{KeyFile: c.Keys.KeyFile, URI: c.Keys.KMSURI, Token: c.Keys.KMSToken()}, httpClient)
@@ -519,5 +552,9 @@ func (a *App) Close() error {
 	}
 	a.batcher.Close()
 	err := a.tlog.Close()
-	return errors.Join(err, a.Store.Close())
+	err = errors.Join(err, a.Store.Close())
+	if a.release != nil {
+		a.release()
+	}
+	return err
 }

@@ -22,23 +22,41 @@ import (
 // (config: timeouts.*, limits.*; docs/operations.md).
 const shutdownTimeout = 30 * time.Second
 
-// NewLogger returns the server's logger, JSON lines to w, with repeated
-// warnings and errors capped (package throttle): an outage must not
-// write a line per request and per retry. flush reports what was
-// suppressed; call it at exit.
+// NewLogger returns the server's logger, lines to w in c.Format (JSON
+// unless it is "text"; the caller resolves "auto", knowing whether w is a
+// terminal), with repeated warnings and errors capped (package
+// throttle): an outage must not write a line per request and per retry.
+// flush reports what was suppressed; call it at exit.
 func NewLogger(w io.Writer, c config.Logging) (log *slog.Logger, flush func(context.Context)) {
-	th := throttle.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo}),
-		throttle.Options{Repeats: c.Repeats, Interval: c.Interval.D()})
+	th := throttle.New(LogHandler(w, c.Format), throttle.Options{Repeats: c.Repeats, Interval: c.Interval.D()})
 	return slog.New(th), func(ctx context.Context) { th.Flush(ctx) }
+}
+
+// LogHandler is the handler of every phivault log: JSON lines, or with
+// format "text" compact key=value lines for a person at a terminal, the
+// time of day first ("15:04:05.000 INFO request method=GET ...").
+func LogHandler(w io.Writer, format string) slog.Handler {
+	o := &slog.HandlerOptions{Level: slog.LevelInfo}
+	if format != config.LogFormatText {
+		return slog.NewJSONHandler(w, o)
+	}
+	o.ReplaceAttr = func(groups []string, a slog.Attr) slog.Attr {
+		if len(groups) == 0 && a.Key == slog.TimeKey && a.Value.Kind() == slog.KindTime {
+			return slog.String(slog.TimeKey, a.Value.Time().Format("15:04:05.000"))
+		}
+		return a
+	}
+	return slog.NewTextHandler(w, o)
 }
 
 // Serve opens the configuration's listener and serves this instance
 // until ctx ends, with the background work of its components (see
 // runBackground). started, if set, is called with the bound address once
-// the listener is open. Shutdown stops accepting, lets in-flight
-// requests finish (their audit records commit), then stops the
-// background work; the caller's Close drains the audit batcher and
-// closes the database.
+// the server accepts requests and the background work has started (what
+// it prints comes after the start-up log). Shutdown stops accepting,
+// lets in-flight requests finish (their audit records commit), then
+// stops the background work; the caller's Close drains the audit batcher
+// and closes the database.
 func (a *App) Serve(ctx context.Context, started func(addr string)) error {
 	c, log := a.Config, a.logger
 	ln, err := net.Listen("tcp", c.Server.Listen)
@@ -63,9 +81,6 @@ func (a *App) Serve(ctx context.Context, started func(addr string)) error {
 		scheme = "https"
 	}
 	log.Info("serving", slog.String("address", ln.Addr().String()), slog.String("scheme", scheme), slog.Any("storage", c.Storage))
-	if started != nil {
-		started(ln.Addr().String())
-	}
 	stop, err := a.runBackground(ctx)
 	if err != nil {
 		ln.Close()
@@ -80,6 +95,9 @@ func (a *App) Serve(ctx context.Context, started func(addr string)) error {
 			errc <- srv.Serve(ln)
 		}
 	}()
+	if started != nil {
+		started(ln.Addr().String())
+	}
 	select {
 	case err := <-errc:
 		return err

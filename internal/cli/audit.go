@@ -287,6 +287,9 @@ Run it on another machine, from cron or with --interval.`,
 			m := merkle.NewMonitor(&httpSource{client: client, base: strings.TrimSuffix(u.String(), "/")}, v.Name(), v)
 			for {
 				err := e.monitorOnce(cmd.Context(), m, state, w)
+				if err != nil && !errors.Is(err, errAlarm) {
+					err = e.tlsHint(err, "--cacert")
+				}
 				switch {
 				case errors.Is(err, errAlarm), interval <= 0:
 					return err

@@ -54,6 +54,11 @@ func (e *env) runDemo(cmd *cobra.Command, patients int, listen string) error {
 	if err != nil {
 		return err
 	}
+	release, err := app.HoldDataDir(c, false, "demo")
+	if err != nil {
+		return err
+	}
+	defer release()
 	if fresh {
 		bar := progressbar.NewOptions(patients+1, progressbar.OptionSetWriter(e.stderr), progressbar.OptionSetDescription("loading synthetic patients"),
 			progressbar.OptionShowCount(), progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionOnCompletion(func() { fmt.Fprintln(e.stderr) }))
@@ -79,8 +84,10 @@ func (e *env) runDemo(cmd *cobra.Command, patients int, listen string) error {
 	if err != nil {
 		return err
 	}
-	return e.serve(ctx, c, func(addr string) {
-		base := c.Server.BaseURL
+	return e.serve(ctx, c, "demo", func(_ *app.App, addr string) {
+		base := baseURL(c, addr)
+		// The accounts and their QR codes first, the summary last: it is
+		// what a person sees when the start-up is done.
 		if len(accs) > 0 {
 			_ = demo.PrintAccounts(e.stdout, accs, filepath.Join(e.dataDir, demo.AccountsFile))
 		}
@@ -96,7 +103,7 @@ phivault demo is running at %s  (data: %s)
 Try:
   curl --cacert %s -H "Authorization: Bearer %s" "%s/fhir/Patient?_count=5"
 
-Press Ctrl-C to stop.
+Requests are logged to stderr. Press Ctrl-C to stop.
 `, base, e.dataDir, base, base, base, ca, secret.Reveal(), ca, secret.Reveal(), base)
 	})
 }

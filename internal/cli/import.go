@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -24,6 +25,7 @@ import (
 
 	"github.com/phivault/phivault/internal/app"
 	"github.com/phivault/phivault/internal/config"
+	"github.com/phivault/phivault/internal/reimport"
 )
 
 // ndjsonBatch is how many NDJSON lines travel in one batch Bundle.
@@ -68,12 +70,28 @@ type importTally struct {
 	mu       sync.Mutex
 	input    map[string]int
 	accepted map[string]int
+	created  map[string]int // accepted as new (201)
+	present  map[string]int // accepted as already stored (200: a conditional create that matched, a PUT)
 	failed   int
 	firstErr string
+	bar      *progressbar.ProgressBar
 }
 
 func newTally() *importTally {
-	return &importTally{input: map[string]int{}, accepted: map[string]int{}}
+	return &importTally{input: map[string]int{}, accepted: map[string]int{}, created: map[string]int{}, present: map[string]int{}}
+}
+
+// progress is what the progress bar says: how many entries were new
+// and how many already stored.
+func (t *importTally) progress() string {
+	n, m := 0, 0
+	for _, k := range t.created {
+		n += k
+	}
+	for _, k := range t.present {
+		m += k
+	}
+	return fmt.Sprintf("importing: %d new, %d already present", n, m)
 }
 
 // loader sends one Bundle somewhere and returns the response Bundle.
@@ -101,7 +119,8 @@ func (e *env) runImport(ctx context.Context, o importOptions, args []string) err
 		if err != nil {
 			return err
 		}
-		a, err := app.Open(ctx, c, e.logger())
+		// A direct import runs alone (ADR 0037): not beside a server.
+		a, err := app.Open(ctx, c, e.logger(), app.HoldingDataDir(true, "import"))
 		if err != nil {
 			return err
 		}
@@ -118,6 +137,7 @@ func (e *env) runImport(ctx context.Context, o importOptions, args []string) err
 		progressbar.OptionOnCompletion(func() { fmt.Fprintln(e.stderr) }),
 	)
 	t := newTally()
+	t.bar = bar
 	start := time.Now()
 	// Shared-resource bundles go first, one at a time, so that the
 	// patients' conditional references resolve; patient bundles then load
@@ -147,13 +167,17 @@ func (e *env) printTally(t *importTally, d time.Duration) error {
 		in += n
 	}
 	sort.Strings(types)
-	fmt.Fprintf(e.stdout, "%-28s %8s %8s\n", "resource type", "input", "accepted")
+	fmt.Fprintf(e.stdout, "%-28s %8s %8s %8s %8s\n", "resource type", "input", "accepted", "new", "present")
+	created, present := 0, 0
 	for _, k := range types {
-		fmt.Fprintf(e.stdout, "%-28s %8d %8d\n", k, t.input[k], t.accepted[k])
+		fmt.Fprintf(e.stdout, "%-28s %8d %8d %8d %8d\n", k, t.input[k], t.accepted[k], t.created[k], t.present[k])
 		ok += t.accepted[k]
+		created += t.created[k]
+		present += t.present[k]
 	}
 	rate := float64(ok) / d.Seconds()
-	fmt.Fprintf(e.stdout, "%-28s %8d %8d   (%.1fs, %.0f resources/s)\n", "total", in, ok, d.Seconds(), rate)
+	fmt.Fprintf(e.stdout, "%-28s %8d %8d %8d %8d   (%.1fs, %.0f resources/s)\n", "total", in, ok, created, present, d.Seconds(), rate)
+	fmt.Fprintf(e.stdout, "%d new, %d already present\n", created, present)
 	if t.failed > 0 {
 		return fmt.Errorf("%d entries were refused; first: %s", t.failed, t.firstErr)
 	}
@@ -211,6 +235,10 @@ func sharedRank(p string) int {
 
 func importOne(ctx context.Context, f string, load loader, t *importTally, bar *progressbar.ProgressBar) error {
 	if err := importFile(ctx, f, load, t, bar); err != nil {
+		var fe *fileError
+		if errors.As(err, &fe) {
+			return err // it names the file and where in it
+		}
 		return fmt.Errorf("%s: %w", filepath.Base(f), err)
 	}
 	return nil
@@ -274,7 +302,7 @@ func importFile(ctx context.Context, path string, load loader, t *importTally, b
 		} `json:"entry"`
 	}
 	if err := json.Unmarshal(b, &head); err != nil {
-		return fmt.Errorf("not a JSON Bundle")
+		return jsonError(path, b, err)
 	}
 	if head.ResourceType != "Bundle" {
 		return fmt.Errorf("not a Bundle (resourceType %q)", head.ResourceType)
@@ -296,7 +324,33 @@ func loadBundle(ctx context.Context, b []byte, types []string, load loader, t *i
 		t.input[typ]++
 	}
 	t.mu.Unlock()
-	resp, err := load(ctx, b)
+	// Every create made conditional: importing the same data again
+	// creates nothing new (ADR 0037). A patient's transaction whose
+	// Patient is not stored yet goes with only its people and directory
+	// resources conditional: nothing else of it can be stored.
+	rw, err := reimport.Rewrite(b)
+	if err != nil {
+		return err
+	}
+	b = rw.Fresh
+	if b != nil {
+		stored, err := probe(ctx, load, rw.Probe)
+		if err != nil {
+			return err
+		}
+		if stored {
+			b = nil
+		}
+	}
+	if b == nil {
+		if b, err = rw.Full(); err != nil {
+			return err
+		}
+	}
+	// A busy server is asked again with every create conditional:
+	// whatever the first post stored, sending it again stores nothing
+	// twice.
+	resp, err := retryBusy(ctx, load, b, rw.Full)
 	if err != nil {
 		return err
 	}
@@ -313,12 +367,22 @@ func loadBundle(ctx context.Context, b []byte, types []string, load loader, t *i
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	defer func() {
+		if t.bar != nil {
+			t.bar.Describe(t.progress())
+		}
+	}()
 	for i, en := range out.Entry {
 		if i >= len(types) {
 			break
 		}
 		if strings.HasPrefix(en.Response.Status, "2") {
 			t.accepted[types[i]]++
+			if strings.HasPrefix(en.Response.Status, "201") {
+				t.created[types[i]]++
+			} else {
+				t.present[types[i]]++
+			}
 			continue
 		}
 		t.failed++
@@ -327,6 +391,42 @@ func loadBundle(ctx context.Context, b []byte, types []string, load loader, t *i
 		}
 	}
 	return nil
+}
+
+// probe reports whether the search query (Type?params) matches a stored
+// resource, through load as a batch of one GET.
+func probe(ctx context.Context, load loader, query string) (bool, error) {
+	b, err := json.Marshal(map[string]any{"resourceType": "Bundle", "type": "batch", "entry": []any{
+		map[string]any{"request": map[string]any{"method": "GET", "url": query}},
+	}})
+	if err != nil {
+		return false, err
+	}
+	resp, err := retryBusy(ctx, load, b, func() ([]byte, error) { return b, nil })
+	if err != nil {
+		return false, err
+	}
+	var out struct {
+		Entry []struct {
+			Resource struct {
+				Entry []json.RawMessage `json:"entry"`
+			} `json:"resource"`
+			Response struct {
+				Status string `json:"status"`
+			} `json:"response"`
+		} `json:"entry"`
+	}
+	if err := json.Unmarshal(resp, &out); err != nil {
+		return false, fmt.Errorf("reading the response Bundle: %w", err)
+	}
+	if len(out.Entry) != 1 || !strings.HasPrefix(out.Entry[0].Response.Status, "200") {
+		st := ""
+		if len(out.Entry) == 1 {
+			st = out.Entry[0].Response.Status
+		}
+		return false, fmt.Errorf("looking up the bundle's Patient: status %q", st)
+	}
+	return len(out.Entry[0].Resource.Entry) > 0, nil
 }
 
 func importNDJSON(ctx context.Context, path string, load loader, t *importTally, bar *progressbar.ProgressBar) error {
@@ -365,7 +465,10 @@ func importNDJSON(ctx context.Context, path string, load loader, t *importTally,
 		}
 		var res map[string]any
 		if err := json.Unmarshal(raw, &res); err != nil {
-			return fmt.Errorf("line %d is not a JSON resource", line)
+			// The position in the file: this line, the column in it
+			// (raw is the line without its leading blanks).
+			lead := len(sc.Bytes()) - len(bytes.TrimLeft(sc.Bytes(), " \t\r"))
+			return jsonErrorAt(path, raw, err, line-1, lead)
 		}
 		typ, _ := res["resourceType"].(string)
 		id, _ := res["id"].(string)
@@ -420,10 +523,10 @@ func (e *env) remoteLoader(o importOptions) (loader, error) {
 	}
 	client := &http.Client{Timeout: 10 * time.Minute, Transport: &http.Transport{TLSClientConfig: tlsConf}}
 	endpoint := strings.TrimSuffix(o.url, "/") + "/fhir"
-	return func(ctx context.Context, b []byte) ([]byte, error) {
+	post := func(ctx context.Context, b []byte) (status int, retry time.Duration, body []byte, err error) {
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, bytes.NewReader(b))
 		if err != nil {
-			return nil, err
+			return 0, 0, nil, err
 		}
 		req.Header.Set("Content-Type", "application/fhir+json")
 		req.Header.Set("Accept", "application/fhir+json")
@@ -431,19 +534,67 @@ func (e *env) remoteLoader(o importOptions) (loader, error) {
 		req.Header.Set("Authorization", "Bearer "+tok)
 		resp, err := client.Do(req)
 		if err != nil {
-			return nil, fmt.Errorf("posting to %s: %w", endpoint, err)
+			return 0, 0, nil, e.tlsHint(fmt.Errorf("posting to %s: %w", endpoint, err), "--cacert")
 		}
 		defer resp.Body.Close()
-		body, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
+		body, err = io.ReadAll(io.LimitReader(resp.Body, 256<<20))
 		if err != nil {
-			return nil, fmt.Errorf("reading the response: %w", err)
+			return 0, 0, nil, fmt.Errorf("reading the response: %w", err)
+		}
+		retry = time.Second
+		if n, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && n > 0 {
+			retry = min(time.Duration(n)*time.Second, maxRetryAfter)
 		}
 		if resp.StatusCode != http.StatusOK {
-			return nil, fmt.Errorf("server answered %s: %s", resp.Status, outcomeText(body))
+			return resp.StatusCode, retry, nil, fmt.Errorf("server answered %s: %s", resp.Status, outcomeText(body))
 		}
-		return body, nil
+		return resp.StatusCode, 0, body, nil
+	}
+	return func(ctx context.Context, b []byte) ([]byte, error) {
+		status, retry, body, err := post(ctx, b)
+		if status == http.StatusServiceUnavailable {
+			return nil, &busyError{err: err, retry: retry}
+		}
+		return body, err
 	}, nil
 }
+
+// retryBusy loads b, and while the server is busy (busyError) waits
+// for its Retry-After (longer each time) and loads again what again
+// returns, up to remoteAttempts in all.
+func retryBusy(ctx context.Context, load loader, b []byte, again func() ([]byte, error)) ([]byte, error) {
+	resp, err := load(ctx, b)
+	var busy *busyError
+	for attempt := 2; errors.As(err, &busy) && attempt <= remoteAttempts; attempt++ {
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(busy.retry * time.Duration(attempt-1)):
+		}
+		if b, err = again(); err != nil {
+			return nil, err
+		}
+		resp, err = load(ctx, b)
+	}
+	return resp, err
+}
+
+// busyError is a server's 503: a lock or statement timeout under load.
+// loadBundle sends the Bundle again after retry.
+type busyError struct {
+	err   error
+	retry time.Duration
+}
+
+func (e *busyError) Error() string { return e.err.Error() }
+func (e *busyError) Unwrap() error { return e.err }
+
+// remoteAttempts bounds the posts of one Bundle to a busy server, and
+// maxRetryAfter the wait a server may ask for between them.
+const (
+	remoteAttempts = 5
+	maxRetryAfter  = 10 * time.Second
+)
 
 // outcomeText extracts the diagnostics of an OperationOutcome.
 func outcomeText(b []byte) string {

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -19,12 +20,20 @@ func (e *env) keysCmd() *cobra.Command {
 	return cmd
 }
 
+// openApp opens the data directory's instance for one command, holding
+// the directory shared (ADR 0037): these commands may run beside a
+// server, not beside a direct import.
 func (e *env) openApp(cmd *cobra.Command) (*app.App, error) {
 	c, err := e.loadConfig(config.Overrides{})
 	if err != nil {
 		return nil, err
 	}
-	return app.Open(cmd.Context(), c, e.logger())
+	return app.Open(cmd.Context(), c, e.logger(), app.HoldingDataDir(false, commandName(cmd)))
+}
+
+// commandName is cmd's path without the program's name ("user add").
+func commandName(cmd *cobra.Command) string {
+	return strings.TrimPrefix(cmd.CommandPath(), cmd.Root().Name()+" ")
 }
 
 func (e *env) keysStatusCmd() *cobra.Command {

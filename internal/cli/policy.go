@@ -133,7 +133,7 @@ Facts are given in the file, nothing is read from the database.`,
 			dec := json.NewDecoder(strings.NewReader(string(b)))
 			dec.DisallowUnknownFields()
 			if err := dec.Decode(&file); err != nil {
-				return fmt.Errorf("%s: not a policy test file: %w", args[0], err)
+				return fmt.Errorf("not a policy test file: %w", jsonError(args[0], []byte(b), err))
 			}
 			res, err := authz.RunCases(p, file.Cases)
 			if err != nil {

@@ -223,6 +223,7 @@ type Overrides struct {
 	KeyFile     string
 	KMSURI      string
 	BaseURL     string
+	LogFormat   string // --log-format: "auto", "text" or "json"
 }
 
 // Load reads dataDir/phivault.json, applies PHIVAULT_* variables from
@@ -273,6 +274,7 @@ func (c *Config) applyEnv(getenv func(string) string) error {
 		"PHIVAULT_KMS_URI":     &c.Keys.KMSURI,
 		"PHIVAULT_LOG_NAME":    &c.Audit.LogName,
 		"PHIVAULT_STORAGE":     &c.Storage.Driver,
+		"PHIVAULT_LOG_FORMAT":  &c.Logging.Format,
 	}
 	for name, p := range str {
 		if v := getenv(name); v != "" {
@@ -338,6 +340,9 @@ func (c *Config) applyOverrides(o Overrides) {
 	}
 	if o.BaseURL != "" {
 		c.Server.BaseURL = o.BaseURL
+	}
+	if o.LogFormat != "" {
+		c.Logging.Format = o.LogFormat
 	}
 }
 

@@ -386,3 +386,28 @@ func TestKMSTokenFromEnvOnly(t *testing.T) {
 		t.Fatalf("KMSToken() without VAULT_TOKEN = %q, want empty", c2.Keys.KMSToken())
 	}
 }
+
+// logging.format: file, then PHIVAULT_LOG_FORMAT, then --log-format;
+// anything but auto, text and json names the option.
+func TestLogFormat(t *testing.T) {
+	dir := t.TempDir()
+	writeConfig(t, dir, `{"logging":{"format":"json"}}`)
+	for _, tc := range []struct {
+		env  env
+		flag string
+		want string
+	}{
+		{env{}, "", "json"},
+		{env{"PHIVAULT_LOG_FORMAT": "text"}, "", "text"},
+		{env{"PHIVAULT_LOG_FORMAT": "text"}, "auto", "auto"},
+	} {
+		c, err := config.Load(dir, tc.env.get, config.Overrides{LogFormat: tc.flag})
+		if err != nil || c.Logging.Format != tc.want {
+			t.Errorf("env %v flag %q: format %q, %v; want %q", tc.env, tc.flag, c.Logging.Format, err, tc.want)
+		}
+	}
+	writeConfig(t, dir, `{"logging":{"format":"xml"}}`)
+	if _, err := config.Load(dir, env{}.get, config.Overrides{}); err == nil || !strings.Contains(err.Error(), "logging.format") {
+		t.Errorf("format xml: %v", err)
+	}
+}

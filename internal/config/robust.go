@@ -117,6 +117,27 @@ type Logging struct {
 	// written per Interval before the rest are counted and summarised.
 	Repeats  int      `json:"repeats"`
 	Interval Duration `json:"interval"`
+	// Format is the log's format: "json" (one object a line, for
+	// collectors), "text" (compact lines for a person) or "auto" (the
+	// default: text when standard error is a terminal, else JSON).
+	// Env: PHIVAULT_LOG_FORMAT; flag: --log-format.
+	Format string `json:"format,omitempty"`
+}
+
+// Log formats (Logging.Format).
+const (
+	LogFormatAuto = "auto"
+	LogFormatText = "text"
+	LogFormatJSON = "json"
+)
+
+// ValidLogFormat reports whether f names a log format ("" is auto).
+func ValidLogFormat(f string) bool {
+	switch f {
+	case "", LogFormatAuto, LogFormatText, LogFormatJSON:
+		return true
+	}
+	return false
 }
 
 func defaultTimeouts() Timeouts {
@@ -170,6 +191,8 @@ func (c Config) validateRobust() error {
 		return bad("limits.unauthenticated_event_burst", "must be at least 1")
 	case c.Logging.Repeats < 1:
 		return bad("logging.repeats", "must be at least 1")
+	case !ValidLogFormat(c.Logging.Format):
+		return bad("logging.format", `must be "auto", "text" or "json"`)
 	}
 	return nil
 }

@@ -259,6 +259,9 @@ func (s *Service) transaction(ctx context.Context, c Caller, entries []*entry, r
 				}
 				return entryError(e.idx, err)
 			}
+			if e.ifNoneExist != "" && e.existing.ID != "" {
+				unprepare(entries, originals)
+			}
 			if e.acted != "" {
 				if acted[e.acted] {
 					return entryError(e.idx, invalid("this entry acts on a resource another entry of the transaction already deletes, creates or updates (entries may not overlap)"))
@@ -280,6 +283,18 @@ func (s *Service) transaction(ctx context.Context, c Caller, entries []*entry, r
 		}
 	}
 	return storageError(s.recordDenial(ctx, err))
+}
+
+// unprepare drops the prepared work of entries not yet written: a
+// conditional create matched a stored resource, and references to its
+// fullUrl now name that one, not the id prepared.
+func unprepare(entries []*entry, originals []fhir.Resource) {
+	for i, e := range entries {
+		if e.prep != nil && e.status == 0 {
+			e.prep = nil
+			e.res = fhir.Resource(cloneJSON(map[string]any(originals[i])).(map[string]any))
+		}
+	}
 }
 
 // changedEntries calls the write hook with the types of written entries.
@@ -322,13 +337,15 @@ func (s *Service) recordEntryMisses(ctx context.Context, c Caller, entries []*en
 // ones against committed data), encodes the resource and computes its
 // blind-index rows, so the transaction itself only seals and writes.
 // Transactions run one at a time on SQLite: work done outside them runs
-// in parallel. It prepares nothing if the Bundle has
-// a conditional create, whose outcome can change other entries'
-// references, or if anything fails; the transaction then does all the
-// work itself, with the same result.
+// in parallel. A conditional create is prepared as if it matched
+// nothing (an import's creates all are conditional, ADR 0037, and most
+// match nothing); when one matches, the transaction drops what was
+// prepared after it (unprepare), whose references may name it, and
+// does that work itself. It prepares nothing if anything fails; the
+// transaction then does all the work itself, with the same result.
 func (s *Service) prepareCreates(ctx context.Context, c Caller, entries []*entry, refs map[string]string) {
 	for _, e := range entries {
-		if e.ifNoneExist != "" || (e.method == methodPost && e.res == nil) {
+		if e.method == methodPost && e.res == nil {
 			return
 		}
 	}
