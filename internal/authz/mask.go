@@ -218,12 +218,19 @@ func preserve(old, next map[string]any) {
 	exts = append(exts, keep(oldExt, func(x any) bool { return hidesExtension(x, 0) })...)
 	setListOver(next, "extension", exts)
 
+	eachContained(old, next, preserve)
+}
+
+// eachContained calls fn for each contained resource of next with the
+// one of old it continues (matched by type and id, in order when ids
+// repeat: invalid, but each old one is carried over at most once), or
+// an empty one for a new one: nothing to carry over, and the caller may
+// not set what the mask hides.
+func eachContained(old, next map[string]any, fn func(prev, m map[string]any)) {
 	cs, _ := next["contained"].([]any)
 	if len(cs) == 0 {
 		return
 	}
-	// Matched by type and id, in order when ids repeat (invalid, but
-	// each old one is carried over at most once).
 	oldCs := map[string][]map[string]any{}
 	if ocs, ok := old["contained"].([]any); ok {
 		for _, x := range ocs {
@@ -241,14 +248,11 @@ func preserve(old, next map[string]any) {
 		}
 		id, _ := m["id"].(string)
 		typ, _ := m["resourceType"].(string)
+		prev := map[string]any{}
 		if os := oldCs[typ+"/"+id]; len(os) > 0 {
-			oldCs[typ+"/"+id] = os[1:]
-			preserve(os[0], m)
-			continue
+			oldCs[typ+"/"+id], prev = os[1:], os[0]
 		}
-		// New: nothing to carry over, and the caller may not set what
-		// the mask hides.
-		preserve(map[string]any{}, m)
+		fn(prev, m)
 	}
 }
 

@@ -103,35 +103,13 @@ func redactReferences(v any, depth int) bool {
 // the ones next sends are dropped.
 func preserveCarrier(old, next map[string]any) {
 	preserveIdentifiers(old, next)
-	if cs, ok := next["contained"].([]any); ok {
-		oldCs := map[string][]map[string]any{}
-		if ocs, ok := old["contained"].([]any); ok {
-			for _, x := range ocs {
-				if m, ok := x.(map[string]any); ok {
-					id, _ := m["id"].(string)
-					typ, _ := m["resourceType"].(string)
-					oldCs[typ+"/"+id] = append(oldCs[typ+"/"+id], m)
-				}
-			}
+	eachContained(old, next, func(prev, m map[string]any) {
+		if typ, _ := m["resourceType"].(string); MaskedType(typ) {
+			preserve(prev, m)
+		} else {
+			preserveCarrier(prev, m)
 		}
-		for _, x := range cs {
-			m, ok := x.(map[string]any)
-			if !ok {
-				continue
-			}
-			id, _ := m["id"].(string)
-			typ, _ := m["resourceType"].(string)
-			prev := map[string]any{}
-			if os := oldCs[typ+"/"+id]; len(os) > 0 {
-				oldCs[typ+"/"+id], prev = os[1:], os[0]
-			}
-			if MaskedType(typ) {
-				preserve(prev, m)
-			} else {
-				preserveCarrier(prev, m)
-			}
-		}
-	}
+	})
 	for k, v := range next {
 		if k != "contained" && k != "identifier" {
 			preserveReferences(old[k], v, 0)
