@@ -450,6 +450,15 @@ func (a *Authorizer) eval(s *subject, action Action, t Target, pf *PatientFacts)
 			return Decision{Policies: []string{"undecidable"}}, err
 		}
 	}
+	// A note written by, or signed as, someone else (notes.go).
+	var otherAuthor, otherSigner bool
+	if t.Type == "DocumentReference" && t.Body != nil && (action == Create || action == Update) {
+		self := append([]string{fhirUser}, s.facts.Roles...)
+		var err error
+		if otherAuthor, otherSigner, err = foreignNote(t.Body, self); err != nil {
+			return Decision{Policies: []string{"undecidable"}}, err
+		}
+	}
 	pol := a.policies.Load()
 	glass := breakGlass
 	authorize := func(deny, permit bool, permitLabels []string) (cedar.Decision, cedar.Diagnostic) {
@@ -467,6 +476,8 @@ func (a *Authorizer) eval(s *subject, action Action, t Target, pf *PatientFacts)
 				"scopeAllows":         types.Boolean(scopeAllows),
 				"proxyGrant":          types.Boolean(grant),
 				"proxyProof":          types.Boolean(proof),
+				"noteOtherAuthor":     types.Boolean(otherAuthor),
+				"noteOtherSigner":     types.Boolean(otherSigner),
 			}),
 		}
 		return cedar.Authorize(pol.set, g, req)

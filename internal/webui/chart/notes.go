@@ -37,8 +37,14 @@ func (u *UI) readOwn(r *http.Request, pid, typ, id string) (record.Stored, error
 	st, err := u.rec.Read(r.Context(), site.Caller(r, site.ViewerFrom(r.Context())), typ, id)
 	if err != nil {
 		var re *record.Error
-		if errors.As(err, &re) && record.StatusCode(re) == http.StatusNotFound {
-			return record.Stored{}, errNotThisPatient
+		if errors.As(err, &re) {
+			switch record.StatusCode(re) {
+			case http.StatusNotFound, http.StatusForbidden, http.StatusGone:
+				// Another patient's, hidden, or erased: one answer, so
+				// an id in the URL tells nothing (the refusal is audited
+				// by the record).
+				return record.Stored{}, errNotThisPatient
+			}
 		}
 		return record.Stored{}, err
 	}

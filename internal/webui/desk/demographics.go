@@ -74,13 +74,14 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-// apply writes d onto Patient p: the official (else first) name, birth
-// date, gender, the first phone and the first address.
+// apply writes d onto Patient p: the official (else first) name's family
+// and given names, the birth date, the gender, the first phone's value
+// and the first address's first line, city and postal code. It edits
+// those elements in place and keeps everything else of them (a name's
+// prefix and period, a phone's use, an address's state, country and
+// extensions, other names, phones and addresses): a save of the form
+// unchanged stores what was there.
 func (d demographics) apply(p map[string]any) {
-	name := map[string]any{"use": "official", "family": d.Family}
-	if d.Given != "" {
-		name["given"] = strings.Fields(d.Given)
-	}
 	names, _ := p["name"].([]any)
 	idx := -1
 	for i, n := range names {
@@ -88,59 +89,102 @@ func (d demographics) apply(p map[string]any) {
 			idx = i
 		}
 	}
-	if idx < 0 {
-		p["name"] = []any{name}
+	name := map[string]any{"use": "official"}
+	if idx >= 0 {
+		name = names[idx].(map[string]any)
+	}
+	setOrDelete(name, "family", d.Family)
+	if given := strings.Fields(d.Given); len(given) > 0 {
+		if old, _ := name["given"].([]any); !sameStrings(old, given) {
+			name["given"] = given
+		}
 	} else {
-		names[idx] = name
-		p["name"] = names
+		delete(name, "given")
+	}
+	if idx < 0 {
+		p["name"] = append(names, name)
 	}
 	p["birthDate"] = d.BirthDate
-	if d.Gender != "" {
-		p["gender"] = d.Gender
-	} else {
-		delete(p, "gender")
-	}
-	var telecom []any
-	if old, ok := p["telecom"].([]any); ok {
-		for _, t := range old {
-			if m, ok := t.(map[string]any); ok && m["system"] == "phone" {
-				continue
-			}
-			telecom = append(telecom, t)
+	setOrDelete(p, "gender", d.Gender)
+
+	telecom, _ := p["telecom"].([]any)
+	phone := -1
+	for i, t := range telecom {
+		if m, ok := t.(map[string]any); ok && m["system"] == "phone" {
+			phone = i
+			break
 		}
 	}
-	if d.Phone != "" {
+	switch {
+	case phone >= 0 && d.Phone != "":
+		telecom[phone].(map[string]any)["value"] = d.Phone
+	case phone >= 0:
+		telecom = append(telecom[:phone:phone], telecom[phone+1:]...)
+	case d.Phone != "":
 		telecom = append([]any{map[string]any{"system": "phone", "value": d.Phone}}, telecom...)
 	}
-	if len(telecom) > 0 {
-		p["telecom"] = telecom
-	} else {
-		delete(p, "telecom")
+	setList(p, "telecom", telecom)
+
+	addrs, _ := p["address"].([]any)
+	var addr map[string]any
+	if len(addrs) > 0 {
+		addr, _ = addrs[0].(map[string]any)
 	}
-	addr := map[string]any{}
-	if d.Line != "" {
-		addr["line"] = []any{d.Line}
-	}
-	if d.City != "" {
-		addr["city"] = d.City
-	}
-	if d.PostalCode != "" {
-		addr["postalCode"] = d.PostalCode
-	}
-	old, _ := p["address"].([]any)
-	switch {
-	case len(addr) == 0 && len(old) > 0:
-		p["address"] = old[1:]
-		if len(old) == 1 {
-			delete(p, "address")
+	if addr == nil {
+		if d.Line == "" && d.City == "" && d.PostalCode == "" {
+			return
 		}
-	case len(addr) == 0:
-	case len(old) > 0:
-		old[0] = addr
-		p["address"] = old
-	default:
-		p["address"] = []any{addr}
+		addr = map[string]any{}
+		addrs = append([]any{addr}, addrs...)
 	}
+	lines, _ := addr["line"].([]any)
+	switch {
+	case d.Line != "" && len(lines) > 0:
+		lines[0] = d.Line
+	case d.Line != "":
+		lines = []any{d.Line}
+	case len(lines) > 0:
+		lines = lines[1:]
+	}
+	setList(addr, "line", lines)
+	setOrDelete(addr, "city", d.City)
+	setOrDelete(addr, "postalCode", d.PostalCode)
+	if len(addr) == 0 {
+		addrs = addrs[1:]
+	}
+	setList(p, "address", addrs)
+}
+
+// setOrDelete sets m[k] to v, or removes k when v is empty.
+func setOrDelete(m map[string]any, k, v string) {
+	if v == "" {
+		delete(m, k)
+		return
+	}
+	m[k] = v
+}
+
+// setList sets m[k] to xs, or removes k when xs is empty (FHIR has no
+// empty arrays).
+func setList(m map[string]any, k string, xs []any) {
+	if len(xs) == 0 {
+		delete(m, k)
+		return
+	}
+	m[k] = xs
+}
+
+// sameStrings reports whether old (JSON strings) holds exactly ss.
+func sameStrings(old []any, ss []string) bool {
+	if len(old) != len(ss) {
+		return false
+	}
+	for i, x := range old {
+		if s, _ := x.(string); s != ss[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // demographicsOf reads the form's fields from Patient p.
