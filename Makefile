@@ -4,7 +4,7 @@
 .PHONY: screenshots
 
 # screenshots drives Chromium (/usr/bin/chromium, or PHIVAULT_CHROMIUM)
-# through the web UI on synthetic demo data and writes a PNG of each main
-# page to docs/screenshots/.
+# through the web UI on synthetic demo data and writes a PNG of each role's
+# main pages, at desktop and phone widths, to docs/screenshots/.
 screenshots:
 	PHIVAULT_SCREENSHOTS=$(CURDIR)/docs/screenshots go test ./internal/webui -run '^TestScreenshots$$' -count=1 -v
