@@ -23,9 +23,12 @@ import (
 // a name of at least three letters and uses no identifier
 // (record.Service.Locate); found are the
 // patients not already among the search's own results.
-func (u *UI) locate(r *http.Request, v *site.Viewer, q patientQuery, found []patientRow) ([]patientRow, bool, error) {
+func (u *UI) locate(r *http.Request, v *site.Viewer, q patientQuery, found []patientRow) (rows []patientRow, more, limited bool, err error) {
 	if utf8.RuneCountInString(q.Name) < record.MinLocateName || q.Identifier != "" {
-		return nil, false, nil
+		return nil, false, false, nil
+	}
+	if !u.locates.allow(v.P.ID) {
+		return nil, false, true, nil
 	}
 	vals := url.Values{"name": {q.Name}}
 	if q.BirthDate != "" {
@@ -35,20 +38,19 @@ func (u *UI) locate(r *http.Request, v *site.Viewer, q patientQuery, found []pat
 	if err != nil {
 		var re *record.Error
 		if chartview.Denied(err) || errors.As(err, &re) && record.StatusCode(re) == http.StatusBadRequest {
-			return nil, false, nil
+			return nil, false, false, nil
 		}
-		return nil, false, err
+		return nil, false, false, err
 	}
-	var rows []patientRow
 	for _, p := range res.Patients {
 		if slices.ContainsFunc(found, func(f patientRow) bool { return f.ID == p.ID }) {
 			continue
 		}
 		var o chartview.Obj
 		if err := json.Unmarshal(p.JSON, &o); err != nil {
-			return nil, false, err
+			return nil, false, false, err
 		}
 		rows = append(rows, patientRow{ID: p.ID, Name: chartview.HumanName(o), BirthDate: o.Str("birthDate")})
 	}
-	return rows, res.More, nil
+	return rows, res.More, false, nil
 }

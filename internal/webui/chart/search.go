@@ -162,6 +162,9 @@ type searchView struct {
 	// date only, each with the way to break the glass.
 	Elsewhere     []patientRow
 	ElsewhereMore bool
+	// LocateLimited: the viewer made too many look-ups outside their
+	// care in a short time (locate_limit.go); none was made.
+	LocateLimited bool
 	// Worklist is the start page's (GET /patients), nil on results.
 	Worklist *worklistView
 }
@@ -219,7 +222,7 @@ func (u *UI) searchResults(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	sv := searchView{Query: q, Done: true, Results: rows, More: more}
-	if sv.Elsewhere, sv.ElsewhereMore, err = u.locate(r, v, q, rows); err != nil {
+	if sv.Elsewhere, sv.ElsewhereMore, sv.LocateLimited, err = u.locate(r, v, q, rows); err != nil {
 		return err
 	}
 	u.site.Render(w, r, http.StatusOK, "search", site.PageData{Title: "Find a patient", Viewer: v, Nav: "patients", Data: sv})

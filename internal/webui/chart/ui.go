@@ -45,6 +45,7 @@ type UI struct {
 	rand     io.Reader
 	searches *searchStore
 	recent   *recentStore
+	locates  *locateLimits
 }
 
 // New returns the staff chart's pages.
@@ -52,7 +53,7 @@ func New(o Options) *UI {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &UI{site: o.Site, rec: o.Record, authz: o.Authz, glass: o.BreakGlass, corr: o.Corrections, now: o.Now, rand: o.Rand, searches: newSearchStore(o.Now), recent: newRecentStore()}
+	return &UI{site: o.Site, rec: o.Record, authz: o.Authz, glass: o.BreakGlass, corr: o.Corrections, now: o.Now, rand: o.Rand, searches: newSearchStore(o.Now), recent: newRecentStore(), locates: newLocateLimits(o.Now)}
 }
 
 // Routes registers the patient search and chart pages on mux.
