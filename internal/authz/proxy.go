@@ -59,6 +59,13 @@ func proxyGrant(body []byte) (grant, proof bool, err error) {
 	return grant, proof, nil
 }
 
+// ProxyPatient returns the patient ("Patient/<id>") the RelatedPerson
+// fhirUser holds an active proxy grant for, or "" for none: what the
+// audit log's patient view of a proxy account is scoped to.
+func (a *Authorizer) ProxyPatient(ctx context.Context, fhirUser string) (string, error) {
+	return a.loadProxyFacts(ctx, fhirUser, a.now())
+}
+
 // loadProxyFacts returns the patient owner the RelatedPerson fhirUser
 // holds an active proxy grant for ("" for none).
 func (a *Authorizer) loadProxyFacts(ctx context.Context, fhirUser string, now time.Time) (string, error) {

@@ -117,6 +117,15 @@ func TestAuthzProxy(t *testing.T) {
 			if !found {
 				t.Fatal("the proxy's read is not in the audit trail under the patient")
 			}
+			// The proxy reads the patient's view of the log (the portal's
+			// Verify and Download proof), and nobody else's.
+			r := s.Do(t, "GET", "/fhir/AuditEvent?_count=50", nil, mother.headers).Want(t, http.StatusOK)
+			if len(r.Entries()) == 0 {
+				t.Fatal("the proxy sees none of the patient's audit events")
+			}
+			if strings.Contains(string(r.Body), other) {
+				t.Fatalf("the proxy's audit view names another patient: %s", r.Body)
+			}
 		})
 
 		t.Run("the patient's Consent can deny a proxy", func(t *testing.T) {
@@ -141,6 +150,7 @@ func TestAuthzProxy(t *testing.T) {
 			if r := s.Do(t, "GET", "/fhir/Observation/"+obsC, nil, mother.headers); r.Status == http.StatusOK {
 				t.Fatal("a revoked proxy still reads the record")
 			}
+			s.Do(t, "GET", "/fhir/AuditEvent?_count=5", nil, mother.headers).Want(t, http.StatusForbidden)
 			// Expired: a period that ended.
 			rp3 := proxyPerson(child, true, "birth certificate seen")
 			rp3["period"] = map[string]any{"start": "2020-01-01", "end": "2021-01-01"}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
 
 	"github.com/phivault/phivault/internal/audit"
 	"github.com/phivault/phivault/internal/authn"
@@ -45,6 +46,11 @@ func newAuditAPI(s *Server, o Options) *auditapi.Handler {
 			u, err := o.Accounts.Directory().ByID(ctx, userID)
 			if err != nil {
 				return "", err
+			}
+			if strings.HasPrefix(u.FHIRUser, "RelatedPerson/") && s.authz != nil {
+				// A proxy reads the log as the patient its active grant
+				// names (authz/proxy.go); none: no patient, refused.
+				return s.authz.ProxyPatient(ctx, u.FHIRUser)
 			}
 			return u.FHIRUser, nil
 		}
