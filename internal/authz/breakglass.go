@@ -160,8 +160,12 @@ func NewBreakGlass(o BreakGlassOptions) (*BreakGlass, error) {
 func (b *BreakGlass) Open(ctx context.Context, p authn.Principal, agent audit.Agent, requestID, patientID string, req BreakGlassRequest) (Grant, Decision, error) {
 	owner := string(ident.PatientOwner(patientID))
 	now := b.az.now()
+	purpose := "ETREAT"
+	if req.Reason == "BTG" || req.Reason == "ERTREAT" {
+		purpose = req.Reason // the reason given, as the accesses under the grant record it
+	}
 	ev := audit.Event{Time: now, Action: audit.ActionBreakGlass, Outcome: audit.OutcomeSuccess, Agent: agent,
-		Purpose: "ETREAT", Patients: []string{owner}, RequestID: requestID}
+		Purpose: purpose, Patients: []string{owner}, RequestID: requestID}
 	refuse := func(d Decision, err error, outcome audit.Outcome) (Grant, Decision, error) {
 		if err == nil && d.Conceal {
 			// A patient a policy conceals from the caller (their consent

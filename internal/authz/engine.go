@@ -375,6 +375,7 @@ func (a *Authorizer) eval(s *subject, action Action, t Target, pf *PatientFacts)
 	}
 	g := getter{user: &s.entity}
 	var breakGlass, consentDeny, consentPermit, partial bool
+	var grantReason string // the reason code of the grant in force (ETREAT, BTG, ERTREAT)
 	var consentLabels []string
 	if pf != nil {
 		patUID := types.NewEntityUID("PhiVault::Patient", types.String(pf.Ref))
@@ -401,7 +402,10 @@ func (a *Authorizer) eval(s *subject, action Action, t Target, pf *PatientFacts)
 		g.patient = &pe
 		attrs["patient"] = patUID
 		for _, gr := range s.facts.Grants {
-			breakGlass = breakGlass || gr.Covers(pf.Ref, now)
+			if gr.Covers(pf.Ref, now) {
+				breakGlass = true
+				grantReason = gr.Reason
+			}
 		}
 		if s.patient != pf.Ref { // a patient's own consent does not bind the patient
 			// A consent that could not be read denies (fail closed).
@@ -528,7 +532,12 @@ func (a *Authorizer) eval(s *subject, action Action, t Target, pf *PatientFacts)
 		// care-team relationship alone allows an ordinary access).
 		glass = false
 		if d2, diag2 := authorize(consentDeny, consentPermit, consentLabels); d2 != cedar.Allow || len(diag2.Errors) > 0 {
+			// Recorded as the reason the clinician gave when breaking
+			// the glass (ETREAT, BTG, ERTREAT), ETREAT if none.
 			d.Purpose = "ETREAT"
+			if grantReason == "BTG" || grantReason == "ERTREAT" {
+				d.Purpose = grantReason
+			}
 		}
 	}
 	return d, nil

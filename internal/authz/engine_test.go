@@ -198,3 +198,18 @@ func TestGrantExpires(t *testing.T) {
 		t.Fatalf("after expiry: %+v %v", d, err)
 	}
 }
+
+// TestGrantPurposeIsItsReason (penetration test: a grant opened with the
+// reason BTG recorded every access under it as ETREAT): the accesses a
+// grant makes possible carry the reason it was opened with.
+func TestGrantPurposeIsItsReason(t *testing.T) {
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	for _, reason := range ReasonCodes {
+		g := Grant{ID: "g", UserID: "u1", Patient: "Patient/p2", Reason: reason, Created: now, Expires: now.Add(DefaultGrantTTL)}
+		a, p := testAuthorizer(t, &memSource{}, memGrants{g}, func() time.Time { return now })
+		d, err := a.Decide(t.Context(), p, Read, Target{Type: "Observation", ID: "o", Owner: "Patient/p2"})
+		if err != nil || !d.Allowed || d.Purpose != reason {
+			t.Errorf("grant opened with %s: %+v %v", reason, d, err)
+		}
+	}
+}

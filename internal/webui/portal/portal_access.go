@@ -31,6 +31,8 @@ const maxAgentParam = 128
 var purposeWords = map[string]string{
 	"TREAT":   "your care",
 	"ETREAT":  "emergency access",
+	"BTG":     "emergency access (break the glass)",
+	"ERTREAT": "emergency room treatment",
 	"PATRQT":  "at your request",
 	"HPAYMT":  "payment",
 	"HOPERAT": "operations",
