@@ -139,6 +139,11 @@ func TestFrontDesk(t *testing.T) {
 		}
 		time.Sleep(300 * time.Millisecond)
 	}
+	// The patient sees who was given access: the clinician, by name,
+	// on "Your care team" (pentest: the history named only the clerk).
+	if body := section(ps.get(t, "/portal").Body, "care-teams"); !strings.Contains(body, "Nora New") {
+		t.Errorf("the patient's care team does not name the assigned clinician:\n%s", body)
+	}
 
 	// Other roles are kept out of the desk.
 	if p := d.get(t, "/desk"); p.Status != http.StatusForbidden {

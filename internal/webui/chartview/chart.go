@@ -66,6 +66,7 @@ func sections(id string) map[string]chartSection {
 		"immunizations": {"Immunization", url.Values{"patient": {pt}, "_sort": {"-date"}, "_count": {listCount}}},
 		"procedures":    {"Procedure", url.Values{"patient": {pt}, "_sort": {"-date"}, "_count": {listCount}}},
 		"reports":       {"DiagnosticReport", url.Values{"patient": {pt}, "_sort": {"-date"}, "_count": {recentCount}}},
+		"careteams":     {"CareTeam", url.Values{"patient": {pt}, "status": {"active"}, "_count": {listCount}}},
 		"vitals": {"Observation", url.Values{"patient": {pt}, "_sort": {"-date"}, "_count": {vitalsCount},
 			"code": {LOINC + "|" + LOINCHeartRate + "," + LOINC + "|" + LOINCBPPanel + "," + LOINC + "|" + LOINCWeight}}},
 	}
@@ -81,6 +82,10 @@ func Denied(err error) bool {
 }
 
 type Chart struct {
+	// CareTeams are the patient's active care teams: who treats them,
+	// and since when (the portal shows them, so an assignment by the
+	// front desk is visible with the clinician's name).
+	CareTeams    []CareTeamRow
 	ID           string
 	Name         string
 	BirthDate    string
@@ -190,7 +195,7 @@ func Load(ctx context.Context, rec *record.Service, now func() time.Time, c reco
 	// The sections run concurrently: each read waits until its audit
 	// event is durable, and concurrent reads share one group commit of
 	// the audit batcher, so a chart costs about one commit, not seven.
-	names := []string{"problems", "medications", "allergies", "encounters", "documents", "observations", "vitals", "labs", "immunizations", "procedures", "reports"}
+	names := []string{"problems", "medications", "allergies", "encounters", "documents", "observations", "vitals", "labs", "immunizations", "procedures", "reports", "careteams"}
 	found := make([][]Obj, len(names))
 	errs := make([]error, len(names))
 	var wg sync.WaitGroup
@@ -220,6 +225,9 @@ func Load(ctx context.Context, rec *record.Service, now func() time.Time, c reco
 			return nil, errs[i]
 		}
 		res[name] = found[i]
+	}
+	for _, r := range res["careteams"] {
+		cv.CareTeams = append(cv.CareTeams, careTeamRow(r))
 	}
 	for _, r := range res["problems"] {
 		cv.Problems = append(cv.Problems, Row{When: shortDate(firstStr(r, "onsetDateTime", "recordedDate")), What: concept(r.Obj("code")),
@@ -378,4 +386,33 @@ func BundleResources(bundle []byte) ([]Obj, error) {
 type ObsKindOption struct {
 	Value, Label string
 	Selected     bool
+}
+
+// CareTeamRow is one active care team: its name, its members as the
+// team names them (display), and since when.
+type CareTeamRow struct {
+	Name    string
+	Members []string
+	Since   string
+}
+
+func careTeamRow(r Obj) CareTeamRow {
+	row := CareTeamRow{Name: r.Str("name"), Since: shortDate(r.Obj("period").Str("start"))}
+	if row.Name == "" {
+		row.Name = "Care team"
+	}
+	for _, p := range r.List("participant") {
+		m := p.Obj("member")
+		name := m.Str("display")
+		if name == "" {
+			name = "a member of staff"
+		}
+		if roles := p.List("role"); len(roles) > 0 {
+			if role := concept(roles[0]); role != "" {
+				name += " (" + role + ")"
+			}
+		}
+		row.Members = append(row.Members, name)
+	}
+	return row
 }
