@@ -431,7 +431,8 @@ func testLaunchRefusals(t *testing.T, driver string) {
 // TestSMARTLaunchPickerAuthorized: the patient picker searches and reads
 // through the signed-in user's own authorization (issue 11, item 1),
 // for every workforce role: it lists the patient exactly when the role
-// may read it (clinicians on the care team, front desk and billing),
+// may read it (clinicians on the care team, front desk, billing and the
+// privacy officer),
 // finds nothing for the others, by name or by id, and the audit log
 // records each picker search with the user's policies and purpose.
 func TestSMARTLaunchPickerAuthorized(t *testing.T) {
@@ -445,7 +446,8 @@ func testLaunchPickerAuthorized(t *testing.T, driver string) {
 		finds bool
 	}{
 		{identity.RolePhysician, true}, {identity.RoleNurse, true}, {identity.RoleFrontDesk, true}, {identity.RoleBilling, true},
-		{identity.RoleResearcher, false}, {identity.RoleAuditor, false}, {identity.RolePrivacyOfficer, false}, {identity.RoleSecurityAdmin, false},
+		{identity.RolePrivacyOfficer, true}, // Patient demographics for the privacy office's lookups (ADR 0036)
+		{identity.RoleResearcher, false}, {identity.RoleAuditor, false}, {identity.RoleSecurityAdmin, false},
 	} {
 		role := rc.role
 		username := fmt.Sprintf("picker.%s", role)

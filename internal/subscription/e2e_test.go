@@ -77,7 +77,7 @@ func start(t *testing.T, driver string, r *receiver, maxAttempts int) *apitest.S
 		c.Subscriptions.MaxAttempts = maxAttempts
 	}, app.WithSubscriptionOptions(func(o *subscription.Options) {
 		o.TLS = r.ts.Client().Transport.(*http.Transport).TLSClientConfig
-		o.BaseBackoff, o.MaxBackoff, o.Lease = time.Millisecond, 5*time.Millisecond, 2*time.Second
+		o.BaseBackoff, o.MaxBackoff, o.Lease = time.Millisecond, 5*time.Millisecond, subscription.DeliveryTimeout+5*time.Second
 	}))
 }
 

@@ -22,7 +22,7 @@ func TestFleetDeliversOnce(t *testing.T) {
 	s := start(t, "postgres", rcv, 3)
 	b, err := app.Open(t.Context(), s.App.Config, nil, app.WithSubscriptionOptions(func(o *subscription.Options) {
 		o.TLS = rcv.ts.Client().Transport.(*http.Transport).TLSClientConfig
-		o.BaseBackoff, o.MaxBackoff, o.Lease = time.Millisecond, 5*time.Millisecond, 2*time.Second
+		o.BaseBackoff, o.MaxBackoff, o.Lease = time.Millisecond, 5*time.Millisecond, subscription.DeliveryTimeout+5*time.Second
 	}))
 	if err != nil {
 		t.Fatal(err)

@@ -140,6 +140,11 @@ func New(o Options) (*Service, error) {
 	if o.Lease <= 0 {
 		o.Lease = DefaultLease
 	}
+	if o.Lease <= DeliveryTimeout {
+		// A delivery that outlives its claim's lease is claimed and sent
+		// again by another process of the fleet.
+		return nil, fmt.Errorf("subscription: Lease (%v) must exceed DeliveryTimeout (%v)", o.Lease, DeliveryTimeout)
+	}
 	if o.Workers <= 0 {
 		o.Workers = DefaultWorkers
 	}
