@@ -1,7 +1,6 @@
 package portal
 
 import (
-	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
@@ -158,32 +157,20 @@ func roleList(rs []identity.Role) string {
 	return strings.Join(out, ", ")
 }
 
-// lookupPatients reads the Patients of a searchset Bundle.
+// lookupPatients reads the Patients of a searchset Bundle, and whether
+// it has a next page.
 func lookupPatients(bundle []byte) ([]lookupPatient, bool, error) {
-	var b struct {
-		Link  []struct{ Relation string } `json:"link"`
-		Entry []struct {
-			Resource json.RawMessage `json:"resource"`
-		} `json:"entry"`
-	}
-	if err := json.Unmarshal(bundle, &b); err != nil {
+	res, err := chartview.BundleResources(bundle)
+	if err != nil {
 		return nil, false, err
 	}
-	out := make([]lookupPatient, 0, len(b.Entry))
-	for _, e := range b.Entry {
-		var p chartview.Obj
-		if err := json.Unmarshal(e.Resource, &p); err != nil {
-			return nil, false, err
-		}
+	out := make([]lookupPatient, 0, len(res))
+	for _, p := range res {
 		if p.Str("resourceType") != "Patient" {
 			continue
 		}
 		out = append(out, lookupPatient{Ref: ident.PatientRef(p.Str("id")).String(), Name: chartview.HumanName(p), BirthDate: p.Str("birthDate"),
 			Gender: p.Str("gender"), MRN: chartview.MRN(p)})
 	}
-	more := false
-	for _, l := range b.Link {
-		more = more || l.Relation == "next"
-	}
-	return out, more, nil
+	return out, chartview.NextPage(bundle) != "", nil
 }
