@@ -78,24 +78,13 @@ func (u *UI) noteOf(r *http.Request, pid, nid string) (record.Stored, chartview.
 
 // signNote signs a draft note of the viewer's.
 func (u *UI) signNote(w http.ResponseWriter, r *http.Request) error {
-	pid, ok, err := u.checkPatient(w, r)
+	pid, nid, st, d, ok, err := u.ownDraftNote(w, r)
 	if !ok {
-		return err
-	}
-	nid := r.PathValue("nid")
-	st, d, err := u.noteOf(r, pid, nid)
-	if err != nil {
-		return err
-	}
-	if err := u.ownDraft(r, d); err != nil {
 		return err
 	}
 	d["docStatus"] = "final"
 	d["authenticator"] = u.author(r)
-	if err := u.write(r, "DocumentReference", nid, d, st.Version); err != nil {
-		return err
-	}
-	return site.Redirect(w, r, "/patients/"+pid+"#note-"+nid)
+	return u.saveNote(w, r, pid, nid, d, st.Version)
 }
 
 // editDraft changes the title and text of a draft note of the viewer's
@@ -111,16 +100,8 @@ func (u *UI) editDraft(w http.ResponseWriter, r *http.Request) error {
 	case !utf8.ValidString(text) || !utf8.ValidString(title):
 		return site.PageErr(http.StatusBadRequest, "Not text", "The note contains characters that are not text.", errors.New("draft: not utf-8"))
 	}
-	pid, ok, err := u.checkPatient(w, r)
+	pid, nid, st, d, ok, err := u.ownDraftNote(w, r)
 	if !ok {
-		return err
-	}
-	nid := r.PathValue("nid")
-	st, d, err := u.noteOf(r, pid, nid)
-	if err != nil {
-		return err
-	}
-	if err := u.ownDraft(r, d); err != nil {
 		return err
 	}
 	title = noteTitle(title)
@@ -129,7 +110,31 @@ func (u *UI) editDraft(w http.ResponseWriter, r *http.Request) error {
 		"contentType": "text/plain; charset=utf-8", "title": title,
 		"data": base64.StdEncoding.EncodeToString([]byte(text)),
 	}}}
-	if err := u.write(r, "DocumentReference", nid, d, st.Version); err != nil {
+	return u.saveNote(w, r, pid, nid, d, st.Version)
+}
+
+// ownDraftNote reads the note of the request's path ({id}, {nid}) when
+// it is a draft of the viewer's; ok is false when the answer is err (a
+// page error, or nil when checkPatient answered).
+func (u *UI) ownDraftNote(w http.ResponseWriter, r *http.Request) (pid, nid string, st record.Stored, d chartview.Obj, ok bool, err error) {
+	pid, ok, err = u.checkPatient(w, r)
+	if !ok {
+		return "", "", record.Stored{}, nil, false, err
+	}
+	nid = r.PathValue("nid")
+	if st, d, err = u.noteOf(r, pid, nid); err != nil {
+		return "", "", record.Stored{}, nil, false, err
+	}
+	if err := u.ownDraft(r, d); err != nil {
+		return "", "", record.Stored{}, nil, false, err
+	}
+	return pid, nid, st, d, true, nil
+}
+
+// saveNote writes note nid of pid (If-Match version) and returns to it
+// in the chart.
+func (u *UI) saveNote(w http.ResponseWriter, r *http.Request, pid, nid string, d chartview.Obj, version int64) error {
+	if err := u.write(r, "DocumentReference", nid, d, version); err != nil {
 		return err
 	}
 	return site.Redirect(w, r, "/patients/"+pid+"#note-"+nid)
