@@ -59,9 +59,8 @@ func (u *UI) portalForm(h site.HandlerFunc) site.HandlerFunc {
 
 // portalGate admits a patient account linked to its Patient resource,
 // and a proxy account (linked to a RelatedPerson) whose grant is active:
-// the patient it reads for is found by reading its RelatedPerson through
-// the record service, as the proxy (decided and audited; a revoked or
-// expired grant reads nothing).
+// the patient it reads for is the one the authorizer finds the grant
+// names (every read of the record is then decided and audited).
 func (u *UI) portalGate(r *http.Request) error {
 	v := site.ViewerFrom(r.Context())
 	if !v.Patient() {
@@ -69,7 +68,7 @@ func (u *UI) portalGate(r *http.Request) error {
 			"The patient portal is for patients, to see their own record.", errNotPatient)
 	}
 	if rp, ok := strings.CutPrefix(v.FHIRUser, "RelatedPerson/"); ok && record.ValidID(rp) {
-		pid, err := u.proxyPatient(r, v, rp)
+		pid, err := u.proxyPatient(r, rp)
 		if err != nil {
 			return site.PageErr(http.StatusForbidden, "Your proxy access is not active",
 				"Your account may read a patient's record as their proxy, but that access is not active now "+
