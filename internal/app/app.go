@@ -113,11 +113,14 @@ type App struct {
 type Option func(*openOptions)
 
 type openOptions struct {
-	now   func() time.Time
-	login []func(*login.Options)
-	idp   *http.Client
-	subs  []func(*subscription.Options)
-	hold  *holding
+	now func() time.Time
+	// authzNow is the authorizer's clock (the age of its cached facts);
+	// nil is time.Now.
+	authzNow func() time.Time
+	login    []func(*login.Options)
+	idp      *http.Client
+	subs     []func(*subscription.Options)
+	hold     *holding
 }
 
 type holding struct {
@@ -144,6 +147,13 @@ func WithOIDCClient(c *http.Client) Option {
 // read the time from now instead of time.Now.
 func WithClock(now func() time.Time) Option {
 	return func(o *openOptions) { o.now = now }
+}
+
+// WithAuthzClock sets the authorizer's clock: the age of its cached
+// facts and of its change-feed polls (ADR 0043). A fleet test freezes it
+// so that only the change feed can make a process see another's write.
+func WithAuthzClock(now func() time.Time) Option {
+	return func(o *openOptions) { o.authzNow = now }
 }
 
 // WithLoginOptions lets edit adjust the login service's options after
@@ -241,7 +251,7 @@ func open(ctx context.Context, c config.Config, logger *slog.Logger, oo openOpti
 	a.auth = authn.NewAuthenticator(st, nil, authn.WithHasher(ark))
 	// From here on a.Close releases everything, the log integrator's
 	// goroutine included.
-	if err := a.openAuthz(ctx); err != nil {
+	if err := a.openAuthz(ctx, oo.authzNow); err != nil {
 		a.Close()
 		return nil, err
 	}
@@ -275,7 +285,7 @@ const PolicyDir = "policies"
 // openAuthz loads and validates the policy set (a bad file stops the
 // start), records its version when it changed (audited), and builds the
 // authorizer, break-the-glass and the review desk.
-func (a *App) openAuthz(ctx context.Context) error {
+func (a *App) openAuthz(ctx context.Context, now func() time.Time) error {
 	sq := a.db
 	pol, err := authz.LoadPolicies(filepath.Join(a.Config.DataDir, PolicyDir))
 	if err != nil {
@@ -285,7 +295,7 @@ func (a *App) openAuthz(ctx context.Context) error {
 		return err
 	}
 	authzSrc := record.NewAuthzSource(a.Record) // the authorizer's privileged read path, handed only to it
-	a.Authz, err = authz.New(authz.Options{Policies: pol, Source: authzSrc, Users: sq.Users(), Grants: sq.Authz()})
+	a.Authz, err = authz.New(authz.Options{Policies: pol, Source: authzSrc, Users: sq.Users(), Grants: sq.Authz(), Now: now})
 	if err != nil {
 		return fmt.Errorf("opening authorization: %w", err)
 	}

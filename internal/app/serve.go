@@ -115,7 +115,8 @@ func (a *App) Serve(ctx context.Context, started func(addr string)) error {
 	return nil
 }
 
-// runBackground starts the loops the components own: the reports of
+// runBackground starts the loops the components own: the authorization
+// change feed (ADR 0043), the reports of
 // refused attempts, the audit index follower and its pruning of dead
 // authentication state, the KEK epochs that finish erasures, the daily
 // verification of the audit log, the delivery of FHIR Subscriptions, and
@@ -136,6 +137,7 @@ func (a *App) runBackground(ctx context.Context) (stop func(), err error) {
 		func(ctx context.Context) { a.db.RunPrune(ctx, a.logger) },
 		a.tlog.RunVerification,
 		a.subs.Run,
+		a.WatchAuthz,
 	}
 	for _, run := range loops {
 		wg.Add(1)
@@ -160,3 +162,8 @@ func (a *App) runBackground(ctx context.Context) (stop func(), err error) {
 		}
 	}, nil
 }
+
+// WatchAuthz polls the authorization change feed (ADR 0043) until ctx
+// ends, so that this process sees the consent and patient writes of
+// every other process on the database. Serve runs it.
+func (a *App) WatchAuthz(ctx context.Context) { a.Authz.Watch(ctx, a.db, a.logger) }

@@ -206,12 +206,18 @@ type Authorizer struct {
 	// writes, grants); fgen filters and the restricted list (any fact
 	// write); pgen every patient's facts (policy change). A Patient or
 	// Consent write drops that one patient's facts.
-	gen     atomic.Uint64
-	fgen    atomic.Uint64
-	pgen    atomic.Uint64
-	mu      sync.Mutex
-	userC   map[string]userEntry
-	patC    map[string]patientEntry
+	gen   atomic.Uint64
+	fgen  atomic.Uint64
+	pgen  atomic.Uint64
+	mu    sync.Mutex
+	userC map[string]userEntry
+	patC  map[string]patientEntry
+	// The change feed (feed.go): feedAt is the start of the last
+	// successful poll (unix ns, 0 = none); invSeq counts the patients
+	// dropped, patInv says when each was last dropped (under mu).
+	feedAt  atomic.Int64
+	invSeq  uint64
+	patInv  map[string]uint64
 	restrC  *restrictedEntry
 	filterC map[filterKey]filterEntry
 }
@@ -226,6 +232,11 @@ type patientEntry struct {
 	gen    uint64
 	loaded time.Time
 	facts  *PatientFacts
+	// long: the facts depend only on the patient's own Patient and
+	// Consents, which the change feed covers, so they may live up to
+	// LongCacheTTL (feed.go). Consents whose data refers to other
+	// resources ("related") keep CacheTTL.
+	long bool
 }
 
 type restrictedEntry struct {
@@ -249,7 +260,7 @@ func New(o Options) (*Authorizer, error) {
 		o.EncounterWindow = DefaultEncounterWindow
 	}
 	a := &Authorizer{src: o.Source, users: o.Users, grants: o.Grants, now: o.Now, ttl: o.CacheTTL, encounterWindow: o.EncounterWindow,
-		userC: map[string]userEntry{}, patC: map[string]patientEntry{}, filterC: map[filterKey]filterEntry{}}
+		userC: map[string]userEntry{}, patC: map[string]patientEntry{}, patInv: map[string]uint64{}, filterC: map[filterKey]filterEntry{}}
 	a.policies.Store(o.Policies)
 	return a, nil
 }

@@ -30,7 +30,8 @@ func (a *Authorizer) Invalidate() {
 
 // Changed is the record's write hook, called after a committed write of
 // typ owned by owner ("" when unknown): it invalidates what the write
-// can change. Other processes' writes are seen within CacheTTL.
+// can change. Other processes' writes are seen through the change feed
+// (feed.go), or within CacheTTL.
 func (a *Authorizer) Changed(typ, owner string) {
 	if strings.HasPrefix(owner, JointPrefix) {
 		// A resource naming several patients: filters list joint owners.
@@ -46,9 +47,7 @@ func (a *Authorizer) Changed(typ, owner string) {
 			a.pgen.Add(1)
 			return
 		}
-		a.mu.Lock()
-		delete(a.patC, owner)
-		a.mu.Unlock()
+		a.dropPatient(owner)
 	}
 }
 
@@ -248,8 +247,9 @@ func (a *Authorizer) patientFactsOf(ctx context.Context, owner string) (*Patient
 	g, now := a.pgen.Load(), a.now()
 	a.mu.Lock()
 	e, ok := a.patC[owner]
+	inv := a.invSeq
 	a.mu.Unlock()
-	if ok && e.gen == g && now.Sub(e.loaded) < a.ttl {
+	if ok && e.gen == g && a.patientFresh(e, now) {
 		return e.facts, nil
 	}
 	if noIO(ctx) {
@@ -277,10 +277,12 @@ func (a *Authorizer) patientFactsOf(ctx context.Context, owner string) (*Patient
 		// for this patient alone.
 		pf.Undecidable = true
 	}
+	long := true
 	for i := range pf.Consents {
 		if !hasRelated(pf.Consents[i].Root) {
 			continue
 		}
+		long = false
 		err := resolveRelated(pf.Consents[i].Root, func(ref string) ([]byte, bool, error) {
 			typ, id := splitRef(ref)
 			f, found, err := a.src.Resource(ctx, typ, id)
@@ -291,10 +293,14 @@ func (a *Authorizer) patientFactsOf(ctx context.Context, owner string) (*Patient
 		}
 	}
 	a.mu.Lock()
-	if len(a.patC) >= maxCached {
-		clear(a.patC)
+	// Dropped while this load ran (a write committed meanwhile): what
+	// was read may be the previous state, so it is used once, not kept.
+	if a.patInv[owner] <= inv {
+		if len(a.patC) >= maxCached {
+			clear(a.patC)
+		}
+		a.patC[owner] = patientEntry{gen: g, loaded: now, facts: &pf, long: long}
 	}
-	a.patC[owner] = patientEntry{gen: g, loaded: now, facts: &pf}
 	a.mu.Unlock()
 	return &pf, nil
 }

@@ -50,6 +50,7 @@ func Dialect() sqldb.Dialect {
 		// walking every page is pg_amcheck's job (docs/operations.md).
 		IntegrityCheck: `SELECT CASE WHEN COALESCE(checksum_failures, 0) = 0 THEN 'ok' ELSE checksum_failures || ' data checksum failures counted in pg_stat_database (check with pg_amcheck)' END FROM pg_stat_database WHERE datname = current_database()`,
 		Migrations:     sub,
+		NowMicros:      "(extract(epoch from clock_timestamp()) * 1000000)::bigint",
 		Classify:       classify,
 	}
 }

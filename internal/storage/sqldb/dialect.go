@@ -59,6 +59,11 @@ type Dialect struct {
 	// named NNNN_description.sql and applied in numeric order.
 	Migrations fs.FS
 
+	// NowMicros is an SQL expression for the database's clock in unix
+	// microseconds (the change feed's window is measured on it, so that
+	// the servers of a fleet need not agree on the time).
+	NowMicros string
+
 	// GroupCommit commits concurrent Updates together (see group.go):
 	// right for engines with a single writer connection.
 	GroupCommit bool

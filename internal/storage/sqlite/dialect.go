@@ -26,6 +26,7 @@ func Dialect() sqldb.Dialect {
 	return sqldb.Dialect{
 		Name:        "sqlite",
 		Migrations:  sub,
+		NowMicros:   "CAST((julianday('now') - 2440587.5) * 86400000000 AS INTEGER)",
 		Classify:    classify,
 		GroupCommit: true,
 		// With secure_delete on (sqlite.go), freed cells and pages are

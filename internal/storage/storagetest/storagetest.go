@@ -53,6 +53,7 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 		{"HistoryCurrent", testHistoryCurrent},
 		{"HistoryAt", testHistoryAt},
 		{"LedgerScans", testLedgerScans},
+		{"Changes", testChanges},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
