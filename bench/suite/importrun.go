@@ -33,6 +33,17 @@ type importResult struct {
 	// the index grows. Empty when the progress output had too few points.
 	Tenths     []float64 `json:"resources_per_s_by_tenth,omitempty"`
 	PeakRSSMiB float64   `json:"peak_rss_mib"`
+	// CPUCores is the process's CPU time (user and system) over its wall
+	// time: how many cores it kept busy on average.
+	CPUCores float64 `json:"cpu_cores"`
+}
+
+// cpuCores is ps's CPU time over wall seconds.
+func cpuCores(ps *os.ProcessState, wall float64) float64 {
+	if ps == nil || wall <= 0 {
+		return 0
+	}
+	return (ps.UserTime() + ps.SystemTime()).Seconds() / wall
 }
 
 // The import's progress bar describes itself as "importing: N new, M
@@ -139,7 +150,7 @@ func (s *suite) importPhivault(ctx context.Context, store, dir string, env []str
 	return &importResult{
 		Server: "phivault", Store: store, Resources: accepted, Seconds: secs, WallSeconds: wall,
 		ResPerSec: float64(accepted) / secs, Tenths: tenths(samples, t0, accepted),
-		PeakRSSMiB: peakRSSMiB(cmd.ProcessState),
+		PeakRSSMiB: peakRSSMiB(cmd.ProcessState), CPUCores: cpuCores(cmd.ProcessState, wall),
 	}, nil
 }
 
@@ -261,7 +272,7 @@ func (s *suite) loadBaseline(ctx context.Context, db, logPath string) (*importRe
 	}
 	return &importResult{
 		Server: "baseline", Store: "sqlite", Resources: n, Seconds: secs, WallSeconds: wall,
-		ResPerSec: float64(n) / secs, PeakRSSMiB: peakRSSMiB(cmd.ProcessState),
+		ResPerSec: float64(n) / secs, PeakRSSMiB: peakRSSMiB(cmd.ProcessState), CPUCores: cpuCores(cmd.ProcessState, wall),
 	}, nil
 }
 

@@ -156,9 +156,8 @@ func (s *server) alive() error {
 	}
 }
 
-// stop sends SIGTERM, waits up to stopTimeout, then kills. It returns the
-// process's peak RSS in MiB (0 if unknown).
-func (s *server) stop() float64 {
+// stop sends SIGTERM, waits up to stopTimeout, then kills.
+func (s *server) stop() {
 	_ = s.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-s.done:
@@ -167,7 +166,6 @@ func (s *server) stop() float64 {
 		<-s.done
 	}
 	s.log.Close()
-	return peakRSSMiB(s.cmd.ProcessState)
 }
 
 // settle waits until the server uses less than quietCPU of a core over

@@ -91,7 +91,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 	if err != nil {
 		return err
 	}
-	s.progress.printf("imported %d resources in %.1f s (%.0f resources/s), peak RSS %.0f MiB", im.Resources, im.Seconds, im.ResPerSec, im.PeakRSSMiB)
+	s.progress.printf("imported %d resources in %.1f s (%.0f resources/s, %.1f cores), peak RSS %.0f MiB", im.Resources, im.Seconds, im.ResPerSec, im.CPUCores, im.PeakRSSMiB)
 	rep.Imports = append(rep.Imports, im)
 
 	var pg *vault
@@ -119,7 +119,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 		if err != nil {
 			return err
 		}
-		s.progress.printf("imported %d resources in %.1f s (%.0f resources/s), peak RSS %.0f MiB", pim.Resources, pim.Seconds, pim.ResPerSec, pim.PeakRSSMiB)
+		s.progress.printf("imported %d resources in %.1f s (%.0f resources/s, %.1f cores), peak RSS %.0f MiB", pim.Resources, pim.Seconds, pim.ResPerSec, pim.CPUCores, pim.PeakRSSMiB)
 		rep.Imports = append(rep.Imports, pim)
 	}
 

@@ -40,8 +40,9 @@ type row struct {
 	Target    string  `json:"target"`
 	Met       string  `json:"met"` // "met", "not met" (with the failed requests if any), "not measured" or "stated"
 	Value     float64 `json:"value"`
-	// BaselineValue is the baseline's figure (or, for include and chain,
-	// phivault's plain search) the ratio divides by; 0 when none.
+	// BaselineValue is the figure the ratio divides by: the baseline's,
+	// phivault's plain search for include and chain, the first tenth of
+	// the import for import-growth rows; 0 when none.
 	BaselineValue float64 `json:"baseline_value,omitempty"`
 	RatioValue    float64 `json:"ratio_value,omitempty"`
 	Errors        int     `json:"errors,omitempty"` // phivault's failed requests, all rounds
@@ -183,10 +184,11 @@ func buildRows(runs []*loadRun, imports []*importResult, patients int, pgModes [
 			minRate = postgresMinResRate
 		}
 		r := row{ID: "import-" + im.Store, Operation: fmt.Sprintf("`phivault import`, %s patients (%s resources), %s", count(patients), count(im.Resources), storeName(im.Store)),
-			Phivault: num(im.ResPerSec) + " resources/s", Value: im.ResPerSec, Latency: "—", RSS: fmt.Sprintf("%.0f MiB", im.PeakRSSMiB),
+			Phivault: fmt.Sprintf("%s resources/s (%.1f cores)", num(im.ResPerSec), im.CPUCores), Value: im.ResPerSec, Latency: "—", RSS: fmt.Sprintf("%.0f MiB", im.PeakRSSMiB),
 			Baseline: "—", Target: fmt.Sprintf("≥ %s resources/s", num(minRate))}
 		if base != nil && im.Store == "sqlite" {
-			r.Baseline, r.BaselineValue = num(base.ResPerSec)+" resources/s", base.ResPerSec
+			r.Baseline = fmt.Sprintf("%s resources/s (%.1f cores)", num(base.ResPerSec), base.CPUCores)
+			r.BaselineValue = base.ResPerSec
 			r.RatioValue = im.ResPerSec / base.ResPerSec
 			r.Ratio = fmt.Sprintf("%.2f", r.RatioValue)
 		}
