@@ -54,11 +54,11 @@ func (s *suite) measure(ctx context.Context, srv *server, serverKind, store stri
 	if err != nil {
 		return nil, err
 	}
-	s.progress.printf("round %d/%d: %s on %s (%s)", round, s.opt.rounds, mode, srv.name, s.opt.duration)
+	s.progress.printf("round %d/%d: %s on %s (%s)", round, s.opt.rounds, mode, srv.name, s.opt.span())
 	args := []string{
 		"-url", srv.url, "-cacert", srv.cacert, "-clients", strconv.Itoa(s.opt.clients),
 		"-duration", s.opt.duration.String(), "-mode", mode, "-pid", strconv.Itoa(srv.pid()),
-		"-ids", strconv.Itoa(s.opt.ids), "-bundles", strconv.Itoa(s.opt.bundles),
+		"-ids", strconv.Itoa(s.opt.ids), "-bundles", strconv.Itoa(s.opt.bundles), "-requests", strconv.Itoa(s.opt.requests),
 		// Both servers of a round get the same choices and the same new
 		// patients; each round gets new ones, so that a transaction
 		// round does not post the previous round's patients again.

@@ -37,6 +37,7 @@ type options struct {
 	duration time.Duration
 	rounds   int
 	clients  int
+	requests int // bench/load -requests: a cap per mode, 0 for none
 	settle   time.Duration
 	bundles  int
 	ids      int
@@ -64,6 +65,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.duration, "duration", defaultDuration, "measured time of each mode, per server and round")
 	fs.IntVar(&o.rounds, "rounds", defaultRounds, "rounds of every mode; baseline and phivault alternate who goes first")
 	fs.IntVar(&o.clients, "clients", defaultClients, "concurrent keep-alive clients of bench/load")
+	fs.IntVar(&o.requests, "requests", 0, "end each mode after this many requests, or -duration, whichever comes first (0: -duration only)")
 	fs.DurationVar(&o.settle, "settle", defaultSettle, "longest wait for a server to go quiet before each measurement")
 	fs.IntVar(&o.bundles, "bundles", defaultBundles, "distinct patient Bundles bench/load prepares for -mode transaction")
 	fs.IntVar(&o.ids, "ids", defaultIDs, "ids bench/load discovers per type")
@@ -90,6 +92,8 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 		return o, errors.New("-rounds must be at least 1")
 	case o.clients < 1:
 		return o, errors.New("-clients must be at least 1")
+	case o.requests < 0:
+		return o, errors.New("-requests must not be negative")
 	case o.bundles < 1 || o.ids < 1:
 		return o, errors.New("-bundles and -ids must be at least 1")
 	case o.settle < 0:
@@ -118,6 +122,14 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 		}
 	}
 	return o, nil
+}
+
+// span says how long each mode runs.
+func (o options) span() string {
+	if o.requests > 0 {
+		return fmt.Sprintf("%d requests or %s", o.requests, o.duration)
+	}
+	return o.duration.String()
 }
 
 // modeSpec is one load mode of bench/load and how the table reads it.

@@ -31,6 +31,9 @@ type report struct {
 	Imports  []*importResult `json:"imports"`
 	Runs     []*loadRun      `json:"runs"`
 	Rows     []row           `json:"rows"`
+	// Error is why a run stopped early; what it measured until then is
+	// kept (no rows).
+	Error string `json:"error,omitempty"`
 }
 
 type machine struct {
@@ -48,6 +51,7 @@ type reportOptions struct {
 	Duration string `json:"duration"`
 	Rounds   int    `json:"rounds"`
 	Clients  int    `json:"clients"`
+	Requests int    `json:"requests_per_mode,omitempty"`
 	Postgres bool   `json:"postgres"`
 	// PostgresDatabase is the database the suite created (and dropped
 	// unless -keep).
@@ -67,11 +71,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 		Started: time.Now().UTC(),
 		Machine: machine{CPUs: runtime.NumCPU(), GOOS: runtime.GOOS, GOARCH: runtime.GOARCH, GoVersion: runtime.Version(), LoadAvg: loadAvg()},
 		Options: reportOptions{Patients: opt.patients, Seed: opt.seed, Duration: opt.duration.String(), Rounds: opt.rounds,
-			Clients: opt.clients, Postgres: opt.postgres != "", PGModes: opt.pgModes},
+			Clients: opt.clients, Requests: opt.requests, Postgres: opt.postgres != "", PGModes: opt.pgModes},
 	}
 	if err := os.MkdirAll(filepath.Join(opt.work, "logs"), 0o700); err != nil {
 		return err
 	}
+	// A run that fails after measuring something (half an hour at full
+	// size) still leaves what it measured.
+	defer func() {
+		if err != nil && len(rep.Imports) > 0 {
+			rep.Error, rep.Finished = err.Error(), time.Now().UTC()
+			if werr := writeReport(opt.out, rep); werr == nil {
+				s.progress.printf("partial results written to %s", opt.out)
+			}
+		}
+	}()
 	if s.bins, err = s.build(ctx); err != nil {
 		return err
 	}
@@ -151,18 +165,22 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 	rep.Finished = time.Now().UTC()
 	fmt.Fprintf(stdout, "%d synthetic patients (seed %d, %d resources), %d clients, %s per mode and server, %d round(s), "+
 		"%d CPUs, %s, commit %s, load average at start %s\n\n",
-		opt.patients, opt.seed, im.Resources, opt.clients, opt.duration, opt.rounds, rep.Machine.CPUs, rep.Machine.GoVersion,
+		opt.patients, opt.seed, im.Resources, opt.clients, opt.span(), opt.rounds, rep.Machine.CPUs, rep.Machine.GoVersion,
 		orNone(rep.Machine.Commit), orNone(rep.Machine.LoadAvg))
 	writeTable(stdout, rep.Rows)
-	b, err := json.MarshalIndent(rep, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(opt.out, append(b, '\n'), 0o644); err != nil {
+	if err := writeReport(opt.out, rep); err != nil {
 		return err
 	}
 	s.progress.printf("results written to %s", opt.out)
 	return nil
+}
+
+func writeReport(path string, rep *report) error {
+	b, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
 }
 
 // loadSQLite serves the baseline and phivault on SQLite at once and runs

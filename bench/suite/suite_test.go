@@ -33,7 +33,10 @@ func TestSuite(t *testing.T) {
 	admin := pgtest.NewDatabase(t)
 	work := t.TempDir()
 	var stdout, stderr bytes.Buffer
-	args := []string{"-patients", "10", "-duration", "2s", "-rounds", "1", "-clients", "4", "-settle", "3s",
+	// Each mode ends after 16 requests, however slow the machine (a
+	// busy one can take seconds for a Bundle): the test waits on work
+	// done, not on a clock. -duration is only a bound.
+	args := []string{"-patients", "10", "-requests", "16", "-duration", "2m", "-rounds", "1", "-clients", "4", "-settle", "3s",
 		"-bundles", "10", "-ids", "1000", "-work", work, "-postgres", admin}
 	if err := run(t.Context(), args, &stdout, &stderr); err != nil {
 		t.Fatalf("suite: %v\nstderr:\n%s", err, stderr.String())
