@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os/exec"
 	"strconv"
+	"time"
 )
 
 // loadResult is one mode's result as bench/load -json prints it (its
@@ -43,16 +44,23 @@ type loadRun struct {
 	Store     string      `json:"store"`  // "sqlite" or "postgres"
 	Round     int         `json:"round"`
 	Mode      string      `json:"mode"`
-	SettledMs int64       `json:"settled_after_ms"` // how long the server took to go quiet before it
+	SettledMs int64       `json:"settled_after_ms"` // how long the servers took to go quiet before it
 	Result    *loadResult `json:"result"`
 }
 
-// measure settles srv, then runs bench/load once in mode against it.
-// The token travels in the environment (LOAD_TOKEN), never in argv.
-func (s *suite) measure(ctx context.Context, srv *server, serverKind, store string, round int, mode string) (*loadRun, error) {
-	waited, err := srv.settle(ctx, s.opt.settle)
-	if err != nil {
-		return nil, err
+// measure waits for every server in quiet (srv among them) to settle,
+// then runs bench/load once in mode against srv: a server still busy
+// with its previous writes would slow the one measured, as both share
+// the cores. The token travels in the environment (LOAD_TOKEN), never in
+// argv.
+func (s *suite) measure(ctx context.Context, srv *server, quiet []*server, serverKind, store string, round int, mode string) (*loadRun, error) {
+	var waited time.Duration
+	for _, q := range quiet {
+		w, err := q.settle(ctx, s.opt.settle)
+		if err != nil {
+			return nil, err
+		}
+		waited += w
 	}
 	s.progress.printf("round %d/%d: %s on %s (%s)", round, s.opt.rounds, mode, srv.name, s.opt.span())
 	args := []string{
@@ -97,6 +105,10 @@ func resSuffix(r *loadResult) string {
 // follows the other's writes or background work.
 func (s *suite) rounds(ctx context.Context, pv *server, store string, base *server, modes []modeSpec) ([]*loadRun, error) {
 	var runs []*loadRun
+	quiet := []*server{pv}
+	if base != nil {
+		quiet = append(quiet, base)
+	}
 	for round := 1; round <= s.opt.rounds; round++ {
 		for _, m := range modes {
 			type target struct {
@@ -112,7 +124,7 @@ func (s *suite) rounds(ctx context.Context, pv *server, store string, base *serv
 				}
 			}
 			for _, t := range order {
-				run, err := s.measure(ctx, t.srv, t.kind, store, round, m.name)
+				run, err := s.measure(ctx, t.srv, quiet, t.kind, store, round, m.name)
 				if err != nil {
 					return runs, err
 				}
