@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -63,6 +64,9 @@ type reportOptions struct {
 // stderr, the raw figures to opt.out.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err error) {
 	opt, err := parseOptions(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
 	if err != nil {
 		return err
 	}
