@@ -60,6 +60,9 @@ func (s *suite) measure(ctx context.Context, srv *server, quiet []*server, serve
 		if err != nil {
 			return nil, err
 		}
+		if s.opt.settle > 0 && w >= s.opt.settle {
+			s.progress.printf("warning: %s still busy after %s (-settle); measuring anyway", q.name, s.opt.settle)
+		}
 		waited += w
 	}
 	s.progress.printf("round %d/%d: %s on %s (%s)", round, s.opt.rounds, mode, srv.name, s.opt.span())
