@@ -109,7 +109,7 @@ func Provision(ctx context.Context, p Provisioning) (Provisioned, error) {
 // data set (its system keys exist). The URL is not named: it may hold a
 // password.
 func requireEmptyDatabase(ctx context.Context, c config.Config) error {
-	st, err := openStore(ctx, c.Storage, c.Timeouts)
+	st, err := openStore(ctx, c.Storage, c.Timeouts, false)
 	if err != nil {
 		return err
 	}

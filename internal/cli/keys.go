@@ -28,7 +28,9 @@ func (e *env) openApp(cmd *cobra.Command) (*app.App, error) {
 	if err != nil {
 		return nil, err
 	}
-	return app.Open(cmd.Context(), c, e.logger(), app.HoldingDataDir(false, commandName(cmd)))
+	// These commands scan (verify, audit verify, reindex) rather than
+	// serve random reads.
+	return app.Open(cmd.Context(), c, e.logger(), app.HoldingDataDir(false, commandName(cmd)), app.ScanningReads())
 }
 
 // commandName is cmd's path without the program's name ("user add").

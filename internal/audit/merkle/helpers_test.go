@@ -79,7 +79,7 @@ func drivers(t *testing.T, fn func(t *testing.T, open func(t testing.TB) *db)) {
 func openSQLite(t testing.TB) *db {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "phivault.db")
-	st, err := sqlite.Open(context.Background(), path, sqlite.Options{})
+	st, err := sqlite.Open(context.Background(), path, sqlite.Options{MapReaders: true}) // as the verify commands open it
 	if err != nil {
 		t.Fatal(err)
 	}
