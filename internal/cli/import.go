@@ -402,7 +402,27 @@ func probe(ctx context.Context, load loader, query string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	resp, err := retryBusy(ctx, load, b, func() ([]byte, error) { return b, nil })
+	// The search inside the batch can be the one refused for load (an
+	// entry 503, ADR 0023) while the batch itself succeeds: that is
+	// retried like a busy server, not the end of the import.
+	busyEntry := func(ctx context.Context, b []byte) ([]byte, error) {
+		resp, err := load(ctx, b)
+		if err != nil {
+			return nil, err
+		}
+		var out struct {
+			Entry []struct {
+				Response struct {
+					Status string `json:"status"`
+				} `json:"response"`
+			} `json:"entry"`
+		}
+		if json.Unmarshal(resp, &out) == nil && len(out.Entry) == 1 && strings.HasPrefix(out.Entry[0].Response.Status, "503") {
+			return nil, &busyError{err: fmt.Errorf("looking up the bundle's Patient: status %q", out.Entry[0].Response.Status), retry: time.Second}
+		}
+		return resp, nil
+	}
+	resp, err := retryBusy(ctx, busyEntry, b, func() ([]byte, error) { return b, nil })
 	if err != nil {
 		return false, err
 	}
