@@ -15,7 +15,7 @@ const (
 
 func (m *Metrics) registerAuthz() {
 	v := prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: namespace, Subsystem: "authz", Name: "decision_seconds",
-		Help: "Time of an authorization decision (op=decide) or search filter (op=narrow), facts loading included.",
+		Help:    "Time of an authorization decision (op=decide) or search filter (op=narrow), facts loading included.",
 		Buckets: latencyBuckets}, []string{"op"})
 	m.reg.MustRegister(v)
 	m.decide, m.narrow = v.WithLabelValues(OpDecide), v.WithLabelValues(OpNarrow)
