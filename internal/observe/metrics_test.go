@@ -193,8 +193,8 @@ func TestRequestSpan(t *testing.T) {
 	for _, s := range spans {
 		byName[s.Name] = s
 		for _, kv := range s.Attributes {
-			if strings.Contains(kv.Value.Emit(), "secret-id") || strings.Contains(kv.Value.Emit(), "BREW") {
-				t.Errorf("span %s: attribute %s=%s", s.Name, kv.Key, kv.Value.Emit())
+			if strings.Contains(kv.Value.String(), "secret-id") || strings.Contains(kv.Value.String(), "BREW") {
+				t.Errorf("span %s: attribute %s=%s", s.Name, kv.Key, kv.Value.String())
 			}
 		}
 		if strings.Contains(s.Status.Description, "secret-id") {
