@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -47,6 +48,17 @@ func families(t *testing.T, body string) map[string]bool {
 		}
 	}
 	return fams
+}
+
+// sample returns the value of the series named exactly series.
+func sample(body, series string) (float64, bool) {
+	for line := range strings.SplitSeq(body, "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			return f, err == nil
+		}
+	}
+	return 0, false
 }
 
 // wantFamilies are the families a server exports once it served FHIR
@@ -96,9 +108,18 @@ func testMetricsNeedTheToken(t *testing.T, s *apitest.Server) {
 			t.Errorf("family %s not exported", f)
 		}
 	}
+	// Every cache was used by the traffic: its lookups are counted.
 	for _, cache := range []string{"api_token", "dek", "authz_subject", "authz_patient", "authz_filter"} {
-		if !strings.Contains(body, `phivault_cache_hits_total{cache="`+cache+`"}`) {
-			t.Errorf("cache %s not exported", cache)
+		lookups := 0.0
+		for _, fam := range []string{"phivault_cache_hits_total", "phivault_cache_misses_total"} {
+			v, ok := sample(body, fam+`{cache="`+cache+`"}`)
+			if !ok {
+				t.Errorf("%s of cache %s not exported", fam, cache)
+			}
+			lookups += v
+		}
+		if lookups == 0 {
+			t.Errorf("cache %s counted no lookup", cache)
 		}
 	}
 	for _, route := range []string{`route="POST /fhir/{type}"`, `route="GET /fhir/{type}/{id}"`, `route="GET /fhir/{type}"`, `route="other"`} {
