@@ -29,9 +29,10 @@ func fhirTraffic(t *testing.T, s *apitest.Server) string {
 	s.Do(t, http.MethodGet, "/fhir/Patient/"+id, nil, nil).Want(t, http.StatusOK)
 	s.Do(t, http.MethodGet, "/fhir/Patient?_id="+id, nil, nil).Want(t, http.StatusOK)
 	s.Do(t, http.MethodGet, "/fhir/Patient/"+id+"-nosuch", nil, nil).Want(t, http.StatusNotFound)
-	s.Do(t, http.MethodGet, "/no/route/"+id, nil, nil)                                         // the web UI's catch-all pattern "/"
-	s.Do(t, http.MethodGet, "/FHIR/Patient/"+id, nil, nil)                                     // refused before any mux: "other"
-	s.Do(t, http.MethodGet, "/metrics?x="+id, nil, apitest.H{"Authorization": apitest.NoAuth}) // a refused scrape
+	s.Do(t, http.MethodGet, "/no/route/"+id, nil, nil)                                                                             // the web UI's catch-all pattern "/"
+	s.Do(t, http.MethodGet, "/fhir/Patient/"+id, nil, apitest.H{"Authorization": apitest.NoAuth}).Want(t, http.StatusUnauthorized) // the outer mux's "/fhir/"
+	s.Do(t, http.MethodGet, "/FHIR/Patient/"+id, nil, nil)                                                                         // refused before any mux: "other"
+	s.Do(t, http.MethodGet, "/metrics?x="+id, nil, apitest.H{"Authorization": apitest.NoAuth})                                     // a refused scrape
 	return id
 }
 
