@@ -14,9 +14,11 @@ import (
 	"github.com/phivault/phivault/internal/audit/tlog"
 	"github.com/phivault/phivault/internal/ident"
 	"github.com/phivault/phivault/internal/ledger"
+	"github.com/phivault/phivault/internal/observe"
 	"github.com/phivault/phivault/internal/webui/authorize"
 
 	"github.com/google/uuid"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"golang.org/x/time/rate"
 
 	"github.com/phivault/phivault/internal/audit"
@@ -107,6 +109,11 @@ type App struct {
 	subs *subscription.Service
 	// release lets the data directory go (HoldingDataDir); nil if not held.
 	release func()
+
+	// metrics is the registry and the observers (observe.go); tracing
+	// the span exporter, nil when tracing is off.
+	metrics *observe.Metrics
+	tracing *observe.Tracing
 }
 
 // Option adjusts [Open]. Tests use them to inject a clock and limits.
@@ -124,6 +131,7 @@ type openOptions struct {
 	idp      *http.Client
 	subs     []func(*subscription.Options)
 	hold     *holding
+	spans    sdktrace.SpanExporter // WithSpanExporter (observe.go)
 }
 
 type holding struct {
@@ -195,7 +203,7 @@ func Open(ctx context.Context, c config.Config, logger *slog.Logger, opts ...Opt
 	return a, nil
 }
 
-func open(ctx context.Context, c config.Config, logger *slog.Logger, oo openOptions) (*App, error) {
+func open(ctx context.Context, c config.Config, logger *slog.Logger, oo openOptions) (_ *App, err error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -219,6 +227,15 @@ func open(ctx context.Context, c config.Config, logger *slog.Logger, oo openOpti
 		return nil, fmt.Errorf("loading search parameters: %w", err)
 	}
 	a := &App{Config: c, Store: st, db: st, Keys: kr, logger: logger}
+	if a.metrics, a.tracing, err = openObservability(ctx, c.Observability, oo); err != nil {
+		st.Close()
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			_ = a.stopTracing() // the exporter's goroutine; again after a.Close is a no-op
+		}
+	}()
 	a.Log = audit.NewLog(kr)
 	a.keyLife = lifecycle.New(lifecycle.Deps{Config: c.Keys, Keys: kr, Store: st, Epochs: st.Epochs(), Compactor: st, Alerts: st,
 		Log: a.Log, Logger: logger, Holder: processName()})
@@ -240,7 +257,7 @@ func open(ctx context.Context, c config.Config, logger *slog.Logger, oo openOpti
 		return nil, err
 	}
 	a.authRows = ark
-	a.batcher = audit.NewBatcher(a.tlog.Appender(st), audit.BatcherOptions{})
+	a.batcher = audit.NewBatcher(a.tlog.Appender(st), audit.BatcherOptions{Observer: a.metrics.Audit()})
 	a.Record = record.New(record.Deps{
 		Store:     a.tlog.Store(st),
 		Keys:      kr,
@@ -286,6 +303,10 @@ func open(ctx context.Context, c config.Config, logger *slog.Logger, oo openOpti
 		a.Close()
 		return nil, err
 	}
+	if err := a.registerMetrics(); err != nil {
+		a.Close()
+		return nil, err
+	}
 	return a, nil
 }
 
@@ -306,7 +327,7 @@ func (a *App) openAuthz(ctx context.Context, now func() time.Time) error {
 		return err
 	}
 	authzSrc := record.NewAuthzSource(a.Record) // the authorizer's privileged read path, handed only to it
-	a.Authz, err = authz.New(authz.Options{Policies: pol, Source: authzSrc, Users: sq.Users(), Grants: sq.Authz(), Now: now})
+	a.Authz, err = authz.New(authz.Options{Policies: pol, Source: authzSrc, Users: sq.Users(), Grants: sq.Authz(), Now: now, Observer: a.metrics.Authz()})
 	if err != nil {
 		return fmt.Errorf("opening authorization: %w", err)
 	}
@@ -466,6 +487,8 @@ func (a *App) Handler() http.Handler {
 		Reviews:       a.Desk,
 		Subscriptions: a.subs.Hub(),
 		Attempts:      a.attempts,
+		Observer:      a.metrics,
+		Metrics:       a.metricsHandler(),
 		Pace: httpapi.Pace{HandlerTimeout: a.Config.Timeouts.Handler.D(), MinBodyRate: a.Config.Limits.MinBodyRate,
 			BodyGrace: a.Config.Timeouts.BodyGrace.D()},
 		Ready: func(ctx context.Context) error {
@@ -573,7 +596,7 @@ func (a *App) Close() error {
 	}
 	a.batcher.Close()
 	err := a.tlog.Close()
-	err = errors.Join(err, a.Store.Close())
+	err = errors.Join(err, a.Store.Close(), a.stopTracing())
 	if a.release != nil {
 		a.release()
 	}

@@ -87,6 +87,16 @@ func (a *App) Serve(ctx context.Context, started func(addr string)) error {
 		return err
 	}
 	defer stop()
+	side, err := a.StartSideListeners()
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+		defer cancel()
+		_ = side.Close(sctx)
+	}()
 	errc := make(chan error, 1)
 	go func() {
 		if scheme == "https" {

@@ -27,6 +27,22 @@ type BatcherOptions struct {
 	MaxBatch int
 	MaxDelay time.Duration
 	Queue    int
+	// Observer is told of every batch and every wait for durability
+	// (package observe implements it); nil: no one, and no clock read.
+	Observer BatchObserver
+}
+
+// BatchObserver watches a Batcher. Its methods must be safe for
+// concurrent use and must not block: Batched runs on the batcher's
+// goroutine, Recorded on each caller's.
+type BatchObserver interface {
+	// Batched is told of one group commit: size records, the first of
+	// which waited wait for the batch before the commit began, which
+	// took commit; failed says the commit failed.
+	Batched(size int, wait, commit time.Duration, failed bool)
+	// Recorded is told that a caller's Record, begun at start, returned
+	// err.
+	Recorded(ctx context.Context, start time.Time, err error)
 }
 
 type pending struct {
@@ -48,6 +64,9 @@ type Batcher struct {
 	exited chan struct{}
 	wg     sync.WaitGroup
 	close  sync.Once
+	// first is when the batch being filled got its first record; read
+	// and written by run's goroutine only, and only with an Observer.
+	first time.Time
 }
 
 // NewBatcher starts a batcher writing through app.
@@ -79,7 +98,14 @@ func (b *Batcher) Record(ctx context.Context, rec storage.AuditRecord) error {
 	if trail.Failed(ctx) {
 		return fmt.Errorf("%w: an earlier event of this request could not be recorded", ErrUnavailable)
 	}
+	var start time.Time
+	if b.opt.Observer != nil {
+		start = time.Now()
+	}
 	err := b.record(ctx, rec)
+	if b.opt.Observer != nil {
+		b.opt.Observer.Recorded(ctx, start, err)
+	}
 	switch {
 	case err == nil:
 		trail.Note(ctx)
@@ -137,6 +163,9 @@ func (b *Batcher) run() {
 			batch = append(batch, p)
 			if len(batch) == 1 {
 				timer.Reset(b.opt.MaxDelay)
+				if b.opt.Observer != nil {
+					b.first = time.Now()
+				}
 			}
 			// Take whatever else is already queued without waiting.
 		fill:
@@ -160,6 +189,9 @@ func (b *Batcher) run() {
 				select {
 				case p := <-b.in:
 					batch = append(batch, p)
+					if len(batch) == 1 && b.opt.Observer != nil {
+						b.first = time.Now()
+					}
 					if len(batch) >= b.opt.MaxBatch {
 						batch = b.flush(batch)
 					}
@@ -183,8 +215,15 @@ func (b *Batcher) flush(batch []pending) []pending {
 	// The batch is committed on its own context: a request that gave up
 	// must not abort the records of the others.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	var began time.Time
+	if b.opt.Observer != nil {
+		began = time.Now()
+	}
 	err := b.app.AppendAudit(ctx, recs...)
 	cancel()
+	if b.opt.Observer != nil {
+		b.opt.Observer.Batched(len(batch), began.Sub(b.first), time.Since(began), err != nil)
+	}
 	if err != nil {
 		err = fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}

@@ -411,3 +411,57 @@ func TestBatcherCloseLeaksNoGoroutine(t *testing.T) {
 		t.Fatalf("goroutines: %d before NewBatcher, %d after Close\n%s", before, after, buf[:runtime.Stack(buf, true)])
 	}
 }
+
+// observed records what a BatchObserver is told.
+type observed struct {
+	mu       sync.Mutex
+	sizes    []int
+	failed   int
+	recorded int
+	errs     int
+}
+
+func (o *observed) Batched(size int, wait, commit time.Duration, failed bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.sizes = append(o.sizes, size)
+	if failed {
+		o.failed++
+	}
+}
+
+func (o *observed) Recorded(_ context.Context, _ time.Time, err error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.recorded++
+	if err != nil {
+		o.errs++
+	}
+}
+
+func TestBatcherObserver(t *testing.T) {
+	ctx := testCtx(t)
+	obs := &observed{}
+	f := newFakeAppender()
+	b := newBatcher(t, f, BatcherOptions{MaxBatch: 4, MaxDelay: time.Hour, Observer: obs})
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Go(func() {
+			if err := b.Record(ctx, rec(i)); err != nil {
+				t.Errorf("Record: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	b.Close()
+	obs.mu.Lock()
+	defer obs.mu.Unlock()
+	total := 0
+	for _, n := range obs.sizes {
+		total += n
+	}
+	if total != 8 || obs.recorded != 8 || obs.errs != 0 || obs.failed != 0 {
+		t.Errorf("observer saw batches %v (%d records), %d Record calls, %d errors, %d failed batches; want 8 records in all, 8 calls, none failed",
+			obs.sizes, total, obs.recorded, obs.errs, obs.failed)
+	}
+}

@@ -29,6 +29,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/phivault/phivault/internal/authn/smart/scope"
@@ -178,6 +179,8 @@ type Authenticator struct {
 
 	mu    sync.Mutex
 	cache map[string]cachedToken // key: token hash
+	// hits and misses count the cache's answers (TokenCacheStats).
+	hits, misses atomic.Uint64
 }
 
 type cachedToken struct {
@@ -213,6 +216,13 @@ func NewAuthenticator(tokens TokenStore, now func() time.Time, opts ...AuthOptio
 		o(a)
 	}
 	return a
+}
+
+// TokenCacheStats returns how many bearer tokens the cache answered
+// (hits) and how many were looked up in the store (misses) since the
+// Authenticator was made. Safe for concurrent use.
+func (a *Authenticator) TokenCacheStats() (hits, misses uint64) {
+	return a.hits.Load(), a.misses.Load()
 }
 
 // lookup finds the token of secret tok: by its keyed hash, then by its
@@ -257,8 +267,10 @@ func (a *Authenticator) Bearer(ctx context.Context, header string) (Principal, e
 	c, ok := a.cache[string(hash)]
 	a.mu.Unlock()
 	if ok && now.Before(c.expires) {
+		a.hits.Add(1)
 		return c.p, nil
 	}
+	a.misses.Add(1)
 	t, err := a.lookup(ctx, tok)
 	if err != nil {
 		if errors.Is(err, storage.ErrNotFound) || errors.Is(err, ErrUnauthenticated) {

@@ -263,6 +263,9 @@ func TestBearerCacheExpires(t *testing.T) {
 	if store.calls != 1 {
 		t.Errorf("store calls = %d, want 1 (cached)", store.calls)
 	}
+	if h, m := a.TokenCacheStats(); h != 1 || m != 1 {
+		t.Errorf("TokenCacheStats = %d hits, %d misses; want 1, 1", h, m)
+	}
 	now = now.Add(time.Second)
 	if _, err := a.Bearer(t.Context(), hdr); !errors.Is(err, authn.ErrUnauthenticated) {
 		t.Fatalf("revoked token after the cache time: %v, want ErrUnauthenticated", err)

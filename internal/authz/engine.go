@@ -180,6 +180,17 @@ type Options struct {
 	// EncounterWindow is how long an encounter's participants keep a
 	// treatment relationship after it ends. Default DefaultEncounterWindow.
 	EncounterWindow time.Duration
+	// Observer is told the time of every Decide and Narrow (package
+	// observe implements it); nil: no one, and no clock read.
+	Observer Observer
+}
+
+// Observer watches the authorizer's decisions. Decided must be safe for
+// concurrent use and must not block: it runs on the request's path.
+type Observer interface {
+	// Decided is told that op ("decide" for Decide, "narrow" for
+	// Narrow), begun at start, returned err.
+	Decided(ctx context.Context, op string, start time.Time, err error)
 }
 
 // DefaultCacheTTL is how long a cached fact lives. Facts change on writes
@@ -201,6 +212,10 @@ type Authorizer struct {
 	ttl      time.Duration
 	// encounterWindow: see Options.EncounterWindow.
 	encounterWindow time.Duration
+	observer        Observer // nil: none
+
+	// The fact caches' hits and misses (cachestats.go).
+	subjectStats, patientStats, filterStats CacheStats
 
 	// gen invalidates user facts (CareTeam, Encounter, PractitionerRole
 	// writes, grants); fgen filters and the restricted list (any fact
@@ -259,7 +274,7 @@ func New(o Options) (*Authorizer, error) {
 	if o.EncounterWindow <= 0 {
 		o.EncounterWindow = DefaultEncounterWindow
 	}
-	a := &Authorizer{src: o.Source, users: o.Users, grants: o.Grants, now: o.Now, ttl: o.CacheTTL, encounterWindow: o.EncounterWindow,
+	a := &Authorizer{src: o.Source, users: o.Users, grants: o.Grants, now: o.Now, ttl: o.CacheTTL, encounterWindow: o.EncounterWindow, observer: o.Observer,
 		userC: map[string]userEntry{}, patC: map[string]patientEntry{}, patInv: map[string]uint64{}, filterC: map[filterKey]filterEntry{}}
 	a.policies.Store(o.Policies)
 	return a, nil
@@ -275,7 +290,11 @@ const anyPatient = "Patient/*"
 // Decide decides whether p may do action on t. Any failure to decide is
 // a denial with an error wrapping ErrUndecidable (fail closed); the
 // Decision is then the zero value (not allowed).
-func (a *Authorizer) Decide(ctx context.Context, p authn.Principal, action Action, t Target) (Decision, error) {
+func (a *Authorizer) Decide(ctx context.Context, p authn.Principal, action Action, t Target) (d Decision, err error) {
+	if a.observer != nil {
+		start := time.Now()
+		defer func() { a.observer.Decided(ctx, "decide", start, err) }()
+	}
 	s, err := a.subjectOf(ctx, p)
 	if err != nil {
 		return Decision{}, err

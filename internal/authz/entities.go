@@ -96,7 +96,9 @@ func (a *Authorizer) subjectOf(ctx context.Context, p authn.Principal) (*subject
 	// transaction cannot load, and concurrent writes of CareTeams and
 	// Encounters (an import) would otherwise starve it. The staleness is
 	// the one other processes' writes have anyway (CacheTTL).
-	if ok && (e.gen == g || noIO(ctx)) && now.Sub(e.loaded) < a.ttl {
+	hit := ok && (e.gen == g || noIO(ctx)) && now.Sub(e.loaded) < a.ttl
+	a.subjectStats.count(hit)
+	if hit {
 		return e.facts, nil
 	}
 	if noIO(ctx) {
@@ -249,7 +251,9 @@ func (a *Authorizer) patientFactsOf(ctx context.Context, owner string) (*Patient
 	e, ok := a.patC[owner]
 	inv := a.invSeq
 	a.mu.Unlock()
-	if ok && e.gen == g && a.patientFresh(e, now) {
+	hit := ok && e.gen == g && a.patientFresh(e, now)
+	a.patientStats.count(hit)
+	if hit {
 		return e.facts, nil
 	}
 	if noIO(ctx) {

@@ -98,7 +98,11 @@ const filterTTL = 2 * time.Second
 // consent about labels, codes or data that binds this caller) is put
 // in PerRow. Resources naming several patients ("Joint/..." owners)
 // pass when every patient they name does.
-func (a *Authorizer) Narrow(ctx context.Context, p authn.Principal, action Action, typ string) (Filter, error) {
+func (a *Authorizer) Narrow(ctx context.Context, p authn.Principal, action Action, typ string) (_ Filter, err error) {
+	if a.observer != nil {
+		start := time.Now()
+		defer func() { a.observer.Decided(ctx, "narrow", start, err) }()
+	}
 	key := filterKey{principal: cacheKey(p), action: action, typ: typ}
 	g, now := a.gen.Load()<<32^a.fgen.Load(), a.now()
 	a.mu.Lock()
@@ -106,7 +110,9 @@ func (a *Authorizer) Narrow(ctx context.Context, p authn.Principal, action Actio
 	a.mu.Unlock()
 	// Inside a write transaction (conditional matching) a filter younger
 	// than filterTTL serves even after a write elsewhere: see subjectOf.
-	if ok && (e.gen == g || noIO(ctx)) && now.Sub(e.loaded) < filterTTL {
+	hit := ok && (e.gen == g || noIO(ctx)) && now.Sub(e.loaded) < filterTTL
+	a.filterStats.count(hit)
+	if hit {
 		return e.f, nil
 	}
 	if noIO(ctx) {

@@ -64,6 +64,8 @@ type Config struct {
 	Subscriptions Subscriptions `json:"subscriptions"`
 	// Auth is the sign-in policy (auth.go).
 	Auth Auth `json:"auth"`
+	// Observability is metrics, pprof and tracing (observability.go).
+	Observability Observability `json:"observability,omitzero"`
 }
 
 // Server configures the HTTP listener.
@@ -259,6 +261,9 @@ func Load(dataDir string, getenv func(string) string, o Overrides) (Config, erro
 	if err := c.readExportSecrets(); err != nil {
 		return Config{}, err
 	}
+	if err := c.Observability.readToken(); err != nil {
+		return Config{}, err
+	}
 	return c, c.Validate()
 }
 
@@ -286,6 +291,9 @@ func (c *Config) applyEnv(getenv func(string) string) error {
 	}
 	c.Keys.kmsToken = getenv(VaultTokenEnv)
 	c.Auth.applyEnv(getenv)
+	if err := c.Observability.applyEnv(getenv); err != nil {
+		return err
+	}
 	if c.OIDC != nil {
 		for name, p := range map[string]*string{
 			"PHIVAULT_OIDC_ISSUER":       &c.OIDC.Issuer,
@@ -373,6 +381,7 @@ func (c *Config) resolvePaths() {
 	if c.OIDC != nil {
 		c.OIDC.ClientSecretFile = c.Path(c.OIDC.ClientSecretFile)
 	}
+	c.Observability.resolvePaths(*c)
 	c.exportPaths()
 }
 
@@ -475,6 +484,9 @@ func (c Config) Validate() error {
 		return bad("limits.max_bundle_entries", "must be between 1 and 100000")
 	}
 	if err := c.validateRobust(); err != nil {
+		return err
+	}
+	if err := c.Observability.validate(); err != nil {
 		return err
 	}
 	return c.validateExport()

@@ -88,6 +88,10 @@ type reqState struct {
 	trail   *trail.Request
 	audited bool
 	notes   *web.Notes
+	// muxRoute is the pattern of the outermost mux that served the
+	// request, the metrics' route when no handler noted a finer one
+	// (observe.go); written after routing, on the request's goroutine.
+	muxRoute string
 }
 
 type stateKey struct{}
@@ -128,13 +132,15 @@ func auditedPath(method, path string) bool {
 }
 
 // publicPath reports whether a request is to one of the paths that
-// carry neither PHI nor authentication, with GET or HEAD.
+// carry neither PHI nor authentication, with GET or HEAD. /metrics has
+// a bearer token of its own, no account's (observe.go): a scrape every
+// few seconds is not an event of the audit log.
 func publicPath(method, path string) bool {
 	if method != http.MethodGet && method != http.MethodHead || (path != "/" && pathpkg.Clean(path) != path) {
 		return false // a path to clean (/static/../fhir) is redirected: audited
 	}
 	switch path {
-	case "/", "/healthz", "/readyz", "/login", "/login/enrol", "/login/mfa", "/signed-out", "/trust",
+	case "/", "/healthz", "/readyz", "/metrics", "/login", "/login/enrol", "/login/mfa", "/signed-out", "/trust",
 		"/favicon.ico", "/robots.txt", "/.well-known/smart-configuration",
 		"/log/checkpoint", "/log/proof/inclusion", "/log/proof/consistency", smart.JWKSPath:
 		return true

@@ -12,7 +12,9 @@
 //     (path only, never the query string: search values can be PHI).
 //     For audited paths it also records, before the status is sent, a
 //     generic event when no handler recorded one (attempts.go), failing
-//     closed with 503;
+//     closed with 503. It tells the RequestObserver (observe.go: metrics
+//     and the request's span) of the request, by route pattern, never
+//     by path;
 //  2. security headers (HSTS, nosniff, a deny-all CSP, no framing, no-store),
 //     then the attempt limit: an audited request without credentials
 //     from an address whose attempt budget is spent is answered 429
@@ -49,6 +51,9 @@
 // (internal/webui/authorize, mounted through Options.Authorize) take
 // steps 1–2 with their own CSP and body limit, and check their flow
 // cookie and CSRF token themselves.
+//
+// GET /metrics (observe.go) takes steps 1–2 and its own bearer token
+// (package observe); without Options.Metrics it answers 404.
 //
 // The web UI (internal/webui, mounted at / when Options.UI is set) takes
 // steps 1–2 and then its own middleware, which replaces the deny-all CSP

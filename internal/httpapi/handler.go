@@ -90,9 +90,10 @@ func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // withRequest assigns the request id, starts the request's audit trail
 // (attempts.go), bounds the handler's time and the body's pace, recovers
-// panics and writes the access log line. The log line carries the path
-// only, never the query string (search values can be PHI) or any header
-// value.
+// panics, tells the observer (observe.go) and writes the access log
+// line. The log line carries the path only, never the query string
+// (search values can be PHI) or any header value; the observer gets the
+// route pattern, never the path.
 func (s *Server) withRequest(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := s.now()
@@ -103,6 +104,9 @@ func (s *Server) withRequest(next http.Handler) http.Handler {
 		ctx, notes := web.WithNotes(ctx)
 		st := &reqState{trail: tr, audited: auditedPath(r.Method, r.URL.Path), notes: notes}
 		ctx = context.WithValue(ctx, stateKey{}, st)
+		if s.obs != nil {
+			ctx = s.obs.BeginRequest(ctx)
+		}
 		if s.handlerTimeout > 0 {
 			var cancel context.CancelFunc
 			ctx, cancel = context.WithTimeout(ctx, s.handlerTimeout)
@@ -117,6 +121,9 @@ func (s *Server) withRequest(next http.Handler) http.Handler {
 		defer func() {
 			if v := recover(); v != nil {
 				if v == http.ErrAbortHandler {
+					if s.obs != nil {
+						s.obs.EndRequest(ctx, routeOf(st), r.Method, sw.status, s.now().Sub(start))
+					}
 					panic(v)
 				}
 				s.log.ErrorContext(ctx, "panic", slog.String("request_id", id), slog.Any("panic", v), slog.String("stack", string(debug.Stack())))
@@ -129,13 +136,17 @@ func (s *Server) withRequest(next http.Handler) http.Handler {
 				// send it here so the attempt audit runs first.
 				sw.WriteHeader(http.StatusOK)
 			}
+			elapsed := s.now().Sub(start)
+			if s.obs != nil {
+				s.obs.EndRequest(ctx, routeOf(st), r.Method, sw.status, elapsed)
+			}
 			s.log.InfoContext(ctx, "request",
 				slog.String("request_id", id),
 				slog.String("method", r.Method),
 				slog.String("path", r.URL.Path),
 				slog.Int("status", sw.status),
 				slog.Int64("bytes", sw.bytes),
-				slog.Duration("duration", s.now().Sub(start)))
+				slog.Duration("duration", elapsed))
 		}()
 		next.ServeHTTP(sw, r)
 	})

@@ -48,6 +48,8 @@ type Server struct {
 	reviews        Reviews           // nil: the review desk answers 503
 	subs           hub               // nil: no Subscription websocket channel (subscription.go)
 
+	obs            RequestObserver  // nil: no metrics nor spans (observe.go)
+	metrics        http.Handler     // nil: GET /metrics answers 404 (observe.go)
 	attempts       *attempt.Limiter // nil: unauthenticated attempts are not limited
 	handlerTimeout time.Duration    // 0: none
 	minBodyRate    int64            // bytes a second; 0: no pace
@@ -85,6 +87,12 @@ type Options struct {
 	Reviews       Reviews                     // optional: /admin/api/break-glass, /admin/api/alerts
 	Subscriptions *subscription.Hub           // optional: the Subscription websocket channel (subscription.go)
 
+	// Observer is told of every request (observe.go); nil: none.
+	Observer RequestObserver
+	// Metrics serves GET /metrics, authenticated by itself (package
+	// observe's bearer token); nil: /metrics answers 404.
+	Metrics http.Handler
+
 	// Attempts limits the generic events of unauthenticated requests
 	// (attempts.go); nil: no limit.
 	Attempts *attempt.Limiter
@@ -109,6 +117,7 @@ func New(o Options) *Server {
 	s := &Server{rec: o.Record, launch: launchGate{rec: o.Record}, auth: o.Authenticator, login: o.Login, smart: o.SMART, admin: o.Accounts, enrolLimiter: o.EnrolLimiter, clients: o.Clients, ui: o.UI, authorizePages: o.Authorize, log: o.Logger, now: o.Now,
 		baseURL: o.BaseURL, maxBody: o.MaxBodyBytes, corsOrigins: o.CORSOrigins, version: o.Version, ready: o.Ready, logRec: o.LogAudit,
 		authz: o.Authorizer, glass: o.BreakGlass, reviews: o.Reviews,
+		obs: o.Observer, metrics: o.Metrics,
 		attempts: o.Attempts, handlerTimeout: o.Pace.HandlerTimeout, minBodyRate: o.Pace.MinBodyRate, bodyGrace: o.Pace.BodyGrace}
 	s.auditLog = newAuditAPI(s, o)
 	if o.Subscriptions != nil { // no typed nil in the interface
@@ -127,6 +136,7 @@ func (s *Server) Handler() http.Handler {
 		writeJSON(w, r, http.StatusOK, map[string]string{"status": "ok"})
 		return nil
 	}))
+	s.metricsRoute(mux)
 	mux.Handle("GET /readyz", s.handle(func(w http.ResponseWriter, r *http.Request) error {
 		if err := s.ready(r.Context()); err != nil {
 			return &web.Error{Status: http.StatusServiceUnavailable, Code: "transient", Msg: "not ready", Err: err}
@@ -153,7 +163,7 @@ func (s *Server) Handler() http.Handler {
 		// including the UI's own 404 page.
 		mux.Handle("/", s.ui)
 	}
-	return s.withRequest(web.SecurityHeaders(withCORS(s.corsOrigins, s.attemptGate(fhirCaseGuard(mux)))))
+	return s.withRequest(web.SecurityHeaders(withCORS(s.corsOrigins, s.attemptGate(fhirCaseGuard(withMuxRoute(mux))))))
 }
 
 // fhirCaseGuard answers 404 (an OperationOutcome) to a path whose first

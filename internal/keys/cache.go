@@ -4,6 +4,7 @@ import (
 	"container/list"
 	"crypto/sha256"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/phivault/phivault/internal/ident"
@@ -21,6 +22,10 @@ type dekCache struct {
 	mu sync.Mutex
 	ll *list.List // of *cacheEntry, most recently used at the front
 	m  map[cacheKey]*list.Element
+
+	// hits and misses count get's answers (a disabled cache counts
+	// nothing), for the metrics ([Keyring.DEKCacheStats]).
+	hits, misses atomic.Uint64
 }
 
 type cacheKey struct {
@@ -54,14 +59,17 @@ func (c *dekCache) get(key cacheKey) (*DEK, bool) {
 	defer c.mu.Unlock()
 	el, ok := c.m[key]
 	if !ok {
+		c.misses.Add(1)
 		return nil, false
 	}
 	e := el.Value.(*cacheEntry)
 	if !c.now().Before(e.expires) {
 		c.remove(el)
+		c.misses.Add(1)
 		return nil, false
 	}
 	c.ll.MoveToFront(el)
+	c.hits.Add(1)
 	return e.dek, true
 }
 

@@ -199,12 +199,16 @@ func TestDEKCache(t *testing.T) {
 		t.Fatal("second DEK call within TTL did not hit the cache")
 	}
 
+	h0, m0 := k.DEKCacheStats()
 	clock.Advance(59 * time.Second)
 	if d := dekOf(t, k, rec); d != d1 {
 		t.Fatal("cache missed before TTL")
 	}
 	clock.Advance(time.Second)
 	d3 := dekOf(t, k, rec)
+	if h, m := k.DEKCacheStats(); h != h0+1 || m != m0+1 {
+		t.Errorf("DEKCacheStats went from %d/%d to %d/%d hits/misses over a hit and an expired entry", h0, m0, h, m)
+	}
 	if d3 == d1 {
 		t.Fatal("cache hit at TTL: entries must expire TTL after unwrapping, however hot")
 	}

@@ -160,6 +160,13 @@ func (k *Keyring) DEK(rec storage.KeyRecord) (*DEK, error) {
 	return d, nil
 }
 
+// DEKCacheStats returns how many DEK lookups the cache answered (hits)
+// and how many had to unwrap the key (misses) since the Keyring was
+// made. A disabled cache counts nothing. Safe for concurrent use.
+func (k *Keyring) DEKCacheStats() (hits, misses uint64) {
+	return k.cache.hits.Load(), k.cache.misses.Load()
+}
+
 // Forget drops every cached DEK of owner. Call it after shredding owner
 // (other processes stop using the key as soon as they read the shredded
 // record, since [Keyring.DEK] checks it first; their cached copy expires

@@ -84,6 +84,13 @@ func NoteRoute(r *http.Request) {
 	}
 }
 
+// Route returns the route pattern noted so far ([NoteRoute]), or "".
+func (n *Notes) Route() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.route
+}
+
 // NoteBackendFailure tells the request's audit middleware that its
 // credentials could not be checked because a backend failed (err wraps
 // storage.ErrUnavailable or audit.ErrUnavailable, or a deadline

@@ -112,6 +112,17 @@ func (s *Store) Close() error {
 	return err
 }
 
+// Pools returns the connection pools by role, "writer" and, when reads
+// have a pool of their own (SQLite), "reader": for the pool metrics
+// (sql.DB.Stats). Nothing else may query through them.
+func (s *Store) Pools() map[string]*sql.DB {
+	p := map[string]*sql.DB{"writer": s.writer}
+	if s.reader != s.writer {
+		p["reader"] = s.reader
+	}
+	return p
+}
+
 // Ping checks that the writer and the reader can reach the database
 // (a health check); it returns an error wrapping storage.ErrUnavailable
 // otherwise.
