@@ -120,12 +120,14 @@ func (s *Service) planOf(q *search.Query, expand func(search.Pred) ([]search.Ter
 				return plan{}, err
 			}
 		}
-		cl, err := s.clause(typ, pr)
+		cls, err := s.clauses(typ, pr)
 		if err != nil {
 			return plan{}, err
 		}
-		p.q.Clauses = append(p.q.Clauses, cl)
-		ranks = append(ranks, selectivity(pr))
+		for _, cl := range cls {
+			p.q.Clauses = append(p.q.Clauses, cl)
+			ranks = append(ranks, selectivity(pr))
+		}
 		name := pr.Param.Code
 		if pr.Modifier != "" {
 			name += ":" + pr.Modifier
@@ -184,12 +186,84 @@ func selectivity(pr search.Pred) int {
 	}
 }
 
-// clause turns one predicate into a disjunction of storage conditions.
+// has is the condition "the resource has a value of p" (:missing=false),
+// for a parameter with rows of its own or a composite over the resource
+// itself (both its parameters); see missingClauses for a combo.
+func has(p *search.Param) storage.Cond {
+	if a, b, ok := p.Pair(); ok {
+		return storage.Cond{Kind: storage.CondAll, All: []storage.Cond{has(a), has(b)}}
+	}
+	return storage.Cond{Kind: storage.CondMissing, Param: p.Code}
+}
+
+// missingClauses are the clauses of p:missing=missing. A combo has a
+// value when one of its parts has: missing=false is one clause of
+// alternatives, missing=true one clause per part ("none has").
+func missingClauses(p *search.Param, missing bool) []storage.Clause {
+	parts := p.Union()
+	if parts == nil {
+		parts = []*search.Param{p}
+	}
+	var some storage.Clause
+	var none []storage.Clause
+	for _, u := range parts {
+		c := has(u)
+		some.Any = append(some.Any, c)
+		if c.Kind == storage.CondMissing {
+			c.Missing = true
+		} else {
+			c.Negate = true
+		}
+		none = append(none, storage.Clause{Any: []storage.Cond{c}})
+	}
+	if missing {
+		return none
+	}
+	return []storage.Clause{some}
+}
+
+// clauses turns one predicate into storage clauses (ANDed): one
+// disjunction of conditions, or, for :missing=true on a combo
+// composite, one per part.
+func (s *Service) clauses(typ string, pr search.Pred) ([]storage.Clause, error) {
+	if pr.Missing != nil {
+		return missingClauses(pr.Param, *pr.Missing), nil
+	}
+	cl, err := s.clause(typ, pr)
+	if err != nil {
+		return nil, err
+	}
+	return []storage.Clause{cl}, nil
+}
+
+// hashConds returns one condition per index column of ts, each holding
+// the hashes of its terms (sorted by column).
+func (s *Service) hashConds(typ string, ts []search.Term, negate bool) ([]storage.Cond, error) {
+	byCol := map[string][][]byte{}
+	var cols []string
+	for _, t := range ts {
+		h, err := s.keys.BlindIndex(hashInput(typ, t))
+		if err != nil {
+			return nil, fmt.Errorf("computing blind index: %w", err)
+		}
+		if _, ok := byCol[t.Param]; !ok {
+			cols = append(cols, t.Param)
+		}
+		byCol[t.Param] = append(byCol[t.Param], h)
+	}
+	sort.Strings(cols)
+	out := make([]storage.Cond, 0, len(cols))
+	for _, c := range cols {
+		out = append(out, storage.Cond{Kind: storage.CondHash, Param: c, Hashes: byCol[c], Negate: negate})
+	}
+	return out, nil
+}
+
+// clause turns one predicate (not :missing) into a disjunction of
+// storage conditions.
 func (s *Service) clause(typ string, pr search.Pred) (storage.Clause, error) {
 	var cl storage.Clause
 	switch {
-	case pr.Missing != nil:
-		cl.Any = []storage.Cond{{Kind: storage.CondMissing, Param: pr.Param.Code, Missing: *pr.Missing}}
 	case len(pr.Dates) > 0:
 		for _, d := range pr.Dates {
 			cl.Any = append(cl.Any, storage.Cond{Kind: storage.CondDate, Param: pr.Param.Code, Op: storage.DateOp(d.Op), Lo: d.Lo, Hi: d.Hi, Negate: pr.Negate})
@@ -197,21 +271,28 @@ func (s *Service) clause(typ string, pr search.Pred) (storage.Clause, error) {
 	default:
 		// One condition per index column, holding every alternative's
 		// hash: a negated predicate then means "none of these".
-		byCol := map[string][][]byte{}
-		var cols []string
-		for _, t := range pr.Terms {
-			h, err := s.keys.BlindIndex(hashInput(typ, t))
-			if err != nil {
-				return cl, fmt.Errorf("computing blind index: %w", err)
-			}
-			if _, ok := byCol[t.Param]; !ok {
-				cols = append(cols, t.Param)
-			}
-			byCol[t.Param] = append(byCol[t.Param], h)
+		var err error
+		if cl.Any, err = s.hashConds(typ, pr.Terms, pr.Negate); err != nil {
+			return cl, err
 		}
-		sort.Strings(cols)
-		for _, c := range cols {
-			cl.Any = append(cl.Any, storage.Cond{Kind: storage.CondHash, Param: c, Hashes: byCol[c], Negate: pr.Negate})
+		if len(pr.Pairs) > 0 && pr.Negate {
+			return cl, fmt.Errorf("search: a negated composite pair")
+		}
+		// A composite over the resource itself: per alternative, a
+		// conjunction of its code and value conditions.
+		for _, p := range pr.Pairs {
+			first, err := s.hashConds(typ, p.First, false)
+			if err != nil {
+				return cl, err
+			}
+			second, err := s.hashConds(typ, p.Second, false)
+			if err != nil {
+				return cl, err
+			}
+			if len(first) != 1 || len(second) != 1 {
+				return cl, fmt.Errorf("search: a composite pair side spans %d and %d index columns", len(first), len(second))
+			}
+			cl.Any = append(cl.Any, storage.Cond{Kind: storage.CondAll, All: []storage.Cond{first[0], second[0]}})
 		}
 	}
 	if len(cl.Any) == 0 {

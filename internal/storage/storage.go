@@ -410,6 +410,12 @@ const (
 	// (search narrowing); their values count against MaxOwners, not
 	// MaxValues.
 	CondOwner
+	// CondAll matches resources that satisfy every condition of All
+	// (each a CondHash, CondDate or CondMissing; no nesting). Negate
+	// inverts the conjunction as a whole. Its conditions count against
+	// MaxConds. Search answers a composite over a resource's single
+	// repetition with it (ADR 0042).
+	CondAll
 )
 
 // DateOp is a FHIR date comparison prefix.
@@ -445,6 +451,8 @@ type Cond struct {
 	// resources decided one by one): its IDs count against MaxOwners,
 	// not MaxValues.
 	Authz bool
+	// All are the conditions of a CondAll.
+	All []Cond
 }
 
 // SortKey names what to sort on.

@@ -31,7 +31,9 @@
 // such buckets covering the values it accepts. Quantities have key
 // families for any unit, the unit code, and system|code (UCUM converted
 // by powers of ten only). Composites (composite.go) pair the code and
-// value of one repetition in one key. URIs (uri.go) are exact keys, with
+// value of one repetition in one key; those over the resource itself
+// (one repetition) are a conjunction of the code and value parameters,
+// and combo-* the union of its parts, with no keys of their own. URIs (uri.go) are exact keys, with
 // path-prefix keys for :below; :above needs none. _tag, _security,
 // _profile and _source (meta.go) are parameters of every type. Token
 // :text, :of-type, :in and :not-in, and system| (tokenmods.go, and the

@@ -52,28 +52,25 @@ func (r *Registry) Extract(res fhir.Resource) ([]Value, error) {
 	var out []Value
 	computed := 0 // terms computed at extraction, bounded like values
 	for _, p := range r.Params(res.Type()) {
+		if !p.indexed() {
+			continue // answered from other parameters' rows (composite.go)
+		}
 		reps := 0
 		for _, it := range evaluate(p.expr, res) {
 			var err error
+			before := len(out)
 			if p.Type == Composite {
 				out, err = p.compositeValues(out, Value{Param: p.Code, Type: p.Type}, it, &reps)
 				if err != nil {
 					return nil, fmt.Errorf("%w: %w", err, fhir.ErrTooLarge)
 				}
-				if len(out) > 0 {
-					computed += len(out[len(out)-1].terms)
-				}
-				if computed > maxComputedTerms {
-					return nil, fmt.Errorf("extracting search values: more than %d index terms: %w", maxComputedTerms, fhir.ErrTooLarge)
-				}
-				continue
-			}
-			out, err = p.values(out, it)
-			if err != nil {
+			} else if out, err = p.values(out, it); err != nil {
 				return nil, err
 			}
-			if len(out) > 0 {
-				computed += len(out[len(out)-1].terms)
+			// Every value this item added (a CodeableConcept adds one per
+			// coding and per display), not only the last.
+			for _, v := range out[before:] {
+				computed += len(v.terms)
 			}
 			if computed > maxComputedTerms {
 				return nil, fmt.Errorf("extracting search values: more than %d index terms: %w", maxComputedTerms, fhir.ErrTooLarge)

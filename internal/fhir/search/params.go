@@ -56,7 +56,9 @@ func parseExtended(p *Param, name, modifier, raw string, pred *Pred) (done bool,
 		case URI:
 			ts, err = uriQueryTerms(p, name, modifier, unescape(a))
 		case Composite:
-			ts, err = compositeQueryTerms(p, name, a)
+			var ps []Pair
+			ts, ps, err = compositeQuery(p, name, a)
+			pred.Pairs = mergePairs(append(pred.Pairs, ps...))
 		case Number, Quantity:
 			var keys []string
 			var neg bool

@@ -69,7 +69,13 @@ func FuzzNewParamsQuery(f *testing.F) {
 		n := 0
 		for _, p := range out.Preds {
 			n += len(p.Terms)
-			if p.ValueSet == "" && p.Missing == nil && len(p.Terms) == 0 && len(p.Dates) == 0 {
+			for _, pr := range p.Pairs {
+				n += len(pr.First) + len(pr.Second)
+				if len(pr.First) == 0 || len(pr.Second) == 0 {
+					t.Fatalf("predicate %s with a one-sided pair", p.Param.Code)
+				}
+			}
+			if p.ValueSet == "" && p.Missing == nil && len(p.Terms) == 0 && len(p.Pairs) == 0 && len(p.Dates) == 0 {
 				t.Fatalf("predicate %s without terms", p.Param.Code)
 			}
 		}

@@ -67,6 +67,10 @@ type DatePred struct {
 //     differ from Param.Code ("name:exact"). The caller hashes each Key
 //     exactly as it hashes index terms.
 //   - Dates: the resource has a date term satisfying one of them (OR).
+//   - Terms and Pairs (a composite over the resource itself, or a
+//     combo; composite.go): the resource has a term equal to one of
+//     Terms, or, for one of Pairs, a term of its First and one of its
+//     Second (OR of conjunctions). Pairs never come with Negate.
 //
 // Negate (the token :not modifier) inverts the whole predicate: the
 // resource matches when no term of Param satisfies it.
@@ -76,6 +80,7 @@ type Pred struct {
 	Negate   bool
 	Missing  *bool
 	Terms    []Term
+	Pairs    []Pair
 	Dates    []DatePred
 	// ValueSet is the canonical url (url or url|version) of the token
 	// :in and :not-in modifiers; Terms is then empty and the caller

@@ -112,6 +112,12 @@ type Param struct {
 	expr        expr
 	components  []component // composite parameters: in definition order
 	textIndexed bool        // token: display/text terms for :text (tokenmods.go)
+
+	// Composites answered from other parameters' rows, with no rows of
+	// their own (composite.go, ADR 0042): pair for a composite over the
+	// resource itself, union for a combo-* composite.
+	pair  [2]*Param
+	union []*Param
 }
 
 // Identifying reports whether the parameter's values identify a person
@@ -223,6 +229,9 @@ func New() (*Registry, error) {
 			p.textIndexed = p.Type == Token && textIndexed[code]
 			r.params[typ][code] = p
 		}
+	}
+	if err := r.linkDerived(defs); err != nil {
+		return nil, err
 	}
 	if err := r.loadMeta(defs); err != nil {
 		return nil, err

@@ -84,43 +84,18 @@ func checkQuery(q storage.Query) error {
 	if len(q.Sort) > storage.MaxSorts {
 		return fmt.Errorf("search: %d sort keys, limit %d: %w", len(q.Sort), storage.MaxSorts, storage.ErrTooComplex)
 	}
-	conds, values, owners := 0, 0, 0
+	var n limits
 	for _, cl := range q.Clauses {
 		if len(cl.Any) == 0 {
 			return fmt.Errorf("search: empty clause")
 		}
-		conds += len(cl.Any)
 		for _, c := range cl.Any {
-			values += len(c.Hashes)
-			owners += len(c.Owners)
-			if c.Authz {
-				owners += len(c.IDs)
-			} else {
-				values += len(c.IDs)
-			}
-			switch c.Kind {
-			case storage.CondOwner:
-			case storage.CondHash, storage.CondMissing:
-				if c.Param == "" {
-					return fmt.Errorf("search: condition without a parameter")
-				}
-			case storage.CondDate:
-				if c.Param == "" {
-					return fmt.Errorf("search: condition without a parameter")
-				}
-				if !validOp(c.Op) {
-					return fmt.Errorf("search: unknown date prefix %q", c.Op)
-				}
-			case storage.CondLastUpdated:
-				if !validOp(c.Op) {
-					return fmt.Errorf("search: unknown date prefix %q", c.Op)
-				}
-			case storage.CondID:
-			default:
-				return fmt.Errorf("search: unknown condition kind %d", c.Kind)
+			if err := n.check(c, false); err != nil {
+				return err
 			}
 		}
 	}
+	conds, values, owners := n.conds, n.values, n.owners
 	if conds > storage.MaxConds {
 		return fmt.Errorf("search: %d conditions, limit %d: %w", conds, storage.MaxConds, storage.ErrTooComplex)
 	}
@@ -140,6 +115,60 @@ func checkQuery(q storage.Query) error {
 		default:
 			return fmt.Errorf("search: unknown sort key %d", so.Key)
 		}
+	}
+	return nil
+}
+
+// limits sums what a query asks for, against storage.MaxConds,
+// MaxValues and MaxOwners.
+type limits struct{ conds, values, owners int }
+
+// check validates c (inside a CondAll when nested) and counts it.
+func (n *limits) check(c storage.Cond, nested bool) error {
+	n.conds++
+	n.values += len(c.Hashes)
+	n.owners += len(c.Owners)
+	if c.Authz {
+		n.owners += len(c.IDs)
+	} else {
+		n.values += len(c.IDs)
+	}
+	if nested {
+		switch c.Kind {
+		case storage.CondHash, storage.CondDate, storage.CondMissing:
+		default:
+			return fmt.Errorf("search: condition kind %d inside a conjunction", c.Kind)
+		}
+	}
+	switch c.Kind {
+	case storage.CondOwner:
+	case storage.CondHash, storage.CondMissing:
+		if c.Param == "" {
+			return fmt.Errorf("search: condition without a parameter")
+		}
+	case storage.CondDate:
+		if c.Param == "" {
+			return fmt.Errorf("search: condition without a parameter")
+		}
+		if !validOp(c.Op) {
+			return fmt.Errorf("search: unknown date prefix %q", c.Op)
+		}
+	case storage.CondLastUpdated:
+		if !validOp(c.Op) {
+			return fmt.Errorf("search: unknown date prefix %q", c.Op)
+		}
+	case storage.CondID:
+	case storage.CondAll:
+		if len(c.All) == 0 {
+			return fmt.Errorf("search: empty conjunction")
+		}
+		for _, a := range c.All {
+			if err := n.check(a, true); err != nil {
+				return err
+			}
+		}
+	default:
+		return fmt.Errorf("search: unknown condition kind %d", c.Kind)
 	}
 	return nil
 }
@@ -258,6 +287,18 @@ func cond(b *builder, typ string, c storage.Cond, correlated bool) {
 		indexIn(b, typ, c.Param, c.Negate, correlated)
 		b.sql(" AND s.h IN ")
 		list(b, c.Hashes, func(h []byte) any { return h })
+		b.sql(")")
+	case storage.CondAll:
+		if c.Negate {
+			b.sql("NOT ")
+		}
+		b.sql("(")
+		for i, a := range c.All {
+			if i > 0 {
+				b.sql(" AND ")
+			}
+			cond(b, typ, a, correlated)
+		}
 		b.sql(")")
 	case storage.CondDate:
 		// "h IS NULL" selects the partial date index.

@@ -45,6 +45,10 @@ func dateCond(op storage.DateOp, lo, hi int64) storage.Cond {
 
 func negate(c storage.Cond) storage.Cond { c.Negate = true; return c }
 
+func all(cs ...storage.Cond) storage.Cond { return storage.Cond{Kind: storage.CondAll, All: cs} }
+
+func hasParam(p string) storage.Cond { return storage.Cond{Kind: storage.CondMissing, Param: p} }
+
 func testSearchConditions(t *testing.T, s storage.Store) {
 	searchFixture(t, s)
 	us := func(sec int) int64 { return at(sec).UnixMicro() }
@@ -65,6 +69,15 @@ func testSearchConditions(t *testing.T, s storage.Store) {
 		{"and with or", []storage.Clause{{Any: []storage.Cond{codeIs("a"), codeIs("c")}}, {Any: []storage.Cond{dateCond(storage.OpLt, 200, 299)}}}, []string{"o1", "o3"}},
 		{"not", one(negate(codeIs("a"))), []string{"o2", "o4", "o5"}},
 		{"not any of", one(negate(codeIs("a", "b"))), []string{"o4", "o5"}},
+		// Conjunctions (CondAll), alone, negated, ORed, and after a
+		// driving clause (correlated).
+		{"all", one(all(codeIs("a"), dateCond(storage.OpEq, 100, 199))), []string{"o1"}},
+		{"all negated", one(negate(all(codeIs("a"), dateCond(storage.OpEq, 100, 199)))), []string{"o2", "o3", "o4", "o5"}},
+		{"all or hash", []storage.Clause{{Any: []storage.Cond{all(codeIs("a"), dateCond(storage.OpEq, 100, 199)), codeIs("c")}}}, []string{"o1", "o4"}},
+		{"all of missing", one(all(hasParam("code"), hasParam("date"))), []string{"o1", "o2", "o3"}},
+		{"all of missing negated", one(negate(all(hasParam("code"), hasParam("date")))), []string{"o4", "o5"}},
+		{"all after a driving clause", []storage.Clause{{Any: []storage.Cond{codeIs("a")}}, {Any: []storage.Cond{all(codeIs("b"), hasParam("date"))}}}, []string{"o3"}},
+		{"all with a negated part", one(all(codeIs("a"), negate(codeIs("b")))), []string{"o1"}},
 		{"missing true", one(storage.Cond{Kind: storage.CondMissing, Param: "code", Missing: true}), []string{"o5"}},
 		{"missing false", one(storage.Cond{Kind: storage.CondMissing, Param: "code", Missing: false}), []string{"o1", "o2", "o3", "o4"}},
 		{"missing true negated", one(storage.Cond{Kind: storage.CondMissing, Param: "date", Missing: true, Negate: true}), []string{"o1", "o2", "o3", "o5"}},
@@ -215,6 +228,8 @@ func testSearchLimits(t *testing.T, s storage.Store) {
 		{"clauses", storage.Query{Type: "Observation", Count: 1, Clauses: many(storage.MaxClauses + 1)}},
 		{"conditions", storage.Query{Type: "Observation", Count: 1, Clauses: []storage.Clause{wide}}},
 		{"values", storage.Query{Type: "Observation", Count: 1, Clauses: one(bigHash)}},
+		{"values inside a conjunction", storage.Query{Type: "Observation", Count: 1, Clauses: one(all(bigHash, hasParam("date")))}},
+		{"conditions inside a conjunction", storage.Query{Type: "Observation", Count: 1, Clauses: one(storage.Cond{Kind: storage.CondAll, All: wide.Any})}},
 		{"sorts", storage.Query{Type: "Observation", Count: 1, Sort: make([]storage.Sort, storage.MaxSorts+1)}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -234,6 +249,11 @@ func testSearchLimits(t *testing.T, s storage.Store) {
 	}
 	if _, err := s.Search(t.Context(), storage.Query{Type: "Observation", Count: 1, Clauses: one(storage.Cond{Kind: 99})}); err == nil {
 		t.Error("unknown condition kind accepted")
+	}
+	for _, c := range []storage.Cond{all(), all(all(codeIs("a"))), all(storage.Cond{Kind: storage.CondID, IDs: []string{"o1"}})} {
+		if _, err := s.Search(t.Context(), storage.Query{Type: "Observation", Count: 1, Clauses: one(c)}); err == nil {
+			t.Errorf("malformed conjunction %+v accepted", c)
+		}
 	}
 }
 
