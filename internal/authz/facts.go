@@ -230,11 +230,38 @@ func patientFacts(ref string, patient []byte, consents []Found) (PatientFacts, e
 			pf.UndecidableConsents = append(pf.UndecidableConsents, f.ID)
 			continue
 		}
-		if c.Applies() && c.Patient == ref {
+		if !c.Applies() {
+			continue
+		}
+		switch consentPatient(c.Patient) {
+		case ref:
 			pf.Consents = append(pf.Consents, c)
+		default:
+			// Stored under this patient (its owner is the patient the
+			// record resolved from this reference) but naming it in a
+			// spelling not understood here: a deny must not be lost
+			// (penetration test: an absolute URL was stored and never
+			// enforced). Fail closed, as for an unreadable Consent.
+			pf.Undecidable = true
+			pf.UndecidableConsents = append(pf.UndecidableConsents, f.ID)
 		}
 	}
 	return pf, nil
+}
+
+// consentPatient returns a Consent's patient reference as "Patient/<id>":
+// an absolute URL (this server's base, or another server of the fleet)
+// and a version suffix ("/_history/2") are reduced to the type and id.
+func consentPatient(ref string) string {
+	if i := strings.Index(ref, "/_history/"); i >= 0 {
+		ref = ref[:i]
+	}
+	if strings.Contains(ref, "://") {
+		if i := strings.LastIndex(ref, "/Patient/"); i >= 0 {
+			ref = ref[i+1:]
+		}
+	}
+	return ref
 }
 
 // possiblyEnforced reports whether a Consent that could not be parsed

@@ -174,3 +174,26 @@ func TestFeedRelatedConsentKeepsShortTTL(t *testing.T) {
 		t.Fatal("facts with a related-data Consent outlived CacheTTL")
 	}
 }
+
+// TestConsentNamingAnotherSpelling: a Consent stored under a patient
+// whose patient reference is not understood as that patient fails
+// closed (undecidable) instead of being skipped.
+func TestConsentNamingAnotherSpelling(t *testing.T) {
+	for ref, want := range map[string]bool{
+		"Patient/p1":                               false,
+		"https://fhir.example.org/fhir/Patient/p1": false,
+		"Patient/p1/_history/3":                    false,
+		"Patient/p2":                               true,
+		"Group/g1":                                 true,
+	} {
+		c := Found{Type: "Consent", ID: "c", Owner: "Patient/p1", JSON: []byte(`{"resourceType":"Consent","status":"active",` +
+			`"scope":{"coding":[{"code":"patient-privacy"}]},"patient":{"reference":"` + ref + `"},"provision":{"type":"deny"}}`)}
+		pf, err := patientFacts("Patient/p1", nil, []Found{c})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pf.Undecidable != want || (!want && len(pf.Consents) != 1) {
+			t.Errorf("patient %q: undecidable %v with %d consents, want undecidable %v", ref, pf.Undecidable, len(pf.Consents), want)
+		}
+	}
+}

@@ -400,8 +400,10 @@ func UnresolvedPatient(res fhir.Resource) bool {
 }
 
 // oddPatientRef matches a "Patient/" path segment anywhere in a
-// reference.
-var oddPatientRef = regexp.MustCompile(`(^|/)Patient/`)
+// reference, in any case ("patient/x" names no type the server knows,
+// and was stored as the organisation's: a Consent so written was never
+// its patient's).
+var oddPatientRef = regexp.MustCompile(`(?i)(^|/)patient/`)
 
 // oddPatientReference reports whether ref plainly points at a patient
 // without being a reference the server resolves: "Patient/x/",
