@@ -19,13 +19,15 @@ import (
 //
 // The database appends the owner of every write of a Patient, Consent
 // or RelatedPerson to a change feed in the writing transaction itself
-// (a trigger). Watch polls the feed and drops the facts of the owners it
-// names. While the polls succeed, a patient's facts live up to
-// LongCacheTTL; when the last successful poll is older than feedStale
-// (the database is unreachable, the poller stopped), every entry falls
-// back to CacheTTL. Staleness is thus bounded by feedStale plus one poll
-// for other processes' writes, and is nil for this process's own (the
-// write hook drops the entry at commit).
+// (a trigger). Watch polls the feed from a cursor that misses no row,
+// however long its transaction ran (SQLite: the sequence, which is the
+// commit order; PostgreSQL: the oldest transaction running at the
+// previous poll), and drops the facts of the owners it names. While the
+// polls succeed, a patient's facts live up to LongCacheTTL; when the last
+// successful poll is older than feedStale (the database is unreachable,
+// the poller stopped), every entry falls back to CacheTTL. Staleness is
+// thus bounded by one poll for other processes' writes, and is nil for
+// this process's own (the write hook drops the entry at commit).
 
 const (
 	// FeedInterval is how often Watch polls the change feed.
@@ -36,18 +38,14 @@ const (
 	// what keeps the facts current.
 	LongCacheTTL = 10 * time.Minute
 
-	// feedWindow is how far back each poll reads. A row becomes
-	// visible when its transaction commits, possibly after later rows
-	// (PostgreSQL); the window must outlast any write transaction.
-	feedWindow = 2 * time.Minute
-
 	// feedStale is the age of the last successful poll beyond which the
 	// long TTL is not used.
 	feedStale = 2 * time.Second
 
-	// feedKeep is how long rows stay in the feed before pruning; above
-	// feedWindow.
-	feedKeep = 10 * time.Minute
+	// feedKeep is how long rows stay in the feed before pruning. A row
+	// is lost to a server only if its transaction ran longer than this
+	// and a prune came between its commit and that server's next poll.
+	feedKeep = time.Hour
 
 	// pruneEvery is how often Watch prunes the feed.
 	pruneEvery = time.Minute
@@ -56,7 +54,7 @@ const (
 // Watch polls feed every FeedInterval until ctx ends (see the comment
 // above). It is meant to run once per process, in the background.
 func (a *Authorizer) Watch(ctx context.Context, feed storage.ChangeFeed, log *slog.Logger) {
-	w := watcher{a: a, feed: feed, log: log, seen: map[int64]time.Time{}}
+	w := watcher{a: a, feed: feed, log: log}
 	t := time.NewTicker(FeedInterval)
 	defer t.Stop()
 	for {
@@ -75,7 +73,8 @@ type watcher struct {
 	a        *Authorizer
 	feed     storage.ChangeFeed
 	log      *slog.Logger
-	seen     map[int64]time.Time // rows applied, by seq, with when they were first seen
+	cursor   int64
+	seen     map[int64]bool // the rows of the previous poll, applied
 	failing  bool
 	lastPrun time.Time
 }
@@ -83,7 +82,7 @@ type watcher struct {
 func (w *watcher) poll(ctx context.Context) {
 	a := w.a
 	start := a.now()
-	cs, err := w.feed.RecentChanges(ctx, feedWindow)
+	cs, next, err := w.feed.ChangesSince(ctx, w.cursor)
 	if err != nil {
 		if ctx.Err() == nil && !w.failing {
 			w.log.Warn("authorization change feed unreadable: patients' facts are cached for "+a.ttl.String()+" only until it is back", slog.Any("err", err))
@@ -100,12 +99,15 @@ func (w *watcher) poll(ctx context.Context) {
 		a.pgen.Add(1)
 		a.fgen.Add(1)
 	}
+	// A row comes back while an older transaction runs (PostgreSQL);
+	// it was applied when first seen.
+	seen := make(map[int64]bool, len(cs))
 	changed := false
 	for _, c := range cs {
-		if _, ok := w.seen[c.Seq]; ok {
+		seen[c.Seq] = true
+		if w.seen[c.Seq] {
 			continue
 		}
-		w.seen[c.Seq] = start
 		changed = true
 		a.dropPatient(c.Owner)
 	}
@@ -114,11 +116,7 @@ func (w *watcher) poll(ctx context.Context) {
 		// the same resources.
 		a.fgen.Add(1)
 	}
-	for seq, at := range w.seen {
-		if start.Sub(at) > feedWindow+time.Minute {
-			delete(w.seen, seq)
-		}
-	}
+	w.seen, w.cursor = seen, next
 	// Rows committed before start were all visible to this poll.
 	a.feedAt.Store(start.UnixNano())
 	if start.Sub(w.lastPrun) >= pruneEvery {

@@ -19,10 +19,23 @@ type memFeed struct {
 	err     error
 }
 
-func (f *memFeed) RecentChanges(context.Context, time.Duration) ([]storage.Change, error) {
+// ChangesSince returns every row after cursor, and also the rows of the
+// previous poll (as PostgreSQL does while an older transaction runs).
+func (f *memFeed) ChangesSince(_ context.Context, cursor int64) ([]storage.Change, int64, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return append([]storage.Change(nil), f.changes...), f.err
+	if f.err != nil {
+		return nil, 0, f.err
+	}
+	from := max(0, cursor-3)
+	if from > int64(len(f.changes)) {
+		from = int64(len(f.changes))
+	}
+	out := append([]storage.Change(nil), f.changes[from:]...)
+	if len(out) > storage.MaxChanges {
+		out = out[:storage.MaxChanges]
+	}
+	return out, int64(len(f.changes)), nil
 }
 
 func (f *memFeed) PruneChanges(context.Context, time.Duration) (int64, error) { return 0, nil }
@@ -45,7 +58,7 @@ func TestFeedKeepsPatientFactsAndDropsChanged(t *testing.T) {
 	src := &memSource{res: []Found{careTeamFound}}
 	a, p := testAuthorizer(t, src, nil, func() time.Time { return clock })
 	feed := &memFeed{}
-	w := watcher{a: a, feed: feed, log: slog.New(slog.NewTextHandler(io.Discard, nil)), seen: map[int64]time.Time{}}
+	w := watcher{a: a, feed: feed, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	tgt := Target{Type: "Observation", ID: "o", Owner: "Patient/p1"}
 	decide := func(want bool) {
 		t.Helper()
@@ -159,7 +172,7 @@ func TestFeedRelatedConsentKeepsShortTTL(t *testing.T) {
 		`"provision":{"type":"permit","provision":[{"type":"deny","data":[{"meaning":"related","reference":{"reference":"Encounter/e1"}}]}]}}`)}
 	src := &memSource{res: []Found{careTeamFound, related}}
 	a, _ := testAuthorizer(t, src, nil, func() time.Time { return clock })
-	w := watcher{a: a, feed: &memFeed{}, log: slog.New(slog.NewTextHandler(io.Discard, nil)), seen: map[int64]time.Time{}}
+	w := watcher{a: a, feed: &memFeed{}, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	w.poll(t.Context())
 	if _, err := a.patientFactsOf(t.Context(), "Patient/p1"); err != nil {
 		t.Fatal(err)

@@ -11,7 +11,7 @@ import (
 // database appends it in the writing transaction itself (a trigger), so
 // every write path and every process is covered.
 type Change struct {
-	Seq   int64  // unique per row; not in commit order on PostgreSQL
+	Seq   int64  // unique per row; in commit order on SQLite, not on PostgreSQL
 	Owner string // "Patient/<id>", or whatever owner the row was written under
 }
 
@@ -23,12 +23,13 @@ const MaxChanges = 10000
 // ChangeFeed reads and prunes the change feed. Implementations are safe
 // for concurrent use.
 type ChangeFeed interface {
-	// RecentChanges returns the rows written within window before now,
-	// by the database's clock. A row becomes visible when its
-	// transaction commits, which may be after later-numbered rows: a
-	// reader asks again for a window longer than any write transaction
-	// and skips the rows it has seen.
-	RecentChanges(ctx context.Context, window time.Duration) ([]Change, error)
+	// ChangesSince returns the rows that may have become visible since
+	// the poll that returned cursor (0 for the first poll), in sequence
+	// order, at most MaxChanges, and the cursor for the next poll. A row
+	// may be returned again by later polls (PostgreSQL, while a
+	// transaction older than it runs); never is one skipped, however
+	// long its transaction ran.
+	ChangesSince(ctx context.Context, cursor int64) (changes []Change, next int64, err error)
 
 	// PruneChanges deletes the rows older than keep and returns how many.
 	PruneChanges(ctx context.Context, keep time.Duration) (int64, error)

@@ -50,8 +50,12 @@ func Dialect() sqldb.Dialect {
 		// walking every page is pg_amcheck's job (docs/operations.md).
 		IntegrityCheck: `SELECT CASE WHEN COALESCE(checksum_failures, 0) = 0 THEN 'ok' ELSE checksum_failures || ' data checksum failures counted in pg_stat_database (check with pg_amcheck)' END FROM pg_stat_database WHERE datname = current_database()`,
 		Migrations:     sub,
-		NowMicros:      "(extract(epoch from clock_timestamp()) * 1000000)::bigint",
-		Classify:       classify,
+		// Every row of a transaction that was running at the previous
+		// poll, or began since, has an xid at least that poll's xmin.
+		ChangesSince: `SELECT c.seq, c.owner, s.xmin FROM (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS xmin) s
+LEFT JOIN authz_changes c ON c.xid >= (?::bigint)::text::xid8 ORDER BY c.seq LIMIT ?`,
+		NowMicros: "(extract(epoch from clock_timestamp()) * 1000000)::bigint",
+		Classify:  classify,
 	}
 }
 

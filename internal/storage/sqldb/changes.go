@@ -2,6 +2,7 @@ package sqldb
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"time"
 
@@ -10,30 +11,33 @@ import (
 
 var _ storage.ChangeFeed = (*Store)(nil)
 
-// RecentChanges implements storage.ChangeFeed (table authz_changes,
+// ChangesSince implements storage.ChangeFeed (table authz_changes,
 // migration 0032: rows appended by triggers on resources).
-func (s *Store) RecentChanges(ctx context.Context, window time.Duration) ([]storage.Change, error) {
-	if window <= 0 {
-		return nil, fmt.Errorf("recent changes: window %v must be positive", window)
+func (s *Store) ChangesSince(ctx context.Context, cursor int64) ([]storage.Change, int64, error) {
+	if cursor < 0 {
+		return nil, 0, fmt.Errorf("changes since: negative cursor %d", cursor)
 	}
-	q := `SELECT seq, owner FROM authz_changes WHERE at >= ` + s.d.NowMicros + ` - ? ORDER BY seq LIMIT ?`
-	rows, err := s.r().query(ctx, q, window.Microseconds(), storage.MaxChanges)
+	rows, err := s.r().query(ctx, s.d.ChangesSince, cursor, storage.MaxChanges)
 	if err != nil {
-		return nil, s.translate("recent changes", err)
+		return nil, 0, s.translate("changes since", err)
 	}
 	defer rows.Close()
 	var out []storage.Change
+	next := cursor
 	for rows.Next() {
-		var c storage.Change
-		if err := rows.Scan(&c.Seq, &c.Owner); err != nil {
-			return nil, s.translate("recent changes", err)
+		var seq sql.NullInt64
+		var owner sql.NullString
+		if err := rows.Scan(&seq, &owner, &next); err != nil {
+			return nil, 0, s.translate("changes since", err)
 		}
-		out = append(out, c)
+		if seq.Valid {
+			out = append(out, storage.Change{Seq: seq.Int64, Owner: owner.String})
+		}
 	}
 	if err := rows.Err(); err != nil {
-		return nil, s.translate("recent changes", err)
+		return nil, 0, s.translate("changes since", err)
 	}
-	return out, nil
+	return out, next, nil
 }
 
 // PruneChanges implements storage.ChangeFeed.

@@ -59,6 +59,13 @@ type Dialect struct {
 	// named NNNN_description.sql and applied in numeric order.
 	Migrations fs.FS
 
+	// ChangesSince is the change feed's poll (storage.ChangeFeed): it
+	// takes the cursor and a limit and returns (seq, owner, next) rows in
+	// seq order; next is the cursor of the next poll. A row whose seq is
+	// NULL carries only next (PostgreSQL answers one when nothing
+	// changed). See the migrations' 0032.
+	ChangesSince string
+
 	// NowMicros is an SQL expression for the database's clock in unix
 	// microseconds (the change feed's window is measured on it, so that
 	// the servers of a fleet need not agree on the time).

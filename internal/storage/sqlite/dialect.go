@@ -24,11 +24,13 @@ func Dialect() sqldb.Dialect {
 		panic("sqlite: embedded migrations missing: " + err.Error()) // programmer error
 	}
 	return sqldb.Dialect{
-		Name:        "sqlite",
-		Migrations:  sub,
-		NowMicros:   "CAST((julianday('now') - 2440587.5) * 86400000000 AS INTEGER)",
-		Classify:    classify,
-		GroupCommit: true,
+		Name:       "sqlite",
+		Migrations: sub,
+		// One writer: seq is the commit order.
+		ChangesSince: `SELECT seq, owner, seq FROM authz_changes WHERE seq > ? ORDER BY seq LIMIT ?`,
+		NowMicros:    "CAST((julianday('now') - 2440587.5) * 86400000000 AS INTEGER)",
+		Classify:     classify,
+		GroupCommit:  true,
 		// With secure_delete on (sqlite.go), freed cells and pages are
 		// zeroed in the pages written to the WAL; the checkpoint copies
 		// them into the database file and TRUNCATE empties the WAL, so

@@ -18,17 +18,23 @@ func testChanges(t *testing.T, s storage.Store) {
 	if !ok {
 		t.Fatalf("%T does not implement storage.ChangeFeed", s)
 	}
-	owners := func() []string {
+	all := func() []storage.Change {
 		t.Helper()
-		cs, err := feed.RecentChanges(ctx, time.Minute)
+		cs, _, err := feed.ChangesSince(ctx, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
-		var out []string
 		for i, c := range cs {
 			if i > 0 && c.Seq <= cs[i-1].Seq {
 				t.Errorf("changes not in sequence order: %v", cs)
 			}
+		}
+		return cs
+	}
+	owners := func() []string {
+		t.Helper()
+		var out []string
+		for _, c := range all() {
 			out = append(out, c.Owner)
 		}
 		return out
@@ -76,7 +82,65 @@ func testChanges(t *testing.T, s storage.Store) {
 	if got := owners(); len(got) != 0 {
 		t.Fatalf("after pruning: %v", got)
 	}
-	if _, err := feed.RecentChanges(ctx, 0); err == nil {
-		t.Error("a zero window was accepted")
+	if _, _, err := feed.ChangesSince(ctx, -1); err == nil {
+		t.Error("a negative cursor was accepted")
+	}
+
+	// The cursor: a poll after another sees what committed in between,
+	// including a write whose transaction was running at the first poll
+	// and commits after it (PostgreSQL commits out of sequence order).
+	_, cursor, err := feed.ChangesSince(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, cursor, err := feed.ChangesSince(ctx, cursor)
+	if err != nil || len(cs) != 0 {
+		t.Fatalf("a poll with nothing new: %v %v", cs, err)
+	}
+	started, release, done := make(chan struct{}), make(chan struct{}), make(chan error, 1)
+	go func() {
+		done <- s.Update(ctx, func(tx storage.Tx) error {
+			if err := tx.Put(ctx, ver("Consent", "long", 1, "Patient/long", at(7)), nil); err != nil {
+				return err
+			}
+			close(started)
+			<-release
+			return nil
+		})
+	}()
+	<-started
+	cs, cursor, err = feed.ChangesSince(ctx, cursor)
+	if err != nil || len(cs) != 0 {
+		t.Fatalf("an uncommitted write is visible: %v %v", cs, err)
+	}
+	// A later write: on PostgreSQL it commits before the long one and is
+	// polled first; on SQLite it waits for the single writer.
+	later := make(chan error, 1)
+	go func() {
+		later <- tryPut(t, s, ver("Patient", "later", 1, "Patient/later", at(8)))
+	}()
+	var seen []string
+	poll := func() {
+		t.Helper()
+		cs, cursor, err = feed.ChangesSince(ctx, cursor)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range cs {
+			seen = append(seen, c.Owner)
+		}
+	}
+	time.Sleep(50 * time.Millisecond)
+	poll()
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-later; err != nil {
+		t.Fatal(err)
+	}
+	poll()
+	if !slices.Contains(seen, "Patient/long") || !slices.Contains(seen, "Patient/later") {
+		t.Fatalf("after the long transaction committed, polls from the cursor saw %v", seen)
 	}
 }

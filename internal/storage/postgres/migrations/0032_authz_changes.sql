@@ -5,14 +5,19 @@
 -- process or fleet node can change those facts without a row here.
 -- Each server polls the recent rows and drops the cached facts of those
 -- owners, so the cache can live long without serving stale consent.
--- at is unix microseconds UTC by the database clock at the write (a
--- sequence number is not enough: PostgreSQL commits out of sequence
--- order); rows older than the poll window are pruned.
+-- A sequence number is not a cursor here: PostgreSQL commits out of
+-- sequence order. xid is the writing transaction's id: a poll reads
+-- the rows whose xid is at least the oldest transaction still running
+-- at its previous poll (pg_snapshot_xmin), which covers every row that
+-- can have become visible since, however long its transaction ran. at
+-- is unix microseconds UTC by the database clock, for pruning.
 CREATE TABLE authz_changes (
 	seq   BIGSERIAL PRIMARY KEY,
 	owner TEXT COLLATE "C" NOT NULL,
+	xid   xid8 NOT NULL DEFAULT pg_current_xact_id(),
 	at    BIGINT NOT NULL DEFAULT (extract(epoch from clock_timestamp()) * 1000000)::bigint
 );
+CREATE INDEX authz_changes_xid ON authz_changes (xid);
 CREATE INDEX authz_changes_at ON authz_changes (at);
 
 CREATE FUNCTION authz_changes_note() RETURNS trigger LANGUAGE plpgsql AS $$

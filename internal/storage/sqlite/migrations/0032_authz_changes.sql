@@ -5,8 +5,9 @@
 -- process or fleet node can change those facts without a row here.
 -- Each server polls the recent rows and drops the cached facts of those
 -- owners, so the cache can live long without serving stale consent.
--- at is unix microseconds UTC by the database clock; rows older than
--- the poll window are pruned.
+-- With one writer, seq is the commit order: a poll reads the rows after
+-- the last seq it saw. at is unix microseconds UTC by the database
+-- clock, for pruning.
 CREATE TABLE authz_changes (
 	seq   INTEGER PRIMARY KEY AUTOINCREMENT,
 	owner TEXT NOT NULL,
