@@ -193,7 +193,7 @@ func TestFeedRelatedConsentKeepsShortTTL(t *testing.T) {
 // closed (undecidable) instead of being skipped.
 func TestConsentNamingAnotherSpelling(t *testing.T) {
 	for ref, want := range map[string]bool{
-		"Patient/p1":                               false,
+		"Patient/p1": false,
 		"https://fhir.example.org/fhir/Patient/p1": false,
 		"Patient/p1/_history/3":                    false,
 		"Patient/p2":                               true,
