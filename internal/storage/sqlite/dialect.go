@@ -28,6 +28,7 @@ func Dialect() sqldb.Dialect {
 		Migrations:  sub,
 		Classify:    classify,
 		GroupCommit: true,
+		InsertIndex: "INSERT OR FAIL INTO", // no statement journal (sqldb.Dialect.InsertIndex)
 		// With secure_delete on (sqlite.go), freed cells and pages are
 		// zeroed in the pages written to the WAL; the checkpoint copies
 		// them into the database file and TRUNCATE empties the WAL, so
