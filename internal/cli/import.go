@@ -55,7 +55,7 @@ resolve.`,
 	f.StringVar(&o.tokenFile, "token-file", "", "file holding the API token (default: $PHIVAULT_TOKEN)")
 	f.StringVar(&o.caCert, "cacert", "", "CA certificate to trust for --url (default: DATA/tls/ca.crt if present, else system roots)")
 	f.BoolVar(&o.quiet, "quiet", false, "no progress bar")
-	f.IntVar(&o.workers, "workers", runtime.GOMAXPROCS(0)+1, "patient bundles loaded at once")
+	f.IntVar(&o.workers, "workers", 0, "patient bundles loaded at once (default: 8 per CPU into a data directory, CPUs+1 with --url)")
 	return cmd
 }
 
@@ -127,6 +127,9 @@ func (e *env) runImport(ctx context.Context, o importOptions, args []string) err
 		defer a.Close()
 		load = a.Operator("import").ImportBundle
 	}
+	if o.workers <= 0 {
+		o.workers = defaultWorkers(o.url != "", runtime.GOMAXPROCS(0))
+	}
 	bar := progressbar.NewOptions64(total,
 		progressbar.OptionSetWriter(e.stderr),
 		progressbar.OptionSetDescription("importing"),
@@ -157,6 +160,20 @@ func (e *env) runImport(ctx context.Context, o importOptions, args []string) err
 	}
 	_ = bar.Finish()
 	return e.printTally(t, time.Since(start))
+}
+
+// defaultWorkers is how many patient bundles load at once. Into a data
+// directory, many: while the single writer commits, the others are
+// parsed, validated, encrypted and hashed on every CPU, and the bundles
+// waiting when the writer is free are committed together, in one
+// transaction and one fsync (sqldb's group commit), so pages the
+// bundles share are written once (ADR 0041). To a server, a few: it
+// has clients of its own.
+func defaultWorkers(remote bool, cpus int) int {
+	if remote {
+		return cpus + 1
+	}
+	return 8 * cpus
 }
 
 func (e *env) printTally(t *importTally, d time.Duration) error {
