@@ -170,8 +170,9 @@ func (e *env) runImport(ctx context.Context, o importOptions, args []string) err
 // every CPU, and the bundles waiting when the writer is free are
 // committed together, in one transaction and one fsync (sqldb's group
 // commit), so pages the bundles share are written once (ADR 0041). To
-// a server or PostgreSQL, a few: each bundle is a transaction of its
-// own, and 16 at once were no faster than 3 (bench/README.md).
+// a server, a few: it has clients of its own. Into PostgreSQL, where
+// each bundle is a transaction of its own, a few as before: 16 against
+// 3 was inconclusive on a shared machine (bench/README.md).
 func defaultWorkers(groupCommit bool, cpus int) int {
 	if groupCommit {
 		return 8 * cpus
