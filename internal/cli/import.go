@@ -55,7 +55,7 @@ resolve.`,
 	f.StringVar(&o.tokenFile, "token-file", "", "file holding the API token (default: $PHIVAULT_TOKEN)")
 	f.StringVar(&o.caCert, "cacert", "", "CA certificate to trust for --url (default: DATA/tls/ca.crt if present, else system roots)")
 	f.BoolVar(&o.quiet, "quiet", false, "no progress bar")
-	f.IntVar(&o.workers, "workers", runtime.GOMAXPROCS(0)+1, "patient bundles loaded at once")
+	f.IntVar(&o.workers, "workers", 0, "patient bundles loaded at once (default: 8 per CPU into SQLite, CPUs+1 into PostgreSQL or with --url)")
 	return cmd
 }
 
@@ -109,6 +109,7 @@ func (e *env) runImport(ctx context.Context, o importOptions, args []string) err
 		}
 	}
 	var load loader
+	groupCommit := false // the store commits waiting writes together (SQLite)
 	if o.url != "" {
 		load, err = e.remoteLoader(o)
 		if err != nil {
@@ -126,6 +127,10 @@ func (e *env) runImport(ctx context.Context, o importOptions, args []string) err
 		}
 		defer a.Close()
 		load = a.Operator("import").ImportBundle
+		groupCommit = c.Storage.PostgresURL == ""
+	}
+	if o.workers <= 0 {
+		o.workers = defaultWorkers(groupCommit, runtime.GOMAXPROCS(0))
 	}
 	bar := progressbar.NewOptions64(total,
 		progressbar.OptionSetWriter(e.stderr),
@@ -157,6 +162,22 @@ func (e *env) runImport(ctx context.Context, o importOptions, args []string) err
 	}
 	_ = bar.Finish()
 	return e.printTally(t, time.Since(start))
+}
+
+// defaultWorkers is how many patient bundles load at once. Into a
+// SQLite data directory (groupCommit), many: while the single writer
+// commits, the others are parsed, validated, encrypted and hashed on
+// every CPU, and the bundles waiting when the writer is free are
+// committed together, in one transaction and one fsync (sqldb's group
+// commit), so pages the bundles share are written once (ADR 0041). To
+// a server, a few: it has clients of its own. Into PostgreSQL, where
+// each bundle is a transaction of its own, a few as before: 16 against
+// 3 was inconclusive on a shared machine (bench/README.md).
+func defaultWorkers(groupCommit bool, cpus int) int {
+	if groupCommit {
+		return 8 * cpus
+	}
+	return cpus + 1
 }
 
 func (e *env) printTally(t *importTally, d time.Duration) error {

@@ -75,6 +75,17 @@ type Dialect struct {
 	// right for engines with a single writer connection.
 	GroupCommit bool
 
+	// InsertIndex begins the multi-row INSERT of blind-index rows
+	// (default "INSERT INTO"). SQLite uses "INSERT OR FAIL INTO": a
+	// multi-row INSERT that may abort half-way (a NOT NULL column) makes
+	// SQLite open a statement journal and copy there the original image
+	// of every page it changes, which for random blind-index keys is
+	// nearly every page; with FAIL it needs none. The rows bound are
+	// never NULL where the schema forbids it (validVersion), and any
+	// error fails the Update, whose transaction or savepoint is rolled
+	// back whole, so nothing of a failed statement commits either way.
+	InsertIndex string
+
 	// Classify maps a driver error to one of storage.ErrConflict or
 	// storage.ErrUnavailable (or nil when it is neither) and says whether
 	// rolling back and running the transaction again may succeed

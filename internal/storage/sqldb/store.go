@@ -83,6 +83,9 @@ func New(writer, reader *sql.DB, d Dialect, opts Options) (*Store, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if d.InsertIndex == "" {
+		d.InsertIndex = "INSERT INTO"
+	}
 	st := &Store{
 		d:           d,
 		writer:      writer,

@@ -283,7 +283,7 @@ func (t *tx) ReplaceIndex(ctx context.Context, typ, id string, version int64, in
 func (t *tx) insertIndex(ctx context.Context, typ, id string, index []storage.IndexRow) error {
 	for len(index) > 0 {
 		n := min(len(index), insertChunk)
-		q := multiRow(`INSERT INTO search_index (type, id, param, h, lo, hi) VALUES `, 6, n)
+		q := multiRow(t.s.d.InsertIndex+` search_index (type, id, param, h, lo, hi) VALUES `, 6, n)
 		args := make([]any, 0, 6*n)
 		for _, r := range index[:n] {
 			if r.IsDate {

@@ -31,6 +31,7 @@ func Dialect() sqldb.Dialect {
 		NowMicros:    "CAST((julianday('now') - 2440587.5) * 86400000000 AS INTEGER)",
 		Classify:     classify,
 		GroupCommit:  true,
+		InsertIndex:  "INSERT OR FAIL INTO", // no statement journal (sqldb.Dialect.InsertIndex)
 		// With secure_delete on (sqlite.go), freed cells and pages are
 		// zeroed in the pages written to the WAL; the checkpoint copies
 		// them into the database file and TRUNCATE empties the WAL, so
