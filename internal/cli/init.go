@@ -3,8 +3,10 @@ package cli
 import (
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 
 	"github.com/spf13/cobra"
 
@@ -69,7 +71,14 @@ func (e *env) runInit(cmd *cobra.Command, o initOptions) error {
 	c := config.Default(o.dataDir)
 	c.Server.Listen = o.listen
 	if o.postgres != "" {
-		c.Storage.Driver, c.Storage.PostgresURL = "postgres", o.postgres
+		// The URL is written so that later commands on this directory
+		// find the database, but never its password (a credential in a
+		// file that backups copy): the server reads it from PGPASSWORD or
+		// a .pgpass file, as every PostgreSQL client does.
+		c.Storage.Driver, c.Storage.PostgresURL = "postgres", withoutPassword(o.postgres)
+		if c.Storage.PostgresURL != o.postgres {
+			fmt.Fprintln(e.stderr, "phivault: the PostgreSQL password was not written into phivault.json: give it to every command as PGPASSWORD, in a .pgpass file, or with PHIVAULT_POSTGRES")
+		}
 	}
 	switch {
 	case o.kmsURI != "":
@@ -156,3 +165,24 @@ func describeKEK(c config.Config) string {
 	}
 	return c.Keys.KeyFile
 }
+
+// withoutPassword returns a PostgreSQL connection string without its
+// password: a URL's user info, or a keyword/value string's password=.
+func withoutPassword(dsn string) string {
+	if u, err := url.Parse(dsn); err == nil && (u.Scheme == "postgres" || u.Scheme == "postgresql") {
+		if _, has := u.User.Password(); has {
+			u.User = url.User(u.User.Username())
+		}
+		q := u.Query()
+		if q.Has("password") {
+			q.Del("password")
+			u.RawQuery = q.Encode()
+		}
+		return u.String()
+	}
+	return passwordKV.ReplaceAllString(dsn, "")
+}
+
+// passwordKV matches password=value in a keyword/value connection string
+// (value quoted or not).
+var passwordKV = regexp.MustCompile(`(?i)\bpassword\s*=\s*('(\\.|[^'])*'|\S+)\s*`)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/url"
 	"os"
@@ -91,8 +92,8 @@ func (o *Observability) applyEnv(getenv func(string) string) error {
 	o.metricsToken = strings.TrimSpace(getenv(MetricsTokenEnv))
 	if v := getenv("PHIVAULT_TRACE_SAMPLE_RATIO"); v != "" {
 		r, err := strconv.ParseFloat(v, 64)
-		if err != nil {
-			return fmt.Errorf("%w: PHIVAULT_TRACE_SAMPLE_RATIO must be a number", ErrInvalid)
+		if err != nil || math.IsNaN(r) || r <= 0 || r > 1 {
+			return fmt.Errorf("%w: PHIVAULT_TRACE_SAMPLE_RATIO must be a number above 0 and at most 1", ErrInvalid)
 		}
 		o.Tracing.SampleRatio = r
 	}
@@ -164,7 +165,7 @@ func (o Observability) validate() error {
 			return bad("observability.tracing.otlp_endpoint (PHIVAULT_OTLP_ENDPOINT)", "must be an http(s) URL without credentials or query, e.g. http://127.0.0.1:4318/v1/traces")
 		}
 	}
-	if r := o.Tracing.SampleRatio; r < 0 || r > 1 {
+	if r := o.Tracing.SampleRatio; math.IsNaN(r) || r < 0 || r > 1 {
 		return bad("observability.tracing.sample_ratio (PHIVAULT_TRACE_SAMPLE_RATIO)", "must be between 0 and 1")
 	}
 	return nil

@@ -96,3 +96,20 @@ func TestMetricsToken(t *testing.T) {
 		t.Errorf("a world-readable token file: %v", err)
 	}
 }
+
+// TestTraceSampleRatioEnv (penetration test): NaN traced everything, and
+// an explicit 0 passed though the documented range is (0, 1].
+func TestTraceSampleRatioEnv(t *testing.T) {
+	for v, ok := range map[string]bool{"0.05": true, "1": true, "NaN": false, "0": false, "-0": false, "2": false, "Inf": false, "abc": false} {
+		c := config.Default(t.TempDir())
+		_, err := c.WithEnv(func(k string) string {
+			if k == "PHIVAULT_TRACE_SAMPLE_RATIO" {
+				return v
+			}
+			return ""
+		})
+		if (err == nil) != ok {
+			t.Errorf("PHIVAULT_TRACE_SAMPLE_RATIO=%s: %v, want accepted %v", v, err, ok)
+		}
+	}
+}
