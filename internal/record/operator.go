@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/url"
 
+	"github.com/phivault/phivault/internal/storage"
+
 	"github.com/phivault/phivault/internal/audit"
 	"github.com/phivault/phivault/internal/fhir"
 )
@@ -34,7 +36,9 @@ func (o *Operator) ImportBundle(ctx context.Context, body []byte) ([]byte, error
 	res, err := o.s.Parse(body)
 	if err == nil {
 		var out []byte
-		if out, err = o.s.ProcessBundle(ctx, o.c, res, ReturnMinimal); err == nil {
+		// A bulk load: its transactions may be committed together
+		// without savepoints (ADR 0041).
+		if out, err = o.s.ProcessBundle(storage.WithBulk(ctx), o.c, res, ReturnMinimal); err == nil {
 			return out, nil
 		}
 	}

@@ -121,10 +121,20 @@ func (c *committer) drain(group []groupReq) []groupReq {
 	}
 }
 
-// commit runs one group in one transaction: optimistically, without
-// savepoints, and if an fn fails, again with a savepoint per Update.
+// commit runs one group in one transaction: a group of bulk loads
+// (storage.WithBulk) optimistically, without savepoints, and if an fn
+// fails, again with a savepoint per Update; any other group with a
+// savepoint per Update. (A server's concurrent transaction Bundles,
+// whose fns often leave to load authorization facts, ran at 5
+// resources/s instead of 240 when every group was optimistic.)
 func (c *committer) commit(group []groupReq) {
 	results := make([]error, len(group))
+	for _, r := range group {
+		if !storage.Bulk(r.ctx) {
+			c.commitSavepoints(group, results)
+			return
+		}
+	}
 	if !c.commitOptimistic(group, results) {
 		return
 	}
