@@ -65,14 +65,17 @@ type App struct {
 	// the same database typed, from which Open hands each component the
 	// narrow view it needs (Users, Sessions, the units of work of the
 	// domains' audited changes, ADR 0024): nothing downcasts Store.
-	Store   storage.Store
-	db      *sqldb.Store
-	Keys    *keys.Keyring
-	Record  *record.Service
-	Log     *audit.Log
-	batcher *audit.Batcher
-	tlog    *tlog.Log // the Merkle tree side of the audit log (package tlog)
-	ledger  *keys.LedgerKey
+	Store storage.Store
+	db    *sqldb.Store
+	// validator is the record's FHIR validator; serve compiles its
+	// schema in the background at start (serve.go).
+	validator *fhir.Validator
+	Keys      *keys.Keyring
+	Record    *record.Service
+	Log       *audit.Log
+	batcher   *audit.Batcher
+	tlog      *tlog.Log // the Merkle tree side of the audit log (package tlog)
+	ledger    *keys.LedgerKey
 	// authRows authenticates rows that grant access and keys the lookup
 	// hashes of bearer secrets (ADR 0022, authrows.go).
 	authRows *keys.AuthRowKey
@@ -258,10 +261,11 @@ func open(ctx context.Context, c config.Config, logger *slog.Logger, oo openOpti
 	}
 	a.authRows = ark
 	a.batcher = audit.NewBatcher(a.tlog.Appender(st), audit.BatcherOptions{Observer: a.metrics.Audit()})
+	a.validator = fhir.NewValidator()
 	a.Record = record.New(record.Deps{
 		Store:     a.tlog.Store(st),
 		Keys:      kr,
-		Validator: fhir.NewValidator(),
+		Validator: a.validator,
 		Registry:  reg,
 		Log:       a.Log,
 		Batcher:   a.batcher,

@@ -148,6 +148,7 @@ func (a *App) runBackground(ctx context.Context) (stop func(), err error) {
 		a.tlog.RunVerification,
 		a.subs.Run,
 		a.WatchAuthz,
+		a.compileSchema,
 	}
 	for _, run := range loops {
 		wg.Add(1)
@@ -177,3 +178,13 @@ func (a *App) runBackground(ctx context.Context) (stop func(), err error) {
 // ends, so that this process sees the consent and patient writes of
 // every other process on the database. Serve runs it.
 func (a *App) WatchAuthz(ctx context.Context) { a.Authz.Watch(ctx, a.db, a.logger) }
+
+// compileSchema compiles the FHIR R4 schema as the server starts, on a
+// core the first requests may not need, instead of inside the first
+// write (several seconds of CPU: the first transaction Bundles of a load
+// waited for it).
+func (a *App) compileSchema(ctx context.Context) {
+	if err := a.validator.Compile(); err != nil && ctx.Err() == nil {
+		a.logger.Error("compiling the FHIR R4 schema; writes will be refused", slog.Any("err", err))
+	}
+}
