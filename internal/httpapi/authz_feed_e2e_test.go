@@ -22,13 +22,7 @@ import (
 // not watching the feed, keeps serving: what the feed changes.
 func TestAuthzFeedAcrossProcesses(t *testing.T) {
 	apitest.Run(t, func(t *testing.T, s *apitest.Server) {
-		pid := s.Create(t, map[string]any{"resourceType": "Patient", "name": []any{map[string]any{"family": "Feed"}}})
-		obs := s.Create(t, map[string]any{"resourceType": "Observation", "status": "final",
-			"code":    map[string]any{"coding": []any{map[string]any{"system": "http://loinc.org", "code": "8867-4"}}},
-			"subject": map[string]any{"reference": "Patient/" + pid}})
-		doc := newActor(t, s, "physician", "")
-		s.Create(t, map[string]any{"resourceType": "CareTeam", "status": "active", "subject": map[string]any{"reference": "Patient/" + pid},
-			"participant": []any{map[string]any{"member": map[string]any{"reference": doc.fhirUser}}}})
+		pid, obs, doc := patientInCare(t, s)
 
 		frozen := time.Now()
 		clock := func() time.Time { return frozen }
@@ -78,4 +72,18 @@ func TestAuthzFeedAcrossProcesses(t *testing.T) {
 		// feed is what closed it.
 		p3.Do(t, http.MethodGet, read, nil, doc.headers).Want(t, http.StatusOK)
 	})
+}
+
+// patientInCare creates a patient with an Observation and a physician on
+// the patient's care team, who may read both.
+func patientInCare(t *testing.T, s *apitest.Server) (pid, obs string, doc actor) {
+	t.Helper()
+	pid = s.Create(t, map[string]any{"resourceType": "Patient", "name": []any{map[string]any{"family": "InCare"}}})
+	obs = s.Create(t, map[string]any{"resourceType": "Observation", "status": "final",
+		"code":    map[string]any{"coding": []any{map[string]any{"system": "http://loinc.org", "code": "8867-4"}}},
+		"subject": map[string]any{"reference": "Patient/" + pid}})
+	doc = newActor(t, s, "physician", "")
+	s.Create(t, map[string]any{"resourceType": "CareTeam", "status": "active", "subject": map[string]any{"reference": "Patient/" + pid},
+		"participant": []any{map[string]any{"member": map[string]any{"reference": doc.fhirUser}}}})
+	return pid, obs, doc
 }

@@ -24,13 +24,7 @@ func TestConsentPatientSpellings(t *testing.T) {
 			{"version suffix", func(pid string) string { return "Patient/" + pid + "/_history/1" }},
 		} {
 			t.Run(spell.name, func(t *testing.T) {
-				pid := s.Create(t, map[string]any{"resourceType": "Patient", "name": []any{map[string]any{"family": "Spelling"}}})
-				obs := s.Create(t, map[string]any{"resourceType": "Observation", "status": "final",
-					"code":    map[string]any{"coding": []any{map[string]any{"system": "http://loinc.org", "code": "8867-4"}}},
-					"subject": map[string]any{"reference": "Patient/" + pid}})
-				doc := newActor(t, s, "physician", "")
-				s.Create(t, map[string]any{"resourceType": "CareTeam", "status": "active", "subject": map[string]any{"reference": "Patient/" + pid},
-					"participant": []any{map[string]any{"member": map[string]any{"reference": doc.fhirUser}}}})
+				pid, obs, doc := patientInCare(t, s)
 				s.Do(t, http.MethodGet, "/fhir/Observation/"+obs, nil, doc.headers).Want(t, http.StatusOK)
 				c := consentDeny(pid, doc.fhirUser)
 				c["patient"] = map[string]any{"reference": spell.ref(pid)}
