@@ -1,13 +1,10 @@
 package config
 
 import (
-	"errors"
 	"fmt"
-	"io"
 	"math"
 	"net"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 )
@@ -106,24 +103,11 @@ func (o *Observability) readToken() error {
 	if o.metricsToken != "" || o.MetricsTokenFile == "" {
 		return nil
 	}
-	const opt = "observability.metrics_token_file"
-	f, err := os.Open(o.MetricsTokenFile)
+	v, err := readSecretFile("observability.metrics_token_file", o.MetricsTokenFile)
 	if err != nil {
-		return fmt.Errorf("%w: %s: %v", ErrInvalid, opt, errors.Unwrap(err))
+		return err
 	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return fmt.Errorf("%w: %s: %v", ErrInvalid, opt, err)
-	}
-	if st.Mode().Perm()&0o077 != 0 {
-		return fmt.Errorf("%w: %s: mode %04o; the token file must not be readable by group or others (chmod 600)", ErrInvalid, opt, st.Mode().Perm())
-	}
-	b, err := io.ReadAll(io.LimitReader(f, maxSecretFile+1))
-	if err != nil || len(b) > maxSecretFile {
-		return fmt.Errorf("%w: %s: unreadable or larger than %d bytes", ErrInvalid, opt, maxSecretFile)
-	}
-	o.metricsToken = strings.TrimSpace(string(b))
+	o.metricsToken = v
 	return nil
 }
 

@@ -1,12 +1,7 @@
 package config
 
 import (
-	"errors"
-	"fmt"
-	"io"
 	"log/slog"
-	"os"
-	"strings"
 )
 
 // maxSecretFile bounds the client secret file read at start-up.
@@ -66,24 +61,11 @@ func (o *OIDC) readSecret() error {
 	if !o.On() || o.clientSecret != "" || o.ClientSecretFile == "" {
 		return nil
 	}
-	const opt = "oidc.client_secret_file"
-	f, err := os.Open(o.ClientSecretFile)
+	v, err := readSecretFile("oidc.client_secret_file", o.ClientSecretFile)
 	if err != nil {
-		return fmt.Errorf("%w: %s: %v", ErrInvalid, opt, errors.Unwrap(err))
+		return err
 	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return fmt.Errorf("%w: %s: %v", ErrInvalid, opt, err)
-	}
-	if st.Mode().Perm()&0o077 != 0 {
-		return fmt.Errorf("%w: %s: mode %04o; the secret file must not be readable by group or others (chmod 600)", ErrInvalid, opt, st.Mode().Perm())
-	}
-	b, err := io.ReadAll(io.LimitReader(f, maxSecretFile+1))
-	if err != nil || len(b) > maxSecretFile {
-		return fmt.Errorf("%w: %s: unreadable or larger than %d bytes", ErrInvalid, opt, maxSecretFile)
-	}
-	o.clientSecret = strings.TrimSpace(string(b))
+	o.clientSecret = v
 	return nil
 }
 
