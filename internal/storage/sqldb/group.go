@@ -213,12 +213,7 @@ func (c *committer) commitOptimistic(group []groupReq, results []error) (again b
 			results[i] = fmt.Errorf("update: %w", err)
 			continue
 		}
-		t := &tx{s: s, tx: sqlTx, detach: true}
-		ferr := r.fn(t)
-		if ferr == nil && r.ctx.Err() != nil {
-			// Cancelled before commit: nothing of it may commit.
-			ferr = fmt.Errorf("update: %w", r.ctx.Err())
-		}
+		t, ferr := s.runIn(sqlTx, r)
 		if ferr != nil {
 			// The fns after it have not run: they run again with
 			// the others.
@@ -281,12 +276,7 @@ func (c *committer) commitSavepoints(group []groupReq, results []error) {
 			fail(s.translate("savepoint", err))
 			return
 		}
-		t := &tx{s: s, tx: sqlTx, detach: true}
-		ferr := r.fn(t)
-		if ferr == nil && r.ctx.Err() != nil {
-			// Cancelled before commit: nothing of it may commit.
-			ferr = fmt.Errorf("update: %w", r.ctx.Err())
-		}
+		t, ferr := s.runIn(sqlTx, r)
 		if ferr != nil {
 			results[i] = ferr
 			if _, err := sqlTx.ExecContext(bctx, "ROLLBACK TO g"); err != nil {
@@ -317,4 +307,15 @@ func (c *committer) commitSavepoints(group []groupReq, results []error) {
 	}
 	c.committed(bctx, group, audited, unprepared)
 	fail(nil)
+}
+
+// runIn runs r's fn in the group's transaction. A caller that gave up
+// while it ran fails it: nothing of it may commit.
+func (s *Store) runIn(sqlTx *sql.Tx, r groupReq) (*tx, error) {
+	t := &tx{s: s, tx: sqlTx, detach: true}
+	err := r.fn(t)
+	if err == nil && r.ctx.Err() != nil {
+		err = fmt.Errorf("update: %w", r.ctx.Err())
+	}
+	return t, err
 }
