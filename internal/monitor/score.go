@@ -119,7 +119,7 @@ func DefaultWeights() Weights {
 		// in an hour.
 		Enumeration: CountRule{Base: 5, Slope: 3},
 		// Refused requests of one user or address in an hour.
-		Denied: CountRule{Base: 8, Slope: 3},
+		Denied:  CountRule{Base: 8, Slope: 3},
 		Session: 1.5,
 	}
 }
