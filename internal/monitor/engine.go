@@ -63,6 +63,7 @@ type Engine struct {
 
 	alerts  map[string]*alertState
 	work    workforce
+	patDemo map[string]*demographics
 	scratch []float64
 }
 
@@ -90,14 +91,15 @@ func NewEngine(dir *Directory, o Options) *Engine {
 		dir = NewDirectory()
 	}
 	return &Engine{
-		dir:    dir,
-		opt:    o,
-		w:      w,
-		users:  map[string]*userState{},
-		pairs:  map[pairKey]*pairState{},
-		groups: map[string]*group{},
-		att:    newAttackState(),
-		alerts: map[string]*alertState{},
+		dir:     dir,
+		opt:     o,
+		w:       w,
+		users:   map[string]*userState{},
+		pairs:   map[pairKey]*pairState{},
+		groups:  map[string]*group{},
+		att:     newAttackState(),
+		alerts:  map[string]*alertState{},
+		patDemo: map[string]*demographics{},
 	}
 }
 
@@ -164,8 +166,11 @@ func (e *Engine) dayOf(t time.Time) time.Time {
 // sweep forgets state older than the retention.
 func (e *Engine) sweep() {
 	old := e.now.Add(-e.opt.Retention)
+	idle := e.now.Add(-time.Hour)
 	for k, p := range e.pairs {
-		if p.last.Before(old) {
+		// A pair with nothing to report carries nothing worth keeping
+		// past an hour: its next access is explained afresh.
+		if p.last.Before(old) || (p.last.Before(idle) && p.unexplained == 0 && len(p.static) == 0 && !p.vip) {
 			delete(e.pairs, k)
 		}
 	}

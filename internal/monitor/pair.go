@@ -77,7 +77,7 @@ func (e *Engine) newPair(user string, person *Person, patient string) *pairState
 		return ps
 	}
 	wf := e.workforceIndex()
-	pd := demographicsOf(info.Family, info.Given, info.BirthDate, info.Addresses)
+	pd := e.patientDemographics(patient, info)
 	ud := wf.demo[person.Ref]
 	add := func(c Category, w float64, detail string) {
 		ps.static = append(ps.static, Signal{Detector: string(c), Value: 1, Weight: w, Detail: detail})
@@ -88,7 +88,7 @@ func (e *Engine) newPair(user string, person *Person, patient string) *pairState
 	var match []string
 	if pd.family != "" && pd.birth != "" {
 		for _, ref := range wf.by[pd.family+"|"+pd.birth] {
-			if samePerson(pd, wf.demo[ref]) {
+			if samePerson(*pd, wf.demo[ref]) {
 				match = append(match, ref)
 			}
 		}
@@ -264,4 +264,20 @@ func pairExplanation(ps *pairState) string {
 		parts = append(parts, "a care relation was found ("+strings.Join(ps.found, "; ")+")")
 	}
 	return strings.Join(parts, "; ")
+}
+
+// maxPatientCache bounds the cache of normalised patients (each about
+// 200 bytes); it is emptied when full.
+const maxPatientCache = 200_000
+
+func (e *Engine) patientDemographics(ref string, info *PatientInfo) *demographics {
+	if d, ok := e.patDemo[ref]; ok {
+		return d
+	}
+	if len(e.patDemo) >= maxPatientCache {
+		clear(e.patDemo)
+	}
+	d := demographicsOf(info.Family, info.Given, info.BirthDate, info.Addresses)
+	e.patDemo[ref] = &d
+	return &d
 }
