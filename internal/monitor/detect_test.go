@@ -224,3 +224,15 @@ func TestExplanationsHaveNoNames(t *testing.T) {
 		}
 	}
 }
+
+func TestUserNamedByRoleOrAccount(t *testing.T) {
+	d := testDirectory()
+	d.RolePractitioner["PractitionerRole/nurse"] = nurse
+	d.Accounts["User/ada"] = nurse
+	for _, u := range []string{"PractitionerRole/nurse", "User/ada"} {
+		as := run(d, access(t0, u, "Patient/family"))
+		if len(as) != 1 || as[0].User != nurse || as[0].Category != CatFamily {
+			t.Fatalf("%s: %+v", u, as)
+		}
+	}
+}

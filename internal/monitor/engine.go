@@ -109,10 +109,7 @@ func (e *Engine) Add(ev Event) {
 		return
 	}
 	e.advance(ev.Time)
-	user := ev.User
-	if p, ok := e.dir.Accounts[user]; ok && p != "" {
-		user = p
-	}
+	user := e.resolveUser(ev.User)
 	e.attacks(user, &ev)
 	if ev.Kind != KindAccess || ev.Patient == "" || user == "" {
 		return
@@ -121,6 +118,18 @@ func (e *Engine) Add(ev Event) {
 		return // a refused or missing read showed nothing; the attack detectors count it
 	}
 	e.access(user, &ev)
+}
+
+// resolveUser maps an account or a PractitionerRole to the Practitioner
+// it is, when the directory knows it.
+func (e *Engine) resolveUser(u string) string {
+	if p, ok := e.dir.Accounts[u]; ok && p != "" {
+		return p
+	}
+	if p, ok := e.dir.RolePractitioner[u]; ok && p != "" {
+		return p
+	}
+	return u
 }
 
 // advance moves the clock, closing the hour and day windows that end
