@@ -81,30 +81,13 @@ func (w *window) add(patient string, f uint8, max int) uint8 {
 	return nf
 }
 
-type baseline struct {
-	med, scale float64
-	ok         bool
-}
-
-func (b baseline) z(x float64) float64 { return (x - b.med) / b.scale }
-
 func (e *Engine) baselineOf(r *ring) baseline {
-	if r == nil || r.len() < minBaseline {
+	if r == nil {
 		return baseline{}
 	}
-	s := append(e.scratch[:0], r.v...)
-	slices.Sort(s)
-	med := median(s)
-	for i, v := range s {
-		s[i] = math.Abs(v - med)
-	}
-	slices.Sort(s)
-	scale := median(s) / 0.6745
-	if floor := math.Sqrt(math.Max(med, 1)); scale < floor {
-		scale = floor
-	}
-	e.scratch = s
-	return baseline{med: med, scale: scale, ok: true}
+	var b baseline
+	b, e.scratch = robust(r.v, e.scratch)
+	return b
 }
 
 // group is a peer group's history.

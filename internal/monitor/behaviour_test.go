@@ -112,22 +112,25 @@ func TestBulk(t *testing.T) {
 	}
 }
 
-func TestRobustZ(t *testing.T) {
+func TestRobustBaseline(t *testing.T) {
 	vals := []float64{4, 5, 6, 5, 4, 5, 6, 5}
-	z, ok := robustZ(5, vals, nil)
-	if !ok || z != 0 {
-		t.Fatalf("median: %v %v", z, ok)
+	b, _ := robust(vals, nil)
+	if !b.ok || b.z(5) != 0 {
+		t.Fatalf("median: %+v", b)
 	}
-	z, _ = robustZ(30, vals, nil)
-	if z < 3.5 {
-		t.Fatalf("outlier z %v", z)
+	if b.z(30) < 3.5 {
+		t.Fatalf("outlier z %v", b.z(30))
 	}
-	if _, ok := robustZ(30, vals[:3], nil); ok {
+	if b, _ := robust(vals[:3], nil); b.ok {
 		t.Fatal("too few values")
 	}
 	// All zeros: the Poisson floor keeps the scale at 1.
-	z, _ = robustZ(3, make([]float64, 10), nil)
-	if z != 3 {
-		t.Fatalf("floor: %v", z)
+	if b, _ := robust(make([]float64, 10), nil); b.z(3) != 3 {
+		t.Fatalf("floor: %v", b.z(3))
+	}
+	// A wide spread: the MAD, not the floor, sets the scale.
+	b, _ = robust([]float64{10, 20, 30, 40, 50, 60, 70}, nil)
+	if got := b.z(40 + 20/0.6745*3.5); got < 3.49 || got > 3.51 {
+		t.Fatalf("MAD scale: %v", got)
 	}
 }

@@ -17,16 +17,6 @@ func run(d *Directory, evs ...Event) []Alert {
 	return e.Alerts(true)
 }
 
-func byCategory(as []Alert, c Category) []Alert {
-	var out []Alert
-	for _, a := range as {
-		if a.Category == c {
-			out = append(out, a)
-		}
-	}
-	return out
-}
-
 func TestPairDetectors(t *testing.T) {
 	night := t0.Add(13 * time.Hour)
 	cases := []struct {

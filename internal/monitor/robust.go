@@ -20,7 +20,6 @@ import (
 type ring struct {
 	v    []float64
 	next int
-	full bool
 }
 
 func newRing(n int) *ring { return &ring{v: make([]float64, 0, n)} }
@@ -39,11 +38,20 @@ func (r *ring) len() int { return len(r.v) }
 // minBaseline is the fewest past windows a baseline needs.
 const minBaseline = 5
 
-// robustZ is the modified z-score of x against the values, or ok false
-// when there are too few.
-func robustZ(x float64, vals []float64, scratch []float64) (z float64, ok bool) {
+// baseline is the median and robust scale of past counts.
+type baseline struct {
+	med, scale float64
+	ok         bool
+}
+
+// z is the robust z-score of x.
+func (b baseline) z(x float64) float64 { return (x - b.med) / b.scale }
+
+// robust computes the baseline of vals, or ok false when there are too
+// few; scratch is reused and returned.
+func robust(vals, scratch []float64) (baseline, []float64) {
 	if len(vals) < minBaseline {
-		return 0, false
+		return baseline{}, scratch
 	}
 	s := append(scratch[:0], vals...)
 	slices.Sort(s)
@@ -52,12 +60,11 @@ func robustZ(x float64, vals []float64, scratch []float64) (z float64, ok bool) 
 		s[i] = math.Abs(v - med)
 	}
 	slices.Sort(s)
-	mad := median(s)
-	scale := mad / 0.6745
+	scale := median(s) / 0.6745
 	if floor := math.Sqrt(math.Max(med, 1)); scale < floor {
 		scale = floor
 	}
-	return (x - med) / scale, true
+	return baseline{med: med, scale: scale, ok: true}, s
 }
 
 func median(sorted []float64) float64 {
