@@ -33,7 +33,6 @@ func (r *ring) add(x float64) {
 	r.next = (r.next + 1) % len(r.v)
 }
 
-
 // minBaseline is the fewest past windows a baseline needs.
 const minBaseline = 5
 
