@@ -247,8 +247,7 @@ func (e *Engine) scoreHour(user string, u *userState, closing bool) {
 	if pb, ob := e.peer(u, func(g *group) baseline { return g.bHour }), u.bHour; pb.ok || ob.ok {
 		z, usual := e.minZ(float64(u.hour.n), pb, ob)
 		if z >= w.ZCut {
-			expl := 1 - float64(u.hour.unexplained)/float64(max(u.hour.n, 1))
-			lo := w.VolumePerZ*(math.Min(z, w.ZMax)-w.ZCut) + volumeExplained*expl
+			lo := w.VolumePerZ*(math.Min(z, w.ZMax)-w.ZCut) + w.VolumeExplained*explainedExcess(u.hour.n, u.hour.unexplained, usual)
 			list := flagUnexplained
 			if u.hour.unexplained == 0 {
 				list = 0x80
@@ -336,9 +335,17 @@ func (e *Engine) scoreHour(user string, u *userState, closing bool) {
 	e.emitIncident(user, inc)
 }
 
-// volumeExplained is the log-odds of a volume spike whose every access
-// is explained: a busy shift rather than misuse.
-const volumeExplained = -2
+// explainedExcess is the share of a spike (the patients above the usual
+// count) that the unexplained patients do not account for: 0 when the
+// unexplained patients are the whole excess, 1 when every access is
+// explained.
+func explainedExcess(n, unexplained int, usual float64) float64 {
+	excess := float64(n) - usual
+	if excess <= 0 {
+		return 1
+	}
+	return 1 - math.Min(1, float64(unexplained)/excess)
+}
 
 // minZ is the z-score against the milder of the two baselines (a spike
 // must be unusual for the user and for their peers), and the usual
@@ -368,8 +375,7 @@ func (e *Engine) scoreDay(user string, u *userState) {
 	if z < e.w.ZCut {
 		return
 	}
-	expl := 1 - float64(u.day.unexplained)/float64(max(u.day.n, 1))
-	lo := e.w.VolumePerZ*(math.Min(z, e.w.ZMax)-e.w.ZCut) + volumeExplained*expl
+	lo := e.w.VolumePerZ*(math.Min(z, e.w.ZMax)-e.w.ZCut) + e.w.VolumeExplained*explainedExcess(u.day.n, u.day.unexplained, usual)
 	inc := e.incidentOf(u)
 	if old, ok := inc.lo[CatVolume]; !ok || lo > old {
 		inc.lo[CatVolume] = lo

@@ -80,16 +80,28 @@ func TestBrowsing(t *testing.T) {
 	}
 }
 
-func TestVolumeOfExplainedAccesses(t *testing.T) {
+func TestVolume(t *testing.T) {
 	evs := routine(8, 8)
-	// Nurse n1 opens 60 of the ward's patients in an hour: explained,
-	// so a spike must be large to be reported.
+	// Nurse n1 opens 60 of the ward's patients in an hour: a spike, but
+	// every access is explained.
 	for i := range 60 {
 		evs = append(evs, access(t0.Add(6*time.Hour+time.Duration(i)*time.Minute), "Practitioner/n1", fmt.Sprintf("Patient/p%d", i)))
 	}
 	sortByTime(evs)
+	if as := run(ward(8), evs...); len(as) != 0 {
+		t.Fatalf("explained volume: %+v", as)
+	}
+	// Nurse n2 opens 30 of them and 4 strangers per hour all day: too
+	// few strangers an hour for browsing, a day of volume.
+	for h := range 8 {
+		for i := range 4 {
+			at := t0.Add(time.Duration(h)*time.Hour + time.Duration(i*13)*time.Minute)
+			evs = append(evs, access(at, "Practitioner/n2", fmt.Sprintf("Patient/p%d", 200+h*4+i)))
+		}
+	}
+	sortByTime(evs)
 	as := run(ward(8), evs...)
-	if len(as) != 1 || as[0].Category != CatVolume || as[0].User != "Practitioner/n1" || len(as[0].Patients) != 60 {
+	if len(as) != 1 || as[0].Category != CatVolume || as[0].User != "Practitioner/n2" || len(as[0].Patients) != 32 {
 		t.Fatalf("volume: %+v", as)
 	}
 }

@@ -44,10 +44,16 @@ type Weights struct {
 	// Volume and browsing use a robust z-score z (median and MAD of the
 	// user's own history and of peers); their log-odds are
 	// PerZ*(z-ZCut), saturated at ZMax.
-	ZCut         float64 // Iglewicz and Hoaglin's 3.5
-	ZMax         float64
-	VolumePerZ   float64
-	BrowsingPerZ float64
+	ZCut       float64 // Iglewicz and Hoaglin's 3.5
+	ZMax       float64
+	VolumePerZ float64
+	// VolumeExplained is added times the share of the spike (patients
+	// above the usual count) not accounted for by unexplained patients: a spike whose every access is explained is a
+	// busy shift (a clerk after a weekend, a consultant on a round), so
+	// its default, -(ZMax-ZCut)*VolumePerZ-1, keeps it below the
+	// reporting rule whatever its size.
+	VolumeExplained float64
+	BrowsingPerZ    float64
 	// BrowsingMin is the fewest unexplained patients that make a burst:
 	// below it a z-score over a zero median means nothing.
 	BrowsingMin int
@@ -82,9 +88,9 @@ func DefaultWeights() Weights {
 	return Weights{
 		PairBias:        -4,
 		Unexplained:     2.5,
-		ExplainedWeak:   -1,
+		ExplainedWeak:   -2,
 		ExplainedStrong: -3,
-		Self:            7,
+		Self:            6.5,
 		FamilyLine:      5.5,
 		FamilyPostal:    3.5,
 		NeighbourStreet: 3.5,
@@ -97,6 +103,7 @@ func DefaultWeights() Weights {
 		ZCut:             3.5,
 		ZMax:             10,
 		VolumePerZ:       1,
+		VolumeExplained:  -7.5,
 		BrowsingPerZ:     1,
 		BrowsingMin:      5,
 		BrowsingOffHours: 1,
