@@ -263,7 +263,7 @@ func (e *Engine) roleOnShift(r *Role, t time.Time) bool {
 	if len(r.Shifts) == 0 {
 		return true
 	}
-	lt := t.In(e.opt.Location)
+	lt := e.local(t)
 	for _, s := range r.Shifts {
 		if shiftHolds(s, lt) {
 			return true

@@ -88,3 +88,25 @@ func TestShiftHolds(t *testing.T) {
 		}
 	}
 }
+
+// Rostered hours are local: without Options.Location, the offset the
+// source wrote in the timestamp; with it, that zone.
+func TestShiftTimeZone(t *testing.T) {
+	d := testDirectory()
+	d.Relations["Patient/p1"] = []Relation{{Kind: RelEncounter, Ref: "Encounter/1", Organizations: []string{"Organization/cardio"},
+		Start: t0.Add(-24 * time.Hour), End: t0.Add(24 * time.Hour)}}
+	plus9 := time.FixedZone("", 9*3600)
+	// 10:00 at +09:00 is 01:00 UTC: on shift by the source's clock.
+	at := time.Date(2026, 3, 2, 10, 0, 0, 0, plus9)
+	ev := access(at, nurse, "Patient/p1")
+	if x := NewEngine(d, Options{}).explain(nurse, d.Practitioners[nurse], &ev); x.strength != explWeak {
+		t.Fatalf("source offset: %d", x.strength)
+	}
+	ev.Time = at.UTC()
+	if x := NewEngine(d, Options{}).explain(nurse, d.Practitioners[nurse], &ev); x.strength != explNone {
+		t.Fatalf("UTC at 01:00: %d", x.strength)
+	}
+	if x := NewEngine(d, Options{Location: plus9}).explain(nurse, d.Practitioners[nurse], &ev); x.strength != explWeak {
+		t.Fatalf("Options.Location: %d", x.strength)
+	}
+}
