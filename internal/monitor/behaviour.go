@@ -108,8 +108,10 @@ type userState struct {
 	active   bool // has accesses in the open hour
 	ownHour  *ring
 	ownDay   *ring
+	ownBulk  *ring
 	bHour    baseline
 	bDay     baseline
+	bBulk    baseline
 	inc      *incident
 }
 
@@ -156,7 +158,7 @@ func firstOrg(p *Person) string {
 func (e *Engine) userOf(user string, p *Person) *userState {
 	u := e.users[user]
 	if u == nil {
-		u = &userState{groups: peerGroups(p), ownHour: newRing(ownHours), ownDay: newRing(ownDays)}
+		u = &userState{groups: peerGroups(p), ownHour: newRing(ownHours), ownDay: newRing(ownDays), ownBulk: newRing(ownDays)}
 		e.users[user] = u
 	}
 	return u
@@ -278,6 +280,9 @@ func (e *Engine) scoreHour(user string, u *userState, closing bool) {
 	// Bulk: patients read through exports and bulk reads today.
 	if u.day.bulk > 0 {
 		lo := w.BulkBias + w.BulkPerLog*math.Log(float64(u.day.bulk))
+		if u.bBulk.ok && u.bBulk.z(float64(u.day.bulk)) < w.ZCut {
+			lo += w.BulkUsual // the user's daily work (a registry, a quality team)
+		}
 		if lo >= 0 {
 			fs = append(fs, finding{CatBulk, lo, Signal{Detector: string(CatBulk), Value: float64(u.day.bulk), Weight: round(lo),
 				Detail: fmt.Sprintf("%d patients read in bulk or exported today", u.day.bulk)}, flagBulk})
@@ -522,6 +527,8 @@ func (e *Engine) closeDay() {
 		e.scoreDay(names[i], u)
 		u.ownDay.add(float64(u.day.n))
 		u.bDay = e.baselineOf(u.ownDay)
+		u.ownBulk.add(float64(u.day.bulk))
+		u.bBulk = e.baselineOf(u.ownBulk)
 		u.day.reset()
 		u.inc = nil
 	}

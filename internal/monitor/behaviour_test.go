@@ -118,6 +118,25 @@ func TestBulk(t *testing.T) {
 	if len(as) != 1 || as[0].Category != CatBulk || len(as[0].Patients) != 40 {
 		t.Fatalf("bulk: %+v", as)
 	}
+	// A user who exports 40 patients every day does what they always do.
+	var daily []Event
+	for day := range 8 {
+		for i := range 40 {
+			ev := access(t0.Add(time.Duration(day)*24*time.Hour+time.Duration(i)*time.Second), doc, fmt.Sprintf("Patient/p%d", i))
+			ev.Action = "export"
+			daily = append(daily, ev)
+		}
+	}
+	e := NewEngine(d, Options{Source: "test"})
+	for i, ev := range daily {
+		e.Add(ev)
+		if i == 40*6-1 {
+			e.Alerts(false) // the first six days may alert
+		}
+	}
+	if as := e.Alerts(true); len(as) != 0 {
+		t.Fatalf("usual daily export: %+v", as)
+	}
 	// A couple of exports are not bulk.
 	if as := run(d, evs[:2]...); len(as) != 0 {
 		t.Fatalf("two exports: %+v", as)

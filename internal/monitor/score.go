@@ -62,10 +62,18 @@ type Weights struct {
 	// Bulk log-odds are BulkBias + BulkPerLog*ln(patients).
 	BulkBias   float64
 	BulkPerLog float64
+	// BulkUsual is added when the day's bulk count is usual for the
+	// user (robust z under ZCut against their own past days).
+	BulkUsual float64
 
 	// Attack findings: log-odds Slope*ln(n/Base) for n events of the
 	// kind in the detector's window (so n == Base scores 0.5).
 	Stuffing, Spraying, MFA, Token, Enumeration, Denied CountRule
+	// SignInShare is subtracted times the share of successful sign-ins
+	// from the address: a hospital's shared gateway (NAT, proxy, Citrix)
+	// sees many people mistype among many successes; an attacker's
+	// address sees almost only failures.
+	SignInShare float64
 	// Session is the log-odds of one session from two addresses.
 	Session float64
 }
@@ -94,7 +102,7 @@ func DefaultWeights() Weights {
 		FamilyLine:      5.5,
 		FamilyPostal:    3.5,
 		NeighbourStreet: 3.5,
-		NeighbourPostal: 1.5,
+		NeighbourPostal: 1.25,
 		Coworker:        4,
 		Workforce:       2,
 		VIP:             3.5,
@@ -109,6 +117,7 @@ func DefaultWeights() Weights {
 		BrowsingOffHours: 1,
 		BulkBias:         -3,
 		BulkPerLog:       1.5,
+		BulkUsual:        -4,
 
 		// Credential stuffing: distinct accounts failing from one
 		// address in an hour; people mistype their own password, not
@@ -126,8 +135,9 @@ func DefaultWeights() Weights {
 		// in an hour.
 		Enumeration: CountRule{Base: 5, Slope: 3},
 		// Refused requests of one user or address in an hour.
-		Denied:  CountRule{Base: 8, Slope: 3},
-		Session: 1.5,
+		Denied:      CountRule{Base: 8, Slope: 3},
+		SignInShare: 4,
+		Session:     1.5,
 	}
 }
 
