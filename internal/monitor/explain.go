@@ -19,8 +19,9 @@ import (
 //   - the user acts for the department that provided an encounter
 //     (serviceProvider, with partOf ancestry both ways below the root)
 //     inside their rostered hours and within the encounter window;
-//   - an order asks for a role code the user holds, or for the user's
-//     department (ServiceRequest.performerType or performer), within the
+//   - an order asks for the user's department (ServiceRequest.performer)
+//     and, when it says, for a role the user holds there (performerType);
+//     or, naming no performer, for a role the user holds; within the
 //     order window;
 //   - the user holds a billing role and the patient has a Claim or
 //     Account;
@@ -39,6 +40,9 @@ import (
 const (
 	WindowBefore = 3 * 24 * time.Hour
 	WindowAfter  = 14 * 24 * time.Hour
+	// BillingAfter is how long after a claim's or account's period
+	// billing work goes on (claims, denials, appeals).
+	BillingAfter = 60 * 24 * time.Hour
 	// ShiftGrace is the slack around rostered hours: people come early
 	// and hand over late.
 	ShiftGrace = time.Hour
@@ -157,6 +161,19 @@ func (e *Engine) explainBy(user string, p *Person, r *Relation, t time.Time) (st
 		if p == nil {
 			return explNone, ""
 		}
+		// performerType qualifies performer: an order to a department
+		// for a role explains that role in that department, not every
+		// holder of the role in the hospital; without a performer, the
+		// role alone.
+		if len(r.Organizations) > 0 {
+			if e.inDepartmentsWithCode(p, r.Organizations, r.Codes) {
+				return explWeak, "department asked by " + r.Ref
+			}
+			return explNone, ""
+		}
+		if len(r.Participants) > 0 {
+			return explNone, "" // named people, the user not among them
+		}
 		for _, ro := range p.Roles {
 			for _, c := range ro.Codes {
 				if slices.Contains(r.Codes, c) {
@@ -164,10 +181,10 @@ func (e *Engine) explainBy(user string, p *Person, r *Relation, t time.Time) (st
 				}
 			}
 		}
-		if e.inDepartments(p, r.Organizations, t, false) {
-			return explWeak, "department asked by " + r.Ref
-		}
 	case RelBilling:
+		if !within(t, r.Start, r.End, WindowBefore, BillingAfter) {
+			return explNone, ""
+		}
 		if e.names(user, p, r.Participants) {
 			return explStrong, "named on " + r.Ref
 		}
@@ -206,6 +223,26 @@ func (e *Engine) inDepartments(p *Person, orgs []string, t time.Time, onShift bo
 		}
 		for _, o := range orgs {
 			if e.relatedOrgs(ro.Organization, o) && (!onShift || e.roleOnShift(ro, t)) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// inDepartmentsWithCode reports whether one of p's roles acts for one
+// of orgs and, when codes are given, holds one of them.
+func (e *Engine) inDepartmentsWithCode(p *Person, orgs, codes []string) bool {
+	for i := range p.Roles {
+		ro := &p.Roles[i]
+		if ro.Organization == "" {
+			continue
+		}
+		if len(codes) > 0 && !slices.ContainsFunc(ro.Codes, func(c string) bool { return slices.Contains(codes, c) }) {
+			continue
+		}
+		for _, o := range orgs {
+			if e.relatedOrgs(ro.Organization, o) {
 				return true
 			}
 		}
