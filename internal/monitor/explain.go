@@ -53,6 +53,12 @@ type strength int
 
 const (
 	explNone strength = iota
+	// explRelated: no path at the time of the access, but the patient
+	// has one with the user's department at another time, or is treated
+	// by a colleague of the user's department (Fabbri and LeFevre's
+	// explanations through groups of users). Not an explanation; it
+	// lowers the weight of a missing one.
+	explRelated
 	explWeak
 	explStrong
 	explSelf // the patient's own account: not a workforce access at all
@@ -103,7 +109,35 @@ func (e *Engine) explain(user string, person *Person, ev *Event) explanation {
 			break
 		}
 	}
+	if best.strength == explNone && person != nil {
+		if why := e.relatedAnyTime(user, person, rels); why != "" {
+			best = explanation{strength: explRelated, found: why}
+		}
+	}
 	return best
+}
+
+// relatedAnyTime looks for a relation of the patient with the user's
+// department at any time, or with a colleague of that department.
+func (e *Engine) relatedAnyTime(user string, p *Person, rels []Relation) string {
+	for i := range rels {
+		r := &rels[i]
+		if r.Kind != RelEncounter && r.Kind != RelCareTeam && r.Kind != RelOrder {
+			continue
+		}
+		if e.inDepartments(p, r.Organizations, time.Time{}, false) {
+			return "the user's department has " + r.Ref + " at another time"
+		}
+		for _, who := range r.Participants {
+			if who == user {
+				return "the user is on " + r.Ref + " at another time"
+			}
+			if c := e.dir.Practitioners[who]; c != nil && e.sharesDepartment(p, c) {
+				return "a colleague of the user's department is on " + r.Ref
+			}
+		}
+	}
+	return ""
 }
 
 func (e *Engine) names(user string, person *Person, who []string) bool {

@@ -28,6 +28,7 @@ type Weights struct {
 	// Pair findings: one user's accesses to one patient.
 	PairBias        float64 // prior log-odds that an access is misuse
 	Unexplained     float64 // no explanation for at least one access
+	Related         float64 // no explanation at the time, but a relation of the patient with the user's department at another time or through a colleague
 	ExplainedWeak   float64 // explained only by the department, an order by role, a billing role or a self-declared break-the-glass
 	ExplainedStrong float64 // the user is named: care team, encounter participant, order performer, billing
 	Self            float64 // the patient is the user
@@ -96,6 +97,7 @@ func DefaultWeights() Weights {
 	return Weights{
 		PairBias:        -4,
 		Unexplained:     2.5,
+		Related:         1,
 		ExplainedWeak:   -2,
 		ExplainedStrong: -3,
 		Self:            6.5,
@@ -106,7 +108,7 @@ func DefaultWeights() Weights {
 		Coworker:        4,
 		Workforce:       2,
 		VIP:             3.5,
-		OffHours:        2,
+		OffHours:        3,
 
 		ZCut:             3.5,
 		ZMax:             10,
