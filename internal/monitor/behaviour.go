@@ -131,7 +131,8 @@ type incident struct {
 	dayUsual    float64
 	bulk        int
 	first, last time.Time
-	listHour    uint8 // flags of the open hour's patients to list as they come (0x80: all)
+	listHour    uint8     // flags of the open hour's patients to list as they come (0x80: all)
+	hitHour     time.Time // the last hour with a finding
 }
 
 func peerGroups(p *Person) []string {
@@ -292,6 +293,7 @@ func (e *Engine) scoreHour(user string, u *userState, closing bool) {
 		return
 	}
 	inc := e.incidentOf(u)
+	inc.hitHour = e.hourStart
 	prevList := inc.listHour
 	for _, f := range fs {
 		if old, ok := inc.lo[f.c]; !ok || f.lo > old {
@@ -492,8 +494,14 @@ func (e *Engine) closeHour() {
 		u.bHour = e.baselineOf(u.ownHour)
 		u.hour.reset()
 		u.active = false
-		if u.inc != nil {
-			u.inc.listHour = 0
+		if inc := u.inc; inc != nil {
+			// A burst does not stop at the hour: the unexplained patients
+			// of the hour after a finding belong to the same incident.
+			if inc.hitHour.Equal(e.hourStart) {
+				inc.listHour &= flagUnexplained
+			} else {
+				inc.listHour = 0
+			}
 		}
 	}
 }

@@ -66,6 +66,15 @@ func TestBrowsing(t *testing.T) {
 	if a.Category != CatBrowsing || a.User != "Practitioner/n0" || len(a.Patients) != 25 || !slices.Contains(a.Categories, CatVolume) {
 		t.Fatalf("incident: %s %v %d patients", a.Category, a.Categories, len(a.Patients))
 	}
+	// The same burst across the hour: the patients after it are listed.
+	evs = routine(8, 8)
+	for i := range 23 { // 20 before the hour, 3 after
+		evs = append(evs, access(t0.Add(5*time.Hour+40*time.Minute+time.Duration(i)*60*time.Second), "Practitioner/n0", fmt.Sprintf("Patient/p%d", 200+i)))
+	}
+	sortByTime(evs)
+	if as := run(ward(8), evs...); len(as) != 1 || len(as[0].Patients) != 23 {
+		t.Fatalf("a burst across the hour: %+v", as)
+	}
 	if a.Key != "test|Practitioner/n0||behaviour|2026-03-02" {
 		t.Fatalf("key %q", a.Key)
 	}
