@@ -203,8 +203,9 @@ func (e *Engine) behaviour(user string, p *Person, ev *Event, unexplained, off b
 	}
 	// A listed incident takes the new patient at once.
 	if inc := u.inc; inc != nil && inc.day.Equal(e.dayStart) && inc.listHour != 0 {
-		if inc.listHour == 0x80 || inc.listHour&f != 0 {
-			e.listPatient(inc, ev.Patient)
+		if (inc.listHour == 0x80 || inc.listHour&f != 0) && e.listPatient(inc, ev.Patient) {
+			inc.last = ev.Time
+			e.emitIncident(user, inc)
 		}
 	}
 	// Score as the window grows, at milestones: every step while small,
@@ -221,12 +222,15 @@ func isBulkAction(a string) bool {
 	return a == "export" || a == "$everything" || a == "$export"
 }
 
-func (e *Engine) listPatient(inc *incident, p string) {
+// listPatient adds a patient to an incident; false when it was there
+// or the list is full.
+func (e *Engine) listPatient(inc *incident, p string) bool {
 	if inc.seen[p] || len(inc.patients) >= e.opt.MaxPatients {
-		return
+		return false
 	}
 	inc.seen[p] = true
 	inc.patients = append(inc.patients, p)
+	return true
 }
 
 func (e *Engine) incidentOf(u *userState) *incident {

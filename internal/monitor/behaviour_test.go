@@ -174,3 +174,26 @@ func TestRobustBaseline(t *testing.T) {
 		t.Fatalf("MAD scale: %v", got)
 	}
 }
+
+// The patients of a burst that runs past the hour reach the officer
+// with the next call, not at the end of the day.
+func TestBurstAcrossTheHourIsListedAtOnce(t *testing.T) {
+	evs := routine(8, 8)
+	for i := range 23 { // 20 before 06:00, 3 after
+		evs = append(evs, access(t0.Add(5*time.Hour+40*time.Minute+time.Duration(i)*60*time.Second), "Practitioner/n0", fmt.Sprintf("Patient/p%d", 200+i)))
+	}
+	sortByTime(evs)
+	e := NewEngine(ward(8), Options{Source: "test"})
+	var last []Alert
+	for _, ev := range evs {
+		e.Add(ev)
+		if ev.Time.Before(t0.Add(6*time.Hour + 10*time.Minute)) {
+			if as := e.Alerts(false); len(as) > 0 {
+				last = as
+			}
+		}
+	}
+	if len(last) != 1 || len(last[0].Patients) != 23 {
+		t.Fatalf("by 06:10: %+v", last)
+	}
+}
