@@ -1,9 +1,9 @@
 package alerts
 
 import (
-	"fmt"
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 
