@@ -17,7 +17,7 @@ func (a *App) Monitor() (*alerts.Service, error) {
 	return alerts.New(alerts.Options{
 		Tx:    sqldb.NewUnit[storage.MonitorTx](a.db),
 		Store: a.db,
-		Seal:  a.Record,
+		Seal:  alerts.KeySealer{Keys: a.Keys},
 		MAC:   a.Keys,
 		Log:   a.Log,
 	})

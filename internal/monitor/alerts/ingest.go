@@ -285,7 +285,7 @@ func (c *chunker) flushLocked() error {
 	}
 	c.seq++
 	id := c.run + "/" + strconv.FormatInt(c.seq, 10)
-	sealed, err := c.s.seal.SealOrg(c.ctx, kindChunk, id, 1, c.enc.EncodeAll(c.buf, nil))
+	sealed, err := c.s.seal.Seal(c.ctx, kindChunk, id, 1, c.enc.EncodeAll(c.buf, nil))
 	if err != nil {
 		return fmt.Errorf("sealing ingested data: %w", err)
 	}
@@ -316,7 +316,7 @@ func (s *Service) Chunks(ctx context.Context, by Actor, run string, fn func(kind
 	}
 	defer dec.Close()
 	return s.store.MonitorChunks(ctx, run, func(c storage.MonitorChunk) error {
-		z, err := s.seal.OpenOrg(ctx, kindChunk, run+"/"+strconv.FormatInt(c.Seq, 10), 1, c.Body)
+		z, err := s.seal.Open(ctx, kindChunk, run+"/"+strconv.FormatInt(c.Seq, 10), 1, c.Body)
 		if err != nil {
 			return fmt.Errorf("opening ingested data of run %s: %w", run, err)
 		}
