@@ -269,3 +269,21 @@ func (s *Service) openAlert(ctx context.Context, row storage.MonitorAlert) (moni
 	}
 	return a, nil
 }
+
+// Cursor returns the position of a continuous source's cursor (the own
+// audit log: the next leaf to read), 0 if never set.
+func (s *Service) Cursor(ctx context.Context, name string) (int64, error) {
+	return s.store.MonitorCursor(ctx, name)
+}
+
+// SetCursor moves cursor name to pos. A source calls it after Save of
+// the alerts of the events before pos: after a crash between the two,
+// the events are read again and Save upserts the same alerts by key
+// (at least once, never lost).
+func (s *Service) SetCursor(ctx context.Context, name string, pos int64) error {
+	if name == "" || pos < 0 {
+		return fmt.Errorf("%w: a cursor needs a name and a position of 0 or more", ErrInvalid)
+	}
+	now := s.now().UTC()
+	return s.tx.Update(ctx, func(t storage.MonitorTx) error { return t.SetMonitorCursor(ctx, name, pos, now) })
+}

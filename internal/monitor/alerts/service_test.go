@@ -393,3 +393,22 @@ func noClearText(t *testing.T, db string, words ...string) {
 		t.Fatal(err)
 	}
 }
+
+// The own-log cursor starts at 0 and keeps what was set.
+func TestCursor(t *testing.T) {
+	eachDriver(t, func(t *testing.T, e env) {
+		ctx := t.Context()
+		if pos, err := e.svc.Cursor(ctx, "own-log"); err != nil || pos != 0 {
+			t.Fatalf("fresh cursor %d %v", pos, err)
+		}
+		if err := e.svc.SetCursor(ctx, "own-log", 1234); err != nil {
+			t.Fatal(err)
+		}
+		if pos, err := e.svc.Cursor(ctx, "own-log"); err != nil || pos != 1234 {
+			t.Errorf("cursor %d %v", pos, err)
+		}
+		if err := e.svc.SetCursor(ctx, "own-log", -1); !errors.Is(err, alerts.ErrInvalid) {
+			t.Errorf("negative cursor: %v", err)
+		}
+	})
+}
