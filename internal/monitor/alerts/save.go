@@ -30,12 +30,14 @@ const saveBatch = 200
 // merging runs; the newest are kept.
 const MaxAccesses = 2000
 
-// Save upserts as by Key (see the package doc), applying the source's
+// Save upserts as by Key (see the package doc; alerts of as with the
+// same source and key are merged first), applying the source's
 // suppression rules, each with its audit event (audit.ActionMonitorAlert)
 // in the transaction that stores it. An alert with an empty Key or
 // Source is refused with ErrInvalid before anything is stored.
 func (s *Service) Save(ctx context.Context, as []monitor.Alert) (Saved, error) {
 	var out Saved
+	as = collapse(as)
 	rules := map[string][]storage.MonitorSuppression{}
 	for _, a := range as {
 		if a.Key == "" || a.Source == "" {
@@ -70,6 +72,23 @@ func (s *Service) Save(ctx context.Context, as []monitor.Alert) (Saved, error) {
 		}
 	}
 	return out, nil
+}
+
+// collapse merges the alerts of as with the same source and key, in
+// order (a later one over an earlier one, as a later run would).
+func collapse(as []monitor.Alert) []monitor.Alert {
+	type k struct{ source, key string }
+	at := make(map[k]int, len(as))
+	out := make([]monitor.Alert, 0, len(as))
+	for _, a := range as {
+		if i, ok := at[k{a.Source, a.Key}]; ok {
+			out[i] = merge(out[i], a)
+			continue
+		}
+		at[k{a.Source, a.Key}] = len(out)
+		out = append(out, a)
+	}
+	return out
 }
 
 // errRace: another writer created or changed an alert of the batch

@@ -85,6 +85,12 @@ func TestSaveKeepsTriage(t *testing.T) {
 			t.Fatalf("save: %+v %v", saved, err)
 		}
 		id := saved.IDs[0]
+		// The same key twice in one call is one alert.
+		twice, err := e.svc.Save(ctx, []monitor.Alert{alertOf("k2", "his", "Practitioner/p1", monitor.CatVIP, 0.3, "Patient/a"),
+			alertOf("k2", "his", "Practitioner/p1", monitor.CatVIP, 0.4, "Patient/c")})
+		if err != nil || twice.Created != 1 || len(twice.IDs) != 1 {
+			t.Fatalf("a key twice in one call: %+v %v", twice, err)
+		}
 		if err := e.svc.SetDisposition(ctx, po, id, storage.AlertConfirmed, "spoke with the manager"); err != nil {
 			t.Fatal(err)
 		}
