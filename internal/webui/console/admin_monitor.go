@@ -130,7 +130,7 @@ func (u *UI) adminAlerts(w http.ResponseWriter, r *http.Request) error {
 		Categories: categoryOptions(q.category, attacksOnly)}
 	if qerr != nil {
 		view.Error = qerr.Error()
-		u.site.Render(w, r, http.StatusBadRequest, "admin-alerts", site.PageData{Title: "Access alerts", Viewer: v, Nav: "admin", Data: view})
+		u.site.Render(w, r, http.StatusBadRequest, "admin-alerts", site.PageData{Title: "Access alerts", Viewer: v, Nav: "alerts", Data: view})
 		return nil
 	}
 	statuses := []string{q.status}
@@ -176,7 +176,7 @@ func (u *UI) adminAlerts(w http.ResponseWriter, r *http.Request) error {
 	for _, a := range list {
 		view.Alerts = append(view.Alerts, u.alertItemOf(r, a, names))
 	}
-	u.site.Render(w, r, http.StatusOK, "admin-alerts", site.PageData{Title: "Access alerts", Viewer: v, Nav: "admin", Data: view})
+	u.site.Render(w, r, http.StatusOK, "admin-alerts", site.PageData{Title: "Access alerts", Viewer: v, Nav: "alerts", Data: view})
 	return nil
 }
 
@@ -316,7 +316,7 @@ func (u *UI) renderAlert(w http.ResponseWriter, r *http.Request, status int, for
 	if err != nil {
 		return u.consoleErr(err)
 	}
-	u.site.Render(w, r, status, "admin-alert", site.PageData{Title: "Access alert", Viewer: v, Nav: "admin", Data: view})
+	u.site.Render(w, r, status, "admin-alert", site.PageData{Title: "Access alert", Viewer: v, Nav: "alerts", Data: view})
 	return nil
 }
 
