@@ -219,9 +219,9 @@ func (u *UI) alertWho(r *http.Request, a monitor.Alert, names map[string]string)
 
 // evidenceRow is one access of an alert's evidence.
 type evidenceRow struct {
-	Time                                    time.Time
+	Time                                   time.Time
 	Action, Patient, Outcome, Address, Ref string
-	LogIndex                                string // the audit event's position, phivault's own log only
+	LogIndex                               string // the audit event's position, phivault's own log only
 }
 
 type noteRow struct {
