@@ -7,11 +7,14 @@ import (
 	"io"
 	"regexp"
 	"strconv"
+	"sync"
 
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/phivault/phivault/internal/audit"
 	"github.com/phivault/phivault/internal/monitor"
+	"github.com/phivault/phivault/internal/monitor/balp"
+	"github.com/phivault/phivault/internal/monitor/fhirctx"
 	"github.com/phivault/phivault/internal/storage"
 )
 
@@ -45,7 +48,14 @@ type Ingested struct {
 	Bytes      int64
 	Alerts     int // stored (created or updated)
 	Suppressed int
+	// Unreadable counts event lines that were not AuditEvents (skipped,
+	// up to MaxUnreadable).
+	Unreadable int
 }
+
+// MaxUnreadable bounds the unreadable event lines an ingest skips; one
+// more fails it (the file is probably not AuditEvent NDJSON).
+const MaxUnreadable = 1000
 
 // sourceName is what a source may be called: it is stored and shown in
 // the clear, so no free text.
@@ -65,9 +75,6 @@ func ValidSource(name string) bool { return sourceName.MatchString(name) && name
 func (s *Service) Ingest(ctx context.Context, by Actor, source string, contextFile io.Reader, eventFiles []io.Reader, progress func(Progress)) (Ingested, error) {
 	if accessOf(by) != all {
 		return Ingested{}, s.refuse(ctx, by, audit.ActionMonitorIngest)
-	}
-	if s.parse == nil || s.events == nil {
-		return Ingested{}, errors.New("ingesting: no context or event parser configured")
 	}
 	if !ValidSource(source) {
 		return Ingested{}, fmt.Errorf("%w: a source name is 1 to 64 of a-z 0-9 . _ - (and not %q)", ErrInvalid, SourcePhivault)
@@ -94,7 +101,8 @@ func (s *Service) Ingest(ctx context.Context, by Actor, source string, contextFi
 	ev := audit.Event{Time: run.Finished, Action: audit.ActionMonitorIngest, Outcome: outcome, Agent: by.Agent, Purpose: by.Purpose,
 		Entities: []string{"MonitorRun/" + id}, RequestID: by.RequestID, Status: by.Status,
 		Policies: []string{"source=" + source, "events=" + strconv.FormatInt(res.Events, 10), "alerts=" + strconv.Itoa(res.Alerts),
-			"suppressed=" + strconv.Itoa(res.Suppressed), "bytes=" + strconv.FormatInt(res.Bytes, 10)}}
+			"suppressed=" + strconv.Itoa(res.Suppressed), "bytes=" + strconv.FormatInt(res.Bytes, 10),
+			"unreadable=" + strconv.Itoa(res.Unreadable)}}
 	// The run's end is recorded even when the caller gave up.
 	rctx := context.WithoutCancel(ctx)
 	if err := s.record(rctx, func(t storage.MonitorTx) error { return t.FinishMonitorRun(rctx, run) }, ev); err != nil {
@@ -115,7 +123,7 @@ func (s *Service) ingest(ctx context.Context, run, source string, contextFile io
 	}
 	defer enc.Close()
 	w := &chunker{ctx: ctx, s: s, run: run, kind: "context", enc: enc}
-	dir, err := s.parse(io.TeeReader(contextFile, w))
+	dir, err := fhirctx.Parse(io.TeeReader(contextFile, w))
 	if err != nil {
 		return res, fmt.Errorf("%w: reading the context Bundle: %w", ErrInvalid, err)
 	}
@@ -126,7 +134,7 @@ func (s *Service) ingest(ctx context.Context, run, source string, contextFile io
 	if err := w.flush(); err != nil {
 		return res, err
 	}
-	res.Bytes = w.total
+	res.Bytes = w.written()
 	progress(Progress{Phase: "context", Bytes: res.Bytes})
 	eng := monitor.NewEngine(dir, monitor.Options{Source: source})
 	save := func(as []monitor.Alert) error {
@@ -140,29 +148,11 @@ func (s *Service) ingest(ctx context.Context, run, source string, contextFile io
 	}
 	w.kind = "events"
 	for i, f := range eventFiles {
-		before := w.total
-		rd := s.events(io.TeeReader(f, w))
-		for {
-			ev, err := rd.Next()
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			if err != nil {
-				return res, fmt.Errorf("%w: events file %d: %w", ErrInvalid, i+1, err)
-			}
-			eng.Add(ev)
-			res.Events++
-			if res.Events%ProgressEvery == 0 {
-				progress(Progress{Phase: "events", Bytes: res.Bytes + w.total - before, Events: res.Events, Alerts: res.Alerts})
-				if err := ctx.Err(); err != nil {
-					return res, err
-				}
-			}
-			if res.Events%flushEvery == 0 {
-				if err := save(eng.Alerts(false)); err != nil {
-					return res, err
-				}
-			}
+		before := w.written()
+		if err := s.readEvents(ctx, i, io.TeeReader(f, w), dir, eng, &res, save, func() {
+			progress(Progress{Phase: "events", Bytes: res.Bytes + w.written() - before, Events: res.Events, Alerts: res.Alerts})
+		}); err != nil {
+			return res, err
 		}
 		if _, err := io.Copy(w, f); err != nil {
 			return res, fmt.Errorf("reading events file %d: %w", i+1, err)
@@ -170,7 +160,7 @@ func (s *Service) ingest(ctx context.Context, run, source string, contextFile io
 		if err := w.flush(); err != nil {
 			return res, err
 		}
-		res.Bytes += w.total - before
+		res.Bytes += w.written() - before
 	}
 	progress(Progress{Phase: "alerts", Bytes: res.Bytes, Events: res.Events, Alerts: res.Alerts})
 	if err := save(eng.Alerts(true)); err != nil {
@@ -179,9 +169,46 @@ func (s *Service) ingest(ctx context.Context, run, source string, contextFile io
 	return res, nil
 }
 
+// readEvents feeds the events of file i (0-based) to eng.
+func (s *Service) readEvents(ctx context.Context, i int, f io.Reader, dir *monitor.Directory, eng *monitor.Engine, res *Ingested,
+	save func([]monitor.Alert) error, report func()) error {
+	rd := balp.NewReader(f)
+	rd.Directory = dir
+	defer rd.Close()
+	for {
+		ev, err := rd.Next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if errors.Is(err, balp.ErrLine) && res.Unreadable < MaxUnreadable {
+			res.Unreadable++
+			continue
+		}
+		if err != nil {
+			// The balp error names the line number and the reason, never
+			// the line's content.
+			return fmt.Errorf("%w: events file %d: %w", ErrInvalid, i+1, err)
+		}
+		eng.Add(ev)
+		res.Events++
+		if res.Events%ProgressEvery == 0 {
+			report()
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		if res.Events%flushEvery == 0 {
+			if err := save(eng.Alerts(false)); err != nil {
+				return err
+			}
+		}
+	}
+}
+
 // chunker collects what it is written, and stores it as sealed,
 // compressed chunks of ChunkSize bytes (before compression).
 type chunker struct {
+	mu    sync.Mutex      // Write runs on the event reader's goroutine
 	ctx   context.Context //nolint:containedctx // one ingest's writer, living only inside it
 	s     *Service
 	run   string
@@ -193,6 +220,8 @@ type chunker struct {
 }
 
 func (c *chunker) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	n := len(p)
 	c.total += int64(n)
 	for len(p) > 0 {
@@ -200,7 +229,7 @@ func (c *chunker) Write(p []byte) (int, error) {
 		c.buf = append(c.buf, p[:k]...)
 		p = p[k:]
 		if len(c.buf) == ChunkSize {
-			if err := c.flush(); err != nil {
+			if err := c.flushLocked(); err != nil {
 				return 0, err
 			}
 		}
@@ -208,8 +237,21 @@ func (c *chunker) Write(p []byte) (int, error) {
 	return n, nil
 }
 
+// written is how many bytes were written so far.
+func (c *chunker) written() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.total
+}
+
 // flush stores the buffered bytes, if any, as one chunk.
 func (c *chunker) flush() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.flushLocked()
+}
+
+func (c *chunker) flushLocked() error {
 	if len(c.buf) == 0 {
 		return nil
 	}
