@@ -129,7 +129,7 @@ func monitorTriage(t *testing.T, driver string) {
 	if q.Status != http.StatusOK {
 		t.Fatalf("queue: %d", q.Status)
 	}
-	order := regexp.MustCompile(`id="alert-([^"]+)"`).FindAllStringSubmatch(q.Body, -1)
+	order := regexp.MustCompile(`class="alert-item[^"]*" id="alert-([^"]+)"`).FindAllStringSubmatch(q.Body, -1)
 	var ids []string
 	for _, m := range order {
 		ids = append(ids, m[1])
@@ -152,8 +152,11 @@ func monitorTriage(t *testing.T, driver string) {
 
 	// The alert: explanation, evidence, signals; the access links to its audit event.
 	a := s.get(t, "/admin/alerts/"+worst)
+	if a.Status != 200 {
+		t.Fatalf("alert page %d: %s", a.Status, a.Body)
+	}
 	for _, want := range []string{"Family member", "shares the user&#39;s surname and street", "Patient/" + pid, `href="/admin/audit/` + itoa(leaf) + `"`,
-		"a care team membership added after the access", "no encounter with the user&#39;s department", "surname-address", "+2.50", "viewed a record"} {
+		"a care team membership added after the access", "no encounter with the user&#39;s department", "surname-address", "&#43;2.50", "viewed a record"} {
 		if !strings.Contains(strings.ToLower(a.Body), strings.ToLower(want)) {
 			t.Errorf("the alert page lacks %q", want)
 		}

@@ -201,8 +201,12 @@ func (u *UI) alertItemOf(r *http.Request, a alerts.Alert, names map[string]strin
 // phivault account by name, another system's reference as it came.
 func (u *UI) alertWho(r *http.Request, a monitor.Alert, names map[string]string) string {
 	who := a.User
-	if id, ok := strings.CutPrefix(a.User, "User/"); ok && a.Source == alerts.SourcePhivault {
-		if n := u.personName(r, id, names); n != "" {
+	if a.Source == alerts.SourcePhivault {
+		id, ok := strings.CutPrefix(a.User, "User/")
+		if !ok && strings.HasPrefix(a.User, "Practitioner/") {
+			id, ok = u.accountOf(r, a.User, names), true
+		}
+		if n := u.personName(r, id, names); ok && n != "" {
 			who = n
 		}
 	}
@@ -215,6 +219,33 @@ func (u *UI) alertWho(r *http.Request, a monitor.Alert, names map[string]string)
 		return who + " (in " + a.Source + ")"
 	}
 	return who
+}
+
+// accountOf returns the id of the account linked to practitioner ref
+// ("Practitioner/<id>"), or "". The directory is read once per request
+// (at most 20 pages, STYLE rule 24) into names under "fhir:" keys.
+func (u *UI) accountOf(r *http.Request, ref string, names map[string]string) string {
+	const scanned = "fhir:*"
+	if _, ok := names[scanned]; !ok {
+		names[scanned] = ""
+		after := ""
+		for range 20 {
+			page, err := u.users.List(r.Context(), after, identity.MaxPage)
+			if err != nil {
+				break
+			}
+			for _, x := range page {
+				if x.FHIRUser != "" {
+					names["fhir:"+x.FHIRUser] = x.ID
+				}
+			}
+			if len(page) < identity.MaxPage {
+				break
+			}
+			after = page[len(page)-1].Username
+		}
+	}
+	return names["fhir:"+ref]
 }
 
 // evidenceRow is one access of an alert's evidence.
