@@ -146,7 +146,7 @@ func monitorTriage(t *testing.T, driver string) {
 	if p := s.get(t, "/admin/alerts?min=0.9"); strings.Contains(p.Body, `id="alert-`+milder+`"`) || !strings.Contains(p.Body, `id="alert-`+worst+`"`) {
 		t.Errorf("the score filter does not drop the milder alert")
 	}
-	if p := s.get(t, "/admin/alerts?status=nonsense"); p.Status != http.StatusBadRequest || !strings.Contains(p.Body, "Choose a status") {
+	if p := s.get(t, "/admin/alerts?status=nonsense"); p.Status != http.StatusBadRequest || !strings.Contains(p.Body, "choose a status from the list") {
 		t.Errorf("a bad status: %d", p.Status)
 	}
 

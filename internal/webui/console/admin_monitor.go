@@ -100,18 +100,18 @@ func parseAlertQuery(q url.Values) (alertQuery, error) {
 	case "", "all", storage.AlertOpen, storage.AlertConfirmed, storage.AlertFalsePositive, storage.AlertNeedsInterview:
 		a.status = s
 	default:
-		return a, errors.New("Choose a status from the list.")
+		return a, errors.New("choose a status from the list")
 	}
 	if c := monitor.Category(q.Get("category")); c != "" {
 		if _, ok := categoryWords[c]; !ok {
-			return a, errors.New("Choose a kind from the list.")
+			return a, errors.New("choose a kind from the list")
 		}
 		a.category = c
 	}
 	if s := q.Get("min"); s != "" {
 		f, err := strconv.ParseFloat(s, 64)
 		if err != nil || f < 0 || f > 1 {
-			return a, errors.New("The lowest score is a number from 0 to 1.")
+			return a, errors.New("the lowest score is a number from 0 to 1")
 		}
 		a.min, a.minS = f, s
 	}
@@ -129,7 +129,7 @@ func (u *UI) adminAlerts(w http.ResponseWriter, r *http.Request) error {
 	view := alertsView{MinScore: q.minS, AttacksOnly: attacksOnly, Statuses: statusOptions(q.status),
 		Categories: categoryOptions(q.category, attacksOnly)}
 	if qerr != nil {
-		view.Error = qerr.Error()
+		view.Error = "Check the filter: " + qerr.Error() + "."
 		u.site.Render(w, r, http.StatusBadRequest, "admin-alerts", site.PageData{Title: "Access alerts", Viewer: v, Nav: "alerts", Data: view})
 		return nil
 	}
