@@ -110,7 +110,7 @@ func parseAlertQuery(q url.Values) (alertQuery, error) {
 	}
 	if s := q.Get("min"); s != "" {
 		f, err := strconv.ParseFloat(s, 64)
-		if err != nil || f < 0 || f > 1 {
+		if err != nil || !(f >= 0 && f <= 1) { // NaN is refused too
 			return a, errors.New("the lowest score is a number from 0 to 1")
 		}
 		a.min, a.minS = f, s
