@@ -217,8 +217,15 @@ func monitorTriage(t *testing.T, driver string) {
 	}
 	again := monitor.Alert{Key: "neighbour|later", Source: alerts.SourcePhivault, User: doc.FHIRUser, Patients: []string{"Patient/" + other},
 		Category: monitor.CatNeighbour, Score: 0.7, Severity: monitor.SeverityMedium, Explanation: "again", First: time.Now(), Last: time.Now()}
-	if sv, err := e.monitorService(t).Save(t.Context(), []monitor.Alert{again}); err != nil || sv.Suppressed != 1 {
-		t.Errorf("a later matching alert: %+v %v, want it suppressed", sv, err)
+	sv, err := e.monitorService(t).Save(t.Context(), []monitor.Alert{again})
+	if err != nil || sv.Suppressed != 1 || len(sv.IDs) != 1 {
+		t.Fatalf("a later matching alert: %+v %v, want it suppressed", sv, err)
+	}
+	if p := s.get(t, "/admin/alerts"); strings.Contains(p.Body, `id="alert-`+sv.IDs[0]+`"`) {
+		t.Errorf("the suppressed alert is in the queue")
+	}
+	if p := s.get(t, "/admin/alerts?suppressed=1"); !regexp.MustCompile(`id="alert-` + sv.IDs[0] + `"[\s\S]*?suppressed by a rule`).MatchString(p.Body) {
+		t.Errorf("the suppressed alert is not listed, marked, when asked for")
 	}
 
 	poID := e.accountID(t, po)

@@ -74,12 +74,14 @@ type alertItem struct {
 	ID, Severity, ScoreText, CategoryText, WhoText, Explanation string
 	Status, StatusText, AssigneeText                            string
 	PatientCount                                                int
+	Suppressed                                                  bool // a suppression rule matched it
 	Last                                                        time.Time
 }
 
 type alertsView struct {
 	Statuses, Categories []alertOption
 	MinScore             string
+	Suppressed           bool // suppressed alerts are listed too
 	AttacksOnly          bool
 	Alerts               []alertItem
 	More                 bool
@@ -92,6 +94,8 @@ type alertQuery struct {
 	category monitor.Category
 	min      float64
 	minS     string
+	// suppressed lists the alerts a suppression rule matched too.
+	suppressed bool
 }
 
 func parseAlertQuery(q url.Values) (alertQuery, error) {
@@ -115,6 +119,13 @@ func parseAlertQuery(q url.Values) (alertQuery, error) {
 		}
 		a.min, a.minS = f, s
 	}
+	switch q.Get("suppressed") {
+	case "":
+	case "1":
+		a.suppressed = true
+	default:
+		return a, errors.New("the page link is not valid")
+	}
 	return a, nil
 }
 
@@ -126,7 +137,7 @@ func (u *UI) adminAlerts(w http.ResponseWriter, r *http.Request) error {
 	v := site.ViewerFrom(r.Context())
 	attacksOnly := !v.HasRole(identity.RolePrivacyOfficer)
 	q, qerr := parseAlertQuery(r.URL.Query())
-	view := alertsView{MinScore: q.minS, AttacksOnly: attacksOnly, Statuses: statusOptions(q.status),
+	view := alertsView{MinScore: q.minS, Suppressed: q.suppressed, AttacksOnly: attacksOnly, Statuses: statusOptions(q.status),
 		Categories: categoryOptions(q.category, attacksOnly)}
 	if qerr != nil {
 		view.Error = "Check the filter: " + qerr.Error() + "."
@@ -149,7 +160,7 @@ func (u *UI) adminAlerts(w http.ResponseWriter, r *http.Request) error {
 		if q.category != "" {
 			limit = storage.MaxMonitorAlerts
 		}
-		as, err := mon.List(r.Context(), by, alerts.Filter{Status: s, MinScore: q.min, Limit: limit})
+		as, err := mon.List(r.Context(), by, alerts.Filter{Status: s, MinScore: q.min, Suppressed: q.suppressed, Limit: limit})
 		if err != nil {
 			return u.monitorErr(err)
 		}
@@ -184,7 +195,8 @@ func (u *UI) adminAlerts(w http.ResponseWriter, r *http.Request) error {
 func (u *UI) alertItemOf(r *http.Request, a alerts.Alert, names map[string]string) alertItem {
 	it := alertItem{ID: a.ID, Severity: string(a.Severity), ScoreText: scoreText(a.Score), CategoryText: categoryText(a.Category),
 		WhoText: u.alertWho(r, a.Alert, names), Explanation: a.Explanation, Status: a.Status, StatusText: statusText(a.Status),
-		AssigneeText: u.personName(r, a.Assignee, names), PatientCount: len(a.Patients), Last: a.Last}
+		AssigneeText: u.personName(r, a.Assignee, names), PatientCount: len(a.Patients), Last: a.Last,
+		Suppressed: a.Suppressed != ""}
 	if a.Assignee != "" && it.AssigneeText == "" {
 		it.AssigneeText = a.Assignee
 	}

@@ -28,6 +28,7 @@ func TestParseAlertQuery(t *testing.T) {
 		{"min=2", false, "", "", 0, "from 0 to 1"},
 		{"min=NaN", false, "", "", 0, "from 0 to 1"},
 		{"min=-0.1", false, "", "", 0, "from 0 to 1"},
+		{"suppressed=yes", false, "", "", 0, "not valid"},
 	} {
 		v, err := url.ParseQuery(c.q)
 		if err != nil {
