@@ -489,6 +489,7 @@ func (a *App) Handler() http.Handler {
 		Authorizer:    a.Authz,
 		BreakGlass:    a.BreakGlass,
 		Reviews:       a.Desk,
+		Monitor:       a.monitorAPI(),
 		Subscriptions: a.subs.Hub(),
 		Attempts:      a.attempts,
 		Observer:      a.metrics,

@@ -41,6 +41,27 @@ const flushEvery = 200000
 // per-chunk overhead (33 bytes of AEAD, a row) stays negligible.
 const ChunkSize = 1 << 20
 
+// Files yields an ingest's event files in order: Next returns the next
+// one, or io.EOF after the last. A file is read to its end before Next
+// is called again (a streamed multipart request implements it).
+type Files interface {
+	Next() (io.Reader, error)
+}
+
+// FileList is Files over readers already open.
+func FileList(rs ...io.Reader) Files { return &fileList{rs: rs} }
+
+type fileList struct{ rs []io.Reader }
+
+func (l *fileList) Next() (io.Reader, error) {
+	if len(l.rs) == 0 {
+		return nil, io.EOF
+	}
+	r := l.rs[0]
+	l.rs = l.rs[1:]
+	return r, nil
+}
+
 // Ingested is what an ingest did.
 type Ingested struct {
 	Run        string
@@ -72,7 +93,7 @@ func ValidSource(name string) bool { return sourceName.MatchString(name) && name
 // investigation can go back to it. Only a privacy officer ingests. The
 // run and its outcome are audited (ActionMonitorIngest), a failed run
 // too. progress may be nil.
-func (s *Service) Ingest(ctx context.Context, by Actor, source string, contextFile io.Reader, eventFiles []io.Reader, progress func(Progress)) (Ingested, error) {
+func (s *Service) Ingest(ctx context.Context, by Actor, source string, contextFile io.Reader, eventFiles Files, progress func(Progress)) (Ingested, error) {
 	if accessOf(by) != all {
 		return Ingested{}, s.refuse(ctx, by, audit.ActionMonitorIngest)
 	}
@@ -115,7 +136,7 @@ func (s *Service) Ingest(ctx context.Context, by Actor, source string, contextFi
 	return res, nil
 }
 
-func (s *Service) ingest(ctx context.Context, run, source string, contextFile io.Reader, eventFiles []io.Reader, progress func(Progress)) (Ingested, error) {
+func (s *Service) ingest(ctx context.Context, run, source string, contextFile io.Reader, eventFiles Files, progress func(Progress)) (Ingested, error) {
 	res := Ingested{Run: run}
 	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1))
 	if err != nil {
@@ -147,7 +168,14 @@ func (s *Service) ingest(ctx context.Context, run, source string, contextFile io
 		return err
 	}
 	w.kind = "events"
-	for i, f := range eventFiles {
+	for i := 0; eventFiles != nil; i++ {
+		f, err := eventFiles.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return res, fmt.Errorf("reading events file %d: %w", i+1, err)
+		}
 		before := w.written()
 		if err := s.readEvents(ctx, i, io.TeeReader(f, w), dir, eng, &res, save, func() {
 			progress(Progress{Phase: "events", Bytes: res.Bytes + w.written() - before, Events: res.Events, Alerts: res.Alerts})
@@ -257,7 +285,7 @@ func (c *chunker) flushLocked() error {
 	}
 	c.seq++
 	id := c.run + "/" + strconv.FormatInt(c.seq, 10)
-	sealed, err := c.s.seal.SealOrg(c.ctx, kindChunk, id, 1, c.enc.EncodeAll(c.buf, nil))
+	sealed, err := c.s.seal.Seal(c.ctx, kindChunk, id, 1, c.enc.EncodeAll(c.buf, nil))
 	if err != nil {
 		return fmt.Errorf("sealing ingested data: %w", err)
 	}
@@ -288,7 +316,7 @@ func (s *Service) Chunks(ctx context.Context, by Actor, run string, fn func(kind
 	}
 	defer dec.Close()
 	return s.store.MonitorChunks(ctx, run, func(c storage.MonitorChunk) error {
-		z, err := s.seal.OpenOrg(ctx, kindChunk, run+"/"+strconv.FormatInt(c.Seq, 10), 1, c.Body)
+		z, err := s.seal.Open(ctx, kindChunk, run+"/"+strconv.FormatInt(c.Seq, 10), 1, c.Body)
 		if err != nil {
 			return fmt.Errorf("opening ingested data of run %s: %w", run, err)
 		}

@@ -27,11 +27,11 @@ var (
 	ErrNotFound = errors.New("no such alert")
 )
 
-// Sealer seals and opens organisation data (record.Service implements
-// it): kind names the table, id the row and part the field.
+// Sealer seals and opens monitoring data ([KeySealer] in the
+// application): kind names the table, id the row and part the field.
 type Sealer interface {
-	SealOrg(ctx context.Context, kind, id string, part int64, text []byte) ([]byte, error)
-	OpenOrg(ctx context.Context, kind, id string, part int64, sealed []byte) ([]byte, error)
+	Seal(ctx context.Context, kind, id string, part int64, text []byte) ([]byte, error)
+	Open(ctx context.Context, kind, id string, part int64, sealed []byte) ([]byte, error)
 }
 
 // MAC computes keyed MACs of references (keys.Keyring.BlindIndex).

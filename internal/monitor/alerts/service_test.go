@@ -3,7 +3,6 @@ package alerts_test
 import (
 	"bytes"
 	"errors"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -314,7 +313,7 @@ func TestIngestSealed(t *testing.T) {
 			t.Errorf("source named phivault: %v", err)
 		}
 		var phases []string
-		res, err := e.svc.Ingest(ctx, po, "his", bytes.NewReader(ctxFile), []io.Reader{bytes.NewReader(evFile)}, func(p alerts.Progress) {
+		res, err := e.svc.Ingest(ctx, po, "his", bytes.NewReader(ctxFile), alerts.FileList(bytes.NewReader(evFile)), func(p alerts.Progress) {
 			phases = append(phases, p.Phase)
 		})
 		if err != nil {
