@@ -1,6 +1,7 @@
 package webui_test
 
 import (
+	"os"
 	"strings"
 	"testing"
 
@@ -35,10 +36,23 @@ func TestPrivacyOfficerAlert(t *testing.T) {
 	worst := e.seedAlert(t, doc, pid, leaf, monitor.CatFamily, 0.95, explanation)
 	e.seedAlert(t, doc, other, leaf2, monitor.CatOffHours, 0.55, "read 1 patient outside the rostered shift")
 
+	// With PHIVAULT_SCREENSHOTS set, the pages are pictured too (make
+	// screenshots).
+	var shots *shooter
+	if dir := os.Getenv("PHIVAULT_SCREENSHOTS"); dir != "" {
+		shots = &shooter{t: t, dir: dir}
+	}
+	shoot := func(tb *tab, name string) {
+		if shots != nil {
+			shots.shoot(tb, name, true)
+		}
+	}
+
 	tb := newTab(t)
 	e.signIn(t, tb, po, "#home")
 	tb.do(submit("#nav-alerts", "#alert-queue"))
 	tb.checkA11y()
+	shoot(tb, "40-admin-alerts")
 	if first := eval[string](tb, `document.querySelector("#alert-queue tbody tr.alert-item").id`); first != "alert-"+worst {
 		t.Fatalf("the first alert of the queue is %s, want alert-%s (the worst)", first, worst)
 	}
@@ -49,6 +63,7 @@ func TestPrivacyOfficerAlert(t *testing.T) {
 	// The worst alert: explanation and evidence.
 	tb.do(submit("#alert-"+worst+" a.open-alert", "#alert-explanation"))
 	tb.checkA11y()
+	shoot(tb, "41-admin-alert")
 	if loc := tb.location(); !strings.HasSuffix(loc, "/admin/alerts/"+worst) {
 		t.Errorf("the alert's address %q holds more than its id", loc)
 	}
@@ -86,6 +101,7 @@ func TestPrivacyOfficerAlert(t *testing.T) {
 	e.signInPatient(t, pt, pat, "#portal-record")
 	pt.do(navigate(e.URL+"/portal/access"), waitCSS("#access-list"))
 	pt.checkA11y()
+	shoot(pt, "42-portal-access-under-review")
 	got := eval[string](pt, `(function(){
 	  var row = document.getElementById("access-`+itoa(leaf)+`");
 	  if (!row) return "no entry";

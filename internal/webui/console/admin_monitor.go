@@ -336,7 +336,7 @@ func (u *UI) renderAlert(w http.ResponseWriter, r *http.Request, status int, for
 		CategoriesText: categoriesText(d.Categories), First: d.First, Found: d.Evidence.Found, Missing: d.Evidence.Missing,
 		Signals: d.Evidence.Signals, Patients: d.Patients}
 	for _, x := range d.Evidence.Accesses {
-		row := evidenceRow{Time: x.Time, Action: evidenceAction(d.Source, x.Action), Patient: x.Patient, Outcome: string(x.Outcome),
+		row := evidenceRow{Time: x.Time, Action: evidenceAction(d.Source, x.Action), Patient: x.Patient, Outcome: outcomeText(x.Outcome),
 			Address: x.Address, Ref: x.Ref}
 		if d.Source == alerts.SourcePhivault {
 			row.LogIndex = leafIndex(x.Ref)

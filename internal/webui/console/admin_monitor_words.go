@@ -129,6 +129,22 @@ func evidenceAction(source, action string) string {
 	return action
 }
 
+// outcomeWords says an access's outcome.
+var outcomeWords = map[monitor.Outcome]string{
+	monitor.OutcomeSuccess:  "done",
+	monitor.OutcomeDenied:   "refused",
+	monitor.OutcomeFailure:  "failed",
+	monitor.OutcomeNotFound: "no such record",
+}
+
+// outcomeText says o in words, or its code.
+func outcomeText(o monitor.Outcome) string {
+	if w, ok := outcomeWords[o]; ok {
+		return w
+	}
+	return string(o)
+}
+
 // leafIndex is the audit log position of a "leaf/<n>" reference, or ""
 // for another reference.
 func leafIndex(ref string) string {
