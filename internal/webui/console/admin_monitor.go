@@ -56,6 +56,11 @@ type Monitor interface {
 // queueSize bounds the alerts one queue page lists (STYLE rule 24).
 const queueSize = 200
 
+// kindScan is how many alerts one queue page reads when it keeps one
+// kind only (the service filters by status and score, not by kind):
+// bounded, so that one page opens and audits at most this many.
+const kindScan = 1000
+
 // maxAlertID bounds an alert id from the path.
 const maxAlertID = 64
 
@@ -155,15 +160,17 @@ func (u *UI) adminAlerts(w http.ResponseWriter, r *http.Request) error {
 	var list []alerts.Alert
 	for _, s := range statuses {
 		// The service has no kind filter: with one, read a wider window
-		// and keep the kind (the service audits every alert it returns).
+		// (kindScan) and keep the kind; the service audits every alert
+		// it returns.
 		limit := queueSize + 1
 		if q.category != "" {
-			limit = storage.MaxMonitorAlerts
+			limit = kindScan
 		}
 		as, err := mon.List(r.Context(), by, alerts.Filter{Status: s, MinScore: q.min, Suppressed: q.suppressed, Limit: limit})
 		if err != nil {
 			return u.monitorErr(err)
 		}
+		view.More = view.More || (q.category != "" && len(as) == limit)
 		list = append(list, as...)
 	}
 	if q.category != "" {
