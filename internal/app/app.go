@@ -553,8 +553,14 @@ func (a *App) webUI(accounts httpapi.Accounts, enrolLimiter *password.AddressLim
 	if trail != nil {
 		con.Exports = trail
 	}
+	var reviewing webui.Reviewing // nil: no access is marked under review
+	if mon, err := a.Monitor(); err != nil {
+		a.logger.Error("access alerts unavailable", slog.String("error", err.Error()))
+	} else {
+		con.Monitor, reviewing = mon, mon
+	}
 	o := webui.Options{
-		Login: a.Login, Record: a.Record, Users: sq.Users(), Access: access, Reports: reports, Trail: trail, Amendments: amend,
+		Login: a.Login, Record: a.Record, Users: sq.Users(), Access: access, Reports: reports, Trail: trail, Amendments: amend, Reviewing: reviewing,
 		Keys: a.Keys, KeyScanner: a.Store,
 		IdleTimeout: a.idleTimeout, Logger: a.logger, AuditLog: trustStatus{a.tlog}, Authz: a.Authz, BreakGlass: a.BreakGlass,
 		Console: con, EnrolLimiter: enrolLimiter, BaseURL: a.Config.Server.BaseURL,
