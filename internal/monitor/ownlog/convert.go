@@ -175,4 +175,3 @@ func askedPatient(entities []string) string {
 	}
 	return ""
 }
-

@@ -39,8 +39,12 @@ func TestConvert(t *testing.T) {
 			})}},
 		{"search of two patients", audit.Event{Action: audit.ActionSearch, Outcome: audit.OutcomeSuccess, Agent: clin, Patients: []string{"Patient/p1", "Patient/p2"}},
 			[]monitor.Event{
-				with(func(e *monitor.Event) { e.Kind, e.Outcome, e.Patient, e.Action = monitor.KindAccess, monitor.OutcomeSuccess, "Patient/p1", "search-type" }),
-				with(func(e *monitor.Event) { e.Kind, e.Outcome, e.Patient, e.Action = monitor.KindAccess, monitor.OutcomeSuccess, "Patient/p2", "search-type" }),
+				with(func(e *monitor.Event) {
+					e.Kind, e.Outcome, e.Patient, e.Action = monitor.KindAccess, monitor.OutcomeSuccess, "Patient/p1", "search-type"
+				}),
+				with(func(e *monitor.Event) {
+					e.Kind, e.Outcome, e.Patient, e.Action = monitor.KindAccess, monitor.OutcomeSuccess, "Patient/p2", "search-type"
+				}),
 			}},
 		{"bulk search", audit.Event{Action: audit.ActionSearch, Outcome: audit.OutcomeSuccess, Agent: clin, Patients: many}, nil}, // checked below
 		{"break-glass read", audit.Event{Action: audit.ActionEverything, Outcome: audit.OutcomeSuccess, Agent: clin, Purpose: "ETREAT", Patients: []string{"Patient/p3"}},
@@ -52,7 +56,9 @@ func TestConvert(t *testing.T) {
 				e.Kind, e.Outcome, e.Patient, e.Action = monitor.KindAccess, monitor.OutcomeNotFound, "Patient/nosuch", "read"
 			})}},
 		{"read of a missing observation", audit.Event{Action: audit.ActionRead, Outcome: audit.OutcomeError, Status: 404, Agent: clin, Entities: []string{"Observation/o1"}},
-			[]monitor.Event{with(func(e *monitor.Event) { e.Kind, e.Outcome, e.Action = monitor.KindAccess, monitor.OutcomeNotFound, "read" })}},
+			[]monitor.Event{with(func(e *monitor.Event) {
+				e.Kind, e.Outcome, e.Action = monitor.KindAccess, monitor.OutcomeNotFound, "read"
+			})}},
 		{"denied read", audit.Event{Action: audit.ActionRead, Outcome: audit.OutcomeDenied, Status: 403, Agent: clin, Entities: []string{"Patient/p4"}},
 			[]monitor.Event{with(func(e *monitor.Event) {
 				e.Kind, e.Outcome, e.Patient, e.Action = monitor.KindAccess, monitor.OutcomeDenied, "Patient/p4", "read"
@@ -71,7 +77,9 @@ func TestConvert(t *testing.T) {
 		{"sso refused", audit.Event{Action: audit.ActionSSOLogin, Outcome: audit.OutcomeDenied, Agent: audit.Agent{Address: "10.0.0.8"}},
 			[]monitor.Event{{Time: at, Kind: monitor.KindLogin, Outcome: monitor.OutcomeFailure, Action: "sso-login", Address: "10.0.0.8", Ref: "leaf/42"}}},
 		{"mfa failure", audit.Event{Action: audit.ActionMFAVerify, Outcome: audit.OutcomeDenied, Agent: audit.Agent{User: "u-doc", Session: "s-1", Address: "10.0.0.7"}},
-			[]monitor.Event{with(func(e *monitor.Event) { e.Kind, e.Outcome, e.Action = monitor.KindMFA, monitor.OutcomeFailure, "mfa-verify" })}},
+			[]monitor.Event{with(func(e *monitor.Event) {
+				e.Kind, e.Outcome, e.Action = monitor.KindMFA, monitor.OutcomeFailure, "mfa-verify"
+			})}},
 		{"recovery code", audit.Event{Action: audit.ActionRecoveryCodeUsed, Outcome: audit.OutcomeSuccess, Agent: audit.Agent{User: "u-doc", Address: "10.0.0.7"}},
 			[]monitor.Event{{Time: at, Kind: monitor.KindMFA, Outcome: monitor.OutcomeSuccess, User: "Practitioner/pr-1", Action: "recovery-code-used", Address: "10.0.0.7", Ref: "leaf/42"}}},
 		{"refused bearer token", audit.Event{Action: audit.ActionSearch, Outcome: audit.OutcomeDenied, Status: 401, Policies: []string{RefusedToken}, Agent: audit.Agent{Address: "198.51.100.2"}},
@@ -79,9 +87,13 @@ func TestConvert(t *testing.T) {
 		{"no credential is no token", audit.Event{Action: audit.ActionSearch, Outcome: audit.OutcomeDenied, Status: 401, Agent: audit.Agent{Address: "198.51.100.2"}},
 			[]monitor.Event{{Time: at, Kind: monitor.KindAccess, Outcome: monitor.OutcomeDenied, Action: "search-type", Address: "198.51.100.2", Ref: "leaf/42"}}},
 		{"refused admin request", audit.Event{Action: audit.ActionRequest, Outcome: audit.OutcomeDenied, Status: 403, Agent: clin},
-			[]monitor.Event{with(func(e *monitor.Event) { e.Kind, e.Outcome, e.Action = monitor.KindOther, monitor.OutcomeDenied, "request" })}},
+			[]monitor.Event{with(func(e *monitor.Event) {
+				e.Kind, e.Outcome, e.Action = monitor.KindOther, monitor.OutcomeDenied, "request"
+			})}},
 		{"page in a session", audit.Event{Action: audit.ActionRequest, Outcome: audit.OutcomeSuccess, Status: 200, Agent: clin},
-			[]monitor.Event{with(func(e *monitor.Event) { e.Kind, e.Outcome, e.Action = monitor.KindOther, monitor.OutcomeSuccess, "request" })}},
+			[]monitor.Event{with(func(e *monitor.Event) {
+				e.Kind, e.Outcome, e.Action = monitor.KindOther, monitor.OutcomeSuccess, "request"
+			})}},
 		{"quiet success without a session", audit.Event{Action: audit.ActionCapabilities, Outcome: audit.OutcomeSuccess, Agent: audit.Agent{Address: "10.0.0.9"}}, nil},
 	}
 	for _, c := range cases {
