@@ -131,3 +131,10 @@ func (m Monitor) validate() error {
 	}
 	return nil
 }
+
+// WithPassword returns s with the SMTP password set, for a
+// configuration built in code rather than loaded (tests, tools).
+func (s SMTP) WithPassword(p string) SMTP {
+	s.password = p
+	return s
+}
