@@ -114,6 +114,9 @@ type MonitorReader interface {
 	MonitorAlerts(ctx context.Context, f MonitorFilter) ([]MonitorAlert, error)
 	// MonitorAlert returns alert id with its patients, or ErrNotFound.
 	MonitorAlert(ctx context.Context, id string) (MonitorAlert, error)
+	// MonitorAlertByDedup returns the alert with that dedup MAC (with
+	// its patients), or ErrNotFound.
+	MonitorAlertByDedup(ctx context.Context, dedup []byte) (MonitorAlert, error)
 	// MonitorAlertsOfPatient returns the alerts with status covering
 	// the patient MAC, at most MaxMonitorRows.
 	MonitorAlertsOfPatient(ctx context.Context, patient []byte, status string) ([]MonitorAlert, error)

@@ -82,6 +82,11 @@ func (s *Store) MonitorAlertsOfPatient(ctx context.Context, patient []byte, stat
 	return out, nil
 }
 
+// MonitorAlertByDedup implements storage.MonitorReader.
+func (s *Store) MonitorAlertByDedup(ctx context.Context, dedup []byte) (storage.MonitorAlert, error) {
+	return oneAlert(ctx, s.r(), "monitor alert by key", `SELECT `+alertColumns+` FROM monitor_alerts WHERE dedup = ?`, dedup)
+}
+
 // MonitorAlertByDedup implements storage.MonitorTx.
 func (t *tx) MonitorAlertByDedup(ctx context.Context, dedup []byte) (storage.MonitorAlert, error) {
 	return oneAlert(ctx, t, "monitor alert by key", `SELECT `+alertColumns+` FROM monitor_alerts WHERE dedup = ?`, dedup)
