@@ -30,14 +30,15 @@ type Leader interface {
 	Release()
 }
 
-// SaveFunc stores alerts, upserting by Key (the alerts service's Save);
-// it returns once they are committed.
-type SaveFunc func(ctx context.Context, as []monitor.Alert) error
+// SaveFunc stores alerts, upserting by Key (the alerts service's Save),
+// and returns the stored ids in the order given, once committed.
+type SaveFunc func(ctx context.Context, as []monitor.Alert) (ids []string, err error)
 
-// NotifyFunc is told the high-severity alerts just stored (email,
-// webhook). It must not block for long and must not fail the follower:
-// a notification that cannot be sent is the notifier's to log.
-type NotifyFunc func(ctx context.Context, as []monitor.Alert)
+// NotifyFunc is told the alerts just stored and their ids, once the
+// cursor has moved past their events; it picks those to notify (high
+// severity). It must not block for long and cannot fail the follower: a
+// notification that cannot be sent is the notifier's to log.
+type NotifyFunc func(ctx context.Context, as []monitor.Alert, ids []string)
 
 // Follower defaults.
 const (
@@ -206,10 +207,12 @@ func (f *Follower) Step(ctx context.Context) (int, error) {
 }
 
 // store saves the pending alerts, advances the cursor from from to to,
-// then notifies the high-severity ones.
+// then hands the saved alerts to Notify.
 func (f *Follower) store(ctx context.Context, from, to int64) error {
+	var ids []string
 	if len(f.pending) > 0 {
-		if err := f.o.Save(ctx, f.pending); err != nil {
+		var err error
+		if ids, err = f.o.Save(ctx, f.pending); err != nil {
 			return fmt.Errorf("monitor follower: storing %d alerts: %w", len(f.pending), err)
 		}
 	}
@@ -218,16 +221,8 @@ func (f *Follower) store(ctx context.Context, from, to int64) error {
 	}
 	saved := f.pending
 	f.pending = nil
-	if f.o.Notify != nil {
-		var high []monitor.Alert
-		for _, a := range saved {
-			if a.Severity == monitor.SeverityHigh {
-				high = append(high, a)
-			}
-		}
-		if len(high) > 0 {
-			f.o.Notify(ctx, high)
-		}
+	if f.o.Notify != nil && len(saved) > 0 && len(ids) == len(saved) {
+		f.o.Notify(ctx, saved, ids)
 	}
 	return nil
 }
