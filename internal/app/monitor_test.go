@@ -1,0 +1,231 @@
+package app_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"slices"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/phivault/phivault/internal/apitest"
+	"github.com/phivault/phivault/internal/app"
+	"github.com/phivault/phivault/internal/audit"
+	"github.com/phivault/phivault/internal/authn/session"
+	"github.com/phivault/phivault/internal/config"
+	"github.com/phivault/phivault/internal/identity"
+	"github.com/phivault/phivault/internal/monitor"
+	"github.com/phivault/phivault/internal/monitor/alerts"
+	"github.com/phivault/phivault/internal/monitor/ownlog"
+	"github.com/phivault/phivault/internal/storage/sqldb"
+	"github.com/phivault/phivault/internal/web"
+)
+
+var monitorSeq atomic.Int64
+
+// clinician creates a Practitioner with demographics, a physician
+// account bound to it and a signed-in session; it returns the headers of
+// that session and the Practitioner's reference.
+func clinician(t *testing.T, s *apitest.Server, person map[string]any) (apitest.H, string) {
+	t.Helper()
+	res := map[string]any{"resourceType": "Practitioner", "active": true}
+	for k, v := range person {
+		res[k] = v
+	}
+	pr := "Practitioner/" + s.Create(t, res)
+	sq := s.App.Store.(*sqldb.Store)
+	id, err := identity.NewID(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := identity.User{ID: id, Username: fmt.Sprintf("mon%d-%d", time.Now().UnixNano(), monitorSeq.Add(1)), DisplayName: "Monitor test",
+		Roles: []identity.Role{identity.RolePhysician}, FHIRUser: pr}
+	if _, err := sq.Users().Create(t.Context(), u); err != nil {
+		t.Fatal(err)
+	}
+	m, err := session.NewManager(sq.Sessions(), session.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sec, _, err := m.Create(t.Context(), u.ID, true, "127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return apitest.H{"Authorization": apitest.NoAuth, "Cookie": web.SessionCookie + "=" + string(sec)}, pr
+}
+
+// waitAlert polls the stored alerts until one of category cat names
+// patient, or the deadline passes.
+func waitAlert(t *testing.T, a *app.App, patient string, cat monitor.Category, deadline time.Duration) alerts.Alert {
+	t.Helper()
+	end := time.Now().Add(deadline)
+	for {
+		as, err := a.Alerts.List(t.Context(), alerts.Offline(), alerts.Filter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, al := range as {
+			if slices.Contains(al.Categories, cat) && slices.Contains(al.Patients, patient) {
+				return al
+			}
+		}
+		if time.Now().After(end) {
+			t.Fatalf("no %s alert on the patient %s after %s (%d alerts stored)", cat, patient, deadline, len(as))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+var me = map[string]any{
+	"name":      []any{map[string]any{"family": "Quendelby", "given": []any{"Ottilie"}}},
+	"birthDate": "1979-03-14",
+	"address":   []any{map[string]any{"line": []any{"12 Orchard Row"}, "city": "Harbour", "postalCode": "HB1 4QT"}},
+}
+
+// A physician reads the chart of the patient who is herself (her care
+// team lets her): the follower of the own log raises a self-access
+// alert within the minute the issue allows, on both drivers. A read of
+// an id that does not exist is in the log as a miss that names it.
+func TestOwnLogMonitorEndToEnd(t *testing.T) {
+	for _, driver := range apitest.Drivers {
+		t.Run(driver, func(t *testing.T) {
+			s := apitest.StartWith(t, driver, func(c *config.Config) { c.Monitor.Interval = config.Duration(time.Second) })
+			pat := map[string]any{"resourceType": "Patient"}
+			for k, v := range me {
+				pat[k] = v
+			}
+			pid := s.Create(t, pat)
+			h, pr := clinician(t, s, me)
+			s.Create(t, map[string]any{"resourceType": "CareTeam", "status": "active", "subject": map[string]any{"reference": "Patient/" + pid},
+				"participant": []any{map[string]any{"member": map[string]any{"reference": pr}}}})
+
+			ctx, cancel := context.WithCancel(t.Context())
+			done := make(chan struct{})
+			go func() { defer close(done); s.App.RunOwnLogMonitor(ctx) }()
+			t.Cleanup(func() { cancel(); <-done })
+
+			start := time.Now()
+			s.Do(t, http.MethodGet, "/fhir/Patient/"+pid, nil, h).Want(t, http.StatusOK)
+			s.Do(t, http.MethodGet, "/fhir/Patient/nosuch-"+pid[:8], nil, h).WantOutcome(t, http.StatusNotFound)
+			al := waitAlert(t, s.App, "Patient/"+pid, monitor.CatSelf, time.Minute)
+			t.Logf("%s: self-access alert after %s", driver, time.Since(start).Round(time.Millisecond))
+			if al.User != pr || al.Source != ownlog.SourceName || al.Status != "open" {
+				t.Errorf("alert user %q source %q status %q, want %s, %s, open", al.User, al.Source, al.Status, pr, ownlog.SourceName)
+			}
+			if len(al.Evidence.Accesses) == 0 || al.Evidence.Accesses[0].Ref == "" {
+				t.Errorf("the alert's evidence names no access of the log: %+v", al.Evidence.Accesses)
+			}
+
+			evs, err := s.App.Transparency().Events(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			miss, raised := false, false
+			for i, ev := range evs {
+				if ev.Action == audit.ActionRead && ev.Status == http.StatusNotFound && slices.Contains(ev.Entities, "Patient/nosuch-"+pid[:8]) {
+					miss = true
+					got := ownlog.Convert(int64(i), ev, nil)
+					if len(got) != 1 || got[0].Outcome != monitor.OutcomeNotFound || got[0].Patient != "Patient/nosuch-"+pid[:8] || got[0].Session == "" {
+						t.Errorf("the miss converts to %+v", got)
+					}
+				}
+				if ev.Action == audit.ActionMonitorAlert && slices.Contains(ev.Policies, "category=self") {
+					raised = true
+				}
+			}
+			if !miss {
+				t.Error("the read of an id that does not exist left no event naming it with 404")
+			}
+			if !raised {
+				t.Error("the alert left no monitor-alert audit event (the SIEM sinks export these)")
+			}
+		})
+	}
+}
+
+// Two processes on one PostgreSQL database: only the leader scores; when
+// it stops, the other takes the duty over and scores what follows.
+func TestOwnLogMonitorLeader(t *testing.T) {
+	s := apitest.StartWith(t, "postgres", func(c *config.Config) { c.Monitor.Interval = config.Duration(time.Second) })
+	open := func() *app.App {
+		a, err := app.Open(t.Context(), s.App.Config, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		if err != nil {
+			t.Fatalf("opening another process: %v", err)
+		}
+		t.Cleanup(func() { a.Close() })
+		return a
+	}
+	b := open()
+	la, lb := s.App.Store.(*sqldb.Store).Leader(ownlog.CursorName), b.Store.(*sqldb.Store).Leader(ownlog.CursorName)
+	t.Cleanup(la.Release)
+	t.Cleanup(lb.Release)
+	okA, err := la.Lead(t.Context())
+	if err != nil || !okA {
+		t.Fatalf("the first process does not lead: %v %v", okA, err)
+	}
+	if okB, err := lb.Lead(t.Context()); err != nil || okB {
+		t.Fatalf("a second process leads beside the first: %v %v", okB, err)
+	}
+	if ok, _ := la.Lead(t.Context()); !ok {
+		t.Fatal("the leader lost the duty it holds")
+	}
+	la.Release()
+	if okB, err := lb.Lead(t.Context()); err != nil || !okB {
+		t.Fatalf("the duty was not taken over once released: %v %v", okB, err)
+	}
+	lb.Release()
+
+	// The followers of both processes run; only one stores alerts.
+	pat := map[string]any{"resourceType": "Patient"}
+	for k, v := range me {
+		pat[k] = v
+	}
+	pid := s.Create(t, pat)
+	h, pr := clinician(t, s, me)
+	s.Create(t, map[string]any{"resourceType": "CareTeam", "status": "active", "subject": map[string]any{"reference": "Patient/" + pid},
+		"participant": []any{map[string]any{"member": map[string]any{"reference": pr}}}})
+	ctxA, stopA := context.WithCancel(t.Context())
+	ctxB, stopB := context.WithCancel(t.Context())
+	doneA, doneB := make(chan struct{}), make(chan struct{})
+	go func() { defer close(doneA); s.App.RunOwnLogMonitor(ctxA) }()
+	time.Sleep(500 * time.Millisecond) // A asks first
+	go func() { defer close(doneB); b.RunOwnLogMonitor(ctxB) }()
+	t.Cleanup(func() { stopA(); stopB(); <-doneA; <-doneB })
+
+	s.Do(t, http.MethodGet, "/fhir/Patient/"+pid, nil, h).Want(t, http.StatusOK)
+	waitAlert(t, s.App, "Patient/"+pid, monitor.CatSelf, time.Minute)
+	time.Sleep(3 * time.Second) // a second scorer would store its copy meanwhile
+	if n := monitorAlertEvents(t, s.App, "category=self"); n != 1 {
+		t.Errorf("%d monitor-alert events for one self access, want 1 (one scorer)", n)
+	}
+
+	// The leader stops (as a crashed process's session ends); the other
+	// takes over and scores the next access.
+	stopA()
+	<-doneA
+	pid2 := s.Create(t, pat) // a second chart of the same person
+	s.Create(t, map[string]any{"resourceType": "CareTeam", "status": "active", "subject": map[string]any{"reference": "Patient/" + pid2},
+		"participant": []any{map[string]any{"member": map[string]any{"reference": pr}}}})
+	s.Do(t, http.MethodGet, "/fhir/Patient/"+pid2, nil, h).Want(t, http.StatusOK)
+	waitAlert(t, s.App, "Patient/"+pid2, monitor.CatSelf, time.Minute)
+}
+
+// monitorAlertEvents counts the monitor-alert events carrying policy
+// (any when "").
+func monitorAlertEvents(t *testing.T, a *app.App, policy string) int {
+	t.Helper()
+	evs, err := a.Transparency().Events(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, ev := range evs {
+		if ev.Action == audit.ActionMonitorAlert && (policy == "" || slices.Contains(ev.Policies, policy)) {
+			n++
+		}
+	}
+	return n
+}
