@@ -2,18 +2,25 @@ package app_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"slices"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
+
 	"github.com/phivault/phivault/internal/apitest"
 	"github.com/phivault/phivault/internal/app"
 	"github.com/phivault/phivault/internal/audit"
+	"github.com/phivault/phivault/internal/audit/export"
 	"github.com/phivault/phivault/internal/authn/session"
 	"github.com/phivault/phivault/internal/config"
 	"github.com/phivault/phivault/internal/identity"
@@ -142,8 +149,68 @@ func TestOwnLogMonitorEndToEnd(t *testing.T) {
 			if !raised {
 				t.Error("the alert left no monitor-alert audit event (the SIEM sinks export these)")
 			}
+			if got := exportedAlertEvents(t, s); got == 0 {
+				t.Error("the webhook sink received no monitor-alert event")
+			}
 		})
 	}
+}
+
+// exportedAlertEvents drains the log into a signed webhook, as a SIEM
+// sink of the "export" section does, and counts the monitor-alert
+// events received with their category and severity.
+func exportedAlertEvents(t *testing.T, s *apitest.Server) int {
+	t.Helper()
+	const secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw8ThKNvxyFhs="
+	wh, err := standardwebhooks.NewWebhook(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	n := 0
+	ts := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if err := wh.Verify(body, r.Header); err != nil {
+			http.Error(w, "bad signature", http.StatusUnauthorized)
+			return
+		}
+		var p struct {
+			Data struct {
+				Events []audit.Event `json:"events"`
+			} `json:"data"`
+		}
+		if err := json.Unmarshal(body, &p); err != nil {
+			http.Error(w, "bad payload", http.StatusBadRequest)
+			return
+		}
+		mu.Lock()
+		for _, e := range p.Data.Events {
+			if e.Action == audit.ActionMonitorAlert && slices.Contains(e.Policies, "category=self") &&
+				slices.ContainsFunc(e.Policies, func(p string) bool { return strings.HasPrefix(p, "severity=") }) {
+				n++
+			}
+		}
+		mu.Unlock()
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer ts.Close()
+	sink, err := export.NewWebhook("siem-monitor", export.WebhookOptions{URL: ts.URL, Secret: secret, Client: ts.Client()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, err := export.New(export.Options{Sink: sink, Source: s.App.Transparency().Reader(), Cursors: s.App.Store.(*sqldb.Store).ExportCursors()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.App.Transparency().Integrate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := x.Drain(t.Context(), nil); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	return n
 }
 
 // Two processes on one PostgreSQL database: only the leader scores; when
