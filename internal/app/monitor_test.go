@@ -296,3 +296,89 @@ func monitorAlertEvents(t *testing.T, a *app.App, policy string) int {
 	}
 	return n
 }
+
+// The loader builds the directory from stored resources: departments
+// with their parents, practitioners with roles and rosters, the patient
+// with labels and every kind of care relationship, a PractitionerRole
+// participant resolved to its practitioner, and the patient's own
+// account.
+func TestOwnLogLoaderOnStoredResources(t *testing.T) {
+	s := apitest.Start(t, "sqlite")
+	hosp := s.Create(t, map[string]any{"resourceType": "Organization", "name": "General"})
+	ward := s.Create(t, map[string]any{"resourceType": "Organization", "name": "Cardiology", "partOf": map[string]any{"reference": "Organization/" + hosp}})
+	_, pr := clinician(t, s, me)
+	role := s.Create(t, map[string]any{"resourceType": "PractitionerRole", "active": true, "practitioner": map[string]any{"reference": pr},
+		"organization": map[string]any{"reference": "Organization/" + ward},
+		"code":         []any{map[string]any{"coding": []any{map[string]any{"system": "http://terminology.hl7.org/CodeSystem/practitioner-role", "code": "doctor"}}}},
+		"availableTime": []any{map[string]any{"daysOfWeek": []any{"mon", "tue"}, "availableStartTime": "08:00:00", "availableEndTime": "16:30:00"}}})
+	pid := s.Create(t, map[string]any{"resourceType": "Patient", "name": []any{map[string]any{"family": "Vipperton", "given": []any{"Ada"}}}, "birthDate": "1960-01-02",
+		"meta": map[string]any{"security": []any{map[string]any{"system": "http://terminology.hl7.org/CodeSystem/v3-Confidentiality", "code": "V"}}}})
+	subj := map[string]any{"reference": "Patient/" + pid}
+	enc := s.Create(t, map[string]any{"resourceType": "Encounter", "status": "finished", "class": map[string]any{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
+		"subject": subj, "participant": []any{map[string]any{"individual": map[string]any{"reference": "PractitionerRole/" + role}}},
+		"period": map[string]any{"start": "2026-11-01T08:00:00Z", "end": "2026-11-01T09:00:00Z"}, "serviceProvider": map[string]any{"reference": "Organization/" + ward}})
+	s.Create(t, map[string]any{"resourceType": "CareTeam", "status": "active", "subject": subj, "participant": []any{map[string]any{"member": map[string]any{"reference": pr}}}})
+	s.Create(t, map[string]any{"resourceType": "ServiceRequest", "status": "active", "intent": "order", "subject": subj, "authoredOn": "2026-11-02",
+		"code":          map[string]any{"coding": []any{map[string]any{"system": "http://loinc.org", "code": "24323-8"}}},
+		"performerType": map[string]any{"coding": []any{map[string]any{"system": "http://snomed.info/sct", "code": "159282002"}}}})
+	s.Create(t, map[string]any{"resourceType": "Account", "status": "active", "subject": []any{subj}, "owner": map[string]any{"reference": "Organization/" + hosp}})
+
+	// The patient's own account.
+	sq := s.App.Store.(*sqldb.Store)
+	pidUser, err := identity.NewID(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sq.Users().Create(t.Context(), identity.User{ID: pidUser, Username: fmt.Sprintf("pat%d", monitorSeq.Add(1)), FHIRUser: "Patient/" + pid}); err != nil {
+		t.Fatal(err)
+	}
+
+	l, err := ownlog.NewLoader(ownlog.LoaderOptions{Source: app.MonitorSource(s.App), Users: sq.Users(), Grants: sq.Authz()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Now()
+	if err := l.Prepare(t.Context(), []audit.Event{
+		{Time: at, Action: audit.ActionRead, Outcome: audit.OutcomeSuccess, Agent: audit.Agent{User: pidUser}, Patients: []string{"Patient/" + pid}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	d := l.Directory()
+	if dep := d.Departments["Organization/"+ward]; dep.PartOf != "Organization/"+hosp || dep.Name != "Cardiology" {
+		t.Errorf("department %+v", dep)
+	}
+	p := d.Practitioners[pr]
+	if p == nil || p.Family != "Quendelby" || p.BirthDate != "1979-03-14" || len(p.Addresses) != 1 || p.Addresses[0].PostalCode != "HB1 4QT" {
+		t.Fatalf("practitioner %+v", p)
+	}
+	if len(p.Roles) != 1 || p.Roles[0].Organization != "Organization/"+ward || !slices.Contains(p.Roles[0].Codes, "doctor") ||
+		len(p.Roles[0].Shifts) != 1 || p.Roles[0].Shifts[0].Start != 8*time.Hour || p.Roles[0].Shifts[0].End != 16*time.Hour+30*time.Minute {
+		t.Errorf("roles %+v", p.Roles)
+	}
+	pi := d.Patients["Patient/"+pid]
+	if pi == nil || pi.Family != "Vipperton" || !slices.Contains(pi.Labels, "V") {
+		t.Fatalf("patient %+v", pi)
+	}
+	kinds := map[monitor.RelationKind]monitor.Relation{}
+	for _, r := range d.Relations["Patient/"+pid] {
+		kinds[r.Kind] = r
+	}
+	if e := kinds[monitor.RelEncounter]; e.Ref != "Encounter/"+enc || !slices.Contains(e.Participants, pr) || !slices.Contains(e.Organizations, "Organization/"+ward) || e.Start.IsZero() {
+		t.Errorf("encounter relation %+v (its PractitionerRole must resolve to the practitioner)", e)
+	}
+	if c := kinds[monitor.RelCareTeam]; !slices.Contains(c.Participants, pr) {
+		t.Errorf("care team relation %+v", c)
+	}
+	if o := kinds[monitor.RelOrder]; !slices.Contains(o.Codes, "159282002") {
+		t.Errorf("order relation %+v", o)
+	}
+	if b := kinds[monitor.RelBilling]; !slices.Contains(b.Organizations, "Organization/"+hosp) {
+		t.Errorf("billing relation %+v", b)
+	}
+	if self := kinds[monitor.RelSelf]; !slices.Contains(self.Participants, "User/"+pidUser) {
+		t.Errorf("own-record relation %+v", self)
+	}
+	if got := l.Account(pidUser); got != "Patient/"+pid {
+		t.Errorf("account maps to %q", got)
+	}
+}
