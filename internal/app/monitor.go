@@ -134,4 +134,3 @@ func (n *notifier) notify(ctx context.Context, as []monitor.Alert, ids []string)
 		n.log.WarnContext(ctx, "privacy monitor: the email of high-severity alerts could not be sent", slog.Int("alerts", len(out)), slog.Any("err", err))
 	}
 }
-

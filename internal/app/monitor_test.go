@@ -308,8 +308,8 @@ func TestOwnLogLoaderOnStoredResources(t *testing.T) {
 	ward := s.Create(t, map[string]any{"resourceType": "Organization", "name": "Cardiology", "partOf": map[string]any{"reference": "Organization/" + hosp}})
 	_, pr := clinician(t, s, me)
 	role := s.Create(t, map[string]any{"resourceType": "PractitionerRole", "active": true, "practitioner": map[string]any{"reference": pr},
-		"organization": map[string]any{"reference": "Organization/" + ward},
-		"code":         []any{map[string]any{"coding": []any{map[string]any{"system": "http://terminology.hl7.org/CodeSystem/practitioner-role", "code": "doctor"}}}},
+		"organization":  map[string]any{"reference": "Organization/" + ward},
+		"code":          []any{map[string]any{"coding": []any{map[string]any{"system": "http://terminology.hl7.org/CodeSystem/practitioner-role", "code": "doctor"}}}},
 		"availableTime": []any{map[string]any{"daysOfWeek": []any{"mon", "tue"}, "availableStartTime": "08:00:00", "availableEndTime": "16:30:00"}}})
 	pid := s.Create(t, map[string]any{"resourceType": "Patient", "name": []any{map[string]any{"family": "Vipperton", "given": []any{"Ada"}}}, "birthDate": "1960-01-02",
 		"meta": map[string]any{"security": []any{map[string]any{"system": "http://terminology.hl7.org/CodeSystem/v3-Confidentiality", "code": "V"}}}})
