@@ -79,7 +79,9 @@ type Follower struct {
 	o       FollowerOptions
 	engine  *monitor.Engine
 	pending []monitor.Alert // yielded, not yet stored
-	pendTo  int64           // the cursor position pending belongs before
+	// pendFrom and pendTo are the leaves whose alerts pending holds
+	// (the engine has consumed them).
+	pendFrom, pendTo int64
 }
 
 // NewFollower validates o.
@@ -174,7 +176,11 @@ func (f *Follower) Step(ctx context.Context) (int, error) {
 		}
 	}
 	if f.pending != nil {
-		// A failed step: the engine has consumed [from, pendTo).
+		// A failed step: the engine has consumed [pendFrom, pendTo).
+		if from != f.pendFrom {
+			f.reset() // another process moved the cursor meanwhile
+			return 0, fmt.Errorf("monitor follower: the cursor is at %d, not %d: %w", from, f.pendFrom, export.ErrMoved)
+		}
 		if err := f.store(ctx, from, f.pendTo); err != nil {
 			return 0, err
 		}
@@ -196,7 +202,7 @@ func (f *Follower) Step(ctx context.Context) (int, error) {
 		f.reset() // the engine may hold part of the batch: start again from the cursor
 		return 0, err
 	}
-	f.pending, f.pendTo = f.engine.Alerts(false), to
+	f.pending, f.pendFrom, f.pendTo = f.engine.Alerts(false), from, to
 	if f.pending == nil {
 		f.pending = []monitor.Alert{}
 	}
@@ -217,6 +223,9 @@ func (f *Follower) store(ctx context.Context, from, to int64) error {
 		}
 	}
 	if err := f.o.Cursors.Advance(ctx, CursorName, from, to); err != nil {
+		if errors.Is(err, export.ErrMoved) {
+			f.reset() // another process stored these leaves: its engine is the one that saw them
+		}
 		return fmt.Errorf("monitor follower: advancing the cursor to %d: %w", to, err)
 	}
 	saved := f.pending
