@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	stdlog "log"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -15,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emersion/go-smtp"
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
 	"github.com/phivault/phivault/internal/apitest"
@@ -65,7 +68,7 @@ func clinician(t *testing.T, s *apitest.Server, person map[string]any) (apitest.
 }
 
 // waitAlert polls the stored alerts until one of category cat names
-// patient, or the deadline passes.
+// patient ("": any), or the deadline passes.
 func waitAlert(t *testing.T, a *app.App, patient string, cat monitor.Category, deadline time.Duration) alerts.Alert {
 	t.Helper()
 	end := time.Now().Add(deadline)
@@ -75,7 +78,7 @@ func waitAlert(t *testing.T, a *app.App, patient string, cat monitor.Category, d
 			t.Fatal(err)
 		}
 		for _, al := range as {
-			if slices.Contains(al.Categories, cat) && slices.Contains(al.Patients, patient) {
+			if slices.Contains(al.Categories, cat) && (patient == "" || slices.Contains(al.Patients, patient)) {
 				return al
 			}
 		}
@@ -99,7 +102,11 @@ var me = map[string]any{
 func TestOwnLogMonitorEndToEnd(t *testing.T) {
 	for _, driver := range apitest.Drivers {
 		t.Run(driver, func(t *testing.T) {
-			s := apitest.StartWith(t, driver, func(c *config.Config) { c.Monitor.Interval = config.Duration(time.Second) })
+			mail := mailbox(t)
+			s := apitest.StartWith(t, driver, func(c *config.Config) {
+				c.Monitor.Interval = config.Duration(time.Second)
+				c.Monitor.SMTP = &config.SMTP{Address: mail.addr, From: "phivault@example.org", To: []string{"privacy@example.org"}, AllowPlaintext: true}
+			})
 			pat := map[string]any{"resourceType": "Patient"}
 			for k, v := range me {
 				pat[k] = v
@@ -151,6 +158,28 @@ func TestOwnLogMonitorEndToEnd(t *testing.T) {
 			}
 			if got := exportedAlertEvents(t, s); got == 0 {
 				t.Error("the webhook sink received no monitor-alert event")
+			}
+			// Enumeration: a dozen ids that do not exist in a few seconds
+			// is a high-severity alert, which is emailed.
+			for i := range 12 {
+				s.Do(t, http.MethodGet, fmt.Sprintf("/fhir/Patient/guess-%d-%s", i, pid[:6]), nil, h).WantOutcome(t, http.StatusNotFound)
+			}
+			enum := waitAlert(t, s.App, "", monitor.CatEnumeration, time.Minute)
+			if enum.Severity != monitor.SeverityHigh || enum.User != pr {
+				t.Fatalf("enumeration alert of %s scored %s (%.2f), want high and the practitioner", enum.User, enum.Severity, enum.Score)
+			}
+			link := s.URL + app.AlertPath + enum.ID
+			end := time.Now().Add(10 * time.Second)
+			for !mail.has(link) {
+				if time.Now().After(end) {
+					t.Fatalf("no email links to %s; received %q", link, mail.all())
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			for _, leak := range []string{pid, "Quendelby", strings.TrimPrefix(pr, "Practitioner/")} {
+				if strings.Contains(mail.all(), leak) {
+					t.Errorf("the email names %q", leak)
+				}
 			}
 		})
 	}
@@ -381,4 +410,51 @@ func TestOwnLogLoaderOnStoredResources(t *testing.T) {
 	if got := l.Account(pidUser); got != "Patient/"+pid {
 		t.Errorf("account maps to %q", got)
 	}
+}
+
+// smtpBox is an in-process SMTP relay on loopback (go-smtp).
+type smtpBox struct {
+	addr string
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (b *smtpBox) has(s string) bool { return strings.Contains(b.all(), s) }
+func (b *smtpBox) all() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return strings.Join(b.msgs, "\n----\n")
+}
+
+type smtpSession struct{ b *smtpBox }
+
+func (s smtpSession) Mail(string, *smtp.MailOptions) error { return nil }
+func (s smtpSession) Rcpt(string, *smtp.RcptOptions) error { return nil }
+func (s smtpSession) Data(r io.Reader) error {
+	body, err := io.ReadAll(r)
+	if err != nil {
+		return err
+	}
+	s.b.mu.Lock()
+	s.b.msgs = append(s.b.msgs, string(body))
+	s.b.mu.Unlock()
+	return nil
+}
+func (s smtpSession) Reset()        {}
+func (s smtpSession) Logout() error { return nil }
+
+func mailbox(t *testing.T) *smtpBox {
+	t.Helper()
+	b := &smtpBox{}
+	srv := smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) { return smtpSession{b}, nil }))
+	srv.Domain = "localhost"
+	srv.ErrorLog = stdlog.New(io.Discard, "", 0)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.addr = ln.Addr().String()
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return b
 }
