@@ -25,7 +25,6 @@ import (
 type inbox struct {
 	mu       sync.Mutex
 	msgs     []mail
-	tlsSeen  bool
 	authUser string
 	addr     string
 }
