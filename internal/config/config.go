@@ -495,7 +495,7 @@ func (c Config) Validate() error {
 	if err := c.Observability.validate(); err != nil {
 		return err
 	}
-	if err := c.Monitor.validate(); err != nil {
+	if err := c.Monitor.validate(c.Server.BaseURL); err != nil {
 		return err
 	}
 	return c.validateExport()

@@ -99,8 +99,9 @@ func (c *Config) readMonitorSecret() error {
 	return nil
 }
 
-// validate checks the "monitor" section.
-func (m Monitor) validate() error {
+// validate checks the "monitor" section; baseURL is server.base_url
+// (the link an email carries).
+func (m Monitor) validate(baseURL string) error {
 	bad := func(opt, why string) error { return fmt.Errorf("%w: monitor.%s: %s", ErrInvalid, opt, why) }
 	if m.Interval != 0 && (m.Interval.D() < MinMonitorInterval || m.Interval.D() > MaxMonitorInterval) {
 		return bad("interval", fmt.Sprintf("must be between %s and %s (alerts are due within a minute of the access)", MinMonitorInterval, MaxMonitorInterval))
@@ -125,6 +126,9 @@ func (m Monitor) validate() error {
 	}
 	if s.AllowPlaintext && !s.Loopback() {
 		return bad("smtp.allow_plaintext", "allowed only for a server on a loopback address; mail to another host must use STARTTLS")
+	}
+	if baseURL == "" {
+		return bad("smtp", "needs server.base_url: the email links to the alert in the staff console")
 	}
 	if (s.Username == "") != (s.PasswordFile == "") {
 		return bad("smtp.username", "username and password_file go together")

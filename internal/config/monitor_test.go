@@ -34,10 +34,14 @@ func TestMonitorValidate(t *testing.T) {
 		{"bad recipient", "monitor.smtp.to", config.Monitor{SMTP: func() *config.SMTP { s := smtp(); s.To = []string{"not an address"}; return s }()}},
 		{"plaintext to a remote host", "monitor.smtp.allow_plaintext", config.Monitor{SMTP: func() *config.SMTP { s := smtp(); s.AllowPlaintext = true; return s }()}},
 		{"user without password", "monitor.smtp.username", config.Monitor{SMTP: func() *config.SMTP { s := smtp(); s.Username = "u"; return s }()}},
+		{"no base url for the link", "monitor.smtp", config.Monitor{SMTP: smtp()}},
 	}
 	for _, tt := range bad {
 		t.Run(tt.name, func(t *testing.T) {
 			c := config.Default(t.TempDir())
+			if tt.name != "no base url for the link" {
+				c.Server.BaseURL = "https://phivault.example.org"
+			}
 			c.Monitor = tt.m
 			err := c.Validate()
 			if !errors.Is(err, config.ErrInvalid) || !strings.Contains(err.Error(), tt.option) {
@@ -46,6 +50,7 @@ func TestMonitorValidate(t *testing.T) {
 		})
 	}
 	c := config.Default(t.TempDir())
+	c.Server.BaseURL = "https://phivault.example.org"
 	c.Monitor = config.Monitor{Interval: config.Duration(30 * time.Second), SMTP: smtp()}
 	c.Monitor.SMTP.Address, c.Monitor.SMTP.AllowPlaintext = "127.0.0.1:2525", true
 	if err := c.Validate(); err != nil {
@@ -58,7 +63,7 @@ func TestLoadMonitor(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "smtp.pass"), []byte("s3cret\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	writeConfig(t, dir, `{"monitor": {"own_log": false, "interval": "20s", "smtp": {"address": "localhost:2525", "from": "pv@example.org",
+	writeConfig(t, dir, `{"server": {"base_url": "https://phivault.example.org"}, "monitor": {"own_log": false, "interval": "20s", "smtp": {"address": "localhost:2525", "from": "pv@example.org",
 		"to": ["po@example.org"], "allow_plaintext": true, "username": "pv", "password_file": "smtp.pass"}}}`)
 	c, err := config.Load(dir, env{}.get, config.Overrides{})
 	if err != nil {
