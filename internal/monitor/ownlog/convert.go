@@ -39,6 +39,10 @@ var accessActions = map[audit.Action]bool{
 	audit.ActionTransaction: true, audit.ActionBatch: true, audit.ActionEverything: true,
 	audit.ActionErase: true, audit.ActionImport: true,
 	audit.ActionLocate: true, audit.ActionBreakGlass: true,
+	// A file of audit events about patients (the privacy office's
+	// export of a search, a patient's accounting of accesses) tells who
+	// looked at their records: an access to each patient it names.
+	audit.ActionExport: true,
 }
 
 // bulkActions read many records by their nature, whatever the number of
@@ -61,7 +65,7 @@ var authKinds = map[audit.Action]monitor.Kind{
 //
 //   - an access interaction (read, vread, search-type, history...,
 //     $everything, create, update, delete, transaction, patient-locate,
-//     break-glass) gives one KindAccess event per patient it touched,
+//     break-glass, an export of audit events about patients) gives one KindAccess event per patient it touched,
 //     all marked Bulk when the event touched BulkPatients or more (or
 //     its action reads in bulk); an attempt that touched no patient but
 //     failed (denied, not found) gives one KindAccess event with Patient

@@ -127,6 +127,10 @@ func TestConvertBulk(t *testing.T) {
 	if got := Convert(1, ev, nil); got[0].Bulk {
 		t.Errorf("a search of %d patients is marked bulk", len(ev.Patients))
 	}
+	ev.Action, ev.Patients = audit.ActionExport, append(ev.Patients, "Patient/x-last")
+	if got := Convert(1, ev, nil); len(got) != BulkPatients || !got[0].Bulk || got[0].Kind != monitor.KindAccess {
+		t.Errorf("an export of %d patients' events: %d events, bulk %v", len(ev.Patients), len(got), len(got) > 0 && got[0].Bulk)
+	}
 	ev.Action, ev.Patients = audit.ActionHistorySystem, ev.Patients[:1]
 	if got := Convert(1, ev, nil); !got[0].Bulk {
 		t.Error("history-system is not marked bulk")
