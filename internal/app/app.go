@@ -37,7 +37,6 @@ import (
 	"github.com/phivault/phivault/internal/identity"
 	"github.com/phivault/phivault/internal/keys"
 	"github.com/phivault/phivault/internal/keys/lifecycle"
-	"github.com/phivault/phivault/internal/monitor/alerts"
 	"github.com/phivault/phivault/internal/monitor/ownlog"
 	"github.com/phivault/phivault/internal/privacy"
 	"github.com/phivault/phivault/internal/record"
@@ -112,9 +111,8 @@ type App struct {
 	keyLife *lifecycle.Manager
 	// subs delivers FHIR Subscriptions (subscriptions.go).
 	subs *subscription.Service
-	// Alerts stores and triages the alerts of privacy monitoring;
-	// ownLog follows the own audit log into it, nil when off (monitor.go).
-	Alerts *alerts.Service
+	// ownLog follows the own audit log into the monitoring alerts
+	// (Monitor), nil when off (monitor.go).
 	ownLog *ownlog.Follower
 	// release lets the data directory go (HoldingDataDir); nil if not held.
 	release func()
@@ -499,6 +497,7 @@ func (a *App) Handler() http.Handler {
 		Authorizer:    a.Authz,
 		BreakGlass:    a.BreakGlass,
 		Reviews:       a.Desk,
+		Monitor:       a.monitorAPI(),
 		Subscriptions: a.subs.Hub(),
 		Attempts:      a.attempts,
 		Observer:      a.metrics,

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/phivault/phivault/internal/httpapi"
 	"github.com/phivault/phivault/internal/monitor"
 	"github.com/phivault/phivault/internal/monitor/alerts"
 	"github.com/phivault/phivault/internal/monitor/notify"
@@ -26,20 +27,19 @@ const AlertPath = "/admin/monitor/alerts/"
 // each exchange too).
 const notifyTimeout = time.Minute
 
-// openMonitor builds the alerts service (issue 16) and, unless
-// monitor.own_log is false, the follower of the own log (ADR 0047):
+// openMonitor builds, unless monitor.own_log is false, the follower of
+// the own log (ADR 0047), which stores into the alerts service:
 // the loader reads records through the authorizer's privileged path,
 // the cursor is among the log's followers, the duty is led by one
 // process of a fleet (sqldb.Leader).
 func (a *App) openMonitor() error {
-	sq := a.db
-	svc, err := alerts.New(alerts.Options{Tx: sqldb.NewUnit[storage.MonitorTx](sq), Store: sq, Seal: a.Record, MAC: a.Keys, Log: a.Log})
-	if err != nil {
-		return fmt.Errorf("opening the monitoring alerts: %w", err)
-	}
-	a.Alerts = svc
 	if !a.Config.Monitor.OwnLogOn() {
 		return nil
+	}
+	sq := a.db
+	svc, err := a.Monitor()
+	if err != nil {
+		return fmt.Errorf("opening the monitoring alerts: %w", err)
 	}
 	loader, err := ownlog.NewLoader(ownlog.LoaderOptions{Source: record.NewAuthzSource(a.Record), Users: sq.Users(), Grants: sq.Authz()})
 	if err != nil {
@@ -133,4 +133,29 @@ func (n *notifier) notify(ctx context.Context, as []monitor.Alert, ids []string)
 	if err := n.mail.Send(ctx, out); err != nil {
 		n.log.WarnContext(ctx, "privacy monitor: the email of high-severity alerts could not be sent", slog.Int("alerts", len(out)), slog.Any("err", err))
 	}
+}
+
+// Monitor returns the monitoring alerts service (ADR 0046) on this
+// app's database: alerts, triage and ingest of another system's access
+// log, sealed with the organisation's data key, MACs by the blind index
+// key, every read and change audited.
+func (a *App) Monitor() (*alerts.Service, error) {
+	return alerts.New(alerts.Options{
+		Tx:    sqldb.NewUnit[storage.MonitorTx](a.db),
+		Store: a.db,
+		Seal:  alerts.KeySealer{Keys: a.Keys},
+		MAC:   a.Keys,
+		Log:   a.Log,
+	})
+}
+
+// monitorAPI is the service behind /admin/api/monitor, or nil (the
+// routes answer 503) if it cannot be built.
+func (a *App) monitorAPI() httpapi.Monitor {
+	m, err := a.Monitor()
+	if err != nil {
+		a.logger.Error("monitoring is not available", slog.Any("error", err))
+		return nil
+	}
+	return m
 }

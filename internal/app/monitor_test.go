@@ -73,7 +73,11 @@ func waitAlert(t *testing.T, a *app.App, patient string, cat monitor.Category, d
 	t.Helper()
 	end := time.Now().Add(deadline)
 	for {
-		as, err := a.Alerts.List(t.Context(), alerts.Offline(), alerts.Filter{})
+		svc, err := a.Monitor()
+		if err != nil {
+			t.Fatal(err)
+		}
+		as, err := svc.List(t.Context(), alerts.Offline(), alerts.Filter{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -5,9 +5,9 @@
 // # Security invariants
 //
 //   - Every alert body, triage note, suppression reason and every byte of
-//     ingested data is sealed with the organisation's data key (through
-//     [Sealer], record.Service.SealOrg) before it reaches the store, bound
-//     to its kind, id and part. Dedup keys, user and patient references
+//     ingested data is sealed with the audit log key (through
+//     [Sealer], [KeySealer]; see seal.go for why) before it reaches the
+//     store, bound to its kind, id and part. Dedup keys, user and patient references
 //     reach the store only as keyed MACs (the blind index PRF), prefixed
 //     by a domain and the source so that another system's "Patient/1" is
 //     never phivault's.

@@ -7,11 +7,14 @@ import (
 	"io"
 	"regexp"
 	"strconv"
+	"sync"
 
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/phivault/phivault/internal/audit"
 	"github.com/phivault/phivault/internal/monitor"
+	"github.com/phivault/phivault/internal/monitor/balp"
+	"github.com/phivault/phivault/internal/monitor/fhirctx"
 	"github.com/phivault/phivault/internal/storage"
 )
 
@@ -38,6 +41,27 @@ const flushEvery = 200000
 // per-chunk overhead (33 bytes of AEAD, a row) stays negligible.
 const ChunkSize = 1 << 20
 
+// Files yields an ingest's event files in order: Next returns the next
+// one, or io.EOF after the last. A file is read to its end before Next
+// is called again (a streamed multipart request implements it).
+type Files interface {
+	Next() (io.Reader, error)
+}
+
+// FileList is Files over readers already open.
+func FileList(rs ...io.Reader) Files { return &fileList{rs: rs} }
+
+type fileList struct{ rs []io.Reader }
+
+func (l *fileList) Next() (io.Reader, error) {
+	if len(l.rs) == 0 {
+		return nil, io.EOF
+	}
+	r := l.rs[0]
+	l.rs = l.rs[1:]
+	return r, nil
+}
+
 // Ingested is what an ingest did.
 type Ingested struct {
 	Run        string
@@ -45,7 +69,14 @@ type Ingested struct {
 	Bytes      int64
 	Alerts     int // stored (created or updated)
 	Suppressed int
+	// Unreadable counts event lines that were not AuditEvents (skipped,
+	// up to MaxUnreadable).
+	Unreadable int
 }
+
+// MaxUnreadable bounds the unreadable event lines an ingest skips; one
+// more fails it (the file is probably not AuditEvent NDJSON).
+const MaxUnreadable = 1000
 
 // sourceName is what a source may be called: it is stored and shown in
 // the clear, so no free text.
@@ -62,12 +93,9 @@ func ValidSource(name string) bool { return sourceName.MatchString(name) && name
 // investigation can go back to it. Only a privacy officer ingests. The
 // run and its outcome are audited (ActionMonitorIngest), a failed run
 // too. progress may be nil.
-func (s *Service) Ingest(ctx context.Context, by Actor, source string, contextFile io.Reader, eventFiles []io.Reader, progress func(Progress)) (Ingested, error) {
+func (s *Service) Ingest(ctx context.Context, by Actor, source string, contextFile io.Reader, eventFiles Files, progress func(Progress)) (Ingested, error) {
 	if accessOf(by) != all {
 		return Ingested{}, s.refuse(ctx, by, audit.ActionMonitorIngest)
-	}
-	if s.parse == nil || s.events == nil {
-		return Ingested{}, errors.New("ingesting: no context or event parser configured")
 	}
 	if !ValidSource(source) {
 		return Ingested{}, fmt.Errorf("%w: a source name is 1 to 64 of a-z 0-9 . _ - (and not %q)", ErrInvalid, SourcePhivault)
@@ -94,7 +122,8 @@ func (s *Service) Ingest(ctx context.Context, by Actor, source string, contextFi
 	ev := audit.Event{Time: run.Finished, Action: audit.ActionMonitorIngest, Outcome: outcome, Agent: by.Agent, Purpose: by.Purpose,
 		Entities: []string{"MonitorRun/" + id}, RequestID: by.RequestID, Status: by.Status,
 		Policies: []string{"source=" + source, "events=" + strconv.FormatInt(res.Events, 10), "alerts=" + strconv.Itoa(res.Alerts),
-			"suppressed=" + strconv.Itoa(res.Suppressed), "bytes=" + strconv.FormatInt(res.Bytes, 10)}}
+			"suppressed=" + strconv.Itoa(res.Suppressed), "bytes=" + strconv.FormatInt(res.Bytes, 10),
+			"unreadable=" + strconv.Itoa(res.Unreadable)}}
 	// The run's end is recorded even when the caller gave up.
 	rctx := context.WithoutCancel(ctx)
 	if err := s.record(rctx, func(t storage.MonitorTx) error { return t.FinishMonitorRun(rctx, run) }, ev); err != nil {
@@ -107,7 +136,7 @@ func (s *Service) Ingest(ctx context.Context, by Actor, source string, contextFi
 	return res, nil
 }
 
-func (s *Service) ingest(ctx context.Context, run, source string, contextFile io.Reader, eventFiles []io.Reader, progress func(Progress)) (Ingested, error) {
+func (s *Service) ingest(ctx context.Context, run, source string, contextFile io.Reader, eventFiles Files, progress func(Progress)) (Ingested, error) {
 	res := Ingested{Run: run}
 	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1))
 	if err != nil {
@@ -115,7 +144,7 @@ func (s *Service) ingest(ctx context.Context, run, source string, contextFile io
 	}
 	defer enc.Close()
 	w := &chunker{ctx: ctx, s: s, run: run, kind: "context", enc: enc}
-	dir, err := s.parse(io.TeeReader(contextFile, w))
+	dir, err := fhirctx.Parse(io.TeeReader(contextFile, w))
 	if err != nil {
 		return res, fmt.Errorf("%w: reading the context Bundle: %w", ErrInvalid, err)
 	}
@@ -126,7 +155,7 @@ func (s *Service) ingest(ctx context.Context, run, source string, contextFile io
 	if err := w.flush(); err != nil {
 		return res, err
 	}
-	res.Bytes = w.total
+	res.Bytes = w.written()
 	progress(Progress{Phase: "context", Bytes: res.Bytes})
 	eng := monitor.NewEngine(dir, monitor.Options{Source: source})
 	save := func(as []monitor.Alert) error {
@@ -139,30 +168,19 @@ func (s *Service) ingest(ctx context.Context, run, source string, contextFile io
 		return err
 	}
 	w.kind = "events"
-	for i, f := range eventFiles {
-		before := w.total
-		rd := s.events(io.TeeReader(f, w))
-		for {
-			ev, err := rd.Next()
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			if err != nil {
-				return res, fmt.Errorf("%w: events file %d: %w", ErrInvalid, i+1, err)
-			}
-			eng.Add(ev)
-			res.Events++
-			if res.Events%ProgressEvery == 0 {
-				progress(Progress{Phase: "events", Bytes: res.Bytes + w.total - before, Events: res.Events, Alerts: res.Alerts})
-				if err := ctx.Err(); err != nil {
-					return res, err
-				}
-			}
-			if res.Events%flushEvery == 0 {
-				if err := save(eng.Alerts(false)); err != nil {
-					return res, err
-				}
-			}
+	for i := 0; eventFiles != nil; i++ {
+		f, err := eventFiles.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return res, fmt.Errorf("reading events file %d: %w", i+1, err)
+		}
+		before := w.written()
+		if err := s.readEvents(ctx, i, io.TeeReader(f, w), dir, eng, &res, save, func() {
+			progress(Progress{Phase: "events", Bytes: res.Bytes + w.written() - before, Events: res.Events, Alerts: res.Alerts})
+		}); err != nil {
+			return res, err
 		}
 		if _, err := io.Copy(w, f); err != nil {
 			return res, fmt.Errorf("reading events file %d: %w", i+1, err)
@@ -170,7 +188,7 @@ func (s *Service) ingest(ctx context.Context, run, source string, contextFile io
 		if err := w.flush(); err != nil {
 			return res, err
 		}
-		res.Bytes += w.total - before
+		res.Bytes += w.written() - before
 	}
 	progress(Progress{Phase: "alerts", Bytes: res.Bytes, Events: res.Events, Alerts: res.Alerts})
 	if err := save(eng.Alerts(true)); err != nil {
@@ -179,9 +197,46 @@ func (s *Service) ingest(ctx context.Context, run, source string, contextFile io
 	return res, nil
 }
 
+// readEvents feeds the events of file i (0-based) to eng.
+func (s *Service) readEvents(ctx context.Context, i int, f io.Reader, dir *monitor.Directory, eng *monitor.Engine, res *Ingested,
+	save func([]monitor.Alert) error, report func()) error {
+	rd := balp.NewReader(f)
+	rd.Directory = dir
+	defer rd.Close()
+	for {
+		ev, err := rd.Next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if errors.Is(err, balp.ErrLine) && res.Unreadable < MaxUnreadable {
+			res.Unreadable++
+			continue
+		}
+		if err != nil {
+			// The balp error names the line number and the reason, never
+			// the line's content.
+			return fmt.Errorf("%w: events file %d: %w", ErrInvalid, i+1, err)
+		}
+		eng.Add(ev)
+		res.Events++
+		if res.Events%ProgressEvery == 0 {
+			report()
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		if res.Events%flushEvery == 0 {
+			if err := save(eng.Alerts(false)); err != nil {
+				return err
+			}
+		}
+	}
+}
+
 // chunker collects what it is written, and stores it as sealed,
 // compressed chunks of ChunkSize bytes (before compression).
 type chunker struct {
+	mu    sync.Mutex      // Write runs on the event reader's goroutine
 	ctx   context.Context //nolint:containedctx // one ingest's writer, living only inside it
 	s     *Service
 	run   string
@@ -193,6 +248,8 @@ type chunker struct {
 }
 
 func (c *chunker) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	n := len(p)
 	c.total += int64(n)
 	for len(p) > 0 {
@@ -200,7 +257,7 @@ func (c *chunker) Write(p []byte) (int, error) {
 		c.buf = append(c.buf, p[:k]...)
 		p = p[k:]
 		if len(c.buf) == ChunkSize {
-			if err := c.flush(); err != nil {
+			if err := c.flushLocked(); err != nil {
 				return 0, err
 			}
 		}
@@ -208,14 +265,27 @@ func (c *chunker) Write(p []byte) (int, error) {
 	return n, nil
 }
 
+// written is how many bytes were written so far.
+func (c *chunker) written() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.total
+}
+
 // flush stores the buffered bytes, if any, as one chunk.
 func (c *chunker) flush() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.flushLocked()
+}
+
+func (c *chunker) flushLocked() error {
 	if len(c.buf) == 0 {
 		return nil
 	}
 	c.seq++
 	id := c.run + "/" + strconv.FormatInt(c.seq, 10)
-	sealed, err := c.s.seal.SealOrg(c.ctx, kindChunk, id, 1, c.enc.EncodeAll(c.buf, nil))
+	sealed, err := c.s.seal.Seal(c.ctx, kindChunk, id, 1, c.enc.EncodeAll(c.buf, nil))
 	if err != nil {
 		return fmt.Errorf("sealing ingested data: %w", err)
 	}
@@ -246,7 +316,7 @@ func (s *Service) Chunks(ctx context.Context, by Actor, run string, fn func(kind
 	}
 	defer dec.Close()
 	return s.store.MonitorChunks(ctx, run, func(c storage.MonitorChunk) error {
-		z, err := s.seal.OpenOrg(ctx, kindChunk, run+"/"+strconv.FormatInt(c.Seq, 10), 1, c.Body)
+		z, err := s.seal.Open(ctx, kindChunk, run+"/"+strconv.FormatInt(c.Seq, 10), 1, c.Body)
 		if err != nil {
 			return fmt.Errorf("opening ingested data of run %s: %w", run, err)
 		}

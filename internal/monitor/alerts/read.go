@@ -115,7 +115,7 @@ func (s *Service) Get(ctx context.Context, by Actor, id string) (Detail, error) 
 	}
 	d := Detail{Alert: s.opened(ctx, row)}
 	for _, n := range notes {
-		txt, err := s.seal.OpenOrg(ctx, kindNote, n.ID, 1, n.Body)
+		txt, err := s.seal.Open(ctx, kindNote, n.ID, 1, n.Body)
 		t := string(txt)
 		if err != nil {
 			t = ""

@@ -183,7 +183,7 @@ func (s *Service) prepare(ctx context.Context, a monitor.Alert, now time.Time) (
 	if err != nil {
 		return prepared{}, fmt.Errorf("encoding an alert: %w", err)
 	}
-	if p.row.Body, err = s.seal.SealOrg(ctx, kindAlert, p.row.ID, 1, body); err != nil {
+	if p.row.Body, err = s.seal.Seal(ctx, kindAlert, p.row.ID, 1, body); err != nil {
 		return prepared{}, fmt.Errorf("sealing an alert: %w", err)
 	}
 	p.ev = audit.Event{Time: now, Action: audit.ActionMonitorAlert, Outcome: audit.OutcomeSuccess, Agent: systemAgent,
@@ -260,7 +260,7 @@ func match(rules []storage.MonitorSuppression, row storage.MonitorAlert, user []
 // openAlert opens a stored alert's body.
 func (s *Service) openAlert(ctx context.Context, row storage.MonitorAlert) (monitor.Alert, error) {
 	var a monitor.Alert
-	body, err := s.seal.OpenOrg(ctx, kindAlert, row.ID, 1, row.Body)
+	body, err := s.seal.Open(ctx, kindAlert, row.ID, 1, row.Body)
 	if err != nil {
 		return a, err
 	}

@@ -27,11 +27,11 @@ var (
 	ErrNotFound = errors.New("no such alert")
 )
 
-// Sealer seals and opens organisation data (record.Service implements
-// it): kind names the table, id the row and part the field.
+// Sealer seals and opens monitoring data ([KeySealer] in the
+// application): kind names the table, id the row and part the field.
 type Sealer interface {
-	SealOrg(ctx context.Context, kind, id string, part int64, text []byte) ([]byte, error)
-	OpenOrg(ctx context.Context, kind, id string, part int64, sealed []byte) ([]byte, error)
+	Seal(ctx context.Context, kind, id string, part int64, text []byte) ([]byte, error)
+	Open(ctx context.Context, kind, id string, part int64, sealed []byte) ([]byte, error)
 }
 
 // MAC computes keyed MACs of references (keys.Keyring.BlindIndex).
@@ -79,29 +79,17 @@ type Options struct {
 	Log   *audit.Log
 	Now   func() time.Time // default time.Now
 	Rand  io.Reader        // ids; default crypto/rand
-
-	// ParseContext parses an ingest's context Bundle (fhirctx.Parse),
-	// NewEvents reads its events (balp.NewReader). Required by Ingest only.
-	ParseContext func(io.Reader) (*monitor.Directory, error)
-	NewEvents    func(io.Reader) EventReader
-}
-
-// EventReader yields events until io.EOF (*balp.Reader).
-type EventReader interface {
-	Next() (monitor.Event, error)
 }
 
 // Service stores and triages alerts. Safe for concurrent use.
 type Service struct {
-	tx     Updater
-	store  storage.MonitorReader
-	seal   Sealer
-	mac    MAC
-	log    *audit.Log
-	now    func() time.Time
-	rand   io.Reader
-	parse  func(io.Reader) (*monitor.Directory, error)
-	events func(io.Reader) EventReader
+	tx    Updater
+	store storage.MonitorReader
+	seal  Sealer
+	mac   MAC
+	log   *audit.Log
+	now   func() time.Time
+	rand  io.Reader
 }
 
 // New validates o and returns the service. Errors name the field.
@@ -124,8 +112,7 @@ func New(o Options) (*Service, error) {
 	if o.Rand == nil {
 		o.Rand = rand.Reader
 	}
-	return &Service{tx: o.Tx, store: o.Store, seal: o.Seal, mac: o.MAC, log: o.Log, now: o.Now, rand: o.Rand,
-		parse: o.ParseContext, events: o.NewEvents}, nil
+	return &Service{tx: o.Tx, store: o.Store, seal: o.Seal, mac: o.MAC, log: o.Log, now: o.Now, rand: o.Rand}, nil
 }
 
 // Sealed kinds (the associated data's kind) and parts.

@@ -127,7 +127,7 @@ func (s *Service) sealNote(ctx context.Context, by Actor, alert, text string) (s
 	if err != nil {
 		return storage.MonitorNote{}, err
 	}
-	body, err := s.seal.SealOrg(ctx, kindNote, id, 1, []byte(text))
+	body, err := s.seal.Seal(ctx, kindNote, id, 1, []byte(text))
 	if err != nil {
 		return storage.MonitorNote{}, fmt.Errorf("sealing a note: %w", err)
 	}
@@ -216,7 +216,7 @@ func (s *Service) Suppress(ctx context.Context, by Actor, id string, scope Scope
 	if err != nil {
 		return "", err
 	}
-	if r.Body, err = s.seal.SealOrg(ctx, kindSuppression, rid, 1, js); err != nil {
+	if r.Body, err = s.seal.Seal(ctx, kindSuppression, rid, 1, js); err != nil {
 		return "", fmt.Errorf("sealing a suppression rule: %w", err)
 	}
 	note, err := s.sealNote(ctx, by, id, reason)

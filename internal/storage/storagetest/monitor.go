@@ -143,7 +143,9 @@ func testMonitor(t *testing.T, s storage.Store) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if err := update(func(t storage.MonitorTx) error { return t.SetMonitorAlertStatus(ctx, "nope", storage.AlertConfirmed, at(60)) }); !errors.Is(err, storage.ErrNotFound) {
+	if err := update(func(t storage.MonitorTx) error {
+		return t.SetMonitorAlertStatus(ctx, "nope", storage.AlertConfirmed, at(60))
+	}); !errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("status of a missing alert: %v", err)
 	}
 	if err := update(func(t storage.MonitorTx) error { return t.SetMonitorAlertStatus(ctx, "a1", "closed", at(60)) }); err == nil {

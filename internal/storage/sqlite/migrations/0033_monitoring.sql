@@ -1,6 +1,6 @@
 -- Privacy and intrusion monitoring (issue 16, ADR 0046). Times are unix
 -- microseconds UTC. Everything that may hold PHI or another system's
--- ids is sealed by the caller with the organisation's data key (body,
+-- ids is sealed by the caller with the audit log key (body,
 -- chunks, notes, reasons); what stays in the clear is what the triage
 -- queue sorts and filters on (source name, category, severity, score,
 -- status, assignee account id, times) and keyed MACs (blind index PRF)
