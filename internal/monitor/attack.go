@@ -31,6 +31,7 @@ type addrHour struct {
 	accounts map[string]int // failed sign-ins per account
 	unknown  int            // of which accounts unknown
 	fails    int
+	ok       int // successful sign-ins
 	tokens   int
 	evidence []AccessRef
 }
@@ -39,6 +40,8 @@ type addrDay struct {
 	start    time.Time
 	accounts map[string]int
 	success  int // successful sign-ins after failures from the address
+	ok       int // successful sign-ins
+	fails    int
 	evidence []AccessRef
 }
 
@@ -100,7 +103,10 @@ func (e *Engine) attacks(user string, ev *Event) {
 	case ev.Kind == KindLogin && ev.Outcome == OutcomeFailure:
 		e.failedLogin(user, ev)
 	case ev.Kind == KindLogin && ev.Outcome == OutcomeSuccess && ev.Address != "":
-		if d := e.att.addrDay[ev.Address]; d != nil && d.start.Equal(e.dayStart) && len(d.accounts) > 0 {
+		e.addrHourOf(ev.Address).ok++
+		d := e.addrDayOf(ev.Address)
+		d.ok++
+		if len(d.accounts) > 0 {
 			d.success++
 			d.evidence = appendCapped(d.evidence, e.opt.MaxEvidence, accessRef(ev))
 			e.scoreCredential(ev.Address)
@@ -181,6 +187,23 @@ func (e *Engine) addrHourOf(addr string) *addrHour {
 	return h
 }
 
+func (e *Engine) addrDayOf(addr string) *addrDay {
+	d := e.att.addrDay[addr]
+	if d == nil || !d.start.Equal(e.dayStart) {
+		d = &addrDay{start: e.dayStart, accounts: map[string]int{}}
+		e.att.addrDay[addr] = d
+	}
+	return d
+}
+
+// successShare is the share of sign-ins from an address that succeeded.
+func successShare(ok, fails int) float64 {
+	if ok+fails == 0 {
+		return 0
+	}
+	return float64(ok) / float64(ok+fails)
+}
+
 // countAlert stores a per-user (or per-address) count finding.
 func (e *Engine) countAlert(user string, ev *Event, c Category, r CountRule, n int, evidence []AccessRef, detail string) {
 	lo := r.logOdds(n)
@@ -227,11 +250,8 @@ func (e *Engine) failedLogin(user string, ev *Event) {
 	h.accounts[acct]++
 	h.fails++
 	h.evidence = appendCapped(h.evidence, e.opt.MaxEvidence, accessRef(ev))
-	d := e.att.addrDay[ev.Address]
-	if d == nil || !d.start.Equal(e.dayStart) {
-		d = &addrDay{start: e.dayStart, accounts: map[string]int{}}
-		e.att.addrDay[ev.Address] = d
-	}
+	d := e.addrDayOf(ev.Address)
+	d.fails++
 	if _, ok := d.accounts[acct]; ok || len(d.accounts) < maxAttackKeys {
 		d.accounts[acct]++
 	}
@@ -252,7 +272,7 @@ func (e *Engine) scoreCredential(addr string) {
 	best, detail := math.Inf(-1), ""
 	var ev []AccessRef
 	if h != nil && h.start.Equal(e.hourStart) && len(h.accounts) > 1 {
-		if lo := e.w.Stuffing.logOdds(len(h.accounts)); lo > best {
+		if lo := e.w.Stuffing.logOdds(len(h.accounts)) - e.w.SignInShare*successShare(h.ok, h.fails); lo > best {
 			best = lo
 			detail = fmt.Sprintf("%d failed sign-ins on %d accounts from one address in one hour (%d accounts unknown)", h.fails, len(h.accounts), h.unknown)
 			ev = h.evidence
@@ -266,7 +286,7 @@ func (e *Engine) scoreCredential(addr string) {
 			}
 		}
 		if low > 1 {
-			if lo := e.w.Spraying.logOdds(low); lo > best {
+			if lo := e.w.Spraying.logOdds(low) - e.w.SignInShare*successShare(d.ok, d.fails); lo > best {
 				best = lo
 				detail = fmt.Sprintf("few failed sign-ins on each of %d accounts from one address in one day", low)
 				ev = d.evidence

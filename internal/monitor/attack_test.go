@@ -37,6 +37,16 @@ func TestAttackDetectors(t *testing.T) {
 			}
 			return append(evs, auth(sec(80), KindLogin, OutcomeSuccess, nurse, "", "10.0.0.5"))
 		}, "", "", ""},
+		{"a busy shared gateway", func() (evs []Event) {
+			// 150 sign-ins of 150 people in an hour; 8 mistype once.
+			for i := range 150 {
+				if i%19 == 0 {
+					evs = append(evs, auth(sec(i*20), KindLogin, OutcomeFailure, fmt.Sprintf("User/u%d", i), "", "10.9.9.9"))
+				}
+				evs = append(evs, auth(sec(i*20+5), KindLogin, OutcomeSuccess, fmt.Sprintf("User/u%d", i), "", "10.9.9.9"))
+			}
+			return evs
+		}, "", "", ""},
 		{"mfa failures", func() (evs []Event) {
 			for i := range 8 {
 				evs = append(evs, auth(sec(i*30), KindMFA, OutcomeFailure, nurse, "", "10.0.0.5"))

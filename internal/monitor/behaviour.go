@@ -108,8 +108,10 @@ type userState struct {
 	active   bool // has accesses in the open hour
 	ownHour  *ring
 	ownDay   *ring
+	ownBulk  *ring
 	bHour    baseline
 	bDay     baseline
+	bBulk    baseline
 	inc      *incident
 }
 
@@ -129,7 +131,8 @@ type incident struct {
 	dayUsual    float64
 	bulk        int
 	first, last time.Time
-	listHour    uint8 // flags of the open hour's patients to list as they come (0x80: all)
+	listHour    uint8     // flags of the open hour's patients to list as they come (0x80: all)
+	hitHour     time.Time // the last hour with a finding
 }
 
 func peerGroups(p *Person) []string {
@@ -156,7 +159,7 @@ func firstOrg(p *Person) string {
 func (e *Engine) userOf(user string, p *Person) *userState {
 	u := e.users[user]
 	if u == nil {
-		u = &userState{groups: peerGroups(p), ownHour: newRing(ownHours), ownDay: newRing(ownDays)}
+		u = &userState{groups: peerGroups(p), ownHour: newRing(ownHours), ownDay: newRing(ownDays), ownBulk: newRing(ownDays)}
 		e.users[user] = u
 	}
 	return u
@@ -247,8 +250,7 @@ func (e *Engine) scoreHour(user string, u *userState, closing bool) {
 	if pb, ob := e.peer(u, func(g *group) baseline { return g.bHour }), u.bHour; pb.ok || ob.ok {
 		z, usual := e.minZ(float64(u.hour.n), pb, ob)
 		if z >= w.ZCut {
-			expl := 1 - float64(u.hour.unexplained)/float64(max(u.hour.n, 1))
-			lo := w.VolumePerZ*(math.Min(z, w.ZMax)-w.ZCut) + volumeExplained*expl
+			lo := w.VolumePerZ*(math.Min(z, w.ZMax)-w.ZCut) + w.VolumeExplained*explainedExcess(u.hour.n, u.hour.unexplained, usual)
 			list := flagUnexplained
 			if u.hour.unexplained == 0 {
 				list = 0x80
@@ -279,6 +281,9 @@ func (e *Engine) scoreHour(user string, u *userState, closing bool) {
 	// Bulk: patients read through exports and bulk reads today.
 	if u.day.bulk > 0 {
 		lo := w.BulkBias + w.BulkPerLog*math.Log(float64(u.day.bulk))
+		if u.bBulk.ok && u.bBulk.z(float64(u.day.bulk)) < w.ZCut {
+			lo += w.BulkUsual // the user's daily work (a registry, a quality team)
+		}
 		if lo >= 0 {
 			fs = append(fs, finding{CatBulk, lo, Signal{Detector: string(CatBulk), Value: float64(u.day.bulk), Weight: round(lo),
 				Detail: fmt.Sprintf("%d patients read in bulk or exported today", u.day.bulk)}, flagBulk})
@@ -288,6 +293,7 @@ func (e *Engine) scoreHour(user string, u *userState, closing bool) {
 		return
 	}
 	inc := e.incidentOf(u)
+	inc.hitHour = e.hourStart
 	prevList := inc.listHour
 	for _, f := range fs {
 		if old, ok := inc.lo[f.c]; !ok || f.lo > old {
@@ -336,9 +342,17 @@ func (e *Engine) scoreHour(user string, u *userState, closing bool) {
 	e.emitIncident(user, inc)
 }
 
-// volumeExplained is the log-odds of a volume spike whose every access
-// is explained: a busy shift rather than misuse.
-const volumeExplained = -2
+// explainedExcess is the share of a spike (the patients above the usual
+// count) that the unexplained patients do not account for: 0 when the
+// unexplained patients are the whole excess, 1 when every access is
+// explained.
+func explainedExcess(n, unexplained int, usual float64) float64 {
+	excess := float64(n) - usual
+	if excess <= 0 {
+		return 1
+	}
+	return 1 - math.Min(1, float64(unexplained)/excess)
+}
 
 // minZ is the z-score against the milder of the two baselines (a spike
 // must be unusual for the user and for their peers), and the usual
@@ -368,8 +382,7 @@ func (e *Engine) scoreDay(user string, u *userState) {
 	if z < e.w.ZCut {
 		return
 	}
-	expl := 1 - float64(u.day.unexplained)/float64(max(u.day.n, 1))
-	lo := e.w.VolumePerZ*(math.Min(z, e.w.ZMax)-e.w.ZCut) + volumeExplained*expl
+	lo := e.w.VolumePerZ*(math.Min(z, e.w.ZMax)-e.w.ZCut) + e.w.VolumeExplained*explainedExcess(u.day.n, u.day.unexplained, usual)
 	inc := e.incidentOf(u)
 	if old, ok := inc.lo[CatVolume]; !ok || lo > old {
 		inc.lo[CatVolume] = lo
@@ -481,8 +494,14 @@ func (e *Engine) closeHour() {
 		u.bHour = e.baselineOf(u.ownHour)
 		u.hour.reset()
 		u.active = false
-		if u.inc != nil {
-			u.inc.listHour = 0
+		if inc := u.inc; inc != nil {
+			// A burst does not stop at the hour: the unexplained patients
+			// of the hour after a finding belong to the same incident.
+			if inc.hitHour.Equal(e.hourStart) {
+				inc.listHour &= flagUnexplained
+			} else {
+				inc.listHour = 0
+			}
 		}
 	}
 }
@@ -516,6 +535,8 @@ func (e *Engine) closeDay() {
 		e.scoreDay(names[i], u)
 		u.ownDay.add(float64(u.day.n))
 		u.bDay = e.baselineOf(u.ownDay)
+		u.ownBulk.add(float64(u.day.bulk))
+		u.bBulk = e.baselineOf(u.ownBulk)
 		u.day.reset()
 		u.inc = nil
 	}

@@ -66,6 +66,15 @@ func TestBrowsing(t *testing.T) {
 	if a.Category != CatBrowsing || a.User != "Practitioner/n0" || len(a.Patients) != 25 || !slices.Contains(a.Categories, CatVolume) {
 		t.Fatalf("incident: %s %v %d patients", a.Category, a.Categories, len(a.Patients))
 	}
+	// The same burst across the hour: the patients after it are listed.
+	evs = routine(8, 8)
+	for i := range 23 { // 20 before the hour, 3 after
+		evs = append(evs, access(t0.Add(5*time.Hour+40*time.Minute+time.Duration(i)*60*time.Second), "Practitioner/n0", fmt.Sprintf("Patient/p%d", 200+i)))
+	}
+	sortByTime(evs)
+	if as := run(ward(8), evs...); len(as) != 1 || len(as[0].Patients) != 23 {
+		t.Fatalf("a burst across the hour: %+v", as)
+	}
 	if a.Key != "test|Practitioner/n0||behaviour|2026-03-02" {
 		t.Fatalf("key %q", a.Key)
 	}
@@ -80,16 +89,28 @@ func TestBrowsing(t *testing.T) {
 	}
 }
 
-func TestVolumeOfExplainedAccesses(t *testing.T) {
+func TestVolume(t *testing.T) {
 	evs := routine(8, 8)
-	// Nurse n1 opens 60 of the ward's patients in an hour: explained,
-	// so a spike must be large to be reported.
+	// Nurse n1 opens 60 of the ward's patients in an hour: a spike, but
+	// every access is explained.
 	for i := range 60 {
 		evs = append(evs, access(t0.Add(6*time.Hour+time.Duration(i)*time.Minute), "Practitioner/n1", fmt.Sprintf("Patient/p%d", i)))
 	}
 	sortByTime(evs)
+	if as := run(ward(8), evs...); len(as) != 0 {
+		t.Fatalf("explained volume: %+v", as)
+	}
+	// Nurse n2 opens 30 of them and 4 strangers per hour all day: too
+	// few strangers an hour for browsing, a day of volume.
+	for h := range 8 {
+		for i := range 4 {
+			at := t0.Add(time.Duration(h)*time.Hour + time.Duration(i*13)*time.Minute)
+			evs = append(evs, access(at, "Practitioner/n2", fmt.Sprintf("Patient/p%d", 200+h*4+i)))
+		}
+	}
+	sortByTime(evs)
 	as := run(ward(8), evs...)
-	if len(as) != 1 || as[0].Category != CatVolume || as[0].User != "Practitioner/n1" || len(as[0].Patients) != 60 {
+	if len(as) != 1 || as[0].Category != CatVolume || as[0].User != "Practitioner/n2" || len(as[0].Patients) != 32 {
 		t.Fatalf("volume: %+v", as)
 	}
 }
@@ -105,6 +126,25 @@ func TestBulk(t *testing.T) {
 	as := run(d, evs...)
 	if len(as) != 1 || as[0].Category != CatBulk || len(as[0].Patients) != 40 {
 		t.Fatalf("bulk: %+v", as)
+	}
+	// A user who exports 40 patients every day does what they always do.
+	var daily []Event
+	for day := range 8 {
+		for i := range 40 {
+			ev := access(t0.Add(time.Duration(day)*24*time.Hour+time.Duration(i)*time.Second), doc, fmt.Sprintf("Patient/p%d", i))
+			ev.Action = "export"
+			daily = append(daily, ev)
+		}
+	}
+	e := NewEngine(d, Options{Source: "test"})
+	for i, ev := range daily {
+		e.Add(ev)
+		if i == 40*6-1 {
+			e.Alerts(false) // the first six days may alert
+		}
+	}
+	if as := e.Alerts(true); len(as) != 0 {
+		t.Fatalf("usual daily export: %+v", as)
 	}
 	// A couple of exports are not bulk.
 	if as := run(d, evs[:2]...); len(as) != 0 {

@@ -28,11 +28,13 @@ func TestPairDetectors(t *testing.T) {
 		rel     []Relation
 	}{
 		{"self", nurse, "Patient/self", t0, CatSelf, nil},
-		{"self even when explained", nurse, "Patient/self", t0, CatSelf,
+		{"self explained by the department", nurse, "Patient/self", t0, CatSelf,
+			[]Relation{{Kind: RelEncounter, Ref: "Encounter/1", Organizations: []string{"Organization/cardio"}, Start: t0, End: t0}}},
+		{"self named on the care team", nurse, "Patient/self", t0, "",
 			[]Relation{{Kind: RelCareTeam, Ref: "CareTeam/1", Participants: []string{nurse}}}},
 		{"family: surname and address", nurse, "Patient/family", t0, CatFamily, nil},
 		{"family: surname and postal code", nurse, "Patient/familypostal", t0, CatFamily, nil},
-		{"family explained by the department", nurse, "Patient/family", t0, CatFamily,
+		{"family explained by the department", nurse, "Patient/family", t0, "",
 			[]Relation{{Kind: RelEncounter, Ref: "Encounter/1", Organizations: []string{"Organization/cardio"}, Start: t0, End: t0}}},
 		{"family treated by the user", nurse, "Patient/family", t0, "",
 			[]Relation{{Kind: RelEncounter, Ref: "Encounter/1", Participants: []string{nurse}, Start: t0, End: t0}}},
@@ -49,6 +51,14 @@ func TestPairDetectors(t *testing.T) {
 		{"off-hours explained", nurse, "Patient/p1", night, "",
 			[]Relation{{Kind: RelCareTeam, Ref: "CareTeam/1", Participants: []string{nurse}}}},
 		{"no roster, no off-hours", doc, "Patient/p1", night, "", nil},
+		{"the ward's patient, off shift", nurse, "Patient/p1", night, CatOffHours,
+			[]Relation{{Kind: RelEncounter, Ref: "Encounter/1", Organizations: []string{"Organization/cardio"}, Start: t0, End: t0}}},
+		{"the ward's patient, on shift, outside the window", nurse, "Patient/p1", t0, "",
+			[]Relation{{Kind: RelEncounter, Ref: "Encounter/1", Organizations: []string{"Organization/cardio"}, Start: t0.Add(-90 * 24 * time.Hour), End: t0.Add(-80 * 24 * time.Hour)}}},
+		{"family treated by a colleague elsewhere", nurse, "Patient/family", t0, CatFamily,
+			[]Relation{{Kind: RelEncounter, Ref: "Encounter/1", Participants: []string{cowork}, Organizations: []string{"Organization/surgery"}, Start: t0, End: t0}}},
+		{"workforce treated by a colleague", nurse, "Patient/far", t0, "",
+			[]Relation{{Kind: RelEncounter, Ref: "Encounter/1", Participants: []string{cowork}, Organizations: []string{"Organization/surgery"}, Start: t0, End: t0}}},
 		{"stranger explained", nurse, "Patient/p1", t0, "",
 			[]Relation{{Kind: RelEncounter, Ref: "Encounter/1", Organizations: []string{"Organization/cardio"}, Start: t0, End: t0}}},
 	}
@@ -93,9 +103,9 @@ func TestPairRanking(t *testing.T) {
 		return as[0].Score
 	}
 	dept := []Relation{{Kind: RelEncounter, Ref: "Encounter/1", Organizations: []string{"Organization/cardio"}, Start: t0, End: t0}}
-	self, family, familyExpl, neighbour := score("Patient/self", nil), score("Patient/family", nil), score("Patient/family", dept), score("Patient/neighbour", nil)
-	if !(self > family && family > neighbour && family > familyExpl) {
-		t.Fatalf("self %v family %v neighbour %v family explained %v", self, family, neighbour, familyExpl)
+	self, selfExpl, family, neighbour := score("Patient/self", nil), score("Patient/self", dept), score("Patient/family", nil), score("Patient/neighbour", nil)
+	if !(self > family && family > neighbour && self > selfExpl) {
+		t.Fatalf("self %v family %v neighbour %v self explained %v", self, family, neighbour, selfExpl)
 	}
 	if severityOf(self) != SeverityHigh || severityOf(family) != SeverityHigh {
 		t.Fatalf("self and family are high: %v %v", self, family)

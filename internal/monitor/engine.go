@@ -28,7 +28,9 @@ type Options struct {
 	// name given to an ingest).
 	Source string
 	// Location is the time zone of rostered hours and of the hour and
-	// day windows (default UTC).
+	// day windows. Nil means the zone of each event's timestamp: the
+	// offset the source wrote ("+01:00"), UTC for "Z"; an ingest of a
+	// log written in UTC from a hospital elsewhere sets it.
 	Location *time.Location
 	// Weights of the score (nil: [DefaultWeights]).
 	Weights *Weights
@@ -71,9 +73,6 @@ type Engine struct {
 // directory may grow between calls to Add (the own-log source adds the
 // facts of patients as it meets them); it must not change during one.
 func NewEngine(dir *Directory, o Options) *Engine {
-	if o.Location == nil {
-		o.Location = time.UTC
-	}
 	if o.MaxEvidence <= 0 {
 		o.MaxEvidence = DefaultMaxEvidence
 	}
@@ -163,13 +162,22 @@ func (e *Engine) advance(t time.Time) {
 }
 
 func (e *Engine) hourOf(t time.Time) time.Time {
-	lt := t.In(e.opt.Location)
-	return time.Date(lt.Year(), lt.Month(), lt.Day(), lt.Hour(), 0, 0, 0, e.opt.Location)
+	lt := e.local(t)
+	return time.Date(lt.Year(), lt.Month(), lt.Day(), lt.Hour(), 0, 0, 0, lt.Location())
+}
+
+// local is t in the time zone of rostered hours: Options.Location, or
+// the offset the source wrote in the event's timestamp.
+func (e *Engine) local(t time.Time) time.Time {
+	if e.opt.Location != nil {
+		return t.In(e.opt.Location)
+	}
+	return t
 }
 
 func (e *Engine) dayOf(t time.Time) time.Time {
-	lt := t.In(e.opt.Location)
-	return time.Date(lt.Year(), lt.Month(), lt.Day(), 0, 0, 0, 0, e.opt.Location)
+	lt := e.local(t)
+	return time.Date(lt.Year(), lt.Month(), lt.Day(), 0, 0, 0, 0, lt.Location())
 }
 
 // sweep forgets state older than the retention.

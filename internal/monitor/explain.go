@@ -19,8 +19,9 @@ import (
 //   - the user acts for the department that provided an encounter
 //     (serviceProvider, with partOf ancestry both ways below the root)
 //     inside their rostered hours and within the encounter window;
-//   - an order asks for a role code the user holds, or for the user's
-//     department (ServiceRequest.performerType or performer), within the
+//   - an order asks for the user's department (ServiceRequest.performer)
+//     and, when it says, for a role the user holds there (performerType);
+//     or, naming no performer, for a role the user holds; within the
 //     order window;
 //   - the user holds a billing role and the patient has a Claim or
 //     Account;
@@ -39,6 +40,9 @@ import (
 const (
 	WindowBefore = 3 * 24 * time.Hour
 	WindowAfter  = 14 * 24 * time.Hour
+	// BillingAfter is how long after a claim's or account's period
+	// billing work goes on (claims, denials, appeals).
+	BillingAfter = 60 * 24 * time.Hour
 	// ShiftGrace is the slack around rostered hours: people come early
 	// and hand over late.
 	ShiftGrace = time.Hour
@@ -49,6 +53,12 @@ type strength int
 
 const (
 	explNone strength = iota
+	// explRelated: no path at the time of the access, but the patient
+	// has one with the user's department at another time, or is treated
+	// by a colleague of the user's department (Fabbri and LeFevre's
+	// explanations through groups of users). Not an explanation; it
+	// lowers the weight of a missing one.
+	explRelated
 	explWeak
 	explStrong
 	explSelf // the patient's own account: not a workforce access at all
@@ -99,7 +109,35 @@ func (e *Engine) explain(user string, person *Person, ev *Event) explanation {
 			break
 		}
 	}
+	if best.strength == explNone && person != nil {
+		if why := e.relatedAnyTime(user, person, rels); why != "" {
+			best = explanation{strength: explRelated, found: why}
+		}
+	}
 	return best
+}
+
+// relatedAnyTime looks for a relation of the patient with the user's
+// department at any time, or with a colleague of that department.
+func (e *Engine) relatedAnyTime(user string, p *Person, rels []Relation) string {
+	for i := range rels {
+		r := &rels[i]
+		if r.Kind != RelEncounter && r.Kind != RelCareTeam && r.Kind != RelOrder {
+			continue
+		}
+		if e.inDepartments(p, r.Organizations, time.Time{}, false) {
+			return "the user's department has " + r.Ref + " at another time"
+		}
+		for _, who := range r.Participants {
+			if who == user {
+				return "the user is on " + r.Ref + " at another time"
+			}
+			if c := e.dir.Practitioners[who]; c != nil && e.sharesDepartment(p, c) {
+				return "a colleague of the user's department is on " + r.Ref
+			}
+		}
+	}
+	return ""
 }
 
 func (e *Engine) names(user string, person *Person, who []string) bool {
@@ -157,6 +195,19 @@ func (e *Engine) explainBy(user string, p *Person, r *Relation, t time.Time) (st
 		if p == nil {
 			return explNone, ""
 		}
+		// performerType qualifies performer: an order to a department
+		// for a role explains that role in that department, not every
+		// holder of the role in the hospital; without a performer, the
+		// role alone.
+		if len(r.Organizations) > 0 {
+			if e.inDepartmentsWithCode(p, r.Organizations, r.Codes) {
+				return explWeak, "department asked by " + r.Ref
+			}
+			return explNone, ""
+		}
+		if len(r.Participants) > 0 {
+			return explNone, "" // named people, the user not among them
+		}
 		for _, ro := range p.Roles {
 			for _, c := range ro.Codes {
 				if slices.Contains(r.Codes, c) {
@@ -164,10 +215,10 @@ func (e *Engine) explainBy(user string, p *Person, r *Relation, t time.Time) (st
 				}
 			}
 		}
-		if e.inDepartments(p, r.Organizations, t, false) {
-			return explWeak, "department asked by " + r.Ref
-		}
 	case RelBilling:
+		if !within(t, r.Start, r.End, WindowBefore, BillingAfter) {
+			return explNone, ""
+		}
 		if e.names(user, p, r.Participants) {
 			return explStrong, "named on " + r.Ref
 		}
@@ -206,6 +257,26 @@ func (e *Engine) inDepartments(p *Person, orgs []string, t time.Time, onShift bo
 		}
 		for _, o := range orgs {
 			if e.relatedOrgs(ro.Organization, o) && (!onShift || e.roleOnShift(ro, t)) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// inDepartmentsWithCode reports whether one of p's roles acts for one
+// of orgs and, when codes are given, holds one of them.
+func (e *Engine) inDepartmentsWithCode(p *Person, orgs, codes []string) bool {
+	for i := range p.Roles {
+		ro := &p.Roles[i]
+		if ro.Organization == "" {
+			continue
+		}
+		if len(codes) > 0 && !slices.ContainsFunc(ro.Codes, func(c string) bool { return slices.Contains(codes, c) }) {
+			continue
+		}
+		for _, o := range orgs {
+			if e.relatedOrgs(ro.Organization, o) {
 				return true
 			}
 		}
@@ -263,7 +334,7 @@ func (e *Engine) roleOnShift(r *Role, t time.Time) bool {
 	if len(r.Shifts) == 0 {
 		return true
 	}
-	lt := t.In(e.opt.Location)
+	lt := e.local(t)
 	for _, s := range r.Shifts {
 		if shiftHolds(s, lt) {
 			return true

@@ -30,6 +30,7 @@ type pairState struct {
 	n           int  // accesses
 	unexplained int
 	offHours    int // unexplained accesses outside the roster
+	related     int // accesses related to the user's department at another time
 	best        strength
 	found       []string
 	accesses    []AccessRef
@@ -154,6 +155,15 @@ func (e *Engine) access(user string, ev *Event) {
 			ps.offHours++
 			off = true
 		}
+	case x.strength == explRelated:
+		ps.related++
+		if !e.onShift(person, ev.Time) {
+			ps.offHours++
+			off = true
+		}
+		if len(ps.found) < e.opt.MaxEvidence && !contains(ps.found, x.found) {
+			ps.found = append(ps.found, x.found)
+		}
 	default:
 		if x.strength > ps.best {
 			ps.best = x.strength
@@ -162,11 +172,11 @@ func (e *Engine) access(user string, ev *Event) {
 			ps.found = append(ps.found, x.found)
 		}
 	}
-	if x.strength == explNone || len(ps.static) > 0 || ps.vip {
+	if x.strength <= explRelated || len(ps.static) > 0 || ps.vip {
 		ps.accesses = appendCapped(ps.accesses, e.opt.MaxEvidence, accessRef(ev))
 	}
-	e.behaviour(user, person, ev, x.strength == explNone, off)
-	if !ps.self && (len(ps.static) > 0 || ps.unexplained > 0) {
+	e.behaviour(user, person, ev, x.strength <= explRelated, off)
+	if !ps.self && (len(ps.static) > 0 || ps.unexplained > 0 || ps.offHours > 0) {
 		e.scorePair(user, ev.Patient, ps)
 	}
 }
@@ -202,6 +212,17 @@ func (e *Engine) scorePair(user, patient string, ps *pairState) {
 			cats = append(cats, CatOffHours)
 		}
 		cats = append(cats, CatUnexplained)
+	} else if ps.related > 0 {
+		lo += e.w.Related
+		sigs = append(sigs, Signal{Detector: "related", Value: float64(ps.related), Weight: e.w.Related,
+			Detail: "no care relation at the time; " + strings.Join(ps.found, "; ")})
+		if ps.offHours > 0 {
+			lo += e.w.OffHours
+			sigs = append(sigs, Signal{Detector: string(CatOffHours), Value: float64(ps.offHours), Weight: e.w.OffHours,
+				Detail: "outside the user's rostered hours"})
+			cats = append(cats, CatOffHours)
+		}
+		cats = append(cats, CatUnexplained)
 	} else {
 		w := e.w.ExplainedWeak
 		if ps.best >= explStrong {
@@ -230,7 +251,7 @@ func (e *Engine) scorePair(user, patient string, ps *pairState) {
 			Signals:  sigs,
 		},
 	}
-	if ps.unexplained > 0 {
+	if ps.unexplained > 0 || (ps.related > 0 && ps.best == explNone) {
 		a.Evidence.Missing = []string{"care team", "encounter (participant or department on shift)", "order", "claim or account", "break-the-glass grant"}
 	}
 	e.upsert(a)
@@ -257,6 +278,11 @@ func pairExplanation(ps *pairState) string {
 		if ps.vip {
 			parts = append(parts, "the record is restricted (VIP)")
 		}
+		if ps.offHours > 0 {
+			parts = append(parts, fmt.Sprintf("%d outside the user's rostered hours", ps.offHours))
+		}
+	} else if ps.related > 0 {
+		parts = append(parts, "no care relation at the time of access; only a relation with the user's department at another time or through a colleague")
 		if ps.offHours > 0 {
 			parts = append(parts, fmt.Sprintf("%d outside the user's rostered hours", ps.offHours))
 		}

@@ -28,6 +28,7 @@ type Weights struct {
 	// Pair findings: one user's accesses to one patient.
 	PairBias        float64 // prior log-odds that an access is misuse
 	Unexplained     float64 // no explanation for at least one access
+	Related         float64 // no explanation at the time, but a relation of the patient with the user's department at another time or through a colleague
 	ExplainedWeak   float64 // explained only by the department, an order by role, a billing role or a self-declared break-the-glass
 	ExplainedStrong float64 // the user is named: care team, encounter participant, order performer, billing
 	Self            float64 // the patient is the user
@@ -44,10 +45,16 @@ type Weights struct {
 	// Volume and browsing use a robust z-score z (median and MAD of the
 	// user's own history and of peers); their log-odds are
 	// PerZ*(z-ZCut), saturated at ZMax.
-	ZCut         float64 // Iglewicz and Hoaglin's 3.5
-	ZMax         float64
-	VolumePerZ   float64
-	BrowsingPerZ float64
+	ZCut       float64 // Iglewicz and Hoaglin's 3.5
+	ZMax       float64
+	VolumePerZ float64
+	// VolumeExplained is added times the share of the spike (patients
+	// above the usual count) not accounted for by unexplained patients: a spike whose every access is explained is a
+	// busy shift (a clerk after a weekend, a consultant on a round), so
+	// its default, -(ZMax-ZCut)*VolumePerZ-1, keeps it below the
+	// reporting rule whatever its size.
+	VolumeExplained float64
+	BrowsingPerZ    float64
 	// BrowsingMin is the fewest unexplained patients that make a burst:
 	// below it a z-score over a zero median means nothing.
 	BrowsingMin int
@@ -56,10 +63,18 @@ type Weights struct {
 	// Bulk log-odds are BulkBias + BulkPerLog*ln(patients).
 	BulkBias   float64
 	BulkPerLog float64
+	// BulkUsual is added when the day's bulk count is usual for the
+	// user (robust z under ZCut against their own past days).
+	BulkUsual float64
 
 	// Attack findings: log-odds Slope*ln(n/Base) for n events of the
 	// kind in the detector's window (so n == Base scores 0.5).
 	Stuffing, Spraying, MFA, Token, Enumeration, Denied CountRule
+	// SignInShare is subtracted times the share of successful sign-ins
+	// from the address: a hospital's shared gateway (NAT, proxy, Citrix)
+	// sees many people mistype among many successes; an attacker's
+	// address sees almost only failures.
+	SignInShare float64
 	// Session is the log-odds of one session from two addresses.
 	Session float64
 }
@@ -82,26 +97,29 @@ func DefaultWeights() Weights {
 	return Weights{
 		PairBias:        -4,
 		Unexplained:     2.5,
-		ExplainedWeak:   -1,
+		Related:         1,
+		ExplainedWeak:   -2,
 		ExplainedStrong: -3,
-		Self:            7,
+		Self:            6.5,
 		FamilyLine:      5.5,
 		FamilyPostal:    3.5,
 		NeighbourStreet: 3.5,
-		NeighbourPostal: 1.5,
+		NeighbourPostal: 1.25,
 		Coworker:        4,
 		Workforce:       2,
 		VIP:             3.5,
-		OffHours:        2,
+		OffHours:        3,
 
 		ZCut:             3.5,
 		ZMax:             10,
 		VolumePerZ:       1,
+		VolumeExplained:  -7.5,
 		BrowsingPerZ:     1,
 		BrowsingMin:      5,
 		BrowsingOffHours: 1,
 		BulkBias:         -3,
 		BulkPerLog:       1.5,
+		BulkUsual:        -4,
 
 		// Credential stuffing: distinct accounts failing from one
 		// address in an hour; people mistype their own password, not
@@ -119,8 +137,9 @@ func DefaultWeights() Weights {
 		// in an hour.
 		Enumeration: CountRule{Base: 5, Slope: 3},
 		// Refused requests of one user or address in an hour.
-		Denied:  CountRule{Base: 8, Slope: 3},
-		Session: 1.5,
+		Denied:      CountRule{Base: 8, Slope: 3},
+		SignInShare: 4,
+		Session:     1.5,
 	}
 }
 
