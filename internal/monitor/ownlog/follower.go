@@ -82,6 +82,7 @@ type Follower struct {
 	// pendFrom and pendTo are the leaves whose alerts pending holds
 	// (the engine has consumed them).
 	pendFrom, pendTo int64
+	leading          bool // as of the last round, for the log
 }
 
 // NewFollower validates o.
@@ -130,6 +131,14 @@ func (f *Follower) round(ctx context.Context) {
 	lead, err := f.o.Leader.Lead(ctx)
 	if err != nil && ctx.Err() == nil {
 		f.o.Logger.WarnContext(ctx, "privacy monitor: cannot tell whether this process leads; retrying", slog.Any("err", err))
+	}
+	if lead != f.leading {
+		f.leading = lead
+		if lead {
+			f.o.Logger.InfoContext(ctx, "privacy monitor: this process now follows the own audit log (it leads the duty)")
+		} else {
+			f.o.Logger.InfoContext(ctx, "privacy monitor: this process no longer leads the own-log follower")
+		}
 	}
 	if !lead {
 		f.reset()
