@@ -476,3 +476,16 @@ func mailbox(t *testing.T) *smtpBox {
 	t.Cleanup(func() { _ = srv.Close() })
 	return b
 }
+
+// monitor.own_log false: no follower (Serve's loop is a no-op).
+func TestOwnLogMonitorOff(t *testing.T) {
+	off := false
+	s := apitest.StartWith(t, "sqlite", func(c *config.Config) { c.Monitor.OwnLog = &off })
+	if s.App.OwnLogMonitor() != nil {
+		t.Error("the own-log follower exists with monitor.own_log false")
+	}
+	on := apitest.Start(t, "sqlite")
+	if on.App.OwnLogMonitor() == nil {
+		t.Error("the own-log follower is off by default")
+	}
+}
