@@ -37,6 +37,7 @@ import (
 	"github.com/phivault/phivault/internal/identity"
 	"github.com/phivault/phivault/internal/keys"
 	"github.com/phivault/phivault/internal/keys/lifecycle"
+	"github.com/phivault/phivault/internal/monitor/ownlog"
 	"github.com/phivault/phivault/internal/privacy"
 	"github.com/phivault/phivault/internal/record"
 	"github.com/phivault/phivault/internal/storage"
@@ -110,6 +111,9 @@ type App struct {
 	keyLife *lifecycle.Manager
 	// subs delivers FHIR Subscriptions (subscriptions.go).
 	subs *subscription.Service
+	// ownLog follows the own audit log into the monitoring alerts
+	// (Monitor), nil when off (monitor.go).
+	ownLog *ownlog.Follower
 	// release lets the data directory go (HoldingDataDir); nil if not held.
 	release func()
 
@@ -304,6 +308,10 @@ func open(ctx context.Context, c config.Config, logger *slog.Logger, oo openOpti
 		return nil, err
 	}
 	if err := a.openSubscriptions(oo); err != nil {
+		a.Close()
+		return nil, err
+	}
+	if err := a.openMonitor(); err != nil {
 		a.Close()
 		return nil, err
 	}
