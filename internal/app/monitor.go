@@ -21,7 +21,7 @@ import (
 
 // AlertPath is the console page of one alert (its id appended): the
 // link a notification carries.
-const AlertPath = "/admin/monitor/alerts/"
+const AlertPath = "/admin/alerts/"
 
 // notifyTimeout bounds one round of notifications (the mailer bounds
 // each exchange too).

@@ -121,7 +121,7 @@ func localCA(t *testing.T) (tls.Certificate, string) {
 	return cert, f.CACert
 }
 
-func link(id string) string { return "https://phivault.example/admin/monitor/alerts/" + id }
+func link(id string) string { return "https://phivault.example/admin/alerts/" + id }
 
 var alerts = []notify.Alert{{ID: "al-1", Category: "family", Severity: "high", Score: 0.93}}
 
