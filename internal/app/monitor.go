@@ -17,11 +17,12 @@ import (
 	"github.com/phivault/phivault/internal/record"
 	"github.com/phivault/phivault/internal/storage"
 	"github.com/phivault/phivault/internal/storage/sqldb"
+	"github.com/phivault/phivault/internal/webui/console"
 )
 
 // AlertPath is the console page of one alert (its id appended): the
 // link a notification carries.
-const AlertPath = "/admin/alerts/"
+const AlertPath = console.AlertPath
 
 // notifyTimeout bounds one round of notifications (the mailer bounds
 // each exchange too).

@@ -196,7 +196,7 @@ func (u *UI) Routes(mux *http.ServeMux) {
 
 	// Access alerts of privacy and intrusion monitoring (admin_monitor.go).
 	mux.Handle("GET /admin/alerts", u.site.Handle(u.staff(alertTriage, u.adminAlerts)))
-	mux.Handle("GET /admin/alerts/{aid}", u.site.Handle(u.staff(alertTriage, u.adminAlert)))
+	mux.Handle("GET "+AlertPath+"{aid}", u.site.Handle(u.staff(alertTriage, u.adminAlert)))
 	mux.Handle("POST /admin/alerts/{aid}/disposition", u.site.Handle(u.staffForm(alertTriage, u.adminAlertDisposition)))
 	mux.Handle("POST /admin/alerts/{aid}/assign", u.site.Handle(u.staffForm(alertTriage, u.adminAlertAssign)))
 	mux.Handle("POST /admin/alerts/{aid}/notes", u.site.Handle(u.staffForm(alertTriage, u.adminAlertNote)))

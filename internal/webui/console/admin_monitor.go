@@ -69,6 +69,10 @@ const maxAlertID = 64
 var alertTriage = []identity.Role{identity.RolePrivacyOfficer, identity.RoleSecurityAdmin}
 
 // monitorActor is the monitoring service's actor of a console request.
+// AlertPath is the page of one access alert, its id appended: the link
+// a notification carries (internal/app).
+const AlertPath = "/admin/alerts/"
+
 func monitorActor(r *http.Request, v *site.Viewer) alerts.Actor {
 	c := site.Caller(r, v)
 	return alerts.Actor{Agent: c.Agent, Roles: slices.Clone(v.P.Roles), Purpose: c.Purpose, RequestID: c.RequestID, Status: http.StatusOK}
@@ -402,7 +406,7 @@ func (u *UI) officers(r *http.Request, assignee string, c monitor.Category, name
 
 // alertRedirect answers a change with the alert's page (POST-redirect-GET).
 func alertRedirect(w http.ResponseWriter, r *http.Request, id, done string) error {
-	return site.Redirect(w, r, "/admin/alerts/"+id+"?done="+done)
+	return site.Redirect(w, r, AlertPath+id+"?done="+done)
 }
 
 func (u *UI) adminAlertDisposition(w http.ResponseWriter, r *http.Request) error {
