@@ -16,6 +16,9 @@ type Directory struct {
 	// Practitioner it is, when the source's accounts are not
 	// Practitioners themselves (phivault's own log).
 	Accounts map[string]string
+	// RolePractitioner maps "PractitionerRole/<id>" to the Practitioner
+	// whose role it is (events may name a user by role).
+	RolePractitioner map[string]string
 }
 
 // NewDirectory returns an empty directory.
@@ -26,6 +29,8 @@ func NewDirectory() *Directory {
 		Patients:      map[string]*PatientInfo{},
 		Relations:     map[string][]Relation{},
 		Accounts:      map[string]string{},
+
+		RolePractitioner: map[string]string{},
 	}
 }
 

@@ -1,0 +1,208 @@
+package fhirctx
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/phivault/phivault/internal/monitor"
+)
+
+// Limits bound what a context Bundle may hold.
+type Limits struct {
+	MaxEntries  int   // entries in the Bundle (default 20,000,000)
+	MaxResource int64 // bytes of one entry (default 4 MiB)
+}
+
+func (l Limits) withDefaults() Limits {
+	if l.MaxEntries <= 0 {
+		l.MaxEntries = 20_000_000
+	}
+	if l.MaxResource <= 0 {
+		l.MaxResource = 4 << 20
+	}
+	return l
+}
+
+// Stats count what Parse read.
+type Stats struct {
+	Entries int
+	ByType  map[string]int // resources read, by type
+	Skipped int            // entries of other types, or without a resource
+}
+
+// ErrNotBundle is returned when the input is not a FHIR Bundle.
+var ErrNotBundle = errors.New("the context is not a FHIR Bundle")
+
+// Parse reads a context Bundle from r with default limits.
+func Parse(r io.Reader) (*monitor.Directory, error) {
+	d, _, err := ParseWith(r, Limits{})
+	return d, err
+}
+
+// ParseWith reads a context Bundle from r.
+func ParseWith(r io.Reader, lim Limits) (*monitor.Directory, Stats, error) {
+	lim = lim.withDefaults()
+	b := newBuilder()
+	st := Stats{ByType: map[string]int{}}
+	dec := json.NewDecoder(r)
+	if err := expectDelim(dec, '{'); err != nil {
+		return nil, st, fmt.Errorf("%w: %v", ErrNotBundle, err)
+	}
+	sawType := false
+	for dec.More() {
+		key, err := objectKey(dec)
+		if err != nil {
+			return nil, st, fmt.Errorf("%w: %v", ErrNotBundle, err)
+		}
+		switch key {
+		case "resourceType":
+			var rt string
+			if err := dec.Decode(&rt); err != nil || rt != "Bundle" {
+				return nil, st, fmt.Errorf("%w: resourceType is not \"Bundle\"", ErrNotBundle)
+			}
+			sawType = true
+		case "entry":
+			if err := expectDelim(dec, '['); err != nil {
+				return nil, st, fmt.Errorf("reading Bundle.entry: %v", err)
+			}
+			for dec.More() {
+				if st.Entries >= lim.MaxEntries {
+					return nil, st, fmt.Errorf("the context Bundle has more than %d entries", lim.MaxEntries)
+				}
+				var e entry
+				raw, err := decodeBounded(dec, lim.MaxResource)
+				if err != nil {
+					return nil, st, fmt.Errorf("reading Bundle.entry[%d]: %w", st.Entries, err)
+				}
+				if err := json.Unmarshal(raw, &e); err != nil {
+					return nil, st, fmt.Errorf("reading Bundle.entry[%d]: %s", st.Entries, jsonProblem(err))
+				}
+				typ, err := b.add(e)
+				if err != nil {
+					return nil, st, fmt.Errorf("reading Bundle.entry[%d]: %w", st.Entries, err)
+				}
+				if typ == "" {
+					st.Skipped++
+				} else {
+					st.ByType[typ]++
+				}
+				st.Entries++
+			}
+			if _, err := dec.Token(); err != nil {
+				return nil, st, fmt.Errorf("reading Bundle.entry: %s", jsonProblem(err))
+			}
+		default:
+			if _, err := decodeBounded(dec, lim.MaxResource); err != nil {
+				return nil, st, fmt.Errorf("reading Bundle.%s: %w", safeKey(key), err)
+			}
+		}
+	}
+	if _, err := dec.Token(); err != nil {
+		return nil, st, fmt.Errorf("%w: %s", ErrNotBundle, jsonProblem(err))
+	}
+	if !sawType {
+		return nil, st, fmt.Errorf("%w: no resourceType", ErrNotBundle)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, st, fmt.Errorf("%w: data after the Bundle", ErrNotBundle)
+	}
+	return b.finish(), st, nil
+}
+
+func expectDelim(dec *json.Decoder, want json.Delim) error {
+	t, err := dec.Token()
+	if err != nil {
+		return errors.New(jsonProblem(err))
+	}
+	if d, ok := t.(json.Delim); !ok || d != want {
+		return fmt.Errorf("expected %q", string(want))
+	}
+	return nil
+}
+
+func objectKey(dec *json.Decoder) (string, error) {
+	t, err := dec.Token()
+	if err != nil {
+		return "", errors.New(jsonProblem(err))
+	}
+	k, ok := t.(string)
+	if !ok {
+		return "", errors.New("expected an object key")
+	}
+	return k, nil
+}
+
+// decodeBounded reads the next JSON value, refusing one over max bytes.
+func decodeBounded(dec *json.Decoder, max int64) (json.RawMessage, error) {
+	var raw json.RawMessage
+	if err := dec.Decode(&raw); err != nil {
+		return nil, errors.New(jsonProblem(err))
+	}
+	if int64(len(raw)) > max {
+		return nil, fmt.Errorf("a value of %d bytes is over the limit of %d", len(raw), max)
+	}
+	return raw, nil
+}
+
+// jsonProblem describes a JSON error without quoting the input.
+func jsonProblem(err error) string {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "the JSON ends early"
+	case errors.As(err, &se):
+		return fmt.Sprintf("invalid JSON at byte %d", se.Offset)
+	case errors.As(err, &te):
+		return fmt.Sprintf("a %s where %s was expected (field %s)", te.Value, te.Type, safeKey(te.Field))
+	default:
+		return "invalid JSON"
+	}
+}
+
+// safeKey keeps a field name printable and short for an error message.
+func safeKey(k string) string {
+	if len(k) > 40 {
+		k = k[:40]
+	}
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r > 0x7e {
+			return '?'
+		}
+		return r
+	}, k)
+}
+
+// parseTime reads a FHIR date or dateTime; end asks for the end of its
+// precision (a date "2024-03" ends on 1 April). The zero time means
+// absent or unreadable (an open bound).
+func parseTime(s string, end bool) time.Time {
+	if s == "" {
+		return time.Time{}
+	}
+	for _, l := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02"} {
+		if t, err := time.Parse(l, s); err == nil {
+			if end && l == "2006-01-02" {
+				return t.AddDate(0, 0, 1).Add(-time.Nanosecond)
+			}
+			return t
+		}
+	}
+	if t, err := time.Parse("2006-01", s); err == nil {
+		if end {
+			return t.AddDate(0, 1, 0).Add(-time.Nanosecond)
+		}
+		return t
+	}
+	if t, err := time.Parse("2006", s); err == nil {
+		if end {
+			return t.AddDate(1, 0, 0).Add(-time.Nanosecond)
+		}
+		return t
+	}
+	return time.Time{}
+}
