@@ -144,7 +144,7 @@ func (w *world) writeContext(out io.Writer) error {
 		for _, si := range e.srs {
 			s := w.srs[si]
 			if err := put(obj{"resourceType": "ServiceRequest", "id": s.id, "status": "completed", "intent": "order",
-				"code": obj{"text": orderText[s.perfType]}, "subject": subject, "encounter": ref("Encounter/" + e.id),
+				"category": []obj{{"text": orderText[s.perfType]}}, "subject": subject, "encounter": ref("Encounter/" + e.id),
 				"authoredOn": ts(s.authored), "performerType": cc(roleSystem(s.perfType), s.perfType),
 				"performer": []obj{ref("Organization/" + w.orgs[s.perfOrg].id)}}); err != nil {
 				return err
@@ -158,8 +158,8 @@ func (w *world) writeContext(out io.Writer) error {
 			if err := put(obj{"resourceType": "Claim", "id": "claim-" + e.id, "status": "active",
 				"type": cc("http://terminology.hl7.org/CodeSystem/claim-type", "institutional"), "use": "claim",
 				"patient": subject, "created": ts(e.billAt), "provider": ref("Organization/billing"),
-				"priority": cc("http://terminology.hl7.org/CodeSystem/processpriority", "normal"),
-				"insurance": []obj{{"sequence": 1, "focal": true, "coverage": obj{"display": "self-pay"}}},
+				"priority":       cc("http://terminology.hl7.org/CodeSystem/processpriority", "normal"),
+				"insurance":      []obj{{"sequence": 1, "focal": true, "coverage": obj{"display": "self-pay"}}},
 				"billablePeriod": period(e.start, e.end)}); err != nil {
 				return err
 			}

@@ -1,0 +1,250 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/phivault/phivault/internal/monitor"
+	"github.com/phivault/phivault/internal/monitor/balp"
+	"github.com/phivault/phivault/internal/monitor/fhirctx"
+	"github.com/phivault/phivault/internal/monitor/scenario"
+)
+
+func run(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("monitoreval", flag.ContinueOnError)
+	seeds := fs.String("seeds", "1,2,3", "comma-separated seeds")
+	sizes := fs.String("sizes", "small,medium", "comma-separated sizes: small, medium, large")
+	out := fs.String("out", filepath.Join(os.TempDir(), "monitoreval"), "directory for the generated files")
+	speed := fs.Bool("speed", false, "measure ingest and scoring speed instead of detection quality")
+	events := fs.Int64("events", 5_000_000, "events of the speed run")
+	score := fs.String("score", "", "internal: score DIR (context.json, events.ndjson) and print JSON figures")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *score != "" {
+		f, err := scoreDir(ctx, *score)
+		if err != nil {
+			return err
+		}
+		return json.NewEncoder(os.Stdout).Encode(f)
+	}
+	if err := os.MkdirAll(*out, 0o755); err != nil {
+		return fmt.Errorf("creating -out: %w", err)
+	}
+	if *speed {
+		return speedRun(ctx, *out, *events)
+	}
+	var seedList []int64
+	for _, s := range strings.Split(*seeds, ",") {
+		n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
+		if err != nil {
+			return fmt.Errorf("reading -seeds: %q is not a number", s)
+		}
+		seedList = append(seedList, n)
+	}
+	for _, size := range strings.Split(*sizes, ",") {
+		size = strings.TrimSpace(size)
+		var results []result
+		for _, seed := range seedList {
+			o, err := scenario.Size(size, seed)
+			if err != nil {
+				return err
+			}
+			dir := filepath.Join(*out, fmt.Sprintf("%s-seed%d", size, seed))
+			if err := generate(o, dir); err != nil {
+				return err
+			}
+			res, err := evaluate(ctx, dir)
+			if err != nil {
+				return fmt.Errorf("%s seed %d: %w", size, seed, err)
+			}
+			res.seed = seed
+			results = append(results, res)
+			fmt.Fprintf(os.Stderr, "%s seed %d: %d events in %.1fs, %d alerts, precision %.3f, macro recall %.3f\n",
+				size, seed, res.figures.Events, res.figures.Seconds, res.figures.Alerts, res.precision(), res.macro(false))
+		}
+		printTable(os.Stdout, size, scenario.Options{}, results)
+	}
+	return nil
+}
+
+// generate writes the three files of o into dir, unless they are there.
+func generate(o scenario.Options, dir string) error {
+	if _, err := os.Stat(filepath.Join(dir, "truth.tsv")); err == nil {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	s, err := scenario.New(o)
+	if err != nil {
+		return err
+	}
+	write := func(name string, fn func(io.Writer) error) error {
+		f, err := os.Create(filepath.Join(dir, name+".tmp"))
+		if err != nil {
+			return err
+		}
+		if err := fn(f); err != nil {
+			f.Close()
+			return fmt.Errorf("writing %s: %w", name, err)
+		}
+		if err := f.Close(); err != nil {
+			return err
+		}
+		return os.Rename(filepath.Join(dir, name+".tmp"), filepath.Join(dir, name))
+	}
+	if err := write("context.json", s.WriteContext); err != nil {
+		return err
+	}
+	if err := write("events.ndjson", func(w io.Writer) error { _, err := s.WriteEvents(w); return err }); err != nil {
+		return err
+	}
+	return write("truth.tsv", s.WriteTruth) // last: it marks the set complete
+}
+
+// figures are what one scoring run measured.
+type figures struct {
+	Events    int64           `json:"events"`      // monitor.Events fed to the engine
+	Lines     int             `json:"lines"`       // AuditEvent lines read
+	BadLines  int             `json:"bad_lines"`   // lines the parser refused
+	Seconds   float64         `json:"seconds"`     // parse context + stream events + engine + alerts
+	PeakRSSkB int64           `json:"peak_rss_kb"` // VmHWM of this process
+	Alerts    int             `json:"alerts"`
+	List      []monitor.Alert `json:"-"`
+}
+
+// scoreDir runs the real path over dir: context through fhirctx, events
+// through balp, the engine, its alerts (collected every 100,000 events
+// as a continuous source would, then the final ones).
+func scoreDir(ctx context.Context, dir string) (figures, error) {
+	var f figures
+	start := time.Now()
+	cf, err := os.Open(filepath.Join(dir, "context.json"))
+	if err != nil {
+		return f, err
+	}
+	d, err := fhirctx.Parse(bufio.NewReaderSize(cf, 1<<20))
+	cf.Close()
+	if err != nil {
+		return f, fmt.Errorf("parsing the context: %w", err)
+	}
+	ef, err := os.Open(filepath.Join(dir, "events.ndjson"))
+	if err != nil {
+		return f, err
+	}
+	defer ef.Close()
+	rd := balp.NewReader(bufio.NewReaderSize(ef, 1<<20))
+	rd.Directory = d
+	eng := monitor.NewEngine(d, monitor.Options{Source: "monitoreval"})
+	byKey := map[string]int{}
+	var alerts []monitor.Alert
+	collect := func(as []monitor.Alert) {
+		for _, a := range as {
+			if i, ok := byKey[a.Key]; ok && a.Key != "" {
+				alerts[i] = a
+				continue
+			}
+			byKey[a.Key] = len(alerts)
+			alerts = append(alerts, a)
+		}
+	}
+	for {
+		ev, err := rd.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if errors.Is(err, balp.ErrLine) {
+			f.BadLines++
+			continue
+		}
+		if err != nil {
+			return f, err
+		}
+		eng.Add(ev)
+		f.Events++
+		if f.Events%100_000 == 0 {
+			collect(eng.Alerts(false))
+			if err := ctx.Err(); err != nil {
+				return f, err
+			}
+		}
+	}
+	collect(eng.Alerts(true))
+	f.Seconds = time.Since(start).Seconds()
+	f.Lines = rd.Line()
+	f.Alerts = len(alerts)
+	f.List = alerts
+	f.PeakRSSkB = vmHWM()
+	return f, nil
+}
+
+// vmHWM is the peak resident set size of this process in kB (Linux), or 0.
+func vmHWM() int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			n, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return n
+		}
+	}
+	return 0
+}
+
+// speedRun generates a log of n events (a large hospital for as many
+// days as it takes) to a file, then scores it in a child process.
+func speedRun(ctx context.Context, out string, n int64) error {
+	o, err := scenario.Size("large", 1)
+	if err != nil {
+		return err
+	}
+	// About 30 events per practitioner and day (measured on small).
+	o.Days = min(scenario.MaxDays, int(n/int64(25*o.Practitioners))+3)
+	o.MaxEvents = n
+	dir := filepath.Join(out, fmt.Sprintf("speed-%d", n))
+	t0 := time.Now()
+	if err := generate(o, dir); err != nil {
+		return err
+	}
+	gen := time.Since(t0)
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	cmd := exec.CommandContext(ctx, self, "-score", dir)
+	cmd.Stderr = os.Stderr
+	b, err := cmd.Output()
+	if err != nil {
+		return fmt.Errorf("scoring in a child process: %w", err)
+	}
+	var f figures
+	if err := json.Unmarshal(b, &f); err != nil {
+		return fmt.Errorf("reading the child's figures: %w", err)
+	}
+	st, _ := os.Stat(filepath.Join(dir, "events.ndjson"))
+	var size int64
+	if st != nil {
+		size = st.Size()
+	}
+	fmt.Printf("| events (AuditEvent lines) | monitor events | log size | generate | parse+score | events/s (lines) | peak RSS | alerts | cores |\n")
+	fmt.Printf("|---|---|---|---|---|---|---|---|---|\n")
+	fmt.Printf("| %d | %d | %.0f MiB | %.0f s | %.1f s | %.0f | %.0f MiB | %d | %d |\n",
+		f.Lines, f.Events, float64(size)/(1<<20), gen.Seconds(), f.Seconds, float64(f.Lines)/f.Seconds,
+		float64(f.PeakRSSkB)/1024, f.Alerts, runtime.GOMAXPROCS(0))
+	return nil
+}
