@@ -6,6 +6,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/phivault/phivault/internal/monitor"
 )
@@ -87,6 +88,7 @@ func (s *Scenario) WriteEvents(out io.Writer) (int64, error) {
 	var (
 		n     int64
 		carry []touch
+		spill []event // events of sessions that ran past midnight
 		buf   []byte
 		next  int // next incident
 		err   error
@@ -109,7 +111,8 @@ func (s *Scenario) WriteEvents(out io.Writer) (int64, error) {
 			}
 			return a.t.Compare(b.t)
 		})
-		var evs []event
+		evs := spill
+		spill = nil
 		for i := 0; i < len(today); {
 			j := i
 			for j < len(today) && today[j].user == today[i].user {
@@ -123,6 +126,11 @@ func (s *Scenario) WriteEvents(out io.Writer) (int64, error) {
 			next++
 		}
 		slices.SortStableFunc(evs, func(a, b event) int { return a.t.Compare(b.t) })
+		if d < s.o.Days-1 {
+			cut, _ := slices.BinarySearchFunc(evs, g.to, func(e event, t time.Time) int { return e.t.Compare(t) })
+			spill = append(spill, evs[cut:]...)
+			evs = evs[:cut]
+		}
 		for i := range evs {
 			if s.o.MaxEvents > 0 && n >= s.o.MaxEvents {
 				break
