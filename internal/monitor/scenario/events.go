@@ -50,15 +50,14 @@ type touch struct {
 }
 
 // dayGen generates the events of one day. Touches can fall after the
-// day (an emergency visit past midnight, charting after a shift): they
-// are carried to the day they fall on.
+// day (an emergency visit past midnight, charting after a shift): the
+// writer carries them to the day they fall on.
 type dayGen struct {
-	w     *world
-	r     *rand.Rand
-	d     int
-	from  time.Time
-	to    time.Time
-	carry []touch
+	w    *world
+	r    *rand.Rand
+	d    int
+	from time.Time
+	to   time.Time
 }
 
 // touches generates the legitimate chart openings explained by the

@@ -376,8 +376,8 @@ func FuzzParseTruth(f *testing.F) {
 	f.Add("a\tb\n")
 	f.Fuzz(func(t *testing.T, in string) {
 		rows, err := ParseTruth(strings.NewReader(in))
-		if err != nil {
-			return
+		if err != nil || strings.Contains(in, "\r") {
+			return // a line's trailing CR is dropped (CRLF files read)
 		}
 		var buf bytes.Buffer
 		s := &Scenario{truth: rows}
@@ -385,7 +385,7 @@ func FuzzParseTruth(f *testing.F) {
 			t.Fatal(err)
 		}
 		again, err := ParseTruth(&buf)
-		if err != nil || !slices.Equal(rows, again) && len(rows) > 0 {
+		if err != nil || !slices.Equal(rows, again) {
 			t.Fatalf("round trip: %v, %v != %v", err, again, rows)
 		}
 	})
