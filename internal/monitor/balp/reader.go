@@ -2,12 +2,16 @@ package balp
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
+
 	"errors"
 	"fmt"
 	"io"
 	"strings"
 	"time"
+
+	jsonv2 "github.com/go-json-experiment/json"
 
 	"github.com/phivault/phivault/internal/monitor"
 )
@@ -25,11 +29,10 @@ const (
 // ErrLine is wrapped by errors about one line of input.
 var ErrLine = errors.New("unreadable AuditEvent")
 
-// Reader reads events from AuditEvent NDJSON. Blank lines are skipped.
+// Reader reads events from AuditEvent NDJSON, in order. Blank lines are
+// skipped. Lines are parsed in batches by [Reader.Workers] goroutines
+// ahead of the caller; call Close when stopping before io.EOF.
 type Reader struct {
-	sc      *bufio.Scanner
-	line    int
-	pending []monitor.Event
 	// Skipped counts lines that were valid AuditEvents but named
 	// neither a user, a login nor a patient (nothing to monitor).
 	Skipped int
@@ -38,65 +41,179 @@ type Reader struct {
 	// directory does not hold OutcomeNotFound (a read of an id that does
 	// not exist: enumeration).
 	Directory *monitor.Directory
+	// Workers parse lines in parallel (default 2); set before the
+	// first Next.
+	Workers int
+
+	src     io.Reader
+	started bool
+	order   chan *batch
+	stop    chan struct{}
+	cur     *batch
+	pos     int // next line of cur
+	evPos   int // next event of cur's line pos
+	line    int
+	failed  bool
+}
+
+// batchLines is how many lines one parsing job holds.
+const batchLines = 512
+
+type batch struct {
+	first int // line number of lines[0]
+	lines [][]byte
+	evs   [][]monitor.Event
+	errs  []error
+	done  chan struct{}
+	rerr  error // a read error after the lines (ends the input)
 }
 
 // NewReader returns a reader of r.
-func NewReader(r io.Reader) *Reader {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 64<<10), MaxLine)
-	return &Reader{sc: sc}
-}
+func NewReader(r io.Reader) *Reader { return &Reader{src: r} }
 
 // Line is the number of the last line read (1-based).
 func (r *Reader) Line() int { return r.line }
 
-// Next returns the next event, or io.EOF at the end. An error about a
-// line wraps [ErrLine]; the caller may continue with the next call.
-func (r *Reader) Next() (monitor.Event, error) {
-	for len(r.pending) == 0 {
-		if !r.sc.Scan() {
-			if err := r.sc.Err(); err != nil {
-				r.line++
-				if errors.Is(err, bufio.ErrTooLong) {
-					return monitor.Event{}, fmt.Errorf("line %d: %w: longer than %d bytes", r.line, ErrLine, MaxLine)
+// Close stops the parsing goroutines. Next must not be called after it.
+func (r *Reader) Close() {
+	if r.started && r.stop != nil {
+		select {
+		case <-r.stop:
+		default:
+			close(r.stop)
+		}
+	}
+}
+
+func (r *Reader) start() {
+	r.started = true
+	w := r.Workers
+	if w <= 0 {
+		w = 2
+	}
+	r.order = make(chan *batch, 2*w)
+	r.stop = make(chan struct{})
+	work := make(chan *batch, 2*w)
+	for range w {
+		go func() {
+			for b := range work {
+				b.evs = make([][]monitor.Event, len(b.lines))
+				b.errs = make([]error, len(b.lines))
+				for i, l := range b.lines {
+					b.evs[i], b.errs[i] = Parse(l)
 				}
-				return monitor.Event{}, fmt.Errorf("reading the events: %w", err)
+				close(b.done)
 			}
+		}()
+	}
+	go func() {
+		defer close(r.order)
+		defer close(work)
+		sc := bufio.NewScanner(r.src)
+		sc.Buffer(make([]byte, 0, 64<<10), MaxLine)
+		line := 0
+		for {
+			b := &batch{first: line + 1, done: make(chan struct{})}
+			for len(b.lines) < batchLines && sc.Scan() {
+				line++
+				b.lines = append(b.lines, bytes.Clone(sc.Bytes()))
+			}
+			if len(b.lines) < batchLines {
+				b.rerr = sc.Err()
+			}
+			select {
+			case work <- b:
+			case <-r.stop:
+				return
+			}
+			select {
+			case r.order <- b:
+			case <-r.stop:
+				return
+			}
+			if len(b.lines) < batchLines {
+				return
+			}
+		}
+	}()
+}
+
+// Next returns the next event, or io.EOF at the end. An error about a
+// line wraps [ErrLine]; the caller may continue with the next call. A
+// read error ends the input.
+func (r *Reader) Next() (monitor.Event, error) {
+	if !r.started {
+		r.start()
+	}
+	for {
+		if r.failed {
 			return monitor.Event{}, io.EOF
 		}
-		r.line++
-		b := r.sc.Bytes()
-		if len(strings.TrimSpace(string(b))) == 0 {
+		if r.cur == nil {
+			b, ok := <-r.order
+			if !ok {
+				return monitor.Event{}, io.EOF
+			}
+			<-b.done
+			r.cur, r.pos, r.evPos = b, 0, 0
+		}
+		b := r.cur
+		if r.pos == len(b.lines) {
+			r.cur = nil
+			if b.rerr != nil {
+				r.failed = true
+				r.line = b.first + len(b.lines)
+				if errors.Is(b.rerr, bufio.ErrTooLong) {
+					return monitor.Event{}, fmt.Errorf("line %d: %w: longer than %d bytes", r.line, ErrLine, MaxLine)
+				}
+				return monitor.Event{}, fmt.Errorf("reading the events: %w", b.rerr)
+			}
 			continue
 		}
-		evs, err := Parse(b)
+		r.line = b.first + r.pos
+		evs, err := b.evs[r.pos], b.errs[r.pos]
+		if r.evPos == 0 && err == nil && len(evs) == 0 {
+			if len(bytes.TrimSpace(b.lines[r.pos])) > 0 {
+				r.Skipped++
+			}
+			r.pos++
+			continue
+		}
 		if err != nil {
+			r.pos++
+			if len(bytes.TrimSpace(b.lines[r.pos-1])) == 0 {
+				continue
+			}
 			return monitor.Event{}, fmt.Errorf("line %d: %w", r.line, err)
 		}
-		if len(evs) == 0 {
-			r.Skipped++
-			continue
+		ev := evs[r.evPos]
+		r.evPos++
+		if r.evPos == len(evs) {
+			r.pos, r.evPos = r.pos+1, 0
 		}
-		r.pending = evs
+		r.resolve(&ev)
+		return ev, nil
 	}
-	ev := r.pending[0]
-	r.pending = r.pending[1:]
-	if d := r.Directory; d != nil {
-		if p, ok := d.RolePractitioner[ev.User]; ok {
-			ev.User = p
-		}
-		if ev.Kind == monitor.KindAccess && ev.Outcome != monitor.OutcomeSuccess && d.Patients[ev.Patient] == nil {
-			ev.Outcome = monitor.OutcomeNotFound
-		}
+}
+
+func (r *Reader) resolve(ev *monitor.Event) {
+	d := r.Directory
+	if d == nil {
+		return
 	}
-	return ev, nil
+	if p, ok := d.RolePractitioner[ev.User]; ok {
+		ev.User = p
+	}
+	if ev.Kind == monitor.KindAccess && ev.Outcome != monitor.OutcomeSuccess && d.Patients[ev.Patient] == nil {
+		ev.Outcome = monitor.OutcomeNotFound
+	}
 }
 
 // Parse reads one AuditEvent into its events: one per patient for an
 // access, one otherwise; none when it names no one.
 func Parse(b []byte) ([]monitor.Event, error) {
 	var a auditEvent
-	if err := json.Unmarshal(b, &a); err != nil {
+	if err := jsonv2.Unmarshal(b, &a); err != nil {
 		return nil, fmt.Errorf("%w: %s", ErrLine, jsonProblem(err))
 	}
 	if a.ResourceType != "AuditEvent" {
