@@ -121,6 +121,8 @@ type figures struct {
 	Lines     int             `json:"lines"`       // AuditEvent lines read
 	BadLines  int             `json:"bad_lines"`   // lines the parser refused
 	Seconds   float64         `json:"seconds"`     // parse context + stream events + engine + alerts
+	Context   float64         `json:"context_s"`   // of which parsing the context
+	ContextMB float64         `json:"context_mib"` // heap in use after parsing the context
 	PeakRSSkB int64           `json:"peak_rss_kb"` // VmHWM of this process
 	Alerts    int             `json:"alerts"`
 	List      []monitor.Alert `json:"-"`
@@ -141,6 +143,11 @@ func scoreDir(ctx context.Context, dir string) (figures, error) {
 	if err != nil {
 		return f, fmt.Errorf("parsing the context: %w", err)
 	}
+	f.Context = time.Since(start).Seconds()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	f.ContextMB = float64(ms.HeapInuse) / (1 << 20)
 	ef, err := os.Open(filepath.Join(dir, "events.ndjson"))
 	if err != nil {
 		return f, err
@@ -237,14 +244,18 @@ func speedRun(ctx context.Context, out string, n int64) error {
 		return fmt.Errorf("reading the child's figures: %w", err)
 	}
 	st, _ := os.Stat(filepath.Join(dir, "events.ndjson"))
-	var size int64
+	var size, csize int64
 	if st != nil {
 		size = st.Size()
 	}
-	fmt.Printf("| events (AuditEvent lines) | monitor events | log size | generate | parse+score | events/s (lines) | peak RSS | alerts | cores |\n")
-	fmt.Printf("|---|---|---|---|---|---|---|---|---|\n")
-	fmt.Printf("| %d | %d | %.0f MiB | %.0f s | %.1f s | %.0f | %.0f MiB | %d | %d |\n",
-		f.Lines, f.Events, float64(size)/(1<<20), gen.Seconds(), f.Seconds, float64(f.Lines)/f.Seconds,
-		float64(f.PeakRSSkB)/1024, f.Alerts, runtime.GOMAXPROCS(0))
+	if st, _ := os.Stat(filepath.Join(dir, "context.json")); st != nil {
+		csize = st.Size()
+	}
+	stream := f.Seconds - f.Context
+	fmt.Printf("| AuditEvent lines | monitor events | log | context | generate | parse context | heap after context | stream+score | events/s (lines) | peak RSS | alerts | GOMAXPROCS |\n")
+	fmt.Printf("|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	fmt.Printf("| %d | %d | %.0f MiB | %.0f MiB | %.0f s | %.1f s | %.0f MiB | %.1f s | %.0f | %.0f MiB | %d | %d |\n",
+		f.Lines, f.Events, float64(size)/(1<<20), float64(csize)/(1<<20), gen.Seconds(), f.Context, f.ContextMB,
+		stream, float64(f.Lines)/stream, float64(f.PeakRSSkB)/1024, f.Alerts, runtime.GOMAXPROCS(0))
 	return nil
 }
