@@ -29,6 +29,7 @@ func run(ctx context.Context, args []string) error {
 	out := fs.String("out", filepath.Join(os.TempDir(), "monitoreval"), "directory for the generated files")
 	speed := fs.Bool("speed", false, "measure ingest and scoring speed instead of detection quality")
 	events := fs.Int64("events", 5_000_000, "events of the speed run")
+	reuse := fs.Bool("reuse", false, "reuse the files of an earlier run in -out (same generator version only)")
 	score := fs.String("score", "", "internal: score DIR (context.json, events.ndjson) and print JSON figures")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -44,7 +45,7 @@ func run(ctx context.Context, args []string) error {
 		return fmt.Errorf("creating -out: %w", err)
 	}
 	if *speed {
-		return speedRun(ctx, *out, *events)
+		return speedRun(ctx, *out, *events, *reuse)
 	}
 	var seedList []int64
 	for _, s := range strings.Split(*seeds, ",") {
@@ -63,7 +64,7 @@ func run(ctx context.Context, args []string) error {
 				return err
 			}
 			dir := filepath.Join(*out, fmt.Sprintf("%s-seed%d", size, seed))
-			if err := generate(o, dir); err != nil {
+			if err := generate(o, dir, *reuse); err != nil {
 				return err
 			}
 			res, err := evaluate(ctx, dir)
@@ -80,11 +81,13 @@ func run(ctx context.Context, args []string) error {
 	return nil
 }
 
-// generate writes the three files of o into dir, unless they are there.
-func generate(o scenario.Options, dir string) error {
-	if _, err := os.Stat(filepath.Join(dir, "truth.tsv")); err == nil {
+// generate writes the three files of o into dir (unless reuse and they
+// are there).
+func generate(o scenario.Options, dir string, reuse bool) error {
+	if _, err := os.Stat(filepath.Join(dir, "truth.tsv")); err == nil && reuse {
 		return nil
 	}
+	_ = os.Remove(filepath.Join(dir, "truth.tsv"))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
@@ -215,7 +218,7 @@ func vmHWM() int64 {
 
 // speedRun generates a log of n events (a large hospital for as many
 // days as it takes) to a file, then scores it in a child process.
-func speedRun(ctx context.Context, out string, n int64) error {
+func speedRun(ctx context.Context, out string, n int64, reuse bool) error {
 	o, err := scenario.Size("large", 1)
 	if err != nil {
 		return err
@@ -225,7 +228,7 @@ func speedRun(ctx context.Context, out string, n int64) error {
 	o.MaxEvents = n
 	dir := filepath.Join(out, fmt.Sprintf("speed-%d", n))
 	t0 := time.Now()
-	if err := generate(o, dir); err != nil {
+	if err := generate(o, dir, reuse); err != nil {
 		return err
 	}
 	gen := time.Since(t0)
