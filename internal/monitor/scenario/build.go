@@ -132,13 +132,24 @@ func (w *world) buildEncounters(r *rand.Rand) {
 		return pick(r, active)
 	}
 	np := w.o.Practitioners
+	// A mass-casualty evening: three times the emergency arrivals in six
+	// hours, all of them explained; a volume detector that ignores
+	// explanations flags the whole ED.
+	surge := nDays/3 + r.IntN(nDays-nDays/3)
 	for d := range nDays {
 		base := w.day(d)
 		wd := base.Weekday()
 		weekday := wd != time.Saturday && wd != time.Sunday
+		arrivals := poissonish(r, float64(np)*0.45)
+		if d == surge {
+			arrivals *= 3
+		}
 		// Emergency visits.
-		for range poissonish(r, float64(np)*0.45) {
+		for k := range arrivals {
 			start := base.Add(time.Duration(r.IntN(24*60)) * time.Minute)
+			if d == surge && k%3 != 0 {
+				start = base.Add(time.Duration(16*60+r.IntN(6*60)) * time.Minute)
+			}
 			end := start.Add(time.Duration(90+r.IntN(360)) * time.Minute)
 			e := w.addEncounter(choosePatient(ed), "EMER", edUnit, start, end)
 			w.encs[e].parts = []participant{

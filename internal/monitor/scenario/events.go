@@ -159,6 +159,13 @@ func (g *dayGen) touches() []touch {
 		e := w.encs[ei]
 		at(w.staff(r, w.orgByID("billing"), e.billAt), e.billAt, e.patient)
 	}
+	// Legitimate but unexplained: near a chart the user opened, another
+	// patient nothing in the data ties to them.
+	for _, tc := range out[:len(out):len(out)] {
+		if r.IntN(1000) < w.o.Unexplained {
+			at(tc.user, tc.t.Add(time.Duration(1+r.IntN(20))*time.Minute), r.IntN(len(w.pats)))
+		}
+	}
 	return out
 }
 

@@ -17,6 +17,12 @@ type Options struct {
 	// Incidents is the number of injected incidents per misuse category
 	// (default 3).
 	Incidents int
+	// Unexplained is how many legitimate chart openings in 1,000 have
+	// nothing in the data to explain them (a corridor second opinion, a
+	// teaching case, help on another unit nobody wrote down): they are
+	// in no truth row, so an engine that alerts on every unexplained
+	// access pays for it in precision. Default 10; -1 for none.
+	Unexplained int
 	// MaxEvents stops the event log after this many events (0: no
 	// limit). With a large Days it sizes a speed run; the truth then
 	// lists incidents that may lie past the end.
@@ -59,6 +65,12 @@ func (o Options) withDefaults() (Options, error) {
 	if o.Incidents == 0 {
 		o.Incidents = 3
 	}
+	switch o.Unexplained {
+	case 0:
+		o.Unexplained = 10
+	case -1:
+		o.Unexplained = 0
+	}
 	switch {
 	case o.Practitioners < minPractitioners || o.Practitioners > MaxPractitioners:
 		return o, fmt.Errorf("scenario: Practitioners must be between %d and %d", minPractitioners, MaxPractitioners)
@@ -68,6 +80,8 @@ func (o Options) withDefaults() (Options, error) {
 		return o, fmt.Errorf("scenario: Days must be between 7 and %d", MaxDays)
 	case o.Incidents < 1 || o.Incidents > 100:
 		return o, fmt.Errorf("scenario: Incidents must be between 1 and 100")
+	case o.Unexplained < 0 || o.Unexplained > 1000:
+		return o, fmt.Errorf("scenario: Unexplained must be between -1 and 1000")
 	case o.MaxEvents < 0:
 		return o, fmt.Errorf("scenario: MaxEvents must not be negative")
 	}
