@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	"github.com/phivault/phivault/internal/monitor"
 	"github.com/phivault/phivault/internal/monitor/scenario"
@@ -22,6 +23,8 @@ type result struct {
 	// truth rows per category, found by any alert, found by an alert of
 	// that category.
 	rows, found, foundExact map[monitor.Category]int
+	// wrong units by the main category of an alert that made them.
+	wrong map[monitor.Category]int
 }
 
 func (r result) precision() float64 {
@@ -106,7 +109,8 @@ func group(c monitor.Category) int {
 // one) or its address. "Exact" also asks the alert to carry the row's
 // category among its Categories.
 func score(truth []scenario.TruthRow, alerts []monitor.Alert) result {
-	res := result{rows: map[monitor.Category]int{}, found: map[monitor.Category]int{}, foundExact: map[monitor.Category]int{}}
+	res := result{rows: map[monitor.Category]int{}, found: map[monitor.Category]int{}, foundExact: map[monitor.Category]int{},
+		wrong: map[monitor.Category]int{}}
 	type pair struct{ u, p string }
 	truthPairs := map[pair]bool{}
 	userFamily := map[string]map[int]bool{}
@@ -134,6 +138,7 @@ func score(truth []scenario.TruthRow, alerts []monitor.Alert) result {
 		return []monitor.Category{a.Category}
 	}
 	pairCats := map[pair][]monitor.Category{}
+	pairMain := map[pair]monitor.Category{}
 	pairOK := map[pair]bool{}
 	for _, a := range alerts {
 		cs := cats(a)
@@ -147,12 +152,17 @@ func score(truth []scenario.TruthRow, alerts []monitor.Alert) result {
 			}
 			if ok {
 				res.correct++
+			} else {
+				res.wrong[a.Category]++
 			}
 			continue
 		}
 		for _, p := range a.Patients {
 			k := pair{a.User, p}
 			pairCats[k] = append(pairCats[k], cs...)
+			if _, ok := pairMain[k]; !ok {
+				pairMain[k] = a.Category
+			}
 			if truthPairs[k] {
 				pairOK[k] = true
 			}
@@ -167,6 +177,8 @@ func score(truth []scenario.TruthRow, alerts []monitor.Alert) result {
 	for k := range pairCats {
 		if pairOK[k] {
 			res.correct++
+		} else {
+			res.wrong[pairMain[k]]++
 		}
 	}
 	for _, t := range truth {
@@ -239,7 +251,19 @@ func printTable(w io.Writer, size string, _ scenario.Options, rs []result) {
 			return v, ok
 		}, "%.2f", true)
 	}
-	fmt.Fprint(w, "\nrows per category (seed order): ")
+	fmt.Fprint(w, "\nwrong units by alert category (seed order): ")
+	for _, c := range append([]monitor.Category{monitor.CatUnexplained}, scenario.Categories...) {
+		var parts []string
+		total := 0
+		for _, r := range rs {
+			parts = append(parts, fmt.Sprint(r.wrong[c]))
+			total += r.wrong[c]
+		}
+		if total > 0 {
+			fmt.Fprintf(w, "%s %s; ", c, strings.Join(parts, " "))
+		}
+	}
+	fmt.Fprint(w, "\n\nrows per category (seed order): ")
 	for _, c := range scenario.Categories {
 		fmt.Fprintf(w, "%s", c)
 		for _, r := range rs {

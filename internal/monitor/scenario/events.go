@@ -70,7 +70,9 @@ func (g *dayGen) touches() []touch {
 	w, r := g.w, g.r
 	var out []touch
 	at := func(u int, t time.Time, pat int) {
-		if !t.Before(g.from) {
+		// A workforce member treated in their own unit is cared for by
+		// colleagues: they do not open their own chart legitimately.
+		if !t.Before(g.from) && w.pats[pat].prac != u {
 			out = append(out, touch{t: t, user: u, pat: pat})
 		}
 	}
