@@ -14,6 +14,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/phivault/phivault/internal/monitor"
@@ -127,6 +128,7 @@ type figures struct {
 	Context   float64         `json:"context_s"`   // of which parsing the context
 	ContextMB float64         `json:"context_mib"` // heap in use after parsing the context
 	PeakRSSkB int64           `json:"peak_rss_kb"` // VmHWM of this process
+	CPU       float64         `json:"cpu_s"`       // user+system CPU of this process (a shared machine's wall clock says little)
 	Alerts    int             `json:"alerts"`
 	List      []monitor.Alert `json:"-"`
 }
@@ -198,6 +200,10 @@ func scoreDir(ctx context.Context, dir string) (figures, error) {
 	f.Alerts = len(alerts)
 	f.List = alerts
 	f.PeakRSSkB = vmHWM()
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
+		f.CPU = time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+	}
 	return f, nil
 }
 
@@ -255,10 +261,13 @@ func speedRun(ctx context.Context, out string, n int64, reuse bool) error {
 		csize = st.Size()
 	}
 	stream := f.Seconds - f.Context
-	fmt.Printf("| AuditEvent lines | monitor events | log | context | generate | parse context | heap after context | stream+score | events/s (lines) | peak RSS | alerts | GOMAXPROCS |\n")
-	fmt.Printf("|---|---|---|---|---|---|---|---|---|---|---|---|\n")
-	fmt.Printf("| %d | %d | %.0f MiB | %.0f MiB | %.0f s | %.1f s | %.0f MiB | %.1f s | %.0f | %.0f MiB | %d | %d |\n",
+	fmt.Printf("| AuditEvent lines | monitor events | log | context | generate | parse context | heap after context | stream+score (wall) | lines/s (wall) | CPU (all) | lines per CPU-second | peak RSS | alerts | GOMAXPROCS |\n")
+	fmt.Printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	fmt.Printf("| %d | %d | %.0f MiB | %.0f MiB | %.0f s | %.1f s | %.0f MiB | %.1f s | %.0f | %.0f s | %.0f | %.0f MiB | %d | %d |\n",
 		f.Lines, f.Events, float64(size)/(1<<20), float64(csize)/(1<<20), gen.Seconds(), f.Context, f.ContextMB,
-		stream, float64(f.Lines)/stream, float64(f.PeakRSSkB)/1024, f.Alerts, runtime.GOMAXPROCS(0))
+		stream, float64(f.Lines)/stream, f.CPU, float64(f.Lines)/f.CPU, float64(f.PeakRSSkB)/1024, f.Alerts, runtime.GOMAXPROCS(0))
+	if l, err := os.ReadFile("/proc/loadavg"); err == nil {
+		fmt.Printf("\nload average at the end: %s", l)
+	}
 	return nil
 }
