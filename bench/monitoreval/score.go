@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -77,7 +78,41 @@ func evaluate(ctx context.Context, dir string) (result, error) {
 	}
 	res := score(truth, f.List)
 	res.figures = f
-	return res, nil
+	return res, writeAlerts(filepath.Join(dir, "alerts.tsv"), truth, f.List)
+}
+
+// writeAlerts writes every alerted unit with its verdict, for reading
+// the false positives: verdict, user, patient, address, category,
+// score, explanation.
+func writeAlerts(path string, truth []scenario.TruthRow, alerts []monitor.Alert) error {
+	out, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriter(out)
+	for _, a := range alerts {
+		ps := a.Patients
+		if len(ps) == 0 {
+			ps = []string{""}
+		}
+		for _, p := range ps {
+			one := a
+			one.Patients = nil
+			if p != "" {
+				one.Patients = []string{p}
+			}
+			verdict := "wrong"
+			if r := score(truth, []monitor.Alert{one}); r.correct > 0 {
+				verdict = "right"
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%.3f\t%s\n", verdict, a.User, p, a.Address, a.Category, a.Score, a.Explanation)
+		}
+	}
+	if err := w.Flush(); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
 }
 
 // group puts the user-level categories in two families: a user-level
