@@ -3,6 +3,7 @@ package balp
 import (
 	"strings"
 
+	"github.com/phivault/phivault/internal/ident"
 	"github.com/phivault/phivault/internal/monitor"
 )
 
@@ -90,7 +91,7 @@ func (a *auditEvent) patients() []string {
 	seen := map[string]bool{}
 	for _, e := range a.Entity {
 		ref := reference(e.What.Reference)
-		if !strings.HasPrefix(ref, "Patient/") || seen[ref] {
+		if !strings.HasPrefix(ref, ident.PatientPrefix) || seen[ref] {
 			continue
 		}
 		seen[ref] = true

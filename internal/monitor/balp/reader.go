@@ -13,6 +13,7 @@ import (
 
 	jsonv2 "github.com/go-json-experiment/json"
 
+	"github.com/phivault/phivault/internal/ident"
 	"github.com/phivault/phivault/internal/monitor"
 )
 
@@ -228,7 +229,7 @@ func Parse(b []byte) ([]monitor.Event, error) {
 	if req != nil {
 		ev.User = reference(req.Who.Reference)
 		if ev.User == "" || !(strings.HasPrefix(ev.User, "Practitioner/") || strings.HasPrefix(ev.User, "PractitionerRole/") ||
-			strings.HasPrefix(ev.User, "Patient/") || strings.HasPrefix(ev.User, "RelatedPerson/") || strings.HasPrefix(ev.User, "Device/")) {
+			strings.HasPrefix(ev.User, ident.PatientPrefix) || strings.HasPrefix(ev.User, "RelatedPerson/") || strings.HasPrefix(ev.User, "Device/")) {
 			if ev.User == "" {
 				ev.Login = clean(firstNonEmpty(req.Who.Identifier.Value, req.AltID, req.Name, req.Who.Display))
 			}
