@@ -121,14 +121,16 @@ func generate(o scenario.Options, dir string, reuse bool) error {
 
 // figures are what one scoring run measured.
 type figures struct {
-	Events    int64           `json:"events"`      // monitor.Events fed to the engine
-	Lines     int             `json:"lines"`       // AuditEvent lines read
-	BadLines  int             `json:"bad_lines"`   // lines the parser refused
-	Seconds   float64         `json:"seconds"`     // parse context + stream events + engine + alerts
-	Context   float64         `json:"context_s"`   // of which parsing the context
-	ContextMB float64         `json:"context_mib"` // heap in use after parsing the context
-	PeakRSSkB int64           `json:"peak_rss_kb"` // VmHWM of this process
-	CPU       float64         `json:"cpu_s"`       // user+system CPU of this process (a shared machine's wall clock says little)
+	Events    int64           `json:"events"`              // monitor.Events fed to the engine
+	Lines     int             `json:"lines"`               // AuditEvent lines read
+	BadLines  int             `json:"bad_lines"`           // lines the parser refused
+	Seconds   float64         `json:"seconds"`             // parse context + stream events + engine + alerts
+	Context   float64         `json:"context_s"`           // of which parsing the context
+	ContextMB float64         `json:"context_mib"`         // heap in use after parsing the context
+	PeakRSSkB int64           `json:"peak_rss_kb"`         // VmHWM of this process
+	CPU       float64         `json:"cpu_s"`               // user+system CPU of this process (a shared machine's wall clock says little)
+	CtxCPU    float64         `json:"context_cpu_s"`       // of which parsing the context
+	CtxHWMkB  int64           `json:"context_peak_rss_kb"` // VmHWM right after parsing the context
 	Alerts    int             `json:"alerts"`
 	List      []monitor.Alert `json:"-"`
 }
@@ -149,6 +151,8 @@ func scoreDir(ctx context.Context, dir string) (figures, error) {
 		return f, fmt.Errorf("parsing the context: %w", err)
 	}
 	f.Context = time.Since(start).Seconds()
+	f.CtxCPU = cpuSeconds()
+	f.CtxHWMkB = vmHWM()
 	runtime.GC()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
@@ -200,11 +204,17 @@ func scoreDir(ctx context.Context, dir string) (figures, error) {
 	f.Alerts = len(alerts)
 	f.List = alerts
 	f.PeakRSSkB = vmHWM()
-	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
-		f.CPU = time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
-	}
+	f.CPU = cpuSeconds()
 	return f, nil
+}
+
+// cpuSeconds is the user+system CPU time of this process so far.
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }
 
 // vmHWM is the peak resident set size of this process in kB (Linux), or 0.
@@ -260,12 +270,13 @@ func speedRun(ctx context.Context, out string, n int64, reuse bool) error {
 	if st, _ := os.Stat(filepath.Join(dir, "context.json")); st != nil {
 		csize = st.Size()
 	}
-	stream := f.Seconds - f.Context
-	fmt.Printf("| AuditEvent lines | monitor events | log | context | generate | parse context | heap after context | stream+score (wall) | lines/s (wall) | CPU (all) | lines per CPU-second | peak RSS | alerts | GOMAXPROCS |\n")
+	stream, streamCPU := f.Seconds-f.Context, f.CPU-f.CtxCPU
+	fmt.Printf("| AuditEvent lines | monitor events | log | context | generate | parse context (wall / CPU) | heap after context | peak RSS after context | stream+score (wall / CPU) | lines/s (wall) | lines per CPU-second | peak RSS | alerts | GOMAXPROCS |\n")
 	fmt.Printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
-	fmt.Printf("| %d | %d | %.0f MiB | %.0f MiB | %.0f s | %.1f s | %.0f MiB | %.1f s | %.0f | %.0f s | %.0f | %.0f MiB | %d | %d |\n",
-		f.Lines, f.Events, float64(size)/(1<<20), float64(csize)/(1<<20), gen.Seconds(), f.Context, f.ContextMB,
-		stream, float64(f.Lines)/stream, f.CPU, float64(f.Lines)/f.CPU, float64(f.PeakRSSkB)/1024, f.Alerts, runtime.GOMAXPROCS(0))
+	fmt.Printf("| %d | %d | %.0f MiB | %.0f MiB | %.0f s | %.1f s / %.1f s | %.0f MiB | %.0f MiB | %.1f s / %.1f s | %.0f | %.0f | %.0f MiB | %d | %d |\n",
+		f.Lines, f.Events, float64(size)/(1<<20), float64(csize)/(1<<20), gen.Seconds(), f.Context, f.CtxCPU, f.ContextMB,
+		float64(f.CtxHWMkB)/1024, stream, streamCPU, float64(f.Lines)/stream, float64(f.Lines)/streamCPU,
+		float64(f.PeakRSSkB)/1024, f.Alerts, runtime.GOMAXPROCS(0))
 	if l, err := os.ReadFile("/proc/loadavg"); err == nil {
 		fmt.Printf("\nload average at the end: %s", l)
 	}
