@@ -37,6 +37,7 @@ import (
 	"github.com/phivault/phivault/internal/identity"
 	"github.com/phivault/phivault/internal/keys"
 	"github.com/phivault/phivault/internal/keys/lifecycle"
+	"github.com/phivault/phivault/internal/monitor/ownlog"
 	"github.com/phivault/phivault/internal/privacy"
 	"github.com/phivault/phivault/internal/record"
 	"github.com/phivault/phivault/internal/storage"
@@ -110,6 +111,9 @@ type App struct {
 	keyLife *lifecycle.Manager
 	// subs delivers FHIR Subscriptions (subscriptions.go).
 	subs *subscription.Service
+	// ownLog follows the own audit log into the monitoring alerts
+	// (Monitor), nil when off (monitor.go).
+	ownLog *ownlog.Follower
 	// release lets the data directory go (HoldingDataDir); nil if not held.
 	release func()
 
@@ -307,6 +311,10 @@ func open(ctx context.Context, c config.Config, logger *slog.Logger, oo openOpti
 		a.Close()
 		return nil, err
 	}
+	if err := a.openMonitor(); err != nil {
+		a.Close()
+		return nil, err
+	}
 	if err := a.registerMetrics(); err != nil {
 		a.Close()
 		return nil, err
@@ -489,6 +497,7 @@ func (a *App) Handler() http.Handler {
 		Authorizer:    a.Authz,
 		BreakGlass:    a.BreakGlass,
 		Reviews:       a.Desk,
+		Monitor:       a.monitorAPI(),
 		Subscriptions: a.subs.Hub(),
 		Attempts:      a.attempts,
 		Observer:      a.metrics,
@@ -552,8 +561,14 @@ func (a *App) webUI(accounts httpapi.Accounts, enrolLimiter *password.AddressLim
 	if trail != nil {
 		con.Exports = trail
 	}
+	var reviewing webui.Reviewing // nil: no access is marked under review
+	if mon, err := a.Monitor(); err != nil {
+		a.logger.Error("access alerts unavailable", slog.String("error", err.Error()))
+	} else {
+		con.Monitor, reviewing = mon, mon
+	}
 	o := webui.Options{
-		Login: a.Login, Record: a.Record, Users: sq.Users(), Access: access, Reports: reports, Trail: trail, Amendments: amend,
+		Login: a.Login, Record: a.Record, Users: sq.Users(), Access: access, Reports: reports, Trail: trail, Amendments: amend, Reviewing: reviewing,
 		Keys: a.Keys, KeyScanner: a.Store,
 		IdleTimeout: a.idleTimeout, Logger: a.logger, AuditLog: trustStatus{a.tlog}, Authz: a.Authz, BreakGlass: a.BreakGlass,
 		Console: con, EnrolLimiter: enrolLimiter, BaseURL: a.Config.Server.BaseURL,

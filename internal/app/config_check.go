@@ -8,10 +8,12 @@ import (
 	"github.com/phivault/phivault/internal/authn/oidc"
 	"github.com/phivault/phivault/internal/config"
 	"github.com/phivault/phivault/internal/identity"
+	"github.com/phivault/phivault/internal/monitor/notify"
 )
 
 // CheckConfig checks what only the domains know: the OIDC relying party
-// (issuer, redirect, role map) and the SIEM sinks' redactions. config
+// (issuer, redirect, role map), the SIEM sinks' redactions and the
+// SMTP server's CA file. config
 // checks the file's shape and stays a leaf; the CLI calls CheckConfig
 // right after loading, so a bad value is refused before anything
 // starts, with an error that wraps config.ErrInvalid and names the
@@ -25,6 +27,11 @@ func CheckConfig(c config.Config) error {
 	for i, s := range c.Export {
 		if _, err := export.NewRedaction(s.Redact); err != nil {
 			return fmt.Errorf("%w: export[%d].redact: %s", config.ErrInvalid, i, err.Error())
+		}
+	}
+	if s := c.Monitor.SMTP; s != nil {
+		if _, err := notify.NewMailer(*s, nil); err != nil {
+			return fmt.Errorf("%w: %s", config.ErrInvalid, err.Error())
 		}
 	}
 	return nil

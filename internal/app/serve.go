@@ -129,7 +129,8 @@ func (a *App) Serve(ctx context.Context, started func(addr string)) error {
 // change feed (ADR 0043), the reports of
 // refused attempts, the audit index follower and its pruning of dead
 // authentication state, the KEK epochs that finish erasures, the daily
-// verification of the audit log, the delivery of FHIR Subscriptions, and
+// verification of the audit log, the delivery of FHIR Subscriptions, the
+// privacy monitor of the own log (one process of a fleet leads it), and
 // one exporter per configured SIEM sink, until the returned stop function is called (after the HTTP
 // server has drained; the last requests' events are exported on the
 // next start).
@@ -149,6 +150,7 @@ func (a *App) runBackground(ctx context.Context) (stop func(), err error) {
 		a.subs.Run,
 		a.WatchAuthz,
 		a.compileSchema,
+		a.RunOwnLogMonitor,
 	}
 	for _, run := range loops {
 		wg.Add(1)

@@ -31,6 +31,7 @@ var cliAllowed = map[string]string{
 	"synth":             "synth writes synthetic bundles to files; it touches no instance",
 	"reimport":          "makes a Bundle's creates conditional so that importing it again creates nothing (ADR 0037); bytes in, bytes out, it touches no instance",
 	"demo":              "the demo accounts file and its printout",
+	"monitor/alerts":    "monitoring's vocabulary (ADR 0046): alerts as JSON and TSV, the --since and source-name parsers, sentinel errors, the offline actor; the service itself comes from app.Monitor",
 }
 
 // cliImportViolations returns the CLI's internal imports outside allowed.

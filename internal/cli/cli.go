@@ -73,6 +73,7 @@ func (e *env) root() *cobra.Command {
 		e.clientCmd(),
 		e.userCmd(),
 		e.policyCmd(),
+		e.monitorCmd(),
 		e.reindexCmd(),
 		e.versionCmd(),
 	)

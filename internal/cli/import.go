@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -533,36 +531,10 @@ func importNDJSON(ctx context.Context, path string, load loader, t *importTally,
 
 // remoteLoader posts Bundles to a running server.
 func (e *env) remoteLoader(o importOptions) (loader, error) {
-	tok := e.getenv("PHIVAULT_TOKEN")
-	if o.tokenFile != "" {
-		b, err := os.ReadFile(o.tokenFile)
-		if err != nil {
-			return nil, fmt.Errorf("reading --token-file: %w", err)
-		}
-		tok = strings.TrimSpace(string(b))
+	client, tok, err := e.remoteClient(o.tokenFile, o.caCert, 10*time.Minute)
+	if err != nil {
+		return nil, err
 	}
-	if tok == "" {
-		return nil, errors.New("--url needs a token: set PHIVAULT_TOKEN or --token-file")
-	}
-	tlsConf := &tls.Config{MinVersion: tls.VersionTLS12}
-	ca := o.caCert
-	if ca == "" {
-		if p := filepath.Join(e.dataDir, "tls", "ca.crt"); fileExists(p) {
-			ca = p
-		}
-	}
-	if ca != "" {
-		pem, err := os.ReadFile(ca)
-		if err != nil {
-			return nil, fmt.Errorf("reading --cacert: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("--cacert %s holds no PEM certificate", ca)
-		}
-		tlsConf.RootCAs = pool
-	}
-	client := &http.Client{Timeout: 10 * time.Minute, Transport: &http.Transport{TLSClientConfig: tlsConf}}
 	endpoint := strings.TrimSuffix(o.url, "/") + "/fhir"
 	post := func(ctx context.Context, b []byte) (status int, retry time.Duration, body []byte, err error) {
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, bytes.NewReader(b))

@@ -66,6 +66,8 @@ type Config struct {
 	Auth Auth `json:"auth"`
 	// Observability is metrics, pprof and tracing (observability.go).
 	Observability Observability `json:"observability,omitzero"`
+	// Monitor is privacy monitoring of the own log (monitor.go).
+	Monitor Monitor `json:"monitor,omitzero"`
 }
 
 // Server configures the HTTP listener.
@@ -261,6 +263,9 @@ func Load(dataDir string, getenv func(string) string, o Overrides) (Config, erro
 	if err := c.readExportSecrets(); err != nil {
 		return Config{}, err
 	}
+	if err := c.readMonitorSecret(); err != nil {
+		return Config{}, err
+	}
 	if err := c.Observability.readToken(); err != nil {
 		return Config{}, err
 	}
@@ -383,6 +388,7 @@ func (c *Config) resolvePaths() {
 	}
 	c.Observability.resolvePaths(*c)
 	c.exportPaths()
+	c.monitorPaths()
 }
 
 // WithEnv returns c (a configuration about to be written, as init
@@ -487,6 +493,9 @@ func (c Config) Validate() error {
 		return err
 	}
 	if err := c.Observability.validate(); err != nil {
+		return err
+	}
+	if err := c.Monitor.validate(c.Server.BaseURL); err != nil {
 		return err
 	}
 	return c.validateExport()

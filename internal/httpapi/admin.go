@@ -152,6 +152,7 @@ func (s *Server) adminRoutes(mux *http.ServeMux) {
 	admin.Handle("POST /admin/api/requests/{id}/approve", a.authorize(a.decide(true)))
 	admin.Handle("POST /admin/api/requests/{id}/reject", a.authorize(a.decide(false)))
 	a.reviewRoutes(admin)
+	a.monitorRoutes(admin)
 	a.repairRoutes(admin)
 	admin.Handle("/admin/api/", a.handle(func(w http.ResponseWriter, r *http.Request) error {
 		return web.New(http.StatusNotFound, "no such endpoint", nil)

@@ -28,6 +28,11 @@ var (
 	errNoPHIAccess  = errors.New("session of an account that may not use the fhir api yet")
 )
 
+// monitorRefusedToken is the policy of the audit event of a request whose
+// bearer token was refused (ownlog.RefusedToken, which the privacy
+// monitor counts: issue 16).
+const monitorRefusedToken = "bearer-refused"
+
 // safeMethod reports methods that change nothing and so need no CSRF
 // token (RFC 9110 §9.2.1).
 func safeMethod(m string) bool {
@@ -47,11 +52,18 @@ func (s *Server) principal(r *http.Request) (authn.Principal, error) {
 		if p, isSMART, err := s.smartPrincipal(r, h); isSMART {
 			if err == nil {
 				notePrincipal(r, p)
+			} else if errors.Is(err, errNoCredential) {
+				web.NoteRefusal(r.Context(), monitorRefusedToken)
 			}
 			return p, err
 		}
 		p, err := s.auth.Bearer(r.Context(), h)
 		if errors.Is(err, authn.ErrUnauthenticated) {
+			if h != "" {
+				// A token was presented and refused: the monitor tells it
+				// from a request without credentials (refused tokens).
+				web.NoteRefusal(r.Context(), monitorRefusedToken)
+			}
 			return authn.Principal{}, errNoCredential
 		}
 		if err == nil {

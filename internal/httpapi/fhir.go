@@ -80,7 +80,7 @@ func (s *Server) callerFor(r *http.Request, p authn.Principal) record.Caller {
 		client = p.Client // a SMART app: its client_id
 	}
 	return record.Caller{
-		Agent:     audit.Agent{User: p.ID, Role: role, Client: client, Address: web.ClientIP(r)},
+		Agent:     audit.Agent{User: p.ID, Role: role, Client: client, Session: p.SessionID, Address: web.ClientIP(r)},
 		Purpose:   authz.PurposeOf(p.Roles),
 		RequestID: web.RequestID(r.Context()),
 		Guard:     guardFrom(r.Context()),

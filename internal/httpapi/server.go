@@ -46,6 +46,7 @@ type Server struct {
 	authz          *authz.Authorizer // nil: the FHIR API answers 503 (fail closed)
 	glass          *authz.BreakGlass // nil: $break-glass answers 503
 	reviews        Reviews           // nil: the review desk answers 503
+	monitor        Monitor           // nil: /admin/api/monitor answers 503 (monitor.go)
 	subs           hub               // nil: no Subscription websocket channel (subscription.go)
 
 	obs            RequestObserver  // nil: no metrics nor spans (observe.go)
@@ -85,6 +86,7 @@ type Options struct {
 	Authorizer    *authz.Authorizer           // required: decisions on every FHIR request (authz.go)
 	BreakGlass    *authz.BreakGlass           // optional: POST /fhir/Patient/{id}/$break-glass
 	Reviews       Reviews                     // optional: /admin/api/break-glass, /admin/api/alerts
+	Monitor       Monitor                     // optional: /admin/api/monitor (monitor.go)
 	Subscriptions *subscription.Hub           // optional: the Subscription websocket channel (subscription.go)
 
 	// Observer is told of every request (observe.go); nil: none.
@@ -116,7 +118,7 @@ type Pace struct {
 func New(o Options) *Server {
 	s := &Server{rec: o.Record, launch: launchGate{rec: o.Record}, auth: o.Authenticator, login: o.Login, smart: o.SMART, admin: o.Accounts, enrolLimiter: o.EnrolLimiter, clients: o.Clients, ui: o.UI, authorizePages: o.Authorize, log: o.Logger, now: o.Now,
 		baseURL: o.BaseURL, maxBody: o.MaxBodyBytes, corsOrigins: o.CORSOrigins, version: o.Version, ready: o.Ready, logRec: o.LogAudit,
-		authz: o.Authorizer, glass: o.BreakGlass, reviews: o.Reviews,
+		authz: o.Authorizer, glass: o.BreakGlass, reviews: o.Reviews, monitor: o.Monitor,
 		obs: o.Observer, metrics: o.Metrics,
 		attempts: o.Attempts, handlerTimeout: o.Pace.HandlerTimeout, minBodyRate: o.Pace.MinBodyRate, bodyGrace: o.Pace.BodyGrace}
 	s.auditLog = newAuditAPI(s, o)

@@ -80,6 +80,10 @@ type Options struct {
 	// (privacy.Amendments), for the portal, the privacy office and the
 	// chart; nil: their pages answer 503 and the chart leaves them out.
 	Amendments Amendments
+	// Reviewing marks, in "who accessed my record", the accesses the
+	// privacy office is reviewing (a confirmed monitoring alert:
+	// alerts.Service); nil marks none.
+	Reviewing Reviewing
 
 	// IdleTimeout is the session idle timeout the warning script counts
 	// down; default session.DefaultIdleTimeout. It must match the login
@@ -144,6 +148,8 @@ type (
 	Reports         = portal.Reports
 	Trail           = portal.Trail
 	Amendments      = portal.Amendments
+	Reviewing       = portal.Reviewing
+	ConsoleMonitor  = console.Monitor
 	Enroller        = signin.Enroller
 )
 
@@ -177,7 +183,7 @@ func New(o Options) (*UI, error) {
 	}
 	u.chart = chart.New(chart.Options{Site: st, Record: o.Record, Authz: o.Authz, BreakGlass: o.BreakGlass, Corrections: corr, Now: o.Now, Rand: o.Rand})
 	u.portal = portal.New(portal.Options{Site: st, Record: o.Record, Users: o.Users, Authz: o.Authz, Access: o.Access, AuditLog: o.AuditLog,
-		Reports: o.Reports, Trail: o.Trail, Amendments: o.Amendments, Logger: o.Logger, Now: o.Now})
+		Reports: o.Reports, Trail: o.Trail, Amendments: o.Amendments, Reviewing: o.Reviewing, Logger: o.Logger, Now: o.Now})
 	u.desk = desk.New(desk.Options{Site: st, Record: o.Record, Users: o.Users, Now: o.Now, Rand: o.Rand})
 	u.signin = signin.New(signin.Options{Site: st, Login: o.Login, DropSearches: u.chart.ForgetSession, Enrol: o.Enrol,
 		EnrolLimiter: o.EnrolLimiter, Logger: o.Logger})

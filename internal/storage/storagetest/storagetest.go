@@ -54,6 +54,7 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 		{"HistoryAt", testHistoryAt},
 		{"LedgerScans", testLedgerScans},
 		{"Changes", testChanges},
+		{"Monitor", testMonitor},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -97,6 +97,9 @@ type Services struct {
 	// LastVerification returns the last full verification of the audit
 	// log, or an error wrapping storage.ErrNotFound when none ran.
 	LastVerification func(ctx context.Context) (Verification, error)
+	// Monitor is the triage of privacy and intrusion monitoring's alerts
+	// (alerts.Service, admin_monitor.go); nil answers 503 there.
+	Monitor Monitor
 }
 
 // consoleAgent is the audit agent of a console request: ids only.
@@ -190,6 +193,13 @@ func (u *UI) Routes(mux *http.ServeMux) {
 	// Break-the-glass review desk (admin_reviews.go).
 	mux.Handle("GET /admin/reviews", u.site.Handle(u.staff(privacyOffice, u.adminReviews)))
 	mux.Handle("POST /admin/reviews/{rid}/close", u.site.Handle(u.staffForm(privacyOffice, u.adminCloseReview)))
+
+	// Access alerts of privacy and intrusion monitoring (admin_monitor.go).
+	mux.Handle("GET /admin/alerts", u.site.Handle(u.staff(alertTriage, u.adminAlerts)))
+	mux.Handle("GET /admin/alerts/{aid}", u.site.Handle(u.staff(alertTriage, u.adminAlert)))
+	mux.Handle("POST /admin/alerts/{aid}/disposition", u.site.Handle(u.staffForm(alertTriage, u.adminAlertDisposition)))
+	mux.Handle("POST /admin/alerts/{aid}/assign", u.site.Handle(u.staffForm(alertTriage, u.adminAlertAssign)))
+	mux.Handle("POST /admin/alerts/{aid}/notes", u.site.Handle(u.staffForm(alertTriage, u.adminAlertNote)))
 
 	// Audit log search (admin_audit.go).
 	mux.Handle("GET /admin/audit", u.site.Handle(u.staff(auditReaders, u.adminAudit)))

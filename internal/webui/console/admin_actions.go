@@ -82,6 +82,13 @@ var actionWords = map[audit.Action]string{
 	audit.ActionLedgerStart:        "started the ledger",
 	audit.ActionLedgerBaseline:     "took a ledger baseline",
 	audit.ActionLedgerRewrite:      "rewrote the ledger",
+	audit.ActionMonitorAlert:       "raised or updated an access alert",
+	audit.ActionMonitorAlertRead:   "read access alerts",
+	audit.ActionMonitorDisposition: "decided on an access alert",
+	audit.ActionMonitorAssign:      "assigned an access alert",
+	audit.ActionMonitorNote:        "added a note to an access alert",
+	audit.ActionMonitorSuppress:    "made a suppression rule for access alerts",
+	audit.ActionMonitorIngest:      "ingested another system's access log",
 }
 
 // typeWords names the resource types whose reads and searches have a

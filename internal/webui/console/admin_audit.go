@@ -43,7 +43,8 @@ var auditActions = []string{"read", "vread", "search-type", "history", "history-
 	"import", "key-rotate", "login", "login-password", "logout", "lockout", "mfa-enroll", "mfa-verify", "recovery-code-used", "session-revoke", "sso-login",
 	"token-create", "client-register", "client-disable", "user-create", "user-disable", "user-enable", "user-set-roles", "user-reset-mfa", "user-set-password", "user-admin",
 	"passkey-add", "passkey-remove", "break-glass", "break-glass-review", "policy-change", "policy-explain", "reindex",
-	"access-report", "access-report-read", "access-report-close", "people-lookup", "export"}
+	"access-report", "access-report-read", "access-report-close", "people-lookup", "export",
+	"monitor-alert", "monitor-alert-read", "monitor-alert-disposition", "monitor-alert-assign", "monitor-alert-note", "monitor-suppress", "monitor-ingest"}
 
 type auditForm struct {
 	Patient, Agent, Action, Outcome, From, To string

@@ -105,6 +105,9 @@ type accessRow struct {
 	Agent    string // account id, for the "who" filter and the consent's block list
 	FHIRUser string // the agent's Practitioner reference, when linked
 	Action   string // the raw action code, for verify.js's match check
+	// UnderReview: a confirmed monitoring alert covers this access
+	// (portal_review.go).
+	UnderReview bool
 }
 
 type accessView struct {
@@ -129,6 +132,9 @@ type accessView struct {
 	// log status is unavailable (verify.js then uses the proof's own key
 	// and says so).
 	VerifierKey string
+	// ReviewUnknown: whether accesses are under review could not be
+	// checked (portal_review.go).
+	ReviewUnknown bool
 }
 
 // accessQuery is the parsed filter of the access page.
@@ -213,6 +219,7 @@ func (u *UI) portalAccess(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return err
 		}
+		view.ReviewUnknown = !u.markUnderReview(r, id, rows)
 		view.Rows = rows
 		view.Groups = groupVisits(rows, visitGap)
 		if u.trail != nil {
@@ -301,6 +308,9 @@ func (u *UI) accessRowsLimit(r *http.Request, v *site.Viewer, id string, q acces
 		}
 		if !q.own && q.agent != v.P.ID && e.Event.Agent.User != "" && e.Event.Agent.User == v.P.ID {
 			continue // the patient's own view, left out unless asked for
+		}
+		if monitorAction(e.Event.Action) {
+			continue // the privacy office's monitoring work (portal_review.go)
 		}
 		// The patient's own view: no other patient, none of their
 		// resources, no staff address or session (ADR 0018).

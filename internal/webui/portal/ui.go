@@ -42,23 +42,27 @@ type Options struct {
 	// Amendments is the correction requests' service
 	// (privacy.Amendments); nil answers 503 on their pages.
 	Amendments Amendments
-	Logger     *slog.Logger
-	Now        func() time.Time // default time.Now
+	// Reviewing marks the accesses the privacy office is reviewing (a
+	// confirmed monitoring alert); nil marks none.
+	Reviewing Reviewing
+	Logger    *slog.Logger
+	Now       func() time.Time // default time.Now
 }
 
 // UI is the patient portal's pages. It is safe for concurrent use.
 type UI struct {
-	site     *site.Site
-	rec      *record.Service
-	users    identity.Directory
-	authz    *authz.Authorizer
-	access   AccessLog
-	auditLog site.AuditLog
-	reports  Reports
-	trail    Trail
-	amend    Amendments
-	log      *slog.Logger
-	now      func() time.Time
+	site      *site.Site
+	rec       *record.Service
+	users     identity.Directory
+	authz     *authz.Authorizer
+	access    AccessLog
+	auditLog  site.AuditLog
+	reports   Reports
+	trail     Trail
+	amend     Amendments
+	reviewing Reviewing
+	log       *slog.Logger
+	now       func() time.Time
 }
 
 // New returns the patient portal's pages.
@@ -70,5 +74,5 @@ func New(o Options) *UI {
 		o.Logger = slog.Default()
 	}
 	return &UI{site: o.Site, rec: o.Record, users: o.Users, authz: o.Authz, access: o.Access, auditLog: o.AuditLog,
-		reports: o.Reports, trail: o.Trail, amend: o.Amendments, log: o.Logger, now: o.Now}
+		reports: o.Reports, trail: o.Trail, amend: o.Amendments, reviewing: o.Reviewing, log: o.Logger, now: o.Now}
 }

@@ -1,0 +1,75 @@
+package portal
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/phivault/phivault/internal/audit"
+	"github.com/phivault/phivault/internal/ident"
+)
+
+// "Under review" in "who accessed my record" (issue 16): an access on
+// which the privacy office CONFIRMED a monitoring alert is marked, in
+// plain words, "Our privacy office is reviewing this access". An alert
+// that is open, a false positive or waiting for an interview marks
+// nothing: the patient is told only once the privacy office has
+// decided that the access was not appropriate.
+//
+// The monitoring service's own steps (an alert raised, read, assigned,
+// noted, decided, a suppression rule) name the patient in the audit log
+// but are left out of the patient's list: they are the privacy
+// office's work on the log, not accesses to the record, and listing
+// them would tell the patient (and through the patient, the person
+// under review) about an alert before it is confirmed.
+
+// Reviewing says which accesses to a patient's record the privacy
+// office is reviewing (the monitoring service).
+type Reviewing interface {
+	// UnderReview returns the audit references ("leaf/<n>") of the
+	// accesses to patient ("Patient/<id>") covered by a confirmed alert.
+	UnderReview(ctx context.Context, patient string) ([]string, error)
+}
+
+// monitorAction says whether a is one of the monitoring service's own
+// audit actions (left out of the patient's list): they all begin with
+// "monitor-" (audit/monitor.go).
+func monitorAction(a audit.Action) bool { return strings.HasPrefix(string(a), "monitor-") }
+
+// markUnderReview sets UnderReview on the rows whose log position a
+// confirmed alert covers. It returns false when the monitoring service
+// could not answer (the page then says so; the list is still shown).
+func (u *UI) markUnderReview(r *http.Request, patientID string, rows []accessRow) bool {
+	if u.reviewing == nil || len(rows) == 0 {
+		return true
+	}
+	refs, err := u.reviewing.UnderReview(r.Context(), ident.PatientRef(patientID).String())
+	if err != nil {
+		u.log.ErrorContext(r.Context(), "portal: accesses under review unavailable", slog.String("error", err.Error()))
+		return false
+	}
+	if len(refs) == 0 {
+		return true
+	}
+	set := make(map[string]bool, len(refs))
+	for _, ref := range refs {
+		if n, ok := strings.CutPrefix(ref, "leaf/"); ok {
+			set[n] = true
+		}
+	}
+	for i := range rows {
+		rows[i].UnderReview = set[rows[i].ID]
+	}
+	return true
+}
+
+// UnderReview says whether an entry of the visit is under review.
+func (g accessGroup) UnderReview() bool {
+	for _, e := range g.Entries {
+		if e.UnderReview {
+			return true
+		}
+	}
+	return false
+}
