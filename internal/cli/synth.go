@@ -53,5 +53,6 @@ func (e *env) synthCmd() *cobra.Command {
 	f.IntVar(&patients, "patients", 10, "number of patients")
 	f.Int64Var(&seed, "seed", 1, "random seed")
 	f.StringVar(&out, "out", "synth-data", "output directory")
+	cmd.AddCommand(e.synthMonitorCmd())
 	return cmd
 }
