@@ -66,20 +66,16 @@ func validID(id string) bool {
 }
 
 // add records one entry and returns its type, or "" when skipped.
-func (b *builder) add(e entry) (string, error) {
-	r := e.Resource
-	switch r.ResourceType {
-	case "Organization", "Practitioner", "PractitionerRole", "Patient", "Encounter",
-		"CareTeam", "ServiceRequest", "Claim", "Account":
-	default:
+func (b *builder) add(fullURL string, r resource) (string, error) {
+	if !wanted[r.ResourceType] {
 		return "", nil
 	}
 	if !validID(r.ID) {
 		return "", fmt.Errorf("%s: %w", r.ResourceType, errBadID)
 	}
 	self := r.ResourceType + "/" + r.ID
-	if e.FullURL != "" {
-		b.fullURLs[e.FullURL] = self
+	if fullURL != "" {
+		b.fullURLs[fullURL] = self
 	}
 	switch r.ResourceType {
 	case "Organization":
@@ -117,21 +113,15 @@ func (b *builder) add(e entry) (string, error) {
 	case "Encounter":
 		rel := monitor.Relation{Kind: monitor.RelEncounter, Ref: self,
 			Start: parseTime(r.Period.Start, false), End: parseTime(r.Period.End, true)}
-		for _, p := range r.Participant {
-			rel.Participants = append(rel.Participants, p.Individual.Reference)
-		}
 		rel.Organizations = appendRef(rel.Organizations, r.ServiceProvider.Reference)
-		b.relate(r.Subject, rel)
+		b.relateParticipants(r.Subject, rel, r.Participant, func(p participant) string { return p.Individual.Reference })
 	case "CareTeam":
 		rel := monitor.Relation{Kind: monitor.RelCareTeam, Ref: self,
 			Start: parseTime(r.Period.Start, false), End: parseTime(r.Period.End, true)}
-		for _, p := range r.Participant {
-			rel.Participants = append(rel.Participants, p.Member.Reference)
-		}
 		for _, o := range r.ManagingOrganization {
 			rel.Organizations = appendRef(rel.Organizations, o.Reference)
 		}
-		b.relate(r.Subject, rel)
+		b.relateParticipants(r.Subject, rel, r.Participant, func(p participant) string { return p.Member.Reference })
 	case "ServiceRequest":
 		rel := monitor.Relation{Kind: monitor.RelOrder, Ref: self, Codes: codes(r.PerformerType)}
 		for _, p := range r.Performer {
@@ -169,6 +159,30 @@ func (b *builder) relate(subj subjects, rel monitor.Relation) {
 			b.rels = append(b.rels, pendingRelation{patient: s.Reference, rel: rel})
 		}
 	}
+}
+
+// relateParticipants records rel with the participants that took part
+// for all of it; a participant with a period of their own (a nurse
+// covering one shift of a stay) gets a relation of their own bounded by
+// that period, without the relation's organizations (the cover does
+// not make the department treat the patient at other times).
+func (b *builder) relateParticipants(subj subjects, rel monitor.Relation, ps []participant, who func(participant) string) {
+	for _, p := range ps {
+		if p.Period.Start == "" && p.Period.End == "" {
+			rel.Participants = append(rel.Participants, who(p))
+			continue
+		}
+		own := monitor.Relation{Kind: rel.Kind, Ref: rel.Ref, Participants: []string{who(p)},
+			Start: parseTime(p.Period.Start, false), End: parseTime(p.Period.End, true)}
+		if own.Start.IsZero() {
+			own.Start = rel.Start
+		}
+		if own.End.IsZero() {
+			own.End = rel.End
+		}
+		b.relate(subj, own)
+	}
+	b.relate(subj, rel)
 }
 
 func appendRef(refs []string, r string) []string {

@@ -44,3 +44,25 @@ func (s *subjects) UnmarshalJSON(b []byte) error {
 	}
 	return nil
 }
+
+// concepts is a CodeableConcept or a list of them.
+type concepts []concept
+
+func (c *concepts) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	switch {
+	case len(b) > 0 && b[0] == '{':
+		var one concept
+		if err := json.Unmarshal(b, &one); err != nil {
+			return err
+		}
+		*c = concepts{one}
+	case len(b) > 0 && b[0] == '[':
+		var many []concept
+		if err := json.Unmarshal(b, &many); err != nil {
+			return err
+		}
+		*c = many
+	}
+	return nil
+}

@@ -34,6 +34,10 @@ type Stats struct {
 	Skipped int            // entries of other types, or without a resource
 }
 
+// wanted are the resource types the directory is built from.
+var wanted = map[string]bool{"Organization": true, "Practitioner": true, "PractitionerRole": true, "Patient": true,
+	"Encounter": true, "CareTeam": true, "ServiceRequest": true, "Claim": true, "Account": true}
+
 // ErrNotBundle is returned when the input is not a FHIR Bundle.
 var ErrNotBundle = errors.New("the context is not a FHIR Bundle")
 
@@ -81,7 +85,19 @@ func ParseWith(r io.Reader, lim Limits) (*monitor.Directory, Stats, error) {
 				if err := json.Unmarshal(raw, &e); err != nil {
 					return nil, st, fmt.Errorf("reading Bundle.entry[%d]: %s", st.Entries, jsonProblem(err))
 				}
-				typ, err := b.add(e)
+				var k kind
+				if len(e.Resource) > 0 {
+					if err := json.Unmarshal(e.Resource, &k); err != nil {
+						return nil, st, fmt.Errorf("reading Bundle.entry[%d].resource: %s", st.Entries, jsonProblem(err))
+					}
+				}
+				var res resource
+				if wanted[k.ResourceType] {
+					if err := json.Unmarshal(e.Resource, &res); err != nil {
+						return nil, st, fmt.Errorf("reading Bundle.entry[%d] (%s): %s", st.Entries, k.ResourceType, jsonProblem(err))
+					}
+				}
+				typ, err := b.add(e.FullURL, res)
 				if err != nil {
 					return nil, st, fmt.Errorf("reading Bundle.entry[%d]: %w", st.Entries, err)
 				}

@@ -155,3 +155,37 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// Valid R4 resources of every type are accepted, whatever the shape of
+// fields the directory does not read (found by the scenario generator:
+// ServiceRequest.code is one CodeableConcept, Observation.code too).
+func TestParseAcceptsOtherShapes(t *testing.T) {
+	in := `{"resourceType":"Bundle","type":"collection","entry":[
+	 {"resource":{"resourceType":"Patient","id":"p"}},
+	 {"resource":{"resourceType":"Practitioner","id":"n1"}},
+	 {"resource":{"resourceType":"ServiceRequest","id":"s","status":"active","intent":"order","code":{"coding":[{"code":"x"}],"text":"CBC"},
+	   "subject":{"reference":"Patient/p"},"performerType":{"coding":[{"code":"lab"}]}}},
+	 {"resource":{"resourceType":"Observation","id":"o","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/p"},
+	   "performer":[{"reference":"Practitioner/n1"}],"valueQuantity":{"value":1},"participant":"odd","name":{"x":1}}},
+	 {"resource":{"resourceType":"Procedure","id":"pr","status":"done","subject":{"reference":"Patient/p"},"performer":[{"actor":{"reference":"Practitioner/n1"}}],"code":{"text":"y"}}},
+	 {"resource":{"resourceType":"Encounter","id":"e","status":"finished","class":{"code":"IMP"},"subject":{"reference":"Patient/p"},
+	   "period":{"start":"2026-03-01T00:00:00Z","end":"2026-03-10T00:00:00Z"},
+	   "participant":[{"individual":{"reference":"Practitioner/n1"},"period":{"start":"2026-03-04T07:00:00Z","end":"2026-03-04T19:00:00Z"}}]}}
+	]}`
+	d, st, err := ParseWith(strings.NewReader(in), Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.ByType["ServiceRequest"] != 1 || st.Skipped != 2 {
+		t.Errorf("stats %+v", st)
+	}
+	var cover *monitor.Relation
+	for i, r := range d.Relations["Patient/p"] {
+		if r.Kind == monitor.RelEncounter && slices.Contains(r.Participants, "Practitioner/n1") {
+			cover = &d.Relations["Patient/p"][i]
+		}
+	}
+	if cover == nil || cover.Start.Day() != 4 || cover.End.Day() != 4 {
+		t.Fatalf("a participant's own period must bound their relation: %+v", d.Relations["Patient/p"])
+	}
+}

@@ -1,11 +1,20 @@
 package fhirctx
 
+import "encoding/json"
+
 // The fields of each resource type that the directory needs; everything
 // else is ignored by the decoder.
 
 type entry struct {
-	FullURL  string   `json:"fullUrl"`
-	Resource resource `json:"resource"`
+	FullURL  string          `json:"fullUrl"`
+	Resource json.RawMessage `json:"resource"`
+}
+
+// kind is read first, so that only the types the directory needs are
+// decoded (a union of every type's fields would refuse valid resources
+// of other types whose fields of the same name have another shape).
+type kind struct {
+	ResourceType string `json:"resourceType"`
 }
 
 type reference struct {
@@ -49,6 +58,7 @@ type availableTime struct {
 type participant struct {
 	Individual reference `json:"individual"` // Encounter
 	Member     reference `json:"member"`     // CareTeam
+	Period     period    `json:"period"`     // this participant's part, within the relation's
 }
 
 // resource is the union of the fields read from every type.
@@ -71,7 +81,7 @@ type resource struct {
 	// PractitionerRole
 	Practitioner    reference       `json:"practitioner"`
 	Organization    reference       `json:"organization"`
-	Code            []concept       `json:"code"`
+	Code            concepts        `json:"code"` // a list (PractitionerRole), one (ServiceRequest)
 	Specialty       []concept       `json:"specialty"`
 	AvailableTime   []availableTime `json:"availableTime"`
 	Period          period          `json:"period"`
