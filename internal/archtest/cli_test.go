@@ -29,6 +29,7 @@ var cliAllowed = map[string]string{
 	"keys/lifecycle":    "rotation's progress and options, the erasure status",
 	"ledger":            "verify's report and sentinel errors",
 	"synth":             "synth writes synthetic bundles to files; it touches no instance",
+	"monitor/scenario":  "synth monitor writes a generated hospital and its access log to files; it touches no instance",
 	"reimport":          "makes a Bundle's creates conditional so that importing it again creates nothing (ADR 0037); bytes in, bytes out, it touches no instance",
 	"demo":              "the demo accounts file and its printout",
 	"monitor/alerts":    "monitoring's vocabulary (ADR 0046): alerts as JSON and TSV, the --since and source-name parsers, sentinel errors, the offline actor; the service itself comes from app.Monitor",

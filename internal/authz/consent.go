@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/phivault/phivault/internal/fhir"
 )
 
 // Consent is the part of an R4 Consent resource that authorization
@@ -549,7 +551,7 @@ func periodMatch(p *period, now time.Time) tri {
 		return yes
 	}
 	if p.Start != "" {
-		t, ok := parseFHIRTime(p.Start, false)
+		t, ok := fhir.ParseDateTime(p.Start, false)
 		if !ok {
 			return unknown
 		}
@@ -558,7 +560,7 @@ func periodMatch(p *period, now time.Time) tri {
 		}
 	}
 	if p.End != "" {
-		t, ok := parseFHIRTime(p.End, true)
+		t, ok := fhir.ParseDateTime(p.End, true)
 		if !ok {
 			return unknown
 		}

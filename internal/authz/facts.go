@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/phivault/phivault/internal/fhir"
 	"github.com/phivault/phivault/internal/ident"
 )
 
@@ -315,43 +316,18 @@ func inPeriod(p *period, now time.Time) bool {
 		return true
 	}
 	if p.Start != "" {
-		t, ok := parseFHIRTime(p.Start, false)
+		t, ok := fhir.ParseDateTime(p.Start, false)
 		if !ok || now.Before(t) {
 			return false
 		}
 	}
 	if p.End != "" {
-		t, ok := parseFHIRTime(p.End, true)
+		t, ok := fhir.ParseDateTime(p.End, true)
 		if !ok || now.After(t) {
 			return false
 		}
 	}
 	return true
-}
-
-// parseFHIRTime parses a FHIR dateTime of any precision; end selects
-// the last instant of a partial date.
-func parseFHIRTime(s string, end bool) (time.Time, bool) {
-	for _, l := range []struct {
-		layout string
-		step   func(time.Time) time.Time
-	}{
-		{time.RFC3339Nano, nil},
-		{"2006-01-02T15:04:05", nil},
-		{"2006-01-02", func(t time.Time) time.Time { return t.AddDate(0, 0, 1) }},
-		{"2006-01", func(t time.Time) time.Time { return t.AddDate(0, 1, 0) }},
-		{"2006", func(t time.Time) time.Time { return t.AddDate(1, 0, 0) }},
-	} {
-		t, err := time.Parse(l.layout, s)
-		if err != nil {
-			continue
-		}
-		if end && l.step != nil {
-			t = l.step(t).Add(-time.Nanosecond)
-		}
-		return t, true
-	}
-	return time.Time{}, false
 }
 
 // DefaultEncounterWindow is how long after an encounter ends (its
@@ -385,15 +361,15 @@ func encounterCurrent(status string, p *period, now time.Time, window time.Durat
 		if p == nil || p.End == "" {
 			return false
 		}
-		t, ok := parseFHIRTime(p.End, true)
+		t, ok := fhir.ParseDateTime(p.End, true)
 		return ok && !now.After(t.Add(window))
 	}
-	start, ok := parseFHIRTime(p.Start, false)
+	start, ok := fhir.ParseDateTime(p.Start, false)
 	if !ok || now.Before(start.Add(-encounterLead)) {
 		return false
 	}
 	if p.End != "" {
-		t, ok := parseFHIRTime(p.End, true)
+		t, ok := fhir.ParseDateTime(p.End, true)
 		return ok && !now.After(t.Add(window))
 	}
 	if status == "finished" || status == "unknown" {

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/phivault/phivault/internal/fhir"
 )
 
 // ResourceFacts is what consent criteria about content read from one
@@ -137,19 +139,19 @@ func (rf *ResourceFacts) inDataPeriod(p *period) tri {
 	lo, hi := time.Time{}, time.Time{}
 	var ok bool
 	if p.Start != "" {
-		if lo, ok = parseFHIRTime(p.Start, false); !ok {
+		if lo, ok = fhir.ParseDateTime(p.Start, false); !ok {
 			return unknown
 		}
 	}
 	if p.End != "" {
-		if hi, ok = parseFHIRTime(p.End, true); !ok {
+		if hi, ok = fhir.ParseDateTime(p.End, true); !ok {
 			return unknown
 		}
 	}
 	out := no
 	for _, t := range rf.Times {
-		s, okS := parseFHIRTime(t.Start, false)
-		e, okE := parseFHIRTime(t.End, true)
+		s, okS := fhir.ParseDateTime(t.Start, false)
+		e, okE := fhir.ParseDateTime(t.End, true)
 		if t.Start == "" {
 			s, okS = time.Time{}, true
 		}

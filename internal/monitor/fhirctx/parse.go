@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/phivault/phivault/internal/fhir"
 	"github.com/phivault/phivault/internal/monitor"
 )
 
@@ -194,31 +195,8 @@ func safeKey(k string) string {
 }
 
 // parseTime reads a FHIR date or dateTime; end asks for the end of its
-// precision (a date "2024-03" ends on 1 April). The zero time means
-// absent or unreadable (an open bound).
+// precision. The zero time means absent or unreadable (an open bound).
 func parseTime(s string, end bool) time.Time {
-	if s == "" {
-		return time.Time{}
-	}
-	for _, l := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02"} {
-		if t, err := time.Parse(l, s); err == nil {
-			if end && l == "2006-01-02" {
-				return t.AddDate(0, 0, 1).Add(-time.Nanosecond)
-			}
-			return t
-		}
-	}
-	if t, err := time.Parse("2006-01", s); err == nil {
-		if end {
-			return t.AddDate(0, 1, 0).Add(-time.Nanosecond)
-		}
-		return t
-	}
-	if t, err := time.Parse("2006", s); err == nil {
-		if end {
-			return t.AddDate(1, 0, 0).Add(-time.Nanosecond)
-		}
-		return t
-	}
-	return time.Time{}
+	t, _ := fhir.ParseDateTime(s, end)
+	return t
 }

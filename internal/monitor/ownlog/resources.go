@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/phivault/phivault/internal/fhir"
 	"github.com/phivault/phivault/internal/ident"
 	"github.com/phivault/phivault/internal/monitor"
 )
@@ -254,9 +255,9 @@ func Relation(typ, id string, body []byte) (rel monitor.Relation, ok bool, err e
 		case s.OccurrencePeriod != nil:
 			rel.Start, rel.End = span(s.OccurrencePeriod)
 		case s.OccurrenceDateTime != "":
-			rel.Start, _ = fhirTime(s.OccurrenceDateTime, false)
+			rel.Start, _ = fhir.ParseDateTime(s.OccurrenceDateTime, false)
 		case s.AuthoredOn != "":
-			rel.Start, _ = fhirTime(s.AuthoredOn, false)
+			rel.Start, _ = fhir.ParseDateTime(s.AuthoredOn, false)
 		}
 	case "Claim":
 		var c fhirClaim
@@ -350,35 +351,7 @@ func span(p *fhirPeriod) (start, end time.Time) {
 	if p == nil {
 		return time.Time{}, time.Time{}
 	}
-	start, _ = fhirTime(p.Start, false)
-	end, _ = fhirTime(p.End, true)
+	start, _ = fhir.ParseDateTime(p.Start, false)
+	end, _ = fhir.ParseDateTime(p.End, true)
 	return start, end
-}
-
-// fhirTime parses a FHIR dateTime of any precision; end selects the
-// last instant of a partial date.
-func fhirTime(s string, end bool) (time.Time, bool) {
-	if s == "" {
-		return time.Time{}, false
-	}
-	for _, l := range []struct {
-		layout string
-		step   func(time.Time) time.Time
-	}{
-		{time.RFC3339Nano, nil},
-		{"2006-01-02T15:04:05", nil},
-		{"2006-01-02", func(t time.Time) time.Time { return t.AddDate(0, 0, 1) }},
-		{"2006-01", func(t time.Time) time.Time { return t.AddDate(0, 1, 0) }},
-		{"2006", func(t time.Time) time.Time { return t.AddDate(1, 0, 0) }},
-	} {
-		t, err := time.Parse(l.layout, s)
-		if err != nil {
-			continue
-		}
-		if end && l.step != nil {
-			t = l.step(t).Add(-time.Nanosecond)
-		}
-		return t, true
-	}
-	return time.Time{}, false
 }

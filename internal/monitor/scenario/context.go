@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"time"
+
+	"github.com/phivault/phivault/internal/ident"
 )
 
 type obj = map[string]any
@@ -105,7 +107,7 @@ func (w *world) writeContext(out io.Writer) error {
 		return p
 	}
 	for _, e := range w.encs {
-		subject := ref("Patient/" + w.pats[e.patient].id)
+		subject := ref(ident.PatientPrefix + w.pats[e.patient].id)
 		status := "finished"
 		if !e.end.Before(logEnd) {
 			status = "in-progress"

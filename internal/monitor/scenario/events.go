@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/phivault/phivault/internal/ident"
 	"github.com/phivault/phivault/internal/monitor"
 )
 
@@ -215,7 +216,7 @@ func (g *dayGen) sessions(ts []touch) []event {
 		var last time.Time
 		for _, tc := range ts[i:j] {
 			t := tc.t
-			pat := []string{"Patient/" + w.pats[tc.pat].id}
+			pat := []string{ident.PatientPrefix + w.pats[tc.pat].id}
 			for k := range 1 + r.IntN(4) {
 				ev := event{t: t, kind: evAccess, interaction: interactions[k], user: u, patients: pat, addr: addr, session: sid}
 				switch x := r.IntN(1000); {
@@ -267,7 +268,7 @@ func (g *dayGen) play(in incident) []event {
 	}
 	reads := func(ps []int, gap time.Duration) {
 		for _, p := range ps {
-			ref := []string{"Patient/" + w.pats[p].id}
+			ref := []string{ident.PatientPrefix + w.pats[p].id}
 			for k := range 1 + r.IntN(3) {
 				out = append(out, event{t: step(gap/2 + time.Duration(r.Int64N(int64(gap)))), kind: evAccess,
 					interaction: interactions[k], user: u, patients: ref, addr: addr, session: sid})
@@ -285,7 +286,7 @@ func (g *dayGen) play(in incident) []event {
 		signIn()
 		var refs []string
 		for _, p := range in.patients {
-			refs = append(refs, "Patient/"+w.pats[p].id)
+			refs = append(refs, ident.PatientPrefix+w.pats[p].id)
 		}
 		out = append(out, event{t: step(2 * time.Minute), kind: evExport, user: u, patients: refs, addr: addr, session: sid})
 	case monitor.CatCredential:
@@ -312,7 +313,7 @@ func (g *dayGen) play(in incident) []event {
 		signIn()
 		for _, id := range in.ghosts {
 			out = append(out, event{t: step(time.Duration(1+r.IntN(5)) * time.Second), kind: evAccess, interaction: "read",
-				out: outNotFound, user: u, patients: []string{"Patient/" + id}, addr: addr, session: sid})
+				out: outNotFound, user: u, patients: []string{ident.PatientPrefix + id}, addr: addr, session: sid})
 		}
 	case monitor.CatDenied:
 		signIn()
@@ -320,7 +321,7 @@ func (g *dayGen) play(in incident) []event {
 			p := r.IntN(len(w.pats))
 			out = append(out, event{t: step(time.Duration(3+r.IntN(20)) * time.Second), kind: evAccess,
 				interaction: pick(r, []string{"read", "update", "delete"}), out: outDenied, user: u,
-				patients: []string{"Patient/" + w.pats[p].id}, addr: addr, session: sid})
+				patients: []string{ident.PatientPrefix + w.pats[p].id}, addr: addr, session: sid})
 		}
 	case monitor.CatSession:
 		// The user's own session, then the same session replayed from a

@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"github.com/phivault/phivault/internal/ident"
 	"github.com/phivault/phivault/internal/monitor"
 )
 
@@ -295,7 +296,7 @@ func (w *world) truth(incs []incident) []TruthRow {
 			continue
 		}
 		for _, p := range in.patients {
-			out = append(out, TruthRow{User: user, Patient: "Patient/" + w.pats[p].id, Category: in.cat})
+			out = append(out, TruthRow{User: user, Patient: ident.PatientPrefix + w.pats[p].id, Category: in.cat})
 		}
 	}
 	return out
