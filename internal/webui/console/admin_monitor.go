@@ -68,11 +68,11 @@ const maxAlertID = 64
 // security administrator to the attack categories.
 var alertTriage = []identity.Role{identity.RolePrivacyOfficer, identity.RoleSecurityAdmin}
 
-// monitorActor is the monitoring service's actor of a console request.
 // AlertPath is the page of one access alert, its id appended: the link
 // a notification carries (internal/app).
 const AlertPath = "/admin/alerts/"
 
+// monitorActor is the monitoring service's actor of a console request.
 func monitorActor(r *http.Request, v *site.Viewer) alerts.Actor {
 	c := site.Caller(r, v)
 	return alerts.Actor{Agent: c.Agent, Roles: slices.Clone(v.P.Roles), Purpose: c.Purpose, RequestID: c.RequestID, Status: http.StatusOK}
