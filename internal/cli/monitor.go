@@ -124,6 +124,9 @@ func (e *env) runIngest(cmd *cobra.Command, o ingestOptions) error {
 	}
 	_ = bar.Finish()
 	fmt.Fprintf(e.stdout, "ingested %d events (%d bytes) from %q: %d alerts stored, %d suppressed", res.Events, res.Bytes, o.source, res.Alerts, res.Suppressed)
+	if res.ContextUnreadable > 0 {
+		fmt.Fprintf(e.stdout, ", %d unreadable context resources skipped", res.ContextUnreadable)
+	}
 	if res.Unreadable > 0 {
 		fmt.Fprintf(e.stdout, ", %d unreadable lines skipped", res.Unreadable)
 	}
@@ -239,17 +242,18 @@ func (e *env) ingestRemote(ctx context.Context, o ingestOptions, paths []string,
 		return alerts.Ingested{}, fmt.Errorf("server answered %s: %s", resp.Status, apiErrorText(body))
 	}
 	var out struct {
-		Run        string `json:"run"`
-		Events     int64  `json:"events"`
-		Bytes      int64  `json:"bytes"`
-		Alerts     int    `json:"alerts"`
-		Suppressed int    `json:"suppressed"`
-		Unreadable int    `json:"unreadable"`
+		Run               string `json:"run"`
+		Events            int64  `json:"events"`
+		Bytes             int64  `json:"bytes"`
+		Alerts            int    `json:"alerts"`
+		Suppressed        int    `json:"suppressed"`
+		Unreadable        int    `json:"unreadable"`
+		ContextUnreadable int    `json:"context_unreadable"`
 	}
 	if err := json.Unmarshal(body, &out); err != nil {
 		return alerts.Ingested{}, fmt.Errorf("reading the response: %w", err)
 	}
-	return alerts.Ingested{Run: out.Run, Events: out.Events, Bytes: out.Bytes, Alerts: out.Alerts, Suppressed: out.Suppressed, Unreadable: out.Unreadable}, nil
+	return alerts.Ingested{Run: out.Run, Events: out.Events, Bytes: out.Bytes, Alerts: out.Alerts, Suppressed: out.Suppressed, Unreadable: out.Unreadable, ContextUnreadable: out.ContextUnreadable}, nil
 }
 
 // writeParts writes the context part and an events part per file.

@@ -116,7 +116,7 @@ func (a *adminAPI) monitorIngest(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	writeAPIJSON(w, http.StatusOK, map[string]any{"run": res.Run, "events": res.Events, "bytes": res.Bytes,
-		"alerts": res.Alerts, "suppressed": res.Suppressed, "unreadable": res.Unreadable})
+		"alerts": res.Alerts, "suppressed": res.Suppressed, "unreadable": res.Unreadable, "context_unreadable": res.ContextUnreadable})
 	return nil
 }
 

@@ -72,6 +72,9 @@ type Ingested struct {
 	// Unreadable counts event lines that were not AuditEvents (skipped,
 	// up to MaxUnreadable).
 	Unreadable int
+	// ContextUnreadable counts context resources whose fields did not
+	// have the shape expected (skipped: they explain nothing).
+	ContextUnreadable int
 }
 
 // MaxUnreadable bounds the unreadable event lines an ingest skips; one
@@ -123,7 +126,7 @@ func (s *Service) Ingest(ctx context.Context, by Actor, source string, contextFi
 		Entities: []string{"MonitorRun/" + id}, RequestID: by.RequestID, Status: by.Status,
 		Policies: []string{"source=" + source, "events=" + strconv.FormatInt(res.Events, 10), "alerts=" + strconv.Itoa(res.Alerts),
 			"suppressed=" + strconv.Itoa(res.Suppressed), "bytes=" + strconv.FormatInt(res.Bytes, 10),
-			"unreadable=" + strconv.Itoa(res.Unreadable)}}
+			"unreadable=" + strconv.Itoa(res.Unreadable), "context-unreadable=" + strconv.Itoa(res.ContextUnreadable)}}
 	// The run's end is recorded even when the caller gave up.
 	rctx := context.WithoutCancel(ctx)
 	if err := s.record(rctx, func(t storage.MonitorTx) error { return t.FinishMonitorRun(rctx, run) }, ev); err != nil {
@@ -144,7 +147,7 @@ func (s *Service) ingest(ctx context.Context, run, source string, contextFile io
 	}
 	defer enc.Close()
 	w := &chunker{ctx: ctx, s: s, run: run, kind: "context", enc: enc}
-	dir, err := fhirctx.Parse(io.TeeReader(contextFile, w))
+	dir, cst, err := fhirctx.ParseWith(io.TeeReader(contextFile, w), fhirctx.Limits{})
 	if err != nil {
 		return res, fmt.Errorf("%w: reading the context Bundle: %w", ErrInvalid, err)
 	}
@@ -156,6 +159,7 @@ func (s *Service) ingest(ctx context.Context, run, source string, contextFile io
 		return res, err
 	}
 	res.Bytes = w.written()
+	res.ContextUnreadable = cst.Unreadable
 	progress(Progress{Phase: "context", Bytes: res.Bytes})
 	eng := monitor.NewEngine(dir, monitor.Options{Source: source})
 	save := func(as []monitor.Alert) error {

@@ -418,3 +418,28 @@ func TestCursor(t *testing.T) {
 		}
 	})
 }
+
+// One line over the line limit costs only itself: the events after it
+// are ingested and scored (found by the outside tester: one long line
+// ended the ingest early, reported as a success).
+func TestIngestLongLine(t *testing.T) {
+	ctxFile, err := os.ReadFile(filepath.Join("testdata", "context.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	evFile, err := os.ReadFile(filepath.Join("testdata", "events.ndjson"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	long := `{"resourceType":"AuditEvent","x":"` + strings.Repeat("A", 1<<20) + "\"}\n"
+	in := append([]byte(long), evFile...)
+	eachDriver(t, func(t *testing.T, e env) {
+		res, err := e.svc.Ingest(t.Context(), officer("u-po"), "his", bytes.NewReader(ctxFile), alerts.FileList(bytes.NewReader(in)), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Events != 3 || res.Unreadable != 1 || res.Alerts == 0 {
+			t.Errorf("ingest after a long first line: %+v", res)
+		}
+	})
+}

@@ -66,7 +66,8 @@ type batch struct {
 	evs   [][]monitor.Event
 	errs  []error
 	done  chan struct{}
-	rerr  error // a read error after the lines (ends the input)
+	long  []bool // lines over MaxLine (dropped: only their number is kept)
+	rerr  error  // a read error after the lines (ends the input)
 }
 
 // NewReader returns a reader of r.
@@ -101,6 +102,10 @@ func (r *Reader) start() {
 				b.evs = make([][]monitor.Event, len(b.lines))
 				b.errs = make([]error, len(b.lines))
 				for i, l := range b.lines {
+					if b.long[i] {
+						b.errs[i] = fmt.Errorf("%w: longer than %d bytes", ErrLine, MaxLine)
+						continue
+					}
 					b.evs[i], b.errs[i] = Parse(l)
 				}
 				close(b.done)
@@ -110,17 +115,21 @@ func (r *Reader) start() {
 	go func() {
 		defer close(r.order)
 		defer close(work)
-		sc := bufio.NewScanner(r.src)
-		sc.Buffer(make([]byte, 0, 64<<10), MaxLine)
+		lr := newLineReader(r.src)
 		line := 0
 		for {
 			b := &batch{first: line + 1, done: make(chan struct{})}
-			for len(b.lines) < batchLines && sc.Scan() {
+			for len(b.lines) < batchLines {
+				l, long, err := lr.next()
+				if err != nil {
+					if err != io.EOF {
+						b.rerr = err
+					}
+					break
+				}
 				line++
-				b.lines = append(b.lines, bytes.Clone(sc.Bytes()))
-			}
-			if len(b.lines) < batchLines {
-				b.rerr = sc.Err()
+				b.lines = append(b.lines, l)
+				b.long = append(b.long, long)
 			}
 			select {
 			case work <- b:
@@ -164,9 +173,6 @@ func (r *Reader) Next() (monitor.Event, error) {
 			if b.rerr != nil {
 				r.failed = true
 				r.line = b.first + len(b.lines)
-				if errors.Is(b.rerr, bufio.ErrTooLong) {
-					return monitor.Event{}, fmt.Errorf("line %d: %w: longer than %d bytes", r.line, ErrLine, MaxLine)
-				}
 				return monitor.Event{}, fmt.Errorf("reading the events: %w", b.rerr)
 			}
 			continue
@@ -182,7 +188,7 @@ func (r *Reader) Next() (monitor.Event, error) {
 		}
 		if err != nil {
 			r.pos++
-			if len(bytes.TrimSpace(b.lines[r.pos-1])) == 0 {
+			if !b.long[r.pos-1] && len(bytes.TrimSpace(b.lines[r.pos-1])) == 0 {
 				continue
 			}
 			return monitor.Event{}, fmt.Errorf("line %d: %w", r.line, err)
@@ -338,4 +344,54 @@ func jsonProblem(err error) string {
 	default:
 		return "invalid JSON"
 	}
+}
+
+// lineReader splits input into lines of at most MaxLine bytes; a longer
+// line is consumed to its end and reported as long, so that one
+// oversized line costs only itself, never the lines after it. A UTF-8
+// byte order mark at the start is dropped.
+type lineReader struct {
+	br    *bufio.Reader
+	first bool
+}
+
+func newLineReader(r io.Reader) *lineReader {
+	return &lineReader{br: bufio.NewReaderSize(r, 64<<10), first: true}
+}
+
+// next returns the next line without its end, or io.EOF.
+func (lr *lineReader) next() (line []byte, long bool, err error) {
+	var buf []byte
+	read := false
+	for {
+		chunk, err := lr.br.ReadSlice('\n')
+		read = read || len(chunk) > 0
+		if !long {
+			if len(buf)+len(chunk) > MaxLine+1 { // +1: the newline
+				long, buf = true, nil
+			} else {
+				buf = append(buf, chunk...)
+			}
+		}
+		if err == bufio.ErrBufferFull {
+			continue
+		}
+		if err != nil && err != io.EOF {
+			return nil, false, err
+		}
+		if err == io.EOF && !read {
+			return nil, false, io.EOF
+		}
+		break
+	}
+	if long {
+		return nil, true, nil
+	}
+	buf = bytes.TrimSuffix(buf, []byte("\n"))
+	buf = bytes.TrimSuffix(buf, []byte("\r"))
+	if lr.first {
+		buf = bytes.TrimPrefix(buf, []byte("\xef\xbb\xbf"))
+		lr.first = false
+	}
+	return buf, false, nil
 }

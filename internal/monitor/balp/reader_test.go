@@ -159,3 +159,31 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// An oversized line costs only itself: the events after it are read
+// (found by the outside tester: one long line dropped the rest of the
+// log while the ingest reported success).
+func TestReaderLongLineInTheMiddle(t *testing.T) {
+	line := strings.ReplaceAll(readEvent, "\n", "")
+	long := `{"resourceType":"AuditEvent","x":"` + strings.Repeat("A", MaxLine+100) + `"}`
+	in := "\xef\xbb\xbf" + line + "\r\n" + long + "\n" + line + "\n" + strings.Repeat(line+"\n", 1000) + long
+	r := NewReader(strings.NewReader(in))
+	var n, longs int
+	for {
+		_, err := r.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			if !errors.Is(err, ErrLine) || !strings.Contains(err.Error(), "longer than") {
+				t.Fatalf("line %d: %v", r.Line(), err)
+			}
+			longs++
+			continue
+		}
+		n++
+	}
+	if n != 1002 || longs != 2 {
+		t.Fatalf("read %d events and %d long lines, want 1002 and 2", n, longs)
+	}
+}

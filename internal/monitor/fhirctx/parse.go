@@ -1,6 +1,7 @@
 package fhirctx
 
 import (
+	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -33,6 +34,10 @@ type Stats struct {
 	Entries int
 	ByType  map[string]int // resources read, by type
 	Skipped int            // entries of other types, or without a resource
+	// Unreadable counts entries of the types read whose fields did not
+	// have the shape expected (skipped, so that a resource the parser
+	// misreads never refuses a whole context).
+	Unreadable int
 }
 
 // wanted are the resource types the directory is built from.
@@ -53,7 +58,7 @@ func ParseWith(r io.Reader, lim Limits) (*monitor.Directory, Stats, error) {
 	lim = lim.withDefaults()
 	b := newBuilder()
 	st := Stats{ByType: map[string]int{}}
-	dec := json.NewDecoder(r)
+	dec := json.NewDecoder(skipBOM(r))
 	if err := expectDelim(dec, '{'); err != nil {
 		return nil, st, fmt.Errorf("%w: %v", ErrNotBundle, err)
 	}
@@ -95,7 +100,12 @@ func ParseWith(r io.Reader, lim Limits) (*monitor.Directory, Stats, error) {
 				var res resource
 				if wanted[k.ResourceType] {
 					if err := json.Unmarshal(e.Resource, &res); err != nil {
-						return nil, st, fmt.Errorf("reading Bundle.entry[%d] (%s): %s", st.Entries, k.ResourceType, jsonProblem(err))
+						st.Unreadable++
+						st.Entries++
+						continue
+					}
+					if res.ID == "" {
+						res.ID = idFromFullURL(e.FullURL, k.ResourceType)
 					}
 				}
 				typ, err := b.add(e.FullURL, res)
@@ -170,6 +180,8 @@ func jsonProblem(err error) string {
 	var se *json.SyntaxError
 	var te *json.UnmarshalTypeError
 	switch {
+	case strings.Contains(err.Error(), "exceeded max depth"):
+		return "the JSON is nested too deeply"
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		return "the JSON ends early"
 	case errors.As(err, &se):
@@ -199,4 +211,29 @@ func safeKey(k string) string {
 func parseTime(s string, end bool) time.Time {
 	t, _ := fhir.ParseDateTime(s, end)
 	return t
+}
+
+// idFromFullURL gives a resource without an id (a transaction Bundle's
+// new resource) the id its fullUrl names: a urn:uuid's uuid, or the id
+// of a RESTful URL of its type; "" otherwise.
+func idFromFullURL(fullURL, typ string) string {
+	if u, ok := strings.CutPrefix(fullURL, "urn:uuid:"); ok && validID(u) {
+		return u
+	}
+	if i := strings.LastIndex(fullURL, "/"+typ+"/"); i >= 0 {
+		if id := fullURL[i+len(typ)+2:]; validID(id) {
+			return id
+		}
+	}
+	return ""
+}
+
+// skipBOM drops a UTF-8 byte order mark at the start of r (some
+// exporters write one; JSON forbids it, FHIR servers accept it).
+func skipBOM(r io.Reader) io.Reader {
+	br := bufio.NewReader(r)
+	if b, err := br.Peek(3); err == nil && string(b) == "\xef\xbb\xbf" {
+		_, _ = br.Discard(3)
+	}
+	return br
 }

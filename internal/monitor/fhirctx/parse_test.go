@@ -107,7 +107,7 @@ func TestParseRefuses(t *testing.T) {
 		{"bad id", `{"resourceType":"Bundle","entry":[{"resource":{"resourceType":"Patient","id":"a b","name":[{"family":"` + name + `"}]}}]}`},
 		{"truncated", `{"resourceType":"Bundle","entry":[{"resource":{"resourceType":"Patient","id":"a","name":[{"family":"` + name},
 		{"trailing", `{"resourceType":"Bundle"} {}`},
-		{"wrong type", `{"resourceType":"Bundle","entry":[{"resource":{"resourceType":"Patient","id":"a","birthDate":7}}]}`},
+		{"too deep", `{"resourceType":"Bundle","entry":[` + strings.Repeat("[", 20000) + `]}`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse(strings.NewReader(tc.in))
@@ -187,5 +187,33 @@ func TestParseAcceptsOtherShapes(t *testing.T) {
 	}
 	if cover == nil || cover.Start.Day() != 4 || cover.End.Day() != 4 {
 		t.Fatalf("a participant's own period must bound their relation: %+v", d.Relations["Patient/p"])
+	}
+}
+
+// A resource of a type read whose fields have an unexpected shape is
+// skipped and counted, never a reason to refuse the whole context; a
+// resource named only by its fullUrl (a transaction's new resource)
+// takes its id from it; a byte order mark is accepted (found by the
+// outside tester).
+func TestParseTolerates(t *testing.T) {
+	in := "\xef\xbb\xbf" + `{"resourceType":"Bundle","type":"transaction","entry":[
+	 {"resource":{"resourceType":"Patient","id":"a","birthDate":7}},
+	 {"fullUrl":"urn:uuid:0b3a8d6e-9c1f-4d2a-8f5e-1a2b3c4d5e6f","resource":{"resourceType":"Patient","managingOrganization":{"reference":"Organization/o"}},
+	  "request":{"method":"POST","url":"Patient"}},
+	 {"fullUrl":"https://ehr.example/fhir/Practitioner/n9","resource":{"resourceType":"Practitioner"}},
+	 {"resource":{"resourceType":"Encounter","id":"e","subject":{"reference":"urn:uuid:0b3a8d6e-9c1f-4d2a-8f5e-1a2b3c4d5e6f"},"participant":[{"individual":{"reference":"Practitioner/n9"}}]}}
+	]}`
+	d, st, err := ParseWith(strings.NewReader(in), Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Unreadable != 1 {
+		t.Errorf("unreadable %d, want 1", st.Unreadable)
+	}
+	if d.Patients["Patient/0b3a8d6e-9c1f-4d2a-8f5e-1a2b3c4d5e6f"] == nil || d.Practitioners["Practitioner/n9"] == nil {
+		t.Fatalf("resources without an id: %v %v", d.Patients, d.Practitioners)
+	}
+	if rels := d.Relations["Patient/0b3a8d6e-9c1f-4d2a-8f5e-1a2b3c4d5e6f"]; len(rels) != 1 || rels[0].Participants[0] != "Practitioner/n9" {
+		t.Fatalf("relations %+v", rels)
 	}
 }

@@ -90,7 +90,7 @@ type resource struct {
 	// Encounter, CareTeam, ServiceRequest
 	Subject              subjects      `json:"subject"` // a reference, or a list (Account)
 	Participant          []participant `json:"participant"`
-	ManagingOrganization []reference   `json:"managingOrganization"`
+	ManagingOrganization subjects      `json:"managingOrganization"` // a list (CareTeam), one (Patient)
 	PerformerType        concept       `json:"performerType"`
 	Performer            []reference   `json:"performer"`
 	Requester            reference     `json:"requester"`
