@@ -175,7 +175,7 @@ func (e *Engine) access(user string, ev *Event) {
 	if x.strength <= explRelated || len(ps.static) > 0 || ps.vip {
 		ps.accesses = appendCapped(ps.accesses, e.opt.MaxEvidence, accessRef(ev))
 	}
-	e.behaviour(user, person, ev, x.strength <= explRelated, off)
+	e.behaviour(user, person, ev, x.strength <= explRelated, x.glass, off)
 	if !ps.self && (len(ps.static) > 0 || ps.unexplained > 0 || ps.offHours > 0) {
 		e.scorePair(user, ev.Patient, ps)
 	}
