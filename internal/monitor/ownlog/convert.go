@@ -37,7 +37,7 @@ var accessActions = map[audit.Action]bool{
 	audit.ActionHistory: true, audit.ActionHistoryType: true, audit.ActionHistorySystem: true,
 	audit.ActionCreate: true, audit.ActionUpdate: true, audit.ActionDelete: true,
 	audit.ActionTransaction: true, audit.ActionBatch: true, audit.ActionEverything: true,
-	audit.ActionErase: true,
+	audit.ActionErase:  true,
 	audit.ActionLocate: true, audit.ActionBreakGlass: true,
 	// A file of audit events about patients (the privacy office's
 	// export of a search, a patient's accounting of accesses) tells who
