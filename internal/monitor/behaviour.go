@@ -446,13 +446,19 @@ func (e *Engine) emitIncident(user string, inc *incident) {
 			main, best = c, lo
 		}
 	}
-	// An export or bulk read of many unexplained patients is also a
-	// browsing burst and a volume spike; when most of the listed
-	// patients were read in bulk, the incident is named for what it is.
-	if _, ok := inc.lo[CatBulk]; ok && main != CatBulk {
-		if u := e.users[user]; u != nil && 2*countFlag(inc.patients, u.day.patients, flagBulk) >= len(inc.patients) {
-			main = CatBulk
-		}
+	// The findings of a day overlap: an export of strangers' records is
+	// also a browsing burst and a volume spike, and a shift of strangers
+	// holds an hour of several. The incident is named for the finding
+	// that covers most of the patients it lists, whatever scored
+	// highest: bulk when most were read in bulk, volume rather than
+	// browsing when the worst hour holds less than half of them.
+	_, hasBulk := inc.lo[CatBulk]
+	_, hasVolume := inc.lo[CatVolume]
+	switch u := e.users[user]; {
+	case hasBulk && main != CatBulk && u != nil && 2*countFlag(inc.patients, u.day.patients, flagBulk) >= len(inc.patients):
+		main = CatBulk
+	case main == CatBrowsing && hasVolume && 2*inc.unexplained < len(inc.patients):
+		main = CatVolume
 	}
 	// The findings of a day are views of one behaviour: the score is the
 	// strongest, not their sum.

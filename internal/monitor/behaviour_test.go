@@ -311,3 +311,31 @@ func TestIncidentHeadlineMatchesSignal(t *testing.T) {
 		t.Fatalf("evidence covers %d patients", len(seen))
 	}
 }
+
+// A shift of strangers, a few an hour, is volume, though one of its
+// hours is also a small browsing burst.
+func TestShiftOfStrangersIsNamedVolume(t *testing.T) {
+	evs := routine(8, 12)
+	for i := range 40 {
+		evs = append(evs, access(t0.Add(2*time.Hour+time.Duration(i)*13*time.Minute), "Practitioner/n0", fmt.Sprintf("Patient/p%d", 200+i)))
+	}
+	for i := range 8 { // one busier hour
+		evs = append(evs, access(t0.Add(3*time.Hour+time.Duration(i)*5*time.Minute+time.Second), "Practitioner/n0", fmt.Sprintf("Patient/p%d", 300+i)))
+	}
+	sortByTime(evs)
+	e := NewEngine(ward(8), Options{Source: "test"})
+	for _, ev := range evs {
+		e.Add(ev)
+	}
+	e.Add(access(t0.Add(24*time.Hour), "Practitioner/n1", "Patient/p1")) // close the day
+	as := e.Alerts(true)
+	var inc *Alert
+	for i := range as {
+		if as[i].User == "Practitioner/n0" && len(as[i].Patients) > 1 {
+			inc = &as[i]
+		}
+	}
+	if inc == nil || inc.Category != CatVolume || len(inc.Patients) < 40 {
+		t.Fatalf("incident: %+v", as)
+	}
+}
