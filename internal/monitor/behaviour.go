@@ -450,48 +450,73 @@ func (e *Engine) emitIncident(user string, inc *incident) {
 	// also a browsing burst and a volume spike, and a shift of strangers
 	// holds an hour of several. The incident is named for the finding
 	// that covers most of the patients it lists, whatever scored
-	// highest: bulk when most were read in bulk, volume rather than
-	// browsing when the worst hour holds less than half of them.
-	_, hasBulk := inc.lo[CatBulk]
-	_, hasVolume := inc.lo[CatVolume]
-	switch u := e.users[user]; {
-	case hasBulk && main != CatBulk && u != nil && 2*countFlag(inc.patients, u.day.patients, flagBulk) >= len(inc.patients):
-		main = CatBulk
-	case main == CatBrowsing && hasVolume && 2*inc.unexplained < len(inc.patients):
+	// highest: bulk for the patients read in bulk (a day with both an
+	// export and charts opened one by one makes two alerts, the
+	// export's under its own key), volume rather than browsing when the
+	// worst hour holds less than half of the others.
+	patients, bulkPatients := inc.patients, []string(nil)
+	if _, ok := inc.lo[CatBulk]; ok {
+		if u := e.users[user]; u != nil {
+			patients, bulkPatients = splitFlag(inc.patients, u.day.patients, flagBulk)
+		}
+	}
+	if len(patients) == 0 {
+		patients, bulkPatients, main = bulkPatients, nil, CatBulk
+	} else if main == CatBulk {
+		main = CatBrowsing
+		if lo, ok := inc.lo[CatBrowsing]; !ok || inc.lo[CatVolume] > lo {
+			main = CatVolume
+		}
+	}
+	if _, ok := inc.lo[CatVolume]; ok && main == CatBrowsing && 2*inc.unexplained < len(patients) {
 		main = CatVolume
+	}
+	if _, ok := inc.lo[main]; !ok {
+		main = CatBulk // bulk alone, its patients not in the day's window (overflow)
 	}
 	// The findings of a day are views of one behaviour: the score is the
 	// strongest, not their sum.
-	a := Alert{
-		Key:         e.key(user, "", "behaviour", inc.day.Format("2006-01-02")),
-		User:        user,
-		Patients:    slices.Clone(inc.patients),
-		Category:    main,
-		Categories:  cats,
-		Score:       logistic(best),
-		Explanation: incidentExplanation(inc),
-		First:       inc.first,
-		Last:        inc.last,
-		Evidence: Evidence{
-			Accesses: slices.Clone(inc.accesses),
-			Signals:  sigs,
-		},
+	alert := func(key string, c Category, ps []string) Alert {
+		a := Alert{
+			Key:         key,
+			User:        user,
+			Patients:    slices.Clone(ps),
+			Category:    c,
+			Categories:  cats,
+			Score:       logistic(best),
+			Explanation: incidentExplanation(inc),
+			First:       inc.first,
+			Last:        inc.last,
+			Evidence:    Evidence{Signals: sigs},
+		}
+		for _, x := range inc.accesses {
+			if bulkPatients == nil || slices.Contains(ps, x.Patient) {
+				a.Evidence.Accesses = append(a.Evidence.Accesses, x)
+			}
+		}
+		if inc.unexplained > 0 {
+			a.Evidence.Missing = []string{"care relation for " + fmt.Sprint(inc.unexplained) + " patients"}
+		}
+		return a
 	}
-	if inc.unexplained > 0 {
-		a.Evidence.Missing = []string{"care relation for " + fmt.Sprint(inc.unexplained) + " patients"}
+	day := inc.day.Format("2006-01-02")
+	e.upsert(alert(e.key(user, "", "behaviour", day), main, patients))
+	if len(bulkPatients) > 0 {
+		e.upsert(alert(e.key(user, "", "behaviour", day, "bulk"), CatBulk, bulkPatients))
 	}
-	e.upsert(a)
 }
 
-// countFlag counts the patients whose flags in the window hold f.
-func countFlag(patients []string, flags map[string]uint8, f uint8) int {
-	n := 0
+// splitFlag splits patients into those whose flags lack f and those
+// whose flags hold it.
+func splitFlag(patients []string, flags map[string]uint8, f uint8) (without, with []string) {
 	for _, p := range patients {
 		if flags[p]&f != 0 {
-			n++
+			with = append(with, p)
+		} else {
+			without = append(without, p)
 		}
 	}
-	return n
+	return without, with
 }
 
 func incidentExplanation(inc *incident) string {
