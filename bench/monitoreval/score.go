@@ -24,6 +24,10 @@ type result struct {
 	// truth rows per category, found by any alert, found by an alert of
 	// that category.
 	rows, found, foundExact map[monitor.Category]int
+	// found by an alert whose main category (the TSV's category column)
+	// is the row's, naming the row's user (and patient), or its address
+	// when the row names no user: how a reader of the TSV matches.
+	foundMain map[monitor.Category]int
 	// wrong units by the main category of an alert that made them.
 	wrong map[monitor.Category]int
 }
@@ -44,6 +48,28 @@ func (r result) recall(c monitor.Category, exact bool) (float64, bool) {
 		return float64(r.foundExact[c]) / float64(n), true
 	}
 	return float64(r.found[c]) / float64(n), true
+}
+
+func (r result) recallMain(c monitor.Category) (float64, bool) {
+	if n := r.rows[c]; n > 0 {
+		return float64(r.foundMain[c]) / float64(n), true
+	}
+	return 0, false
+}
+
+func (r result) macroMain() float64 {
+	var sum float64
+	var n int
+	for _, c := range scenario.Categories {
+		if v, ok := r.recallMain(c); ok {
+			sum += v
+			n++
+		}
+	}
+	if n == 0 {
+		return 0
+	}
+	return sum / float64(n)
 }
 
 // macro is the mean of the recalls of the categories injected.
@@ -145,7 +171,7 @@ func group(c monitor.Category) int {
 // category among its Categories.
 func score(truth []scenario.TruthRow, alerts []monitor.Alert) result {
 	res := result{rows: map[monitor.Category]int{}, found: map[monitor.Category]int{}, foundExact: map[monitor.Category]int{},
-		wrong: map[monitor.Category]int{}}
+		foundMain: map[monitor.Category]int{}, wrong: map[monitor.Category]int{}}
 	type pair struct{ u, p string }
 	truthPairs := map[pair]bool{}
 	userFamily := map[string]map[int]bool{}
@@ -174,6 +200,7 @@ func score(truth []scenario.TruthRow, alerts []monitor.Alert) result {
 	}
 	pairCats := map[pair][]monitor.Category{}
 	pairMain := map[pair]monitor.Category{}
+	pairMains := map[pair][]monitor.Category{}
 	pairOK := map[pair]bool{}
 	for _, a := range alerts {
 		cs := cats(a)
@@ -195,6 +222,7 @@ func score(truth []scenario.TruthRow, alerts []monitor.Alert) result {
 		for _, p := range a.Patients {
 			k := pair{a.User, p}
 			pairCats[k] = append(pairCats[k], cs...)
+			pairMains[k] = append(pairMains[k], a.Category)
 			if _, ok := pairMain[k]; !ok {
 				pairMain[k] = a.Category
 			}
@@ -236,6 +264,15 @@ func score(truth []scenario.TruthRow, alerts []monitor.Alert) result {
 		}
 		if found {
 			res.found[t.Category]++
+		}
+		if t.Patient != "" && !scenario.Attack(t.Category) {
+			if slices.Contains(pairMains[pair{t.User, t.Patient}], t.Category) {
+				res.foundMain[t.Category]++
+			}
+		} else if slices.ContainsFunc(alerts, func(a monitor.Alert) bool {
+			return a.Category == t.Category && ((t.User != "" && a.User == t.User) || (t.User == "" && a.Address == t.Address))
+		}) {
+			res.foundMain[t.Category]++
 		}
 		if exact {
 			res.foundExact[t.Category]++
@@ -280,10 +317,16 @@ func printTable(w io.Writer, size string, _ scenario.Options, rs []result) {
 	row("**precision**", func(r result) (float64, bool) { return r.precision(), r.units > 0 }, "%.3f", true)
 	row("**macro recall**", func(r result) (float64, bool) { return r.macro(false), true }, "%.3f", true)
 	row("macro recall, category exact", func(r result) (float64, bool) { return r.macro(true), true }, "%.3f", true)
+	row("macro recall, main category (TSV: user, patient, category)", func(r result) (float64, bool) { return r.macroMain(), true }, "%.3f", true)
 	for _, c := range scenario.Categories {
 		row("recall "+string(c)+" (rows)", func(r result) (float64, bool) {
 			v, ok := r.recall(c, false)
 			return v, ok
+		}, "%.2f", true)
+	}
+	for _, c := range scenario.Categories {
+		row("recall "+string(c)+", main category", func(r result) (float64, bool) {
+			return r.recallMain(c)
 		}, "%.2f", true)
 	}
 	fmt.Fprint(w, "\nwrong units by alert category (seed order): ")

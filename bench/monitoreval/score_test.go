@@ -49,6 +49,24 @@ func TestScore(t *testing.T) {
 			t.Errorf("%s: recall %v exact %v, want %v", c, got, exact, w)
 		}
 	}
+	// main category: family (main neighbour) no, browsing (main volume)
+	// no, credential (address, main credential) yes.
+	for c, w := range map[monitor.Category]float64{monitor.CatFamily: 0, monitor.CatBrowsing: 0, monitor.CatCredential: 1, monitor.CatMFA: 0} {
+		if got, _ := r.recallMain(c); got != w {
+			t.Errorf("%s: main-category recall %v, want %v", c, got, w)
+		}
+	}
+	// An attack row with a user is matched by the user in the main
+	// category, not by the address alone.
+	r = score(truth[5:], []monitor.Alert{{Address: "198.51.100.7", Category: monitor.CatMFA}})
+	if got, _ := r.recallMain(monitor.CatMFA); got != 0 {
+		t.Errorf("an alert without the row's user: main-category recall %v", got)
+	}
+	r = score(truth[5:], []monitor.Alert{{User: "Practitioner/d", Category: monitor.CatMFA}})
+	if got, _ := r.recallMain(monitor.CatMFA); got != 1 {
+		t.Errorf("an alert with the row's user: main-category recall %v", got)
+	}
+	r = score(truth, alerts)
 	if m := r.macro(false); math.Abs(m-(1+0+0.5+1+0)/5) > 1e-9 {
 		t.Errorf("macro recall %v", m)
 	}

@@ -33,6 +33,7 @@ type addrHour struct {
 	fails    int
 	ok       int // successful sign-ins
 	tokens   int
+	tokenWho string // the one user the refused tokens name; "-" when several
 	evidence []AccessRef
 }
 
@@ -126,8 +127,18 @@ func (e *Engine) attacks(user string, ev *Event) {
 		}
 		h := e.addrHourOf(ev.Address)
 		h.tokens++
+		switch {
+		case h.tokens == 1:
+			h.tokenWho = user
+		case h.tokenWho != user:
+			h.tokenWho = "-"
+		}
+		who := h.tokenWho
+		if who == "-" {
+			who = ""
+		}
 		h.evidence = appendCapped(h.evidence, e.opt.MaxEvidence, accessRef(ev))
-		e.countAlert("", ev, CatToken, e.w.Token, h.tokens, h.evidence,
+		e.countAlert(who, ev, CatToken, e.w.Token, h.tokens, h.evidence,
 			fmt.Sprintf("%d refused tokens from one address in one hour", h.tokens))
 	case ev.Outcome == OutcomeNotFound:
 		w := e.whoOf(user, ev)
@@ -211,11 +222,19 @@ func (e *Engine) countAlert(user string, ev *Event, c Category, r CountRule, n i
 		return
 	}
 	who, addr := user, ""
-	if who == "" || c == CatToken {
-		who, addr = "", ev.Address
+	key := e.key(who, addr, string(c), e.dayStart.Format("2006-01-02"))
+	switch {
+	case c == CatToken:
+		// Counted per address: the alert carries the address, and the
+		// user when the refused tokens all name one account.
+		addr = ev.Address
+		key = e.key("", addr, string(c), e.dayStart.Format("2006-01-02"))
+	case who == "":
+		addr = ev.Address
+		key = e.key("", addr, string(c), e.dayStart.Format("2006-01-02"))
 	}
 	a := Alert{
-		Key:         e.key(who, addr, string(c), e.dayStart.Format("2006-01-02")),
+		Key:         key,
 		User:        who,
 		Address:     addr,
 		Category:    c,

@@ -62,6 +62,22 @@ func TestAttackDetectors(t *testing.T) {
 			}
 			return evs
 		}, CatToken, "192.0.2.1", ""},
+		{"refused tokens naming one account", func() (evs []Event) {
+			for i := range 10 {
+				evs = append(evs, auth(sec(i), KindToken, OutcomeFailure, doc, "", "192.0.2.1"))
+			}
+			return evs
+		}, CatToken, "192.0.2.1", doc},
+		{"refused tokens naming two accounts", func() (evs []Event) {
+			for i := range 10 {
+				who := doc
+				if i == 7 {
+					who = nurse
+				}
+				evs = append(evs, auth(sec(i), KindToken, OutcomeFailure, who, "", "192.0.2.1"))
+			}
+			return evs
+		}, CatToken, "192.0.2.1", ""},
 		{"enumeration", func() (evs []Event) {
 			for i := range 12 {
 				ev := access(sec(i), doc, fmt.Sprintf("Patient/missing%d", i))

@@ -12,7 +12,9 @@ import (
 // is the number of distinct patients in the window against the user's
 // own past windows and their peers' (same role code and department);
 // browsing is the number of distinct unexplained patients in an hour
-// against the peers; bulk is the patients read through exports and
+// against the peers (a patient opened only under break-the-glass counts
+// as unexplained here: the grant is the user's own word for one chart,
+// and many of them in an hour is itself the pattern); bulk is the patients read through exports and
 // bulk reads in the day. Findings of one user on one day make one
 // incident alert, keyed by user and day, listing each patient it
 // covers.
@@ -31,6 +33,7 @@ const (
 	flagUnexplained uint8 = 1 << iota
 	flagOffHours
 	flagBulk
+	flagGlass // explained only by a break-the-glass grant
 )
 
 type window struct {
@@ -39,11 +42,12 @@ type window struct {
 	unexplained int
 	offHours    int
 	bulk        int
-	accesses    []AccessRef // unexplained or bulk accesses, capped
+	glass       int         // of the unexplained, opened under break-the-glass only
+	accesses    []AccessRef // the first unexplained or bulk access of each patient, capped
 }
 
 func (w *window) reset() {
-	w.n, w.unexplained, w.offHours, w.bulk = 0, 0, 0, 0
+	w.n, w.unexplained, w.offHours, w.bulk, w.glass = 0, 0, 0, 0, 0
 	clear(w.patients)
 	w.accesses = w.accesses[:0]
 }
@@ -74,6 +78,9 @@ func (w *window) add(patient string, f uint8, max int) uint8 {
 	}
 	if nf&flagBulk != 0 {
 		w.bulk++
+	}
+	if nf&flagGlass != 0 {
+		w.glass++
 	}
 	if !ok {
 		return nf | 0x80 // new patient
@@ -120,12 +127,14 @@ type incident struct {
 	day         time.Time
 	lo          map[Category]float64
 	sigs        map[Category]Signal
+	sigN        map[Category]int
 	patients    []string
 	seen        map[string]bool
 	accesses    []AccessRef
 	hourMax     int // most distinct patients in an hour
 	hourUsual   float64
 	unexplained int // most unexplained patients in an hour
+	glass       int // of them, opened under break-the-glass only
 	offHours    int
 	dayN        int
 	dayUsual    float64
@@ -179,7 +188,7 @@ func (e *Engine) peer(u *userState, pick func(*group) baseline) baseline {
 
 // behaviour accounts one access in the user's windows and scores the
 // open hour as it grows.
-func (e *Engine) behaviour(user string, p *Person, ev *Event, unexplained, off bool) {
+func (e *Engine) behaviour(user string, p *Person, ev *Event, unexplained, glass, off bool) {
 	u := e.userOf(user, p)
 	u.lastSeen = ev.Time
 	u.active = true
@@ -190,12 +199,17 @@ func (e *Engine) behaviour(user string, p *Person, ev *Event, unexplained, off b
 			f |= flagOffHours
 		}
 	}
+	if glass {
+		f |= flagUnexplained | flagGlass
+	}
 	if ev.Bulk || isBulkAction(ev.Action) {
 		f |= flagBulk
 	}
 	nf := u.hour.add(ev.Patient, f, maxWindowSize)
 	df := u.day.add(ev.Patient, f, maxWindowSize)
-	if f&(flagUnexplained|flagBulk) != 0 {
+	if nf&(flagUnexplained|flagBulk) != 0 {
+		// One access per patient: the evidence shows the breadth, not
+		// the hundred writes of one chart.
 		u.hour.accesses = appendCapped(u.hour.accesses, e.opt.MaxEvidence, accessRef(ev))
 	}
 	if nf == 0 && df == 0 {
@@ -235,7 +249,7 @@ func (e *Engine) listPatient(inc *incident, p string) bool {
 
 func (e *Engine) incidentOf(u *userState) *incident {
 	if u.inc == nil || !u.inc.day.Equal(e.dayStart) {
-		u.inc = &incident{day: e.dayStart, lo: map[Category]float64{}, sigs: map[Category]Signal{}, seen: map[string]bool{}}
+		u.inc = &incident{day: e.dayStart, lo: map[Category]float64{}, sigs: map[Category]Signal{}, sigN: map[Category]int{}, seen: map[string]bool{}}
 	}
 	return u.inc
 }
@@ -248,6 +262,7 @@ func (e *Engine) scoreHour(user string, u *userState, closing bool) {
 		lo   float64
 		sig  Signal
 		list uint8
+		n    int // the count the signal reports
 	}
 	var fs []finding
 	// Volume: distinct patients this hour against own and peers.
@@ -260,7 +275,7 @@ func (e *Engine) scoreHour(user string, u *userState, closing bool) {
 				list = 0x80
 			}
 			fs = append(fs, finding{CatVolume, lo, Signal{Detector: string(CatVolume), Value: round(z), Weight: round(lo),
-				Detail: fmt.Sprintf("%d patients in one hour, usually %.0f", u.hour.n, usual)}, list})
+				Detail: fmt.Sprintf("%d patients in one hour, usually %.0f", u.hour.n, usual)}, list, u.hour.n})
 			if inc := e.incidentOf(u); u.hour.n > inc.hourMax {
 				inc.hourMax, inc.hourUsual = u.hour.n, usual
 			}
@@ -278,8 +293,12 @@ func (e *Engine) scoreHour(user string, u *userState, closing bool) {
 			if 2*u.hour.offHours > u.hour.unexplained {
 				lo += w.BrowsingOffHours
 			}
+			detail := fmt.Sprintf("%d patients without a care relation in one hour", u.hour.unexplained)
+			if u.hour.glass > 0 {
+				detail += fmt.Sprintf("; %d patients opened under break-the-glass in one hour", u.hour.glass)
+			}
 			fs = append(fs, finding{CatBrowsing, lo, Signal{Detector: string(CatBrowsing), Value: round(z), Weight: round(lo),
-				Detail: fmt.Sprintf("%d patients without a care relation in one hour", u.hour.unexplained)}, flagUnexplained})
+				Detail: detail}, flagUnexplained, u.hour.unexplained})
 		}
 	}
 	// Bulk: patients read through exports and bulk reads today.
@@ -290,7 +309,7 @@ func (e *Engine) scoreHour(user string, u *userState, closing bool) {
 		}
 		if lo >= 0 {
 			fs = append(fs, finding{CatBulk, lo, Signal{Detector: string(CatBulk), Value: float64(u.day.bulk), Weight: round(lo),
-				Detail: fmt.Sprintf("%d patients read in bulk or exported today", u.day.bulk)}, flagBulk})
+				Detail: fmt.Sprintf("%d patients read in bulk or exported today", u.day.bulk)}, flagBulk, u.day.bulk})
 		}
 	}
 	if len(fs) == 0 {
@@ -300,10 +319,7 @@ func (e *Engine) scoreHour(user string, u *userState, closing bool) {
 	inc.hitHour = e.hourStart
 	prevList := inc.listHour
 	for _, f := range fs {
-		if old, ok := inc.lo[f.c]; !ok || f.lo > old {
-			inc.lo[f.c] = f.lo
-			inc.sigs[f.c] = f.sig
-		}
+		inc.setSignal(f.c, f.lo, f.sig, f.n)
 		if f.list != 0 && inc.listHour != 0x80 {
 			if f.list == 0x80 {
 				inc.listHour = 0x80
@@ -312,7 +328,9 @@ func (e *Engine) scoreHour(user string, u *userState, closing bool) {
 			}
 		}
 	}
-	inc.unexplained = max(inc.unexplained, u.hour.unexplained)
+	if u.hour.unexplained >= inc.unexplained {
+		inc.unexplained, inc.glass = u.hour.unexplained, u.hour.glass
+	}
 	inc.offHours = max(inc.offHours, u.hour.offHours)
 	inc.bulk = max(inc.bulk, u.day.bulk)
 	if closing || inc.listHour != prevList {
@@ -388,11 +406,8 @@ func (e *Engine) scoreDay(user string, u *userState) {
 	}
 	lo := e.w.VolumePerZ*(math.Min(z, e.w.ZMax)-e.w.ZCut) + e.w.VolumeExplained*explainedExcess(u.day.n, u.day.unexplained, usual)
 	inc := e.incidentOf(u)
-	if old, ok := inc.lo[CatVolume]; !ok || lo > old {
-		inc.lo[CatVolume] = lo
-		inc.sigs[CatVolume] = Signal{Detector: string(CatVolume), Value: round(z), Weight: round(lo),
-			Detail: fmt.Sprintf("%d patients in the day, usually %.0f", u.day.n, usual)}
-	}
+	inc.setSignal(CatVolume, lo, Signal{Detector: string(CatVolume), Value: round(z), Weight: round(lo),
+		Detail: fmt.Sprintf("%d patients in the day, usually %.0f", u.day.n, usual)}, u.day.n)
 	inc.dayN, inc.dayUsual = u.day.n, usual
 	for p, fl := range u.day.patients {
 		if u.day.unexplained == 0 || fl&flagUnexplained != 0 {
@@ -404,6 +419,16 @@ func (e *Engine) scoreDay(user string, u *userState) {
 	}
 	inc.last = u.lastSeen
 	e.emitIncident(user, inc)
+}
+
+// setSignal keeps a category's strongest finding; between findings of
+// the same weight (a saturated z-score) the larger count, so the signal
+// says the same number as the explanation.
+func (inc *incident) setSignal(c Category, lo float64, sig Signal, n int) {
+	if old, ok := inc.lo[c]; ok && (lo < old || (lo == old && n <= inc.sigN[c])) {
+		return
+	}
+	inc.lo[c], inc.sigs[c], inc.sigN[c] = lo, sig, n
 }
 
 func (e *Engine) emitIncident(user string, inc *incident) {
@@ -421,27 +446,77 @@ func (e *Engine) emitIncident(user string, inc *incident) {
 			main, best = c, lo
 		}
 	}
+	// The findings of a day overlap: an export of strangers' records is
+	// also a browsing burst and a volume spike, and a shift of strangers
+	// holds an hour of several. The incident is named for the finding
+	// that covers most of the patients it lists, whatever scored
+	// highest: bulk for the patients read in bulk (a day with both an
+	// export and charts opened one by one makes two alerts, the
+	// export's under its own key), volume rather than browsing when the
+	// worst hour holds less than half of the others.
+	patients, bulkPatients := inc.patients, []string(nil)
+	if _, ok := inc.lo[CatBulk]; ok {
+		if u := e.users[user]; u != nil {
+			patients, bulkPatients = splitFlag(inc.patients, u.day.patients, flagBulk)
+		}
+	}
+	if len(patients) == 0 {
+		patients, bulkPatients, main = bulkPatients, nil, CatBulk
+	} else if main == CatBulk {
+		main = CatBrowsing
+		if lo, ok := inc.lo[CatBrowsing]; !ok || inc.lo[CatVolume] > lo {
+			main = CatVolume
+		}
+	}
+	if _, ok := inc.lo[CatVolume]; ok && main == CatBrowsing && 2*inc.unexplained < len(patients) {
+		main = CatVolume
+	}
+	if _, ok := inc.lo[main]; !ok {
+		main = CatBulk // bulk alone, its patients not in the day's window (overflow)
+	}
 	// The findings of a day are views of one behaviour: the score is the
 	// strongest, not their sum.
-	a := Alert{
-		Key:         e.key(user, "", "behaviour", inc.day.Format("2006-01-02")),
-		User:        user,
-		Patients:    slices.Clone(inc.patients),
-		Category:    main,
-		Categories:  cats,
-		Score:       logistic(best),
-		Explanation: incidentExplanation(inc),
-		First:       inc.first,
-		Last:        inc.last,
-		Evidence: Evidence{
-			Accesses: slices.Clone(inc.accesses),
-			Signals:  sigs,
-		},
+	alert := func(key string, c Category, ps []string) Alert {
+		a := Alert{
+			Key:         key,
+			User:        user,
+			Patients:    slices.Clone(ps),
+			Category:    c,
+			Categories:  cats,
+			Score:       logistic(best),
+			Explanation: incidentExplanation(inc),
+			First:       inc.first,
+			Last:        inc.last,
+			Evidence:    Evidence{Signals: sigs},
+		}
+		for _, x := range inc.accesses {
+			if bulkPatients == nil || slices.Contains(ps, x.Patient) {
+				a.Evidence.Accesses = append(a.Evidence.Accesses, x)
+			}
+		}
+		if inc.unexplained > 0 {
+			a.Evidence.Missing = []string{"care relation for " + fmt.Sprint(inc.unexplained) + " patients"}
+		}
+		return a
 	}
-	if inc.unexplained > 0 {
-		a.Evidence.Missing = []string{"care relation for " + fmt.Sprint(inc.unexplained) + " patients"}
+	day := inc.day.Format("2006-01-02")
+	e.upsert(alert(e.key(user, "", "behaviour", day), main, patients))
+	if len(bulkPatients) > 0 {
+		e.upsert(alert(e.key(user, "", "behaviour", day, "bulk"), CatBulk, bulkPatients))
 	}
-	e.upsert(a)
+}
+
+// splitFlag splits patients into those whose flags lack f and those
+// whose flags hold it.
+func splitFlag(patients []string, flags map[string]uint8, f uint8) (without, with []string) {
+	for _, p := range patients {
+		if flags[p]&f != 0 {
+			with = append(with, p)
+		} else {
+			without = append(without, p)
+		}
+	}
+	return without, with
 }
 
 func incidentExplanation(inc *incident) string {
@@ -454,6 +529,9 @@ func incidentExplanation(inc *incident) string {
 	}
 	if inc.unexplained > 0 {
 		parts = append(parts, fmt.Sprintf("%d patients in one hour have no care team, encounter, order or billing relation with the user", inc.unexplained))
+	}
+	if inc.glass > 0 {
+		parts = append(parts, fmt.Sprintf("%d patients opened under break-the-glass in one hour", inc.glass))
 	}
 	if inc.offHours > 0 {
 		parts = append(parts, fmt.Sprintf("%d of them outside the user's rostered hours", inc.offHours))

@@ -3,6 +3,7 @@ package monitor
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -195,5 +196,149 @@ func TestBurstAcrossTheHourIsListedAtOnce(t *testing.T) {
 	}
 	if len(last) != 1 || len(last[0].Patients) != 23 {
 		t.Fatalf("by 06:10: %+v", last)
+	}
+}
+
+// An export of strangers' records is a browsing burst and a volume spike
+// too; the incident is named bulk, for the patients read in bulk.
+func TestBulkOfStrangersIsNamedBulk(t *testing.T) {
+	evs := routine(8, 8)
+	for i := range 60 {
+		ev := access(t0.Add(5*time.Hour+time.Duration(i)*time.Second), "Practitioner/n0", fmt.Sprintf("Patient/p%d", 200+i))
+		ev.Action = "export"
+		evs = append(evs, ev)
+	}
+	sortByTime(evs)
+	as := run(ward(8), evs...)
+	if len(as) != 1 {
+		t.Fatalf("want one incident, got %+v", as)
+	}
+	if a := as[0]; a.Category != CatBulk || len(a.Patients) != 60 || !slices.Contains(a.Categories, CatBrowsing) {
+		t.Fatalf("incident: %s %v %d patients", a.Category, a.Categories, len(a.Patients))
+	}
+	// A burst of charts opened one by one stays browsing though the day
+	// also holds a small export, which gets an alert of its own.
+	evs = routine(8, 8)
+	for i := range 25 {
+		evs = append(evs, access(t0.Add(5*time.Hour+time.Duration(i)*48*time.Second), "Practitioner/n0", fmt.Sprintf("Patient/p%d", 200+i)))
+	}
+	for i := range 8 {
+		ev := access(t0.Add(6*time.Hour+time.Duration(i)*time.Second), "Practitioner/n0", fmt.Sprintf("Patient/p%d", 300+i))
+		ev.Action = "export"
+		evs = append(evs, ev)
+	}
+	sortByTime(evs)
+	as = run(ward(8), evs...)
+	slices.SortFunc(as, func(a, b Alert) int { return strings.Compare(a.Key, b.Key) })
+	if len(as) != 2 || as[0].Category != CatBrowsing || len(as[0].Patients) != 25 ||
+		as[1].Category != CatBulk || len(as[1].Patients) != 8 || as[1].Key != as[0].Key+"|bulk" {
+		t.Fatalf("browsing with a small export: %+v", as)
+	}
+}
+
+// A break-the-glass grant explains one chart, not fifteen strangers'
+// in an hour.
+func TestBreakTheGlassBurst(t *testing.T) {
+	glass := func(evs []Event, n int) []Event {
+		for i := range n {
+			ev := access(t0.Add(5*time.Hour+time.Duration(i)*2*time.Minute), "Practitioner/n0", fmt.Sprintf("Patient/p%d", 200+i))
+			ev.BreakGlass = true
+			evs = append(evs, ev)
+		}
+		sortByTime(evs)
+		return evs
+	}
+	as := run(ward(8), glass(routine(8, 8), 15)...)
+	if len(as) != 1 {
+		t.Fatalf("want one incident, got %+v", as)
+	}
+	a := as[0]
+	if a.Category != CatBrowsing || a.User != "Practitioner/n0" || len(a.Patients) != 15 || a.Score < HighScore {
+		t.Fatalf("incident: %s %v %d patients score %v", a.Category, a.Categories, len(a.Patients), a.Score)
+	}
+	want := "15 patients opened under break-the-glass in one hour"
+	if !strings.Contains(a.Explanation, want) || !strings.Contains(a.Evidence.Signals[0].Detail, want) {
+		t.Fatalf("explanation %q signals %+v", a.Explanation, a.Evidence.Signals)
+	}
+	// One or two emergencies under break-the-glass are no pattern.
+	if as := run(ward(8), glass(routine(8, 8), 2)...); len(as) != 0 {
+		t.Fatalf("two break-the-glass accesses: %+v", as)
+	}
+	// A grant naming the user (a Consent) counts the same.
+	d := ward(8)
+	evs := routine(8, 8)
+	for i := range 15 {
+		p := fmt.Sprintf("Patient/p%d", 200+i)
+		d.Relations[p] = []Relation{{Kind: RelBreakGlass, Ref: "Consent/" + p, Participants: []string{"Practitioner/n0"},
+			Start: t0.Add(5 * time.Hour), End: t0.Add(7 * time.Hour)}}
+		evs = append(evs, access(t0.Add(5*time.Hour+time.Duration(i)*2*time.Minute+time.Second), "Practitioner/n0", p))
+	}
+	sortByTime(evs)
+	if as := run(d, evs...); len(as) != 1 || !strings.Contains(as[0].Explanation, want) {
+		t.Fatalf("grants naming the user: %+v", as)
+	}
+}
+
+// The headline, the detector's signal and the listed accesses agree: a
+// saturated burst reports its final size, and the evidence holds one
+// access per patient, not the many writes of the first chart.
+func TestIncidentHeadlineMatchesSignal(t *testing.T) {
+	evs := routine(8, 8)
+	for i := range 25 {
+		for k := range 30 {
+			evs = append(evs, access(t0.Add(5*time.Hour+time.Duration(i)*time.Minute+time.Duration(k)*time.Second), "Practitioner/n0", fmt.Sprintf("Patient/p%d", 200+i)))
+		}
+	}
+	sortByTime(evs)
+	as := run(ward(8), evs...)
+	if len(as) != 1 {
+		t.Fatalf("want one incident, got %+v", as)
+	}
+	a := as[0]
+	if !strings.Contains(a.Explanation, "25 patients in one hour have no care") {
+		t.Fatalf("explanation %q", a.Explanation)
+	}
+	for _, s := range a.Evidence.Signals {
+		if s.Detector == string(CatBrowsing) && !strings.HasPrefix(s.Detail, "25 patients") {
+			t.Fatalf("browsing signal %q", s.Detail)
+		}
+	}
+	seen := map[string]bool{}
+	for _, x := range a.Evidence.Accesses {
+		if seen[x.Patient] {
+			t.Fatalf("evidence lists %s twice: %+v", x.Patient, a.Evidence.Accesses)
+		}
+		seen[x.Patient] = true
+	}
+	if len(seen) < 20 {
+		t.Fatalf("evidence covers %d patients", len(seen))
+	}
+}
+
+// A shift of strangers, a few an hour, is volume, though one of its
+// hours is also a small browsing burst.
+func TestShiftOfStrangersIsNamedVolume(t *testing.T) {
+	evs := routine(8, 12)
+	for i := range 40 {
+		evs = append(evs, access(t0.Add(2*time.Hour+time.Duration(i)*13*time.Minute), "Practitioner/n0", fmt.Sprintf("Patient/p%d", 200+i)))
+	}
+	for i := range 8 { // one busier hour
+		evs = append(evs, access(t0.Add(3*time.Hour+time.Duration(i)*5*time.Minute+time.Second), "Practitioner/n0", fmt.Sprintf("Patient/p%d", 300+i)))
+	}
+	sortByTime(evs)
+	e := NewEngine(ward(8), Options{Source: "test"})
+	for _, ev := range evs {
+		e.Add(ev)
+	}
+	e.Add(access(t0.Add(24*time.Hour), "Practitioner/n1", "Patient/p1")) // close the day
+	as := e.Alerts(true)
+	var inc *Alert
+	for i := range as {
+		if as[i].User == "Practitioner/n0" && len(as[i].Patients) > 1 {
+			inc = &as[i]
+		}
+	}
+	if inc == nil || inc.Category != CatVolume || len(inc.Patients) < 40 {
+		t.Fatalf("incident: %+v", as)
 	}
 }

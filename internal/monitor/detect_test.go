@@ -236,3 +236,20 @@ func TestUserNamedByRoleOrAccount(t *testing.T) {
 		}
 	}
 }
+
+// A VIP who shares the user's postal code by chance is a VIP access:
+// the main category is the heaviest signal, not the first found.
+func TestPairMainCategoryIsTheHeaviest(t *testing.T) {
+	d := testDirectory()
+	d.Patients["Patient/vipnear"] = &PatientInfo{Ref: "Patient/vipnear", Family: "Starr", Given: []string{"Una"}, BirthDate: "1991-01-01",
+		Addresses: []Address{{Line: "80 Birch Road", City: "Springfield", PostalCode: "1000"}}, Labels: []string{"V"}}
+	as := run(d, access(t0, nurse, "Patient/vipnear"))
+	if len(as) != 1 || as[0].Category != CatVIP || !slices.Contains(as[0].Categories, CatNeighbour) {
+		t.Fatalf("got %+v", as)
+	}
+	// Family on the same street outweighs a VIP label.
+	d.Patients["Patient/family"].Labels = []string{"V"}
+	if as := run(d, access(t0, nurse, "Patient/family")); len(as) != 1 || as[0].Category != CatFamily {
+		t.Fatalf("got %+v", as)
+	}
+}

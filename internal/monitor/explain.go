@@ -68,6 +68,10 @@ const (
 type explanation struct {
 	strength strength
 	found    string // "encounter Encounter/9 (participant)", refs only
+	// glass: the only explanation is a break-the-glass grant, the
+	// user's own word. It explains one access, not a pattern: the
+	// behaviour detectors count such accesses as unexplained.
+	glass bool
 }
 
 // billingCodes are role codes of billing staff (lower case). Sources use
@@ -95,19 +99,29 @@ func within(t, start, end time.Time, before, after time.Duration) bool {
 // may be nil when the directory does not know the user) to patient.
 func (e *Engine) explain(user string, person *Person, ev *Event) explanation {
 	best := explanation{}
+	var glass explanation
 	if ev.BreakGlass {
-		best = explanation{strength: explWeak, found: "break-the-glass grant on the access"}
+		glass = explanation{strength: explWeak, found: "break-the-glass grant on the access", glass: true}
 	}
 	rels := e.dir.Relations[ev.Patient]
 	for i := range rels {
 		r := &rels[i]
 		s, why := e.explainBy(user, person, r, ev.Time)
+		if r.Kind == RelBreakGlass {
+			if s > glass.strength {
+				glass = explanation{strength: s, found: why, glass: true}
+			}
+			continue
+		}
 		if s > best.strength {
 			best = explanation{strength: s, found: why}
 		}
 		if best.strength == explSelf {
 			break
 		}
+	}
+	if glass.strength > best.strength {
+		return glass
 	}
 	if best.strength == explNone && person != nil {
 		if why := e.relatedAnyTime(user, person, rels); why != "" {

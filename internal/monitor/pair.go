@@ -2,6 +2,8 @@ package monitor
 
 import (
 	"fmt"
+	"math"
+	"slices"
 	"strings"
 	"time"
 )
@@ -175,7 +177,7 @@ func (e *Engine) access(user string, ev *Event) {
 	if x.strength <= explRelated || len(ps.static) > 0 || ps.vip {
 		ps.accesses = appendCapped(ps.accesses, e.opt.MaxEvidence, accessRef(ev))
 	}
-	e.behaviour(user, person, ev, x.strength <= explRelated, off)
+	e.behaviour(user, person, ev, x.strength <= explRelated, x.glass, off)
 	if !ps.self && (len(ps.static) > 0 || ps.unexplained > 0 || ps.offHours > 0) {
 		e.scorePair(user, ev.Patient, ps)
 	}
@@ -234,12 +236,21 @@ func (e *Engine) scorePair(user, patient string, ps *pairState) {
 	if len(cats) == 0 {
 		return
 	}
+	// The main category is the heaviest signal (a VIP who happens to
+	// share the user's postal code is a VIP access); unexplained only
+	// when nothing else is found.
+	main, mw := cats[0], math.Inf(-1)
+	for _, sg := range sigs {
+		if c := Category(sg.Detector); c != CatUnexplained && slices.Contains(cats, c) && sg.Weight > mw {
+			main, mw = c, sg.Weight
+		}
+	}
 	sigs = append(sigs, Signal{Detector: "prior", Value: 1, Weight: e.w.PairBias, Detail: "prior odds of misuse"})
 	a := Alert{
 		Key:         e.key(user, patient, "pair"),
 		User:        user,
 		Patients:    []string{patient},
-		Category:    cats[0],
+		Category:    main,
 		Categories:  cats,
 		Score:       logistic(lo),
 		Explanation: pairExplanation(ps),

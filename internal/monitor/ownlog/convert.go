@@ -37,7 +37,7 @@ var accessActions = map[audit.Action]bool{
 	audit.ActionHistory: true, audit.ActionHistoryType: true, audit.ActionHistorySystem: true,
 	audit.ActionCreate: true, audit.ActionUpdate: true, audit.ActionDelete: true,
 	audit.ActionTransaction: true, audit.ActionBatch: true, audit.ActionEverything: true,
-	audit.ActionErase: true, audit.ActionImport: true,
+	audit.ActionErase:  true,
 	audit.ActionLocate: true, audit.ActionBreakGlass: true,
 	// A file of audit events about patients (the privacy office's
 	// export of a search, a patient's accounting of accesses) tells who
@@ -48,7 +48,33 @@ var accessActions = map[audit.Action]bool{
 // bulkActions read many records by their nature, whatever the number of
 // patients the event names.
 var bulkActions = map[audit.Action]bool{
-	audit.ActionHistorySystem: true, audit.ActionImport: true,
+	audit.ActionHistorySystem: true,
+}
+
+// OfflinePolicy is the deciding policy of the trusted offline operator
+// (record.PolicyOffline: `phivault import`, the demo's data load,
+// reindex), copied here so that the monitor does not import the record
+// service.
+const OfflinePolicy = "offline-operator"
+
+// loadActions write records in. Done by the offline operator they are a
+// data load (`phivault import`, `phivault demo`), not a person opening
+// charts: the operator already holds the data it writes, and a load of
+// a thousand patients would otherwise be the day's largest "browsing"
+// burst. An import (audit.ActionImport) is a data load whoever runs it.
+// The operator's reads are still accesses: a person with the key file
+// reading charts offline is exactly what monitoring must see.
+var loadActions = map[audit.Action]bool{
+	audit.ActionCreate: true, audit.ActionUpdate: true, audit.ActionTransaction: true, audit.ActionBatch: true,
+}
+
+// isDataLoad reports whether a successful event wrote data in rather
+// than disclosed it.
+func isDataLoad(ev audit.Event) bool {
+	if ev.Action == audit.ActionImport {
+		return true
+	}
+	return loadActions[ev.Action] && ev.Agent.Client == "cli" && slices.Contains(ev.Policies, OfflinePolicy)
 }
 
 // authKinds maps the authentication actions to their kind.
@@ -66,6 +92,8 @@ var authKinds = map[audit.Action]monitor.Kind{
 //   - an access interaction (read, vread, search-type, history...,
 //     $everything, create, update, delete, transaction, patient-locate,
 //     break-glass, an export of audit events about patients) gives one KindAccess event per patient it touched,
+//     except a data load (isDataLoad: an import, or a write by the
+//     offline operator with policy OfflinePolicy), which is no access;
 //     all marked Bulk when the event touched BulkPatients or more (or
 //     its action reads in bulk); an attempt that touched no patient but
 //     failed (denied, not found) gives one KindAccess event with Patient
@@ -110,7 +138,7 @@ func Convert(leaf int64, ev audit.Event, accounts Accounts) []monitor.Event {
 		base.Kind, base.Outcome = monitor.KindToken, monitor.OutcomeFailure
 		return []monitor.Event{base}
 	}
-	if !accessActions[ev.Action] {
+	if !accessActions[ev.Action] || (isDataLoad(ev) && base.Outcome == monitor.OutcomeSuccess) {
 		if base.Outcome == monitor.OutcomeSuccess && base.Session == "" {
 			return nil
 		}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/phivault/phivault/internal/audit"
 	"github.com/phivault/phivault/internal/monitor"
+	"github.com/phivault/phivault/internal/record"
 )
 
 func TestConvert(t *testing.T) {
@@ -94,6 +95,22 @@ func TestConvert(t *testing.T) {
 			[]monitor.Event{with(func(e *monitor.Event) {
 				e.Kind, e.Outcome, e.Action = monitor.KindOther, monitor.OutcomeSuccess, "request"
 			})}},
+		{"the demo's data load is no access", audit.Event{Action: audit.ActionCreate, Outcome: audit.OutcomeSuccess, Agent: audit.Agent{User: "demo", Client: "cli"}, Purpose: "HOPERAT", Policies: []string{OfflinePolicy}, Patients: []string{"Patient/p1"}}, nil},
+		{"an import is no access", audit.Event{Action: audit.ActionImport, Outcome: audit.OutcomeSuccess, Agent: audit.Agent{User: "u-doc", Address: "10.0.0.7"}, Patients: []string{"Patient/p1"}}, nil},
+		{"an import in a session is only a session use", audit.Event{Action: audit.ActionImport, Outcome: audit.OutcomeSuccess, Agent: clin, Patients: []string{"Patient/p1"}},
+			[]monitor.Event{with(func(e *monitor.Event) {
+				e.Kind, e.Outcome, e.Action = monitor.KindOther, monitor.OutcomeSuccess, "import"
+			})}},
+		{"the offline operator's read is an access", audit.Event{Action: audit.ActionRead, Outcome: audit.OutcomeSuccess, Agent: audit.Agent{User: "ops", Client: "cli"}, Purpose: "HOPERAT", Policies: []string{OfflinePolicy}, Patients: []string{"Patient/p1"}},
+			[]monitor.Event{{Time: at, Kind: monitor.KindAccess, Outcome: monitor.OutcomeSuccess, User: "User/ops", Patient: "Patient/p1", Action: "read", Purpose: "HOPERAT", Ref: "leaf/42"}}},
+		{"a clinician's create is an access", audit.Event{Action: audit.ActionCreate, Outcome: audit.OutcomeSuccess, Agent: clin, Patients: []string{"Patient/p1"}},
+			[]monitor.Event{with(func(e *monitor.Event) {
+				e.Kind, e.Outcome, e.Patient, e.Action = monitor.KindAccess, monitor.OutcomeSuccess, "Patient/p1", "create"
+			})}},
+		{"a refused import counts as a refusal", audit.Event{Action: audit.ActionImport, Outcome: audit.OutcomeDenied, Status: 403, Agent: clin},
+			[]monitor.Event{with(func(e *monitor.Event) {
+				e.Kind, e.Outcome, e.Action = monitor.KindOther, monitor.OutcomeDenied, "import"
+			})}},
 		{"quiet success without a session", audit.Event{Action: audit.ActionCapabilities, Outcome: audit.OutcomeSuccess, Agent: audit.Agent{Address: "10.0.0.9"}}, nil},
 	}
 	for _, c := range cases {
@@ -134,5 +151,12 @@ func TestConvertBulk(t *testing.T) {
 	ev.Action, ev.Patients = audit.ActionHistorySystem, ev.Patients[:1]
 	if got := Convert(1, ev, nil); !got[0].Bulk {
 		t.Error("history-system is not marked bulk")
+	}
+}
+
+// The offline operator's policy is copied from the record service.
+func TestOfflinePolicyIsTheRecordServices(t *testing.T) {
+	if OfflinePolicy != record.PolicyOffline {
+		t.Fatalf("OfflinePolicy %q, record.PolicyOffline %q", OfflinePolicy, record.PolicyOffline)
 	}
 }
