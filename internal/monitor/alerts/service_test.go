@@ -14,9 +14,11 @@ import (
 
 	"github.com/phivault/phivault/internal/apitest"
 	"github.com/phivault/phivault/internal/audit"
+	"github.com/phivault/phivault/internal/identity"
 	"github.com/phivault/phivault/internal/monitor"
 	"github.com/phivault/phivault/internal/monitor/alerts"
 	"github.com/phivault/phivault/internal/storage"
+	"github.com/phivault/phivault/internal/storage/sqldb"
 )
 
 // env is a real phivault (keys, store, audit log) on one driver.
@@ -36,6 +38,25 @@ func eachDriver(t *testing.T, fn func(t *testing.T, e env)) {
 			fn(t, env{srv: s, svc: svc})
 		})
 	}
+}
+
+// account creates an enabled account with roles, bound to fhirUser
+// ("" none), and returns its actor.
+func (e env) account(t *testing.T, fhirUser string, roles ...identity.Role) alerts.Actor {
+	t.Helper()
+	id, err := identity.NewID(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := identity.User{ID: id, Username: "mon-" + id[4:16], DisplayName: "Monitor test", Roles: roles, FHIRUser: fhirUser}
+	if _, err := e.srv.App.Store.(*sqldb.Store).Users().Create(t.Context(), u); err != nil {
+		t.Fatal(err)
+	}
+	by := alerts.Actor{Agent: audit.Agent{User: id}, RequestID: "req-" + id, Status: 200}
+	for _, r := range roles {
+		by.Roles = append(by.Roles, string(r))
+	}
+	return by
 }
 
 func officer(user string) alerts.Actor {
@@ -148,7 +169,7 @@ func TestSaveKeepsTriage(t *testing.T) {
 func TestSuppression(t *testing.T) {
 	eachDriver(t, func(t *testing.T, e env) {
 		ctx := t.Context()
-		po := officer("u-po")
+		po := e.account(t, "", identity.RolePrivacyOfficer)
 		saved, err := e.svc.Save(ctx, []monitor.Alert{alertOf("k1", "his", "Practitioner/p1", monitor.CatNeighbour, 0.6, "Patient/a")})
 		if err != nil {
 			t.Fatal(err)
