@@ -223,8 +223,9 @@ func (s *Service) prepare(ctx context.Context, a monitor.Alert, now time.Time) (
 		Policies: []string{"category=" + string(a.Category), "severity=" + string(a.Severity),
 			"score=" + strconv.FormatFloat(a.Score, 'f', 2, 64), "source=" + a.Source}}
 	if a.Source == SourcePhivault {
-		// Only phivault's own patients are named: each patient's view of
-		// the log shows that an alert was raised on their record.
+		// Only phivault's own patients are named: an auditor's search of
+		// the log by patient finds the alert. No patient sees it
+		// (audit.Event.PatientView leaves monitoring events out).
 		p.ev.Patients = slices.Clone(a.Patients)
 	}
 	return p, nil

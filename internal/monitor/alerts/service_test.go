@@ -247,8 +247,8 @@ func TestUnderReview(t *testing.T) {
 		if refs, err := e.svc.UnderReview(ctx, "Patient/zz"); err != nil || len(refs) != 0 {
 			t.Errorf("Patient/zz: %v %v", refs, err)
 		}
-		// The own-log alert's event names its patients (their views of
-		// the log show it).
+		// The own-log alert's event names its patients (an auditor's
+		// search by patient finds it; no patient's view shows it).
 		found := false
 		for _, ev := range e.events(t) {
 			if ev.Action == audit.ActionMonitorAlert && slices.Equal(ev.Patients, []string{"Patient/a", "Patient/b"}) {

@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/phivault/phivault/internal/audit"
 	"github.com/phivault/phivault/internal/ident"
 )
 
@@ -19,10 +18,10 @@ import (
 //
 // The monitoring service's own steps (an alert raised, read, assigned,
 // noted, decided, a suppression rule) name the patient in the audit log
-// but are left out of the patient's list: they are the privacy
-// office's work on the log, not accesses to the record, and listing
-// them would tell the patient (and through the patient, the person
-// under review) about an alert before it is confirmed.
+// but are no patient's: audit.Event.PatientView leaves them out of
+// every patient's view (this list, its export, the FHIR AuditEvent
+// API), so that the patient (and through the patient, the person under
+// review) learns of an alert only once it is confirmed.
 
 // Reviewing says which accesses to a patient's record the privacy
 // office is reviewing (the monitoring service).
@@ -31,11 +30,6 @@ type Reviewing interface {
 	// accesses to patient ("Patient/<id>") covered by a confirmed alert.
 	UnderReview(ctx context.Context, patient string) ([]string, error)
 }
-
-// monitorAction says whether a is one of the monitoring service's own
-// audit actions (left out of the patient's list): they all begin with
-// "monitor-" (audit/monitor.go).
-func monitorAction(a audit.Action) bool { return strings.HasPrefix(string(a), "monitor-") }
 
 // markUnderReview sets UnderReview on the rows whose log position a
 // confirmed alert covers. It returns false when the monitoring service
