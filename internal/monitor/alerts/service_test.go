@@ -230,22 +230,46 @@ func TestUnderReview(t *testing.T) {
 		if err != nil || saved.Created != 2 {
 			t.Fatalf("save: %+v %v", saved, err)
 		}
-		if refs, err := e.svc.UnderReview(ctx, "Patient/a"); err != nil || len(refs) != 0 {
-			t.Fatalf("open alert under review: %v %v", refs, err)
+		if rv, err := e.svc.UnderReview(ctx, "Patient/a"); err != nil || len(rv.Refs) != 0 || len(rv.Spans) != 0 {
+			t.Fatalf("open alert under review: %+v %v", rv, err)
 		}
 		for _, id := range saved.IDs {
 			if err := e.svc.SetDisposition(ctx, po, id, storage.AlertConfirmed, ""); err != nil {
 				t.Fatal(err)
 			}
 		}
-		if refs, err := e.svc.UnderReview(ctx, "Patient/a"); err != nil || !slices.Equal(refs, []string{"leaf/1"}) {
-			t.Errorf("Patient/a: %v %v", refs, err)
+		if rv, err := e.svc.UnderReview(ctx, "Patient/a"); err != nil || !slices.Equal(rv.Refs, []string{"leaf/1"}) ||
+			len(rv.Spans) != 1 || rv.Spans[0] != (alerts.Span{User: "User/u9", First: t0, Last: t0.Add(time.Hour)}) {
+			t.Errorf("Patient/a: %+v %v", rv, err)
 		}
-		if refs, err := e.svc.UnderReview(ctx, "Patient/b"); err != nil || !slices.Equal(refs, []string{"leaf/2"}) {
-			t.Errorf("Patient/b: %v %v", refs, err)
+		if rv, err := e.svc.UnderReview(ctx, "Patient/b"); err != nil || !slices.Equal(rv.Refs, []string{"leaf/2"}) ||
+			len(rv.Spans) != 1 || rv.Spans[0] != (alerts.Span{User: "User/u9", First: t0, Last: t0.Add(time.Hour)}) {
+			t.Errorf("Patient/b: %+v %v", rv, err)
 		}
-		if refs, err := e.svc.UnderReview(ctx, "Patient/zz"); err != nil || len(refs) != 0 {
-			t.Errorf("Patient/zz: %v %v", refs, err)
+		if rv, err := e.svc.UnderReview(ctx, "Patient/zz"); err != nil || len(rv.Refs) != 0 || len(rv.Spans) != 0 {
+			t.Errorf("Patient/zz: %+v %v", rv, err)
+		}
+		// The spans cover the user's other accesses, by account or by
+		// the Practitioner it is bound to, within the alert's times only.
+		rv, _ := e.svc.UnderReview(ctx, "Patient/a")
+		for _, c := range []struct {
+			account, fhirUser string
+			at                time.Time
+			want              bool
+		}{
+			{"u9", "", t0.Add(30 * time.Minute), true},
+			{"u9", "", t0.Add(time.Hour), true},
+			{"u9", "", t0.Add(2 * time.Hour), false},
+			{"u8", "", t0.Add(30 * time.Minute), false},
+			{"", "", t0.Add(30 * time.Minute), false},
+		} {
+			if got := rv.Covers(c.account, c.fhirUser, c.at); got != c.want {
+				t.Errorf("Covers(%q, %q, %v) = %t", c.account, c.fhirUser, c.at, got)
+			}
+		}
+		prac := alerts.Review{Spans: []alerts.Span{{User: "Practitioner/p1", First: t0, Last: t0}}}
+		if !prac.Covers("usr_x", "Practitioner/p1", t0) || prac.Covers("usr_x", "Practitioner/p2", t0) {
+			t.Error("a Practitioner span does not match the bound account's accesses")
 		}
 		// The own-log alert's event names its patients (an auditor's
 		// search by patient finds it; no patient's view shows it).
