@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/phivault/phivault/internal/httpapi"
+	"github.com/phivault/phivault/internal/identity"
 	"github.com/phivault/phivault/internal/monitor"
 	"github.com/phivault/phivault/internal/monitor/alerts"
 	"github.com/phivault/phivault/internal/monitor/notify"
@@ -147,7 +149,28 @@ func (a *App) Monitor() (*alerts.Service, error) {
 		Seal:  alerts.KeySealer{Keys: a.Keys},
 		MAC:   a.Keys,
 		Log:   a.Log,
+		// The triage's accounts: the actor's FHIR user (separation of
+		// duties) and a rule author's roles (a rule's reach).
+		Accounts: monitorAccounts{a.db.Users()},
 	})
+}
+
+// monitorAccounts is the monitoring service's view of the directory.
+type monitorAccounts struct{ d identity.Directory }
+
+func (m monitorAccounts) Account(ctx context.Context, id string) (alerts.Account, error) {
+	u, err := m.d.ByID(ctx, id)
+	if errors.Is(err, identity.ErrNotFound) {
+		return alerts.Account{}, nil
+	}
+	if err != nil {
+		return alerts.Account{}, err
+	}
+	acc := alerts.Account{FHIRUser: u.FHIRUser}
+	for _, r := range u.Roles {
+		acc.Roles = append(acc.Roles, string(r))
+	}
+	return acc, nil
 }
 
 // monitorAPI is the service behind /admin/api/monitor, or nil (the

@@ -285,9 +285,16 @@ func (e *Event) Touch(ref string, patients ...string) {
 // Compartments places in the patient's compartment; for an event
 // without Compartments, all of them when the patient is the only one it
 // touched, none otherwise (whose they are is not known: fail closed).
+//
+// Monitoring events (the privacy office's work on the log: an alert
+// raised, read, decided, a suppression rule; [Action.Monitoring]) are
+// no patient's: they are false for every patient, so that no patient
+// (and through them, the person under review) learns of an alert
+// before it is confirmed. Every patient path (the FHIR AuditEvent API,
+// the portal, its accounting export) goes through this view.
 func (e Event) PatientView(patient string) (Event, bool) {
 	me := slices.Index(e.Patients, patient)
-	if patient == "" || me < 0 {
+	if patient == "" || me < 0 || e.Action.Monitoring() {
 		return Event{}, false
 	}
 	v := Event{Time: e.Time, Action: e.Action, Outcome: e.Outcome, Purpose: e.Purpose, Query: e.Query,

@@ -1,5 +1,7 @@
 package audit
 
+import "strings"
+
 // Privacy and intrusion monitoring (issue 16, ADR 0046). Every read and
 // change of an alert is recorded; refused attempts are the same action
 // with OutcomeDenied. Entities name alerts "MonitorAlert/<id>", notes
@@ -32,3 +34,11 @@ const (
 	// matched, "suppressed=<rule id>".
 	ActionMonitorAlert Action = "monitor-alert"
 )
+
+// monitorPrefix begins every monitoring action above.
+const monitorPrefix = "monitor-"
+
+// Monitoring reports whether a is one of the monitoring service's own
+// actions (the privacy office's work on the log, never an access to a
+// record): they are left out of every patient's view ([Event.PatientView]).
+func (a Action) Monitoring() bool { return strings.HasPrefix(string(a), monitorPrefix) }

@@ -91,3 +91,26 @@ func TestEventCompartmentsOmitted(t *testing.T) {
 		t.Fatalf("%s %v", b, err)
 	}
 }
+
+// TestPatientViewMonitoring: a monitoring event that names a patient
+// (an alert raised on their record, its triage) is in no patient's
+// view, and every monitoring action is recognised as one (pen test:
+// a patient read an open alert's event through GET /fhir/AuditEvent).
+func TestPatientViewMonitoring(t *testing.T) {
+	for _, act := range []audit.Action{audit.ActionMonitorIngest, audit.ActionMonitorAlertRead, audit.ActionMonitorDisposition,
+		audit.ActionMonitorAssign, audit.ActionMonitorNote, audit.ActionMonitorSuppress, audit.ActionMonitorAlert} {
+		if !act.Monitoring() {
+			t.Errorf("%s is not recognised as a monitoring action", act)
+		}
+		ev := audit.Event{Time: time.Unix(1_800_000_000, 0).UTC(), Action: act, Outcome: audit.OutcomeSuccess,
+			Agent: audit.Agent{User: "phivault", Client: "monitor"}, Patients: []string{"Patient/alice"}, Entities: []string{"MonitorAlert/x"}}
+		if v, ok := ev.PatientView("Patient/alice"); ok {
+			t.Errorf("%s: the patient sees the monitoring event %+v", act, v)
+		}
+	}
+	for _, act := range []audit.Action{audit.ActionRead, audit.ActionSearch} {
+		if act.Monitoring() {
+			t.Errorf("%s is taken for a monitoring action", act)
+		}
+	}
+}

@@ -164,37 +164,72 @@ func (s *Service) opened(ctx context.Context, r storage.MonitorAlert) Alert {
 	return a
 }
 
-// UnderReview returns the references of the accesses ("leaf/<n>", the
-// positions in phivault's own audit log) to patient ("Patient/<id>")
-// that are evidence of a confirmed alert: the patient portal shows them
-// as under review. Only alerts of phivault's own log count. It is not
-// audited here: the portal's read of the patient's own access history
-// is.
-func (s *Service) UnderReview(ctx context.Context, patient string) ([]string, error) {
+// Review is what the privacy office confirmed about one patient's
+// record: the accesses a patient sees as under review.
+type Review struct {
+	// Refs are the accesses kept as evidence ("leaf/<n>", positions in
+	// phivault's own audit log).
+	Refs []string
+	// Spans are the confirmed alerts' users and times: every access of
+	// User to the patient from First to Last (inclusive) is covered,
+	// evidence kept or not (the evidence is capped).
+	Spans []Span
+}
+
+// Span is one confirmed alert's reach over a patient's record.
+type Span struct {
+	// User is the alert's user as the own-log converter names it:
+	// "Practitioner/<id>" (an account bound to that Practitioner),
+	// "User/<account id>" or "Client/<token id>".
+	User        string
+	First, Last time.Time
+}
+
+// Covers reports whether an access at t by the account with id
+// account, bound to fhirUser ("" none), is within one of r's spans.
+func (r Review) Covers(account, fhirUser string, t time.Time) bool {
+	for _, sp := range r.Spans {
+		who := (account != "" && (sp.User == "User/"+account || sp.User == "Client/"+account)) || (fhirUser != "" && sp.User == fhirUser)
+		if who && !t.Before(sp.First) && !t.After(sp.Last) {
+			return true
+		}
+	}
+	return false
+}
+
+// UnderReview returns what confirmed alerts cover of patient's
+// ("Patient/<id>") record: the accesses kept as their evidence and,
+// for the alerts with a user, the user and the alert's span. Only
+// alerts of phivault's own log count. It is not audited here: the
+// portal's read of the patient's own access history is.
+func (s *Service) UnderReview(ctx context.Context, patient string) (Review, error) {
+	var out Review
 	m, err := s.macOf(macPatient, SourcePhivault, patient)
 	if err != nil {
-		return nil, err
+		return out, err
 	}
 	rows, err := s.store.MonitorAlertsOfPatient(ctx, m, storage.AlertConfirmed)
 	if err != nil {
-		return nil, err
+		return out, err
 	}
 	seen := map[string]bool{}
-	var out []string
 	for _, r := range rows {
 		if r.Source != SourcePhivault {
 			continue
 		}
 		a, err := s.openAlert(ctx, r)
 		if err != nil {
-			return nil, err
+			return Review{}, err
 		}
 		for _, x := range a.Evidence.Accesses {
 			own := x.Patient == patient || (x.Patient == "" && len(a.Patients) == 1 && a.Patients[0] == patient)
 			if own && strings.HasPrefix(x.Ref, "leaf/") && !seen[x.Ref] {
 				seen[x.Ref] = true
-				out = append(out, x.Ref)
+				out.Refs = append(out.Refs, x.Ref)
 			}
+		}
+		if a.User != "" && !a.First.IsZero() && !a.Last.IsZero() {
+			out.Spans = append(out.Spans, Span{User: a.User, First: a.First.UTC(), Last: a.Last.UTC()})
 		}
 	}
 	return out, nil

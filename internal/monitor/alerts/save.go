@@ -38,7 +38,8 @@ const MaxAccesses = 2000
 func (s *Service) Save(ctx context.Context, as []monitor.Alert) (Saved, error) {
 	var out Saved
 	as = collapse(as)
-	rules := map[string][]storage.MonitorSuppression{}
+	rules := map[string][]activeRule{}
+	authors := map[string]access{}
 	for _, a := range as {
 		if a.Key == "" || a.Source == "" {
 			return Saved{}, fmt.Errorf("%w: an alert without key or source", ErrInvalid)
@@ -48,7 +49,13 @@ func (s *Service) Save(ctx context.Context, as []monitor.Alert) (Saved, error) {
 			if err != nil {
 				return Saved{}, err
 			}
-			rules[a.Source] = rs
+			for _, r := range rs {
+				x, err := s.accessOfAuthor(ctx, r.Author, authors)
+				if err != nil {
+					return Saved{}, err
+				}
+				rules[a.Source] = append(rules[a.Source], activeRule{MonitorSuppression: r, author: x})
+			}
 		}
 	}
 	for lo := 0; lo < len(as); lo += saveBatch {
@@ -103,7 +110,13 @@ type prepared struct {
 	ev      audit.Event
 }
 
-func (s *Service) saveBatch(ctx context.Context, as []monitor.Alert, rules map[string][]storage.MonitorSuppression) (Saved, error) {
+// activeRule is a stored suppression rule with what its author may triage.
+type activeRule struct {
+	storage.MonitorSuppression
+	author access
+}
+
+func (s *Service) saveBatch(ctx context.Context, as []monitor.Alert, rules map[string][]activeRule) (Saved, error) {
 	now := s.now().UTC()
 	ps := make([]prepared, 0, len(as))
 	for _, a := range as {
@@ -210,8 +223,9 @@ func (s *Service) prepare(ctx context.Context, a monitor.Alert, now time.Time) (
 		Policies: []string{"category=" + string(a.Category), "severity=" + string(a.Severity),
 			"score=" + strconv.FormatFloat(a.Score, 'f', 2, 64), "source=" + a.Source}}
 	if a.Source == SourcePhivault {
-		// Only phivault's own patients are named: each patient's view of
-		// the log shows that an alert was raised on their record.
+		// Only phivault's own patients are named: an auditor's search of
+		// the log by patient finds the alert. No patient sees it
+		// (audit.Event.PatientView leaves monitoring events out).
 		p.ev.Patients = slices.Clone(a.Patients)
 	}
 	return p, nil
@@ -259,9 +273,16 @@ func merge(old, a monitor.Alert) monitor.Alert {
 	return a
 }
 
-// match returns the id of the first rule that matches row, or "".
-func match(rules []storage.MonitorSuppression, row storage.MonitorAlert, user []byte) string {
+// match returns the id of the first rule that matches row, or "". A
+// rule never suppresses an alert its author may not triage now (a
+// security administrator's rule, even one made before rules kept the
+// category, never suppresses a privacy alert; an unknown author's
+// rule nothing).
+func match(rules []activeRule, row storage.MonitorAlert, user []byte) string {
 	for _, r := range rules {
+		if !r.author.may(row.Category) {
+			continue
+		}
 		if r.Category != "" && r.Category != row.Category {
 			continue
 		}

@@ -25,6 +25,11 @@ var (
 	ErrInvalid = errors.New("invalid monitoring request")
 	// ErrNotFound: no such alert. Answer 404.
 	ErrNotFound = errors.New("no such alert")
+	// ErrOwnAlert: the alert is about the actor (its user is their
+	// account or the Practitioner it is bound to): separation of duties
+	// leaves its decision, suppression and assignment to another
+	// officer; the refusal was audited. It wraps ErrForbidden (403).
+	ErrOwnAlert = fmt.Errorf("%w: this alert is about your own account, so another officer must decide, suppress or take it", ErrForbidden)
 )
 
 // Sealer seals and opens monitoring data ([KeySealer] in the
@@ -37,6 +42,21 @@ type Sealer interface {
 // MAC computes keyed MACs of references (keys.Keyring.BlindIndex).
 type MAC interface {
 	BlindIndex(input string) ([]byte, error)
+}
+
+// Account is what the service needs of an account: its roles and the
+// FHIR user it is bound to ("Practitioner/<id>"), "" if none.
+type Account struct {
+	Roles    []string
+	FHIRUser string
+}
+
+// Accounts looks accounts up by id (identity.Directory in the
+// application): the actor of a triage (is the alert about them?) and
+// the author of a suppression rule (what may they triage?). An unknown
+// id is the zero Account and no error.
+type Accounts interface {
+	Account(ctx context.Context, id string) (Account, error)
 }
 
 // Updater runs fn in one write transaction (sqldb.NewUnit[storage.MonitorTx]).
@@ -70,15 +90,17 @@ func Offline() Actor {
 // system is the agent of alerts raised by the engine.
 var systemAgent = audit.Agent{User: "phivault", Client: "monitor"}
 
-// Options configures [New]. Tx, Store, Seal, MAC and Log are required.
+// Options configures [New]. Tx, Store, Seal, MAC, Log and Accounts are
+// required.
 type Options struct {
-	Tx    Updater
-	Store storage.MonitorReader
-	Seal  Sealer
-	MAC   MAC
-	Log   *audit.Log
-	Now   func() time.Time // default time.Now
-	Rand  io.Reader        // ids; default crypto/rand
+	Tx       Updater
+	Store    storage.MonitorReader
+	Seal     Sealer
+	MAC      MAC
+	Log      *audit.Log
+	Accounts Accounts
+	Now      func() time.Time // default time.Now
+	Rand     io.Reader        // ids; default crypto/rand
 }
 
 // Service stores and triages alerts. Safe for concurrent use.
@@ -88,6 +110,7 @@ type Service struct {
 	seal  Sealer
 	mac   MAC
 	log   *audit.Log
+	accts Accounts
 	now   func() time.Time
 	rand  io.Reader
 }
@@ -105,6 +128,8 @@ func New(o Options) (*Service, error) {
 		return nil, errors.New("alerts: Options.MAC is nil")
 	case o.Log == nil:
 		return nil, errors.New("alerts: Options.Log is nil")
+	case o.Accounts == nil:
+		return nil, errors.New("alerts: Options.Accounts is nil")
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -112,7 +137,7 @@ func New(o Options) (*Service, error) {
 	if o.Rand == nil {
 		o.Rand = rand.Reader
 	}
-	return &Service{tx: o.Tx, store: o.Store, seal: o.Seal, mac: o.MAC, log: o.Log, now: o.Now, rand: o.Rand}, nil
+	return &Service{tx: o.Tx, store: o.Store, seal: o.Seal, mac: o.MAC, log: o.Log, accts: o.Accounts, now: o.Now, rand: o.Rand}, nil
 }
 
 // Sealed kinds (the associated data's kind) and parts.
@@ -150,6 +175,42 @@ func accessOf(a Actor) access {
 	return none
 }
 
+// accessOfAuthor is what the author of a suppression rule may triage
+// now: the offline CLI ("cli", never an account id) the whole privacy
+// office, an account by its current roles, an unknown author nothing.
+func (s *Service) accessOfAuthor(ctx context.Context, author string, cache map[string]access) (access, error) {
+	if x, ok := cache[author]; ok {
+		return x, nil
+	}
+	x := all
+	if author != Offline().Agent.Client {
+		acc, err := s.accts.Account(ctx, author)
+		if err != nil {
+			return none, fmt.Errorf("looking up the author of a suppression rule: %w", err)
+		}
+		x = accessOf(Actor{Roles: acc.Roles})
+	}
+	cache[author] = x
+	return x, nil
+}
+
+// about reports whether alert a is about account (its user is
+// "User/<account>" or the Practitioner the account is bound to): the
+// account may not decide, suppress or take it (separation of duties).
+func (s *Service) about(ctx context.Context, account string, a monitor.Alert) (bool, error) {
+	if account == "" || a.User == "" {
+		return false, nil
+	}
+	if a.User == "User/"+account {
+		return true, nil
+	}
+	acc, err := s.accts.Account(ctx, account)
+	if err != nil {
+		return false, fmt.Errorf("looking up an account: %w", err)
+	}
+	return acc.FHIRUser != "" && a.User == acc.FHIRUser, nil
+}
+
 // may reports whether a may see or change an alert of category.
 func (x access) may(category string) bool {
 	return x == all || (x == attacksOnly && IsAttack(category))
@@ -164,6 +225,18 @@ func (s *Service) refuse(ctx context.Context, by Actor, action audit.Action, ent
 		return err
 	}
 	return ErrForbidden
+}
+
+// refuseOwn audits the refusal of action on alert id about the actor
+// (Policies "refused=own-alert") and returns ErrOwnAlert.
+func (s *Service) refuseOwn(ctx context.Context, by Actor, action audit.Action, id string) error {
+	ev := audit.Event{Time: s.now().UTC(), Action: action, Outcome: audit.OutcomeDenied, Agent: by.Agent,
+		Purpose: by.Purpose, Entities: []string{"MonitorAlert/" + id}, Policies: []string{"refused=own-alert"},
+		RequestID: by.RequestID, Status: 403}
+	if err := s.record(ctx, nil, ev); err != nil {
+		return err
+	}
+	return ErrOwnAlert
 }
 
 // record appends evs in one transaction, after fn (nil: none) in it.

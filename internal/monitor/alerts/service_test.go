@@ -14,9 +14,11 @@ import (
 
 	"github.com/phivault/phivault/internal/apitest"
 	"github.com/phivault/phivault/internal/audit"
+	"github.com/phivault/phivault/internal/identity"
 	"github.com/phivault/phivault/internal/monitor"
 	"github.com/phivault/phivault/internal/monitor/alerts"
 	"github.com/phivault/phivault/internal/storage"
+	"github.com/phivault/phivault/internal/storage/sqldb"
 )
 
 // env is a real phivault (keys, store, audit log) on one driver.
@@ -36,6 +38,25 @@ func eachDriver(t *testing.T, fn func(t *testing.T, e env)) {
 			fn(t, env{srv: s, svc: svc})
 		})
 	}
+}
+
+// account creates an enabled account with roles, bound to fhirUser
+// ("" none), and returns its actor.
+func (e env) account(t *testing.T, fhirUser string, roles ...identity.Role) alerts.Actor {
+	t.Helper()
+	id, err := identity.NewID(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := identity.User{ID: id, Username: "mon-" + id[4:16], DisplayName: "Monitor test", Roles: roles, FHIRUser: fhirUser}
+	if _, err := e.srv.App.Store.(*sqldb.Store).Users().Create(t.Context(), u); err != nil {
+		t.Fatal(err)
+	}
+	by := alerts.Actor{Agent: audit.Agent{User: id}, RequestID: "req-" + id, Status: 200}
+	for _, r := range roles {
+		by.Roles = append(by.Roles, string(r))
+	}
+	return by
 }
 
 func officer(user string) alerts.Actor {
@@ -148,7 +169,7 @@ func TestSaveKeepsTriage(t *testing.T) {
 func TestSuppression(t *testing.T) {
 	eachDriver(t, func(t *testing.T, e env) {
 		ctx := t.Context()
-		po := officer("u-po")
+		po := e.account(t, "", identity.RolePrivacyOfficer)
 		saved, err := e.svc.Save(ctx, []monitor.Alert{alertOf("k1", "his", "Practitioner/p1", monitor.CatNeighbour, 0.6, "Patient/a")})
 		if err != nil {
 			t.Fatal(err)
@@ -209,25 +230,49 @@ func TestUnderReview(t *testing.T) {
 		if err != nil || saved.Created != 2 {
 			t.Fatalf("save: %+v %v", saved, err)
 		}
-		if refs, err := e.svc.UnderReview(ctx, "Patient/a"); err != nil || len(refs) != 0 {
-			t.Fatalf("open alert under review: %v %v", refs, err)
+		if rv, err := e.svc.UnderReview(ctx, "Patient/a"); err != nil || len(rv.Refs) != 0 || len(rv.Spans) != 0 {
+			t.Fatalf("open alert under review: %+v %v", rv, err)
 		}
 		for _, id := range saved.IDs {
 			if err := e.svc.SetDisposition(ctx, po, id, storage.AlertConfirmed, ""); err != nil {
 				t.Fatal(err)
 			}
 		}
-		if refs, err := e.svc.UnderReview(ctx, "Patient/a"); err != nil || !slices.Equal(refs, []string{"leaf/1"}) {
-			t.Errorf("Patient/a: %v %v", refs, err)
+		if rv, err := e.svc.UnderReview(ctx, "Patient/a"); err != nil || !slices.Equal(rv.Refs, []string{"leaf/1"}) ||
+			len(rv.Spans) != 1 || rv.Spans[0] != (alerts.Span{User: "User/u9", First: t0, Last: t0.Add(time.Hour)}) {
+			t.Errorf("Patient/a: %+v %v", rv, err)
 		}
-		if refs, err := e.svc.UnderReview(ctx, "Patient/b"); err != nil || !slices.Equal(refs, []string{"leaf/2"}) {
-			t.Errorf("Patient/b: %v %v", refs, err)
+		if rv, err := e.svc.UnderReview(ctx, "Patient/b"); err != nil || !slices.Equal(rv.Refs, []string{"leaf/2"}) ||
+			len(rv.Spans) != 1 || rv.Spans[0] != (alerts.Span{User: "User/u9", First: t0, Last: t0.Add(time.Hour)}) {
+			t.Errorf("Patient/b: %+v %v", rv, err)
 		}
-		if refs, err := e.svc.UnderReview(ctx, "Patient/zz"); err != nil || len(refs) != 0 {
-			t.Errorf("Patient/zz: %v %v", refs, err)
+		if rv, err := e.svc.UnderReview(ctx, "Patient/zz"); err != nil || len(rv.Refs) != 0 || len(rv.Spans) != 0 {
+			t.Errorf("Patient/zz: %+v %v", rv, err)
 		}
-		// The own-log alert's event names its patients (their views of
-		// the log show it).
+		// The spans cover the user's other accesses, by account or by
+		// the Practitioner it is bound to, within the alert's times only.
+		rv, _ := e.svc.UnderReview(ctx, "Patient/a")
+		for _, c := range []struct {
+			account, fhirUser string
+			at                time.Time
+			want              bool
+		}{
+			{"u9", "", t0.Add(30 * time.Minute), true},
+			{"u9", "", t0.Add(time.Hour), true},
+			{"u9", "", t0.Add(2 * time.Hour), false},
+			{"u8", "", t0.Add(30 * time.Minute), false},
+			{"", "", t0.Add(30 * time.Minute), false},
+		} {
+			if got := rv.Covers(c.account, c.fhirUser, c.at); got != c.want {
+				t.Errorf("Covers(%q, %q, %v) = %t", c.account, c.fhirUser, c.at, got)
+			}
+		}
+		prac := alerts.Review{Spans: []alerts.Span{{User: "Practitioner/p1", First: t0, Last: t0}}}
+		if !prac.Covers("usr_x", "Practitioner/p1", t0) || prac.Covers("usr_x", "Practitioner/p2", t0) {
+			t.Error("a Practitioner span does not match the bound account's accesses")
+		}
+		// The own-log alert's event names its patients (an auditor's
+		// search by patient finds it; no patient's view shows it).
 		found := false
 		for _, ev := range e.events(t) {
 			if ev.Action == audit.ActionMonitorAlert && slices.Equal(ev.Patients, []string{"Patient/a", "Patient/b"}) {

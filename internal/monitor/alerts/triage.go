@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/phivault/phivault/internal/audit"
+	"github.com/phivault/phivault/internal/monitor"
 	"github.com/phivault/phivault/internal/storage"
 )
 
@@ -46,7 +47,11 @@ func (s *Service) SetDisposition(ctx context.Context, by Actor, id, status, reas
 			return err
 		}
 	}
-	if _, err := s.row(ctx, x, by, audit.ActionMonitorDisposition, id); err != nil {
+	row, err := s.row(ctx, x, by, audit.ActionMonitorDisposition, id)
+	if err != nil {
+		return err
+	}
+	if _, err := s.notOwn(ctx, by, audit.ActionMonitorDisposition, row); err != nil {
 		return err
 	}
 	now := s.now().UTC()
@@ -73,8 +78,29 @@ func (s *Service) SetDisposition(ctx context.Context, by Actor, id, status, reas
 	}, ev)
 }
 
+// notOwn opens row's alert and refuses (audited, ErrOwnAlert) an actor
+// it is about: nobody decides, suppresses or takes an alert on
+// themselves. An alert that cannot be opened cannot be checked, and is
+// refused with the opening's error.
+func (s *Service) notOwn(ctx context.Context, by Actor, action audit.Action, row storage.MonitorAlert) (monitor.Alert, error) {
+	a, err := s.openAlert(ctx, row)
+	if err != nil {
+		return a, fmt.Errorf("opening alert %s: %w", row.ID, err)
+	}
+	own, err := s.about(ctx, by.Agent.User, a)
+	if err != nil {
+		return a, err
+	}
+	if own {
+		return a, s.refuseOwn(ctx, by, action, row.ID)
+	}
+	return a, nil
+}
+
 // Assign sets alert id's assignee (an account id; "" unassigns), audited
-// (ActionMonitorAssign).
+// (ActionMonitorAssign). Nobody takes an alert about themselves
+// (ErrOwnAlert, audited), nor is an alert given to the account it is
+// about (ErrInvalid).
 func (s *Service) Assign(ctx context.Context, by Actor, id, assignee string) error {
 	x := accessOf(by)
 	if x == none {
@@ -83,8 +109,24 @@ func (s *Service) Assign(ctx context.Context, by Actor, id, assignee string) err
 	if len(assignee) > 128 || !utf8.ValidString(assignee) {
 		return fmt.Errorf("%w: the assignee is not an account id", ErrInvalid)
 	}
-	if _, err := s.row(ctx, x, by, audit.ActionMonitorAssign, id); err != nil {
+	row, err := s.row(ctx, x, by, audit.ActionMonitorAssign, id)
+	if err != nil {
 		return err
+	}
+	if assignee != "" {
+		a, err := s.openAlert(ctx, row)
+		if err != nil {
+			return fmt.Errorf("opening alert %s: %w", id, err)
+		}
+		own, err := s.about(ctx, assignee, a)
+		switch {
+		case err != nil:
+			return err
+		case own && assignee == by.Agent.User:
+			return s.refuseOwn(ctx, by, audit.ActionMonitorAssign, id)
+		case own:
+			return fmt.Errorf("%w: the alert is about that account; choose another officer", ErrInvalid)
+		}
 	}
 	now := s.now().UTC()
 	ev := audit.Event{Time: now, Action: audit.ActionMonitorAssign, Outcome: audit.OutcomeSuccess, Agent: by.Agent,
@@ -157,6 +199,11 @@ type rule struct {
 // rule, the disposition, the reason (a sealed note) and the audit event
 // (ActionMonitorSuppress, plus ActionMonitorDisposition when the status
 // changes) are one transaction. It returns the rule's id.
+//
+// A rule never reaches further than its author may triage: a security
+// administrator's rule always keeps the alert's category (an attack),
+// whatever scope asked. Nobody suppresses an alert about themselves
+// (ErrOwnAlert, audited).
 func (s *Service) Suppress(ctx context.Context, by Actor, id string, scope Scope, reason string) (string, error) {
 	x := accessOf(by)
 	if x == none {
@@ -172,9 +219,13 @@ func (s *Service) Suppress(ctx context.Context, by Actor, id string, scope Scope
 	if err != nil {
 		return "", err
 	}
-	a, err := s.openAlert(ctx, row)
+	a, err := s.notOwn(ctx, by, audit.ActionMonitorSuppress, row)
 	if err != nil {
-		return "", fmt.Errorf("opening alert %s: %w", id, err)
+		return "", err
+	}
+	if x != all {
+		// Limited to the categories the author may see: the alert's own.
+		scope.Category = true
 	}
 	rid, err := s.newID()
 	if err != nil {

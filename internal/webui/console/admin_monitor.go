@@ -435,6 +435,9 @@ func (u *UI) adminAlertDisposition(w http.ResponseWriter, r *http.Request) error
 		scope := alerts.Scope{User: r.PostForm.Get("scope-user") == "yes", Category: r.PostForm.Get("scope-category") == "yes",
 			Patient: r.PostForm.Get("scope-patient")}
 		_, err := mon.Suppress(r.Context(), by, id, scope, reason)
+		if errors.Is(err, alerts.ErrOwnAlert) {
+			return u.renderAlert(w, r, http.StatusForbidden, ownAlertText)
+		}
 		if errors.Is(err, alerts.ErrInvalid) {
 			return u.renderAlert(w, r, http.StatusBadRequest, "Choose what the rule covers (this user, this kind, a patient of the alert), and give a reason of at most 4,000 characters.")
 		}
@@ -444,6 +447,9 @@ func (u *UI) adminAlertDisposition(w http.ResponseWriter, r *http.Request) error
 		return alertRedirect(w, r, id, "suppressed")
 	}
 	err = mon.SetDisposition(r.Context(), by, id, status, reason)
+	if errors.Is(err, alerts.ErrOwnAlert) {
+		return u.renderAlert(w, r, http.StatusForbidden, ownAlertText)
+	}
 	if errors.Is(err, alerts.ErrInvalid) {
 		return u.renderAlert(w, r, http.StatusBadRequest, "The reason must be text of at most 4,000 characters.")
 	}
@@ -471,8 +477,11 @@ func (u *UI) adminAlertAssign(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	err = mon.Assign(r.Context(), monitorActor(r, site.ViewerFrom(r.Context())), id, assignee)
+	if errors.Is(err, alerts.ErrOwnAlert) {
+		return u.renderAlert(w, r, http.StatusForbidden, ownAlertText)
+	}
 	if errors.Is(err, alerts.ErrInvalid) {
-		return u.renderAlert(w, r, http.StatusBadRequest, "Choose a privacy officer from the list.")
+		return u.renderAlert(w, r, http.StatusBadRequest, "Choose a privacy officer from the list, other than the person the alert is about.")
 	}
 	if err != nil {
 		return u.monitorErr(err)
@@ -499,9 +508,15 @@ func (u *UI) adminAlertNote(w http.ResponseWriter, r *http.Request) error {
 	return alertRedirect(w, r, id, "noted")
 }
 
+// ownAlertText refuses a change of an alert about the viewer
+// (separation of duties, alerts.ErrOwnAlert).
+const ownAlertText = "This alert is about your own account: another officer must decide it, suppress it or take it. You can still read it and add a note."
+
 // monitorErr maps the monitoring service's errors to pages.
 func (u *UI) monitorErr(err error) error {
 	switch {
+	case errors.Is(err, alerts.ErrOwnAlert):
+		return site.PageErr(http.StatusForbidden, "Not yours to decide", ownAlertText, err)
 	case errors.Is(err, alerts.ErrForbidden):
 		return site.PageErr(http.StatusForbidden, "Not available to your role",
 			"Access alerts are for privacy officers; security administrators see the attacks on accounts.", err)

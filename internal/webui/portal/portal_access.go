@@ -309,11 +309,9 @@ func (u *UI) accessRowsLimit(r *http.Request, v *site.Viewer, id string, q acces
 		if !q.own && q.agent != v.P.ID && e.Event.Agent.User != "" && e.Event.Agent.User == v.P.ID {
 			continue // the patient's own view, left out unless asked for
 		}
-		if monitorAction(e.Event.Action) {
-			continue // the privacy office's monitoring work (portal_review.go)
-		}
 		// The patient's own view: no other patient, none of their
-		// resources, no staff address or session (ADR 0018).
+		// resources, no staff address or session (ADR 0018), no
+		// monitoring event (ADR 0046).
 		ev, ok := e.Event.PatientView(ident.PatientRef(id).String())
 		if !ok {
 			continue

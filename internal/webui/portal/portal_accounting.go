@@ -53,10 +53,13 @@ func (u *UI) accessExport(w http.ResponseWriter, r *http.Request) error {
 	if err := u.recordExport(r, v, privacy.Export{Format: format, Query: "AuditEvent?patient", Patient: pref, Leaves: leaves}); err != nil {
 		return err
 	}
-	t := export.Table{Columns: []string{"When", "Who", "Role", "Organisation", "What", "Why", "Outcome", "Log position"},
-		Widths: []float64{1.6, 1.8, 1.2, 1.6, 2.6, 1.2, 0.8, 0.9}}
+	// The mark of the page: the accesses a confirmed alert covers.
+	reviewKnown := u.markUnderReview(r, id, rows)
+	t := export.Table{Columns: []string{"When", "Who", "Role", "Organisation", "What", "Why", "Outcome", "Review", "Log position"},
+		Widths: []float64{1.5, 1.7, 1.1, 1.5, 2.4, 1.1, 0.8, 1.2, 0.8}}
 	for _, x := range rows {
-		t.Rows = append(t.Rows, []string{x.When.Local().Format("2006-01-02 15:04 MST"), x.Who, x.Role, x.Org, x.What, x.Why, x.Outcome, x.ID})
+		t.Rows = append(t.Rows, []string{x.When.Local().Format("2006-01-02 15:04 MST"), x.Who, x.Role, x.Org, x.What, x.Why, x.Outcome,
+			reviewText(x.UnderReview, reviewKnown), x.ID})
 	}
 	now := u.now()
 	var buf bytes.Buffer
@@ -83,6 +86,19 @@ func (u *UI) accessExport(w http.ResponseWriter, r *http.Request) error {
 		sendFile(w, "application/pdf", "who-accessed-my-record.pdf", buf.Bytes())
 	}
 	return nil
+}
+
+// reviewText is an entry's review column: "under review" when a
+// confirmed alert covers it, "" otherwise, "not known" when the
+// monitoring service could not answer.
+func reviewText(under, known bool) string {
+	switch {
+	case !known:
+		return "not known"
+	case under:
+		return "under review"
+	}
+	return ""
 }
 
 func accessFilterWords(q accessQuery) string {
