@@ -24,6 +24,12 @@ var (
 	monitorClear   = []string{"Quillfeatherby", "Ostrowinska", "Larkspur", "pat-kin", "pat-care"}
 )
 
+// familyLine is the alert the ingest of testdata raises: Practitioner/p1
+// opens the chart of a patient with the same surname and address, with
+// no relationship, once outside the roster.
+const familyLine = "Practitioner/p1\tPatient/pat-kin\tfamily\t0.999\topened this patient's record 2 times; the patient shares the user's surname and address; " +
+	"no care team, encounter, order, billing or break-the-glass relation explains it; 1 outside the user's rostered hours\n"
+
 // TestMonitorOffline runs "monitor ingest" and "monitor alerts" on a
 // data directory, on SQLite and PostgreSQL: the ingest is stored sealed
 // and audited, and the alerts print as TSV (one line per user and
@@ -46,10 +52,13 @@ func TestMonitorOffline(t *testing.T) {
 			}
 			noClear(t, dir, db)
 
-			// Alerts as the engine would raise them.
+			// The ingest raised the family alert (the patient shares the
+			// user's surname and address); two more are saved as the
+			// engine would raise them.
 			saveAlerts(t, dir)
 			r = secMustRun(t, "monitor", "alerts", "--data", dir, "--since", "1h")
-			want := "Practitioner/p1\tPatient/a\tbrowsing\t0.900\tread 2 patients without explanation\n" +
+			want := familyLine +
+				"Practitioner/p1\tPatient/a\tbrowsing\t0.900\tread 2 patients without explanation\n" +
 				"Practitioner/p1\tPatient/b\tbrowsing\t0.900\tread 2 patients without explanation\n" +
 				"\t\tcredential\t0.700\t40 failed sign-ins on 12 accounts from one address\n"
 			if r.stdout != want {
@@ -57,7 +66,7 @@ func TestMonitorOffline(t *testing.T) {
 			}
 			r = secMustRun(t, "monitor", "alerts", "--data", dir, "--format", "json")
 			var out struct{ Alerts []alerts.JSON }
-			if err := json.Unmarshal([]byte(r.stdout), &out); err != nil || len(out.Alerts) != 2 || out.Alerts[0].Status != "open" || len(out.Alerts[0].Evidence.Accesses) != 2 {
+			if err := json.Unmarshal([]byte(r.stdout), &out); err != nil || len(out.Alerts) != 3 || out.Alerts[0].Status != "open" || len(out.Alerts[0].Evidence.Accesses) != 2 {
 				t.Errorf("json: %v %+v", err, out)
 			}
 			if r := secRun(t, "monitor", "alerts", "--data", dir, "--since", "yesterday"); r.code == 0 || !strings.Contains(r.stderr, "--since") {
@@ -118,7 +127,7 @@ func TestMonitorThroughServer(t *testing.T) {
 				t.Fatal(err)
 			}
 			r = secMustRun(t, "monitor", "alerts", "--url", ts.URL, "--cacert", ca, "--since", time.Now().Add(-time.Hour).UTC().Format(time.RFC3339))
-			if lines := strings.Split(strings.TrimSpace(r.stdout), "\n"); len(lines) != 3 || !strings.HasPrefix(lines[0], "Practitioner/p1\tPatient/a\tbrowsing\t0.900\t") {
+			if lines := strings.Split(strings.TrimSpace(r.stdout), "\n"); len(lines) != 4 || lines[0]+"\n" != familyLine || !strings.HasPrefix(lines[1], "Practitioner/p1\tPatient/a\tbrowsing\t0.900\t") {
 				t.Errorf("tsv through the server:\n%s", r.stdout)
 			}
 			t.Setenv("PHIVAULT_TOKEN", sysToken)
