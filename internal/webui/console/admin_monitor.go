@@ -329,11 +329,7 @@ func (u *UI) adminAlert(w http.ResponseWriter, r *http.Request) error {
 // renderAlert shows the alert page with status and an error message
 // (a refused form), reading the alert through the service (audited).
 func (u *UI) renderAlert(w http.ResponseWriter, r *http.Request, status int, formErr string) error {
-	mon := u.console.Monitor
-	if mon == nil {
-		return unavailable("Privacy and intrusion monitoring")
-	}
-	id, err := alertID(r)
+	mon, id, err := u.alertOf(r)
 	if err != nil {
 		return err
 	}
@@ -404,17 +400,35 @@ func (u *UI) officers(r *http.Request, assignee string, c monitor.Category, name
 	return out, nil
 }
 
-// alertRedirect answers a change with the alert's page (POST-redirect-GET).
-func alertRedirect(w http.ResponseWriter, r *http.Request, id, done string) error {
+// alertOf is the monitoring service and the alert id of a request to an
+// alert's page or form.
+func (u *UI) alertOf(r *http.Request) (Monitor, string, error) {
+	mon := u.console.Monitor
+	if mon == nil {
+		return nil, "", unavailable("Privacy and intrusion monitoring")
+	}
+	id, err := alertID(r)
+	return mon, id, err
+}
+
+// alertChanged answers a change to alert id: the alert's page again
+// (POST-redirect-GET, with done), or the page with the form's error:
+// 403 for an alert about the viewer, 400 with invalid for a refused
+// value.
+func (u *UI) alertChanged(w http.ResponseWriter, r *http.Request, id string, err error, done, invalid string) error {
+	switch {
+	case errors.Is(err, alerts.ErrOwnAlert):
+		return u.renderAlert(w, r, http.StatusForbidden, ownAlertText)
+	case errors.Is(err, alerts.ErrInvalid):
+		return u.renderAlert(w, r, http.StatusBadRequest, invalid)
+	case err != nil:
+		return u.monitorErr(err)
+	}
 	return site.Redirect(w, r, AlertPath+id+"?done="+done)
 }
 
 func (u *UI) adminAlertDisposition(w http.ResponseWriter, r *http.Request) error {
-	mon := u.console.Monitor
-	if mon == nil {
-		return unavailable("Privacy and intrusion monitoring")
-	}
-	id, err := alertID(r)
+	mon, id, err := u.alertOf(r)
 	if err != nil {
 		return err
 	}
@@ -435,36 +449,15 @@ func (u *UI) adminAlertDisposition(w http.ResponseWriter, r *http.Request) error
 		scope := alerts.Scope{User: r.PostForm.Get("scope-user") == "yes", Category: r.PostForm.Get("scope-category") == "yes",
 			Patient: r.PostForm.Get("scope-patient")}
 		_, err := mon.Suppress(r.Context(), by, id, scope, reason)
-		if errors.Is(err, alerts.ErrOwnAlert) {
-			return u.renderAlert(w, r, http.StatusForbidden, ownAlertText)
-		}
-		if errors.Is(err, alerts.ErrInvalid) {
-			return u.renderAlert(w, r, http.StatusBadRequest, "Choose what the rule covers (this user, this kind, a patient of the alert), and give a reason of at most 4,000 characters.")
-		}
-		if err != nil {
-			return u.monitorErr(err)
-		}
-		return alertRedirect(w, r, id, "suppressed")
+		return u.alertChanged(w, r, id, err, "suppressed",
+			"Choose what the rule covers (this user, this kind, a patient of the alert), and give a reason of at most 4,000 characters.")
 	}
 	err = mon.SetDisposition(r.Context(), by, id, status, reason)
-	if errors.Is(err, alerts.ErrOwnAlert) {
-		return u.renderAlert(w, r, http.StatusForbidden, ownAlertText)
-	}
-	if errors.Is(err, alerts.ErrInvalid) {
-		return u.renderAlert(w, r, http.StatusBadRequest, "The reason must be text of at most 4,000 characters.")
-	}
-	if err != nil {
-		return u.monitorErr(err)
-	}
-	return alertRedirect(w, r, id, "decided")
+	return u.alertChanged(w, r, id, err, "decided", "The reason must be text of at most 4,000 characters.")
 }
 
 func (u *UI) adminAlertAssign(w http.ResponseWriter, r *http.Request) error {
-	mon := u.console.Monitor
-	if mon == nil {
-		return unavailable("Privacy and intrusion monitoring")
-	}
-	id, err := alertID(r)
+	mon, id, err := u.alertOf(r)
 	if err != nil {
 		return err
 	}
@@ -477,35 +470,16 @@ func (u *UI) adminAlertAssign(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	err = mon.Assign(r.Context(), monitorActor(r, site.ViewerFrom(r.Context())), id, assignee)
-	if errors.Is(err, alerts.ErrOwnAlert) {
-		return u.renderAlert(w, r, http.StatusForbidden, ownAlertText)
-	}
-	if errors.Is(err, alerts.ErrInvalid) {
-		return u.renderAlert(w, r, http.StatusBadRequest, "Choose a privacy officer from the list, other than the person the alert is about.")
-	}
-	if err != nil {
-		return u.monitorErr(err)
-	}
-	return alertRedirect(w, r, id, "assigned")
+	return u.alertChanged(w, r, id, err, "assigned", "Choose a privacy officer from the list, other than the person the alert is about.")
 }
 
 func (u *UI) adminAlertNote(w http.ResponseWriter, r *http.Request) error {
-	mon := u.console.Monitor
-	if mon == nil {
-		return unavailable("Privacy and intrusion monitoring")
-	}
-	id, err := alertID(r)
+	mon, id, err := u.alertOf(r)
 	if err != nil {
 		return err
 	}
 	_, err = mon.AddNote(r.Context(), monitorActor(r, site.ViewerFrom(r.Context())), id, r.PostForm.Get("note"))
-	if errors.Is(err, alerts.ErrInvalid) {
-		return u.renderAlert(w, r, http.StatusBadRequest, "Write the note: text of at most 4,000 characters.")
-	}
-	if err != nil {
-		return u.monitorErr(err)
-	}
-	return alertRedirect(w, r, id, "noted")
+	return u.alertChanged(w, r, id, err, "noted", "Write the note: text of at most 4,000 characters.")
 }
 
 // ownAlertText refuses a change of an alert about the viewer
