@@ -545,31 +545,13 @@ func incidentExplanation(inc *incident) string {
 // closeHour feeds the open hour of every active user into the
 // baselines, scores it against them, and resets it.
 func (e *Engine) closeHour() {
-	var active []*userState
-	var names []string
-	for name, u := range e.users {
-		if u.active {
-			active = append(active, u)
-			names = append(names, name)
-		}
-	}
-	touched := map[string]*group{}
-	for _, u := range active {
-		for _, k := range u.groups {
-			g := e.groups[k]
-			if g == nil {
-				g = newGroup()
-				e.groups[k] = g
-			}
-			g.hour.add(float64(u.hour.n))
-			g.browse.add(float64(u.hour.unexplained))
-			touched[k] = g
-		}
-	}
-	for _, g := range touched {
+	names, active := e.closing(func(u *userState) bool { return u.active }, func(g *group, u *userState) {
+		g.hour.add(float64(u.hour.n))
+		g.browse.add(float64(u.hour.unexplained))
+	}, func(g *group) {
 		g.bHour = e.baselineOf(g.hour)
 		g.bBrowse = e.baselineOf(g.browse)
-	}
+	})
 	for i, u := range active {
 		e.scoreHour(names[i], u, true)
 		u.ownHour.add(float64(u.hour.n))
@@ -588,31 +570,42 @@ func (e *Engine) closeHour() {
 	}
 }
 
-// closeDay does the same for the day windows.
-func (e *Engine) closeDay() {
-	var active []*userState
+// closing selects the users whose window closes (active), adds each
+// one's window to their peer groups (feed), and recomputes the
+// baselines of the groups fed (rebase). It returns the users' names and
+// states, in the same order.
+func (e *Engine) closing(active func(*userState) bool, feed func(*group, *userState), rebase func(*group)) ([]string, []*userState) {
 	var names []string
+	var users []*userState
 	for name, u := range e.users {
-		if u.day.n > 0 {
-			active = append(active, u)
+		if active(u) {
 			names = append(names, name)
+			users = append(users, u)
 		}
 	}
 	touched := map[string]*group{}
-	for _, u := range active {
+	for _, u := range users {
 		for _, k := range u.groups {
 			g := e.groups[k]
 			if g == nil {
 				g = newGroup()
 				e.groups[k] = g
 			}
-			g.day.add(float64(u.day.n))
+			feed(g, u)
 			touched[k] = g
 		}
 	}
 	for _, g := range touched {
-		g.bDay = e.baselineOf(g.day)
+		rebase(g)
 	}
+	return names, users
+}
+
+// closeDay does the same for the day windows.
+func (e *Engine) closeDay() {
+	names, active := e.closing(func(u *userState) bool { return u.day.n > 0 },
+		func(g *group, u *userState) { g.day.add(float64(u.day.n)) },
+		func(g *group) { g.bDay = e.baselineOf(g.day) })
 	for i, u := range active {
 		e.scoreDay(names[i], u)
 		u.ownDay.add(float64(u.day.n))
