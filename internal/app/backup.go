@@ -17,7 +17,6 @@ import (
 	"strings"
 	"time"
 
-	"filippo.io/age"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/phivault/phivault/internal/audit/merkle"
@@ -120,7 +119,7 @@ func KeyFileIDs(ctx context.Context, path string) ([]uint32, error) {
 
 // RestoreOptions configures RestoreBackup.
 type RestoreOptions struct {
-	Identities []age.Identity
+	Identities backup.Identities
 	// KeyFile is the key file to restore with (the current one, or one
 	// rebuilt from an escrow); it is copied into DataDir/keys/kek.json.
 	KeyFile string
@@ -372,7 +371,7 @@ func checkCheckpoints(ctx context.Context, a *App, rep *RestoreReport, o Restore
 
 // DrillOptions configures DrillBackup.
 type DrillOptions struct {
-	Identities []age.Identity
+	Identities backup.Identities
 	KeyFile    string
 	// ScratchDir is where the scratch data directory is made (and
 	// removed); default os.TempDir().

@@ -39,7 +39,7 @@ type DataFile struct {
 // CreateOptions configures Create.
 type CreateOptions struct {
 	// Recipients encrypt the backup (at least one; ParseRecipients).
-	Recipients []age.Recipient
+	Recipients Recipients
 	// Files are the data directory's files to include (see DataFile).
 	Files []DataFile
 	// Version is phivault's version, recorded in the manifest.

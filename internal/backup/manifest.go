@@ -47,9 +47,9 @@ type Manifest struct {
 	Schema int `json:"schema_version"`
 	// Migrations are the applied migration versions (PostgreSQL: a
 	// restore creates the schema from these migration files).
-	Migrations []int `json:"migrations,omitempty"`
-	Version string `json:"phivault_version"`
-	Created time.Time `json:"created"`
+	Migrations []int     `json:"migrations,omitempty"`
+	Version    string    `json:"phivault_version"`
+	Created    time.Time `json:"created"`
 	// Checkpoint is the audit log's newest signed checkpoint in the
 	// snapshot: a restore must reproduce it.
 	Checkpoint Checkpoint `json:"checkpoint"`

@@ -7,8 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-
-	"filippo.io/age"
 )
 
 // ErrChecksum means the archive's SHA-256 is not the one its NAME.sha256
@@ -20,7 +18,7 @@ var ErrChecksum = errors.New("backup: checksum mismatch")
 // calling fn per entry) and returns its checked manifest. The ciphertext
 // hash is compared with the sidecar's at the end; a missing sidecar is
 // an error.
-func readBackup(ctx context.Context, st Store, name string, ids []age.Identity, fn entryFunc, p Progress) (size int64, sum string, m *Manifest, err error) {
+func readBackup(ctx context.Context, st Store, name string, ids Identities, fn entryFunc, p Progress) (size int64, sum string, m *Manifest, err error) {
 	if _, ok := IsBackupName(name); !ok {
 		return 0, "", nil, fmt.Errorf("backup: %q is not the name of a backup (phivault-<time>.age)", name)
 	}

@@ -28,11 +28,28 @@ var ErrNoRecipient = errors.New("backup: no age recipient (--recipient age1... o
 // backup or escrow: the age stanzas are for other recipients.
 var ErrWrongIdentity = errors.New("backup: none of the identities can decrypt it")
 
+// Recipients are age recipients (X25519 or hybrid); Identities their
+// secret counterparts. Named here so that callers need not import age.
+type (
+	Recipients []age.Recipient
+	Identities []age.Identity
+)
+
+// ParseIdentities parses identities from text (AGE-SECRET-KEY-1..., one
+// a line). The error never holds key material.
+func ParseIdentities(text string) (Identities, error) {
+	ids, err := age.ParseIdentities(strings.NewReader(text))
+	if err != nil {
+		return nil, errors.New("backup: not an age identity")
+	}
+	return ids, nil
+}
+
 // ParseRecipients parses recipients given as strings (age1..., one each)
 // and recipients files (age's -R format: one a line, "#" comments).
 // SSH keys, plugins and passphrases are refused.
-func ParseRecipients(keys []string, files []string) ([]age.Recipient, error) {
-	var out []age.Recipient
+func ParseRecipients(keys []string, files []string) (Recipients, error) {
+	var out Recipients
 	for _, k := range keys {
 		rs, err := age.ParseRecipients(strings.NewReader(k))
 		if err != nil {
@@ -59,8 +76,8 @@ func ParseRecipients(keys []string, files []string) ([]age.Recipient, error) {
 
 // ParseIdentityFiles reads age identity files (AGE-SECRET-KEY-1...,
 // one a line, "#" comments). The error never holds key material.
-func ParseIdentityFiles(files ...string) ([]age.Identity, error) {
-	var out []age.Identity
+func ParseIdentityFiles(files ...string) (Identities, error) {
+	var out Identities
 	for _, f := range files {
 		b, err := readSmall(f)
 		if err != nil {
@@ -79,7 +96,7 @@ func ParseIdentityFiles(files ...string) ([]age.Identity, error) {
 }
 
 // decrypt opens an age stream; a stanza for nobody here is ErrWrongIdentity.
-func decrypt(r io.Reader, ids []age.Identity) (io.Reader, error) {
+func decrypt(r io.Reader, ids Identities) (io.Reader, error) {
 	pr, err := age.Decrypt(r, ids...)
 	var nomatch *age.NoIdentityMatchError
 	if errors.As(err, &nomatch) || errors.Is(err, age.ErrIncorrectIdentity) {

@@ -11,8 +11,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-
-	"filippo.io/age"
 )
 
 // ErrMissingKEK means the key file given for a restore lacks KEK key ids
@@ -23,7 +21,7 @@ var ErrMissingKEK = errors.New("backup: the key file lacks KEK keys this backup 
 
 // RestoreOptions configures Restore.
 type RestoreOptions struct {
-	Identities []age.Identity
+	Identities Identities
 	// KeyIDs are the KEK key ids of the key file to restore with; the
 	// restore fails with ErrMissingKEK, before anything is kept, when the
 	// backup needs others. Nil skips the check (a KMS KEK).

@@ -7,14 +7,12 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-
-	"filippo.io/age"
 )
 
 // VerifyOptions configures Verify.
 type VerifyOptions struct {
 	// Identities decrypt the backup; nil checks the ciphertext hash only.
-	Identities []age.Identity
+	Identities Identities
 	// KeyIDs, when not nil, are the KEK key ids of the key file the
 	// operator means to restore with: the report names the backup's ids
 	// it lacks.
