@@ -275,12 +275,10 @@ func copyKeyFile(from, to string) error {
 
 // verifyRestored opens the restored instance and verifies it.
 func verifyRestored(ctx context.Context, rep *RestoreReport, o RestoreOptions) error {
-	noEnv := func(k string) string {
-		if k == config.VaultTokenEnv {
-			return os.Getenv(k)
-		}
-		return ""
-	}
+	// No PHIVAULT_* variable of this process applies to the restored
+	// directory (a drill inside a server must not open the server's
+	// database); its KEK is the copied key file, never a KMS.
+	noEnv := func(string) string { return "" }
 	c, err := config.Load(rep.Restored.DataDir, noEnv, config.Overrides{PostgresURL: o.Postgres})
 	if err != nil {
 		return fmt.Errorf("loading the restored configuration: %w", err)
