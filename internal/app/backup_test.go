@@ -12,12 +12,13 @@ import (
 	"testing"
 
 	"filippo.io/age"
+	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/phivault/phivault/internal/apitest"
 	"github.com/phivault/phivault/internal/app"
+	"github.com/phivault/phivault/internal/audit/merkle"
 	"github.com/phivault/phivault/internal/backup"
 	"github.com/phivault/phivault/internal/config"
-	"github.com/phivault/phivault/internal/ledger"
 	"github.com/phivault/phivault/internal/storage/postgres/pgtest"
 )
 
@@ -187,6 +188,19 @@ func TestBackupRefusals(t *testing.T) {
 		t.Fatalf("restore into a non-empty directory: %v, want ErrNotEmpty", err)
 	}
 
+	// An altered plaintext summary is caught against the manifest.
+	sum := filepath.Join(f.st.String(), made.Name+backup.SummarySuffix)
+	sb, err := os.ReadFile(sum)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(sum, []byte(strings.Replace(string(sb), `"engine": "sqlite"`, `"engine": "postgres"`, 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := backup.Verify(t.Context(), f.st, made.Name, backup.VerifyOptions{Identities: backup.Identities{f.id}}); err != nil || r.SummaryMismatch == "" {
+		t.Fatalf("verify with an altered summary: %+v %v, want a mismatch", r, err)
+	}
+
 	path := filepath.Join(f.st.String(), made.Name)
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -207,4 +221,43 @@ func TestBackupRefusals(t *testing.T) {
 	}
 }
 
-var _ = ledger.ErrBaselineDone
+// readerSource serves a log's checkpoint and tiles from its reader, as
+// the server's /log endpoints do.
+type readerSource struct{ r *merkle.Reader }
+
+func (s readerSource) Checkpoint(ctx context.Context) ([]byte, error) {
+	c, err := s.r.Checkpoint(ctx)
+	return c.Note, err
+}
+
+func (s readerSource) Tile(ctx context.Context, t tlog.Tile) ([]byte, error) { return s.r.Tile(ctx, t) }
+
+// TestRestoreProvesTheRecoveryPoint: the server goes on after a backup;
+// its newer checkpoint is the recovery point, and its tiles prove that
+// its log extends the restored one.
+func TestRestoreProvesTheRecoveryPoint(t *testing.T) {
+	f := newBackupFixture(t, "sqlite")
+	f.s.Create(t, patient("Kept"))
+	made := f.create(t)
+	for range 3 {
+		f.s.Create(t, patient("Later"))
+	}
+	tl := f.s.App.Transparency()
+	if _, err := tl.Integrate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	later, err := tl.Reader().Checkpoint(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := f.restore(t, made.Name, func(o *app.RestoreOptions) {
+		o.Checkpoints = [][]byte{later.Note}
+		o.Tiles = readerSource{tl.Reader()}
+	})
+	if err != nil {
+		t.Fatalf("restore: %v", err)
+	}
+	if len(rep.Beyond) != 1 || rep.Beyond[0].Size != later.Size || !rep.Proven[0] || later.Size <= rep.Size {
+		t.Fatalf("recovery point: beyond %+v proven %v, restored size %d, later %d", rep.Beyond, rep.Proven, rep.Size, later.Size)
+	}
+}
