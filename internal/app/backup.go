@@ -279,7 +279,11 @@ func verifyRestored(ctx context.Context, rep *RestoreReport, o RestoreOptions) e
 	// directory (a drill inside a server must not open the server's
 	// database); its KEK is the copied key file, never a KMS.
 	noEnv := func(string) string { return "" }
-	c, err := config.Load(rep.Restored.DataDir, noEnv, config.Overrides{PostgresURL: o.Postgres})
+	var ov config.Overrides
+	if rep.Restored.Manifest.Engine == backup.EnginePostgres {
+		ov.PostgresURL = o.Postgres
+	}
+	c, err := config.Load(rep.Restored.DataDir, noEnv, ov)
 	if err != nil {
 		return fmt.Errorf("loading the restored configuration: %w", err)
 	}
@@ -413,7 +417,13 @@ func DrillBackup(ctx context.Context, st backup.Store, o DrillOptions) (res back
 	defer os.RemoveAll(scratch)
 	ro := RestoreOptions{Identities: o.Identities, KeyFile: o.KeyFile, DataDir: filepath.Join(scratch, "data"),
 		Progress: o.Progress, Logger: o.Logger}
-	if o.Postgres != "" {
+	// A scratch database only for a PostgreSQL backup (the summary says
+	// which; without one, make it and let the restore decide).
+	pgBackup := true
+	if s, err := backup.ReadSummary(ctx, st, name); err == nil {
+		pgBackup = s.Engine == backup.EnginePostgres
+	}
+	if o.Postgres != "" && pgBackup {
 		url, drop, err := scratchDatabase(ctx, o.Postgres)
 		if err != nil {
 			res.Err = err

@@ -96,12 +96,18 @@ func Create(ctx context.Context, dst Store, src Source, o CreateOptions) (Create
 	perr := dst.Put(ctx, name, o.Progress.reader(ctx, "upload", -1, cr))
 	pr.CloseWithError(errors.New("backup: upload ended")) // unblocks the writer if Put stopped early
 	res := <-done
+	if perr != nil {
+		// The store's error first: the writer's is then only the closed
+		// pipe (or the cause, which Put reports too).
+		_ = dst.Delete(context.WithoutCancel(ctx), name)
+		if res.err != nil && !errors.Is(perr, res.err) {
+			return Created{}, fmt.Errorf("backup: storing %s in %s: %w (writer: %v)", name, dst, perr, res.err)
+		}
+		return Created{}, fmt.Errorf("backup: storing %s in %s: %w", name, dst, perr)
+	}
 	if res.err != nil {
 		_ = dst.Delete(context.WithoutCancel(ctx), name)
 		return Created{}, res.err
-	}
-	if perr != nil {
-		return Created{}, fmt.Errorf("backup: storing %s in %s: %w", name, dst, perr)
 	}
 	sum := hex.EncodeToString(h.Sum(nil))
 	if err := dst.Put(ctx, name+SumSuffix, bytesReader([]byte(sum+"  "+name+"\n"))); err != nil {
