@@ -9,6 +9,7 @@ import (
 
 	"filippo.io/age"
 
+	"github.com/phivault/phivault/internal/app"
 	"github.com/phivault/phivault/internal/storage/postgres/pgtest"
 )
 
@@ -121,7 +122,23 @@ func TestBackupAfterKEKEpoch(t *testing.T) {
 	dir, _ := secImportSynth(t, 2)
 	idFile, rcpt := secAge(t)
 	dest := filepath.Join(t.TempDir(), "backups")
+
+	// A backup runs beside a server (the data directory held shared, as
+	// serve holds it), not beside a direct import (held exclusive).
+	release, err := app.HoldDataDir(secConfig(t, dir), true, "import")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := secRun(t, "backup", "create", "--data", dir, "--recipient", rcpt, "--out", dest); r.code == 0 || !strings.Contains(r.stderr, "import") {
+		t.Fatalf("backup beside a direct import: exit %d\n%s", r.code, r.stderr)
+	}
+	release()
+	release, err = app.HoldDataDir(secConfig(t, dir), false, "serve")
+	if err != nil {
+		t.Fatal(err)
+	}
 	path := secBackup(t, dir, rcpt, dest)
+	release()
 	escrow := filepath.Join(t.TempDir(), "old.escrow")
 	secMustRun(t, "keys", "escrow", "--data", dir, "--recipient", rcpt, "--out", escrow)
 	kek := secConfig(t, dir).Keys.KeyFile
