@@ -32,6 +32,7 @@ var cliAllowed = map[string]string{
 	"monitor/scenario":  "synth monitor writes a generated hospital and its access log to files; it touches no instance",
 	"reimport":          "makes a Bundle's creates conditional so that importing it again creates nothing (ADR 0037); bytes in, bytes out, it touches no instance",
 	"demo":              "the demo accounts file and its printout",
+	"backup":            "backups' vocabulary (ADR 0048): the directory store, age recipients and identities, manifests and reports, verify (ciphertext and archive, no instance); create, restore and drill go through app",
 	"monitor/alerts":    "monitoring's vocabulary (ADR 0046): alerts as JSON and TSV, the --since and source-name parsers, sentinel errors, the offline actor; the service itself comes from app.Monitor",
 }
 

@@ -39,7 +39,12 @@ const (
 	// final, ADR 0015): Entities "key/kek-epoch/<n>"; Policies carry
 	// "state=<retained|complete>", "erasures=<n>", "rewrapped=<n>",
 	// "destroy_after=<RFC 3339>" or "destroyed=<KEK key ids>".
-	ActionKeyEpoch    Action = "key-epoch"
+	ActionKeyEpoch Action = "key-epoch"
+	// ActionKeyEscrow: an operator wrote an escrow of the key file (the
+	// KEK, encrypted to age recipients for restores, ADR 0048): Entities
+	// "key/kek-escrow"; Policies carry "kek_ids=<ids>",
+	// "recipients=<n>".
+	ActionKeyEscrow   Action = "key-escrow"
 	ActionLogin       Action = "login"
 	ActionTokenCreate Action = "token-create"
 	// ActionLogAccept: an operator accepted the database's audit log as

@@ -67,6 +67,7 @@ func (e *env) root() *cobra.Command {
 		e.importCmd(),
 		e.synthCmd(),
 		e.keysCmd(),
+		e.backupCmd(),
 		e.verifyCmd(),
 		e.auditCmd(),
 		e.tokenCmd(),

@@ -16,7 +16,7 @@ import (
 
 func (e *env) keysCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "keys", Short: "Inspect and rotate encryption keys"}
-	cmd.AddCommand(e.keysStatusCmd(), e.keysRotateCmd(), e.keysShredEpochCmd())
+	cmd.AddCommand(e.keysStatusCmd(), e.keysRotateCmd(), e.keysShredEpochCmd(), e.keysEscrowCmd(), e.keysRecoverCmd())
 	return cmd
 }
 

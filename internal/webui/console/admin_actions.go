@@ -75,6 +75,7 @@ var actionWords = map[audit.Action]string{
 	audit.ActionConsentRepair:      "repaired a consent",
 	audit.ActionMFAEnrollStart:     "started enrolling a second factor",
 	audit.ActionKeyEpoch:           "made erasures final (key epoch)",
+	audit.ActionKeyEscrow:          "escrowed the key file (for backups)",
 	audit.ActionLogAccept:          "accepted the audit log after a lost checkpoint",
 	audit.ActionAuthRowsStart:      "sealed the access rows",
 	audit.ActionAuthRowRefused:     "ALARM: an access row was tampered with",

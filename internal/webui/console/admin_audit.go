@@ -40,7 +40,7 @@ var auditReaders = []identity.Role{identity.RoleAuditor, identity.RolePrivacyOff
 
 // auditActions are the actions the form offers.
 var auditActions = []string{"read", "vread", "search-type", "history", "history-type", "history-system", "capabilities", "request", "rate-limit", "create", "update", "delete", "transaction", "batch", "$everything", "$erase",
-	"import", "key-rotate", "login", "login-password", "logout", "lockout", "mfa-enroll", "mfa-verify", "recovery-code-used", "session-revoke", "sso-login",
+	"import", "key-rotate", "key-escrow", "login", "login-password", "logout", "lockout", "mfa-enroll", "mfa-verify", "recovery-code-used", "session-revoke", "sso-login",
 	"token-create", "client-register", "client-disable", "user-create", "user-disable", "user-enable", "user-set-roles", "user-reset-mfa", "user-set-password", "user-admin",
 	"passkey-add", "passkey-remove", "break-glass", "break-glass-review", "policy-change", "policy-explain", "reindex",
 	"access-report", "access-report-read", "access-report-close", "people-lookup", "export",
