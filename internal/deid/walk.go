@@ -2,6 +2,7 @@ package deid
 
 import (
 	"encoding/json"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -315,10 +316,10 @@ func (w *walk) primitive(def, k, prim string, v any) (any, bool) {
 		}
 	case "code":
 		// Codes come from value sets: keep them, but not a long or
-		// multi-line string posing as one (free text in a code
-		// element is dropped like any free text).
+		// multi-line string, an e-mail address or a date posing as one
+		// (free text in a code element is dropped like any free text).
 		if s, ok := v.(string); ok {
-			if len(s) <= maxCodeLen && !strings.ContainsAny(s, "\n\r\t") {
+			if len(s) <= maxCodeLen && !strings.ContainsAny(s, "\n\r\t@") && !dateLike.MatchString(s) {
 				return s, true
 			}
 			w.count(reasonFreeText)
@@ -356,6 +357,10 @@ func (w *walk) primitive(def, k, prim string, v any) (any, bool) {
 	w.count(reasonMalformed)
 	return nil, false
 }
+
+// dateLike matches a string that starts like a date finer than a
+// year. No HL7, LOINC ("8302-2"), SNOMED CT or CDC code does.
+var dateLike = regexp.MustCompile(`^[0-9]{4}-[0-9]{2}`)
 
 // maxCodeLen bounds a code kept as it is: codes of HL7, SNOMED CT,
 // LOINC, RxNorm and ICD are far shorter.
