@@ -103,9 +103,7 @@ func TestExportDeidentifiedSynthea(t *testing.T) {
 
 			t.Run("no identifier of the input is in the output", func(t *testing.T) {
 				needles := deidNeedles(t, in)
-				for _, id := range storeIDs {
-					needles["store id"] = append(needles["store id"], id)
-				}
+				needles["store id"] = append(needles["store id"], storeIDs...)
 				idx := suffixarray.New(bytes.ToLower(raw))
 				for kind, list := range needles {
 					if len(list) == 0 {
