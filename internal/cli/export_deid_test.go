@@ -100,18 +100,22 @@ func TestExportDeidentifiedSynthea(t *testing.T) {
 				t.Errorf("no report printed:\n%s", r.stdout)
 			}
 			raw, res := deidReadOutput(t, out1)
+			// The haystack is the output's bytes and every string and
+			// number of it as decoded, so that an escaped character
+			// (\u0026) hides nothing.
+			values := append(deidValues(res), raw...)
 
 			t.Run("no identifier of the input is in the output", func(t *testing.T) {
 				needles := deidNeedles(t, in)
 				needles["store id"] = append(needles["store id"], storeIDs...)
-				idx := suffixarray.New(bytes.ToLower(raw))
+				idx := suffixarray.New(bytes.ToLower(values))
 				for kind, list := range needles {
 					if len(list) == 0 {
 						t.Errorf("collected no %s from the input", kind)
 					}
 					found := 0
 					for _, s := range list {
-						if deidFound(idx, raw, s) {
+						if deidFound(idx, values, s) {
 							if found < 3 {
 								t.Errorf("a %s of the input is in the output (%d chars)", kind, len(s))
 							}
@@ -458,6 +462,35 @@ func deidNeedles(t *testing.T, root string) map[string][]string {
 		out[k] = slices.Compact(l)
 	}
 	return out
+}
+
+// deidValues returns every string and number in res, decoded, each
+// followed by a NUL byte.
+func deidValues(res []map[string]any) []byte {
+	var b bytes.Buffer
+	var walk func(v any)
+	walk = func(v any) {
+		switch x := v.(type) {
+		case map[string]any:
+			for _, c := range x {
+				walk(c)
+			}
+		case []any:
+			for _, c := range x {
+				walk(c)
+			}
+		case string:
+			b.WriteString(x)
+			b.WriteByte(0)
+		case float64:
+			fmt.Fprint(&b, x)
+			b.WriteByte(0)
+		}
+	}
+	for _, m := range res {
+		walk(m)
+	}
+	return b.Bytes()
 }
 
 // deidRefs calls fn with every relative reference ("Type/id") in v.

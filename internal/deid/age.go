@@ -12,24 +12,41 @@ import (
 const (
 	// oldestKeptAge is the greatest age kept as it is.
 	oldestKeptAge = 89
-	// Over90URL is the extension phivault puts on a Patient whose birth
-	// date was removed because they are 90 or older (valueBoolean true):
-	// the "90 or older" category of the rule. Their birthDate is absent
-	// and its _birthDate carries a data-absent-reason "masked".
+	// Over90URL is the extension phivault puts on a Patient (or
+	// RelatedPerson, Person, Practitioner, FamilyMemberHistory) whose
+	// birth date was removed because the person is 90 or older
+	// (valueBoolean true): the "90 or older" category of the rule. The
+	// birth date is absent and its _birthDate (_bornDate) carries a
+	// data-absent-reason "masked".
 	Over90URL = "https://phivault.dev/fhir/StructureDefinition/deid-age-90-or-older"
 	// dataAbsentReasonURL is the core extension that says why a value
 	// is absent.
 	dataAbsentReasonURL = "http://hl7.org/fhir/StructureDefinition/data-absent-reason"
 )
 
-// over89 reports whether the Patient in is 90 or older at the export's
-// time: its birth date's greatest possible age is over 89. An
-// unreadable birth date counts as over 89 (its birthDate is dropped
-// either way, as malformed). The export's time is used even for a
-// deceased patient: it is never earlier than the death, so the rule
-// only errs towards removing more.
-func (t *Transformer) over89(in map[string]any) bool {
-	s, present := in["birthDate"].(string)
+// birthElement names the element holding the birth date of the person
+// a resource describes: the patient, and also their relatives and
+// household (RelatedPerson, Person, FamilyMemberHistory), to whom the
+// rule applies as well, and practitioners, to be conservative. "" for
+// other types.
+func birthElement(rt string) string {
+	switch rt {
+	case "Patient", "RelatedPerson", "Person", "Practitioner":
+		return "birthDate"
+	case "FamilyMemberHistory":
+		return "bornDate"
+	}
+	return ""
+}
+
+// over89 reports whether the person of resource in (birth date in
+// element elem) is 90 or older at the export's time: the birth date's
+// greatest possible age is over 89. An unreadable birth date counts as
+// over 89 (it is dropped either way). The export's time is used even
+// for a deceased person: it is never earlier than the death, so the
+// rule only errs towards removing more.
+func (t *Transformer) over89(in map[string]any, elem string) bool {
+	s, present := in[elem].(string)
 	if !present {
 		return false
 	}
@@ -38,11 +55,11 @@ func (t *Transformer) over89(in map[string]any) bool {
 }
 
 // markOver89 puts the "90 or older" category on a de-identified
-// Patient.
-func markOver89(p map[string]any) {
-	ext, _ := p["extension"].([]any)
-	p["extension"] = append(ext, map[string]any{"url": Over90URL, "valueBoolean": true})
-	p["_birthDate"] = map[string]any{"extension": []any{
+// resource whose birth date element elem was removed.
+func markOver89(r map[string]any, elem string) {
+	ext, _ := r["extension"].([]any)
+	r["extension"] = append(ext, map[string]any{"url": Over90URL, "valueBoolean": true})
+	r["_"+elem] = map[string]any{"extension": []any{
 		map[string]any{"url": dataAbsentReasonURL, "valueCode": "masked"},
 	}}
 }

@@ -372,3 +372,18 @@ func TestConcurrentUse(t *testing.T) {
 		t.Errorf("written %d, want 161", n)
 	}
 }
+
+// TestRelativesOver89: the rule covers relatives too.
+func TestRelativesOver89(t *testing.T) {
+	tr := newT(t, deid.Options{})
+	old := now.AddDate(-93, 0, 0).Format(time.DateOnly)
+	for _, body := range []string{
+		`{"resourceType":"RelatedPerson","patient":{"reference":"Patient/p"},"birthDate":"` + old + `"}`,
+		`{"resourceType":"FamilyMemberHistory","status":"completed","patient":{"reference":"Patient/p"},"relationship":{"text":"x"},"bornDate":"` + old + `"}`,
+	} {
+		m, out := run(t, tr, []byte(body))
+		if strings.Contains(out, old[:4]) || !strings.Contains(out, deid.Over90URL) {
+			t.Errorf("%v: the birth year of a relative of 93 kept, or no 90-or-older mark", m["resourceType"])
+		}
+	}
+}

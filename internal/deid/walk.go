@@ -19,7 +19,7 @@ type walk struct {
 	counts map[string]int
 	shift  int    // days to add to every date (date-shift mode)
 	drop   string // set when the whole resource must be left out
-	over89 bool   // the Patient being walked is 90 or older
+	over89 bool   // the person of the resource being walked is 90 or older
 }
 
 func (w *walk) count(reason string) { w.counts[reason]++ }
@@ -44,7 +44,8 @@ func (w *walk) resource(in map[string]any, depth int) (map[string]any, string) {
 		w.shift = w.t.shiftDays(patientKey(rt, in))
 	}
 	saved := w.over89
-	w.over89 = rt == "Patient" && w.t.over89(in)
+	birthElem := birthElement(rt)
+	w.over89 = birthElem != "" && w.t.over89(in, birthElem)
 	defer func() { w.over89 = saved }()
 
 	out := w.object(rt, in, depth)
@@ -54,7 +55,7 @@ func (w *walk) resource(in map[string]any, depth int) (map[string]any, string) {
 	out["resourceType"] = rt
 	out["meta"] = w.meta(in["meta"])
 	if w.over89 {
-		markOver89(out)
+		markOver89(out, birthElem)
 	}
 	return out, ""
 }
@@ -219,7 +220,7 @@ func (w *walk) special(def, k string, v any, isResource bool) (x any, handled, k
 		}
 	}
 	switch def + "." + k {
-	case "Patient.birthDate":
+	case "Patient.birthDate", "RelatedPerson.birthDate", "Person.birthDate", "Practitioner.birthDate", "FamilyMemberHistory.bornDate":
 		if w.over89 {
 			w.count(reasonBirth90)
 			return nil, true, false
