@@ -514,3 +514,25 @@ func deidList(v any) []any {
 	l, _ := v.([]any)
 	return l
 }
+
+// TestExportRefusesIdentified: without --deidentify nothing is read or
+// written, and the message points to $export.
+func TestExportRefusesIdentified(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "out")
+	for _, args := range [][]string{
+		{"export", "--data", t.TempDir(), "--out", out},
+		{"export", "--data", t.TempDir(), "--deidentify"},
+		{"export", "--data", t.TempDir(), "--deidentify", "--out", out, "--date-shift", "-3"},
+	} {
+		r := secRun(t, args...)
+		if r.code == 0 {
+			t.Errorf("phivault %s: exit 0", strings.Join(args, " "))
+		}
+		if _, err := os.Stat(out); err == nil {
+			t.Errorf("phivault %s created the output directory", strings.Join(args, " "))
+		}
+	}
+	if r := secRun(t, "export", "--data", t.TempDir(), "--out", out); !strings.Contains(r.stderr+r.stdout, "$export") {
+		t.Errorf("the refusal does not name $export:\n%s", r.stderr)
+	}
+}
