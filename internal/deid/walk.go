@@ -282,19 +282,28 @@ func (w *walk) special(def, k string, v any, isResource bool) (x any, handled, k
 		return z, z != "", z != ""
 	case "Address.state", "Address.country", "Coding.display", "Coding.version",
 		"Quantity.unit", "Age.unit", "Duration.unit", "Count.unit", "Distance.unit":
-		// Terminology and units, and the geography Safe Harbor keeps.
+		// Terminology and units, and the geography Safe Harbor keeps;
+		// not a date, an e-mail address or a long text posing as one.
 		s, ok := v.(string)
 		if !ok {
 			w.count(reasonMalformed)
 			return nil, true, false
 		}
+		if !plainLabel(s) {
+			w.count(reasonFreeText)
+			return nil, true, false
+		}
 		return s, true, true
 	case "Coding.system", "Quantity.system", "Age.system", "Duration.system", "Count.system", "Distance.system":
 		// Code systems and unit systems name a terminology, never a
-		// person.
+		// person: kept when they are absolute URIs (http, https, urn).
 		s, ok := v.(string)
 		if !ok {
 			w.count(reasonMalformed)
+			return nil, true, false
+		}
+		if !systemURI(s) {
+			w.count(reasonURL)
 			return nil, true, false
 		}
 		return s, true, true
@@ -362,6 +371,23 @@ func (w *walk) primitive(def, k, prim string, v any) (any, bool) {
 // dateLike matches a string that starts like a date finer than a
 // year. No HL7, LOINC ("8302-2"), SNOMED CT or CDC code does.
 var dateLike = regexp.MustCompile(`^[0-9]{4}-[0-9]{2}`)
+
+// maxLabelLen bounds a display, unit or state kept: the longest
+// SNOMED CT fully specified names are a few hundred characters.
+const maxLabelLen = 512
+
+// plainLabel reports whether s may be kept as a display, unit, state
+// or country: short, one line, no e-mail address, not a date.
+func plainLabel(s string) bool {
+	return len(s) <= maxLabelLen && !strings.ContainsAny(s, "\n\r@") && !dateLike.MatchString(s)
+}
+
+// systemURI reports whether s is kept as a code or unit system: an
+// absolute http(s) or urn URI without a query, fragment or e-mail.
+func systemURI(s string) bool {
+	return (strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://") || strings.HasPrefix(s, "urn:")) &&
+		len(s) <= maxLabelLen && !strings.ContainsAny(s, "?#@ \n\r")
+}
 
 // maxCodeLen bounds a code kept as it is: codes of HL7, SNOMED CT,
 // LOINC, RxNorm and ICD are far shorter.
