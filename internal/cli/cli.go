@@ -76,6 +76,7 @@ func (e *env) root() *cobra.Command {
 		e.policyCmd(),
 		e.monitorCmd(),
 		e.reindexCmd(),
+		e.exportCmd(),
 		e.versionCmd(),
 	)
 	return root
