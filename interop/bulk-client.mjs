@@ -303,13 +303,13 @@ function retryAfter(r) {
 }
 
 /**
- * kickOff sends a Bulk Data Kick-off Request and requires its success
- * answer: 202 Accepted with an absolute Content-Location
- * [export#response---success]. It returns the status URL and the URL
- * sent. params is a list of [name, value] pairs for GET (so a name may
- * repeat); parameters a FHIR Parameters resource for POST.
+ * kickOff sends a Bulk Data Kick-off Request [export#bulk-data-kick-off-request]
+ * to [base]/endpoint and returns the answer and the URL sent (see
+ * started for the success answer). params is a list of [name, value]
+ * pairs for GET (so a name may repeat); parameters a FHIR Parameters
+ * resource for POST. prefer=false leaves out Prefer, auth=false the token.
  */
-async function kickOff(client, what, endpoint, { params = [], parameters, prefer = true, auth = true } = {}) {
+async function kickOff(client, endpoint, { params = [], parameters, prefer = true, auth = true } = {}) {
   const url = new URL(`${base}/${endpoint}`);
   for (const [k, v] of params) url.searchParams.append(k, v);
   // [export#headers]: Accept application/fhir+json, Prefer respond-async.
@@ -320,8 +320,16 @@ async function kickOff(client, what, endpoint, { params = [], parameters, prefer
     headers['Content-Type'] = 'application/fhir+json';
     body = JSON.stringify(parameters);
   }
-  const r = await http(parameters ? 'POST' : 'GET', url.href, { token: auth ? await token(client) : undefined, headers, body });
-  return { r, sent: url.href };
+  // [export#response---error-eg-unsupported-search-parameter]: a server
+  // that wants no new export before one in progress completes SHOULD
+  // answer 429 with Retry-After; the client waits and asks again.
+  const deadline = Date.now() + exportTimeout;
+  for (;;) {
+    const r = await http(parameters ? 'POST' : 'GET', url.href, { token: auth ? await token(client) : undefined, headers, body });
+    const wait = Math.min(retryAfter(r) ?? 1000, maxWait);
+    if (r.status !== 429 || Date.now() + wait >= deadline) return { r, sent: url.href };
+    await sleep(wait);
+  }
 }
 
 /** accepted counts the kick-offs the server accepted in this run. */
@@ -594,7 +602,7 @@ await scenario('SMART Backend Services token', async () => {
 await scenario('system-level export ($export, GET)', async () => {
   const what = 'system $export';
   const types = ['Patient', 'Observation'];
-  const k = started(what, await kickOff(a, what, '$export', { params: [['_type', types.join(',')]] }));
+  const k = started(what, await kickOff(a, '$export', { params: [['_type', types.join(',')]] }));
   const r = await poll(a, what, k.status);
   const m = manifest(what, r, k);
   firstTransactionTime = m.transactionTime;
@@ -652,7 +660,7 @@ await scenario('system-level export with _since', async () => {
     changed = c.json.id;
   }
   const types = ['Patient', 'Observation'];
-  const k = started(what, await kickOff(a, what, '$export', { params: [['_type', types.join(',')], ['_since', firstTransactionTime]] }));
+  const k = started(what, await kickOff(a, '$export', { params: [['_type', types.join(',')], ['_since', firstTransactionTime]] }));
   const m = manifest(what, await poll(a, what, k.status), k);
   typesWithin(what, m, types);
   const got = await fetchAll(a, what, m);
@@ -686,7 +694,7 @@ await scenario('Patient-level export (Patient/$export, GET, _type repeated)', as
   // [export#bulk-data-kick-off-request]: a client MAY repeat a
   // comma-delimited parameter; the server SHALL treat the values as one
   // comma-delimited list.
-  const k = started(what, await kickOff(a, what, 'Patient/$export', { params: types.map((t) => ['_type', t]) }));
+  const k = started(what, await kickOff(a, 'Patient/$export', { params: types.map((t) => ['_type', t]) }));
   const m = manifest(what, await poll(a, what, k.status), k);
   typesWithin(what, m, types);
   const got = await fetchAll(a, what, m);
@@ -711,7 +719,7 @@ await scenario('Patient-level export (Patient/$export, POST Parameters)', async 
       { name: '_type', valueString: types.join(',') },
     ],
   };
-  const sent = await kickOff(a, what, 'Patient/$export', { parameters });
+  const sent = await kickOff(a, 'Patient/$export', { parameters });
   if (sent.r.status !== 202) {
     refusedWithOutcome('IG', `${IG}#response---error-eg-unsupported-search-parameter`, `${what}: POST kick-off`, sent.r);
     check('phivault', `${IG}#bulk-data-kick-off-request`, `${what}: POST kick-off is supported`, false, describe(sent.r));
@@ -734,7 +742,7 @@ await scenario('Group-level export (Group/[id]/$export, GET, _typeFilter)', asyn
   // type; this one keeps the vital signs among the Observations.
   const filter = 'Observation?category=vital-signs';
   const endpoint = `Group/${encodeURIComponent(groupID)}/$export`;
-  let sent = await kickOff(a, what, endpoint, { params: [['_type', types.join(',')], ['_typeFilter', filter]] });
+  let sent = await kickOff(a, endpoint, { params: [['_type', types.join(',')], ['_typeFilter', filter]] });
   // A server that does not support _typeFilter SHOULD refuse with an
   // OperationOutcome (IG) rather than ignore it; phivault supports it.
   // After a refusal the Group export is asked for without it, so the
@@ -744,7 +752,7 @@ await scenario('Group-level export (Group/[id]/$export, GET, _typeFilter)', asyn
     refusedWithOutcome('IG', `${IG}#query-parameters`, `${what}: _typeFilter`, sent.r);
     check('phivault', `${IG}#_typefilter-experimental-query-parameter`, `${what}: _typeFilter is supported`, false, describe(sent.r));
     filtered = false;
-    sent = await kickOff(a, what, endpoint, { params: [['_type', types.join(',')]] });
+    sent = await kickOff(a, endpoint, { params: [['_type', types.join(',')]] });
   }
   const k = started(what, sent);
   const m = manifest(what, await poll(a, what, k.status), k);
@@ -774,7 +782,7 @@ await scenario('_outputFormat abbreviations', async () => {
   // cancelled at once; a DELETE may come at any time.
   for (const f of ['application/ndjson', 'ndjson']) {
     const what = `$export?_outputFormat=${f}`;
-    const k = started(what, await kickOff(a, what, '$export', { params: [['_type', 'Patient'], ['_outputFormat', f]] }));
+    const k = started(what, await kickOff(a, '$export', { params: [['_type', 'Patient'], ['_outputFormat', f]] }));
     await cancel(a, what, k.status);
   }
 });
@@ -783,7 +791,7 @@ await scenario('kick-off refusals', async () => {
   // [export#privacy-and-security-considerations] with SMART Backend
   // Services: the kick-off needs a valid access token.
   const what = 'kick-off without a token';
-  const r = (await kickOff(a, what, '$export', { params: [['_type', 'Patient']], auth: false })).r;
+  const r = (await kickOff(a, '$export', { params: [['_type', 'Patient']], auth: false })).r;
   check('IG', `${SMART_BS}#step-4`, `${what}: refused with 401`, r.status === 401, describe(r));
 
   // [export#headers] Prefer: "If omitted, a server MAY return an error or
@@ -794,7 +802,7 @@ await scenario('kick-off refusals', async () => {
   // A refusal proves something only from a server that accepts the same
   // kick-off with the header (a server without $export refuses both).
   must('IG', `${IG}#headers`, `${w2}: judged after ${accepted} accepted kick-off(s) with Prefer`, accepted > 0, 'no kick-off was accepted in this run');
-  const r2 = await kickOff(a, w2, '$export', { params: [['_type', 'Patient']], prefer: false });
+  const r2 = await kickOff(a, '$export', { params: [['_type', 'Patient']], prefer: false });
   if (r2.r.status === 202) {
     check('IG', `${IG}#headers`, `${w2}: processed as respond-async (202 with Content-Location)`, Boolean(r2.r.headers.get('content-location')), describe(r2.r));
     check('phivault', `${IG}#headers`, `${w2}: refused`, false, describe(r2.r));
