@@ -117,7 +117,7 @@ func nodeModules(t *testing.T) string {
 		t.Fatal(err)
 	}
 	installed := func() bool {
-		for _, p := range []string{"fhir-kit-client", "fhirclient", "@medplum/core"} {
+		for _, p := range []string{"fhir-kit-client", "fhirclient", "@medplum/core", "jose"} {
 			if _, err := os.Stat(filepath.Join(dir, "node_modules", p, "package.json")); err != nil {
 				return false
 			}
