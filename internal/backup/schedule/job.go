@@ -43,6 +43,7 @@ type Sealer interface {
 // Leader is the claim on the duty on a fleet (sqldb.Leader).
 type Leader interface {
 	Lead(ctx context.Context) (bool, error)
+	Release()
 }
 
 // Options configure a Job. Engine, Store, Records and Audit are required.
@@ -94,8 +95,12 @@ func New(o Options) (*Job, error) {
 	return &Job{o: o}, nil
 }
 
-// Run steps the job every Tick until ctx ends, when this process leads.
+// Run steps the job every Tick until ctx ends, when this process leads;
+// it releases the lead when it returns.
 func (j *Job) Run(ctx context.Context) {
+	if j.o.Leader != nil {
+		defer j.o.Leader.Release()
+	}
 	t := time.NewTicker(j.o.Tick)
 	defer t.Stop()
 	for {
