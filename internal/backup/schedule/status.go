@@ -8,8 +8,8 @@ import (
 	"github.com/phivault/phivault/internal/storage"
 )
 
-// OverdueFactor: a backup (or drill) is overdue when none succeeded
-// within this many of its intervals. Two intervals tolerate one missed
+// OverdueFactor is how many of its intervals may pass without a
+// success before a backup (or drill) is overdue. Two intervals tolerate one missed
 // or failed run (a retry usually follows) before anyone is alerted.
 const OverdueFactor = 2
 
