@@ -37,15 +37,48 @@ var errEngineNotConnected = errors.New("the backup engine is not connected in th
 // ---------------------------------------------------------------------
 // MERGE POINT (issue 17): the lead connects the backup engine here.
 //
-// backupEngine adapts the engine of package backup to schedule.Engine:
-//   - Create: snapshot, encrypt to c.Recipients, write the backup and its
-//     manifest into st; return the backup's object name.
-//   - Drill: restore the newest backup of st with the identity in
-//     c.Drill.IdentityFile (opening it with c.Drill.KeyFile), check it,
-//     discard it; return its name, when it was taken, the restore time.
-//   - Remove: delete the backup name and its manifest from st.
+// backupEngine adapts the engine (package backup and app's backup.go on
+// branch "backup") to schedule.Engine. With that branch's API:
 //
-// openDirStore returns the engine's directory store for backup.dir.
+//	func (e backupEngine) Create(ctx context.Context, st backup.Store) (string, error) {
+//		rs, err := backup.ParseRecipients(e.c.Recipients, nil)
+//		if err != nil {
+//			return "", fmt.Errorf("backup.recipients: %w", err)
+//		}
+//		files, err := BackupFiles(e.app.Config)
+//		if err != nil {
+//			return "", err
+//		}
+//		// Not CreateBackup: it takes the data directory lock, which
+//		// serve already holds.
+//		cr, err := backup.Create(ctx, st, BackupSource(e.app.Config),
+//			backup.CreateOptions{Recipients: rs, Files: files, Version: Version})
+//		return cr.Name, err
+//	}
+//
+//	func (e backupEngine) Drill(ctx context.Context, st backup.Store) (schedule.DrillResult, error) {
+//		ids, err := backup.ParseIdentityFiles(e.c.Drill.IdentityFile)
+//		if err != nil {
+//			return schedule.DrillResult{}, fmt.Errorf("backup.drill.identity_file: %w", err)
+//		}
+//		o := DrillOptions{Identities: ids, KeyFile: e.c.Drill.KeyFile, Logger: e.app.logger}
+//		if e.app.Config.Storage.Driver == "postgres" {
+//			o.Postgres = e.app.Config.Storage.PostgresURL
+//		}
+//		r := DrillBackup(ctx, st, o)
+//		return schedule.DrillResult{Backup: r.Name, Taken: r.Started.Add(-r.RecoveryPoint), Restore: r.RecoveryTime}, r.Err
+//	}
+//
+//	func (e backupEngine) Remove(ctx context.Context, st backup.Store, name string) error {
+//		for _, n := range []string{name + backup.SumSuffix, name + backup.SummarySuffix, name} {
+//			if err := st.Delete(ctx, n); err != nil {
+//				return err
+//			}
+//		}
+//		return nil
+//	}
+//
+//	func openDirStore(dir string) (backup.Store, error) { return backup.NewDirStore(dir) }
 //
 // Until then every scheduled backup and drill fails with
 // errEngineNotConnected: recorded, audited, logged and shown as failing
