@@ -116,6 +116,16 @@ func (a *App) openBackup(ctx context.Context) error {
 	if b == nil {
 		return nil
 	}
+	if !b.Drill.Off {
+		// Found wrong at start, not at the first drill a week later.
+		fi, err := os.Stat(b.Drill.IdentityFile)
+		if err != nil {
+			return fmt.Errorf("backup.drill.identity_file: %w", err)
+		}
+		if fi.Mode().Perm()&0o077 != 0 {
+			return fmt.Errorf("backup.drill.identity_file %s: readable by group or others (mode %v); chmod 600", b.Drill.IdentityFile, fi.Mode().Perm())
+		}
+	}
 	st, err := a.backupStore(ctx, b)
 	if err != nil {
 		return err

@@ -37,11 +37,25 @@ func TestBackupScheduleWiring(t *testing.T) {
 	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	identity := filepath.Join(t.TempDir(), "drill.agekey")
 	const secret = "wiring-test-secret-value"
 	s3 := config.BackupS3{Endpoint: srv.URL, Bucket: "phivault", Prefix: "prod/", CAFile: ca}.WithCredentials("AKIAWIRING", secret)
 	c.Backup = &config.Backup{S3: s3, Recipients: []string{"age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p"},
-		Every: config.Duration(time.Hour), Drill: config.BackupDrill{IdentityFile: filepath.Join(t.TempDir(), "drill.agekey")}}
+		Every: config.Duration(time.Hour), Drill: config.BackupDrill{IdentityFile: identity}}
 	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	// A missing or loosely protected drill identity refuses the start.
+	if _, err := openApp(t, c); err == nil || !strings.Contains(err.Error(), "backup.drill.identity_file") {
+		t.Fatalf("start without the drill identity: %v", err)
+	}
+	if err := os.WriteFile(identity, []byte("AGE-SECRET-KEY-1 test placeholder, never parsed here\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := openApp(t, c); err == nil || !strings.Contains(err.Error(), "chmod 600") {
+		t.Fatalf("start with a world-readable drill identity: %v", err)
+	}
+	if err := os.Chmod(identity, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	var logs bytes.Buffer
