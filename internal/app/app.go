@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/phivault/phivault/internal/backup/schedule"
+
 	"github.com/phivault/phivault/internal/audit/index"
 	"github.com/phivault/phivault/internal/audit/tlog"
 	"github.com/phivault/phivault/internal/ident"
@@ -114,6 +116,10 @@ type App struct {
 	// ownLog follows the own audit log into the monitoring alerts
 	// (Monitor), nil when off (monitor.go).
 	ownLog *ownlog.Follower
+	// backupJob takes scheduled backups and drills (backup.go), nil
+	// without a "backup" section; backupStoreName is its destination.
+	backupJob       *schedule.Job
+	backupStoreName string
 	// release lets the data directory go (HoldingDataDir); nil if not held.
 	release func()
 
@@ -312,6 +318,10 @@ func open(ctx context.Context, c config.Config, logger *slog.Logger, oo openOpti
 		return nil, err
 	}
 	if err := a.openMonitor(); err != nil {
+		a.Close()
+		return nil, err
+	}
+	if err := a.openBackup(ctx); err != nil {
 		a.Close()
 		return nil, err
 	}

@@ -38,6 +38,7 @@ func (a *App) console(sq *sqldb.Store) webui.Console {
 		a.logger.Error("console: account administration unavailable", slog.String("error", err.Error()))
 	}
 	c.Clients = a.ClientAdmin()
+	c.Backups = a.BackupStatus
 	if a.AuditIndex != nil {
 		c.AuditLog = a.AuditIndex
 	}

@@ -78,6 +78,7 @@ func (a *App) registerMetrics() error {
 		errs = append(errs, a.metrics.RegisterDB(name, db))
 	}
 	errs = append(errs, a.metrics.RegisterPending(a.tlog.Source().CountPending))
+	errs = append(errs, a.metrics.RegisterBackup(a.backupFigures))
 	return errors.Join(errs...)
 }
 

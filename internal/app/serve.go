@@ -130,7 +130,8 @@ func (a *App) Serve(ctx context.Context, started func(addr string)) error {
 // refused attempts, the audit index follower and its pruning of dead
 // authentication state, the KEK epochs that finish erasures, the daily
 // verification of the audit log, the delivery of FHIR Subscriptions, the
-// privacy monitor of the own log (one process of a fleet leads it), and
+// privacy monitor of the own log (one process of a fleet leads it), the
+// backup schedule and its restore drills (one process leads it too), and
 // one exporter per configured SIEM sink, until the returned stop function is called (after the HTTP
 // server has drained; the last requests' events are exported on the
 // next start).
@@ -151,6 +152,7 @@ func (a *App) runBackground(ctx context.Context) (stop func(), err error) {
 		a.WatchAuthz,
 		a.compileSchema,
 		a.RunOwnLogMonitor,
+		a.RunBackups,
 	}
 	for _, run := range loops {
 		wg.Add(1)

@@ -68,6 +68,9 @@ type Config struct {
 	Observability Observability `json:"observability,omitzero"`
 	// Monitor is privacy monitoring of the own log (monitor.go).
 	Monitor Monitor `json:"monitor,omitzero"`
+	// Backup schedules backups and restore drills in serve (backup.go);
+	// nil: no schedule.
+	Backup *Backup `json:"backup,omitempty"`
 }
 
 // Server configures the HTTP listener.
@@ -252,6 +255,7 @@ func Load(dataDir string, getenv func(string) string, o Overrides) (Config, erro
 		return Config{}, err
 	}
 	c.exportEnv(getenv)
+	c.backupEnv(getenv)
 	c.applyOverrides(o)
 	if c.Audit.LogName == "" {
 		c.Audit.LogName = LogNameFor(c.Server.BaseURL)
@@ -363,6 +367,14 @@ func (c *Config) applyOverrides(o Overrides) {
 // and their defaults derived, as Load does.
 func (c Config) Resolved() Config {
 	c.Audit.WitnessCheckpoints = append([]string(nil), c.Audit.WitnessCheckpoints...)
+	if c.Backup != nil {
+		b := *c.Backup
+		if b.S3 != nil {
+			s3 := *b.S3
+			b.S3 = &s3
+		}
+		c.Backup = &b
+	}
 	c.resolvePaths()
 	return c
 }
@@ -389,6 +401,7 @@ func (c *Config) resolvePaths() {
 	c.Observability.resolvePaths(*c)
 	c.exportPaths()
 	c.monitorPaths()
+	c.backupPaths()
 }
 
 // WithEnv returns c (a configuration about to be written, as init
@@ -496,6 +509,9 @@ func (c Config) Validate() error {
 		return err
 	}
 	if err := c.Monitor.validate(c.Server.BaseURL); err != nil {
+		return err
+	}
+	if err := c.Backup.validate(); err != nil {
 		return err
 	}
 	return c.validateExport()

@@ -185,7 +185,7 @@ func TestPagesOfEveryRole(t *testing.T) {
 		tb.do(navigate(e.URL+"/admin/users/new"), waitCSS("#invite-form"), fill("#username", "nurse.pending"),
 			chromedp.Click(chromedp.CSS("#role-nurse")), submit("#invite-form button[type=submit]", "#invitation-link"))
 		tb.checkPage()
-		for _, p := range []string{"/admin", "/admin/users", "/admin/users/new", "/admin/clients", "/admin/requests", "/admin/policy", "/admin/keys", "/admin/log"} {
+		for _, p := range []string{"/admin", "/admin/users", "/admin/users/new", "/admin/clients", "/admin/requests", "/admin/policy", "/admin/keys", "/admin/log", "/admin/backups"} {
 			tb.visit(e.URL, p)
 		}
 		tb.do(navigate(e.URL+"/admin/users"), waitCSS("#users"), submit(`#users a[href^="/admin/users/usr_"]`, "#user-facts"))

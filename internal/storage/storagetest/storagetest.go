@@ -55,6 +55,7 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 		{"LedgerScans", testLedgerScans},
 		{"Changes", testChanges},
 		{"Monitor", testMonitor},
+		{"Backups", testBackups},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 	"github.com/phivault/phivault/internal/authn"
 	"github.com/phivault/phivault/internal/authn/session"
 	"github.com/phivault/phivault/internal/authz"
+	"github.com/phivault/phivault/internal/backup/schedule"
 	"github.com/phivault/phivault/internal/identity"
 	"github.com/phivault/phivault/internal/web"
 	"github.com/phivault/phivault/internal/webui/site"
@@ -100,6 +101,9 @@ type Services struct {
 	// Monitor is the triage of privacy and intrusion monitoring's alerts
 	// (alerts.Service, admin_monitor.go); nil answers 503 there.
 	Monitor Monitor
+	// Backups reads the state of scheduled backups and drills
+	// (app.BackupStatus, admin_backups.go); nil answers 503 there.
+	Backups func(ctx context.Context) (schedule.Status, error)
 }
 
 // consoleAgent is the audit agent of a console request: ids only.
@@ -189,6 +193,9 @@ func (u *UI) Routes(mux *http.ServeMux) {
 	// Policy and keys, read-only (admin_policy.go).
 	mux.Handle("GET /admin/policy", u.site.Handle(u.staff(secAdmin, u.adminPolicy)))
 	mux.Handle("GET /admin/keys", u.site.Handle(u.staff(secAdmin, u.adminKeys)))
+
+	// Backups and restore drills, read-only (admin_backups.go).
+	mux.Handle("GET /admin/backups", u.site.Handle(u.staff(secAdmin, u.adminBackups)))
 
 	// Break-the-glass review desk (admin_reviews.go).
 	mux.Handle("GET /admin/reviews", u.site.Handle(u.staff(privacyOffice, u.adminReviews)))

@@ -90,6 +90,9 @@ var actionWords = map[audit.Action]string{
 	audit.ActionMonitorNote:        "added a note to an access alert",
 	audit.ActionMonitorSuppress:    "made a suppression rule for access alerts",
 	audit.ActionMonitorIngest:      "ingested another system's access log",
+	audit.ActionBackup:             "took a scheduled backup",
+	audit.ActionBackupPrune:        "deleted an old backup (retention)",
+	audit.ActionBackupDrill:        "ran a restore drill",
 }
 
 // typeWords names the resource types whose reads and searches have a
