@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -30,81 +29,53 @@ const BackupLeaderName = "backup-schedule"
 // backupCheckTimeout bounds the start-up check of an S3 bucket.
 const backupCheckTimeout = 10 * time.Second
 
-// errEngineNotConnected is the answer of the engine adapter until the
-// backup engine (package backup, branch "backup") is connected.
-var errEngineNotConnected = errors.New("the backup engine is not connected in this build (internal/app/backup.go, backupEngine)")
-
-// ---------------------------------------------------------------------
-// MERGE POINT (issue 17): the lead connects the backup engine here.
-//
-// backupEngine adapts the engine (package backup and app's backup.go on
-// branch "backup") to schedule.Engine. With that branch's API:
-//
-//	func (e backupEngine) Create(ctx context.Context, st backup.Store) (string, error) {
-//		rs, err := backup.ParseRecipients(e.c.Recipients, nil)
-//		if err != nil {
-//			return "", fmt.Errorf("backup.recipients: %w", err)
-//		}
-//		files, err := BackupFiles(e.app.Config)
-//		if err != nil {
-//			return "", err
-//		}
-//		// Not CreateBackup: it takes the data directory lock, which
-//		// serve already holds.
-//		cr, err := backup.Create(ctx, st, BackupSource(e.app.Config),
-//			backup.CreateOptions{Recipients: rs, Files: files, Version: Version})
-//		return cr.Name, err
-//	}
-//
-//	func (e backupEngine) Drill(ctx context.Context, st backup.Store) (schedule.DrillResult, error) {
-//		ids, err := backup.ParseIdentityFiles(e.c.Drill.IdentityFile)
-//		if err != nil {
-//			return schedule.DrillResult{}, fmt.Errorf("backup.drill.identity_file: %w", err)
-//		}
-//		o := DrillOptions{Identities: ids, KeyFile: e.c.Drill.KeyFile, Logger: e.app.logger}
-//		if e.app.Config.Storage.Driver == "postgres" {
-//			o.Postgres = e.app.Config.Storage.PostgresURL
-//		}
-//		r := DrillBackup(ctx, st, o)
-//		return schedule.DrillResult{Backup: r.Name, Taken: r.Started.Add(-r.RecoveryPoint), Restore: r.RecoveryTime}, r.Err
-//	}
-//
-//	func (e backupEngine) Remove(ctx context.Context, st backup.Store, name string) error {
-//		for _, n := range []string{name + backup.SumSuffix, name + backup.SummarySuffix, name} {
-//			if err := st.Delete(ctx, n); err != nil {
-//				return err
-//			}
-//		}
-//		return nil
-//	}
-//
-//	func openDirStore(dir string) (backup.Store, error) { return backup.NewDirStore(dir) }
-//
-// Until then every scheduled backup and drill fails with
-// errEngineNotConnected: recorded, audited, logged and shown as failing
-// evidence, never a silent success.
+// backupEngine adapts the backup engine (package backup, app/backup.go)
+// to schedule.Engine.
 type backupEngine struct {
 	app *App
 	c   *config.Backup
 }
 
 func (e backupEngine) Create(ctx context.Context, st backup.Store) (string, error) {
-	return "", errEngineNotConnected
+	rs, err := backup.ParseRecipients(e.c.Recipients, nil)
+	if err != nil {
+		return "", fmt.Errorf("backup.recipients: %w", err)
+	}
+	files, err := BackupFiles(e.app.Config)
+	if err != nil {
+		return "", err
+	}
+	// Not CreateBackup: it takes the data directory lock, which serve
+	// already holds.
+	cr, err := backup.Create(ctx, st, BackupSource(e.app.Config),
+		backup.CreateOptions{Recipients: rs, Files: files, Version: Version})
+	return cr.Name, err
 }
 
 func (e backupEngine) Drill(ctx context.Context, st backup.Store) (schedule.DrillResult, error) {
-	return schedule.DrillResult{}, errEngineNotConnected
+	ids, err := backup.ParseIdentityFiles(e.c.Drill.IdentityFile)
+	if err != nil {
+		return schedule.DrillResult{}, fmt.Errorf("backup.drill.identity_file: %w", err)
+	}
+	o := DrillOptions{Identities: ids, KeyFile: e.c.Drill.KeyFile, Logger: e.app.logger}
+	if e.app.Config.Storage.Driver == "postgres" {
+		o.Postgres = e.app.Config.Storage.PostgresURL
+	}
+	r := DrillBackup(ctx, st, o)
+	return schedule.DrillResult{Backup: r.Name, Taken: r.Started.Add(-r.RecoveryPoint), Restore: r.RecoveryTime}, r.Err
 }
 
 func (e backupEngine) Remove(ctx context.Context, st backup.Store, name string) error {
-	return errEngineNotConnected
+	for _, n := range []string{name + backup.SumSuffix, name + backup.SummarySuffix, name} {
+		if err := st.Delete(ctx, n); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
-func openDirStore(dir string) (backup.Store, error) {
-	return nil, fmt.Errorf("backup.dir %s: %w", dir, errEngineNotConnected)
-}
+func openDirStore(dir string) (backup.Store, error) { return backup.NewDirStore(dir) }
 
-// END OF MERGE POINT
 // ---------------------------------------------------------------------
 
 var _ schedule.Engine = backupEngine{}

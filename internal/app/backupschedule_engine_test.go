@@ -1,9 +1,5 @@
-//go:build merge_backup_engine
 
-// MERGE (issue 17): delete the build constraint above once backupEngine
-// (backupschedule.go) is connected to the engine: this test then takes a
-// real scheduled backup and drill (checked against main at 2026-12-08
-// 01:28 UTC with the adapter spelled out in backupschedule.go: PASS).
+// The scheduled backup and drill through the real engine.
 
 package app_test
 
