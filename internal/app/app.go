@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/phivault/phivault/internal/bulk"
+
 	"github.com/phivault/phivault/internal/audit/index"
 	"github.com/phivault/phivault/internal/audit/tlog"
 	"github.com/phivault/phivault/internal/ident"
@@ -111,6 +113,8 @@ type App struct {
 	keyLife *lifecycle.Manager
 	// subs delivers FHIR Subscriptions (subscriptions.go).
 	subs *subscription.Service
+	// bulk runs FHIR Bulk Data exports (bulk.go).
+	bulk *bulk.Service
 	// ownLog follows the own audit log into the monitoring alerts
 	// (Monitor), nil when off (monitor.go).
 	ownLog *ownlog.Follower
@@ -137,6 +141,7 @@ type openOptions struct {
 	login    []func(*login.Options)
 	idp      *http.Client
 	subs     []func(*subscription.Options)
+	bulk     []func(*bulk.Options)
 	hold     *holding
 	spans    sdktrace.SpanExporter // WithSpanExporter (observe.go)
 }
@@ -308,6 +313,10 @@ func open(ctx context.Context, c config.Config, logger *slog.Logger, oo openOpti
 		return nil, err
 	}
 	if err := a.openSubscriptions(oo); err != nil {
+		a.Close()
+		return nil, err
+	}
+	if err := a.openBulk(oo); err != nil {
 		a.Close()
 		return nil, err
 	}
@@ -499,6 +508,7 @@ func (a *App) Handler() http.Handler {
 		Reviews:       a.Desk,
 		Monitor:       a.monitorAPI(),
 		Subscriptions: a.subs.Hub(),
+		Bulk:          a.bulk,
 		Attempts:      a.attempts,
 		Observer:      a.metrics,
 		Metrics:       a.metricsHandler(),
