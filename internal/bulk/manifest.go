@@ -27,10 +27,10 @@ type manifest struct {
 }
 
 // FilePath is the path of file n of job id under the FHIR base.
-func FilePath(id string, n int) string { return "/$export-file/" + id + "/" + strconv.Itoa(n) }
+func FilePath(id string, n int) string { return "/$export-file?job=" + id + "&n=" + strconv.Itoa(n) }
 
 // StatusPath is the path of job id's status under the FHIR base.
-func StatusPath(id string) string { return "/$export-poll/" + id }
+func StatusPath(id string) string { return "/$export-poll?job=" + id }
 
 func (s *Service) manifest(j Job, req Request, files []File) ([]byte, error) {
 	m := manifest{TransactionTime: j.TxTime.UTC().Format(time.RFC3339Nano), Request: req.URL, RequiresAccessToken: true,

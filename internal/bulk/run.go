@@ -25,7 +25,7 @@ func (s *Service) Run(ctx context.Context) {
 	lastSweep := time.Time{}
 	for {
 		if now := s.o.Now(); now.Sub(lastSweep) >= time.Minute {
-			if _, err := s.Sweep(ctx); err != nil && ctx.Err() == nil {
+			if _, err := s.Sweep(ctx, now); err != nil && ctx.Err() == nil {
 				s.o.Logger.ErrorContext(ctx, "destroying expired bulk exports failed", slog.String("error", err.Error()))
 			} else {
 				lastSweep = now

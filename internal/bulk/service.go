@@ -464,10 +464,11 @@ func (s *Service) Delete(ctx context.Context, c Caller, id string) error {
 	return nil
 }
 
-// Sweep destroys the jobs whose expiry has passed (files and key): the
-// crypto-shredding of expired exports. It returns how many it deleted.
-func (s *Service) Sweep(ctx context.Context) (int, error) {
-	ids, err := s.o.Store.Expired(ctx, s.o.Now(), 100)
+// Sweep destroys the jobs whose expiry is before now (files and key):
+// the crypto-shredding of expired exports. It returns how many it
+// deleted. Run calls it with the current time.
+func (s *Service) Sweep(ctx context.Context, now time.Time) (int, error) {
+	ids, err := s.o.Store.Expired(ctx, now, 100)
 	if err != nil {
 		return 0, err
 	}

@@ -14,10 +14,10 @@ import (
 // FHIR Bulk Data Access IG v2 (https://hl7.org/fhir/uv/bulkdata/):
 // kick-off at [base]/$export, [base]/Patient/$export and
 // [base]/Group/[id]/$export (GET or POST, Prefer: respond-async), the
-// status URL [base]/$export-poll/[job] (GET: 202 with X-Progress and
+// status URL [base]/$export-poll?job=[job] (GET: 202 with X-Progress and
 // Retry-After while running, 200 with the manifest when done, an
 // OperationOutcome when failed; DELETE: 202 and the job is gone) and
-// the files [base]/$export-file/[job]/[n] (application/fhir+ndjson).
+// the files [base]/$export-file?job=[job]&n=[n] (application/fhir+ndjson).
 // Only the SMART backend client that started a job sees its status and
 // files: anyone else gets 404. The work is package bulk's (ADR 0049).
 
@@ -36,9 +36,11 @@ func (s *Server) bulkRoutes(mux *http.ServeMux) {
 		mux.Handle(m+" /fhir/Patient/$export", s.handle(s.bulkKickoff(bulk.LevelPatient)))
 		mux.Handle(m+" /fhir/Group/{id}/$export", s.handle(s.bulkKickoff(bulk.LevelGroup)))
 	}
-	mux.Handle("GET /fhir/$export-poll/{job}", s.handle(s.bulkStatus))
-	mux.Handle("DELETE /fhir/$export-poll/{job}", s.handle(s.bulkDelete))
-	mux.Handle("GET /fhir/$export-file/{job}/{n}", s.handle(s.bulkFile))
+	// The job and file are query parameters: a path segment after a
+	// literal one would collide with the FHIR routes ({type}/_history).
+	mux.Handle("GET /fhir/$export-poll", s.handle(s.bulkStatus))
+	mux.Handle("DELETE /fhir/$export-poll", s.handle(s.bulkDelete))
+	mux.Handle("GET /fhir/$export-file", s.handle(s.bulkFile))
 }
 
 // bulkPath reports whether a /fhir path (split in segments) is one of
@@ -57,7 +59,7 @@ func bulkPath(parts []string) bool {
 
 // bulkFilePath reports whether path is an export file (served as
 // application/fhir+ndjson, whatever JSON Accept says).
-func bulkFilePath(path string) bool { return strings.HasPrefix(path, "/fhir/$export-file/") }
+func bulkFilePath(path string) bool { return path == "/fhir/$export-file" }
 
 func (s *Server) bulkCaller(r *http.Request) bulk.Caller {
 	p, _ := PrincipalFrom(r.Context())
@@ -118,7 +120,7 @@ func (s *Server) bulkKickoff(level bulk.Level) handlerFunc {
 }
 
 func (s *Server) bulkStatus(w http.ResponseWriter, r *http.Request) error {
-	st, err := s.bulk.Status(r.Context(), s.bulkCaller(r), r.PathValue("job"))
+	st, err := s.bulk.Status(r.Context(), s.bulkCaller(r), r.URL.Query().Get("job"))
 	if err != nil {
 		return bulkError(err)
 	}
@@ -138,7 +140,7 @@ func (s *Server) bulkStatus(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) bulkDelete(w http.ResponseWriter, r *http.Request) error {
-	if err := s.bulk.Delete(r.Context(), s.bulkCaller(r), r.PathValue("job")); err != nil {
+	if err := s.bulk.Delete(r.Context(), s.bulkCaller(r), r.URL.Query().Get("job")); err != nil {
 		return bulkError(err)
 	}
 	w.WriteHeader(http.StatusAccepted)
@@ -146,11 +148,11 @@ func (s *Server) bulkDelete(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) bulkFile(w http.ResponseWriter, r *http.Request) error {
-	n, err := strconv.Atoi(r.PathValue("n"))
+	n, err := strconv.Atoi(r.URL.Query().Get("n"))
 	if err != nil || n < 1 {
 		return httpError(http.StatusNotFound, "not-found", "export file not found")
 	}
-	data, _, err := s.bulk.File(r.Context(), s.bulkCaller(r), r.PathValue("job"), n)
+	data, _, err := s.bulk.File(r.Context(), s.bulkCaller(r), r.URL.Query().Get("job"), n)
 	if err != nil {
 		return bulkError(err)
 	}

@@ -134,7 +134,7 @@ func (x *BulkJobs) ClaimJob(ctx context.Context, holder string, now, leaseUntil 
 func (x *BulkJobs) held(ctx context.Context, op, id, holder string, fn func(t *tx) error) error {
 	return x.s.Update(ctx, func(stx storage.Tx) error {
 		t := stx.(*tx)
-		rows, err := t.query(ctx, `SELECT 1 FROM bulk_jobs WHERE id = ? AND holder = ? AND state = 'running'`+t.s.d.LockRows, id, holder)
+		rows, err := t.query(ctx, `SELECT 1 FROM bulk_jobs r WHERE r.id = ? AND r.holder = ? AND r.state = 'running'`+t.s.d.LockRows, id, holder)
 		if err != nil {
 			return t.s.translate(op, err)
 		}
