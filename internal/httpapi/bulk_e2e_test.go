@@ -416,3 +416,32 @@ func TestBulkExportInterruptedAndExpired(t *testing.T) {
 		s.Do(t, "GET", status, nil, h).WantOutcome(t, http.StatusNotFound)
 	})
 }
+
+// TestBulkExportSensitiveConsent: a PSY-labelled record leaves in a
+// research export only for the patient whose consent permits research
+// disclosures of that label; the CapabilityStatement lists $export.
+func TestBulkExportSensitiveConsent(t *testing.T) {
+	apitest.Run(t, func(t *testing.T, s *apitest.Server) {
+		permits, silent := s.Create(t, patient(uniq(), nil)), s.Create(t, patient(uniq(), nil))
+		c := consentDeny(permits, "")
+		c["provision"] = map[string]any{"type": "deny", "provision": []any{map[string]any{"type": "permit",
+			"purpose":       []any{map[string]any{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "HRESCH"}},
+			"securityLabel": []any{map[string]any{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "PSY"}}}}}
+		s.Create(t, c)
+		psyPermitted := s.Create(t, labelled(observation(permits, nil), "PSY"))
+		psySilent := s.Create(t, labelled(observation(silent, nil), "PSY"))
+		plainSilent := s.Create(t, observation(silent, nil))
+		h, _ := bulkClient(t, s, "HRESCH", "system/*.rs")
+		got := download(t, s, h, finish(t, s, h, kickoff(t, s, h, "/fhir/$export?_type=Observation")))
+		if got["Observation/"+psyPermitted] == nil || got["Observation/"+psySilent] != nil || got["Observation/"+plainSilent] == nil {
+			t.Fatalf("research export holds %v; want the consented PSY record and the unlabelled one, not the other PSY record", keysOf(got))
+		}
+
+		cs := s.Do(t, "GET", "/fhir/metadata", nil, nil).Want(t, http.StatusOK)
+		for _, def := range []string{"OperationDefinition/export", "OperationDefinition/patient-export", "OperationDefinition/group-export", "CapabilityStatement/bulk-data"} {
+			if !bytes.Contains(cs.Body, []byte("http://hl7.org/fhir/uv/bulkdata/"+def)) {
+				t.Errorf("CapabilityStatement lacks %s", def)
+			}
+		}
+	})
+}
