@@ -7,6 +7,9 @@ import (
 	"github.com/phivault/phivault/internal/record"
 )
 
+// PolicyReadOnly is recorded if anything an export runs tried to write.
+const PolicyReadOnly = "bulk-export-read-only"
+
 // exportGuard is the guard an export searches with: the client's own
 // authz guard (bound to a principal that carries the registered purpose
 // of use), with every read the search engine decides (search, read,
@@ -14,9 +17,6 @@ import (
 // then treat the access as a disclosure: patient Consents, sensitivity
 // labels and 42 CFR Part 2 bind it (the service-credential exemption
 // does not cover export), and narrowing is computed for that action.
-// PolicyReadOnly is recorded if anything an export runs tried to write.
-const PolicyReadOnly = "bulk-export-read-only"
-
 type exportGuard struct{ g record.Guard }
 
 var _ record.Guard = exportGuard{}

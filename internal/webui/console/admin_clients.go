@@ -59,9 +59,9 @@ const maxJWKSField = 16 << 10
 
 type clientRow struct {
 	ID, Name, Type, Keys, Scopes, Purpose string
-	RedirectURIs                 []string
-	Created                      time.Time
-	Disabled                     bool
+	RedirectURIs                          []string
+	Created                               time.Time
+	Disabled                              bool
 	// State says where the client stands with the two-person rule, in
 	// words; Waiting is the expiry of its live request, if any;
 	// MayRequest offers a new request (pending, no live request).
