@@ -411,6 +411,23 @@ func TestBulkExportInterruptedAndExpired(t *testing.T) {
 			t.Fatalf("opening a destroyed job key: %v, want ErrShredded", err)
 		}
 		s.Do(t, "GET", status, nil, h).WantOutcome(t, http.StatusNotFound)
+
+		// A job whose processes keep dying is failed, not retried forever:
+		// its status is an OperationOutcome (5xx, as the IG asks).
+		status = kickoff(t, s, h, "/fhir/$export?_type=Observation")
+		for range bulk.MaxAttempts {
+			now := time.Now()
+			if _, ok, err := st.ClaimJob(t.Context(), "crashed-process", now, now.Add(-time.Second)); err != nil || !ok {
+				t.Fatalf("claiming as a crashed process: %v %v", ok, err)
+			}
+		}
+		if err := s.App.Bulk().RunOnce(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		r := s.Do(t, "GET", status, nil, h).WantOutcome(t, http.StatusInternalServerError)
+		if !bytes.Contains(r.Body, []byte("interrupted too often")) {
+			t.Fatalf("failed status: %s", r.Body)
+		}
 	})
 }
 
