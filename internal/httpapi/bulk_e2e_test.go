@@ -19,6 +19,7 @@ import (
 	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/phivault/phivault/internal/apitest"
+	"github.com/phivault/phivault/internal/app"
 	"github.com/phivault/phivault/internal/audit"
 	"github.com/phivault/phivault/internal/authn/smart"
 	"github.com/phivault/phivault/internal/authn/smart/scope"
@@ -458,4 +459,32 @@ func TestBulkExportSensitiveConsent(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestBulkExportSplitsFiles: a type's output is split into files at the
+// configured size, each with its own count, none lost or repeated.
+func TestBulkExportSplitsFiles(t *testing.T) {
+	for _, d := range apitest.Drivers {
+		t.Run(d, func(t *testing.T) {
+			s := apitest.Start(t, d, app.WithBulkOptions(func(o *bulk.Options) { o.FileBytes = 600; o.PageSize = 3 }))
+			pid := s.Create(t, patient(uniq(), nil))
+			var want []string
+			for range 7 {
+				want = append(want, "Observation/"+s.Create(t, observation(pid, nil)))
+			}
+			h, _ := bulkClient(t, s, "HOPERAT", "system/*.rs")
+			m := finish(t, s, h, kickoff(t, s, h, "/fhir/$export?_type=Observation"))
+			if len(m.Output) < 2 {
+				t.Fatalf("%d Observation files, want the output split", len(m.Output))
+			}
+			got := download(t, s, h, m)
+			total := 0
+			for _, f := range m.Output {
+				total += f.Count
+			}
+			if total != len(want) || len(got) != len(want) {
+				t.Fatalf("files count %d resources (%d distinct), want %d", total, len(got), len(want))
+			}
+		})
+	}
 }
