@@ -119,6 +119,20 @@ func (s *Service) export(ctx context.Context, j Job) error {
 			SearchAction: audit.ActionBulkExport,
 		},
 	}
+	// The cohort of a Patient-level export is listed by a search of
+	// Patient ids, decided as a disclosure like the rest (a patient whose
+	// consent refuses is never listed) but allowed by a Patient search
+	// and read scope the client may lack (system/Observation.rs exports the
+	// Observations of every patient it may receive); nothing of it is
+	// written, and it is audited as the search it is.
+	ls, err := scope.ParseSet(sd.Scopes + " system/Patient.rs") // export decides as read
+	if err != nil {
+		return fmt.Errorf("export scopes: %w", err)
+	}
+	lp := p
+	lp.Scopes = &ls
+	r.list = r.caller
+	r.list.Guard, r.list.SearchAction = exportGuard{g: s.o.Guards(lp)}, ""
 	if sd.Request.Deidentify != "" {
 		t, ok := s.o.Transformers.get(sd.Request.Deidentify)
 		if !ok {

@@ -22,6 +22,7 @@ type run struct {
 	j         Job
 	req       Request
 	caller    record.Caller
+	list      record.Caller // lists a Patient-level export's cohort
 	w         *writer
 	lastRenew time.Time
 	nPatients int
@@ -192,7 +193,7 @@ func (r *run) patients(ctx context.Context, types []string) error {
 	// whose consent refuses is never listed).
 	var ids []string
 	list := func(ctx context.Context, vals url.Values) (record.Page, error) {
-		return r.s.o.Record.Search(ctx, r.caller, "Patient", vals, record.SearchOptions{BaseURL: r.s.o.BaseURL})
+		return r.s.o.Record.Search(ctx, r.list, "Patient", vals, record.SearchOptions{BaseURL: r.s.o.BaseURL})
 	}
 	vals := url.Values{"_count": {fmt.Sprint(r.s.o.PageSize)}, "_elements": {"id"}}
 	flushIDs := func(ctx context.Context) error {

@@ -290,6 +290,16 @@ func TestBulkExportLevels(t *testing.T) {
 				t.Fatalf("_since export holds %v; want only the later Observation", keysOf(got))
 			}
 		})
+		t.Run("patient-level-observation-scope", func(t *testing.T) {
+			// A client that may read Observations only still gets every
+			// patient's Observations at the Patient level.
+			ho, _ := bulkClient(t, s, "HOPERAT", "system/Observation.rs")
+			mm := finish(t, s, ho, kickoff(t, s, ho, "/fhir/Patient/$export"))
+			got := download(t, s, ho, mm)
+			if got["Observation/"+oa] == nil || got["Observation/"+oc] == nil || got["Patient/"+a] != nil {
+				t.Fatalf("Patient-level export with system/Observation.rs holds %v", keysOf(got))
+			}
+		})
 		t.Run("patient-parameter", func(t *testing.T) {
 			body := map[string]any{"resourceType": "Parameters", "parameter": []any{
 				map[string]any{"name": "_type", "valueString": "Observation"},
