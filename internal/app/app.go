@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/phivault/phivault/internal/backup/schedule"
+	"github.com/phivault/phivault/internal/bulk"
 
 	"github.com/phivault/phivault/internal/audit/index"
 	"github.com/phivault/phivault/internal/audit/tlog"
@@ -113,6 +114,8 @@ type App struct {
 	keyLife *lifecycle.Manager
 	// subs delivers FHIR Subscriptions (subscriptions.go).
 	subs *subscription.Service
+	// bulk runs FHIR Bulk Data exports (bulk.go).
+	bulk *bulk.Service
 	// ownLog follows the own audit log into the monitoring alerts
 	// (Monitor), nil when off (monitor.go).
 	ownLog *ownlog.Follower
@@ -143,6 +146,7 @@ type openOptions struct {
 	login    []func(*login.Options)
 	idp      *http.Client
 	subs     []func(*subscription.Options)
+	bulk     []func(*bulk.Options)
 	hold     *holding
 	spans    sdktrace.SpanExporter // WithSpanExporter (observe.go)
 }
@@ -314,6 +318,10 @@ func open(ctx context.Context, c config.Config, logger *slog.Logger, oo openOpti
 		return nil, err
 	}
 	if err := a.openSubscriptions(oo); err != nil {
+		a.Close()
+		return nil, err
+	}
+	if err := a.openBulk(oo); err != nil {
 		a.Close()
 		return nil, err
 	}
@@ -509,6 +517,7 @@ func (a *App) Handler() http.Handler {
 		Reviews:       a.Desk,
 		Monitor:       a.monitorAPI(),
 		Subscriptions: a.subs.Hub(),
+		Bulk:          a.bulk,
 		Attempts:      a.attempts,
 		Observer:      a.metrics,
 		Metrics:       a.metricsHandler(),

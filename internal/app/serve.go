@@ -149,6 +149,7 @@ func (a *App) runBackground(ctx context.Context) (stop func(), err error) {
 		func(ctx context.Context) { a.db.RunPrune(ctx, a.logger) },
 		a.tlog.RunVerification,
 		a.subs.Run,
+		a.RunBulk, // FHIR Bulk Data exports and their expiry (ADR 0049)
 		a.WatchAuthz,
 		a.compileSchema,
 		a.RunOwnLogMonitor,

@@ -39,6 +39,7 @@ var restful = map[Action][2]string{
 	ActionTransaction:   {"transaction", "E"},
 	ActionBatch:         {"batch", "E"},
 	ActionEverything:    {"operation", "E"},
+	ActionBulkExport:    {"operation", "E"},
 	ActionErase:         {"operation", "D"},
 }
 

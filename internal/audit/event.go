@@ -32,9 +32,20 @@ const (
 	ActionTransaction  Action = "transaction"
 	ActionBatch        Action = "batch"
 	ActionEverything   Action = "$everything"
-	ActionErase        Action = "$erase"
-	ActionImport       Action = "import"
-	ActionKeyRotate    Action = "key-rotate"
+	// ActionBulkExport is a FHIR Bulk Data export (package bulk): the
+	// kick-off (Entities "Job/<id>"), and the disclosure events of its
+	// searches naming every patient exported, with the client's
+	// registered purpose of use.
+	ActionBulkExport Action = "$export"
+	// ActionExportStatus, ActionExportDownload and ActionExportDelete are
+	// a bulk export's status poll, file download and deletion (Entities
+	// "Job/<id>", and "Job/<id>/file/<n>" for a download).
+	ActionExportStatus   Action = "export-status"
+	ActionExportDownload Action = "export-download"
+	ActionExportDelete   Action = "export-delete"
+	ActionErase          Action = "$erase"
+	ActionImport         Action = "import"
+	ActionKeyRotate      Action = "key-rotate"
 	// ActionKeyEpoch is a step of a KEK epoch (crypto-shredding made
 	// final, ADR 0015): Entities "key/kek-epoch/<n>"; Policies carry
 	// "state=<retained|complete>", "erasures=<n>", "rewrapped=<n>",

@@ -61,6 +61,13 @@ type Principal struct {
 	// other credentials. They only narrow what the principal may do.
 	Scopes *scope.Set
 
+	// Purpose is the v3 PurposeOfUse a principal acts under when it is
+	// fixed by registration rather than by roles: a SMART Backend
+	// Services client's registered purpose (HPAYMT, HRESCH, ...), set
+	// on the principal a bulk export runs as. "" means the roles'
+	// purpose (authz.PurposeOf).
+	Purpose string
+
 	// SMART App Launch tokens (Kind "smart-app") only: the app's
 	// client_id, the user's FHIR resource ("Practitioner/<id>" or
 	// "Patient/<id>") and the launch patient id, "" without patient

@@ -47,6 +47,13 @@ const (
 	// (record.Service.Locate). It is decided on the Patient resource and
 	// is never a SMART interaction.
 	Locate Action = "locate"
+	// Export is a FHIR Bulk Data export ($export, package bulk): a
+	// disclosure of what a search would return to a backend client, for
+	// its registered purpose of use. Unlike the other service-credential
+	// actions it is bound by patient Consents, sensitivity labels and 42
+	// CFR Part 2 (the default policies do not exempt it). It needs the
+	// SMART read interaction ("r") on the type.
+	Export Action = "export"
 )
 
 // HistoryType is type- and system-level history. The policies decide it
@@ -66,7 +73,7 @@ func policyAction(a Action) Action {
 
 // Actions lists the FHIR interactions a policy can decide.
 func Actions() []Action {
-	return []Action{Read, VRead, Search, History, Everything, Create, Update, Delete, Erase, OpenGrant, ViewIdentifiers, Relabel, Locate}
+	return []Action{Read, VRead, Search, History, Everything, Create, Update, Delete, Erase, OpenGrant, ViewIdentifiers, Relabel, Locate, Export}
 }
 
 // ParseAction returns the action named s, or false.
@@ -323,7 +330,7 @@ func (a *Authorizer) decide(ctx context.Context, s *subject, action Action, t Ta
 	if err != nil || !d.Allowed {
 		return d, err
 	}
-	if action == Read || action == VRead || action == Search || action == History || action == HistoryType || action == Everything {
+	if action == Read || action == VRead || action == Search || action == History || action == HistoryType || action == Everything || action == Export {
 		if MaskedType(t.Type) || (t.Body != nil && MayCarryIdentifiers(t.Type, t.Body)) {
 			v, err := a.eval(s, ViewIdentifiers, t, pf)
 			if err != nil {
@@ -441,7 +448,7 @@ func (a *Authorizer) eval(s *subject, action Action, t Target, pf *PatientFacts)
 			// A consent that could not be read denies (fail closed).
 			consentDeny = pf.Undecidable || namesAnyActor(pf.Consents, s.facts.Unverified)
 			cr := ConsentRequest{Actors: s.actors, Type: t.Type, Labels: t.Labels, Now: now, Probe: t.probe,
-				Actions: ConsentActions(action, s.p), Purpose: purposeOfUse(s.p.Roles, breakGlass)}
+				Actions: ConsentActions(action, s.p), Purpose: purposeOfUse(s.p, breakGlass)}
 			if t.Body != nil && len(pf.Consents) > 0 {
 				rf, err := NewResourceFacts(t.Type, t.ID, t.Body)
 				if err != nil {
@@ -501,7 +508,7 @@ func (a *Authorizer) eval(s *subject, action Action, t Target, pf *PatientFacts)
 			Action:    types.NewEntityUID("PhiVault::Action", types.String(policyAction(action))),
 			Resource:  resUID,
 			Context: types.NewRecord(types.RecordMap{
-				"purpose":             types.String(purposeOfUse(s.p.Roles, glass)),
+				"purpose":             types.String(purposeOfUse(s.p, glass)),
 				"breakGlass":          types.Boolean(glass),
 				"consentDeny":         types.Boolean(deny),
 				"consentPermit":       types.Boolean(permit),
@@ -575,7 +582,7 @@ func (a *Authorizer) eval(s *subject, action Action, t Target, pf *PatientFacts)
 
 func scopeInteraction(a Action) (scope.Interaction, bool) {
 	switch a {
-	case Read, VRead, History, Everything, ViewIdentifiers:
+	case Read, VRead, History, Everything, ViewIdentifiers, Export:
 		return scope.Read, true
 	case Search, HistoryType:
 		return scope.Search, true

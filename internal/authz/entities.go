@@ -81,6 +81,9 @@ func cacheKey(p authn.Principal) string {
 	if p.Scopes != nil {
 		k += "\x00" + p.Scopes.String()
 	}
+	if p.Purpose != "" {
+		k += "\x00purpose=" + p.Purpose
+	}
 	return k
 }
 

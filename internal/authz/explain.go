@@ -57,7 +57,7 @@ func (a *Authorizer) Explain(ctx context.Context, p authn.Principal, action Acti
 		if s.patient != t.Owner {
 			x.ConsentDeny = pf.Undecidable
 			cr := ConsentRequest{Actors: s.actors, Type: t.Type, Labels: t.Labels, Now: now,
-				Actions: ConsentActions(action, p), Purpose: purposeOfUse(p.Roles, x.BreakGlass)}
+				Actions: ConsentActions(action, p), Purpose: purposeOfUse(p, x.BreakGlass)}
 			if t.Body != nil {
 				if cr.Resource, err = NewResourceFacts(t.Type, t.ID, t.Body); err != nil {
 					return Explanation{}, err

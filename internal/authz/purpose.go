@@ -31,12 +31,17 @@ func PurposeOf(roles []string) string {
 }
 
 // purposeOfUse is the purpose of one decision: ETREAT under a
-// break-the-glass grant on the patient, else the roles' purpose.
-func purposeOfUse(roles []string, breakGlass bool) string {
+// break-the-glass grant on the patient, else the principal's registered
+// purpose (a backend client's, authn.Principal.Purpose), else the
+// roles' purpose.
+func purposeOfUse(p authn.Principal, breakGlass bool) string {
 	if breakGlass {
 		return "ETREAT"
 	}
-	return PurposeOf(roles)
+	if p.Purpose != "" {
+		return p.Purpose
+	}
+	return PurposeOf(p.Roles)
 }
 
 // ConsentActions are the consentaction codes
@@ -48,6 +53,9 @@ func purposeOfUse(roles []string, breakGlass bool) string {
 // and erasing are correct.
 func ConsentActions(a Action, p authn.Principal) []string {
 	switch a {
+	case Export:
+		// A bulk export is a disclosure to the client (Bulk Data IG).
+		return []string{"access", "use", "disclose"}
 	case Read, VRead, Search, History, Everything, ViewIdentifiers, OpenGrant, Locate:
 		if p.Kind != authn.KindSession {
 			return []string{"access", "use", "disclose"}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -13,7 +14,7 @@ import (
 
 func (e *env) clientCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "client", Short: "Register SMART on FHIR clients"}
-	var jwksFile, jwksURL, scopes string
+	var jwksFile, jwksURL, scopes, purpose string
 	var public, breakGlass bool
 	var redirects []string
 	add := &cobra.Command{
@@ -48,6 +49,12 @@ operator who holds the key file and the data directory.`,
 				return fmt.Errorf("--scope: %w", err)
 			}
 			app := public || len(redirects) > 0
+			if app && purpose != "" {
+				return errors.New("--purpose: only backend clients have a purpose of use (an app acts for its user)")
+			}
+			if !smart.ValidPurpose(purpose) {
+				return fmt.Errorf("--purpose: unknown purpose of use; one of %s", strings.Join(smart.Purposes, ", "))
+			}
 			if app && len(redirects) == 0 {
 				return fmt.Errorf("--redirect-uri: an app needs at least one")
 			}
@@ -82,9 +89,9 @@ operator who holds the key file and the data directory.`,
 				id, err = ca.RegisterApp(ctx, cliAgent(), smart.AppRegistration{Name: args[0], Public: public, JWKS: jwks,
 					JWKSURL: jwksURL, RedirectURIs: redirects, Scopes: set})
 			case breakGlass:
-				id, err = ca.RegisterBackendBreakGlass(ctx, cliAgent(), smart.BackendRegistration{Name: args[0], JWKS: jwks, JWKSURL: jwksURL, Scopes: set})
+				id, err = ca.RegisterBackendBreakGlass(ctx, cliAgent(), smart.BackendRegistration{Name: args[0], JWKS: jwks, JWKSURL: jwksURL, Scopes: set, Purpose: purpose})
 			default:
-				id, err = ca.RegisterBackend(ctx, cliAgent(), smart.BackendRegistration{Name: args[0], JWKS: jwks, JWKSURL: jwksURL, Scopes: set})
+				id, err = ca.RegisterBackend(ctx, cliAgent(), smart.BackendRegistration{Name: args[0], JWKS: jwks, JWKSURL: jwksURL, Scopes: set, Purpose: purpose})
 			}
 			if errors.Is(err, smart.ErrRequester) {
 				return errors.New("--break-glass: this client reaches patient data, so it needs a second security administrator's approval: register it in the console (SMART clients; another security admin approves it under Pending approvals), or pass --break-glass (an operator with the key file and the data directory; an alert is raised)")
@@ -98,6 +105,7 @@ operator who holds the key file and the data directory.`,
 	}
 	add.Flags().StringVar(&jwksFile, "jwks", "", "file holding the client's public JWK Set")
 	add.Flags().StringVar(&jwksURL, "jwks-url", "", "https URL of the client's public JWK Set")
+	add.Flags().StringVar(&purpose, "purpose", "", "backend clients: the purpose of use of its bulk exports ("+strings.Join(smart.Purposes, ", ")+"); without it the client cannot use $export")
 	add.Flags().StringVar(&scopes, "scope", "", "space-separated scopes the client may be granted")
 	add.Flags().BoolVar(&public, "public", false, "an app without keys (PKCE only): browser and mobile apps")
 	add.Flags().StringArrayVar(&redirects, "redirect-uri", nil, "an app's redirect URI, matched exactly (repeatable)")

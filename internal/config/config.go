@@ -62,6 +62,8 @@ type Config struct {
 	// Subscriptions configures the delivery of FHIR Subscriptions
 	// (subscriptions.go).
 	Subscriptions Subscriptions `json:"subscriptions"`
+	// BulkExport configures FHIR Bulk Data $export (bulk.go).
+	BulkExport BulkExport `json:"bulk_export,omitzero"`
 	// Auth is the sign-in policy (auth.go).
 	Auth Auth `json:"auth"`
 	// Observability is metrics, pprof and tracing (observability.go).

@@ -84,6 +84,12 @@ func (s *Server) capabilities(w http.ResponseWriter, r *http.Request) error {
 				map[string]any{"name": "erase", "definition": s.baseURL + "/fhir/OperationDefinition/Patient-erase"},
 			)
 		}
+		if s.bulk != nil && t == "Patient" { // bulk.go: FHIR Bulk Data Access IG v2
+			ops = append(ops, map[string]any{"name": "export", "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export"})
+		}
+		if s.bulk != nil && t == "Group" {
+			ops = append(ops, map[string]any{"name": "export", "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/group-export"})
+		}
 		res["operation"] = append(ops, terminologyOps(t)...) // terminology.go
 		resources = append(resources, res)
 	}
@@ -113,6 +119,15 @@ func (s *Server) capabilities(w http.ResponseWriter, r *http.Request) error {
 			"compartment": []any{"http://hl7.org/fhir/CompartmentDefinition/patient"},
 			"operation":   []any{map[string]any{"name": "meta", "definition": "http://hl7.org/fhir/OperationDefinition/Resource-meta"}},
 		}},
+	}
+	if s.bulk != nil {
+		// FHIR Bulk Data Access IG v2: system, Patient and Group $export
+		// for SMART Backend Services clients with a registered purpose of
+		// use (bulk.go, ADR 0049).
+		cs["instantiates"] = []any{"http://hl7.org/fhir/uv/bulkdata/CapabilityStatement/bulk-data"}
+		rest := cs["rest"].([]any)[0].(map[string]any)
+		rest["operation"] = append(rest["operation"].([]any),
+			map[string]any{"name": "export", "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export"})
 	}
 	if s.subs != nil {
 		ws := strings.Replace(strings.Replace(s.baseURL, "https://", "wss://", 1), "http://", "ws://", 1)

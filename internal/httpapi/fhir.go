@@ -55,6 +55,7 @@ func (s *Server) fhirRoutes(mux *http.ServeMux) {
 	mux.Handle("POST /fhir/_search", s.handle(s.systemSearch))
 	mux.Handle("GET /fhir/{type}/{id}/{ctype}", s.handle(s.compartmentSearch))
 	s.subscriptionRoutes(mux)
+	s.bulkRoutes(mux)        // bulk.go: $export, its status and files
 	s.terminologyRoutes(mux) // terminology.go: $lookup, $expand, $validate-code, $validate
 	unknown := s.handle(func(w http.ResponseWriter, r *http.Request) error {
 		return httpError(http.StatusNotFound, "not-supported", "unknown FHIR endpoint or method")

@@ -38,7 +38,7 @@ func negotiate(next http.Handler) http.Handler {
 		// _format "allows a client to override the accept header value"
 		// (R4 http.html#mime-type): with a JSON _format, Accept is not
 		// consulted.
-		rawRead := (r.Method == http.MethodGet || r.Method == http.MethodHead) && binaryPath(r.URL.Path)
+		rawRead := (r.Method == http.MethodGet || r.Method == http.MethodHead) && (binaryPath(r.URL.Path) || bulkFilePath(r.URL.Path))
 		if a := r.Header.Get("Accept"); f == "" && a != "" && !acceptsJSON(a) && !rawRead {
 			writeOutcome(w, r, httpError(http.StatusNotAcceptable, "not-supported", "only application/fhir+json and application/json are supported"))
 			return

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/phivault/phivault/internal/bulk"
+
 	"github.com/phivault/phivault/internal/audit"
 	"github.com/phivault/phivault/internal/audit/attempt"
 	"github.com/phivault/phivault/internal/authn"
@@ -48,6 +50,7 @@ type Server struct {
 	reviews        Reviews           // nil: the review desk answers 503
 	monitor        Monitor           // nil: /admin/api/monitor answers 503 (monitor.go)
 	subs           hub               // nil: no Subscription websocket channel (subscription.go)
+	bulk           *bulk.Service     // nil: no $export (bulk.go)
 
 	obs            RequestObserver  // nil: no metrics nor spans (observe.go)
 	metrics        http.Handler     // nil: GET /metrics answers 404 (observe.go)
@@ -88,6 +91,7 @@ type Options struct {
 	Reviews       Reviews                     // optional: /admin/api/break-glass, /admin/api/alerts
 	Monitor       Monitor                     // optional: /admin/api/monitor (monitor.go)
 	Subscriptions *subscription.Hub           // optional: the Subscription websocket channel (subscription.go)
+	Bulk          *bulk.Service               // optional: FHIR Bulk Data $export (bulk.go)
 
 	// Observer is told of every request (observe.go); nil: none.
 	Observer RequestObserver
@@ -118,7 +122,7 @@ type Pace struct {
 func New(o Options) *Server {
 	s := &Server{rec: o.Record, launch: launchGate{rec: o.Record}, auth: o.Authenticator, login: o.Login, smart: o.SMART, admin: o.Accounts, enrolLimiter: o.EnrolLimiter, clients: o.Clients, ui: o.UI, authorizePages: o.Authorize, log: o.Logger, now: o.Now,
 		baseURL: o.BaseURL, maxBody: o.MaxBodyBytes, corsOrigins: o.CORSOrigins, version: o.Version, ready: o.Ready, logRec: o.LogAudit,
-		authz: o.Authorizer, glass: o.BreakGlass, reviews: o.Reviews, monitor: o.Monitor,
+		authz: o.Authorizer, glass: o.BreakGlass, reviews: o.Reviews, monitor: o.Monitor, bulk: o.Bulk,
 		obs: o.Observer, metrics: o.Metrics,
 		attempts: o.Attempts, handlerTimeout: o.Pace.HandlerTimeout, minBodyRate: o.Pace.MinBodyRate, bodyGrace: o.Pace.BodyGrace}
 	s.auditLog = newAuditAPI(s, o)

@@ -113,6 +113,9 @@ func interactionOf(r *http.Request) (typ string, i scope.Interaction, ok bool) {
 	if len(parts) == 0 || parts[0] == "" {
 		return "", 0, false
 	}
+	if bulkPath(parts) {
+		return "", 0, false // bulk.go narrows _type to the scopes itself
+	}
 	if parts[0] == "_history" || parts[0] == "$meta" {
 		return "*", scope.Search, true // system history, system $meta
 	}

@@ -106,6 +106,12 @@ type Caller struct {
 	// authz.Bound for a request, [Offline] for trusted offline commands.
 	// nil refuses everything.
 	Guard Guard
+
+	// SearchAction, when set, is the audit action searches made by this
+	// caller are recorded under instead of audit.ActionSearch: a bulk
+	// export's searches are disclosures (audit.ActionExport), and each
+	// patient's trail says so.
+	SearchAction audit.Action
 }
 
 // Stored is a resource as stored: its JSON (with meta set) and metadata.
@@ -334,6 +340,9 @@ func (s *Service) recordRead(ctx context.Context, ev audit.Event) error {
 
 // event starts an audit event for c.
 func (s *Service) event(c Caller, a audit.Action) audit.Event {
+	if a == audit.ActionSearch && c.SearchAction != "" {
+		a = c.SearchAction
+	}
 	return audit.Event{Time: s.now(), Action: a, Outcome: audit.OutcomeSuccess, Agent: c.Agent, Purpose: c.Purpose, RequestID: c.RequestID}
 }
 

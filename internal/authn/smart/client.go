@@ -53,6 +53,12 @@ type Client struct {
 	// ApprovedBy is the account id of the administrator who approved
 	// it (ApprovalApproved), "" otherwise.
 	ApprovedBy string
+
+	// Purpose is a backend client's registered purpose of use (one of
+	// [Purposes]): what its bulk exports disclose for. "" for clients
+	// registered without one, which cannot export. Fixed at
+	// registration, like the scopes, so an approval covers it.
+	Purpose string
 }
 
 // Limits on registration input.
@@ -69,6 +75,9 @@ type BackendRegistration struct {
 	JWKS    []byte // inline JWK Set, or
 	JWKSURL string // its https URL
 	Scopes  scope.Set
+	// Purpose is the purpose of use of the client's bulk exports (one of
+	// [Purposes], or "": the client cannot export).
+	Purpose string
 }
 
 // RegistryOptions configures a Registry. The zero value means defaults.
@@ -140,7 +149,10 @@ func (r *Registry) RegisterBackend(ctx context.Context, reg BackendRegistration)
 	if err := checkName(reg.Name); err != nil {
 		return "", fmt.Errorf("register backend client: %w", err)
 	}
-	c := Client{ID: r.opts.NewID(), Name: reg.Name, Type: Backend, Created: r.opts.Now().UTC()}
+	if !ValidPurpose(reg.Purpose) {
+		return "", fmt.Errorf("register backend client: %w", ErrPurpose)
+	}
+	c := Client{ID: r.opts.NewID(), Name: reg.Name, Type: Backend, Created: r.opts.Now().UTC(), Purpose: reg.Purpose}
 	switch {
 	case len(reg.JWKS) > 0 && reg.JWKSURL != "":
 		return "", fmt.Errorf("register backend client: give a JWK Set or its URL, not both: %w", ErrInvalidJWKS)

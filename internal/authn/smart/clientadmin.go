@@ -157,7 +157,7 @@ func (c *Admin) registry(actor audit.Agent, breakGlass bool) (*Registry, error) 
 	st := AuditedClients{ClientStore: c.clients, Tx: c.uow, Seal: func(cl Client) (storage.AuditRecord, error) {
 		return c.log.Seal(audit.Event{Time: c.now(), Action: audit.ActionClientRegister, Outcome: audit.OutcomeSuccess,
 			Agent: actor, Entities: []string{"Client/" + cl.ID},
-			Policies: []string{"type=" + string(cl.Type), "scopes=" + cl.Scopes.String(), "approval=" + string(cl.Approval)}})
+			Policies: registrationPolicies(cl)})
 	}, Alert: func(cl Client) *authz.Alert {
 		if cl.Approval != ApprovalBreakGlass {
 			return nil // a pending client's alert comes with its request
@@ -337,4 +337,14 @@ func (c *Admin) Disable(ctx context.Context, actor audit.Agent, id string) error
 		return fmt.Errorf("disable client: %w", err)
 	}
 	return nil
+}
+
+// registrationPolicies are the Policies of a client-register event: its
+// type, scopes, approval state and, when set, its purpose of use.
+func registrationPolicies(cl Client) []string {
+	ps := []string{"type=" + string(cl.Type), "scopes=" + cl.Scopes.String(), "approval=" + string(cl.Approval)}
+	if cl.Purpose != "" {
+		ps = append(ps, "purpose="+cl.Purpose)
+	}
+	return ps
 }

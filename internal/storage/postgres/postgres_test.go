@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/phivault/phivault/internal/bulk"
+
 	"github.com/jackc/pgx/v5"
 
 	"github.com/phivault/phivault/internal/authn/login"
@@ -39,6 +41,10 @@ func TestConformance(t *testing.T) {
 	storagetest.Run(t, func(t *testing.T) storage.Store {
 		return openURL(t, pgtest.NewDatabase(t), postgres.Options{})
 	})
+}
+
+func TestBulkConformance(t *testing.T) {
+	storagetest.RunBulk(t, func(t *testing.T) bulk.Store { return openURL(t, pgtest.NewDatabase(t), postgres.Options{}).BulkJobs() })
 }
 
 func TestIdentityConformance(t *testing.T) {

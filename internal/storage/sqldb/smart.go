@@ -37,16 +37,24 @@ func smartErr(err error) error {
 }
 
 // clientCols are the columns scanClient reads, in its order.
-const clientCols = `id, name, type, jwks, jwks_url, redirect_uris, scopes, created, disabled, approval, registered_by, approved_by`
+const clientCols = `id, name, type, jwks, jwks_url, redirect_uris, scopes, created, disabled, approval, registered_by, approved_by, purpose`
 
 // clientFields are the MAC'd columns of a live smart_clients row (ADR
 // 0022), as stored: everything that decides what the client may obtain
 // and where tokens go. A disabled client grants nothing and is not
 // checked; disabling clears the MAC, so a client re-enabled in SQL
 // never verifies again.
-func clientFields(typ, jwks, jwksURL, uris, scopes string, disabled bool, approval, registeredBy, approvedBy string) [][]byte {
-	return [][]byte{macStr(typ), macStr(jwks), macStr(jwksURL), macStr(uris), macStr(scopes), macBool(disabled),
+//
+// The purpose of use (migration 0035) is MAC'd when set, so rows made
+// before it keep their MACs and a purpose cannot be added or changed in
+// SQL.
+func clientFields(typ, jwks, jwksURL, uris, scopes string, disabled bool, approval, registeredBy, approvedBy, purpose string) [][]byte {
+	f := [][]byte{macStr(typ), macStr(jwks), macStr(jwksURL), macStr(uris), macStr(scopes), macBool(disabled),
 		macStr(approval), macStr(registeredBy), macStr(approvedBy)}
+	if purpose != "" {
+		f = append(f, macStr("purpose="+purpose))
+	}
+	return f
 }
 
 // errTamperedClient marks a client row whose MAC does not verify.
@@ -60,10 +68,10 @@ func scanClient(s *Store, rows *sql.Rows) (smart.Client, error) {
 	var typ, jwks, uris, scopes, approval string
 	var created int64
 	var mac []byte
-	if err := rows.Scan(&c.ID, &c.Name, &typ, &jwks, &c.JWKSURL, &uris, &scopes, &created, &c.Disabled, &approval, &c.RegisteredBy, &c.ApprovedBy, &mac); err != nil {
+	if err := rows.Scan(&c.ID, &c.Name, &typ, &jwks, &c.JWKSURL, &uris, &scopes, &created, &c.Disabled, &approval, &c.RegisteredBy, &c.ApprovedBy, &c.Purpose, &mac); err != nil {
 		return smart.Client{}, err
 	}
-	if !c.Disabled && !s.rowOK(mac, "smart_clients", c.ID, clientFields(typ, jwks, c.JWKSURL, uris, scopes, c.Disabled, approval, c.RegisteredBy, c.ApprovedBy)...) {
+	if !c.Disabled && !s.rowOK(mac, "smart_clients", c.ID, clientFields(typ, jwks, c.JWKSURL, uris, scopes, c.Disabled, approval, c.RegisteredBy, c.ApprovedBy, c.Purpose)...) {
 		return smart.Client{}, errTamperedClient
 	}
 	c.Type, c.Created, c.Approval = smart.ClientType(typ), fromMicros(created), smart.ClientApproval(approval)
@@ -99,7 +107,7 @@ func (t *tx) insertClient(ctx context.Context, c smart.Client) error {
 			return err
 		}
 	}
-	for _, f := range []struct{ name, v string }{{"jwks url", c.JWKSURL}, {"registered by", c.RegisteredBy}, {"approved by", c.ApprovedBy}} {
+	for _, f := range []struct{ name, v string }{{"jwks url", c.JWKSURL}, {"registered by", c.RegisteredBy}, {"approved by", c.ApprovedBy}, {"purpose", c.Purpose}} {
 		if f.v == "" {
 			continue
 		}
@@ -121,11 +129,11 @@ func (t *tx) insertClient(ctx context.Context, c smart.Client) error {
 	var mac []byte
 	if !c.Disabled {
 		mac = t.s.rowMAC("smart_clients", c.ID, clientFields(string(c.Type), string(c.JWKS), c.JWKSURL, string(ru), c.Scopes.String(),
-			c.Disabled, string(c.Approval), c.RegisteredBy, c.ApprovedBy)...)
+			c.Disabled, string(c.Approval), c.RegisteredBy, c.ApprovedBy, c.Purpose)...)
 	}
-	const q = `INSERT INTO smart_clients (` + clientCols + `, mac) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	const q = `INSERT INTO smart_clients (` + clientCols + `, mac) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	_, err = t.exec(ctx, q, c.ID, c.Name, string(c.Type), string(c.JWKS), c.JWKSURL, string(ru), c.Scopes.String(),
-		c.Created.UnixMicro(), c.Disabled, string(c.Approval), c.RegisteredBy, c.ApprovedBy, mac)
+		c.Created.UnixMicro(), c.Disabled, string(c.Approval), c.RegisteredBy, c.ApprovedBy, c.Purpose, mac)
 	return t.s.translate(op, err)
 }
 
@@ -142,15 +150,15 @@ func (t *tx) remacClient(ctx context.Context, op, id string) error {
 
 // macClient sets the MAC of client id under key from its stored columns.
 func (t *tx) macClient(ctx context.Context, op, id string, key RowAuth) error {
-	rows, err := t.query(ctx, `SELECT type, jwks, jwks_url, redirect_uris, scopes, disabled, approval, registered_by, approved_by FROM smart_clients WHERE id = ?`, id)
+	rows, err := t.query(ctx, `SELECT type, jwks, jwks_url, redirect_uris, scopes, disabled, approval, registered_by, approved_by, purpose FROM smart_clients WHERE id = ?`, id)
 	if err != nil {
 		return t.s.translate(op, err)
 	}
-	var typ, jwks, jwksURL, uris, scopes, approval, regBy, apprBy string
+	var typ, jwks, jwksURL, uris, scopes, approval, regBy, apprBy, purpose string
 	var disabled bool
 	found := rows.Next()
 	if found {
-		err = rows.Scan(&typ, &jwks, &jwksURL, &uris, &scopes, &disabled, &approval, &regBy, &apprBy)
+		err = rows.Scan(&typ, &jwks, &jwksURL, &uris, &scopes, &disabled, &approval, &regBy, &apprBy, &purpose)
 	}
 	if err := errors.Join(err, rows.Err(), rows.Close()); err != nil {
 		return t.s.translate(op, err)
@@ -160,7 +168,7 @@ func (t *tx) macClient(ctx context.Context, op, id string, key RowAuth) error {
 	}
 	var mac []byte
 	if !disabled {
-		mac = key.MAC("smart_clients", id, clientFields(typ, jwks, jwksURL, uris, scopes, disabled, approval, regBy, apprBy)...)
+		mac = key.MAC("smart_clients", id, clientFields(typ, jwks, jwksURL, uris, scopes, disabled, approval, regBy, apprBy, purpose)...)
 	}
 	_, err = t.exec(ctx, `UPDATE smart_clients SET mac = ? WHERE id = ?`, mac, id)
 	return t.s.translate(op, err)

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/phivault/phivault/internal/bulk"
+
 	"github.com/phivault/phivault/internal/authn/login"
 	"github.com/phivault/phivault/internal/authn/session"
 	"github.com/phivault/phivault/internal/authz"
@@ -31,6 +33,10 @@ func open(t testing.TB) *sqldb.Store {
 
 func TestConformance(t *testing.T) {
 	storagetest.Run(t, func(t *testing.T) storage.Store { return open(t) })
+}
+
+func TestBulkConformance(t *testing.T) {
+	storagetest.RunBulk(t, func(t *testing.T) bulk.Store { return open(t).BulkJobs() })
 }
 
 func TestIdentityConformance(t *testing.T) {

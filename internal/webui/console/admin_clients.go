@@ -58,10 +58,10 @@ const maxClients = 500
 const maxJWKSField = 16 << 10
 
 type clientRow struct {
-	ID, Name, Type, Keys, Scopes string
-	RedirectURIs                 []string
-	Created                      time.Time
-	Disabled                     bool
+	ID, Name, Type, Keys, Scopes, Purpose string
+	RedirectURIs                          []string
+	Created                               time.Time
+	Disabled                              bool
 	// State says where the client stands with the two-person rule, in
 	// words; Waiting is the expiry of its live request, if any;
 	// MayRequest offers a new request (pending, no live request).
@@ -78,10 +78,13 @@ type clientsView struct {
 	// CreatedPending: the new client waits for a second administrator.
 	CreatedPending bool
 	Done           string
+	// Purposes are the purposes of use a backend client may be
+	// registered for (smart.Purposes).
+	Purposes []string
 }
 
 type clientForm struct {
-	Name, Kind, JWKS, JWKSURL, Scopes, Redirects string
+	Name, Kind, JWKS, JWKSURL, Scopes, Redirects, Purpose string
 }
 
 var clientDone = map[string]string{
@@ -120,6 +123,7 @@ func (u *UI) renderClients(w http.ResponseWriter, r *http.Request, status int, v
 	if cs == nil {
 		return unavailable("Client administration")
 	}
+	view.Purposes = smart.Purposes
 	list, err := cs.List(r.Context(), maxClients)
 	if err != nil {
 		return u.consoleErr(err)
@@ -141,7 +145,7 @@ func (u *UI) renderClients(w http.ResponseWriter, r *http.Request, status int, v
 		case len(c.JWKS) > 0:
 			keys = "JWK Set uploaded"
 		}
-		row := clientRow{ID: c.ID, Name: c.Name, Type: string(c.Type), Keys: keys, Scopes: c.Scopes.String(),
+		row := clientRow{ID: c.ID, Name: c.Name, Type: string(c.Type), Keys: keys, Scopes: c.Scopes.String(), Purpose: c.Purpose,
 			RedirectURIs: c.RedirectURIs, Created: c.Created, Disabled: c.Disabled, State: u.clientState(r, c, names)}
 		if exp, ok := waiting[c.ID]; ok {
 			row.Waiting = exp
@@ -162,12 +166,16 @@ func (u *UI) adminRegisterClient(w http.ResponseWriter, r *http.Request) error {
 	}
 	p := r.PostForm
 	f := clientForm{Name: strings.TrimSpace(p.Get("name")), Kind: p.Get("kind"), JWKS: strings.TrimSpace(p.Get("jwks")),
-		JWKSURL: strings.TrimSpace(p.Get("jwks_url")), Scopes: strings.TrimSpace(p.Get("scopes")), Redirects: p.Get("redirect_uris")}
+		JWKSURL: strings.TrimSpace(p.Get("jwks_url")), Scopes: strings.TrimSpace(p.Get("scopes")), Redirects: p.Get("redirect_uris"),
+		Purpose: p.Get("purpose")}
 	fail := func(msg string) error {
 		return u.renderClients(w, r, http.StatusBadRequest, clientsView{Form: f, Error: msg})
 	}
 	if len(f.JWKS) > maxJWKSField {
 		return fail("The key set is too large.")
+	}
+	if !smart.ValidPurpose(f.Purpose) || (f.Purpose != "" && f.Kind != "backend") {
+		return fail("Choose a purpose of use from the list (backend services only).")
 	}
 	set, err := scope.ParseSet(f.Scopes)
 	if err != nil || f.Scopes == "" {
@@ -187,7 +195,7 @@ func (u *UI) adminRegisterClient(w http.ResponseWriter, r *http.Request) error {
 	var id string
 	switch f.Kind {
 	case "backend":
-		id, err = cs.RegisterBackend(r.Context(), actor, smart.BackendRegistration{Name: f.Name, JWKS: jwks, JWKSURL: f.JWKSURL, Scopes: set})
+		id, err = cs.RegisterBackend(r.Context(), actor, smart.BackendRegistration{Name: f.Name, JWKS: jwks, JWKSURL: f.JWKSURL, Scopes: set, Purpose: f.Purpose})
 	case "public", "confidential":
 		id, err = cs.RegisterApp(r.Context(), actor, smart.AppRegistration{Name: f.Name, Public: f.Kind == "public", JWKS: jwks, JWKSURL: f.JWKSURL,
 			RedirectURIs: redirects, Scopes: set})

@@ -57,6 +57,7 @@ var actionWords = map[audit.Action]string{
 	audit.ActionTransaction:   "changed several parts of",
 	audit.ActionBatch:         "worked on several parts of",
 	audit.ActionEverything:    "copied the whole of",
+	audit.ActionBulkExport:    "exported (bulk data) parts of",
 	audit.ActionErase:         "erased",
 	audit.ActionImport:        "imported",
 	audit.ActionBreakGlass:    "opened emergency access to",
