@@ -2,11 +2,13 @@ package app
 
 import (
 	"context"
+	"log/slog"
 	"slices"
 
 	"github.com/phivault/phivault/internal/authn"
 	"github.com/phivault/phivault/internal/authn/smart"
 	"github.com/phivault/phivault/internal/bulk"
+	"github.com/phivault/phivault/internal/deid"
 	"github.com/phivault/phivault/internal/fhir"
 	"github.com/phivault/phivault/internal/record"
 	"github.com/phivault/phivault/internal/storage/sqldb"
@@ -53,8 +55,7 @@ func (a *App) openBulk(oo openOptions) error {
 		MaxJobs:       c.MaxJobs,
 		FileBytes:     c.FileBytes,
 		Logger:        a.logger,
-		// Transformers: none until package deid is wired (_deidentify
-		// answers 400 "not available").
+		Transformers:  safeHarbor(a.logger),
 	}
 	for _, edit := range oo.bulk {
 		edit(&bo)
@@ -88,3 +89,20 @@ func (a *App) BulkJobs() bulk.Store { return a.db.BulkJobs() }
 // RunBulk runs queued exports and destroys expired ones until ctx ends
 // (runBackground).
 func (a *App) RunBulk(ctx context.Context) { a.bulk.Run(ctx) }
+
+// safeHarbor gives each export that asks for _deidentify=safe-harbor a
+// transformer of its own (package deid): a fresh pseudonym key per job,
+// so two exports cannot be linked.
+func safeHarbor(log *slog.Logger) bulk.Transformers {
+	return func(method string) (bulk.Transformer, bool) {
+		if method != bulk.DeidSafeHarbor {
+			return nil, false
+		}
+		t, err := deid.New(deid.Options{})
+		if err != nil {
+			log.Error("bulk export: the de-identification transformer cannot start", slog.String("error", err.Error()))
+			return nil, false
+		}
+		return t, true
+	}
+}

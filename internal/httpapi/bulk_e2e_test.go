@@ -324,7 +324,7 @@ func keysOf(m map[string]map[string]any) []string {
 
 // TestBulkExportRefusals: bad parameters, missing Prefer, scopes, user
 // tokens, clients without a purpose, the concurrency limit and
-// _deidentify before a transformer is wired.
+// _deidentify with a method the server does not have.
 func TestBulkExportRefusals(t *testing.T) {
 	apitest.Run(t, func(t *testing.T, s *apitest.Server) {
 		h, _ := bulkClient(t, s, "HRESCH", "system/Observation.rs")
@@ -333,7 +333,7 @@ func TestBulkExportRefusals(t *testing.T) {
 		for _, q := range []string{
 			"_outputFormat=text/csv", "_since=yesterday", "_type=NotAType", "_typeFilter=Observation",
 			"_typeFilter=Observation?_count=5", "includeAssociatedData=LatestProvenanceResources", "_bogus=1",
-			"_deidentify=k-anonymity", "_deidentify=safe-harbor",
+			"_deidentify=k-anonymity",
 		} {
 			s.Do(t, "GET", "/fhir/$export?"+q, nil, asyncHeaders(h)).WantOutcome(t, http.StatusBadRequest)
 		}
@@ -497,4 +497,75 @@ func TestBulkExportSplitsFiles(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestBulkExportDeidentified: _deidentify=safe-harbor gives a research
+// client HIPAA Safe Harbor output (package deid): none of the patient's
+// identifiers, names, address below the state, full dates or ids leaves;
+// references still point at the exported patient under its pseudonym;
+// every resource is labelled; the patient's trail still names the
+// export. Two exports use different pseudonyms.
+func TestBulkExportDeidentified(t *testing.T) {
+	apitest.Run(t, func(t *testing.T, s *apitest.Server) {
+		mrn := "MRN-" + uniq()
+		pid := s.Create(t, patient(mrn, map[string]any{
+			"name":      []any{map[string]any{"family": "Quixotewright", "given": []any{"Ottoline"}}},
+			"birthDate": "1961-07-23",
+			"telecom":   []any{map[string]any{"system": "phone", "value": "555-867-5309"}},
+			"address":   []any{map[string]any{"line": []any{"42 Larkspur Lane"}, "city": "Bedford", "state": "MA", "postalCode": "01730"}},
+		}))
+		s.Create(t, observation(pid, map[string]any{"effectiveDateTime": "2019-03-14T09:26:53Z",
+			"note": []any{map[string]any{"text": "Ottoline said her neighbour drove her"}}}))
+
+		research, _ := bulkClient(t, s, "HRESCH", "system/*.rs")
+		export := func() (map[string]map[string]any, []byte) {
+			m := finish(t, s, research, kickoff(t, s, research, "/fhir/$export?_type=Patient,Observation&_deidentify=safe-harbor"))
+			var raw []byte
+			for _, f := range m.Output {
+				raw = append(raw, s.Do(t, "GET", f.URL, nil, research).Want(t, http.StatusOK).Body...)
+			}
+			return download(t, s, research, m), raw
+		}
+		got, raw := export()
+		for _, secret := range []string{pid, mrn, "Quixotewright", "Ottoline", "1961-07-23", "555-867-5309", "Larkspur", "Bedford", "01730", "2019-03-14", "neighbour"} {
+			if bytes.Contains(bytes.ToLower(raw), bytes.ToLower([]byte(secret))) {
+				t.Errorf("the de-identified export holds %q", secret)
+			}
+		}
+		var pseudo string
+		for k, res := range got {
+			if !strings.Contains(mustJSON(t, res["meta"]), "PSEUDED") {
+				t.Errorf("%s is not labelled as pseudonymised", k)
+			}
+			if res["resourceType"] == "Patient" {
+				pseudo = res["id"].(string)
+				if res["birthDate"] != "1961" {
+					t.Errorf("birthDate %v, want the year only", res["birthDate"])
+				}
+			}
+		}
+		if pseudo == "" {
+			t.Fatal("the patient is not in the export")
+		}
+		for k, res := range got {
+			if res["resourceType"] == "Observation" {
+				if ref := res["subject"].(map[string]any)["reference"]; ref != "Patient/"+pseudo {
+					t.Errorf("%s: subject %v, want the exported patient's pseudonym", k, ref)
+				}
+			}
+		}
+		var named bool
+		for _, ev := range auditEvents(t, s) {
+			if v, ok := ev.PatientView("Patient/" + pid); ok && ev.Action == audit.ActionBulkExport && v.Purpose == "HRESCH" {
+				named = true
+			}
+		}
+		if !named {
+			t.Fatal("the patient's trail does not name the de-identified export")
+		}
+		again, _ := export()
+		if _, same := again["Patient/"+pseudo]; same {
+			t.Fatal("two exports gave the patient the same pseudonym")
+		}
+	})
 }
