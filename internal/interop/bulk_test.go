@@ -84,6 +84,11 @@ func TestBulkDataClient(t *testing.T) {
 		ca := exportCertificate(t, s)
 		ctx, cancel := context.WithTimeout(t.Context(), bulkScriptTimeout)
 		defer cancel()
+		// The export runner that "phivault serve" runs in the background
+		// (apitest starts none of serve's background loops).
+		runner := make(chan struct{})
+		go func() { defer close(runner); s.App.RunBulk(ctx) }()
+		defer func() { cancel(); <-runner }()
 		cmd := exec.CommandContext(ctx, node, script)
 		cmd.Dir = filepath.Dir(script)
 		cmd.Env = append(os.Environ(),
