@@ -274,6 +274,17 @@ func TestBulkExportLevels(t *testing.T) {
 				t.Fatalf("group export holds %v; want only the active member's Observation", keysOf(got))
 			}
 		})
+		t.Run("group-typeFilter", func(t *testing.T) {
+			// Found by the independent client (interop/bulk-client.mjs):
+			// a Group export with _typeFilter returned no Observation.
+			vital := s.Create(t, observation(a, map[string]any{"category": []any{map[string]any{"coding": []any{
+				map[string]any{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "vital-signs"}}}}}))
+			q := url.Values{"_type": {"Patient,Observation"}, "_typeFilter": {"Observation?category=vital-signs"}}
+			got := download(t, s, h, finish(t, s, h, kickoff(t, s, h, "/fhir/Group/"+g+"/$export?"+q.Encode())))
+			if got["Observation/"+vital] == nil || got["Observation/"+oa] != nil || got["Patient/"+a] == nil {
+				t.Fatalf("group _typeFilter export holds %v; want the member and their vital sign", keysOf(got))
+			}
+		})
 		t.Run("patient-typeFilter", func(t *testing.T) {
 			q := url.Values{"_type": {"Observation"}, "_typeFilter": {"Observation?code=http://loinc.org|29463-7"}}
 			got := download(t, s, h, finish(t, s, h, kickoff(t, s, h, "/fhir/Patient/$export?"+q.Encode())))

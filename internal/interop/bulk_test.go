@@ -81,6 +81,21 @@ func TestBulkDataClient(t *testing.T) {
 				map[string]any{"entity": map[string]any{"reference": ident.PatientPrefix + patients[1]}},
 			}})
 
+		// The shared Synthea patients carry no vital-signs Observation
+		// (their categories are survey, exam, laboratory…): each member
+		// gets one, so the client's Group export with
+		// _typeFilter=Observation?category=vital-signs has something to
+		// find, and the others have to be filtered out.
+		for _, pid := range patients[:2] {
+			s.Create(t, map[string]any{"resourceType": "Observation", "status": "final",
+				"category": []any{map[string]any{"coding": []any{map[string]any{
+					"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "vital-signs"}}}},
+				"code":              map[string]any{"coding": []any{map[string]any{"system": "http://loinc.org", "code": "8867-4"}}},
+				"subject":           map[string]any{"reference": ident.PatientPrefix + pid},
+				"effectiveDateTime": "2026-12-01T10:00:00Z",
+				"valueQuantity":     map[string]any{"value": 72, "unit": "/min", "system": "http://unitsofmeasure.org", "code": "/min"}})
+		}
+
 		ca := exportCertificate(t, s)
 		ctx, cancel := context.WithTimeout(t.Context(), bulkScriptTimeout)
 		defer cancel()
