@@ -104,6 +104,7 @@ var cryptoAllowed = map[string]struct {
 	module + "/internal/audit/merkle": {[]string{"golang.org/x/mod/sumdb/note", "github.com/transparency-dev/formats/note"}, "signs (through keys.LogSigner) and verifies C2SP checkpoints, and co-signs them as an outside witness (C2SP tlog-cosignature, a key held by the monitor's machine, not phivault's): the Merkle item of rule 4's allow-list"},
 	module + "/internal/authz":        {[]string{"crypto/sha256"}, "content hash (version) of the authorization policy set: an identifier, not a secret"},
 	module + "/internal/backup":       {[]string{"filippo.io/...", "crypto/sha256"}, "backups and key escrows encrypted with age (filippo.io/age, DESIGN §5), SHA-256 of archive files and ciphertext (integrity, not secrets)"},
+	module + "/bench/bulkexport":      {[]string{"crypto/ecdsa", "crypto/elliptic", "github.com/go-jose/..."}, "a benchmark client of Bulk Data export: its own SMART Backend Services key pair and private_key_jwt assertion, as an outside client has (not part of the server)"},
 	module + "/internal/reimport":     {[]string{"crypto/sha256"}, "import match keys: the hash of an entry's fullUrl or id and content as the file has it, an identifier for re-import, not a secret (ADR 0037)"},
 
 	// Issue 3 (identity).
