@@ -198,6 +198,13 @@ func (s *Service) Kickoff(ctx context.Context, c Caller, req Request, lenient bo
 		}
 		return "", fmt.Errorf("%w: the client has no registered purpose of use", ErrForbidden)
 	}
+	if cl.Purpose == PurposeResearch && req.Deidentify == "" {
+		// Safe Harbor holds only for a recipient without actual knowledge
+		// that could re-identify (§164.514(b)(2)(ii)): a client that could
+		// also export identified data links the two sets by their values.
+		s.record(ctx, c, audit.ActionBulkExport, audit.OutcomeDenied, "", []string{PolicyResearchDeidentified})
+		return "", fmt.Errorf("%w: a research client (purpose HRESCH) receives de-identified data only: add _deidentify=safe-harbor", ErrForbidden)
+	}
 	if req.Deidentify != "" {
 		if s.o.Transformers == nil {
 			return "", notSupported("_deidentify is not available on this server")
@@ -271,7 +278,15 @@ const (
 	PolicyNoPurpose   = "bulk-export-needs-purpose"
 	PolicyTooMany     = "bulk-export-concurrency"
 	PolicyOwnJob      = "bulk-export-own-job"
+
+	// PolicyResearchDeidentified refuses an identified export to a
+	// research client.
+	PolicyResearchDeidentified = "bulk-export-research-deidentified"
 )
+
+// PurposeResearch is the v3 PurposeOfUse of research (HRESCH): a client
+// registered for it receives de-identified exports only.
+const PurposeResearch = "HRESCH"
 
 // resolveTypes is the ordered list of types the export will search:
 // _type (or every exportable type of the level) narrowed to the

@@ -338,7 +338,7 @@ func keysOf(m map[string]map[string]any) []string {
 // _deidentify with a method the server does not have.
 func TestBulkExportRefusals(t *testing.T) {
 	apitest.Run(t, func(t *testing.T, s *apitest.Server) {
-		h, _ := bulkClient(t, s, "HRESCH", "system/Observation.rs")
+		h, _ := bulkClient(t, s, "HOPERAT", "system/Observation.rs")
 		// No Prefer: respond-async.
 		s.Do(t, "GET", "/fhir/$export", nil, h).WantOutcome(t, http.StatusBadRequest)
 		for _, q := range []string{
@@ -371,8 +371,19 @@ func TestBulkExportRefusals(t *testing.T) {
 		s.Do(t, "GET", "/fhir/$export", nil, asyncHeaders(np)).WantOutcome(t, http.StatusForbidden)
 		// A Group that does not exist: 404.
 		s.Do(t, "GET", "/fhir/Group/nope/$export", nil, asyncHeaders(np)).WantOutcome(t, http.StatusForbidden)
-		hg, _ := bulkClient(t, s, "HRESCH", "system/*.rs")
+		hg, _ := bulkClient(t, s, "HOPERAT", "system/*.rs")
 		s.Do(t, "GET", "/fhir/Group/nope/$export", nil, asyncHeaders(hg)).WantOutcome(t, http.StatusNotFound)
+		// A research client receives de-identified data only (found by an
+		// outside tester: identified and de-identified exports of one
+		// client re-linked 23 of 23 patients).
+		hr, _ := bulkClient(t, s, "HRESCH", "system/*.rs")
+		s.Do(t, "GET", "/fhir/$export?_type=Observation", nil, asyncHeaders(hr)).WantOutcome(t, http.StatusForbidden)
+		if ev := wantAudited(t, s, audit.ActionBulkExport, audit.OutcomeDenied, ""); !slices.ContainsFunc(auditEvents(t, s), func(e audit.Event) bool {
+			return e.Action == audit.ActionBulkExport && e.Outcome == audit.OutcomeDenied && slices.Contains(e.Policies, bulk.PolicyResearchDeidentified)
+		}) {
+			t.Fatalf("the refused identified research export is not audited with its policy (last denial %v)", ev.Policies)
+		}
+		s.Do(t, "GET", "/fhir/$export?_type=Observation&_deidentify=safe-harbor", nil, asyncHeaders(hr)).Want(t, http.StatusAccepted)
 	})
 }
 
@@ -453,24 +464,36 @@ func TestBulkExportInterruptedAndExpired(t *testing.T) {
 	})
 }
 
-// TestBulkExportSensitiveConsent: a PSY-labelled record leaves in a
-// research export only for the patient whose consent permits research
-// disclosures of that label; the CapabilityStatement lists $export.
+// TestBulkExportSensitiveConsent: a PSY-labelled record leaves in an
+// operations export only for the patient whose consent permits such
+// disclosures of that label; a patient whose Patient resource carries a
+// restricted label has none of their record exported without such a
+// consent; the CapabilityStatement lists $export.
 func TestBulkExportSensitiveConsent(t *testing.T) {
 	apitest.Run(t, func(t *testing.T, s *apitest.Server) {
 		permits, silent := s.Create(t, patient(uniq(), nil)), s.Create(t, patient(uniq(), nil))
 		c := consentDeny(permits, "")
 		c["provision"] = map[string]any{"type": "deny", "provision": []any{map[string]any{"type": "permit",
-			"purpose":       []any{map[string]any{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "HRESCH"}},
+			"purpose":       []any{map[string]any{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "HOPERAT"}},
 			"securityLabel": []any{map[string]any{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "PSY"}}}}}
 		s.Create(t, c)
 		psyPermitted := s.Create(t, labelled(observation(permits, nil), "PSY"))
 		psySilent := s.Create(t, labelled(observation(silent, nil), "PSY"))
 		plainSilent := s.Create(t, observation(silent, nil))
-		h, _ := bulkClient(t, s, "HRESCH", "system/*.rs")
-		got := download(t, s, h, finish(t, s, h, kickoff(t, s, h, "/fhir/$export?_type=Observation")))
+		// Found by an outside tester: a V-labelled Patient was withheld
+		// while their Observations left.
+		restricted := s.Create(t, labelled(patient(uniq(), nil), "V"))
+		restrictedObs := s.Create(t, observation(restricted, nil))
+		h, _ := bulkClient(t, s, "HOPERAT", "system/*.rs")
+		got := download(t, s, h, finish(t, s, h, kickoff(t, s, h, "/fhir/$export?_type=Patient,Observation")))
 		if got["Observation/"+psyPermitted] == nil || got["Observation/"+psySilent] != nil || got["Observation/"+plainSilent] == nil {
-			t.Fatalf("research export holds %v; want the consented PSY record and the unlabelled one, not the other PSY record", keysOf(got))
+			t.Fatalf("system export holds %v; want the consented PSY record and the unlabelled one, not the other PSY record", keysOf(got))
+		}
+		for _, level := range []string{"/fhir/$export?_type=Patient,Observation", "/fhir/Patient/$export?_type=Patient,Observation"} {
+			got := download(t, s, h, finish(t, s, h, kickoff(t, s, h, level)))
+			if got["Patient/"+restricted] != nil || got["Observation/"+restrictedObs] != nil {
+				t.Fatalf("%s holds part of a V-labelled patient's record: %v", level, keysOf(got))
+			}
 		}
 
 		cs := s.Do(t, "GET", "/fhir/metadata", nil, nil).Want(t, http.StatusOK)
