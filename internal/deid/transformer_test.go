@@ -186,8 +186,8 @@ func TestAgeOver89(t *testing.T) {
 		// older (export year - 90): the year goes, into the category.
 		{now.AddDate(-90, 0, 1).Format(time.DateOnly), true},
 		{now.AddDate(-89, 0, 0).Format(time.DateOnly), false},
-		{now.AddDate(-89, 0, 0).Format("2006"), false},        // 88 or 89
-		{now.AddDate(-90, 0, 0).Format("2006"), true},         // 89 or 90: errs towards 90+
+		{now.AddDate(-89, 0, 0).Format("2006"), false}, // 88 or 89
+		{now.AddDate(-90, 0, 0).Format("2006"), true},  // 89 or 90: errs towards 90+
 		{now.AddDate(-90, 0, 0).Format("2006-01"), true},
 	} {
 		body := fmt.Sprintf(`{"resourceType":"Patient","id":"p","birthDate":%q,"deceasedBoolean":false}`, tc.birth)
