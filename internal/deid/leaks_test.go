@@ -153,3 +153,28 @@ func TestQuantityUnits(t *testing.T) {
 		}
 	}
 }
+
+// TestCodeElements: a code element of a value set the schema lists must
+// be a member; any other must be a short token (no spaces, no run of 5
+// digits); birth sex must be of its value set.
+func TestCodeElements(t *testing.T) {
+	tr := newT(t, deid.Options{})
+	m, out := run(t, tr, []byte(`{"resourceType":"Patient","gender":"QRCODE-Zyxwvut","language":"Call 555-867-5309",
+	 "extension":[{"url":"http://hl7.org/fhir/us/core/StructureDefinition/us-core-birthsex","valueCode":"QRCODE-Zyxwvut"}]}`))
+	mustAbsent(t, out, "QRCODE", "555-867", "birthsex")
+	if _, has := m["gender"]; has {
+		t.Error("a gender outside its value set was kept")
+	}
+	_, out = run(t, tr, []byte(`{"resourceType":"MedicationRequest","status":"5558675309","intent":"order","subject":{"reference":"Patient/p"},"language":"en-US",
+	 "extension":[{"url":"http://hl7.org/fhir/us/core/StructureDefinition/us-core-birthsex","valueCode":"F"}]}`))
+	mustAbsent(t, out, "5558675309")
+	for _, s := range []string{`"intent":"order"`, `"language":"en-US"`} {
+		if !strings.Contains(out, s) {
+			t.Errorf("lost %s: %s", s, out)
+		}
+	}
+	_, out = run(t, tr, []byte(`{"resourceType":"Patient","gender":"male","extension":[{"url":"http://hl7.org/fhir/us/core/StructureDefinition/us-core-birthsex","valueCode":"M"}]}`))
+	if !strings.Contains(out, `"gender":"male"`) || !strings.Contains(out, `"valueCode":"M"`) {
+		t.Errorf("gender or birth sex lost: %s", out)
+	}
+}

@@ -161,7 +161,7 @@ func (w *walk) value(def, k string, e element, v any, depth int) (any, bool) {
 		}
 		return w.complex(e.def, m, depth)
 	}
-	return w.primitive(def, k, e.prim, v)
+	return w.primitive(e, v)
 }
 
 // complex applies the rules of the datatypes that carry identifiers,
@@ -314,6 +314,15 @@ func (w *walk) special(def, k string, v any, isResource bool) (x any, handled, k
 		// free text to this walk and nothing research needs.
 		w.count(reasonCodingVersion)
 		return nil, true, false
+	case "Coding.code", "Quantity.code", "Age.code", "Duration.code", "Count.code", "Distance.code":
+		// Checked with the system in view, against its terminology's
+		// syntax (the Coding and quantity rules), not as a bare code.
+		s, ok := v.(string)
+		if !ok {
+			w.count(reasonMalformed)
+			return nil, true, false
+		}
+		return s, true, true
 	case "Quantity.unit", "Age.unit", "Duration.unit", "Count.unit", "Distance.unit":
 		return nil, true, false // quantity decides, with the code in view
 	case "Coding.system", "Quantity.system", "Age.system", "Duration.system", "Count.system", "Distance.system":
@@ -340,8 +349,8 @@ func (w *walk) special(def, k string, v any, isResource bool) (x any, handled, k
 }
 
 // primitive applies the rule of a primitive type.
-func (w *walk) primitive(def, k, prim string, v any) (any, bool) {
-	switch prim {
+func (w *walk) primitive(e element, v any) (any, bool) {
+	switch e.prim {
 	case "boolean":
 		if _, ok := v.(bool); ok {
 			return v, true
@@ -355,14 +364,14 @@ func (w *walk) primitive(def, k, prim string, v any) (any, bool) {
 		// multi-line string, an e-mail address or a date posing as one
 		// (free text in a code element is dropped like any free text).
 		if s, ok := v.(string); ok {
-			if len(s) <= maxCodeLen && !strings.ContainsAny(s, "\n\r\t@") && !dateLike.MatchString(s) {
+			if e.enum != nil && e.enum[s] || e.enum == nil && codeToken(s) {
 				return s, true
 			}
 			w.count(reasonFreeText)
 			return nil, false
 		}
 	case "date", "dateTime":
-		return w.date(v, prim)
+		return w.date(v, e.prim)
 	case "instant":
 		return w.instant(v)
 	case "time":
@@ -393,6 +402,16 @@ func (w *walk) primitive(def, k, prim string, v any) (any, bool) {
 	}
 	w.count(reasonMalformed)
 	return nil, false
+}
+
+// codeToken reports whether s may be kept as a code of a value set the
+// schema does not list (statuses, priorities, languages, currencies):
+// a short token without spaces, an e-mail address, a date or a run of
+// 5 digits (a phone number, an SSN or a record number has one; no code
+// of these value sets does). Codes of listed value sets must be members.
+func codeToken(s string) bool {
+	return s != "" && len(s) <= maxCodeLen && !strings.ContainsAny(s, " \n\r\t@") && !dateLike.MatchString(s) &&
+		!longDigitRun.MatchString(s)
 }
 
 // dateLike matches a string that starts like a date finer than a
