@@ -7,11 +7,10 @@ import (
 )
 
 // The lexical forms of FHIR R4 date, dateTime and instant (the patterns
-// of the R4 JSON schema), and of time.
+// of the R4 JSON schema).
 var (
 	datePattern     = regexp.MustCompile(`^([0-9]{4})(-(0[1-9]|1[0-2])(-(0[1-9]|[12][0-9]|3[01]))?)?$`)
 	dateTimePattern = regexp.MustCompile(`^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)(\.[0-9]+)?(Z|[+-]((0[0-9]|1[0-3]):[0-5][0-9]|14:00))$`)
-	timePattern     = regexp.MustCompile(`^([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)(\.[0-9]+)?$`)
 )
 
 // date applies the date rule to a date or dateTime value: its year
