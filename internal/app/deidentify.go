@@ -6,12 +6,42 @@ import (
 	"fmt"
 
 	"github.com/phivault/phivault/internal/deid"
+	"github.com/phivault/phivault/internal/fhir"
 	"github.com/phivault/phivault/internal/record"
 )
 
 // PurposeResearch is the v3 PurposeOfUse a de-identified export is
 // audited with.
 const PurposeResearch = "HRESCH"
+
+// MaxDateShiftDays bounds DeidentifiedExport.DateShiftDays
+// (deid.MaxDateShiftDays), for front ends to check their flags.
+const MaxDateShiftDays = deid.MaxDateShiftDays
+
+// ErrExportRequest means a de-identified export was asked with a bad
+// option: an unknown or non-exportable resource type, or a date shift
+// out of range. Its text names the option and says what is allowed;
+// nothing was read.
+var ErrExportRequest = errors.New("invalid export request")
+
+// CheckDeidentifiedExport checks x's types and date shift before any
+// work: every type must be an R4 resource type that can be
+// de-identified (Binary cannot: its content is opaque bytes), and the
+// shift must be 0..MaxDateShiftDays. Errors wrap ErrExportRequest.
+func CheckDeidentifiedExport(x DeidentifiedExport) error {
+	for _, t := range x.Types {
+		switch {
+		case t == "Binary":
+			return fmt.Errorf("%w: type Binary cannot be de-identified (its content is opaque bytes); leave it out", ErrExportRequest)
+		case !fhir.IsStorableType(t):
+			return fmt.Errorf("%w: %q is not a FHIR R4 resource type the store holds (types are case-sensitive, e.g. Patient,Observation)", ErrExportRequest, t)
+		}
+	}
+	if x.DateShiftDays < 0 || x.DateShiftDays > MaxDateShiftDays {
+		return fmt.Errorf("%w: the date shift must be between 0 and %d days", ErrExportRequest, MaxDateShiftDays)
+	}
+	return nil
+}
 
 // DeidentifiedExport asks for a de-identified export of the whole store
 // (ADR 0050).
@@ -38,7 +68,14 @@ type DeidentifiedResult struct {
 // pseudonym key that dies with it) and passes it to x.Write, then
 // audits the export (action export, purpose HRESCH, every patient
 // named). Publish what Write produced only after it returns nil.
+//
+// user names the operator in the audit events (the CLI passes the
+// operating-system account that ran it). x is checked first
+// (CheckDeidentifiedExport): a bad request reads nothing.
 func (a *App) ExportDeidentified(ctx context.Context, user string, x DeidentifiedExport) (DeidentifiedResult, error) {
+	if err := CheckDeidentifiedExport(x); err != nil {
+		return DeidentifiedResult{}, err
+	}
 	t, err := deid.New(deid.Options{DateShiftDays: x.DateShiftDays})
 	if err != nil {
 		return DeidentifiedResult{}, err

@@ -55,8 +55,13 @@ authorized and audited per client.`,
 			if o.out == "" {
 				return errors.New("export: --out DIR is required")
 			}
-			if o.dateShift < 0 {
-				return errors.New("export: --date-shift must be a positive number of days")
+			// Every flag is checked before anything is opened, created
+			// or read, with a plain message.
+			if o.dateShift < 0 || o.dateShift > app.MaxDateShiftDays {
+				return fmt.Errorf("export: --date-shift must be a number of days between 1 and %d (0: keep only the year)", app.MaxDateShiftDays)
+			}
+			if err := app.CheckDeidentifiedExport(app.DeidentifiedExport{Types: o.types, DateShiftDays: o.dateShift}); err != nil {
+				return fmt.Errorf("export: --type: %s", strings.TrimPrefix(err.Error(), app.ErrExportRequest.Error()+": "))
 			}
 			return e.runExport(cmd, o)
 		},
@@ -102,7 +107,7 @@ func (e *env) runExport(cmd *cobra.Command, o exportOptions) error {
 		progressbar.OptionShowIts(),
 		progressbar.OptionOnCompletion(func() { fmt.Fprintln(e.stderr) }),
 	)
-	res, err := a.ExportDeidentified(cmd.Context(), "", app.DeidentifiedExport{
+	res, err := a.ExportDeidentified(cmd.Context(), osOperator(), app.DeidentifiedExport{
 		Types:         o.types,
 		DateShiftDays: o.dateShift,
 		Write:         w.write,

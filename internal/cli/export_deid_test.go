@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"index/suffixarray"
 	"os"
+	"os/user"
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -28,9 +30,13 @@ import (
 // fewer (HHS list): it must come out as "000".
 const deidOldZIP = "03601"
 
-// deidExtraBundle returns a transaction of two made-up patients: a
+// deidExtraBundle returns a transaction of made-up patients: a
 // 95-year-old (gender "unknown") and one with known dates (gender
-// "other"), each with an Encounter and an Observation.
+// "other"), each with an Encounter and an Observation, and the outside
+// tester's leaks (identifiers in displays, local codes and text, the
+// 95-year-old's birth year in an Observation component and a
+// questionnaire answer, an age as an integer, a time of day, a free-text
+// state) on the 95-year-old and a third patient.
 func deidExtraBundle(now time.Time) []byte {
 	old := now.AddDate(-95, 0, -10).Format(time.DateOnly)
 	b := fmt.Sprintf(`{"resourceType":"Bundle","type":"transaction","entry":[
@@ -61,7 +67,28 @@ func deidExtraBundle(now time.Time) []byte {
   "subject":{"reference":"urn:uuid:0d1e2f30-0000-4000-8000-00000000b001"},
   "encounter":{"reference":"urn:uuid:0d1e2f30-0000-4000-8000-00000000b002"},
   "effectiveDateTime":"2020-03-10T10:30:00Z","valueQuantity":{"value":61.5,"unit":"kg","system":"http://unitsofmeasure.org","code":"kg"}},
-  "request":{"method":"POST","url":"Observation"}}]}`, old, deidOldZIP)
+  "request":{"method":"POST","url":"Observation"}},
+ {"fullUrl":"urn:uuid:0d1e2f30-0000-4000-8000-00000000a003","resource":{"resourceType":"Observation","status":"final",
+  "code":{"coding":[{"system":"http://loinc.org","code":"21612-7","display":"DEIDLEAK Age reported"}]},
+  "subject":{"reference":"urn:uuid:0d1e2f30-0000-4000-8000-00000000a001"},"valueInteger":96,
+  "component":[
+   {"code":{"coding":[{"system":"http://hospital.example/local","code":"LOC1","display":"DISP Call 555-867-5309"}]},"valueBoolean":true},
+   {"code":{"coding":[{"system":"http://loinc.org","code":"21112-8","display":"Born on 1930-05-17"}]},"valueDateTime":"1930"},
+   {"code":{"coding":[{"system":"http://loinc.org","code":"21112-8"}]},"valueDateTime":%q},
+   {"code":{"coding":[{"system":"http://loinc.org","code":"8302-2"}]},"valueCodeableConcept":{"coding":[{"system":"http://snomed.info/sct","code":"160903007","display":"SSN 999-12-3456"}],"text":"SSN 999-12-3456"}},
+   {"code":{"coding":[{"system":"http://loinc.org","code":"30525-0"}]},"valueInteger":96},
+   {"code":{"coding":[{"system":"http://loinc.org","code":"8867-4"}]},"valueTime":"10:11:12"}]},
+  "request":{"method":"POST","url":"Observation"}},
+ {"fullUrl":"urn:uuid:0d1e2f30-0000-4000-8000-00000000a004","resource":{"resourceType":"QuestionnaireResponse","status":"completed",
+  "subject":{"reference":"urn:uuid:0d1e2f30-0000-4000-8000-00000000a001"},
+  "item":[{"linkId":"1","answer":[{"valueCoding":{"system":"http://hospital.example/qr","code":"QRCODE-Zyxwvut"}},{"valueDate":"1930"},{"valueDate":%q},{"valueTime":"10:11:12"}]}]},
+  "request":{"method":"POST","url":"QuestionnaireResponse"}},
+ {"fullUrl":"urn:uuid:0d1e2f30-0000-4000-8000-00000000b004","resource":{"resourceType":"Patient","gender":"female",
+  "identifier":[{"type":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/v2-0203","code":"MR","display":"MRDISP-Zyxwvut"}]},"value":"DEIDTEST-MRN-7781"}],
+  "extension":[{"url":"http://hl7.org/fhir/us/core/StructureDefinition/us-core-race","extension":[
+   {"url":"detailed","valueCoding":{"system":"urn:oid:2.16.840.1.113883.6.238","code":"2108-9","display":"RACEDISP Zyxwvut kin"}}]}],
+  "address":[{"state":"ZZ Near Elm St","country":"US"}]},
+  "request":{"method":"POST","url":"Patient"}}]}`, old, deidOldZIP, old[:4], old[:4])
 	return []byte(b)
 }
 
@@ -108,6 +135,8 @@ func TestExportDeidentifiedSynthea(t *testing.T) {
 			t.Run("no identifier of the input is in the output", func(t *testing.T) {
 				needles := deidNeedles(t, in)
 				needles["store id"] = append(needles["store id"], storeIDs...)
+				needles["tester leak"] = []string{"DISP Call", "555-867-5309", "Born on", "SSN 999", "999-12-3456", "QRCODE",
+					"Zyxwvut", "MRDISP", "RACEDISP", "DEIDLEAK", "Near Elm", "10:11:12", "hospital.example"}
 				idx := suffixarray.New(bytes.ToLower(values))
 				for kind, list := range needles {
 					if len(list) == 0 {
@@ -129,6 +158,12 @@ func TestExportDeidentifiedSynthea(t *testing.T) {
 				// Nothing finer than a year survives, in any date.
 				if m := regexp.MustCompile(`"[0-9]{4}-[0-9]{2}`).Find(raw); m != nil {
 					t.Errorf("a date finer than the year is in the output")
+				}
+				// No display, CodeableConcept.text or time of day, and
+				// no year that indicates an age over 89, anywhere.
+				cutoff := time.Now().UTC().Year() - 90
+				for _, m := range res {
+					deidCheckKept(t, m, "", cutoff)
 				}
 			})
 
@@ -158,7 +193,14 @@ func TestExportDeidentifiedSynthea(t *testing.T) {
 					t.Fatal(err)
 				}
 				named := map[string]bool{}
+				me, err := user.Current()
+				if err != nil {
+					t.Fatal(err)
+				}
 				for _, ev := range evs {
+					if ev.Action == audit.ActionExport && ev.Purpose == "HRESCH" && ev.Agent.User != "os:"+me.Username {
+						t.Errorf("the export's audit event names the operator %q, want the OS account", ev.Agent.User)
+					}
 					if ev.Action == audit.ActionExport && ev.Purpose == "HRESCH" {
 						for _, p := range ev.Patients {
 							named[p] = true
@@ -464,6 +506,39 @@ func deidNeedles(t *testing.T, root string) map[string][]string {
 	return out
 }
 
+// deidCheckKept fails if v holds a display (outside meta.security,
+// where the export writes its own marks), a text, a time of day, or a
+// date (outside a code) of a year that indicates an age over 89.
+func deidCheckKept(t *testing.T, v any, key string, cutoff int) {
+	t.Helper()
+	switch x := v.(type) {
+	case map[string]any:
+		for k, c := range x {
+			if k == "security" && key == "meta" {
+				continue
+			}
+			if k == "display" || k == "text" {
+				t.Errorf("a %s is in the output", k)
+				continue
+			}
+			deidCheckKept(t, c, k, cutoff)
+		}
+	case []any:
+		for _, c := range x {
+			deidCheckKept(t, c, key, cutoff)
+		}
+	case string:
+		if regexp.MustCompile(`^[0-9]{2}:[0-9]{2}`).MatchString(x) {
+			t.Errorf("a time of day is in the output")
+		}
+		if m := regexp.MustCompile(`^([0-9]{4})(-[0-9]{2}.*)?$`).FindStringSubmatch(x); m != nil && key != "code" {
+			if y, _ := strconv.Atoi(m[1]); y <= cutoff {
+				t.Errorf("%s: a year indicating an age over 89 is in the output", key)
+			}
+		}
+	}
+}
+
 // deidValues returns every string and number in res, decoded, each
 // followed by a NUL byte.
 func deidValues(res []map[string]any) []byte {
@@ -523,10 +598,21 @@ func TestExportRefusesIdentified(t *testing.T) {
 		{"export", "--data", t.TempDir(), "--out", out},
 		{"export", "--data", t.TempDir(), "--deidentify"},
 		{"export", "--data", t.TempDir(), "--deidentify", "--out", out, "--date-shift", "-3"},
+		{"export", "--data", t.TempDir(), "--deidentify", "--out", out, "--date-shift", "99999"},
+		{"export", "--data", t.TempDir(), "--deidentify", "--out", out, "--type", "Nonsense"},
+		{"export", "--data", t.TempDir(), "--deidentify", "--out", out, "--type", "Patient,Binary"},
+		{"export", "--data", t.TempDir(), "--deidentify", "--out", out, "--type", "patient"},
 	} {
 		r := secRun(t, args...)
 		if r.code == 0 {
 			t.Errorf("phivault %s: exit 0", strings.Join(args, " "))
+		}
+		// A plain message naming the flag, before any work (no
+		// progress bar, no internal error).
+		msg := r.stderr + r.stdout
+		if !strings.Contains(msg, "--") || strings.Contains(msg, "exporting") || strings.Contains(msg, "deid:") ||
+			strings.Contains(msg, "Options.") {
+			t.Errorf("phivault %s:\n%s", strings.Join(args, " "), msg)
 		}
 		if _, err := os.Stat(out); err == nil {
 			t.Errorf("phivault %s created the output directory", strings.Join(args, " "))

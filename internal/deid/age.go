@@ -3,6 +3,7 @@ package deid
 import (
 	"encoding/json"
 	"math/big"
+	"strings"
 )
 
 // Ages over 89 (§164.514(b)(2)(i)(C)): "all ages over 89 and all
@@ -41,7 +42,10 @@ func birthElement(rt string) string {
 
 // over89 reports whether the person of resource in (birth date in
 // element elem) is 90 or older at the export's time: the birth date's
-// greatest possible age is over 89. An unreadable birth date counts as
+// greatest possible age is over 89, or its year is one that indicates
+// an age over 89 (over89Year: someone born late in that year is still
+// 89, but the year is removed all the same, so the person goes into
+// the one category the rule allows). An unreadable birth date counts as
 // over 89 (it is dropped either way). The export's time is used even
 // for a deceased person: it is never earlier than the death, so the
 // rule only errs towards removing more.
@@ -51,7 +55,7 @@ func (t *Transformer) over89(in map[string]any, elem string) bool {
 		return false
 	}
 	b, ok := parseBirth(s)
-	return !ok || b.maxAge(t.opts.Now) > oldestKeptAge
+	return !ok || b.maxAge(t.opts.Now) > oldestKeptAge || t.over89Year(s[:4])
 }
 
 // markOver89 puts the "90 or older" category on a de-identified
@@ -81,21 +85,52 @@ func ageUnitLimit(unit string) (*big.Rat, bool) {
 	return nil, false
 }
 
+// quantity applies the rules of a Quantity (Age, Duration, Count,
+// Distance) whose other elements the walk has kept in out (in is the
+// input): system and code stay only when they are a UCUM code of UCUM
+// syntax; unit, a free string, stays only when it is the same as the
+// kept code; then an age of 90 years or more is aggregated (capAge).
+func (w *walk) quantity(in, out map[string]any) {
+	sys, _ := out["system"].(string)
+	code, hasCode := out["code"].(string)
+	if hasCode && (sys != ucumSystem || !w.t.terms.standard(sys, code)) {
+		w.count(reasonUnitLocal)
+		delete(out, "code")
+		delete(out, "system")
+		code = ""
+	} else if !hasCode {
+		delete(out, "system")
+	}
+	if u, ok := in["unit"].(string); ok {
+		if code != "" && u == code {
+			out["unit"] = u
+		} else {
+			w.count(reasonUnitText)
+		}
+	}
+	w.capAge(in, out)
+}
+
+// ucumSystem is the system of UCUM units.
+const ucumSystem = "http://unitsofmeasure.org"
+
 // capAge aggregates a Quantity, Age or Duration of 90 years or more (in
 // any time unit) into "90 years or older": value 90, comparator ">=",
 // unit "a". It applies to every such quantity, not only Age: an
 // Observation of the patient's age is a Quantity in years, and a
-// duration that long reveals an age over 89 as well.
-func (w *walk) capAge(q map[string]any) {
+// duration that long reveals an age over 89 as well. The unit is read
+// from the input (in), so a unit written as text ("years") counts even
+// though the text itself is not kept.
+func (w *walk) capAge(in, q map[string]any) {
 	num, ok := q["value"].(json.Number)
 	if !ok {
 		return
 	}
-	unit, _ := q["code"].(string)
-	if unit == "" {
-		unit, _ = q["unit"].(string)
+	unit, _ := in["code"].(string)
+	if _, ok := ageUnitLimit(unit); !ok {
+		unit, _ = in["unit"].(string)
 	}
-	limit, ok := ageUnitLimit(unit)
+	limit, ok := ageUnitLimit(strings.ToLower(strings.TrimSpace(unit)))
 	if !ok {
 		return
 	}
@@ -106,11 +141,80 @@ func (w *walk) capAge(q map[string]any) {
 		return
 	}
 	w.count(reasonAge90)
+	setAge90(q)
+}
+
+// setAge90 writes the "90 years or older" category into quantity q.
+func setAge90(q map[string]any) {
 	q["value"] = json.Number("90")
 	q["comparator"] = ">="
 	q["unit"] = "a"
-	if _, ok := q["system"]; ok || q["code"] != nil {
-		q["system"] = "http://unitsofmeasure.org"
-		q["code"] = "a"
+	q["system"] = ucumSystem
+	q["code"] = "a"
+}
+
+// ageCodes are the codes of an observation (or component) whose value
+// is the age of a person: LOINC 30525-0 Age, 21612-7 Age - Reported,
+// 29553-5 Age calculated, 21611-9 Age - Estimated, 63900-5 Current age
+// or age at death, 39016-1 Age at death; SNOMED CT 397659008 Age,
+// 424144002 Current chronological age.
+var ageCodes = map[string]bool{
+	"http://loinc.org|30525-0": true, "http://loinc.org|21612-7": true, "http://loinc.org|29553-5": true,
+	"http://loinc.org|21611-9": true, "http://loinc.org|63900-5": true, "http://loinc.org|39016-1": true,
+	"http://snomed.info/sct|397659008": true, "http://snomed.info/sct|424144002": true,
+}
+
+// ageAnswer aggregates the value of an Observation or component coded
+// as an age (ageCodes) when it is 90 or more: a valueInteger becomes
+// the valueQuantity ">= 90 a" (an integer cannot say "or older"), and a
+// valueQuantity of no time unit is read as years and capped. A bare
+// integer without such a code (a questionnaire answer, whose question
+// text is removed) cannot be told from any other number: see the
+// residual risks in docs/deidentification.md.
+func (w *walk) ageAnswer(in, out map[string]any) {
+	if !isAgeConcept(in["code"]) {
+		return
 	}
+	if n, ok := out["valueInteger"].(json.Number); ok {
+		if v, ok := new(big.Rat).SetString(string(n)); !ok || v.Cmp(big.NewRat(90, 1)) >= 0 {
+			delete(out, "valueInteger")
+			q := map[string]any{}
+			setAge90(q)
+			out["valueQuantity"] = q
+			w.count(reasonAgeAnswer)
+		}
+	}
+	if q, ok := out["valueQuantity"].(map[string]any); ok {
+		iq, _ := in["valueQuantity"].(map[string]any)
+		code, _ := iq["code"].(string)
+		unit, _ := iq["unit"].(string)
+		if _, timeUnit := ageUnitLimit(code); timeUnit {
+			return // capped already by capAge if 90 or more
+		}
+		if _, timeUnit := ageUnitLimit(strings.ToLower(strings.TrimSpace(unit))); timeUnit {
+			return
+		}
+		if n, ok := q["value"].(json.Number); ok {
+			if v, ok := new(big.Rat).SetString(string(n)); !ok || v.Cmp(big.NewRat(90, 1)) >= 0 {
+				setAge90(q)
+				w.count(reasonAgeAnswer)
+			}
+		}
+	}
+}
+
+// isAgeConcept reports whether a CodeableConcept (input) has a coding
+// of ageCodes.
+func isAgeConcept(v any) bool {
+	cc, _ := v.(map[string]any)
+	codings, _ := cc["coding"].([]any)
+	for _, c := range codings {
+		m, _ := c.(map[string]any)
+		sys, _ := m["system"].(string)
+		code, _ := m["code"].(string)
+		if ageCodes[sys+"|"+code] {
+			return true
+		}
+	}
+	return false
 }

@@ -22,23 +22,35 @@
 //   - HumanName, ContactPoint, Attachment, Annotation, Narrative and
 //     Signature are removed wherever they are (names of patients,
 //     contacts, related persons and practitioners alike);
-//   - Address keeps state, country and a 3-digit ZIP code (or "000" for
-//     the 3-digit areas of 20,000 people or fewer, restricted-zip3.txt);
+//   - Address keeps a state that is a US state or territory (code or
+//     name) or an ISO 3166-2 code, a country that is an ISO 3166-1 code
+//     or a name of the United States, and a 3-digit ZIP code (or "000"
+//     for the 3-digit areas of 20,000 people or fewer,
+//     restricted-zip3.txt); anything else there is free text, removed;
 //   - date and dateTime keep the year; instant, which has no year-only
 //     form, is removed; or, with Options.DateShiftDays, dates move by a
-//     per-patient offset (not Safe Harbor);
+//     per-patient offset (not Safe Harbor); a date whose year is the
+//     export's year minus 90 or earlier indicates an age over 89 and is
+//     removed wherever it is, in both modes; time (a time of day) is
+//     removed;
 //   - resource ids, references, fullUrls and Identifier values become
 //     pseudonyms; Reference.display is removed;
 //   - string and markdown (free text), uri, url, canonical, oid, uuid,
-//     id and base64Binary are removed, except a short list of places
-//     that hold terminology, units or the geography Safe Harbor keeps
-//     (Coding.system/code/display, Quantity.unit, Address.state);
-//   - CodeableConcept.text stays only when it equals a coding's display;
+//     id and base64Binary are removed, except the geography Safe
+//     Harbor keeps (Address.state, Address.country, checked);
+//   - a Coding keeps only system and code (and userSelected), and only
+//     when the system is a standard terminology of terminologies.txt
+//     and the code has its syntax; any other Coding is removed.
+//     Coding.display, Coding.version and CodeableConcept.text are free
+//     text and removed everywhere (a consumer re-derives displays from
+//     system and code). A quantity keeps a UCUM code, and its unit only
+//     when equal to that code;
 //   - extensions stay only when understood (US Core race, ethnicity,
 //     birth sex); a modifier extension drops the whole resource, since
 //     without it the resource would mean something else;
 //   - ages of 90 or more (a Patient's birth date, any Age, Quantity or
-//     Duration in years) become the category "90 or older";
+//     Duration in years, the value of an Observation coded as an age)
+//     become the category "90 or older";
 //   - meta keeps profiles and HL7 security labels and gains PSEUDED and
 //     REDACTED; versionId, lastUpdated, source and tags are removed.
 //

@@ -11,6 +11,10 @@ const (
 	geolocationURL = "http://hl7.org/fhir/StructureDefinition/geolocation"
 )
 
+// birthSexCodes are the codes of the US Core birth sex value set (F, M,
+// UNK; ASKU and OTH in earlier US Core versions).
+var birthSexCodes = map[string]bool{"F": true, "M": true, "UNK": true, "ASKU": true, "OTH": true}
+
 // extension applies the extension rule.
 func (w *walk) extension(m map[string]any, depth int) (any, bool) {
 	url, _ := m["url"].(string)
@@ -19,8 +23,8 @@ func (w *walk) extension(m map[string]any, depth int) (any, bool) {
 		w.count(reasonGeolocation)
 		return nil, false
 	case birthSexURL:
-		// A code (M, F, UNK): kept like Patient.gender.
-		if c, ok := m["valueCode"].(string); ok && len(c) <= maxCodeLen {
+		// A code of the value set (M, F, UNK): kept like Patient.gender.
+		if c, ok := m["valueCode"].(string); ok && birthSexCodes[c] {
 			return map[string]any{"url": url, "valueCode": c}, true
 		}
 		w.count(reasonMalformed)

@@ -7,8 +7,10 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/phivault/phivault/internal/deid"
 )
@@ -42,10 +44,16 @@ func FuzzTransform(f *testing.F) {
 	}
 	f.Add([]byte(`{"resourceType":"Patient","name":[{"family":"http://loinc.org"}],"contained":[{"resourceType":"Patient","contained":[]}]}`))
 	f.Add([]byte(`{"resourceType":"Observation","valueQuantity":{"value":1e400,"code":"a"}}`))
+	// The outside tester's leaks (leaks_test.go).
+	f.Add([]byte(leakObservation))
+	f.Add([]byte(leakQuestionnaireResponse))
+	f.Add([]byte(leakPatient))
+	f.Add([]byte(`{"resourceType":"Observation","status":"final","code":{"coding":[{"system":"http://loinc.org","code":"8302-2","display":"Born on 1930-05-17"}]},"valueQuantity":{"value":3,"unit":"Call 555-867-5309","system":"http://unitsofmeasure.org","code":"{x}"}}`))
 	tr, err := deid.New(deid.Options{})
 	if err != nil {
 		f.Fatal(err)
 	}
+	cutoffYear := time.Now().UTC().Year() - 90
 	f.Fuzz(func(t *testing.T, body []byte) {
 		var h struct {
 			ResourceType string `json:"resourceType"`
@@ -74,6 +82,7 @@ func FuzzTransform(f *testing.F) {
 		collect(in, "", secret, &other)
 		outStrings := []string{}
 		collect(outTree, "", map[string]bool{}, &outStrings)
+		checkFreeTextAndDates(t, outTree, "", cutoffYear)
 		for s := range secret {
 			if len(s) < 6 || containsAny(other, s) {
 				continue
@@ -90,6 +99,44 @@ func FuzzTransform(f *testing.F) {
 			}
 		}
 	})
+}
+
+// exactDate is the shape of a FHIR date or dateTime.
+var exactDate = regexp.MustCompile(`^([0-9]{4})(-[0-9]{2}(-[0-9]{2}(T.*)?)?)?$`)
+
+// timeOfDay is the shape of a FHIR time.
+var timeOfDay = regexp.MustCompile(`^[0-9]{2}:[0-9]{2}`)
+
+// checkFreeTextAndDates fails if v holds a display (outside
+// meta.security, where the transformer writes its own marks), a
+// CodeableConcept.text, a time of day, or a date (outside a code) whose
+// year indicates an age over 89.
+func checkFreeTextAndDates(t *testing.T, v any, key string, cutoff int) {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, c := range x {
+			if k == "security" && key == "meta" {
+				continue
+			}
+			if k == "display" || k == "text" {
+				t.Fatalf("a %s came out", k)
+			}
+			checkFreeTextAndDates(t, c, k, cutoff)
+		}
+	case []any:
+		for _, c := range x {
+			checkFreeTextAndDates(t, c, key, cutoff)
+		}
+	case string:
+		if timeOfDay.MatchString(x) {
+			t.Fatalf("a time of day came out")
+		}
+		if m := exactDate.FindStringSubmatch(x); m != nil && key != "code" {
+			if y, _ := strconv.Atoi(m[1]); y <= cutoff {
+				t.Fatalf("a date of a year indicating an age over 89 came out")
+			}
+		}
+	}
 }
 
 // collect puts every string in v under an identifying key into secret,

@@ -19,6 +19,9 @@ type element struct {
 	repeats bool
 	def     string // a complex definition (datatype, backbone element, resourceList); "" for a primitive
 	prim    string // the primitive type ("string", "dateTime", "code", …) when def is ""
+	// enum holds the codes of a code element bound to a required value
+	// set the schema lists; nil for any other element.
+	enum map[string]bool
 }
 
 // schema maps definition → JSON property → element, for every
@@ -92,6 +95,12 @@ func loadSchema() (*schema, error) {
 				e.prim = target
 			case len(enum) > 0:
 				e.prim = "code"
+				e.enum = make(map[string]bool, len(enum))
+				for _, c := range enum {
+					if cs, ok := c.(string); ok {
+						e.enum[cs] = true
+					}
+				}
 			default:
 				for _, suf := range suffixes {
 					if strings.HasSuffix(p, suf) && len(p) > len(suf) {

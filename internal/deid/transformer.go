@@ -67,6 +67,8 @@ type Transformer struct {
 	report *tally
 	// restricted holds the 3-digit ZIP areas that become "000".
 	restricted map[string]bool
+	// terms are the standard terminologies whose codings are kept.
+	terms *terminologies
 }
 
 // New returns the transformer of a new export. It fails if an option is
@@ -87,11 +89,15 @@ func New(opts Options) (*Transformer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("deid: %w", err)
 	}
+	terms, err := parseTerminologies(terminologiesData)
+	if err != nil {
+		return nil, fmt.Errorf("deid: %w", err)
+	}
 	p, err := keys.NewEphemeralPRF()
 	if err != nil {
 		return nil, fmt.Errorf("deid: %w", err)
 	}
-	return &Transformer{opts: opts, schema: s, prf: p, report: newTally(), restricted: restricted}, nil
+	return &Transformer{opts: opts, schema: s, prf: p, report: newTally(), restricted: restricted, terms: terms}, nil
 }
 
 // Transform returns the de-identified form of body, one FHIR R4

@@ -52,6 +52,9 @@ func (w *walk) resource(in map[string]any, depth int) (map[string]any, string) {
 	if w.drop != "" {
 		return nil, w.drop
 	}
+	if rt == "Observation" {
+		w.ageAnswer(in, out)
+	}
 	out["resourceType"] = rt
 	out["meta"] = w.meta(in["meta"])
 	if w.over89 {
@@ -158,7 +161,7 @@ func (w *walk) value(def, k string, e element, v any, depth int) (any, bool) {
 		}
 		return w.complex(e.def, m, depth)
 	}
-	return w.primitive(def, k, e.prim, v)
+	return w.primitive(e, v)
 }
 
 // complex applies the rules of the datatypes that carry identifiers,
@@ -191,10 +194,19 @@ func (w *walk) complex(def string, m map[string]any, depth int) (any, bool) {
 	}
 	out := w.object(def, m, depth)
 	switch def {
-	case "CodeableConcept":
-		w.codeText(m, out)
-	case "Quantity", "Age", "Duration":
-		w.capAge(out)
+	case "Coding":
+		sys, _ := out["system"].(string)
+		code, _ := out["code"].(string)
+		if !w.t.terms.standard(sys, code) {
+			// A local code system, or a code not of its system's
+			// syntax: it may be anything, a phone number included.
+			w.count(reasonCodingLocal)
+			return nil, false
+		}
+	case "Quantity", "Age", "Duration", "Count", "Distance":
+		w.quantity(m, out)
+	case "Observation_Component":
+		w.ageAnswer(m, out)
 	}
 	if len(out) == 0 {
 		return nil, false
@@ -280,23 +292,43 @@ func (w *walk) special(def, k string, v any, isResource bool) (x any, handled, k
 		z, reason := w.t.zip3(s)
 		w.count(reason)
 		return z, z != "", z != ""
-	case "Address.state", "Address.country", "Coding.display", "Coding.version",
-		"Quantity.unit", "Age.unit", "Duration.unit", "Count.unit", "Distance.unit":
-		// Terminology and units, and the geography Safe Harbor keeps;
-		// not a date, an e-mail address or a long text posing as one.
+	case "Address.state", "Address.country":
+		// The geography Safe Harbor keeps, when it is recognisably a
+		// state or a country (geography.go), never free text.
 		s, ok := v.(string)
 		if !ok {
 			w.count(reasonMalformed)
 			return nil, true, false
 		}
-		if !plainLabel(s) {
-			w.count(reasonFreeText)
+		if (k == "state" && !validState(s)) || (k == "country" && !validCountry(s)) {
+			w.count(reasonStateCountry)
+			return nil, true, false
+		}
+		return strings.TrimSpace(s), true, true
+	case "Coding.display":
+		// Free text: a consumer re-derives it from system and code.
+		w.count(reasonDisplay)
+		return nil, true, false
+	case "Coding.version":
+		// A version (a SNOMED CT edition URI, a local release name) is
+		// free text to this walk and nothing research needs.
+		w.count(reasonCodingVersion)
+		return nil, true, false
+	case "Coding.code", "Quantity.code", "Age.code", "Duration.code", "Count.code", "Distance.code":
+		// Checked with the system in view, against its terminology's
+		// syntax (the Coding and quantity rules), not as a bare code.
+		s, ok := v.(string)
+		if !ok {
+			w.count(reasonMalformed)
 			return nil, true, false
 		}
 		return s, true, true
+	case "Quantity.unit", "Age.unit", "Duration.unit", "Count.unit", "Distance.unit":
+		return nil, true, false // quantity decides, with the code in view
 	case "Coding.system", "Quantity.system", "Age.system", "Duration.system", "Count.system", "Distance.system":
 		// Code systems and unit systems name a terminology, never a
-		// person: kept when they are absolute URIs (http, https, urn).
+		// person; the Coding or quantity rule then checks the system
+		// against the list of standard terminologies.
 		s, ok := v.(string)
 		if !ok {
 			w.count(reasonMalformed)
@@ -308,14 +340,17 @@ func (w *walk) special(def, k string, v any, isResource bool) (x any, handled, k
 		}
 		return s, true, true
 	case "CodeableConcept.text":
-		return nil, true, false // codeText decides, with the codings in view
+		// Free text, even when it repeats a display (which is removed
+		// too): the codes say what the concept is.
+		w.count(reasonCodeText)
+		return nil, true, false
 	}
 	return nil, false, false
 }
 
 // primitive applies the rule of a primitive type.
-func (w *walk) primitive(def, k, prim string, v any) (any, bool) {
-	switch prim {
+func (w *walk) primitive(e element, v any) (any, bool) {
+	switch e.prim {
 	case "boolean":
 		if _, ok := v.(bool); ok {
 			return v, true
@@ -329,22 +364,23 @@ func (w *walk) primitive(def, k, prim string, v any) (any, bool) {
 		// multi-line string, an e-mail address or a date posing as one
 		// (free text in a code element is dropped like any free text).
 		if s, ok := v.(string); ok {
-			if len(s) <= maxCodeLen && !strings.ContainsAny(s, "\n\r\t@") && !dateLike.MatchString(s) {
+			if e.enum != nil && e.enum[s] || e.enum == nil && codeToken(s) {
 				return s, true
 			}
 			w.count(reasonFreeText)
 			return nil, false
 		}
 	case "date", "dateTime":
-		return w.date(v, prim)
+		return w.date(v, e.prim)
 	case "instant":
 		return w.instant(v)
 	case "time":
-		// A time of day alone (opening hours, a dosing time) is no
-		// element of a date.
-		if s, ok := v.(string); ok && timePattern.MatchString(s) {
-			return s, true
-		}
+		// A time of day alone (opening hours, a dosing time, a
+		// questionnaire answer) is no element of a date by itself, but
+		// beside the year of an event it narrows it; removed, failing
+		// closed.
+		w.count(reasonTime)
+		return nil, false
 	case "string", "markdown":
 		w.count(reasonFreeText)
 		return nil, false
@@ -368,19 +404,22 @@ func (w *walk) primitive(def, k, prim string, v any) (any, bool) {
 	return nil, false
 }
 
+// codeToken reports whether s may be kept as a code of a value set the
+// schema does not list (statuses, priorities, languages, currencies):
+// a short token without spaces, an e-mail address, a date or a run of
+// 5 digits (a phone number, an SSN or a record number has one; no code
+// of these value sets does). Codes of listed value sets must be members.
+func codeToken(s string) bool {
+	return s != "" && len(s) <= maxCodeLen && !strings.ContainsAny(s, " \n\r\t@") && !dateLike.MatchString(s) &&
+		!longDigitRun.MatchString(s)
+}
+
 // dateLike matches a string that starts like a date finer than a
 // year. No HL7, LOINC ("8302-2"), SNOMED CT or CDC code does.
 var dateLike = regexp.MustCompile(`^[0-9]{4}-[0-9]{2}`)
 
-// maxLabelLen bounds a display, unit or state kept: the longest
-// SNOMED CT fully specified names are a few hundred characters.
+// maxLabelLen bounds a code or unit system kept.
 const maxLabelLen = 512
-
-// plainLabel reports whether s may be kept as a display, unit, state
-// or country: short, one line, no e-mail address, not a date.
-func plainLabel(s string) bool {
-	return len(s) <= maxLabelLen && !strings.ContainsAny(s, "\n\r@") && !dateLike.MatchString(s)
-}
 
 // systemURI reports whether s is kept as a code or unit system: an
 // absolute http(s) or urn URI without a query, fragment or e-mail.
@@ -392,30 +431,6 @@ func systemURI(s string) bool {
 // maxCodeLen bounds a code kept as it is: codes of HL7, SNOMED CT,
 // LOINC, RxNorm and ICD are far shorter.
 const maxCodeLen = 64
-
-// codeText keeps CodeableConcept.text only when it equals the display
-// of one of its codings (Synthea and most EHRs copy the display there):
-// it then says nothing the kept codes do not. Any other text may be
-// free text typed by a person and is dropped.
-func (w *walk) codeText(in, out map[string]any) {
-	t, ok := in["text"].(string)
-	if !ok {
-		if _, present := in["text"]; present {
-			w.count(reasonMalformed)
-		}
-		return
-	}
-	codings, _ := out["coding"].([]any)
-	for _, c := range codings {
-		if m, ok := c.(map[string]any); ok {
-			if d, ok := m["display"].(string); ok && strings.EqualFold(strings.TrimSpace(d), strings.TrimSpace(t)) {
-				out["text"] = t
-				return
-			}
-		}
-	}
-	w.count(reasonCodeText)
-}
 
 // validID reports whether s is a FHIR id ([A-Za-z0-9\-\.]{1,64}).
 func validID(s string) bool {
