@@ -2,12 +2,17 @@ package backup
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"io"
+	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
+	"filippo.io/age"
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/phivault/phivault/internal/keys"
@@ -108,4 +113,91 @@ type zeros struct{}
 func (zeros) Read(p []byte) (int, error) {
 	clear(p)
 	return len(p), nil
+}
+
+// TestRemoveStale: what a killed backup left (its private directory
+// with nobody holding its lock, and the flat temporaries of older
+// versions) is removed and named; a running backup's directory is not.
+func TestRemoveStale(t *testing.T) {
+	dir := t.TempDir()
+	live, done, err := tempDir(dir, snapshotPrefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer done()
+	dead, deadDone, err := tempDir(dir, putPrefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Simulate kill -9: the lock is released (the process is gone) but
+	// nothing was removed.
+	if err := os.WriteFile(filepath.Join(dead, "object"), []byte("partial"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	deadCopy := dead + "-copy"
+	if err := os.Rename(dead, deadCopy); err != nil {
+		t.Fatal(err)
+	}
+	deadDone() // removes nothing now: the directory moved
+	for _, n := range []string{".backup-123.db", ".backup-123.db-journal", ".put-456", "phivault.db"} {
+		if err := os.WriteFile(filepath.Join(dir, n), []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := RemoveStale(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{".backup-123.db", ".backup-123.db-journal", ".put-456", filepath.Base(deadCopy)}
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Fatalf("removed %v, want %v", got, want)
+	}
+	if _, err := os.Stat(live); err != nil {
+		t.Fatalf("the running backup's directory was removed: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "phivault.db")); err != nil {
+		t.Fatal("removed the database")
+	}
+}
+
+// TestRestoreRefusesABombEarly: a small backup that would expand past
+// its limit fails with ErrTooLarge, nothing is written and the target
+// and its staging directory are gone.
+func TestRestoreRefusesABombEarly(t *testing.T) {
+	kek := testKEK(t)
+	id, _ := age.GenerateX25519Identity()
+	st, err := NewDirStore(filepath.Join(t.TempDir(), "b"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := seedManifest()
+	name := NewName(m.Created)
+	var ct bytes.Buffer
+	ew, _ := age.Encrypt(&ct, id.Recipient())
+	a, _ := newArchiveWriter(ew, m.Created)
+	const big = 32 << 20
+	if err := a.add(sqliteEntry, big, io.LimitReader(zeros{}, big)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.finish(m, kek); err != nil {
+		t.Fatal(err)
+	}
+	_ = ew.Close()
+	sum := sha256.Sum256(ct.Bytes())
+	_ = st.Put(t.Context(), name, bytes.NewReader(ct.Bytes()))
+	_ = st.Put(t.Context(), name+SumSuffix, strings.NewReader(hex.EncodeToString(sum[:])))
+	target := filepath.Join(t.TempDir(), "restored")
+	_, err = Restore(t.Context(), st, name, RestoreOptions{Identities: Identities{id}, Auth: kek, DataDir: target,
+		Limits: Limits{MaxBytes: 1 << 20}})
+	if !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("restore of a bomb: %v, want ErrTooLarge", err)
+	}
+	if _, err := os.Stat(target); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the refused restore left %s", target)
+	}
+	if _, err := Verify(t.Context(), st, name, VerifyOptions{Identities: Identities{id}, TempDir: t.TempDir(), Limits: Limits{MaxBytes: 1 << 20}}); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("verify of a bomb: %v, want ErrTooLarge", err)
+	}
 }
