@@ -70,7 +70,17 @@ func BackupFiles(c config.Config) ([]backup.DataFile, error) {
 		out = append(out, backup.DataFile{Name: filepath.ToSlash(rel), Path: abs})
 	}
 	add(filepath.Join(root, config.FileName))
-	add(abs(root, c.Audit.VerifierKey))
+	// The verifier key is public: always carried, as log-verifier.pub
+	// wherever it lives (c's paths are resolved against the working
+	// directory, not root), and the restored configuration points at it.
+	if vk := c.Audit.VerifierKey; vk != "" {
+		if p, err := filepath.Abs(vk); err == nil {
+			if info, err := os.Lstat(p); err == nil && info.Mode().IsRegular() {
+				out = append(out, backup.DataFile{Name: restoredVerifierKey, Path: p})
+				exclude = append(exclude, p)
+			}
+		}
+	}
 	for _, dir := range []string{PolicyDir, "tls"} {
 		ents, err := os.ReadDir(filepath.Join(root, dir))
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -83,12 +93,9 @@ func BackupFiles(c config.Config) ([]backup.DataFile, error) {
 	return out, nil
 }
 
-func abs(root, p string) string {
-	if p == "" || filepath.IsAbs(p) {
-		return p
-	}
-	return filepath.Join(root, p)
-}
+// restoredVerifierKey is the name a backup carries the audit log's
+// verifier key under, and where a restored configuration points.
+const restoredVerifierKey = "log-verifier.pub"
 
 // CreateBackup takes a backup of the instance c configures into dst. It
 // holds the data directory shared (ADR 0037), so it runs beside a
@@ -339,6 +346,9 @@ func adoptRestored(r backup.Restored, o RestoreOptions) error {
 	// files belong to the old deployment (and are newer than the backup).
 	delete(au, "checkpoint_file")
 	delete(au, "witness_checkpoints")
+	if _, err := os.Stat(filepath.Join(r.DataDir, restoredVerifierKey)); err == nil {
+		au["verifier_key"] = restoredVerifierKey
+	}
 	out, err := json.MarshalIndent(doc, "", "  ")
 	if err != nil {
 		return err
