@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"filippo.io/age"
+	"github.com/jackc/pgx/v5"
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/phivault/phivault/internal/apitest"
@@ -23,6 +24,7 @@ import (
 	"github.com/phivault/phivault/internal/backup"
 	"github.com/phivault/phivault/internal/keys"
 	"github.com/phivault/phivault/internal/storage"
+	"github.com/phivault/phivault/internal/storage/postgres/pgtest"
 )
 
 // entry is one file of a decrypted archive.
@@ -384,5 +386,25 @@ func TestBackupIsAudited(t *testing.T) {
 	if found == nil || found.Outcome != audit.OutcomeSuccess || len(found.Entities) != 1 || found.Entities[0] != "Backup/"+made.Name ||
 		!strings.Contains(strings.Join(found.Policies, " "), "destination="+f.st.String()) || !strings.Contains(strings.Join(found.Policies, " "), "host=") {
 		t.Fatalf("backup audit event: %+v", found)
+	}
+}
+
+// TestRestoreIntoANonEmptyPostgres (finding 6): a target database with a
+// table is refused as not empty, not as a corrupt archive.
+func TestRestoreIntoANonEmptyPostgres(t *testing.T) {
+	f := newBackupFixture(t, "postgres")
+	made := f.create(t)
+	target := pgtest.NewDatabase(t)
+	conn, err := pgx.Connect(t.Context(), target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(t.Context(), `CREATE TABLE someone_elses (id int)`); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close(t.Context())
+	_, err = f.restore(t, made.Name, func(o *app.RestoreOptions) { o.Postgres = target })
+	if !errors.Is(err, backup.ErrNotEmpty) || errors.Is(err, backup.ErrCorrupt) || strings.Contains(err.Error(), "manifest") {
+		t.Fatalf("restore into a non-empty database: %v, want ErrNotEmpty alone", err)
 	}
 }
