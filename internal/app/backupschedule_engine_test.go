@@ -1,4 +1,3 @@
-
 // The scheduled backup and drill through the real engine.
 
 package app_test
