@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/user"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -168,12 +169,13 @@ func RemoveStaleBackupFiles(c config.Config, dst backup.Store) ([]string, error)
 // CreateBackup takes a backup of a into dst (the caller holds the data
 // directory, as openApp and serve do), sealed with a's KEK, and records
 // it in the audit log (backup, Entities "Backup/<name>", Policies the
-// destination, size and host; never a secret), a failure too.
+// destination, size, host and operating-system user; never a secret), a
+// failure too.
 func (a *App) CreateBackup(ctx context.Context, dst backup.Store, o backup.CreateOptions, agent audit.Agent) (backup.Created, error) {
 	o.Sealer = a.Keys.KEK()
 	made, err := createBackup(ctx, a.Config, dst, o)
 	ev := audit.Event{Time: time.Now().UTC(), Action: audit.ActionBackup, Outcome: audit.OutcomeSuccess, Agent: agent,
-		Policies: []string{"destination=" + dst.String(), "bytes=" + strconv.FormatInt(made.Size, 10), "host=" + hostName()}}
+		Policies: []string{"destination=" + dst.String(), "bytes=" + strconv.FormatInt(made.Size, 10), "host=" + hostName(), "operator=" + osUser()}}
 	if made.Name != "" {
 		ev.Entities = []string{"Backup/" + made.Name}
 	}
@@ -194,6 +196,15 @@ func (a *App) CreateBackup(ctx context.Context, dst backup.Store, o backup.Creat
 		return made, fmt.Errorf("auditing the backup %s: %w", made.Name, aerr)
 	}
 	return made, nil
+}
+
+// osUser is the operating-system account running the command (the
+// operator of an offline command), or "unknown".
+func osUser() string {
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		return u.Username
+	}
+	return "unknown"
 }
 
 func hostName() string {

@@ -384,7 +384,7 @@ func TestBackupIsAudited(t *testing.T) {
 		t.Fatal(err)
 	}
 	if found == nil || found.Outcome != audit.OutcomeSuccess || len(found.Entities) != 1 || found.Entities[0] != "Backup/"+made.Name ||
-		!strings.Contains(strings.Join(found.Policies, " "), "destination="+f.st.String()) || !strings.Contains(strings.Join(found.Policies, " "), "host=") {
+		!strings.Contains(strings.Join(found.Policies, " "), "destination="+f.st.String()) || !strings.Contains(strings.Join(found.Policies, " "), "host=") || !strings.Contains(strings.Join(found.Policies, " "), "operator=") {
 		t.Fatalf("backup audit event: %+v", found)
 	}
 }
