@@ -10,20 +10,25 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"net/http"
 	"net/url"
 	"os"
+	"os/user"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/phivault/phivault/internal/audit"
 	"github.com/phivault/phivault/internal/audit/merkle"
 	"github.com/phivault/phivault/internal/backup"
 	"github.com/phivault/phivault/internal/config"
 	"github.com/phivault/phivault/internal/keys"
 	"github.com/phivault/phivault/internal/ledger"
+	"github.com/phivault/phivault/internal/storage"
 )
 
 // Backups (issue 17, ADR 0048): the backup package takes, checks and
@@ -66,7 +71,17 @@ func BackupFiles(c config.Config) ([]backup.DataFile, error) {
 		out = append(out, backup.DataFile{Name: filepath.ToSlash(rel), Path: abs})
 	}
 	add(filepath.Join(root, config.FileName))
-	add(abs(root, c.Audit.VerifierKey))
+	// The verifier key is public: always carried, as log-verifier.pub
+	// wherever it lives (c's paths are resolved against the working
+	// directory, not root), and the restored configuration points at it.
+	if vk := c.Audit.VerifierKey; vk != "" {
+		if p, err := filepath.Abs(vk); err == nil {
+			if info, err := os.Lstat(p); err == nil && info.Mode().IsRegular() {
+				out = append(out, backup.DataFile{Name: restoredVerifierKey, Path: p})
+				exclude = append(exclude, p)
+			}
+		}
+	}
 	for _, dir := range []string{PolicyDir, "tls"} {
 		ents, err := os.ReadDir(filepath.Join(root, dir))
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -79,23 +94,37 @@ func BackupFiles(c config.Config) ([]backup.DataFile, error) {
 	return out, nil
 }
 
-func abs(root, p string) string {
-	if p == "" || filepath.IsAbs(p) {
-		return p
-	}
-	return filepath.Join(root, p)
-}
+// restoredVerifierKey is the name a backup carries the audit log's
+// verifier key under, and where a restored configuration points.
+const restoredVerifierKey = "log-verifier.pub"
 
 // CreateBackup takes a backup of the instance c configures into dst. It
 // holds the data directory shared (ADR 0037), so it runs beside a
 // server (whose SQLite database it snapshots through a reader of its
-// own) but not beside a direct import.
+// own) but not beside a direct import. Without o.Sealer it opens the KEK
+// c names (the key file or KMS) to seal the manifest with. It records
+// nothing in the audit log: App.CreateBackup does.
 func CreateBackup(ctx context.Context, c config.Config, dst backup.Store, o backup.CreateOptions) (backup.Created, error) {
 	release, err := HoldDataDir(c, false, "backup create")
 	if err != nil {
 		return backup.Created{}, err
 	}
 	defer release()
+	if o.Sealer == nil {
+		kek, err := keys.OpenKEK(ctx, keys.KEKSource{KeyFile: c.Keys.KeyFile, URI: c.Keys.KMSURI, Token: c.Keys.KMSToken()}, &http.Client{Timeout: kmsTimeout})
+		if err != nil {
+			return backup.Created{}, fmt.Errorf("opening the key-encryption key to seal the backup (keys.key_file / keys.kms_uri): %w", err)
+		}
+		o.Sealer = kek
+	}
+	return createBackup(ctx, c, dst, o)
+}
+
+func createBackup(ctx context.Context, c config.Config, dst backup.Store, o backup.CreateOptions) (backup.Created, error) {
+	stale, err := RemoveStaleBackupFiles(c, dst)
+	if err != nil {
+		return backup.Created{}, err
+	}
 	files, err := BackupFiles(c)
 	if err != nil {
 		return backup.Created{}, err
@@ -104,7 +133,86 @@ func CreateBackup(ctx context.Context, c config.Config, dst backup.Store, o back
 	if o.Version == "" {
 		o.Version = Version
 	}
-	return backup.Create(ctx, dst, BackupSource(c), o)
+	made, err := backup.Create(ctx, dst, BackupSource(c), o)
+	made.Stale = stale
+	return made, err
+}
+
+// RemoveStaleBackupFiles removes what killed backups left behind: the
+// plaintext SQLite snapshots beside c's database and, when dst is a
+// directory store, its partial objects (backup.RemoveStale). A running
+// backup's files are never touched. It returns the paths removed.
+func RemoveStaleBackupFiles(c config.Config, dst backup.Store) ([]string, error) {
+	var out []string
+	if c.Storage.Driver != "postgres" && c.Storage.SQLitePath != "" {
+		dir := filepath.Dir(c.Storage.SQLitePath)
+		names, err := backup.RemoveStale(dir)
+		for _, n := range names {
+			out = append(out, filepath.Join(dir, n))
+		}
+		if err != nil {
+			return out, err
+		}
+	}
+	if ds, ok := dst.(interface{ RemoveStale() ([]string, error) }); ok {
+		names, err := ds.RemoveStale()
+		for _, n := range names {
+			out = append(out, dst.String()+"/"+n)
+		}
+		if err != nil {
+			return out, err
+		}
+	}
+	return out, nil
+}
+
+// CreateBackup takes a backup of a into dst (the caller holds the data
+// directory, as openApp and serve do), sealed with a's KEK, and records
+// it in the audit log (backup, Entities "Backup/<name>", Policies the
+// destination, size, host and operating-system user; never a secret), a
+// failure too.
+func (a *App) CreateBackup(ctx context.Context, dst backup.Store, o backup.CreateOptions, agent audit.Agent) (backup.Created, error) {
+	o.Sealer = a.Keys.KEK()
+	made, err := createBackup(ctx, a.Config, dst, o)
+	ev := audit.Event{Time: time.Now().UTC(), Action: audit.ActionBackup, Outcome: audit.OutcomeSuccess, Agent: agent,
+		Policies: []string{"destination=" + dst.String(), "bytes=" + strconv.FormatInt(made.Size, 10), "host=" + hostName(), "operator=" + osUser()}}
+	if made.Name != "" {
+		ev.Entities = []string{"Backup/" + made.Name}
+	}
+	if err != nil {
+		ev.Outcome = audit.OutcomeError
+	}
+	aerr := a.Store.Update(ctx, func(tx storage.Tx) error {
+		rec, err := a.Log.Seal(ev)
+		if err != nil {
+			return err
+		}
+		return tx.AppendAudit(ctx, rec)
+	})
+	if err != nil {
+		return made, err
+	}
+	if aerr != nil {
+		return made, fmt.Errorf("auditing the backup %s: %w", made.Name, aerr)
+	}
+	return made, nil
+}
+
+// osUser is the operating-system account running the command (the
+// operator of an offline command), or "unknown".
+func osUser() string {
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		return u.Username
+	}
+	return "unknown"
+}
+
+func hostName() string {
+	h, err := os.Hostname()
+	if err != nil || h == "" {
+		return "unknown-host"
+	}
+	return h
 }
 
 // KeyFileIDs returns the KEK key ids in a key file (for VerifyOptions
@@ -115,6 +223,16 @@ func KeyFileIDs(ctx context.Context, path string) ([]uint32, error) {
 		return nil, err
 	}
 	return k.KeyIDs(), nil
+}
+
+// KeyFileChecker opens a key file as what checks a backup's manifest
+// seal (backup.VerifyOptions.Auth), and returns its KEK key ids.
+func KeyFileChecker(ctx context.Context, path string) (backup.ManifestChecker, []uint32, error) {
+	k, err := keys.OpenKEK(ctx, keys.KEKSource{KeyFile: path}, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	return k, k.KeyIDs(), nil
 }
 
 // RestoreOptions configures RestoreBackup.
@@ -135,7 +253,9 @@ type RestoreOptions struct {
 	Checkpoints [][]byte
 	// Tiles, when set, proves that each larger checkpoint extends the
 	// restored log (C2SP tlog-tiles, read from where it was published).
-	Tiles    merkle.Source
+	Tiles merkle.Source
+	// Limits bound the archive's decompressed size (zero: the defaults).
+	Limits   backup.Limits
 	Progress backup.Progress
 	Logger   *slog.Logger
 }
@@ -143,6 +263,12 @@ type RestoreOptions struct {
 // RestoreReport is the outcome of RestoreBackup.
 type RestoreReport struct {
 	Restored backup.Restored
+	// Policies are the policy override files restored (policies/*.cedar):
+	// each changes who may read what, so the operator must see them.
+	Policies []string
+	// Config are the restored configuration's keys whose values differ
+	// from a fresh data directory's, "section.key = value", sorted.
+	Config []string
 	// Verify is "phivault verify" on the restored instance (the audit
 	// log against the manifest's checkpoint, then the data against it).
 	Verify ledger.VerifyReport
@@ -175,16 +301,17 @@ func RestoreBackup(ctx context.Context, st backup.Store, name string, o RestoreO
 	if o.KeyFile == "" {
 		return rep, errors.New("restore needs the key file (--key-file): it is never in a backup")
 	}
-	ids, err := KeyFileIDs(ctx, o.KeyFile)
+	kek, ids, err := KeyFileChecker(ctx, o.KeyFile)
 	if err != nil {
 		return rep, err
 	}
-	r, err := backup.Restore(ctx, st, name, backup.RestoreOptions{Identities: o.Identities, KeyIDs: ids,
-		DataDir: o.DataDir, Postgres: o.Postgres, Progress: o.Progress})
+	r, err := backup.Restore(ctx, st, name, backup.RestoreOptions{Identities: o.Identities, KeyIDs: ids, Auth: kek,
+		Limits: o.Limits, DataDir: o.DataDir, Postgres: o.Postgres, Progress: o.Progress})
 	if err != nil {
 		return rep, err
 	}
 	rep.Restored = r
+	rep.Policies, rep.Config = restoredOverrides(r)
 	if err := adoptRestored(r, o); err != nil {
 		return rep, err
 	}
@@ -230,6 +357,9 @@ func adoptRestored(r backup.Restored, o RestoreOptions) error {
 	// files belong to the old deployment (and are newer than the backup).
 	delete(au, "checkpoint_file")
 	delete(au, "witness_checkpoints")
+	if _, err := os.Stat(filepath.Join(r.DataDir, restoredVerifierKey)); err == nil {
+		au["verifier_key"] = restoredVerifierKey
+	}
 	out, err := json.MarshalIndent(doc, "", "  ")
 	if err != nil {
 		return err
@@ -303,7 +433,11 @@ func verifyRestored(ctx context.Context, rep *RestoreReport, o RestoreOptions) e
 		return fmt.Errorf("verifying the restored instance: %w", err)
 	}
 	if !rep.Verify.OK() {
-		return fmt.Errorf("%w: %d problem(s)%s", ErrRestoreVerify, len(rep.Verify.Data.Problems)+int(rep.Verify.Data.More), divergence(rep.Verify.LogDivergence))
+		n := len(rep.Verify.Data.Problems) + int(rep.Verify.Data.More)
+		if n == 0 && rep.Verify.LogDivergence != "" {
+			return fmt.Errorf("%w: the audit log diverges: %s", ErrRestoreVerify, rep.Verify.LogDivergence)
+		}
+		return fmt.Errorf("%w: %d problem(s) in the data%s", ErrRestoreVerify, n, divergence(rep.Verify.LogDivergence))
 	}
 	head, err := a.Transparency().Reader().Checkpoint(ctx)
 	if err != nil {
@@ -383,6 +517,8 @@ type DrillOptions struct {
 	// into it and drops it.
 	Postgres string
 	Now      func() time.Time
+	// Limits bound the archive's decompressed size (zero: the defaults).
+	Limits   backup.Limits
 	Progress backup.Progress
 	Logger   *slog.Logger
 }
@@ -415,7 +551,7 @@ func DrillBackup(ctx context.Context, st backup.Store, o DrillOptions) (res back
 		return res
 	}
 	defer os.RemoveAll(scratch)
-	ro := RestoreOptions{Identities: o.Identities, KeyFile: o.KeyFile, DataDir: filepath.Join(scratch, "data"),
+	ro := RestoreOptions{Identities: o.Identities, KeyFile: o.KeyFile, DataDir: filepath.Join(scratch, "data"), Limits: o.Limits,
 		Progress: o.Progress, Logger: o.Logger}
 	// A scratch database only for a PostgreSQL backup (the summary says
 	// which; without one, make it and let the restore decide).
@@ -434,6 +570,12 @@ func DrillBackup(ctx context.Context, st backup.Store, o DrillOptions) (res back
 	}
 	rep, err := RestoreBackup(ctx, st, name, ro)
 	res.Counts = rep.Restored.Manifest.Counts
+	if m := rep.Restored.Manifest; rep.Restored.Name != "" {
+		// The manifest's time (its seal checked, the name matching it),
+		// not the name's, is the recovery point.
+		res.Created, res.Checkpoint = m.Created, m.Checkpoint.Size
+		res.RecoveryPoint = res.Started.Sub(m.Created)
+	}
 	res.Err = err
 	return res
 }
@@ -481,4 +623,70 @@ func withoutPassword(u string) string {
 		return p.String()
 	}
 	return u
+}
+
+// maxShownValue bounds a configuration value printed after a restore.
+const maxShownValue = 120
+
+// restoredOverrides lists what in the restored data directory changes
+// the instance's behaviour from a fresh one's: the policy override files
+// and the configuration keys whose values differ from config.Default.
+// The manifest's seal proves the deployment's KEK holder made the
+// backup; these lists let the operator see what it brings back.
+func restoredOverrides(r backup.Restored) (policies, cfg []string) {
+	for _, f := range r.Manifest.Files {
+		if rel, ok := strings.CutPrefix(f.Name, "data/"+PolicyDir+"/"); ok {
+			policies = append(policies, PolicyDir+"/"+rel)
+		}
+	}
+	b, err := os.ReadFile(filepath.Join(r.DataDir, config.FileName))
+	if err != nil {
+		return policies, nil
+	}
+	var got map[string]any
+	if json.Unmarshal(b, &got) != nil {
+		return policies, []string{"(" + config.FileName + " does not parse)"}
+	}
+	var def map[string]any
+	db, _ := json.Marshal(config.Default(""))
+	_ = json.Unmarshal(db, &def)
+	want := map[string]string{}
+	flattenJSON("", def, want)
+	have := map[string]string{}
+	flattenJSON("", got, have)
+	for k, v := range have {
+		if w, ok := want[k]; (ok && w == v) || (!ok && isZeroJSON(v)) {
+			continue
+		}
+		if len(v) > maxShownValue {
+			v = v[:maxShownValue] + "…"
+		}
+		cfg = append(cfg, k+" = "+v)
+	}
+	slices.Sort(cfg)
+	return policies, cfg
+}
+
+// flattenJSON writes v's leaves into out as "a.b.c" -> JSON text.
+func flattenJSON(prefix string, v any, out map[string]string) {
+	if m, ok := v.(map[string]any); ok && (len(m) > 0 || prefix == "") {
+		for k, x := range m {
+			key := k
+			if prefix != "" {
+				key = prefix + "." + k
+			}
+			flattenJSON(key, x, out)
+		}
+		return
+	}
+	b, _ := json.Marshal(v)
+	out[prefix] = string(b)
+}
+
+func isZeroJSON(v string) bool {
+	switch v {
+	case `""`, "0", "false", "null", "[]", "{}":
+		return true
+	}
+	return false
 }

@@ -41,14 +41,12 @@ func (e backupEngine) Create(ctx context.Context, st backup.Store) (string, erro
 	if err != nil {
 		return "", fmt.Errorf("backup.recipients: %w", err)
 	}
-	files, err := BackupFiles(e.app.Config)
-	if err != nil {
-		return "", err
-	}
 	// Not CreateBackup: it takes the data directory lock, which serve
-	// already holds.
-	cr, err := backup.Create(ctx, st, BackupSource(e.app.Config),
-		backup.CreateOptions{Recipients: rs, Files: files, Version: Version})
+	// already holds; the schedule records its own audit event.
+	cr, err := createBackup(ctx, e.app.Config, st, backup.CreateOptions{Recipients: rs, Sealer: e.app.Keys.KEK()})
+	if len(cr.Stale) > 0 {
+		e.app.logger.WarnContext(ctx, "backup: removed the temporary files of a backup that died", slog.Any("files", cr.Stale))
+	}
 	return cr.Name, err
 }
 
@@ -83,6 +81,14 @@ var _ schedule.Engine = backupEngine{}
 // openBackup builds the backup schedule when the configuration has a
 // "backup" section.
 func (a *App) openBackup(ctx context.Context) error {
+	// Temporary files of backups killed before this start (a plaintext
+	// snapshot among them): removed and reported, with or without a
+	// schedule.
+	if stale, err := RemoveStaleBackupFiles(a.Config, nil); err != nil {
+		a.logger.WarnContext(ctx, "backup: removing stale temporary files", slog.Any("error", err))
+	} else if len(stale) > 0 {
+		a.logger.WarnContext(ctx, "backup: removed the temporary files of a backup that died", slog.Any("files", stale))
+	}
 	b := a.Config.Backup
 	if b == nil {
 		return nil

@@ -7,7 +7,8 @@ package audit
 // credential) and the figures of the step. A failure is the same action
 // with OutcomeError.
 const (
-	// ActionBackup is a backup taken by the schedule: Policies
+	// ActionBackup is a backup taken by the schedule or by "backup
+	// create" (then also "host=<h>", "operator=<os user>"): Policies
 	// "destination=<d>", "bytes=<n>".
 	ActionBackup Action = "backup"
 	// ActionBackupPrune is the deletion of a backup by retention:

@@ -64,9 +64,9 @@ func (a *archiveWriter) add(name string, size int64, r io.Reader) error {
 	return nil
 }
 
-// finish writes the manifest (with the files' hashes) and closes the
-// tar and zstd streams (not the writer under them).
-func (a *archiveWriter) finish(m Manifest) (Manifest, error) {
+// finish writes the manifest (with the files' hashes) and its seal, and
+// closes the tar and zstd streams (not the writer under them).
+func (a *archiveWriter) finish(m Manifest, sealer ManifestSealer) (Manifest, error) {
 	m.Files = a.files
 	if err := m.check(); err != nil {
 		return Manifest{}, fmt.Errorf("backup: the manifest written would not parse: %w", err)
@@ -81,6 +81,18 @@ func (a *archiveWriter) finish(m Manifest) (Manifest, error) {
 	}
 	if _, err := a.tw.Write(b); err != nil {
 		return Manifest{}, fmt.Errorf("backup: writing the manifest: %w", err)
+	}
+	digest := sha256.Sum256(b)
+	seal, err := sealer.SealBackupManifest(digest[:])
+	if err != nil {
+		return Manifest{}, fmt.Errorf("backup: sealing the manifest: %w", err)
+	}
+	hdr = &tar.Header{Typeflag: tar.TypeReg, Name: sealName, Size: int64(len(seal)), Mode: 0o600, ModTime: a.now, Format: tar.FormatPAX}
+	if err := a.tw.WriteHeader(hdr); err != nil {
+		return Manifest{}, fmt.Errorf("backup: writing the manifest's seal: %w", err)
+	}
+	if _, err := a.tw.Write(seal); err != nil {
+		return Manifest{}, fmt.Errorf("backup: writing the manifest's seal: %w", err)
 	}
 	if err := a.tw.Close(); err != nil {
 		return Manifest{}, fmt.Errorf("backup: closing the archive: %w", err)
@@ -142,85 +154,122 @@ var ErrCorrupt = errors.New("backup: archive content does not match its manifest
 // r to its end (readArchive hashes what it reads).
 type entryFunc func(name string, size int64, r io.Reader) error
 
+// archived is what readArchive found: the checked manifest, the SHA-256
+// of its bytes and the seal that followed it (nil when none).
+type archived struct {
+	m      Manifest
+	digest [sha256.Size]byte
+	seal   []byte
+}
+
 // readArchive reads a decrypted archive: it calls fn for every entry
 // (checking names and that no entry is listed twice), hashes it, then
 // parses the manifest and checks that it lists exactly the entries read,
 // with their sizes and hashes. Nothing in the archive is trusted before
-// that final check: fn must keep its output provisional until
-// readArchive returns nil.
-func readArchive(r io.Reader, fn entryFunc) (Manifest, error) {
+// that final check, and before the caller checked the seal: fn must keep
+// its output provisional until then. The decompressed stream may not
+// exceed budget bytes (ErrTooLarge): an entry announcing more fails
+// before fn sees it.
+func readArchive(r io.Reader, fn entryFunc, budget int64) (archived, error) {
 	zr, err := zstd.NewReader(r, zstd.WithDecoderMaxMemory(maxDecoderMemory), zstd.WithDecoderConcurrency(1))
 	if err != nil {
-		return Manifest{}, fmt.Errorf("backup: decompressing: %w", err)
+		return archived{}, fmt.Errorf("backup: decompressing: %w", err)
 	}
 	defer zr.Close()
-	tr := tar.NewReader(zr)
+	capped := &capReader{r: zr, left: budget, budget: budget}
+	tr := tar.NewReader(capped)
 	got := make(map[string]File)
 	var order []string
-	var manifest []byte
+	var manifest, seal []byte
 	for {
 		hdr, err := tr.Next()
 		if errors.Is(err, io.EOF) {
 			break
 		}
+		if errors.Is(err, ErrTooLarge) {
+			return archived{}, err
+		}
 		if err != nil {
-			return Manifest{}, fmt.Errorf("%w: reading the archive: %v", ErrCorrupt, err)
+			return archived{}, fmt.Errorf("%w: reading the archive: %v", ErrCorrupt, err)
 		}
 		if hdr.Typeflag != tar.TypeReg {
-			return Manifest{}, fmt.Errorf("%w: entry %q is not a regular file", ErrCorrupt, hdr.Name)
+			return archived{}, fmt.Errorf("%w: entry %q is not a regular file", ErrCorrupt, hdr.Name)
 		}
-		if manifest != nil {
-			return Manifest{}, fmt.Errorf("%w: entry %q after the manifest", ErrCorrupt, hdr.Name)
+		if hdr.Size > capped.left {
+			return archived{}, fmt.Errorf("%w: entry %q announces %d bytes, more than the %d bytes this archive may expand to", ErrTooLarge, hdr.Name, hdr.Size, budget)
+		}
+		if seal != nil || (manifest != nil && hdr.Name != sealName) {
+			return archived{}, fmt.Errorf("%w: entry %q after the manifest", ErrCorrupt, hdr.Name)
+		}
+		if hdr.Name == sealName {
+			if manifest == nil || hdr.Size > maxSealBytes {
+				return archived{}, fmt.Errorf("%w: misplaced or oversized manifest seal", ErrCorrupt)
+			}
+			if seal, err = io.ReadAll(tr); err != nil {
+				return archived{}, fmt.Errorf("%w: reading the manifest's seal: %v", ErrCorrupt, err)
+			}
+			continue
 		}
 		if hdr.Name == manifestName {
 			if hdr.Size > maxManifestBytes {
-				return Manifest{}, fmt.Errorf("%w: manifest of %d bytes", ErrCorrupt, hdr.Size)
+				return archived{}, fmt.Errorf("%w: manifest of %d bytes", ErrCorrupt, hdr.Size)
 			}
 			if manifest, err = io.ReadAll(tr); err != nil {
-				return Manifest{}, fmt.Errorf("%w: reading the manifest: %v", ErrCorrupt, err)
+				return archived{}, fmt.Errorf("%w: reading the manifest: %v", ErrCorrupt, err)
 			}
 			continue
 		}
 		if err := validEntryName(hdr.Name); err != nil {
-			return Manifest{}, fmt.Errorf("%w: %v", ErrCorrupt, err)
+			return archived{}, fmt.Errorf("%w: %v", ErrCorrupt, err)
 		}
 		if _, dup := got[hdr.Name]; dup || len(got) >= maxFiles {
-			return Manifest{}, fmt.Errorf("%w: entry %q repeated or too many entries", ErrCorrupt, hdr.Name)
+			return archived{}, fmt.Errorf("%w: entry %q repeated or too many entries", ErrCorrupt, hdr.Name)
 		}
 		h := sha256.New()
 		cr := &countReader{r: io.TeeReader(tr, h)}
 		if err := fn(hdr.Name, hdr.Size, cr); err != nil {
-			return Manifest{}, err
+			return archived{}, &sinkError{err}
 		}
 		if _, err := io.Copy(io.Discard, cr); err != nil { // what fn left
-			return Manifest{}, fmt.Errorf("%w: reading %s: %v", ErrCorrupt, hdr.Name, err)
+			if errors.Is(err, ErrTooLarge) {
+				return archived{}, err
+			}
+			return archived{}, fmt.Errorf("%w: reading %s: %v", ErrCorrupt, hdr.Name, err)
 		}
 		got[hdr.Name] = File{Name: hdr.Name, Size: cr.n, SHA256: hex.EncodeToString(h.Sum(nil))}
 		order = append(order, hdr.Name)
 	}
 	if manifest == nil {
-		return Manifest{}, fmt.Errorf("%w: no manifest (truncated?)", ErrCorrupt)
+		return archived{}, fmt.Errorf("%w: no manifest (truncated?)", ErrCorrupt)
 	}
 	m, err := ParseManifest(manifest)
 	if err != nil {
-		return Manifest{}, fmt.Errorf("%w: %v", ErrCorrupt, err)
+		return archived{}, fmt.Errorf("%w: %v", ErrCorrupt, err)
 	}
 	if len(m.Files) != len(got) {
-		return Manifest{}, fmt.Errorf("%w: the manifest lists %d files, the archive holds %d", ErrCorrupt, len(m.Files), len(got))
+		return archived{}, fmt.Errorf("%w: the manifest lists %d files, the archive holds %d", ErrCorrupt, len(m.Files), len(got))
 	}
 	for i, f := range m.Files {
 		g, ok := got[f.Name]
 		switch {
 		case !ok:
-			return Manifest{}, fmt.Errorf("%w: %s is missing", ErrCorrupt, f.Name)
+			return archived{}, fmt.Errorf("%w: %s is missing", ErrCorrupt, f.Name)
 		case order[i] != f.Name:
-			return Manifest{}, fmt.Errorf("%w: %s is out of order", ErrCorrupt, f.Name)
+			return archived{}, fmt.Errorf("%w: %s is out of order", ErrCorrupt, f.Name)
 		case g.Size != f.Size || g.SHA256 != f.SHA256:
-			return Manifest{}, fmt.Errorf("%w: %s has SHA-256 %s, the manifest says %s", ErrCorrupt, f.Name, g.SHA256, f.SHA256)
+			return archived{}, fmt.Errorf("%w: %s has SHA-256 %s, the manifest says %s", ErrCorrupt, f.Name, g.SHA256, f.SHA256)
 		}
 	}
-	return m, nil
+	return archived{m: m, digest: sha256.Sum256(manifest), seal: seal}, nil
 }
+
+// sinkError is an error of the entryFunc (the restore target, a
+// temporary file), not of the archive: it is reported as it is, never as
+// ErrCorrupt.
+type sinkError struct{ err error }
+
+func (e *sinkError) Error() string { return e.err.Error() }
+func (e *sinkError) Unwrap() error { return e.err }
 
 type countReader struct {
 	r io.Reader

@@ -42,6 +42,10 @@ type CreateOptions struct {
 	Recipients Recipients
 	// Files are the data directory's files to include (see DataFile).
 	Files []DataFile
+	// Sealer seals the manifest under the deployment's KEK (*keys.KEK;
+	// required, ErrNoSealer): restore refuses a backup whose seal does
+	// not check with the operator's key file.
+	Sealer ManifestSealer
 	// Version is phivault's version, recorded in the manifest.
 	Version string
 	// Now is the clock; nil is time.Now.
@@ -55,6 +59,9 @@ type Created struct {
 	Manifest Manifest
 	Size     int64  // of the ciphertext
 	SHA256   string // of the ciphertext, hex (also in NAME.sha256)
+	// Stale are the temporary files of dead backups removed before this
+	// one (RemoveStale; the caller fills it in to report them).
+	Stale []string
 }
 
 // Create takes a snapshot of src, archives it with o.Files, encrypts it
@@ -67,6 +74,9 @@ type Created struct {
 func Create(ctx context.Context, dst Store, src Source, o CreateOptions) (Created, error) {
 	if len(o.Recipients) == 0 {
 		return Created{}, ErrNoRecipient
+	}
+	if o.Sealer == nil {
+		return Created{}, ErrNoSealer
 	}
 	now := time.Now
 	if o.Now != nil {
@@ -143,7 +153,7 @@ func writeArchive(ctx context.Context, w io.Writer, src Source, o CreateOptions,
 		}
 	}
 	m.Format, m.Engine, m.Version, m.Created = FormatVersion, src.Engine(), o.Version, created
-	m, err = a.finish(m)
+	m, err = a.finish(m, o.Sealer)
 	if err != nil {
 		return Manifest{}, err
 	}

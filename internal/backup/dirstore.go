@@ -52,15 +52,19 @@ func (d *DirStore) Put(ctx context.Context, name string, r io.Reader) (err error
 	if err := ValidName(name); err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(d.dir, ".put-*")
+	tmpDir, done, err := tempDir(d.dir, putPrefix)
 	if err != nil {
 		return fmt.Errorf("backup: putting %s: %w", name, err)
 	}
-	tmp := f.Name()
+	defer done()
+	tmp := filepath.Join(tmpDir, "object")
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, fileMode)
+	if err != nil {
+		return fmt.Errorf("backup: putting %s: %w", name, err)
+	}
 	defer func() {
 		if err != nil {
 			f.Close()
-			os.Remove(tmp)
 		}
 	}()
 	if _, err := io.Copy(f, ctxReader{ctx, r}); err != nil {
@@ -113,6 +117,10 @@ func (d *DirStore) List(_ context.Context) ([]Object, error) {
 	}
 	return out, nil
 }
+
+// RemoveStale removes the temporary files of puts whose process died
+// (see the package function RemoveStale) and returns their names.
+func (d *DirStore) RemoveStale() ([]string, error) { return RemoveStale(d.dir) }
 
 // Delete removes name; a missing name is not an error.
 func (d *DirStore) Delete(_ context.Context, name string) error {

@@ -79,15 +79,16 @@ func TestArchiveRefusesTampering(t *testing.T) {
 	if err := c.close(); err != nil {
 		t.Fatal(err)
 	}
-	m, err := a.finish(seedManifest())
+	kek := testKEK(t)
+	m, err := a.finish(seedManifest(), kek)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(m.Files) != 3 || m.Files[2].Size != 10 {
 		t.Fatalf("files %+v", m.Files)
 	}
-	got, err := readArchive(bytes.NewReader(buf.Bytes()), func(string, int64, io.Reader) error { return nil })
-	if err != nil || len(got.Files) != 3 {
+	got, err := readArchive(bytes.NewReader(buf.Bytes()), func(string, int64, io.Reader) error { return nil }, Limits{}.budget(-1))
+	if err != nil || len(got.m.Files) != 3 || checkSeal(kek, got) != nil {
 		t.Fatalf("reading back: %v", err)
 	}
 	// A manifest naming another hash for an entry.
@@ -97,10 +98,10 @@ func TestArchiveRefusesTampering(t *testing.T) {
 	_ = a2.add(sqliteEntry, 3, strings.NewReader("abd"))
 	a2.files = nil // the forger writes the manifest it likes
 	a2.files = append(a2.files, File{Name: sqliteEntry, Size: 3, SHA256: m.Files[0].SHA256})
-	if _, err := a2.finish(seedManifest()); err != nil {
+	if _, err := a2.finish(seedManifest(), kek); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := readArchive(bytes.NewReader(forged.Bytes()), func(string, int64, io.Reader) error { return nil }); !errors.Is(err, ErrCorrupt) {
+	if _, err := readArchive(bytes.NewReader(forged.Bytes()), func(string, int64, io.Reader) error { return nil }, Limits{}.budget(-1)); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("an entry that does not match its hash: %v, want ErrCorrupt", err)
 	}
 }

@@ -108,16 +108,16 @@ func FuzzReadArchive(f *testing.F) {
 	a, _ := newArchiveWriter(&buf, time.Unix(0, 0))
 	_ = a.add(sqliteEntry, 3, bytes.NewReader([]byte("abc")))
 	m := seedManifest()
-	if _, err := a.finish(m); err != nil {
+	if _, err := a.finish(m, testKEK(f)); err != nil {
 		f.Fatal(err)
 	}
 	f.Add(buf.Bytes())
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		n := 0
-		m, err := readArchive(bytes.NewReader(b), func(string, int64, io.Reader) error { n++; return nil })
-		if err == nil && len(m.Files) != n {
-			t.Fatalf("manifest lists %d files, %d entries read", len(m.Files), n)
+		got, err := readArchive(bytes.NewReader(b), func(string, int64, io.Reader) error { n++; return nil }, minExpansionBudget)
+		if err == nil && len(got.m.Files) != n {
+			t.Fatalf("manifest lists %d files, %d entries read", len(got.m.Files), n)
 		}
 	})
 }

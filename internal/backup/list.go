@@ -79,5 +79,9 @@ type DrillResult struct {
 	RecoveryTime  time.Duration // restore and verification
 	RecoveryPoint time.Duration // the backup's age when the drill started
 	Counts        Counts        // from the backup's manifest
-	Err           error         // nil: restored and verified
+	// Created and Checkpoint (the audit log's size) are the manifest's,
+	// authenticated by its seal (zero when the restore failed).
+	Created    time.Time
+	Checkpoint int64
+	Err        error // nil: restored and verified
 }

@@ -13,12 +13,20 @@ import (
 // sidecar records: damaged or tampered in storage.
 var ErrChecksum = errors.New("backup: checksum mismatch")
 
+// readOptions configures readBackup.
+type readOptions struct {
+	ids    Identities
+	limits Limits
+	p      Progress
+}
+
 // readBackup reads backup name from st, hashing the ciphertext. With
 // identities it also decrypts it and reads the archive (readArchive,
-// calling fn per entry) and returns its checked manifest. The ciphertext
-// hash is compared with the sidecar's at the end; a missing sidecar is
-// an error.
-func readBackup(ctx context.Context, st Store, name string, ids Identities, fn entryFunc, p Progress) (size int64, sum string, m *Manifest, err error) {
+// calling fn per entry) and returns what it read; the caller checks the
+// seal (checkSeal). The ciphertext hash is compared with the
+// sidecar's at the end; a missing sidecar is an error.
+func readBackup(ctx context.Context, st Store, name string, o readOptions, fn entryFunc) (size int64, sum string, a *archived, err error) {
+	ids, p := o.ids, o.p
 	if _, ok := IsBackupName(name); !ok {
 		return 0, "", nil, fmt.Errorf("backup: %q is not the name of a backup (phivault-<time>.age)", name)
 	}
@@ -46,7 +54,7 @@ func readBackup(ctx context.Context, st Store, name string, ids Identities, fn e
 		if err != nil {
 			return 0, "", nil, err
 		}
-		mm, err := readArchive(pt, fn)
+		aa, err := readArchive(pt, fn, o.limits.budget(total))
 		if err == nil {
 			_, err = io.Copy(io.Discard, pt) // age checks its last chunk at EOF
 		}
@@ -55,12 +63,17 @@ func readBackup(ctx context.Context, st Store, name string, ids Identities, fn e
 				return 0, "", nil, fmt.Errorf("%w: %s has SHA-256 %s, %s%s says %s: the archive was damaged or tampered with (%v)",
 					ErrChecksum, name, hex.EncodeToString(h.Sum(nil)), name, SumSuffix, want, err)
 			}
-			if !errors.Is(err, ErrCorrupt) && !errors.Is(err, ErrWrongIdentity) && ctx.Err() == nil {
+			var sink *sinkError
+			switch {
+			case errors.As(err, &sink) && !errors.Is(err, ErrCorrupt) && !errors.Is(err, ErrTooLarge):
+				return 0, "", nil, sink.err // the target's error, not the archive's
+			case !errors.Is(err, ErrCorrupt) && !errors.Is(err, ErrWrongIdentity) && !errors.Is(err, ErrTooLarge) &&
+				!errors.Is(err, ErrUnauthenticated) && ctx.Err() == nil:
 				err = fmt.Errorf("%w: %v", ErrCorrupt, err)
 			}
 			return 0, "", nil, fmt.Errorf("backup: reading %s: %w", name, err)
 		}
-		m = &mm
+		a = &aa
 	}
 	if _, err := io.Copy(io.Discard, cr); err != nil {
 		return 0, "", nil, fmt.Errorf("backup: reading %s: %w", name, err)
@@ -70,7 +83,7 @@ func readBackup(ctx context.Context, st Store, name string, ids Identities, fn e
 		return 0, "", nil, fmt.Errorf("%w: %s has SHA-256 %s, %s%s says %s: the archive or its checksum was damaged or tampered with",
 			ErrChecksum, name, sum, name, SumSuffix, want)
 	}
-	return cr.n, sum, m, nil
+	return cr.n, sum, a, nil
 }
 
 // readSum reads NAME.sha256.

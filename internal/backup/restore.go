@@ -26,6 +26,12 @@ type RestoreOptions struct {
 	// restore fails with ErrMissingKEK, before anything is kept, when the
 	// backup needs others. Nil skips the check (a KMS KEK).
 	KeyIDs []uint32
+	// Auth is the operator's KEK (*keys.KEK, from the key file restored
+	// with): the manifest's seal must check with it (required;
+	// ErrUnauthenticated).
+	Auth ManifestChecker
+	// Limits bound the decompressed size (zero: the defaults).
+	Limits Limits
 	// DataDir is the new data directory: missing or empty (ErrNotEmpty).
 	DataDir string
 	// Postgres is the URL of an empty database for a PostgreSQL backup.
@@ -53,6 +59,9 @@ type Restored struct {
 func Restore(ctx context.Context, st Store, name string, o RestoreOptions) (_ Restored, err error) {
 	if o.DataDir == "" {
 		return Restored{}, errors.New("backup: restore: no target data directory")
+	}
+	if o.Auth == nil {
+		return Restored{}, fmt.Errorf("%w: restore: no KEK to check the manifest's seal with", ErrUnauthenticated)
 	}
 	if err := emptyOrMissing(o.DataDir); err != nil {
 		return Restored{}, err
@@ -119,17 +128,30 @@ func Restore(ctx context.Context, st Store, name string, o RestoreOptions) (_ Re
 		}
 		return fmt.Errorf("%w: unexpected entry %q", ErrCorrupt, entry)
 	}
-	_, _, m, err := readBackup(ctx, st, name, o.Identities, fn, o.Progress)
+	size, sum, a, err := readBackup(ctx, st, name, readOptions{ids: o.Identities, limits: o.Limits, p: o.Progress}, fn)
 	if err != nil {
 		return Restored{}, err
 	}
-	if m.Engine == EnginePostgres && (pg == nil || !slices.Equal(m.Migrations, migrations)) {
-		return Restored{}, fmt.Errorf("%w: the migrations listed twice differ", ErrCorrupt)
+	if a == nil {
+		return Restored{}, errors.New("backup: restore: no identity to decrypt with")
 	}
+	m := &a.m
 	if o.KeyIDs != nil {
 		if miss := MissingKEKIDs(m.KEKIDs, o.KeyIDs); len(miss) > 0 {
 			return Restored{}, fmt.Errorf("%w: KEK key ids %v (the key file has %v); after a KEK epoch only an escrowed copy of the old key file restores an older backup", ErrMissingKEK, miss, o.KeyIDs)
 		}
+	}
+	if err := checkSeal(o.Auth, *a); err != nil {
+		return Restored{}, err
+	}
+	if err := checkName(name, *m); err != nil {
+		return Restored{}, err
+	}
+	if err := checkSummary(ctx, st, name, size, sum, *m); err != nil {
+		return Restored{}, err
+	}
+	if m.Engine == EnginePostgres && (pg == nil || !slices.Equal(m.Migrations, migrations)) {
+		return Restored{}, fmt.Errorf("%w: the migrations listed twice differ", ErrCorrupt)
 	}
 	if pg != nil {
 		if err := pg.commit(ctx); err != nil {

@@ -45,13 +45,12 @@ func (s SQLiteSource) snapshot(ctx context.Context, a *archiveWriter, progress P
 	if busy <= 0 {
 		busy = sqlite.DefaultBusyTimeout
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(abs), ".backup-*.db")
+	tmpDir, done, err := tempDir(filepath.Dir(abs), snapshotPrefix)
 	if err != nil {
-		return Manifest{}, fmt.Errorf("backup: creating the snapshot file: %w", err)
+		return Manifest{}, fmt.Errorf("backup: creating the snapshot directory: %w", err)
 	}
-	tmpPath := tmp.Name()
-	tmp.Close()
-	defer os.Remove(tmpPath)
+	defer done()
+	tmpPath := filepath.Join(tmpDir, "snapshot.db")
 
 	progress.phase("snapshot", 0, 1)
 	// A connection of its own, not query_only (VACUUM INTO counts as a

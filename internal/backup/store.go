@@ -1,5 +1,11 @@
 // Package backup takes encrypted, verifiable backups of a phivault
 // deployment, restores them, and drills the restore (issue 17).
+//
+// Security invariants: nothing unencrypted leaves the data directory;
+// an archive is untrusted input until its manifest's hashes and its KEK
+// seal (seal.go) check, so restore keeps everything provisional until
+// then; decompression is capped (limits.go); temporary plaintext is
+// removed, also after a killed process (stale.go).
 package backup
 
 import (

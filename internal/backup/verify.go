@@ -2,11 +2,13 @@ package backup
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"slices"
+	"time"
 )
 
 // VerifyOptions configures Verify.
@@ -17,6 +19,11 @@ type VerifyOptions struct {
 	// operator means to restore with: the report names the backup's ids
 	// it lacks.
 	KeyIDs []uint32
+	// Auth, when set (the operator's KEK), must accept the manifest's
+	// seal: ErrUnauthenticated otherwise.
+	Auth ManifestChecker
+	// Limits bound the decompressed size (zero: the defaults).
+	Limits Limits
 	// TempDir holds the SQLite snapshot during its integrity check (mode
 	// 0700 directory, removed after); default os.TempDir().
 	TempDir  string
@@ -33,6 +40,8 @@ type VerifyReport struct {
 	// False when no identity was given: the hash alone was checked.
 	Decrypted bool
 	Manifest  *Manifest // when Decrypted
+	// Authenticated: the manifest's seal checked with VerifyOptions.Auth.
+	Authenticated bool
 	// MissingKEKIDs are the manifest's KEK ids absent from
 	// VerifyOptions.KeyIDs (nil when not checked or none missing).
 	MissingKEKIDs []uint32
@@ -62,13 +71,29 @@ func Verify(ctx context.Context, st Store, name string, o VerifyOptions) (Verify
 			return writeFileFrom(tmp, rd)
 		}
 	}
-	size, sum, m, err := readBackup(ctx, st, name, o.Identities, fn, o.Progress)
+	size, sum, a, err := readBackup(ctx, st, name, readOptions{ids: o.Identities, limits: o.Limits, p: o.Progress}, fn)
 	if err != nil {
 		return r, err
 	}
-	r.Size, r.SHA256, r.Manifest = size, sum, m
-	if m == nil {
+	r.Size, r.SHA256 = size, sum
+	if a == nil {
 		return r, nil
+	}
+	m := &a.m
+	r.Manifest = m
+	if o.KeyIDs != nil {
+		r.MissingKEKIDs = MissingKEKIDs(m.KEKIDs, o.KeyIDs)
+	}
+	// A key file without the backup's KEK keys cannot check its seal
+	// either: say the plainer thing (r.MissingKEKIDs) first.
+	if o.Auth != nil && len(r.MissingKEKIDs) == 0 {
+		if err := checkSeal(o.Auth, *a); err != nil {
+			return r, err
+		}
+		r.Authenticated = true
+	}
+	if err := checkName(name, *m); err != nil {
+		return r, err
 	}
 	if m.Engine == EngineSQLite {
 		if tmp == "" {
@@ -81,13 +106,39 @@ func Verify(ctx context.Context, st Store, name string, o VerifyOptions) (Verify
 		o.Progress.phase("integrity check", 1, 1)
 	}
 	r.Decrypted = true
-	if o.KeyIDs != nil {
-		r.MissingKEKIDs = MissingKEKIDs(m.KEKIDs, o.KeyIDs)
-	}
 	if s, err := ReadSummary(ctx, st, name); err == nil {
 		r.SummaryMismatch = summaryMismatch(s, m.Summary(name, size, sum))
 	}
 	return r, nil
+}
+
+// ErrMislabelled means a backup's name or NAME.json summary does not
+// match its manifest: renamed, or the summary edited (neither is
+// authenticated; the manifest is).
+var ErrMislabelled = errors.New("backup: the backup's name or summary does not match its manifest")
+
+// checkName refuses a backup whose name does not carry its manifest's
+// creation time (a renamed archive: "newest" is chosen by name).
+func checkName(name string, m Manifest) error {
+	if t, ok := IsBackupName(name); !ok || !t.Equal(m.Created) {
+		return fmt.Errorf("%w: %s was created %s by its manifest: renamed", ErrMislabelled, name, m.Created.UTC().Format(time.RFC3339Nano))
+	}
+	return nil
+}
+
+// checkSummary compares NAME.json, when there is one, with the manifest.
+func checkSummary(ctx context.Context, st Store, name string, size int64, sum string, m Manifest) error {
+	s, err := ReadSummary(ctx, st, name)
+	if errors.Is(err, ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("%w: %s%s: %v", ErrMislabelled, name, SummarySuffix, err)
+	}
+	if d := summaryMismatch(s, m.Summary(name, size, sum)); d != "" {
+		return fmt.Errorf("%w: %s%s differs from the manifest (%s): the summary was altered", ErrMislabelled, name, SummarySuffix, d)
+	}
+	return nil
 }
 
 // summaryMismatch names the first field where the stored summary got

@@ -17,7 +17,6 @@ import (
 	"github.com/phivault/phivault/internal/app"
 	"github.com/phivault/phivault/internal/audit/merkle"
 	"github.com/phivault/phivault/internal/backup"
-	"github.com/phivault/phivault/internal/config"
 )
 
 func (e *env) backupCmd() *cobra.Command {
@@ -67,6 +66,11 @@ of the data directory, and encrypts everything with age to the recipients. It
 runs beside a serving phivault. The key file is never in a backup: keep it (or
 an escrow, "phivault keys escrow") apart.
 
+The manifest (which hashes every file) is sealed with the instance's KEK, so
+create opens the key file (or KMS) the configuration names, like other offline
+commands, and records the backup in the audit log. restore refuses a backup
+whose seal does not check with the key file it restores with.
+
 It writes NAME (the ciphertext), NAME.sha256 (its hash: anyone can check it)
 and NAME.json (a summary without PHI for "backup list").`,
 		Args: cobra.NoArgs,
@@ -78,17 +82,23 @@ and NAME.json (a summary without PHI for "backup list").`,
 			if err != nil {
 				return err
 			}
-			c, err := e.loadConfig(config.Overrides{})
-			if err != nil {
-				return err
-			}
 			st, err := backup.NewDirStore(out)
 			if err != nil {
 				return err
 			}
+			// The instance, opened like other offline commands: its KEK
+			// seals the manifest, its audit log records the backup.
+			a, err := e.openApp(cmd)
+			if err != nil {
+				return err
+			}
+			defer a.Close()
 			p, done := e.byteBar()
-			made, err := app.CreateBackup(cmd.Context(), c, st, backup.CreateOptions{Recipients: rs, Progress: p})
+			made, err := a.CreateBackup(cmd.Context(), st, backup.CreateOptions{Recipients: rs, Progress: p}, cliAgent())
 			done()
+			for _, f := range made.Stale {
+				fmt.Fprintf(e.stderr, "removed %s: left by a backup that did not finish\n", f)
+			}
 			if err != nil {
 				return err
 			}
@@ -96,6 +106,7 @@ and NAME.json (a summary without PHI for "backup list").`,
 			fmt.Fprintf(e.stdout, "backup %s\n  in        %s\n  engine    %s, schema %d\n  size      %d bytes, SHA-256 %s\n", made.Name, st, m.Engine, m.Schema, made.Size, made.SHA256)
 			fmt.Fprintf(e.stdout, "  holds     %d resources, %d patients, %d audit events (+%d pending)\n", m.Counts.Resources, m.Counts.Patients, m.Counts.AuditEvents, m.Counts.AuditPending)
 			fmt.Fprintf(e.stdout, "  audit log checkpoint size %d\n  KEK keys  %s (a restore needs a key file holding them)\n", m.Checkpoint.Size, idList(m.KEKIDs))
+			fmt.Fprintln(e.stdout, "  manifest  sealed with the KEK; recorded in the audit log")
 			return nil
 		},
 	}
@@ -204,6 +215,7 @@ func backupRef(cmd *cobra.Command, ref string) (*backup.DirStore, string, error)
 func (e *env) backupVerifyCmd() *cobra.Command {
 	var identities []string
 	var keyFile string
+	var expansion int64
 	cmd := &cobra.Command{
 		Use:   "verify DEST/NAME",
 		Short: "Check a backup: its checksum; with --identity every file, the manifest and the database's integrity",
@@ -213,14 +225,14 @@ func (e *env) backupVerifyCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			o := backup.VerifyOptions{}
+			o := backup.VerifyOptions{Limits: backup.Limits{MaxExpansion: expansion}}
 			if len(identities) > 0 {
 				if o.Identities, err = backup.ParseIdentityFiles(identities...); err != nil {
 					return err
 				}
 			}
 			if keyFile != "" {
-				if o.KeyIDs, err = app.KeyFileIDs(cmd.Context(), keyFile); err != nil {
+				if o.Auth, o.KeyIDs, err = app.KeyFileChecker(cmd.Context(), keyFile); err != nil {
 					return fmt.Errorf("--key-file: %w", err)
 				}
 			}
@@ -250,14 +262,17 @@ func (e *env) backupVerifyCmd() *cobra.Command {
 				return fmt.Errorf("NOT RESTORABLE with %s: it lacks KEK key(s) %s that wrap this backup's data keys (after a KEK epoch only an escrow of the old key file restores it)", keyFile, idList(r.MissingKEKIDs))
 			}
 			if keyFile != "" {
-				fmt.Fprintf(e.stdout, "restorable with %s\n", keyFile)
+				fmt.Fprintf(e.stdout, "manifest sealed by this key file's KEK; restorable with %s\n", keyFile)
+			} else {
+				fmt.Fprintln(e.stdout, "manifest seal NOT CHECKED (give --key-file: without it anyone holding a recipient could have made this archive)")
 			}
 			fmt.Fprintln(e.stdout, "OK")
 			return nil
 		},
 	}
 	cmd.Flags().StringArrayVar(&identities, "identity", nil, "age identity file (repeatable); without it only the checksum is checked")
-	cmd.Flags().StringVar(&keyFile, "key-file", "", "check that this key file holds the backup's KEK keys")
+	cmd.Flags().StringVar(&keyFile, "key-file", "", "check the manifest's seal with this key file's KEK, and that it holds the backup's KEK keys")
+	cmd.Flags().Int64Var(&expansion, "max-expansion", backup.DefaultMaxExpansion, "refuse an archive that decompresses to more than this many times its size (at least 256 MiB)")
 	return cmd
 }
 
@@ -266,6 +281,7 @@ func (e *env) backupVerifyCmd() *cobra.Command {
 type restoreKeys struct {
 	identities, escrows, checkpoints []string
 	keyFile, postgres, caCert        string
+	expansion                        int64
 }
 
 func (k *restoreKeys) flags(cmd *cobra.Command) {
@@ -274,6 +290,7 @@ func (k *restoreKeys) flags(cmd *cobra.Command) {
 	f.StringVar(&k.keyFile, "key-file", "", "the key file (KEK) to restore with")
 	f.StringArrayVar(&k.escrows, "escrow", nil, `instead of --key-file: a key escrow ("phivault keys escrow") to rebuild it from (repeatable)`)
 	f.StringVar(&k.postgres, "postgres", "", "PostgreSQL: an empty database to restore into (drill: a server where a scratch database may be created)")
+	f.Int64Var(&k.expansion, "max-expansion", backup.DefaultMaxExpansion, "refuse an archive that decompresses to more than this many times its size (at least 256 MiB)")
 }
 
 // resolve parses the identities and returns the key file to use, and a
@@ -338,7 +355,10 @@ backup: by design).`,
 				return err
 			}
 			defer cleanup()
-			o := app.RestoreOptions{Identities: ids, KeyFile: keyFile, DataDir: e.dataDir, Postgres: k.postgres, Logger: e.logger()}
+			// No logger for the restored instance: what it finds wrong is
+			// the restore's error, printed once, not log lines before it.
+			o := app.RestoreOptions{Identities: ids, KeyFile: keyFile, DataDir: e.dataDir, Postgres: k.postgres,
+				Limits: backup.Limits{MaxExpansion: k.expansion}}
 			for _, c := range k.checkpoints {
 				raw, src, err := e.checkpointArg(cmd, c, k.caCert)
 				if err != nil {
@@ -368,16 +388,29 @@ backup: by design).`,
 	return cmd
 }
 
+// printRestore prints what was restored, and what it verified only
+// when the whole restore succeeded: no success wording before a failure.
 func (e *env) printRestore(rep app.RestoreReport, ok bool) {
 	m := rep.Restored.Manifest
 	if rep.Restored.Name == "" {
 		return
 	}
-	fmt.Fprintf(e.stdout, "restored %s (%s, created %s): %d resources, %d patients\n", rep.Restored.Name, m.Engine, m.Created.Format(time.RFC3339), m.Counts.Resources, m.Counts.Patients)
-	if rep.Size > 0 || ok {
-		printVerify(e, rep.Verify, false)
-		fmt.Fprintf(e.stdout, "audit log: %d leaves; extends the backup's checkpoint of size %d\n", rep.Size, m.Checkpoint.Size)
+	fmt.Fprintf(e.stdout, "restored %s (%s): created %s, audit checkpoint size %d (authenticated manifest); %d resources, %d patients\n",
+		rep.Restored.Name, m.Engine, m.Created.Format(time.RFC3339), m.Checkpoint.Size, m.Counts.Resources, m.Counts.Patients)
+	for _, p := range rep.Policies {
+		fmt.Fprintf(e.stdout, "POLICY OVERRIDE restored: %s (it changes who may read what: review it before serving)\n", p)
 	}
+	for _, c := range rep.Config {
+		fmt.Fprintf(e.stdout, "config restored (not the default): %s\n", c)
+	}
+	if !ok {
+		if rep.Size > 0 && !rep.Verify.OK() {
+			printVerify(e, rep.Verify, false)
+		}
+		return
+	}
+	printVerify(e, rep.Verify, false)
+	fmt.Fprintf(e.stdout, "audit log: %d leaves; extends the backup's checkpoint of size %d\n", rep.Size, m.Checkpoint.Size)
 	for _, c := range rep.Matched {
 		fmt.Fprintf(e.stdout, "checkpoint of size %d: the restored log extends it\n", c.Size)
 	}
@@ -438,16 +471,20 @@ func (e *env) backupDrillCmd() *cobra.Command {
 			defer cleanup()
 			p, done := e.byteBar()
 			r := app.DrillBackup(cmd.Context(), st, app.DrillOptions{Identities: ids, KeyFile: keyFile, ScratchDir: scratch,
-				Postgres: k.postgres, Progress: p, Logger: e.logger()})
+				Postgres: k.postgres, Progress: p, Limits: backup.Limits{MaxExpansion: k.expansion}})
 			done()
-			if r.Name != "" {
-				fmt.Fprintf(e.stdout, "drilled %s: %d resources, %d patients, %d audit events\n", r.Name, r.Counts.Resources, r.Counts.Patients, r.Counts.AuditEvents)
+			if r.Name != "" && r.Err == nil {
+				fmt.Fprintf(e.stdout, "drilled %s: created %s, audit checkpoint size %d (authenticated manifest); %d resources, %d patients, %d audit events\n",
+					r.Name, r.Created.Format(time.RFC3339), r.Checkpoint, r.Counts.Resources, r.Counts.Patients, r.Counts.AuditEvents)
+			}
+			if r.Err != nil {
+				if r.Name != "" {
+					return fmt.Errorf("drill of %s FAILED: %w", r.Name, r.Err)
+				}
+				return fmt.Errorf("drill FAILED: %w", r.Err)
 			}
 			fmt.Fprintf(e.stdout, "recovery time  %s (restore and verification)\n", r.RecoveryTime.Round(time.Millisecond))
 			fmt.Fprintf(e.stdout, "recovery point %s (age of the newest backup)\n", r.RecoveryPoint.Round(time.Second))
-			if r.Err != nil {
-				return fmt.Errorf("drill FAILED: %w", r.Err)
-			}
 			fmt.Fprintln(e.stdout, "OK: the newest backup restores and verifies; the scratch copy is deleted")
 			return nil
 		},

@@ -194,4 +194,10 @@ func TestBackupRestoreDetectsAForkedLog(t *testing.T) {
 	if r.code != 1 || !strings.Contains(r.stderr, "rolled back or forked") {
 		t.Fatalf("restore of the fork against the original's checkpoint: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
+	// No success wording before the failure (the tester's finding 6).
+	for _, w := range []string{"extends it", "not proven", "extends the backup's checkpoint", "OK"} {
+		if strings.Contains(r.stdout, w) {
+			t.Fatalf("a failed restore printed %q:\n%s", w, r.stdout)
+		}
+	}
 }
