@@ -94,7 +94,7 @@ var actionWords = map[audit.Action]string{
 	audit.ActionMonitorNote:        "added a note to an access alert",
 	audit.ActionMonitorSuppress:    "made a suppression rule for access alerts",
 	audit.ActionMonitorIngest:      "ingested another system's access log",
-	audit.ActionBackup:             "took a scheduled backup",
+	audit.ActionBackup:             "took a backup",
 	audit.ActionBackupPrune:        "deleted an old backup (retention)",
 	audit.ActionBackupDrill:        "ran a restore drill",
 }
