@@ -105,8 +105,8 @@ func (s *Server) capabilities(w http.ResponseWriter, r *http.Request) error {
 		// JSON Patch and FHIRPath Patch (a Parameters body), fhir_patch.go.
 		"patchFormat": []any{"application/json-patch+json", "application/fhir+json"},
 		"rest": []any{map[string]any{
-			"mode": "server",
-			"security": s.restSecurity(),
+			"mode":        "server",
+			"security":    s.restSecurity(),
 			"resource":    resources,
 			"interaction": []any{map[string]any{"code": "transaction"}, map[string]any{"code": "batch"}, map[string]any{"code": "history-system"}, map[string]any{"code": "search-system"}},
 			// System search (GET /fhir?_type=...) takes these across types;
