@@ -37,14 +37,15 @@ type Job struct {
 
 // File kinds.
 const (
-	KindOutput = "output"
-	KindError  = "error"
+	KindOutput  = "output"
+	KindError   = "error"
+	KindDeleted = "deleted" // transaction Bundles of deletions (with _since)
 )
 
 // File is one output file's metadata (table bulk_files).
 type File struct {
 	N     int    // file number, from 1; in the download URL
-	Kind  string // KindOutput or KindError
+	Kind  string // KindOutput, KindDeleted or KindError
 	Type  string // resource type of its lines
 	Count int    // resources (lines) in it
 }

@@ -37,9 +37,12 @@ func (s *Service) manifest(j Job, req Request, files []File) ([]byte, error) {
 		Output: []manifestFile{}, Deleted: []manifestFile{}, Error: []manifestFile{}}
 	for _, f := range files {
 		mf := manifestFile{Type: f.Type, URL: s.o.BaseURL + FilePath(j.ID, f.N), Count: f.Count}
-		if f.Kind == KindError {
+		switch f.Kind {
+		case KindError:
 			m.Error = append(m.Error, mf)
-		} else {
+		case KindDeleted:
+			m.Deleted = append(m.Deleted, mf)
+		default:
 			m.Output = append(m.Output, mf)
 		}
 	}

@@ -2,6 +2,7 @@ package bulk
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/url"
 	"regexp"
 	"slices"
@@ -81,10 +82,14 @@ type param struct{ name, value string }
 // Ignored) instead of refused. Errors are *ParamError.
 func ParseKickoff(level Level, group string, query url.Values, body []byte, lenient bool) (Request, error) {
 	r := Request{Level: level, Group: group}
+	if len(body) > 0 && len(query) > 0 {
+		// Which of the two is meant? Refuse rather than merge or pick.
+		return Request{}, invalid("a POST kick-off takes its parameters in the Parameters body only, not also in the URL query")
+	}
 	var ps []param
 	for k, vs := range query {
 		for _, v := range vs {
-			ps = append(ps, param{k, v})
+			ps = append(ps, param{k, plusInQuery(k, v)})
 		}
 	}
 	slices.SortStableFunc(ps, func(a, b param) int { return strings.Compare(a.name, b.name) })
@@ -96,6 +101,7 @@ func ParseKickoff(level Level, group string, query url.Values, body []byte, leni
 		ps = append(ps, bp...)
 	}
 	seenSince, seenFormat := false, false
+	nTypes := 0 // _type entries, repeats and duplicates included
 	for _, p := range ps {
 		switch p.name {
 		case "_outputFormat":
@@ -120,7 +126,12 @@ func ParseKickoff(level Level, group string, query url.Values, body []byte, leni
 			for t := range strings.SplitSeq(p.value, ",") {
 				t = strings.TrimSpace(t)
 				if t == "" {
-					continue
+					// "_type=" or "_type=,,": not "every type" (that is
+					// leaving _type out), but a mistake.
+					return Request{}, invalid("_type holds an empty entry: list resource types separated by commas, or leave _type out for every type")
+				}
+				if nTypes++; nTypes > MaxTypes {
+					return Request{}, invalid(fmt.Sprintf("_type lists more than %d resource types", MaxTypes))
 				}
 				if !fhir.IsStorableType(t) || t == "AuditEvent" {
 					if lenient {
@@ -131,9 +142,6 @@ func ParseKickoff(level Level, group string, query url.Values, body []byte, leni
 				}
 				if !slices.Contains(r.Types, t) {
 					r.Types = append(r.Types, t)
-				}
-				if len(r.Types) > MaxTypes {
-					return Request{}, &ParamError{Code: "too-costly", Msg: "_type lists too many resource types"}
 				}
 			}
 		case "_typeFilter":
@@ -226,6 +234,27 @@ func (r *Request) addFilters(v string) error {
 	}
 	return nil
 }
+
+// plusInQuery undoes the query decoding of a literal "+" where that is
+// unambiguous: a client that does not percent-encode "+" (as %2B) sends
+// "application/fhir+ndjson" and "2024-01-01T00:00:00+02:00", which
+// decode with a space in its place. A space is never valid in a media
+// type, nor before a time zone offset of an instant, so it is read as
+// the "+" it was. Other parameters are left as decoded.
+func plusInQuery(name, v string) string {
+	switch name {
+	case "_outputFormat":
+		return strings.ReplaceAll(v, " ", "+")
+	case "_since":
+		if m := sinceSpaceOffset.FindStringSubmatchIndex(v); m != nil {
+			return v[:m[2]] + "+" + v[m[3]:]
+		}
+	}
+	return v
+}
+
+// sinceSpaceOffset finds a decoded "+hh:mm" zone offset ending an instant.
+var sinceSpaceOffset = regexp.MustCompile(`T[0-9:.]+( )[0-9]{2}:[0-9]{2}$`)
 
 // parseParameters reads a FHIR Parameters body into kick-off parameters.
 func parseParameters(body []byte) ([]param, error) {

@@ -69,6 +69,25 @@ func TestParseKickoff(t *testing.T) {
 		{name: "strict-unknown", level: LevelSystem, query: "_foo=1", wantErr: "unknown kick-off parameter _foo"},
 		{name: "strict-unknown-odd-name", level: LevelSystem, query: url.QueryEscape("a<b>") + "=1", wantErr: "unusual characters"},
 		{name: "strict-associated", level: LevelSystem, query: "includeAssociatedData=LatestProvenanceResources", wantErr: "includeAssociatedData"},
+		{name: "type-empty", level: LevelSystem, query: "_type=", wantErr: "_type holds an empty entry"},
+		{name: "type-only-commas", level: LevelSystem, query: "_type=,,,", wantErr: "_type holds an empty entry"},
+		{name: "type-empty-lenient", level: LevelSystem, query: "_type=", lenient: true, wantErr: "_type holds an empty entry"},
+		{name: "type-too-many-repeated", level: LevelSystem, query: strings.Repeat("_type=Patient&", MaxTypes) + "_type=Observation", wantErr: "more than 200"},
+		{name: "type-too-many-one-value", level: LevelSystem, query: "_type=" + strings.Repeat("Patient,", MaxTypes) + "Patient", wantErr: "more than 200"},
+		{name: "type-at-limit", level: LevelSystem, query: strings.Repeat("_type=Patient&", MaxTypes-1) + "_type=Observation", check: func(t *testing.T, r Request) {
+			if !slices.Equal(r.Types, []string{"Observation", "Patient"}) && !slices.Equal(r.Types, []string{"Patient", "Observation"}) {
+				t.Fatalf("%+v", r.Types)
+			}
+		}},
+		{name: "post-query-and-body", level: LevelSystem, query: "_type=Patient", body: `{"resourceType":"Parameters","parameter":[{"name":"_type","valueString":"Observation"}]}`, wantErr: "Parameters body only"},
+		// A literal "+" (decoded as a space) where it is unambiguous.
+		{name: "plus-literal", level: LevelSystem, query: "_outputFormat=application/fhir+ndjson&_since=2024-01-02T03:04:05.5+02:00", check: func(t *testing.T, r Request) {
+			if !r.Since.Equal(time.Date(2024, 1, 2, 1, 4, 5, 5e8, time.UTC)) {
+				t.Fatalf("%+v", r.Since)
+			}
+		}},
+		{name: "plus-other-space", level: LevelSystem, query: "_since=2024-01-02 03:04:05Z", wantErr: "_since"},
+		{name: "plus-in-body-not-rewritten", level: LevelSystem, body: `{"resourceType":"Parameters","parameter":[{"name":"_outputFormat","valueString":"application/fhir ndjson"}]}`, wantErr: "_outputFormat"},
 		{name: "deid-unknown", level: LevelSystem, query: "_deidentify=k-anon", wantErr: "_deidentify"},
 		{name: "deid", level: LevelSystem, query: "_deidentify=safe-harbor", check: func(t *testing.T, r Request) {
 			if r.Deidentify != DeidSafeHarbor {
@@ -109,6 +128,7 @@ func FuzzParseKickoff(f *testing.F) {
 	f.Add("_typeFilter="+url.QueryEscape("Observation?code=a,b,Condition?x=1"), "", true)
 	f.Add("", `{"resourceType":"Parameters","parameter":[{"name":"patient","valueReference":{"reference":"Patient/a"}}]}`, false)
 	f.Add("_outputFormat=application/fhir%2Bndjson&_elements=id", `{"resourceType":"Parameters"}`, true)
+	f.Add("_outputFormat=application/fhir+ndjson&_since=2024-01-01T00:00:00+02:00&_type=,", "", false)
 	f.Add("_typeFilter=,Observation?,A?b", `{"resourceType":"Parameters","parameter":[{"name":"_since","valueInstant":"x"}]}`, false)
 	f.Fuzz(func(t *testing.T, query, body string, lenient bool) {
 		q, err := url.ParseQuery(query)

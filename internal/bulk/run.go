@@ -140,6 +140,9 @@ func (s *Service) export(ctx context.Context, j Job) error {
 		}
 		r.w.transform = t
 	}
+	if err := r.setPhase(ctx, "started"); err != nil {
+		return err
+	}
 	switch sd.Request.Level {
 	case LevelSystem:
 		err = r.system(ctx, sd.Types)
@@ -151,6 +154,14 @@ func (s *Service) export(ctx context.Context, j Job) error {
 		err = fmt.Errorf("unknown export level %q", sd.Request.Level)
 	}
 	if err != nil {
+		return err
+	}
+	if r.wantsDeleted() {
+		if err := r.deleted(ctx, sd.Types); err != nil {
+			return err
+		}
+	}
+	if err := r.setPhase(ctx, "writing the last files"); err != nil {
 		return err
 	}
 	return r.w.finish(ctx)

@@ -26,6 +26,11 @@ type run struct {
 	w         *writer
 	lastRenew time.Time
 	nPatients int
+	// phase is what the run is doing (no PHI: a resource type and
+	// counts), and patientsTotal the cohort's size when known: the
+	// job's progress, recorded with the lease renewals.
+	phase         string
+	patientsTotal int
 }
 
 // page is the part of a searchset Bundle an export reads.
@@ -127,12 +132,57 @@ func (r *run) renew(ctx context.Context) error {
 	if now.Sub(r.lastRenew) < r.s.o.Lease/4 {
 		return nil
 	}
+	return r.renewNow(ctx)
+}
+
+// renewNow extends the job's lease and records progress at once.
+func (r *run) renewNow(ctx context.Context) error {
+	now := r.s.o.Now()
 	r.lastRenew = now
-	prog := fmt.Sprintf("%d resources exported", r.w.exported)
-	if r.nPatients > 0 {
-		prog += fmt.Sprintf(", %d patients processed", r.nPatients)
+	return r.s.o.Store.RenewLease(ctx, r.j.ID, r.s.o.Holder, now.Add(r.s.o.Lease), r.progress())
+}
+
+// setPhase records a new phase of the run (with a lease renewal) when it
+// differs from the current one.
+func (r *run) setPhase(ctx context.Context, phase string) error {
+	if phase == r.phase {
+		return nil
 	}
-	return r.s.o.Store.RenewLease(ctx, r.j.ID, r.s.o.Holder, now.Add(r.s.o.Lease), prog)
+	r.phase = phase
+	return r.renewNow(ctx)
+}
+
+// progress is the job's progress as its client sees it (X-Progress):
+// e.g. "exporting Observation (type 2 of 5): 12,345 resources, 40 of
+// 120 patients". Counts only: nothing that names a patient.
+func (r *run) progress() string {
+	prog := r.phase + ": " + thousands(r.w.exported) + " resources"
+	if r.w.nDeletedTotal > 0 {
+		prog += ", " + thousands(r.w.nDeletedTotal) + " deleted"
+	}
+	switch {
+	case r.patientsTotal > 0:
+		prog += ", " + thousands(r.nPatients) + " of " + thousands(r.patientsTotal) + " patients"
+	case r.nPatients > 0:
+		prog += ", " + thousands(r.nPatients) + " patients"
+	}
+	return prog
+}
+
+// thousands formats n with comma separators (12,345).
+func thousands(n int) string {
+	s := fmt.Sprint(n)
+	if n < 0 {
+		return s
+	}
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
 }
 
 // searchErr sorts a search's error: unavailability and a lost lease end
@@ -150,7 +200,10 @@ func (r *run) searchErr(err error, reason string) error {
 
 // system exports every resource of types the client may receive.
 func (r *run) system(ctx context.Context, types []string) error {
-	for _, typ := range types {
+	for i, typ := range types {
+		if err := r.setPhase(ctx, fmt.Sprintf("exporting %s (type %d of %d)", typ, i+1, len(types))); err != nil {
+			return err
+		}
 		fn := func(ctx context.Context, vals url.Values) (record.Page, error) {
 			return r.s.o.Record.Search(ctx, r.caller, typ, vals, record.SearchOptions{BaseURL: r.s.o.BaseURL})
 		}
@@ -180,7 +233,11 @@ func (r *run) system(ctx context.Context, types []string) error {
 // patients exports the compartments of the patient parameter's
 // patients, or of every patient the client may receive.
 func (r *run) patients(ctx context.Context, types []string) error {
+	if err := r.setPhase(ctx, compartmentPhase(types)); err != nil {
+		return err
+	}
 	if len(r.req.Patients) > 0 {
+		r.patientsTotal = len(r.req.Patients)
 		for _, id := range r.req.Patients {
 			if err := r.compartment(ctx, id, types); err != nil {
 				return err
@@ -218,9 +275,17 @@ func (r *run) patients(ctx context.Context, types []string) error {
 	return flushIDs(ctx)
 }
 
+// compartmentPhase is the phase of a Patient or Group level export.
+func compartmentPhase(types []string) string {
+	if len(types) == 1 {
+		return "exporting " + types[0] + " of patient compartments"
+	}
+	return fmt.Sprintf("exporting %d resource types of patient compartments", len(types))
+}
+
 // compartment exports one patient's compartment resources of types.
 func (r *run) compartment(ctx context.Context, id string, types []string) error {
-	r.nPatients++
+	defer func() { r.nPatients++ }()
 	for _, typ := range types {
 		fn := func(ctx context.Context, vals url.Values) (record.Page, error) {
 			return r.s.o.Record.CompartmentSearch(ctx, r.caller, id, typ, vals, record.SearchOptions{BaseURL: r.s.o.BaseURL})
@@ -280,6 +345,10 @@ func (r *run) group(ctx context.Context, types []string, p authn.Principal) erro
 		// patient narrows the cohort to those of its patients that are
 		// members.
 		members = slices.DeleteFunc(members, func(id string) bool { return !slices.Contains(r.req.Patients, id) })
+	}
+	r.patientsTotal = len(members)
+	if err := r.setPhase(ctx, compartmentPhase(types)); err != nil {
+		return err
 	}
 	for _, id := range members {
 		if err := r.compartment(ctx, id, types); err != nil {

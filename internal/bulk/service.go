@@ -54,6 +54,9 @@ type Searcher interface {
 	Search(ctx context.Context, c record.Caller, typ string, vals url.Values, opt record.SearchOptions) (record.Page, error)
 	CompartmentSearch(ctx context.Context, c record.Caller, id, typ string, vals url.Values, opt record.SearchOptions) (record.Page, error)
 	Read(ctx context.Context, c record.Caller, typ, id string) (record.Stored, error)
+	// History is a history Bundle (type level with _since: the
+	// deletions of a _since export).
+	History(ctx context.Context, c record.Caller, typ, id string, vals url.Values, opt record.SearchOptions) ([]byte, error)
 }
 
 // Keys makes and opens job keys (keys.Keyring).

@@ -20,6 +20,7 @@ const (
 	reasonTransform        = "resources could not be de-identified and were left out"
 	reasonGroupUnreadable  = "the Group could not be read: no member was exported"
 	reasonMemberInactive   = "Group members were left out (inactive, outside their membership period, or not a Patient reference)"
+	reasonDeletedUndecided = "resource types' deletions since _since could not be listed and were left out of the deleted files"
 )
 
 // policyNotice is always in the error file: what an export leaves out
@@ -44,6 +45,10 @@ type writer struct {
 	exported int
 	seen     map[string]bool // "Type/id" written (patient and group level)
 	skipped  map[string]int
+	deleted  bytes.Buffer // transaction Bundles of deletions (the manifest's deleted)
+	nDeleted int
+	// nDeletedTotal counts every deletion written (progress).
+	nDeletedTotal int
 }
 
 func newWriter(s *Service, j Job, key *keys.ExportKey) *writer {
@@ -139,9 +144,54 @@ func (w *writer) put(ctx context.Context, f File, plain []byte) error {
 	return w.s.o.Store.PutFile(ctx, w.j.ID, w.s.o.Holder, f, ct)
 }
 
+// addDeleted writes the deletion of typ/id: a line holding a FHIR
+// transaction Bundle with one DELETE entry (Bulk Data IG v2, deleted).
+func (w *writer) addDeleted(ctx context.Context, typ, id string) error {
+	type entry struct {
+		Request struct {
+			Method string `json:"method"`
+			URL    string `json:"url"`
+		} `json:"request"`
+	}
+	var e entry
+	e.Request.Method, e.Request.URL = "DELETE", typ+"/"+id
+	line, err := json.Marshal(struct {
+		ResourceType string  `json:"resourceType"`
+		Type         string  `json:"type"`
+		Entry        []entry `json:"entry"`
+	}{"Bundle", "transaction", []entry{e}})
+	if err != nil {
+		return err
+	}
+	w.deleted.Write(line)
+	w.deleted.WriteByte('\n')
+	w.nDeleted++
+	w.nDeletedTotal++
+	if w.deleted.Len() >= w.s.o.FileBytes {
+		return w.flushDeleted(ctx)
+	}
+	return nil
+}
+
+// flushDeleted seals and stores the buffered deletions as one file.
+func (w *writer) flushDeleted(ctx context.Context) error {
+	if w.nDeleted == 0 {
+		return nil
+	}
+	if err := w.put(ctx, File{Kind: KindDeleted, Type: "Bundle", Count: w.nDeleted}, w.deleted.Bytes()); err != nil {
+		return err
+	}
+	w.deleted.Reset()
+	w.nDeleted = 0
+	return nil
+}
+
 // finish writes what is buffered and the error file.
 func (w *writer) finish(ctx context.Context) error {
 	if err := w.flushAll(ctx); err != nil {
+		return err
+	}
+	if err := w.flushDeleted(ctx); err != nil {
 		return err
 	}
 	var b bytes.Buffer

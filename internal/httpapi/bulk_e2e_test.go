@@ -96,6 +96,11 @@ type bulkManifest struct {
 		URL   string `json:"url"`
 		Count int    `json:"count"`
 	} `json:"output"`
+	Deleted []struct {
+		Type  string `json:"type"`
+		URL   string `json:"url"`
+		Count int    `json:"count"`
+	} `json:"deleted"`
 	Error []struct {
 		Type string `json:"type"`
 		URL  string `json:"url"`

@@ -105,11 +105,8 @@ func (s *Server) capabilities(w http.ResponseWriter, r *http.Request) error {
 		// JSON Patch and FHIRPath Patch (a Parameters body), fhir_patch.go.
 		"patchFormat": []any{"application/json-patch+json", "application/fhir+json"},
 		"rest": []any{map[string]any{
-			"mode": "server",
-			"security": map[string]any{
-				"cors":        len(s.corsOrigins) > 0, // cors.go
-				"description": "Bearer API tokens; every access is audited before the response.",
-			},
+			"mode":        "server",
+			"security":    s.restSecurity(),
 			"resource":    resources,
 			"interaction": []any{map[string]any{"code": "transaction"}, map[string]any{"code": "batch"}, map[string]any{"code": "history-system"}, map[string]any{"code": "search-system"}},
 			// System search (GET /fhir?_type=...) takes these across types;
@@ -175,4 +172,41 @@ func revIncludes(reg *search.Registry, typ string) []string {
 		out = append(out, p.Base+":"+p.Code)
 	}
 	return out
+}
+
+// oauthURIs is the SMART extension that names the authorization
+// server's endpoints in a CapabilityStatement (SMART App Launch 1.0,
+// still read by clients alongside /.well-known/smart-configuration).
+const oauthURIs = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
+
+// restSecurity is rest.security: bearer API tokens always; with the
+// SMART authorization server, the SMART-on-FHIR service coding, its
+// endpoints (oauth-uris) and where its discovery document is.
+func (s *Server) restSecurity() map[string]any {
+	sec := map[string]any{
+		"cors":        len(s.corsOrigins) > 0, // cors.go
+		"description": "Bearer API tokens; every access is audited before the response.",
+	}
+	if s.smart == nil {
+		return sec
+	}
+	c := s.smart.Configuration()
+	var uris []any
+	for _, u := range []struct{ name, uri string }{
+		{"authorize", c.AuthorizationEndpoint}, {"token", c.TokenEndpoint},
+		{"introspect", c.IntrospectionEndpoint}, {"revoke", c.RevocationEndpoint},
+	} {
+		if u.uri != "" {
+			uris = append(uris, map[string]any{"url": u.name, "valueUri": u.uri})
+		}
+	}
+	sec["extension"] = []any{map[string]any{"url": oauthURIs, "extension": uris}}
+	sec["service"] = []any{map[string]any{
+		"coding": []any{map[string]any{"system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
+			"code": "SMART-on-FHIR", "display": "SMART-on-FHIR"}},
+		"text": "OAuth2 using SMART-on-FHIR profile (see http://docs.smarthealthit.org)",
+	}}
+	sec["description"] = "Bearer API tokens, or SMART on FHIR access tokens (OAuth 2.0; endpoints and capabilities in " +
+		s.baseURL + "/.well-known/smart-configuration); every access is audited before the response."
+	return sec
 }
