@@ -278,6 +278,19 @@ func checkClaimedInteractions(t *testing.T, s *apitest.Server, typ string, res m
 			if resp.Status == http.StatusOK && resp.JSON["resourceType"] != "OperationOutcome" {
 				t.Errorf("%s $validate: not an OperationOutcome: %s", typ, resp)
 			}
+		case "export":
+			// Bulk Data $export (ADR 0049) belongs to SMART backend
+			// clients; the API token used here is refused with an
+			// OperationOutcome. The whole protocol is driven by
+			// internal/httpapi's TestBulkExport* and by the independent
+			// client of internal/interop (TestBulkDataClient).
+			path := "/fhir/" + typ + "/$export"
+			if typ == "Group" {
+				path = "/fhir/Group/" + id + "/$export"
+			}
+			s.Do(t, "GET", path, nil, apitest.H{"Accept": "application/fhir+json", "Prefer": "respond-async"}).
+				WantOutcome(t, http.StatusForbidden)
+			continue
 		case "erase":
 			// Patient/$erase is phivault's own (crypto-shredding, needs a
 			// second person's approval); not a FHIR operation to drive here.
