@@ -64,12 +64,7 @@ func (e backupEngine) Drill(ctx context.Context, st backup.Store) (schedule.Dril
 }
 
 func (e backupEngine) Remove(ctx context.Context, st backup.Store, name string) error {
-	for _, n := range []string{name + backup.SumSuffix, name + backup.SummarySuffix, name} {
-		if err := st.Delete(ctx, n); err != nil {
-			return err
-		}
-	}
-	return nil
+	return backup.Remove(ctx, st, name)
 }
 
 func openDirStore(dir string) (backup.Store, error) { return backup.NewDirStore(dir) }

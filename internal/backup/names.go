@@ -1,6 +1,7 @@
 package backup
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -63,4 +64,16 @@ func IsBackupName(name string) (time.Time, bool) {
 		return time.Time{}, false
 	}
 	return t, true
+}
+
+// Remove deletes backup name and its sidecars from st: the sidecars
+// first, so a backup is never listed without the ciphertext it
+// describes.
+func Remove(ctx context.Context, st Store, name string) error {
+	for _, n := range []string{name + SumSuffix, name + SummarySuffix, name} {
+		if err := st.Delete(ctx, n); err != nil {
+			return fmt.Errorf("backup: removing %s: %w", n, err)
+		}
+	}
+	return nil
 }
